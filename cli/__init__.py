@@ -1,0 +1,1 @@
+"""The genmodel command line (installed as ``genmodel.cli``)."""

@@ -1,0 +1,335 @@
+"""genmodel CLI: parse -> call the public API -> render. No formulas here.
+
+Exit codes: 0 success; 2 bad input (unknown id, malformed file or argument, infeasible plan),
+printed as one red line without a traceback; 1 an unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import genmodel
+from genmodel.report import flatten, format_bytes, format_seconds, to_csv, to_json
+
+app = typer.Typer(
+    help="Analytical model of LLM inference on hardware platforms: latency, throughput, memory.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+)
+hw_app = typer.Typer(help="The hardware database (hardware_db/).", no_args_is_help=True)
+models_app = typer.Typer(help="Model architectures (workloads/models/).", no_args_is_help=True)
+app.add_typer(hw_app, name="hw")
+app.add_typer(models_app, name="models")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _friendly(fn: F) -> F:
+    """Turn a GenModelError into one red line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except genmodel.GenModelError as exc:
+            err.print(f"[red]error:[/red] {exc}", markup=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _emit(text: str, output: Path | None) -> None:
+    """Print ``text``, or write it whole to ``output`` (via a temporary file: never half-written)."""
+    if output is None:
+        out.print(text, markup=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text if text.endswith("\n") else text + "\n")
+    os.replace(tmp, output)
+    err.print(f"wrote {output}")
+
+
+def _batch(value: str | None) -> int | str | None:
+    if value is None or value == "max":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise genmodel.SpecError(f"batch={value!r} must be an integer >= 1 or 'max'") from None
+
+
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")]
+
+
+@app.command()
+@_friendly
+def estimate(
+    model: Annotated[str, typer.Option(help="Model id or alias, or a HF config.json path.")],
+    hardware: Annotated[str, typer.Option(help="Hardware id or alias (genmodel hw list).")],
+    input_tokens: Annotated[int, typer.Option(help="Prompt tokens per request.")],
+    output_tokens: Annotated[int, typer.Option(help="Generated tokens per request.")],
+    devices: Annotated[int | None, typer.Option(help="Total devices (= tp*pp*dp).")] = None,
+    tp: Annotated[int, typer.Option(help="Tensor-parallel degree.")] = 1,
+    pp: Annotated[int, typer.Option(help="Pipeline-parallel degree.")] = 1,
+    ep: Annotated[int, typer.Option(help="Expert-parallel degree.")] = 1,
+    dp: Annotated[int, typer.Option(help="Data-parallel degree.")] = 1,
+    batch: Annotated[str | None, typer.Option(help="Static batch (whole deployment) or 'max'.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Closed-loop clients (serving mode).")] = None,
+    weight_dtype: Annotated[str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4")] = "bf16",
+    act_dtype: Annotated[str | None, typer.Option(help="Activation dtype (default: as weights).")] = None,
+    kv_dtype: Annotated[str | None, typer.Option(help="KV-cache dtype (default: bf16).")] = None,
+    ideal: Annotated[bool, typer.Option(help="Pure roofline: every efficiency 1.")] = False,
+    ops: Annotated[bool, typer.Option(help="Also show the per-operator breakdown (table).")] = False,
+    format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Estimate TTFT, TPOT, throughput and memory of a model on hardware under a plan.
+
+    Example: genmodel estimate --model llama-3.1-70b --hardware h100-sxm --tp 2 --batch max
+    --input-tokens 1000 --output-tokens 1000 --weight-dtype fp8 --act-dtype fp8 --kv-dtype fp8
+    """
+    est = genmodel.estimate(
+        model,
+        hardware,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        batch=_batch(batch),
+        concurrency=concurrency,
+        devices=devices,
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        dp=dp,
+        weight_dtype=weight_dtype,
+        act_dtype=act_dtype,
+        kv_dtype=kv_dtype,
+        ideal=ideal,
+    )
+    if format is Format.json:
+        _emit(to_json(est.to_dict()), output)
+    elif format is Format.csv:
+        _emit(to_csv([est.to_dict()]), output)
+    else:
+        _emit_tables([_estimate_table(est), *([_ops_table(est)] if ops else [])], output)
+    if not est.memory.fits:
+        err.print(
+            f"[yellow]warning:[/yellow] batch={est.batch} needs "
+            f"{format_bytes(est.memory.total_bytes_per_device)} per device, more than the usable "
+            f"{format_bytes(est.memory.usable_bytes_per_device)}",
+            markup=True,
+        )
+
+
+def _emit_tables(tables: list[Table], output: Path | None) -> None:
+    if output is None:
+        for t in tables:
+            out.print(t)
+        return
+    console = Console(record=True, width=120, file=open(os.devnull, "w"))  # noqa: SIM115
+    for t in tables:
+        console.print(t)
+    _emit(console.export_text(), output)
+
+
+def _estimate_table(est: genmodel.Estimate) -> Table:
+    d = est.to_dict()
+    t = Table(
+        title=f"{est.model_id} on {est.num_devices}x {est.hardware_id} "
+        f"(tp={est.plan.tp} pp={est.plan.pp} dp={est.plan.dp}, {est.precision.weight_dtype} "
+        f"weights, batch {est.batch}, {est.input_tokens} in / {est.output_tokens} out)"
+    )
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    rows = [
+        ("TTFT (prefill of the batch)", format_seconds(est.ttft_s)),
+        ("TPOT (mean decode step)", format_seconds(est.tpot_s)),
+        ("end-to-end latency", format_seconds(est.e2e_s)),
+        ("output tokens/s (deployment)", f"{est.output_tokens_per_s:,.1f}"),
+        ("output tokens/s per device", f"{est.output_tokens_per_s_per_device:,.1f}"),
+        ("prefill tokens/s per device", f"{est.prefill_tokens_per_s_per_device:,.1f}"),
+        ("decode tokens/s per device", f"{est.decode_tokens_per_s_per_device:,.1f}"),
+    ]
+    for phase in ("prefill", "decode"):
+        p = d[phase]
+        rows.append(
+            (
+                f"{phase}: bound / compute / memory / comm",
+                f"{p['bound']} / {format_seconds(p['compute_s'])} / "
+                f"{format_seconds(p['memory_s'])} / {format_seconds(p['comm_s'])}",
+            )
+        )
+    m = d["memory"]
+    rows += [
+        ("weights per device", format_bytes(m["weights_bytes_per_device"])),
+        ("KV cache per device", format_bytes(m["kv_cache_bytes_per_device"])),
+        ("activations per device", format_bytes(m["activation_bytes_per_device"])),
+        (
+            "total / usable per device",
+            f"{format_bytes(m['total_bytes_per_device'])} / "
+            f"{format_bytes(m['usable_bytes_per_device'])} ({'fits' if m['fits'] else 'DOES NOT FIT'})",
+        ),
+    ]
+    if est.usd_per_million_output_tokens is not None:
+        rows.append(("USD per million output tokens", f"{est.usd_per_million_output_tokens:.3f}"))
+    if est.joules_per_output_token is not None:
+        rows.append(("joules per output token (at TDP)", f"{est.joules_per_output_token:.3f}"))
+    for name, value in rows:
+        t.add_row(name, value)
+    return t
+
+
+def _ops_table(est: genmodel.Estimate) -> Table:
+    t = Table(title="per-operator time per device (decode step | prefill)")
+    for col in (
+        "operator",
+        "decode",
+        "decode bound",
+        "prefill",
+        "prefill bound",
+        "AI (FLOP/B, decode)",
+    ):
+        t.add_column(col, justify="left" if col == "operator" else "right")
+    for dec, pre in zip(est.decode.ops, est.prefill.ops, strict=True):
+        t.add_row(
+            dec.op.name,
+            format_seconds(float(dec.time_s)),
+            "compute" if dec.compute_s >= dec.memory_s else "memory",
+            format_seconds(float(pre.time_s)),
+            "compute" if pre.compute_s >= pre.memory_s else "memory",
+            f"{float(dec.arithmetic_intensity):.1f}",
+        )
+    return t
+
+
+@app.command()
+@_friendly
+def validate(
+    cases: Annotated[
+        Path | None, typer.Argument(help="CSV of cases (default: bundled public cases).")
+    ] = None,
+    format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Predict published measurements and report per-case errors and MAPE."""
+    from rich.progress import Progress
+
+    total = len(genmodel.read_cases(cases or genmodel.public_cases_path()))
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task("validating", total=total)
+        report = genmodel.validate(cases, on_case=lambda _id: progress.advance(task))
+    d = report.to_dict()
+    if format is Format.json:
+        _emit(to_json(d), output)
+        return
+    if format is Format.csv:
+        _emit(to_csv(d["cases"]), output)
+        return
+    t = Table(
+        title=f"validation: {d['covered']} cases, MAPE {d['mape']:.1f}%, median "
+        f"{d['median_ape']:.1f}%, {d['within_25pct']:.0%} within 25% ({len(d['skipped'])} skipped)"
+    )
+    for col in ("id", "category", "metric", "measured", "predicted", "error %"):
+        t.add_column(col, justify="left" if col in ("id", "category", "metric") else "right")
+    for c in d["cases"]:
+        t.add_row(
+            c["id"],
+            c["category"],
+            c["metric"],
+            f"{c['measured']:.4g}",
+            f"{c['predicted']:.4g}",
+            f"{c['ape']:.1f}",
+        )
+    _emit_tables([t], output)
+
+
+@hw_app.command("list")
+@_friendly
+def hw_list(format: Annotated[Format, typer.Option(help="Output format.")] = Format.table) -> None:
+    """List the hardware ids with their headline figures."""
+    rows = [genmodel.describe_device(genmodel.load_device(i)) for i in genmodel.list_ids("hardware")]
+    _list_out(rows, format, "hardware")
+
+
+@hw_app.command("show")
+@_friendly
+def hw_show(hardware: Annotated[str, typer.Argument(help="Hardware id or alias.")]) -> None:
+    """Show one device's file: figures, efficiencies and sources."""
+    out.print(to_json(genmodel.load_device_yaml(hardware).model_dump()), markup=False)
+
+
+@models_app.command("list")
+@_friendly
+def models_list(
+    format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
+) -> None:
+    """List the model ids with their size and attention kind."""
+    rows = [genmodel.describe_model(genmodel.load_model(i)) for i in genmodel.list_ids("model")]
+    _list_out(rows, format, "models")
+
+
+@models_app.command("show")
+@_friendly
+def models_show(
+    model: Annotated[str, typer.Argument(help="Model id, alias or config.json path.")],
+) -> None:
+    """Show one model's architecture and parameter counts."""
+    out.print(to_json(genmodel.describe_model(genmodel.load_model(model), full=True)), markup=False)
+
+
+@models_app.command("import")
+@_friendly
+def models_import(
+    config: Annotated[Path, typer.Argument(help="A HuggingFace config.json (or its folder).")],
+    model_id: Annotated[str | None, typer.Option("--id", help="Id for the model.")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Read a HuggingFace config.json; print (or write) it as a workloads/models YAML file."""
+    path = config / "config.json" if config.is_dir() else config
+    _emit(genmodel.hf_config_to_yaml(path, model_id=model_id), output)
+
+
+def _list_out(rows: list[dict[str, Any]], format: Format, title: str) -> None:
+    if format is Format.json:
+        out.print(to_json(rows), markup=False)
+    elif format is Format.csv:
+        out.print(to_csv(rows), markup=False, end="")
+    else:
+        t = Table(title=title)
+        keys = list(flatten(rows[0]))
+        for k in keys:
+            t.add_column(k)
+        for r in rows:
+            f = flatten(r)
+            t.add_row(*(f"{f[k]:.4g}" if isinstance(f[k], float) else str(f[k]) for k in keys))
+        out.print(t)
+
+
+def main() -> None:
+    """Entry point of the ``genmodel`` command."""
+    try:
+        app()
+    except genmodel.GenModelError as exc:  # pragma: no cover - commands catch their own
+        err.print(f"[red]error:[/red] {exc}", markup=True)
+        sys.exit(2)

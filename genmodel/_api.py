@@ -1,0 +1,301 @@
+"""The public API: estimates and validation by id, on top of the database in ``genmodel.io``."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from genmodel._errors import GenModelError, SpecError
+from genmodel._hardware import Device
+from genmodel._model import ModelSpec
+from genmodel._parallel import Plan
+from genmodel._phases import Estimate, estimate_static
+from genmodel._units import DTYPE_BYTES, check_dtype
+from genmodel._workload import Precision
+from genmodel.io import load_device, load_model
+
+#: Metrics a validation case may name: the numeric keys of an estimate.
+METRICS = (
+    "ttft_s",
+    "tpot_s",
+    "e2e_s",
+    "output_tokens_per_s",
+    "output_tokens_per_s_per_device",
+    "prefill_tokens_per_s_per_device",
+    "decode_tokens_per_s_per_device",
+)
+
+
+def default_precision(
+    weight_dtype: str = "bf16", act_dtype: str | None = None, kv_dtype: str | None = None
+) -> Precision:
+    """Precisions with defaults: activations as the weights (bf16 under 4-bit weights), KV bf16."""
+    check_dtype("weight_dtype", weight_dtype)
+    if act_dtype is None:
+        act_dtype = weight_dtype if DTYPE_BYTES[weight_dtype] >= 1 else "bf16"
+    if kv_dtype is None:
+        kv_dtype = "fp32" if act_dtype == "fp32" else "bf16"
+    return Precision(weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype)
+
+
+def estimate(
+    model: str | ModelSpec,
+    hardware: str | Device,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    batch: int | str | None = None,
+    concurrency: int | None = None,
+    devices: int | None = None,
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+    dp: int = 1,
+    weight_dtype: str = "bf16",
+    act_dtype: str | None = None,
+    kv_dtype: str | None = None,
+    ideal: bool = False,
+) -> Estimate:
+    """Estimate TTFT, TPOT, throughput and memory of ``model`` on ``hardware`` under a plan.
+
+    Args:
+        model: a model id or alias (``genmodel models list``), a config.json path, or a ModelSpec.
+        hardware: a hardware id or alias (``genmodel hw list``) or a Device.
+        input_tokens: prompt tokens per request.
+        output_tokens: generated tokens per request.
+        batch: static batch over the whole deployment, or "max" (largest that fits); default 1.
+        concurrency: clients of a continuously batching server (serving mode; not modelled yet).
+        devices: total devices; must equal tp * pp * dp when given.
+        tp, pp, ep, dp: tensor, pipeline, expert and data parallel degrees.
+        weight_dtype, act_dtype, kv_dtype: precisions (fp32, bf16, fp16, fp8, int8, fp4, int4).
+        ideal: every efficiency 1 and no overheads (the pure roofline bound).
+
+    Returns:
+        An :class:`Estimate`; ``Estimate.to_dict()`` gives the JSON keys of DESIGN.md.
+
+    Raises:
+        SpecError: malformed arguments. UnknownEntryError: unknown ids.
+        InfeasibleError: the plan cannot run (divisibility, memory).
+    """
+    m = load_model(model) if isinstance(model, str) else model
+    d = load_device(hardware) if isinstance(hardware, str) else hardware
+    plan = Plan(tp=tp, pp=pp, ep=ep, dp=dp)
+    if devices is not None and devices != plan.num_devices:
+        raise SpecError(
+            f"devices={devices} must equal tp*pp*dp={plan.num_devices} (tp={tp}, pp={pp}, dp={dp})"
+        )
+    if concurrency is not None:
+        if batch is not None:
+            raise SpecError("give either batch= (static) or concurrency= (serving), not both")
+        raise SpecError(
+            f"concurrency={concurrency}: the continuous-batching serving model is not built yet "
+            "(planned: 'The optimizer and capacity planner'); use batch= for a static batch"
+        )
+    precision = default_precision(weight_dtype, act_dtype, kv_dtype)
+    return estimate_static(
+        m,
+        d,
+        plan,
+        precision,
+        batch=1 if batch is None else batch,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        ideal=ideal,
+    )
+
+
+# ---- validation -------------------------------------------------------------------------------
+
+_COLUMNS = (
+    "id",
+    "category",
+    "mode",
+    "model",
+    "hardware",
+    "devices",
+    "tp",
+    "pp",
+    "ep",
+    "dp",
+    "batch",
+    "input_tokens",
+    "output_tokens",
+    "weight_dtype",
+    "act_dtype",
+    "kv_dtype",
+    "metric",
+    "measured",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseResult:
+    """One validation case: what was measured, what genmodel predicts, the absolute % error."""
+
+    id: str
+    category: str
+    metric: str
+    measured: float
+    predicted: float
+
+    @property
+    def ape(self) -> float:
+        """Absolute percentage error, |predicted - measured| / measured * 100."""
+        return abs(self.predicted - self.measured) / abs(self.measured) * 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidationReport:
+    """Per-case errors and their summaries over the covered cases; skipped cases with reasons."""
+
+    cases: tuple[CaseResult, ...]
+    skipped: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def mape(self) -> float:
+        """Mean absolute percentage error over the covered cases."""
+        return statistics.fmean(c.ape for c in self.cases) if self.cases else float("nan")
+
+    @property
+    def median_ape(self) -> float:
+        """Median absolute percentage error."""
+        return statistics.median(c.ape for c in self.cases) if self.cases else float("nan")
+
+    @property
+    def within_25pct(self) -> float:
+        """Fraction of covered cases with an error of at most 25 %."""
+        return sum(c.ape <= 25 for c in self.cases) / len(self.cases) if self.cases else float("nan")
+
+    def _grouped(self, key: Callable[[CaseResult], str]) -> dict[str, dict[str, float]]:
+        groups: dict[str, list[float]] = defaultdict(list)
+        for c in self.cases:
+            groups[key(c)].append(c.ape)
+        return {k: {"n": len(v), "mape": statistics.fmean(v)} for k, v in sorted(groups.items())}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of DESIGN.md: cases, mape, median_ape, within_25pct, by_*, skipped."""
+        return {
+            "cases": [
+                {
+                    "id": c.id,
+                    "category": c.category,
+                    "metric": c.metric,
+                    "measured": c.measured,
+                    "predicted": c.predicted,
+                    "ape": c.ape,
+                }
+                for c in self.cases
+            ],
+            "covered": len(self.cases),
+            "mape": self.mape,
+            "median_ape": self.median_ape,
+            "within_25pct": self.within_25pct,
+            "by_category": self._grouped(lambda c: c.category),
+            "by_metric": self._grouped(lambda c: c.metric),
+            "skipped": [{"id": i, "reason": r} for i, r in self.skipped],
+        }
+
+
+def public_cases_path() -> Path:
+    """Path of the bundled public validation cases (validation/validation_public.csv)."""
+    return Path(str(resources.files("genmodel.validation").joinpath("validation_public.csv")))
+
+
+def read_cases(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a validation CSV, checked for the required columns."""
+    p = Path(path)
+    try:
+        with p.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise SpecError(f"{p}: file not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SpecError(f"{p}: cannot be read as CSV: {exc}") from None
+    if not rows:
+        raise SpecError(f"{p}: no cases")
+    missing = [c for c in _COLUMNS if c not in rows[0]]
+    if missing:
+        raise SpecError(f"{p}: missing columns {', '.join(missing)}")
+    return rows
+
+
+def _int(row: dict[str, str], name: str) -> int:
+    try:
+        return int(row[name])
+    except ValueError:
+        raise SpecError(f"case {row['id']}: {name}={row[name]!r} must be an integer") from None
+
+
+def predict_case(row: dict[str, str]) -> float:
+    """Predict the ``metric`` of one validation row with :func:`estimate`."""
+    metric = row["metric"]
+    if metric not in METRICS:
+        raise SpecError(f"case {row['id']}: metric={metric!r} must be one of {', '.join(METRICS)}")
+    mode = row["mode"]
+    if mode not in ("static", "concurrency"):
+        raise SpecError(f"case {row['id']}: mode={mode!r} must be 'static' or 'concurrency'")
+    n: int | str = row["batch"] if row["batch"] == "max" else _int(row, "batch")
+    kwargs: dict[str, Any] = {"batch": n} if mode == "static" else {"concurrency": n}
+    est = estimate(
+        row["model"],
+        row["hardware"],
+        input_tokens=_int(row, "input_tokens"),
+        output_tokens=_int(row, "output_tokens"),
+        devices=_int(row, "devices"),
+        tp=_int(row, "tp"),
+        pp=_int(row, "pp"),
+        ep=_int(row, "ep"),
+        dp=_int(row, "dp"),
+        weight_dtype=row["weight_dtype"],
+        act_dtype=row["act_dtype"],
+        kv_dtype=row["kv_dtype"],
+        **kwargs,
+    )
+    return float(getattr(est, metric))
+
+
+def validate(
+    path: str | Path | None = None,
+    *,
+    on_case: Callable[[str], None] | None = None,
+) -> ValidationReport:
+    """Predict every case of a validation CSV and report the errors.
+
+    Args:
+        path: a CSV with the columns of validation/validation_public.csv (default: that file).
+        on_case: called with each case id after it is done (for progress bars).
+
+    Returns:
+        A :class:`ValidationReport`; cases genmodel cannot model yet are skipped with the reason.
+    """
+    rows = read_cases(public_cases_path() if path is None else path)
+    results: list[CaseResult] = []
+    skipped: list[tuple[str, str]] = []
+    for row in rows:
+        try:
+            predicted = predict_case(row)
+        except GenModelError as exc:
+            skipped.append((row["id"], str(exc)))
+        else:
+            try:
+                measured = float(row["measured"])
+            except ValueError:
+                raise SpecError(f"case {row['id']}: measured={row['measured']!r} must be a number") from None
+            results.append(
+                CaseResult(
+                    id=row["id"],
+                    category=row["category"],
+                    metric=row["metric"],
+                    measured=measured,
+                    predicted=predicted,
+                )
+            )
+        if on_case is not None:
+            on_case(row["id"])
+    return ValidationReport(cases=tuple(results), skipped=tuple(skipped))

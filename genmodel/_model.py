@@ -1,0 +1,218 @@
+"""Model architecture specifications: dense and MoE decoders, MHA/GQA/MQA/MLA attention.
+
+Modelling assumptions:
+- A decoder of ``num_layers`` identical attention blocks; each block's feed-forward is either a
+  gated MLP (gate, up, down projections) or a mixture of experts with optional shared experts.
+  The first ``num_dense_layers`` blocks of an MoE model are dense (DeepSeek ``first_k_dense_replace``).
+- ``num_sliding_window_layers`` of the blocks attend to the last ``sliding_window`` tokens only.
+- MLA (DeepSeek-V2/V3) caches one latent of ``kv_lora_rank + qk_rope_head_dim`` elements per
+  token and layer, shared by all heads.
+- Norms and biases are counted in parameters; rotary embeddings have none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genmodel._errors import SpecError
+from genmodel._units import Num, maximum
+
+
+def _require(owner: str, **values: int) -> None:
+    for name, value in values.items():
+        if not (isinstance(value, int) and value >= 1):
+            raise SpecError(f"{owner}.{name}={value!r} must be an integer >= 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MlaSpec:
+    """Multi-head latent attention (DeepSeek-V2/V3): low-rank compressed queries, keys and values."""
+
+    #: Rank of the query compression; 0 means queries are projected directly from the hidden state.
+    q_lora_rank: int
+    kv_lora_rank: int
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+
+    def __post_init__(self) -> None:
+        _require(
+            "mla",
+            kv_lora_rank=self.kv_lora_rank,
+            qk_nope_head_dim=self.qk_nope_head_dim,
+            qk_rope_head_dim=self.qk_rope_head_dim,
+            v_head_dim=self.v_head_dim,
+        )
+        if self.q_lora_rank < 0:
+            raise SpecError(f"mla.q_lora_rank={self.q_lora_rank!r} must be >= 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoeSpec:
+    """Mixture of experts: routed experts, top-k, expert FFN size and shared experts."""
+
+    num_experts: int
+    num_experts_per_tok: int
+    expert_intermediate_size: int
+    #: Total intermediate size of the always-active shared expert(s); 0 for none.
+    shared_intermediate_size: int = 0
+    #: Dense (non-MoE) blocks, e.g. DeepSeek-V3's first 3.
+    num_dense_layers: int = 0
+
+    def __post_init__(self) -> None:
+        _require(
+            "moe",
+            num_experts=self.num_experts,
+            num_experts_per_tok=self.num_experts_per_tok,
+            expert_intermediate_size=self.expert_intermediate_size,
+        )
+        if self.num_experts_per_tok > self.num_experts:
+            raise SpecError(
+                f"moe.num_experts_per_tok={self.num_experts_per_tok} must be <= "
+                f"num_experts={self.num_experts}"
+            )
+        if self.shared_intermediate_size < 0 or self.num_dense_layers < 0:
+            raise SpecError("moe.shared_intermediate_size and num_dense_layers must be >= 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSpec:
+    """A decoder-only transformer, as its published config.json describes it."""
+
+    id: str
+    name: str = ""
+    hidden_size: int
+    num_layers: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    tie_word_embeddings: bool = False
+    attention_bias: bool = False
+    sliding_window: int | None = None
+    num_sliding_window_layers: int = 0
+    max_position_embeddings: int | None = None
+    mla: MlaSpec | None = None
+    moe: MoeSpec | None = None
+    #: Extra multi-token-prediction blocks (DeepSeek MTP); stored, not run by default.
+    num_mtp_layers: int = 0
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        owner = f"model {self.id}"
+        _require(
+            owner,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            num_attention_heads=self.num_attention_heads,
+            num_kv_heads=self.num_kv_heads,
+            head_dim=self.head_dim,
+            intermediate_size=self.intermediate_size,
+            vocab_size=self.vocab_size,
+        )
+        if self.num_attention_heads % self.num_kv_heads:
+            raise SpecError(
+                f"{owner}: num_kv_heads={self.num_kv_heads} must divide "
+                f"num_attention_heads={self.num_attention_heads}"
+            )
+        if self.sliding_window is not None and self.sliding_window < 1:
+            raise SpecError(f"{owner}.sliding_window={self.sliding_window!r} must be >= 1")
+        if not 0 <= self.num_sliding_window_layers <= self.num_layers:
+            raise SpecError(
+                f"{owner}.num_sliding_window_layers={self.num_sliding_window_layers} must be in "
+                f"[0, num_layers={self.num_layers}]"
+            )
+        if self.num_sliding_window_layers and self.sliding_window is None:
+            raise SpecError(f"{owner}: num_sliding_window_layers > 0 needs a sliding_window")
+        if self.moe is not None and self.moe.num_dense_layers > self.num_layers:
+            raise SpecError(
+                f"{owner}: moe.num_dense_layers={self.moe.num_dense_layers} must be <= "
+                f"num_layers={self.num_layers}"
+            )
+
+    @property
+    def attention_kind(self) -> str:
+        """'mla', 'mha' (one KV head per query head), 'mqa' (one KV head) or 'gqa'."""
+        if self.mla is not None:
+            return "mla"
+        if self.num_kv_heads == self.num_attention_heads:
+            return "mha"
+        if self.num_kv_heads == 1:
+            return "mqa"
+        return "gqa"
+
+    @property
+    def num_moe_layers(self) -> int:
+        """Blocks whose feed-forward is a mixture of experts."""
+        return 0 if self.moe is None else self.num_layers - self.moe.num_dense_layers
+
+    @property
+    def num_dense_layers(self) -> int:
+        """Blocks whose feed-forward is a dense gated MLP."""
+        return self.num_layers - self.num_moe_layers
+
+    @property
+    def kv_elements_per_token_per_layer(self) -> int:
+        """Elements cached per token per (full-attention) layer: K and V, or MLA's latent."""
+        if self.mla is not None:
+            return self.mla.kv_lora_rank + self.mla.qk_rope_head_dim
+        # K and V, one head_dim vector each per KV head
+        return 2 * self.num_kv_heads * self.head_dim
+
+
+def attention_params_per_device(model: ModelSpec, tp: Num) -> Num:
+    """Attention weights of one block held by one tensor-parallel rank (biases and norms included).
+
+    MLA down-projections (q_a, kv_a) and their norms are replicated on every rank; heads are split.
+    """
+    d, hd = model.hidden_size, model.head_dim
+    heads = model.num_attention_heads / tp
+    if model.mla is not None:
+        m = model.mla
+        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+        latent = m.kv_lora_rank + m.qk_rope_head_dim
+        q = (
+            d * m.q_lora_rank + m.q_lora_rank + m.q_lora_rank * heads * qk
+            if m.q_lora_rank
+            else d * heads * qk
+        )
+        kv = d * latent + m.kv_lora_rank + m.kv_lora_rank * heads * (m.qk_nope_head_dim + m.v_head_dim)
+        return q + kv + heads * m.v_head_dim * d + d
+    kv_heads = maximum(model.num_kv_heads / tp, 1)
+    width = (heads + 2 * kv_heads) * hd
+    bias = width if model.attention_bias else 0
+    return d * width + bias + heads * hd * d + d
+
+
+def count_params(model: ModelSpec) -> dict[str, int]:
+    """Parameter counts by part: attention, dense MLP, experts, shared experts, router, embeddings.
+
+    Returns:
+        A dict with keys ``attention``, ``mlp``, ``experts``, ``shared_experts``, ``router``,
+        ``embedding``, ``lm_head``, ``final_norm`` and ``total``.
+    """
+    d = model.hidden_size
+    attention = model.num_layers * int(attention_params_per_device(model, 1))
+    # gated MLP: gate and up (d -> ff) and down (ff -> d), plus the post-attention norm
+    mlp = model.num_dense_layers * (3 * d * model.intermediate_size + d)
+    experts = shared = router = 0
+    if model.moe is not None:
+        moe, n = model.moe, model.num_moe_layers
+        experts = n * moe.num_experts * 3 * d * moe.expert_intermediate_size
+        shared = n * 3 * d * moe.shared_intermediate_size
+        router = n * (d * moe.num_experts + d)  # router weights + post-attention norm
+    embedding = model.vocab_size * d
+    lm_head = 0 if model.tie_word_embeddings else model.vocab_size * d
+    parts = {
+        "attention": attention,
+        "mlp": mlp,
+        "experts": experts,
+        "shared_experts": shared,
+        "router": router,
+        "embedding": embedding,
+        "lm_head": lm_head,
+        "final_norm": d,
+    }
+    parts["total"] = sum(parts.values())
+    return parts

@@ -1,0 +1,325 @@
+"""Operators of a forward step: FLOPs and bytes per device, and their roofline time.
+
+Modelling assumptions (sources in each function):
+- A step processes ``new_tokens`` new tokens for each of ``num_seqs`` sequences that already have
+  ``past_tokens`` tokens cached: prefill is (new=S, past=0), a decode step is (new=1, past=c).
+- GEMMs cost 2 FLOPs per multiply-accumulate and read their weights once per step; activations are
+  read and written once per operator (no fusion beyond flash attention and gated activations).
+- Attention is fused (FlashAttention/FlashDecoding): it reads Q, K, V (from the cache for past
+  tokens) and writes O once; the causal mask halves the score work of a prefill.
+- Tensor parallelism shards attention heads and FFN columns over ``tp`` devices (Megatron-LM);
+  KV heads fewer than ``tp`` are replicated, and MLA's latent cache is replicated on every rank.
+- MoE experts are sharded over ``moe_shard`` devices; a step reads the weights of the experts its
+  tokens touch, E*(1-(1-k/E)^tokens) in expectation for uniform routing.
+- The LM head computes logits only for the last token of each sequence.
+- Per-operator time is the roofline max(compute, memory) with the device's efficiencies; GEMM rows
+  are padded to the kernel's row tile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genmodel._hardware import Device
+from genmodel._model import ModelSpec
+from genmodel._units import DTYPE_BYTES, Num, ceil, maximum, minimum, where
+from genmodel._workload import Precision
+
+#: logits are written in fp32 for sampling
+_LOGIT_BYTES = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One operator of a step, summed over the layers it occurs in, for one device.
+
+    ``rows`` is the number of token rows a GEMM multiplies (for row-tile padding); 0 elsewhere.
+    """
+
+    name: str
+    kind: str  # "gemm", "attention" or "elementwise"
+    flops: Num
+    weight_bytes: Num
+    act_bytes: Num
+    kv_bytes: Num
+    rows: Num = 0
+
+    @property
+    def bytes(self) -> Num:
+        """All bytes the operator moves to or from device memory."""
+        return self.weight_bytes + self.act_bytes + self.kv_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OpTime:
+    """Roofline time of one operator on one device."""
+
+    op: Op
+    compute_s: Num
+    memory_s: Num
+
+    @property
+    def time_s(self) -> Num:
+        """max(compute, memory): the roofline bound of this operator."""
+        return maximum(self.compute_s, self.memory_s)
+
+    @property
+    def arithmetic_intensity(self) -> Num:
+        """FLOPs per byte moved."""
+        return self.op.flops / self.op.bytes
+
+
+def attended_pairs(past_tokens: Num, new_tokens: Num, window: Num | None = None) -> Num:
+    """(query, key) pairs a causal step attends to for one sequence.
+
+    Query j (1-based position p+1..p+q) sees min(j, window) keys, so without a window the sum is
+    q*p + q(q+1)/2 — half the full q x (p+q) square when p = 0 (the causal mask).
+    """
+    p, q = past_tokens, new_tokens
+    full = q * p + q * (q + 1) / 2
+    if window is None:
+        return full
+    w = window
+    straddle = (w * (w + 1) / 2 - p * (p + 1) / 2) + (p + q - w) * w
+    return where(p + q <= w, full, where(p >= w, q * w, straddle))
+
+
+def _gemm(name: str, tokens: Num, k: Num, n: Num, p: Precision, *, count: Num = 1) -> Op:
+    # 2 FLOPs per multiply-accumulate; weights k x n read once; activations in (k) and out (n)
+    return Op(
+        name,
+        "gemm",
+        flops=2 * tokens * k * n * count,
+        weight_bytes=k * n * p.weight_bytes * count,
+        act_bytes=tokens * (k + n) * p.act_bytes * count,
+        kv_bytes=0,
+        rows=tokens,
+    )
+
+
+def _elementwise(name: str, elements: Num, p: Precision, *, count: Num = 1) -> Op:
+    # one read and one write per element; a handful of FLOPs are negligible next to the bytes
+    return Op(name, "elementwise", 0, 0, 2 * elements * p.act_bytes * count, 0)
+
+
+def expected_experts_touched(num_experts: Num, top_k: Num, tokens: Num) -> Num:
+    """Expected number of distinct experts at least one of ``tokens`` routes to (uniform routing).
+
+    Each token picks k of E experts; an expert is missed by one token with probability 1-k/E, so
+    E*(1-(1-k/E)^tokens) are touched (GenZ, Bambhaniya et al. 2024, Sec. MoE).
+    """
+    return num_experts * (1 - (1 - top_k / num_experts) ** tokens)
+
+
+def forward_ops(
+    model: ModelSpec,
+    precision: Precision,
+    *,
+    num_seqs: Num,
+    new_tokens: Num,
+    past_tokens: Num,
+    tp: Num = 1,
+    moe_shard: Num | None = None,
+    moe_group_tokens: Num | None = None,
+    absorb_mla: bool = False,
+) -> list[Op]:
+    """Operators of one forward step of the whole model, per tensor-parallel rank.
+
+    Args:
+        model: the architecture.
+        precision: storage precisions of weights, activations and KV cache.
+        num_seqs: sequences in the step (on this replica).
+        new_tokens: tokens each sequence adds in this step (prompt length in prefill, 1 in decode).
+        past_tokens: tokens each sequence already has in the KV cache.
+        tp: tensor-parallel degree (heads and FFN columns are split over it).
+        moe_shard: devices the routed experts are spread over (default ``tp``).
+        moe_group_tokens: tokens routed together through one MoE instance (default this step's).
+        absorb_mla: run MLA with the up-projections absorbed into query and output (decode).
+
+    Returns:
+        Operators whose FLOPs and bytes are summed over all layers, for one device.
+
+    Source: Megatron-LM TP sharding (Shoeybi et al. 2019, Sec. 3); FLOPs per token 2*params
+    (Kaplan et al. 2020, Sec. 2.1); attention 4*heads*head_dim per (query, key) pair.
+    """
+    p = precision
+    d, hd = model.hidden_size, model.head_dim
+    tokens = num_seqs * new_tokens
+    heads = model.num_attention_heads / tp
+    kv_heads = maximum(model.num_kv_heads / tp, 1)  # KV heads fewer than tp are replicated
+    n_full = model.num_layers - model.num_sliding_window_layers
+    n_swa = model.num_sliding_window_layers
+    n_layers = model.num_layers
+    ops: list[Op] = [
+        Op("embedding", "elementwise", 0, tokens * d * p.weight_bytes, tokens * d * p.act_bytes, 0)
+    ]
+    windows: list[tuple[str, int, int | None]] = [("attention", n_full, None)]
+    if n_swa:
+        windows.append(("attention_swa", n_swa, model.sliding_window))
+
+    if model.mla is None:
+        qkv_out = (heads + 2 * kv_heads) * hd
+        ops.append(_gemm("qkv_proj", tokens, d, qkv_out, p, count=n_layers))
+        kv_per_token = 2 * kv_heads * hd
+        for name, count, window in windows:
+            if not count:
+                continue
+            pairs = attended_pairs(past_tokens, new_tokens, window)
+            cached = past_tokens if window is None else minimum(past_tokens, window)
+            ops.append(
+                Op(
+                    name,
+                    "attention",
+                    # QK^T and PV: 2 FLOPs per MAC, head_dim MACs each, per pair and head
+                    flops=4 * num_seqs * heads * hd * pairs * count,
+                    weight_bytes=0,
+                    # Q and O, plus the fresh K and V of this step
+                    act_bytes=tokens * (2 * heads * hd + kv_per_token) * p.act_bytes * count,
+                    # read the cached past, write this step's K and V
+                    kv_bytes=(num_seqs * cached + tokens) * kv_per_token * p.kv_bytes * count,
+                )
+            )
+        ops.append(_gemm("o_proj", tokens, heads * hd, d, p, count=n_layers))
+    else:
+        m = model.mla
+        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+        latent = m.kv_lora_rank + m.qk_rope_head_dim
+        if m.q_lora_rank:
+            ops.append(_gemm("q_a_proj", tokens, d, m.q_lora_rank, p, count=n_layers))
+            ops.append(_gemm("q_b_proj", tokens, m.q_lora_rank, heads * qk, p, count=n_layers))
+        else:
+            ops.append(_gemm("q_proj", tokens, d, heads * qk, p, count=n_layers))
+        ops.append(_gemm("kv_a_proj", tokens, d, latent, p, count=n_layers))
+        if absorb_mla:
+            # DeepSeek-V2 Sec. 2.1.2: W_UK folds into the query, W_UV into the output, so
+            # attention runs over the shared latent (MQA-like, latent+rope wide) directly.
+            ops.append(
+                _gemm(
+                    "q_absorb",
+                    tokens,
+                    m.qk_nope_head_dim * heads,
+                    m.kv_lora_rank,
+                    p,
+                    count=n_layers,
+                )
+            )
+            ops[-1] = Op(
+                "q_absorb",
+                "gemm",
+                flops=2 * tokens * heads * m.qk_nope_head_dim * m.kv_lora_rank * n_layers,
+                weight_bytes=heads * m.qk_nope_head_dim * m.kv_lora_rank * p.weight_bytes * n_layers,
+                act_bytes=tokens * heads * (m.qk_nope_head_dim + m.kv_lora_rank) * p.act_bytes * n_layers,
+                kv_bytes=0,
+                rows=tokens,
+            )
+            attn_dims = latent + m.kv_lora_rank  # score over latent+rope, context over latent
+            q_width = heads * (latent + m.kv_lora_rank)
+        else:
+            ops.append(
+                _gemm(
+                    "kv_b_proj",
+                    tokens,
+                    m.kv_lora_rank,
+                    heads * (m.qk_nope_head_dim + m.v_head_dim),
+                    p,
+                    count=n_layers,
+                )
+            )
+            attn_dims = qk + m.v_head_dim
+            q_width = heads * (qk + m.v_head_dim) + heads * (qk + m.v_head_dim)
+        pairs = attended_pairs(past_tokens, new_tokens)
+        ops.append(
+            Op(
+                "attention",
+                "attention",
+                flops=2 * num_seqs * heads * attn_dims * pairs * n_layers,
+                weight_bytes=0,
+                act_bytes=tokens * q_width * p.act_bytes * n_layers,
+                kv_bytes=(num_seqs * past_tokens + tokens) * latent * p.kv_bytes * n_layers,
+            )
+        )
+        if absorb_mla:
+            ops.append(
+                Op(
+                    "v_absorb",
+                    "gemm",
+                    flops=2 * tokens * heads * m.kv_lora_rank * m.v_head_dim * n_layers,
+                    weight_bytes=heads * m.kv_lora_rank * m.v_head_dim * p.weight_bytes * n_layers,
+                    act_bytes=tokens * heads * (m.kv_lora_rank + m.v_head_dim) * p.act_bytes * n_layers,
+                    kv_bytes=0,
+                    rows=tokens,
+                )
+            )
+        ops.append(_gemm("o_proj", tokens, heads * m.v_head_dim, d, p, count=n_layers))
+
+    # two RMSNorms and two residual adds per block: read x (and residual), write out
+    ops.append(_elementwise("norm_residual", 3 * tokens * d, p, count=2 * n_layers))
+
+    n_dense = model.num_dense_layers
+    if n_dense:
+        ff = model.intermediate_size / tp
+        ops.append(_gemm("gate_up_proj", tokens, d, 2 * ff, p, count=n_dense))
+        ops.append(_elementwise("act_mul", 1.5 * tokens * ff, p, count=n_dense))  # read 2ff, write ff
+        ops.append(_gemm("down_proj", tokens, ff, d, p, count=n_dense))
+
+    if model.moe is not None:
+        moe = model.moe
+        n_moe = model.num_moe_layers
+        shard = tp if moe_shard is None else moe_shard
+        group = tokens if moe_group_tokens is None else moe_group_tokens
+        ops.append(_gemm("router", tokens, d, moe.num_experts, p, count=n_moe))
+        touched = expected_experts_touched(moe.num_experts, moe.num_experts_per_tok, group)
+        expert_params = 3 * d * moe.expert_intermediate_size  # gate, up, down
+        routed = tokens * moe.num_experts_per_tok  # token-expert pairs computed on this device's shard
+        ops.append(
+            Op(
+                "experts",
+                "gemm",
+                flops=2 * routed * expert_params / shard * n_moe,
+                weight_bytes=touched * expert_params / shard * p.weight_bytes * n_moe,
+                act_bytes=routed * (2 * d + 3 * moe.expert_intermediate_size / shard) * p.act_bytes * n_moe,
+                kv_bytes=0,
+                rows=routed / touched,  # tokens per expert GEMM
+            )
+        )
+        if moe.shared_intermediate_size:
+            sff = moe.shared_intermediate_size / tp
+            ops.append(_gemm("shared_experts", tokens, d, 3 * sff, p, count=n_moe))
+
+    # final norm, then logits for the last token of each sequence only
+    ops.append(_elementwise("final_norm", num_seqs * d, p))
+    vocab = model.vocab_size / tp
+    ops.append(
+        Op(
+            "lm_head",
+            "gemm",
+            flops=2 * num_seqs * d * vocab,
+            weight_bytes=d * vocab * p.weight_bytes,
+            act_bytes=num_seqs * (d * p.act_bytes + vocab * _LOGIT_BYTES),
+            kv_bytes=0,
+            rows=num_seqs,
+        )
+    )
+    return ops
+
+
+def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
+    """Roofline time of one operator: max(FLOPs / achieved FLOP/s, bytes / achieved B/s).
+
+    GEMMs run at ``efficiency.gemm_frac`` of the peak for the GEMM precision, with rows padded to
+    the kernel's row tile; attention at ``attention_frac`` of the peak for the activation precision
+    (at least 8-bit); memory traffic at ``memory_frac`` of peak bandwidth.
+    Source: Williams, Waterman, Patterson, "Roofline", CACM 2009.
+    """
+    eff = device.efficiency
+    memory_s = op.bytes / (device.memory_bandwidth_bytes_per_s * eff.memory_frac)
+    if op.kind == "gemm":
+        tile = eff.gemm_tile_tokens
+        padded = ceil(op.rows / tile) * tile / maximum(op.rows, 1e-30)
+        compute_s = op.flops * padded / (device.peak_for(precision.gemm_dtype) * eff.gemm_frac)
+    elif op.kind == "attention":
+        dtype = precision.act_dtype if DTYPE_BYTES[precision.act_dtype] >= 1 else "fp8"
+        compute_s = op.flops / (device.peak_for(dtype) * eff.attention_frac)
+    else:
+        compute_s = 0 * op.flops
+    return OpTime(op, compute_s, memory_s)

@@ -1,0 +1,79 @@
+"""Workload specifications: precisions per tensor class and scenarios (prompt/output lengths, SLOs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genmodel._errors import SpecError
+from genmodel._units import DTYPE_BYTES, check_dtype
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Precision:
+    """Storage precision of weights, activations and the KV cache.
+
+    A GEMM runs in the wider of the weight and activation precisions (W4A16 runs in fp16, W8A8 in
+    fp8/int8), on the device's units for that precision or the next wider one it has.
+    """
+
+    weight_dtype: str = "bf16"
+    act_dtype: str = "bf16"
+    kv_dtype: str = "bf16"
+
+    def __post_init__(self) -> None:
+        check_dtype("weight_dtype", self.weight_dtype)
+        check_dtype("act_dtype", self.act_dtype)
+        check_dtype("kv_dtype", self.kv_dtype)
+
+    @property
+    def weight_bytes(self) -> float:
+        """Bytes per weight element."""
+        return DTYPE_BYTES[self.weight_dtype]
+
+    @property
+    def act_bytes(self) -> float:
+        """Bytes per activation element."""
+        return DTYPE_BYTES[self.act_dtype]
+
+    @property
+    def kv_bytes(self) -> float:
+        """Bytes per KV-cache element."""
+        return DTYPE_BYTES[self.kv_dtype]
+
+    @property
+    def gemm_dtype(self) -> str:
+        """Precision the GEMMs are requested in: the wider of weights and activations."""
+        w, a = self.weight_dtype, self.act_dtype
+        return w if DTYPE_BYTES[w] > DTYPE_BYTES[a] else a
+
+    @property
+    def comm_bytes(self) -> float:
+        """Bytes per element of activations exchanged by collectives.
+
+        Frameworks reduce partial sums in 16 bits even when GEMM inputs are 8 or 4 bits
+        (TensorRT-LLM and vLLM all-reduce in the model dtype).
+        """
+        return max(DTYPE_BYTES[self.act_dtype], 2.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scenario:
+    """A request shape with its latency targets."""
+
+    id: str
+    name: str = ""
+    input_tokens: int
+    output_tokens: int
+    ttft_slo_s: float | None = None
+    tpot_slo_s: float | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("input_tokens", "output_tokens"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise SpecError(f"scenario {self.id}: {name}={value!r} must be an integer >= 1")
+        for name in ("ttft_slo_s", "tpot_slo_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise SpecError(f"scenario {self.id}: {name}={value!r} must be > 0")

@@ -1,0 +1,186 @@
+"""Schemas of the YAML files (pydantic): unknown keys and impossible values fail with their path."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Count = Annotated[int, Field(ge=1)]
+Source = Annotated[str, Field(min_length=3)]
+Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DenseTflopsY(_Strict):
+    fp32: Positive | None = None
+    bf16: Positive | None = None
+    fp16: Positive | None = None
+    fp8: Positive | None = None
+    int8: Positive | None = None
+    fp4: Positive | None = None
+    int4: Positive | None = None
+
+
+class ComputeY(_Strict):
+    dense_tflops: DenseTflopsY
+    source: Source
+
+
+class LocalMemoryY(_Strict):
+    technology: str
+    capacity_gib: Positive
+    bandwidth_tb_per_s: Positive
+    shared_with_host: bool = False
+    os_reserve_gib: NonNegative = 0.0
+    source: Source
+
+
+class HostY(_Strict):
+    tier: Id
+    link: str
+    link_bandwidth_gb_per_s: Positive
+    link_latency_us: NonNegative
+    source: Source
+
+
+class MemoryY(_Strict):
+    local: LocalMemoryY
+    host: HostY | None = None
+
+
+class LinkY(_Strict):
+    name: str
+    bandwidth_gb_per_s: Positive
+    latency_us: NonNegative
+    domain_size: Count | None = None
+    source: Source
+
+
+class InterconnectY(_Strict):
+    scale_up: LinkY | None = None
+    scale_out: LinkY | None = None
+
+
+class PowerY(_Strict):
+    tdp_w: Positive
+    source: Source
+
+
+class PriceY(_Strict):
+    usd_per_hour: Positive
+    source: Source
+
+
+class EfficiencyY(_Strict):
+    gemm_frac: Fraction
+    gemm_tile_tokens: Count
+    attention_frac: Fraction
+    memory_frac: Fraction
+    collective_bus_frac: Fraction
+    collective_latency_us: NonNegative
+    step_overhead_us: NonNegative
+    usable_memory_frac: Fraction
+    source: Source
+
+
+class DeviceY(_Strict):
+    id: Id
+    name: str
+    vendor: str
+    aliases: list[Id] = []
+    compute: ComputeY
+    memory: MemoryY
+    interconnect: InterconnectY
+    power: PowerY
+    price: PriceY
+    efficiency: EfficiencyY
+
+
+class TierLinkY(_Strict):
+    name: str
+    bandwidth_gb_per_s: Positive
+    latency_ns: NonNegative
+
+
+class MemoryTierY(_Strict):
+    id: Id
+    name: str
+    medium: str = Field(pattern=r"^(ddr|cxl|nvme)$")
+    capacity_gib: Positive
+    bandwidth_gb_per_s: Positive
+    latency_ns: NonNegative
+    link: TierLinkY | None = None
+    power_w: Positive | None = None
+    source: Source
+
+
+class HFConfigY(_Strict):
+    """The subset of a HuggingFace config.json genmodel reads (names as HF spells them)."""
+
+    model_type: str | None = None
+    architectures: list[str] = []
+    hidden_size: Count
+    intermediate_size: Count | None = None
+    num_hidden_layers: Count
+    num_attention_heads: Count
+    num_key_value_heads: Count | None = None
+    head_dim: Count | None = None
+    vocab_size: Count
+    tie_word_embeddings: bool = False
+    max_position_embeddings: Count | None = None
+    attention_bias: bool = False
+    torch_dtype: str | None = None
+    sliding_window: Count | None = None
+    use_sliding_window: bool | None = None
+    max_window_layers: Annotated[int, Field(ge=0)] | None = None
+    # mixture of experts (Mixtral, Qwen-MoE, DeepSeek spell them differently)
+    num_local_experts: Count | None = None
+    num_experts: Count | None = None
+    n_routed_experts: Count | None = None
+    num_experts_per_tok: Count | None = None
+    moe_intermediate_size: Count | None = None
+    shared_expert_intermediate_size: Annotated[int, Field(ge=0)] | None = None
+    n_shared_experts: Annotated[int, Field(ge=0)] | None = None
+    first_k_dense_replace: Annotated[int, Field(ge=0)] | None = None
+    moe_layer_freq: Count | None = None
+    decoder_sparse_step: Count | None = None
+    mlp_only_layers: list[int] = []
+    norm_topk_prob: bool | None = None
+    # multi-head latent attention (DeepSeek)
+    q_lora_rank: Annotated[int, Field(ge=0)] | None = None
+    kv_lora_rank: Count | None = None
+    qk_nope_head_dim: Count | None = None
+    qk_rope_head_dim: Count | None = None
+    v_head_dim: Count | None = None
+    num_nextn_predict_layers: Annotated[int, Field(ge=0)] | None = None
+
+
+class HFConfigLooseY(HFConfigY):
+    """A user's config.json: keys genmodel does not use are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ModelY(_Strict):
+    id: Id
+    name: str
+    aliases: list[Id] = []
+    source: Source
+    config: HFConfigY
+
+
+class ScenarioY(_Strict):
+    id: Id
+    name: str
+    input_tokens: Count
+    output_tokens: Count
+    ttft_slo_ms: Positive | None = None
+    tpot_slo_ms: Positive | None = None
+    source: Source

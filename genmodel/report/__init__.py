@@ -1,0 +1,20 @@
+"""Rendering results for people and programs: summaries, flat rows, human units, JSON and CSV."""
+
+from genmodel.report._describe import describe_device, describe_model
+from genmodel.report._render import (
+    flatten,
+    format_bytes,
+    format_seconds,
+    to_csv,
+    to_json,
+)
+
+__all__ = [
+    "describe_device",
+    "describe_model",
+    "flatten",
+    "format_bytes",
+    "format_seconds",
+    "to_csv",
+    "to_json",
+]

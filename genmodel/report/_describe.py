@@ -1,0 +1,75 @@
+"""One-line summaries of devices and models for listings (human units)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from genmodel._hardware import Device
+from genmodel._model import ModelSpec, count_params
+from genmodel._units import GB, TB, TFLOP, GiB
+
+
+def describe_device(d: Device) -> dict[str, Any]:
+    """Headline figures of a device: id, name, memory, bandwidth, dense peaks, fabric, power, price."""
+    up = d.scale_up
+    return {
+        "id": d.id,
+        "name": d.name,
+        "memory_gib": round(d.memory_capacity_bytes / GiB, 1),
+        "bandwidth_tb_per_s": round(d.memory_bandwidth_bytes_per_s / TB, 3),
+        "dense_tflops": {k: round(v / TFLOP, 1) for k, v in d.peak_flops_per_s.items()},
+        "scale_up_gb_per_s": None if up is None else round(up.bandwidth_bytes_per_s / GB, 1),
+        "tdp_w": d.tdp_w,
+        "usd_per_hour": d.usd_per_hour,
+    }
+
+
+def describe_model(m: ModelSpec, *, full: bool = False) -> dict[str, Any]:
+    """Size and shape of a model; ``full`` adds every architecture field and parameter counts."""
+    params = count_params(m)
+    active = params["total"]
+    if m.moe is not None:
+        unused = m.moe.num_experts - m.moe.num_experts_per_tok
+        active -= m.num_moe_layers * unused * 3 * m.hidden_size * m.moe.expert_intermediate_size
+    row: dict[str, Any] = {
+        "id": m.id,
+        "params_b": round(params["total"] / 1e9, 2),
+        "active_params_b": round(active / 1e9, 2),
+        "layers": m.num_layers,
+        "hidden": m.hidden_size,
+        "attention": m.attention_kind,
+        "heads": m.num_attention_heads,
+        "kv_heads": m.num_kv_heads,
+        "experts": 0 if m.moe is None else m.moe.num_experts,
+        "top_k": 0 if m.moe is None else m.moe.num_experts_per_tok,
+    }
+    if full:
+        row |= {
+            "name": m.name,
+            "head_dim": m.head_dim,
+            "intermediate_size": m.intermediate_size,
+            "vocab_size": m.vocab_size,
+            "tie_word_embeddings": m.tie_word_embeddings,
+            "sliding_window": m.sliding_window,
+            "num_sliding_window_layers": m.num_sliding_window_layers,
+            "mla": None
+            if m.mla is None
+            else {
+                "q_lora_rank": m.mla.q_lora_rank,
+                "kv_lora_rank": m.mla.kv_lora_rank,
+                "qk_nope_head_dim": m.mla.qk_nope_head_dim,
+                "qk_rope_head_dim": m.mla.qk_rope_head_dim,
+                "v_head_dim": m.mla.v_head_dim,
+            },
+            "moe": None
+            if m.moe is None
+            else {
+                "expert_intermediate_size": m.moe.expert_intermediate_size,
+                "shared_intermediate_size": m.moe.shared_intermediate_size,
+                "num_dense_layers": m.moe.num_dense_layers,
+            },
+            "kv_elements_per_token_per_layer": m.kv_elements_per_token_per_layer,
+            "params": params,
+            "source": m.source,
+        }
+    return row

@@ -1,0 +1,66 @@
+"""Human units and text formats for results (SI inside, readable outside)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from genmodel._units import GB, MS, US
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to one level with dotted keys: {"memory": {"fits": 1}} -> {"memory.fits": 1}."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Mapping):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    return x
+
+
+def to_json(obj: Any) -> str:
+    """JSON text (NaN and infinities become null, so any JSON reader accepts it)."""
+    return json.dumps(_clean(obj), indent=2)
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """CSV text with a header of the union of the rows' (flattened) keys, in first-seen order."""
+    flat = [flatten(r) for r in rows]
+    header: list[str] = []
+    for r in flat:
+        header.extend(k for k in r if k not in header)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    return buf.getvalue()
+
+
+def format_seconds(s: float) -> str:
+    """Seconds in the most readable unit: 12.3 us, 45.6 ms, 7.89 s."""
+    if s < MS:
+        return f"{s / US:.1f} us"
+    if s < 1:
+        return f"{s / MS:.2f} ms"
+    return f"{s:.3g} s"
+
+
+def format_bytes(b: float) -> str:
+    """Bytes in decimal GB (1 GB = 1e9 B)."""
+    return f"{b / GB:.2f} GB"
