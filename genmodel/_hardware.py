@@ -103,7 +103,9 @@ class Efficiency:
     """Fractions of peak that real kernels reach, and fixed costs; see hardware_db/EFFICIENCY.md.
 
     Attributes:
-        gemm_frac: fraction of dense peak FLOP/s a large GEMM reaches.
+        gemm_frac: fraction of dense peak FLOP/s a large 16/32-bit GEMM reaches.
+        gemm_low_precision_frac: the same for 8- and 4-bit GEMMs (their peak doubles, but operand
+            feeds, epilogues and the power limit do not, so they reach a smaller fraction).
         gemm_tile_tokens: GEMM row tile; a GEMM over M tokens computes ceil(M/tile)*tile rows.
         attention_frac: fraction of peak FLOP/s a fused (flash) attention kernel reaches.
         memory_frac: fraction of peak memory bandwidth a streaming kernel reaches.
@@ -114,18 +116,20 @@ class Efficiency:
     """
 
     gemm_frac: float = 0.7
+    gemm_low_precision_frac: float = 0.5
     gemm_tile_tokens: int = 64
-    attention_frac: float = 0.6
-    memory_frac: float = 0.85
+    attention_frac: float = 0.5
+    memory_frac: float = 0.7
     collective_bus_frac: float = 0.8
-    collective_latency_s: float = 10e-6
-    step_overhead_s: float = 1e-3
+    collective_latency_s: float = 8e-6
+    step_overhead_s: float = 1.5e-3
     usable_memory_frac: float = 0.9
 
     def __post_init__(self) -> None:
         _fraction(
             "efficiency",
             gemm_frac=self.gemm_frac,
+            gemm_low_precision_frac=self.gemm_low_precision_frac,
             attention_frac=self.attention_frac,
             memory_frac=self.memory_frac,
             collective_bus_frac=self.collective_bus_frac,
@@ -140,6 +144,7 @@ class Efficiency:
 
 IDEAL_EFFICIENCY = Efficiency(
     gemm_frac=1.0,
+    gemm_low_precision_frac=1.0,
     gemm_tile_tokens=1,
     attention_frac=1.0,
     memory_frac=1.0,

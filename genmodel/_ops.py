@@ -316,7 +316,9 @@ def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
     if op.kind == "gemm":
         tile = eff.gemm_tile_tokens
         padded = ceil(op.rows / tile) * tile / maximum(op.rows, 1e-30)
-        compute_s = op.flops * padded / (device.peak_for(precision.gemm_dtype) * eff.gemm_frac)
+        dtype = device.compute_dtype(precision.gemm_dtype)
+        frac = eff.gemm_low_precision_frac if DTYPE_BYTES[dtype] <= 1 else eff.gemm_frac
+        compute_s = op.flops * padded / (device.peak_flops_per_s[dtype] * frac)
     elif op.kind == "attention":
         dtype = precision.act_dtype if DTYPE_BYTES[precision.act_dtype] >= 1 else "fp8"
         compute_s = op.flops / (device.peak_for(dtype) * eff.attention_frac)

@@ -175,6 +175,7 @@ def device_from_yaml(y: DeviceY) -> Device:
         usd_per_hour=y.price.usd_per_hour,
         efficiency=Efficiency(
             gemm_frac=e.gemm_frac,
+            gemm_low_precision_frac=e.gemm_low_precision_frac,
             gemm_tile_tokens=e.gemm_tile_tokens,
             attention_frac=e.attention_frac,
             memory_frac=e.memory_frac,

@@ -80,6 +80,7 @@ class PriceY(_Strict):
 
 class EfficiencyY(_Strict):
     gemm_frac: Fraction
+    gemm_low_precision_frac: Fraction
     gemm_tile_tokens: Count
     attention_frac: Fraction
     memory_frac: Fraction
