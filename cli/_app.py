@@ -147,10 +147,12 @@ def _emit_tables(tables: list[Table], output: Path | None) -> None:
         for t in tables:
             out.print(t)
         return
-    console = Console(record=True, width=120, file=open(os.devnull, "w"))  # noqa: SIM115
-    for t in tables:
-        console.print(t)
-    _emit(console.export_text(), output)
+    with open(os.devnull, "w") as sink:
+        console = Console(record=True, width=120, file=sink)
+        for t in tables:
+            console.print(t)
+        text = console.export_text()
+    _emit(text, output)
 
 
 def _estimate_table(est: genmodel.Estimate) -> Table:
@@ -316,13 +318,20 @@ def _list_out(rows: list[dict[str, Any]], format: Format, title: str) -> None:
     elif format is Format.csv:
         out.print(to_csv(rows), markup=False, end="")
     else:
+        flat = [flatten(r) for r in rows]
+        keys: list[str] = []
+        for f in flat:
+            keys.extend(k for k in f if k not in keys)
         t = Table(title=title)
-        keys = list(flatten(rows[0]))
         for k in keys:
-            t.add_column(k)
-        for r in rows:
-            f = flatten(r)
-            t.add_row(*(f"{f[k]:.4g}" if isinstance(f[k], float) else str(f[k]) for k in keys))
+            t.add_column(k.removeprefix("dense_tflops."), no_wrap=k == "id")
+        for f in flat:
+            t.add_row(
+                *(
+                    "-" if f.get(k) is None else f"{f[k]:.4g}" if isinstance(f[k], float) else str(f[k])
+                    for k in keys
+                )
+            )
         out.print(t)
 
 

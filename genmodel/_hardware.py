@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from genmodel._errors import SpecError
-from genmodel._units import check_dtype
+from genmodel._units import DTYPE_BYTES, check_dtype
 
 # When a device has no units for a precision, the GEMM runs in the next wider one it has
 # (e.g. fp8 weights on an A100 are dequantised and multiplied in fp16, as vLLM's Marlin kernels do).
@@ -201,7 +201,8 @@ class Device:
         for candidate in _COMPUTE_FALLBACK[check_dtype("dtype", dtype)]:
             if candidate in self.peak_flops_per_s:
                 return candidate
-        return max(self.peak_flops_per_s, key=self.peak_flops_per_s.__getitem__)
+        # no unit as wide as asked: the widest the device has (emulating wider math is slower still)
+        return max(self.peak_flops_per_s, key=lambda d: (DTYPE_BYTES[d], self.peak_flops_per_s[d]))
 
     def peak_for(self, dtype: str) -> float:
         """Dense peak FLOP/s for a GEMM requested in ``dtype`` (after fallback)."""

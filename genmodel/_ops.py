@@ -323,5 +323,5 @@ def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
         dtype = precision.act_dtype if DTYPE_BYTES[precision.act_dtype] >= 1 else "fp8"
         compute_s = op.flops / (device.peak_for(dtype) * eff.attention_frac)
     else:
-        compute_s = 0 * op.flops
+        compute_s = 0 * memory_s  # elementwise FLOPs are negligible next to their bytes
     return OpTime(op, compute_s, memory_s)

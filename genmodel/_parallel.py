@@ -105,9 +105,9 @@ def allreduce_time(message_bytes: Num, num_devices: int, device: Device) -> Num:
     (Thakur et al., "Optimization of Collective Communication Operations in MPICH", 2005, Sec. 4).
     Zero for a single device.
     """
-    if num_devices <= 1:
-        return 0 * message_bytes
     n = num_devices
+    if n <= 1:  # nothing to reduce; zero in seconds, so units still check
+        return 0 * message_bytes / device.memory_bandwidth_bytes_per_s
     link = group_link(device, n)
     eff = device.efficiency
     return (

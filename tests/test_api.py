@@ -1,0 +1,149 @@
+"""genmodel._api: the public estimate and validation against published measurements.
+
+Validation source: validation/validation_public.csv (shipped as genmodel.validation, a copy of
+../shared/data/validation_public.csv; measurement sources in measurements_public.csv).
+Tolerance: MAPE over the covered cases < 20 % (the issue's target), and no single case off by
+40 % or more.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+import genmodel
+from genmodel import SpecError
+
+STATIC_CATEGORIES = {"dense_a100", "dense_h100", "dense_h200", "edge", "long_context"}
+MAPE_TOLERANCE = 20.0  # percent: the issue target
+MAX_CASE_APE = 40.0
+
+
+@pytest.fixture(scope="module")
+def report() -> genmodel.ValidationReport:
+    return genmodel.validate()
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, str]]:
+    return genmodel.read_cases(genmodel.public_cases_path())
+
+
+def test_every_static_dense_edge_and_long_context_case_is_covered(
+    report: genmodel.ValidationReport, rows: list[dict[str, str]]
+) -> None:
+    wanted = {r["id"] for r in rows if r["category"] in STATIC_CATEGORIES and r["mode"] == "static"}
+    assert len(wanted) >= 10
+    covered = {c.id for c in report.cases}
+    skipped = {i: reason for i, reason in report.skipped}
+    assert wanted <= covered, {i: skipped.get(i) for i in wanted - covered}
+
+
+def test_every_case_is_covered_or_skipped_with_a_reason(
+    report: genmodel.ValidationReport, rows: list[dict[str, str]]
+) -> None:
+    covered = {c.id for c in report.cases}
+    skipped = dict(report.skipped)
+    assert covered | set(skipped) == {r["id"] for r in rows}
+    assert not covered & set(skipped)
+    for case_id, reason in report.skipped:
+        assert len(reason) > 10, case_id
+
+
+def test_mape_over_covered_cases_is_within_tolerance(report: genmodel.ValidationReport) -> None:
+    assert report.cases
+    assert report.mape < MAPE_TOLERANCE
+    assert report.median_ape == pytest.approx(statistics.median(c.ape for c in report.cases))
+
+
+def test_no_case_is_a_wild_outlier(report: genmodel.ValidationReport) -> None:
+    worst = max(report.cases, key=lambda c: c.ape)
+    assert worst.ape < MAX_CASE_APE, f"{worst.id}: measured {worst.measured}, predicted {worst.predicted}"
+
+
+def test_validation_json_keys(report: genmodel.ValidationReport) -> None:
+    d = report.to_dict()
+    assert {"cases", "mape", "median_ape", "within_25pct", "by_category", "by_metric", "skipped"} <= set(d)
+    assert {"id", "metric", "measured", "predicted", "ape"} <= set(d["cases"][0])
+    assert 0 <= d["within_25pct"] <= 1
+    assert sum(g["n"] for g in d["by_category"].values()) == len(d["cases"])
+    assert sum(g["n"] for g in d["by_metric"].values()) == len(d["cases"])
+    assert all({"id", "reason"} <= set(s) for s in d["skipped"])
+
+
+def test_case_result_ape() -> None:
+    c = genmodel.CaseResult(id="x", category="c", metric="ttft_s", measured=2.0, predicted=2.5)
+    assert c.ape == pytest.approx(25.0)
+    r = genmodel.ValidationReport(cases=(c,))
+    assert r.mape == pytest.approx(25.0)
+    assert r.within_25pct == pytest.approx(1.0)
+
+
+def _write_cases(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_validate_a_user_csv_matches_estimate(tmp_path: Path, rows: list[dict[str, str]]) -> None:
+    row = next(r for r in rows if r["id"] == "P02")
+    path = tmp_path / "cases.csv"
+    _write_cases(path, [row])
+    rep = genmodel.validate(path)
+    assert [c.id for c in rep.cases] == ["P02"]
+    est = genmodel.estimate(
+        row["model"],
+        row["hardware"],
+        tp=int(row["tp"]),
+        batch=int(row["batch"]),
+        input_tokens=int(row["input_tokens"]),
+        output_tokens=int(row["output_tokens"]),
+        weight_dtype=row["weight_dtype"],
+        act_dtype=row["act_dtype"],
+        kv_dtype=row["kv_dtype"],
+    )
+    assert rep.cases[0].predicted == pytest.approx(getattr(est, row["metric"]))
+    assert rep.cases[0].measured == pytest.approx(float(row["measured"]))
+
+
+def test_validate_rejects_malformed_csvs(tmp_path: Path, rows: list[dict[str, str]]) -> None:
+    with pytest.raises(SpecError, match="file not found"):
+        genmodel.validate(tmp_path / "none.csv")
+    short = tmp_path / "short.csv"
+    short.write_text("id,model\nx,llama-3.1-8b\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="missing columns"):
+        genmodel.validate(short)
+    bad_metric = tmp_path / "metric.csv"
+    _write_cases(bad_metric, [{**rows[0], "metric": "speed"}])
+    rep = genmodel.validate(bad_metric)  # a case genmodel cannot predict is skipped, with the reason
+    assert rep.cases == ()
+    assert "metric='speed'" in dict(rep.skipped)[rows[0]["id"]]
+    bad_measured = tmp_path / "measured.csv"
+    _write_cases(bad_measured, [{**rows[0], "measured": "n/a"}])
+    with pytest.raises(SpecError, match="measured='n/a'"):
+        genmodel.validate(bad_measured)
+
+
+def test_default_precision() -> None:
+    p = genmodel.default_precision("int4")
+    assert (p.weight_dtype, p.act_dtype, p.kv_dtype) == ("int4", "bf16", "bf16")
+    p = genmodel.default_precision("fp8")
+    assert (p.weight_dtype, p.act_dtype, p.kv_dtype) == ("fp8", "fp8", "bf16")
+    assert genmodel.default_precision("fp32").kv_dtype == "fp32"
+
+
+def test_estimate_is_fast() -> None:
+    """One in-process estimate with an explicit batch: target < 1 ms; asserted < 2 ms for CI noise."""
+    kw = {"tp": 2, "batch": 64, "input_tokens": 1000, "output_tokens": 1000, "weight_dtype": "fp8"}
+    genmodel.estimate("llama-3.1-70b", "h100-sxm", **kw)  # type: ignore[arg-type]  # warm the caches
+    n = 200
+    start = time.perf_counter()
+    for _ in range(n):
+        genmodel.estimate("llama-3.1-70b", "h100-sxm", **kw)  # type: ignore[arg-type]
+    mean = (time.perf_counter() - start) / n
+    assert mean < 2e-3, f"{mean * 1e3:.3f} ms per estimate"

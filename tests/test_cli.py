@@ -1,0 +1,228 @@
+"""The typer CLI: parse -> public API -> render; exit code 2 with one line for bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from genmodel.cli._app import app
+from typer.testing import CliRunner
+
+import genmodel
+from genmodel.io import load_model_yaml
+
+runner = CliRunner()
+ESTIMATE = [
+    "estimate",
+    "--model",
+    "llama-3.1-70b",
+    "--hardware",
+    "h100-sxm",
+    "--tp",
+    "2",
+    "--batch",
+    "max",
+    "--input-tokens",
+    "1000",
+    "--output-tokens",
+    "1000",
+    "--weight-dtype",
+    "fp8",
+    "--act-dtype",
+    "fp8",
+    "--kv-dtype",
+    "fp8",
+]
+
+
+def _ok(args: list[str], *, columns: int = 80) -> str:
+    result = runner.invoke(app, args, env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    return result.stdout
+
+
+def _bad(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    return result.output
+
+
+def test_estimate_json_has_the_design_keys_and_matches_the_api() -> None:
+    d = json.loads(_ok([*ESTIMATE, "--format", "json"]))
+    for key in ("ttft_s", "tpot_s", "e2e_s", "batch", "output_tokens_per_s", "memory", "prefill", "decode"):
+        assert key in d
+    assert d["memory"]["fits"] is True
+    api = genmodel.estimate(
+        "llama-3.1-70b",
+        "h100-sxm",
+        tp=2,
+        batch="max",
+        input_tokens=1000,
+        output_tokens=1000,
+        weight_dtype="fp8",
+        act_dtype="fp8",
+        kv_dtype="fp8",
+    )
+    assert d["batch"] == api.batch
+    assert d["tpot_s"] == pytest.approx(api.tpot_s)
+
+
+def test_estimate_csv_has_a_header_and_one_row() -> None:
+    text = _ok([*ESTIMATE, "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert "ttft_s" in text.splitlines()[0]
+    assert len(rows) == 1
+    assert float(rows[0]["ttft_s"]) > 0
+    assert "memory.fits" in rows[0]
+
+
+def test_estimate_table_shows_ttft_and_ops() -> None:
+    text = _ok(ESTIMATE)
+    assert "TTFT" in text
+    assert "TPOT" in text
+    assert "qkv_proj" in _ok([*ESTIMATE, "--ops"])
+
+
+def test_estimate_output_file(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "est.json"
+    _ok([*ESTIMATE, "--format", "json", "--output", str(target)])
+    assert json.loads(target.read_text(encoding="utf-8"))["ttft_s"] > 0
+    table = tmp_path / "est.txt"
+    _ok([*ESTIMATE, "--output", str(table)])
+    assert "TTFT" in table.read_text(encoding="utf-8")
+
+
+def test_unknown_model_suggests_the_closest() -> None:
+    out = _bad(
+        [
+            "estimate",
+            "--model",
+            "llama-3.1-7b",
+            "--hardware",
+            "h100-sxm",
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "10",
+        ]
+    )
+    assert "did you mean" in out
+    assert "llama-3.1-8b" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--tp", "3"], "tp=3 must divide"),
+        (["--batch", "foo"], "batch='foo'"),
+        (["--devices", "4"], "devices=4"),
+        (["--weight-dtype", "fp6"], "fp6"),
+    ],
+)
+def test_bad_estimate_arguments_exit_2(extra: list[str], message: str) -> None:
+    out = _bad(
+        [
+            "estimate",
+            "--model",
+            "llama-3.1-8b",
+            "--hardware",
+            "h100-sxm",
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "10",
+            *extra,
+        ]
+    )
+    assert message in out
+
+
+def test_batch_that_does_not_fit_warns() -> None:
+    args = [*ESTIMATE[:8], "100000", *ESTIMATE[9:], "--format", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["memory"]["fits"] is False
+    assert "warning" in result.stderr
+
+
+def test_validate_json() -> None:
+    d = json.loads(_ok(["validate", "--format", "json"]))
+    assert {"cases", "mape", "median_ape", "within_25pct", "by_category", "by_metric", "skipped"} <= set(d)
+    assert d["mape"] == pytest.approx(genmodel.validate().mape)
+    assert "MAPE" in _ok(["validate"])
+
+
+def test_validate_missing_file_exits_2(tmp_path: Path) -> None:
+    assert "file not found" in _bad(["validate", str(tmp_path / "none.csv")])
+
+
+def test_hw_list_and_show() -> None:
+    rows = json.loads(_ok(["hw", "list", "--format", "json"]))
+    assert len(rows) == 14
+    assert {r["id"] for r in rows} == set(genmodel.list_ids("hardware"))
+    table = _ok(["hw", "list"], columns=250)  # every device, though their precisions differ
+    for hardware_id in genmodel.list_ids("hardware"):
+        assert hardware_id in table
+    assert "ttft" not in _ok(["hw", "list", "--format", "csv"]).splitlines()[0]
+    shown = json.loads(_ok(["hw", "show", "h100-sxm"]))
+    assert shown["id"] == "h100-sxm"
+    assert shown["memory"]["local"]["capacity_gib"] == pytest.approx(80)
+    assert "did you mean" in _bad(["hw", "show", "h100-sxn"])
+
+
+def test_models_list_and_show() -> None:
+    rows = json.loads(_ok(["models", "list", "--format", "json"]))
+    assert {r["id"] for r in rows} == set(genmodel.list_ids("model"))
+    table = _ok(["models", "list"], columns=250)
+    for model_id in genmodel.list_ids("model"):
+        assert model_id in table
+    shown = json.loads(_ok(["models", "show", "deepseek-v3"]))
+    assert shown["attention"] == "mla"
+    assert shown["params_b"] == pytest.approx(671, rel=0.01)
+    assert shown["params"]["total"] == genmodel.count_params(genmodel.load_model("deepseek-v3"))["total"]
+
+
+def test_models_import_prints_yaml_that_loads_back(tmp_path: Path) -> None:
+    folder = tmp_path / "Qwen3-30B-A3B"
+    folder.mkdir()
+    config = load_model_yaml("qwen3-30b-a3b").config.model_dump(exclude_none=True)
+    (folder / "config.json").write_text(json.dumps({**config, "rope_theta": 1e6}), encoding="utf-8")
+    text = _ok(["models", "import", str(folder), "--id", "my-qwen"])
+    doc = yaml.safe_load(text)
+    assert doc["id"] == "my-qwen"
+    target = tmp_path / "my-qwen.yaml"
+    _ok(["models", "import", str(folder / "config.json"), "--id", "my-qwen", "--output", str(target)])
+    y = genmodel.io.read_yaml_file(target, genmodel.io._schema.ModelY)
+    back = genmodel.io.model_from_hf_config(y.config, model_id="qwen3-30b-a3b")
+    ref = genmodel.load_model("qwen3-30b-a3b")
+    assert back.num_layers == ref.num_layers
+    assert back.moe == ref.moe
+    assert genmodel.count_params(back) == genmodel.count_params(ref)
+
+
+def test_models_import_of_a_bad_file_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "config.json"
+    bad.write_text("not json", encoding="utf-8")
+    assert "not valid JSON" in _bad(["models", "import", str(bad)])
+
+
+def test_installed_command_is_fast() -> None:
+    exe = Path(sys.executable).parent / "genmodel"
+    assert exe.is_file(), exe
+    for args in (["--help"], ESTIMATE[:9] + ESTIMATE[9:] + ["--format", "json"]):
+        start = time.perf_counter()
+        proc = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=30, check=False)
+        elapsed = time.perf_counter() - start
+        assert proc.returncode == 0, proc.stderr
+        assert elapsed < 2.0, f"genmodel {' '.join(args)} took {elapsed:.2f} s (target < 1 s)"
+    assert json.loads(proc.stdout)["batch"] >= 1

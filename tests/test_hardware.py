@@ -1,0 +1,107 @@
+"""genmodel._hardware: devices, links, efficiencies and the compute-precision fallback."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import genmodel
+from genmodel import Device, Efficiency, Link, SpecError
+from genmodel._units import GiB
+
+
+def _device(**overrides: object) -> Device:
+    kwargs: dict[str, object] = {
+        "id": "toy",
+        "name": "Toy accelerator",
+        "peak_flops_per_s": {"bf16": 100e12, "fp8": 200e12},
+        "memory_capacity_bytes": 16 * GiB,
+        "memory_bandwidth_bytes_per_s": 1e12,
+    }
+    kwargs.update(overrides)
+    return Device(**kwargs)  # type: ignore[arg-type]
+
+
+def test_h100_is_converted_to_si_units() -> None:
+    d = genmodel.load_device("h100-sxm")
+    assert d.memory_capacity_bytes == pytest.approx(80 * GiB)
+    assert d.memory_bandwidth_bytes_per_s == pytest.approx(3.35e12)
+    # dense (not 2:4 sparse) peaks
+    assert d.peak_flops_per_s["bf16"] == pytest.approx(989.4e12)
+    assert d.peak_flops_per_s["fp8"] == pytest.approx(2 * 989.4e12, rel=1e-3)
+    assert d.scale_up is not None
+    assert d.scale_up.bandwidth_bytes_per_s == pytest.approx(450e9)
+    assert d.scale_up.num_domain_devices == 8
+
+
+def test_compute_dtype_falls_back_to_next_wider_precision() -> None:
+    a100 = genmodel.load_device("a100-sxm-80gb")
+    assert "fp8" not in a100.peak_flops_per_s
+    assert a100.compute_dtype("fp8") in ("bf16", "fp16")
+    assert a100.peak_for("fp8") == pytest.approx(a100.peak_flops_per_s["bf16"])
+    toy = _device()
+    assert toy.compute_dtype("fp8") == "fp8"
+    assert toy.compute_dtype("int4") == "bf16"  # no int4/int8/fp16 units: next wider is bf16
+    assert toy.compute_dtype("fp32") in toy.peak_flops_per_s  # nothing wider: one it has
+
+
+def test_peak_mapping_is_read_only() -> None:
+    toy = _device()
+    with pytest.raises(TypeError):
+        toy.peak_flops_per_s["bf16"] = 1.0  # type: ignore[index]
+
+
+def test_ideal_device_has_unit_efficiencies_and_no_overheads() -> None:
+    d = genmodel.load_device("h100-sxm").ideal()
+    e = d.efficiency
+    assert e.gemm_frac == pytest.approx(1.0)
+    assert e.memory_frac == pytest.approx(1.0)
+    assert e.attention_frac == pytest.approx(1.0)
+    assert e.collective_bus_frac == pytest.approx(1.0)
+    assert e.step_overhead_s == pytest.approx(0.0)
+    assert e.collective_latency_s == pytest.approx(0.0)
+    assert d.usable_memory_bytes == pytest.approx(d.memory_capacity_bytes)
+
+
+def test_usable_memory_subtracts_os_reserve_then_scales() -> None:
+    toy = _device(os_reserve_bytes=2 * GiB, efficiency=Efficiency(usable_memory_frac=0.5))
+    assert toy.usable_memory_bytes == pytest.approx(7 * GiB)
+    jetson = genmodel.load_device("jetson-agx-orin-64gb")
+    assert jetson.shared_with_host
+    assert jetson.usable_memory_bytes < jetson.memory_capacity_bytes
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"memory_capacity_bytes": 0.0}, "memory_capacity_bytes"),
+        ({"memory_bandwidth_bytes_per_s": -1.0}, "memory_bandwidth_bytes_per_s"),
+        ({"peak_flops_per_s": {}}, "peak_flops_per_s"),
+        ({"peak_flops_per_s": {"bf17": 1e12}}, "bf17"),
+        ({"peak_flops_per_s": {"bf16": -1.0}}, "peak_flops_per_s[bf16]"),
+        ({"os_reserve_bytes": 32 * GiB}, "os_reserve_bytes"),
+    ],
+)
+def test_device_rejects_impossible_values_naming_the_field(overrides: dict[str, object], field: str) -> None:
+    with pytest.raises(SpecError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        _device(**overrides)
+
+
+def test_efficiency_and_link_validation() -> None:
+    with pytest.raises(SpecError, match="gemm_frac"):
+        Efficiency(gemm_frac=1.5)
+    with pytest.raises(SpecError, match="memory_frac"):
+        Efficiency(memory_frac=0.0)
+    with pytest.raises(SpecError, match="step_overhead_s"):
+        Efficiency(step_overhead_s=-1.0)
+    with pytest.raises(SpecError, match="bandwidth_bytes_per_s"):
+        Link(name="nv", bandwidth_bytes_per_s=0.0)
+    with pytest.raises(SpecError, match="latency_s"):
+        Link(name="nv", bandwidth_bytes_per_s=1e9, latency_s=-1.0)
+
+
+def test_device_is_frozen() -> None:
+    d = _device()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.memory_capacity_bytes = 1.0  # type: ignore[misc]

@@ -1,0 +1,294 @@
+"""genmodel.io: the YAML database, HuggingFace config.json import, and error messages naming the field."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import genmodel
+from genmodel import InfeasibleError, SpecError, UnknownEntryError
+from genmodel.io import load_model_yaml, model_from_hf_config, read_yaml_file
+from genmodel.io._schema import DeviceY, MemoryTierY, ModelY
+
+# DESIGN.md "Interfaces that other code depends on"
+DESIGN_MODELS = [
+    "llama-2-7b",
+    "llama-2-13b",
+    "llama-2-70b",
+    "llama-3.1-8b",
+    "llama-3.1-70b",
+    "llama-3.1-405b",
+    "llama-3.2-1b",
+    "llama-3.2-3b",
+    "qwen2.5-7b",
+    "qwen3-32b",
+    "mixtral-8x7b",
+    "mixtral-8x22b",
+    "qwen3-30b-a3b",
+    "qwen3-235b-a22b",
+    "deepseek-v3",
+]
+DESIGN_HARDWARE = [
+    "a100-sxm-40gb",
+    "a100-sxm-80gb",
+    "h100-sxm",
+    "h800-sxm",
+    "h200-sxm",
+    "b200",
+    "mi300x",
+    "ascend-910b",
+    "ascend-910c",
+    "jetson-agx-orin-64gb",
+    "jetson-orin-nano-8gb",
+    "jetson-orin-nano-super-8gb",
+    "l40s",
+    "rtx-4090",
+]
+DATA = Path(genmodel.__file__).resolve().parent.parent
+
+
+# ---- the database loads ------------------------------------------------------------------------------
+
+
+def test_every_database_file_is_listed_and_loads() -> None:
+    kinds = {
+        "hardware": genmodel.load_device,
+        "memory tier": genmodel.load_memory_tier,
+        "model": genmodel.load_model,
+        "scenario": genmodel.load_scenario,
+    }
+    for kind, load in kinds.items():
+        ids = genmodel.list_ids(kind)
+        assert ids, kind
+        for i in ids:
+            assert load(i).id == i  # type: ignore[operator]
+
+
+def test_list_ids_match_the_yaml_files_on_disk() -> None:
+    folders = {
+        "hardware": "hardware_db/devices",
+        "memory tier": "hardware_db/memory",
+        "model": "workloads/models",
+        "scenario": "workloads/scenarios",
+    }
+    for kind, folder in folders.items():
+        on_disk = sorted(p.stem for p in (DATA / folder).glob("*.yaml"))
+        if on_disk:  # a source checkout (editable install); a wheel has no such tree
+            assert genmodel.list_ids(kind) == on_disk
+
+
+@pytest.mark.parametrize("model_id", DESIGN_MODELS)
+def test_design_model_ids_resolve(model_id: str) -> None:
+    m = genmodel.load_model(model_id)
+    assert m.id == model_id
+    assert len(m.source) >= 3
+
+
+@pytest.mark.parametrize("hardware_id", DESIGN_HARDWARE)
+def test_design_hardware_ids_resolve_with_a_source_in_every_section(hardware_id: str) -> None:
+    assert genmodel.load_device(hardware_id).id == hardware_id
+    y = genmodel.load_device_yaml(hardware_id)
+    sections: list[Any] = [y.compute, y.memory.local, y.power, y.price, y.efficiency]
+    sections += [
+        s for s in (y.memory.host, y.interconnect.scale_up, y.interconnect.scale_out) if s is not None
+    ]
+    for s in sections:
+        assert s.source.strip(), f"{hardware_id}: {type(s).__name__} has no source"
+
+
+def test_hardware_list_is_exactly_the_design_list() -> None:
+    assert sorted(genmodel.list_ids("hardware")) == sorted(DESIGN_HARDWARE)
+
+
+@pytest.mark.parametrize(
+    ("alias", "target"), [("llama-3.3-70b", "llama-3.1-70b"), ("deepseek-r1", "deepseek-v3")]
+)
+def test_aliases_resolve(alias: str, target: str) -> None:
+    assert genmodel.load_model(alias) == genmodel.load_model(target)
+
+
+def test_hardware_alias_resolves() -> None:
+    assert genmodel.load_device("h100") == genmodel.load_device("h100-sxm")
+
+
+def test_scenario_units_are_converted() -> None:
+    for i in genmodel.list_ids("scenario"):
+        s = genmodel.load_scenario(i)
+        assert s.input_tokens >= 1
+        if s.tpot_slo_s is not None:
+            assert 1e-4 < s.tpot_slo_s < 10  # milliseconds in YAML, seconds inside
+
+
+# ---- errors --------------------------------------------------------------------------------------------
+
+
+def test_unknown_ids_name_the_closest() -> None:
+    with pytest.raises(UnknownEntryError, match=r"did you mean.*llama-3\.1-8b") as info:
+        genmodel.load_model("llama-3.1-7b")
+    assert info.value.kind == "model"
+    assert "llama-3.1-8b" in info.value.closest
+    with pytest.raises(UnknownEntryError, match=r"did you mean.*h100-sxm"):
+        genmodel.load_device("h100-sxn")
+    with pytest.raises(UnknownEntryError):
+        genmodel.load_scenario("no-such-scenario")
+    with pytest.raises(LookupError):  # UnknownEntryError is a LookupError for callers that catch that
+        genmodel.load_device("zzzzzz")
+
+
+def test_estimate_errors() -> None:
+    kw = {"input_tokens": 100, "output_tokens": 100}
+    with pytest.raises(InfeasibleError, match="tp=3 must divide"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", tp=3, **kw)
+    with pytest.raises(InfeasibleError, match=r"llama-3\.1-405b"):
+        genmodel.estimate("llama-3.1-405b", "a100-sxm-40gb", **kw)
+    for bad in ({"input_tokens": 0}, {"output_tokens": -5}, {"input_tokens": 1.5}):
+        with pytest.raises(SpecError, match=next(iter(bad))):
+            genmodel.estimate("llama-3.1-8b", "h100-sxm", **{**kw, **bad})  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match="devices=3 must equal tp\\*pp\\*dp=2"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", tp=2, devices=3, **kw)
+    with pytest.raises(SpecError, match="batch='lots'"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", batch="lots", **kw)
+    with pytest.raises(SpecError, match="batch=0"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", batch=0, **kw)
+    with pytest.raises(SpecError, match="weight_dtype='fp6'"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", weight_dtype="fp6", **kw)
+    with pytest.raises(SpecError, match="concurrency"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=8, **kw)
+
+
+def _device_doc() -> dict[str, Any]:
+    text = (DATA / "hardware_db/devices/h100-sxm.yaml").read_text(encoding="utf-8")
+    doc: dict[str, Any] = yaml.safe_load(text)
+    return doc
+
+
+def test_the_unmodified_device_file_validates(tmp_path: Path) -> None:
+    path = tmp_path / "h100-sxm.yaml"
+    path.write_text(yaml.safe_dump(_device_doc()), encoding="utf-8")
+    y = read_yaml_file(path, DeviceY)
+    assert y.id == "h100-sxm"
+    assert genmodel.io.device_from_yaml(y) == genmodel.load_device("h100-sxm")
+
+
+def test_unknown_yaml_key_is_named_with_its_path(tmp_path: Path) -> None:
+    doc = _device_doc()
+    doc["memory"]["local"]["bandwith_tb_per_s"] = 3.35  # misspelt
+    path = tmp_path / "h100-sxm.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(SpecError, match=r"memory\.local\.bandwith_tb_per_s: unknown field"):
+        read_yaml_file(path, DeviceY)
+
+
+def test_negative_capacity_is_named(tmp_path: Path) -> None:
+    doc = _device_doc()
+    doc["memory"]["local"]["capacity_gib"] = -80
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(SpecError, match=r"memory\.local\.capacity_gib=-80"):
+        read_yaml_file(path, DeviceY)
+
+
+def test_missing_field_and_bad_yaml_are_reported(tmp_path: Path) -> None:
+    doc = _device_doc()
+    del doc["efficiency"]["memory_frac"]
+    path = tmp_path / "missing.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(SpecError, match=r"efficiency\.memory_frac: required field is missing"):
+        read_yaml_file(path, DeviceY)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("id: [unclosed\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        read_yaml_file(broken, DeviceY)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="mapping"):
+        read_yaml_file(scalar, MemoryTierY)
+
+
+def test_malformed_config_json(tmp_path: Path) -> None:
+    not_json = tmp_path / "config.json"
+    not_json.write_text("{ hidden_size: 4096", encoding="utf-8")
+    with pytest.raises(SpecError, match="not valid JSON"):
+        genmodel.load_hf_config(not_json)
+    config = load_model_yaml("llama-3.1-8b").config.model_dump(exclude_none=True)
+    del config["hidden_size"]
+    missing = tmp_path / "missing" / "config.json"
+    missing.parent.mkdir()
+    missing.write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(SpecError, match="hidden_size: required field is missing"):
+        genmodel.load_hf_config(missing)
+    with pytest.raises(SpecError, match="file not found"):
+        genmodel.load_hf_config(tmp_path / "nope.json")
+    array = tmp_path / "array.json"
+    array.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(SpecError, match="JSON object"):
+        genmodel.load_hf_config(array)
+
+
+@pytest.mark.parametrize(
+    "model_id", ["llama-3.1-8b", "deepseek-v3", "qwen3-235b-a22b", "mixtral-8x7b", "qwen3-32b"]
+)
+def test_config_json_reproduces_the_database_model(tmp_path: Path, model_id: str) -> None:
+    config = load_model_yaml(model_id).config.model_dump()
+    config["some_key_genmodel_ignores"] = {"rope_scaling": 8}
+    path = tmp_path / model_id / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(config), encoding="utf-8")
+    from_json = genmodel.load_hf_config(path)
+    assert from_json.id == model_id  # the folder name
+    reference = genmodel.load_model(model_id)
+    assert (
+        dataclasses.replace(from_json, id=reference.id, name=reference.name, source=reference.source)
+        == reference
+    )
+    # estimate accepts a config.json path as the model
+    assert genmodel.load_model(str(path)) == from_json
+
+
+def test_multimodal_text_config_is_unwrapped(tmp_path: Path) -> None:
+    config = load_model_yaml("llama-3.1-8b").config.model_dump(exclude_none=True)
+    path = tmp_path / "vlm.json"
+    path.write_text(json.dumps({"architectures": ["X"], "text_config": config}), encoding="utf-8")
+    m = genmodel.load_hf_config(path, model_id="vlm")
+    assert dataclasses.replace(m, id="llama-3.1-8b", name="", source="") == dataclasses.replace(
+        genmodel.load_model("llama-3.1-8b"), name="", source=""
+    )
+
+
+def test_hf_config_to_yaml_round_trips(tmp_path: Path) -> None:
+    config = load_model_yaml("deepseek-v3").config.model_dump(exclude_none=True)
+    src = tmp_path / "DeepSeek-V3" / "config.json"
+    src.parent.mkdir()
+    src.write_text(json.dumps({**config, "quantization_config": {"fmt": "e4m3"}}), encoding="utf-8")
+    text = genmodel.hf_config_to_yaml(src, model_id="my-deepseek")
+    out = tmp_path / "my-deepseek.yaml"
+    out.write_text(text, encoding="utf-8")
+    y = read_yaml_file(out, ModelY)
+    assert y.id == "my-deepseek"
+    back = model_from_hf_config(y.config, model_id=y.id)
+    ref = genmodel.load_model("deepseek-v3")
+    assert dataclasses.replace(back, id=ref.id, name=ref.name, source=ref.source) == ref
+
+
+def test_sliding_window_configs() -> None:
+    base = load_model_yaml("llama-3.1-8b").config
+    mistral = base.model_copy(update={"sliding_window": 4096, "max_position_embeddings": 32768})
+    m = model_from_hf_config(mistral, model_id="m")
+    assert m.sliding_window == 4096
+    assert m.num_sliding_window_layers == m.num_layers
+    off = base.model_copy(update={"sliding_window": 4096, "use_sliding_window": False})
+    assert model_from_hf_config(off, model_id="q").num_sliding_window_layers == 0
+    qwen2 = base.model_copy(
+        update={
+            "sliding_window": 4096,
+            "use_sliding_window": True,
+            "max_window_layers": 28,
+            "max_position_embeddings": 32768,
+        }
+    )
+    assert model_from_hf_config(qwen2, model_id="q").num_sliding_window_layers == base.num_hidden_layers - 28
