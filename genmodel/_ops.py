@@ -193,24 +193,9 @@ def forward_ops(
         if absorb_mla:
             # DeepSeek-V2 Sec. 2.1.2: W_UK folds into the query, W_UV into the output, so
             # attention runs over the shared latent (MQA-like, latent+rope wide) directly.
+            # a batched GEMM per head: (tokens x nope) @ (nope x kv_lora)
             ops.append(
-                _gemm(
-                    "q_absorb",
-                    tokens,
-                    m.qk_nope_head_dim * heads,
-                    m.kv_lora_rank,
-                    p,
-                    count=n_layers,
-                )
-            )
-            ops[-1] = Op(
-                "q_absorb",
-                "gemm",
-                flops=2 * tokens * heads * m.qk_nope_head_dim * m.kv_lora_rank * n_layers,
-                weight_bytes=heads * m.qk_nope_head_dim * m.kv_lora_rank * p.weight_bytes * n_layers,
-                act_bytes=tokens * heads * (m.qk_nope_head_dim + m.kv_lora_rank) * p.act_bytes * n_layers,
-                kv_bytes=0,
-                rows=tokens,
+                _gemm("q_absorb", tokens, m.qk_nope_head_dim, m.kv_lora_rank, p, count=n_layers * heads)
             )
             attn_dims = latent + m.kv_lora_rank  # score over latent+rope, context over latent
             q_width = heads * (latent + m.kv_lora_rank)
@@ -239,17 +224,8 @@ def forward_ops(
             )
         )
         if absorb_mla:
-            ops.append(
-                Op(
-                    "v_absorb",
-                    "gemm",
-                    flops=2 * tokens * heads * m.kv_lora_rank * m.v_head_dim * n_layers,
-                    weight_bytes=heads * m.kv_lora_rank * m.v_head_dim * p.weight_bytes * n_layers,
-                    act_bytes=tokens * heads * (m.kv_lora_rank + m.v_head_dim) * p.act_bytes * n_layers,
-                    kv_bytes=0,
-                    rows=tokens,
-                )
-            )
+            # a batched GEMM per head: (tokens x kv_lora) @ (kv_lora x v)
+            ops.append(_gemm("v_absorb", tokens, m.kv_lora_rank, m.v_head_dim, p, count=n_layers * heads))
         ops.append(_gemm("o_proj", tokens, heads * m.v_head_dim, d, p, count=n_layers))
 
     # two RMSNorms and two residual adds per block: read x (and residual), write out

@@ -128,9 +128,14 @@ def _resolve(kind: str, name: str) -> Traversable:
     raise UnknownEntryError(kind, name, list_ids(kind), _aliases(kind))
 
 
-def _check_id(where: str, stem: str, declared: str) -> None:
-    if stem != declared:
-        raise SpecError(f"{where}: id={declared!r} must equal the file name {stem!r}")
+def _load_entry(kind: str, name: str, schema: type[_Y]) -> _Y:
+    """Find the file of ``kind`` named by id or alias, validate it, and check its id is its name."""
+    path = _resolve(kind, name)
+    y = _parse_yaml(path, schema)
+    declared = getattr(y, "id", None)
+    if declared != _stem(path):
+        raise SpecError(f"{_display(path)}: id={declared!r} must equal the file name {_stem(path)!r}")
+    return y
 
 
 def _link(y: LinkY) -> Link:
@@ -190,9 +195,7 @@ def device_from_yaml(y: DeviceY) -> Device:
 @functools.cache
 def load_device_yaml(name: str) -> DeviceY:
     """The validated YAML of a device, by id or alias."""
-    path = _resolve("hardware", name)
-    y = _parse_yaml(path, DeviceY)
-    _check_id(_display(path), _stem(path), y.id)
+    y = _load_entry("hardware", name, DeviceY)
     return y
 
 
@@ -214,9 +217,7 @@ def load_device(name: str) -> Device:
 @functools.cache
 def load_memory_tier(name: str) -> MemoryTier:
     """A memory tier (host DDR, CXL expander, NVMe) from hardware_db/memory/, by id."""
-    path = _resolve("memory tier", name)
-    y = _parse_yaml(path, MemoryTierY)
-    _check_id(_display(path), _stem(path), y.id)
+    y = _load_entry("memory tier", name, MemoryTierY)
     link = None
     if y.link is not None:
         link = Link(
@@ -330,9 +331,7 @@ def model_from_hf_config(c: HFConfigY, *, model_id: str, name: str = "", source:
 @functools.cache
 def load_model_yaml(name: str) -> ModelY:
     """The validated YAML of a model architecture, by id or alias."""
-    path = _resolve("model", name)
-    y = _parse_yaml(path, ModelY)
-    _check_id(_display(path), _stem(path), y.id)
+    y = _load_entry("model", name, ModelY)
     return y
 
 
@@ -392,9 +391,7 @@ def load_model(name: str) -> ModelSpec:
 @functools.cache
 def load_scenario(name: str) -> Scenario:
     """A scenario preset from workloads/scenarios/, by id."""
-    path = _resolve("scenario", name)
-    y = _parse_yaml(path, ScenarioY)
-    _check_id(_display(path), _stem(path), y.id)
+    y = _load_entry("scenario", name, ScenarioY)
     return Scenario(
         id=y.id,
         name=y.name,
