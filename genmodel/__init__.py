@@ -21,8 +21,16 @@ from genmodel._api import (
     read_cases,
     validate,
 )
+from genmodel._collectives import (
+    ALGORITHMS,
+    allgather_time,
+    allreduce_time,
+    alltoall_time,
+    p2p_time,
+    reduce_scatter_time,
+)
 from genmodel._errors import GenModelError, InfeasibleError, SpecError, UnknownEntryError
-from genmodel._hardware import Device, Efficiency, HostAttachment, Link, MemoryTier
+from genmodel._hardware import Device, Efficiency, FabricTier, HostAttachment, Link, MemoryTier, System
 from genmodel._memory import (
     MemoryUse,
     kv_bytes_per_sequence,
@@ -33,6 +41,7 @@ from genmodel._memory import (
 )
 from genmodel._model import MlaSpec, ModelSpec, MoeSpec, count_params
 from genmodel._ops import (
+    MoeLayout,
     Op,
     OpTime,
     attended_pairs,
@@ -40,8 +49,18 @@ from genmodel._ops import (
     forward_ops,
     roofline,
 )
-from genmodel._parallel import Plan, allreduce_time, plan_violations
-from genmodel._phases import Estimate, PhaseCost, estimate_static, step_cost
+from genmodel._parallel import Plan, ep_dispatch_bytes, moe_layout, plan_violations
+from genmodel._phases import (
+    Estimate,
+    PhaseCost,
+    RunOptions,
+    Speculation,
+    as_system,
+    estimate_static,
+    kv_transfer_time,
+    mtp_model,
+    step_cost,
+)
 from genmodel._units import DTYPE_BYTES
 from genmodel._workload import Precision, Scenario
 from genmodel.io import (
@@ -59,12 +78,14 @@ from genmodel.report import describe_device, describe_model
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALGORITHMS",
     "DTYPE_BYTES",
     "METRICS",
     "CaseResult",
     "Device",
     "Efficiency",
     "Estimate",
+    "FabricTier",
     "GenModelError",
     "HostAttachment",
     "InfeasibleError",
@@ -73,23 +94,31 @@ __all__ = [
     "MemoryUse",
     "MlaSpec",
     "ModelSpec",
+    "MoeLayout",
     "MoeSpec",
     "Op",
     "OpTime",
     "PhaseCost",
     "Plan",
     "Precision",
+    "RunOptions",
     "Scenario",
     "SpecError",
+    "Speculation",
+    "System",
     "UnknownEntryError",
     "ValidationReport",
     "__version__",
+    "allgather_time",
     "allreduce_time",
+    "alltoall_time",
+    "as_system",
     "attended_pairs",
     "count_params",
     "default_precision",
     "describe_device",
     "describe_model",
+    "ep_dispatch_bytes",
     "estimate",
     "estimate_static",
     "expected_experts_touched",
@@ -97,6 +126,7 @@ __all__ = [
     "hf_config_to_yaml",
     "kv_bytes_per_sequence",
     "kv_bytes_per_token",
+    "kv_transfer_time",
     "list_ids",
     "load_device",
     "load_device_yaml",
@@ -106,9 +136,13 @@ __all__ = [
     "load_scenario",
     "max_batch",
     "memory_use",
+    "moe_layout",
+    "mtp_model",
+    "p2p_time",
     "plan_violations",
     "public_cases_path",
     "read_cases",
+    "reduce_scatter_time",
     "roofline",
     "step_cost",
     "validate",

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from genmodel._errors import GenModelError, SpecError
-from genmodel._hardware import Device
+from genmodel._hardware import Device, System
 from genmodel._model import ModelSpec
 from genmodel._parallel import Plan
-from genmodel._phases import Estimate, estimate_static
+from genmodel._phases import Estimate, RunOptions, Speculation, as_system, estimate_static
 from genmodel._units import DTYPE_BYTES, check_dtype
 from genmodel._workload import Precision
-from genmodel.io import load_device, load_model
+from genmodel.io import load_hardware, load_model, load_system
 
 #: Metrics a validation case may name: the numeric keys of an estimate.
 METRICS = (
@@ -46,7 +46,7 @@ def default_precision(
 
 def estimate(
     model: str | ModelSpec,
-    hardware: str | Device,
+    hardware: str | Device | System,
     *,
     input_tokens: int,
     output_tokens: int,
@@ -57,23 +57,46 @@ def estimate(
     pp: int = 1,
     ep: int = 1,
     dp: int = 1,
+    cp: int = 1,
+    system: str | System | None = None,
     weight_dtype: str = "bf16",
     act_dtype: str | None = None,
     kv_dtype: str | None = None,
+    comm_overlap_frac: float | None = None,
+    overlap_microbatches: int = 1,
+    redundant_experts: int = 0,
+    moe_imbalance: float | None = None,
+    draft_tokens: int = 0,
+    acceptance_rate: float = 0.7,
+    draft_model: str | ModelSpec | None = None,
+    disaggregated: bool = False,
+    allreduce_algorithm: str = "ring",
     ideal: bool = False,
 ) -> Estimate:
     """Estimate TTFT, TPOT, throughput and memory of ``model`` on ``hardware`` under a plan.
 
     Args:
         model: a model id or alias (``genmodel models list``), a config.json path, or a ModelSpec.
-        hardware: a hardware id or alias (``genmodel hw list``) or a Device.
+        hardware: a device or system id or alias (``genmodel hw list``), a Device or a System. A
+            device implies the system built from it (h100-sxm: dgx-h100).
         input_tokens: prompt tokens per request.
         output_tokens: generated tokens per request.
         batch: static batch over the whole deployment, or "max" (largest that fits); default 1.
         concurrency: clients of a continuously batching server (serving mode; not modelled yet).
-        devices: total devices; must equal tp * pp * dp when given.
-        tp, pp, ep, dp: tensor, pipeline, expert and data parallel degrees.
+        devices: total devices; must equal tp * pp * dp * cp when given.
+        tp, pp, ep, dp, cp: tensor, pipeline, expert, data (attention-DP for MoE models) and
+            context parallel degrees; ep divides tp * dp.
+        system: a system id (or System) whose fabric connects the devices; its device must be
+            ``hardware``'s.
         weight_dtype, act_dtype, kv_dtype: precisions (fp32, bf16, fp16, fp8, int8, fp4, int4).
+        comm_overlap_frac: fraction of communication hidden behind compute (default: system's).
+        overlap_microbatches: split each pass into this many overlapping microbatches (2 =
+            SGLang two-batch overlap).
+        redundant_experts: extra expert replicas (EPLB); moe_imbalance: busiest/mean expert load.
+        draft_tokens: speculative tokens per step (0 = off); acceptance_rate: per drafted token;
+            draft_model: a draft model id (default: the model's own MTP block).
+        disaggregated: prefill and decode on separate devices; TTFT includes the KV transfer.
+        allreduce_algorithm: ring, tree, direct or auto.
         ideal: every efficiency 1 and no overheads (the pure roofline bound).
 
     Returns:
@@ -84,12 +107,36 @@ def estimate(
         InfeasibleError: the plan cannot run (divisibility, memory).
     """
     m = load_model(model) if isinstance(model, str) else model
-    d = load_device(hardware) if isinstance(hardware, str) else hardware
-    plan = Plan(tp=tp, pp=pp, ep=ep, dp=dp)
+    hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
+    if system is not None:
+        chosen = load_system(system) if isinstance(system, str) else system
+        if chosen.device.id != hw.device.id:
+            raise SpecError(
+                f"system={chosen.id} is built from hardware={chosen.device.id}, not {hw.device.id}; "
+                "give the system alone as --hardware"
+            )
+        hw = chosen.with_device(hw.device)
+    plan = Plan(tp=tp, pp=pp, ep=ep, dp=dp, cp=cp)
     if devices is not None and devices != plan.num_devices:
         raise SpecError(
-            f"devices={devices} must equal tp*pp*dp={plan.num_devices} (tp={tp}, pp={pp}, dp={dp})"
+            f"devices={devices} must equal tp*pp*dp*cp={plan.num_devices} "
+            f"(tp={tp}, pp={pp}, dp={dp}, cp={cp})"
         )
+    speculation = None
+    if draft_tokens:
+        draft = load_model(draft_model) if isinstance(draft_model, str) else draft_model
+        speculation = Speculation(
+            draft_tokens=draft_tokens, acceptance_rate=acceptance_rate, draft_model=draft
+        )
+    options = RunOptions(
+        comm_overlap_frac=comm_overlap_frac,
+        overlap_microbatches=overlap_microbatches,
+        redundant_experts=redundant_experts,
+        moe_imbalance=moe_imbalance,
+        speculation=speculation,
+        disaggregated=disaggregated,
+        allreduce_algorithm=allreduce_algorithm,
+    )
     if concurrency is not None:
         if batch is not None:
             raise SpecError("give either batch= (static) or concurrency= (serving), not both")
@@ -100,13 +147,14 @@ def estimate(
     precision = default_precision(weight_dtype, act_dtype, kv_dtype)
     return estimate_static(
         m,
-        d,
+        hw,
         plan,
         precision,
         batch=1 if batch is None else batch,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         ideal=ideal,
+        options=options,
     )
 
 
@@ -202,6 +250,45 @@ class ValidationReport:
         }
 
 
+#: Optional columns of a validation CSV (or of its options file): how the measured run was served.
+#: Values are parsed with the type of the estimate() argument; an empty cell keeps the default.
+OPTION_COLUMNS: dict[str, Callable[[str], Any]] = {
+    "system": str,
+    "cp": int,
+    "comm_overlap_frac": float,
+    "overlap_microbatches": int,
+    "redundant_experts": int,
+    "moe_imbalance": float,
+    "draft_tokens": int,
+    "acceptance_rate": float,
+    "draft_model": str,
+    "disaggregated": lambda v: v.strip().lower() in ("1", "true", "yes"),
+}
+
+
+def public_options_path() -> Path:
+    """Path of the bundled run options of the public cases (validation/case_options.csv)."""
+    return Path(str(resources.files("genmodel.validation").joinpath("case_options.csv")))
+
+
+def read_case_options(path: str | Path) -> dict[str, dict[str, str]]:
+    """Run options per case id from an options CSV (columns: id, any of OPTION_COLUMNS, source)."""
+    p = Path(path)
+    try:
+        with p.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise SpecError(f"{p}: file not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SpecError(f"{p}: cannot be read as CSV: {exc}") from None
+    if rows and "id" not in rows[0]:
+        raise SpecError(f"{p}: missing column id")
+    unknown = [c for c in (rows[0] if rows else {}) if c not in OPTION_COLUMNS and c not in ("id", "source")]
+    if unknown:
+        raise SpecError(f"{p}: unknown columns {', '.join(unknown)}; known: {', '.join(OPTION_COLUMNS)}")
+    return {r["id"]: {k: v for k, v in r.items() if k in OPTION_COLUMNS and v} for r in rows}
+
+
 def public_cases_path() -> Path:
     """Path of the bundled public validation cases (validation/validation_public.csv)."""
     return Path(str(resources.files("genmodel.validation").joinpath("validation_public.csv")))
@@ -232,8 +319,20 @@ def _int(row: dict[str, str], name: str) -> int:
         raise SpecError(f"case {row['id']}: {name}={row[name]!r} must be an integer") from None
 
 
+def _options(row: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, parse in OPTION_COLUMNS.items():
+        value = row.get(name) or ""
+        if value.strip():
+            try:
+                out[name] = parse(value.strip())
+            except ValueError:
+                raise SpecError(f"case {row['id']}: {name}={value!r} is not a valid value") from None
+    return out
+
+
 def predict_case(row: dict[str, str]) -> float:
-    """Predict the ``metric`` of one validation row with :func:`estimate`."""
+    """Predict the ``metric`` of one validation row with :func:`estimate` (and its option columns)."""
     metric = row["metric"]
     if metric not in METRICS:
         raise SpecError(f"case {row['id']}: metric={metric!r} must be one of {', '.join(METRICS)}")
@@ -256,6 +355,7 @@ def predict_case(row: dict[str, str]) -> float:
         act_dtype=row["act_dtype"],
         kv_dtype=row["kv_dtype"],
         **kwargs,
+        **_options(row),
     )
     return float(getattr(est, metric))
 
@@ -263,18 +363,26 @@ def predict_case(row: dict[str, str]) -> float:
 def validate(
     path: str | Path | None = None,
     *,
+    options_path: str | Path | None = None,
     on_case: Callable[[str], None] | None = None,
 ) -> ValidationReport:
     """Predict every case of a validation CSV and report the errors.
 
     Args:
         path: a CSV with the columns of validation/validation_public.csv (default: that file).
+        options_path: a CSV of run options per case id (see :data:`OPTION_COLUMNS`: overlap,
+            speculative decoding, ...); default: validation/case_options.csv for the public
+            cases, none for another file. Option columns in the cases CSV itself apply too.
         on_case: called with each case id after it is done (for progress bars).
 
     Returns:
         A :class:`ValidationReport`; cases genmodel cannot model yet are skipped with the reason.
     """
     rows = read_cases(public_cases_path() if path is None else path)
+    if options_path is None and path is None:
+        options_path = public_options_path()
+    extra = read_case_options(options_path) if options_path is not None else {}
+    rows = [{**row, **extra.get(row["id"], {})} for row in rows]
     results: list[CaseResult] = []
     skipped: list[tuple[str, str]] = []
     for row in rows:

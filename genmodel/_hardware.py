@@ -7,6 +7,9 @@ Modelling assumptions:
   scale-out fabric (InfiniBand, RoCE, Ethernet).
 - Peaks and efficiencies are kept apart: :class:`Efficiency` holds the fractions of peak that real
   kernels reach, so ``Device.ideal()`` gives the pure roofline bound.
+- A system is how devices are put together: tiers of fabric, innermost first (an NVLink/XGMI/HCCS/UB
+  scale-up domain, then InfiniBand/RoCE/Ethernet between domains). A device alone implies its usual
+  system, built from its own scale-up and scale-out links (:meth:`System.of_device`).
 - Every quantity is in SI base units (bytes, B/s, FLOP/s, s, W); ``genmodel.io`` converts from the
   human units of the YAML files.
 """
@@ -216,3 +219,176 @@ class Device:
     def ideal(self) -> Device:
         """The same device with every efficiency 1 and no fixed overheads (pure roofline)."""
         return dataclasses.replace(self, efficiency=IDEAL_EFFICIENCY)
+
+
+_LEVELS = ("scale_up", "scale_out")
+_TOPOLOGIES = ("switch", "mesh", "ring")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FabricTier:
+    """One tier of a system's fabric, as seen from one device.
+
+    Attributes:
+        name: what the fabric is (e.g. "NVLink 4 via NVSwitch").
+        level: "scale_up" (inside a domain) or "scale_out" (between domains).
+        topology: "switch" (every pair at the full per-device bandwidth), "mesh" (a direct link to
+            each peer, so a group of n uses n-1 of the ``num_links`` links) or "ring".
+        bandwidth_bytes_per_s: per device, per direction, all links of the tier together.
+        latency_s: one message hop.
+        num_domain_devices: devices reachable on this tier (None: unbounded, the outermost tier).
+        num_links: links per device (needed for a mesh).
+        bus_frac: fraction of the bandwidth a large collective reaches; None uses the device's
+            ``efficiency.collective_bus_frac``.
+    """
+
+    name: str
+    level: str = "scale_up"
+    topology: str = "switch"
+    bandwidth_bytes_per_s: float
+    latency_s: float = 0.0
+    num_domain_devices: int | None = None
+    num_links: int | None = None
+    bus_frac: float | None = None
+
+    def __post_init__(self) -> None:
+        owner = f"fabric tier {self.name!r}"
+        if self.level not in _LEVELS:
+            raise SpecError(f"{owner}.level={self.level!r} must be one of {', '.join(_LEVELS)}")
+        if self.topology not in _TOPOLOGIES:
+            raise SpecError(f"{owner}.topology={self.topology!r} must be one of {', '.join(_TOPOLOGIES)}")
+        _positive(owner, bandwidth_bytes_per_s=self.bandwidth_bytes_per_s)
+        if self.latency_s < 0:
+            raise SpecError(f"{owner}.latency_s={self.latency_s!r} must be >= 0")
+        for name in ("num_domain_devices", "num_links"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SpecError(f"{owner}.{name}={value!r} must be >= 1")
+        if self.topology == "mesh" and self.num_links is None:
+            raise SpecError(f"{owner}: topology='mesh' needs num_links")
+        if self.bus_frac is not None:
+            _fraction(owner, bus_frac=self.bus_frac)
+
+    def group_bandwidth_bytes_per_s(self, group_devices: int) -> float:
+        """Per-device bandwidth a collective over ``group_devices`` devices can use on this tier.
+
+        A mesh gives each device one link per peer, so a group of n uses n-1 of its links.
+        """
+        if self.topology == "mesh":
+            assert self.num_links is not None
+            return (
+                self.bandwidth_bytes_per_s * min(max(group_devices - 1, 1), self.num_links) / self.num_links
+            )
+        return self.bandwidth_bytes_per_s
+
+    def peer_bandwidth_bytes_per_s(self) -> float:
+        """Bandwidth between one pair of devices (one link of a mesh; the whole port elsewhere)."""
+        return self.group_bandwidth_bytes_per_s(2)
+
+    @classmethod
+    def of_link(cls, link: Link, *, level: str) -> FabricTier:
+        """A switched tier with the link's bandwidth, latency and domain."""
+        return cls(
+            name=link.name,
+            level=level,
+            bandwidth_bytes_per_s=link.bandwidth_bytes_per_s,
+            latency_s=link.latency_s,
+            num_domain_devices=link.num_domain_devices,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class System:
+    """Devices put together: nodes, the fabric tiers between them, and the default overlap.
+
+    Attributes:
+        id: the system id (the device id for a system implied by a bare device).
+        device: the accelerator every position holds.
+        fabric: tiers innermost first; every tier but the last has a domain size, increasing.
+        num_node_devices: devices per node (server, tray or board).
+        max_devices: the largest deployment the fabric is built for (None: unbounded).
+        comm_overlap_frac: default fraction of communication hidden behind compute.
+    """
+
+    id: str
+    name: str = ""
+    device: Device
+    fabric: tuple[FabricTier, ...]
+    num_node_devices: int = 1
+    max_devices: int | None = None
+    comm_overlap_frac: float = 0.0
+
+    def __post_init__(self) -> None:
+        owner = f"system {self.id}"
+        object.__setattr__(self, "fabric", tuple(self.fabric))
+        if not self.fabric:
+            raise SpecError(f"{owner}: fabric is empty; at least one tier is needed")
+        previous = 0
+        for i, tier in enumerate(self.fabric[:-1]):
+            domain = tier.num_domain_devices
+            if domain is None or domain <= previous:
+                raise SpecError(
+                    f"{owner}: fabric[{i}].num_domain_devices={domain!r} must be set and grow outward"
+                )
+            previous = domain
+        if self.num_node_devices < 1:
+            raise SpecError(f"{owner}.num_node_devices={self.num_node_devices!r} must be >= 1")
+        if self.max_devices is not None and self.max_devices < 1:
+            raise SpecError(f"{owner}.max_devices={self.max_devices!r} must be >= 1")
+        if not 0 <= self.comm_overlap_frac <= 1:
+            raise SpecError(f"{owner}.comm_overlap_frac={self.comm_overlap_frac!r} must be in [0, 1]")
+
+    @classmethod
+    def of_device(cls, device: Device) -> System:
+        """The usual system of a device: its own scale-up domain, then its scale-out link.
+
+        Raises:
+            SpecError: the device has no link at all (it can only run alone).
+        """
+        tiers: list[FabricTier] = []
+        if device.scale_up is not None:
+            tiers.append(FabricTier.of_link(device.scale_up, level="scale_up"))
+        if device.scale_out is not None and (not tiers or tiers[-1].num_domain_devices is not None):
+            out = FabricTier.of_link(device.scale_out, level="scale_out")
+            tiers.append(dataclasses.replace(out, num_domain_devices=None))
+        if not tiers:
+            # a device without links runs alone: a one-device "fabric" that no collective uses
+            tiers.append(
+                FabricTier(
+                    name="none",
+                    bandwidth_bytes_per_s=device.memory_bandwidth_bytes_per_s,
+                    num_domain_devices=1,
+                )
+            )
+            return cls(id=device.id, name=device.name, device=device, fabric=tuple(tiers), max_devices=1)
+        domain = tiers[0].num_domain_devices if tiers[0].level == "scale_up" else 1
+        return cls(
+            id=device.id, name=device.name, device=device, fabric=tuple(tiers), num_node_devices=domain or 1
+        )
+
+    def tier_index(self, group_devices: int) -> int:
+        """Index of the innermost tier whose domain holds ``group_devices`` devices (packed)."""
+        for i, tier in enumerate(self.fabric):
+            if tier.num_domain_devices is None or group_devices <= tier.num_domain_devices:
+                return i
+        return len(self.fabric) - 1
+
+    def tier_for(self, group_devices: int) -> FabricTier:
+        """The innermost tier a group of ``group_devices`` packed devices fits in."""
+        return self.fabric[self.tier_index(group_devices)]
+
+    def bus_frac(self, tier: FabricTier) -> float:
+        """Bus-bandwidth efficiency on ``tier`` (the tier's own, else the device's)."""
+        return self.device.efficiency.collective_bus_frac if tier.bus_frac is None else tier.bus_frac
+
+    def with_device(self, device: Device) -> System:
+        """The same fabric around another device (e.g. one with edited figures)."""
+        return dataclasses.replace(self, device=device)
+
+    def ideal(self) -> System:
+        """Every efficiency 1: the device's, and each tier's bus-bandwidth fraction."""
+        return dataclasses.replace(
+            self,
+            device=self.device.ideal(),
+            fabric=tuple(dataclasses.replace(t, bus_frac=1.0) for t in self.fabric),
+        )

@@ -2,13 +2,16 @@
 
 Modelling assumptions:
 - Weights are stored in the weight precision, sharded as the operators are (attention heads and FFN
-  columns over ``tp``, layers over ``pp``, routed experts over ``ep`` and then ``tp*dp/ep``;
+  columns over ``tp``, layers over ``pp``, routed expert slots (experts plus redundant replicas)
+  ceil((E+r)/ep) per device and each split over ``tp*dp/ep``;
   vocabulary-parallel embedding and LM head over ``tp``); norms, MLA down-projections and the
   router are replicated. With PP the first stage holds the embedding and the last the LM head; the
   larger of the two is counted.
 - The KV cache holds every token of every sequence on the replica for the full-attention layers,
   and the last ``sliding_window`` tokens for the sliding-window layers; KV heads fewer than ``tp``
-  are replicated, as is MLA's latent cache.
+  are replicated, as is MLA's latent cache; context parallelism splits it over ``cp``.
+- A speculative-decoding draft (a draft model, or the target's MTP block) adds its weights and
+  its KV cache; an MTP block shares the target's embedding and LM head.
 - Activations: the transient working set of a prefill chunk of at most ``max_batched_tokens``
   tokens (TensorRT-LLM's default ``max_num_tokens`` = 8192) plus fp32 logits per sequence.
 - Usable memory is the device capacity less any OS reserve, times the engine's usable fraction
@@ -17,6 +20,7 @@ Modelling assumptions:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -32,15 +36,18 @@ MAX_BATCHED_TOKENS = 8192
 _LOGIT_BYTES = 4.0
 
 
-def weight_bytes_per_device(model: ModelSpec, precision: Precision, plan: Plan) -> Num:
-    """Bytes of weights one device holds under ``plan``."""
+def weight_bytes_per_device(
+    model: ModelSpec, precision: Precision, plan: Plan, *, redundant_experts: int = 0
+) -> Num:
+    """Bytes of weights one device holds under ``plan`` (the fullest device, with ``redundant_experts``)."""
     d, tp = model.hidden_size, plan.tp
     layer = model.num_layers * attention_params_per_device(model, tp)
     layer += model.num_dense_layers * (3 * d * model.intermediate_size / tp + d)
     if model.moe is not None:
         moe = model.moe
         moe_tp = plan.tp * plan.dp / plan.ep
-        experts = moe.num_experts / plan.ep * 3 * d * moe.expert_intermediate_size / moe_tp
+        slots = math.ceil((moe.num_experts + redundant_experts) / plan.ep)
+        experts = slots * 3 * d * moe.expert_intermediate_size / moe_tp
         shared = 3 * d * moe.shared_intermediate_size / tp
         layer += model.num_moe_layers * (experts + shared + d * moe.num_experts + d)
     per_stage = layer / plan.pp
@@ -51,12 +58,13 @@ def weight_bytes_per_device(model: ModelSpec, precision: Precision, plan: Plan) 
 
 
 def kv_bytes_per_sequence(
-    model: ModelSpec, precision: Precision, context_tokens: Num, *, tp: Num = 1, pp: Num = 1
+    model: ModelSpec, precision: Precision, context_tokens: Num, *, tp: Num = 1, pp: Num = 1, cp: Num = 1
 ) -> Num:
     """KV-cache bytes one sequence of ``context_tokens`` tokens occupies on one device.
 
     Per token and full-attention layer: 2 * kv_heads * head_dim elements (K and V), or
     kv_lora_rank + qk_rope_head_dim for MLA; sliding-window layers keep at most the window.
+    Split over ``tp`` (KV heads), ``pp`` (layers) and ``cp`` (tokens).
     """
     per_layer: Num
     if model.mla is not None:
@@ -68,7 +76,7 @@ def kv_bytes_per_sequence(
     if n_swa:
         assert model.sliding_window is not None
         tokens = tokens + n_swa * minimum(context_tokens, model.sliding_window)
-    return tokens * per_layer * precision.kv_bytes / pp
+    return tokens * per_layer * precision.kv_bytes / pp / cp
 
 
 def kv_bytes_per_token(model: ModelSpec, precision: Precision) -> float:
@@ -129,16 +137,33 @@ def memory_use(
     batch: int,
     input_tokens: int,
     output_tokens: int,
+    redundant_experts: int = 0,
+    draft: ModelSpec | None = None,
+    draft_shares_vocab: bool = False,
 ) -> MemoryUse:
-    """Memory per device for ``batch`` sequences (whole deployment) of input+output tokens."""
+    """Memory per device for ``batch`` sequences (whole deployment) of input+output tokens.
+
+    Args:
+        redundant_experts: extra expert replicas (EPLB) on top of the model's experts.
+        draft: a speculative-decoding draft run on the same devices (its weights and KV count).
+        draft_shares_vocab: the draft uses the target's embedding and LM head (an MTP block).
+    """
     seqs = math.ceil(batch / plan.dp)
     context = input_tokens + output_tokens
-    kv = seqs * kv_bytes_per_sequence(model, precision, context, tp=plan.tp, pp=plan.pp)
+    kv = seqs * kv_bytes_per_sequence(model, precision, context, tp=plan.tp, pp=plan.pp, cp=plan.cp)
     act = activation_bytes_per_device(
-        model, precision, plan, seqs_per_replica=seqs, prefill_tokens=seqs * input_tokens
+        model, precision, plan, seqs_per_replica=seqs, prefill_tokens=seqs * input_tokens / plan.cp
     )
+    weights = weight_bytes_per_device(model, precision, plan, redundant_experts=redundant_experts)
+    if draft is not None:
+        draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
+        weights += weight_bytes_per_device(draft, precision, draft_plan, redundant_experts=redundant_experts)
+        if draft_shares_vocab:
+            vocab = draft.vocab_size * draft.hidden_size / plan.tp
+            weights -= vocab * (1 if draft.tie_word_embeddings else 2) * precision.weight_bytes
+        kv += seqs * kv_bytes_per_sequence(draft, precision, context, tp=plan.tp, cp=plan.cp)
     return MemoryUse(
-        weights_bytes_per_device=float(weight_bytes_per_device(model, precision, plan)),
+        weights_bytes_per_device=float(weights),
         kv_cache_bytes_per_device=float(kv),
         activation_bytes_per_device=float(act),
         capacity_bytes_per_device=device.memory_capacity_bytes,
@@ -154,6 +179,9 @@ def require_one_sequence(
     *,
     input_tokens: int,
     output_tokens: int,
+    redundant_experts: int = 0,
+    draft: ModelSpec | None = None,
+    draft_shares_vocab: bool = False,
 ) -> None:
     """Raise :class:`InfeasibleError` unless one sequence per replica fits in memory."""
     one = memory_use(
@@ -164,6 +192,9 @@ def require_one_sequence(
         batch=plan.dp,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        redundant_experts=redundant_experts,
+        draft=draft,
+        draft_shares_vocab=draft_shares_vocab,
     )
     if not one.fits:
         raise InfeasibleError(
@@ -185,6 +216,9 @@ def max_batch(
     *,
     input_tokens: int,
     output_tokens: int,
+    redundant_experts: int = 0,
+    draft: ModelSpec | None = None,
+    draft_shares_vocab: bool = False,
 ) -> int:
     """The largest batch (whole deployment, a multiple of ``dp``) whose memory fits.
 
@@ -193,7 +227,15 @@ def max_batch(
     """
 
     require_one_sequence(
-        model, device, plan, precision, input_tokens=input_tokens, output_tokens=output_tokens
+        model,
+        device,
+        plan,
+        precision,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        redundant_experts=redundant_experts,
+        draft=draft,
+        draft_shares_vocab=draft_shares_vocab,
     )
 
     def fits(seqs: int) -> bool:
@@ -205,6 +247,9 @@ def max_batch(
             batch=seqs * plan.dp,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            redundant_experts=redundant_experts,
+            draft=draft,
+            draft_shares_vocab=draft_shares_vocab,
         ).fits
 
     # memory grows monotonically with the batch: bracket the boundary, then bisect it

@@ -9,8 +9,13 @@ Modelling assumptions (sources in each function):
   tokens) and writes O once; the causal mask halves the score work of a prefill.
 - Tensor parallelism shards attention heads and FFN columns over ``tp`` devices (Megatron-LM);
   KV heads fewer than ``tp`` are replicated, and MLA's latent cache is replicated on every rank.
-- MoE experts are sharded over ``moe_shard`` devices; a step reads the weights of the experts its
-  tokens touch, E*(1-(1-k/E)^tokens) in expectation for uniform routing.
+- MoE experts spread as a :class:`~genmodel._parallel.MoeLayout` says (expert groups, experts
+  split over MoE-TP devices, redundant replicas, load imbalance); a step reads the weights of the
+  experts its tokens touch, E*(1-(1-k/E)^tokens) in expectation for uniform routing, and the
+  busiest device computes its share of the routed pairs.
+- Context parallelism splits each sequence over ``cp`` devices: attention work and the cached KV
+  divide by cp (zig-zag placement balances the causal mask); the other operators divide by cp
+  when the step brings many new tokens (prefill), and are repeated on every rank in decode.
 - The LM head computes logits only for the last token of each sequence.
 - Per-operator time is the roofline max(compute, memory) with the device's efficiencies; GEMM rows
   are padded to the kernel's row tile.
@@ -18,8 +23,10 @@ Modelling assumptions (sources in each function):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from genmodel._errors import SpecError
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._units import DTYPE_BYTES, Num, ceil, maximum, minimum, where
@@ -27,6 +34,74 @@ from genmodel._workload import Precision
 
 #: logits are written in fp32 for sampling
 _LOGIT_BYTES = 4.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoeLayout:
+    """How routed experts spread over the ``tp * dp`` devices of one MoE instance (one stage).
+
+    Attributes:
+        ep: expert-parallel groups (devices holding different experts).
+        dp: attention data-parallel replicas feeding the instance.
+        tp: tensor-parallel degree of attention (each replica's tokens are split over it).
+        redundant_experts: extra replicas of (hot) experts, as EPLB places them.
+        imbalance: busiest device's routed pairs over the mean; None = the balls-into-bins estimate
+            for uniform routing.
+    """
+
+    ep: int = 1
+    dp: int = 1
+    tp: int = 1
+    redundant_experts: int = 0
+    imbalance: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("ep", "dp", "tp"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise SpecError(f"{name}={value!r} must be an integer >= 1")
+        if (self.tp * self.dp) % self.ep:
+            raise SpecError(f"ep={self.ep} must divide tp*dp={self.tp * self.dp}")
+        if not (isinstance(self.redundant_experts, int) and self.redundant_experts >= 0):
+            raise SpecError(f"redundant_experts={self.redundant_experts!r} must be an integer >= 0")
+        if self.imbalance is not None and not self.imbalance >= 1:
+            raise SpecError(f"moe_imbalance={self.imbalance!r} must be >= 1 (busiest over mean)")
+
+    @property
+    def num_devices(self) -> int:
+        """Devices of the instance: tp * dp."""
+        return self.tp * self.dp
+
+    @property
+    def moe_tp(self) -> int:
+        """Devices each expert is split over: tp * dp / ep."""
+        return self.num_devices // self.ep
+
+    def num_slots(self, num_experts: int) -> int:
+        """Expert slots: the experts plus their redundant replicas."""
+        return num_experts + self.redundant_experts
+
+    def experts_per_device(self, num_experts: int) -> int:
+        """Expert slots on the fullest device: ceil((E + r) / ep)."""
+        return math.ceil(self.num_slots(num_experts) / self.ep)
+
+    def imbalance_factor(self, routed_pairs: Num) -> Num:
+        """Busiest expert group's routed pairs over the mean, for ``routed_pairs`` in the instance.
+
+        The given factor, or 1 + sqrt(2 ln(ep) / mean) for uniform routing (balls into bins, Raab
+        and Steger 1998), capped at ep (everything on one group).
+        """
+        if self.imbalance is not None:
+            return self.imbalance + 0 * routed_pairs
+        if self.ep == 1:
+            return 1 + 0 * routed_pairs
+        mean = routed_pairs / self.ep
+        return minimum(1 + (2 * math.log(self.ep) / mean) ** 0.5, float(self.ep))
+
+    def device_pair_share(self, num_experts: int, routed_pairs: Num) -> Num:
+        """Fraction of the instance's routed pairs the busiest device's experts compute."""
+        share = self.experts_per_device(num_experts) / self.num_slots(num_experts)
+        return minimum(share * self.imbalance_factor(routed_pairs), 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +194,9 @@ def forward_ops(
     new_tokens: Num,
     past_tokens: Num,
     tp: Num = 1,
-    moe_shard: Num | None = None,
-    moe_group_tokens: Num | None = None,
+    cp: Num = 1,
+    split_new_tokens: bool = True,
+    moe: MoeLayout | None = None,
     absorb_mla: bool = False,
 ) -> list[Op]:
     """Operators of one forward step of the whole model, per tensor-parallel rank.
@@ -132,8 +208,10 @@ def forward_ops(
         new_tokens: tokens each sequence adds in this step (prompt length in prefill, 1 in decode).
         past_tokens: tokens each sequence already has in the KV cache.
         tp: tensor-parallel degree (heads and FFN columns are split over it).
-        moe_shard: devices the routed experts are spread over (default ``tp``).
-        moe_group_tokens: tokens routed together through one MoE instance (default this step's).
+        cp: context-parallel degree (each sequence split over it; ring attention).
+        split_new_tokens: whether cp also splits the new tokens of the non-attention operators
+            (prefill); in decode every cp rank repeats them.
+        moe: how routed experts spread over the MoE instance (default: pure MoE-TP over ``tp``).
         absorb_mla: run MLA with the up-projections absorbed into query and output (decode).
 
     Returns:
@@ -144,9 +222,11 @@ def forward_ops(
     """
     p = precision
     d, hd = model.hidden_size, model.head_dim
-    tokens = num_seqs * new_tokens
+    # tokens of the replica this device's non-attention operators see
+    tokens = num_seqs * new_tokens / cp if split_new_tokens else num_seqs * new_tokens
     heads = model.num_attention_heads / tp
     kv_heads = maximum(model.num_kv_heads / tp, 1)  # KV heads fewer than tp are replicated
+    step_tokens = num_seqs * new_tokens  # all new tokens of the replica's sequences
     n_full = model.num_layers - model.num_sliding_window_layers
     n_swa = model.num_sliding_window_layers
     n_layers = model.num_layers
@@ -171,12 +251,12 @@ def forward_ops(
                     name,
                     "attention",
                     # QK^T and PV: 2 FLOPs per MAC, head_dim MACs each, per pair and head
-                    flops=4 * num_seqs * heads * hd * pairs * count,
+                    flops=4 * num_seqs * heads * hd * pairs * count / cp,
                     weight_bytes=0,
                     # Q and O, plus the fresh K and V of this step
-                    act_bytes=tokens * (2 * heads * hd + kv_per_token) * p.act_bytes * count,
+                    act_bytes=step_tokens * (2 * heads * hd + kv_per_token) * p.act_bytes * count / cp,
                     # read the cached past, write this step's K and V
-                    kv_bytes=(num_seqs * cached + tokens) * kv_per_token * p.kv_bytes * count,
+                    kv_bytes=(num_seqs * cached + step_tokens) * kv_per_token * p.kv_bytes * count / cp,
                 )
             )
         ops.append(_gemm("o_proj", tokens, heads * hd, d, p, count=n_layers))
@@ -217,10 +297,10 @@ def forward_ops(
             Op(
                 "attention",
                 "attention",
-                flops=2 * num_seqs * heads * attn_dims * pairs * n_layers,
+                flops=2 * num_seqs * heads * attn_dims * pairs * n_layers / cp,
                 weight_bytes=0,
-                act_bytes=tokens * q_width * p.act_bytes * n_layers,
-                kv_bytes=(num_seqs * past_tokens + tokens) * latent * p.kv_bytes * n_layers,
+                act_bytes=step_tokens * q_width * p.act_bytes * n_layers / cp,
+                kv_bytes=(num_seqs * past_tokens + step_tokens) * latent * p.kv_bytes * n_layers / cp,
             )
         )
         if absorb_mla:
@@ -239,41 +319,53 @@ def forward_ops(
         ops.append(_gemm("down_proj", tokens, ff, d, p, count=n_dense))
 
     if model.moe is not None:
-        moe = model.moe
+        spec = model.moe
         n_moe = model.num_moe_layers
-        shard = tp if moe_shard is None else moe_shard
-        group = tokens if moe_group_tokens is None else moe_group_tokens
-        ops.append(_gemm("router", tokens, d, moe.num_experts, p, count=n_moe))
-        touched = expected_experts_touched(moe.num_experts, moe.num_experts_per_tok, group)
-        expert_params = 3 * d * moe.expert_intermediate_size  # gate, up, down
-        routed = tokens * moe.num_experts_per_tok  # token-expert pairs computed on this device's shard
+        k = spec.num_experts_per_tok
+        ops.append(_gemm("router", tokens, d, spec.num_experts, p, count=n_moe))
+        expert_params = 3 * d * spec.expert_intermediate_size  # gate, up, down
+        if moe is None:  # pure MoE-TP over this replica's tp devices: every device has every expert
+            slots, local_slots, moe_tp = spec.num_experts, spec.num_experts, tp
+            instance_tokens = tokens
+            share: Num = 1.0
+        else:
+            slots = moe.num_slots(spec.num_experts)
+            local_slots = moe.experts_per_device(spec.num_experts)
+            moe_tp = moe.moe_tp
+            instance_tokens = tokens * moe.dp  # every replica's tokens go through one instance
+            share = moe.device_pair_share(spec.num_experts, instance_tokens * k)
+        # an expert slot is touched when one of the instance's tokens routes to it
+        touched = local_slots * (1 - (1 - k / slots) ** instance_tokens)
+        routed = instance_tokens * k * share  # token-expert pairs on the busiest device's slots
         ops.append(
             Op(
                 "experts",
                 "gemm",
-                flops=2 * routed * expert_params / shard * n_moe,
-                weight_bytes=touched * expert_params / shard * p.weight_bytes * n_moe,
-                act_bytes=routed * (2 * d + 3 * moe.expert_intermediate_size / shard) * p.act_bytes * n_moe,
+                flops=2 * routed * expert_params / moe_tp * n_moe,
+                weight_bytes=touched * expert_params / moe_tp * p.weight_bytes * n_moe,
+                act_bytes=routed * (2 * d + 3 * spec.expert_intermediate_size / moe_tp) * p.act_bytes * n_moe,
                 kv_bytes=0,
                 rows=routed / touched,  # tokens per expert GEMM
             )
         )
-        if moe.shared_intermediate_size:
-            sff = moe.shared_intermediate_size / tp
+        if spec.shared_intermediate_size:
+            sff = spec.shared_intermediate_size / tp
             ops.append(_gemm("shared_experts", tokens, d, 3 * sff, p, count=n_moe))
 
-    # final norm, then logits for the last token of each sequence only
-    ops.append(_elementwise("final_norm", num_seqs * d, p))
+    # final norm, then logits for the last token of each sequence only (on one of the cp ranks,
+    # which take turns across sequences)
+    last = num_seqs / cp if split_new_tokens else num_seqs
+    ops.append(_elementwise("final_norm", last * d, p))
     vocab = model.vocab_size / tp
     ops.append(
         Op(
             "lm_head",
             "gemm",
-            flops=2 * num_seqs * d * vocab,
+            flops=2 * last * d * vocab,
             weight_bytes=d * vocab * p.weight_bytes,
-            act_bytes=num_seqs * (d * p.act_bytes + vocab * _LOGIT_BYTES),
+            act_bytes=last * (d * p.act_bytes + vocab * _LOGIT_BYTES),
             kv_bytes=0,
-            rows=num_seqs,
+            rows=last,
         )
     )
     return ops
@@ -283,8 +375,8 @@ def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
     """Roofline time of one operator: max(FLOPs / achieved FLOP/s, bytes / achieved B/s).
 
     GEMMs run at ``efficiency.gemm_frac`` of the peak for the GEMM precision, with rows padded to
-    the kernel's row tile; attention at ``attention_frac`` of the peak for the activation precision
-    (at least 8-bit); memory traffic at ``memory_frac`` of peak bandwidth.
+    the kernel's row tile; attention at ``attention_frac`` of the peak for the wider of the
+    activation and KV-cache precisions (at least 8-bit); memory traffic at ``memory_frac`` of peak bandwidth.
     Source: Williams, Waterman, Patterson, "Roofline", CACM 2009.
     """
     eff = device.efficiency
@@ -296,7 +388,10 @@ def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
         frac = eff.gemm_low_precision_frac if DTYPE_BYTES[dtype] <= 1 else eff.gemm_frac
         compute_s = op.flops * padded / (device.peak_flops_per_s[dtype] * frac)
     elif op.kind == "attention":
-        dtype = precision.act_dtype if DTYPE_BYTES[precision.act_dtype] >= 1 else "fp8"
+        # scores and context run in the wider of the query (activation) and KV-cache precisions:
+        # a bf16 cache means bf16 attention math even under fp8 GEMMs (FlashMLA, FlashAttention-3)
+        wider = max(precision.act_dtype, precision.kv_dtype, key=DTYPE_BYTES.__getitem__)
+        dtype = wider if DTYPE_BYTES[wider] >= 1 else "fp8"
         compute_s = op.flops / (device.peak_for(dtype) * eff.attention_frac)
     else:
         compute_s = 0 * memory_s  # elementwise FLOPs are negligible next to their bytes

@@ -1,13 +1,19 @@
-"""Parallel plans, their feasibility, and the cost of the collectives they add.
+"""Parallel plans, their feasibility, and how MoE experts and their tokens spread over devices.
 
 Modelling assumptions:
-- A plan is TP x PP x DP devices; EP spreads MoE experts over devices of the same deployment
-  (``ep`` divides ``tp * dp``). SP/CP (``cp``) is carried for later use.
-- TP adds two all-reduces of the activations per block (after attention and after the FFN) and
-  one after the vocabulary-parallel embedding (Megatron-LM, Shoeybi et al. 2019, Sec. 3).
-- Collectives cost alpha-beta: a ring all-reduce over n devices moves 2(n-1)/n of the message
-  through each link and takes 2(n-1) latency hops (Thakur, Rabenseifner, Gropp 2005), plus a fixed
-  per-call cost. A group larger than the scale-up domain runs at the scale-out link's speed.
+- A plan is TP x CP x DP devices per pipeline stage, times PP stages. Attention (and dense layers)
+  run per replica: ``tp`` devices share heads and FFN columns (Megatron-LM, Shoeybi et al. 2019,
+  Sec. 3), ``cp`` devices share each sequence (ring attention), ``dp`` replicas share the batch.
+- MoE layers of one stage form one instance over all ``tp * dp`` devices (attention-DP with MoE-EP,
+  as DeepSeek-V3, SGLang and CloudMatrix-Infer deploy it): ``ep`` devices hold different experts,
+  each expert split over ``tp * dp / ep`` devices (MoE-TP; ``ep = 1`` is pure MoE-TP).
+  With E experts, r redundant replicas (EPLB) and ``ep`` groups, a device holds ceil((E+r)/ep)
+  expert slots; under uniform routing its share of the token-expert pairs is its slots/(E+r),
+  times a load-imbalance factor (the expected busiest device over the mean).
+- Default imbalance: balls into bins, the busiest of ep groups receives about
+  mean + sqrt(2 mean ln ep) of the routed pairs (Raab and Steger, "Balls into bins - a simple and
+  tight analysis", RANDOM 1998, Thm. 1) for uniform routing; a measured factor may be given
+  instead (real routers are skewed; EPLB replicas bring it back toward 1).
 - PP splits the layers evenly over ``pp`` stages; activations cross each stage boundary once per
   microbatch (point-to-point).
 """
@@ -15,11 +21,13 @@ Modelling assumptions:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from genmodel._errors import InfeasibleError, SpecError
-from genmodel._hardware import Device, Link
+from genmodel._hardware import Device
 from genmodel._model import ModelSpec
+from genmodel._ops import MoeLayout
 from genmodel._units import Num
 
 
@@ -41,15 +49,21 @@ class Plan:
 
     @property
     def num_devices(self) -> int:
-        """Devices the plan occupies: tp * pp * dp * cp."""
+        """Devices the plan occupies: tp * cp * dp * pp."""
         return self.tp * self.pp * self.dp * self.cp
+
+    @property
+    def num_stage_devices(self) -> int:
+        """Devices of one pipeline stage: tp * cp * dp."""
+        return self.tp * self.dp * self.cp
 
 
 def plan_violations(plan: Plan, model: ModelSpec, device: Device) -> list[str]:
     """Reasons ``plan`` cannot run ``model`` on ``device`` (empty when it can).
 
     Divisibility: tp divides the attention heads and (when tp <= KV heads) the KV heads;
-    pp divides into at most one stage per layer; ep divides the experts and tp*dp.
+    pp at most one stage per layer; ep divides tp*dp (devices hold ceil(experts/ep) experts, so
+    ep need not divide the experts); at most one expert group per expert.
     """
     out: list[str] = []
     m = model
@@ -65,8 +79,8 @@ def plan_violations(plan: Plan, model: ModelSpec, device: Device) -> list[str]:
         if m.moe is None:
             out.append(f"ep={plan.ep} needs a mixture-of-experts model; {m.id} is dense")
         else:
-            if m.moe.num_experts % plan.ep:
-                out.append(f"ep={plan.ep} must divide num_experts={m.moe.num_experts}")
+            if plan.ep > m.moe.num_experts:
+                out.append(f"ep={plan.ep} must be <= num_experts={m.moe.num_experts}")
             if (plan.tp * plan.dp) % plan.ep:
                 out.append(f"ep={plan.ep} must divide tp*dp={plan.tp * plan.dp}")
     return out
@@ -79,50 +93,45 @@ def check_plan(plan: Plan, model: ModelSpec, device: Device) -> None:
         raise InfeasibleError(violations)
 
 
-def group_link(device: Device, group_devices: int) -> Link:
-    """The link a group of ``group_devices`` communicates over.
+def moe_layout(plan: Plan, *, redundant_experts: int = 0, imbalance: float | None = None) -> MoeLayout:
+    """The MoE layout of ``plan``: ep expert groups over its tp * dp devices per stage."""
+    return MoeLayout(
+        ep=plan.ep, dp=plan.dp, tp=plan.tp, redundant_experts=redundant_experts, imbalance=imbalance
+    )
 
-    Inside the scale-up domain (NVLink, XGMI, HCCS, UB) its link; beyond it, or on a device with no
-    scale-up fabric, the scale-out link (InfiniBand, RoCE, Ethernet) bounds a ring.
+
+def ep_dispatch_bytes(
+    tokens_per_device: Num,
+    hidden_size: int,
+    element_bytes: float,
+    *,
+    top_k: int,
+    layout: MoeLayout,
+    domain_devices: int | None,
+    dedup_domains: bool = True,
+) -> tuple[Num, Num]:
+    """Bytes one device sends in one expert-parallel dispatch (or receives in the combine).
+
+    Each of the device's tokens goes to its top-k experts, each split over ``moe_tp`` devices: k *
+    moe_tp copies of a hidden vector, of which (n-1)/n land on other devices (n = tp * dp). A token
+    bound for several devices of one remote domain crosses the scale-out tier once and is forwarded
+    inside it (DeepSeek-V3 report, Sec. 3.2.2; DeepEP normal kernels): with U domains, it reaches
+    U(1 - (1 - 1/U)^k) of them, (U-1)/U of those remote. Without ``dedup_domains`` (DeepEP
+    low-latency kernels, used in decode) every copy for a remote domain crosses it: the remote
+    peers' share, (n - D)/(n - 1) of the copies.
+
+    Returns:
+        (send_bytes, scale_out_bytes): all bytes sent to other devices (every one crosses the
+        scale-up tier once), and the part that leaves the domain (0 inside one domain).
     """
-    up = device.scale_up
-    if up is not None and (up.num_domain_devices is None or group_devices <= up.num_domain_devices):
-        return up
-    if device.scale_out is not None:
-        return device.scale_out
-    if up is not None:
-        return up
-    raise InfeasibleError(
-        [f"hardware={device.id} has no scale-up or scale-out link for a group of {group_devices}"]
-    )
-
-
-def allreduce_time(message_bytes: Num, num_devices: int, device: Device) -> Num:
-    """Time of one ring all-reduce of ``message_bytes`` over ``num_devices`` devices.
-
-    t = c + 2(n-1)*alpha + 2(n-1)/n * S / (B * eff), with c the fixed per-call cost, alpha the
-    link's per-hop latency, B its per-direction bandwidth and eff the bus-bandwidth efficiency
-    (Thakur et al., "Optimization of Collective Communication Operations in MPICH", 2005, Sec. 4).
-    Zero for a single device.
-    """
-    n = num_devices
-    if n <= 1:  # nothing to reduce; zero in seconds, so units still check
-        return 0 * message_bytes / device.memory_bandwidth_bytes_per_s
-    link = group_link(device, n)
-    eff = device.efficiency
-    return (
-        eff.collective_latency_s
-        + 2 * (n - 1) * link.latency_s
-        + 2 * (n - 1) / n * message_bytes / (link.bandwidth_bytes_per_s * eff.collective_bus_frac)
-    )
-
-
-def p2p_time(message_bytes: Num, device: Device, *, group_devices: int) -> Num:
-    """Time to send ``message_bytes`` from one device to the next (a pipeline stage boundary)."""
-    link = group_link(device, group_devices)
-    eff = device.efficiency
-    return (
-        eff.collective_latency_s
-        + link.latency_s
-        + message_bytes / (link.bandwidth_bytes_per_s * eff.collective_bus_frac)
-    )
+    n = layout.num_devices
+    vector = hidden_size * element_bytes
+    copies = top_k * layout.moe_tp
+    send = tokens_per_device * copies * (n - 1) / n * vector
+    if domain_devices is None or n <= domain_devices:
+        return send, 0 * send
+    if not dedup_domains:
+        return send, send * (n - domain_devices) / (n - 1)
+    domains = math.ceil(n / domain_devices)
+    reached = domains * (1 - (1 - 1 / domains) ** top_k)
+    return send, tokens_per_device * reached * (domains - 1) / domains * vector

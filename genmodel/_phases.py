@@ -3,30 +3,124 @@
 Modelling assumptions:
 - Static batching: ``batch`` sequences (whole deployment, split evenly over ``dp`` replicas) are
   prefilled together, then decoded together for ``output_tokens - 1`` steps.
-- A step's time on one device is the sum of its operators' roofline times, plus the
-  tensor-parallel all-reduces (not overlapped with compute), plus a fixed per-step overhead.
+- A step's time on one device is the sum of its operators' roofline times, plus the collectives
+  it waits for, plus a fixed per-step overhead. Collectives per block: the tensor-parallel
+  all-reduce after attention and after a dense FFN (Megatron-LM); for MoE blocks the all-reduce
+  (MoE-TP inside a replica), an all-gather and reduce-scatter (MoE-TP over attention-DP
+  replicas), or the expert-parallel dispatch and combine all-to-alls (plus an all-gather over tp).
+- A fraction ``comm_overlap_frac`` of the collectives hides behind compute: exposed =
+  comm - f * min(comm, compute). Or, explicitly, the pass splits into m microbatches (two-batch
+  overlap in SGLang, microbatch pipelining in CloudMatrix-Infer) that alternate, so a pass takes
+  m * max(B, K) + min(B, K) for one microbatch's operator time B and collective time K, and every
+  microbatch reads the weights again.
+- Context parallelism (ring attention, Liu et al. 2023): in prefill each of the cp ranks passes its
+  KV block around the ring, cp-1 hops per layer, overlapped with that layer's attention; in decode
+  the ranks' partial attention outputs are combined by an all-reduce per layer.
 - TPOT is the decode step at the mean context of the output, past = input + (output-2)/2 tokens;
   this is exact while attention stays on one side of its roofline ridge (it is linear in context).
+- Speculative decoding (Leviathan et al. 2023; DeepSeek-V3 MTP): k draft steps (a draft model, or
+  the target's MTP block) then one verify step over k+1 tokens; with per-token acceptance a, a step
+  yields (1 - a^(k+1)) / (1 - a) tokens, and TPOT is the step time over that.
 - Pipeline parallelism: the replica's sequences split into m = min(seqs, pp) microbatches; prefill
   takes (m + pp - 1) stage times (the pipeline fill, GPipe, Huang et al. 2019), and a decode round
   gives every microbatch one token in pp stage times.
+- Disaggregated prefill/decode (DistServe, Splitwise): the prompt's KV cache moves from the prefill
+  device to its decode peer layer by layer while the prefill runs, so only what has not overlapped
+  (at least the last layer's share) adds to TTFT.
 - Energy uses the device's TDP (an upper bound); cost its price per device-hour.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
+from genmodel._collectives import (
+    ALGORITHMS,
+    allgather_time,
+    allreduce_time,
+    alltoall_time,
+    p2p_time,
+    reduce_scatter_time,
+)
 from genmodel._errors import InfeasibleError, SpecError
-from genmodel._hardware import Device
-from genmodel._memory import MemoryUse, max_batch, memory_use, require_one_sequence
+from genmodel._hardware import Device, System
+from genmodel._memory import MemoryUse, kv_bytes_per_sequence, max_batch, memory_use, require_one_sequence
 from genmodel._model import ModelSpec
-from genmodel._ops import OpTime, forward_ops, roofline
-from genmodel._parallel import Plan, allreduce_time, check_plan, p2p_time
+from genmodel._ops import MoeLayout, OpTime, forward_ops, roofline
+from genmodel._parallel import Plan, check_plan, ep_dispatch_bytes
 from genmodel._units import HOUR
 from genmodel._workload import Precision
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Speculation:
+    """Speculative decoding: k drafted tokens per step, each accepted with probability a.
+
+    ``draft_model`` None means the target's own multi-token-prediction block (DeepSeek MTP).
+    """
+
+    draft_tokens: int = 1
+    acceptance_rate: float = 0.7
+    draft_model: ModelSpec | None = None
+
+    def __post_init__(self) -> None:
+        k = self.draft_tokens
+        if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
+            raise SpecError(f"draft_tokens={k!r} must be an integer >= 1")
+        if not 0 <= self.acceptance_rate <= 1:
+            raise SpecError(f"acceptance_rate={self.acceptance_rate!r} must be in [0, 1]")
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Expected tokens a verify step yields: (1 - a^(k+1)) / (1 - a) (Leviathan et al. 2023, Eq. 1)."""
+        a, k = self.acceptance_rate, self.draft_tokens
+        return float(k + 1) if a == 1 else (1 - a ** (k + 1)) / (1 - a)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """How the serving stack runs a plan, beyond its parallel degrees.
+
+    Attributes:
+        comm_overlap_frac: fraction of communication hidden behind compute; None = the system's.
+        redundant_experts: extra expert replicas (EPLB) spread over the expert-parallel devices.
+        moe_imbalance: busiest expert group's load over the mean; None = uniform-routing estimate.
+        speculation: speculative decoding / MTP, or None.
+        disaggregated: prefill and decode run on separate devices; the KV cache moves between them.
+        allreduce_algorithm: ring, tree, direct or auto (the fastest) for all-reduces.
+        overlap_microbatches: split each pass into this many microbatches whose collectives
+            overlap the others' compute (SGLang two-batch overlap, CloudMatrix-Infer: 2); each
+            microbatch reads the weights again. 1 = no split (``comm_overlap_frac`` applies).
+    """
+
+    comm_overlap_frac: float | None = None
+    redundant_experts: int = 0
+    moe_imbalance: float | None = None
+    speculation: Speculation | None = None
+    disaggregated: bool = False
+    allreduce_algorithm: str = "ring"
+    overlap_microbatches: int = 1
+
+    def __post_init__(self) -> None:
+        mb = self.overlap_microbatches
+        if not (isinstance(mb, int) and not isinstance(mb, bool) and mb >= 1):
+            raise SpecError(f"overlap_microbatches={mb!r} must be an integer >= 1")
+        f = self.comm_overlap_frac
+        if f is not None and not 0 <= f <= 1:
+            raise SpecError(f"comm_overlap_frac={f!r} must be in [0, 1]")
+        if not (isinstance(self.redundant_experts, int) and self.redundant_experts >= 0):
+            raise SpecError(f"redundant_experts={self.redundant_experts!r} must be an integer >= 0")
+        if self.moe_imbalance is not None and not self.moe_imbalance >= 1:
+            raise SpecError(f"moe_imbalance={self.moe_imbalance!r} must be >= 1 (busiest over mean)")
+        if self.allreduce_algorithm not in ALGORITHMS:
+            raise SpecError(
+                f"allreduce_algorithm={self.allreduce_algorithm!r} must be one of {', '.join(ALGORITHMS)}"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,7 +128,9 @@ class PhaseCost:
     """Time of one phase on the critical path, split by what bounds it.
 
     ``compute_s`` and ``memory_s`` are the sums of the operators' compute and memory times (each
-    operator costs the larger of the two); ``comm_s`` the collectives; ``overhead_s`` the fixed cost.
+    operator costs the larger of the two); ``comm_s`` the collectives left exposed after overlap
+    (``comm_hidden_s`` were hidden), ``comm_breakdown`` each kind of collective before overlap;
+    ``overhead_s`` the fixed cost.
     """
 
     time_s: float
@@ -43,23 +139,161 @@ class PhaseCost:
     comm_s: float
     overhead_s: float
     bound: str
+    comm_hidden_s: float = 0.0
+    comm_breakdown: Mapping[str, float] = field(default_factory=dict)
     ops: tuple[OpTime, ...] = field(repr=False, default=())
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "comm_breakdown", MappingProxyType(dict(self.comm_breakdown)))
+
+    @property
+    def dominant_collective(self) -> str | None:
+        """The collective that takes the most time, or None without communication."""
+        busy = {k: v for k, v in self.comm_breakdown.items() if v > 0}
+        return max(busy, key=busy.__getitem__) if busy else None
+
+    def scaled(self, factor: float) -> PhaseCost:
+        """Every time multiplied by ``factor`` (e.g. per accepted token)."""
+        return dataclasses.replace(
+            self,
+            time_s=self.time_s * factor,
+            compute_s=self.compute_s * factor,
+            memory_s=self.memory_s * factor,
+            comm_s=self.comm_s * factor,
+            overhead_s=self.overhead_s * factor,
+            comm_hidden_s=self.comm_hidden_s * factor,
+            comm_breakdown={k: v * factor for k, v in self.comm_breakdown.items()},
+        )
+
+    def plus(self, other: PhaseCost) -> PhaseCost:
+        """Two passes run one after the other (a draft and a verify step)."""
+        names = dict(self.comm_breakdown)
+        for k, v in other.comm_breakdown.items():
+            names[k] = names.get(k, 0.0) + v
+        terms = {"compute": 0.0, "memory": 0.0, "comm": self.comm_s + other.comm_s}
+        for t in (self, other):
+            terms[t.bound] = terms.get(t.bound, 0.0) + t.time_s - t.comm_s - t.overhead_s
+        terms["overhead"] = self.overhead_s + other.overhead_s
+        return PhaseCost(
+            time_s=self.time_s + other.time_s,
+            compute_s=self.compute_s + other.compute_s,
+            memory_s=self.memory_s + other.memory_s,
+            comm_s=self.comm_s + other.comm_s,
+            overhead_s=self.overhead_s + other.overhead_s,
+            bound=max(terms, key=terms.__getitem__),
+            comm_hidden_s=self.comm_hidden_s + other.comm_hidden_s,
+            comm_breakdown=names,
+            ops=self.ops + other.ops,
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form: time_s, compute_s, memory_s, comm_s, overhead_s, bound."""
+        """The JSON form: time_s, compute_s, memory_s, comm_s, overhead_s, bound, and the collectives."""
         return {
             "time_s": self.time_s,
             "compute_s": self.compute_s,
             "memory_s": self.memory_s,
             "comm_s": self.comm_s,
+            "comm_hidden_s": self.comm_hidden_s,
             "overhead_s": self.overhead_s,
             "bound": self.bound,
+            "comm_breakdown": dict(self.comm_breakdown),
+            "dominant_collective": self.dominant_collective,
         }
+
+
+def as_system(hardware: System | Device) -> System:
+    """A system as given, or the usual system a bare device implies."""
+    return hardware if isinstance(hardware, System) else System.of_device(hardware)
+
+
+def _collectives(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    options: RunOptions,
+    *,
+    phase: str,
+    seqs: float,
+    new_tokens: float,
+    attention_s: float,
+) -> tuple[dict[str, float], float]:
+    """Per-kind collective time of one microbatch through the whole model, and the CP ring's share.
+
+    Returns (breakdown, cp_ring_s) where cp_ring_s is the ring-attention transfer left exposed
+    after it overlapped the attention it feeds (already included in the breakdown).
+    """
+    d, tp, dp, cp = model.hidden_size, plan.tp, plan.dp, plan.cp
+    prefill = phase == "prefill"
+    rows = seqs * new_tokens / (cp if prefill else 1)  # token rows on one device
+    message = rows * d * precision.comm_bytes
+    algo = options.allreduce_algorithm
+    out: dict[str, float] = {}
+
+    def add(name: str, seconds: float) -> None:
+        if seconds > 0:
+            out[name] = out.get(name, 0.0) + seconds
+
+    ar = float(allreduce_time(message, tp, system, algorithm=algo))
+    # after attention in every block, after each dense FFN, and after the vocab-parallel embedding
+    add("tp_allreduce", (model.num_layers + model.num_dense_layers + 1) * ar)
+    if model.moe is not None:
+        n_moe = model.num_moe_layers
+        n = tp * dp
+        if plan.ep == 1 and dp == 1:
+            add("tp_allreduce", n_moe * ar)
+        elif plan.ep == 1:
+            # MoE-TP over all replicas: gather every replica's tokens, reduce-scatter the outputs
+            gathered = message * dp
+            add("moe_allgather", n_moe * float(allgather_time(gathered, n, system, algorithm=algo)))
+            add("moe_reduce_scatter", n_moe * float(reduce_scatter_time(gathered, n, system, algorithm=algo)))
+        else:
+            layout = MoeLayout(ep=plan.ep, dp=dp, tp=tp, redundant_experts=options.redundant_experts)
+            domain = system.fabric[0].num_domain_devices if len(system.fabric) > 1 else None
+            k = model.moe.num_experts_per_tok
+            for name, element_bytes in (
+                ("ep_dispatch", precision.act_bytes),  # tokens leave in the activation dtype (fp8 in DeepEP)
+                ("ep_combine", precision.comm_bytes),  # weighted outputs return in 16 bits
+            ):
+                # prefill sends a token once per remote domain (DeepEP normal kernels); decode
+                # sends every copy straight to its device (DeepEP low-latency kernels)
+                send, outside = ep_dispatch_bytes(
+                    rows / tp,
+                    d,
+                    element_bytes,
+                    top_k=k,
+                    layout=layout,
+                    domain_devices=domain,
+                    dedup_domains=prefill,
+                )
+                spans = domain is not None and n > domain
+                t = alltoall_time(send, n, system, scale_out_bytes=outside if spans and prefill else None)
+                add(name, n_moe * float(t))
+            if tp > 1:  # each tp rank combined 1/tp of the tokens: gather them back
+                add("tp_allgather", n_moe * float(allgather_time(message, tp, system, algorithm=algo)))
+    cp_ring = 0.0
+    if cp > 1:
+        if model.mla is not None:
+            kv_elements = float(model.kv_elements_per_token_per_layer)
+        else:
+            kv_elements = 2 * max(model.num_kv_heads / tp, 1) * model.head_dim
+        if prefill:
+            # every rank passes its KV block cp-1 hops around the ring, overlapped with attention
+            block = seqs * new_tokens / cp * kv_elements * precision.kv_bytes
+            hop = float(p2p_time(block, system, group_devices=tp * cp))
+            ring = model.num_layers * (cp - 1) * hop
+            cp_ring = max(ring - attention_s, 0.0)
+            add("cp_ring", ring)
+        else:
+            # combine the ranks' partial attention outputs (fp32 partial sums and their log-sum-exp)
+            partial = seqs * (model.num_attention_heads / tp) * (model.head_dim + 1) * 4
+            add("cp_combine", model.num_layers * float(allreduce_time(partial, cp, system, algorithm=algo)))
+    return out, cp_ring
 
 
 def step_cost(
     model: ModelSpec,
-    device: Device,
+    hardware: System | Device,
     plan: Plan,
     precision: Precision,
     *,
@@ -67,15 +301,17 @@ def step_cost(
     num_seqs: float,
     new_tokens: float,
     past_tokens: float,
+    options: RunOptions = RunOptions(),
 ) -> PhaseCost:
     """Cost of one forward pass of ``num_seqs`` sequences through one pipeline replica.
 
     Args:
-        phase: "prefill" (new_tokens = prompt, MLA unabsorbed) or "decode" (one token per
-            sequence, MLA with absorbed up-projections).
+        phase: "prefill" (new_tokens = prompt, MLA unabsorbed) or "decode" (MLA with absorbed
+            up-projections).
         num_seqs: sequences on the replica.
         new_tokens: tokens each sequence adds in the pass.
         past_tokens: tokens each sequence already has cached.
+        options: overlap, redundant experts, load imbalance, collective algorithm.
 
     With pp stages the sequences run as m = min(num_seqs, pp) microbatches. A prefill's last
     microbatch leaves the pipe after (m + pp - 1) stage times; a decode round, which gives every
@@ -83,9 +319,23 @@ def step_cost(
     """
     if phase not in ("prefill", "decode"):
         raise SpecError(f"phase={phase!r} must be 'prefill' or 'decode'")
+    system = as_system(hardware)
+    device = system.device
     pp = plan.pp
     micro = max(1.0, min(num_seqs, float(pp)))
-    seqs = num_seqs / micro
+    # two-batch overlap / microbatch pipelining: the pass runs as m halves whose collectives
+    # overlap the other halves' compute
+    m = float(max(1, min(options.overlap_microbatches, math.floor(num_seqs / micro * new_tokens))))
+    seqs = num_seqs / micro / m
+    layout = None
+    if model.moe is not None:
+        layout = MoeLayout(
+            ep=plan.ep,
+            dp=plan.dp,
+            tp=plan.tp,
+            redundant_experts=options.redundant_experts,
+            imbalance=options.moe_imbalance,
+        )
     ops = tuple(
         roofline(op, device, precision)
         for op in forward_ops(
@@ -95,39 +345,93 @@ def step_cost(
             new_tokens=new_tokens,
             past_tokens=past_tokens,
             tp=plan.tp,
+            cp=plan.cp,
+            split_new_tokens=phase == "prefill",
+            moe=layout,
             absorb_mla=phase == "decode",
         )
     )
     factor = (micro + pp - 1) / pp if phase == "prefill" else 1.0
-    compute_s = memory_s = compute_bound_s = memory_bound_s = 0.0
+    compute_s = memory_s = compute_bound_s = memory_bound_s = attention_s = 0.0
     for t in ops:
-        c, m = float(t.compute_s), float(t.memory_s)
+        c, mem = float(t.compute_s), float(t.memory_s)
         compute_s += c
-        memory_s += m
-        if c >= m:
+        memory_s += mem
+        if c >= mem:
             compute_bound_s += c
         else:
-            memory_bound_s += m
-    message = seqs * new_tokens * model.hidden_size * precision.comm_bytes
-    # two all-reduces per block (attention, FFN) and one after the vocabulary-parallel embedding
-    comm_s = (2 * model.num_layers + 1) * float(allreduce_time(message, plan.tp, device)) * factor
+            memory_bound_s += mem
+        if t.op.kind == "attention":
+            attention_s += max(c, mem)
+    breakdown, cp_exposed = _collectives(
+        model,
+        system,
+        plan,
+        precision,
+        options,
+        phase=phase,
+        seqs=seqs,
+        new_tokens=new_tokens,
+        attention_s=attention_s,
+    )
+    breakdown = {k: v * factor for k, v in breakdown.items()}
     if pp > 1:
-        comm_s += (pp - 1) * float(p2p_time(message, device, group_devices=plan.tp * pp))
+        message = seqs * new_tokens / plan.cp * model.hidden_size * precision.comm_bytes
+        hop = float(p2p_time(message, system, group_devices=2 * plan.num_stage_devices))
+        breakdown["pp_send"] = (pp - 1) * hop
+    busy_s = (compute_bound_s + memory_bound_s) * factor  # one microbatch's operators
+    ring_s = breakdown.get("cp_ring", 0.0)
+    ring_hidden_s = ring_s - cp_exposed * factor  # ring attention overlaps by construction
+    comm_s = sum(breakdown.values()) - ring_hidden_s  # one microbatch's collectives
+    if m > 1:
+        # m microbatches alternate compute and communication; the first's compute (or the
+        # last's communication) has nothing to hide behind
+        total_s = m * max(busy_s, comm_s) + min(busy_s, comm_s)
+        hidden_s = m * (busy_s + comm_s) - total_s + m * ring_hidden_s
+    else:
+        overlap = system.comm_overlap_frac if options.comm_overlap_frac is None else options.comm_overlap_frac
+        hidden_s = overlap * min(comm_s, busy_s) + ring_hidden_s
+        total_s = busy_s + comm_s - overlap * min(comm_s, busy_s)
+    exposed_s = total_s - m * busy_s
     overhead_s = device.efficiency.step_overhead_s
     terms = {
-        "compute": compute_bound_s * factor,
-        "memory": memory_bound_s * factor,
-        "comm": comm_s,
+        "compute": m * compute_bound_s * factor,
+        "memory": m * memory_bound_s * factor,
+        "comm": exposed_s,
         "overhead": overhead_s,
     }
     return PhaseCost(
-        time_s=sum(terms.values()),
-        compute_s=compute_s * factor,
-        memory_s=memory_s * factor,
-        comm_s=comm_s,
+        time_s=total_s + overhead_s,
+        compute_s=m * compute_s * factor,
+        memory_s=m * memory_s * factor,
+        comm_s=exposed_s,
         overhead_s=overhead_s,
         bound=max(terms, key=terms.__getitem__),
+        comm_hidden_s=hidden_s,
+        comm_breakdown={k: m * v for k, v in breakdown.items()},
         ops=ops,
+    )
+
+
+def mtp_model(model: ModelSpec) -> ModelSpec:
+    """The target's multi-token-prediction block as a one-layer model (DeepSeek-V3 report, Sec. 2.2).
+
+    Raises:
+        SpecError: the model has no MTP block.
+    """
+    if not model.num_mtp_layers:
+        raise SpecError(
+            f"model={model.id} has no multi-token-prediction block (num_mtp_layers=0); give a draft model"
+        )
+    moe = None if model.moe is None else dataclasses.replace(model.moe, num_dense_layers=0)
+    return dataclasses.replace(
+        model,
+        id=f"{model.id}-mtp",
+        num_layers=model.num_mtp_layers,
+        num_sliding_window_layers=0,
+        sliding_window=None,
+        moe=moe,
+        num_mtp_layers=0,
     )
 
 
@@ -137,6 +441,7 @@ class Estimate:
 
     model_id: str
     hardware_id: str
+    system_id: str = ""
     plan: Plan
     precision: Precision
     mode: str
@@ -150,6 +455,11 @@ class Estimate:
     memory: MemoryUse
     tdp_w: float | None = None
     usd_per_hour: float | None = None
+    options: RunOptions = RunOptions()
+    comm_overlap_frac: float = 0.0
+    #: KV-cache transfer from the prefill to the decode device per replica (disaggregated only).
+    kv_transfer_s: float | None = None
+    kv_transfer_exposed_s: float | None = None
 
     @property
     def num_devices(self) -> int:
@@ -201,12 +511,14 @@ class Estimate:
         return {
             "model": self.model_id,
             "hardware": self.hardware_id,
+            "system": self.system_id or self.hardware_id,
             "mode": self.mode,
             "devices": self.num_devices,
             "tp": self.plan.tp,
             "pp": self.plan.pp,
             "ep": self.plan.ep,
             "dp": self.plan.dp,
+            "cp": self.plan.cp,
             "weight_dtype": self.precision.weight_dtype,
             "act_dtype": self.precision.act_dtype,
             "kv_dtype": self.precision.kv_dtype,
@@ -233,7 +545,25 @@ class Estimate:
             },
             "prefill": self.prefill.to_dict(),
             "decode": self.decode.to_dict(),
+            "comm_overlap_frac": self.comm_overlap_frac,
+            "redundant_experts": self.options.redundant_experts,
+            "moe_imbalance": self.options.moe_imbalance,
+            "speculation": _speculation_dict(self.options.speculation),
+            "disaggregated": self.options.disaggregated,
+            "kv_transfer_s": self.kv_transfer_s,
+            "kv_transfer_exposed_s": self.kv_transfer_exposed_s,
         }
+
+
+def _speculation_dict(spec: Speculation | None) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    return {
+        "draft_tokens": spec.draft_tokens,
+        "acceptance_rate": spec.acceptance_rate,
+        "draft_model": "mtp" if spec.draft_model is None else spec.draft_model.id,
+        "tokens_per_step": spec.tokens_per_step,
+    }
 
 
 def _check_tokens(**values: object) -> None:
@@ -242,9 +572,30 @@ def _check_tokens(**values: object) -> None:
             raise SpecError(f"{name}={value!r} must be an integer >= 1")
 
 
+def kv_transfer_time(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    *,
+    seqs_per_replica: float,
+    input_tokens: int,
+) -> float:
+    """Time to move the prompts' KV cache from each prefill device to its decode peer.
+
+    Each device sends its own shard (its heads, layers and tokens) to one peer, over the innermost
+    tier that holds both pools (2x the plan's devices; CloudMatrix384's UB holds both, separate DGX
+    nodes need the scale-out network). Source: DistServe (Zhong et al., OSDI 2024), Sec. 4.
+    """
+    per_device = seqs_per_replica * kv_bytes_per_sequence(
+        model, precision, input_tokens, tp=plan.tp, pp=plan.pp, cp=plan.cp
+    )
+    return float(p2p_time(per_device, system, group_devices=2 * plan.num_devices))
+
+
 def estimate_static(
     model: ModelSpec,
-    device: Device,
+    hardware: System | Device,
     plan: Plan,
     precision: Precision,
     *,
@@ -252,18 +603,20 @@ def estimate_static(
     input_tokens: int,
     output_tokens: int,
     ideal: bool = False,
+    options: RunOptions = RunOptions(),
 ) -> Estimate:
     """Estimate a static batch: prefill all sequences together, then decode them together.
 
     Args:
         model: the architecture.
-        device: the accelerator (its efficiencies apply unless ``ideal``).
+        hardware: a system, or a device (its usual system); efficiencies apply unless ``ideal``.
         plan: the parallel plan; ``plan.num_devices`` devices are used.
         precision: weight, activation and KV-cache precisions.
         batch: sequences in the whole deployment, or "max" for the largest that fits memory.
         input_tokens: prompt tokens per sequence.
         output_tokens: generated tokens per sequence (the first comes from the prefill).
         ideal: use peak figures with no efficiency losses or overheads (the roofline bound).
+        options: overlap, redundant experts, imbalance, speculative decoding, disaggregation.
 
     Returns:
         The :class:`Estimate`; ``memory.fits`` is False when an explicit batch does not fit.
@@ -273,48 +626,89 @@ def estimate_static(
         InfeasibleError: the plan violates divisibility, or one sequence does not fit in memory.
     """
     _check_tokens(input_tokens=input_tokens, output_tokens=output_tokens)
-    check_plan(plan, model, device)
-    if plan.ep > 1 or plan.cp > 1 or (plan.dp > 1 and model.moe is not None):
+    system = as_system(hardware)
+    check_plan(plan, model, system.device)
+    if system.max_devices is not None and plan.num_devices > system.max_devices:
         raise InfeasibleError(
-            [
-                f"ep={plan.ep}, cp={plan.cp}, dp={plan.dp}: expert, context and attention-data "
-                "parallelism of MoE models are not modelled yet (planned: 'Parallelism at scale')"
-            ]
+            [f"devices={plan.num_devices} must be <= max_devices={system.max_devices} of system={system.id}"]
         )
     if ideal:
-        device = device.ideal()
+        system = system.ideal()
+    device = system.device
+    spec = options.speculation
+    draft = None
+    if spec is not None:
+        draft = mtp_model(model) if spec.draft_model is None else spec.draft_model
+    extra: dict[str, Any] = {
+        "redundant_experts": options.redundant_experts,
+        "draft": draft,
+        "draft_shares_vocab": spec is not None and spec.draft_model is None,
+    }
     if batch == "max":
         resolved = max_batch(
-            model, device, plan, precision, input_tokens=input_tokens, output_tokens=output_tokens
+            model, device, plan, precision, input_tokens=input_tokens, output_tokens=output_tokens, **extra
         )
     elif isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1:
         resolved = batch
         require_one_sequence(
-            model, device, plan, precision, input_tokens=input_tokens, output_tokens=output_tokens
+            model, device, plan, precision, input_tokens=input_tokens, output_tokens=output_tokens, **extra
         )
     else:
         raise SpecError(f"batch={batch!r} must be an integer >= 1 or 'max'")
     seqs = float(math.ceil(resolved / plan.dp))
     prefill = step_cost(
         model,
-        device,
+        system,
         plan,
         precision,
         phase="prefill",
         num_seqs=seqs,
         new_tokens=input_tokens,
         past_tokens=0,
+        options=options,
     )
-    decode = step_cost(
-        model,
-        device,
-        plan,
-        precision,
-        phase="decode",
-        num_seqs=seqs,
-        new_tokens=1,
-        past_tokens=input_tokens + max(output_tokens - 2, 0) / 2,
-    )
+    past = input_tokens + max(output_tokens - 2, 0) / 2
+    if spec is None:
+        decode = step_cost(
+            model,
+            system,
+            plan,
+            precision,
+            phase="decode",
+            num_seqs=seqs,
+            new_tokens=1,
+            past_tokens=past,
+            options=options,
+        )
+    else:
+        assert draft is not None
+        verify = step_cost(
+            model,
+            system,
+            plan,
+            precision,
+            phase="decode",
+            num_seqs=seqs,
+            new_tokens=spec.draft_tokens + 1,
+            past_tokens=past,
+            options=options,
+        )
+        draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
+        one_draft = step_cost(
+            draft,
+            system,
+            draft_plan,
+            precision,
+            phase="decode",
+            num_seqs=seqs,
+            new_tokens=1,
+            past_tokens=past,
+            options=options,
+        )
+        step = verify
+        for _ in range(spec.draft_tokens):
+            step = step.plus(one_draft)
+        decode = step.scaled(1 / spec.tokens_per_step)
     mem = memory_use(
         model,
         device,
@@ -323,21 +717,38 @@ def estimate_static(
         batch=resolved,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        **extra,
     )
+    ttft_s = prefill.time_s
+    transfer_s = exposed_s = None
+    if options.disaggregated:
+        transfer_s = kv_transfer_time(
+            model, system, plan, precision, seqs_per_replica=seqs, input_tokens=input_tokens
+        )
+        # streamed layer by layer behind the prefill; the last layer's share always waits
+        layers = model.num_layers
+        exposed_s = max(transfer_s / layers, transfer_s - prefill.time_s * (layers - 1) / layers)
+        ttft_s += exposed_s
+    overlap = system.comm_overlap_frac if options.comm_overlap_frac is None else options.comm_overlap_frac
     return Estimate(
         model_id=model.id,
         hardware_id=device.id,
+        system_id=system.id,
         plan=plan,
         precision=precision,
         mode="static",
         batch=resolved,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        ttft_s=prefill.time_s,
+        ttft_s=ttft_s,
         tpot_s=decode.time_s,
         prefill=prefill,
         decode=decode,
         memory=mem,
         tdp_w=device.tdp_w,
         usd_per_hour=device.usd_per_hour,
+        options=options,
+        comm_overlap_frac=overlap,
+        kv_transfer_s=transfer_s,
+        kv_transfer_exposed_s=exposed_s,
     )

@@ -149,7 +149,7 @@ def test_estimate_errors() -> None:
     for bad in ({"input_tokens": 0}, {"output_tokens": -5}, {"input_tokens": 1.5}):
         with pytest.raises(SpecError, match=next(iter(bad))):
             genmodel.estimate("llama-3.1-8b", "h100-sxm", **{**kw, **bad})  # type: ignore[arg-type]
-    with pytest.raises(SpecError, match="devices=3 must equal tp\\*pp\\*dp=2"):
+    with pytest.raises(SpecError, match="devices=3 must equal tp\\*pp\\*dp\\*cp=2"):
         genmodel.estimate("llama-3.1-8b", "h100-sxm", tp=2, devices=3, **kw)
     with pytest.raises(SpecError, match="batch='lots'"):
         genmodel.estimate("llama-3.1-8b", "h100-sxm", batch="lots", **kw)

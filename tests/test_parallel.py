@@ -1,4 +1,4 @@
-"""genmodel._parallel: plans, their feasibility, and alpha-beta collective costs."""
+"""genmodel._parallel and genmodel._collectives: plans, their feasibility, collective costs."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import genmodel
-from genmodel import InfeasibleError, Plan, SpecError, allreduce_time, plan_violations
-from genmodel._parallel import check_plan, group_link, p2p_time
+from genmodel import InfeasibleError, Plan, SpecError, System, allreduce_time, p2p_time, plan_violations
+from genmodel._parallel import check_plan
+
+
+def _sys(d: genmodel.Device) -> System:
+    return System.of_device(d)
 
 
 def test_plan_counts_devices_and_rejects_non_positive_degrees() -> None:
@@ -36,7 +40,9 @@ def test_plan_violations_name_the_failing_divisibility() -> None:
     assert any("pp=33" in v for v in plan_violations(Plan(pp=33), llama8, h100))
     assert any("dense" in v for v in plan_violations(Plan(tp=2, ep=2), llama8, h100))
     ds = genmodel.load_model("deepseek-v3")
-    assert any("ep=3 must divide num_experts=256" in v for v in plan_violations(Plan(tp=3, ep=3), ds, h100))
+    assert any(
+        "ep=512 must be <= num_experts=256" in v for v in plan_violations(Plan(dp=512, ep=512), ds, h100)
+    )
     assert any("tp*dp" in v for v in plan_violations(Plan(tp=2, ep=4), ds, h100))
     with pytest.raises(InfeasibleError) as info:
         check_plan(Plan(tp=3), llama8, h100)
@@ -61,32 +67,33 @@ def test_allreduce_time_is_the_ring_alpha_beta_formula() -> None:
             + 2 * (n - 1) * link.latency_s
             + 2 * (n - 1) / n * size / (link.bandwidth_bytes_per_s * eff.collective_bus_frac)
         )
-        assert allreduce_time(size, n, d) == pytest.approx(expected)
-    assert allreduce_time(size, 1, d) == pytest.approx(0.0)
+        assert allreduce_time(size, n, _sys(d)) == pytest.approx(expected)
+    assert allreduce_time(size, 1, _sys(d)) == pytest.approx(0.0)
 
 
 def test_groups_beyond_the_scale_up_domain_use_the_scale_out_link() -> None:
     d = genmodel.load_device("h100-sxm")
     assert d.scale_up is not None
     assert d.scale_out is not None
-    assert group_link(d, 8) is d.scale_up
-    assert group_link(d, 16) is d.scale_out
-    assert allreduce_time(1e8, 16, d) > allreduce_time(1e8, 8, d)
+    system = _sys(d)
+    assert system.tier_for(8).name == d.scale_up.name
+    assert system.tier_for(16).name == d.scale_out.name
+    assert allreduce_time(1e8, 16, system) > allreduce_time(1e8, 8, system)
     bare = dataclasses.replace(d, scale_up=None, scale_out=None)
-    with pytest.raises(InfeasibleError, match="no scale-up or scale-out link"):
-        group_link(bare, 2)
+    assert _sys(bare).max_devices == 1  # a device without links runs alone
 
 
 def test_p2p_time() -> None:
     d = genmodel.load_device("h100-sxm")
-    link = group_link(d, 2)
+    assert d.scale_up is not None
+    link = d.scale_up
     eff = d.efficiency
     expected = (
         eff.collective_latency_s
         + link.latency_s
         + 1e6 / (link.bandwidth_bytes_per_s * eff.collective_bus_frac)
     )
-    assert p2p_time(1e6, d, group_devices=2) == pytest.approx(expected)
+    assert p2p_time(1e6, _sys(d), group_devices=2) == pytest.approx(expected)
 
 
 @given(
@@ -107,8 +114,8 @@ def test_more_link_bandwidth_never_slows_a_collective(size: float, n: int, facto
             d.scale_out, bandwidth_bytes_per_s=d.scale_out.bandwidth_bytes_per_s * factor
         ),
     )
-    assert allreduce_time(size, n, fast) <= allreduce_time(size, n, d)
-    assert allreduce_time(2 * size, n, d) >= allreduce_time(size, n, d)
+    assert allreduce_time(size, n, _sys(fast)) <= allreduce_time(size, n, _sys(d))
+    assert allreduce_time(2 * size, n, _sys(d)) >= allreduce_time(size, n, _sys(d))
 
 
 @pytest.fixture
@@ -148,7 +155,8 @@ def test_allreduce_time_has_the_dimension_of_time(
     ureg_device: tuple[pint.UnitRegistry, genmodel.Device], n: int
 ) -> None:
     u, d = ureg_device
-    t = allreduce_time(4e6 * u.databyte, n, d)
+    t = allreduce_time(4e6 * u.databyte, n, _sys(d))
     # a single device costs zero *seconds*, not zero bytes
     assert t.dimensionality == u.s.dimensionality
-    assert t.to(u.s).magnitude == pytest.approx(allreduce_time(4e6, n, genmodel.load_device("h100-sxm")))
+    h100 = genmodel.load_device("h100-sxm")
+    assert t.to(u.s).magnitude == pytest.approx(allreduce_time(4e6, n, _sys(h100)))

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from genmodel._errors import SpecError, UnknownEntryError
-from genmodel._hardware import Device, Efficiency, HostAttachment, Link, MemoryTier
+from genmodel._hardware import Device, Efficiency, FabricTier, HostAttachment, Link, MemoryTier, System
 from genmodel._model import MlaSpec, ModelSpec, MoeSpec
 from genmodel._units import GB, MS, NS, TB, TFLOP, US, GiB
 from genmodel._workload import Scenario
@@ -30,6 +30,7 @@ from genmodel.io._schema import (
     MemoryTierY,
     ModelY,
     ScenarioY,
+    SystemY,
 )
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ def _data_dir(package: str) -> Traversable:
 _DIRS = {
     "hardware": "genmodel.hardware_db.devices",
     "memory tier": "genmodel.hardware_db.memory",
+    "system": "genmodel.hardware_db.systems",
     "model": "genmodel.workloads.models",
     "scenario": "genmodel.workloads.scenarios",
 }
@@ -113,7 +115,7 @@ def _aliases(kind: str) -> dict[str, str]:
 
 
 def list_ids(kind: str) -> list[str]:
-    """Ids of every entry of ``kind`` ('hardware', 'memory tier', 'model', 'scenario')."""
+    """Ids of every entry of ``kind`` ('hardware', 'system', 'memory tier', 'model', 'scenario')."""
     return [_stem(e) for e in _files(kind)]
 
 
@@ -212,6 +214,76 @@ def load_device(name: str) -> Device:
         return device_from_yaml(y)
     except SpecError as exc:
         raise SpecError(f"{_display(_resolve('hardware', name))}: {exc}") from None
+
+
+@functools.cache
+def load_system(name: str) -> System:
+    """A system (devices, nodes and fabric tiers) from hardware_db/systems/, by id or alias.
+
+    Raises:
+        UnknownEntryError: no such system. SpecError: the file or its device is malformed.
+    """
+    y = _load_entry("system", name, SystemY)
+    where = _display(_resolve("system", name))
+    try:
+        tiers = tuple(
+            FabricTier(
+                name=t.name,
+                level=t.level,
+                topology=t.topology,
+                bandwidth_bytes_per_s=t.bandwidth_gb_per_s * GB,
+                latency_s=t.latency_us * US,
+                num_domain_devices=t.domain_devices,
+                num_links=t.links,
+                bus_frac=t.bus_frac,
+            )
+            for t in y.fabric
+        )
+        return System(
+            id=y.id,
+            name=y.name,
+            device=load_device(y.device),
+            fabric=tiers,
+            num_node_devices=y.devices_per_node,
+            max_devices=y.max_devices,
+            comm_overlap_frac=y.comm_overlap_frac,
+        )
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+
+
+@functools.cache
+def _usual_systems() -> dict[str, str]:
+    """device id -> the id of the (first) system built from it."""
+    out: dict[str, str] = {}
+    for entry in _files("system"):
+        raw = yaml.load(entry.read_text(encoding="utf-8"), Loader=_Loader) or {}
+        device = raw.get("device") if isinstance(raw, dict) else None
+        if isinstance(device, str):
+            out.setdefault(device, _stem(entry))
+    return out
+
+
+def load_hardware(name: str) -> System:
+    """A system by system id; for a device id, the system built from it (e.g. h100-sxm ->
+    dgx-h100), or, where the database has none, the one its own links imply (``System.of_device``).
+
+    Raises:
+        UnknownEntryError: neither a device nor a system has that id or alias.
+    """
+    try:
+        device = load_device(name)
+    except UnknownEntryError:
+        pass
+    else:
+        usual = _usual_systems().get(device.id)
+        return System.of_device(device) if usual is None else load_system(usual)
+    try:
+        return load_system(name)
+    except UnknownEntryError:
+        known = list_ids("hardware") + list_ids("system")
+        aliases = {**_aliases("hardware"), **_aliases("system")}
+        raise UnknownEntryError("hardware", name, known, aliases) from None
 
 
 @functools.cache

@@ -104,6 +104,30 @@ class DeviceY(_Strict):
     efficiency: EfficiencyY
 
 
+class FabricTierY(_Strict):
+    name: str
+    level: str = Field(pattern=r"^(scale_up|scale_out)$")
+    topology: str = Field(pattern=r"^(switch|mesh|ring)$")
+    domain_devices: Count | None = None
+    bandwidth_gb_per_s: Positive
+    links: Count | None = None
+    latency_us: NonNegative
+    bus_frac: Fraction | None = None
+    source: Source
+
+
+class SystemY(_Strict):
+    id: Id
+    name: str
+    device: Id
+    aliases: list[Id] = []
+    devices_per_node: Count
+    max_devices: Count | None = None
+    fabric: list[FabricTierY] = Field(min_length=1)
+    comm_overlap_frac: float = Field(default=0.0, ge=0, le=1)
+    source: Source
+
+
 class TierLinkY(_Strict):
     name: str
     bandwidth_gb_per_s: Positive

@@ -1,0 +1,197 @@
+"""Collective communication cost: alpha-beta per algorithm and per fabric tier, hierarchical.
+
+Modelling assumptions:
+- Alpha-beta (Hockney): a message of S bytes over a link of bandwidth B with hop latency alpha takes
+  alpha + S/B. B is the tier's per-device, per-direction bandwidth times its bus-bandwidth
+  efficiency; every collective call also pays a fixed launch/synchronisation cost c (the device's
+  ``collective_latency_s``), once.
+- Algorithms over n devices on one tier (Thakur, Rabenseifner, Gropp, "Optimization of Collective
+  Communication Operations in MPICH", IJHPCA 2005; NCCL's ring and tree algorithms):
+  ring all-reduce 2(n-1) alpha + 2(n-1)/n S/B; tree all-reduce 2 ceil(log2 n) alpha + 2 S/B
+  (pipelined reduce then broadcast); direct ("two-shot") all-reduce 2 alpha + 2(n-1)/n S/B (a
+  reduce-scatter and an all-gather in one step each, every peer at once, as on a switch or mesh);
+  reduce-scatter and all-gather are half an all-reduce (ring (n-1) alpha + (n-1)/n S/B).
+  ``auto`` takes the fastest, as NCCL's tuner does.
+- A group larger than the innermost domain is hierarchical (groups are packed: domain by domain):
+  all-reduce = reduce-scatter inside the domain, all-reduce of S/D across domains (D parallel
+  rings, one per device's NIC), all-gather inside; all-gather = inter-domain gather of S/D, then
+  intra-domain gather of S (reduce-scatter the reverse).
+- All-to-all is direct (every pair at once): the bytes for peers inside the domain use the scale-up
+  tier, the rest the outer tier, concurrently; the slower of the two bounds it.
+- A mesh tier gives each device one link per peer: a group of n uses n-1 of its links.
+"""
+
+from __future__ import annotations
+
+import math
+
+from genmodel._errors import SpecError
+from genmodel._hardware import FabricTier, System
+from genmodel._units import Num, maximum, minimum
+
+#: Algorithms an all-reduce, reduce-scatter or all-gather may use.
+ALGORITHMS = ("ring", "tree", "direct", "auto")
+
+
+def _check(algorithm: str) -> None:
+    if algorithm not in ALGORITHMS:
+        raise SpecError(f"algorithm={algorithm!r} must be one of {', '.join(ALGORITHMS)}")
+
+
+def _zero(message_bytes: Num, system: System) -> Num:
+    # zero seconds that still carries the argument's type (array, symbol, quantity)
+    return 0 * message_bytes / system.device.memory_bandwidth_bytes_per_s
+
+
+def _bandwidth(system: System, tier: FabricTier, n: int) -> float:
+    return tier.group_bandwidth_bytes_per_s(n) * system.bus_frac(tier)
+
+
+def _flat_allreduce(message_bytes: Num, n: int, system: System, tier: FabricTier, algorithm: str) -> Num:
+    b = _bandwidth(system, tier, n)
+    a = tier.latency_s
+    ring = 2 * (n - 1) * a + 2 * (n - 1) / n * message_bytes / b
+    if algorithm == "ring":
+        return ring
+    tree = 2 * math.ceil(math.log2(n)) * a + 2 * message_bytes / b
+    direct = 2 * a + 2 * (n - 1) / n * message_bytes / b
+    if algorithm == "tree":
+        return tree
+    if algorithm == "direct":
+        return direct
+    return minimum(ring, minimum(tree, direct))
+
+
+def _flat_half(message_bytes: Num, n: int, system: System, tier: FabricTier, algorithm: str) -> Num:
+    # reduce-scatter or all-gather of a full-size message: half an all-reduce's traffic
+    b = _bandwidth(system, tier, n)
+    a = tier.latency_s
+    volume = (n - 1) / n * message_bytes / b
+    ring = (n - 1) * a + volume
+    if algorithm == "ring":
+        return ring
+    tree = math.ceil(math.log2(n)) * a + message_bytes / b
+    direct = a + volume
+    if algorithm == "tree":
+        return tree
+    if algorithm == "direct":
+        return direct
+    return minimum(ring, minimum(tree, direct))
+
+
+def _split(system: System, n: int, level: int) -> tuple[int, int] | None:
+    """(domain size, domains) when a group of n at tier ``level`` spans that tier's domain."""
+    tier = system.fabric[level]
+    domain = tier.num_domain_devices
+    if domain is None or n <= domain or level == len(system.fabric) - 1:
+        return None
+    return domain, math.ceil(n / domain)
+
+
+def _allreduce(message_bytes: Num, n: int, system: System, level: int, algorithm: str) -> Num:
+    tier = system.fabric[level]
+    split = _split(system, n, level)
+    if split is None:
+        return _flat_allreduce(message_bytes, n, system, tier, algorithm)
+    domain, domains = split
+    inner = 2 * _flat_half(message_bytes, domain, system, tier, algorithm)
+    return inner + _allreduce(message_bytes / domain, domains, system, level + 1, algorithm)
+
+
+def _gather(message_bytes: Num, n: int, system: System, level: int, algorithm: str) -> Num:
+    tier = system.fabric[level]
+    split = _split(system, n, level)
+    if split is None:
+        return _flat_half(message_bytes, n, system, tier, algorithm)
+    domain, domains = split
+    inner = _flat_half(message_bytes, domain, system, tier, algorithm)
+    return inner + _gather(message_bytes / domain, domains, system, level + 1, algorithm)
+
+
+def allreduce_time(message_bytes: Num, num_devices: int, system: System, *, algorithm: str = "ring") -> Num:
+    """Time of one all-reduce of ``message_bytes`` (per device) over ``num_devices`` devices.
+
+    One tier: c + ring 2(n-1) alpha + 2(n-1)/n S/B (or tree, direct, auto; module docstring).
+    Spanning domains of D: c + RS(S, D) + AR(S/D, n/D on the next tier) + AG(S, D).
+    Zero for one device. Source: Thakur et al. 2005, Sec. 4; NCCL's hierarchical (2D) all-reduce.
+    """
+    _check(algorithm)
+    if num_devices <= 1:
+        return _zero(message_bytes, system)
+    return system.device.efficiency.collective_latency_s + _allreduce(
+        message_bytes, num_devices, system, 0, algorithm
+    )
+
+
+def reduce_scatter_time(
+    message_bytes: Num, num_devices: int, system: System, *, algorithm: str = "ring"
+) -> Num:
+    """Time of one reduce-scatter of a ``message_bytes`` buffer (each device keeps 1/n of it).
+
+    One tier, ring: c + (n-1) alpha + (n-1)/n S/B; hierarchical as :func:`allgather_time`.
+    """
+    return allgather_time(message_bytes, num_devices, system, algorithm=algorithm)
+
+
+def allgather_time(message_bytes: Num, num_devices: int, system: System, *, algorithm: str = "ring") -> Num:
+    """Time of one all-gather whose gathered result is ``message_bytes`` on every device.
+
+    One tier, ring: c + (n-1) alpha + (n-1)/n S/B. Spanning domains of D: the inter-domain gather of
+    S/D (one ring per device's NIC) then the intra-domain gather of S.
+    """
+    _check(algorithm)
+    if num_devices <= 1:
+        return _zero(message_bytes, system)
+    return system.device.efficiency.collective_latency_s + _gather(
+        message_bytes, num_devices, system, 0, algorithm
+    )
+
+
+def alltoall_time(
+    send_bytes: Num,
+    num_devices: int,
+    system: System,
+    *,
+    scale_out_bytes: Num | None = None,
+) -> Num:
+    """Time of one direct all-to-all in which each device sends ``send_bytes`` to its peers.
+
+    Args:
+        send_bytes: bytes one device sends to the other n-1 devices (its own share excluded).
+        num_devices: devices in the group (packed into domains).
+        system: the fabric.
+        scale_out_bytes: bytes that leave the innermost domain. By default the remote peers'
+            share, send_bytes * (n - D)/(n - 1), and the rest stays inside. When given (expert-
+            parallel dispatch: a token crosses to a remote domain once and is forwarded there),
+            every byte of ``send_bytes`` also crosses the scale-up tier once.
+
+    Returns:
+        c + alpha + max(intra / B_up, inter / B_out), the two tiers working at once; one tier:
+        c + alpha + S / B.
+    """
+    n = num_devices
+    if n <= 1:
+        return _zero(send_bytes, system)
+    c = system.device.efficiency.collective_latency_s
+    level = system.tier_index(n)
+    if level == 0:
+        tier = system.fabric[0]
+        return c + tier.latency_s + send_bytes / _bandwidth(system, tier, n)
+    inner, outer = system.fabric[0], system.fabric[level]
+    domain = inner.num_domain_devices
+    assert domain is not None  # every tier but the last has one
+    inter = send_bytes * (n - domain) / (n - 1) if scale_out_bytes is None else scale_out_bytes
+    intra = send_bytes - inter if scale_out_bytes is None else send_bytes
+    intra_s = intra / _bandwidth(system, inner, domain)
+    inter_s = inter / _bandwidth(system, outer, math.ceil(n / domain))
+    return c + outer.latency_s + maximum(intra_s, inter_s)
+
+
+def p2p_time(message_bytes: Num, system: System, *, group_devices: int) -> Num:
+    """Time to send ``message_bytes`` to one peer, over the tier a group of ``group_devices`` needs.
+
+    c + alpha + S / B_pair, with B_pair one link of a mesh or the whole port of a switch.
+    """
+    tier = system.tier_for(group_devices)
+    b = tier.peer_bandwidth_bytes_per_s() * system.bus_frac(tier)
+    return system.device.efficiency.collective_latency_s + tier.latency_s + message_bytes / b
