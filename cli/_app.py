@@ -87,19 +87,46 @@ OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to
 @_friendly
 def estimate(
     model: Annotated[str, typer.Option(help="Model id or alias, or a HF config.json path.")],
-    hardware: Annotated[str, typer.Option(help="Hardware id or alias (genmodel hw list).")],
+    hardware: Annotated[
+        str,
+        typer.Option(help="Device or system id or alias (genmodel hw list); a device implies its system."),
+    ],
     input_tokens: Annotated[int, typer.Option(help="Prompt tokens per request.")],
     output_tokens: Annotated[int, typer.Option(help="Generated tokens per request.")],
-    devices: Annotated[int | None, typer.Option(help="Total devices (= tp*pp*dp).")] = None,
+    devices: Annotated[int | None, typer.Option(help="Total devices (= tp*pp*dp*cp).")] = None,
     tp: Annotated[int, typer.Option(help="Tensor-parallel degree.")] = 1,
     pp: Annotated[int, typer.Option(help="Pipeline-parallel degree.")] = 1,
-    ep: Annotated[int, typer.Option(help="Expert-parallel degree.")] = 1,
-    dp: Annotated[int, typer.Option(help="Data-parallel degree.")] = 1,
+    ep: Annotated[int, typer.Option(help="Expert-parallel degree (divides tp*dp).")] = 1,
+    dp: Annotated[int, typer.Option(help="Data-parallel degree (attention-DP for MoE models).")] = 1,
+    cp: Annotated[int, typer.Option(help="Context-parallel degree (ring attention).")] = 1,
+    system: Annotated[
+        str | None, typer.Option(help="System id whose fabric joins the devices (genmodel hw list).")
+    ] = None,
     batch: Annotated[str | None, typer.Option(help="Static batch (whole deployment) or 'max'.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Closed-loop clients (serving mode).")] = None,
     weight_dtype: Annotated[str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4")] = "bf16",
     act_dtype: Annotated[str | None, typer.Option(help="Activation dtype (default: as weights).")] = None,
     kv_dtype: Annotated[str | None, typer.Option(help="KV-cache dtype (default: bf16).")] = None,
+    overlap: Annotated[
+        float | None,
+        typer.Option(help="Fraction of communication hidden behind compute (default: system's)."),
+    ] = None,
+    microbatches: Annotated[
+        int, typer.Option(help="Overlapping microbatches per pass (2 = two-batch overlap).")
+    ] = 1,
+    redundant_experts: Annotated[int, typer.Option(help="Extra expert replicas (EPLB).")] = 0,
+    moe_imbalance: Annotated[
+        float | None, typer.Option(help="Busiest/mean expert load (default: uniform-routing estimate).")
+    ] = None,
+    draft_tokens: Annotated[int, typer.Option(help="Speculative tokens per step (0 = off; MTP).")] = 0,
+    acceptance: Annotated[float, typer.Option(help="Acceptance rate per drafted token.")] = 0.7,
+    draft_model: Annotated[
+        str | None, typer.Option(help="Draft model id (default: the model's MTP block).")
+    ] = None,
+    disaggregated: Annotated[
+        bool, typer.Option(help="Prefill and decode on separate devices (adds the KV transfer).")
+    ] = False,
+    allreduce: Annotated[str, typer.Option(help="All-reduce algorithm: ring|tree|direct|auto.")] = "ring",
     ideal: Annotated[bool, typer.Option(help="Pure roofline: every efficiency 1.")] = False,
     ops: Annotated[bool, typer.Option(help="Also show the per-operator breakdown (table).")] = False,
     format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
@@ -109,6 +136,10 @@ def estimate(
 
     Example: genmodel estimate --model llama-3.1-70b --hardware h100-sxm --tp 2 --batch max
     --input-tokens 1000 --output-tokens 1000 --weight-dtype fp8 --act-dtype fp8 --kv-dtype fp8
+
+    DeepSeek-V3 decode with attention-DP and 72-way EP over 9 DGX H100 nodes:
+    genmodel estimate --model deepseek-v3 --hardware dgx-h100 --dp 72 --ep 72 --batch 18432
+    --input-tokens 2000 --output-tokens 64 --weight-dtype fp8 --act-dtype fp8
     """
     est = genmodel.estimate(
         model,
@@ -122,9 +153,20 @@ def estimate(
         pp=pp,
         ep=ep,
         dp=dp,
+        cp=cp,
+        system=system,
         weight_dtype=weight_dtype,
         act_dtype=act_dtype,
         kv_dtype=kv_dtype,
+        comm_overlap_frac=overlap,
+        overlap_microbatches=microbatches,
+        redundant_experts=redundant_experts,
+        moe_imbalance=moe_imbalance,
+        draft_tokens=draft_tokens,
+        acceptance_rate=acceptance,
+        draft_model=draft_model,
+        disaggregated=disaggregated,
+        allreduce_algorithm=allreduce,
         ideal=ideal,
     )
     if format is Format.json:
@@ -157,10 +199,16 @@ def _emit_tables(tables: list[Table], output: Path | None) -> None:
 
 def _estimate_table(est: genmodel.Estimate) -> Table:
     d = est.to_dict()
+    plan = est.plan
+    degrees = " ".join(
+        f"{k}={v}"
+        for k, v in (("tp", plan.tp), ("pp", plan.pp), ("dp", plan.dp), ("ep", plan.ep), ("cp", plan.cp))
+        if v > 1 or k == "tp"
+    )
     t = Table(
-        title=f"{est.model_id} on {est.num_devices}x {est.hardware_id} "
-        f"(tp={est.plan.tp} pp={est.plan.pp} dp={est.plan.dp}, {est.precision.weight_dtype} "
-        f"weights, batch {est.batch}, {est.input_tokens} in / {est.output_tokens} out)"
+        title=f"{est.model_id} on {est.num_devices}x {est.hardware_id} ({d['system']}; {degrees}, "
+        f"{est.precision.weight_dtype} weights, batch {est.batch}, {est.input_tokens} in / "
+        f"{est.output_tokens} out)"
     )
     t.add_column("metric")
     t.add_column("value", justify="right")
@@ -180,6 +228,24 @@ def _estimate_table(est: genmodel.Estimate) -> Table:
                 f"{phase}: bound / compute / memory / comm",
                 f"{p['bound']} / {format_seconds(p['compute_s'])} / "
                 f"{format_seconds(p['memory_s'])} / {format_seconds(p['comm_s'])}",
+            )
+        )
+        if p["dominant_collective"] is not None:
+            total = sum(p["comm_breakdown"].values())
+            rows.append(
+                (
+                    f"{phase}: collectives (dominant; hidden by overlap)",
+                    f"{format_seconds(total)} ({p['dominant_collective']}; "
+                    f"{format_seconds(p['comm_hidden_s'])} hidden)",
+                )
+            )
+    if d["speculation"] is not None:
+        rows.append(("speculative tokens per step", f"{d['speculation']['tokens_per_step']:.2f}"))
+    if d["kv_transfer_s"] is not None:
+        rows.append(
+            (
+                "KV transfer to decode (exposed)",
+                f"{format_seconds(d['kv_transfer_s'])} ({format_seconds(d['kv_transfer_exposed_s'])})",
             )
         )
     m = d["memory"]
@@ -231,6 +297,10 @@ def validate(
     cases: Annotated[
         Path | None, typer.Argument(help="CSV of cases (default: bundled public cases).")
     ] = None,
+    options: Annotated[
+        Path | None,
+        typer.Option(help="CSV of run options per case id (default: the bundled ones for the public cases)."),
+    ] = None,
     format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -240,7 +310,7 @@ def validate(
     total = len(genmodel.read_cases(cases or genmodel.public_cases_path()))
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("validating", total=total)
-        report = genmodel.validate(cases, on_case=lambda _id: progress.advance(task))
+        report = genmodel.validate(cases, options_path=options, on_case=lambda _id: progress.advance(task))
     d = report.to_dict()
     if format is Format.json:
         _emit(to_json(d), output)
@@ -269,16 +339,38 @@ def validate(
 @hw_app.command("list")
 @_friendly
 def hw_list(format: Annotated[Format, typer.Option(help="Output format.")] = Format.table) -> None:
-    """List the hardware ids with their headline figures."""
-    rows = [genmodel.describe_device(genmodel.load_device(i)) for i in genmodel.list_ids("hardware")]
-    _list_out(rows, format, "hardware")
+    """List the devices and the systems built from them, with their headline figures."""
+    devices = [genmodel.describe_device(genmodel.load_device(i)) for i in genmodel.list_ids("hardware")]
+    systems = [genmodel.describe_system(genmodel.load_system(i)) for i in genmodel.list_ids("system")]
+    if format is Format.table:
+        _list_out(devices, format, "devices")
+        rows = [
+            {
+                "id": s["id"],
+                "device": s["device"],
+                "per node": s["devices_per_node"],
+                "max devices": s["max_devices"],
+                "fabric (GB/s per device per direction, x domain)": " | ".join(
+                    f"{t['bandwidth_gb_per_s']:g}"
+                    + (f" x{t['domain_devices']}" if t["domain_devices"] else "")
+                    for t in s["fabric"]
+                ),
+            }
+            for s in systems
+        ]
+        _list_out(rows, format, "systems")
+    else:
+        _list_out(devices + systems, format, "hardware")
 
 
 @hw_app.command("show")
 @_friendly
-def hw_show(hardware: Annotated[str, typer.Argument(help="Hardware id or alias.")]) -> None:
-    """Show one device's file: figures, efficiencies and sources."""
-    out.print(to_json(genmodel.load_device_yaml(hardware).model_dump()), markup=False)
+def hw_show(hardware: Annotated[str, typer.Argument(help="Device or system id or alias.")]) -> None:
+    """Show one device's or system's figures, efficiencies and sources."""
+    try:
+        out.print(to_json(genmodel.load_device_yaml(hardware).model_dump()), markup=False)
+    except genmodel.UnknownEntryError:
+        out.print(to_json(genmodel.describe_system(genmodel.load_hardware(hardware))), markup=False)
 
 
 @models_app.command("list")

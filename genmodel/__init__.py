@@ -68,12 +68,14 @@ from genmodel.io import (
     list_ids,
     load_device,
     load_device_yaml,
+    load_hardware,
     load_hf_config,
     load_memory_tier,
     load_model,
     load_scenario,
+    load_system,
 )
-from genmodel.report import describe_device, describe_model
+from genmodel.report import describe_device, describe_model, describe_system
 
 __version__ = "0.1.0"
 
@@ -118,6 +120,7 @@ __all__ = [
     "default_precision",
     "describe_device",
     "describe_model",
+    "describe_system",
     "ep_dispatch_bytes",
     "estimate",
     "estimate_static",
@@ -130,10 +133,12 @@ __all__ = [
     "list_ids",
     "load_device",
     "load_device_yaml",
+    "load_hardware",
     "load_hf_config",
     "load_memory_tier",
     "load_model",
     "load_scenario",
+    "load_system",
     "max_batch",
     "memory_use",
     "moe_layout",

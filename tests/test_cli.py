@@ -162,17 +162,70 @@ def test_validate_json() -> None:
     assert "MAPE" in _ok(["validate"])
 
 
+def test_estimate_expert_parallel_options_reach_the_json() -> None:
+    args = [
+        "estimate",
+        "--model",
+        "deepseek-v3",
+        "--hardware",
+        "dgx-h100",
+        "--dp",
+        "16",
+        "--ep",
+        "16",
+        "--batch",
+        "1024",
+        "--input-tokens",
+        "1000",
+        "--output-tokens",
+        "64",
+        "--weight-dtype",
+        "fp8",
+        "--act-dtype",
+        "fp8",
+    ]
+    plain = json.loads(_ok([*args, "--format", "json"]))
+    assert plain["system"] == "dgx-h100"
+    assert plain["decode"]["dominant_collective"] in ("ep_dispatch", "ep_combine")
+    tbo = json.loads(_ok([*args, "--microbatches", "2", "--format", "json"]))
+    assert tbo["decode"]["comm_hidden_s"] > 0 == plain["decode"]["comm_hidden_s"]
+    assert "ep_combine" in _ok(args, columns=200)
+    assert "overlap_microbatches=0" in _bad([*args, "--microbatches", "0"])
+    assert "no multi-token-prediction" in _bad(
+        [
+            "estimate",
+            "--model",
+            "llama-3.1-8b",
+            "--hardware",
+            "h100-sxm",
+            "--input-tokens",
+            "8",
+            "--output-tokens",
+            "8",
+            "--draft-tokens",
+            "1",
+        ]
+    )
+
+
 def test_validate_missing_file_exits_2(tmp_path: Path) -> None:
     assert "file not found" in _bad(["validate", str(tmp_path / "none.csv")])
 
 
 def test_hw_list_and_show() -> None:
     rows = json.loads(_ok(["hw", "list", "--format", "json"]))
-    assert len(rows) == 14
-    assert {r["id"] for r in rows} == set(genmodel.list_ids("hardware"))
+    devices = {r["id"] for r in rows if r["kind"] == "device"}
+    systems = {r["id"] for r in rows if r["kind"] == "system"}
+    assert devices == set(genmodel.list_ids("hardware"))
+    assert len(devices) == 14
+    assert systems == set(genmodel.list_ids("system"))
+    assert {"dgx-h100", "cloudmatrix384", "jetson-agx-orin-cluster"} <= systems
     table = _ok(["hw", "list"], columns=250)  # every device, though their precisions differ
-    for hardware_id in genmodel.list_ids("hardware"):
+    for hardware_id in [*genmodel.list_ids("hardware"), *genmodel.list_ids("system")]:
         assert hardware_id in table
+    system = json.loads(_ok(["hw", "show", "cm384"]))
+    assert system["id"] == "cloudmatrix384"
+    assert system["fabric"][0]["domain_devices"] == 384
     assert "ttft" not in _ok(["hw", "list", "--format", "csv"]).splitlines()[0]
     shown = json.loads(_ok(["hw", "show", "h100-sxm"]))
     assert shown["id"] == "h100-sxm"

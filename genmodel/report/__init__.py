@@ -1,6 +1,6 @@
 """Rendering results for people and programs: summaries, flat rows, human units, JSON and CSV."""
 
-from genmodel.report._describe import describe_device, describe_model
+from genmodel.report._describe import describe_device, describe_model, describe_system
 from genmodel.report._render import (
     flatten,
     format_bytes,
@@ -12,6 +12,7 @@ from genmodel.report._render import (
 __all__ = [
     "describe_device",
     "describe_model",
+    "describe_system",
     "flatten",
     "format_bytes",
     "format_seconds",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from genmodel._hardware import Device
+from genmodel._hardware import Device, System
 from genmodel._model import ModelSpec, count_params
-from genmodel._units import GB, TB, TFLOP, GiB
+from genmodel._units import GB, TB, TFLOP, US, GiB
 
 
 def describe_device(d: Device) -> dict[str, Any]:
@@ -14,6 +14,7 @@ def describe_device(d: Device) -> dict[str, Any]:
     up = d.scale_up
     return {
         "id": d.id,
+        "kind": "device",
         "name": d.name,
         "memory_gib": round(d.memory_capacity_bytes / GiB, 1),
         "bandwidth_tb_per_s": round(d.memory_bandwidth_bytes_per_s / TB, 3),
@@ -21,6 +22,31 @@ def describe_device(d: Device) -> dict[str, Any]:
         "scale_up_gb_per_s": None if up is None else round(up.bandwidth_bytes_per_s / GB, 1),
         "tdp_w": d.tdp_w,
         "usd_per_hour": d.usd_per_hour,
+    }
+
+
+def describe_system(s: System) -> dict[str, Any]:
+    """Headline figures of a system: its device, node size, size limit and fabric tiers."""
+    return {
+        "id": s.id,
+        "kind": "system",
+        "name": s.name,
+        "device": s.device.id,
+        "devices_per_node": s.num_node_devices,
+        "max_devices": s.max_devices,
+        "comm_overlap_frac": s.comm_overlap_frac,
+        "fabric": [
+            {
+                "name": t.name,
+                "level": t.level,
+                "topology": t.topology,
+                "domain_devices": t.num_domain_devices,
+                "bandwidth_gb_per_s": round(t.bandwidth_bytes_per_s / GB, 2),
+                "latency_us": round(t.latency_s / US, 3),
+                "bus_frac": s.bus_frac(t),
+            }
+            for t in s.fabric
+        ],
     }
 
 
