@@ -13,11 +13,14 @@ Quick start::
 
 from genmodel._api import (
     METRICS,
+    OPTION_COLUMNS,
     CaseResult,
     ValidationReport,
     default_precision,
     estimate,
     public_cases_path,
+    public_options_path,
+    read_case_options,
     read_cases,
     validate,
 )
@@ -83,6 +86,7 @@ __all__ = [
     "ALGORITHMS",
     "DTYPE_BYTES",
     "METRICS",
+    "OPTION_COLUMNS",
     "CaseResult",
     "Device",
     "Efficiency",
@@ -146,6 +150,8 @@ __all__ = [
     "p2p_time",
     "plan_violations",
     "public_cases_path",
+    "public_options_path",
+    "read_case_options",
     "read_cases",
     "reduce_scatter_time",
     "roofline",

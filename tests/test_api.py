@@ -33,11 +33,11 @@ def rows() -> list[dict[str, str]]:
     return genmodel.read_cases(genmodel.public_cases_path())
 
 
-def test_every_static_dense_edge_and_long_context_case_is_covered(
-    report: genmodel.ValidationReport, rows: list[dict[str, str]]
-) -> None:
-    wanted = {r["id"] for r in rows if r["category"] in STATIC_CATEGORIES and r["mode"] == "static"}
-    assert len(wanted) >= 10
+def test_every_static_case_is_covered(report: genmodel.ValidationReport, rows: list[dict[str, str]]) -> None:
+    # issue 3: every static case, the expert-parallel DeepSeek-V3/R1 and CloudMatrix384 ones included
+    wanted = {r["id"] for r in rows if r["mode"] == "static"}
+    assert {"P14", "P15", "P16"} <= wanted
+    assert len(wanted) >= 19
     covered = {c.id for c in report.cases}
     skipped = {i: reason for i, reason in report.skipped}
     assert wanted <= covered, {i: skipped.get(i) for i in wanted - covered}
@@ -147,3 +147,23 @@ def test_estimate_is_fast() -> None:
         genmodel.estimate("llama-3.1-70b", "h100-sxm", **kw)  # type: ignore[arg-type]
     mean = (time.perf_counter() - start) / n
     assert mean < 2e-3, f"{mean * 1e3:.3f} ms per estimate"
+
+
+def test_case_options_apply_only_where_given(tmp_path: Path) -> None:
+    # the bundled options turn on MTP and two-microbatch overlap for P16, as its source describes
+    options = genmodel.read_case_options(genmodel.public_options_path())
+    assert options["P16"]["draft_tokens"] == "1"
+    with_options = {c.id: c.predicted for c in genmodel.validate().cases}
+    rows = genmodel.read_cases(genmodel.public_cases_path())
+    p16 = [r for r in rows if r["id"] == "P16"]
+    plain = tmp_path / "p16.csv"
+    with plain.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(p16[0]))
+        writer.writeheader()
+        writer.writerows(p16)
+    without = genmodel.validate(plain).cases[0].predicted
+    assert with_options["P16"] != pytest.approx(without, rel=0.01)
+    bad = tmp_path / "bad_options.csv"
+    bad.write_text("id,warp_drive\nP16,1\n")
+    with pytest.raises(genmodel.SpecError, match="unknown columns warp_drive"):
+        genmodel.validate(plain, options_path=bad)

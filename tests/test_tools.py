@@ -1,0 +1,38 @@
+"""tools/: the EP study behind the README's "Expert parallelism at scale" table."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ep_study_table_is_the_one_in_the_readme() -> None:
+    study = _load("ep_study")
+    table = study.markdown()
+    assert table in (ROOT / "README.md").read_text(encoding="utf-8"), "rerun: python tools/ep_study.py"
+
+
+def test_ep_study_shows_the_fabric_difference() -> None:
+    rows = _load("ep_study").rows()
+    h100 = {r["ep"]: r for r in rows if r["system"] == "dgx-h100" and "note" not in r}
+    cm = {r["ep"]: r for r in rows if r["system"] == "cloudmatrix384" and "note" not in r}
+    # beyond one 8-GPU node the all-to-all leaves NVLink: a larger share of the step than on the UB
+    for ep in (16, 32, 64, 128, 256):
+        assert h100[ep]["comm_share"] > cm[ep]["comm_share"]
+    assert h100[64]["comm_share"] > h100[16]["comm_share"]
+    assert all(r["dominant"] in ("ep_dispatch", "ep_combine") for r in [*h100.values(), *cm.values()])
+    # the fp8 model does not fit on one H100 node
+    assert any(r["system"] == "dgx-h100" and r["ep"] == 8 and "note" in r for r in rows)
