@@ -362,8 +362,15 @@ class System:
             )
             return cls(id=device.id, name=device.name, device=device, fabric=tuple(tiers), max_devices=1)
         domain = tiers[0].num_domain_devices if tiers[0].level == "scale_up" else 1
+        # without a scale-out link the scale-up domain is as far as the devices reach
+        limit = tiers[-1].num_domain_devices
         return cls(
-            id=device.id, name=device.name, device=device, fabric=tuple(tiers), num_node_devices=domain or 1
+            id=device.id,
+            name=device.name,
+            device=device,
+            fabric=tuple(tiers),
+            num_node_devices=domain or 1,
+            max_devices=limit,
         )
 
     def tier_index(self, group_devices: int) -> int:

@@ -203,7 +203,7 @@ def require_one_sequence(
                 f"sequence of {input_tokens + output_tokens} tokens (weights "
                 f"{one.weights_bytes_per_device / GB:.1f} GB), more than the usable "
                 f"{one.usable_bytes_per_device / GB:.1f} GB of hardware={device.id}; "
-                "raise tp or pp, or use a narrower weight dtype"
+                "raise tp, pp or ep (with dp), or use a narrower weight dtype"
             ]
         )
 

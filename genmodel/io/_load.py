@@ -121,9 +121,10 @@ def list_ids(kind: str) -> list[str]:
 
 def _resolve(kind: str, name: str) -> Traversable:
     directory = _data_dir(_DIRS[kind])
-    entry = directory.joinpath(f"{name}.yaml")
-    if entry.is_file():
-        return entry
+    for candidate in (name, name.lower()):
+        entry = directory.joinpath(f"{candidate}.yaml")
+        if entry.is_file():
+            return entry
     target = _aliases(kind).get(name.lower()) or _aliases(kind).get(name)
     if target is not None:
         return directory.joinpath(f"{target}.yaml")
