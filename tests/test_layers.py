@@ -82,3 +82,20 @@ def test_import_checker_catches_a_private_import(tmp_path: Path) -> None:
     assert "genmodel._units" in names
     assert "genmodel.io._load" in names
     assert not set(names) <= ALLOWED_GENMODEL
+
+
+def test_every_data_folder_is_a_packaged_package() -> None:
+    # a data folder missing from [tool.setuptools] packages installs fine in editable mode and is
+    # absent from a wheel: `pip install .` would then fail on its first lookup
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    listed = set(config["packages"])
+    data = set(config["package-data"])
+    for top, package in (("hardware_db", "genmodel.hardware_db"), ("workloads", "genmodel.workloads")):
+        for folder in (root / top).iterdir():
+            if folder.is_dir() and any(folder.glob("*.yaml")):
+                name = f"{package}.{folder.name}"
+                assert name in listed, f"{name} missing from [tool.setuptools] packages"
+                assert name in data, f"{name} missing from [tool.setuptools.package-data]"
+                assert (folder / "__init__.py").is_file()
