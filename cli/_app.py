@@ -119,7 +119,9 @@ def estimate(
         float | None, typer.Option(help="Busiest/mean expert load (default: uniform-routing estimate).")
     ] = None,
     draft_tokens: Annotated[int, typer.Option(help="Speculative tokens per step (0 = off; MTP).")] = 0,
-    acceptance: Annotated[float, typer.Option(help="Acceptance rate per drafted token.")] = 0.7,
+    acceptance: Annotated[
+        float, typer.Option(help="Acceptance rate per drafted token (0.7: CloudMatrix-Infer with MTP).")
+    ] = 0.7,
     draft_model: Annotated[
         str | None, typer.Option(help="Draft model id (default: the model's MTP block).")
     ] = None,

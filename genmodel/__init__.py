@@ -35,6 +35,7 @@ from genmodel._collectives import (
 from genmodel._errors import GenModelError, InfeasibleError, SpecError, UnknownEntryError
 from genmodel._hardware import Device, Efficiency, FabricTier, HostAttachment, Link, MemoryTier, System
 from genmodel._memory import (
+    MemoryExtras,
     MemoryUse,
     kv_bytes_per_sequence,
     kv_bytes_per_token,
@@ -96,6 +97,7 @@ __all__ = [
     "HostAttachment",
     "InfeasibleError",
     "Link",
+    "MemoryExtras",
     "MemoryTier",
     "MemoryUse",
     "MlaSpec",

@@ -93,7 +93,8 @@ def estimate(
         overlap_microbatches: split each pass into this many overlapping microbatches (2 =
             SGLang two-batch overlap).
         redundant_experts: extra expert replicas (EPLB); moe_imbalance: busiest/mean expert load.
-        draft_tokens: speculative tokens per step (0 = off); acceptance_rate: per drafted token;
+        draft_tokens: speculative tokens per step (0 = off); acceptance_rate: per drafted token
+            (default 0.7, the effective MTP acceptance reported for CloudMatrix-Infer);
             draft_model: a draft model id (default: the model's own MTP block).
         disaggregated: prefill and decode on separate devices; TTFT includes the KV transfer.
         allreduce_algorithm: ring, tree, direct or auto.
@@ -250,6 +251,18 @@ class ValidationReport:
         }
 
 
+def _read_csv(path: str | Path) -> tuple[Path, list[dict[str, str]]]:
+    """The rows of a CSV file as dicts; a missing or unreadable file is a SpecError naming it."""
+    p = Path(path)
+    try:
+        with p.open(newline="", encoding="utf-8") as f:
+            return p, list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise SpecError(f"{p}: file not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SpecError(f"{p}: cannot be read as CSV: {exc}") from None
+
+
 #: Optional columns of a validation CSV (or of its options file): how the measured run was served.
 #: Values are parsed with the type of the estimate() argument; an empty cell keeps the default.
 OPTION_COLUMNS: dict[str, Callable[[str], Any]] = {
@@ -273,14 +286,7 @@ def public_options_path() -> Path:
 
 def read_case_options(path: str | Path) -> dict[str, dict[str, str]]:
     """Run options per case id from an options CSV (columns: id, any of OPTION_COLUMNS, source)."""
-    p = Path(path)
-    try:
-        with p.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise SpecError(f"{p}: file not found") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise SpecError(f"{p}: cannot be read as CSV: {exc}") from None
+    p, rows = _read_csv(path)
     if rows and "id" not in rows[0]:
         raise SpecError(f"{p}: missing column id")
     unknown = [c for c in (rows[0] if rows else {}) if c not in OPTION_COLUMNS and c not in ("id", "source")]
@@ -296,14 +302,7 @@ def public_cases_path() -> Path:
 
 def read_cases(path: str | Path) -> list[dict[str, str]]:
     """Rows of a validation CSV, checked for the required columns."""
-    p = Path(path)
-    try:
-        with p.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise SpecError(f"{p}: file not found") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise SpecError(f"{p}: cannot be read as CSV: {exc}") from None
+    p, rows = _read_csv(path)
     if not rows:
         raise SpecError(f"{p}: no cases")
     missing = [c for c in _COLUMNS if c not in rows[0]]

@@ -38,6 +38,14 @@ def _check(algorithm: str) -> None:
         raise SpecError(f"algorithm={algorithm!r} must be one of {', '.join(ALGORITHMS)}")
 
 
+def _choose(algorithm: str, *, ring: Num, tree: Num, direct: Num) -> Num:
+    """The time of the named algorithm, or the fastest for "auto" (as NCCL's tuner picks)."""
+    times = {"ring": ring, "tree": tree, "direct": direct}
+    if algorithm in times:
+        return times[algorithm]
+    return minimum(ring, minimum(tree, direct))
+
+
 def _zero(message_bytes: Num, system: System) -> Num:
     # zero seconds that still carries the argument's type (array, symbol, quantity)
     return 0 * message_bytes / system.device.memory_bandwidth_bytes_per_s
@@ -50,16 +58,12 @@ def _bandwidth(system: System, tier: FabricTier, n: int) -> float:
 def _flat_allreduce(message_bytes: Num, n: int, system: System, tier: FabricTier, algorithm: str) -> Num:
     b = _bandwidth(system, tier, n)
     a = tier.latency_s
-    ring = 2 * (n - 1) * a + 2 * (n - 1) / n * message_bytes / b
-    if algorithm == "ring":
-        return ring
-    tree = 2 * math.ceil(math.log2(n)) * a + 2 * message_bytes / b
-    direct = 2 * a + 2 * (n - 1) / n * message_bytes / b
-    if algorithm == "tree":
-        return tree
-    if algorithm == "direct":
-        return direct
-    return minimum(ring, minimum(tree, direct))
+    return _choose(
+        algorithm,
+        ring=2 * (n - 1) * a + 2 * (n - 1) / n * message_bytes / b,
+        tree=2 * math.ceil(math.log2(n)) * a + 2 * message_bytes / b,
+        direct=2 * a + 2 * (n - 1) / n * message_bytes / b,
+    )
 
 
 def _flat_half(message_bytes: Num, n: int, system: System, tier: FabricTier, algorithm: str) -> Num:
@@ -67,16 +71,12 @@ def _flat_half(message_bytes: Num, n: int, system: System, tier: FabricTier, alg
     b = _bandwidth(system, tier, n)
     a = tier.latency_s
     volume = (n - 1) / n * message_bytes / b
-    ring = (n - 1) * a + volume
-    if algorithm == "ring":
-        return ring
-    tree = math.ceil(math.log2(n)) * a + message_bytes / b
-    direct = a + volume
-    if algorithm == "tree":
-        return tree
-    if algorithm == "direct":
-        return direct
-    return minimum(ring, minimum(tree, direct))
+    return _choose(
+        algorithm,
+        ring=(n - 1) * a + volume,
+        tree=math.ceil(math.log2(n)) * a + message_bytes / b,
+        direct=a + volume,
+    )
 
 
 def _split(system: System, n: int, level: int) -> tuple[int, int] | None:

@@ -106,6 +106,24 @@ def activation_bytes_per_device(
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryExtras:
+    """What a deployment keeps in memory beyond the model itself.
+
+    Attributes:
+        redundant_experts: extra expert replicas (EPLB) on top of the model's experts.
+        draft: a speculative-decoding draft run on the same devices (its weights and KV count).
+        draft_shares_vocab: the draft uses the target's embedding and LM head (an MTP block).
+    """
+
+    redundant_experts: int = 0
+    draft: ModelSpec | None = None
+    draft_shares_vocab: bool = False
+
+
+NO_EXTRAS = MemoryExtras()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MemoryUse:
     """Bytes per device by kind, against the device's capacity."""
 
@@ -137,16 +155,11 @@ def memory_use(
     batch: int,
     input_tokens: int,
     output_tokens: int,
-    redundant_experts: int = 0,
-    draft: ModelSpec | None = None,
-    draft_shares_vocab: bool = False,
+    extras: MemoryExtras = NO_EXTRAS,
 ) -> MemoryUse:
     """Memory per device for ``batch`` sequences (whole deployment) of input+output tokens.
 
-    Args:
-        redundant_experts: extra expert replicas (EPLB) on top of the model's experts.
-        draft: a speculative-decoding draft run on the same devices (its weights and KV count).
-        draft_shares_vocab: the draft uses the target's embedding and LM head (an MTP block).
+    ``extras`` adds redundant expert replicas and a speculative-decoding draft.
     """
     seqs = math.ceil(batch / plan.dp)
     context = input_tokens + output_tokens
@@ -154,11 +167,13 @@ def memory_use(
     act = activation_bytes_per_device(
         model, precision, plan, seqs_per_replica=seqs, prefill_tokens=seqs * input_tokens / plan.cp
     )
-    weights = weight_bytes_per_device(model, precision, plan, redundant_experts=redundant_experts)
+    r = extras.redundant_experts
+    weights = weight_bytes_per_device(model, precision, plan, redundant_experts=r)
+    draft = extras.draft
     if draft is not None:
         draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
-        weights += weight_bytes_per_device(draft, precision, draft_plan, redundant_experts=redundant_experts)
-        if draft_shares_vocab:
+        weights += weight_bytes_per_device(draft, precision, draft_plan, redundant_experts=r)
+        if extras.draft_shares_vocab:
             vocab = draft.vocab_size * draft.hidden_size / plan.tp
             weights -= vocab * (1 if draft.tie_word_embeddings else 2) * precision.weight_bytes
         kv += seqs * kv_bytes_per_sequence(draft, precision, context, tp=plan.tp, cp=plan.cp)
@@ -179,9 +194,7 @@ def require_one_sequence(
     *,
     input_tokens: int,
     output_tokens: int,
-    redundant_experts: int = 0,
-    draft: ModelSpec | None = None,
-    draft_shares_vocab: bool = False,
+    extras: MemoryExtras = NO_EXTRAS,
 ) -> None:
     """Raise :class:`InfeasibleError` unless one sequence per replica fits in memory."""
     one = memory_use(
@@ -192,9 +205,7 @@ def require_one_sequence(
         batch=plan.dp,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        redundant_experts=redundant_experts,
-        draft=draft,
-        draft_shares_vocab=draft_shares_vocab,
+        extras=extras,
     )
     if not one.fits:
         raise InfeasibleError(
@@ -216,9 +227,7 @@ def max_batch(
     *,
     input_tokens: int,
     output_tokens: int,
-    redundant_experts: int = 0,
-    draft: ModelSpec | None = None,
-    draft_shares_vocab: bool = False,
+    extras: MemoryExtras = NO_EXTRAS,
 ) -> int:
     """The largest batch (whole deployment, a multiple of ``dp``) whose memory fits.
 
@@ -233,9 +242,7 @@ def max_batch(
         precision,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        redundant_experts=redundant_experts,
-        draft=draft,
-        draft_shares_vocab=draft_shares_vocab,
+        extras=extras,
     )
 
     def fits(seqs: int) -> bool:
@@ -247,9 +254,7 @@ def max_batch(
             batch=seqs * plan.dp,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            redundant_experts=redundant_experts,
-            draft=draft,
-            draft_shares_vocab=draft_shares_vocab,
+            extras=extras,
         ).fits
 
     # memory grows monotonically with the batch: bracket the boundary, then bisect it

@@ -36,6 +36,14 @@ from genmodel._workload import Precision
 _LOGIT_BYTES = 4.0
 
 
+def check_expert_options(redundant_experts: int, imbalance: float | None) -> None:
+    """Raise :class:`SpecError` unless redundant_experts >= 0 and imbalance (when given) >= 1."""
+    if not (isinstance(redundant_experts, int) and redundant_experts >= 0):
+        raise SpecError(f"redundant_experts={redundant_experts!r} must be an integer >= 0")
+    if imbalance is not None and not imbalance >= 1:
+        raise SpecError(f"moe_imbalance={imbalance!r} must be >= 1 (busiest over mean)")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MoeLayout:
     """How routed experts spread over the ``tp * dp`` devices of one MoE instance (one stage).
@@ -62,10 +70,7 @@ class MoeLayout:
                 raise SpecError(f"{name}={value!r} must be an integer >= 1")
         if (self.tp * self.dp) % self.ep:
             raise SpecError(f"ep={self.ep} must divide tp*dp={self.tp * self.dp}")
-        if not (isinstance(self.redundant_experts, int) and self.redundant_experts >= 0):
-            raise SpecError(f"redundant_experts={self.redundant_experts!r} must be an integer >= 0")
-        if self.imbalance is not None and not self.imbalance >= 1:
-            raise SpecError(f"moe_imbalance={self.imbalance!r} must be >= 1 (busiest over mean)")
+        check_expert_options(self.redundant_experts, self.imbalance)
 
     @property
     def num_devices(self) -> int:

@@ -49,10 +49,17 @@ from genmodel._collectives import (
 )
 from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import Device, System
-from genmodel._memory import MemoryUse, kv_bytes_per_sequence, max_batch, memory_use, require_one_sequence
+from genmodel._memory import (
+    MemoryExtras,
+    MemoryUse,
+    kv_bytes_per_sequence,
+    max_batch,
+    memory_use,
+    require_one_sequence,
+)
 from genmodel._model import ModelSpec
-from genmodel._ops import MoeLayout, OpTime, forward_ops, roofline
-from genmodel._parallel import Plan, check_plan, ep_dispatch_bytes
+from genmodel._ops import MoeLayout, OpTime, check_expert_options, forward_ops, roofline
+from genmodel._parallel import Plan, check_plan, ep_dispatch_bytes, moe_layout
 from genmodel._units import HOUR
 from genmodel._workload import Precision
 
@@ -113,38 +120,60 @@ class RunOptions:
         f = self.comm_overlap_frac
         if f is not None and not 0 <= f <= 1:
             raise SpecError(f"comm_overlap_frac={f!r} must be in [0, 1]")
-        if not (isinstance(self.redundant_experts, int) and self.redundant_experts >= 0):
-            raise SpecError(f"redundant_experts={self.redundant_experts!r} must be an integer >= 0")
-        if self.moe_imbalance is not None and not self.moe_imbalance >= 1:
-            raise SpecError(f"moe_imbalance={self.moe_imbalance!r} must be >= 1 (busiest over mean)")
+        check_expert_options(self.redundant_experts, self.moe_imbalance)
         if self.allreduce_algorithm not in ALGORITHMS:
             raise SpecError(
                 f"allreduce_algorithm={self.allreduce_algorithm!r} must be one of {', '.join(ALGORITHMS)}"
             )
+
+    def overlap_frac(self, system: System) -> float:
+        """The communication overlap fraction in force: this run's, else the system's default."""
+        return system.comm_overlap_frac if self.comm_overlap_frac is None else self.comm_overlap_frac
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PhaseCost:
     """Time of one phase on the critical path, split by what bounds it.
 
-    ``compute_s`` and ``memory_s`` are the sums of the operators' compute and memory times (each
-    operator costs the larger of the two); ``comm_s`` the collectives left exposed after overlap
+    ``compute_s`` and ``memory_s`` are the sums of the operators' compute and memory times;
+    ``compute_bound_s`` and ``memory_bound_s`` the time of the operators each bounds (an operator
+    costs the larger of the two); ``comm_s`` the collectives left exposed after overlap
     (``comm_hidden_s`` were hidden), ``comm_breakdown`` each kind of collective before overlap;
-    ``overhead_s`` the fixed cost.
+    ``overhead_s`` the fixed cost. The phase takes their sum, :attr:`time_s`.
     """
 
-    time_s: float
     compute_s: float
     memory_s: float
+    compute_bound_s: float
+    memory_bound_s: float
     comm_s: float
     overhead_s: float
-    bound: str
     comm_hidden_s: float = 0.0
     comm_breakdown: Mapping[str, float] = field(default_factory=dict)
     ops: tuple[OpTime, ...] = field(repr=False, default=())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "comm_breakdown", MappingProxyType(dict(self.comm_breakdown)))
+
+    @property
+    def _terms(self) -> dict[str, float]:
+        return {
+            "compute": self.compute_bound_s,
+            "memory": self.memory_bound_s,
+            "comm": self.comm_s,
+            "overhead": self.overhead_s,
+        }
+
+    @property
+    def time_s(self) -> float:
+        """Critical-path time: compute- and memory-bound operators, exposed collectives, overhead."""
+        return sum(self._terms.values())
+
+    @property
+    def bound(self) -> str:
+        """The largest of the four terms: compute, memory, comm or overhead."""
+        terms = self._terms
+        return max(terms, key=terms.__getitem__)
 
     @property
     def dominant_collective(self) -> str | None:
@@ -156,12 +185,7 @@ class PhaseCost:
         """Every time multiplied by ``factor`` (e.g. per accepted token)."""
         return dataclasses.replace(
             self,
-            time_s=self.time_s * factor,
-            compute_s=self.compute_s * factor,
-            memory_s=self.memory_s * factor,
-            comm_s=self.comm_s * factor,
-            overhead_s=self.overhead_s * factor,
-            comm_hidden_s=self.comm_hidden_s * factor,
+            **{name: getattr(self, name) * factor for name in _TIMES},
             comm_breakdown={k: v * factor for k, v in self.comm_breakdown.items()},
         )
 
@@ -170,18 +194,8 @@ class PhaseCost:
         names = dict(self.comm_breakdown)
         for k, v in other.comm_breakdown.items():
             names[k] = names.get(k, 0.0) + v
-        terms = {"compute": 0.0, "memory": 0.0, "comm": self.comm_s + other.comm_s}
-        for t in (self, other):
-            terms[t.bound] = terms.get(t.bound, 0.0) + t.time_s - t.comm_s - t.overhead_s
-        terms["overhead"] = self.overhead_s + other.overhead_s
         return PhaseCost(
-            time_s=self.time_s + other.time_s,
-            compute_s=self.compute_s + other.compute_s,
-            memory_s=self.memory_s + other.memory_s,
-            comm_s=self.comm_s + other.comm_s,
-            overhead_s=self.overhead_s + other.overhead_s,
-            bound=max(terms, key=terms.__getitem__),
-            comm_hidden_s=self.comm_hidden_s + other.comm_hidden_s,
+            **{name: getattr(self, name) + getattr(other, name) for name in _TIMES},
             comm_breakdown=names,
             ops=self.ops + other.ops,
         )
@@ -201,17 +215,30 @@ class PhaseCost:
         }
 
 
+#: The time fields of a PhaseCost (scaled and summed together).
+_TIMES = (
+    "compute_s",
+    "memory_s",
+    "compute_bound_s",
+    "memory_bound_s",
+    "comm_s",
+    "overhead_s",
+    "comm_hidden_s",
+)
+
+
 def as_system(hardware: System | Device) -> System:
     """A system as given, or the usual system a bare device implies."""
     return hardware if isinstance(hardware, System) else System.of_device(hardware)
 
 
-def _collectives(
+def _step_collectives(
     model: ModelSpec,
     system: System,
     plan: Plan,
     precision: Precision,
     options: RunOptions,
+    layout: MoeLayout | None,
     *,
     phase: str,
     seqs: float,
@@ -237,7 +264,7 @@ def _collectives(
     ar = float(allreduce_time(message, tp, system, algorithm=algo))
     # after attention in every block, after each dense FFN, and after the vocab-parallel embedding
     add("tp_allreduce", (model.num_layers + model.num_dense_layers + 1) * ar)
-    if model.moe is not None:
+    if model.moe is not None and layout is not None:
         n_moe = model.num_moe_layers
         n = tp * dp
         if plan.ep == 1 and dp == 1:
@@ -248,7 +275,6 @@ def _collectives(
             add("moe_allgather", n_moe * float(allgather_time(gathered, n, system, algorithm=algo)))
             add("moe_reduce_scatter", n_moe * float(reduce_scatter_time(gathered, n, system, algorithm=algo)))
         else:
-            layout = MoeLayout(ep=plan.ep, dp=dp, tp=tp, redundant_experts=options.redundant_experts)
             domain = system.fabric[0].num_domain_devices if len(system.fabric) > 1 else None
             k = model.moe.num_experts_per_tok
             for name, element_bytes in (
@@ -329,12 +355,8 @@ def step_cost(
     seqs = num_seqs / micro / m
     layout = None
     if model.moe is not None:
-        layout = MoeLayout(
-            ep=plan.ep,
-            dp=plan.dp,
-            tp=plan.tp,
-            redundant_experts=options.redundant_experts,
-            imbalance=options.moe_imbalance,
+        layout = moe_layout(
+            plan, redundant_experts=options.redundant_experts, imbalance=options.moe_imbalance
         )
     ops = tuple(
         roofline(op, device, precision)
@@ -363,12 +385,13 @@ def step_cost(
             memory_bound_s += mem
         if t.op.kind == "attention":
             attention_s += max(c, mem)
-    breakdown, cp_exposed = _collectives(
+    breakdown, cp_exposed = _step_collectives(
         model,
         system,
         plan,
         precision,
         options,
+        layout,
         phase=phase,
         seqs=seqs,
         new_tokens=new_tokens,
@@ -389,24 +412,16 @@ def step_cost(
         total_s = m * max(busy_s, comm_s) + min(busy_s, comm_s)
         hidden_s = m * (busy_s + comm_s) - total_s + m * ring_hidden_s
     else:
-        overlap = system.comm_overlap_frac if options.comm_overlap_frac is None else options.comm_overlap_frac
+        overlap = options.overlap_frac(system)
         hidden_s = overlap * min(comm_s, busy_s) + ring_hidden_s
         total_s = busy_s + comm_s - overlap * min(comm_s, busy_s)
-    exposed_s = total_s - m * busy_s
-    overhead_s = device.efficiency.step_overhead_s
-    terms = {
-        "compute": m * compute_bound_s * factor,
-        "memory": m * memory_bound_s * factor,
-        "comm": exposed_s,
-        "overhead": overhead_s,
-    }
     return PhaseCost(
-        time_s=total_s + overhead_s,
         compute_s=m * compute_s * factor,
         memory_s=m * memory_s * factor,
-        comm_s=exposed_s,
-        overhead_s=overhead_s,
-        bound=max(terms, key=terms.__getitem__),
+        compute_bound_s=m * compute_bound_s * factor,
+        memory_bound_s=m * memory_bound_s * factor,
+        comm_s=total_s - m * busy_s,  # what the operators' time does not cover
+        overhead_s=device.efficiency.step_overhead_s,
         comm_hidden_s=hidden_s,
         comm_breakdown={k: m * v for k, v in breakdown.items()},
         ops=ops,
@@ -639,86 +654,46 @@ def estimate_static(
     draft = None
     if spec is not None:
         draft = mtp_model(model) if spec.draft_model is None else spec.draft_model
-    extra: dict[str, Any] = {
-        "redundant_experts": options.redundant_experts,
-        "draft": draft,
-        "draft_shares_vocab": spec is not None and spec.draft_model is None,
-    }
+    extras = MemoryExtras(
+        redundant_experts=options.redundant_experts,
+        draft=draft,
+        draft_shares_vocab=spec is not None and spec.draft_model is None,
+    )
+    lengths = {"input_tokens": input_tokens, "output_tokens": output_tokens}
     if batch == "max":
-        resolved = max_batch(
-            model, device, plan, precision, input_tokens=input_tokens, output_tokens=output_tokens, **extra
-        )
+        resolved = max_batch(model, device, plan, precision, **lengths, extras=extras)
     elif isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1:
         resolved = batch
-        require_one_sequence(
-            model, device, plan, precision, input_tokens=input_tokens, output_tokens=output_tokens, **extra
-        )
+        require_one_sequence(model, device, plan, precision, **lengths, extras=extras)
     else:
         raise SpecError(f"batch={batch!r} must be an integer >= 1 or 'max'")
     seqs = float(math.ceil(resolved / plan.dp))
-    prefill = step_cost(
-        model,
-        system,
-        plan,
-        precision,
-        phase="prefill",
-        num_seqs=seqs,
-        new_tokens=input_tokens,
-        past_tokens=0,
-        options=options,
-    )
+
+    def run(m: ModelSpec, p: Plan, phase: str, new_tokens: float, past_tokens: float) -> PhaseCost:
+        return step_cost(
+            m,
+            system,
+            p,
+            precision,
+            phase=phase,
+            num_seqs=seqs,
+            new_tokens=new_tokens,
+            past_tokens=past_tokens,
+            options=options,
+        )
+
+    prefill = run(model, plan, "prefill", input_tokens, 0)
     past = input_tokens + max(output_tokens - 2, 0) / 2
-    if spec is None:
-        decode = step_cost(
-            model,
-            system,
-            plan,
-            precision,
-            phase="decode",
-            num_seqs=seqs,
-            new_tokens=1,
-            past_tokens=past,
-            options=options,
-        )
+    if spec is None or draft is None:
+        decode = run(model, plan, "decode", 1, past)
     else:
-        assert draft is not None
-        verify = step_cost(
-            model,
-            system,
-            plan,
-            precision,
-            phase="decode",
-            num_seqs=seqs,
-            new_tokens=spec.draft_tokens + 1,
-            past_tokens=past,
-            options=options,
-        )
+        step = run(model, plan, "decode", spec.draft_tokens + 1, past)  # the verify pass
         draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
-        one_draft = step_cost(
-            draft,
-            system,
-            draft_plan,
-            precision,
-            phase="decode",
-            num_seqs=seqs,
-            new_tokens=1,
-            past_tokens=past,
-            options=options,
-        )
-        step = verify
+        one_draft = run(draft, draft_plan, "decode", 1, past)
         for _ in range(spec.draft_tokens):
             step = step.plus(one_draft)
         decode = step.scaled(1 / spec.tokens_per_step)
-    mem = memory_use(
-        model,
-        device,
-        plan,
-        precision,
-        batch=resolved,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        **extra,
-    )
+    mem = memory_use(model, device, plan, precision, batch=resolved, **lengths, extras=extras)
     ttft_s = prefill.time_s
     transfer_s = exposed_s = None
     if options.disaggregated:
@@ -729,7 +704,6 @@ def estimate_static(
         layers = model.num_layers
         exposed_s = max(transfer_s / layers, transfer_s - prefill.time_s * (layers - 1) / layers)
         ttft_s += exposed_s
-    overlap = system.comm_overlap_frac if options.comm_overlap_frac is None else options.comm_overlap_frac
     return Estimate(
         model_id=model.id,
         hardware_id=device.id,
@@ -748,7 +722,7 @@ def estimate_static(
         tdp_w=device.tdp_w,
         usd_per_hour=device.usd_per_hour,
         options=options,
-        comm_overlap_frac=overlap,
+        comm_overlap_frac=options.overlap_frac(system),
         kv_transfer_s=transfer_s,
         kv_transfer_exposed_s=exposed_s,
     )

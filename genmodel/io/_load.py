@@ -103,14 +103,20 @@ def _stem(entry: Traversable) -> str:
     return entry.name.removesuffix(".yaml")
 
 
+def _raw_entries(kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(id, unvalidated mapping) of every file of ``kind``: for indexes built before validation."""
+    for entry in _files(kind):
+        raw = yaml.load(entry.read_text(encoding="utf-8"), Loader=_Loader)
+        yield _stem(entry), raw if isinstance(raw, dict) else {}
+
+
 @functools.cache
 def _aliases(kind: str) -> dict[str, str]:
     """alias -> id for every file of ``kind`` (parses all of them: used only on a miss)."""
     out: dict[str, str] = {}
-    for entry in _files(kind):
-        raw = yaml.load(entry.read_text(encoding="utf-8"), Loader=_Loader) or {}
-        for alias in raw.get("aliases", []) if isinstance(raw, dict) else []:
-            out[str(alias)] = _stem(entry)
+    for stem, raw in _raw_entries(kind):
+        for alias in raw.get("aliases", []):
+            out[str(alias)] = stem
     return out
 
 
@@ -257,11 +263,10 @@ def load_system(name: str) -> System:
 def _usual_systems() -> dict[str, str]:
     """device id -> the id of the (first) system built from it."""
     out: dict[str, str] = {}
-    for entry in _files("system"):
-        raw = yaml.load(entry.read_text(encoding="utf-8"), Loader=_Loader) or {}
-        device = raw.get("device") if isinstance(raw, dict) else None
+    for stem, raw in _raw_entries("system"):
+        device = raw.get("device")
         if isinstance(device, str):
-            out.setdefault(device, _stem(entry))
+            out.setdefault(device, stem)
     return out
 
 
