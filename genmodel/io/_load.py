@@ -125,16 +125,22 @@ def list_ids(kind: str) -> list[str]:
     return [_stem(e) for e in _files(kind)]
 
 
-def _resolve(kind: str, name: str) -> Traversable:
+def _find(kind: str, name: str) -> Traversable | None:
+    """The file of ``kind`` with that id or alias (either in any case), or None."""
     directory = _data_dir(_DIRS[kind])
     for candidate in (name, name.lower()):
         entry = directory.joinpath(f"{candidate}.yaml")
         if entry.is_file():
             return entry
     target = _aliases(kind).get(name.lower()) or _aliases(kind).get(name)
-    if target is not None:
-        return directory.joinpath(f"{target}.yaml")
-    raise UnknownEntryError(kind, name, list_ids(kind), _aliases(kind))
+    return None if target is None else directory.joinpath(f"{target}.yaml")
+
+
+def _resolve(kind: str, name: str) -> Traversable:
+    entry = _find(kind, name)
+    if entry is None:
+        raise UnknownEntryError(kind, name, list_ids(kind), _aliases(kind))
+    return entry
 
 
 def _load_entry(kind: str, name: str, schema: type[_Y]) -> _Y:
@@ -277,19 +283,15 @@ def load_hardware(name: str) -> System:
     Raises:
         UnknownEntryError: neither a device nor a system has that id or alias.
     """
-    try:
+    if _find("hardware", name) is not None:
         device = load_device(name)
-    except UnknownEntryError:
-        pass
-    else:
         usual = _usual_systems().get(device.id)
         return System.of_device(device) if usual is None else load_system(usual)
-    try:
+    if _find("system", name) is not None:
         return load_system(name)
-    except UnknownEntryError:
-        known = list_ids("hardware") + list_ids("system")
-        aliases = {**_aliases("hardware"), **_aliases("system")}
-        raise UnknownEntryError("hardware", name, known, aliases) from None
+    known = list_ids("hardware") + list_ids("system")
+    aliases = {**_aliases("hardware"), **_aliases("system")}
+    raise UnknownEntryError("hardware", name, known, aliases)
 
 
 @functools.cache
