@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from genmodel._errors import GenModelError, SpecError
-from genmodel._hardware import Device, System
+from genmodel._hardware import AttachedTier, Device, System
+from genmodel._memory import KV_BLOCK_TOKENS, Offload
 from genmodel._model import ModelSpec
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, RunOptions, Speculation, as_system, estimate_static
 from genmodel._units import DTYPE_BYTES, check_dtype
 from genmodel._workload import Precision
-from genmodel.io import load_hardware, load_model, load_system
+from genmodel.io import load_hardware, load_memory_tier, load_model, load_system
 
 #: Metrics a validation case may name: the numeric keys of an estimate.
 METRICS = (
@@ -42,6 +43,23 @@ def default_precision(
     if kv_dtype is None:
         kv_dtype = "fp32" if act_dtype == "fp32" else "bf16"
     return Precision(weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype)
+
+
+def attached_tier(spec: str | AttachedTier | None, field_name: str = "tier") -> AttachedTier | None:
+    """A memory tier by id, ``ID:N`` for N of them per node, or as given.
+
+    Raises:
+        SpecError: N is not a positive integer. UnknownEntryError: no such tier.
+    """
+    if spec is None or isinstance(spec, AttachedTier):
+        return spec
+    name, _, count = spec.partition(":")
+    n = 1
+    if count:
+        if not count.isdigit() or int(count) < 1:
+            raise SpecError(f"{field_name}={spec!r}: the count after ':' must be an integer >= 1")
+        n = int(count)
+    return AttachedTier(tier=load_memory_tier(name), count=n)
 
 
 def estimate(
@@ -71,6 +89,16 @@ def estimate(
     draft_model: str | ModelSpec | None = None,
     disaggregated: bool = False,
     allreduce_algorithm: str = "ring",
+    kv_block_tokens: int = KV_BLOCK_TOKENS,
+    prefix_hit_rate: float = 0.0,
+    sparse_attention_frac: float = 1.0,
+    prefill_chunk: int | None = None,
+    kv_offload: str | AttachedTier | None = None,
+    weight_offload: str | AttachedTier | None = None,
+    expert_offload: str | AttachedTier | None = None,
+    kv_window: int | None = None,
+    expert_hit_rate: float | None = None,
+    offload_overlap: bool = True,
     ideal: bool = False,
 ) -> Estimate:
     """Estimate TTFT, TPOT, throughput and memory of ``model`` on ``hardware`` under a plan.
@@ -98,6 +126,17 @@ def estimate(
             draft_model: a draft model id (default: the model's own MTP block).
         disaggregated: prefill and decode on separate devices; TTFT includes the KV transfer.
         allreduce_algorithm: ring, tree, direct or auto.
+        kv_block_tokens: tokens per paged KV block (vLLM default 16; 1 = no block waste).
+        prefix_hit_rate: fraction of each prompt already in the prefix cache (its prefill is
+            skipped; its KV is shared by the replica's sequences).
+        sparse_attention_frac: fraction of the cached KV a decode step reads (top-k attention).
+        prefill_chunk: chunked prefill, tokens per chunk (default: the whole prompt in one pass).
+        kv_offload, weight_offload, expert_offload: a memory tier id (``genmodel hw list``), with
+            ``:N`` for N of them per node (``cxl-samsung-cmm-d-128gb:4``), that takes the KV cache,
+            weights or MoE experts that do not fit the device.
+        kv_window: keep only each sequence's last kv_window tokens on the device (needs kv_offload).
+        expert_hit_rate: fraction of touched experts found on the device (default: the share kept).
+        offload_overlap: prefetch offloaded bytes behind compute (False: fetch on demand).
         ideal: every efficiency 1 and no overheads (the pure roofline bound).
 
     Returns:
@@ -129,6 +168,16 @@ def estimate(
         speculation = Speculation(
             draft_tokens=draft_tokens, acceptance_rate=acceptance_rate, draft_model=draft
         )
+    offload = Offload(
+        kv=attached_tier(kv_offload, "kv_offload"),
+        weights=attached_tier(weight_offload, "weight_offload"),
+        experts=attached_tier(expert_offload, "expert_offload"),
+        kv_window=kv_window,
+        expert_hit_rate=expert_hit_rate,
+        overlap=offload_overlap,
+    )
+    if offload.experts is not None and m.moe is None:
+        raise SpecError(f"expert_offload={offload.experts.label}: model={m.id} has no experts")
     options = RunOptions(
         comm_overlap_frac=comm_overlap_frac,
         overlap_microbatches=overlap_microbatches,
@@ -137,6 +186,11 @@ def estimate(
         speculation=speculation,
         disaggregated=disaggregated,
         allreduce_algorithm=allreduce_algorithm,
+        kv_block_tokens=kv_block_tokens,
+        prefix_hit_rate=prefix_hit_rate,
+        sparse_attention_frac=sparse_attention_frac,
+        prefill_chunk=prefill_chunk,
+        offload=offload,
     )
     if concurrency is not None:
         if batch is not None:

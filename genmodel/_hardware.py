@@ -102,6 +102,75 @@ class HostAttachment:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AttachedTier:
+    """``count`` identical memory tiers (e.g. four CXL expanders) that a node's devices offload to.
+
+    The devices of a node share the tiers' capacity and bandwidth; each device reaches them over
+    its own host link (PCIe, NVLink-C2C), which caps its share. A device without a host link
+    (Jetson) reaches an NVMe drive over the drive's own link only.
+    """
+
+    tier: MemoryTier
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.count, int) and not isinstance(self.count, bool) and self.count >= 1):
+            raise SpecError(f"memory tier {self.tier.id}: count={self.count!r} must be an integer >= 1")
+
+    @property
+    def label(self) -> str:
+        """The tier id, with the count when there are several (``cxl-x:4``)."""
+        return self.tier.id if self.count == 1 else f"{self.tier.id}:{self.count}"
+
+    def path(self, device: Device) -> Link | None:
+        """The device's link towards the tier (None: the tier's own link is the only path).
+
+        Raises:
+            SpecError: the device cannot reach a tier of this kind.
+        """
+        medium = self.tier.medium
+        if device.host is not None:
+            return device.host.link
+        if medium == "nvme" and self.tier.link is not None:
+            return None
+        why = (
+            "its memory is the host memory (unified)"
+            if device.shared_with_host and medium == "ddr"
+            else "it has no host link in hardware_db"
+        )
+        raise SpecError(
+            f"hardware={device.id} cannot offload to memory tier={self.tier.id} ({medium}): {why}"
+        )
+
+    def capacity_per_device(self, sharing: int) -> float:
+        """Bytes of the tiers each of ``sharing`` devices may use."""
+        return self.tier.capacity_bytes * self.count / max(sharing, 1)
+
+    def bandwidth_per_device(self, device: Device, sharing: int) -> float:
+        """Achieved bytes/s one device moves to or from the tiers while ``sharing`` devices do.
+
+        min(device's host link, (tier bandwidth, capped by the tier's own link) x count / sharing),
+        times the device's ``offload_link_frac``.
+        """
+        own = self.tier.bandwidth_bytes_per_s
+        if self.tier.link is not None:
+            own = min(own, self.tier.link.bandwidth_bytes_per_s)
+        share = own * self.count / max(sharing, 1)
+        path = self.path(device)
+        if path is not None:
+            share = min(share, path.bandwidth_bytes_per_s)
+        return share * device.efficiency.offload_link_frac
+
+    def latency_s(self, device: Device) -> float:
+        """One access: the path's latency, the tier link's and the tier's own."""
+        path = self.path(device)
+        link = self.tier.link
+        return (
+            (0.0 if path is None else path.latency_s) + (0.0 if link is None else link.latency_s)
+        ) + self.tier.latency_s
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Efficiency:
     """Fractions of peak that real kernels reach, and fixed costs; see hardware_db/EFFICIENCY.md.
 
@@ -116,6 +185,8 @@ class Efficiency:
         collective_latency_s: fixed cost of one collective call (launch and synchronisation).
         step_overhead_s: fixed cost of one forward step (scheduling, sampling, launches).
         usable_memory_frac: fraction of device memory the serving engine may use.
+        offload_link_frac: fraction of a host link's (PCIe, C2C, CXL) bandwidth a bulk copy to or
+            from an offload tier reaches.
     """
 
     gemm_frac: float = 0.7
@@ -127,10 +198,12 @@ class Efficiency:
     collective_latency_s: float = 8e-6
     step_overhead_s: float = 1.5e-3
     usable_memory_frac: float = 0.9
+    offload_link_frac: float = 0.8
 
     def __post_init__(self) -> None:
         _fraction(
             "efficiency",
+            offload_link_frac=self.offload_link_frac,
             gemm_frac=self.gemm_frac,
             gemm_low_precision_frac=self.gemm_low_precision_frac,
             attention_frac=self.attention_frac,
@@ -155,6 +228,7 @@ IDEAL_EFFICIENCY = Efficiency(
     collective_latency_s=0.0,
     step_overhead_s=0.0,
     usable_memory_frac=1.0,
+    offload_link_frac=1.0,
 )
 
 

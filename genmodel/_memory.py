@@ -16,6 +16,14 @@ Modelling assumptions:
   tokens (TensorRT-LLM's default ``max_num_tokens`` = 8192) plus fp32 logits per sequence.
 - Usable memory is the device capacity less any OS reserve, times the engine's usable fraction
   (vLLM's default ``gpu_memory_utilization`` = 0.9).
+- Paged KV cache (vLLM PagedAttention, Kwon et al. SOSP 2023): a sequence holds whole blocks of
+  ``kv_block_tokens`` tokens, so up to a block less one token per sequence is wasted.
+- Prefix caching (vLLM automatic prefix caching, SGLang RadixAttention): ``shared_prefix_tokens``
+  of every prompt on a replica are one cached prefix, stored once (whole blocks only).
+- Offload: what does not fit the device's usable memory moves to the tiers the user names, in
+  this order: KV cache (the oldest tokens; or, with a window, every token older than the last
+  ``kv_window`` of each sequence), then MoE experts, then the other weights. The devices of a
+  node share the tiers' capacity (:class:`~genmodel._hardware.AttachedTier`).
 """
 
 from __future__ import annotations
@@ -23,9 +31,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
-from genmodel._errors import InfeasibleError
-from genmodel._hardware import Device
+from genmodel._errors import InfeasibleError, SpecError
+from genmodel._hardware import AttachedTier, Device
 from genmodel._model import ModelSpec, attention_params_per_device
 from genmodel._parallel import Plan
 from genmodel._units import GB, Num, maximum, minimum
@@ -105,6 +114,112 @@ def activation_bytes_per_device(
     return chunk * per_token + logits
 
 
+#: vLLM's default KV-cache block (``--block-size`` 16 tokens; vllm/config CacheConfig).
+KV_BLOCK_TOKENS = 16
+
+#: the kinds of bytes an offload moves, in the order they move
+_SPILL_ORDER = ("kv", "experts", "weights")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Offload:
+    """Where what does not fit the device goes, and how its transfers run.
+
+    Attributes:
+        kv: tier for KV cache that does not fit (FlexGen, Sheng et al. 2023; vLLM CPU swap space).
+        weights: tier for weights that do not fit, streamed layer by layer each step
+            (DeepSpeed-Inference ZeRO-Inference, Aminabadi et al. 2022; TPI-LLM).
+        experts: tier for MoE experts that do not fit; the device keeps the rest as a cache
+            (EdgeMoE, HOBBIT, HybriMoE). Without it, experts go to ``weights``' tier.
+        kv_window: keep only each sequence's last ``kv_window`` tokens on the device; older KV
+            lives in the ``kv`` tier even when it would fit.
+        expert_hit_rate: fraction of touched experts found on the device; None = the fraction
+            of experts kept there (uniform routing).
+        overlap: transfers are prefetched layer by layer behind compute (only the excess is
+            exposed); False = each transfer waits in line (on-demand fetch).
+    """
+
+    kv: AttachedTier | None = None
+    weights: AttachedTier | None = None
+    experts: AttachedTier | None = None
+    kv_window: int | None = None
+    expert_hit_rate: float | None = None
+    overlap: bool = True
+
+    def __post_init__(self) -> None:
+        w = self.kv_window
+        if w is not None:
+            if not (isinstance(w, int) and not isinstance(w, bool) and w >= 1):
+                raise SpecError(f"kv_window={w!r} must be an integer >= 1")
+            if self.kv is None:
+                raise SpecError(f"kv_window={w} needs a KV offload tier (kv_offload)")
+        h = self.expert_hit_rate
+        if h is not None and not 0 <= h <= 1:
+            raise SpecError(f"expert_hit_rate={h!r} must be in [0, 1]")
+
+    def tier_for(self, kind: str) -> AttachedTier | None:
+        """The tier that takes ``kind`` ('kv', 'experts' or 'weights'), or None."""
+        if kind == "experts":
+            return self.experts or self.weights
+        return self.kv if kind == "kv" else self.weights
+
+    @property
+    def any(self) -> bool:
+        """Whether any tier is named."""
+        return any(t is not None for t in (self.kv, self.weights, self.experts))
+
+
+NO_OFFLOAD = Offload()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TierUse:
+    """Bytes one device keeps in one memory tier, and what the tier gives that device."""
+
+    id: str
+    medium: str
+    capacity_bytes: float
+    bandwidth_bytes_per_s: float
+    weights_bytes: float = 0.0
+    kv_bytes: float = 0.0
+    activation_bytes: float = 0.0
+
+    @property
+    def bytes(self) -> float:
+        """Everything the device keeps in this tier."""
+        return self.weights_bytes + self.kv_bytes + self.activation_bytes
+
+    @property
+    def fits(self) -> bool:
+        """Whether the bytes fit the device's share of the tier (a relative 1e-9 slack)."""
+        return self.bytes <= self.capacity_bytes * (1 + 1e-9)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (bytes per device, capacity per device, bandwidth per device)."""
+        return {
+            "id": self.id,
+            "medium": self.medium,
+            "bytes_per_device": self.bytes,
+            "weights_bytes_per_device": self.weights_bytes,
+            "kv_cache_bytes_per_device": self.kv_bytes,
+            "activation_bytes_per_device": self.activation_bytes,
+            "capacity_bytes_per_device": self.capacity_bytes,
+            "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Spill:
+    """One kind of bytes ('kv', 'experts', 'weights') partly kept in an offload tier."""
+
+    kind: str
+    tier_id: str
+    bytes: float
+    #: the offloaded share of that kind's bytes
+    frac: float
+    bandwidth_bytes_per_s: float
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MemoryExtras:
     """What a deployment keeps in memory beyond the model itself.
@@ -113,11 +228,27 @@ class MemoryExtras:
         redundant_experts: extra expert replicas (EPLB) on top of the model's experts.
         draft: a speculative-decoding draft run on the same devices (its weights and KV count).
         draft_shares_vocab: the draft uses the target's embedding and LM head (an MTP block).
+        kv_block_tokens: tokens per KV-cache block (paging); 1 = no block waste.
+        shared_prefix_tokens: prompt tokens every sequence of a replica shares in the prefix cache.
+        offload: the tiers that take what does not fit the device.
+        sharing: devices of a node that share the offload tiers.
     """
 
     redundant_experts: int = 0
     draft: ModelSpec | None = None
     draft_shares_vocab: bool = False
+    kv_block_tokens: int = KV_BLOCK_TOKENS
+    shared_prefix_tokens: int = 0
+    offload: Offload = NO_OFFLOAD
+    sharing: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("kv_block_tokens", "sharing"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise SpecError(f"{name}={value!r} must be an integer >= 1")
+        if not (isinstance(self.shared_prefix_tokens, int) and self.shared_prefix_tokens >= 0):
+            raise SpecError(f"shared_prefix_tokens={self.shared_prefix_tokens!r} must be an integer >= 0")
 
 
 NO_EXTRAS = MemoryExtras()
@@ -132,18 +263,170 @@ class MemoryUse:
     activation_bytes_per_device: float
     capacity_bytes_per_device: float
     usable_bytes_per_device: float
+    #: where the bytes live: the device's own memory first, then each offload tier
+    tiers: tuple[TierUse, ...] = ()
+    spills: tuple[Spill, ...] = ()
+    #: routed-expert weights (a part of the weights)
+    expert_bytes_per_device: float = 0.0
+    #: one sequence's KV cache on one device (for swap times)
+    kv_bytes_per_sequence: float = 0.0
+    #: achieved bandwidth of the device's host link to the offload tiers (None: none named)
+    host_link_bytes_per_s: float | None = None
+    #: achieved bandwidth of the KV offload tier per device (None: no KV offload tier)
+    kv_tier_bytes_per_s: float | None = None
 
     @property
     def total_bytes_per_device(self) -> float:
-        """Weights + KV cache + activations."""
+        """Weights + KV cache + activations, in every tier."""
         return (
             self.weights_bytes_per_device + self.kv_cache_bytes_per_device + self.activation_bytes_per_device
         )
 
     @property
+    def device_bytes_per_device(self) -> float:
+        """Bytes in the device's own memory (HBM, GDDR or unified LPDDR)."""
+        return self.tiers[0].bytes if self.tiers else self.total_bytes_per_device
+
+    @property
+    def offloaded_bytes_per_device(self) -> float:
+        """Bytes kept in offload tiers."""
+        return self.total_bytes_per_device - self.device_bytes_per_device
+
+    @property
     def fits(self) -> bool:
-        """Whether the total fits in the usable memory."""
-        return self.total_bytes_per_device <= self.usable_bytes_per_device
+        """Whether the device's own memory holds its share and every offload tier its share."""
+        if not self.tiers:
+            return self.total_bytes_per_device <= self.usable_bytes_per_device
+        return all(t.fits for t in self.tiers)
+
+    def spill_frac(self, kind: str) -> float:
+        """The offloaded share of ``kind`` ('kv', 'experts', 'weights'; 'weights' excludes experts)."""
+        return sum(s.frac for s in self.spills if s.kind == kind)
+
+    def transfer_time_s(
+        self, *, kv: float, experts: float, weights: float, expert_hit_rate: float | None = None
+    ) -> float:
+        """Time to move one step's offloaded bytes between the device and its tiers.
+
+        Args:
+            kv: KV-cache bytes the step reads and writes; the offloaded share crosses the link.
+            experts: routed-expert weight bytes the step reads; the misses cross the link.
+            weights: other weight bytes the step reads; the offloaded share crosses the link.
+            expert_hit_rate: touched experts found on the device; None = the share kept there.
+
+        Each tier moves its bytes at its bandwidth per device, and all of them share the device's
+        host link: the time is the larger of the slowest tier and the host link.
+        """
+        per_tier: dict[str, float] = {}
+        total = 0.0
+        step = {"kv": kv, "experts": experts, "weights": weights}
+        for spill in self.spills:
+            share = spill.frac
+            if spill.kind == "experts" and expert_hit_rate is not None:
+                share = 1 - expert_hit_rate
+            moved = step[spill.kind] * share
+            total += moved
+            per_tier[spill.tier_id] = per_tier.get(spill.tier_id, 0.0) + moved / spill.bandwidth_bytes_per_s
+        if not per_tier:
+            return 0.0
+        host = 0.0 if self.host_link_bytes_per_s is None else total / self.host_link_bytes_per_s
+        return max(host, *per_tier.values())
+
+    def swap_time_s(self) -> float | None:
+        """Time to move one sequence's KV cache to the KV offload tier or back (a context switch);
+        None without a KV offload tier."""
+        if self.kv_tier_bytes_per_s is None:
+            return None
+        return self.kv_bytes_per_sequence / self.kv_tier_bytes_per_s
+
+
+def expert_bytes_per_device(
+    model: ModelSpec, precision: Precision, plan: Plan, *, redundant_experts: int = 0
+) -> float:
+    """Bytes of routed-expert weights one device holds (a part of :func:`weight_bytes_per_device`)."""
+    if model.moe is None:
+        return 0.0
+    moe = model.moe
+    moe_tp = plan.tp * plan.dp / plan.ep
+    slots = math.ceil((moe.num_experts + redundant_experts) / plan.ep)
+    per_layer = slots * 3 * model.hidden_size * moe.expert_intermediate_size / moe_tp
+    return float(per_layer * model.num_moe_layers / plan.pp * precision.weight_bytes)
+
+
+def paged_tokens(tokens: int, block_tokens: int) -> int:
+    """Tokens a sequence's KV blocks hold: ``tokens`` rounded up to whole blocks."""
+    return -(-tokens // block_tokens) * block_tokens
+
+
+def _place(
+    device: Device,
+    *,
+    weights: float,
+    experts: float,
+    kv: float,
+    kv_forced: float,
+    activations: float,
+    extras: MemoryExtras,
+) -> tuple[tuple[TierUse, ...], tuple[Spill, ...], float | None]:
+    """Put bytes in the device's memory and move what does not fit to the offload tiers."""
+    offload, sharing = extras.offload, extras.sharing
+    usable = device.usable_memory_bytes
+    have = {"kv": kv, "experts": experts, "weights": weights - experts}
+    over = weights + kv + activations - usable
+    moved: dict[str, float] = dict.fromkeys(_SPILL_ORDER, 0.0)
+    if offload.kv is not None and kv_forced > 0:
+        moved["kv"] = kv_forced
+        over -= kv_forced
+    for kind in _SPILL_ORDER:
+        if over <= 0:
+            break
+        if offload.tier_for(kind) is None:
+            continue
+        step = min(over, have[kind] - moved[kind])
+        moved[kind] += step
+        over -= step
+    local = TierUse(
+        id=device.id,
+        medium=device.memory_technology,
+        capacity_bytes=usable,
+        bandwidth_bytes_per_s=device.memory_bandwidth_bytes_per_s,
+        weights_bytes=weights - moved["experts"] - moved["weights"],
+        kv_bytes=kv - moved["kv"],
+        activation_bytes=activations,
+    )
+    tiers: dict[str, TierUse] = {}
+    spills = []
+    for kind in _SPILL_ORDER:
+        attached = offload.tier_for(kind)
+        if attached is None:
+            continue
+        bandwidth = attached.bandwidth_per_device(device, sharing)
+        use = tiers.get(attached.label) or TierUse(
+            id=attached.label,
+            medium=attached.tier.medium,
+            capacity_bytes=attached.capacity_per_device(sharing),
+            bandwidth_bytes_per_s=bandwidth,
+        )
+        if kind == "kv":
+            use = dataclasses.replace(use, kv_bytes=use.kv_bytes + moved[kind])
+        else:
+            use = dataclasses.replace(use, weights_bytes=use.weights_bytes + moved[kind])
+        tiers[attached.label] = use
+        if moved[kind] > 0:
+            frac = moved[kind] / have[kind]
+            spills.append(
+                Spill(
+                    kind=kind,
+                    tier_id=attached.label,
+                    bytes=moved[kind],
+                    frac=frac,
+                    bandwidth_bytes_per_s=bandwidth,
+                )
+            )
+    host = None
+    if offload.any and device.host is not None:
+        host = device.host.link.bandwidth_bytes_per_s * device.efficiency.offload_link_frac
+    return (local, *tiers.values()), tuple(spills), host
 
 
 def memory_use(
@@ -159,30 +442,74 @@ def memory_use(
 ) -> MemoryUse:
     """Memory per device for ``batch`` sequences (whole deployment) of input+output tokens.
 
-    ``extras`` adds redundant expert replicas and a speculative-decoding draft.
+    ``extras`` adds redundant expert replicas, a speculative-decoding draft, KV paging and a
+    shared prefix, and names the tiers that take what does not fit.
     """
     seqs = math.ceil(batch / plan.dp)
     context = input_tokens + output_tokens
-    kv = seqs * kv_bytes_per_sequence(model, precision, context, tp=plan.tp, pp=plan.pp, cp=plan.cp)
+    block = extras.kv_block_tokens
+    shared = min(extras.shared_prefix_tokens, input_tokens) // block * block  # whole blocks only
+    own = paged_tokens(context - shared, block)  # tokens each sequence keeps for itself
+
+    def kv_of(m: ModelSpec, tokens: int, **split: int) -> float:
+        return float(kv_bytes_per_sequence(m, precision, tokens, tp=plan.tp, cp=plan.cp, **split))
+
+    def kv_replica(m: ModelSpec, **split: int) -> tuple[float, float]:
+        """(KV bytes of the replica's sequences, bytes older than the offload window)."""
+        total = kv_of(m, shared, **split) + seqs * (
+            kv_of(m, shared + own, **split) - kv_of(m, shared, **split)
+        )
+        window = extras.offload.kv_window
+        if window is None or window >= context:
+            return total, 0.0
+        recent = kv_of(m, paged_tokens(window, block), **split)
+        return total, max(total - seqs * recent, 0.0)
+
+    kv, kv_forced = kv_replica(model, pp=plan.pp)
+    per_sequence = kv_of(model, paged_tokens(context, block), pp=plan.pp)
     act = activation_bytes_per_device(
         model, precision, plan, seqs_per_replica=seqs, prefill_tokens=seqs * input_tokens / plan.cp
     )
     r = extras.redundant_experts
     weights = weight_bytes_per_device(model, precision, plan, redundant_experts=r)
+    experts = expert_bytes_per_device(model, precision, plan, redundant_experts=r)
     draft = extras.draft
     if draft is not None:
         draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
         weights += weight_bytes_per_device(draft, precision, draft_plan, redundant_experts=r)
+        experts += expert_bytes_per_device(draft, precision, draft_plan, redundant_experts=r)
         if extras.draft_shares_vocab:
             vocab = draft.vocab_size * draft.hidden_size / plan.tp
             weights -= vocab * (1 if draft.tie_word_embeddings else 2) * precision.weight_bytes
-        kv += seqs * kv_bytes_per_sequence(draft, precision, context, tp=plan.tp, cp=plan.cp)
+        draft_kv, draft_forced = kv_replica(draft)
+        kv += draft_kv
+        kv_forced += draft_forced
+        per_sequence += kv_of(draft, paged_tokens(context, block))
+    tiers, spills, host = _place(
+        device,
+        weights=float(weights),
+        experts=experts,
+        kv=kv,
+        kv_forced=kv_forced,
+        activations=float(act),
+        extras=extras,
+    )
     return MemoryUse(
         weights_bytes_per_device=float(weights),
-        kv_cache_bytes_per_device=float(kv),
+        kv_cache_bytes_per_device=kv,
         activation_bytes_per_device=float(act),
         capacity_bytes_per_device=device.memory_capacity_bytes,
         usable_bytes_per_device=device.usable_memory_bytes,
+        tiers=tiers,
+        spills=spills,
+        expert_bytes_per_device=experts,
+        kv_bytes_per_sequence=per_sequence,
+        host_link_bytes_per_s=host,
+        kv_tier_bytes_per_s=(
+            None
+            if extras.offload.kv is None
+            else extras.offload.kv.bandwidth_per_device(device, extras.sharing)
+        ),
     )
 
 
@@ -208,13 +535,25 @@ def require_one_sequence(
         extras=extras,
     )
     if not one.fits:
+        full = [t for t in one.tiers[1:] if not t.fits]
+        if full:
+            t = full[0]
+            raise InfeasibleError(
+                [
+                    f"memory tier={t.id} would hold {t.bytes / GB:.1f} GB per device for one sequence "
+                    f"of {input_tokens + output_tokens} tokens per replica, more than its "
+                    f"{t.capacity_bytes / GB:.1f} GB share per device; attach more of it (ID:N) "
+                    "or use a larger tier"
+                ]
+            )
         raise InfeasibleError(
             [
-                f"model={model.id} needs {one.total_bytes_per_device / GB:.1f} GB per device for one "
+                f"model={model.id} needs {one.device_bytes_per_device / GB:.1f} GB per device for one "
                 f"sequence of {input_tokens + output_tokens} tokens (weights "
                 f"{one.weights_bytes_per_device / GB:.1f} GB), more than the usable "
                 f"{one.usable_bytes_per_device / GB:.1f} GB of hardware={device.id}; "
-                "raise tp, pp or ep (with dp), or use a narrower weight dtype"
+                "raise tp, pp or ep (with dp), use a narrower weight dtype, or offload "
+                "(--weight-offload, --kv-offload)"
             ]
         )
 

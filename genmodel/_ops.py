@@ -203,6 +203,7 @@ def forward_ops(
     split_new_tokens: bool = True,
     moe: MoeLayout | None = None,
     absorb_mla: bool = False,
+    kv_read_frac: Num = 1.0,
 ) -> list[Op]:
     """Operators of one forward step of the whole model, per tensor-parallel rank.
 
@@ -218,6 +219,8 @@ def forward_ops(
             (prefill); in decode every cp rank repeats them.
         moe: how routed experts spread over the MoE instance (default: pure MoE-TP over ``tp``).
         absorb_mla: run MLA with the up-projections absorbed into query and output (decode).
+        kv_read_frac: fraction of the cached tokens the full-attention layers attend to (sparse
+            or top-k KV attention: Quest, Tang et al. ICML 2024; ShadowKV, Sun et al. 2024).
 
     Returns:
         Operators whose FLOPs and bytes are summed over all layers, for one device.
@@ -249,8 +252,9 @@ def forward_ops(
         for name, count, window in windows:
             if not count:
                 continue
-            pairs = attended_pairs(past_tokens, new_tokens, window)
-            cached = past_tokens if window is None else minimum(past_tokens, window)
+            past = past_tokens * kv_read_frac if window is None else past_tokens
+            pairs = attended_pairs(past, new_tokens, window)
+            cached = past if window is None else minimum(past, window)
             ops.append(
                 Op(
                     name,
@@ -297,7 +301,8 @@ def forward_ops(
             )
             attn_dims = qk + m.v_head_dim
             q_width = heads * (qk + m.v_head_dim) + heads * (qk + m.v_head_dim)
-        pairs = attended_pairs(past_tokens, new_tokens)
+        past = past_tokens * kv_read_frac
+        pairs = attended_pairs(past, new_tokens)
         ops.append(
             Op(
                 "attention",
@@ -305,7 +310,7 @@ def forward_ops(
                 flops=2 * num_seqs * heads * attn_dims * pairs * n_layers / cp,
                 weight_bytes=0,
                 act_bytes=step_tokens * q_width * p.act_bytes * n_layers / cp,
-                kv_bytes=(num_seqs * past_tokens + step_tokens) * latent * p.kv_bytes * n_layers / cp,
+                kv_bytes=(num_seqs * past + step_tokens) * latent * p.kv_bytes * n_layers / cp,
             )
         )
         if absorb_mla:

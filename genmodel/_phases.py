@@ -50,8 +50,11 @@ from genmodel._collectives import (
 from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import Device, System
 from genmodel._memory import (
+    KV_BLOCK_TOKENS,
+    NO_OFFLOAD,
     MemoryExtras,
     MemoryUse,
+    Offload,
     kv_bytes_per_sequence,
     max_batch,
     memory_use,
@@ -103,6 +106,12 @@ class RunOptions:
         overlap_microbatches: split each pass into this many microbatches whose collectives
             overlap the others' compute (SGLang two-batch overlap, CloudMatrix-Infer: 2); each
             microbatch reads the weights again. 1 = no split (``comm_overlap_frac`` applies).
+        kv_block_tokens: tokens per paged KV-cache block (block waste); 1 = no paging.
+        prefix_hit_rate: fraction of each prompt found in the prefix cache: its prefill is skipped
+            and its KV is stored once per replica.
+        sparse_attention_frac: fraction of the cached KV a decode step reads (top-k attention).
+        prefill_chunk: prefill in chunks of this many tokens per sequence (None: one pass).
+        offload: tiers for what does not fit the device (KV, weights, experts).
     """
 
     comm_overlap_frac: float | None = None
@@ -112,11 +121,23 @@ class RunOptions:
     disaggregated: bool = False
     allreduce_algorithm: str = "ring"
     overlap_microbatches: int = 1
+    kv_block_tokens: int = KV_BLOCK_TOKENS
+    prefix_hit_rate: float = 0.0
+    sparse_attention_frac: float = 1.0
+    prefill_chunk: int | None = None
+    offload: Offload = NO_OFFLOAD
 
     def __post_init__(self) -> None:
-        mb = self.overlap_microbatches
-        if not (isinstance(mb, int) and not isinstance(mb, bool) and mb >= 1):
-            raise SpecError(f"overlap_microbatches={mb!r} must be an integer >= 1")
+        for name in ("overlap_microbatches", "kv_block_tokens", "prefill_chunk"):
+            value = getattr(self, name)
+            if name == "prefill_chunk" and value is None:
+                continue
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise SpecError(f"{name}={value!r} must be an integer >= 1")
+        if not 0 <= self.prefix_hit_rate < 1:
+            raise SpecError(f"prefix_hit_rate={self.prefix_hit_rate!r} must be in [0, 1)")
+        if not 0 < self.sparse_attention_frac <= 1:
+            raise SpecError(f"sparse_attention_frac={self.sparse_attention_frac!r} must be in (0, 1]")
         f = self.comm_overlap_frac
         if f is not None and not 0 <= f <= 1:
             raise SpecError(f"comm_overlap_frac={f!r} must be in [0, 1]")
@@ -149,6 +170,9 @@ class PhaseCost:
     comm_s: float
     overhead_s: float
     comm_hidden_s: float = 0.0
+    #: transfers to and from offload tiers left exposed, and hidden behind the step
+    offload_s: float = 0.0
+    offload_hidden_s: float = 0.0
     comm_breakdown: Mapping[str, float] = field(default_factory=dict)
     ops: tuple[OpTime, ...] = field(repr=False, default=())
 
@@ -161,17 +185,19 @@ class PhaseCost:
             "compute": self.compute_bound_s,
             "memory": self.memory_bound_s,
             "comm": self.comm_s,
+            "offload": self.offload_s,
             "overhead": self.overhead_s,
         }
 
     @property
     def time_s(self) -> float:
-        """Critical-path time: compute- and memory-bound operators, exposed collectives, overhead."""
+        """Critical-path time: compute- and memory-bound operators, exposed collectives and
+        offload transfers, overhead."""
         return sum(self._terms.values())
 
     @property
     def bound(self) -> str:
-        """The largest of the four terms: compute, memory, comm or overhead."""
+        """The largest term: compute, memory, comm, offload or overhead."""
         terms = self._terms
         return max(terms, key=terms.__getitem__)
 
@@ -208,6 +234,8 @@ class PhaseCost:
             "memory_s": self.memory_s,
             "comm_s": self.comm_s,
             "comm_hidden_s": self.comm_hidden_s,
+            "offload_s": self.offload_s,
+            "offload_hidden_s": self.offload_hidden_s,
             "overhead_s": self.overhead_s,
             "bound": self.bound,
             "comm_breakdown": dict(self.comm_breakdown),
@@ -224,6 +252,8 @@ _TIMES = (
     "comm_s",
     "overhead_s",
     "comm_hidden_s",
+    "offload_s",
+    "offload_hidden_s",
 )
 
 
@@ -328,6 +358,7 @@ def step_cost(
     new_tokens: float,
     past_tokens: float,
     options: RunOptions = RunOptions(),
+    memory: MemoryUse | None = None,
 ) -> PhaseCost:
     """Cost of one forward pass of ``num_seqs`` sequences through one pipeline replica.
 
@@ -337,7 +368,11 @@ def step_cost(
         num_seqs: sequences on the replica.
         new_tokens: tokens each sequence adds in the pass.
         past_tokens: tokens each sequence already has cached.
-        options: overlap, redundant experts, load imbalance, collective algorithm.
+        options: overlap, redundant experts, load imbalance, collective algorithm, sparse
+            attention (decode) and offload policy.
+        memory: where the deployment's bytes live; the offloaded share of the step's reads
+            crosses the host link (prefetched behind the step unless ``options.offload.overlap``
+            is False).
 
     With pp stages the sequences run as m = min(num_seqs, pp) microbatches. A prefill's last
     microbatch leaves the pipe after (m + pp - 1) stage times; a decode round, which gives every
@@ -371,10 +406,12 @@ def step_cost(
             split_new_tokens=phase == "prefill",
             moe=layout,
             absorb_mla=phase == "decode",
+            kv_read_frac=options.sparse_attention_frac if phase == "decode" else 1.0,
         )
     )
     factor = (micro + pp - 1) / pp if phase == "prefill" else 1.0
     compute_s = memory_s = compute_bound_s = memory_bound_s = attention_s = 0.0
+    kv_bytes = expert_bytes = weight_bytes = 0.0
     for t in ops:
         c, mem = float(t.compute_s), float(t.memory_s)
         compute_s += c
@@ -385,6 +422,11 @@ def step_cost(
             memory_bound_s += mem
         if t.op.kind == "attention":
             attention_s += max(c, mem)
+        kv_bytes += float(t.op.kv_bytes)
+        if t.op.name == "experts":
+            expert_bytes += float(t.op.weight_bytes)
+        else:
+            weight_bytes += float(t.op.weight_bytes)
     breakdown, cp_exposed = _step_collectives(
         model,
         system,
@@ -415,6 +457,20 @@ def step_cost(
         overlap = options.overlap_frac(system)
         hidden_s = overlap * min(comm_s, busy_s) + ring_hidden_s
         total_s = busy_s + comm_s - overlap * min(comm_s, busy_s)
+    transfer_s = offload_s = 0.0
+    if memory is not None and memory.spills:
+        transfer_s = (
+            m
+            * factor
+            * memory.transfer_time_s(
+                kv=kv_bytes,
+                experts=expert_bytes,
+                weights=weight_bytes,
+                expert_hit_rate=options.offload.expert_hit_rate,
+            )
+        )
+        # prefetched layer by layer, a transfer hides behind the step's own work
+        offload_s = max(transfer_s - total_s, 0.0) if options.offload.overlap else transfer_s
     return PhaseCost(
         compute_s=m * compute_s * factor,
         memory_s=m * memory_s * factor,
@@ -423,6 +479,8 @@ def step_cost(
         comm_s=total_s - m * busy_s,  # what the operators' time does not cover
         overhead_s=device.efficiency.step_overhead_s,
         comm_hidden_s=hidden_s,
+        offload_s=offload_s,
+        offload_hidden_s=transfer_s - offload_s,
         comm_breakdown={k: m * v for k, v in breakdown.items()},
         ops=ops,
     )
@@ -475,6 +533,9 @@ class Estimate:
     #: KV-cache transfer from the prefill to the decode device per replica (disaggregated only).
     kv_transfer_s: float | None = None
     kv_transfer_exposed_s: float | None = None
+    #: the longest a running decode batch waits while one new request's prefill (or its last
+    #: chunk, with chunked prefill) runs
+    decode_stall_s: float | None = None
 
     @property
     def num_devices(self) -> int:
@@ -522,7 +583,7 @@ class Estimate:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, with the keys of DESIGN.md (SI units: seconds and bytes)."""
-        m = self.memory
+        m, o = self.memory, self.options
         return {
             "model": self.model_id,
             "hardware": self.hardware_id,
@@ -557,6 +618,11 @@ class Estimate:
                 "capacity_bytes_per_device": m.capacity_bytes_per_device,
                 "usable_bytes_per_device": m.usable_bytes_per_device,
                 "fits": m.fits,
+                "device_bytes_per_device": m.device_bytes_per_device,
+                "offloaded_bytes_per_device": m.offloaded_bytes_per_device,
+                "kv_bytes_per_sequence": m.kv_bytes_per_sequence,
+                "swap_s_per_sequence": m.swap_time_s(),
+                "tiers": [t.to_dict() for t in m.tiers],
             },
             "prefill": self.prefill.to_dict(),
             "decode": self.decode.to_dict(),
@@ -567,7 +633,26 @@ class Estimate:
             "disaggregated": self.options.disaggregated,
             "kv_transfer_s": self.kv_transfer_s,
             "kv_transfer_exposed_s": self.kv_transfer_exposed_s,
+            "decode_stall_s": self.decode_stall_s,
+            "kv_block_tokens": o.kv_block_tokens,
+            "prefix_hit_rate": o.prefix_hit_rate,
+            "sparse_attention_frac": o.sparse_attention_frac,
+            "prefill_chunk": o.prefill_chunk,
+            "offload": _offload_dict(o.offload),
         }
+
+
+def _offload_dict(offload: Offload) -> dict[str, Any] | None:
+    if not offload.any:
+        return None
+    return {
+        "kv": None if offload.kv is None else offload.kv.label,
+        "weights": None if offload.weights is None else offload.weights.label,
+        "experts": None if offload.experts is None else offload.experts.label,
+        "kv_window": offload.kv_window,
+        "expert_hit_rate": offload.expert_hit_rate,
+        "overlap": offload.overlap,
+    }
 
 
 def _speculation_dict(spec: Speculation | None) -> dict[str, Any] | None:
@@ -658,6 +743,10 @@ def estimate_static(
         redundant_experts=options.redundant_experts,
         draft=draft,
         draft_shares_vocab=spec is not None and spec.draft_model is None,
+        kv_block_tokens=options.kv_block_tokens,
+        shared_prefix_tokens=round(options.prefix_hit_rate * input_tokens),
+        offload=options.offload,
+        sharing=min(plan.num_devices, system.num_node_devices),
     )
     lengths = {"input_tokens": input_tokens, "output_tokens": output_tokens}
     if batch == "max":
@@ -668,21 +757,36 @@ def estimate_static(
     else:
         raise SpecError(f"batch={batch!r} must be an integer >= 1 or 'max'")
     seqs = float(math.ceil(resolved / plan.dp))
+    mem = memory_use(model, device, plan, precision, batch=resolved, **lengths, extras=extras)
 
-    def run(m: ModelSpec, p: Plan, phase: str, new_tokens: float, past_tokens: float) -> PhaseCost:
+    def run(
+        m: ModelSpec, p: Plan, phase: str, new_tokens: float, past_tokens: float, num_seqs: float = seqs
+    ) -> PhaseCost:
         return step_cost(
             m,
             system,
             p,
             precision,
             phase=phase,
-            num_seqs=seqs,
+            num_seqs=num_seqs,
             new_tokens=new_tokens,
             past_tokens=past_tokens,
             options=options,
+            memory=mem,
         )
 
-    prefill = run(model, plan, "prefill", input_tokens, 0)
+    # a prefix-cache hit skips the cached part of the prompt; chunked prefill runs the rest in
+    # passes of at most `prefill_chunk` tokens, each attending to everything before it
+    cached = min(round(options.prefix_hit_rate * input_tokens), input_tokens - 1)
+    chunk = options.prefill_chunk or input_tokens - cached
+    prefill = stall = None
+    for start in range(cached, input_tokens, chunk):
+        piece = run(model, plan, "prefill", min(chunk, input_tokens - start), start)
+        prefill = piece if prefill is None else prefill.plus(piece)
+    assert prefill is not None
+    # the longest a running decode batch waits for one new request's prefill (its last chunk)
+    last = input_tokens - (input_tokens - cached - 1) % chunk - 1
+    stall = run(model, plan, "prefill", input_tokens - last, last, 1.0).time_s
     past = input_tokens + max(output_tokens - 2, 0) / 2
     if spec is None or draft is None:
         decode = run(model, plan, "decode", 1, past)
@@ -693,7 +797,6 @@ def estimate_static(
         for _ in range(spec.draft_tokens):
             step = step.plus(one_draft)
         decode = step.scaled(1 / spec.tokens_per_step)
-    mem = memory_use(model, device, plan, precision, batch=resolved, **lengths, extras=extras)
     ttft_s = prefill.time_s
     transfer_s = exposed_s = None
     if options.disaggregated:
@@ -725,4 +828,5 @@ def estimate_static(
         comm_overlap_frac=options.overlap_frac(system),
         kv_transfer_s=transfer_s,
         kv_transfer_exposed_s=exposed_s,
+        decode_stall_s=stall,
     )

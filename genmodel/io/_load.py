@@ -7,6 +7,7 @@ first, then by alias; every error names the file and the field.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from genmodel.io._schema import (
     DeviceY,
     HFConfigLooseY,
     HFConfigY,
+    LinkEntryY,
     LinkY,
     MemoryTierY,
     ModelY,
@@ -51,6 +53,7 @@ def _data_dir(package: str) -> Traversable:
 _DIRS = {
     "hardware": "genmodel.hardware_db.devices",
     "memory tier": "genmodel.hardware_db.memory",
+    "link": "genmodel.hardware_db.links",
     "system": "genmodel.hardware_db.systems",
     "model": "genmodel.workloads.models",
     "scenario": "genmodel.workloads.scenarios",
@@ -121,8 +124,22 @@ def _aliases(kind: str) -> dict[str, str]:
 
 
 def list_ids(kind: str) -> list[str]:
-    """Ids of every entry of ``kind`` ('hardware', 'system', 'memory tier', 'model', 'scenario')."""
+    """Ids of every entry of ``kind``: 'hardware' (devices), 'power mode', 'system', 'memory tier',
+    'link', 'model' or 'scenario'."""
+    if kind == "power mode":
+        return list(_power_modes())
     return [_stem(e) for e in _files(kind)]
+
+
+@functools.cache
+def _power_modes() -> dict[str, str]:
+    """power-mode id -> the id of the device file that lists it."""
+    out: dict[str, str] = {}
+    for stem, raw in _raw_entries("hardware"):
+        for mode in raw.get("power_modes") or []:
+            if isinstance(mode, dict) and isinstance(mode.get("id"), str):
+                out[mode["id"]] = stem
+    return out
 
 
 def _find(kind: str, name: str) -> Traversable | None:
@@ -203,6 +220,7 @@ def device_from_yaml(y: DeviceY) -> Device:
             collective_latency_s=e.collective_latency_us * US,
             step_overhead_s=e.step_overhead_us * US,
             usable_memory_frac=e.usable_memory_frac,
+            offload_link_frac=e.offload_link_frac,
         ),
     )
 
@@ -222,11 +240,27 @@ def load_device(name: str) -> Device:
         UnknownEntryError: no such id or alias (the message lists the closest).
         SpecError: the file is malformed (the message names the file and field).
     """
-    y = load_device_yaml(name)
+    base = _power_modes().get(name.lower()) if _find("hardware", name) is None else None
+    y = load_device_yaml(base or name)
     try:
-        return device_from_yaml(y)
+        device = device_from_yaml(y)
     except SpecError as exc:
-        raise SpecError(f"{_display(_resolve('hardware', name))}: {exc}") from None
+        raise SpecError(f"{_display(_resolve('hardware', base or name))}: {exc}") from None
+    if base is None:
+        return device
+    mode = next(m for m in y.power_modes if m.id == name.lower())
+    return dataclasses.replace(
+        device,
+        id=mode.id,
+        name=mode.name,
+        peak_flops_per_s={k: v * mode.compute_scale for k, v in device.peak_flops_per_s.items()},
+        memory_bandwidth_bytes_per_s=mode.memory_bandwidth_tb_per_s * TB,
+        tdp_w=mode.tdp_w,
+    )
+
+
+def _is_device(name: str) -> bool:
+    return _find("hardware", name) is not None or name.lower() in _power_modes()
 
 
 @functools.cache
@@ -283,15 +317,27 @@ def load_hardware(name: str) -> System:
     Raises:
         UnknownEntryError: neither a device nor a system has that id or alias.
     """
-    if _find("hardware", name) is not None:
+    if _is_device(name):
         device = load_device(name)
         usual = _usual_systems().get(device.id)
         return System.of_device(device) if usual is None else load_system(usual)
     if _find("system", name) is not None:
         return load_system(name)
-    known = list_ids("hardware") + list_ids("system")
+    known = list_ids("hardware") + list_ids("power mode") + list_ids("system")
     aliases = {**_aliases("hardware"), **_aliases("system")}
     raise UnknownEntryError("hardware", name, known, aliases)
+
+
+@functools.cache
+def load_link_yaml(name: str) -> LinkEntryY:
+    """The validated YAML of a standard link (hardware_db/links/), by id or alias."""
+    return _load_entry("link", name, LinkEntryY)
+
+
+def load_link(name: str) -> Link:
+    """A standard link (PCIe, CXL, NVLink-C2C, Ethernet) from hardware_db/links/, by id or alias."""
+    y = load_link_yaml(name)
+    return Link(name=y.name, bandwidth_bytes_per_s=y.bandwidth_gb_per_s * GB, latency_s=y.latency_us * US)
 
 
 @functools.cache
@@ -299,7 +345,9 @@ def load_memory_tier(name: str) -> MemoryTier:
     """A memory tier (host DDR, CXL expander, NVMe) from hardware_db/memory/, by id."""
     y = _load_entry("memory tier", name, MemoryTierY)
     link = None
-    if y.link is not None:
+    if isinstance(y.link, str):
+        link = load_link(y.link)
+    elif y.link is not None:
         link = Link(
             name=y.link.name,
             bandwidth_bytes_per_s=y.link.bandwidth_gb_per_s * GB,

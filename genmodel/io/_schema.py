@@ -88,6 +88,20 @@ class EfficiencyY(_Strict):
     collective_latency_us: NonNegative
     step_overhead_us: NonNegative
     usable_memory_frac: Fraction
+    offload_link_frac: Fraction = 0.8
+    source: Source
+
+
+class PowerModeY(_Strict):
+    """A power mode of the same module (Jetson nvpmodel): lower clocks, the same silicon."""
+
+    id: Id
+    name: str
+    #: GPU clock of the mode over the clock the device's dense peaks are quoted at.
+    compute_scale: Fraction
+    #: Peak memory bandwidth at the mode's memory (EMC) clock.
+    memory_bandwidth_tb_per_s: Positive
+    tdp_w: Positive
     source: Source
 
 
@@ -102,6 +116,7 @@ class DeviceY(_Strict):
     power: PowerY
     price: PriceY
     efficiency: EfficiencyY
+    power_modes: list[PowerModeY] = []
 
 
 class FabricTierY(_Strict):
@@ -134,14 +149,28 @@ class TierLinkY(_Strict):
     latency_ns: NonNegative
 
 
+class LinkEntryY(_Strict):
+    """A standard link (hardware_db/links/): a bus or network port, per direction."""
+
+    id: Id
+    name: str
+    kind: str = Field(pattern=r"^(pcie|cxl|c2c|nvlink|ethernet|infiniband)$")
+    aliases: list[Id] = []
+    bandwidth_gb_per_s: Positive
+    latency_us: NonNegative
+    source: Source
+
+
 class MemoryTierY(_Strict):
     id: Id
     name: str
     medium: str = Field(pattern=r"^(ddr|cxl|nvme)$")
+    aliases: list[Id] = []
     capacity_gib: Positive
     bandwidth_gb_per_s: Positive
     latency_ns: NonNegative
-    link: TierLinkY | None = None
+    #: the link the tier sits behind: inline, or the id of a hardware_db/links/ entry
+    link: TierLinkY | Id | None = None
     power_w: Positive | None = None
     source: Source
 
