@@ -11,9 +11,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from genmodel._errors import GenModelError, SpecError
+from genmodel._errors import GenModelError, InfeasibleError, SpecError
 from genmodel._hardware import AttachedTier, Device, System
-from genmodel._memory import KV_BLOCK_TOKENS, Offload
+from genmodel._memory import KV_BLOCK_TOKENS, Offload, paged_tokens
 from genmodel._model import ModelSpec
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, RunOptions, Speculation, as_system, estimate_static
@@ -211,6 +211,98 @@ def estimate(
         ideal=ideal,
         options=options,
     )
+
+
+def max_concurrency(
+    model: str | ModelSpec,
+    hardware: str | Device | System,
+    *,
+    context_tokens: int,
+    output_tokens: int = 1,
+    **options: Any,
+) -> int:
+    """Most sequences of ``context_tokens`` tokens (prompt + output) the deployment holds at once;
+    0 when not even one fits. ``options`` are :func:`estimate`'s (plan, dtypes, offload)."""
+    if context_tokens <= output_tokens:
+        raise SpecError(f"context_tokens={context_tokens} must exceed output_tokens={output_tokens}")
+    try:
+        est = estimate(
+            model,
+            hardware,
+            input_tokens=context_tokens - output_tokens,
+            output_tokens=output_tokens,
+            batch="max",
+            **options,
+        )
+    except InfeasibleError:
+        return 0
+    return est.batch
+
+
+def memory_report(
+    model: str | ModelSpec,
+    hardware: str | Device | System,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    batch: int | str | None = "max",
+    contexts: tuple[int, ...] = (),
+    **options: Any,
+) -> dict[str, Any]:
+    """Where every byte of a deployment lives, per memory tier, and how many users fit.
+
+    Args:
+        batch: sequences to place (default "max": the most that fit).
+        contexts: context lengths (tokens per sequence) for the capacity -> concurrency curve.
+        options: :func:`estimate`'s plan, dtype, KV and offload options.
+
+    Returns:
+        JSON-ready: ``batch``, ``kv_bytes_per_token_per_device``, ``kv_bytes_per_sequence``,
+        ``swap_s_per_sequence`` (a context switch to the KV tier), ``tiers`` (per tier: id,
+        medium, bytes per device by kind, capacity and bandwidth per device), ``fits``, and
+        ``concurrency`` (per context: the max concurrent sequences).
+    """
+    est = estimate(
+        model, hardware, input_tokens=input_tokens, output_tokens=output_tokens, batch=batch, **options
+    )
+    m = est.memory
+    context = input_tokens + output_tokens
+    d = est.to_dict()
+    return {
+        "model": est.model_id,
+        "hardware": est.hardware_id,
+        "system": d["system"],
+        "devices": est.num_devices,
+        "tp": est.plan.tp,
+        "pp": est.plan.pp,
+        "ep": est.plan.ep,
+        "dp": est.plan.dp,
+        "cp": est.plan.cp,
+        "weight_dtype": est.precision.weight_dtype,
+        "kv_dtype": est.precision.kv_dtype,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "batch": est.batch,
+        "kv_block_tokens": est.options.kv_block_tokens,
+        "kv_bytes_per_token_per_device": m.kv_bytes_per_sequence
+        / paged_tokens(context, est.options.kv_block_tokens),
+        "kv_bytes_per_sequence": m.kv_bytes_per_sequence,
+        "swap_s_per_sequence": m.swap_time_s(),
+        "fits": m.fits,
+        "tiers": [t.to_dict() for t in m.tiers],
+        "offload": d["offload"],
+        "ttft_s": est.ttft_s,
+        "tpot_s": est.tpot_s,
+        "concurrency": [
+            {
+                "context_tokens": c,
+                "max_concurrency": max_concurrency(
+                    model, hardware, context_tokens=c, output_tokens=min(output_tokens, c - 1), **options
+                ),
+            }
+            for c in contexts
+        ],
+    }
 
 
 # ---- validation -------------------------------------------------------------------------------

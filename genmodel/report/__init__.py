@@ -1,6 +1,12 @@
 """Rendering results for people and programs: summaries, flat rows, human units, JSON and CSV."""
 
-from genmodel.report._describe import describe_device, describe_model, describe_system
+from genmodel.report._describe import (
+    describe_device,
+    describe_link,
+    describe_memory_tier,
+    describe_model,
+    describe_system,
+)
 from genmodel.report._render import (
     flatten,
     format_bytes,
@@ -11,6 +17,8 @@ from genmodel.report._render import (
 
 __all__ = [
     "describe_device",
+    "describe_link",
+    "describe_memory_tier",
     "describe_model",
     "describe_system",
     "flatten",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from genmodel._hardware import Device, System
+from genmodel._hardware import Device, Link, MemoryTier, System
 from genmodel._model import ModelSpec, count_params
 from genmodel._units import GB, TB, TFLOP, US, GiB
 
@@ -22,6 +22,34 @@ def describe_device(d: Device) -> dict[str, Any]:
         "scale_up_gb_per_s": None if up is None else round(up.bandwidth_bytes_per_s / GB, 1),
         "tdp_w": d.tdp_w,
         "usd_per_hour": d.usd_per_hour,
+    }
+
+
+def describe_memory_tier(t: MemoryTier) -> dict[str, Any]:
+    """Headline figures of a memory tier: medium, capacity, bandwidth, latency and its link."""
+    return {
+        "id": t.id,
+        "kind": "memory tier",
+        "name": t.name,
+        "medium": t.medium,
+        "capacity_gib": round(t.capacity_bytes / GiB, 1),
+        "bandwidth_gb_per_s": round(t.bandwidth_bytes_per_s / GB, 2),
+        "latency_ns": round(t.latency_s * 1e9, 1),
+        "link": None if t.link is None else t.link.name,
+        "link_gb_per_s": None if t.link is None else round(t.link.bandwidth_bytes_per_s / GB, 2),
+        "power_w": t.power_w,
+    }
+
+
+def describe_link(link_id: str, link: Link, kind: str) -> dict[str, Any]:
+    """Headline figures of a standard link: bandwidth per direction and latency."""
+    return {
+        "id": link_id,
+        "kind": "link",
+        "name": link.name,
+        "link_kind": kind,
+        "bandwidth_gb_per_s": round(link.bandwidth_bytes_per_s / GB, 2),
+        "latency_us": round(link.latency_s / US, 3),
     }
 
 
