@@ -81,6 +81,64 @@ def _batch(value: str | None) -> int | str | None:
 
 
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")]
+KvBlockOpt = Annotated[
+    int, typer.Option("--kv-block", help="Tokens per paged KV block (vLLM: 16; 1 = no block waste).")
+]
+PrefixHitOpt = Annotated[
+    float, typer.Option("--prefix-hit", help="Fraction of each prompt found in the prefix cache [0, 1).")
+]
+SparseOpt = Annotated[
+    float,
+    typer.Option("--sparse-attention", help="Fraction of the cached KV a decode step reads (top-k/Quest)."),
+]
+ChunkOpt = Annotated[
+    int | None, typer.Option("--prefill-chunk", help="Chunked prefill: tokens per chunk (default: one pass).")
+]
+_TIER_HELP = "Memory tier id (genmodel hw list), ID:N for N per node, that takes the {} that do not fit."
+KvOffloadOpt = Annotated[str | None, typer.Option("--kv-offload", help=_TIER_HELP.format("KV cache bytes"))]
+WeightOffloadOpt = Annotated[str | None, typer.Option("--weight-offload", help=_TIER_HELP.format("weights"))]
+ExpertOffloadOpt = Annotated[
+    str | None, typer.Option("--expert-offload", help=_TIER_HELP.format("MoE experts"))
+]
+KvWindowOpt = Annotated[
+    int | None,
+    typer.Option("--kv-window", help="Keep only each sequence's last N tokens of KV on the device."),
+]
+ExpertHitOpt = Annotated[
+    float | None,
+    typer.Option("--expert-hit-rate", help="Touched experts found on the device (default: share kept)."),
+]
+OffloadOverlapOpt = Annotated[
+    bool,
+    typer.Option("--offload-overlap/--no-offload-overlap", help="Prefetch offloaded bytes behind compute."),
+]
+
+
+def _memory_options(
+    kv_block: int,
+    prefix_hit: float,
+    sparse_attention: float,
+    prefill_chunk: int | None,
+    kv_offload: str | None,
+    weight_offload: str | None,
+    expert_offload: str | None,
+    kv_window: int | None,
+    expert_hit_rate: float | None,
+    offload_overlap: bool,
+) -> dict[str, Any]:
+    """The memory-hierarchy keyword arguments of genmodel.estimate."""
+    return {
+        "kv_block_tokens": kv_block,
+        "prefix_hit_rate": prefix_hit,
+        "sparse_attention_frac": sparse_attention,
+        "prefill_chunk": prefill_chunk,
+        "kv_offload": kv_offload,
+        "weight_offload": weight_offload,
+        "expert_offload": expert_offload,
+        "kv_window": kv_window,
+        "expert_hit_rate": expert_hit_rate,
+        "offload_overlap": offload_overlap,
+    }
 
 
 @app.command()
@@ -129,6 +187,16 @@ def estimate(
         bool, typer.Option(help="Prefill and decode on separate devices (adds the KV transfer).")
     ] = False,
     allreduce: Annotated[str, typer.Option(help="All-reduce algorithm: ring|tree|direct|auto.")] = "ring",
+    kv_block: KvBlockOpt = genmodel.KV_BLOCK_TOKENS,
+    prefix_hit: PrefixHitOpt = 0.0,
+    sparse_attention: SparseOpt = 1.0,
+    prefill_chunk: ChunkOpt = None,
+    kv_offload: KvOffloadOpt = None,
+    weight_offload: WeightOffloadOpt = None,
+    expert_offload: ExpertOffloadOpt = None,
+    kv_window: KvWindowOpt = None,
+    expert_hit_rate: ExpertHitOpt = None,
+    offload_overlap: OffloadOverlapOpt = True,
     ideal: Annotated[bool, typer.Option(help="Pure roofline: every efficiency 1.")] = False,
     ops: Annotated[bool, typer.Option(help="Also show the per-operator breakdown (table).")] = False,
     format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
@@ -142,6 +210,10 @@ def estimate(
     DeepSeek-V3 decode with attention-DP and 72-way EP over 9 DGX H100 nodes:
     genmodel estimate --model deepseek-v3 --hardware dgx-h100 --dp 72 --ep 72 --batch 18432
     --input-tokens 2000 --output-tokens 64 --weight-dtype fp8 --act-dtype fp8
+
+    Llama-3.1-70B at 128K with the KV that does not fit in four CXL expanders per node:
+    genmodel estimate --model llama-3.1-70b --hardware h100-sxm --tp 8 --batch 16
+    --input-tokens 127000 --output-tokens 1000 --kv-offload cxl-samsung-cmm-d-128gb:4
     """
     est = genmodel.estimate(
         model,
@@ -170,6 +242,18 @@ def estimate(
         disaggregated=disaggregated,
         allreduce_algorithm=allreduce,
         ideal=ideal,
+        **_memory_options(
+            kv_block,
+            prefix_hit,
+            sparse_attention,
+            prefill_chunk,
+            kv_offload,
+            weight_offload,
+            expert_offload,
+            kv_window,
+            expert_hit_rate,
+            offload_overlap,
+        ),
     )
     if format is Format.json:
         _emit(to_json(est.to_dict()), output)
@@ -177,13 +261,132 @@ def estimate(
         _emit(to_csv([est.to_dict()]), output)
     else:
         _emit_tables([_estimate_table(est), *([_ops_table(est)] if ops else [])], output)
-    if not est.memory.fits:
-        err.print(
-            f"[yellow]warning:[/yellow] batch={est.batch} needs "
-            f"{format_bytes(est.memory.total_bytes_per_device)} per device, more than the usable "
-            f"{format_bytes(est.memory.usable_bytes_per_device)}",
-            markup=True,
+    _warn_unless_fits(est.batch, est.memory)
+
+
+def _warn_unless_fits(batch: int, memory: genmodel.MemoryUse) -> None:
+    for tier in memory.tiers or ():
+        if not tier.fits:
+            err.print(
+                f"[yellow]warning:[/yellow] batch={batch} needs {format_bytes(tier.bytes)} per device "
+                f"in {tier.id}, more than its {format_bytes(tier.capacity_bytes)} (usable share)",
+                markup=True,
+            )
+
+
+def _contexts(value: str | None) -> tuple[int, ...]:
+    if not value:
+        return ()
+    try:
+        contexts = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise genmodel.SpecError(f"contexts={value!r} must be comma-separated integers") from None
+    if any(c < 2 for c in contexts):
+        raise genmodel.SpecError(f"contexts={value!r}: every context must be >= 2 tokens")
+    return contexts
+
+
+@app.command()
+@_friendly
+def memory(
+    model: Annotated[str, typer.Option(help="Model id or alias, or a HF config.json path.")],
+    hardware: Annotated[str, typer.Option(help="Device or system id or alias (genmodel hw list).")],
+    input_tokens: Annotated[int, typer.Option(help="Prompt tokens per request.")],
+    output_tokens: Annotated[int, typer.Option(help="Generated tokens per request.")],
+    tp: Annotated[int, typer.Option(help="Tensor-parallel degree.")] = 1,
+    pp: Annotated[int, typer.Option(help="Pipeline-parallel degree.")] = 1,
+    ep: Annotated[int, typer.Option(help="Expert-parallel degree (divides tp*dp).")] = 1,
+    dp: Annotated[int, typer.Option(help="Data-parallel degree.")] = 1,
+    cp: Annotated[int, typer.Option(help="Context-parallel degree.")] = 1,
+    batch: Annotated[str, typer.Option(help="Sequences to place (whole deployment), or 'max'.")] = "max",
+    contexts: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated context lengths for the users-that-fit curve, e.g. 8192,131072."),
+    ] = None,
+    weight_dtype: Annotated[str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4")] = "bf16",
+    act_dtype: Annotated[str | None, typer.Option(help="Activation dtype (default: as weights).")] = None,
+    kv_dtype: Annotated[str | None, typer.Option(help="KV-cache dtype (default: bf16).")] = None,
+    kv_block: KvBlockOpt = genmodel.KV_BLOCK_TOKENS,
+    prefix_hit: PrefixHitOpt = 0.0,
+    kv_offload: KvOffloadOpt = None,
+    weight_offload: WeightOffloadOpt = None,
+    expert_offload: ExpertOffloadOpt = None,
+    kv_window: KvWindowOpt = None,
+    format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Show where every byte lives, per memory tier, and how many users fit per context.
+
+    Example: genmodel memory --model llama-3.1-70b --hardware h100-sxm --tp 8 --input-tokens 127000
+    --output-tokens 1000 --kv-offload cxl-samsung-cmm-d-128gb:4 --contexts 8192,32768,131072
+    """
+    r = genmodel.memory_report(
+        model,
+        hardware,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        batch=_batch(batch),
+        contexts=_contexts(contexts),
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        dp=dp,
+        cp=cp,
+        weight_dtype=weight_dtype,
+        act_dtype=act_dtype,
+        kv_dtype=kv_dtype,
+        kv_block_tokens=kv_block,
+        prefix_hit_rate=prefix_hit,
+        kv_offload=kv_offload,
+        weight_offload=weight_offload,
+        expert_offload=expert_offload,
+        kv_window=kv_window,
+    )
+    if format is Format.json:
+        _emit(to_json(r), output)
+        return
+    if format is Format.csv:
+        _emit(to_csv(r["tiers"]), output)
+        return
+    t = Table(
+        title=f"{r['model']} on {r['devices']}x {r['hardware']}: batch {r['batch']} of "
+        f"{r['input_tokens']} + {r['output_tokens']} tokens, bytes per device by tier"
+    )
+    for col in ("tier", "medium", "weights", "KV cache", "activations", "total", "capacity", "bandwidth"):
+        t.add_column(col, justify="left" if col in ("tier", "medium") else "right", no_wrap=col == "tier")
+    for tier in r["tiers"]:
+        t.add_row(
+            tier["id"],
+            tier["medium"],
+            format_bytes(tier["weights_bytes_per_device"]),
+            format_bytes(tier["kv_cache_bytes_per_device"]),
+            format_bytes(tier["activation_bytes_per_device"]),
+            format_bytes(tier["bytes_per_device"]),
+            format_bytes(tier["capacity_bytes_per_device"]),
+            f"{tier['bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s",
         )
+    summary = Table(title="KV cache and users")
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    swap = r["swap_s_per_sequence"]
+    for name, value in (
+        ("KV bytes per token per device", format_bytes(r["kv_bytes_per_token_per_device"])),
+        ("KV bytes per sequence per device", format_bytes(r["kv_bytes_per_sequence"])),
+        ("sequences placed (batch)", f"{r['batch']}"),
+        ("fits", "yes" if r["fits"] else "NO"),
+        ("swap one sequence to the KV tier", "-" if swap is None else format_seconds(swap)),
+        ("TTFT / TPOT at this batch", f"{format_seconds(r['ttft_s'])} / {format_seconds(r['tpot_s'])}"),
+    ):
+        summary.add_row(name, value)
+    tables = [t, summary]
+    if r["concurrency"]:
+        curve = Table(title="users that fit per context (tokens per sequence)")
+        curve.add_column("context", justify="right")
+        curve.add_column("max concurrency", justify="right")
+        for row in r["concurrency"]:
+            curve.add_row(f"{row['context_tokens']:,}", f"{row['max_concurrency']:,}")
+        tables.append(curve)
+    _emit_tables(tables, output)
 
 
 def _emit_tables(tables: list[Table], output: Path | None) -> None:
@@ -241,6 +444,15 @@ def _estimate_table(est: genmodel.Estimate) -> Table:
                     f"{format_seconds(p['comm_hidden_s'])} hidden)",
                 )
             )
+        if p["offload_s"] + p["offload_hidden_s"] > 0:
+            rows.append(
+                (
+                    f"{phase}: offload transfers (exposed; hidden)",
+                    f"{format_seconds(p['offload_s'])}; {format_seconds(p['offload_hidden_s'])}",
+                )
+            )
+    if d["prefill_chunk"] is not None or d["prefix_hit_rate"]:
+        rows.append(("decode stall per new request's prefill", format_seconds(d["decode_stall_s"])))
     if d["speculation"] is not None:
         rows.append(("speculative tokens per step", f"{d['speculation']['tokens_per_step']:.2f}"))
     if d["kv_transfer_s"] is not None:
@@ -256,11 +468,19 @@ def _estimate_table(est: genmodel.Estimate) -> Table:
         ("KV cache per device", format_bytes(m["kv_cache_bytes_per_device"])),
         ("activations per device", format_bytes(m["activation_bytes_per_device"])),
         (
-            "total / usable per device",
-            f"{format_bytes(m['total_bytes_per_device'])} / "
+            "on device / usable per device",
+            f"{format_bytes(m['device_bytes_per_device'])} / "
             f"{format_bytes(m['usable_bytes_per_device'])} ({'fits' if m['fits'] else 'DOES NOT FIT'})",
         ),
     ]
+    for tier in m["tiers"][1:]:
+        rows.append(
+            (
+                f"offloaded to {tier['id']} / its share",
+                f"{format_bytes(tier['bytes_per_device'])} / "
+                f"{format_bytes(tier['capacity_bytes_per_device'])}",
+            )
+        )
     if est.usd_per_million_output_tokens is not None:
         rows.append(("USD per million output tokens", f"{est.usd_per_million_output_tokens:.3f}"))
     if est.joules_per_output_token is not None:
@@ -341,28 +561,40 @@ def validate(
 @hw_app.command("list")
 @_friendly
 def hw_list(format: Annotated[Format, typer.Option(help="Output format.")] = Format.table) -> None:
-    """List the devices and the systems built from them, with their headline figures."""
-    devices = [genmodel.describe_device(genmodel.load_device(i)) for i in genmodel.list_ids("hardware")]
+    """List devices (and their power modes), systems, memory tiers and links, each with its kind."""
+    devices = [
+        genmodel.describe_device(genmodel.load_device(i))
+        for i in [*genmodel.list_ids("hardware"), *genmodel.list_ids("power mode")]
+    ]
     systems = [genmodel.describe_system(genmodel.load_system(i)) for i in genmodel.list_ids("system")]
-    if format is Format.table:
-        _list_out(devices, format, "devices")
-        rows = [
-            {
-                "id": s["id"],
-                "device": s["device"],
-                "per node": s["devices_per_node"],
-                "max devices": s["max_devices"],
-                "fabric (GB/s per device per direction, x domain)": " | ".join(
-                    f"{t['bandwidth_gb_per_s']:g}"
-                    + (f" x{t['domain_devices']}" if t["domain_devices"] else "")
-                    for t in s["fabric"]
-                ),
-            }
-            for s in systems
-        ]
-        _list_out(rows, format, "systems")
-    else:
-        _list_out(devices + systems, format, "hardware")
+    tiers = [
+        genmodel.describe_memory_tier(genmodel.load_memory_tier(i)) for i in genmodel.list_ids("memory tier")
+    ]
+    links = [
+        genmodel.describe_link(i, genmodel.load_link(i), genmodel.load_link_yaml(i).kind)
+        for i in genmodel.list_ids("link")
+    ]
+    if format is not Format.table:
+        _list_out(devices + systems + tiers + links, format, "hardware")
+        return
+    _list_out(devices, format, "devices")
+    rows = [
+        {
+            "id": s["id"],
+            "device": s["device"],
+            "per node": s["devices_per_node"],
+            "max devices": s["max_devices"],
+            "fabric (GB/s per device per direction, x domain)": " | ".join(
+                f"{t['bandwidth_gb_per_s']:g}" + (f" x{t['domain_devices']}" if t["domain_devices"] else "")
+                for t in s["fabric"]
+            ),
+        }
+        for s in systems
+    ]
+    _list_out(rows, format, "systems")
+    _list_out(tiers, format, "memory tiers (for --kv-offload, --weight-offload, --expert-offload)")
+    if links:
+        _list_out(links, format, "links")
 
 
 @hw_app.command("show")

@@ -62,5 +62,9 @@ def format_seconds(s: float) -> str:
 
 
 def format_bytes(b: float) -> str:
-    """Bytes in decimal GB (1 GB = 1e9 B)."""
-    return f"{b / GB:.2f} GB"
+    """Bytes in decimal GB (1 GB = 1e9 B), or kB/MB below 0.01 GB."""
+    if b == 0 or abs(b) >= 0.01 * GB:
+        return f"{b / GB:.2f} GB"
+    if abs(b) >= 1e6:
+        return f"{b / 1e6:.2f} MB"
+    return f"{b / 1e3:.1f} kB"
