@@ -101,7 +101,11 @@ def _compare(actual: Any, expected: Any, where: str) -> list[str]:
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) != len(expected):
             return [f"{where}: {actual!r} is not a list of {len(expected)}"]
-        return [d for i, (a, e) in enumerate(zip(actual, expected)) for d in _compare(a, e, f"{where}[{i}]")]
+        return [
+            d
+            for i, (a, e) in enumerate(zip(actual, expected, strict=True))
+            for d in _compare(a, e, f"{where}[{i}]")
+        ]
     if isinstance(expected, bool) or expected is None or isinstance(expected, str):
         return [] if actual == expected else [f"{where}: {actual!r} != {expected!r}"]
     if isinstance(expected, int | float):
