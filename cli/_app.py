@@ -599,12 +599,25 @@ def hw_list(format: Annotated[Format, typer.Option(help="Output format.")] = For
 
 @hw_app.command("show")
 @_friendly
-def hw_show(hardware: Annotated[str, typer.Argument(help="Device or system id or alias.")]) -> None:
-    """Show one device's or system's figures, efficiencies and sources."""
+def hw_show(
+    hardware: Annotated[str, typer.Argument(help="Device, power mode, system, memory tier or link id.")],
+) -> None:
+    """Show one device's, system's, memory tier's or link's figures and sources."""
+    for kind, show in (
+        ("memory tier", lambda i: genmodel.describe_memory_tier(genmodel.load_memory_tier(i))),
+        ("link", lambda i: genmodel.load_link_yaml(i).model_dump()),
+    ):
+        if hardware in genmodel.list_ids(kind):
+            out.print(to_json(show(hardware)), markup=False)
+            return
     try:
         out.print(to_json(genmodel.load_device_yaml(hardware).model_dump()), markup=False)
     except genmodel.UnknownEntryError:
-        out.print(to_json(genmodel.describe_system(genmodel.load_hardware(hardware))), markup=False)
+        hw = genmodel.load_hardware(hardware)
+        if hw.id == hw.device.id:  # a power mode: the device as loaded
+            out.print(to_json(genmodel.describe_device(hw.device)), markup=False)
+        else:
+            out.print(to_json(genmodel.describe_system(hw)), markup=False)
 
 
 @models_app.command("list")
