@@ -94,7 +94,9 @@ SparseOpt = Annotated[
 ChunkOpt = Annotated[
     int | None, typer.Option("--prefill-chunk", help="Chunked prefill: tokens per chunk (default: one pass).")
 ]
-_TIER_HELP = "Memory tier id (genmodel hw list), ID:N for N per node, that takes the {} that do not fit."
+_TIER_HELP = (
+    "Memory tier id (genmodel hw list), ID:N for N per node, or 'host', that takes the {} that do not fit."
+)
 KvOffloadOpt = Annotated[str | None, typer.Option("--kv-offload", help=_TIER_HELP.format("KV cache bytes"))]
 WeightOffloadOpt = Annotated[str | None, typer.Option("--weight-offload", help=_TIER_HELP.format("weights"))]
 ExpertOffloadOpt = Annotated[

@@ -45,15 +45,24 @@ def default_precision(
     return Precision(weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype)
 
 
-def attached_tier(spec: str | AttachedTier | None, field_name: str = "tier") -> AttachedTier | None:
-    """A memory tier by id, ``ID:N`` for N of them per node, or as given.
+def attached_tier(
+    spec: str | AttachedTier | None, field_name: str = "tier", device: Device | None = None
+) -> AttachedTier | None:
+    """A memory tier by id, ``ID:N`` for N of them per node, ``host`` for the device's own host
+    memory tier, or as given.
 
     Raises:
-        SpecError: N is not a positive integer. UnknownEntryError: no such tier.
+        SpecError: N is not a positive integer, or ``host`` for a device without one.
+        UnknownEntryError: no such tier.
     """
     if spec is None or isinstance(spec, AttachedTier):
         return spec
     name, _, count = spec.partition(":")
+    if name == "host":
+        if device is None or device.host is None:
+            where = "" if device is None else f" hardware={device.id}"
+            raise SpecError(f"{field_name}={spec!r}:{where} has no host memory tier in hardware_db")
+        name = device.host.tier_id
     n = 1
     if count:
         if not count.isdigit() or int(count) < 1:
@@ -132,8 +141,8 @@ def estimate(
         sparse_attention_frac: fraction of the cached KV a decode step reads (top-k attention).
         prefill_chunk: chunked prefill, tokens per chunk (default: the whole prompt in one pass).
         kv_offload, weight_offload, expert_offload: a memory tier id (``genmodel hw list``), with
-            ``:N`` for N of them per node (``cxl-samsung-cmm-d-128gb:4``), that takes the KV cache,
-            weights or MoE experts that do not fit the device.
+            ``:N`` for N of them per node (``cxl-samsung-cmm-d-128gb:4``), or ``host`` (the device's
+            host memory), that takes the KV cache, weights or MoE experts that do not fit the device.
         kv_window: keep only each sequence's last kv_window tokens on the device (needs kv_offload).
         expert_hit_rate: fraction of touched experts found on the device (default: the share kept).
         offload_overlap: prefetch offloaded bytes behind compute (False: fetch on demand).
@@ -169,9 +178,9 @@ def estimate(
             draft_tokens=draft_tokens, acceptance_rate=acceptance_rate, draft_model=draft
         )
     offload = Offload(
-        kv=attached_tier(kv_offload, "kv_offload"),
-        weights=attached_tier(weight_offload, "weight_offload"),
-        experts=attached_tier(expert_offload, "expert_offload"),
+        kv=attached_tier(kv_offload, "kv_offload", hw.device),
+        weights=attached_tier(weight_offload, "weight_offload", hw.device),
+        experts=attached_tier(expert_offload, "expert_offload", hw.device),
         kv_window=kv_window,
         expert_hit_rate=expert_hit_rate,
         overlap=offload_overlap,
