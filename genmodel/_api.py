@@ -59,9 +59,12 @@ def attached_tier(
         return spec
     name, _, count = spec.partition(":")
     if name == "host":
-        if device is None or device.host is None:
-            where = "" if device is None else f" hardware={device.id}"
-            raise SpecError(f"{field_name}={spec!r}:{where} has no host memory tier in hardware_db")
+        if device is None:
+            raise SpecError(f"{field_name}={spec!r}: 'host' needs the device whose host memory it names")
+        if device.host is None:
+            raise SpecError(
+                f"{field_name}={spec!r}: hardware={device.id} has no host memory tier in hardware_db"
+            )
         name = device.host.tier_id
     n = 1
     if count:
