@@ -6,6 +6,16 @@ import difflib
 from collections.abc import Iterable, Sequence
 
 
+def require_ints(*, minimum: int = 1, where: str = "", **values: object) -> None:
+    """Raise :class:`SpecError` unless every value is an integer (not a bool) >= ``minimum``.
+
+    ``where`` prefixes each name in the message (``"model x."``, ``"scenario y: "``).
+    """
+    for name, value in values.items():
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
+            raise SpecError(f"{where}{name}={value!r} must be an integer >= {minimum}")
+
+
 class GenModelError(Exception):
     """Root of every error genmodel raises on purpose."""
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from genmodel._errors import SpecError
+from genmodel._errors import SpecError, require_ints
 from genmodel._units import DTYPE_BYTES, check_dtype
 
 # When a device has no units for a precision, the GEMM runs in the next wider one it has
@@ -114,8 +114,7 @@ class AttachedTier:
     count: int = 1
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.count, int) and not isinstance(self.count, bool) and self.count >= 1):
-            raise SpecError(f"memory tier {self.tier.id}: count={self.count!r} must be an integer >= 1")
+        require_ints(where=f"memory tier {self.tier.id}: ", count=self.count)
 
     @property
     def label(self) -> str:

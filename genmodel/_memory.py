@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from genmodel._errors import InfeasibleError, SpecError
+from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device
 from genmodel._model import ModelSpec, attention_params_per_device
 from genmodel._parallel import Plan
@@ -149,8 +149,7 @@ class Offload:
     def __post_init__(self) -> None:
         w = self.kv_window
         if w is not None:
-            if not (isinstance(w, int) and not isinstance(w, bool) and w >= 1):
-                raise SpecError(f"kv_window={w!r} must be an integer >= 1")
+            require_ints(kv_window=w)
             if self.kv is None:
                 raise SpecError(f"kv_window={w} needs a KV offload tier (kv_offload)")
         h = self.expert_hit_rate
@@ -243,12 +242,8 @@ class MemoryExtras:
     sharing: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("kv_block_tokens", "sharing"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                raise SpecError(f"{name}={value!r} must be an integer >= 1")
-        if not (isinstance(self.shared_prefix_tokens, int) and self.shared_prefix_tokens >= 0):
-            raise SpecError(f"shared_prefix_tokens={self.shared_prefix_tokens!r} must be an integer >= 0")
+        require_ints(kv_block_tokens=self.kv_block_tokens, sharing=self.sharing)
+        require_ints(minimum=0, shared_prefix_tokens=self.shared_prefix_tokens)
 
 
 NO_EXTRAS = MemoryExtras()

@@ -14,14 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genmodel._errors import SpecError
+from genmodel._errors import SpecError, require_ints
 from genmodel._units import Num, maximum
-
-
-def _require(owner: str, **values: int) -> None:
-    for name, value in values.items():
-        if not (isinstance(value, int) and value >= 1):
-            raise SpecError(f"{owner}.{name}={value!r} must be an integer >= 1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,8 +30,8 @@ class MlaSpec:
     v_head_dim: int
 
     def __post_init__(self) -> None:
-        _require(
-            "mla",
+        require_ints(
+            where="mla.",
             kv_lora_rank=self.kv_lora_rank,
             qk_nope_head_dim=self.qk_nope_head_dim,
             qk_rope_head_dim=self.qk_rope_head_dim,
@@ -60,8 +54,8 @@ class MoeSpec:
     num_dense_layers: int = 0
 
     def __post_init__(self) -> None:
-        _require(
-            "moe",
+        require_ints(
+            where="moe.",
             num_experts=self.num_experts,
             num_experts_per_tok=self.num_experts_per_tok,
             expert_intermediate_size=self.expert_intermediate_size,
@@ -101,8 +95,8 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         owner = f"model {self.id}"
-        _require(
-            owner,
+        require_ints(
+            where=f"{owner}.",
             hidden_size=self.hidden_size,
             num_layers=self.num_layers,
             num_attention_heads=self.num_attention_heads,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from genmodel._errors import SpecError
+from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._units import DTYPE_BYTES, Num, ceil, maximum, minimum, where
@@ -38,8 +38,7 @@ _LOGIT_BYTES = 4.0
 
 def check_expert_options(redundant_experts: int, imbalance: float | None) -> None:
     """Raise :class:`SpecError` unless redundant_experts >= 0 and imbalance (when given) >= 1."""
-    if not (isinstance(redundant_experts, int) and redundant_experts >= 0):
-        raise SpecError(f"redundant_experts={redundant_experts!r} must be an integer >= 0")
+    require_ints(minimum=0, redundant_experts=redundant_experts)
     if imbalance is not None and not imbalance >= 1:
         raise SpecError(f"moe_imbalance={imbalance!r} must be >= 1 (busiest over mean)")
 
@@ -64,10 +63,7 @@ class MoeLayout:
     imbalance: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("ep", "dp", "tp"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and value >= 1):
-                raise SpecError(f"{name}={value!r} must be an integer >= 1")
+        require_ints(ep=self.ep, dp=self.dp, tp=self.tp)
         if (self.tp * self.dp) % self.ep:
             raise SpecError(f"ep={self.ep} must divide tp*dp={self.tp * self.dp}")
         check_expert_options(self.redundant_experts, self.imbalance)

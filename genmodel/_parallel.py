@@ -24,7 +24,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from genmodel._errors import InfeasibleError, SpecError
+from genmodel._errors import InfeasibleError, require_ints
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._ops import MoeLayout
@@ -42,10 +42,7 @@ class Plan:
     cp: int = 1
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if not (isinstance(value, int) and value >= 1):
-                raise SpecError(f"{f.name}={value!r} must be an integer >= 1")
+        require_ints(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
     @property
     def num_devices(self) -> int:

@@ -47,7 +47,7 @@ from genmodel._collectives import (
     p2p_time,
     reduce_scatter_time,
 )
-from genmodel._errors import InfeasibleError, SpecError
+from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._memory import (
     KV_BLOCK_TOKENS,
@@ -79,9 +79,7 @@ class Speculation:
     draft_model: ModelSpec | None = None
 
     def __post_init__(self) -> None:
-        k = self.draft_tokens
-        if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
-            raise SpecError(f"draft_tokens={k!r} must be an integer >= 1")
+        require_ints(draft_tokens=self.draft_tokens)
         if not 0 <= self.acceptance_rate <= 1:
             raise SpecError(f"acceptance_rate={self.acceptance_rate!r} must be in [0, 1]")
 
@@ -128,12 +126,9 @@ class RunOptions:
     offload: Offload = NO_OFFLOAD
 
     def __post_init__(self) -> None:
-        for name in ("overlap_microbatches", "kv_block_tokens", "prefill_chunk"):
-            value = getattr(self, name)
-            if name == "prefill_chunk" and value is None:
-                continue
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                raise SpecError(f"{name}={value!r} must be an integer >= 1")
+        require_ints(overlap_microbatches=self.overlap_microbatches, kv_block_tokens=self.kv_block_tokens)
+        if self.prefill_chunk is not None:
+            require_ints(prefill_chunk=self.prefill_chunk)
         if not 0 <= self.prefix_hit_rate < 1:
             raise SpecError(f"prefix_hit_rate={self.prefix_hit_rate!r} must be in [0, 1)")
         if not 0 < self.sparse_attention_frac <= 1:
@@ -666,12 +661,6 @@ def _speculation_dict(spec: Speculation | None) -> dict[str, Any] | None:
     }
 
 
-def _check_tokens(**values: object) -> None:
-    for name, value in values.items():
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            raise SpecError(f"{name}={value!r} must be an integer >= 1")
-
-
 def kv_transfer_time(
     model: ModelSpec,
     system: System,
@@ -725,7 +714,7 @@ def estimate_static(
         SpecError: a non-positive size or an unknown batch keyword.
         InfeasibleError: the plan violates divisibility, or one sequence does not fit in memory.
     """
-    _check_tokens(input_tokens=input_tokens, output_tokens=output_tokens)
+    require_ints(input_tokens=input_tokens, output_tokens=output_tokens)
     system = as_system(hardware)
     check_plan(plan, model, system.device)
     if system.max_devices is not None and plan.num_devices > system.max_devices:

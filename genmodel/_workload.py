@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genmodel._errors import SpecError
+from genmodel._errors import SpecError, require_ints
 from genmodel._units import DTYPE_BYTES, check_dtype
 
 
@@ -69,10 +69,9 @@ class Scenario:
     source: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("input_tokens", "output_tokens"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and value >= 1):
-                raise SpecError(f"scenario {self.id}: {name}={value!r} must be an integer >= 1")
+        require_ints(
+            where=f"scenario {self.id}: ", input_tokens=self.input_tokens, output_tokens=self.output_tokens
+        )
         for name in ("ttft_slo_s", "tpot_slo_s"):
             value = getattr(self, name)
             if value is not None and not value > 0:
