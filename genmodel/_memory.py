@@ -45,6 +45,25 @@ MAX_BATCHED_TOKENS = 8192
 _LOGIT_BYTES = 4.0
 
 
+def _expert_params_per_layer(model: ModelSpec, plan: Plan, redundant_experts: int) -> float:
+    """Routed-expert weights of one MoE block on the fullest device: ceil((E+r)/ep) expert slots,
+    each split over the tp*dp/ep MoE-TP devices."""
+    if model.moe is None:
+        return 0.0
+    moe = model.moe
+    moe_tp = plan.tp * plan.dp / plan.ep
+    slots = math.ceil((moe.num_experts + redundant_experts) / plan.ep)
+    return slots * 3 * model.hidden_size * moe.expert_intermediate_size / moe_tp
+
+
+def expert_bytes_per_device(
+    model: ModelSpec, precision: Precision, plan: Plan, *, redundant_experts: int = 0
+) -> float:
+    """Bytes of routed-expert weights one device holds (a part of :func:`weight_bytes_per_device`)."""
+    per_layer = _expert_params_per_layer(model, plan, redundant_experts)
+    return float(per_layer * model.num_moe_layers / plan.pp * precision.weight_bytes)
+
+
 def weight_bytes_per_device(
     model: ModelSpec, precision: Precision, plan: Plan, *, redundant_experts: int = 0
 ) -> Num:
@@ -54,9 +73,7 @@ def weight_bytes_per_device(
     layer += model.num_dense_layers * (3 * d * model.intermediate_size / tp + d)
     if model.moe is not None:
         moe = model.moe
-        moe_tp = plan.tp * plan.dp / plan.ep
-        slots = math.ceil((moe.num_experts + redundant_experts) / plan.ep)
-        experts = slots * 3 * d * moe.expert_intermediate_size / moe_tp
+        experts = _expert_params_per_layer(model, plan, redundant_experts)
         shared = 3 * d * moe.shared_intermediate_size / tp
         layer += model.num_moe_layers * (experts + shared + d * moe.num_experts + d)
     per_stage = layer / plan.pp
@@ -333,19 +350,6 @@ class MemoryUse:
         if self.kv_tier_bytes_per_s is None:
             return None
         return self.kv_bytes_per_sequence / self.kv_tier_bytes_per_s
-
-
-def expert_bytes_per_device(
-    model: ModelSpec, precision: Precision, plan: Plan, *, redundant_experts: int = 0
-) -> float:
-    """Bytes of routed-expert weights one device holds (a part of :func:`weight_bytes_per_device`)."""
-    if model.moe is None:
-        return 0.0
-    moe = model.moe
-    moe_tp = plan.tp * plan.dp / plan.ep
-    slots = math.ceil((moe.num_experts + redundant_experts) / plan.ep)
-    per_layer = slots * 3 * model.hidden_size * moe.expert_intermediate_size / moe_tp
-    return float(per_layer * model.num_moe_layers / plan.pp * precision.weight_bytes)
 
 
 def paged_tokens(tokens: int, block_tokens: int) -> int:
