@@ -81,6 +81,20 @@ def _batch(value: str | None) -> int | str | None:
 
 
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")]
+ModelOpt = Annotated[str, typer.Option(help="Model id or alias, or a HF config.json path.")]
+HardwareOpt = Annotated[
+    str, typer.Option(help="Device or system id or alias (genmodel hw list); a device implies its system.")
+]
+InputOpt = Annotated[int, typer.Option(help="Prompt tokens per request.")]
+OutputTokensOpt = Annotated[int, typer.Option(help="Generated tokens per request.")]
+TpOpt = Annotated[int, typer.Option(help="Tensor-parallel degree.")]
+PpOpt = Annotated[int, typer.Option(help="Pipeline-parallel degree.")]
+EpOpt = Annotated[int, typer.Option(help="Expert-parallel degree (divides tp*dp).")]
+DpOpt = Annotated[int, typer.Option(help="Data-parallel degree (attention-DP for MoE models).")]
+CpOpt = Annotated[int, typer.Option(help="Context-parallel degree (ring attention).")]
+WeightDtypeOpt = Annotated[str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4")]
+ActDtypeOpt = Annotated[str | None, typer.Option(help="Activation dtype (default: as weights).")]
+KvDtypeOpt = Annotated[str | None, typer.Option(help="KV-cache dtype (default: bf16).")]
 KvBlockOpt = Annotated[
     int, typer.Option("--kv-block", help="Tokens per paged KV block (vLLM: 16; 1 = no block waste).")
 ]
@@ -116,57 +130,27 @@ OffloadOverlapOpt = Annotated[
 ]
 
 
-def _memory_options(
-    kv_block: int,
-    prefix_hit: float,
-    sparse_attention: float,
-    prefill_chunk: int | None,
-    kv_offload: str | None,
-    weight_offload: str | None,
-    expert_offload: str | None,
-    kv_window: int | None,
-    expert_hit_rate: float | None,
-    offload_overlap: bool,
-) -> dict[str, Any]:
-    """The memory-hierarchy keyword arguments of genmodel.estimate."""
-    return {
-        "kv_block_tokens": kv_block,
-        "prefix_hit_rate": prefix_hit,
-        "sparse_attention_frac": sparse_attention,
-        "prefill_chunk": prefill_chunk,
-        "kv_offload": kv_offload,
-        "weight_offload": weight_offload,
-        "expert_offload": expert_offload,
-        "kv_window": kv_window,
-        "expert_hit_rate": expert_hit_rate,
-        "offload_overlap": offload_overlap,
-    }
-
-
 @app.command()
 @_friendly
 def estimate(
-    model: Annotated[str, typer.Option(help="Model id or alias, or a HF config.json path.")],
-    hardware: Annotated[
-        str,
-        typer.Option(help="Device or system id or alias (genmodel hw list); a device implies its system."),
-    ],
-    input_tokens: Annotated[int, typer.Option(help="Prompt tokens per request.")],
-    output_tokens: Annotated[int, typer.Option(help="Generated tokens per request.")],
+    model: ModelOpt,
+    hardware: HardwareOpt,
+    input_tokens: InputOpt,
+    output_tokens: OutputTokensOpt,
     devices: Annotated[int | None, typer.Option(help="Total devices (= tp*pp*dp*cp).")] = None,
-    tp: Annotated[int, typer.Option(help="Tensor-parallel degree.")] = 1,
-    pp: Annotated[int, typer.Option(help="Pipeline-parallel degree.")] = 1,
-    ep: Annotated[int, typer.Option(help="Expert-parallel degree (divides tp*dp).")] = 1,
-    dp: Annotated[int, typer.Option(help="Data-parallel degree (attention-DP for MoE models).")] = 1,
-    cp: Annotated[int, typer.Option(help="Context-parallel degree (ring attention).")] = 1,
+    tp: TpOpt = 1,
+    pp: PpOpt = 1,
+    ep: EpOpt = 1,
+    dp: DpOpt = 1,
+    cp: CpOpt = 1,
     system: Annotated[
         str | None, typer.Option(help="System id whose fabric joins the devices (genmodel hw list).")
     ] = None,
     batch: Annotated[str | None, typer.Option(help="Static batch (whole deployment) or 'max'.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Closed-loop clients (serving mode).")] = None,
-    weight_dtype: Annotated[str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4")] = "bf16",
-    act_dtype: Annotated[str | None, typer.Option(help="Activation dtype (default: as weights).")] = None,
-    kv_dtype: Annotated[str | None, typer.Option(help="KV-cache dtype (default: bf16).")] = None,
+    weight_dtype: WeightDtypeOpt = "bf16",
+    act_dtype: ActDtypeOpt = None,
+    kv_dtype: KvDtypeOpt = None,
     overlap: Annotated[
         float | None,
         typer.Option(help="Fraction of communication hidden behind compute (default: system's)."),
@@ -244,18 +228,16 @@ def estimate(
         disaggregated=disaggregated,
         allreduce_algorithm=allreduce,
         ideal=ideal,
-        **_memory_options(
-            kv_block,
-            prefix_hit,
-            sparse_attention,
-            prefill_chunk,
-            kv_offload,
-            weight_offload,
-            expert_offload,
-            kv_window,
-            expert_hit_rate,
-            offload_overlap,
-        ),
+        kv_block_tokens=kv_block,
+        prefix_hit_rate=prefix_hit,
+        sparse_attention_frac=sparse_attention,
+        prefill_chunk=prefill_chunk,
+        kv_offload=kv_offload,
+        weight_offload=weight_offload,
+        expert_offload=expert_offload,
+        kv_window=kv_window,
+        expert_hit_rate=expert_hit_rate,
+        offload_overlap=offload_overlap,
     )
     if format is Format.json:
         _emit(to_json(est.to_dict()), output)
@@ -291,23 +273,23 @@ def _contexts(value: str | None) -> tuple[int, ...]:
 @app.command()
 @_friendly
 def memory(
-    model: Annotated[str, typer.Option(help="Model id or alias, or a HF config.json path.")],
-    hardware: Annotated[str, typer.Option(help="Device or system id or alias (genmodel hw list).")],
-    input_tokens: Annotated[int, typer.Option(help="Prompt tokens per request.")],
-    output_tokens: Annotated[int, typer.Option(help="Generated tokens per request.")],
-    tp: Annotated[int, typer.Option(help="Tensor-parallel degree.")] = 1,
-    pp: Annotated[int, typer.Option(help="Pipeline-parallel degree.")] = 1,
-    ep: Annotated[int, typer.Option(help="Expert-parallel degree (divides tp*dp).")] = 1,
-    dp: Annotated[int, typer.Option(help="Data-parallel degree.")] = 1,
-    cp: Annotated[int, typer.Option(help="Context-parallel degree.")] = 1,
+    model: ModelOpt,
+    hardware: HardwareOpt,
+    input_tokens: InputOpt,
+    output_tokens: OutputTokensOpt,
+    tp: TpOpt = 1,
+    pp: PpOpt = 1,
+    ep: EpOpt = 1,
+    dp: DpOpt = 1,
+    cp: CpOpt = 1,
     batch: Annotated[str, typer.Option(help="Sequences to place (whole deployment), or 'max'.")] = "max",
     contexts: Annotated[
         str | None,
         typer.Option(help="Comma-separated context lengths for the users-that-fit curve, e.g. 8192,131072."),
     ] = None,
-    weight_dtype: Annotated[str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4")] = "bf16",
-    act_dtype: Annotated[str | None, typer.Option(help="Activation dtype (default: as weights).")] = None,
-    kv_dtype: Annotated[str | None, typer.Option(help="KV-cache dtype (default: bf16).")] = None,
+    weight_dtype: WeightDtypeOpt = "bf16",
+    act_dtype: ActDtypeOpt = None,
+    kv_dtype: KvDtypeOpt = None,
     kv_block: KvBlockOpt = genmodel.KV_BLOCK_TOKENS,
     prefix_hit: PrefixHitOpt = 0.0,
     kv_offload: KvOffloadOpt = None,
@@ -605,13 +587,15 @@ def hw_show(
     hardware: Annotated[str, typer.Argument(help="Device, power mode, system, memory tier or link id.")],
 ) -> None:
     """Show one device's, system's, memory tier's or link's figures and sources."""
-    for kind, show in (
-        ("memory tier", lambda i: genmodel.describe_memory_tier(genmodel.load_memory_tier(i))),
-        ("link", lambda i: genmodel.load_link_yaml(i).model_dump()),
+    for show in (
+        lambda i: genmodel.describe_memory_tier(genmodel.load_memory_tier(i)),
+        lambda i: genmodel.load_link_yaml(i).model_dump(),
     ):
-        if hardware in genmodel.list_ids(kind):
+        try:
             out.print(to_json(show(hardware)), markup=False)
             return
+        except genmodel.UnknownEntryError:
+            pass
     try:
         out.print(to_json(genmodel.load_device_yaml(hardware).model_dump()), markup=False)
     except genmodel.UnknownEntryError:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _cli import cli_bad, cli_ok
 from genmodel.cli._app import app
 from typer.testing import CliRunner
 
@@ -42,23 +43,8 @@ ESTIMATE = [
 ]
 
 
-def _ok(args: list[str], *, columns: int = 80) -> str:
-    result = runner.invoke(app, args, env={"COLUMNS": str(columns)})
-    assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
-    return result.stdout
-
-
-def _bad(args: list[str]) -> str:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    return result.output
-
-
 def test_estimate_json_has_the_design_keys_and_matches_the_api() -> None:
-    d = json.loads(_ok([*ESTIMATE, "--format", "json"]))
+    d = json.loads(cli_ok([*ESTIMATE, "--format", "json"]))
     for key in ("ttft_s", "tpot_s", "e2e_s", "batch", "output_tokens_per_s", "memory", "prefill", "decode"):
         assert key in d
     assert d["memory"]["fits"] is True
@@ -78,7 +64,7 @@ def test_estimate_json_has_the_design_keys_and_matches_the_api() -> None:
 
 
 def test_estimate_csv_has_a_header_and_one_row() -> None:
-    text = _ok([*ESTIMATE, "--format", "csv"])
+    text = cli_ok([*ESTIMATE, "--format", "csv"])
     rows = list(csv.DictReader(io.StringIO(text)))
     assert "ttft_s" in text.splitlines()[0]
     assert len(rows) == 1
@@ -87,23 +73,23 @@ def test_estimate_csv_has_a_header_and_one_row() -> None:
 
 
 def test_estimate_table_shows_ttft_and_ops() -> None:
-    text = _ok(ESTIMATE)
+    text = cli_ok(ESTIMATE)
     assert "TTFT" in text
     assert "TPOT" in text
-    assert "qkv_proj" in _ok([*ESTIMATE, "--ops"])
+    assert "qkv_proj" in cli_ok([*ESTIMATE, "--ops"])
 
 
 def test_estimate_output_file(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "est.json"
-    _ok([*ESTIMATE, "--format", "json", "--output", str(target)])
+    cli_ok([*ESTIMATE, "--format", "json", "--output", str(target)])
     assert json.loads(target.read_text(encoding="utf-8"))["ttft_s"] > 0
     table = tmp_path / "est.txt"
-    _ok([*ESTIMATE, "--output", str(table)])
+    cli_ok([*ESTIMATE, "--output", str(table)])
     assert "TTFT" in table.read_text(encoding="utf-8")
 
 
 def test_unknown_model_suggests_the_closest() -> None:
-    out = _bad(
+    out = cli_bad(
         [
             "estimate",
             "--model",
@@ -130,7 +116,7 @@ def test_unknown_model_suggests_the_closest() -> None:
     ],
 )
 def test_bad_estimate_arguments_exit_2(extra: list[str], message: str) -> None:
-    out = _bad(
+    out = cli_bad(
         [
             "estimate",
             "--model",
@@ -156,10 +142,10 @@ def test_batch_that_does_not_fit_warns() -> None:
 
 
 def test_validate_json() -> None:
-    d = json.loads(_ok(["validate", "--format", "json"]))
+    d = json.loads(cli_ok(["validate", "--format", "json"]))
     assert {"cases", "mape", "median_ape", "within_25pct", "by_category", "by_metric", "skipped"} <= set(d)
     assert d["mape"] == pytest.approx(genmodel.validate().mape)
-    assert "MAPE" in _ok(["validate"])
+    assert "MAPE" in cli_ok(["validate"])
 
 
 def test_estimate_expert_parallel_options_reach_the_json() -> None:
@@ -184,14 +170,14 @@ def test_estimate_expert_parallel_options_reach_the_json() -> None:
         "--act-dtype",
         "fp8",
     ]
-    plain = json.loads(_ok([*args, "--format", "json"]))
+    plain = json.loads(cli_ok([*args, "--format", "json"]))
     assert plain["system"] == "dgx-h100"
     assert plain["decode"]["dominant_collective"] in ("ep_dispatch", "ep_combine")
-    tbo = json.loads(_ok([*args, "--microbatches", "2", "--format", "json"]))
+    tbo = json.loads(cli_ok([*args, "--microbatches", "2", "--format", "json"]))
     assert tbo["decode"]["comm_hidden_s"] > 0 == plain["decode"]["comm_hidden_s"]
-    assert "ep_combine" in _ok(args, columns=200)
-    assert "overlap_microbatches=0" in _bad([*args, "--microbatches", "0"])
-    assert "no multi-token-prediction" in _bad(
+    assert "ep_combine" in cli_ok(args, columns=200)
+    assert "overlap_microbatches=0" in cli_bad([*args, "--microbatches", "0"])
+    assert "no multi-token-prediction" in cli_bad(
         [
             "estimate",
             "--model",
@@ -209,11 +195,11 @@ def test_estimate_expert_parallel_options_reach_the_json() -> None:
 
 
 def test_validate_missing_file_exits_2(tmp_path: Path) -> None:
-    assert "file not found" in _bad(["validate", str(tmp_path / "none.csv")])
+    assert "file not found" in cli_bad(["validate", str(tmp_path / "none.csv")])
 
 
 def test_hw_list_and_show() -> None:
-    rows = json.loads(_ok(["hw", "list", "--format", "json"]))
+    rows = json.loads(cli_ok(["hw", "list", "--format", "json"]))
     devices = {r["id"] for r in rows if r["kind"] == "device"}
     systems = {r["id"] for r in rows if r["kind"] == "system"}
     assert devices == set(genmodel.list_ids("hardware")) | set(genmodel.list_ids("power mode"))
@@ -224,26 +210,26 @@ def test_hw_list_and_show() -> None:
     assert {r["kind"] for r in rows} == {"device", "system", "memory tier", "link"}
     assert systems == set(genmodel.list_ids("system"))
     assert {"dgx-h100", "cloudmatrix384", "jetson-agx-orin-cluster"} <= systems
-    table = _ok(["hw", "list"], columns=250)  # every device, though their precisions differ
+    table = cli_ok(["hw", "list"], columns=250)  # every device, though their precisions differ
     for hardware_id in [*genmodel.list_ids("hardware"), *genmodel.list_ids("system")]:
         assert hardware_id in table
-    system = json.loads(_ok(["hw", "show", "cm384"]))
+    system = json.loads(cli_ok(["hw", "show", "cm384"]))
     assert system["id"] == "cloudmatrix384"
     assert system["fabric"][0]["domain_devices"] == 384
-    assert "ttft" not in _ok(["hw", "list", "--format", "csv"]).splitlines()[0]
-    shown = json.loads(_ok(["hw", "show", "h100-sxm"]))
+    assert "ttft" not in cli_ok(["hw", "list", "--format", "csv"]).splitlines()[0]
+    shown = json.loads(cli_ok(["hw", "show", "h100-sxm"]))
     assert shown["id"] == "h100-sxm"
     assert shown["memory"]["local"]["capacity_gib"] == pytest.approx(80)
-    assert "did you mean" in _bad(["hw", "show", "h100-sxn"])
+    assert "did you mean" in cli_bad(["hw", "show", "h100-sxn"])
 
 
 def test_models_list_and_show() -> None:
-    rows = json.loads(_ok(["models", "list", "--format", "json"]))
+    rows = json.loads(cli_ok(["models", "list", "--format", "json"]))
     assert {r["id"] for r in rows} == set(genmodel.list_ids("model"))
-    table = _ok(["models", "list"], columns=250)
+    table = cli_ok(["models", "list"], columns=250)
     for model_id in genmodel.list_ids("model"):
         assert model_id in table
-    shown = json.loads(_ok(["models", "show", "deepseek-v3"]))
+    shown = json.loads(cli_ok(["models", "show", "deepseek-v3"]))
     assert shown["attention"] == "mla"
     assert shown["params_b"] == pytest.approx(671, rel=0.01)
     assert shown["params"]["total"] == genmodel.count_params(genmodel.load_model("deepseek-v3"))["total"]
@@ -254,11 +240,11 @@ def test_models_import_prints_yaml_that_loads_back(tmp_path: Path) -> None:
     folder.mkdir()
     config = load_model_yaml("qwen3-30b-a3b").config.model_dump(exclude_none=True)
     (folder / "config.json").write_text(json.dumps({**config, "rope_theta": 1e6}), encoding="utf-8")
-    text = _ok(["models", "import", str(folder), "--id", "my-qwen"])
+    text = cli_ok(["models", "import", str(folder), "--id", "my-qwen"])
     doc = yaml.safe_load(text)
     assert doc["id"] == "my-qwen"
     target = tmp_path / "my-qwen.yaml"
-    _ok(["models", "import", str(folder / "config.json"), "--id", "my-qwen", "--output", str(target)])
+    cli_ok(["models", "import", str(folder / "config.json"), "--id", "my-qwen", "--output", str(target)])
     y = genmodel.io.read_yaml_file(target, genmodel.io._schema.ModelY)
     back = genmodel.io.model_from_hf_config(y.config, model_id="qwen3-30b-a3b")
     ref = genmodel.load_model("qwen3-30b-a3b")
@@ -270,7 +256,7 @@ def test_models_import_prints_yaml_that_loads_back(tmp_path: Path) -> None:
 def test_models_import_of_a_bad_file_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "config.json"
     bad.write_text("not json", encoding="utf-8")
-    assert "not valid JSON" in _bad(["models", "import", str(bad)])
+    assert "not valid JSON" in cli_bad(["models", "import", str(bad)])
 
 
 def test_installed_command_is_fast() -> None:

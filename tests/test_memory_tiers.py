@@ -4,20 +4,19 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any
 
 import pytest
-from genmodel.cli._app import app
+from _cli import cli_bad, cli_ok
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 import genmodel
 from genmodel import AttachedTier, InfeasibleError, Precision, SpecError, kv_bytes_per_sequence
 from genmodel import kv_bytes_per_token as kv_per_token
 
-runner = CliRunner()
 QUICK = settings(max_examples=30, deadline=None)
 
 BF16 = Precision()
@@ -905,24 +904,11 @@ MEMORY = [
 ESTIMATE = ["estimate", "--model", "llama-3.1-8b", "--input-tokens", "1000", "--output-tokens", "100"]
 
 
-def _ok(args: list[str], *, columns: int = 200) -> str:
-    result = runner.invoke(app, args, env={"COLUMNS": str(columns)})
-    assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
-    return result.stdout
-
-
-def _bad(args: list[str]) -> str:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    return result.stderr
+_cli_wide = functools.partial(cli_ok, columns=200)
 
 
 def test_cli_memory_json_matches_the_api() -> None:
-    d = json.loads(_ok([*MEMORY, "--format", "json"]))
+    d = json.loads(_cli_wide([*MEMORY, "--format", "json"]))
     api = genmodel.memory_report(
         "llama-3.1-70b",
         "h100-sxm",
@@ -943,16 +929,16 @@ def test_cli_memory_json_matches_the_api() -> None:
 
 
 def test_cli_memory_table_shows_tiers_and_the_curve() -> None:
-    text = _ok(MEMORY)
+    text = _cli_wide(MEMORY)
     for needle in ("h100-sxm", f"{CXL}:4", "cxl", "51.2 GB/s", "8,192", "32,768", "max concurrency"):
         assert needle in text
-    plain = _ok(["memory", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", *ESTIMATE[3:]])
+    plain = _cli_wide(["memory", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", *ESTIMATE[3:]])
     assert "h100-sxm" in plain
     assert CXL not in plain
 
 
 def test_cli_memory_csv_has_one_row_per_tier() -> None:
-    text = _ok([*MEMORY, "--format", "csv"])
+    text = _cli_wide([*MEMORY, "--format", "csv"])
     lines = [line for line in text.splitlines() if line]
     assert len(lines) == 3  # header, the device, the CXL tier
     assert lines[1].startswith("h100-sxm")
@@ -960,7 +946,7 @@ def test_cli_memory_csv_has_one_row_per_tier() -> None:
 
 
 def test_cli_hw_list_has_memory_tiers_with_kinds() -> None:
-    rows = json.loads(_ok(["hw", "list", "--format", "json"]))
+    rows = json.loads(_cli_wide(["hw", "list", "--format", "json"]))
     kinds = {r["kind"] for r in rows}
     assert kinds <= {"device", "system", "memory tier", "link"}
     assert {"device", "system", "memory tier"} <= kinds
@@ -968,11 +954,11 @@ def test_cli_hw_list_has_memory_tiers_with_kinds() -> None:
     assert tiers == set(genmodel.list_ids("memory tier"))
     devices = {r["id"] for r in rows if r["kind"] == "device"}
     assert devices == set(genmodel.list_ids("hardware")) | set(genmodel.list_ids("power mode"))
-    assert CXL in _ok(["hw", "list"], columns=250)
+    assert CXL in _cli_wide(["hw", "list"], columns=250)
 
 
 def test_cli_hw_show_a_memory_tier() -> None:
-    shown = json.loads(_ok(["hw", "show", CXL]))
+    shown = json.loads(_cli_wide(["hw", "show", CXL]))
     assert shown["id"] == CXL
     assert shown["kind"] == "memory tier"
     assert shown["medium"] == "cxl"
@@ -981,7 +967,7 @@ def test_cli_hw_show_a_memory_tier() -> None:
 
 def test_cli_estimate_with_kv_offload_reaches_the_json() -> None:
     d = json.loads(
-        _ok(
+        _cli_wide(
             [
                 "estimate",
                 "--model",
@@ -1022,10 +1008,10 @@ def test_cli_estimate_with_kv_offload_reaches_the_json() -> None:
     ],
 )
 def test_cli_bad_offload_input_exits_2_with_one_line(hardware: str, extra: list[str], message: str) -> None:
-    assert message in _bad([*ESTIMATE, "--hardware", hardware, *extra])
+    assert message in cli_bad([*ESTIMATE, "--hardware", hardware, *extra])
 
 
 def test_cli_memory_bad_input_exits_2() -> None:
-    assert "bad-id" in _bad([*MEMORY[:-4], "--kv-offload", "bad-id"])
-    assert "contexts" in _bad([*MEMORY[:-1], "8192,abc"])
-    assert "contexts" in _bad([*MEMORY[:-1], "1"])
+    assert "bad-id" in cli_bad([*MEMORY[:-4], "--kv-offload", "bad-id"])
+    assert "contexts" in cli_bad([*MEMORY[:-1], "8192,abc"])
+    assert "contexts" in cli_bad([*MEMORY[:-1], "1"])
