@@ -27,6 +27,14 @@ Modelling assumptions:
 - Disaggregated prefill/decode (DistServe, Splitwise): the prompt's KV cache moves from the prefill
   device to its decode peer layer by layer while the prefill runs, so only what has not overlapped
   (at least the last layer's share) adds to TTFT.
+- Chunked prefill (Sarathi, Agrawal et al. 2023): the prompt runs in passes of ``prefill_chunk``
+  tokens, each attending to everything before it and reading the weights again; a prefix-cache hit
+  skips the cached tokens. ``decode_stall_s`` is one new request's prefill (or its last chunk): the
+  longest a running decode batch waits for it.
+- Sparse (top-k) attention reads a fraction of the cached KV in decode; the cache keeps every token.
+- Offload: a step's offloaded share of KV, expert and weight reads crosses the host link
+  (:meth:`~genmodel._memory.MemoryUse.transfer_time_s`); prefetched layer by layer, only what the
+  step's own work does not cover is exposed.
 - Energy uses the device's TDP (an upper bound); cost its price per device-hour.
 """
 
@@ -768,7 +776,7 @@ def estimate_static(
     # passes of at most `prefill_chunk` tokens, each attending to everything before it
     cached = min(round(options.prefix_hit_rate * input_tokens), input_tokens - 1)
     chunk = options.prefill_chunk or input_tokens - cached
-    prefill = stall = None
+    prefill = None
     for start in range(cached, input_tokens, chunk):
         piece = run(model, plan, "prefill", min(chunk, input_tokens - start), start)
         prefill = piece if prefill is None else prefill.plus(piece)
