@@ -465,6 +465,50 @@ class System:
         """The same fabric around another device (e.g. one with edited figures)."""
         return dataclasses.replace(self, device=device)
 
+    def scaled(
+        self,
+        *,
+        flops: float = 1.0,
+        memory_bandwidth: float = 1.0,
+        memory_capacity: float = 1.0,
+        scale_up_bandwidth: float = 1.0,
+        scale_out_bandwidth: float = 1.0,
+    ) -> System:
+        """The same system with its figures multiplied: what-if studies, sweeps and requirements.
+
+        Args:
+            flops: factor on every precision's peak FLOP/s.
+            memory_bandwidth: factor on the device memory bandwidth.
+            memory_capacity: factor on the device memory capacity (the OS reserve is kept).
+            scale_up_bandwidth: factor on the bandwidth of every scale-up tier.
+            scale_out_bandwidth: factor on the bandwidth of every scale-out tier.
+
+        Raises:
+            SpecError: a factor is not positive.
+        """
+        factors = {
+            "flops": flops,
+            "memory_bandwidth": memory_bandwidth,
+            "memory_capacity": memory_capacity,
+            "scale_up_bandwidth": scale_up_bandwidth,
+            "scale_out_bandwidth": scale_out_bandwidth,
+        }
+        _positive(f"system {self.id}.scaled", **factors)
+        d = self.device
+        device = dataclasses.replace(
+            d,
+            peak_flops_per_s={k: v * flops for k, v in d.peak_flops_per_s.items()},
+            memory_bandwidth_bytes_per_s=d.memory_bandwidth_bytes_per_s * memory_bandwidth,
+            memory_capacity_bytes=d.os_reserve_bytes
+            + (d.memory_capacity_bytes - d.os_reserve_bytes) * memory_capacity,
+        )
+        by_level = {"scale_up": scale_up_bandwidth, "scale_out": scale_out_bandwidth}
+        fabric = tuple(
+            dataclasses.replace(t, bandwidth_bytes_per_s=t.bandwidth_bytes_per_s * by_level[t.level])
+            for t in self.fabric
+        )
+        return dataclasses.replace(self, device=device, fabric=fabric)
+
     def ideal(self) -> System:
         """Every efficiency 1: the device's, and each tier's bus-bandwidth fraction."""
         return dataclasses.replace(
