@@ -16,7 +16,14 @@ from genmodel._hardware import AttachedTier, Device, System
 from genmodel._memory import KV_BLOCK_TOKENS, Offload, paged_tokens
 from genmodel._model import ModelSpec
 from genmodel._parallel import Plan
-from genmodel._phases import Estimate, RunOptions, Speculation, as_system, estimate_static
+from genmodel._phases import (
+    Estimate,
+    RunOptions,
+    Speculation,
+    as_system,
+    estimate_serving,
+    estimate_static,
+)
 from genmodel._units import DTYPE_BYTES, check_dtype
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_memory_tier, load_model, load_system
@@ -122,7 +129,8 @@ def estimate(
         input_tokens: prompt tokens per request.
         output_tokens: generated tokens per request.
         batch: static batch over the whole deployment, or "max" (largest that fits); default 1.
-        concurrency: clients of a continuously batching server (serving mode; not modelled yet).
+        concurrency: clients in a closed loop against a continuously batching server (serving
+            mode): ttft_s and tpot_s are then the steady-state means a request sees.
         devices: total devices; must equal tp * pp * dp * cp when given.
         tp, pp, ep, dp, cp: tensor, pipeline, expert, data (attention-DP for MoE models) and
             context parallel degrees; ep divides tp * dp.
@@ -204,14 +212,26 @@ def estimate(
         prefill_chunk=prefill_chunk,
         offload=offload,
     )
+    precision = default_precision(weight_dtype, act_dtype, kv_dtype)
     if concurrency is not None:
         if batch is not None:
             raise SpecError("give either batch= (static) or concurrency= (serving), not both")
-        raise SpecError(
-            f"concurrency={concurrency}: the continuous-batching serving model is not built yet "
-            "(planned: 'The optimizer and capacity planner'); use batch= for a static batch"
+        if disaggregated:
+            raise SpecError(
+                "disaggregated=True with concurrency=: the serving estimate is co-located; "
+                "genmodel.plan(..., disaggregated=True) sizes separate prefill and decode pools"
+            )
+        return estimate_serving(
+            m,
+            hw,
+            plan,
+            precision,
+            concurrency=concurrency,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            ideal=ideal,
+            options=options,
         )
-    precision = default_precision(weight_dtype, act_dtype, kv_dtype)
     return estimate_static(
         m,
         hw,

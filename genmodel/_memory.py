@@ -316,8 +316,8 @@ class MemoryUse:
         return sum(s.frac for s in self.spills if s.kind == kind)
 
     def transfer_time_s(
-        self, *, kv: float, experts: float, weights: float, expert_hit_rate: float | None = None
-    ) -> float:
+        self, *, kv: Num, experts: Num, weights: Num, expert_hit_rate: float | None = None
+    ) -> Num:
         """Time to move one step's offloaded bytes between the device and its tiers.
 
         Args:
@@ -329,8 +329,8 @@ class MemoryUse:
         Each tier moves its bytes at its bandwidth per device, and all of them share the device's
         host link: the time is the larger of the slowest tier and the host link.
         """
-        per_tier: dict[str, float] = {}
-        total = 0.0
+        per_tier: dict[str, Num] = {}
+        total: Num = 0.0
         step = {"kv": kv, "experts": experts, "weights": weights}
         for spill in self.spills:
             share = spill.frac
@@ -341,8 +341,10 @@ class MemoryUse:
             per_tier[spill.tier_id] = per_tier.get(spill.tier_id, 0.0) + moved / spill.bandwidth_bytes_per_s
         if not per_tier:
             return 0.0
-        host = 0.0 if self.host_link_bytes_per_s is None else total / self.host_link_bytes_per_s
-        return max(host, *per_tier.values())
+        slowest: Num = 0.0 if self.host_link_bytes_per_s is None else total / self.host_link_bytes_per_s
+        for seconds in per_tier.values():
+            slowest = maximum(slowest, seconds)
+        return slowest
 
     def swap_time_s(self) -> float | None:
         """Time to move one sequence's KV cache to the KV offload tier or back (a context switch);

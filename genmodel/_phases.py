@@ -35,6 +35,16 @@ Modelling assumptions:
 - Offload: a step's offloaded share of KV, expert and weight reads crosses the host link
   (:meth:`~genmodel._memory.MemoryUse.transfer_time_s`); prefetched layer by layer, only what the
   step's own work does not cover is exposed.
+- Serving (``concurrency`` N): N clients in a closed loop, each sending its next request when the
+  last completes, against a continuously batching server (Orca, Yu et al. OSDI 2022; vLLM) that
+  runs one request's prefill P between decode steps of its running batch B (per replica). At
+  steady state a replica completes X = B / ((O-1) t(B) + B P) requests per second and spends the
+  share rho = X P of its time in prefill; a running request's tokens wait for the other clients'
+  prefills, ITL = t(B) (1 - rho/N) / (1 - rho); a new request waits for the step under way and
+  for the prefills queued before it (M/D/1, Pollaczek-Khinchine). B solves
+  N = X (TTFT + (O-1) ITL) (Little's law). When N's sequences do not fit the KV memory, B is the
+  most that fit and the others wait for a slot: TTFT = N / X - (O-1) ITL. The initial burst of a
+  benchmark (all N requests at once) is not modelled: these are steady-state means.
 - Energy uses the device's TDP (an upper bound); cost its price per device-hour.
 """
 
@@ -42,7 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -71,7 +81,7 @@ from genmodel._memory import (
 from genmodel._model import ModelSpec
 from genmodel._ops import MoeLayout, OpTime, check_expert_options, forward_ops, roofline
 from genmodel._parallel import Plan, check_plan, ep_dispatch_bytes, moe_layout
-from genmodel._units import HOUR
+from genmodel._units import HOUR, Num, floor, log, maximum, minimum, where
 from genmodel._workload import Precision
 
 
@@ -210,25 +220,6 @@ class PhaseCost:
         busy = {k: v for k, v in self.comm_breakdown.items() if v > 0}
         return max(busy, key=busy.__getitem__) if busy else None
 
-    def scaled(self, factor: float) -> PhaseCost:
-        """Every time multiplied by ``factor`` (e.g. per accepted token)."""
-        return dataclasses.replace(
-            self,
-            **{name: getattr(self, name) * factor for name in _TIMES},
-            comm_breakdown={k: v * factor for k, v in self.comm_breakdown.items()},
-        )
-
-    def plus(self, other: PhaseCost) -> PhaseCost:
-        """Two passes run one after the other (a draft and a verify step)."""
-        names = dict(self.comm_breakdown)
-        for k, v in other.comm_breakdown.items():
-            names[k] = names.get(k, 0.0) + v
-        return PhaseCost(
-            **{name: getattr(self, name) + getattr(other, name) for name in _TIMES},
-            comm_breakdown=names,
-            ops=self.ops + other.ops,
-        )
-
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: time_s, compute_s, memory_s, comm_s, overhead_s, bound, and the collectives."""
         return {
@@ -246,7 +237,7 @@ class PhaseCost:
         }
 
 
-#: The time fields of a PhaseCost (scaled and summed together).
+#: The time fields of a phase (scaled and summed together).
 _TIMES = (
     "compute_s",
     "memory_s",
@@ -258,6 +249,56 @@ _TIMES = (
     "offload_s",
     "offload_hidden_s",
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepTerms:
+    """The terms of :class:`PhaseCost` as ``Num``: floats for one estimate, NumPy arrays when a
+    plan search evaluates many batch sizes at once (the same formulas either way)."""
+
+    compute_s: Num
+    memory_s: Num
+    compute_bound_s: Num
+    memory_bound_s: Num
+    comm_s: Num
+    overhead_s: Num
+    comm_hidden_s: Num
+    offload_s: Num
+    offload_hidden_s: Num
+    comm_breakdown: Mapping[str, Num]
+    ops: tuple[OpTime, ...] = ()
+
+    @property
+    def time_s(self) -> Num:
+        """Critical-path time, as :attr:`PhaseCost.time_s`."""
+        return self.compute_bound_s + self.memory_bound_s + self.comm_s + self.offload_s + self.overhead_s
+
+    def scaled(self, factor: float) -> StepTerms:
+        """Every time multiplied by ``factor`` (e.g. per accepted token)."""
+        return dataclasses.replace(
+            self,
+            **{name: getattr(self, name) * factor for name in _TIMES},
+            comm_breakdown={k: v * factor for k, v in self.comm_breakdown.items()},
+        )
+
+    def plus(self, other: StepTerms) -> StepTerms:
+        """Two passes run one after the other (a draft and a verify step, two prefill chunks)."""
+        names = dict(self.comm_breakdown)
+        for k, v in other.comm_breakdown.items():
+            names[k] = names.get(k, 0.0) + v
+        return StepTerms(
+            **{name: getattr(self, name) + getattr(other, name) for name in _TIMES},
+            comm_breakdown=names,
+            ops=self.ops + other.ops,
+        )
+
+    def cost(self) -> PhaseCost:
+        """The scalar :class:`PhaseCost` (only for float terms)."""
+        return PhaseCost(
+            **{name: float(getattr(self, name)) for name in _TIMES},
+            comm_breakdown={k: float(v) for k, v in self.comm_breakdown.items() if float(v) > 0},
+            ops=self.ops,
+        )
 
 
 def as_system(hardware: System | Device) -> System:
@@ -274,10 +315,10 @@ def _step_collectives(
     layout: MoeLayout | None,
     *,
     phase: str,
-    seqs: float,
-    new_tokens: float,
-    attention_s: float,
-) -> tuple[dict[str, float], float]:
+    seqs: Num,
+    new_tokens: Num,
+    attention_s: Num,
+) -> tuple[dict[str, Num], Num]:
     """Per-kind collective time of one microbatch through the whole model, and the CP ring's share.
 
     Returns (breakdown, cp_ring_s) where cp_ring_s is the ring-attention transfer left exposed
@@ -288,25 +329,25 @@ def _step_collectives(
     rows = seqs * new_tokens / (cp if prefill else 1)  # token rows on one device
     message = rows * d * precision.comm_bytes
     algo = options.allreduce_algorithm
-    out: dict[str, float] = {}
+    out: dict[str, Num] = {}
 
-    def add(name: str, seconds: float) -> None:
-        if seconds > 0:
-            out[name] = out.get(name, 0.0) + seconds
+    def add(name: str, seconds: Num) -> None:
+        out[name] = out.get(name, 0.0) + seconds
 
-    ar = float(allreduce_time(message, tp, system, algorithm=algo))
-    # after attention in every block, after each dense FFN, and after the vocab-parallel embedding
-    add("tp_allreduce", (model.num_layers + model.num_dense_layers + 1) * ar)
-    if model.moe is not None and layout is not None:
+    if tp > 1:
+        ar = allreduce_time(message, tp, system, algorithm=algo)
+        # after attention in every block, after each dense FFN, and after the vocab-parallel embedding
+        add("tp_allreduce", (model.num_layers + model.num_dense_layers + 1) * ar)
+        if model.moe is not None and plan.ep == 1 and dp == 1:
+            add("tp_allreduce", model.num_moe_layers * ar)
+    if model.moe is not None and layout is not None and (plan.ep > 1 or dp > 1):
         n_moe = model.num_moe_layers
         n = tp * dp
-        if plan.ep == 1 and dp == 1:
-            add("tp_allreduce", n_moe * ar)
-        elif plan.ep == 1:
+        if plan.ep == 1:
             # MoE-TP over all replicas: gather every replica's tokens, reduce-scatter the outputs
             gathered = message * dp
-            add("moe_allgather", n_moe * float(allgather_time(gathered, n, system, algorithm=algo)))
-            add("moe_reduce_scatter", n_moe * float(reduce_scatter_time(gathered, n, system, algorithm=algo)))
+            add("moe_allgather", n_moe * allgather_time(gathered, n, system, algorithm=algo))
+            add("moe_reduce_scatter", n_moe * reduce_scatter_time(gathered, n, system, algorithm=algo))
         else:
             domain = system.fabric[0].num_domain_devices if len(system.fabric) > 1 else None
             k = model.moe.num_experts_per_tok
@@ -327,10 +368,10 @@ def _step_collectives(
                 )
                 spans = domain is not None and n > domain
                 t = alltoall_time(send, n, system, scale_out_bytes=outside if spans and prefill else None)
-                add(name, n_moe * float(t))
+                add(name, n_moe * t)
             if tp > 1:  # each tp rank combined 1/tp of the tokens: gather them back
-                add("tp_allgather", n_moe * float(allgather_time(message, tp, system, algorithm=algo)))
-    cp_ring = 0.0
+                add("tp_allgather", n_moe * allgather_time(message, tp, system, algorithm=algo))
+    cp_ring: Num = 0.0
     if cp > 1:
         if model.mla is not None:
             kv_elements = float(model.kv_elements_per_token_per_layer)
@@ -339,15 +380,145 @@ def _step_collectives(
         if prefill:
             # every rank passes its KV block cp-1 hops around the ring, overlapped with attention
             block = seqs * new_tokens / cp * kv_elements * precision.kv_bytes
-            hop = float(p2p_time(block, system, group_devices=tp * cp))
+            hop = p2p_time(block, system, group_devices=tp * cp)
             ring = model.num_layers * (cp - 1) * hop
-            cp_ring = max(ring - attention_s, 0.0)
+            cp_ring = maximum(ring - attention_s, 0.0)
             add("cp_ring", ring)
         else:
             # combine the ranks' partial attention outputs (fp32 partial sums and their log-sum-exp)
             partial = seqs * (model.num_attention_heads / tp) * (model.head_dim + 1) * 4
-            add("cp_combine", model.num_layers * float(allreduce_time(partial, cp, system, algorithm=algo)))
+            add("cp_combine", model.num_layers * allreduce_time(partial, cp, system, algorithm=algo))
     return out, cp_ring
+
+
+def step_terms(
+    model: ModelSpec,
+    hardware: System | Device,
+    plan: Plan,
+    precision: Precision,
+    *,
+    phase: str,
+    num_seqs: Num,
+    new_tokens: Num,
+    past_tokens: Num,
+    options: RunOptions = RunOptions(),
+    memory: MemoryUse | None = None,
+) -> StepTerms:
+    """:func:`step_cost` as :class:`StepTerms`: ``num_seqs``, ``new_tokens`` and ``past_tokens``
+    may be NumPy arrays (broadcast together), as a plan search gives them."""
+    if phase not in ("prefill", "decode"):
+        raise SpecError(f"phase={phase!r} must be 'prefill' or 'decode'")
+    system = as_system(hardware)
+    device = system.device
+    pp = plan.pp
+    micro = maximum(1.0, minimum(num_seqs, float(pp)))
+    # two-batch overlap / microbatch pipelining: the pass runs as m halves whose collectives
+    # overlap the other halves' compute
+    m = maximum(1.0, minimum(float(options.overlap_microbatches), floor(num_seqs / micro * new_tokens)))
+    seqs = num_seqs / micro / m
+    layout = None
+    if model.moe is not None:
+        layout = moe_layout(
+            plan, redundant_experts=options.redundant_experts, imbalance=options.moe_imbalance
+        )
+    ops = tuple(
+        roofline(op, device, precision)
+        for op in forward_ops(
+            model,
+            precision,
+            num_seqs=seqs,
+            new_tokens=new_tokens,
+            past_tokens=past_tokens,
+            tp=plan.tp,
+            cp=plan.cp,
+            split_new_tokens=phase == "prefill",
+            moe=layout,
+            absorb_mla=phase == "decode",
+            kv_read_frac=options.sparse_attention_frac if phase == "decode" else 1.0,
+        )
+    )
+    factor = (micro + pp - 1) / pp if phase == "prefill" else 1.0
+    compute_s: Num = 0.0
+    memory_s: Num = 0.0
+    compute_bound_s: Num = 0.0
+    memory_bound_s: Num = 0.0
+    attention_s: Num = 0.0
+    kv_bytes: Num = 0.0
+    expert_bytes: Num = 0.0
+    weight_bytes: Num = 0.0
+    for t in ops:
+        c, mem = t.compute_s, t.memory_s
+        compute_s = compute_s + c
+        memory_s = memory_s + mem
+        # an operator costs the larger of its two times, and counts as bound by that one
+        compute_bound_s = compute_bound_s + where(c >= mem, c, 0.0)
+        memory_bound_s = memory_bound_s + where(c >= mem, 0.0, mem)
+        if t.op.kind == "attention":
+            attention_s = attention_s + maximum(c, mem)
+        kv_bytes = kv_bytes + t.op.kv_bytes
+        if t.op.name == "experts":
+            expert_bytes = expert_bytes + t.op.weight_bytes
+        else:
+            weight_bytes = weight_bytes + t.op.weight_bytes
+    breakdown, cp_exposed = _step_collectives(
+        model,
+        system,
+        plan,
+        precision,
+        options,
+        layout,
+        phase=phase,
+        seqs=seqs,
+        new_tokens=new_tokens,
+        attention_s=attention_s,
+    )
+    breakdown = {k: v * factor for k, v in breakdown.items()}
+    if pp > 1:
+        message = seqs * new_tokens / plan.cp * model.hidden_size * precision.comm_bytes
+        hop = p2p_time(message, system, group_devices=2 * plan.num_stage_devices)
+        breakdown["pp_send"] = (pp - 1) * hop
+    busy_s = (compute_bound_s + memory_bound_s) * factor  # one microbatch's operators
+    ring_s = breakdown.get("cp_ring", 0.0)
+    ring_hidden_s = ring_s - cp_exposed * factor  # ring attention overlaps by construction
+    comm_s: Num = sum(breakdown.values(), 0.0) - ring_hidden_s  # one microbatch's collectives
+    # m microbatches alternate compute and communication; the first's compute (or the last's
+    # communication) has nothing to hide behind. One microbatch: a fixed fraction overlaps.
+    overlap = options.overlap_frac(system)
+    split_total_s = m * maximum(busy_s, comm_s) + minimum(busy_s, comm_s)
+    total_s = where(m > 1, split_total_s, busy_s + comm_s - overlap * minimum(comm_s, busy_s))
+    hidden_s = where(
+        m > 1,
+        m * (busy_s + comm_s) - split_total_s + m * ring_hidden_s,
+        overlap * minimum(comm_s, busy_s) + ring_hidden_s,
+    )
+    transfer_s: Num = 0.0
+    offload_s: Num = 0.0
+    if memory is not None and memory.spills:
+        transfer_s = (
+            m
+            * factor
+            * memory.transfer_time_s(
+                kv=kv_bytes,
+                experts=expert_bytes,
+                weights=weight_bytes,
+                expert_hit_rate=options.offload.expert_hit_rate,
+            )
+        )
+        # prefetched layer by layer, a transfer hides behind the step's own work
+        offload_s = maximum(transfer_s - total_s, 0.0) if options.offload.overlap else transfer_s
+    return StepTerms(
+        compute_s=m * compute_s * factor,
+        memory_s=m * memory_s * factor,
+        compute_bound_s=m * compute_bound_s * factor,
+        memory_bound_s=m * memory_bound_s * factor,
+        comm_s=total_s - m * busy_s,  # what the operators' time does not cover
+        overhead_s=device.efficiency.step_overhead_s,
+        comm_hidden_s=hidden_s,
+        offload_s=offload_s,
+        offload_hidden_s=transfer_s - offload_s,
+        comm_breakdown={k: m * v for k, v in breakdown.items()},
+        ops=ops,
+    )
 
 
 def step_cost(
@@ -381,112 +552,105 @@ def step_cost(
     microbatch leaves the pipe after (m + pp - 1) stage times; a decode round, which gives every
     sequence one token, takes pp stage times (the stages work on different microbatches at once).
     """
-    if phase not in ("prefill", "decode"):
-        raise SpecError(f"phase={phase!r} must be 'prefill' or 'decode'")
-    system = as_system(hardware)
-    device = system.device
-    pp = plan.pp
-    micro = max(1.0, min(num_seqs, float(pp)))
-    # two-batch overlap / microbatch pipelining: the pass runs as m halves whose collectives
-    # overlap the other halves' compute
-    m = float(max(1, min(options.overlap_microbatches, math.floor(num_seqs / micro * new_tokens))))
-    seqs = num_seqs / micro / m
-    layout = None
-    if model.moe is not None:
-        layout = moe_layout(
-            plan, redundant_experts=options.redundant_experts, imbalance=options.moe_imbalance
-        )
-    ops = tuple(
-        roofline(op, device, precision)
-        for op in forward_ops(
+    return step_terms(
+        model,
+        hardware,
+        plan,
+        precision,
+        phase=phase,
+        num_seqs=num_seqs,
+        new_tokens=new_tokens,
+        past_tokens=past_tokens,
+        options=options,
+        memory=memory,
+    ).cost()
+
+
+def prefill_pass(
+    model: ModelSpec,
+    hardware: System | Device,
+    plan: Plan,
+    precision: Precision,
+    *,
+    num_seqs: Num,
+    input_tokens: int,
+    options: RunOptions = RunOptions(),
+    memory: MemoryUse | None = None,
+) -> tuple[StepTerms, StepTerms]:
+    """The prefill of ``num_seqs`` prompts of ``input_tokens``, and its last chunk alone.
+
+    A prefix-cache hit skips the cached part of the prompt; chunked prefill runs the rest in
+    passes of at most ``options.prefill_chunk`` tokens, each attending to everything before it
+    and reading the weights again (Sarathi, Agrawal et al. 2023).
+
+    Returns:
+        (prefill, last_chunk): the whole prefill, and the last pass of one sequence's prompt (the
+        longest a running decode batch waits for one new request).
+    """
+    cached = min(round(options.prefix_hit_rate * input_tokens), input_tokens - 1)
+    chunk = options.prefill_chunk or input_tokens - cached
+
+    def run(seqs: Num, new_tokens: int, past_tokens: int) -> StepTerms:
+        return step_terms(
             model,
+            hardware,
+            plan,
             precision,
+            phase="prefill",
             num_seqs=seqs,
             new_tokens=new_tokens,
             past_tokens=past_tokens,
-            tp=plan.tp,
-            cp=plan.cp,
-            split_new_tokens=phase == "prefill",
-            moe=layout,
-            absorb_mla=phase == "decode",
-            kv_read_frac=options.sparse_attention_frac if phase == "decode" else 1.0,
+            options=options,
+            memory=memory,
         )
-    )
-    factor = (micro + pp - 1) / pp if phase == "prefill" else 1.0
-    compute_s = memory_s = compute_bound_s = memory_bound_s = attention_s = 0.0
-    kv_bytes = expert_bytes = weight_bytes = 0.0
-    for t in ops:
-        c, mem = float(t.compute_s), float(t.memory_s)
-        compute_s += c
-        memory_s += mem
-        if c >= mem:
-            compute_bound_s += c
-        else:
-            memory_bound_s += mem
-        if t.op.kind == "attention":
-            attention_s += max(c, mem)
-        kv_bytes += float(t.op.kv_bytes)
-        if t.op.name == "experts":
-            expert_bytes += float(t.op.weight_bytes)
-        else:
-            weight_bytes += float(t.op.weight_bytes)
-    breakdown, cp_exposed = _step_collectives(
-        model,
-        system,
-        plan,
-        precision,
-        options,
-        layout,
-        phase=phase,
-        seqs=seqs,
-        new_tokens=new_tokens,
-        attention_s=attention_s,
-    )
-    breakdown = {k: v * factor for k, v in breakdown.items()}
-    if pp > 1:
-        message = seqs * new_tokens / plan.cp * model.hidden_size * precision.comm_bytes
-        hop = float(p2p_time(message, system, group_devices=2 * plan.num_stage_devices))
-        breakdown["pp_send"] = (pp - 1) * hop
-    busy_s = (compute_bound_s + memory_bound_s) * factor  # one microbatch's operators
-    ring_s = breakdown.get("cp_ring", 0.0)
-    ring_hidden_s = ring_s - cp_exposed * factor  # ring attention overlaps by construction
-    comm_s = sum(breakdown.values()) - ring_hidden_s  # one microbatch's collectives
-    if m > 1:
-        # m microbatches alternate compute and communication; the first's compute (or the
-        # last's communication) has nothing to hide behind
-        total_s = m * max(busy_s, comm_s) + min(busy_s, comm_s)
-        hidden_s = m * (busy_s + comm_s) - total_s + m * ring_hidden_s
-    else:
-        overlap = options.overlap_frac(system)
-        hidden_s = overlap * min(comm_s, busy_s) + ring_hidden_s
-        total_s = busy_s + comm_s - overlap * min(comm_s, busy_s)
-    transfer_s = offload_s = 0.0
-    if memory is not None and memory.spills:
-        transfer_s = (
-            m
-            * factor
-            * memory.transfer_time_s(
-                kv=kv_bytes,
-                experts=expert_bytes,
-                weights=weight_bytes,
-                expert_hit_rate=options.offload.expert_hit_rate,
-            )
+
+    total = None
+    for start in range(cached, input_tokens, chunk):
+        piece = run(num_seqs, min(chunk, input_tokens - start), start)
+        total = piece if total is None else total.plus(piece)
+    assert total is not None
+    last = input_tokens - (input_tokens - cached - 1) % chunk - 1
+    return total, run(1.0, input_tokens - last, last)
+
+
+def decode_pass(
+    model: ModelSpec,
+    hardware: System | Device,
+    plan: Plan,
+    precision: Precision,
+    *,
+    num_seqs: Num,
+    past_tokens: Num,
+    options: RunOptions = RunOptions(),
+    memory: MemoryUse | None = None,
+) -> StepTerms:
+    """One decode step per output token: a plain step, or with speculation the verify step over
+    k+1 tokens plus k draft steps, over the tokens a step yields (Leviathan et al. 2023)."""
+
+    def run(m: ModelSpec, p: Plan, new_tokens: int) -> StepTerms:
+        return step_terms(
+            m,
+            hardware,
+            p,
+            precision,
+            phase="decode",
+            num_seqs=num_seqs,
+            new_tokens=new_tokens,
+            past_tokens=past_tokens,
+            options=options,
+            memory=memory,
         )
-        # prefetched layer by layer, a transfer hides behind the step's own work
-        offload_s = max(transfer_s - total_s, 0.0) if options.offload.overlap else transfer_s
-    return PhaseCost(
-        compute_s=m * compute_s * factor,
-        memory_s=m * memory_s * factor,
-        compute_bound_s=m * compute_bound_s * factor,
-        memory_bound_s=m * memory_bound_s * factor,
-        comm_s=total_s - m * busy_s,  # what the operators' time does not cover
-        overhead_s=device.efficiency.step_overhead_s,
-        comm_hidden_s=hidden_s,
-        offload_s=offload_s,
-        offload_hidden_s=transfer_s - offload_s,
-        comm_breakdown={k: m * v for k, v in breakdown.items()},
-        ops=ops,
-    )
+
+    spec = options.speculation
+    if spec is None:
+        return run(model, plan, 1)
+    draft = mtp_model(model) if spec.draft_model is None else spec.draft_model
+    step = run(model, plan, spec.draft_tokens + 1)  # the verify pass
+    draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
+    one_draft = run(draft, draft_plan, 1)
+    for _ in range(spec.draft_tokens):
+        step = step.plus(one_draft)
+    return step.scaled(1 / spec.tokens_per_step)
 
 
 def mtp_model(model: ModelSpec) -> ModelSpec:
@@ -509,6 +673,123 @@ def mtp_model(model: ModelSpec) -> ModelSpec:
         moe=moe,
         num_mtp_layers=0,
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServingPoint:
+    """Steady state of one replica serving a closed loop (floats, or arrays in a plan search).
+
+    Attributes:
+        decode_batch: sequences in each decode step, B.
+        rate_per_s: requests completed per second, X.
+        prefill_busy_frac: share of the replica's time spent in prefill, rho = X P.
+        itl_s: mean inter-token latency a running request sees.
+        wait_s: mean time a new request waits before its prefill starts.
+        ttft_s: mean time to first token, P + wait.
+        clients: clients the state keeps busy, X (TTFT + (O-1) ITL) (Little's law).
+    """
+
+    decode_batch: Num
+    rate_per_s: Num
+    prefill_busy_frac: Num
+    itl_s: Num
+    wait_s: Num
+    ttft_s: Num
+    clients: Num
+
+
+def serving_point(
+    *, prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int, clients: Num
+) -> ServingPoint:
+    """The steady state of a replica whose decode steps run ``decode_batch`` sequences.
+
+    The replica is never idle: X (O-1) t / B + X P = 1 gives X = B / ((O-1) t + B P), and
+    rho = X P. While it prefills, the decoding clients are the others' share (1 - 1/N) of B, so on
+    average B (1 - rho/N) clients decode, and Little's law gives their inter-token latency:
+    ITL = t (1 - rho/N) / (1 - rho) (t for a lone client, t / (1 - rho) for many). A new request
+    waits for the step under way and the prefills queued before it, M/D/1: (rho P / (2 (1 - rho))
+    + (1 - rho) t / 2) (1 - 1/N) (a lone client finds the replica free).
+
+    Args:
+        prefill_s: one request's prefill, P.
+        step_s: one decode step of the running batch, t(B) (per output token).
+        decode_batch: B, sequences in each decode step.
+        output_tokens: O, tokens per request (the first comes from the prefill).
+        clients: N, the replica's clients (the others are N - 1).
+
+    Source: interleaving as in Orca (Yu et al., OSDI 2022) and Sarathi-Serve (Agrawal et al., OSDI
+    2024, Sec. 2); M/D/1 mean wait, Pollaczek-Khinchine formula (Kleinrock, Queueing Systems
+    vol. 1, 1975, Sec. 5.6); Little's law for the closed loop.
+    """
+    b = decode_batch
+    rate = b / ((output_tokens - 1) * step_s + b * prefill_s)
+    busy = rate * prefill_s
+    others = maximum(1 - 1 / clients, 0.0)  # share of the prefills that are someone else's
+    wait = others * (busy * prefill_s / (2 * (1 - busy)) + (1 - busy) * step_s / 2)
+    decoding = b * (1 - busy / clients)  # clients decoding, on average
+    ttft = prefill_s + wait
+    return ServingPoint(
+        decode_batch=b,
+        rate_per_s=rate,
+        prefill_busy_frac=busy,
+        itl_s=decoding / (rate * (output_tokens - 1)),
+        wait_s=wait,
+        ttft_s=ttft,
+        clients=rate * ttft + decoding,
+    )
+
+
+def serving_at_batch(*, prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int) -> ServingPoint:
+    """The steady state at decode batch B, with the clients N it takes found by fixed-point iteration
+    on N = :attr:`ServingPoint.clients` (N enters only through 1 - 1/N, so it converges in a few
+    rounds). The plan search evaluates whole arrays of B this way."""
+    clients: Num = decode_batch + 1.0
+    point = None
+    for _ in range(_CLIENT_ROUNDS):
+        point = serving_point(
+            prefill_s=prefill_s,
+            step_s=step_s,
+            decode_batch=decode_batch,
+            output_tokens=output_tokens,
+            clients=clients,
+        )
+        clients = point.clients
+    assert point is not None
+    return point
+
+
+#: fixed-point rounds of :func:`serving_at_batch` (the change after 40 is below 1e-12 relative)
+_CLIENT_ROUNDS = 40
+
+
+def ttft_quantile_s(point: ServingPoint, prefill_s: Num, quantile: float) -> Num:
+    """The ``quantile`` of TTFT for Poisson arrivals at the point's rate (p90: 0.9, p99: 0.99).
+
+    The M/D/1 wait beyond the step under way is approximated by an exponential tail: a request
+    waits with probability rho, then for an exponential time of mean W / rho (W the mean wait), so
+    P(wait > t) = rho exp(-t rho / W) (Kingman's heavy-traffic approximation, 1962); the decode
+    step under way is counted whole.
+    """
+    if not 0 < quantile < 1:
+        raise SpecError(f"quantile={quantile!r} must be in (0, 1)")
+    rho = point.prefill_busy_frac
+    queue_s = rho * prefill_s / (2 * (1 - rho))  # the M/D/1 part of the mean wait
+    step_part = point.wait_s - queue_s
+    tail = queue_s / rho * log(maximum(rho / (1 - quantile), 1.0))
+    return prefill_s + 2 * step_part + tail
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServingState:
+    """The serving mode's steady state for the whole deployment (JSON key ``serving``)."""
+
+    concurrency: int
+    decode_batch: float
+    request_rate_per_s: float
+    prefill_busy_frac: float
+    queue_wait_s: float
+    kv_limited: bool
+    max_running: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -539,6 +820,8 @@ class Estimate:
     #: the longest a running decode batch waits while one new request's prefill (or its last
     #: chunk, with chunked prefill) runs
     decode_stall_s: float | None = None
+    #: the steady state of the serving mode (None for a static batch)
+    serving: ServingState | None = None
 
     @property
     def num_devices(self) -> int:
@@ -642,6 +925,7 @@ class Estimate:
             "sparse_attention_frac": o.sparse_attention_frac,
             "prefill_chunk": o.prefill_chunk,
             "offload": _offload_dict(o.offload),
+            "serving": None if self.serving is None else dataclasses.asdict(self.serving),
         }
 
 
@@ -690,6 +974,49 @@ def kv_transfer_time(
     return float(p2p_time(per_device, system, group_devices=2 * plan.num_devices))
 
 
+def prepare(
+    model: ModelSpec,
+    hardware: System | Device,
+    plan: Plan,
+    precision: Precision,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    ideal: bool,
+    options: RunOptions,
+) -> tuple[System, MemoryExtras]:
+    """Check a deployment and return its system (ideal when asked) and what its memory holds
+    beyond the model's weights and KV cache (draft model, paging, prefix, offload tiers).
+
+    Raises:
+        SpecError: a non-positive length. InfeasibleError: the plan violates divisibility, or
+        needs more devices than the system has.
+    """
+    require_ints(input_tokens=input_tokens, output_tokens=output_tokens)
+    system = as_system(hardware)
+    check_plan(plan, model, system.device)
+    if system.max_devices is not None and plan.num_devices > system.max_devices:
+        raise InfeasibleError(
+            [f"devices={plan.num_devices} must be <= max_devices={system.max_devices} of system={system.id}"]
+        )
+    if ideal:
+        system = system.ideal()
+    spec = options.speculation
+    draft = None
+    if spec is not None:
+        draft = mtp_model(model) if spec.draft_model is None else spec.draft_model
+    extras = MemoryExtras(
+        redundant_experts=options.redundant_experts,
+        draft=draft,
+        draft_shares_vocab=spec is not None and spec.draft_model is None,
+        kv_block_tokens=options.kv_block_tokens,
+        shared_prefix_tokens=round(options.prefix_hit_rate * input_tokens),
+        offload=options.offload,
+        sharing=min(plan.num_devices, system.num_node_devices),
+    )
+    return system, extras
+
+
 def estimate_static(
     model: ModelSpec,
     hardware: System | Device,
@@ -722,29 +1049,17 @@ def estimate_static(
         SpecError: a non-positive size or an unknown batch keyword.
         InfeasibleError: the plan violates divisibility, or one sequence does not fit in memory.
     """
-    require_ints(input_tokens=input_tokens, output_tokens=output_tokens)
-    system = as_system(hardware)
-    check_plan(plan, model, system.device)
-    if system.max_devices is not None and plan.num_devices > system.max_devices:
-        raise InfeasibleError(
-            [f"devices={plan.num_devices} must be <= max_devices={system.max_devices} of system={system.id}"]
-        )
-    if ideal:
-        system = system.ideal()
-    device = system.device
-    spec = options.speculation
-    draft = None
-    if spec is not None:
-        draft = mtp_model(model) if spec.draft_model is None else spec.draft_model
-    extras = MemoryExtras(
-        redundant_experts=options.redundant_experts,
-        draft=draft,
-        draft_shares_vocab=spec is not None and spec.draft_model is None,
-        kv_block_tokens=options.kv_block_tokens,
-        shared_prefix_tokens=round(options.prefix_hit_rate * input_tokens),
-        offload=options.offload,
-        sharing=min(plan.num_devices, system.num_node_devices),
+    system, extras = prepare(
+        model,
+        hardware,
+        plan,
+        precision,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        ideal=ideal,
+        options=options,
     )
+    device = system.device
     lengths = {"input_tokens": input_tokens, "output_tokens": output_tokens}
     if batch == "max":
         resolved = max_batch(model, device, plan, precision, **lengths, extras=extras)
@@ -756,44 +1071,15 @@ def estimate_static(
     seqs = float(math.ceil(resolved / plan.dp))
     mem = memory_use(model, device, plan, precision, batch=resolved, **lengths, extras=extras)
 
-    def run(
-        m: ModelSpec, p: Plan, phase: str, new_tokens: float, past_tokens: float, num_seqs: float = seqs
-    ) -> PhaseCost:
-        return step_cost(
-            m,
-            system,
-            p,
-            precision,
-            phase=phase,
-            num_seqs=num_seqs,
-            new_tokens=new_tokens,
-            past_tokens=past_tokens,
-            options=options,
-            memory=mem,
-        )
-
-    # a prefix-cache hit skips the cached part of the prompt; chunked prefill runs the rest in
-    # passes of at most `prefill_chunk` tokens, each attending to everything before it
-    cached = min(round(options.prefix_hit_rate * input_tokens), input_tokens - 1)
-    chunk = options.prefill_chunk or input_tokens - cached
-    prefill = None
-    for start in range(cached, input_tokens, chunk):
-        piece = run(model, plan, "prefill", min(chunk, input_tokens - start), start)
-        prefill = piece if prefill is None else prefill.plus(piece)
-    assert prefill is not None
-    # the longest a running decode batch waits for one new request's prefill (its last chunk)
-    last = input_tokens - (input_tokens - cached - 1) % chunk - 1
-    stall = run(model, plan, "prefill", input_tokens - last, last, 1.0).time_s
+    prefill_terms, stall_terms = prefill_pass(
+        model, system, plan, precision, num_seqs=seqs, input_tokens=input_tokens, options=options, memory=mem
+    )
+    prefill = prefill_terms.cost()
+    stall = float(stall_terms.time_s)
     past = input_tokens + max(output_tokens - 2, 0) / 2
-    if spec is None or draft is None:
-        decode = run(model, plan, "decode", 1, past)
-    else:
-        step = run(model, plan, "decode", spec.draft_tokens + 1, past)  # the verify pass
-        draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
-        one_draft = run(draft, draft_plan, "decode", 1, past)
-        for _ in range(spec.draft_tokens):
-            step = step.plus(one_draft)
-        decode = step.scaled(1 / spec.tokens_per_step)
+    decode = decode_pass(
+        model, system, plan, precision, num_seqs=seqs, past_tokens=past, options=options, memory=mem
+    ).cost()
     ttft_s = prefill.time_s
     transfer_s = exposed_s = None
     if options.disaggregated:
@@ -826,4 +1112,144 @@ def estimate_static(
         kv_transfer_s=transfer_s,
         kv_transfer_exposed_s=exposed_s,
         decode_stall_s=stall,
+    )
+
+
+def _solve_batch(concurrency_at: Callable[[float], float], target: float, hi: float) -> float:
+    """The decode batch B in (0, hi] at which ``concurrency_at(B)`` (increasing) equals ``target``.
+
+    Regula falsi with the Illinois modification (Dowell and Jarratt 1971): superlinear, and it
+    keeps the root bracketed.
+    """
+    lo, f_lo = 0.0, -target  # no running batch: no clients in the loop
+    f_hi = concurrency_at(hi) - target
+    side = 0
+    b = hi
+    for _ in range(200):
+        b = hi - f_hi * (hi - lo) / (f_hi - f_lo)
+        f = concurrency_at(b) - target
+        if abs(f) <= 1e-9 * target or hi - lo <= 1e-12 * hi:
+            break
+        if (f > 0) == (f_hi > 0):
+            hi, f_hi = b, f
+            if side == 1:
+                f_lo /= 2
+            side = 1
+        else:
+            lo, f_lo = b, f
+            if side == -1:
+                f_hi /= 2
+            side = -1
+    return b
+
+
+def estimate_serving(
+    model: ModelSpec,
+    hardware: System | Device,
+    plan: Plan,
+    precision: Precision,
+    *,
+    concurrency: int,
+    input_tokens: int,
+    output_tokens: int,
+    ideal: bool = False,
+    options: RunOptions = RunOptions(),
+) -> Estimate:
+    """Estimate a continuously batching server with ``concurrency`` clients in a closed loop.
+
+    Each of the ``dp`` replicas serves concurrency/dp clients; its steady state is
+    :func:`serving_point` at the decode batch B where the clients it keeps busy equal its share
+    (module docstring). ``ttft_s`` is the mean time to first token, ``tpot_s`` the mean
+    inter-token latency; ``prefill`` is one request's prefill and ``decode`` the bare decode step
+    of the running batch (without the prefills that interleave with it).
+
+    Raises:
+        SpecError: concurrency < 1 or output_tokens < 2 (a closed loop needs a decode phase).
+        InfeasibleError: the plan cannot run, or one sequence does not fit.
+    """
+    require_ints(concurrency=concurrency)
+    if output_tokens < 2:
+        raise SpecError(
+            f"output_tokens={output_tokens} must be >= 2 in serving mode (concurrency); "
+            "use batch= for a prefill-only estimate"
+        )
+    system, extras = prepare(
+        model,
+        hardware,
+        plan,
+        precision,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        ideal=ideal,
+        options=options,
+    )
+    device = system.device
+    lengths = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    most = max_batch(model, device, plan, precision, **lengths, extras=extras)
+    running = min(concurrency, most)
+    mem = memory_use(model, device, plan, precision, batch=running, **lengths, extras=extras)
+    prefill_terms, stall_terms = prefill_pass(
+        model, system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options, memory=mem
+    )
+    prefill_s = float(prefill_terms.time_s)
+    past = input_tokens + (output_tokens - 2) / 2
+
+    clients = concurrency / plan.dp  # per replica
+
+    def point(batch: float) -> ServingPoint:
+        step = decode_pass(
+            model, system, plan, precision, num_seqs=batch, past_tokens=past, options=options, memory=mem
+        )
+        return serving_point(
+            prefill_s=prefill_s,
+            step_s=float(step.time_s),
+            decode_batch=batch,
+            output_tokens=output_tokens,
+            clients=clients,
+        )
+
+    cap = min(clients, most / plan.dp)
+    at_cap = point(cap)
+    kv_limited = float(at_cap.clients) < clients  # only when the KV memory caps the batch
+    batch = cap if kv_limited else _solve_batch(lambda b: float(point(b).clients), clients, cap)
+    state = at_cap if batch == cap else point(batch)
+    rate = float(state.rate_per_s)
+    # clients not decoding are waiting for (or in) their prefill: Little's law
+    ttft_s = (
+        (clients - rate * (output_tokens - 1) * float(state.itl_s)) / rate
+        if kv_limited
+        else float(state.ttft_s)
+    )
+    decode = decode_pass(
+        model, system, plan, precision, num_seqs=batch, past_tokens=past, options=options, memory=mem
+    ).cost()
+    return Estimate(
+        model_id=model.id,
+        hardware_id=device.id,
+        system_id=system.id,
+        plan=plan,
+        precision=precision,
+        mode="concurrency",
+        batch=concurrency,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        ttft_s=ttft_s,
+        tpot_s=float(state.itl_s),
+        prefill=prefill_terms.cost(),
+        decode=decode,
+        memory=mem,
+        tdp_w=device.tdp_w,
+        usd_per_hour=device.usd_per_hour,
+        options=options,
+        comm_overlap_frac=options.overlap_frac(system),
+        decode_stall_s=float(stall_terms.time_s),
+        serving=ServingState(
+            concurrency=concurrency,
+            decode_batch=batch * plan.dp,
+            request_rate_per_s=rate * plan.dp,
+            prefill_busy_frac=float(state.prefill_busy_frac),
+            queue_wait_s=ttft_s - prefill_s,
+            kv_limited=kv_limited,
+            max_running=most,
+        ),
     )

@@ -5,8 +5,8 @@ name. Human units (GB, TB/s, ms, GiB) appear only at the edges (YAML, CLI, repor
 once, in ``genmodel.io``, with the constants below.
 
 Formulas take ``Num`` — a Python float, a NumPy array or a SymPy expression — and use only arithmetic
-plus :func:`maximum`, :func:`minimum`, :func:`where` and :func:`ceil`, so that one formula serves a
-single estimate, a vectorised plan search and a symbolic derivation.
+plus :func:`maximum`, :func:`minimum`, :func:`where`, :func:`ceil` and :func:`floor`, so that one
+formula serves a single estimate, a vectorised plan search and a symbolic derivation.
 """
 
 from __future__ import annotations
@@ -117,3 +117,21 @@ def ceil(a: Num) -> Num:
 
         return np.ceil(a)
     return float(math.ceil(a))
+
+
+def floor(a: Num) -> Num:
+    """Floor of a quantity (float, NumPy array or SymPy expression)."""
+    return -ceil(-a)
+
+
+def log(a: Num) -> Num:
+    """Natural logarithm of a quantity (float, NumPy array or SymPy expression)."""
+    if _is_symbolic(a):
+        import sympy
+
+        return sympy.log(a)
+    if _is_array(a):
+        import numpy as np
+
+        return np.log(a)
+    return math.log(a)

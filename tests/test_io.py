@@ -157,8 +157,12 @@ def test_estimate_errors() -> None:
         genmodel.estimate("llama-3.1-8b", "h100-sxm", batch=0, **kw)
     with pytest.raises(SpecError, match="weight_dtype='fp6'"):
         genmodel.estimate("llama-3.1-8b", "h100-sxm", weight_dtype="fp6", **kw)
-    with pytest.raises(SpecError, match="concurrency"):
-        genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=8, **kw)
+    with pytest.raises(SpecError, match="not both"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=8, batch=2, **kw)
+    with pytest.raises(SpecError, match="concurrency=0"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=0, **kw)
+    with pytest.raises(SpecError, match="output_tokens=1 must be >= 2 in serving mode"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=8, input_tokens=8, output_tokens=1)
 
 
 def _device_doc() -> dict[str, Any]:
