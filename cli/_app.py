@@ -660,6 +660,21 @@ def _list_out(rows: list[dict[str, Any]], format: Format, title: str) -> None:
         out.print(t)
 
 
+from . import _sweep as _sweep_cmd  # noqa: E402
+
+_sweep_cmd.register(app)
+
+
+from . import _requirements as _requirements_cmd  # noqa: E402
+
+_requirements_cmd.register(app)
+
+
+from . import _plan as _plan_cmd  # noqa: E402
+
+_plan_cmd.register(app)
+
+
 def main() -> None:
     """Entry point of the ``genmodel`` command."""
     try:

@@ -15,12 +15,15 @@ from genmodel._api import (
     METRICS,
     OPTION_COLUMNS,
     CaseResult,
+    PlanReport,
     ValidationReport,
     attached_tier,
+    compare,
     default_precision,
     estimate,
     max_concurrency,
     memory_report,
+    plan,
     public_cases_path,
     public_options_path,
     read_case_options,
@@ -83,6 +86,14 @@ from genmodel._phases import (
     mtp_model,
     step_cost,
 )
+from genmodel._requirements import (
+    Requirements,
+    ResourceRequirement,
+    requirements,
+    resource_symbols,
+    symbolic_step_time,
+)
+from genmodel._sweep import sweep
 from genmodel._units import DTYPE_BYTES
 from genmodel._workload import Precision, Scenario
 from genmodel.io import (
@@ -98,6 +109,8 @@ from genmodel.io import (
     load_model,
     load_scenario,
     load_system,
+    table_format,
+    write_table,
 )
 from genmodel.report import (
     describe_device,
@@ -137,7 +150,10 @@ __all__ = [
     "OpTime",
     "PhaseCost",
     "Plan",
+    "PlanReport",
     "Precision",
+    "Requirements",
+    "ResourceRequirement",
     "RunOptions",
     "Scenario",
     "SpecError",
@@ -154,6 +170,7 @@ __all__ = [
     "as_system",
     "attached_tier",
     "attended_pairs",
+    "compare",
     "count_params",
     "default_precision",
     "describe_device",
@@ -190,14 +207,21 @@ __all__ = [
     "mtp_model",
     "p2p_time",
     "paged_tokens",
+    "plan",
     "plan_violations",
     "public_cases_path",
     "public_options_path",
     "read_case_options",
     "read_cases",
     "reduce_scatter_time",
+    "requirements",
+    "resource_symbols",
     "roofline",
     "step_cost",
+    "sweep",
+    "symbolic_step_time",
+    "table_format",
     "validate",
     "weight_bytes_per_device",
+    "write_table",
 ]

@@ -585,7 +585,7 @@ def max_batch(
         extras=extras,
     )
 
-    def fits(seqs: int) -> bool:
+    def use(seqs: int) -> MemoryUse:
         return memory_use(
             model,
             device,
@@ -595,9 +595,29 @@ def max_batch(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             extras=extras,
-        ).fits
+        )
 
-    # memory grows monotonically with the batch: bracket the boundary, then bisect it
+    def fits(seqs: int) -> bool:
+        return use(seqs).fits
+
+    # without offload the bytes grow (piecewise) linearly in the batch: a few secant steps find
+    # the boundary, which is then checked on both sides
+    if not extras.offload.any:
+        a, b = 1, 2
+        fa, fb = (u.total_bytes_per_device - u.usable_bytes_per_device for u in (use(a), use(b)))
+        for _ in range(4):
+            if fb <= fa:
+                break
+            guess = max(1, math.floor(b - fb * (b - a) / (fb - fa)))
+            if guess == b:
+                break
+            a, fa = b, fb
+            b = guess
+            u = use(b)
+            fb = u.total_bytes_per_device - u.usable_bytes_per_device
+        if fb <= 0 and not fits(b + 1):
+            return b * plan.dp
+    # otherwise memory still grows monotonically with the batch: bracket the boundary, bisect it
     lo, hi = 1, 2
     while fits(hi):
         lo, hi = hi, hi * 2

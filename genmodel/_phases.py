@@ -610,6 +610,8 @@ def prefill_pass(
         total = piece if total is None else total.plus(piece)
     assert total is not None
     last = input_tokens - (input_tokens - cached - 1) % chunk - 1
+    if last == cached and isinstance(num_seqs, float) and num_seqs == 1:
+        return total, total  # one sequence in one pass: the last chunk is the whole prefill
     return total, run(1.0, input_tokens - last, last)
 
 
@@ -740,26 +742,22 @@ def serving_point(
 
 
 def serving_at_batch(*, prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int) -> ServingPoint:
-    """The steady state at decode batch B, with the clients N it takes found by fixed-point iteration
-    on N = :attr:`ServingPoint.clients` (N enters only through 1 - 1/N, so it converges in a few
-    rounds). The plan search evaluates whole arrays of B this way."""
-    clients: Num = decode_batch + 1.0
-    point = None
-    for _ in range(_CLIENT_ROUNDS):
-        point = serving_point(
-            prefill_s=prefill_s,
-            step_s=step_s,
-            decode_batch=decode_batch,
-            output_tokens=output_tokens,
-            clients=clients,
-        )
-        clients = point.clients
-    assert point is not None
-    return point
+    """The steady state at decode batch B, with the clients N that keep the replica there.
 
-
-#: fixed-point rounds of :func:`serving_at_batch` (the change after 40 is below 1e-12 relative)
-_CLIENT_ROUNDS = 40
+    In :func:`serving_point` N enters only through 1 - 1/N: N = a - c/N with a = X (P + W0) + B
+    and c = X W0 + B rho (W0 the wait of many clients), whose larger root is
+    N = (a + sqrt(a^2 - 4c)) / 2. Plain arithmetic, so the plan search evaluates whole arrays of B.
+    """
+    b = decode_batch
+    rate = b / ((output_tokens - 1) * step_s + b * prefill_s)
+    busy = rate * prefill_s
+    wait_many = busy * prefill_s / (2 * (1 - busy)) + (1 - busy) * step_s / 2
+    a = rate * (prefill_s + wait_many) + b
+    c = rate * wait_many + b * busy
+    clients = (a + (a * a - 4 * c) ** 0.5) / 2
+    return serving_point(
+        prefill_s=prefill_s, step_s=step_s, decode_batch=b, output_tokens=output_tokens, clients=clients
+    )
 
 
 def ttft_quantile_s(point: ServingPoint, prefill_s: Num, quantile: float) -> Num:

@@ -59,12 +59,16 @@ def check_dtype(name: str, value: str) -> str:
     return value
 
 
+#: plain Python numbers: the common case, decided without looking at the type's module
+_PLAIN = (float, int, bool)
+
+
 def _is_symbolic(x: object) -> bool:
-    return type(x).__module__.startswith("sympy")
+    return type(x) not in _PLAIN and type(x).__module__.startswith("sympy")
 
 
 def _is_array(x: object) -> bool:
-    return type(x).__module__ == "numpy" and not isinstance(x, float)
+    return type(x) not in _PLAIN and type(x).__module__ == "numpy" and not isinstance(x, float)
 
 
 def maximum(a: Num, b: Num) -> Num:

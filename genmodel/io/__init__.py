@@ -1,4 +1,5 @@
-"""Reading YAML specs and HuggingFace config.json files: the only file I/O in genmodel."""
+"""Reading YAML specs and HuggingFace config.json files, writing result tables: the only file I/O in
+genmodel."""
 
 from genmodel.io._load import (
     device_from_yaml,
@@ -19,6 +20,7 @@ from genmodel.io._load import (
     model_from_hf_config,
     read_yaml_file,
 )
+from genmodel.io._tables import table_format, write_table
 
 __all__ = [
     "device_from_yaml",
@@ -38,4 +40,6 @@ __all__ = [
     "load_system",
     "model_from_hf_config",
     "read_yaml_file",
+    "table_format",
+    "write_table",
 ]

@@ -7,6 +7,7 @@ from genmodel.report._describe import (
     describe_model,
     describe_system,
 )
+from genmodel.report._plots import pareto_figure
 from genmodel.report._render import (
     flatten,
     format_bytes,
@@ -24,6 +25,7 @@ __all__ = [
     "flatten",
     "format_bytes",
     "format_seconds",
+    "pareto_figure",
     "to_csv",
     "to_json",
 ]

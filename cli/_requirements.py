@@ -1,0 +1,180 @@
+"""``genmodel requirements``: the least FLOP/s, bandwidth or capacity a platform needs for targets.
+
+Parse -> :func:`genmodel.requirements` -> render. No formulas here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+import genmodel
+from genmodel.report import format_bytes, format_seconds, to_csv, to_json
+
+from ._app import (
+    ActDtypeOpt,
+    DpOpt,
+    EpOpt,
+    Format,
+    HardwareOpt,
+    InputOpt,
+    KvDtypeOpt,
+    ModelOpt,
+    OutputOpt,
+    OutputTokensOpt,
+    PpOpt,
+    TpOpt,
+    WeightDtypeOpt,
+    _batch,
+    _emit,
+    _emit_tables,
+    _friendly,
+)
+
+#: seconds per unit of a time option
+_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
+_TIME = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:e([+-]?\d+))?\s*(s|ms|us|µs)?\s*$", re.IGNORECASE)
+#: (divisor, unit) for showing each resource's figures
+_TERA, _GIGA = 1e12, 1e9
+_TARGET_NAMES = {"ttft_s": "TTFT", "tpot_s": "TPOT", "fits": "fit"}
+_SHOW = {
+    "flops": (_TERA, "TFLOP/s"),
+    "memory_bandwidth": (_TERA, "TB/s"),
+    "scale_up_bandwidth": (_GIGA, "GB/s"),
+    "scale_out_bandwidth": (_GIGA, "GB/s"),
+}
+
+
+def parse_seconds(name: str, value: str | None) -> float | None:
+    """A time option in seconds: ``2s``, ``500ms``, ``20us`` or a bare number of seconds.
+
+    Raises:
+        genmodel.SpecError: not a positive time; the message names the option.
+    """
+    if value is None:
+        return None
+    match = _TIME.match(value)
+    if match is None:
+        raise genmodel.SpecError(f"{name}={value!r} must be a time such as 50ms or 2s")
+    number, exponent, unit = match.groups()
+    seconds = float(number) * 10.0 ** int(exponent or 0) * _TIME_UNITS[(unit or "s").lower()]
+    if not seconds > 0:
+        raise genmodel.SpecError(f"{name}={value!r} must be a positive time such as 50ms or 2s")
+    return seconds
+
+
+def _show(resource: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if resource == "memory_capacity":
+        return format_bytes(value)
+    scale, unit = _SHOW[resource]
+    v = value / scale
+    return f"{v:,.0f} {unit}" if v >= 100 else f"{v:.3g} {unit}"
+
+
+def _table(d: dict[str, Any]) -> Table:
+    targets = ", ".join(
+        f"{name} <= {format_seconds(d[key])}"
+        for name, key in (("TTFT", "ttft_slo_s"), ("TPOT", "tpot_slo_s"))
+        if d[key] is not None
+    )
+    if d["meets_targets_now"]:
+        verdict = f"meets the targets now; tightest: {', '.join(d['binding']) or 'none'}"
+    elif d["binding"]:
+        verdict = f"misses the targets now; binding: {', '.join(d['binding'])}"
+    else:
+        verdict = "misses the targets now, and no single resource meets them"
+    t = Table(
+        title=f"{d['model']} on {d['devices']}x {d['hardware']} ({d['system']}), batch {d['batch']}, "
+        f"{d['input_tokens']} in / {d['output_tokens']} out, {targets or 'memory fit'} "
+        f"(now TTFT {format_seconds(d['ttft_s'])}, TPOT {format_seconds(d['tpot_s'])}): {verdict}",
+        caption="\n".join(r["reason"] for r in d["resources"] if r["reason"]) or None,
+        caption_justify="left",
+    )
+    t.add_column("resource", no_wrap=True)
+    for col in ("platform", "required", "factor"):
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("status (set by)")
+    for r in d["resources"]:
+        status = r["status"]
+        shown = status in ("met", "binding")
+        by = _TARGET_NAMES.get(r["set_by"])
+        t.add_row(
+            r["resource"],
+            _show(r["resource"], r["platform_value"]),
+            _show(r["resource"], r["required_value"] if shown else None),
+            f"{r['factor']:.3g}x" if shown else "-",
+            f"{status} ({by})" if by else status,
+        )
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``requirements`` command to ``app``."""
+
+    @app.command()
+    @_friendly
+    def requirements(
+        model: ModelOpt,
+        hardware: HardwareOpt,
+        input_tokens: InputOpt,
+        output_tokens: OutputTokensOpt,
+        batch: Annotated[str | None, typer.Option(help="Static batch (whole deployment) or 'max'.")] = None,
+        concurrency: Annotated[int | None, typer.Option(help="Closed-loop clients (serving mode).")] = None,
+        tp: TpOpt = 1,
+        pp: PpOpt = 1,
+        ep: EpOpt = 1,
+        dp: DpOpt = 1,
+        weight_dtype: WeightDtypeOpt = "bf16",
+        act_dtype: ActDtypeOpt = None,
+        kv_dtype: KvDtypeOpt = None,
+        ttft_slo: Annotated[str | None, typer.Option(help="TTFT target: 2s, 500ms, 0.5 (seconds).")] = None,
+        tpot_slo: Annotated[str | None, typer.Option(help="TPOT target: 50ms, 20us, 0.05.")] = None,
+        resource: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="Resource to solve for (repeatable): flops, memory_bandwidth, memory_capacity, "
+                "scale_up_bandwidth, scale_out_bandwidth (default: all)."
+            ),
+        ] = None,
+        format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
+        output: OutputOpt = None,
+    ) -> None:
+        """The least FLOP/s, memory bandwidth, capacity or link bandwidth that meets TTFT/TPOT targets.
+
+        Each resource alone (the others at the platform's figures); 'binding' names what the
+        platform lacks. Example: genmodel requirements --model llama-3.1-8b --hardware h100-sxm
+        --batch 8 --input-tokens 1000 --output-tokens 200 --tpot-slo 6ms
+        """
+        extra: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
+        if batch is not None:
+            extra["batch"] = _batch(batch)
+        if resource:
+            extra["resources"] = tuple(r.replace("-", "_") for r in resource)
+        r = genmodel.requirements(
+            model,
+            hardware,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            ttft_slo_s=parse_seconds("ttft_slo", ttft_slo),
+            tpot_slo_s=parse_seconds("tpot_slo", tpot_slo),
+            tp=tp,
+            pp=pp,
+            ep=ep,
+            dp=dp,
+            weight_dtype=weight_dtype,
+            act_dtype=act_dtype,
+            kv_dtype=kv_dtype,
+            **extra,
+        )
+        d = r.to_dict()
+        if format is Format.json:
+            _emit(to_json(d), output)
+        elif format is Format.csv:
+            _emit(to_csv(d["resources"]), output)
+        else:
+            _emit_tables([_table(d)], output)

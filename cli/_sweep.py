@@ -1,0 +1,214 @@
+"""``genmodel sweep``: a grid over models x hardware (scaled) x plans x loads, to CSV/Parquet or stdout.
+
+Parse -> genmodel.sweep -> render. Lists are comma-separated or repeated options; the plan grid is
+the product of the --tp, --pp, --ep and --dp lists.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+import genmodel
+from genmodel.report import format_seconds, to_json
+
+from ._app import Format, _friendly, err, out
+
+# above this many points the progress bar shows on stdout output too (always when writing a file)
+_PROGRESS_POINTS = 200
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]``: comma lists and repeated options alike."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def _ints(name: str, values: list[str] | None, default: list[int] | None = None) -> list[int]:
+    items = _split(values)
+    if not items and default is not None:
+        return default
+    try:
+        return [int(v) for v in items]
+    except ValueError:
+        bad = next(v for v in items if not v.lstrip("-").isdigit())
+        raise genmodel.SpecError(f"{name}={bad!r} must be an integer (or a comma-separated list)") from None
+
+
+def _batches(values: list[str] | None) -> list[int | str] | None:
+    items = _split(values)
+    if not items:
+        return None
+    return ["max" if v == "max" else _ints("batch", [v])[0] for v in items]
+
+
+def _scales(values: list[str] | None) -> dict[str, list[float]]:
+    """``["memory_bandwidth=1,2", "flops=1.5"]`` -> ``{"memory_bandwidth": [1.0, 2.0], "flops": [1.5]}``."""
+    out: dict[str, list[float]] = {}
+    for value in values or []:
+        name, sep, factors = value.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise genmodel.SpecError(
+                f"scale={value!r} must be NAME=v1,v2,... (e.g. memory_bandwidth=1,1.5,2)"
+            )
+        try:
+            out.setdefault(name, []).extend(float(f) for f in _split([factors]))
+        except ValueError:
+            raise genmodel.SpecError(f"scale={value!r}: the factors must be numbers") from None
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``sweep`` command to ``app``."""
+    app.command()(_friendly(sweep))
+
+
+def sweep(
+    model: Annotated[list[str], typer.Option(help="Model ids (comma-separated or repeated).")],
+    hardware: Annotated[list[str], typer.Option(help="Device or system ids (comma-separated or repeated).")],
+    input_tokens: Annotated[list[str], typer.Option(help="Prompt lengths, e.g. 1000,8000.")],
+    output_tokens: Annotated[list[str], typer.Option(help="Generated lengths, e.g. 100,1000.")],
+    tp: Annotated[list[str] | None, typer.Option(help="Tensor-parallel degrees (default 1).")] = None,
+    pp: Annotated[list[str] | None, typer.Option(help="Pipeline-parallel degrees (default 1).")] = None,
+    ep: Annotated[list[str] | None, typer.Option(help="Expert-parallel degrees (default 1).")] = None,
+    dp: Annotated[list[str] | None, typer.Option(help="Data-parallel degrees (default 1).")] = None,
+    batch: Annotated[
+        list[str] | None, typer.Option(help="Static batches (whole deployment) or 'max' (default 1).")
+    ] = None,
+    concurrency: Annotated[
+        list[str] | None, typer.Option(help="Closed-loop client counts (serving mode) instead of --batch.")
+    ] = None,
+    scale: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=v1,v2,...: factors on a hardware figure, NAME one of flops, memory_bandwidth, "
+            "memory_capacity, scale_up_bandwidth, scale_out_bandwidth (repeatable)."
+        ),
+    ] = None,
+    weight_dtype: Annotated[str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4")] = "bf16",
+    act_dtype: Annotated[str | None, typer.Option(help="Activation dtype (default: as weights).")] = None,
+    kv_dtype: Annotated[str | None, typer.Option(help="KV-cache dtype (default: bf16).")] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="'in-process', 'local' (a Dask LocalCluster) or a Dask scheduler address "
+            "(tcp://host:8786); default: in-process for small grids, a LocalCluster for large ones."
+        ),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Local Dask worker processes (default: cores).")] = None,
+    format: Annotated[
+        Format | None, typer.Option(help="Print to stdout in this format (default table).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the rows to FILE.csv or FILE.parquet.")
+    ] = None,
+) -> None:
+    """Estimate every point of a grid: models x hardware x scale factors x plans x batches x lengths.
+
+    One row per point (inputs, error, and the estimate's keys flattened with dots); points that
+    cannot run are rows with their error. Large grids run on Dask.
+
+    Example: genmodel sweep --model llama-3.1-8b,llama-3.1-70b --hardware h100-sxm,h200-sxm
+    --tp 1,2,4,8 --batch 1,16,max --input-tokens 1000 --output-tokens 1000
+    --scale memory_bandwidth=1,1.5,2 -o sweep.parquet
+    """
+    if output is not None and format is not None:
+        raise genmodel.SpecError(
+            f"format={format.value}: --format is for stdout; the suffix of --output {output} "
+            "chooses CSV or Parquet"
+        )
+    if output is not None:
+        genmodel.table_format(output)  # a wrong suffix fails now, not after the sweep
+    models, hardware_ids = _split(model), _split(hardware)
+    plans = [
+        {"tp": t, "pp": p, "ep": e, "dp": d}
+        for t, p, e, d in itertools.product(
+            _ints("tp", tp, [1]), _ints("pp", pp, [1]), _ints("ep", ep, [1]), _ints("dp", dp, [1])
+        )
+    ]
+    kwargs: dict[str, Any] = {
+        "models": models,
+        "hardware": hardware_ids,
+        "input_tokens": _ints("input_tokens", input_tokens),
+        "output_tokens": _ints("output_tokens", output_tokens),
+        "plans": plans,
+        "batch": _batches(batch),
+        "concurrency": _ints("concurrency", concurrency) if _split(concurrency) else None,
+        "scale": _scales(scale),
+        "estimate_options": {"weight_dtype": weight_dtype, "act_dtype": act_dtype, "kv_dtype": kv_dtype},
+        "scheduler": scheduler,
+        "workers": workers,
+    }
+    # the grid's size, for whether to show a bar (genmodel.sweep checks every axis)
+    axes = [models, hardware_ids, kwargs["input_tokens"], kwargs["output_tokens"], plans]
+    axes += [kwargs["batch"] or kwargs["concurrency"] or [1], *kwargs["scale"].values()]
+    show_bar = output is not None or math.prod(len(a) for a in axes) > _PROGRESS_POINTS
+    start = time.perf_counter()
+    with Progress(
+        TextColumn("sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not (show_bar and err.is_terminal),
+    ) as progress:
+        task = progress.add_task("sweep", total=None)
+        rows = genmodel.sweep(
+            **kwargs, on_progress=lambda done, total: progress.update(task, completed=done, total=total)
+        )
+    elapsed = time.perf_counter() - start
+    errors = int(rows["error"].notna().sum())
+    where = ""
+    if output is not None:
+        where = f", wrote {genmodel.write_table(rows, output)}"
+    elif format is Format.csv:
+        out.print(rows.to_csv(index=False), markup=False, end="")
+    elif format is Format.json:
+        records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
+        out.print(to_json(records), markup=False)
+    else:
+        out.print(_table(rows.astype(object).where(rows.notna(), None).to_dict(orient="records")))
+    err.print(f"sweep: {len(rows)} points, {errors} errors, {elapsed:.1f} s{where}", markup=False)
+
+
+def _table(records: list[dict[str, Any]]) -> Table:
+    """The headline columns of each row; the file formats carry every column."""
+    varied = [
+        k
+        for k in records[0]
+        if (k.startswith("scale.") and len({r[k] for r in records}) > 1)
+        or (k in ("pp", "ep", "dp") and any(r[k] != 1 for r in records))
+    ]
+    load = "concurrency" if "concurrency" in records[0] else "batch"
+    columns = ["model", "hardware", *varied, "tp", load, "input_tokens", "output_tokens"]
+    t = Table(title=f"sweep: {len(records)} points")
+    headers = {"input_tokens": "in", "output_tokens": "out"}
+    for c in columns:
+        t.add_column(headers.get(c, c.removeprefix("scale.") + (" x" if c.startswith("scale.") else "")))
+    for c in ("TTFT", "TPOT", "tok/s/device", "fits", "decode bound / error"):
+        t.add_column(c, justify="left" if c.startswith("decode") else "right")
+    for r in records:
+        cells: list[str | Text] = [f"{r[c]:g}" if isinstance(r[c], float) else str(r[c]) for c in columns]
+        if r.get("batch") == "max" and r.get("batch_resolved") is not None:
+            cells[columns.index("batch")] = f"max ({r['batch_resolved']})"
+        if r["error"] is not None:
+            cells += ["-", "-", "-", "-", Text(r["error"], style="red")]
+        else:
+            cells += [
+                format_seconds(r["ttft_s"]),
+                format_seconds(r["tpot_s"]),
+                f"{r['output_tokens_per_s_per_device']:,.1f}",
+                "yes" if r["memory.fits"] else "NO",
+                str(r["decode.bound"]),
+            ]
+        t.add_row(*cells)
+    return t

@@ -1,0 +1,793 @@
+"""The inverse problem: how much of each resource a platform needs to meet TTFT/TPOT targets.
+
+``requirements`` answers "what HBM bandwidth (FLOP/s, memory capacity, scale-up or scale-out
+bandwidth) does this platform need for TPOT <= 50 ms?" for one resource at a time, the others kept
+at the platform's figures, and says which resource is binding.
+
+Modelling assumptions and method:
+- The symbolic form (:func:`symbolic_step_time`) is the step cost of ``step_cost`` with the device
+  figures replaced by SymPy symbols: ``F`` (the dense peak FLOP/s of the precision the GEMMs run in;
+  every other precision's peak scales with it, as :meth:`System.scaled` scales them), ``B_mem``
+  (device memory bandwidth), ``B_up`` and ``B_out`` (per-device bandwidth of the scale-up and
+  scale-out fabric tiers). The operators are the very ``forward_ops`` that ``step_cost`` ran (taken
+  from its result) and their times come from the same ``roofline`` function on a device whose
+  peaks are the symbols; overlap, microbatches, pipeline factor, ring attention and offload follow
+  ``step_cost``'s formulas term by term.
+- Collectives enter as numeric constants per link-bandwidth factor: each collective time is
+  alpha-beta, a + b * B_up0/B_up + c * B_out0/B_out, with a, b, c read off the real ``step_cost``
+  at the platform's figures and at doubled tier bandwidths. This is exact for ring, tree and
+  direct collectives, hierarchical ones and point-to-point sends (all affine in 1/bandwidth); an
+  all-to-all spanning two tiers (the slower tier bounds it) and the ``auto`` algorithm (the fastest
+  of three) are piecewise, so the form is exact at the platform's figures and a secant elsewhere.
+- A requirement is solved on the symbolic form (lambdified, ``scipy.optimize.brentq`` over the
+  factor), then verified and polished with ``brentq`` on the real ``estimate`` of the scaled
+  platform (:meth:`System.scaled`), so the returned figure always makes ``estimate`` meet the target
+  and anything 1e-9 smaller misses it. Time is non-increasing in every resource, so the minimum is
+  the root of target - time.
+- A resource alone cannot meet a target when the time with an unlimited amount of it (the other
+  terms: fixed overhead, the other resources' operators, collectives) is already above the target.
+- Memory capacity: the smallest capacity at which the deployment (the resolved batch) fits,
+  ``estimate(...).memory.fits``; capacity changes no latency without offload tiers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from genmodel._api import estimate
+from genmodel._errors import InfeasibleError, SpecError
+from genmodel._hardware import Device, System
+from genmodel._memory import MemoryUse
+from genmodel._model import ModelSpec
+from genmodel._ops import roofline
+from genmodel._parallel import Plan
+from genmodel._phases import (
+    Estimate,
+    PhaseCost,
+    RunOptions,
+    as_system,
+    kv_transfer_time,
+    mtp_model,
+    step_cost,
+)
+from genmodel._units import MS
+from genmodel._workload import Precision
+from genmodel.io import load_hardware, load_model, load_system
+
+if TYPE_CHECKING:
+    import sympy
+
+#: Resources a requirement can be asked for, with their SI unit (the factor names of System.scaled).
+RESOURCES: Mapping[str, str] = MappingProxyType(
+    {
+        "flops": "flop/s",
+        "memory_bandwidth": "bytes/s",
+        "memory_capacity": "bytes",
+        "scale_up_bandwidth": "bytes/s",
+        "scale_out_bandwidth": "bytes/s",
+    }
+)
+#: Symbol name of each resource in the symbolic form.
+SYMBOL_NAMES: Mapping[str, str] = MappingProxyType(
+    {"flops": "F", "memory_bandwidth": "B_mem", "scale_up_bandwidth": "B_up", "scale_out_bandwidth": "B_out"}
+)
+_LATENCY_RESOURCES = ("flops", "memory_bandwidth", "scale_up_bandwidth", "scale_out_bandwidth")
+_TARGETS = {"ttft_s": "ttft_slo_s", "tpot_s": "tpot_slo_s"}
+#: Factors searched: below _X_MIN a resource counts as unused, above _X_MAX as unlimited.
+_X_MIN = 1e-12
+_X_MAX = 1e12
+#: Relative width to which a requirement is pinned down on the real estimate.
+_XTOL = 1e-10
+#: RunOptions() as a default argument (frozen, so sharing it is safe)
+_DEFAULT_OPTIONS = RunOptions()
+_TERM_NAMES = {
+    "compute_bound_s": "compute-bound operators",
+    "memory_bound_s": "memory-bound operators",
+    "comm_s": "exposed collectives",
+    "offload_s": "exposed offload transfers",
+    "overhead_s": "the fixed per-step overhead",
+}
+
+
+def _symbol(resource: str) -> sympy.Symbol:
+    import sympy
+
+    return sympy.Symbol(SYMBOL_NAMES[resource], positive=True)
+
+
+def _tier_bandwidth(system: System, level: str) -> float | None:
+    """Per-device bandwidth of the innermost fabric tier of ``level`` (scale_up, scale_out)."""
+    for tier in system.fabric:
+        if tier.level == level:
+            return tier.bandwidth_bytes_per_s
+    return None
+
+
+def _platform_value(system: System, precision: Precision, resource: str) -> float | None:
+    d = system.device
+    if resource == "flops":
+        return d.peak_for(precision.gemm_dtype)
+    if resource == "memory_bandwidth":
+        return d.memory_bandwidth_bytes_per_s
+    if resource == "memory_capacity":
+        return d.memory_capacity_bytes
+    return _tier_bandwidth(system, resource.removesuffix("_bandwidth"))
+
+
+def resource_symbols(hardware: System | Device, precision: Precision) -> dict[sympy.Symbol, float]:
+    """The symbols of :func:`symbolic_step_time` mapped to the platform's figures (for ``subs``).
+
+    ``F``: dense peak FLOP/s of the precision the GEMMs run in; ``B_mem``: memory bandwidth (B/s);
+    ``B_up``, ``B_out``: per-device bandwidth of the innermost scale-up and scale-out tiers (B/s),
+    present only where the system has such a tier.
+    """
+    system = as_system(hardware)
+    out: dict[sympy.Symbol, float] = {}
+    for resource in _LATENCY_RESOURCES:
+        value = _platform_value(system, precision, resource)
+        if value is not None:
+            out[_symbol(resource)] = value
+    return out
+
+
+def _symbolic_device(device: Device, precision: Precision) -> Device:
+    """The device with its peaks F * (peak / peak of the GEMM precision) and bandwidth B_mem."""
+    f, b = _symbol("flops"), _symbol("memory_bandwidth")
+    ref = device.peak_for(precision.gemm_dtype)
+    return dataclasses.replace(
+        device,
+        peak_flops_per_s={k: f * (v / ref) for k, v in device.peak_flops_per_s.items()},
+        memory_bandwidth_bytes_per_s=b,
+    )
+
+
+def _link_form(time_of: Callable[[System], float], system: System) -> Any:
+    """A time that depends on the fabric only, as a + b * B_up0/B_up + c * B_out0/B_out.
+
+    a, b, c come from ``time_of`` at the platform's figures and with each tier level's bandwidth
+    doubled: exact for times affine in 1/bandwidth (alpha-beta collectives on fixed tiers).
+    """
+    import sympy
+
+    base = float(time_of(system))
+    if base == 0:
+        return sympy.Integer(0)
+    expr: Any = sympy.Float(base)
+    for resource in ("scale_up_bandwidth", "scale_out_bandwidth"):
+        value = _tier_bandwidth(system, resource.removesuffix("_bandwidth"))
+        if value is None:
+            continue
+        doubled = float(time_of(system.scaled(**{resource: 2.0})))
+        coef = 2 * (base - doubled)  # the part that scales as 1/bandwidth
+        if abs(coef) <= 1e-13 * base:
+            continue
+        expr += coef * (value / _symbol(resource) - 1)
+    return expr
+
+
+def symbolic_step_time(
+    model: ModelSpec,
+    system: System | Device,
+    plan: Plan,
+    precision: Precision,
+    *,
+    phase: str,
+    num_seqs: float,
+    new_tokens: float,
+    past_tokens: float,
+    options: RunOptions = _DEFAULT_OPTIONS,
+    memory: MemoryUse | None = None,
+) -> sympy.Expr:
+    """The time of one forward pass (``step_cost(...).time_s``) as a SymPy expression in the
+    platform's figures.
+
+    Args:
+        model, system, plan, precision, phase, num_seqs, new_tokens, past_tokens, options, memory:
+            as :func:`~genmodel._phases.step_cost`.
+
+    Returns:
+        An expression in ``F`` (flop/s: dense peak of the GEMM precision; every precision's peak
+        scales with it), ``B_mem`` (memory bandwidth, B/s), ``B_up`` and ``B_out`` (scale-up and
+        scale-out tier bandwidth per device, B/s), all ``sympy.Symbol(name, positive=True)``.
+        ``expr.subs(resource_symbols(system, precision))`` equals ``step_cost(...).time_s``.
+        Operators: the roofline max(FLOPs / (F x efficiency), bytes / (B_mem x efficiency)) of the
+        same ``forward_ops``; collectives: constants per link-bandwidth factor (module docstring:
+        exact except for two-tier all-to-alls and the ``auto`` algorithm, which are exact at the
+        platform's figures); overlap, microbatches and offload as ``step_cost`` combines them.
+
+    Source: Williams et al., "Roofline", CACM 2009; alpha-beta (Hockney 1994) as in
+    :mod:`genmodel._collectives`.
+    """
+    import sympy
+
+    system = as_system(system)
+    cost = step_cost(
+        model,
+        system,
+        plan,
+        precision,
+        phase=phase,
+        num_seqs=num_seqs,
+        new_tokens=new_tokens,
+        past_tokens=past_tokens,
+        options=options,
+        memory=memory,
+    )
+    device = _symbolic_device(system.device, precision)
+    # step_cost's microbatching: m overlapping halves, pp-stage microbatches and the prefill fill
+    pp = plan.pp
+    micro = max(1.0, min(num_seqs, float(pp)))
+    m = float(max(1, min(options.overlap_microbatches, math.floor(num_seqs / micro * new_tokens))))
+    factor = (micro + pp - 1) / pp if phase == "prefill" else 1.0
+    busy: Any = sympy.Integer(0)
+    attention: Any = sympy.Integer(0)
+    kv_bytes = expert_bytes = weight_bytes = 0.0
+    for t in cost.ops:  # the operators of one microbatch, as forward_ops gave them to step_cost
+        timed = roofline(t.op, device, precision)
+        busy += timed.time_s
+        if t.op.kind == "attention":
+            attention += timed.time_s
+        kv_bytes += float(t.op.kv_bytes)
+        if t.op.name == "experts":
+            expert_bytes += float(t.op.weight_bytes)
+        else:
+            weight_bytes += float(t.op.weight_bytes)
+    if factor != 1:
+        busy *= factor
+
+    def collectives(s: System) -> tuple[float, float]:
+        c = step_cost(
+            model,
+            s,
+            plan,
+            precision,
+            phase=phase,
+            num_seqs=num_seqs,
+            new_tokens=new_tokens,
+            past_tokens=past_tokens,
+            options=options,
+        )
+        ring = c.comm_breakdown.get("cp_ring", 0.0)
+        # one microbatch's collectives, and its ring-attention transfer per stage time
+        return (sum(c.comm_breakdown.values()) - ring) / m, ring / (m * factor)
+
+    comm: Any = sympy.Integer(0)
+    if cost.comm_breakdown:
+        comm = _link_form(lambda s: collectives(s)[0], system)
+        if "cp_ring" in cost.comm_breakdown:
+            ring = _link_form(lambda s: collectives(s)[1], system)
+            # ring attention hides behind the attention it feeds (step_cost: cp_exposed)
+            comm += factor * sympy.Max(ring - attention, 0)
+    if m > 1:
+        total = m * sympy.Max(busy, comm) + sympy.Min(busy, comm)
+    else:
+        overlap = options.overlap_frac(system)
+        total = busy + comm - overlap * sympy.Min(comm, busy) if overlap else busy + comm
+    if memory is not None and memory.spills:
+        transfer = (
+            m
+            * factor
+            * memory.transfer_time_s(
+                kv=kv_bytes,
+                experts=expert_bytes,
+                weights=weight_bytes,
+                expert_hit_rate=options.offload.expert_hit_rate,
+            )
+        )
+        total += sympy.Max(transfer - total, 0) if options.offload.overlap else transfer
+    return total + system.device.efficiency.step_overhead_s
+
+
+def symbolic_latencies(
+    model: ModelSpec,
+    system: System | Device,
+    plan: Plan,
+    precision: Precision,
+    *,
+    batch: int,
+    input_tokens: int,
+    output_tokens: int,
+    options: RunOptions = _DEFAULT_OPTIONS,
+    memory: MemoryUse | None = None,
+) -> tuple[sympy.Expr, sympy.Expr]:
+    """(TTFT, TPOT) of a static batch as SymPy expressions in the symbols of :func:`symbolic_step_time`.
+
+    Built as ``estimate_static`` builds them: the prefill passes (chunks after any prefix-cache
+    hit) and the exposed KV transfer of a disaggregated deployment; the decode step at the mean
+    context, or the verify and draft passes over the expected accepted tokens.
+    """
+    import sympy
+
+    system = as_system(system)
+    seqs = float(math.ceil(batch / plan.dp))
+
+    def run(m: ModelSpec, p: Plan, phase: str, new_tokens: float, past_tokens: float) -> Any:
+        return symbolic_step_time(
+            m,
+            system,
+            p,
+            precision,
+            phase=phase,
+            num_seqs=seqs,
+            new_tokens=new_tokens,
+            past_tokens=past_tokens,
+            options=options,
+            memory=memory,
+        )
+
+    cached = min(round(options.prefix_hit_rate * input_tokens), input_tokens - 1)
+    chunk = options.prefill_chunk or input_tokens - cached
+    prefill: Any = sympy.Integer(0)
+    for start in range(cached, input_tokens, chunk):
+        prefill += run(model, plan, "prefill", min(chunk, input_tokens - start), start)
+    past = input_tokens + max(output_tokens - 2, 0) / 2
+    spec = options.speculation
+    if spec is None:
+        decode = run(model, plan, "decode", 1, past)
+    else:
+        draft = mtp_model(model) if spec.draft_model is None else spec.draft_model
+        draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
+        step = run(model, plan, "decode", spec.draft_tokens + 1, past)
+        step += spec.draft_tokens * run(draft, draft_plan, "decode", 1, past)
+        decode = step / spec.tokens_per_step
+    ttft = prefill
+    if options.disaggregated:
+        transfer = _link_form(
+            lambda s: kv_transfer_time(
+                model, s, plan, precision, seqs_per_replica=seqs, input_tokens=input_tokens
+            ),
+            system,
+        )
+        layers = model.num_layers
+        ttft += sympy.Max(transfer / layers, transfer - prefill * (layers - 1) / layers)
+    return ttft, decode
+
+
+# ---- requirements -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceRequirement:
+    """The least amount of one resource (the others at the platform's figures) that meets the targets.
+
+    Attributes:
+        resource: flops, memory_bandwidth, memory_capacity, scale_up_bandwidth or scale_out_bandwidth.
+        unit: SI unit of the values (flop/s, bytes/s, bytes).
+        platform_value: the platform's figure (flops: dense peak of the GEMM precision); None when
+            the system has no such tier.
+        required_value: the least figure that meets the targets; inf when no amount alone does.
+        factor: required over platform as :meth:`System.scaled` applies it (capacity: on the
+            memory above the OS reserve); 0 when the targets hold with none of it; inf unreachable.
+        status: "met" (the platform has enough), "binding" (it has less than required),
+            "unreachable" (no amount alone meets the targets) or "unused" (it does not enter them).
+        set_by: the target that sets the requirement (ttft_s, tpot_s, or fits for capacity).
+        reason: why a requirement is unreachable or unused.
+    """
+
+    resource: str
+    unit: str
+    platform_value: float | None
+    required_value: float
+    factor: float
+    status: str
+    set_by: str | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (SI units); infinities become None."""
+
+        def finite(x: float | None) -> float | None:
+            return None if x is None or math.isinf(x) else x
+
+        return {
+            "resource": self.resource,
+            "unit": self.unit,
+            "platform_value": self.platform_value,
+            "required_value": finite(self.required_value),
+            "factor": finite(self.factor),
+            "status": self.status,
+            "set_by": self.set_by,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Requirements:
+    """What a platform needs for a model, plan and workload to meet TTFT/TPOT targets.
+
+    ``binding`` names the resources the platform has less of than required; when every target
+    is met, the one with the least headroom (the largest factor below 1). ``ttft_expr`` and
+    ``tpot_expr`` are the closed forms in the symbols ``symbols`` maps to the platform's figures
+    (None in serving mode, which has no static closed form).
+    """
+
+    estimate: Estimate = field(repr=False)
+    ttft_slo_s: float | None
+    tpot_slo_s: float | None
+    meets_targets_now: bool
+    resources: tuple[ResourceRequirement, ...]
+    binding: tuple[str, ...]
+    ttft_expr: str | None = None
+    tpot_expr: str | None = None
+    symbols: Mapping[str, float] = field(default_factory=dict)
+    #: |closed form - estimate| / estimate at the platform's figures (TTFT and TPOT, the larger)
+    symbolic_rel_error: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "symbols", MappingProxyType(dict(self.symbols)))
+
+    def resource(self, name: str) -> ResourceRequirement:
+        """The requirement on one resource.
+
+        Raises:
+            SpecError: it was not asked for.
+        """
+        for r in self.resources:
+            if r.resource == name:
+                return r
+        known = ", ".join(r.resource for r in self.resources)
+        raise SpecError(f"resource={name!r} was not computed; computed: {known}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (SI units: seconds, flop/s, bytes/s, bytes)."""
+        e = self.estimate
+        return {
+            "model": e.model_id,
+            "hardware": e.hardware_id,
+            "system": e.system_id or e.hardware_id,
+            "mode": e.mode,
+            "devices": e.num_devices,
+            "tp": e.plan.tp,
+            "pp": e.plan.pp,
+            "ep": e.plan.ep,
+            "dp": e.plan.dp,
+            "cp": e.plan.cp,
+            "weight_dtype": e.precision.weight_dtype,
+            "act_dtype": e.precision.act_dtype,
+            "kv_dtype": e.precision.kv_dtype,
+            "input_tokens": e.input_tokens,
+            "output_tokens": e.output_tokens,
+            "batch": e.batch,
+            "ttft_slo_s": self.ttft_slo_s,
+            "tpot_slo_s": self.tpot_slo_s,
+            "ttft_s": e.ttft_s,
+            "tpot_s": e.tpot_s,
+            "fits": e.memory.fits,
+            "meets_targets_now": self.meets_targets_now,
+            "binding": list(self.binding),
+            "resources": [r.to_dict() for r in self.resources],
+            "ttft_expr": self.ttft_expr,
+            "tpot_expr": self.tpot_expr,
+            "symbols": dict(self.symbols),
+            "symbolic_rel_error": self.symbolic_rel_error,
+        }
+
+
+def _check_slo(name: str, value: float | None) -> None:
+    if value is not None and not (isinstance(value, int | float) and 0 < value < math.inf):
+        raise SpecError(f"{name}={value!r} must be a positive number of seconds")
+
+
+def _phase_terms(phase: PhaseCost) -> dict[str, float]:
+    return {name: float(getattr(phase, name)) for name in _TERM_NAMES}
+
+
+def _unreachable_reason(resource: str, metric: str, target: float, limit: Estimate) -> str:
+    phase = limit.prefill if metric == "ttft_s" else limit.decode
+    terms = _phase_terms(phase)
+    if metric == "ttft_s" and limit.kv_transfer_exposed_s:
+        terms["kv_transfer_exposed_s"] = limit.kv_transfer_exposed_s
+    names = {**_TERM_NAMES, "kv_transfer_exposed_s": "the exposed KV transfer"}
+    total = sum(terms.values())
+    shown = ", ".join(f"{names[k]} {v / MS:.4g} ms" for k, v in terms.items() if v > 1e-6 * total)
+    largest = max(terms, key=terms.__getitem__)
+    value = float(getattr(limit, metric))
+    return (
+        f"{_TARGETS[metric]}={target:g} cannot be met by {resource} alone: with unlimited {resource} "
+        f"{metric} is still {value / MS:.4g} ms; its {'prefill' if metric == 'ttft_s' else 'decode step'}: "
+        f"{shown}; the largest is {names[largest]}"
+    )
+
+
+def _along(fn: Callable[..., float], values: Mapping[Any, float], symbol: Any) -> Callable[[float], float]:
+    """fn of the platform's figures with ``symbol``'s figure multiplied by a factor x."""
+    names = list(values)
+    at = list(values.values())
+    if symbol not in values:
+        return lambda x: float(fn(*at))
+    i = names.index(symbol)
+
+    def along(x: float) -> float:
+        args = list(at)
+        args[i] = at[i] * x
+        return float(fn(*args))
+
+    return along
+
+
+def _solve_symbolic(fn: Callable[[float], float], target: float) -> float | None:
+    """Root of fn(x) = target for a non-increasing fn (the closed form), or None if out of range."""
+    from scipy.optimize import brentq
+
+    try:
+        if fn(_X_MAX) > target or fn(_X_MIN) <= target:
+            return None
+        lo = hi = 1.0
+        while fn(hi) > target:
+            hi *= 4
+        while fn(lo) <= target:
+            lo /= 4
+        return float(brentq(lambda x: fn(x) - target, lo, hi, xtol=1e-15, rtol=1e-14))
+    except (ArithmeticError, ValueError):  # a closed form that does not evaluate: polish from 1
+        return None
+
+
+def _solve_real(miss: Callable[[float], float], guess: float | None) -> tuple[float, str | None]:
+    """Least factor x with miss(x) <= 0 (miss is non-increasing), polished from ``guess``.
+
+    Returns (x, None); (0, "independent") when the time does not depend on the resource; (0,
+    "unused") when the target holds with (almost) none of it; (inf, "unreachable") when no amount
+    meets it.
+    """
+    from scipy.optimize import brentq
+
+    most, least = miss(_X_MAX), miss(_X_MIN)
+    if least <= most:  # non-increasing, so equal: the resource does not enter this time
+        return 0.0, "independent"
+    if most > 0:
+        return math.inf, "unreachable"
+    if least <= 0:
+        return 0.0, "unused"
+    x0 = 1.0 if guess is None or not _X_MIN < guess < _X_MAX else guess
+    step = 1e-8
+    if miss(x0) <= 0:
+        hi, lo = x0, x0 / (1 + step)
+        while miss(lo) <= 0:
+            hi, step = lo, step * 10
+            lo = max(hi / (1 + step), _X_MIN)
+    else:
+        lo, hi = x0, x0 * (1 + step)
+        while miss(hi) > 0:
+            lo, step = hi, step * 10
+            hi = min(lo * (1 + step), _X_MAX)
+    root = float(brentq(miss, lo, hi, xtol=_XTOL * lo, rtol=1e-15))
+    # brentq's root may sit a rounding error on the missing side: step up to where the target holds
+    for x in (root, root * (1 + 1e-12), root * (1 + 1e-11), root * (1 + _XTOL)):
+        if lo < x <= hi and miss(x) <= 0:
+            return x, None
+    return hi, None
+
+
+def requirements(
+    model: str | ModelSpec,
+    hardware: str | Device | System,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    ttft_slo_s: float | None = None,
+    tpot_slo_s: float | None = None,
+    resources: Sequence[str] = tuple(RESOURCES),
+    **estimate_kwargs: Any,
+) -> Requirements:
+    """The least FLOP/s, memory bandwidth, memory capacity or link bandwidth that meets the targets.
+
+    Each resource is varied alone (the others at the platform's figures) through
+    :meth:`System.scaled`; the requirement is solved on the closed form (:func:`symbolic_latencies`)
+    and verified on :func:`~genmodel.estimate`, so ``estimate`` on the platform scaled by the
+    returned factor meets every target (and 1e-9 less misses the binding one).
+
+    Args:
+        model: a model id, alias, config.json path, or ModelSpec.
+        hardware: a device or system id, a Device or a System.
+        input_tokens: prompt tokens per request.
+        output_tokens: generated tokens per request.
+        ttft_slo_s: TTFT target in seconds (the static batch's prefill; serving mode: the mean).
+        tpot_slo_s: TPOT target in seconds (mean decode step).
+        resources: which of flops, memory_bandwidth, memory_capacity, scale_up_bandwidth and
+            scale_out_bandwidth to solve for.
+        estimate_kwargs: :func:`~genmodel.estimate`'s plan, batch (or concurrency), dtype and run
+            options. ``batch="max"`` is resolved on the platform and then held fixed.
+
+    Returns:
+        :class:`Requirements`: per resource the platform's figure, the required one and their
+        ratio, the binding resources, and the closed forms of TTFT and TPOT.
+
+    Raises:
+        SpecError: no target for a latency resource, an unknown resource, a bad target, or
+            estimate's own argument errors. InfeasibleError: the plan cannot run at all.
+    """
+    _check_slo("ttft_slo_s", ttft_slo_s)
+    _check_slo("tpot_slo_s", tpot_slo_s)
+    resources = (resources,) if isinstance(resources, str) else tuple(dict.fromkeys(resources))
+    unknown = [r for r in resources if r not in RESOURCES]
+    if unknown or not resources:
+        raise SpecError(f"resources={list(resources)!r} must be some of {', '.join(RESOURCES)}")
+    targets = {
+        metric: slo for metric, slo in (("ttft_s", ttft_slo_s), ("tpot_s", tpot_slo_s)) if slo is not None
+    }
+    if not targets and any(r in _LATENCY_RESOURCES for r in resources):
+        raise SpecError("requirements needs a target: give ttft_slo_s and/or tpot_slo_s")
+
+    spec = load_model(model) if isinstance(model, str) else model
+    kwargs = dict(estimate_kwargs)
+    chosen = kwargs.pop("system", None)
+    base = estimate(
+        spec, hardware, input_tokens=input_tokens, output_tokens=output_tokens, system=chosen, **kwargs
+    )
+    system = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
+    if chosen is not None:
+        system = (load_system(chosen) if isinstance(chosen, str) else chosen).with_device(system.device)
+    serving = base.mode != "static"
+    if not serving:
+        kwargs["batch"] = base.batch  # "max" resolved once: only capacity could change it
+
+    def run(resource: str, x: float) -> Estimate:
+        return estimate(
+            spec,
+            system.scaled(**{resource: x}),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            **kwargs,
+        )
+
+    # the closed forms, in the symbols the estimate's (possibly ideal) platform substitutes
+    closed: dict[str, Any] = {}
+    values: dict[Any, float] = {}
+    evaluate: dict[str, Callable[..., float]] = {}
+    rel_error = None
+    if not serving:
+        import sympy
+
+        sym_system = system.ideal() if kwargs.get("ideal") else system
+        ttft_e, tpot_e = symbolic_latencies(
+            spec,
+            sym_system,
+            base.plan,
+            base.precision,
+            batch=base.batch,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            options=base.options,
+            memory=base.memory,
+        )
+        closed = {"ttft_s": ttft_e, "tpot_s": tpot_e}
+        values = resource_symbols(sym_system, base.precision)
+        evaluate = {k: sympy.lambdify(list(values), e, "math") for k, e in closed.items()}
+        rel_error = max(
+            abs(evaluate[k](*values.values()) - getattr(base, k)) / getattr(base, k) for k in closed
+        )
+
+    out: list[ResourceRequirement] = []
+    for resource in resources:
+        platform = _platform_value(system, base.precision, resource)
+        if resource == "memory_capacity":
+            out.append(_capacity_requirement(system, base, run))
+            continue
+        if platform is None:
+            out.append(
+                ResourceRequirement(
+                    resource=resource,
+                    unit=RESOURCES[resource],
+                    platform_value=None,
+                    required_value=0.0,
+                    factor=0.0,
+                    status="unused",
+                    reason=f"{resource}: system={system.id} has no {resource.removesuffix('_bandwidth')} "
+                    "tier",
+                )
+            )
+            continue
+        factor, set_by, reason, status = 0.0, None, None, "unused"
+        independent = True
+        for metric, slo in targets.items():
+            guess = None
+            if metric in evaluate:
+                guess = _solve_symbolic(_along(evaluate[metric], values, _symbol(resource)), slo)
+
+            def miss(x: float, resource: str = resource, metric: str = metric, slo: float = slo) -> float:
+                return float(getattr(run(resource, x), metric)) - slo
+
+            x_t, outcome = _solve_real(miss, guess)
+            independent = independent and outcome == "independent"
+            if outcome == "unreachable":
+                factor, set_by, status = math.inf, metric, "unreachable"
+                reason = _unreachable_reason(resource, metric, slo, run(resource, _X_MAX))
+                break
+            if outcome is None and x_t >= factor:
+                factor, set_by = x_t, metric
+                status = "binding" if x_t > 1 else "met"
+        if status == "unused" and independent:
+            reason = f"{resource} does not enter {', '.join(targets)}: no collective of this plan uses it"
+        elif status == "unused":
+            reason = f"{', '.join(targets)} meet their targets with almost none of {resource} (1e-12 of it)"
+        out.append(
+            ResourceRequirement(
+                resource=resource,
+                unit=RESOURCES[resource],
+                platform_value=platform,
+                required_value=platform * factor,
+                factor=factor,
+                status=status,
+                set_by=set_by,
+                reason=reason,
+            )
+        )
+    meets = base.memory.fits and all(getattr(base, k) <= slo for k, slo in targets.items())
+    binding = tuple(r.resource for r in out if r.status == "binding")
+    if meets:
+        met = [r for r in out if r.status == "met" and r.factor > 0]
+        binding = (max(met, key=lambda r: r.factor).resource,) if met else ()
+
+    def show(e: Any) -> str:
+        import sympy
+
+        return str(sympy.N(e, 6))
+
+    return Requirements(
+        estimate=base,
+        ttft_slo_s=ttft_slo_s,
+        tpot_slo_s=tpot_slo_s,
+        meets_targets_now=meets,
+        resources=tuple(out),
+        binding=binding,
+        ttft_expr=show(closed["ttft_s"]) if closed else None,
+        tpot_expr=show(closed["tpot_s"]) if closed else None,
+        symbols={str(k): v for k, v in values.items()},
+        symbolic_rel_error=rel_error,
+    )
+
+
+def _capacity_requirement(
+    system: System, base: Estimate, run: Callable[[str, float], Estimate]
+) -> ResourceRequirement:
+    """The least memory capacity at which the deployment fits (bisection on ``memory.fits``)."""
+
+    def fits(x: float) -> bool:
+        try:
+            return run("memory_capacity", x).memory.fits
+        except InfeasibleError:  # not even one sequence fits
+            return False
+
+    d = system.device
+    mem = base.memory
+    unit = RESOURCES["memory_capacity"]
+    if not fits(_X_MAX):
+        return ResourceRequirement(
+            resource="memory_capacity",
+            unit=unit,
+            platform_value=d.memory_capacity_bytes,
+            required_value=math.inf,
+            factor=math.inf,
+            status="unreachable",
+            set_by="fits",
+            reason="the deployment does not fit with unlimited device memory (its offload tiers are full)",
+        )
+    # without offload the boundary is total / usable; bisection makes it exact either way
+    guess = mem.total_bytes_per_device / mem.usable_bytes_per_device
+    hi = lo = guess
+    step = 1e-9
+    while not fits(hi):
+        lo, hi, step = hi, hi * (1 + step), step * 10
+    while fits(lo):
+        hi, lo, step = lo, lo / (1 + step), step * 10
+    while hi / lo - 1 > 1e-12:
+        mid = (lo + hi) / 2
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid
+    required = d.os_reserve_bytes + (d.memory_capacity_bytes - d.os_reserve_bytes) * hi
+    return ResourceRequirement(
+        resource="memory_capacity",
+        unit=unit,
+        platform_value=d.memory_capacity_bytes,
+        required_value=required,
+        factor=hi,
+        status="binding" if hi > 1 else "met",
+        set_by="fits",
+    )

@@ -1,0 +1,472 @@
+"""Plan search: every parallel layout, precision and running batch of a deployment, against SLOs.
+
+Modelling assumptions:
+- A candidate is a parallel layout (tp x pp x dp with ep dividing tp*dp; cp = 1), a precision and
+  a running decode batch B per replica (the server's ``max_num_seqs``), served in the steady state
+  of :func:`~genmodel._phases.serving_point`: the clients N that keep it there, the request rate,
+  mean TTFT and inter-token latency. Layouts use exactly the device budget (dp makes replicas).
+- Evaluation is vectorised: for each layout and precision, one prefill (scalar) and one decode
+  step over the whole array of batch sizes run through the same formulas as ``estimate``
+  (:func:`~genmodel._phases.decode_pass` with NumPy arrays); the loop runs over layouts (tens to
+  hundreds), never over candidates.
+- Feasibility: divisibility (heads, KV heads, experts, layers), tensor parallelism inside the
+  scale-up domain, memory (B at most the sequences whose KV fits); each failure is a named reason.
+- SLOs: mean TTFT and TPOT, or a TTFT quantile (M/D/1 tail, :func:`~genmodel._phases.ttft_quantile_s`).
+  Goodput is output tokens/s per device of a candidate that meets them (0 otherwise).
+- Disaggregated (DistServe, Zhong et al. OSDI 2024): prefill and decode instances from the
+  layouts of every device count dividing the budget; a prefill instance serves Poisson arrivals
+  (M/D/1) up to the load its TTFT SLO allows, plus the exposed KV transfer; a decode instance
+  runs batch B with no prefill between its steps. The pools are sized to balance their rates
+  within the budget.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from genmodel._errors import InfeasibleError, SpecError, require_ints
+from genmodel._hardware import System
+from genmodel._memory import max_batch
+from genmodel._model import ModelSpec
+from genmodel._parallel import Plan, plan_violations
+from genmodel._phases import (
+    RunOptions,
+    decode_pass,
+    kv_transfer_time,
+    prefill_pass,
+    prepare,
+    serving_at_batch,
+    ttft_quantile_s,
+)
+from genmodel._units import HOUR
+from genmodel._workload import Precision
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_DEFAULT_OPTIONS = RunOptions()
+#: running batch sizes evaluated per replica: every integer up to this, then a geometric tail
+DENSE_BATCHES = 1024
+_TAIL_POINTS = 32
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Slo:
+    """Latency targets: TTFT and TPOT in seconds (None: no target), TTFT as a mean or a quantile."""
+
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+    ttft_quantile: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("ttft_s", "tpot_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise SpecError(f"{name}={value!r} must be > 0 seconds")
+        q = self.ttft_quantile
+        if q is not None and not 0 < q < 1:
+            raise SpecError(f"ttft_quantile={q!r} must be in (0, 1), e.g. 0.9 or 0.99")
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def layouts(model: ModelSpec, system: System, devices: int) -> Iterator[tuple[Plan, list[str]]]:
+    """Every tp x pp x dp (x ep) layout of exactly ``devices`` devices, with why it cannot run."""
+    domain = system.fabric[0].num_domain_devices if len(system.fabric) > 1 else None
+    for tp in _divisors(devices):
+        for pp in _divisors(devices // tp):
+            dp = devices // tp // pp
+            eps = [1] if model.moe is None else _divisors(tp * dp)
+            for ep in eps:
+                plan = Plan(tp=tp, pp=pp, dp=dp, ep=ep)
+                why = plan_violations(plan, model, system.device)
+                if domain is not None and tp > domain:
+                    why.append(f"tp={tp} must fit the scale-up domain of {domain} devices")
+                if system.max_devices is not None and devices > system.max_devices:
+                    why.append(f"devices={devices} must be <= max_devices={system.max_devices}")
+                yield plan, why
+
+
+def batch_grid(most: float) -> np.ndarray[Any, Any]:
+    """Running batch sizes per replica: 1, 2, ... up to DENSE_BATCHES, then geometric up to ``most``."""
+    import numpy as np
+
+    top = math.floor(most)
+    dense = np.arange(1, min(top, DENSE_BATCHES) + 1, dtype=float)
+    if top <= DENSE_BATCHES:
+        return dense
+    tail = np.unique(np.round(np.geomspace(DENSE_BATCHES, top, _TAIL_POINTS + 1)[1:]))
+    return np.concatenate([dense, tail])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candidates:
+    """Every evaluated candidate that can run, as parallel arrays (one entry per candidate)."""
+
+    layout: np.ndarray[Any, Any]  # index into SearchResult.layouts
+    batch: np.ndarray[Any, Any]  # running batch per replica
+    concurrency: np.ndarray[Any, Any]  # clients, whole deployment
+    ttft_s: np.ndarray[Any, Any]
+    tpot_s: np.ndarray[Any, Any]
+    tokens_per_s_per_device: np.ndarray[Any, Any]
+    tokens_per_s_per_user: np.ndarray[Any, Any]
+    meets_slo: np.ndarray[Any, Any]
+
+    @property
+    def goodput(self) -> np.ndarray[Any, Any]:
+        """Output tokens/s per device where the SLOs hold, else 0."""
+        import numpy as np
+
+        return np.where(self.meets_slo, self.tokens_per_s_per_device, 0.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Layout:
+    """A parallel layout and precision that can run, with what the search needs to re-evaluate it."""
+
+    plan: Plan
+    precision: Precision
+    prefill_s: float
+    max_batch: int  # whole deployment
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Disaggregated:
+    """The best disaggregated deployment: prefill and decode instances and their pool sizes."""
+
+    prefill: Layout
+    decode: Layout
+    prefill_instances: int
+    decode_instances: int
+    decode_batch: float  # per decode instance
+    request_rate_per_s: float
+    ttft_s: float
+    tpot_s: float
+    kv_transfer_exposed_s: float
+    tokens_per_s_per_device: float
+
+    @property
+    def devices(self) -> int:
+        """Devices of both pools."""
+        return (
+            self.prefill_instances * self.prefill.plan.num_devices
+            + self.decode_instances * self.decode.plan.num_devices
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SearchResult:
+    """What a plan search evaluated, what could run, and why the rest could not."""
+
+    evaluated: int
+    feasible: int
+    elapsed_s: float
+    layouts: tuple[Layout, ...]
+    candidates: Candidates
+    violations: dict[str, int] = field(default_factory=dict)
+    disaggregated: Disaggregated | None = None
+
+    def best_index(self) -> int | None:
+        """The candidate with the highest goodput (ties: the lowest TPOT), or None if none meets the SLOs."""
+        import numpy as np
+
+        c = self.candidates
+        if not c.meets_slo.any():
+            return None
+        order = np.lexsort((c.tpot_s, -c.goodput))
+        return int(order[0])
+
+    def pareto_indices(self) -> list[int]:
+        """Candidates no other beats on both tokens/s per device and per user (by tokens/s per user)."""
+        import numpy as np
+
+        c = self.candidates
+        if not len(c.batch):
+            return []
+        order = np.lexsort((-c.tokens_per_s_per_device, -c.tokens_per_s_per_user))
+        best = -np.inf
+        out: list[int] = []
+        for i in order:  # by decreasing tokens/s per user: keep each new best per-device rate
+            if c.tokens_per_s_per_device[i] > best:
+                best = c.tokens_per_s_per_device[i]
+                out.append(int(i))
+        return out
+
+
+def _reason(text: str) -> str:
+    # group violations by kind, not by the numbers in them ("tp=16 must divide ..." -> "tp must divide")
+    words = [w.split("=")[0] if "=" in w else w for w in text.split()]
+    return " ".join(words)
+
+
+def search(
+    model: ModelSpec,
+    system: System,
+    *,
+    devices: int,
+    input_tokens: int,
+    output_tokens: int,
+    slo: Slo = Slo(),
+    precisions: Sequence[Precision],
+    options: RunOptions = _DEFAULT_OPTIONS,
+    disaggregated: bool = False,
+) -> SearchResult:
+    """Evaluate every layout x precision x running batch of ``devices`` devices (module docstring).
+
+    Raises:
+        SpecError: bad sizes. InfeasibleError: no layout can run at all (the reasons, counted).
+    """
+    import numpy as np
+
+    require_ints(devices=devices, input_tokens=input_tokens, output_tokens=output_tokens)
+    if output_tokens < 2:
+        raise SpecError(f"output_tokens={output_tokens} must be >= 2 to plan a serving deployment")
+    if not precisions:
+        raise SpecError("precisions is empty: give at least one")
+    start = time.perf_counter()
+    violations: collections.Counter[str] = collections.Counter()
+    found: list[Layout] = []
+    parts: list[dict[str, np.ndarray[Any, Any]]] = []
+    evaluated = 0
+    sizes = sorted(_divisors(devices)) if disaggregated else [devices]
+    pool: dict[int, list[tuple[Layout, np.ndarray[Any, Any], np.ndarray[Any, Any]]]] = {}
+    for size in sizes:
+        for plan, why in layouts(model, system, size):
+            for precision in precisions:
+                if why:
+                    evaluated += 1
+                    for w in why:
+                        violations[_reason(w)] += 1
+                    continue
+                layout, arrays = _evaluate(
+                    model, system, plan, precision, input_tokens, output_tokens, slo, options, violations
+                )
+                if layout is None:
+                    evaluated += 1
+                    continue
+                evaluated += len(arrays["batch"])
+                if size == devices:
+                    arrays["layout"] = np.full(len(arrays["batch"]), len(found))
+                    found.append(layout)
+                    parts.append(arrays)
+                pool.setdefault(size, []).append((layout, arrays["batch"], arrays["step_s"]))
+    if not found and not pool:
+        raise InfeasibleError([f"{n} x {reason}" for reason, n in violations.most_common()])
+    keys = ("layout", "batch", "concurrency", "ttft_s", "tpot_s", "tokens_per_s_per_device")
+    cat = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in (*keys, "meets")}
+    candidates = Candidates(
+        layout=cat["layout"].astype(int),
+        batch=cat["batch"],
+        concurrency=cat["concurrency"],
+        ttft_s=cat["ttft_s"],
+        tpot_s=cat["tpot_s"],
+        tokens_per_s_per_device=cat["tokens_per_s_per_device"],
+        tokens_per_s_per_user=1 / cat["tpot_s"],
+        meets_slo=cat["meets"].astype(bool),
+    )
+    disagg = None
+    if disaggregated:
+        disagg = _disaggregate(model, system, pool, devices, input_tokens, output_tokens, slo)
+    return SearchResult(
+        evaluated=evaluated,
+        feasible=len(candidates.batch),
+        elapsed_s=time.perf_counter() - start,
+        layouts=tuple(found),
+        candidates=candidates,
+        violations=dict(violations),
+        disaggregated=disagg,
+    )
+
+
+def _evaluate(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    input_tokens: int,
+    output_tokens: int,
+    slo: Slo,
+    options: RunOptions,
+    violations: collections.Counter[str],
+    batches: np.ndarray[Any, Any] | None = None,
+) -> tuple[Layout | None, dict[str, np.ndarray[Any, Any]]]:
+    """One layout and precision over its whole batch grid (arrays through the estimate's formulas),
+    or over the given running ``batches`` per replica."""
+    import numpy as np
+
+    run_system, extras = prepare(
+        model,
+        system,
+        plan,
+        precision,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        ideal=False,
+        options=options,
+    )
+    try:
+        most = max_batch(
+            model,
+            run_system.device,
+            plan,
+            precision,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            extras=extras,
+        )
+    except InfeasibleError:
+        violations["memory: one sequence per replica does not fit"] += 1
+        return None, {}
+    prefill, _ = prefill_pass(
+        model, run_system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options
+    )
+    prefill_s = float(prefill.time_s)
+    batch = batch_grid(most / plan.dp) if batches is None else batches
+    past = input_tokens + (output_tokens - 2) / 2
+    step_s = decode_pass(
+        model, run_system, plan, precision, num_seqs=batch, past_tokens=past, options=options
+    ).time_s
+    point = serving_at_batch(
+        prefill_s=prefill_s, step_s=step_s, decode_batch=batch, output_tokens=output_tokens
+    )
+    ttft = point.ttft_s if slo.ttft_quantile is None else ttft_quantile_s(point, prefill_s, slo.ttft_quantile)
+    meets = np.ones(len(batch), dtype=bool)
+    if slo.ttft_s is not None:
+        meets &= ttft <= slo.ttft_s
+    if slo.tpot_s is not None:
+        meets &= point.itl_s <= slo.tpot_s
+    per_device = point.rate_per_s * output_tokens * plan.dp / plan.num_devices
+    layout = Layout(plan=plan, precision=precision, prefill_s=prefill_s, max_batch=most)
+    return layout, {
+        "batch": batch,
+        "concurrency": np.asarray(point.clients * plan.dp, dtype=float),
+        "ttft_s": np.asarray(ttft, dtype=float),
+        "tpot_s": np.asarray(point.itl_s, dtype=float),
+        "tokens_per_s_per_device": np.asarray(per_device, dtype=float),
+        "meets": meets,
+        "step_s": np.asarray(step_s, dtype=float),
+    }
+
+
+def _disaggregate(
+    model: ModelSpec,
+    system: System,
+    pool: dict[int, list[tuple[Layout, np.ndarray[Any, Any], np.ndarray[Any, Any]]]],
+    devices: int,
+    input_tokens: int,
+    output_tokens: int,
+    slo: Slo,
+) -> Disaggregated | None:
+    """Best prefill instance, best decode instance, and the pool sizes that balance them."""
+    import numpy as np
+
+    q = slo.ttft_quantile
+    best_p: tuple[float, Layout, float, float] | None = None  # (devices per req/s, layout, rate, exposed)
+    best_d: tuple[float, Layout, float, float, float] | None = None  # (+ batch, step)
+    for size, instances in pool.items():
+        if 2 * size > devices:  # a prefill and a decode instance must fit the budget together
+            continue
+        for layout, batch, step in instances:
+            plan, p_s = layout.plan, layout.prefill_s
+            transfer = kv_transfer_time(
+                model, system, plan, layout.precision, seqs_per_replica=1.0, input_tokens=input_tokens
+            )
+            layers = model.num_layers
+            exposed = max(transfer / layers, transfer - p_s * (layers - 1) / layers)
+            rate = _prefill_capacity(p_s, exposed, slo.ttft_s, q) * plan.dp
+            if rate > 0 and (best_p is None or plan.num_devices / rate < best_p[0]):
+                best_p = (plan.num_devices / rate, layout, rate, exposed)
+            # a decode instance steps its batch with no prefill in between
+            ok = np.ones(len(batch), dtype=bool) if slo.tpot_s is None else step <= slo.tpot_s
+            if ok.any():
+                rates = np.where(ok, batch / ((output_tokens - 1) * step), 0.0) * plan.dp
+                i = int(np.argmax(rates))
+                if best_d is None or plan.num_devices / rates[i] < best_d[0]:
+                    best_d = (
+                        plan.num_devices / rates[i],
+                        layout,
+                        float(rates[i]),
+                        float(batch[i]),
+                        float(step[i]),
+                    )
+    if best_p is None or best_d is None:
+        return None
+    _, pre, p_rate, exposed = best_p
+    _, dec, d_rate, d_batch, d_step = best_d
+    dp_, dd = pre.plan.num_devices, dec.plan.num_devices
+    # integer pools within the budget: the balance of the two rates decides the served rate
+    best: tuple[float, int, int] | None = None
+    for n_p in range(1, devices // dp_ + 1):
+        n_d = (devices - n_p * dp_) // dd
+        if n_d < 1:
+            break
+        served = min(n_p * p_rate, n_d * d_rate)
+        if best is None or served > best[0]:
+            best = (served, n_p, n_d)
+    if best is None:
+        return None
+    served, n_p, n_d = best
+    p_s = pre.prefill_s
+    rho = served / (n_p * pre.plan.dp) * p_s  # each prefill replica's load, within its SLO limit
+    ttft = p_s + rho * p_s / (2 * (1 - rho)) + exposed
+    used = n_p * dp_ + n_d * dd
+    return Disaggregated(
+        prefill=pre,
+        decode=dec,
+        prefill_instances=n_p,
+        decode_instances=n_d,
+        decode_batch=d_batch,
+        request_rate_per_s=served,
+        ttft_s=ttft,
+        tpot_s=d_step,
+        kv_transfer_exposed_s=exposed,
+        tokens_per_s_per_device=served * output_tokens / used,
+    )
+
+
+def _prefill_capacity(
+    prefill_s: float, exposed_s: float, ttft_slo_s: float | None, quantile: float | None
+) -> float:
+    """Requests/s one prefill replica serves with its M/D/1 TTFT within the SLO (0 if even an idle
+    one misses it); the load rho is found by bisection when a quantile is the target."""
+    if ttft_slo_s is None:
+        return 0.95 / prefill_s  # keep a margin below saturation
+    slack = ttft_slo_s - prefill_s - exposed_s
+    if slack <= 0:
+        return 0.0
+    if quantile is None:
+        # P + rho P / (2 (1 - rho)) + exposed <= S  <=>  rho <= 2 slack / (2 slack + P)
+        return min(2 * slack / (2 * slack + prefill_s), 0.95) / prefill_s
+    lo, hi = 0.0, 0.95
+    for _ in range(60):
+        rho = (lo + hi) / 2
+        wait = rho * prefill_s / (2 * (1 - rho))
+        tail = wait / rho * math.log(max(rho / (1 - quantile), 1.0))
+        if tail <= slack:
+            lo = rho
+        else:
+            hi = rho
+    return lo / prefill_s
+
+
+def cost_per_million_tokens(system: System, tokens_per_s_per_device: float) -> float | None:
+    """USD per million output tokens at the device's hourly price (None without a price)."""
+    usd = system.device.usd_per_hour
+    if usd is None or tokens_per_s_per_device <= 0:
+        return None
+    return usd / HOUR / tokens_per_s_per_device * 1e6
+
+
+def joules_per_token(system: System, tokens_per_s_per_device: float) -> float | None:
+    """Energy per output token at TDP (None without a TDP)."""
+    tdp = system.device.tdp_w
+    if tdp is None or tokens_per_s_per_device <= 0:
+        return None
+    return tdp / tokens_per_s_per_device

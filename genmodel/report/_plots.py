@@ -1,0 +1,68 @@
+"""Plotly figures built from the JSON forms of results (no formulas: only what the API returned)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def pareto_figure(plan: Mapping[str, Any]) -> Any:
+    """The Pareto frontier of a :func:`genmodel.plan` JSON: tokens/s per device vs per user.
+
+    Points meeting the SLOs are filled; the best co-located plan (and the disaggregated one, when
+    searched) are marked. Returns a ``plotly.graph_objects.Figure``.
+    """
+    import plotly.graph_objects as go
+
+    pts = plan["pareto"]
+    fig = go.Figure()
+    for meets, name in ((True, "meets the SLOs"), (False, "misses the SLOs")):
+        sel = [p for p in pts if p["meets_slo"] == meets]
+        fig.add_trace(
+            go.Scatter(
+                x=[p["output_tokens_per_s_per_user"] for p in sel],
+                y=[p["output_tokens_per_s_per_device"] for p in sel],
+                mode="lines+markers",
+                name=name,
+                marker={"symbol": "circle" if meets else "circle-open", "size": 8},
+                text=[
+                    f"tp={p['tp']} pp={p['pp']} ep={p['ep']} dp={p['dp']} {p['weight_dtype']}<br>"
+                    f"concurrency {p['concurrency']:.0f}, TTFT {p['ttft_s'] * 1e3:.0f} ms, "
+                    f"TPOT {p['tpot_s'] * 1e3:.1f} ms"
+                    for p in sel
+                ],
+                hoverinfo="text",
+            )
+        )
+    best = plan.get("best")
+    if best is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[1 / best["tpot_s"]],
+                y=[best["output_tokens_per_s_per_device"]],
+                mode="markers",
+                name="best (co-located)",
+                marker={"symbol": "star", "size": 16},
+            )
+        )
+    d = plan.get("disaggregated")
+    if d is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[1 / d["tpot_s"]],
+                y=[d["output_tokens_per_s_per_device"]],
+                mode="markers",
+                name="best (disaggregated)",
+                marker={"symbol": "diamond", "size": 14},
+            )
+        )
+    slo = plan.get("slo") or {}
+    if slo.get("tpot_s"):
+        fig.add_vline(x=1 / slo["tpot_s"], line_dash="dot", annotation_text="TPOT SLO")
+    fig.update_layout(
+        title=f"{plan['model']} on {plan['devices']} x {plan['system']}: throughput vs interactivity",
+        xaxis_title="output tokens/s per user (1 / TPOT)",
+        yaxis_title="output tokens/s per device",
+        template="plotly_white",
+    )
+    return fig
