@@ -21,6 +21,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/genmodel estimate --model llama-3.1-70b --hardware h100-sxm --tp 2 --batch max \
 	    --input-tokens 1000 --output-tokens 1000 --weight-dtype fp8 --act-dtype fp8 --kv-dtype fp8
+	$(BIN)/genmodel plan --model deepseek-v3 --hardware ascend-910c --devices 384 --input-tokens 4096 \
+	    --output-tokens 1024 --ttft-slo 2s --tpot-slo 50ms --weight-dtype int8
 	$(BIN)/genmodel validate
 
 ## test: lint, types, import layering, then the whole test suite
