@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -314,3 +315,24 @@ def test_search_rejects_bad_input() -> None:
         genmodel.plan("llama-3.1-405b", "rtx-4090", devices=1, **W)
     first, why = next(layouts(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), 1))
     assert first == Plan() and why == []
+
+
+@pytest.mark.parametrize(
+    ("ttft", "tpot", "gain"), [(0.25, 0.1, "0.88x"), (0.2, 0.04, "1.02x"), (1.0, 0.05, "1.12x")]
+)
+def test_readme_disaggregation_rows_are_current(ttft: float, tpot: float, gain: str) -> None:
+    rep = genmodel.plan(
+        "llama-2-13b",
+        "a100-sxm-80gb",
+        devices=8,
+        input_tokens=512,
+        output_tokens=128,
+        ttft_slo_s=ttft,
+        tpot_slo_s=tpot,
+        disaggregated=True,
+    )
+    d = rep.to_dict()["disaggregated"]
+    assert f"{d['goodput_gain_vs_colocated']:.2f}x" == gain
+    readme = (Path(genmodel.__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    row = f"| {rep.goodput:.0f} vs {d['output_tokens_per_s_per_device']:.0f} | {gain} |"
+    assert row in readme, f"README disaggregation row out of date: {row}"
