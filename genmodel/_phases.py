@@ -959,7 +959,7 @@ def kv_transfer_time(
     *,
     seqs_per_replica: float,
     input_tokens: int,
-) -> float:
+) -> Num:
     """Time to move the prompts' KV cache from each prefill device to its decode peer.
 
     Each device sends its own shard (its heads, layers and tokens) to one peer, over the innermost
@@ -969,7 +969,14 @@ def kv_transfer_time(
     per_device = seqs_per_replica * kv_bytes_per_sequence(
         model, precision, input_tokens, tp=plan.tp, pp=plan.pp, cp=plan.cp
     )
-    return float(p2p_time(per_device, system, group_devices=2 * plan.num_devices))
+    return p2p_time(per_device, system, group_devices=2 * plan.num_devices)
+
+
+def exposed_transfer_s(transfer_s: Num, prefill_s: Num, num_layers: int) -> Num:
+    """The part of a KV transfer left on the TTFT: streamed layer by layer behind the prefill, so
+    only what the prefill of the other layers does not cover, and at least the last layer's share,
+    waits (DistServe, Zhong et al. OSDI 2024, Sec. 4)."""
+    return maximum(transfer_s / num_layers, transfer_s - prefill_s * (num_layers - 1) / num_layers)
 
 
 def prepare(
@@ -1081,12 +1088,10 @@ def estimate_static(
     ttft_s = prefill.time_s
     transfer_s = exposed_s = None
     if options.disaggregated:
-        transfer_s = kv_transfer_time(
-            model, system, plan, precision, seqs_per_replica=seqs, input_tokens=input_tokens
+        transfer_s = float(
+            kv_transfer_time(model, system, plan, precision, seqs_per_replica=seqs, input_tokens=input_tokens)
         )
-        # streamed layer by layer behind the prefill; the last layer's share always waits
-        layers = model.num_layers
-        exposed_s = max(transfer_s / layers, transfer_s - prefill.time_s * (layers - 1) / layers)
+        exposed_s = float(exposed_transfer_s(transfer_s, prefill.time_s, model.num_layers))
         ttft_s += exposed_s
     return Estimate(
         model_id=model.id,

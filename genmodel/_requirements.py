@@ -5,20 +5,13 @@ bandwidth) does this platform need for TPOT <= 50 ms?" for one resource at a tim
 at the platform's figures, and says which resource is binding.
 
 Modelling assumptions and method:
-- The symbolic form (:func:`symbolic_step_time`) is the step cost of ``step_cost`` with the device
-  figures replaced by SymPy symbols: ``F`` (the dense peak FLOP/s of the precision the GEMMs run in;
-  every other precision's peak scales with it, as :meth:`System.scaled` scales them), ``B_mem``
-  (device memory bandwidth), ``B_up`` and ``B_out`` (per-device bandwidth of the scale-up and
-  scale-out fabric tiers). The operators are the very ``forward_ops`` that ``step_cost`` ran (taken
-  from its result) and their times come from the same ``roofline`` function on a device whose
-  peaks are the symbols; overlap, microbatches, pipeline factor, ring attention and offload follow
-  ``step_cost``'s formulas term by term.
-- Collectives enter as numeric constants per link-bandwidth factor: each collective time is
-  alpha-beta, a + b * B_up0/B_up + c * B_out0/B_out, with a, b, c read off the real ``step_cost``
-  at the platform's figures and at doubled tier bandwidths. This is exact for ring, tree and
-  direct collectives, hierarchical ones and point-to-point sends (all affine in 1/bandwidth); an
-  all-to-all spanning two tiers (the slower tier bounds it) and the ``auto`` algorithm (the fastest
-  of three) are piecewise, so the form is exact at the platform's figures and a secant elsewhere.
+- The symbolic form (:func:`symbolic_step_time`) is ``step_cost`` itself run on a system whose
+  figures are SymPy symbols: ``F`` (the dense peak FLOP/s of the precision the GEMMs run in; every
+  other precision's peak scales with it, as :meth:`System.scaled` scales them), ``B_mem`` (device
+  memory bandwidth), ``B_up`` and ``B_out`` (per-device bandwidth of the innermost scale-up and
+  scale-out fabric tiers; outer tiers of a level scale with it). The formulas take SymPy as they
+  take floats, so the operators, roofline, collectives (``Max``/``Min`` where an all-to-all spans
+  two tiers or ``auto`` picks an algorithm), overlap, microbatches and offload are the same code.
 - A requirement is solved on the symbolic form (lambdified, ``scipy.optimize.brentq`` over the
   factor), then verified and polished with ``brentq`` on the real ``estimate`` of the scaled
   platform (:meth:`System.scaled`), so the returned figure always makes ``estimate`` meet the target
@@ -44,16 +37,17 @@ from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import Device, System
 from genmodel._memory import MemoryUse
 from genmodel._model import ModelSpec
-from genmodel._ops import roofline
 from genmodel._parallel import Plan
 from genmodel._phases import (
     Estimate,
     PhaseCost,
     RunOptions,
     as_system,
+    decode_pass,
+    exposed_transfer_s,
     kv_transfer_time,
-    mtp_model,
-    step_cost,
+    prefill_pass,
+    step_terms,
 )
 from genmodel._units import MS
 from genmodel._workload import Precision
@@ -146,28 +140,20 @@ def _symbolic_device(device: Device, precision: Precision) -> Device:
     )
 
 
-def _link_form(time_of: Callable[[System], float], system: System) -> Any:
-    """A time that depends on the fabric only, as a + b * B_up0/B_up + c * B_out0/B_out.
-
-    a, b, c come from ``time_of`` at the platform's figures and with each tier level's bandwidth
-    doubled: exact for times affine in 1/bandwidth (alpha-beta collectives on fixed tiers).
-    """
-    import sympy
-
-    base = float(time_of(system))
-    if base == 0:
-        return sympy.Integer(0)
-    expr: Any = sympy.Float(base)
-    for resource in ("scale_up_bandwidth", "scale_out_bandwidth"):
-        value = _tier_bandwidth(system, resource.removesuffix("_bandwidth"))
-        if value is None:
-            continue
-        doubled = float(time_of(system.scaled(**{resource: 2.0})))
-        coef = 2 * (base - doubled)  # the part that scales as 1/bandwidth
-        if abs(coef) <= 1e-13 * base:
-            continue
-        expr += coef * (value / _symbol(resource) - 1)
-    return expr
+def _symbolic_system(system: System, precision: Precision) -> System:
+    """The system with its figures replaced by the symbols: peaks ``F``, memory bandwidth ``B_mem``,
+    and every scale-up (scale-out) tier's bandwidth in proportion to ``B_up`` (``B_out``), the
+    innermost tier of its level (as :meth:`System.scaled` scales a level)."""
+    reference = {level: _tier_bandwidth(system, level) for level in ("scale_up", "scale_out")}
+    fabric = tuple(
+        dataclasses.replace(
+            t,
+            bandwidth_bytes_per_s=_symbol(f"{t.level}_bandwidth")
+            * (t.bandwidth_bytes_per_s / (reference[t.level] or t.bandwidth_bytes_per_s)),
+        )
+        for t in system.fabric
+    )
+    return dataclasses.replace(system, device=_symbolic_device(system.device, precision), fabric=fabric)
 
 
 def symbolic_step_time(
@@ -194,21 +180,16 @@ def symbolic_step_time(
         An expression in ``F`` (flop/s: dense peak of the GEMM precision; every precision's peak
         scales with it), ``B_mem`` (memory bandwidth, B/s), ``B_up`` and ``B_out`` (scale-up and
         scale-out tier bandwidth per device, B/s), all ``sympy.Symbol(name, positive=True)``.
-        ``expr.subs(resource_symbols(system, precision))`` equals ``step_cost(...).time_s``.
-        Operators: the roofline max(FLOPs / (F x efficiency), bytes / (B_mem x efficiency)) of the
-        same ``forward_ops``; collectives: constants per link-bandwidth factor (module docstring:
-        exact except for two-tier all-to-alls and the ``auto`` algorithm, which are exact at the
-        platform's figures); overlap, microbatches and offload as ``step_cost`` combines them.
+        ``expr.subs(resource_symbols(system, precision))`` equals ``step_cost(...).time_s``: it is
+        the same function (:func:`~genmodel._phases.step_terms`) run on a system whose figures are
+        the symbols (the formulas take SymPy as they take floats and NumPy arrays).
 
     Source: Williams et al., "Roofline", CACM 2009; alpha-beta (Hockney 1994) as in
     :mod:`genmodel._collectives`.
     """
-    import sympy
-
-    system = as_system(system)
-    cost = step_cost(
+    terms = step_terms(
         model,
-        system,
+        _symbolic_system(as_system(system), precision),
         plan,
         precision,
         phase=phase,
@@ -218,69 +199,8 @@ def symbolic_step_time(
         options=options,
         memory=memory,
     )
-    device = _symbolic_device(system.device, precision)
-    # step_cost's microbatching: m overlapping halves, pp-stage microbatches and the prefill fill
-    pp = plan.pp
-    micro = max(1.0, min(num_seqs, float(pp)))
-    m = float(max(1, min(options.overlap_microbatches, math.floor(num_seqs / micro * new_tokens))))
-    factor = (micro + pp - 1) / pp if phase == "prefill" else 1.0
-    busy: Any = sympy.Integer(0)
-    attention: Any = sympy.Integer(0)
-    kv_bytes = expert_bytes = weight_bytes = 0.0
-    for t in cost.ops:  # the operators of one microbatch, as forward_ops gave them to step_cost
-        timed = roofline(t.op, device, precision)
-        busy += timed.time_s
-        if t.op.kind == "attention":
-            attention += timed.time_s
-        kv_bytes += float(t.op.kv_bytes)
-        if t.op.name == "experts":
-            expert_bytes += float(t.op.weight_bytes)
-        else:
-            weight_bytes += float(t.op.weight_bytes)
-    if factor != 1:
-        busy *= factor
-
-    def collectives(s: System) -> tuple[float, float]:
-        c = step_cost(
-            model,
-            s,
-            plan,
-            precision,
-            phase=phase,
-            num_seqs=num_seqs,
-            new_tokens=new_tokens,
-            past_tokens=past_tokens,
-            options=options,
-        )
-        ring = c.comm_breakdown.get("cp_ring", 0.0)
-        # one microbatch's collectives, and its ring-attention transfer per stage time
-        return (sum(c.comm_breakdown.values()) - ring) / m, ring / (m * factor)
-
-    comm: Any = sympy.Integer(0)
-    if cost.comm_breakdown:
-        comm = _link_form(lambda s: collectives(s)[0], system)
-        if "cp_ring" in cost.comm_breakdown:
-            ring = _link_form(lambda s: collectives(s)[1], system)
-            # ring attention hides behind the attention it feeds (step_cost: cp_exposed)
-            comm += factor * sympy.Max(ring - attention, 0)
-    if m > 1:
-        total = m * sympy.Max(busy, comm) + sympy.Min(busy, comm)
-    else:
-        overlap = options.overlap_frac(system)
-        total = busy + comm - overlap * sympy.Min(comm, busy) if overlap else busy + comm
-    if memory is not None and memory.spills:
-        transfer = (
-            m
-            * factor
-            * memory.transfer_time_s(
-                kv=kv_bytes,
-                experts=expert_bytes,
-                weights=weight_bytes,
-                expert_hit_rate=options.offload.expert_hit_rate,
-            )
-        )
-        total += sympy.Max(transfer - total, 0) if options.offload.overlap else transfer
-    return total + system.device.efficiency.step_overhead_s
+    expr: sympy.Expr = terms.time_s
+    return expr
 
 
 def symbolic_latencies(
@@ -297,55 +217,26 @@ def symbolic_latencies(
 ) -> tuple[sympy.Expr, sympy.Expr]:
     """(TTFT, TPOT) of a static batch as SymPy expressions in the symbols of :func:`symbolic_step_time`.
 
-    Built as ``estimate_static`` builds them: the prefill passes (chunks after any prefix-cache
-    hit) and the exposed KV transfer of a disaggregated deployment; the decode step at the mean
-    context, or the verify and draft passes over the expected accepted tokens.
+    The passes ``estimate_static`` runs (:func:`~genmodel._phases.prefill_pass`,
+    :func:`~genmodel._phases.decode_pass`, the exposed KV transfer of a disaggregated deployment),
+    on the symbolic system.
     """
-    import sympy
-
-    system = as_system(system)
+    sym = _symbolic_system(as_system(system), precision)
     seqs = float(math.ceil(batch / plan.dp))
-
-    def run(m: ModelSpec, p: Plan, phase: str, new_tokens: float, past_tokens: float) -> Any:
-        return symbolic_step_time(
-            m,
-            system,
-            p,
-            precision,
-            phase=phase,
-            num_seqs=seqs,
-            new_tokens=new_tokens,
-            past_tokens=past_tokens,
-            options=options,
-            memory=memory,
-        )
-
-    cached = min(round(options.prefix_hit_rate * input_tokens), input_tokens - 1)
-    chunk = options.prefill_chunk or input_tokens - cached
-    prefill: Any = sympy.Integer(0)
-    for start in range(cached, input_tokens, chunk):
-        prefill += run(model, plan, "prefill", min(chunk, input_tokens - start), start)
+    prefill, _ = prefill_pass(
+        model, sym, plan, precision, num_seqs=seqs, input_tokens=input_tokens, options=options, memory=memory
+    )
     past = input_tokens + max(output_tokens - 2, 0) / 2
-    spec = options.speculation
-    if spec is None:
-        decode = run(model, plan, "decode", 1, past)
-    else:
-        draft = mtp_model(model) if spec.draft_model is None else spec.draft_model
-        draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
-        step = run(model, plan, "decode", spec.draft_tokens + 1, past)
-        step += spec.draft_tokens * run(draft, draft_plan, "decode", 1, past)
-        decode = step / spec.tokens_per_step
-    ttft = prefill
+    decode = decode_pass(
+        model, sym, plan, precision, num_seqs=seqs, past_tokens=past, options=options, memory=memory
+    )
+    ttft = prefill.time_s
     if options.disaggregated:
-        transfer = _link_form(
-            lambda s: kv_transfer_time(
-                model, s, plan, precision, seqs_per_replica=seqs, input_tokens=input_tokens
-            ),
-            system,
+        transfer = kv_transfer_time(
+            model, sym, plan, precision, seqs_per_replica=seqs, input_tokens=input_tokens
         )
-        layers = model.num_layers
-        ttft += sympy.Max(transfer / layers, transfer - prefill * (layers - 1) / layers)
-    return ttft, decode
+        ttft = ttft + exposed_transfer_s(transfer, ttft, model.num_layers)
+    return ttft, decode.time_s
 
 
 # ---- requirements -----------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from genmodel._parallel import Plan, plan_violations
 from genmodel._phases import (
     RunOptions,
     decode_pass,
+    exposed_transfer_s,
     kv_transfer_time,
     prefill_pass,
     prepare,
@@ -378,8 +379,7 @@ def _disaggregate(
             transfer = kv_transfer_time(
                 model, system, plan, layout.precision, seqs_per_replica=1.0, input_tokens=input_tokens
             )
-            layers = model.num_layers
-            exposed = max(transfer / layers, transfer - p_s * (layers - 1) / layers)
+            exposed = float(exposed_transfer_s(transfer, p_s, model.num_layers))
             rate = _prefill_capacity(p_s, exposed, slo.ttft_s, q) * plan.dp
             if rate > 0 and (best_p is None or plan.num_devices / rate < best_p[0]):
                 best_p = (plan.num_devices / rate, layout, rate, exposed)

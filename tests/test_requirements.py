@@ -38,13 +38,13 @@ def _scaled_estimate(model: str, hardware: str, resource: str, factor: float, **
         ("llama-3.1-8b", "a100-sxm-80gb", Plan(), Precision(), set()),  # dense, one device
         ("mixtral-8x7b", "h100-sxm", Plan(tp=2), Precision(), {"B_up"}),  # MoE-TP
         # MoE with attention-DP + EP over two DGX nodes: the all-to-alls span NVLink and
-        # InfiniBand, and the slower InfiniBand share bounds them at the platform's figures
+        # InfiniBand, max(intra / B_up, inter / B_out), so both bandwidths enter
         (
             "deepseek-v3",
             "dgx-h100",
             Plan(dp=16, ep=16),
             Precision(weight_dtype="fp8", act_dtype="fp8"),
-            {"B_out"},
+            {"B_up", "B_out"},
         ),
     ],
 )
