@@ -727,7 +727,7 @@ def serving_point(
     rate = b / ((output_tokens - 1) * step_s + b * prefill_s)
     busy = rate * prefill_s
     others = maximum(1 - 1 / clients, 0.0)  # share of the prefills that are someone else's
-    wait = others * (busy * prefill_s / (2 * (1 - busy)) + (1 - busy) * step_s / 2)
+    wait = others * (md1_wait_s(busy, prefill_s) + (1 - busy) * step_s / 2)
     decoding = b * (1 - busy / clients)  # clients decoding, on average
     ttft = prefill_s + wait
     return ServingPoint(
@@ -751,7 +751,7 @@ def serving_at_batch(*, prefill_s: Num, step_s: Num, decode_batch: Num, output_t
     b = decode_batch
     rate = b / ((output_tokens - 1) * step_s + b * prefill_s)
     busy = rate * prefill_s
-    wait_many = busy * prefill_s / (2 * (1 - busy)) + (1 - busy) * step_s / 2
+    wait_many = md1_wait_s(busy, prefill_s) + (1 - busy) * step_s / 2
     a = rate * (prefill_s + wait_many) + b
     c = rate * wait_many + b * busy
     clients = (a + (a * a - 4 * c) ** 0.5) / 2
@@ -760,21 +760,30 @@ def serving_at_batch(*, prefill_s: Num, step_s: Num, decode_batch: Num, output_t
     )
 
 
-def ttft_quantile_s(point: ServingPoint, prefill_s: Num, quantile: float) -> Num:
-    """The ``quantile`` of TTFT for Poisson arrivals at the point's rate (p90: 0.9, p99: 0.99).
+def md1_wait_s(load: Num, service_s: Num) -> Num:
+    """Mean wait of an M/D/1 queue at utilisation ``load`` and service time ``service_s``:
+    rho S / (2 (1 - rho)) (Pollaczek-Khinchine; Kleinrock, Queueing Systems vol. 1, Sec. 5.6)."""
+    return load * service_s / (2 * (1 - load))
 
-    The M/D/1 wait beyond the step under way is approximated by an exponential tail: a request
-    waits with probability rho, then for an exponential time of mean W / rho (W the mean wait), so
-    P(wait > t) = rho exp(-t rho / W) (Kingman's heavy-traffic approximation, 1962); the decode
-    step under way is counted whole.
-    """
+
+def md1_wait_quantile_s(load: Num, service_s: Num, quantile: float) -> Num:
+    """The ``quantile`` of the M/D/1 wait, with an exponential tail: a request waits with
+    probability rho, then for an exponential time of mean W / rho (W = :func:`md1_wait_s`), so
+    P(wait > t) = rho exp(-t rho / W) (Kingman's heavy-traffic approximation, 1962)."""
     if not 0 < quantile < 1:
         raise SpecError(f"quantile={quantile!r} must be in (0, 1)")
+    return md1_wait_s(load, service_s) / load * log(maximum(load / (1 - quantile), 1.0))
+
+
+def ttft_quantile_s(point: ServingPoint, prefill_s: Num, quantile: float) -> Num:
+    """The ``quantile`` of TTFT for Poisson arrivals at the point's rate (p90: 0.9, p99: 0.99):
+    the prefill, the decode step under way counted whole, and :func:`md1_wait_quantile_s`, the
+    waits scaled as in :func:`serving_point` by the others' share 1 - 1/N."""
     rho = point.prefill_busy_frac
-    queue_s = rho * prefill_s / (2 * (1 - rho))  # the M/D/1 part of the mean wait
-    step_part = point.wait_s - queue_s
-    tail = queue_s / rho * log(maximum(rho / (1 - quantile), 1.0))
-    return prefill_s + 2 * step_part + tail
+    others = maximum(1 - 1 / point.clients, 0.0)
+    queue_s = others * md1_wait_s(rho, prefill_s)
+    step_part = point.wait_s - queue_s  # the step under way: (1 - rho) t / 2, scaled
+    return prefill_s + 2 * step_part + others * md1_wait_quantile_s(rho, prefill_s, quantile)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,6 +39,8 @@ from genmodel._phases import (
     decode_pass,
     exposed_transfer_s,
     kv_transfer_time,
+    md1_wait_quantile_s,
+    md1_wait_s,
     prefill_pass,
     prepare,
     serving_at_batch,
@@ -415,7 +417,7 @@ def _disaggregate(
     served, n_p, n_d = best
     p_s = pre.prefill_s
     rho = served / (n_p * pre.plan.dp) * p_s  # each prefill replica's load, within its SLO limit
-    ttft = p_s + rho * p_s / (2 * (1 - rho)) + exposed
+    ttft = float(p_s + md1_wait_s(rho, p_s) + exposed)
     used = n_p * dp_ + n_d * dd
     return Disaggregated(
         prefill=pre,
@@ -442,14 +444,12 @@ def _prefill_capacity(
     if slack <= 0:
         return 0.0
     if quantile is None:
-        # P + rho P / (2 (1 - rho)) + exposed <= S  <=>  rho <= 2 slack / (2 slack + P)
+        # P + md1_wait_s(rho, P) + exposed <= S  <=>  rho <= 2 slack / (2 slack + P)
         return min(2 * slack / (2 * slack + prefill_s), 0.95) / prefill_s
     lo, hi = 0.0, 0.95
     for _ in range(60):
         rho = (lo + hi) / 2
-        wait = rho * prefill_s / (2 * (1 - rho))
-        tail = wait / rho * math.log(max(rho / (1 - quantile), 1.0))
-        if tail <= slack:
+        if md1_wait_quantile_s(rho, prefill_s, quantile) <= slack:
             lo = rho
         else:
             hi = rho
