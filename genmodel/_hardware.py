@@ -370,6 +370,10 @@ class FabricTier:
         )
 
 
+#: The figures :meth:`System.scaled` multiplies (its keyword names): sweeps and requirements use them.
+SCALE_FACTORS = ("flops", "memory_bandwidth", "memory_capacity", "scale_up_bandwidth", "scale_out_bandwidth")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class System:
     """Devices put together: nodes, the fabric tiers between them, and the default overlap.

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from genmodel._api import estimate
 from genmodel._errors import InfeasibleError, SpecError
-from genmodel._hardware import Device, System
+from genmodel._hardware import SCALE_FACTORS, Device, System
 from genmodel._memory import MemoryUse
 from genmodel._model import ModelSpec
 from genmodel._parallel import Plan
@@ -58,13 +58,7 @@ if TYPE_CHECKING:
 
 #: Resources a requirement can be asked for, with their SI unit (the factor names of System.scaled).
 RESOURCES: Mapping[str, str] = MappingProxyType(
-    {
-        "flops": "flop/s",
-        "memory_bandwidth": "bytes/s",
-        "memory_capacity": "bytes",
-        "scale_up_bandwidth": "bytes/s",
-        "scale_out_bandwidth": "bytes/s",
-    }
+    dict(zip(SCALE_FACTORS, ("flop/s", "bytes/s", "bytes", "bytes/s", "bytes/s"), strict=True))
 )
 #: Symbol name of each resource in the symbolic form.
 SYMBOL_NAMES: Mapping[str, str] = MappingProxyType(

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from genmodel._api import default_precision, estimate
 from genmodel._errors import GenModelError, SpecError, require_ints
-from genmodel._hardware import System
+from genmodel._hardware import SCALE_FACTORS, System
 from genmodel._model import ModelSpec
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: The factors a sweep may scale, as :meth:`System.scaled` names them; each a column ``scale.NAME``.
-SCALE_FACTORS = ("flops", "memory_bandwidth", "memory_capacity", "scale_up_bandwidth", "scale_out_bandwidth")
 #: The plan degrees a sweep's plans may set (each defaults to 1).
 PLAN_DEGREES = ("tp", "pp", "ep", "dp", "cp")
 #: With ``scheduler=None``, grids of at most this many points run in-process (~0.2-0.5 ms each).
