@@ -40,6 +40,7 @@ from genmodel._collectives import (
 )
 from genmodel._errors import GenModelError, InfeasibleError, SpecError, UnknownEntryError
 from genmodel._hardware import (
+    SCALE_FACTORS,
     AttachedTier,
     Device,
     Efficiency,
@@ -128,6 +129,7 @@ __all__ = [
     "KV_BLOCK_TOKENS",
     "METRICS",
     "OPTION_COLUMNS",
+    "SCALE_FACTORS",
     "AttachedTier",
     "CaseResult",
     "Device",
