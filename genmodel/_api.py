@@ -608,6 +608,21 @@ class PlanReport:
     best: Estimate | None
     disaggregated: Disaggregated | None
     pareto: tuple[dict[str, Any], ...]
+    #: the traffic planned for (requests/s; None: a fixed deployment of ``devices``)
+    request_rate_per_s: float | None = None
+
+    @property
+    def instances(self) -> int | None:
+        """Copies of the best plan needed for the request rate (None without one or without a plan)."""
+        if self.request_rate_per_s is None or self.best is None or self.best.serving is None:
+            return None
+        return _instances(self.request_rate_per_s, self.best.serving.request_rate_per_s)
+
+    @property
+    def devices_needed(self) -> int | None:
+        """Devices in all for the request rate: instances x the best plan's devices."""
+        n = self.instances
+        return None if n is None or self.best is None else n * self.best.plan.num_devices
 
     @property
     def evaluated(self) -> int:
@@ -628,6 +643,9 @@ class PlanReport:
         """The JSON form: evaluated, feasible, elapsed_s, best, pareto (DESIGN.md), and more."""
         r = self.result
         best = None if self.best is None else _plan_row(self.best)
+        if best is not None and self.request_rate_per_s is not None:
+            best["instances"] = self.instances
+            best["devices_needed"] = self.devices_needed
         d = self.disaggregated
         disagg = None
         if d is not None:
@@ -647,10 +665,15 @@ class PlanReport:
                     None if self.goodput == 0 else d.tokens_per_s_per_device / self.goodput
                 ),
             }
+            if self.request_rate_per_s is not None:
+                disagg["devices_saved_vs_colocated"] = (
+                    None if self.devices_needed is None else self.devices_needed - d.devices
+                )
         return {
             "model": self.model_id,
             "system": self.system_id,
             "devices": self.devices,
+            "request_rate_per_s": self.request_rate_per_s,
             "slo": {
                 "ttft_s": self.slo.ttft_s,
                 "tpot_s": self.slo.tpot_s,
@@ -682,6 +705,11 @@ def _layout_dict(layout: Layout) -> dict[str, Any]:
     }
 
 
+def _instances(request_rate_per_s: float, instance_rate_per_s: float) -> int:
+    """Copies of an instance serving ``instance_rate_per_s`` needed for the whole request rate."""
+    return max(1, math.ceil(request_rate_per_s / instance_rate_per_s * (1 - 1e-12)))
+
+
 def _plan_row(est: Estimate) -> dict[str, Any]:
     """The plan fields and the estimate keys of one serving estimate (``best`` in the JSON)."""
     return {**est.to_dict(), "concurrency": est.batch}
@@ -701,9 +729,11 @@ def plan(
     act_dtype: str | None = None,
     kv_dtype: str | None = None,
     disaggregated: bool = False,
+    request_rate_per_s: float | None = None,
     pareto_points: int = 50,
 ) -> PlanReport:
-    """Find the serving plan of ``devices`` devices with the highest goodput within the SLOs.
+    """Find the serving plan of ``devices`` devices with the highest goodput within the SLOs, or
+    (given a request rate) the plan that serves that traffic within the SLOs on the fewest devices.
 
     Every tp x pp x dp (x ep) layout, precision (each ``weight_dtype`` given) and running batch is
     evaluated vectorised (:mod:`genmodel._search`); the best candidate is then estimated again,
@@ -711,7 +741,10 @@ def plan(
     ``estimate`` says of that plan, and it meets the SLOs.
 
     Args:
-        devices: the device budget (every layout uses all of it; dp makes replicas).
+        devices: the device budget (every layout uses all of it; dp makes replicas); with
+            ``request_rate_per_s``, the largest instance (copy of the plan) considered.
+        request_rate_per_s: traffic in requests/s: ``instances`` copies of ``best`` serve it, with
+            ``devices_needed`` devices in all (each copy counted at its full-load rate).
         ttft_slo_s, tpot_slo_s: targets in seconds (None: none); ``ttft_quantile`` makes the TTFT
             target a quantile (0.9, 0.99) of an M/D/1 queue instead of the mean.
         disaggregated: also size separate prefill and decode pools (DistServe) and compare.
@@ -734,12 +767,23 @@ def plan(
         slo=slo,
         precisions=_precisions(weight_dtype, act_dtype, kv_dtype),
         disaggregated=disaggregated,
+        request_rate_per_s=request_rate_per_s,
     )
     c = result.candidates
-    best = None
-    # the best few by goodput, re-estimated alone at their integer concurrency: the first that
-    # still meets the SLOs (rounding the clients can move it across a target)
-    ranked: list[int] = list(np.lexsort((c.tpot_s, -c.goodput))[:20]) if c.meets_slo.any() else []
+    best: Estimate | None = None
+
+    def key(est: Estimate) -> tuple[float, float]:  # smaller is better
+        goodput = est.output_tokens_per_s_per_device
+        if request_rate_per_s is None or est.serving is None:
+            return (-goodput, 0.0)
+        return (
+            _instances(request_rate_per_s, est.serving.request_rate_per_s) * est.plan.num_devices,
+            -goodput,
+        )
+
+    # the best few, re-estimated alone at their integer concurrency: the first that still meets
+    # the SLOs (rounding the clients can move it across a target)
+    ranked: list[int] = list(result.ranking()[:20]) if c.meets_slo.any() else []
     for i in ranked:
         if not c.meets_slo[i]:
             break
@@ -754,13 +798,8 @@ def plan(
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
             )
-            if _meets(est, slo):
-                best = (
-                    est
-                    if best is None
-                    or est.output_tokens_per_s_per_device > best.output_tokens_per_s_per_device
-                    else best
-                )
+            if _meets(est, slo) and (best is None or key(est) < key(best)):
+                best = est
         if best is not None:
             break
     frontier = result.pareto_indices()
@@ -771,6 +810,7 @@ def plan(
         {
             **_layout_dict(result.layouts[c.layout[i]]),
             "batch_per_replica": float(c.batch[i]),
+            "request_rate_per_s": float(c.rate_per_s[i]),
             "concurrency": float(c.concurrency[i]),
             "ttft_s": float(c.ttft_s[i]),
             "tpot_s": float(c.tpot_s[i]),
@@ -789,6 +829,7 @@ def plan(
         best=best,
         disaggregated=result.disaggregated,
         pareto=pareto,
+        request_rate_per_s=request_rate_per_s,
     )
 
 
@@ -846,6 +887,11 @@ def compare(
                 "dp": b.plan.dp,
                 "weight_dtype": b.precision.weight_dtype,
                 "concurrency": b.batch,
+                **(
+                    {}
+                    if report.request_rate_per_s is None
+                    else {"instances": report.instances, "devices_needed": report.devices_needed}
+                ),
                 "ttft_s": b.ttft_s,
                 "tpot_s": b.tpot_s,
                 "output_tokens_per_s_per_device": b.output_tokens_per_s_per_device,

@@ -18,6 +18,12 @@ Modelling assumptions:
   (M/D/1) up to the load its TTFT SLO allows, plus the exposed KV transfer; a decode instance
   runs batch B with no prefill between its steps. The pools are sized to balance their rates
   within the budget.
+- Traffic (a request rate R instead of a fixed deployment): the budget is the largest instance
+  considered; instances of every size in :func:`instance_sizes` are evaluated, and a candidate
+  whose instance serves X requests/s within the SLOs needs ceil(R / X) instances. The one with
+  the fewest devices in all wins. Each instance is judged at its full-load operating point X,
+  while R spread over the instances loads each at most that much: the count is conservative.
+  Disaggregated pools are then sized as ceil(R / rate) each.
 """
 
 from __future__ import annotations
@@ -97,6 +103,15 @@ def layouts(model: ModelSpec, system: System, devices: int) -> Iterator[tuple[Pl
                 yield plan, why
 
 
+def instance_sizes(devices: int, system: System) -> list[int]:
+    """Instance sizes considered for a request rate: the divisors of ``devices``, powers of two
+    and whole scale-up domains (nodes) up to it."""
+    domain = (system.fabric[0].num_domain_devices if len(system.fabric) > 1 else None) or devices
+    sizes = set(_divisors(devices)) | {2**i for i in range(devices.bit_length()) if 2**i <= devices}
+    sizes |= set(range(domain, devices + 1, domain))
+    return sorted(sizes)
+
+
 def batch_grid(most: float) -> np.ndarray[Any, Any]:
     """Running batch sizes per replica: 1, 2, ... up to DENSE_BATCHES, then geometric up to ``most``."""
     import numpy as np
@@ -116,6 +131,8 @@ class Candidates:
     layout: np.ndarray[Any, Any]  # index into SearchResult.layouts
     batch: np.ndarray[Any, Any]  # running batch per replica
     concurrency: np.ndarray[Any, Any]  # clients, whole deployment
+    devices: np.ndarray[Any, Any]  # devices of the deployment (one instance in traffic mode)
+    rate_per_s: np.ndarray[Any, Any]  # requests completed per second, whole deployment
     ttft_s: np.ndarray[Any, Any]
     tpot_s: np.ndarray[Any, Any]
     tokens_per_s_per_device: np.ndarray[Any, Any]
@@ -128,6 +145,15 @@ class Candidates:
         import numpy as np
 
         return np.where(self.meets_slo, self.tokens_per_s_per_device, 0.0)
+
+    def instances_for(self, request_rate_per_s: float) -> np.ndarray[Any, Any]:
+        """Instances (deployments) needed to serve ``request_rate_per_s``: ceil(R / X), or inf
+        where the SLOs do not hold."""
+        import numpy as np
+
+        with np.errstate(divide="ignore"):
+            need = np.ceil(request_rate_per_s / self.rate_per_s * (1 - 1e-12))
+        return np.where(self.meets_slo & (self.rate_per_s > 0), need, np.inf)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,7 +175,7 @@ class Disaggregated:
     prefill_instances: int
     decode_instances: int
     decode_batch: float  # per decode instance
-    request_rate_per_s: float
+    request_rate_per_s: float  # served (traffic mode: the pools' capacity, >= the rate asked)
     ttft_s: float
     tpot_s: float
     kv_transfer_exposed_s: float
@@ -175,16 +201,25 @@ class SearchResult:
     candidates: Candidates
     violations: dict[str, int] = field(default_factory=dict)
     disaggregated: Disaggregated | None = None
+    #: the traffic to serve (None: a fixed deployment of the budget)
+    request_rate_per_s: float | None = None
 
-    def best_index(self) -> int | None:
-        """The candidate with the highest goodput (ties: the lowest TPOT), or None if none meets the SLOs."""
+    def ranking(self) -> np.ndarray[Any, Any]:
+        """Candidate indices, best first: by goodput (ties: lower TPOT) for a fixed deployment; by
+        the devices needed for the request rate (ties: higher goodput, lower TPOT) for traffic."""
         import numpy as np
 
         c = self.candidates
-        if not c.meets_slo.any():
+        if self.request_rate_per_s is None:
+            return np.lexsort((c.tpot_s, -c.goodput))
+        total = c.instances_for(self.request_rate_per_s) * c.devices
+        return np.lexsort((c.tpot_s, -c.goodput, total))
+
+    def best_index(self) -> int | None:
+        """The first candidate of :meth:`ranking`, or None if none meets the SLOs."""
+        if not self.candidates.meets_slo.any():
             return None
-        order = np.lexsort((c.tpot_s, -c.goodput))
-        return int(order[0])
+        return int(self.ranking()[0])
 
     def pareto_indices(self) -> list[int]:
         """Candidates no other beats on both tokens/s per device and per user (by tokens/s per user)."""
@@ -220,8 +255,14 @@ def search(
     precisions: Sequence[Precision],
     options: RunOptions = _DEFAULT_OPTIONS,
     disaggregated: bool = False,
+    request_rate_per_s: float | None = None,
 ) -> SearchResult:
     """Evaluate every layout x precision x running batch of ``devices`` devices (module docstring).
+
+    Args:
+        devices: the deployment's devices; with ``request_rate_per_s``, the largest instance.
+        request_rate_per_s: traffic to serve (requests/s): instances of every size in
+            :func:`instance_sizes` compete on the devices they need in all.
 
     Raises:
         SpecError: bad sizes. InfeasibleError: no layout can run at all (the reasons, counted).
@@ -233,12 +274,18 @@ def search(
         raise SpecError(f"output_tokens={output_tokens} must be >= 2 to plan a serving deployment")
     if not precisions:
         raise SpecError("precisions is empty: give at least one")
+    traffic = request_rate_per_s is not None
+    if request_rate_per_s is not None and not request_rate_per_s > 0:
+        raise SpecError(f"request_rate_per_s={request_rate_per_s!r} must be > 0 requests per second")
     start = time.perf_counter()
     violations: collections.Counter[str] = collections.Counter()
     found: list[Layout] = []
     parts: list[dict[str, np.ndarray[Any, Any]]] = []
     evaluated = 0
-    sizes = sorted(_divisors(devices)) if disaggregated else [devices]
+    if traffic:
+        sizes = instance_sizes(devices, system)
+    else:
+        sizes = sorted(_divisors(devices)) if disaggregated else [devices]
     pool: dict[int, list[tuple[Layout, np.ndarray[Any, Any], np.ndarray[Any, Any]]]] = {}
     for size in sizes:
         for plan, why in layouts(model, system, size):
@@ -255,19 +302,31 @@ def search(
                     evaluated += 1
                     continue
                 evaluated += len(arrays["batch"])
-                if size == devices:
+                if traffic or size == devices:
                     arrays["layout"] = np.full(len(arrays["batch"]), len(found))
+                    arrays["devices"] = np.full(len(arrays["batch"]), float(size))
                     found.append(layout)
                     parts.append(arrays)
                 pool.setdefault(size, []).append((layout, arrays["batch"], arrays["step_s"]))
     if not found and not pool:
         raise InfeasibleError([f"{n} x {reason}" for reason, n in violations.most_common()])
-    keys = ("layout", "batch", "concurrency", "ttft_s", "tpot_s", "tokens_per_s_per_device")
+    keys = (
+        "layout",
+        "batch",
+        "concurrency",
+        "ttft_s",
+        "tpot_s",
+        "tokens_per_s_per_device",
+        "devices",
+        "rate",
+    )
     cat = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in (*keys, "meets")}
     candidates = Candidates(
         layout=cat["layout"].astype(int),
         batch=cat["batch"],
         concurrency=cat["concurrency"],
+        devices=cat["devices"],
+        rate_per_s=cat["rate"],
         ttft_s=cat["ttft_s"],
         tpot_s=cat["tpot_s"],
         tokens_per_s_per_device=cat["tokens_per_s_per_device"],
@@ -276,7 +335,9 @@ def search(
     )
     disagg = None
     if disaggregated:
-        disagg = _disaggregate(model, system, pool, devices, input_tokens, output_tokens, slo)
+        disagg = _disaggregate(
+            model, system, pool, devices, input_tokens, output_tokens, slo, request_rate_per_s
+        )
     return SearchResult(
         evaluated=evaluated,
         feasible=len(candidates.batch),
@@ -285,6 +346,7 @@ def search(
         candidates=candidates,
         violations=dict(violations),
         disaggregated=disagg,
+        request_rate_per_s=request_rate_per_s,
     )
 
 
@@ -353,6 +415,7 @@ def _evaluate(
         "ttft_s": np.asarray(ttft, dtype=float),
         "tpot_s": np.asarray(point.itl_s, dtype=float),
         "tokens_per_s_per_device": np.asarray(per_device, dtype=float),
+        "rate": np.asarray(point.rate_per_s * plan.dp, dtype=float),
         "meets": meets,
         "step_s": np.asarray(step_s, dtype=float),
     }
@@ -366,16 +429,27 @@ def _disaggregate(
     input_tokens: int,
     output_tokens: int,
     slo: Slo,
+    request_rate_per_s: float | None = None,
 ) -> Disaggregated | None:
-    """Best prefill instance, best decode instance, and the pool sizes that balance them."""
+    """Best prefill instance, best decode instance, and the pool sizes that balance them within
+    the budget, or (for a request rate) that serve it with the fewest devices."""
     import numpy as np
 
     q = slo.ttft_quantile
-    best_p: tuple[float, Layout, float, float] | None = None  # (devices per req/s, layout, rate, exposed)
-    best_d: tuple[float, Layout, float, float, float] | None = None  # (+ batch, step)
+
+    def cost(size: int, rate: float) -> tuple[float, float]:
+        # devices an instance pool needs: per request/s within a budget, or in all for a rate
+        # (the two pools' devices add up, so each is chosen on its own)
+        per_rate = size / rate
+        if request_rate_per_s is None:
+            return (per_rate, 0.0)
+        return (size * math.ceil(request_rate_per_s / rate * (1 - 1e-12)), per_rate)
+
+    best_p: tuple[tuple[float, float], Layout, float, float] | None = None  # (cost, layout, rate, exposed)
+    best_d: tuple[tuple[float, float], Layout, float, float, float] | None = None  # (+ batch, step)
     for size, instances in pool.items():
-        if 2 * size > devices:  # a prefill and a decode instance must fit the budget together
-            continue
+        if request_rate_per_s is None and 2 * size > devices:
+            continue  # a prefill and a decode instance must fit the budget together
         for layout, batch, step in instances:
             plan, p_s = layout.plan, layout.prefill_s
             transfer = kv_transfer_time(
@@ -383,16 +457,16 @@ def _disaggregate(
             )
             exposed = float(exposed_transfer_s(transfer, p_s, model.num_layers))
             rate = _prefill_capacity(p_s, exposed, slo.ttft_s, q) * plan.dp
-            if rate > 0 and (best_p is None or plan.num_devices / rate < best_p[0]):
-                best_p = (plan.num_devices / rate, layout, rate, exposed)
+            if rate > 0 and (best_p is None or cost(plan.num_devices, rate) < best_p[0]):
+                best_p = (cost(plan.num_devices, rate), layout, rate, exposed)
             # a decode instance steps its batch with no prefill in between
             ok = np.ones(len(batch), dtype=bool) if slo.tpot_s is None else step <= slo.tpot_s
             if ok.any():
                 rates = np.where(ok, batch / ((output_tokens - 1) * step), 0.0) * plan.dp
                 i = int(np.argmax(rates))
-                if best_d is None or plan.num_devices / rates[i] < best_d[0]:
+                if best_d is None or cost(plan.num_devices, rates[i]) < best_d[0]:
                     best_d = (
-                        plan.num_devices / rates[i],
+                        cost(plan.num_devices, rates[i]),
                         layout,
                         float(rates[i]),
                         float(batch[i]),
@@ -403,15 +477,20 @@ def _disaggregate(
     _, pre, p_rate, exposed = best_p
     _, dec, d_rate, d_batch, d_step = best_d
     dp_, dd = pre.plan.num_devices, dec.plan.num_devices
-    # integer pools within the budget: the balance of the two rates decides the served rate
-    best: tuple[float, int, int] | None = None
-    for n_p in range(1, devices // dp_ + 1):
-        n_d = (devices - n_p * dp_) // dd
-        if n_d < 1:
-            break
-        served = min(n_p * p_rate, n_d * d_rate)
-        if best is None or served > best[0]:
-            best = (served, n_p, n_d)
+    if request_rate_per_s is not None:
+        n_p = math.ceil(request_rate_per_s / p_rate * (1 - 1e-12))
+        n_d = math.ceil(request_rate_per_s / d_rate * (1 - 1e-12))
+        best: tuple[float, int, int] | None = (request_rate_per_s, n_p, n_d)
+    else:
+        # integer pools within the budget: the balance of the two rates decides the served rate
+        best = None
+        for n_p in range(1, devices // dp_ + 1):
+            n_d = (devices - n_p * dp_) // dd
+            if n_d < 1:
+                break
+            served = min(n_p * p_rate, n_d * d_rate)
+            if best is None or served > best[0]:
+                best = (served, n_p, n_d)
     if best is None:
         return None
     served, n_p, n_d = best

@@ -19,7 +19,7 @@ from _cli import cli_bad, cli_ok
 import genmodel
 from genmodel import Plan, default_precision
 from genmodel._phases import decode_pass, prefill_pass, serving_at_batch
-from genmodel._search import Slo, _evaluate, batch_grid, layouts, search
+from genmodel._search import Slo, _evaluate, batch_grid, instance_sizes, layouts, search
 from genmodel.io import load_hardware, load_model
 
 W = {"input_tokens": 2000, "output_tokens": 300}
@@ -336,3 +336,122 @@ def test_readme_disaggregation_rows_are_current(ttft: float, tpot: float, gain: 
     readme = (Path(genmodel.__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     row = f"| {rep.goodput:.0f} vs {d['output_tokens_per_s_per_device']:.0f} | {gain} |"
     assert row in readme, f"README disaggregation row out of date: {row}"
+
+
+# --- traffic: the devices needed for a request rate ---------------------------------------------
+
+
+def _brute_force_devices(model: str, hardware: str, largest: int, rate: float, slo: Slo) -> float:
+    """The fewest devices serving ``rate`` requests/s: plain loops over instance sizes, layouts and
+    batches, each instance counted at its full-load rate."""
+    m, system, p = load_model(model), load_hardware(hardware), default_precision("fp8", None, None)
+    best = float("inf")
+    for size in instance_sizes(largest, system):
+        for plan, why in layouts(m, system, size):
+            if why:
+                continue
+            most = genmodel.max_batch(m, system.device, plan, p, **W)
+            pre = float(
+                prefill_pass(m, system, plan, p, num_seqs=1.0, input_tokens=W["input_tokens"])[0].time_s
+            )
+            past = W["input_tokens"] + (W["output_tokens"] - 2) / 2
+            for b in batch_grid(most / plan.dp):
+                step = float(decode_pass(m, system, plan, p, num_seqs=float(b), past_tokens=past).time_s)
+                pt = serving_at_batch(
+                    prefill_s=pre, step_s=step, decode_batch=float(b), output_tokens=W["output_tokens"]
+                )
+                if pt.ttft_s <= slo.ttft_s and pt.itl_s <= slo.tpot_s:  # type: ignore[operator]
+                    best = min(best, size * np.ceil(rate / (float(pt.rate_per_s) * plan.dp) * (1 - 1e-12)))
+    return best
+
+
+def test_traffic_search_agrees_with_brute_force() -> None:
+    slo = Slo(ttft_s=0.5, tpot_s=0.03)
+    r = search(
+        load_model("llama-3.1-8b"),
+        load_hardware("h100-sxm"),
+        devices=4,
+        **W,
+        slo=slo,
+        precisions=[default_precision("fp8", None, None)],
+        request_rate_per_s=37.0,
+    )
+    i = r.best_index()
+    assert i is not None
+    c = r.candidates
+    assert set(np.unique(c.devices)) == {1.0, 2.0, 4.0}  # every instance size competes
+    needed = c.instances_for(37.0)[i] * c.devices[i]
+    assert needed == _brute_force_devices("llama-3.1-8b", "h100-sxm", 4, 37.0, slo)
+
+
+@pytest.mark.parametrize("rate", [0.5, 12.0, 150.0])
+def test_devices_needed_serve_the_rate_within_the_slos(rate: float) -> None:
+    rep = genmodel.plan(
+        "llama-3.1-70b",
+        "h100-sxm",
+        devices=16,
+        ttft_slo_s=1.0,
+        tpot_slo_s=0.05,
+        weight_dtype=["fp8", "bf16"],
+        request_rate_per_s=rate,
+        **W,
+    )
+    b = rep.best
+    assert b is not None and b.serving is not None and rep.instances is not None
+    capacity = b.serving.request_rate_per_s  # one copy of the plan, as `estimate` says
+    assert rep.instances * capacity >= rate > (rep.instances - 1) * capacity
+    assert rep.devices_needed == rep.instances * b.plan.num_devices
+    assert b.ttft_s <= 1.0 and b.tpot_s <= 0.05
+    row = rep.to_dict()
+    assert row["request_rate_per_s"] == rate and row["best"]["devices_needed"] == rep.devices_needed
+
+
+def test_more_traffic_never_needs_fewer_devices() -> None:
+    needed = [
+        genmodel.plan(
+            "qwen3-30b-a3b", "h100-sxm", devices=8, ttft_slo_s=1.0, tpot_slo_s=0.04, request_rate_per_s=r, **W
+        ).devices_needed
+        for r in (1.0, 5.0, 25.0, 125.0)
+    ]
+    assert all(n is not None for n in needed)
+    assert needed == sorted(needed)  # type: ignore[type-var]
+    assert needed[-1] > needed[0]
+
+
+def test_disaggregated_pools_for_a_rate_serve_it() -> None:
+    rep = genmodel.plan(
+        "llama-2-13b",
+        "a100-sxm-80gb",
+        devices=8,
+        input_tokens=512,
+        output_tokens=128,
+        ttft_slo_s=0.4,
+        tpot_slo_s=0.05,
+        disaggregated=True,
+        request_rate_per_s=40.0,
+    )
+    d = rep.to_dict()["disaggregated"]
+    assert d is not None
+    assert d["request_rate_per_s"] == 40.0
+    assert d["ttft_s"] <= 0.4 and d["tpot_s"] <= 0.05
+    assert d["devices"] == (
+        d["prefill_instances"] * d["prefill"]["devices"] + d["decode_instances"] * d["decode"]["devices"]
+    )
+    assert d["devices_saved_vs_colocated"] == rep.devices_needed - d["devices"]
+
+
+def test_compare_reports_devices_needed_for_a_rate() -> None:
+    rows = genmodel.compare(
+        "llama-3.1-8b",
+        ["h100-sxm", "a100-sxm-80gb"],
+        devices=4,
+        ttft_slo_s=0.5,
+        tpot_slo_s=0.03,
+        request_rate_per_s=30.0,
+        **W,
+    )
+    assert all(r["error"] is None for r in rows)
+    h100, a100 = rows
+    assert h100["devices_needed"] <= a100["devices_needed"]  # faster devices never need more of them
+    with pytest.raises(genmodel.SpecError, match="request_rate_per_s=0"):
+        genmodel.plan("llama-3.1-8b", "h100-sxm", devices=1, request_rate_per_s=0.0, **W)
