@@ -22,10 +22,10 @@ from genmodel._phases import (
     RunOptions,
     Speculation,
     as_system,
-    estimate_serving,
     estimate_static,
 )
 from genmodel._search import Disaggregated, Layout, SearchResult, Slo, search
+from genmodel._serving import estimate_serving
 from genmodel._units import DTYPE_BYTES, check_dtype
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_memory_tier, load_model, load_system

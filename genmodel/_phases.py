@@ -35,16 +35,6 @@ Modelling assumptions:
 - Offload: a step's offloaded share of KV, expert and weight reads crosses the host link
   (:meth:`~genmodel._memory.MemoryUse.transfer_time_s`); prefetched layer by layer, only what the
   step's own work does not cover is exposed.
-- Serving (``concurrency`` N): N clients in a closed loop, each sending its next request when the
-  last completes, against a continuously batching server (Orca, Yu et al. OSDI 2022; vLLM) that
-  runs one request's prefill P between decode steps of its running batch B (per replica). At
-  steady state a replica completes X = B / ((O-1) t(B) + B P) requests per second and spends the
-  share rho = X P of its time in prefill; a running request's tokens wait for the other clients'
-  prefills, ITL = t(B) (1 - rho/N) / (1 - rho); a new request waits for the step under way and
-  for the prefills queued before it (M/D/1, Pollaczek-Khinchine). B solves
-  N = X (TTFT + (O-1) ITL) (Little's law). When N's sequences do not fit the KV memory, B is the
-  most that fit and the others wait for a slot: TTFT = N / X - (O-1) ITL. The initial burst of a
-  benchmark (all N requests at once) is not modelled: these are steady-state means.
 - Energy uses the device's TDP (an upper bound); cost its price per device-hour.
 """
 
@@ -52,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -81,7 +71,7 @@ from genmodel._memory import (
 from genmodel._model import ModelSpec
 from genmodel._ops import MoeLayout, OpTime, check_expert_options, forward_ops, roofline
 from genmodel._parallel import Plan, check_plan, ep_dispatch_bytes, moe_layout
-from genmodel._units import HOUR, Num, floor, log, maximum, minimum, where
+from genmodel._units import HOUR, Num, floor, maximum, minimum, where
 from genmodel._workload import Precision
 
 
@@ -678,115 +668,6 @@ def mtp_model(model: ModelSpec) -> ModelSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ServingPoint:
-    """Steady state of one replica serving a closed loop (floats, or arrays in a plan search).
-
-    Attributes:
-        decode_batch: sequences in each decode step, B.
-        rate_per_s: requests completed per second, X.
-        prefill_busy_frac: share of the replica's time spent in prefill, rho = X P.
-        itl_s: mean inter-token latency a running request sees.
-        wait_s: mean time a new request waits before its prefill starts.
-        ttft_s: mean time to first token, P + wait.
-        clients: clients the state keeps busy, X (TTFT + (O-1) ITL) (Little's law).
-    """
-
-    decode_batch: Num
-    rate_per_s: Num
-    prefill_busy_frac: Num
-    itl_s: Num
-    wait_s: Num
-    ttft_s: Num
-    clients: Num
-
-
-def serving_point(
-    *, prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int, clients: Num
-) -> ServingPoint:
-    """The steady state of a replica whose decode steps run ``decode_batch`` sequences.
-
-    The replica is never idle: X (O-1) t / B + X P = 1 gives X = B / ((O-1) t + B P), and
-    rho = X P. While it prefills, the decoding clients are the others' share (1 - 1/N) of B, so on
-    average B (1 - rho/N) clients decode, and Little's law gives their inter-token latency:
-    ITL = t (1 - rho/N) / (1 - rho) (t for a lone client, t / (1 - rho) for many). A new request
-    waits for the step under way and the prefills queued before it, M/D/1: (rho P / (2 (1 - rho))
-    + (1 - rho) t / 2) (1 - 1/N) (a lone client finds the replica free).
-
-    Args:
-        prefill_s: one request's prefill, P.
-        step_s: one decode step of the running batch, t(B) (per output token).
-        decode_batch: B, sequences in each decode step.
-        output_tokens: O, tokens per request (the first comes from the prefill).
-        clients: N, the replica's clients (the others are N - 1).
-
-    Source: interleaving as in Orca (Yu et al., OSDI 2022) and Sarathi-Serve (Agrawal et al., OSDI
-    2024, Sec. 2); M/D/1 mean wait, Pollaczek-Khinchine formula (Kleinrock, Queueing Systems
-    vol. 1, 1975, Sec. 5.6); Little's law for the closed loop.
-    """
-    b = decode_batch
-    rate = b / ((output_tokens - 1) * step_s + b * prefill_s)
-    busy = rate * prefill_s
-    others = maximum(1 - 1 / clients, 0.0)  # share of the prefills that are someone else's
-    wait = others * (md1_wait_s(busy, prefill_s) + (1 - busy) * step_s / 2)
-    decoding = b * (1 - busy / clients)  # clients decoding, on average
-    ttft = prefill_s + wait
-    return ServingPoint(
-        decode_batch=b,
-        rate_per_s=rate,
-        prefill_busy_frac=busy,
-        itl_s=decoding / (rate * (output_tokens - 1)),
-        wait_s=wait,
-        ttft_s=ttft,
-        clients=rate * ttft + decoding,
-    )
-
-
-def serving_at_batch(*, prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int) -> ServingPoint:
-    """The steady state at decode batch B, with the clients N that keep the replica there.
-
-    In :func:`serving_point` N enters only through 1 - 1/N: N = a - c/N with a = X (P + W0) + B
-    and c = X W0 + B rho (W0 the wait of many clients), whose larger root is
-    N = (a + sqrt(a^2 - 4c)) / 2. Plain arithmetic, so the plan search evaluates whole arrays of B.
-    """
-    b = decode_batch
-    rate = b / ((output_tokens - 1) * step_s + b * prefill_s)
-    busy = rate * prefill_s
-    wait_many = md1_wait_s(busy, prefill_s) + (1 - busy) * step_s / 2
-    a = rate * (prefill_s + wait_many) + b
-    c = rate * wait_many + b * busy
-    clients = (a + (a * a - 4 * c) ** 0.5) / 2
-    return serving_point(
-        prefill_s=prefill_s, step_s=step_s, decode_batch=b, output_tokens=output_tokens, clients=clients
-    )
-
-
-def md1_wait_s(load: Num, service_s: Num) -> Num:
-    """Mean wait of an M/D/1 queue at utilisation ``load`` and service time ``service_s``:
-    rho S / (2 (1 - rho)) (Pollaczek-Khinchine; Kleinrock, Queueing Systems vol. 1, Sec. 5.6)."""
-    return load * service_s / (2 * (1 - load))
-
-
-def md1_wait_quantile_s(load: Num, service_s: Num, quantile: float) -> Num:
-    """The ``quantile`` of the M/D/1 wait, with an exponential tail: a request waits with
-    probability rho, then for an exponential time of mean W / rho (W = :func:`md1_wait_s`), so
-    P(wait > t) = rho exp(-t rho / W) (Kingman's heavy-traffic approximation, 1962)."""
-    if not 0 < quantile < 1:
-        raise SpecError(f"quantile={quantile!r} must be in (0, 1)")
-    return md1_wait_s(load, service_s) / load * log(maximum(load / (1 - quantile), 1.0))
-
-
-def ttft_quantile_s(point: ServingPoint, prefill_s: Num, quantile: float) -> Num:
-    """The ``quantile`` of TTFT for Poisson arrivals at the point's rate (p90: 0.9, p99: 0.99):
-    the prefill, the decode step under way counted whole, and :func:`md1_wait_quantile_s`, the
-    waits scaled as in :func:`serving_point` by the others' share 1 - 1/N."""
-    rho = point.prefill_busy_frac
-    others = maximum(1 - 1 / point.clients, 0.0)
-    queue_s = others * md1_wait_s(rho, prefill_s)
-    step_part = point.wait_s - queue_s  # the step under way: (1 - rho) t / 2, scaled
-    return prefill_s + 2 * step_part + others * md1_wait_quantile_s(rho, prefill_s, quantile)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ServingState:
     """The serving mode's steady state for the whole deployment (JSON key ``serving``)."""
 
@@ -1124,144 +1005,4 @@ def estimate_static(
         kv_transfer_s=transfer_s,
         kv_transfer_exposed_s=exposed_s,
         decode_stall_s=stall,
-    )
-
-
-def _solve_batch(concurrency_at: Callable[[float], float], target: float, hi: float) -> float:
-    """The decode batch B in (0, hi] at which ``concurrency_at(B)`` (increasing) equals ``target``.
-
-    Regula falsi with the Illinois modification (Dowell and Jarratt 1971): superlinear, and it
-    keeps the root bracketed.
-    """
-    lo, f_lo = 0.0, -target  # no running batch: no clients in the loop
-    f_hi = concurrency_at(hi) - target
-    side = 0
-    b = hi
-    for _ in range(200):
-        b = hi - f_hi * (hi - lo) / (f_hi - f_lo)
-        f = concurrency_at(b) - target
-        if abs(f) <= 1e-9 * target or hi - lo <= 1e-12 * hi:
-            break
-        if (f > 0) == (f_hi > 0):
-            hi, f_hi = b, f
-            if side == 1:
-                f_lo /= 2
-            side = 1
-        else:
-            lo, f_lo = b, f
-            if side == -1:
-                f_hi /= 2
-            side = -1
-    return b
-
-
-def estimate_serving(
-    model: ModelSpec,
-    hardware: System | Device,
-    plan: Plan,
-    precision: Precision,
-    *,
-    concurrency: int,
-    input_tokens: int,
-    output_tokens: int,
-    ideal: bool = False,
-    options: RunOptions = RunOptions(),
-) -> Estimate:
-    """Estimate a continuously batching server with ``concurrency`` clients in a closed loop.
-
-    Each of the ``dp`` replicas serves concurrency/dp clients; its steady state is
-    :func:`serving_point` at the decode batch B where the clients it keeps busy equal its share
-    (module docstring). ``ttft_s`` is the mean time to first token, ``tpot_s`` the mean
-    inter-token latency; ``prefill`` is one request's prefill and ``decode`` the bare decode step
-    of the running batch (without the prefills that interleave with it).
-
-    Raises:
-        SpecError: concurrency < 1 or output_tokens < 2 (a closed loop needs a decode phase).
-        InfeasibleError: the plan cannot run, or one sequence does not fit.
-    """
-    require_ints(concurrency=concurrency)
-    if output_tokens < 2:
-        raise SpecError(
-            f"output_tokens={output_tokens} must be >= 2 in serving mode (concurrency); "
-            "use batch= for a prefill-only estimate"
-        )
-    system, extras = prepare(
-        model,
-        hardware,
-        plan,
-        precision,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        ideal=ideal,
-        options=options,
-    )
-    device = system.device
-    lengths = {"input_tokens": input_tokens, "output_tokens": output_tokens}
-    most = max_batch(model, device, plan, precision, **lengths, extras=extras)
-    running = min(concurrency, most)
-    mem = memory_use(model, device, plan, precision, batch=running, **lengths, extras=extras)
-    prefill_terms, stall_terms = prefill_pass(
-        model, system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options, memory=mem
-    )
-    prefill_s = float(prefill_terms.time_s)
-    past = input_tokens + (output_tokens - 2) / 2
-
-    clients = concurrency / plan.dp  # per replica
-
-    def point(batch: float) -> ServingPoint:
-        step = decode_pass(
-            model, system, plan, precision, num_seqs=batch, past_tokens=past, options=options, memory=mem
-        )
-        return serving_point(
-            prefill_s=prefill_s,
-            step_s=float(step.time_s),
-            decode_batch=batch,
-            output_tokens=output_tokens,
-            clients=clients,
-        )
-
-    cap = min(clients, most / plan.dp)
-    at_cap = point(cap)
-    kv_limited = float(at_cap.clients) < clients  # only when the KV memory caps the batch
-    batch = cap if kv_limited else _solve_batch(lambda b: float(point(b).clients), clients, cap)
-    state = at_cap if batch == cap else point(batch)
-    rate = float(state.rate_per_s)
-    # clients not decoding are waiting for (or in) their prefill: Little's law
-    ttft_s = (
-        (clients - rate * (output_tokens - 1) * float(state.itl_s)) / rate
-        if kv_limited
-        else float(state.ttft_s)
-    )
-    decode = decode_pass(
-        model, system, plan, precision, num_seqs=batch, past_tokens=past, options=options, memory=mem
-    ).cost()
-    return Estimate(
-        model_id=model.id,
-        hardware_id=device.id,
-        system_id=system.id,
-        plan=plan,
-        precision=precision,
-        mode="concurrency",
-        batch=concurrency,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        ttft_s=ttft_s,
-        tpot_s=float(state.itl_s),
-        prefill=prefill_terms.cost(),
-        decode=decode,
-        memory=mem,
-        tdp_w=device.tdp_w,
-        usd_per_hour=device.usd_per_hour,
-        options=options,
-        comm_overlap_frac=options.overlap_frac(system),
-        decode_stall_s=float(stall_terms.time_s),
-        serving=ServingState(
-            concurrency=concurrency,
-            decode_batch=batch * plan.dp,
-            request_rate_per_s=rate * plan.dp,
-            prefill_busy_frac=float(state.prefill_busy_frac),
-            queue_wait_s=ttft_s - prefill_s,
-            kv_limited=kv_limited,
-            max_running=most,
-        ),
     )

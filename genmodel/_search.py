@@ -45,13 +45,10 @@ from genmodel._phases import (
     decode_pass,
     exposed_transfer_s,
     kv_transfer_time,
-    md1_wait_quantile_s,
-    md1_wait_s,
     prefill_pass,
     prepare,
-    serving_at_batch,
-    ttft_quantile_s,
 )
+from genmodel._serving import md1_wait_quantile_s, md1_wait_s, serving_at_batch, ttft_quantile_s
 from genmodel._units import HOUR
 from genmodel._workload import Precision
 

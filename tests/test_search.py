@@ -18,8 +18,9 @@ from _cli import cli_bad, cli_ok
 
 import genmodel
 from genmodel import Plan, default_precision
-from genmodel._phases import decode_pass, prefill_pass, serving_at_batch
+from genmodel._phases import decode_pass, prefill_pass
 from genmodel._search import Slo, _evaluate, batch_grid, instance_sizes, layouts, search
+from genmodel._serving import serving_at_batch
 from genmodel.io import load_hardware, load_model
 
 W = {"input_tokens": 2000, "output_tokens": 300}

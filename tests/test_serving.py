@@ -12,7 +12,8 @@ import pytest
 
 import genmodel
 from genmodel import Plan, RunOptions, default_precision
-from genmodel._phases import serving_at_batch, serving_point, step_cost, step_terms, ttft_quantile_s
+from genmodel._phases import step_cost, step_terms
+from genmodel._serving import serving_at_batch, serving_point, ttft_quantile_s
 from genmodel.io import load_hardware, load_model
 
 KW = {"input_tokens": 2000, "output_tokens": 200, "weight_dtype": "fp8"}
