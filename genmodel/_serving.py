@@ -25,7 +25,15 @@ from genmodel._hardware import Device, System
 from genmodel._memory import max_batch, memory_use
 from genmodel._model import ModelSpec
 from genmodel._parallel import Plan
-from genmodel._phases import Estimate, RunOptions, ServingState, decode_pass, prefill_pass, prepare
+from genmodel._phases import (
+    Estimate,
+    RunOptions,
+    ServingState,
+    StepTerms,
+    decode_pass,
+    prefill_pass,
+    prepare,
+)
 from genmodel._units import Num, log, maximum
 from genmodel._workload import Precision
 
@@ -222,10 +230,14 @@ def estimate_serving(
 
     clients = concurrency / plan.dp  # per replica
 
+    steps: dict[float, StepTerms] = {}  # the decode step at each batch tried (the last is reported)
+
     def point(batch: float) -> ServingPoint:
-        step = decode_pass(
-            model, system, plan, precision, num_seqs=batch, past_tokens=past, options=options, memory=mem
-        )
+        step = steps.get(batch)
+        if step is None:
+            step = steps[batch] = decode_pass(
+                model, system, plan, precision, num_seqs=batch, past_tokens=past, options=options, memory=mem
+            )
         return serving_point(
             prefill_s=prefill_s,
             step_s=float(step.time_s),
@@ -246,9 +258,7 @@ def estimate_serving(
         if kv_limited
         else float(state.ttft_s)
     )
-    decode = decode_pass(
-        model, system, plan, precision, num_seqs=batch, past_tokens=past, options=options, memory=mem
-    ).cost()
+    decode = steps[batch].cost()
     return Estimate(
         model_id=model.id,
         hardware_id=device.id,
