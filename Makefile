@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BROWSER := $(VENV)/.browser
 
-.PHONY: install demo test lint typecheck layers unit validate clean
+.PHONY: install demo dashboard test lint typecheck layers unit validate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +26,17 @@ demo: $(STAMP)
 	    --output-tokens 1024 --ttft-slo 2s --tpot-slo 50ms --weight-dtype int8
 	$(BIN)/genmodel validate
 
+## dashboard: the Streamlit dashboard on http://localhost:8501 (DASHBOARD_PORT=N for another port)
+DASHBOARD_PORT ?= 8501
+dashboard: $(STAMP)
+	$(BIN)/genmodel dashboard --port $(DASHBOARD_PORT)
+
 ## test: lint, types, import layering, then the whole test suite
 test: lint typecheck layers unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check genmodel cli tests
-	$(BIN)/ruff format --check genmodel cli tests
+	$(BIN)/ruff check genmodel cli tests app
+	$(BIN)/ruff format --check genmodel cli tests app
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -38,8 +44,19 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
-	$(BIN)/pytest -q
+# Debian's chromium and chromedriver for the headless dashboard test (tests/test_browser.py); installed
+# with apt, never downloaded by a tool. Only `make test` needs them, not `make install` or `make demo`.
+$(BROWSER): | $(BIN)/python
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	    command -v apt-get >/dev/null || { echo "install chromium and chromedriver in /usr/bin" >&2; exit 1; }; \
+	    SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	    $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y --no-install-recommends chromium chromium-driver; \
+	fi
+	touch $@
+
+unit: $(STAMP) $(BROWSER)
+	GENMODEL_REQUIRE_BROWSER=1 $(BIN)/pytest -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

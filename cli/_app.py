@@ -1,100 +1,151 @@
 """genmodel CLI: parse -> call the public API -> render. No formulas here.
 
-Exit codes: 0 success; 2 bad input (unknown id, malformed file or argument, infeasible plan),
-printed as one red line without a traceback; 1 an unexpected internal error.
+Exit codes: 0 success; 2 bad input (unknown id, malformed file or argument, a plan or model that
+cannot run), printed as one red line without a traceback; 3 a plan search (``plan``, ``compare``)
+that ran but found no plan meeting the targets (its result is still printed); 1 an unexpected
+internal error. The shared options (``--format``, ``--output``, ``--plot``, ...) are in ``_options``.
 """
 
 from __future__ import annotations
 
-import functools
-import os
+import json
 import sys
-import tempfile
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import genmodel
 from genmodel.report import flatten, format_bytes, format_seconds, to_csv, to_json
 
+from ._options import (
+    EXIT_BAD_INPUT,
+    EXIT_NO_PLAN,
+    ActDtypeOpt,
+    BatchOpt,
+    ConcurrencyOpt,
+    CpOpt,
+    DpOpt,
+    EpOpt,
+    Format,
+    FormatOpt,
+    HardwareOpt,
+    InputOpt,
+    KvDtypeOpt,
+    ModelOpt,
+    OutputOpt,
+    OutputTokensOpt,
+    PpOpt,
+    TpOpt,
+    WeightDtypeOpt,
+    complete_hardware,
+    complete_models,
+    emit,
+    emit_tables,
+    err,
+    examples,
+    friendly,
+    out,
+    parse_batch,
+    progress_bar,
+)
+
+__all__ = [  # the names other cli modules (and the tests) use from here
+    "ActDtypeOpt",
+    "BatchOpt",
+    "ConcurrencyOpt",
+    "CpOpt",
+    "DpOpt",
+    "EpOpt",
+    "Format",
+    "FormatOpt",
+    "HardwareOpt",
+    "InputOpt",
+    "KvDtypeOpt",
+    "ModelOpt",
+    "OutputOpt",
+    "OutputTokensOpt",
+    "PpOpt",
+    "TpOpt",
+    "WeightDtypeOpt",
+    "app",
+    "err",
+    "main",
+    "out",
+]
+
+_TOP_EPILOG = (
+    examples(
+        "# a model on a platform: TTFT, TPOT, throughput, memory",
+        "genmodel estimate --model llama-3.1-8b --hardware h100-sxm \\\n"
+        "    --input-tokens 1000 --output-tokens 200",
+        "# the best serving plan of 8 H100s within latency targets",
+        "genmodel plan --model llama-3.1-70b --hardware h100-sxm --devices 8 \\\n"
+        "    --input-tokens 2000 --output-tokens 500 --ttft-slo 1s --tpot-slo 40ms",
+        "# what is in the hardware database",
+        "genmodel hw list",
+    )
+    + "\n\n[bold]Output[/bold]\n\n"
+    "--format table|json|csv on every command that gives results; --output FILE writes the "
+    "file whole instead of stdout (and says 'wrote FILE' on stderr); --plot FILE.html or "
+    "FILE.png on plan, compare and sweep. Progress goes to stderr, only at a terminal. "
+    "Shell completion: genmodel --install-completion.\n\n"
+    "[bold]Exit codes[/bold]\n\n"
+    "0  success\n"
+    f"{EXIT_BAD_INPUT}  bad input: an unknown id (the closest are suggested), a malformed file or\n"
+    "   argument, a plan or model that cannot run; one red line on stderr\n"
+    f"{EXIT_NO_PLAN}  plan, compare: the search ran but no plan meets the TTFT/TPOT targets\n"
+    "   (the result is still printed)\n"
+    "1  an unexpected internal error (a bug: please report it with its traceback)"
+)
+
+
 app = typer.Typer(
-    help="Analytical model of LLM inference on hardware platforms: latency, throughput, memory.",
+    help="Analytical model of LLM inference on hardware platforms: latency, throughput, memory, plans.",
+    epilog=_TOP_EPILOG,
+    rich_markup_mode="rich",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=True,
 )
-hw_app = typer.Typer(help="The hardware database (hardware_db/).", no_args_is_help=True)
-models_app = typer.Typer(help="Model architectures (workloads/models/).", no_args_is_help=True)
+hw_app = typer.Typer(
+    help="The hardware database (hardware_db/): devices, systems, memory tiers, links.",
+    epilog=examples("genmodel hw list", "genmodel hw show h100-sxm"),
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+)
+models_app = typer.Typer(
+    help="Model architectures (workloads/models/), and importing a HuggingFace config.json.",
+    epilog=examples("genmodel models list", "genmodel models show deepseek-v3"),
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+)
 app.add_typer(hw_app, name="hw")
 app.add_typer(models_app, name="models")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-F = TypeVar("F", bound=Callable[..., Any])
+# the names the command modules used before the shared options moved to _options
+_friendly, _emit, _emit_tables, _batch = friendly, emit, emit_tables, parse_batch
 
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
+def _show_version(value: bool) -> None:
+    if value:
+        out.print(f"genmodel {genmodel.__version__}", markup=False)
+        raise typer.Exit()
 
 
-def _friendly(fn: F) -> F:
-    """Turn a GenModelError into one red line on stderr and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except genmodel.GenModelError as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Show the version and exit.", is_eager=True, callback=_show_version),
+    ] = False,
+) -> None:
+    pass
 
 
-def _emit(text: str, output: Path | None) -> None:
-    """Print ``text``, or write it whole to ``output`` (via a temporary file: never half-written)."""
-    if output is None:
-        out.print(text, markup=False)
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text if text.endswith("\n") else text + "\n")
-    os.replace(tmp, output)
-    err.print(f"wrote {output}")
-
-
-def _batch(value: str | None) -> int | str | None:
-    if value is None or value == "max":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise genmodel.SpecError(f"batch={value!r} must be an integer >= 1 or 'max'") from None
-
-
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")]
-ModelOpt = Annotated[str, typer.Option(help="Model id or alias, or a HF config.json path.")]
-HardwareOpt = Annotated[
-    str, typer.Option(help="Device or system id or alias (genmodel hw list); a device implies its system.")
-]
-InputOpt = Annotated[int, typer.Option(help="Prompt tokens per request.")]
-OutputTokensOpt = Annotated[int, typer.Option(help="Generated tokens per request.")]
-TpOpt = Annotated[int, typer.Option(help="Tensor-parallel degree.")]
-PpOpt = Annotated[int, typer.Option(help="Pipeline-parallel degree.")]
-EpOpt = Annotated[int, typer.Option(help="Expert-parallel degree (divides tp*dp).")]
-DpOpt = Annotated[int, typer.Option(help="Data-parallel degree (attention-DP for MoE models).")]
-CpOpt = Annotated[int, typer.Option(help="Context-parallel degree (ring attention).")]
-WeightDtypeOpt = Annotated[str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4")]
-ActDtypeOpt = Annotated[str | None, typer.Option(help="Activation dtype (default: as weights).")]
-KvDtypeOpt = Annotated[str | None, typer.Option(help="KV-cache dtype (default: bf16).")]
 KvBlockOpt = Annotated[
     int, typer.Option("--kv-block", help="Tokens per paged KV block (vLLM: 16; 1 = no block waste).")
 ]
@@ -130,7 +181,22 @@ OffloadOverlapOpt = Annotated[
 ]
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "# Llama-3.1-70B on two H100s in fp8: the largest batch that fits memory",
+        "genmodel estimate --model llama-3.1-70b --hardware h100-sxm --tp 2 \\\n"
+        "    --batch max --input-tokens 1000 --output-tokens 1000 \\\n"
+        "    --weight-dtype fp8 --act-dtype fp8 --kv-dtype fp8",
+        "# 64 clients against a continuously batching server, as JSON in a file",
+        "genmodel estimate --model llama-3.1-8b --hardware h100-sxm \\\n"
+        "    --concurrency 64 --input-tokens 1000 --output-tokens 200 \\\n"
+        "    --format json --output estimate.json",
+        "# DeepSeek-V3 decode: attention-DP and 72-way EP over 9 DGX H100 nodes",
+        "genmodel estimate --model deepseek-v3 --hardware dgx-h100 --dp 72 --ep 72 \\\n"
+        "    --batch 18432 --input-tokens 2000 --output-tokens 64 \\\n"
+        "    --weight-dtype fp8 --act-dtype fp8",
+    )
+)
 @_friendly
 def estimate(
     model: ModelOpt,
@@ -146,8 +212,8 @@ def estimate(
     system: Annotated[
         str | None, typer.Option(help="System id whose fabric joins the devices (genmodel hw list).")
     ] = None,
-    batch: Annotated[str | None, typer.Option(help="Static batch (whole deployment) or 'max'.")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Closed-loop clients (serving mode).")] = None,
+    batch: BatchOpt = None,
+    concurrency: ConcurrencyOpt = None,
     weight_dtype: WeightDtypeOpt = "bf16",
     act_dtype: ActDtypeOpt = None,
     kv_dtype: KvDtypeOpt = None,
@@ -185,21 +251,13 @@ def estimate(
     offload_overlap: OffloadOverlapOpt = True,
     ideal: Annotated[bool, typer.Option(help="Pure roofline: every efficiency 1.")] = False,
     ops: Annotated[bool, typer.Option(help="Also show the per-operator breakdown (table).")] = False,
-    format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
+    format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """Estimate TTFT, TPOT, throughput and memory of a model on hardware under a plan.
 
-    Example: genmodel estimate --model llama-3.1-70b --hardware h100-sxm --tp 2 --batch max
-    --input-tokens 1000 --output-tokens 1000 --weight-dtype fp8 --act-dtype fp8 --kv-dtype fp8
-
-    DeepSeek-V3 decode with attention-DP and 72-way EP over 9 DGX H100 nodes:
-    genmodel estimate --model deepseek-v3 --hardware dgx-h100 --dp 72 --ep 72 --batch 18432
-    --input-tokens 2000 --output-tokens 64 --weight-dtype fp8 --act-dtype fp8
-
-    Llama-3.1-70B at 128K with the KV that does not fit in four CXL expanders per node:
-    genmodel estimate --model llama-3.1-70b --hardware h100-sxm --tp 8 --batch 16
-    --input-tokens 127000 --output-tokens 1000 --kv-offload cxl-samsung-cmm-d-128gb:4
+    --batch N is a static batch (prefilled together, then decoded together); --concurrency N is N
+    clients in a closed loop against a continuously batching server. JSON keys are in SI units.
     """
     est = genmodel.estimate(
         model,
@@ -270,7 +328,14 @@ def _contexts(value: str | None) -> tuple[int, ...]:
     return contexts
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "# Llama-3.1-70B at 128K tokens, the KV beyond HBM in 4 CXL expanders per node",
+        "genmodel memory --model llama-3.1-70b --hardware h100-sxm --tp 8 \\\n"
+        "    --input-tokens 127000 --output-tokens 1000 \\\n"
+        "    --kv-offload cxl-samsung-cmm-d-128gb:4 --contexts 8192,32768,131072",
+    )
+)
 @_friendly
 def memory(
     model: ModelOpt,
@@ -296,14 +361,10 @@ def memory(
     weight_offload: WeightOffloadOpt = None,
     expert_offload: ExpertOffloadOpt = None,
     kv_window: KvWindowOpt = None,
-    format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
+    format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """Show where every byte lives, per memory tier, and how many users fit per context.
-
-    Example: genmodel memory --model llama-3.1-70b --hardware h100-sxm --tp 8 --input-tokens 127000
-    --output-tokens 1000 --kv-offload cxl-samsung-cmm-d-128gb:4 --contexts 8192,32768,131072
-    """
+    """Show where every byte lives, per memory tier, and how many users fit per context."""
     r = genmodel.memory_report(
         model,
         hardware,
@@ -371,19 +432,6 @@ def memory(
             curve.add_row(f"{row['context_tokens']:,}", f"{row['max_concurrency']:,}")
         tables.append(curve)
     _emit_tables(tables, output)
-
-
-def _emit_tables(tables: list[Table], output: Path | None) -> None:
-    if output is None:
-        for t in tables:
-            out.print(t)
-        return
-    with open(os.devnull, "w") as sink:
-        console = Console(record=True, width=120, file=sink)
-        for t in tables:
-            console.print(t)
-        text = console.export_text()
-    _emit(text, output)
 
 
 def _estimate_table(est: genmodel.Estimate) -> Table:
@@ -497,7 +545,14 @@ def _ops_table(est: genmodel.Estimate) -> Table:
     return t
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "# the bundled public cases: published measurements against predictions",
+        "genmodel validate",
+        "# per-case errors as CSV",
+        "genmodel validate --format csv --output validation.csv",
+    )
+)
 @_friendly
 def validate(
     cases: Annotated[
@@ -507,14 +562,12 @@ def validate(
         Path | None,
         typer.Option(help="CSV of run options per case id (default: the bundled ones for the public cases)."),
     ] = None,
-    format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
+    format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """Predict published measurements and report per-case errors and MAPE."""
-    from rich.progress import Progress
-
     total = len(genmodel.read_cases(cases or genmodel.public_cases_path()))
-    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+    with progress_bar("validating") as progress:
         task = progress.add_task("validating", total=total)
         report = genmodel.validate(cases, options_path=options, on_case=lambda _id: progress.advance(task))
     d = report.to_dict()
@@ -542,9 +595,16 @@ def validate(
     _emit_tables([t], output)
 
 
-@hw_app.command("list")
+@hw_app.command(
+    "list",
+    epilog=examples(
+        "genmodel hw list",
+        "# every device, system, memory tier and link as CSV",
+        "genmodel hw list --format csv --output hardware.csv",
+    ),
+)
 @_friendly
-def hw_list(format: Annotated[Format, typer.Option(help="Output format.")] = Format.table) -> None:
+def hw_list(format: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """List devices (and their power modes), systems, memory tiers and links, each with its kind."""
     devices = [
         genmodel.describe_device(genmodel.load_device(i))
@@ -559,9 +619,8 @@ def hw_list(format: Annotated[Format, typer.Option(help="Output format.")] = For
         for i in genmodel.list_ids("link")
     ]
     if format is not Format.table:
-        _list_out(devices + systems + tiers + links, format, "hardware")
+        _rows_out([("hardware", devices + systems + tiers + links)], format, output)
         return
-    _list_out(devices, format, "devices")
     rows = [
         {
             "id": s["id"],
@@ -575,57 +634,88 @@ def hw_list(format: Annotated[Format, typer.Option(help="Output format.")] = For
         }
         for s in systems
     ]
-    _list_out(rows, format, "systems")
-    _list_out(tiers, format, "memory tiers (for --kv-offload, --weight-offload, --expert-offload)")
-    if links:
-        _list_out(links, format, "links")
+    sections = [("devices", devices), ("systems", rows)]
+    sections.append(("memory tiers (for --kv-offload, --weight-offload, --expert-offload)", tiers))
+    _rows_out([*sections, *([("links", links)] if links else [])], format, output)
 
 
-@hw_app.command("show")
-@_friendly
-def hw_show(
-    hardware: Annotated[str, typer.Argument(help="Device, power mode, system, memory tier or link id.")],
-) -> None:
-    """Show one device's, system's, memory tier's or link's figures and sources."""
-    for show in (
+def _hardware_record(hardware: str) -> dict[str, Any]:
+    """The record ``hw show`` prints: a memory tier, a link, a device file, a power mode or a system."""
+    shows: tuple[Callable[[str], dict[str, Any]], ...] = (
         lambda i: genmodel.describe_memory_tier(genmodel.load_memory_tier(i)),
         lambda i: genmodel.load_link_yaml(i).model_dump(),
-    ):
+    )
+    for show in shows:
         try:
-            out.print(to_json(show(hardware)), markup=False)
-            return
+            return show(hardware)
         except genmodel.UnknownEntryError:
             pass
     try:
-        out.print(to_json(genmodel.load_device_yaml(hardware).model_dump()), markup=False)
+        return genmodel.load_device_yaml(hardware).model_dump()
     except genmodel.UnknownEntryError:
         hw = genmodel.load_hardware(hardware)
         if hw.id == hw.device.id:  # a power mode: the device as loaded
-            out.print(to_json(genmodel.describe_device(hw.device)), markup=False)
-        else:
-            out.print(to_json(genmodel.describe_system(hw)), markup=False)
+            return genmodel.describe_device(hw.device)
+        return genmodel.describe_system(hw)
 
 
-@models_app.command("list")
+@hw_app.command(
+    "show",
+    epilog=examples(
+        "genmodel hw show h100-sxm",
+        "# a system's fabric tiers as a two-column table",
+        "genmodel hw show cloudmatrix384 --format table",
+    ),
+)
 @_friendly
-def models_list(
-    format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
+def hw_show(
+    hardware: Annotated[
+        str,
+        typer.Argument(
+            help="Device, power mode, system, memory tier or link id.", autocompletion=complete_hardware
+        ),
+    ],
+    format: FormatOpt = Format.json,
+    output: OutputOpt = None,
 ) -> None:
+    """Show one device's, system's, memory tier's or link's figures and sources (JSON by default)."""
+    _record_out(_hardware_record(hardware), format, output)
+
+
+@models_app.command(
+    "list",
+    epilog=examples("genmodel models list", "genmodel models list --format json --output models.json"),
+)
+@_friendly
+def models_list(format: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """List the model ids with their size and attention kind."""
     rows = [genmodel.describe_model(genmodel.load_model(i)) for i in genmodel.list_ids("model")]
-    _list_out(rows, format, "models")
+    _rows_out([("models", rows)], format, output)
 
 
-@models_app.command("show")
+@models_app.command(
+    "show",
+    epilog=examples("genmodel models show deepseek-v3", "genmodel models show qwen3-32b --format table"),
+)
 @_friendly
 def models_show(
-    model: Annotated[str, typer.Argument(help="Model id, alias or config.json path.")],
+    model: Annotated[
+        str, typer.Argument(help="Model id, alias or config.json path.", autocompletion=complete_models)
+    ],
+    format: FormatOpt = Format.json,
+    output: OutputOpt = None,
 ) -> None:
-    """Show one model's architecture and parameter counts."""
-    out.print(to_json(genmodel.describe_model(genmodel.load_model(model), full=True)), markup=False)
+    """Show one model's architecture and parameter counts (JSON by default)."""
+    _record_out(genmodel.describe_model(genmodel.load_model(model), full=True), format, output)
 
 
-@models_app.command("import")
+@models_app.command(
+    "import",
+    epilog=examples(
+        "# a HuggingFace config.json as a workloads/models YAML file",
+        "genmodel models import config.json --id my-model --output my-model.yaml",
+    ),
+)
 @_friendly
 def models_import(
     config: Annotated[Path, typer.Argument(help="A HuggingFace config.json (or its folder).")],
@@ -637,12 +727,27 @@ def models_import(
     _emit(genmodel.hf_config_to_yaml(path, model_id=model_id), output)
 
 
-def _list_out(rows: list[dict[str, Any]], format: Format, title: str) -> None:
+def _cell(value: Any) -> str:
+    """One value of a flattened record as table text."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _rows_out(sections: list[tuple[str, list[dict[str, Any]]]], format: Format, output: Path | None) -> None:
+    """Rows as one JSON list or CSV, or one table per (title, rows) section."""
     if format is Format.json:
-        out.print(to_json(rows), markup=False)
-    elif format is Format.csv:
-        out.print(to_csv(rows), markup=False, end="")
-    else:
+        _emit(to_json([r for _, rows in sections for r in rows]), output)
+        return
+    if format is Format.csv:
+        _emit(to_csv([r for _, rows in sections for r in rows]), output)
+        return
+    tables = []
+    for title, rows in sections:
         flat = [flatten(r) for r in rows]
         keys: list[str] = []
         for f in flat:
@@ -651,13 +756,33 @@ def _list_out(rows: list[dict[str, Any]], format: Format, title: str) -> None:
         for k in keys:
             t.add_column(k.removeprefix("dense_tflops."), no_wrap=k == "id")
         for f in flat:
-            t.add_row(
-                *(
-                    "-" if f.get(k) is None else f"{f[k]:.4g}" if isinstance(f[k], float) else str(f[k])
-                    for k in keys
-                )
-            )
-        out.print(t)
+            t.add_row(*(escape(_cell(f.get(k))) for k in keys))
+        tables.append(t)
+    _emit_tables(tables, output)
+
+
+def _record_out(record: dict[str, Any], format: Format, output: Path | None) -> None:
+    """One record as JSON, a one-row CSV (flattened keys), or a field/value table."""
+    if format is Format.json:
+        _emit(to_json(record), output)
+    elif format is Format.csv:
+        flat = {
+            k: json.dumps(v, default=str) if isinstance(v, list | tuple) else v
+            for k, v in flatten(record).items()
+        }
+        _emit(to_csv([flat]), output)
+    else:
+        t = Table(title=str(record.get("id", "")), show_header=True)
+        t.add_column("field", no_wrap=True)
+        t.add_column("value")
+        for k, v in flatten(record).items():
+            if isinstance(v, list) and v and all(isinstance(item, dict) for item in v):
+                for i, item in enumerate(v):  # a list of records (a system's fabric tiers): one row per field
+                    for kk, vv in flatten(item).items():
+                        t.add_row(f"{k}[{i}].{kk}", escape(_cell(vv)))
+            else:
+                t.add_row(k, escape(_cell(v)))
+        _emit_tables([t], output)
 
 
 from . import _sweep as _sweep_cmd  # noqa: E402
@@ -674,11 +799,15 @@ from . import _plan as _plan_cmd  # noqa: E402
 
 _plan_cmd.register(app)
 
+from . import _dashboard as _dashboard_cmd  # noqa: E402
+
+_dashboard_cmd.register(app)
+
 
 def main() -> None:
     """Entry point of the ``genmodel`` command."""
     try:
         app()
     except genmodel.GenModelError as exc:  # pragma: no cover - commands catch their own
-        err.print(f"[red]error:[/red] {exc}", markup=True)
-        sys.exit(2)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
+        sys.exit(EXIT_BAD_INPUT)

@@ -2,52 +2,86 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 import genmodel
-from genmodel.report import format_seconds, pareto_figure, to_csv, to_json
+from genmodel.report import compare_figure, figure_format, format_seconds, pareto_figure, to_csv, to_json
 
-from ._app import (
+from ._options import (
+    EXIT_NO_PLAN,
     ActDtypeOpt,
     Format,
+    FormatOpt,
     HardwareOpt,
     InputOpt,
     KvDtypeOpt,
     ModelOpt,
     OutputOpt,
     OutputTokensOpt,
-    _emit,
-    _emit_tables,
-    _friendly,
+    PlotOpt,
+    TpotSloOpt,
+    TtftSloOpt,
+    emit,
+    emit_tables,
     err,
+    examples,
+    friendly,
+    working,
+    write_plot,
 )
 from ._requirements import parse_seconds
 
 DevicesOpt = Annotated[int, typer.Option("--devices", help="Device budget (every plan uses all of it).")]
-TtftSloOpt = Annotated[str | None, typer.Option(help="TTFT target: 2s, 500ms, 0.5 (seconds).")]
-TpotSloOpt = Annotated[str | None, typer.Option(help="TPOT target: 50ms, 20us, 0.05.")]
 QuantileOpt = Annotated[
     float | None, typer.Option(help="Make the TTFT target a quantile (0.9, 0.99) of an M/D/1 queue.")
+]
+RateOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--request-rate",
+        help="Traffic in requests/s: plan the fewest devices that serve it (--devices is then the "
+        "largest copy of a plan considered).",
+    ),
 ]
 DtypesOpt = Annotated[
     str, typer.Option("--weight-dtype", help="Weight precision; a comma list searches each (fp8,bf16).")
 ]
-PlotOpt = Annotated[Path | None, typer.Option(help="Write the Pareto frontier as an interactive HTML plot.")]
 
 
 def _dtypes(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _no_plan(message: str) -> None:
+    """Exit with code 3 after the result is out: the search ran, but nothing meets the targets."""
+    err.print(f"[yellow]{message}[/yellow] (exit code {EXIT_NO_PLAN})", markup=True)
+    raise typer.Exit(EXIT_NO_PLAN)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``plan`` and ``compare`` commands to ``app``."""
 
-    @app.command()
-    @_friendly
+    @app.command(
+        epilog=examples(
+            "# the best serving plan of 384 Ascend 910C for DeepSeek-V3 within the targets",
+            "genmodel plan --model deepseek-v3 --hardware ascend-910c --devices 384 \\\n"
+            "    --input-tokens 4096 --output-tokens 1024 --ttft-slo 2s --tpot-slo 50ms \\\n"
+            "    --weight-dtype int8",
+            "# also size disaggregated pools; the Pareto frontier as interactive HTML",
+            "genmodel plan --model llama-2-13b --hardware a100-sxm-80gb --devices 8 \\\n"
+            "    --input-tokens 512 --output-tokens 128 --ttft-slo 200ms --tpot-slo 40ms \\\n"
+            "    --disaggregated --plot pareto.html",
+            "# how many H100s for 20 requests/s: copies of the best plan of up to 8 devices",
+            "genmodel plan --model llama-3.1-70b --hardware h100-sxm --devices 8 \\\n"
+            "    --request-rate 20 --input-tokens 2000 --output-tokens 500 \\\n"
+            "    --ttft-slo 1s --tpot-slo 50ms --weight-dtype fp8,bf16",
+        )
+    )
+    @friendly
     def plan(
         model: ModelOpt,
         hardware: HardwareOpt,
@@ -63,43 +97,59 @@ def register(app: typer.Typer) -> None:
         disaggregated: Annotated[
             bool, typer.Option(help="Also size separate prefill and decode pools (DistServe).")
         ] = False,
-        format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
+        request_rate: RateOpt = None,
+        format: FormatOpt = Format.table,
         output: OutputOpt = None,
         plot: PlotOpt = None,
     ) -> None:
         """Search every serving plan of a device budget for the best goodput within the SLOs.
 
-        Example: genmodel plan --model deepseek-v3 --hardware ascend-910c --devices 384
-        --input-tokens 4096 --output-tokens 1024 --ttft-slo 2s --tpot-slo 50ms --weight-dtype int8
+        With --request-rate: the plan, and the number of its copies, that serve the traffic within
+        the SLOs on the fewest devices (each copy counted at its full-load rate).
+
+        The plot is the Pareto frontier (tokens/s per device vs per user). Exit code 3 when no plan
+        meets the targets (the result is still printed).
         """
-        report = genmodel.plan(
-            model,
-            hardware,
-            devices=devices,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            ttft_slo_s=parse_seconds("ttft_slo", ttft_slo),
-            tpot_slo_s=parse_seconds("tpot_slo", tpot_slo),
-            ttft_quantile=ttft_quantile,
-            weight_dtype=_dtypes(weight_dtype),
-            act_dtype=act_dtype,
-            kv_dtype=kv_dtype,
-            disaggregated=disaggregated,
-        )
+        if plot is not None:
+            figure_format(plot)  # a wrong suffix or a missing renderer fails before the search
+        with working("searching plans"):
+            report = genmodel.plan(
+                model,
+                hardware,
+                devices=devices,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                ttft_slo_s=parse_seconds("ttft_slo", ttft_slo),
+                tpot_slo_s=parse_seconds("tpot_slo", tpot_slo),
+                ttft_quantile=ttft_quantile,
+                weight_dtype=_dtypes(weight_dtype),
+                act_dtype=act_dtype,
+                kv_dtype=kv_dtype,
+                disaggregated=disaggregated,
+                request_rate_per_s=request_rate,
+            )
         d = report.to_dict()
         if plot is not None:
-            plot.parent.mkdir(parents=True, exist_ok=True)
-            pareto_figure(d).write_html(str(plot), include_plotlyjs="cdn")
-            err.print(f"wrote {plot}")
+            write_plot(pareto_figure(d), plot)
         if format is Format.json:
-            _emit(to_json(d), output)
+            emit(to_json(d), output)
         elif format is Format.csv:
-            _emit(to_csv(d["pareto"]), output)
+            emit(to_csv(d["pareto"]), output)
         else:
-            _emit_tables(_plan_tables(d), output)
+            emit_tables(_plan_tables(d), output)
+        if d["best"] is None:
+            _no_plan("no plan meets the targets")
 
-    @app.command()
-    @_friendly
+    @app.command(
+        epilog=examples(
+            "# one workload on four platforms, fp8 or bf16 weights; bars as HTML",
+            "genmodel compare --model llama-3.1-70b --devices 8 \\\n"
+            "    --hardware h100-sxm,h200-sxm,b200,mi300x --weight-dtype fp8,bf16 \\\n"
+            "    --input-tokens 2000 --output-tokens 500 --ttft-slo 1s --tpot-slo 40ms \\\n"
+            "    --plot compare.html",
+        )
+    )
+    @friendly
     def compare(
         model: ModelOpt,
         hardware: Annotated[str, typer.Option(help="Comma-separated hardware ids (h100-sxm,h200-sxm).")],
@@ -111,38 +161,50 @@ def register(app: typer.Typer) -> None:
         weight_dtype: DtypesOpt = "bf16",
         act_dtype: ActDtypeOpt = None,
         kv_dtype: KvDtypeOpt = None,
-        format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
+        request_rate: RateOpt = None,
+        format: FormatOpt = Format.table,
         output: OutputOpt = None,
+        plot: PlotOpt = None,
     ) -> None:
         """The best plan of one workload on several platforms: goodput, latency, cost, energy.
 
-        Example: genmodel compare --model llama-3.1-70b --hardware h100-sxm,h200-sxm,mi300x
-        --devices 8 --input-tokens 2000 --output-tokens 500 --ttft-slo 1s --tpot-slo 40ms --weight-dtype fp8
+        With --request-rate, also the devices each platform needs for that traffic.
+
+        The plot is bars of goodput, cost and energy per platform. Exit code 3 when no platform has
+        a plan that meets the targets (the result is still printed).
         """
+        if plot is not None:
+            figure_format(plot)
         ids = _dtypes(hardware)
         budgets: list[int] = []
         for v in _dtypes(devices):
             if not v.isdigit() or int(v) < 1:
                 raise genmodel.SpecError(f"devices={devices!r} must be integers >= 1, comma-separated")
             budgets.append(int(v))
-        rows = genmodel.compare(
-            model,
-            ids,
-            devices=budgets[0] if len(budgets) == 1 else budgets,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            ttft_slo_s=parse_seconds("ttft_slo", ttft_slo),
-            tpot_slo_s=parse_seconds("tpot_slo", tpot_slo),
-            weight_dtype=_dtypes(weight_dtype),
-            act_dtype=act_dtype,
-            kv_dtype=kv_dtype,
-        )
+        with working(f"planning on {len(ids)} platform{'s' if len(ids) > 1 else ''}"):
+            rows = genmodel.compare(
+                model,
+                ids,
+                devices=budgets[0] if len(budgets) == 1 else budgets,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                ttft_slo_s=parse_seconds("ttft_slo", ttft_slo),
+                tpot_slo_s=parse_seconds("tpot_slo", tpot_slo),
+                weight_dtype=_dtypes(weight_dtype),
+                act_dtype=act_dtype,
+                kv_dtype=kv_dtype,
+                request_rate_per_s=request_rate,
+            )
+        if plot is not None:
+            write_plot(compare_figure(rows), plot)
         if format is Format.json:
-            _emit(to_json(rows), output)
+            emit(to_json(rows), output)
         elif format is Format.csv:
-            _emit(to_csv(rows), output)
+            emit(to_csv(rows), output)
         else:
-            _emit_tables([_compare_table(rows)], output)
+            emit_tables([_compare_table(rows)], output)
+        if all(r.get("error") for r in rows):
+            _no_plan("no platform has a plan that meets the targets")
 
 
 def _fmt(value: Any, digits: str = ".3g") -> str:
@@ -150,13 +212,21 @@ def _fmt(value: Any, digits: str = ".3g") -> str:
 
 
 def _plan_tables(d: dict[str, Any]) -> list[Table]:
-    head = Table(title=f"{d['model']} on {d['devices']} x {d['system']}", show_header=False)
+    rate = d["request_rate_per_s"]
+    scope = f"{d['devices']} x" if rate is None else f"copies of up to {d['devices']}"
+    head = Table(title=f"{d['model']} on {scope} {d['system']}", show_header=False)
     head.add_row("evaluated", f"{d['evaluated']:,} candidate plans in {d['elapsed_s']:.2f} s")
     head.add_row("can run / meet SLOs", f"{d['feasible']:,} / {d['meeting_slo']:,}")
     for reason, n in list(d["violations"].items())[:4]:
         head.add_row("ruled out", f"{n:,} x {reason}")
     tables = [head]
     best = d["best"]
+    if rate is not None and best is not None:
+        head.add_row(
+            "traffic",
+            f"{rate:g} requests/s: {best['instances']} x {best['devices']} devices = "
+            f"{best['devices_needed']} devices",
+        )
     t = Table(title="best plan (co-located, re-estimated alone)")
     for col in (
         "tp",
@@ -191,6 +261,12 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
             g.add_column(col, justify="right")
         p, q = dis["prefill"], dis["decode"]
         gain = dis["goodput_gain_vs_colocated"]
+        if rate is not None:
+            saved = dis["devices_saved_vs_colocated"]
+            head.add_row(
+                "traffic, disaggregated",
+                f"{dis['devices']} devices" + ("" if saved is None else f" ({saved:+d} saved vs co-located)"),
+            )
         g.add_row(
             f"{dis['prefill_instances']} x tp{p['tp']} pp{p['pp']} dp{p['dp']} ep{p['ep']}",
             f"{dis['decode_instances']} x tp{q['tp']} pp{q['pp']} dp{q['dp']} ep{q['ep']}",
@@ -219,15 +295,19 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
 
 def _compare_table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="best plan per platform")
-    for col in ("hardware", "devices", "plan", "clients", "TTFT", "TPOT", "tok/s/device", "$/Mtok", "J/tok"):
+    traffic = any("devices_needed" in r for r in rows)
+    cols = ["hardware", "devices", "plan", "clients", "TTFT", "TPOT", "tok/s/device", "$/Mtok", "J/tok"]
+    for col in cols if not traffic else [*cols[:2], "needed", *cols[2:]]:
         t.add_column(col, justify="right")
     for r in rows:
         if r.get("error"):
-            t.add_row(r["hardware"], str(r["devices"]), f"[red]{r['error'][:60]}[/red]", *["-"] * 6)
+            gap = ["-"] * (7 if traffic else 6)
+            t.add_row(r["hardware"], str(r["devices"]), Text(r["error"][:60], style="red"), *gap)
             continue
         t.add_row(
             r["hardware"],
             str(r["devices"]),
+            *([f"{r['instances']} x = {r['devices_needed']}"] if traffic else []),
             f"tp{r['tp']} pp{r['pp']} ep{r['ep']} dp{r['dp']} {r['weight_dtype']}",
             str(r["concurrency"]),
             format_seconds(r["ttft_s"]),

@@ -14,11 +14,14 @@ from rich.table import Table
 import genmodel
 from genmodel.report import format_bytes, format_seconds, to_csv, to_json
 
-from ._app import (
+from ._options import (
     ActDtypeOpt,
+    BatchOpt,
+    ConcurrencyOpt,
     DpOpt,
     EpOpt,
     Format,
+    FormatOpt,
     HardwareOpt,
     InputOpt,
     KvDtypeOpt,
@@ -27,11 +30,15 @@ from ._app import (
     OutputTokensOpt,
     PpOpt,
     TpOpt,
+    TpotSloOpt,
+    TtftSloOpt,
     WeightDtypeOpt,
-    _batch,
-    _emit,
-    _emit_tables,
-    _friendly,
+    emit,
+    emit_tables,
+    examples,
+    friendly,
+    parse_batch,
+    working,
 )
 
 #: seconds per unit of a time option
@@ -116,15 +123,25 @@ def _table(d: dict[str, Any]) -> Table:
 def register(app: typer.Typer) -> None:
     """Add the ``requirements`` command to ``app``."""
 
-    @app.command()
-    @_friendly
+    @app.command(
+        epilog=examples(
+            "# what one H100 lacks for TPOT <= 6 ms on Llama-3.1-8B at batch 8",
+            "genmodel requirements --model llama-3.1-8b --hardware h100-sxm --batch 8 \\\n"
+            "    --input-tokens 1000 --output-tokens 200 --tpot-slo 6ms --ttft-slo 2s",
+            "# only the memory bandwidth, as JSON",
+            "genmodel requirements --model llama-3.1-8b --hardware h100-sxm --batch 8 \\\n"
+            "    --input-tokens 1000 --output-tokens 200 --tpot-slo 6ms \\\n"
+            "    --resource memory_bandwidth --format json",
+        )
+    )
+    @friendly
     def requirements(
         model: ModelOpt,
         hardware: HardwareOpt,
         input_tokens: InputOpt,
         output_tokens: OutputTokensOpt,
-        batch: Annotated[str | None, typer.Option(help="Static batch (whole deployment) or 'max'.")] = None,
-        concurrency: Annotated[int | None, typer.Option(help="Closed-loop clients (serving mode).")] = None,
+        batch: BatchOpt = None,
+        concurrency: ConcurrencyOpt = None,
         tp: TpOpt = 1,
         pp: PpOpt = 1,
         ep: EpOpt = 1,
@@ -132,8 +149,8 @@ def register(app: typer.Typer) -> None:
         weight_dtype: WeightDtypeOpt = "bf16",
         act_dtype: ActDtypeOpt = None,
         kv_dtype: KvDtypeOpt = None,
-        ttft_slo: Annotated[str | None, typer.Option(help="TTFT target: 2s, 500ms, 0.5 (seconds).")] = None,
-        tpot_slo: Annotated[str | None, typer.Option(help="TPOT target: 50ms, 20us, 0.05.")] = None,
+        ttft_slo: TtftSloOpt = None,
+        tpot_slo: TpotSloOpt = None,
         resource: Annotated[
             list[str] | None,
             typer.Option(
@@ -141,40 +158,40 @@ def register(app: typer.Typer) -> None:
                 "scale_up_bandwidth, scale_out_bandwidth (default: all)."
             ),
         ] = None,
-        format: Annotated[Format, typer.Option(help="Output format.")] = Format.table,
+        format: FormatOpt = Format.table,
         output: OutputOpt = None,
     ) -> None:
         """The least FLOP/s, memory bandwidth, capacity or link bandwidth that meets TTFT/TPOT targets.
 
         Each resource alone (the others at the platform's figures); 'binding' names what the
-        platform lacks. Example: genmodel requirements --model llama-3.1-8b --hardware h100-sxm
-        --batch 8 --input-tokens 1000 --output-tokens 200 --tpot-slo 6ms
+        platform lacks.
         """
         extra: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
         if batch is not None:
-            extra["batch"] = _batch(batch)
+            extra["batch"] = parse_batch(batch)
         if resource:
             extra["resources"] = tuple(r.replace("-", "_") for r in resource)
-        r = genmodel.requirements(
-            model,
-            hardware,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            ttft_slo_s=parse_seconds("ttft_slo", ttft_slo),
-            tpot_slo_s=parse_seconds("tpot_slo", tpot_slo),
-            tp=tp,
-            pp=pp,
-            ep=ep,
-            dp=dp,
-            weight_dtype=weight_dtype,
-            act_dtype=act_dtype,
-            kv_dtype=kv_dtype,
-            **extra,
-        )
+        with working("solving for each resource"):
+            r = genmodel.requirements(
+                model,
+                hardware,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                ttft_slo_s=parse_seconds("ttft_slo", ttft_slo),
+                tpot_slo_s=parse_seconds("tpot_slo", tpot_slo),
+                tp=tp,
+                pp=pp,
+                ep=ep,
+                dp=dp,
+                weight_dtype=weight_dtype,
+                act_dtype=act_dtype,
+                kv_dtype=kv_dtype,
+                **extra,
+            )
         d = r.to_dict()
         if format is Format.json:
-            _emit(to_json(d), output)
+            emit(to_json(d), output)
         elif format is Format.csv:
-            _emit(to_csv(d["resources"]), output)
+            emit(to_csv(d["resources"]), output)
         else:
-            _emit_tables([_table(d)], output)
+            emit_tables([_table(d)], output)

@@ -13,14 +13,24 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 import genmodel
-from genmodel.report import format_seconds, to_json
+from genmodel.report import figure_format, format_seconds, sweep_figure, to_json
 
-from ._app import Format, _friendly, err, out
+from ._options import (
+    FORMAT_HELP,
+    OUTPUT_HELP,
+    Format,
+    PlotOpt,
+    err,
+    examples,
+    friendly,
+    out,
+    progress_bar,
+    write_plot,
+)
 
 # above this many points the progress bar shows on stdout output too (always when writing a file)
 _PROGRESS_POINTS = 200
@@ -68,7 +78,18 @@ def _scales(values: list[str] | None) -> dict[str, list[float]]:
 
 def register(app: typer.Typer) -> None:
     """Add the ``sweep`` command to ``app``."""
-    app.command()(_friendly(sweep))
+    app.command(
+        epilog=examples(
+            "# 2 models x 2 devices x 3 bandwidth factors x 4 TP degrees x 3 batches",
+            "genmodel sweep --model llama-3.1-8b,llama-3.1-70b --hardware h100-sxm,mi300x \\\n"
+            "    --scale memory_bandwidth=1,1.5,2 --tp 1,2,4,8 --batch 1,32,max \\\n"
+            "    --input-tokens 1000 --output-tokens 500 --weight-dtype fp8 \\\n"
+            "    --output sweep.parquet --plot sweep.html",
+            "# a small grid as CSV on stdout",
+            "genmodel sweep --model llama-3.1-8b --hardware h100-sxm,h200-sxm \\\n"
+            "    --batch 1,8,64 --input-tokens 1000 --output-tokens 200 --format csv",
+        )
+    )(friendly(sweep))
 
 
 def sweep(
@@ -105,20 +126,24 @@ def sweep(
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Local Dask worker processes (default: cores).")] = None,
     format: Annotated[
-        Format | None, typer.Option(help="Print to stdout in this format (default table).")
+        Format | None,
+        typer.Option(
+            "--format", help=f"{FORMAT_HELP} Default table; with --output, the file's suffix chooses."
+        ),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the rows to FILE.csv or FILE.parquet.")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help=f"{OUTPUT_HELP} CSV (.csv) or Parquet (.parquet, .pq) by suffix."
+        ),
     ] = None,
+    plot: PlotOpt = None,
 ) -> None:
     """Estimate every point of a grid: models x hardware x scale factors x plans x batches x lengths.
 
     One row per point (inputs, error, and the estimate's keys flattened with dots); points that
-    cannot run are rows with their error. Large grids run on Dask.
-
-    Example: genmodel sweep --model llama-3.1-8b,llama-3.1-70b --hardware h100-sxm,h200-sxm
-    --tp 1,2,4,8 --batch 1,16,max --input-tokens 1000 --output-tokens 1000
-    --scale memory_bandwidth=1,1.5,2 -o sweep.parquet
+    cannot run are rows with their error. Large grids run on Dask. The plot is output tokens/s
+    per device against tokens/s per user, one series per model and hardware.
     """
     if output is not None and format is not None:
         raise genmodel.SpecError(
@@ -127,6 +152,8 @@ def sweep(
         )
     if output is not None:
         genmodel.table_format(output)  # a wrong suffix fails now, not after the sweep
+    if plot is not None:
+        figure_format(plot)
     models, hardware_ids = _split(model), _split(hardware)
     plans = [
         {"tp": t, "pp": p, "ep": e, "dp": d}
@@ -152,31 +179,27 @@ def sweep(
     axes += [kwargs["batch"] or kwargs["concurrency"] or [1], *kwargs["scale"].values()]
     show_bar = output is not None or math.prod(len(a) for a in axes) > _PROGRESS_POINTS
     start = time.perf_counter()
-    with Progress(
-        TextColumn("sweep"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not (show_bar and err.is_terminal),
-    ) as progress:
+    with progress_bar("sweep", enabled=show_bar) as progress:
         task = progress.add_task("sweep", total=None)
         rows = genmodel.sweep(
             **kwargs, on_progress=lambda done, total: progress.update(task, completed=done, total=total)
         )
     elapsed = time.perf_counter() - start
     errors = int(rows["error"].notna().sum())
+    records: list[dict[str, Any]] = []
+    if plot is not None or (output is None and format is not Format.csv):
+        records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
+    if plot is not None:
+        write_plot(sweep_figure(records), plot)
     where = ""
     if output is not None:
         where = f", wrote {genmodel.write_table(rows, output)}"
     elif format is Format.csv:
         out.print(rows.to_csv(index=False), markup=False, end="")
     elif format is Format.json:
-        records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
         out.print(to_json(records), markup=False)
     else:
-        out.print(_table(rows.astype(object).where(rows.notna(), None).to_dict(orient="records")))
+        out.print(_table(records))
     err.print(f"sweep: {len(rows)} points, {errors} errors, {elapsed:.1f} s{where}", markup=False)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -221,6 +222,10 @@ def test_hw_list_and_show() -> None:
     assert shown["id"] == "h100-sxm"
     assert shown["memory"]["local"]["capacity_gib"] == pytest.approx(80)
     assert "did you mean" in cli_bad(["hw", "show", "h100-sxn"])
+    table = cli_ok(["hw", "show", "cloudmatrix384", "--format", "table"], columns=160)
+    assert re.search(r"fabric\[0\]\.domain_devices\s+\S\s+384", table)
+    row = next(csv.DictReader(io.StringIO(cli_ok(["hw", "show", "h100-sxm", "--format", "csv"]))))
+    assert float(row["memory.local.capacity_gib"]) == pytest.approx(80)
 
 
 def test_models_list_and_show() -> None:

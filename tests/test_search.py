@@ -456,3 +456,37 @@ def test_compare_reports_devices_needed_for_a_rate() -> None:
     assert h100["devices_needed"] <= a100["devices_needed"]  # faster devices never need more of them
     with pytest.raises(genmodel.SpecError, match="request_rate_per_s=0"):
         genmodel.plan("llama-3.1-8b", "h100-sxm", devices=1, request_rate_per_s=0.0, **W)
+
+
+def test_plan_and_compare_cli_for_a_request_rate() -> None:
+    base = ["--model", "llama-3.1-8b", "--input-tokens", "2000", "--output-tokens", "300"]
+    slo = ["--ttft-slo", "500ms", "--tpot-slo", "30ms", "--request-rate", "30"]
+    d = json.loads(
+        cli_ok(["plan", *base, "--hardware", "h100-sxm", "--devices", "4", *slo, "--format", "json"])
+    )
+    api = genmodel.plan(
+        "llama-3.1-8b", "h100-sxm", devices=4, ttft_slo_s=0.5, tpot_slo_s=0.03, request_rate_per_s=30.0, **W
+    )
+    assert d["request_rate_per_s"] == 30.0
+    assert d["best"]["devices_needed"] == api.devices_needed and d["best"]["instances"] == api.instances
+    table = cli_ok(["plan", *base, "--hardware", "h100-sxm", "--devices", "4", *slo], columns=160)
+    assert f"= {api.devices_needed} devices" in table
+    rows = json.loads(
+        cli_ok(
+            [
+                "compare",
+                *base,
+                "--hardware",
+                "h100-sxm,a100-sxm-80gb",
+                "--devices",
+                "4",
+                *slo,
+                "--format",
+                "json",
+            ]
+        )
+    )
+    assert rows[0]["devices_needed"] == api.devices_needed
+    assert "request_rate_per_s=-1" in cli_bad(
+        ["plan", *base, "--hardware", "h100-sxm", "--devices", "4", "--request-rate", "-1"]
+    )

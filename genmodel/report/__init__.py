@@ -7,6 +7,7 @@ from genmodel.report._describe import (
     describe_model,
     describe_system,
 )
+from genmodel.report._figures import compare_figure, figure_format, sweep_figure, write_figure
 from genmodel.report._plots import pareto_figure
 from genmodel.report._render import (
     flatten,
@@ -15,17 +16,24 @@ from genmodel.report._render import (
     to_csv,
     to_json,
 )
+from genmodel.report._roofline import roofline_figure, roofline_points
 
 __all__ = [
+    "compare_figure",
     "describe_device",
     "describe_link",
     "describe_memory_tier",
     "describe_model",
     "describe_system",
+    "figure_format",
     "flatten",
     "format_bytes",
     "format_seconds",
     "pareto_figure",
+    "roofline_figure",
+    "roofline_points",
+    "sweep_figure",
     "to_csv",
     "to_json",
+    "write_figure",
 ]

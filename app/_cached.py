@@ -1,0 +1,228 @@
+"""The public API calls of the pages, cached with ``st.cache_data`` on their (hashable) arguments.
+
+Each function calls :mod:`genmodel` and returns plain data (the API's JSON forms, rows of the
+API's fields, plotly figures from :mod:`genmodel.report`), so the cache can pickle it. Nothing here
+computes a model quantity: the numbers are the API's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+import genmodel
+from genmodel.report import describe_device, describe_system, roofline_figure, roofline_points
+
+_PHASES = ("prefill", "decode")
+#: The additive terms of a phase's critical path (they sum to its ``time_s``), as labelled here.
+PHASE_TERMS = (
+    "compute-bound operators",
+    "memory-bound operators",
+    "communication (exposed)",
+    "offload transfers (exposed)",
+    "fixed overhead",
+)
+
+
+def _terms(cost: genmodel.PhaseCost) -> dict[str, float]:
+    """The PhaseCost fields behind each of :data:`PHASE_TERMS`."""
+    values = (cost.compute_bound_s, cost.memory_bound_s, cost.comm_s, cost.offload_s, cost.overhead_s)
+    return dict(zip(PHASE_TERMS, values, strict=True))
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def what_if_system(hardware: str, scale: tuple[tuple[str, float], ...]) -> dict[str, Any]:
+    """The figures of ``hardware``'s system with ``System.scaled`` factors applied."""
+    system = genmodel.load_hardware(hardware).scaled(**dict(scale))
+    return {"device": describe_device(system.device), "system": describe_system(system)}
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def estimate_view(
+    model: str,
+    hardware: str,
+    scale: tuple[tuple[str, float], ...],
+    *,
+    tp: int,
+    pp: int,
+    ep: int,
+    dp: int,
+    batch: int | str | None,
+    concurrency: int | None,
+    input_tokens: int,
+    output_tokens: int,
+    weight_dtype: str,
+    act_dtype: str | None,
+    kv_dtype: str | None,
+) -> dict[str, Any]:
+    """:func:`genmodel.estimate` on ``hardware`` scaled by ``scale`` (what-if figures).
+
+    Returns the estimate's JSON form, each phase's critical-path terms, the per-operator rows
+    and the roofline figure of each phase (against the same scaled device).
+    """
+    system = genmodel.load_hardware(hardware).scaled(**dict(scale))
+    est = genmodel.estimate(
+        model,
+        system,
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        dp=dp,
+        batch=batch,
+        concurrency=concurrency,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        weight_dtype=weight_dtype,
+        act_dtype=act_dtype,
+        kv_dtype=kv_dtype,
+    )
+    return {
+        "estimate": est.to_dict(),
+        "terms": {p: _terms(getattr(est, p)) for p in _PHASES},
+        "ops": {p: roofline_points(est, phase=p) for p in _PHASES},
+        "roofline": {p: roofline_figure(est, system, phase=p) for p in _PHASES},
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def plan_view(
+    model: str,
+    hardware: str,
+    *,
+    devices: int,
+    input_tokens: int,
+    output_tokens: int,
+    ttft_slo_s: float | None,
+    tpot_slo_s: float | None,
+    ttft_quantile: float | None,
+    weight_dtypes: tuple[str, ...],
+    disaggregated: bool,
+) -> dict[str, Any]:
+    """:func:`genmodel.plan` as its JSON form."""
+    report = genmodel.plan(
+        model,
+        hardware,
+        devices=devices,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        ttft_slo_s=ttft_slo_s,
+        tpot_slo_s=tpot_slo_s,
+        ttft_quantile=ttft_quantile,
+        weight_dtype=list(weight_dtypes),
+        disaggregated=disaggregated,
+    )
+    return report.to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def compare_view(
+    model: str,
+    hardware: tuple[str, ...],
+    *,
+    devices: int,
+    input_tokens: int,
+    output_tokens: int,
+    ttft_slo_s: float | None,
+    tpot_slo_s: float | None,
+    weight_dtypes: tuple[str, ...],
+) -> list[dict[str, Any]]:
+    """:func:`genmodel.compare`: the best plan of the workload on each hardware id."""
+    return genmodel.compare(
+        model,
+        list(hardware),
+        devices=devices,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        ttft_slo_s=ttft_slo_s,
+        tpot_slo_s=tpot_slo_s,
+        weight_dtype=list(weight_dtypes),
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def memory_view(
+    model: str,
+    hardware: str,
+    *,
+    tp: int,
+    input_tokens: int,
+    output_tokens: int,
+    weight_dtype: str,
+    kv_dtype: str,
+    kv_offload: str | None,
+    sparse_attention_frac: float,
+    contexts: tuple[int, ...],
+) -> dict[str, Any]:
+    """:func:`genmodel.memory_report`: bytes per tier at the largest batch, users per context."""
+    return genmodel.memory_report(
+        model,
+        hardware,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        batch="max",
+        contexts=contexts,
+        tp=tp,
+        weight_dtype=weight_dtype,
+        kv_dtype=kv_dtype,
+        kv_offload=kv_offload,
+        sparse_attention_frac=sparse_attention_frac,
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def ep_view(
+    model: str,
+    system: str,
+    *,
+    weight_dtype: str,
+    kv_dtype: str,
+    ep_degrees: tuple[int, ...],
+    seqs_per_device: int,
+    input_tokens: int,
+    output_tokens: int,
+) -> list[dict[str, Any]]:
+    """Decode of ``model`` on ``system`` per EP degree: attention data-parallel over the same
+    devices as the experts (tp=1, dp=ep), ``seqs_per_device`` sequences on each device (as
+    tools/ep_study.py). One row per degree: the estimate's decode figures, or the error."""
+    rows: list[dict[str, Any]] = []
+    for ep in ep_degrees:
+        row: dict[str, Any] = {"system": system, "ep": ep, "devices": ep, "error": None}
+        try:
+            est = genmodel.estimate(
+                model,
+                system,
+                tp=1,
+                dp=ep,
+                ep=ep,
+                batch=seqs_per_device * ep,  # the whole deployment's sequences
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                weight_dtype=weight_dtype,
+                act_dtype=weight_dtype,
+                kv_dtype=kv_dtype,
+            )
+        except genmodel.GenModelError as exc:
+            rows.append({**row, "error": str(exc)})
+            continue
+        d = est.to_dict()
+        rows.append(
+            {
+                **row,
+                "tpot_s": est.tpot_s,
+                "decode_step_s": d["decode"]["time_s"],
+                "comm_s": d["decode"]["comm_s"],
+                "comm_hidden_s": d["decode"]["comm_hidden_s"],
+                "dominant_collective": d["decode"]["dominant_collective"],
+                "decode_tokens_per_s_per_device": est.decode_tokens_per_s_per_device,
+                "fits": d["memory"]["fits"],
+                **_terms(est.decode),
+            }
+        )
+    return rows
+
+
+@st.cache_data(show_spinner=False)
+def validation_view() -> dict[str, Any]:
+    """:func:`genmodel.validate` on the bundled public cases, as its JSON form."""
+    return genmodel.validate().to_dict()

@@ -1,0 +1,84 @@
+"""Compare platforms: the same workload's best plan at the SLOs on each hardware, side by side.
+
+Widgets -> :func:`genmodel.compare` (one :func:`genmodel.plan` per hardware id) -> the bars of
+:func:`genmodel.report.compare_figure` (throughput at the SLOs, cost per million output tokens,
+energy per output token; the chart of ``genmodel compare --plot``) and a table.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from genmodel.app import _cached, _ui
+
+from genmodel.report import compare_figure
+
+
+def render() -> None:
+    """Draw the page."""
+    st.title("Compare platforms")
+    st.caption(
+        "The best serving plan of one workload on each platform, within the same TTFT and TPOT "
+        "targets: goodput, cost and energy per output token (price per hour and TDP from hardware_db)."
+    )
+    p = _ui.Params("compare")
+    model = p.select("Model", _ui.model_ids(), "model", "llama-3.1-70b")
+    hardware = p.multiselect(
+        "Hardware",
+        [*_ui.hardware_ids(), *_ui.system_ids()],
+        "hardware",
+        ["h100-sxm", "h200-sxm", "b200", "mi300x"],
+    )
+    devices = p.integer("Devices per platform", "devices", 8, max_value=4096)
+    input_tokens = p.integer("Input tokens per request", "input_tokens", 2000, step=100)
+    output_tokens = p.integer("Output tokens per request", "output_tokens", 500, step=100)
+    ttft_ms = p.integer("TTFT target (ms)", "ttft_ms", 1000, step=50, max_value=600_000)
+    tpot_ms = p.integer("TPOT target (ms)", "tpot_ms", 40, step=5, max_value=60_000)
+    dtypes = p.multiselect("Weight precisions to search", _ui.DTYPES, "weight_dtype", ["fp8", "bf16"])
+    if not hardware or not dtypes:
+        st.info("Pick at least one platform and one weight precision.")
+        p.finish()
+        st.stop()
+    with p.errors():
+        rows = _cached.compare_view(
+            model,
+            tuple(hardware),
+            devices=devices,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            ttft_slo_s=ttft_ms * _ui.MS,
+            tpot_slo_s=tpot_ms * _ui.MS,
+            weight_dtypes=tuple(dtypes),
+        )
+    fig = compare_figure(rows, title=f"{model}: the best plan on each platform within the SLOs")
+    st.plotly_chart(fig, key="compare.bars_chart")
+    st.dataframe(
+        [
+            {
+                "hardware": r["hardware"],
+                "devices": r["devices"],
+                "plan": None
+                if r["error"]
+                else f"tp={r['tp']} pp={r['pp']} ep={r['ep']} dp={r['dp']} {r['weight_dtype']}",
+                "concurrency": r.get("concurrency"),
+                "TTFT": None if r["error"] else _ui.format_seconds(r["ttft_s"]),
+                "TPOT": None if r["error"] else _ui.format_seconds(r["tpot_s"]),
+                "output tokens/s per device": r.get("output_tokens_per_s_per_device"),
+                "USD per M output tokens": r.get("usd_per_million_output_tokens"),
+                "J per output token": r.get("joules_per_output_token"),
+                "why not": r["error"],
+            }
+            for r in rows
+        ],
+        column_config={
+            "output tokens/s per device": st.column_config.NumberColumn(format="%.1f"),
+            "USD per M output tokens": st.column_config.NumberColumn(format="%.3f"),
+            "J per output token": st.column_config.NumberColumn(format="%.3f"),
+        },
+        hide_index=True,
+        key="compare.table",
+    )
+
+    p.finish()
+
+
+render()

@@ -1,0 +1,254 @@
+"""Widgets whose values live in the URL, error display, id lists and number formats for the pages.
+
+Every input widget of a page is made through :class:`Params`: its starting value comes from the
+URL query parameter of the same name (``?model=llama-3.1-8b&tp=2``) when that is a valid value,
+else from the page's default, and after the widget is drawn its value is written back to the
+query parameters, so the browser's URL always reproduces the view. A query parameter that is not
+a valid value is reported with a warning and replaced by the default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import streamlit as st
+
+import genmodel
+from genmodel.report import format_bytes, format_seconds
+
+T = TypeVar("T")
+
+#: Precisions a tensor class may be stored in (genmodel.DTYPE_BYTES is the authority).
+DTYPES: tuple[str, ...] = tuple(genmodel.DTYPE_BYTES)
+#: Seconds per millisecond: latency targets are entered in ms, the API takes seconds.
+MS = 1e-3
+
+__all__ = [
+    "DTYPES",
+    "MS",
+    "Params",
+    "format_bytes",
+    "format_seconds",
+    "hardware_ids",
+    "model_ids",
+    "moe_model_ids",
+    "system_ids",
+    "tier_ids",
+]
+
+
+@st.cache_data(show_spinner=False)
+def model_ids() -> list[str]:
+    """Ids of the models in the database."""
+    return genmodel.list_ids("model")
+
+
+@st.cache_data(show_spinner=False)
+def moe_model_ids() -> list[str]:
+    """Ids of the mixture-of-experts models (those with experts)."""
+    return [
+        i for i in genmodel.list_ids("model") if genmodel.describe_model(genmodel.load_model(i))["experts"]
+    ]
+
+
+@st.cache_data(show_spinner=False)
+def hardware_ids() -> list[str]:
+    """Ids of the devices and their power modes."""
+    return [*genmodel.list_ids("hardware"), *genmodel.list_ids("power mode")]
+
+
+@st.cache_data(show_spinner=False)
+def system_ids() -> list[str]:
+    """Ids of the systems (devices joined by a fabric)."""
+    return genmodel.list_ids("system")
+
+
+@st.cache_data(show_spinner=False)
+def tier_ids() -> list[str]:
+    """Ids of the memory tiers an offload may use."""
+    return genmodel.list_ids("memory tier")
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _bool(text: str) -> bool | None:
+    return {"1": True, "0": False, "true": True, "false": False}.get(text.lower())
+
+
+def _str_list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+class Params:
+    """Input widgets of one page, synchronised with the URL query parameters.
+
+    Args:
+        page: the page's name; widget keys are ``"{page}.{name}"`` so pages do not share state.
+        container: where the widgets go (default: the sidebar).
+    """
+
+    def __init__(self, page: str, container: Any = None) -> None:
+        self.page = page
+        self.container = st.sidebar if container is None else container
+        self._published: set[str] = set()
+
+    def finish(self) -> None:
+        """Drop the query parameters no widget of this page wrote (left by another page or a typo),
+        so the URL holds exactly this view."""
+        for name in [n for n in st.query_params if n not in self._published]:
+            del st.query_params[name]
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Show a :class:`genmodel.GenModelError` (bad input, a plan that cannot run) as one error
+        box and stop the page there, as the CLI prints one red line; the URL keeps the inputs."""
+        try:
+            yield
+        except genmodel.GenModelError as exc:
+            self.finish()
+            st.error(str(exc))
+            st.stop()
+
+    @contextlib.contextmanager
+    def into(self, container: Any) -> Iterator[None]:
+        """Put the widgets made inside the ``with`` block into ``container`` (``st`` for the main area)."""
+        saved, self.container = self.container, container
+        try:
+            yield
+        finally:
+            self.container = saved
+
+    def _key(self, name: str) -> str:
+        return f"{self.page}.{name}"
+
+    def _seed(self, name: str, default: T, parse: Callable[[str], T], valid: Callable[[T], bool]) -> str:
+        """Put the starting value of widget ``name`` into the session state (URL, else default)."""
+        key = self._key(name)
+        if key not in st.session_state:
+            value = default
+            raw = st.query_params.get(name)
+            if raw is not None:
+                try:
+                    parsed = parse(raw)
+                except ValueError:
+                    parsed = None
+                if parsed is not None and valid(parsed):
+                    value = parsed
+                else:
+                    st.toast(f"query parameter {name}={raw!r} is not a valid value here; using {default!r}")
+            st.session_state[key] = value
+        return key
+
+    def _publish(self, name: str, text: str) -> None:
+        self._published.add(name)
+        if st.query_params.get(name) != text:
+            st.query_params[name] = text
+
+    def select(
+        self, label: str, options: Sequence[str], name: str, default: str, *, help: str | None = None
+    ) -> str:
+        """A selectbox of ``options``; the query parameter holds the option itself."""
+        key = self._seed(name, default, str, lambda v: v in options)
+        value: str = self.container.selectbox(label, list(options), key=key, help=help)
+        self._publish(name, value)
+        return value
+
+    def radio(self, label: str, options: Sequence[str], name: str, default: str) -> str:
+        """Horizontal radio buttons of ``options``."""
+        key = self._seed(name, default, str, lambda v: v in options)
+        value: str = self.container.radio(label, list(options), key=key, horizontal=True)
+        self._publish(name, value)
+        return value
+
+    def integer(
+        self,
+        label: str,
+        name: str,
+        default: int,
+        *,
+        min_value: int = 1,
+        max_value: int = 10_000_000,
+        step: int = 1,
+        help: str | None = None,
+    ) -> int:
+        """A number input for an integer in [min_value, max_value]."""
+        key = self._seed(name, default, int, lambda v: min_value <= v <= max_value)
+        value = int(
+            self.container.number_input(
+                label, min_value=min_value, max_value=max_value, step=step, key=key, help=help
+            )
+        )
+        self._publish(name, str(value))
+        return value
+
+    def slider(
+        self,
+        label: str,
+        name: str,
+        default: float,
+        *,
+        min_value: float,
+        max_value: float,
+        step: float,
+        format: str | None = None,
+        help: str | None = None,
+    ) -> float:
+        """A slider for a float in [min_value, max_value]."""
+        key = self._seed(name, default, float, lambda v: min_value <= v <= max_value)
+        value = float(
+            self.container.slider(
+                label,
+                min_value=min_value,
+                max_value=max_value,
+                step=step,
+                format=format,
+                key=key,
+                help=help,
+            )
+        )
+        self._publish(name, f"{value:g}")
+        return value
+
+    def checkbox(self, label: str, name: str, default: bool, *, help: str | None = None) -> bool:
+        """A checkbox; the query parameter is 1 or 0."""
+        key = self._seed(name, default, _bool, lambda v: v is not None)
+        value = bool(self.container.checkbox(label, key=key, help=help))
+        self._publish(name, "1" if value else "0")
+        return value
+
+    def multiselect(
+        self,
+        label: str,
+        options: Sequence[str],
+        name: str,
+        default: Sequence[str],
+        *,
+        help: str | None = None,
+    ) -> list[str]:
+        """A multiselect of ``options``; the query parameter is a comma-separated list."""
+        key = self._seed(name, list(default), _str_list, lambda v: all(x in options for x in v))
+        value: list[str] = list(self.container.multiselect(label, list(options), key=key, help=help))
+        self._publish(name, ",".join(value))
+        return value
+
+    def int_multiselect(
+        self,
+        label: str,
+        options: Sequence[int],
+        name: str,
+        default: Sequence[int],
+        *,
+        help: str | None = None,
+    ) -> list[int]:
+        """A multiselect of integers, kept sorted; the query parameter is a comma-separated list."""
+        key = self._seed(name, list(default), _int_list, lambda v: all(x in options for x in v))
+        chosen = self.container.multiselect(
+            label, list(options), key=key, format_func=lambda v: f"{v:,}", help=help
+        )
+        value = sorted(int(v) for v in chosen)
+        self._publish(name, ",".join(str(v) for v in value))
+        return value

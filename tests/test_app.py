@@ -1,0 +1,462 @@
+"""The dashboard (``genmodel.app``) through ``streamlit.testing.v1.AppTest``; ``genmodel dashboard``.
+
+Every page is run from the installed entry script (``genmodel/app/main.py``, found with
+importlib.resources as the CLI finds it), an input is changed, and the test checks that no exception
+is shown, that the plotly charts are there, and that the numbers shown (metrics, chart data) are what
+the public API returns for the same inputs. The URL query parameters are checked both ways: they set
+the widgets, and the widgets write them back.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _cli import cli_ok, runner
+from genmodel.cli import _dashboard
+from genmodel.cli._app import app as cli_app
+from streamlit.testing.v1 import AppTest
+
+import genmodel
+from genmodel.report import format_bytes, format_seconds, roofline_figure, roofline_points
+
+MAIN = Path(str(importlib.resources.files("genmodel.app").joinpath("main.py")))
+# generous: the first run of a test process imports plotly and streamlit's runtime
+TIMEOUT_S = 60
+
+# the pages' defaults, as the pages set them (a changed default must change the test too)
+ESTIMATE = {
+    "model": "llama-3.1-70b",
+    "hardware": "h100-sxm",
+    "input_tokens": 1000,
+    "output_tokens": 500,
+    "batch": 16,
+    "tp": 8,
+}
+PLAN = {
+    "model": "llama-3.1-70b",
+    "hardware": "h100-sxm",
+    "devices": 8,
+    "input_tokens": 2000,
+    "output_tokens": 500,
+    "ttft_slo_s": 1000 * 1e-3,
+    "tpot_slo_s": 40 * 1e-3,
+    "weight_dtype": ["fp8", "bf16"],
+}
+LONG_CONTEXT = {
+    "tp": 8,
+    "input_tokens": 127_000,
+    "output_tokens": 1000,
+    "weight_dtype": "bf16",
+    "contexts": (4096, 8192, 16384, 32768, 65536, 131072),
+}
+MOE_EPS = (8, 16, 32, 64, 128, 256)
+
+
+def _open(page: str | None = None, **params: str) -> AppTest:
+    """Run the dashboard on ``page`` (a script next to main.py; None: the default page) with these
+    URL query parameters; assert that it ran without an exception."""
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT_S)
+    if page is not None:
+        at.run()  # the navigation must be registered before switching pages
+        at.query_params.clear()
+        at.switch_page(page)
+    at.query_params.update(params)
+    return _rerun(at)
+
+
+def _rerun(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    """The st.metric values by label (the last one of a repeated label)."""
+    return {m.label: m.value for m in at.metric}
+
+
+def _figures(at: AppTest) -> dict[str, dict[str, Any]]:
+    """The plotly charts' specs (data and layout) by title text; at least one chart per page."""
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert specs, "no plotly chart on the page"
+    return {s["layout"].get("title", {}).get("text", ""): s for s in specs}
+
+
+def _figure(at: AppTest, title_part: str) -> dict[str, Any]:
+    found = [s for t, s in _figures(at).items() if title_part in t]
+    assert len(found) == 1, (title_part, list(_figures(at)))
+    return found[0]
+
+
+def _trace(fig: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [t for t in fig["data"] if t.get("name") == name]
+    assert len(found) == 1, (name, [t.get("name") for t in fig["data"]])
+    return found[0]
+
+
+# ---- the command -------------------------------------------------------------------------------
+
+
+def test_dashboard_help() -> None:
+    text = cli_ok(["dashboard", "--help"], columns=120)
+    assert "--port" in text and "--host" in text and "Streamlit" in text
+
+
+def test_dashboard_runs_streamlit_on_the_installed_entry_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+
+    class Done:
+        returncode = 0
+
+    def fake_run(command: list[str], **_: Any) -> Done:
+        calls.append(command)
+        return Done()
+
+    monkeypatch.setattr(_dashboard.subprocess, "run", fake_run)
+    result = runner.invoke(cli_app, ["dashboard", "--port", "8599", "--host", "127.0.0.1"])
+    assert result.exit_code == 0, result.output
+    (command,) = calls
+    assert command[1:4] == ["-m", "streamlit", "run"]
+    assert Path(command[4]) == MAIN and MAIN.is_file() and MAIN.parent.name == "app"
+    flags = dict(zip(command[5::2], command[6::2], strict=True))
+    assert flags == {
+        "--server.port": "8599",
+        "--server.headless": "true",
+        "--browser.gatherUsageStats": "false",
+        "--server.address": "127.0.0.1",
+    }
+    assert _dashboard.streamlit_command()[6] == "8501"  # the default port
+
+
+def test_dashboard_rejects_a_bad_port() -> None:
+    result = runner.invoke(cli_app, ["dashboard", "--port", "0"])
+    assert result.exit_code == 2
+
+
+# ---- the roofline helper of genmodel.report ------------------------------------------------------
+
+
+def test_roofline_points_are_the_estimates_operators() -> None:
+    est = _estimate()
+    for phase in ("decode", "prefill"):
+        rows = roofline_points(est, phase=phase)
+        ops = getattr(est, phase).ops
+        assert [r["operator"] for r in rows] == [t.op.name for t in ops]
+        assert sum(r["compute_s"] for r in rows) == pytest.approx(getattr(est, phase).compute_s)
+        for r in rows:
+            assert r["time_s"] == max(r["compute_s"], r["memory_s"])
+            if r["flops"] > 0:
+                assert r["achieved_flops_per_s"] * r["time_s"] == pytest.approx(r["flops"])
+    with pytest.raises(genmodel.SpecError, match="phase"):
+        roofline_points(est, phase="training")
+
+
+def test_roofline_figure_needs_the_estimates_device() -> None:
+    est = _estimate()
+    with pytest.raises(genmodel.SpecError, match="h200-sxm"):
+        roofline_figure(est, genmodel.load_device("h200-sxm"))
+    fig = roofline_figure(est, genmodel.load_hardware("h100-sxm"), phase="prefill")
+    roofs = [t for t in fig.data if t.mode == "lines"]
+    assert len(roofs) == 1  # bf16 weights, activations and KV: one precision, one roof
+    assert max(roofs[0].y) == pytest.approx(genmodel.load_device("h100-sxm").peak_flops_per_s["bf16"])
+
+
+# ---- Estimate / what-if ------------------------------------------------------------------------
+
+
+def _estimate(hardware: Any = "h100-sxm", **changes: Any) -> genmodel.Estimate:
+    kwargs: dict[str, Any] = {k: v for k, v in ESTIMATE.items() if k != "hardware"}
+    kwargs.update(changes)
+    return genmodel.estimate(kwargs.pop("model"), hardware, **kwargs)
+
+
+def test_estimate_page_shows_the_api_numbers_and_charts() -> None:
+    at = _open()
+    assert at.title[0].value == "Estimate / what-if"
+    est = _estimate()
+    shown = _metrics(at)
+    assert shown["TTFT"] == format_seconds(est.ttft_s)
+    assert shown["TPOT"] == format_seconds(est.tpot_s)
+    assert shown["Batch"] == f"{est.batch:,}"
+    assert shown["Output tokens/s per device"] == f"{est.output_tokens_per_s_per_device:,.1f}"
+    assert shown["Memory per device"] == format_bytes(est.memory.device_bytes_per_device)
+    memory = _figure(at, "Memory per device")
+    assert _trace(memory, "weights")["y"] == pytest.approx([est.memory.weights_bytes_per_device])
+    roof = _figure(at, "decode operators against the roofline")
+    gemms = _trace(roof, "gemm operators")
+    expected = [r for r in roofline_points(est, phase="decode") if r["kind"] == "gemm"]
+    assert gemms["text"] == [r["operator"] for r in expected]
+    assert gemms["x"] == pytest.approx([r["arithmetic_intensity"] for r in expected])
+    # the roofs are the device's datasheet figures
+    peak = genmodel.load_device("h100-sxm").peak_flops_per_s["bf16"]
+    assert max(max(t["y"]) for t in roof["data"] if t["mode"] == "lines") == pytest.approx(peak)
+    # the page's state is in the URL
+    assert at.query_params["model"] == "llama-3.1-70b" and at.query_params["tp"] == "8"
+
+
+def test_estimate_page_follows_changed_inputs_and_writes_them_to_the_url() -> None:
+    at = _open()
+    at.selectbox(key="estimate.model").set_value("llama-3.1-8b")
+    at.number_input(key="estimate.tp").set_value(2)
+    at.number_input(key="estimate.input_tokens").set_value(4000)
+    _rerun(at)
+    est = _estimate(model="llama-3.1-8b", tp=2, input_tokens=4000)
+    shown = _metrics(at)
+    assert shown["TPOT"] == format_seconds(est.tpot_s)
+    assert shown["TTFT"] == format_seconds(est.ttft_s)
+    assert at.query_params["model"] == "llama-3.1-8b"
+    assert at.query_params["tp"] == "2" and at.query_params["input_tokens"] == "4000"
+    # the roofline follows the phase switch
+    at.radio(key="estimate.phase").set_value("prefill")
+    _rerun(at)
+    assert _figure(at, "prefill operators against the roofline")
+    table = at.dataframe[0].value
+    assert list(table["operator"]) == [r["operator"] for r in roofline_points(est, phase="prefill")]
+
+
+def test_estimate_what_if_sliders_scale_the_hardware() -> None:
+    at = _open()
+    before = _metrics(at)["TPOT"]
+    at.slider(key="estimate.memory_bandwidth").set_value(2.0)
+    _rerun(at)
+    faster = _estimate(genmodel.load_hardware("h100-sxm").scaled(memory_bandwidth=2.0))
+    assert _metrics(at)["TPOT"] == format_seconds(faster.tpot_s) != before
+    assert faster.tpot_s < _estimate().tpot_s
+    assert at.query_params["memory_bandwidth"] == "2"
+    # the roofline's memory roof moved with the slider
+    roof = _figure(at, "decode operators against the roofline")
+    roof_line = next(t for t in roof["data"] if t["mode"] == "lines")
+    bandwidth = 2.0 * genmodel.load_device("h100-sxm").memory_bandwidth_bytes_per_s
+    assert roof_line["y"][0] == pytest.approx(roof_line["x"][0] * bandwidth)
+
+
+def test_estimate_page_reads_its_state_from_the_url() -> None:
+    at = _open(model="llama-3.1-8b", hardware="h200-sxm", tp="2", batch="4", weight_dtype="fp8")
+    assert at.selectbox(key="estimate.hardware").value == "h200-sxm"
+    assert at.number_input(key="estimate.tp").value == 2
+    est = _estimate("h200-sxm", model="llama-3.1-8b", tp=2, batch=4, weight_dtype="fp8")
+    assert _metrics(at)["TPOT"] == format_seconds(est.tpot_s)
+    assert _metrics(at)["Batch"] == "4"
+
+
+def test_estimate_page_serving_mode_and_bad_input() -> None:
+    at = _open(mode="serving (concurrency)", concurrency="32")
+    est = _estimate(batch=None, concurrency=32)
+    assert _metrics(at)["TPOT"] == format_seconds(est.tpot_s)
+    # an invalid query parameter falls back to the default; one of another page is dropped
+    at = _open(model="no-such-model", tp="many", stray="1")
+    assert at.selectbox(key="estimate.model").value == ESTIMATE["model"]
+    assert at.number_input(key="estimate.tp").value == ESTIMATE["tp"]
+    assert at.toast and "stray" not in at.query_params
+    # a plan that cannot run is one error box, not a traceback
+    at.number_input(key="estimate.tp").set_value(3)
+    _rerun(at)
+    assert len(at.error) == 1 and "tp=3" in at.error[0].value
+    assert at.query_params["tp"] == "3"
+
+
+# ---- Plan search -------------------------------------------------------------------------------
+
+
+def test_plan_page_best_plan_and_pareto_match_the_api() -> None:
+    at = _open("_plan.py")
+    assert at.title[0].value == "Plan search"
+    report = genmodel.plan(**PLAN, disaggregated=True).to_dict()
+    shown = _metrics(at)
+    assert shown["Plans evaluated"] == f"{report['evaluated']:,}"
+    assert (
+        shown["Best goodput (tokens/s per device)"]
+        == f"{report['best']['output_tokens_per_s_per_device']:,.1f}"
+    )
+    pareto = _figure(at, "throughput vs interactivity")
+    meets = _trace(pareto, "meets the SLOs")
+    expected = [p["output_tokens_per_s_per_device"] for p in report["pareto"] if p["meets_slo"]]
+    assert meets["y"] == pytest.approx(expected)
+    goodput = _figure(at, "aggregated vs disaggregated")
+    assert goodput["data"][0]["y"] == pytest.approx(
+        [
+            report["best"]["output_tokens_per_s_per_device"],
+            report["disaggregated"]["output_tokens_per_s_per_device"],
+        ]
+    )
+
+    at.number_input(key="plan.tpot_ms").set_value(25)
+    at.checkbox(key="plan.disaggregated").uncheck()
+    _rerun(at)
+    changed = genmodel.plan(**{**PLAN, "tpot_slo_s": 25 * 1e-3}).to_dict()
+    assert _metrics(at)["Meet the SLOs"] == f"{changed['meeting_slo']:,}"
+    assert changed["meeting_slo"] != report["meeting_slo"]
+    assert changed["best"] is not None
+    assert _metrics(at)["Best goodput (tokens/s per device)"] == (
+        f"{changed['best']['output_tokens_per_s_per_device']:,.1f}"
+    )
+    assert at.query_params["tpot_ms"] == "25" and at.query_params["disaggregated"] == "0"
+    assert "aggregated vs disaggregated" in " ".join(_figures(at))  # the co-located bar alone
+
+
+# ---- Compare platforms -------------------------------------------------------------------------
+
+
+def test_compare_page_bars_are_the_api_rows() -> None:
+    at = _open("_compare.py", hardware="h100-sxm,b200")
+    assert at.title[0].value == "Compare platforms"
+    rows = genmodel.compare(
+        "llama-3.1-70b",
+        ["h100-sxm", "b200"],
+        devices=8,
+        input_tokens=2000,
+        output_tokens=500,
+        ttft_slo_s=PLAN["ttft_slo_s"],
+        tpot_slo_s=PLAN["tpot_slo_s"],
+        weight_dtype=["fp8", "bf16"],
+    )
+    fig = _figure(at, "the best plan on each platform")
+    bars = {t["name"]: t for t in fig["data"]}
+    goodput = bars["output tokens/s per device"]
+    assert goodput["x"] == ["h100-sxm x8", "b200 x8"]
+    assert goodput["y"] == pytest.approx([r["output_tokens_per_s_per_device"] for r in rows])
+    cost = bars["USD per million output tokens"]
+    assert cost["y"] == pytest.approx([r["usd_per_million_output_tokens"] for r in rows])
+    energy = bars["joules per output token (at TDP)"]
+    assert energy["y"] == pytest.approx([r["joules_per_output_token"] for r in rows])
+    table = at.dataframe[0].value
+    assert list(table["hardware"]) == ["h100-sxm", "b200"]
+
+    at.multiselect(key="compare.hardware").select("mi300x")
+    at.number_input(key="compare.devices").set_value(4)
+    _rerun(at)
+    fig = _figure(at, "the best plan on each platform")
+    assert fig["data"][0]["x"] == ["h100-sxm x4", "b200 x4", "mi300x x4"]
+    mi300x = genmodel.compare(
+        "llama-3.1-70b",
+        ["mi300x"],
+        devices=4,
+        input_tokens=2000,
+        output_tokens=500,
+        ttft_slo_s=PLAN["ttft_slo_s"],
+        tpot_slo_s=PLAN["tpot_slo_s"],
+        weight_dtype=["fp8", "bf16"],
+    )[0]
+    assert fig["data"][0]["y"][-1] == pytest.approx(mi300x["output_tokens_per_s_per_device"])
+    assert at.query_params["hardware"] == "h100-sxm,b200,mi300x"
+
+
+# ---- Long context & memory tiers ---------------------------------------------------------------
+
+
+def test_long_context_page_users_and_tiers_match_memory_report() -> None:
+    at = _open("_long_context.py")
+    assert at.title[0].value == "Long context & memory tiers"
+
+    def report(kv_dtype: str, offload: str | None) -> dict[str, Any]:
+        return genmodel.memory_report(
+            "llama-3.1-70b", "h100-sxm", batch="max", kv_dtype=kv_dtype, kv_offload=offload, **LONG_CONTEXT
+        )
+
+    hbm, cxl = report("bf16", None), report("bf16", "cxl-samsung-cmm-d-128gb:4")
+    users = [m.value for m in at.metric if m.label == "Users that fit"]
+    assert users == [f"{hbm['batch']:,}", f"{cxl['batch']:,}"]
+    assert cxl["batch"] > hbm["batch"]
+    curve = _figure(at, "Users that fit vs context")
+    assert _trace(curve, "device memory only")["y"] == [c["max_concurrency"] for c in hbm["concurrency"]]
+    spilled = _trace(curve, "+ cxl-samsung-cmm-d-128gb:4")
+    assert spilled["y"] == [c["max_concurrency"] for c in cxl["concurrency"]]
+    placement = _figure(at, "Where the bytes live")
+    assert _trace(placement, "KV cache")["y"] == pytest.approx(
+        [t["kv_cache_bytes_per_device"] for t in [*hbm["tiers"], *cxl["tiers"]]]
+    )
+
+    at.selectbox(key="long_context.kv_dtype").set_value("fp8")
+    at.selectbox(key="long_context.kv_offload").set_value("host")
+    _rerun(at)
+    hbm8, host8 = report("fp8", None), report("fp8", "host")
+    users = [m.value for m in at.metric if m.label == "Users that fit"]
+    assert users == [f"{hbm8['batch']:,}", f"{host8['batch']:,}"]
+    assert hbm8["batch"] > hbm["batch"]
+    assert at.query_params["kv_offload"] == "host"
+
+
+# ---- MoE & expert parallelism ------------------------------------------------------------------
+
+
+def _ep_tpots(system: str, dtype: str, seqs: int) -> list[float | None]:
+    out: list[float | None] = []
+    for ep in MOE_EPS:
+        try:
+            est = genmodel.estimate(
+                "deepseek-v3",
+                system,
+                tp=1,
+                dp=ep,
+                ep=ep,
+                batch=seqs * ep,
+                input_tokens=2000,
+                output_tokens=64,
+                weight_dtype=dtype,
+                act_dtype=dtype,
+                kv_dtype="bf16",
+            )
+        except genmodel.InfeasibleError:
+            out.append(None)
+        else:
+            out.append(est.tpot_s)
+    return out
+
+
+def test_moe_page_tpot_and_comm_share_match_the_api() -> None:
+    at = _open("_moe.py")
+    assert at.title[0].value == "MoE & expert parallelism"
+    tpot = _figure(at, "TPOT vs EP degree")
+    for system, dtype in (("dgx-h100", "fp8"), ("cloudmatrix384", "int8")):
+        expected = _ep_tpots(system, dtype, 128)
+        trace = _trace(tpot, system)
+        assert trace["x"] == [ep for ep, t in zip(MOE_EPS, expected, strict=True) if t is not None]
+        assert trace["y"] == pytest.approx([t for t in expected if t is not None])
+    # the share chart stacks the decode step's terms, normalised to 100 % by plotly
+    shares = _figure(at, "communication share")
+    assert shares["layout"]["barnorm"] == "percent"
+    comm = [t for t in shares["data"] if t["name"] == "communication (exposed)"]
+    assert len(comm) == 2 and all(y > 0 for t in comm for y in t["y"])
+    # the table names why EP 8 cannot run on one H100 node
+    table = at.dataframe[0].value
+    assert table.loc[(table["system"] == "dgx-h100") & (table["EP"] == 8), "why not"].item()
+
+    at.number_input(key="moe.seqs_per_device").set_value(32)
+    at.multiselect(key="moe.systems").unselect("cloudmatrix384")
+    _rerun(at)
+    tpot = _figure(at, "TPOT vs EP degree")
+    assert [t["name"] for t in tpot["data"]] == ["dgx-h100"]
+    assert tpot["data"][0]["y"] == pytest.approx(
+        [t for t in _ep_tpots("dgx-h100", "fp8", 32) if t is not None]
+    )
+    assert at.query_params["seqs_per_device"] == "32" and at.query_params["systems"] == "dgx-h100"
+
+
+# ---- Validation --------------------------------------------------------------------------------
+
+
+def test_validation_page_matches_validate() -> None:
+    at = _open("_validation.py")
+    assert at.title[0].value == "Validation"
+    report = genmodel.validate()
+    shown = _metrics(at)
+    assert shown["MAPE (all cases)"] == f"{report.mape:.1f} %"
+    assert shown["Cases predicted"] == f"{len(report.cases)}"
+    scatter = _figure(at, "Predicted vs measured")
+    points = [t for t in scatter["data"] if t["mode"] == "markers"]
+    assert sum(len(t["x"]) for t in points) == len(report.cases)
+
+    at.multiselect(key="validation.metric").set_value(["tpot_s"])
+    _rerun(at)
+    tpot_cases = [c for c in report.cases if c.metric == "tpot_s"]
+    scatter = _figure(at, "Predicted vs measured")
+    (points,) = [t for t in scatter["data"] if t["mode"] == "markers"]
+    assert points["name"] == "tpot_s"
+    assert points["x"] == pytest.approx([c.measured for c in tpot_cases])
+    assert points["y"] == pytest.approx([c.predicted for c in tpot_cases])
+    assert len(at.dataframe[0].value) == len(tpot_cases)
+    assert at.query_params["metric"] == "tpot_s"
