@@ -1,4 +1,4 @@
-"""tools/: the EP study behind the README's "Expert parallelism at scale" table."""
+"""tools/: the EP study behind the README's "Expert parallelism at scale" table, and the CLI reference."""
 
 from __future__ import annotations
 
@@ -36,3 +36,9 @@ def test_ep_study_shows_the_fabric_difference() -> None:
     assert all(r["dominant"] in ("ep_dispatch", "ep_combine") for r in [*h100.values(), *cm.values()])
     # the fp8 model does not fit on one H100 node
     assert any(r["system"] == "dgx-h100" and r["ep"] == 8 and "note" in r for r in rows)
+
+
+def test_cli_reference_is_current() -> None:
+    reference = _load("make_cli_reference").reference()
+    current = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert reference == current, "docs/cli.md is out of date: rerun python tools/make_cli_reference.py"
