@@ -35,8 +35,8 @@ dashboard: $(STAMP)
 test: lint typecheck layers unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check genmodel cli tests app
-	$(BIN)/ruff format --check genmodel cli tests app
+	$(BIN)/ruff check genmodel cli tests app tools
+	$(BIN)/ruff format --check genmodel cli tests app tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -23,7 +23,13 @@ def main() -> None:
     for model, hw, n, dtype, isl, osl in CASES:
         runs = [
             genmodel.plan(
-                model, hw, devices=n, input_tokens=isl, output_tokens=osl, ttft_slo_s=2.0, tpot_slo_s=0.05,
+                model,
+                hw,
+                devices=n,
+                input_tokens=isl,
+                output_tokens=osl,
+                ttft_slo_s=2.0,
+                tpot_slo_s=0.05,
                 weight_dtype=dtype,
             )
             for _ in range(3)

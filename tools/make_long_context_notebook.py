@@ -1,14 +1,28 @@
 """Build notebooks/long_context_memory.ipynb from the cells below and execute it in place.
 
-Usage: .venv/bin/python tools/make_long_context_notebook.py   (tests/test_notebooks.py runs it again)
+Usage: .venv/bin/python tools/make_long_context_notebook.py
+(tests/test_notebooks.py executes the notebook again and checks that its cells are these).
 """
 
-import nbclient
+from __future__ import annotations
+
+from pathlib import Path
+
 import nbformat as nbf
 
-cells = []
-md = lambda s: cells.append(nbf.v4.new_markdown_cell(s.strip()))
-code = lambda s: cells.append(nbf.v4.new_code_cell(s.strip()))
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "long_context_memory.ipynb"
+CELLS: list[nbf.NotebookNode] = []
+
+
+def md(source: str) -> None:
+    """Append a markdown cell."""
+    CELLS.append(nbf.v4.new_markdown_cell(source.strip()))
+
+
+def code(source: str) -> None:
+    """Append a code cell."""
+    CELLS.append(nbf.v4.new_code_cell(source.strip()))
+
 
 md("""
 # Long context and the memory hierarchy: a worked study
@@ -33,8 +47,13 @@ code("""
 import dataclasses
 
 import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.subplots import make_subplots
+
 import genmodel
 
+pio.renderers.default = "plotly_mimetype"  # figure JSON only: small notebooks, rendered by Jupyter
 pd.set_option("display.precision", 3)
 GB = 1e9
 
@@ -81,8 +100,8 @@ rows = []
 for tp in (4, 8):
     est = genmodel.estimate(MODEL, HW, tp=tp, batch=1, input_tokens=50_000, output_tokens=1)
     attn = sum(float(t.compute_s) for t in est.prefill.ops if t.op.kind == "attention")
-    rows.append({"tp": tp, "prefill s": est.ttft_s, "attention share of compute": attn / est.prefill.compute_s,
-                 "bound": est.prefill.bound})
+    rows.append({"tp": tp, "prefill s": est.ttft_s,
+                 "attention share of compute": attn / est.prefill.compute_s, "bound": est.prefill.bound})
 prefill = pd.DataFrame(rows)
 assert (prefill["bound"] == "compute").all()
 prefill
@@ -162,7 +181,9 @@ LLAMA, H100 = "llama-3.1-70b", "h100-sxm"
 long = dict(tp=8, input_tokens=127_000, output_tokens=1_000)
 base = genmodel.estimate(LLAMA, H100, batch="max", **long)
 rows = [row("HBM only", base)]
-for label, tier in (("4x CXL CMM-D 128 GB", "cxl-samsung-cmm-d-128gb:4"), ("1x Astera Leo 512 GB", "cxl-astera-leo-512gb")):
+CXL_TIERS = (("4x CXL CMM-D 128 GB", "cxl-samsung-cmm-d-128gb:4"),
+             ("1x Astera Leo 512 GB", "cxl-astera-leo-512gb"))
+for label, tier in CXL_TIERS:
     est = genmodel.estimate(LLAMA, H100, batch="max", kv_offload=tier, **long)
     rows.append(row(f"spill to {label}", est))
     win = genmodel.estimate(LLAMA, H100, batch=est.batch, kv_offload=tier, sparse_attention_frac=0.1, **long)
@@ -185,7 +206,8 @@ users_cxl = int(study2["users (batch)"].iloc[1])
 sweep = []
 for n in (1, 2, 4, 8, 16, 32):
     try:
-        est = genmodel.estimate(LLAMA, H100, batch=users_cxl, kv_offload=f"cxl-samsung-cmm-d-128gb:{n}", **long)
+        est = genmodel.estimate(LLAMA, H100, batch=users_cxl, kv_offload=f"cxl-samsung-cmm-d-128gb:{n}",
+                                **long)
     except genmodel.InfeasibleError:
         continue
     sweep.append({"CMM-D per node": n, "GB/s per GPU": est.memory.tiers[1].bandwidth_bytes_per_s / GB,
@@ -194,6 +216,43 @@ bandwidth = pd.DataFrame(sweep)
 # more CXL bandwidth never slows decode, and the host link caps it
 assert bandwidth["TPOT ms"].is_monotonic_decreasing or bandwidth["TPOT ms"].diff().dropna().le(1e-9).all()
 bandwidth
+""")
+
+md("""
+Both sides in one figure: the sessions a node holds as the context grows (`genmodel.memory_report`'s
+capacity-to-concurrency curve), with and without the CXL tiers, and the decode step of the CXL-enabled
+maximum against the CXL bandwidth each GPU gets.
+""")
+
+code("""
+CONTEXTS = (8192, 16384, 32768, 65536, 131072)
+fit_rows = []
+for label, tier in (("HBM only", None), *CXL_TIERS):
+    report = genmodel.memory_report(LLAMA, H100, kv_offload=tier, contexts=CONTEXTS, **long)
+    fit_rows += [{"memory": label, **c} for c in report["concurrency"]]
+fits = pd.DataFrame(fit_rows)
+
+fig = make_subplots(rows=1, cols=2, subplot_titles=("sessions that fit, by context (DGX H100, tp=8)",
+                                                    "decode step with the KV spilled to CMM-D"))
+for label, grp in fits.groupby("memory", sort=False):
+    fig.add_trace(go.Scatter(x=grp.context_tokens, y=grp.max_concurrency, name=label, mode="lines+markers"),
+                  row=1, col=1)
+fig.add_trace(go.Scatter(x=bandwidth["GB/s per GPU"], y=bandwidth["TPOT ms"], mode="lines+markers",
+                         name=f"{users_cxl} users over CMM-D", text=bandwidth["CMM-D per node"]),
+              row=1, col=2)
+fig.add_hline(y=base.tpot_s * 1e3, line_dash="dot", row=1, col=2,
+              annotation_text=f"HBM only, {base.batch} users")
+fig.update_xaxes(type="log", title_text="context tokens per session", row=1, col=1)
+fig.update_xaxes(type="log", title_text="CXL GB/s per GPU", row=1, col=2)
+fig.update_yaxes(type="log", title_text="sessions", row=1, col=1)
+fig.update_yaxes(type="log", title_text="TPOT ms", row=1, col=2)
+fig.update_layout(template="plotly_white", title="Llama-3.1-70B: capacity gained vs decode speed lost")
+fig.show()
+
+by_context = fits.pivot(index="context_tokens", columns="memory", values="max_concurrency")
+# at every context length the four expanders at least double the sessions a node holds
+assert (by_context["4x CXL CMM-D 128 GB"] >= 2 * by_context["HBM only"]).all()
+by_context
 """)
 
 md("""
@@ -214,7 +273,8 @@ communication time.
 code("""
 cluster = genmodel.load_system("jetson-agx-orin-cluster")
 
-no_latency = dataclasses.replace(cluster, fabric=tuple(dataclasses.replace(t, latency_s=0.0) for t in cluster.fabric))
+no_latency = dataclasses.replace(
+    cluster, fabric=tuple(dataclasses.replace(t, latency_s=0.0) for t in cluster.fabric))
 edge = []
 for tp in (1, 2, 4):
     est = genmodel.estimate("llama-3.1-8b", cluster, tp=tp, batch=1, input_tokens=512, output_tokens=128,
@@ -229,6 +289,31 @@ assert (edge["of which bandwidth us"] < 0.5 * edge["all-reduce us"]).iloc[1:].al
 edge
 """)
 
-nb = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": "notebooks"}}).execute()
-nbf.write(nb, "notebooks/long_context_memory.ipynb")
+
+def build() -> nbf.NotebookNode:
+    """The notebook (cells only, not executed), with stable cell ids so that a rerun diffs cleanly."""
+    for i, cell in enumerate(CELLS):
+        cell.id = f"cell-{i:02d}"
+    return nbf.v4.new_notebook(
+        cells=CELLS,
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
+
+
+def main() -> None:
+    """Execute the notebook in notebooks/ and write it with its outputs."""
+    import nbclient
+
+    nb = build()
+    nbclient.NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
+    nbf.write(nb, NOTEBOOK)
+
+
+if __name__ == "__main__":
+    main()
