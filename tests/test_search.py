@@ -490,3 +490,27 @@ def test_plan_and_compare_cli_for_a_request_rate() -> None:
     assert "request_rate_per_s=-1" in cli_bad(
         ["plan", *base, "--hardware", "h100-sxm", "--devices", "4", "--request-rate", "-1"]
     )
+
+
+def test_readme_traffic_example_is_current() -> None:
+    readme = (Path(genmodel.__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    needed = {}
+    for rate in (20.0, 50.0, 200.0):
+        rep = genmodel.plan(
+            "llama-3.1-70b",
+            "h100-sxm",
+            devices=8,
+            input_tokens=2000,
+            output_tokens=500,
+            ttft_slo_s=1.0,
+            tpot_slo_s=0.05,
+            weight_dtype=["fp8", "bf16"],
+            disaggregated=True,
+            request_rate_per_s=rate,
+        )
+        d = rep.to_dict()["disaggregated"]
+        needed[rate] = (rep.devices_needed, d["devices"])
+    assert needed[20.0] == (16, 16), needed
+    assert "=\n16 H100s; disaggregated pools need as many at 20 requests/s" in readme
+    assert f"{needed[50.0][1]} instead of {needed[50.0][0]} devices at 50 requests/s" in readme, needed
+    assert f"{needed[200.0][1]} instead of {needed[200.0][0]} at\n200" in readme, needed
