@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import typer
+import typer.completion
 from _cli import cli_bad, cli_ok, runner
 from genmodel.cli import _options
 from genmodel.cli._app import app
@@ -160,8 +161,10 @@ def test_version() -> None:
     assert cli_ok(["--version"]).strip() == f"genmodel {genmodel.__version__}"
 
 
-def test_shell_completion_script_and_id_completion() -> None:
-    script = runner.invoke(app, ["--show-completion", "bash"], prog_name="genmodel")
+def test_shell_completion_script_and_id_completion(monkeypatch: pytest.MonkeyPatch) -> None:
+    # typer finds the shell from the parent processes (under make that is sh, which it cannot serve)
+    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: "bash")
+    script = runner.invoke(app, ["--show-completion"], prog_name="genmodel")
     assert script.exit_code == 0, script.output
     assert "_GENMODEL_COMPLETE=complete_bash" in script.stdout
 
