@@ -47,6 +47,13 @@ RateOpt = Annotated[
         "largest copy of a plan considered).",
     ),
 ]
+ObjectiveOpt = Annotated[
+    str,
+    typer.Option(
+        help="goodput (tokens/s per device; for --request-rate: fewest devices), cost, energy (as "
+        "goodput on one platform), or latency (lowest TPOT within the SLOs).",
+    ),
+]
 DtypesOpt = Annotated[
     str, typer.Option("--weight-dtype", help="Weight precision; a comma list searches each (fp8,bf16).")
 ]
@@ -98,6 +105,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Also size separate prefill and decode pools (DistServe).")
         ] = False,
         request_rate: RateOpt = None,
+        objective: ObjectiveOpt = "goodput",
         format: FormatOpt = Format.table,
         output: OutputOpt = None,
         plot: PlotOpt = None,
@@ -127,6 +135,7 @@ def register(app: typer.Typer) -> None:
                 kv_dtype=kv_dtype,
                 disaggregated=disaggregated,
                 request_rate_per_s=request_rate,
+                objective=objective,
             )
         d = report.to_dict()
         if plot is not None:
@@ -227,7 +236,7 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
             f"{rate:g} requests/s: {best['instances']} x {best['devices']} devices = "
             f"{best['devices_needed']} devices",
         )
-    t = Table(title="best plan (co-located, re-estimated alone)")
+    t = Table(title=f"best plan by {d['objective']} (co-located, re-estimated alone)")
     for col in (
         "tp",
         "pp",

@@ -24,7 +24,7 @@ from genmodel._phases import (
     as_system,
     estimate_static,
 )
-from genmodel._search import Disaggregated, Layout, SearchResult, Slo, search
+from genmodel._search import Disaggregated, Layout, SearchResult, Slo, check_objective, search
 from genmodel._serving import estimate_serving
 from genmodel._units import DTYPE_BYTES, check_dtype
 from genmodel._workload import Precision
@@ -610,6 +610,8 @@ class PlanReport:
     pareto: tuple[dict[str, Any], ...]
     #: the traffic planned for (requests/s; None: a fixed deployment of ``devices``)
     request_rate_per_s: float | None = None
+    #: what ``best`` optimises (:data:`genmodel._search.OBJECTIVES`)
+    objective: str = "goodput"
 
     @property
     def instances(self) -> int | None:
@@ -674,6 +676,7 @@ class PlanReport:
             "system": self.system_id,
             "devices": self.devices,
             "request_rate_per_s": self.request_rate_per_s,
+            "objective": self.objective,
             "slo": {
                 "ttft_s": self.slo.ttft_s,
                 "tpot_s": self.slo.tpot_s,
@@ -730,6 +733,7 @@ def plan(
     kv_dtype: str | None = None,
     disaggregated: bool = False,
     request_rate_per_s: float | None = None,
+    objective: str = "goodput",
     pareto_points: int = 50,
 ) -> PlanReport:
     """Find the serving plan of ``devices`` devices with the highest goodput within the SLOs, or
@@ -745,6 +749,10 @@ def plan(
             ``request_rate_per_s``, the largest instance (copy of the plan) considered.
         request_rate_per_s: traffic in requests/s: ``instances`` copies of ``best`` serve it, with
             ``devices_needed`` devices in all (each copy counted at its full-load rate).
+        objective: ``goodput`` (default; for a request rate: the fewest devices), ``cost`` and
+            ``energy`` (the same order on one platform: price and power per device are constants;
+            they differ across platforms in :func:`compare`), or ``latency`` (the lowest TPOT that
+            meets the SLOs).
         ttft_slo_s, tpot_slo_s: targets in seconds (None: none); ``ttft_quantile`` makes the TTFT
             target a quantile (0.9, 0.99) of an M/D/1 queue instead of the mean.
         disaggregated: also size separate prefill and decode pools (DistServe) and compare.
@@ -755,6 +763,7 @@ def plan(
     """
     import numpy as np
 
+    check_objective(objective)
     m = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
     slo = Slo(ttft_s=ttft_slo_s, tpot_s=tpot_slo_s, ttft_quantile=ttft_quantile)
@@ -772,18 +781,18 @@ def plan(
     c = result.candidates
     best: Estimate | None = None
 
-    def key(est: Estimate) -> tuple[float, float]:  # smaller is better
+    def key(est: Estimate) -> tuple[float, float, float]:  # smaller is better, as ranking() orders
         goodput = est.output_tokens_per_s_per_device
-        if request_rate_per_s is None or est.serving is None:
-            return (-goodput, 0.0)
-        return (
-            _instances(request_rate_per_s, est.serving.request_rate_per_s) * est.plan.num_devices,
-            -goodput,
-        )
+        devices = 0.0
+        if request_rate_per_s is not None and est.serving is not None:
+            devices = _instances(request_rate_per_s, est.serving.request_rate_per_s) * est.plan.num_devices
+        if objective == "latency":
+            return (est.tpot_s, devices, -goodput)
+        return (devices, -goodput, est.tpot_s)
 
     # the best few, re-estimated alone at their integer concurrency: the first that still meets
     # the SLOs (rounding the clients can move it across a target)
-    ranked: list[int] = list(result.ranking()[:20]) if c.meets_slo.any() else []
+    ranked: list[int] = list(result.ranking(objective)[:20]) if c.meets_slo.any() else []
     for i in ranked:
         if not c.meets_slo[i]:
             break
@@ -830,6 +839,7 @@ def plan(
         disaggregated=result.disaggregated,
         pareto=pareto,
         request_rate_per_s=request_rate_per_s,
+        objective=objective,
     )
 
 

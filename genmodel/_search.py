@@ -79,6 +79,16 @@ class Slo:
             raise SpecError(f"ttft_quantile={q!r} must be in (0, 1), e.g. 0.9 or 0.99")
 
 
+#: what ``plan`` optimises (SearchResult.ranking)
+OBJECTIVES = ("goodput", "cost", "energy", "latency")
+
+
+def check_objective(objective: str) -> None:
+    """Raise SpecError unless ``objective`` is one of :data:`OBJECTIVES`."""
+    if objective not in OBJECTIVES:
+        raise SpecError(f"objective={objective!r} must be one of {', '.join(OBJECTIVES)}")
+
+
 def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
@@ -201,16 +211,27 @@ class SearchResult:
     #: the traffic to serve (None: a fixed deployment of the budget)
     request_rate_per_s: float | None = None
 
-    def ranking(self) -> np.ndarray[Any, Any]:
-        """Candidate indices, best first: by goodput (ties: lower TPOT) for a fixed deployment; by
-        the devices needed for the request rate (ties: higher goodput, lower TPOT) for traffic."""
+    def ranking(self, objective: str = "goodput") -> np.ndarray[Any, Any]:
+        """Candidate indices, best first, those that meet the SLOs before the rest.
+
+        ``goodput`` (and ``cost``, ``energy``: on one platform the price and power per device are
+        constants, so they rank as goodput does): the most output tokens/s per device, ties to the
+        lower TPOT; for a request rate, the fewest devices in all first. ``latency``: the lowest
+        TPOT (the most tokens/s per user), ties to goodput, or to the fewest devices for a rate.
+        """
         import numpy as np
 
         c = self.candidates
+        check_objective(objective)
+        miss = ~c.meets_slo
         if self.request_rate_per_s is None:
-            return np.lexsort((c.tpot_s, -c.goodput))
+            if objective == "latency":
+                return np.lexsort((-c.goodput, c.tpot_s, miss))
+            return np.lexsort((c.tpot_s, -c.goodput, miss))
         total = c.instances_for(self.request_rate_per_s) * c.devices
-        return np.lexsort((c.tpot_s, -c.goodput, total))
+        if objective == "latency":
+            return np.lexsort((-c.goodput, total, c.tpot_s, miss))
+        return np.lexsort((c.tpot_s, -c.goodput, total, miss))
 
     def best_index(self) -> int | None:
         """The first candidate of :meth:`ranking`, or None if none meets the SLOs."""

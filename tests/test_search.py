@@ -19,7 +19,7 @@ from _cli import cli_bad, cli_ok
 import genmodel
 from genmodel import Plan, default_precision
 from genmodel._phases import decode_pass, prefill_pass
-from genmodel._search import Slo, _evaluate, batch_grid, instance_sizes, layouts, search
+from genmodel._search import OBJECTIVES, Slo, _evaluate, batch_grid, instance_sizes, layouts, search
 from genmodel._serving import serving_at_batch
 from genmodel.io import load_hardware, load_model
 
@@ -514,3 +514,40 @@ def test_readme_traffic_example_is_current() -> None:
     assert "=\n16 H100s; disaggregated pools need as many at 20 requests/s" in readme
     assert f"{needed[50.0][1]} instead of {needed[50.0][0]} devices at 50 requests/s" in readme, needed
     assert f"{needed[200.0][1]} instead of {needed[200.0][0]} at\n200" in readme, needed
+
+
+def test_objectives_order_the_plans_they_name() -> None:
+    common = {"devices": 8, "ttft_slo_s": 1.0, "tpot_slo_s": 0.05, "weight_dtype": ["fp8", "bf16"], **W}
+    by = {o: genmodel.plan("llama-3.1-70b", "h100-sxm", objective=o, **common) for o in OBJECTIVES}
+    best = {o: r.best for o, r in by.items()}
+    assert all(b is not None for b in best.values())
+    g, lat = best["goodput"], best["latency"]
+    assert g is not None and lat is not None
+    assert lat.tpot_s < g.tpot_s and g.output_tokens_per_s_per_device > lat.output_tokens_per_s_per_device
+    # on one platform the price and the power per device are constants: cost and energy rank as goodput
+    for o in ("cost", "energy"):
+        b = best[o]
+        assert b is not None and b.to_dict() == g.to_dict()
+    # latency: nothing that meets the SLOs has a lower TPOT (the re-estimate may differ by rounding)
+    c = by["latency"].result.candidates
+    assert lat.tpot_s <= c.tpot_s[c.meets_slo].min() * 1.05
+    assert by["latency"].to_dict()["objective"] == "latency"
+    with pytest.raises(genmodel.SpecError, match="objective='speed'"):
+        genmodel.plan("llama-3.1-8b", "h100-sxm", objective="speed", **common)
+    assert "objective='speed'" in cli_bad(
+        [
+            "plan",
+            "--model",
+            "llama-3.1-8b",
+            "--hardware",
+            "h100-sxm",
+            "--devices",
+            "1",
+            "--input-tokens",
+            "100",
+            "--output-tokens",
+            "10",
+            "--objective",
+            "speed",
+        ]
+    )
