@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -71,29 +72,40 @@ def test_vectorised_candidates_equal_the_scalar_estimate(
     assert layout.max_batch == est.serving.max_running
 
 
-def _brute_force_best(model: str, hardware: str, devices: int, slo: Slo) -> float:
-    """The best goodput by plain Python loops over layouts and every batch, scalar formulas only."""
+def _brute_force_points(
+    model: str, hardware: str, sizes: list[int], slo: Slo
+) -> Iterator[tuple[Plan, float]]:
+    """Every layout of every size in ``sizes`` and every batch that meets ``slo``, by plain Python
+    loops and scalar formulas only: (layout, requests/s of the whole layout)."""
     m, system, p = load_model(model), load_hardware(hardware), default_precision("fp8", None, None)
-    best = 0.0
-    for plan, why in layouts(m, system, devices):
-        if why:
-            continue
-        try:
-            most = genmodel.max_batch(m, system.device, plan, p, **W)
-        except genmodel.InfeasibleError:
-            continue
-        pre = float(prefill_pass(m, system, plan, p, num_seqs=1.0, input_tokens=W["input_tokens"])[0].time_s)
-        past = W["input_tokens"] + (W["output_tokens"] - 2) / 2
-        for b in batch_grid(most / plan.dp):
-            step = float(decode_pass(m, system, plan, p, num_seqs=float(b), past_tokens=past).time_s)
-            pt = serving_at_batch(
-                prefill_s=pre, step_s=step, decode_batch=float(b), output_tokens=W["output_tokens"]
-            )
-            if (slo.ttft_s is None or pt.ttft_s <= slo.ttft_s) and (
-                slo.tpot_s is None or pt.itl_s <= slo.tpot_s
-            ):
-                best = max(best, float(pt.rate_per_s) * W["output_tokens"] * plan.dp / plan.num_devices)
-    return best
+    for size in sizes:
+        for plan, why in layouts(m, system, size):
+            if why:
+                continue
+            try:
+                most = genmodel.max_batch(m, system.device, plan, p, **W)
+            except genmodel.InfeasibleError:
+                continue
+            pre = prefill_pass(m, system, plan, p, num_seqs=1.0, input_tokens=W["input_tokens"])[0]
+            past = W["input_tokens"] + (W["output_tokens"] - 2) / 2
+            for b in batch_grid(most / plan.dp):
+                step = float(decode_pass(m, system, plan, p, num_seqs=float(b), past_tokens=past).time_s)
+                pt = serving_at_batch(
+                    prefill_s=float(pre.time_s),
+                    step_s=step,
+                    decode_batch=float(b),
+                    output_tokens=W["output_tokens"],
+                )
+                if (slo.ttft_s is None or pt.ttft_s <= slo.ttft_s) and (
+                    slo.tpot_s is None or pt.itl_s <= slo.tpot_s
+                ):
+                    yield plan, float(pt.rate_per_s) * plan.dp
+
+
+def _brute_force_best(model: str, hardware: str, devices: int, slo: Slo) -> float:
+    """The best goodput (output tokens/s per device) of a budget, by brute force."""
+    points = _brute_force_points(model, hardware, [devices], slo)
+    return max((rate * W["output_tokens"] / plan.num_devices for plan, rate in points), default=0.0)
 
 
 def test_search_agrees_with_brute_force_on_a_small_space() -> None:
@@ -343,27 +355,11 @@ def test_readme_disaggregation_rows_are_current(ttft: float, tpot: float, gain: 
 
 
 def _brute_force_devices(model: str, hardware: str, largest: int, rate: float, slo: Slo) -> float:
-    """The fewest devices serving ``rate`` requests/s: plain loops over instance sizes, layouts and
-    batches, each instance counted at its full-load rate."""
-    m, system, p = load_model(model), load_hardware(hardware), default_precision("fp8", None, None)
-    best = float("inf")
-    for size in instance_sizes(largest, system):
-        for plan, why in layouts(m, system, size):
-            if why:
-                continue
-            most = genmodel.max_batch(m, system.device, plan, p, **W)
-            pre = float(
-                prefill_pass(m, system, plan, p, num_seqs=1.0, input_tokens=W["input_tokens"])[0].time_s
-            )
-            past = W["input_tokens"] + (W["output_tokens"] - 2) / 2
-            for b in batch_grid(most / plan.dp):
-                step = float(decode_pass(m, system, plan, p, num_seqs=float(b), past_tokens=past).time_s)
-                pt = serving_at_batch(
-                    prefill_s=pre, step_s=step, decode_batch=float(b), output_tokens=W["output_tokens"]
-                )
-                if pt.ttft_s <= slo.ttft_s and pt.itl_s <= slo.tpot_s:  # type: ignore[operator]
-                    best = min(best, size * np.ceil(rate / (float(pt.rate_per_s) * plan.dp) * (1 - 1e-12)))
-    return best
+    """The fewest devices serving ``rate`` requests/s, each copy counted at its full-load rate, by
+    brute force over every instance size."""
+    sizes = instance_sizes(largest, load_hardware(hardware))
+    points = _brute_force_points(model, hardware, sizes, slo)
+    return min(plan.num_devices * np.ceil(rate / x * (1 - 1e-12)) for plan, x in points)
 
 
 def test_traffic_search_agrees_with_brute_force() -> None:
