@@ -98,8 +98,11 @@ def plan_view(
     ttft_quantile: float | None,
     weight_dtypes: tuple[str, ...],
     disaggregated: bool,
+    request_rate_per_s: float | None = None,
+    objective: str = "goodput",
 ) -> dict[str, Any]:
-    """:func:`genmodel.plan` as its JSON form."""
+    """:func:`genmodel.plan` as its JSON form (with ``request_rate_per_s``: the plan and the number
+    of its copies that serve that traffic; ``devices`` is then the largest copy considered)."""
     report = genmodel.plan(
         model,
         hardware,
@@ -111,6 +114,8 @@ def plan_view(
         ttft_quantile=ttft_quantile,
         weight_dtype=list(weight_dtypes),
         disaggregated=disaggregated,
+        request_rate_per_s=request_rate_per_s,
+        objective=objective,
     )
     return report.to_dict()
 
@@ -126,8 +131,10 @@ def compare_view(
     ttft_slo_s: float | None,
     tpot_slo_s: float | None,
     weight_dtypes: tuple[str, ...],
+    request_rate_per_s: float | None = None,
 ) -> list[dict[str, Any]]:
-    """:func:`genmodel.compare`: the best plan of the workload on each hardware id."""
+    """:func:`genmodel.compare`: the best plan of the workload on each hardware id (with
+    ``request_rate_per_s``: each row also has ``instances`` and ``devices_needed``)."""
     return genmodel.compare(
         model,
         list(hardware),
@@ -137,6 +144,7 @@ def compare_view(
         ttft_slo_s=ttft_slo_s,
         tpot_slo_s=tpot_slo_s,
         weight_dtype=list(weight_dtypes),
+        request_rate_per_s=request_rate_per_s,
     )
 
 

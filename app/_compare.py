@@ -2,15 +2,43 @@
 
 Widgets -> :func:`genmodel.compare` (one :func:`genmodel.plan` per hardware id) -> the bars of
 :func:`genmodel.report.compare_figure` (throughput at the SLOs, cost per million output tokens,
-energy per output token; the chart of ``genmodel compare --plot``) and a table.
+energy per output token; the chart of ``genmodel compare --plot``) and a table; with a request rate,
+each platform's ``devices_needed`` as bars and columns.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import plotly.graph_objects as go
 import streamlit as st
 from genmodel.app import _cached, _ui
 
 from genmodel.report import compare_figure
+
+
+def _layout(r: dict[str, Any]) -> str:
+    return f"tp={r['tp']} pp={r['pp']} ep={r['ep']} dp={r['dp']} {r['weight_dtype']}"
+
+
+def _devices_figure(rows: list[dict[str, Any]], rate: float) -> go.Figure:
+    """Bars of each platform's ``devices_needed`` for the request rate (no bar where no plan)."""
+    fig = go.Figure(
+        go.Bar(
+            x=[r["hardware"] for r in rows],
+            y=[None if r["error"] else r["devices_needed"] for r in rows],
+            text=[r["error"] or f"{r['instances']} x ({_layout(r)})" for r in rows],
+            hoverinfo="x+y+text",
+            textposition="auto",
+        )
+    )
+    fig.update_layout(
+        title=f"Devices needed for {rate:g} requests/s within the SLOs",
+        yaxis_title="devices",
+        template="plotly_white",
+        height=360,
+    )
+    return fig
 
 
 def render() -> None:
@@ -18,7 +46,8 @@ def render() -> None:
     st.title("Compare platforms")
     st.caption(
         "The best serving plan of one workload on each platform, within the same TTFT and TPOT "
-        "targets: goodput, cost and energy per output token (price per hour and TDP from hardware_db)."
+        "targets: goodput, cost and energy per output token (price per hour and TDP from hardware_db); "
+        "with a request rate, also the devices each platform needs to serve it."
     )
     p = _ui.Params("compare")
     model = p.select("Model", _ui.model_ids(), "model", "llama-3.1-70b")
@@ -28,7 +57,24 @@ def render() -> None:
         "hardware",
         ["h100-sxm", "h200-sxm", "b200", "mi300x"],
     )
-    devices = p.integer("Devices per platform", "devices", 8, max_value=4096)
+    traffic = p.checkbox(
+        "Plan for a request rate",
+        "traffic",
+        False,
+        help="Traffic instead of a budget: each platform's plan, and the number of its copies, that "
+        "serve the request rate within the SLOs on the fewest devices.",
+    )
+    rate = None
+    if traffic:
+        rate = p.number(
+            "Request rate (requests/s)", "request_rate", 20.0, min_value=0.01, max_value=1e6, step=1.0
+        )
+    devices = p.integer(
+        "Largest copy of a plan per platform (devices)" if traffic else "Devices per platform",
+        "devices",
+        8,
+        max_value=4096,
+    )
     input_tokens = p.integer("Input tokens per request", "input_tokens", 2000, step=100)
     output_tokens = p.integer("Output tokens per request", "output_tokens", 500, step=100)
     ttft_ms = p.integer("TTFT target (ms)", "ttft_ms", 1000, step=50, max_value=600_000)
@@ -48,18 +94,24 @@ def render() -> None:
             ttft_slo_s=ttft_ms * _ui.MS,
             tpot_slo_s=tpot_ms * _ui.MS,
             weight_dtypes=tuple(dtypes),
+            request_rate_per_s=rate,
         )
     fig = compare_figure(rows, title=f"{model}: the best plan on each platform within the SLOs")
     st.plotly_chart(fig, key="compare.bars_chart")
+    if rate is not None:
+        st.plotly_chart(_devices_figure(rows, rate), key="compare.devices_chart")
     st.dataframe(
         [
             {
                 "hardware": r["hardware"],
-                "devices": r["devices"],
-                "plan": None
-                if r["error"]
-                else f"tp={r['tp']} pp={r['pp']} ep={r['ep']} dp={r['dp']} {r['weight_dtype']}",
+                "devices" if rate is None else "largest copy (devices)": r["devices"],
+                "plan": None if r["error"] else _layout(r),
                 "concurrency": r.get("concurrency"),
+                **(
+                    {}
+                    if rate is None
+                    else {"copies": r.get("instances"), "devices needed": r.get("devices_needed")}
+                ),
                 "TTFT": None if r["error"] else _ui.format_seconds(r["ttft_s"]),
                 "TPOT": None if r["error"] else _ui.format_seconds(r["tpot_s"]),
                 "output tokens/s per device": r.get("output_tokens_per_s_per_device"),

@@ -1,7 +1,8 @@
 """Plan search: SLO targets -> the best serving plan, the Pareto frontier, aggregated vs disaggregated.
 
 Widgets -> :func:`genmodel.plan` (every tp x pp x dp (x ep) layout, precision and running batch of
-the device budget, vectorised) -> its JSON form -> tables and :func:`genmodel.report.pareto_figure`.
+the device budget, vectorised; optionally for a request rate, and by an objective) -> its JSON form ->
+metrics (devices needed for the traffic), tables and :func:`genmodel.report.pareto_figure`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,15 @@ import plotly.graph_objects as go
 import streamlit as st
 from genmodel.app import _cached, _ui
 
+import genmodel
 from genmodel.report import pareto_figure
 
 _QUANTILES = {"mean": None, "p90": 0.9, "p99": 0.99}
+_OBJECTIVE_HELP = (
+    "goodput: the most output tokens/s per device within the SLOs (with a request rate: the fewest "
+    "devices); cost and energy rank as goodput on one platform (price and power per device are "
+    "constants); latency: the lowest TPOT within the SLOs."
+)
 
 
 def _layout(row: dict[str, Any]) -> str:
@@ -22,8 +29,10 @@ def _layout(row: dict[str, Any]) -> str:
 
 
 def _best_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
-    """The best co-located plan and, when searched, the best disaggregated one, as table rows."""
+    """The best co-located plan and, when searched, the best disaggregated one, as table rows
+    (for a request rate: with the copies of the co-located plan and the devices each needs)."""
     rows: list[dict[str, Any]] = []
+    traffic = d["request_rate_per_s"] is not None
     b = d["best"]
     if b is not None:
         rows.append(
@@ -31,6 +40,7 @@ def _best_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
                 "deployment": "co-located (aggregated)",
                 "plan": _layout(b),
                 "devices": b["devices"],
+                **({"copies": b["instances"], "devices needed": b["devices_needed"]} if traffic else {}),
                 "concurrency": b["concurrency"],
                 "TTFT": _ui.format_seconds(b["ttft_s"]),
                 "TPOT": _ui.format_seconds(b["tpot_s"]),
@@ -46,6 +56,7 @@ def _best_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
                 "plan": f"{g['prefill_instances']} x prefill ({_layout(g['prefill'])}) + "
                 f"{g['decode_instances']} x decode ({_layout(g['decode'])})",
                 "devices": g["devices"],
+                **({"copies": None, "devices needed": g["devices"]} if traffic else {}),
                 "concurrency": g["decode_batch"],
                 "TTFT": _ui.format_seconds(g["ttft_s"]),
                 "TPOT": _ui.format_seconds(g["tpot_s"]),
@@ -54,6 +65,21 @@ def _best_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _traffic_metrics(d: dict[str, Any]) -> None:
+    """The devices the request rate needs: copies x devices per copy of the best plan, and the
+    disaggregated pools' devices with what they save (all from the API's JSON)."""
+    b, g = d["best"], d["disaggregated"]
+    cols = st.columns(4)
+    cols[0].metric("Devices needed", "-" if b is None else f"{b['devices_needed']:,}")
+    cols[1].metric(
+        "Copies x devices per copy", "-" if b is None else f"{b['instances']:,} x {b['devices']:,}"
+    )
+    if g is not None:
+        saved = g["devices_saved_vs_colocated"]
+        cols[2].metric("Devices needed, disaggregated", f"{g['devices']:,}")
+        cols[3].metric("Devices saved by disaggregating", "-" if saved is None else f"{saved:,}")
 
 
 def _goodput_figure(rows: list[dict[str, Any]]) -> go.Figure:
@@ -80,12 +106,30 @@ def render() -> None:
     st.caption(
         "Every serving plan of a device budget (tp x pp x dp, with ep for MoE models; each precision; "
         "every running batch) against TTFT and TPOT targets: the best goodput, the Pareto frontier of "
-        "throughput against interactivity, and separate prefill and decode pools (DistServe) side by side."
+        "throughput against interactivity, and separate prefill and decode pools (DistServe) side by side. "
+        "With a request rate: the plan, and the number of its copies, that serve it on the fewest devices."
     )
     p = _ui.Params("plan")
     model = p.select("Model", _ui.model_ids(), "model", "llama-3.1-70b")
     hardware = p.select("Hardware", [*_ui.hardware_ids(), *_ui.system_ids()], "hardware", "h100-sxm")
-    devices = p.integer("Devices (budget; every plan uses all)", "devices", 8, max_value=4096)
+    traffic = p.checkbox(
+        "Plan for a request rate",
+        "traffic",
+        False,
+        help="Traffic instead of a budget: the plan, and the number of its copies, that serve the "
+        "request rate within the SLOs on the fewest devices.",
+    )
+    rate = None
+    if traffic:
+        rate = p.number(
+            "Request rate (requests/s)", "request_rate", 20.0, min_value=0.01, max_value=1e6, step=1.0
+        )
+    devices = p.integer(
+        "Largest copy of a plan (devices)" if traffic else "Devices (budget; every plan uses all)",
+        "devices",
+        8,
+        max_value=4096,
+    )
     input_tokens = p.integer("Input tokens per request", "input_tokens", 2000, step=100)
     output_tokens = p.integer("Output tokens per request", "output_tokens", 500, step=100)
     ttft_ms = p.integer("TTFT target (ms)", "ttft_ms", 1000, step=50, max_value=600_000)
@@ -93,6 +137,7 @@ def render() -> None:
     quantile = p.radio("TTFT target is the", list(_QUANTILES), "ttft_quantile", "mean")
     dtypes = p.multiselect("Weight precisions to search", _ui.DTYPES, "weight_dtype", ["fp8", "bf16"])
     disaggregated = p.checkbox("Also size disaggregated prefill/decode pools", "disaggregated", True)
+    objective = p.select("Best plan by", genmodel.OBJECTIVES, "objective", "goodput", help=_OBJECTIVE_HELP)
     if not dtypes:
         st.info("Pick at least one weight precision.")
         p.finish()
@@ -109,17 +154,23 @@ def render() -> None:
             ttft_quantile=_QUANTILES[quantile],
             weight_dtypes=tuple(dtypes),
             disaggregated=disaggregated,
+            request_rate_per_s=rate,
+            objective=objective,
         )
-    cols = st.columns(5)
+    cols = st.columns(6)
     cols[0].metric("Plans evaluated", f"{d['evaluated']:,}")
     cols[1].metric("Can run", f"{d['feasible']:,}")
     cols[2].metric("Meet the SLOs", f"{d['meeting_slo']:,}")
     cols[3].metric("Search time", _ui.format_seconds(d["elapsed_s"]))
     best = d["best"]
     cols[4].metric(
-        "Best goodput (tokens/s per device)",
+        "Best plan's goodput",
         "-" if best is None else f"{best['output_tokens_per_s_per_device']:,.1f}",
+        help="Output tokens/s per device within the SLOs.",
     )
+    cols[5].metric("Best plan's TPOT", "-" if best is None else _ui.format_seconds(best["tpot_s"]))
+    if d["request_rate_per_s"] is not None:
+        _traffic_metrics(d)
     if best is None:
         st.warning("No co-located plan meets the SLOs; the frontier below shows how close they come.")
     g = d["disaggregated"]
@@ -129,7 +180,7 @@ def render() -> None:
             f"**x{g['goodput_gain_vs_colocated']:.2f}** the co-located goodput."
         )
 
-    st.subheader("Best plans")
+    st.subheader(f"Best plans (by {d['objective']})")
     rows = _best_rows(d)
     if rows:
         st.dataframe(rows, hide_index=True, key="plan.best_table")

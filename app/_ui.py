@@ -185,6 +185,35 @@ class Params:
         self._publish(name, str(value))
         return value
 
+    def number(
+        self,
+        label: str,
+        name: str,
+        default: float,
+        *,
+        min_value: float,
+        max_value: float,
+        step: float,
+        format: str | None = None,
+        help: str | None = None,
+    ) -> float:
+        """A number input for a float in [min_value, max_value]; the query parameter is the value
+        with up to 12 significant digits (``20``, ``0.5``)."""
+        key = self._seed(name, float(default), float, lambda v: min_value <= v <= max_value)
+        value = float(
+            self.container.number_input(
+                label,
+                min_value=float(min_value),
+                max_value=float(max_value),
+                step=float(step),
+                format=format,
+                key=key,
+                help=help,
+            )
+        )
+        self._publish(name, f"{value:.12g}")
+        return value
+
     def slider(
         self,
         label: str,

@@ -94,6 +94,7 @@ from genmodel._requirements import (
     resource_symbols,
     symbolic_step_time,
 )
+from genmodel._search import OBJECTIVES
 from genmodel._sweep import sweep
 from genmodel._units import DTYPE_BYTES
 from genmodel._workload import Precision, Scenario
@@ -128,6 +129,7 @@ __all__ = [
     "DTYPE_BYTES",
     "KV_BLOCK_TOKENS",
     "METRICS",
+    "OBJECTIVES",
     "OPTION_COLUMNS",
     "SCALE_FACTORS",
     "AttachedTier",

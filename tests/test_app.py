@@ -268,10 +268,7 @@ def test_plan_page_best_plan_and_pareto_match_the_api() -> None:
     report = genmodel.plan(**PLAN, disaggregated=True).to_dict()
     shown = _metrics(at)
     assert shown["Plans evaluated"] == f"{report['evaluated']:,}"
-    assert (
-        shown["Best goodput (tokens/s per device)"]
-        == f"{report['best']['output_tokens_per_s_per_device']:,.1f}"
-    )
+    assert shown["Best plan's goodput"] == f"{report['best']['output_tokens_per_s_per_device']:,.1f}"
     pareto = _figure(at, "throughput vs interactivity")
     meets = _trace(pareto, "meets the SLOs")
     expected = [p["output_tokens_per_s_per_device"] for p in report["pareto"] if p["meets_slo"]]
@@ -291,11 +288,77 @@ def test_plan_page_best_plan_and_pareto_match_the_api() -> None:
     assert _metrics(at)["Meet the SLOs"] == f"{changed['meeting_slo']:,}"
     assert changed["meeting_slo"] != report["meeting_slo"]
     assert changed["best"] is not None
-    assert _metrics(at)["Best goodput (tokens/s per device)"] == (
+    assert _metrics(at)["Best plan's goodput"] == (
         f"{changed['best']['output_tokens_per_s_per_device']:,.1f}"
     )
     assert at.query_params["tpot_ms"] == "25" and at.query_params["disaggregated"] == "0"
     assert "aggregated vs disaggregated" in " ".join(_figures(at))  # the co-located bar alone
+
+
+def test_plan_page_for_a_request_rate_shows_the_devices_needed() -> None:
+    at = _open("_plan.py")
+    assert "Devices needed" not in _metrics(at)  # a budget, not traffic, by default
+    at.checkbox(key="plan.traffic").check()
+    _rerun(at)
+    assert at.number_input(key="plan.devices").label.startswith("Largest copy")
+    at.number_input(key="plan.request_rate").set_value(30.0)
+    _rerun(at)
+    report = genmodel.plan(**PLAN, disaggregated=True, request_rate_per_s=30.0)
+    d = report.to_dict()
+    assert report.devices_needed is not None and report.instances is not None and report.best is not None
+    shown = _metrics(at)
+    assert shown["Devices needed"] == f"{report.devices_needed:,}"
+    assert shown["Copies x devices per copy"] == f"{report.instances:,} x {report.best.plan.num_devices:,}"
+    assert shown["Devices needed, disaggregated"] == f"{d['disaggregated']['devices']:,}"
+    assert shown["Devices saved by disaggregating"] == f"{d['disaggregated']['devices_saved_vs_colocated']:,}"
+    table = at.dataframe[0].value
+    assert list(table["devices needed"]) == [report.devices_needed, d["disaggregated"]["devices"]]
+    assert at.query_params["traffic"] == "1" and at.query_params["request_rate"] == "30"
+    # more traffic needs more devices
+    at.number_input(key="plan.request_rate").set_value(120.0)
+    _rerun(at)
+    more = genmodel.plan(**PLAN, disaggregated=True, request_rate_per_s=120.0)
+    assert more.devices_needed is not None and more.devices_needed > report.devices_needed
+    assert _metrics(at)["Devices needed"] == f"{more.devices_needed:,}"
+
+
+def test_plan_page_reads_the_request_rate_from_the_url() -> None:
+    at = _open("_plan.py", traffic="1", request_rate="50", disaggregated="0", devices="4")
+    report = genmodel.plan(**{**PLAN, "devices": 4}, request_rate_per_s=50.0)
+    assert report.devices_needed is not None
+    shown = _metrics(at)
+    assert shown["Devices needed"] == f"{report.devices_needed:,}"
+    assert "Devices needed, disaggregated" not in shown
+    # a rate that is not a valid value falls back to the default (20 requests/s)
+    at = _open("_plan.py", traffic="1", request_rate="-3")
+    assert at.toast and at.number_input(key="plan.request_rate").value == 20.0
+    assert at.query_params["request_rate"] == "20"
+    assert _metrics(at)["Devices needed"] == (
+        f"{genmodel.plan(**PLAN, disaggregated=True, request_rate_per_s=20.0).devices_needed:,}"
+    )
+    # unticked, the rate leaves the URL and the page plans a budget again
+    at.checkbox(key="plan.traffic").uncheck()
+    _rerun(at)
+    assert "request_rate" not in at.query_params and "Devices needed" not in _metrics(at)
+
+
+def test_plan_page_objective_changes_the_best_plan() -> None:
+
+    at = _open("_plan.py")
+    assert tuple(at.selectbox(key="plan.objective").options) == genmodel.OBJECTIVES
+    goodput = genmodel.plan(**PLAN, disaggregated=True).to_dict()["best"]
+    assert _metrics(at)["Best plan's TPOT"] == format_seconds(goodput["tpot_s"])
+    at.selectbox(key="plan.objective").set_value("latency")
+    _rerun(at)
+    latency = genmodel.plan(**PLAN, disaggregated=True, objective="latency").to_dict()
+    best = latency["best"]
+    assert latency["objective"] == "latency" and best["tpot_s"] < goodput["tpot_s"]
+    shown = _metrics(at)
+    assert shown["Best plan's TPOT"] == format_seconds(best["tpot_s"])
+    assert shown["Best plan's goodput"] == (f"{best['output_tokens_per_s_per_device']:,.1f}")
+    assert at.dataframe[0].value["TPOT"][0] == format_seconds(best["tpot_s"])
+    assert any("by latency" in h.value for h in at.subheader)
+    assert at.query_params["objective"] == "latency"
 
 
 # ---- Compare platforms -------------------------------------------------------------------------
@@ -343,6 +406,34 @@ def test_compare_page_bars_are_the_api_rows() -> None:
     )[0]
     assert fig["data"][0]["y"][-1] == pytest.approx(mi300x["output_tokens_per_s_per_device"])
     assert at.query_params["hardware"] == "h100-sxm,b200,mi300x"
+
+
+def test_compare_page_with_a_request_rate_shows_the_devices_needed() -> None:
+    at = _open("_compare.py", hardware="h100-sxm,b200", traffic="1", request_rate="40")
+    rows = genmodel.compare(
+        "llama-3.1-70b",
+        ["h100-sxm", "b200"],
+        devices=8,
+        input_tokens=2000,
+        output_tokens=500,
+        ttft_slo_s=PLAN["ttft_slo_s"],
+        tpot_slo_s=PLAN["tpot_slo_s"],
+        weight_dtype=["fp8", "bf16"],
+        request_rate_per_s=40.0,
+    )
+    needed = [r["devices_needed"] for r in rows]
+    assert all(isinstance(n, int) and n > 0 for n in needed)
+    table = at.dataframe[0].value
+    assert list(table["devices needed"]) == needed
+    assert list(table["copies"]) == [r["instances"] for r in rows]
+    bars = _figure(at, "Devices needed for 40 requests/s")
+    assert bars["data"][0]["x"] == ["h100-sxm", "b200"] and bars["data"][0]["y"] == needed
+    assert at.query_params["request_rate"] == "40"
+    # without a rate: no devices-needed column or chart
+    at.checkbox(key="compare.traffic").uncheck()
+    _rerun(at)
+    assert "devices needed" not in at.dataframe[0].value.columns
+    assert not [t for t in _figures(at) if "Devices needed" in t]
 
 
 # ---- Long context & memory tiers ---------------------------------------------------------------

@@ -56,11 +56,13 @@ def pareto_figure(plan: Mapping[str, Any]) -> Any:
                 marker={"symbol": "diamond", "size": 14},
             )
         )
+    rate = plan.get("request_rate_per_s")
+    scope = f"{plan['devices']} x" if rate is None else f"copies of up to {plan['devices']}"
     slo = plan.get("slo") or {}
     if slo.get("tpot_s"):
         fig.add_vline(x=1 / slo["tpot_s"], line_dash="dot", annotation_text="TPOT SLO")
     fig.update_layout(
-        title=f"{plan['model']} on {plan['devices']} x {plan['system']}: throughput vs interactivity",
+        title=f"{plan['model']} on {scope} {plan['system']}: throughput vs interactivity",
         xaxis_title="output tokens/s per user (1 / TPOT)",
         yaxis_title="output tokens/s per device",
         template="plotly_white",
