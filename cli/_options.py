@@ -32,6 +32,8 @@ EXIT_BAD_INPUT = 2
 EXIT_NO_PLAN = 3
 
 out = Console(highlight=False, soft_wrap=True)
+#: columns of a table written to a file or a pipe (a terminal uses its own width)
+PLAIN_WIDTH = 120
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -163,11 +165,14 @@ def emit(text: str, output: Path | None) -> None:
 def emit_tables(tables: list[Table], output: Path | None) -> None:
     """Print rich tables, or write them as plain text to ``output``."""
     if output is None:
+        # piped or redirected (make, less, a file): as wide as a file would be, unless COLUMNS says
+        plain = not out.is_terminal and "COLUMNS" not in os.environ
+        console = Console(highlight=False, soft_wrap=True, width=PLAIN_WIDTH) if plain else out
         for t in tables:
-            out.print(t)
+            console.print(t)
         return
     with open(os.devnull, "w") as sink:
-        console = Console(record=True, width=120, file=sink)
+        console = Console(record=True, width=PLAIN_WIDTH, file=sink)
         for t in tables:
             console.print(t)
         text = console.export_text()

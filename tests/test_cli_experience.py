@@ -374,3 +374,12 @@ def test_the_cli_imports_no_heavy_library_to_start_or_estimate() -> None:
         "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code"
     )
     assert not _imported(run) & HEAVY
+
+
+def test_tables_in_a_pipe_are_as_wide_as_in_a_file() -> None:
+    # not a terminal and no COLUMNS (make, a pipe): 120 columns, so headers are not cut to "clie…"
+    args = ["plan", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "2", *W]
+    result = runner.invoke(app, [*args, "--tpot-slo", "30ms"], env={"COLUMNS": None})
+    assert result.exit_code == 0, result.output
+    assert "tok/s/device" in result.stdout and "clients" in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= _options.PLAIN_WIDTH
