@@ -7,6 +7,7 @@ that the stored notebook still holds that script's cells, so the two cannot drif
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -21,6 +22,8 @@ GENERATORS = sorted((ROOT / "tools").glob("make_*_notebook.py"))
 
 
 def _load(path: Path) -> ModuleType:
+    if str(path.parent) not in sys.path:  # the scripts import tools/_notebook.py, as they do when run
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(f"_notebook_generator_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -6,22 +6,11 @@ Usage: .venv/bin/python tools/make_long_context_notebook.py
 
 from __future__ import annotations
 
-from pathlib import Path
+from _notebook import Study
 
-import nbformat as nbf
-
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "long_context_memory.ipynb"
-CELLS: list[nbf.NotebookNode] = []
-
-
-def md(source: str) -> None:
-    """Append a markdown cell."""
-    CELLS.append(nbf.v4.new_markdown_cell(source.strip()))
-
-
-def code(source: str) -> None:
-    """Append a code cell."""
-    CELLS.append(nbf.v4.new_code_cell(source.strip()))
+STUDY = Study("long_context_memory.ipynb")
+NOTEBOOK = STUDY.path
+md, code, build = STUDY.md, STUDY.code, STUDY.build
 
 
 md("""
@@ -290,30 +279,5 @@ edge
 """)
 
 
-def build() -> nbf.NotebookNode:
-    """The notebook (cells only, not executed), with stable cell ids so that a rerun diffs cleanly."""
-    for i, cell in enumerate(CELLS):
-        cell.id = f"cell-{i:02d}"
-    return nbf.v4.new_notebook(
-        cells=CELLS,
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-    )
-
-
-def main() -> None:
-    """Execute the notebook in notebooks/ and write it with its outputs."""
-    import nbclient
-
-    nb = build()
-    nbclient.NotebookClient(
-        nb,
-        timeout=300,
-        kernel_name="python3",
-        record_timing=False,
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-    ).execute()
-    nbf.write(nb, NOTEBOOK)
-
-
 if __name__ == "__main__":
-    main()
+    STUDY.write()
