@@ -83,6 +83,20 @@ def _show(resource: str, value: float | None) -> str:
     return f"{v:,.0f} {unit}" if v >= 100 else f"{v:.3g} {unit}"
 
 
+def _assumption(d: dict[str, Any]) -> str | None:
+    """The note line when the deployment does not fit the platform: the memory every figure assumes."""
+    if d["memory_capacity_assumed_factor"] == 1.0:
+        return None
+    cap = next(r for r in d["resources"] if r["resource"] == "memory_capacity")
+    return (
+        f"note: the deployment does not fit {d['hardware']}'s {format_bytes(cap['platform_value'])} per "
+        f"device; the latencies and every other requirement assume "
+        f"{format_bytes(d['memory_capacity_assumed_bytes'])} per device "
+        f"({d['memory_capacity_assumed_factor']:.3g}x its memory above the OS reserve), the least at which "
+        "it fits"
+    )
+
+
 def _table(d: dict[str, Any]) -> Table:
     targets = ", ".join(
         f"{name} <= {format_seconds(d[key])}"
@@ -95,11 +109,14 @@ def _table(d: dict[str, Any]) -> Table:
         verdict = f"misses the targets now; binding: {', '.join(d['binding'])}"
     else:
         verdict = "misses the targets now, and no single resource meets them"
+    assumed = d["memory_capacity_assumed_factor"] != 1.0
+    at = f"with {format_bytes(d['memory_capacity_assumed_bytes'])} per device:" if assumed else "now"
     t = Table(
         title=f"{d['model']} on {d['devices']}x {d['hardware']} ({d['system']}), batch {d['batch']}, "
         f"{d['input_tokens']} in / {d['output_tokens']} out, {targets or 'memory fit'} "
-        f"(now TTFT {format_seconds(d['ttft_s'])}, TPOT {format_seconds(d['tpot_s'])}): {verdict}",
-        caption="\n".join(r["reason"] for r in d["resources"] if r["reason"]) or None,
+        f"({at} TTFT {format_seconds(d['ttft_s'])}, TPOT {format_seconds(d['tpot_s'])}): {verdict}",
+        caption="\n".join(line for line in (_assumption(d), *(r["reason"] for r in d["resources"])) if line)
+        or None,
         caption_justify="left",
     )
     t.add_column("resource", no_wrap=True)
@@ -164,7 +181,9 @@ def register(app: typer.Typer) -> None:
         """The least FLOP/s, memory bandwidth, capacity or link bandwidth that meets TTFT/TPOT targets.
 
         Each resource alone (the others at the platform's figures); 'binding' names what the
-        platform lacks.
+        platform lacks. A deployment that does not fit the platform gets its memory capacity first,
+        and the other resources are solved with that much memory (a note line says so; give an
+        explicit --batch or --concurrency for it, not --batch max).
         """
         extra: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
         if batch is not None:

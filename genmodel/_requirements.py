@@ -20,7 +20,14 @@ Modelling assumptions and method:
 - A resource alone cannot meet a target when the time with an unlimited amount of it (the other
   terms: fixed overhead, the other resources' operators, collectives) is already above the target.
 - Memory capacity: the smallest capacity at which the deployment (the resolved batch) fits,
-  ``estimate(...).memory.fits``; capacity changes no latency without offload tiers.
+  ``estimate(...).memory.fits``; in serving mode, at which the memory holds every client's sequence
+  at once (``serving.max_running >= concurrency``). Capacity changes no latency without offload
+  tiers (in serving mode, none once every client's sequence fits).
+- A deployment that does not fit the platform (not even one sequence, or not the explicit batch or
+  concurrency) has no latency on it to solve from. The least capacity at which it fits is solved
+  first, on the platform as given, and every other resource is then solved on the platform with
+  that capacity (``Requirements.memory_capacity_assumed_factor``). ``batch="max"`` has no size to
+  fit and is refused.
 """
 
 from __future__ import annotations
@@ -288,7 +295,9 @@ class Requirements:
     ``binding`` names the resources the platform has less of than required; when every target
     is met, the one with the least headroom (the largest factor below 1). ``ttft_expr`` and
     ``tpot_expr`` are the closed forms in the symbols ``symbols`` maps to the platform's figures
-    (None in serving mode, which has no static closed form).
+    (None in serving mode, which has no static closed form). ``estimate`` is the deployment on the
+    platform with ``memory_capacity_assumed_factor`` times its memory (the platform itself when
+    the deployment fits it).
     """
 
     estimate: Estimate = field(repr=False)
@@ -302,6 +311,11 @@ class Requirements:
     symbols: Mapping[str, float] = field(default_factory=dict)
     #: |closed form - estimate| / estimate at the platform's figures (TTFT and TPOT, the larger)
     symbolic_rel_error: float | None = None
+    #: the memory-capacity factor (of the platform as given, as :meth:`System.scaled` applies it)
+    #: of the platform the estimate and every other requirement are computed on: 1 when the
+    #: deployment fits the platform, else the least factor at which it fits (the memory_capacity
+    #: requirement's), so that those answers assume just enough memory
+    memory_capacity_assumed_factor: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbols", MappingProxyType(dict(self.symbols)))
@@ -319,7 +333,12 @@ class Requirements:
         raise SpecError(f"resource={name!r} was not computed; computed: {known}")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (SI units: seconds, flop/s, bytes/s, bytes)."""
+        """JSON form (SI units: seconds, flop/s, bytes/s, bytes).
+
+        ``fits`` is whether the deployment fits the platform as given; ``ttft_s``, ``tpot_s`` and
+        ``memory_capacity_assumed_bytes`` (per device) are those of the estimate, on the platform
+        with ``memory_capacity_assumed_factor`` times its memory.
+        """
         e = self.estimate
         return {
             "model": e.model_id,
@@ -342,7 +361,9 @@ class Requirements:
             "tpot_slo_s": self.tpot_slo_s,
             "ttft_s": e.ttft_s,
             "tpot_s": e.tpot_s,
-            "fits": e.memory.fits,
+            "fits": e.memory.fits and self.memory_capacity_assumed_factor == 1.0,
+            "memory_capacity_assumed_factor": self.memory_capacity_assumed_factor,
+            "memory_capacity_assumed_bytes": e.memory.capacity_bytes_per_device,
             "meets_targets_now": self.meets_targets_now,
             "binding": list(self.binding),
             "resources": [r.to_dict() for r in self.resources],
@@ -478,13 +499,21 @@ def requirements(
         estimate_kwargs: :func:`~genmodel.estimate`'s plan, batch (or concurrency), dtype and run
             options. ``batch="max"`` is resolved on the platform and then held fixed.
 
+    When the deployment does not fit the platform (not even one sequence, or not the explicit
+    batch), the memory_capacity requirement is solved first (and always reported), and every other
+    resource is solved on the platform with that capacity
+    (:attr:`Requirements.memory_capacity_assumed_factor`): ``estimate`` on
+    ``System.scaled(memory_capacity=that factor, <resource>=its factor)`` fits and meets the targets.
+
     Returns:
         :class:`Requirements`: per resource the platform's figure, the required one and their
         ratio, the binding resources, and the closed forms of TTFT and TPOT.
 
     Raises:
         SpecError: no target for a latency resource, an unknown resource, a bad target, or
-            estimate's own argument errors. InfeasibleError: the plan cannot run at all.
+            estimate's own argument errors. InfeasibleError: the plan cannot run with any amount
+            of memory (divisibility, too many devices), or not even one sequence fits and
+            ``batch="max"`` gives no size to solve the capacity for (give an explicit batch).
     """
     _check_slo("ttft_slo_s", ttft_slo_s)
     _check_slo("tpot_slo_s", tpot_slo_s)
@@ -501,20 +530,54 @@ def requirements(
     spec = load_model(model) if isinstance(model, str) else model
     kwargs = dict(estimate_kwargs)
     chosen = kwargs.pop("system", None)
-    base = estimate(
-        spec, hardware, input_tokens=input_tokens, output_tokens=output_tokens, system=chosen, **kwargs
-    )
+    failure: InfeasibleError | None = None
+    try:
+        base: Estimate | None = estimate(
+            spec, hardware, input_tokens=input_tokens, output_tokens=output_tokens, system=chosen, **kwargs
+        )
+    except InfeasibleError as exc:
+        base, failure = None, exc
     system = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
     if chosen is not None:
         system = (load_system(chosen) if isinstance(chosen, str) else chosen).with_device(system.device)
+
+    def at_capacity(x: float, **override: Any) -> Estimate:
+        """The estimate on the platform with ``x`` times its memory capacity."""
+        return estimate(
+            spec,
+            system.scaled(memory_capacity=x),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            **{**kwargs, **override},
+        )
+
+    # a deployment that does not fit: solve the capacity first, the rest with that much memory
+    capacity: ResourceRequirement | None = None
+    assumed = 1.0
+    if base is None or not base.memory.fits:
+        if base is not None:
+            needed = base.memory.total_bytes_per_device
+        else:
+            assert failure is not None
+            needed = _memory_needed(failure, at_capacity, kwargs.get("batch"))
+        capacity = _capacity_requirement(system, needed, at_capacity)
+        if math.isfinite(capacity.factor):
+            assumed = capacity.factor
+            base = at_capacity(assumed)
+        elif base is None:
+            assert failure is not None and capacity.reason is not None
+            raise InfeasibleError([*failure.violations, capacity.reason]) from failure
+        if "memory_capacity" not in resources:
+            resources = (*resources, "memory_capacity")
     serving = base.mode != "static"
     if not serving:
         kwargs["batch"] = base.batch  # "max" resolved once: only capacity could change it
+    enough = system.scaled(memory_capacity=assumed) if assumed != 1.0 else system
 
     def run(resource: str, x: float) -> Estimate:
         return estimate(
             spec,
-            system.scaled(**{resource: x}),
+            system.scaled(**{"memory_capacity": assumed, resource: x}),
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             **kwargs,
@@ -528,7 +591,7 @@ def requirements(
     if not serving:
         import sympy
 
-        sym_system = system.ideal() if kwargs.get("ideal") else system
+        sym_system = enough.ideal() if kwargs.get("ideal") else enough
         ttft_e, tpot_e = symbolic_latencies(
             spec,
             sym_system,
@@ -551,7 +614,9 @@ def requirements(
     for resource in resources:
         platform = _platform_value(system, base.precision, resource)
         if resource == "memory_capacity":
-            out.append(_capacity_requirement(system, base, run))
+            out.append(
+                capacity or _capacity_requirement(system, base.memory.total_bytes_per_device, at_capacity)
+            )
             continue
         if platform is None:
             out.append(
@@ -602,9 +667,9 @@ def requirements(
                 reason=reason,
             )
         )
-    meets = base.memory.fits and all(getattr(base, k) <= slo for k, slo in targets.items())
+    meets = assumed == 1.0 and base.memory.fits and all(getattr(base, k) <= slo for k, slo in targets.items())
     binding = tuple(r.resource for r in out if r.status == "binding")
-    if meets:
+    if meets and not binding:  # (a serving memory that cannot hold every client can bind)
         met = [r for r in out if r.status == "met" and r.factor > 0]
         binding = (max(met, key=lambda r: r.factor).resource,) if met else ()
 
@@ -624,22 +689,53 @@ def requirements(
         tpot_expr=show(closed["tpot_s"]) if closed else None,
         symbols={str(k): v for k, v in values.items()},
         symbolic_rel_error=rel_error,
+        memory_capacity_assumed_factor=assumed,
     )
 
 
+def _holds(e: Estimate) -> bool:
+    """Whether the memory holds the deployment: the batch, or in serving mode every client's sequence."""
+    return e.memory.fits and (e.serving is None or e.serving.max_running >= e.serving.concurrency)
+
+
+def _memory_needed(failure: InfeasibleError, at_capacity: Callable[..., Estimate], batch: Any) -> float:
+    """Bytes per device the deployment needs, when it does not run on the platform.
+
+    Raises:
+        InfeasibleError: ``failure`` again when the deployment cannot run with unlimited memory
+            either (divisibility, too many devices); with a hint when ``batch="max"`` (no size to fit).
+    """
+    try:  # "max" has no size: probe one sequence to tell a memory failure from the others
+        probe = at_capacity(_X_MAX, **({"batch": 1} if batch == "max" else {}))
+    except InfeasibleError:
+        raise failure from None
+    if batch == "max":
+        raise InfeasibleError(
+            [
+                *failure.violations,
+                "batch='max' is the largest batch that fits, and none does, so there is no batch to "
+                "solve the memory capacity for: give an explicit batch= or concurrency= (--batch N or "
+                "--concurrency N) to get the capacity, and the other requirements, for that many sequences",
+            ]
+        ) from failure
+    return probe.memory.total_bytes_per_device
+
+
 def _capacity_requirement(
-    system: System, base: Estimate, run: Callable[[str, float], Estimate]
+    system: System, needed_bytes: float, at_capacity: Callable[..., Estimate]
 ) -> ResourceRequirement:
-    """The least memory capacity at which the deployment fits (bisection on ``memory.fits``)."""
+    """The least memory capacity at which the deployment fits (bisection on :func:`_holds`).
+
+    ``needed_bytes`` (per device) gives the first guess; capacity is scaled on ``system``.
+    """
 
     def fits(x: float) -> bool:
         try:
-            return run("memory_capacity", x).memory.fits
+            return _holds(at_capacity(x))
         except InfeasibleError:  # not even one sequence fits
             return False
 
     d = system.device
-    mem = base.memory
     unit = RESOURCES["memory_capacity"]
     if not fits(_X_MAX):
         return ResourceRequirement(
@@ -653,7 +749,7 @@ def _capacity_requirement(
             reason="the deployment does not fit with unlimited device memory (its offload tiers are full)",
         )
     # without offload the boundary is total / usable; bisection makes it exact either way
-    guess = mem.total_bytes_per_device / mem.usable_bytes_per_device
+    guess = needed_bytes / d.usable_memory_bytes
     hi = lo = guess
     step = 1e-9
     while not fits(hi):

@@ -3,6 +3,7 @@ back into estimate on the scaled platform, meets its target (and 1 % less misses
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -229,7 +230,11 @@ def test_memory_capacity_requirement_is_the_fit_boundary(
     r = genmodel.requirements(model, hardware, resources=("memory_capacity",), **shape)
     cap = r.resource("memory_capacity")
     assert cap.set_by == "fits"
-    assert (cap.status == "binding") == (not r.estimate.memory.fits)
+    fits = r.memory_capacity_assumed_factor == 1.0
+    assert (cap.status == "binding") == (not fits) == (not r.to_dict()["fits"])
+    # a deployment that does not fit is estimated with just enough memory
+    assert r.memory_capacity_assumed_factor in (1.0, cap.factor)
+    assert r.estimate.memory.fits
     device = genmodel.load_hardware(hardware).device
     mem = r.estimate.memory
     reserve = device.os_reserve_bytes
@@ -239,6 +244,146 @@ def test_memory_capacity_requirement_is_the_fit_boundary(
     assert _scaled_estimate(model, hardware, "memory_capacity", cap.factor, **shape).memory.fits
     below = _scaled_estimate(model, hardware, "memory_capacity", cap.factor * (1 - 1e-6), **shape)
     assert not below.memory.fits
+
+
+# ---- a deployment that does not fit the platform: capacity first, the rest with that memory ------
+
+# DeepSeek-V3 (671B) in fp8 on one DGX H100 (8 x 80 GiB): attention-DP + EP, 111 GB per device
+DEEPSEEK: dict[str, Any] = {
+    "input_tokens": 1000,
+    "output_tokens": 200,
+    "batch": 64,
+    "dp": 8,
+    "ep": 8,
+    "weight_dtype": "fp8",
+    "act_dtype": "fp8",
+}
+# Llama-3.1-70B in bf16 on one H100: 141 GB of weights
+LLAMA70: dict[str, Any] = {"input_tokens": 1000, "output_tokens": 200, "batch": 4}
+
+
+def _on(hardware: str, **factors: float) -> genmodel.System:
+    return genmodel.load_hardware(hardware).scaled(**factors)
+
+
+@pytest.mark.parametrize(
+    ("model", "hardware", "shape", "target"),
+    [("deepseek-v3", "dgx-h100", DEEPSEEK, 25e-3), ("llama-3.1-70b", "h100-sxm", LLAMA70, 40e-3)],
+    ids=["deepseek-v3-fp8-8xh100", "llama-70b-bf16-1xh100"],
+)
+def test_model_that_does_not_fit_gets_capacity_then_bandwidth(
+    model: str, hardware: str, shape: dict[str, Any], target: float
+) -> None:
+    with pytest.raises(genmodel.InfeasibleError, match="more than the usable"):
+        genmodel.estimate(model, hardware, **shape)  # not even one sequence fits
+    r = genmodel.requirements(model, hardware, tpot_slo_s=target, resources=("memory_bandwidth",), **shape)
+    # the capacity is reported although not asked for, relative to the platform as given
+    assert [x.resource for x in r.resources] == ["memory_bandwidth", "memory_capacity"]
+    cap, bw = r.resource("memory_capacity"), r.resource("memory_bandwidth")
+    device = genmodel.load_hardware(hardware).device
+    assert cap.status == "binding"
+    assert cap.platform_value == device.memory_capacity_bytes
+    assert cap.required_value > device.memory_capacity_bytes
+    assert cap.required_value == pytest.approx(
+        device.os_reserve_bytes + (device.memory_capacity_bytes - device.os_reserve_bytes) * cap.factor
+    )
+    assert r.memory_capacity_assumed_factor == cap.factor
+    assert bw.status == "binding"
+    assert bw.set_by == "tpot_s"
+    assert not r.meets_targets_now
+    assert set(r.binding) == {"memory_bandwidth", "memory_capacity"}
+    # the estimate it reports is on the platform with just enough memory, and the closed form agrees
+    assert r.estimate.memory.fits
+    assert r.estimate.memory.capacity_bytes_per_device == pytest.approx(cap.required_value)
+    assert r.symbolic_rel_error is not None
+    assert r.symbolic_rel_error < 1e-9
+    d = json.loads(genmodel.report.to_json(r.to_dict()))
+    assert d["fits"] is False
+    assert d["memory_capacity_assumed_factor"] == pytest.approx(cap.factor)
+    assert d["memory_capacity_assumed_bytes"] == pytest.approx(cap.required_value)
+    # plugged back into estimate: both figures fit and meet the target; less of either does not
+    met = genmodel.estimate(
+        model, _on(hardware, memory_capacity=cap.factor, memory_bandwidth=bw.factor), **shape
+    )
+    assert met.memory.fits
+    assert target * (1 - 1e-6) <= met.tpot_s <= target
+    slower = _on(hardware, memory_capacity=cap.factor, memory_bandwidth=0.99 * bw.factor)
+    assert genmodel.estimate(model, slower, **shape).tpot_s > target
+    smaller = _on(hardware, memory_capacity=cap.factor * (1 - 1e-6), memory_bandwidth=bw.factor)
+    with contextlib.suppress(genmodel.InfeasibleError):  # raised: not even one sequence fits
+        assert not genmodel.estimate(model, smaller, **shape).memory.fits
+
+
+def test_capacity_first_agrees_with_solving_on_a_platform_with_ample_memory() -> None:
+    """The notebook's former workaround (solve on the platform with 4x its memory) gives the same
+    answers, the capacity expressed relative to the scaled platform's memory."""
+    kwargs: dict[str, Any] = {"ttft_slo_s": 1.0, "tpot_slo_s": 40e-3, **LLAMA70}
+    r = genmodel.requirements("llama-3.1-70b", "h100-sxm", **kwargs)
+    ample = genmodel.requirements("llama-3.1-70b", _on("h100-sxm", memory_capacity=4), **kwargs)
+    assert ample.memory_capacity_assumed_factor == 1.0
+    for x, y in zip(r.resources, ample.resources, strict=True):
+        assert (x.resource, x.set_by) == (y.resource, y.set_by)
+        if x.resource == "memory_capacity":
+            assert (x.status, y.status) == ("binding", "met")
+            assert x.required_value == pytest.approx(y.required_value, rel=1e-9)
+            assert x.factor == pytest.approx(4 * y.factor, rel=1e-9)
+        else:
+            assert x.status == y.status
+        if x.status in ("met", "binding") and x.resource != "memory_capacity":
+            assert x.factor == pytest.approx(y.factor, rel=1e-9)
+    assert r.resource("memory_bandwidth").status == "binding"
+    assert r.resource("flops").status == "unreachable"  # TPOT: decode at batch 4 is memory-bound
+
+
+def test_explicit_batch_that_does_not_fit_is_solved_with_enough_memory() -> None:
+    # one sequence fits two H100s, 64 do not: estimate runs (fits False); the latencies assume the memory
+    shape: dict[str, Any] = {"input_tokens": 1000, "output_tokens": 1000, "tp": 2, "batch": 64}
+    assert not genmodel.estimate("llama-3.1-70b", "h100-sxm", **shape).memory.fits
+    r = genmodel.requirements("llama-3.1-70b", "h100-sxm", tpot_slo_s=30e-3, resources=("flops",), **shape)
+    cap = r.resource("memory_capacity")
+    assert cap.status == "binding"
+    assert r.memory_capacity_assumed_factor == cap.factor > 1
+    assert r.resource("flops").status == "unreachable"  # decode is memory-bound
+
+
+def test_serving_mode_capacity_holds_every_client() -> None:
+    shape: dict[str, Any] = {"input_tokens": 1000, "output_tokens": 200, "concurrency": 8}
+    target = 50e-3
+    r = genmodel.requirements(
+        "llama-3.1-70b", "h100-sxm", tpot_slo_s=target, resources=("memory_bandwidth",), **shape
+    )
+    cap, bw = r.resource("memory_capacity"), r.resource("memory_bandwidth")
+    assert r.estimate.serving is not None
+    assert r.estimate.serving.max_running >= 8  # every client's sequence is held at once...
+    smaller = genmodel.estimate(
+        "llama-3.1-70b", _on("h100-sxm", memory_capacity=cap.factor * (1 - 1e-6)), **shape
+    )
+    assert smaller.serving is not None
+    assert smaller.serving.max_running < 8  # ... and with less memory not
+    met = genmodel.estimate(
+        "llama-3.1-70b", _on("h100-sxm", memory_capacity=cap.factor, memory_bandwidth=bw.factor), **shape
+    )
+    assert target * (1 - 1e-6) <= met.tpot_s <= target
+
+
+def test_batch_max_on_a_platform_it_does_not_fit_asks_for_an_explicit_batch() -> None:
+    shape = {**LLAMA70, "batch": "max"}
+    with pytest.raises(genmodel.InfeasibleError, match=r"batch='max'.*explicit batch= or concurrency="):
+        genmodel.requirements("llama-3.1-70b", "h100-sxm", tpot_slo_s=40e-3, **shape)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tp": 3}, "tp=3 must divide num_attention_heads=64"),  # 141 GB would not fit either
+        ({"ep": 2, "dp": 2, "batch": 4}, "ep=2 needs a mixture-of-experts model"),
+    ],
+)
+def test_a_plan_that_cannot_run_with_any_memory_still_raises(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(genmodel.InfeasibleError, match=message) as info:
+        genmodel.requirements("llama-3.1-70b", "h100-sxm", tpot_slo_s=40e-3, **{**LLAMA70, **kwargs})
+    assert "batch='max'" not in str(info.value)
+    assert "more than the usable" not in str(info.value)
 
 
 @settings(max_examples=8)
@@ -320,9 +465,29 @@ def test_cli_table_and_csv_show_every_resource() -> None:
     assert rows[1]["status"] == "binding"
 
 
+def test_cli_notes_the_memory_it_assumes() -> None:
+    args = ["requirements", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--batch", "4"]
+    args += ["--input-tokens", "1000", "--output-tokens", "200", "--tpot-slo", "40ms"]
+    api = genmodel.requirements("llama-3.1-70b", "h100-sxm", tpot_slo_s=40e-3, **LLAMA70)
+    cap = api.resource("memory_capacity")
+    text = " ".join(cli_ok(args, columns=400).split())
+    gb = genmodel.report.format_bytes
+    assert (
+        f"note: the deployment does not fit h100-sxm's {gb(cap.platform_value or 0)} per device; the "
+        f"latencies and every other requirement assume {gb(cap.required_value)} per device "
+        f"({cap.factor:.3g}x" in text
+    )
+    d = json.loads(cli_ok([*args, "--format", "json"]))
+    assert d["memory_capacity_assumed_factor"] == pytest.approx(cap.factor)
+    assert d["fits"] is False
+    plain = cli_ok([*CLI, "--tpot-slo", "6ms"], columns=400)
+    assert "note:" not in plain  # llama-3.1-8b fits one H100
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
+        (["--batch", "max", "--model", "llama-3.1-70b", "--tpot-slo", "40ms"], "batch='max'"),
         (["--tpot-slo", "fast"], "tpot_slo='fast' must be a time such as 50ms or 2s"),
         (["--ttft-slo", "0ms"], "ttft_slo='0ms'"),
         (["--tpot-slo", "5ms", "--resource", "hbm"], "resources=['hbm']"),

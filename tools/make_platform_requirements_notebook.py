@@ -6,22 +6,11 @@ Usage: .venv/bin/python tools/make_platform_requirements_notebook.py
 
 from __future__ import annotations
 
-from pathlib import Path
+from _notebook import Study
 
-import nbformat as nbf
-
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "platform_requirements.ipynb"
-CELLS: list[nbf.NotebookNode] = []
-
-
-def md(source: str) -> None:
-    """Append a markdown cell."""
-    CELLS.append(nbf.v4.new_markdown_cell(source.strip()))
-
-
-def code(source: str) -> None:
-    """Append a code cell."""
-    CELLS.append(nbf.v4.new_code_cell(source.strip()))
+STUDY = Study("platform_requirements.ipynb")
+NOTEBOOK = STUDY.path
+md, code, build = STUDY.md, STUDY.code, STUDY.build
 
 
 md("""
@@ -36,9 +25,11 @@ and how does the answer move with the batch and the target?
 Diverse LLM Inference Use Cases*, arXiv:2406.01698): `genmodel.requirements` varies one resource at a
 time (the others kept at the platform's figures), solves for the least amount that meets the target on
 the SymPy form of the same step-time formulas, and checks the answer on `genmodel.estimate`.
-`System.scaled` gives the sensitivity curves. The reference platform is a DGX H100 node whose memory
-capacity is made large enough for every model (so that capacity can itself be solved for); each answer
-is therefore "an H100-class device, except for this one figure".
+`System.scaled` gives the sensitivity curves. The reference platform is a DGX H100 node as it is. Two
+of the models do not fit its memory at all; for a deployment that does not fit, `requirements` first
+solves the least memory capacity at which it fits and then every other figure on the node with that
+much memory (`Requirements.memory_capacity_assumed_factor`). Each answer is therefore "an H100-class
+device, except for this one figure (and, for a model that does not fit, its memory)".
 
 **Workload.** The `chat` scenario of `workloads/scenarios/` (median prompt 1,020 and output 129 tokens
 of the Azure conversation trace in Splitwise; MLPerf Inference v5.0 interactive targets, TTFT ≤ 450 ms
@@ -142,10 +133,12 @@ TPOT ≤ 40 ms, the prefill of one 1,020-token chat prompt within TTFT ≤ 450 m
 1,500-token code prompt within TTFT ≤ 125 ms. Memory capacity is solved once, for the decode batch
 (weights, the 64 sequences' KV cache and activations). A resource marked *unreachable* cannot meet the
 target alone at any amount: the other terms of the step (named in the reason) are already over it.
+DeepSeek-V3 and Kimi K2 do not fit eight H100s even for one sequence, so their latency requirements
+are solved with the memory capacity each needs (printed above the table).
 """)
 
 code("""
-reference = genmodel.load_system("dgx-h100").scaled(memory_capacity=8)  # H100 figures, ample memory
+reference = genmodel.load_system("dgx-h100")
 h100 = genmodel.load_device("h100-sxm")
 chat, code_sc = genmodel.load_scenario("chat"), genmodel.load_scenario("code")
 BATCH = 64
@@ -155,10 +148,11 @@ PROBLEMS = {  # name: (scenario, batch, target)
     "chat prefill (TTFT)": (chat, 1, {"ttft_slo_s": chat.ttft_slo_s}),
     "code prefill (TTFT)": (code_sc, 1, {"ttft_slo_s": code_sc.ttft_slo_s}),
 }
-results = {}
+results, asked = {}, {}
 for name, (model, plan) in MODELS.items():
     for problem, (sc, batch, target) in PROBLEMS.items():
         resources = (*LATENCY, "memory_capacity") if problem.startswith("decode") else LATENCY
+        asked[problem] = resources  # a model that does not fit also gets its capacity for that batch
         results[name, problem] = genmodel.requirements(
             model, reference, batch=batch, input_tokens=sc.input_tokens, output_tokens=sc.output_tokens,
             weight_dtype="fp8", act_dtype="fp8", kv_dtype="bf16", resources=resources, **target, **plan,
@@ -168,7 +162,7 @@ UNITS = {"flops": ("PFLOP/s", PFLOPS), "memory_bandwidth": ("TB/s", TB),
          "memory_capacity": ("GB", GB), "scale_up_bandwidth": ("GB/s", GB)}
 rows = []
 for (name, problem), req in results.items():
-    for r in req.resources:
+    for r in (r for r in req.resources if r.resource in asked[problem]):
         unit, scale = UNITS[r.resource]
         rows.append({"model": name, "problem": problem, "resource": r.resource,
                      "required": r.required_value / scale, "unit": unit,
@@ -177,6 +171,13 @@ needs = pd.DataFrame(rows)
 needs["column"] = needs.problem + ": " + needs.resource.str.replace("_", " ") + " (" + needs.unit + ")"
 table = needs.pivot(index="model", columns="column", values="required").reindex(index=list(MODELS))
 table = table[needs.column.unique()].replace(math.inf, float("nan"))
+decode = {name: results[name, "decode (TPOT)"] for name in MODELS}
+# 671B and 1T parameters in fp8 do not fit 8 x 80 GiB: solved with the memory each needs at 64 sequences
+assumed = {name: req.memory_capacity_assumed_factor for name, req in decode.items()}
+assert [n for n, f in assumed.items() if f > 1] == ["deepseek-v3", "kimi-k2"]
+for name, req in decode.items():
+    assert req.estimate.memory.fits and req.to_dict()["fits"] == (assumed[name] == 1)
+print("memory capacity assumed (x H100's):", {n: f"{f:.2f}" for n, f in assumed.items()})
 table.T  # NaN: this resource alone cannot meet the target (the reasons are listed below)
 """)
 
@@ -190,7 +191,6 @@ for TTFT too.
 """)
 
 code("""
-decode = {name: results[name, "decode (TPOT)"] for name in MODELS}
 for name, req in decode.items():
     est = req.estimate
     assert est.decode.bound == "memory", name
@@ -275,7 +275,8 @@ md("""
 ## 2. Sensitivity: how far does each resource go?
 
 TPOT (decode, 64 sequences) against the HBM bandwidth, and the chat TTFT against the FLOP/s, each
-scaled alone from a quarter to eight times the H100's figure (`System.scaled`). The curves flatten
+scaled alone from a quarter to eight times the H100's figure (`System.scaled`), on the node with the
+memory each model needs at 64 sequences (the H100's own for the Llama models). The curves flatten
 where the other terms take over: collectives and the fixed per-step overhead in decode, the
 memory-bound operators and collectives in prefill.
 """)
@@ -285,10 +286,10 @@ FACTORS = [0.25, 0.35, 0.5, 0.7, 1, 1.4, 2, 2.8, 4, 5.6, 8]
 rows = []
 for name, (model, plan) in MODELS.items():
     for f in FACTORS:
-        dec = genmodel.estimate(model, reference.scaled(memory_bandwidth=f), batch=BATCH,
-                                input_tokens=chat.input_tokens, output_tokens=chat.output_tokens,
+        dec = genmodel.estimate(model, reference.scaled(memory_capacity=assumed[name], memory_bandwidth=f),
+                                batch=BATCH, input_tokens=chat.input_tokens, output_tokens=chat.output_tokens,
                                 weight_dtype="fp8", **plan)
-        pre = genmodel.estimate(model, reference.scaled(flops=f), batch=1,
+        pre = genmodel.estimate(model, reference.scaled(memory_capacity=assumed[name], flops=f), batch=1,
                                 input_tokens=chat.input_tokens, output_tokens=chat.output_tokens,
                                 weight_dtype="fp8", **plan)
         rows.append({"model": name, "factor": f, "TPOT ms": dec.tpot_s * 1e3, "TTFT ms": pre.ttft_s * 1e3})
@@ -327,19 +328,25 @@ md("""
 More sequences per step read more of the KV cache and touch more experts, but the weights are read
 once per step for all of them: per device, the HBM bandwidth needed grows much more slowly than the
 tokens/s it buys. Below, Kimi K2's decode step over the HBM bandwidth for 8 to 512 sequences on the
-node (1 to 64 per device), with the 40 ms chat target and a tighter 20 ms target.
+node (1 to 64 per device), with the 40 ms chat target and a tighter 20 ms target, on the node with
+the memory 512 sequences need (capacity changes no latency here: there is no offload tier).
 """)
 
 code("""
 k2_plan = MODELS["kimi-k2"][1]
 BATCHES = [8, 32, 64, 128, 256, 512]
+k2_memory = genmodel.requirements(kimi_k2, reference, batch=max(BATCHES), input_tokens=chat.input_tokens,
+                                  output_tokens=chat.output_tokens, weight_dtype="fp8",
+                                  resources=("memory_capacity",), **k2_plan).resource("memory_capacity")
 BW_FACTORS = [0.25 * 1.25**i for i in range(25)]  # 0.25x .. 53x the H100
 rows = []
 for batch in BATCHES:
     for f in BW_FACTORS:
-        est = genmodel.estimate(kimi_k2, reference.scaled(memory_bandwidth=f), batch=batch,
+        node = reference.scaled(memory_capacity=k2_memory.factor, memory_bandwidth=f)
+        est = genmodel.estimate(kimi_k2, node, batch=batch,
                                 input_tokens=chat.input_tokens, output_tokens=chat.output_tokens,
                                 weight_dtype="fp8", **k2_plan)
+        assert est.memory.fits  # the node holds 512 sequences, so every batch of the grid
         rows.append({"batch": batch, "TB/s": f * h100.memory_bandwidth_bytes_per_s / TB,
                      "TPOT ms": est.tpot_s * 1e3, "tok/s per device": est.decode_tokens_per_s_per_device})
 k2_grid = pd.DataFrame(rows)
@@ -441,30 +448,5 @@ target meets the compute floor of small expert GEMMs: beyond it no amount of ban
 """)
 
 
-def build() -> nbf.NotebookNode:
-    """The notebook (cells only, not executed), with stable cell ids so that a rerun diffs cleanly."""
-    for i, cell in enumerate(CELLS):
-        cell.id = f"cell-{i:02d}"
-    return nbf.v4.new_notebook(
-        cells=CELLS,
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-    )
-
-
-def main() -> None:
-    """Execute the notebook in notebooks/ and write it with its outputs."""
-    import nbclient
-
-    nb = build()
-    nbclient.NotebookClient(
-        nb,
-        timeout=300,
-        kernel_name="python3",
-        record_timing=False,
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-    ).execute()
-    nbf.write(nb, NOTEBOOK)
-
-
 if __name__ == "__main__":
-    main()
+    STUDY.write()
