@@ -73,6 +73,8 @@ def _is_array(x: object) -> bool:
 
 def maximum(a: Num, b: Num) -> Num:
     """Elementwise maximum of two quantities (float, NumPy array or SymPy expression)."""
+    if type(a) in _PLAIN and type(b) in _PLAIN:  # the scalar estimate's path, checked first
+        return a if a >= b else b
     if _is_symbolic(a) or _is_symbolic(b):
         import sympy
 
@@ -86,6 +88,8 @@ def maximum(a: Num, b: Num) -> Num:
 
 def minimum(a: Num, b: Num) -> Num:
     """Elementwise minimum of two quantities (float, NumPy array or SymPy expression)."""
+    if type(a) in _PLAIN and type(b) in _PLAIN:
+        return a if a <= b else b
     if _is_symbolic(a) or _is_symbolic(b):
         import sympy
 
@@ -99,6 +103,8 @@ def minimum(a: Num, b: Num) -> Num:
 
 def where(cond: Any, a: Num, b: Num) -> Num:
     """``a`` where ``cond`` holds, else ``b`` (elementwise for arrays, Piecewise for SymPy)."""
+    if type(cond) in _PLAIN and type(a) in _PLAIN and type(b) in _PLAIN:
+        return a if cond else b
     if _is_symbolic(cond) or _is_symbolic(a) or _is_symbolic(b):
         import sympy
 
