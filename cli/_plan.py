@@ -47,6 +47,21 @@ RateOpt = Annotated[
         "largest copy of a plan considered).",
     ),
 ]
+ItlMaxOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--itl-max-slo",
+        help="Longest gap between two tokens (a decode step plus the prefill piece before the next, "
+        "e.g. 150ms); searches chunked-prefill sizes too.",
+    ),
+]
+ChunksOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Chunked-prefill sizes to search, comma-separated; 'none' is one pass (default with "
+        "--itl-max-slo: none,256,...,8192 below the prompt; else none).",
+    ),
+]
 ObjectiveOpt = Annotated[
     str,
     typer.Option(
@@ -61,6 +76,20 @@ DtypesOpt = Annotated[
 
 def _dtypes(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _chunks(value: str) -> list[int | None]:
+    out: list[int | None] = []
+    for v in _dtypes(value):
+        if v.lower() == "none":
+            out.append(None)
+        elif v.isdigit() and int(v) > 0:
+            out.append(int(v))
+        else:
+            raise genmodel.SpecError(
+                f"prefill_chunks={value!r} must be token counts or 'none', comma-separated"
+            )
+    return out
 
 
 def _no_plan(message: str) -> None:
@@ -106,6 +135,8 @@ def register(app: typer.Typer) -> None:
         ] = False,
         request_rate: RateOpt = None,
         objective: ObjectiveOpt = "goodput",
+        itl_max_slo: ItlMaxOpt = None,
+        prefill_chunks: ChunksOpt = None,
         format: FormatOpt = Format.table,
         output: OutputOpt = None,
         plot: PlotOpt = None,
@@ -136,6 +167,8 @@ def register(app: typer.Typer) -> None:
                 disaggregated=disaggregated,
                 request_rate_per_s=request_rate,
                 objective=objective,
+                itl_max_slo_s=parse_seconds("itl_max_slo", itl_max_slo),
+                prefill_chunks=None if prefill_chunks is None else _chunks(prefill_chunks),
             )
         d = report.to_dict()
         if plot is not None:
@@ -230,6 +263,11 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
         head.add_row("ruled out", f"{n:,} x {reason}")
     tables = [head]
     best = d["best"]
+    if best is not None and best["prefill_chunk"] is not None:
+        gap = best["decode"]["time_s"] + best["decode_stall_s"]
+        head.add_row(
+            "chunked prefill", f"{best['prefill_chunk']} tokens per chunk: longest gap {format_seconds(gap)}"
+        )
     if rate is not None and best is not None:
         head.add_row(
             "traffic",

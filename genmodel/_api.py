@@ -681,6 +681,7 @@ class PlanReport:
                 "ttft_s": self.slo.ttft_s,
                 "tpot_s": self.slo.tpot_s,
                 "ttft_quantile": self.slo.ttft_quantile,
+                "itl_max_s": self.slo.itl_max_s,
             },
             "evaluated": r.evaluated,
             "feasible": r.feasible,
@@ -705,6 +706,7 @@ def _layout_dict(layout: Layout) -> dict[str, Any]:
         "weight_dtype": q.weight_dtype,
         "act_dtype": q.act_dtype,
         "kv_dtype": q.kv_dtype,
+        "prefill_chunk": layout.prefill_chunk,
     }
 
 
@@ -734,6 +736,8 @@ def plan(
     disaggregated: bool = False,
     request_rate_per_s: float | None = None,
     objective: str = "goodput",
+    itl_max_slo_s: float | None = None,
+    prefill_chunks: Sequence[int | None] | None = None,
     pareto_points: int = 50,
 ) -> PlanReport:
     """Find the serving plan of ``devices`` devices with the highest goodput within the SLOs, or
@@ -753,6 +757,11 @@ def plan(
             ``energy`` (the same order on one platform: price and power per device are constants;
             they differ across platforms in :func:`compare`), or ``latency`` (the lowest TPOT that
             meets the SLOs).
+        itl_max_slo_s: the longest gap between two tokens of a running request (a decode step plus
+            the prefill piece run before the next one). Chunked prefill bounds it, at the price of
+            reading the weights once more per chunk, so with this target the chunk sizes
+            ``prefill_chunks`` are searched too (default: one pass and
+            :data:`DEFAULT_PREFILL_CHUNKS` below ``input_tokens``; without it, one pass only).
         ttft_slo_s, tpot_slo_s: targets in seconds (None: none); ``ttft_quantile`` makes the TTFT
             target a quantile (0.9, 0.99) of an M/D/1 queue instead of the mean.
         disaggregated: also size separate prefill and decode pools (DistServe) and compare.
@@ -766,7 +775,10 @@ def plan(
     check_objective(objective)
     m = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
-    slo = Slo(ttft_s=ttft_slo_s, tpot_s=tpot_slo_s, ttft_quantile=ttft_quantile)
+    slo = Slo(ttft_s=ttft_slo_s, tpot_s=tpot_slo_s, ttft_quantile=ttft_quantile, itl_max_s=itl_max_slo_s)
+    if prefill_chunks is None:
+        below = [c for c in DEFAULT_PREFILL_CHUNKS if c < input_tokens]
+        prefill_chunks = [None] if itl_max_slo_s is None else [None, *below]
     result = search(
         m,
         hw,
@@ -777,6 +789,7 @@ def plan(
         precisions=_precisions(weight_dtype, act_dtype, kv_dtype),
         disaggregated=disaggregated,
         request_rate_per_s=request_rate_per_s,
+        prefill_chunks=prefill_chunks,
     )
     c = result.candidates
     best: Estimate | None = None
@@ -806,6 +819,7 @@ def plan(
                 concurrency=clients,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
+                options=RunOptions(prefill_chunk=layout.prefill_chunk),
             )
             if _meets(est, slo) and (best is None or key(est) < key(best)):
                 best = est
@@ -847,7 +861,14 @@ def _meets(est: Estimate, slo: Slo) -> bool:
     ok = slo.tpot_s is None or est.tpot_s <= slo.tpot_s * (1 + 1e-9)
     if slo.ttft_s is not None and slo.ttft_quantile is None:
         ok = ok and est.ttft_s <= slo.ttft_s * (1 + 1e-9)
+    if slo.itl_max_s is not None:  # a decode step, then the longest prefill piece
+        stall = est.prefill.time_s if est.decode_stall_s is None else est.decode_stall_s
+        ok = ok and est.decode.time_s + stall <= slo.itl_max_s * (1 + 1e-9)
     return ok
+
+
+#: chunked-prefill sizes searched when a longest-gap target is given (and None: one pass)
+DEFAULT_PREFILL_CHUNKS = (256, 512, 1024, 2048, 4096, 8192)
 
 
 def compare(

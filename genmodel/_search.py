@@ -29,10 +29,11 @@ Modelling assumptions:
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from genmodel._errors import InfeasibleError, SpecError, require_ints
@@ -63,14 +64,18 @@ _TAIL_POINTS = 32
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Slo:
-    """Latency targets: TTFT and TPOT in seconds (None: no target), TTFT as a mean or a quantile."""
+    """Latency targets in seconds (None: no target): TTFT (a mean or a quantile), TPOT (the mean
+    inter-token latency) and the longest inter-token gap (what chunked prefill bounds)."""
 
     ttft_s: float | None = None
     tpot_s: float | None = None
     ttft_quantile: float | None = None
+    #: the longest gap between two tokens of a running request: a decode step plus the prefill
+    #: piece run between two steps (the whole prompt, or its longest chunk with chunked prefill)
+    itl_max_s: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("ttft_s", "tpot_s"):
+        for name in ("ttft_s", "tpot_s", "itl_max_s"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise SpecError(f"{name}={value!r} must be > 0 seconds")
@@ -171,6 +176,7 @@ class Layout:
     precision: Precision
     prefill_s: float
     max_batch: int  # whole deployment
+    prefill_chunk: int | None = None  # chunked prefill: tokens per chunk (None: one pass)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,6 +280,7 @@ def search(
     options: RunOptions = _DEFAULT_OPTIONS,
     disaggregated: bool = False,
     request_rate_per_s: float | None = None,
+    prefill_chunks: Sequence[int | None] = (None,),
 ) -> SearchResult:
     """Evaluate every layout x precision x running batch of ``devices`` devices (module docstring).
 
@@ -281,6 +288,9 @@ def search(
         devices: the deployment's devices; with ``request_rate_per_s``, the largest instance.
         request_rate_per_s: traffic to serve (requests/s): instances of every size in
             :func:`instance_sizes` compete on the devices they need in all.
+        prefill_chunks: chunked-prefill sizes to search (tokens per chunk; None: one pass). Only
+            a longest-gap target (``slo.itl_max_s``) can favour chunking: it adds weight reads to
+            the prefill, and bounds the gap a running request sees to a step plus one chunk.
 
     Raises:
         SpecError: bad sizes. InfeasibleError: no layout can run at all (the reasons, counted).
@@ -293,6 +303,12 @@ def search(
     if not precisions:
         raise SpecError("precisions is empty: give at least one")
     traffic = request_rate_per_s is not None
+    chunks = list(dict.fromkeys(prefill_chunks))
+    if not chunks:
+        raise SpecError("prefill_chunks is empty: give at least one (None: one pass)")
+    for c in chunks:
+        if c is not None:
+            require_ints(prefill_chunk=c)
     if request_rate_per_s is not None and not request_rate_per_s > 0:
         raise SpecError(f"request_rate_per_s={request_rate_per_s!r} must be > 0 requests per second")
     start = time.perf_counter()
@@ -307,14 +323,15 @@ def search(
     pool: dict[int, list[tuple[Layout, np.ndarray[Any, Any], np.ndarray[Any, Any]]]] = {}
     for size in sizes:
         for plan, why in layouts(model, system, size):
-            for precision in precisions:
+            for precision, chunk in itertools.product(precisions, chunks):
                 if why:
                     evaluated += 1
                     for w in why:
                         violations[_reason(w)] += 1
                     continue
+                run = options if chunk == options.prefill_chunk else replace(options, prefill_chunk=chunk)
                 layout, arrays = _evaluate(
-                    model, system, plan, precision, input_tokens, output_tokens, slo, options, violations
+                    model, system, plan, precision, input_tokens, output_tokens, slo, run, violations
                 )
                 if layout is None:
                     evaluated += 1
@@ -407,7 +424,7 @@ def _evaluate(
     except InfeasibleError:
         violations["memory: one sequence per replica does not fit"] += 1
         return None, {}
-    prefill, _ = prefill_pass(
+    prefill, piece = prefill_pass(
         model, run_system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options
     )
     prefill_s = float(prefill.time_s)
@@ -425,8 +442,16 @@ def _evaluate(
         meets &= ttft <= slo.ttft_s
     if slo.tpot_s is not None:
         meets &= point.itl_s <= slo.tpot_s
+    if slo.itl_max_s is not None:  # a step, then the longest prefill piece before the next one
+        meets &= step_s + float(piece.time_s) <= slo.itl_max_s
     per_device = point.rate_per_s * output_tokens * plan.dp / plan.num_devices
-    layout = Layout(plan=plan, precision=precision, prefill_s=prefill_s, max_batch=most)
+    layout = Layout(
+        plan=plan,
+        precision=precision,
+        prefill_s=prefill_s,
+        max_batch=most,
+        prefill_chunk=options.prefill_chunk,
+    )
     return layout, {
         "batch": batch,
         "concurrency": np.asarray(point.clients * plan.dp, dtype=float),

@@ -283,3 +283,24 @@ def test_batch_max_fits_and_one_more_per_replica_does_not(
         output_tokens=output_tokens,
     )
     assert not over.fits
+
+
+def test_the_stall_is_the_longest_chunk_not_a_short_remainder() -> None:
+    # 5000 tokens in chunks of 2048: 2048 + 2048 + 904; the middle full chunk is the longest pass
+    from genmodel._phases import prefill_pass
+    from genmodel.io import load_hardware, load_model
+
+    m, hw, p = (
+        load_model("llama-3.1-70b"),
+        load_hardware("h100-sxm"),
+        genmodel.default_precision("fp8", None, None),
+    )
+    options = genmodel.RunOptions(prefill_chunk=2048)
+    _, longest = prefill_pass(m, hw, Plan(tp=4), p, num_seqs=4.0, input_tokens=5000, options=options)
+    pieces = [
+        prefill_pass(m, hw, Plan(tp=4), p, num_seqs=1.0, input_tokens=end, options=options)[0].time_s
+        for end in (2048, 4096, 5000)
+    ]
+    times = [pieces[0], pieces[1] - pieces[0], pieces[2] - pieces[1]]  # each chunk alone
+    assert longest.time_s == pytest.approx(max(times), rel=1e-9)
+    assert times[1] > times[2]  # the remainder is quicker despite its longer context

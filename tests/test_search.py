@@ -547,3 +547,103 @@ def test_objectives_order_the_plans_they_name() -> None:
             "speed",
         ]
     )
+
+
+# --- chunked prefill: searched against the longest inter-token gap ------------------------------
+
+CHUNKED = {"devices": 8, "input_tokens": 8000, "output_tokens": 500, "ttft_slo_s": 3.0, "tpot_slo_s": 0.05}
+
+
+def test_chunking_never_wins_on_mean_targets_alone() -> None:
+    # it only adds weight reads to the prefill: the same plan with one pass does at least as well
+    rep = genmodel.plan(
+        "llama-3.1-70b", "h100-sxm", weight_dtype="fp8", prefill_chunks=[None, 1024, 2048], **CHUNKED
+    )
+    assert rep.best is not None and rep.best.options.prefill_chunk is None
+    assert {lay.prefill_chunk for lay in rep.result.layouts} == {None, 1024, 2048}
+
+
+def test_a_longest_gap_target_picks_a_chunk_that_meets_it() -> None:
+    one_pass = genmodel.plan("llama-3.1-70b", "h100-sxm", weight_dtype="fp8", **CHUNKED)
+    assert one_pass.best is not None
+    gap = one_pass.best.decode.time_s + (one_pass.best.decode_stall_s or 0.0)
+    target = gap / 3  # the best one-pass plan misses it by far
+    rep = genmodel.plan("llama-3.1-70b", "h100-sxm", weight_dtype="fp8", itl_max_slo_s=target, **CHUNKED)
+    b = rep.best
+    assert b is not None and b.options.prefill_chunk is not None
+    assert b.decode.time_s + (b.decode_stall_s or 0.0) <= target
+    assert b.tpot_s <= 0.05 and b.ttft_s <= 3.0
+    assert b.output_tokens_per_s_per_device <= one_pass.goodput  # the gap target costs goodput
+    # `best` is estimate on that plan, chunk included
+    again = genmodel.estimate(
+        "llama-3.1-70b",
+        "h100-sxm",
+        tp=b.plan.tp,
+        pp=b.plan.pp,
+        dp=b.plan.dp,
+        concurrency=b.batch,
+        weight_dtype="fp8",
+        prefill_chunk=b.options.prefill_chunk,
+        input_tokens=8000,
+        output_tokens=500,
+    )
+    assert again.to_dict() == b.to_dict()
+    d = rep.to_dict()
+    assert d["slo"]["itl_max_s"] == target and d["best"]["prefill_chunk"] == b.options.prefill_chunk
+
+
+def test_vectorised_chunked_candidates_equal_the_scalar_estimate() -> None:
+    plan, chunk, clients = Plan(tp=4, dp=2), 2048, 40
+    est = genmodel.estimate(
+        "llama-3.1-70b",
+        "h100-sxm",
+        tp=4,
+        dp=2,
+        concurrency=clients,
+        weight_dtype="fp8",
+        prefill_chunk=chunk,
+        input_tokens=8000,
+        output_tokens=500,
+    )
+    assert est.serving is not None
+    b = est.serving.decode_batch / plan.dp
+    layout, arrays = _evaluate(
+        load_model("llama-3.1-70b"),
+        load_hardware("h100-sxm"),
+        plan,
+        default_precision("fp8", None, None),
+        8000,
+        500,
+        Slo(itl_max_s=1.0),
+        genmodel.RunOptions(prefill_chunk=chunk),
+        collections.Counter(),
+        batches=np.array([b]),
+    )
+    assert layout is not None and layout.prefill_chunk == chunk
+    assert arrays["ttft_s"][0] == pytest.approx(est.ttft_s, rel=1e-9)
+    assert arrays["tpot_s"][0] == pytest.approx(est.tpot_s, rel=1e-9)
+    assert arrays["meets"][0] == (est.decode.time_s + (est.decode_stall_s or 0.0) <= 1.0)
+
+
+def test_chunk_arguments_are_checked() -> None:
+    with pytest.raises(genmodel.SpecError, match="itl_max_s=0"):
+        Slo(itl_max_s=0)
+    with pytest.raises(genmodel.SpecError, match="prefill_chunks is empty"):
+        genmodel.plan("llama-3.1-8b", "h100-sxm", devices=1, prefill_chunks=[], **W)
+    assert "prefill_chunks='1024,x'" in cli_bad(
+        [
+            "plan",
+            "--model",
+            "llama-3.1-8b",
+            "--hardware",
+            "h100-sxm",
+            "--devices",
+            "1",
+            "--input-tokens",
+            "100",
+            "--output-tokens",
+            "10",
+            "--prefill-chunks",
+            "1024,x",
+        ]
+    )
