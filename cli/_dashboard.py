@@ -36,6 +36,8 @@ def streamlit_command(*, port: int = DEFAULT_PORT, host: str | None = None) -> l
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",  # no "Deploy" button: this is a local tool, not a Streamlit Cloud app
+        "viewer",
     ]
     if host is not None:
         command += ["--server.address", host]
