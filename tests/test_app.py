@@ -127,6 +127,7 @@ def test_dashboard_runs_streamlit_on_the_installed_entry_script(monkeypatch: pyt
         "--server.port": "8599",
         "--server.headless": "true",
         "--browser.gatherUsageStats": "false",
+        "--client.toolbarMode": "viewer",
         "--server.address": "127.0.0.1",
     }
     assert _dashboard.streamlit_command()[6] == "8501"  # the default port
