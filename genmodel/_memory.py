@@ -359,77 +359,6 @@ def paged_tokens(tokens: int, block_tokens: int) -> int:
     return -(-tokens // block_tokens) * block_tokens
 
 
-def _place(
-    device: Device,
-    *,
-    weights: float,
-    experts: float,
-    kv: float,
-    kv_forced: float,
-    activations: float,
-    extras: MemoryExtras,
-) -> tuple[tuple[TierUse, ...], tuple[Spill, ...], float | None]:
-    """Put bytes in the device's memory and move what does not fit to the offload tiers."""
-    offload, sharing = extras.offload, extras.sharing
-    usable = device.usable_memory_bytes
-    have = {"kv": kv, "experts": experts, "weights": weights - experts}
-    over = weights + kv + activations - usable
-    moved: dict[str, float] = dict.fromkeys(_SPILL_ORDER, 0.0)
-    if offload.kv is not None and kv_forced > 0:
-        moved["kv"] = kv_forced
-        over -= kv_forced
-    for kind in _SPILL_ORDER:
-        if over <= 0:
-            break
-        if offload.tier_for(kind) is None:
-            continue
-        step = min(over, have[kind] - moved[kind])
-        moved[kind] += step
-        over -= step
-    local = TierUse(
-        id=device.id,
-        medium=device.memory_technology,
-        capacity_bytes=usable,
-        bandwidth_bytes_per_s=device.memory_bandwidth_bytes_per_s,
-        weights_bytes=weights - moved["experts"] - moved["weights"],
-        kv_bytes=kv - moved["kv"],
-        activation_bytes=activations,
-    )
-    tiers: dict[str, TierUse] = {}
-    spills = []
-    for kind in _SPILL_ORDER:
-        attached = offload.tier_for(kind)
-        if attached is None:
-            continue
-        bandwidth = attached.bandwidth_per_device(device, sharing)
-        use = tiers.get(attached.label) or TierUse(
-            id=attached.label,
-            medium=attached.tier.medium,
-            capacity_bytes=attached.capacity_per_device(sharing),
-            bandwidth_bytes_per_s=bandwidth,
-        )
-        if kind == "kv":
-            use = dataclasses.replace(use, kv_bytes=use.kv_bytes + moved[kind])
-        else:
-            use = dataclasses.replace(use, weights_bytes=use.weights_bytes + moved[kind])
-        tiers[attached.label] = use
-        if moved[kind] > 0:
-            frac = moved[kind] / have[kind]
-            spills.append(
-                Spill(
-                    kind=kind,
-                    tier_id=attached.label,
-                    bytes=moved[kind],
-                    frac=frac,
-                    bandwidth_bytes_per_s=bandwidth,
-                )
-            )
-    host = None
-    if offload.any and device.host is not None:
-        host = device.host.link.bandwidth_bytes_per_s * device.efficiency.offload_link_frac
-    return (local, *tiers.values()), tuple(spills), host
-
-
 def memory_use(
     model: ModelSpec,
     device: Device,
@@ -446,72 +375,185 @@ def memory_use(
     ``extras`` adds redundant expert replicas, a speculative-decoding draft, KV paging and a
     shared prefix, and names the tiers that take what does not fit.
     """
-    seqs = math.ceil(batch / plan.dp)
-    context = input_tokens + output_tokens
-    block = extras.kv_block_tokens
-    shared = min(extras.shared_prefix_tokens, input_tokens) // block * block  # whole blocks only
-    own = paged_tokens(context - shared, block)  # tokens each sequence keeps for itself
+    lengths = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    return _Footprint(model, device, plan, precision, **lengths, extras=extras).use(batch)
 
-    def kv_of(m: ModelSpec, tokens: int, **split: int) -> float:
-        return float(kv_bytes_per_sequence(m, precision, tokens, tp=plan.tp, cp=plan.cp, **split))
 
-    def kv_replica(m: ModelSpec, **split: int) -> tuple[float, float]:
-        """(KV bytes of the replica's sequences, bytes older than the offload window)."""
-        total = kv_of(m, shared, **split) + seqs * (
-            kv_of(m, shared + own, **split) - kv_of(m, shared, **split)
+class _Footprint:
+    """What :func:`memory_use` needs that does not depend on the batch, computed once (for the
+    several batches :func:`max_batch` tries); :meth:`use` does the rest, in the same order."""
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        device: Device,
+        plan: Plan,
+        precision: Precision,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        extras: MemoryExtras,
+    ) -> None:
+        self.model, self.device, self.plan, self.precision = model, device, plan, precision
+        self.input_tokens, self.extras = input_tokens, extras
+        context = input_tokens + output_tokens
+        self.context = context
+        block = extras.kv_block_tokens
+        shared = min(extras.shared_prefix_tokens, input_tokens) // block * block  # whole blocks only
+        own = paged_tokens(context - shared, block)  # tokens each sequence keeps for itself
+
+        def kv_of(m: ModelSpec, tokens: int, **split: int) -> float:
+            return float(kv_bytes_per_sequence(m, precision, tokens, tp=plan.tp, cp=plan.cp, **split))
+
+        def kv_parts(m: ModelSpec, **split: int) -> tuple[float, float, float | None]:
+            """(KV bytes of the shared prefix, of a sequence with it, of the recent window)."""
+            window = extras.offload.kv_window
+            recent = None
+            if window is not None and window < context:
+                recent = kv_of(m, paged_tokens(window, block), **split)
+            return kv_of(m, shared, **split), kv_of(m, shared + own, **split), recent
+
+        self.kv_model = kv_parts(model, pp=plan.pp)
+        per_sequence = kv_of(model, paged_tokens(context, block), pp=plan.pp)
+        r = extras.redundant_experts
+        weights = weight_bytes_per_device(model, precision, plan, redundant_experts=r)
+        experts = expert_bytes_per_device(model, precision, plan, redundant_experts=r)
+        draft = extras.draft
+        self.kv_draft: tuple[float, float, float | None] | None = None
+        if draft is not None:
+            draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
+            weights += weight_bytes_per_device(draft, precision, draft_plan, redundant_experts=r)
+            experts += expert_bytes_per_device(draft, precision, draft_plan, redundant_experts=r)
+            if extras.draft_shares_vocab:
+                vocab = draft.vocab_size * draft.hidden_size / plan.tp
+                weights -= vocab * (1 if draft.tie_word_embeddings else 2) * precision.weight_bytes
+            self.kv_draft = kv_parts(draft)
+            per_sequence += kv_of(draft, paged_tokens(context, block))
+        self.weights, self.experts, self.per_sequence = weights, experts, per_sequence
+        offload, sharing = extras.offload, extras.sharing
+        self.usable = device.usable_memory_bytes
+        # the tier each kind of bytes spills to, in spill order, with what it gives one device
+        self.spill_tiers: tuple[tuple[str, AttachedTier, float, float], ...] = tuple(
+            (kind, tier, tier.bandwidth_per_device(device, sharing), tier.capacity_per_device(sharing))
+            for kind in _SPILL_ORDER
+            if (tier := offload.tier_for(kind)) is not None
         )
-        window = extras.offload.kv_window
-        if window is None or window >= context:
-            return total, 0.0
-        recent = kv_of(m, paged_tokens(window, block), **split)
-        return total, max(total - seqs * recent, 0.0)
-
-    kv, kv_forced = kv_replica(model, pp=plan.pp)
-    per_sequence = kv_of(model, paged_tokens(context, block), pp=plan.pp)
-    act = activation_bytes_per_device(
-        model, precision, plan, seqs_per_replica=seqs, prefill_tokens=seqs * input_tokens / plan.cp
-    )
-    r = extras.redundant_experts
-    weights = weight_bytes_per_device(model, precision, plan, redundant_experts=r)
-    experts = expert_bytes_per_device(model, precision, plan, redundant_experts=r)
-    draft = extras.draft
-    if draft is not None:
-        draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
-        weights += weight_bytes_per_device(draft, precision, draft_plan, redundant_experts=r)
-        experts += expert_bytes_per_device(draft, precision, draft_plan, redundant_experts=r)
-        if extras.draft_shares_vocab:
-            vocab = draft.vocab_size * draft.hidden_size / plan.tp
-            weights -= vocab * (1 if draft.tie_word_embeddings else 2) * precision.weight_bytes
-        draft_kv, draft_forced = kv_replica(draft)
-        kv += draft_kv
-        kv_forced += draft_forced
-        per_sequence += kv_of(draft, paged_tokens(context, block))
-    tiers, spills, host = _place(
-        device,
-        weights=float(weights),
-        experts=experts,
-        kv=kv,
-        kv_forced=kv_forced,
-        activations=float(act),
-        extras=extras,
-    )
-    return MemoryUse(
-        weights_bytes_per_device=float(weights),
-        kv_cache_bytes_per_device=kv,
-        activation_bytes_per_device=float(act),
-        capacity_bytes_per_device=device.memory_capacity_bytes,
-        usable_bytes_per_device=device.usable_memory_bytes,
-        tiers=tiers,
-        spills=spills,
-        expert_bytes_per_device=experts,
-        kv_bytes_per_sequence=per_sequence,
-        host_link_bytes_per_s=host,
-        kv_tier_bytes_per_s=(
+        self.host: float | None = None
+        if offload.any and device.host is not None:
+            self.host = device.host.link.bandwidth_bytes_per_s * device.efficiency.offload_link_frac
+        self.kv_tier_bytes_per_s = (
             None
             if extras.offload.kv is None
             else extras.offload.kv.bandwidth_per_device(device, extras.sharing)
-        ),
-    )
+        )
+
+    def use(self, batch: int) -> MemoryUse:
+        """:func:`memory_use` at ``batch`` sequences (whole deployment)."""
+        kv, kv_forced, act = self._batch_bytes(batch)
+        weights = self.weights
+        tiers, spills = self._place(
+            weights=float(weights), experts=self.experts, kv=kv, kv_forced=kv_forced, activations=float(act)
+        )
+        return MemoryUse(
+            weights_bytes_per_device=float(weights),
+            kv_cache_bytes_per_device=kv,
+            activation_bytes_per_device=float(act),
+            capacity_bytes_per_device=self.device.memory_capacity_bytes,
+            usable_bytes_per_device=self.usable,
+            tiers=tiers,
+            spills=spills,
+            expert_bytes_per_device=self.experts,
+            kv_bytes_per_sequence=self.per_sequence,
+            host_link_bytes_per_s=self.host,
+            kv_tier_bytes_per_s=self.kv_tier_bytes_per_s,
+        )
+
+    def excess(self, batch: int) -> float:
+        """``use(batch)``'s total bytes less the usable bytes (what max_batch's secant steps need,
+        without placing the bytes in tiers)."""
+        kv, _, act = self._batch_bytes(batch)
+        return float(self.weights) + kv + float(act) - self.usable
+
+    def _batch_bytes(self, batch: int) -> tuple[float, float, Num]:
+        """(KV bytes, KV bytes older than the offload window, activation bytes) at ``batch``."""
+        model, plan = self.model, self.plan
+        seqs = math.ceil(batch / plan.dp)
+
+        def kv_replica(parts: tuple[float, float, float | None]) -> tuple[float, float]:
+            """(KV bytes of the replica's sequences, bytes older than the offload window)."""
+            prefix, full, recent = parts
+            total = prefix + seqs * (full - prefix)
+            if recent is None:
+                return total, 0.0
+            return total, max(total - seqs * recent, 0.0)
+
+        kv, kv_forced = kv_replica(self.kv_model)
+        act = activation_bytes_per_device(
+            model,
+            self.precision,
+            plan,
+            seqs_per_replica=seqs,
+            prefill_tokens=seqs * self.input_tokens / plan.cp,
+        )
+        if self.kv_draft is not None:
+            draft_kv, draft_forced = kv_replica(self.kv_draft)
+            kv += draft_kv
+            kv_forced += draft_forced
+        return kv, kv_forced, act
+
+    def _place(
+        self, *, weights: float, experts: float, kv: float, kv_forced: float, activations: float
+    ) -> tuple[tuple[TierUse, ...], tuple[Spill, ...]]:
+        """Put bytes in the device's memory and move what does not fit to the offload tiers."""
+        device, offload = self.device, self.extras.offload
+        usable = self.usable
+        have = {"kv": kv, "experts": experts, "weights": weights - experts}
+        over = weights + kv + activations - usable
+        moved: dict[str, float] = dict.fromkeys(_SPILL_ORDER, 0.0)
+        if offload.kv is not None and kv_forced > 0:
+            moved["kv"] = kv_forced
+            over -= kv_forced
+        for kind, *_ in self.spill_tiers:
+            if over <= 0:
+                break
+            step = min(over, have[kind] - moved[kind])
+            moved[kind] += step
+            over -= step
+        local = TierUse(
+            id=device.id,
+            medium=device.memory_technology,
+            capacity_bytes=usable,
+            bandwidth_bytes_per_s=device.memory_bandwidth_bytes_per_s,
+            weights_bytes=weights - moved["experts"] - moved["weights"],
+            kv_bytes=kv - moved["kv"],
+            activation_bytes=activations,
+        )
+        tiers: dict[str, TierUse] = {}
+        spills = []
+        for kind, attached, bandwidth, capacity in self.spill_tiers:
+            use = tiers.get(attached.label) or TierUse(
+                id=attached.label,
+                medium=attached.tier.medium,
+                capacity_bytes=capacity,
+                bandwidth_bytes_per_s=bandwidth,
+            )
+            if kind == "kv":
+                use = dataclasses.replace(use, kv_bytes=use.kv_bytes + moved[kind])
+            else:
+                use = dataclasses.replace(use, weights_bytes=use.weights_bytes + moved[kind])
+            tiers[attached.label] = use
+            if moved[kind] > 0:
+                frac = moved[kind] / have[kind]
+                spills.append(
+                    Spill(
+                        kind=kind,
+                        tier_id=attached.label,
+                        bytes=moved[kind],
+                        frac=frac,
+                        bandwidth_bytes_per_s=bandwidth,
+                    )
+                )
+        return (local, *tiers.values()), tuple(spills)
 
 
 def require_one_sequence(
@@ -525,24 +567,22 @@ def require_one_sequence(
     extras: MemoryExtras = NO_EXTRAS,
 ) -> None:
     """Raise :class:`InfeasibleError` unless one sequence per replica fits in memory."""
-    one = memory_use(
-        model,
-        device,
-        plan,
-        precision,
-        batch=plan.dp,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        extras=extras,
-    )
+    lengths = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    _require_one(_Footprint(model, device, plan, precision, **lengths, extras=extras))
+
+
+def _require_one(footprint: _Footprint) -> MemoryUse:
+    """:func:`require_one_sequence` of a footprint; the memory use of one sequence per replica."""
+    one = footprint.use(footprint.plan.dp)
     if not one.fits:
+        model, device, context = footprint.model, footprint.device, footprint.context
         full = [t for t in one.tiers[1:] if not t.fits]
         if full:
             t = full[0]
             raise InfeasibleError(
                 [
                     f"memory tier={t.id} would hold {t.bytes / GB:.1f} GB per device for one sequence "
-                    f"of {input_tokens + output_tokens} tokens per replica, more than its "
+                    f"of {context} tokens per replica, more than its "
                     f"{t.capacity_bytes / GB:.1f} GB share per device; attach more of it (ID:N) "
                     "or use a larger tier"
                 ]
@@ -550,13 +590,14 @@ def require_one_sequence(
         raise InfeasibleError(
             [
                 f"model={model.id} needs {one.device_bytes_per_device / GB:.1f} GB per device for one "
-                f"sequence of {input_tokens + output_tokens} tokens (weights "
+                f"sequence of {context} tokens (weights "
                 f"{one.weights_bytes_per_device / GB:.1f} GB), more than the usable "
                 f"{one.usable_bytes_per_device / GB:.1f} GB of hardware={device.id}; "
                 "raise tp, pp or ep (with dp), use a narrower weight dtype, or offload "
                 "(--weight-offload, --kv-offload)"
             ]
         )
+    return one
 
 
 def max_batch(
@@ -575,27 +616,13 @@ def max_batch(
         InfeasibleError: not even one sequence per replica fits.
     """
 
-    require_one_sequence(
-        model,
-        device,
-        plan,
-        precision,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        extras=extras,
+    footprint = _Footprint(
+        model, device, plan, precision, input_tokens=input_tokens, output_tokens=output_tokens, extras=extras
     )
+    one = _require_one(footprint)
 
     def use(seqs: int) -> MemoryUse:
-        return memory_use(
-            model,
-            device,
-            plan,
-            precision,
-            batch=seqs * plan.dp,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            extras=extras,
-        )
+        return one if seqs == 1 else footprint.use(seqs * plan.dp)
 
     def fits(seqs: int) -> bool:
         return use(seqs).fits
@@ -604,7 +631,8 @@ def max_batch(
     # the boundary, which is then checked on both sides
     if not extras.offload.any:
         a, b = 1, 2
-        fa, fb = (u.total_bytes_per_device - u.usable_bytes_per_device for u in (use(a), use(b)))
+        fa = one.total_bytes_per_device - one.usable_bytes_per_device
+        fb = footprint.excess(b * plan.dp)
         for _ in range(4):
             if fb <= fa:
                 break
@@ -613,8 +641,7 @@ def max_batch(
                 break
             a, fa = b, fb
             b = guess
-            u = use(b)
-            fb = u.total_bytes_per_device - u.usable_bytes_per_device
+            fb = footprint.excess(b * plan.dp)
         if fb <= 0 and not fits(b + 1):
             return b * plan.dp
     # otherwise memory still grows monotonically with the batch: bracket the boundary, bisect it

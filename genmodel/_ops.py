@@ -19,17 +19,24 @@ Modelling assumptions (sources in each function):
 - The LM head computes logits only for the last token of each sequence.
 - Per-operator time is the roofline max(compute, memory) with the device's efficiencies; GEMM rows
   are padded to the kernel's row tile.
+
+Evaluation: over a plan search's batch grid (NumPy arrays) the GEMMs over a step's token rows are
+made and timed as one block, and a step's sums run over its operators' times stacked into arrays;
+element by element the arithmetic is the same, in the same order, as one operator at a time, so
+the figures are the same to the last bit.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
-from genmodel._units import DTYPE_BYTES, Num, ceil, maximum, minimum, where
+from genmodel._units import DTYPE_BYTES, Num, ceil, maximum, minimum, power, where
 from genmodel._workload import Precision
 
 #: logits are written in fp32 for sampling
@@ -184,7 +191,7 @@ def expected_experts_touched(num_experts: Num, top_k: Num, tokens: Num) -> Num:
     Each token picks k of E experts; an expert is missed by one token with probability 1-k/E, so
     E*(1-(1-k/E)^tokens) are touched (GenZ, Bambhaniya et al. 2024, Sec. MoE).
     """
-    return num_experts * (1 - (1 - top_k / num_experts) ** tokens)
+    return num_experts * (1 - power(1 - top_k / num_experts, tokens))
 
 
 def forward_ops(
@@ -224,10 +231,40 @@ def forward_ops(
     Source: Megatron-LM TP sharding (Shoeybi et al. 2019, Sec. 3); FLOPs per token 2*params
     (Kaplan et al. 2020, Sec. 2.1); attention 4*heads*head_dim per (query, key) pair.
     """
+    return _forward_ops(
+        model,
+        precision,
+        num_seqs=num_seqs,
+        new_tokens=new_tokens,
+        past_tokens=past_tokens,
+        tp=tp,
+        cp=cp,
+        split_new_tokens=split_new_tokens,
+        moe=moe,
+        absorb_mla=absorb_mla,
+        kv_read_frac=kv_read_frac,
+    )[0]
+
+
+def _forward_ops(
+    model: ModelSpec,
+    precision: Precision,
+    *,
+    num_seqs: Num,
+    new_tokens: Num,
+    past_tokens: Num,
+    tp: Num,
+    cp: Num,
+    split_new_tokens: bool,
+    moe: MoeLayout | None,
+    absorb_mla: bool,
+    kv_read_frac: Num,
+) -> tuple[list[Op], GemmBlock | None]:
+    """:func:`forward_ops`, and the block its GEMMs over the step's token rows were made in
+    (:func:`_gemm_block`)."""
     p = precision
     d, hd = model.hidden_size, model.head_dim
-    # tokens of the replica this device's non-attention operators see
-    tokens = num_seqs * new_tokens / cp if split_new_tokens else num_seqs * new_tokens
+    tokens = _row_tokens(num_seqs, new_tokens, cp, split_new_tokens)
     heads = model.num_attention_heads / tp
     kv_heads = maximum(model.num_kv_heads / tp, 1)  # KV heads fewer than tp are replicated
     step_tokens = num_seqs * new_tokens  # all new tokens of the replica's sequences
@@ -237,13 +274,24 @@ def forward_ops(
     ops: list[Op] = [
         Op("embedding", "elementwise", 0, tokens * d * p.weight_bytes, tokens * d * p.act_bytes, 0)
     ]
+    gemms: list[tuple[int, str, Num, Num, Num]] = []  # (place, name, k, n, count): made at the end
+    together = _is_float_array(tokens)  # a batch grid: the GEMMs are made together at the end
+
+    def gemm(name: str, k: Num, n: Num, count: Num) -> None:
+        # a GEMM over the step's token rows (tokens x k times k x n, count times)
+        if together:
+            gemms.append((len(ops), name, k, n, count))
+            ops.append(_PENDING)
+        else:
+            ops.append(_gemm(name, tokens, k, n, p, count=count))
+
     windows: list[tuple[str, int, int | None]] = [("attention", n_full, None)]
     if n_swa:
         windows.append(("attention_swa", n_swa, model.sliding_window))
 
     if model.mla is None:
         qkv_out = (heads + 2 * kv_heads) * hd
-        ops.append(_gemm("qkv_proj", tokens, d, qkv_out, p, count=n_layers))
+        gemm("qkv_proj", d, qkv_out, n_layers)
         kv_per_token = 2 * kv_heads * hd
         for name, count, window in windows:
             if not count:
@@ -264,37 +312,26 @@ def forward_ops(
                     kv_bytes=(num_seqs * cached + step_tokens) * kv_per_token * p.kv_bytes * count / cp,
                 )
             )
-        ops.append(_gemm("o_proj", tokens, heads * hd, d, p, count=n_layers))
+        gemm("o_proj", heads * hd, d, n_layers)
     else:
         m = model.mla
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
         latent = m.kv_lora_rank + m.qk_rope_head_dim
         if m.q_lora_rank:
-            ops.append(_gemm("q_a_proj", tokens, d, m.q_lora_rank, p, count=n_layers))
-            ops.append(_gemm("q_b_proj", tokens, m.q_lora_rank, heads * qk, p, count=n_layers))
+            gemm("q_a_proj", d, m.q_lora_rank, n_layers)
+            gemm("q_b_proj", m.q_lora_rank, heads * qk, n_layers)
         else:
-            ops.append(_gemm("q_proj", tokens, d, heads * qk, p, count=n_layers))
-        ops.append(_gemm("kv_a_proj", tokens, d, latent, p, count=n_layers))
+            gemm("q_proj", d, heads * qk, n_layers)
+        gemm("kv_a_proj", d, latent, n_layers)
         if absorb_mla:
             # DeepSeek-V2 Sec. 2.1.2: W_UK folds into the query, W_UV into the output, so
             # attention runs over the shared latent (MQA-like, latent+rope wide) directly.
             # a batched GEMM per head: (tokens x nope) @ (nope x kv_lora)
-            ops.append(
-                _gemm("q_absorb", tokens, m.qk_nope_head_dim, m.kv_lora_rank, p, count=n_layers * heads)
-            )
+            gemm("q_absorb", m.qk_nope_head_dim, m.kv_lora_rank, n_layers * heads)
             attn_dims = latent + m.kv_lora_rank  # score over latent+rope, context over latent
             q_width = heads * (latent + m.kv_lora_rank)
         else:
-            ops.append(
-                _gemm(
-                    "kv_b_proj",
-                    tokens,
-                    m.kv_lora_rank,
-                    heads * (m.qk_nope_head_dim + m.v_head_dim),
-                    p,
-                    count=n_layers,
-                )
-            )
+            gemm("kv_b_proj", m.kv_lora_rank, heads * (m.qk_nope_head_dim + m.v_head_dim), n_layers)
             attn_dims = qk + m.v_head_dim
             q_width = heads * (qk + m.v_head_dim) + heads * (qk + m.v_head_dim)
         past = past_tokens * kv_read_frac
@@ -311,8 +348,8 @@ def forward_ops(
         )
         if absorb_mla:
             # a batched GEMM per head: (tokens x kv_lora) @ (kv_lora x v)
-            ops.append(_gemm("v_absorb", tokens, m.kv_lora_rank, m.v_head_dim, p, count=n_layers * heads))
-        ops.append(_gemm("o_proj", tokens, heads * m.v_head_dim, d, p, count=n_layers))
+            gemm("v_absorb", m.kv_lora_rank, m.v_head_dim, n_layers * heads)
+        gemm("o_proj", heads * m.v_head_dim, d, n_layers)
 
     # two RMSNorms and two residual adds per block: read x (and residual), write out
     ops.append(_elementwise("norm_residual", 3 * tokens * d, p, count=2 * n_layers))
@@ -320,43 +357,18 @@ def forward_ops(
     n_dense = model.num_dense_layers
     if n_dense:
         ff = model.intermediate_size / tp
-        ops.append(_gemm("gate_up_proj", tokens, d, 2 * ff, p, count=n_dense))
+        gemm("gate_up_proj", d, 2 * ff, n_dense)
         ops.append(_elementwise("act_mul", 1.5 * tokens * ff, p, count=n_dense))  # read 2ff, write ff
-        ops.append(_gemm("down_proj", tokens, ff, d, p, count=n_dense))
+        gemm("down_proj", ff, d, n_dense)
 
     if model.moe is not None:
         spec = model.moe
         n_moe = model.num_moe_layers
-        k = spec.num_experts_per_tok
-        ops.append(_gemm("router", tokens, d, spec.num_experts, p, count=n_moe))
-        expert_params = 3 * d * spec.expert_intermediate_size  # gate, up, down
-        if moe is None:  # pure MoE-TP over this replica's tp devices: every device has every expert
-            slots, local_slots, moe_tp = spec.num_experts, spec.num_experts, tp
-            instance_tokens = tokens
-            share: Num = 1.0
-        else:
-            slots = moe.num_slots(spec.num_experts)
-            local_slots = moe.experts_per_device(spec.num_experts)
-            moe_tp = moe.moe_tp
-            instance_tokens = tokens * moe.dp  # every replica's tokens go through one instance
-            share = moe.device_pair_share(spec.num_experts, instance_tokens * k)
-        # an expert slot is touched when one of the instance's tokens routes to it
-        touched = local_slots * (1 - (1 - k / slots) ** instance_tokens)
-        routed = instance_tokens * k * share  # token-expert pairs on the busiest device's slots
-        ops.append(
-            Op(
-                "experts",
-                "gemm",
-                flops=2 * routed * expert_params / moe_tp * n_moe,
-                weight_bytes=touched * expert_params / moe_tp * p.weight_bytes * n_moe,
-                act_bytes=routed * (2 * d + 3 * spec.expert_intermediate_size / moe_tp) * p.act_bytes * n_moe,
-                kv_bytes=0,
-                rows=routed / touched,  # tokens per expert GEMM
-            )
-        )
+        gemm("router", d, spec.num_experts, n_moe)
+        ops.append(_experts_op(model, p, tokens, tp, moe))
         if spec.shared_intermediate_size:
             sff = spec.shared_intermediate_size / tp
-            ops.append(_gemm("shared_experts", tokens, d, 3 * sff, p, count=n_moe))
+            gemm("shared_experts", d, 3 * sff, n_moe)
 
     # final norm, then logits for the last token of each sequence only (on one of the cp ranks,
     # which take turns across sequences)
@@ -374,7 +386,97 @@ def forward_ops(
             rows=last,
         )
     )
-    return ops
+    return ops, _gemm_block(ops, gemms, tokens, p)
+
+
+def _row_tokens(num_seqs: Num, new_tokens: Num, cp: Num, split_new_tokens: bool) -> Num:
+    """Tokens of the replica a device's non-attention operators see (cp splits a prefill's)."""
+    return num_seqs * new_tokens / cp if split_new_tokens else num_seqs * new_tokens
+
+
+def _experts_op(model: ModelSpec, p: Precision, tokens: Num, tp: Num, moe: MoeLayout | None) -> Op:
+    """The routed experts of a step over ``tokens`` token rows (:func:`forward_ops`)."""
+    spec = model.moe
+    assert spec is not None
+    d, n_moe, k = model.hidden_size, model.num_moe_layers, spec.num_experts_per_tok
+    expert_params = 3 * d * spec.expert_intermediate_size  # gate, up, down
+    if moe is None:  # pure MoE-TP over this replica's tp devices: every device has every expert
+        slots, local_slots, moe_tp = spec.num_experts, spec.num_experts, tp
+        instance_tokens = tokens
+        share: Num = 1.0
+    else:
+        slots = moe.num_slots(spec.num_experts)
+        local_slots = moe.experts_per_device(spec.num_experts)
+        moe_tp = moe.moe_tp
+        instance_tokens = tokens * moe.dp  # every replica's tokens go through one instance
+        share = moe.device_pair_share(spec.num_experts, instance_tokens * k)
+    # an expert slot is touched when one of the instance's tokens routes to it
+    touched = local_slots * (1 - power(1 - k / slots, instance_tokens))
+    routed = instance_tokens * k * share  # token-expert pairs on the busiest device's slots
+    return Op(
+        "experts",
+        "gemm",
+        flops=2 * routed * expert_params / moe_tp * n_moe,
+        weight_bytes=touched * expert_params / moe_tp * p.weight_bytes * n_moe,
+        act_bytes=routed * (2 * d + 3 * spec.expert_intermediate_size / moe_tp) * p.act_bytes * n_moe,
+        kv_bytes=0,
+        rows=routed / touched,  # tokens per expert GEMM
+    )
+
+
+#: the place of a GEMM in a step's operator list until :func:`_gemm_block` makes it
+_PENDING = Op("pending", "gemm", 0, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class GemmBlock:
+    """A step's GEMMs over its token rows, made together: ``op``'s fields have one row per GEMM
+    (the GEMMs at ``places`` in the step's operator list)."""
+
+    places: tuple[int, ...]
+    op: Op
+
+
+def _gemm_block(
+    ops: list[Op], gemms: list[tuple[int, str, Num, Num, Num]], tokens: Num, p: Precision
+) -> GemmBlock | None:
+    """Make the GEMMs over a float64 array of token rows (a plan search's batch grid) in their
+    places in ``ops``.
+
+    :func:`_gemm` runs once, on columns of their sizes: the same arithmetic, element by element,
+    as one GEMM at a time (the sizes are floats or small integers, so their products are exact
+    either way). The block is returned for :func:`roofline_step`. With an integer size too large
+    for that, one GEMM at a time, and None. (Over plain numbers or SymPy :func:`forward_ops`
+    makes each GEMM in place.)
+    """
+    if gemms and _is_float_array(tokens) and _small([x for g in gemms for x in g[2:]]):
+        import numpy as np
+
+        ks, ns, counts = (
+            np.array(column, dtype=float)[:, None] for column in zip(*(g[2:] for g in gemms), strict=True)
+        )
+        block = _gemm("gemm", tokens, ks, ns, p, count=counts)
+        flops: Any = block.flops  # one row per GEMM
+        act: Any = block.act_bytes
+        weights = block.weight_bytes[:, 0].tolist()  # type: ignore[index]
+        for j, (place, name, *_) in enumerate(gemms):
+            ops[place] = Op(name, "gemm", flops[j], weights[j], act[j], 0, tokens)
+        return GemmBlock(tuple(g[0] for g in gemms), block)
+    for place, name, k, n, count in gemms:
+        ops[place] = _gemm(name, tokens, k, n, p, count=count)
+    return None
+
+
+def _is_float_array(x: object) -> bool:
+    kind = type(x)
+    return kind.__name__ == "ndarray" and kind.__module__ == "numpy" and x.dtype.char == "d"  # type: ignore[attr-defined]
+
+
+def _small(sizes: list[Num]) -> bool:
+    # floats, and integers whose products with one another stay exact in float64
+    if not {type(x) for x in sizes} <= {float, int}:
+        return False
+    return all(-(2**26) < x < 2**26 for x in sizes if type(x) is int)
 
 
 def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
@@ -385,20 +487,260 @@ def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
     activation and KV-cache precisions (at least 8-bit); memory traffic at ``memory_frac`` of peak bandwidth.
     Source: Williams, Waterman, Patterson, "Roofline", CACM 2009.
     """
-    eff = device.efficiency
-    memory_s = op.bytes / (device.memory_bandwidth_bytes_per_s * eff.memory_frac)
-    if op.kind == "gemm":
-        tile = eff.gemm_tile_tokens
-        padded = ceil(op.rows / tile) * tile / maximum(op.rows, 1e-30)
+    rates = Rates.of(device, precision)
+    padded = rates.padding(op.rows) if op.kind == "gemm" else 1.0
+    return rates.time(op, padded)
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """What a device achieves for one precision: the figures :func:`roofline` divides by."""
+
+    memory_bytes_per_s: Num  # achieved memory bandwidth
+    gemm_flops_per_s: Num  # achieved FLOP/s of a GEMM in the precision's GEMM dtype
+    attention_flops_per_s: Num  # achieved FLOP/s of fused attention
+    gemm_tile_tokens: int
+
+    @classmethod
+    def of(cls, device: Device, precision: Precision) -> Rates:
+        """The achieved rates of ``device`` for ``precision`` (peaks times efficiencies)."""
+        eff = device.efficiency
         dtype = device.compute_dtype(precision.gemm_dtype)
         frac = eff.gemm_low_precision_frac if DTYPE_BYTES[dtype] <= 1 else eff.gemm_frac
-        compute_s = op.flops * padded / (device.peak_flops_per_s[dtype] * frac)
-    elif op.kind == "attention":
         # scores and context run in the wider of the query (activation) and KV-cache precisions:
         # a bf16 cache means bf16 attention math even under fp8 GEMMs (FlashMLA, FlashAttention-3)
         wider = max(precision.act_dtype, precision.kv_dtype, key=DTYPE_BYTES.__getitem__)
-        dtype = wider if DTYPE_BYTES[wider] >= 1 else "fp8"
-        compute_s = op.flops / (device.peak_for(dtype) * eff.attention_frac)
-    else:
-        compute_s = 0 * memory_s  # elementwise FLOPs are negligible next to their bytes
-    return OpTime(op, compute_s, memory_s)
+        attention_dtype = wider if DTYPE_BYTES[wider] >= 1 else "fp8"
+        return cls(
+            memory_bytes_per_s=device.memory_bandwidth_bytes_per_s * eff.memory_frac,
+            gemm_flops_per_s=device.peak_flops_per_s[dtype] * frac,
+            attention_flops_per_s=device.peak_for(attention_dtype) * eff.attention_frac,
+            gemm_tile_tokens=eff.gemm_tile_tokens,
+        )
+
+    def padding(self, rows: Num) -> Num:
+        """Work a GEMM of ``rows`` token rows does over its useful work: rows padded to the tile."""
+        tile = self.gemm_tile_tokens
+        return ceil(rows / tile) * tile / maximum(rows, 1e-30)
+
+    def time(self, op: Op, padded: Num) -> OpTime:
+        """Roofline time of ``op`` (a GEMM's row padding given, as :meth:`padding` says)."""
+        memory_s = op.bytes / self.memory_bytes_per_s
+        if op.kind == "gemm":
+            compute_s = op.flops * padded / self.gemm_flops_per_s
+        elif op.kind == "attention":
+            compute_s = op.flops / self.attention_flops_per_s
+        else:
+            compute_s = 0 * memory_s  # elementwise FLOPs are negligible next to their bytes
+        return OpTime(op, compute_s, memory_s)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRoofline:
+    """The roofline of a step's operators, and their sums over the step.
+
+    ``compute_s`` and ``memory_s`` sum the operators' compute and memory times; an operator costs
+    the larger of the two and counts as bound by it, so ``compute_bound_s`` sums the compute time
+    of the compute-bound operators and ``memory_bound_s`` the memory time of the others;
+    ``attention_s`` is the roofline time of the attention operators.
+    """
+
+    times: tuple[OpTime, ...]
+    compute_s: Num
+    memory_s: Num
+    compute_bound_s: Num
+    memory_bound_s: Num
+    attention_s: Num
+
+
+def roofline_step(
+    ops: Sequence[Op],
+    device: Device,
+    precision: Precision,
+    *,
+    block: GemmBlock | None = None,
+    known: dict[int, OpTime] | None = None,
+) -> StepRoofline:
+    """:func:`roofline` of every operator of a step, and the step's sums (:class:`StepRoofline`).
+
+    The operators are added in order. With NumPy arrays (a plan search's batch grid) the sums
+    run over the operators' times stacked into one array (row after row: the same order, so the
+    same figures as adding them one by one), and the GEMMs of ``block`` (made together by
+    :func:`forward_ops`) run through :func:`roofline`'s formula together. ``known`` gives the
+    times of operators already timed on this device and precision (by the operator's id).
+    """
+    rates = Rates.of(device, precision)
+    paddings: dict[int, Num] = {}  # GEMMs of one step mostly share their token rows
+
+    def padding(rows: Num) -> Num:
+        padded = paddings.get(id(rows))
+        if padded is None:
+            padded = paddings[id(rows)] = rates.padding(rows)
+        return padded
+
+    made: dict[int, OpTime] = {}
+    if known:
+        made = {i: t for i, op in enumerate(ops) if (t := known.get(id(op))) is not None}
+    if block is not None:
+        together = rates.time(block.op, padding(block.op.rows))
+        compute: Any = together.compute_s  # one row per GEMM
+        memory: Any = together.memory_s
+        for j, place in enumerate(block.places):
+            made[place] = OpTime(ops[place], compute[j], memory[j])
+    times = []
+    attention_s: Num = 0.0
+    for i, op in enumerate(ops):
+        t = made.get(i) if made else None
+        if t is None:
+            t = rates.time(op, padding(op.rows) if op.kind == "gemm" else 1.0)
+        times.append(t)
+        if op.kind == "attention":
+            attention_s = attention_s + maximum(t.compute_s, t.memory_s)
+    sums = _stacked_sums([t.compute_s for t in times], [t.memory_s for t in times])
+    if sums is not None:
+        return StepRoofline(tuple(times), *sums, attention_s)
+    compute_s: Num = 0.0
+    memory_s: Num = 0.0
+    compute_bound_s: Num = 0.0
+    memory_bound_s: Num = 0.0
+    for t in times:
+        compute_s = compute_s + t.compute_s
+        memory_s = memory_s + t.memory_s
+        c_bound, m_bound = _bound_split(t.compute_s, t.memory_s)
+        compute_bound_s = compute_bound_s + c_bound
+        memory_bound_s = memory_bound_s + m_bound
+    return StepRoofline(tuple(times), compute_s, memory_s, compute_bound_s, memory_bound_s, attention_s)
+
+
+def _bound_split(compute_s: Num, memory_s: Num) -> tuple[Num, Num]:
+    # an operator costs the larger of its two times, and counts as bound by that one
+    if type(compute_s) is float and type(memory_s) is float:  # (where's plain-number case, inlined)
+        return (compute_s, 0.0) if compute_s >= memory_s else (0.0, memory_s)
+    compute_bound = compute_s >= memory_s
+    return where(compute_bound, compute_s, 0.0), where(compute_bound, 0.0, memory_s)
+
+
+#: largest array the stacked sums make at once: below glibc's 128 KiB mmap threshold, above
+#: which each temporary is mapped and unmapped again, a page fault per 4 KiB
+_GROUP_BYTES = 96 * 1024
+
+
+def _stacked_sums(compute: list[Num], memory: list[Num]) -> tuple[Any, Any, Any, Any] | None:
+    """(sum of compute, of memory, of compute-bound, of memory-bound times) over the operators,
+    added in order, with the operators' rows stacked into arrays (a few operations instead of a
+    few per operator); None unless every time is a float64 NumPy array, all of one shape."""
+    if not compute or type(compute[0]) is float:
+        return None  # plain numbers (a scalar estimate): one operator at a time
+    kinds = {type(v) for v in compute} | {type(v) for v in memory}
+    if len(kinds) != 1:
+        return None  # plain numbers, or a mix: one operator at a time
+    (kind,) = kinds
+    if kind.__name__ != "ndarray" or kind.__module__ != "numpy":
+        return None  # plain numbers, SymPy: one operator at a time
+    arrays: list[Any] = [*compute, *memory]
+    if {(v.dtype.char, v.shape) for v in arrays} != {("d", arrays[0].shape)}:
+        return None
+    import numpy as np
+
+    rows = max(1, _GROUP_BYTES // max(8 * arrays[0].size, 1))  # operators per group
+    totals: list[Any] = [None] * 4
+    for start in range(0, len(compute), rows):
+        c, m = np.array(compute[start : start + rows]), np.array(memory[start : start + rows])
+        for i, stack in enumerate((c, m, *_bound_split(c, m))):
+            so_far = totals[i]
+            totals[i] = _sum_rows(stack if so_far is None else np.concatenate((so_far[None], stack)))
+    return totals[0], totals[1], totals[2], totals[3]
+
+
+def _sum_rows(values: Any) -> Any:
+    """values[0] + values[1] + ... in that order (as adding the operators one by one)."""
+    import numpy as np
+
+    if values.ndim == 2 and values.shape[1] > 1 and values.flags.c_contiguous:
+        # a reduction across the slow axis adds row after row (NumPy sums pairwise only along
+        # the fast axis), which is the operator-by-operator order
+        return np.add.reduce(values, axis=0)
+    total = values[0]
+    for row in values[1:]:
+        total = total + row
+    return total
+
+
+#: a step's operators, the routed experts' place among them, the others' times (by the operator's
+#: id), and the model, precision and device whose ids its key holds (kept alive with it)
+_Step = tuple[list[Op], int | None, dict[int, OpTime], tuple[Any, ...]]
+
+
+class StepCache:
+    """The operators of scalar steps already made (and timed) in one plan search, by the step's
+    inputs but the MoE layout: only the routed experts depend on dp and ep, so the layouts of a
+    search share a one-request prefill's other operators whenever they share tp and cp."""
+
+    def __init__(self) -> None:
+        self._steps: dict[tuple[Any, ...], _Step] = {}
+
+    def get(self, key: tuple[Any, ...]) -> _Step | None:
+        """The step made with these inputs, if any."""
+        return self._steps.get(key)
+
+    def put(self, key: tuple[Any, ...], step: _Step) -> None:
+        """Keep a step made with these inputs."""
+        self._steps[key] = step
+
+
+def step_operators(
+    model: ModelSpec,
+    precision: Precision,
+    device: Device,
+    *,
+    num_seqs: Num,
+    new_tokens: Num,
+    past_tokens: Num,
+    tp: Num,
+    cp: Num,
+    split_new_tokens: bool,
+    moe: MoeLayout | None,
+    absorb_mla: bool,
+    kv_read_frac: Num,
+    cache: StepCache | None = None,
+) -> tuple[list[Op], StepRoofline]:
+    """:func:`forward_ops` and :func:`roofline_step` of one step.
+
+    With a ``cache`` and plain numbers, an earlier step with the same inputs but the MoE layout
+    gives every operator but the routed experts, and their times (the same objects, so the same
+    figures); the sums run over them again, in order.
+    """
+    key = None
+    if cache is not None and all(
+        type(x) in (float, int) for x in (num_seqs, new_tokens, past_tokens, tp, cp, kv_read_frac)
+    ):
+        numbers = (num_seqs, new_tokens, past_tokens, tp, cp, kv_read_frac)
+        key = (id(model), id(precision), id(device), split_new_tokens, absorb_mla, *numbers)
+        key += tuple(type(x) for x in numbers)  # (1 and 1.0 are one key otherwise)
+        hit = cache.get(key)
+        if hit is not None:
+            cached, experts, known, _ = hit
+            ops = list(cached)
+            if experts is not None:
+                tokens = _row_tokens(num_seqs, new_tokens, cp, split_new_tokens)
+                ops[experts] = _experts_op(model, precision, tokens, tp, moe)
+            return ops, roofline_step(ops, device, precision, known=known)
+    ops, block = _forward_ops(
+        model,
+        precision,
+        num_seqs=num_seqs,
+        new_tokens=new_tokens,
+        past_tokens=past_tokens,
+        tp=tp,
+        cp=cp,
+        split_new_tokens=split_new_tokens,
+        moe=moe,
+        absorb_mla=absorb_mla,
+        kv_read_frac=kv_read_frac,
+    )
+    roof = roofline_step(ops, device, precision, block=block)
+    if cache is not None and key is not None:
+        experts = next((i for i, op in enumerate(ops) if op.name == "experts"), None)
+        known = {id(op): t for op, t in zip(ops, roof.times, strict=True) if op.name != "experts"}
+        cache.put(key, (ops, experts, known, (model, precision, device)))
+    return ops, roof

@@ -69,7 +69,7 @@ from genmodel._memory import (
     require_one_sequence,
 )
 from genmodel._model import ModelSpec
-from genmodel._ops import MoeLayout, OpTime, check_expert_options, forward_ops, roofline
+from genmodel._ops import MoeLayout, OpTime, StepCache, check_expert_options, step_operators
 from genmodel._parallel import Plan, check_plan, ep_dispatch_bytes, moe_layout
 from genmodel._units import HOUR, Num, floor, maximum, minimum, where
 from genmodel._workload import Precision
@@ -381,6 +381,20 @@ def _step_collectives(
     return out, cp_ring
 
 
+def _times(x: Num, *factors: Num) -> Num:
+    """``x`` times each factor in turn. An array times a plain 1 is the same array, so that
+    product is skipped (a search's decode step: one microbatch, one pass, and no copies)."""
+    value: Any = x
+    if type(value).__name__ != "ndarray" or not value.ndim:
+        for f in factors:
+            x = x * f
+        return x
+    for f in factors:
+        if not (type(f) in (float, int) and f == 1):
+            x = x * f
+    return x
+
+
 def step_terms(
     model: ModelSpec,
     hardware: System | Device,
@@ -393,63 +407,47 @@ def step_terms(
     past_tokens: Num,
     options: RunOptions = RunOptions(),
     memory: MemoryUse | None = None,
+    cache: StepCache | None = None,
 ) -> StepTerms:
     """:func:`step_cost` as :class:`StepTerms`: ``num_seqs``, ``new_tokens`` and ``past_tokens``
-    may be NumPy arrays (broadcast together), as a plan search gives them."""
+    may be NumPy arrays (broadcast together), as a plan search gives them; ``cache`` keeps the
+    operators of scalar steps through a plan search (:class:`~genmodel._ops.StepCache`)."""
     if phase not in ("prefill", "decode"):
         raise SpecError(f"phase={phase!r} must be 'prefill' or 'decode'")
     system = as_system(hardware)
     device = system.device
     pp = plan.pp
-    micro = maximum(1.0, minimum(num_seqs, float(pp)))
+    # (both counts are exactly 1 with one stage and no split: no need to evaluate them per batch)
+    micro = 1.0 if pp == 1 else maximum(1.0, minimum(num_seqs, float(pp)))
     # two-batch overlap / microbatch pipelining: the pass runs as m halves whose collectives
     # overlap the other halves' compute
-    m = maximum(1.0, minimum(float(options.overlap_microbatches), floor(num_seqs / micro * new_tokens)))
+    splits = options.overlap_microbatches
+    m = 1.0 if splits == 1 else maximum(1.0, minimum(float(splits), floor(num_seqs / micro * new_tokens)))
     seqs = num_seqs / micro / m
     layout = None
     if model.moe is not None:
         layout = moe_layout(
             plan, redundant_experts=options.redundant_experts, imbalance=options.moe_imbalance
         )
-    ops = tuple(
-        roofline(op, device, precision)
-        for op in forward_ops(
-            model,
-            precision,
-            num_seqs=seqs,
-            new_tokens=new_tokens,
-            past_tokens=past_tokens,
-            tp=plan.tp,
-            cp=plan.cp,
-            split_new_tokens=phase == "prefill",
-            moe=layout,
-            absorb_mla=phase == "decode",
-            kv_read_frac=options.sparse_attention_frac if phase == "decode" else 1.0,
-        )
+    ops, roof = step_operators(
+        model,
+        precision,
+        device,
+        num_seqs=seqs,
+        new_tokens=new_tokens,
+        past_tokens=past_tokens,
+        tp=plan.tp,
+        cp=plan.cp,
+        split_new_tokens=phase == "prefill",
+        moe=layout,
+        absorb_mla=phase == "decode",
+        kv_read_frac=options.sparse_attention_frac if phase == "decode" else 1.0,
+        cache=cache,
     )
     factor = (micro + pp - 1) / pp if phase == "prefill" else 1.0
-    compute_s: Num = 0.0
-    memory_s: Num = 0.0
-    compute_bound_s: Num = 0.0
-    memory_bound_s: Num = 0.0
-    attention_s: Num = 0.0
-    kv_bytes: Num = 0.0
-    expert_bytes: Num = 0.0
-    weight_bytes: Num = 0.0
-    for t in ops:
-        c, mem = t.compute_s, t.memory_s
-        compute_s = compute_s + c
-        memory_s = memory_s + mem
-        # an operator costs the larger of its two times, and counts as bound by that one
-        compute_bound_s = compute_bound_s + where(c >= mem, c, 0.0)
-        memory_bound_s = memory_bound_s + where(c >= mem, 0.0, mem)
-        if t.op.kind == "attention":
-            attention_s = attention_s + maximum(c, mem)
-        kv_bytes = kv_bytes + t.op.kv_bytes
-        if t.op.name == "experts":
-            expert_bytes = expert_bytes + t.op.weight_bytes
-        else:
-            weight_bytes = weight_bytes + t.op.weight_bytes
+    compute_s, memory_s = roof.compute_s, roof.memory_s
+    compute_bound_s, memory_bound_s = roof.compute_bound_s, roof.memory_bound_s
+    attention_s = roof.attention_s
     breakdown, cp_exposed = _step_collectives(
         model,
         system,
@@ -462,28 +460,38 @@ def step_terms(
         new_tokens=new_tokens,
         attention_s=attention_s,
     )
-    breakdown = {k: v * factor for k, v in breakdown.items()}
+    breakdown = {k: _times(v, factor) for k, v in breakdown.items()}
     if pp > 1:
         message = seqs * new_tokens / plan.cp * model.hidden_size * precision.comm_bytes
         hop = p2p_time(message, system, group_devices=2 * plan.num_stage_devices)
         breakdown["pp_send"] = (pp - 1) * hop
-    busy_s = (compute_bound_s + memory_bound_s) * factor  # one microbatch's operators
+    busy_s = _times(compute_bound_s + memory_bound_s, factor)  # one microbatch's operators
     ring_s = breakdown.get("cp_ring", 0.0)
     ring_hidden_s = ring_s - cp_exposed * factor  # ring attention overlaps by construction
     comm_s: Num = sum(breakdown.values(), 0.0) - ring_hidden_s  # one microbatch's collectives
     # m microbatches alternate compute and communication; the first's compute (or the last's
     # communication) has nothing to hide behind. One microbatch: a fixed fraction overlaps.
     overlap = options.overlap_frac(system)
-    split_total_s = m * maximum(busy_s, comm_s) + minimum(busy_s, comm_s)
-    total_s = where(m > 1, split_total_s, busy_s + comm_s - overlap * minimum(comm_s, busy_s))
-    hidden_s = where(
-        m > 1,
-        m * (busy_s + comm_s) - split_total_s + m * ring_hidden_s,
-        overlap * minimum(comm_s, busy_s) + ring_hidden_s,
-    )
+    one_total_s = busy_s + comm_s - overlap * minimum(comm_s, busy_s)
+    one_hidden_s = overlap * minimum(comm_s, busy_s) + ring_hidden_s
+    if type(m) is float and m == 1:  # (no split: the split pass need not be evaluated)
+        total_s, hidden_s = one_total_s, one_hidden_s
+    else:
+        split_total_s = m * maximum(busy_s, comm_s) + minimum(busy_s, comm_s)
+        total_s = where(m > 1, split_total_s, one_total_s)
+        hidden_s = where(m > 1, m * (busy_s + comm_s) - split_total_s + m * ring_hidden_s, one_hidden_s)
     transfer_s: Num = 0.0
     offload_s: Num = 0.0
     if memory is not None and memory.spills:
+        kv_bytes: Num = 0.0
+        expert_bytes: Num = 0.0
+        weight_bytes: Num = 0.0
+        for op in ops:
+            kv_bytes = kv_bytes + op.kv_bytes
+            if op.name == "experts":
+                expert_bytes = expert_bytes + op.weight_bytes
+            else:
+                weight_bytes = weight_bytes + op.weight_bytes
         transfer_s = (
             m
             * factor
@@ -497,17 +505,17 @@ def step_terms(
         # prefetched layer by layer, a transfer hides behind the step's own work
         offload_s = maximum(transfer_s - total_s, 0.0) if options.offload.overlap else transfer_s
     return StepTerms(
-        compute_s=m * compute_s * factor,
-        memory_s=m * memory_s * factor,
-        compute_bound_s=m * compute_bound_s * factor,
-        memory_bound_s=m * memory_bound_s * factor,
-        comm_s=total_s - m * busy_s,  # what the operators' time does not cover
+        compute_s=_times(compute_s, m, factor),
+        memory_s=_times(memory_s, m, factor),
+        compute_bound_s=_times(compute_bound_s, m, factor),
+        memory_bound_s=_times(memory_bound_s, m, factor),
+        comm_s=total_s - _times(busy_s, m),  # what the operators' time does not cover
         overhead_s=device.efficiency.step_overhead_s,
         comm_hidden_s=hidden_s,
         offload_s=offload_s,
         offload_hidden_s=transfer_s - offload_s,
-        comm_breakdown={k: m * v for k, v in breakdown.items()},
-        ops=ops,
+        comm_breakdown={k: _times(v, m) for k, v in breakdown.items()},
+        ops=roof.times,
     )
 
 
@@ -566,12 +574,15 @@ def prefill_pass(
     input_tokens: int,
     options: RunOptions = RunOptions(),
     memory: MemoryUse | None = None,
+    cache: StepCache | None = None,
 ) -> tuple[StepTerms, StepTerms]:
     """The prefill of ``num_seqs`` prompts of ``input_tokens``, and its longest chunk alone.
 
     A prefix-cache hit skips the cached part of the prompt; chunked prefill runs the rest in
     passes of at most ``options.prefill_chunk`` tokens, each attending to everything before it
     and reading the weights again (Sarathi, Agrawal et al. 2023).
+
+    ``cache``: as :func:`step_terms`.
 
     Returns:
         (prefill, longest_chunk): the whole prefill, and the longest pass of one sequence's prompt
@@ -593,6 +604,7 @@ def prefill_pass(
             past_tokens=past_tokens,
             options=options,
             memory=memory,
+            cache=cache,
         )
 
     total = None

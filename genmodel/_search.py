@@ -40,6 +40,7 @@ from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import System
 from genmodel._memory import max_batch
 from genmodel._model import ModelSpec
+from genmodel._ops import StepCache
 from genmodel._parallel import Plan, plan_violations
 from genmodel._phases import (
     RunOptions,
@@ -101,10 +102,11 @@ def _divisors(n: int) -> list[int]:
 def layouts(model: ModelSpec, system: System, devices: int) -> Iterator[tuple[Plan, list[str]]]:
     """Every tp x pp x dp (x ep) layout of exactly ``devices`` devices, with why it cannot run."""
     domain = system.fabric[0].num_domain_devices if len(system.fabric) > 1 else None
-    for tp in _divisors(devices):
-        for pp in _divisors(devices // tp):
+    below = _divisors(devices)  # every divisor of a divisor of devices is one of these
+    for tp in below:
+        for pp in [d for d in below if (devices // tp) % d == 0]:
             dp = devices // tp // pp
-            eps = [1] if model.moe is None else _divisors(tp * dp)
+            eps = [1] if model.moe is None else [d for d in below if (tp * dp) % d == 0]
             for ep in eps:
                 plan = Plan(tp=tp, pp=pp, dp=dp, ep=ep)
                 why = plan_violations(plan, model, system.device)
@@ -252,14 +254,25 @@ class SearchResult:
         c = self.candidates
         if not len(c.batch):
             return []
-        order = np.lexsort((-c.tokens_per_s_per_device, -c.tokens_per_s_per_user))
-        best = -np.inf
-        out: list[int] = []
-        for i in order:  # by decreasing tokens/s per user: keep each new best per-device rate
-            if c.tokens_per_s_per_device[i] > best:
-                best = c.tokens_per_s_per_device[i]
-                out.append(int(i))
-        return out
+        per_device, per_user = c.tokens_per_s_per_device, c.tokens_per_s_per_user
+        # By decreasing tokens/s per user (then per device, then index): keep each new best
+        # per-device rate (NaN never is one). Of candidates with equal tokens/s per user only the
+        # first in that order (the most per device, then the lowest index) can be kept, so an
+        # (unstable, fast) sort by tokens/s per user does, each run of equal values reduced to it.
+        order = np.argsort(-per_user)  # NaN last, as in lexsort
+        key = -per_user[order]
+        same = (key[1:] == key[:-1]) | (np.isnan(key[1:]) & np.isnan(key[:-1]))
+        firsts = order[np.concatenate([[True], ~same])]
+        if same.any():  # runs of equal tokens/s per user: put each run's first in its place
+            run = np.cumsum(np.concatenate([[True], ~same])) - 1
+            tied = np.flatnonzero(np.concatenate([same, [False]]) | np.concatenate([[False], same]))
+            members = order[tied]
+            ranked = np.lexsort((members, -per_device[members], run[tied]))
+            lead = np.concatenate([[True], run[tied][ranked][1:] != run[tied][ranked][:-1]])
+            firsts[run[tied][ranked][lead]] = members[ranked][lead]
+        rates = per_device[firsts]
+        best_before = np.fmax.accumulate(np.concatenate([[-np.inf], rates[:-1]]))
+        return [int(i) for i in firsts[rates > best_before]]
 
 
 def _reason(text: str) -> str:
@@ -321,6 +334,9 @@ def search(
     else:
         sizes = sorted(_divisors(devices)) if disaggregated else [devices]
     pool: dict[int, list[tuple[Layout, np.ndarray[Any, Any], np.ndarray[Any, Any]]]] = {}
+    grids: dict[int, np.ndarray[Any, Any]] = {}
+    cache = StepCache()
+    sizes_of: list[float] = []  # devices of each found layout
     for size in sizes:
         for plan, why in layouts(model, system, size):
             for precision, chunk in itertools.product(precisions, chunks):
@@ -331,42 +347,43 @@ def search(
                     continue
                 run = options if chunk == options.prefill_chunk else replace(options, prefill_chunk=chunk)
                 layout, arrays = _evaluate(
-                    model, system, plan, precision, input_tokens, output_tokens, slo, run, violations
+                    model,
+                    system,
+                    plan,
+                    precision,
+                    input_tokens,
+                    output_tokens,
+                    slo,
+                    run,
+                    violations,
+                    grids=grids,
+                    cache=cache,
                 )
                 if layout is None:
                     evaluated += 1
                     continue
                 evaluated += len(arrays["batch"])
                 if traffic or size == devices:
-                    arrays["layout"] = np.full(len(arrays["batch"]), len(found))
-                    arrays["devices"] = np.full(len(arrays["batch"]), float(size))
                     found.append(layout)
+                    sizes_of.append(float(size))
                     parts.append(arrays)
                 pool.setdefault(size, []).append((layout, arrays["batch"], arrays["step_s"]))
     if not found and not pool:
         raise InfeasibleError([f"{n} x {reason}" for reason, n in violations.most_common()])
-    keys = (
-        "layout",
-        "batch",
-        "concurrency",
-        "ttft_s",
-        "tpot_s",
-        "tokens_per_s_per_device",
-        "devices",
-        "rate",
-    )
-    cat = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in (*keys, "meets")}
+    keys = ("batch", "concurrency", "ttft_s", "tpot_s", "tokens_per_s_per_device", "rate", "meets")
+    cat = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in keys}
+    counts = np.array([len(p["batch"]) for p in parts], dtype=int)
     candidates = Candidates(
-        layout=cat["layout"].astype(int),
+        layout=np.repeat(np.arange(len(parts)), counts),
         batch=cat["batch"],
         concurrency=cat["concurrency"],
-        devices=cat["devices"],
+        devices=np.repeat(np.array(sizes_of, dtype=float), counts),
         rate_per_s=cat["rate"],
         ttft_s=cat["ttft_s"],
         tpot_s=cat["tpot_s"],
         tokens_per_s_per_device=cat["tokens_per_s_per_device"],
         tokens_per_s_per_user=1 / cat["tpot_s"],
-        meets_slo=cat["meets"].astype(bool),
+        meets_slo=cat["meets"].astype(bool, copy=False),
     )
     disagg = None
     if disaggregated:
@@ -396,9 +413,13 @@ def _evaluate(
     options: RunOptions,
     violations: collections.Counter[str],
     batches: np.ndarray[Any, Any] | None = None,
+    grids: dict[int, np.ndarray[Any, Any]] | None = None,
+    cache: StepCache | None = None,
 ) -> tuple[Layout | None, dict[str, np.ndarray[Any, Any]]]:
     """One layout and precision over its whole batch grid (arrays through the estimate's formulas),
-    or over the given running ``batches`` per replica."""
+    or over the given running ``batches`` per replica. One search's caches: ``grids`` keeps the
+    grids made so far by their largest batch (shared, never written), ``cache`` the prefills'
+    operators (:class:`~genmodel._ops.StepCache`)."""
     import numpy as np
 
     run_system, extras = prepare(
@@ -425,10 +446,26 @@ def _evaluate(
         violations["memory: one sequence per replica does not fit"] += 1
         return None, {}
     prefill, piece = prefill_pass(
-        model, run_system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options
+        model,
+        run_system,
+        plan,
+        precision,
+        num_seqs=1.0,
+        input_tokens=input_tokens,
+        options=options,
+        cache=cache,
     )
     prefill_s = float(prefill.time_s)
-    batch = batch_grid(most / plan.dp) if batches is None else batches
+    if batches is not None:
+        batch = batches
+    elif grids is None:
+        batch = batch_grid(most / plan.dp)
+    else:  # layouts with as many sequences per replica share one grid
+        top = math.floor(most / plan.dp)
+        if top not in grids:
+            grids[top] = batch_grid(most / plan.dp)
+            grids[top].flags.writeable = False  # shared by every layout with this grid
+        batch = grids[top]
     past = input_tokens + (output_tokens - 2) / 2
     step_s = decode_pass(
         model, run_system, plan, precision, num_seqs=batch, past_tokens=past, options=options

@@ -86,11 +86,26 @@ def serving_point(
     2024, Sec. 2); M/D/1 mean wait, Pollaczek-Khinchine formula (Kleinrock, Queueing Systems
     vol. 1, 1975, Sec. 5.6); Little's law for the closed loop.
     """
+    rate, busy, wait_many = _loaded(prefill_s, step_s, decode_batch, output_tokens)
+    return _point(prefill_s, decode_batch, output_tokens, clients, rate, busy, wait_many)
+
+
+def _loaded(prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int) -> tuple[Num, Num, Num]:
+    """The rate X, the prefill share rho and the wait of many clients W0 at decode batch B
+    (:func:`serving_point`)."""
     b = decode_batch
     rate = b / ((output_tokens - 1) * step_s + b * prefill_s)
     busy = rate * prefill_s
+    return rate, busy, md1_wait_s(busy, prefill_s) + (1 - busy) * step_s / 2
+
+
+def _point(
+    prefill_s: Num, decode_batch: Num, output_tokens: int, clients: Num, rate: Num, busy: Num, wait_many: Num
+) -> ServingPoint:
+    """:func:`serving_point` from what :func:`_loaded` gives."""
+    b = decode_batch
     others = maximum(1 - 1 / clients, 0.0)  # share of the prefills that are someone else's
-    wait = others * (md1_wait_s(busy, prefill_s) + (1 - busy) * step_s / 2)
+    wait = others * wait_many
     decoding = b * (1 - busy / clients)  # clients decoding, on average
     ttft = prefill_s + wait
     return ServingPoint(
@@ -112,15 +127,11 @@ def serving_at_batch(*, prefill_s: Num, step_s: Num, decode_batch: Num, output_t
     N = (a + sqrt(a^2 - 4c)) / 2. Plain arithmetic, so the plan search evaluates whole arrays of B.
     """
     b = decode_batch
-    rate = b / ((output_tokens - 1) * step_s + b * prefill_s)
-    busy = rate * prefill_s
-    wait_many = md1_wait_s(busy, prefill_s) + (1 - busy) * step_s / 2
+    rate, busy, wait_many = _loaded(prefill_s, step_s, b, output_tokens)
     a = rate * (prefill_s + wait_many) + b
     c = rate * wait_many + b * busy
     clients = (a + (a * a - 4 * c) ** 0.5) / 2
-    return serving_point(
-        prefill_s=prefill_s, step_s=step_s, decode_batch=b, output_tokens=output_tokens, clients=clients
-    )
+    return _point(prefill_s, b, output_tokens, clients, rate, busy, wait_many)
 
 
 def md1_wait_s(load: Num, service_s: Num) -> Num:

@@ -5,8 +5,9 @@ name. Human units (GB, TB/s, ms, GiB) appear only at the edges (YAML, CLI, repor
 once, in ``genmodel.io``, with the constants below.
 
 Formulas take ``Num`` — a Python float, a NumPy array or a SymPy expression — and use only arithmetic
-plus :func:`maximum`, :func:`minimum`, :func:`where`, :func:`ceil` and :func:`floor`, so that one
-formula serves a single estimate, a vectorised plan search and a symbolic derivation.
+plus :func:`maximum`, :func:`minimum`, :func:`where`, :func:`ceil`, :func:`floor`, :func:`log` and
+:func:`power`, so that one formula serves a single estimate, a vectorised plan search and a
+symbolic derivation.
 """
 
 from __future__ import annotations
@@ -71,15 +72,35 @@ def _is_array(x: object) -> bool:
     return type(x) not in _PLAIN and type(x).__module__ == "numpy" and not isinstance(x, float)
 
 
+_NUMBERS, _ARRAYS, _SYMBOLS = 0, 1, 2
+
+
+def _family(*values: object) -> int:
+    """_SYMBOLS if any value is symbolic, else _ARRAYS if any is a NumPy array, else _NUMBERS
+    (one look at each type, as :func:`_is_symbolic` and :func:`_is_array` decide)."""
+    found = _NUMBERS
+    for x in values:
+        kind = type(x)
+        if kind in _PLAIN:
+            continue
+        module = kind.__module__
+        if module.startswith("sympy"):
+            return _SYMBOLS
+        if module == "numpy" and not isinstance(x, float):
+            found = _ARRAYS
+    return found
+
+
 def maximum(a: Num, b: Num) -> Num:
     """Elementwise maximum of two quantities (float, NumPy array or SymPy expression)."""
     if type(a) in _PLAIN and type(b) in _PLAIN:  # the scalar estimate's path, checked first
         return a if a >= b else b
-    if _is_symbolic(a) or _is_symbolic(b):
+    family = _family(a, b)
+    if family == _SYMBOLS:
         import sympy
 
         return sympy.Max(a, b)
-    if _is_array(a) or _is_array(b):
+    if family == _ARRAYS:
         import numpy as np
 
         return np.maximum(a, b)
@@ -90,11 +111,12 @@ def minimum(a: Num, b: Num) -> Num:
     """Elementwise minimum of two quantities (float, NumPy array or SymPy expression)."""
     if type(a) in _PLAIN and type(b) in _PLAIN:
         return a if a <= b else b
-    if _is_symbolic(a) or _is_symbolic(b):
+    family = _family(a, b)
+    if family == _SYMBOLS:
         import sympy
 
         return sympy.Min(a, b)
-    if _is_array(a) or _is_array(b):
+    if family == _ARRAYS:
         import numpy as np
 
         return np.minimum(a, b)
@@ -105,11 +127,12 @@ def where(cond: Any, a: Num, b: Num) -> Num:
     """``a`` where ``cond`` holds, else ``b`` (elementwise for arrays, Piecewise for SymPy)."""
     if type(cond) in _PLAIN and type(a) in _PLAIN and type(b) in _PLAIN:
         return a if cond else b
-    if _is_symbolic(cond) or _is_symbolic(a) or _is_symbolic(b):
+    family = _family(cond, a, b)
+    if family == _SYMBOLS:
         import sympy
 
         return sympy.Piecewise((a, cond), (b, True))
-    if _is_array(cond) or _is_array(a) or _is_array(b):
+    if family == _ARRAYS:
         import numpy as np
 
         return np.where(cond, a, b)
@@ -118,6 +141,8 @@ def where(cond: Any, a: Num, b: Num) -> Num:
 
 def ceil(a: Num) -> Num:
     """Ceiling of a quantity (float, NumPy array or SymPy expression)."""
+    if type(a) in _PLAIN:
+        return float(math.ceil(a))
     if _is_symbolic(a):
         import sympy
 
@@ -136,6 +161,8 @@ def floor(a: Num) -> Num:
 
 def log(a: Num) -> Num:
     """Natural logarithm of a quantity (float, NumPy array or SymPy expression)."""
+    if type(a) in _PLAIN:
+        return math.log(a)
     if _is_symbolic(a):
         import sympy
 
@@ -145,3 +172,32 @@ def log(a: Num) -> Num:
 
         return np.log(a)
     return math.log(a)
+
+
+#: powers below 2**-1100 are zero in floating point (the smallest subnormal is 2**-1074)
+_UNDERFLOW_LOG2 = -1100.0
+
+
+def power(base: Num, exponent: Num) -> Num:
+    """``base ** exponent`` (float, NumPy array or SymPy expression).
+
+    The same as ``**``; for a base in (0, 1) raised to a float array, the elements whose power is
+    certainly zero in floating point (below 2**-1100) are set to zero without evaluating them:
+    the vectorised ``pow`` takes a slow path for every result that underflows (about 20 times
+    slower), and a plan search raises the chance that a token misses an expert to the power of
+    hundreds of thousands of tokens. Every other element is NumPy's power, as ``**`` gives it.
+    """
+    if type(base) is not float or not 0.0 < base < 1.0 or not _is_array(exponent):
+        return base**exponent
+    array: Any = exponent
+    if array.dtype.char != "d" or not array.flags.c_contiguous:
+        return base**array  # (a strided array may take another loop: leave it to NumPy)
+    tiny = array * math.log2(base) < _UNDERFLOW_LOG2
+    if not tiny.any():
+        return base**array
+    import numpy as np
+
+    out = np.zeros(array.shape)
+    keep = ~tiny
+    out[keep] = base ** array[keep]
+    return out

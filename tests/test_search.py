@@ -20,7 +20,17 @@ from _cli import cli_bad, cli_ok
 import genmodel
 from genmodel import Plan, default_precision
 from genmodel._phases import decode_pass, prefill_pass
-from genmodel._search import OBJECTIVES, Slo, _evaluate, batch_grid, instance_sizes, layouts, search
+from genmodel._search import (
+    OBJECTIVES,
+    Candidates,
+    SearchResult,
+    Slo,
+    _evaluate,
+    batch_grid,
+    instance_sizes,
+    layouts,
+    search,
+)
 from genmodel._serving import serving_at_batch
 from genmodel.io import load_hardware, load_model
 
@@ -647,3 +657,39 @@ def test_chunk_arguments_are_checked() -> None:
             "1024,x",
         ]
     )
+
+
+def _pareto_by_loop(per_device: np.ndarray, per_user: np.ndarray) -> list[int]:
+    """The frontier by the plain definition: by decreasing tokens/s per user (ties: more per device,
+    then the lower index), keep each candidate that beats every per-device rate before it."""
+    order = np.lexsort((np.arange(len(per_user)), -per_device, -per_user))
+    best, out = -np.inf, []
+    for i in order:
+        if per_device[i] > best:
+            best = per_device[i]
+            out.append(int(i))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pareto_frontier_equals_the_plain_loop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 400
+    per_device = rng.integers(0, 30, n).astype(float)  # many ties on both axes
+    per_user = rng.integers(0, 30, n).astype(float)
+    per_device[rng.integers(0, n, 5)] = np.nan
+    zeros = np.zeros(n)
+    c = Candidates(
+        layout=zeros.astype(int),
+        batch=zeros + 1,
+        concurrency=zeros + 1,
+        devices=zeros + 1,
+        rate_per_s=zeros + 1,
+        ttft_s=zeros + 1,
+        tpot_s=1 / np.where(per_user > 0, per_user, 1),
+        tokens_per_s_per_device=per_device,
+        tokens_per_s_per_user=per_user,
+        meets_slo=zeros > 0,
+    )
+    r = SearchResult(evaluated=n, feasible=n, elapsed_s=1.0, layouts=(), candidates=c)
+    assert r.pareto_indices() == _pareto_by_loop(per_device, per_user)

@@ -86,3 +86,14 @@ def test_check_dtype_rejects_unknown_precision_naming_it() -> None:
     assert check_dtype("weight_dtype", "fp8") == "fp8"
     with pytest.raises(SpecError, match=r"weight_dtype='fp6'"):
         check_dtype("weight_dtype", "fp6")
+
+
+def test_power_equals_the_operator_even_where_it_underflows() -> None:
+    import numpy as np
+
+    from genmodel._units import power
+
+    exponents = np.concatenate([np.arange(0.0, 50.0), np.geomspace(50.0, 5e6, 400)])
+    for base in (1e-9, 0.3, 1 - 8 / 256, 1 - 1e-6, 0.999999999):
+        assert np.array_equal(power(base, exponents), base**exponents)
+    assert power(0.5, 3.0) == 0.125 and power(2.0, exponents[:3]).tolist() == [1.0, 2.0, 4.0]
