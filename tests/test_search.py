@@ -35,6 +35,9 @@ from genmodel._serving import serving_at_batch
 from genmodel.io import load_hardware, load_model
 
 W = {"input_tokens": 2000, "output_tokens": 300}
+#: the smallest plan command line, for checks of one bad option
+TINY_PLAN = ["plan", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "1"]
+TINY_PLAN += ["--input-tokens", "100", "--output-tokens", "10"]
 
 
 @pytest.mark.parametrize(
@@ -540,23 +543,7 @@ def test_objectives_order_the_plans_they_name() -> None:
     assert by["latency"].to_dict()["objective"] == "latency"
     with pytest.raises(genmodel.SpecError, match="objective='speed'"):
         genmodel.plan("llama-3.1-8b", "h100-sxm", objective="speed", **common)
-    assert "objective='speed'" in cli_bad(
-        [
-            "plan",
-            "--model",
-            "llama-3.1-8b",
-            "--hardware",
-            "h100-sxm",
-            "--devices",
-            "1",
-            "--input-tokens",
-            "100",
-            "--output-tokens",
-            "10",
-            "--objective",
-            "speed",
-        ]
-    )
+    assert "objective='speed'" in cli_bad([*TINY_PLAN, "--objective", "speed"])
 
 
 # --- chunked prefill: searched against the longest inter-token gap ------------------------------
@@ -640,23 +627,7 @@ def test_chunk_arguments_are_checked() -> None:
         Slo(itl_max_s=0)
     with pytest.raises(genmodel.SpecError, match="prefill_chunks is empty"):
         genmodel.plan("llama-3.1-8b", "h100-sxm", devices=1, prefill_chunks=[], **W)
-    assert "prefill_chunks='1024,x'" in cli_bad(
-        [
-            "plan",
-            "--model",
-            "llama-3.1-8b",
-            "--hardware",
-            "h100-sxm",
-            "--devices",
-            "1",
-            "--input-tokens",
-            "100",
-            "--output-tokens",
-            "10",
-            "--prefill-chunks",
-            "1024,x",
-        ]
-    )
+    assert "prefill_chunks='1024,x'" in cli_bad([*TINY_PLAN, "--prefill-chunks", "1024,x"])
 
 
 def _pareto_by_loop(per_device: np.ndarray, per_user: np.ndarray) -> list[int]:
