@@ -57,28 +57,13 @@ def render() -> None:
         "hardware",
         ["h100-sxm", "h200-sxm", "b200", "mi300x"],
     )
-    traffic = p.checkbox(
-        "Plan for a request rate",
-        "traffic",
-        False,
-        help="Traffic instead of a budget: each platform's plan, and the number of its copies, that "
-        "serve the request rate within the SLOs on the fewest devices.",
+    rate, devices = _ui.traffic_inputs(
+        p,
+        what="each platform's plan",
+        budget_label="Devices per platform",
+        copy_label="Largest copy of a plan per platform (devices)",
     )
-    rate = None
-    if traffic:
-        rate = p.number(
-            "Request rate (requests/s)", "request_rate", 20.0, min_value=0.01, max_value=1e6, step=1.0
-        )
-    devices = p.integer(
-        "Largest copy of a plan per platform (devices)" if traffic else "Devices per platform",
-        "devices",
-        8,
-        max_value=4096,
-    )
-    input_tokens = p.integer("Input tokens per request", "input_tokens", 2000, step=100)
-    output_tokens = p.integer("Output tokens per request", "output_tokens", 500, step=100)
-    ttft_ms = p.integer("TTFT target (ms)", "ttft_ms", 1000, step=50, max_value=600_000)
-    tpot_ms = p.integer("TPOT target (ms)", "tpot_ms", 40, step=5, max_value=60_000)
+    input_tokens, output_tokens, ttft_ms, tpot_ms = _ui.workload_inputs(p)
     dtypes = p.multiselect("Weight precisions to search", _ui.DTYPES, "weight_dtype", ["fp8", "bf16"])
     if not hardware or not dtypes:
         st.info("Pick at least one platform and one weight precision.")

@@ -112,28 +112,13 @@ def render() -> None:
     p = _ui.Params("plan")
     model = p.select("Model", _ui.model_ids(), "model", "llama-3.1-70b")
     hardware = p.select("Hardware", [*_ui.hardware_ids(), *_ui.system_ids()], "hardware", "h100-sxm")
-    traffic = p.checkbox(
-        "Plan for a request rate",
-        "traffic",
-        False,
-        help="Traffic instead of a budget: the plan, and the number of its copies, that serve the "
-        "request rate within the SLOs on the fewest devices.",
+    rate, devices = _ui.traffic_inputs(
+        p,
+        what="the plan",
+        budget_label="Devices (budget; every plan uses all)",
+        copy_label="Largest copy of a plan (devices)",
     )
-    rate = None
-    if traffic:
-        rate = p.number(
-            "Request rate (requests/s)", "request_rate", 20.0, min_value=0.01, max_value=1e6, step=1.0
-        )
-    devices = p.integer(
-        "Largest copy of a plan (devices)" if traffic else "Devices (budget; every plan uses all)",
-        "devices",
-        8,
-        max_value=4096,
-    )
-    input_tokens = p.integer("Input tokens per request", "input_tokens", 2000, step=100)
-    output_tokens = p.integer("Output tokens per request", "output_tokens", 500, step=100)
-    ttft_ms = p.integer("TTFT target (ms)", "ttft_ms", 1000, step=50, max_value=600_000)
-    tpot_ms = p.integer("TPOT target (ms)", "tpot_ms", 40, step=5, max_value=60_000)
+    input_tokens, output_tokens, ttft_ms, tpot_ms = _ui.workload_inputs(p)
     quantile = p.radio("TTFT target is the", list(_QUANTILES), "ttft_quantile", "mean")
     dtypes = p.multiselect("Weight precisions to search", _ui.DTYPES, "weight_dtype", ["fp8", "bf16"])
     disaggregated = p.checkbox("Also size disaggregated prefill/decode pools", "disaggregated", True)

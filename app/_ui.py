@@ -281,3 +281,31 @@ class Params:
         value = sorted(int(v) for v in chosen)
         self._publish(name, ",".join(str(v) for v in value))
         return value
+
+
+def traffic_inputs(p: Params, *, what: str, budget_label: str, copy_label: str) -> tuple[float | None, int]:
+    """The request-rate toggle, the rate, and the devices input (a budget, or the largest copy of a
+    plan when planning for a rate); ``what`` names what the rate is planned for."""
+    traffic = p.checkbox(
+        "Plan for a request rate",
+        "traffic",
+        False,
+        help=f"Traffic instead of a budget: {what}, and the number of its copies, that serve the "
+        "request rate within the SLOs on the fewest devices.",
+    )
+    rate = None
+    if traffic:
+        rate = p.number(
+            "Request rate (requests/s)", "request_rate", 20.0, min_value=0.01, max_value=1e6, step=1.0
+        )
+    devices = p.integer(copy_label if traffic else budget_label, "devices", 8, max_value=4096)
+    return rate, devices
+
+
+def workload_inputs(p: Params) -> tuple[int, int, int, int]:
+    """Input and output tokens per request, and the TTFT and TPOT targets in milliseconds."""
+    input_tokens = p.integer("Input tokens per request", "input_tokens", 2000, step=100)
+    output_tokens = p.integer("Output tokens per request", "output_tokens", 500, step=100)
+    ttft_ms = p.integer("TTFT target (ms)", "ttft_ms", 1000, step=50, max_value=600_000)
+    tpot_ms = p.integer("TPOT target (ms)", "tpot_ms", 40, step=5, max_value=60_000)
+    return input_tokens, output_tokens, ttft_ms, tpot_ms
