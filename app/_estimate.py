@@ -23,7 +23,6 @@ _FACTOR_LABELS = {
     "scale_up_bandwidth": "scale-up link bandwidth (NVLink, UB, ...)",
     "scale_out_bandwidth": "scale-out link bandwidth (InfiniBand, RoCE, ...)",
 }
-_BYTES_AXIS = {"tickformat": "~s", "ticksuffix": "B"}
 _SECONDS_AXIS = {"tickformat": "~s", "ticksuffix": "s"}
 
 
@@ -40,31 +39,10 @@ def _hardware_caption(figures: dict[str, Any], scale: dict[str, float]) -> str:
 
 
 def _memory_figure(tiers: list[dict[str, Any]]) -> go.Figure:
-    fig = go.Figure()
-    ids = [str(t["id"]) for t in tiers]
-    for key, name in (
-        ("weights_bytes_per_device", "weights"),
-        ("kv_cache_bytes_per_device", "KV cache"),
-        ("activation_bytes_per_device", "activations"),
-    ):
-        fig.add_trace(go.Bar(x=ids, y=[t[key] for t in tiers], name=name))
-    fig.add_trace(
-        go.Scatter(
-            x=ids,
-            y=[t["capacity_bytes_per_device"] for t in tiers],
-            mode="markers",
-            marker={"symbol": "line-ew-open", "size": 40, "line": {"width": 3}},
-            name="usable capacity",
-        )
+    labels = [str(t["id"]) for t in tiers]
+    return _ui.tier_bytes_figure(
+        labels, tiers, title="Memory per device, by tier", capacity_name="usable capacity", height=380
     )
-    fig.update_layout(
-        barmode="stack",
-        title="Memory per device, by tier",
-        yaxis={"title": "bytes per device", **_BYTES_AXIS},
-        template="plotly_white",
-        height=380,
-    )
-    return fig
 
 
 def _terms_figure(terms: dict[str, dict[str, float]]) -> go.Figure:

@@ -15,7 +15,6 @@ from genmodel.app import _cached, _ui
 
 _CONTEXTS = (2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144)
 _NONE = "none (device memory only)"
-_BYTES_AXIS = {"tickformat": "~s", "ticksuffix": "B"}
 
 
 def _concurrency_figure(reports: dict[str, dict[str, Any]]) -> go.Figure:
@@ -40,32 +39,15 @@ def _concurrency_figure(reports: dict[str, dict[str, Any]]) -> go.Figure:
 
 
 def _placement_figure(reports: dict[str, dict[str, Any]]) -> go.Figure:
-    fig = go.Figure()
     labels = [f"{name}<br>{t['id']}" for name, r in reports.items() for t in r["tiers"]]
     tiers = [t for r in reports.values() for t in r["tiers"]]
-    for key, name in (
-        ("weights_bytes_per_device", "weights"),
-        ("kv_cache_bytes_per_device", "KV cache"),
-        ("activation_bytes_per_device", "activations"),
-    ):
-        fig.add_trace(go.Bar(x=labels, y=[t[key] for t in tiers], name=name))
-    fig.add_trace(
-        go.Scatter(
-            x=labels,
-            y=[t["capacity_bytes_per_device"] for t in tiers],
-            mode="markers",
-            marker={"symbol": "line-ew-open", "size": 40, "line": {"width": 3}},
-            name="capacity (usable share)",
-        )
-    )
-    fig.update_layout(
-        barmode="stack",
+    return _ui.tier_bytes_figure(
+        labels,
+        tiers,
         title="Where the bytes live at the largest batch (per device, per tier)",
-        yaxis={"title": "bytes per device", **_BYTES_AXIS},
-        template="plotly_white",
+        capacity_name="capacity (usable share)",
         height=420,
     )
-    return fig
 
 
 def render() -> None:

@@ -309,3 +309,40 @@ def workload_inputs(p: Params) -> tuple[int, int, int, int]:
     ttft_ms = p.integer("TTFT target (ms)", "ttft_ms", 1000, step=50, max_value=600_000)
     tpot_ms = p.integer("TPOT target (ms)", "tpot_ms", 40, step=5, max_value=60_000)
     return input_tokens, output_tokens, ttft_ms, tpot_ms
+
+
+#: plotly axis of bytes in SI prefixes (80GB, 1.2TB)
+BYTES_AXIS = {"tickformat": "~s", "ticksuffix": "B"}
+
+
+def tier_bytes_figure(
+    labels: list[str], tiers: list[dict[str, Any]], *, title: str, capacity_name: str, height: int
+) -> Any:
+    """Stacked bars of weights, KV cache and activations per memory tier (the API's ``tiers`` rows,
+    one per label), with each tier's capacity as a marker."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for key, name in (
+        ("weights_bytes_per_device", "weights"),
+        ("kv_cache_bytes_per_device", "KV cache"),
+        ("activation_bytes_per_device", "activations"),
+    ):
+        fig.add_trace(go.Bar(x=labels, y=[t[key] for t in tiers], name=name))
+    fig.add_trace(
+        go.Scatter(
+            x=labels,
+            y=[t["capacity_bytes_per_device"] for t in tiers],
+            mode="markers",
+            marker={"symbol": "line-ew-open", "size": 40, "line": {"width": 3}},
+            name=capacity_name,
+        )
+    )
+    fig.update_layout(
+        barmode="stack",
+        title=title,
+        yaxis={"title": "bytes per device", **BYTES_AXIS},
+        template="plotly_white",
+        height=height,
+    )
+    return fig
