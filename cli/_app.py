@@ -53,30 +53,6 @@ from ._options import (
     progress_bar,
 )
 
-__all__ = [  # the names other cli modules (and the tests) use from here
-    "ActDtypeOpt",
-    "BatchOpt",
-    "ConcurrencyOpt",
-    "CpOpt",
-    "DpOpt",
-    "EpOpt",
-    "Format",
-    "FormatOpt",
-    "HardwareOpt",
-    "InputOpt",
-    "KvDtypeOpt",
-    "ModelOpt",
-    "OutputOpt",
-    "OutputTokensOpt",
-    "PpOpt",
-    "TpOpt",
-    "WeightDtypeOpt",
-    "app",
-    "err",
-    "main",
-    "out",
-]
-
 _TOP_EPILOG = (
     examples(
         "# a model on a platform: TTFT, TPOT, throughput, memory",
@@ -125,9 +101,6 @@ models_app = typer.Typer(
 )
 app.add_typer(hw_app, name="hw")
 app.add_typer(models_app, name="models")
-
-# the names the command modules used before the shared options moved to _options
-_friendly, _emit, _emit_tables, _batch = friendly, emit, emit_tables, parse_batch
 
 
 def _show_version(value: bool) -> None:
@@ -197,7 +170,7 @@ OffloadOverlapOpt = Annotated[
         "    --weight-dtype fp8 --act-dtype fp8",
     )
 )
-@_friendly
+@friendly
 def estimate(
     model: ModelOpt,
     hardware: HardwareOpt,
@@ -264,7 +237,7 @@ def estimate(
         hardware,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        batch=_batch(batch),
+        batch=parse_batch(batch),
         concurrency=concurrency,
         devices=devices,
         tp=tp,
@@ -298,11 +271,11 @@ def estimate(
         offload_overlap=offload_overlap,
     )
     if format is Format.json:
-        _emit(to_json(est.to_dict()), output)
+        emit(to_json(est.to_dict()), output)
     elif format is Format.csv:
-        _emit(to_csv([est.to_dict()]), output)
+        emit(to_csv([est.to_dict()]), output)
     else:
-        _emit_tables([_estimate_table(est), *([_ops_table(est)] if ops else [])], output)
+        emit_tables([_estimate_table(est), *([_ops_table(est)] if ops else [])], output)
     _warn_unless_fits(est.batch, est.memory)
 
 
@@ -336,7 +309,7 @@ def _contexts(value: str | None) -> tuple[int, ...]:
         "    --kv-offload cxl-samsung-cmm-d-128gb:4 --contexts 8192,32768,131072",
     )
 )
-@_friendly
+@friendly
 def memory(
     model: ModelOpt,
     hardware: HardwareOpt,
@@ -370,7 +343,7 @@ def memory(
         hardware,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        batch=_batch(batch),
+        batch=parse_batch(batch),
         contexts=_contexts(contexts),
         tp=tp,
         pp=pp,
@@ -388,10 +361,10 @@ def memory(
         kv_window=kv_window,
     )
     if format is Format.json:
-        _emit(to_json(r), output)
+        emit(to_json(r), output)
         return
     if format is Format.csv:
-        _emit(to_csv(r["tiers"]), output)
+        emit(to_csv(r["tiers"]), output)
         return
     t = Table(
         title=f"{r['model']} on {r['devices']}x {r['hardware']}: batch {r['batch']} of "
@@ -431,7 +404,7 @@ def memory(
         for row in r["concurrency"]:
             curve.add_row(f"{row['context_tokens']:,}", f"{row['max_concurrency']:,}")
         tables.append(curve)
-    _emit_tables(tables, output)
+    emit_tables(tables, output)
 
 
 def _estimate_table(est: genmodel.Estimate) -> Table:
@@ -553,7 +526,7 @@ def _ops_table(est: genmodel.Estimate) -> Table:
         "genmodel validate --format csv --output validation.csv",
     )
 )
-@_friendly
+@friendly
 def validate(
     cases: Annotated[
         Path | None, typer.Argument(help="CSV of cases (default: bundled public cases).")
@@ -572,10 +545,10 @@ def validate(
         report = genmodel.validate(cases, options_path=options, on_case=lambda _id: progress.advance(task))
     d = report.to_dict()
     if format is Format.json:
-        _emit(to_json(d), output)
+        emit(to_json(d), output)
         return
     if format is Format.csv:
-        _emit(to_csv(d["cases"]), output)
+        emit(to_csv(d["cases"]), output)
         return
     t = Table(
         title=f"validation: {d['covered']} cases, MAPE {d['mape']:.1f}%, median "
@@ -592,7 +565,7 @@ def validate(
             f"{c['predicted']:.4g}",
             f"{c['ape']:.1f}",
         )
-    _emit_tables([t], output)
+    emit_tables([t], output)
 
 
 @hw_app.command(
@@ -603,7 +576,7 @@ def validate(
         "genmodel hw list --format csv --output hardware.csv",
     ),
 )
-@_friendly
+@friendly
 def hw_list(format: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """List devices (and their power modes), systems, memory tiers and links, each with its kind."""
     devices = [
@@ -667,7 +640,7 @@ def _hardware_record(hardware: str) -> dict[str, Any]:
         "genmodel hw show cloudmatrix384 --format table",
     ),
 )
-@_friendly
+@friendly
 def hw_show(
     hardware: Annotated[
         str,
@@ -686,7 +659,7 @@ def hw_show(
     "list",
     epilog=examples("genmodel models list", "genmodel models list --format json --output models.json"),
 )
-@_friendly
+@friendly
 def models_list(format: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """List the model ids with their size and attention kind."""
     rows = [genmodel.describe_model(genmodel.load_model(i)) for i in genmodel.list_ids("model")]
@@ -697,7 +670,7 @@ def models_list(format: FormatOpt = Format.table, output: OutputOpt = None) -> N
     "show",
     epilog=examples("genmodel models show deepseek-v3", "genmodel models show qwen3-32b --format table"),
 )
-@_friendly
+@friendly
 def models_show(
     model: Annotated[
         str, typer.Argument(help="Model id, alias or config.json path.", autocompletion=complete_models)
@@ -716,7 +689,7 @@ def models_show(
         "genmodel models import config.json --id my-model --output my-model.yaml",
     ),
 )
-@_friendly
+@friendly
 def models_import(
     config: Annotated[Path, typer.Argument(help="A HuggingFace config.json (or its folder).")],
     model_id: Annotated[str | None, typer.Option("--id", help="Id for the model.")] = None,
@@ -724,7 +697,7 @@ def models_import(
 ) -> None:
     """Read a HuggingFace config.json; print (or write) it as a workloads/models YAML file."""
     path = config / "config.json" if config.is_dir() else config
-    _emit(genmodel.hf_config_to_yaml(path, model_id=model_id), output)
+    emit(genmodel.hf_config_to_yaml(path, model_id=model_id), output)
 
 
 def _cell(value: Any) -> str:
@@ -741,10 +714,10 @@ def _cell(value: Any) -> str:
 def _rows_out(sections: list[tuple[str, list[dict[str, Any]]]], format: Format, output: Path | None) -> None:
     """Rows as one JSON list or CSV, or one table per (title, rows) section."""
     if format is Format.json:
-        _emit(to_json([r for _, rows in sections for r in rows]), output)
+        emit(to_json([r for _, rows in sections for r in rows]), output)
         return
     if format is Format.csv:
-        _emit(to_csv([r for _, rows in sections for r in rows]), output)
+        emit(to_csv([r for _, rows in sections for r in rows]), output)
         return
     tables = []
     for title, rows in sections:
@@ -758,19 +731,19 @@ def _rows_out(sections: list[tuple[str, list[dict[str, Any]]]], format: Format, 
         for f in flat:
             t.add_row(*(escape(_cell(f.get(k))) for k in keys))
         tables.append(t)
-    _emit_tables(tables, output)
+    emit_tables(tables, output)
 
 
 def _record_out(record: dict[str, Any], format: Format, output: Path | None) -> None:
     """One record as JSON, a one-row CSV (flattened keys), or a field/value table."""
     if format is Format.json:
-        _emit(to_json(record), output)
+        emit(to_json(record), output)
     elif format is Format.csv:
         flat = {
             k: json.dumps(v, default=str) if isinstance(v, list | tuple) else v
             for k, v in flatten(record).items()
         }
-        _emit(to_csv([flat]), output)
+        emit(to_csv([flat]), output)
     else:
         t = Table(title=str(record.get("id", "")), show_header=True)
         t.add_column("field", no_wrap=True)
@@ -782,7 +755,7 @@ def _record_out(record: dict[str, Any], format: Format, output: Path | None) -> 
                         t.add_row(f"{k}[{i}].{kk}", escape(_cell(vv)))
             else:
                 t.add_row(k, escape(_cell(v)))
-        _emit_tables([t], output)
+        emit_tables([t], output)
 
 
 from . import _sweep as _sweep_cmd  # noqa: E402

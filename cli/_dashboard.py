@@ -11,8 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ._app import err
-from ._options import examples
+from ._options import err, examples
 
 DEFAULT_PORT = 8501
 
