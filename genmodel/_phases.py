@@ -29,8 +29,8 @@ Modelling assumptions:
   (at least the last layer's share) adds to TTFT.
 - Chunked prefill (Sarathi, Agrawal et al. 2023): the prompt runs in passes of ``prefill_chunk``
   tokens, each attending to everything before it and reading the weights again; a prefix-cache hit
-  skips the cached tokens. ``decode_stall_s`` is one new request's prefill (or its last chunk): the
-  longest a running decode batch waits for it.
+  skips the cached tokens. ``decode_stall_s`` is one new request's prefill (or its longest chunk):
+  the longest a running decode batch waits for it.
 - Sparse (top-k) attention reads a fraction of the cached KV in decode; the cache keeps every token.
 - Offload: a step's offloaded share of KV, expert and weight reads crosses the host link
   (:meth:`~genmodel._memory.MemoryUse.transfer_time_s`); prefetched layer by layer, only what the
