@@ -381,20 +381,6 @@ def _step_collectives(
     return out, cp_ring
 
 
-def _times(x: Num, *factors: Num) -> Num:
-    """``x`` times each factor in turn. An array times a plain 1 is the same array, so that
-    product is skipped (a search's decode step: one microbatch, one pass, and no copies)."""
-    value: Any = x
-    if type(value).__name__ != "ndarray" or not value.ndim:
-        for f in factors:
-            x = x * f
-        return x
-    for f in factors:
-        if not (type(f) in (float, int) and f == 1):
-            x = x * f
-    return x
-
-
 def step_terms(
     model: ModelSpec,
     hardware: System | Device,
@@ -460,12 +446,12 @@ def step_terms(
         new_tokens=new_tokens,
         attention_s=attention_s,
     )
-    breakdown = {k: _times(v, factor) for k, v in breakdown.items()}
+    breakdown = {k: v * factor for k, v in breakdown.items()}
     if pp > 1:
         message = seqs * new_tokens / plan.cp * model.hidden_size * precision.comm_bytes
         hop = p2p_time(message, system, group_devices=2 * plan.num_stage_devices)
         breakdown["pp_send"] = (pp - 1) * hop
-    busy_s = _times(compute_bound_s + memory_bound_s, factor)  # one microbatch's operators
+    busy_s = (compute_bound_s + memory_bound_s) * factor  # one microbatch's operators
     ring_s = breakdown.get("cp_ring", 0.0)
     ring_hidden_s = ring_s - cp_exposed * factor  # ring attention overlaps by construction
     comm_s: Num = sum(breakdown.values(), 0.0) - ring_hidden_s  # one microbatch's collectives
@@ -505,16 +491,16 @@ def step_terms(
         # prefetched layer by layer, a transfer hides behind the step's own work
         offload_s = maximum(transfer_s - total_s, 0.0) if options.offload.overlap else transfer_s
     return StepTerms(
-        compute_s=_times(compute_s, m, factor),
-        memory_s=_times(memory_s, m, factor),
-        compute_bound_s=_times(compute_bound_s, m, factor),
-        memory_bound_s=_times(memory_bound_s, m, factor),
-        comm_s=total_s - _times(busy_s, m),  # what the operators' time does not cover
+        compute_s=m * compute_s * factor,
+        memory_s=m * memory_s * factor,
+        compute_bound_s=m * compute_bound_s * factor,
+        memory_bound_s=m * memory_bound_s * factor,
+        comm_s=total_s - m * busy_s,  # what the operators' time does not cover
         overhead_s=device.efficiency.step_overhead_s,
         comm_hidden_s=hidden_s,
         offload_s=offload_s,
         offload_hidden_s=transfer_s - offload_s,
-        comm_breakdown={k: _times(v, m) for k, v in breakdown.items()},
+        comm_breakdown={k: m * v for k, v in breakdown.items()},
         ops=roof.times,
     )
 
