@@ -24,7 +24,7 @@ from genmodel._phases import (
     as_system,
     estimate_static,
 )
-from genmodel._search import Disaggregated, Layout, SearchResult, Slo, check_objective, search
+from genmodel._search import Disaggregated, Layout, SearchResult, Slo, check_objective, copies_needed, search
 from genmodel._serving import estimate_serving
 from genmodel._units import DTYPE_BYTES, check_dtype
 from genmodel._workload import Precision
@@ -712,7 +712,7 @@ def _layout_dict(layout: Layout) -> dict[str, Any]:
 
 def _instances(request_rate_per_s: float, instance_rate_per_s: float) -> int:
     """Copies of an instance serving ``instance_rate_per_s`` needed for the whole request rate."""
-    return max(1, math.ceil(request_rate_per_s / instance_rate_per_s * (1 - 1e-12)))
+    return int(copies_needed(request_rate_per_s, instance_rate_per_s))
 
 
 def _plan_row(est: Estimate) -> dict[str, Any]:

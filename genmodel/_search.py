@@ -51,7 +51,7 @@ from genmodel._phases import (
     prepare,
 )
 from genmodel._serving import md1_wait_quantile_s, md1_wait_s, serving_at_batch, ttft_quantile_s
-from genmodel._units import HOUR
+from genmodel._units import HOUR, Num, ceil, maximum
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
@@ -117,6 +117,12 @@ def layouts(model: ModelSpec, system: System, devices: int) -> Iterator[tuple[Pl
                 yield plan, why
 
 
+def copies_needed(request_rate_per_s: Num, capacity_per_s: Num) -> Num:
+    """Copies of a deployment serving ``capacity_per_s`` requests/s that serve the whole rate:
+    ceil(R / X), at least one (a ratio a rounding error above an integer counts as that integer)."""
+    return maximum(ceil(request_rate_per_s / capacity_per_s * (1 - 1e-12)), 1.0)
+
+
 def instance_sizes(devices: int, system: System) -> list[int]:
     """Instance sizes considered for a request rate: the divisors of ``devices``, powers of two
     and whole scale-up domains (nodes) up to it."""
@@ -166,7 +172,7 @@ class Candidates:
         import numpy as np
 
         with np.errstate(divide="ignore"):
-            need = np.ceil(request_rate_per_s / self.rate_per_s * (1 - 1e-12))
+            need = copies_needed(request_rate_per_s, self.rate_per_s)
         return np.where(self.meets_slo & (self.rate_per_s > 0), need, np.inf)
 
 
@@ -523,7 +529,7 @@ def _disaggregate(
         per_rate = size / rate
         if request_rate_per_s is None:
             return (per_rate, 0.0)
-        return (size * math.ceil(request_rate_per_s / rate * (1 - 1e-12)), per_rate)
+        return (size * float(copies_needed(request_rate_per_s, rate)), per_rate)
 
     best_p: tuple[tuple[float, float], Layout, float, float] | None = None  # (cost, layout, rate, exposed)
     best_d: tuple[tuple[float, float], Layout, float, float, float] | None = None  # (+ batch, step)
@@ -558,8 +564,8 @@ def _disaggregate(
     _, dec, d_rate, d_batch, d_step = best_d
     dp_, dd = pre.plan.num_devices, dec.plan.num_devices
     if request_rate_per_s is not None:
-        n_p = math.ceil(request_rate_per_s / p_rate * (1 - 1e-12))
-        n_d = math.ceil(request_rate_per_s / d_rate * (1 - 1e-12))
+        n_p = int(copies_needed(request_rate_per_s, p_rate))
+        n_d = int(copies_needed(request_rate_per_s, d_rate))
         best: tuple[float, int, int] | None = (request_rate_per_s, n_p, n_d)
     else:
         # integer pools within the budget: the balance of the two rates decides the served rate
