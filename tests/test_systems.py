@@ -390,7 +390,7 @@ def test_grace_memory_takes_the_kv_cache_that_does_not_fit_hbm() -> None:
     assert not hbm_only.memory.fits
     e = genmodel.estimate("llama-3.1-70b", "gb200", kv_offload="host", **kwargs)  # type: ignore[arg-type]
     assert e.memory.fits
-    hbm, grace = e.memory.tiers
+    _hbm, grace = e.memory.tiers
     assert grace.id == "grace-blackwell-lpddr5x"
     assert grace.kv_bytes > 0
     assert grace.weights_bytes == 0
@@ -401,7 +401,12 @@ def test_grace_memory_takes_the_kv_cache_that_does_not_fit_hbm() -> None:
     assert e.memory.kv_tier_bytes_per_s == pytest.approx(grace.bandwidth_bytes_per_s)
     # one GPU alone has the whole Grace
     alone = genmodel.estimate(
-        "llama-3.1-70b", "gb200", batch=4, input_tokens=100_000, output_tokens=1000, kv_offload="grace-blackwell-lpddr5x"
+        "llama-3.1-70b",
+        "gb200",
+        batch=4,
+        input_tokens=100_000,
+        output_tokens=1000,
+        kv_offload="grace-blackwell-lpddr5x",
     )
     assert alone.memory.tiers[1].bandwidth_bytes_per_s == pytest.approx(450e9 * frac)
     # host DDR5 behind PCIe Gen5 (an HGX B200) is several times slower per GPU
@@ -416,7 +421,13 @@ def test_estimate_and_a_small_plan_run_on_each_new_device(device_id: str) -> Non
     assert 0 < e.ttft_s < 1
     assert 0 < e.tpot_s < 0.05
     report = genmodel.plan(
-        "llama-3.1-8b", device_id, devices=8, input_tokens=1000, output_tokens=200, ttft_slo_s=2.0, tpot_slo_s=0.05
+        "llama-3.1-8b",
+        device_id,
+        devices=8,
+        input_tokens=1000,
+        output_tokens=200,
+        ttft_slo_s=2.0,
+        tpot_slo_s=0.05,
     )
     assert report.result.feasible > 0
     assert report.best is not None
