@@ -204,13 +204,14 @@ def test_hw_list_and_show() -> None:
     devices = {r["id"] for r in rows if r["kind"] == "device"}
     systems = {r["id"] for r in rows if r["kind"] == "system"}
     assert devices == set(genmodel.list_ids("hardware")) | set(genmodel.list_ids("power mode"))
-    assert len(genmodel.list_ids("hardware")) == 14
+    assert len(genmodel.list_ids("hardware")) == 19
+    assert {"b300", "gb200", "gb300", "mi325x", "mi355x"} <= devices
     assert {"jetson-agx-orin-64gb-30w", "jetson-orin-nano-super-8gb-15w"} <= devices
     assert {r["id"] for r in rows if r["kind"] == "memory tier"} == set(genmodel.list_ids("memory tier"))
     assert {r["id"] for r in rows if r["kind"] == "link"} == set(genmodel.list_ids("link"))
     assert {r["kind"] for r in rows} == {"device", "system", "memory tier", "link"}
     assert systems == set(genmodel.list_ids("system"))
-    assert {"dgx-h100", "cloudmatrix384", "jetson-agx-orin-cluster"} <= systems
+    assert {"dgx-h100", "cloudmatrix384", "jetson-agx-orin-cluster", "gb200-nvl72", "gb300-nvl72"} <= systems
     table = cli_ok(["hw", "list"], columns=250)  # every device, though their precisions differ
     for hardware_id in [*genmodel.list_ids("hardware"), *genmodel.list_ids("system")]:
         assert hardware_id in table

@@ -105,3 +105,62 @@ def test_device_is_frozen() -> None:
     d = _device()
     with pytest.raises(dataclasses.FrozenInstanceError):
         d.memory_capacity_bytes = 1.0  # type: ignore[misc]
+
+
+# ---- the platforms added after the first database: Blackwell (Ultra), GB200/GB300, MI325X/MI355X ---------
+
+NEW_DEVICES = ("gb200", "gb300", "b300", "mi325x", "mi355x")
+
+
+@pytest.mark.parametrize("device_id", NEW_DEVICES)
+def test_new_devices_have_dense_peaks_in_the_datasheet_ratios(device_id: str) -> None:
+    d = genmodel.load_device(device_id)
+    peak = d.peak_flops_per_s
+    # dense, not 2:4 sparse: fp8 doubles the 16-bit rate; a sparse figure would double it again
+    assert peak["fp16"] == pytest.approx(peak["bf16"])
+    assert peak["fp8"] == pytest.approx(2 * peak["bf16"], rel=1e-3)
+    assert peak["bf16"] < 3e15
+    # HBM capacity and bandwidth of the generation, above the MI300X/B200 ones they follow
+    assert d.memory_capacity_bytes >= 180 * GiB
+    assert 5.9e12 <= d.memory_bandwidth_bytes_per_s <= 8.0e12
+
+
+def test_native_fp4_where_the_silicon_has_it() -> None:
+    b200, b300, gb300 = (genmodel.load_device(i) for i in ("b200", "b300", "gb300"))
+    # Blackwell Ultra raises dense FP4 by about 1.5x over Blackwell; fp8 and bf16 stay
+    assert 1.4 < b300.peak_for("fp4") / b200.peak_for("fp4") < 1.6
+    assert gb300.peak_for("fp4") == pytest.approx(1.5 * genmodel.load_device("gb200").peak_for("fp4"))
+    assert b300.peak_for("fp8") == pytest.approx(b200.peak_for("fp8"))
+    # CDNA4 runs MXFP4 at twice its fp8 rate; CDNA3 has no fp4 and falls back to fp8
+    mi355x, mi325x = genmodel.load_device("mi355x"), genmodel.load_device("mi325x")
+    assert mi355x.compute_dtype("fp4") == "fp4"
+    assert mi355x.peak_for("fp4") == pytest.approx(2 * mi355x.peak_for("fp8"), rel=1e-3)
+    assert mi325x.compute_dtype("fp4") == "fp8"
+    # the MI325X is the MI300X's compute with more, faster memory
+    mi300x = genmodel.load_device("mi300x")
+    assert dict(mi325x.peak_flops_per_s) == dict(mi300x.peak_flops_per_s)
+    assert mi325x.memory_capacity_bytes > mi300x.memory_capacity_bytes
+    assert mi325x.memory_bandwidth_bytes_per_s > mi300x.memory_bandwidth_bytes_per_s
+
+
+@pytest.mark.parametrize("device_id", ["b300", "gb300"])
+def test_blackwell_ultra_int8_runs_on_the_16_bit_units(device_id: str) -> None:
+    d = genmodel.load_device(device_id)
+    # its INT8 tensor rate is vestigial (~0.15 POPS): an int8 GEMM is dequantised to 16 bits
+    assert "int8" not in d.peak_flops_per_s
+    assert d.compute_dtype("int8") == "fp16"
+    assert d.compute_dtype("int4") == "fp16"
+
+
+@pytest.mark.parametrize("device_id", ["gb200", "gb300"])
+def test_grace_blackwell_gpus_reach_grace_memory_over_nvlink_c2c(device_id: str) -> None:
+    d = genmodel.load_device(device_id)
+    assert d.host is not None
+    assert d.host.tier_id == "grace-blackwell-lpddr5x"
+    assert d.host.link.bandwidth_bytes_per_s == pytest.approx(450e9)  # 900 GB/s bidirectional
+    assert d.scale_up is not None
+    assert d.scale_up.num_domain_devices == 72
+    tier = genmodel.load_memory_tier("grace-blackwell-lpddr5x")
+    assert tier.capacity_bytes == pytest.approx(480 * GiB)
+    assert tier.link is not None
+    assert tier.link.bandwidth_bytes_per_s == pytest.approx(450e9)  # the superchip's C2C, shared

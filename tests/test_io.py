@@ -48,6 +48,12 @@ DESIGN_HARDWARE = [
     "jetson-orin-nano-super-8gb",
     "l40s",
     "rtx-4090",
+    # the platforms users asked for next (issue 15): Blackwell Ultra, Grace Blackwell racks, CDNA3/CDNA4
+    "b300",
+    "gb200",
+    "gb300",
+    "mi325x",
+    "mi355x",
 ]
 DATA = Path(genmodel.__file__).resolve().parent.parent
 

@@ -319,3 +319,117 @@ def test_context_parallel_collectives(cp_pair: tuple[genmodel.Estimate, genmodel
 def test_ids_are_found_whatever_their_case() -> None:
     assert genmodel.load_hardware("DGX-H100").id == "dgx-h100"
     assert genmodel.load_hardware("H100-SXM").id == "dgx-h100"
+
+
+# ---- rack-scale NVLink (GB200/GB300 NVL72) and the other platforms added for issue 15 -------------------
+
+NEW_PLATFORMS = {
+    "gb200": "gb200-nvl72",
+    "gb300": "gb300-nvl72",
+    "b300": "dgx-b300",
+    "mi325x": "mi325x-platform",
+    "mi355x": "mi355x-platform",
+}
+
+
+@pytest.mark.parametrize(("device_id", "system_id"), NEW_PLATFORMS.items())
+def test_new_devices_imply_their_systems(device_id: str, system_id: str) -> None:
+    s = genmodel.load_hardware(device_id)
+    assert s.id == system_id
+    assert s.device == genmodel.load_device(device_id)
+    assert [t.level for t in s.fabric] == ["scale_up", "scale_out"]
+    assert system_id in genmodel.list_ids("system")
+
+
+@pytest.mark.parametrize("system_id", ["gb200-nvl72", "gb300-nvl72"])
+def test_nvl72_racks_are_one_72_device_nvlink_domain(system_id: str) -> None:
+    s = genmodel.load_system(system_id)
+    up, out = s.fabric
+    assert up.num_domain_devices == 72
+    assert up.bandwidth_bytes_per_s == pytest.approx(900e9)
+    assert s.tier_for(72) is up  # the whole rack without leaving NVLink
+    assert s.tier_for(73) is out
+    # an 8-GPU Blackwell node leaves NVLink at the ninth GPU
+    assert genmodel.load_system("dgx-b200").tier_for(9).level == "scale_out"
+    # the device file alone implies the same domain
+    assert System.of_device(s.device).fabric[0].num_domain_devices == 72
+
+
+@pytest.mark.parametrize(("tp", "dp"), [(1, 72), (8, 9)])
+def test_an_expert_parallel_plan_over_72_gpus_of_gb200_nvl72_stays_on_nvlink(tp: int, dp: int) -> None:
+    kwargs: dict[str, object] = {
+        "tp": tp,
+        "dp": dp,
+        "ep": 72,
+        "batch": 72 * 16,
+        "input_tokens": 2000,
+        "output_tokens": 200,
+        "weight_dtype": "fp8",
+    }
+    rack = genmodel.load_system("gb200-nvl72")
+    e = genmodel.estimate("deepseek-v3", rack, **kwargs)  # type: ignore[arg-type]
+    assert e.plan.num_devices == 72
+    assert e.memory.fits
+    assert e.decode.comm_s > 0
+    # no scale-out tier is used: starving it changes nothing
+    cut = genmodel.estimate("deepseek-v3", rack.scaled(scale_out_bandwidth=0.01), **kwargs)  # type: ignore[arg-type]
+    assert cut.decode.comm_s == pytest.approx(e.decode.comm_s)
+    assert cut.prefill.comm_s == pytest.approx(e.prefill.comm_s)
+    assert cut.tpot_s == pytest.approx(e.tpot_s)
+    # the same plan over nine 8-GPU B200 nodes crosses InfiniBand, and the cut shows
+    nodes = genmodel.load_system("dgx-b200")
+    ib = genmodel.estimate("deepseek-v3", nodes, **kwargs)  # type: ignore[arg-type]
+    ib_cut = genmodel.estimate("deepseek-v3", nodes.scaled(scale_out_bandwidth=0.01), **kwargs)  # type: ignore[arg-type]
+    assert ib_cut.decode.comm_s > 2 * ib.decode.comm_s
+    assert e.decode.comm_s < ib.decode.comm_s
+
+
+def test_grace_memory_takes_the_kv_cache_that_does_not_fit_hbm() -> None:
+    kwargs: dict[str, object] = {"tp": 2, "batch": 16, "input_tokens": 100_000, "output_tokens": 1000}
+    hbm_only = genmodel.estimate("llama-3.1-70b", "gb200", **kwargs)  # type: ignore[arg-type]
+    assert not hbm_only.memory.fits
+    e = genmodel.estimate("llama-3.1-70b", "gb200", kv_offload="host", **kwargs)  # type: ignore[arg-type]
+    assert e.memory.fits
+    _hbm, grace = e.memory.tiers
+    assert grace.id == "grace-blackwell-lpddr5x"
+    assert grace.kv_bytes > 0
+    assert grace.weights_bytes == 0
+    # the superchip's two GPUs share one Grace: half of its 480 GiB and of the C2C's 450 GB/s each
+    frac = genmodel.load_device("gb200").efficiency.offload_link_frac
+    assert grace.capacity_bytes == pytest.approx(240 * 2**30)
+    assert grace.bandwidth_bytes_per_s == pytest.approx(450e9 / 2 * frac)
+    assert e.memory.kv_tier_bytes_per_s == pytest.approx(grace.bandwidth_bytes_per_s)
+    # one GPU alone has the whole Grace
+    alone = genmodel.estimate(
+        "llama-3.1-70b",
+        "gb200",
+        batch=4,
+        input_tokens=100_000,
+        output_tokens=1000,
+        kv_offload="grace-blackwell-lpddr5x",
+    )
+    assert alone.memory.tiers[1].bandwidth_bytes_per_s == pytest.approx(450e9 * frac)
+    # host DDR5 behind PCIe Gen5 (an HGX B200) is several times slower per GPU
+    pcie = genmodel.estimate("llama-3.1-70b", "b200", kv_offload="host", **kwargs)  # type: ignore[arg-type]
+    assert pcie.memory.tiers[1].bandwidth_bytes_per_s * 3 < grace.bandwidth_bytes_per_s
+
+
+@pytest.mark.parametrize("device_id", NEW_PLATFORMS)
+def test_estimate_and_a_small_plan_run_on_each_new_device(device_id: str) -> None:
+    e = genmodel.estimate("llama-3.1-8b", device_id, batch=8, input_tokens=1000, output_tokens=100)
+    assert e.memory.fits
+    assert 0 < e.ttft_s < 1
+    assert 0 < e.tpot_s < 0.05
+    report = genmodel.plan(
+        "llama-3.1-8b",
+        device_id,
+        devices=8,
+        input_tokens=1000,
+        output_tokens=200,
+        ttft_slo_s=2.0,
+        tpot_slo_s=0.05,
+    )
+    assert report.result.feasible > 0
+    assert report.best is not None
+    assert report.best.plan.num_devices == 8
+    assert report.best.tpot_s <= 0.05
