@@ -51,10 +51,8 @@ from genmodel._hardware import (
     System,
 )
 from genmodel._memory import (
-    KV_BLOCK_TOKENS,
     MemoryExtras,
     MemoryUse,
-    Offload,
     Spill,
     TierUse,
     expert_bytes_per_device,
@@ -75,12 +73,19 @@ from genmodel._ops import (
     forward_ops,
     roofline,
 )
+from genmodel._options import (
+    KV_BLOCK_TOKENS,
+    NO_OFFLOAD,
+    OPTION_SPECS,
+    Offload,
+    OptionSpec,
+    RunOptions,
+    Speculation,
+)
 from genmodel._parallel import Plan, ep_dispatch_bytes, moe_layout, plan_violations
 from genmodel._phases import (
     Estimate,
     PhaseCost,
-    RunOptions,
-    Speculation,
     as_system,
     estimate_static,
     kv_transfer_time,
@@ -129,8 +134,10 @@ __all__ = [
     "DTYPE_BYTES",
     "KV_BLOCK_TOKENS",
     "METRICS",
+    "NO_OFFLOAD",
     "OBJECTIVES",
     "OPTION_COLUMNS",
+    "OPTION_SPECS",
     "SCALE_FACTORS",
     "AttachedTier",
     "CaseResult",
@@ -152,6 +159,7 @@ __all__ = [
     "Offload",
     "Op",
     "OpTime",
+    "OptionSpec",
     "PhaseCost",
     "Plan",
     "PlanReport",

@@ -14,16 +14,11 @@ from typing import Any
 
 from genmodel._errors import GenModelError, InfeasibleError, SpecError
 from genmodel._hardware import AttachedTier, Device, System
-from genmodel._memory import KV_BLOCK_TOKENS, Offload, paged_tokens
+from genmodel._memory import paged_tokens
 from genmodel._model import ModelSpec
+from genmodel._options import KV_BLOCK_TOKENS, Offload, RunOptions, Speculation
 from genmodel._parallel import Plan
-from genmodel._phases import (
-    Estimate,
-    RunOptions,
-    Speculation,
-    as_system,
-    estimate_static,
-)
+from genmodel._phases import Estimate, as_system, estimate_static
 from genmodel._search import Disaggregated, Layout, SearchResult, Slo, check_objective, copies_needed, search
 from genmodel._serving import estimate_serving
 from genmodel._units import DTYPE_BYTES, check_dtype
