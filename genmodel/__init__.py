@@ -28,6 +28,7 @@ from genmodel._api import (
     public_options_path,
     read_case_options,
     read_cases,
+    run_options,
     validate,
 )
 from genmodel._collectives import (
@@ -229,6 +230,7 @@ __all__ = [
     "requirements",
     "resource_symbols",
     "roofline",
+    "run_options",
     "step_cost",
     "sweep",
     "symbolic_step_time",

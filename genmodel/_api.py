@@ -16,7 +16,7 @@ from genmodel._errors import GenModelError, InfeasibleError, SpecError
 from genmodel._hardware import AttachedTier, Device, System
 from genmodel._memory import paged_tokens
 from genmodel._model import ModelSpec
-from genmodel._options import KV_BLOCK_TOKENS, Offload, RunOptions, Speculation
+from genmodel._options import OptionSpec, RunOptions, with_values
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, as_system, estimate_static
 from genmodel._search import Disaggregated, Layout, SearchResult, Slo, check_objective, copies_needed, search
@@ -78,6 +78,70 @@ def attached_tier(
     return AttachedTier(tier=load_memory_tier(name), count=n)
 
 
+def run_options(
+    hardware: str | Device | System | None = None,
+    *,
+    options: RunOptions | None = None,
+    **values: Any,
+) -> RunOptions:
+    """:class:`RunOptions` from keyword values, as :func:`estimate` takes them.
+
+    Args:
+        hardware: the device (or system, or its id) whose host memory ``'host'`` names; needed
+            only for an offload tier given as ``'host'``.
+        options: the options to start from (default: every option at its default).
+        values: options by their keyword (:data:`OPTION_SPECS`: ``prefix_hit_rate=0.5``,
+            ``draft_tokens=1``, ``kv_offload="host"``, ...); memory tiers and draft models may be
+            given by id; ``draft_tokens=0`` turns speculation off.
+
+    Returns:
+        ``options`` with those fields replaced.
+
+    Raises:
+        SpecError: an unknown keyword or a value the options reject. UnknownEntryError: an
+            unknown tier or model id.
+    """
+    base = _DEFAULT_OPTIONS if options is None else options
+    if not values:
+        return base
+    device = None
+    if hardware is not None:
+        device = (load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)).device
+
+    def load(spec: OptionSpec, value: str) -> Any:
+        if spec.load == "tier":
+            return attached_tier(value, spec.name, device)
+        return load_model(value)
+
+    return with_values(base, values, load)
+
+
+#: RunOptions() as a default (frozen, so sharing it is safe)
+_DEFAULT_OPTIONS = RunOptions()
+
+
+def _system(hardware: str | Device | System, system: str | System | None) -> System:
+    """The system of ``hardware``, or ``system`` (which must be built from the same device)."""
+    hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
+    if system is None:
+        return hw
+    chosen = load_system(system) if isinstance(system, str) else system
+    if chosen.device.id != hw.device.id:
+        raise SpecError(
+            f"system={chosen.id} is built from hardware={chosen.device.id}, not {hw.device.id}; "
+            "give the system alone as --hardware"
+        )
+    return chosen.with_device(hw.device)
+
+
+def _plan(devices: int | None, **degrees: int) -> Plan:
+    plan = Plan(**degrees)
+    if devices is not None and devices != plan.num_devices:
+        shown = ", ".join(f"{k}={degrees[k]}" for k in ("tp", "pp", "dp", "cp"))
+        raise SpecError(f"devices={devices} must equal tp*pp*dp*cp={plan.num_devices} ({shown})")
+    return plan
+
+
 def estimate(
     model: str | ModelSpec,
     hardware: str | Device | System,
@@ -96,26 +160,9 @@ def estimate(
     weight_dtype: str = "bf16",
     act_dtype: str | None = None,
     kv_dtype: str | None = None,
-    comm_overlap_frac: float | None = None,
-    overlap_microbatches: int = 1,
-    redundant_experts: int = 0,
-    moe_imbalance: float | None = None,
-    draft_tokens: int = 0,
-    acceptance_rate: float = 0.7,
-    draft_model: str | ModelSpec | None = None,
-    disaggregated: bool = False,
-    allreduce_algorithm: str = "ring",
-    kv_block_tokens: int = KV_BLOCK_TOKENS,
-    prefix_hit_rate: float = 0.0,
-    sparse_attention_frac: float = 1.0,
-    prefill_chunk: int | None = None,
-    kv_offload: str | AttachedTier | None = None,
-    weight_offload: str | AttachedTier | None = None,
-    expert_offload: str | AttachedTier | None = None,
-    kv_window: int | None = None,
-    expert_hit_rate: float | None = None,
-    offload_overlap: bool = True,
     ideal: bool = False,
+    options: RunOptions | None = None,
+    **option_values: Any,
 ) -> Estimate:
     """Estimate TTFT, TPOT, throughput and memory of ``model`` on ``hardware`` under a plan.
 
@@ -134,111 +181,44 @@ def estimate(
         system: a system id (or System) whose fabric connects the devices; its device must be
             ``hardware``'s.
         weight_dtype, act_dtype, kv_dtype: precisions (fp32, bf16, fp16, fp8, int8, fp4, int4).
-        comm_overlap_frac: fraction of communication hidden behind compute (default: system's).
-        overlap_microbatches: split each pass into this many overlapping microbatches (2 =
-            SGLang two-batch overlap).
-        redundant_experts: extra expert replicas (EPLB); moe_imbalance: busiest/mean expert load.
-        draft_tokens: speculative tokens per step (0 = off); acceptance_rate: per drafted token
-            (default 0.7, the effective MTP acceptance reported for CloudMatrix-Infer);
-            draft_model: a draft model id (default: the model's own MTP block).
-        disaggregated: prefill and decode on separate devices; TTFT includes the KV transfer.
-        allreduce_algorithm: ring, tree, direct or auto.
-        kv_block_tokens: tokens per paged KV block (vLLM default 16; 1 = no block waste).
-        prefix_hit_rate: fraction of each prompt already in the prefix cache (its prefill is
-            skipped; its KV is shared by the replica's sequences).
-        sparse_attention_frac: fraction of the cached KV a decode step reads (top-k attention).
-        prefill_chunk: chunked prefill, tokens per chunk (default: the whole prompt in one pass).
-        kv_offload, weight_offload, expert_offload: a memory tier id (``genmodel hw list``), with
-            ``:N`` for N of them per node (``cxl-samsung-cmm-d-128gb:4``), or ``host`` (the device's
-            host memory), that takes the KV cache, weights or MoE experts that do not fit the device.
-        kv_window: keep only each sequence's last kv_window tokens on the device (needs kv_offload).
-        expert_hit_rate: fraction of touched experts found on the device (default: the share kept).
-        offload_overlap: prefetch offloaded bytes behind compute (False: fetch on demand).
         ideal: every efficiency 1 and no overheads (the pure roofline bound).
+        options: how the serving stack runs the plan (:class:`RunOptions`: overlap, MoE load,
+            speculation, paging, prefix cache, sparse attention, chunked prefill, offload tiers).
+        option_values: the same options by keyword, replacing those of ``options``; the
+            keywords are the names of :data:`OPTION_SPECS` (``comm_overlap_frac``,
+            ``overlap_microbatches``, ``redundant_experts``, ``moe_imbalance``, ``draft_tokens``,
+            ``acceptance_rate``, ``draft_model``, ``disaggregated``, ``allreduce_algorithm``,
+            ``kv_block_tokens``, ``prefix_hit_rate``, ``sparse_attention_frac``,
+            ``prefill_chunk``, ``kv_offload``, ``weight_offload``, ``expert_offload``,
+            ``kv_window``, ``expert_hit_rate``, ``offload_overlap``); see :func:`run_options`.
 
     Returns:
-        An :class:`Estimate`; ``Estimate.to_dict()`` gives the JSON keys of DESIGN.md.
+        An :class:`Estimate`; ``Estimate.to_dict()`` gives the JSON keys of docs/cli.md.
 
     Raises:
         SpecError: malformed arguments. UnknownEntryError: unknown ids.
         InfeasibleError: the plan cannot run (divisibility, memory).
     """
     m = load_model(model) if isinstance(model, str) else model
-    hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
-    if system is not None:
-        chosen = load_system(system) if isinstance(system, str) else system
-        if chosen.device.id != hw.device.id:
-            raise SpecError(
-                f"system={chosen.id} is built from hardware={chosen.device.id}, not {hw.device.id}; "
-                "give the system alone as --hardware"
-            )
-        hw = chosen.with_device(hw.device)
-    plan = Plan(tp=tp, pp=pp, ep=ep, dp=dp, cp=cp)
-    if devices is not None and devices != plan.num_devices:
-        raise SpecError(
-            f"devices={devices} must equal tp*pp*dp*cp={plan.num_devices} "
-            f"(tp={tp}, pp={pp}, dp={dp}, cp={cp})"
-        )
-    speculation = None
-    if draft_tokens:
-        draft = load_model(draft_model) if isinstance(draft_model, str) else draft_model
-        speculation = Speculation(
-            draft_tokens=draft_tokens, acceptance_rate=acceptance_rate, draft_model=draft
-        )
-    offload = Offload(
-        kv=attached_tier(kv_offload, "kv_offload", hw.device),
-        weights=attached_tier(weight_offload, "weight_offload", hw.device),
-        experts=attached_tier(expert_offload, "expert_offload", hw.device),
-        kv_window=kv_window,
-        expert_hit_rate=expert_hit_rate,
-        overlap=offload_overlap,
-    )
-    if offload.experts is not None and m.moe is None:
-        raise SpecError(f"expert_offload={offload.experts.label}: model={m.id} has no experts")
-    options = RunOptions(
-        comm_overlap_frac=comm_overlap_frac,
-        overlap_microbatches=overlap_microbatches,
-        redundant_experts=redundant_experts,
-        moe_imbalance=moe_imbalance,
-        speculation=speculation,
-        disaggregated=disaggregated,
-        allreduce_algorithm=allreduce_algorithm,
-        kv_block_tokens=kv_block_tokens,
-        prefix_hit_rate=prefix_hit_rate,
-        sparse_attention_frac=sparse_attention_frac,
-        prefill_chunk=prefill_chunk,
-        offload=offload,
-    )
+    hw = _system(hardware, system)
+    plan = _plan(devices, tp=tp, pp=pp, ep=ep, dp=dp, cp=cp)
+    run = run_options(hw, options=options, **option_values)
+    if run.offload.experts is not None and m.moe is None:
+        raise SpecError(f"expert_offload={run.offload.experts.label}: model={m.id} has no experts")
     precision = default_precision(weight_dtype, act_dtype, kv_dtype)
-    if concurrency is not None:
-        if batch is not None:
-            raise SpecError("give either batch= (static) or concurrency= (serving), not both")
-        if disaggregated:
-            raise SpecError(
-                "disaggregated=True with concurrency=: the serving estimate is co-located; "
-                "genmodel.plan(..., disaggregated=True) sizes separate prefill and decode pools"
-            )
-        return estimate_serving(
-            m,
-            hw,
-            plan,
-            precision,
-            concurrency=concurrency,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            ideal=ideal,
-            options=options,
+    tokens = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    if concurrency is None:
+        n = 1 if batch is None else batch
+        return estimate_static(m, hw, plan, precision, batch=n, ideal=ideal, options=run, **tokens)
+    if batch is not None:
+        raise SpecError("give either batch= (static) or concurrency= (serving), not both")
+    if run.disaggregated:
+        raise SpecError(
+            "disaggregated=True with concurrency=: the serving estimate is co-located; "
+            "genmodel.plan(..., disaggregated=True) sizes separate prefill and decode pools"
         )
-    return estimate_static(
-        m,
-        hw,
-        plan,
-        precision,
-        batch=1 if batch is None else batch,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        ideal=ideal,
-        options=options,
+    return estimate_serving(
+        m, hw, plan, precision, concurrency=concurrency, ideal=ideal, options=run, **tokens
     )
 
 
