@@ -7,7 +7,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -714,6 +714,7 @@ def plan(
     itl_max_slo_s: float | None = None,
     prefill_chunks: Sequence[int | None] | None = None,
     pareto_points: int = 50,
+    options: RunOptions | None = None,
 ) -> PlanReport:
     """Find the serving plan of ``devices`` devices with the highest goodput within the SLOs, or
     (given a request rate) the plan that serves that traffic within the SLOs on the fewest devices.
@@ -736,11 +737,14 @@ def plan(
             the prefill piece run before the next one). Chunked prefill bounds it, at the price of
             reading the weights once more per chunk, so with this target the chunk sizes
             ``prefill_chunks`` are searched too (default: one pass and
-            :data:`DEFAULT_PREFILL_CHUNKS` below ``input_tokens``; without it, one pass only).
+            :data:`DEFAULT_PREFILL_CHUNKS` below ``input_tokens``; without it, the ``prefill_chunk``
+            of ``options``: one pass unless it names one).
         ttft_slo_s, tpot_slo_s: targets in seconds (None: none); ``ttft_quantile`` makes the TTFT
             target a quantile (0.9, 0.99) of an M/D/1 queue instead of the mean.
         disaggregated: also size separate prefill and decode pools (DistServe) and compare.
         pareto_points: at most this many points of the frontier, spread along it.
+        options: how the stack runs every plan (:class:`RunOptions`), for the search and for the
+            re-estimate of ``best`` alike; the searched chunk size replaces its ``prefill_chunk``.
 
     Raises:
         SpecError, UnknownEntryError: bad arguments. InfeasibleError: no layout can run at all.
@@ -751,9 +755,15 @@ def plan(
     m = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
     slo = Slo(ttft_s=ttft_slo_s, tpot_s=tpot_slo_s, ttft_quantile=ttft_quantile, itl_max_s=itl_max_slo_s)
+    run = RunOptions() if options is None else options
+    if run.disaggregated:
+        raise SpecError(
+            "options.disaggregated=True: plan() searches co-located serving plans; "
+            "plan(..., disaggregated=True) sizes separate prefill and decode pools"
+        )
     if prefill_chunks is None:
         below = [c for c in DEFAULT_PREFILL_CHUNKS if c < input_tokens]
-        prefill_chunks = [None] if itl_max_slo_s is None else [None, *below]
+        prefill_chunks = [run.prefill_chunk] if itl_max_slo_s is None else [None, *below]
     result = search(
         m,
         hw,
@@ -765,6 +775,7 @@ def plan(
         disaggregated=disaggregated,
         request_rate_per_s=request_rate_per_s,
         prefill_chunks=prefill_chunks,
+        options=run,
     )
     c = result.candidates
     best: Estimate | None = None
@@ -794,7 +805,7 @@ def plan(
                 concurrency=clients,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
-                options=RunOptions(prefill_chunk=layout.prefill_chunk),
+                options=replace(run, prefill_chunk=layout.prefill_chunk),
             )
             if _meets(est, slo) and (best is None or key(est) < key(best)):
                 best = est

@@ -230,7 +230,7 @@ def test_options_object_and_keywords_give_the_same_estimate() -> None:
         options.speculation, acceptance_rate=0.9
     )
     assert genmodel.run_options(draft_tokens=1).speculation == genmodel.Speculation(draft_tokens=1)
-    with pytest.raises(SpecError, match="prefix_hit=0.5 is not a run option"):
+    with pytest.raises(SpecError, match=r"prefix_hit=0\.5 is not a run option"):
         genmodel.estimate("llama-3.1-8b", "h100-sxm", prefix_hit=0.5, **kw)  # type: ignore[arg-type]
     with pytest.raises(SpecError, match="'host' needs the device"):
         genmodel.run_options(kv_offload="host")
@@ -238,9 +238,7 @@ def test_options_object_and_keywords_give_the_same_estimate() -> None:
 
 def test_every_run_option_field_has_its_spec() -> None:
     leaves = {
-        (f.name,)
-        for f in dataclasses.fields(genmodel.RunOptions)
-        if f.name not in ("speculation", "offload")
+        (f.name,) for f in dataclasses.fields(genmodel.RunOptions) if f.name not in ("speculation", "offload")
     }
     leaves |= {("speculation", f.name) for f in dataclasses.fields(genmodel.Speculation)}
     leaves |= {("offload", f.name) for f in dataclasses.fields(genmodel.Offload)}
@@ -267,3 +265,32 @@ def test_sweep_takes_the_options_object() -> None:
     est = genmodel.estimate("llama-3.1-8b", "h100-sxm", options=options, **kw)
     assert rows["ttft_s"].iloc[0] == pytest.approx(est.ttft_s, rel=1e-12)
     assert est.ttft_s < genmodel.estimate("llama-3.1-8b", "h100-sxm", **kw).ttft_s
+
+
+def test_plan_passes_every_run_option_to_its_best_estimate() -> None:
+    # plan() used to re-estimate its best plan with only the chunk size, dropping the other options
+    options = genmodel.RunOptions(prefix_hit_rate=0.5, kv_block_tokens=1, overlap_microbatches=2)
+    workload = {"input_tokens": 2000, "output_tokens": 200}
+    rep = genmodel.plan(
+        "llama-3.1-8b", "h100-sxm", devices=2, ttft_slo_s=1.0, tpot_slo_s=0.05, options=options, **workload
+    )
+    b = rep.best
+    assert b is not None and b.options == options
+    again = genmodel.estimate(
+        "llama-3.1-8b",
+        "h100-sxm",
+        tp=b.plan.tp,
+        pp=b.plan.pp,
+        ep=b.plan.ep,
+        dp=b.plan.dp,
+        concurrency=b.batch,
+        options=options,
+        **workload,
+    )
+    assert again.to_dict() == b.to_dict()
+    plain = genmodel.plan("llama-3.1-8b", "h100-sxm", devices=2, ttft_slo_s=1.0, tpot_slo_s=0.05, **workload)
+    assert plain.best is not None and plain.best.ttft_s != pytest.approx(b.ttft_s, rel=0.05)
+    with pytest.raises(SpecError, match="disaggregated"):
+        genmodel.plan(
+            "llama-3.1-8b", "h100-sxm", devices=2, options=genmodel.RunOptions(disaggregated=True), **workload
+        )
