@@ -12,24 +12,12 @@ Quick start::
 """
 
 from genmodel._api import (
-    METRICS,
-    OPTION_COLUMNS,
-    CaseResult,
-    PlanReport,
-    ValidationReport,
     attached_tier,
-    compare,
     default_precision,
     estimate,
     max_concurrency,
     memory_report,
-    plan,
-    public_cases_path,
-    public_options_path,
-    read_case_options,
-    read_cases,
     run_options,
-    validate,
 )
 from genmodel._collectives import (
     ALGORITHMS,
@@ -93,6 +81,7 @@ from genmodel._phases import (
     mtp_model,
     step_cost,
 )
+from genmodel._planning import DEFAULT_PREFILL_CHUNKS, PlanReport, compare, plan
 from genmodel._requirements import (
     Requirements,
     ResourceRequirement,
@@ -103,6 +92,17 @@ from genmodel._requirements import (
 from genmodel._search import OBJECTIVES
 from genmodel._sweep import sweep
 from genmodel._units import DTYPE_BYTES
+from genmodel._validate import (
+    METRICS,
+    OPTION_COLUMNS,
+    CaseResult,
+    ValidationReport,
+    public_cases_path,
+    public_options_path,
+    read_case_options,
+    read_cases,
+    validate,
+)
 from genmodel._workload import Precision, Scenario
 from genmodel.io import (
     hf_config_to_yaml,
@@ -132,6 +132,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHMS",
+    "DEFAULT_PREFILL_CHUNKS",
     "DTYPE_BYTES",
     "KV_BLOCK_TOKENS",
     "METRICS",
