@@ -213,10 +213,12 @@ def max_concurrency(
     *,
     context_tokens: int,
     output_tokens: int = 1,
-    **options: Any,
+    options: RunOptions | None = None,
+    **estimate_args: Any,
 ) -> int:
     """Most sequences of ``context_tokens`` tokens (prompt + output) the deployment holds at once;
-    0 when not even one fits. ``options`` are :func:`estimate`'s (plan, dtypes, offload)."""
+    0 when not even one fits. ``options`` and ``estimate_args`` are :func:`estimate`'s (run
+    options; plan, dtypes and run options by keyword)."""
     if context_tokens <= output_tokens:
         raise SpecError(f"context_tokens={context_tokens} must exceed output_tokens={output_tokens}")
     try:
@@ -226,7 +228,8 @@ def max_concurrency(
             input_tokens=context_tokens - output_tokens,
             output_tokens=output_tokens,
             batch="max",
-            **options,
+            options=options,
+            **estimate_args,
         )
     except InfeasibleError:
         return 0
@@ -241,14 +244,16 @@ def memory_report(
     output_tokens: int,
     batch: int | str | None = "max",
     contexts: tuple[int, ...] = (),
-    **options: Any,
+    options: RunOptions | None = None,
+    **estimate_args: Any,
 ) -> dict[str, Any]:
     """Where every byte of a deployment lives, per memory tier, and how many users fit.
 
     Args:
         batch: sequences to place (default "max": the most that fit).
         contexts: context lengths (tokens per sequence) for the capacity -> concurrency curve.
-        options: :func:`estimate`'s plan, dtype, KV and offload options.
+        options: the run options (:class:`RunOptions`), as :func:`estimate` takes them.
+        estimate_args: :func:`estimate`'s plan, dtypes and run options by keyword.
 
     Returns:
         JSON-ready: ``batch``, ``kv_bytes_per_token_per_device``, ``kv_bytes_per_sequence``,
@@ -257,7 +262,13 @@ def memory_report(
         ``concurrency`` (per context: the max concurrent sequences).
     """
     est = estimate(
-        model, hardware, input_tokens=input_tokens, output_tokens=output_tokens, batch=batch, **options
+        model,
+        hardware,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        batch=batch,
+        options=options,
+        **estimate_args,
     )
     m = est.memory
     context = input_tokens + output_tokens
@@ -291,7 +302,12 @@ def memory_report(
             {
                 "context_tokens": c,
                 "max_concurrency": max_concurrency(
-                    model, hardware, context_tokens=c, output_tokens=min(output_tokens, c - 1), **options
+                    model,
+                    hardware,
+                    context_tokens=c,
+                    output_tokens=min(output_tokens, c - 1),
+                    options=options,
+                    **estimate_args,
                 ),
             }
             for c in contexts

@@ -213,8 +213,6 @@ def plan(
     Raises:
         SpecError, UnknownEntryError: bad arguments. InfeasibleError: no layout can run at all.
     """
-    import numpy as np
-
     check_objective(objective)
     m = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
@@ -241,6 +239,35 @@ def plan(
         prefill_chunks=prefill_chunks,
         options=run,
     )
+    best = _best(result, m, hw, run, slo, input_tokens, output_tokens, objective, request_rate_per_s)
+    return PlanReport(
+        model_id=m.id,
+        system_id=hw.id,
+        devices=devices,
+        slo=slo,
+        result=result,
+        best=best,
+        disaggregated=result.disaggregated,
+        pareto=_pareto(result, pareto_points),
+        request_rate_per_s=request_rate_per_s,
+        objective=objective,
+    )
+
+
+def _best(
+    result: SearchResult,
+    model: ModelSpec,
+    system: System,
+    options: RunOptions,
+    slo: Slo,
+    input_tokens: int,
+    output_tokens: int,
+    objective: str,
+    request_rate_per_s: float | None,
+) -> Estimate | None:
+    """The best few candidates, re-estimated alone at their integer concurrency with the same run
+    options: the best of the first that still meets the SLOs (rounding the clients can move it
+    across a target), or None."""
     c = result.candidates
     best: Estimate | None = None
 
@@ -253,8 +280,6 @@ def plan(
             return (est.tpot_s, devices, -goodput)
         return (devices, -goodput, est.tpot_s)
 
-    # the best few, re-estimated alone at their integer concurrency: the first that still meets
-    # the SLOs (rounding the clients can move it across a target)
     ranked: list[int] = list(result.ranking(objective)[:20]) if c.meets_slo.any() else []
     for i in ranked:
         if not c.meets_slo[i]:
@@ -262,24 +287,32 @@ def plan(
         layout = result.layouts[c.layout[i]]
         for clients in sorted({max(1, math.floor(c.concurrency[i])), max(1, round(c.concurrency[i]))}):
             est = estimate_serving(
-                m,
-                hw,
+                model,
+                system,
                 layout.plan,
                 layout.precision,
                 concurrency=clients,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
-                options=replace(run, prefill_chunk=layout.prefill_chunk),
+                options=replace(options, prefill_chunk=layout.prefill_chunk),
             )
             if _meets(est, slo) and (best is None or key(est) < key(best)):
                 best = est
         if best is not None:
             break
+    return best
+
+
+def _pareto(result: SearchResult, points: int) -> tuple[dict[str, Any], ...]:
+    """At most ``points`` points of the Pareto frontier, spread along it, as JSON rows."""
+    import numpy as np
+
+    c = result.candidates
     frontier = result.pareto_indices()
-    if len(frontier) > pareto_points:
-        keep = np.unique(np.linspace(0, len(frontier) - 1, pareto_points).round().astype(int))
+    if len(frontier) > points:
+        keep = np.unique(np.linspace(0, len(frontier) - 1, points).round().astype(int))
         frontier = [frontier[k] for k in keep]
-    pareto = tuple(
+    return tuple(
         {
             **_layout_dict(result.layouts[c.layout[i]]),
             "batch_per_replica": float(c.batch[i]),
@@ -292,18 +325,6 @@ def plan(
             "meets_slo": bool(c.meets_slo[i]),
         }
         for i in frontier
-    )
-    return PlanReport(
-        model_id=m.id,
-        system_id=hw.id,
-        devices=devices,
-        slo=slo,
-        result=result,
-        best=best,
-        disaggregated=result.disaggregated,
-        pareto=pareto,
-        request_rate_per_s=request_rate_per_s,
-        objective=objective,
     )
 
 
@@ -328,13 +349,15 @@ def compare(
     devices: int | Sequence[int],
     input_tokens: int,
     output_tokens: int,
-    **plan_options: Any,
+    options: RunOptions | None = None,
+    **plan_args: Any,
 ) -> list[dict[str, Any]]:
     """The best plan of the same workload on each hardware id, side by side.
 
-    ``devices`` is one budget for all, or one per hardware id. Each row: hardware, devices, the
-    best plan's fields and metrics (goodput, TTFT, TPOT, $/Mtok, J/token), or ``error`` when no
-    plan runs or meets the SLOs there.
+    ``devices`` is one budget for all, or one per hardware id. ``options`` (the run options) and
+    ``plan_args`` (SLOs, dtypes, objective, run options by keyword) are :func:`plan`'s. Each row:
+    hardware, devices, the best plan's fields and metrics (goodput, TTFT, TPOT, $/Mtok, J/token),
+    or ``error`` when no plan runs or meets the SLOs there.
     """
     budgets = [devices] * len(hardware) if isinstance(devices, int) else list(devices)
     if len(budgets) != len(hardware):
@@ -349,7 +372,8 @@ def compare(
                 devices=n,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
-                **plan_options,
+                options=options,
+                **plan_args,
             )
         except InfeasibleError as exc:
             rows.append({**row, "error": str(exc)})

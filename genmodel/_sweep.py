@@ -270,6 +270,20 @@ def _grid(
         plan_rows.append(tuple(getattr(checked, d) for d in PLAN_DEGREES))
 
     load_name, loads = _loads(batch, concurrency)
+    options = _checked_options(estimate_options)
+
+    points = [
+        _Point(m, h, s, p, load, i, o)
+        for m, h, s, p, load, i, o in itertools.product(
+            models, hardware, itertools.product(*factors), plan_rows, loads, input_tokens, output_tokens
+        )
+    ]
+    context = _Context(models=model_specs, hardware=systems, load_name=load_name, options=options)
+    return context, points
+
+
+def _checked_options(estimate_options: Mapping[str, Any]) -> dict[str, Any]:
+    """The fixed estimate() arguments of every point, their names and dtypes checked."""
     options = dict(estimate_options)
     keywords = [p.name for p in inspect.signature(estimate).parameters.values() if p.kind is p.KEYWORD_ONLY]
     known = {*keywords, *OPTION_NAMES} - _GRID_ARGS
@@ -280,15 +294,7 @@ def _grid(
     default_precision(
         options.get("weight_dtype", "bf16"), options.get("act_dtype"), options.get("kv_dtype")
     )  # a bad dtype would fail every point
-
-    points = [
-        _Point(m, h, s, p, load, i, o)
-        for m, h, s, p, load, i, o in itertools.product(
-            models, hardware, itertools.product(*factors), plan_rows, loads, input_tokens, output_tokens
-        )
-    ]
-    context = _Context(models=model_specs, hardware=systems, load_name=load_name, options=options)
-    return context, points
+    return options
 
 
 def _non_empty(name: str, axis: Sequence[Any]) -> None:
