@@ -9,6 +9,11 @@ Quick start::
     est = genmodel.estimate("llama-3.1-70b", "h100-sxm", tp=2, batch="max",
                             input_tokens=1000, output_tokens=1000, weight_dtype="fp8")
     est.tpot_s, est.to_dict()["memory"]
+
+Run options (overlap, speculation, paging, prefix cache, offload, ...) are one :class:`RunOptions`
+that ``estimate``, ``plan``, ``compare``, ``memory_report`` and ``sweep`` take as ``options=``;
+``estimate`` also takes them by keyword (``prefix_hit_rate=0.5``), as the CLI flags and the
+validation CSV columns name them (:data:`OPTION_SPECS`).
 """
 
 from genmodel._api import (
