@@ -16,6 +16,7 @@ import dataclasses
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from genmodel._collectives import ALGORITHMS
@@ -295,13 +296,13 @@ def _specs(cls: type, path: tuple[str, ...] = ()) -> list[OptionSpec]:
 #: Every run option in field order: the CLI flags, CSV columns and ``estimate`` keywords.
 OPTION_SPECS: tuple[OptionSpec, ...] = tuple(_specs(RunOptions))
 #: The options by keyword.
-OPTION_NAMES: Mapping[str, OptionSpec] = {s.name: s for s in OPTION_SPECS}
+OPTION_NAMES: Mapping[str, OptionSpec] = MappingProxyType({s.name: s for s in OPTION_SPECS})
 #: The parts of the options by field name (each a dataclass of options).
-_PARTS: Mapping[str, type] = {
-    f.name: f.metadata["part"] for f in dataclasses.fields(RunOptions) if "part" in f.metadata
-}
+_PARTS: Mapping[str, type] = MappingProxyType(
+    {f.name: f.metadata["part"] for f in dataclasses.fields(RunOptions) if "part" in f.metadata}
+)
 #: The switch of each optional part by part name: the option whose off value means no part.
-_SWITCHES: Mapping[str, OptionSpec] = {s.path[0]: s for s in OPTION_SPECS if s.switch}
+_SWITCHES: Mapping[str, OptionSpec] = MappingProxyType({s.path[0]: s for s in OPTION_SPECS if s.switch})
 
 
 def with_values(
@@ -332,10 +333,11 @@ def with_values(
     for part_name, leaves in by_part.items():
         current = getattr(options, part_name)
         switch = _SWITCHES.get(part_name)
-        if (
-            switch is not None
-            and values.get(switch.name, None if current else switch.default) == switch.default
-        ):
+        # off: its switch given at the off value, or not given while the part is off
+        off = switch is not None and (
+            values[switch.name] == switch.default if switch.name in values else current is None
+        )
+        if off:
             changes[part_name] = None
         elif current is None:
             changes[part_name] = _PARTS[part_name](**leaves)
