@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +24,7 @@ from genmodel.report import flatten, format_bytes, format_seconds, to_csv, to_js
 from ._options import (
     EXIT_BAD_INPUT,
     EXIT_NO_PLAN,
+    NO_RUN_OPTIONS,
     ActDtypeOpt,
     BatchOpt,
     ConcurrencyOpt,
@@ -51,6 +52,7 @@ from ._options import (
     out,
     parse_batch,
     progress_bar,
+    with_run_options,
 )
 
 _TOP_EPILOG = (
@@ -119,41 +121,6 @@ def _root(
     pass
 
 
-KvBlockOpt = Annotated[
-    int, typer.Option("--kv-block", help="Tokens per paged KV block (vLLM: 16; 1 = no block waste).")
-]
-PrefixHitOpt = Annotated[
-    float, typer.Option("--prefix-hit", help="Fraction of each prompt found in the prefix cache [0, 1).")
-]
-SparseOpt = Annotated[
-    float,
-    typer.Option("--sparse-attention", help="Fraction of the cached KV a decode step reads (top-k/Quest)."),
-]
-ChunkOpt = Annotated[
-    int | None, typer.Option("--prefill-chunk", help="Chunked prefill: tokens per chunk (default: one pass).")
-]
-_TIER_HELP = (
-    "Memory tier id (genmodel hw list), ID:N for N per node, or 'host', that takes the {} that do not fit."
-)
-KvOffloadOpt = Annotated[str | None, typer.Option("--kv-offload", help=_TIER_HELP.format("KV cache bytes"))]
-WeightOffloadOpt = Annotated[str | None, typer.Option("--weight-offload", help=_TIER_HELP.format("weights"))]
-ExpertOffloadOpt = Annotated[
-    str | None, typer.Option("--expert-offload", help=_TIER_HELP.format("MoE experts"))
-]
-KvWindowOpt = Annotated[
-    int | None,
-    typer.Option("--kv-window", help="Keep only each sequence's last N tokens of KV on the device."),
-]
-ExpertHitOpt = Annotated[
-    float | None,
-    typer.Option("--expert-hit-rate", help="Touched experts found on the device (default: share kept)."),
-]
-OffloadOverlapOpt = Annotated[
-    bool,
-    typer.Option("--offload-overlap/--no-offload-overlap", help="Prefetch offloaded bytes behind compute."),
-]
-
-
 @app.command(
     epilog=examples(
         "# Llama-3.1-70B on two H100s in fp8: the largest batch that fits memory",
@@ -171,6 +138,7 @@ OffloadOverlapOpt = Annotated[
     )
 )
 @friendly
+@with_run_options()
 def estimate(
     model: ModelOpt,
     hardware: HardwareOpt,
@@ -190,38 +158,7 @@ def estimate(
     weight_dtype: WeightDtypeOpt = "bf16",
     act_dtype: ActDtypeOpt = None,
     kv_dtype: KvDtypeOpt = None,
-    overlap: Annotated[
-        float | None,
-        typer.Option(help="Fraction of communication hidden behind compute (default: system's)."),
-    ] = None,
-    microbatches: Annotated[
-        int, typer.Option(help="Overlapping microbatches per pass (2 = two-batch overlap).")
-    ] = 1,
-    redundant_experts: Annotated[int, typer.Option(help="Extra expert replicas (EPLB).")] = 0,
-    moe_imbalance: Annotated[
-        float | None, typer.Option(help="Busiest/mean expert load (default: uniform-routing estimate).")
-    ] = None,
-    draft_tokens: Annotated[int, typer.Option(help="Speculative tokens per step (0 = off; MTP).")] = 0,
-    acceptance: Annotated[
-        float, typer.Option(help="Acceptance rate per drafted token (0.7: CloudMatrix-Infer with MTP).")
-    ] = 0.7,
-    draft_model: Annotated[
-        str | None, typer.Option(help="Draft model id (default: the model's MTP block).")
-    ] = None,
-    disaggregated: Annotated[
-        bool, typer.Option(help="Prefill and decode on separate devices (adds the KV transfer).")
-    ] = False,
-    allreduce: Annotated[str, typer.Option(help="All-reduce algorithm: ring|tree|direct|auto.")] = "ring",
-    kv_block: KvBlockOpt = genmodel.KV_BLOCK_TOKENS,
-    prefix_hit: PrefixHitOpt = 0.0,
-    sparse_attention: SparseOpt = 1.0,
-    prefill_chunk: ChunkOpt = None,
-    kv_offload: KvOffloadOpt = None,
-    weight_offload: WeightOffloadOpt = None,
-    expert_offload: ExpertOffloadOpt = None,
-    kv_window: KvWindowOpt = None,
-    expert_hit_rate: ExpertHitOpt = None,
-    offload_overlap: OffloadOverlapOpt = True,
+    run_options: Mapping[str, Any] = NO_RUN_OPTIONS,
     ideal: Annotated[bool, typer.Option(help="Pure roofline: every efficiency 1.")] = False,
     ops: Annotated[bool, typer.Option(help="Also show the per-operator breakdown (table).")] = False,
     format: FormatOpt = Format.table,
@@ -249,26 +186,8 @@ def estimate(
         weight_dtype=weight_dtype,
         act_dtype=act_dtype,
         kv_dtype=kv_dtype,
-        comm_overlap_frac=overlap,
-        overlap_microbatches=microbatches,
-        redundant_experts=redundant_experts,
-        moe_imbalance=moe_imbalance,
-        draft_tokens=draft_tokens,
-        acceptance_rate=acceptance,
-        draft_model=draft_model,
-        disaggregated=disaggregated,
-        allreduce_algorithm=allreduce,
         ideal=ideal,
-        kv_block_tokens=kv_block,
-        prefix_hit_rate=prefix_hit,
-        sparse_attention_frac=sparse_attention,
-        prefill_chunk=prefill_chunk,
-        kv_offload=kv_offload,
-        weight_offload=weight_offload,
-        expert_offload=expert_offload,
-        kv_window=kv_window,
-        expert_hit_rate=expert_hit_rate,
-        offload_overlap=offload_overlap,
+        **run_options,
     )
     if format is Format.json:
         emit(to_json(est.to_dict()), output)
@@ -310,6 +229,9 @@ def _contexts(value: str | None) -> tuple[int, ...]:
     )
 )
 @friendly
+@with_run_options(
+    "kv_block_tokens", "prefix_hit_rate", "kv_offload", "weight_offload", "expert_offload", "kv_window"
+)
 def memory(
     model: ModelOpt,
     hardware: HardwareOpt,
@@ -328,12 +250,7 @@ def memory(
     weight_dtype: WeightDtypeOpt = "bf16",
     act_dtype: ActDtypeOpt = None,
     kv_dtype: KvDtypeOpt = None,
-    kv_block: KvBlockOpt = genmodel.KV_BLOCK_TOKENS,
-    prefix_hit: PrefixHitOpt = 0.0,
-    kv_offload: KvOffloadOpt = None,
-    weight_offload: WeightOffloadOpt = None,
-    expert_offload: ExpertOffloadOpt = None,
-    kv_window: KvWindowOpt = None,
+    run_options: Mapping[str, Any] = NO_RUN_OPTIONS,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -353,12 +270,7 @@ def memory(
         weight_dtype=weight_dtype,
         act_dtype=act_dtype,
         kv_dtype=kv_dtype,
-        kv_block_tokens=kv_block,
-        prefix_hit_rate=prefix_hit,
-        kv_offload=kv_offload,
-        weight_offload=weight_offload,
-        expert_offload=expert_offload,
-        kv_window=kv_window,
+        **run_options,
     )
     if format is Format.json:
         emit(to_json(r), output)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -112,6 +114,52 @@ def parse_batch(value: str | None) -> int | str | None:
         return int(value)
     except ValueError:
         raise genmodel.SpecError(f"batch={value!r} must be an integer >= 1 or 'max'") from None
+
+
+#: the default of a command's ``run_options`` parameter (filled by :func:`with_run_options`)
+NO_RUN_OPTIONS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _run_option(spec: genmodel.OptionSpec) -> inspect.Parameter:
+    """One run option as a typer parameter: its flag, help, type and default from its spec."""
+    kind: Any = spec.type if spec.default is not None else spec.type | None
+    option = typer.Option(spec.flags, help=spec.help)
+    return inspect.Parameter(
+        spec.name,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        default=spec.default,
+        annotation=Annotated[kind, option],
+    )
+
+
+def with_run_options(*names: str) -> Callable[[F], F]:
+    """Give a command the CLI flags of the run options (:data:`genmodel.OPTION_SPECS`), all or ``names``.
+
+    The command declares ``run_options: Mapping[str, Any] = NO_RUN_OPTIONS`` where the flags go in
+    its ``--help``, and receives there the values given, by the keyword of :func:`genmodel.estimate`
+    (pass them on as ``**run_options``). The flags, defaults and help come from the options' fields,
+    so a new run option needs no change here.
+    """
+    specs = [s for s in genmodel.OPTION_SPECS if not names or s.name in names]
+    unknown = set(names) - {s.name for s in specs}
+    assert not unknown, f"not run options: {sorted(unknown)}"
+
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn, eval_str=True)
+        params: list[inspect.Parameter] = []
+        for p in signature.parameters.values():
+            params += [_run_option(s) for s in specs] if p.name == "run_options" else [p]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {s.name: kwargs.pop(s.name) for s in specs if s.name in kwargs}
+            return fn(*args, run_options=values, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def examples(*lines: str) -> str:

@@ -9,26 +9,20 @@ Quick start::
     est = genmodel.estimate("llama-3.1-70b", "h100-sxm", tp=2, batch="max",
                             input_tokens=1000, output_tokens=1000, weight_dtype="fp8")
     est.tpot_s, est.to_dict()["memory"]
+
+Run options (overlap, speculation, paging, prefix cache, offload, ...) are one :class:`RunOptions`
+that ``estimate``, ``plan``, ``compare``, ``memory_report`` and ``sweep`` take as ``options=``;
+``estimate`` also takes them by keyword (``prefix_hit_rate=0.5``), as the CLI flags and the
+validation CSV columns name them (:data:`OPTION_SPECS`).
 """
 
 from genmodel._api import (
-    METRICS,
-    OPTION_COLUMNS,
-    CaseResult,
-    PlanReport,
-    ValidationReport,
     attached_tier,
-    compare,
     default_precision,
     estimate,
     max_concurrency,
     memory_report,
-    plan,
-    public_cases_path,
-    public_options_path,
-    read_case_options,
-    read_cases,
-    validate,
+    run_options,
 )
 from genmodel._collectives import (
     ALGORITHMS,
@@ -51,10 +45,8 @@ from genmodel._hardware import (
     System,
 )
 from genmodel._memory import (
-    KV_BLOCK_TOKENS,
     MemoryExtras,
     MemoryUse,
-    Offload,
     Spill,
     TierUse,
     expert_bytes_per_device,
@@ -75,18 +67,26 @@ from genmodel._ops import (
     forward_ops,
     roofline,
 )
+from genmodel._options import (
+    KV_BLOCK_TOKENS,
+    NO_OFFLOAD,
+    OPTION_SPECS,
+    Offload,
+    OptionSpec,
+    RunOptions,
+    Speculation,
+)
 from genmodel._parallel import Plan, ep_dispatch_bytes, moe_layout, plan_violations
 from genmodel._phases import (
     Estimate,
     PhaseCost,
-    RunOptions,
-    Speculation,
     as_system,
     estimate_static,
     kv_transfer_time,
     mtp_model,
     step_cost,
 )
+from genmodel._planning import DEFAULT_PREFILL_CHUNKS, PlanReport, compare, plan
 from genmodel._requirements import (
     Requirements,
     ResourceRequirement,
@@ -97,6 +97,17 @@ from genmodel._requirements import (
 from genmodel._search import OBJECTIVES
 from genmodel._sweep import sweep
 from genmodel._units import DTYPE_BYTES
+from genmodel._validate import (
+    METRICS,
+    OPTION_COLUMNS,
+    CaseResult,
+    ValidationReport,
+    public_cases_path,
+    public_options_path,
+    read_case_options,
+    read_cases,
+    validate,
+)
 from genmodel._workload import Precision, Scenario
 from genmodel.io import (
     hf_config_to_yaml,
@@ -126,11 +137,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHMS",
+    "DEFAULT_PREFILL_CHUNKS",
     "DTYPE_BYTES",
     "KV_BLOCK_TOKENS",
     "METRICS",
+    "NO_OFFLOAD",
     "OBJECTIVES",
     "OPTION_COLUMNS",
+    "OPTION_SPECS",
     "SCALE_FACTORS",
     "AttachedTier",
     "CaseResult",
@@ -152,6 +166,7 @@ __all__ = [
     "Offload",
     "Op",
     "OpTime",
+    "OptionSpec",
     "PhaseCost",
     "Plan",
     "PlanReport",
@@ -221,6 +236,7 @@ __all__ = [
     "requirements",
     "resource_symbols",
     "roofline",
+    "run_options",
     "step_cost",
     "sweep",
     "symbolic_step_time",

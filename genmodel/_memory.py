@@ -33,9 +33,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from genmodel._errors import InfeasibleError, SpecError, require_ints
+from genmodel._errors import InfeasibleError, require_ints
 from genmodel._hardware import AttachedTier, Device
 from genmodel._model import ModelSpec, attention_params_per_device
+from genmodel._options import KV_BLOCK_TOKENS, NO_OFFLOAD, Offload
 from genmodel._parallel import Plan
 from genmodel._units import GB, Num, maximum, minimum
 from genmodel._workload import Precision
@@ -131,61 +132,8 @@ def activation_bytes_per_device(
     return chunk * per_token + logits
 
 
-#: vLLM's default KV-cache block (``--block-size`` 16 tokens; vllm/config CacheConfig).
-KV_BLOCK_TOKENS = 16
-
 #: the kinds of bytes an offload moves, in the order they move
 _SPILL_ORDER = ("kv", "experts", "weights")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Offload:
-    """Where what does not fit the device goes, and how its transfers run.
-
-    Attributes:
-        kv: tier for KV cache that does not fit (FlexGen, Sheng et al. 2023; vLLM CPU swap space).
-        weights: tier for weights that do not fit, streamed layer by layer each step
-            (DeepSpeed-Inference ZeRO-Inference, Aminabadi et al. 2022; TPI-LLM).
-        experts: tier for MoE experts that do not fit; the device keeps the rest as a cache
-            (EdgeMoE, HOBBIT, HybriMoE). Without it, experts go to ``weights``' tier.
-        kv_window: keep only each sequence's last ``kv_window`` tokens on the device; older KV
-            lives in the ``kv`` tier even when it would fit.
-        expert_hit_rate: fraction of touched experts found on the device; None = the fraction
-            of experts kept there (uniform routing).
-        overlap: transfers are prefetched layer by layer behind compute (only the excess is
-            exposed); False = each transfer waits in line (on-demand fetch).
-    """
-
-    kv: AttachedTier | None = None
-    weights: AttachedTier | None = None
-    experts: AttachedTier | None = None
-    kv_window: int | None = None
-    expert_hit_rate: float | None = None
-    overlap: bool = True
-
-    def __post_init__(self) -> None:
-        w = self.kv_window
-        if w is not None:
-            require_ints(kv_window=w)
-            if self.kv is None:
-                raise SpecError(f"kv_window={w} needs a KV offload tier (kv_offload)")
-        h = self.expert_hit_rate
-        if h is not None and not 0 <= h <= 1:
-            raise SpecError(f"expert_hit_rate={h!r} must be in [0, 1]")
-
-    def tier_for(self, kind: str) -> AttachedTier | None:
-        """The tier that takes ``kind`` ('kv', 'experts' or 'weights'), or None."""
-        if kind == "experts":
-            return self.experts or self.weights
-        return self.kv if kind == "kv" else self.weights
-
-    @property
-    def any(self) -> bool:
-        """Whether any tier is named."""
-        return any(t is not None for t in (self.kv, self.weights, self.experts))
-
-
-NO_OFFLOAD = Offload()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

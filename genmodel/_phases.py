@@ -48,7 +48,6 @@ from types import MappingProxyType
 from typing import Any
 
 from genmodel._collectives import (
-    ALGORITHMS,
     allgather_time,
     allreduce_time,
     alltoall_time,
@@ -58,101 +57,19 @@ from genmodel._collectives import (
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._memory import (
-    KV_BLOCK_TOKENS,
-    NO_OFFLOAD,
     MemoryExtras,
     MemoryUse,
-    Offload,
     kv_bytes_per_sequence,
     max_batch,
     memory_use,
     require_one_sequence,
 )
 from genmodel._model import ModelSpec
-from genmodel._ops import MoeLayout, OpTime, StepCache, check_expert_options, step_operators
+from genmodel._ops import MoeLayout, OpTime, StepCache, step_operators
+from genmodel._options import Offload, RunOptions, Speculation
 from genmodel._parallel import Plan, check_plan, ep_dispatch_bytes, moe_layout
 from genmodel._units import HOUR, Num, floor, maximum, minimum, where
 from genmodel._workload import Precision
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Speculation:
-    """Speculative decoding: k drafted tokens per step, each accepted with probability a.
-
-    ``draft_model`` None means the target's own multi-token-prediction block (DeepSeek MTP).
-    """
-
-    draft_tokens: int = 1
-    acceptance_rate: float = 0.7
-    draft_model: ModelSpec | None = None
-
-    def __post_init__(self) -> None:
-        require_ints(draft_tokens=self.draft_tokens)
-        if not 0 <= self.acceptance_rate <= 1:
-            raise SpecError(f"acceptance_rate={self.acceptance_rate!r} must be in [0, 1]")
-
-    @property
-    def tokens_per_step(self) -> float:
-        """Expected tokens a verify step yields: (1 - a^(k+1)) / (1 - a) (Leviathan et al. 2023, Eq. 1)."""
-        a, k = self.acceptance_rate, self.draft_tokens
-        return float(k + 1) if a == 1 else (1 - a ** (k + 1)) / (1 - a)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunOptions:
-    """How the serving stack runs a plan, beyond its parallel degrees.
-
-    Attributes:
-        comm_overlap_frac: fraction of communication hidden behind compute; None = the system's.
-        redundant_experts: extra expert replicas (EPLB) spread over the expert-parallel devices.
-        moe_imbalance: busiest expert group's load over the mean; None = uniform-routing estimate.
-        speculation: speculative decoding / MTP, or None.
-        disaggregated: prefill and decode run on separate devices; the KV cache moves between them.
-        allreduce_algorithm: ring, tree, direct or auto (the fastest) for all-reduces.
-        overlap_microbatches: split each pass into this many microbatches whose collectives
-            overlap the others' compute (SGLang two-batch overlap, CloudMatrix-Infer: 2); each
-            microbatch reads the weights again. 1 = no split (``comm_overlap_frac`` applies).
-        kv_block_tokens: tokens per paged KV-cache block (block waste); 1 = no paging.
-        prefix_hit_rate: fraction of each prompt found in the prefix cache: its prefill is skipped
-            and its KV is stored once per replica.
-        sparse_attention_frac: fraction of the cached KV a decode step reads (top-k attention).
-        prefill_chunk: prefill in chunks of this many tokens per sequence (None: one pass).
-        offload: tiers for what does not fit the device (KV, weights, experts).
-    """
-
-    comm_overlap_frac: float | None = None
-    redundant_experts: int = 0
-    moe_imbalance: float | None = None
-    speculation: Speculation | None = None
-    disaggregated: bool = False
-    allreduce_algorithm: str = "ring"
-    overlap_microbatches: int = 1
-    kv_block_tokens: int = KV_BLOCK_TOKENS
-    prefix_hit_rate: float = 0.0
-    sparse_attention_frac: float = 1.0
-    prefill_chunk: int | None = None
-    offload: Offload = NO_OFFLOAD
-
-    def __post_init__(self) -> None:
-        require_ints(overlap_microbatches=self.overlap_microbatches, kv_block_tokens=self.kv_block_tokens)
-        if self.prefill_chunk is not None:
-            require_ints(prefill_chunk=self.prefill_chunk)
-        if not 0 <= self.prefix_hit_rate < 1:
-            raise SpecError(f"prefix_hit_rate={self.prefix_hit_rate!r} must be in [0, 1)")
-        if not 0 < self.sparse_attention_frac <= 1:
-            raise SpecError(f"sparse_attention_frac={self.sparse_attention_frac!r} must be in (0, 1]")
-        f = self.comm_overlap_frac
-        if f is not None and not 0 <= f <= 1:
-            raise SpecError(f"comm_overlap_frac={f!r} must be in [0, 1]")
-        check_expert_options(self.redundant_experts, self.moe_imbalance)
-        if self.allreduce_algorithm not in ALGORITHMS:
-            raise SpecError(
-                f"allreduce_algorithm={self.allreduce_algorithm!r} must be one of {', '.join(ALGORITHMS)}"
-            )
-
-    def overlap_frac(self, system: System) -> float:
-        """The communication overlap fraction in force: this run's, else the system's default."""
-        return system.comm_overlap_frac if self.comm_overlap_frac is None else self.comm_overlap_frac
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -44,11 +44,11 @@ from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import SCALE_FACTORS, Device, System
 from genmodel._memory import MemoryUse
 from genmodel._model import ModelSpec
+from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import (
     Estimate,
     PhaseCost,
-    RunOptions,
     as_system,
     decode_pass,
     exposed_transfer_s,

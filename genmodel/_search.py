@@ -41,9 +41,9 @@ from genmodel._hardware import System
 from genmodel._memory import max_batch
 from genmodel._model import ModelSpec
 from genmodel._ops import StepCache
+from genmodel._options import RunOptions
 from genmodel._parallel import Plan, plan_violations
 from genmodel._phases import (
-    RunOptions,
     decode_pass,
     exposed_transfer_s,
     kv_transfer_time,

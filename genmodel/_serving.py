@@ -24,10 +24,10 @@ from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._memory import max_batch, memory_use
 from genmodel._model import ModelSpec
+from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import (
     Estimate,
-    RunOptions,
     ServingState,
     StepTerms,
     decode_pass,

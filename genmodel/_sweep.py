@@ -26,6 +26,7 @@ from genmodel._api import default_precision, estimate
 from genmodel._errors import GenModelError, SpecError, require_ints
 from genmodel._hardware import SCALE_FACTORS, System
 from genmodel._model import ModelSpec
+from genmodel._options import OPTION_NAMES, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate
 from genmodel.io import load_hardware, load_model
@@ -83,6 +84,7 @@ def sweep(
     concurrency: Sequence[int] | None = None,
     scale: Mapping[str, Sequence[float]] | None = None,
     estimate_options: Mapping[str, Any] | None = None,
+    options: RunOptions | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
@@ -100,7 +102,10 @@ def sweep(
         scale: factors per hardware figure, keyed by a name of :data:`SCALE_FACTORS`
             (``{"memory_bandwidth": [1, 1.5, 2]}``); figures not named keep factor 1.
         estimate_options: further keyword arguments of :func:`genmodel.estimate`, the same for
-            every point (``weight_dtype``, ``kv_dtype``, ``ideal``, ...).
+            every point (``weight_dtype``, ``kv_dtype``, ``ideal``, or run options by keyword
+            such as ``prefix_hit_rate``).
+        options: the run options of every point (:class:`RunOptions`); keywords in
+            ``estimate_options`` replace its fields.
         scheduler: None: in-process up to :data:`IN_PROCESS_MAX_POINTS` points (unless ``workers``
             is given), else a local Dask cluster; ``"in-process"``: always in this process;
             ``"local"``: always a local Dask cluster; ``"tcp://host:port"`` (any Dask address):
@@ -134,7 +139,10 @@ def sweep(
         batch=batch,
         concurrency=concurrency,
         scale={} if scale is None else scale,
-        estimate_options={} if estimate_options is None else estimate_options,
+        estimate_options={
+            **({} if estimate_options is None else estimate_options),
+            **({} if options is None else {"options": options}),
+        },
     )
     _check_scheduler(scheduler, workers)
     in_process = scheduler == "in-process" or (
@@ -262,15 +270,7 @@ def _grid(
         plan_rows.append(tuple(getattr(checked, d) for d in PLAN_DEGREES))
 
     load_name, loads = _loads(batch, concurrency)
-    options = dict(estimate_options)
-    known = set(inspect.signature(estimate).parameters) - _GRID_ARGS
-    for key in options:
-        if key not in known:
-            where = "is set by the grid" if key in _GRID_ARGS else "is not an option of estimate"
-            raise SpecError(f"estimate_options: {key!r} {where}; expected one of {', '.join(sorted(known))}")
-    default_precision(
-        options.get("weight_dtype", "bf16"), options.get("act_dtype"), options.get("kv_dtype")
-    )  # a bad dtype would fail every point
+    options = _checked_options(estimate_options)
 
     points = [
         _Point(m, h, s, p, load, i, o)
@@ -280,6 +280,21 @@ def _grid(
     ]
     context = _Context(models=model_specs, hardware=systems, load_name=load_name, options=options)
     return context, points
+
+
+def _checked_options(estimate_options: Mapping[str, Any]) -> dict[str, Any]:
+    """The fixed estimate() arguments of every point, their names and dtypes checked."""
+    options = dict(estimate_options)
+    keywords = [p.name for p in inspect.signature(estimate).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    known = {*keywords, *OPTION_NAMES} - _GRID_ARGS
+    for key in options:
+        if key not in known:
+            where = "is set by the grid" if key in _GRID_ARGS else "is not an option of estimate"
+            raise SpecError(f"estimate_options: {key!r} {where}; expected one of {', '.join(sorted(known))}")
+    default_precision(
+        options.get("weight_dtype", "bf16"), options.get("act_dtype"), options.get("kv_dtype")
+    )  # a bad dtype would fail every point
+    return options
 
 
 def _non_empty(name: str, axis: Sequence[Any]) -> None:

@@ -11,6 +11,7 @@ only guards against regressions.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import statistics
 import time
 from pathlib import Path
@@ -194,3 +195,102 @@ def test_case_options_apply_only_where_given(tmp_path: Path) -> None:
     bad.write_text("id,warp_drive\nP16,1\n")
     with pytest.raises(genmodel.SpecError, match="unknown columns warp_drive"):
         genmodel.validate(plain, options_path=bad)
+
+
+def test_options_object_and_keywords_give_the_same_estimate() -> None:
+    kw = {"tp": 2, "batch": 8, "input_tokens": 4000, "output_tokens": 200}
+    tier = genmodel.attached_tier("host", device=genmodel.load_device("h100-sxm"))
+    options = genmodel.RunOptions(
+        prefix_hit_rate=0.25,
+        overlap_microbatches=2,
+        speculation=genmodel.Speculation(
+            draft_tokens=2, acceptance_rate=0.6, draft_model=genmodel.load_model("llama-3.2-1b")
+        ),
+        offload=genmodel.Offload(kv=tier, kv_window=1024),
+    )
+    by_object = genmodel.estimate("llama-3.1-70b", "h100-sxm", options=options, **kw)  # type: ignore[arg-type]
+    by_keywords = genmodel.estimate(
+        "llama-3.1-70b",
+        "h100-sxm",
+        prefix_hit_rate=0.25,
+        overlap_microbatches=2,
+        draft_tokens=2,
+        acceptance_rate=0.6,
+        draft_model="llama-3.2-1b",
+        kv_offload="host",
+        kv_window=1024,
+        **kw,  # type: ignore[arg-type]
+    )
+    assert by_object.options == options == by_keywords.options
+    assert by_object.to_dict() == by_keywords.to_dict()
+    # keywords replace the object's fields; draft_tokens=0 turns speculation off
+    mixed = genmodel.run_options("h100-sxm", options=options, prefix_hit_rate=0.5, draft_tokens=0)
+    assert mixed.prefix_hit_rate == 0.5 and mixed.speculation is None and mixed.offload == options.offload
+    assert genmodel.run_options(options=options, acceptance_rate=0.9).speculation == dataclasses.replace(
+        options.speculation, acceptance_rate=0.9
+    )
+    assert genmodel.run_options(draft_tokens=1).speculation == genmodel.Speculation(draft_tokens=1)
+    with pytest.raises(SpecError, match=r"prefix_hit=0\.5 is not a run option"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", prefix_hit=0.5, **kw)  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match="'host' needs the device"):
+        genmodel.run_options(kv_offload="host")
+
+
+def test_every_run_option_field_has_its_spec() -> None:
+    leaves = {
+        (f.name,) for f in dataclasses.fields(genmodel.RunOptions) if f.name not in ("speculation", "offload")
+    }
+    leaves |= {("speculation", f.name) for f in dataclasses.fields(genmodel.Speculation)}
+    leaves |= {("offload", f.name) for f in dataclasses.fields(genmodel.Offload)}
+    specs = genmodel.OPTION_SPECS
+    assert {s.path for s in specs} == leaves
+    assert len({s.name for s in specs}) == len({s.flag for s in specs}) == len(specs)
+    # the edge defaults are the fields' defaults (speculation: off, its switch at 0 draft tokens)
+    assert genmodel.run_options(**{s.name: s.default for s in specs}) == genmodel.RunOptions()
+    for s in specs:
+        assert s.help.endswith((".", ")")) and s.flag.startswith("--")
+
+
+def test_sweep_takes_the_options_object() -> None:
+    options = genmodel.RunOptions(prefix_hit_rate=0.5)
+    kw = {"input_tokens": 2000, "output_tokens": 100}
+    rows = genmodel.sweep(
+        models=["llama-3.1-8b"],
+        hardware=["h100-sxm"],
+        input_tokens=[2000],
+        output_tokens=[100],
+        options=options,
+        scheduler="in-process",
+    )
+    est = genmodel.estimate("llama-3.1-8b", "h100-sxm", options=options, **kw)
+    assert rows["ttft_s"].iloc[0] == pytest.approx(est.ttft_s, rel=1e-12)
+    assert est.ttft_s < genmodel.estimate("llama-3.1-8b", "h100-sxm", **kw).ttft_s
+
+
+def test_plan_passes_every_run_option_to_its_best_estimate() -> None:
+    # plan() used to re-estimate its best plan with only the chunk size, dropping the other options
+    options = genmodel.RunOptions(prefix_hit_rate=0.5, kv_block_tokens=1, overlap_microbatches=2)
+    workload = {"input_tokens": 2000, "output_tokens": 200}
+    rep = genmodel.plan(
+        "llama-3.1-8b", "h100-sxm", devices=2, ttft_slo_s=1.0, tpot_slo_s=0.05, options=options, **workload
+    )
+    b = rep.best
+    assert b is not None and b.options == options
+    again = genmodel.estimate(
+        "llama-3.1-8b",
+        "h100-sxm",
+        tp=b.plan.tp,
+        pp=b.plan.pp,
+        ep=b.plan.ep,
+        dp=b.plan.dp,
+        concurrency=b.batch,
+        options=options,
+        **workload,
+    )
+    assert again.to_dict() == b.to_dict()
+    plain = genmodel.plan("llama-3.1-8b", "h100-sxm", devices=2, ttft_slo_s=1.0, tpot_slo_s=0.05, **workload)
+    assert plain.best is not None and plain.best.ttft_s != pytest.approx(b.ttft_s, rel=0.05)
+    with pytest.raises(SpecError, match="disaggregated"):
+        genmodel.plan(
+            "llama-3.1-8b", "h100-sxm", devices=2, options=genmodel.RunOptions(disaggregated=True), **workload
+        )

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
 from _cli import cli_bad, cli_ok
 from genmodel.cli._app import app
@@ -275,3 +276,39 @@ def test_installed_command_is_fast() -> None:
         assert proc.returncode == 0, proc.stderr
         assert elapsed < 2.0, f"genmodel {' '.join(args)} took {elapsed:.2f} s (target < 1 s)"
     assert json.loads(proc.stdout)["batch"] >= 1
+
+
+def test_run_option_flags_come_from_the_options_fields() -> None:
+    # every run option is an estimate flag, with its help text, from genmodel.OPTION_SPECS
+    command = typer.main.get_command(app).commands["estimate"]  # type: ignore[attr-defined]
+    options = {p.name: p for p in command.params}
+    for spec in genmodel.OPTION_SPECS:
+        p = options[spec.name]
+        assert p.opts[0] == spec.flag and p.help == spec.help and p.default == spec.default
+    # and each reaches the estimate as the same keyword of genmodel.estimate
+    base = ["estimate", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "2", "--batch", "8"]
+    base += ["--input-tokens", "4000", "--output-tokens", "100", "--format", "json"]
+    flags = ["--prefix-hit", "0.25", "--kv-block", "1", "--kv-offload", "host", "--kv-window", "1024"]
+    flags += ["--draft-tokens", "2", "--acceptance", "0.6", "--draft-model", "llama-3.2-1b"]
+    flags += ["--no-offload-overlap", "--microbatches", "2"]
+    got = json.loads(cli_ok([*base, *flags]))
+    want = genmodel.estimate(
+        "llama-3.1-70b",
+        "h100-sxm",
+        tp=2,
+        batch=8,
+        input_tokens=4000,
+        output_tokens=100,
+        prefix_hit_rate=0.25,
+        kv_block_tokens=1,
+        kv_offload="host",
+        kv_window=1024,
+        draft_tokens=2,
+        acceptance_rate=0.6,
+        draft_model="llama-3.2-1b",
+        offload_overlap=False,
+        overlap_microbatches=2,
+    )
+    # the JSON round trip of the same estimate (floats printed and read back exactly)
+    assert got == json.loads(genmodel.report.to_json(want.to_dict()))
+    assert got["speculation"]["draft_model"] == "llama-3.2-1b" and got["offload"]["overlap"] is False

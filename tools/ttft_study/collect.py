@@ -1,7 +1,7 @@
 """Collect per-case step times from genmodel's public API for the serving TTFT cases."""
 import csv, json, math, re, sys
 import genmodel
-from genmodel._api import _options  # run options of a case (overlap etc.), same as validate()
+from genmodel._validate import _options  # run options of a case (overlap etc.), same as validate()
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent  # outputs are written next to the scripts

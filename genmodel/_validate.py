@@ -1,0 +1,276 @@
+"""Validation: predict published measurements with :func:`genmodel.estimate` and report the errors.
+
+A validation CSV has the base columns of validation/validation_public.csv (the plan, precisions,
+batch or concurrency, the metric and the measured value) and, optionally, option columns
+(:data:`OPTION_COLUMNS`: ``system``, ``cp`` and every run option by its keyword), in the file itself
+or in a separate options file keyed by case id (validation/case_options.csv for the public cases).
+
+Modelling assumptions: none of its own; each case is one :func:`genmodel.estimate`.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from genmodel._api import estimate
+from genmodel._errors import GenModelError, SpecError
+from genmodel._options import OPTION_SPECS
+
+#: Metrics a validation case may name: the numeric keys of an estimate.
+METRICS = (
+    "ttft_s",
+    "tpot_s",
+    "e2e_s",
+    "output_tokens_per_s",
+    "output_tokens_per_s_per_device",
+    "prefill_tokens_per_s_per_device",
+    "decode_tokens_per_s_per_device",
+)
+
+
+_COLUMNS = (
+    "id",
+    "category",
+    "mode",
+    "model",
+    "hardware",
+    "devices",
+    "tp",
+    "pp",
+    "ep",
+    "dp",
+    "batch",
+    "input_tokens",
+    "output_tokens",
+    "weight_dtype",
+    "act_dtype",
+    "kv_dtype",
+    "metric",
+    "measured",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseResult:
+    """One validation case: what was measured, what genmodel predicts, the absolute % error."""
+
+    id: str
+    category: str
+    metric: str
+    measured: float
+    predicted: float
+
+    @property
+    def ape(self) -> float:
+        """Absolute percentage error, |predicted - measured| / measured * 100."""
+        return abs(self.predicted - self.measured) / abs(self.measured) * 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidationReport:
+    """Per-case errors and their summaries over the covered cases; skipped cases with reasons."""
+
+    cases: tuple[CaseResult, ...]
+    skipped: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def mape(self) -> float:
+        """Mean absolute percentage error over the covered cases."""
+        return statistics.fmean(c.ape for c in self.cases) if self.cases else float("nan")
+
+    @property
+    def median_ape(self) -> float:
+        """Median absolute percentage error."""
+        return statistics.median(c.ape for c in self.cases) if self.cases else float("nan")
+
+    @property
+    def within_25pct(self) -> float:
+        """Fraction of covered cases with an error of at most 25 %."""
+        return sum(c.ape <= 25 for c in self.cases) / len(self.cases) if self.cases else float("nan")
+
+    def _grouped(self, key: Callable[[CaseResult], str]) -> dict[str, dict[str, float]]:
+        groups: dict[str, list[float]] = defaultdict(list)
+        for c in self.cases:
+            groups[key(c)].append(c.ape)
+        return {k: {"n": len(v), "mape": statistics.fmean(v)} for k, v in sorted(groups.items())}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of DESIGN.md: cases, mape, median_ape, within_25pct, by_*, skipped."""
+        return {
+            "cases": [
+                {
+                    "id": c.id,
+                    "category": c.category,
+                    "metric": c.metric,
+                    "measured": c.measured,
+                    "predicted": c.predicted,
+                    "ape": c.ape,
+                }
+                for c in self.cases
+            ],
+            "covered": len(self.cases),
+            "mape": self.mape,
+            "median_ape": self.median_ape,
+            "within_25pct": self.within_25pct,
+            "by_category": self._grouped(lambda c: c.category),
+            "by_metric": self._grouped(lambda c: c.metric),
+            "skipped": [{"id": i, "reason": r} for i, r in self.skipped],
+        }
+
+
+def _read_csv(path: str | Path) -> tuple[Path, list[dict[str, str]]]:
+    """The rows of a CSV file as dicts; a missing or unreadable file is a SpecError naming it."""
+    p = Path(path)
+    try:
+        with p.open(newline="", encoding="utf-8") as f:
+            return p, list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise SpecError(f"{p}: file not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SpecError(f"{p}: cannot be read as CSV: {exc}") from None
+
+
+#: Optional columns of a validation CSV (or of its options file): how the measured run was served,
+#: ``system``, ``cp`` and every run option by its keyword (:data:`~genmodel.OPTION_SPECS`). Values
+#: are parsed with the type of the estimate() argument; an empty cell keeps the default.
+OPTION_COLUMNS: dict[str, Callable[[str], Any]] = {
+    "system": str,
+    "cp": int,
+    **{spec.name: spec.parse for spec in OPTION_SPECS},
+}
+
+
+def public_options_path() -> Path:
+    """Path of the bundled run options of the public cases (validation/case_options.csv)."""
+    return Path(str(resources.files("genmodel.validation").joinpath("case_options.csv")))
+
+
+def read_case_options(path: str | Path) -> dict[str, dict[str, str]]:
+    """Run options per case id from an options CSV (columns: id, any of OPTION_COLUMNS, source)."""
+    p, rows = _read_csv(path)
+    if rows and "id" not in rows[0]:
+        raise SpecError(f"{p}: missing column id")
+    unknown = [c for c in (rows[0] if rows else {}) if c not in OPTION_COLUMNS and c not in ("id", "source")]
+    if unknown:
+        raise SpecError(f"{p}: unknown columns {', '.join(unknown)}; known: {', '.join(OPTION_COLUMNS)}")
+    return {r["id"]: {k: v for k, v in r.items() if k in OPTION_COLUMNS and v} for r in rows}
+
+
+def public_cases_path() -> Path:
+    """Path of the bundled public validation cases (validation/validation_public.csv)."""
+    return Path(str(resources.files("genmodel.validation").joinpath("validation_public.csv")))
+
+
+def read_cases(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a validation CSV, checked for the required columns."""
+    p, rows = _read_csv(path)
+    if not rows:
+        raise SpecError(f"{p}: no cases")
+    missing = [c for c in _COLUMNS if c not in rows[0]]
+    if missing:
+        raise SpecError(f"{p}: missing columns {', '.join(missing)}")
+    return rows
+
+
+def _int(row: dict[str, str], name: str) -> int:
+    try:
+        return int(row[name])
+    except ValueError:
+        raise SpecError(f"case {row['id']}: {name}={row[name]!r} must be an integer") from None
+
+
+def _options(row: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, parse in OPTION_COLUMNS.items():
+        value = row.get(name) or ""
+        if value.strip():
+            try:
+                out[name] = parse(value.strip())
+            except ValueError:
+                raise SpecError(f"case {row['id']}: {name}={value!r} is not a valid value") from None
+    return out
+
+
+def predict_case(row: dict[str, str]) -> float:
+    """Predict the ``metric`` of one validation row with :func:`estimate` (and its option columns)."""
+    metric = row["metric"]
+    if metric not in METRICS:
+        raise SpecError(f"case {row['id']}: metric={metric!r} must be one of {', '.join(METRICS)}")
+    mode = row["mode"]
+    if mode not in ("static", "concurrency"):
+        raise SpecError(f"case {row['id']}: mode={mode!r} must be 'static' or 'concurrency'")
+    n: int | str = row["batch"] if row["batch"] == "max" else _int(row, "batch")
+    kwargs: dict[str, Any] = {"batch": n} if mode == "static" else {"concurrency": n}
+    est = estimate(
+        row["model"],
+        row["hardware"],
+        input_tokens=_int(row, "input_tokens"),
+        output_tokens=_int(row, "output_tokens"),
+        devices=_int(row, "devices"),
+        tp=_int(row, "tp"),
+        pp=_int(row, "pp"),
+        ep=_int(row, "ep"),
+        dp=_int(row, "dp"),
+        weight_dtype=row["weight_dtype"],
+        act_dtype=row["act_dtype"],
+        kv_dtype=row["kv_dtype"],
+        **kwargs,
+        **_options(row),
+    )
+    return float(getattr(est, metric))
+
+
+def validate(
+    path: str | Path | None = None,
+    *,
+    options_path: str | Path | None = None,
+    on_case: Callable[[str], None] | None = None,
+) -> ValidationReport:
+    """Predict every case of a validation CSV and report the errors.
+
+    Args:
+        path: a CSV with the columns of validation/validation_public.csv (default: that file).
+        options_path: a CSV of run options per case id (see :data:`OPTION_COLUMNS`: overlap,
+            speculative decoding, ...); default: validation/case_options.csv for the public
+            cases, none for another file. Option columns in the cases CSV itself apply too.
+        on_case: called with each case id after it is done (for progress bars).
+
+    Returns:
+        A :class:`ValidationReport`; cases genmodel cannot model yet are skipped with the reason.
+    """
+    rows = read_cases(public_cases_path() if path is None else path)
+    if options_path is None and path is None:
+        options_path = public_options_path()
+    extra = read_case_options(options_path) if options_path is not None else {}
+    rows = [{**row, **extra.get(row["id"], {})} for row in rows]
+    results: list[CaseResult] = []
+    skipped: list[tuple[str, str]] = []
+    for row in rows:
+        try:
+            predicted = predict_case(row)
+        except GenModelError as exc:
+            skipped.append((row["id"], str(exc)))
+        else:
+            try:
+                measured = float(row["measured"])
+            except ValueError:
+                raise SpecError(f"case {row['id']}: measured={row['measured']!r} must be a number") from None
+            results.append(
+                CaseResult(
+                    id=row["id"],
+                    category=row["category"],
+                    metric=row["metric"],
+                    measured=measured,
+                    predicted=predicted,
+                )
+            )
+        if on_case is not None:
+            on_case(row["id"])
+    return ValidationReport(cases=tuple(results), skipped=tuple(skipped))
