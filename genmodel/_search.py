@@ -36,6 +36,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from genmodel._candidates import OBJECTIVES, Candidates, Layout, Slo, check_objective, copies_needed
+from genmodel._disaggregate import Disaggregated, Pool, disaggregate
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import System
 from genmodel._memory import max_batch
@@ -45,54 +47,40 @@ from genmodel._options import RunOptions
 from genmodel._parallel import Plan, plan_violations
 from genmodel._phases import (
     decode_pass,
-    exposed_transfer_s,
-    kv_transfer_time,
     prefill_pass,
     prepare,
 )
-from genmodel._serving import md1_wait_quantile_s, md1_wait_s, serving_at_batch, ttft_quantile_s
-from genmodel._units import HOUR, Num, ceil, maximum
+from genmodel._serving import serving_at_batch, ttft_quantile_s
+from genmodel._units import HOUR
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
     import numpy as np
 
+__all__ = [
+    "DENSE_BATCHES",
+    "OBJECTIVES",
+    "Candidates",
+    "Disaggregated",
+    "Layout",
+    "SearchResult",
+    "Slo",
+    "batch_grid",
+    "check_objective",
+    "copies_needed",
+    "cost_per_million_tokens",
+    "instance_sizes",
+    "joules_per_token",
+    "layouts",
+    "search",
+]
+
 _DEFAULT_OPTIONS = RunOptions()
+#: Slo() as a default argument (no targets; frozen, so sharing it is safe)
+_NO_SLO = Slo()
 #: running batch sizes evaluated per replica: every integer up to this, then a geometric tail
 DENSE_BATCHES = 1024
 _TAIL_POINTS = 32
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Slo:
-    """Latency targets in seconds (None: no target): TTFT (a mean or a quantile), TPOT (the mean
-    inter-token latency) and the longest inter-token gap (what chunked prefill bounds)."""
-
-    ttft_s: float | None = None
-    tpot_s: float | None = None
-    ttft_quantile: float | None = None
-    #: the longest gap between two tokens of a running request: a decode step plus the prefill
-    #: piece run between two steps (the whole prompt, or its longest chunk with chunked prefill)
-    itl_max_s: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("ttft_s", "tpot_s", "itl_max_s"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise SpecError(f"{name}={value!r} must be > 0 seconds")
-        q = self.ttft_quantile
-        if q is not None and not 0 < q < 1:
-            raise SpecError(f"ttft_quantile={q!r} must be in (0, 1), e.g. 0.9 or 0.99")
-
-
-#: what ``plan`` optimises (SearchResult.ranking)
-OBJECTIVES = ("goodput", "cost", "energy", "latency")
-
-
-def check_objective(objective: str) -> None:
-    """Raise SpecError unless ``objective`` is one of :data:`OBJECTIVES`."""
-    if objective not in OBJECTIVES:
-        raise SpecError(f"objective={objective!r} must be one of {', '.join(OBJECTIVES)}")
 
 
 def _divisors(n: int) -> list[int]:
@@ -117,12 +105,6 @@ def layouts(model: ModelSpec, system: System, devices: int) -> Iterator[tuple[Pl
                 yield plan, why
 
 
-def copies_needed(request_rate_per_s: Num, capacity_per_s: Num) -> Num:
-    """Copies of a deployment serving ``capacity_per_s`` requests/s that serve the whole rate:
-    ceil(R / X), at least one (a ratio a rounding error above an integer counts as that integer)."""
-    return maximum(ceil(request_rate_per_s / capacity_per_s * (1 - 1e-12)), 1.0)
-
-
 def instance_sizes(devices: int, system: System) -> list[int]:
     """Instance sizes considered for a request rate: the divisors of ``devices``, powers of two
     and whole scale-up domains (nodes) up to it."""
@@ -142,73 +124,6 @@ def batch_grid(most: float) -> np.ndarray[Any, Any]:
         return dense
     tail = np.unique(np.round(np.geomspace(DENSE_BATCHES, top, _TAIL_POINTS + 1)[1:]))
     return np.concatenate([dense, tail])
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Candidates:
-    """Every evaluated candidate that can run, as parallel arrays (one entry per candidate)."""
-
-    layout: np.ndarray[Any, Any]  # index into SearchResult.layouts
-    batch: np.ndarray[Any, Any]  # running batch per replica
-    concurrency: np.ndarray[Any, Any]  # clients, whole deployment
-    devices: np.ndarray[Any, Any]  # devices of the deployment (one instance in traffic mode)
-    rate_per_s: np.ndarray[Any, Any]  # requests completed per second, whole deployment
-    ttft_s: np.ndarray[Any, Any]
-    tpot_s: np.ndarray[Any, Any]
-    tokens_per_s_per_device: np.ndarray[Any, Any]
-    tokens_per_s_per_user: np.ndarray[Any, Any]
-    meets_slo: np.ndarray[Any, Any]
-
-    @property
-    def goodput(self) -> np.ndarray[Any, Any]:
-        """Output tokens/s per device where the SLOs hold, else 0."""
-        import numpy as np
-
-        return np.where(self.meets_slo, self.tokens_per_s_per_device, 0.0)
-
-    def instances_for(self, request_rate_per_s: float) -> np.ndarray[Any, Any]:
-        """Instances (deployments) needed to serve ``request_rate_per_s``: ceil(R / X), or inf
-        where the SLOs do not hold."""
-        import numpy as np
-
-        with np.errstate(divide="ignore"):
-            need = copies_needed(request_rate_per_s, self.rate_per_s)
-        return np.where(self.meets_slo & (self.rate_per_s > 0), need, np.inf)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Layout:
-    """A parallel layout and precision that can run, with what the search needs to re-evaluate it."""
-
-    plan: Plan
-    precision: Precision
-    prefill_s: float
-    max_batch: int  # whole deployment
-    prefill_chunk: int | None = None  # chunked prefill: tokens per chunk (None: one pass)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Disaggregated:
-    """The best disaggregated deployment: prefill and decode instances and their pool sizes."""
-
-    prefill: Layout
-    decode: Layout
-    prefill_instances: int
-    decode_instances: int
-    decode_batch: float  # per decode instance
-    request_rate_per_s: float  # served (traffic mode: the pools' capacity, >= the rate asked)
-    ttft_s: float
-    tpot_s: float
-    kv_transfer_exposed_s: float
-    tokens_per_s_per_device: float
-
-    @property
-    def devices(self) -> int:
-        """Devices of both pools."""
-        return (
-            self.prefill_instances * self.prefill.plan.num_devices
-            + self.decode_instances * self.decode.plan.num_devices
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,7 +209,7 @@ def search(
     devices: int,
     input_tokens: int,
     output_tokens: int,
-    slo: Slo = Slo(),
+    slo: Slo = _NO_SLO,
     precisions: Sequence[Precision],
     options: RunOptions = _DEFAULT_OPTIONS,
     disaggregated: bool = False,
@@ -314,42 +229,19 @@ def search(
     Raises:
         SpecError: bad sizes. InfeasibleError: no layout can run at all (the reasons, counted).
     """
-    import numpy as np
-
-    require_ints(devices=devices, input_tokens=input_tokens, output_tokens=output_tokens)
-    if output_tokens < 2:
-        raise SpecError(f"output_tokens={output_tokens} must be >= 2 to plan a serving deployment")
-    if not precisions:
-        raise SpecError("precisions is empty: give at least one")
-    traffic = request_rate_per_s is not None
-    chunks = list(dict.fromkeys(prefill_chunks))
-    if not chunks:
-        raise SpecError("prefill_chunks is empty: give at least one (None: one pass)")
-    for c in chunks:
-        if c is not None:
-            require_ints(prefill_chunk=c)
-    if request_rate_per_s is not None and not request_rate_per_s > 0:
-        raise SpecError(f"request_rate_per_s={request_rate_per_s!r} must be > 0 requests per second")
+    chunks = _check_search(
+        devices, input_tokens, output_tokens, precisions, prefill_chunks, request_rate_per_s
+    )
     start = time.perf_counter()
-    violations: collections.Counter[str] = collections.Counter()
-    found: list[Layout] = []
-    parts: list[dict[str, np.ndarray[Any, Any]]] = []
-    evaluated = 0
-    if traffic:
-        sizes = instance_sizes(devices, system)
-    else:
-        sizes = sorted(_divisors(devices)) if disaggregated else [devices]
-    pool: dict[int, list[tuple[Layout, np.ndarray[Any, Any], np.ndarray[Any, Any]]]] = {}
+    traffic = request_rate_per_s is not None
+    tally = _Tally()
     grids: dict[int, np.ndarray[Any, Any]] = {}
     cache = StepCache()
-    sizes_of: list[float] = []  # devices of each found layout
-    for size in sizes:
+    for size in _sizes(devices, system, traffic=traffic, disaggregated=disaggregated):
         for plan, why in layouts(model, system, size):
             for precision, chunk in itertools.product(precisions, chunks):
                 if why:
-                    evaluated += 1
-                    for w in why:
-                        violations[_reason(w)] += 1
+                    tally.reject(why)
                     continue
                 run = options if chunk == options.prefill_chunk else replace(options, prefill_chunk=chunk)
                 layout, arrays = _evaluate(
@@ -361,51 +253,121 @@ def search(
                     output_tokens,
                     slo,
                     run,
-                    violations,
+                    tally.violations,
                     grids=grids,
                     cache=cache,
                 )
-                if layout is None:
-                    evaluated += 1
-                    continue
-                evaluated += len(arrays["batch"])
-                if traffic or size == devices:
-                    found.append(layout)
-                    sizes_of.append(float(size))
-                    parts.append(arrays)
-                pool.setdefault(size, []).append((layout, arrays["batch"], arrays["step_s"]))
-    if not found and not pool:
-        raise InfeasibleError([f"{n} x {reason}" for reason, n in violations.most_common()])
-    keys = ("batch", "concurrency", "ttft_s", "tpot_s", "tokens_per_s_per_device", "rate", "meets")
-    cat = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in keys}
-    counts = np.array([len(p["batch"]) for p in parts], dtype=int)
-    candidates = Candidates(
-        layout=np.repeat(np.arange(len(parts)), counts),
-        batch=cat["batch"],
-        concurrency=cat["concurrency"],
-        devices=np.repeat(np.array(sizes_of, dtype=float), counts),
-        rate_per_s=cat["rate"],
-        ttft_s=cat["ttft_s"],
-        tpot_s=cat["tpot_s"],
-        tokens_per_s_per_device=cat["tokens_per_s_per_device"],
-        tokens_per_s_per_user=1 / cat["tpot_s"],
-        meets_slo=cat["meets"].astype(bool, copy=False),
-    )
+                tally.add(size, layout, arrays, candidate=traffic or size == devices)
+    if not tally.found and not tally.pool:
+        raise InfeasibleError([f"{n} x {reason}" for reason, n in tally.violations.most_common()])
+    candidates = tally.candidates()
     disagg = None
     if disaggregated:
-        disagg = _disaggregate(
-            model, system, pool, devices, input_tokens, output_tokens, slo, request_rate_per_s
+        disagg = disaggregate(
+            model, system, tally.pool, devices, input_tokens, output_tokens, slo, request_rate_per_s
         )
     return SearchResult(
-        evaluated=evaluated,
+        evaluated=tally.evaluated,
         feasible=len(candidates.batch),
         elapsed_s=time.perf_counter() - start,
-        layouts=tuple(found),
+        layouts=tuple(tally.found),
         candidates=candidates,
-        violations=dict(violations),
+        violations=dict(tally.violations),
         disaggregated=disagg,
         request_rate_per_s=request_rate_per_s,
     )
+
+
+def _check_search(
+    devices: int,
+    input_tokens: int,
+    output_tokens: int,
+    precisions: Sequence[Precision],
+    prefill_chunks: Sequence[int | None],
+    request_rate_per_s: float | None,
+) -> list[int | None]:
+    """The chunk sizes to search, without repeats, once the search's arguments are checked.
+
+    Raises:
+        SpecError: a non-positive size, output_tokens < 2, no precision or chunk, or a rate <= 0.
+    """
+    require_ints(devices=devices, input_tokens=input_tokens, output_tokens=output_tokens)
+    if output_tokens < 2:
+        raise SpecError(f"output_tokens={output_tokens} must be >= 2 to plan a serving deployment")
+    if not precisions:
+        raise SpecError("precisions is empty: give at least one")
+    chunks = list(dict.fromkeys(prefill_chunks))
+    if not chunks:
+        raise SpecError("prefill_chunks is empty: give at least one (None: one pass)")
+    for c in chunks:
+        if c is not None:
+            require_ints(prefill_chunk=c)
+    if request_rate_per_s is not None and not request_rate_per_s > 0:
+        raise SpecError(f"request_rate_per_s={request_rate_per_s!r} must be > 0 requests per second")
+    return chunks
+
+
+def _sizes(devices: int, system: System, *, traffic: bool, disaggregated: bool) -> list[int]:
+    """Instance sizes to evaluate: every size for a rate, every divisor of the budget for
+    disaggregated pools, else the budget itself."""
+    if traffic:
+        return instance_sizes(devices, system)
+    return sorted(_divisors(devices)) if disaggregated else [devices]
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one search has evaluated so far: the layouts that run (with their arrays), the pool of
+    instances for disaggregation, and the violations of the rest."""
+
+    violations: collections.Counter[str] = field(default_factory=collections.Counter)
+    evaluated: int = 0
+    found: list[Layout] = field(default_factory=list)
+    parts: list[dict[str, np.ndarray[Any, Any]]] = field(default_factory=list)
+    sizes_of: list[float] = field(default_factory=list)  # devices of each found layout
+    pool: Pool = field(default_factory=dict)
+
+    def reject(self, why: list[str]) -> None:
+        """Count a candidate that cannot run, by the kinds of its violations."""
+        self.evaluated += 1
+        for w in why:
+            self.violations[_reason(w)] += 1
+
+    def add(
+        self, size: int, layout: Layout | None, arrays: dict[str, np.ndarray[Any, Any]], *, candidate: bool
+    ) -> None:
+        """Count an evaluated layout (None: it did not fit); keep its arrays as candidates when
+        ``candidate``, and in the pool of instances of its size."""
+        if layout is None:
+            self.evaluated += 1
+            return
+        self.evaluated += len(arrays["batch"])
+        if candidate:
+            self.found.append(layout)
+            self.sizes_of.append(float(size))
+            self.parts.append(arrays)
+        self.pool.setdefault(size, []).append((layout, arrays["batch"], arrays["step_s"]))
+
+    def candidates(self) -> Candidates:
+        """The kept layouts' arrays, concatenated into one entry per candidate."""
+        import numpy as np
+
+        parts = self.parts
+        keys = ("batch", "concurrency", "ttft_s", "tpot_s", "tokens_per_s_per_device", "rate", "meets")
+        cat = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in keys}
+        counts = np.array([len(p["batch"]) for p in parts], dtype=int)
+        return Candidates(
+            layout=np.repeat(np.arange(len(parts)), counts),
+            batch=cat["batch"],
+            concurrency=cat["concurrency"],
+            devices=np.repeat(np.array(self.sizes_of, dtype=float), counts),
+            rate_per_s=cat["rate"],
+            ttft_s=cat["ttft_s"],
+            tpot_s=cat["tpot_s"],
+            tokens_per_s_per_device=cat["tokens_per_s_per_device"],
+            tokens_per_s_per_user=1 / cat["tpot_s"],
+            meets_slo=cat["meets"].astype(bool, copy=False),
+        )
 
 
 def _evaluate(
@@ -505,120 +467,6 @@ def _evaluate(
         "meets": meets,
         "step_s": np.asarray(step_s, dtype=float),
     }
-
-
-def _disaggregate(
-    model: ModelSpec,
-    system: System,
-    pool: dict[int, list[tuple[Layout, np.ndarray[Any, Any], np.ndarray[Any, Any]]]],
-    devices: int,
-    input_tokens: int,
-    output_tokens: int,
-    slo: Slo,
-    request_rate_per_s: float | None = None,
-) -> Disaggregated | None:
-    """Best prefill instance, best decode instance, and the pool sizes that balance them within
-    the budget, or (for a request rate) that serve it with the fewest devices."""
-    import numpy as np
-
-    q = slo.ttft_quantile
-
-    def cost(size: int, rate: float) -> tuple[float, float]:
-        # devices an instance pool needs: per request/s within a budget, or in all for a rate
-        # (the two pools' devices add up, so each is chosen on its own)
-        per_rate = size / rate
-        if request_rate_per_s is None:
-            return (per_rate, 0.0)
-        return (size * float(copies_needed(request_rate_per_s, rate)), per_rate)
-
-    best_p: tuple[tuple[float, float], Layout, float, float] | None = None  # (cost, layout, rate, exposed)
-    best_d: tuple[tuple[float, float], Layout, float, float, float] | None = None  # (+ batch, step)
-    for size, instances in pool.items():
-        if request_rate_per_s is None and 2 * size > devices:
-            continue  # a prefill and a decode instance must fit the budget together
-        for layout, batch, step in instances:
-            plan, p_s = layout.plan, layout.prefill_s
-            transfer = kv_transfer_time(
-                model, system, plan, layout.precision, seqs_per_replica=1.0, input_tokens=input_tokens
-            )
-            exposed = float(exposed_transfer_s(transfer, p_s, model.num_layers))
-            rate = _prefill_capacity(p_s, exposed, slo.ttft_s, q) * plan.dp
-            if rate > 0 and (best_p is None or cost(plan.num_devices, rate) < best_p[0]):
-                best_p = (cost(plan.num_devices, rate), layout, rate, exposed)
-            # a decode instance steps its batch with no prefill in between
-            ok = np.ones(len(batch), dtype=bool) if slo.tpot_s is None else step <= slo.tpot_s
-            if ok.any():
-                rates = np.where(ok, batch / ((output_tokens - 1) * step), 0.0) * plan.dp
-                i = int(np.argmax(rates))
-                if best_d is None or cost(plan.num_devices, rates[i]) < best_d[0]:
-                    best_d = (
-                        cost(plan.num_devices, rates[i]),
-                        layout,
-                        float(rates[i]),
-                        float(batch[i]),
-                        float(step[i]),
-                    )
-    if best_p is None or best_d is None:
-        return None
-    _, pre, p_rate, exposed = best_p
-    _, dec, d_rate, d_batch, d_step = best_d
-    dp_, dd = pre.plan.num_devices, dec.plan.num_devices
-    if request_rate_per_s is not None:
-        n_p = int(copies_needed(request_rate_per_s, p_rate))
-        n_d = int(copies_needed(request_rate_per_s, d_rate))
-        best: tuple[float, int, int] | None = (request_rate_per_s, n_p, n_d)
-    else:
-        # integer pools within the budget: the balance of the two rates decides the served rate
-        best = None
-        for n_p in range(1, devices // dp_ + 1):
-            n_d = (devices - n_p * dp_) // dd
-            if n_d < 1:
-                break
-            served = min(n_p * p_rate, n_d * d_rate)
-            if best is None or served > best[0]:
-                best = (served, n_p, n_d)
-    if best is None:
-        return None
-    served, n_p, n_d = best
-    p_s = pre.prefill_s
-    rho = served / (n_p * pre.plan.dp) * p_s  # each prefill replica's load, within its SLO limit
-    ttft = float(p_s + md1_wait_s(rho, p_s) + exposed)
-    used = n_p * dp_ + n_d * dd
-    return Disaggregated(
-        prefill=pre,
-        decode=dec,
-        prefill_instances=n_p,
-        decode_instances=n_d,
-        decode_batch=d_batch,
-        request_rate_per_s=served,
-        ttft_s=ttft,
-        tpot_s=d_step,
-        kv_transfer_exposed_s=exposed,
-        tokens_per_s_per_device=served * output_tokens / used,
-    )
-
-
-def _prefill_capacity(
-    prefill_s: float, exposed_s: float, ttft_slo_s: float | None, quantile: float | None
-) -> float:
-    """Requests/s one prefill replica serves with its M/D/1 TTFT within the SLO (0 if even an idle
-    one misses it); the load rho is found by bisection when a quantile is the target."""
-    if ttft_slo_s is None:
-        return 0.95 / prefill_s  # keep a margin below saturation
-    slack = ttft_slo_s - prefill_s - exposed_s
-    if slack <= 0:
-        return 0.0
-    if quantile is None:
-        # P + md1_wait_s(rho, P) + exposed <= S  <=>  rho <= 2 slack / (2 slack + P)
-        return min(2 * slack / (2 * slack + prefill_s), 0.95) / prefill_s
-    lo, hi = 0.0, 0.95
-    for _ in range(60):
-        rho = (lo + hi) / 2
-        if md1_wait_quantile_s(rho, prefill_s, quantile) <= slack:
-            lo = rho
-        else:
-            hi = rho
-    return lo / prefill_s
 
 
 def cost_per_million_tokens(system: System, tokens_per_s_per_device: float) -> float | None:

@@ -302,3 +302,27 @@ def test_sliding_window_configs() -> None:
         }
     )
     assert model_from_hf_config(qwen2, model_id="q").num_sliding_window_layers == base.num_hidden_layers - 28
+
+
+@pytest.mark.parametrize(
+    ("model", "update", "message"),
+    [
+        ("mixtral-8x7b", {"num_experts_per_tok": None}, "num_experts_per_tok is required for an MoE config"),
+        (
+            "qwen3-30b-a3b",
+            {"moe_intermediate_size": None, "intermediate_size": None},
+            "moe_intermediate_size or intermediate_size is required",
+        ),
+        ("deepseek-v3", {"v_head_dim": None}, r"MLA config \(kv_lora_rank set\) lacks v_head_dim"),
+        (
+            "llama-3.1-8b",
+            {"head_dim": None, "num_attention_heads": 30, "num_key_value_heads": 6},
+            "head_dim is missing and num_attention_heads=30 does not divide hidden_size=4096",
+        ),
+        ("llama-3.1-8b", {"intermediate_size": None}, "intermediate_size is required for dense layers"),
+    ],
+)
+def test_hf_config_missing_fields_are_named(model: str, update: dict[str, Any], message: str) -> None:
+    config = load_model_yaml(model).config.model_copy(update=update)
+    with pytest.raises(SpecError, match=f"model x: {message}"):
+        model_from_hf_config(config, model_id="x")

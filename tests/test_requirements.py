@@ -386,6 +386,30 @@ def test_a_plan_that_cannot_run_with_any_memory_still_raises(kwargs: dict[str, A
     assert "more than the usable" not in str(info.value)
 
 
+def test_the_solver_takes_specs_and_agrees_with_requirements_by_id() -> None:
+    """The solver works on specs (no ids, no public API); requirements() only resolves its arguments."""
+    from genmodel._capacity import Deployment
+    from genmodel._inverse import solve_requirements
+
+    deployment = Deployment(
+        model=genmodel.load_model("llama-3.1-8b"),
+        system=genmodel.load_hardware("h100-sxm"),
+        plan=Plan(),
+        precision=genmodel.default_precision(),
+        input_tokens=DECODE["input_tokens"],
+        output_tokens=DECODE["output_tokens"],
+        batch=DECODE["batch"],
+    )
+    asked = ("memory_bandwidth", "flops")
+    on_specs = solve_requirements(deployment, tpot_slo_s=6e-3, resources=asked)
+    by_id = genmodel.requirements("llama-3.1-8b", "h100-sxm", tpot_slo_s=6e-3, resources=asked, **DECODE)
+    assert on_specs.binding == by_id.binding == ("memory_bandwidth",)
+    for x, y in zip(on_specs.resources, by_id.resources, strict=True):
+        assert (x.resource, x.status, x.set_by) == (y.resource, y.status, y.set_by)
+        assert x.factor == pytest.approx(y.factor, rel=1e-12)
+    assert on_specs.tpot_expr == by_id.tpot_expr
+
+
 @settings(max_examples=8)
 @given(scale=st.floats(min_value=0.3, max_value=3.0))
 def test_memory_bandwidth_requirement_always_round_trips(scale: float) -> None:

@@ -378,60 +378,15 @@ def model_from_hf_config(c: HFConfigY, *, model_id: str, name: str = "", source:
     """Build a :class:`ModelSpec` from the fields of a HuggingFace config.json.
 
     Reads the Llama, Mistral/Mixtral, Qwen2/Qwen2.5/Qwen3, Qwen-MoE and DeepSeek-V2/V3 spellings.
+
+    Raises:
+        SpecError: a field the architecture needs is missing (named, with ``model_id``).
     """
     heads = c.num_attention_heads
-    num_experts = c.num_local_experts or c.num_experts or c.n_routed_experts
-    moe = None
-    if num_experts is not None:
-        if c.num_experts_per_tok is None:
-            raise SpecError(f"model {model_id}: num_experts_per_tok is required for an MoE config")
-        expert_ff = c.moe_intermediate_size or c.intermediate_size
-        if expert_ff is None:
-            raise SpecError(f"model {model_id}: moe_intermediate_size or intermediate_size is required")
-        shared = c.shared_expert_intermediate_size or 0
-        if c.n_shared_experts:
-            shared = c.n_shared_experts * expert_ff
-        n_moe = sum(_layer_is_moe(c, i, num_experts) for i in range(c.num_hidden_layers))
-        moe = MoeSpec(
-            num_experts=num_experts,
-            num_experts_per_tok=c.num_experts_per_tok,
-            expert_intermediate_size=expert_ff,
-            shared_intermediate_size=shared,
-            num_dense_layers=c.num_hidden_layers - n_moe,
-        )
-    mla = None
-    if c.kv_lora_rank is not None:
-        missing = [k for k in ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim") if getattr(c, k) is None]
-        if missing:
-            raise SpecError(f"model {model_id}: MLA config (kv_lora_rank set) lacks {', '.join(missing)}")
-        assert c.qk_nope_head_dim and c.qk_rope_head_dim and c.v_head_dim
-        mla = MlaSpec(
-            q_lora_rank=c.q_lora_rank or 0,
-            kv_lora_rank=c.kv_lora_rank,
-            qk_nope_head_dim=c.qk_nope_head_dim,
-            qk_rope_head_dim=c.qk_rope_head_dim,
-            v_head_dim=c.v_head_dim,
-        )
-    if mla is not None:
-        head_dim = mla.qk_nope_head_dim + mla.qk_rope_head_dim
-    elif c.head_dim is not None:
-        head_dim = c.head_dim
-    else:
-        if c.hidden_size % heads:
-            raise SpecError(
-                f"model {model_id}: head_dim is missing and num_attention_heads={heads} does not "
-                f"divide hidden_size={c.hidden_size}"
-            )
-        head_dim = c.hidden_size // heads
-    # sliding windows: Mistral-style (window set, every layer) or Qwen2-style (use_sliding_window,
-    # layers from max_window_layers on)
-    window, n_swa = None, 0
-    if c.sliding_window is not None and c.use_sliding_window is not False:
-        window = c.sliding_window
-        start = c.max_window_layers if c.use_sliding_window and c.max_window_layers is not None else 0
-        n_swa = max(0, c.num_hidden_layers - start)
-        if c.max_position_embeddings is not None and window >= c.max_position_embeddings:
-            window, n_swa = None, 0  # a window as long as the context changes nothing
+    moe = _moe_from_hf(c, model_id)
+    mla = _mla_from_hf(c, model_id)
+    head_dim = _head_dim_from_hf(c, model_id, mla)
+    window, n_swa = _sliding_window_from_hf(c)
     if c.intermediate_size is None and (moe is None or moe.num_dense_layers):
         raise SpecError(f"model {model_id}: intermediate_size is required for dense layers")
     return ModelSpec(
@@ -454,6 +409,74 @@ def model_from_hf_config(c: HFConfigY, *, model_id: str, name: str = "", source:
         num_mtp_layers=c.num_nextn_predict_layers or 0,
         source=source,
     )
+
+
+def _moe_from_hf(c: HFConfigY, model_id: str) -> MoeSpec | None:
+    """The mixture of experts (Mixtral, Qwen-MoE and DeepSeek spellings), or None for a dense model."""
+    num_experts = c.num_local_experts or c.num_experts or c.n_routed_experts
+    if num_experts is None:
+        return None
+    if c.num_experts_per_tok is None:
+        raise SpecError(f"model {model_id}: num_experts_per_tok is required for an MoE config")
+    expert_ff = c.moe_intermediate_size or c.intermediate_size
+    if expert_ff is None:
+        raise SpecError(f"model {model_id}: moe_intermediate_size or intermediate_size is required")
+    shared = c.shared_expert_intermediate_size or 0
+    if c.n_shared_experts:
+        shared = c.n_shared_experts * expert_ff
+    n_moe = sum(_layer_is_moe(c, i, num_experts) for i in range(c.num_hidden_layers))
+    return MoeSpec(
+        num_experts=num_experts,
+        num_experts_per_tok=c.num_experts_per_tok,
+        expert_intermediate_size=expert_ff,
+        shared_intermediate_size=shared,
+        num_dense_layers=c.num_hidden_layers - n_moe,
+    )
+
+
+def _mla_from_hf(c: HFConfigY, model_id: str) -> MlaSpec | None:
+    """Multi-head latent attention (DeepSeek: kv_lora_rank set), or None."""
+    if c.kv_lora_rank is None:
+        return None
+    missing = [k for k in ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim") if getattr(c, k) is None]
+    if missing:
+        raise SpecError(f"model {model_id}: MLA config (kv_lora_rank set) lacks {', '.join(missing)}")
+    assert c.qk_nope_head_dim and c.qk_rope_head_dim and c.v_head_dim
+    return MlaSpec(
+        q_lora_rank=c.q_lora_rank or 0,
+        kv_lora_rank=c.kv_lora_rank,
+        qk_nope_head_dim=c.qk_nope_head_dim,
+        qk_rope_head_dim=c.qk_rope_head_dim,
+        v_head_dim=c.v_head_dim,
+    )
+
+
+def _head_dim_from_hf(c: HFConfigY, model_id: str, mla: MlaSpec | None) -> int:
+    """The query/key head dimension: MLA's nope + rope dims, head_dim, or hidden_size / heads."""
+    heads = c.num_attention_heads
+    if mla is not None:
+        return mla.qk_nope_head_dim + mla.qk_rope_head_dim
+    if c.head_dim is not None:
+        return c.head_dim
+    if c.hidden_size % heads:
+        raise SpecError(
+            f"model {model_id}: head_dim is missing and num_attention_heads={heads} does not "
+            f"divide hidden_size={c.hidden_size}"
+        )
+    return c.hidden_size // heads
+
+
+def _sliding_window_from_hf(c: HFConfigY) -> tuple[int | None, int]:
+    """(window in tokens, layers that use it): Mistral-style (window set, every layer) or
+    Qwen2-style (use_sliding_window, layers from max_window_layers on); (None, 0) for none."""
+    window, n_swa = None, 0
+    if c.sliding_window is not None and c.use_sliding_window is not False:
+        window = c.sliding_window
+        start = c.max_window_layers if c.use_sliding_window and c.max_window_layers is not None else 0
+        n_swa = max(0, c.num_hidden_layers - start)
+        if c.max_position_embeddings is not None and window >= c.max_position_embeddings:
+            window, n_swa = None, 0  # a window as long as the context changes nothing
+    return window, n_swa
 
 
 @functools.cache
