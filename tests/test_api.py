@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import statistics
-import time
 from pathlib import Path
 
 import pytest
@@ -163,18 +162,6 @@ def test_default_precision() -> None:
     p = genmodel.default_precision("fp8")
     assert (p.weight_dtype, p.act_dtype, p.kv_dtype) == ("fp8", "fp8", "bf16")
     assert genmodel.default_precision("fp32").kv_dtype == "fp32"
-
-
-def test_estimate_is_fast() -> None:
-    """One in-process estimate with an explicit batch: target < 1 ms; asserted < 2 ms for CI noise."""
-    kw = {"tp": 2, "batch": 64, "input_tokens": 1000, "output_tokens": 1000, "weight_dtype": "fp8"}
-    genmodel.estimate("llama-3.1-70b", "h100-sxm", **kw)  # type: ignore[arg-type]  # warm the caches
-    n = 200
-    start = time.perf_counter()
-    for _ in range(n):
-        genmodel.estimate("llama-3.1-70b", "h100-sxm", **kw)  # type: ignore[arg-type]
-    mean = (time.perf_counter() - start) / n
-    assert mean < 2e-3, f"{mean * 1e3:.3f} ms per estimate"
 
 
 def test_case_options_apply_only_where_given(tmp_path: Path) -> None:
