@@ -30,6 +30,13 @@ from genmodel._api import (
     read_cases,
     validate,
 )
+from genmodel._attention import (
+    Attention,
+    GroupedQueryAttention,
+    MultiHeadLatentAttention,
+    SlidingWindow,
+    attended_pairs,
+)
 from genmodel._collectives import (
     ALGORITHMS,
     allgather_time,
@@ -65,12 +72,11 @@ from genmodel._memory import (
     paged_tokens,
     weight_bytes_per_device,
 )
-from genmodel._model import MlaSpec, ModelSpec, MoeSpec, count_params
+from genmodel._model import ModelSpec, MoeSpec, count_params
 from genmodel._ops import (
     MoeLayout,
     Op,
     OpTime,
-    attended_pairs,
     expected_experts_touched,
     forward_ops,
     roofline,
@@ -133,22 +139,24 @@ __all__ = [
     "OPTION_COLUMNS",
     "SCALE_FACTORS",
     "AttachedTier",
+    "Attention",
     "CaseResult",
     "Device",
     "Efficiency",
     "Estimate",
     "FabricTier",
     "GenModelError",
+    "GroupedQueryAttention",
     "HostAttachment",
     "InfeasibleError",
     "Link",
     "MemoryExtras",
     "MemoryTier",
     "MemoryUse",
-    "MlaSpec",
     "ModelSpec",
     "MoeLayout",
     "MoeSpec",
+    "MultiHeadLatentAttention",
     "Offload",
     "Op",
     "OpTime",
@@ -160,6 +168,7 @@ __all__ = [
     "ResourceRequirement",
     "RunOptions",
     "Scenario",
+    "SlidingWindow",
     "SpecError",
     "Speculation",
     "Spill",

@@ -88,26 +88,24 @@ def kv_bytes_per_sequence(
 ) -> Num:
     """KV-cache bytes one sequence of ``context_tokens`` tokens occupies on one device.
 
-    Per token and full-attention layer: 2 * kv_heads * head_dim elements (K and V), or
-    kv_lora_rank + qk_rope_head_dim for MLA; sliding-window layers keep at most the window.
-    Split over ``tp`` (KV heads), ``pp`` (layers) and ``cp`` (tokens).
+    Per layer, each attention kind's tokens kept (:meth:`~genmodel._attention.Attention.cached_tokens`:
+    the context, or at most the window of a sliding-window layer) times its elements per token
+    (:meth:`~genmodel._attention.Attention.kv_elements_per_token`: 2 * kv_heads * head_dim for
+    K and V, kv_lora_rank + qk_rope_head_dim for MLA's latent). Split over ``tp`` (KV heads),
+    ``pp`` (layers) and ``cp`` (tokens).
     """
-    per_layer: Num
-    if model.mla is not None:
-        per_layer = model.kv_elements_per_token_per_layer  # the latent is replicated on every rank
-    else:
-        per_layer = 2 * maximum(model.num_kv_heads / tp, 1) * model.head_dim
-    n_swa = model.num_sliding_window_layers
-    tokens: Num = (model.num_layers - n_swa) * context_tokens
-    if n_swa:
-        assert model.sliding_window is not None
-        tokens = tokens + n_swa * minimum(context_tokens, model.sliding_window)
-    return tokens * per_layer * precision.kv_bytes / pp / cp
+    elements: Num | None = None
+    for kind, count in model.attention_layers:
+        if count:
+            part = count * kind.cached_tokens(context_tokens) * kind.kv_elements_per_token(tp)
+            elements = part if elements is None else elements + part
+    assert elements is not None
+    return elements * precision.kv_bytes / pp / cp
 
 
 def kv_bytes_per_token(model: ModelSpec, precision: Precision) -> float:
     """KV-cache bytes per token for the whole model (all layers, no sharding, no window)."""
-    return float(model.num_layers * model.kv_elements_per_token_per_layer * precision.kv_bytes)
+    return float(model.num_layers * model.attention.kv_elements_per_token() * precision.kv_bytes)
 
 
 def activation_bytes_per_device(

@@ -58,18 +58,14 @@ class Plan:
 def plan_violations(plan: Plan, model: ModelSpec, device: Device) -> list[str]:
     """Reasons ``plan`` cannot run ``model`` on ``device`` (empty when it can).
 
-    Divisibility: tp divides the attention heads and (when tp <= KV heads) the KV heads;
+    Divisibility: tp divides the attention heads and, for grouped-query attention, the KV heads
+    (tp <= KV heads) or is a multiple of them (:meth:`~genmodel._attention.Attention.tp_violations`);
     pp at most one stage per layer; ep divides tp*dp (devices hold ceil(experts/ep) experts, so
     ep need not divide the experts); at most one expert group per expert.
     """
     out: list[str] = []
     m = model
-    if m.num_attention_heads % plan.tp:
-        out.append(f"tp={plan.tp} must divide num_attention_heads={m.num_attention_heads}")
-    if m.mla is None and plan.tp <= m.num_kv_heads and m.num_kv_heads % plan.tp:
-        out.append(f"tp={plan.tp} must divide num_kv_heads={m.num_kv_heads}")
-    if m.mla is None and plan.tp > m.num_kv_heads and plan.tp % m.num_kv_heads:
-        out.append(f"tp={plan.tp} must be a multiple of num_kv_heads={m.num_kv_heads}")
+    out.extend(m.attention.tp_violations(plan.tp))
     if plan.pp > m.num_layers:
         out.append(f"pp={plan.pp} must be <= num_layers={m.num_layers}")
     if plan.ep > 1:

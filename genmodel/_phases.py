@@ -363,10 +363,7 @@ def _step_collectives(
                 add("tp_allgather", n_moe * allgather_time(message, tp, system, algorithm=algo))
     cp_ring: Num = 0.0
     if cp > 1:
-        if model.mla is not None:
-            kv_elements = float(model.kv_elements_per_token_per_layer)
-        else:
-            kv_elements = 2 * max(model.num_kv_heads / tp, 1) * model.head_dim
+        kv_elements = model.attention.kv_elements_per_token(tp)
         if prefill:
             # every rank passes its KV block cp-1 hops around the ring, overlapped with attention
             block = seqs * new_tokens / cp * kv_elements * precision.kv_bytes
@@ -376,7 +373,7 @@ def _step_collectives(
             add("cp_ring", ring)
         else:
             # combine the ranks' partial attention outputs (fp32 partial sums and their log-sum-exp)
-            partial = seqs * (model.num_attention_heads / tp) * (model.head_dim + 1) * 4
+            partial = seqs * (model.attention.heads / tp) * (model.attention.head_dim + 1) * 4
             add("cp_combine", model.num_layers * allreduce_time(partial, cp, system, algorithm=algo))
     return out, cp_ring
 

@@ -74,7 +74,8 @@ def test_kv_bytes_per_token_hand_computed(model: str, kv_dtype: str, expected: i
 
 
 def test_mqa_kv_is_one_head_and_replicated_over_tp() -> None:
-    mqa = _with("llama-3.1-8b", num_kv_heads=1)
+    gqa = genmodel.load_model("llama-3.1-8b")
+    mqa = _with("llama-3.1-8b", attention=dataclasses.replace(gqa.attention, num_kv_heads=1))
     # MQA: 32 layers x 2 x 1 KV head x 128 x 2 B = 16,384 B per token
     assert kv_per_token(mqa, BF16) == pytest.approx(16_384)
     # 1/8 of the GQA model's 131,072 (8 KV heads -> 1)
