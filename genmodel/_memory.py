@@ -35,14 +35,13 @@ from typing import Any
 
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device
-from genmodel._model import ModelSpec, attention_params_per_device
+from genmodel._model import LOGIT_BYTES, ModelSpec, attention_params_per_device
 from genmodel._parallel import Plan
 from genmodel._units import GB, Num, maximum, minimum
 from genmodel._workload import Precision
 
 #: Prefill tokens processed per forward pass by default (TensorRT-LLM ``max_num_tokens`` default).
 MAX_BATCHED_TOKENS = 8192
-_LOGIT_BYTES = 4.0
 
 
 def _expert_params_per_layer(model: ModelSpec, plan: Plan, redundant_experts: int) -> float:
@@ -53,7 +52,7 @@ def _expert_params_per_layer(model: ModelSpec, plan: Plan, redundant_experts: in
     moe = model.moe
     moe_tp = plan.tp * plan.dp / plan.ep
     slots = math.ceil((moe.num_experts + redundant_experts) / plan.ep)
-    return slots * 3 * model.hidden_size * moe.expert_intermediate_size / moe_tp
+    return slots * model.params_per_expert / moe_tp
 
 
 def expert_bytes_per_device(
@@ -125,7 +124,7 @@ def activation_bytes_per_device(
     chunk = minimum(prefill_tokens, MAX_BATCHED_TOKENS)
     # residual, normed input, attention output, and the gate/up/act buffers of the FFN
     per_token = (4 * d + 3 * ff) * precision.act_bytes
-    logits = seqs_per_replica * model.vocab_size / tp * _LOGIT_BYTES
+    logits = seqs_per_replica * model.vocab_size / tp * LOGIT_BYTES
     return chunk * per_token + logits
 
 
@@ -475,7 +474,7 @@ class _Footprint:
     def _batch_bytes(self, batch: int) -> tuple[float, float, Num]:
         """(KV bytes, KV bytes older than the offload window, activation bytes) at ``batch``."""
         model, plan = self.model, self.plan
-        seqs = math.ceil(batch / plan.dp)
+        seqs = plan.seqs_per_replica(batch)
 
         def kv_replica(parts: tuple[float, float, float | None]) -> tuple[float, float]:
             """(KV bytes of the replica's sequences, bytes older than the offload window)."""

@@ -18,6 +18,9 @@ from genmodel._attention import Attention, FullAttention, SlidingWindow
 from genmodel._errors import SpecError, require_ints
 from genmodel._units import Num
 
+#: bytes per logit: logits are written in fp32 for sampling
+LOGIT_BYTES = 4.0
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MoeSpec:
@@ -105,6 +108,11 @@ class ModelSpec:
         return ((self.attention, self.num_layers - n_swa), (window, n_swa))
 
     @property
+    def params_per_expert(self) -> int:
+        """Weights of one routed expert of one block: gate, up and down projections (0 if dense)."""
+        return 0 if self.moe is None else 3 * self.hidden_size * self.moe.expert_intermediate_size
+
+    @property
     def num_moe_layers(self) -> int:
         """Blocks whose feed-forward is a mixture of experts."""
         return 0 if self.moe is None else self.num_layers - self.moe.num_dense_layers
@@ -139,7 +147,7 @@ def count_params(model: ModelSpec) -> dict[str, int]:
     experts = shared = router = 0
     if model.moe is not None:
         moe, n = model.moe, model.num_moe_layers
-        experts = n * moe.num_experts * 3 * d * moe.expert_intermediate_size
+        experts = n * moe.num_experts * model.params_per_expert
         shared = n * 3 * d * moe.shared_intermediate_size
         router = n * (d * moe.num_experts + d)  # router weights + post-attention norm
     embedding = model.vocab_size * d

@@ -36,12 +36,9 @@ from typing import Any
 from genmodel._attention import AttentionStep
 from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device
-from genmodel._model import ModelSpec
+from genmodel._model import LOGIT_BYTES, ModelSpec
 from genmodel._units import DTYPE_BYTES, Num, ceil, maximum, minimum, power, where
 from genmodel._workload import Precision
-
-#: logits are written in fp32 for sampling
-_LOGIT_BYTES = 4.0
 
 
 def check_expert_options(redundant_experts: int, imbalance: float | None) -> None:
@@ -318,7 +315,7 @@ def _forward_ops(
             "gemm",
             flops=2 * last * d * vocab,
             weight_bytes=d * vocab * p.weight_bytes,
-            act_bytes=last * (d * p.act_bytes + vocab * _LOGIT_BYTES),
+            act_bytes=last * (d * p.act_bytes + vocab * LOGIT_BYTES),
             kv_bytes=0,
             rows=last,
         )
@@ -336,7 +333,7 @@ def _experts_op(model: ModelSpec, p: Precision, tokens: Num, tp: Num, moe: MoeLa
     spec = model.moe
     assert spec is not None
     d, n_moe, k = model.hidden_size, model.num_moe_layers, spec.num_experts_per_tok
-    expert_params = 3 * d * spec.expert_intermediate_size  # gate, up, down
+    expert_params = model.params_per_expert
     if moe is None:  # pure MoE-TP over this replica's tp devices: every device has every expert
         slots, local_slots, moe_tp = spec.num_experts, spec.num_experts, tp
         instance_tokens = tokens

@@ -54,6 +54,10 @@ class Plan:
         """Devices of one pipeline stage: tp * cp * dp."""
         return self.tp * self.dp * self.cp
 
+    def seqs_per_replica(self, batch: int) -> int:
+        """Sequences on the fullest of the dp replicas when ``batch`` spread over them: ceil(batch / dp)."""
+        return math.ceil(batch / self.dp)
+
 
 def plan_violations(plan: Plan, model: ModelSpec, device: Device) -> list[str]:
     """Reasons ``plan`` cannot run ``model`` on ``device`` (empty when it can).

@@ -41,7 +41,6 @@ Modelling assumptions:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -606,6 +605,17 @@ def prefill_pass(
     return total, longest
 
 
+def mean_decode_context(input_tokens: Num, output_tokens: Num) -> Num:
+    """Tokens cached at the mean decode step of a request: input + (output - 2) / 2.
+
+    The decode steps of a request run at contexts input .. input + output - 2 (the first output
+    token comes from the prefill); their mean stands for all of them, exact while attention stays
+    on one side of its roofline ridge (it is linear in context). At least the input (one output
+    token: no decode step at all).
+    """
+    return input_tokens + maximum(output_tokens - 2, 0) / 2
+
+
 def decode_pass(
     model: ModelSpec,
     hardware: System | Device,
@@ -964,7 +974,7 @@ def estimate_static(
         require_one_sequence(model, device, plan, precision, **lengths, extras=extras)
     else:
         raise SpecError(f"batch={batch!r} must be an integer >= 1 or 'max'")
-    seqs = float(math.ceil(resolved / plan.dp))
+    seqs = float(plan.seqs_per_replica(resolved))
     mem = memory_use(model, device, plan, precision, batch=resolved, **lengths, extras=extras)
 
     prefill_terms, stall_terms = prefill_pass(
@@ -972,7 +982,7 @@ def estimate_static(
     )
     prefill = prefill_terms.cost()
     stall = float(stall_terms.time_s)
-    past = input_tokens + max(output_tokens - 2, 0) / 2
+    past = mean_decode_context(input_tokens, output_tokens)
     decode = decode_pass(
         model, system, plan, precision, num_seqs=seqs, past_tokens=past, options=options, memory=mem
     ).cost()

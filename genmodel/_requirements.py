@@ -53,6 +53,7 @@ from genmodel._phases import (
     decode_pass,
     exposed_transfer_s,
     kv_transfer_time,
+    mean_decode_context,
     prefill_pass,
     step_terms,
 )
@@ -223,11 +224,11 @@ def symbolic_latencies(
     on the symbolic system.
     """
     sym = _symbolic_system(as_system(system), precision)
-    seqs = float(math.ceil(batch / plan.dp))
+    seqs = float(plan.seqs_per_replica(batch))
     prefill, _ = prefill_pass(
         model, sym, plan, precision, num_seqs=seqs, input_tokens=input_tokens, options=options, memory=memory
     )
-    past = input_tokens + max(output_tokens - 2, 0) / 2
+    past = mean_decode_context(input_tokens, output_tokens)
     decode = decode_pass(
         model, sym, plan, precision, num_seqs=seqs, past_tokens=past, options=options, memory=memory
     )

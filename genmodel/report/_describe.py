@@ -86,7 +86,7 @@ def describe_model(m: ModelSpec, *, full: bool = False) -> dict[str, Any]:
     active = params["total"]
     if m.moe is not None:
         unused = m.moe.num_experts - m.moe.num_experts_per_tok
-        active -= m.num_moe_layers * unused * 3 * m.hidden_size * m.moe.expert_intermediate_size
+        active -= m.num_moe_layers * unused * m.params_per_expert
     row: dict[str, Any] = {
         "id": m.id,
         "params_b": round(params["total"] / 1e9, 2),
