@@ -47,6 +47,7 @@ from genmodel._phases import (
     decode_pass,
     exposed_transfer_s,
     kv_transfer_time,
+    mean_decode_context,
     prefill_pass,
     prepare,
 )
@@ -472,7 +473,7 @@ def _evaluate(
             grids[top] = batch_grid(most / plan.dp)
             grids[top].flags.writeable = False  # shared by every layout with this grid
         batch = grids[top]
-    past = input_tokens + (output_tokens - 2) / 2
+    past = mean_decode_context(input_tokens, output_tokens)
     step_s = decode_pass(
         model, run_system, plan, precision, num_seqs=batch, past_tokens=past, options=options
     ).time_s

@@ -19,7 +19,7 @@ from _cli import cli_bad, cli_ok
 
 import genmodel
 from genmodel import Plan, default_precision
-from genmodel._phases import decode_pass, prefill_pass
+from genmodel._phases import decode_pass, mean_decode_context, prefill_pass
 from genmodel._search import (
     OBJECTIVES,
     Candidates,
@@ -100,7 +100,7 @@ def _brute_force_points(
             except genmodel.InfeasibleError:
                 continue
             pre = prefill_pass(m, system, plan, p, num_seqs=1.0, input_tokens=W["input_tokens"])[0]
-            past = W["input_tokens"] + (W["output_tokens"] - 2) / 2
+            past = mean_decode_context(W["input_tokens"], W["output_tokens"])
             for b in batch_grid(most / plan.dp):
                 step = float(decode_pass(m, system, plan, p, num_seqs=float(b), past_tokens=past).time_s)
                 pt = serving_at_batch(
