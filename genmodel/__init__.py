@@ -8,7 +8,7 @@ Quick start::
     import genmodel
     est = genmodel.estimate("llama-3.1-70b", "h100-sxm", tp=2, batch="max",
                             input_tokens=1000, output_tokens=1000, weight_dtype="fp8")
-    est.tpot_s, est.to_dict()["memory"]
+    est.tpot_s, genmodel.report.estimate_dict(est)["memory"]
 """
 
 from genmodel._api import (

@@ -29,6 +29,7 @@ from genmodel._serving import estimate_serving
 from genmodel._units import DTYPE_BYTES, check_dtype
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_memory_tier, load_model, load_system
+from genmodel.report import estimate_dict
 
 #: Metrics a validation case may name: the numeric keys of an estimate.
 METRICS = (
@@ -162,7 +163,7 @@ def estimate(
         ideal: every efficiency 1 and no overheads (the pure roofline bound).
 
     Returns:
-        An :class:`Estimate`; ``Estimate.to_dict()`` gives the JSON keys of DESIGN.md.
+        An :class:`Estimate`; :func:`genmodel.report.estimate_dict` gives its JSON keys.
 
     Raises:
         SpecError: malformed arguments. UnknownEntryError: unknown ids.
@@ -301,7 +302,7 @@ def memory_report(
     )
     m = est.memory
     context = input_tokens + output_tokens
-    d = est.to_dict()
+    d = estimate_dict(est)
     return {
         "model": est.model_id,
         "hardware": est.hardware_id,
@@ -717,7 +718,7 @@ def _instances(request_rate_per_s: float, instance_rate_per_s: float) -> int:
 
 def _plan_row(est: Estimate) -> dict[str, Any]:
     """The plan fields and the estimate keys of one serving estimate (``best`` in the JSON)."""
-    return {**est.to_dict(), "concurrency": est.batch}
+    return {**estimate_dict(est), "concurrency": est.batch}
 
 
 def plan(

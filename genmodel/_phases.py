@@ -44,7 +44,6 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 from genmodel._collectives import (
     ALGORITHMS,
@@ -208,22 +207,6 @@ class PhaseCost:
         """The collective that takes the most time, or None without communication."""
         busy = {k: v for k, v in self.comm_breakdown.items() if v > 0}
         return max(busy, key=busy.__getitem__) if busy else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form: time_s, compute_s, memory_s, comm_s, overhead_s, bound, and the collectives."""
-        return {
-            "time_s": self.time_s,
-            "compute_s": self.compute_s,
-            "memory_s": self.memory_s,
-            "comm_s": self.comm_s,
-            "comm_hidden_s": self.comm_hidden_s,
-            "offload_s": self.offload_s,
-            "offload_hidden_s": self.offload_hidden_s,
-            "overhead_s": self.overhead_s,
-            "bound": self.bound,
-            "comm_breakdown": dict(self.comm_breakdown),
-            "dominant_collective": self.dominant_collective,
-        }
 
 
 #: The time fields of a phase (scaled and summed together).
@@ -765,91 +748,6 @@ class Estimate:
         if self.usd_per_hour is None:
             return None
         return self.usd_per_hour * self.num_devices / HOUR / self.output_tokens_per_s * 1e6
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form, with the keys of DESIGN.md (SI units: seconds and bytes)."""
-        m, o = self.memory, self.options
-        return {
-            "model": self.model_id,
-            "hardware": self.hardware_id,
-            "system": self.system_id or self.hardware_id,
-            "mode": self.mode,
-            "devices": self.num_devices,
-            "tp": self.plan.tp,
-            "pp": self.plan.pp,
-            "ep": self.plan.ep,
-            "dp": self.plan.dp,
-            "cp": self.plan.cp,
-            "weight_dtype": self.precision.weight_dtype,
-            "act_dtype": self.precision.act_dtype,
-            "kv_dtype": self.precision.kv_dtype,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "batch": self.batch,
-            "ttft_s": self.ttft_s,
-            "tpot_s": self.tpot_s,
-            "e2e_s": self.e2e_s,
-            "output_tokens_per_s": self.output_tokens_per_s,
-            "output_tokens_per_s_per_device": self.output_tokens_per_s_per_device,
-            "prefill_tokens_per_s_per_device": self.prefill_tokens_per_s_per_device,
-            "decode_tokens_per_s_per_device": self.decode_tokens_per_s_per_device,
-            "joules_per_output_token": self.joules_per_output_token,
-            "usd_per_million_output_tokens": self.usd_per_million_output_tokens,
-            "memory": {
-                "weights_bytes_per_device": m.weights_bytes_per_device,
-                "kv_cache_bytes_per_device": m.kv_cache_bytes_per_device,
-                "activation_bytes_per_device": m.activation_bytes_per_device,
-                "total_bytes_per_device": m.total_bytes_per_device,
-                "capacity_bytes_per_device": m.capacity_bytes_per_device,
-                "usable_bytes_per_device": m.usable_bytes_per_device,
-                "fits": m.fits,
-                "device_bytes_per_device": m.device_bytes_per_device,
-                "offloaded_bytes_per_device": m.offloaded_bytes_per_device,
-                "kv_bytes_per_sequence": m.kv_bytes_per_sequence,
-                "swap_s_per_sequence": m.swap_time_s(),
-                "tiers": [t.to_dict() for t in m.tiers],
-            },
-            "prefill": self.prefill.to_dict(),
-            "decode": self.decode.to_dict(),
-            "comm_overlap_frac": self.comm_overlap_frac,
-            "redundant_experts": self.options.redundant_experts,
-            "moe_imbalance": self.options.moe_imbalance,
-            "speculation": _speculation_dict(self.options.speculation),
-            "disaggregated": self.options.disaggregated,
-            "kv_transfer_s": self.kv_transfer_s,
-            "kv_transfer_exposed_s": self.kv_transfer_exposed_s,
-            "decode_stall_s": self.decode_stall_s,
-            "kv_block_tokens": o.kv_block_tokens,
-            "prefix_hit_rate": o.prefix_hit_rate,
-            "sparse_attention_frac": o.sparse_attention_frac,
-            "prefill_chunk": o.prefill_chunk,
-            "offload": _offload_dict(o.offload),
-            "serving": None if self.serving is None else dataclasses.asdict(self.serving),
-        }
-
-
-def _offload_dict(offload: Offload) -> dict[str, Any] | None:
-    if not offload.any:
-        return None
-    return {
-        "kv": None if offload.kv is None else offload.kv.label,
-        "weights": None if offload.weights is None else offload.weights.label,
-        "experts": None if offload.experts is None else offload.experts.label,
-        "kv_window": offload.kv_window,
-        "expert_hit_rate": offload.expert_hit_rate,
-        "overlap": offload.overlap,
-    }
-
-
-def _speculation_dict(spec: Speculation | None) -> dict[str, Any] | None:
-    if spec is None:
-        return None
-    return {
-        "draft_tokens": spec.draft_tokens,
-        "acceptance_rate": spec.acceptance_rate,
-        "draft_model": "mtp" if spec.draft_model is None else spec.draft_model.id,
-        "tokens_per_step": spec.tokens_per_step,
-    }
 
 
 def kv_transfer_time(
