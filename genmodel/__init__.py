@@ -74,14 +74,13 @@ from genmodel._memory import (
 )
 from genmodel._model import ModelSpec, MoeSpec, count_params
 from genmodel._ops import (
-    MoeLayout,
     Op,
     OpTime,
     expected_experts_touched,
     forward_ops,
     roofline,
 )
-from genmodel._parallel import Plan, ep_dispatch_bytes, moe_layout, plan_violations
+from genmodel._parallel import MoeLayout, Plan, ep_dispatch_bytes, moe_layout, plan_violations
 from genmodel._phases import (
     Estimate,
     PhaseCost,

@@ -28,86 +28,16 @@ the figures are the same to the last bit.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from genmodel._attention import AttentionStep
-from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device
 from genmodel._model import LOGIT_BYTES, ModelSpec
-from genmodel._units import DTYPE_BYTES, Num, ceil, maximum, minimum, power, where
+from genmodel._parallel import MoeLayout
+from genmodel._units import DTYPE_BYTES, Num, ceil, maximum, power, where
 from genmodel._workload import Precision
-
-
-def check_expert_options(redundant_experts: int, imbalance: float | None) -> None:
-    """Raise :class:`SpecError` unless redundant_experts >= 0 and imbalance (when given) >= 1."""
-    require_ints(minimum=0, redundant_experts=redundant_experts)
-    if imbalance is not None and not imbalance >= 1:
-        raise SpecError(f"moe_imbalance={imbalance!r} must be >= 1 (busiest over mean)")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MoeLayout:
-    """How routed experts spread over the ``tp * dp`` devices of one MoE instance (one stage).
-
-    Attributes:
-        ep: expert-parallel groups (devices holding different experts).
-        dp: attention data-parallel replicas feeding the instance.
-        tp: tensor-parallel degree of attention (each replica's tokens are split over it).
-        redundant_experts: extra replicas of (hot) experts, as EPLB places them.
-        imbalance: busiest device's routed pairs over the mean; None = the balls-into-bins estimate
-            for uniform routing.
-    """
-
-    ep: int = 1
-    dp: int = 1
-    tp: int = 1
-    redundant_experts: int = 0
-    imbalance: float | None = None
-
-    def __post_init__(self) -> None:
-        require_ints(ep=self.ep, dp=self.dp, tp=self.tp)
-        if (self.tp * self.dp) % self.ep:
-            raise SpecError(f"ep={self.ep} must divide tp*dp={self.tp * self.dp}")
-        check_expert_options(self.redundant_experts, self.imbalance)
-
-    @property
-    def num_devices(self) -> int:
-        """Devices of the instance: tp * dp."""
-        return self.tp * self.dp
-
-    @property
-    def moe_tp(self) -> int:
-        """Devices each expert is split over: tp * dp / ep."""
-        return self.num_devices // self.ep
-
-    def num_slots(self, num_experts: int) -> int:
-        """Expert slots: the experts plus their redundant replicas."""
-        return num_experts + self.redundant_experts
-
-    def experts_per_device(self, num_experts: int) -> int:
-        """Expert slots on the fullest device: ceil((E + r) / ep)."""
-        return math.ceil(self.num_slots(num_experts) / self.ep)
-
-    def imbalance_factor(self, routed_pairs: Num) -> Num:
-        """Busiest expert group's routed pairs over the mean, for ``routed_pairs`` in the instance.
-
-        The given factor, or 1 + sqrt(2 ln(ep) / mean) for uniform routing (balls into bins, Raab
-        and Steger 1998), capped at ep (everything on one group).
-        """
-        if self.imbalance is not None:
-            return self.imbalance + 0 * routed_pairs
-        if self.ep == 1:
-            return 1 + 0 * routed_pairs
-        mean = routed_pairs / self.ep
-        return minimum(1 + (2 * math.log(self.ep) / mean) ** 0.5, float(self.ep))
-
-    def device_pair_share(self, num_experts: int, routed_pairs: Num) -> Num:
-        """Fraction of the instance's routed pairs the busiest device's experts compute."""
-        share = self.experts_per_device(num_experts) / self.num_slots(num_experts)
-        return minimum(share * self.imbalance_factor(routed_pairs), 1.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,11 +47,7 @@ from types import MappingProxyType
 
 from genmodel._collectives import (
     ALGORITHMS,
-    allgather_time,
-    allreduce_time,
-    alltoall_time,
     p2p_time,
-    reduce_scatter_time,
 )
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device, System
@@ -67,8 +63,15 @@ from genmodel._memory import (
     require_one_sequence,
 )
 from genmodel._model import ModelSpec
-from genmodel._ops import MoeLayout, OpTime, StepCache, check_expert_options, step_operators
-from genmodel._parallel import Plan, check_plan, ep_dispatch_bytes, moe_layout
+from genmodel._ops import OpTime, StepCache, step_operators
+from genmodel._parallel import (
+    Plan,
+    check_expert_options,
+    check_plan,
+    moe_layout,
+    pp_send_time,
+    step_collectives,
+)
 from genmodel._units import HOUR, Num, floor, maximum, minimum, where
 from genmodel._workload import Precision
 
@@ -278,88 +281,6 @@ def as_system(hardware: System | Device) -> System:
     return hardware if isinstance(hardware, System) else System.of_device(hardware)
 
 
-def _step_collectives(
-    model: ModelSpec,
-    system: System,
-    plan: Plan,
-    precision: Precision,
-    options: RunOptions,
-    layout: MoeLayout | None,
-    *,
-    phase: str,
-    seqs: Num,
-    new_tokens: Num,
-    attention_s: Num,
-) -> tuple[dict[str, Num], Num]:
-    """Per-kind collective time of one microbatch through the whole model, and the CP ring's share.
-
-    Returns (breakdown, cp_ring_s) where cp_ring_s is the ring-attention transfer left exposed
-    after it overlapped the attention it feeds (already included in the breakdown).
-    """
-    d, tp, dp, cp = model.hidden_size, plan.tp, plan.dp, plan.cp
-    prefill = phase == "prefill"
-    rows = seqs * new_tokens / (cp if prefill else 1)  # token rows on one device
-    message = rows * d * precision.comm_bytes
-    algo = options.allreduce_algorithm
-    out: dict[str, Num] = {}
-
-    def add(name: str, seconds: Num) -> None:
-        out[name] = out.get(name, 0.0) + seconds
-
-    if tp > 1:
-        ar = allreduce_time(message, tp, system, algorithm=algo)
-        # after attention in every block, after each dense FFN, and after the vocab-parallel embedding
-        add("tp_allreduce", (model.num_layers + model.num_dense_layers + 1) * ar)
-        if model.moe is not None and plan.ep == 1 and dp == 1:
-            add("tp_allreduce", model.num_moe_layers * ar)
-    if model.moe is not None and layout is not None and (plan.ep > 1 or dp > 1):
-        n_moe = model.num_moe_layers
-        n = tp * dp
-        if plan.ep == 1:
-            # MoE-TP over all replicas: gather every replica's tokens, reduce-scatter the outputs
-            gathered = message * dp
-            add("moe_allgather", n_moe * allgather_time(gathered, n, system, algorithm=algo))
-            add("moe_reduce_scatter", n_moe * reduce_scatter_time(gathered, n, system, algorithm=algo))
-        else:
-            domain = system.fabric[0].num_domain_devices if len(system.fabric) > 1 else None
-            k = model.moe.num_experts_per_tok
-            for name, element_bytes in (
-                ("ep_dispatch", precision.act_bytes),  # tokens leave in the activation dtype (fp8 in DeepEP)
-                ("ep_combine", precision.comm_bytes),  # weighted outputs return in 16 bits
-            ):
-                # prefill sends a token once per remote domain (DeepEP normal kernels); decode
-                # sends every copy straight to its device (DeepEP low-latency kernels)
-                send, outside = ep_dispatch_bytes(
-                    rows / tp,
-                    d,
-                    element_bytes,
-                    top_k=k,
-                    layout=layout,
-                    domain_devices=domain,
-                    dedup_domains=prefill,
-                )
-                spans = domain is not None and n > domain
-                t = alltoall_time(send, n, system, scale_out_bytes=outside if spans and prefill else None)
-                add(name, n_moe * t)
-            if tp > 1:  # each tp rank combined 1/tp of the tokens: gather them back
-                add("tp_allgather", n_moe * allgather_time(message, tp, system, algorithm=algo))
-    cp_ring: Num = 0.0
-    if cp > 1:
-        kv_elements = model.attention.kv_elements_per_token(tp)
-        if prefill:
-            # every rank passes its KV block cp-1 hops around the ring, overlapped with attention
-            block = seqs * new_tokens / cp * kv_elements * precision.kv_bytes
-            hop = p2p_time(block, system, group_devices=tp * cp)
-            ring = model.num_layers * (cp - 1) * hop
-            cp_ring = maximum(ring - attention_s, 0.0)
-            add("cp_ring", ring)
-        else:
-            # combine the ranks' partial attention outputs (fp32 partial sums and their log-sum-exp)
-            partial = seqs * (model.attention.heads / tp) * (model.attention.head_dim + 1) * 4
-            add("cp_combine", model.num_layers * allreduce_time(partial, cp, system, algorithm=algo))
-    return out, cp_ring
-
-
 def step_terms(
     model: ModelSpec,
     hardware: System | Device,
@@ -413,13 +334,13 @@ def step_terms(
     compute_s, memory_s = roof.compute_s, roof.memory_s
     compute_bound_s, memory_bound_s = roof.compute_bound_s, roof.memory_bound_s
     attention_s = roof.attention_s
-    breakdown, cp_exposed = _step_collectives(
+    breakdown, cp_exposed = step_collectives(
         model,
         system,
         plan,
         precision,
-        options,
         layout,
+        algorithm=options.allreduce_algorithm,
         phase=phase,
         seqs=seqs,
         new_tokens=new_tokens,
@@ -427,9 +348,7 @@ def step_terms(
     )
     breakdown = {k: v * factor for k, v in breakdown.items()}
     if pp > 1:
-        message = seqs * new_tokens / plan.cp * model.hidden_size * precision.comm_bytes
-        hop = p2p_time(message, system, group_devices=2 * plan.num_stage_devices)
-        breakdown["pp_send"] = (pp - 1) * hop
+        breakdown["pp_send"] = pp_send_time(model, system, plan, precision, seqs=seqs, new_tokens=new_tokens)
     busy_s = (compute_bound_s + memory_bound_s) * factor  # one microbatch's operators
     ring_s = breakdown.get("cp_ring", 0.0)
     ring_hidden_s = ring_s - cp_exposed * factor  # ring attention overlaps by construction
