@@ -89,7 +89,6 @@ from genmodel._phases import (
     as_system,
     estimate_static,
     kv_transfer_time,
-    mtp_model,
     step_cost,
 )
 from genmodel._requirements import (
@@ -100,6 +99,7 @@ from genmodel._requirements import (
     symbolic_step_time,
 )
 from genmodel._search import OBJECTIVES
+from genmodel._speculation import mtp_model
 from genmodel._sweep import sweep
 from genmodel._units import DTYPE_BYTES
 from genmodel._workload import Precision, Scenario

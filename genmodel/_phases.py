@@ -72,6 +72,7 @@ from genmodel._parallel import (
     pp_send_time,
     step_collectives,
 )
+from genmodel._speculation import draft_model, speculative_step
 from genmodel._units import HOUR, Num, floor, maximum, minimum, where
 from genmodel._workload import Precision
 
@@ -549,35 +550,7 @@ def decode_pass(
     spec = options.speculation
     if spec is None:
         return run(model, plan, 1)
-    draft = mtp_model(model) if spec.draft_model is None else spec.draft_model
-    step = run(model, plan, spec.draft_tokens + 1)  # the verify pass
-    draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
-    one_draft = run(draft, draft_plan, 1)
-    for _ in range(spec.draft_tokens):
-        step = step.plus(one_draft)
-    return step.scaled(1 / spec.tokens_per_step)
-
-
-def mtp_model(model: ModelSpec) -> ModelSpec:
-    """The target's multi-token-prediction block as a one-layer model (DeepSeek-V3 report, Sec. 2.2).
-
-    Raises:
-        SpecError: the model has no MTP block.
-    """
-    if not model.num_mtp_layers:
-        raise SpecError(
-            f"model={model.id} has no multi-token-prediction block (num_mtp_layers=0); give a draft model"
-        )
-    moe = None if model.moe is None else dataclasses.replace(model.moe, num_dense_layers=0)
-    return dataclasses.replace(
-        model,
-        id=f"{model.id}-mtp",
-        num_layers=model.num_mtp_layers,
-        num_sliding_window_layers=0,
-        sliding_window=None,
-        moe=moe,
-        num_mtp_layers=0,
-    )
+    return speculative_step(run, model, plan, spec)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -725,9 +698,7 @@ def prepare(
     if ideal:
         system = system.ideal()
     spec = options.speculation
-    draft = None
-    if spec is not None:
-        draft = mtp_model(model) if spec.draft_model is None else spec.draft_model
+    draft = None if spec is None else draft_model(model, spec)
     extras = MemoryExtras(
         redundant_experts=options.redundant_experts,
         draft=draft,
