@@ -4,23 +4,19 @@ Modelling assumptions:
 - Static batching: ``batch`` sequences (whole deployment, split evenly over ``dp`` replicas) are
   prefilled together, then decoded together for ``output_tokens - 1`` steps.
 - A step's time on one device is the sum of its operators' roofline times, plus the collectives
-  it waits for, plus a fixed per-step overhead. Collectives per block: the tensor-parallel
-  all-reduce after attention and after a dense FFN (Megatron-LM); for MoE blocks the all-reduce
-  (MoE-TP inside a replica), an all-gather and reduce-scatter (MoE-TP over attention-DP
-  replicas), or the expert-parallel dispatch and combine all-to-alls (plus an all-gather over tp).
+  it waits for (:func:`~genmodel._parallel.step_collectives`), plus a fixed per-step overhead
+  (:mod:`genmodel._cost`).
 - A fraction ``comm_overlap_frac`` of the collectives hides behind compute: exposed =
   comm - f * min(comm, compute). Or, explicitly, the pass splits into m microbatches (two-batch
   overlap in SGLang, microbatch pipelining in CloudMatrix-Infer) that alternate, so a pass takes
   m * max(B, K) + min(B, K) for one microbatch's operator time B and collective time K, and every
   microbatch reads the weights again.
-- Context parallelism (ring attention, Liu et al. 2023): in prefill each of the cp ranks passes its
-  KV block around the ring, cp-1 hops per layer, overlapped with that layer's attention; in decode
-  the ranks' partial attention outputs are combined by an all-reduce per layer.
-- TPOT is the decode step at the mean context of the output, past = input + (output-2)/2 tokens;
-  this is exact while attention stays on one side of its roofline ridge (it is linear in context).
-- Speculative decoding (Leviathan et al. 2023; DeepSeek-V3 MTP): k draft steps (a draft model, or
-  the target's MTP block) then one verify step over k+1 tokens; with per-token acceptance a, a step
-  yields (1 - a^(k+1)) / (1 - a) tokens, and TPOT is the step time over that.
+- Context parallelism (ring attention): the ring's KV transfer overlaps the attention it feeds.
+- TPOT is the decode step at the mean context of the output, past = input + (output-2)/2 tokens
+  (:func:`mean_decode_context`); this is exact while attention stays on one side of its roofline
+  ridge (it is linear in context).
+- Speculative decoding and MTP: a decode step per output token as :mod:`genmodel._speculation`
+  says.
 - Pipeline parallelism: the replica's sequences split into m = min(seqs, pp) microbatches; prefill
   takes (m + pp - 1) stage times (the pipeline fill, GPipe, Huang et al. 2019), and a decode round
   gives every microbatch one token in pp stage times.
@@ -40,15 +36,13 @@ Modelling assumptions:
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass
 
-from genmodel._collectives import (
-    ALGORITHMS,
-    p2p_time,
-)
+from genmodel._collectives import ALGORITHMS, p2p_time
+
+# (re-exported: the layers above import a pass's cost from here)
+from genmodel._cost import PhaseCost as PhaseCost
+from genmodel._cost import StepTerms as StepTerms
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._memory import (
@@ -63,7 +57,7 @@ from genmodel._memory import (
     require_one_sequence,
 )
 from genmodel._model import ModelSpec
-from genmodel._ops import OpTime, StepCache, step_operators
+from genmodel._ops import StepCache, step_operators
 from genmodel._parallel import (
     Plan,
     check_expert_options,
@@ -155,126 +149,6 @@ class RunOptions:
     def overlap_frac(self, system: System) -> float:
         """The communication overlap fraction in force: this run's, else the system's default."""
         return system.comm_overlap_frac if self.comm_overlap_frac is None else self.comm_overlap_frac
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PhaseCost:
-    """Time of one phase on the critical path, split by what bounds it.
-
-    ``compute_s`` and ``memory_s`` are the sums of the operators' compute and memory times;
-    ``compute_bound_s`` and ``memory_bound_s`` the time of the operators each bounds (an operator
-    costs the larger of the two); ``comm_s`` the collectives left exposed after overlap
-    (``comm_hidden_s`` were hidden), ``comm_breakdown`` each kind of collective before overlap;
-    ``overhead_s`` the fixed cost. The phase takes their sum, :attr:`time_s`.
-    """
-
-    compute_s: float
-    memory_s: float
-    compute_bound_s: float
-    memory_bound_s: float
-    comm_s: float
-    overhead_s: float
-    comm_hidden_s: float = 0.0
-    #: transfers to and from offload tiers left exposed, and hidden behind the step
-    offload_s: float = 0.0
-    offload_hidden_s: float = 0.0
-    comm_breakdown: Mapping[str, float] = field(default_factory=dict)
-    ops: tuple[OpTime, ...] = field(repr=False, default=())
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "comm_breakdown", MappingProxyType(dict(self.comm_breakdown)))
-
-    @property
-    def _terms(self) -> dict[str, float]:
-        return {
-            "compute": self.compute_bound_s,
-            "memory": self.memory_bound_s,
-            "comm": self.comm_s,
-            "offload": self.offload_s,
-            "overhead": self.overhead_s,
-        }
-
-    @property
-    def time_s(self) -> float:
-        """Critical-path time: compute- and memory-bound operators, exposed collectives and
-        offload transfers, overhead."""
-        return sum(self._terms.values())
-
-    @property
-    def bound(self) -> str:
-        """The largest term: compute, memory, comm, offload or overhead."""
-        terms = self._terms
-        return max(terms, key=terms.__getitem__)
-
-    @property
-    def dominant_collective(self) -> str | None:
-        """The collective that takes the most time, or None without communication."""
-        busy = {k: v for k, v in self.comm_breakdown.items() if v > 0}
-        return max(busy, key=busy.__getitem__) if busy else None
-
-
-#: The time fields of a phase (scaled and summed together).
-_TIMES = (
-    "compute_s",
-    "memory_s",
-    "compute_bound_s",
-    "memory_bound_s",
-    "comm_s",
-    "overhead_s",
-    "comm_hidden_s",
-    "offload_s",
-    "offload_hidden_s",
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StepTerms:
-    """The terms of :class:`PhaseCost` as ``Num``: floats for one estimate, NumPy arrays when a
-    plan search evaluates many batch sizes at once (the same formulas either way)."""
-
-    compute_s: Num
-    memory_s: Num
-    compute_bound_s: Num
-    memory_bound_s: Num
-    comm_s: Num
-    overhead_s: Num
-    comm_hidden_s: Num
-    offload_s: Num
-    offload_hidden_s: Num
-    comm_breakdown: Mapping[str, Num]
-    ops: tuple[OpTime, ...] = ()
-
-    @property
-    def time_s(self) -> Num:
-        """Critical-path time, as :attr:`PhaseCost.time_s`."""
-        return self.compute_bound_s + self.memory_bound_s + self.comm_s + self.offload_s + self.overhead_s
-
-    def scaled(self, factor: float) -> StepTerms:
-        """Every time multiplied by ``factor`` (e.g. per accepted token)."""
-        return dataclasses.replace(
-            self,
-            **{name: getattr(self, name) * factor for name in _TIMES},
-            comm_breakdown={k: v * factor for k, v in self.comm_breakdown.items()},
-        )
-
-    def plus(self, other: StepTerms) -> StepTerms:
-        """Two passes run one after the other (a draft and a verify step, two prefill chunks)."""
-        names = dict(self.comm_breakdown)
-        for k, v in other.comm_breakdown.items():
-            names[k] = names.get(k, 0.0) + v
-        return StepTerms(
-            **{name: getattr(self, name) + getattr(other, name) for name in _TIMES},
-            comm_breakdown=names,
-            ops=self.ops + other.ops,
-        )
-
-    def cost(self) -> PhaseCost:
-        """The scalar :class:`PhaseCost` (only for float terms)."""
-        return PhaseCost(
-            **{name: float(getattr(self, name)) for name in _TIMES},
-            comm_breakdown={k: float(v) for k, v in self.comm_breakdown.items() if float(v) > 0},
-            ops=self.ops,
-        )
 
 
 def as_system(hardware: System | Device) -> System:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from genmodel._cost import PhaseCost
 from genmodel._memory import Offload
-from genmodel._phases import Estimate, PhaseCost, Speculation
+from genmodel._phases import Estimate, Speculation
 
 
 def phase_dict(cost: PhaseCost) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from genmodel._cost import PhaseCost
 from genmodel._errors import SpecError
 from genmodel._hardware import Device, System
-from genmodel._phases import Estimate, PhaseCost
+from genmodel._phases import Estimate
 from genmodel._units import MS, TB, TFLOP
 
 _PHASES = ("decode", "prefill")
