@@ -64,13 +64,9 @@ from genmodel._memory import (
     Offload,
     Spill,
     TierUse,
-    expert_bytes_per_device,
-    kv_bytes_per_sequence,
-    kv_bytes_per_token,
     max_batch,
     memory_use,
     paged_tokens,
-    weight_bytes_per_device,
 )
 from genmodel._model import ModelSpec, MoeSpec, count_params
 from genmodel._ops import (
@@ -99,6 +95,12 @@ from genmodel._requirements import (
     symbolic_step_time,
 )
 from genmodel._search import OBJECTIVES
+from genmodel._sizes import (
+    expert_bytes_per_device,
+    kv_bytes_per_sequence,
+    kv_bytes_per_token,
+    weight_bytes_per_device,
+)
 from genmodel._speculation import mtp_model
 from genmodel._sweep import sweep
 from genmodel._units import DTYPE_BYTES

@@ -51,7 +51,6 @@ from genmodel._memory import (
     MemoryExtras,
     MemoryUse,
     Offload,
-    kv_bytes_per_sequence,
     max_batch,
     memory_use,
     require_one_sequence,
@@ -66,6 +65,7 @@ from genmodel._parallel import (
     pp_send_time,
     step_collectives,
 )
+from genmodel._sizes import kv_bytes_per_sequence
 from genmodel._speculation import draft_model, speculative_step
 from genmodel._units import HOUR, Num, floor, maximum, minimum, where
 from genmodel._workload import Precision
