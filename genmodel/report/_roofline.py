@@ -106,36 +106,9 @@ def roofline_figure(estimate: Estimate, hardware: Device | System, *, phase: str
     x_min = min([*intensities, *ridges]) / 4
     x_max = max([*intensities, *ridges]) * 4
     fig = go.Figure()
-    for dtype, peak in sorted(peaks.items(), key=lambda kv: -kv[1]):
-        ridge = peak / bandwidth
-        xs = [x_min, ridge, x_max] if x_min < ridge else [x_min, x_max]
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                # the roof: bandwidth-bound left of the ridge point, compute-bound right of it
-                y=[min(peak, x * bandwidth) for x in xs],
-                mode="lines",
-                name=f"{dtype} peak {peak / TFLOP:,.0f} TFLOP/s, memory {bandwidth / TB:.2f} TB/s",
-                line={"dash": "solid" if dtype == device.compute_dtype(p.gemm_dtype) else "dash"},
-                hoverinfo="name",
-            )
-        )
-    longest = max((r["time_s"] for r in rows), default=0.0)
-    for kind in dict.fromkeys(r["kind"] for r in rows):
-        sel = [r for r in rows if r["kind"] == kind]
-        fig.add_trace(
-            go.Scatter(
-                x=[r["arithmetic_intensity"] for r in sel],
-                y=[r["achieved_flops_per_s"] for r in sel],
-                mode="markers",
-                name=f"{kind} operators",
-                text=[r["operator"] for r in sel],
-                marker={"size": [8 + 24 * (r["time_s"] / longest) ** 0.5 for r in sel], "opacity": 0.8},
-                customdata=[[r["time_s"] / MS, r["bound"]] for r in sel],
-                hovertemplate="%{text}<br>%{x:.3g} FLOP/B, %{y:.3s}FLOP/s<br>"
-                "%{customdata[0]:.3f} ms, %{customdata[1]}-bound<extra></extra>",
-            )
-        )
+    gemm = device.compute_dtype(p.gemm_dtype)
+    for trace in [*_roof_traces(go, peaks, bandwidth, (x_min, x_max), gemm), *_operator_traces(go, rows)]:
+        fig.add_trace(trace)
     fig.update_layout(
         title=f"{estimate.model_id} on {device.id}: {phase} operators against the roofline (per device)",
         xaxis={"title": "arithmetic intensity (FLOP per byte of memory traffic)", "type": "log"},
@@ -148,3 +121,49 @@ def roofline_figure(estimate: Estimate, hardware: Device | System, *, phase: str
         legend={"orientation": "h", "y": -0.2},
     )
     return fig
+
+
+def _roof_traces(
+    go: Any, peaks: dict[str, float], bandwidth: float, x_range: tuple[float, float], gemm_dtype: str
+) -> list[Any]:
+    """One roof per precision, highest first: bandwidth-bound left of its ridge point,
+    compute-bound right of it (the GEMM precision's solid, the others dashed)."""
+    x_min, x_max = x_range
+    traces = []
+    for dtype, peak in sorted(peaks.items(), key=lambda kv: -kv[1]):
+        ridge = peak / bandwidth
+        xs = [x_min, ridge, x_max] if x_min < ridge else [x_min, x_max]
+        traces.append(
+            go.Scatter(
+                x=xs,
+                # the roof: bandwidth-bound left of the ridge point, compute-bound right of it
+                y=[min(peak, x * bandwidth) for x in xs],
+                mode="lines",
+                name=f"{dtype} peak {peak / TFLOP:,.0f} TFLOP/s, memory {bandwidth / TB:.2f} TB/s",
+                line={"dash": "solid" if dtype == gemm_dtype else "dash"},
+                hoverinfo="name",
+            )
+        )
+    return traces
+
+
+def _operator_traces(go: Any, rows: list[dict[str, Any]]) -> list[Any]:
+    """One marker trace per operator kind, each marker sized by the operator's time."""
+    longest = max((r["time_s"] for r in rows), default=0.0)
+    traces = []
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        sel = [r for r in rows if r["kind"] == kind]
+        traces.append(
+            go.Scatter(
+                x=[r["arithmetic_intensity"] for r in sel],
+                y=[r["achieved_flops_per_s"] for r in sel],
+                mode="markers",
+                name=f"{kind} operators",
+                text=[r["operator"] for r in sel],
+                marker={"size": [8 + 24 * (r["time_s"] / longest) ** 0.5 for r in sel], "opacity": 0.8},
+                customdata=[[r["time_s"] / MS, r["bound"]] for r in sel],
+                hovertemplate="%{text}<br>%{x:.3g} FLOP/B, %{y:.3s}FLOP/s<br>"
+                "%{customdata[0]:.3f} ms, %{customdata[1]}-bound<extra></extra>",
+            )
+        )
+    return traces
