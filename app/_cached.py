@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 import genmodel
-from genmodel.report import describe_device, describe_system, roofline_figure, roofline_points
+from genmodel.report import describe_device, describe_system, estimate_dict, roofline_figure, roofline_points
 
 _PHASES = ("prefill", "decode")
 #: The additive terms of a phase's critical path (they sum to its ``time_s``), as labelled here.
@@ -78,7 +78,7 @@ def estimate_view(
         kv_dtype=kv_dtype,
     )
     return {
-        "estimate": est.to_dict(),
+        "estimate": estimate_dict(est),
         "terms": {p: _terms(getattr(est, p)) for p in _PHASES},
         "ops": {p: roofline_points(est, phase=p) for p in _PHASES},
         "roofline": {p: roofline_figure(est, system, phase=p) for p in _PHASES},
@@ -213,7 +213,7 @@ def ep_view(
         except genmodel.GenModelError as exc:
             rows.append({**row, "error": str(exc)})
             continue
-        d = est.to_dict()
+        d = estimate_dict(est)
         rows.append(
             {
                 **row,

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import genmodel
-from genmodel.report import flatten, format_bytes, format_seconds, to_csv, to_json
+from genmodel.report import estimate_dict, flatten, format_bytes, format_seconds, to_csv, to_json
 
 from ._options import (
     EXIT_BAD_INPUT,
@@ -190,9 +190,9 @@ def estimate(
         **run_options,
     )
     if format is Format.json:
-        emit(to_json(est.to_dict()), output)
+        emit(to_json(estimate_dict(est)), output)
     elif format is Format.csv:
-        emit(to_csv([est.to_dict()]), output)
+        emit(to_csv([estimate_dict(est)]), output)
     else:
         emit_tables([_estimate_table(est), *([_ops_table(est)] if ops else [])], output)
     _warn_unless_fits(est.batch, est.memory)
@@ -320,7 +320,7 @@ def memory(
 
 
 def _estimate_table(est: genmodel.Estimate) -> Table:
-    d = est.to_dict()
+    d = estimate_dict(est)
     plan = est.plan
     degrees = " ".join(
         f"{k}={v}"

@@ -8,7 +8,7 @@ Quick start::
     import genmodel
     est = genmodel.estimate("llama-3.1-70b", "h100-sxm", tp=2, batch="max",
                             input_tokens=1000, output_tokens=1000, weight_dtype="fp8")
-    est.tpot_s, est.to_dict()["memory"]
+    est.tpot_s, genmodel.report.estimate_dict(est)["memory"]
 
 Run options (overlap, speculation, paging, prefix cache, offload, ...) are one :class:`RunOptions`
 that ``estimate``, ``plan``, ``compare``, ``memory_report`` and ``sweep`` take as ``options=``;
@@ -23,6 +23,13 @@ from genmodel._api import (
     max_concurrency,
     memory_report,
     run_options,
+)
+from genmodel._attention import (
+    Attention,
+    GroupedQueryAttention,
+    MultiHeadLatentAttention,
+    SlidingWindow,
+    attended_pairs,
 )
 from genmodel._collectives import (
     ALGORITHMS,
@@ -49,20 +56,14 @@ from genmodel._memory import (
     MemoryUse,
     Spill,
     TierUse,
-    expert_bytes_per_device,
-    kv_bytes_per_sequence,
-    kv_bytes_per_token,
     max_batch,
     memory_use,
     paged_tokens,
-    weight_bytes_per_device,
 )
-from genmodel._model import MlaSpec, ModelSpec, MoeSpec, count_params
+from genmodel._model import ModelSpec, MoeSpec, count_params
 from genmodel._ops import (
-    MoeLayout,
     Op,
     OpTime,
-    attended_pairs,
     expected_experts_touched,
     forward_ops,
     roofline,
@@ -76,14 +77,13 @@ from genmodel._options import (
     RunOptions,
     Speculation,
 )
-from genmodel._parallel import Plan, ep_dispatch_bytes, moe_layout, plan_violations
+from genmodel._parallel import MoeLayout, Plan, ep_dispatch_bytes, moe_layout, plan_violations
 from genmodel._phases import (
     Estimate,
     PhaseCost,
     as_system,
     estimate_static,
     kv_transfer_time,
-    mtp_model,
     step_cost,
 )
 from genmodel._planning import DEFAULT_PREFILL_CHUNKS, PlanReport, compare, plan
@@ -95,6 +95,13 @@ from genmodel._requirements import (
     symbolic_step_time,
 )
 from genmodel._search import OBJECTIVES
+from genmodel._sizes import (
+    expert_bytes_per_device,
+    kv_bytes_per_sequence,
+    kv_bytes_per_token,
+    weight_bytes_per_device,
+)
+from genmodel._speculation import mtp_model
 from genmodel._sweep import sweep
 from genmodel._units import DTYPE_BYTES
 from genmodel._validate import (
@@ -147,22 +154,24 @@ __all__ = [
     "OPTION_SPECS",
     "SCALE_FACTORS",
     "AttachedTier",
+    "Attention",
     "CaseResult",
     "Device",
     "Efficiency",
     "Estimate",
     "FabricTier",
     "GenModelError",
+    "GroupedQueryAttention",
     "HostAttachment",
     "InfeasibleError",
     "Link",
     "MemoryExtras",
     "MemoryTier",
     "MemoryUse",
-    "MlaSpec",
     "ModelSpec",
     "MoeLayout",
     "MoeSpec",
+    "MultiHeadLatentAttention",
     "Offload",
     "Op",
     "OpTime",
@@ -175,6 +184,7 @@ __all__ = [
     "ResourceRequirement",
     "RunOptions",
     "Scenario",
+    "SlidingWindow",
     "SpecError",
     "Speculation",
     "Spill",

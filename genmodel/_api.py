@@ -20,6 +20,7 @@ from genmodel._serving import estimate_serving
 from genmodel._units import DTYPE_BYTES, check_dtype
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_memory_tier, load_model, load_system
+from genmodel.report import estimate_dict
 
 
 def default_precision(
@@ -178,7 +179,7 @@ def estimate(
             ``kv_window``, ``expert_hit_rate``, ``offload_overlap``); see :func:`run_options`.
 
     Returns:
-        An :class:`Estimate`; ``Estimate.to_dict()`` gives the JSON keys of docs/cli.md.
+        An :class:`Estimate`; :func:`genmodel.report.estimate_dict` gives its JSON keys.
 
     Raises:
         SpecError: malformed arguments. UnknownEntryError: unknown ids.
@@ -272,7 +273,7 @@ def memory_report(
     )
     m = est.memory
     context = input_tokens + output_tokens
-    d = est.to_dict()
+    d = estimate_dict(est)
     return {
         "model": est.model_id,
         "hardware": est.hardware_id,

@@ -1,19 +1,10 @@
-"""Memory per device: weights, KV cache and activations, and the largest batch that fits.
+"""Memory per device: where the weights, KV cache and activations go, and the largest batch that fits.
 
 Modelling assumptions:
-- Weights are stored in the weight precision, sharded as the operators are (attention heads and FFN
-  columns over ``tp``, layers over ``pp``, routed expert slots (experts plus redundant replicas)
-  ceil((E+r)/ep) per device and each split over ``tp*dp/ep``;
-  vocabulary-parallel embedding and LM head over ``tp``); norms, MLA down-projections and the
-  router are replicated. With PP the first stage holds the embedding and the last the LM head; the
-  larger of the two is counted.
-- The KV cache holds every token of every sequence on the replica for the full-attention layers,
-  and the last ``sliding_window`` tokens for the sliding-window layers; KV heads fewer than ``tp``
-  are replicated, as is MLA's latent cache; context parallelism splits it over ``cp``.
+- The bytes of each kind per device are :mod:`genmodel._sizes`'s (weights sharded as the
+  operators are, the KV cache each attention kind keeps, a prefill chunk's activations).
 - A speculative-decoding draft (a draft model, or the target's MTP block) adds its weights and
   its KV cache; an MTP block shares the target's embedding and LM head.
-- Activations: the transient working set of a prefill chunk of at most ``max_batched_tokens``
-  tokens (TensorRT-LLM's default ``max_num_tokens`` = 8192) plus fp32 logits per sequence.
 - Usable memory is the device capacity less any OS reserve, times the engine's usable fraction
   (vLLM's default ``gpu_memory_utilization`` = 0.9).
 - Paged KV cache (vLLM PagedAttention, Kwon et al. SOSP 2023): a sequence holds whole blocks of
@@ -35,102 +26,17 @@ from typing import Any
 
 from genmodel._errors import InfeasibleError, require_ints
 from genmodel._hardware import AttachedTier, Device
-from genmodel._model import ModelSpec, attention_params_per_device
+from genmodel._model import ModelSpec
 from genmodel._options import KV_BLOCK_TOKENS, NO_OFFLOAD, Offload
 from genmodel._parallel import Plan
-from genmodel._units import GB, Num, maximum, minimum
+from genmodel._sizes import (
+    activation_bytes_per_device,
+    expert_bytes_per_device,
+    kv_bytes_per_sequence,
+    weight_bytes_per_device,
+)
+from genmodel._units import GB, Num, maximum
 from genmodel._workload import Precision
-
-#: Prefill tokens processed per forward pass by default (TensorRT-LLM ``max_num_tokens`` default).
-MAX_BATCHED_TOKENS = 8192
-_LOGIT_BYTES = 4.0
-
-
-def _expert_params_per_layer(model: ModelSpec, plan: Plan, redundant_experts: int) -> float:
-    """Routed-expert weights of one MoE block on the fullest device: ceil((E+r)/ep) expert slots,
-    each split over the tp*dp/ep MoE-TP devices."""
-    if model.moe is None:
-        return 0.0
-    moe = model.moe
-    moe_tp = plan.tp * plan.dp / plan.ep
-    slots = math.ceil((moe.num_experts + redundant_experts) / plan.ep)
-    return slots * 3 * model.hidden_size * moe.expert_intermediate_size / moe_tp
-
-
-def expert_bytes_per_device(
-    model: ModelSpec, precision: Precision, plan: Plan, *, redundant_experts: int = 0
-) -> float:
-    """Bytes of routed-expert weights one device holds (a part of :func:`weight_bytes_per_device`)."""
-    per_layer = _expert_params_per_layer(model, plan, redundant_experts)
-    return float(per_layer * model.num_moe_layers / plan.pp * precision.weight_bytes)
-
-
-def weight_bytes_per_device(
-    model: ModelSpec, precision: Precision, plan: Plan, *, redundant_experts: int = 0
-) -> Num:
-    """Bytes of weights one device holds under ``plan`` (the fullest device, with ``redundant_experts``)."""
-    d, tp = model.hidden_size, plan.tp
-    layer = model.num_layers * attention_params_per_device(model, tp)
-    layer += model.num_dense_layers * (3 * d * model.intermediate_size / tp + d)
-    if model.moe is not None:
-        moe = model.moe
-        experts = _expert_params_per_layer(model, plan, redundant_experts)
-        shared = 3 * d * moe.shared_intermediate_size / tp
-        layer += model.num_moe_layers * (experts + shared + d * moe.num_experts + d)
-    per_stage = layer / plan.pp
-    embedding = model.vocab_size * d / tp
-    head = 0 if model.tie_word_embeddings else model.vocab_size * d / tp
-    ends = embedding + head + d if plan.pp == 1 else maximum(embedding, head + d)
-    return (per_stage + ends) * precision.weight_bytes
-
-
-def kv_bytes_per_sequence(
-    model: ModelSpec, precision: Precision, context_tokens: Num, *, tp: Num = 1, pp: Num = 1, cp: Num = 1
-) -> Num:
-    """KV-cache bytes one sequence of ``context_tokens`` tokens occupies on one device.
-
-    Per token and full-attention layer: 2 * kv_heads * head_dim elements (K and V), or
-    kv_lora_rank + qk_rope_head_dim for MLA; sliding-window layers keep at most the window.
-    Split over ``tp`` (KV heads), ``pp`` (layers) and ``cp`` (tokens).
-    """
-    per_layer: Num
-    if model.mla is not None:
-        per_layer = model.kv_elements_per_token_per_layer  # the latent is replicated on every rank
-    else:
-        per_layer = 2 * maximum(model.num_kv_heads / tp, 1) * model.head_dim
-    n_swa = model.num_sliding_window_layers
-    tokens: Num = (model.num_layers - n_swa) * context_tokens
-    if n_swa:
-        assert model.sliding_window is not None
-        tokens = tokens + n_swa * minimum(context_tokens, model.sliding_window)
-    return tokens * per_layer * precision.kv_bytes / pp / cp
-
-
-def kv_bytes_per_token(model: ModelSpec, precision: Precision) -> float:
-    """KV-cache bytes per token for the whole model (all layers, no sharding, no window)."""
-    return float(model.num_layers * model.kv_elements_per_token_per_layer * precision.kv_bytes)
-
-
-def activation_bytes_per_device(
-    model: ModelSpec,
-    precision: Precision,
-    plan: Plan,
-    *,
-    seqs_per_replica: Num,
-    prefill_tokens: Num,
-) -> Num:
-    """Transient activation bytes: the widest layer's working set for one prefill chunk, plus logits."""
-    d, tp = model.hidden_size, plan.tp
-    ff: Num = model.intermediate_size / tp
-    if model.moe is not None:
-        moe = model.moe
-        ff = maximum(ff, moe.num_experts_per_tok * moe.expert_intermediate_size / tp)
-    chunk = minimum(prefill_tokens, MAX_BATCHED_TOKENS)
-    # residual, normed input, attention output, and the gate/up/act buffers of the FFN
-    per_token = (4 * d + 3 * ff) * precision.act_bytes
-    logits = seqs_per_replica * model.vocab_size / tp * _LOGIT_BYTES
-    return chunk * per_token + logits
-
 
 #: the kinds of bytes an offload moves, in the order they move
 _SPILL_ORDER = ("kv", "experts", "weights")
@@ -425,7 +331,7 @@ class _Footprint:
     def _batch_bytes(self, batch: int) -> tuple[float, float, Num]:
         """(KV bytes, KV bytes older than the offload window, activation bytes) at ``batch``."""
         model, plan = self.model, self.plan
-        seqs = math.ceil(batch / plan.dp)
+        seqs = plan.seqs_per_replica(batch)
 
         def kv_replica(parts: tuple[float, float, float | None]) -> tuple[float, float]:
             """(KV bytes of the replica's sequences, bytes older than the offload window)."""

@@ -1,12 +1,12 @@
-"""Model architecture specifications: dense and MoE decoders, MHA/GQA/MQA/MLA attention.
+"""Model architecture specifications: dense and MoE decoders, with an attention kind per block.
 
 Modelling assumptions:
 - A decoder of ``num_layers`` identical attention blocks; each block's feed-forward is either a
   gated MLP (gate, up, down projections) or a mixture of experts with optional shared experts.
   The first ``num_dense_layers`` blocks of an MoE model are dense (DeepSeek ``first_k_dense_replace``).
-- ``num_sliding_window_layers`` of the blocks attend to the last ``sliding_window`` tokens only.
-- MLA (DeepSeek-V2/V3) caches one latent of ``kv_lora_rank + qk_rope_head_dim`` elements per
-  token and layer, shared by all heads.
+- Every block has the same attention projections (:mod:`genmodel._attention`: MHA/GQA/MQA or
+  MLA); ``num_sliding_window_layers`` of the blocks attend to the last ``sliding_window`` tokens
+  only (:class:`~genmodel._attention.SlidingWindow`).
 - Norms and biases are counted in parameters; rotary embeddings have none.
 """
 
@@ -14,31 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from genmodel._attention import Attention, FullAttention, SlidingWindow
 from genmodel._errors import SpecError, require_ints
-from genmodel._units import Num, maximum
+from genmodel._units import Num
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MlaSpec:
-    """Multi-head latent attention (DeepSeek-V2/V3): low-rank compressed queries, keys and values."""
-
-    #: Rank of the query compression; 0 means queries are projected directly from the hidden state.
-    q_lora_rank: int
-    kv_lora_rank: int
-    qk_nope_head_dim: int
-    qk_rope_head_dim: int
-    v_head_dim: int
-
-    def __post_init__(self) -> None:
-        require_ints(
-            where="mla.",
-            kv_lora_rank=self.kv_lora_rank,
-            qk_nope_head_dim=self.qk_nope_head_dim,
-            qk_rope_head_dim=self.qk_rope_head_dim,
-            v_head_dim=self.v_head_dim,
-        )
-        if self.q_lora_rank < 0:
-            raise SpecError(f"mla.q_lora_rank={self.q_lora_rank!r} must be >= 0")
+#: bytes per logit: logits are written in fp32 for sampling
+LOGIT_BYTES = 4.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,17 +58,15 @@ class ModelSpec:
     name: str = ""
     hidden_size: int
     num_layers: int
-    num_attention_heads: int
-    num_kv_heads: int
-    head_dim: int
+    #: the attention of every block (:mod:`genmodel._attention`); sliding-window blocks wrap it
+    attention: FullAttention
     intermediate_size: int
     vocab_size: int
     tie_word_embeddings: bool = False
-    attention_bias: bool = False
+    #: the window of the sliding-window blocks, and how many of the blocks have one
     sliding_window: int | None = None
     num_sliding_window_layers: int = 0
     max_position_embeddings: int | None = None
-    mla: MlaSpec | None = None
     moe: MoeSpec | None = None
     #: Extra multi-token-prediction blocks (DeepSeek MTP); stored, not run by default.
     num_mtp_layers: int = 0
@@ -99,17 +78,9 @@ class ModelSpec:
             where=f"{owner}.",
             hidden_size=self.hidden_size,
             num_layers=self.num_layers,
-            num_attention_heads=self.num_attention_heads,
-            num_kv_heads=self.num_kv_heads,
-            head_dim=self.head_dim,
             intermediate_size=self.intermediate_size,
             vocab_size=self.vocab_size,
         )
-        if self.num_attention_heads % self.num_kv_heads:
-            raise SpecError(
-                f"{owner}: num_kv_heads={self.num_kv_heads} must divide "
-                f"num_attention_heads={self.num_attention_heads}"
-            )
         if self.sliding_window is not None and self.sliding_window < 1:
             raise SpecError(f"{owner}.sliding_window={self.sliding_window!r} must be >= 1")
         if not 0 <= self.num_sliding_window_layers <= self.num_layers:
@@ -126,15 +97,20 @@ class ModelSpec:
             )
 
     @property
-    def attention_kind(self) -> str:
-        """'mla', 'mha' (one KV head per query head), 'mqa' (one KV head) or 'gqa'."""
-        if self.mla is not None:
-            return "mla"
-        if self.num_kv_heads == self.num_attention_heads:
-            return "mha"
-        if self.num_kv_heads == 1:
-            return "mqa"
-        return "gqa"
+    def attention_layers(self) -> tuple[tuple[Attention, int], ...]:
+        """Each attention kind of the blocks and how many blocks have it: the full-attention
+        blocks first, then the sliding-window ones (if any)."""
+        n_swa = self.num_sliding_window_layers
+        if not n_swa:
+            return ((self.attention, self.num_layers),)
+        assert self.sliding_window is not None
+        window = SlidingWindow(attention=self.attention, window=self.sliding_window)
+        return ((self.attention, self.num_layers - n_swa), (window, n_swa))
+
+    @property
+    def params_per_expert(self) -> int:
+        """Weights of one routed expert of one block: gate, up and down projections (0 if dense)."""
+        return 0 if self.moe is None else 3 * self.hidden_size * self.moe.expert_intermediate_size
 
     @property
     def num_moe_layers(self) -> int:
@@ -146,37 +122,15 @@ class ModelSpec:
         """Blocks whose feed-forward is a dense gated MLP."""
         return self.num_layers - self.num_moe_layers
 
-    @property
-    def kv_elements_per_token_per_layer(self) -> int:
-        """Elements cached per token per (full-attention) layer: K and V, or MLA's latent."""
-        if self.mla is not None:
-            return self.mla.kv_lora_rank + self.mla.qk_rope_head_dim
-        # K and V, one head_dim vector each per KV head
-        return 2 * self.num_kv_heads * self.head_dim
-
 
 def attention_params_per_device(model: ModelSpec, tp: Num) -> Num:
     """Attention weights of one block held by one tensor-parallel rank (biases and norms included).
 
-    MLA down-projections (q_a, kv_a) and their norms are replicated on every rank; heads are split.
+    The kind's projections (:meth:`~genmodel._attention.Attention.params_per_device`; MLA
+    down-projections are replicated on every rank, heads are split), plus the block's input norm.
     """
-    d, hd = model.hidden_size, model.head_dim
-    heads = model.num_attention_heads / tp
-    if model.mla is not None:
-        m = model.mla
-        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-        latent = m.kv_lora_rank + m.qk_rope_head_dim
-        q = (
-            d * m.q_lora_rank + m.q_lora_rank + m.q_lora_rank * heads * qk
-            if m.q_lora_rank
-            else d * heads * qk
-        )
-        kv = d * latent + m.kv_lora_rank + m.kv_lora_rank * heads * (m.qk_nope_head_dim + m.v_head_dim)
-        return q + kv + heads * m.v_head_dim * d + d
-    kv_heads = maximum(model.num_kv_heads / tp, 1)
-    width = (heads + 2 * kv_heads) * hd
-    bias = width if model.attention_bias else 0
-    return d * width + bias + heads * hd * d + d
+    d = model.hidden_size
+    return model.attention.params_per_device(d, tp) + d  # + the input RMSNorm
 
 
 def count_params(model: ModelSpec) -> dict[str, int]:
@@ -193,7 +147,7 @@ def count_params(model: ModelSpec) -> dict[str, int]:
     experts = shared = router = 0
     if model.moe is not None:
         moe, n = model.moe, model.num_moe_layers
-        experts = n * moe.num_experts * 3 * d * moe.expert_intermediate_size
+        experts = n * moe.num_experts * model.params_per_expert
         shared = n * 3 * d * moe.shared_intermediate_size
         router = n * (d * moe.num_experts + d)  # router weights + post-attention norm
     embedding = model.vocab_size * d

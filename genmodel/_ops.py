@@ -28,88 +28,16 @@ the figures are the same to the last bit.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from genmodel._errors import SpecError, require_ints
+from genmodel._attention import AttentionStep
 from genmodel._hardware import Device
-from genmodel._model import ModelSpec
-from genmodel._units import DTYPE_BYTES, Num, ceil, maximum, minimum, power, where
+from genmodel._model import LOGIT_BYTES, ModelSpec
+from genmodel._parallel import MoeLayout
+from genmodel._units import DTYPE_BYTES, Num, ceil, maximum, power, where
 from genmodel._workload import Precision
-
-#: logits are written in fp32 for sampling
-_LOGIT_BYTES = 4.0
-
-
-def check_expert_options(redundant_experts: int, imbalance: float | None) -> None:
-    """Raise :class:`SpecError` unless redundant_experts >= 0 and imbalance (when given) >= 1."""
-    require_ints(minimum=0, redundant_experts=redundant_experts)
-    if imbalance is not None and not imbalance >= 1:
-        raise SpecError(f"moe_imbalance={imbalance!r} must be >= 1 (busiest over mean)")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MoeLayout:
-    """How routed experts spread over the ``tp * dp`` devices of one MoE instance (one stage).
-
-    Attributes:
-        ep: expert-parallel groups (devices holding different experts).
-        dp: attention data-parallel replicas feeding the instance.
-        tp: tensor-parallel degree of attention (each replica's tokens are split over it).
-        redundant_experts: extra replicas of (hot) experts, as EPLB places them.
-        imbalance: busiest device's routed pairs over the mean; None = the balls-into-bins estimate
-            for uniform routing.
-    """
-
-    ep: int = 1
-    dp: int = 1
-    tp: int = 1
-    redundant_experts: int = 0
-    imbalance: float | None = None
-
-    def __post_init__(self) -> None:
-        require_ints(ep=self.ep, dp=self.dp, tp=self.tp)
-        if (self.tp * self.dp) % self.ep:
-            raise SpecError(f"ep={self.ep} must divide tp*dp={self.tp * self.dp}")
-        check_expert_options(self.redundant_experts, self.imbalance)
-
-    @property
-    def num_devices(self) -> int:
-        """Devices of the instance: tp * dp."""
-        return self.tp * self.dp
-
-    @property
-    def moe_tp(self) -> int:
-        """Devices each expert is split over: tp * dp / ep."""
-        return self.num_devices // self.ep
-
-    def num_slots(self, num_experts: int) -> int:
-        """Expert slots: the experts plus their redundant replicas."""
-        return num_experts + self.redundant_experts
-
-    def experts_per_device(self, num_experts: int) -> int:
-        """Expert slots on the fullest device: ceil((E + r) / ep)."""
-        return math.ceil(self.num_slots(num_experts) / self.ep)
-
-    def imbalance_factor(self, routed_pairs: Num) -> Num:
-        """Busiest expert group's routed pairs over the mean, for ``routed_pairs`` in the instance.
-
-        The given factor, or 1 + sqrt(2 ln(ep) / mean) for uniform routing (balls into bins, Raab
-        and Steger 1998), capped at ep (everything on one group).
-        """
-        if self.imbalance is not None:
-            return self.imbalance + 0 * routed_pairs
-        if self.ep == 1:
-            return 1 + 0 * routed_pairs
-        mean = routed_pairs / self.ep
-        return minimum(1 + (2 * math.log(self.ep) / mean) ** 0.5, float(self.ep))
-
-    def device_pair_share(self, num_experts: int, routed_pairs: Num) -> Num:
-        """Fraction of the instance's routed pairs the busiest device's experts compute."""
-        share = self.experts_per_device(num_experts) / self.num_slots(num_experts)
-        return minimum(share * self.imbalance_factor(routed_pairs), 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,21 +78,6 @@ class OpTime:
     def arithmetic_intensity(self) -> Num:
         """FLOPs per byte moved."""
         return self.op.flops / self.op.bytes
-
-
-def attended_pairs(past_tokens: Num, new_tokens: Num, window: Num | None = None) -> Num:
-    """(query, key) pairs a causal step attends to for one sequence.
-
-    Query j (1-based position p+1..p+q) sees min(j, window) keys, so without a window the sum is
-    q*p + q(q+1)/2 — half the full q x (p+q) square when p = 0 (the causal mask).
-    """
-    p, q = past_tokens, new_tokens
-    full = q * p + q * (q + 1) / 2
-    if window is None:
-        return full
-    w = window
-    straddle = (w * (w + 1) / 2 - p * (p + 1) / 2) + (p + q - w) * w
-    return where(p + q <= w, full, where(p >= w, q * w, straddle))
 
 
 def _gemm(name: str, tokens: Num, k: Num, n: Num, p: Precision, *, count: Num = 1) -> Op:
@@ -263,13 +176,8 @@ def _forward_ops(
     """:func:`forward_ops`, and the block its GEMMs over the step's token rows were made in
     (:func:`_gemm_block`)."""
     p = precision
-    d, hd = model.hidden_size, model.head_dim
+    d = model.hidden_size
     tokens = _row_tokens(num_seqs, new_tokens, cp, split_new_tokens)
-    heads = model.num_attention_heads / tp
-    kv_heads = maximum(model.num_kv_heads / tp, 1)  # KV heads fewer than tp are replicated
-    step_tokens = num_seqs * new_tokens  # all new tokens of the replica's sequences
-    n_full = model.num_layers - model.num_sliding_window_layers
-    n_swa = model.num_sliding_window_layers
     n_layers = model.num_layers
     ops: list[Op] = [
         Op("embedding", "elementwise", 0, tokens * d * p.weight_bytes, tokens * d * p.act_bytes, 0)
@@ -285,71 +193,27 @@ def _forward_ops(
         else:
             ops.append(_gemm(name, tokens, k, n, p, count=count))
 
-    windows: list[tuple[str, int, int | None]] = [("attention", n_full, None)]
-    if n_swa:
-        windows.append(("attention_swa", n_swa, model.sliding_window))
-
-    if model.mla is None:
-        qkv_out = (heads + 2 * kv_heads) * hd
-        gemm("qkv_proj", d, qkv_out, n_layers)
-        kv_per_token = 2 * kv_heads * hd
-        for name, count, window in windows:
-            if not count:
-                continue
-            past = past_tokens * kv_read_frac if window is None else past_tokens
-            pairs = attended_pairs(past, new_tokens, window)
-            cached = past if window is None else minimum(past, window)
-            ops.append(
-                Op(
-                    name,
-                    "attention",
-                    # QK^T and PV: 2 FLOPs per MAC, head_dim MACs each, per pair and head
-                    flops=4 * num_seqs * heads * hd * pairs * count / cp,
-                    weight_bytes=0,
-                    # Q and O, plus the fresh K and V of this step
-                    act_bytes=step_tokens * (2 * heads * hd + kv_per_token) * p.act_bytes * count / cp,
-                    # read the cached past, write this step's K and V
-                    kv_bytes=(num_seqs * cached + step_tokens) * kv_per_token * p.kv_bytes * count / cp,
-                )
-            )
-        gemm("o_proj", heads * hd, d, n_layers)
-    else:
-        m = model.mla
-        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-        latent = m.kv_lora_rank + m.qk_rope_head_dim
-        if m.q_lora_rank:
-            gemm("q_a_proj", d, m.q_lora_rank, n_layers)
-            gemm("q_b_proj", m.q_lora_rank, heads * qk, n_layers)
-        else:
-            gemm("q_proj", d, heads * qk, n_layers)
-        gemm("kv_a_proj", d, latent, n_layers)
-        if absorb_mla:
-            # DeepSeek-V2 Sec. 2.1.2: W_UK folds into the query, W_UV into the output, so
-            # attention runs over the shared latent (MQA-like, latent+rope wide) directly.
-            # a batched GEMM per head: (tokens x nope) @ (nope x kv_lora)
-            gemm("q_absorb", m.qk_nope_head_dim, m.kv_lora_rank, n_layers * heads)
-            attn_dims = latent + m.kv_lora_rank  # score over latent+rope, context over latent
-            q_width = heads * (latent + m.kv_lora_rank)
-        else:
-            gemm("kv_b_proj", m.kv_lora_rank, heads * (m.qk_nope_head_dim + m.v_head_dim), n_layers)
-            attn_dims = qk + m.v_head_dim
-            q_width = heads * (qk + m.v_head_dim) + heads * (qk + m.v_head_dim)
-        past = past_tokens * kv_read_frac
-        pairs = attended_pairs(past, new_tokens)
-        ops.append(
-            Op(
-                "attention",
-                "attention",
-                flops=2 * num_seqs * heads * attn_dims * pairs * n_layers / cp,
-                weight_bytes=0,
-                act_bytes=step_tokens * q_width * p.act_bytes * n_layers / cp,
-                kv_bytes=(num_seqs * past + step_tokens) * latent * p.kv_bytes * n_layers / cp,
-            )
-        )
-        if absorb_mla:
-            # a batched GEMM per head: (tokens x kv_lora) @ (kv_lora x v)
-            gemm("v_absorb", m.kv_lora_rank, m.v_head_dim, n_layers * heads)
-        gemm("o_proj", heads * m.v_head_dim, d, n_layers)
+    step = AttentionStep(
+        num_seqs=num_seqs,
+        new_tokens=new_tokens,
+        past_tokens=past_tokens,
+        tp=tp,
+        cp=cp,
+        absorbed=absorb_mla,
+        kv_read_frac=kv_read_frac,
+        act_bytes=p.act_bytes,
+        kv_bytes=p.kv_bytes,
+    )
+    # the attention kind's projections around its fused attention, one per group of layers
+    before, after = model.attention.projections(step, d, n_layers)
+    for g in before:
+        gemm(g.name, g.k, g.n, g.count)
+    for kind, count in model.attention_layers:
+        if count:
+            w = kind.attention_work(step, count)
+            ops.append(Op(w.name, "attention", w.flops, 0, w.act_bytes, w.kv_bytes))
+    for g in after:
+        gemm(g.name, g.k, g.n, g.count)
 
     # two RMSNorms and two residual adds per block: read x (and residual), write out
     ops.append(_elementwise("norm_residual", 3 * tokens * d, p, count=2 * n_layers))
@@ -381,7 +245,7 @@ def _forward_ops(
             "gemm",
             flops=2 * last * d * vocab,
             weight_bytes=d * vocab * p.weight_bytes,
-            act_bytes=last * (d * p.act_bytes + vocab * _LOGIT_BYTES),
+            act_bytes=last * (d * p.act_bytes + vocab * LOGIT_BYTES),
             kv_bytes=0,
             rows=last,
         )
@@ -399,7 +263,7 @@ def _experts_op(model: ModelSpec, p: Precision, tokens: Num, tp: Num, moe: MoeLa
     spec = model.moe
     assert spec is not None
     d, n_moe, k = model.hidden_size, model.num_moe_layers, spec.num_experts_per_tok
-    expert_params = 3 * d * spec.expert_intermediate_size  # gate, up, down
+    expert_params = model.params_per_expert
     if moe is None:  # pure MoE-TP over this replica's tp devices: every device has every expert
         slots, local_slots, moe_tp = spec.num_experts, spec.num_experts, tp
         instance_tokens = tokens

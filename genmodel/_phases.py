@@ -4,23 +4,19 @@ Modelling assumptions:
 - Static batching: ``batch`` sequences (whole deployment, split evenly over ``dp`` replicas) are
   prefilled together, then decoded together for ``output_tokens - 1`` steps.
 - A step's time on one device is the sum of its operators' roofline times, plus the collectives
-  it waits for, plus a fixed per-step overhead. Collectives per block: the tensor-parallel
-  all-reduce after attention and after a dense FFN (Megatron-LM); for MoE blocks the all-reduce
-  (MoE-TP inside a replica), an all-gather and reduce-scatter (MoE-TP over attention-DP
-  replicas), or the expert-parallel dispatch and combine all-to-alls (plus an all-gather over tp).
+  it waits for (:func:`~genmodel._parallel.step_collectives`), plus a fixed per-step overhead
+  (:mod:`genmodel._cost`).
 - A fraction ``comm_overlap_frac`` of the collectives hides behind compute: exposed =
   comm - f * min(comm, compute). Or, explicitly, the pass splits into m microbatches (two-batch
   overlap in SGLang, microbatch pipelining in CloudMatrix-Infer) that alternate, so a pass takes
   m * max(B, K) + min(B, K) for one microbatch's operator time B and collective time K, and every
   microbatch reads the weights again.
-- Context parallelism (ring attention, Liu et al. 2023): in prefill each of the cp ranks passes its
-  KV block around the ring, cp-1 hops per layer, overlapped with that layer's attention; in decode
-  the ranks' partial attention outputs are combined by an all-reduce per layer.
-- TPOT is the decode step at the mean context of the output, past = input + (output-2)/2 tokens;
-  this is exact while attention stays on one side of its roofline ridge (it is linear in context).
-- Speculative decoding (Leviathan et al. 2023; DeepSeek-V3 MTP): k draft steps (a draft model, or
-  the target's MTP block) then one verify step over k+1 tokens; with per-token acceptance a, a step
-  yields (1 - a^(k+1)) / (1 - a) tokens, and TPOT is the step time over that.
+- Context parallelism (ring attention): the ring's KV transfer overlaps the attention it feeds.
+- TPOT is the decode step at the mean context of the output, past = input + (output-2)/2 tokens
+  (:func:`mean_decode_context`); this is exact while attention stays on one side of its roofline
+  ridge (it is linear in context).
+- Speculative decoding and MTP: a decode step per output token as :mod:`genmodel._speculation`
+  says.
 - Pipeline parallelism: the replica's sequences split into m = min(seqs, pp) microbatches; prefill
   takes (m + pp - 1) stage times (the pipeline fill, GPipe, Huang et al. 2019), and a decode round
   gives every microbatch one token in pp stage times.
@@ -40,262 +36,41 @@ Modelling assumptions:
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any
+from dataclasses import dataclass
 
-from genmodel._collectives import (
-    allgather_time,
-    allreduce_time,
-    alltoall_time,
-    p2p_time,
-    reduce_scatter_time,
-)
+from genmodel._collectives import p2p_time
+
+# (re-exported: the layers above import a pass's cost from here)
+from genmodel._cost import PhaseCost as PhaseCost
+from genmodel._cost import StepTerms as StepTerms
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._memory import (
     MemoryExtras,
     MemoryUse,
-    kv_bytes_per_sequence,
     max_batch,
     memory_use,
     require_one_sequence,
 )
 from genmodel._model import ModelSpec
-from genmodel._ops import MoeLayout, OpTime, StepCache, step_operators
-from genmodel._options import Offload, RunOptions, Speculation
-from genmodel._parallel import Plan, check_plan, ep_dispatch_bytes, moe_layout
+from genmodel._ops import StepCache, step_operators
+from genmodel._options import RunOptions
+from genmodel._parallel import (
+    Plan,
+    check_plan,
+    moe_layout,
+    pp_send_time,
+    step_collectives,
+)
+from genmodel._sizes import kv_bytes_per_sequence
+from genmodel._speculation import draft_model, speculative_step
 from genmodel._units import HOUR, Num, floor, maximum, minimum, where
 from genmodel._workload import Precision
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PhaseCost:
-    """Time of one phase on the critical path, split by what bounds it.
-
-    ``compute_s`` and ``memory_s`` are the sums of the operators' compute and memory times;
-    ``compute_bound_s`` and ``memory_bound_s`` the time of the operators each bounds (an operator
-    costs the larger of the two); ``comm_s`` the collectives left exposed after overlap
-    (``comm_hidden_s`` were hidden), ``comm_breakdown`` each kind of collective before overlap;
-    ``overhead_s`` the fixed cost. The phase takes their sum, :attr:`time_s`.
-    """
-
-    compute_s: float
-    memory_s: float
-    compute_bound_s: float
-    memory_bound_s: float
-    comm_s: float
-    overhead_s: float
-    comm_hidden_s: float = 0.0
-    #: transfers to and from offload tiers left exposed, and hidden behind the step
-    offload_s: float = 0.0
-    offload_hidden_s: float = 0.0
-    comm_breakdown: Mapping[str, float] = field(default_factory=dict)
-    ops: tuple[OpTime, ...] = field(repr=False, default=())
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "comm_breakdown", MappingProxyType(dict(self.comm_breakdown)))
-
-    @property
-    def _terms(self) -> dict[str, float]:
-        return {
-            "compute": self.compute_bound_s,
-            "memory": self.memory_bound_s,
-            "comm": self.comm_s,
-            "offload": self.offload_s,
-            "overhead": self.overhead_s,
-        }
-
-    @property
-    def time_s(self) -> float:
-        """Critical-path time: compute- and memory-bound operators, exposed collectives and
-        offload transfers, overhead."""
-        return sum(self._terms.values())
-
-    @property
-    def bound(self) -> str:
-        """The largest term: compute, memory, comm, offload or overhead."""
-        terms = self._terms
-        return max(terms, key=terms.__getitem__)
-
-    @property
-    def dominant_collective(self) -> str | None:
-        """The collective that takes the most time, or None without communication."""
-        busy = {k: v for k, v in self.comm_breakdown.items() if v > 0}
-        return max(busy, key=busy.__getitem__) if busy else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form: time_s, compute_s, memory_s, comm_s, overhead_s, bound, and the collectives."""
-        return {
-            "time_s": self.time_s,
-            "compute_s": self.compute_s,
-            "memory_s": self.memory_s,
-            "comm_s": self.comm_s,
-            "comm_hidden_s": self.comm_hidden_s,
-            "offload_s": self.offload_s,
-            "offload_hidden_s": self.offload_hidden_s,
-            "overhead_s": self.overhead_s,
-            "bound": self.bound,
-            "comm_breakdown": dict(self.comm_breakdown),
-            "dominant_collective": self.dominant_collective,
-        }
-
-
-#: The time fields of a phase (scaled and summed together).
-_TIMES = (
-    "compute_s",
-    "memory_s",
-    "compute_bound_s",
-    "memory_bound_s",
-    "comm_s",
-    "overhead_s",
-    "comm_hidden_s",
-    "offload_s",
-    "offload_hidden_s",
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StepTerms:
-    """The terms of :class:`PhaseCost` as ``Num``: floats for one estimate, NumPy arrays when a
-    plan search evaluates many batch sizes at once (the same formulas either way)."""
-
-    compute_s: Num
-    memory_s: Num
-    compute_bound_s: Num
-    memory_bound_s: Num
-    comm_s: Num
-    overhead_s: Num
-    comm_hidden_s: Num
-    offload_s: Num
-    offload_hidden_s: Num
-    comm_breakdown: Mapping[str, Num]
-    ops: tuple[OpTime, ...] = ()
-
-    @property
-    def time_s(self) -> Num:
-        """Critical-path time, as :attr:`PhaseCost.time_s`."""
-        return self.compute_bound_s + self.memory_bound_s + self.comm_s + self.offload_s + self.overhead_s
-
-    def scaled(self, factor: float) -> StepTerms:
-        """Every time multiplied by ``factor`` (e.g. per accepted token)."""
-        return dataclasses.replace(
-            self,
-            **{name: getattr(self, name) * factor for name in _TIMES},
-            comm_breakdown={k: v * factor for k, v in self.comm_breakdown.items()},
-        )
-
-    def plus(self, other: StepTerms) -> StepTerms:
-        """Two passes run one after the other (a draft and a verify step, two prefill chunks)."""
-        names = dict(self.comm_breakdown)
-        for k, v in other.comm_breakdown.items():
-            names[k] = names.get(k, 0.0) + v
-        return StepTerms(
-            **{name: getattr(self, name) + getattr(other, name) for name in _TIMES},
-            comm_breakdown=names,
-            ops=self.ops + other.ops,
-        )
-
-    def cost(self) -> PhaseCost:
-        """The scalar :class:`PhaseCost` (only for float terms)."""
-        return PhaseCost(
-            **{name: float(getattr(self, name)) for name in _TIMES},
-            comm_breakdown={k: float(v) for k, v in self.comm_breakdown.items() if float(v) > 0},
-            ops=self.ops,
-        )
 
 
 def as_system(hardware: System | Device) -> System:
     """A system as given, or the usual system a bare device implies."""
     return hardware if isinstance(hardware, System) else System.of_device(hardware)
-
-
-def _step_collectives(
-    model: ModelSpec,
-    system: System,
-    plan: Plan,
-    precision: Precision,
-    options: RunOptions,
-    layout: MoeLayout | None,
-    *,
-    phase: str,
-    seqs: Num,
-    new_tokens: Num,
-    attention_s: Num,
-) -> tuple[dict[str, Num], Num]:
-    """Per-kind collective time of one microbatch through the whole model, and the CP ring's share.
-
-    Returns (breakdown, cp_ring_s) where cp_ring_s is the ring-attention transfer left exposed
-    after it overlapped the attention it feeds (already included in the breakdown).
-    """
-    d, tp, dp, cp = model.hidden_size, plan.tp, plan.dp, plan.cp
-    prefill = phase == "prefill"
-    rows = seqs * new_tokens / (cp if prefill else 1)  # token rows on one device
-    message = rows * d * precision.comm_bytes
-    algo = options.allreduce_algorithm
-    out: dict[str, Num] = {}
-
-    def add(name: str, seconds: Num) -> None:
-        out[name] = out.get(name, 0.0) + seconds
-
-    if tp > 1:
-        ar = allreduce_time(message, tp, system, algorithm=algo)
-        # after attention in every block, after each dense FFN, and after the vocab-parallel embedding
-        add("tp_allreduce", (model.num_layers + model.num_dense_layers + 1) * ar)
-        if model.moe is not None and plan.ep == 1 and dp == 1:
-            add("tp_allreduce", model.num_moe_layers * ar)
-    if model.moe is not None and layout is not None and (plan.ep > 1 or dp > 1):
-        n_moe = model.num_moe_layers
-        n = tp * dp
-        if plan.ep == 1:
-            # MoE-TP over all replicas: gather every replica's tokens, reduce-scatter the outputs
-            gathered = message * dp
-            add("moe_allgather", n_moe * allgather_time(gathered, n, system, algorithm=algo))
-            add("moe_reduce_scatter", n_moe * reduce_scatter_time(gathered, n, system, algorithm=algo))
-        else:
-            domain = system.fabric[0].num_domain_devices if len(system.fabric) > 1 else None
-            k = model.moe.num_experts_per_tok
-            for name, element_bytes in (
-                ("ep_dispatch", precision.act_bytes),  # tokens leave in the activation dtype (fp8 in DeepEP)
-                ("ep_combine", precision.comm_bytes),  # weighted outputs return in 16 bits
-            ):
-                # prefill sends a token once per remote domain (DeepEP normal kernels); decode
-                # sends every copy straight to its device (DeepEP low-latency kernels)
-                send, outside = ep_dispatch_bytes(
-                    rows / tp,
-                    d,
-                    element_bytes,
-                    top_k=k,
-                    layout=layout,
-                    domain_devices=domain,
-                    dedup_domains=prefill,
-                )
-                spans = domain is not None and n > domain
-                t = alltoall_time(send, n, system, scale_out_bytes=outside if spans and prefill else None)
-                add(name, n_moe * t)
-            if tp > 1:  # each tp rank combined 1/tp of the tokens: gather them back
-                add("tp_allgather", n_moe * allgather_time(message, tp, system, algorithm=algo))
-    cp_ring: Num = 0.0
-    if cp > 1:
-        if model.mla is not None:
-            kv_elements = float(model.kv_elements_per_token_per_layer)
-        else:
-            kv_elements = 2 * max(model.num_kv_heads / tp, 1) * model.head_dim
-        if prefill:
-            # every rank passes its KV block cp-1 hops around the ring, overlapped with attention
-            block = seqs * new_tokens / cp * kv_elements * precision.kv_bytes
-            hop = p2p_time(block, system, group_devices=tp * cp)
-            ring = model.num_layers * (cp - 1) * hop
-            cp_ring = maximum(ring - attention_s, 0.0)
-            add("cp_ring", ring)
-        else:
-            # combine the ranks' partial attention outputs (fp32 partial sums and their log-sum-exp)
-            partial = seqs * (model.num_attention_heads / tp) * (model.head_dim + 1) * 4
-            add("cp_combine", model.num_layers * allreduce_time(partial, cp, system, algorithm=algo))
-    return out, cp_ring
 
 
 def step_terms(
@@ -351,13 +126,13 @@ def step_terms(
     compute_s, memory_s = roof.compute_s, roof.memory_s
     compute_bound_s, memory_bound_s = roof.compute_bound_s, roof.memory_bound_s
     attention_s = roof.attention_s
-    breakdown, cp_exposed = _step_collectives(
+    breakdown, cp_exposed = step_collectives(
         model,
         system,
         plan,
         precision,
-        options,
         layout,
+        algorithm=options.allreduce_algorithm,
         phase=phase,
         seqs=seqs,
         new_tokens=new_tokens,
@@ -365,9 +140,7 @@ def step_terms(
     )
     breakdown = {k: v * factor for k, v in breakdown.items()}
     if pp > 1:
-        message = seqs * new_tokens / plan.cp * model.hidden_size * precision.comm_bytes
-        hop = p2p_time(message, system, group_devices=2 * plan.num_stage_devices)
-        breakdown["pp_send"] = (pp - 1) * hop
+        breakdown["pp_send"] = pp_send_time(model, system, plan, precision, seqs=seqs, new_tokens=new_tokens)
     busy_s = (compute_bound_s + memory_bound_s) * factor  # one microbatch's operators
     ring_s = breakdown.get("cp_ring", 0.0)
     ring_hidden_s = ring_s - cp_exposed * factor  # ring attention overlaps by construction
@@ -526,6 +299,17 @@ def prefill_pass(
     return total, longest
 
 
+def mean_decode_context(input_tokens: Num, output_tokens: Num) -> Num:
+    """Tokens cached at the mean decode step of a request: input + (output - 2) / 2.
+
+    The decode steps of a request run at contexts input .. input + output - 2 (the first output
+    token comes from the prefill); their mean stands for all of them, exact while attention stays
+    on one side of its roofline ridge (it is linear in context). At least the input (one output
+    token: no decode step at all).
+    """
+    return input_tokens + maximum(output_tokens - 2, 0) / 2
+
+
 def decode_pass(
     model: ModelSpec,
     hardware: System | Device,
@@ -557,35 +341,7 @@ def decode_pass(
     spec = options.speculation
     if spec is None:
         return run(model, plan, 1)
-    draft = mtp_model(model) if spec.draft_model is None else spec.draft_model
-    step = run(model, plan, spec.draft_tokens + 1)  # the verify pass
-    draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
-    one_draft = run(draft, draft_plan, 1)
-    for _ in range(spec.draft_tokens):
-        step = step.plus(one_draft)
-    return step.scaled(1 / spec.tokens_per_step)
-
-
-def mtp_model(model: ModelSpec) -> ModelSpec:
-    """The target's multi-token-prediction block as a one-layer model (DeepSeek-V3 report, Sec. 2.2).
-
-    Raises:
-        SpecError: the model has no MTP block.
-    """
-    if not model.num_mtp_layers:
-        raise SpecError(
-            f"model={model.id} has no multi-token-prediction block (num_mtp_layers=0); give a draft model"
-        )
-    moe = None if model.moe is None else dataclasses.replace(model.moe, num_dense_layers=0)
-    return dataclasses.replace(
-        model,
-        id=f"{model.id}-mtp",
-        num_layers=model.num_mtp_layers,
-        num_sliding_window_layers=0,
-        sliding_window=None,
-        moe=moe,
-        num_mtp_layers=0,
-    )
+    return speculative_step(run, model, plan, spec)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -676,91 +432,6 @@ class Estimate:
             return None
         return self.usd_per_hour * self.num_devices / HOUR / self.output_tokens_per_s * 1e6
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form, with the keys of DESIGN.md (SI units: seconds and bytes)."""
-        m, o = self.memory, self.options
-        return {
-            "model": self.model_id,
-            "hardware": self.hardware_id,
-            "system": self.system_id or self.hardware_id,
-            "mode": self.mode,
-            "devices": self.num_devices,
-            "tp": self.plan.tp,
-            "pp": self.plan.pp,
-            "ep": self.plan.ep,
-            "dp": self.plan.dp,
-            "cp": self.plan.cp,
-            "weight_dtype": self.precision.weight_dtype,
-            "act_dtype": self.precision.act_dtype,
-            "kv_dtype": self.precision.kv_dtype,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "batch": self.batch,
-            "ttft_s": self.ttft_s,
-            "tpot_s": self.tpot_s,
-            "e2e_s": self.e2e_s,
-            "output_tokens_per_s": self.output_tokens_per_s,
-            "output_tokens_per_s_per_device": self.output_tokens_per_s_per_device,
-            "prefill_tokens_per_s_per_device": self.prefill_tokens_per_s_per_device,
-            "decode_tokens_per_s_per_device": self.decode_tokens_per_s_per_device,
-            "joules_per_output_token": self.joules_per_output_token,
-            "usd_per_million_output_tokens": self.usd_per_million_output_tokens,
-            "memory": {
-                "weights_bytes_per_device": m.weights_bytes_per_device,
-                "kv_cache_bytes_per_device": m.kv_cache_bytes_per_device,
-                "activation_bytes_per_device": m.activation_bytes_per_device,
-                "total_bytes_per_device": m.total_bytes_per_device,
-                "capacity_bytes_per_device": m.capacity_bytes_per_device,
-                "usable_bytes_per_device": m.usable_bytes_per_device,
-                "fits": m.fits,
-                "device_bytes_per_device": m.device_bytes_per_device,
-                "offloaded_bytes_per_device": m.offloaded_bytes_per_device,
-                "kv_bytes_per_sequence": m.kv_bytes_per_sequence,
-                "swap_s_per_sequence": m.swap_time_s(),
-                "tiers": [t.to_dict() for t in m.tiers],
-            },
-            "prefill": self.prefill.to_dict(),
-            "decode": self.decode.to_dict(),
-            "comm_overlap_frac": self.comm_overlap_frac,
-            "redundant_experts": self.options.redundant_experts,
-            "moe_imbalance": self.options.moe_imbalance,
-            "speculation": _speculation_dict(self.options.speculation),
-            "disaggregated": self.options.disaggregated,
-            "kv_transfer_s": self.kv_transfer_s,
-            "kv_transfer_exposed_s": self.kv_transfer_exposed_s,
-            "decode_stall_s": self.decode_stall_s,
-            "kv_block_tokens": o.kv_block_tokens,
-            "prefix_hit_rate": o.prefix_hit_rate,
-            "sparse_attention_frac": o.sparse_attention_frac,
-            "prefill_chunk": o.prefill_chunk,
-            "offload": _offload_dict(o.offload),
-            "serving": None if self.serving is None else dataclasses.asdict(self.serving),
-        }
-
-
-def _offload_dict(offload: Offload) -> dict[str, Any] | None:
-    if not offload.any:
-        return None
-    return {
-        "kv": None if offload.kv is None else offload.kv.label,
-        "weights": None if offload.weights is None else offload.weights.label,
-        "experts": None if offload.experts is None else offload.experts.label,
-        "kv_window": offload.kv_window,
-        "expert_hit_rate": offload.expert_hit_rate,
-        "overlap": offload.overlap,
-    }
-
-
-def _speculation_dict(spec: Speculation | None) -> dict[str, Any] | None:
-    if spec is None:
-        return None
-    return {
-        "draft_tokens": spec.draft_tokens,
-        "acceptance_rate": spec.acceptance_rate,
-        "draft_model": "mtp" if spec.draft_model is None else spec.draft_model.id,
-        "tokens_per_step": spec.tokens_per_step,
-    }
-
 
 def kv_transfer_time(
     model: ModelSpec,
@@ -818,9 +489,7 @@ def prepare(
     if ideal:
         system = system.ideal()
     spec = options.speculation
-    draft = None
-    if spec is not None:
-        draft = mtp_model(model) if spec.draft_model is None else spec.draft_model
+    draft = None if spec is None else draft_model(model, spec)
     extras = MemoryExtras(
         redundant_experts=options.redundant_experts,
         draft=draft,
@@ -884,7 +553,7 @@ def estimate_static(
         require_one_sequence(model, device, plan, precision, **lengths, extras=extras)
     else:
         raise SpecError(f"batch={batch!r} must be an integer >= 1 or 'max'")
-    seqs = float(math.ceil(resolved / plan.dp))
+    seqs = float(plan.seqs_per_replica(resolved))
     mem = memory_use(model, device, plan, precision, batch=resolved, **lengths, extras=extras)
 
     prefill_terms, stall_terms = prefill_pass(
@@ -892,7 +561,7 @@ def estimate_static(
     )
     prefill = prefill_terms.cost()
     stall = float(stall_terms.time_s)
-    past = input_tokens + max(output_tokens - 2, 0) / 2
+    past = mean_decode_context(input_tokens, output_tokens)
     decode = decode_pass(
         model, system, plan, precision, num_seqs=seqs, past_tokens=past, options=options, memory=mem
     ).cost()

@@ -22,6 +22,7 @@ from genmodel._search import Disaggregated, Layout, SearchResult, Slo, check_obj
 from genmodel._serving import estimate_serving
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_model
+from genmodel.report import estimate_dict
 
 
 def _precisions(
@@ -153,7 +154,7 @@ def _instances(request_rate_per_s: float, instance_rate_per_s: float) -> int:
 
 def _plan_row(est: Estimate) -> dict[str, Any]:
     """The plan fields and the estimate keys of one serving estimate (``best`` in the JSON)."""
-    return {**est.to_dict(), "concurrency": est.batch}
+    return {**estimate_dict(est), "concurrency": est.batch}
 
 
 def plan(

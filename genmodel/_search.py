@@ -47,6 +47,7 @@ from genmodel._options import RunOptions
 from genmodel._parallel import Plan, plan_violations
 from genmodel._phases import (
     decode_pass,
+    mean_decode_context,
     prefill_pass,
     prepare,
 )
@@ -434,7 +435,7 @@ def _evaluate(
             grids[top] = batch_grid(most / plan.dp)
             grids[top].flags.writeable = False  # shared by every layout with this grid
         batch = grids[top]
-    past = input_tokens + (output_tokens - 2) / 2
+    past = mean_decode_context(input_tokens, output_tokens)
     step_s = decode_pass(
         model, run_system, plan, precision, num_seqs=batch, past_tokens=past, options=options
     ).time_s

@@ -31,6 +31,7 @@ from genmodel._phases import (
     ServingState,
     StepTerms,
     decode_pass,
+    mean_decode_context,
     prefill_pass,
     prepare,
 )
@@ -237,7 +238,7 @@ def estimate_serving(
         model, system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options, memory=mem
     )
     prefill_s = float(prefill_terms.time_s)
-    past = input_tokens + (output_tokens - 2) / 2
+    past = mean_decode_context(input_tokens, output_tokens)
 
     clients = concurrency / plan.dp  # per replica
 

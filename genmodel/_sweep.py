@@ -30,7 +30,7 @@ from genmodel._options import OPTION_NAMES, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate
 from genmodel.io import load_hardware, load_model
-from genmodel.report import flatten
+from genmodel.report import estimate_dict, flatten
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -208,7 +208,7 @@ def _input_columns(p: _Point, load_name: str) -> dict[str, Any]:
 def _estimate_columns(est: Estimate) -> dict[str, Any]:
     """The estimate's JSON keys, flattened; lists (the per-tier memory rows) are left out."""
     out: dict[str, Any] = {}
-    for key, value in flatten(est.to_dict()).items():
+    for key, value in flatten(estimate_dict(est)).items():
         if key in _INPUT_KEYS or isinstance(value, list | tuple):
             continue
         out["batch_resolved" if key == "batch" else key] = value

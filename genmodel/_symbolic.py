@@ -15,7 +15,6 @@ Modelling assumptions and method:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from genmodel._phases import (
     decode_pass,
     exposed_transfer_s,
     kv_transfer_time,
+    mean_decode_context,
     prefill_pass,
     step_terms,
 )
@@ -192,11 +192,11 @@ def symbolic_latencies(
     on the symbolic system.
     """
     sym = _symbolic_system(as_system(system), precision)
-    seqs = float(math.ceil(batch / plan.dp))
+    seqs = float(plan.seqs_per_replica(batch))
     prefill, _ = prefill_pass(
         model, sym, plan, precision, num_seqs=seqs, input_tokens=input_tokens, options=options, memory=memory
     )
-    past = input_tokens + max(output_tokens - 2, 0) / 2
+    past = mean_decode_context(input_tokens, output_tokens)
     decode = decode_pass(
         model, sym, plan, precision, num_seqs=seqs, past_tokens=past, options=options, memory=memory
     )

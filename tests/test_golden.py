@@ -1,4 +1,4 @@
-"""Golden outputs: ``Estimate.to_dict()`` of fixed cases, compared with a relative tolerance.
+"""Golden outputs: ``genmodel.report.estimate_dict`` of fixed cases, compared with a relative tolerance.
 
 The file tests/golden/estimates.json changes only on purpose: rerun with ``pytest --regen-golden``
 after a deliberate model change and review the diff.
@@ -86,7 +86,7 @@ CASES: dict[str, dict[str, Any]] = {
 
 def _run(case: dict[str, Any]) -> dict[str, Any]:
     args = dict(case)
-    return genmodel.estimate(args.pop("model"), args.pop("hardware"), **args).to_dict()
+    return genmodel.report.estimate_dict(genmodel.estimate(args.pop("model"), args.pop("hardware"), **args))
 
 
 def _compare(actual: Any, expected: Any, where: str) -> list[str]:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import genmodel
 from genmodel import AttachedTier, InfeasibleError, Precision, SpecError, kv_bytes_per_sequence
 from genmodel import kv_bytes_per_token as kv_per_token
+from genmodel.report import estimate_dict
 
 QUICK = settings(max_examples=30, deadline=None)
 
@@ -74,7 +75,8 @@ def test_kv_bytes_per_token_hand_computed(model: str, kv_dtype: str, expected: i
 
 
 def test_mqa_kv_is_one_head_and_replicated_over_tp() -> None:
-    mqa = _with("llama-3.1-8b", num_kv_heads=1)
+    gqa = genmodel.load_model("llama-3.1-8b")
+    mqa = _with("llama-3.1-8b", attention=dataclasses.replace(gqa.attention, num_kv_heads=1))
     # MQA: 32 layers x 2 x 1 KV head x 128 x 2 B = 16,384 B per token
     assert kv_per_token(mqa, BF16) == pytest.approx(16_384)
     # 1/8 of the GQA model's 131,072 (8 KV heads -> 1)
@@ -570,7 +572,7 @@ def test_kv_window_forces_old_kv_to_the_tier_even_when_it_fits() -> None:
     )
     assert wide.memory.tiers[1].kv_bytes == 0
     assert wide.tpot_s == plain.tpot_s
-    d = windowed.to_dict()
+    d = estimate_dict(windowed)
     assert d["offload"]["kv_window"] == 4096
     assert d["offload"]["kv"] == "host-ddr5"
 
@@ -799,7 +801,7 @@ def test_host_names_the_devices_own_host_tier() -> None:
         assert device.host is not None
         est = genmodel.estimate("llama-3.1-8b", hardware, kv_offload="host", **kw)
         assert est.memory.tiers[1].id == device.host.tier_id
-        assert est.to_dict()["offload"]["kv"] == device.host.tier_id
+        assert estimate_dict(est)["offload"]["kv"] == device.host.tier_id
     a100_host = genmodel.load_device("a100-sxm-80gb").host
     assert a100_host is not None and a100_host.tier_id == "host-ddr4"
     two = genmodel.attached_tier("host:2", "kv_offload", genmodel.load_device("h100-sxm"))
@@ -832,7 +834,7 @@ def test_unified_memory_device_cannot_offload_to_host_ddr_but_can_to_nvme() -> N
 
 
 def test_estimate_json_reports_tiers_and_offload() -> None:
-    d = _spill(f"{CXL}:4").to_dict()
+    d = estimate_dict(_spill(f"{CXL}:4"))
     json.dumps(d)
     assert [t["id"] for t in d["memory"]["tiers"]] == ["h100-sxm", f"{CXL}:4"]
     tier = d["memory"]["tiers"][1]
@@ -850,10 +852,8 @@ def test_estimate_json_reports_tiers_and_offload() -> None:
     for phase in ("prefill", "decode"):
         assert d[phase]["offload_s"] >= 0 and d[phase]["offload_hidden_s"] >= 0
     assert d["decode"]["bound"] == "offload"
-    assert (
-        genmodel.estimate("llama-3.1-8b", "h100-sxm", input_tokens=10, output_tokens=10).to_dict()["offload"]
-        is None
-    )
+    plain = genmodel.estimate("llama-3.1-8b", "h100-sxm", input_tokens=10, output_tokens=10)
+    assert estimate_dict(plain)["offload"] is None
 
 
 # ---- power modes --------------------------------------------------------------------------------

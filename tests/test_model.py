@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 import genmodel
-from genmodel import MlaSpec, ModelSpec, MoeSpec, SpecError
+from genmodel import GroupedQueryAttention, ModelSpec, MoeSpec, MultiHeadLatentAttention, SpecError
 
 
 @pytest.mark.parametrize(
@@ -42,9 +42,7 @@ def test_count_params_of_a_hand_built_dense_model() -> None:
         id="toy",
         hidden_size=8,
         num_layers=2,
-        num_attention_heads=2,
-        num_kv_heads=1,
-        head_dim=4,
+        attention=GroupedQueryAttention(num_attention_heads=2, num_kv_heads=1, head_dim=4),
         intermediate_size=16,
         vocab_size=10,
     )
@@ -70,15 +68,40 @@ def test_count_params_of_a_hand_built_dense_model() -> None:
     ],
 )
 def test_attention_kind(model_id: str, kind: str) -> None:
-    assert genmodel.load_model(model_id).attention_kind == kind
+    assert genmodel.load_model(model_id).attention.kind == kind
 
 
 def test_mqa_kind_and_kv_elements() -> None:
-    m = dataclasses.replace(genmodel.load_model("llama-3.1-8b"), num_kv_heads=1)
-    assert m.attention_kind == "mqa"
-    assert m.kv_elements_per_token_per_layer == 2 * 1 * 128
-    ds = genmodel.load_model("deepseek-v3")
-    assert ds.kv_elements_per_token_per_layer == 512 + 64
+    gqa = genmodel.load_model("llama-3.1-8b").attention
+    assert isinstance(gqa, GroupedQueryAttention)
+    mqa = dataclasses.replace(gqa, num_kv_heads=1)
+    assert mqa.kind == "mqa"
+    assert mqa.kv_elements_per_token() == 2 * 1 * 128
+    # one KV head is replicated on every tp rank; 8 split over 8 ranks leave one each
+    assert mqa.kv_elements_per_token(8) == 2 * 1 * 128
+    assert gqa.kv_elements_per_token(8) == 2 * 1 * 128
+    assert gqa.kv_elements_per_token(2) == 2 * 4 * 128
+    ds = genmodel.load_model("deepseek-v3").attention
+    assert ds.kind == "mla"
+    assert ds.kv_elements_per_token() == 512 + 64
+    assert ds.kv_elements_per_token(8) == 512 + 64  # the latent is replicated, not split
+
+
+def test_sliding_window_layers_wrap_the_model_attention() -> None:
+    base = genmodel.load_model("llama-3.1-8b")
+    assert base.attention_layers == ((base.attention, 32),)
+    hybrid = dataclasses.replace(base, sliding_window=4096, num_sliding_window_layers=24)
+    (full, n_full), (swa, n_swa) = hybrid.attention_layers
+    assert (full, n_full, n_swa) == (base.attention, 8, 24)
+    assert isinstance(swa, genmodel.SlidingWindow)
+    assert swa.kind == "swa+gqa"
+    assert swa.kv_elements_per_token(4) == base.attention.kv_elements_per_token(4)
+    assert swa.params_per_device(4096, 4) == base.attention.params_per_device(4096, 4)
+    assert swa.cached_tokens(1000) == 1000
+    assert swa.cached_tokens(10_000) == 4096
+    assert base.attention.cached_tokens(10_000) == 10_000
+    with pytest.raises(SpecError, match="sliding_window=0"):
+        genmodel.SlidingWindow(attention=base.attention, window=0)
 
 
 def test_moe_layer_split_of_deepseek() -> None:
@@ -96,9 +119,7 @@ def _toy(**overrides: object) -> ModelSpec:
         "id": "toy",
         "hidden_size": 64,
         "num_layers": 4,
-        "num_attention_heads": 8,
-        "num_kv_heads": 2,
-        "head_dim": 8,
+        "attention": GroupedQueryAttention(num_attention_heads=8, num_kv_heads=2, head_dim=8),
         "intermediate_size": 128,
         "vocab_size": 100,
     }
@@ -110,7 +131,6 @@ def _toy(**overrides: object) -> ModelSpec:
     ("overrides", "message"),
     [
         ({"hidden_size": 0}, "hidden_size=0"),
-        ({"num_kv_heads": 3}, "num_kv_heads=3 must divide"),
         ({"sliding_window": 0}, "sliding_window=0"),
         ({"num_sliding_window_layers": 2}, "needs a sliding_window"),
         ({"num_sliding_window_layers": 5, "sliding_window": 16}, "num_sliding_window_layers=5"),
@@ -129,10 +149,28 @@ def test_model_spec_rejects_impossible_values(overrides: dict[str, object], mess
         _toy(**overrides)
 
 
-def test_moe_and_mla_specs_validate() -> None:
+def test_moe_and_attention_specs_validate() -> None:
     with pytest.raises(SpecError, match="num_experts_per_tok=9"):
         MoeSpec(num_experts=8, num_experts_per_tok=9, expert_intermediate_size=8)
+    mla = {"num_attention_heads": 4, "qk_nope_head_dim": 8, "qk_rope_head_dim": 8, "v_head_dim": 8}
     with pytest.raises(SpecError, match="q_lora_rank"):
-        MlaSpec(q_lora_rank=-1, kv_lora_rank=8, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8)
+        MultiHeadLatentAttention(q_lora_rank=-1, kv_lora_rank=8, **mla)
     with pytest.raises(SpecError, match="kv_lora_rank"):
-        MlaSpec(q_lora_rank=0, kv_lora_rank=0, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8)
+        MultiHeadLatentAttention(q_lora_rank=0, kv_lora_rank=0, **mla)
+    with pytest.raises(SpecError, match="num_kv_heads=3 must divide num_attention_heads=8"):
+        GroupedQueryAttention(num_attention_heads=8, num_kv_heads=3, head_dim=8)
+    with pytest.raises(SpecError, match="head_dim=0"):
+        GroupedQueryAttention(num_attention_heads=8, num_kv_heads=2, head_dim=0)
+
+
+def test_mla_holds_fewer_cached_elements_and_replicated_down_projections() -> None:
+    ds = genmodel.load_model("deepseek-v3").attention
+    assert isinstance(ds, MultiHeadLatentAttention)
+    assert (ds.heads, ds.kv_heads, ds.head_dim) == (128, 128, 192)
+    assert ds.tp_violations(8) == []
+    assert ds.tp_violations(3) == ["tp=3 must divide num_attention_heads=128"]
+    # the down-projections (q_a, kv_a and their norms) stay whole on every rank; the rest splits
+    d = 7168
+    replicated = d * 1536 + 1536 + d * (512 + 64) + 512
+    one, eight = ds.params_per_device(d, 1), ds.params_per_device(d, 8)
+    assert 8 * (eight - replicated) == pytest.approx(one - replicated, rel=1e-12)

@@ -54,7 +54,7 @@ def test_prefill_attention_flops_are_causal(prompt: int) -> None:
     m = genmodel.load_model("llama-3.1-70b")
     seqs = 3
     ops = _ops("llama-3.1-70b", num_seqs=seqs, new_tokens=prompt, past_tokens=0)
-    per_seq = 4 * m.num_attention_heads * m.head_dim * prompt * (prompt + 1) / 2 * m.num_layers
+    per_seq = 4 * m.attention.heads * m.attention.head_dim * prompt * (prompt + 1) / 2 * m.num_layers
     assert ops["attention"].flops == pytest.approx(seqs * per_seq, rel=1e-12)
 
 
@@ -202,7 +202,7 @@ def test_sharded_flops_sum_to_unsharded(model_id: str, tp_exp: int, seqs: int, n
     m = genmodel.load_model(model_id)
     tp = 2**tp_exp
     # only tp dividing heads and KV heads shards every operator exactly
-    assume(m.num_attention_heads % tp == 0 and m.num_kv_heads % tp == 0)
+    assume(m.attention.heads % tp == 0 and m.attention.kv_heads % tp == 0)
     kwargs = {"num_seqs": seqs, "new_tokens": new, "past_tokens": past}
     one = {op.name: op for op in forward_ops(m, BF16, tp=1, **kwargs)}
     ranks = {op.name: op for op in forward_ops(m, BF16, tp=tp, **kwargs)}

@@ -51,7 +51,9 @@ def test_plan_violations_name_the_failing_divisibility() -> None:
 
 def test_tp_above_kv_heads_must_be_a_multiple_of_them() -> None:
     h100 = genmodel.load_device("h100-sxm")
-    toy = dataclasses.replace(genmodel.load_model("llama-3.1-8b"), num_attention_heads=48, num_kv_heads=4)
+    llama = genmodel.load_model("llama-3.1-8b")
+    attention = dataclasses.replace(llama.attention, num_attention_heads=48, num_kv_heads=4)
+    toy = dataclasses.replace(llama, attention=attention)
     assert plan_violations(Plan(tp=8), toy, h100) == []
     assert any("multiple of num_kv_heads=4" in v for v in plan_violations(Plan(tp=6), toy, h100))
 

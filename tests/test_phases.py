@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import genmodel
 from genmodel import Plan, Precision, SpecError, memory_use, step_cost
+from genmodel.report import estimate_dict
 
 HEADLINE = {
     "tp": 2,
@@ -48,7 +49,7 @@ PHASE_KEYS = {"time_s", "compute_s", "memory_s", "comm_s", "bound"}
 
 def test_headline_llama70b_fp8_on_two_h100() -> None:
     est = genmodel.estimate("llama-3.1-70b", "h100-sxm", **HEADLINE)  # type: ignore[arg-type]
-    d = est.to_dict()
+    d = estimate_dict(est)
     assert set(d) >= TOP_KEYS
     assert set(d["memory"]) >= MEMORY_KEYS
     for phase in ("prefill", "decode"):

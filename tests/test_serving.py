@@ -15,6 +15,7 @@ from genmodel import Plan, RunOptions, default_precision
 from genmodel._phases import step_cost, step_terms
 from genmodel._serving import serving_at_batch, serving_point, ttft_quantile_s
 from genmodel.io import load_hardware, load_model
+from genmodel.report import estimate_dict
 
 KW = {"input_tokens": 2000, "output_tokens": 200, "weight_dtype": "fp8"}
 
@@ -27,7 +28,7 @@ def test_littles_law_holds_over_the_loop() -> None:
     assert s.request_rate_per_s * cycle == pytest.approx(64, rel=1e-6)
     assert est.output_tokens_per_s == pytest.approx(s.request_rate_per_s * est.output_tokens, rel=1e-6)
     assert 0 < s.decode_batch < 64 and 0 < s.prefill_busy_frac < 1
-    assert est.to_dict()["serving"]["concurrency"] == 64
+    assert estimate_dict(est)["serving"]["concurrency"] == 64
 
 
 def test_one_client_sees_its_own_prefill_and_bare_steps() -> None:

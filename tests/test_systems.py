@@ -12,6 +12,7 @@ import yaml
 
 import genmodel
 from genmodel import InfeasibleError, Precision, SpecError, Speculation, System, UnknownEntryError
+from genmodel.report import estimate_dict
 
 SYSTEM_IDS = genmodel.list_ids("system")
 
@@ -138,11 +139,11 @@ def test_system_option_equals_giving_the_system_as_hardware() -> None:
     assert via_option.ttft_s == pytest.approx(as_hardware.ttft_s, rel=1e-12)
     assert via_option.tpot_s == pytest.approx(as_hardware.tpot_s, rel=1e-12)
     assert by_device_id.ttft_s == pytest.approx(as_hardware.ttft_s, rel=1e-12)
-    assert via_option.to_dict()["system"] == "dgx-h100"
-    assert via_option.to_dict()["hardware"] == "h100-sxm"
+    assert estimate_dict(via_option)["system"] == "dgx-h100"
+    assert estimate_dict(via_option)["hardware"] == "h100-sxm"
     # a bare Device object implies its own system (the device file's links, not dgx-h100's)
     bare = genmodel.estimate("llama-3.1-70b", genmodel.load_device("h100-sxm"), tp=16, **L70)
-    assert bare.to_dict()["system"] == "h100-sxm"
+    assert estimate_dict(bare)["system"] == "h100-sxm"
     assert bare.ttft_s != pytest.approx(as_hardware.ttft_s, rel=1e-6)
 
 
@@ -205,18 +206,18 @@ def cm384_plain() -> genmodel.Estimate:
 
 def test_mtp_speculation_on_cloudmatrix384(cm384_plain: genmodel.Estimate) -> None:
     mtp = genmodel.estimate("deepseek-v3", "cloudmatrix384", draft_tokens=1, acceptance_rate=0.7, **CM384_DS)
-    spec = mtp.to_dict()["speculation"]
+    spec = estimate_dict(mtp)["speculation"]
     assert spec["tokens_per_step"] == pytest.approx(1.7)
     assert spec["draft_model"] == "mtp"
     assert spec["draft_tokens"] == 1
-    assert cm384_plain.to_dict()["speculation"] is None
-    assert cm384_plain.to_dict()["system"] == "cloudmatrix384"
+    assert estimate_dict(cm384_plain)["speculation"] is None
+    assert estimate_dict(cm384_plain)["system"] == "cloudmatrix384"
     # prefill does not speculate
     assert mtp.ttft_s == pytest.approx(cm384_plain.ttft_s, rel=1e-12)
     perfect = genmodel.estimate(
         "deepseek-v3", "cloudmatrix384", draft_tokens=1, acceptance_rate=1.0, **CM384_DS
     )
-    assert perfect.to_dict()["speculation"]["tokens_per_step"] == pytest.approx(2.0)
+    assert estimate_dict(perfect)["speculation"]["tokens_per_step"] == pytest.approx(2.0)
     assert perfect.decode_tokens_per_s_per_device > cm384_plain.decode_tokens_per_s_per_device
     # a higher acceptance never lowers the decode rate
     assert perfect.decode_tokens_per_s_per_device > mtp.decode_tokens_per_s_per_device
@@ -230,7 +231,7 @@ def test_speculation_without_mtp_needs_a_draft_model() -> None:
     drafted = genmodel.estimate(
         "llama-3.1-8b", "h100-sxm", draft_tokens=1, draft_model="llama-3.2-1b", **kwargs
     )
-    assert drafted.to_dict()["speculation"]["draft_model"] == "llama-3.2-1b"
+    assert estimate_dict(drafted)["speculation"]["draft_model"] == "llama-3.2-1b"
     assert drafted.memory.weights_bytes_per_device > plain.memory.weights_bytes_per_device
     assert drafted.memory.weights_bytes_per_device < 2 * plain.memory.weights_bytes_per_device
 
@@ -244,9 +245,9 @@ L70_DISAGG = {"tp": 8, "batch": 8, "input_tokens": 2000, "output_tokens": 64}
 def test_disaggregation_adds_the_exposed_kv_transfer_to_ttft(hardware: str) -> None:
     plain = genmodel.estimate("llama-3.1-70b", hardware, **L70_DISAGG)
     split = genmodel.estimate("llama-3.1-70b", hardware, disaggregated=True, **L70_DISAGG)
-    d = split.to_dict()
+    d = estimate_dict(split)
     assert d["disaggregated"] is True
-    assert plain.to_dict()["kv_transfer_s"] is None
+    assert estimate_dict(plain)["kv_transfer_s"] is None
     assert d["kv_transfer_s"] > 0
     assert 0 < d["kv_transfer_exposed_s"] <= d["kv_transfer_s"]
     assert split.ttft_s >= plain.ttft_s
@@ -295,8 +296,8 @@ def test_context_parallel_prefill_is_faster_and_shards_the_kv_cache(
     cp_pair: tuple[genmodel.Estimate, genmodel.Estimate],
 ) -> None:
     one, four = cp_pair
-    assert four.to_dict()["cp"] == 4
-    assert four.to_dict()["devices"] == 4
+    assert estimate_dict(four)["cp"] == 4
+    assert estimate_dict(four)["devices"] == 4
     assert four.ttft_s < one.ttft_s
     assert four.memory.kv_cache_bytes_per_device == pytest.approx(one.memory.kv_cache_bytes_per_device / 4)
     assert four.memory.weights_bytes_per_device == pytest.approx(one.memory.weights_bytes_per_device)
@@ -304,13 +305,13 @@ def test_context_parallel_prefill_is_faster_and_shards_the_kv_cache(
 
 def test_context_parallel_collectives(cp_pair: tuple[genmodel.Estimate, genmodel.Estimate]) -> None:
     one, four = cp_pair
-    prefill = four.to_dict()["prefill"]["comm_breakdown"]
-    decode = four.to_dict()["decode"]["comm_breakdown"]
+    prefill = estimate_dict(four)["prefill"]["comm_breakdown"]
+    decode = estimate_dict(four)["decode"]["comm_breakdown"]
     assert prefill["cp_ring"] > 0
     assert "cp_combine" not in prefill
     assert decode["cp_combine"] > 0
     assert "cp_ring" not in decode
-    assert one.to_dict()["prefill"]["comm_breakdown"] == {}
+    assert estimate_dict(one)["prefill"]["comm_breakdown"] == {}
     # the ring overlaps the attention it feeds: at most the ring itself is exposed
     assert four.prefill.comm_s <= prefill["cp_ring"]
     assert four.prefill.comm_hidden_s > 0

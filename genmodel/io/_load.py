@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from genmodel._attention import FullAttention, GroupedQueryAttention, MultiHeadLatentAttention
 from genmodel._errors import SpecError, UnknownEntryError
 from genmodel._hardware import Device, Efficiency, FabricTier, HostAttachment, Link, MemoryTier, System
-from genmodel._model import MlaSpec, ModelSpec, MoeSpec
+from genmodel._model import ModelSpec, MoeSpec
 from genmodel._units import GB, MS, NS, TB, TFLOP, US, GiB
 from genmodel._workload import Scenario
 from genmodel.io._schema import (
@@ -374,6 +375,47 @@ def _layer_is_moe(c: HFConfigY, layer: int, num_experts: int | None) -> bool:
     return (layer + 1) % step == 0
 
 
+def attention_from_hf_config(c: HFConfigY, *, model_id: str) -> FullAttention:
+    """The attention kind of a HuggingFace config.json: MLA when ``kv_lora_rank`` is set (DeepSeek),
+    else grouped-query attention (MHA and MQA included).
+
+    Raises:
+        SpecError: an MLA config lacks a head size, or head_dim is missing and cannot be derived.
+    """
+    heads = c.num_attention_heads
+    if c.kv_lora_rank is not None:
+        missing = [k for k in ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim") if getattr(c, k) is None]
+        if missing:
+            raise SpecError(f"model {model_id}: MLA config (kv_lora_rank set) lacks {', '.join(missing)}")
+        assert c.qk_nope_head_dim and c.qk_rope_head_dim and c.v_head_dim
+        return MultiHeadLatentAttention(
+            num_attention_heads=heads,
+            q_lora_rank=c.q_lora_rank or 0,
+            kv_lora_rank=c.kv_lora_rank,
+            qk_nope_head_dim=c.qk_nope_head_dim,
+            qk_rope_head_dim=c.qk_rope_head_dim,
+            v_head_dim=c.v_head_dim,
+        )
+    if c.head_dim is not None:
+        head_dim = c.head_dim
+    else:
+        if c.hidden_size % heads:
+            raise SpecError(
+                f"model {model_id}: head_dim is missing and num_attention_heads={heads} does not "
+                f"divide hidden_size={c.hidden_size}"
+            )
+        head_dim = c.hidden_size // heads
+    try:
+        return GroupedQueryAttention(
+            num_attention_heads=heads,
+            num_kv_heads=c.num_key_value_heads or heads,
+            head_dim=head_dim,
+            qkv_bias=c.attention_bias,
+        )
+    except SpecError as e:
+        raise SpecError(f"model {model_id}: {e}") from e
+
+
 def model_from_hf_config(c: HFConfigY, *, model_id: str, name: str = "", source: str = "") -> ModelSpec:
     """Build a :class:`ModelSpec` from the fields of a HuggingFace config.json.
 
@@ -382,10 +424,8 @@ def model_from_hf_config(c: HFConfigY, *, model_id: str, name: str = "", source:
     Raises:
         SpecError: a field the architecture needs is missing (named, with ``model_id``).
     """
-    heads = c.num_attention_heads
     moe = _moe_from_hf(c, model_id)
-    mla = _mla_from_hf(c, model_id)
-    head_dim = _head_dim_from_hf(c, model_id, mla)
+    attention = attention_from_hf_config(c, model_id=model_id)
     window, n_swa = _sliding_window_from_hf(c)
     if c.intermediate_size is None and (moe is None or moe.num_dense_layers):
         raise SpecError(f"model {model_id}: intermediate_size is required for dense layers")
@@ -394,17 +434,13 @@ def model_from_hf_config(c: HFConfigY, *, model_id: str, name: str = "", source:
         name=name or model_id,
         hidden_size=c.hidden_size,
         num_layers=c.num_hidden_layers,
-        num_attention_heads=heads,
-        num_kv_heads=c.num_key_value_heads or heads,
-        head_dim=head_dim,
+        attention=attention,
         intermediate_size=c.intermediate_size or (moe.expert_intermediate_size if moe else 1),
         vocab_size=c.vocab_size,
         tie_word_embeddings=c.tie_word_embeddings,
-        attention_bias=c.attention_bias,
         sliding_window=window if n_swa else None,
         num_sliding_window_layers=n_swa,
         max_position_embeddings=c.max_position_embeddings,
-        mla=mla,
         moe=moe,
         num_mtp_layers=c.num_nextn_predict_layers or 0,
         source=source,
@@ -432,38 +468,6 @@ def _moe_from_hf(c: HFConfigY, model_id: str) -> MoeSpec | None:
         shared_intermediate_size=shared,
         num_dense_layers=c.num_hidden_layers - n_moe,
     )
-
-
-def _mla_from_hf(c: HFConfigY, model_id: str) -> MlaSpec | None:
-    """Multi-head latent attention (DeepSeek: kv_lora_rank set), or None."""
-    if c.kv_lora_rank is None:
-        return None
-    missing = [k for k in ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim") if getattr(c, k) is None]
-    if missing:
-        raise SpecError(f"model {model_id}: MLA config (kv_lora_rank set) lacks {', '.join(missing)}")
-    assert c.qk_nope_head_dim and c.qk_rope_head_dim and c.v_head_dim
-    return MlaSpec(
-        q_lora_rank=c.q_lora_rank or 0,
-        kv_lora_rank=c.kv_lora_rank,
-        qk_nope_head_dim=c.qk_nope_head_dim,
-        qk_rope_head_dim=c.qk_rope_head_dim,
-        v_head_dim=c.v_head_dim,
-    )
-
-
-def _head_dim_from_hf(c: HFConfigY, model_id: str, mla: MlaSpec | None) -> int:
-    """The query/key head dimension: MLA's nope + rope dims, head_dim, or hidden_size / heads."""
-    heads = c.num_attention_heads
-    if mla is not None:
-        return mla.qk_nope_head_dim + mla.qk_rope_head_dim
-    if c.head_dim is not None:
-        return c.head_dim
-    if c.hidden_size % heads:
-        raise SpecError(
-            f"model {model_id}: head_dim is missing and num_attention_heads={heads} does not "
-            f"divide hidden_size={c.hidden_size}"
-        )
-    return c.hidden_size // heads
 
 
 def _sliding_window_from_hf(c: HFConfigY) -> tuple[int | None, int]:

@@ -176,13 +176,19 @@ class MemoryTierY(_Strict):
 
 
 class HFConfigY(_Strict):
-    """The subset of a HuggingFace config.json genmodel reads (names as HF spells them)."""
+    """The subset of a HuggingFace config.json genmodel reads (names as HF spells them).
+
+    Each attention kind (:mod:`genmodel._attention`) has its keys here, and
+    ``io._load.attention_from_hf_config`` maps them to its class.
+    """
 
     model_type: str | None = None
     architectures: list[str] = []
     hidden_size: Count
     intermediate_size: Count | None = None
     num_hidden_layers: Count
+    # attention of every kind: query heads; grouped-query attention (MHA/GQA/MQA): KV heads, head
+    # size, q/k/v biases
     num_attention_heads: Count
     num_key_value_heads: Count | None = None
     head_dim: Count | None = None
@@ -191,6 +197,7 @@ class HFConfigY(_Strict):
     max_position_embeddings: Count | None = None
     attention_bias: bool = False
     torch_dtype: str | None = None
+    # sliding-window layers (Mistral: every layer; Qwen2: from max_window_layers on)
     sliding_window: Count | None = None
     use_sliding_window: bool | None = None
     max_window_layers: Annotated[int, Field(ge=0)] | None = None

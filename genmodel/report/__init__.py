@@ -1,4 +1,5 @@
-"""Rendering results for people and programs: summaries, flat rows, human units, JSON and CSV."""
+"""Rendering results for people and programs: summaries, the JSON form of an estimate, flat rows,
+human units, JSON and CSV."""
 
 from genmodel.report._describe import (
     describe_device,
@@ -7,6 +8,7 @@ from genmodel.report._describe import (
     describe_model,
     describe_system,
 )
+from genmodel.report._estimate import estimate_dict, phase_dict
 from genmodel.report._figures import compare_figure, figure_format, sweep_figure, write_figure
 from genmodel.report._plots import pareto_figure
 from genmodel.report._render import (
@@ -25,11 +27,13 @@ __all__ = [
     "describe_memory_tier",
     "describe_model",
     "describe_system",
+    "estimate_dict",
     "figure_format",
     "flatten",
     "format_bytes",
     "format_seconds",
     "pareto_figure",
+    "phase_dict",
     "roofline_figure",
     "roofline_points",
     "sweep_figure",

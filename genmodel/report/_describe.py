@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from genmodel._attention import MultiHeadLatentAttention
 from genmodel._hardware import Device, Link, MemoryTier, System
 from genmodel._model import ModelSpec, count_params
 from genmodel._units import GB, TB, TFLOP, US, GiB
@@ -81,39 +82,40 @@ def describe_system(s: System) -> dict[str, Any]:
 def describe_model(m: ModelSpec, *, full: bool = False) -> dict[str, Any]:
     """Size and shape of a model; ``full`` adds every architecture field and parameter counts."""
     params = count_params(m)
+    a = m.attention
     active = params["total"]
     if m.moe is not None:
         unused = m.moe.num_experts - m.moe.num_experts_per_tok
-        active -= m.num_moe_layers * unused * 3 * m.hidden_size * m.moe.expert_intermediate_size
+        active -= m.num_moe_layers * unused * m.params_per_expert
     row: dict[str, Any] = {
         "id": m.id,
         "params_b": round(params["total"] / 1e9, 2),
         "active_params_b": round(active / 1e9, 2),
         "layers": m.num_layers,
         "hidden": m.hidden_size,
-        "attention": m.attention_kind,
-        "heads": m.num_attention_heads,
-        "kv_heads": m.num_kv_heads,
+        "attention": a.kind,
+        "heads": a.heads,
+        "kv_heads": a.kv_heads,
         "experts": 0 if m.moe is None else m.moe.num_experts,
         "top_k": 0 if m.moe is None else m.moe.num_experts_per_tok,
     }
     if full:
         row |= {
             "name": m.name,
-            "head_dim": m.head_dim,
+            "head_dim": a.head_dim,
             "intermediate_size": m.intermediate_size,
             "vocab_size": m.vocab_size,
             "tie_word_embeddings": m.tie_word_embeddings,
             "sliding_window": m.sliding_window,
             "num_sliding_window_layers": m.num_sliding_window_layers,
             "mla": None
-            if m.mla is None
+            if not isinstance(a, MultiHeadLatentAttention)
             else {
-                "q_lora_rank": m.mla.q_lora_rank,
-                "kv_lora_rank": m.mla.kv_lora_rank,
-                "qk_nope_head_dim": m.mla.qk_nope_head_dim,
-                "qk_rope_head_dim": m.mla.qk_rope_head_dim,
-                "v_head_dim": m.mla.v_head_dim,
+                "q_lora_rank": a.q_lora_rank,
+                "kv_lora_rank": a.kv_lora_rank,
+                "qk_nope_head_dim": a.qk_nope_head_dim,
+                "qk_rope_head_dim": a.qk_rope_head_dim,
+                "v_head_dim": a.v_head_dim,
             },
             "moe": None
             if m.moe is None
@@ -122,7 +124,7 @@ def describe_model(m: ModelSpec, *, full: bool = False) -> dict[str, Any]:
                 "shared_intermediate_size": m.moe.shared_intermediate_size,
                 "num_dense_layers": m.moe.num_dense_layers,
             },
-            "kv_elements_per_token_per_layer": m.kv_elements_per_token_per_layer,
+            "kv_elements_per_token_per_layer": int(a.kv_elements_per_token()),
             "params": params,
             "source": m.source,
         }

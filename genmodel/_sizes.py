@@ -1,0 +1,113 @@
+"""Bytes per device of each kind: weights, KV cache and activations.
+
+Modelling assumptions:
+- Weights are stored in the weight precision, sharded as the operators are (attention heads and FFN
+  columns over ``tp``, layers over ``pp``, routed expert slots (experts plus redundant replicas)
+  ceil((E+r)/ep) per device and each split over ``tp*dp/ep``; vocabulary-parallel embedding and
+  LM head over ``tp``); norms, MLA down-projections and the router are replicated. With PP the
+  first stage holds the embedding and the last the LM head; the larger of the two is counted.
+- The KV cache holds, per layer, the tokens its attention kind keeps (every token for full
+  attention, the last ``sliding_window`` for sliding-window layers) times the elements that kind
+  caches per token (:mod:`genmodel._attention`); KV heads fewer than ``tp`` are replicated, as is
+  MLA's latent; context parallelism splits it over ``cp``.
+- Activations: the transient working set of a prefill chunk of at most ``max_batched_tokens``
+  tokens (TensorRT-LLM's default ``max_num_tokens`` = 8192) plus fp32 logits per sequence.
+
+Where these bytes go (device, offload tiers) and how many sequences fit is :mod:`genmodel._memory`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from genmodel._model import LOGIT_BYTES, ModelSpec, attention_params_per_device
+from genmodel._parallel import Plan
+from genmodel._units import Num, maximum, minimum
+from genmodel._workload import Precision
+
+#: Prefill tokens processed per forward pass by default (TensorRT-LLM ``max_num_tokens`` default).
+MAX_BATCHED_TOKENS = 8192
+
+
+def _expert_params_per_layer(model: ModelSpec, plan: Plan, redundant_experts: int) -> float:
+    """Routed-expert weights of one MoE block on the fullest device: ceil((E+r)/ep) expert slots,
+    each split over the tp*dp/ep MoE-TP devices."""
+    if model.moe is None:
+        return 0.0
+    moe = model.moe
+    moe_tp = plan.tp * plan.dp / plan.ep
+    slots = math.ceil((moe.num_experts + redundant_experts) / plan.ep)
+    return slots * model.params_per_expert / moe_tp
+
+
+def expert_bytes_per_device(
+    model: ModelSpec, precision: Precision, plan: Plan, *, redundant_experts: int = 0
+) -> float:
+    """Bytes of routed-expert weights one device holds (a part of :func:`weight_bytes_per_device`)."""
+    per_layer = _expert_params_per_layer(model, plan, redundant_experts)
+    return float(per_layer * model.num_moe_layers / plan.pp * precision.weight_bytes)
+
+
+def weight_bytes_per_device(
+    model: ModelSpec, precision: Precision, plan: Plan, *, redundant_experts: int = 0
+) -> Num:
+    """Bytes of weights one device holds under ``plan`` (the fullest device, with ``redundant_experts``)."""
+    d, tp = model.hidden_size, plan.tp
+    layer = model.num_layers * attention_params_per_device(model, tp)
+    layer += model.num_dense_layers * (3 * d * model.intermediate_size / tp + d)
+    if model.moe is not None:
+        moe = model.moe
+        experts = _expert_params_per_layer(model, plan, redundant_experts)
+        shared = 3 * d * moe.shared_intermediate_size / tp
+        layer += model.num_moe_layers * (experts + shared + d * moe.num_experts + d)
+    per_stage = layer / plan.pp
+    embedding = model.vocab_size * d / tp
+    head = 0 if model.tie_word_embeddings else model.vocab_size * d / tp
+    ends = embedding + head + d if plan.pp == 1 else maximum(embedding, head + d)
+    return (per_stage + ends) * precision.weight_bytes
+
+
+def kv_bytes_per_sequence(
+    model: ModelSpec, precision: Precision, context_tokens: Num, *, tp: Num = 1, pp: Num = 1, cp: Num = 1
+) -> Num:
+    """KV-cache bytes one sequence of ``context_tokens`` tokens occupies on one device.
+
+    Per layer, each attention kind's tokens kept (:meth:`~genmodel._attention.Attention.cached_tokens`:
+    the context, or at most the window of a sliding-window layer) times its elements per token
+    (:meth:`~genmodel._attention.Attention.kv_elements_per_token`: 2 * kv_heads * head_dim for
+    K and V, kv_lora_rank + qk_rope_head_dim for MLA's latent). Split over ``tp`` (KV heads),
+    ``pp`` (layers) and ``cp`` (tokens).
+    """
+    elements: Num | None = None
+    for kind, count in model.attention_layers:
+        if count:
+            part = count * kind.cached_tokens(context_tokens) * kind.kv_elements_per_token(tp)
+            elements = part if elements is None else elements + part
+    assert elements is not None
+    return elements * precision.kv_bytes / pp / cp
+
+
+def kv_bytes_per_token(model: ModelSpec, precision: Precision) -> float:
+    """KV-cache bytes per token for the whole model (all layers, no sharding, no window)."""
+    return float(model.num_layers * model.attention.kv_elements_per_token() * precision.kv_bytes)
+
+
+def activation_bytes_per_device(
+    model: ModelSpec,
+    precision: Precision,
+    plan: Plan,
+    *,
+    seqs_per_replica: Num,
+    prefill_tokens: Num,
+) -> Num:
+    """Transient activation bytes: the widest layer's working set for one prefill chunk, plus logits."""
+    d, tp = model.hidden_size, plan.tp
+    ff: Num = model.intermediate_size / tp
+    if model.moe is not None:
+        moe = model.moe
+        ff = maximum(ff, moe.num_experts_per_tok * moe.expert_intermediate_size / tp)
+    chunk = minimum(prefill_tokens, MAX_BATCHED_TOKENS)
+    # residual, normed input, attention output, and the gate/up/act buffers of the FFN
+    per_token = (4 * d + 3 * ff) * precision.act_bytes
+    logits = seqs_per_replica * model.vocab_size / tp * LOGIT_BYTES
+    return chunk * per_token + logits
