@@ -456,3 +456,11 @@ def test_cli_hostile_config_json(tmp_path: Path) -> None:
         "2",
     ]
     assert "hidden_size=1000000000000 must be <= 262144" in cli_bad(args)
+
+
+def test_cli_models_import_of_a_path_too_long_is_one_line(tmp_path: Path) -> None:
+    assert "File name too long" in cli_bad(["models", "import", str(tmp_path / ("c" * 300))])
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(_llama_config()), encoding="utf-8")
+    assert "id: my-model" in cli_ok(["models", "import", str(folder)])

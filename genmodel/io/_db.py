@@ -13,11 +13,14 @@ one line that names it:
 - an id may be at most ``MAX_ID_CHARS`` (255) characters, the longest file name most file systems
   allow; ids are looked up in the index, never turned into a path.
 
-The index (:class:`Catalog`) composes each file of a kind once (YAML nodes, no Python objects yet:
-about 0.4 ms a file) to learn the names it claims: its id (the file name), its aliases and a device's
-power modes. A file that cannot be read is set aside with the reason, so lookups that do not need it
-still work; looking it up names it, and so does an unknown id (the file might have held it). A name
-that two files claim is an error naming both, whichever file comes first.
+The index (:class:`Catalog`) reads every file of a kind once (a few kB each) and composes (YAML
+nodes, no Python objects yet) only the files whose text contains the name looked up, to learn the
+names each claims: its id (the file name), its aliases and a device's power modes. So a name that
+two files claim is an error naming both, whichever file comes first, and a lookup composes a few
+files, not the whole kind. A file that cannot be read is set aside with the reason, so lookups that
+do not need it still work; looking it up names it, and so does an unknown id (the file might have
+held it). A name spelled with YAML escapes (``"\\x68100"``) escapes the text test: the index is a
+guard against mistakes, not against a hostile database.
 """
 
 from __future__ import annotations
@@ -248,27 +251,67 @@ def _header(node: yaml.Node | None, where: str) -> tuple[list[tuple[str, str]], 
     return claims, None if device is None else str(device.value)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Document:
+    """One file, composed: its node and the names it claims, or why it cannot be read."""
+
+    node: yaml.Node | None
+    #: (name, role) pairs the file claims besides its id; role is "alias" or "power mode"
+    claims: tuple[tuple[str, str], ...] = ()
+    #: the device id a system file names
+    device: str | None = None
+    #: why the file cannot be read (one line naming it), or None
+    problem: str | None = None
+
+
+# the top-level key under which a file lists the names of each role (a cheap test before composing)
+_ROLE_KEYS = MappingProxyType({"alias": "aliases", "power mode": "power_modes"})
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Catalog:
-    """Every file of one kind of a database, composed once: the names each claims, and the unreadable."""
+    """Every file of one kind of a database: read once, composed when a lookup may need it.
+
+    A file is composed (and cached) only when its text contains the name looked up, or when every
+    file is needed (suggestions, listings, the unreadable files): a lookup by id or alias composes
+    one or two files, not the whole kind.
+    """
 
     kind: str
+    db: Path | None
     #: stem (the file name without ``.yaml``, its id) -> file
     files: Mapping[str, Traversable]
     #: stem -> the file as messages name it
     where: Mapping[str, str]
-    #: stem -> its composed YAML document (readable files only)
-    nodes: Mapping[str, yaml.Node]
-    #: name -> the (stem, role) pairs that claim it; role is "id", "alias" or "power mode"
-    claims: Mapping[str, tuple[tuple[str, str], ...]]
-    #: stem -> the device id a system file names (systems only)
-    devices: Mapping[str, str]
-    #: stem -> why that file cannot be read (one line naming it)
-    broken: Mapping[str, str]
+    #: stem -> text, for the files that could be read
+    texts: Mapping[str, str]
+    #: stem -> why it could not be read (too large, not UTF-8, an OS error), for the others
+    unreadable: Mapping[str, str]
+
+    def document(self, stem: str) -> _Document:
+        """The file ``stem``, composed (cached)."""
+        return _document(self.kind, self.db, stem)
 
     def names(self, role: str) -> list[str]:
-        """The names claimed in ``role``, in file order."""
-        return [n for n, owners in self.claims.items() if any(r == role for _, r in owners)]
+        """The names claimed in ``role`` ("id", "alias" or "power mode"), in file order."""
+        if role == "id":
+            return list(self.files)
+        key = _ROLE_KEYS[role]
+        found = (
+            n for s, t in self.texts.items() if key in t for n, r in self.document(s).claims if r == role
+        )
+        return list(dict.fromkeys(found))
+
+    def broken(self) -> dict[str, str]:
+        """stem -> why it cannot be read, for every file that cannot (composes every file)."""
+        return {s: p for s in self.files if (p := self.document(s).problem) is not None}
+
+    def _owners(self, key: str, stems: Iterable[str]) -> list[tuple[str, str]]:
+        owners = [(key, "id")] if key in self.files else []
+        for stem in stems:
+            roles = [r for n, r in self.document(stem).claims if n == key and stem != key]
+            owners += [(stem, roles[0])] if roles else []
+        return owners
 
     def find(self, name: str) -> tuple[str, str, str] | None:
         """(stem, role, the name as declared) of the file that claims ``name`` (or its lower case).
@@ -276,8 +319,10 @@ class Catalog:
         Raises:
             SpecError: two files claim it.
         """
-        for key in dict.fromkeys((name, name.lower())):
-            owners = self.claims.get(key, ())
+        keys = list(dict.fromkeys((name, name.lower())))
+        stems = [s for s, text in self.texts.items() if any(k in text for k in keys)]
+        for key in keys:
+            owners = self._owners(key, stems)
             if len(owners) > 1:
                 raise duplicate(self.kind, key, [(self.where[s], r) for s, r in owners])
             if owners:
@@ -291,9 +336,10 @@ class Catalog:
         Raises:
             SpecError: the file cannot be read (the message names it).
         """
-        if stem in self.broken:
-            raise SpecError(self.broken[stem])
-        return construct(self.nodes[stem], self.where[stem])
+        doc = self.document(stem)
+        if doc.problem is not None:
+            raise SpecError(doc.problem)
+        return construct(doc.node, self.where[stem])
 
 
 def duplicate(kind: str, name: str, owners: Iterable[tuple[str, str]]) -> SpecError:
@@ -310,7 +356,7 @@ def not_found(
     known = [n for c in catalogs for role in roles for n in c.names(role)]
     aliases = [n for c in catalogs for n in c.names("alias")]
     err = UnknownEntryError(kind, name, known, aliases)
-    broken = [reason for c in catalogs for reason in c.broken.values()]
+    broken = [reason for c in catalogs for reason in c.broken().values()]
     if broken:  # the id may be in one of them: say so, in the same line
         err.args = (f"{err.args[0]}; could not read {'; '.join(broken)}",)
     return err
@@ -344,32 +390,32 @@ def catalog(kind: str, db: Path | None) -> Catalog:
     """The index of every file of ``kind`` in database ``db`` (None: the shipped one)."""
     files = listing(kind, db)
     where = {stem: display(path, db) for stem, path in files.items()}
-    nodes: dict[str, yaml.Node] = {}
-    claims: dict[str, list[tuple[str, str]]] = {}
-    devices: dict[str, str] = {}
-    broken: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    unreadable: dict[str, str] = {}
     for stem, path in files.items():
-        claims.setdefault(stem, []).append((stem, "id"))
         try:
-            node = compose(read_text(path, where[stem], limit=MAX_YAML_BYTES), where[stem])
-            names, device = _header(node, where[stem])
+            texts[stem] = read_text(path, where[stem], limit=MAX_YAML_BYTES)
         except SpecError as exc:
-            broken[stem] = str(exc)
-            continue
-        assert node is not None  # _header accepts only a mapping
-        nodes[stem] = node
-        if device is not None:
-            devices[stem] = device
-        for name, role in names:
-            owners = claims.setdefault(name, [])
-            if all(s != stem for s, _ in owners):  # a name repeated within one file is harmless
-                owners.append((stem, role))
+            unreadable[stem] = str(exc)
     return Catalog(
         kind=kind,
+        db=db,
         files=files,
         where=MappingProxyType(where),
-        nodes=MappingProxyType(nodes),
-        claims=MappingProxyType({k: tuple(v) for k, v in claims.items()}),
-        devices=MappingProxyType(devices),
-        broken=MappingProxyType(broken),
+        texts=MappingProxyType(texts),
+        unreadable=MappingProxyType(unreadable),
     )
+
+
+@functools.cache
+def _document(kind: str, db: Path | None, stem: str) -> _Document:
+    cat = catalog(kind, db)
+    where = cat.where[stem]
+    if stem in cat.unreadable:
+        return _Document(None, problem=cat.unreadable[stem])
+    try:
+        node = compose(cat.texts[stem], where)
+        claims, device = _header(node, where)
+    except SpecError as exc:
+        return _Document(None, problem=str(exc))
+    return _Document(node, tuple(claims), device)

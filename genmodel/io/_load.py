@@ -275,11 +275,15 @@ def _usual_systems(db: Path | None) -> dict[str, str]:
     systems, devices = catalog("system", db), catalog("hardware", db)
     out: dict[str, str] = {}
     for stem in systems.files:
-        if stem in systems.broken:
-            raise SpecError(systems.broken[stem])
-        name = systems.devices.get(stem)
+        doc = systems.document(stem)
+        if doc.problem is not None:
+            raise SpecError(doc.problem)
+        name = doc.device
         if name is None:
             raise SpecError(f"{systems.where[stem]}: device: required field is missing")
+        if name in devices.files:  # the usual spelling: a device id, no other file to read
+            out.setdefault(name, stem)
+            continue
         hit = devices.find(name)
         if hit is None:
             raise SpecError(f"{systems.where[stem]}: device: {not_found('hardware', name, [devices])}")
@@ -569,9 +573,12 @@ def read_yaml_file(path: str | Path, schema: type[_Y]) -> _Y:
 def hf_config_to_yaml(path: str | Path, *, model_id: str | None = None) -> str:
     """A workloads/models YAML document for a HuggingFace config.json (only the keys genmodel reads).
 
-    The file is validated first, so the YAML it returns loads back to the same model.
+    ``path`` is the file or the folder holding it. The file is validated first, so the YAML it
+    returns loads back to the same model.
     """
     p = Path(path)
+    if _is_dir(p):
+        p = p / "config.json"
     spec = load_hf_config(p, model_id=model_id)
     raw = _read_hf_json(p)
     known = HFConfigY.model_fields
