@@ -464,3 +464,13 @@ def test_cli_models_import_of_a_path_too_long_is_one_line(tmp_path: Path) -> Non
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(_llama_config()), encoding="utf-8")
     assert "id: my-model" in cli_ok(["models", "import", str(folder)])
+
+
+def test_a_file_of_many_problems_is_one_short_line(tmp_path: Path) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text("".join(f"key{i}: {i}\n" for i in range(2_000)), encoding="utf-8")
+    with pytest.raises(
+        SpecError, match=r"many\.yaml: id: required field is missing; .* and \d+ more problems$"
+    ) as info:
+        read_yaml_file(path, DeviceY)
+    assert len(str(info.value)) < 2000

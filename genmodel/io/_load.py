@@ -54,6 +54,8 @@ _Y = TypeVar("_Y", bound=BaseModel)
 #: The largest config.json read (bytes); published ones are a few kB.
 MAX_JSON_BYTES = 4 << 20
 
+# the most problems one message lists
+_MAX_PROBLEMS = 8
 # pydantic error types whose bound is in ctx, and the comparison they mean
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 
@@ -74,6 +76,8 @@ def format_validation_error(where: str, err: ValidationError) -> str:
             lines.append(f"{where}: {loc}={short(e.get('input'))} must be {_BOUNDS[e['type']]} {bound}")
         else:
             lines.append(f"{where}: {loc}={short(e.get('input'))}: {e['msg']}")
+    if len(lines) > _MAX_PROBLEMS:  # a file of 100k unknown keys stays one readable line
+        lines[_MAX_PROBLEMS:] = [f"and {len(lines) - _MAX_PROBLEMS} more problems"]
     return "; ".join(lines)
 
 
