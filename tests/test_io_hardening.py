@@ -474,3 +474,8 @@ def test_a_file_of_many_problems_is_one_short_line(tmp_path: Path) -> None:
     ) as info:
         read_yaml_file(path, DeviceY)
     assert len(str(info.value)) < 2000
+
+
+def test_a_database_folder_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"db='.*nowhere' must be a folder"):
+        load_device("h100-sxm", db=tmp_path / "nowhere")

@@ -369,6 +369,8 @@ def listing(kind: str, db: Path | None) -> Mapping[str, Traversable]:
     Raises:
         SpecError: ``db`` is given and its folder for ``kind`` cannot be listed.
     """
+    if db is not None and not db.is_dir():
+        raise SpecError(f"db={str(db)!r} must be a folder holding hardware_db/ and workloads/")
     directory = folder(kind, db)
     try:
         entries = sorted(directory.iterdir(), key=lambda p: p.name)

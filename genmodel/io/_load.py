@@ -296,6 +296,7 @@ def _usual_systems(db: Path | None) -> dict[str, str]:
     return out
 
 
+@functools.cache
 def load_hardware(name: str, *, db: str | Path | None = None) -> System:
     """A system by system id; for a device id, the system built from it (e.g. h100-sxm ->
     dgx-h100), or, where the database has none, the one its own links imply (``System.of_device``).
