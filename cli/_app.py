@@ -608,8 +608,7 @@ def models_import(
     output: OutputOpt = None,
 ) -> None:
     """Read a HuggingFace config.json; print (or write) it as a workloads/models YAML file."""
-    path = config / "config.json" if config.is_dir() else config
-    emit(genmodel.hf_config_to_yaml(path, model_id=model_id), output)
+    emit(genmodel.hf_config_to_yaml(config, model_id=model_id), output)
 
 
 def _cell(value: Any) -> str:

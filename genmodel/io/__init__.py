@@ -1,7 +1,9 @@
 """Reading YAML specs and HuggingFace config.json files, writing result tables: the only file I/O in
 genmodel."""
 
+from genmodel.io._db import MAX_ID_CHARS, MAX_YAML_ALIASES, MAX_YAML_BYTES
 from genmodel.io._load import (
+    MAX_JSON_BYTES,
     device_from_yaml,
     format_validation_error,
     hf_config_to_yaml,
@@ -23,6 +25,10 @@ from genmodel.io._load import (
 from genmodel.io._tables import table_format, write_table
 
 __all__ = [
+    "MAX_ID_CHARS",
+    "MAX_JSON_BYTES",
+    "MAX_YAML_ALIASES",
+    "MAX_YAML_BYTES",
     "device_from_yaml",
     "format_validation_error",
     "hf_config_to_yaml",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Positive = Annotated[float, Field(gt=0)]
-NonNegative = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(gt=0, le=1)]
+# no figure of a database file may be infinite or NaN (YAML spells them .inf and .nan)
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=1)]
 Source = Annotated[str, Field(min_length=3)]
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
@@ -245,3 +247,52 @@ class ScenarioY(_Strict):
     ttft_slo_ms: Positive | None = None
     tpot_slo_ms: Positive | None = None
     source: Source
+
+
+#: Upper bounds of a config's sizes: 10x or more beyond the largest published model (hidden 25,600,
+#: 160 layers, 128 heads, head_dim 512, vocabulary 262,144, 384 experts, 10M context), so a real
+#: config always passes and a typo (``hidden_size=10**12``) is refused before a formula sees it.
+HF_CONFIG_MAX = MappingProxyType(
+    {
+        "hidden_size": 1 << 18,
+        "intermediate_size": 1 << 20,
+        "num_hidden_layers": 1 << 12,
+        "num_attention_heads": 1 << 12,
+        "num_key_value_heads": 1 << 12,
+        "head_dim": 1 << 12,
+        "vocab_size": 1 << 22,
+        "max_position_embeddings": 1 << 30,
+        "sliding_window": 1 << 30,
+        "max_window_layers": 1 << 12,
+        "num_local_experts": 1 << 14,
+        "num_experts": 1 << 14,
+        "n_routed_experts": 1 << 14,
+        "num_experts_per_tok": 1 << 14,
+        "moe_intermediate_size": 1 << 20,
+        "shared_expert_intermediate_size": 1 << 20,
+        "n_shared_experts": 1 << 10,
+        "first_k_dense_replace": 1 << 12,
+        "moe_layer_freq": 1 << 12,
+        "decoder_sparse_step": 1 << 12,
+        "q_lora_rank": 1 << 16,
+        "kv_lora_rank": 1 << 16,
+        "qk_nope_head_dim": 1 << 12,
+        "qk_rope_head_dim": 1 << 12,
+        "v_head_dim": 1 << 12,
+        "num_nextn_predict_layers": 1 << 12,
+    }
+)
+
+
+def hf_config_violations(c: HFConfigY) -> list[str]:
+    """Each size of ``c`` beyond :data:`HF_CONFIG_MAX`, as ``name=value must be <= limit``."""
+    out = []
+    for name, limit in HF_CONFIG_MAX.items():
+        value = getattr(c, name, None)
+        if isinstance(value, int) and value > limit:
+            digits = str(value)
+            shown = digits if len(digits) <= 20 else f"{digits[:6]}...({len(digits)} digits)"
+            out.append(f"{name}={shown} must be <= {limit}")
+    if len(c.mlp_only_layers) > HF_CONFIG_MAX["num_hidden_layers"]:
+        out.append(f"mlp_only_layers (length {len(c.mlp_only_layers)}) must list at most one entry per layer")
+    return out
