@@ -38,6 +38,7 @@ from genmodel._collectives import (
     p2p_time,
     reduce_scatter_time,
 )
+from genmodel._engines import ENGINES, Engine, engine_preset
 from genmodel._errors import GenModelError, InfeasibleError, SpecError, UnknownEntryError
 from genmodel._hardware import (
     SCALE_FACTORS,
@@ -95,6 +96,8 @@ from genmodel._requirements import (
     symbolic_step_time,
 )
 from genmodel._search import OBJECTIVES
+from genmodel._simulate import SimulationResult
+from genmodel._simulate_api import simulate
 from genmodel._sweep import sweep
 from genmodel._units import DTYPE_BYTES
 from genmodel._workload import Precision, Scenario
@@ -127,6 +130,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ALGORITHMS",
     "DTYPE_BYTES",
+    "ENGINES",
     "KV_BLOCK_TOKENS",
     "METRICS",
     "OBJECTIVES",
@@ -136,6 +140,7 @@ __all__ = [
     "CaseResult",
     "Device",
     "Efficiency",
+    "Engine",
     "Estimate",
     "FabricTier",
     "GenModelError",
@@ -160,6 +165,7 @@ __all__ = [
     "ResourceRequirement",
     "RunOptions",
     "Scenario",
+    "SimulationResult",
     "SpecError",
     "Speculation",
     "Spill",
@@ -182,6 +188,7 @@ __all__ = [
     "describe_memory_tier",
     "describe_model",
     "describe_system",
+    "engine_preset",
     "ep_dispatch_bytes",
     "estimate",
     "estimate_static",
@@ -221,6 +228,7 @@ __all__ = [
     "requirements",
     "resource_symbols",
     "roofline",
+    "simulate",
     "step_cost",
     "sweep",
     "symbolic_step_time",

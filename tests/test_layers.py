@@ -14,7 +14,7 @@ import genmodel
 ROOT = Path(genmodel.__file__).resolve().parent.parent
 CLI_FILES = sorted((ROOT / "cli").glob("**/*.py"))
 #: the public API and the modules above it (sweeps, requirements) may read files and call the API
-TOP_FILES = ("_api.py", "_sweep.py", "_requirements.py", "__init__.py")
+TOP_FILES = ("_api.py", "_sweep.py", "_requirements.py", "_simulate_api.py", "__init__.py")
 CORE_FILES = sorted(p for p in (ROOT / "genmodel").glob("_*.py") if p.name not in TOP_FILES)
 ALLOWED_GENMODEL = {"genmodel", "genmodel.report"}
 
