@@ -44,6 +44,8 @@ class Engine:
         chunked_prefill: a prompt longer than the budget left may be split over steps.
         mixed: prefill chunks and decode tokens share a step; False = a step either prefills
             (while requests wait to be admitted) or decodes (SGLang without mixed chunk).
+        budget_counts_decode: a mixed step's decode tokens count against the token budget
+            (vLLM); False = the budget limits the prompt tokens only.
         admission: "reserve" KV blocks for the whole sequence when a request is admitted, or
             "on-demand": allocate blocks as tokens arrive and preempt when the pool is full.
         reserve_output_frac: under "reserve", the share of the output tokens reserved at
@@ -62,6 +64,7 @@ class Engine:
     max_batched_tokens: int
     chunked_prefill: bool = True
     mixed: bool = True
+    budget_counts_decode: bool = True
     admission: str = "on-demand"
     reserve_output_frac: float = 1.0
     preemption: str = "recompute"
@@ -123,7 +126,9 @@ _TRTLLM_SOURCE = (
     "(tensorrt_llm/builder.py); capacity scheduler GUARANTEED_NO_EVICT (reserves the blocks of the "
     "whole request, never evicts; docs performance-tuning-guide/useful-runtime-flags); "
     "enable_chunked_prefill False; in-flight batching puts context and generation requests in one "
-    "iteration (docs tuning-max-batch-size-and-max-num-tokens); KvCacheConfig tokens_per_block 32."
+    "iteration (docs tuning-max-batch-size-and-max-num-tokens); KvCacheConfig tokens_per_block 32. "
+    "max_num_tokens is read as its help text says, 'the maximum number of batched input tokens': "
+    "it limits the context tokens, so a prompt of max_num_tokens still runs beside the decodes."
 )
 
 
@@ -181,6 +186,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             max_batched_tokens=8192,
             chunked_prefill=False,
             mixed=True,
+            budget_counts_decode=False,
             admission="reserve",
             preemption="recompute",
             kv_block_tokens=32,

@@ -108,20 +108,10 @@ class Replica:
         return take + e.kv_block_tokens // 2
 
     # ---- planning a step ----------------------------------------------------------------
-    def admissible(self, req: Requests) -> bool:
-        """Whether the head of the queue could be admitted now (ignoring the step's budget)."""
-        if not self.waiting or self.running >= self.engine.max_num_seqs:
-            return False
-        rid = self.waiting[0]
-        return (
-            self.used() + self._need(req, rid, min(req.todo[rid], self.engine.max_batched_tokens))
-            <= self.capacity
-        )
-
     def plan(self, req: Requests, now: float) -> None:
         """Choose this step's decode tokens and prefill chunks."""
         e = self.engine
-        budget = e.max_batched_tokens - (self.n_dec if e.mixed else 0)
+        budget = e.max_batched_tokens - (self.n_dec if e.mixed and e.budget_counts_decode else 0)
         self.chunks, self.chunk_ids = [], []
         for rid in self.prefilling:
             budget = self._chunk(req, rid, budget)
@@ -146,8 +136,8 @@ class Replica:
     def _take(self, todo: int, budget: int) -> int:
         if self.engine.chunked_prefill:
             return min(todo, budget)
-        if todo <= budget or (not self.chunks and not (self.n_dec and self.engine.mixed)):
-            return todo  # whole prompts only; a prompt over the budget runs alone
+        if todo <= budget or (not self.chunks and todo > self.engine.max_batched_tokens):
+            return todo  # whole prompts only; a prompt over the whole budget runs alone
         return 0
 
     def _chunk(self, req: Requests, rid: int, budget: int) -> int:
@@ -256,10 +246,6 @@ class Replica:
             self.waiting.appendleft(rid)
 
     # ---- runs of decode steps -----------------------------------------------------------
-    def idle_prefill(self, req: Requests) -> bool:
-        """No prompt to continue and no waiting request that could start now."""
-        return not self.prefilling and not self.admissible(req)
-
     def steps_to_event(self) -> int:
         """Decode steps until a sequence completes or (on-demand) the pool overflows."""
         if not self.n_dec:

@@ -307,8 +307,8 @@ def simulate_serving(
                 f"device), fewer than one request of {need} tokens needs"
             ]
         )
-    # a step holds at most the budget, a lone prompt over it, or every running sequence's decode
-    tokens_max = max(engine.max_batched_tokens, n_in_max, _most_running(arrivals, engine, plan, capacity))
+    # a step holds at most the budget (or a lone prompt over it) and every running sequence's decode
+    tokens_max = max(engine.max_batched_tokens, n_in_max) + _most_running(arrivals, engine, plan, capacity)
     if table is None or table.tokens_max < tokens_max:
         table = StepCostTable.build(
             model,
@@ -476,14 +476,16 @@ def _run_group(
                 return steps, now
             now = next_arrival
             continue
-        if all(r.idle_prefill(req) for r in group):
+        for r in group:
+            r.plan(req, now)
+        if not any(r.chunks for r in group):
+            # no prompt runs: nothing changes until a sequence completes, a request arrives or
+            # (on-demand) the pool overflows, so the decode steps until then are costed together
             k = min(r.steps_to_event() for r in group)
             if 2 <= k < 1 << 59:
                 now, done = _decode_run(group, req, now, k, next_arrival, on_finish)
                 steps += done
                 continue
-        for r in group:
-            r.plan(req, now)
         duration = max(r.step_s() for r in group)
         if duration <= 0:
             raise InfeasibleError(
