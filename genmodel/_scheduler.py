@@ -142,6 +142,8 @@ class Replica:
 
     def _chunk(self, req: Requests, rid: int, budget: int) -> int:
         take = self._take(req.todo[rid] - req.done[rid], budget)
+        if take and not self.reserve and self.used() + take > self.capacity:
+            take = 0  # on-demand: the chunk's blocks are not free (a decode must complete first)
         if take:
             self.chunks.append((take, req.past0[rid] + req.done[rid]))
             self.chunk_ids.append(rid)
@@ -162,14 +164,18 @@ class Replica:
         self.batch_time += duration * (self.step_dec + len(self.chunks))
         if self.step_dec:
             self._decoded(req, now, 1, duration, on_finish)
+        finished = False
         for (take, _), rid in zip(self.chunks, self.chunk_ids, strict=True):
             req.done[rid] += take
             self.prefill_done += take
             if req.done[rid] >= req.todo[rid]:
+                finished = True
                 self._prompt_done(req, rid, now, on_finish)
-        self.peak_tokens = max(self.peak_tokens, self.used())
-        if self.engine.admission == "on-demand":
+        if finished:  # (one pass per step, not a list.remove per prompt)
+            self.prefilling = [rid for rid in self.prefilling if req.done[rid] < req.todo[rid]]
+        if not self.reserve:
             self._preempt_overflow(req)
+        self.peak_tokens = max(self.peak_tokens, self.used())
 
     def _decoded(
         self,
@@ -209,7 +215,6 @@ class Replica:
     def _prompt_done(
         self, req: Requests, rid: int, now: float, on_finish: Callable[[int, float], None]
     ) -> None:
-        self.prefilling.remove(rid)
         self.prefill_done -= req.done[rid]
         if req.first_token_s[rid] < 0:
             req.first_token_s[rid] = now

@@ -197,6 +197,8 @@ class SimulationResult:
     prefill_s: float
     decode_s: float
     requests: int
+    #: tokens generated for every request, warm-up included: first tokens plus decode tokens
+    generated_tokens: int
     request_rate_per_s: float
     output_tokens_per_s: float
     output_tokens_per_s_per_device: float
@@ -221,6 +223,7 @@ class SimulationResult:
             "prefill_s": self.prefill_s,
             "decode_s": self.decode_s,
             "requests": self.requests,
+            "generated_tokens": self.generated_tokens,
             "request_rate_per_s": self.request_rate_per_s,
             "output_tokens_per_s": self.output_tokens_per_s,
             "output_tokens_per_s_per_device": self.output_tokens_per_s_per_device,
@@ -520,6 +523,25 @@ def _decode_run(
     return end, k
 
 
+def _itl(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
+    """Every decode step's gap since the replica's last one, and its decode tokens (the weight)."""
+    one_v: list[float] = []
+    one_w: list[float] = []
+    runs_v: list[np.ndarray] = []
+    runs_w: list[np.ndarray] = []
+    for r in replicas:
+        for gaps, n in r.itl:
+            if isinstance(gaps, float):
+                one_v.append(gaps)
+                one_w.append(n)
+            else:
+                runs_v.append(gaps)
+                runs_w.append(np.full(len(gaps), float(n)))
+    values = np.concatenate([np.array(one_v), *runs_v])
+    weights = np.concatenate([np.array(one_w), *runs_w])
+    return values, weights
+
+
 def _result(
     req: Requests,
     arrivals: Arrivals,
@@ -551,15 +573,7 @@ def _result(
     decode = f - ft
     multi = out > 1
     window = float(f.max() - a.min())
-    itl_v: list[np.ndarray] = []
-    itl_w: list[np.ndarray] = []
-    for r in replicas:
-        for gaps, n in r.itl:
-            g = np.atleast_1d(np.asarray(gaps, dtype=float))
-            itl_v.append(g)
-            itl_w.append(np.full(len(g), n, dtype=float))
-    values = np.concatenate(itl_v) if itl_v else np.zeros(0)
-    weights = np.concatenate(itl_w) if itl_w else np.zeros(0)
+    values, weights = _itl(replicas)
     rate = float(measured.sum()) / window if window > 0 else math.inf
     tokens_per_s = float(out.sum()) / window if window > 0 else math.inf
     batch = sum(r.batch_time / max(spans[0 if len(spans) == 1 else r.index][1], 1e-30) for r in replicas)
@@ -585,6 +599,7 @@ def _result(
         prefill_s=float((ft - scheduled[measured]).mean()),
         decode_s=float(decode.mean()),
         requests=int(measured.sum()),
+        generated_tokens=len(arrival) + round(float(weights.sum())),
         request_rate_per_s=rate,
         output_tokens_per_s=tokens_per_s,
         output_tokens_per_s_per_device=tokens_per_s / plan.num_devices,

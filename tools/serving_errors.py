@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         r = predict(row, args.requests_per_client)
         results.append(r)
         print(
-            f"{r['id']:6} {r['engine']:6} {r['model']:16} {r['hardware']:9} c={r['clients']:<4} {r['lengths']:10} "
+            f"{r['id']:6} {r['engine']:6} {r['model']:16} {r['hardware']:9} c={r['clients']:<4} "
+            f"{r['lengths']:10} "
             f"{r['metric']:6} measured {r['measured']:.4g}  sim {r['simulated']:.4g} ({r['sim_ape']:.0f} %)  "
             f"closed {r['closed_form']:.4g} ({r['closed_ape']:.0f} %)  preempt {r['preemptions']}  "
             f"{r['wall_s'] * 1e3:.0f} ms",
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     for engine, metrics in table.items():
         for metric, s in metrics.items():
             print(
-                f"{engine:7} {metric:7} {s['cases']:5.0f}  {s['sim_mape']:7.1f} % ({s['sim_median_ape']:5.1f} %)"
+                f"{engine:7} {metric:7} {s['cases']:5.0f}  {s['sim_mape']:7.1f} % "
+                f"({s['sim_median_ape']:5.1f} %)"
                 f"  {s['closed_mape']:7.1f} %        ({s['closed_median_ape']:5.1f} %)"
             )
     if args.json is not None:
