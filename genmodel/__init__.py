@@ -96,7 +96,7 @@ from genmodel._requirements import (
     symbolic_step_time,
 )
 from genmodel._search import OBJECTIVES
-from genmodel._simulate import SimulationResult
+from genmodel._simresult import SimulationResult
 from genmodel._simulate_api import simulate
 from genmodel._sweep import sweep
 from genmodel._units import DTYPE_BYTES

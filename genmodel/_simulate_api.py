@@ -11,7 +11,8 @@ from genmodel._errors import SpecError
 from genmodel._hardware import Device, System
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
-from genmodel._simulate import Arrivals, Lengths, SimulationResult, simulate_serving
+from genmodel._simresult import SimulationResult
+from genmodel._simulate import Arrivals, Lengths, simulate_serving
 from genmodel.io import load_hardware, load_model, load_system
 from genmodel.io._trace import read_trace
 

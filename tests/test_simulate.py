@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 import genmodel
 from genmodel._engines import engine_preset
 from genmodel._phases import RunOptions, step_terms
-from genmodel._simulate import Arrivals, Lengths, Percentiles
+from genmodel._simresult import Percentiles
+from genmodel._simulate import Arrivals, Lengths
 from genmodel._stepcost import StepCostTable
 from genmodel.io import load_hardware, load_model
 
