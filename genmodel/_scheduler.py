@@ -12,7 +12,9 @@ Modelling assumptions (the engine's knobs are :class:`~genmodel._engines.Engine`
   the output when admitted and keeps them until it completes. "on-demand": a request holds the
   tokens it has computed (plus half a block of waste); when decode growth overflows the pool the
   most recently admitted decoding sequence is preempted, loses its KV, and goes back to the head
-  of the queue to recompute its prompt and the tokens it has generated (vLLM V1).
+  of the queue to recompute its prompt and the tokens it has generated (vLLM V1). A reservation of
+  less than the whole output (SGLang's ``new_token_ratio``) can overflow too: the same preemption
+  (SGLang's retraction) follows.
 - Bookkeeping is O(1) per step plus O(log n) per event: a global decode-step counter G, the sum of
   the decoding sequences' cached tokens, and a heap of the counter values at which sequences
   complete. Runs of decode-only steps between events are costed together (NumPy).
@@ -71,6 +73,8 @@ class Replica:
         self.table = table
         self.capacity = capacity_tokens
         self.reserve = engine.admission == "reserve"
+        # reserving less than the whole output (SGLang) can still overflow: it retracts then
+        self.can_overflow = not self.reserve or engine.reserve_output_frac < 1
         self.half_block = engine.kv_block_tokens // 2
         self.waiting: deque[int] = deque()
         self.prefilling: list[int] = []
@@ -94,9 +98,13 @@ class Replica:
 
     # ---- memory -------------------------------------------------------------------------
     def used(self) -> int:
-        """KV tokens held now."""
+        """KV tokens held now (reserve: reserved)."""
         if self.reserve:
             return self.reserved
+        return self.held()
+
+    def held(self) -> int:
+        """KV tokens the running sequences have computed (plus half a block of waste each)."""
         return self.past_sum + self.prefill_done + self.running * self.half_block
 
     def _need(self, req: Requests, rid: int, take: int) -> int:
@@ -120,7 +128,9 @@ class Replica:
         while budget > 0 and self.waiting and self.running < e.max_num_seqs:
             rid = self.waiting[0]
             take = self._take(req.todo[rid], budget)
-            if take == 0 or self.used() + self._need(req, rid, take) > self.capacity:
+            # (a partial reservation also waits for the tokens actually held: no thrashing)
+            held = max(self.used(), self.held()) if self.can_overflow else self.used()
+            if take == 0 or held + self._need(req, rid, take) > self.capacity:
                 break
             self.waiting.popleft()
             self.running += 1
@@ -173,9 +183,9 @@ class Replica:
                 self._prompt_done(req, rid, now, on_finish)
         if finished:  # (one pass per step, not a list.remove per prompt)
             self.prefilling = [rid for rid in self.prefilling if req.done[rid] < req.todo[rid]]
-        if not self.reserve:
+        if self.can_overflow:
             self._preempt_overflow(req)
-        self.peak_tokens = max(self.peak_tokens, self.used())
+        self.peak_tokens = max(self.peak_tokens, self.held() if self.can_overflow else self.used())
 
     def _decoded(
         self,
@@ -233,14 +243,14 @@ class Replica:
 
     def _preempt_overflow(self, req: Requests) -> None:
         """Preempt the latest admitted decoding sequences until the pool holds the rest."""
-        while self.used() > self.capacity and self.n_dec > 1:
+        while self.held() > self.capacity and self.n_dec > 1:
             rid = self.decoding.pop()
             if req.finish_s[rid] >= 0:
                 continue  # completed (lazily removed)
             generated = self.g - req.g0[rid]
             self.n_dec -= 1
             self.past_sum -= req.past0[rid] + generated
-            self.running -= 1
+            self._release(req, rid)
             req.version[rid] += 1  # its completion in the heap no longer counts
             req.left[rid] -= generated
             req.todo[rid] = req.past0[rid] + generated  # recompute everything it holds
@@ -256,8 +266,8 @@ class Replica:
         if not self.n_dec:
             return 1 << 60
         k = self.heap[0][0] - self.g if self.heap else 1 << 60
-        if self.engine.admission == "on-demand":
-            k = min(k, max((self.capacity - self.used()) // self.n_dec, 0))
+        if self.can_overflow:
+            k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))
         return k
 
     def run_s(self, steps: int) -> np.ndarray:
@@ -277,4 +287,4 @@ class Replica:
         if self.last_decode_s is not None:
             gaps[0] = now - float(durations.sum()) + float(durations[0]) - self.last_decode_s
         self._decoded(req, now, len(durations), gaps, on_finish)
-        self.peak_tokens = max(self.peak_tokens, self.used())
+        self.peak_tokens = max(self.peak_tokens, self.held() if self.can_overflow else self.used())

@@ -259,6 +259,10 @@ def test_on_demand_admission_preempts_and_reserve_does_not() -> None:
     assert trt.preemptions == 0 and trt.requests == 96
     assert vllm.kv_peak_bytes_per_device <= vllm.kv_capacity_bytes_per_device
     assert trt.kv_peak_bytes_per_device <= trt.kv_capacity_bytes_per_device
+    # SGLang reserves 0.7 of the output: it admits more, and retracts when the rest overflows
+    sglang = genmodel.simulate(concurrency=48, requests_per_client=2, engine="sglang", **kwargs)  # type: ignore[arg-type]
+    assert sglang.preemptions > 0 and sglang.requests == 96
+    assert sglang.kv_peak_bytes_per_device <= sglang.kv_capacity_bytes_per_device
 
 
 def test_attention_dp_ranks_step_in_lockstep() -> None:
