@@ -43,7 +43,8 @@ def register(app: typer.Typer) -> None:
         epilog=examples(
             "# 64 clients started together against vLLM's defaults on one H200",
             "genmodel simulate --model llama-3.1-8b --hardware h200-sxm \\\n"
-            "    --concurrency 64 --input-tokens 1000 --output-tokens 200 --weight-dtype fp8",
+            "    --concurrency 64 --input-tokens 1000 --output-tokens 200 \\\n"
+            "    --weight-dtype fp8",
             "# Poisson arrivals at 5 requests/s against SGLang, as JSON",
             "genmodel simulate --model llama-3.1-70b --hardware h100-sxm --tp 4 \\\n"
             "    --request-rate 5 --requests 200 --input-tokens 2000 --output-tokens 300 \\\n"
