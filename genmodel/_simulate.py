@@ -314,6 +314,8 @@ def _run(
     if arrivals.kind == "closed":
         for c in range(arrivals.clients):
             rid = int(starts[c])
+            if rid == starts[c + 1]:
+                continue  # a client with no request (fewer requests than clients)
             rep = c % dp
             req.replica[rid] = rep
             req.arrival_s[rid] = 0.0

@@ -281,6 +281,12 @@ def test_attention_dp_ranks_step_in_lockstep() -> None:
     assert dense.requests == 16 and lock.requests == 16
 
 
+def test_fewer_requests_than_clients() -> None:
+    r = _sim(concurrency=8, requests=5, records=True)
+    assert r.requests == 5 and r.records is not None
+    assert r.records.arrival_s.tolist() == [0.0] * 5
+
+
 def test_warmup_requests_are_left_out() -> None:
     r = _sim(concurrency=4, requests_per_client=3, warmup_requests=1, records=True)
     assert r.requests == 8
