@@ -683,6 +683,10 @@ from . import _plan as _plan_cmd  # noqa: E402
 
 _plan_cmd.register(app)
 
+from . import _simulate as _simulate_cmd  # noqa: E402
+
+_simulate_cmd.register(app)
+
 from . import _dashboard as _dashboard_cmd  # noqa: E402
 
 _dashboard_cmd.register(app)

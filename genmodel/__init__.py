@@ -39,6 +39,7 @@ from genmodel._collectives import (
     p2p_time,
     reduce_scatter_time,
 )
+from genmodel._engines import ENGINES, Engine, engine_preset
 from genmodel._errors import GenModelError, InfeasibleError, SpecError, UnknownEntryError
 from genmodel._hardware import (
     SCALE_FACTORS,
@@ -95,6 +96,8 @@ from genmodel._requirements import (
     symbolic_step_time,
 )
 from genmodel._search import OBJECTIVES
+from genmodel._simresult import SimulationResult
+from genmodel._simulate_api import simulate
 from genmodel._sizes import (
     expert_bytes_per_device,
     kv_bytes_per_sequence,
@@ -146,6 +149,7 @@ __all__ = [
     "ALGORITHMS",
     "DEFAULT_PREFILL_CHUNKS",
     "DTYPE_BYTES",
+    "ENGINES",
     "KV_BLOCK_TOKENS",
     "METRICS",
     "NO_OFFLOAD",
@@ -158,6 +162,7 @@ __all__ = [
     "CaseResult",
     "Device",
     "Efficiency",
+    "Engine",
     "Estimate",
     "FabricTier",
     "GenModelError",
@@ -184,6 +189,7 @@ __all__ = [
     "ResourceRequirement",
     "RunOptions",
     "Scenario",
+    "SimulationResult",
     "SlidingWindow",
     "SpecError",
     "Speculation",
@@ -207,6 +213,7 @@ __all__ = [
     "describe_memory_tier",
     "describe_model",
     "describe_system",
+    "engine_preset",
     "ep_dispatch_bytes",
     "estimate",
     "estimate_static",
@@ -247,6 +254,7 @@ __all__ = [
     "resource_symbols",
     "roofline",
     "run_options",
+    "simulate",
     "step_cost",
     "sweep",
     "symbolic_step_time",

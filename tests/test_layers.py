@@ -13,8 +13,12 @@ import genmodel
 
 ROOT = Path(genmodel.__file__).resolve().parent.parent
 CLI_FILES = sorted((ROOT / "cli").glob("**/*.py"))
-#: the public API and the modules above it (plans, validation, sweeps, ...) may read files and call it
-TOP_FILES = ("_api.py", "_planning.py", "_validate.py", "_sweep.py", "_requirements.py", "__init__.py")
+#: the public API and the modules above it (plans, validation, sweeps, simulation, ...) may read
+#: files and call it
+TOP_FILES = (
+    "_api.py", "_planning.py", "_validate.py", "_sweep.py", "_requirements.py", "_simulate_api.py",
+    "__init__.py",
+)  # fmt: skip
 CORE_FILES = sorted(p for p in (ROOT / "genmodel").glob("_*.py") if p.name not in TOP_FILES)
 ALLOWED_GENMODEL = {"genmodel", "genmodel.report"}
 

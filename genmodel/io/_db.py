@@ -143,12 +143,12 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 def _check_aliases(root: yaml.Node, where: str) -> None:
     """Count alias references: the composer shares one node per anchor, so each revisit is one."""
-    seen: set[int] = set()  # ids of the nodes of this document, alive while it is walked
+    seen: set[yaml.Node] = set()  # nodes hash by identity: a shared (aliased) node is seen twice
     stack = [root]
     aliases = 0
     while stack:
         node = stack.pop()
-        if id(node) in seen:
+        if node in seen:
             aliases += 1
             if aliases > MAX_YAML_ALIASES:
                 raise SpecError(
@@ -156,7 +156,7 @@ def _check_aliases(root: yaml.Node, where: str) -> None:
                     "write the values out"
                 )
             continue
-        seen.add(id(node))
+        seen.add(node)
         if isinstance(node, yaml.SequenceNode):
             stack.extend(node.value)
         elif isinstance(node, yaml.MappingNode):

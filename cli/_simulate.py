@@ -1,0 +1,175 @@
+"""``genmodel simulate``: an engine's scheduler serving a load, step by step (latency percentiles).
+
+Parse -> :func:`genmodel.simulate` -> render. No formulas here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+import genmodel
+from genmodel.report import format_bytes, format_seconds, to_csv, to_json
+
+from ._options import (
+    ActDtypeOpt,
+    DpOpt,
+    EpOpt,
+    Format,
+    FormatOpt,
+    HardwareOpt,
+    KvDtypeOpt,
+    ModelOpt,
+    OutputOpt,
+    PpOpt,
+    TpOpt,
+    WeightDtypeOpt,
+    emit,
+    emit_tables,
+    examples,
+    friendly,
+    write_text,
+)
+
+_LATENCIES = ("ttft_s", "tpot_s", "itl_s", "e2e_s")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``simulate`` command to ``app``."""
+    app.command(
+        epilog=examples(
+            "# 64 clients started together against vLLM's defaults on one H200",
+            "genmodel simulate --model llama-3.1-8b --hardware h200-sxm \\\n"
+            "    --concurrency 64 --input-tokens 1000 --output-tokens 200 \\\n"
+            "    --weight-dtype fp8",
+            "# Poisson arrivals at 5 requests/s against SGLang, as JSON",
+            "genmodel simulate --model llama-3.1-70b --hardware h100-sxm --tp 4 \\\n"
+            "    --request-rate 5 --requests 200 --input-tokens 2000 --output-tokens 300 \\\n"
+            "    --engine sglang --weight-dtype fp8 --format json",
+        )
+    )(simulate)
+
+
+@friendly
+def simulate(
+    model: ModelOpt,
+    hardware: HardwareOpt,
+    input_tokens: Annotated[
+        int | None, typer.Option(help="Prompt tokens per request (not with --trace).")
+    ] = None,
+    output_tokens: Annotated[
+        int | None, typer.Option(help="Generated tokens per request (not with --trace).")
+    ] = None,
+    tp: TpOpt = 1,
+    pp: PpOpt = 1,
+    ep: EpOpt = 1,
+    dp: DpOpt = 1,
+    devices: Annotated[int | None, typer.Option(help="Total devices (= tp*pp*dp).")] = None,
+    weight_dtype: WeightDtypeOpt = "bf16",
+    act_dtype: ActDtypeOpt = None,
+    kv_dtype: KvDtypeOpt = None,
+    concurrency: Annotated[int | None, typer.Option(help="Closed-loop clients, started together.")] = None,
+    requests_per_client: Annotated[int | None, typer.Option(help="Requests per client (default 4).")] = None,
+    request_rate: Annotated[float | None, typer.Option(help="Poisson arrivals, requests per second.")] = None,
+    requests: Annotated[
+        int | None, typer.Option(help="Total requests (default 500 with --request-rate).")
+    ] = None,
+    trace: Annotated[
+        Path | None, typer.Option(help="CSV trace: arrival_s,input_tokens,output_tokens.")
+    ] = None,
+    warmup: Annotated[int, typer.Option(help="Each client's first requests, left out of the figures.")] = 0,
+    engine: Annotated[
+        str, typer.Option(help="vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
+    ] = "vllm",
+    max_num_seqs: Annotated[int | None, typer.Option(help="Override: most running sequences.")] = None,
+    max_batched_tokens: Annotated[int | None, typer.Option(help="Override: token budget per step.")] = None,
+    admission: Annotated[str | None, typer.Option(help="Override: reserve | on-demand.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of random lengths and arrivals.")] = 0,
+    records: Annotated[Path | None, typer.Option(help="Write per-request records to this CSV file.")] = None,
+    format: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Simulate a serving engine's scheduler under load: TTFT, TPOT, ITL and e2e percentiles.
+
+    Each step costs genmodel's formulas for exactly that batch. JSON keys are in SI units.
+    """
+    result = genmodel.simulate(
+        model,
+        hardware,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        dp=dp,
+        devices=devices,
+        weight_dtype=weight_dtype,
+        act_dtype=act_dtype,
+        kv_dtype=kv_dtype,
+        concurrency=concurrency,
+        requests_per_client=requests_per_client,
+        request_rate=request_rate,
+        requests=requests,
+        trace=None if trace is None else str(trace),
+        warmup_requests=warmup,
+        engine=engine,
+        max_num_seqs=max_num_seqs,
+        max_batched_tokens=max_batched_tokens,
+        admission=admission,
+        seed=seed,
+        records=records is not None,
+    )
+    data = result.to_dict()
+    if records is not None and result.records is not None:
+        write_text(to_csv(result.records.rows()), records)
+    if format is Format.json:
+        emit(to_json(data), output)
+    elif format is Format.csv:
+        emit(to_csv([_flat(data)]), output)
+    else:
+        emit_tables(_tables(data), output)
+
+
+def _flat(data: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            row.update({f"{k}.{kk}": vv for kk, vv in v.items() if k != "engine" or kk != "source"})
+        else:
+            row[k] = v
+    return row
+
+
+def _tables(data: dict[str, Any]) -> list[Table]:
+    lat = Table(title="Latency (simulated)")
+    for col in ("metric", "mean", "p50", "p90", "p99"):
+        lat.add_column(col, justify="left" if col == "metric" else "right")
+    for key in _LATENCIES:
+        lat.add_row(key[:-2].upper(), *(format_seconds(data[key][q]) for q in ("mean", "p50", "p90", "p99")))
+    rates = Table(title="Load")
+    rates.add_column("figure")
+    rates.add_column("value", justify="right")
+    e = data["engine"]
+    rows = [
+        ("engine", f"{e['name']} {e['version']}"),
+        ("requests", str(data["requests"])),
+        ("requests/s", f"{data['request_rate_per_s']:.3g}"),
+        ("output tokens/s", f"{data['output_tokens_per_s']:.4g}"),
+        ("output tokens/s/device", f"{data['output_tokens_per_s_per_device']:.4g}"),
+        ("mean running batch", f"{data['mean_running_batch']:.3g}"),
+        (
+            "mean queue / prefill / decode",
+            " / ".join(format_seconds(data[k]) for k in ("queue_s", "prefill_s", "decode_s")),
+        ),
+        ("preemptions", str(data["preemptions"])),
+        ("KV peak per device", format_bytes(data["kv_peak_bytes_per_device"])),
+        ("steps", str(data["steps"])),
+        ("simulated", format_seconds(data["simulated_s"])),
+        ("wall time", format_seconds(data["elapsed_s"])),
+    ]
+    for k, v in rows:
+        rates.add_row(k, v)
+    return [lat, rates]

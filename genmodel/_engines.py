@@ -1,0 +1,195 @@
+"""Serving-engine presets: the scheduler knobs of vLLM, SGLang and TensorRT-LLM at named versions.
+
+Modelling assumptions:
+- An engine is described by what its scheduler does each iteration: a token budget per step, a cap
+  on running sequences, whether a prompt may be split into chunks, whether prefill chunks share a
+  step with decode tokens (mixed) or run in steps of their own (prefill first), how KV memory is
+  admitted ("reserve" the whole sequence, or "on-demand" as tokens arrive) and what happens when it
+  runs out (preempt and "recompute", or "swap" to the offload tier), and the order of the queue.
+- The defaults are those of the named version's server (the OpenAI-compatible API server, as the
+  benchmarks use); where a default depends on the GPU, :func:`engine_preset` resolves it from the
+  device's memory, as the engine does. Each value names the file it comes from in ``source``.
+- The KV pool is genmodel's usable memory less weights and activations (the memory model): the
+  engines' own memory fractions (vLLM ``gpu_memory_utilization`` 0.9, TensorRT-LLM
+  ``free_gpu_memory_fraction`` 0.9, SGLang ``mem_fraction_static``) are what genmodel's
+  ``usable_memory_frac`` stands for, so no engine changes the pool.
+- The per-step CPU overhead is the device's ``step_overhead_s`` unless an engine sets one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from genmodel._errors import SpecError, UnknownEntryError, require_ints
+from genmodel._hardware import Device
+from genmodel._units import GiB
+
+ADMISSIONS = ("reserve", "on-demand")
+PREEMPTIONS = ("recompute", "swap")
+SCHEDULES = ("fcfs",)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Engine:
+    """The scheduler of a continuously batching serving engine.
+
+    Attributes:
+        name: engine name (vllm, sglang, trtllm, or any label).
+        version: the version whose defaults these are.
+        max_num_seqs: most sequences running at once (prefilling or decoding) per replica.
+        max_batched_tokens: token budget of one step (prefill chunk tokens, plus decode tokens
+            when ``mixed``).
+        chunked_prefill: a prompt longer than the budget left may be split over steps.
+        mixed: prefill chunks and decode tokens share a step; False = a step either prefills
+            (while requests wait to be admitted) or decodes (SGLang without mixed chunk).
+        budget_counts_decode: a mixed step's decode tokens count against the token budget
+            (vLLM); False = the budget limits the prompt tokens only.
+        admission: "reserve" KV blocks for the whole sequence when a request is admitted, or
+            "on-demand": allocate blocks as tokens arrive and preempt when the pool is full.
+        reserve_output_frac: under "reserve", the share of the output tokens reserved at
+            admission (SGLang reserves its ``new_token_ratio`` of them); 1 = all.
+        preemption: what a preempted sequence does: "recompute" its KV later, or "swap" it to the
+            KV offload tier and back.
+        schedule: order of the waiting queue ("fcfs").
+        kv_block_tokens: tokens per KV-cache block (paging granularity).
+        step_overhead_s: per-step CPU overhead; None = the device's ``step_overhead_s``.
+        source: where each default comes from.
+    """
+
+    name: str
+    version: str = ""
+    max_num_seqs: int
+    max_batched_tokens: int
+    chunked_prefill: bool = True
+    mixed: bool = True
+    budget_counts_decode: bool = True
+    admission: str = "on-demand"
+    reserve_output_frac: float = 1.0
+    preemption: str = "recompute"
+    schedule: str = "fcfs"
+    kv_block_tokens: int = 16
+    step_overhead_s: float | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        require_ints(
+            max_num_seqs=self.max_num_seqs,
+            max_batched_tokens=self.max_batched_tokens,
+            kv_block_tokens=self.kv_block_tokens,
+        )
+        for name, value, allowed in (
+            ("admission", self.admission, ADMISSIONS),
+            ("preemption", self.preemption, PREEMPTIONS),
+            ("schedule", self.schedule, SCHEDULES),
+        ):
+            if value not in allowed:
+                raise SpecError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+        if not 0 <= self.reserve_output_frac <= 1:
+            raise SpecError(f"reserve_output_frac={self.reserve_output_frac!r} must be in [0, 1]")
+        if self.step_overhead_s is not None and not self.step_overhead_s >= 0:
+            raise SpecError(f"step_overhead_s={self.step_overhead_s!r} must be >= 0")
+
+    def replace(self, **changes: Any) -> Engine:
+        """This engine with some knobs changed (None values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The knob values (JSON key ``engine``)."""
+        return dataclasses.asdict(self)
+
+
+#: the engines with presets; the default is the first
+ENGINES = ("vllm", "sglang", "trtllm")
+
+_VLLM_SOURCE = (
+    "vLLM 0.10 (V1 engine), vllm/engine/arg_utils.py EngineArgs.get_batch_defaults: OpenAI API "
+    "server on a GPU of >= 70 GiB that is not an A100: max_num_batched_tokens 8192, max_num_seqs "
+    "1024; other GPUs 2048 and 256. V1 always chunks prefills and schedules running requests' decode "
+    "tokens and new prefill chunks in one step (vllm/v1/core/sched/scheduler.py), allocates KV "
+    "blocks as tokens are computed and preempts the last running request by recompute "
+    "(KVCacheManager.allocate_slots); --scheduling-policy fcfs; CacheConfig block_size 16."
+)
+_SGLANG_SOURCE = (
+    "SGLang 0.5, python/sglang/srt/server_args.py: chunked_prefill_size 2048 below 35 GB of GPU "
+    "memory, 8192 below 160 GB (H100, H200), 16384 above (B200); schedule_policy fcfs; page_size 1; "
+    "max_running_requests from the memory pool (at most 4096, model_runner req_to_token_pool). "
+    "The scheduler runs a prefill batch whenever new requests fit, decoding otherwise, unless "
+    "--enable-mixed-chunk (scheduler.py get_next_batch_to_run); it admits a request reserving its "
+    "prompt and new_token_ratio x its output tokens (SGLANG_INIT_NEW_TOKEN_RATIO 0.7, "
+    "schedule_policy.py PrefillAdder) and retracts decodes by recompute when memory runs out."
+)
+_TRTLLM_SOURCE = (
+    "TensorRT-LLM 1.0, trtllm-serve (PyTorch backend), tensorrt_llm/commands/serve.py: "
+    "--max_batch_size and --max_num_tokens default to BuildConfig's 2048 and 8192 "
+    "(tensorrt_llm/builder.py); capacity scheduler GUARANTEED_NO_EVICT (reserves the blocks of the "
+    "whole request, never evicts; docs performance-tuning-guide/useful-runtime-flags); "
+    "enable_chunked_prefill False; in-flight batching puts context and generation requests in one "
+    "iteration (docs tuning-max-batch-size-and-max-num-tokens); KvCacheConfig tokens_per_block 32. "
+    "max_num_tokens is read as its help text says, 'the maximum number of batched input tokens': "
+    "it limits the context tokens, so a prompt of max_num_tokens still runs beside the decodes."
+)
+
+
+def engine_preset(name: str, device: Device | None = None) -> Engine:
+    """The preset of an engine at its named version, with the defaults it picks on ``device``.
+
+    Args:
+        name: vllm (vLLM 0.10, V1 engine; the default engine), sglang (SGLang 0.5) or trtllm
+            (TensorRT-LLM 1.0, trtllm-serve, PyTorch backend).
+        device: the GPU; vLLM's budget and SGLang's chunk size depend on its memory. None = a
+            GPU of 80 GB or more.
+
+    Returns:
+        The :class:`Engine`; change any knob with :meth:`Engine.replace`.
+
+    Raises:
+        UnknownEntryError: an engine without a preset.
+    """
+    memory = float("inf") if device is None else device.memory_capacity_bytes
+    if name == "vllm":
+        big = memory >= 70 * GiB and (device is None or "a100" not in device.id)
+        return Engine(
+            name="vllm",
+            version="0.10 (V1)",
+            max_num_seqs=1024 if big else 256,
+            max_batched_tokens=8192 if big else 2048,
+            chunked_prefill=True,
+            mixed=True,
+            admission="on-demand",
+            preemption="recompute",
+            kv_block_tokens=16,
+            source=_VLLM_SOURCE,
+        )
+    if name == "sglang":
+        mib = memory / 2**20
+        chunk = 2048 if mib < 35 * 1024 else 8192 if mib < 160 * 1024 else 16384
+        return Engine(
+            name="sglang",
+            version="0.5",
+            max_num_seqs=4096,
+            max_batched_tokens=chunk,
+            chunked_prefill=True,
+            mixed=False,
+            admission="reserve",
+            reserve_output_frac=0.7,
+            preemption="recompute",
+            kv_block_tokens=1,
+            source=_SGLANG_SOURCE,
+        )
+    if name == "trtllm":
+        return Engine(
+            name="trtllm",
+            version="1.0 (trtllm-serve, PyTorch backend)",
+            max_num_seqs=2048,
+            max_batched_tokens=8192,
+            chunked_prefill=False,
+            mixed=True,
+            budget_counts_decode=False,
+            admission="reserve",
+            preemption="recompute",
+            kv_block_tokens=32,
+            source=_TRTLLM_SOURCE,
+        )
+    raise UnknownEntryError("engine", name, ENGINES)

@@ -1,0 +1,290 @@
+"""The iteration-level scheduler of a continuously batching engine, one replica at a time.
+
+Modelling assumptions (the engine's knobs are :class:`~genmodel._engines.Engine`'s):
+- Each step the scheduler gives every decoding sequence one token, then continues the prompts
+  being prefilled, then admits waiting requests in FCFS order, while the step's token budget, the
+  cap on running sequences and the KV pool allow. Without chunked prefill a prompt waits until it
+  fits the budget whole (or runs alone when nothing else is scheduled). Without mixed steps
+  (SGLang) a step that prefills runs no decode tokens.
+- The first output token comes out of the step that finishes the prompt; each later one out of a
+  decode step. A decoding sequence's cached tokens grow by one per step.
+- KV pool in tokens per replica. "reserve": a request takes its prompt and its reserved share of
+  the output when admitted and keeps them until it completes. "on-demand": a request holds the
+  tokens it has computed (plus half a block of waste); when decode growth overflows the pool the
+  most recently admitted decoding sequence is preempted, loses its KV, and goes back to the head
+  of the queue to recompute its prompt and the tokens it has generated (vLLM V1). A reservation of
+  less than the whole output (SGLang's ``new_token_ratio``) can overflow too: the same preemption
+  (SGLang's retraction) follows.
+- Bookkeeping is O(1) per step plus O(log n) per event: a global decode-step counter G, the sum of
+  the decoding sequences' cached tokens, and a heap of the counter values at which sequences
+  complete. Runs of decode-only steps between events are costed together (NumPy).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+from genmodel._engines import Engine
+from genmodel._stepcost import StepCostTable
+
+
+class Requests:
+    """Per-request state of a simulation, as Python lists (fast scalar access); times in seconds,
+    -1 until they happen. :meth:`array` gives one as a NumPy array (NaN for -1)."""
+
+    def __init__(self, input_tokens: np.ndarray, output_tokens: np.ndarray, cached_tokens: int) -> None:
+        n = len(input_tokens)
+        self.input_tokens = input_tokens.astype(np.int64)
+        self.output_tokens = output_tokens.astype(np.int64)
+        self.cached = cached_tokens  # prompt tokens found in the prefix cache
+        self.arrival_s: list[float] = [-1.0] * n
+        self.scheduled_s: list[float] = [-1.0] * n
+        self.first_token_s: list[float] = [-1.0] * n
+        self.finish_s: list[float] = [-1.0] * n
+        self.replica: list[int] = [0] * n
+        self.preemptions: list[int] = [0] * n
+        self.todo: list[int] = [max(int(i) - cached_tokens, 1) for i in self.input_tokens]
+        self.past0: list[int] = [int(i) - t for i, t in zip(self.input_tokens, self.todo, strict=True)]
+        self.done: list[int] = [0] * n
+        self.left: list[int] = [int(o) - 1 for o in self.output_tokens]  # decode steps to go
+        self.reserved: list[int] = [0] * n
+        self.g0: list[int] = [0] * n
+        self.version: list[int] = [0] * n
+
+    def array(self, name: str) -> np.ndarray:
+        """The list ``name`` as an array; times not reached are NaN."""
+        values = np.array(getattr(self, name))
+        if values.dtype.kind == "f":
+            values[values < 0] = math.nan
+        return values
+
+
+class Replica:
+    """The state of one replica's scheduler."""
+
+    def __init__(self, index: int, engine: Engine, table: StepCostTable, capacity_tokens: int) -> None:
+        self.index = index
+        self.engine = engine
+        self.table = table
+        self.capacity = capacity_tokens
+        self.reserve = engine.admission == "reserve"
+        # reserving less than the whole output (SGLang) can still overflow: it retracts then
+        self.can_overflow = not self.reserve or engine.reserve_output_frac < 1
+        self.half_block = engine.kv_block_tokens // 2
+        self.waiting: deque[int] = deque()
+        self.prefilling: list[int] = []
+        self.decoding: list[int] = []  # in admission order, completed ones removed lazily
+        self.heap: list[tuple[int, int, int]] = []  # (G at completion, request, version)
+        self.g = 0  # decode steps this replica has run
+        self.n_dec = 0
+        self.past_sum = 0  # cached tokens of the decoding sequences
+        self.prefill_done = 0  # tokens computed by sequences still prefilling (on-demand)
+        self.reserved = 0  # tokens reserved (reserve admission)
+        self.running = 0
+        self.preemptions = 0
+        self.peak_tokens = 0
+        self.batch_time = 0.0  # integral of the running batch over time
+        self.itl: list[tuple[float | np.ndarray, int]] = []  # (gaps between decode steps, tokens)
+        self.last_decode_s: float | None = None  # end of the last decode step, while decoding
+        # this step's plan
+        self.chunks: list[tuple[int, int]] = []
+        self.chunk_ids: list[int] = []
+        self.step_dec = 0
+
+    # ---- memory -------------------------------------------------------------------------
+    def used(self) -> int:
+        """KV tokens held now (reserve: reserved)."""
+        if self.reserve:
+            return self.reserved
+        return self.held()
+
+    def held(self) -> int:
+        """KV tokens the running sequences have computed (plus half a block of waste each)."""
+        return self.past_sum + self.prefill_done + self.running * self.half_block
+
+    def _need(self, req: Requests, rid: int, take: int) -> int:
+        """Tokens admitting ``rid`` with a first chunk of ``take`` tokens takes from the pool."""
+        e = self.engine
+        if e.admission == "reserve":
+            tokens = req.past0[rid] + req.todo[rid] + math.ceil(req.left[rid] * e.reserve_output_frac) + 1
+            return -(-tokens // e.kv_block_tokens) * e.kv_block_tokens
+        return take + e.kv_block_tokens // 2
+
+    # ---- planning a step ----------------------------------------------------------------
+    def plan(self, req: Requests, now: float) -> None:
+        """Choose this step's decode tokens and prefill chunks."""
+        e = self.engine
+        budget = e.max_batched_tokens - (self.n_dec if e.mixed and e.budget_counts_decode else 0)
+        self.chunks, self.chunk_ids = [], []
+        for rid in self.prefilling:
+            budget = self._chunk(req, rid, budget)
+            if budget <= 0:
+                break
+        while budget > 0 and self.waiting and self.running < e.max_num_seqs:
+            rid = self.waiting[0]
+            take = self._take(req.todo[rid], budget)
+            # (a partial reservation also waits for the tokens actually held: no thrashing)
+            held = max(self.used(), self.held()) if self.can_overflow else self.used()
+            if take == 0 or held + self._need(req, rid, take) > self.capacity:
+                break
+            self.waiting.popleft()
+            self.running += 1
+            self.prefilling.append(rid)
+            if e.admission == "reserve":
+                req.reserved[rid] = self._need(req, rid, take)
+                self.reserved += req.reserved[rid]
+            if req.scheduled_s[rid] < 0:
+                req.scheduled_s[rid] = now
+            budget = self._chunk(req, rid, budget)
+        self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
+
+    def _take(self, todo: int, budget: int) -> int:
+        if self.engine.chunked_prefill:
+            return min(todo, budget)
+        if todo <= budget or (not self.chunks and todo > self.engine.max_batched_tokens):
+            return todo  # whole prompts only; a prompt over the whole budget runs alone
+        return 0
+
+    def _chunk(self, req: Requests, rid: int, budget: int) -> int:
+        take = self._take(req.todo[rid] - req.done[rid], budget)
+        if take and not self.reserve and self.used() + take > self.capacity:
+            take = 0  # on-demand: the chunk's blocks are not free (a decode must complete first)
+        if take:
+            self.chunks.append((take, req.past0[rid] + req.done[rid]))
+            self.chunk_ids.append(rid)
+        return budget - take
+
+    def step_s(self) -> float:
+        """Time of the planned step (0 when it is empty)."""
+        if not self.chunks and not self.step_dec:
+            return 0.0
+        past = self.past_sum if self.step_dec else 0
+        return self.table.step_s(decode_seqs=self.step_dec, decode_past_sum=past, chunks=self.chunks)
+
+    # ---- committing a step --------------------------------------------------------------
+    def commit(
+        self, req: Requests, now: float, duration: float, on_finish: Callable[[int, float], None]
+    ) -> None:
+        """Apply the planned step, which ended at ``now`` after ``duration`` seconds."""
+        self.batch_time += duration * (self.step_dec + len(self.chunks))
+        if self.step_dec:
+            self._decoded(req, now, 1, duration, on_finish)
+        finished = False
+        for (take, _), rid in zip(self.chunks, self.chunk_ids, strict=True):
+            req.done[rid] += take
+            self.prefill_done += take
+            if req.done[rid] >= req.todo[rid]:
+                finished = True
+                self._prompt_done(req, rid, now, on_finish)
+        if finished:  # (one pass per step, not a list.remove per prompt)
+            self.prefilling = [rid for rid in self.prefilling if req.done[rid] < req.todo[rid]]
+        if self.can_overflow:
+            self._preempt_overflow(req)
+        self.peak_tokens = max(self.peak_tokens, self.held() if self.can_overflow else self.used())
+
+    def _decoded(
+        self,
+        req: Requests,
+        now: float,
+        steps: int,
+        gaps: float | np.ndarray,
+        on_finish: Callable[[int, float], None],
+    ) -> None:
+        """``steps`` decode steps ran; the last ended at ``now``."""
+        n = self.n_dec
+        if steps == 1 and self.last_decode_s is not None:
+            gaps = now - self.last_decode_s  # with the prefill-only steps between
+        self.itl.append((gaps, n))
+        self.last_decode_s = now
+        self.g += steps
+        self.past_sum += n * steps
+        heap = self.heap
+        while heap and heap[0][0] <= self.g:
+            _, rid, version = heapq.heappop(heap)
+            if version != req.version[rid]:
+                continue
+            self.n_dec -= 1
+            self.past_sum -= req.past0[rid] + self.g - req.g0[rid]
+            self._release(req, rid)
+            req.finish_s[rid] = now
+            on_finish(rid, now)
+        if not self.n_dec:
+            self.last_decode_s = None
+
+    def _release(self, req: Requests, rid: int) -> None:
+        self.running -= 1
+        if self.engine.admission == "reserve":
+            self.reserved -= req.reserved[rid]
+            req.reserved[rid] = 0
+
+    def _prompt_done(
+        self, req: Requests, rid: int, now: float, on_finish: Callable[[int, float], None]
+    ) -> None:
+        self.prefill_done -= req.done[rid]
+        if req.first_token_s[rid] < 0:
+            req.first_token_s[rid] = now
+        past = req.past0[rid] + req.todo[rid]
+        if req.left[rid] <= 0:
+            self._release(req, rid)
+            req.finish_s[rid] = now
+            on_finish(rid, now)
+            return
+        req.past0[rid] = past
+        req.g0[rid] = self.g
+        self.n_dec += 1
+        self.past_sum += past
+        self.decoding.append(rid)
+        heapq.heappush(self.heap, (self.g + req.left[rid], rid, req.version[rid]))
+
+    def _preempt_overflow(self, req: Requests) -> None:
+        """Preempt the latest admitted decoding sequences until the pool holds the rest."""
+        while self.held() > self.capacity and self.n_dec > 1:
+            rid = self.decoding.pop()
+            if req.finish_s[rid] >= 0:
+                continue  # completed (lazily removed)
+            generated = self.g - req.g0[rid]
+            self.n_dec -= 1
+            self.past_sum -= req.past0[rid] + generated
+            self._release(req, rid)
+            req.version[rid] += 1  # its completion in the heap no longer counts
+            req.left[rid] -= generated
+            req.todo[rid] = req.past0[rid] + generated  # recompute everything it holds
+            req.past0[rid] = 0
+            req.done[rid] = 0
+            req.preemptions[rid] += 1
+            self.preemptions += 1
+            self.waiting.appendleft(rid)
+
+    # ---- runs of decode steps -----------------------------------------------------------
+    def steps_to_event(self) -> int:
+        """Decode steps until a sequence completes or (on-demand) the pool overflows."""
+        if not self.n_dec:
+            return 1 << 60
+        k = self.heap[0][0] - self.g if self.heap else 1 << 60
+        if self.can_overflow:
+            k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))
+        return k
+
+    def run_s(self, steps: int) -> np.ndarray:
+        """Times of the next ``steps`` decode steps."""
+        if not self.n_dec:
+            return np.zeros(steps)
+        return self.table.decode_run_s(decode_seqs=self.n_dec, decode_past_sum=self.past_sum, steps=steps)
+
+    def commit_run(
+        self, req: Requests, now: float, durations: np.ndarray, on_finish: Callable[[int, float], None]
+    ) -> None:
+        """Apply a run of decode steps of these ``durations``, the last ending at ``now``."""
+        if not self.n_dec:
+            return
+        self.batch_time += float(durations.sum()) * self.n_dec
+        gaps = durations.copy()
+        if self.last_decode_s is not None:
+            gaps[0] = now - float(durations.sum()) + float(durations[0]) - self.last_decode_s
+        self._decoded(req, now, len(durations), gaps, on_finish)
+        self.peak_tokens = max(self.peak_tokens, self.held() if self.can_overflow else self.used())

@@ -1,0 +1,130 @@
+"""The result of a serving simulation: latency percentiles, rates, and per-request records."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from genmodel._engines import Engine
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Percentiles:
+    """Mean, median, p90 and p99 of a latency, seconds."""
+
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+
+    @classmethod
+    def of(cls, values: np.ndarray, weights: np.ndarray | None = None) -> Percentiles:
+        """The figures of ``values`` (weighted: each value counts ``weights`` times)."""
+        if len(values) == 0:
+            return cls(mean=math.nan, p50=math.nan, p90=math.nan, p99=math.nan)
+        if weights is None:
+            p = np.percentile(values, [50, 90, 99])
+            return cls(mean=float(values.mean()), p50=float(p[0]), p90=float(p[1]), p99=float(p[2]))
+        order = np.argsort(values, kind="stable")
+        v, w = values[order], weights[order]
+        cum = np.cumsum(w)
+        at = np.searchsorted(cum, np.array([0.5, 0.9, 0.99]) * cum[-1], side="left")
+        q = v[np.minimum(at, len(v) - 1)]
+        return cls(mean=float((v * w).sum() / cum[-1]), p50=float(q[0]), p90=float(q[1]), p99=float(q[2]))
+
+    def to_dict(self) -> dict[str, float]:
+        """{mean, p50, p90, p99}."""
+        return {"mean": self.mean, "p50": self.p50, "p90": self.p90, "p99": self.p99}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestRecords:
+    """Per-request records (NumPy arrays, seconds from the start of the simulation)."""
+
+    arrival_s: np.ndarray
+    scheduled_s: np.ndarray
+    first_token_s: np.ndarray
+    finish_s: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    replica: np.ndarray
+    preemptions: np.ndarray
+    measured: np.ndarray  # False for warm-up requests
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per request: the records and its queue, prefill and decode times."""
+        out = []
+        for i in range(len(self.arrival_s)):
+            out.append(
+                {
+                    "request": i,
+                    "arrival_s": float(self.arrival_s[i]),
+                    "input_tokens": int(self.input_tokens[i]),
+                    "output_tokens": int(self.output_tokens[i]),
+                    "replica": int(self.replica[i]),
+                    "queue_s": float(self.scheduled_s[i] - self.arrival_s[i]),
+                    "prefill_s": float(self.first_token_s[i] - self.scheduled_s[i]),
+                    "decode_s": float(self.finish_s[i] - self.first_token_s[i]),
+                    "ttft_s": float(self.first_token_s[i] - self.arrival_s[i]),
+                    "e2e_s": float(self.finish_s[i] - self.arrival_s[i]),
+                    "preemptions": int(self.preemptions[i]),
+                    "warmup": not bool(self.measured[i]),
+                }
+            )
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulationResult:
+    """What a simulated serving run gives (JSON keys by :meth:`to_dict`)."""
+
+    ttft_s: Percentiles
+    tpot_s: Percentiles
+    itl_s: Percentiles
+    e2e_s: Percentiles
+    queue_s: float
+    prefill_s: float
+    decode_s: float
+    requests: int
+    #: tokens generated for every request, warm-up included: first tokens plus decode tokens
+    generated_tokens: int
+    request_rate_per_s: float
+    output_tokens_per_s: float
+    output_tokens_per_s_per_device: float
+    mean_running_batch: float
+    preemptions: int
+    kv_peak_bytes_per_device: float
+    kv_capacity_bytes_per_device: float
+    steps: int
+    simulated_s: float
+    elapsed_s: float
+    engine: Engine
+    records: RequestRecords | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: the latency figures, rates, batch, KV, steps, times and the engine's knobs."""
+        return {
+            "ttft_s": self.ttft_s.to_dict(),
+            "tpot_s": self.tpot_s.to_dict(),
+            "itl_s": self.itl_s.to_dict(),
+            "e2e_s": self.e2e_s.to_dict(),
+            "queue_s": self.queue_s,
+            "prefill_s": self.prefill_s,
+            "decode_s": self.decode_s,
+            "requests": self.requests,
+            "generated_tokens": self.generated_tokens,
+            "request_rate_per_s": self.request_rate_per_s,
+            "output_tokens_per_s": self.output_tokens_per_s,
+            "output_tokens_per_s_per_device": self.output_tokens_per_s_per_device,
+            "mean_running_batch": self.mean_running_batch,
+            "preemptions": self.preemptions,
+            "kv_peak_bytes_per_device": self.kv_peak_bytes_per_device,
+            "kv_capacity_bytes_per_device": self.kv_capacity_bytes_per_device,
+            "steps": self.steps,
+            "simulated_s": self.simulated_s,
+            "elapsed_s": self.elapsed_s,
+            "engine": self.engine.to_dict(),
+        }

@@ -1,0 +1,501 @@
+"""Serving under load by simulation: arrivals, an engine's scheduler step by step, and the latencies.
+
+Modelling assumptions:
+- Requests arrive from N closed-loop clients started together (each sends its next request when
+  the last completes, as the vLLM, SGLang and TensorRT-LLM benchmark clients do), from a Poisson
+  or a gamma (bursty) process at a rate, or from a trace. Lengths are fixed, or drawn uniformly
+  within +-spread of their mean (the benchmarks' random range ratio).
+- Each replica runs the engine's scheduler (:mod:`genmodel._scheduler`); every step costs what
+  genmodel's step formulas say for exactly that batch (:mod:`genmodel._stepcost`).
+- Replicas of a dense model (``dp``) are independent: clients (or arrivals, round-robin) are split
+  over them. The attention-DP replicas of an MoE model (dp > 1) share the MoE layers, so they
+  step in lockstep: each step takes as long as the slowest replica's.
+- The KV pool of a replica is the device's usable memory less the weights and the activations of
+  a full step (:func:`~genmodel._sizes.activation_bytes_per_device`), in tokens of KV per device.
+- Latencies: TTFT = first token - arrival; TPOT per request = (finish - first token) / (output - 1);
+  ITL per token, weighted by the decode tokens of each step (the time since the replica's last
+  decode step); e2e = finish - arrival. Warm-up requests are excluded from every figure.
+- Randomness only from a ``numpy.random.Generator`` seeded by ``seed``: the same seed gives the
+  same result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from genmodel._engines import Engine
+from genmodel._errors import InfeasibleError, SpecError, require_ints
+from genmodel._hardware import Device, System
+from genmodel._memory import max_batch, memory_use
+from genmodel._model import ModelSpec
+from genmodel._options import RunOptions
+from genmodel._parallel import Plan
+from genmodel._phases import prepare
+from genmodel._scheduler import Replica, Requests
+from genmodel._simresult import Percentiles, RequestRecords, SimulationResult
+from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
+from genmodel._stepcost import StepCostTable, check_simulable
+from genmodel._units import GB
+from genmodel._workload import Precision
+
+ARRIVALS = ("closed", "poisson", "gamma", "trace")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arrivals:
+    """How requests arrive.
+
+    Attributes:
+        kind: "closed" (clients in a closed loop, started together), "poisson", "gamma" or "trace".
+        clients: closed loop: clients.
+        requests_per_client: closed loop: requests each client sends (``requests`` overrides).
+        warmup_requests: closed loop: each client's first requests, excluded from the figures.
+        rate_per_s: poisson, gamma: mean requests per second.
+        cv: gamma: coefficient of variation of the gaps (1 = Poisson; above 1 bursty).
+        requests: total requests (poisson, gamma; closed loop: split over the clients).
+        trace: (arrival_s, input_tokens, output_tokens) per request.
+    """
+
+    kind: str
+    clients: int = 0
+    requests_per_client: int = 1
+    warmup_requests: int = 0
+    rate_per_s: float = 0.0
+    cv: float = 1.0
+    requests: int | None = None
+    trace: tuple[tuple[float, int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ARRIVALS:
+            raise SpecError(f"arrivals={self.kind!r} must be one of {', '.join(ARRIVALS)}")
+        if self.kind == "closed":
+            require_ints(clients=self.clients, requests_per_client=self.requests_per_client)
+            require_ints(minimum=0, warmup_requests=self.warmup_requests)
+            if self.requests is not None:
+                require_ints(requests=self.requests)
+        elif self.kind in ("poisson", "gamma"):
+            if not (math.isfinite(self.rate_per_s) and self.rate_per_s > 0):
+                raise SpecError(
+                    f"request_rate={self.rate_per_s!r} must be a number > 0 (requests per second)"
+                )
+            if not self.cv > 0:
+                raise SpecError(f"cv={self.cv!r} must be > 0")
+            require_ints(requests=self.requests)
+        elif not self.trace:
+            raise SpecError("trace must hold at least one request")
+        for i, (t, n_in, n_out) in enumerate(self.trace):
+            if not (math.isfinite(t) and t >= 0):
+                raise SpecError(f"trace row {i + 1}: arrival_s={t!r} must be >= 0")
+            require_ints(where=f"trace row {i + 1}: ", input_tokens=n_in, output_tokens=n_out)
+
+    def per_client(self) -> list[int]:
+        """Closed loop: the requests of each client."""
+        if self.requests is None:
+            return [self.requests_per_client] * self.clients
+        base, extra = divmod(self.requests, self.clients)
+        return [base + (1 if c < extra else 0) for c in range(self.clients)]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lengths:
+    """Token counts per request: ``mean``, or uniform integers within +-``spread_frac`` of it."""
+
+    mean: int
+    spread_frac: float = 0.0
+
+    def __post_init__(self) -> None:
+        require_ints(mean=self.mean)
+        if not 0 <= self.spread_frac < 1:
+            raise SpecError(f"spread_frac={self.spread_frac!r} must be in [0, 1)")
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` lengths (at least 1 each)."""
+        if self.spread_frac == 0:
+            return np.full(n, self.mean, dtype=np.int64)
+        lo = max(1, round(self.mean * (1 - self.spread_frac)))
+        hi = max(lo, round(self.mean * (1 + self.spread_frac)))
+        return rng.integers(lo, hi + 1, size=n)
+
+
+_DEFAULT_OPTIONS = RunOptions()
+
+
+def simulate_serving(
+    model: ModelSpec,
+    hardware: System | Device,
+    plan: Plan,
+    precision: Precision,
+    *,
+    engine: Engine,
+    arrivals: Arrivals,
+    input_tokens: Lengths,
+    output_tokens: Lengths,
+    seed: int = 0,
+    ideal: bool = False,
+    options: RunOptions = _DEFAULT_OPTIONS,
+    records: bool = False,
+    table: StepCostTable | None = None,
+) -> SimulationResult:
+    """Simulate a continuously batching engine serving ``arrivals`` on a deployment.
+
+    Args:
+        model, hardware, plan, precision: the deployment (as :func:`~genmodel._phases.estimate_static`).
+        engine: the scheduler's knobs (:func:`~genmodel._engines.engine_preset`).
+        arrivals: closed-loop clients, a Poisson or gamma process, or a trace.
+        input_tokens, output_tokens: lengths (a trace gives its own).
+        seed: seed of the random lengths and arrival times.
+        ideal: peak figures, no efficiencies or overheads.
+        options: run options (pp, cp, microbatches, speculation and offload are not simulated).
+        records: keep the per-request records.
+        table: step costs built for this deployment and options (:meth:`StepCostTable.build`), to
+            reuse across runs; None = build one (a few tens of milliseconds).
+
+    Returns:
+        The :class:`SimulationResult`.
+
+    Raises:
+        SpecError: bad arguments, or a deployment the simulation does not cover.
+        InfeasibleError: the plan cannot run, or one request does not fit the KV pool.
+
+    Source: iteration-level scheduling as in Orca (Yu et al., OSDI 2022), vLLM V1, SGLang and
+    TensorRT-LLM (:mod:`genmodel._engines`); step costs from :mod:`genmodel._stepcost`.
+    """
+    start = time.perf_counter()
+    require_ints(minimum=0, seed=seed)
+    check_simulable(plan, options)
+    if engine.preemption == "swap":
+        raise SpecError("preemption='swap' needs a KV offload tier, which the simulation does not model yet")
+    rng = np.random.default_rng(seed)
+    req, client_of, starts = _requests(arrivals, input_tokens, output_tokens, rng, options.prefix_hit_rate)
+    n_in_max, n_out_max = int(req.input_tokens.max()), int(req.output_tokens.max())
+    system, extras = prepare(
+        model,
+        hardware,
+        plan,
+        precision,
+        input_tokens=n_in_max,
+        output_tokens=n_out_max,
+        ideal=ideal,
+        options=options,
+    )
+    device = system.device
+    max_batch(model, device, plan, precision, input_tokens=n_in_max, output_tokens=n_out_max, extras=extras)
+    capacity, token_bytes = _kv_pool(model, device, plan, precision, engine, extras_input=n_in_max)
+    need = n_in_max + n_out_max + 2 * engine.kv_block_tokens
+    if capacity < need:
+        raise InfeasibleError(
+            [
+                f"the KV pool holds {capacity} tokens per replica ({capacity * token_bytes / GB:.2f} GB per "
+                f"device), fewer than one request of {need} tokens needs"
+            ]
+        )
+    # a step holds at most the budget (or a lone prompt over it) and every running sequence's decode
+    tokens_max = max(engine.max_batched_tokens, n_in_max) + _most_running(arrivals, engine, plan, capacity)
+    if table is None or table.tokens_max < tokens_max:
+        table = StepCostTable.build(
+            model,
+            system,
+            plan,
+            precision,
+            options=options,
+            tokens_max=tokens_max,
+            overhead_s=engine.step_overhead_s,
+        )
+    lockstep = model.moe is not None and plan.dp > 1
+    groups = (
+        [[Replica(i, engine, table, capacity) for i in range(plan.dp)]]
+        if lockstep
+        else [[Replica(i, engine, table, capacity)] for i in range(plan.dp)]
+    )
+    replicas = [r for g in groups for r in g]
+    steps, spans = _run(groups, replicas, req, arrivals, client_of, starts)
+    return _result(
+        req,
+        arrivals,
+        client_of,
+        starts,
+        replicas,
+        engine=engine,
+        plan=plan,
+        steps=steps,
+        spans=spans,
+        token_bytes=token_bytes,
+        capacity=capacity,
+        records=records,
+        start=start,
+    )
+
+
+def _most_running(arrivals: Arrivals, engine: Engine, plan: Plan, capacity: int) -> int:
+    """The most sequences one replica can run at once."""
+    most = min(engine.max_num_seqs, capacity)
+    if arrivals.kind == "closed":
+        most = min(most, -(-arrivals.clients // plan.dp))
+    return most
+
+
+def _requests(
+    arrivals: Arrivals,
+    input_tokens: Lengths,
+    output_tokens: Lengths,
+    rng: np.random.Generator,
+    hit_rate: float,
+) -> tuple[Requests, np.ndarray, np.ndarray]:
+    """The requests' lengths, and for a closed loop each request's client and each client's first
+    request (open loops: arrival times in ``arrival_s``)."""
+    if arrivals.kind == "trace":
+        rows = sorted(arrivals.trace, key=lambda r: r[0])
+        n_in = np.array([r[1] for r in rows], dtype=np.int64)
+        n_out = np.array([r[2] for r in rows], dtype=np.int64)
+        times = np.array([r[0] for r in rows], dtype=float)
+    else:
+        n = sum(arrivals.per_client()) if arrivals.kind == "closed" else int(arrivals.requests or 0)
+        n_in, n_out = input_tokens.draw(rng, n), output_tokens.draw(rng, n)
+        times = _arrival_times(arrivals, rng, n)
+    cached = round(hit_rate * int(n_in.min())) if hit_rate else 0
+    req = Requests(n_in, n_out, min(cached, int(n_in.min()) - 1))
+    if arrivals.kind == "closed":
+        counts = np.array(arrivals.per_client(), dtype=np.int64)
+        starts = np.concatenate(([0], np.cumsum(counts)))
+        client_of = np.repeat(np.arange(arrivals.clients), counts)
+        return req, client_of, starts
+    req.arrival_s = times.tolist()
+    return req, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+
+def _arrival_times(arrivals: Arrivals, rng: np.random.Generator, n: int) -> np.ndarray:
+    if arrivals.kind == "poisson":
+        gaps = rng.exponential(1 / arrivals.rate_per_s, size=n)
+    elif arrivals.kind == "gamma":
+        shape = 1 / arrivals.cv**2  # gamma gaps of mean 1/rate and coefficient of variation cv
+        gaps = rng.gamma(shape, 1 / (arrivals.rate_per_s * shape), size=n)
+    else:
+        return np.zeros(n)
+    times: np.ndarray = np.cumsum(gaps) - gaps[0]  # the first request at time 0
+    return times
+
+
+def _kv_pool(
+    model: ModelSpec, device: Device, plan: Plan, precision: Precision, engine: Engine, *, extras_input: int
+) -> tuple[int, float]:
+    """(KV tokens one replica's pool holds, KV bytes per token per device): usable memory less the
+    weights and a full step's activations."""
+    one = memory_use(
+        model, device, plan, precision, batch=plan.dp, input_tokens=extras_input, output_tokens=1
+    )
+    act = activation_bytes_per_device(
+        model,
+        precision,
+        plan,
+        seqs_per_replica=engine.max_num_seqs,
+        prefill_tokens=max(engine.max_batched_tokens, extras_input),
+    )
+    pool = one.usable_bytes_per_device - one.weights_bytes_per_device - float(act)
+    token_bytes = float(kv_bytes_per_sequence(model, precision, 1.0, tp=plan.tp, pp=plan.pp, cp=plan.cp))
+    return max(int(pool // token_bytes), 0), token_bytes
+
+
+def _run(
+    groups: list[list[Replica]],
+    replicas: list[Replica],
+    req: Requests,
+    arrivals: Arrivals,
+    client_of: np.ndarray,
+    starts: np.ndarray,
+) -> tuple[int, list[tuple[float, float]]]:
+    """Run every group of replicas to the end; (steps, each group's (first arrival, end))."""
+    n_groups = len(groups)
+    group_of = {r.index: gi for gi, g in enumerate(groups) for r in g}
+    dp = len(replicas)
+    pending: list[list[tuple[float, int]]] = [[] for _ in groups]
+    if arrivals.kind == "closed":
+        for c in range(arrivals.clients):
+            rid = int(starts[c])
+            if rid == starts[c + 1]:
+                continue  # a client with no request (fewer requests than clients)
+            rep = c % dp
+            req.replica[rid] = rep
+            req.arrival_s[rid] = 0.0
+            replicas[rep].waiting.append(rid)
+    else:
+        for rid in range(len(req.arrival_s)):
+            rep = rid % dp
+            req.replica[rid] = rep
+            pending[group_of[rep]].append((req.arrival_s[rid], rid))
+
+    def on_finish(rid: int, now: float) -> None:
+        if arrivals.kind != "closed":
+            return
+        nxt = rid + 1
+        if nxt < starts[client_of[rid] + 1]:
+            rep = req.replica[rid]
+            req.replica[nxt] = rep
+            req.arrival_s[nxt] = now
+            replicas[rep].waiting.append(nxt)
+
+    steps = 0
+    spans = []
+    for gi in range(n_groups):
+        s, end = _run_group(groups[gi], req, pending[gi], on_finish)
+        steps += s
+        first = pending[gi][0][0] if pending[gi] else 0.0
+        spans.append((first, end))
+    return steps, spans
+
+
+def _run_group(
+    group: list[Replica], req: Requests, pending: list[tuple[float, int]], on_finish: Any
+) -> tuple[int, float]:
+    """Step one group of replicas (in lockstep) until every request has completed."""
+    now, steps, ptr = 0.0, 0, 0
+    n_pending = len(pending)
+    while True:
+        while ptr < n_pending and pending[ptr][0] <= now:
+            rid = pending[ptr][1]
+            group[_position(group, req.replica[rid])].waiting.append(rid)
+            ptr += 1
+        next_arrival = pending[ptr][0] if ptr < n_pending else math.inf
+        if not any(r.n_dec or r.prefilling or r.waiting for r in group):
+            if ptr >= n_pending:
+                return steps, now
+            now = next_arrival
+            continue
+        for r in group:
+            r.plan(req, now)
+        if not any(r.chunks for r in group):
+            # no prompt runs: nothing changes until a sequence completes, a request arrives or
+            # (on-demand) the pool overflows, so the decode steps until then are costed together
+            k = min(r.steps_to_event() for r in group)
+            if 2 <= k < 1 << 59:
+                now, done = _decode_run(group, req, now, k, next_arrival, on_finish)
+                steps += done
+                continue
+        duration = max(r.step_s() for r in group)
+        if duration <= 0:
+            raise InfeasibleError(
+                ["a waiting request can never be admitted: the KV pool or max_num_seqs is too small"]
+            )
+        now += duration
+        for r in group:
+            r.commit(req, now, duration, on_finish)
+        steps += 1
+
+
+def _position(group: list[Replica], index: int) -> int:
+    return 0 if len(group) == 1 else index
+
+
+def _decode_run(
+    group: list[Replica], req: Requests, now: float, k: int, next_arrival: float, on_finish: Any
+) -> tuple[float, int]:
+    """Cost and apply up to ``k`` decode-only steps at once, stopping after the step in which the
+    next request arrives."""
+    k = min(k, 8192)
+    durations = group[0].run_s(k)
+    for r in group[1:]:
+        durations = np.maximum(durations, r.run_s(k))
+    cum = np.cumsum(durations)
+    if next_arrival < math.inf:
+        k = min(k, int(np.searchsorted(cum, next_arrival - now, side="left")) + 1)
+        durations = durations[:k]
+    end = now + float(cum[k - 1])
+    for r in group:
+        r.commit_run(req, end, durations, on_finish)
+    return end, k
+
+
+def _itl(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
+    """Every decode step's gap since the replica's last one, and its decode tokens (the weight)."""
+    one_v: list[float] = []
+    one_w: list[float] = []
+    runs_v: list[np.ndarray] = []
+    runs_w: list[np.ndarray] = []
+    for r in replicas:
+        for gaps, n in r.itl:
+            if isinstance(gaps, float):
+                one_v.append(gaps)
+                one_w.append(n)
+            else:
+                runs_v.append(gaps)
+                runs_w.append(np.full(len(gaps), float(n)))
+    values = np.concatenate([np.array(one_v), *runs_v])
+    weights = np.concatenate([np.array(one_w), *runs_w])
+    return values, weights
+
+
+def _result(
+    req: Requests,
+    arrivals: Arrivals,
+    client_of: np.ndarray,
+    starts: np.ndarray,
+    replicas: list[Replica],
+    *,
+    engine: Engine,
+    plan: Plan,
+    steps: int,
+    spans: list[tuple[float, float]],
+    token_bytes: float,
+    capacity: int,
+    records: bool,
+    start: float,
+) -> SimulationResult:
+    """The figures of a finished simulation."""
+    arrival, scheduled, first, finish = (
+        req.array(n) for n in ("arrival_s", "scheduled_s", "first_token_s", "finish_s")
+    )
+    measured = np.ones(len(arrival), dtype=bool)
+    if arrivals.kind == "closed" and arrivals.warmup_requests:
+        measured = (np.arange(len(arrival)) - starts[client_of]) >= arrivals.warmup_requests
+    if not measured.any():
+        raise SpecError(f"warmup_requests={arrivals.warmup_requests} leaves no request to measure")
+    assert not np.isnan(finish).any(), "every request completes"
+    a, f, ft = arrival[measured], finish[measured], first[measured]
+    out = req.output_tokens[measured]
+    decode = f - ft
+    multi = out > 1
+    window = float(f.max() - a.min())
+    values, weights = _itl(replicas)
+    rate = float(measured.sum()) / window if window > 0 else math.inf
+    tokens_per_s = float(out.sum()) / window if window > 0 else math.inf
+    batch = sum(r.batch_time / max(spans[0 if len(spans) == 1 else r.index][1], 1e-30) for r in replicas)
+    rec = None
+    if records:
+        rec = RequestRecords(
+            arrival_s=arrival,
+            scheduled_s=scheduled,
+            first_token_s=first,
+            finish_s=finish,
+            input_tokens=req.input_tokens.copy(),
+            output_tokens=req.output_tokens.copy(),
+            replica=req.array("replica"),
+            preemptions=req.array("preemptions"),
+            measured=measured,
+        )
+    return SimulationResult(
+        ttft_s=Percentiles.of(ft - a),
+        tpot_s=Percentiles.of(decode[multi] / (out[multi] - 1)),
+        itl_s=Percentiles.of(values, weights),
+        e2e_s=Percentiles.of(f - a),
+        queue_s=float((scheduled[measured] - a).mean()),
+        prefill_s=float((ft - scheduled[measured]).mean()),
+        decode_s=float(decode.mean()),
+        requests=int(measured.sum()),
+        generated_tokens=len(arrival) + round(float(weights.sum())),
+        request_rate_per_s=rate,
+        output_tokens_per_s=tokens_per_s,
+        output_tokens_per_s_per_device=tokens_per_s / plan.num_devices,
+        mean_running_batch=batch,
+        preemptions=sum(r.preemptions for r in replicas),
+        kv_peak_bytes_per_device=max(r.peak_tokens for r in replicas) * token_bytes,
+        kv_capacity_bytes_per_device=capacity * token_bytes,
+        steps=steps,
+        simulated_s=max(end for _, end in spans),
+        elapsed_s=time.perf_counter() - start,
+        engine=engine,
+        records=rec,
+    )

@@ -1,0 +1,277 @@
+"""The cost of one mixed serving step (decode tokens and prefill chunks together), from a table.
+
+Modelling assumptions:
+- A step's time is genmodel's step time (:func:`~genmodel._phases.step_terms`) of exactly that
+  batch: the operators' roofline times, the plan's collectives (a fraction hidden behind the
+  operators, as ``step_terms`` overlaps them) and the per-step overhead.
+- Operators split three ways. Those over the step's token rows (GEMMs, experts, norms, the
+  embedding) depend only on the step's total tokens T; those over its sequences' last tokens (final
+  norm, LM head) only on the number of sequences S; attention on each sequence's (new, past)
+  tokens. Collectives depend on T.
+- The table evaluates ``step_terms`` once, vectorised, over every T from 1 to the most a step
+  holds, for a decode step (T sequences of one new token) and a prefill (one sequence of T new
+  tokens): GEMM row padding, the experts' rows and the collectives make the cost jagged in T, so
+  the table keeps every point (a few tens of milliseconds to build). Steps with
+  prefill tokens take the prefill operators (MLA unabsorbed), pure decode steps the decode ones.
+- Attention FLOPs are linear in the (query, key) pairs and its bytes in the new and cached tokens
+  (:func:`~genmodel._ops.forward_ops`), so the table keeps three coefficients per attention
+  operator, read off ``step_terms`` at three points; a step's attention sums the FLOPs and bytes of
+  its sequences (one fused kernel) and takes the roofline of the sums. Decode attention of n
+  sequences uses their summed context (exact for full attention; a sliding window is taken at the
+  mean context).
+- The table is exact at its grid points: a uniform decode batch at one context and a single
+  prefill of T tokens cost what ``step_terms`` says. Supported: pp = 1, cp = 1, one microbatch, no
+  speculative decoding, nothing offloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from genmodel._attention import attended_pairs
+from genmodel._errors import SpecError
+from genmodel._hardware import System
+from genmodel._model import ModelSpec
+from genmodel._options import RunOptions
+from genmodel._parallel import Plan
+from genmodel._phases import StepTerms, step_terms
+from genmodel._workload import Precision
+
+#: operators over the sequences' last tokens (the rest, but attention, run over the step's tokens)
+_PER_SEQUENCE_OPS = ("final_norm", "lm_head")
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionCoef:
+    """One attention operator of one phase: compute_s = per_pair_s * pairs(past * read_frac, new),
+    memory_s = per_new_s * new + per_cached_s * cached, cached = past * read_frac (or the window)."""
+
+    window: int | None
+    read_frac: float
+    per_pair_s: float
+    per_new_s: float
+    per_cached_s: float
+
+
+def check_simulable(plan: Plan, options: RunOptions) -> None:
+    """Raise :class:`SpecError` for deployments the step table does not cover."""
+    problems = []
+    if plan.pp != 1:
+        problems.append(f"pp={plan.pp} must be 1")
+    if plan.cp != 1:
+        problems.append(f"cp={plan.cp} must be 1")
+    if options.overlap_microbatches != 1:
+        problems.append(f"overlap_microbatches={options.overlap_microbatches} must be 1")
+    if options.speculation is not None:
+        problems.append("speculative decoding must be off")
+    if options.offload.any:
+        problems.append("offload tiers must not be given")
+    if options.disaggregated:
+        problems.append("disaggregated must be False")
+    if problems:
+        raise SpecError("the serving simulation needs " + "; ".join(problems))
+
+
+def token_grid(tokens_max: int) -> np.ndarray:
+    """Grid points of T: every step size from 1 to ``tokens_max`` (GEMM row padding, the experts'
+    rows and the collectives make the cost jagged in T, so no interpolation is exact)."""
+    return np.arange(1.0, max(tokens_max, 1) + 1.0)
+
+
+class StepCostTable:
+    """Step times of one deployment (model, system, plan, precision, options), from a table.
+
+    Build once per deployment with :meth:`build`; :meth:`step_s` costs any mixed step and
+    :meth:`decode_run_s` a run of decode steps at once (NumPy).
+    """
+
+    def __init__(
+        self,
+        *,
+        tokens_max: int,
+        grid: np.ndarray,
+        decode_rows_s: np.ndarray,
+        prefill_rows_s: np.ndarray,
+        seqs_s: np.ndarray,
+        decode_comm_s: np.ndarray,
+        prefill_comm_s: np.ndarray,
+        decode_attention: tuple[AttentionCoef, ...],
+        prefill_attention: tuple[AttentionCoef, ...],
+        overlap_frac: float,
+        overhead_s: float,
+    ) -> None:
+        self.tokens_max = tokens_max
+        self.grid = grid
+        every = np.arange(tokens_max + 1, dtype=float)
+
+        def fill(values: np.ndarray) -> list[float]:
+            # index = T; between grid points (none, with the default grid) linear interpolation
+            out: list[float] = np.interp(every, grid, values).tolist()
+            out[0] = 0.0  # no tokens, no work
+            return out
+
+        self.decode_rows = fill(decode_rows_s)
+        self.prefill_rows = fill(prefill_rows_s)
+        self.seqs = fill(seqs_s)
+        self.decode_comm = fill(decode_comm_s)
+        self.prefill_comm = fill(prefill_comm_s)
+        self.decode_attention = decode_attention
+        self.prefill_attention = prefill_attention
+        self.overlap_frac = overlap_frac
+        self.overhead_s = overhead_s
+
+    @classmethod
+    def build(
+        cls,
+        model: ModelSpec,
+        system: System,
+        plan: Plan,
+        precision: Precision,
+        *,
+        options: RunOptions,
+        tokens_max: int,
+        overhead_s: float | None = None,
+    ) -> StepCostTable:
+        """Evaluate ``step_terms`` over the grid of T and read off the attention coefficients.
+
+        Args:
+            tokens_max: the most tokens a step may hold.
+            overhead_s: per-step overhead; None = the device's.
+
+        Raises:
+            SpecError: a deployment outside what the table covers (:func:`check_simulable`).
+        """
+        check_simulable(plan, options)
+        grid = token_grid(tokens_max)
+
+        def terms(phase: str, seqs: Any, new: Any, past: Any) -> StepTerms:
+            return step_terms(
+                model,
+                system,
+                plan,
+                precision,
+                phase=phase,
+                num_seqs=seqs,
+                new_tokens=new,
+                past_tokens=past,
+                options=options,
+            )
+
+        decode = terms("decode", grid, 1.0, 0.0)
+        prefill = terms("prefill", 1.0, grid, 0.0)
+        d_rows, seqs_s, d_comm = _split(decode, grid)
+        p_rows, _, p_comm = _split(prefill, grid)
+        return cls(
+            tokens_max=tokens_max,
+            grid=grid,
+            decode_rows_s=d_rows,
+            prefill_rows_s=p_rows,
+            seqs_s=seqs_s,
+            decode_comm_s=d_comm,
+            prefill_comm_s=p_comm,
+            decode_attention=_attention_coefs(terms, "decode", model, options.sparse_attention_frac),
+            prefill_attention=_attention_coefs(terms, "prefill", model, 1.0),
+            overlap_frac=options.overlap_frac(system),
+            overhead_s=float(decode.overhead_s) if overhead_s is None else overhead_s,
+        )
+
+    def _check(self, tokens: int) -> None:
+        if tokens > self.tokens_max:
+            raise SpecError(f"step tokens={tokens} must be <= tokens_max={self.tokens_max} of the table")
+
+    def step_s(self, *, decode_seqs: int, decode_past_sum: float, chunks: Sequence[tuple[int, int]]) -> float:
+        """Time of one step: ``decode_seqs`` sequences decoding one token each, with
+        ``decode_past_sum`` cached tokens between them, and prefill ``chunks`` of (new, past)."""
+        tokens = decode_seqs + sum(c[0] for c in chunks)
+        self._check(tokens)
+        seqs = decode_seqs + len(chunks)
+        if chunks:
+            rows, comm = self.prefill_rows[tokens], self.prefill_comm[tokens]
+        else:
+            rows, comm = self.decode_rows[tokens], self.decode_comm[tokens]
+        busy = rows + self.seqs[seqs]
+        for i, coef in enumerate(self.decode_attention):
+            compute, memory = _decode_attention(coef, decode_seqs, decode_past_sum)
+            if chunks:
+                pre = self.prefill_attention[i]
+                for new, past in chunks:
+                    c, m = _chunk_attention(pre, new, past)
+                    compute += c
+                    memory += m
+            busy += compute if compute >= memory else memory
+        hidden = self.overlap_frac * (comm if comm < busy else busy)
+        return busy + comm - hidden + self.overhead_s
+
+    def decode_run_s(self, *, decode_seqs: int, decode_past_sum: float, steps: int) -> np.ndarray:
+        """Times of ``steps`` decode steps of the same ``decode_seqs`` sequences, their summed
+        context growing by ``decode_seqs`` each step (as :meth:`step_s` one at a time)."""
+        n = decode_seqs
+        self._check(n)
+        past = decode_past_sum + n * np.arange(steps, dtype=float)
+        busy: Any = self.decode_rows[n] + self.seqs[n]
+        for coef in self.decode_attention:
+            compute, memory = _decode_attention(coef, n, past)
+            busy = busy + np.maximum(compute, memory)
+        comm = self.decode_comm[n]
+        return busy + comm - self.overlap_frac * np.minimum(comm, busy) + self.overhead_s  # type: ignore[no-any-return]
+
+
+def _split(terms: StepTerms, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row operators' time, per-sequence operators' time, collectives before overlap) on the grid."""
+    rows = np.zeros_like(grid)
+    seqs = np.zeros_like(grid)
+    for t in terms.ops:
+        if t.op.kind == "attention":
+            continue
+        time = np.broadcast_to(np.maximum(t.compute_s, t.memory_s), grid.shape)
+        if t.op.name in _PER_SEQUENCE_OPS:
+            seqs = seqs + time
+        else:
+            rows = rows + time
+    comm = np.zeros_like(grid)
+    for v in terms.comm_breakdown.values():
+        comm = comm + np.broadcast_to(v, grid.shape)
+    return rows, seqs, comm
+
+
+def _attention_coefs(terms: Any, phase: str, model: ModelSpec, read_frac: float) -> tuple[AttentionCoef, ...]:
+    """Coefficients of each attention operator, read off one-sequence steps at (new, past) =
+    (1, 0), (2, 0) and (1, 1): compute is per pair, memory per new and per cached token."""
+    probes = [terms(phase, 1.0, float(new), float(past)) for new, past in ((1, 0), (2, 0), (1, 1))]
+    out = []
+    for i, t in enumerate(probes[0].ops):
+        if t.op.kind != "attention":
+            continue
+        window = model.sliding_window if t.op.name == "attention_swa" else None
+        frac = read_frac if window is None else 1.0
+        (c0, m0), (_, m1), (_, m2) = ((float(p.ops[i].compute_s), float(p.ops[i].memory_s)) for p in probes)
+        per_new = m1 - m0  # one more new token, nothing cached
+        cached_one = frac  # one past token: cached = frac (a window >= 1 keeps it)
+        per_cached = (m2 - m0) / cached_one if cached_one else 0.0
+        per_pair = c0 / float(attended_pairs(0.0, 1.0, window))
+        out.append(AttentionCoef(window, frac, per_pair, per_new, per_cached))
+        # (m0 = per_new * 1: a lone new token with nothing cached)
+        assert abs(m0 - per_new) <= 1e-9 * max(abs(m0), 1e-30)
+    return tuple(out)
+
+
+def _decode_attention(coef: AttentionCoef, n: int, past_sum: Any) -> tuple[Any, Any]:
+    """(compute_s, memory_s) of n decode sequences with ``past_sum`` cached tokens in all."""
+    if coef.window is None:
+        past = past_sum * coef.read_frac
+        return coef.per_pair_s * (past + n), coef.per_new_s * n + coef.per_cached_s * past
+    mean = past_sum / max(n, 1)
+    pairs = attended_pairs(mean, 1.0, coef.window)
+    cached = np.minimum(mean, coef.window) if isinstance(mean, np.ndarray) else min(mean, coef.window)
+    return coef.per_pair_s * pairs * n, (coef.per_new_s + coef.per_cached_s * cached) * n
+
+
+def _chunk_attention(coef: AttentionCoef, new: int, past: int) -> tuple[float, float]:
+    """(compute_s, memory_s) of one prefill chunk of ``new`` tokens after ``past`` cached ones."""
+    pairs = float(attended_pairs(float(past), float(new), coef.window))
+    cached = past if coef.window is None else min(past, coef.window)
+    return coef.per_pair_s * pairs, coef.per_new_s * new + coef.per_cached_s * cached

@@ -1,0 +1,434 @@
+"""The serving simulation: engine presets, the step-cost table, the scheduler's laws, the API and CLI."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _cli import cli_bad, cli_ok
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import genmodel
+from genmodel._engines import engine_preset
+from genmodel._options import RunOptions
+from genmodel._phases import step_terms
+from genmodel._simresult import Percentiles
+from genmodel._simulate import Arrivals, Lengths
+from genmodel._stepcost import StepCostTable
+from genmodel.io import load_hardware, load_model
+
+SMALL = {"model": "llama-3.2-1b", "hardware": "h100-sxm"}
+
+
+def _sim(**kwargs: object) -> genmodel.SimulationResult:
+    args: dict[str, object] = {**SMALL, "input_tokens": 300, "output_tokens": 40}
+    args.update(kwargs)
+    return genmodel.simulate(**args)  # type: ignore[arg-type]
+
+
+# ---- engine presets --------------------------------------------------------------------------
+
+
+def test_presets_follow_the_gpu_as_the_engines_do() -> None:
+    a100 = load_hardware("a100-sxm-80gb").device
+    h100 = load_hardware("h100-sxm").device
+    b200 = load_hardware("b200").device
+    assert (engine_preset("vllm", h100).max_batched_tokens, engine_preset("vllm", h100).max_num_seqs) == (
+        8192,
+        1024,
+    )
+    # vLLM keeps the small defaults on an A100 (arg_utils.py: the A100 exception)
+    assert (engine_preset("vllm", a100).max_batched_tokens, engine_preset("vllm", a100).max_num_seqs) == (
+        2048,
+        256,
+    )
+    assert engine_preset("sglang", h100).max_batched_tokens == 8192
+    assert engine_preset("sglang", b200).max_batched_tokens == 16384
+    assert not engine_preset("sglang").mixed
+    trt = engine_preset("trtllm")
+    assert (trt.max_batched_tokens, trt.max_num_seqs, trt.admission, trt.chunked_prefill) == (
+        8192,
+        2048,
+        "reserve",
+        False,
+    )
+    for name in genmodel.ENGINES:
+        assert engine_preset(name).source
+
+
+def test_engine_knobs_are_checked_and_overridable() -> None:
+    with pytest.raises(genmodel.UnknownEntryError, match="vllm"):
+        engine_preset("tgi")
+    with pytest.raises(genmodel.SpecError, match="admission='lazy'"):
+        engine_preset("vllm").replace(admission="lazy")
+    e = engine_preset("vllm").replace(max_num_seqs=8, max_batched_tokens=None)
+    assert e.max_num_seqs == 8 and e.max_batched_tokens == 8192
+
+
+# ---- the step-cost table ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model_id", "hardware", "plan"),
+    [
+        ("llama-3.1-8b", "h100-sxm", genmodel.Plan(tp=2)),
+        ("qwen3-30b-a3b", "h200-sxm", genmodel.Plan(tp=1, ep=2, dp=2)),
+        ("deepseek-v3", "b200", genmodel.Plan(tp=8)),
+    ],
+)
+def test_cost_table_equals_the_direct_estimate_at_grid_points(
+    model_id: str, hardware: str, plan: genmodel.Plan
+) -> None:
+    model, system = load_model(model_id), load_hardware(hardware)
+    precision = genmodel.default_precision("fp8")
+    options = RunOptions()
+    table = StepCostTable.build(model, system, plan, precision, options=options, tokens_max=3000)
+
+    def direct(phase: str, seqs: float, new: float, past: float) -> float:
+        t = step_terms(
+            model,
+            system,
+            plan,
+            precision,
+            phase=phase,
+            num_seqs=seqs,
+            new_tokens=new,
+            past_tokens=past,
+            options=options,
+        )
+        return float(t.time_s)
+
+    for batch, context in ((1, 10), (7, 1000), (64, 3000), (300, 123), (2999, 50)):
+        want = direct("decode", float(batch), 1.0, float(context))
+        assert table.step_s(decode_seqs=batch, decode_past_sum=batch * context, chunks=[]) == pytest.approx(
+            want, rel=1e-9
+        )
+        run = table.decode_run_s(decode_seqs=batch, decode_past_sum=batch * context, steps=3)
+        assert run[2] == pytest.approx(direct("decode", float(batch), 1.0, float(context + 2)), rel=1e-9)
+    for tokens in (1, 100, 1000, 2047, 3000):
+        want = direct("prefill", 1.0, float(tokens), 0.0)
+        assert table.step_s(decode_seqs=0, decode_past_sum=0, chunks=[(tokens, 0)]) == pytest.approx(
+            want, rel=1e-9
+        )
+    # a chunk after a cached past (chunked prefill) is a prefill step at that past
+    want = direct("prefill", 1.0, 512.0, 1024.0)
+    assert table.step_s(decode_seqs=0, decode_past_sum=0, chunks=[(512, 1024)]) == pytest.approx(
+        want, rel=1e-9
+    )
+    with pytest.raises(genmodel.SpecError, match="tokens_max"):
+        table.step_s(decode_seqs=3001, decode_past_sum=0, chunks=[])
+
+
+def test_a_mixed_step_costs_more_than_either_part_and_less_than_both() -> None:
+    model, system = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
+    table = StepCostTable.build(
+        model,
+        system,
+        genmodel.Plan(),
+        genmodel.default_precision("bf16"),
+        options=RunOptions(),
+        tokens_max=4096,
+    )
+    decode = table.step_s(decode_seqs=32, decode_past_sum=32 * 2000, chunks=[])
+    prefill = table.step_s(decode_seqs=0, decode_past_sum=0, chunks=[(2000, 0)])
+    mixed = table.step_s(decode_seqs=32, decode_past_sum=32 * 2000, chunks=[(2000, 0)])
+    assert max(decode, prefill) < mixed < decode + prefill
+
+
+# ---- the simulation's laws -------------------------------------------------------------------
+
+
+def test_every_request_completes_and_every_token_is_counted() -> None:
+    r = _sim(concurrency=6, requests_per_client=5, input_spread=0.5, output_spread=0.5, records=True, seed=3)
+    rec = r.records
+    assert rec is not None and r.requests == 30
+    assert not np.isnan(rec.finish_s).any()
+    assert (rec.arrival_s <= rec.scheduled_s).all() and (rec.scheduled_s <= rec.first_token_s).all()
+    assert (rec.first_token_s <= rec.finish_s).all()
+    assert r.generated_tokens == int(rec.output_tokens.sum())
+    window = rec.finish_s.max() - rec.arrival_s.min()
+    assert r.output_tokens_per_s * window == pytest.approx(rec.output_tokens.sum())
+    rows = rec.rows()
+    assert len(rows) == 30
+    assert rows[0]["queue_s"] + rows[0]["prefill_s"] == pytest.approx(rows[0]["ttft_s"])
+
+
+def test_littles_law_holds_on_the_records() -> None:
+    n = 12
+    r = _sim(concurrency=n, requests_per_client=30, output_spread=0.5, input_spread=0.5, seed=1, records=True)
+    rec = r.records
+    assert rec is not None
+    # L = X W: the time-average number of requests in the system, swept over the arrival and
+    # finish events, equals the throughput times the mean time in the system
+    events = sorted([(t, 1) for t in rec.arrival_s] + [(t, -1) for t in rec.finish_s])
+    start, end = events[0][0], events[-1][0]
+    area, in_system, last = 0.0, 0, start
+    for t, step in events:
+        area += in_system * (t - last)
+        in_system, last = in_system + step, t
+    assert area / (end - start) == pytest.approx(r.request_rate_per_s * r.e2e_s.mean, rel=1e-9)
+    # a closed loop keeps exactly N requests in the system until the first client is done
+    first_done = min(rec.finish_s[rec.measured].reshape(n, 30)[:, -1])
+    for t in np.linspace(0, first_done, 50, endpoint=False):
+        assert int(((rec.arrival_s <= t) & (rec.finish_s > t)).sum()) == n
+
+
+def test_one_client_reproduces_the_single_request_estimate() -> None:
+    kwargs = {"model": "llama-3.1-8b", "hardware": "h100-sxm", "input_tokens": 1000, "output_tokens": 100}
+    est = genmodel.estimate(batch=1, **kwargs)  # type: ignore[arg-type]
+    r = genmodel.simulate(concurrency=1, requests_per_client=3, **kwargs)  # type: ignore[arg-type]
+    assert r.ttft_s.mean == pytest.approx(est.ttft_s, rel=1e-9)
+    assert r.tpot_s.mean == pytest.approx(est.tpot_s, rel=1e-3)
+    assert r.queue_s == 0 and r.mean_running_batch == pytest.approx(1.0)
+
+
+def test_unlimited_budget_and_memory_approach_the_closed_form() -> None:
+    # the closed form interleaves whole prefills between decode steps (one request's prefill at a
+    # time): an engine that prefills alone, unchunked, with a budget and cap that never bind.
+    # Stated tolerance: TPOT within 10 %, TTFT within 50 % (a steady state against a simulation
+    # whose clients start together and drift apart).
+    n, kwargs = (
+        16,
+        {"model": "llama-3.1-8b", "hardware": "h200-sxm", "input_tokens": 1000, "output_tokens": 200},
+    )
+    engine = engine_preset("sglang").replace(
+        max_batched_tokens=1000, chunked_prefill=False, max_num_seqs=4096
+    )
+    sim = genmodel.simulate(
+        concurrency=n, requests_per_client=40, engine=engine, output_spread=0.3, seed=2, **kwargs
+    )  # type: ignore[arg-type]
+    closed = genmodel.estimate(concurrency=n, **kwargs)  # type: ignore[arg-type]
+    assert sim.preemptions == 0
+    assert sim.tpot_s.mean == pytest.approx(closed.tpot_s, rel=0.10)
+    assert sim.ttft_s.mean == pytest.approx(closed.ttft_s, rel=0.50)
+
+
+def test_more_clients_never_lower_the_mean_ttft() -> None:
+    ttfts = [_sim(concurrency=n, requests_per_client=3).ttft_s.mean for n in (1, 2, 4, 8, 16, 32, 64)]
+    assert all(b >= a * (1 - 1e-9) for a, b in itertools.pairwise(ttfts)), ttfts
+
+
+def test_a_trace_replays_deterministically(tmp_path: Path) -> None:
+    path = tmp_path / "trace.csv"
+    rows = [(0.0, 200, 30), (0.01, 500, 10), (0.011, 100, 50), (0.5, 300, 20), (0.52, 50, 5)]
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arrival_s", "input_tokens", "output_tokens", "note"])
+        w.writerows([*r, "x"] for r in rows)
+    a = genmodel.simulate(**SMALL, trace=str(path), records=True)  # type: ignore[arg-type]
+    b = genmodel.simulate(**SMALL, trace=tuple(rows), records=True, seed=99)  # type: ignore[arg-type]
+    assert a.records is not None and b.records is not None
+    assert a.records.arrival_s.tolist() == [r[0] for r in rows]
+    assert a.records.finish_s.tolist() == b.records.finish_s.tolist()
+    assert a.records.output_tokens.tolist() == [r[2] for r in rows]
+
+
+def test_the_same_seed_gives_the_same_result() -> None:
+    kwargs = {"request_rate": 20.0, "requests": 60, "input_spread": 0.5, "output_spread": 0.5}
+    a, b = _sim(seed=5, **kwargs).to_dict(), _sim(seed=5, **kwargs).to_dict()
+    c = _sim(seed=6, **kwargs).to_dict()
+    for d in (a, b, c):
+        d.pop("elapsed_s")
+    assert a == b
+    assert a != c
+
+
+def test_poisson_and_gamma_arrivals_come_at_the_rate() -> None:
+    rng = np.random.default_rng(0)
+    from genmodel._simulate import _arrival_times
+
+    for cv in (1.0, 3.0):
+        t = _arrival_times(Arrivals(kind="gamma", rate_per_s=50.0, cv=cv, requests=4000), rng, 4000)
+        gaps = np.diff(t)
+        assert t[0] == 0 and (gaps >= 0).all()
+        assert gaps.mean() == pytest.approx(1 / 50, rel=0.1)
+        assert gaps.std() / gaps.mean() == pytest.approx(cv, rel=0.15)
+
+
+def test_on_demand_admission_preempts_and_reserve_does_not() -> None:
+    # Llama-3.1-8B in bf16 on a 24 GB RTX 4090 keeps ~40k tokens of KV: 48 clients of 2000 tokens
+    # overflow it as they decode
+    kwargs = {"model": "llama-3.1-8b", "hardware": "rtx-4090", "input_tokens": 1000, "output_tokens": 1000}
+    vllm = genmodel.simulate(concurrency=48, requests_per_client=2, engine="vllm", **kwargs)  # type: ignore[arg-type]
+    trt = genmodel.simulate(concurrency=48, requests_per_client=2, engine="trtllm", **kwargs)  # type: ignore[arg-type]
+    assert vllm.preemptions > 0 and vllm.requests == 96
+    assert trt.preemptions == 0 and trt.requests == 96
+    assert vllm.kv_peak_bytes_per_device <= vllm.kv_capacity_bytes_per_device
+    assert trt.kv_peak_bytes_per_device <= trt.kv_capacity_bytes_per_device
+    # SGLang reserves 0.7 of the output: it admits more, and retracts when the rest overflows
+    sglang = genmodel.simulate(concurrency=48, requests_per_client=2, engine="sglang", **kwargs)  # type: ignore[arg-type]
+    assert sglang.preemptions > 0 and sglang.requests == 96
+    assert sglang.kv_peak_bytes_per_device <= sglang.kv_capacity_bytes_per_device
+
+
+def test_attention_dp_ranks_step_in_lockstep() -> None:
+    kwargs = {"model": "qwen3-30b-a3b", "hardware": "h200-sxm", "input_tokens": 500, "output_tokens": 50}
+    lock = genmodel.simulate(concurrency=8, requests_per_client=2, tp=1, dp=2, ep=2, records=True, **kwargs)  # type: ignore[arg-type]
+    assert lock.records is not None and sorted(set(lock.records.replica.tolist())) == [0, 1]
+    dense = genmodel.simulate(
+        "llama-3.1-8b",
+        "h200-sxm",
+        concurrency=8,
+        requests_per_client=2,
+        dp=2,
+        input_tokens=500,
+        output_tokens=50,
+    )
+    assert dense.requests == 16 and lock.requests == 16
+
+
+def test_fewer_requests_than_clients() -> None:
+    r = _sim(concurrency=8, requests=5, records=True)
+    assert r.requests == 5 and r.records is not None
+    assert r.records.arrival_s.tolist() == [0.0] * 5
+
+
+def test_warmup_requests_are_left_out() -> None:
+    r = _sim(concurrency=4, requests_per_client=3, warmup_requests=1, records=True)
+    assert r.requests == 8
+    assert r.records is not None and int((~r.records.measured).sum()) == 4
+    with pytest.raises(genmodel.SpecError, match="warmup"):
+        _sim(concurrency=4, requests_per_client=1, warmup_requests=1)
+
+
+def test_weighted_percentiles() -> None:
+    p = Percentiles.of(np.array([1.0, 2.0]), np.array([9.0, 1.0]))
+    assert (p.p50, p.p90, p.p99) == (1.0, 1.0, 2.0)
+    assert p.mean == pytest.approx(1.1)
+    assert math.isnan(Percentiles.of(np.zeros(0)).mean)
+
+
+def test_bad_arguments_are_spec_errors() -> None:
+    with pytest.raises(genmodel.SpecError, match="exactly one"):
+        _sim(concurrency=2, request_rate=1.0)
+    with pytest.raises(genmodel.SpecError, match="request_rate=-1"):
+        _sim(request_rate=-1.0)
+    with pytest.raises(genmodel.SpecError, match="pp=2"):
+        _sim(concurrency=2, pp=2, tp=1)
+    with pytest.raises(genmodel.SpecError, match="spread"):
+        Lengths(mean=10, spread_frac=1.5)
+    with pytest.raises(genmodel.InfeasibleError):
+        genmodel.simulate("llama-3.1-405b", "h100-sxm", concurrency=2, input_tokens=10, output_tokens=10)
+
+
+# ---- property tests over random deployments --------------------------------------------------
+
+_DEPLOYMENTS = [
+    ("llama-3.2-1b", "h100-sxm", {}),
+    ("llama-3.1-8b", "a100-sxm-80gb", {"tp": 2}),
+    ("qwen3-30b-a3b", "h200-sxm", {"tp": 2, "ep": 2}),
+    ("mixtral-8x7b", "h100-sxm", {"tp": 2, "weight_dtype": "fp8"}),
+]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    deployment=st.sampled_from(_DEPLOYMENTS),
+    engine=st.sampled_from(genmodel.ENGINES),
+    clients=st.integers(1, 24),
+    input_tokens=st.integers(1, 3000),
+    output_tokens=st.integers(1, 60),
+    seed=st.integers(0, 3),
+)
+def test_laws_over_random_deployments(
+    deployment: tuple[str, str, dict[str, object]],
+    engine: str,
+    clients: int,
+    input_tokens: int,
+    output_tokens: int,
+    seed: int,
+) -> None:
+    model, hardware, plan = deployment
+    r = genmodel.simulate(
+        model,
+        hardware,
+        concurrency=clients,
+        requests_per_client=2,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        input_spread=0.3,
+        engine=engine,
+        seed=seed,
+        records=True,
+        **plan,  # type: ignore[arg-type]
+    )
+    rec = r.records
+    assert rec is not None and r.requests == 2 * clients
+    assert r.generated_tokens == int(rec.output_tokens.sum())
+    assert r.ttft_s.mean > 0 and r.e2e_s.mean >= r.ttft_s.mean
+    assert (rec.finish_s - rec.arrival_s).max() <= r.simulated_s + 1e-12
+    assert 0 < r.mean_running_batch <= clients + 1e-9
+    if output_tokens > 1:
+        assert r.tpot_s.mean > 0
+
+
+# ---- the CLI ---------------------------------------------------------------------------------
+
+_CLI = [
+    "simulate",
+    "--model",
+    "llama-3.2-1b",
+    "--hardware",
+    "h100-sxm",
+    "--input-tokens",
+    "200",
+    "--output-tokens",
+    "20",
+]
+
+
+def test_cli_json_keys(tmp_path: Path) -> None:
+    import json
+
+    records = tmp_path / "records.csv"
+    text = cli_ok([*_CLI, "--concurrency", "4", "--format", "json", "--records", str(records)])
+    data = json.loads(text)
+    for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
+        assert set(data[key]) == {"mean", "p50", "p90", "p99"}
+    for key in (
+        "request_rate_per_s",
+        "output_tokens_per_s",
+        "output_tokens_per_s_per_device",
+        "mean_running_batch",
+        "preemptions",
+        "kv_peak_bytes_per_device",
+        "steps",
+        "simulated_s",
+        "elapsed_s",
+    ):
+        assert isinstance(data[key], (int, float))
+    assert data["engine"]["name"] == "vllm"
+    with records.open() as f:
+        assert len(list(csv.DictReader(f))) == 16
+    assert "TTFT" in cli_ok([*_CLI, "--request-rate", "10", "--requests", "20", "--engine", "sglang"])
+    assert "ttft_s.p99" in cli_ok([*_CLI, "--concurrency", "2", "--format", "csv"])
+
+
+def test_cli_bad_input_is_one_red_line(tmp_path: Path) -> None:
+    assert "engine='tgi'" in cli_bad([*_CLI, "--concurrency", "2", "--engine", "tgi"])
+    assert "request_rate=-2" in cli_bad([*_CLI, "--request-rate", "-2"])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arrival_s,input_tokens\n0,5\n")
+    base = ["simulate", "--model", "llama-3.2-1b", "--hardware", "h100-sxm"]
+    assert "output_tokens missing" in cli_bad([*base, "--trace", str(bad)])
+    assert "cannot be read" in cli_bad([*base, "--trace", str(tmp_path / "none.csv")])
+    assert "llama-3.1-405b" in cli_bad(
+        [
+            "simulate",
+            "--model",
+            "llama-3.1-405b",
+            "--hardware",
+            "h100-sxm",
+            "--concurrency",
+            "2",
+            "--input-tokens",
+            "9",
+            "--output-tokens",
+            "9",
+        ]
+    )

@@ -1,0 +1,67 @@
+"""Benchmark of the serving simulation: 512 closed-loop clients x 4 requests of 1,000 output tokens.
+
+    python tools/bench_simulate.py        # five runs, the best of each figure
+
+Llama-3.1-8B in fp8 on one H200, 1,000 prompt tokens, vLLM's preset (about 4,400 steps, with
+preemptions as the KV pool fills). Prints the step-cost table's build time (once per deployment),
+the simulation with that table (``genmodel._simulate.simulate_serving(..., table=...)``), and a whole
+``genmodel.simulate`` call (which builds the table, resolves ids and checks the deployment).
+"""
+
+from __future__ import annotations
+
+import time
+
+import genmodel
+from genmodel._engines import engine_preset
+from genmodel._options import RunOptions
+from genmodel._simulate import Arrivals, Lengths, simulate_serving
+from genmodel._stepcost import StepCostTable
+from genmodel.io import load_hardware, load_model
+
+RUNS = 5
+
+
+def main() -> None:
+    model, system = load_model("llama-3.1-8b"), load_hardware("h200-sxm")
+    plan, precision = genmodel.Plan(), genmodel.default_precision("fp8")
+    engine = engine_preset("vllm", system.device)
+    arrivals = Arrivals(kind="closed", clients=512, requests_per_client=4)
+    lengths = {"input_tokens": Lengths(mean=1000), "output_tokens": Lengths(mean=1000)}
+    builds, sims, calls = [], [], []
+    result = None
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        tokens_max = max(engine.max_batched_tokens, 1000) + 512
+        table = StepCostTable.build(
+            model, system, plan, precision, options=RunOptions(), tokens_max=tokens_max
+        )
+        builds.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        result = simulate_serving(
+            model, system, plan, precision, engine=engine, arrivals=arrivals, table=table, **lengths
+        )
+        sims.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        genmodel.simulate(
+            "llama-3.1-8b",
+            "h200-sxm",
+            weight_dtype="fp8",
+            concurrency=512,
+            requests_per_client=4,
+            input_tokens=1000,
+            output_tokens=1000,
+        )
+        calls.append(time.perf_counter() - start)
+    assert result is not None
+    print(
+        f"512 clients x 4 requests x 1000 output tokens: {result.steps} steps, "
+        f"{result.preemptions} preemptions, {result.simulated_s:.1f} s simulated"
+    )
+    print(f"step-cost table build: {min(builds) * 1e3:.1f} ms (once per deployment)")
+    print(f"simulation with the table: {min(sims) * 1e3:.1f} ms")
+    print(f"genmodel.simulate(...) whole call: {min(calls) * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Serving accuracy: the simulator against the closed form on the bundled concurrency cases.
+
+Runs :func:`genmodel.simulate` (closed-loop clients started together, as the benchmark clients do,
+with the engine the row's ``engine`` column names) and :func:`genmodel.estimate` with
+``concurrency=`` on every concurrency row of validation/validation_public.csv, and prints each
+case and the TTFT and TPOT MAPE per engine for both. No per-case constants: the engine presets'
+defaults, the shared efficiencies.
+
+    .venv/bin/python tools/serving_errors.py [--requests-per-client K] [--cases FILE] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import genmodel
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _plan(row: dict[str, str]) -> dict[str, Any]:
+    return {
+        "devices": int(row["devices"]),
+        "tp": int(row["tp"]),
+        "pp": int(row["pp"]),
+        "ep": int(row["ep"]),
+        "dp": int(row["dp"]),
+        "weight_dtype": row["weight_dtype"],
+        "act_dtype": row["act_dtype"],
+        "kv_dtype": row["kv_dtype"],
+        "input_tokens": int(row["input_tokens"]),
+        "output_tokens": int(row["output_tokens"]),
+    }
+
+
+def predict(row: dict[str, str], requests_per_client: int) -> dict[str, Any]:
+    """The simulated and closed-form figure of one case."""
+    n = int(row["batch"])
+    kwargs = _plan(row)
+    engine = row.get("engine") or "vllm"
+    start = time.perf_counter()
+    sim = genmodel.simulate(
+        row["model"],
+        row["hardware"],
+        concurrency=n,
+        requests_per_client=requests_per_client,
+        engine=engine,
+        **kwargs,
+    )
+    wall = time.perf_counter() - start
+    est = genmodel.estimate(row["model"], row["hardware"], concurrency=n, **kwargs)
+    metric = row["metric"]
+    simulated = sim.ttft_s.mean if metric == "ttft_s" else sim.tpot_s.mean
+    closed = est.ttft_s if metric == "ttft_s" else est.tpot_s
+    measured = float(row["measured"])
+    return {
+        "id": row["id"],
+        "engine": engine,
+        "metric": metric,
+        "model": row["model"],
+        "hardware": row["hardware"],
+        "clients": n,
+        "lengths": f"{row['input_tokens']}x{row['output_tokens']}",
+        "measured": measured,
+        "simulated": simulated,
+        "closed_form": closed,
+        "sim_ape": abs(simulated - measured) / measured * 100,
+        "closed_ape": abs(closed - measured) / measured * 100,
+        "preemptions": sim.preemptions,
+        "wall_s": wall,
+    }
+
+
+def summary(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """MAPE and median APE per engine (and all) and metric, simulated and closed form."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        groups[(r["engine"], r["metric"])].append(r)
+        groups[("all", r["metric"])].append(r)
+    out: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for (engine, metric), rows in sorted(groups.items()):
+        out[engine][metric] = {
+            "cases": len(rows),
+            "sim_mape": statistics.fmean(r["sim_ape"] for r in rows),
+            "sim_median_ape": statistics.median(r["sim_ape"] for r in rows),
+            "closed_mape": statistics.fmean(r["closed_ape"] for r in rows),
+            "closed_median_ape": statistics.median(r["closed_ape"] for r in rows),
+        }
+    return dict(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=Path, default=ROOT / "validation" / "validation_public.csv")
+    parser.add_argument("--requests-per-client", type=int, default=4)
+    parser.add_argument("--json", type=Path, default=None, help="also write the per-case results here")
+    args = parser.parse_args(argv)
+    rows = [r for r in genmodel.read_cases(args.cases) if r["mode"] == "concurrency"]
+    results = []
+    for row in rows:
+        r = predict(row, args.requests_per_client)
+        results.append(r)
+        print(
+            f"{r['id']:6} {r['engine']:6} {r['model']:16} {r['hardware']:9} c={r['clients']:<4} "
+            f"{r['lengths']:10} "
+            f"{r['metric']:6} measured {r['measured']:.4g}  sim {r['simulated']:.4g} ({r['sim_ape']:.0f} %)  "
+            f"closed {r['closed_form']:.4g} ({r['closed_ape']:.0f} %)  preempt {r['preemptions']}  "
+            f"{r['wall_s'] * 1e3:.0f} ms",
+            flush=True,
+        )
+    table = summary(results)
+    print("\nengine  metric  cases  sim MAPE  (median)  closed-form MAPE  (median)")
+    for engine, metrics in table.items():
+        for metric, s in metrics.items():
+            print(
+                f"{engine:7} {metric:7} {s['cases']:5.0f}  {s['sim_mape']:7.1f} % "
+                f"({s['sim_median_ape']:5.1f} %)"
+                f"  {s['closed_mape']:7.1f} %        ({s['closed_median_ape']:5.1f} %)"
+            )
+    if args.json is not None:
+        args.json.write_text(json.dumps({"cases": results, "summary": table}, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
