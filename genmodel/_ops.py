@@ -167,13 +167,14 @@ def attended_pairs(past_tokens: Num, new_tokens: Num, window: Num | None = None)
 
 
 def _gemm(name: str, tokens: Num, k: Num, n: Num, p: Precision, *, count: Num = 1) -> Op:
-    # 2 FLOPs per multiply-accumulate; weights k x n read once; activations in (k) and out (n)
+    # 2 FLOPs per multiply-accumulate; weights k x n read once; activations in (k) and out (n).
+    # (The sizes are multiplied first, then the token rows: one product over a batch grid.)
     return Op(
         name,
         "gemm",
-        flops=2 * tokens * k * n * count,
+        flops=2 * k * n * count * tokens,
         weight_bytes=k * n * p.weight_bytes * count,
-        act_bytes=tokens * (k + n) * p.act_bytes * count,
+        act_bytes=(k + n) * p.act_bytes * count * tokens,
         kv_bytes=0,
         rows=tokens,
     )
