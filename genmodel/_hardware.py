@@ -12,14 +12,16 @@ Modelling assumptions:
   system, built from its own scale-up and scale-out links (:meth:`System.of_device`).
 - Every quantity is in SI base units (bytes, B/s, FLOP/s, s, W); ``genmodel.io`` converts from the
   human units of the YAML files.
+- Specs are values: equal specs compare and hash equal, so caches key on them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Generic, TypeVar
 
 from genmodel._errors import SpecError, require_ints
 from genmodel._units import DTYPE_BYTES, check_dtype
@@ -37,6 +39,38 @@ _COMPUTE_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "fp32": ("fp32",),
     }
 )
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class FrozenMap(Mapping[_K, _V], Generic[_K, _V]):
+    """A read-only mapping that hashes by its items (a dict's copy, so a spec holding one is a
+    hashable value; equal to any mapping with the same items)."""
+
+    __slots__ = ("_hash", "_items")
+
+    def __init__(self, items: Mapping[_K, _V]) -> None:
+        self._items = dict(items)
+        self._hash: int | None = None
+
+    def __getitem__(self, key: _K) -> _V:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[_K]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(frozenset(self._items.items()))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._items!r})"
 
 
 def _positive(owner: str, **values: float) -> None:
@@ -270,7 +304,7 @@ class Device:
                 f"{owner}.os_reserve_bytes={self.os_reserve_bytes!r} must be >= 0 and below "
                 f"memory_capacity_bytes={self.memory_capacity_bytes!r}"
             )
-        object.__setattr__(self, "peak_flops_per_s", MappingProxyType(dict(self.peak_flops_per_s)))
+        object.__setattr__(self, "peak_flops_per_s", FrozenMap(self.peak_flops_per_s))
 
     def compute_dtype(self, dtype: str) -> str:
         """The precision a GEMM requested in ``dtype`` actually runs in on this device."""

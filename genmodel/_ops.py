@@ -20,17 +20,16 @@ Modelling assumptions (sources in each function):
 - Per-operator time is the roofline max(compute, memory) with the device's efficiencies; GEMM rows
   are padded to the kernel's row tile.
 
-Evaluation: over a plan search's batch grid (NumPy arrays) the GEMMs over a step's token rows are
-made and timed as one block, and a step's sums run over its operators' times stacked into arrays;
-element by element the arithmetic is the same, in the same order, as one operator at a time, so
-the figures are the same to the last bit.
+Every function here is plain arithmetic, the same on floats, NumPy arrays and SymPy
+expressions. How a plan search evaluates them fast (GEMMs timed as one block, sums over stacked
+arrays, operators reused across steps) is :mod:`genmodel._evaluate`'s business, which gives the
+same numbers as these functions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from genmodel._attention import AttentionStep
 from genmodel._hardware import Device
@@ -81,13 +80,14 @@ class OpTime:
 
 
 def _gemm(name: str, tokens: Num, k: Num, n: Num, p: Precision, *, count: Num = 1) -> Op:
-    # 2 FLOPs per multiply-accumulate; weights k x n read once; activations in (k) and out (n)
+    # 2 FLOPs per multiply-accumulate; weights k x n read once; activations in (k) and out (n).
+    # (The sizes are multiplied first, then the token rows: one product over a batch grid.)
     return Op(
         name,
         "gemm",
-        flops=2 * tokens * k * n * count,
+        flops=2 * k * n * count * tokens,
         weight_bytes=k * n * p.weight_bytes * count,
-        act_bytes=tokens * (k + n) * p.act_bytes * count,
+        act_bytes=(k + n) * p.act_bytes * count * tokens,
         kv_bytes=0,
         rows=tokens,
     )
@@ -144,37 +144,6 @@ def forward_ops(
     Source: Megatron-LM TP sharding (Shoeybi et al. 2019, Sec. 3); FLOPs per token 2*params
     (Kaplan et al. 2020, Sec. 2.1); attention 4*heads*head_dim per (query, key) pair.
     """
-    return _forward_ops(
-        model,
-        precision,
-        num_seqs=num_seqs,
-        new_tokens=new_tokens,
-        past_tokens=past_tokens,
-        tp=tp,
-        cp=cp,
-        split_new_tokens=split_new_tokens,
-        moe=moe,
-        absorb_mla=absorb_mla,
-        kv_read_frac=kv_read_frac,
-    )[0]
-
-
-def _forward_ops(
-    model: ModelSpec,
-    precision: Precision,
-    *,
-    num_seqs: Num,
-    new_tokens: Num,
-    past_tokens: Num,
-    tp: Num,
-    cp: Num,
-    split_new_tokens: bool,
-    moe: MoeLayout | None,
-    absorb_mla: bool,
-    kv_read_frac: Num,
-) -> tuple[list[Op], GemmBlock | None]:
-    """:func:`forward_ops`, and the block its GEMMs over the step's token rows were made in
-    (:func:`_gemm_block`)."""
     p = precision
     d = model.hidden_size
     tokens = _row_tokens(num_seqs, new_tokens, cp, split_new_tokens)
@@ -182,16 +151,10 @@ def _forward_ops(
     ops: list[Op] = [
         Op("embedding", "elementwise", 0, tokens * d * p.weight_bytes, tokens * d * p.act_bytes, 0)
     ]
-    gemms: list[tuple[int, str, Num, Num, Num]] = []  # (place, name, k, n, count): made at the end
-    together = _is_float_array(tokens)  # a batch grid: the GEMMs are made together at the end
 
     def gemm(name: str, k: Num, n: Num, count: Num) -> None:
         # a GEMM over the step's token rows (tokens x k times k x n, count times)
-        if together:
-            gemms.append((len(ops), name, k, n, count))
-            ops.append(_PENDING)
-        else:
-            ops.append(_gemm(name, tokens, k, n, p, count=count))
+        ops.append(_gemm(name, tokens, k, n, p, count=count))
 
     step = AttentionStep(
         num_seqs=num_seqs,
@@ -250,7 +213,7 @@ def _forward_ops(
             rows=last,
         )
     )
-    return ops, _gemm_block(ops, gemms, tokens, p)
+    return ops
 
 
 def _row_tokens(num_seqs: Num, new_tokens: Num, cp: Num, split_new_tokens: bool) -> Num:
@@ -286,61 +249,6 @@ def _experts_op(model: ModelSpec, p: Precision, tokens: Num, tp: Num, moe: MoeLa
         kv_bytes=0,
         rows=routed / touched,  # tokens per expert GEMM
     )
-
-
-#: the place of a GEMM in a step's operator list until :func:`_gemm_block` makes it
-_PENDING = Op("pending", "gemm", 0, 0, 0, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class GemmBlock:
-    """A step's GEMMs over its token rows, made together: ``op``'s fields have one row per GEMM
-    (the GEMMs at ``places`` in the step's operator list)."""
-
-    places: tuple[int, ...]
-    op: Op
-
-
-def _gemm_block(
-    ops: list[Op], gemms: list[tuple[int, str, Num, Num, Num]], tokens: Num, p: Precision
-) -> GemmBlock | None:
-    """Make the GEMMs over a float64 array of token rows (a plan search's batch grid) in their
-    places in ``ops``.
-
-    :func:`_gemm` runs once, on columns of their sizes: the same arithmetic, element by element,
-    as one GEMM at a time (the sizes are floats or small integers, so their products are exact
-    either way). The block is returned for :func:`roofline_step`. With an integer size too large
-    for that, one GEMM at a time, and None. (Over plain numbers or SymPy :func:`forward_ops`
-    makes each GEMM in place.)
-    """
-    if gemms and _is_float_array(tokens) and _small([x for g in gemms for x in g[2:]]):
-        import numpy as np
-
-        ks, ns, counts = (
-            np.array(column, dtype=float)[:, None] for column in zip(*(g[2:] for g in gemms), strict=True)
-        )
-        block = _gemm("gemm", tokens, ks, ns, p, count=counts)
-        flops: Any = block.flops  # one row per GEMM
-        act: Any = block.act_bytes
-        weights = block.weight_bytes[:, 0].tolist()  # type: ignore[index]
-        for j, (place, name, *_) in enumerate(gemms):
-            ops[place] = Op(name, "gemm", flops[j], weights[j], act[j], 0, tokens)
-        return GemmBlock(tuple(g[0] for g in gemms), block)
-    for place, name, k, n, count in gemms:
-        ops[place] = _gemm(name, tokens, k, n, p, count=count)
-    return None
-
-
-def _is_float_array(x: object) -> bool:
-    kind = type(x)
-    return kind.__name__ == "ndarray" and kind.__module__ == "numpy" and x.dtype.char == "d"  # type: ignore[attr-defined]
-
-
-def _small(sizes: list[Num]) -> bool:
-    # floats, and integers whose products with one another stay exact in float64
-    if not {type(x) for x in sizes} <= {float, int}:
-        return False
-    return all(-(2**26) < x < 2**26 for x in sizes if type(x) is int)
 
 
 def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
@@ -416,195 +324,58 @@ class StepRoofline:
     memory_bound_s: Num
     attention_s: Num
 
+    @classmethod
+    def of(cls, times: Sequence[OpTime]) -> StepRoofline:
+        """The sums over a step's operator times, added in their order."""
+        compute_s: Num = 0.0
+        memory_s: Num = 0.0
+        compute_bound_s: Num = 0.0
+        memory_bound_s: Num = 0.0
+        attention_s: Num = 0.0
+        for t in times:
+            compute_s = compute_s + t.compute_s
+            memory_s = memory_s + t.memory_s
+            compute_bound = t.compute_s >= t.memory_s  # an operator is bound by its larger time
+            compute_bound_s = compute_bound_s + where(compute_bound, t.compute_s, 0.0)
+            memory_bound_s = memory_bound_s + where(compute_bound, 0.0, t.memory_s)
+            if t.op.kind == "attention":
+                attention_s = attention_s + maximum(t.compute_s, t.memory_s)
+        return cls(tuple(times), compute_s, memory_s, compute_bound_s, memory_bound_s, attention_s)
 
-def roofline_step(
-    ops: Sequence[Op],
-    device: Device,
-    precision: Precision,
-    *,
-    block: GemmBlock | None = None,
-    known: dict[int, OpTime] | None = None,
-) -> StepRoofline:
+
+def roofline_step(ops: Sequence[Op], device: Device, precision: Precision) -> StepRoofline:
     """:func:`roofline` of every operator of a step, and the step's sums (:class:`StepRoofline`).
 
-    The operators are added in order. With NumPy arrays (a plan search's batch grid) the sums
-    run over the operators' times stacked into one array (row after row: the same order, so the
-    same figures as adding them one by one), and the GEMMs of ``block`` (made together by
-    :func:`forward_ops`) run through :func:`roofline`'s formula together. ``known`` gives the
-    times of operators already timed on this device and precision (by the operator's id).
+    Args:
+        ops: the step's operators (:func:`forward_ops`), in order.
+        device: the device they run on.
+        precision: the precisions they run in.
+
+    Returns:
+        Each operator's time and the sums over the step, added in the operators' order.
+
+    Source: as :func:`roofline`; an operator is bound by the larger of its two times.
     """
     rates = Rates.of(device, precision)
-    paddings: dict[int, Num] = {}  # GEMMs of one step mostly share their token rows
-
-    def padding(rows: Num) -> Num:
-        padded = paddings.get(id(rows))
-        if padded is None:
-            padded = paddings[id(rows)] = rates.padding(rows)
-        return padded
-
-    made: dict[int, OpTime] = {}
-    if known:
-        made = {i: t for i, op in enumerate(ops) if (t := known.get(id(op))) is not None}
-    if block is not None:
-        together = rates.time(block.op, padding(block.op.rows))
-        compute: Any = together.compute_s  # one row per GEMM
-        memory: Any = together.memory_s
-        for j, place in enumerate(block.places):
-            made[place] = OpTime(ops[place], compute[j], memory[j])
-    times = []
-    attention_s: Num = 0.0
-    for i, op in enumerate(ops):
-        t = made.get(i) if made else None
-        if t is None:
-            t = rates.time(op, padding(op.rows) if op.kind == "gemm" else 1.0)
-        times.append(t)
-        if op.kind == "attention":
-            attention_s = attention_s + maximum(t.compute_s, t.memory_s)
-    sums = _stacked_sums([t.compute_s for t in times], [t.memory_s for t in times])
-    if sums is not None:
-        return StepRoofline(tuple(times), *sums, attention_s)
-    compute_s: Num = 0.0
-    memory_s: Num = 0.0
-    compute_bound_s: Num = 0.0
-    memory_bound_s: Num = 0.0
-    for t in times:
-        compute_s = compute_s + t.compute_s
-        memory_s = memory_s + t.memory_s
-        c_bound, m_bound = _bound_split(t.compute_s, t.memory_s)
-        compute_bound_s = compute_bound_s + c_bound
-        memory_bound_s = memory_bound_s + m_bound
-    return StepRoofline(tuple(times), compute_s, memory_s, compute_bound_s, memory_bound_s, attention_s)
+    times = [rates.time(op, rates.padding(op.rows) if op.kind == "gemm" else 1.0) for op in ops]
+    return StepRoofline.of(times)
 
 
-def _bound_split(compute_s: Num, memory_s: Num) -> tuple[Num, Num]:
-    # an operator costs the larger of its two times, and counts as bound by that one
-    if type(compute_s) is float and type(memory_s) is float:  # (where's plain-number case, inlined)
-        return (compute_s, 0.0) if compute_s >= memory_s else (0.0, memory_s)
-    compute_bound = compute_s >= memory_s
-    return where(compute_bound, compute_s, 0.0), where(compute_bound, 0.0, memory_s)
-
-
-#: largest array the stacked sums make at once: below glibc's 128 KiB mmap threshold, above
-#: which each temporary is mapped and unmapped again, a page fault per 4 KiB
-_GROUP_BYTES = 96 * 1024
-
-
-def _stacked_sums(compute: list[Num], memory: list[Num]) -> tuple[Any, Any, Any, Any] | None:
-    """(sum of compute, of memory, of compute-bound, of memory-bound times) over the operators,
-    added in order, with the operators' rows stacked into arrays (a few operations instead of a
-    few per operator); None unless every time is a float64 NumPy array, all of one shape."""
-    if not compute or type(compute[0]) is float:
-        return None  # plain numbers (a scalar estimate): one operator at a time
-    kinds = {type(v) for v in compute} | {type(v) for v in memory}
-    if len(kinds) != 1:
-        return None  # plain numbers, or a mix: one operator at a time
-    (kind,) = kinds
-    if kind.__name__ != "ndarray" or kind.__module__ != "numpy":
-        return None  # plain numbers, SymPy: one operator at a time
-    arrays: list[Any] = [*compute, *memory]
-    if {(v.dtype.char, v.shape) for v in arrays} != {("d", arrays[0].shape)}:
-        return None
-    import numpy as np
-
-    rows = max(1, _GROUP_BYTES // max(8 * arrays[0].size, 1))  # operators per group
-    totals: list[Any] = [None] * 4
-    for start in range(0, len(compute), rows):
-        c, m = np.array(compute[start : start + rows]), np.array(memory[start : start + rows])
-        for i, stack in enumerate((c, m, *_bound_split(c, m))):
-            so_far = totals[i]
-            totals[i] = _sum_rows(stack if so_far is None else np.concatenate((so_far[None], stack)))
-    return totals[0], totals[1], totals[2], totals[3]
-
-
-def _sum_rows(values: Any) -> Any:
-    """values[0] + values[1] + ... in that order (as adding the operators one by one)."""
-    import numpy as np
-
-    if values.ndim == 2 and values.shape[1] > 1 and values.flags.c_contiguous:
-        # a reduction across the slow axis adds row after row (NumPy sums pairwise only along
-        # the fast axis), which is the operator-by-operator order
-        return np.add.reduce(values, axis=0)
-    total = values[0]
-    for row in values[1:]:
-        total = total + row
-    return total
-
-
-#: a step's operators, the routed experts' place among them, the others' times (by the operator's
-#: id), and the model, precision and device whose ids its key holds (kept alive with it)
-_Step = tuple[list[Op], int | None, dict[int, OpTime], tuple[Any, ...]]
-
-
-class StepCache:
-    """The operators of scalar steps already made (and timed) in one plan search, by the step's
-    inputs but the MoE layout: only the routed experts depend on dp and ep, so the layouts of a
-    search share a one-request prefill's other operators whenever they share tp and cp."""
-
-    def __init__(self) -> None:
-        self._steps: dict[tuple[Any, ...], _Step] = {}
-
-    def get(self, key: tuple[Any, ...]) -> _Step | None:
-        """The step made with these inputs, if any."""
-        return self._steps.get(key)
-
-    def put(self, key: tuple[Any, ...], step: _Step) -> None:
-        """Keep a step made with these inputs."""
-        self._steps[key] = step
-
-
-def step_operators(
+def experts_op(
     model: ModelSpec,
     precision: Precision,
-    device: Device,
     *,
     num_seqs: Num,
     new_tokens: Num,
-    past_tokens: Num,
     tp: Num,
     cp: Num,
     split_new_tokens: bool,
     moe: MoeLayout | None,
-    absorb_mla: bool,
-    kv_read_frac: Num,
-    cache: StepCache | None = None,
-) -> tuple[list[Op], StepRoofline]:
-    """:func:`forward_ops` and :func:`roofline_step` of one step.
+) -> Op:
+    """The routed experts of a step, as :func:`forward_ops` makes them (arguments as there).
 
-    With a ``cache`` and plain numbers, an earlier step with the same inputs but the MoE layout
-    gives every operator but the routed experts, and their times (the same objects, so the same
-    figures); the sums run over them again, in order.
+    The one operator of :func:`forward_ops` that depends on ``moe``: steps that differ only in the
+    MoE layout share every other operator (:mod:`genmodel._evaluate` reuses them).
     """
-    key = None
-    if cache is not None and all(
-        type(x) in (float, int) for x in (num_seqs, new_tokens, past_tokens, tp, cp, kv_read_frac)
-    ):
-        numbers = (num_seqs, new_tokens, past_tokens, tp, cp, kv_read_frac)
-        key = (id(model), id(precision), id(device), split_new_tokens, absorb_mla, *numbers)
-        key += tuple(type(x) for x in numbers)  # (1 and 1.0 are one key otherwise)
-        hit = cache.get(key)
-        if hit is not None:
-            cached, experts, known, _ = hit
-            ops = list(cached)
-            if experts is not None:
-                tokens = _row_tokens(num_seqs, new_tokens, cp, split_new_tokens)
-                ops[experts] = _experts_op(model, precision, tokens, tp, moe)
-            return ops, roofline_step(ops, device, precision, known=known)
-    ops, block = _forward_ops(
-        model,
-        precision,
-        num_seqs=num_seqs,
-        new_tokens=new_tokens,
-        past_tokens=past_tokens,
-        tp=tp,
-        cp=cp,
-        split_new_tokens=split_new_tokens,
-        moe=moe,
-        absorb_mla=absorb_mla,
-        kv_read_frac=kv_read_frac,
-    )
-    roof = roofline_step(ops, device, precision, block=block)
-    if cache is not None and key is not None:
-        experts = next((i for i, op in enumerate(ops) if op.name == "experts"), None)
-        known = {id(op): t for op, t in zip(ops, roof.times, strict=True) if op.name != "experts"}
-        cache.put(key, (ops, experts, known, (model, precision, device)))
-    return ops, roof
+    tokens = _row_tokens(num_seqs, new_tokens, cp, split_new_tokens)
+    return _experts_op(model, precision, tokens, tp, moe)

@@ -44,6 +44,7 @@ from genmodel._collectives import p2p_time
 from genmodel._cost import PhaseCost as PhaseCost
 from genmodel._cost import StepTerms as StepTerms
 from genmodel._errors import InfeasibleError, SpecError, require_ints
+from genmodel._evaluate import step_operators
 from genmodel._hardware import Device, System
 from genmodel._memory import (
     MemoryExtras,
@@ -53,7 +54,6 @@ from genmodel._memory import (
     require_one_sequence,
 )
 from genmodel._model import ModelSpec
-from genmodel._ops import StepCache, step_operators
 from genmodel._options import RunOptions
 from genmodel._parallel import (
     Plan,
@@ -85,11 +85,10 @@ def step_terms(
     past_tokens: Num,
     options: RunOptions = RunOptions(),
     memory: MemoryUse | None = None,
-    cache: StepCache | None = None,
 ) -> StepTerms:
     """:func:`step_cost` as :class:`StepTerms`: ``num_seqs``, ``new_tokens`` and ``past_tokens``
-    may be NumPy arrays (broadcast together), as a plan search gives them; ``cache`` keeps the
-    operators of scalar steps through a plan search (:class:`~genmodel._ops.StepCache`)."""
+    may be NumPy arrays (broadcast together), as a plan search gives them (the operators are
+    evaluated by :func:`~genmodel._evaluate.step_operators`: the plain formulas' numbers)."""
     if phase not in ("prefill", "decode"):
         raise SpecError(f"phase={phase!r} must be 'prefill' or 'decode'")
     system = as_system(hardware)
@@ -120,7 +119,6 @@ def step_terms(
         moe=layout,
         absorb_mla=phase == "decode",
         kv_read_frac=options.sparse_attention_frac if phase == "decode" else 1.0,
-        cache=cache,
     )
     factor = (micro + pp - 1) / pp if phase == "prefill" else 1.0
     compute_s, memory_s = roof.compute_s, roof.memory_s
@@ -150,7 +148,7 @@ def step_terms(
     overlap = options.overlap_frac(system)
     one_total_s = busy_s + comm_s - overlap * minimum(comm_s, busy_s)
     one_hidden_s = overlap * minimum(comm_s, busy_s) + ring_hidden_s
-    if type(m) is float and m == 1:  # (no split: the split pass need not be evaluated)
+    if splits == 1:  # (no split: the split pass need not be evaluated)
         total_s, hidden_s = one_total_s, one_hidden_s
     else:
         split_total_s = m * maximum(busy_s, comm_s) + minimum(busy_s, comm_s)
@@ -250,15 +248,12 @@ def prefill_pass(
     input_tokens: int,
     options: RunOptions = RunOptions(),
     memory: MemoryUse | None = None,
-    cache: StepCache | None = None,
 ) -> tuple[StepTerms, StepTerms]:
     """The prefill of ``num_seqs`` prompts of ``input_tokens``, and its longest chunk alone.
 
     A prefix-cache hit skips the cached part of the prompt; chunked prefill runs the rest in
     passes of at most ``options.prefill_chunk`` tokens, each attending to everything before it
     and reading the weights again (Sarathi, Agrawal et al. 2023).
-
-    ``cache``: as :func:`step_terms`.
 
     Returns:
         (prefill, longest_chunk): the whole prefill, and the longest pass of one sequence's prompt
@@ -280,7 +275,6 @@ def prefill_pass(
             past_tokens=past_tokens,
             options=options,
             memory=memory,
-            cache=cache,
         )
 
     total = None

@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Any
 from genmodel._candidates import OBJECTIVES, Candidates, Layout, Slo, check_objective, copies_needed
 from genmodel._disaggregate import Disaggregated, Pool, disaggregate
 from genmodel._errors import InfeasibleError, SpecError, require_ints
+from genmodel._evaluate import StepCache, reusing_steps
 from genmodel._hardware import System
 from genmodel._memory import max_batch
 from genmodel._model import ModelSpec
-from genmodel._ops import StepCache
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan, plan_violations
 from genmodel._phases import (
@@ -388,7 +388,7 @@ def _evaluate(
     """One layout and precision over its whole batch grid (arrays through the estimate's formulas),
     or over the given running ``batches`` per replica. One search's caches: ``grids`` keeps the
     grids made so far by their largest batch (shared, never written), ``cache`` the prefills'
-    operators (:class:`~genmodel._ops.StepCache`)."""
+    steps (:class:`~genmodel._evaluate.StepCache`)."""
     import numpy as np
 
     run_system, extras = prepare(
@@ -414,16 +414,16 @@ def _evaluate(
     except InfeasibleError:
         violations["memory: one sequence per replica does not fit"] += 1
         return None, {}
-    prefill, piece = prefill_pass(
-        model,
-        run_system,
-        plan,
-        precision,
-        num_seqs=1.0,
-        input_tokens=input_tokens,
-        options=options,
-        cache=cache,
-    )
+    with reusing_steps(cache):  # layouts with the same tp share most of the prefill's operators
+        prefill, piece = prefill_pass(
+            model,
+            run_system,
+            plan,
+            precision,
+            num_seqs=1.0,
+            input_tokens=input_tokens,
+            options=options,
+        )
     prefill_s = float(prefill.time_s)
     if batches is not None:
         batch = batches

@@ -242,6 +242,30 @@ def test_forward_ops_and_roofline_vectorise_over_numpy(model_id: str) -> None:
             assert np.broadcast_to(v_t.time_s, seqs.shape)[i] == pytest.approx(float(s_t.time_s), rel=1e-12)
 
 
+@pytest.mark.parametrize("model_id", ["llama-3.1-8b", "mixtral-8x7b", "deepseek-v3"])
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+def test_a_step_over_a_batch_grid_is_each_scalar_step_to_the_last_bit(model_id: str, phase: str) -> None:
+    # what makes a plan search's candidates the estimate's figures: the step's sums over a grid
+    # of batch sizes, by the plain formulas and by the evaluator, are the scalar step's, exactly
+    from genmodel._evaluate import time_step
+    from genmodel._ops import roofline_step
+
+    m, device = genmodel.load_model(model_id), genmodel.load_device("h100-sxm")
+    seqs = np.array([1.0, 2.0, 3.0, 17.0, 64.0, 255.0, 1000.0])
+    step = {"new_tokens": 1, "past_tokens": 900.0, "absorb_mla": True, "split_new_tokens": False, "tp": 2}
+    if phase == "prefill":
+        step = {"new_tokens": 3000, "past_tokens": 0, "absorb_mla": False, "split_new_tokens": True, "tp": 2}
+    moe = genmodel.MoeLayout(tp=2, dp=2, ep=4) if m.moe is not None else None
+    names = ("compute_s", "memory_s", "compute_bound_s", "memory_bound_s", "attention_s")
+    ops = forward_ops(m, BF16, num_seqs=seqs, moe=moe, **step)  # type: ignore[arg-type]
+    grids = [roofline_step(ops, device, BF16), time_step(ops, device, BF16)]
+    for i, s in enumerate(seqs):
+        scalar = roofline_step(forward_ops(m, BF16, num_seqs=float(s), moe=moe, **step), device, BF16)  # type: ignore[arg-type]
+        for grid in grids:
+            for name in names:
+                assert np.broadcast_to(getattr(grid, name), seqs.shape)[i] == getattr(scalar, name), name
+
+
 def test_attended_pairs_vectorises_with_a_window() -> None:
     past = np.array([0.0, 10.0, 100.0, 5000.0])
     vec = attended_pairs(past, 64.0, 128)

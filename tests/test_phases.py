@@ -305,3 +305,36 @@ def test_the_stall_is_the_longest_chunk_not_a_short_remainder() -> None:
     times = [pieces[0], pieces[1] - pieces[0], pieces[2] - pieces[1]]  # each chunk alone
     assert longest.time_s == pytest.approx(max(times), rel=1e-9)
     assert times[1] > times[2]  # the remainder is quicker despite its longer context
+
+
+@pytest.mark.parametrize(
+    ("model_id", "hardware", "plan", "options"),
+    [
+        ("llama-3.1-70b", "h100-sxm", Plan(tp=4, pp=2), genmodel.RunOptions()),
+        ("qwen3-235b-a22b", "h200-sxm", Plan(tp=4, dp=2, ep=8), genmodel.RunOptions(overlap_microbatches=2)),
+        (
+            "deepseek-v3",
+            "cloudmatrix384",
+            Plan(tp=1, dp=32, ep=32),
+            genmodel.RunOptions(overlap_microbatches=2),
+        ),
+    ],
+)
+def test_a_decode_step_over_a_batch_grid_is_each_scalar_step_to_the_last_bit(
+    model_id: str, hardware: str, plan: Plan, options: genmodel.RunOptions
+) -> None:
+    # the plan search's candidates are the estimate's own figures: step_terms over an array of
+    # batch sizes (the evaluator's stacked path) gives, element by element, the scalar step's times
+    import numpy as np
+
+    from genmodel._phases import step_terms
+    from genmodel.io import load_hardware, load_model
+
+    m, hw, p = load_model(model_id), load_hardware(hardware), genmodel.default_precision("fp8", None, None)
+    seqs = np.array([1.0, 2.0, 5.0, 64.0, 333.0])
+    step = {"phase": "decode", "new_tokens": 1, "past_tokens": 2500.0, "options": options}
+    grid = step_terms(m, hw, plan, p, num_seqs=seqs, **step)  # type: ignore[arg-type]
+    for i, s in enumerate(seqs):
+        scalar = step_terms(m, hw, plan, p, num_seqs=float(s), **step)  # type: ignore[arg-type]
+        assert np.broadcast_to(grid.time_s, seqs.shape)[i] == scalar.time_s
+        assert np.broadcast_to(grid.comm_hidden_s, seqs.shape)[i] == scalar.comm_hidden_s

@@ -1,0 +1,304 @@
+"""The evaluator: a step's operators timed fast, with the same numbers as the plain formulas.
+
+:mod:`genmodel._ops` writes each formula once, as plain arithmetic (:func:`~genmodel._ops.forward_ops`
+for the operators of a step, :func:`~genmodel._ops.roofline_step` for their times and sums). This
+module evaluates the same formulas the way a plan search needs them evaluated, millions of
+candidates a second, and gives the same numbers:
+
+- Over NumPy arrays (a search's batch grid) the GEMMs over the step's token rows are timed as one
+  block, their row padding computed once, and the step's sums run over the operators' times
+  stacked into arrays, in groups small enough to stay below glibc's mmap threshold. Element by
+  element every operation is the one the plain formula does, in the same order: the figures are
+  the same to the last bit.
+- Over plain numbers the sums run in a loop without the helpers' type dispatch (the same
+  comparisons and additions).
+- Within :func:`reusing_steps`, a step whose inputs (by value) were already evaluated reuses its
+  operators and their times; only the routed experts, the one operator that depends on the MoE
+  layout (:func:`~genmodel._ops.experts_op`), is made again. A plan search evaluates the same
+  one-request prefill for every layout with the same tp.
+
+Anything else (SymPy expressions, mixed shapes) runs through the plain formulas themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Hashable, Iterator, Sequence
+from contextvars import ContextVar
+from typing import Any
+
+from genmodel._hardware import Device
+from genmodel._model import ModelSpec
+from genmodel._ops import (
+    Op,
+    OpTime,
+    Rates,
+    StepRoofline,
+    experts_op,
+    forward_ops,
+)
+from genmodel._parallel import MoeLayout
+from genmodel._units import Num
+from genmodel._workload import Precision
+
+#: largest array the stacked sums make at once: below glibc's 128 KiB mmap threshold, above
+#: which each temporary is mapped and unmapped again, a page fault per 4 KiB
+_GROUP_BYTES = 96 * 1024
+
+
+def time_step(
+    ops: Sequence[Op], device: Device, precision: Precision, *, known: Sequence[OpTime | None] = ()
+) -> StepRoofline:
+    """:func:`~genmodel._ops.roofline_step` of ``ops``: the same numbers, evaluated faster.
+
+    Args:
+        ops: the step's operators, in order.
+        device: the device they run on.
+        precision: the precisions they run in.
+        known: times already made for the operators at the same places (None: not known), as
+            :func:`~genmodel._ops.roofline` gives them on this device and precision.
+
+    Returns:
+        The step's :class:`~genmodel._ops.StepRoofline`.
+    """
+    rates = Rates.of(device, precision)
+    times = _block_times(ops, rates) if not known else None
+    if times is None:
+        times = [
+            _known(known, i) or rates.time(op, rates.padding(op.rows) if op.kind == "gemm" else 1.0)
+            for i, op in enumerate(ops)
+        ]
+    compute = [t.compute_s for t in times]
+    memory = [t.memory_s for t in times]
+    sums = _float_sums(times, compute, memory) or _stacked_sums(times, compute, memory)
+    return sums or StepRoofline.of(times)
+
+
+def _known(known: Sequence[OpTime | None], i: int) -> OpTime | None:
+    return known[i] if i < len(known) else None
+
+
+#: plain Python numbers (a field the formulas leave a number, as 0 for no KV bytes)
+_PLAIN = (float, int)
+
+
+def _float_arrays(values: Sequence[object], shape: tuple[int, ...] | None = None) -> bool:
+    """Whether every value is a float64 NumPy array, all of one shape (``shape`` if given)."""
+    import numpy as np
+
+    if not values or {type(v) for v in values} != {np.ndarray}:
+        return False
+    kinds = {(v.dtype.char, v.shape) for v in values}  # type: ignore[attr-defined]
+    return len(kinds) == 1 and kinds.pop()[0] == "d" and (shape is None or values[0].shape == shape)  # type: ignore[attr-defined]
+
+
+def _block_times(ops: Sequence[Op], rates: Rates) -> list[OpTime] | None:
+    """The operators' roofline times, the GEMMs over the first GEMM's token rows timed as one
+    block (their fields stacked, one row per GEMM) with the rows' padding computed once; None
+    unless those rows are a one-dimensional float64 NumPy array that at least two GEMMs share,
+    and the GEMMs' fields are numbers or arrays of that shape, their bytes not all numbers."""
+    first = next((op for op in ops if op.kind == "gemm"), None)
+    if first is None or not _float_arrays([first.rows]) or first.rows.ndim != 1:  # type: ignore[union-attr]
+        return None
+    rows: Any = first.rows
+    places = [i for i, op in enumerate(ops) if _in_block(op, rows)]
+    if len(places) < 2:
+        return None
+    block = rates.time(
+        Op("gemm", "gemm", *_stack([ops[i] for i in places], rows.shape), rows=rows), rates.padding(rows)
+    )
+    compute: Any = block.compute_s  # one row per GEMM
+    memory: Any = block.memory_s
+    times: list[OpTime | None] = [None] * len(ops)
+    for j, i in enumerate(places):
+        times[i] = OpTime(ops[i], compute[j], memory[j])
+    return [
+        t if t is not None else rates.time(op, rates.padding(op.rows) if op.kind == "gemm" else 1.0)
+        for t, op in zip(times, ops, strict=True)
+    ]
+
+
+def _in_block(op: Op, rows: Any) -> bool:
+    """Whether ``op`` is a GEMM over ``rows`` (the same values) whose fields are numbers or
+    float64 arrays of the rows' shape, its bytes not all numbers (the plain formula's memory time
+    is then an array of that shape, as the block's row is)."""
+    import numpy as np
+
+    if op.kind != "gemm" or not (op.rows is rows or _float_arrays([op.rows], rows.shape)):
+        return False
+    fields = (op.flops, op.weight_bytes, op.act_bytes, op.kv_bytes)
+    arrays = [v for v in fields if type(v) not in _PLAIN]
+    if not _float_arrays(arrays, rows.shape) or {type(v) for v in fields[1:]} <= {float, int}:
+        return False
+    return op.rows is rows or bool(np.array_equal(op.rows, rows))
+
+
+def _stack(ops: Sequence[Op], shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:
+    """(flops, weight bytes, activation bytes, KV bytes) of ``ops`` (as :func:`_in_block` takes
+    them), one row per operator: a column where every operator has a plain number, else rows of
+    ``shape``."""
+    import numpy as np
+
+    out = []
+    for name in ("flops", "weight_bytes", "act_bytes", "kv_bytes"):
+        values = [getattr(op, name) for op in ops]
+        if {type(v) for v in values} <= {float, int}:
+            out.append(np.array(values, dtype=float)[:, None])
+        else:
+            out.append(np.stack([np.full(shape, float(v)) if type(v) in _PLAIN else v for v in values]))
+    return out[0], out[1], out[2], out[3]
+
+
+def _float_sums(
+    times: Sequence[OpTime], compute: Sequence[Any], memory: Sequence[Any]
+) -> StepRoofline | None:
+    """The step's sums over plain floats (:meth:`~genmodel._ops.StepRoofline.of`'s additions and
+    comparisons, in order); None unless every time is a float."""
+    if not all(type(v) is float for v in compute) or not all(type(v) is float for v in memory):
+        return None
+    compute_s = memory_s = compute_bound_s = memory_bound_s = attention_s = 0.0
+    for t, c, m in zip(times, compute, memory, strict=True):
+        compute_s += c
+        memory_s += m
+        if c >= m:  # (adding the other's 0.0 leaves a sum as it is)
+            compute_bound_s += c
+        else:
+            memory_bound_s += m
+        if t.op.kind == "attention":
+            attention_s += c if c >= m else m
+    return StepRoofline(tuple(times), compute_s, memory_s, compute_bound_s, memory_bound_s, attention_s)
+
+
+def _stacked_sums(times: Sequence[OpTime], compute: list[Num], memory: list[Num]) -> StepRoofline | None:
+    """The step's sums with the operators' times stacked into arrays, added row after row (the
+    operators' order), in groups of at most :data:`_GROUP_BYTES`; None unless every time is a
+    float64 NumPy array, all of one shape."""
+    arrays: list[Any] = [*compute, *memory]
+    if not _float_arrays(arrays):
+        return None
+    import numpy as np
+
+    rows = max(1, _GROUP_BYTES // max(8 * arrays[0].size, 1))  # operators per group
+    totals: list[Any] = [None] * 4
+    for start in range(0, len(compute), rows):
+        c, m = np.array(compute[start : start + rows]), np.array(memory[start : start + rows])
+        bound = c >= m
+        for i, stack in enumerate((c, m, np.where(bound, c, 0.0), np.where(bound, 0.0, m))):
+            so_far = totals[i]
+            totals[i] = _sum_rows(stack if so_far is None else np.concatenate((so_far[None], stack)))
+    attention_s: Num = 0.0
+    for t in times:
+        if t.op.kind == "attention":
+            attention_s = attention_s + np.maximum(t.compute_s, t.memory_s)
+    return StepRoofline(tuple(times), totals[0], totals[1], totals[2], totals[3], attention_s)
+
+
+def _sum_rows(values: Any) -> Any:
+    """values[0] + values[1] + ... in that order (as adding the operators one by one)."""
+    import numpy as np
+
+    if values.ndim == 2 and values.shape[1] > 1 and values.flags.c_contiguous:
+        # a reduction across the slow axis adds row after row (NumPy sums pairwise only along
+        # the fast axis), which is the operator-by-operator order
+        return np.add.reduce(values, axis=0)
+    total = values[0]
+    for row in values[1:]:
+        total = total + row
+    return total
+
+
+class StepCache:
+    """Steps already evaluated (:func:`step_operators` on plain numbers), by the value of their
+    inputs but the MoE layout: their operators, the routed experts' place among them, and the
+    operators' times."""
+
+    def __init__(self) -> None:
+        self._steps: dict[Hashable, tuple[list[Op], int | None, tuple[OpTime | None, ...]]] = {}
+
+    def get(self, key: Hashable) -> tuple[list[Op], int | None, tuple[OpTime | None, ...]] | None:
+        """The step evaluated with these inputs, if any."""
+        return self._steps.get(key)
+
+    def put(self, key: Hashable, ops: list[Op], roof: StepRoofline) -> None:
+        """Keep a step evaluated with these inputs (the times of all its operators but the
+        routed experts)."""
+        experts = next((i for i, op in enumerate(ops) if op.name == "experts"), None)
+        known = tuple(None if i == experts else t for i, t in enumerate(roof.times))
+        self._steps[key] = (ops, experts, known)
+
+
+#: the steps reused by :func:`step_operators` (None: none), as :func:`reusing_steps` sets them
+_REUSED: ContextVar[StepCache | None] = ContextVar("genmodel_reused_steps", default=None)
+
+
+@contextlib.contextmanager
+def reusing_steps(cache: StepCache | None) -> Iterator[None]:
+    """Within the block, :func:`step_operators` keeps the steps it evaluates on plain numbers in
+    ``cache`` and reuses them (None: no reuse). A plan search opens one for its whole run."""
+    token = _REUSED.set(cache)
+    try:
+        yield
+    finally:
+        _REUSED.reset(token)
+
+
+def step_operators(
+    model: ModelSpec,
+    precision: Precision,
+    device: Device,
+    *,
+    num_seqs: Num,
+    new_tokens: Num,
+    past_tokens: Num,
+    tp: Num,
+    cp: Num,
+    split_new_tokens: bool,
+    moe: MoeLayout | None,
+    absorb_mla: bool,
+    kv_read_frac: Num,
+) -> tuple[list[Op], StepRoofline]:
+    """:func:`~genmodel._ops.forward_ops` (arguments as there) and their :func:`time_step`.
+
+    Within :func:`reusing_steps`, a step on plain numbers with the same inputs as one evaluated
+    before, but perhaps the MoE layout, reuses that step's operators and their times (the same
+    objects, so the same figures); the routed experts are made again for ``moe``.
+    """
+    cache = _REUSED.get()
+    numbers = (num_seqs, new_tokens, past_tokens, tp, cp, kv_read_frac)
+    key = None
+    if cache is not None and all(type(x) in (float, int) for x in numbers):
+        kinds = tuple(type(x) for x in numbers)  # (1 and 1.0 are one key otherwise)
+        key = (model, precision, device, split_new_tokens, absorb_mla, numbers, kinds)
+        hit = cache.get(key)
+        if hit is not None:
+            cached, experts, known = hit
+            ops = list(cached)
+            if experts is not None:
+                ops[experts] = experts_op(
+                    model,
+                    precision,
+                    num_seqs=num_seqs,
+                    new_tokens=new_tokens,
+                    tp=tp,
+                    cp=cp,
+                    split_new_tokens=split_new_tokens,
+                    moe=moe,
+                )
+            return ops, time_step(ops, device, precision, known=known)
+    ops = forward_ops(
+        model,
+        precision,
+        num_seqs=num_seqs,
+        new_tokens=new_tokens,
+        past_tokens=past_tokens,
+        tp=tp,
+        cp=cp,
+        split_new_tokens=split_new_tokens,
+        moe=moe,
+        absorb_mla=absorb_mla,
+        kv_read_frac=kv_read_frac,
+    )
+    roof = time_step(ops, device, precision)
+    if cache is not None and key is not None:
+        cache.put(key, ops, roof)
+    return ops, roof
