@@ -79,7 +79,7 @@ class PlanReport:
         return 0.0 if self.best is None else self.best.output_tokens_per_s_per_device
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form: evaluated, feasible, elapsed_s, best, pareto (DESIGN.md), and more."""
+        """The JSON form: evaluated, feasible, elapsed_s, best, pareto (docs/cli.md), and more."""
         r = self.result
         best = None if self.best is None else _plan_row(self.best)
         if best is not None and self.request_rate_per_s is not None:

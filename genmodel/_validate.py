@@ -102,7 +102,7 @@ class ValidationReport:
         return {k: {"n": len(v), "mape": statistics.fmean(v)} for k, v in sorted(groups.items())}
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form of DESIGN.md: cases, mape, median_ape, within_25pct, by_*, skipped."""
+        """The JSON form (docs/cli.md): cases, mape, median_ape, within_25pct, by_*, skipped."""
         return {
             "cases": [
                 {

@@ -1,7 +1,7 @@
 """genmodel._api: the public estimate and validation against published measurements.
 
-Validation source: validation/validation_public.csv (shipped as genmodel.validation, a copy of
-../shared/data/validation_public.csv; measurement sources in measurements_public.csv).
+Validation source: validation/validation_public.csv (shipped as genmodel.validation; measurement
+sources in validation/measurements_public.csv).
 Tolerance, static cases: MAPE < 20 % (the issue's target), and no single case off by 40 % or more.
 Serving cases (``--concurrency``, AIConfigurator silicon_sample.csv and NVIDIA NIM): mean TPOT error
 < 30 %; TTFT is systematically under-predicted (the README explains why), so its bound (mean < 85 %)

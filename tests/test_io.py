@@ -15,7 +15,7 @@ from genmodel import InfeasibleError, SpecError, UnknownEntryError
 from genmodel.io import load_model_yaml, model_from_hf_config, read_yaml_file
 from genmodel.io._schema import DeviceY, MemoryTierY, ModelY
 
-# DESIGN.md "Interfaces that other code depends on"
+# the model and hardware ids other code may rely on (docs/cli.md, "Interfaces")
 DESIGN_MODELS = [
     "llama-2-7b",
     "llama-2-13b",

@@ -1,4 +1,4 @@
-"""Layering (DESIGN.md "Data flows one way"): the CLI uses only the public API and the report layer;
+"""Layering (docs/architecture.md, "Layers"): the CLI uses only the public API and the report layer;
 the core modules do no I/O."""
 
 from __future__ import annotations

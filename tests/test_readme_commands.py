@@ -18,7 +18,10 @@ The commands take about 0.3-1 s each (the CLI's start-up is ~0.25 s), about 15 s
 2-core machine, so none is marked slow.
 
 Also here: every relative link (and #anchor) of README.md and docs/*.md resolves, every docs page is
-linked from the README and docs/index.md, and docs/cli.md names every command and option of the CLI.
+linked from the README and docs/index.md, and docs/cli.md names every command and option of the CLI;
+docs/architecture.md has the import-linter contract's layers in order, names every module, names only
+files that exist and walks through each kind of change; and no file of the
+repo cites the project's design notes or data folder outside it (users do not have them).
 """
 
 from __future__ import annotations
@@ -221,7 +224,8 @@ def _links(path: Path) -> list[str]:
 
 def test_docs_pages_exist_and_have_links() -> None:
     pages = {p.name for p in DOC_FILES}
-    assert {"index.md", "cli.md", "roofline-and-operators.md", "prefill-decode-and-serving.md"} <= pages
+    assert {"index.md", "cli.md", "architecture.md", "roofline-and-operators.md"} <= pages
+    assert "prefill-decode-and-serving.md" in pages
     assert sum(len(_links(p)) for p in DOC_FILES) > 50
 
 
@@ -245,6 +249,166 @@ def test_every_docs_page_is_linked_from_the_readme_and_the_index() -> None:
         assert f"docs/{page.name}" in readme, f"README.md does not link docs/{page.name}"
         if page.name != "index.md":
             assert page.name in index, f"docs/index.md does not link {page.name}"
+
+
+# ---- the architecture page ----------------------------------------------------------------------------
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+#: files docs/architecture.md names that this branch does not have yet: the evaluator and the serving
+#: simulator, merged into main after the branch was cut. Once merged, they exist; empty this set.
+NOT_YET_MERGED = {
+    "genmodel/_evaluate.py",
+    "genmodel/_engines.py",
+    "genmodel/_stepcost.py",
+    "genmodel/_scheduler.py",
+    "genmodel/_simulate.py",
+    "genmodel/_simresult.py",
+    "genmodel/_simulate_api.py",
+    "cli/_simulate.py",
+    "tests/test_simulate.py",
+    "docs/serving-simulation.md",
+}
+_REPO_PATH = re.compile(
+    r"`((?:genmodel|cli|app|tests|tools|hardware_db|workloads|validation|docs)/[\w./-]*)`"
+)
+
+
+def _contract_layers() -> list[list[str]]:
+    """The layers of pyproject.toml's "genmodel layers" contract, top to bottom, as module names
+    (``_ops``, ``io``)."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    block = re.search(r'name = "genmodel layers[^"]*"\s*type = "layers"\s*layers = \[(.*?)\n\]', text, re.S)
+    assert block, "pyproject.toml: no layers contract named 'genmodel layers'"
+    rows = re.findall(r'^\s*"([^"]+)",', block.group(1), re.M)
+    return [[m.strip().removeprefix("genmodel.") for m in row.split("|")] for row in rows]
+
+
+def _mentions(name: str, line: str) -> bool:
+    return re.search(rf"(?<![\w./]){re.escape(name)}(?![\w/])", line) is not None
+
+
+def test_the_architecture_diagram_has_the_contract_layers_in_order() -> None:
+    """Every layer of the import-linter contract is a row of the page's diagram, in the same order."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    section = text.split("## Layers", 1)[1]
+    diagram = _FENCE.search(section)
+    assert diagram, "docs/architecture.md: no diagram under ## Layers"
+    lines = diagram.group(2).splitlines()
+    layers = _contract_layers()
+    assert len(layers) >= 15, layers
+    previous = -1
+    for layer in layers:
+        rows = []
+        for module in layer:
+            found = [i for i, line in enumerate(lines) if _mentions(module, line)]
+            assert found, f"docs/architecture.md: the diagram has no row for {module}"
+            rows.append(found[0])
+        assert min(rows) > previous, f"docs/architecture.md: {layer} is out of the contract's order"
+        previous = max(rows)
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    modules = sorted(p.stem for p in (ROOT / "genmodel").glob("_*.py") if p.stem != "__init__")
+    modules += [
+        f"io/{p.name}" for p in sorted((ROOT / "genmodel" / "io").glob("_*.py")) if p.stem != "__init__"
+    ]
+    missing = [m for m in modules if not _mentions(m.split("/")[-1].removesuffix(".py"), text)]
+    assert not missing, f"docs/architecture.md does not name {missing}"
+
+
+def test_the_architecture_page_names_only_files_that_exist() -> None:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    named = {p.rstrip("/") for p in _REPO_PATH.findall(text) if "NEW-" not in p}
+    assert len(named) > 20, named
+    missing = sorted(p for p in named - NOT_YET_MERGED if not (ROOT / p).exists())
+    assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
+
+
+def test_the_architecture_page_walks_through_each_kind_of_change() -> None:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    headings = set(re.findall(r"^### (.+)$", text, re.M))
+    kinds = {"A device", "A model family", "An attention kind", "A collective algorithm", "A run option"}
+    assert kinds | {"A serving model", "An engine preset"} <= headings
+    attention = text.split("### An attention kind", 1)[1].split("\n### ", 1)[0]
+    # what a new kind must supply: every method the Attention base class leaves to its kinds
+    import inspect
+
+    from genmodel._attention import Attention
+
+    for name, member in vars(Attention).items():
+        if name.startswith("_") or not (callable(member) or isinstance(member, property)):
+            continue
+        assert f"`{name}" in attention, f"docs/architecture.md: the attention walkthrough omits {name}"
+        source = inspect.getsource(member.fget if isinstance(member, property) else member)
+        if "NotImplementedError" in source:
+            assert name in attention.split("It inherits", 1)[0], f"{name} is required, not inherited"
+    for path in (
+        "genmodel/_attention.py",
+        "genmodel/io/_schema.py",
+        "genmodel/io/_load.py",
+        "tests/test_attention.py",
+    ):
+        assert path in attention, f"docs/architecture.md: the attention walkthrough omits {path}"
+    serving = text.split("### A serving model", 1)[1].split("\n### ", 1)[0]
+    for name in ("genmodel/_serving.py", "estimate_serving", "serving_at_batch", "simulate_serving"):
+        assert name in serving, f"docs/architecture.md: the serving-model walkthrough omits {name}"
+
+
+# ---- the repo is self-contained -----------------------------------------------------------------------
+
+#: the project's design notes live outside the repo, where users cannot read them; pieces joined so
+#: that this file does not match itself
+_OUTSIDE = "shared"
+_NOTES = "DES" + "IGN"
+_CITES_OUTSIDE = re.compile(rf"\b{_NOTES}\b|\.\./{_OUTSIDE}\b|/work/{_OUTSIDE}\b")
+_SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", "build", "dist", "node_modules"}
+
+
+def _repo_files() -> list[Path]:
+    """The files of the checkout: tracked and untracked-but-not-ignored (git), else a walk that
+    skips environments, caches and build output."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout.decode("utf-8", "replace")
+        files = [ROOT / name for name in listed.split("\0") if name]
+    except (OSError, subprocess.SubprocessError):
+        files = [
+            p
+            for p in ROOT.rglob("*")
+            if p.is_file()
+            and not any(part in _SKIP_DIRS or part.endswith((".egg-info", "_cache")) for part in p.parts)
+        ]
+    return [p for p in files if p.is_file()]
+
+
+def test_the_citation_pattern_catches_what_it_must() -> None:
+    notes = f"{_NOTES}.md"
+    for cited in (f"see {notes}", f"(as {notes})", f"{_NOTES} places it", f"../{_OUTSIDE}/data/x.csv"):
+        assert _CITES_OUTSIDE.search(cited), cited
+    for fine in (f"{_NOTES}_HARDWARE", "prefix-shared", "shared_with_host", "docs/architecture.md"):
+        assert not _CITES_OUTSIDE.search(fine), fine
+
+
+def test_no_file_in_the_repo_cites_the_design_notes_outside_it() -> None:
+    """README, pyproject.toml, docstrings, docs/, cli/, app/, tools/ and tests cite docs/architecture.md
+    or docs/cli.md, never the design notes or the data folder outside the repo."""
+    files = _repo_files()
+    assert any(p.name == "README.md" for p in files) and len(files) > 100, len(files)
+    found = []
+    for path in files:
+        if path.stat().st_size > 20_000_000:
+            continue
+        text = path.read_bytes().decode("utf-8", "ignore")
+        for number, line in enumerate(text.splitlines(), 1):
+            if _CITES_OUTSIDE.search(line):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:100]}")
+    assert not found, "cite docs/architecture.md or docs/cli.md instead:\n" + "\n".join(found)
 
 
 # ---- the CLI reference --------------------------------------------------------------------------------
