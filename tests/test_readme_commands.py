@@ -254,20 +254,6 @@ def test_every_docs_page_is_linked_from_the_readme_and_the_index() -> None:
 # ---- the architecture page ----------------------------------------------------------------------------
 
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
-#: files docs/architecture.md names that this branch does not have yet: the evaluator and the serving
-#: simulator, merged into main after the branch was cut. Once merged, they exist; empty this set.
-NOT_YET_MERGED = {
-    "genmodel/_evaluate.py",
-    "genmodel/_engines.py",
-    "genmodel/_stepcost.py",
-    "genmodel/_scheduler.py",
-    "genmodel/_simulate.py",
-    "genmodel/_simresult.py",
-    "genmodel/_simulate_api.py",
-    "cli/_simulate.py",
-    "tests/test_simulate.py",
-    "docs/serving-simulation.md",
-}
 _REPO_PATH = re.compile(
     r"`((?:genmodel|cli|app|tests|tools|hardware_db|workloads|validation|docs)/[\w./-]*)`"
 )
@@ -321,7 +307,7 @@ def test_the_architecture_page_names_only_files_that_exist() -> None:
     text = ARCHITECTURE.read_text(encoding="utf-8")
     named = {p.rstrip("/") for p in _REPO_PATH.findall(text) if "NEW-" not in p}
     assert len(named) > 20, named
-    missing = sorted(p for p in named - NOT_YET_MERGED if not (ROOT / p).exists())
+    missing = sorted(p for p in named if not (ROOT / p).exists())
     assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
 
 
