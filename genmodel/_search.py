@@ -3,7 +3,7 @@
 Modelling assumptions:
 - A candidate is a parallel layout (tp x pp x dp with ep dividing tp*dp; cp = 1), a precision and
   a running decode batch B per replica (the server's ``max_num_seqs``), served in the steady state
-  of :func:`~genmodel._phases.serving_point`: the clients N that keep it there, the request rate,
+  of :func:`~genmodel._serving.serving_point`: the clients N that keep it there, the request rate,
   mean TTFT and inter-token latency. Layouts use exactly the device budget (dp makes replicas).
 - Evaluation is vectorised: for each layout and precision, one prefill (scalar) and one decode
   step over the whole array of batch sizes run through the same formulas as ``estimate``
@@ -11,7 +11,7 @@ Modelling assumptions:
   hundreds), never over candidates.
 - Feasibility: divisibility (heads, KV heads, experts, layers), tensor parallelism inside the
   scale-up domain, memory (B at most the sequences whose KV fits); each failure is a named reason.
-- SLOs: mean TTFT and TPOT, or a TTFT quantile (M/D/1 tail, :func:`~genmodel._phases.ttft_quantile_s`).
+- SLOs: mean TTFT and TPOT, or a TTFT quantile (M/D/1 tail, :func:`~genmodel._serving.ttft_quantile_s`).
   Goodput is output tokens/s per device of a candidate that meets them (0 otherwise).
 - Disaggregated (DistServe, Zhong et al. OSDI 2024): prefill and decode instances from the
   layouts of every device count dividing the budget; a prefill instance serves Poisson arrivals
