@@ -96,6 +96,14 @@ from genmodel._requirements import (
     symbolic_step_time,
 )
 from genmodel._search import OBJECTIVES
+from genmodel._servingmodel import (
+    SERVING_MODELS,
+    ClosedForm,
+    ServingModel,
+    Simulated,
+    StepTables,
+    serving_model,
+)
 from genmodel._simresult import SimulationResult
 from genmodel._simulate_api import simulate
 from genmodel._sizes import (
@@ -157,9 +165,11 @@ __all__ = [
     "OPTION_COLUMNS",
     "OPTION_SPECS",
     "SCALE_FACTORS",
+    "SERVING_MODELS",
     "AttachedTier",
     "Attention",
     "CaseResult",
+    "ClosedForm",
     "Device",
     "Efficiency",
     "Engine",
@@ -189,11 +199,14 @@ __all__ = [
     "ResourceRequirement",
     "RunOptions",
     "Scenario",
+    "ServingModel",
+    "Simulated",
     "SimulationResult",
     "SlidingWindow",
     "SpecError",
     "Speculation",
     "Spill",
+    "StepTables",
     "System",
     "TierUse",
     "UnknownEntryError",
@@ -254,6 +267,7 @@ __all__ = [
     "resource_symbols",
     "roofline",
     "run_options",
+    "serving_model",
     "simulate",
     "step_cost",
     "sweep",
