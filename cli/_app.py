@@ -461,14 +461,28 @@ def validate(
         Path | None,
         typer.Option(help="CSV of run options per case id (default: the bundled ones for the public cases)."),
     ] = None,
+    serving: ServingOpt = "simulated",
+    engine: Annotated[
+        str, typer.Option(help="Simulated engine of cases without an engine column: vllm | sglang | trtllm.")
+    ] = "vllm",
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """Predict published measurements and report per-case errors and MAPE."""
+    """Predict published measurements and report per-case errors and MAPE.
+
+    Concurrency cases are simulated with the engine of their engine column (--serving closed-form:
+    the steady state).
+    """
     total = len(genmodel.read_cases(cases or genmodel.public_cases_path()))
     with progress_bar("validating") as progress:
         task = progress.add_task("validating", total=total)
-        report = genmodel.validate(cases, options_path=options, on_case=lambda _id: progress.advance(task))
+        report = genmodel.validate(
+            cases,
+            options_path=options,
+            serving=serving,
+            engine=engine,
+            on_case=lambda _id: progress.advance(task),
+        )
     d = report.to_dict()
     if format is Format.json:
         emit(to_json(d), output)

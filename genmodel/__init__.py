@@ -97,6 +97,7 @@ from genmodel._requirements import (
 )
 from genmodel._search import OBJECTIVES
 from genmodel._servingmodel import (
+    REQUESTS_PER_CLIENT,
     SERVING_MODELS,
     ClosedForm,
     ServingModel,
@@ -164,6 +165,7 @@ __all__ = [
     "OBJECTIVES",
     "OPTION_COLUMNS",
     "OPTION_SPECS",
+    "REQUESTS_PER_CLIENT",
     "SCALE_FACTORS",
     "SERVING_MODELS",
     "AttachedTier",
