@@ -353,8 +353,8 @@ class ServingState:
     serving_model: str = "closed-form"
     #: the engine whose scheduler was simulated (None for the closed form)
     engine: str | None = None
-    #: what the figures are not, e.g. a fall back from the simulation to the closed form
-    notes: tuple[str, ...] = ()
+    #: what the figures are not, e.g. a fall back from the simulation to the closed form ("" if none)
+    notes: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -207,7 +207,7 @@ class Simulated:
             check_simulable(plan, options)
         except SpecError as exc:
             note = f"serving='simulated' fell back to the closed-form steady state: {exc}"
-            return dataclasses.replace(closed, serving=dataclasses.replace(closed.serving, notes=(note,)))
+            return dataclasses.replace(closed, serving=dataclasses.replace(closed.serving, notes=note))
         system = as_system(hardware)
         if ideal:
             system = system.ideal()

@@ -447,7 +447,7 @@ def test_simulated_estimate_is_the_simulation_means(engine: str) -> None:
     est = genmodel.estimate("llama-3.1-70b", "h100-sxm", tp=2, concurrency=24, engine=engine, **_DEPLOY)  # type: ignore[arg-type]
     sim = genmodel.simulate("llama-3.1-70b", "h100-sxm", tp=2, concurrency=24, engine=engine, **_DEPLOY)  # type: ignore[arg-type]
     s = est.serving
-    assert s is not None and s.serving_model == "simulated" and s.engine == engine and s.notes == ()
+    assert s is not None and s.serving_model == "simulated" and s.engine == engine and s.notes == ""
     assert est.ttft_s == pytest.approx(sim.ttft_s.mean, rel=1e-12)
     assert est.tpot_s == pytest.approx(sim.tpot_s.mean, rel=1e-12)
     assert s.decode_batch == pytest.approx(sim.mean_running_batch, rel=1e-12)
@@ -494,9 +494,10 @@ def test_a_deployment_the_simulation_does_not_cover_falls_back_with_a_note() -> 
     closed = genmodel.estimate("llama-3.1-70b", "h100-sxm", serving="closed-form", **kw)  # type: ignore[arg-type]
     s = est.serving
     assert s is not None and s.serving_model == "closed-form" and s.engine is None
-    assert len(s.notes) == 1 and "pp=2" in s.notes[0] and "closed-form" in s.notes[0]
+    assert "pp=2" in s.notes and "closed-form" in s.notes
     assert (est.ttft_s, est.tpot_s) == (closed.ttft_s, closed.tpot_s)
-    assert list(estimate_dict(est)["serving"]["notes"]) == list(s.notes)
+    assert estimate_dict(est)["serving"]["notes"] == s.notes
+    assert closed.serving is not None and closed.serving.notes == ""
 
 
 def test_unknown_serving_model_or_engine_is_a_spec_error() -> None:
