@@ -74,9 +74,10 @@ def cases(sim: dict[str, Any], closed: dict[str, Any], rows: dict[str, dict[str,
             continue
         k = by_id[c["id"]]
         out.append(
-            f"| {c['id']} | {c['engine'] or '-'} | {r['model']} | {r['hardware']} | {_plan(r)} | {r['batch']} "
-            f"| {r['input_tokens']}x{r['output_tokens']} | {c['metric']} | {c['measured']:.4g} "
-            f"| {c['predicted']:.4g} | {c['ape']:.1f} % | {k['predicted']:.4g} | {k['ape']:.1f} % |"
+            f"| {c['id']} | {c['engine'] or '-'} | {r['model']} | {r['hardware']} | {_plan(r)} "
+            f"| {r['batch']} | {r['input_tokens']}x{r['output_tokens']} | {c['metric']} "
+            f"| {c['measured']:.4g} | {c['predicted']:.4g} | {c['ape']:.1f} % "
+            f"| {k['predicted']:.4g} | {k['ape']:.1f} % |"
         )
     return "\n".join(out)
 
