@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.util
 import statistics
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import genmodel
 from genmodel import SpecError
 from genmodel.report import estimate_dict
 
+ROOT = Path(__file__).resolve().parent.parent
 STATIC_CATEGORIES = {"dense_a100", "dense_h100", "dense_h200", "edge", "long_context"}
 MAPE_TOLERANCE = 20.0  # percent: the issue target
 MAX_CASE_APE = 40.0
@@ -94,8 +96,34 @@ def test_every_serving_case_is_covered_with_its_errors(
     assert statistics.mean(ttft) < SERVING_TTFT_MAPE
 
 
-def test_closed_form_serving_cases_hold_the_same_bounds(rows: list[dict[str, str]]) -> None:
-    closed = genmodel.validate(serving="closed-form")
+@pytest.fixture(scope="module")
+def closed_report() -> genmodel.ValidationReport:
+    return genmodel.validate(serving="closed-form")
+
+
+def test_readme_serving_tables_are_current(
+    report: genmodel.ValidationReport,
+    closed_report: genmodel.ValidationReport,
+    rows: list[dict[str, str]],
+) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "make_serving_tables", ROOT / "tools" / "make_serving_tables.py"
+    )
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    by_id = {r["id"]: r for r in rows}
+    sim, closed = report.to_dict(), closed_report.to_dict()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rerun = "README serving tables out of date: rerun tools/make_serving_tables.py (its docstring says how)"
+    assert tool.summary(sim, closed, by_id) in readme, rerun
+    assert tool.cases(sim, closed, by_id) in readme, rerun
+
+
+def test_closed_form_serving_cases_hold_the_same_bounds(
+    closed_report: genmodel.ValidationReport, rows: list[dict[str, str]]
+) -> None:
+    closed = closed_report
     serving = {r["id"] for r in rows if r["mode"] == "concurrency"}
     cases = [c for c in closed.cases if c.id in serving]
     assert len(cases) == len(serving) and {c.serving_model for c in cases} == {"closed-form"}
