@@ -3,10 +3,9 @@
 Validation source: validation/validation_public.csv (shipped as genmodel.validation, a copy of
 ../shared/data/validation_public.csv; measurement sources in measurements_public.csv).
 Tolerance, static cases: MAPE < 20 % (the issue's target), and no single case off by 40 % or more.
-Serving cases (``--concurrency``, AIConfigurator silicon_sample.csv and NVIDIA NIM), with either
-serving model (the simulation, the default, and the closed form): mean TPOT error < 30 %; TTFT is
-systematically under-predicted (the README explains why), so its bound (mean < 85 %) only guards
-against regressions.
+Serving cases (``--concurrency``, AIConfigurator silicon_sample.csv and NVIDIA NIM): mean TPOT error
+< 30 %; TTFT is systematically under-predicted (the README explains why), so its bound (mean < 85 %)
+only guards against regressions.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STATIC_CATEGORIES = {"dense_a100", "dense_h100", "dense_h200", "edge", "long_context"}
 MAPE_TOLERANCE = 20.0  # percent: the issue target
 MAX_CASE_APE = 40.0
+# serving bounds hold for either serving model: the simulation (the default) and the closed form
 SERVING_TPOT_MAPE = 30.0
 SERVING_TTFT_MAPE = 85.0  # a regression guard, not a claim of accuracy
 
