@@ -121,6 +121,15 @@ def _root(
     pass
 
 
+ServingOpt = Annotated[
+    str,
+    typer.Option(help="With --concurrency: simulated (the engine's scheduler, default) | closed-form."),
+]
+EngineOpt = Annotated[
+    str, typer.Option(help="Simulated engine: vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
+]
+
+
 @app.command(
     epilog=examples(
         "# Llama-3.1-70B on two H100s in fp8: the largest batch that fits memory",
@@ -160,6 +169,8 @@ def estimate(
     kv_dtype: KvDtypeOpt = None,
     run_options: Mapping[str, Any] = NO_RUN_OPTIONS,
     ideal: Annotated[bool, typer.Option(help="Pure roofline: every efficiency 1.")] = False,
+    serving: ServingOpt = "simulated",
+    engine: EngineOpt = "vllm",
     ops: Annotated[bool, typer.Option(help="Also show the per-operator breakdown (table).")] = False,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -167,7 +178,8 @@ def estimate(
     """Estimate TTFT, TPOT, throughput and memory of a model on hardware under a plan.
 
     --batch N is a static batch (prefilled together, then decoded together); --concurrency N is N
-    clients in a closed loop against a continuously batching server. JSON keys are in SI units.
+    clients in a closed loop against a continuously batching server, by default simulated step by
+    step (--serving closed-form: the steady state). JSON keys are in SI units.
     """
     est = genmodel.estimate(
         model,
@@ -187,6 +199,8 @@ def estimate(
         act_dtype=act_dtype,
         kv_dtype=kv_dtype,
         ideal=ideal,
+        serving=serving,
+        engine=engine,
         **run_options,
     )
     if format is Format.json:
@@ -447,14 +461,28 @@ def validate(
         Path | None,
         typer.Option(help="CSV of run options per case id (default: the bundled ones for the public cases)."),
     ] = None,
+    serving: ServingOpt = "simulated",
+    engine: Annotated[
+        str, typer.Option(help="Simulated engine of cases without an engine column: vllm | sglang | trtllm.")
+    ] = "vllm",
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """Predict published measurements and report per-case errors and MAPE."""
+    """Predict published measurements and report per-case errors and MAPE.
+
+    Concurrency cases are simulated with the engine of their engine column (--serving closed-form:
+    the steady state).
+    """
     total = len(genmodel.read_cases(cases or genmodel.public_cases_path()))
     with progress_bar("validating") as progress:
         task = progress.add_task("validating", total=total)
-        report = genmodel.validate(cases, options_path=options, on_case=lambda _id: progress.advance(task))
+        report = genmodel.validate(
+            cases,
+            options_path=options,
+            serving=serving,
+            engine=engine,
+            on_case=lambda _id: progress.advance(task),
+        )
     d = report.to_dict()
     if format is Format.json:
         emit(to_json(d), output)

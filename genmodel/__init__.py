@@ -96,6 +96,15 @@ from genmodel._requirements import (
     symbolic_step_time,
 )
 from genmodel._search import OBJECTIVES
+from genmodel._servingmodel import (
+    REQUESTS_PER_CLIENT,
+    SERVING_MODELS,
+    ClosedForm,
+    ServingModel,
+    Simulated,
+    StepTables,
+    serving_model,
+)
 from genmodel._simresult import SimulationResult
 from genmodel._simulate_api import simulate
 from genmodel._sizes import (
@@ -156,10 +165,13 @@ __all__ = [
     "OBJECTIVES",
     "OPTION_COLUMNS",
     "OPTION_SPECS",
+    "REQUESTS_PER_CLIENT",
     "SCALE_FACTORS",
+    "SERVING_MODELS",
     "AttachedTier",
     "Attention",
     "CaseResult",
+    "ClosedForm",
     "Device",
     "Efficiency",
     "Engine",
@@ -189,11 +201,14 @@ __all__ = [
     "ResourceRequirement",
     "RunOptions",
     "Scenario",
+    "ServingModel",
+    "Simulated",
     "SimulationResult",
     "SlidingWindow",
     "SpecError",
     "Speculation",
     "Spill",
+    "StepTables",
     "System",
     "TierUse",
     "UnknownEntryError",
@@ -254,6 +269,7 @@ __all__ = [
     "resource_symbols",
     "roofline",
     "run_options",
+    "serving_model",
     "simulate",
     "step_cost",
     "sweep",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import AttachedTier, Device, System
 from genmodel._memory import paged_tokens
@@ -16,7 +17,7 @@ from genmodel._model import ModelSpec
 from genmodel._options import OptionSpec, RunOptions, with_values
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, as_system, estimate_static
-from genmodel._serving import estimate_serving
+from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
 from genmodel._units import DTYPE_BYTES, check_dtype
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_memory_tier, load_model, load_system
@@ -147,6 +148,9 @@ def estimate(
     act_dtype: str | None = None,
     kv_dtype: str | None = None,
     ideal: bool = False,
+    serving: str = SERVING_MODELS[0],
+    engine: str | Engine = "vllm",
+    step_tables: StepTables | None = None,
     options: RunOptions | None = None,
     **option_values: Any,
 ) -> Estimate:
@@ -160,7 +164,7 @@ def estimate(
         output_tokens: generated tokens per request.
         batch: static batch over the whole deployment, or "max" (largest that fits); default 1.
         concurrency: clients in a closed loop against a continuously batching server (serving
-            mode): ttft_s and tpot_s are then the steady-state means a request sees.
+            mode): ttft_s and tpot_s are then the means a request sees, from ``serving``.
         devices: total devices; must equal tp * pp * dp * cp when given.
         tp, pp, ep, dp, cp: tensor, pipeline, expert, data (attention-DP for MoE models) and
             context parallel degrees; ep divides tp * dp.
@@ -168,6 +172,15 @@ def estimate(
             ``hardware``'s.
         weight_dtype, act_dtype, kv_dtype: precisions (fp32, bf16, fp16, fp8, int8, fp4, int4).
         ideal: every efficiency 1 and no overheads (the pure roofline bound).
+        serving: with ``concurrency``, the serving model: "simulated" (the default: the engine's
+            scheduler step by step, the clients started together, 4 requests each) or
+            "closed-form" (the steady state the plan search uses). A deployment the simulation
+            does not cover (pp, cp, overlapped microbatches, speculation, offload) gets the
+            closed form, with a note in ``serving.notes``.
+        engine: the simulated engine: vllm (0.10, the default), sglang (0.5), trtllm (1.0), or
+            an :class:`Engine` with its knobs changed.
+        step_tables: step-cost tables to reuse across simulated estimates of the same
+            deployment (:class:`StepTables`; None: each estimate builds its own).
         options: how the serving stack runs the plan (:class:`RunOptions`: overlap, MoE load,
             speculation, paging, prefix cache, sparse attention, chunked prefill, offload tiers).
         option_values: the same options by keyword, replacing those of ``options``; the
@@ -182,11 +195,12 @@ def estimate(
         An :class:`Estimate`; :func:`genmodel.report.estimate_dict` gives its JSON keys.
 
     Raises:
-        SpecError: malformed arguments. UnknownEntryError: unknown ids.
-        InfeasibleError: the plan cannot run (divisibility, memory).
+        SpecError: malformed arguments, an unknown serving model. UnknownEntryError: unknown
+            ids or engine. InfeasibleError: the plan cannot run (divisibility, memory).
     """
     m = load_model(model) if isinstance(model, str) else model
     hw = _system(hardware, system)
+    served = serving_model(serving, engine=engine, device=hw.device, tables=step_tables)
     plan = _plan(devices, tp=tp, pp=pp, ep=ep, dp=dp, cp=cp)
     run = run_options(hw, options=options, **option_values)
     if run.offload.experts is not None and m.moe is None:
@@ -203,7 +217,7 @@ def estimate(
             "disaggregated=True with concurrency=: the serving estimate is co-located; "
             "genmodel.plan(..., disaggregated=True) sizes separate prefill and decode pools"
         )
-    return estimate_serving(
+    return served.estimate(
         m, hw, plan, precision, concurrency=concurrency, ideal=ideal, options=run, **tokens
     )
 

@@ -349,6 +349,12 @@ class ServingState:
     queue_wait_s: float
     kv_limited: bool
     max_running: int
+    #: the serving model that gave these figures: "closed-form" (steady state) or "simulated"
+    serving_model: str = "closed-form"
+    #: the engine whose scheduler was simulated (None for the closed form)
+    engine: str | None = None
+    #: what the figures are not, e.g. a fall back from the simulation to the closed form ("" if none)
+    notes: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,13 +11,15 @@ from genmodel._errors import SpecError
 from genmodel._hardware import Device, System
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
+from genmodel._servingmodel import REQUESTS_PER_CLIENT
 from genmodel._simresult import SimulationResult
 from genmodel._simulate import Arrivals, Lengths, simulate_serving
 from genmodel.io import load_hardware, load_model, load_system
 from genmodel.io._trace import read_trace
 
-#: requests each closed-loop client sends by default, and requests of an open loop
-DEFAULT_REQUESTS_PER_CLIENT = 4
+#: requests each closed-loop client sends by default (the same as a simulated estimate's), and
+#: requests of an open loop
+DEFAULT_REQUESTS_PER_CLIENT = REQUESTS_PER_CLIENT
 DEFAULT_REQUESTS = 500
 
 

@@ -5,7 +5,10 @@ batch or concurrency, the metric and the measured value) and, optionally, option
 (:data:`OPTION_COLUMNS`: ``system``, ``cp`` and every run option by its keyword), in the file itself
 or in a separate options file keyed by case id (validation/case_options.csv for the public cases).
 
-Modelling assumptions: none of its own; each case is one :func:`genmodel.estimate`.
+Modelling assumptions: none of its own; each case is one :func:`genmodel.estimate`. Concurrency
+cases use the serving model asked for (default: the simulation, with the engine of the row's
+``engine`` column, else the ``engine`` argument); the step-cost tables are shared between cases of
+the same deployment.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from genmodel._api import estimate
+from genmodel._engines import ENGINES
 from genmodel._errors import GenModelError, SpecError
 from genmodel._options import OPTION_SPECS
+from genmodel._phases import Estimate
+from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
 
 #: Metrics a validation case may name: the numeric keys of an estimate.
 METRICS = (
@@ -66,6 +72,10 @@ class CaseResult:
     metric: str
     measured: float
     predicted: float
+    #: concurrency cases: the serving model that predicted it ("simulated" or "closed-form"), and
+    #: the simulated engine (None for the closed form and for static cases)
+    serving_model: str | None = None
+    engine: str | None = None
 
     @property
     def ape(self) -> float:
@@ -112,6 +122,8 @@ class ValidationReport:
                     "measured": c.measured,
                     "predicted": c.predicted,
                     "ape": c.ape,
+                    "serving_model": c.serving_model,
+                    "engine": c.engine,
                 }
                 for c in self.cases
             ],
@@ -198,17 +210,31 @@ def _options(row: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def predict_case(row: dict[str, str]) -> float:
-    """Predict the ``metric`` of one validation row with :func:`estimate` (and its option columns)."""
-    metric = row["metric"]
-    if metric not in METRICS:
-        raise SpecError(f"case {row['id']}: metric={metric!r} must be one of {', '.join(METRICS)}")
-    mode = row["mode"]
-    if mode not in ("static", "concurrency"):
-        raise SpecError(f"case {row['id']}: mode={mode!r} must be 'static' or 'concurrency'")
+def predict_case(
+    row: dict[str, str],
+    *,
+    serving: str = SERVING_MODELS[0],
+    engine: str = ENGINES[0],
+    step_tables: StepTables | None = None,
+) -> float:
+    """Predict the ``metric`` of one validation row with :func:`estimate` (and its option columns).
+
+    Args:
+        row: the case (base columns, option columns, and optionally ``engine``).
+        serving: the serving model of a concurrency case ("simulated" or "closed-form").
+        engine: the simulated engine when the row's ``engine`` column is empty.
+        step_tables: step-cost tables shared between cases.
+    """
+    return float(getattr(_estimate_case(row, serving, engine, step_tables), row["metric"]))
+
+
+def _estimate_case(
+    row: dict[str, str], serving: str, engine: str, step_tables: StepTables | None
+) -> Estimate:
+    _check_case(row)
     n: int | str = row["batch"] if row["batch"] == "max" else _int(row, "batch")
-    kwargs: dict[str, Any] = {"batch": n} if mode == "static" else {"concurrency": n}
-    est = estimate(
+    kwargs: dict[str, Any] = {"batch": n} if row["mode"] == "static" else {"concurrency": n}
+    return estimate(
         row["model"],
         row["hardware"],
         input_tokens=_int(row, "input_tokens"),
@@ -221,16 +247,24 @@ def predict_case(row: dict[str, str]) -> float:
         weight_dtype=row["weight_dtype"],
         act_dtype=row["act_dtype"],
         kv_dtype=row["kv_dtype"],
+        serving=serving,
+        engine=(row.get("engine") or "").strip() or engine,
+        step_tables=step_tables,
         **kwargs,
         **_options(row),
     )
-    return float(getattr(est, metric))
+
+
+#: columns that do not change a case's estimate (cases that differ only in them share one)
+_NOT_ESTIMATE = ("id", "category", "metric", "measured", "source_id", "source", "notes")
 
 
 def validate(
     path: str | Path | None = None,
     *,
     options_path: str | Path | None = None,
+    serving: str = SERVING_MODELS[0],
+    engine: str = ENGINES[0],
     on_case: Callable[[str], None] | None = None,
 ) -> ValidationReport:
     """Predict every case of a validation CSV and report the errors.
@@ -240,37 +274,83 @@ def validate(
         options_path: a CSV of run options per case id (see :data:`OPTION_COLUMNS`: overlap,
             speculative decoding, ...); default: validation/case_options.csv for the public
             cases, none for another file. Option columns in the cases CSV itself apply too.
+        serving: the serving model of concurrency cases: "simulated" (the default; the engine of
+            the row's ``engine`` column, else ``engine``) or "closed-form" (the steady state).
+        engine: the simulated engine of rows without an ``engine`` value: vllm (the default),
+            sglang or trtllm.
         on_case: called with each case id after it is done (for progress bars).
 
     Returns:
         A :class:`ValidationReport`; cases genmodel cannot model yet are skipped with the reason.
+
+    Raises:
+        SpecError: a malformed CSV or an unknown serving model. UnknownEntryError: an unknown
+            ``engine``.
     """
+    serving_model(serving, engine=engine)  # check both before the first case
     rows = read_cases(public_cases_path() if path is None else path)
     if options_path is None and path is None:
         options_path = public_options_path()
     extra = read_case_options(options_path) if options_path is not None else {}
     rows = [{**row, **extra.get(row["id"], {})} for row in rows]
+    tables = StepTables()
+    done: dict[tuple[tuple[str, str], ...], Estimate | str] = {}
     results: list[CaseResult] = []
     skipped: list[tuple[str, str]] = []
     for row in rows:
-        try:
-            predicted = predict_case(row)
-        except GenModelError as exc:
-            skipped.append((row["id"], str(exc)))
+        est = _memo_estimate(done, row, lambda r: _estimate_case(r, serving, engine, tables))
+        if isinstance(est, str):
+            skipped.append((row["id"], est))
         else:
-            try:
-                measured = float(row["measured"])
-            except ValueError:
-                raise SpecError(f"case {row['id']}: measured={row['measured']!r} must be a number") from None
-            results.append(
-                CaseResult(
-                    id=row["id"],
-                    category=row["category"],
-                    metric=row["metric"],
-                    measured=measured,
-                    predicted=predicted,
-                )
-            )
+            results.append(_result(row, est))
         if on_case is not None:
             on_case(row["id"])
     return ValidationReport(cases=tuple(results), skipped=tuple(skipped))
+
+
+def _memo_estimate(
+    done: dict[tuple[tuple[str, str], ...], Estimate | str],
+    row: dict[str, str],
+    run: Callable[[dict[str, str]], Estimate],
+) -> Estimate | str:
+    """The estimate of a case, or why it cannot be made; cases that differ only in the columns of
+    :data:`_NOT_ESTIMATE` (the TTFT and TPOT rows of one measurement) share one."""
+    try:
+        _check_case(row)
+    except SpecError as exc:
+        return str(exc)
+    key = tuple(sorted((k, v) for k, v in row.items() if k not in _NOT_ESTIMATE))
+    if key not in done:
+        try:
+            done[key] = run(row)
+        except GenModelError as exc:
+            done[key] = str(exc)
+    return done[key]
+
+
+def _check_case(row: dict[str, str]) -> None:
+    """Raise SpecError for a metric or mode that validation does not know."""
+    metric = row["metric"]
+    if metric not in METRICS:
+        raise SpecError(f"case {row['id']}: metric={metric!r} must be one of {', '.join(METRICS)}")
+    mode = row["mode"]
+    if mode not in ("static", "concurrency"):
+        raise SpecError(f"case {row['id']}: mode={mode!r} must be 'static' or 'concurrency'")
+
+
+def _result(row: dict[str, str], est: Estimate) -> CaseResult:
+    """The case's error, given its estimate."""
+    try:
+        measured = float(row["measured"])
+    except ValueError:
+        raise SpecError(f"case {row['id']}: measured={row['measured']!r} must be a number") from None
+    state = est.serving
+    return CaseResult(
+        id=row["id"],
+        category=row["category"],
+        metric=row["metric"],
+        measured=measured,
+        predicted=float(getattr(est, row["metric"])),
+        serving_model=None if state is None else state.serving_model,
+        engine=None if state is None else state.engine,
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.util
 import statistics
 from pathlib import Path
 
@@ -21,9 +22,11 @@ import genmodel
 from genmodel import SpecError
 from genmodel.report import estimate_dict
 
+ROOT = Path(__file__).resolve().parent.parent
 STATIC_CATEGORIES = {"dense_a100", "dense_h100", "dense_h200", "edge", "long_context"}
 MAPE_TOLERANCE = 20.0  # percent: the issue target
 MAX_CASE_APE = 40.0
+# serving bounds hold for either serving model: the simulation (the default) and the closed form
 SERVING_TPOT_MAPE = 30.0
 SERVING_TTFT_MAPE = 85.0  # a regression guard, not a claim of accuracy
 
@@ -91,6 +94,81 @@ def test_every_serving_case_is_covered_with_its_errors(
     ttft = [covered[i].ape for i in serving if covered[i].metric == "ttft_s"]
     assert statistics.mean(tpot) < SERVING_TPOT_MAPE
     assert statistics.mean(ttft) < SERVING_TTFT_MAPE
+
+
+@pytest.fixture(scope="module")
+def closed_report() -> genmodel.ValidationReport:
+    return genmodel.validate(serving="closed-form")
+
+
+def test_readme_serving_tables_are_current(
+    report: genmodel.ValidationReport,
+    closed_report: genmodel.ValidationReport,
+    rows: list[dict[str, str]],
+) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "make_serving_tables", ROOT / "tools" / "make_serving_tables.py"
+    )
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    by_id = {r["id"]: r for r in rows}
+    sim, closed = report.to_dict(), closed_report.to_dict()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rerun = "README serving tables out of date: rerun tools/make_serving_tables.py (its docstring says how)"
+    assert tool.summary(sim, closed, by_id) in readme, rerun
+    assert tool.cases(sim, closed, by_id) in readme, rerun
+
+
+def test_closed_form_serving_cases_hold_the_same_bounds(
+    closed_report: genmodel.ValidationReport, rows: list[dict[str, str]]
+) -> None:
+    closed = closed_report
+    serving = {r["id"] for r in rows if r["mode"] == "concurrency"}
+    cases = [c for c in closed.cases if c.id in serving]
+    assert len(cases) == len(serving) and {c.serving_model for c in cases} == {"closed-form"}
+    assert statistics.mean(c.ape for c in cases if c.metric == "tpot_s") < SERVING_TPOT_MAPE
+    assert statistics.mean(c.ape for c in cases if c.metric == "ttft_s") < SERVING_TTFT_MAPE
+
+
+def test_validation_json_says_which_serving_model_and_engine(
+    report: genmodel.ValidationReport, rows: list[dict[str, str]]
+) -> None:
+    by_id = {r["id"]: r for r in rows}
+    for c in report.to_dict()["cases"]:
+        row = by_id[c["id"]]
+        if row["mode"] == "concurrency":
+            assert (c["serving_model"], c["engine"]) == ("simulated", row["engine"] or "vllm"), c["id"]
+        else:
+            assert (c["serving_model"], c["engine"]) == (None, None), c["id"]
+    assert {"sglang", "trtllm", "vllm"} <= {c.engine for c in report.cases}
+
+
+def test_validate_simulates_a_serving_case_with_its_engine(
+    tmp_path: Path, rows: list[dict[str, str]]
+) -> None:
+    row = next(r for r in rows if r["mode"] == "concurrency" and r["pp"] == "1")
+    path = tmp_path / "cases.csv"
+    kw = {
+        k: int(row[k]) if k in ("tp", "ep", "dp", "input_tokens", "output_tokens") else row[k]
+        for k in ("tp", "ep", "dp", "input_tokens", "output_tokens", "weight_dtype", "act_dtype", "kv_dtype")
+    }
+    for engine, column, flag in (("sglang", "sglang", "trtllm"), ("trtllm", "", "trtllm")):
+        _write_cases(path, [{**row, "engine": column}])
+        case = genmodel.validate(path, engine=flag).cases[0]
+        sim = genmodel.simulate(
+            row["model"], row["hardware"], concurrency=int(row["batch"]), engine=engine, **kw
+        )
+        mean = sim.ttft_s.mean if row["metric"] == "ttft_s" else sim.tpot_s.mean
+        assert (case.serving_model, case.engine) == ("simulated", engine)
+        assert case.predicted == pytest.approx(mean, rel=1e-9)
+    closed = genmodel.validate(path, serving="closed-form").cases[0]
+    est = genmodel.estimate(
+        row["model"], row["hardware"], concurrency=int(row["batch"]), serving="closed-form", **kw
+    )
+    assert closed.predicted == pytest.approx(getattr(est, row["metric"]), rel=1e-12)
+    with pytest.raises(genmodel.SpecError, match="serving="):
+        genmodel.validate(path, serving="queue")
 
 
 def test_validation_json_keys(report: genmodel.ValidationReport) -> None:
@@ -272,6 +350,7 @@ def test_plan_passes_every_run_option_to_its_best_estimate() -> None:
         ep=b.plan.ep,
         dp=b.plan.dp,
         concurrency=b.batch,
+        serving="closed-form",  # the plan search's serving model
         options=options,
         **workload,
     )

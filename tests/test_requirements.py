@@ -178,7 +178,8 @@ def test_moe_requirements_round_trip_for_both_targets() -> None:
 
 def test_serving_mode_requirements_round_trip() -> None:
     shape: dict[str, Any] = {"input_tokens": 1000, "output_tokens": 200, "concurrency": 16}
-    target = 0.8 * genmodel.estimate("llama-3.1-8b", "h100-sxm", **shape).tpot_s
+    # requirements solve on the closed form, as the plan search does
+    target = 0.8 * genmodel.estimate("llama-3.1-8b", "h100-sxm", serving="closed-form", **shape).tpot_s
     r = genmodel.requirements(
         "llama-3.1-8b", "h100-sxm", tpot_slo_s=target, resources=("memory_bandwidth",), **shape
     )
@@ -186,10 +187,14 @@ def test_serving_mode_requirements_round_trip() -> None:
     assert r.tpot_expr is None  # no static closed form: solved on estimate alone
     bw = r.resource("memory_bandwidth")
     assert bw.status == "binding"
-    met = _scaled_estimate("llama-3.1-8b", "h100-sxm", "memory_bandwidth", bw.factor, **shape)
+    met = _scaled_estimate(
+        "llama-3.1-8b", "h100-sxm", "memory_bandwidth", bw.factor, serving="closed-form", **shape
+    )
     assert target * (1 - 1e-6) <= met.tpot_s <= target
     assert (
-        _scaled_estimate("llama-3.1-8b", "h100-sxm", "memory_bandwidth", 0.99 * bw.factor, **shape).tpot_s
+        _scaled_estimate(
+            "llama-3.1-8b", "h100-sxm", "memory_bandwidth", 0.99 * bw.factor, serving="closed-form", **shape
+        ).tpot_s
         > target
     )
 
@@ -356,12 +361,18 @@ def test_serving_mode_capacity_holds_every_client() -> None:
     assert r.estimate.serving is not None
     assert r.estimate.serving.max_running >= 8  # every client's sequence is held at once...
     smaller = genmodel.estimate(
-        "llama-3.1-70b", _on("h100-sxm", memory_capacity=cap.factor * (1 - 1e-6)), **shape
+        "llama-3.1-70b",
+        _on("h100-sxm", memory_capacity=cap.factor * (1 - 1e-6)),
+        serving="closed-form",
+        **shape,
     )
     assert smaller.serving is not None
     assert smaller.serving.max_running < 8  # ... and with less memory not
     met = genmodel.estimate(
-        "llama-3.1-70b", _on("h100-sxm", memory_capacity=cap.factor, memory_bandwidth=bw.factor), **shape
+        "llama-3.1-70b",
+        _on("h100-sxm", memory_capacity=cap.factor, memory_bandwidth=bw.factor),
+        serving="closed-form",
+        **shape,
     )
     assert target * (1 - 1e-6) <= met.tpot_s <= target
 

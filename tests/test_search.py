@@ -61,6 +61,7 @@ def test_vectorised_candidates_equal_the_scalar_estimate(
         ep=plan.ep,
         dp=plan.dp,
         concurrency=concurrency,
+        serving="closed-form",
         weight_dtype="fp8",
         **W,
     )
@@ -194,6 +195,7 @@ def test_best_is_exactly_estimate_on_that_plan_and_meets_the_slos() -> None:
         ep=b.plan.ep,
         dp=b.plan.dp,
         concurrency=b.batch,
+        serving="closed-form",
         weight_dtype=b.precision.weight_dtype,
         **W,
     )
@@ -580,6 +582,7 @@ def test_a_longest_gap_target_picks_a_chunk_that_meets_it() -> None:
         pp=b.plan.pp,
         dp=b.plan.dp,
         concurrency=b.batch,
+        serving="closed-form",
         weight_dtype="fp8",
         prefill_chunk=b.options.prefill_chunk,
         input_tokens=8000,
@@ -598,6 +601,7 @@ def test_vectorised_chunked_candidates_equal_the_scalar_estimate() -> None:
         tp=4,
         dp=2,
         concurrency=clients,
+        serving="closed-form",
         weight_dtype="fp8",
         prefill_chunk=chunk,
         input_tokens=8000,

@@ -1,5 +1,8 @@
 """The serving mode (estimate with concurrency=N): continuous batching in a closed loop.
 
+These are the closed form's laws, so the estimates here ask for ``serving="closed-form"`` (the
+default of ``estimate`` is the simulation, tested in tests/test_simulate.py).
+
 Laws checked: Little's law over the whole loop, the queueing limits (one client sees no queue;
 clients beyond the KV memory wait), monotonicity in the load, and that the array form of a step
 (used by the plan search) equals the scalar one element by element.
@@ -17,7 +20,7 @@ from genmodel._serving import serving_at_batch, serving_point, ttft_quantile_s
 from genmodel.io import load_hardware, load_model
 from genmodel.report import estimate_dict
 
-KW = {"input_tokens": 2000, "output_tokens": 200, "weight_dtype": "fp8"}
+KW = {"input_tokens": 2000, "output_tokens": 200, "weight_dtype": "fp8", "serving": "closed-form"}
 
 
 def test_littles_law_holds_over_the_loop() -> None:
@@ -50,7 +53,7 @@ def test_more_clients_raise_throughput_and_latency() -> None:
 
 
 def test_clients_beyond_the_kv_memory_wait_for_a_slot() -> None:
-    kw = {"input_tokens": 32000, "output_tokens": 1000}
+    kw = {"input_tokens": 32000, "output_tokens": 1000, "serving": "closed-form"}
     runs = [genmodel.estimate("llama-3.1-70b", "h100-sxm", tp=2, concurrency=n, **kw) for n in (400, 800)]
     for r in runs:
         assert r.serving is not None and r.serving.kv_limited

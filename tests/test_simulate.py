@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import math
 from pathlib import Path
 
@@ -17,10 +18,12 @@ import genmodel
 from genmodel._engines import engine_preset
 from genmodel._options import RunOptions
 from genmodel._phases import step_terms
+from genmodel._serving import estimate_serving
 from genmodel._simresult import Percentiles
 from genmodel._simulate import Arrivals, Lengths
 from genmodel._stepcost import StepCostTable
 from genmodel.io import load_hardware, load_model
+from genmodel.report import estimate_dict
 
 SMALL = {"model": "llama-3.2-1b", "hardware": "h100-sxm"}
 
@@ -202,7 +205,7 @@ def test_unlimited_budget_and_memory_approach_the_closed_form() -> None:
     sim = genmodel.simulate(
         concurrency=n, requests_per_client=40, engine=engine, output_spread=0.3, seed=2, **kwargs
     )  # type: ignore[arg-type]
-    closed = genmodel.estimate(concurrency=n, **kwargs)  # type: ignore[arg-type]
+    closed = genmodel.estimate(concurrency=n, serving="closed-form", **kwargs)  # type: ignore[arg-type]
     assert sim.preemptions == 0
     assert sim.tpot_s.mean == pytest.approx(closed.tpot_s, rel=0.10)
     assert sim.ttft_s.mean == pytest.approx(closed.ttft_s, rel=0.50)
@@ -432,3 +435,99 @@ def test_cli_bad_input_is_one_red_line(tmp_path: Path) -> None:
             "9",
         ]
     )
+
+
+# --- the serving-model interface: estimate(concurrency=) goes through it -------------------------
+
+_DEPLOY: dict[str, object] = {"input_tokens": 1000, "output_tokens": 200, "weight_dtype": "fp8"}
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_simulated_estimate_is_the_simulation_means(engine: str) -> None:
+    est = genmodel.estimate("llama-3.1-70b", "h100-sxm", tp=2, concurrency=24, engine=engine, **_DEPLOY)  # type: ignore[arg-type]
+    sim = genmodel.simulate("llama-3.1-70b", "h100-sxm", tp=2, concurrency=24, engine=engine, **_DEPLOY)  # type: ignore[arg-type]
+    s = est.serving
+    assert s is not None and s.serving_model == "simulated" and s.engine == engine and s.notes == ""
+    assert est.ttft_s == pytest.approx(sim.ttft_s.mean, rel=1e-12)
+    assert est.tpot_s == pytest.approx(sim.tpot_s.mean, rel=1e-12)
+    assert s.decode_batch == pytest.approx(sim.mean_running_batch, rel=1e-12)
+    assert s.request_rate_per_s == pytest.approx(sim.request_rate_per_s, rel=1e-12)
+    assert s.queue_wait_s == pytest.approx(sim.queue_s, rel=1e-12)
+    assert 0 < s.prefill_busy_frac < 1
+    assert estimate_dict(est)["serving"]["serving_model"] == "simulated"
+
+
+def test_shared_step_tables_give_the_same_estimate() -> None:
+    tables = genmodel.StepTables()
+    kw = {"tp": 2, "engine": "sglang", **_DEPLOY}
+    alone = genmodel.estimate("llama-3.1-70b", "h100-sxm", concurrency=8, **kw)  # type: ignore[arg-type]
+    # a larger load first: its table covers the smaller one, which then reuses it
+    genmodel.estimate("llama-3.1-70b", "h100-sxm", concurrency=64, step_tables=tables, **kw)  # type: ignore[arg-type]
+    shared = genmodel.estimate("llama-3.1-70b", "h100-sxm", concurrency=8, step_tables=tables, **kw)  # type: ignore[arg-type]
+    assert len(tables.tables) == 1
+    assert shared.ttft_s == pytest.approx(alone.ttft_s, rel=1e-12)
+    assert shared.tpot_s == pytest.approx(alone.tpot_s, rel=1e-12)
+
+
+def test_closed_form_estimate_is_the_steady_state() -> None:
+    kw = {"tp": 2, "concurrency": 24, **_DEPLOY}
+    est = genmodel.estimate("llama-3.1-70b", "h100-sxm", serving="closed-form", engine="trtllm", **kw)  # type: ignore[arg-type]
+    model, system = load_model("llama-3.1-70b"), load_hardware("h100-sxm")
+    direct = estimate_serving(
+        model,
+        system,
+        genmodel.Plan(tp=2),
+        genmodel.default_precision("fp8"),
+        concurrency=24,
+        input_tokens=1000,
+        output_tokens=200,
+    )
+    assert estimate_dict(est) == estimate_dict(direct)
+    assert (
+        est.serving is not None and est.serving.serving_model == "closed-form" and est.serving.engine is None
+    )
+
+
+def test_a_deployment_the_simulation_does_not_cover_falls_back_with_a_note() -> None:
+    kw = {"tp": 2, "pp": 2, "concurrency": 16, **_DEPLOY}
+    est = genmodel.estimate("llama-3.1-70b", "h100-sxm", **kw)  # type: ignore[arg-type]
+    closed = genmodel.estimate("llama-3.1-70b", "h100-sxm", serving="closed-form", **kw)  # type: ignore[arg-type]
+    s = est.serving
+    assert s is not None and s.serving_model == "closed-form" and s.engine is None
+    assert "pp=2" in s.notes and "closed-form" in s.notes
+    assert (est.ttft_s, est.tpot_s) == (closed.ttft_s, closed.tpot_s)
+    assert estimate_dict(est)["serving"]["notes"] == s.notes
+    assert closed.serving is not None and closed.serving.notes == ""
+
+
+def test_unknown_serving_model_or_engine_is_a_spec_error() -> None:
+    with pytest.raises(genmodel.SpecError, match="serving='steady'"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=4, serving="steady", **_DEPLOY)  # type: ignore[arg-type]
+    with pytest.raises(genmodel.UnknownEntryError, match="tgi"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=4, engine="tgi", **_DEPLOY)  # type: ignore[arg-type]
+
+
+def test_cli_estimate_takes_engine_and_serving() -> None:
+    base = [
+        "estimate",
+        "--model",
+        "llama-3.1-8b",
+        "--hardware",
+        "h100-sxm",
+        "--input-tokens",
+        "1000",
+        "--output-tokens",
+        "200",
+        "--concurrency",
+        "8",
+    ]
+    d = json.loads(cli_ok([*base, "--engine", "sglang", "--format", "json"]))
+    assert d["serving"]["serving_model"] == "simulated" and d["serving"]["engine"] == "sglang"
+    sim = genmodel.simulate(
+        "llama-3.1-8b", "h100-sxm", concurrency=8, engine="sglang", input_tokens=1000, output_tokens=200
+    )
+    assert d["ttft_s"] == pytest.approx(sim.ttft_s.mean, rel=1e-9)
+    c = json.loads(cli_ok([*base, "--serving", "closed-form", "--format", "json"]))
+    assert c["serving"]["serving_model"] == "closed-form"
+    assert "engine='foo'" in cli_bad([*base, "--engine", "foo"])
+    assert "serving='x'" in cli_bad([*base, "--serving", "x"])

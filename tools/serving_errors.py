@@ -55,7 +55,7 @@ def predict(row: dict[str, str], requests_per_client: int) -> dict[str, Any]:
         **kwargs,
     )
     wall = time.perf_counter() - start
-    est = genmodel.estimate(row["model"], row["hardware"], concurrency=n, **kwargs)
+    est = genmodel.estimate(row["model"], row["hardware"], concurrency=n, serving="closed-form", **kwargs)
     metric = row["metric"]
     simulated = sim.ttft_s.mean if metric == "ttft_s" else sim.tpot_s.mean
     closed = est.ttft_s if metric == "ttft_s" else est.tpot_s
@@ -99,7 +99,7 @@ def summary(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=Path, default=ROOT / "validation" / "validation_public.csv")
-    parser.add_argument("--requests-per-client", type=int, default=4)
+    parser.add_argument("--requests-per-client", type=int, default=genmodel.REQUESTS_PER_CLIENT)
     parser.add_argument("--json", type=Path, default=None, help="also write the per-case results here")
     args = parser.parse_args(argv)
     rows = [r for r in genmodel.read_cases(args.cases) if r["mode"] == "concurrency"]

@@ -1,0 +1,288 @@
+"""Serving models: one interface for a continuously batching server under a closed-loop load.
+
+A serving model takes a deployment (model, system, plan, precision, run options), a workload
+(prompt and output tokens per request) and a load (N closed-loop clients) and returns an
+:class:`~genmodel._phases.Estimate` whose ``ttft_s`` and ``tpot_s`` are the means a request sees.
+Two implementations:
+
+- :class:`ClosedForm`: the steady state of :mod:`genmodel._serving` (plain arithmetic, vectorised
+  in the plan search, which keeps it).
+- :class:`Simulated`: the engine's scheduler step by step (:mod:`genmodel._simulate`), N clients
+  started together that each send :data:`REQUESTS_PER_CLIENT` requests, as the benchmark clients
+  do. The default of ``genmodel.estimate(..., concurrency=N)``.
+
+Modelling assumptions: those of the two implementations. The simulation does not cover pipeline
+or context parallelism, overlapped microbatches, speculative decoding or offload tiers
+(:func:`~genmodel._stepcost.check_simulable`); for those :class:`Simulated` falls back to the
+closed form and says so in ``serving.notes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from genmodel._engines import ENGINES, Engine, engine_preset
+from genmodel._errors import SpecError
+from genmodel._hardware import Device, System
+from genmodel._model import ModelSpec
+from genmodel._options import RunOptions
+from genmodel._parallel import Plan
+from genmodel._phases import Estimate, ServingState, as_system
+from genmodel._serving import estimate_serving
+from genmodel._simulate import Arrivals, Lengths, simulate_serving
+from genmodel._stepcost import StepCostTable, check_simulable
+from genmodel._workload import Precision
+
+#: the serving models by name; the default is the first
+SERVING_MODELS = ("simulated", "closed-form")
+
+#: requests each closed-loop client sends in a simulated estimate (``estimate --concurrency``,
+#: ``validate``): the first wave (all clients start together) and three more, as the benchmark
+#: clients run; more requests move the means little and cost time in proportion
+REQUESTS_PER_CLIENT = 4
+
+
+class ServingModel(Protocol):
+    """A serving model: the means a request sees from N closed-loop clients on a deployment."""
+
+    @property
+    def name(self) -> str:
+        """ "simulated" or "closed-form" (:data:`SERVING_MODELS`)."""
+        ...
+
+    def estimate(
+        self,
+        model: ModelSpec,
+        hardware: System | Device,
+        plan: Plan,
+        precision: Precision,
+        *,
+        concurrency: int,
+        input_tokens: int,
+        output_tokens: int,
+        ideal: bool = False,
+        options: RunOptions = ...,
+    ) -> Estimate:
+        """The estimate of ``concurrency`` closed-loop clients; ``serving`` holds the load's state.
+
+        Raises:
+            SpecError: bad arguments. InfeasibleError: the deployment cannot run.
+        """
+        ...
+
+
+_DEFAULT_OPTIONS = RunOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedForm:
+    """The steady state of a continuously batching server (:func:`~genmodel._serving.estimate_serving`)."""
+
+    @property
+    def name(self) -> str:
+        """ "closed-form"."""
+        return "closed-form"
+
+    def estimate(
+        self,
+        model: ModelSpec,
+        hardware: System | Device,
+        plan: Plan,
+        precision: Precision,
+        *,
+        concurrency: int,
+        input_tokens: int,
+        output_tokens: int,
+        ideal: bool = False,
+        options: RunOptions = _DEFAULT_OPTIONS,
+    ) -> Estimate:
+        """:func:`~genmodel._serving.estimate_serving` (its Args and Raises)."""
+        return estimate_serving(
+            model,
+            hardware,
+            plan,
+            precision,
+            concurrency=concurrency,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            ideal=ideal,
+            options=options,
+        )
+
+
+@dataclass(slots=True)
+class StepTables:
+    """Step-cost tables by deployment, to reuse across simulations of the same deployment (one
+    validation run holds one). Keys are values (the specs are hashable), never ids."""
+
+    tables: dict[tuple[object, ...], StepCostTable] = field(default_factory=dict)
+
+    def get(
+        self,
+        model: ModelSpec,
+        system: System,
+        plan: Plan,
+        precision: Precision,
+        *,
+        options: RunOptions,
+        overhead_s: float | None,
+        tokens_max: int,
+    ) -> StepCostTable:
+        """The table of this deployment covering ``tokens_max`` tokens a step (built when missing
+        or too small; its grid has every step size, so a larger one gives the same costs)."""
+        key = (model, system, plan, precision, options, overhead_s)
+        table = self.tables.get(key)
+        if table is None or table.tokens_max < tokens_max:
+            table = self.tables[key] = StepCostTable.build(
+                model,
+                system,
+                plan,
+                precision,
+                options=options,
+                tokens_max=tokens_max,
+                overhead_s=overhead_s,
+            )
+        return table
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Simulated:
+    """The engine's scheduler, simulated step by step, for N clients started together.
+
+    Attributes:
+        engine: the engine's knobs (:func:`~genmodel._engines.engine_preset`).
+        requests_per_client: requests each client sends (:data:`REQUESTS_PER_CLIENT`).
+        tables: step-cost tables to reuse across calls (None: each call builds its own).
+    """
+
+    engine: Engine
+    requests_per_client: int = REQUESTS_PER_CLIENT
+    tables: StepTables | None = field(default=None, compare=False)
+
+    @property
+    def name(self) -> str:
+        """ "simulated"."""
+        return "simulated"
+
+    def estimate(
+        self,
+        model: ModelSpec,
+        hardware: System | Device,
+        plan: Plan,
+        precision: Precision,
+        *,
+        concurrency: int,
+        input_tokens: int,
+        output_tokens: int,
+        ideal: bool = False,
+        options: RunOptions = _DEFAULT_OPTIONS,
+    ) -> Estimate:
+        """The simulated means as an :class:`Estimate`.
+
+        ``ttft_s``, ``tpot_s`` and ``serving`` (decode_batch = the mean running batch,
+        request_rate_per_s, queue_wait_s = the mean time before a request's prefill is scheduled,
+        prefill_busy_frac = rate per replica x one prefill) are the simulation's; the phases'
+        breakdown (``prefill``, ``decode``) and ``memory`` are the closed form's. A deployment the
+        simulation does not cover gets the closed form, with a note in ``serving.notes``.
+
+        Raises:
+            SpecError: bad arguments (output_tokens < 2, concurrency < 1).
+            InfeasibleError: the deployment cannot run, or one request does not fit.
+        """
+        closed = estimate_serving(
+            model,
+            hardware,
+            plan,
+            precision,
+            concurrency=concurrency,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            ideal=ideal,
+            options=options,
+        )
+        assert closed.serving is not None
+        try:
+            check_simulable(plan, options)
+        except SpecError as exc:
+            note = f"serving='simulated' fell back to the closed-form steady state: {exc}"
+            return dataclasses.replace(closed, serving=dataclasses.replace(closed.serving, notes=note))
+        system = as_system(hardware)
+        if ideal:
+            system = system.ideal()
+        table = None
+        if self.tables is not None:
+            # the most tokens a step holds: the budget (or a lone prompt over it) and every client's decode
+            most = min(self.engine.max_num_seqs, -(-concurrency // plan.dp))
+            table = self.tables.get(
+                model,
+                system,
+                plan,
+                precision,
+                options=options,
+                overhead_s=self.engine.step_overhead_s,
+                tokens_max=max(self.engine.max_batched_tokens, input_tokens) + most,
+            )
+        sim = simulate_serving(
+            model,
+            hardware,
+            plan,
+            precision,
+            engine=self.engine,
+            arrivals=Arrivals(
+                kind="closed", clients=concurrency, requests_per_client=self.requests_per_client
+            ),
+            input_tokens=Lengths(mean=input_tokens),
+            output_tokens=Lengths(mean=output_tokens),
+            ideal=ideal,
+            options=options,
+            table=table,
+        )
+        rate_per_replica = sim.request_rate_per_s / plan.dp
+        serving = ServingState(
+            concurrency=concurrency,
+            decode_batch=sim.mean_running_batch,
+            request_rate_per_s=sim.request_rate_per_s,
+            prefill_busy_frac=min(rate_per_replica * closed.prefill.time_s, 1.0),
+            queue_wait_s=sim.queue_s,
+            kv_limited=sim.preemptions > 0
+            or sim.kv_peak_bytes_per_device >= 0.95 * sim.kv_capacity_bytes_per_device,
+            max_running=closed.serving.max_running,
+            serving_model="simulated",
+            engine=self.engine.name,
+        )
+        return dataclasses.replace(closed, ttft_s=sim.ttft_s.mean, tpot_s=sim.tpot_s.mean, serving=serving)
+
+
+def serving_model(
+    serving: str = SERVING_MODELS[0],
+    *,
+    engine: str | Engine = ENGINES[0],
+    device: Device | None = None,
+    tables: StepTables | None = None,
+) -> ServingModel:
+    """The serving model by name.
+
+    Args:
+        serving: "simulated" (the default) or "closed-form".
+        engine: the simulated engine: vllm (the default), sglang, trtllm, or an :class:`Engine`
+            (ignored by the closed form, but still checked).
+        device: the GPU whose memory sets the engine preset's defaults (None: 80 GB or more).
+        tables: step-cost tables to reuse across simulations.
+
+    Returns:
+        A :class:`ServingModel`.
+
+    Raises:
+        SpecError: an unknown serving model. UnknownEntryError: an unknown engine.
+    """
+    if serving not in SERVING_MODELS:
+        raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
+    if isinstance(engine, str):
+        engine = engine_preset(engine, device)
+    elif not isinstance(engine, Engine):
+        raise SpecError(f"engine={engine!r} must be one of {', '.join(ENGINES)} or an Engine")
+    if serving == "closed-form":
+        return ClosedForm()
+    return Simulated(engine=engine, tables=tables)
