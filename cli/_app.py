@@ -319,6 +319,15 @@ def memory(
     emit_tables(tables, output)
 
 
+#: what the phase line's figures are (shown as the table's caption)
+_BOUND_NOTE = (
+    "bound / compute / memory / comm: bound names the largest contributor to the step time (the "
+    "compute-bound operators' time, the memory-bound operators', exposed comm, offload or "
+    "overhead); compute and memory are the sums of every operator's compute and memory times, so "
+    "a compute-bound step can show the larger memory sum; comm is the collectives left exposed."
+)
+
+
 def _estimate_table(est: genmodel.Estimate) -> Table:
     d = estimate_dict(est)
     plan = est.plan
@@ -327,14 +336,32 @@ def _estimate_table(est: genmodel.Estimate) -> Table:
         for k, v in (("tp", plan.tp), ("pp", plan.pp), ("dp", plan.dp), ("ep", plan.ep), ("cp", plan.cp))
         if v > 1 or k == "tp"
     )
+    serving = d.get("serving")
+    load = f"{serving['concurrency']} clients" if serving else f"batch {est.batch}"
     t = Table(
         title=f"{est.model_id} on {est.num_devices}x {est.hardware_id} ({d['system']}; {degrees}, "
-        f"{est.precision.weight_dtype} weights, batch {est.batch}, {est.input_tokens} in / "
-        f"{est.output_tokens} out)"
+        f"{est.precision.weight_dtype} weights, {load}, {est.input_tokens} in / "
+        f"{est.output_tokens} out)",
+        caption=_BOUND_NOTE,
+        caption_justify="left",
     )
     t.add_column("metric")
     t.add_column("value", justify="right")
-    rows = [
+    rows = _serving_rows(d, serving) if serving else _static_rows(est)
+    rows += _phase_rows(d)
+    rows += _memory_rows(d)
+    if est.usd_per_million_output_tokens is not None:
+        rows.append(("USD per million output tokens", f"{est.usd_per_million_output_tokens:.3f}"))
+    if est.joules_per_output_token is not None:
+        rows.append(("joules per output token (at TDP)", f"{est.joules_per_output_token:.3f}"))
+    for name, value in rows:
+        t.add_row(name, value)
+    return t
+
+
+def _static_rows(est: genmodel.Estimate) -> list[tuple[str, str]]:
+    """A static batch: prefilled together, then decoded together."""
+    return [
         ("TTFT (prefill of the batch)", format_seconds(est.ttft_s)),
         ("TPOT (mean decode step)", format_seconds(est.tpot_s)),
         ("end-to-end latency", format_seconds(est.e2e_s)),
@@ -343,11 +370,41 @@ def _estimate_table(est: genmodel.Estimate) -> Table:
         ("prefill tokens/s per device", f"{est.prefill_tokens_per_s_per_device:,.1f}"),
         ("decode tokens/s per device", f"{est.decode_tokens_per_s_per_device:,.1f}"),
     ]
+
+
+def _serving_rows(d: Mapping[str, Any], serving: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Serving mode: what a request sees, and the steady state of the continuously batching server
+    (no batch-wide prefill throughput: prefills run one request at a time between decode steps)."""
+    rows = [
+        ("mean TTFT a request sees (queue wait + prefill)", format_seconds(d["ttft_s"])),
+        ("mean inter-token latency (TPOT)", format_seconds(d["tpot_s"])),
+        ("mean end-to-end latency of a request", format_seconds(d["e2e_s"])),
+        ("output tokens/s (deployment)", f"{d['output_tokens_per_s']:,.1f}"),
+        ("output tokens/s per device", f"{d['output_tokens_per_s_per_device']:,.1f}"),
+        ("decode tokens/s a request sees (1 / TPOT)", f"{1 / d['tpot_s']:,.1f}"),
+        ("serving: clients (closed loop)", f"{serving['concurrency']:,}"),
+        ("serving: mean decode batch (sequences per step)", f"{serving['decode_batch']:,.1f}"),
+        ("serving: request rate", f"{serving['request_rate_per_s']:,.2f} requests/s"),
+        ("serving: prefill share of the time", f"{serving['prefill_busy_frac']:.1%}"),
+        ("serving: mean queue wait before prefill", format_seconds(serving["queue_wait_s"])),
+        ("serving: limited by KV-cache memory", "yes" if serving["kv_limited"] else "no"),
+        ("serving: max running (sequences the KV cache holds)", f"{serving['max_running']:,}"),
+    ]
+    for key, label in (("serving_model", "serving model"), ("engine", "engine")):
+        value = d.get(key)
+        if value is not None:
+            rows.append((f"serving: {label}", _cell(value)))
+    return rows
+
+
+def _phase_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Each phase's bound and time split (defined in the caption), collectives and offload."""
+    rows: list[tuple[str, str]] = []
     for phase in ("prefill", "decode"):
         p = d[phase]
         rows.append(
             (
-                f"{phase}: bound / compute / memory / comm",
+                f"{phase}: bound / compute / memory / comm (note below)",
                 f"{p['bound']} / {format_seconds(p['compute_s'])} / "
                 f"{format_seconds(p['memory_s'])} / {format_seconds(p['comm_s'])}",
             )
@@ -379,8 +436,13 @@ def _estimate_table(est: genmodel.Estimate) -> Table:
                 f"{format_seconds(d['kv_transfer_s'])} ({format_seconds(d['kv_transfer_exposed_s'])})",
             )
         )
+    return rows
+
+
+def _memory_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Bytes per device: weights, KV cache, activations, and each offload tier."""
     m = d["memory"]
-    rows += [
+    rows = [
         ("weights per device", format_bytes(m["weights_bytes_per_device"])),
         ("KV cache per device", format_bytes(m["kv_cache_bytes_per_device"])),
         ("activations per device", format_bytes(m["activation_bytes_per_device"])),
@@ -398,13 +460,7 @@ def _estimate_table(est: genmodel.Estimate) -> Table:
                 f"{format_bytes(tier['capacity_bytes_per_device'])}",
             )
         )
-    if est.usd_per_million_output_tokens is not None:
-        rows.append(("USD per million output tokens", f"{est.usd_per_million_output_tokens:.3f}"))
-    if est.joules_per_output_token is not None:
-        rows.append(("joules per output token (at TDP)", f"{est.joules_per_output_token:.3f}"))
-    for name, value in rows:
-        t.add_row(name, value)
-    return t
+    return rows
 
 
 def _ops_table(est: genmodel.Estimate) -> Table:
