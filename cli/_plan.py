@@ -255,8 +255,8 @@ def _fmt(value: Any, digits: str = ".3g") -> str:
 
 def _plan_tables(d: dict[str, Any]) -> list[Table]:
     rate = d["request_rate_per_s"]
-    scope = f"{d['devices']} x" if rate is None else f"copies of up to {d['devices']}"
-    head = Table(title=f"{d['model']} on {scope} {d['system']}", show_header=False)
+    scope = f"{d['devices']} devices" if rate is None else f"copies of up to {d['devices']} devices"
+    head = Table(title=f"{d['model']} on {scope} of {d['system']}", show_header=False)
     head.add_row("evaluated", f"{d['evaluated']:,} candidate plans in {d['elapsed_s']:.2f} s")
     head.add_row("can run / meet SLOs", f"{d['feasible']:,} / {d['meeting_slo']:,}")
     for reason, n in list(d["violations"].items())[:4]:
@@ -344,7 +344,7 @@ def _compare_table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="best plan per platform")
     traffic = any("devices_needed" in r for r in rows)
     cols = ["hardware", "devices", "plan", "clients", "TTFT", "TPOT", "tok/s/device", "$/Mtok", "J/tok"]
-    for col in cols if not traffic else [*cols[:2], "needed", *cols[2:]]:
+    for col in cols if not traffic else [*cols[:2], "copies x size = needed", *cols[2:]]:
         t.add_column(col, justify="right")
     for r in rows:
         if r.get("error"):
@@ -354,7 +354,7 @@ def _compare_table(rows: list[dict[str, Any]]) -> Table:
         t.add_row(
             r["hardware"],
             str(r["devices"]),
-            *([f"{r['instances']} x = {r['devices_needed']}"] if traffic else []),
+            *([_copies(r["instances"], r["devices_needed"])] if traffic else []),
             f"tp{r['tp']} pp{r['pp']} ep{r['ep']} dp{r['dp']} {r['weight_dtype']}",
             str(r["concurrency"]),
             format_seconds(r["ttft_s"]),
@@ -364,3 +364,8 @@ def _compare_table(rows: list[dict[str, Any]]) -> Table:
             _fmt(r["joules_per_output_token"], ".3f"),
         )
     return t
+
+
+def _copies(instances: int, devices_needed: int) -> str:
+    """``11 x 4 = 44``: copies of the best plan, devices per copy, devices in all."""
+    return f"{instances} x {devices_needed // instances} = {devices_needed}"

@@ -3,6 +3,8 @@ and exit code 2 (never a traceback or a hang). Each test is a repro from the iss
 
 from __future__ import annotations
 
+import json
+
 from _cli import cli_ok
 
 SERVING = [
@@ -53,3 +55,27 @@ def test_static_estimate_keeps_its_labels_and_defines_the_bound_line() -> None:
     assert "decode: bound / compute / memory / comm (note below)" in text
     assert "sums of every operator's compute and memory times" in text
     assert "bound names the largest contributor" in text
+
+
+SMALL = ["--model", "llama-3.1-8b", "--input-tokens", "1000", "--output-tokens", "200"]
+SMALL += ["--ttft-slo", "1s", "--tpot-slo", "50ms"]
+
+
+def test_compare_traffic_column_shows_the_devices_per_copy() -> None:
+    args = ["compare", *SMALL, "--hardware", "h100-sxm", "--devices", "4", "--request-rate", "50"]
+    args += ["--format", "json"]
+
+    (row,) = json.loads(cli_ok(args))
+    size = row["tp"] * row["pp"] * row["dp"]
+    text = cli_ok(args[:-2], columns=200)
+    assert f"{row['instances']} x {size} = {row['devices_needed']}" in text
+    assert "copies x size = needed" in text
+
+
+def test_plan_header_says_devices_of_which_system() -> None:
+    text = cli_ok(["plan", *SMALL, "--hardware", "h100-sxm", "--devices", "4"], columns=200)
+    assert "llama-3.1-8b on 4 devices of dgx-h100" in text
+    rate = cli_ok(
+        ["plan", *SMALL, "--hardware", "h100-sxm", "--devices", "4", "--request-rate", "10"], columns=200
+    )
+    assert "on copies of up to 4 devices of dgx-h100" in rate
