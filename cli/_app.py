@@ -51,6 +51,7 @@ from ._options import (
     friendly,
     out,
     parse_batch,
+    parse_ints,
     progress_bar,
     with_run_options,
 )
@@ -169,12 +170,20 @@ def estimate(
     --batch N is a static batch (prefilled together, then decoded together); --concurrency N is N
     clients in a closed loop against a continuously batching server. JSON keys are in SI units.
     """
+    microbatches = run_options.get("overlap_microbatches", 1)
+    static = parse_batch(batch)
+    sequences = 1 if static is None and concurrency is None else static  # estimate's default batch
+    if isinstance(sequences, int) and microbatches > sequences:
+        raise genmodel.SpecError(
+            f"overlap_microbatches={microbatches} must be at most the batch, {sequences} (each microbatch "
+            "holds at least one sequence)"
+        )
     est = genmodel.estimate(
         model,
         hardware,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        batch=parse_batch(batch),
+        batch=static,
         concurrency=concurrency,
         devices=devices,
         tp=tp,
@@ -209,15 +218,9 @@ def _warn_unless_fits(batch: int, memory: genmodel.MemoryUse) -> None:
 
 
 def _contexts(value: str | None) -> tuple[int, ...]:
-    if not value:
+    if value is None:
         return ()
-    try:
-        contexts = tuple(int(v) for v in value.split(","))
-    except ValueError:
-        raise genmodel.SpecError(f"contexts={value!r} must be comma-separated integers") from None
-    if any(c < 2 for c in contexts):
-        raise genmodel.SpecError(f"contexts={value!r}: every context must be >= 2 tokens")
-    return contexts
+    return tuple(parse_ints("contexts", value))
 
 
 @app.command(

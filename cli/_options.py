@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
@@ -27,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import genmodel
+from genmodel._options import MAX_DEVICES, MAX_TOKENS, OPTION_NAMES
 
 #: exit codes (documented in ``genmodel --help``)
 EXIT_OK = 0
@@ -46,6 +49,106 @@ class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+#: the bounds (inclusive) of the CLI's own numeric options by parameter name; the run options'
+#: are in their specs (:attr:`genmodel.OptionSpec.bounds`). :func:`friendly` checks both before a
+#: command runs, and :func:`parse_int` the integers given in text (lists, 'max' or a number).
+BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {
+        **dict.fromkeys(("tp", "pp", "ep", "dp", "cp", "devices"), (1, MAX_DEVICES)),
+        **dict.fromkeys(("input_tokens", "output_tokens", "batch", "concurrency"), (1, MAX_TOKENS)),
+        "contexts": (2, MAX_TOKENS),
+        "prefill_chunks": (1, MAX_TOKENS),
+        "request_rate": (1e-9, 1e9),
+        "ttft_quantile": (1e-9, 1 - 1e-9),
+        "workers": (1, 1024),
+    }
+)
+_ASCII_INT = re.compile(r"^\s*[+]?[0-9]+\s*$", re.ASCII)
+
+
+class _Unparsed(str):
+    """A value click could not read as a number: kept as text, refused by :func:`friendly` in one line."""
+
+
+def lenient_int(text: Any) -> Any:
+    """An ``--option`` integer as click reads it, except that a value that is no integer reaches the
+    command as :class:`_Unparsed` text, so that the error is one red line, not click's usage box."""
+    if not isinstance(text, str):  # a default
+        return text
+    return int(text) if _ASCII_INT.match(text) else _Unparsed(text)
+
+
+def lenient_float(text: Any) -> Any:
+    """As :func:`lenient_int`, for a float."""
+    if not isinstance(text, str):  # a default
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        return _Unparsed(text)
+
+
+def _show(bound: float) -> str:
+    """A bound as people read it: 1,000,000 or 0.5."""
+    return f"{int(bound):,}" if float(bound).is_integer() else f"{bound:g}"
+
+
+def check_number(name: str, value: Any, bounds: tuple[float, float]) -> None:
+    """Refuse a number that is not finite or outside ``bounds`` (inclusive), or text click could
+    not read as a number.
+
+    Raises:
+        genmodel.SpecError: ``name=value must be ...``.
+    """
+    low, high = bounds
+    if isinstance(value, _Unparsed):
+        raise genmodel.SpecError(
+            f"{name}={str(value)!r} must be a number between {_show(low)} and {_show(high)}"
+        )
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+        raise genmodel.SpecError(f"{name}={value!r} must be between {_show(low)} and {_show(high)}")
+
+
+def parse_int(name: str, text: str) -> int:
+    """An integer given as text (ASCII digits), within the bounds of ``name`` (:data:`BOUNDS`).
+
+    Raises:
+        genmodel.SpecError: empty, not an integer (``²``, ``1.5``), or out of bounds.
+    """
+    low, high = BOUNDS.get(name, (-math.inf, math.inf))
+    if not _ASCII_INT.match(text):
+        raise genmodel.SpecError(f"{name}={text!r} must be an integer between {_show(low)} and {_show(high)}")
+    value = int(text)
+    check_number(name, value, (low, high))
+    return value
+
+
+def parse_ints(name: str, text: str) -> list[int]:
+    """A comma-separated list of integers (:func:`parse_int`); an empty item is refused.
+
+    Raises:
+        genmodel.SpecError: an empty list or item, or an item :func:`parse_int` refuses.
+    """
+    items = text.split(",")
+    if any(not item.strip() for item in items):
+        raise genmodel.SpecError(f"{name}={text!r} has an empty value: integers, comma-separated")
+    return [parse_int(name, item) for item in items]
+
+
+def _check_arguments(kwargs: Mapping[str, Any]) -> None:
+    """Check each numeric argument of a command against :data:`BOUNDS` or its run option's bounds."""
+    for name, value in kwargs.items():
+        spec = OPTION_NAMES.get(name)
+        if name in BOUNDS:
+            check_number(name, value, BOUNDS[name])
+        elif spec is not None and spec.bounds is not None:
+            check_number(name, value, spec.bounds)
+        elif isinstance(value, _Unparsed):
+            raise genmodel.SpecError(f"{name}={str(value)!r} must be a number")
 
 
 def _complete(*kinds: str) -> Callable[[str], list[str]]:
@@ -80,13 +183,15 @@ HardwareOpt = Annotated[
         autocompletion=complete_hardware,
     ),
 ]
-InputOpt = Annotated[int, typer.Option(help="Prompt tokens per request.")]
-OutputTokensOpt = Annotated[int, typer.Option(help="Generated tokens per request.")]
-TpOpt = Annotated[int, typer.Option(help="Tensor-parallel degree.")]
-PpOpt = Annotated[int, typer.Option(help="Pipeline-parallel degree.")]
-EpOpt = Annotated[int, typer.Option(help="Expert-parallel degree (divides tp*dp).")]
-DpOpt = Annotated[int, typer.Option(help="Data-parallel degree (attention-DP for MoE models).")]
-CpOpt = Annotated[int, typer.Option(help="Context-parallel degree (ring attention).")]
+InputOpt = Annotated[int, typer.Option(help="Prompt tokens per request.", parser=lenient_int)]
+OutputTokensOpt = Annotated[int, typer.Option(help="Generated tokens per request.", parser=lenient_int)]
+TpOpt = Annotated[int, typer.Option(help="Tensor-parallel degree.", parser=lenient_int)]
+PpOpt = Annotated[int, typer.Option(help="Pipeline-parallel degree.", parser=lenient_int)]
+EpOpt = Annotated[int, typer.Option(help="Expert-parallel degree (divides tp*dp).", parser=lenient_int)]
+DpOpt = Annotated[
+    int, typer.Option(help="Data-parallel degree (attention-DP for MoE models).", parser=lenient_int)
+]
+CpOpt = Annotated[int, typer.Option(help="Context-parallel degree (ring attention).", parser=lenient_int)]
 WeightDtypeOpt = Annotated[
     str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4", autocompletion=_complete_dtypes)
 ]
@@ -97,9 +202,11 @@ KvDtypeOpt = Annotated[
     str | None, typer.Option(help="KV-cache dtype (default: bf16).", autocompletion=_complete_dtypes)
 ]
 BatchOpt = Annotated[str | None, typer.Option(help="Static batch (whole deployment) or 'max'.")]
-ConcurrencyOpt = Annotated[int | None, typer.Option(help="Closed-loop clients (serving mode).")]
-TtftSloOpt = Annotated[str | None, typer.Option(help="TTFT target: 2s, 500ms, 0.5 (seconds).")]
-TpotSloOpt = Annotated[str | None, typer.Option(help="TPOT target: 50ms, 20us, 0.05.")]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option(help="Closed-loop clients (serving mode).", parser=lenient_int)
+]
+TtftSloOpt = Annotated[str | None, typer.Option(help="TTFT target with its unit: 2s, 500ms.")]
+TpotSloOpt = Annotated[str | None, typer.Option(help="TPOT target with its unit: 50ms, 20us.")]
 
 
 def parse_batch(value: str | None) -> int | str | None:
@@ -110,10 +217,9 @@ def parse_batch(value: str | None) -> int | str | None:
     """
     if value is None or value == "max":
         return value
-    try:
-        return int(value)
-    except ValueError:
-        raise genmodel.SpecError(f"batch={value!r} must be an integer >= 1 or 'max'") from None
+    if not _ASCII_INT.match(value):
+        raise genmodel.SpecError(f"batch={value!r} must be an integer >= 1 or 'max'")
+    return parse_int("batch", value)
 
 
 #: the default of a command's ``run_options`` parameter (filled by :func:`with_run_options`)
@@ -123,7 +229,8 @@ NO_RUN_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 def _run_option(spec: genmodel.OptionSpec) -> inspect.Parameter:
     """One run option as a typer parameter: its flag, help, type and default from its spec."""
     kind: Any = spec.type if spec.default is not None else spec.type | None
-    option = typer.Option(spec.flags, help=spec.help)
+    lenient = {int: lenient_int, float: lenient_float}.get(spec.type)
+    option = typer.Option(spec.flags, help=spec.help, parser=lenient)
     return inspect.Parameter(
         spec.name,
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -174,11 +281,13 @@ def examples(*lines: str) -> str:
 
 
 def friendly(fn: F) -> F:
-    """Turn a GenModelError into one red line on stderr and exit code 2."""
+    """Check the numeric arguments (:data:`BOUNDS`, the run options' bounds), and turn a
+    GenModelError into one red line on stderr and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _check_arguments(kwargs)
             return fn(*args, **kwargs)
         except genmodel.GenModelError as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)

@@ -30,14 +30,21 @@ from ._options import (
     err,
     examples,
     friendly,
+    lenient_float,
+    lenient_int,
+    parse_int,
+    parse_ints,
     working,
     write_plot,
 )
 from ._requirements import parse_seconds
 
-DevicesOpt = Annotated[int, typer.Option("--devices", help="Device budget (every plan uses all of it).")]
+DevicesOpt = Annotated[
+    int, typer.Option("--devices", help="Device budget (every plan uses all of it).", parser=lenient_int)
+]
 QuantileOpt = Annotated[
-    float | None, typer.Option(help="Make the TTFT target a quantile (0.9, 0.99) of an M/D/1 queue.")
+    float | None,
+    typer.Option(help="Make the TTFT target a quantile (0.9, 0.99) of an M/D/1 queue.", parser=lenient_float),
 ]
 RateOpt = Annotated[
     float | None,
@@ -45,6 +52,7 @@ RateOpt = Annotated[
         "--request-rate",
         help="Traffic in requests/s: plan the fewest devices that serve it (--devices is then the "
         "largest copy of a plan considered).",
+        parser=lenient_float,
     ),
 ]
 ItlMaxOpt = Annotated[
@@ -80,11 +88,11 @@ def _dtypes(value: str) -> list[str]:
 
 def _chunks(value: str) -> list[int | None]:
     out: list[int | None] = []
-    for v in _dtypes(value):
-        if v.lower() == "none":
+    for v in value.split(","):
+        if v.strip().lower() == "none":
             out.append(None)
-        elif v.isdigit() and int(v) > 0:
-            out.append(int(v))
+        elif v.strip():
+            out.append(parse_int("prefill_chunks", v))
         else:
             raise genmodel.SpecError(
                 f"prefill_chunks={value!r} must be token counts or 'none', comma-separated"
@@ -218,11 +226,7 @@ def register(app: typer.Typer) -> None:
         if plot is not None:
             figure_format(plot)
         ids = _dtypes(hardware)
-        budgets: list[int] = []
-        for v in _dtypes(devices):
-            if not v.isdigit() or int(v) < 1:
-                raise genmodel.SpecError(f"devices={devices!r} must be integers >= 1, comma-separated")
-            budgets.append(int(v))
+        budgets = parse_ints("devices", devices)
         with working(f"planning on {len(ids)} platform{'s' if len(ids) > 1 else ''}"):
             rows = genmodel.compare(
                 model,

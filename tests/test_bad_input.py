@@ -4,8 +4,12 @@ and exit code 2 (never a traceback or a hang). Each test is a repro from the iss
 from __future__ import annotations
 
 import json
+import math
 
-from _cli import cli_ok
+import pytest
+from _cli import cli_bad, cli_ok
+
+import genmodel
 
 SERVING = [
     "estimate",
@@ -79,3 +83,90 @@ def test_plan_header_says_devices_of_which_system() -> None:
         ["plan", *SMALL, "--hardware", "h100-sxm", "--devices", "4", "--request-rate", "10"], columns=200
     )
     assert "on copies of up to 4 devices of dgx-h100" in rate
+
+
+PLAN = ["plan", *SMALL[:6], "--hardware", "h100-sxm", "--devices", "8"]
+EST = ["estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "100"]
+EST += ["--output-tokens", "10"]
+SWEEP = ["sweep", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "100"]
+SWEEP += ["--output-tokens", "10"]
+REQ = ["requirements", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "100"]
+REQ += ["--output-tokens", "10"]
+COMPARE = ["compare", *SMALL[:6], "--hardware", "h100-sxm"]
+
+
+@pytest.mark.parametrize(
+    "base", [PLAN, REQ, [*COMPARE, "--devices", "8"]], ids=["plan", "requirements", "compare"]
+)
+@pytest.mark.parametrize("flag", ["--ttft-slo", "--tpot-slo"])
+def test_a_bare_slo_number_is_refused_with_a_hint(base: list[str], flag: str) -> None:
+    line = cli_bad([*base, flag, "50"])
+    assert "needs a unit: 50ms or 50s?" in line
+
+
+@pytest.mark.parametrize("value", ["1e400ms", "1e400", "inf", "nan", "-5ms", "-1", "0ms", "2days"])
+def test_slos_that_are_no_time_are_refused(value: str) -> None:
+    cli_bad([*PLAN, "--tpot-slo", value])
+
+
+def test_slos_with_units_still_work() -> None:
+    cli_ok([*PLAN, "--ttft-slo", "1s", "--tpot-slo", "50ms"])
+    cli_ok([*PLAN, "--ttft-slo", "1.5e3ms", "--tpot-slo", "5e-2s"])
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0", "x", ""])
+def test_request_rate_must_be_a_finite_positive_number(value: str) -> None:
+    cli_bad([*PLAN, "--request-rate", value])
+
+
+HUGE = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [*EST, "--tp", HUGE],
+        [*EST, "--batch", HUGE],
+        [*EST, "--concurrency", HUGE],
+        [*EST[:-1], HUGE],
+        [*EST, "--input-tokens", HUGE],
+        [*EST, "--devices", HUGE],
+        [*EST, "--draft-tokens", HUGE],
+        [*EST, "--draft-tokens", "17"],
+        [*EST, "--moe-imbalance", "inf"],
+        [*EST, "--overlap", "nan"],
+        [*EST, "--microbatches", "1000"],
+        [*EST, "--microbatches", "2", "--batch", "1"],
+        [*EST, "--tp", ""],
+        [*EST, "--tp", "²"],
+        [*EST, "--concurrency", ""],
+        [*EST, "--batch", "²"],
+        ["memory", *EST[1:], "--contexts", "8192,"],
+        [*PLAN[:-1], HUGE],
+        [*PLAN[:-1], ""],
+        [*PLAN, "--prefill-chunks", "2,,3"],
+        [*COMPARE, "--devices", HUGE],
+        [*COMPARE, "--devices", "8,"],
+        [*COMPARE, "--devices", ""],
+        [*SWEEP, "--tp", "²"],
+        [*SWEEP, "--tp", ""],
+        [*SWEEP, "--tp", "8,"],
+        [*SWEEP, "--tp", HUGE],
+        [*SWEEP, "--batch", f"1,{HUGE}"],
+        [*SWEEP, "--concurrency", ""],
+        [*SWEEP, "--scale", "flops=inf"],
+        [*SWEEP[:-1], HUGE],
+        [*REQ, "--tp", HUGE],
+    ],
+)
+def test_numbers_out_of_bounds_or_empty_are_one_line(args: list[str]) -> None:
+    cli_bad(args)
+
+
+def test_the_run_options_bounds_hold_in_the_api_too() -> None:
+    with pytest.raises(genmodel.SpecError, match="draft_tokens"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", input_tokens=10, output_tokens=10, draft_tokens=10**20)
+    with pytest.raises(genmodel.SpecError, match="moe_imbalance"):
+        genmodel.estimate(
+            "llama-3.1-8b", "h100-sxm", input_tokens=10, output_tokens=10, moe_imbalance=math.inf
+        )
