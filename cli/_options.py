@@ -139,8 +139,47 @@ def parse_ints(name: str, text: str) -> list[int]:
     return [parse_int(name, item) for item in items]
 
 
+#: the longest file name most file systems take (bytes)
+_NAME_MAX = 255
+
+
+def check_output_path(name: str, path: Path) -> None:
+    """Refuse a path a result cannot be written to whole, before any computation: an empty path, a
+    directory, a symbolic link, anything but a regular file (a FIFO, ``/dev/null``), a name too long,
+    or a folder that is not one or cannot be written in.
+
+    Raises:
+        genmodel.SpecError: ``name=path ...``, saying why.
+    """
+    text = str(path)
+    if text in ("", ".") or not path.name or path.name == "..":
+        raise genmodel.SpecError(f"{name}={text!r} must be a file path")
+    if len(os.fsencode(path.name)) > _NAME_MAX:
+        raise genmodel.SpecError(f"{name}: the file name is longer than {_NAME_MAX} bytes")
+    if path.is_symlink():
+        raise genmodel.SpecError(f"{name}={text!r} is a symbolic link: give the file it points to")
+    if path.exists():
+        if path.is_dir():
+            raise genmodel.SpecError(f"{name}={text!r} is a directory: give a file in it")
+        if not path.is_file():
+            raise genmodel.SpecError(f"{name}={text!r} is not a regular file (a FIFO, a device, a socket)")
+        if not os.access(path, os.W_OK):
+            raise genmodel.SpecError(f"{name}={text!r} is not writable")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise genmodel.SpecError(f"{name}={text!r}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise genmodel.SpecError(f"{name}={text!r}: cannot write in {folder}")
+
+
 def _check_arguments(kwargs: Mapping[str, Any]) -> None:
-    """Check each numeric argument of a command against :data:`BOUNDS` or its run option's bounds."""
+    """Check each numeric argument of a command against :data:`BOUNDS` or its run option's bounds,
+    and the ``output`` and ``plot`` paths (:func:`check_output_path`)."""
+    for name in ("output", "plot"):
+        if isinstance(kwargs.get(name), Path):
+            check_output_path(name, kwargs[name])
     for name, value in kwargs.items():
         spec = OPTION_NAMES.get(name)
         if name in BOUNDS:
@@ -297,18 +336,33 @@ def friendly(fn: F) -> F:
 
 
 def write_text(text: str, output: Path) -> None:
-    """Write ``text`` whole to ``output`` (via a temporary file beside it: never half-written)."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
-        os.replace(tmp, output)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` whole to ``output`` (via a temporary file beside it: never half-written).
+
+    Raises:
+        genmodel.SpecError: the file cannot be written (the system's reason).
+    """
+    check_output_path("output", output)
+    with cannot_write("output", output):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text if text.endswith("\n") else text + "\n")
+            os.replace(tmp, output)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     err.print(f"wrote {output}", markup=False)
+
+
+@contextlib.contextmanager
+def cannot_write(name: str, path: Path) -> Iterator[None]:
+    """Turn an OSError while writing ``path`` into one line (:class:`genmodel.SpecError`)."""
+    try:
+        yield
+    except OSError as exc:
+        raise genmodel.SpecError(f"{name}={str(path)!r}: cannot write: {exc.strerror or exc}") from None
 
 
 def emit(text: str, output: Path | None) -> None:
@@ -338,7 +392,9 @@ def emit_tables(tables: list[Table], output: Path | None) -> None:
 
 def write_plot(figure: Any, plot: Path) -> None:
     """Write a plotly figure to ``plot`` (HTML or PNG by its suffix) and say so on stderr."""
-    genmodel.report.write_figure(figure, plot)
+    check_output_path("plot", plot)
+    with cannot_write("plot", plot):
+        genmodel.report.write_figure(figure, plot)
     err.print(f"wrote {plot}", markup=False)
 
 

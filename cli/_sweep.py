@@ -24,6 +24,7 @@ from ._options import (
     OUTPUT_HELP,
     Format,
     PlotOpt,
+    cannot_write,
     err,
     examples,
     friendly,
@@ -208,7 +209,8 @@ def sweep(
         write_plot(sweep_figure(records), plot)
     where = ""
     if output is not None:
-        where = f", wrote {genmodel.write_table(rows, output)}"
+        with cannot_write("output", output):
+            where = f", wrote {genmodel.write_table(rows, output)}"
     elif format is Format.csv:
         out.print(rows.to_csv(index=False), markup=False, end="")
     elif format is Format.json:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
+from pathlib import Path
 
 import pytest
 from _cli import cli_bad, cli_ok
@@ -170,3 +173,48 @@ def test_the_run_options_bounds_hold_in_the_api_too() -> None:
         genmodel.estimate(
             "llama-3.1-8b", "h100-sxm", input_tokens=10, output_tokens=10, moe_imbalance=math.inf
         )
+
+
+def _bad_paths(tmp_path: Path) -> dict[str, str]:
+    """Paths no result may be written to, each by what it is."""
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link.html").symlink_to(tmp_path / "target.html")
+    (tmp_path / "file").write_text("x")
+    return {
+        "directory": str(tmp_path),
+        "empty": "",
+        "fifo": str(tmp_path / "fifo"),
+        "device": os.devnull,
+        "symlink": str(tmp_path / "link.html"),
+        "under a file": str(tmp_path / "file" / "out.txt"),
+        "long name": str(tmp_path / ("a" * 300)),
+    }
+
+
+@pytest.mark.parametrize("flag", ["--output", "--plot"])
+def test_output_and_plot_paths_are_checked_before_the_computation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: str
+) -> None:
+    def no_search(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the path must be refused before the search")
+
+    monkeypatch.setattr(genmodel, "plan", no_search)
+    for what, path in _bad_paths(tmp_path).items():
+        suffix = ".html" if flag == "--plot" and what in ("under a file", "long name") else ""
+        line = cli_bad([*PLAN, flag, path + suffix])
+        assert flag.strip("-") in line, what
+    assert (tmp_path / "fifo").exists() and not (tmp_path / "target.html").exists()
+    assert os.path.islink(tmp_path / "link.html")
+
+
+def test_estimate_output_to_a_special_file_is_refused(tmp_path: Path) -> None:
+    for what, path in _bad_paths(tmp_path).items():
+        assert "output" in cli_bad([*EST, "--output", path]), what
+    assert stat.S_ISFIFO(os.stat(tmp_path / "fifo").st_mode)
+
+
+def test_output_to_a_new_folder_is_written_whole(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "estimate.json"
+    cli_ok([*EST, "--format", "json", "--output", str(target)])
+    assert json.loads(target.read_text())["model"] == "llama-3.1-8b"
+    assert [p.name for p in target.parent.iterdir()] == ["estimate.json"]
