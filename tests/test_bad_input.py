@@ -218,3 +218,15 @@ def test_output_to_a_new_folder_is_written_whole(tmp_path: Path) -> None:
     cli_ok([*EST, "--format", "json", "--output", str(target)])
     assert json.loads(target.read_text())["model"] == "llama-3.1-8b"
     assert [p.name for p in target.parent.iterdir()] == ["estimate.json"]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_json_never_carries_nan_or_infinity(bad: float) -> None:
+    with pytest.raises(genmodel.GenModelError, match=r"memory\.tiers\[1\]\.bytes=.* not a finite number"):
+        genmodel.report.to_json({"memory": {"tiers": [{"bytes": 1.0}, {"bytes": bad}]}})
+    assert json.loads(genmodel.report.to_json({"a": (1.0, None, "x")})) == {"a": [1.0, None, "x"]}
+
+
+def test_moe_imbalance_inf_never_reaches_the_json() -> None:
+    line = cli_bad(["estimate", *SERVING[1:], "--moe-imbalance", "inf", "--format", "json"])
+    assert "moe_imbalance=inf" in line
