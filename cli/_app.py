@@ -506,6 +506,9 @@ def validate(
         Path | None,
         typer.Option(help="CSV of run options per case id (default: the bundled ones for the public cases)."),
     ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Skip malformed rows (listed as skipped) instead of refusing the file.")
+    ] = False,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -513,7 +516,12 @@ def validate(
     total = len(genmodel.read_cases(cases or genmodel.public_cases_path()))
     with progress_bar("validating") as progress:
         task = progress.add_task("validating", total=total)
-        report = genmodel.validate(cases, options_path=options, on_case=lambda _id: progress.advance(task))
+        report = genmodel.validate(
+            cases,
+            options_path=options,
+            on_case=lambda _id: progress.advance(task),
+            skip_invalid=skip_invalid,
+        )
     d = report.to_dict()
     if format is Format.json:
         emit(to_json(d), output)

@@ -3,6 +3,8 @@ and exit code 2 (never a traceback or a hang). Each test is a repro from the iss
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -230,3 +232,46 @@ def test_json_never_carries_nan_or_infinity(bad: float) -> None:
 def test_moe_imbalance_inf_never_reaches_the_json() -> None:
     line = cli_bad(["estimate", *SERVING[1:], "--moe-imbalance", "inf", "--format", "json"])
     assert "moe_imbalance=inf" in line
+
+
+def _cases(tmp_path: Path, changes: dict[str, str], *, bom: bool = False) -> Path:
+    """A validation CSV of two public cases, the second with ``changes``."""
+    rows = genmodel.read_cases(genmodel.public_cases_path())[:2]
+    rows[1] = {**rows[1], **changes}
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path = tmp_path / "cases.csv"
+    path.write_text(("\ufeff" if bom else "") + buf.getvalue(), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("input_tokens", "12x"),
+        ("tp", "²"),
+        ("batch", HUGE),
+        ("mode", "dynamic"),
+        ("measured", "0"),
+        ("measured", "-3"),
+        ("measured", "nan"),
+        ("measured", "inf"),
+        ("measured", ""),
+    ],
+)
+def test_validate_refuses_a_malformed_row_naming_line_and_column(
+    tmp_path: Path, column: str, value: str
+) -> None:
+    path = _cases(tmp_path, {column: value})
+    line = cli_bad(["validate", str(path)])
+    assert "line 3" in line and f"{column}=" in line
+    rows = json.loads(cli_ok(["validate", str(path), "--skip-invalid", "--format", "json"]))
+    assert rows["covered"] == 1
+    assert f"{column}=" in rows["skipped"][0]["reason"]
+
+
+def test_validate_reads_a_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
+    rows = json.loads(cli_ok(["validate", str(_cases(tmp_path, {}, bom=True)), "--format", "json"]))
+    assert rows["covered"] == 2
