@@ -556,8 +556,18 @@ def validate(
     ),
 )
 @friendly
-def hw_list(format: FormatOpt = Format.table, output: OutputOpt = None) -> None:
-    """List devices (and their power modes), systems, memory tiers and links, each with its kind."""
+def hw_list(
+    format: FormatOpt = Format.table,
+    output: OutputOpt = None,
+    wide: Annotated[
+        bool, typer.Option(help="Every column of every record (the table needs about 230 columns).")
+    ] = False,
+) -> None:
+    """List devices (and their power modes), systems, memory tiers and links, each with its kind.
+
+    The table shows the key figures, with units in the headers (it fits 100 columns); --wide shows
+    every field, as JSON and CSV always do.
+    """
     devices = [
         genmodel.describe_device(genmodel.load_device(i))
         for i in [*genmodel.list_ids("hardware"), *genmodel.list_ids("power mode")]
@@ -586,9 +596,70 @@ def hw_list(format: FormatOpt = Format.table, output: OutputOpt = None) -> None:
         }
         for s in systems
     ]
-    sections = [("devices", devices), ("systems", rows)]
-    sections.append(("memory tiers (for --kv-offload, --weight-offload, --expert-offload)", tiers))
-    _rows_out([*sections, *([("links", links)] if links else [])], format, output)
+    tiers_title = "memory tiers (for --kv-offload, --weight-offload, --expert-offload)"
+    if wide:
+        sections = [("devices", devices), ("systems", rows), (tiers_title, tiers)]
+        _rows_out([*sections, *([("links", links)] if links else [])], format, output)
+        return
+    tables = [
+        _key_table("devices and power modes (--wide: every field)", devices, _DEVICE_COLUMNS),
+        _key_table(
+            "systems (fabric: GB/s per device per direction at each tier, x the devices it joins)",
+            rows,
+            _SYSTEM_COLUMNS,
+        ),
+        _key_table(tiers_title, tiers, _TIER_COLUMNS),
+    ]
+    if links:
+        tables.append(_key_table("links", links, _LINK_COLUMNS))
+    emit_tables(tables, output)
+
+
+#: the key columns of ``hw list``: (header with its unit, flattened key of the record)
+_DEVICE_COLUMNS = (
+    ("id", "id"),
+    ("memory\nGiB", "memory_gib"),
+    ("memory\nTB/s", "bandwidth_tb_per_s"),
+    ("bf16\nTFLOP/s", "dense_tflops.bf16"),
+    ("fp8\nTFLOP/s", "dense_tflops.fp8"),
+    ("scale-up\nGB/s", "scale_up_gb_per_s"),
+    ("TDP\nW", "tdp_w"),
+    ("USD\nper h", "usd_per_hour"),
+)
+_SYSTEM_COLUMNS = (
+    ("id", "id"),
+    ("device", "device"),
+    ("devices\nper node", "per node"),
+    ("max\ndevices", "max devices"),
+    ("fabric tiers\nGB/s x domain", "fabric (GB/s per device per direction, x domain)"),
+)
+_TIER_COLUMNS = (
+    ("id", "id"),
+    ("medium", "medium"),
+    ("capacity\nGiB", "capacity_gib"),
+    ("bandwidth\nGB/s", "bandwidth_gb_per_s"),
+    ("latency\nns", "latency_ns"),
+    ("link\nGB/s", "link_gb_per_s"),
+)
+_LINK_COLUMNS = (
+    ("id", "id"),
+    ("kind", "link_kind"),
+    ("bandwidth\nGB/s", "bandwidth_gb_per_s"),
+    ("latency\nus", "latency_us"),
+)
+
+
+def _key_table(title: str, records: list[dict[str, Any]], columns: tuple[tuple[str, str], ...]) -> Table:
+    """A few key columns of ``records``, never wrapped or cut (``-`` where a record has none)."""
+    t = Table(title=title)
+    for header, _ in columns:
+        t.add_column(
+            header, justify="left" if header in ("id", "device", "medium", "kind") else "right", no_wrap=True
+        )
+    for record in records:
+        flat = flatten(record)
+        t.add_row(*(escape(_cell(flat.get(key))) for _, key in columns))
+    return t
 
 
 def _hardware_record(hardware: str) -> dict[str, Any]:

@@ -275,3 +275,21 @@ def test_validate_refuses_a_malformed_row_naming_line_and_column(
 def test_validate_reads_a_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
     rows = json.loads(cli_ok(["validate", str(_cases(tmp_path, {}, bom=True)), "--format", "json"]))
     assert rows["covered"] == 2
+
+
+def test_hw_list_is_readable_at_100_columns() -> None:
+    text = cli_ok(["hw", "list"], columns=100)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 100
+    ids = [*genmodel.list_ids("hardware"), *genmodel.list_ids("power mode"), *genmodel.list_ids("system")]
+    ids += [*genmodel.list_ids("memory tier"), *genmodel.list_ids("link")]
+    cells = {cell.strip() for line in text.splitlines() for cell in line.split("│")}
+    assert set(ids) <= cells  # each id whole in its own cell
+    for unit in ("GiB", "TB/s", "TFLOP/s", "GB/s", "ns"):
+        assert unit in text
+
+
+def test_hw_list_wide_shows_every_field() -> None:
+    text = cli_ok(["hw", "list", "--wide"], columns=250)
+    assert "name" in text and "NVIDIA H100 SXM5 80GB" in text
+    assert "NVIDIA H100 SXM5 80GB" not in cli_ok(["hw", "list"], columns=250)
