@@ -29,7 +29,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import genmodel
-from genmodel._options import MAX_DEVICES, MAX_TOKENS, OPTION_NAMES
 
 #: exit codes (documented in ``genmodel --help``)
 EXIT_OK = 0
@@ -51,6 +50,11 @@ class Format(str, Enum):
     csv = "csv"
 
 
+#: the most devices and tokens a CLI option takes: far beyond any deployment, small enough that no
+#: search or loop runs away on them
+MAX_DEVICES = 1_000_000
+MAX_TOKENS = 10_000_000
+_OPTION_NAMES = {spec.name: spec for spec in genmodel.OPTION_SPECS}
 #: the bounds (inclusive) of the CLI's own numeric options by parameter name; the run options'
 #: are in their specs (:attr:`genmodel.OptionSpec.bounds`). :func:`friendly` checks both before a
 #: command runs, and :func:`parse_int` the integers given in text (lists, 'max' or a number).
@@ -181,7 +185,7 @@ def _check_arguments(kwargs: Mapping[str, Any]) -> None:
         if isinstance(kwargs.get(name), Path):
             check_output_path(name, kwargs[name])
     for name, value in kwargs.items():
-        spec = OPTION_NAMES.get(name)
+        spec = _OPTION_NAMES.get(name)
         if name in BOUNDS:
             check_number(name, value, BOUNDS[name])
         elif spec is not None and spec.bounds is not None:
