@@ -64,8 +64,8 @@ BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
         **dict.fromkeys(("input_tokens", "output_tokens", "batch", "concurrency"), (1, MAX_TOKENS)),
         "contexts": (2, MAX_TOKENS),
         "prefill_chunks": (1, MAX_TOKENS),
-        "request_rate": (1e-9, 1e9),
-        "ttft_quantile": (1e-9, 1 - 1e-9),
+        "request_rate": (1e-6, 1e9),
+        "ttft_quantile": (1e-6, 1 - 1e-6),
         "workers": (1, 1024),
     }
 )
@@ -178,6 +178,10 @@ def check_output_path(name: str, path: Path) -> None:
         raise genmodel.SpecError(f"{name}={text!r}: cannot write in {folder}")
 
 
+#: how an error names a CLI parameter where the API's keyword differs
+_KEYWORDS = {"request_rate": "request_rate_per_s"}
+
+
 def _check_arguments(kwargs: Mapping[str, Any]) -> None:
     """Check each numeric argument of a command against :data:`BOUNDS` or its run option's bounds,
     and the ``output`` and ``plot`` paths (:func:`check_output_path`)."""
@@ -187,7 +191,7 @@ def _check_arguments(kwargs: Mapping[str, Any]) -> None:
     for name, value in kwargs.items():
         spec = _OPTION_NAMES.get(name)
         if name in BOUNDS:
-            check_number(name, value, BOUNDS[name])
+            check_number(_KEYWORDS.get(name, name), value, BOUNDS[name])
         elif spec is not None and spec.bounds is not None:
             check_number(name, value, spec.bounds)
         elif isinstance(value, _Unparsed):

@@ -13,6 +13,7 @@ from genmodel.report import compare_figure, figure_format, format_seconds, paret
 
 from ._options import (
     EXIT_NO_PLAN,
+    MAX_TOKENS,
     ActDtypeOpt,
     Format,
     FormatOpt,
@@ -91,12 +92,14 @@ def _chunks(value: str) -> list[int | None]:
     for v in value.split(","):
         if v.strip().lower() == "none":
             out.append(None)
-        elif v.strip():
+            continue
+        try:
             out.append(parse_int("prefill_chunks", v))
-        else:
+        except genmodel.SpecError:
             raise genmodel.SpecError(
-                f"prefill_chunks={value!r} must be token counts or 'none', comma-separated"
-            )
+                f"prefill_chunks={value!r} must be token counts (1 to {MAX_TOKENS:,}) or 'none', "
+                "comma-separated"
+            ) from None
     return out
 
 
