@@ -64,7 +64,8 @@ BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
         **dict.fromkeys(("input_tokens", "output_tokens", "batch", "concurrency"), (1, MAX_TOKENS)),
         "contexts": (2, MAX_TOKENS),
         "prefill_chunks": (1, MAX_TOKENS),
-        "request_rate": (1e-6, 1e9),
+        # a rate's sign is the API's to check (plan's and simulate's messages name their keywords)
+        "request_rate": (-math.inf, 1e9),
         "ttft_quantile": (1e-6, 1 - 1e-6),
         "workers": (1, 1024),
     }
@@ -107,14 +108,15 @@ def check_number(name: str, value: Any, bounds: tuple[float, float]) -> None:
         genmodel.SpecError: ``name=value must be ...``.
     """
     low, high = bounds
+    span = f"at most {_show(high)}" if low == -math.inf else f"between {_show(low)} and {_show(high)}"
     if isinstance(value, _Unparsed):
-        raise genmodel.SpecError(
-            f"{name}={str(value)!r} must be a number between {_show(low)} and {_show(high)}"
-        )
+        raise genmodel.SpecError(f"{name}={str(value)!r} must be a number, {span}")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
-    if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
-        raise genmodel.SpecError(f"{name}={value!r} must be between {_show(low)} and {_show(high)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise genmodel.SpecError(f"{name}={value!r} must be a finite number, {span}")
+    if not low <= value <= high:
+        raise genmodel.SpecError(f"{name}={value!r} must be {span}")
 
 
 def parse_int(name: str, text: str) -> int:
@@ -178,10 +180,6 @@ def check_output_path(name: str, path: Path) -> None:
         raise genmodel.SpecError(f"{name}={text!r}: cannot write in {folder}")
 
 
-#: how an error names a CLI parameter where the API's keyword differs
-_KEYWORDS = {"request_rate": "request_rate_per_s"}
-
-
 def _check_arguments(kwargs: Mapping[str, Any]) -> None:
     """Check each numeric argument of a command against :data:`BOUNDS` or its run option's bounds,
     and the ``output`` and ``plot`` paths (:func:`check_output_path`)."""
@@ -191,7 +189,7 @@ def _check_arguments(kwargs: Mapping[str, Any]) -> None:
     for name, value in kwargs.items():
         spec = _OPTION_NAMES.get(name)
         if name in BOUNDS:
-            check_number(_KEYWORDS.get(name, name), value, BOUNDS[name])
+            check_number(name, value, BOUNDS[name])
         elif spec is not None and spec.bounds is not None:
             check_number(name, value, spec.bounds)
         elif isinstance(value, _Unparsed):
