@@ -84,9 +84,9 @@ def _serving_rows(d: Mapping[str, Any], serving: Mapping[str, Any]) -> list[tupl
         ("serving: limited by KV-cache memory", "yes" if serving["kv_limited"] else "no"),
         ("serving: max running (sequences the KV cache holds)", f"{serving['max_running']:,}"),
     ]
-    for key, label in (("serving_model", "serving model"), ("engine", "engine")):
-        value = d.get(key)
-        if value is not None:
+    for key, label in (("serving_model", "serving model"), ("engine", "engine"), ("notes", "notes")):
+        value = serving.get(key, d.get(key))  # in the serving block, or beside it
+        if value:
             rows.append((f"serving: {label}", cell(value)))
     return rows
 

@@ -293,3 +293,15 @@ def test_hw_list_wide_shows_every_field() -> None:
     text = cli_ok(["hw", "list", "--wide"], columns=250)
     assert "name" in text and "NVIDIA H100 SXM5 80GB" in text
     assert "NVIDIA H100 SXM5 80GB" not in cli_ok(["hw", "list"], columns=250)
+
+
+def test_serving_rows_show_the_serving_model_and_engine_where_given() -> None:
+    from genmodel.cli._tables import _serving_rows
+
+    est = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=8, input_tokens=100, output_tokens=10)
+    d = genmodel.report.estimate_dict(est)
+    inside = {**d["serving"], "serving_model": "simulated", "engine": "vllm"}
+    rows = dict(_serving_rows(d, inside))
+    assert rows["serving: serving model"] == "simulated" and rows["serving: engine"] == "vllm"
+    rows = dict(_serving_rows({**d, "serving_model": "closed-form"}, d["serving"]))
+    assert rows["serving: serving model"] == "closed-form"
