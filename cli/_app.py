@@ -51,8 +51,19 @@ from ._options import (
     friendly,
     out,
     parse_batch,
+    parse_ints,
     progress_bar,
     with_run_options,
+)
+from ._tables import (
+    DEVICE_COLUMNS,
+    LINK_COLUMNS,
+    SYSTEM_COLUMNS,
+    TIER_COLUMNS,
+    cell,
+    estimate_table,
+    key_table,
+    ops_table,
 )
 
 _TOP_EPILOG = (
@@ -181,12 +192,20 @@ def estimate(
     clients in a closed loop against a continuously batching server, by default simulated step by
     step (--serving closed-form: the steady state). JSON keys are in SI units.
     """
+    microbatches = run_options.get("overlap_microbatches", 1)
+    static = parse_batch(batch)
+    sequences = 1 if static is None and concurrency is None else static  # estimate's default batch
+    if isinstance(sequences, int) and microbatches > sequences:
+        raise genmodel.SpecError(
+            f"overlap_microbatches={microbatches} must be at most the batch, {sequences} (each microbatch "
+            "holds at least one sequence)"
+        )
     est = genmodel.estimate(
         model,
         hardware,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        batch=parse_batch(batch),
+        batch=static,
         concurrency=concurrency,
         devices=devices,
         tp=tp,
@@ -208,7 +227,7 @@ def estimate(
     elif format is Format.csv:
         emit(to_csv([estimate_dict(est)]), output)
     else:
-        emit_tables([_estimate_table(est), *([_ops_table(est)] if ops else [])], output)
+        emit_tables([estimate_table(est), *([ops_table(est)] if ops else [])], output)
     _warn_unless_fits(est.batch, est.memory)
 
 
@@ -223,15 +242,9 @@ def _warn_unless_fits(batch: int, memory: genmodel.MemoryUse) -> None:
 
 
 def _contexts(value: str | None) -> tuple[int, ...]:
-    if not value:
+    if value is None:
         return ()
-    try:
-        contexts = tuple(int(v) for v in value.split(","))
-    except ValueError:
-        raise genmodel.SpecError(f"contexts={value!r} must be comma-separated integers") from None
-    if any(c < 2 for c in contexts):
-        raise genmodel.SpecError(f"contexts={value!r}: every context must be >= 2 tokens")
-    return contexts
+    return tuple(parse_ints("contexts", value))
 
 
 @app.command(
@@ -333,117 +346,6 @@ def memory(
     emit_tables(tables, output)
 
 
-def _estimate_table(est: genmodel.Estimate) -> Table:
-    d = estimate_dict(est)
-    plan = est.plan
-    degrees = " ".join(
-        f"{k}={v}"
-        for k, v in (("tp", plan.tp), ("pp", plan.pp), ("dp", plan.dp), ("ep", plan.ep), ("cp", plan.cp))
-        if v > 1 or k == "tp"
-    )
-    t = Table(
-        title=f"{est.model_id} on {est.num_devices}x {est.hardware_id} ({d['system']}; {degrees}, "
-        f"{est.precision.weight_dtype} weights, batch {est.batch}, {est.input_tokens} in / "
-        f"{est.output_tokens} out)"
-    )
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    rows = [
-        ("TTFT (prefill of the batch)", format_seconds(est.ttft_s)),
-        ("TPOT (mean decode step)", format_seconds(est.tpot_s)),
-        ("end-to-end latency", format_seconds(est.e2e_s)),
-        ("output tokens/s (deployment)", f"{est.output_tokens_per_s:,.1f}"),
-        ("output tokens/s per device", f"{est.output_tokens_per_s_per_device:,.1f}"),
-        ("prefill tokens/s per device", f"{est.prefill_tokens_per_s_per_device:,.1f}"),
-        ("decode tokens/s per device", f"{est.decode_tokens_per_s_per_device:,.1f}"),
-    ]
-    for phase in ("prefill", "decode"):
-        p = d[phase]
-        rows.append(
-            (
-                f"{phase}: bound / compute / memory / comm",
-                f"{p['bound']} / {format_seconds(p['compute_s'])} / "
-                f"{format_seconds(p['memory_s'])} / {format_seconds(p['comm_s'])}",
-            )
-        )
-        if p["dominant_collective"] is not None:
-            total = sum(p["comm_breakdown"].values())
-            rows.append(
-                (
-                    f"{phase}: collectives (dominant; hidden by overlap)",
-                    f"{format_seconds(total)} ({p['dominant_collective']}; "
-                    f"{format_seconds(p['comm_hidden_s'])} hidden)",
-                )
-            )
-        if p["offload_s"] + p["offload_hidden_s"] > 0:
-            rows.append(
-                (
-                    f"{phase}: offload transfers (exposed; hidden)",
-                    f"{format_seconds(p['offload_s'])}; {format_seconds(p['offload_hidden_s'])}",
-                )
-            )
-    if d["prefill_chunk"] is not None or d["prefix_hit_rate"]:
-        rows.append(("decode stall per new request's prefill", format_seconds(d["decode_stall_s"])))
-    if d["speculation"] is not None:
-        rows.append(("speculative tokens per step", f"{d['speculation']['tokens_per_step']:.2f}"))
-    if d["kv_transfer_s"] is not None:
-        rows.append(
-            (
-                "KV transfer to decode (exposed)",
-                f"{format_seconds(d['kv_transfer_s'])} ({format_seconds(d['kv_transfer_exposed_s'])})",
-            )
-        )
-    m = d["memory"]
-    rows += [
-        ("weights per device", format_bytes(m["weights_bytes_per_device"])),
-        ("KV cache per device", format_bytes(m["kv_cache_bytes_per_device"])),
-        ("activations per device", format_bytes(m["activation_bytes_per_device"])),
-        (
-            "on device / usable per device",
-            f"{format_bytes(m['device_bytes_per_device'])} / "
-            f"{format_bytes(m['usable_bytes_per_device'])} ({'fits' if m['fits'] else 'DOES NOT FIT'})",
-        ),
-    ]
-    for tier in m["tiers"][1:]:
-        rows.append(
-            (
-                f"offloaded to {tier['id']} / its share",
-                f"{format_bytes(tier['bytes_per_device'])} / "
-                f"{format_bytes(tier['capacity_bytes_per_device'])}",
-            )
-        )
-    if est.usd_per_million_output_tokens is not None:
-        rows.append(("USD per million output tokens", f"{est.usd_per_million_output_tokens:.3f}"))
-    if est.joules_per_output_token is not None:
-        rows.append(("joules per output token (at TDP)", f"{est.joules_per_output_token:.3f}"))
-    for name, value in rows:
-        t.add_row(name, value)
-    return t
-
-
-def _ops_table(est: genmodel.Estimate) -> Table:
-    t = Table(title="per-operator time per device (decode step | prefill)")
-    for col in (
-        "operator",
-        "decode",
-        "decode bound",
-        "prefill",
-        "prefill bound",
-        "AI (FLOP/B, decode)",
-    ):
-        t.add_column(col, justify="left" if col == "operator" else "right")
-    for dec, pre in zip(est.decode.ops, est.prefill.ops, strict=True):
-        t.add_row(
-            dec.op.name,
-            format_seconds(float(dec.time_s)),
-            "compute" if dec.compute_s >= dec.memory_s else "memory",
-            format_seconds(float(pre.time_s)),
-            "compute" if pre.compute_s >= pre.memory_s else "memory",
-            f"{float(dec.arithmetic_intensity):.1f}",
-        )
-    return t
-
-
 @app.command(
     epilog=examples(
         "# the bundled public cases: published measurements against predictions",
@@ -465,6 +367,9 @@ def validate(
     engine: Annotated[
         str, typer.Option(help="Simulated engine of cases without an engine column: vllm | sglang | trtllm.")
     ] = "vllm",
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Skip malformed rows (listed as skipped) instead of refusing the file.")
+    ] = False,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -482,6 +387,7 @@ def validate(
             serving=serving,
             engine=engine,
             on_case=lambda _id: progress.advance(task),
+            skip_invalid=skip_invalid,
         )
     d = report.to_dict()
     if format is Format.json:
@@ -517,8 +423,18 @@ def validate(
     ),
 )
 @friendly
-def hw_list(format: FormatOpt = Format.table, output: OutputOpt = None) -> None:
-    """List devices (and their power modes), systems, memory tiers and links, each with its kind."""
+def hw_list(
+    format: FormatOpt = Format.table,
+    output: OutputOpt = None,
+    wide: Annotated[
+        bool, typer.Option(help="Every column of every record (the table needs about 230 columns).")
+    ] = False,
+) -> None:
+    """List devices (and their power modes), systems, memory tiers and links, each with its kind.
+
+    The table shows the key figures, with units in the headers (it fits 100 columns); --wide shows
+    every field, as JSON and CSV always do.
+    """
     devices = [
         genmodel.describe_device(genmodel.load_device(i))
         for i in [*genmodel.list_ids("hardware"), *genmodel.list_ids("power mode")]
@@ -547,9 +463,23 @@ def hw_list(format: FormatOpt = Format.table, output: OutputOpt = None) -> None:
         }
         for s in systems
     ]
-    sections = [("devices", devices), ("systems", rows)]
-    sections.append(("memory tiers (for --kv-offload, --weight-offload, --expert-offload)", tiers))
-    _rows_out([*sections, *([("links", links)] if links else [])], format, output)
+    tiers_title = "memory tiers (for --kv-offload, --weight-offload, --expert-offload)"
+    if wide:
+        sections = [("devices", devices), ("systems", rows), (tiers_title, tiers)]
+        _rows_out([*sections, *([("links", links)] if links else [])], format, output)
+        return
+    tables = [
+        key_table("devices and power modes (--wide: every field)", devices, DEVICE_COLUMNS),
+        key_table(
+            "systems (fabric: GB/s per device per direction at each tier, x the devices it joins)",
+            rows,
+            SYSTEM_COLUMNS,
+        ),
+        key_table(tiers_title, tiers, TIER_COLUMNS),
+    ]
+    if links:
+        tables.append(key_table("links", links, LINK_COLUMNS))
+    emit_tables(tables, output)
 
 
 def _hardware_record(hardware: str) -> dict[str, Any]:
@@ -639,17 +569,6 @@ def models_import(
     emit(genmodel.hf_config_to_yaml(config, model_id=model_id), output)
 
 
-def _cell(value: Any) -> str:
-    """One value of a flattened record as table text."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list | tuple):
-        return json.dumps(value, default=str)
-    return str(value)
-
-
 def _rows_out(sections: list[tuple[str, list[dict[str, Any]]]], format: Format, output: Path | None) -> None:
     """Rows as one JSON list or CSV, or one table per (title, rows) section."""
     if format is Format.json:
@@ -668,7 +587,7 @@ def _rows_out(sections: list[tuple[str, list[dict[str, Any]]]], format: Format, 
         for k in keys:
             t.add_column(k.removeprefix("dense_tflops."), no_wrap=k == "id")
         for f in flat:
-            t.add_row(*(escape(_cell(f.get(k))) for k in keys))
+            t.add_row(*(escape(cell(f.get(k))) for k in keys))
         tables.append(t)
     emit_tables(tables, output)
 
@@ -691,9 +610,9 @@ def _record_out(record: dict[str, Any], format: Format, output: Path | None) -> 
             if isinstance(v, list) and v and all(isinstance(item, dict) for item in v):
                 for i, item in enumerate(v):  # a list of records (a system's fabric tiers): one row per field
                     for kk, vv in flatten(item).items():
-                        t.add_row(f"{k}[{i}].{kk}", escape(_cell(vv)))
+                        t.add_row(f"{k}[{i}].{kk}", escape(cell(vv)))
             else:
-                t.add_row(k, escape(_cell(v)))
+                t.add_row(k, escape(cell(v)))
         emit_tables([t], output)
 
 

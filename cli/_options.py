@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
@@ -48,6 +50,152 @@ class Format(str, Enum):
     csv = "csv"
 
 
+#: the most devices and tokens a CLI option takes: far beyond any deployment, small enough that no
+#: search or loop runs away on them
+MAX_DEVICES = 1_000_000
+MAX_TOKENS = 10_000_000
+_OPTION_NAMES = {spec.name: spec for spec in genmodel.OPTION_SPECS}
+#: the bounds (inclusive) of the CLI's own numeric options by parameter name; the run options'
+#: are in their specs (:attr:`genmodel.OptionSpec.bounds`). :func:`friendly` checks both before a
+#: command runs, and :func:`parse_int` the integers given in text (lists, 'max' or a number).
+BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {
+        **dict.fromkeys(("tp", "pp", "ep", "dp", "cp", "devices"), (1, MAX_DEVICES)),
+        **dict.fromkeys(("input_tokens", "output_tokens", "batch", "concurrency"), (1, MAX_TOKENS)),
+        "contexts": (2, MAX_TOKENS),
+        "prefill_chunks": (1, MAX_TOKENS),
+        # a rate's sign is the API's to check (plan's and simulate's messages name their keywords)
+        "request_rate": (-math.inf, 1e9),
+        "ttft_quantile": (1e-6, 1 - 1e-6),
+        "workers": (1, 1024),
+    }
+)
+_ASCII_INT = re.compile(r"^\s*[+]?[0-9]+\s*$", re.ASCII)
+
+
+class _Unparsed(str):
+    """A value click could not read as a number: kept as text, refused by :func:`friendly` in one line."""
+
+
+def lenient_int(text: Any) -> Any:
+    """An ``--option`` integer as click reads it, except that a value that is no integer reaches the
+    command as :class:`_Unparsed` text, so that the error is one red line, not click's usage box."""
+    if not isinstance(text, str):  # a default
+        return text
+    return int(text) if _ASCII_INT.match(text) else _Unparsed(text)
+
+
+def lenient_float(text: Any) -> Any:
+    """As :func:`lenient_int`, for a float."""
+    if not isinstance(text, str):  # a default
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        return _Unparsed(text)
+
+
+def _show(bound: float) -> str:
+    """A bound as people read it: 1,000,000 or 0.5."""
+    return f"{int(bound):,}" if float(bound).is_integer() else f"{bound:g}"
+
+
+def check_number(name: str, value: Any, bounds: tuple[float, float]) -> None:
+    """Refuse a number that is not finite or outside ``bounds`` (inclusive), or text click could
+    not read as a number.
+
+    Raises:
+        genmodel.SpecError: ``name=value must be ...``.
+    """
+    low, high = bounds
+    span = f"at most {_show(high)}" if low == -math.inf else f"between {_show(low)} and {_show(high)}"
+    if isinstance(value, _Unparsed):
+        raise genmodel.SpecError(f"{name}={str(value)!r} must be a number, {span}")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise genmodel.SpecError(f"{name}={value!r} must be a finite number, {span}")
+    if not low <= value <= high:
+        raise genmodel.SpecError(f"{name}={value!r} must be {span}")
+
+
+def parse_int(name: str, text: str) -> int:
+    """An integer given as text (ASCII digits), within the bounds of ``name`` (:data:`BOUNDS`).
+
+    Raises:
+        genmodel.SpecError: empty, not an integer (``²``, ``1.5``), or out of bounds.
+    """
+    low, high = BOUNDS.get(name, (-math.inf, math.inf))
+    if not _ASCII_INT.match(text):
+        raise genmodel.SpecError(f"{name}={text!r} must be an integer between {_show(low)} and {_show(high)}")
+    value = int(text)
+    check_number(name, value, (low, high))
+    return value
+
+
+def parse_ints(name: str, text: str) -> list[int]:
+    """A comma-separated list of integers (:func:`parse_int`); an empty item is refused.
+
+    Raises:
+        genmodel.SpecError: an empty list or item, or an item :func:`parse_int` refuses.
+    """
+    items = text.split(",")
+    if any(not item.strip() for item in items):
+        raise genmodel.SpecError(f"{name}={text!r} has an empty value: integers, comma-separated")
+    return [parse_int(name, item) for item in items]
+
+
+#: the longest file name most file systems take (bytes)
+_NAME_MAX = 255
+
+
+def check_output_path(name: str, path: Path) -> None:
+    """Refuse a path a result cannot be written to whole, before any computation: an empty path, a
+    directory, a symbolic link, anything but a regular file (a FIFO, ``/dev/null``), a name too long,
+    or a folder that is not one or cannot be written in.
+
+    Raises:
+        genmodel.SpecError: ``name=path ...``, saying why.
+    """
+    text = str(path)
+    if text in ("", ".") or not path.name or path.name == "..":
+        raise genmodel.SpecError(f"{name}={text!r} must be a file path")
+    if len(os.fsencode(path.name)) > _NAME_MAX:
+        raise genmodel.SpecError(f"{name}: the file name is longer than {_NAME_MAX} bytes")
+    if path.is_symlink():
+        raise genmodel.SpecError(f"{name}={text!r} is a symbolic link: give the file it points to")
+    if path.exists():
+        if path.is_dir():
+            raise genmodel.SpecError(f"{name}={text!r} is a directory: give a file in it")
+        if not path.is_file():
+            raise genmodel.SpecError(f"{name}={text!r} is not a regular file (a FIFO, a device, a socket)")
+        if not os.access(path, os.W_OK):
+            raise genmodel.SpecError(f"{name}={text!r} is not writable")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise genmodel.SpecError(f"{name}={text!r}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise genmodel.SpecError(f"{name}={text!r}: cannot write in {folder}")
+
+
+def _check_arguments(kwargs: Mapping[str, Any]) -> None:
+    """Check each numeric argument of a command against :data:`BOUNDS` or its run option's bounds,
+    and the ``output`` and ``plot`` paths (:func:`check_output_path`)."""
+    for name in ("output", "plot"):
+        if isinstance(kwargs.get(name), Path):
+            check_output_path(name, kwargs[name])
+    for name, value in kwargs.items():
+        spec = _OPTION_NAMES.get(name)
+        if name in BOUNDS:
+            check_number(name, value, BOUNDS[name])
+        elif spec is not None and spec.bounds is not None:
+            check_number(name, value, spec.bounds)
+        elif isinstance(value, _Unparsed):
+            raise genmodel.SpecError(f"{name}={str(value)!r} must be a number")
+
+
 def _complete(*kinds: str) -> Callable[[str], list[str]]:
     """Shell completion of the ids of ``kinds`` (as :func:`genmodel.list_ids` names them)."""
 
@@ -80,13 +228,15 @@ HardwareOpt = Annotated[
         autocompletion=complete_hardware,
     ),
 ]
-InputOpt = Annotated[int, typer.Option(help="Prompt tokens per request.")]
-OutputTokensOpt = Annotated[int, typer.Option(help="Generated tokens per request.")]
-TpOpt = Annotated[int, typer.Option(help="Tensor-parallel degree.")]
-PpOpt = Annotated[int, typer.Option(help="Pipeline-parallel degree.")]
-EpOpt = Annotated[int, typer.Option(help="Expert-parallel degree (divides tp*dp).")]
-DpOpt = Annotated[int, typer.Option(help="Data-parallel degree (attention-DP for MoE models).")]
-CpOpt = Annotated[int, typer.Option(help="Context-parallel degree (ring attention).")]
+InputOpt = Annotated[int, typer.Option(help="Prompt tokens per request.", parser=lenient_int)]
+OutputTokensOpt = Annotated[int, typer.Option(help="Generated tokens per request.", parser=lenient_int)]
+TpOpt = Annotated[int, typer.Option(help="Tensor-parallel degree.", parser=lenient_int)]
+PpOpt = Annotated[int, typer.Option(help="Pipeline-parallel degree.", parser=lenient_int)]
+EpOpt = Annotated[int, typer.Option(help="Expert-parallel degree (divides tp*dp).", parser=lenient_int)]
+DpOpt = Annotated[
+    int, typer.Option(help="Data-parallel degree (attention-DP for MoE models).", parser=lenient_int)
+]
+CpOpt = Annotated[int, typer.Option(help="Context-parallel degree (ring attention).", parser=lenient_int)]
 WeightDtypeOpt = Annotated[
     str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4", autocompletion=_complete_dtypes)
 ]
@@ -97,9 +247,11 @@ KvDtypeOpt = Annotated[
     str | None, typer.Option(help="KV-cache dtype (default: bf16).", autocompletion=_complete_dtypes)
 ]
 BatchOpt = Annotated[str | None, typer.Option(help="Static batch (whole deployment) or 'max'.")]
-ConcurrencyOpt = Annotated[int | None, typer.Option(help="Closed-loop clients (serving mode).")]
-TtftSloOpt = Annotated[str | None, typer.Option(help="TTFT target: 2s, 500ms, 0.5 (seconds).")]
-TpotSloOpt = Annotated[str | None, typer.Option(help="TPOT target: 50ms, 20us, 0.05.")]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option(help="Closed-loop clients (serving mode).", parser=lenient_int)
+]
+TtftSloOpt = Annotated[str | None, typer.Option(help="TTFT target with its unit: 2s, 500ms.")]
+TpotSloOpt = Annotated[str | None, typer.Option(help="TPOT target with its unit: 50ms, 20us.")]
 
 
 def parse_batch(value: str | None) -> int | str | None:
@@ -110,10 +262,9 @@ def parse_batch(value: str | None) -> int | str | None:
     """
     if value is None or value == "max":
         return value
-    try:
-        return int(value)
-    except ValueError:
-        raise genmodel.SpecError(f"batch={value!r} must be an integer >= 1 or 'max'") from None
+    if not _ASCII_INT.match(value):
+        raise genmodel.SpecError(f"batch={value!r} must be an integer >= 1 or 'max'")
+    return parse_int("batch", value)
 
 
 #: the default of a command's ``run_options`` parameter (filled by :func:`with_run_options`)
@@ -123,7 +274,8 @@ NO_RUN_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 def _run_option(spec: genmodel.OptionSpec) -> inspect.Parameter:
     """One run option as a typer parameter: its flag, help, type and default from its spec."""
     kind: Any = spec.type if spec.default is not None else spec.type | None
-    option = typer.Option(spec.flags, help=spec.help)
+    lenient = {int: lenient_int, float: lenient_float}.get(spec.type)
+    option = typer.Option(spec.flags, help=spec.help, parser=lenient)
     return inspect.Parameter(
         spec.name,
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -174,11 +326,13 @@ def examples(*lines: str) -> str:
 
 
 def friendly(fn: F) -> F:
-    """Turn a GenModelError into one red line on stderr and exit code 2."""
+    """Check the numeric arguments (:data:`BOUNDS`, the run options' bounds), and turn a
+    GenModelError into one red line on stderr and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _check_arguments(kwargs)
             return fn(*args, **kwargs)
         except genmodel.GenModelError as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
@@ -188,18 +342,33 @@ def friendly(fn: F) -> F:
 
 
 def write_text(text: str, output: Path) -> None:
-    """Write ``text`` whole to ``output`` (via a temporary file beside it: never half-written)."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
-        os.replace(tmp, output)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` whole to ``output`` (via a temporary file beside it: never half-written).
+
+    Raises:
+        genmodel.SpecError: the file cannot be written (the system's reason).
+    """
+    check_output_path("output", output)
+    with cannot_write("output", output):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text if text.endswith("\n") else text + "\n")
+            os.replace(tmp, output)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     err.print(f"wrote {output}", markup=False)
+
+
+@contextlib.contextmanager
+def cannot_write(name: str, path: Path) -> Iterator[None]:
+    """Turn an OSError while writing ``path`` into one line (:class:`genmodel.SpecError`)."""
+    try:
+        yield
+    except OSError as exc:
+        raise genmodel.SpecError(f"{name}={str(path)!r}: cannot write: {exc.strerror or exc}") from None
 
 
 def emit(text: str, output: Path | None) -> None:
@@ -229,7 +398,9 @@ def emit_tables(tables: list[Table], output: Path | None) -> None:
 
 def write_plot(figure: Any, plot: Path) -> None:
     """Write a plotly figure to ``plot`` (HTML or PNG by its suffix) and say so on stderr."""
-    genmodel.report.write_figure(figure, plot)
+    check_output_path("plot", plot)
+    with cannot_write("plot", plot):
+        genmodel.report.write_figure(figure, plot)
     err.print(f"wrote {plot}", markup=False)
 
 

@@ -13,6 +13,7 @@ from genmodel.report import compare_figure, figure_format, format_seconds, paret
 
 from ._options import (
     EXIT_NO_PLAN,
+    MAX_TOKENS,
     ActDtypeOpt,
     Format,
     FormatOpt,
@@ -30,14 +31,21 @@ from ._options import (
     err,
     examples,
     friendly,
+    lenient_float,
+    lenient_int,
+    parse_int,
+    parse_ints,
     working,
     write_plot,
 )
 from ._requirements import parse_seconds
 
-DevicesOpt = Annotated[int, typer.Option("--devices", help="Device budget (every plan uses all of it).")]
+DevicesOpt = Annotated[
+    int, typer.Option("--devices", help="Device budget (every plan uses all of it).", parser=lenient_int)
+]
 QuantileOpt = Annotated[
-    float | None, typer.Option(help="Make the TTFT target a quantile (0.9, 0.99) of an M/D/1 queue.")
+    float | None,
+    typer.Option(help="Make the TTFT target a quantile (0.9, 0.99) of an M/D/1 queue.", parser=lenient_float),
 ]
 RateOpt = Annotated[
     float | None,
@@ -45,6 +53,7 @@ RateOpt = Annotated[
         "--request-rate",
         help="Traffic in requests/s: plan the fewest devices that serve it (--devices is then the "
         "largest copy of a plan considered).",
+        parser=lenient_float,
     ),
 ]
 ItlMaxOpt = Annotated[
@@ -80,15 +89,17 @@ def _dtypes(value: str) -> list[str]:
 
 def _chunks(value: str) -> list[int | None]:
     out: list[int | None] = []
-    for v in _dtypes(value):
-        if v.lower() == "none":
+    for v in value.split(","):
+        if v.strip().lower() == "none":
             out.append(None)
-        elif v.isdigit() and int(v) > 0:
-            out.append(int(v))
-        else:
+            continue
+        try:
+            out.append(parse_int("prefill_chunks", v))
+        except genmodel.SpecError:
             raise genmodel.SpecError(
-                f"prefill_chunks={value!r} must be token counts or 'none', comma-separated"
-            )
+                f"prefill_chunks={value!r} must be token counts (1 to {MAX_TOKENS:,}) or 'none', "
+                "comma-separated"
+            ) from None
     return out
 
 
@@ -218,11 +229,7 @@ def register(app: typer.Typer) -> None:
         if plot is not None:
             figure_format(plot)
         ids = _dtypes(hardware)
-        budgets: list[int] = []
-        for v in _dtypes(devices):
-            if not v.isdigit() or int(v) < 1:
-                raise genmodel.SpecError(f"devices={devices!r} must be integers >= 1, comma-separated")
-            budgets.append(int(v))
+        budgets = parse_ints("devices", devices)
         with working(f"planning on {len(ids)} platform{'s' if len(ids) > 1 else ''}"):
             rows = genmodel.compare(
                 model,
@@ -255,8 +262,8 @@ def _fmt(value: Any, digits: str = ".3g") -> str:
 
 def _plan_tables(d: dict[str, Any]) -> list[Table]:
     rate = d["request_rate_per_s"]
-    scope = f"{d['devices']} x" if rate is None else f"copies of up to {d['devices']}"
-    head = Table(title=f"{d['model']} on {scope} {d['system']}", show_header=False)
+    scope = f"{d['devices']} devices" if rate is None else f"copies of up to {d['devices']} devices"
+    head = Table(title=f"{d['model']} on {scope} of {d['system']}", show_header=False)
     head.add_row("evaluated", f"{d['evaluated']:,} candidate plans in {d['elapsed_s']:.2f} s")
     head.add_row("can run / meet SLOs", f"{d['feasible']:,} / {d['meeting_slo']:,}")
     for reason, n in list(d["violations"].items())[:4]:
@@ -344,7 +351,7 @@ def _compare_table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="best plan per platform")
     traffic = any("devices_needed" in r for r in rows)
     cols = ["hardware", "devices", "plan", "clients", "TTFT", "TPOT", "tok/s/device", "$/Mtok", "J/tok"]
-    for col in cols if not traffic else [*cols[:2], "needed", *cols[2:]]:
+    for col in cols if not traffic else [*cols[:2], "copies x size = needed", *cols[2:]]:
         t.add_column(col, justify="right")
     for r in rows:
         if r.get("error"):
@@ -354,7 +361,7 @@ def _compare_table(rows: list[dict[str, Any]]) -> Table:
         t.add_row(
             r["hardware"],
             str(r["devices"]),
-            *([f"{r['instances']} x = {r['devices_needed']}"] if traffic else []),
+            *([_copies(r["instances"], r["devices_needed"])] if traffic else []),
             f"tp{r['tp']} pp{r['pp']} ep{r['ep']} dp{r['dp']} {r['weight_dtype']}",
             str(r["concurrency"]),
             format_seconds(r["ttft_s"]),
@@ -364,3 +371,8 @@ def _compare_table(rows: list[dict[str, Any]]) -> Table:
             _fmt(r["joules_per_output_token"], ".3f"),
         )
     return t
+
+
+def _copies(instances: int, devices_needed: int) -> str:
+    """``11 x 4 = 44``: copies of the best plan, devices per copy, devices in all."""
+    return f"{instances} x {devices_needed // instances} = {devices_needed}"

@@ -43,7 +43,9 @@ from ._options import (
 
 #: seconds per unit of a time option
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
-_TIME = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:e([+-]?\d+))?\s*(s|ms|us|µs)?\s*$", re.IGNORECASE)
+_TIME = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(e[+-]?\d+)?\s*(s|ms|us|µs)?\s*$", re.IGNORECASE | re.ASCII)
+#: the longest time target taken (a day: beyond it a target says nothing about serving)
+MAX_SECONDS = 86400.0
 #: (divisor, unit) for showing each resource's figures
 _TERA, _GIGA = 1e12, 1e9
 _TARGET_NAMES = {"ttft_s": "TTFT", "tpot_s": "TPOT", "fits": "fit"}
@@ -56,10 +58,13 @@ _SHOW = {
 
 
 def parse_seconds(name: str, value: str | None) -> float | None:
-    """A time option in seconds: ``2s``, ``500ms``, ``20us`` or a bare number of seconds.
+    """A time option in seconds: a number with its unit, ``2s``, ``500ms`` or ``20us``.
+
+    A bare number is refused (``--tpot-slo 50`` could mean 50 ms or 50 s), with both as the hint.
 
     Raises:
-        genmodel.SpecError: not a positive time; the message names the option.
+        genmodel.SpecError: no unit, or not a positive finite time of at most a day; the message
+            names the option.
     """
     if value is None:
         return None
@@ -67,9 +72,14 @@ def parse_seconds(name: str, value: str | None) -> float | None:
     if match is None:
         raise genmodel.SpecError(f"{name}={value!r} must be a time such as 50ms or 2s")
     number, exponent, unit = match.groups()
-    seconds = float(number) * 10.0 ** int(exponent or 0) * _TIME_UNITS[(unit or "s").lower()]
-    if not seconds > 0:
-        raise genmodel.SpecError(f"{name}={value!r} must be a positive time such as 50ms or 2s")
+    if unit is None:
+        bare = value.strip()
+        raise genmodel.SpecError(f"{name}={value!r} needs a unit: {bare}ms or {bare}s?")
+    seconds = float(number + (exponent or "")) * _TIME_UNITS[unit.lower()]
+    if not 0 < seconds <= MAX_SECONDS:
+        raise genmodel.SpecError(
+            f"{name}={value!r} must be a positive time of at most {MAX_SECONDS:g} s, such as 50ms or 2s"
+        )
     return seconds
 
 

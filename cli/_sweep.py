@@ -24,39 +24,49 @@ from ._options import (
     OUTPUT_HELP,
     Format,
     PlotOpt,
+    cannot_write,
     err,
     examples,
     friendly,
+    lenient_int,
     out,
+    parse_int,
     progress_bar,
     write_plot,
 )
 
+#: the largest factor on a hardware figure
+_MAX_SCALE = 1000.0
 # above this many points the progress bar shows on stdout output too (always when writing a file)
 _PROGRESS_POINTS = 200
 
 
-def _split(values: list[str] | None) -> list[str]:
-    """``["a,b", "c"]`` -> ``["a", "b", "c"]``: comma lists and repeated options alike."""
-    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+def _split(values: list[str] | None, name: str = "") -> list[str]:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]``: comma lists and repeated options alike.
+
+    Raises:
+        genmodel.SpecError: an empty value (``--tp ''``, ``--tp 8,``), named ``name``.
+    """
+    items = [v.strip() for value in values or [] for v in value.split(",")]
+    if any(not v for v in items):
+        joined = ",".join(values or [])
+        raise genmodel.SpecError(f"{name or 'value'}={joined!r} has an empty value (comma-separated list)")
+    return items
 
 
 def _ints(name: str, values: list[str] | None, default: list[int] | None = None) -> list[int]:
-    items = _split(values)
+    """The integers of a list option within their bounds (:func:`parse_int`), or ``default``."""
+    items = _split(values, name)
     if not items and default is not None:
         return default
-    try:
-        return [int(v) for v in items]
-    except ValueError:
-        bad = next(v for v in items if not v.lstrip("-").isdigit())
-        raise genmodel.SpecError(f"{name}={bad!r} must be an integer (or a comma-separated list)") from None
+    return [parse_int(name, v) for v in items]
 
 
 def _batches(values: list[str] | None) -> list[int | str] | None:
-    items = _split(values)
+    items = _split(values, "batch")
     if not items:
         return None
-    return ["max" if v == "max" else _ints("batch", [v])[0] for v in items]
+    return ["max" if v == "max" else parse_int("batch", v) for v in items]
 
 
 def _scales(values: list[str] | None) -> dict[str, list[float]]:
@@ -69,10 +79,14 @@ def _scales(values: list[str] | None) -> dict[str, list[float]]:
             raise genmodel.SpecError(
                 f"scale={value!r} must be NAME=v1,v2,... (e.g. memory_bandwidth=1,1.5,2)"
             )
-        try:
-            out.setdefault(name, []).extend(float(f) for f in _split([factors]))
-        except ValueError:
-            raise genmodel.SpecError(f"scale={value!r}: the factors must be numbers") from None
+        for f in _split([factors], "scale"):
+            try:
+                factor = float(f)
+            except ValueError:
+                raise genmodel.SpecError(f"scale={value!r}: the factors must be numbers") from None
+            if not 0 < factor <= _MAX_SCALE:
+                raise genmodel.SpecError(f"scale={value!r}: each factor must be in (0, {_MAX_SCALE:,g}]")
+            out.setdefault(name, []).append(factor)
     return out
 
 
@@ -124,7 +138,9 @@ def sweep(
             "(tcp://host:8786); default: in-process for small grids, a LocalCluster for large ones."
         ),
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Local Dask worker processes (default: cores).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Local Dask worker processes (default: cores).", parser=lenient_int)
+    ] = None,
     format: Annotated[
         Format | None,
         typer.Option(
@@ -154,7 +170,7 @@ def sweep(
         genmodel.table_format(output)  # a wrong suffix fails now, not after the sweep
     if plot is not None:
         figure_format(plot)
-    models, hardware_ids = _split(model), _split(hardware)
+    models, hardware_ids = _split(model, "model"), _split(hardware, "hardware")
     plans = [
         {"tp": t, "pp": p, "ep": e, "dp": d}
         for t, p, e, d in itertools.product(
@@ -168,7 +184,7 @@ def sweep(
         "output_tokens": _ints("output_tokens", output_tokens),
         "plans": plans,
         "batch": _batches(batch),
-        "concurrency": _ints("concurrency", concurrency) if _split(concurrency) else None,
+        "concurrency": _ints("concurrency", concurrency) if concurrency else None,
         "scale": _scales(scale),
         "estimate_options": {"weight_dtype": weight_dtype, "act_dtype": act_dtype, "kv_dtype": kv_dtype},
         "scheduler": scheduler,
@@ -193,7 +209,8 @@ def sweep(
         write_plot(sweep_figure(records), plot)
     where = ""
     if output is not None:
-        where = f", wrote {genmodel.write_table(rows, output)}"
+        with cannot_write("output", output):
+            where = f", wrote {genmodel.write_table(rows, output)}"
     elif format is Format.csv:
         out.print(rows.to_csv(index=False), markup=False, end="")
     elif format is Format.json:

@@ -13,6 +13,7 @@ Modelling assumptions: none; the formulas that read these options cite their sou
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,13 @@ from genmodel._parallel import check_expert_options
 
 #: vLLM's default KV-cache block (``--block-size`` 16 tokens; vllm/config CacheConfig).
 KV_BLOCK_TOKENS = 16
+#: the bounds of the options at the edges (CLI flags, validation CSV columns, ``estimate``'s keywords):
+#: far beyond any deployment, but small enough that no search or loop runs away on them
+MAX_DEVICES = 1_000_000
+MAX_TOKENS = 10_000_000
+MAX_DRAFT_TOKENS = 16
+MAX_MICROBATCHES = 64
+MAX_MOE_IMBALANCE = 1_000.0
 
 _TIER_HELP = (
     "Memory tier id (genmodel hw list), ID:N for N per node, or 'host', that takes the {} that do not fit."
@@ -46,6 +54,7 @@ class OptionSpec:
         default: the value at the edge that leaves the option at its default.
         load: how ``genmodel._api`` turns a text value into the field's value: ``"tier"`` (a memory
             tier id, ``ID:N`` or ``host``) or ``"model"`` (a model id); None: as given.
+        bounds: the least and the most a numeric value may be (inclusive); None: no bounds.
     """
 
     name: str
@@ -57,6 +66,19 @@ class OptionSpec:
     load: str | None = None
     #: the switch of an optional part: its ``default`` (e.g. 0 draft tokens) means no part at all
     switch: bool = False
+    bounds: tuple[float, float] | None = None
+
+    def check(self, value: Any) -> None:
+        """Refuse a numeric value that is not finite or outside :attr:`bounds` (others pass).
+
+        Raises:
+            SpecError: ``name=value must be ...`` with the bounds.
+        """
+        if self.bounds is None or isinstance(value, bool) or not isinstance(value, int | float):
+            return
+        low, high = self.bounds
+        if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+            raise SpecError(f"{self.name}={value!r} must be between {_show(low)} and {_show(high)}")
 
     def parse(self, text: str) -> Any:
         """The value of ``text`` (a CSV cell): as the type says; booleans are 1, true or yes.
@@ -74,6 +96,11 @@ class OptionSpec:
         return f"{self.flag}/--no-{self.flag[2:]}" if self.type is bool else self.flag
 
 
+def _show(bound: float) -> str:
+    """A bound as people read it: 1,000,000 or 0.5."""
+    return f"{int(bound):,}" if float(bound).is_integer() else f"{bound:g}"
+
+
 def option(
     default: Any,
     *,
@@ -82,6 +109,7 @@ def option(
     name: str | None = None,
     load: str | None = None,
     off: Any = dataclasses.MISSING,
+    bounds: tuple[float, float] | None = None,
 ) -> Any:
     """A run-option field with its edge spelling (see :class:`OptionSpec`).
 
@@ -93,8 +121,10 @@ def option(
         load: see :attr:`OptionSpec.load`.
         off: for the switch of an optional part (``draft_tokens`` of :class:`Speculation`): the
             edge value that means no part at all; it is also the edge default.
+        bounds: the least and the most a numeric value may be at the edges (see
+            :meth:`OptionSpec.check`).
     """
-    meta = {"help": help, "flag": flag, "name": name, "load": load, "off": off}
+    meta = {"help": help, "flag": flag, "name": name, "load": load, "off": off, "bounds": bounds}
     return field(default=default, metadata={"option": meta})
 
 
@@ -110,9 +140,14 @@ class Speculation:
     ``draft_model`` None means the target's own multi-token-prediction block (DeepSeek MTP).
     """
 
-    draft_tokens: int = option(1, help="Speculative tokens per step (0 = off; MTP).", off=0)
+    draft_tokens: int = option(
+        1, help="Speculative tokens per step (0 = off; MTP).", off=0, bounds=(0, MAX_DRAFT_TOKENS)
+    )
     acceptance_rate: float = option(
-        0.7, flag="--acceptance", help="Acceptance rate per drafted token (0.7: CloudMatrix-Infer with MTP)."
+        0.7,
+        flag="--acceptance",
+        help="Acceptance rate per drafted token (0.7: CloudMatrix-Infer with MTP).",
+        bounds=(0, 1),
     )
     draft_model: ModelSpec | None = option(
         None, load="model", help="Draft model id (default: the model's MTP block)."
@@ -157,9 +192,11 @@ class Offload:
     experts: AttachedTier | None = option(
         None, name="expert_offload", load="tier", help=_TIER_HELP.format("MoE experts")
     )
-    kv_window: int | None = option(None, help="Keep only each sequence's last N tokens of KV on the device.")
+    kv_window: int | None = option(
+        None, help="Keep only each sequence's last N tokens of KV on the device.", bounds=(1, MAX_TOKENS)
+    )
     expert_hit_rate: float | None = option(
-        None, help="Touched experts found on the device (default: share kept)."
+        None, help="Touched experts found on the device (default: share kept).", bounds=(0, 1)
     )
     overlap: bool = option(True, name="offload_overlap", help="Prefetch offloaded bytes behind compute.")
 
@@ -211,14 +248,22 @@ class RunOptions:
     """
 
     comm_overlap_frac: float | None = option(
-        None, flag="--overlap", help="Fraction of communication hidden behind compute (default: system's)."
+        None,
+        flag="--overlap",
+        help="Fraction of communication hidden behind compute (default: system's).",
+        bounds=(0, 1),
     )
     overlap_microbatches: int = option(
-        1, flag="--microbatches", help="Overlapping microbatches per pass (2 = two-batch overlap)."
+        1,
+        flag="--microbatches",
+        help="Overlapping microbatches per pass (2 = two-batch overlap).",
+        bounds=(1, MAX_MICROBATCHES),
     )
-    redundant_experts: int = option(0, help="Extra expert replicas (EPLB).")
+    redundant_experts: int = option(0, help="Extra expert replicas (EPLB).", bounds=(0, MAX_DEVICES))
     moe_imbalance: float | None = option(
-        None, help="Busiest/mean expert load (default: uniform-routing estimate)."
+        None,
+        help="Busiest/mean expert load (default: uniform-routing estimate).",
+        bounds=(1, MAX_MOE_IMBALANCE),
     )
     speculation: Speculation | None = part(Speculation, None)
     disaggregated: bool = option(False, help="Prefill and decode on separate devices (adds the KV transfer).")
@@ -226,17 +271,26 @@ class RunOptions:
         "ring", flag="--allreduce", help="All-reduce algorithm: ring|tree|direct|auto."
     )
     kv_block_tokens: int = option(
-        KV_BLOCK_TOKENS, flag="--kv-block", help="Tokens per paged KV block (vLLM: 16; 1 = no block waste)."
+        KV_BLOCK_TOKENS,
+        flag="--kv-block",
+        help="Tokens per paged KV block (vLLM: 16; 1 = no block waste).",
+        bounds=(1, MAX_TOKENS),
     )
     prefix_hit_rate: float = option(
-        0.0, flag="--prefix-hit", help="Fraction of each prompt found in the prefix cache [0, 1)."
+        0.0,
+        flag="--prefix-hit",
+        help="Fraction of each prompt found in the prefix cache [0, 1).",
+        bounds=(0, 1),
     )
     sparse_attention_frac: float = option(
         1.0,
         flag="--sparse-attention",
         help="Fraction of the cached KV a decode step reads (top-k/Quest).",
+        bounds=(0, 1),
     )
-    prefill_chunk: int | None = option(None, help="Chunked prefill: tokens per chunk (default: one pass).")
+    prefill_chunk: int | None = option(
+        None, help="Chunked prefill: tokens per chunk (default: one pass).", bounds=(1, MAX_TOKENS)
+    )
     offload: Offload = part(Offload, NO_OFFLOAD)
 
     def __post_init__(self) -> None:
@@ -288,6 +342,7 @@ def _specs(cls: type, path: tuple[str, ...] = ()) -> list[OptionSpec]:
                 default=f.default if meta["off"] is dataclasses.MISSING else meta["off"],
                 load=meta["load"],
                 switch=meta["off"] is not dataclasses.MISSING,
+                bounds=meta["bounds"],
             )
         )
     return specs
@@ -326,6 +381,7 @@ def with_values(
     by_part: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
         spec = OPTION_NAMES[name]
+        spec.check(value)
         if load is not None and spec.load is not None and isinstance(value, str):
             value = load(spec, value)
         by_part.setdefault(spec.path[0] if len(spec.path) > 1 else "", {})[spec.path[-1]] = value

@@ -14,6 +14,7 @@ the same deployment.
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from typing import Any
 from genmodel._api import estimate
 from genmodel._engines import ENGINES
 from genmodel._errors import GenModelError, SpecError
-from genmodel._options import OPTION_SPECS
+from genmodel._options import MAX_TOKENS, OPTION_SPECS
 from genmodel._phases import Estimate
 from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
 
@@ -141,7 +142,7 @@ def _read_csv(path: str | Path) -> tuple[Path, list[dict[str, str]]]:
     """The rows of a CSV file as dicts; a missing or unreadable file is a SpecError naming it."""
     p = Path(path)
     try:
-        with p.open(newline="", encoding="utf-8") as f:
+        with p.open(newline="", encoding="utf-8-sig") as f:  # a spreadsheet's byte-order mark too
             return p, list(csv.DictReader(f))
     except FileNotFoundError:
         raise SpecError(f"{p}: file not found") from None
@@ -191,11 +192,47 @@ def read_cases(path: str | Path) -> list[dict[str, str]]:
     return rows
 
 
-def _int(row: dict[str, str], name: str) -> int:
+def _int(row: dict[str, str], name: str, where: str = "") -> int:
+    value = (row.get(name) or "").strip()
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_TOKENS):
+        raise SpecError(
+            f"{where or 'case ' + row['id']}: {name}={row.get(name)!r} must be an integer "
+            f"between 1 and {MAX_TOKENS:,}"
+        )
+    return int(value)
+
+
+def check_row(row: dict[str, str], where: str) -> float:
+    """Check one validation row's format: the integer columns, mode, option columns and a measured
+    value that is a finite positive number (a metric genmodel does not predict is a case it skips).
+
+    Args:
+        row: the row, as :func:`read_cases` gives it.
+        where: how the message names the row (``row 3 (case a100-x)``).
+
+    Returns:
+        The measured value.
+
+    Raises:
+        SpecError: ``where: column=value must be ...``, naming the first malformed column.
+    """
+    for name in ("devices", "tp", "pp", "ep", "dp", "input_tokens", "output_tokens"):
+        _int(row, name, where)
+    if row["batch"] != "max":
+        _int(row, "batch", where)
+    if row["mode"] not in ("static", "concurrency"):
+        raise SpecError(f"{where}: mode={row['mode']!r} must be 'static' or 'concurrency'")
     try:
-        return int(row[name])
-    except ValueError:
-        raise SpecError(f"case {row['id']}: {name}={row[name]!r} must be an integer") from None
+        measured = float(row["measured"])
+    except (TypeError, ValueError):
+        measured = math.nan
+    if not (math.isfinite(measured) and measured > 0):
+        raise SpecError(f"{where}: measured={row['measured']!r} must be a finite number > 0")
+    try:
+        _options(row)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {str(exc).partition(': ')[2]}") from None
+    return measured
 
 
 def _options(row: dict[str, str]) -> dict[str, Any]:
@@ -266,6 +303,7 @@ def validate(
     serving: str = SERVING_MODELS[0],
     engine: str = ENGINES[0],
     on_case: Callable[[str], None] | None = None,
+    skip_invalid: bool = False,
 ) -> ValidationReport:
     """Predict every case of a validation CSV and report the errors.
 
@@ -279,13 +317,16 @@ def validate(
         engine: the simulated engine of rows without an ``engine`` value: vllm (the default),
             sglang or trtllm.
         on_case: called with each case id after it is done (for progress bars).
+        skip_invalid: skip a malformed row (with the reason) instead of refusing the file.
 
     Returns:
         A :class:`ValidationReport`; cases genmodel cannot model yet are skipped with the reason.
 
     Raises:
-        SpecError: a malformed CSV or an unknown serving model. UnknownEntryError: an unknown
-            ``engine``.
+        SpecError: a malformed row (:func:`check_row`: an integer column that is none, an unknown
+            mode, a measured value that is not a finite number > 0), naming its line
+            and column, unless ``skip_invalid``; an unknown serving model. UnknownEntryError: an
+            unknown ``engine``.
     """
     serving_model(serving, engine=engine)  # check both before the first case
     rows = read_cases(public_cases_path() if path is None else path)
@@ -297,7 +338,16 @@ def validate(
     done: dict[tuple[tuple[str, str], ...], Estimate | str] = {}
     results: list[CaseResult] = []
     skipped: list[tuple[str, str]] = []
-    for row in rows:
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        try:
+            check_row(row, f"line {line} (case {row['id']})")
+        except SpecError as exc:
+            if not skip_invalid:
+                raise
+            skipped.append((row["id"], str(exc)))
+            if on_case is not None:
+                on_case(row["id"])
+            continue
         est = _memo_estimate(done, row, lambda r: _estimate_case(r, serving, engine, tables))
         if isinstance(est, str):
             skipped.append((row["id"], est))

@@ -466,7 +466,7 @@ CLI = [
 
 
 @pytest.mark.parametrize(
-    ("slo", "seconds"), [("6ms", 6e-3), ("0.006", 6e-3), ("6000us", 6e-3), ("2s", 2.0), ("500ms", 0.5)]
+    ("slo", "seconds"), [("6ms", 6e-3), ("6e-3s", 6e-3), ("6000us", 6e-3), ("2s", 2.0), ("500ms", 0.5)]
 )
 def test_cli_json_parses_times_and_matches_the_api(slo: str, seconds: float) -> None:
     d = json.loads(cli_ok([*CLI, "--tpot-slo", slo, "--resource", "memory_bandwidth", "--format", "json"]))

@@ -9,6 +9,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from genmodel._errors import GenModelError
 from genmodel._units import GB, MS, US
 
 
@@ -24,19 +25,27 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _clean(x: Any) -> Any:
+def _finite(x: Any, where: str = "") -> Any:
+    """``x`` with tuples as lists, after checking that every float in it is finite."""
     if isinstance(x, float) and not math.isfinite(x):
-        return None
+        raise GenModelError(
+            f"{where or 'value'}={x!r} is not a finite number, and JSON has no NaN or Infinity"
+        )
     if isinstance(x, Mapping):
-        return {k: _clean(v) for k, v in x.items()}
+        return {k: _finite(v, f"{where}.{k}" if where else str(k)) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
+        return [_finite(v, f"{where}[{i}]") for i, v in enumerate(x)]
     return x
 
 
 def to_json(obj: Any) -> str:
-    """JSON text (NaN and infinities become null, so any JSON reader accepts it)."""
-    return json.dumps(_clean(obj), indent=2)
+    """JSON text that any JSON reader accepts (RFC 8259: no NaN or Infinity).
+
+    Raises:
+        GenModelError: a float in ``obj`` is NaN or infinite (the message names its key path);
+            the inputs that could lead there are refused at the edges, so this is a guard.
+    """
+    return json.dumps(_finite(obj), indent=2, allow_nan=False)
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -1,0 +1,238 @@
+"""The tables of ``estimate`` (static and serving mode, per operator) and the key columns of
+``hw list``: records from :mod:`genmodel.report` as rich tables. No formulas here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+import genmodel
+from genmodel.report import estimate_dict, flatten, format_bytes, format_seconds
+
+#: what the phase line's figures are (shown as the table's caption)
+_BOUND_NOTE = (
+    "bound / compute / memory / comm: bound names the largest contributor to the step time (the "
+    "compute-bound operators' time, the memory-bound operators', exposed comm, offload or "
+    "overhead); compute and memory are the sums of every operator's compute and memory times, so "
+    "a compute-bound step can show the larger memory sum; comm is the collectives left exposed."
+)
+
+
+def estimate_table(est: genmodel.Estimate) -> Table:
+    d = estimate_dict(est)
+    plan = est.plan
+    degrees = " ".join(
+        f"{k}={v}"
+        for k, v in (("tp", plan.tp), ("pp", plan.pp), ("dp", plan.dp), ("ep", plan.ep), ("cp", plan.cp))
+        if v > 1 or k == "tp"
+    )
+    serving = d.get("serving")
+    load = f"{serving['concurrency']} clients" if serving else f"batch {est.batch}"
+    t = Table(
+        title=f"{est.model_id} on {est.num_devices}x {est.hardware_id} ({d['system']}; {degrees}, "
+        f"{est.precision.weight_dtype} weights, {load}, {est.input_tokens} in / "
+        f"{est.output_tokens} out)",
+        caption=_BOUND_NOTE,
+        caption_justify="left",
+    )
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    rows = _serving_rows(d, serving) if serving else _static_rows(est)
+    rows += _phase_rows(d)
+    rows += _memory_rows(d)
+    if est.usd_per_million_output_tokens is not None:
+        rows.append(("USD per million output tokens", f"{est.usd_per_million_output_tokens:.3f}"))
+    if est.joules_per_output_token is not None:
+        rows.append(("joules per output token (at TDP)", f"{est.joules_per_output_token:.3f}"))
+    for name, value in rows:
+        t.add_row(name, value)
+    return t
+
+
+def _static_rows(est: genmodel.Estimate) -> list[tuple[str, str]]:
+    """A static batch: prefilled together, then decoded together."""
+    return [
+        ("TTFT (prefill of the batch)", format_seconds(est.ttft_s)),
+        ("TPOT (mean decode step)", format_seconds(est.tpot_s)),
+        ("end-to-end latency", format_seconds(est.e2e_s)),
+        ("output tokens/s (deployment)", f"{est.output_tokens_per_s:,.1f}"),
+        ("output tokens/s per device", f"{est.output_tokens_per_s_per_device:,.1f}"),
+        ("prefill tokens/s per device", f"{est.prefill_tokens_per_s_per_device:,.1f}"),
+        ("decode tokens/s per device", f"{est.decode_tokens_per_s_per_device:,.1f}"),
+    ]
+
+
+def _serving_rows(d: Mapping[str, Any], serving: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Serving mode: what a request sees, and the steady state of the continuously batching server
+    (no batch-wide prefill throughput: prefills run one request at a time between decode steps)."""
+    rows = [
+        ("mean TTFT a request sees (queue wait + prefill)", format_seconds(d["ttft_s"])),
+        ("mean inter-token latency (TPOT)", format_seconds(d["tpot_s"])),
+        ("mean end-to-end latency of a request", format_seconds(d["e2e_s"])),
+        ("output tokens/s (deployment)", f"{d['output_tokens_per_s']:,.1f}"),
+        ("output tokens/s per device", f"{d['output_tokens_per_s_per_device']:,.1f}"),
+        ("decode tokens/s a request sees (1 / TPOT)", f"{1 / d['tpot_s']:,.1f}"),
+        ("serving: clients (closed loop)", f"{serving['concurrency']:,}"),
+        ("serving: mean decode batch (sequences per step)", f"{serving['decode_batch']:,.1f}"),
+        ("serving: request rate", f"{serving['request_rate_per_s']:,.2f} requests/s"),
+        ("serving: prefill share of the time", f"{serving['prefill_busy_frac']:.1%}"),
+        ("serving: mean queue wait before prefill", format_seconds(serving["queue_wait_s"])),
+        ("serving: limited by KV-cache memory", "yes" if serving["kv_limited"] else "no"),
+        ("serving: max running (sequences the KV cache holds)", f"{serving['max_running']:,}"),
+    ]
+    for key, label in (("serving_model", "serving model"), ("engine", "engine"), ("notes", "notes")):
+        value = serving.get(key, d.get(key))  # in the serving block, or beside it
+        if value:
+            rows.append((f"serving: {label}", cell(value)))
+    return rows
+
+
+def _phase_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Each phase's bound and time split (defined in the caption), collectives and offload."""
+    rows: list[tuple[str, str]] = []
+    for phase in ("prefill", "decode"):
+        p = d[phase]
+        rows.append(
+            (
+                f"{phase}: bound / compute / memory / comm (note below)",
+                f"{p['bound']} / {format_seconds(p['compute_s'])} / "
+                f"{format_seconds(p['memory_s'])} / {format_seconds(p['comm_s'])}",
+            )
+        )
+        if p["dominant_collective"] is not None:
+            total = sum(p["comm_breakdown"].values())
+            rows.append(
+                (
+                    f"{phase}: collectives (dominant; hidden by overlap)",
+                    f"{format_seconds(total)} ({p['dominant_collective']}; "
+                    f"{format_seconds(p['comm_hidden_s'])} hidden)",
+                )
+            )
+        if p["offload_s"] + p["offload_hidden_s"] > 0:
+            rows.append(
+                (
+                    f"{phase}: offload transfers (exposed; hidden)",
+                    f"{format_seconds(p['offload_s'])}; {format_seconds(p['offload_hidden_s'])}",
+                )
+            )
+    if d["prefill_chunk"] is not None or d["prefix_hit_rate"]:
+        rows.append(("decode stall per new request's prefill", format_seconds(d["decode_stall_s"])))
+    if d["speculation"] is not None:
+        rows.append(("speculative tokens per step", f"{d['speculation']['tokens_per_step']:.2f}"))
+    if d["kv_transfer_s"] is not None:
+        rows.append(
+            (
+                "KV transfer to decode (exposed)",
+                f"{format_seconds(d['kv_transfer_s'])} ({format_seconds(d['kv_transfer_exposed_s'])})",
+            )
+        )
+    return rows
+
+
+def _memory_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Bytes per device: weights, KV cache, activations, and each offload tier."""
+    m = d["memory"]
+    rows = [
+        ("weights per device", format_bytes(m["weights_bytes_per_device"])),
+        ("KV cache per device", format_bytes(m["kv_cache_bytes_per_device"])),
+        ("activations per device", format_bytes(m["activation_bytes_per_device"])),
+        (
+            "on device / usable per device",
+            f"{format_bytes(m['device_bytes_per_device'])} / "
+            f"{format_bytes(m['usable_bytes_per_device'])} ({'fits' if m['fits'] else 'DOES NOT FIT'})",
+        ),
+    ]
+    for tier in m["tiers"][1:]:
+        rows.append(
+            (
+                f"offloaded to {tier['id']} / its share",
+                f"{format_bytes(tier['bytes_per_device'])} / "
+                f"{format_bytes(tier['capacity_bytes_per_device'])}",
+            )
+        )
+    return rows
+
+
+def ops_table(est: genmodel.Estimate) -> Table:
+    t = Table(title="per-operator time per device (decode step | prefill)")
+    for col in (
+        "operator",
+        "decode",
+        "decode bound",
+        "prefill",
+        "prefill bound",
+        "AI (FLOP/B, decode)",
+    ):
+        t.add_column(col, justify="left" if col == "operator" else "right")
+    for dec, pre in zip(est.decode.ops, est.prefill.ops, strict=True):
+        t.add_row(
+            dec.op.name,
+            format_seconds(float(dec.time_s)),
+            "compute" if dec.compute_s >= dec.memory_s else "memory",
+            format_seconds(float(pre.time_s)),
+            "compute" if pre.compute_s >= pre.memory_s else "memory",
+            f"{float(dec.arithmetic_intensity):.1f}",
+        )
+    return t
+
+
+#: the key columns of ``hw list``: (header with its unit, flattened key of the record)
+DEVICE_COLUMNS = (
+    ("id", "id"),
+    ("memory\nGiB", "memory_gib"),
+    ("memory\nTB/s", "bandwidth_tb_per_s"),
+    ("bf16\nTFLOP/s", "dense_tflops.bf16"),
+    ("fp8\nTFLOP/s", "dense_tflops.fp8"),
+    ("scale-up\nGB/s", "scale_up_gb_per_s"),
+    ("TDP\nW", "tdp_w"),
+    ("USD\nper h", "usd_per_hour"),
+)
+SYSTEM_COLUMNS = (
+    ("id", "id"),
+    ("device", "device"),
+    ("devices\nper node", "per node"),
+    ("max\ndevices", "max devices"),
+    ("fabric tiers\nGB/s x domain", "fabric (GB/s per device per direction, x domain)"),
+)
+TIER_COLUMNS = (
+    ("id", "id"),
+    ("medium", "medium"),
+    ("capacity\nGiB", "capacity_gib"),
+    ("bandwidth\nGB/s", "bandwidth_gb_per_s"),
+    ("latency\nns", "latency_ns"),
+    ("link\nGB/s", "link_gb_per_s"),
+)
+LINK_COLUMNS = (
+    ("id", "id"),
+    ("kind", "link_kind"),
+    ("bandwidth\nGB/s", "bandwidth_gb_per_s"),
+    ("latency\nus", "latency_us"),
+)
+
+
+def key_table(title: str, records: list[dict[str, Any]], columns: tuple[tuple[str, str], ...]) -> Table:
+    """A few key columns of ``records``, never wrapped or cut (``-`` where a record has none)."""
+    t = Table(title=title)
+    for header, _ in columns:
+        t.add_column(
+            header, justify="left" if header in ("id", "device", "medium", "kind") else "right", no_wrap=True
+        )
+    for record in records:
+        flat = flatten(record)
+        t.add_row(*(escape(cell(flat.get(key))) for _, key in columns))
+    return t
+
+
+def cell(value: Any) -> str:
+    """One value of a flattened record as table text."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return json.dumps(value, default=str)
+    return str(value)

@@ -1,0 +1,307 @@
+"""Issue 16 as a new user meets it: honest serving-mode output, and bad input that gives one red line
+and exit code 2 (never a traceback or a hang). Each test is a repro from the issue."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from _cli import cli_bad, cli_ok
+
+import genmodel
+
+SERVING = [
+    "estimate",
+    "--model",
+    "llama-3.1-70b",
+    "--hardware",
+    "h100-sxm",
+    "--tp",
+    "4",
+    "--concurrency",
+    "93",
+    "--input-tokens",
+    "2000",
+    "--output-tokens",
+    "500",
+    "--weight-dtype",
+    "fp8",
+]
+STATIC = ["estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm"]
+STATIC += ["--input-tokens", "1000", "--output-tokens", "100"]
+
+
+def test_serving_estimate_says_what_its_numbers_are() -> None:
+    text = cli_ok(SERVING, columns=200)
+    for label in (
+        "mean TTFT a request sees",
+        "mean inter-token latency (TPOT)",
+        "93 clients",
+        "mean decode batch",
+        "request rate",
+        "prefill share",
+        "queue wait",
+        "limited by KV-cache memory",
+        "max running",
+    ):
+        assert label in text, label
+    # static-batch quantities that mean nothing under continuous batching
+    for label in ("prefill tokens/s per device", "TTFT (prefill of the batch)", "TPOT (mean decode step)"):
+        assert label not in text, label
+
+
+def test_static_estimate_keeps_its_labels_and_defines_the_bound_line() -> None:
+    text = cli_ok(STATIC, columns=200)
+    assert "TTFT (prefill of the batch)" in text
+    assert "prefill tokens/s per device" in text
+    assert "serving:" not in text
+    assert "decode: bound / compute / memory / comm (note below)" in text
+    assert "sums of every operator's compute and memory times" in text
+    assert "bound names the largest contributor" in text
+
+
+SMALL = ["--model", "llama-3.1-8b", "--input-tokens", "1000", "--output-tokens", "200"]
+SMALL += ["--ttft-slo", "1s", "--tpot-slo", "50ms"]
+
+
+def test_compare_traffic_column_shows_the_devices_per_copy() -> None:
+    args = ["compare", *SMALL, "--hardware", "h100-sxm", "--devices", "4", "--request-rate", "50"]
+    args += ["--format", "json"]
+
+    (row,) = json.loads(cli_ok(args))
+    size = row["tp"] * row["pp"] * row["dp"]
+    text = cli_ok(args[:-2], columns=200)
+    assert f"{row['instances']} x {size} = {row['devices_needed']}" in text
+    assert "copies x size = needed" in text
+
+
+def test_plan_header_says_devices_of_which_system() -> None:
+    text = cli_ok(["plan", *SMALL, "--hardware", "h100-sxm", "--devices", "4"], columns=200)
+    assert "llama-3.1-8b on 4 devices of dgx-h100" in text
+    rate = cli_ok(
+        ["plan", *SMALL, "--hardware", "h100-sxm", "--devices", "4", "--request-rate", "10"], columns=200
+    )
+    assert "on copies of up to 4 devices of dgx-h100" in rate
+
+
+PLAN = ["plan", *SMALL[:6], "--hardware", "h100-sxm", "--devices", "8"]
+EST = ["estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "100"]
+EST += ["--output-tokens", "10"]
+SWEEP = ["sweep", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "100"]
+SWEEP += ["--output-tokens", "10"]
+REQ = ["requirements", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "100"]
+REQ += ["--output-tokens", "10"]
+COMPARE = ["compare", *SMALL[:6], "--hardware", "h100-sxm"]
+
+
+@pytest.mark.parametrize(
+    "base", [PLAN, REQ, [*COMPARE, "--devices", "8"]], ids=["plan", "requirements", "compare"]
+)
+@pytest.mark.parametrize("flag", ["--ttft-slo", "--tpot-slo"])
+def test_a_bare_slo_number_is_refused_with_a_hint(base: list[str], flag: str) -> None:
+    line = cli_bad([*base, flag, "50"])
+    assert "needs a unit: 50ms or 50s?" in line
+
+
+@pytest.mark.parametrize("value", ["1e400ms", "1e400", "inf", "nan", "-5ms", "-1", "0ms", "2days"])
+def test_slos_that_are_no_time_are_refused(value: str) -> None:
+    cli_bad([*PLAN, "--tpot-slo", value])
+
+
+def test_slos_with_units_still_work() -> None:
+    cli_ok([*PLAN, "--ttft-slo", "1s", "--tpot-slo", "50ms"])
+    cli_ok([*PLAN, "--ttft-slo", "1.5e3ms", "--tpot-slo", "5e-2s"])
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0", "x", ""])
+def test_request_rate_must_be_a_finite_positive_number(value: str) -> None:
+    cli_bad([*PLAN, "--request-rate", value])
+
+
+HUGE = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [*EST, "--tp", HUGE],
+        [*EST, "--batch", HUGE],
+        [*EST, "--concurrency", HUGE],
+        [*EST[:-1], HUGE],
+        [*EST, "--input-tokens", HUGE],
+        [*EST, "--devices", HUGE],
+        [*EST, "--draft-tokens", HUGE],
+        [*EST, "--draft-tokens", "17"],
+        [*EST, "--moe-imbalance", "inf"],
+        [*EST, "--overlap", "nan"],
+        [*EST, "--microbatches", "1000"],
+        [*EST, "--microbatches", "2", "--batch", "1"],
+        [*EST, "--tp", ""],
+        [*EST, "--tp", "²"],
+        [*EST, "--concurrency", ""],
+        [*EST, "--batch", "²"],
+        ["memory", *EST[1:], "--contexts", "8192,"],
+        [*PLAN[:-1], HUGE],
+        [*PLAN[:-1], ""],
+        [*PLAN, "--prefill-chunks", "2,,3"],
+        [*COMPARE, "--devices", HUGE],
+        [*COMPARE, "--devices", "8,"],
+        [*COMPARE, "--devices", ""],
+        [*SWEEP, "--tp", "²"],
+        [*SWEEP, "--tp", ""],
+        [*SWEEP, "--tp", "8,"],
+        [*SWEEP, "--tp", HUGE],
+        [*SWEEP, "--batch", f"1,{HUGE}"],
+        [*SWEEP, "--concurrency", ""],
+        [*SWEEP, "--scale", "flops=inf"],
+        [*SWEEP[:-1], HUGE],
+        [*REQ, "--tp", HUGE],
+    ],
+)
+def test_numbers_out_of_bounds_or_empty_are_one_line(args: list[str]) -> None:
+    cli_bad(args)
+
+
+def test_the_run_options_bounds_hold_in_the_api_too() -> None:
+    with pytest.raises(genmodel.SpecError, match="draft_tokens"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", input_tokens=10, output_tokens=10, draft_tokens=10**20)
+    with pytest.raises(genmodel.SpecError, match="moe_imbalance"):
+        genmodel.estimate(
+            "llama-3.1-8b", "h100-sxm", input_tokens=10, output_tokens=10, moe_imbalance=math.inf
+        )
+
+
+def _bad_paths(tmp_path: Path) -> dict[str, str]:
+    """Paths no result may be written to, each by what it is."""
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link.html").symlink_to(tmp_path / "target.html")
+    (tmp_path / "file").write_text("x")
+    return {
+        "directory": str(tmp_path),
+        "empty": "",
+        "fifo": str(tmp_path / "fifo"),
+        "device": os.devnull,
+        "symlink": str(tmp_path / "link.html"),
+        "under a file": str(tmp_path / "file" / "out.txt"),
+        "long name": str(tmp_path / ("a" * 300)),
+    }
+
+
+@pytest.mark.parametrize("flag", ["--output", "--plot"])
+def test_output_and_plot_paths_are_checked_before_the_computation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: str
+) -> None:
+    def no_search(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the path must be refused before the search")
+
+    monkeypatch.setattr(genmodel, "plan", no_search)
+    for what, path in _bad_paths(tmp_path).items():
+        suffix = ".html" if flag == "--plot" and what in ("under a file", "long name") else ""
+        line = cli_bad([*PLAN, flag, path + suffix])
+        assert flag.strip("-") in line, what
+    assert (tmp_path / "fifo").exists() and not (tmp_path / "target.html").exists()
+    assert os.path.islink(tmp_path / "link.html")
+
+
+def test_estimate_output_to_a_special_file_is_refused(tmp_path: Path) -> None:
+    for what, path in _bad_paths(tmp_path).items():
+        assert "output" in cli_bad([*EST, "--output", path]), what
+    assert stat.S_ISFIFO(os.stat(tmp_path / "fifo").st_mode)
+
+
+def test_output_to_a_new_folder_is_written_whole(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "estimate.json"
+    cli_ok([*EST, "--format", "json", "--output", str(target)])
+    assert json.loads(target.read_text())["model"] == "llama-3.1-8b"
+    assert [p.name for p in target.parent.iterdir()] == ["estimate.json"]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_json_never_carries_nan_or_infinity(bad: float) -> None:
+    with pytest.raises(genmodel.GenModelError, match=r"memory\.tiers\[1\]\.bytes=.* not a finite number"):
+        genmodel.report.to_json({"memory": {"tiers": [{"bytes": 1.0}, {"bytes": bad}]}})
+    assert json.loads(genmodel.report.to_json({"a": (1.0, None, "x")})) == {"a": [1.0, None, "x"]}
+
+
+def test_moe_imbalance_inf_never_reaches_the_json() -> None:
+    line = cli_bad(["estimate", *SERVING[1:], "--moe-imbalance", "inf", "--format", "json"])
+    assert "moe_imbalance=inf" in line
+
+
+def _cases(tmp_path: Path, changes: dict[str, str], *, bom: bool = False) -> Path:
+    """A validation CSV of two public cases, the second with ``changes``."""
+    rows = genmodel.read_cases(genmodel.public_cases_path())[:2]
+    rows[1] = {**rows[1], **changes}
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path = tmp_path / "cases.csv"
+    path.write_text(("\ufeff" if bom else "") + buf.getvalue(), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("input_tokens", "12x"),
+        ("tp", "²"),
+        ("batch", HUGE),
+        ("mode", "dynamic"),
+        ("measured", "0"),
+        ("measured", "-3"),
+        ("measured", "nan"),
+        ("measured", "inf"),
+        ("measured", ""),
+    ],
+)
+def test_validate_refuses_a_malformed_row_naming_line_and_column(
+    tmp_path: Path, column: str, value: str
+) -> None:
+    path = _cases(tmp_path, {column: value})
+    line = cli_bad(["validate", str(path)])
+    assert "line 3" in line and f"{column}=" in line
+    rows = json.loads(cli_ok(["validate", str(path), "--skip-invalid", "--format", "json"]))
+    assert rows["covered"] == 1
+    assert f"{column}=" in rows["skipped"][0]["reason"]
+
+
+def test_validate_reads_a_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
+    rows = json.loads(cli_ok(["validate", str(_cases(tmp_path, {}, bom=True)), "--format", "json"]))
+    assert rows["covered"] == 2
+
+
+def test_hw_list_is_readable_at_100_columns() -> None:
+    text = cli_ok(["hw", "list"], columns=100)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 100
+    ids = [*genmodel.list_ids("hardware"), *genmodel.list_ids("power mode"), *genmodel.list_ids("system")]
+    ids += [*genmodel.list_ids("memory tier"), *genmodel.list_ids("link")]
+    cells = {cell.strip() for line in text.splitlines() for cell in line.split("│")}
+    assert set(ids) <= cells  # each id whole in its own cell
+    for unit in ("GiB", "TB/s", "TFLOP/s", "GB/s", "ns"):
+        assert unit in text
+
+
+def test_hw_list_wide_shows_every_field() -> None:
+    text = cli_ok(["hw", "list", "--wide"], columns=250)
+    assert "name" in text and "NVIDIA H100 SXM5 80GB" in text
+    assert "NVIDIA H100 SXM5 80GB" not in cli_ok(["hw", "list"], columns=250)
+
+
+def test_serving_rows_show_the_serving_model_and_engine_where_given() -> None:
+    from genmodel.cli._tables import _serving_rows
+
+    est = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=8, input_tokens=100, output_tokens=10)
+    d = genmodel.report.estimate_dict(est)
+    inside = {**d["serving"], "serving_model": "simulated", "engine": "vllm"}
+    rows = dict(_serving_rows(d, inside))
+    assert rows["serving: serving model"] == "simulated" and rows["serving: engine"] == "vllm"
+    rows = dict(_serving_rows({**d, "serving_model": "closed-form"}, d["serving"]))
+    assert rows["serving: serving model"] == "closed-form"
