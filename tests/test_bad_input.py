@@ -303,5 +303,6 @@ def test_serving_rows_show_the_serving_model_and_engine_where_given() -> None:
     inside = {**d["serving"], "serving_model": "simulated", "engine": "vllm"}
     rows = dict(_serving_rows(d, inside))
     assert rows["serving: serving model"] == "simulated" and rows["serving: engine"] == "vllm"
-    rows = dict(_serving_rows({**d, "serving_model": "closed-form"}, d["serving"]))
+    bare = {k: v for k, v in d["serving"].items() if k not in ("serving_model", "engine")}
+    rows = dict(_serving_rows({**d, "serving_model": "closed-form"}, bare))
     assert rows["serving: serving model"] == "closed-form"
