@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from genmodel._engines import Engine
-from genmodel._errors import InfeasibleError, SpecError
+from genmodel._errors import InfeasibleError, SpecError, UnknownEntryError
 from genmodel._hardware import AttachedTier, Device, System
 from genmodel._memory import paged_tokens
 from genmodel._model import ModelSpec
@@ -108,8 +108,19 @@ _DEFAULT_OPTIONS = RunOptions()
 
 
 def _system(hardware: str | Device | System, system: str | System | None) -> System:
-    """The system of ``hardware``, or ``system`` (which must be built from the same device)."""
-    hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
+    """The system of ``hardware``, or ``system`` (which must be built from the same device).
+
+    A Device object implies the system its id implies (its figures as given, in that system's
+    fabric), so ``estimate(m, load_device("h100-sxm"))`` equals ``estimate(m, "h100-sxm")``. A device
+    whose id is not in the database, or whose links were edited (a what-if on the fabric), gets the
+    system its own links make (:meth:`System.of_device`).
+    """
+    if isinstance(hardware, str):
+        hw = load_hardware(hardware)
+    elif isinstance(hardware, Device):
+        hw = _system_of_device(hardware)
+    else:
+        hw = hardware
     if system is None:
         return hw
     chosen = load_system(system) if isinstance(system, str) else system
@@ -119,6 +130,16 @@ def _system(hardware: str | Device | System, system: str | System | None) -> Sys
             "give the system alone as --hardware"
         )
     return chosen.with_device(hw.device)
+
+
+def _system_of_device(device: Device) -> System:
+    """The database's system for ``device.id`` around ``device``, else the bare device's system."""
+    try:
+        known = load_hardware(device.id)
+    except UnknownEntryError:
+        return as_system(device)
+    same_links = (device.scale_up, device.scale_out) == (known.device.scale_up, known.device.scale_out)
+    return known.with_device(device) if known.device.id == device.id and same_links else as_system(device)
 
 
 def _plan(devices: int | None, **degrees: int) -> Plan:

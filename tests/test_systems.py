@@ -141,10 +141,18 @@ def test_system_option_equals_giving_the_system_as_hardware() -> None:
     assert by_device_id.ttft_s == pytest.approx(as_hardware.ttft_s, rel=1e-12)
     assert estimate_dict(via_option)["system"] == "dgx-h100"
     assert estimate_dict(via_option)["hardware"] == "h100-sxm"
-    # a bare Device object implies its own system (the device file's links, not dgx-h100's)
-    bare = genmodel.estimate("llama-3.1-70b", genmodel.load_device("h100-sxm"), tp=16, **L70)
-    assert estimate_dict(bare)["system"] == "h100-sxm"
-    assert bare.ttft_s != pytest.approx(as_hardware.ttft_s, rel=1e-6)
+    # a Device object implies the system its id does: one vocabulary, one answer (issue 16)
+    h100 = genmodel.load_device("h100-sxm")
+    by_object = genmodel.estimate("llama-3.1-70b", h100, tp=16, **L70)
+    assert estimate_dict(by_object)["system"] == "dgx-h100"
+    assert by_object.ttft_s == pytest.approx(as_hardware.ttft_s, rel=1e-12)
+    # ... with its figures as given (a what-if on the chip keeps the system's fabric)
+    faster = dataclasses.replace(h100, memory_bandwidth_bytes_per_s=2 * h100.memory_bandwidth_bytes_per_s)
+    what_if = genmodel.estimate("llama-3.1-70b", faster, tp=16, **L70)
+    assert estimate_dict(what_if)["system"] == "dgx-h100" and what_if.tpot_s < by_object.tpot_s
+    # a device whose links were edited makes its own system from them (a what-if on the fabric)
+    slow_out = dataclasses.replace(h100, scale_out=None)
+    assert estimate_dict(genmodel.estimate("llama-3.1-70b", slow_out, tp=8, **L70))["system"] == "h100-sxm"
 
 
 def test_system_of_another_device_is_rejected() -> None:
