@@ -52,7 +52,6 @@ from genmodel._phases import (
     prepare,
 )
 from genmodel._serving import serving_at_batch, ttft_quantile_s
-from genmodel._units import HOUR
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
@@ -69,9 +68,7 @@ __all__ = [
     "batch_grid",
     "check_objective",
     "copies_needed",
-    "cost_per_million_tokens",
     "instance_sizes",
-    "joules_per_token",
     "layouts",
     "search",
 ]
@@ -468,19 +465,3 @@ def _evaluate(
         "meets": meets,
         "step_s": np.asarray(step_s, dtype=float),
     }
-
-
-def cost_per_million_tokens(system: System, tokens_per_s_per_device: float) -> float | None:
-    """USD per million output tokens at the device's hourly price (None without a price)."""
-    usd = system.device.usd_per_hour
-    if usd is None or tokens_per_s_per_device <= 0:
-        return None
-    return usd / HOUR / tokens_per_s_per_device * 1e6
-
-
-def joules_per_token(system: System, tokens_per_s_per_device: float) -> float | None:
-    """Energy per output token at TDP (None without a TDP)."""
-    tdp = system.device.tdp_w
-    if tdp is None or tokens_per_s_per_device <= 0:
-        return None
-    return tdp / tokens_per_s_per_device
