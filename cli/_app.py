@@ -139,6 +139,16 @@ ServingOpt = Annotated[
 EngineOpt = Annotated[
     str, typer.Option(help="Simulated engine: vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
 ]
+RequestsPerClientOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Simulated --concurrency: requests each client sends, warm-up included (default 4).",
+        show_default=False,
+    ),
+]
+WarmupRequestsOpt = Annotated[
+    int, typer.Option(help="Simulated --concurrency: each client's first requests, left out of the means.")
+]
 
 
 @app.command(
@@ -182,6 +192,8 @@ def estimate(
     ideal: Annotated[bool, typer.Option(help="Pure roofline: every efficiency 1.")] = False,
     serving: ServingOpt = "simulated",
     engine: EngineOpt = "vllm",
+    requests_per_client: RequestsPerClientOpt = None,
+    warmup_requests: WarmupRequestsOpt = 0,
     ops: Annotated[bool, typer.Option(help="Also show the per-operator breakdown (table).")] = False,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -220,6 +232,8 @@ def estimate(
         ideal=ideal,
         serving=serving,
         engine=engine,
+        requests_per_client=requests_per_client,
+        warmup_requests=warmup_requests,
         **run_options,
     )
     if format is Format.json:

@@ -172,6 +172,8 @@ def estimate(
     serving: str = SERVING_MODELS[0],
     engine: str | Engine = "vllm",
     step_tables: StepTables | None = None,
+    requests_per_client: int | None = None,
+    warmup_requests: int = 0,
     options: RunOptions | None = None,
     **option_values: Any,
 ) -> Estimate:
@@ -202,6 +204,10 @@ def estimate(
             an :class:`Engine` with its knobs changed.
         step_tables: step-cost tables to reuse across simulated estimates of the same
             deployment (:class:`StepTables`; None: each estimate builds its own).
+        requests_per_client: with the simulated serving model, the requests each client sends,
+            warm-up included (None: 4, the first wave and three more).
+        warmup_requests: with the simulated serving model, each client's first requests, sent
+            but left out of the means (a benchmark's warm-up phase); default 0.
         options: how the serving stack runs the plan (:class:`RunOptions`: overlap, MoE load,
             speculation, paging, prefix cache, sparse attention, chunked prefill, offload tiers).
         option_values: the same options by keyword, replacing those of ``options``; the
@@ -221,7 +227,14 @@ def estimate(
     """
     m = load_model(model) if isinstance(model, str) else model
     hw = _system(hardware, system)
-    served = serving_model(serving, engine=engine, device=hw.device, tables=step_tables)
+    served = serving_model(
+        serving,
+        engine=engine,
+        device=hw.device,
+        tables=step_tables,
+        requests_per_client=requests_per_client,
+        warmup_requests=warmup_requests,
+    )
     plan = _plan(devices, tp=tp, pp=pp, ep=ep, dp=dp, cp=cp)
     run = run_options(hw, options=options, **option_values)
     if run.offload.experts is not None and m.moe is None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from genmodel._engines import ENGINES, Engine, engine_preset
-from genmodel._errors import SpecError
+from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -42,6 +42,8 @@ SERVING_MODELS = ("simulated", "closed-form")
 #: ``validate``): the first wave (all clients start together) and three more, as the benchmark
 #: clients run; more requests move the means little and cost time in proportion
 REQUESTS_PER_CLIENT = 4
+#: the most requests per client an estimate simulates (a bound at the edge, not a physical limit)
+MAX_REQUESTS_PER_CLIENT = 1_000
 
 
 class ServingModel(Protocol):
@@ -154,12 +156,28 @@ class Simulated:
     Attributes:
         engine: the engine's knobs (:func:`~genmodel._engines.engine_preset`).
         requests_per_client: requests each client sends (:data:`REQUESTS_PER_CLIENT`).
+        warmup_requests: each client's first requests, sent but left out of the means (a
+            benchmark's warm-up phase, e.g. genai-perf's ``--warmup-request-count``).
         tables: step-cost tables to reuse across calls (None: each call builds its own).
     """
 
     engine: Engine
     requests_per_client: int = REQUESTS_PER_CLIENT
+    warmup_requests: int = 0
     tables: StepTables | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        require_ints(minimum=1, requests_per_client=self.requests_per_client)
+        require_ints(minimum=0, warmup_requests=self.warmup_requests)
+        if self.requests_per_client > MAX_REQUESTS_PER_CLIENT:
+            raise SpecError(
+                f"requests_per_client={self.requests_per_client} must be at most {MAX_REQUESTS_PER_CLIENT:,}"
+            )
+        if self.warmup_requests >= self.requests_per_client:
+            raise SpecError(
+                f"warmup_requests={self.warmup_requests} must be below "
+                f"requests_per_client={self.requests_per_client} (no request would be measured)"
+            )
 
     @property
     def name(self) -> str:
@@ -231,7 +249,10 @@ class Simulated:
             precision,
             engine=self.engine,
             arrivals=Arrivals(
-                kind="closed", clients=concurrency, requests_per_client=self.requests_per_client
+                kind="closed",
+                clients=concurrency,
+                requests_per_client=self.requests_per_client,
+                warmup_requests=self.warmup_requests,
             ),
             input_tokens=Lengths(mean=input_tokens),
             output_tokens=Lengths(mean=output_tokens),
@@ -261,6 +282,8 @@ def serving_model(
     engine: str | Engine = ENGINES[0],
     device: Device | None = None,
     tables: StepTables | None = None,
+    requests_per_client: int | None = None,
+    warmup_requests: int = 0,
 ) -> ServingModel:
     """The serving model by name.
 
@@ -270,12 +293,16 @@ def serving_model(
             (ignored by the closed form, but still checked).
         device: the GPU whose memory sets the engine preset's defaults (None: 80 GB or more).
         tables: step-cost tables to reuse across simulations.
+        requests_per_client: the simulation's requests per closed-loop client, warm-up
+            included (None: :data:`REQUESTS_PER_CLIENT`).
+        warmup_requests: each client's first requests, left out of the means.
 
     Returns:
         A :class:`ServingModel`.
 
     Raises:
-        SpecError: an unknown serving model. UnknownEntryError: an unknown engine.
+        SpecError: an unknown serving model, requests_per_client < 1, warmup_requests < 0 or
+            not below requests_per_client. UnknownEntryError: an unknown engine.
     """
     if serving not in SERVING_MODELS:
         raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
@@ -283,6 +310,10 @@ def serving_model(
         engine = engine_preset(engine, device)
     elif not isinstance(engine, Engine):
         raise SpecError(f"engine={engine!r} must be one of {', '.join(ENGINES)} or an Engine")
-    if serving == "closed-form":
-        return ClosedForm()
-    return Simulated(engine=engine, tables=tables)
+    simulated = Simulated(  # built for the closed form too, so that its arguments are checked
+        engine=engine,
+        tables=tables,
+        requests_per_client=REQUESTS_PER_CLIENT if requests_per_client is None else requests_per_client,
+        warmup_requests=warmup_requests,
+    )
+    return ClosedForm() if serving == "closed-form" else simulated

@@ -202,6 +202,27 @@ def _int(row: dict[str, str], name: str, where: str = "") -> int:
     return int(value)
 
 
+#: optional columns of concurrency cases: the benchmark client's closed loop (requests per client,
+#: warm-up included, and warm-up requests per client), for the simulated serving model
+HARNESS_COLUMNS = ("requests_per_client", "warmup_requests")
+
+
+def _harness(row: dict[str, str], where: str = "") -> dict[str, int]:
+    """The benchmark-harness keywords of :func:`estimate` a row sets (empty cells: the defaults)."""
+    out: dict[str, int] = {}
+    for name in HARNESS_COLUMNS:
+        value = (row.get(name) or "").strip()
+        if not value:
+            continue
+        if not (value.isascii() and value.isdigit() and int(value) <= 1_000):
+            raise SpecError(
+                f"{where or 'case ' + row['id']}: {name}={row.get(name)!r} must be an integer "
+                "between 0 and 1,000"
+            )
+        out[name] = int(value)
+    return out
+
+
 def check_row(row: dict[str, str], where: str) -> float:
     """Check one validation row's format: the integer columns, mode, option columns and a measured
     value that is a finite positive number (a metric genmodel does not predict is a case it skips).
@@ -232,6 +253,7 @@ def check_row(row: dict[str, str], where: str) -> float:
         _options(row)
     except SpecError as exc:
         raise SpecError(f"{where}: {str(exc).partition(': ')[2]}") from None
+    _harness(row, where)
     return measured
 
 
@@ -270,7 +292,7 @@ def _estimate_case(
 ) -> Estimate:
     _check_case(row)
     n: int | str = row["batch"] if row["batch"] == "max" else _int(row, "batch")
-    kwargs: dict[str, Any] = {"batch": n} if row["mode"] == "static" else {"concurrency": n}
+    kwargs: dict[str, Any] = {"batch": n} if row["mode"] == "static" else {"concurrency": n, **_harness(row)}
     return estimate(
         row["model"],
         row["hardware"],

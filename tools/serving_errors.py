@@ -40,7 +40,14 @@ def _plan(row: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def predict(row: dict[str, str], requests_per_client: int) -> dict[str, Any]:
+def _harness(row: dict[str, str], requests_per_client: int | None) -> dict[str, int]:
+    """The closed loop of the row's benchmark client (its columns), unless overridden."""
+    if requests_per_client is not None:
+        return {"requests_per_client": requests_per_client}
+    return {k: int(row[k]) for k in ("requests_per_client", "warmup_requests") if (row.get(k) or "").strip()}
+
+
+def predict(row: dict[str, str], requests_per_client: int | None) -> dict[str, Any]:
     """The simulated and closed-form figure of one case."""
     n = int(row["batch"])
     kwargs = _plan(row)
@@ -50,7 +57,7 @@ def predict(row: dict[str, str], requests_per_client: int) -> dict[str, Any]:
         row["model"],
         row["hardware"],
         concurrency=n,
-        requests_per_client=requests_per_client,
+        **_harness(row, requests_per_client),
         engine=engine,
         **kwargs,
     )
@@ -99,7 +106,12 @@ def summary(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=Path, default=ROOT / "validation" / "validation_public.csv")
-    parser.add_argument("--requests-per-client", type=int, default=genmodel.REQUESTS_PER_CLIENT)
+    parser.add_argument(
+        "--requests-per-client",
+        type=int,
+        default=None,
+        help="override each row's requests_per_client column (default: the row's, else 4), without warm-up",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the per-case results here")
     args = parser.parse_args(argv)
     rows = [r for r in genmodel.read_cases(args.cases) if r["mode"] == "concurrency"]

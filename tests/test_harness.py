@@ -1,0 +1,104 @@
+"""The benchmark client's closed loop in a simulated serving estimate: requests per client and the
+warm-up left out of the means (``estimate(requests_per_client=, warmup_requests=)``, the CLI flags,
+and the ``requests_per_client`` / ``warmup_requests`` columns of a validation CSV)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _cli import cli_bad, cli_ok
+
+import genmodel
+
+KW = {"tp": 2, "input_tokens": 4000, "output_tokens": 50, "weight_dtype": "fp8"}
+
+
+def test_the_warm_up_leaves_the_synchronised_start_out() -> None:
+    # 32 clients of 4,000-token prompts start together: the first wave's prefills queue behind one
+    # another, later requests arrive spread out; leaving the first wave out lowers the mean TTFT
+    cold = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=3, **KW)
+    warm = genmodel.estimate(
+        "llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=3, warmup_requests=1, **KW
+    )
+    first = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=1, **KW)
+    assert warm.ttft_s < cold.ttft_s < first.ttft_s
+    # the default is 4 requests per client and no warm-up
+    default = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=32, **KW)
+    four = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=4, **KW)
+    assert default.ttft_s == four.ttft_s
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"requests_per_client": 0}, "requests_per_client=0 must be an integer >= 1"),
+        ({"requests_per_client": 2, "warmup_requests": 2}, "warmup_requests=2 must be below"),
+        ({"warmup_requests": -1}, "warmup_requests=-1 must be an integer >= 0"),
+        ({"requests_per_client": 10**30}, "must be at most 1,000"),
+    ],
+)
+def test_bad_harness_arguments_are_refused_by_both_serving_models(
+    kwargs: dict[str, int], message: str
+) -> None:
+    for serving in ("simulated", "closed-form"):
+        with pytest.raises(genmodel.SpecError, match=message):
+            genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=4, serving=serving, **kwargs, **KW)
+
+
+def test_cli_flags_reach_the_simulation() -> None:
+    args = [
+        "estimate",
+        "--model",
+        "llama-3.1-8b",
+        "--hardware",
+        "h100-sxm",
+        "--tp",
+        "2",
+        "--concurrency",
+        "32",
+    ]
+    args += ["--input-tokens", "4000", "--output-tokens", "50", "--weight-dtype", "fp8", "--format", "json"]
+    cold = json.loads(cli_ok([*args, "--requests-per-client", "3"]))
+    warm = json.loads(cli_ok([*args, "--requests-per-client", "3", "--warmup-requests", "1"]))
+    assert warm["ttft_s"] < cold["ttft_s"]
+    assert "warmup_requests=3 must be below" in cli_bad(
+        [*args, "--requests-per-client", "3", "--warmup-requests", "3"]
+    )
+
+
+def _case(tmp_path: Path, **columns: str) -> Path:
+    head = "id,category,mode,model,hardware,devices,tp,pp,ep,dp,batch,input_tokens,output_tokens,"
+    head += "weight_dtype,act_dtype,kv_dtype,metric,measured,engine"
+    row = "X1,serving,concurrency,llama-3.1-8b,h100-sxm,2,2,1,1,1,32,4000,50,fp8,fp8,fp8,ttft_s,0.5,vllm"
+    if columns:
+        head += "," + ",".join(columns)
+        row += "," + ",".join(columns.values())
+    p = tmp_path / "cases.csv"
+    p.write_text(head + "\n" + row + "\n", encoding="utf-8")
+    return p
+
+
+def test_validate_reads_the_harness_columns(tmp_path: Path) -> None:
+    plain = genmodel.validate(_case(tmp_path)).cases[0].predicted
+    warm = genmodel.validate(_case(tmp_path, requests_per_client="3", warmup_requests="1")).cases[0].predicted
+    direct = genmodel.estimate(
+        "llama-3.1-8b",
+        "h100-sxm",
+        concurrency=32,
+        requests_per_client=3,
+        warmup_requests=1,
+        act_dtype="fp8",
+        kv_dtype="fp8",
+        **KW,
+    )
+    assert warm == pytest.approx(direct.ttft_s) and warm < plain
+    with pytest.raises(genmodel.SpecError, match="requests_per_client='x' must be an integer"):
+        genmodel.validate(_case(tmp_path, requests_per_client="x", warmup_requests=""))
+
+
+def test_the_public_aiconfigurator_rows_carry_their_harness() -> None:
+    rows = genmodel.read_cases(genmodel.public_cases_path())
+    ps = [r for r in rows if r["id"].startswith("PS")]
+    assert ps and all((r["requests_per_client"], r["warmup_requests"]) == ("12", "2") for r in ps)
