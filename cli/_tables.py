@@ -157,6 +157,23 @@ def _memory_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _merged_names(first: list[str], second: list[str]) -> list[str]:
+    """The names of both lists in order: ``first``'s, each of ``second``'s own after its predecessor
+    (MLA's prefill decompresses the KV where its decode absorbs the projections: the lists differ)."""
+    out = list(first)
+    for i, name in enumerate(second):
+        if name not in out:
+            out.insert(out.index(second[i - 1]) + 1 if i and second[i - 1] in out else len(out), name)
+    return out
+
+
+def _op_cells(op: Any) -> tuple[str, str]:
+    """An operator's time and what bounds it; dashes where the phase does not run it."""
+    if op is None:
+        return "—", "—"
+    return format_seconds(float(op.time_s)), "compute" if op.compute_s >= op.memory_s else "memory"
+
+
 def ops_table(est: genmodel.Estimate) -> Table:
     t = Table(title="per-operator time per device (decode step | prefill)")
     for col in (
@@ -168,14 +185,15 @@ def ops_table(est: genmodel.Estimate) -> Table:
         "AI (FLOP/B, decode)",
     ):
         t.add_column(col, justify="left" if col == "operator" else "right")
-    for dec, pre in zip(est.decode.ops, est.prefill.ops, strict=True):
+    decode = {o.op.name: o for o in est.decode.ops}
+    prefill = {o.op.name: o for o in est.prefill.ops}
+    for name in _merged_names(list(decode), list(prefill)):
+        dec, pre = decode.get(name), prefill.get(name)
         t.add_row(
-            dec.op.name,
-            format_seconds(float(dec.time_s)),
-            "compute" if dec.compute_s >= dec.memory_s else "memory",
-            format_seconds(float(pre.time_s)),
-            "compute" if pre.compute_s >= pre.memory_s else "memory",
-            f"{float(dec.arithmetic_intensity):.1f}",
+            name,
+            *_op_cells(dec),
+            *_op_cells(pre),
+            "—" if dec is None else f"{float(dec.arithmetic_intensity):.1f}",
         )
     return t
 

@@ -80,6 +80,19 @@ def test_estimate_table_shows_ttft_and_ops() -> None:
     assert "qkv_proj" in cli_ok([*ESTIMATE, "--ops"])
 
 
+def test_ops_table_of_mla_lists_each_phase_own_operators() -> None:
+    # MLA's prefill decompresses the KV (kv_b_proj); its decode absorbs the projections instead
+    # (q_absorb, v_absorb): the table lists both, with a dash where a phase does not run one
+    args = ["estimate", "--model", "deepseek-r1", "--hardware", "h200-sxm", "--tp", "8", "--batch", "4"]
+    out = cli_ok(
+        [*args, "--input-tokens", "1024", "--output-tokens", "64", "--weight-dtype", "fp8", "--ops"],
+        columns=160,
+    )
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 5}
+    assert {"kv_b_proj", "q_absorb", "v_absorb", "experts"} <= set(rows)
+    assert "—" in rows["kv_b_proj"] and "—" in rows["q_absorb"] and "—" not in rows["experts"]
+
+
 def test_estimate_output_file(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "est.json"
     cli_ok([*ESTIMATE, "--format", "json", "--output", str(target)])
