@@ -142,12 +142,16 @@ EngineOpt = Annotated[
 RequestsPerClientOpt = Annotated[
     int | None,
     typer.Option(
-        help="Simulated --concurrency: requests each client sends, warm-up included (default 4).",
+        help="Simulated --concurrency: requests each client sends, warm-up included (default 12).",
         show_default=False,
     ),
 ]
 WarmupRequestsOpt = Annotated[
-    int, typer.Option(help="Simulated --concurrency: each client's first requests, left out of the means.")
+    int | None,
+    typer.Option(
+        help="Simulated --concurrency: each client's first requests, left out of the means (default 2).",
+        show_default=False,
+    ),
 ]
 
 
@@ -193,7 +197,7 @@ def estimate(
     serving: ServingOpt = "simulated",
     engine: EngineOpt = "vllm",
     requests_per_client: RequestsPerClientOpt = None,
-    warmup_requests: WarmupRequestsOpt = 0,
+    warmup_requests: WarmupRequestsOpt = None,
     ops: Annotated[bool, typer.Option(help="Also show the per-operator breakdown (table).")] = False,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,

@@ -72,7 +72,9 @@ def simulate(
     act_dtype: ActDtypeOpt = None,
     kv_dtype: KvDtypeOpt = None,
     concurrency: Annotated[int | None, typer.Option(help="Closed-loop clients, started together.")] = None,
-    requests_per_client: Annotated[int | None, typer.Option(help="Requests per client (default 4).")] = None,
+    requests_per_client: Annotated[
+        int | None, typer.Option(help="Requests per client, warm-up included (default 12).")
+    ] = None,
     request_rate: Annotated[float | None, typer.Option(help="Poisson arrivals, requests per second.")] = None,
     requests: Annotated[
         int | None, typer.Option(help="Total requests (default 500 with --request-rate).")
@@ -80,7 +82,12 @@ def simulate(
     trace: Annotated[
         Path | None, typer.Option(help="CSV trace: arrival_s,input_tokens,output_tokens.")
     ] = None,
-    warmup: Annotated[int, typer.Option(help="Each client's first requests, left out of the figures.")] = 0,
+    warmup: Annotated[
+        int | None,
+        typer.Option(
+            help="Each client's first requests, left out of the figures (default 2).", show_default=False
+        ),
+    ] = None,
     engine: Annotated[
         str, typer.Option(help="vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
     ] = "vllm",

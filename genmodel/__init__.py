@@ -99,6 +99,7 @@ from genmodel._search import OBJECTIVES
 from genmodel._servingmodel import (
     REQUESTS_PER_CLIENT,
     SERVING_MODELS,
+    WARMUP_REQUESTS,
     ClosedForm,
     ServingModel,
     Simulated,
@@ -168,6 +169,7 @@ __all__ = [
     "REQUESTS_PER_CLIENT",
     "SCALE_FACTORS",
     "SERVING_MODELS",
+    "WARMUP_REQUESTS",
     "AttachedTier",
     "Attention",
     "CaseResult",

@@ -173,7 +173,7 @@ def estimate(
     engine: str | Engine = "vllm",
     step_tables: StepTables | None = None,
     requests_per_client: int | None = None,
-    warmup_requests: int = 0,
+    warmup_requests: int | None = None,
     options: RunOptions | None = None,
     **option_values: Any,
 ) -> Estimate:
@@ -196,7 +196,8 @@ def estimate(
         weight_dtype, act_dtype, kv_dtype: precisions (fp32, bf16, fp16, fp8, int8, fp4, int4).
         ideal: every efficiency 1 and no overheads (the pure roofline bound).
         serving: with ``concurrency``, the serving model: "simulated" (the default: the engine's
-            scheduler step by step, the clients started together, 4 requests each) or
+            scheduler step by step, the clients started together, 12 requests each of which
+            the first 2 are a warm-up left out of the means) or
             "closed-form" (the steady state the plan search uses). A deployment the simulation
             does not cover (pp, cp, overlapped microbatches, speculation, offload) gets the
             closed form, with a note in ``serving.notes``.
@@ -205,9 +206,10 @@ def estimate(
         step_tables: step-cost tables to reuse across simulated estimates of the same
             deployment (:class:`StepTables`; None: each estimate builds its own).
         requests_per_client: with the simulated serving model, the requests each client sends,
-            warm-up included (None: 4, the first wave and three more).
+            warm-up included (None: 12, as genai-perf sends them in AIConfigurator's harness).
         warmup_requests: with the simulated serving model, each client's first requests, sent
-            but left out of the means (a benchmark's warm-up phase); default 0.
+            but left out of the means (a benchmark's warm-up phase; None: 2, fewer when a client
+            sends fewer than 3).
         options: how the serving stack runs the plan (:class:`RunOptions`: overlap, MoE load,
             speculation, paging, prefix cache, sparse attention, chunked prefill, offload tiers).
         option_values: the same options by keyword, replacing those of ``options``; the

@@ -8,8 +8,9 @@ Two implementations:
 - :class:`ClosedForm`: the steady state of :mod:`genmodel._serving` (plain arithmetic, vectorised
   in the plan search, which keeps it).
 - :class:`Simulated`: the engine's scheduler step by step (:mod:`genmodel._simulate`), N clients
-  started together that each send :data:`REQUESTS_PER_CLIENT` requests, as the benchmark clients
-  do. The default of ``genmodel.estimate(..., concurrency=N)``.
+  started together that each send :data:`REQUESTS_PER_CLIENT` requests, the first
+  :data:`WARMUP_REQUESTS` of them left out of the means, as a benchmark client does. The default
+  of ``genmodel.estimate(..., concurrency=N)``.
 
 Modelling assumptions: those of the two implementations. The simulation does not cover pipeline
 or context parallelism, overlapped microbatches, speculative decoding or offload tiers
@@ -39,9 +40,14 @@ from genmodel._workload import Precision
 SERVING_MODELS = ("simulated", "closed-form")
 
 #: requests each closed-loop client sends in a simulated estimate (``estimate --concurrency``,
-#: ``validate``): the first wave (all clients start together) and three more, as the benchmark
-#: clients run; more requests move the means little and cost time in proportion
-REQUESTS_PER_CLIENT = 4
+#: ``validate``), warm-up included, and the first of them left out of the means: the client of
+#: AIConfigurator's evaluation harness, genai-perf with ``--request-count`` 10 x concurrency after
+#: ``--warmup-request-count`` 2 x concurrency (aiconfigurator
+#: src/aiconfigurator/eval/benchmarks/genai_perf_runner.py; genai-perf is its default
+#: ``--bench-runner``, eval/main.py), which measured the bundled serving cases. The warm-up leaves
+#: out the synchronised start (all clients' prompts at once), which a steady load does not see.
+REQUESTS_PER_CLIENT = 12
+WARMUP_REQUESTS = 2
 #: the most requests per client an estimate simulates (a bound at the edge, not a physical limit)
 MAX_REQUESTS_PER_CLIENT = 1_000
 
@@ -155,15 +161,16 @@ class Simulated:
 
     Attributes:
         engine: the engine's knobs (:func:`~genmodel._engines.engine_preset`).
-        requests_per_client: requests each client sends (:data:`REQUESTS_PER_CLIENT`).
+        requests_per_client: requests each client sends, warm-up included (:data:`REQUESTS_PER_CLIENT`).
         warmup_requests: each client's first requests, sent but left out of the means (a
-            benchmark's warm-up phase, e.g. genai-perf's ``--warmup-request-count``).
+            benchmark's warm-up phase, e.g. genai-perf's ``--warmup-request-count``;
+            :data:`WARMUP_REQUESTS`).
         tables: step-cost tables to reuse across calls (None: each call builds its own).
     """
 
     engine: Engine
     requests_per_client: int = REQUESTS_PER_CLIENT
-    warmup_requests: int = 0
+    warmup_requests: int = WARMUP_REQUESTS
     tables: StepTables | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -283,7 +290,7 @@ def serving_model(
     device: Device | None = None,
     tables: StepTables | None = None,
     requests_per_client: int | None = None,
-    warmup_requests: int = 0,
+    warmup_requests: int | None = None,
 ) -> ServingModel:
     """The serving model by name.
 
@@ -295,7 +302,9 @@ def serving_model(
         tables: step-cost tables to reuse across simulations.
         requests_per_client: the simulation's requests per closed-loop client, warm-up
             included (None: :data:`REQUESTS_PER_CLIENT`).
-        warmup_requests: each client's first requests, left out of the means.
+        warmup_requests: each client's first requests, left out of the means (None:
+            :data:`WARMUP_REQUESTS`, or fewer when a client sends fewer than 3 requests: one
+            request is always measured).
 
     Returns:
         A :class:`ServingModel`.
@@ -310,10 +319,10 @@ def serving_model(
         engine = engine_preset(engine, device)
     elif not isinstance(engine, Engine):
         raise SpecError(f"engine={engine!r} must be one of {', '.join(ENGINES)} or an Engine")
+    requests = REQUESTS_PER_CLIENT if requests_per_client is None else requests_per_client
+    if warmup_requests is None:
+        warmup_requests = min(WARMUP_REQUESTS, requests - 1) if isinstance(requests, int) else 0
     simulated = Simulated(  # built for the closed form too, so that its arguments are checked
-        engine=engine,
-        tables=tables,
-        requests_per_client=REQUESTS_PER_CLIENT if requests_per_client is None else requests_per_client,
-        warmup_requests=warmup_requests,
+        engine=engine, tables=tables, requests_per_client=requests, warmup_requests=warmup_requests
     )
     return ClosedForm() if serving == "closed-form" else simulated

@@ -11,14 +11,14 @@ from genmodel._errors import SpecError
 from genmodel._hardware import Device, System
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
-from genmodel._servingmodel import REQUESTS_PER_CLIENT
+from genmodel._servingmodel import REQUESTS_PER_CLIENT, WARMUP_REQUESTS
 from genmodel._simresult import SimulationResult
 from genmodel._simulate import Arrivals, Lengths, simulate_serving
 from genmodel.io import load_hardware, load_model, load_system
 from genmodel.io._trace import read_trace
 
-#: requests each closed-loop client sends by default (the same as a simulated estimate's), and
-#: requests of an open loop
+#: requests each closed-loop client sends by default, warm-up included (the same as a simulated
+#: estimate's, with its warm-up), and requests of an open loop
 DEFAULT_REQUESTS_PER_CLIENT = REQUESTS_PER_CLIENT
 DEFAULT_REQUESTS = 500
 
@@ -34,7 +34,7 @@ def simulate(
     trace: str | Path | tuple[tuple[float, int, int], ...] | None = None,
     requests_per_client: int | None = None,
     requests: int | None = None,
-    warmup_requests: int = 0,
+    warmup_requests: int | None = None,
     burstiness_cv: float | None = None,
     input_spread: float = 0.0,
     output_spread: float = 0.0,
@@ -60,9 +60,11 @@ def simulate(
         concurrency: N closed-loop clients, started together (as the benchmark clients).
         request_rate: requests per second of a Poisson process (gamma with ``burstiness_cv``).
         trace: a CSV file (``arrival_s,input_tokens,output_tokens``) or its rows.
-        requests_per_client: closed loop: requests per client (default 4).
+        requests_per_client: closed loop: requests per client, warm-up included (default 12, as
+            genai-perf sends them in AIConfigurator's harness; :data:`REQUESTS_PER_CLIENT`).
         requests: total requests (closed loop: split over the clients; open loop: default 500).
-        warmup_requests: closed loop: each client's first requests, left out of every figure.
+        warmup_requests: closed loop: each client's first requests, left out of every figure
+            (default 2, :data:`WARMUP_REQUESTS`, fewer when a client sends fewer than 3).
         burstiness_cv: coefficient of variation of the gaps between arrivals (gamma process).
         input_spread, output_spread: lengths drawn uniformly within +-spread of the mean (0: fixed).
         engine: vllm (vLLM 0.10 V1, the default), sglang (SGLang 0.5), trtllm (TensorRT-LLM 1.0),
@@ -158,7 +160,7 @@ def _arrivals(
     trace: str | Path | tuple[tuple[float, int, int], ...] | None,
     requests_per_client: int | None,
     requests: int | None,
-    warmup_requests: int,
+    warmup_requests: int | None,
     burstiness_cv: float | None,
     input_tokens: int | None,
     output_tokens: int | None,
@@ -173,10 +175,18 @@ def _arrivals(
     if input_tokens is None or output_tokens is None:
         raise SpecError("input_tokens= and output_tokens= are needed without a trace")
     if concurrency is not None:
+        per_client = requests_per_client or DEFAULT_REQUESTS_PER_CLIENT
+        if warmup_requests is None:  # the default warm-up, leaving each client one measured request
+            fewest = (
+                requests // concurrency
+                if isinstance(requests, int) and isinstance(concurrency, int)
+                else per_client
+            )
+            warmup_requests = max(0, min(WARMUP_REQUESTS, fewest - 1)) if isinstance(fewest, int) else 0
         arrivals = Arrivals(
             kind="closed",
             clients=concurrency,
-            requests_per_client=requests_per_client or DEFAULT_REQUESTS_PER_CLIENT,
+            requests_per_client=per_client,
             warmup_requests=warmup_requests,
             requests=requests,
         )

@@ -18,16 +18,27 @@ KW = {"tp": 2, "input_tokens": 4000, "output_tokens": 50, "weight_dtype": "fp8"}
 def test_the_warm_up_leaves_the_synchronised_start_out() -> None:
     # 32 clients of 4,000-token prompts start together: the first wave's prefills queue behind one
     # another, later requests arrive spread out; leaving the first wave out lowers the mean TTFT
-    cold = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=3, **KW)
+    cold = genmodel.estimate(
+        "llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=3, warmup_requests=0, **KW
+    )
     warm = genmodel.estimate(
         "llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=3, warmup_requests=1, **KW
     )
     first = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=1, **KW)
     assert warm.ttft_s < cold.ttft_s < first.ttft_s
-    # the default is 4 requests per client and no warm-up
+    # the default is genai-perf's client in AIConfigurator's harness: 12 requests, 2 of them warm-up
     default = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=32, **KW)
-    four = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=4, **KW)
-    assert default.ttft_s == four.ttft_s
+    genai_perf = genmodel.estimate(
+        "llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=12, warmup_requests=2, **KW
+    )
+    assert default.ttft_s == genai_perf.ttft_s
+    assert (genmodel.REQUESTS_PER_CLIENT, genmodel.WARMUP_REQUESTS) == (12, 2)
+    # a client of fewer requests keeps one measured request
+    two = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=2, **KW)
+    explicit = genmodel.estimate(
+        "llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=2, warmup_requests=1, **KW
+    )
+    assert two.ttft_s == explicit.ttft_s
 
 
 @pytest.mark.parametrize(
@@ -60,7 +71,7 @@ def test_cli_flags_reach_the_simulation() -> None:
         "32",
     ]
     args += ["--input-tokens", "4000", "--output-tokens", "50", "--weight-dtype", "fp8", "--format", "json"]
-    cold = json.loads(cli_ok([*args, "--requests-per-client", "3"]))
+    cold = json.loads(cli_ok([*args, "--requests-per-client", "3", "--warmup-requests", "0"]))
     warm = json.loads(cli_ok([*args, "--requests-per-client", "3", "--warmup-requests", "1"]))
     assert warm["ttft_s"] < cold["ttft_s"]
     assert "warmup_requests=3 must be below" in cli_bad(
@@ -81,7 +92,9 @@ def _case(tmp_path: Path, **columns: str) -> Path:
 
 
 def test_validate_reads_the_harness_columns(tmp_path: Path) -> None:
-    plain = genmodel.validate(_case(tmp_path)).cases[0].predicted
+    plain = (
+        genmodel.validate(_case(tmp_path, requests_per_client="3", warmup_requests="0")).cases[0].predicted
+    )
     warm = genmodel.validate(_case(tmp_path, requests_per_client="3", warmup_requests="1")).cases[0].predicted
     direct = genmodel.estimate(
         "llama-3.1-8b",

@@ -29,7 +29,8 @@ SMALL = {"model": "llama-3.2-1b", "hardware": "h100-sxm"}
 
 
 def _sim(**kwargs: object) -> genmodel.SimulationResult:
-    args: dict[str, object] = {**SMALL, "input_tokens": 300, "output_tokens": 40}
+    """A small simulation; closed loops measure every request unless a warm-up is asked for."""
+    args: dict[str, object] = {**SMALL, "input_tokens": 300, "output_tokens": 40, "warmup_requests": 0}
     args.update(kwargs)
     return genmodel.simulate(**args)  # type: ignore[arg-type]
 
@@ -257,27 +258,36 @@ def test_on_demand_admission_preempts_and_reserve_does_not() -> None:
     # Llama-3.1-8B in bf16 on a 24 GB RTX 4090 keeps ~40k tokens of KV: 48 clients of 2000 tokens
     # overflow it as they decode
     kwargs = {"model": "llama-3.1-8b", "hardware": "rtx-4090", "input_tokens": 1000, "output_tokens": 1000}
-    vllm = genmodel.simulate(concurrency=48, requests_per_client=2, engine="vllm", **kwargs)  # type: ignore[arg-type]
-    trt = genmodel.simulate(concurrency=48, requests_per_client=2, engine="trtllm", **kwargs)  # type: ignore[arg-type]
+    vllm = genmodel.simulate(
+        concurrency=48, requests_per_client=2, warmup_requests=0, engine="vllm", **kwargs
+    )  # type: ignore[arg-type]
+    trt = genmodel.simulate(
+        concurrency=48, requests_per_client=2, warmup_requests=0, engine="trtllm", **kwargs
+    )  # type: ignore[arg-type]
     assert vllm.preemptions > 0 and vllm.requests == 96
     assert trt.preemptions == 0 and trt.requests == 96
     assert vllm.kv_peak_bytes_per_device <= vllm.kv_capacity_bytes_per_device
     assert trt.kv_peak_bytes_per_device <= trt.kv_capacity_bytes_per_device
     # SGLang reserves 0.7 of the output: it admits more, and retracts when the rest overflows
-    sglang = genmodel.simulate(concurrency=48, requests_per_client=2, engine="sglang", **kwargs)  # type: ignore[arg-type]
+    sglang = genmodel.simulate(
+        concurrency=48, requests_per_client=2, warmup_requests=0, engine="sglang", **kwargs
+    )  # type: ignore[arg-type]
     assert sglang.preemptions > 0 and sglang.requests == 96
     assert sglang.kv_peak_bytes_per_device <= sglang.kv_capacity_bytes_per_device
 
 
 def test_attention_dp_ranks_step_in_lockstep() -> None:
     kwargs = {"model": "qwen3-30b-a3b", "hardware": "h200-sxm", "input_tokens": 500, "output_tokens": 50}
-    lock = genmodel.simulate(concurrency=8, requests_per_client=2, tp=1, dp=2, ep=2, records=True, **kwargs)  # type: ignore[arg-type]
+    lock = genmodel.simulate(
+        concurrency=8, requests_per_client=2, warmup_requests=0, tp=1, dp=2, ep=2, records=True, **kwargs
+    )  # type: ignore[arg-type]
     assert lock.records is not None and sorted(set(lock.records.replica.tolist())) == [0, 1]
     dense = genmodel.simulate(
         "llama-3.1-8b",
         "h200-sxm",
         concurrency=8,
         requests_per_client=2,
+        warmup_requests=0,
         dp=2,
         input_tokens=500,
         output_tokens=50,
@@ -352,6 +362,7 @@ def test_laws_over_random_deployments(
         hardware,
         concurrency=clients,
         requests_per_client=2,
+        warmup_requests=0,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         input_spread=0.3,
@@ -407,7 +418,9 @@ def test_cli_json_keys(tmp_path: Path) -> None:
         assert isinstance(data[key], (int, float))
     assert data["engine"]["name"] == "vllm"
     with records.open() as f:
-        assert len(list(csv.DictReader(f))) == 16
+        assert (
+            len(list(csv.DictReader(f))) == 4 * genmodel.REQUESTS_PER_CLIENT
+        )  # warm-up requests included, flagged
     assert "TTFT" in cli_ok([*_CLI, "--request-rate", "10", "--requests", "20", "--engine", "sglang"])
     assert "ttft_s.p99" in cli_ok([*_CLI, "--concurrency", "2", "--format", "csv"])
 
