@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genmodel._api import estimate
+from genmodel._api import attached_tier, estimate
 from genmodel._engines import ENGINES, Engine, engine_preset
 from genmodel._errors import SpecError
-from genmodel._hardware import Device, System
+from genmodel._hardware import AttachedTier, Device, System
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
 from genmodel._servingmodel import REQUESTS_PER_CLIENT
@@ -42,6 +42,8 @@ def simulate(
     max_num_seqs: int | None = None,
     max_batched_tokens: int | None = None,
     admission: str | None = None,
+    preemption: str | None = None,
+    swap_tier: str | AttachedTier | None = None,
     chunked_prefill: bool | None = None,
     mixed: bool | None = None,
     step_overhead_s: float | None = None,
@@ -67,8 +69,11 @@ def simulate(
         input_spread, output_spread: lengths drawn uniformly within +-spread of the mean (0: fixed).
         engine: vllm (vLLM 0.10 V1, the default), sglang (SGLang 0.5), trtllm (TensorRT-LLM 1.0),
             or an :class:`Engine`.
-        max_num_seqs, max_batched_tokens, admission, chunked_prefill, mixed, step_overhead_s:
-            override the engine's knobs.
+        max_num_seqs, max_batched_tokens, admission, preemption, chunked_prefill, mixed,
+            step_overhead_s: override the engine's knobs (``preemption="swap"`` copies a
+            preempted sequence's KV to the offload tier and back instead of recomputing it).
+        swap_tier: the offload tier of swap preemption: a memory tier id, ``ID:N`` for N per node,
+            or ``host`` (the default: the device's host memory in hardware_db).
         seed: seed of the random lengths and arrival times (the same seed, the same result).
         records: keep the per-request records (``result.records``).
         system: a system id whose fabric connects the devices (as :func:`genmodel.estimate`).
@@ -125,6 +130,7 @@ def simulate(
         max_num_seqs=max_num_seqs,
         max_batched_tokens=max_batched_tokens,
         admission=admission,
+        preemption=preemption,
         chunked_prefill=chunked_prefill,
         mixed=mixed,
         step_overhead_s=step_overhead_s,
@@ -142,7 +148,19 @@ def simulate(
         ideal=ideal,
         options=check.options,
         records=records,
+        swap_tier=_swap_tier(chosen, swap_tier, hw.device),
     )
+
+
+def _swap_tier(engine: Engine, spec: str | AttachedTier | None, device: Device) -> AttachedTier | None:
+    """The offload tier of swap preemption (None for recompute); ``host`` by default.
+
+    Raises:
+        SpecError: the device has no such tier (e.g. no host memory tier in hardware_db).
+    """
+    if engine.preemption != "swap":
+        return None
+    return attached_tier("host" if spec is None else spec, "swap_tier", device)
 
 
 def _preset(name: str, device: Device) -> Engine:
