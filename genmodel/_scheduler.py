@@ -26,7 +26,6 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable
-
 from dataclasses import dataclass
 
 import numpy as np

@@ -124,7 +124,7 @@ class PoolStats:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a dict."""
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -178,7 +178,7 @@ def simulate_serving(
     require_ints(minimum=0, seed=seed)
     check_simulable(plan, options)
     rng = np.random.default_rng(seed)
-    req, client_of, starts = _requests(arrivals, input_tokens, output_tokens, rng, options.prefix_hit_rate)
+    req, client_of, starts = requests_of(arrivals, input_tokens, output_tokens, rng, options.prefix_hit_rate)
     n_in_max, n_out_max = int(req.input_tokens.max()), int(req.output_tokens.max())
     setup = setup_replicas(
         model,
@@ -331,7 +331,7 @@ def _most_running(arrivals: Arrivals, engine: Engine, plan: Plan, capacity: int)
     return most
 
 
-def _requests(
+def requests_of(
     arrivals: Arrivals,
     input_tokens: Lengths,
     output_tokens: Lengths,
@@ -501,7 +501,7 @@ def _decode_run(
     return end, k
 
 
-def _itl(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
+def itl_samples(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
     """Every decode step's gap since the replica's last one, and its decode tokens (the weight)."""
     one_v: list[float] = []
     one_w: list[float] = []
@@ -551,7 +551,7 @@ def _result(
     decode = f - ft
     multi = out > 1
     window = float(f.max() - a.min())
-    values, weights = _itl(replicas)
+    values, weights = itl_samples(replicas)
     rate = float(measured.sum()) / window if window > 0 else math.inf
     tokens_per_s = float(out.sum()) / window if window > 0 else math.inf
     batch = sum(r.batch_time / max(spans[0 if len(spans) == 1 else r.index][1], 1e-30) for r in replicas)
