@@ -259,7 +259,7 @@ def _simulate_disaggregated(
     base = _engine(engine, hw.device, knobs)
     specs = []
     for side, output in (("prefill", 1), ("decode", lengths[1])):
-        degrees: dict[str, Any] = {k: pools[f"{side}_{k}"] or 1 for k in ("tp", "ep", "dp")}
+        degrees: dict[str, Any] = {k: _or_one(pools[f"{side}_{k}"]) for k in ("tp", "ep", "dp")}
         try:
             check = estimate(
                 model,
@@ -281,7 +281,7 @@ def _simulate_disaggregated(
                 WorkerPool(
                     plan=check.plan,
                     engine=base.replace(max_num_seqs=cap),
-                    workers=pools[f"{side}_workers"] or 1,
+                    workers=_or_one(pools[f"{side}_workers"]),
                 ),
             )
         )
@@ -304,6 +304,10 @@ def _simulate_disaggregated(
         swap_tier=_swap_tier(dec.engine, swap_tier, hw.device),
         **common,
     )
+
+
+def _or_one(value: int | None) -> int:
+    return 1 if value is None else value
 
 
 def _swap_tier(engine: Engine, spec: str | AttachedTier | None, device: Device) -> AttachedTier | None:
