@@ -290,8 +290,9 @@ class Replica:
 
     def _first_tokens(self, req: Requests, now: float) -> None:
         """The sequences resumed this step emitted their first token: it is no inter-token gap."""
-        gaps, n = self.itl[-1]
-        self.itl[-1] = (gaps, n - len(self.first_pending))
+        gaps, n = self.itl.pop()
+        if n > len(self.first_pending):
+            self.itl.append((gaps, n - len(self.first_pending)))
         for rid in self.first_pending:
             req.first_token_s[rid] = now
         self.first_pending = []

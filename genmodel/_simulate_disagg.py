@@ -48,7 +48,7 @@ from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import kv_transfer_time
-from genmodel._scheduler import Replica, Requests
+from genmodel._scheduler import Replica, Requests, SwapLink
 from genmodel._simresult import (
     DisaggregatedStats,
     Percentiles,
@@ -254,7 +254,7 @@ class _Simulation:
         prefill: _Pool,
         decode: _Pool,
         *,
-        swap: object,
+        swap: SwapLink | None,
         moe: bool,
         routing: str,
         first_token: str,
@@ -290,7 +290,7 @@ class _Simulation:
         for is_prefill, pool in ((True, prefill), (False, decode)):
             self._build(pool, is_prefill, moe, swap)
 
-    def _build(self, pool: _Pool, is_prefill: bool, moe: bool, swap: object) -> None:
+    def _build(self, pool: _Pool, is_prefill: bool, moe: bool, swap: SwapLink | None) -> None:
         spec, setup = pool.spec, pool.setup
         dp = spec.plan.dp
         for _ in range(spec.workers):
@@ -300,7 +300,7 @@ class _Simulation:
                     spec.engine,
                     setup.table,
                     setup.capacity,
-                    None if is_prefill else swap,  # type: ignore[arg-type]
+                    None if is_prefill else swap,
                 )
                 for i in range(dp)
             ]

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _cli import cli_bad, cli_ok
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import genmodel
 from genmodel._phases import kv_transfer_time
@@ -111,6 +113,67 @@ def test_the_same_seed_gives_the_same_result() -> None:
         assert getattr(a, key) == getattr(b, key)
     assert a.steps == b.steps and a.simulated_s == b.simulated_s
     assert a.ttft_s != c.ttft_s
+
+
+_DEPLOYMENTS: list[tuple[str, str, dict[str, object]]] = [
+    ("llama-3.2-1b", "h100-sxm", {}),
+    ("llama-3.1-8b", "a100-sxm-80gb", {"prefill_tp": 2, "decode_tp": 1}),
+    ("qwen3-30b-a3b", "h200-sxm", {"decode_ep": 2, "decode_dp": 2}),
+]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    deployment=st.sampled_from(_DEPLOYMENTS),
+    engine=st.sampled_from(genmodel.ENGINES),
+    first_token=st.sampled_from(["decode", "prefill"]),
+    routing=st.sampled_from(["least-loaded", "round-robin"]),
+    clients=st.integers(1, 16),
+    workers=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    cap=st.integers(1, 32),
+    input_tokens=st.integers(2, 2500),
+    output_tokens=st.integers(1, 40),
+)
+def test_laws_over_random_disaggregated_deployments(
+    deployment: tuple[str, str, dict[str, object]],
+    engine: str,
+    first_token: str,
+    routing: str,
+    clients: int,
+    workers: tuple[int, int],
+    cap: int,
+    input_tokens: int,
+    output_tokens: int,
+) -> None:
+    model, hardware, plan = deployment
+    r = genmodel.simulate(
+        model,
+        hardware,
+        concurrency=clients,
+        requests_per_client=2,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        input_spread=0.3,
+        engine=engine,
+        disaggregated=True,
+        prefill_workers=workers[0],
+        decode_workers=workers[1],
+        decode_max_batch=cap,
+        first_token=first_token,
+        routing=routing,
+        records=True,
+        **plan,  # type: ignore[arg-type]
+    )
+    rec = r.records
+    assert rec is not None and rec.prefill_end_s is not None and r.requests == 2 * clients
+    assert r.generated_tokens == int(rec.output_tokens.sum())
+    assert (rec.scheduled_s < rec.prefill_end_s).all() and (rec.first_token_s <= rec.finish_s).all()
+    assert (rec.finish_s - rec.arrival_s).max() <= r.simulated_s + 1e-12
+    d = r.to_dict()
+    assert d["decode_pool"]["mean_running_batch"] <= workers[1] * plan.get("decode_dp", 1) * cap + 1e-9  # type: ignore[operator]
+    for pool in ("prefill_pool", "decode_pool"):
+        assert 0 <= d[pool]["busy_frac"] <= 1 + 1e-9
+        assert d[pool]["kv_peak_bytes_per_device"] <= d[pool]["kv_capacity_bytes_per_device"]
 
 
 # ---- the physics -------------------------------------------------------------------------------
