@@ -283,10 +283,12 @@ class _Simulation:
         self.feeds: list[float] = []  # times of the events that may bring a decode replica work
         self.decode_ends: list[float] = []  # times of the decode steps' ends
         self.order = 0
-        # the shortest chain from a completion to a KV arrival: a one-token prefill step, a transfer
-        self.chain_s = prefill.setup.table.step_s(decode_seqs=0, decode_past_sum=0, chunks=[(1, 0)]) + min(
-            transfer
-        )
+        # the shortest chain from a completion to a KV arrival: the next request's first prefill
+        # step on an idle replica holds at least its prompt or the budget (a step's cost grows
+        # with its tokens), then a transfer
+        first = min(min(req.todo), prefill.spec.engine.max_batched_tokens)
+        self.chain_s = prefill.setup.table.step_s(decode_seqs=0, decode_past_sum=0, chunks=[(first, 0)])
+        self.chain_s += min(transfer)
         for is_prefill, pool in ((True, prefill), (False, decode)):
             self._build(pool, is_prefill, moe, swap)
 
