@@ -94,6 +94,35 @@ def simulate(
     max_num_seqs: Annotated[int | None, typer.Option(help="Override: most running sequences.")] = None,
     max_batched_tokens: Annotated[int | None, typer.Option(help="Override: token budget per step.")] = None,
     admission: Annotated[str | None, typer.Option(help="Override: reserve | on-demand.")] = None,
+    preemption: Annotated[
+        str | None, typer.Option(help="Override: recompute | swap (KV to the offload tier and back).")
+    ] = None,
+    swap_tier: Annotated[
+        str | None, typer.Option(help="Offload tier of --preemption swap: tier id, ID:N or host (default).")
+    ] = None,
+    disaggregated: Annotated[
+        bool, typer.Option(help="A prefill pool and a decode pool, KV moved between them over the fabric.")
+    ] = False,
+    prefill_tp: Annotated[int | None, typer.Option(help="Disaggregated: TP of each prefill worker.")] = None,
+    prefill_ep: Annotated[int | None, typer.Option(help="Disaggregated: EP of each prefill worker.")] = None,
+    prefill_dp: Annotated[int | None, typer.Option(help="Disaggregated: DP of each prefill worker.")] = None,
+    prefill_workers: Annotated[int | None, typer.Option(help="Disaggregated: prefill workers.")] = None,
+    prefill_max_batch: Annotated[
+        int | None, typer.Option(help="Disaggregated: running sequences per prefill replica.")
+    ] = None,
+    decode_tp: Annotated[int | None, typer.Option(help="Disaggregated: TP of each decode worker.")] = None,
+    decode_ep: Annotated[int | None, typer.Option(help="Disaggregated: EP of each decode worker.")] = None,
+    decode_dp: Annotated[int | None, typer.Option(help="Disaggregated: DP of each decode worker.")] = None,
+    decode_workers: Annotated[int | None, typer.Option(help="Disaggregated: decode workers.")] = None,
+    decode_max_batch: Annotated[
+        int | None, typer.Option(help="Disaggregated: running sequences per decode replica.")
+    ] = None,
+    routing: Annotated[
+        str | None, typer.Option(help="Disaggregated: least-loaded (default) | round-robin.")
+    ] = None,
+    first_token: Annotated[
+        str | None, typer.Option(help="Disaggregated: decode (default, as clients see it) | prefill.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of random lengths and arrivals.")] = 0,
     records: Annotated[Path | None, typer.Option(help="Write per-request records to this CSV file.")] = None,
     format: FormatOpt = Format.table,
@@ -126,8 +155,11 @@ def simulate(
         max_num_seqs=max_num_seqs,
         max_batched_tokens=max_batched_tokens,
         admission=admission,
+        preemption=preemption,
+        swap_tier=swap_tier,
         seed=seed,
         records=records is not None,
+        **_disaggregated(locals()),
     )
     data = result.to_dict()
     if records is not None and result.records is not None:
@@ -138,6 +170,31 @@ def simulate(
         emit(to_csv([_flat(data)]), output)
     else:
         emit_tables(_tables(data), output)
+
+
+_POOL_FLAGS = (
+    "prefill_tp",
+    "prefill_ep",
+    "prefill_dp",
+    "prefill_workers",
+    "prefill_max_batch",
+    "decode_tp",
+    "decode_ep",
+    "decode_dp",
+    "decode_workers",
+    "decode_max_batch",
+    "routing",
+    "first_token",
+)
+
+
+def _disaggregated(args: dict[str, Any]) -> dict[str, Any]:
+    """The disaggregated keywords given (none when aggregated, so the API names a stray one)."""
+    given = {k: args[k] for k in _POOL_FLAGS if args[k] is not None}
+    if args["disaggregated"]:
+        # the plan is per pool: --tp/--ep/--dp at their defaults are not passed on
+        return {"disaggregated": True, **given}
+    return given
 
 
 def _flat(data: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +229,8 @@ def _tables(data: dict[str, Any]) -> list[Table]:
             " / ".join(format_seconds(data[k]) for k in ("queue_s", "prefill_s", "decode_s")),
         ),
         ("preemptions", str(data["preemptions"])),
+        *((("swap copies", format_seconds(data["swap_s"])),) if "swap_s" in data else ()),
+        *_pool_rows(data),
         ("KV peak per device", format_bytes(data["kv_peak_bytes_per_device"])),
         ("steps", str(data["steps"])),
         ("simulated", format_seconds(data["simulated_s"])),
@@ -180,3 +239,21 @@ def _tables(data: dict[str, Any]) -> list[Table]:
     for k, v in rows:
         rates.add_row(k, v)
     return [lat, rates]
+
+
+def _pool_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The disaggregated pools' rows of the load table (none when aggregated)."""
+    if "prefill_pool" not in data:
+        return []
+    rows = []
+    for side in ("prefill", "decode"):
+        p = data[f"{side}_pool"]
+        rows.append(
+            (
+                f"{side} pool",
+                f"{p['workers']} x tp{p['tp']} ep{p['ep']} dp{p['dp']}, busy {p['busy_frac']:.0%}, "
+                f"batch {p['mean_running_batch']:.3g}",
+            )
+        )
+    rows.append(("KV transfer (mean)", format_seconds(data["kv_transfer_s"]["mean"])))
+    return rows

@@ -441,17 +441,20 @@ def kv_transfer_time(
     *,
     seqs_per_replica: float,
     input_tokens: int,
+    group_devices: int | None = None,
 ) -> Num:
     """Time to move the prompts' KV cache from each prefill device to its decode peer.
 
     Each device sends its own shard (its heads, layers and tokens) to one peer, over the innermost
     tier that holds both pools (2x the plan's devices; CloudMatrix384's UB holds both, separate DGX
-    nodes need the scale-out network). Source: DistServe (Zhong et al., OSDI 2024), Sec. 4.
+    nodes need the scale-out network). ``group_devices`` overrides that pair's size (a prefill and
+    a decode instance of different sizes). Source: DistServe (Zhong et al., OSDI 2024), Sec. 4.
     """
     per_device = seqs_per_replica * kv_bytes_per_sequence(
         model, precision, input_tokens, tp=plan.tp, pp=plan.pp, cp=plan.cp
     )
-    return p2p_time(per_device, system, group_devices=2 * plan.num_devices)
+    group = 2 * plan.num_devices if group_devices is None else group_devices
+    return p2p_time(per_device, system, group_devices=group)
 
 
 def exposed_transfer_s(transfer_s: Num, prefill_s: Num, num_layers: int) -> Num:

@@ -26,11 +26,27 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from genmodel._engines import Engine
 from genmodel._stepcost import StepCostTable
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SwapLink:
+    """The offload tier swap preemption copies KV to: one copy of n tokens takes
+    ``latency_s + n * token_bytes / bandwidth_bytes_per_s`` (per device, all devices in parallel)."""
+
+    bandwidth_bytes_per_s: float
+    latency_s: float
+    token_bytes: float  # KV bytes per token per device
+    capacity_tokens: int  # KV tokens one replica may keep on the tier
+
+    def copy_s(self, tokens: int) -> float:
+        """Seconds to copy ``tokens`` tokens of KV one way."""
+        return self.latency_s + tokens * self.token_bytes / self.bandwidth_bytes_per_s
 
 
 class Requests:
@@ -55,6 +71,7 @@ class Requests:
         self.reserved: list[int] = [0] * n
         self.g0: list[int] = [0] * n
         self.version: list[int] = [0] * n
+        self.swapped: list[bool] = [False] * n  # KV on the offload tier (swap preemption)
 
     def array(self, name: str) -> np.ndarray:
         """The list ``name`` as an array; times not reached are NaN."""
@@ -67,7 +84,14 @@ class Requests:
 class Replica:
     """The state of one replica's scheduler."""
 
-    def __init__(self, index: int, engine: Engine, table: StepCostTable, capacity_tokens: int) -> None:
+    def __init__(
+        self,
+        index: int,
+        engine: Engine,
+        table: StepCostTable,
+        capacity_tokens: int,
+        swap: SwapLink | None = None,
+    ) -> None:
         self.index = index
         self.engine = engine
         self.table = table
@@ -91,6 +115,13 @@ class Replica:
         self.batch_time = 0.0  # integral of the running batch over time
         self.itl: list[tuple[float | np.ndarray, int]] = []  # (gaps between decode steps, tokens)
         self.last_decode_s: float | None = None  # end of the last decode step, while decoding
+        self.swap = swap if engine.preemption == "swap" else None
+        self.swapped_tokens = 0  # KV tokens this replica keeps on the offload tier
+        self.copy_s = 0.0  # swap copies the next step runs before its forward pass
+        self.swap_s = 0.0  # all swap copies so far
+        #: sequences resumed this step whose first token it emits (disaggregated decode workers)
+        self.first_pending: list[int] = []
+        self.emit_first = False
         # this step's plan
         self.chunks: list[tuple[int, int]] = []
         self.chunk_ids: list[int] = []
@@ -127,6 +158,11 @@ class Replica:
                 break
         while budget > 0 and self.waiting and self.running < e.max_num_seqs:
             rid = self.waiting[0]
+            if req.todo[rid] == 0:  # its KV is resident elsewhere: nothing to prefill
+                if not self._resume(req, rid, now):
+                    break
+                budget -= 1 if e.mixed and e.budget_counts_decode else 0
+                continue
             take = self._take(req.todo[rid], budget)
             # (a partial reservation also waits for the tokens actually held: no thrashing)
             held = max(self.used(), self.held()) if self.can_overflow else self.used()
@@ -142,6 +178,36 @@ class Replica:
                 req.scheduled_s[rid] = now
             budget = self._chunk(req, rid, budget)
         self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
+
+    def _resume(self, req: Requests, rid: int, now: float) -> bool:
+        """Admit a request whose ``past0`` tokens of KV come back (swap-in, or a transfer from a
+        prefill worker) straight into decoding; False when the pool cannot hold them yet."""
+        e = self.engine
+        tokens = req.past0[rid]
+        held = max(self.used(), self.held()) if self.can_overflow else self.used()
+        need = self._need(req, rid, tokens)
+        if held + need > self.capacity:
+            return False
+        self.waiting.popleft()
+        self.running += 1
+        if e.admission == "reserve":
+            req.reserved[rid] = need
+            self.reserved += need
+        if req.scheduled_s[rid] < 0:
+            req.scheduled_s[rid] = now
+        if req.swapped[rid]:
+            req.swapped[rid] = False
+            self.swapped_tokens -= tokens
+            assert self.swap is not None
+            self.copy_s += self.swap.copy_s(tokens)
+        elif self.emit_first:
+            self.first_pending.append(rid)
+        req.g0[rid] = self.g
+        self.n_dec += 1
+        self.past_sum += tokens
+        self.decoding.append(rid)
+        heapq.heappush(self.heap, (self.g + req.left[rid], rid, req.version[rid]))
+        return True
 
     def _take(self, todo: int, budget: int) -> int:
         if self.engine.chunked_prefill:
@@ -162,9 +228,10 @@ class Replica:
     def step_s(self) -> float:
         """Time of the planned step (0 when it is empty)."""
         if not self.chunks and not self.step_dec:
-            return 0.0
+            return self.copy_s
         past = self.past_sum if self.step_dec else 0
-        return self.table.step_s(decode_seqs=self.step_dec, decode_past_sum=past, chunks=self.chunks)
+        step = self.table.step_s(decode_seqs=self.step_dec, decode_past_sum=past, chunks=self.chunks)
+        return step + self.copy_s if self.copy_s else step
 
     # ---- committing a step --------------------------------------------------------------
     def commit(
@@ -172,8 +239,13 @@ class Replica:
     ) -> None:
         """Apply the planned step, which ended at ``now`` after ``duration`` seconds."""
         self.batch_time += duration * (self.step_dec + len(self.chunks))
+        if self.copy_s:
+            self.swap_s += self.copy_s
+            self.copy_s = 0.0
         if self.step_dec:
             self._decoded(req, now, 1, duration, on_finish)
+            if self.first_pending:
+                self._first_tokens(req, now)
         finished = False
         for (take, _), rid in zip(self.chunks, self.chunk_ids, strict=True):
             req.done[rid] += take
@@ -216,6 +288,15 @@ class Replica:
         if not self.n_dec:
             self.last_decode_s = None
 
+    def _first_tokens(self, req: Requests, now: float) -> None:
+        """The sequences resumed this step emitted their first token: it is no inter-token gap."""
+        gaps, n = self.itl.pop()
+        if n > len(self.first_pending):
+            self.itl.append((gaps, n - len(self.first_pending)))
+        for rid in self.first_pending:
+            req.first_token_s[rid] = now
+        self.first_pending = []
+
     def _release(self, req: Requests, rid: int) -> None:
         self.running -= 1
         if self.engine.admission == "reserve":
@@ -253,8 +334,17 @@ class Replica:
             self._release(req, rid)
             req.version[rid] += 1  # its completion in the heap no longer counts
             req.left[rid] -= generated
-            req.todo[rid] = req.past0[rid] + generated  # recompute everything it holds
-            req.past0[rid] = 0
+            tokens = req.past0[rid] + generated
+            swap = self.swap
+            if swap is not None and self.swapped_tokens + tokens <= swap.capacity_tokens:
+                req.past0[rid] = tokens  # copied out, and back on resumption
+                req.todo[rid] = 0
+                req.swapped[rid] = True
+                self.swapped_tokens += tokens
+                self.copy_s += swap.copy_s(tokens)
+            else:
+                req.todo[rid] = tokens  # recompute everything it holds
+                req.past0[rid] = 0
             req.done[rid] = 0
             req.preemptions[rid] += 1
             self.preemptions += 1
@@ -265,6 +355,8 @@ class Replica:
         """Decode steps until a sequence completes or (on-demand) the pool overflows."""
         if not self.n_dec:
             return 1 << 60
+        if self.copy_s or self.first_pending:
+            return 1  # the next step runs copies (or emits first tokens): a step of its own
         k = self.heap[0][0] - self.g if self.heap else 1 << 60
         if self.can_overflow:
             k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))

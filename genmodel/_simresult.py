@@ -53,6 +53,11 @@ class RequestRecords:
     replica: np.ndarray
     preemptions: np.ndarray
     measured: np.ndarray  # False for warm-up requests
+    #: disaggregated serving: when each prompt's prefill ended, when its KV reached the decode
+    #: worker, and that worker's replica (None when aggregated)
+    prefill_end_s: np.ndarray | None = None
+    kv_arrival_s: np.ndarray | None = None
+    decode_replica: np.ndarray | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per request: the records and its queue, prefill and decode times."""
@@ -72,9 +77,75 @@ class RequestRecords:
                     "e2e_s": float(self.finish_s[i] - self.arrival_s[i]),
                     "preemptions": int(self.preemptions[i]),
                     "warmup": not bool(self.measured[i]),
+                    **self._disaggregated(i),
                 }
             )
         return out
+
+    def _disaggregated(self, i: int) -> dict[str, Any]:
+        """Request ``i``'s disaggregated figures: its prefill alone (``prefill_s`` then ends with
+        the prefill, not with the first token), its KV transfer and its decode worker."""
+        if self.prefill_end_s is None or self.kv_arrival_s is None or self.decode_replica is None:
+            return {}
+        end, arrival = float(self.prefill_end_s[i]), float(self.kv_arrival_s[i])
+        return {
+            "prefill_s": end - float(self.scheduled_s[i]),
+            "kv_transfer_s": arrival - end,
+            "decode_replica": int(self.decode_replica[i]),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolStats:
+    """One pool of a disaggregated simulation (JSON keys ``prefill_pool`` and ``decode_pool``).
+
+    Attributes:
+        workers: instances in the pool; devices: all their devices.
+        tp, ep, dp: each instance's plan.
+        max_batch: each replica's cap on running sequences.
+        busy_frac: the share of the simulated time its replicas spend stepping (utilisation).
+        mean_running_batch: sequences in its steps, time-averaged, summed over its replicas.
+        steps: steps its instances ran; preemptions: sequences it preempted.
+        kv_peak_bytes_per_device, kv_capacity_bytes_per_device: its KV use and pool.
+    """
+
+    workers: int
+    devices: int
+    tp: int
+    ep: int
+    dp: int
+    max_batch: int
+    busy_frac: float
+    mean_running_batch: float
+    steps: int
+    preemptions: int
+    kv_peak_bytes_per_device: float
+    kv_capacity_bytes_per_device: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisaggregatedStats:
+    """What a disaggregated simulation adds: its pools, the KV transfers, and its conventions."""
+
+    prefill: PoolStats
+    decode: PoolStats
+    kv_transfer_s: Percentiles
+    routing: str
+    first_token: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON keys ``prefill_pool``, ``decode_pool``, ``kv_transfer_s``, ``routing``, ``first_token``."""
+        return {
+            "prefill_pool": self.prefill.to_dict(),
+            "decode_pool": self.decode.to_dict(),
+            "kv_transfer_s": self.kv_transfer_s.to_dict(),
+            "routing": self.routing,
+            "first_token": self.first_token,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,10 +173,16 @@ class SimulationResult:
     simulated_s: float
     elapsed_s: float
     engine: Engine
+    #: swap preemption: seconds of KV copies to and from the offload tier, summed over replicas
+    #: (None without swap)
+    swap_s: float | None = None
+    #: disaggregated serving: the pools and the KV transfers (None when aggregated)
+    disaggregated: DisaggregatedStats | None = None
     records: RequestRecords | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form: the latency figures, rates, batch, KV, steps, times and the engine's knobs."""
+        """The JSON form: the latency figures, rates, batch, KV, steps, times and the engine's knobs
+        (with swap preemption ``swap_s``; disaggregated, the keys of :class:`DisaggregatedStats`)."""
         return {
             "ttft_s": self.ttft_s.to_dict(),
             "tpot_s": self.tpot_s.to_dict(),
@@ -127,4 +204,6 @@ class SimulationResult:
             "simulated_s": self.simulated_s,
             "elapsed_s": self.elapsed_s,
             "engine": self.engine.to_dict(),
+            **({} if self.swap_s is None else {"swap_s": self.swap_s}),
+            **({} if self.disaggregated is None else self.disaggregated.to_dict()),
         }

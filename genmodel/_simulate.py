@@ -15,6 +15,10 @@ Modelling assumptions:
 - Latencies: TTFT = first token - arrival; TPOT per request = (finish - first token) / (output - 1);
   ITL per token, weighted by the decode tokens of each step (the time since the replica's last
   decode step); e2e = finish - arrival. Warm-up requests are excluded from every figure.
+- Swap preemption copies a preempted sequence's KV to the offload tier (by default the device's
+  host memory) and back (:class:`~genmodel._scheduler.SwapLink`): the tier's bandwidth per device
+  is what :meth:`~genmodel._hardware.AttachedTier.bandwidth_per_device` gives while the devices of
+  a node copy at once, capped by the device's host link; its capacity is shared the same way.
 - Randomness only from a ``numpy.random.Generator`` seeded by ``seed``: the same seed gives the
   same result.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,13 +35,13 @@ import numpy as np
 
 from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
-from genmodel._hardware import Device, System
+from genmodel._hardware import AttachedTier, Device, System
 from genmodel._memory import max_batch, memory_use
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prepare
-from genmodel._scheduler import Replica, Requests
+from genmodel._scheduler import Replica, Requests, SwapLink
 from genmodel._simresult import Percentiles, RequestRecords, SimulationResult
 from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
@@ -140,6 +145,7 @@ def simulate_serving(
     options: RunOptions = _DEFAULT_OPTIONS,
     records: bool = False,
     table: StepCostTable | None = None,
+    swap_tier: AttachedTier | None = None,
 ) -> SimulationResult:
     """Simulate a continuously batching engine serving ``arrivals`` on a deployment.
 
@@ -154,12 +160,15 @@ def simulate_serving(
         records: keep the per-request records.
         table: step costs built for this deployment and options (:meth:`StepCostTable.build`), to
             reuse across runs; None = build one (a few tens of milliseconds).
+        swap_tier: the offload tier of ``engine.preemption == "swap"`` (e.g. the device's host
+            memory); unused otherwise.
 
     Returns:
         The :class:`SimulationResult`.
 
     Raises:
-        SpecError: bad arguments, or a deployment the simulation does not cover.
+        SpecError: bad arguments, a deployment the simulation does not cover, or swap preemption
+            without a tier the device can reach.
         InfeasibleError: the plan cannot run, or one request does not fit the KV pool.
 
     Source: iteration-level scheduling as in Orca (Yu et al., OSDI 2022), vLLM V1, SGLang and
@@ -168,49 +177,29 @@ def simulate_serving(
     start = time.perf_counter()
     require_ints(minimum=0, seed=seed)
     check_simulable(plan, options)
-    if engine.preemption == "swap":
-        raise SpecError("preemption='swap' needs a KV offload tier, which the simulation does not model yet")
     rng = np.random.default_rng(seed)
-    req, client_of, starts = _requests(arrivals, input_tokens, output_tokens, rng, options.prefix_hit_rate)
+    req, client_of, starts = requests_of(arrivals, input_tokens, output_tokens, rng, options.prefix_hit_rate)
     n_in_max, n_out_max = int(req.input_tokens.max()), int(req.output_tokens.max())
-    system, extras = prepare(
+    setup = setup_replicas(
         model,
         hardware,
         plan,
         precision,
-        input_tokens=n_in_max,
-        output_tokens=n_out_max,
+        engine,
         ideal=ideal,
         options=options,
+        input_tokens_max=n_in_max,
+        output_tokens_max=n_out_max,
+        most_running=lambda capacity: _most_running(arrivals, engine, plan, capacity),
+        table=table,
     )
-    device = system.device
-    max_batch(model, device, plan, precision, input_tokens=n_in_max, output_tokens=n_out_max, extras=extras)
-    capacity, token_bytes = _kv_pool(model, device, plan, precision, engine, extras_input=n_in_max)
-    need = n_in_max + n_out_max + 2 * engine.kv_block_tokens
-    if capacity < need:
-        raise InfeasibleError(
-            [
-                f"the KV pool holds {capacity} tokens per replica ({capacity * token_bytes / GB:.2f} GB per "
-                f"device), fewer than one request of {need} tokens needs"
-            ]
-        )
-    # a step holds at most the budget (or a lone prompt over it) and every running sequence's decode
-    tokens_max = max(engine.max_batched_tokens, n_in_max) + _most_running(arrivals, engine, plan, capacity)
-    if table is None or table.tokens_max < tokens_max:
-        table = StepCostTable.build(
-            model,
-            system,
-            plan,
-            precision,
-            options=options,
-            tokens_max=tokens_max,
-            overhead_s=engine.step_overhead_s,
-        )
+    system, capacity, token_bytes, table = setup.system, setup.capacity, setup.token_bytes, setup.table
+    swap = swap_link(system, plan, engine, swap_tier, token_bytes)
     lockstep = model.moe is not None and plan.dp > 1
     groups = (
-        [[Replica(i, engine, table, capacity) for i in range(plan.dp)]]
+        [[Replica(i, engine, table, capacity, swap) for i in range(plan.dp)]]
         if lockstep
-        else [[Replica(i, engine, table, capacity)] for i in range(plan.dp)]
+        else [[Replica(i, engine, table, capacity, swap)] for i in range(plan.dp)]
     )
     replicas = [r for g in groups for r in g]
     steps, spans = _run(groups, replicas, req, arrivals, client_of, starts)
@@ -231,6 +220,109 @@ def simulate_serving(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaSetup:
+    """What the replicas of one deployment share: its system (ideal when asked), KV tokens per
+    replica, KV bytes per token per device, and the step-cost table."""
+
+    system: System
+    capacity: int
+    token_bytes: float
+    table: StepCostTable
+
+
+def setup_replicas(
+    model: ModelSpec,
+    hardware: System | Device,
+    plan: Plan,
+    precision: Precision,
+    engine: Engine,
+    *,
+    ideal: bool,
+    options: RunOptions,
+    input_tokens_max: int,
+    output_tokens_max: int,
+    most_running: Callable[[int], int] | None = None,
+    prompt_tokens_max: int | None = None,
+    table: StepCostTable | None = None,
+) -> ReplicaSetup:
+    """Check a deployment, size its KV pool and build (or reuse) its step-cost table.
+
+    Args:
+        input_tokens_max, output_tokens_max: the longest request; it must fit the pool.
+        most_running: the most sequences a replica runs given its pool (default: the engine's
+            cap, at most the pool's tokens).
+        prompt_tokens_max: the longest prompt a step may hold whole (default ``input_tokens_max``).
+        table: a table to reuse when it covers the steps.
+
+    Raises:
+        InfeasibleError: the plan cannot run, or one request does not fit the KV pool.
+    """
+    system, extras = prepare(
+        model,
+        hardware,
+        plan,
+        precision,
+        input_tokens=input_tokens_max,
+        output_tokens=output_tokens_max,
+        ideal=ideal,
+        options=options,
+    )
+    device = system.device
+    n_in, n_out = input_tokens_max, output_tokens_max
+    max_batch(model, device, plan, precision, input_tokens=n_in, output_tokens=n_out, extras=extras)
+    capacity, token_bytes = _kv_pool(model, device, plan, precision, engine, extras_input=n_in)
+    need = n_in + n_out + 2 * engine.kv_block_tokens
+    if capacity < need:
+        raise InfeasibleError(
+            [
+                f"the KV pool holds {capacity} tokens per replica ({capacity * token_bytes / GB:.2f} GB per "
+                f"device), fewer than one request of {need} tokens needs"
+            ]
+        )
+    running = min(engine.max_num_seqs, capacity) if most_running is None else most_running(capacity)
+    # a step holds at most the budget (or a lone prompt over it) and every running sequence's decode
+    prompt = n_in if prompt_tokens_max is None else prompt_tokens_max
+    tokens_max = max(engine.max_batched_tokens, prompt) + running
+    if table is None or table.tokens_max < tokens_max:
+        table = StepCostTable.build(
+            model,
+            system,
+            plan,
+            precision,
+            options=options,
+            tokens_max=tokens_max,
+            overhead_s=engine.step_overhead_s,
+        )
+    return ReplicaSetup(system, capacity, token_bytes, table)
+
+
+def swap_link(
+    system: System, plan: Plan, engine: Engine, tier: AttachedTier | None, token_bytes: float
+) -> SwapLink | None:
+    """The swap path of ``engine.preemption == "swap"`` (None for recompute): the tier's share of
+    bandwidth and capacity per device while the devices of a node (at most the plan's) copy at once.
+
+    Raises:
+        SpecError: swap without a tier, or a tier the device cannot reach.
+    """
+    if engine.preemption != "swap":
+        return None
+    device = system.device
+    if tier is None:
+        raise SpecError(
+            f"preemption='swap' needs a KV offload tier: hardware={device.id} has none in hardware_db "
+            "(give one, or use preemption='recompute')"
+        )
+    sharing = min(plan.num_devices, system.num_node_devices)
+    return SwapLink(
+        bandwidth_bytes_per_s=tier.bandwidth_per_device(device, sharing),
+        latency_s=tier.latency_s(device),
+        token_bytes=token_bytes,
+        capacity_tokens=int(tier.capacity_per_device(sharing) // token_bytes),
+    )
+
+
 def _most_running(arrivals: Arrivals, engine: Engine, plan: Plan, capacity: int) -> int:
     """The most sequences one replica can run at once."""
     most = min(engine.max_num_seqs, capacity)
@@ -239,7 +331,7 @@ def _most_running(arrivals: Arrivals, engine: Engine, plan: Plan, capacity: int)
     return most
 
 
-def _requests(
+def requests_of(
     arrivals: Arrivals,
     input_tokens: Lengths,
     output_tokens: Lengths,
@@ -409,7 +501,7 @@ def _decode_run(
     return end, k
 
 
-def _itl(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
+def itl_samples(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
     """Every decode step's gap since the replica's last one, and its decode tokens (the weight)."""
     one_v: list[float] = []
     one_w: list[float] = []
@@ -459,7 +551,7 @@ def _result(
     decode = f - ft
     multi = out > 1
     window = float(f.max() - a.min())
-    values, weights = _itl(replicas)
+    values, weights = itl_samples(replicas)
     rate = float(measured.sum()) / window if window > 0 else math.inf
     tokens_per_s = float(out.sum()) / window if window > 0 else math.inf
     batch = sum(r.batch_time / max(spans[0 if len(spans) == 1 else r.index][1], 1e-30) for r in replicas)
@@ -497,5 +589,6 @@ def _result(
         simulated_s=max(end for _, end in spans),
         elapsed_s=time.perf_counter() - start,
         engine=engine,
+        swap_s=sum(r.swap_s for r in replicas) if engine.preemption == "swap" else None,
         records=rec,
     )

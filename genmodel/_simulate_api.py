@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genmodel._api import estimate
+from genmodel._api import attached_tier, estimate
 from genmodel._engines import ENGINES, Engine, engine_preset
-from genmodel._errors import SpecError
-from genmodel._hardware import Device, System
+from genmodel._errors import InfeasibleError, SpecError
+from genmodel._hardware import AttachedTier, Device, System
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
 from genmodel._servingmodel import REQUESTS_PER_CLIENT, WARMUP_REQUESTS
 from genmodel._simresult import SimulationResult
 from genmodel._simulate import Arrivals, Lengths, simulate_serving
+from genmodel._simulate_disagg import FIRST_TOKENS, ROUTINGS, WorkerPool, simulate_disaggregated
 from genmodel.io import load_hardware, load_model, load_system
 from genmodel.io._trace import read_trace
 
@@ -42,6 +43,8 @@ def simulate(
     max_num_seqs: int | None = None,
     max_batched_tokens: int | None = None,
     admission: str | None = None,
+    preemption: str | None = None,
+    swap_tier: str | AttachedTier | None = None,
     chunked_prefill: bool | None = None,
     mixed: bool | None = None,
     step_overhead_s: float | None = None,
@@ -49,6 +52,19 @@ def simulate(
     records: bool = False,
     system: str | System | None = None,
     ideal: bool = False,
+    disaggregated: bool = False,
+    prefill_tp: int | None = None,
+    prefill_ep: int | None = None,
+    prefill_dp: int | None = None,
+    prefill_workers: int | None = None,
+    prefill_max_batch: int | None = None,
+    decode_tp: int | None = None,
+    decode_ep: int | None = None,
+    decode_dp: int | None = None,
+    decode_workers: int | None = None,
+    decode_max_batch: int | None = None,
+    routing: str | None = None,
+    first_token: str | None = None,
     **options: Any,
 ) -> SimulationResult:
     """Simulate an engine's scheduler serving a load on a deployment, step by step.
@@ -69,12 +85,26 @@ def simulate(
         input_spread, output_spread: lengths drawn uniformly within +-spread of the mean (0: fixed).
         engine: vllm (vLLM 0.10 V1, the default), sglang (SGLang 0.5), trtllm (TensorRT-LLM 1.0),
             or an :class:`Engine`.
-        max_num_seqs, max_batched_tokens, admission, chunked_prefill, mixed, step_overhead_s:
-            override the engine's knobs.
+        max_num_seqs, max_batched_tokens, admission, preemption, chunked_prefill, mixed,
+            step_overhead_s: override the engine's knobs (``preemption="swap"`` copies a
+            preempted sequence's KV to the offload tier and back instead of recomputing it).
+        swap_tier: the offload tier of swap preemption: a memory tier id, ``ID:N`` for N per node,
+            or ``host`` (the default: the device's host memory in hardware_db).
         seed: seed of the random lengths and arrival times (the same seed, the same result).
         records: keep the per-request records (``result.records``).
         system: a system id whose fabric connects the devices (as :func:`genmodel.estimate`).
         ideal: peak figures, no efficiencies or overheads.
+        disaggregated: a prefill pool and a decode pool with the KV transfer between them
+            (:mod:`genmodel._simulate_disagg`); the plan is then per pool, and ``tp``, ``ep``,
+            ``dp`` are not given (``devices``, if given, must be both pools' total).
+        prefill_tp, prefill_ep, prefill_dp, prefill_workers: each prefill instance's plan, and
+            the instances (default 1 each); decode_tp, decode_ep, decode_dp, decode_workers: the
+            same for the decode pool.
+        prefill_max_batch, decode_max_batch: each pool's cap on running sequences per replica
+            (default: the engine's ``max_num_seqs``).
+        routing: "least-loaded" (default) or "round-robin" over each pool's replicas.
+        first_token: "decode" (default: the decode worker's first step emits it, as clients of
+            vLLM, Dynamo and llm-d see it) or "prefill" (the prefill worker's token, DistServe).
         options: :func:`genmodel.estimate`'s plan, dtype and run options (tp, pp, ep, dp, devices,
             weight_dtype, act_dtype, kv_dtype, prefix_hit_rate, ...).
 
@@ -107,6 +137,54 @@ def simulate(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
     )
+    knobs = {
+        "max_num_seqs": max_num_seqs,
+        "max_batched_tokens": max_batched_tokens,
+        "admission": admission,
+        "preemption": preemption,
+        "chunked_prefill": chunked_prefill,
+        "mixed": mixed,
+        "step_overhead_s": step_overhead_s,
+    }
+    pools = {
+        "prefill_tp": prefill_tp,
+        "prefill_ep": prefill_ep,
+        "prefill_dp": prefill_dp,
+        "prefill_workers": prefill_workers,
+        "prefill_max_batch": prefill_max_batch,
+        "decode_tp": decode_tp,
+        "decode_ep": decode_ep,
+        "decode_dp": decode_dp,
+        "decode_workers": decode_workers,
+        "decode_max_batch": decode_max_batch,
+    }
+    common: dict[str, Any] = {
+        "arrivals": arrivals,
+        "input_tokens": Lengths(mean=lengths[0], spread_frac=input_spread),
+        "output_tokens": Lengths(mean=lengths[1], spread_frac=output_spread),
+        "seed": seed,
+        "ideal": ideal,
+        "records": records,
+    }
+    if disaggregated:
+        return _simulate_disaggregated(
+            model,
+            hardware,
+            system,
+            lengths,
+            pools,
+            options,
+            engine=engine,
+            knobs=knobs,
+            swap_tier=swap_tier,
+            routing=routing,
+            first_token=first_token,
+            common=common,
+        )
+    stray = {**pools, "routing": routing, "first_token": first_token}
+    given = [f"{k}={v!r}" for k, v in stray.items() if v is not None]
+    if given:
+        raise SpecError(f"{', '.join(given)}: needs disaggregated=True")
     # the specs exactly as estimate() builds them (and its checks: plan, dtypes, one sequence fits)
     check = estimate(
         model,
@@ -118,33 +196,134 @@ def simulate(
         ideal=ideal,
         **options,
     )
-    m = load_model(model) if isinstance(model, str) else model
-    hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
-    if system is not None:
-        hw = (load_system(system) if isinstance(system, str) else system).with_device(hw.device)
-    chosen = engine if isinstance(engine, Engine) else _preset(engine, hw.device)
-    chosen = chosen.replace(
-        max_num_seqs=max_num_seqs,
-        max_batched_tokens=max_batched_tokens,
-        admission=admission,
-        chunked_prefill=chunked_prefill,
-        mixed=mixed,
-        step_overhead_s=step_overhead_s,
-    )
+    m, hw = _specs(model, hardware, system)
+    chosen = _engine(engine, hw.device, knobs)
     return simulate_serving(
         m,
         hw,
         check.plan,
         check.precision,
         engine=chosen,
-        arrivals=arrivals,
-        input_tokens=Lengths(mean=lengths[0], spread_frac=input_spread),
-        output_tokens=Lengths(mean=lengths[1], spread_frac=output_spread),
-        seed=seed,
-        ideal=ideal,
         options=check.options,
-        records=records,
+        swap_tier=_swap_tier(chosen, swap_tier, hw.device),
+        **common,
     )
+
+
+def _specs(
+    model: str | ModelSpec, hardware: str | Device | System, system: str | System | None
+) -> tuple[ModelSpec, System]:
+    """The model and the system, as :func:`genmodel.estimate` resolves them."""
+    m = load_model(model) if isinstance(model, str) else model
+    hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
+    if system is not None:
+        hw = (load_system(system) if isinstance(system, str) else system).with_device(hw.device)
+    return m, hw
+
+
+def _engine(engine: str | Engine, device: Device, knobs: dict[str, Any]) -> Engine:
+    """The engine preset (or the Engine given) with the knobs overridden."""
+    chosen = engine if isinstance(engine, Engine) else _preset(engine, device)
+    return chosen.replace(**knobs)
+
+
+#: the plan keywords that are per pool in a disaggregated simulation
+_PLAN_KEYS = ("tp", "pp", "ep", "dp", "cp", "devices")
+
+
+def _simulate_disaggregated(
+    model: str | ModelSpec,
+    hardware: str | Device | System,
+    system: str | System | None,
+    lengths: tuple[int, int],
+    pools: dict[str, int | None],
+    options: dict[str, Any],
+    *,
+    engine: str | Engine,
+    knobs: dict[str, Any],
+    swap_tier: str | AttachedTier | None,
+    routing: str | None,
+    first_token: str | None,
+    common: dict[str, Any],
+) -> SimulationResult:
+    """:func:`simulate` with ``disaggregated=True``: each pool's plan checked as :func:`estimate`
+    checks one (a prefill instance holds prompts only), then :func:`simulate_disaggregated`."""
+    devices = options.pop("devices", None)
+    per_pool = [k for k in _PLAN_KEYS if options.get(k) not in (None, 1)]
+    if per_pool:
+        raise SpecError(
+            f"{', '.join(f'{k}={options[k]!r}' for k in per_pool)}: with disaggregated=True the plan is "
+            "per pool (prefill_tp=, prefill_ep=, prefill_dp=, decode_tp=, ...)"
+        )
+    for k in _PLAN_KEYS:
+        options.pop(k, None)
+    m, hw = _specs(model, hardware, system)
+    base = _engine(engine, hw.device, knobs)
+    specs = []
+    for side, output in (("prefill", 1), ("decode", lengths[1])):
+        degrees: dict[str, Any] = {k: _or_one(pools[f"{side}_{k}"]) for k in ("tp", "ep", "dp")}
+        try:
+            check = estimate(
+                model,
+                hardware,
+                input_tokens=lengths[0],
+                output_tokens=output,
+                batch=1,
+                system=system,
+                ideal=common["ideal"],
+                **degrees,
+                **options,
+            )
+        except InfeasibleError as exc:  # name the pool
+            raise InfeasibleError([f"{side} pool: {v}" for v in exc.violations]) from None
+        cap = pools[f"{side}_max_batch"]
+        specs.append(
+            (
+                check,
+                WorkerPool(
+                    plan=check.plan,
+                    engine=base.replace(max_num_seqs=cap),
+                    workers=_or_one(pools[f"{side}_workers"]),
+                ),
+            )
+        )
+    (check, pre), (_, dec) = specs
+    if devices is not None and devices != pre.devices + dec.devices:
+        raise SpecError(
+            f"devices={devices} must equal the pools' devices: prefill {pre.workers} x "
+            f"{pre.plan.num_devices} + decode {dec.workers} x {dec.plan.num_devices} = "
+            f"{pre.devices + dec.devices}"
+        )
+    return simulate_disaggregated(
+        m,
+        hw,
+        check.precision,
+        prefill=pre,
+        decode=dec,
+        options=check.options,
+        routing=routing or ROUTINGS[0],
+        first_token=first_token or FIRST_TOKENS[0],
+        swap_tier=_swap_tier(dec.engine, swap_tier, hw.device),
+        **common,
+    )
+
+
+def _or_one(value: int | None) -> int:
+    return 1 if value is None else value
+
+
+def _swap_tier(engine: Engine, spec: str | AttachedTier | None, device: Device) -> AttachedTier | None:
+    """The offload tier of swap preemption (None for recompute); ``host`` by default.
+
+    Raises:
+        SpecError: the device has no such tier (e.g. no host memory tier in hardware_db).
+    """
+    if engine.preemption != "swap":
+        return None
+    try:
+        return attached_tier("host" if spec is None else spec, "swap_tier", device)
+    except SpecError as exc:
+        raise SpecError(f"preemption='swap' needs a KV offload tier: {exc}") from None
 
 
 def _preset(name: str, device: Device) -> Engine:

@@ -5,6 +5,9 @@ batch or concurrency, the metric and the measured value) and, optionally, option
 (:data:`OPTION_COLUMNS`: ``system``, ``cp`` and every run option by its keyword), in the file itself
 or in a separate options file keyed by case id (validation/case_options.csv for the public cases).
 
+Concurrency rows with ``disaggregated`` true (columns in :mod:`genmodel._validate_disagg`) are
+disaggregated serving cases, each one :func:`genmodel.simulate` with ``disaggregated=True``.
+
 Modelling assumptions: none of its own; each case is one :func:`genmodel.estimate`. Concurrency
 cases use the serving model asked for (default: the simulation, with the engine of the row's
 ``engine`` column, else the ``engine`` argument); the step-cost tables are shared between cases of
@@ -29,6 +32,12 @@ from genmodel._errors import GenModelError, SpecError
 from genmodel._options import MAX_TOKENS, OPTION_SPECS
 from genmodel._phases import Estimate
 from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
+from genmodel._simresult import SimulationResult
+from genmodel._validate_disagg import (
+    check_disaggregated_row,
+    is_disaggregated_serving,
+    predict_disaggregated,
+)
 
 #: Metrics a validation case may name: the numeric keys of an estimate.
 METRICS = (
@@ -237,7 +246,10 @@ def check_row(row: dict[str, str], where: str) -> float:
     Raises:
         SpecError: ``where: column=value must be ...``, naming the first malformed column.
     """
+    disaggregated = check_disaggregated_row(row, where)
     for name in ("devices", "tp", "pp", "ep", "dp", "input_tokens", "output_tokens"):
+        if disaggregated and name in ("tp", "pp", "ep", "dp") and not (row.get(name) or "").strip():
+            continue  # a disaggregated case's plan is per pool
         _int(row, name, where)
     if row["batch"] != "max":
         _int(row, "batch", where)
@@ -284,6 +296,14 @@ def predict_case(
         engine: the simulated engine when the row's ``engine`` column is empty.
         step_tables: step-cost tables shared between cases.
     """
+    if is_disaggregated_serving(row, f"case {row['id']}"):
+        _check_case(row)
+        got = predict_disaggregated(
+            row, serving=serving, engine=engine, options=_options(row), done={}, key=()
+        )
+        if isinstance(got, str):
+            raise SpecError(f"case {row['id']}: {got}")
+        return got
     return float(getattr(_estimate_case(row, serving, engine, step_tables), row["metric"]))
 
 
@@ -358,6 +378,7 @@ def validate(
     rows = [{**row, **extra.get(row["id"], {})} for row in rows]
     tables = StepTables()
     done: dict[tuple[tuple[str, str], ...], Estimate | str] = {}
+    disaggregated: dict[tuple[tuple[str, str], ...], SimulationResult | str] = {}
     results: list[CaseResult] = []
     skipped: list[tuple[str, str]] = []
     for line, row in enumerate(rows, start=2):  # line 1 is the header
@@ -370,6 +391,11 @@ def validate(
             if on_case is not None:
                 on_case(row["id"])
             continue
+        if is_disaggregated_serving(row, row["id"]):
+            _disaggregated_case(row, serving, engine, disaggregated, results, skipped)
+            if on_case is not None:
+                on_case(row["id"])
+            continue
         est = _memo_estimate(done, row, lambda r: _estimate_case(r, serving, engine, tables))
         if isinstance(est, str):
             skipped.append((row["id"], est))
@@ -378,6 +404,41 @@ def validate(
         if on_case is not None:
             on_case(row["id"])
     return ValidationReport(cases=tuple(results), skipped=tuple(skipped))
+
+
+def _disaggregated_case(
+    row: dict[str, str],
+    serving: str,
+    engine: str,
+    done: dict[tuple[tuple[str, str], ...], SimulationResult | str],
+    results: list[CaseResult],
+    skipped: list[tuple[str, str]],
+) -> None:
+    """Predict a disaggregated case (:mod:`genmodel._validate_disagg`) into ``results`` or ``skipped``."""
+    try:
+        _check_case(row)
+    except SpecError as exc:
+        skipped.append((row["id"], str(exc)))
+        return
+    key = tuple(sorted((k, v) for k, v in row.items() if k not in _NOT_ESTIMATE))
+    got = predict_disaggregated(
+        row, serving=serving, engine=engine, options=_options(row), done=done, key=key
+    )
+    if isinstance(got, str):
+        skipped.append((row["id"], got))
+        return
+    name = (row.get("engine") or "").strip() or engine
+    results.append(
+        CaseResult(
+            id=row["id"],
+            category=row["category"],
+            metric=row["metric"],
+            measured=float(row["measured"]),
+            predicted=got,
+            serving_model="simulated",
+            engine=name,
+        )
+    )
 
 
 def _memo_estimate(
