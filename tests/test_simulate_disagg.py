@@ -21,7 +21,13 @@ _POOLS: dict[str, object] = {"disaggregated": True, "prefill_workers": 2, "decod
 
 
 def _disagg(**kwargs: object) -> genmodel.SimulationResult:
-    args: dict[str, object] = {**_8B, **_POOLS, "input_tokens": 1500, "output_tokens": 120}
+    args: dict[str, object] = {
+        **_8B,
+        **_POOLS,
+        "input_tokens": 1500,
+        "output_tokens": 120,
+        "warmup_requests": 0,
+    }
     args.update(kwargs)
     return genmodel.simulate(**args)  # type: ignore[arg-type]
 
@@ -151,6 +157,7 @@ def test_laws_over_random_disaggregated_deployments(
         hardware,
         concurrency=clients,
         requests_per_client=2,
+        warmup_requests=0,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         input_spread=0.3,
@@ -204,8 +211,8 @@ def test_a_huge_prefill_pool_gives_the_prefill_alone_plus_the_transfer() -> None
 
 
 def test_fewer_prefill_workers_queue_the_prompts() -> None:
-    few = _disagg(concurrency=32, prefill_workers=1)
-    many = _disagg(concurrency=32, prefill_workers=4)
+    few = _disagg(concurrency=32, requests_per_client=4, prefill_workers=1)
+    many = _disagg(concurrency=32, requests_per_client=4, prefill_workers=4)
     assert few.ttft_s.mean > many.ttft_s.mean
     assert few.to_dict()["prefill_pool"]["busy_frac"] > many.to_dict()["prefill_pool"]["busy_frac"]
 
@@ -248,6 +255,7 @@ def test_moe_pools_step_their_attention_dp_ranks_in_lockstep() -> None:
         "h200-sxm",
         concurrency=8,
         requests_per_client=2,
+        warmup_requests=0,
         input_tokens=800,
         output_tokens=40,
         disaggregated=True,
