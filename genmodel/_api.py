@@ -132,6 +132,12 @@ def _system(hardware: str | Device | System, system: str | System | None) -> Sys
     return chosen.with_device(hw.device)
 
 
+def system_of(hardware: str | Device | System) -> System:
+    """The system an estimate on ``hardware`` runs in: an id's, the one a Device implies (see
+    :func:`_system`), or a System as given."""
+    return _system(hardware, None)
+
+
 def _system_of_device(device: Device) -> System:
     """The database's system for ``device.id`` around ``device``, else the bare device's system."""
     try:
