@@ -53,7 +53,7 @@ from genmodel._memory import (
     memory_use,
     require_one_sequence,
 )
-from genmodel._model import ModelSpec
+from genmodel._model import ModelSpec, context_note
 from genmodel._options import RunOptions
 from genmodel._parallel import (
     Plan,
@@ -387,6 +387,9 @@ class Estimate:
     decode_stall_s: float | None = None
     #: the steady state of the serving mode (None for a static batch)
     serving: ServingState | None = None
+    #: what the figures assume beyond the asked (a precision the device lacks, a context beyond
+    #: the model's maximum); :func:`estimate_notes`
+    notes: tuple[str, ...] = ()
 
     @property
     def num_devices(self) -> int:
@@ -433,6 +436,19 @@ class Estimate:
         return self.usd_per_hour * self.num_devices / HOUR / self.output_tokens_per_s * 1e6
 
 
+def estimate_notes(
+    model: ModelSpec, device: Device, precision: Precision, *, context_tokens: int, options: RunOptions
+) -> tuple[str, ...]:
+    """What an estimate assumes beyond what was asked: each precision the device has no units
+    for (:meth:`Device.compute_note`), and a context beyond the model's maximum (allowed)."""
+    kinds = {precision.gemm_dtype: "GEMMs"}
+    attention = precision.attention_dtype
+    kinds[attention] = "GEMMs and attention" if attention in kinds else "attention"
+    notes = [device.compute_note(dtype, what) for dtype, what in kinds.items()]
+    notes.append(context_note(model, context_tokens, allow=options.allow_long_context))
+    return tuple(n for n in notes if n is not None)
+
+
 def kv_transfer_time(
     model: ModelSpec,
     system: System,
@@ -476,10 +492,12 @@ def prepare(
     beyond the model's weights and KV cache (draft model, paging, prefix, offload tiers).
 
     Raises:
-        SpecError: a non-positive length. InfeasibleError: the plan violates divisibility, or
+        SpecError: a non-positive length, or a context beyond the model's maximum without
+        ``options.allow_long_context``. InfeasibleError: the plan violates divisibility, or
         needs more devices than the system has.
     """
     require_ints(input_tokens=input_tokens, output_tokens=output_tokens)
+    context_note(model, input_tokens + output_tokens, allow=options.allow_long_context)
     system = as_system(hardware)
     check_plan(plan, model, system.device)
     if system.max_devices is not None and plan.num_devices > system.max_devices:
@@ -595,4 +613,7 @@ def estimate_static(
         kv_transfer_s=transfer_s,
         kv_transfer_exposed_s=exposed_s,
         decode_stall_s=stall,
+        notes=estimate_notes(
+            model, device, precision, context_tokens=input_tokens + output_tokens, options=options
+        ),
     )
