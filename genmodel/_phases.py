@@ -64,7 +64,7 @@ from genmodel._parallel import (
 )
 from genmodel._sizes import kv_bytes_per_sequence
 from genmodel._speculation import draft_model, speculative_step
-from genmodel._units import HOUR, Num, floor, maximum, minimum, where
+from genmodel._units import GB, HOUR, MS, Num, floor, maximum, minimum, where
 from genmodel._workload import Precision
 
 
@@ -391,6 +391,28 @@ class Estimate:
     #: the model's maximum); :func:`estimate_notes`
     notes: tuple[str, ...] = ()
 
+    def __repr__(self) -> str:
+        """A few lines: what ran where, and the headline figures (every field stays an attribute;
+        :func:`genmodel.report.estimate_dict` gives them all)."""
+        p, m, pr = self.plan, self.memory, self.precision
+        degrees = " ".join(
+            f"{k}={getattr(p, k)}" for k in ("tp", "pp", "ep", "dp", "cp") if getattr(p, k) > 1
+        )
+        load = f"{self.batch} clients" if self.mode == "concurrency" else f"batch {self.batch}"
+        lines = [
+            f"Estimate({self.model_id} on {self.num_devices}x {self.hardware_id} "
+            f"({self.system_id or self.hardware_id}; {degrees or 'one device'}), {load}, "
+            f"{self.input_tokens:,} in / {self.output_tokens:,} out, "
+            f"{pr.weight_dtype}/{pr.act_dtype}/{pr.kv_dtype} weights/activations/KV",
+            f"  TTFT {_time(self.ttft_s)}, TPOT {_time(self.tpot_s)}, e2e {_time(self.e2e_s)}, "
+            f"{self.output_tokens_per_s_per_device:,.1f} output tokens/s per device",
+            f"  memory {m.total_bytes_per_device / GB:,.1f} of {m.capacity_bytes_per_device / GB:,.1f} GB "
+            f"per device ({'fits' if m.fits else 'does NOT fit'}); prefill {self.prefill.bound}-bound, "
+            f"decode {self.decode.bound}-bound",
+            *(f"  note: {n}" for n in self.notes),
+        ]
+        return "\n".join(lines) + ")"
+
     @property
     def num_devices(self) -> int:
         """Devices of the deployment."""
@@ -434,6 +456,10 @@ class Estimate:
         if self.usd_per_hour is None:
             return None
         return self.usd_per_hour * self.num_devices / HOUR / self.output_tokens_per_s * 1e6
+
+
+def _time(seconds: float) -> str:
+    return f"{seconds:.4g} s" if seconds >= 1 else f"{seconds / MS:.4g} ms"
 
 
 def estimate_notes(

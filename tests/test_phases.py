@@ -379,3 +379,22 @@ def test_a_context_beyond_the_maximum_needs_allow_long_context() -> None:
         genmodel.plan(
             "llama-2-7b", "h100-sxm", devices=1, input_tokens=16_000, output_tokens=100, tpot_slo_s=1.0
         )
+
+
+def test_an_estimate_repr_is_a_few_readable_lines() -> None:
+    est = genmodel.estimate(
+        "llama-3.1-70b",
+        "a100-sxm-80gb",
+        tp=4,
+        batch=16,
+        input_tokens=1000,
+        output_tokens=200,
+        weight_dtype="fp8",
+    )
+    text = repr(est)
+    lines = text.splitlines()
+    assert 3 <= len(lines) <= 6 and len(text) < 800, text
+    assert lines[0].startswith("Estimate(llama-3.1-70b on 4x a100-sxm-80gb (dgx-a100; tp=4), batch 16")
+    assert f"TPOT {est.tpot_s * 1e3:.4g} ms" in text and "GB per device" in text
+    assert "note: fp8 is not native" in text
+    assert "PhaseCost(" not in text and "OpTime(" not in text  # the breakdown stays in the attributes
