@@ -257,7 +257,13 @@ def _contexts(value: str | None) -> tuple[int, ...]:
 )
 @friendly
 @with_run_options(
-    "kv_block_tokens", "prefix_hit_rate", "kv_offload", "weight_offload", "expert_offload", "kv_window"
+    "kv_block_tokens",
+    "prefix_hit_rate",
+    "kv_offload",
+    "weight_offload",
+    "expert_offload",
+    "kv_window",
+    "allow_long_context",
 )
 def memory(
     model: ModelOpt,
