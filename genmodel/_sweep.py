@@ -195,10 +195,9 @@ def _dtypes(weight_dtype: str | None, act_dtype: str | None, kv_dtype: str | Non
 
 
 def _axis(name: str, values: Any) -> list[Any]:
-    """One value or a list of values as a list (a string, a spec or a number is one value)."""
-    if isinstance(values, str | int | float | ModelSpec | Device | System) or not isinstance(
-        values, Sequence
-    ):
+    """One value or a collection of values (a list, tuple, range or array) as a list; a string,
+    a spec or a number is one value."""
+    if isinstance(values, str | ModelSpec | Device | System | Mapping) or not isinstance(values, Iterable):
         return [values]
     return list(values)
 

@@ -377,8 +377,8 @@ def test_cli_mirroring_keywords_give_the_old_spelling_s_rows() -> None:
         model=SMALL["models"],
         hardware=SMALL["hardware"],
         input_tokens=512,  # one value or a list, as the CLI's comma lists
-        output_tokens=[64, 256],
-        tp=[1, 2],
+        output_tokens=(64, 256),
+        tp=range(1, 3),  # any collection
         batch=[1, 16],
         scale=SMALL["scale"],
     )
