@@ -18,13 +18,19 @@ $(STAMP): $(BIN)/python pyproject.toml
 ## install: create .venv and install genmodel with its test tools
 install: $(STAMP)
 
-## demo: the headline capacity-planning example on the built-in database
+## demo: the headline capacity-planning example on the built-in database, ending with a short
+## summary: the validation against published measurements, then the capacity answer
+DEMO_PLAN := --model deepseek-v3 --hardware ascend-910c --devices 384 --input-tokens 4096 \
+    --output-tokens 1024 --ttft-slo 2s --tpot-slo 50ms --weight-dtype int8
 demo: $(STAMP)
 	$(BIN)/genmodel estimate --model llama-3.1-70b --hardware h100-sxm --tp 2 --batch max \
 	    --input-tokens 1000 --output-tokens 1000 --weight-dtype fp8 --act-dtype fp8 --kv-dtype fp8
-	$(BIN)/genmodel plan --model deepseek-v3 --hardware ascend-910c --devices 384 --input-tokens 4096 \
-	    --output-tokens 1024 --ttft-slo 2s --tpot-slo 50ms --weight-dtype int8
-	$(BIN)/genmodel validate
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	    echo "$(BIN)/genmodel plan $(DEMO_PLAN) --format json --output PLAN.json" && \
+	    $(BIN)/genmodel plan $(DEMO_PLAN) --format json --output "$$tmp/plan.json" && \
+	    $(BIN)/genmodel validate --summary && \
+	    echo "(every case: genmodel validate; the plan's tables: genmodel plan $(DEMO_PLAN))" && \
+	    $(BIN)/python tools/demo_summary.py "$$tmp/plan.json"
 
 ## dashboard: the Streamlit dashboard on http://localhost:8501 (DASHBOARD_PORT=N for another port)
 DASHBOARD_PORT ?= 8501

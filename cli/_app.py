@@ -275,7 +275,13 @@ def _contexts(value: str | None) -> tuple[int, ...]:
 )
 @friendly
 @with_run_options(
-    "kv_block_tokens", "prefix_hit_rate", "kv_offload", "weight_offload", "expert_offload", "kv_window"
+    "kv_block_tokens",
+    "prefix_hit_rate",
+    "kv_offload",
+    "weight_offload",
+    "expert_offload",
+    "kv_window",
+    "allow_long_context",
 )
 def memory(
     model: ModelOpt,
@@ -388,15 +394,18 @@ def validate(
     skip_invalid: Annotated[
         bool, typer.Option(help="Skip malformed rows (listed as skipped) instead of refusing the file.")
     ] = False,
+    summary: Annotated[
+        bool, typer.Option(help="Table: only the summary (MAPE in all and per metric), not every case.")
+    ] = False,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """Predict published measurements and report per-case errors and MAPE.
 
     Concurrency cases are simulated with the engine of their engine column (--serving closed-form:
-    the steady state).
+    the steady state). The CSV is read as a stream, a row at a time.
     """
-    total = len(genmodel.read_cases(cases or genmodel.public_cases_path()))
+    total = genmodel.count_cases(cases)
     with progress_bar("validating") as progress:
         task = progress.add_task("validating", total=total)
         report = genmodel.validate(
@@ -414,10 +423,14 @@ def validate(
     if format is Format.csv:
         emit(to_csv(d["cases"]), output)
         return
-    t = Table(
-        title=f"validation: {d['covered']} cases, MAPE {d['mape']:.1f}%, median "
+    title = (
+        f"validation: {d['covered']} cases, MAPE {d['mape']:.1f}%, median "
         f"{d['median_ape']:.1f}%, {d['within_25pct']:.0%} within 25% ({len(d['skipped'])} skipped)"
     )
+    if summary:
+        emit_tables([_validation_summary(d, title)], output)
+        return
+    t = Table(title=title)
     for col in ("id", "category", "metric", "measured", "predicted", "error %"):
         t.add_column(col, justify="left" if col in ("id", "category", "metric") else "right")
     for c in d["cases"]:
@@ -430,6 +443,16 @@ def validate(
             f"{c['ape']:.1f}",
         )
     emit_tables([t], output)
+
+
+def _validation_summary(d: Mapping[str, Any], title: str) -> Table:
+    """MAPE per metric, the summary line as the title (--format json has every grouping)."""
+    t = Table(title=title)
+    for col in ("metric", "cases", "MAPE %"):
+        t.add_column(col, justify="left" if col == "metric" else "right")
+    for name, g in d["by_metric"].items():
+        t.add_row(name, f"{g['n']:,}", f"{g['mape']:.1f}")
+    return t
 
 
 @hw_app.command(

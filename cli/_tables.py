@@ -36,7 +36,8 @@ def estimate_table(est: genmodel.Estimate) -> Table:
         title=f"{est.model_id} on {est.num_devices}x {est.hardware_id} ({d['system']}; {degrees}, "
         f"{est.precision.weight_dtype} weights, {load}, {est.input_tokens} in / "
         f"{est.output_tokens} out)",
-        caption=_BOUND_NOTE,
+        # what the figures assume beyond the asked first, then what the phase line means
+        caption="\n".join([*(f"note: {escape(n)}" for n in est.notes), _BOUND_NOTE]),
         caption_justify="left",
     )
     t.add_column("metric")

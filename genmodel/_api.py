@@ -7,6 +7,7 @@ validation in :mod:`genmodel._validate`.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from genmodel._engines import Engine
@@ -112,8 +113,9 @@ def _system(hardware: str | Device | System, system: str | System | None) -> Sys
 
     A Device object implies the system its id implies (its figures as given, in that system's
     fabric), so ``estimate(m, load_device("h100-sxm"))`` equals ``estimate(m, "h100-sxm")``. A device
-    whose id is not in the database, or whose links were edited (a what-if on the fabric), gets the
-    system its own links make (:meth:`System.of_device`).
+    whose id is not in the database, or whose links were added, removed or edited beyond their
+    bandwidth, gets the system its own links make (:meth:`System.of_device`); a link bandwidth
+    edit scales the fabric tiers of its level (:func:`_system_of_device`).
     """
     if isinstance(hardware, str):
         hw = load_hardware(hardware)
@@ -132,14 +134,50 @@ def _system(hardware: str | Device | System, system: str | System | None) -> Sys
     return chosen.with_device(hw.device)
 
 
+def system_of(hardware: str | Device | System) -> System:
+    """The system an estimate on ``hardware`` runs in: an id's, the one a Device implies (see
+    :func:`_system`), or a System as given."""
+    return _system(hardware, None)
+
+
 def _system_of_device(device: Device) -> System:
-    """The database's system for ``device.id`` around ``device``, else the bare device's system."""
+    """The database's system for ``device.id`` around ``device``, else the bare device's system.
+
+    A link whose bandwidth alone was edited keeps the system, with the fabric tiers of its level
+    scaled by the same factor, so more link bandwidth is never a slower fabric; a link added,
+    removed or otherwise edited makes the device's own system from its links.
+    """
     try:
         known = load_hardware(device.id)
     except UnknownEntryError:
         return as_system(device)
-    same_links = (device.scale_up, device.scale_out) == (known.device.scale_up, known.device.scale_out)
-    return known.with_device(device) if known.device.id == device.id and same_links else as_system(device)
+    factors = _link_factors(known.device, device) if known.device.id == device.id else None
+    if factors is None:
+        return as_system(device)
+    fabric = tuple(
+        dataclasses.replace(t, bandwidth_bytes_per_s=t.bandwidth_bytes_per_s * factors[t.level])
+        if factors[t.level] != 1
+        else t
+        for t in known.fabric
+    )
+    return dataclasses.replace(known, device=device, fabric=fabric)
+
+
+def _link_factors(old: Device, new: Device) -> dict[str, float] | None:
+    """New over old link bandwidth per level (scale_up, scale_out); None when a link was added,
+    removed or changed in more than its bandwidth."""
+    factors = {}
+    for level in ("scale_up", "scale_out"):
+        a, b = getattr(old, level), getattr(new, level)
+        if a is None or b is None:
+            if a is not b:
+                return None
+            factors[level] = 1.0
+        elif dataclasses.replace(b, bandwidth_bytes_per_s=a.bandwidth_bytes_per_s) != a:
+            return None
+        else:
+            factors[level] = b.bandwidth_bytes_per_s / a.bandwidth_bytes_per_s
+    return factors
 
 
 def _plan(devices: int | None, **degrees: int) -> Plan:

@@ -26,6 +26,7 @@ from genmodel._parallel import Plan
 from genmodel._phases import Estimate, estimate_static
 from genmodel._serving import estimate_serving
 from genmodel._symbolic import RESOURCES, X_MAX
+from genmodel._units import GB, TFLOP
 from genmodel._workload import Precision
 
 #: RunOptions() as a default argument (frozen, so sharing it is safe)
@@ -89,6 +90,10 @@ class Deployment:
         )
 
 
+#: how a repr shows each SI unit: (divisor, shown unit), decimal prefixes
+_SHOWN_UNITS = {"flop/s": (TFLOP, "TFLOP/s"), "bytes/s": (GB, "GB/s"), "bytes": (GB, "GB")}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResourceRequirement:
     """The least amount of one resource (the others at the platform's figures) that meets the targets.
@@ -115,6 +120,19 @@ class ResourceRequirement:
     status: str
     set_by: str | None = None
     reason: str | None = None
+
+    def __repr__(self) -> str:
+        """One line: ``memory_bandwidth: 1,255 of 3,350 GB/s (x0.375, met; set by tpot_s)``."""
+        scale, unit = _SHOWN_UNITS.get(self.unit, (1.0, self.unit))
+
+        def show(x: float | None) -> str:
+            return "-" if x is None else "inf" if math.isinf(x) else f"{x / scale:,.4g}"
+
+        why = f"; {self.reason}" if self.reason else f"; set by {self.set_by}" if self.set_by else ""
+        return (
+            f"{self.resource}: {show(self.required_value)} of {show(self.platform_value)} {unit} "
+            f"(x{self.factor:.3g}, {self.status}{why})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (SI units); infinities become None."""

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Generic, TypeVar
 
 from genmodel._errors import SpecError, require_ints
-from genmodel._units import DTYPE_BYTES, check_dtype
+from genmodel._units import DTYPE_BYTES, TFLOP, check_dtype
 
 # When a device has no units for a precision, the GEMM runs in the next wider one it has
 # (e.g. fp8 weights on an A100 are dequantised and multiplied in fp16, as vLLM's Marlin kernels do).
@@ -317,6 +317,30 @@ class Device:
     def peak_for(self, dtype: str) -> float:
         """Dense peak FLOP/s for a GEMM requested in ``dtype`` (after fallback)."""
         return self.peak_flops_per_s[self.compute_dtype(dtype)]
+
+    def compute_note(self, dtype: str, what: str = "GEMMs") -> str | None:
+        """What is assumed when this device has no units for ``dtype``; None when it has.
+
+        A wider unit (fp8 on an A100: bf16) runs the math with the operands upcast, while the
+        tensors keep their ``dtype`` size in memory and in transfers (weight-only quantisation,
+        vLLM's Marlin kernels). Without a wider unit the widest one the device has sets the
+        peak, an optimistic bound on emulated math.
+
+        Args:
+            dtype: the precision asked for.
+            what: what runs in it, for the message ("GEMMs", "attention").
+        """
+        used = self.compute_dtype(dtype)
+        if used == dtype:
+            return None
+        unit = "TOPS" if used.startswith("int") else "TFLOP/s"
+        peak = f"the dense {used} peak of {self.peak_flops_per_s[used] / TFLOP:,.0f} {unit}"
+        head = f"{dtype} is not native on {self.id}: {what} in {dtype}"
+        if DTYPE_BYTES[used] > DTYPE_BYTES[dtype]:
+            return f"{head} run in {used} (operands upcast; tensors keep their {dtype} size), at {peak}"
+        if DTYPE_BYTES[used] == DTYPE_BYTES[dtype]:
+            return f"{head} run in {used}, at {peak}"
+        return f"{head} are costed at {peak}, its widest unit: an optimistic bound on emulated {dtype}"
 
     @property
     def usable_memory_bytes(self) -> float:

@@ -90,6 +90,27 @@ class Requirements:
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbols", MappingProxyType(dict(self.symbols)))
 
+    def __repr__(self) -> str:
+        """A few lines: the deployment, the targets, one line per resource and what binds (the
+        closed forms stay in ``ttft_expr``/``tpot_expr``; :meth:`to_dict` gives everything)."""
+        e = self.estimate
+
+        def target(slo_s: float | None) -> str:
+            if slo_s is None:
+                return "-"
+            return f"{slo_s:.4g} s" if slo_s >= 1 else f"{slo_s / MS:.4g} ms"
+
+        head = (
+            f"Requirements({e.model_id} on {e.num_devices}x {e.system_id or e.hardware_id}, "
+            f"TTFT <= {target(self.ttft_slo_s)}, TPOT <= {target(self.tpot_slo_s)}: "
+            f"{'meets the targets' if self.meets_targets_now else 'misses the targets'} now"
+        )
+        lines = [head, *(f"  {r!r}" for r in self.resources)]
+        if self.memory_capacity_assumed_factor != 1:
+            lines.append(f"  (assumes {self.memory_capacity_assumed_factor:.3g}x the memory capacity)")
+        lines.append(f"  binding: {', '.join(self.binding) or 'none'})")
+        return "\n".join(lines)
+
     def resource(self, name: str) -> ResourceRequirement:
         """The requirement on one resource.
 

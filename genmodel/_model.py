@@ -8,6 +8,8 @@ Modelling assumptions:
   MLA); ``num_sliding_window_layers`` of the blocks attend to the last ``sliding_window`` tokens
   only (:class:`~genmodel._attention.SlidingWindow`).
 - Norms and biases are counted in parameters; rotary embeddings have none.
+- A request's context (prompt + output) is at most ``max_position_embeddings``, the longest the
+  published config supports (:func:`context_note`); beyond it only on request, with a note.
 """
 
 from __future__ import annotations
@@ -121,6 +123,38 @@ class ModelSpec:
     def num_dense_layers(self) -> int:
         """Blocks whose feed-forward is a dense gated MLP."""
         return self.num_layers - self.num_moe_layers
+
+
+def context_note(model: ModelSpec, context_tokens: int, *, allow: bool) -> str | None:
+    """Check a request's context against the model's maximum (``max_position_embeddings``).
+
+    Args:
+        model: the architecture; a model without a published maximum is never refused.
+        context_tokens: prompt plus output tokens of the longest request.
+        allow: estimate a longer context anyway (``allow_long_context``).
+
+    Returns:
+        None within the maximum; beyond it (and allowed), the note the estimate carries.
+
+    Raises:
+        SpecError: the context exceeds the maximum and ``allow`` is False.
+    """
+    limit = model.max_position_embeddings
+    if limit is None or context_tokens <= limit:
+        return None
+    what = (
+        f"input_tokens + output_tokens={context_tokens:,} exceeds the maximum context of model "
+        f"{model.id}, max_position_embeddings={limit:,}"
+    )
+    if not allow:
+        raise SpecError(
+            f"{what}; --allow-long-context (allow_long_context=True) estimates it anyway "
+            "(quality beyond the trained context needs RoPE scaling, which is not modelled)"
+        )
+    return (
+        f"{what}: estimated as asked (allow_long_context); the cost is modelled, but quality "
+        "beyond the trained context depends on RoPE scaling (YaRN, NTK), which is not"
+    )
 
 
 def attention_params_per_device(model: ModelSpec, tp: Num) -> Num:

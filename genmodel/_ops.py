@@ -279,10 +279,8 @@ class Rates:
         eff = device.efficiency
         dtype = device.compute_dtype(precision.gemm_dtype)
         frac = eff.gemm_low_precision_frac if DTYPE_BYTES[dtype] <= 1 else eff.gemm_frac
-        # scores and context run in the wider of the query (activation) and KV-cache precisions:
-        # a bf16 cache means bf16 attention math even under fp8 GEMMs (FlashMLA, FlashAttention-3)
-        wider = max(precision.act_dtype, precision.kv_dtype, key=DTYPE_BYTES.__getitem__)
-        attention_dtype = wider if DTYPE_BYTES[wider] >= 1 else "fp8"
+        # scores and context run in the wider of the query (activation) and KV-cache precisions
+        attention_dtype = precision.attention_dtype
         return cls(
             memory_bytes_per_s=device.memory_bandwidth_bytes_per_s * eff.memory_frac,
             gemm_flops_per_s=device.peak_flops_per_s[dtype] * frac,

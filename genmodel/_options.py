@@ -244,6 +244,10 @@ class RunOptions:
             and its KV is stored once per replica.
         sparse_attention_frac: fraction of the cached KV a decode step reads (top-k attention).
         prefill_chunk: prefill in chunks of this many tokens per sequence (None: one pass).
+        allow_long_context: allow input + output tokens beyond the model's maximum context
+            (``max_position_embeddings``); the estimate then carries a note. Off: such a context
+            is refused, since the model was not trained on it and its quality there depends on
+            RoPE scaling, which genmodel does not model.
         offload: tiers for what does not fit the device (KV, weights, experts).
     """
 
@@ -290,6 +294,11 @@ class RunOptions:
     )
     prefill_chunk: int | None = option(
         None, help="Chunked prefill: tokens per chunk (default: one pass).", bounds=(1, MAX_TOKENS)
+    )
+    allow_long_context: bool = option(
+        False,
+        help="Allow input + output tokens beyond the model's maximum context "
+        "(max_position_embeddings; RoPE scaling is not modelled).",
     )
     offload: Offload = part(Offload, NO_OFFLOAD)
 

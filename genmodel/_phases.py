@@ -53,7 +53,7 @@ from genmodel._memory import (
     memory_use,
     require_one_sequence,
 )
-from genmodel._model import ModelSpec
+from genmodel._model import ModelSpec, context_note
 from genmodel._options import RunOptions
 from genmodel._parallel import (
     Plan,
@@ -64,7 +64,7 @@ from genmodel._parallel import (
 )
 from genmodel._sizes import kv_bytes_per_sequence
 from genmodel._speculation import draft_model, speculative_step
-from genmodel._units import HOUR, Num, floor, maximum, minimum, where
+from genmodel._units import GB, HOUR, MS, Num, floor, maximum, minimum, where
 from genmodel._workload import Precision
 
 
@@ -387,6 +387,31 @@ class Estimate:
     decode_stall_s: float | None = None
     #: the steady state of the serving mode (None for a static batch)
     serving: ServingState | None = None
+    #: what the figures assume beyond the asked (a precision the device lacks, a context beyond
+    #: the model's maximum); :func:`estimate_notes`
+    notes: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        """A few lines: what ran where, and the headline figures (every field stays an attribute;
+        :func:`genmodel.report.estimate_dict` gives them all)."""
+        p, m, pr = self.plan, self.memory, self.precision
+        degrees = " ".join(
+            f"{k}={getattr(p, k)}" for k in ("tp", "pp", "ep", "dp", "cp") if getattr(p, k) > 1
+        )
+        load = f"{self.batch} clients" if self.mode == "concurrency" else f"batch {self.batch}"
+        lines = [
+            f"Estimate({self.model_id} on {self.num_devices}x {self.hardware_id} "
+            f"({self.system_id or self.hardware_id}; {degrees or 'one device'}), {load}, "
+            f"{self.input_tokens:,} in / {self.output_tokens:,} out, "
+            f"{pr.weight_dtype}/{pr.act_dtype}/{pr.kv_dtype} weights/activations/KV",
+            f"  TTFT {_time(self.ttft_s)}, TPOT {_time(self.tpot_s)}, e2e {_time(self.e2e_s)}, "
+            f"{self.output_tokens_per_s_per_device:,.1f} output tokens/s per device",
+            f"  memory {m.total_bytes_per_device / GB:,.1f} of {m.capacity_bytes_per_device / GB:,.1f} GB "
+            f"per device ({'fits' if m.fits else 'does NOT fit'}); prefill {self.prefill.bound}-bound, "
+            f"decode {self.decode.bound}-bound",
+            *(f"  note: {n}" for n in self.notes),
+        ]
+        return "\n".join(lines) + ")"
 
     @property
     def num_devices(self) -> int:
@@ -431,6 +456,23 @@ class Estimate:
         if self.usd_per_hour is None:
             return None
         return self.usd_per_hour * self.num_devices / HOUR / self.output_tokens_per_s * 1e6
+
+
+def _time(seconds: float) -> str:
+    return f"{seconds:.4g} s" if seconds >= 1 else f"{seconds / MS:.4g} ms"
+
+
+def estimate_notes(
+    model: ModelSpec, device: Device, precision: Precision, *, context_tokens: int, options: RunOptions
+) -> tuple[str, ...]:
+    """What an estimate assumes beyond what was asked: each precision the device has no units
+    for (:meth:`Device.compute_note`), and a context beyond the model's maximum (allowed)."""
+    kinds = {precision.gemm_dtype: "GEMMs"}
+    attention = precision.attention_dtype
+    kinds[attention] = "GEMMs and attention" if attention in kinds else "attention"
+    notes = [device.compute_note(dtype, what) for dtype, what in kinds.items()]
+    notes.append(context_note(model, context_tokens, allow=options.allow_long_context))
+    return tuple(n for n in notes if n is not None)
 
 
 def kv_transfer_time(
@@ -479,10 +521,12 @@ def prepare(
     beyond the model's weights and KV cache (draft model, paging, prefix, offload tiers).
 
     Raises:
-        SpecError: a non-positive length. InfeasibleError: the plan violates divisibility, or
+        SpecError: a non-positive length, or a context beyond the model's maximum without
+        ``options.allow_long_context``. InfeasibleError: the plan violates divisibility, or
         needs more devices than the system has.
     """
     require_ints(input_tokens=input_tokens, output_tokens=output_tokens)
+    context_note(model, input_tokens + output_tokens, allow=options.allow_long_context)
     system = as_system(hardware)
     check_plan(plan, model, system.device)
     if system.max_devices is not None and plan.num_devices > system.max_devices:
@@ -598,4 +642,7 @@ def estimate_static(
         kv_transfer_s=transfer_s,
         kv_transfer_exposed_s=exposed_s,
         decode_stall_s=stall,
+        notes=estimate_notes(
+            model, device, precision, context_tokens=input_tokens + output_tokens, options=options
+        ),
     )

@@ -138,6 +138,19 @@ class SearchResult:
     #: the traffic to serve (None: a fixed deployment of the budget)
     request_rate_per_s: float | None = None
 
+    def __repr__(self) -> str:
+        """One line: how much was evaluated, could run and met the SLOs, and the main reasons why
+        not (the candidates' arrays stay in ``candidates``)."""
+        top = sorted(self.violations.items(), key=lambda kv: -kv[1])[:3]
+        why = "; ".join(f"{n:,} {reason}" for reason, n in top)
+        meets = int(self.candidates.meets_slo.sum())
+        return (
+            f"SearchResult({self.evaluated:,} candidates over {len(self.layouts):,} layouts in "
+            f"{self.elapsed_s:.3g} s: {self.feasible:,} can run, {meets:,} meet the SLOs"
+            + (f"; infeasible: {why}" if why else "")
+            + ")"
+        )
+
     def ranking(self, objective: str = "goodput") -> np.ndarray[Any, Any]:
         """Candidate indices, best first, those that meet the SLOs before the rest.
 

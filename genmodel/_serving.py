@@ -31,6 +31,7 @@ from genmodel._phases import (
     ServingState,
     StepTerms,
     decode_pass,
+    estimate_notes,
     mean_decode_context,
     prefill_pass,
     prepare,
@@ -291,6 +292,9 @@ def estimate_serving(
         options=options,
         comm_overlap_frac=options.overlap_frac(system),
         decode_stall_s=float(stall_terms.time_s),
+        notes=estimate_notes(
+            model, device, precision, context_tokens=input_tokens + output_tokens, options=options
+        ),
         serving=ServingState(
             concurrency=concurrency,
             decode_batch=batch * plan.dp,

@@ -22,9 +22,9 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from genmodel._api import default_precision, estimate
+from genmodel._api import default_precision, estimate, system_of
 from genmodel._errors import GenModelError, SpecError, require_ints
-from genmodel._hardware import SCALE_FACTORS, System
+from genmodel._hardware import SCALE_FACTORS, Device, System
 from genmodel._model import ModelSpec
 from genmodel._options import OPTION_NAMES, RunOptions
 from genmodel._parallel import Plan
@@ -34,6 +34,11 @@ from genmodel.report import estimate_dict, flatten
 
 if TYPE_CHECKING:
     import pandas as pd
+
+#: what a sweep's model axis takes: an id, alias or config.json path, or the spec itself
+_ModelArg = str | ModelSpec
+#: what a sweep's hardware axis takes: a device or system id or alias, or the object itself
+_HardwareArg = str | Device | System
 
 #: The factors a sweep may scale, as :meth:`System.scaled` names them; each a column ``scale.NAME``.
 #: The plan degrees a sweep's plans may set (each defaults to 1).
@@ -75,43 +80,63 @@ class _Context:
 
 def sweep(
     *,
-    models: Sequence[str],
-    hardware: Sequence[str],
-    input_tokens: Sequence[int],
-    output_tokens: Sequence[int],
-    plans: Sequence[Mapping[str, int]] = ({},),
-    batch: Sequence[int | str] | None = None,
-    concurrency: Sequence[int] | None = None,
+    model: _ModelArg | Sequence[_ModelArg] | None = None,
+    hardware: _HardwareArg | Sequence[_HardwareArg],
+    input_tokens: int | Sequence[int],
+    output_tokens: int | Sequence[int],
+    tp: int | Sequence[int] | None = None,
+    pp: int | Sequence[int] | None = None,
+    ep: int | Sequence[int] | None = None,
+    dp: int | Sequence[int] | None = None,
+    cp: int | Sequence[int] | None = None,
+    batch: int | str | Sequence[int | str] | None = None,
+    concurrency: int | Sequence[int] | None = None,
     scale: Mapping[str, Sequence[float]] | None = None,
-    estimate_options: Mapping[str, Any] | None = None,
+    weight_dtype: str | None = None,
+    act_dtype: str | None = None,
+    kv_dtype: str | None = None,
     options: RunOptions | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    models: Sequence[_ModelArg] | None = None,
+    plans: Sequence[Mapping[str, int]] | None = None,
+    estimate_options: Mapping[str, Any] | None = None,
+    **estimate_args: Any,
 ) -> pd.DataFrame:
     """Estimate every point of models x hardware x scale factors x plans x loads x token counts.
 
+    The keywords are the ``genmodel sweep`` flags (``model``, ``hardware``, ``tp``, ``batch``,
+    ``weight_dtype``, ...); each axis takes one value or a list. ``models=``, ``plans=`` and
+    ``estimate_options=`` are the older spellings and still work (``models`` must be a list).
+
     Args:
-        models: model ids or aliases (or config.json paths).
-        hardware: device or system ids or aliases.
+        model: model ids or aliases, config.json paths, or :class:`ModelSpec` objects.
+        hardware: device or system ids or aliases, or :class:`Device` / :class:`System` objects
+            (a Device implies the system its id does, as in :func:`genmodel.estimate`); a column
+            value is the id given, or the object's ``id``.
         input_tokens: prompt lengths, tokens per request.
         output_tokens: generated lengths, tokens per request.
-        plans: parallel plans, each a mapping of some of tp, pp, ep, dp, cp (the rest 1).
-        batch: static batches over the whole deployment (int or "max"); default (1,).
+        tp, pp, ep, dp, cp: parallel degrees; the plans are their product (each defaults to 1).
+        batch: static batches over the whole deployment (int or "max"); default 1.
         concurrency: closed-loop clients (serving mode) instead of ``batch``.
         scale: factors per hardware figure, keyed by a name of :data:`SCALE_FACTORS`
             (``{"memory_bandwidth": [1, 1.5, 2]}``); figures not named keep factor 1.
-        estimate_options: further keyword arguments of :func:`genmodel.estimate`, the same for
-            every point (``weight_dtype``, ``kv_dtype``, ``ideal``, or run options by keyword
-            such as ``prefix_hit_rate``).
-        options: the run options of every point (:class:`RunOptions`); keywords in
-            ``estimate_options`` replace its fields.
+        weight_dtype, act_dtype, kv_dtype: precisions of every point (as ``estimate``'s).
+        options: the run options of every point (:class:`RunOptions`); run options given by
+            keyword replace its fields.
         scheduler: None: in-process up to :data:`IN_PROCESS_MAX_POINTS` points (unless ``workers``
             is given), else a local Dask cluster; ``"in-process"``: always in this process;
             ``"local"``: always a local Dask cluster; ``"tcp://host:port"`` (any Dask address):
             the cluster of that scheduler.
         workers: worker processes of a local cluster (default: one per core).
         on_progress: called with (points done, points in all) after each finished chunk.
+        models: the older spelling of ``model`` (a list).
+        plans: the older spelling of the plan degrees: a list of mappings of some of tp, pp, ep,
+            dp, cp (the rest 1), instead of ``tp=``/``pp=``/... lists.
+        estimate_options: further keywords of :func:`genmodel.estimate`, as a mapping.
+        estimate_args: further keywords of :func:`genmodel.estimate`, the same for every point
+            (``ideal=True``, or run options by keyword such as ``prefix_hit_rate=0.5``).
 
     Returns:
         A pandas DataFrame with one row per grid point, in grid order (models outermost, then
@@ -126,23 +151,26 @@ def sweep(
 
     Raises:
         SpecError: an empty or malformed grid axis, an unknown scale factor, plan degree or
-            estimate option, a malformed scale factor, dtype, scheduler or worker count, or a
-            scheduler that cannot be reached.
+            estimate option, a malformed scale factor, dtype, scheduler or worker count, an axis
+            given in both spellings, or a scheduler that cannot be reached.
         UnknownEntryError: an unknown model or hardware id.
     """
+    fixed = {
+        **({} if estimate_options is None else estimate_options),
+        **{k: v for k, v in _dtypes(weight_dtype, act_dtype, kv_dtype).items()},
+        **estimate_args,
+        **({} if options is None else {"options": options}),
+    }
     context, points = _grid(
-        models=models,
-        hardware=hardware,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        plans=plans,
-        batch=batch,
-        concurrency=concurrency,
+        models=_model_axis(model, models),
+        hardware=_axis("hardware", hardware),
+        input_tokens=_axis("input_tokens", input_tokens),
+        output_tokens=_axis("output_tokens", output_tokens),
+        plans=_plan_axis(plans, tp=tp, pp=pp, ep=ep, dp=dp, cp=cp),
+        batch=None if batch is None else _axis("batch", batch),
+        concurrency=None if concurrency is None else _axis("concurrency", concurrency),
         scale={} if scale is None else scale,
-        estimate_options={
-            **({} if estimate_options is None else estimate_options),
-            **({} if options is None else {"options": options}),
-        },
+        estimate_options=fixed,
     )
     _check_scheduler(scheduler, workers)
     in_process = scheduler == "in-process" or (
@@ -158,6 +186,46 @@ def sweep(
     else:
         results = _run_on_dask(points, context, scheduler=scheduler, workers=workers, on_progress=on_progress)
     return _frame([row for chunk in results for row in chunk], context.load_name)
+
+
+def _dtypes(weight_dtype: str | None, act_dtype: str | None, kv_dtype: str | None) -> dict[str, str]:
+    """The dtypes given (None: not given, so ``estimate``'s default or ``estimate_options``')."""
+    given = {"weight_dtype": weight_dtype, "act_dtype": act_dtype, "kv_dtype": kv_dtype}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _axis(name: str, values: Any) -> list[Any]:
+    """One value or a collection of values (a list, tuple, range or array) as a list; a string,
+    a spec or a number is one value."""
+    if isinstance(values, str | ModelSpec | Device | System | Mapping) or not isinstance(values, Iterable):
+        return [values]
+    return list(values)
+
+
+def _model_axis(model: Any, models: Sequence[_ModelArg] | None) -> Sequence[_ModelArg]:
+    """The model axis from ``model=`` (one or a list) or the older ``models=`` (a list)."""
+    if model is not None and models is not None:
+        raise SpecError("give the models as model= (or the older models=), not both")
+    if models is not None:
+        return models  # a single string here is refused by _non_empty: models= is the list spelling
+    if model is None:
+        raise SpecError("model= must name at least one model (an id, a config.json path or a ModelSpec)")
+    return _axis("model", model)
+
+
+def _plan_axis(
+    plans: Sequence[Mapping[str, int]] | None, **degrees: int | Sequence[int] | None
+) -> Sequence[Mapping[str, int]]:
+    """The plans: the product of the ``tp=``/``pp=``/... lists, or the older ``plans=`` mappings."""
+    given = {name: _axis(name, values) for name, values in degrees.items() if values is not None}
+    if plans is not None:
+        if given:
+            raise SpecError(f"give the plans as {'=, '.join(given)}= lists (or the older plans=), not both")
+        return plans
+    for name, values in given.items():
+        _non_empty(name, values)
+    names = list(given)
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*given.values())]
 
 
 def evaluate_chunk(points: Sequence[_Point], context: _Context) -> list[dict[str, Any]]:
@@ -217,8 +285,8 @@ def _estimate_columns(est: Estimate) -> dict[str, Any]:
 
 def _grid(
     *,
-    models: Sequence[str],
-    hardware: Sequence[str],
+    models: Sequence[_ModelArg],
+    hardware: Sequence[_HardwareArg],
     input_tokens: Sequence[int],
     output_tokens: Sequence[int],
     plans: Sequence[Mapping[str, int]],
@@ -240,8 +308,8 @@ def _grid(
         require_ints(input_tokens=token)
     for token in output_tokens:
         require_ints(output_tokens=token)
-    model_specs = {m: load_model(m) for m in models}
-    systems = {h: load_hardware(h) for h in hardware}
+    model_labels, model_specs = _resolved(models, _load_model)
+    hardware_labels, systems = _resolved(hardware, _load_system)
 
     unknown = sorted(set(scale) - set(SCALE_FACTORS))
     if unknown:
@@ -275,11 +343,54 @@ def _grid(
     points = [
         _Point(m, h, s, p, load, i, o)
         for m, h, s, p, load, i, o in itertools.product(
-            models, hardware, itertools.product(*factors), plan_rows, loads, input_tokens, output_tokens
+            model_labels,
+            hardware_labels,
+            itertools.product(*factors),
+            plan_rows,
+            loads,
+            input_tokens,
+            output_tokens,
         )
     ]
     context = _Context(models=model_specs, hardware=systems, load_name=load_name, options=options)
     return context, points
+
+
+def _load_model(item: _ModelArg) -> tuple[str, ModelSpec]:
+    if isinstance(item, ModelSpec):
+        return item.id, item
+    if not isinstance(item, str):
+        raise SpecError(f"model={item!r} must be a model id, a config.json path or a ModelSpec")
+    return item, load_model(item)
+
+
+def _load_system(item: _HardwareArg) -> tuple[str, System]:
+    if isinstance(item, Device | System):
+        return item.id, system_of(item)
+    if not isinstance(item, str):
+        raise SpecError(f"hardware={item!r} must be a device or system id, a Device or a System")
+    return item, load_hardware(item)
+
+
+def _resolved(
+    items: Sequence[Any], load: Callable[[Any], tuple[str, Any]]
+) -> tuple[list[str], dict[str, Any]]:
+    """Each item's label (the id given, or the object's id) and the specs by label.
+
+    Two different objects with one id (a what-if copy that kept its id) get distinct labels:
+    the second is ``ID#2``, and so on.
+    """
+    labels: list[str] = []
+    specs: dict[str, Any] = {}
+    for item in items:
+        label, spec = load(item)
+        base, n = label, 1
+        while label in specs and specs[label] != spec:
+            n += 1
+            label = f"{base}#{n}"
+        specs[label] = spec
+        labels.append(label)
+    return labels, specs
 
 
 def _checked_options(estimate_options: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import csv
 import math
 import statistics
-from collections import defaultdict
-from collections.abc import Callable
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -150,9 +150,24 @@ class ValidationReport:
 def _read_csv(path: str | Path) -> tuple[Path, list[dict[str, str]]]:
     """The rows of a CSV file as dicts; a missing or unreadable file is a SpecError naming it."""
     p = Path(path)
+    return p, list(_stream_csv(p))
+
+
+def _stream_csv(p: Path, required: tuple[str, ...] = ()) -> Iterator[dict[str, str]]:
+    """The rows of a CSV file as dicts, read one at a time (the file stays open while they are
+    used, so a file of any length takes the memory of one row).
+
+    Raises:
+        SpecError: the file is missing or unreadable (at any row), or its header lacks a column
+            of ``required``.
+    """
     try:
         with p.open(newline="", encoding="utf-8-sig") as f:  # a spreadsheet's byte-order mark too
-            return p, list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            missing = [c for c in required if c not in (reader.fieldnames or ())]
+            if reader.fieldnames is not None and missing:
+                raise SpecError(f"{p}: missing columns {', '.join(missing)}")
+            yield from reader
     except FileNotFoundError:
         raise SpecError(f"{p}: file not found") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -192,13 +207,28 @@ def public_cases_path() -> Path:
 
 def read_cases(path: str | Path) -> list[dict[str, str]]:
     """Rows of a validation CSV, checked for the required columns."""
-    p, rows = _read_csv(path)
-    if not rows:
+    return list(_iter_cases(Path(path)))
+
+
+def _iter_cases(p: Path) -> Iterator[dict[str, str]]:
+    """The rows of a validation CSV one at a time, the required columns checked before the first.
+
+    Raises:
+        SpecError: missing columns, no rows at all, or an unreadable file.
+    """
+    empty = True
+    for row in _stream_csv(p, required=_COLUMNS):
+        empty = False
+        yield row
+    if empty:
         raise SpecError(f"{p}: no cases")
-    missing = [c for c in _COLUMNS if c not in rows[0]]
-    if missing:
-        raise SpecError(f"{p}: missing columns {', '.join(missing)}")
-    return rows
+
+
+def count_cases(path: str | Path | None = None) -> int:
+    """The number of rows of a validation CSV (default: the public cases), read as a stream (for
+    a progress bar's total before :func:`validate` runs; no row is checked)."""
+    p = public_cases_path() if path is None else Path(path)
+    return sum(1 for _ in _stream_csv(p))
 
 
 def _int(row: dict[str, str], name: str, where: str = "") -> int:
@@ -255,17 +285,23 @@ def check_row(row: dict[str, str], where: str) -> float:
         _int(row, "batch", where)
     if row["mode"] not in ("static", "concurrency"):
         raise SpecError(f"{where}: mode={row['mode']!r} must be 'static' or 'concurrency'")
+    measured = _measured(row, where)
+    try:
+        _options(row)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {str(exc).partition(': ')[2]}") from None
+    _harness(row, where)
+    return measured
+
+
+def _measured(row: dict[str, str], where: str) -> float:
+    """The row's measured value, a finite number > 0 (else a SpecError naming ``where``)."""
     try:
         measured = float(row["measured"])
     except (TypeError, ValueError):
         measured = math.nan
     if not (math.isfinite(measured) and measured > 0):
         raise SpecError(f"{where}: measured={row['measured']!r} must be a finite number > 0")
-    try:
-        _options(row)
-    except SpecError as exc:
-        raise SpecError(f"{where}: {str(exc).partition(': ')[2]}") from None
-    _harness(row, where)
     return measured
 
 
@@ -334,8 +370,11 @@ def _estimate_case(
     )
 
 
+#: the estimates (and step-cost tables) a validation run keeps for cases still to come: a bound
+#: on its memory, whatever the file's length
+_MEMO_DEPLOYMENTS = 256
 #: columns that do not change a case's estimate (cases that differ only in them share one)
-_NOT_ESTIMATE = ("id", "category", "metric", "measured", "source_id", "source", "notes")
+_NOT_ESTIMATE = frozenset({"id", "category", "metric", "measured", "source_id", "source", "notes"})
 
 
 def validate(
@@ -371,19 +410,29 @@ def validate(
             unknown ``engine``.
     """
     serving_model(serving, engine=engine)  # check both before the first case
-    rows = read_cases(public_cases_path() if path is None else path)
     if options_path is None and path is None:
         options_path = public_options_path()
     extra = read_case_options(options_path) if options_path is not None else {}
-    rows = [{**row, **extra.get(row["id"], {})} for row in rows]
+    # streamed: a row is read, predicted and dropped; only its CaseResult (or skip reason) stays
+    rows = (
+        {**row, **extra.get(row["id"], {})}
+        for row in _iter_cases(public_cases_path() if path is None else Path(path))
+    )
     tables = StepTables()
-    done: dict[tuple[tuple[str, str], ...], Estimate | str] = {}
+    done: OrderedDict[frozenset[tuple[str, str]], Estimate | str] = OrderedDict()
     disaggregated: dict[tuple[tuple[str, str], ...], SimulationResult | str] = {}
     results: list[CaseResult] = []
     skipped: list[tuple[str, str]] = []
     for line, row in enumerate(rows, start=2):  # line 1 is the header
+        if len(tables.tables) > _MEMO_DEPLOYMENTS:
+            tables.tables.clear()  # bounded memory; a later case of a dropped deployment rebuilds it
+        key = frozenset(item for item in row.items() if item[0] not in _NOT_ESTIMATE)
+        where = f"line {line} (case {row['id']})"
         try:
-            check_row(row, f"line {line} (case {row['id']})")
+            if key in done:  # its other columns were checked with the first row of its deployment
+                _measured(row, where)
+            else:
+                check_row(row, where)
         except SpecError as exc:
             if not skip_invalid:
                 raise
@@ -396,7 +445,7 @@ def validate(
             if on_case is not None:
                 on_case(row["id"])
             continue
-        est = _memo_estimate(done, row, lambda r: _estimate_case(r, serving, engine, tables))
+        est = _memo_estimate(done, key, row, lambda r: _estimate_case(r, serving, engine, tables))
         if isinstance(est, str):
             skipped.append((row["id"], est))
         else:
@@ -442,23 +491,29 @@ def _disaggregated_case(
 
 
 def _memo_estimate(
-    done: dict[tuple[tuple[str, str], ...], Estimate | str],
+    done: OrderedDict[frozenset[tuple[str, str]], Estimate | str],
+    key: frozenset[tuple[str, str]],
     row: dict[str, str],
     run: Callable[[dict[str, str]], Estimate],
 ) -> Estimate | str:
-    """The estimate of a case, or why it cannot be made; cases that differ only in the columns of
-    :data:`_NOT_ESTIMATE` (the TTFT and TPOT rows of one measurement) share one."""
+    """The estimate of a case, or why it cannot be made; cases with one ``key`` (the row without
+    the columns of :data:`_NOT_ESTIMATE`: the TTFT and TPOT rows of one measurement) share one,
+    while it is among the last :data:`_MEMO_DEPLOYMENTS` used."""
     try:
         _check_case(row)
     except SpecError as exc:
         return str(exc)
-    key = tuple(sorted((k, v) for k, v in row.items() if k not in _NOT_ESTIMATE))
-    if key not in done:
-        try:
-            done[key] = run(row)
-        except GenModelError as exc:
-            done[key] = str(exc)
-    return done[key]
+    if key in done:
+        done.move_to_end(key)
+        return done[key]
+    try:
+        est: Estimate | str = run(row)
+    except GenModelError as exc:
+        est = str(exc)
+    done[key] = est
+    if len(done) > _MEMO_DEPLOYMENTS:
+        done.popitem(last=False)  # the least recently used: rows of one measurement are adjacent
+    return est
 
 
 def _check_case(row: dict[str, str]) -> None:

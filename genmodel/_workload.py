@@ -47,6 +47,14 @@ class Precision:
         return w if DTYPE_BYTES[w] > DTYPE_BYTES[a] else a
 
     @property
+    def attention_dtype(self) -> str:
+        """Precision attention math is requested in: the wider of the activation and KV-cache
+        precisions, at least fp8 (a bf16 cache means bf16 attention math even under fp8 GEMMs, as
+        in FlashMLA and FlashAttention-3)."""
+        wider = max(self.act_dtype, self.kv_dtype, key=DTYPE_BYTES.__getitem__)
+        return wider if DTYPE_BYTES[wider] >= 1 else "fp8"
+
+    @property
     def comm_bytes(self) -> float:
         """Bytes per element of activations exchanged by collectives.
 

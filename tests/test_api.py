@@ -15,6 +15,7 @@ import dataclasses
 import importlib.util
 import statistics
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -361,3 +362,43 @@ def test_plan_passes_every_run_option_to_its_best_estimate() -> None:
         genmodel.plan(
             "llama-3.1-8b", "h100-sxm", devices=2, options=genmodel.RunOptions(disaggregated=True), **workload
         )
+
+
+def test_validate_streams_the_csv(tmp_path: Path, rows: list[dict[str, str]]) -> None:
+    # rows are read one at a time: cases before an undecodable byte deep in the file are predicted
+    # (their progress reported) before the file's error; a whole read would fail before any case
+    row = next(r for r in rows if r["id"] == "P02")
+    path = tmp_path / "long.csv"
+    _write_cases(path, [{**row, "id": f"P02-{i}"} for i in range(400)])  # ~50 kB, past any read buffer
+    with path.open("ab") as f:
+        f.write(b"\xff\xfe bad bytes\n")
+    done: list[str] = []
+    with pytest.raises(SpecError, match="cannot be read as CSV"):
+        genmodel.validate(path, on_case=done.append)
+    assert len(done) >= 100
+
+
+def test_validate_keeps_a_bounded_number_of_estimates(
+    tmp_path: Path, rows: list[dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import genmodel._validate as v
+
+    a, b = (next(r for r in rows if r["id"] == i) for i in ("P02", "P03"))
+    path = tmp_path / "cases.csv"
+    _write_cases(path, [{**a, "id": "a1"}, {**a, "id": "a2"}, {**b, "id": "b"}, {**a, "id": "a3"}])
+    assert genmodel.count_cases(path) == 4
+    runs: list[str] = []
+    real = v._estimate_case
+
+    def counted(row: dict[str, str], *args: Any) -> Any:
+        runs.append(row["id"])
+        return real(row, *args)
+
+    monkeypatch.setattr(v, "_estimate_case", counted)
+    genmodel.validate(path)
+    assert runs == ["a1", "b"]  # a2 and a3 share a1's estimate
+    runs.clear()
+    monkeypatch.setattr(v, "_MEMO_DEPLOYMENTS", 1)  # room for one: b pushes a1's out
+    report = genmodel.validate(path)
+    assert runs == ["a1", "b", "a3"]
+    assert [c.id for c in report.cases] == ["a1", "a2", "b", "a3"]

@@ -322,3 +322,42 @@ def test_run_option_flags_come_from_the_options_fields() -> None:
     # the JSON round trip of the same estimate (floats printed and read back exactly)
     assert got == json.loads(genmodel.report.to_json(genmodel.report.estimate_dict(want)))
     assert got["speculation"]["draft_model"] == "llama-3.2-1b" and got["offload"]["overlap"] is False
+
+
+def test_validate_summary_is_short_and_ends_with_the_per_metric_mape(tmp_path: Path) -> None:
+    full = cli_ok(["validate", "--serving", "closed-form"], columns=120)
+    short = cli_ok(["validate", "--serving", "closed-form", "--summary"], columns=120)
+    title = full.splitlines()[0]
+    assert title.startswith("validation: ") and short.splitlines()[0] == title  # the same summary line
+    assert len(short.splitlines()) <= 15 < len(full.splitlines())
+    assert "ttft_s" in short and "P02" not in short and "P02" in full
+
+
+def test_allow_long_context_is_a_flag_with_a_note() -> None:
+    args = ["estimate", "--model", "llama-2-7b", "--hardware", "h100-sxm", "--input-tokens", "16000"]
+    args += ["--output-tokens", "100"]
+    assert "max_position_embeddings=4,096" in cli_bad(args)
+    text = cli_ok([*args, "--allow-long-context"], columns=200)
+    assert "note: input_tokens + output_tokens=16,100 exceeds" in text
+    data = json.loads(cli_ok([*args, "--allow-long-context", "--format", "json"]))
+    assert any("RoPE scaling" in n for n in data["notes"])
+
+
+def test_the_demo_summary_states_the_best_plan(tmp_path: Path) -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("demo_summary", root / "tools" / "demo_summary.py")
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    args = ["plan", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "2"]
+    args += ["--input-tokens", "1000", "--output-tokens", "200", "--tpot-slo", "30ms", "--format", "json"]
+    plan = json.loads(cli_ok(args))
+    lines = demo.summary(plan)
+    best = plan["best"]
+    assert lines[0] == "capacity plan: llama-3.1-8b on 2 devices of dgx-h100, TPOT <= 30 ms"
+    assert f"{plan['evaluated']:,} plans evaluated" in lines[1]
+    assert f"tp={best['tp']}" in lines[2] and f"{best['batch']:,} clients" in lines[2]
+    assert f"{best['output_tokens_per_s_per_device']:,.1f} output tokens/s per device" in lines[3]
+    assert demo.summary({**plan, "best": None})[-1] == "  best: no plan meets the targets"

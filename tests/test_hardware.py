@@ -164,3 +164,19 @@ def test_grace_blackwell_gpus_reach_grace_memory_over_nvlink_c2c(device_id: str)
     assert tier.capacity_bytes == pytest.approx(480 * GiB)
     assert tier.link is not None
     assert tier.link.bandwidth_bytes_per_s == pytest.approx(450e9)  # the superchip's C2C, shared
+
+
+def test_a_precision_the_device_lacks_is_named_with_the_peak_used() -> None:
+    a100 = genmodel.load_device("a100-sxm-80gb")
+    assert a100.compute_note("bf16") is None  # native: nothing to say
+    note = a100.compute_note("fp8")
+    assert note is not None
+    assert "fp8 is not native on a100-sxm-80gb" in note and "run in bf16" in note
+    assert f"{a100.peak_flops_per_s['bf16'] / 1e12:,.0f} TFLOP/s" in note
+    assert genmodel.load_device("h100-sxm").compute_note("fp4", "attention") is not None  # fp4: Blackwell
+    assert genmodel.load_device("b200").compute_note("fp4") is None
+    assert "bf16" in (genmodel.load_device("ascend-910c").compute_note("fp8") or "")
+    # no unit as wide as asked: the widest one sets the peak, an optimistic bound, and it says so
+    narrow = dataclasses.replace(a100, id="bf16-only", peak_flops_per_s={"bf16": 1e15})
+    assert narrow.compute_dtype("fp32") == "bf16"
+    assert "optimistic" in (narrow.compute_note("fp32") or "")

@@ -174,3 +174,26 @@ def test_mla_holds_fewer_cached_elements_and_replicated_down_projections() -> No
     replicated = d * 1536 + 1536 + d * (512 + 64) + 512
     one, eight = ds.params_per_device(d, 1), ds.params_per_device(d, 8)
     assert 8 * (eight - replicated) == pytest.approx(one - replicated, rel=1e-12)
+
+
+def test_a_context_beyond_the_model_maximum_is_refused_unless_allowed() -> None:
+    from genmodel._model import context_note
+
+    llama2 = genmodel.load_model("llama-2-7b")
+    assert llama2.max_position_embeddings == 4096
+    assert context_note(llama2, 4096, allow=False) is None  # prompt + output = the maximum: fine
+    with pytest.raises(
+        SpecError, match=r"=4,097 exceeds .* max_position_embeddings=4,096.*--allow-long-context"
+    ):
+        context_note(llama2, 4097, allow=False)
+    note = context_note(llama2, 16_000, allow=True)
+    assert note is not None and "RoPE scaling" in note and "4,096" in note
+    unknown = dataclasses.replace(llama2, max_position_embeddings=None)
+    assert context_note(unknown, 10**6, allow=False) is None  # no published maximum: no check
+
+
+def test_every_bundled_model_names_its_maximum_context() -> None:
+    for model_id in genmodel.list_ids("model"):
+        m = genmodel.load_model(model_id)
+        assert m.max_position_embeddings is not None and m.max_position_embeddings >= 4096, model_id
+        assert "config.json" in m.source, model_id  # the figure's source: the published config

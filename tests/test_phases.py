@@ -166,7 +166,8 @@ cases = st.fixed_dictionaries(
 def _estimate(
     case: dict[str, object], device: genmodel.Device | None = None, **kw: object
 ) -> genmodel.Estimate | None:
-    args = {**case, **kw}
+    # the laws hold past a model's trained context too (its cost is modelled there, on request)
+    args = {"allow_long_context": True, **case, **kw}
     hardware = device if device is not None else genmodel.load_device(str(args.pop("hardware")))
     args.pop("hardware", None)
     model = str(args.pop("model"))
@@ -267,6 +268,7 @@ def test_batch_max_fits_and_one_more_per_replica_does_not(
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "weight_dtype": weight_dtype,
+        "allow_long_context": True,  # Llama 2 is trained to 4,096 tokens; memory is the law here
     }
     try:
         est = genmodel.estimate(model, hardware, batch="max", **kw)  # type: ignore[arg-type]
@@ -338,3 +340,61 @@ def test_a_decode_step_over_a_batch_grid_is_each_scalar_step_to_the_last_bit(
         scalar = step_terms(m, hw, plan, p, num_seqs=float(s), **step)  # type: ignore[arg-type]
         assert np.broadcast_to(grid.time_s, seqs.shape)[i] == scalar.time_s
         assert np.broadcast_to(grid.comm_hidden_s, seqs.shape)[i] == scalar.comm_hidden_s
+
+
+def test_an_estimate_notes_a_precision_the_device_lacks() -> None:
+    work = {"batch": 4, "input_tokens": 1000, "output_tokens": 100}
+    emulated = genmodel.estimate("llama-3.1-8b", "a100-sxm-80gb", weight_dtype="fp8", **work)
+    assert len(emulated.notes) == 1 and "fp8 is not native on a100-sxm-80gb" in emulated.notes[0]
+    assert estimate_dict(emulated)["notes"] == list(emulated.notes)
+    native = genmodel.estimate("llama-3.1-8b", "h100-sxm", weight_dtype="fp8", **work)
+    assert native.notes == () and "notes" not in estimate_dict(native)  # the JSON keys unchanged
+    serving = genmodel.estimate(
+        "llama-3.1-8b",
+        "a100-sxm-80gb",
+        weight_dtype="fp8",
+        concurrency=4,
+        input_tokens=1000,
+        output_tokens=100,
+    )
+    assert serving.notes == emulated.notes
+    # both GEMMs and attention in fp8 on an A100: one note naming both
+    both = genmodel.estimate("llama-3.1-8b", "a100-sxm-80gb", weight_dtype="fp8", kv_dtype="fp8", **work)
+    assert len(both.notes) == 1 and "GEMMs and attention" in both.notes[0]
+
+
+def test_a_context_beyond_the_maximum_needs_allow_long_context() -> None:
+    work = {"batch": 1, "input_tokens": 16_000, "output_tokens": 100}
+    with pytest.raises(SpecError, match="max_position_embeddings=4,096"):
+        genmodel.estimate("llama-2-7b", "h100-sxm", **work)
+    with pytest.raises(SpecError, match="max_position_embeddings=4,096"):
+        genmodel.estimate("llama-2-7b", "h100-sxm", concurrency=2, input_tokens=16_000, output_tokens=100)
+    est = genmodel.estimate("llama-2-7b", "h100-sxm", allow_long_context=True, **work)
+    assert any("RoPE scaling" in n for n in est.notes)
+    same = genmodel.estimate(
+        "llama-2-7b", "h100-sxm", options=genmodel.RunOptions(allow_long_context=True), **work
+    )
+    assert same.tpot_s == est.tpot_s
+    with pytest.raises(SpecError, match="max_position_embeddings"):  # the plan search checks it too
+        genmodel.plan(
+            "llama-2-7b", "h100-sxm", devices=1, input_tokens=16_000, output_tokens=100, tpot_slo_s=1.0
+        )
+
+
+def test_an_estimate_repr_is_a_few_readable_lines() -> None:
+    est = genmodel.estimate(
+        "llama-3.1-70b",
+        "a100-sxm-80gb",
+        tp=4,
+        batch=16,
+        input_tokens=1000,
+        output_tokens=200,
+        weight_dtype="fp8",
+    )
+    text = repr(est)
+    lines = text.splitlines()
+    assert 3 <= len(lines) <= 6 and len(text) < 800, text
+    assert lines[0].startswith("Estimate(llama-3.1-70b on 4x a100-sxm-80gb (dgx-a100; tp=4), batch 16")
+    assert f"TPOT {est.tpot_s * 1e3:.4g} ms" in text and "GB per device" in text
+    assert "note: fp8 is not native" in text
+    assert "PhaseCost(" not in text and "OpTime(" not in text  # the breakdown stays in the attributes

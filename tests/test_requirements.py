@@ -532,3 +532,28 @@ def test_cli_notes_the_memory_it_assumes() -> None:
 )
 def test_cli_bad_input_is_one_line(extra: list[str], message: str) -> None:
     assert message in cli_bad([*CLI, *extra])
+
+
+def test_a_requirements_repr_is_a_line_per_resource_without_closed_forms() -> None:
+    req = genmodel.requirements(
+        "llama-3.1-8b",
+        "h100-sxm",
+        batch=8,
+        input_tokens=1000,
+        output_tokens=200,
+        tpot_slo_s=0.006,
+        ttft_slo_s=2.0,
+    )
+    text = repr(req)
+    lines = text.splitlines()
+    assert (
+        lines[0]
+        == "Requirements(llama-3.1-8b on 1x dgx-h100, TTFT <= 2 s, TPOT <= 6 ms: misses the targets now"
+    )
+    assert len(lines) == 2 + len(req.resources)
+    bw = req.resource("memory_bandwidth")
+    assert (
+        f"  memory_bandwidth: {bw.required_value / 1e9:,.4g} of 3,350 GB/s (x{bw.factor:.3g}, binding" in text
+    )
+    assert lines[-1] == "  binding: memory_bandwidth)"
+    assert "Piecewise" not in text and "Max(" not in text and req.tpot_expr is not None  # still there

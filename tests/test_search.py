@@ -669,3 +669,15 @@ def test_pareto_frontier_equals_the_plain_loop(seed: int) -> None:
     )
     r = SearchResult(evaluated=n, feasible=n, elapsed_s=1.0, layouts=(), candidates=c)
     assert r.pareto_indices() == _pareto_by_loop(per_device, per_user)
+
+
+def test_a_search_result_repr_is_one_line_without_the_arrays() -> None:
+    report = genmodel.plan(
+        "llama-3.1-8b", "h100-sxm", devices=4, input_tokens=1000, output_tokens=200, tpot_slo_s=0.03
+    )
+    text = repr(report.result)
+    assert "\n" not in text and "array(" not in text and len(text) < 300, text
+    assert text.startswith(
+        f"SearchResult({report.evaluated:,} candidates over {len(report.result.layouts)} layouts"
+    )
+    assert f"{report.result.feasible:,} can run" in text

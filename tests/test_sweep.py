@@ -369,3 +369,59 @@ def test_cli_writes_parquet_and_summarises_on_stderr(tmp_path: Path) -> None:
 )
 def test_cli_bad_input_is_one_red_line(args: list[str], match: str) -> None:
     assert match in cli_bad([*SWEEP, *args])
+
+
+def test_cli_mirroring_keywords_give_the_old_spelling_s_rows() -> None:
+    old = genmodel.sweep(**SMALL)
+    new = genmodel.sweep(
+        model=SMALL["models"],
+        hardware=SMALL["hardware"],
+        input_tokens=512,  # one value or a list, as the CLI's comma lists
+        output_tokens=(64, 256),
+        tp=range(1, 3),  # any collection
+        batch=[1, 16],
+        scale=SMALL["scale"],
+    )
+    pd.testing.assert_frame_equal(old, new)
+    dtypes = genmodel.sweep(
+        model="llama-3.1-8b", hardware="h100-sxm", input_tokens=512, output_tokens=64, weight_dtype="fp8"
+    )
+    assert list(dtypes["weight_dtype"]) == ["fp8"]
+
+
+def test_objects_are_grid_values_and_a_what_if_copy_gets_its_own_label() -> None:
+    import dataclasses
+
+    h100 = genmodel.load_device("h100-sxm")
+    faster = dataclasses.replace(h100, memory_bandwidth_bytes_per_s=2 * h100.memory_bandwidth_bytes_per_s)
+    model = genmodel.load_model("llama-3.1-8b")
+    df = genmodel.sweep(
+        model=model,
+        hardware=["h100-sxm", faster, genmodel.load_system("dgx-h100")],
+        input_tokens=1000,
+        output_tokens=100,
+        batch=8,
+    )
+    rows = _rows(df)
+    assert [r["hardware"] for r in rows] == ["h100-sxm", "h100-sxm#2", "dgx-h100"]
+    assert rows[0]["model"] == "llama-3.1-8b"
+    for row, hw in zip(rows, ["h100-sxm", faster, "dgx-h100"], strict=True):
+        est = genmodel.estimate(model, hw, batch=8, input_tokens=1000, output_tokens=100)
+        assert row["tpot_s"] == pytest.approx(est.tpot_s, rel=1e-12)
+    assert rows[1]["tpot_s"] < rows[0]["tpot_s"]  # the copy is really the faster device
+    assert rows[2]["tpot_s"] == pytest.approx(rows[0]["tpot_s"], rel=1e-12)  # h100-sxm implies dgx-h100
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"model": ["llama-3.1-8b"]}, "not both"),
+        ({"tp": [1, 2]}, "not both"),
+        ({"models": None}, "at least one model"),
+        ({"hardware": [3.5]}, "hardware=3.5 must be"),
+        ({"models": [None]}, "model=None must be"),
+    ],
+)
+def test_both_spellings_or_a_wrong_object_are_refused(change: dict[str, Any], match: str) -> None:
+    with pytest.raises(genmodel.SpecError, match=match):
+        genmodel.sweep(**{**SMALL, **change})

@@ -150,7 +150,17 @@ def test_system_option_equals_giving_the_system_as_hardware() -> None:
     faster = dataclasses.replace(h100, memory_bandwidth_bytes_per_s=2 * h100.memory_bandwidth_bytes_per_s)
     what_if = genmodel.estimate("llama-3.1-70b", faster, tp=16, **L70)
     assert estimate_dict(what_if)["system"] == "dgx-h100" and what_if.tpot_s < by_object.tpot_s
-    # a device whose links were edited makes its own system from them (a what-if on the fabric)
+    # a link's bandwidth edited keeps the system, its tiers of that level scaled: more NVLink
+    # bandwidth is never a slower fabric (it was, by a hair, when it fell back to the bare links)
+    assert h100.scale_up is not None
+    up = dataclasses.replace(
+        h100.scale_up, bandwidth_bytes_per_s=1.015625 * h100.scale_up.bandwidth_bytes_per_s
+    )
+    kw = {"tp": 2, "batch": 1, "input_tokens": 1, "output_tokens": 1, "weight_dtype": "fp8"}
+    base = genmodel.estimate("llama-3.1-8b", h100, **kw)
+    wider = genmodel.estimate("llama-3.1-8b", dataclasses.replace(h100, scale_up=up), **kw)
+    assert estimate_dict(wider)["system"] == "dgx-h100" and wider.ttft_s <= base.ttft_s
+    # a device whose links were added or removed makes its own system from them
     slow_out = dataclasses.replace(h100, scale_out=None)
     assert estimate_dict(genmodel.estimate("llama-3.1-70b", slow_out, tp=8, **L70))["system"] == "h100-sxm"
 

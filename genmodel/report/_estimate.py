@@ -1,7 +1,8 @@
 """The JSON form of an estimate: the keys the CLI, the dashboard, sweeps and golden files read.
 
 SI units throughout (seconds and bytes); a key is None where the estimate has no such figure
-(no TDP, no price, no offload, no speculation, not disaggregated, a static batch).
+(no TDP, no price, no offload, no speculation, not disaggregated, a static batch). ``notes`` (a
+list of sentences) is there only when the estimate assumes something beyond what was asked.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ def estimate_dict(est: Estimate) -> dict[str, Any]:
         "prefill_chunk": o.prefill_chunk,
         "offload": _offload_dict(o.offload),
         "serving": None if est.serving is None else dataclasses.asdict(est.serving),
+        # only when there is something to say (a precision the device lacks, a long context)
+        **({"notes": list(est.notes)} if est.notes else {}),
     }
 
 
