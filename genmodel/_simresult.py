@@ -55,9 +55,12 @@ class RequestRecords:
     measured: np.ndarray  # False for warm-up requests
 
     def rows(self) -> list[dict[str, Any]]:
-        """One dict per request: the records and its queue, prefill and decode times."""
+        """One dict per request: the records, its queue, prefill and decode times, and its TPOT
+        (decode time over its output tokens after the first; None for a one-token output)."""
         out = []
         for i in range(len(self.arrival_s)):
+            decode_steps = int(self.output_tokens[i]) - 1
+            decode_s = float(self.finish_s[i] - self.first_token_s[i])
             out.append(
                 {
                     "request": i,
@@ -67,14 +70,66 @@ class RequestRecords:
                     "replica": int(self.replica[i]),
                     "queue_s": float(self.scheduled_s[i] - self.arrival_s[i]),
                     "prefill_s": float(self.first_token_s[i] - self.scheduled_s[i]),
-                    "decode_s": float(self.finish_s[i] - self.first_token_s[i]),
+                    "decode_s": decode_s,
                     "ttft_s": float(self.first_token_s[i] - self.arrival_s[i]),
+                    "tpot_s": decode_s / decode_steps if decode_steps > 0 else None,
                     "e2e_s": float(self.finish_s[i] - self.arrival_s[i]),
                     "preemptions": int(self.preemptions[i]),
                     "warmup": not bool(self.measured[i]),
                 }
             )
         return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeline:
+    """The deployment's load over time: a sample at the start of each step (a run of decode-only
+    steps costed together counts as one) and when a replica falls idle; each value holds until the
+    next sample (a step function).
+
+    Attributes:
+        t_s: sample times, seconds from the start, non-decreasing.
+        running: the running batch: sequences in the step (decoding, or prefilling a prompt
+            chunk), all replicas; its time average is ``mean_running_batch`` (one replica).
+        queued: requests that have arrived and wait for admission, all replicas.
+        kv_used_bytes_per_device: KV cache held per device on the fullest replica (reserved
+            blocks under "reserve" admission), as ``kv_peak_bytes_per_device`` counts it.
+    """
+
+    t_s: np.ndarray
+    running: np.ndarray
+    queued: np.ndarray
+    kv_used_bytes_per_device: np.ndarray
+
+    @classmethod
+    def merge(cls, groups: list[list[tuple[float, int, int, int]]], *, token_bytes: float) -> Timeline:
+        """One timeline from each group of replicas' samples (time, running, queued, KV tokens):
+        at every sample time the groups' last values, summed (KV: the largest)."""
+        parts = [np.array(g, dtype=float).reshape(-1, 4) for g in groups]
+        t = np.unique(np.concatenate([p[:, 0] for p in parts]))
+        running, queued, kv = np.zeros(len(t)), np.zeros(len(t)), np.zeros(len(t))
+        for p in parts:
+            at = np.searchsorted(p[:, 0], t, side="right") - 1
+            seen = at >= 0
+            idx = np.maximum(at, 0)
+            running += np.where(seen, p[idx, 1], 0.0)
+            queued += np.where(seen, p[idx, 2], 0.0)
+            kv = np.maximum(kv, np.where(seen, p[idx, 3], 0.0))
+        return cls(
+            t_s=t,
+            running=running.astype(np.int64),
+            queued=queued.astype(np.int64),
+            kv_used_bytes_per_device=kv * token_bytes,
+        )
+
+    def to_dict(self) -> dict[str, list[float] | list[int]]:
+        """Columns as lists: ``t_s``, ``running``, ``queued``, ``kv_used_bytes_per_device``."""
+        return {
+            "t_s": self.t_s.tolist(),
+            "running": self.running.tolist(),
+            "queued": self.queued.tolist(),
+            "kv_used_bytes_per_device": self.kv_used_bytes_per_device.tolist(),
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,10 +158,12 @@ class SimulationResult:
     elapsed_s: float
     engine: Engine
     records: RequestRecords | None = field(default=None, repr=False)
+    timeline: Timeline | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form: the latency figures, rates, batch, KV, steps, times and the engine's knobs."""
-        return {
+        """The JSON form: the latency figures, rates, batch, KV, steps, times and the engine's knobs
+        (and ``timeline``'s columns when it was kept)."""
+        out = {
             "ttft_s": self.ttft_s.to_dict(),
             "tpot_s": self.tpot_s.to_dict(),
             "itl_s": self.itl_s.to_dict(),
@@ -128,3 +185,6 @@ class SimulationResult:
             "elapsed_s": self.elapsed_s,
             "engine": self.engine.to_dict(),
         }
+        if self.timeline is not None:
+            out["timeline"] = self.timeline.to_dict()
+        return out

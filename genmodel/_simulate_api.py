@@ -47,6 +47,7 @@ def simulate(
     step_overhead_s: float | None = None,
     seed: int = 0,
     records: bool = False,
+    timeline: bool = False,
     system: str | System | None = None,
     ideal: bool = False,
     **options: Any,
@@ -71,6 +72,9 @@ def simulate(
             override the engine's knobs.
         seed: seed of the random lengths and arrival times (the same seed, the same result).
         records: keep the per-request records (``result.records``).
+        timeline: keep the running batch, the queue and the KV use over time
+            (``result.timeline``: arrays ``t_s``, ``running``, ``queued``,
+            ``kv_used_bytes_per_device``, a step function; also under ``timeline`` in ``to_dict()``).
         system: a system id whose fabric connects the devices (as :func:`genmodel.estimate`).
         ideal: peak figures, no efficiencies or overheads.
         options: :func:`genmodel.estimate`'s plan, dtype and run options (tp, pp, ep, dp, devices,
@@ -142,6 +146,7 @@ def simulate(
         ideal=ideal,
         options=check.options,
         records=records,
+        timeline=timeline,
     )
 
 
