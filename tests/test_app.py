@@ -9,8 +9,17 @@ the widgets, and the widgets write them back.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import importlib.resources
+import inspect
+import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -106,36 +115,90 @@ def test_dashboard_help() -> None:
     assert "--port" in text and "--host" in text and "Streamlit" in text
 
 
-def test_dashboard_runs_streamlit_on_the_installed_entry_script(monkeypatch: pytest.MonkeyPatch) -> None:
+def _served(monkeypatch: pytest.MonkeyPatch, args: list[str], code: int = 0) -> dict[str, str]:
+    """Run ``genmodel dashboard ARGS`` with the child replaced; the streamlit flags it would get."""
     calls: list[list[str]] = []
 
-    class Done:
-        returncode = 0
-
-    def fake_run(command: list[str], **_: Any) -> Done:
+    def fake_serve(command: list[str]) -> int:
         calls.append(command)
-        return Done()
+        return code
 
-    monkeypatch.setattr(_dashboard.subprocess, "run", fake_run)
-    result = runner.invoke(cli_app, ["dashboard", "--port", "8599", "--host", "127.0.0.1"])
-    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(_dashboard, "serve", fake_serve)
+    result = runner.invoke(cli_app, ["dashboard", *args])
+    assert result.exit_code == code, result.output
     (command,) = calls
     assert command[1:4] == ["-m", "streamlit", "run"]
     assert Path(command[4]) == MAIN and MAIN.is_file() and MAIN.parent.name == "app"
-    flags = dict(zip(command[5::2], command[6::2], strict=True))
+    return dict(zip(command[5::2], command[6::2], strict=True))
+
+
+def test_dashboard_runs_streamlit_on_the_installed_entry_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    flags = _served(monkeypatch, ["--port", "8599", "--host", "0.0.0.0"])
     assert flags == {
         "--server.port": "8599",
         "--server.headless": "true",
         "--browser.gatherUsageStats": "false",
         "--client.toolbarMode": "viewer",
-        "--server.address": "127.0.0.1",
+        "--server.address": "0.0.0.0",
     }
     assert _dashboard.streamlit_command()[6] == "8501"  # the default port
+    # the child's exit code is the command's
+    assert _served(monkeypatch, [], code=3)["--server.port"] == "8501"
 
 
-def test_dashboard_rejects_a_bad_port() -> None:
-    result = runner.invoke(cli_app, ["dashboard", "--port", "0"])
-    assert result.exit_code == 2
+def test_dashboard_listens_on_loopback_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 16: Streamlit's own default is every interface
+    assert _served(monkeypatch, [])["--server.address"] == "127.0.0.1"
+    assert _served(monkeypatch, ["--host", "::1"])["--server.address"] == "::1"
+
+
+def test_dashboard_rejects_a_bad_port_or_host() -> None:
+    assert runner.invoke(cli_app, ["dashboard", "--port", "0"]).exit_code == 2
+    result = runner.invoke(cli_app, ["dashboard", "--host", " "])
+    assert result.exit_code == 2 and "--host" in result.output
+
+
+# a stand-in for streamlit: says it is ready once its handlers are set, then waits for a signal
+_CHILD = """
+import os, signal, sys, time
+from pathlib import Path
+mark = Path(sys.argv[1])
+def stop(signum, frame):
+    mark.write_text(f"stopped by {signum}")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+mark.write_text(f"ready {os.getpid()}")
+while True:
+    time.sleep(0.05)
+"""
+_PARENT = "import sys; from genmodel.cli._dashboard import serve; sys.exit(serve(sys.argv[1:]))"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_dashboard_passes_a_signal_on_to_its_child(tmp_path: Path, signum: signal.Signals) -> None:
+    """``kill PID`` (or Ctrl-C) of ``genmodel dashboard`` stops the streamlit child too (issue 16:
+    subprocess.run left it serving)."""
+    mark = tmp_path / "child"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, sys.executable, "-c", _CHILD, str(mark)], start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60  # a bound on the wait, not a speed check
+        while not (mark.is_file() and mark.read_text().startswith("ready")):
+            assert parent.poll() is None and time.monotonic() < deadline, "the child never started"
+            time.sleep(0.05)
+        os.kill(parent.pid, signum)  # the parent alone, as `kill PID` does
+        assert parent.wait(timeout=60) == 0
+        assert mark.read_text() == f"stopped by {int(signum)}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
+
+
+def test_dashboard_returns_the_childs_exit_code() -> None:
+    assert _dashboard.serve([sys.executable, "-c", "import sys; sys.exit(3)"]) == 3
 
 
 # ---- the roofline helper of genmodel.report ------------------------------------------------------
