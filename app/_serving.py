@@ -64,8 +64,9 @@ def _engine_inputs(p: _ui.Params, hardware: str) -> tuple[str, tuple[tuple[str, 
         "defaults each picks on this device.",
     )
     preset = _cached.engine_knobs(engine, hardware)
-    with p.into(st.sidebar.expander("Engine knobs (overrides)", expanded=False)):
-        st.caption(
+    box = st.sidebar.expander("Engine knobs (overrides)", expanded=False)
+    with p.into(box):
+        box.caption(
             f"Preset {preset['name']} {preset['version']}: {preset['max_num_seqs']:,} running "
             f"sequences, {preset['max_batched_tokens']:,} tokens per step, "
             f"{preset['admission']} KV admission."

@@ -550,6 +550,11 @@ def test_serving_page_changes_engine_and_its_knobs() -> None:
     _rerun(at)
     r = _simulate(engine="sglang")
     assert r.engine.name == "sglang" and any("sglang" in m.value for m in at.markdown)
+    # the preset's values are named beside the knobs, in the sidebar
+    preset = genmodel.engine_preset("sglang", genmodel.load_device("h100-sxm"))
+    (note,) = [c.value for c in at.sidebar.caption if c.value.startswith("Preset")]
+    assert f"{preset.max_batched_tokens:,} tokens per step" in note and "sglang" in note
+    assert not [c for c in at.main.caption if c.value.startswith("Preset")]
     assert _metrics(at)["Output tokens/s"] == f"{r.output_tokens_per_s:,.1f}" != vllm
     assert at.query_params["engine"] == "sglang"
     # the knobs override the preset: a cap of 16 running sequences and reserved KV
