@@ -55,8 +55,11 @@ def estimate_view(
     weight_dtype: str,
     act_dtype: str | None,
     kv_dtype: str | None,
+    serving: str = genmodel.SERVING_MODELS[0],
+    engine: str = genmodel.ENGINES[0],
 ) -> dict[str, Any]:
-    """:func:`genmodel.estimate` on ``hardware`` scaled by ``scale`` (what-if figures).
+    """:func:`genmodel.estimate` on ``hardware`` scaled by ``scale`` (what-if figures); with
+    ``concurrency``, by the ``serving`` model (``engine``'s scheduler when simulated).
 
     Returns the estimate's JSON form, each phase's critical-path terms, the per-operator rows
     and the roofline figure of each phase (against the same scaled device).
@@ -76,6 +79,8 @@ def estimate_view(
         weight_dtype=weight_dtype,
         act_dtype=act_dtype,
         kv_dtype=kv_dtype,
+        serving=serving,
+        engine=engine,
     )
     return {
         "estimate": estimate_dict(est),
@@ -100,9 +105,11 @@ def plan_view(
     disaggregated: bool,
     request_rate_per_s: float | None = None,
     objective: str = "goodput",
+    serving_args: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
     """:func:`genmodel.plan` as its JSON form (with ``request_rate_per_s``: the plan and the number
-    of its copies that serve that traffic; ``devices`` is then the largest copy considered)."""
+    of its copies that serve that traffic; ``devices`` is then the largest copy considered);
+    ``serving_args``: the serving model and engine keywords plan takes (:func:`_ui.serving_inputs`)."""
     report = genmodel.plan(
         model,
         hardware,
@@ -116,6 +123,7 @@ def plan_view(
         disaggregated=disaggregated,
         request_rate_per_s=request_rate_per_s,
         objective=objective,
+        **dict(serving_args),
     )
     return report.to_dict()
 
@@ -132,9 +140,11 @@ def compare_view(
     tpot_slo_s: float | None,
     weight_dtypes: tuple[str, ...],
     request_rate_per_s: float | None = None,
+    serving_args: tuple[tuple[str, str], ...] = (),
 ) -> list[dict[str, Any]]:
     """:func:`genmodel.compare`: the best plan of the workload on each hardware id (with
-    ``request_rate_per_s``: each row also has ``instances`` and ``devices_needed``)."""
+    ``request_rate_per_s``: each row also has ``instances`` and ``devices_needed``);
+    ``serving_args`` as :func:`plan_view`'s."""
     return genmodel.compare(
         model,
         list(hardware),
@@ -145,6 +155,7 @@ def compare_view(
         tpot_slo_s=tpot_slo_s,
         weight_dtype=list(weight_dtypes),
         request_rate_per_s=request_rate_per_s,
+        **dict(serving_args),
     )
 
 
@@ -234,3 +245,76 @@ def ep_view(
 def validation_view() -> dict[str, Any]:
     """:func:`genmodel.validate` on the bundled public cases, as its JSON form."""
     return genmodel.validate().to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def engine_knobs(engine: str, hardware: str) -> dict[str, Any]:
+    """The knobs of ``engine``'s preset on ``hardware``'s device (:func:`genmodel.engine_preset`)."""
+    return genmodel.engine_preset(engine, genmodel.load_hardware(hardware).device).to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def serving_view(
+    model: str,
+    hardware: str,
+    *,
+    plan: tuple[tuple[str, int], ...],
+    dtypes: tuple[str, str | None, str | None],
+    input_tokens: int,
+    output_tokens: int,
+    concurrency: int | None,
+    requests_per_client: int | None,
+    request_rate: float | None,
+    requests: int | None,
+    engine: str,
+    knobs: tuple[tuple[str, Any], ...],
+    seed: int,
+) -> dict[str, Any]:
+    """:func:`genmodel.simulate` with its per-request records and timeline, and, for closed-loop
+    clients, the closed form's estimate of the same load (``serving="closed-form"``).
+
+    ``plan`` holds tp/ep/dp, ``dtypes`` the weight, activation and KV precisions, ``knobs`` the
+    engine's overridden knobs (max_num_seqs, max_batched_tokens, admission). Returns ``result``
+    (the simulation's JSON form with ``timeline``), ``records`` (one row per request) and
+    ``closed_form`` (the estimate's JSON form), or ``closed_form_error`` (why there is none).
+    """
+    weight_dtype, act_dtype, kv_dtype = dtypes
+    deployment: dict[str, Any] = {
+        **dict(plan),
+        "weight_dtype": weight_dtype,
+        "act_dtype": act_dtype,
+        "kv_dtype": kv_dtype,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+    }
+    result = genmodel.simulate(
+        model,
+        hardware,
+        concurrency=concurrency,
+        requests_per_client=requests_per_client,
+        request_rate=request_rate,
+        requests=requests,
+        engine=engine,
+        seed=seed,
+        records=True,
+        timeline=True,
+        **dict(knobs),
+        **deployment,
+    )
+    assert result.records is not None
+    view: dict[str, Any] = {
+        "result": result.to_dict(),
+        "records": result.records.rows(),
+        "closed_form": None,
+        "closed_form_error": None,
+    }
+    if concurrency is None:
+        view["closed_form_error"] = "the closed form models N closed-loop clients, not a request rate"
+        return view
+    try:
+        est = genmodel.estimate(model, hardware, concurrency=concurrency, serving="closed-form", **deployment)
+    except genmodel.GenModelError as exc:
+        view["closed_form_error"] = str(exc)
+    else:
+        view["closed_form"] = estimate_dict(est)
+    return view

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from genmodel.app import _cached, _ui
 
+import genmodel
 from genmodel.report import compare_figure
 
 
@@ -65,6 +66,7 @@ def render() -> None:
     )
     input_tokens, output_tokens, ttft_ms, tpot_ms = _ui.workload_inputs(p)
     dtypes = p.multiselect("Weight precisions to search", _ui.DTYPES, "weight_dtype", ["fp8", "bf16"])
+    serving = _ui.serving_inputs(p, genmodel.plan)  # compare() passes them on to plan()
     if not hardware or not dtypes:
         st.info("Pick at least one platform and one weight precision.")
         p.finish()
@@ -80,6 +82,7 @@ def render() -> None:
             tpot_slo_s=tpot_ms * _ui.MS,
             weight_dtypes=tuple(dtypes),
             request_rate_per_s=rate,
+            serving_args=tuple(serving.items()),
         )
     fig = compare_figure(rows, title=f"{model}: the best plan on each platform within the SLOs")
     st.plotly_chart(fig, key="compare.bars_chart")

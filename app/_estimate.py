@@ -90,6 +90,7 @@ def render() -> None:
     mode = p.radio("Load", ["static batch", "serving (concurrency)"], "mode", "static batch")
     batch: int | str | None = None
     concurrency: int | None = None
+    serving: dict[str, str] = {}
     if mode == "static batch":
         if p.checkbox("Largest batch that fits", "batch_max", False):
             batch = "max"
@@ -97,6 +98,7 @@ def render() -> None:
             batch = p.integer("Batch (sequences, whole deployment)", "batch", 16)
     else:
         concurrency = p.integer("Concurrent clients (closed loop)", "concurrency", 64)
+        serving = _ui.serving_inputs(p)
     st.sidebar.markdown("**Parallel plan**")
     tp = p.integer("TP (tensor parallel)", "tp", 8, max_value=1024)
     pp = p.integer("PP (pipeline parallel)", "pp", 1, max_value=1024)
@@ -131,14 +133,30 @@ def render() -> None:
             weight_dtype=weight_dtype,
             act_dtype=None if act_dtype == "auto" else act_dtype,
             kv_dtype=None if kv_dtype == "auto" else kv_dtype,
+            **serving,
         )
     st.markdown(_hardware_caption(figures, scale))
     d = view["estimate"]
     mem = d["memory"]
     usd, joules = d["usd_per_million_output_tokens"], d["joules_per_output_token"]
+    served = d["serving"]
+    if served is not None:
+        st.caption(_ui.serving_caption(served))
     metrics = [
-        ("TTFT", _ui.format_seconds(d["ttft_s"]), "Time to first token (the prefill of the batch)."),
-        ("TPOT", _ui.format_seconds(d["tpot_s"]), "Mean decode step: time per output token."),
+        (
+            "TTFT",
+            _ui.format_seconds(d["ttft_s"]),
+            "Time to first token (the prefill of the batch)."
+            if served is None
+            else "Mean time to first token a request sees (queue, its prefill, the steps it shares).",
+        ),
+        (
+            "TPOT",
+            _ui.format_seconds(d["tpot_s"]),
+            "Mean decode step: time per output token."
+            if served is None
+            else "Mean time per output token after the first, as a request sees it.",
+        ),
         ("End-to-end latency", _ui.format_seconds(d["e2e_s"]), "TTFT + (output tokens - 1) x TPOT."),
         ("Batch", f"{d['batch']:,}", "Sequences in flight (resolved), whole deployment."),
         ("Output tokens/s", f"{d['output_tokens_per_s']:,.1f}", "Whole deployment."),

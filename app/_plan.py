@@ -17,6 +17,10 @@ import genmodel
 from genmodel.report import pareto_figure
 
 _QUANTILES = {"mean": None, "p90": 0.9, "p99": 0.99}
+_CLOSED_FORM_ONLY = (
+    "Plans are ranked and re-estimated with the closed form (steady state); the Serving page "
+    "simulates one deployment step by step."
+)
 _OBJECTIVE_HELP = (
     "goodput: the most output tokens/s per device within the SLOs (with a request rate: the fewest "
     "devices); cost and energy rank as goodput on one platform (price and power per device are "
@@ -123,6 +127,9 @@ def render() -> None:
     dtypes = p.multiselect("Weight precisions to search", _ui.DTYPES, "weight_dtype", ["fp8", "bf16"])
     disaggregated = p.checkbox("Also size disaggregated prefill/decode pools", "disaggregated", True)
     objective = p.select("Best plan by", genmodel.OBJECTIVES, "objective", "goodput", help=_OBJECTIVE_HELP)
+    serving = _ui.serving_inputs(p, genmodel.plan)
+    if not serving:
+        st.sidebar.caption(_CLOSED_FORM_ONLY)
     if not dtypes:
         st.info("Pick at least one weight precision.")
         p.finish()
@@ -141,6 +148,7 @@ def render() -> None:
             disaggregated=disaggregated,
             request_rate_per_s=rate,
             objective=objective,
+            serving_args=tuple(serving.items()),
         )
     cols = st.columns(6)
     cols[0].metric("Plans evaluated", f"{d['evaluated']:,}")

@@ -10,6 +10,7 @@ a valid value is reported with a warning and replaced by the default.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -34,6 +35,8 @@ __all__ = [
     "hardware_ids",
     "model_ids",
     "moe_model_ids",
+    "serving_caption",
+    "serving_inputs",
     "system_ids",
     "tier_ids",
 ]
@@ -309,6 +312,40 @@ def workload_inputs(p: Params) -> tuple[int, int, int, int]:
     ttft_ms = p.integer("TTFT target (ms)", "ttft_ms", 1000, step=50, max_value=600_000)
     tpot_ms = p.integer("TPOT target (ms)", "tpot_ms", 40, step=5, max_value=60_000)
     return input_tokens, output_tokens, ttft_ms, tpot_ms
+
+
+_SERVING_HELP = (
+    "simulated: the engine's scheduler step by step, the clients started together (4 requests "
+    "each); closed-form: the steady state the plan search prunes with."
+)
+_ENGINE_HELP = "The simulated engine's scheduler and defaults: vLLM 0.10 (V1), SGLang 0.5, TensorRT-LLM 1.0."
+
+
+def serving_inputs(p: Params, api: Callable[..., Any] | None = None) -> dict[str, str]:
+    """The serving model (simulated or closed form) and the simulated engine, as keyword arguments
+    of ``api`` (default :func:`genmodel.estimate`): a selector for each keyword it takes, so a page
+    whose API has neither draws none. The engine is asked only while the model is simulated."""
+    takes = inspect.signature(genmodel.estimate if api is None else api).parameters
+    out: dict[str, str] = {}
+    if "serving" in takes:
+        out["serving"] = p.radio(
+            "Serving model", genmodel.SERVING_MODELS, "serving", genmodel.SERVING_MODELS[0]
+        )
+        p.container.caption(_SERVING_HELP)
+    if "engine" in takes and out.get("serving", "simulated") == "simulated":
+        out["engine"] = p.select("Engine", genmodel.ENGINES, "engine", genmodel.ENGINES[0], help=_ENGINE_HELP)
+    return out
+
+
+def serving_caption(serving: dict[str, Any]) -> str:
+    """What the serving block of an estimate's JSON says about how its figures were reached."""
+    model = serving["serving_model"]
+    text = f"Serving model: **{model}**" + (f" ({serving['engine']})" if serving.get("engine") else "")
+    text += (
+        f"; decode batch {serving['decode_batch']:,.1f}, {serving['request_rate_per_s']:,.3g} requests/s, "
+        f"mean wait {format_seconds(serving['queue_wait_s'])}."
+    )
+    return text + (f" {serving['notes']}" if serving.get("notes") else "")
 
 
 #: plotly axis of bytes in SI prefixes (80GB, 1.2TB)

@@ -1,8 +1,9 @@
 """Entry script of the dashboard: ``streamlit run main.py`` (``genmodel dashboard`` does it).
 
-Six pages, each its own script in this folder, at the URL paths ``estimate`` (also the root ``/``),
-``plan``, ``compare``, ``long_context``, ``moe`` and ``validation``. The widgets of every page read
-their starting values from the URL's query parameters and write them back, so a URL reproduces a view.
+Seven pages, each its own script in this folder, at the URL paths ``estimate`` (also the root
+``/``), ``plan``, ``serving``, ``compare``, ``long_context``, ``moe`` and ``validation``. The widgets
+of every page read their starting values from the URL's query parameters and write them back, so a
+URL reproduces a view.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ pages = [
     st.Page(_ESTIMATE, title=_ESTIMATE_TITLE, url_path="home", default=True),
     st.Page(_ESTIMATE, title=_ESTIMATE_TITLE, url_path="estimate", visibility="hidden"),
     st.Page("_plan.py", title="Plan search", url_path="plan"),
+    st.Page("_serving.py", title="Serving under load", url_path="serving"),
     st.Page("_compare.py", title="Compare platforms", url_path="compare"),
     st.Page("_long_context.py", title="Long context & memory tiers", url_path="long_context"),
     st.Page("_moe.py", title="MoE & expert parallelism", url_path="moe"),

@@ -1,12 +1,20 @@
-"""`genmodel dashboard`: start the Streamlit dashboard (the installed ``genmodel/app/main.py``)."""
+"""`genmodel dashboard`: start the Streamlit dashboard (the installed ``genmodel/app/main.py``).
+
+Streamlit runs as a child process that listens on 127.0.0.1 unless ``--host`` says otherwise;
+SIGINT and SIGTERM sent to ``genmodel dashboard`` are passed on to it, so Ctrl-C or ``kill``
+stops the server rather than leaving it serving.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import importlib.util
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -14,6 +22,10 @@ import typer
 from ._options import err, examples
 
 DEFAULT_PORT = 8501
+#: loopback only: the dashboard runs code on the server's machine for whoever reaches it
+DEFAULT_HOST = "127.0.0.1"
+#: the signals passed on to the Streamlit child
+FORWARDED = (signal.SIGINT, signal.SIGTERM)
 
 
 def app_script() -> Path:
@@ -21,7 +33,7 @@ def app_script() -> Path:
     return Path(str(importlib.resources.files("genmodel.app").joinpath("main.py")))
 
 
-def streamlit_command(*, port: int = DEFAULT_PORT, host: str | None = None) -> list[str]:
+def streamlit_command(*, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> list[str]:
     """The ``streamlit run`` command line that serves the dashboard on ``port`` (and ``host``)."""
     command = [
         sys.executable,
@@ -37,10 +49,41 @@ def streamlit_command(*, port: int = DEFAULT_PORT, host: str | None = None) -> l
         "false",
         "--client.toolbarMode",  # no "Deploy" button: this is a local tool, not a Streamlit Cloud app
         "viewer",
+        "--server.address",
+        host,
     ]
-    if host is not None:
-        command += ["--server.address", host]
     return command
+
+
+def serve(command: list[str]) -> int:
+    """Run ``command`` as a child process until it exits, passing SIGINT and SIGTERM on to it.
+
+    Returns:
+        0 when the child stopped after a forwarded signal (Ctrl-C, ``kill``), else its exit code
+        (128 + the signal's number when a signal not sent through here ended it).
+    """
+    forwarded: list[int] = []
+    children: list[subprocess.Popen[bytes]] = []
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        forwarded.append(signum)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signum)
+
+    # the handlers come first: a signal that arrives while the child starts is not lost
+    previous = {s: signal.signal(s, forward) for s in FORWARDED}
+    try:
+        children.append(subprocess.Popen(command))
+        if forwarded:
+            children[0].send_signal(forwarded[-1])
+        code = children[0].wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if forwarded:
+        return 0
+    return 128 - code if code < 0 else code
 
 
 def register(app: typer.Typer) -> None:
@@ -48,29 +91,32 @@ def register(app: typer.Typer) -> None:
 
     @app.command(
         epilog=examples(
-            "# serve the dashboard on http://localhost:8501 (Ctrl-C stops it)",
+            "# serve the dashboard on http://127.0.0.1:8501 (Ctrl-C stops it)",
             "genmodel dashboard",
-            "# another port, reachable from other machines",
+            "# another port, reachable from other machines (every interface)",
             "genmodel dashboard --port 8600 --host 0.0.0.0",
         )
     )
     def dashboard(
         port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = DEFAULT_PORT,
         host: Annotated[
-            str | None,
-            typer.Option(help="Address to listen on (default: Streamlit's, all interfaces)."),
-        ] = None,
+            str,
+            typer.Option(
+                help="Address to listen on: 127.0.0.1 (this machine only) by default; 0.0.0.0 for every "
+                "interface.",
+            ),
+        ] = DEFAULT_HOST,
     ) -> None:
-        """Start the Streamlit dashboard in the browser: what-if, roofline, plans, platforms, validation.
+        """Start the Streamlit dashboard in the browser: what-if, roofline, plans, serving, platforms.
 
-        Pages: estimate (with roofline), plan, compare, long context, MoE, validation; URLs hold the inputs.
+        Pages: estimate (with roofline), plan, serving (simulated engine), compare, long context, MoE,
+        validation; URLs hold the inputs. Ctrl-C or SIGTERM stops the server.
         """
         if importlib.util.find_spec("streamlit") is None:
             err.print("[red]error:[/red] the dashboard needs streamlit: pip install streamlit", markup=True)
             raise typer.Exit(2)
-        err.print(f"genmodel dashboard on http://{host or 'localhost'}:{port} (Ctrl-C stops it)")
-        try:
-            code = subprocess.run(streamlit_command(port=port, host=host), check=False).returncode
-        except KeyboardInterrupt:
-            code = 0
-        raise typer.Exit(code)
+        if not host.strip() or len(host) > 255:
+            err.print(f"[red]error:[/red] --host={host!r} must be an address or a host name", markup=True)
+            raise typer.Exit(2)
+        err.print(f"genmodel dashboard on http://{host}:{port} (Ctrl-C stops it)")
+        raise typer.Exit(serve(streamlit_command(port=port, host=host)))

@@ -60,9 +60,12 @@ class RequestRecords:
     decode_replica: np.ndarray | None = None
 
     def rows(self) -> list[dict[str, Any]]:
-        """One dict per request: the records and its queue, prefill and decode times."""
+        """One dict per request: the records, its queue, prefill and decode times, and its TPOT
+        (decode time over its output tokens after the first; None for a one-token output)."""
         out = []
         for i in range(len(self.arrival_s)):
+            decode_steps = int(self.output_tokens[i]) - 1
+            decode_s = float(self.finish_s[i] - self.first_token_s[i])
             out.append(
                 {
                     "request": i,
@@ -72,8 +75,9 @@ class RequestRecords:
                     "replica": int(self.replica[i]),
                     "queue_s": float(self.scheduled_s[i] - self.arrival_s[i]),
                     "prefill_s": float(self.first_token_s[i] - self.scheduled_s[i]),
-                    "decode_s": float(self.finish_s[i] - self.first_token_s[i]),
+                    "decode_s": decode_s,
                     "ttft_s": float(self.first_token_s[i] - self.arrival_s[i]),
+                    "tpot_s": decode_s / decode_steps if decode_steps > 0 else None,
                     "e2e_s": float(self.finish_s[i] - self.arrival_s[i]),
                     "preemptions": int(self.preemptions[i]),
                     "warmup": not bool(self.measured[i]),
@@ -149,6 +153,57 @@ class DisaggregatedStats:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Timeline:
+    """The deployment's load over time: a sample at the start of each step (a run of decode-only
+    steps costed together counts as one) and when a replica falls idle; each value holds until the
+    next sample (a step function).
+
+    Attributes:
+        t_s: sample times, seconds from the start, non-decreasing.
+        running: the running batch: sequences in the step (decoding, or prefilling a prompt
+            chunk), all replicas; its time average is ``mean_running_batch`` (one replica).
+        queued: requests that have arrived and wait for admission, all replicas.
+        kv_used_bytes_per_device: KV cache held per device on the fullest replica (reserved
+            blocks under "reserve" admission), as ``kv_peak_bytes_per_device`` counts it.
+    """
+
+    t_s: np.ndarray
+    running: np.ndarray
+    queued: np.ndarray
+    kv_used_bytes_per_device: np.ndarray
+
+    @classmethod
+    def merge(cls, groups: list[list[tuple[float, int, int, int]]], *, token_bytes: float) -> Timeline:
+        """One timeline from each group of replicas' samples (time, running, queued, KV tokens):
+        at every sample time the groups' last values, summed (KV: the largest)."""
+        parts = [np.array(g, dtype=float).reshape(-1, 4) for g in groups]
+        t = np.unique(np.concatenate([p[:, 0] for p in parts]))
+        running, queued, kv = np.zeros(len(t)), np.zeros(len(t)), np.zeros(len(t))
+        for p in parts:
+            at = np.searchsorted(p[:, 0], t, side="right") - 1
+            seen = at >= 0
+            idx = np.maximum(at, 0)
+            running += np.where(seen, p[idx, 1], 0.0)
+            queued += np.where(seen, p[idx, 2], 0.0)
+            kv = np.maximum(kv, np.where(seen, p[idx, 3], 0.0))
+        return cls(
+            t_s=t,
+            running=running.astype(np.int64),
+            queued=queued.astype(np.int64),
+            kv_used_bytes_per_device=kv * token_bytes,
+        )
+
+    def to_dict(self) -> dict[str, list[float] | list[int]]:
+        """Columns as lists: ``t_s``, ``running``, ``queued``, ``kv_used_bytes_per_device``."""
+        return {
+            "t_s": self.t_s.tolist(),
+            "running": self.running.tolist(),
+            "queued": self.queued.tolist(),
+            "kv_used_bytes_per_device": self.kv_used_bytes_per_device.tolist(),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SimulationResult:
     """What a simulated serving run gives (JSON keys by :meth:`to_dict`)."""
 
@@ -179,11 +234,13 @@ class SimulationResult:
     #: disaggregated serving: the pools and the KV transfers (None when aggregated)
     disaggregated: DisaggregatedStats | None = None
     records: RequestRecords | None = field(default=None, repr=False)
+    timeline: Timeline | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: the latency figures, rates, batch, KV, steps, times and the engine's knobs
-        (with swap preemption ``swap_s``; disaggregated, the keys of :class:`DisaggregatedStats`)."""
-        return {
+        (with swap preemption ``swap_s``; disaggregated, the keys of :class:`DisaggregatedStats`;
+        and ``timeline``'s columns when it was kept)."""
+        out = {
             "ttft_s": self.ttft_s.to_dict(),
             "tpot_s": self.tpot_s.to_dict(),
             "itl_s": self.itl_s.to_dict(),
@@ -207,3 +264,6 @@ class SimulationResult:
             **({} if self.swap_s is None else {"swap_s": self.swap_s}),
             **({} if self.disaggregated is None else self.disaggregated.to_dict()),
         }
+        if self.timeline is not None:
+            out["timeline"] = self.timeline.to_dict()
+        return out

@@ -42,7 +42,7 @@ from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prepare
 from genmodel._scheduler import Replica, Requests, SwapLink
-from genmodel._simresult import Percentiles, RequestRecords, SimulationResult
+from genmodel._simresult import Percentiles, RequestRecords, SimulationResult, Timeline
 from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._units import GB
@@ -146,6 +146,7 @@ def simulate_serving(
     records: bool = False,
     table: StepCostTable | None = None,
     swap_tier: AttachedTier | None = None,
+    timeline: bool = False,
 ) -> SimulationResult:
     """Simulate a continuously batching engine serving ``arrivals`` on a deployment.
 
@@ -158,6 +159,7 @@ def simulate_serving(
         ideal: peak figures, no efficiencies or overheads.
         options: run options (pp, cp, microbatches, speculation and offload are not simulated).
         records: keep the per-request records.
+        timeline: keep the running batch, the queue and the KV use over time (``result.timeline``).
         table: step costs built for this deployment and options (:meth:`StepCostTable.build`), to
             reuse across runs; None = build one (a few tens of milliseconds).
         swap_tier: the offload tier of ``engine.preemption == "swap"`` (e.g. the device's host
@@ -202,7 +204,8 @@ def simulate_serving(
         else [[Replica(i, engine, table, capacity, swap)] for i in range(plan.dp)]
     )
     replicas = [r for g in groups for r in g]
-    steps, spans = _run(groups, replicas, req, arrivals, client_of, starts)
+    samples: list[list[_Sample]] | None = [[] for _ in groups] if timeline else None
+    steps, spans = _run(groups, replicas, req, arrivals, client_of, starts, samples)
     return _result(
         req,
         arrivals,
@@ -217,6 +220,7 @@ def simulate_serving(
         capacity=capacity,
         records=records,
         start=start,
+        timeline=None if samples is None else Timeline.merge(samples, token_bytes=token_bytes),
     )
 
 
@@ -399,8 +403,10 @@ def _run(
     arrivals: Arrivals,
     client_of: np.ndarray,
     starts: np.ndarray,
+    samples: list[list[_Sample]] | None = None,
 ) -> tuple[int, list[tuple[float, float]]]:
-    """Run every group of replicas to the end; (steps, each group's (first arrival, end))."""
+    """Run every group of replicas to the end; (steps, each group's (first arrival, end)); with
+    ``samples``, each group's load over time goes into its list."""
     n_groups = len(groups)
     group_of = {r.index: gi for gi, g in enumerate(groups) for r in g}
     dp = len(replicas)
@@ -433,17 +439,49 @@ def _run(
     steps = 0
     spans = []
     for gi in range(n_groups):
-        s, end = _run_group(groups[gi], req, pending[gi], on_finish)
+        s, end = _run_group(groups[gi], req, pending[gi], on_finish, None if samples is None else samples[gi])
         steps += s
         first = pending[gi][0][0] if pending[gi] else 0.0
         spans.append((first, end))
     return steps, spans
 
 
+#: (time s, sequences in the step, queued requests, KV tokens held on the fullest replica) of a group
+_Sample = tuple[float, int, int, int]
+
+
+def _kv_tokens(group: list[Replica]) -> int:
+    """KV tokens held on the group's fullest replica, as ``peak_tokens`` counts them."""
+    return max(r.held() if r.can_overflow else r.used() for r in group)
+
+
+def _sample(group: list[Replica], now: float, kv_tokens: int) -> _Sample:
+    """The group's planned step at ``now`` (its decode sequences and prompt chunks, as
+    ``mean_running_batch`` counts them) and queue, with ``kv_tokens``."""
+    batch = sum(r.step_dec + len(r.chunks) for r in group)
+    return (now, batch, sum(len(r.waiting) for r in group), kv_tokens)
+
+
+def _plan(group: list[Replica], req: Requests, now: float, samples: list[_Sample] | None) -> None:
+    """Plan every replica's step at ``now``; with ``samples``, add the group's load."""
+    kv = _kv_tokens(group) if samples is not None else 0
+    for r in group:
+        r.plan(req, now)
+    if samples is not None:
+        samples.append(_sample(group, now, kv))
+
+
 def _run_group(
-    group: list[Replica], req: Requests, pending: list[tuple[float, int]], on_finish: Any
+    group: list[Replica],
+    req: Requests,
+    pending: list[tuple[float, int]],
+    on_finish: Any,
+    samples: list[_Sample] | None = None,
 ) -> tuple[int, float]:
-    """Step one group of replicas (in lockstep) until every request has completed."""
+    """Step one group of replicas (in lockstep) until every request has completed; with
+    ``samples``, its load when it idles and at the start of each step (or run of decode steps):
+    the sequences the step runs, the requests left waiting, and the KV held as the previous step
+    left it (so the largest sample is ``kv_peak_bytes_per_device``)."""
     now, steps, ptr = 0.0, 0, 0
     n_pending = len(pending)
     while True:
@@ -453,12 +491,13 @@ def _run_group(
             ptr += 1
         next_arrival = pending[ptr][0] if ptr < n_pending else math.inf
         if not any(r.n_dec or r.prefilling or r.waiting for r in group):
+            if samples is not None:
+                samples.append((now, 0, 0, _kv_tokens(group)))
             if ptr >= n_pending:
                 return steps, now
             now = next_arrival
             continue
-        for r in group:
-            r.plan(req, now)
+        _plan(group, req, now, samples)
         if not any(r.chunks for r in group):
             # no prompt runs: nothing changes until a sequence completes, a request arrives or
             # (on-demand) the pool overflows, so the decode steps until then are costed together
@@ -535,6 +574,7 @@ def _result(
     capacity: int,
     records: bool,
     start: float,
+    timeline: Timeline | None = None,
 ) -> SimulationResult:
     """The figures of a finished simulation."""
     arrival, scheduled, first, finish = (
@@ -591,4 +631,5 @@ def _result(
         engine=engine,
         swap_s=sum(r.swap_s for r in replicas) if engine.preemption == "swap" else None,
         records=rec,
+        timeline=timeline,
     )

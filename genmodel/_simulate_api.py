@@ -50,6 +50,7 @@ def simulate(
     step_overhead_s: float | None = None,
     seed: int = 0,
     records: bool = False,
+    timeline: bool = False,
     system: str | System | None = None,
     ideal: bool = False,
     disaggregated: bool = False,
@@ -92,6 +93,9 @@ def simulate(
             or ``host`` (the default: the device's host memory in hardware_db).
         seed: seed of the random lengths and arrival times (the same seed, the same result).
         records: keep the per-request records (``result.records``).
+        timeline: keep the running batch, the queue and the KV use over time
+            (``result.timeline``: arrays ``t_s``, ``running``, ``queued``,
+            ``kv_used_bytes_per_device``, a step function; also under ``timeline`` in ``to_dict()``).
         system: a system id whose fabric connects the devices (as :func:`genmodel.estimate`).
         ideal: peak figures, no efficiencies or overheads.
         disaggregated: a prefill pool and a decode pool with the KV transfer between them
@@ -167,6 +171,8 @@ def simulate(
         "records": records,
     }
     if disaggregated:
+        if timeline:
+            raise SpecError("timeline=True is kept for aggregated simulations only (not disaggregated=True)")
         return _simulate_disaggregated(
             model,
             hardware,
@@ -206,6 +212,7 @@ def simulate(
         engine=chosen,
         options=check.options,
         swap_tier=_swap_tier(chosen, swap_tier, hw.device),
+        timeline=timeline,
         **common,
     )
 

@@ -9,8 +9,17 @@ the widgets, and the widgets write them back.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import importlib.resources
+import inspect
+import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +55,17 @@ PLAN = {
     "tpot_slo_s": 40 * 1e-3,
     "weight_dtype": ["fp8", "bf16"],
 }
+SERVING = {
+    "model": "llama-3.1-8b",
+    "hardware": "h100-sxm",
+    "input_tokens": 1000,
+    "output_tokens": 200,
+    "tp": 1,
+    "ep": 1,
+    "dp": 1,
+    "weight_dtype": "bf16",
+}
+SERVING_LOAD = {"concurrency": 64, "requests_per_client": 4}
 LONG_CONTEXT = {
     "tp": 8,
     "input_tokens": 127_000,
@@ -106,36 +126,90 @@ def test_dashboard_help() -> None:
     assert "--port" in text and "--host" in text and "Streamlit" in text
 
 
-def test_dashboard_runs_streamlit_on_the_installed_entry_script(monkeypatch: pytest.MonkeyPatch) -> None:
+def _served(monkeypatch: pytest.MonkeyPatch, args: list[str], code: int = 0) -> dict[str, str]:
+    """Run ``genmodel dashboard ARGS`` with the child replaced; the streamlit flags it would get."""
     calls: list[list[str]] = []
 
-    class Done:
-        returncode = 0
-
-    def fake_run(command: list[str], **_: Any) -> Done:
+    def fake_serve(command: list[str]) -> int:
         calls.append(command)
-        return Done()
+        return code
 
-    monkeypatch.setattr(_dashboard.subprocess, "run", fake_run)
-    result = runner.invoke(cli_app, ["dashboard", "--port", "8599", "--host", "127.0.0.1"])
-    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(_dashboard, "serve", fake_serve)
+    result = runner.invoke(cli_app, ["dashboard", *args])
+    assert result.exit_code == code, result.output
     (command,) = calls
     assert command[1:4] == ["-m", "streamlit", "run"]
     assert Path(command[4]) == MAIN and MAIN.is_file() and MAIN.parent.name == "app"
-    flags = dict(zip(command[5::2], command[6::2], strict=True))
+    return dict(zip(command[5::2], command[6::2], strict=True))
+
+
+def test_dashboard_runs_streamlit_on_the_installed_entry_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    flags = _served(monkeypatch, ["--port", "8599", "--host", "0.0.0.0"])
     assert flags == {
         "--server.port": "8599",
         "--server.headless": "true",
         "--browser.gatherUsageStats": "false",
         "--client.toolbarMode": "viewer",
-        "--server.address": "127.0.0.1",
+        "--server.address": "0.0.0.0",
     }
     assert _dashboard.streamlit_command()[6] == "8501"  # the default port
+    # the child's exit code is the command's
+    assert _served(monkeypatch, [], code=3)["--server.port"] == "8501"
 
 
-def test_dashboard_rejects_a_bad_port() -> None:
-    result = runner.invoke(cli_app, ["dashboard", "--port", "0"])
-    assert result.exit_code == 2
+def test_dashboard_listens_on_loopback_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 16: Streamlit's own default is every interface
+    assert _served(monkeypatch, [])["--server.address"] == "127.0.0.1"
+    assert _served(monkeypatch, ["--host", "::1"])["--server.address"] == "::1"
+
+
+def test_dashboard_rejects_a_bad_port_or_host() -> None:
+    assert runner.invoke(cli_app, ["dashboard", "--port", "0"]).exit_code == 2
+    result = runner.invoke(cli_app, ["dashboard", "--host", " "])
+    assert result.exit_code == 2 and "--host" in result.output
+
+
+# a stand-in for streamlit: says it is ready once its handlers are set, then waits for a signal
+_CHILD = """
+import os, signal, sys, time
+from pathlib import Path
+mark = Path(sys.argv[1])
+def stop(signum, frame):
+    mark.write_text(f"stopped by {signum}")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+mark.write_text(f"ready {os.getpid()}")
+while True:
+    time.sleep(0.05)
+"""
+_PARENT = "import sys; from genmodel.cli._dashboard import serve; sys.exit(serve(sys.argv[1:]))"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_dashboard_passes_a_signal_on_to_its_child(tmp_path: Path, signum: signal.Signals) -> None:
+    """``kill PID`` (or Ctrl-C) of ``genmodel dashboard`` stops the streamlit child too (issue 16:
+    subprocess.run left it serving)."""
+    mark = tmp_path / "child"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, sys.executable, "-c", _CHILD, str(mark)], start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60  # a bound on the wait, not a speed check
+        while not (mark.is_file() and mark.read_text().startswith("ready")):
+            assert parent.poll() is None and time.monotonic() < deadline, "the child never started"
+            time.sleep(0.05)
+        os.kill(parent.pid, signum)  # the parent alone, as `kill PID` does
+        assert parent.wait(timeout=60) == 0
+        assert mark.read_text() == f"stopped by {int(signum)}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
+
+
+def test_dashboard_returns_the_childs_exit_code() -> None:
+    assert _dashboard.serve([sys.executable, "-c", "import sys; sys.exit(3)"]) == 3
 
 
 # ---- the roofline helper of genmodel.report ------------------------------------------------------
@@ -260,6 +334,30 @@ def test_estimate_page_serving_mode_and_bad_input() -> None:
     assert at.query_params["tp"] == "3"
 
 
+def test_estimate_page_serving_model_and_engine_selectors() -> None:
+    at = _open(mode="serving (concurrency)", concurrency="32")
+    assert tuple(at.radio(key="estimate.serving").options) == genmodel.SERVING_MODELS
+    assert tuple(at.selectbox(key="estimate.engine").options) == genmodel.ENGINES
+    simulated = _estimate(batch=None, concurrency=32)
+    assert simulated.serving is not None and simulated.serving.serving_model == "simulated"
+    assert any("Serving model: **simulated** (vllm)" in c.value for c in at.caption)
+    at.selectbox(key="estimate.engine").set_value("trtllm")
+    _rerun(at)
+    trt = _estimate(batch=None, concurrency=32, engine="trtllm")
+    assert _metrics(at)["TTFT"] == format_seconds(trt.ttft_s) != format_seconds(simulated.ttft_s)
+    assert at.query_params["engine"] == "trtllm"
+    at.radio(key="estimate.serving").set_value("closed-form")
+    _rerun(at)
+    closed = _estimate(batch=None, concurrency=32, serving="closed-form")
+    assert _metrics(at)["TPOT"] == format_seconds(closed.tpot_s)
+    assert any("Serving model: **closed-form**" in c.value for c in at.caption)
+    assert not [s for s in at.selectbox if s.key == "estimate.engine"] and "engine" not in at.query_params
+    # a static batch has no serving model
+    at.radio(key="estimate.mode").set_value("static batch")
+    _rerun(at)
+    assert not [r for r in at.radio if r.key == "estimate.serving"]
+
+
 # ---- Plan search -------------------------------------------------------------------------------
 
 
@@ -360,6 +458,173 @@ def test_plan_page_objective_changes_the_best_plan() -> None:
     assert at.dataframe[0].value["TPOT"][0] == format_seconds(best["tpot_s"])
     assert any("by latency" in h.value for h in at.subheader)
     assert at.query_params["objective"] == "latency"
+
+
+def test_plan_page_serving_selectors_follow_the_api() -> None:
+    """The plan page offers the serving model and engine that genmodel.plan takes (none: a note
+    says the search uses the closed form)."""
+    at = _open("_plan.py")
+    takes = inspect.signature(genmodel.plan).parameters
+    radios = [r for r in at.radio if r.key == "plan.serving"]
+    if "serving" not in takes:
+        assert not radios and any("closed form" in c.value for c in at.sidebar.caption)
+        return
+    (radio,) = radios
+    assert tuple(radio.options) == genmodel.SERVING_MODELS and radio.value == genmodel.SERVING_MODELS[0]
+    radio.set_value("closed-form")
+    _rerun(at)
+    closed = genmodel.plan(**PLAN, disaggregated=True, serving="closed-form").to_dict()["best"]
+    assert _metrics(at)["Best plan's TPOT"] == format_seconds(closed["tpot_s"])
+    assert at.query_params["serving"] == "closed-form"
+    assert not [s for s in at.selectbox if s.key == "plan.engine"]  # no engine for the closed form
+
+
+# ---- Serving under load ------------------------------------------------------------------------
+
+
+def _simulate(**changes: Any) -> genmodel.SimulationResult:
+    args: dict[str, Any] = {**SERVING, **SERVING_LOAD, **changes}
+    return genmodel.simulate(args.pop("model"), args.pop("hardware"), records=True, timeline=True, **args)
+
+
+def _closed_form(**changes: Any) -> genmodel.Estimate:
+    args: dict[str, Any] = {**SERVING, "concurrency": SERVING_LOAD["concurrency"], **changes}
+    return genmodel.estimate(args.pop("model"), args.pop("hardware"), serving="closed-form", **args)
+
+
+def _table(at: AppTest, column: str) -> Any:
+    """The one table on the page with this column."""
+    (frame,) = [d.value for d in at.dataframe if column in d.value.columns]
+    return frame
+
+
+def test_serving_page_shows_the_simulation_beside_the_closed_form() -> None:
+    at = _open("_serving.py")
+    assert at.title[0].value == "Serving under load"
+    r, cf = _simulate(), _closed_form()
+    assert r.records is not None and r.timeline is not None
+    shown = _metrics(at)
+    assert shown["Requests measured"] == f"{r.requests:,}"
+    assert shown["Output tokens/s"] == f"{r.output_tokens_per_s:,.1f}"
+    assert shown["Mean running batch"] == f"{r.mean_running_batch:,.1f}"
+    assert shown["Preemptions"] == f"{r.preemptions:,}"
+    assert shown["KV peak per device"] == format_bytes(r.kv_peak_bytes_per_device)
+    percentiles = _table(at, "latency")
+    assert list(percentiles["latency"]) == ["TTFT", "TPOT (per request)", "ITL (per token)", "end-to-end"]
+    assert list(percentiles.iloc[0, 1:]) == [
+        format_seconds(getattr(r.ttft_s, q)) for q in ("mean", "p50", "p90", "p99")
+    ]
+    assert percentiles["p99"][1] == format_seconds(r.tpot_s.p99)
+    # the CDFs: one step per request, up to 1, with both serving models' means
+    rows = r.records.rows()
+    ttft = _figure(at, "TTFT per request (CDF)")
+    steps = _trace(ttft, "simulated requests")
+    assert steps["x"] == pytest.approx(sorted(row["ttft_s"] for row in rows))
+    assert steps["y"][-1] == 1 and steps["line"]["shape"] == "hv"
+    assert _trace(ttft, "simulated mean")["x"] == pytest.approx([r.ttft_s.mean] * 2)
+    assert _trace(ttft, "closed-form mean")["x"] == pytest.approx([cf.ttft_s] * 2)
+    tpot = _figure(at, "TPOT per request (CDF)")
+    assert _trace(tpot, "simulated requests")["x"] == pytest.approx(sorted(row["tpot_s"] for row in rows))
+    assert _trace(tpot, "closed-form mean")["x"] == pytest.approx([cf.tpot_s] * 2)
+    # the load and the KV cache over time are the simulation's timeline
+    load = _figure(at, "Running batch and queue over time")
+    assert _trace(load, "running batch")["y"] == r.timeline.running.tolist()
+    assert _trace(load, "queue")["y"] == r.timeline.queued.tolist()
+    assert _trace(load, "queue")["x"] == pytest.approx(r.timeline.t_s.tolist())
+    kv = _figure(at, "KV cache in use over time")
+    assert max(_trace(kv, "KV in use")["y"]) == pytest.approx(r.kv_peak_bytes_per_device)
+    assert _trace(kv, "KV pool")["y"][0] == pytest.approx(r.kv_capacity_bytes_per_device)
+    # the closed form beside it, with its difference
+    versus = _table(at, "closed form vs simulated")
+    row = versus[versus["figure"] == "mean TTFT"].iloc[0]
+    assert row["simulated"] == format_seconds(r.ttft_s.mean)
+    assert row["closed form"] == format_seconds(cf.ttft_s)
+    assert row["closed form vs simulated"] == f"{(cf.ttft_s - r.ttft_s.mean) / r.ttft_s.mean:+.1%}"
+    assert at.query_params["engine"] == "vllm" and at.query_params["concurrency"] == "64"
+
+
+def test_serving_page_changes_engine_and_its_knobs() -> None:
+    at = _open("_serving.py")
+    vllm = _metrics(at)["Output tokens/s"]
+    at.selectbox(key="serving.engine").set_value("sglang")
+    _rerun(at)
+    r = _simulate(engine="sglang")
+    assert r.engine.name == "sglang" and any("sglang" in m.value for m in at.markdown)
+    # the preset's values are named beside the knobs, in the sidebar
+    preset = genmodel.engine_preset("sglang", genmodel.load_device("h100-sxm"))
+    (note,) = [c.value for c in at.sidebar.caption if c.value.startswith("Preset")]
+    assert f"{preset.max_batched_tokens:,} tokens per step" in note and "sglang" in note
+    assert not [c for c in at.main.caption if c.value.startswith("Preset")]
+    assert _metrics(at)["Output tokens/s"] == f"{r.output_tokens_per_s:,.1f}" != vllm
+    assert at.query_params["engine"] == "sglang"
+    # the knobs override the preset: a cap of 16 running sequences and reserved KV
+    at.number_input(key="serving.max_num_seqs").set_value(16)
+    at.selectbox(key="serving.admission").set_value("reserve")
+    _rerun(at)
+    capped = _simulate(engine="sglang", max_num_seqs=16, admission="reserve")
+    assert capped.timeline is not None and capped.timeline.running.max() == 16
+    assert max(_trace(_figure(at, "Running batch and queue"), "running batch")["y"]) == 16
+    assert _metrics(at)["Mean running batch"] == f"{capped.mean_running_batch:,.1f}"
+    assert _table(at, "latency")["mean"][0] == format_seconds(capped.ttft_s.mean)
+    assert at.query_params["max_num_seqs"] == "16" and at.query_params["admission"] == "reserve"
+    # 0 is the preset again
+    at.number_input(key="serving.max_num_seqs").set_value(0)
+    at.selectbox(key="serving.admission").set_value("preset")
+    _rerun(at)
+    assert _metrics(at)["Output tokens/s"] == f"{r.output_tokens_per_s:,.1f}"
+
+
+def test_serving_page_poisson_arrivals_and_bad_input() -> None:
+    at = _open("_serving.py", arrivals="Poisson arrivals", request_rate="4", requests="100", seed="7")
+    r = _simulate(concurrency=None, requests_per_client=None, request_rate=4.0, requests=100, seed=7)
+    shown = _metrics(at)
+    assert shown["Requests measured"] == "100"
+    assert shown["Requests/s"] == f"{r.request_rate_per_s:,.3g}"
+    assert _trace(_figure(at, "TTFT per request (CDF)"), "simulated mean")["x"][0] == pytest.approx(
+        r.ttft_s.mean
+    )
+    # no closed form for an open loop: a note, not an error, and no closed-form line
+    assert any("closed-loop clients" in i.value for i in at.info)
+    assert [t["name"] for t in _figure(at, "TTFT per request (CDF)")["data"]] == [
+        "simulated requests",
+        "simulated mean",
+    ]
+    # a plan that cannot run is one error box
+    at.number_input(key="serving.tp").set_value(3)
+    _rerun(at)
+    assert len(at.error) == 1 and "tp=3" in at.error[0].value
+
+
+def test_serving_page_exports_the_records_and_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.delta_generator import DeltaGenerator
+
+    downloads: dict[str, Any] = {}
+    original = DeltaGenerator.download_button
+
+    def capture(self: DeltaGenerator, label: str, data: Any, *args: Any, **kwargs: Any) -> Any:
+        downloads[kwargs["file_name"]] = data
+        return original(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", capture)
+    at = _open("_serving.py")
+    assert {b.proto.label for b in at.get("download_button")} == {
+        "Per-request records (CSV)",
+        "Result (JSON)",
+    }
+    r, cf = _simulate(), _closed_form()
+    assert r.records is not None
+    records = list(csv.DictReader(io.StringIO(downloads["serving_records.csv"])))
+    expected = r.records.rows()
+    assert len(records) == len(expected) == SERVING_LOAD["concurrency"] * SERVING_LOAD["requests_per_client"]
+    assert [float(row["ttft_s"]) for row in records] == pytest.approx([row["ttft_s"] for row in expected])
+    assert [float(row["tpot_s"]) for row in records] == pytest.approx([row["tpot_s"] for row in expected])
+    result = json.loads(downloads["serving_result.json"])
+    simulated = result["simulated"]
+    assert simulated["ttft_s"] == pytest.approx(r.ttft_s.to_dict())
+    assert simulated["steps"] == r.steps and simulated["engine"]["name"] == "vllm"
+    assert simulated["timeline"]["running"] == r.timeline.running.tolist()  # type: ignore[union-attr]
+    assert result["closed_form"]["tpot_s"] == pytest.approx(cf.tpot_s)
+    assert result["closed_form"]["serving"]["serving_model"] == "closed-form"
 
 
 # ---- Compare platforms -------------------------------------------------------------------------

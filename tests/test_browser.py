@@ -2,8 +2,10 @@
 
 Starts ``genmodel dashboard --port N`` on localhost, drives Debian's chromium through chromedriver with
 Selenium, visits every page, changes one input on the estimate page and checks that the shown metrics
-change without an error. A screenshot of each page goes to pytest's ``tmp_path`` and, when the environment
-variable ``GENMODEL_SCREENSHOT_DIR`` is set, into that folder as well.
+change without an error, and checks that the Serving page draws its four charts and follows an engine
+set in its URL. At the end the server is stopped by SIGTERM to the ``genmodel`` process alone, and its
+Streamlit child must go with it. A screenshot of each page goes to pytest's ``tmp_path`` and, when the
+environment variable ``GENMODEL_SCREENSHOT_DIR`` is set, into that folder as well.
 
 The browser is never downloaded: ``make test`` installs the Debian packages ``chromium`` and
 ``chromium-driver``, and the driver path is given explicitly so that Selenium Manager is never asked for one.
@@ -33,7 +35,7 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-PAGES = ("estimate", "plan", "compare", "long_context", "moe", "validation")
+PAGES = ("estimate", "plan", "serving", "compare", "long_context", "moe", "validation")
 
 SERVER_START_TIMEOUT_S = 60.0
 PAGE_TIMEOUT_S = 45.0
@@ -52,6 +54,14 @@ METRIC_VALUE = '[data-testid="stMetricValue"]'
 # the CSS class st-key-<key>, with characters other than [a-zA-Z0-9_-] replaced by "-").
 BATCH_INPUT = '.st-key-estimate-batch [data-testid="stNumberInput"]'
 STEP_UP = '[data-testid="stNumberInputStepUp"]'
+# a drawn plotly chart's title (an SVG text element)
+PLOT_TITLE = ".js-plotly-plot .gtitle"
+SERVING_CHARTS = (
+    "TTFT per request (CDF)",
+    "TPOT per request (CDF)",
+    "Running batch and queue over time",
+    "KV cache in use over time",
+)
 
 
 def _require_browser() -> None:
@@ -94,18 +104,33 @@ def _log_tail(log_path: Path, num_chars: int = 3000) -> str:
     return log_path.read_text(errors="replace")[-num_chars:] if log_path.exists() else "(no log)"
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate the server's process group (the CLI may start streamlit as a child), then kill it."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the process group ``pgid`` is still running."""
     try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop(process: subprocess.Popen[bytes]) -> str | None:
+    """SIGTERM to ``genmodel dashboard`` alone (as ``kill PID``), which must stop its streamlit child
+    too; then kill whatever of its process group is left. Returns what went wrong, or None."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=30)
+    deadline = time.monotonic() + 30  # a bound on the wait, not a speed check
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    problem = None
+    if process.poll() is None or _group_alive(process.pid):
+        problem = "SIGTERM to genmodel dashboard left it or its streamlit child running"
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    if process.poll() is None:
         process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+    return problem
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +172,8 @@ def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert _http_ok(url), f"{url} does not answer HTTP 200:\n{_log_tail(log_path)}"
         yield url
     finally:
-        _stop(process)
+        problem = _stop(process)
+    assert problem is None, f"{problem}:\n{_log_tail(log_path)}"
 
 
 @pytest.fixture(scope="module")
@@ -288,3 +314,39 @@ def test_changing_an_input_updates_the_metrics(browser: Any, dashboard_url: str,
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(browser.current_url).query)
     assert query.get("batch") == [str(value + 1)], f"batch not mirrored in the URL {browser.current_url}"
     _screenshot(browser, tmp_path, "estimate_changed")
+
+
+def _plot_titles(driver: Any) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [element.text for element in driver.find_elements(By.CSS_SELECTOR, PLOT_TITLE)]
+
+
+def test_serving_page_draws_its_charts_and_follows_the_engine(
+    browser: Any, dashboard_url: str, tmp_path: Path
+) -> None:
+    """The Serving page draws the CDFs and the timelines; an engine in the URL is the one simulated."""
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{dashboard_url}/serving")
+    _wait(
+        browser,
+        lambda driver: all(any(t in s for s in _plot_titles(driver)) for t in SERVING_CHARTS),
+        f"the charts {SERVING_CHARTS}",
+    )
+    _assert_no_problem(browser)
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "vllm" in body and "Closed form beside the simulation" in body
+    # every chart drew lines (plotly's scatter traces), not an empty frame
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .scatterlayer .trace")) >= 8
+    _screenshot(browser, tmp_path, "serving")
+
+    _open(browser, f"{dashboard_url}/serving?engine=sglang&concurrency=32")
+    _wait(
+        browser,
+        lambda driver: "sglang 0.5" in driver.find_element(By.TAG_NAME, "body").text,
+        "the page to simulate SGLang",
+    )
+    _assert_no_problem(browser)
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(browser.current_url).query)
+    assert query.get("engine") == ["sglang"] and query.get("concurrency") == ["32"]

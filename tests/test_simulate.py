@@ -544,3 +544,49 @@ def test_cli_estimate_takes_engine_and_serving() -> None:
     assert c["serving"]["serving_model"] == "closed-form"
     assert "engine='foo'" in cli_bad([*base, "--engine", "foo"])
     assert "serving='x'" in cli_bad([*base, "--serving", "x"])
+
+
+# ---- the timeline and the records' rows (opt-in outputs, as the dashboard's Serving page shows them)
+
+
+def test_the_timeline_is_the_run_step_by_step() -> None:
+    n, cap = 24, 8
+    kwargs: dict[str, object] = {"concurrency": n, "requests_per_client": 3, "max_num_seqs": cap, "seed": 2}
+    plain, r = _sim(**kwargs), _sim(**kwargs, timeline=True)
+    tl = r.timeline
+    assert plain.timeline is None and "timeline" not in plain.to_dict() and tl is not None
+    # keeping it changes nothing else
+    same = {k: v for k, v in r.to_dict().items() if k not in ("elapsed_s", "timeline")}
+    assert same == {k: v for k, v in plain.to_dict().items() if k != "elapsed_s"}
+    assert tl.t_s[0] == 0 and (np.diff(tl.t_s) > 0).all() and tl.t_s[-1] == r.simulated_s
+    # every client sends at once: the cap runs, the rest waits; the run ends empty
+    assert (tl.running[0], tl.queued[0]) == (cap, n - cap)
+    assert tl.running.max() == cap and (tl.running[-1], tl.queued[-1]) == (0, 0)
+    # a step function whose time average is the mean running batch, and whose KV top is the peak
+    area = float((tl.running[:-1] * np.diff(tl.t_s)).sum())
+    assert area / r.simulated_s == pytest.approx(r.mean_running_batch, rel=1e-9)
+    assert tl.kv_used_bytes_per_device.max() == pytest.approx(r.kv_peak_bytes_per_device, rel=1e-12)
+    assert r.to_dict()["timeline"]["queued"] == tl.queued.tolist()
+
+
+def test_the_timeline_sums_independent_replicas() -> None:
+    n = 24
+    one = _sim(concurrency=n // 2, requests_per_client=2, timeline=True).timeline
+    two = _sim(concurrency=n, requests_per_client=2, dp=2, timeline=True).timeline
+    assert one is not None and two is not None
+    # two identical replicas, each with half the clients: the same times, twice the load
+    assert two.t_s.tolist() == one.t_s.tolist()
+    assert two.running.tolist() == (2 * one.running).tolist()
+    assert two.queued.tolist() == (2 * one.queued).tolist()
+    assert two.kv_used_bytes_per_device.tolist() == one.kv_used_bytes_per_device.tolist()
+
+
+def test_record_rows_carry_each_requests_tpot() -> None:
+    r = _sim(concurrency=4, requests_per_client=3, output_spread=0.5, records=True, seed=5)
+    assert r.records is not None
+    rows = r.records.rows()
+    for row in rows:
+        assert row["tpot_s"] * (row["output_tokens"] - 1) == pytest.approx(row["decode_s"])
+    assert float(np.mean([row["tpot_s"] for row in rows])) == pytest.approx(r.tpot_s.mean)
+    one = _sim(concurrency=1, output_tokens=1, records=True)
+    assert one.records is not None and one.records.rows()[0]["tpot_s"] is None
