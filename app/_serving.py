@@ -39,7 +39,13 @@ def _arrival_inputs(p: _ui.Params) -> dict[str, Any]:
             "concurrency": p.integer(
                 "Clients (closed loop, started together)", "concurrency", 64, max_value=100_000
             ),
-            "requests_per_client": p.integer("Requests per client", "requests_per_client", 4, max_value=1000),
+            "requests_per_client": p.integer(
+                f"Requests per client (the first {genmodel.WARMUP_REQUESTS} a warm-up, left out)",
+                "requests_per_client",
+                genmodel.REQUESTS_PER_CLIENT,
+                min_value=genmodel.WARMUP_REQUESTS + 1,
+                max_value=1000,
+            ),
             "request_rate": None,
             "requests": None,
         }

@@ -65,7 +65,7 @@ SERVING = {
     "dp": 1,
     "weight_dtype": "bf16",
 }
-SERVING_LOAD = {"concurrency": 64, "requests_per_client": 4}
+SERVING_LOAD = {"concurrency": 64, "requests_per_client": genmodel.REQUESTS_PER_CLIENT}
 LONG_CONTEXT = {
     "tp": 8,
     "input_tokens": 127_000,
@@ -341,11 +341,11 @@ def test_estimate_page_serving_model_and_engine_selectors() -> None:
     simulated = _estimate(batch=None, concurrency=32)
     assert simulated.serving is not None and simulated.serving.serving_model == "simulated"
     assert any("Serving model: **simulated** (vllm)" in c.value for c in at.caption)
-    at.selectbox(key="estimate.engine").set_value("trtllm")
+    at.selectbox(key="estimate.engine").set_value("sglang")
     _rerun(at)
-    trt = _estimate(batch=None, concurrency=32, engine="trtllm")
+    trt = _estimate(batch=None, concurrency=32, engine="sglang")
     assert _metrics(at)["TTFT"] == format_seconds(trt.ttft_s) != format_seconds(simulated.ttft_s)
-    assert at.query_params["engine"] == "trtllm"
+    assert at.query_params["engine"] == "sglang"
     at.radio(key="estimate.serving").set_value("closed-form")
     _rerun(at)
     closed = _estimate(batch=None, concurrency=32, serving="closed-form")
@@ -516,7 +516,7 @@ def test_serving_page_shows_the_simulation_beside_the_closed_form() -> None:
     ]
     assert percentiles["p99"][1] == format_seconds(r.tpot_s.p99)
     # the CDFs: one step per request, up to 1, with both serving models' means
-    rows = r.records.rows()
+    rows = [row for row in r.records.rows() if not row["warmup"]]
     ttft = _figure(at, "TTFT per request (CDF)")
     steps = _trace(ttft, "simulated requests")
     assert steps["x"] == pytest.approx(sorted(row["ttft_s"] for row in rows))
