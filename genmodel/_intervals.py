@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from genmodel._errors import SpecError
 from genmodel._interval_table import TABLE
@@ -306,4 +307,53 @@ def estimate_intervals(
             table=table,
         )
         for m in HEADLINE
+    }
+
+
+def parse_risk(risk: str) -> float:
+    """The coverage a ``--risk`` level names: ``p80`` -> 0.8 (the ends of the 80 % interval).
+
+    Raises:
+        SpecError: not ``p`` and a whole percentage from 50 to 95.
+    """
+    digits = risk[1:] if risk[:1].lower() == "p" else ""
+    if not (digits.isascii() and digits.isdigit() and 50 <= int(digits) <= 95):
+        raise SpecError(f"risk={risk!r} must be p50 to p95 (p80: the ends of the 80 % interval)")
+    return int(digits) / 100
+
+
+def pessimistic_factors(
+    hardware_id: str,
+    risk: str,
+    *,
+    serving_model: str = "closed-form",
+    engine: str | None = None,
+    table: IntervalTable = BUNDLED,
+) -> dict[str, Any]:
+    """What the pessimistic end of each headline interval is, as a multiple of the prediction.
+
+    The upper end for TTFT and TPOT, the lower end for throughput, of the interval at the coverage
+    ``risk`` names (:func:`parse_risk`), for a prediction on ``hardware_id`` by ``serving_model``.
+    On one platform these are constants, so checking a target on the pessimistic end is checking
+    the prediction against the target divided by the factor.
+
+    Returns:
+        ``{"risk", "coverage", "evidence", "ttft_s", "tpot_s", "output_tokens_per_s"}`` (factors).
+
+    Raises:
+        SpecError: a malformed risk level.
+    """
+    coverage = parse_risk(risk)
+    level = evidence(hardware_id, serving_model, engine, table=table)
+    ivs = {
+        m: interval(1.0, m, serving_model=serving_model, evidence_level=level, coverage=coverage, table=table)
+        for m in HEADLINE
+    }
+    return {
+        "risk": risk,
+        "coverage": coverage,
+        "evidence": level,
+        "ttft_s": ivs["ttft_s"].hi,
+        "tpot_s": ivs["tpot_s"].hi,
+        "output_tokens_per_s": ivs["output_tokens_per_s"].lo,
     }
