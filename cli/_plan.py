@@ -282,7 +282,8 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
         k = d["risk"]
         head.add_row(
             "risk",
-            f"{k['risk']} ({k['evidence']}): targets checked on TTFT x {k['ttft_s']:.2f}, TPOT x {k['tpot_s']:.2f}",
+            f"{k['risk']} ({k['evidence']}): targets checked on TTFT x {k['ttft_s']:.2f}, "
+            f"TPOT x {k['tpot_s']:.2f}",
         )
     best = d["best"]
     if best is not None and best["prefill_chunk"] is not None:
