@@ -167,6 +167,11 @@ def order_k(n: int, coverage: float) -> int:
     return math.floor((n + 1) * (1 - coverage) / 2 + 1e-9)
 
 
+def fewest_cases(coverage: float) -> int:
+    """The fewest log-ratios with a conformal interval at ``coverage`` (k >= 1): 9 for 0.8."""
+    return math.ceil(2 / (1 - coverage) - 1 - 1e-9)
+
+
 def log_bounds(residuals: Sequence[float], coverage: float, widening: float = 1.0) -> tuple[float, float]:
     """The interval of log-ratios at ``coverage``: conformal order statistics, widened about the median.
 
@@ -185,7 +190,7 @@ def log_bounds(residuals: Sequence[float], coverage: float, widening: float = 1.
     k = order_k(n, coverage)
     if k < 1:
         raise SpecError(
-            f"coverage={coverage} needs at least {math.ceil(2 / (1 - coverage)) - 1} cases, not {n}"
+            f"coverage={coverage} needs at least {fewest_cases(coverage)} cases, not {n}"
         )
     mid = 0.5 * (residuals[(n - 1) // 2] + residuals[n // 2])
     return mid + widening * (residuals[k - 1] - mid), mid + widening * (residuals[n - k] - mid)
@@ -221,7 +226,7 @@ def evidence(
 
 def residual_group(table: IntervalTable, serving_model: str, headline: str, coverage: float) -> str:
     """The first group with enough log-ratios for ``coverage``: metric, then mode, then all."""
-    need = max(table.min_cases, math.ceil(2 / (1 - coverage)) - 1)
+    need = max(table.min_cases, fewest_cases(coverage))
     for key in (f"{serving_model}/{headline}", f"{serving_model}/all", "all"):
         if len(table.residuals.get(key, ())) >= need:
             return key
