@@ -291,7 +291,7 @@ def fit_table(
     min_cases: int = 10,
 ) -> dict[str, Any]:
     """The data form of an :class:`~genmodel._intervals.IntervalTable` (what
-    :mod:`genmodel._interval_table` holds): log-ratios per group rounded to 1e-4, the widening
+    :mod:`genmodel._interval_table` holds): log-ratios per group to 1e-4, the widening
     factors, the measured devices and engines, and the held-out coverage.
 
     Args:
@@ -314,5 +314,8 @@ def fit_table(
         "measured": {"static": static, "serving": serving},
         "widening": widening,
         "held_out": coverage_report(res, widening, coverage=coverage, min_cases=min_cases),
-        "residuals": {k: [round(x, 4) for x in v] for k, v in groups(res).items()},
+        # the per-metric groups only, each as a string of numbers (the wider groups are their unions)
+        "residuals": {
+            k: " ".join(f"{x:.4f}" for x in v) for k, v in groups(res).items() if not k.endswith("all")
+        },
     }

@@ -113,20 +113,27 @@ class IntervalTable:
     held_out: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, object]) -> IntervalTable:
-        """The table from its data form (:data:`genmodel._interval_table.TABLE`)."""
-        res = d["residuals"]
-        assert isinstance(res, Mapping)
-        meas = d["measured"]
-        assert isinstance(meas, Mapping)
+    def from_dict(cls, d: Mapping[str, Any]) -> IntervalTable:
+        """The table from its data form (:data:`genmodel._interval_table.TABLE`): the log-ratios of
+        each ``<serving model>/<metric>`` group as a string of numbers; the wider groups
+        (``<serving model>/all``, ``all``) are their unions."""
+        by_metric = {
+            k: [float(x) for x in (v.split() if isinstance(v, str) else v)]
+            for k, v in d["residuals"].items()
+            if not k.endswith("all")
+        }
+        pooled: dict[str, list[float]] = {"all": []}
+        for key, values in by_metric.items():
+            pooled.setdefault(key.split("/")[0] + "/all", []).extend(values)
+            pooled["all"].extend(values)
         return cls(
-            residuals={k: tuple(sorted(float(x) for x in v)) for k, v in res.items()},
-            widening=dict(d["widening"]),  # type: ignore[call-overload]
-            measured={k: tuple(v) for k, v in meas.items()},
-            min_cases=int(d["min_cases"]),  # type: ignore[call-overload]
-            cases=int(d.get("cases", 0)),  # type: ignore[call-overload]
+            residuals={k: tuple(sorted(v)) for k, v in {**by_metric, **pooled}.items()},
+            widening={k: float(v) for k, v in d["widening"].items()},
+            measured={k: tuple(v) for k, v in d["measured"].items()},
+            min_cases=int(d["min_cases"]),
+            cases=int(d.get("cases", 0)),
             source=str(d.get("source", "")),
-            held_out=dict(d.get("held_out", {})),  # type: ignore[call-overload]
+            held_out=dict(d.get("held_out", {})),
         )
 
 
@@ -189,9 +196,7 @@ def log_bounds(residuals: Sequence[float], coverage: float, widening: float = 1.
     n = len(residuals)
     k = order_k(n, coverage)
     if k < 1:
-        raise SpecError(
-            f"coverage={coverage} needs at least {fewest_cases(coverage)} cases, not {n}"
-        )
+        raise SpecError(f"coverage={coverage} needs at least {fewest_cases(coverage)} cases, not {n}")
     mid = 0.5 * (residuals[(n - 1) // 2] + residuals[n // 2])
     return mid + widening * (residuals[k - 1] - mid), mid + widening * (residuals[n - k] - mid)
 

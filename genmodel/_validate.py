@@ -26,6 +26,7 @@ from typing import Any
 from genmodel._api import estimate
 from genmodel._engines import ENGINES
 from genmodel._errors import GenModelError, SpecError
+from genmodel._hardware import Device
 from genmodel._intervals import COVERAGE, evidence, interval, serving_model_of
 from genmodel._options import MAX_TOKENS, OPTION_SPECS
 from genmodel._phases import Estimate
@@ -290,6 +291,7 @@ def predict_case(
     serving: str = SERVING_MODELS[0],
     engine: str = ENGINES[0],
     step_tables: StepTables | None = None,
+    hardware: Device | None = None,
 ) -> float:
     """Predict the ``metric`` of one validation row with :func:`estimate` (and its option columns).
 
@@ -298,19 +300,25 @@ def predict_case(
         serving: the serving model of a concurrency case ("simulated" or "closed-form").
         engine: the simulated engine when the row's ``engine`` column is empty.
         step_tables: step-cost tables shared between cases.
+        hardware: a device to use instead of the row's ``hardware`` id (refitted efficiencies,
+            tools/fit_intervals.py); it implies the system its id does.
     """
-    return float(getattr(_estimate_case(row, serving, engine, step_tables), row["metric"]))
+    return float(getattr(_estimate_case(row, serving, engine, step_tables, hardware), row["metric"]))
 
 
 def _estimate_case(
-    row: dict[str, str], serving: str, engine: str, step_tables: StepTables | None
+    row: dict[str, str],
+    serving: str,
+    engine: str,
+    step_tables: StepTables | None,
+    hardware: Device | None = None,
 ) -> Estimate:
     _check_case(row)
     n: int | str = row["batch"] if row["batch"] == "max" else _int(row, "batch")
     kwargs: dict[str, Any] = {"batch": n} if row["mode"] == "static" else {"concurrency": n}
     return estimate(
         row["model"],
-        row["hardware"],
+        row["hardware"] if hardware is None else hardware,
         input_tokens=_int(row, "input_tokens"),
         output_tokens=_int(row, "output_tokens"),
         devices=_int(row, "devices"),

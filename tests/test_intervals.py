@@ -4,6 +4,7 @@ every estimate, validation case and plan carries them; ``--risk`` checks targets
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -48,10 +49,11 @@ def _tool() -> ModuleType:
 @pytest.fixture(scope="module")
 def fitted() -> tuple[list[Residual], dict[str, Any]]:
     """The log-ratios of the bundled cases and the table the tool fits on them (one validate run
-    of each serving model: about ten seconds)."""
+    of each serving model, and the static cases refitted leave-one-source-out on the efficiency
+    grid: about 20 s of CPU)."""
     tool = _tool()
     res, n = tool.collect(None)
-    return res, tool.fit_table(res, source="validation/validation_public.csv", cases=n)
+    return res, tool.fit_table(res, source=tool.source(), cases=n)
 
 
 def test_bundled_table_is_what_the_tool_fits(fitted: tuple[list[Residual], dict[str, Any]]) -> None:
@@ -85,6 +87,33 @@ def test_validate_reports_interval_coverage_of_every_case() -> None:
     assert cov["nominal"] == 0.8
     assert cov["inside"] == pytest.approx(sum(inside) / len(inside))
     assert 0.7 <= cov["inside"] <= 0.95
+
+
+def test_static_predictions_are_held_out_by_source() -> None:
+    # two sources; a grid of two memory fractions: each source is predicted with the fraction that
+    # fits the other source best, never with the one that fits itself
+    tool = _tool()
+    rows = [r for r in genmodel.read_cases(genmodel.public_cases_path()) if r["id"] in ("P01", "P03", "P14")]
+    assert {r["source_id"] for r in rows} == {rows[0]["source_id"], rows[2]["source_id"]}
+    grid = {"memory_frac": (0.5, 0.9)}
+    held_out = tool.static_predictions(rows, grid)
+    assert set(held_out) == {"P01", "P03", "P14"}
+    for r in rows:
+        others = [o for o in rows if o["source_id"] != r["source_id"]]
+
+        def error(frac: float, cases: list[dict[str, str]]) -> float:
+            return sum(
+                abs(tool.predict_case(c, hardware=_with_memory_frac(c, frac)) / float(c["measured"]) - 1)
+                for c in cases
+            )
+
+        best = min(grid["memory_frac"], key=lambda f: error(f, others))
+        assert held_out[r["id"]] == pytest.approx(tool.predict_case(r, hardware=_with_memory_frac(r, best)))
+
+
+def _with_memory_frac(row: dict[str, str], frac: float) -> genmodel.Device:
+    d = genmodel.load_device(row["hardware"])
+    return dataclasses.replace(d, efficiency=dataclasses.replace(d.efficiency, memory_frac=frac))
 
 
 def test_conformal_bounds() -> None:
