@@ -398,7 +398,9 @@ def validate(
         return
     t = Table(
         title=f"validation: {d['covered']} cases, MAPE {d['mape']:.1f}%, median "
-        f"{d['median_ape']:.1f}%, {d['within_25pct']:.0%} within 25% ({len(d['skipped'])} skipped)"
+        f"{d['median_ape']:.1f}%, {d['within_25pct']:.0%} within 25%, "
+        f"{d['interval_coverage']['inside']:.0%} inside their {d['interval_coverage']['nominal']:.0%} "
+        f"interval ({len(d['skipped'])} skipped)"
     )
     for col in ("id", "category", "metric", "measured", "predicted", "error %"):
         t.add_column(col, justify="left" if col in ("id", "category", "metric") else "right")
