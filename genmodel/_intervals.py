@@ -98,8 +98,8 @@ class IntervalTable:
 
     ``residuals``: group -> the sorted log-ratios ln(measured / predicted); a group is
     ``<serving model>/<headline metric>``, ``<serving model>/all`` or ``all``. ``widening``:
-    ``<serving model>/<evidence>`` -> factor >= 1 (``static``, ``serving`` for both serving
-    models). ``measured``: ``static`` -> device ids with static cases; ``serving`` -> ``device/engine``
+    ``<static|serving>/<evidence>`` -> factor >= 1 (``serving`` for both serving models).
+    ``measured``: ``static`` -> device ids with static cases; ``serving`` -> ``device/engine``
     pairs with serving cases. ``min_cases``: the fewest log-ratios a group needs.
     """
 
