@@ -14,6 +14,7 @@ import streamlit as st
 from genmodel.app import _cached, _ui
 
 import genmodel
+from genmodel.report import interval_figure
 
 #: What each System.scaled factor multiplies, for the slider labels.
 _FACTOR_LABELS = {
@@ -35,6 +36,15 @@ def _hardware_caption(figures: dict[str, Any], scale: dict[str, float]) -> str:
         f"**{system['id']}** ({device['name']}): dense TFLOP/s {peaks}; HBM {device['memory_gib']:g} GiB at "
         f"{device['bandwidth_tb_per_s']:g} TB/s; fabric per device: {fabric}."
         + (f" What-if: {changed}." if changed else "")
+    )
+
+
+def _iv(d: dict[str, Any], key: str) -> str:
+    """The interval of a latency, for a metric's help text."""
+    lo, hi = d[f"{key}_interval"]
+    return (
+        f"{d['interval_coverage']:.0%} interval ({d['interval_evidence']}): "
+        f"{_ui.format_seconds(lo)} to {_ui.format_seconds(hi)}."
     )
 
 
@@ -146,16 +156,22 @@ def render() -> None:
         (
             "TTFT",
             _ui.format_seconds(d["ttft_s"]),
-            "Time to first token (the prefill of the batch)."
-            if served is None
-            else "Mean time to first token a request sees (queue, its prefill, the steps it shares).",
+            (
+                "Time to first token (the prefill of the batch)."
+                if served is None
+                else "Mean time to first token a request sees (queue, its prefill, the steps it shares)."
+            )
+            + f" {_iv(d, 'ttft_s')}",
         ),
         (
             "TPOT",
             _ui.format_seconds(d["tpot_s"]),
-            "Mean decode step: time per output token."
-            if served is None
-            else "Mean time per output token after the first, as a request sees it.",
+            (
+                "Mean decode step: time per output token."
+                if served is None
+                else "Mean time per output token after the first, as a request sees it."
+            )
+            + f" {_iv(d, 'tpot_s')}",
         ),
         ("End-to-end latency", _ui.format_seconds(d["e2e_s"]), "TTFT + (output tokens - 1) x TPOT."),
         ("Batch", f"{d['batch']:,}", "Sequences in flight (resolved), whole deployment."),
@@ -183,6 +199,7 @@ def render() -> None:
     left, right = st.columns(2)
     left.plotly_chart(_memory_figure(mem["tiers"]), key="estimate.memory_chart")
     right.plotly_chart(_terms_figure(view["terms"]), key="estimate.terms_chart")
+    st.plotly_chart(interval_figure(d), key="estimate.interval_chart")
 
     st.subheader("Roofline")
     with p.into(st):

@@ -14,7 +14,7 @@ import streamlit as st
 from genmodel.app import _cached, _ui
 
 import genmodel
-from genmodel.report import pareto_figure
+from genmodel.report import interval_figure, pareto_figure
 
 _QUANTILES = {"mean": None, "p90": 0.9, "p99": 0.99}
 _CLOSED_FORM_ONLY = (
@@ -48,6 +48,9 @@ def _best_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
                 "concurrency": b["concurrency"],
                 "TTFT": _ui.format_seconds(b["ttft_s"]),
                 "TPOT": _ui.format_seconds(b["tpot_s"]),
+                f"TPOT {b['interval_coverage']:.0%} interval": " to ".join(
+                    _ui.format_seconds(x) for x in b["tpot_s_interval"]
+                ),
                 "output tokens/s per device": b["output_tokens_per_s_per_device"],
                 "USD per M output tokens": b["usd_per_million_output_tokens"],
             }
@@ -181,6 +184,8 @@ def render() -> None:
     left.plotly_chart(pareto_figure(d), key="plan.pareto_chart")
     if rows:
         right.plotly_chart(_goodput_figure(rows), key="plan.goodput_chart")
+    if best is not None:
+        st.plotly_chart(interval_figure(best), key="plan.interval_chart")
 
     st.subheader("Pareto frontier")
     st.dataframe(

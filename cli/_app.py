@@ -425,7 +425,9 @@ def validate(
         return
     title = (
         f"validation: {d['covered']} cases, MAPE {d['mape']:.1f}%, median "
-        f"{d['median_ape']:.1f}%, {d['within_25pct']:.0%} within 25% ({len(d['skipped'])} skipped)"
+        f"{d['median_ape']:.1f}%, {d['within_25pct']:.0%} within 25%, "
+        f"{d['interval_coverage']['inside']:.0%} inside their {d['interval_coverage']['nominal']:.0%} "
+        f"interval ({len(d['skipped'])} skipped)"
     )
     if summary:
         emit_tables([_validation_summary(d, title)], output)

@@ -78,6 +78,13 @@ ObjectiveOpt = Annotated[
         "goodput on one platform), or latency (lowest TPOT within the SLOs).",
     ),
 ]
+RiskOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Check the targets on a pessimistic bound: p80 = the upper end of the 80 % interval of "
+        "TTFT and TPOT (README: How much to trust a number).",
+    ),
+]
 DtypesOpt = Annotated[
     str, typer.Option("--weight-dtype", help="Weight precision; a comma list searches each (fp8,bf16).")
 ]
@@ -148,6 +155,7 @@ def register(app: typer.Typer) -> None:
         objective: ObjectiveOpt = "goodput",
         itl_max_slo: ItlMaxOpt = None,
         prefill_chunks: ChunksOpt = None,
+        risk: RiskOpt = None,
         format: FormatOpt = Format.table,
         output: OutputOpt = None,
         plot: PlotOpt = None,
@@ -180,6 +188,7 @@ def register(app: typer.Typer) -> None:
                 objective=objective,
                 itl_max_slo_s=parse_seconds("itl_max_slo", itl_max_slo),
                 prefill_chunks=None if prefill_chunks is None else _chunks(prefill_chunks),
+                risk=risk,
             )
         d = report.to_dict()
         if plot is not None:
@@ -269,6 +278,13 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
     for reason, n in list(d["violations"].items())[:4]:
         head.add_row("ruled out", f"{n:,} x {reason}")
     tables = [head]
+    if d.get("risk"):
+        k = d["risk"]
+        head.add_row(
+            "risk",
+            f"{k['risk']} ({k['evidence']}): targets checked on TTFT x {k['ttft_s']:.2f}, "
+            f"TPOT x {k['tpot_s']:.2f}",
+        )
     best = d["best"]
     if best is not None and best["prefill_chunk"] is not None:
         gap = best["decode"]["time_s"] + best["decode_stall_s"]
@@ -301,8 +317,8 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
     else:
         t.add_row(
             *(str(best[k]) for k in ("tp", "pp", "ep", "dp", "weight_dtype", "concurrency")),
-            format_seconds(best["ttft_s"]),
-            format_seconds(best["tpot_s"]),
+            _with_interval(best, "ttft_s"),
+            _with_interval(best, "tpot_s"),
             _fmt(best["output_tokens_per_s_per_device"], ".1f"),
             _fmt(best["usd_per_million_output_tokens"], ".3f"),
             _fmt(best["joules_per_output_token"], ".3f"),
@@ -345,6 +361,12 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
         )
     tables.append(f)
     return tables
+
+
+def _with_interval(best: dict[str, Any], key: str) -> str:
+    """``12.3 ms (9.8 ms–16.1 ms)``: a latency with its interval (``interval_coverage`` of measurements)."""
+    lo, hi = best[f"{key}_interval"]
+    return f"{format_seconds(best[key])} ({format_seconds(lo)}–{format_seconds(hi)})"
 
 
 def _compare_table(rows: list[dict[str, Any]]) -> Table:

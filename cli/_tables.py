@@ -43,6 +43,14 @@ def estimate_table(est: genmodel.Estimate) -> Table:
     t.add_column("metric")
     t.add_column("value", justify="right")
     rows = _serving_rows(d, serving) if serving else _static_rows(est)
+    rows = [_with_interval(d, name, value) for name, value in rows]
+    rows.append(
+        (
+            "interval (in brackets)",
+            f"{d['interval_coverage']:.0%} of measurements, {d['interval_evidence']} "
+            f"({_EVIDENCE_NOTE[d['interval_evidence']]})",
+        )
+    )
     rows += _phase_rows(d)
     rows += _memory_rows(d)
     if est.usd_per_million_output_tokens is not None:
@@ -52,6 +60,34 @@ def estimate_table(est: genmodel.Estimate) -> Table:
     for name, value in rows:
         t.add_row(name, value)
     return t
+
+
+#: what each evidence level means (the interval row of the estimate table)
+_EVIDENCE_NOTE = {
+    "calibrated": "this device has bundled measurements",
+    "transferred": "only its family's devices have",
+    "datasheet": "nothing of its family measured",
+}
+
+#: the table rows that show a headline metric, and its JSON key
+_HEADLINE_ROWS = {
+    "TTFT (prefill of the batch)": "ttft_s",
+    "TPOT (mean decode step)": "tpot_s",
+    "output tokens/s (deployment)": "output_tokens_per_s",
+    "mean TTFT a request sees (queue wait + prefill)": "ttft_s",
+    "mean inter-token latency (TPOT)": "tpot_s",
+}
+
+
+def _with_interval(d: Mapping[str, Any], name: str, value: str) -> tuple[str, str]:
+    """``12.3 ms (9.8–16.1)``: a headline row with its interval in brackets."""
+    key = _HEADLINE_ROWS.get(name)
+    if key is None:
+        return name, value
+    lo, hi = d[f"{key}_interval"]
+    if key in ("ttft_s", "tpot_s"):
+        return name, f"{value} ({format_seconds(lo)}–{format_seconds(hi)})"
+    return name, f"{value} ({lo:,.1f}–{hi:,.1f})"
 
 
 def _static_rows(est: genmodel.Estimate) -> list[tuple[str, str]]:

@@ -52,6 +52,11 @@ from genmodel._hardware import (
     MemoryTier,
     System,
 )
+from genmodel._intervals import COVERAGE as INTERVAL_COVERAGE
+from genmodel._intervals import EVIDENCE as EVIDENCE_LEVELS
+from genmodel._intervals import HEADLINE as HEADLINE_METRICS
+from genmodel._intervals import Interval, estimate_intervals
+from genmodel._intervals import evidence as interval_evidence
 from genmodel._memory import (
     MemoryExtras,
     MemoryUse,
@@ -161,6 +166,9 @@ __all__ = [
     "DEFAULT_PREFILL_CHUNKS",
     "DTYPE_BYTES",
     "ENGINES",
+    "EVIDENCE_LEVELS",
+    "HEADLINE_METRICS",
+    "INTERVAL_COVERAGE",
     "KV_BLOCK_TOKENS",
     "METRICS",
     "NO_OFFLOAD",
@@ -184,6 +192,7 @@ __all__ = [
     "GroupedQueryAttention",
     "HostAttachment",
     "InfeasibleError",
+    "Interval",
     "Link",
     "MemoryExtras",
     "MemoryTier",
@@ -235,11 +244,13 @@ __all__ = [
     "engine_preset",
     "ep_dispatch_bytes",
     "estimate",
+    "estimate_intervals",
     "estimate_static",
     "expected_experts_touched",
     "expert_bytes_per_device",
     "forward_ops",
     "hf_config_to_yaml",
+    "interval_evidence",
     "kv_bytes_per_sequence",
     "kv_bytes_per_token",
     "kv_transfer_time",

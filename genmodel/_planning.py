@@ -15,6 +15,7 @@ from typing import Any
 from genmodel._api import default_precision, run_options
 from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import Device, System
+from genmodel._intervals import pessimistic_factors
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._phases import Estimate, as_system
@@ -49,6 +50,8 @@ class PlanReport:
     request_rate_per_s: float | None = None
     #: what ``best`` optimises (:data:`genmodel._search.OBJECTIVES`)
     objective: str = "goodput"
+    #: the pessimistic bound the targets were checked on (:func:`genmodel._intervals.pessimistic_factors`)
+    risk: dict[str, Any] | None = None
 
     @property
     def instances(self) -> int | None:
@@ -129,6 +132,7 @@ class PlanReport:
             "pareto": list(self.pareto),
             "violations": dict(sorted(r.violations.items(), key=lambda kv: -kv[1])),
             "disaggregated": disagg,
+            "risk": self.risk,
         }
 
 
@@ -177,6 +181,7 @@ def plan(
     prefill_chunks: Sequence[int | None] | None = None,
     pareto_points: int = 50,
     options: RunOptions | None = None,
+    risk: str | None = None,
     **option_values: Any,
 ) -> PlanReport:
     """Find the serving plan of ``devices`` devices with the highest goodput within the SLOs, or
@@ -208,6 +213,10 @@ def plan(
         pareto_points: at most this many points of the frontier, spread along it.
         options: how the stack runs every plan (:class:`RunOptions`), for the search and for the
             re-estimate of ``best`` alike; the searched chunk size replaces its ``prefill_chunk``.
+        risk: check the targets on a pessimistic bound: ``p80`` takes the upper end of the 80 %
+            interval of TTFT and TPOT (:mod:`genmodel._intervals`); on one platform that is the
+            prediction against each target divided by a constant factor (``risk`` in the JSON),
+            and ranking by the lower end of throughput is ranking by throughput.
         option_values: run options by keyword, replacing those of ``options``
             (:func:`genmodel.run_options`; ``disaggregated`` is plan's own argument).
 
@@ -218,6 +227,8 @@ def plan(
     m = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
     slo = Slo(ttft_s=ttft_slo_s, tpot_s=tpot_slo_s, ttft_quantile=ttft_quantile, itl_max_s=itl_max_slo_s)
+    factors = None if risk is None else pessimistic_factors(hw.device.id, risk)
+    checked = slo if factors is None else _pessimistic_slo(slo, factors)
     run = run_options(hw, options=options, **option_values)
     if run.disaggregated:
         raise SpecError(
@@ -233,14 +244,14 @@ def plan(
         devices=devices,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        slo=slo,
+        slo=checked,
         precisions=_precisions(weight_dtype, act_dtype, kv_dtype),
         disaggregated=disaggregated,
         request_rate_per_s=request_rate_per_s,
         prefill_chunks=prefill_chunks,
         options=run,
     )
-    best = _best(result, m, hw, run, slo, input_tokens, output_tokens, objective, request_rate_per_s)
+    best = _best(result, m, hw, run, checked, input_tokens, output_tokens, objective, request_rate_per_s)
     return PlanReport(
         model_id=m.id,
         system_id=hw.id,
@@ -252,6 +263,22 @@ def plan(
         pareto=_pareto(result, pareto_points),
         request_rate_per_s=request_rate_per_s,
         objective=objective,
+        risk=factors,
+    )
+
+
+def _pessimistic_slo(slo: Slo, factors: dict[str, Any]) -> Slo:
+    """The targets a prediction must meet for its pessimistic end to meet ``slo``: each divided by
+    the factor of its metric (the longest gap is decode steps: TPOT's)."""
+
+    def tighter(target: float | None, metric: str) -> float | None:
+        return None if target is None else target / float(factors[metric])
+
+    return replace(
+        slo,
+        ttft_s=tighter(slo.ttft_s, "ttft_s"),
+        tpot_s=tighter(slo.tpot_s, "tpot_s"),
+        itl_max_s=tighter(slo.itl_max_s, "tpot_s"),
     )
 
 

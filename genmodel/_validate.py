@@ -29,6 +29,8 @@ from typing import Any
 from genmodel._api import estimate
 from genmodel._engines import ENGINES
 from genmodel._errors import GenModelError, SpecError
+from genmodel._hardware import Device
+from genmodel._intervals import COVERAGE, evidence, interval, serving_model_of
 from genmodel._options import MAX_TOKENS, OPTION_SPECS
 from genmodel._phases import Estimate
 from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
@@ -86,6 +88,15 @@ class CaseResult:
     #: the simulated engine (None for the closed form and for static cases)
     serving_model: str | None = None
     engine: str | None = None
+    #: the interval of the prediction ([lo, hi] at the report's coverage) and the evidence behind it
+    predicted_interval: tuple[float, float] | None = None
+    evidence: str | None = None
+
+    @property
+    def inside(self) -> bool | None:
+        """Whether the measured value lies in the predicted interval (None without one)."""
+        iv = self.predicted_interval
+        return None if iv is None else iv[0] <= self.measured <= iv[1]
 
     @property
     def ape(self) -> float:
@@ -99,6 +110,21 @@ class ValidationReport:
 
     cases: tuple[CaseResult, ...]
     skipped: tuple[tuple[str, str], ...] = field(default=())
+    #: the coverage each case's ``predicted_interval`` is built for
+    coverage: float = COVERAGE
+
+    @property
+    def interval_coverage(self) -> float:
+        """Fraction of covered cases whose measured value lies in their predicted interval."""
+        inside = [c.inside for c in self.cases if c.inside is not None]
+        return sum(inside) / len(inside) if inside else float("nan")
+
+    def _coverage_by(self, key: Callable[[CaseResult], str]) -> dict[str, dict[str, float]]:
+        groups: dict[str, list[bool]] = defaultdict(list)
+        for c in self.cases:
+            if c.inside is not None:
+                groups[key(c)].append(c.inside)
+        return {k: {"n": len(v), "inside": sum(v) / len(v)} for k, v in sorted(groups.items())}
 
     @property
     def mape(self) -> float:
@@ -134,6 +160,10 @@ class ValidationReport:
                     "ape": c.ape,
                     "serving_model": c.serving_model,
                     "engine": c.engine,
+                    "predicted_interval": None
+                    if c.predicted_interval is None
+                    else list(c.predicted_interval),
+                    "evidence": c.evidence,
                 }
                 for c in self.cases
             ],
@@ -143,6 +173,14 @@ class ValidationReport:
             "within_25pct": self.within_25pct,
             "by_category": self._grouped(lambda c: c.category),
             "by_metric": self._grouped(lambda c: c.metric),
+            # in-sample on the cases the interval table was fitted on (the bundled ones); the
+            # held-out coverage of those is in the table (tools/fit_intervals.py)
+            "interval_coverage": {
+                "nominal": self.coverage,
+                "inside": self.interval_coverage,
+                "by_category": self._coverage_by(lambda c: c.category),
+                "by_metric": self._coverage_by(lambda c: c.metric),
+            },
             "skipped": [{"id": i, "reason": r} for i, r in self.skipped],
         }
 
@@ -323,6 +361,7 @@ def predict_case(
     serving: str = SERVING_MODELS[0],
     engine: str = ENGINES[0],
     step_tables: StepTables | None = None,
+    hardware: Device | None = None,
 ) -> float:
     """Predict the ``metric`` of one validation row with :func:`estimate` (and its option columns).
 
@@ -331,6 +370,8 @@ def predict_case(
         serving: the serving model of a concurrency case ("simulated" or "closed-form").
         engine: the simulated engine when the row's ``engine`` column is empty.
         step_tables: step-cost tables shared between cases.
+        hardware: a device to use instead of the row's ``hardware`` id (refitted efficiencies,
+            tools/fit_intervals.py); it implies the system its id does.
     """
     if is_disaggregated_serving(row, f"case {row['id']}"):
         _check_case(row)
@@ -340,18 +381,22 @@ def predict_case(
         if isinstance(got, str):
             raise SpecError(f"case {row['id']}: {got}")
         return got
-    return float(getattr(_estimate_case(row, serving, engine, step_tables), row["metric"]))
+    return float(getattr(_estimate_case(row, serving, engine, step_tables, hardware), row["metric"]))
 
 
 def _estimate_case(
-    row: dict[str, str], serving: str, engine: str, step_tables: StepTables | None
+    row: dict[str, str],
+    serving: str,
+    engine: str,
+    step_tables: StepTables | None,
+    hardware: Device | None = None,
 ) -> Estimate:
     _check_case(row)
     n: int | str = row["batch"] if row["batch"] == "max" else _int(row, "batch")
     kwargs: dict[str, Any] = {"batch": n} if row["mode"] == "static" else {"concurrency": n, **_harness(row)}
     return estimate(
         row["model"],
-        row["hardware"],
+        row["hardware"] if hardware is None else hardware,
         input_tokens=_int(row, "input_tokens"),
         output_tokens=_int(row, "output_tokens"),
         devices=_int(row, "devices"),
@@ -385,6 +430,7 @@ def validate(
     engine: str = ENGINES[0],
     on_case: Callable[[str], None] | None = None,
     skip_invalid: bool = False,
+    coverage: float = COVERAGE,
 ) -> ValidationReport:
     """Predict every case of a validation CSV and report the errors.
 
@@ -399,6 +445,8 @@ def validate(
             sglang or trtllm.
         on_case: called with each case id after it is done (for progress bars).
         skip_invalid: skip a malformed row (with the reason) instead of refusing the file.
+        coverage: the fraction of measurements each case's ``predicted_interval`` should hold
+            (:mod:`genmodel._intervals`; default 0.8).
 
     Returns:
         A :class:`ValidationReport`; cases genmodel cannot model yet are skipped with the reason.
@@ -449,10 +497,10 @@ def validate(
         if isinstance(est, str):
             skipped.append((row["id"], est))
         else:
-            results.append(_result(row, est))
+            results.append(_result(row, est, coverage))
         if on_case is not None:
             on_case(row["id"])
-    return ValidationReport(cases=tuple(results), skipped=tuple(skipped))
+    return ValidationReport(cases=tuple(results), skipped=tuple(skipped), coverage=coverage)
 
 
 def _disaggregated_case(
@@ -526,19 +574,25 @@ def _check_case(row: dict[str, str]) -> None:
         raise SpecError(f"case {row['id']}: mode={mode!r} must be 'static' or 'concurrency'")
 
 
-def _result(row: dict[str, str], est: Estimate) -> CaseResult:
-    """The case's error, given its estimate."""
+def _result(row: dict[str, str], est: Estimate, coverage: float = COVERAGE) -> CaseResult:
+    """The case's error and the interval of its prediction, given its estimate."""
     try:
         measured = float(row["measured"])
     except ValueError:
         raise SpecError(f"case {row['id']}: measured={row['measured']!r} must be a number") from None
     state = est.serving
+    predicted = float(getattr(est, row["metric"]))
+    model = serving_model_of(est)
+    level = evidence(est.hardware_id, model, None if state is None else state.engine)
+    iv = interval(predicted, row["metric"], serving_model=model, evidence_level=level, coverage=coverage)
     return CaseResult(
         id=row["id"],
         category=row["category"],
         metric=row["metric"],
         measured=measured,
-        predicted=float(getattr(est, row["metric"])),
+        predicted=predicted,
         serving_model=None if state is None else state.serving_model,
         engine=None if state is None else state.engine,
+        predicted_interval=(iv.lo, iv.hi),
+        evidence=level,
     )

@@ -8,9 +8,9 @@ from genmodel.report._describe import (
     describe_model,
     describe_system,
 )
-from genmodel.report._estimate import estimate_dict, phase_dict
+from genmodel.report._estimate import estimate_dict, interval_dict, phase_dict
 from genmodel.report._figures import compare_figure, figure_format, sweep_figure, write_figure
-from genmodel.report._plots import pareto_figure
+from genmodel.report._plots import interval_figure, pareto_figure
 from genmodel.report._render import (
     flatten,
     format_bytes,
@@ -32,6 +32,8 @@ __all__ = [
     "flatten",
     "format_bytes",
     "format_seconds",
+    "interval_dict",
+    "interval_figure",
     "pareto_figure",
     "phase_dict",
     "roofline_figure",

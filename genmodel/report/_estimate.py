@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from genmodel._cost import PhaseCost
+from genmodel._intervals import COVERAGE, estimate_intervals
 from genmodel._options import Offload, Speculation
 from genmodel._phases import Estimate
 
@@ -33,9 +34,27 @@ def phase_dict(cost: PhaseCost) -> dict[str, Any]:
     }
 
 
-def estimate_dict(est: Estimate) -> dict[str, Any]:
-    """The JSON form of an estimate: its plan, precisions, latencies, throughputs, memory, the
-    phases (:func:`phase_dict`) and the run options (SI units: seconds and bytes)."""
+def interval_dict(est: Estimate, coverage: float = COVERAGE) -> dict[str, Any]:
+    """The intervals of the headline metrics: ``ttft_s_interval``, ``tpot_s_interval``,
+    ``output_tokens_per_s_interval`` ([lo, hi], same units), ``interval_coverage`` (fraction of
+    measurements each should hold), ``interval_evidence`` (calibrated, transferred, datasheet) and
+    ``interval_basis`` (per metric: the residual group, its cases and the widening factor)."""
+    ivs = estimate_intervals(est, coverage=coverage)
+    first = next(iter(ivs.values()))
+    return {
+        **{f"{m}_interval": iv.as_list() for m, iv in ivs.items()},
+        "interval_coverage": coverage,
+        "interval_evidence": first.evidence,
+        "interval_basis": {
+            m: {"group": iv.group, "cases": iv.num_cases, "widening": iv.widening} for m, iv in ivs.items()
+        },
+    }
+
+
+def estimate_dict(est: Estimate, *, coverage: float = COVERAGE) -> dict[str, Any]:
+    """The JSON form of an estimate: its plan, precisions, latencies, throughputs with their
+    intervals at ``coverage`` (:func:`interval_dict`), memory, the phases (:func:`phase_dict`) and
+    the run options (SI units: seconds and bytes)."""
     m, o = est.memory, est.options
     return {
         "model": est.model_id,
@@ -61,6 +80,7 @@ def estimate_dict(est: Estimate) -> dict[str, Any]:
         "output_tokens_per_s_per_device": est.output_tokens_per_s_per_device,
         "prefill_tokens_per_s_per_device": est.prefill_tokens_per_s_per_device,
         "decode_tokens_per_s_per_device": est.decode_tokens_per_s_per_device,
+        **interval_dict(est, coverage),
         "joules_per_output_token": est.joules_per_output_token,
         "usd_per_million_output_tokens": est.usd_per_million_output_tokens,
         "memory": {

@@ -68,3 +68,44 @@ def pareto_figure(plan: Mapping[str, Any]) -> Any:
         template="plotly_white",
     )
     return fig
+
+
+def interval_figure(estimate: Mapping[str, Any], *, title: str | None = None) -> Any:
+    """The headline metrics of an estimate's JSON (or a plan's ``best``) with their intervals as
+    error bars, each relative to its prediction (1 = the prediction; log scale).
+
+    Returns a ``plotly.graph_objects.Figure``.
+    """
+    import plotly.graph_objects as go
+
+    names = {"ttft_s": "TTFT", "tpot_s": "TPOT", "output_tokens_per_s": "output tokens/s"}
+    ratios = {k: [b / estimate[k] for b in estimate[f"{k}_interval"]] for k in names}
+    fig = go.Figure(
+        go.Scatter(
+            x=list(names.values()),
+            y=[1.0] * len(names),
+            mode="markers",
+            marker={"size": 10},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [hi - 1 for _, hi in ratios.values()],
+                "arrayminus": [1 - lo for lo, _ in ratios.values()],
+            },
+            text=[
+                f"{estimate[k]:.4g} (interval {estimate[f'{k}_interval'][0]:.4g} to "
+                f"{estimate[f'{k}_interval'][1]:.4g})"
+                for k in names
+            ],
+            hoverinfo="text+x",
+        )
+    )
+    fig.update_layout(
+        title=title
+        or f"{estimate['interval_coverage']:.0%} intervals ({estimate['interval_evidence']}), "
+        "relative to the prediction",
+        yaxis={"title": "measured / predicted", "type": "log"},
+        template="plotly_white",
+        height=360,
+    )
+    return fig

@@ -1,0 +1,321 @@
+"""Fitting the interval table: log-ratios of validation cases, held-out coverage, widening factors.
+
+Modelling assumptions:
+
+- A case's log-ratio is ln(measured / predicted) of its headline metric (:data:`METRIC_KIND`:
+  the reciprocal metrics change sign). A serving measurement that gives both TTFT and TPOT also
+  gives its throughput log-ratio: in a closed loop of N clients, throughput = N x output / e2e with
+  e2e = TTFT + (output - 1) x TPOT (Little's law), for the measurement and the prediction alike,
+  so the log-ratio of throughput is ln(e2e_predicted / e2e_measured).
+- Cases are held out by *unit*: one measurement (the TTFT and TPOT rows of one run go together),
+  one device (all its cases), or one architecture family. The widening factor of an evidence level
+  is the least w >= 1 (in steps of 0.05) whose intervals, built without the held-out unit, hold at
+  least the nominal coverage of the held-out cases: calibrated <- one measurement out, transferred
+  <- one device out (devices with a measured sibling in their family), datasheet <- one family out.
+  A level with no such held-out case takes the factor of the level above; each level's factor is
+  at least the one above it, so thinner evidence never narrows an interval; and each mode's factor
+  is at least the one fitted on the static and serving cases together (:func:`fit_widening`).
+
+No I/O: the tool tools/fit_intervals.py runs :func:`genmodel.validate` and writes the table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from genmodel._errors import SpecError
+from genmodel._intervals import (
+    COVERAGE,
+    EVIDENCE,
+    HEADLINE,
+    METRIC_KIND,
+    IntervalTable,
+    family,
+    log_bounds,
+    residual_group,
+)
+
+#: the widening factors tried, 1.00 to 8.00
+_GRID = tuple(1 + 0.05 * i for i in range(141))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Residual:
+    """One log-ratio ln(measured / predicted) of a headline metric, with what it is held out by."""
+
+    serving_model: str
+    metric: str
+    log_ratio: float
+    hardware: str
+    engine: str | None
+    #: the measurement it belongs to (cases of one run share it)
+    unit: str
+
+
+def residuals(
+    rows: Mapping[str, Mapping[str, str]], predicted: Mapping[str, tuple[float, str, str | None]]
+) -> list[Residual]:
+    """The log-ratios of validation cases, in the orientation of their headline metric.
+
+    Args:
+        rows: validation CSV rows by case id (columns of validation/validation_public.csv).
+        predicted: case id -> (predicted value, serving model, engine) for the cases predicted.
+
+    Returns:
+        One :class:`Residual` per predicted case whose metric has a headline metric, and one
+        ``output_tokens_per_s`` residual per serving measurement with both TTFT and TPOT.
+    """
+    out: list[Residual] = []
+    pairs: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
+    first: dict[str, tuple[Residual, float]] = {}
+    for case_id, (value, model, engine) in predicted.items():
+        row = rows[case_id]
+        if row["metric"] not in METRIC_KIND or not (value > 0 and math.isfinite(value)):
+            continue
+        headline, sign = METRIC_KIND[row["metric"]]
+        unit = measurement_unit(row)
+        measured = float(row["measured"])
+        r = Residual(
+            serving_model=model,
+            metric=headline,
+            log_ratio=sign * math.log(measured / value),
+            hardware=row["hardware"],
+            engine=engine,
+            unit=unit,
+        )
+        out.append(r)
+        if model != "static" and row["metric"] in ("ttft_s", "tpot_s"):
+            pairs[unit][row["metric"]] = (measured, value)
+            first.setdefault(unit, (r, float(row["output_tokens"])))
+    for unit, pair in pairs.items():
+        if len(pair) == 2:
+            out.append(_throughput(pair, *first[unit]))
+    return out
+
+
+def _throughput(pair: Mapping[str, tuple[float, float]], like: Residual, output_tokens: float) -> Residual:
+    """The throughput log-ratio of one serving measurement from its TTFT and TPOT (Little's law)."""
+    steps = output_tokens - 1
+    e2e_measured = pair["ttft_s"][0] + steps * pair["tpot_s"][0]
+    e2e_predicted = pair["ttft_s"][1] + steps * pair["tpot_s"][1]
+    return Residual(
+        serving_model=like.serving_model,
+        metric="output_tokens_per_s",
+        log_ratio=math.log(e2e_predicted / e2e_measured),
+        hardware=like.hardware,
+        engine=like.engine,
+        unit=like.unit,
+    )
+
+
+#: columns that do not tell one measurement from another (validation's shared-estimate key)
+_NOT_RUN = ("id", "category", "metric", "measured")
+
+
+def measurement_unit(row: Mapping[str, str]) -> str:
+    """The key of the measurement a case belongs to: its columns but id, category, metric, value."""
+    return "|".join(f"{k}={v}" for k, v in sorted(row.items()) if k not in _NOT_RUN)
+
+
+def groups(res: Iterable[Residual]) -> dict[str, tuple[float, ...]]:
+    """Sorted log-ratios per group: ``<model>/<metric>``, ``<model>/all`` and ``all``."""
+    g: dict[str, list[float]] = defaultdict(list)
+    for r in res:
+        for key in (f"{r.serving_model}/{r.metric}", f"{r.serving_model}/all", "all"):
+            g[key].append(r.log_ratio)
+    return {k: tuple(sorted(v)) for k, v in sorted(g.items())}
+
+
+def _mode(r: Residual) -> str:
+    return "static" if r.serving_model == "static" else "serving"
+
+
+def _held_out_bounds(
+    res: Sequence[Residual],
+    unit_of: Callable[[Residual], str],
+    cases: Sequence[int],
+    coverage: float,
+    min_cases: int,
+) -> list[tuple[float, float, float] | None]:
+    """For each case index: (median, lo, hi) of its group's log-ratios without its unit, or None
+    when too few are left."""
+    out: list[tuple[float, float, float] | None] = []
+    cache: dict[str, dict[str, tuple[float, ...]]] = {}
+    for i in cases:
+        r = res[i]
+        unit = unit_of(r)
+        if unit not in cache:
+            cache[unit] = groups(x for x in res if unit_of(x) != unit)
+        table = IntervalTable(residuals=cache[unit], widening={}, measured={}, min_cases=min_cases)
+        try:
+            key = residual_group(table, r.serving_model, r.metric, coverage)
+        except SpecError:
+            out.append(None)
+            continue
+        g = table.residuals[key]
+        lo, hi = log_bounds(g, coverage)
+        mid = 0.5 * (g[(len(g) - 1) // 2] + g[len(g) // 2])
+        out.append((mid, lo, hi))
+    return out
+
+
+def _inside(r: float, b: tuple[float, float, float], w: float) -> bool:
+    mid, lo, hi = b
+    return mid + w * (lo - mid) - 1e-12 <= r <= mid + w * (hi - mid) + 1e-12
+
+
+def held_out_coverage(
+    res: Sequence[Residual],
+    unit_of: Callable[[Residual], str],
+    *,
+    cases: Sequence[int] | None = None,
+    coverage: float = COVERAGE,
+    widening: float = 1.0,
+    min_cases: int = 10,
+) -> tuple[float, int]:
+    """The fraction of ``cases`` (indices into ``res``; default all) inside their interval built
+    without their unit (``unit_of``), and how many cases could be judged."""
+    idx = list(range(len(res))) if cases is None else list(cases)
+    bounds = _held_out_bounds(res, unit_of, idx, coverage, min_cases)
+    judged = [(res[i].log_ratio, b) for i, b in zip(idx, bounds, strict=True) if b is not None]
+    if not judged:
+        return math.nan, 0
+    return sum(_inside(r, b, widening) for r, b in judged) / len(judged), len(judged)
+
+
+def _least_widening(
+    res: Sequence[Residual],
+    unit_of: Callable[[Residual], str],
+    cases: Sequence[int],
+    coverage: float,
+    min_cases: int,
+) -> float | None:
+    """The least factor of :data:`_GRID` whose held-out coverage of ``cases`` reaches ``coverage``."""
+    judged = [
+        (res[i].log_ratio, b)
+        for i, b in zip(cases, _held_out_bounds(res, unit_of, cases, coverage, min_cases), strict=True)
+        if b is not None
+    ]
+    if not judged:
+        return None
+    for w in _GRID:
+        if sum(_inside(r, b, w) for r, b in judged) >= coverage * len(judged) - 1e-9:
+            return w
+    return _GRID[-1]
+
+
+def _has_sibling(r: Residual, res: Sequence[Residual]) -> bool:
+    fam = family(r.hardware)
+    return fam is not None and any(
+        _mode(x) == _mode(r) and x.hardware != r.hardware and family(x.hardware) == fam for x in res
+    )
+
+
+def _holdouts(
+    res: Sequence[Residual],
+) -> dict[str, tuple[Callable[[Residual], str], Callable[[Residual], bool]]]:
+    """Per evidence level: the unit held out, and which cases are judged."""
+    return {
+        "calibrated": (lambda r: r.unit, lambda r: True),
+        "transferred": (lambda r: r.hardware, lambda r: _has_sibling(r, res)),
+        "datasheet": (lambda r: family(r.hardware) or r.hardware, lambda r: True),
+    }
+
+
+def fit_widening(
+    res: Sequence[Residual], *, coverage: float = COVERAGE, min_cases: int = 10
+) -> dict[str, float]:
+    """The widening factor per ``<static|serving>/<evidence>`` (module docstring).
+
+    Each level's factor is the larger of the one fitted on the mode's held-out cases and the one
+    fitted on both modes' together: the bundled static cases hold four families and 19 cases, too
+    few to show alone how far a prediction transfers, so they borrow the serving cases' evidence.
+    """
+    fitted: dict[str, float | None] = {}
+    for level, (unit_of, judged) in _holdouts(res).items():
+        for mode in ("static", "serving", "both"):
+            cases = [i for i, r in enumerate(res) if mode in (_mode(r), "both") and judged(r)]
+            fitted[f"{mode}/{level}"] = (
+                _least_widening(res, unit_of, cases, coverage, min_cases) if cases else None
+            )
+    out: dict[str, float] = {}
+    for mode in ("static", "serving"):
+        floor = 1.0
+        for level in EVIDENCE:
+            for w in (fitted[f"{mode}/{level}"], fitted[f"both/{level}"]):
+                floor = max(floor, floor if w is None else w)
+            out[f"{mode}/{level}"] = round(floor, 2)
+    return out
+
+
+def coverage_report(
+    res: Sequence[Residual], widening: Mapping[str, float], *, coverage: float = COVERAGE, min_cases: int = 10
+) -> dict[str, dict[str, float]]:
+    """Held-out coverage with the fitted factors: per ``<mode>/<evidence>`` and, for the calibrated
+    level (one measurement out), per ``<mode>/<family>``; each with the cases judged (``n/...``)."""
+    out: dict[str, dict[str, float]] = {}
+    for level, (unit_of, judged) in _holdouts(res).items():
+        for mode in ("static", "serving"):
+            cases = [i for i, r in enumerate(res) if _mode(r) == mode and judged(r)]
+            w = widening[f"{mode}/{level}"]
+            frac, n = held_out_coverage(
+                res, unit_of, cases=cases, coverage=coverage, widening=w, min_cases=min_cases
+            )
+            if not n:  # no case of this mode is held out at this level
+                continue
+            out.setdefault(level, {})[mode] = round(frac, 4)
+            out[level][f"n/{mode}"] = n
+            if level != "calibrated":
+                continue
+            fams = sorted({family(res[i].hardware) or res[i].hardware for i in cases})
+            for fam in fams:
+                sub = [i for i in cases if (family(res[i].hardware) or res[i].hardware) == fam]
+                frac, n = held_out_coverage(
+                    res, unit_of, cases=sub, coverage=coverage, widening=w, min_cases=min_cases
+                )
+                out.setdefault("by_family", {})[f"{mode}/{fam}"] = round(frac, 4)
+                out["by_family"][f"n/{mode}/{fam}"] = n
+    return out
+
+
+def fit_table(
+    res: Sequence[Residual],
+    *,
+    source: str,
+    cases: int,
+    coverage: float = COVERAGE,
+    min_cases: int = 10,
+) -> dict[str, Any]:
+    """The data form of an :class:`~genmodel._intervals.IntervalTable` (what
+    :mod:`genmodel._interval_table` holds): log-ratios per group to 1e-4, the widening
+    factors, the measured devices and engines, and the held-out coverage.
+
+    Args:
+        res: the log-ratios (:func:`residuals`).
+        source: what they came from (shown in the generated file).
+        cases: how many validation cases were predicted.
+        coverage: the coverage the widening factors are fitted for.
+        min_cases: the fewest log-ratios a group needs before falling back to a wider one.
+    """
+    widening = fit_widening(res, coverage=coverage, min_cases=min_cases)
+    static = sorted({r.hardware for r in res if r.serving_model == "static"})
+    serving = sorted({f"{r.hardware}/{r.engine}" for r in res if r.serving_model == "simulated" and r.engine})
+    return {
+        "source": source,
+        "cases": cases,
+        "coverage": coverage,
+        "min_cases": min_cases,
+        "evidence": list(EVIDENCE),
+        "headline": list(HEADLINE),
+        "measured": {"static": static, "serving": serving},
+        "widening": widening,
+        "held_out": coverage_report(res, widening, coverage=coverage, min_cases=min_cases),
+        # the per-metric groups only, each as a string of numbers (the wider groups are their unions)
+        "residuals": {
+            k: " ".join(f"{x:.4f}" for x in v) for k, v in groups(res).items() if not k.endswith("all")
+        },
+    }
