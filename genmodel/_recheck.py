@@ -1,0 +1,334 @@
+"""The serving simulation re-checks the plan search's best candidates: the closed form prunes, the
+simulation decides.
+
+Modelling assumptions:
+- A candidate of the search (:mod:`genmodel._search`) is run again at its integer client count N
+  through the engine's scheduler (:func:`~genmodel._simulate.simulate_serving`): N closed-loop
+  clients started together that each send :data:`~genmodel._servingmodel.REQUESTS_PER_CLIENT`
+  requests, as ``estimate(..., concurrency=N)`` simulates them, so the answer is that estimate's.
+  For a request rate R served by n copies of the candidate, one copy takes Poisson arrivals at
+  R / n requests/s (as many requests as the closed loop sends).
+- The SLOs are judged on the simulated per-request figures at their statistic (mean or a
+  percentile of TTFT and TPOT); a longest-gap target (``itl_max_s``) stays the closed form's.
+- A layout the simulation does not cover (:func:`~genmodel._stepcost.check_simulable`: pipeline
+  or context parallelism, ...) is never re-checked, so never the answer: the closed form alone
+  cannot vouch for it (``serving="closed-form"`` plans on the closed form alone).
+- Order: candidates are tried in the closed form's ranking, one per distinct (layout, clients). After
+  a candidate fails in simulation, the ratio simulated / closed form of each target it missed is
+  carried over: a candidate whose closed-form figure times that ratio misses the target is skipped
+  without a run. The first candidate that meets the SLOs in simulation is the answer; at most
+  ``budget`` candidates are tried.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from genmodel._candidates import copies_needed
+from genmodel._engines import Engine
+from genmodel._errors import InfeasibleError, SpecError
+from genmodel._hardware import System
+from genmodel._model import ModelSpec
+from genmodel._options import RunOptions
+from genmodel._parallel import Plan
+from genmodel._phases import Estimate
+from genmodel._search import SearchResult, Slo
+from genmodel._serving import estimate_serving
+from genmodel._servingmodel import REQUESTS_PER_CLIENT, simulated_estimate
+from genmodel._simulate import Arrivals, Lengths, simulate_serving
+from genmodel._stepcost import check_simulable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from genmodel._simresult import SimulationResult
+
+#: the statistics every re-checked candidate reports (quantiles; None: the mean)
+REPORTED = {"mean": None, "p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recheck:
+    """One candidate of the search, estimated again alone (simulated where the simulation covers it).
+
+    Attributes:
+        index: the candidate's index in :attr:`SearchResult.candidates`.
+        estimate: the answer for the candidate: the simulated means (``serving.serving_model`` is
+            "simulated"), the phases and memory of the closed form.
+        closed: the closed-form estimate at the same client count.
+        ttft_s, tpot_s: the simulated figures by statistic (mean, p50, p90, p95, p99; and the
+            SLO's own percentile).
+        closed_ttft_s, closed_tpot_s: the closed form's figure at each SLO's statistic.
+        simulated_ttft_s, simulated_tpot_s: the simulation's figure at the same statistic.
+        meets_slo: whether the answer meets every target.
+        instances: copies of the plan serving the request rate (None without one).
+        arrivals: the load that was simulated, in words.
+    """
+
+    index: int
+    estimate: Estimate
+    closed: Estimate
+    ttft_s: dict[str, float] = field(default_factory=dict)
+    tpot_s: dict[str, float] = field(default_factory=dict)
+    closed_ttft_s: float
+    closed_tpot_s: float
+    simulated_ttft_s: float
+    simulated_tpot_s: float
+    meets_slo: bool
+    instances: int | None = None
+    arrivals: str = ""
+
+    def disagreement(self) -> dict[str, float | None]:
+        """(simulated - closed form) / closed form of TTFT and TPOT at the SLO's statistics."""
+
+        def rel(sim: float, cf: float) -> float | None:
+            return sim / cf - 1 if cf > 0 else None
+
+        return {
+            "ttft_rel_diff": rel(self.simulated_ttft_s, self.closed_ttft_s),
+            "tpot_rel_diff": rel(self.simulated_tpot_s, self.closed_tpot_s),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deployment:
+    """What every re-check of one search shares: the model, system, run options, lengths, SLOs and load."""
+
+    model: ModelSpec
+    system: System
+    options: RunOptions
+    slo: Slo
+    input_tokens: int
+    output_tokens: int
+    engine: Engine
+    request_rate_per_s: float | None = None
+
+
+def _percentile(values: np.ndarray[Any, Any], quantile: float | None) -> float:
+    import numpy as np
+
+    if len(values) == 0:
+        return math.nan
+    return float(values.mean()) if quantile is None else float(np.percentile(values, quantile * 100))
+
+
+def _per_request(sim: SimulationResult) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Each measured request's TTFT, and TPOT (decode time / (output - 1), for outputs over one
+    token), from the simulation's records: the figures behind its percentiles."""
+    r = sim.records
+    assert r is not None
+    m = r.measured
+    ttft = (r.first_token_s - r.arrival_s)[m]
+    out = r.output_tokens[m]
+    multi = out > 1
+    tpot = (r.finish_s - r.first_token_s)[m][multi] / (out[multi] - 1)
+    return ttft, tpot
+
+
+def _figures(values: np.ndarray[Any, Any], quantile: float | None) -> dict[str, float]:
+    figures = {name: _percentile(values, q) for name, q in REPORTED.items()}
+    if quantile is not None:
+        figures.setdefault(f"p{quantile * 100:.10g}", _percentile(values, quantile))
+    return figures
+
+
+def _meets(est: Estimate, slo: Slo, ttft: float, tpot: float) -> bool:
+    """Whether TTFT and TPOT (at the SLOs' statistics) and the longest gap meet the targets."""
+    ok = slo.tpot_s is None or tpot <= slo.tpot_s * (1 + 1e-9)
+    ok = ok and (slo.ttft_s is None or ttft <= slo.ttft_s * (1 + 1e-9))
+    if slo.itl_max_s is not None:  # a decode step, then the longest prefill piece
+        stall = est.prefill.time_s if est.decode_stall_s is None else est.decode_stall_s
+        ok = ok and est.decode.time_s + stall <= slo.itl_max_s * (1 + 1e-9)
+    return ok
+
+
+def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
+    """Candidate ``index`` of ``result`` estimated again alone, simulated (module docstring).
+
+    Raises:
+        InfeasibleError: one request does not fit the engine's KV pool.
+    """
+    c = result.candidates
+    layout = result.layouts[int(c.layout[index])]
+    clients = max(1, round(float(c.concurrency[index])))
+    options = replace(dep.options, prefill_chunk=layout.prefill_chunk)
+    closed = estimate_serving(
+        dep.model,
+        dep.system,
+        layout.plan,
+        layout.precision,
+        concurrency=clients,
+        input_tokens=dep.input_tokens,
+        output_tokens=dep.output_tokens,
+        options=options,
+    )
+    assert closed.serving is not None
+    slo = dep.slo
+    # the closed form at each SLO's statistic: the search's TTFT quantile (M/D/1), TPOT's mean
+    cf_ttft = closed.ttft_s if slo.ttft_quantile is None else float(c.ttft_s[index])
+    cf_tpot = closed.tpot_s
+    instances = None
+    arrivals = Arrivals(kind="closed", clients=clients, requests_per_client=REQUESTS_PER_CLIENT)
+    words = f"{clients} closed-loop clients x {REQUESTS_PER_CLIENT} requests, started together"
+    if dep.request_rate_per_s is not None:
+        instances = int(copies_needed(dep.request_rate_per_s, closed.serving.request_rate_per_s))
+        rate = dep.request_rate_per_s / instances
+        arrivals = Arrivals(kind="poisson", rate_per_s=rate, requests=REQUESTS_PER_CLIENT * clients)
+        words = (
+            f"Poisson arrivals at {rate:.4g} requests/s per copy, {REQUESTS_PER_CLIENT * clients} requests"
+        )
+    sim = simulate_serving(
+        dep.model,
+        dep.system,
+        layout.plan,
+        layout.precision,
+        engine=dep.engine,
+        arrivals=arrivals,
+        input_tokens=Lengths(mean=dep.input_tokens),
+        output_tokens=Lengths(mean=dep.output_tokens),
+        options=options,
+        records=True,
+    )
+    ttft, tpot = _per_request(sim)
+    sim_ttft, sim_tpot = _percentile(ttft, slo.ttft_quantile), _percentile(tpot, slo.tpot_quantile)
+    est = simulated_estimate(closed, sim)
+    return Recheck(
+        index=index,
+        estimate=est,
+        closed=closed,
+        ttft_s=_figures(ttft, slo.ttft_quantile),
+        tpot_s=_figures(tpot, slo.tpot_quantile),
+        closed_ttft_s=cf_ttft,
+        closed_tpot_s=cf_tpot,
+        simulated_ttft_s=sim_ttft,
+        simulated_tpot_s=sim_tpot,
+        meets_slo=_meets(est, slo, sim_ttft, sim_tpot),
+        instances=instances,
+        arrivals=words,
+    )
+
+
+#: the re-check stops refining once the goodput of the best candidate that meets the SLOs in
+#: simulation is within this fraction of the lowest that misses them
+RESOLUTION_FRAC = 0.1
+
+
+def _shortfall(check: Recheck, slo: Slo) -> float:
+    """The smallest target / simulated figure of the targets ``check`` missed (1: none missed)."""
+    ratio = 1.0
+    for target, figure in ((slo.ttft_s, check.simulated_ttft_s), (slo.tpot_s, check.simulated_tpot_s)):
+        if target is not None and figure > target:
+            ratio = min(ratio, target / figure)
+    return ratio
+
+
+@dataclass(slots=True)
+class _Bracket:
+    """Where the answer lies, in closed-form output tokens/s per device: above ``low`` (the best
+    that met the SLOs in simulation), below ``high`` (the lowest that missed them), at most ``aim``."""
+
+    low: float = 0.0
+    high: float = math.inf
+    aim: float = math.inf
+
+    def narrow(self, goodput: float, check: Recheck, slo: Slo) -> None:
+        """Take in a re-checked candidate of closed-form goodput ``goodput``: aim below a miss in
+        proportion to its shortfall, or between the bounds after a pass (bisection)."""
+        if check.meets_slo:
+            self.low = max(self.low, goodput)
+        else:
+            self.high = min(self.high, goodput)
+        if self.low == 0.0:  # nothing met the SLOs yet: scale the load down by the shortfall
+            self.aim = min(self.high * _shortfall(check, slo), self.high * (1 - RESOLUTION_FRAC))
+        else:
+            self.aim = math.sqrt(self.low * self.high) if math.isfinite(self.high) else math.inf
+
+    def done(self) -> bool:
+        """Whether the bounds are within :data:`RESOLUTION_FRAC` of each other."""
+        return self.low > 0 and self.high <= self.low * (1 + RESOLUTION_FRAC)
+
+
+def simulable(result: SearchResult, options: RunOptions) -> np.ndarray[Any, Any]:
+    """Per layout of ``result``: whether the simulation covers it (pp = cp = 1, ...)."""
+    import numpy as np
+
+    def covered(plan: Plan) -> bool:
+        try:
+            check_simulable(plan, options)
+        except SpecError:
+            return False
+        return True
+
+    return np.array([covered(lay.plan) for lay in result.layouts], dtype=bool)
+
+
+def recheck(
+    result: SearchResult,
+    ranked: np.ndarray[Any, Any],
+    dep: Deployment,
+    *,
+    budget: int,
+    better: Callable[[Recheck], Any],
+    check: Callable[[SearchResult, int, Deployment], Recheck] = recheck_one,
+) -> tuple[Recheck | None, list[Recheck]]:
+    """The best of the ``ranked`` candidates (best first, each meeting the SLOs in the closed form)
+    that meets the SLOs in simulation, by at most ``budget`` re-checks.
+
+    The first re-check is the closed form's best. After a miss, the next is the best-ranked
+    candidate whose closed-form goodput is lower in proportion to the shortfall (the target over
+    the simulated figure); after a pass, the search bisects (in goodput) between the best pass and
+    the lowest miss, until they are within :data:`RESOLUTION_FRAC` or the budget is spent.
+    Layouts the simulation does not cover (:func:`simulable`) are left out.
+
+    Args:
+        better: the order of the answers (smaller is better), on their re-checked figures.
+
+    Returns:
+        (the best that meets the SLOs in simulation, by ``better``, or None; every candidate
+        re-checked, in order).
+    """
+    c = result.candidates
+    if len(ranked):
+        ranked = ranked[simulable(result, dep.options)[c.layout[ranked]]]
+    goodput = c.tokens_per_s_per_device[ranked]
+    bracket = _Bracket()
+    tried: list[Recheck] = []
+    seen: set[tuple[int, int]] = set()
+    while len(tried) < budget and not bracket.done():
+        pick = _next(result, ranked, goodput, bracket, seen)
+        if pick is None:
+            break
+        try:
+            done = check(result, int(ranked[pick]), dep)
+        except InfeasibleError:  # one request does not fit the engine's KV pool: not an answer
+            continue
+        tried.append(done)
+        bracket.narrow(float(goodput[pick]), done, dep.slo)
+    passed = [t for t in tried if t.meets_slo]
+    return (min(passed, key=better) if passed else None), tried
+
+
+def _next(
+    result: SearchResult,
+    ranked: np.ndarray[Any, Any],
+    goodput: np.ndarray[Any, Any],
+    bracket: _Bracket,
+    seen: set[tuple[int, int]],
+) -> int | None:
+    """The position in ``ranked`` of the best-ranked candidate not yet re-checked (by layout and
+    integer clients) whose goodput is above the bracket's low and at most its aim (and below its
+    high), or None."""
+    import numpy as np
+
+    c = result.candidates
+    top = min(bracket.aim, bracket.high * (1 - 1e-12))
+    for h in np.flatnonzero((goodput > bracket.low * (1 + 1e-12)) & (goodput <= top)):
+        i = ranked[h]
+        key = (int(c.layout[i]), max(1, round(float(c.concurrency[i]))))
+        if key not in seen:
+            seen.add(key)
+            return int(h)
+    return None
