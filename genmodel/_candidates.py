@@ -10,7 +10,9 @@ Modelling assumptions:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from genmodel._errors import SpecError
@@ -24,7 +26,9 @@ if TYPE_CHECKING:
 
 #: the statistics a latency target may name at the edges (``--ttft-slo p99:2s``), as quantiles
 #: (None: the mean)
-SLO_STATISTICS: dict[str, float | None] = {"mean": None, "p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+SLO_STATISTICS: Mapping[str, float | None] = MappingProxyType(
+    {"mean": None, "p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+)
 
 
 def statistic_name(quantile: float | None) -> str:

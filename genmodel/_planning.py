@@ -182,7 +182,8 @@ class PlanReport:
             if not simulated
             else "Poisson arrivals at the request rate shared by the copies"
             if self.request_rate_per_s is not None
-            else "closed-loop clients at the plan's concurrency, started together"
+            else "closed-loop clients at the plan's concurrency, started together; each one's first "
+            "request a warm-up, left out"
         )
         note = ""
         if simulated and self.best is None and self.rechecked:
