@@ -8,7 +8,8 @@ Modelling assumptions:
   requests, as ``estimate(..., concurrency=N)`` simulates them, except that each client's first
   request is a warm-up left out of the figures (:data:`WARMUP_REQUESTS`). For a request rate R
   served by n copies of the candidate, one copy takes Poisson arrivals at R / n requests/s (as
-  many requests as the closed loop sends).
+  many requests as the closed loop sends); its answer states that rate, and the requests in flight
+  (Little's law) as its concurrency.
 - The SLOs are judged on the simulated per-request figures at their statistic (mean or a
   percentile of TTFT and TPOT); a longest-gap target (``itl_max_s``) stays the closed form's.
 - A layout the simulation does not cover (:func:`~genmodel._stepcost.check_simulable`: pipeline
@@ -143,6 +144,16 @@ def _meets(est: Estimate, slo: Slo, ttft: float, tpot: float) -> bool:
     return ok
 
 
+def _at_rate(est: Estimate, rate_per_s: float) -> Estimate:
+    """A copy simulated under Poisson arrivals, stated at its share of the rate: the requests in
+    flight by Little's law (rate x mean end-to-end latency) as its concurrency, so that its tokens/s
+    are rate x output tokens (the simulation's own rate also counts the drain after the last arrival)."""
+    assert est.serving is not None
+    in_flight = max(1, round(rate_per_s * est.e2e_s))
+    serving = replace(est.serving, concurrency=in_flight, request_rate_per_s=rate_per_s)
+    return replace(est, batch=in_flight, serving=serving)
+
+
 def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
     """Candidate ``index`` of ``result`` estimated again alone, simulated (module docstring).
 
@@ -198,6 +209,8 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
     ttft, tpot = _per_request(sim)
     sim_ttft, sim_tpot = _percentile(ttft, slo.ttft_quantile), _percentile(tpot, slo.tpot_quantile)
     est = simulated_estimate(closed, sim)
+    if instances is not None:
+        est = _at_rate(est, dep.request_rate_per_s / instances)
     return Recheck(
         index=index,
         estimate=est,

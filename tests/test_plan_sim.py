@@ -144,8 +144,10 @@ def test_a_request_rate_is_simulated_as_poisson_arrivals_per_copy() -> None:
     assert "Poisson" in rep.check.arrivals
     assert (
         rep.best.serving is not None
-        and rep.best.serving.request_rate_per_s * rep.instances == pytest.approx(20.0, rel=0.1)
+        and rep.best.serving.request_rate_per_s * rep.instances == pytest.approx(20.0, rel=1e-12)
     )
+    b = rep.best  # tokens/s of a copy at its share of the traffic, in flight by Little's law
+    assert b.output_tokens_per_s == pytest.approx(20.0 / rep.instances * 500, rel=0.01)
     # the copies at the closed form's full-load rate serve the traffic
     assert rep.check.closed.serving is not None
     assert rep.instances * rep.check.closed.serving.request_rate_per_s >= 20.0
@@ -264,7 +266,8 @@ TINY += ["--input-tokens", "500", "--output-tokens", "100"]
         ("--ttft-slo", "p99:2", "needs a unit"),
         ("--tpot-slo", "max:50ms", "tpot_slo='max:50ms'"),
         ("--tpot-slo", "p90:", "tpot_slo='p90:'"),
-        ("--recheck", "-1", "recheck=-1"),
+        ("--recheck", "-1", "recheck='-1'"),
+        ("--recheck", "1001", "recheck=1001"),
         ("--top", "0", "top=0"),
         ("--serving", "magic", "serving='magic'"),
         ("--engine", "tgi", "tgi"),
