@@ -19,6 +19,7 @@ from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import Device, System
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
+from genmodel._parallel import Plan
 from genmodel._phases import Estimate, as_system
 from genmodel._planrows import (
     DtypeBest,
@@ -35,6 +36,7 @@ from genmodel._recheck import Deployment, Recheck, recheck
 from genmodel._search import Disaggregated, SearchResult, Slo, check_objective, copies_needed, search
 from genmodel._serving import estimate_serving
 from genmodel._servingmodel import SERVING_MODELS
+from genmodel._stepcost import check_simulable
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_model
 from genmodel.report import estimate_dict
@@ -79,6 +81,8 @@ class PlanReport:
     by_dtype: tuple[DtypeBest, ...] = ()
     #: the best plans of the closed form's ranking, one per layout and dtype (JSON rows)
     top: tuple[dict[str, Any], ...] = ()
+    #: what the answer is not: why the simulation was left out ("" if nothing)
+    note: str = ""
 
     @property
     def instances(self) -> int | None:
@@ -185,7 +189,7 @@ class PlanReport:
             else "closed-loop clients at the plan's concurrency, started together; each one's first "
             "request a warm-up, left out"
         )
-        note = ""
+        note = self.note
         if simulated and self.best is None and self.rechecked:
             note = (
                 f"none of the {len(self.rechecked)} candidates re-checked meets the SLOs in simulation; "
@@ -212,6 +216,15 @@ DEFAULT_RECHECK = 8
 MAX_RECHECK = 1_000
 #: the most plans ``top`` may list
 MAX_TOP = 1_000
+
+
+def _not_simulable(options: RunOptions) -> str:
+    """Why the simulation covers no plan with these run options ("" if it does)."""
+    try:
+        check_simulable(Plan(), options)
+    except SpecError as exc:
+        return f"serving='simulated' fell back to the closed form: {exc}"
+    return ""
 
 
 def _simulated(report: PlanReport, dep: Deployment, budget: int, precisions: list[Precision]) -> PlanReport:
@@ -416,7 +429,9 @@ def plan(
         objective=objective,
         top=top_rows(result, objective, top),
     )
-    if serving == "closed-form" or recheck == 0:
+    fallback = _not_simulable(run) if serving == "simulated" and recheck > 0 else ""
+    if serving == "closed-form" or recheck == 0 or fallback:
+        report = replace(report, note=fallback)
         best = _best(result, m, hw, run, slo, input_tokens, output_tokens, objective, request_rate_per_s)
         args = (m, hw, run, input_tokens, output_tokens)
         return replace(report, best=best, by_dtype=_closed_by_dtype(report, best, args, precisions))

@@ -179,7 +179,8 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
     # the closed form at each SLO's statistic: the search's TTFT quantile (M/D/1), TPOT's mean
     cf_ttft = closed.ttft_s if slo.ttft_quantile is None else float(c.ttft_s[index])
     cf_tpot = closed.tpot_s
-    instances = None
+    instances: int | None = None
+    rate = math.nan
     arrivals = Arrivals(
         kind="closed",
         clients=clients,
@@ -210,7 +211,7 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
     sim_ttft, sim_tpot = _percentile(ttft, slo.ttft_quantile), _percentile(tpot, slo.tpot_quantile)
     est = simulated_estimate(closed, sim)
     if instances is not None:
-        est = _at_rate(est, dep.request_rate_per_s / instances)
+        est = _at_rate(est, rate)
     return Recheck(
         index=index,
         estimate=est,
