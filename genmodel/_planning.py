@@ -218,6 +218,34 @@ MAX_RECHECK = 1_000
 MAX_TOP = 1_000
 
 
+def _check_plan_args(*, objective: str, serving: str, recheck: int, top: int) -> None:
+    """Refuse an unknown objective or serving model, or a recheck or top out of bounds.
+
+    Raises:
+        SpecError: ``name=value must ...``.
+    """
+    check_objective(objective)
+    if serving not in SERVING_MODELS:
+        raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
+    if isinstance(recheck, bool) or not isinstance(recheck, int) or not 0 <= recheck <= MAX_RECHECK:
+        raise SpecError(f"recheck={recheck!r} must be an integer between 0 and {MAX_RECHECK}")
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
+        raise SpecError(f"top={top!r} must be an integer between 1 and {MAX_TOP}")
+
+
+def _engine(engine: str | Engine, system: System) -> Engine:
+    """The engine to simulate: an :class:`Engine`, or a preset by name for the system's device.
+
+    Raises:
+        SpecError: neither. UnknownEntryError: an unknown preset.
+    """
+    if isinstance(engine, Engine):
+        return engine
+    if not isinstance(engine, str):
+        raise SpecError(f"engine={engine!r} must be one of {', '.join(ENGINES)} or an Engine")
+    return engine_preset(engine, system.device)
+
+
 def _not_simulable(options: RunOptions) -> str:
     """Why the simulation covers no plan with these run options ("" if it does)."""
     try:
@@ -373,19 +401,10 @@ def plan(
     Raises:
         SpecError, UnknownEntryError: bad arguments. InfeasibleError: no layout can run at all.
     """
-    check_objective(objective)
-    if serving not in SERVING_MODELS:
-        raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
-    if isinstance(recheck, bool) or not isinstance(recheck, int) or not 0 <= recheck <= MAX_RECHECK:
-        raise SpecError(f"recheck={recheck!r} must be an integer between 0 and {MAX_RECHECK}")
-    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
-        raise SpecError(f"top={top!r} must be an integer between 1 and {MAX_TOP}")
+    _check_plan_args(objective=objective, serving=serving, recheck=recheck, top=top)
     m = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
-    if not isinstance(engine, Engine):
-        if not isinstance(engine, str):
-            raise SpecError(f"engine={engine!r} must be one of {', '.join(ENGINES)} or an Engine")
-        engine = engine_preset(engine, hw.device)
+    engine = _engine(engine, hw)
     slo = Slo(
         ttft_s=ttft_slo_s,
         tpot_s=tpot_slo_s,
