@@ -542,7 +542,9 @@ def compare(
     """The best plan of the same workload on each hardware id, side by side.
 
     ``devices`` is one budget for all, or one per hardware id. ``options`` (the run options) and
-    ``plan_args`` (SLOs, dtypes, objective, run options by keyword) are :func:`plan`'s. Each row:
+    ``plan_args`` (SLOs and their percentiles, dtypes, objective, serving, engine, recheck, run
+    options by keyword) are :func:`plan`'s: by default each platform's answer is the simulated
+    re-check of its closed-form best. Each row:
     hardware, devices, the best plan's fields and metrics (goodput, TTFT, TPOT, $/Mtok, J/token),
     or ``error`` when no plan runs or meets the SLOs there.
     """
@@ -567,7 +569,7 @@ def compare(
             continue
         row["evaluated"] = report.evaluated
         if report.best is None:
-            rows.append({**row, "error": "no plan meets the SLOs"})
+            rows.append({**row, "error": report._serving_dict()["note"] or "no plan meets the SLOs"})
             continue
         b = report.best
         rows.append(

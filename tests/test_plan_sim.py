@@ -321,3 +321,13 @@ def test_cli_engine_serving_and_run_options_reach_plan_compare_and_sweep() -> No
     assert sweep.exit_code == 0, sweep.output
     row = json.loads(sweep.stdout)[0]
     assert row["serving.serving_model"] == "closed-form" and row["prefix_hit_rate"] == 0.5
+
+
+def test_cli_says_when_no_rechecked_plan_meets_the_slos_in_simulation() -> None:
+    args = ["plan", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "8"]
+    args += ["--input-tokens", "2000", "--output-tokens", "500", "--weight-dtype", "fp8"]
+    args += ["--ttft-slo", "p99:600ms", "--tpot-slo", "50ms", "--recheck", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 3, result.output
+    assert "none of the 1 candidates re-checked meets the SLOs in simulation" in result.stderr
+    assert "--recheck" in result.stderr and "Traceback" not in result.output
