@@ -4,12 +4,12 @@ simulation decides.
 Modelling assumptions:
 - A candidate of the search (:mod:`genmodel._search`) is run again at its integer client count N
   through the engine's scheduler (:func:`~genmodel._simulate.simulate_serving`): N closed-loop
-  clients started together that each send :data:`~genmodel._servingmodel.REQUESTS_PER_CLIENT`
-  requests, as ``estimate(..., concurrency=N)`` simulates them, except that each client's first
-  request is a warm-up left out of the figures (:data:`WARMUP_REQUESTS`). For a request rate R
-  served by n copies of the candidate, one copy takes Poisson arrivals at R / n requests/s (as
-  many requests as the closed loop sends); its answer states that rate, and the requests in flight
-  (Little's law) as its concurrency.
+  clients started together, as the benchmark clients and ``estimate(..., concurrency=N)`` run
+  them, except that each client's first request is a warm-up left out of the figures
+  (:data:`WARMUP_REQUESTS`), followed by at least two measured ones, more for few clients
+  (:func:`requests_per_client`). For a request rate R served by n copies of the candidate, one
+  copy takes Poisson arrivals at R / n requests/s (as many requests as the closed loop measures);
+  its answer states that rate, and the requests in flight (Little's law) as its concurrency.
 - The SLOs are judged on the simulated per-request figures at their statistic (mean or a
   percentile of TTFT and TPOT); a longest-gap target (``itl_max_s``) stays the closed form's.
 - A layout the simulation does not cover (:func:`~genmodel._stepcost.check_simulable`: pipeline
@@ -39,7 +39,7 @@ from genmodel._parallel import Plan
 from genmodel._phases import Estimate
 from genmodel._search import SearchResult, Slo
 from genmodel._serving import estimate_serving
-from genmodel._servingmodel import REQUESTS_PER_CLIENT, simulated_estimate
+from genmodel._servingmodel import simulated_estimate
 from genmodel._simulate import Arrivals, Lengths, simulate_serving
 from genmodel._stepcost import check_simulable
 
@@ -181,20 +181,17 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
     cf_tpot = closed.tpot_s
     instances: int | None = None
     rate = math.nan
+    per_client = requests_per_client(clients)
     arrivals = Arrivals(
-        kind="closed",
-        clients=clients,
-        requests_per_client=REQUESTS_PER_CLIENT,
-        warmup_requests=WARMUP_REQUESTS,
+        kind="closed", clients=clients, requests_per_client=per_client, warmup_requests=WARMUP_REQUESTS
     )
-    words = f"{clients} closed-loop clients x {REQUESTS_PER_CLIENT} requests, the first of each a warm-up"
+    words = f"{clients} closed-loop clients x {per_client} requests, the first of each a warm-up"
     if dep.request_rate_per_s is not None:
         instances = int(copies_needed(dep.request_rate_per_s, closed.serving.request_rate_per_s))
         rate = dep.request_rate_per_s / instances
-        arrivals = Arrivals(kind="poisson", rate_per_s=rate, requests=REQUESTS_PER_CLIENT * clients)
-        words = (
-            f"Poisson arrivals at {rate:.4g} requests/s per copy, {REQUESTS_PER_CLIENT * clients} requests"
-        )
+        requests = (per_client - WARMUP_REQUESTS) * clients
+        arrivals = Arrivals(kind="poisson", rate_per_s=rate, requests=requests)
+        words = f"Poisson arrivals at {rate:.4g} requests/s per copy, {requests} requests"
     sim = simulate_serving(
         dep.model,
         dep.system,
@@ -232,6 +229,17 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
 #: benchmark clients do, and the burst of their first prompts is not the steady state a deployment
 #: is planned for (it would set every percentile of TTFT)
 WARMUP_REQUESTS = 1
+
+#: the fewest requests a re-check measures: each client sends at least two after its warm-up, and
+#: more when there are few clients, so that a p99 rests on a few hundred requests
+MEASURED_REQUESTS_MIN = 256
+
+
+def requests_per_client(clients: int) -> int:
+    """Requests each of ``clients`` closed-loop clients sends in a re-check, its warm-up included:
+    :data:`WARMUP_REQUESTS` + max(2, ceil(:data:`MEASURED_REQUESTS_MIN` / clients))."""
+    return WARMUP_REQUESTS + max(2, -(-MEASURED_REQUESTS_MIN // clients))
+
 
 #: the re-check stops refining once the goodput of the best candidate that meets the SLOs in
 #: simulation is within this fraction of the lowest that misses them

@@ -18,7 +18,7 @@ from genmodel.cli._app import app
 
 import genmodel
 from genmodel._candidates import Slo, statistic_name
-from genmodel._recheck import Deployment, Recheck, recheck, simulable
+from genmodel._recheck import Deployment, Recheck, recheck, requests_per_client, simulable
 from genmodel.io import load_hardware, load_model
 
 #: Llama-3.1-70B fp8 on one 8-GPU H100 node, chat lengths
@@ -66,6 +66,10 @@ def test_with_one_recheck_none_passes_and_the_report_says_so() -> None:
 def test_the_answer_is_the_simulation_of_that_plan(tight: genmodel.PlanReport) -> None:
     b = tight.best
     assert b is not None
+    # at least 256 requests measured after each client's warm-up, two or more per client
+    assert (
+        requests_per_client(1) == 257 and requests_per_client(100) == 4 and requests_per_client(10_000) == 3
+    )
     sim = genmodel.simulate(
         "llama-3.1-70b",
         "h100-sxm",
@@ -77,7 +81,7 @@ def test_the_answer_is_the_simulation_of_that_plan(tight: genmodel.PlanReport) -
         input_tokens=2000,
         output_tokens=500,
         concurrency=b.batch,
-        requests_per_client=genmodel.REQUESTS_PER_CLIENT,
+        requests_per_client=requests_per_client(b.batch),
         warmup_requests=1,
     )
     assert b.ttft_s == pytest.approx(sim.ttft_s.mean, rel=1e-12)
