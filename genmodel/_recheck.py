@@ -15,11 +15,12 @@ Modelling assumptions:
 - A layout the simulation does not cover (:func:`~genmodel._stepcost.check_simulable`: pipeline
   or context parallelism, ...) is never re-checked, so never the answer: the closed form alone
   cannot vouch for it (``serving="closed-form"`` plans on the closed form alone).
-- Order: candidates are tried in the closed form's ranking, one per distinct (layout, clients). After
-  a candidate fails in simulation, the ratio simulated / closed form of each target it missed is
-  carried over: a candidate whose closed-form figure times that ratio misses the target is skipped
-  without a run. The first candidate that meets the SLOs in simulation is the answer; at most
-  ``budget`` candidates are tried.
+- Order (:func:`recheck`): first the closed form's best. After a miss, the best-ranked candidate
+  whose closed-form goodput is lower in proportion to the shortfall (target / simulated figure);
+  after a pass, a bisection in goodput between the best pass and the lowest miss, until they are
+  within :data:`RESOLUTION_FRAC` or ``budget`` candidates are spent. One candidate per layout and
+  integer client count. The answer is the best of those that met the SLOs in simulation, by the
+  plan's objective on their simulated figures.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Recheck:
-    """One candidate of the search, estimated again alone (simulated where the simulation covers it).
+    """One candidate of the search, estimated again alone: simulated, with the closed form beside it.
 
     Attributes:
         index: the candidate's index in :attr:`SearchResult.candidates`.
