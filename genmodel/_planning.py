@@ -1,8 +1,10 @@
 """Capacity planning: the best serving plan of a device budget or a request rate, and platforms compared.
 
-Modelling assumptions: none of its own. The plan space is evaluated vectorised by
-:mod:`genmodel._search`; the best candidates are then estimated again, alone, with the same run
-options, so ``best`` is exactly what :func:`genmodel.estimate` says of that plan.
+Modelling assumptions: none of its own. The plan space is evaluated vectorised in the closed form
+by :mod:`genmodel._search`; the best candidates are then simulated with the engine's scheduler
+(:mod:`genmodel._recheck`: the closed form prunes, the simulation decides), or, in the closed form
+(``serving="closed-form"``), estimated again alone with the same run options, so that ``best`` is
+exactly what :func:`genmodel.estimate` says of that plan.
 """
 
 from __future__ import annotations
@@ -361,9 +363,12 @@ def plan(
     (given a request rate) the plan that serves that traffic within the SLOs on the fewest devices.
 
     Every tp x pp x dp (x ep) layout, precision (each ``weight_dtype`` given) and running batch is
-    evaluated vectorised (:mod:`genmodel._search`); the best candidate is then estimated again,
-    alone, with :func:`estimate` at its (rounded) concurrency, so ``best`` is exactly what
-    ``estimate`` says of that plan, and it meets the SLOs.
+    evaluated vectorised in the closed form (:mod:`genmodel._search`). By default the best
+    candidates of each weight dtype are then simulated (``serving``, ``engine``, ``recheck``;
+    :mod:`genmodel._recheck`) and ``best`` is the best that meets the SLOs in simulation, with the
+    simulated figures; a candidate that misses them there is never ``best``. With
+    ``serving="closed-form"`` the best candidate is estimated again, alone, with :func:`estimate`
+    at its (rounded) concurrency, so ``best`` is exactly what ``estimate`` says of that plan.
 
     Args:
         devices: the device budget (every layout uses all of it; dp makes replicas); with
