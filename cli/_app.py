@@ -30,7 +30,6 @@ from ._options import (
     ConcurrencyOpt,
     CpOpt,
     DpOpt,
-    EngineOpt,
     EpOpt,
     Format,
     FormatOpt,
@@ -41,7 +40,6 @@ from ._options import (
     OutputOpt,
     OutputTokensOpt,
     PpOpt,
-    ServingOpt,
     TpOpt,
     WeightDtypeOpt,
     complete_hardware,
@@ -132,6 +130,15 @@ def _root(
     ] = False,
 ) -> None:
     pass
+
+
+ServingOpt = Annotated[
+    str,
+    typer.Option(help="With --concurrency: simulated (the engine's scheduler, default) | closed-form."),
+]
+EngineOpt = Annotated[
+    str, typer.Option(help="Simulated engine: vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
+]
 
 
 @app.command(
