@@ -335,3 +335,30 @@ def test_cli_says_when_no_rechecked_plan_meets_the_slos_in_simulation() -> None:
     assert result.exit_code == 3, result.output
     assert "none of the 1 candidates re-checked meets the SLOs in simulation" in result.stderr
     assert "--recheck" in result.stderr and "Traceback" not in result.output
+
+
+def test_the_closed_form_also_gives_the_best_per_weight_dtype() -> None:
+    rep = genmodel.plan(
+        "llama-3.1-70b",
+        "h100-sxm",
+        devices=8,
+        input_tokens=2000,
+        output_tokens=500,
+        ttft_slo_s=1.0,
+        tpot_slo_s=0.05,
+        weight_dtype=["fp8", "bf16"],
+        serving="closed-form",
+    )
+    assert rep.serving == "closed-form" and not rep.rechecked and rep.best is not None
+    by = {b.weight_dtype: b for b in rep.by_dtype}
+    assert set(by) == {"fp8", "bf16"}
+    assert by[rep.best.precision.weight_dtype].best == rep.best
+    other = by["bf16" if rep.best.precision.weight_dtype == "fp8" else "fp8"].best
+    assert other is not None and other.precision.weight_dtype != rep.best.precision.weight_dtype
+    assert other.output_tokens_per_s_per_device <= rep.goodput
+    assert other.ttft_s <= 1.0 and other.tpot_s <= 0.05
+    # one dtype: no side-by-side rows
+    one = genmodel.plan(
+        "llama-3.1-70b", "h100-sxm", **KW, ttft_slo_s=1.0, tpot_slo_s=0.05, serving="closed-form"
+    )
+    assert one.by_dtype == () and one.to_dict()["by_weight_dtype"] == []
