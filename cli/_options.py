@@ -68,6 +68,8 @@ BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
         "request_rate": (-math.inf, 1e9),
         "ttft_quantile": (1e-6, 1 - 1e-6),
         "workers": (1, 1024),
+        "recheck": (0, 1000),
+        "top": (1, 1000),
     }
 )
 _ASCII_INT = re.compile(r"^\s*[+]?[0-9]+\s*$", re.ASCII)
@@ -249,6 +251,13 @@ KvDtypeOpt = Annotated[
 BatchOpt = Annotated[str | None, typer.Option(help="Static batch (whole deployment) or 'max'.")]
 ConcurrencyOpt = Annotated[
     int | None, typer.Option(help="Closed-loop clients (serving mode).", parser=lenient_int)
+]
+ServingOpt = Annotated[
+    str,
+    typer.Option(help="With --concurrency: simulated (the engine's scheduler, default) | closed-form."),
+]
+EngineOpt = Annotated[
+    str, typer.Option(help="Simulated engine: vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
 ]
 TtftSloOpt = Annotated[str | None, typer.Option(help="TTFT target with its unit: 2s, 500ms.")]
 TpotSloOpt = Annotated[str | None, typer.Option(help="TPOT target with its unit: 50ms, 20us.")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -14,7 +15,9 @@ from genmodel.report import compare_figure, figure_format, format_seconds, paret
 from ._options import (
     EXIT_NO_PLAN,
     MAX_TOKENS,
+    NO_RUN_OPTIONS,
     ActDtypeOpt,
+    EngineOpt,
     Format,
     FormatOpt,
     HardwareOpt,
@@ -24,8 +27,6 @@ from ._options import (
     OutputOpt,
     OutputTokensOpt,
     PlotOpt,
-    TpotSloOpt,
-    TtftSloOpt,
     emit,
     emit_tables,
     err,
@@ -35,6 +36,7 @@ from ._options import (
     lenient_int,
     parse_int,
     parse_ints,
+    with_run_options,
     working,
     write_plot,
 )
@@ -45,8 +47,51 @@ DevicesOpt = Annotated[
 ]
 QuantileOpt = Annotated[
     float | None,
-    typer.Option(help="Make the TTFT target a quantile (0.9, 0.99) of an M/D/1 queue.", parser=lenient_float),
+    typer.Option(
+        help="Deprecated: give the percentile in --ttft-slo (p99:2s).", parser=lenient_float, hidden=True
+    ),
 ]
+PlanTtftSloOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ttft-slo",
+        help="TTFT target with its unit, a mean (2s) or a percentile (p99:2s; mean, p50, p90, p95, p99).",
+    ),
+]
+PlanTpotSloOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tpot-slo",
+        help="TPOT target with its unit, a mean (50ms) or a percentile (p90:50ms; mean, p50, p90, p95, p99).",
+    ),
+]
+RecheckOpt = Annotated[
+    int,
+    typer.Option(
+        help="Candidates of the closed form's frontier that the serving simulation re-checks per weight "
+        "dtype (0: the closed form only).",
+        parser=lenient_int,
+    ),
+]
+TopOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Also list the N best plans of the closed form's ranking (one per layout).", parser=lenient_int
+    ),
+]
+PlanServingOpt = Annotated[
+    str,
+    typer.Option(
+        "--serving",
+        help="simulated (default: the closed form prunes, the engine's scheduler re-checks the best) | "
+        "closed-form.",
+    ),
+]
+#: the run options ``plan`` and ``compare`` take as flags (``--disaggregated`` is plan's own, and
+#: ``--prefill-chunks`` searches chunk sizes)
+PLAN_RUN_OPTIONS = tuple(
+    s.name for s in genmodel.OPTION_SPECS if s.name not in ("disaggregated", "prefill_chunk")
+)
 RateOpt = Annotated[
     float | None,
     typer.Option(
@@ -110,6 +155,48 @@ def _chunks(value: str) -> list[int | None]:
     return out
 
 
+def parse_slo(name: str, value: str | None) -> tuple[float | None, float | None]:
+    """A latency target: ``2s`` or ``mean:2s`` (the mean), or ``p99:2s`` (a percentile).
+
+    Returns:
+        (seconds or None, the quantile or None for the mean).
+
+    Raises:
+        genmodel.SpecError: an unknown statistic, or a time :func:`parse_seconds` refuses; the
+            message names the option and the value given.
+    """
+    if value is None:
+        return None, None
+    stat, sep, time_text = value.partition(":")
+    if not sep:
+        return parse_seconds(name, value), None
+    key = stat.strip().lower()
+    if key not in genmodel.SLO_STATISTICS:
+        raise genmodel.SpecError(
+            f"{name}={value!r}: the statistic {stat.strip()!r} must be one of "
+            f"{', '.join(genmodel.SLO_STATISTICS)} (e.g. p99:2s)"
+        )
+    try:
+        seconds = parse_seconds(name, time_text.strip())
+    except genmodel.SpecError as exc:
+        raise genmodel.SpecError(f"{name}={value!r}: {exc}") from None
+    return seconds, genmodel.SLO_STATISTICS[key]
+
+
+def _slos(ttft_slo: str | None, tpot_slo: str | None, ttft_quantile: float | None) -> dict[str, Any]:
+    """plan's SLO keywords from the flags (``--ttft-quantile``, deprecated, unless --ttft-slo names one)."""
+    ttft_s, ttft_q = parse_slo("ttft_slo", ttft_slo)
+    tpot_s, tpot_q = parse_slo("tpot_slo", tpot_slo)
+    if ttft_quantile is not None:
+        if ttft_q is not None and ttft_q != ttft_quantile:
+            raise genmodel.SpecError(
+                f"ttft_quantile={ttft_quantile!r} contradicts ttft_slo={ttft_slo!r}: give the percentile "
+                "in --ttft-slo only"
+            )
+        ttft_q = ttft_quantile
+    return {"ttft_slo_s": ttft_s, "tpot_slo_s": tpot_s, "ttft_quantile": ttft_q, "tpot_quantile": tpot_q}
+
+
 def _no_plan(message: str) -> None:
     """Exit with code 3 after the result is out: the search ran, but nothing meets the targets."""
     err.print(f"[yellow]{message}[/yellow] (exit code {EXIT_NO_PLAN})", markup=True)
@@ -136,14 +223,15 @@ def register(app: typer.Typer) -> None:
         )
     )
     @friendly
+    @with_run_options(*PLAN_RUN_OPTIONS)
     def plan(
         model: ModelOpt,
         hardware: HardwareOpt,
         devices: DevicesOpt,
         input_tokens: InputOpt,
         output_tokens: OutputTokensOpt,
-        ttft_slo: TtftSloOpt = None,
-        tpot_slo: TpotSloOpt = None,
+        ttft_slo: PlanTtftSloOpt = None,
+        tpot_slo: PlanTpotSloOpt = None,
         ttft_quantile: QuantileOpt = None,
         weight_dtype: DtypesOpt = "bf16",
         act_dtype: ActDtypeOpt = None,
@@ -156,6 +244,11 @@ def register(app: typer.Typer) -> None:
         itl_max_slo: ItlMaxOpt = None,
         prefill_chunks: ChunksOpt = None,
         risk: RiskOpt = None,
+        serving: PlanServingOpt = "simulated",
+        engine: EngineOpt = "vllm",
+        recheck: RecheckOpt = genmodel.DEFAULT_RECHECK,
+        top: TopOpt = None,
+        run_options: Mapping[str, Any] = NO_RUN_OPTIONS,
         format: FormatOpt = Format.table,
         output: OutputOpt = None,
         plot: PlotOpt = None,
@@ -164,6 +257,12 @@ def register(app: typer.Typer) -> None:
 
         With --request-rate: the plan, and the number of its copies, that serve the traffic within
         the SLOs on the fewest devices (each copy counted at its full-load rate).
+
+        The closed form prunes the plan space; the engine's scheduler is then simulated on the best
+        candidates (--recheck of them; closed-loop clients at the plan's concurrency, started
+        together; for --request-rate, Poisson arrivals at each copy's share), and the answer shown
+        is the simulated one. A plan that misses the SLOs in simulation is never shown as meeting
+        them. --serving closed-form plans on the closed form alone.
 
         The plot is the Pareto frontier (tokens/s per device vs per user). Exit code 3 when no plan
         meets the targets (the result is still printed).
@@ -177,9 +276,7 @@ def register(app: typer.Typer) -> None:
                 devices=devices,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
-                ttft_slo_s=parse_seconds("ttft_slo", ttft_slo),
-                tpot_slo_s=parse_seconds("tpot_slo", tpot_slo),
-                ttft_quantile=ttft_quantile,
+                **_slos(ttft_slo, tpot_slo, ttft_quantile),
                 weight_dtype=_dtypes(weight_dtype),
                 act_dtype=act_dtype,
                 kv_dtype=kv_dtype,
@@ -189,8 +286,15 @@ def register(app: typer.Typer) -> None:
                 itl_max_slo_s=parse_seconds("itl_max_slo", itl_max_slo),
                 prefill_chunks=None if prefill_chunks is None else _chunks(prefill_chunks),
                 risk=risk,
+                serving=serving,
+                engine=engine,
+                recheck=recheck,
+                top=top or 5,
+                **run_options,
             )
         d = report.to_dict()
+        if top is None:
+            d["top"] = d["top"][:0] if format is Format.table else d["top"]
         if plot is not None:
             write_plot(pareto_figure(d), plot)
         if format is Format.json:
@@ -200,7 +304,7 @@ def register(app: typer.Typer) -> None:
         else:
             emit_tables(_plan_tables(d), output)
         if d["best"] is None:
-            _no_plan("no plan meets the targets")
+            _no_plan(d["serving"]["note"] or "no plan meets the targets")
 
     @app.command(
         epilog=examples(
@@ -212,18 +316,23 @@ def register(app: typer.Typer) -> None:
         )
     )
     @friendly
+    @with_run_options(*PLAN_RUN_OPTIONS)
     def compare(
         model: ModelOpt,
         hardware: Annotated[str, typer.Option(help="Comma-separated hardware ids (h100-sxm,h200-sxm).")],
         devices: Annotated[str, typer.Option(help="One budget for all, or one per hardware id (8,8,16).")],
         input_tokens: InputOpt,
         output_tokens: OutputTokensOpt,
-        ttft_slo: TtftSloOpt = None,
-        tpot_slo: TpotSloOpt = None,
+        ttft_slo: PlanTtftSloOpt = None,
+        tpot_slo: PlanTpotSloOpt = None,
         weight_dtype: DtypesOpt = "bf16",
         act_dtype: ActDtypeOpt = None,
         kv_dtype: KvDtypeOpt = None,
         request_rate: RateOpt = None,
+        serving: PlanServingOpt = "simulated",
+        engine: EngineOpt = "vllm",
+        recheck: RecheckOpt = genmodel.DEFAULT_RECHECK,
+        run_options: Mapping[str, Any] = NO_RUN_OPTIONS,
         format: FormatOpt = Format.table,
         output: OutputOpt = None,
         plot: PlotOpt = None,
@@ -246,12 +355,15 @@ def register(app: typer.Typer) -> None:
                 devices=budgets[0] if len(budgets) == 1 else budgets,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
-                ttft_slo_s=parse_seconds("ttft_slo", ttft_slo),
-                tpot_slo_s=parse_seconds("tpot_slo", tpot_slo),
+                **_slos(ttft_slo, tpot_slo, None),
                 weight_dtype=_dtypes(weight_dtype),
                 act_dtype=act_dtype,
                 kv_dtype=kv_dtype,
                 request_rate_per_s=request_rate,
+                serving=serving,
+                engine=engine,
+                recheck=recheck,
+                **run_options,
             )
         if plot is not None:
             write_plot(compare_figure(rows), plot)
@@ -297,7 +409,18 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
             f"{rate:g} requests/s: {best['instances']} x {best['devices']} devices = "
             f"{best['devices_needed']} devices",
         )
-    t = Table(title=f"best plan by {d['objective']} (co-located, re-estimated alone)")
+    serving = d["serving"]
+    simulated = serving["model"] == "simulated"
+    if simulated:
+        head.add_row(
+            "serving",
+            f"closed form prunes; {serving['rechecked']} candidates re-checked (up to {serving['recheck']} "
+            f"per dtype) by simulating {serving['engine']} ({serving['load']})",
+        )
+    if best is not None and best.get("closed_form") is not None:
+        head.add_row("closed form vs simulated", _disagreement(best["closed_form"]))
+    how = f"simulated, {serving['engine']}" if simulated else "closed form, re-estimated alone"
+    t = Table(title=f"best plan by {d['objective']} (co-located, {how})")
     for col in (
         "tp",
         "pp",
@@ -324,6 +447,12 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
             _fmt(best["joules_per_output_token"], ".3f"),
         )
     tables.append(t)
+    if best is not None and best.get("simulated") is not None:
+        tables.append(_percentile_table(best["simulated"], d["slo"]))
+    if d["by_weight_dtype"]:
+        tables.append(_dtype_table(d["by_weight_dtype"], rate is not None))
+    if d["top"]:
+        tables.append(_top_table(d["top"], rate is not None))
     dis = d["disaggregated"]
     if dis is not None:
         g = Table(title="disaggregated (DistServe): prefill pool + decode pool")
@@ -367,6 +496,84 @@ def _with_interval(best: dict[str, Any], key: str) -> str:
     """``12.3 ms (9.8 ms–16.1 ms)``: a latency with its interval (``interval_coverage`` of measurements)."""
     lo, hi = best[f"{key}_interval"]
     return f"{format_seconds(best[key])} ({format_seconds(lo)}–{format_seconds(hi)})"
+
+
+def _signed_pct(rel: float | None) -> str:
+    return "-" if rel is None else f"{rel:+.0%}"
+
+
+def _disagreement(cf: dict[str, Any]) -> str:
+    """``TTFT mean 0.22 s -> 1.23 s (+466%), TPOT mean ...``: the closed form, then the simulation."""
+    parts = []
+    for name in ("ttft", "tpot"):
+        parts.append(
+            f"{name.upper()} {cf[f'{name}_statistic']} {format_seconds(cf[f'{name}_s'])} -> "
+            f"{format_seconds(cf[f'simulated_{name}_s'])} ({_signed_pct(cf[f'{name}_rel_diff'])})"
+        )
+    return ", ".join(parts)
+
+
+def _percentile_table(sim: dict[str, Any], slo: dict[str, Any]) -> Table:
+    """The best plan's simulated TTFT and TPOT by statistic, the SLO's own marked with its target."""
+    t = Table(title=f"best plan, simulated: {sim['load']}")
+    stats = list(sim["ttft_s"])
+    for col in ("", *stats, "target"):
+        t.add_column(col, justify="right")
+    for name in ("ttft", "tpot"):
+        target = slo[f"{name}_s"]
+        shown = "-" if target is None else f"{slo[f'{name}_statistic']} <= {format_seconds(target)}"
+        t.add_row(name.upper(), *(format_seconds(sim[f"{name}_s"][k]) for k in stats), shown)
+    return t
+
+
+def _dtype_table(rows: list[dict[str, Any]], traffic: bool) -> Table:
+    """The best plan of each weight dtype side by side, and how far each is from the best."""
+    t = Table(title="best plan per weight dtype")
+    cols = ["dtype", "plan", "clients", "TTFT", "TPOT", "tok/s/device", "vs best"]
+    for col in cols if not traffic else [*cols, "devices needed"]:
+        t.add_column(col, justify="right")
+    for r in rows:
+        if r.get("error"):
+            t.add_row(r["weight_dtype"], Text(r["error"], style="red"), *["-"] * (len(t.columns) - 2))
+            continue
+        vs = "best" if r["is_best"] else _vs_best(r)
+        t.add_row(
+            r["weight_dtype"],
+            f"tp{r['tp']} pp{r['pp']} ep{r['ep']} dp{r['dp']}",
+            str(r["concurrency"]),
+            format_seconds(r["ttft_s"]),
+            format_seconds(r["tpot_s"]),
+            _fmt(r["output_tokens_per_s_per_device"], ".1f"),
+            vs,
+            *([_copies(r["instances"], r["devices_needed"])] if traffic else []),
+        )
+    return t
+
+
+def _vs_best(row: dict[str, Any]) -> str:
+    """``0.62x goodput, +8 devices``: a dtype's best against the overall best."""
+    text = "-" if row.get("goodput_vs_best") is None else f"{row['goodput_vs_best']:.2f}x goodput"
+    if row.get("devices_vs_best") is not None:
+        text += f", {row['devices_vs_best']:+d} devices"
+    return text
+
+
+def _top_table(rows: list[dict[str, Any]], traffic: bool) -> Table:
+    """The best plans of the closed form's ranking, one per layout (closed-form figures)."""
+    t = Table(title=f"top {len(rows)} plans of the closed form's ranking (one per layout)")
+    cols = ["tp", "pp", "ep", "dp", "dtype", "clients", "TTFT", "TPOT", "tok/s/device"]
+    for col in cols if not traffic else [*cols, "copies x size = needed"]:
+        t.add_column(col, justify="right")
+    for r in rows:
+        t.add_row(
+            *(str(r[k]) for k in ("tp", "pp", "ep", "dp", "weight_dtype")),
+            f"{r['concurrency']:.0f}",
+            format_seconds(r["ttft_s"]),
+            format_seconds(r["tpot_s"]),
+            _fmt(r["output_tokens_per_s_per_device"], ".1f"),
+            *([_copies(r["instances"], r["devices_needed"])] if traffic else []),
+        )
+    return t
 
 
 def _compare_table(rows: list[dict[str, Any]]) -> Table:

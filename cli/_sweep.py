@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,9 +22,12 @@ from genmodel.report import figure_format, format_seconds, sweep_figure, to_json
 
 from ._options import (
     FORMAT_HELP,
+    NO_RUN_OPTIONS,
     OUTPUT_HELP,
+    EngineOpt,
     Format,
     PlotOpt,
+    ServingOpt,
     cannot_write,
     err,
     examples,
@@ -32,6 +36,7 @@ from ._options import (
     out,
     parse_int,
     progress_bar,
+    with_run_options,
     write_plot,
 )
 
@@ -103,7 +108,7 @@ def register(app: typer.Typer) -> None:
             "genmodel sweep --model llama-3.1-8b --hardware h100-sxm,h200-sxm \\\n"
             "    --batch 1,8,64 --input-tokens 1000 --output-tokens 200 --format csv",
         )
-    )(friendly(sweep))
+    )(friendly(with_run_options()(sweep)))
 
 
 def sweep(
@@ -131,6 +136,9 @@ def sweep(
     weight_dtype: Annotated[str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4")] = "bf16",
     act_dtype: Annotated[str | None, typer.Option(help="Activation dtype (default: as weights).")] = None,
     kv_dtype: Annotated[str | None, typer.Option(help="KV-cache dtype (default: bf16).")] = None,
+    serving: ServingOpt = "simulated",
+    engine: EngineOpt = "vllm",
+    run_options: Mapping[str, Any] = NO_RUN_OPTIONS,
     scheduler: Annotated[
         str | None,
         typer.Option(
@@ -186,7 +194,14 @@ def sweep(
         "batch": _batches(batch),
         "concurrency": _ints("concurrency", concurrency) if concurrency else None,
         "scale": _scales(scale),
-        "estimate_options": {"weight_dtype": weight_dtype, "act_dtype": act_dtype, "kv_dtype": kv_dtype},
+        "estimate_options": {
+            "weight_dtype": weight_dtype,
+            "act_dtype": act_dtype,
+            "kv_dtype": kv_dtype,
+            "serving": serving,
+            "engine": engine,
+            **run_options,
+        },
         "scheduler": scheduler,
         "workers": workers,
     }

@@ -31,6 +31,7 @@ from genmodel._attention import (
     SlidingWindow,
     attended_pairs,
 )
+from genmodel._candidates import SLO_STATISTICS
 from genmodel._collectives import (
     ALGORITHMS,
     allgather_time,
@@ -92,7 +93,8 @@ from genmodel._phases import (
     kv_transfer_time,
     step_cost,
 )
-from genmodel._planning import DEFAULT_PREFILL_CHUNKS, PlanReport, compare, plan
+from genmodel._planning import DEFAULT_PREFILL_CHUNKS, DEFAULT_RECHECK, PlanReport, compare, plan
+from genmodel._planrows import DtypeBest
 from genmodel._requirements import (
     Requirements,
     ResourceRequirement,
@@ -164,6 +166,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ALGORITHMS",
     "DEFAULT_PREFILL_CHUNKS",
+    "DEFAULT_RECHECK",
     "DTYPE_BYTES",
     "ENGINES",
     "EVIDENCE_LEVELS",
@@ -178,12 +181,14 @@ __all__ = [
     "REQUESTS_PER_CLIENT",
     "SCALE_FACTORS",
     "SERVING_MODELS",
+    "SLO_STATISTICS",
     "WARMUP_REQUESTS",
     "AttachedTier",
     "Attention",
     "CaseResult",
     "ClosedForm",
     "Device",
+    "DtypeBest",
     "Efficiency",
     "Engine",
     "Estimate",

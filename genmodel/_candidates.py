@@ -10,7 +10,9 @@ Modelling assumptions:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from genmodel._errors import SpecError
@@ -22,14 +24,33 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+#: the statistics a latency target may name at the edges (``--ttft-slo p99:2s``), as quantiles
+#: (None: the mean)
+SLO_STATISTICS: Mapping[str, float | None] = MappingProxyType(
+    {"mean": None, "p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+)
+
+
+def statistic_name(quantile: float | None) -> str:
+    """``mean`` for None, else ``p`` and the percentile: 0.99 -> ``p99``, 0.999 -> ``p99.9``."""
+    return "mean" if quantile is None else f"p{quantile * 100:.10g}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Slo:
-    """Latency targets in seconds (None: no target): TTFT (a mean or a quantile), TPOT (the mean
-    inter-token latency) and the longest inter-token gap (what chunked prefill bounds)."""
+    """Latency targets in seconds (None: no target): TTFT and TPOT, each a mean or a quantile
+    (``ttft_quantile=0.99``: the p99 TTFT), and the longest inter-token gap (what chunked prefill
+    bounds).
+
+    The closed form (the search) judges a TTFT quantile by the M/D/1 tail and a TPOT quantile by
+    the mean inter-token latency (its steady state has no spread of TPOT across requests); the
+    serving simulation that re-checks the best candidates judges both on its per-request figures.
+    """
 
     ttft_s: float | None = None
     tpot_s: float | None = None
     ttft_quantile: float | None = None
+    tpot_quantile: float | None = None
     #: the longest gap between two tokens of a running request: a decode step plus the prefill
     #: piece run between two steps (the whole prompt, or its longest chunk with chunked prefill)
     itl_max_s: float | None = None
@@ -39,9 +60,10 @@ class Slo:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise SpecError(f"{name}={value!r} must be > 0 seconds")
-        q = self.ttft_quantile
-        if q is not None and not 0 < q < 1:
-            raise SpecError(f"ttft_quantile={q!r} must be in (0, 1), e.g. 0.9 or 0.99")
+        for name in ("ttft_quantile", "tpot_quantile"):
+            q = getattr(self, name)
+            if q is not None and not 0 < q < 1:
+                raise SpecError(f"{name}={q!r} must be in (0, 1), e.g. 0.9 or 0.99 (None: the mean)")
 
 
 #: what ``plan`` optimises (SearchResult.ranking)

@@ -1,8 +1,10 @@
 """Capacity planning: the best serving plan of a device budget or a request rate, and platforms compared.
 
-Modelling assumptions: none of its own. The plan space is evaluated vectorised by
-:mod:`genmodel._search`; the best candidates are then estimated again, alone, with the same run
-options, so ``best`` is exactly what :func:`genmodel.estimate` says of that plan.
+Modelling assumptions: none of its own. The plan space is evaluated vectorised in the closed form
+by :mod:`genmodel._search`; the best candidates are then simulated with the engine's scheduler
+(:mod:`genmodel._recheck`: the closed form prunes, the simulation decides), or, in the closed form
+(``serving="closed-form"``), estimated again alone with the same run options, so that ``best`` is
+exactly what :func:`genmodel.estimate` says of that plan.
 """
 
 from __future__ import annotations
@@ -13,14 +15,31 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from genmodel._api import default_precision, run_options
+from genmodel._candidates import statistic_name
+from genmodel._engines import ENGINES, Engine, engine_preset
 from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import Device, System
 from genmodel._intervals import pessimistic_factors
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
+from genmodel._parallel import Plan
 from genmodel._phases import Estimate, as_system
-from genmodel._search import Disaggregated, Layout, SearchResult, Slo, check_objective, copies_needed, search
+from genmodel._planrows import (
+    DtypeBest,
+    check_dict,
+    dtype_row,
+    layout_dict,
+    pareto_rows,
+    rank_key,
+    ranked_meeting,
+    recheck_row,
+    top_rows,
+)
+from genmodel._recheck import Deployment, Recheck, recheck
+from genmodel._search import Disaggregated, SearchResult, Slo, check_objective, copies_needed, search
 from genmodel._serving import estimate_serving
+from genmodel._servingmodel import SERVING_MODELS
+from genmodel._stepcost import check_simulable
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_model
 from genmodel.report import estimate_dict
@@ -52,12 +71,31 @@ class PlanReport:
     objective: str = "goodput"
     #: the pessimistic bound the targets were checked on (:func:`genmodel._intervals.pessimistic_factors`)
     risk: dict[str, Any] | None = None
+    #: the serving model of the answer: "simulated" (the closed form prunes, the simulation
+    #: re-checks) or "closed-form"
+    serving: str = "closed-form"
+    #: the simulated engine (None for the closed form)
+    engine: str | None = None
+    #: candidates the simulation may re-check per weight dtype
+    recheck_budget: int = 0
+    #: the re-check of ``best`` (None: closed form only, or nothing met the SLOs)
+    check: Recheck | None = None
+    #: every candidate re-checked, in order
+    rechecked: tuple[Recheck, ...] = ()
+    #: the best plan of each weight dtype searched, when there are several
+    by_dtype: tuple[DtypeBest, ...] = ()
+    #: the best plans of the closed form's ranking, one per layout and dtype (JSON rows)
+    top: tuple[dict[str, Any], ...] = ()
+    #: what the answer is not: why the simulation was left out ("" if nothing)
+    note: str = ""
 
     @property
     def instances(self) -> int | None:
         """Copies of the best plan needed for the request rate (None without one or without a plan)."""
         if self.request_rate_per_s is None or self.best is None or self.best.serving is None:
             return None
+        if self.check is not None and self.check.instances is not None:
+            return self.check.instances
         return _instances(self.request_rate_per_s, self.best.serving.request_rate_per_s)
 
     @property
@@ -88,12 +126,14 @@ class PlanReport:
         if best is not None and self.request_rate_per_s is not None:
             best["instances"] = self.instances
             best["devices_needed"] = self.devices_needed
+        if best is not None and self.check is not None:
+            best.update(check_dict(self.check, self.slo))
         d = self.disaggregated
         disagg = None
         if d is not None:
             disagg = {
-                "prefill": _layout_dict(d.prefill),
-                "decode": _layout_dict(d.decode),
+                "prefill": layout_dict(d.prefill),
+                "decode": layout_dict(d.decode),
                 "prefill_instances": d.prefill_instances,
                 "decode_instances": d.decode_instances,
                 "devices": d.devices,
@@ -121,8 +161,12 @@ class PlanReport:
                 "ttft_s": self.slo.ttft_s,
                 "tpot_s": self.slo.tpot_s,
                 "ttft_quantile": self.slo.ttft_quantile,
+                "tpot_quantile": self.slo.tpot_quantile,
+                "ttft_statistic": statistic_name(self.slo.ttft_quantile),
+                "tpot_statistic": statistic_name(self.slo.tpot_quantile),
                 "itl_max_s": self.slo.itl_max_s,
             },
+            "serving": self._serving_dict(),
             "evaluated": r.evaluated,
             "feasible": r.feasible,
             "meeting_slo": int(r.candidates.meets_slo.sum()),
@@ -133,22 +177,153 @@ class PlanReport:
             "violations": dict(sorted(r.violations.items(), key=lambda kv: -kv[1])),
             "disaggregated": disagg,
             "risk": self.risk,
+            "rechecked": [recheck_row(k) for k in self.rechecked],
+            "by_weight_dtype": [
+                dtype_row(b, self.best, self.request_rate_per_s, self.devices_needed) for b in self.by_dtype
+            ],
+            "top": list(self.top),
+        }
+
+    def _serving_dict(self) -> dict[str, Any]:
+        """How the answer was reached: the serving model, engine, load simulated and re-checks."""
+        simulated = self.serving == "simulated"
+        load = (
+            None
+            if not simulated
+            else "Poisson arrivals at the request rate shared by the copies"
+            if self.request_rate_per_s is not None
+            else "closed-loop clients at the plan's concurrency, started together; each one's first "
+            "request a warm-up, left out"
+        )
+        note = self.note
+        if simulated and self.best is None and self.rechecked:
+            note = (
+                f"none of the {len(self.rechecked)} candidates re-checked meets the SLOs in simulation; "
+                "widen the search with a larger recheck (--recheck 32), relax the targets, or see "
+                "the closed form's answer with serving='closed-form'"
+            )
+        elif simulated and self.best is None and self.result.candidates.meets_slo.any():
+            note = (
+                "the simulation covers none of the candidates that meet the SLOs in the closed form "
+                "(it needs pp = 1 and cp = 1); see the closed form's answer with serving='closed-form'"
+            )
+        return {
+            "model": self.serving,
+            "engine": self.engine,
+            "load": load,
+            "recheck": self.recheck_budget,
+            "rechecked": len(self.rechecked),
+            "note": note,
         }
 
 
-def _layout_dict(layout: Layout) -> dict[str, Any]:
-    p, q = layout.plan, layout.precision
-    return {
-        "tp": p.tp,
-        "pp": p.pp,
-        "ep": p.ep,
-        "dp": p.dp,
-        "devices": p.num_devices,
-        "weight_dtype": q.weight_dtype,
-        "act_dtype": q.act_dtype,
-        "kv_dtype": q.kv_dtype,
-        "prefill_chunk": layout.prefill_chunk,
-    }
+#: candidates the simulation re-checks per weight dtype by default, and the most it may
+DEFAULT_RECHECK = 8
+MAX_RECHECK = 1_000
+#: the most plans ``top`` may list
+MAX_TOP = 1_000
+
+
+def _check_plan_args(*, objective: str, serving: str, recheck: int, top: int) -> None:
+    """Refuse an unknown objective or serving model, or a recheck or top out of bounds.
+
+    Raises:
+        SpecError: ``name=value must ...``.
+    """
+    check_objective(objective)
+    if serving not in SERVING_MODELS:
+        raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
+    if isinstance(recheck, bool) or not isinstance(recheck, int) or not 0 <= recheck <= MAX_RECHECK:
+        raise SpecError(f"recheck={recheck!r} must be an integer between 0 and {MAX_RECHECK}")
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
+        raise SpecError(f"top={top!r} must be an integer between 1 and {MAX_TOP}")
+
+
+def _engine(engine: str | Engine, system: System) -> Engine:
+    """The engine to simulate: an :class:`Engine`, or a preset by name for the system's device.
+
+    Raises:
+        SpecError: neither. UnknownEntryError: an unknown preset.
+    """
+    if isinstance(engine, Engine):
+        return engine
+    if not isinstance(engine, str):
+        raise SpecError(f"engine={engine!r} must be one of {', '.join(ENGINES)} or an Engine")
+    return engine_preset(engine, system.device)
+
+
+def _not_simulable(options: RunOptions) -> str:
+    """Why the simulation covers no plan with these run options ("" if it does)."""
+    try:
+        check_simulable(Plan(), options)
+    except SpecError as exc:
+        return f"serving='simulated' fell back to the closed form: {exc}"
+    return ""
+
+
+def _simulated(report: PlanReport, dep: Deployment, budget: int, precisions: list[Precision]) -> PlanReport:
+    """``report`` with the answer the simulation re-checks (per precision, then the best of them)."""
+    bests: list[DtypeBest] = []
+    tried: list[Recheck] = []
+    for p in precisions:
+        check, done = recheck(
+            report.result,
+            ranked_meeting(report.result, report.objective, p),
+            dep,
+            budget=budget,
+            better=lambda k: rank_key(k.estimate, report.objective, k.instances),
+        )
+        tried += done
+        if check is None:
+            bests.append(DtypeBest(weight_dtype=p.weight_dtype, best=None))
+        else:
+            bests.append(
+                DtypeBest(
+                    weight_dtype=p.weight_dtype, best=check.estimate, check=check, instances=check.instances
+                )
+            )
+    found = [b for b in bests if b.best is not None]
+    win = None
+    if found:
+        win = min(found, key=lambda b: rank_key(b.best, report.objective, b.instances))  # type: ignore[arg-type]
+    return replace(
+        report,
+        best=None if win is None else win.best,
+        check=None if win is None else win.check,
+        rechecked=tuple(tried),
+        by_dtype=tuple(bests) if len(bests) > 1 else (),
+        serving="simulated",
+        engine=dep.engine.name,
+        recheck_budget=budget,
+    )
+
+
+def _closed_by_dtype(
+    report: PlanReport,
+    best: Estimate | None,
+    args: tuple[ModelSpec, System, RunOptions, int, int],
+    precisions: list[Precision],
+) -> tuple[DtypeBest, ...]:
+    """The closed form's best of each precision, when there are several (``best`` for its own)."""
+    if len(precisions) < 2:
+        return ()
+    model, system, run, input_tokens, output_tokens = args
+    rate = report.request_rate_per_s
+    out = []
+    for p in precisions:
+        mine = best
+        if best is None or best.precision != p:
+            mine = _best(
+                report.result, model, system, run, report.slo, input_tokens, output_tokens,
+                report.objective, rate, precision=p,
+            )  # fmt: skip
+        n = (
+            None
+            if rate is None or mine is None or mine.serving is None
+            else _instances(rate, mine.serving.request_rate_per_s)
+        )
+        out.append(DtypeBest(weight_dtype=p.weight_dtype, best=mine, instances=n))
+    return tuple(out)
 
 
 def _instances(request_rate_per_s: float, instance_rate_per_s: float) -> int:
@@ -171,6 +346,7 @@ def plan(
     ttft_slo_s: float | None = None,
     tpot_slo_s: float | None = None,
     ttft_quantile: float | None = None,
+    tpot_quantile: float | None = None,
     weight_dtype: str | Sequence[str] = "bf16",
     act_dtype: str | None = None,
     kv_dtype: str | None = None,
@@ -180,6 +356,10 @@ def plan(
     itl_max_slo_s: float | None = None,
     prefill_chunks: Sequence[int | None] | None = None,
     pareto_points: int = 50,
+    serving: str = "simulated",
+    engine: str | Engine = "vllm",
+    recheck: int = DEFAULT_RECHECK,
+    top: int = 5,
     options: RunOptions | None = None,
     risk: str | None = None,
     **option_values: Any,
@@ -188,9 +368,12 @@ def plan(
     (given a request rate) the plan that serves that traffic within the SLOs on the fewest devices.
 
     Every tp x pp x dp (x ep) layout, precision (each ``weight_dtype`` given) and running batch is
-    evaluated vectorised (:mod:`genmodel._search`); the best candidate is then estimated again,
-    alone, with :func:`estimate` at its (rounded) concurrency, so ``best`` is exactly what
-    ``estimate`` says of that plan, and it meets the SLOs.
+    evaluated vectorised in the closed form (:mod:`genmodel._search`). By default the best
+    candidates of each weight dtype are then simulated (``serving``, ``engine``, ``recheck``;
+    :mod:`genmodel._recheck`) and ``best`` is the best that meets the SLOs in simulation, with the
+    simulated figures; a candidate that misses them there is never ``best``. With
+    ``serving="closed-form"`` the best candidate is estimated again, alone, with :func:`estimate`
+    at its (rounded) concurrency, so ``best`` is exactly what ``estimate`` says of that plan.
 
     Args:
         devices: the device budget (every layout uses all of it; dp makes replicas); with
@@ -207,8 +390,17 @@ def plan(
             ``prefill_chunks`` are searched too (default: one pass and
             :data:`DEFAULT_PREFILL_CHUNKS` below ``input_tokens``; without it, the ``prefill_chunk``
             of ``options``: one pass unless it names one).
-        ttft_slo_s, tpot_slo_s: targets in seconds (None: none); ``ttft_quantile`` makes the TTFT
-            target a quantile (0.9, 0.99) of an M/D/1 queue instead of the mean.
+        ttft_slo_s, tpot_slo_s: targets in seconds (None: none), means unless
+            ``ttft_quantile`` / ``tpot_quantile`` make them a quantile (0.5, 0.9, 0.95, 0.99: p50
+            ... p99). The search judges a TTFT quantile by the M/D/1 tail and a TPOT quantile by
+            the mean inter-token latency; the simulation judges both on its requests.
+        serving: "simulated" (default): the closed form prunes, then the engine's scheduler is
+            simulated on the best candidates and the first that meets the SLOs there is ``best``,
+            with the simulated figures (:mod:`genmodel._recheck`); "closed-form": the closed
+            form's best, re-estimated alone.
+        engine: the simulated engine: vllm (default), sglang, trtllm, or an :class:`Engine`.
+        recheck: candidates the simulation may try per weight dtype (0: the closed form only).
+        top: the best plans of the closed form's ranking listed in ``top`` (one per layout).
         disaggregated: also size separate prefill and decode pools (DistServe) and compare.
         pareto_points: at most this many points of the frontier, spread along it.
         options: how the stack runs every plan (:class:`RunOptions`), for the search and for the
@@ -223,11 +415,23 @@ def plan(
     Raises:
         SpecError, UnknownEntryError: bad arguments. InfeasibleError: no layout can run at all.
     """
-    check_objective(objective)
+    _check_plan_args(objective=objective, serving=serving, recheck=recheck, top=top)
     m = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
-    slo = Slo(ttft_s=ttft_slo_s, tpot_s=tpot_slo_s, ttft_quantile=ttft_quantile, itl_max_s=itl_max_slo_s)
-    factors = None if risk is None else pessimistic_factors(hw.device.id, risk)
+    engine = _engine(engine, hw)
+    slo = Slo(
+        ttft_s=ttft_slo_s,
+        tpot_s=tpot_slo_s,
+        ttft_quantile=ttft_quantile,
+        tpot_quantile=tpot_quantile,
+        itl_max_s=itl_max_slo_s,
+    )
+    answered_by = "simulated" if serving == "simulated" and recheck > 0 else "closed-form"
+    factors = (
+        None
+        if risk is None
+        else pessimistic_factors(hw.device.id, risk, serving_model=answered_by, engine=engine.name)
+    )
     checked = slo if factors is None else _pessimistic_slo(slo, factors)
     run = run_options(hw, options=options, **option_values)
     if run.disaggregated:
@@ -235,6 +439,7 @@ def plan(
             "options.disaggregated=True: plan() searches co-located serving plans; "
             "plan(..., disaggregated=True) sizes separate prefill and decode pools"
         )
+    precisions = list(dict.fromkeys(_precisions(weight_dtype, act_dtype, kv_dtype)))
     if prefill_chunks is None:
         below = [c for c in DEFAULT_PREFILL_CHUNKS if c < input_tokens]
         prefill_chunks = [run.prefill_chunk] if itl_max_slo_s is None else [None, *below]
@@ -245,26 +450,43 @@ def plan(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         slo=checked,
-        precisions=_precisions(weight_dtype, act_dtype, kv_dtype),
+        precisions=precisions,
         disaggregated=disaggregated,
         request_rate_per_s=request_rate_per_s,
         prefill_chunks=prefill_chunks,
         options=run,
     )
-    best = _best(result, m, hw, run, checked, input_tokens, output_tokens, objective, request_rate_per_s)
-    return PlanReport(
+    report = PlanReport(
         model_id=m.id,
         system_id=hw.id,
         devices=devices,
         slo=slo,
         result=result,
-        best=best,
+        best=None,
         disaggregated=result.disaggregated,
-        pareto=_pareto(result, pareto_points),
+        pareto=pareto_rows(result, pareto_points),
         request_rate_per_s=request_rate_per_s,
         objective=objective,
+        top=top_rows(result, objective, top),
         risk=factors,
     )
+    fallback = _not_simulable(run) if serving == "simulated" and recheck > 0 else ""
+    if serving == "closed-form" or recheck == 0 or fallback:
+        report = replace(report, note=fallback)
+        best = _best(result, m, hw, run, checked, input_tokens, output_tokens, objective, request_rate_per_s)
+        args = (m, hw, run, input_tokens, output_tokens)
+        return replace(report, best=best, by_dtype=_closed_by_dtype(report, best, args, precisions))
+    dep = Deployment(
+        model=m,
+        system=hw,
+        options=run,
+        slo=checked,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        engine=engine,
+        request_rate_per_s=request_rate_per_s,
+    )
+    return _simulated(report, dep, recheck, precisions)
 
 
 def _pessimistic_slo(slo: Slo, factors: dict[str, Any]) -> Slo:
@@ -292,23 +514,22 @@ def _best(
     output_tokens: int,
     objective: str,
     request_rate_per_s: float | None,
+    *,
+    precision: Precision | None = None,
 ) -> Estimate | None:
-    """The best few candidates, re-estimated alone at their integer concurrency with the same run
-    options: the best of the first that still meets the SLOs (rounding the clients can move it
-    across a target), or None."""
+    """The best few candidates (of ``precision``, or all), re-estimated alone at their integer
+    concurrency with the same run options: the best of the first that still meets the SLOs
+    (rounding the clients can move it across a target), or None."""
     c = result.candidates
     best: Estimate | None = None
 
     def key(est: Estimate) -> tuple[float, float, float]:  # smaller is better, as ranking() orders
-        goodput = est.output_tokens_per_s_per_device
-        devices = 0.0
+        n = None
         if request_rate_per_s is not None and est.serving is not None:
-            devices = _instances(request_rate_per_s, est.serving.request_rate_per_s) * est.plan.num_devices
-        if objective == "latency":
-            return (est.tpot_s, devices, -goodput)
-        return (devices, -goodput, est.tpot_s)
+            n = _instances(request_rate_per_s, est.serving.request_rate_per_s)
+        return rank_key(est, objective, n)
 
-    ranked: list[int] = list(result.ranking(objective)[:20]) if c.meets_slo.any() else []
+    ranked: list[int] = list(ranked_meeting(result, objective, precision)[:20])
     for i in ranked:
         if not c.meets_slo[i]:
             break
@@ -329,31 +550,6 @@ def _best(
         if best is not None:
             break
     return best
-
-
-def _pareto(result: SearchResult, points: int) -> tuple[dict[str, Any], ...]:
-    """At most ``points`` points of the Pareto frontier, spread along it, as JSON rows."""
-    import numpy as np
-
-    c = result.candidates
-    frontier = result.pareto_indices()
-    if len(frontier) > points:
-        keep = np.unique(np.linspace(0, len(frontier) - 1, points).round().astype(int))
-        frontier = [frontier[k] for k in keep]
-    return tuple(
-        {
-            **_layout_dict(result.layouts[c.layout[i]]),
-            "batch_per_replica": float(c.batch[i]),
-            "request_rate_per_s": float(c.rate_per_s[i]),
-            "concurrency": float(c.concurrency[i]),
-            "ttft_s": float(c.ttft_s[i]),
-            "tpot_s": float(c.tpot_s[i]),
-            "output_tokens_per_s_per_device": float(c.tokens_per_s_per_device[i]),
-            "output_tokens_per_s_per_user": float(c.tokens_per_s_per_user[i]),
-            "meets_slo": bool(c.meets_slo[i]),
-        }
-        for i in frontier
-    )
 
 
 def _meets(est: Estimate, slo: Slo) -> bool:
@@ -383,7 +579,9 @@ def compare(
     """The best plan of the same workload on each hardware id, side by side.
 
     ``devices`` is one budget for all, or one per hardware id. ``options`` (the run options) and
-    ``plan_args`` (SLOs, dtypes, objective, run options by keyword) are :func:`plan`'s. Each row:
+    ``plan_args`` (SLOs and their percentiles, dtypes, objective, serving, engine, recheck, run
+    options by keyword) are :func:`plan`'s: by default each platform's answer is the simulated
+    re-check of its closed-form best. Each row:
     hardware, devices, the best plan's fields and metrics (goodput, TTFT, TPOT, $/Mtok, J/token),
     or ``error`` when no plan runs or meets the SLOs there.
     """
@@ -408,7 +606,7 @@ def compare(
             continue
         row["evaluated"] = report.evaluated
         if report.best is None:
-            rows.append({**row, "error": "no plan meets the SLOs"})
+            rows.append({**row, "error": report._serving_dict()["note"] or "no plan meets the SLOs"})
             continue
         b = report.best
         rows.append(

@@ -32,6 +32,7 @@ from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, ServingState, as_system
 from genmodel._serving import estimate_serving
+from genmodel._simresult import SimulationResult
 from genmodel._simulate import Arrivals, Lengths, simulate_serving
 from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._workload import Precision
@@ -267,20 +268,32 @@ class Simulated:
             options=options,
             table=table,
         )
-        rate_per_replica = sim.request_rate_per_s / plan.dp
-        serving = ServingState(
-            concurrency=concurrency,
-            decode_batch=sim.mean_running_batch,
-            request_rate_per_s=sim.request_rate_per_s,
-            prefill_busy_frac=min(rate_per_replica * closed.prefill.time_s, 1.0),
-            queue_wait_s=sim.queue_s,
-            kv_limited=sim.preemptions > 0
-            or sim.kv_peak_bytes_per_device >= 0.95 * sim.kv_capacity_bytes_per_device,
-            max_running=closed.serving.max_running,
-            serving_model="simulated",
-            engine=self.engine.name,
-        )
-        return dataclasses.replace(closed, ttft_s=sim.ttft_s.mean, tpot_s=sim.tpot_s.mean, serving=serving)
+        return simulated_estimate(closed, sim)
+
+
+def simulated_estimate(closed: Estimate, sim: SimulationResult) -> Estimate:
+    """The closed-form serving estimate ``closed`` with the simulation's means and serving state.
+
+    ``ttft_s``, ``tpot_s`` and ``serving`` (decode_batch = the mean running batch,
+    request_rate_per_s, queue_wait_s = the mean time before a request's prefill is scheduled,
+    prefill_busy_frac = rate per replica x one prefill) come from ``sim``; the phases' breakdown
+    and ``memory`` stay the closed form's.
+    """
+    assert closed.serving is not None
+    rate_per_replica = sim.request_rate_per_s / closed.plan.dp
+    serving = ServingState(
+        concurrency=closed.serving.concurrency,
+        decode_batch=sim.mean_running_batch,
+        request_rate_per_s=sim.request_rate_per_s,
+        prefill_busy_frac=min(rate_per_replica * closed.prefill.time_s, 1.0),
+        queue_wait_s=sim.queue_s,
+        kv_limited=sim.preemptions > 0
+        or sim.kv_peak_bytes_per_device >= 0.95 * sim.kv_capacity_bytes_per_device,
+        max_running=closed.serving.max_running,
+        serving_model="simulated",
+        engine=sim.engine.name,
+    )
+    return dataclasses.replace(closed, ttft_s=sim.ttft_s.mean, tpot_s=sim.tpot_s.mean, serving=serving)
 
 
 def serving_model(

@@ -150,7 +150,9 @@ def test_thinner_evidence_widens() -> None:
         d = genmodel.report.estimate_dict(genmodel.estimate("llama-3.1-8b", hw, **work))
         lo, hi = d["tpot_s_interval"]
         ratio[d["interval_evidence"]] = hi / lo
-    assert ratio["calibrated"] < ratio["transferred"] <= ratio["datasheet"] * (1 + 1e-12)  # equal widening: rounding
+    assert (
+        ratio["calibrated"] < ratio["transferred"] <= ratio["datasheet"] * (1 + 1e-12)
+    )  # equal widening: rounding
 
 
 def test_widening_is_fitted_from_held_out_devices() -> None:
