@@ -25,6 +25,7 @@ from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import AttachedTier, System
 from genmodel._model import ModelSpec
 from genmodel._parallel import check_expert_options
+from genmodel._profiles import Profile
 
 #: vLLM's default KV-cache block (``--block-size`` 16 tokens; vllm/config CacheConfig).
 KV_BLOCK_TOKENS = 16
@@ -244,6 +245,9 @@ class RunOptions:
             and its KV is stored once per replica.
         sparse_attention_frac: fraction of the cached KV a decode step reads (top-k attention).
         prefill_chunk: prefill in chunks of this many tokens per sequence (None: one pass).
+        profile: the efficiency profile applied to the device (:mod:`genmodel._profiles`); None:
+            the device's own profile for the serving engine where the database has one, else the
+            device file's values (the ``default`` profile).
         offload: tiers for what does not fit the device (KV, weights, experts).
     """
 
@@ -290,6 +294,11 @@ class RunOptions:
     )
     prefill_chunk: int | None = option(
         None, help="Chunked prefill: tokens per chunk (default: one pass).", bounds=(1, MAX_TOKENS)
+    )
+    profile: Profile | None = option(
+        None,
+        load="profile",
+        help="Efficiency profile: an id (genmodel profiles list) or a YAML file (default: the device's own).",
     )
     offload: Offload = part(Offload, NO_OFFLOAD)
 

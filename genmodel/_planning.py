@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from genmodel._api import default_precision, run_options
+from genmodel._api import default_precision, profiled, run_options
 from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import Device, System
 from genmodel._model import ModelSpec
@@ -219,6 +219,7 @@ def plan(
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
     slo = Slo(ttft_s=ttft_slo_s, tpot_s=tpot_slo_s, ttft_quantile=ttft_quantile, itl_max_s=itl_max_slo_s)
     run = run_options(hw, options=options, **option_values)
+    hw, run = profiled(hw, run, None)
     if run.disaggregated:
         raise SpecError(
             "options.disaggregated=True: plan() searches co-located serving plans; "

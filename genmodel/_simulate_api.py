@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genmodel._api import estimate
+from genmodel._api import estimate, profiled
 from genmodel._engines import ENGINES, Engine, engine_preset
 from genmodel._errors import SpecError
 from genmodel._hardware import Device, System
@@ -129,6 +129,7 @@ def simulate(
         mixed=mixed,
         step_overhead_s=step_overhead_s,
     )
+    hw, run = profiled(hw, check.options, chosen.name)
     return simulate_serving(
         m,
         hw,
@@ -140,7 +141,7 @@ def simulate(
         output_tokens=Lengths(mean=lengths[1], spread_frac=output_spread),
         seed=seed,
         ideal=ideal,
-        options=check.options,
+        options=run,
         records=records,
     )
 

@@ -28,7 +28,9 @@ from genmodel._engines import ENGINES
 from genmodel._errors import GenModelError, SpecError
 from genmodel._options import MAX_TOKENS, OPTION_SPECS
 from genmodel._phases import Estimate
+from genmodel._profiles import Profile
 from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
+from genmodel.io import device_profile, load_hardware, load_profile
 
 #: Metrics a validation case may name: the numeric keys of an estimate.
 METRICS = (
@@ -77,6 +79,8 @@ class CaseResult:
     #: the simulated engine (None for the closed form and for static cases)
     serving_model: str | None = None
     engine: str | None = None
+    #: the efficiency profile the prediction used (None: the device file's values)
+    profile: str | None = None
 
     @property
     def ape(self) -> float:
@@ -125,6 +129,7 @@ class ValidationReport:
                     "ape": c.ape,
                     "serving_model": c.serving_model,
                     "engine": c.engine,
+                    "profile": c.profile,
                 }
                 for c in self.cases
             ],
@@ -253,6 +258,7 @@ def predict_case(
     serving: str = SERVING_MODELS[0],
     engine: str = ENGINES[0],
     step_tables: StepTables | None = None,
+    profile: Profile | None = None,
 ) -> float:
     """Predict the ``metric`` of one validation row with :func:`estimate` (and its option columns).
 
@@ -261,12 +267,32 @@ def predict_case(
         serving: the serving model of a concurrency case ("simulated" or "closed-form").
         engine: the simulated engine when the row's ``engine`` column is empty.
         step_tables: step-cost tables shared between cases.
+        profile: the efficiency profile of every case (None: :func:`row_profile`'s).
     """
-    return float(getattr(_estimate_case(row, serving, engine, step_tables), row["metric"]))
+    return float(getattr(_estimate_case(row, serving, engine, step_tables, profile), row["metric"]))
+
+
+def row_profile(row: dict[str, str]) -> Profile | None:
+    """The profile of a case: its ``profile`` column, else the database's profile of its device for
+    the ``engine`` column (static rows too: the engine that ran the measurement), else None (the
+    device file's values).
+
+    Raises:
+        SpecError, UnknownEntryError: an unknown profile or hardware id, a malformed profile.
+    """
+    named = (row.get("profile") or "").strip()
+    if named:
+        return load_profile(named)
+    engine = (row.get("engine") or "").strip()
+    return device_profile(load_hardware(row["hardware"]).device.id, engine) if engine else None
 
 
 def _estimate_case(
-    row: dict[str, str], serving: str, engine: str, step_tables: StepTables | None
+    row: dict[str, str],
+    serving: str,
+    engine: str,
+    step_tables: StepTables | None,
+    profile: Profile | None = None,
 ) -> Estimate:
     _check_case(row)
     n: int | str = row["batch"] if row["batch"] == "max" else _int(row, "batch")
@@ -288,7 +314,7 @@ def _estimate_case(
         engine=(row.get("engine") or "").strip() or engine,
         step_tables=step_tables,
         **kwargs,
-        **_options(row),
+        **{**_options(row), "profile": row_profile(row) if profile is None else profile},
     )
 
 
@@ -304,6 +330,7 @@ def validate(
     engine: str = ENGINES[0],
     on_case: Callable[[str], None] | None = None,
     skip_invalid: bool = False,
+    profile: str | Profile | None = None,
 ) -> ValidationReport:
     """Predict every case of a validation CSV and report the errors.
 
@@ -318,6 +345,9 @@ def validate(
             sglang or trtllm.
         on_case: called with each case id after it is done (for progress bars).
         skip_invalid: skip a malformed row (with the reason) instead of refusing the file.
+        profile: the efficiency profile of every case (an id, a YAML file or a Profile); None:
+            each case's own (:func:`row_profile`: its ``profile`` column, else its device's
+            profile for its engine, else the device file's values).
 
     Returns:
         A :class:`ValidationReport`; cases genmodel cannot model yet are skipped with the reason.
@@ -329,6 +359,7 @@ def validate(
             unknown ``engine``.
     """
     serving_model(serving, engine=engine)  # check both before the first case
+    chosen = load_profile(profile) if isinstance(profile, str) else profile
     rows = read_cases(public_cases_path() if path is None else path)
     if options_path is None and path is None:
         options_path = public_options_path()
@@ -348,7 +379,7 @@ def validate(
             if on_case is not None:
                 on_case(row["id"])
             continue
-        est = _memo_estimate(done, row, lambda r: _estimate_case(r, serving, engine, tables))
+        est = _memo_estimate(done, row, lambda r: _estimate_case(r, serving, engine, tables, chosen))
         if isinstance(est, str):
             skipped.append((row["id"], est))
         else:
@@ -403,4 +434,5 @@ def _result(row: dict[str, str], est: Estimate) -> CaseResult:
         predicted=float(getattr(est, row["metric"])),
         serving_model=None if state is None else state.serving_model,
         engine=None if state is None else state.engine,
+        profile=None if est.options.profile is None else est.options.profile.id,
     )
