@@ -24,6 +24,7 @@ from ._options import (
     OutputOpt,
     OutputTokensOpt,
     PlotOpt,
+    ProfileOpt,
     TpotSloOpt,
     TtftSloOpt,
     emit,
@@ -35,6 +36,7 @@ from ._options import (
     lenient_int,
     parse_int,
     parse_ints,
+    profile_option,
     working,
     write_plot,
 )
@@ -148,6 +150,7 @@ def register(app: typer.Typer) -> None:
         objective: ObjectiveOpt = "goodput",
         itl_max_slo: ItlMaxOpt = None,
         prefill_chunks: ChunksOpt = None,
+        profile: ProfileOpt = None,
         format: FormatOpt = Format.table,
         output: OutputOpt = None,
         plot: PlotOpt = None,
@@ -180,6 +183,7 @@ def register(app: typer.Typer) -> None:
                 objective=objective,
                 itl_max_slo_s=parse_seconds("itl_max_slo", itl_max_slo),
                 prefill_chunks=None if prefill_chunks is None else _chunks(prefill_chunks),
+                **profile_option(profile),
             )
         d = report.to_dict()
         if plot is not None:
@@ -215,6 +219,7 @@ def register(app: typer.Typer) -> None:
         act_dtype: ActDtypeOpt = None,
         kv_dtype: KvDtypeOpt = None,
         request_rate: RateOpt = None,
+        profile: ProfileOpt = None,
         format: FormatOpt = Format.table,
         output: OutputOpt = None,
         plot: PlotOpt = None,
@@ -243,6 +248,7 @@ def register(app: typer.Typer) -> None:
                 act_dtype=act_dtype,
                 kv_dtype=kv_dtype,
                 request_rate_per_s=request_rate,
+                **profile_option(profile),
             )
         if plot is not None:
             write_plot(compare_figure(rows), plot)

@@ -24,6 +24,7 @@ from ._options import (
     OUTPUT_HELP,
     Format,
     PlotOpt,
+    ProfileOpt,
     cannot_write,
     err,
     examples,
@@ -31,6 +32,7 @@ from ._options import (
     lenient_int,
     out,
     parse_int,
+    profile_option,
     progress_bar,
     write_plot,
 )
@@ -154,6 +156,7 @@ def sweep(
         ),
     ] = None,
     plot: PlotOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Estimate every point of a grid: models x hardware x scale factors x plans x batches x lengths.
 
@@ -186,7 +189,12 @@ def sweep(
         "batch": _batches(batch),
         "concurrency": _ints("concurrency", concurrency) if concurrency else None,
         "scale": _scales(scale),
-        "estimate_options": {"weight_dtype": weight_dtype, "act_dtype": act_dtype, "kv_dtype": kv_dtype},
+        "estimate_options": {
+            "weight_dtype": weight_dtype,
+            "act_dtype": act_dtype,
+            "kv_dtype": kv_dtype,
+            **profile_option(profile),
+        },
         "scheduler": scheduler,
         "workers": workers,
     }
