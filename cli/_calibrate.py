@@ -44,7 +44,7 @@ def _tables(d: dict[str, Any]) -> list[Table]:
             p["status"],
             f"{p['base']:.4g}",
             f"{p['value']:.4g}",
-            "-" if sens != sens else f"{sens:.1%}",
+            "-" if sens is None else f"{sens:.1%}",
             p["note"],
         )
     cases = Table(title="cases: measured and predicted (base, fitted, held out)")

@@ -8,15 +8,15 @@ as on a 30,000 tok/s throughput.
 
 Which parameters the data pins down is read off the Jacobian of the residuals at the base
 profile (central differences, 5 % of each range): a parameter whose full range moves the
-predictions by less than :data:`MIN_SENSITIVITY` (RMS of log) is not pinned; of the others, a
-column-pivoted QR (most influential first) keeps those whose column is not (nearly) a combination
-of the columns kept before it (the part left unexplained at least :data:`MIN_INDEPENDENCE` of the
-column and :data:`MIN_SENSITIVITY` RMS), in pivot order, at most
-:func:`max_parameters` of them (two rows per parameter, plus one). Parameters not pinned keep the
-base profile's values. The fit is
-``scipy.optimize.least_squares`` (trust-region reflective, bounded); the cross-validated error
-refits with the same parameters leaving out one row (or one group of rows: a source) at a time
-and predicts the rows left out.
+predictions by less than :data:`MIN_SENSITIVITY` (RMS of log) is not pinned. Of the others, the
+subset fitted is the one that best explains the base's residual in the linearised model among the
+subsets whose unit columns are independent (smallest singular value at least
+:data:`MIN_INDEPENDENCE`: the rows can tell the parameters apart) and that hold at most
+:func:`max_parameters` parameters (two rows per parameter, plus one); a larger subset only when it
+lowers the RMS log-error by more than :data:`MIN_GAIN`. Parameters not fitted keep the base
+profile's values. The fit is ``scipy.optimize.least_squares`` (trust-region reflective,
+bounded); the cross-validated error refits the same parameters leaving out one row (or one group
+of rows: a source) at a time and predicts the rows left out.
 
 Modelling assumptions: none of its own; each prediction is :func:`genmodel.estimate` through
 :func:`genmodel._validate.predict_case`.
@@ -42,9 +42,11 @@ from genmodel.io import device_profile, load_hardware, load_profile
 
 #: the least RMS change of log(prediction) over a parameter's whole range that pins it (5 %)
 MIN_SENSITIVITY = 0.05
-#: the least share of a parameter's column that the columns already kept leave unexplained (QR
-#: diagonal over the column's norm): below it the data cannot tell the parameters apart
+#: the least smallest singular value of the unit-norm columns of the parameters fitted together:
+#: below it the data cannot tell them apart
 MIN_INDEPENDENCE = 0.1
+#: the least drop of the RMS log-error (linearised) that justifies fitting one parameter more (1 %)
+MIN_GAIN = 0.01
 # central-difference step, in the [0, 1] scaled parameter
 _STEP = 0.05
 
@@ -63,8 +65,8 @@ class ParameterFit:
     base: float
     value: float
     status: str
-    #: RMS change of log(prediction) over the parameter's whole range, at the base
-    sensitivity: float
+    #: RMS change of log(prediction) over the parameter's whole range, at the base (None: not fitted)
+    sensitivity: float | None
     bounds: tuple[float, float] | None
     note: str = ""
 
@@ -274,44 +276,75 @@ def max_parameters(rows: int) -> int:
 
 
 def _identify(
-    jac: list[list[float]], names: Sequence[str], rows: int
+    jac: list[list[float]], residual: Sequence[float], names: Sequence[str]
 ) -> tuple[dict[str, str], list[float], dict[str, float]]:
-    """name -> why it is not pinned (absent: pinned), the singular values of the unit columns, and
-    name -> sensitivity (RMS change of log(prediction) over the whole range).
+    """name -> why it is not fitted (absent: fitted), the singular values of the unit columns of the
+    sensitive parameters, and name -> sensitivity (RMS change of log(prediction) over its range).
+
+    The parameters fitted are the subset, of at most :func:`max_parameters` sensitive ones whose
+    unit columns are independent (smallest singular value at least :data:`MIN_INDEPENDENCE`), that
+    best explains the residual at the base in the linearised model; a larger subset is taken only
+    when it lowers the RMS log-error by more than :data:`MIN_GAIN`.
 
     Raises:
-        SpecError: fewer than two rows (nothing can be fitted and checked).
+        SpecError: fewer than three rows (no parameter is fixed by more than one row).
     """
     import numpy as np
-    from scipy.linalg import qr
 
+    rows = len(residual)
     if max_parameters(rows) < 1:
         raise SpecError(f"{rows} usable rows support no fit: at least 3 rows (measurements) are needed")
     j = np.asarray(jac, dtype=float).reshape(rows, len(names))
     norms = np.linalg.norm(j, axis=0) / math.sqrt(rows)
-    why: dict[str, str] = {}
-    live = [k for k, n in enumerate(norms) if n >= MIN_SENSITIVITY]
-    for k, name in enumerate(names):
-        if k not in live:
-            why[name] = f"the predictions move {norms[k]:.1%} (RMS) over its whole range"
     sensitivity = {name: float(norms[k]) for k, name in enumerate(names)}
+    why = {
+        name: f"the predictions move {norms[k]:.1%} (RMS) over its whole range"
+        for k, name in enumerate(names)
+        if norms[k] < MIN_SENSITIVITY
+    }
+    live = [k for k in range(len(names)) if names[k] not in why]
     if not live:
         return why, [], sensitivity
-    cols = j[:, live]
-    singular = [float(x) for x in np.linalg.svd(cols / np.linalg.norm(cols, axis=0), compute_uv=False)]
-    # pivot on the raw columns: the most influential parameter first, then the one that adds most
-    _, r, order = qr(cols, pivoting=True, mode="economic")
-    kept: list[str] = []
-    for pos, k in enumerate(order):
-        name = names[live[k]]
-        new = abs(r[pos, pos]) if pos < min(r.shape) else 0.0  # the part no kept column explains
-        if new < MIN_INDEPENDENCE * np.linalg.norm(cols[:, k]) or new / math.sqrt(rows) < MIN_SENSITIVITY:
-            why[name] = f"the rows cannot tell it apart from {', '.join(kept) or 'the others'}"
-        elif len(kept) >= max_parameters(rows):
-            why[name] = f"{rows} rows support at most {max_parameters(rows)} parameters"
+    unit = j / np.maximum(np.linalg.norm(j, axis=0), 1e-300)
+    singular = [float(x) for x in np.linalg.svd(unit[:, live], compute_uv=False)]
+    chosen = _best_subset(j, unit, np.asarray(residual, dtype=float), live, max_parameters(rows))
+    kept = [names[k] for k in chosen]
+    for k in live:
+        if k in chosen:
+            continue
+        trial = unit[:, [*chosen, k]]
+        if np.linalg.svd(trial, compute_uv=False)[-1] < MIN_INDEPENDENCE:
+            why[names[k]] = f"the rows cannot tell it apart from {', '.join(kept)}"
+        elif len(chosen) >= max_parameters(rows):
+            why[names[k]] = f"{rows} rows support at most {max_parameters(rows)} parameters"
         else:
-            kept.append(name)
+            why[names[k]] = f"fitting it too lowers the RMS log-error by less than {MIN_GAIN:.0%}"
     return why, singular, sensitivity
+
+
+def _best_subset(j: Any, unit: Any, residual: Any, live: Sequence[int], most: int) -> list[int]:
+    """The columns to fit: per size, the independent subset with the least linearised residual;
+    the smallest size within :data:`MIN_GAIN` of the best of all sizes."""
+    import itertools
+
+    import numpy as np
+
+    best: list[tuple[float, list[int]]] = []
+    for size in range(1, min(most, len(live)) + 1):
+        scored = []
+        for subset in itertools.combinations(live, size):
+            cols = list(subset)
+            if np.linalg.svd(unit[:, cols], compute_uv=False)[-1] < MIN_INDEPENDENCE:
+                continue
+            step, *_ = np.linalg.lstsq(j[:, cols], -residual, rcond=None)
+            left = residual + j[:, cols] @ step
+            scored.append((float(np.sqrt(np.mean(left**2))), cols))
+        if scored:
+            best.append(min(scored, key=lambda x: x[0]))
+    if not best:
+        return []
+    floor = min(rms for rms, _ in best)
+    return next(cols for rms, cols in best if rms <= floor + MIN_GAIN)
 
 
 def _least_squares(problem: _Problem, names: Sequence[str], rows: Sequence[int] | None) -> dict[str, float]:
@@ -455,7 +488,7 @@ def fit_profile(
         efficiency = Efficiency()
     usable, skipped = _usable(list(rows), lambda r: _estimate_case(dict(r), serving, engine, None, base))
     problem = _problem(usable, base, efficiency, names, serving, engine)
-    why, singular, sensitivity = _identify(_jacobian(problem), names, len(usable))
+    why, singular, sensitivity = _identify(_jacobian(problem), problem.residuals({}), names)
     if parameters is not None and why:
         name = next(n for n in names if n in why)
         raise SpecError(f"parameter={name} is not pinned down by the {len(usable)} rows: {why[name]}")
@@ -532,7 +565,7 @@ def _result(
                 base=start,
                 value=float(fitted.get(name, start)),
                 status=status,
-                sensitivity=fit.sensitivity.get(name, math.nan),
+                sensitivity=fit.sensitivity.get(name),
                 bounds=bounds,
                 note=why.get(name, ""),
             )

@@ -88,7 +88,7 @@ def profile_from_yaml(y: ProfileY, where: str) -> Profile:
         name = _FIELD_OF_KEY.get(key)
         if name is None:
             raise SpecError(
-                f"{where}: parameters.{short(key, 40)}: unknown field; known: {', '.join(_FIELD_OF_KEY)}"
+                f"{where}: parameters.{key[:60]}: unknown field; known: {', '.join(_FIELD_OF_KEY)}"
             )
         provenance[name] = _provenance(p)
         if p.value is None:
