@@ -68,16 +68,20 @@ def register(app: typer.Typer) -> None:
 
     @app.command(
         epilog=examples(
-            "# fit a profile to the H100 rows of a CSV, starting from the default profile",
-            "genmodel calibrate my_h100.csv --device h100-sxm --base default -o h100-mine.yaml",
-            "# then use it",
-            "genmodel estimate --model llama-3.1-8b --hardware h100-sxm --batch 8 \\\n"
-            "    --input-tokens 1000 --output-tokens 200 --profile h100-mine.yaml",
+            "# fit a profile to the bundled A100 cases, from the default profile",
+            "genmodel calibrate --device a100-sxm-80gb --base default -o a100-mine.yaml",
+            "# one parameter only, as JSON (your own CSV: genmodel calibrate FILE ...)",
+            "genmodel calibrate --device a100-sxm-80gb --parameter memory_frac \\\n    --format json",
         )
     )
     @friendly
     def calibrate(
-        cases: Annotated[Path, typer.Argument(help="CSV of measurements, in the columns of validate.")],
+        cases: Annotated[
+            Path | None,
+            typer.Argument(
+                help="CSV of measurements, in the columns of validate (default: bundled public cases)."
+            ),
+        ] = None,
         device: Annotated[
             str | None, typer.Option(help="Device whose rows to fit (needed when the CSV has several).")
         ] = None,
@@ -107,7 +111,7 @@ def register(app: typer.Typer) -> None:
         -o loads with --profile FILE.
         """
         result = genmodel.calibrate(
-            str(cases),
+            str(cases or genmodel.public_cases_path()),
             device=device,
             base=base,
             parameters=parameter,

@@ -150,7 +150,7 @@ def profiled(hw: System, run: RunOptions, engine: str | Engine | None) -> tuple[
     """The system with the profile in force applied, and the run options that name it.
 
     The profile is ``run.profile``; if None and an ``engine`` serves the run, the database's
-    profile of the device for that engine (``genmodel profiles list``); else none (the device
+    profile of the device for that engine (hardware_db/profiles/); else none (the device
     file's values, which the ``default`` profile documents).
     """
     profile = run.profile

@@ -298,7 +298,7 @@ class RunOptions:
     profile: Profile | None = option(
         None,
         load="profile",
-        help="Efficiency profile: an id (genmodel profiles list) or a YAML file (default: the device's own).",
+        help="Efficiency profile: an id (hardware_db/profiles/) or a YAML file (default: the device's own).",
     )
     offload: Offload = part(Offload, NO_OFFLOAD)
 

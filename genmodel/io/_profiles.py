@@ -148,7 +148,7 @@ def _is_path(name: str) -> bool:
 
 
 def load_profile(name: str | Path, *, db: str | Path | None = None) -> Profile:
-    """An efficiency profile by id (hardware_db/profiles/, ``genmodel profiles list``) or YAML file path.
+    """An efficiency profile by id (hardware_db/profiles/) or YAML file path.
 
     Raises:
         UnknownEntryError: no such profile (the message lists the closest). SpecError: a malformed
