@@ -71,9 +71,9 @@ def rows_for(
     for r in rows:
         if (r.get("engine") or "").strip() != engine:
             continue
-        if "static" not in metrics or r["mode"] != "static":
-            if r["metric"] not in metrics:
-                continue
+        wanted = r["metric"] in metrics or ("static" in metrics and r["mode"] == "static")
+        if not wanted:
+            continue
         if load_hardware(r["hardware"]).device.id == device:
             out.append(r)
     return out
@@ -175,13 +175,14 @@ def _entries(fit: Calibration) -> dict[str, dict[str, object]]:
 
 def _table(results: Sequence[dict[str, object]], default: Mapping[str, float] | None) -> str:
     lines = [
-        "| profile | rows | sources | fitted | default MAPE | fitted, in sample | LOSO rows | default on them "
-        "| LOSO MAPE | shipped |",
+        "| profile | rows | sources | fitted | default MAPE | fitted, in sample | LOSO rows "
+        "| default on them | LOSO MAPE | shipped |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     if default is not None:
         lines.append(
-            f"| default (static cases, all devices) | {default['rows']:.0f} | | {', '.join(DEFAULT_FITTED)} | "
+            f"| default (static cases, all devices) | {default['rows']:.0f} | | "
+            f"{', '.join(DEFAULT_FITTED)} | "
             f"{default['in_sample']:.1f} % | {default['in_sample']:.1f} % | {default['held']:.0f} | "
             f"{default['default_held']:.1f} % | {default['loso']:.1f} % | yes |"
         )
