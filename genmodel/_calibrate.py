@@ -276,7 +276,10 @@ def max_parameters(rows: int) -> int:
 
 
 def _identify(
-    jac: list[list[float]], residual: Sequence[float], names: Sequence[str]
+    jac: list[list[float]],
+    residual: Sequence[float],
+    names: Sequence[str],
+    forced: Sequence[str] | None = None,
 ) -> tuple[dict[str, str], list[float], dict[str, float]]:
     """name -> why it is not fitted (absent: fitted), the singular values of the unit columns of the
     sensitive parameters, and name -> sensitivity (RMS change of log(prediction) over its range).
@@ -284,10 +287,12 @@ def _identify(
     The parameters fitted are the subset, of at most :func:`max_parameters` sensitive ones whose
     unit columns are independent (smallest singular value at least :data:`MIN_INDEPENDENCE`), that
     best explains the residual at the base in the linearised model; a larger subset is taken only
-    when it lowers the RMS log-error by more than :data:`MIN_GAIN`.
+    when it lowers the RMS log-error by more than :data:`MIN_GAIN`. With ``forced`` (the
+    parameters asked for), exactly those, if the rows pin them down together.
 
     Raises:
-        SpecError: fewer than three rows (no parameter is fixed by more than one row).
+        SpecError: fewer than three rows (no parameter is fixed by more than one row); a forced
+            parameter the rows do not pin down, or more of them than the rows support.
     """
     import numpy as np
 
@@ -307,7 +312,10 @@ def _identify(
         return why, [], sensitivity
     unit = j / np.maximum(np.linalg.norm(j, axis=0), 1e-300)
     singular = [float(x) for x in np.linalg.svd(unit[:, live], compute_uv=False)]
-    chosen = _best_subset(j, unit, np.asarray(residual, dtype=float), live, max_parameters(rows))
+    if forced is not None:
+        chosen = _forced(forced, names, why, unit, rows)
+    else:
+        chosen = _best_subset(j, unit, np.asarray(residual, dtype=float), live, max_parameters(rows))
     kept = [names[k] for k in chosen]
     for k in live:
         if k in chosen:
@@ -320,6 +328,31 @@ def _identify(
         else:
             why[names[k]] = f"fitting it too lowers the RMS log-error by less than {MIN_GAIN:.0%}"
     return why, singular, sensitivity
+
+
+def _forced(
+    forced: Sequence[str], names: Sequence[str], why: Mapping[str, str], unit: Any, rows: int
+) -> list[int]:
+    """The columns of the parameters asked for, if the rows pin them down together.
+
+    Raises:
+        SpecError: one is not pinned, they cannot be told apart, or there are too many.
+    """
+    import numpy as np
+
+    for name in forced:
+        if name in why:
+            raise SpecError(f"parameter={name} is not pinned down by the {rows} rows: {why[name]}")
+    if len(forced) > max_parameters(rows):
+        raise SpecError(
+            f"parameters={','.join(forced)}: {rows} rows support at most {max_parameters(rows)} parameters"
+        )
+    cols = [names.index(n) for n in forced]
+    if np.linalg.svd(unit[:, cols], compute_uv=False)[-1] < MIN_INDEPENDENCE:
+        raise SpecError(
+            f"parameters={','.join(forced)} are not pinned down: the {rows} rows cannot tell them apart"
+        )
+    return cols
 
 
 def _best_subset(j: Any, unit: Any, residual: Any, live: Sequence[int], most: int) -> list[int]:
@@ -488,10 +521,8 @@ def fit_profile(
         efficiency = Efficiency()
     usable, skipped = _usable(list(rows), lambda r: _estimate_case(dict(r), serving, engine, None, base))
     problem = _problem(usable, base, efficiency, names, serving, engine)
-    why, singular, sensitivity = _identify(_jacobian(problem), problem.residuals({}), names)
-    if parameters is not None and why:
-        name = next(n for n in names if n in why)
-        raise SpecError(f"parameter={name} is not pinned down by the {len(usable)} rows: {why[name]}")
+    forced = None if parameters is None else names
+    why, singular, sensitivity = _identify(_jacobian(problem), problem.residuals({}), names, forced)
     chosen = [n for n in names if n not in why]
     if not chosen:
         raise SpecError(

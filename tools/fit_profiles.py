@@ -225,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target.write_text(profile_to_yaml(fit.profile, entries=_entries(fit)))
         elif target.exists():
             target.unlink()
+        print(_table([row], None).splitlines()[-1], file=sys.stderr, flush=True)  # progress
     default = None if args.no_default else default_loso(rows)
     print(_table(results, default))
     return 0
