@@ -24,6 +24,7 @@ Modelling assumptions: none of its own; each prediction is :func:`genmodel.estim
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -131,32 +132,14 @@ class Calibration:
             "rows": len(self.cases),
             "fitted": list(self.fitted),
             "parameters": [
-                {
-                    "name": p.name,
-                    "status": p.status,
-                    "base": p.base,
-                    "value": p.value,
-                    "sensitivity": p.sensitivity,
-                    "bounds": None if p.bounds is None else list(p.bounds),
-                    "note": p.note,
-                }
+                {**dataclasses.asdict(p), "bounds": None if p.bounds is None else list(p.bounds)}
                 for p in self.parameters
             ],
             "singular_values": list(self.singular_values),
             "mape_before": self.mape_before,
             "mape_after": self.mape_after,
             "mape_held_out": self.mape_held_out,
-            "cases": [
-                {
-                    "id": c.id,
-                    "metric": c.metric,
-                    "measured": c.measured,
-                    "before": c.before,
-                    "after": c.after,
-                    "held_out": c.held_out,
-                }
-                for c in self.cases
-            ],
+            "cases": [dataclasses.asdict(c) for c in self.cases],
             "skipped": [{"id": i, "reason": r} for i, r in self.skipped],
         }
 
