@@ -9,7 +9,8 @@ log-error, only the parameters the rows pin down, each within its physically san
 
 The error that counts is leave-one-source-out (LOSO): each source (the ``source_id`` column) is
 predicted by the fit on the other sources. A profile is written only when it has rows from at least
-two sources and its LOSO error is below the ``default`` profile's error on the same rows; otherwise
+two sources and its LOSO error is at least ``MIN_LOSO_GAIN`` (1) point below the ``default``
+profile's error on the same rows; otherwise
 the device keeps the default and the table says why. The ``default`` profile itself is not
 rewritten (its numbers are the shared ones the golden files hold); its LOSO error is reported by
 refitting its four fitted parameters across every static case, one source left out at a time.
@@ -47,6 +48,9 @@ SPECS: tuple[tuple[str, str, str, str], ...] = (
 )
 #: metrics fitted by default: every static metric, and TPOT under load
 DEFAULT_METRICS = ("static", "tpot_s")
+#: the least drop of the MAPE (percentage points), leave-one-source-out against the default on the
+#: same rows, for which a profile is shipped (smaller gains are within the noise of a few sources)
+MIN_LOSO_GAIN = 1.0
 #: the parameters of the default profile that tools/fit_efficiency.py fitted
 DEFAULT_FITTED = ("gemm_frac", "gemm_low_precision_frac", "memory_frac", "step_overhead_s")
 
@@ -94,8 +98,11 @@ def _verdict(fit: Calibration | None, sources: int, reason: str) -> tuple[bool, 
         return False, f"rows from {sources} source(s): no out-of-source check"
     if n < len(fit.cases) / 2:
         return False, f"only {n} of {len(fit.cases)} rows can be predicted out of source"
-    if loso >= before:
-        return False, f"LOSO {loso:.1f} % is no better than the default's {before:.1f} % on the same rows"
+    if loso > before - MIN_LOSO_GAIN:
+        return False, (
+            f"LOSO {loso:.1f} % is not {MIN_LOSO_GAIN:.0f} point better than the default's {before:.1f} % "
+            "on the same rows"
+        )
     return True, "written"
 
 
@@ -166,7 +173,7 @@ def _entries(fit: Calibration) -> dict[str, dict[str, object]]:
     return {
         name: {
             "how": "fitted",
-            "cases": ids,
+            "cases": list(ids),  # a list each (no YAML anchors)
             "source": "tools/fit_profiles.py (bounded least squares on log-error)",
         }
         for name in fit.fitted
