@@ -228,7 +228,7 @@ def estimate(
             ``overlap_microbatches``, ``redundant_experts``, ``moe_imbalance``, ``draft_tokens``,
             ``acceptance_rate``, ``draft_model``, ``disaggregated``, ``allreduce_algorithm``,
             ``kv_block_tokens``, ``prefix_hit_rate``, ``sparse_attention_frac``,
-            ``prefill_chunk``, ``kv_offload``, ``weight_offload``, ``expert_offload``,
+            ``prefill_chunk``, ``profile``, ``kv_offload``, ``weight_offload``, ``expert_offload``,
             ``kv_window``, ``expert_hit_rate``, ``offload_overlap``); see :func:`run_options`.
 
     Returns:
