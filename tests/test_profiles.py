@@ -345,3 +345,16 @@ def test_fit_profiles_tool_runs_leave_one_source_out_on_a_tiny_subset(
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[1] == "6" and cells[2] == "3"  # rows, sources
     assert cells[8].endswith("%")  # a leave-one-source-out MAPE
+
+
+def test_every_shipped_profile_loads_and_names_real_cases() -> None:
+    ids = {r["id"] for r in genmodel.read_cases(genmodel.public_cases_path())}
+    for name in genmodel.list_profiles():
+        profile = load_profile(name)
+        assert set(profile.provenance) == set(genmodel.PROFILE_PARAMETERS), name
+        for field, how in profile.provenance.items():
+            if how.startswith("fitted on "):
+                cases = how.removeprefix("fitted on ").split(":")[0].split(", ")
+                assert set(cases) <= ids, (name, field)
+        for device in profile.hardware:
+            assert all(device_profile(device, e) == profile for e in profile.engines), name
