@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 import genmodel
-from genmodel.report import to_json
+from genmodel.report import to_csv, to_json
 
 from ._options import (
     Format,
@@ -123,5 +123,7 @@ def register(app: typer.Typer) -> None:
         d = result.to_dict()
         if format is Format.json:
             emit(to_json(d), None)
+        elif format is Format.csv:
+            emit(to_csv(d["parameters"]), None)
         else:
             emit_tables(_tables(d), None)
