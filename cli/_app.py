@@ -397,6 +397,13 @@ def validate(
     summary: Annotated[
         bool, typer.Option(help="Table: only the summary (MAPE in all and per metric), not every case.")
     ] = False,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Efficiency profile of every case: an id or a YAML file (default: each case's own, "
+            "by its hardware and engine columns)."
+        ),
+    ] = None,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -415,6 +422,7 @@ def validate(
             engine=engine,
             on_case=lambda _id: progress.advance(task),
             skip_invalid=skip_invalid,
+            profile=profile,
         )
     d = report.to_dict()
     if format is Format.json:
@@ -676,6 +684,10 @@ _plan_cmd.register(app)
 from . import _simulate as _simulate_cmd  # noqa: E402
 
 _simulate_cmd.register(app)
+
+from . import _calibrate as _calibrate_cmd  # noqa: E402
+
+_calibrate_cmd.register(app)
 
 from . import _dashboard as _dashboard_cmd  # noqa: E402
 

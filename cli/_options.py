@@ -260,6 +260,15 @@ EngineOpt = Annotated[
     str, typer.Option(help="Simulated engine: vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
 ]
 TtftSloOpt = Annotated[str | None, typer.Option(help="TTFT target with its unit: 2s, 500ms.")]
+PROFILE_HELP = next(s.help for s in genmodel.OPTION_SPECS if s.name == "profile")
+ProfileOpt = Annotated[str | None, typer.Option(help=PROFILE_HELP)]
+
+
+def profile_option(profile: str | None) -> dict[str, Any]:
+    """The ``profile=`` keyword of an estimating call: empty when --profile is not given."""
+    return {} if profile is None else {"profile": profile}
+
+
 TpotSloOpt = Annotated[str | None, typer.Option(help="TPOT target with its unit: 50ms, 20us.")]
 
 

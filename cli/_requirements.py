@@ -29,6 +29,7 @@ from ._options import (
     OutputOpt,
     OutputTokensOpt,
     PpOpt,
+    ProfileOpt,
     TpOpt,
     TpotSloOpt,
     TtftSloOpt,
@@ -38,6 +39,7 @@ from ._options import (
     examples,
     friendly,
     parse_batch,
+    profile_option,
     working,
 )
 
@@ -185,6 +187,7 @@ def register(app: typer.Typer) -> None:
                 "scale_up_bandwidth, scale_out_bandwidth (default: all)."
             ),
         ] = None,
+        profile: ProfileOpt = None,
         format: FormatOpt = Format.table,
         output: OutputOpt = None,
     ) -> None:
@@ -216,6 +219,7 @@ def register(app: typer.Typer) -> None:
                 act_dtype=act_dtype,
                 kv_dtype=kv_dtype,
                 **extra,
+                **profile_option(profile),
             )
         d = r.to_dict()
         if format is Format.json:

@@ -25,12 +25,14 @@ from ._options import (
     ModelOpt,
     OutputOpt,
     PpOpt,
+    ProfileOpt,
     TpOpt,
     WeightDtypeOpt,
     emit,
     emit_tables,
     examples,
     friendly,
+    profile_option,
     write_text,
 )
 
@@ -125,6 +127,7 @@ def simulate(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of random lengths and arrivals.")] = 0,
     records: Annotated[Path | None, typer.Option(help="Write per-request records to this CSV file.")] = None,
+    profile: ProfileOpt = None,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -160,6 +163,7 @@ def simulate(
         seed=seed,
         records=records is not None,
         **_disaggregated(locals()),
+        **profile_option(profile),
     )
     data = result.to_dict()
     if records is not None and result.records is not None:

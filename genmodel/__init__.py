@@ -31,6 +31,7 @@ from genmodel._attention import (
     SlidingWindow,
     attended_pairs,
 )
+from genmodel._calibrate import Calibration, CaseFit, ParameterFit, calibrate, fit_profile, max_parameters
 from genmodel._candidates import SLO_STATISTICS
 from genmodel._collectives import (
     ALGORITHMS,
@@ -95,6 +96,8 @@ from genmodel._phases import (
 )
 from genmodel._planning import DEFAULT_PREFILL_CHUNKS, DEFAULT_RECHECK, PlanReport, compare, plan
 from genmodel._planrows import DtypeBest
+from genmodel._profiles import PARAMETERS as PROFILE_PARAMETERS
+from genmodel._profiles import Profile, apply_profile, fit_bounds
 from genmodel._requirements import (
     Requirements,
     ResourceRequirement,
@@ -140,6 +143,7 @@ from genmodel._workload import Precision, Scenario
 from genmodel.io import (
     hf_config_to_yaml,
     list_ids,
+    list_profiles,
     load_device,
     load_device_yaml,
     load_hardware,
@@ -148,8 +152,10 @@ from genmodel.io import (
     load_link_yaml,
     load_memory_tier,
     load_model,
+    load_profile,
     load_scenario,
     load_system,
+    profile_to_yaml,
     table_format,
     write_table,
 )
@@ -178,6 +184,7 @@ __all__ = [
     "OBJECTIVES",
     "OPTION_COLUMNS",
     "OPTION_SPECS",
+    "PROFILE_PARAMETERS",
     "REQUESTS_PER_CLIENT",
     "SCALE_FACTORS",
     "SERVING_MODELS",
@@ -185,6 +192,8 @@ __all__ = [
     "WARMUP_REQUESTS",
     "AttachedTier",
     "Attention",
+    "Calibration",
+    "CaseFit",
     "CaseResult",
     "ClosedForm",
     "Device",
@@ -210,10 +219,12 @@ __all__ = [
     "Op",
     "OpTime",
     "OptionSpec",
+    "ParameterFit",
     "PhaseCost",
     "Plan",
     "PlanReport",
     "Precision",
+    "Profile",
     "Requirements",
     "ResourceRequirement",
     "RunOptions",
@@ -234,9 +245,11 @@ __all__ = [
     "allgather_time",
     "allreduce_time",
     "alltoall_time",
+    "apply_profile",
     "as_system",
     "attached_tier",
     "attended_pairs",
+    "calibrate",
     "compare",
     "count_cases",
     "count_params",
@@ -253,6 +266,8 @@ __all__ = [
     "estimate_static",
     "expected_experts_touched",
     "expert_bytes_per_device",
+    "fit_bounds",
+    "fit_profile",
     "forward_ops",
     "hf_config_to_yaml",
     "interval_evidence",
@@ -260,6 +275,7 @@ __all__ = [
     "kv_bytes_per_token",
     "kv_transfer_time",
     "list_ids",
+    "list_profiles",
     "load_device",
     "load_device_yaml",
     "load_hardware",
@@ -268,10 +284,12 @@ __all__ = [
     "load_link_yaml",
     "load_memory_tier",
     "load_model",
+    "load_profile",
     "load_scenario",
     "load_system",
     "max_batch",
     "max_concurrency",
+    "max_parameters",
     "memory_report",
     "memory_use",
     "moe_layout",
@@ -280,6 +298,7 @@ __all__ = [
     "paged_tokens",
     "plan",
     "plan_violations",
+    "profile_to_yaml",
     "public_cases_path",
     "public_options_path",
     "read_case_options",

@@ -18,10 +18,11 @@ from genmodel._model import ModelSpec
 from genmodel._options import OptionSpec, RunOptions, with_values
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, as_system, estimate_static
+from genmodel._profiles import apply_profile
 from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
 from genmodel._units import DTYPE_BYTES, check_dtype
 from genmodel._workload import Precision
-from genmodel.io import load_hardware, load_memory_tier, load_model, load_system
+from genmodel.io import device_profile, load_hardware, load_memory_tier, load_model, load_profile, load_system
 from genmodel.report import estimate_dict
 
 
@@ -99,6 +100,8 @@ def run_options(
     def load(spec: OptionSpec, value: str) -> Any:
         if spec.load == "tier":
             return attached_tier(value, spec.name, device)
+        if spec.load == "profile":
+            return load_profile(value)
         return load_model(value)
 
     return with_values(base, values, load)
@@ -180,6 +183,21 @@ def _link_factors(old: Device, new: Device) -> dict[str, float] | None:
     return factors
 
 
+def profiled(hw: System, run: RunOptions, engine: str | Engine | None) -> tuple[System, RunOptions]:
+    """The system with the profile in force applied, and the run options that name it.
+
+    The profile is ``run.profile``; if None and an ``engine`` serves the run, the database's
+    profile of the device for that engine (hardware_db/profiles/); else none (the device
+    file's values, which the ``default`` profile documents).
+    """
+    profile = run.profile
+    if profile is None and engine is not None:
+        profile = device_profile(hw.device.id, engine if isinstance(engine, str) else engine.name)
+        if profile is not None:
+            run = dataclasses.replace(run, profile=profile)
+    return apply_profile(hw, profile), run
+
+
 def _plan(devices: int | None, **degrees: int) -> Plan:
     plan = Plan(**degrees)
     if devices is not None and devices != plan.num_devices:
@@ -255,7 +273,7 @@ def estimate(
             ``overlap_microbatches``, ``redundant_experts``, ``moe_imbalance``, ``draft_tokens``,
             ``acceptance_rate``, ``draft_model``, ``disaggregated``, ``allreduce_algorithm``,
             ``kv_block_tokens``, ``prefix_hit_rate``, ``sparse_attention_frac``,
-            ``prefill_chunk``, ``kv_offload``, ``weight_offload``, ``expert_offload``,
+            ``prefill_chunk``, ``profile``, ``kv_offload``, ``weight_offload``, ``expert_offload``,
             ``kv_window``, ``expert_hit_rate``, ``offload_overlap``); see :func:`run_options`.
 
     Returns:
@@ -277,6 +295,7 @@ def estimate(
     )
     plan = _plan(devices, tp=tp, pp=pp, ep=ep, dp=dp, cp=cp)
     run = run_options(hw, options=options, **option_values)
+    hw, run = profiled(hw, run, None if concurrency is None else engine)
     if run.offload.experts is not None and m.moe is None:
         raise SpecError(f"expert_offload={run.offload.experts.label}: model={m.id} has no experts")
     precision = default_precision(weight_dtype, act_dtype, kv_dtype)

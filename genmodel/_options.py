@@ -25,6 +25,7 @@ from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import AttachedTier, System
 from genmodel._model import ModelSpec
 from genmodel._parallel import check_expert_options
+from genmodel._profiles import Profile
 
 #: vLLM's default KV-cache block (``--block-size`` 16 tokens; vllm/config CacheConfig).
 KV_BLOCK_TOKENS = 16
@@ -248,6 +249,9 @@ class RunOptions:
             (``max_position_embeddings``); the estimate then carries a note. Off: such a context
             is refused, since the model was not trained on it and its quality there depends on
             RoPE scaling, which genmodel does not model.
+        profile: the efficiency profile applied to the device (:mod:`genmodel._profiles`); None:
+            the device's own profile for the serving engine where the database has one, else the
+            device file's values (the ``default`` profile).
         offload: tiers for what does not fit the device (KV, weights, experts).
     """
 
@@ -299,6 +303,11 @@ class RunOptions:
         False,
         help="Allow input + output tokens beyond the model's maximum context "
         "(max_position_embeddings; RoPE scaling is not modelled).",
+    )
+    profile: Profile | None = option(
+        None,
+        load="profile",
+        help="Efficiency profile: an id (hardware_db/profiles/) or a YAML file (default: the device's own).",
     )
     offload: Offload = part(Offload, NO_OFFLOAD)
 

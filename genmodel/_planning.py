@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from genmodel._api import default_precision, run_options
+from genmodel._api import default_precision, profiled, run_options
 from genmodel._candidates import statistic_name
 from genmodel._engines import ENGINES, Engine, engine_preset
 from genmodel._errors import InfeasibleError, SpecError
@@ -434,6 +434,7 @@ def plan(
     )
     checked = slo if factors is None else _pessimistic_slo(slo, factors)
     run = run_options(hw, options=options, **option_values)
+    hw, run = profiled(hw, run, engine)  # the named profile, else the device's own for the engine
     if run.disaggregated:
         raise SpecError(
             "options.disaggregated=True: plan() searches co-located serving plans; "

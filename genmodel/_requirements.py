@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from genmodel._api import estimate
+from genmodel._api import estimate, profiled
 from genmodel._capacity import Deployment, ResourceRequirement
 from genmodel._errors import InfeasibleError
 from genmodel._hardware import Device, System
@@ -116,6 +116,8 @@ def _deployment(
             resolved = estimate(spec, system.scaled(memory_capacity=X_MAX), **lengths, **probe)
         except InfeasibleError:
             raise failure from None
+    # the profile estimate applied (named, or the device's own for the serving engine)
+    system, _ = profiled(system, resolved.options, None)
     batch = kwargs.get("batch")
     return Deployment(
         model=spec,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genmodel._api import attached_tier, estimate
+from genmodel._api import attached_tier, estimate, profiled
 from genmodel._engines import ENGINES, Engine, engine_preset
 from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import AttachedTier, Device, System
@@ -204,13 +204,14 @@ def simulate(
     )
     m, hw = _specs(model, hardware, system)
     chosen = _engine(engine, hw.device, knobs)
+    hw, run = profiled(hw, check.options, chosen.name)
     return simulate_serving(
         m,
         hw,
         check.plan,
         check.precision,
         engine=chosen,
-        options=check.options,
+        options=run,
         swap_tier=_swap_tier(chosen, swap_tier, hw.device),
         timeline=timeline,
         **common,

@@ -33,6 +33,7 @@ from genmodel._hardware import Device
 from genmodel._intervals import COVERAGE, evidence, interval, serving_model_of
 from genmodel._options import MAX_TOKENS, OPTION_SPECS
 from genmodel._phases import Estimate
+from genmodel._profiles import Profile
 from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
 from genmodel._simresult import SimulationResult
 from genmodel._validate_disagg import (
@@ -40,6 +41,7 @@ from genmodel._validate_disagg import (
     is_disaggregated_serving,
     predict_disaggregated,
 )
+from genmodel.io import device_profile, load_hardware, load_profile
 
 #: Metrics a validation case may name: the numeric keys of an estimate.
 METRICS = (
@@ -91,6 +93,8 @@ class CaseResult:
     #: the interval of the prediction ([lo, hi] at the report's coverage) and the evidence behind it
     predicted_interval: tuple[float, float] | None = None
     evidence: str | None = None
+    #: the efficiency profile the prediction used (None: the device file's values)
+    profile: str | None = None
 
     @property
     def inside(self) -> bool | None:
@@ -164,6 +168,7 @@ class ValidationReport:
                     if c.predicted_interval is None
                     else list(c.predicted_interval),
                     "evidence": c.evidence,
+                    "profile": c.profile,
                 }
                 for c in self.cases
             ],
@@ -362,6 +367,7 @@ def predict_case(
     engine: str = ENGINES[0],
     step_tables: StepTables | None = None,
     hardware: Device | None = None,
+    profile: Profile | None = None,
 ) -> float:
     """Predict the ``metric`` of one validation row with :func:`estimate` (and its option columns).
 
@@ -372,6 +378,7 @@ def predict_case(
         step_tables: step-cost tables shared between cases.
         hardware: a device to use instead of the row's ``hardware`` id (refitted efficiencies,
             tools/fit_intervals.py); it implies the system its id does.
+        profile: the efficiency profile of every case (None: :func:`row_profile`'s).
     """
     if is_disaggregated_serving(row, f"case {row['id']}"):
         _check_case(row)
@@ -381,7 +388,22 @@ def predict_case(
         if isinstance(got, str):
             raise SpecError(f"case {row['id']}: {got}")
         return got
-    return float(getattr(_estimate_case(row, serving, engine, step_tables, hardware), row["metric"]))
+    return float(getattr(_estimate_case(row, serving, engine, step_tables, hardware, profile), row["metric"]))
+
+
+def row_profile(row: dict[str, str]) -> Profile | None:
+    """The profile of a case: its ``profile`` column, else the database's profile of its device for
+    the ``engine`` column (static rows too: the engine that ran the measurement), else None (the
+    device file's values).
+
+    Raises:
+        SpecError, UnknownEntryError: an unknown profile or hardware id, a malformed profile.
+    """
+    named = (row.get("profile") or "").strip()
+    if named:
+        return load_profile(named)
+    engine = (row.get("engine") or "").strip()
+    return device_profile(load_hardware(row["hardware"]).device.id, engine) if engine else None
 
 
 def _estimate_case(
@@ -390,6 +412,7 @@ def _estimate_case(
     engine: str,
     step_tables: StepTables | None,
     hardware: Device | None = None,
+    profile: Profile | None = None,
 ) -> Estimate:
     _check_case(row)
     n: int | str = row["batch"] if row["batch"] == "max" else _int(row, "batch")
@@ -411,7 +434,7 @@ def _estimate_case(
         engine=(row.get("engine") or "").strip() or engine,
         step_tables=step_tables,
         **kwargs,
-        **_options(row),
+        **{**_options(row), "profile": row_profile(row) if profile is None else profile},
     )
 
 
@@ -431,6 +454,7 @@ def validate(
     on_case: Callable[[str], None] | None = None,
     skip_invalid: bool = False,
     coverage: float = COVERAGE,
+    profile: str | Profile | None = None,
 ) -> ValidationReport:
     """Predict every case of a validation CSV and report the errors.
 
@@ -447,6 +471,9 @@ def validate(
         skip_invalid: skip a malformed row (with the reason) instead of refusing the file.
         coverage: the fraction of measurements each case's ``predicted_interval`` should hold
             (:mod:`genmodel._intervals`; default 0.8).
+        profile: the efficiency profile of every case (an id, a YAML file or a Profile); None:
+            each case's own (:func:`row_profile`: its ``profile`` column, else its device's
+            profile for its engine, else the device file's values).
 
     Returns:
         A :class:`ValidationReport`; cases genmodel cannot model yet are skipped with the reason.
@@ -458,6 +485,7 @@ def validate(
             unknown ``engine``.
     """
     serving_model(serving, engine=engine)  # check both before the first case
+    chosen = load_profile(profile) if isinstance(profile, str) else profile
     if options_path is None and path is None:
         options_path = public_options_path()
     extra = read_case_options(options_path) if options_path is not None else {}
@@ -493,7 +521,9 @@ def validate(
             if on_case is not None:
                 on_case(row["id"])
             continue
-        est = _memo_estimate(done, key, row, lambda r: _estimate_case(r, serving, engine, tables))
+        est = _memo_estimate(
+            done, key, row, lambda r: _estimate_case(r, serving, engine, tables, profile=chosen)
+        )
         if isinstance(est, str):
             skipped.append((row["id"], est))
         else:
@@ -595,4 +625,5 @@ def _result(row: dict[str, str], est: Estimate, coverage: float = COVERAGE) -> C
         engine=None if state is None else state.engine,
         predicted_interval=(iv.lo, iv.hi),
         evidence=level,
+        profile=None if est.options.profile is None else est.options.profile.id,
     )

@@ -485,7 +485,10 @@ def test_shared_step_tables_give_the_same_estimate() -> None:
 def test_closed_form_estimate_is_the_steady_state() -> None:
     kw = {"tp": 2, "concurrency": 24, **_DEPLOY}
     est = genmodel.estimate("llama-3.1-70b", "h100-sxm", serving="closed-form", engine="trtllm", **kw)  # type: ignore[arg-type]
-    model, system = load_model("llama-3.1-70b"), load_hardware("h100-sxm")
+    # the engine names the device's profile (h100-trtllm): the same efficiencies for the formula
+    assert est.options.profile is not None and est.options.profile.id == "h100-trtllm"
+    model = load_model("llama-3.1-70b")
+    system = genmodel.apply_profile(load_hardware("h100-sxm"), est.options.profile)
     direct = estimate_serving(
         model,
         system,

@@ -22,6 +22,13 @@ from genmodel.io._load import (
     model_from_hf_config,
     read_yaml_file,
 )
+from genmodel.io._profiles import (
+    device_profile,
+    list_profiles,
+    load_profile,
+    profile_to_yaml,
+    read_profile_file,
+)
 from genmodel.io._tables import table_format, write_table
 
 __all__ = [
@@ -30,9 +37,11 @@ __all__ = [
     "MAX_YAML_ALIASES",
     "MAX_YAML_BYTES",
     "device_from_yaml",
+    "device_profile",
     "format_validation_error",
     "hf_config_to_yaml",
     "list_ids",
+    "list_profiles",
     "load_device",
     "load_device_yaml",
     "load_hardware",
@@ -42,9 +51,12 @@ __all__ = [
     "load_memory_tier",
     "load_model",
     "load_model_yaml",
+    "load_profile",
     "load_scenario",
     "load_system",
     "model_from_hf_config",
+    "profile_to_yaml",
+    "read_profile_file",
     "read_yaml_file",
     "table_format",
     "write_table",

@@ -1,6 +1,6 @@
 """The database on disk: files read with limits, and the index of every id and alias of each kind.
 
-A database is a folder holding ``hardware_db/{devices,memory,links,systems}`` and
+A database is a folder holding ``hardware_db/{devices,memory,links,systems,profiles}`` and
 ``workloads/{models,scenarios}``, one YAML file per entry, named by its id; the one shipped with
 genmodel is package data. Reading is defensive, so that one malformed or hostile file fails fast, in
 one line that names it:
@@ -61,6 +61,7 @@ _FOLDERS = MappingProxyType(
         "memory tier": ("genmodel.hardware_db.memory", "hardware_db/memory"),
         "link": ("genmodel.hardware_db.links", "hardware_db/links"),
         "system": ("genmodel.hardware_db.systems", "hardware_db/systems"),
+        "profile": ("genmodel.hardware_db.profiles", "hardware_db/profiles"),
         "model": ("genmodel.workloads.models", "workloads/models"),
         "scenario": ("genmodel.workloads.scenarios", "workloads/scenarios"),
     }

@@ -1,0 +1,360 @@
+"""Efficiency profiles (hardware_db/profiles/, ``--profile``) and ``genmodel calibrate``.
+
+The synthetic-recovery test makes measurements with genmodel itself from known efficiencies and
+checks that calibrate finds them again (it can fail: a fit that cannot tell the parameters apart,
+or moves them to compensate, misses them).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+from _cli import cli_bad, cli_ok
+
+import genmodel
+from genmodel import Efficiency, SpecError, UnknownEntryError
+from genmodel.io import MAX_YAML_BYTES, device_profile, list_ids, load_device, load_profile, profile_to_yaml
+from genmodel.io._profiles import read_profile_file, yaml_key
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# --- loading and validating ----------------------------------------------------------------------
+
+
+def _write(tmp_path: Path, doc: object, name: str = "p.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc))
+    return path
+
+
+def _doc(**parameters: object) -> dict[str, object]:
+    return {
+        "id": "mine",
+        "name": "my profile",
+        "hardware": ["h100-sxm"],
+        "engines": ["vllm"],
+        "source": "my own benchmark runs",
+        "parameters": parameters,
+    }
+
+
+def test_every_field_of_efficiency_is_a_profile_parameter() -> None:
+    names = [f.name for f in dataclasses.fields(Efficiency)]
+    assert names == list(genmodel.PROFILE_PARAMETERS)
+    # times are written in microseconds, as in the device files
+    assert yaml_key("step_overhead_s") == "step_overhead_us"
+    assert yaml_key("memory_frac") == "memory_frac"
+
+
+def test_the_default_profile_documents_every_field_and_changes_no_device() -> None:
+    default = load_profile("default")
+    assert set(default.provenance) == set(genmodel.PROFILE_PARAMETERS)
+    for device_id in list_ids("hardware"):
+        device = load_device(device_id)
+        assert genmodel.apply_profile(device, default) == device, device_id
+
+
+def test_a_profile_round_trips_through_yaml(tmp_path: Path) -> None:
+    default = load_profile("default")
+    path = _write(tmp_path, profile_to_yaml(default))
+    assert read_profile_file(path) == default
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"memroy_frac": {"value": 0.5, "how": "fitted"}}, "parameters.memroy_frac: unknown field"),
+        ({"memory_frac": {"value": 1.5, "how": "fitted"}}, "memory_frac=1.5 must be in (0, 1]"),
+        ({"memory_frac": {"how": "fitted"}}, "parameters.memory_frac.value: required"),
+        ({"memory_frac": {"value": 0.5, "how": "guessed"}}, "parameters.memory_frac.how"),
+        ({"memory_frac": {"value": 0.5, "how": "fitted", "colour": 1}}, "colour: unknown field"),
+        ({"step_overhead_s": {"value": 1.0, "how": "fitted"}}, "step_overhead_s: unknown field"),
+        ({"gemm_tile_tokens": {"value": 1.5, "how": "fitted"}}, "gemm_tile_tokens=1.5 must be an integer"),
+        ({"memory_frac": {"value": ".nan", "how": "fitted"}}, "memory_frac"),
+    ],
+)
+def test_a_malformed_profile_is_one_error_naming_file_and_field(
+    tmp_path: Path, parameters: dict[str, object], message: str
+) -> None:
+    path = _write(tmp_path, _doc(**parameters))
+    with pytest.raises(SpecError) as info:
+        load_profile(str(path))
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+
+
+def test_a_profile_file_too_large_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "# " + "x" * MAX_YAML_BYTES + "\n")
+    with pytest.raises(SpecError, match="file size must be at most"):
+        load_profile(str(path))
+
+
+def test_an_unknown_profile_id_names_the_closest() -> None:
+    with pytest.raises(UnknownEntryError, match="default"):
+        load_profile("defualt")
+
+
+def test_two_profiles_claiming_one_device_and_engine_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "hardware_db" / "profiles"
+    folder.mkdir(parents=True)
+    for name in ("a", "b"):
+        doc = {**_doc(memory_frac={"value": 0.6, "how": "fitted"}), "id": name}
+        _write(folder, doc, f"{name}.yaml")
+    with pytest.raises(SpecError, match="a and b both claim it"):
+        device_profile("h100-sxm", "vllm", db=tmp_path)
+    assert device_profile("h100-sxm", "sglang", db=tmp_path) is None
+
+
+# --- applying a profile --------------------------------------------------------------------------
+
+_STATIC = {"input_tokens": 1000, "output_tokens": 200, "batch": 8}
+
+
+def test_profile_changes_the_estimate_and_default_changes_nothing(tmp_path: Path) -> None:
+    slow = _write(tmp_path, _doc(memory_frac={"value": 0.35, "how": "fitted"}))
+    plain = genmodel.estimate("llama-3.1-8b", "h100-sxm", **_STATIC)
+    same = genmodel.estimate("llama-3.1-8b", "h100-sxm", profile="default", **_STATIC)
+    slower = genmodel.estimate("llama-3.1-8b", "h100-sxm", profile=str(slow), **_STATIC)
+    assert same.tpot_s == pytest.approx(plain.tpot_s, rel=1e-12)
+    # decode of an 8B model at batch 8 streams its weights: half the bandwidth, nearly twice the time
+    assert slower.tpot_s > 1.6 * plain.tpot_s
+    assert slower.options.profile is not None and slower.options.profile.id == "mine"
+
+
+def test_cli_profile_flag_reaches_estimate_plan_and_validate(tmp_path: Path) -> None:
+    slow = _write(tmp_path, _doc(memory_frac={"value": 0.35, "how": "fitted"}))
+    args = ["estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--batch", "8"]
+    args += ["--input-tokens", "1000", "--output-tokens", "200", "--format", "json"]
+    plain = json.loads(cli_ok(args))
+    slower = json.loads(cli_ok([*args, "--profile", str(slow)]))
+    assert slower["tpot_s"] > 1.6 * plain["tpot_s"]
+    plan = ["plan", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "1"]
+    plan += ["--input-tokens", "1000", "--output-tokens", "200", "--format", "json"]
+    fast_plan = json.loads(cli_ok(plan))
+    slow_plan = json.loads(cli_ok([*plan, "--profile", str(slow)]))
+    assert slow_plan["best"]["tpot_s"] != pytest.approx(fast_plan["best"]["tpot_s"], rel=1e-3)
+    assert "profile=" in cli_bad([*args, "--profile", "no-such-profile"]) or "no-such-profile" in cli_bad(
+        [*args, "--profile", "no-such-profile"]
+    )
+
+
+# --- calibrate ------------------------------------------------------------------------------------
+
+_FIELDS = [
+    "id",
+    "category",
+    "mode",
+    "model",
+    "hardware",
+    "devices",
+    "tp",
+    "pp",
+    "ep",
+    "dp",
+    "batch",
+    "input_tokens",
+    "output_tokens",
+    "weight_dtype",
+    "act_dtype",
+    "kv_dtype",
+    "metric",
+    "measured",
+    "source_id",
+    "engine",
+]
+
+# static measurements that exercise decode (memory), fp8 prefill (compute) and per-step overheads
+_SHAPES = [
+    ("llama-3.1-8b", 1, 1, 1, 128, "tpot_s"),
+    ("llama-3.1-8b", 1, 1, 4000, 1, "ttft_s"),
+    ("llama-3.1-8b", 1, 64, 500, 200, "output_tokens_per_s"),
+    ("llama-3.1-70b", 2, 1, 1, 128, "tpot_s"),
+    ("llama-3.1-70b", 2, 1, 2000, 1, "ttft_s"),
+    ("llama-3.1-70b", 2, 32, 1000, 500, "output_tokens_per_s"),
+    ("llama-2-7b", 1, 4, 2000, 1, "ttft_s"),
+    ("llama-2-7b", 1, 16, 128, 128, "tpot_s"),
+    ("llama-3.2-3b", 1, 1, 256, 256, "tpot_s"),
+]
+
+
+def _rows(
+    values: dict[str, float], shapes: Sequence[tuple[str, int, int, int, int, str]]
+) -> list[dict[str, str]]:
+    """Measurements made by the model itself with the efficiencies ``values`` (exact, no noise)."""
+    profile = load_profile("default").with_values(values, how="fitted", profile_id="truth")
+    rows = []
+    for i, (model, tp, batch, isl, osl, metric) in enumerate(shapes):
+        est = genmodel.estimate(
+            model,
+            "h100-sxm",
+            tp=tp,
+            batch=batch,
+            input_tokens=isl,
+            output_tokens=osl,
+            weight_dtype="fp8",
+            act_dtype="fp8",
+            kv_dtype="fp8",
+            profile=profile,
+        )
+        rows.append(
+            {
+                "id": f"S{i:02d}",
+                "category": "synthetic",
+                "mode": "static",
+                "model": model,
+                "hardware": "h100-sxm",
+                "devices": str(tp),
+                "tp": str(tp),
+                "pp": "1",
+                "ep": "1",
+                "dp": "1",
+                "batch": str(batch),
+                "input_tokens": str(isl),
+                "output_tokens": str(osl),
+                "weight_dtype": "fp8",
+                "act_dtype": "fp8",
+                "kv_dtype": "fp8",
+                "metric": metric,
+                "measured": repr(float(getattr(est, metric))),
+                "source_id": f"source {i % 3}",
+                "engine": "",
+            }
+        )
+    return rows
+
+
+def _csv(tmp_path: Path, rows: Sequence[dict[str, str]], name: str = "m.csv") -> Path:
+    path = tmp_path / name
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_calibrate_recovers_known_parameters_from_synthetic_measurements() -> None:
+    truth = {"memory_frac": 0.82, "gemm_low_precision_frac": 0.62, "step_overhead_s": 0.8e-3}
+    rows = _rows(truth, _SHAPES)
+    fit = genmodel.calibrate(rows, base="default", cross_validate=False)
+    assert set(truth) <= set(fit.fitted), fit.to_dict()["parameters"]
+    found = {p.name: p.value for p in fit.parameters}
+    for name, value in truth.items():
+        assert found[name] == pytest.approx(value, rel=0.05), name
+    assert fit.mape_after < 1.0 < fit.mape_before
+
+
+def test_calibrate_keeps_what_the_data_cannot_pin_down() -> None:
+    rows = _rows({"memory_frac": 0.82}, _SHAPES[:5])
+    fit = genmodel.calibrate(rows, base="default", cross_validate=False)
+    by_name = {p.name: p for p in fit.parameters}
+    # one device alone (no collective in a tp=1 row... nor a bus fraction the system does not use)
+    assert by_name["collective_bus_frac"].status == "not pinned"
+    assert by_name["collective_bus_frac"].value == by_name["collective_bus_frac"].base
+    assert by_name["gemm_tile_tokens"].status == "not fitted"
+    assert len(fit.fitted) <= genmodel.max_parameters(len(rows))
+
+
+def test_calibrate_refuses_an_under_determined_fit() -> None:
+    rows = _rows({"memory_frac": 0.82}, _SHAPES[:2])
+    with pytest.raises(SpecError, match="at least 3 rows"):
+        genmodel.calibrate(rows)
+    five = _rows({"memory_frac": 0.82}, _SHAPES[:5])
+    with pytest.raises(SpecError, match="not pinned down"):
+        genmodel.calibrate(five, parameters=["memory_frac", "collective_bus_frac"])
+    with pytest.raises(SpecError, match="is not fitted"):
+        genmodel.calibrate(five, parameters=["gemm_tile_tokens"])
+
+
+def test_calibrate_cli_writes_a_profile_that_loads(tmp_path: Path) -> None:
+    rows = _rows({"memory_frac": 0.82, "step_overhead_s": 0.8e-3}, _SHAPES[:7])
+    path = _csv(tmp_path, rows)
+    out = tmp_path / "fitted.yaml"
+    report = json.loads(
+        cli_ok(["calibrate", str(path), "--base", "default", "-o", str(out), "--format", "json"])
+    )
+    assert report["mape_after"] < report["mape_before"]
+    assert report["mape_held_out"] is not None and math.isfinite(report["mape_held_out"])
+    profile = load_profile(str(out))
+    assert profile.values["memory_frac"] == pytest.approx(0.82, rel=0.05)
+    est = json.loads(
+        cli_ok(
+            [
+                "estimate",
+                "--model",
+                "llama-3.1-8b",
+                "--hardware",
+                "h100-sxm",
+                "--batch",
+                "1",
+                "--input-tokens",
+                "1",
+                "--output-tokens",
+                "128",
+                "--weight-dtype",
+                "fp8",
+                "--profile",
+                str(out),
+                "--format",
+                "json",
+            ]
+        )
+    )
+    assert est["tpot_s"] == pytest.approx(float(rows[0]["measured"]), rel=0.05)
+
+
+def test_calibrate_bad_input_is_one_red_line(tmp_path: Path) -> None:
+    rows = _rows({"memory_frac": 0.82}, _SHAPES[:4])
+    two = [*rows, {**rows[0], "id": "X", "hardware": "a100-sxm-80gb"}]
+    assert "several devices" in cli_bad(["calibrate", str(_csv(tmp_path, two, "two.csv"))])
+    assert "at least 3 rows" in cli_bad(["calibrate", str(_csv(tmp_path, rows[:2], "few.csv"))])
+    assert "no-such-gpu" in cli_bad(["calibrate", str(_csv(tmp_path, rows)), "--device", "no-such-gpu"])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,model\nA,llama-3.1-8b\n")
+    assert "missing columns" in cli_bad(["calibrate", str(bad)])
+    broken = [{**rows[0], "measured": "fast"}, *rows[1:]]
+    assert "measured='fast'" in cli_bad(["calibrate", str(_csv(tmp_path, broken, "broken.csv"))])
+
+
+# --- the fit of the shipped profiles --------------------------------------------------------------
+
+
+def test_fit_profiles_tool_runs_leave_one_source_out_on_a_tiny_subset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fit_profiles", ROOT / "tools" / "fit_profiles.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rows = [
+        {**r, "engine": "trtllm"}
+        for r in _rows({"memory_frac": 0.82, "step_overhead_s": 0.8e-3}, _SHAPES[:6])
+    ]
+    path = _csv(tmp_path, rows)
+    assert tool.main(["--cases", str(path), "--only", "h100-trtllm", "--check", "--no-default"]) == 0
+    table = capsys.readouterr().out
+    line = next(x for x in table.splitlines() if x.startswith("| h100-trtllm"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1] == "6" and cells[2] == "3"  # rows, sources
+    assert cells[8].endswith("%")  # a leave-one-source-out MAPE
+
+
+def test_every_shipped_profile_loads_and_names_real_cases() -> None:
+    ids = {r["id"] for r in genmodel.read_cases(genmodel.public_cases_path())}
+    for name in genmodel.list_profiles():
+        profile = load_profile(name)
+        assert set(profile.provenance) == set(genmodel.PROFILE_PARAMETERS), name
+        for field, how in profile.provenance.items():
+            if how.startswith("fitted on "):
+                cases = how.removeprefix("fitted on ").split(":")[0].split(", ")
+                assert set(cases) <= ids, (name, field)
+        for device in profile.hardware:
+            assert all(device_profile(device, e) == profile for e in profile.engines), name
