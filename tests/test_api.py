@@ -390,9 +390,9 @@ def test_validate_keeps_a_bounded_number_of_estimates(
     runs: list[str] = []
     real = v._estimate_case
 
-    def counted(row: dict[str, str], *args: Any) -> Any:
+    def counted(row: dict[str, str], *args: Any, **kwargs: Any) -> Any:
         runs.append(row["id"])
-        return real(row, *args)
+        return real(row, *args, **kwargs)
 
     monkeypatch.setattr(v, "_estimate_case", counted)
     genmodel.validate(path)
