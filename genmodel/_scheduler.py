@@ -225,12 +225,19 @@ class Replica:
             self.chunk_ids.append(rid)
         return budget - take
 
-    def step_s(self) -> float:
-        """Time of the planned step (0 when it is empty)."""
+    def step_tokens(self) -> int:
+        """Tokens of the planned step (its decodes and prefill chunks)."""
+        return self.step_dec + sum(c[0] for c in self.chunks)
+
+    def step_s(self, group_tokens: int | None = None) -> float:
+        """Time of the planned step (0 when it is empty); ``group_tokens``: the mean tokens per
+        rank of the replicas in lockstep with this one (:meth:`StepCostTable.step_s`)."""
         if not self.chunks and not self.step_dec:
             return self.copy_s
         past = self.past_sum if self.step_dec else 0
-        step = self.table.step_s(decode_seqs=self.step_dec, decode_past_sum=past, chunks=self.chunks)
+        step = self.table.step_s(
+            decode_seqs=self.step_dec, decode_past_sum=past, chunks=self.chunks, group_tokens=group_tokens
+        )
         return step + self.copy_s if self.copy_s else step
 
     # ---- committing a step --------------------------------------------------------------
@@ -362,11 +369,13 @@ class Replica:
             k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))
         return k
 
-    def run_s(self, steps: int) -> np.ndarray:
-        """Times of the next ``steps`` decode steps."""
+    def run_s(self, steps: int, group_tokens: int | None = None) -> np.ndarray:
+        """Times of the next ``steps`` decode steps (``group_tokens`` as :meth:`step_s`)."""
         if not self.n_dec:
             return np.zeros(steps)
-        return self.table.decode_run_s(decode_seqs=self.n_dec, decode_past_sum=self.past_sum, steps=steps)
+        return self.table.decode_run_s(
+            decode_seqs=self.n_dec, decode_past_sum=self.past_sum, steps=steps, group_tokens=group_tokens
+        )
 
     def commit_run(
         self, req: Requests, now: float, durations: np.ndarray, on_finish: Callable[[int, float], None]

@@ -506,7 +506,8 @@ def _run_group(
                 now, done = _decode_run(group, req, now, k, next_arrival, on_finish)
                 steps += done
                 continue
-        duration = max(r.step_s() for r in group)
+        mean = _group_tokens([r.step_tokens() for r in group])
+        duration = max(r.step_s(mean) for r in group)
         if duration <= 0:
             raise InfeasibleError(
                 ["a waiting request can never be admitted: the KV pool or max_num_seqs is too small"]
@@ -515,6 +516,15 @@ def _run_group(
         for r in group:
             r.commit(req, now, duration, on_finish)
         steps += 1
+
+
+def _group_tokens(tokens: list[int]) -> int | None:
+    """The mean tokens per rank of replicas in lockstep (rounded; at least 1), which set the routed
+    experts' time of each (their tokens are spread over the expert-parallel group); None for a
+    lone replica or a uniform load, whose own tokens are the mean."""
+    if len(tokens) == 1 or min(tokens) == max(tokens):
+        return None
+    return max(1, int(sum(tokens) / len(tokens) + 0.5))
 
 
 def _position(group: list[Replica], index: int) -> int:
@@ -527,9 +537,10 @@ def _decode_run(
     """Cost and apply up to ``k`` decode-only steps at once, stopping after the step in which the
     next request arrives."""
     k = min(k, 8192)
-    durations = group[0].run_s(k)
+    mean = _group_tokens([r.n_dec for r in group])
+    durations = group[0].run_s(k, mean)
     for r in group[1:]:
-        durations = np.maximum(durations, r.run_s(k))
+        durations = np.maximum(durations, r.run_s(k, mean))
     cum = np.cumsum(durations)
     if next_arrival < math.inf:
         k = min(k, int(np.searchsorted(cum, next_arrival - now, side="left")) + 1)

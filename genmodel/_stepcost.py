@@ -43,6 +43,10 @@ from genmodel._workload import Precision
 
 #: operators over the sequences' last tokens (the rest, but attention, run over the step's tokens)
 _PER_SEQUENCE_OPS = ("final_norm", "lm_head")
+#: operators whose work is spread over the expert-parallel group: on attention-DP replicas in
+#: lockstep a rank's routed experts serve every rank's tokens, so their time follows the group's
+#: mean tokens per rank, not the rank's own
+_GROUP_OPS = ("experts",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,8 @@ class StepCostTable:
         grid: np.ndarray,
         decode_rows_s: np.ndarray,
         prefill_rows_s: np.ndarray,
+        decode_group_s: np.ndarray,
+        prefill_group_s: np.ndarray,
         seqs_s: np.ndarray,
         decode_comm_s: np.ndarray,
         prefill_comm_s: np.ndarray,
@@ -116,6 +122,8 @@ class StepCostTable:
 
         self.decode_rows = fill(decode_rows_s)
         self.prefill_rows = fill(prefill_rows_s)
+        self.decode_group = fill(decode_group_s)
+        self.prefill_group = fill(prefill_group_s)
         self.seqs = fill(seqs_s)
         self.decode_comm = fill(decode_comm_s)
         self.prefill_comm = fill(prefill_comm_s)
@@ -163,13 +171,15 @@ class StepCostTable:
 
         decode = terms("decode", grid, 1.0, 0.0)
         prefill = terms("prefill", 1.0, grid, 0.0)
-        d_rows, seqs_s, d_comm = _split(decode, grid)
-        p_rows, _, p_comm = _split(prefill, grid)
+        d_rows, d_group, seqs_s, d_comm = _split(decode, grid)
+        p_rows, p_group, _, p_comm = _split(prefill, grid)
         return cls(
             tokens_max=tokens_max,
             grid=grid,
             decode_rows_s=d_rows,
             prefill_rows_s=p_rows,
+            decode_group_s=d_group,
+            prefill_group_s=p_group,
             seqs_s=seqs_s,
             decode_comm_s=d_comm,
             prefill_comm_s=p_comm,
@@ -183,16 +193,29 @@ class StepCostTable:
         if tokens > self.tokens_max:
             raise SpecError(f"step tokens={tokens} must be <= tokens_max={self.tokens_max} of the table")
 
-    def step_s(self, *, decode_seqs: int, decode_past_sum: float, chunks: Sequence[tuple[int, int]]) -> float:
+    def step_s(
+        self,
+        *,
+        decode_seqs: int,
+        decode_past_sum: float,
+        chunks: Sequence[tuple[int, int]],
+        group_tokens: int | None = None,
+    ) -> float:
         """Time of one step: ``decode_seqs`` sequences decoding one token each, with
-        ``decode_past_sum`` cached tokens between them, and prefill ``chunks`` of (new, past)."""
+        ``decode_past_sum`` cached tokens between them, and prefill ``chunks`` of (new, past).
+        ``group_tokens``: the mean tokens per rank of the expert-parallel group stepping with this
+        one (attention-DP replicas in lockstep), which sets the routed experts' time (None: this
+        step's tokens, as every rank of a uniform load has)."""
         tokens = decode_seqs + sum(c[0] for c in chunks)
         self._check(tokens)
+        group = tokens if group_tokens is None else group_tokens
+        self._check(group)
         seqs = decode_seqs + len(chunks)
         if chunks:
-            rows, comm = self.prefill_rows[tokens], self.prefill_comm[tokens]
+            rows = self.prefill_rows[tokens] + self.prefill_group[group]
+            comm = self.prefill_comm[tokens]
         else:
-            rows, comm = self.decode_rows[tokens], self.decode_comm[tokens]
+            rows, comm = self.decode_rows[tokens] + self.decode_group[group], self.decode_comm[tokens]
         busy = rows + self.seqs[seqs]
         for i, coef in enumerate(self.decode_attention):
             compute, memory = _decode_attention(coef, decode_seqs, decode_past_sum)
@@ -206,13 +229,18 @@ class StepCostTable:
         hidden = self.overlap_frac * (comm if comm < busy else busy)
         return busy + comm - hidden + self.overhead_s
 
-    def decode_run_s(self, *, decode_seqs: int, decode_past_sum: float, steps: int) -> np.ndarray:
+    def decode_run_s(
+        self, *, decode_seqs: int, decode_past_sum: float, steps: int, group_tokens: int | None = None
+    ) -> np.ndarray:
         """Times of ``steps`` decode steps of the same ``decode_seqs`` sequences, their summed
-        context growing by ``decode_seqs`` each step (as :meth:`step_s` one at a time)."""
+        context growing by ``decode_seqs`` each step (as :meth:`step_s` one at a time, with its
+        ``group_tokens``)."""
         n = decode_seqs
         self._check(n)
+        group = n if group_tokens is None else group_tokens
+        self._check(group)
         past = decode_past_sum + n * np.arange(steps, dtype=float)
-        busy: Any = self.decode_rows[n] + self.seqs[n]
+        busy: Any = self.decode_rows[n] + self.decode_group[group] + self.seqs[n]
         for coef in self.decode_attention:
             compute, memory = _decode_attention(coef, n, past)
             busy = busy + np.maximum(compute, memory)
@@ -220,9 +248,11 @@ class StepCostTable:
         return busy + comm - self.overlap_frac * np.minimum(comm, busy) + self.overhead_s  # type: ignore[no-any-return]
 
 
-def _split(terms: StepTerms, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row operators' time, per-sequence operators' time, collectives before overlap) on the grid."""
+def _split(terms: StepTerms, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(row operators' time, the expert group's operators' time, per-sequence operators' time,
+    collectives before overlap) on the grid."""
     rows = np.zeros_like(grid)
+    group = np.zeros_like(grid)
     seqs = np.zeros_like(grid)
     for t in terms.ops:
         if t.op.kind == "attention":
@@ -230,12 +260,14 @@ def _split(terms: StepTerms, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
         time = np.broadcast_to(np.maximum(t.compute_s, t.memory_s), grid.shape)
         if t.op.name in _PER_SEQUENCE_OPS:
             seqs = seqs + time
+        elif t.op.name in _GROUP_OPS:
+            group = group + time
         else:
             rows = rows + time
     comm = np.zeros_like(grid)
     for v in terms.comm_breakdown.values():
         comm = comm + np.broadcast_to(v, grid.shape)
-    return rows, seqs, comm
+    return rows, group, seqs, comm
 
 
 def _attention_coefs(terms: Any, phase: str, model: ModelSpec, read_frac: float) -> tuple[AttentionCoef, ...]:

@@ -593,3 +593,29 @@ def test_record_rows_carry_each_requests_tpot() -> None:
     assert float(np.mean([row["tpot_s"] for row in rows])) == pytest.approx(r.tpot_s.mean)
     one = _sim(concurrency=1, output_tokens=1, records=True)
     assert one.records is not None and one.records.rows()[0]["tpot_s"] is None
+
+
+def test_lockstep_ranks_share_the_routed_experts_work() -> None:
+    # attention-DP ranks in lockstep: a rank's routed experts serve every rank's tokens, so one
+    # rank's prompt costs its own attention and dense layers but the experts' time of the group's
+    # mean tokens per rank; a uniform load (group = own tokens) is the table's grid point
+    model, system = load_model("qwen3-30b-a3b"), load_hardware("h200-sxm")
+    plan, precision = genmodel.Plan(tp=1, dp=4, ep=4), genmodel.default_precision("bf16")
+    table = StepCostTable.build(
+        model, system, plan, precision, options=genmodel.RunOptions(), tokens_max=4096
+    )
+    alone = table.step_s(decode_seqs=0, decode_past_sum=0, chunks=[(4096, 0)])
+    assert table.step_s(decode_seqs=0, decode_past_sum=0, chunks=[(4096, 0)], group_tokens=4096) == alone
+    shared = table.step_s(decode_seqs=0, decode_past_sum=0, chunks=[(4096, 0)], group_tokens=1024)
+    assert shared < alone
+    dense = StepCostTable.build(
+        load_model("llama-3.1-8b"),
+        system,
+        genmodel.Plan(),
+        precision,
+        options=genmodel.RunOptions(),
+        tokens_max=64,
+    )
+    assert dense.step_s(decode_seqs=64, decode_past_sum=0, chunks=[], group_tokens=8) == dense.step_s(
+        decode_seqs=64, decode_past_sum=0, chunks=[]
+    )
