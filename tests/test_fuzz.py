@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -472,3 +473,48 @@ def test_api_raises_only_genmodel_errors(function: str) -> None:
         _answer_is_finite(answer)
 
     run()
+
+
+# ---------------------------------------------------------------------------------------------
+# the lower layers of the API: a value that is not finite, or negative, is refused at the boundary
+
+BAD_AMOUNTS = st.sampled_from([math.nan, math.inf, -math.inf, -1.0, -1e-300])
+AMOUNTS = st.one_of(st.floats(min_value=0, max_value=1e15), st.integers(0, 2**70))
+
+
+@FUZZ
+@given(
+    function=st.sampled_from(["allreduce_time", "allgather_time", "reduce_scatter_time", "alltoall_time"]),
+    message_bytes=st.one_of(BAD_AMOUNTS, AMOUNTS),
+    num_devices=st.one_of(st.integers(-2, 4096), st.sampled_from([math.nan, 0.0])),
+)
+def test_collectives_refuse_what_is_not_an_amount(
+    function: str, message_bytes: float, num_devices: int
+) -> None:
+    """Found by issue 16: ``allreduce_time(nan, 8, system)`` gave NaN seconds."""
+    system = genmodel.load_hardware("dgx-h100")
+    bad = not (math.isfinite(message_bytes) and message_bytes >= 0) or not num_devices >= 1
+    call = getattr(genmodel, function)
+    if bad:
+        with pytest.raises(genmodel.SpecError, match=r"^(message_bytes|send_bytes|num_devices)=\S+ must be"):
+            call(message_bytes, num_devices, system)
+    else:
+        seconds = call(message_bytes, num_devices, system)
+        assert math.isfinite(seconds) and seconds >= 0
+
+
+@FUZZ
+@given(
+    num_experts=st.one_of(st.integers(-1, 512), BAD_AMOUNTS),
+    top_k=st.one_of(st.integers(-1, 16), BAD_AMOUNTS),
+    tokens=st.one_of(st.integers(-5, 10**7), BAD_AMOUNTS),
+)
+def test_experts_touched_is_a_count_or_an_error(num_experts: float, top_k: float, tokens: float) -> None:
+    """Found by issue 16: ``expected_experts_touched(8, 2, tokens=-1)`` gave a negative count."""
+    try:
+        touched = genmodel.expected_experts_touched(num_experts, top_k, tokens)
+    except genmodel.SpecError as exc:
+        assert re.match(r"^(num_experts|top_k|tokens)=\S+ must be", str(exc)), exc
+        return
+    assert 0 <= touched <= num_experts
+    assert touched <= top_k * tokens * (1 + 1e-12)
