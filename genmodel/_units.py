@@ -78,7 +78,7 @@ def check_amount(name: str, value: Num, *, positive: bool = False) -> None:
     (every element); a symbol, a pint quantity or any other type passes, as formulas take them.
 
     Raises:
-        SpecError: ``name=value must be a finite number >= 0`` (``> 0``).
+        SpecError: ``name=value must be >= 0 and finite`` (``> 0``).
     """
     if isinstance(value, int | float):
         bad: Any = None if math.isfinite(value) and (value > 0 if positive else value >= 0) else value
@@ -90,7 +90,7 @@ def check_amount(name: str, value: Num, *, positive: bool = False) -> None:
     else:
         return
     if bad is not None:
-        raise SpecError(f"{name}={bad!r} must be a finite number {'> 0' if positive else '>= 0'}")
+        raise SpecError(f"{name}={bad!r} must be {'> 0' if positive else '>= 0'} and finite")
 
 
 _NUMBERS, _ARRAYS, _SYMBOLS = 0, 1, 2

@@ -13,6 +13,7 @@ derandomized, so CI runs the same ones every time.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -518,3 +519,28 @@ def test_experts_touched_is_a_count_or_an_error(num_experts: float, top_k: float
         return
     assert 0 <= touched <= num_experts
     assert touched <= top_k * tokens * (1 + 1e-12)
+
+
+DEVICE_FIELDS = ["tdp_w", "usd_per_hour", "memory_bandwidth_bytes_per_s", "memory_capacity_bytes"]
+
+
+@FUZZ
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(DEVICE_FIELDS),
+        st.one_of(BAD_AMOUNTS, st.sampled_from([0.0, 1.0, 1e3, 7e2, 3.35e12, 8e10, 1e300])),
+        min_size=1,
+        max_size=2,
+    )
+)
+def test_a_device_is_refused_or_gives_finite_json(changes: dict[str, float]) -> None:
+    """Found by issue 16: a Device with ``usd_per_hour=nan`` gave ``usd_per_million_output_tokens``
+    NaN in JSON, and ``tdp_w=-700`` was accepted."""
+    device = genmodel.load_hardware("h100-sxm").device
+    try:
+        edited = dataclasses.replace(device, **changes)
+        answer = genmodel.estimate("llama-3.2-1b", edited, input_tokens=128, output_tokens=16)
+    except genmodel.GenModelError as exc:
+        assert re.search(r"=\S+ must be|needs|more than", str(exc)), exc
+        return
+    strict_json(genmodel.report.to_json(genmodel.report.estimate_dict(answer)))
