@@ -544,3 +544,33 @@ def test_a_device_is_refused_or_gives_finite_json(changes: dict[str, float]) -> 
         assert re.search(r"=\S+ must be|needs|more than", str(exc)), exc
         return
     strict_json(genmodel.report.to_json(genmodel.report.estimate_dict(answer)))
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [
+        ("devices", 2**70),  # enumerated its divisors for hours
+        ("request_rate_per_s", math.inf),  # OverflowError
+        ("request_rate_per_s", math.nan),
+        ("ttft_slo_s", math.inf),  # accepted as a target
+        ("tpot_slo_s", -1.0),
+        ("itl_max_slo_s", math.inf),
+        ("pareto_points", -1),  # numpy's ValueError
+        ("pareto_points", math.nan),
+    ],
+)
+def test_plan_keywords_are_bounded(keyword: str, value: float) -> None:
+    """Found by this suite: plan() keywords that are not finite, negative or astronomically large
+    gave a hang, an OverflowError or NumPy's ValueError instead of a SpecError naming them."""
+    args: dict[str, Any] = {"devices": 2, "input_tokens": 256, "output_tokens": 32, "ttft_slo_s": 1.0}
+    with (
+        guard(),
+        pytest.raises(genmodel.SpecError, match=rf"^{keyword.removesuffix('_slo_s')}\S*=\S+ must be"),
+    ):
+        genmodel.plan("llama-3.2-1b", "h100-sxm", **{**args, keyword: value})
+
+
+def test_compare_refuses_a_budget_that_is_not_a_count() -> None:
+    """Found by this suite: compare(devices=nan) raised TypeError ('float' object is not iterable)."""
+    with pytest.raises(genmodel.SpecError, match=r"^devices=nan must be"):
+        genmodel.compare("llama-3.2-1b", ["h100-sxm"], devices=math.nan, input_tokens=256, output_tokens=32)
