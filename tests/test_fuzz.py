@@ -574,3 +574,21 @@ def test_compare_refuses_a_budget_that_is_not_a_count() -> None:
     """Found by this suite: compare(devices=nan) raised TypeError ('float' object is not iterable)."""
     with pytest.raises(genmodel.SpecError, match=r"^devices=nan must be"):
         genmodel.compare("llama-3.2-1b", ["h100-sxm"], devices=math.nan, input_tokens=256, output_tokens=32)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [
+        ("step_overhead_s", math.inf),  # NaN TTFT, refused only by the JSON guard
+        ("max_batched_tokens", 2**70),  # NumPy's ValueError: Maximum allowed size exceeded
+        ("max_batched_tokens", 10**7),  # a step-cost table of 10 million tokens: 48 s
+        ("max_num_seqs", 2**63),
+    ],
+)
+def test_engine_knobs_are_bounded(keyword: str, value: float) -> None:
+    """Found by this suite: simulate()'s engine knobs beyond any engine's gave NaN, a NumPy error
+    or a run of most of a minute."""
+    with guard(), pytest.raises(genmodel.SpecError, match=rf"^{keyword}=\S+ must be"):
+        genmodel.simulate(
+            "llama-3.2-1b", "h100-sxm", input_tokens=256, output_tokens=32, concurrency=4, **{keyword: value}
+        )
