@@ -91,12 +91,12 @@ class Engine:
                 raise SpecError(f"{name}={value!r} must be one of {', '.join(allowed)}")
         if not 0 <= self.reserve_output_frac <= 1:
             raise SpecError(f"reserve_output_frac={self.reserve_output_frac!r} must be in [0, 1]")
-        for name, value in (
+        for knob, count in (
             ("max_num_seqs", self.max_num_seqs),
             ("max_batched_tokens", self.max_batched_tokens),
         ):
-            if value > MAX_KNOB:  # the step-cost tables are sized by them
-                raise SpecError(f"{name}={value} must be at most {MAX_KNOB:,}")
+            if count > MAX_KNOB:  # the step-cost tables are sized by them
+                raise SpecError(f"{knob}={count} must be at most {MAX_KNOB:,}")
         if self.step_overhead_s is not None and not 0 <= self.step_overhead_s < math.inf:
             raise SpecError(f"step_overhead_s={self.step_overhead_s!r} must be >= 0 and finite")
 
