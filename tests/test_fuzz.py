@@ -20,6 +20,7 @@ import os
 import re
 import signal
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -327,7 +328,11 @@ def _last(flag: str, args: list[str]) -> str | None:
 
 
 @pytest.mark.parametrize("command", ["estimate", "plan", "compare", "sweep", "requirements", "simulate"])
-def test_cli_never_crashes(command: str, paths: dict[str, list[str]]) -> None:
+def test_cli_never_crashes(
+    command: str, paths: dict[str, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a junk --output (max, 0x10) is a relative path: keep it there
+
     @FUZZ
     @given(args=argv(command, paths))
     def run(args: list[str]) -> None:
@@ -336,7 +341,11 @@ def test_cli_never_crashes(command: str, paths: dict[str, list[str]]) -> None:
     run()
 
 
-def test_cli_validate_never_crashes(paths: dict[str, list[str]]) -> None:
+def test_cli_validate_never_crashes(
+    paths: dict[str, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
     @settings(FUZZ, max_examples=15)
     @given(args=argv("validate", paths))
     def run(args: list[str]) -> None:
