@@ -10,7 +10,6 @@ Modelling assumptions:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +37,8 @@ class Slo:
     def __post_init__(self) -> None:
         for name in ("ttft_s", "tpot_s", "itl_max_s"):
             value = getattr(self, name)
-            if value is not None and not 0 < value < math.inf:
-                raise SpecError(f"{name}={value!r} must be > 0 seconds and finite (None: no target)")
+            if value is not None and not value > 0:
+                raise SpecError(f"{name}={value!r} must be > 0 seconds")
         q = self.ttft_quantile
         if q is not None and not 0 < q < 1:
             raise SpecError(f"ttft_quantile={q!r} must be in (0, 1), e.g. 0.9 or 0.99")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from genmodel._api import default_precision, run_options
-from genmodel._errors import InfeasibleError, SpecError, require_ints
+from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import Device, System
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -215,7 +215,6 @@ def plan(
         SpecError, UnknownEntryError: bad arguments. InfeasibleError: no layout can run at all.
     """
     check_objective(objective)
-    require_ints(minimum=0, pareto_points=pareto_points)
     m = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
     slo = Slo(ttft_s=ttft_slo_s, tpot_s=tpot_slo_s, ttft_quantile=ttft_quantile, itl_max_s=itl_max_slo_s)

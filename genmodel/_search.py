@@ -230,7 +230,7 @@ def search(
         SpecError: bad sizes. InfeasibleError: no layout can run at all (the reasons, counted).
     """
     chunks = _check_search(
-        devices, input_tokens, output_tokens, precisions, prefill_chunks, request_rate_per_s
+        devices, input_tokens, output_tokens, precisions, prefill_chunks, request_rate_per_s, slo
     )
     start = time.perf_counter()
     traffic = request_rate_per_s is not None
@@ -285,13 +285,17 @@ def _check_search(
     precisions: Sequence[Precision],
     prefill_chunks: Sequence[int | None],
     request_rate_per_s: float | None,
+    slo: Slo,
 ) -> list[int | None]:
     """The chunk sizes to search, without repeats, once the search's arguments are checked.
 
     Raises:
         SpecError: a non-positive size, devices above MAX_DEVICES, output_tokens < 2, no precision
-            or chunk, or a rate that is not > 0 and finite.
+            or chunk, a rate that is not > 0 and finite, or an infinite latency target.
     """
+    for name in ("ttft_s", "tpot_s", "itl_max_s"):  # (Slo refuses one that is not > 0)
+        if getattr(slo, name) == math.inf:
+            raise SpecError(f"{name}=inf must be a finite number of seconds (None: no target)")
     require_ints(devices=devices, input_tokens=input_tokens, output_tokens=output_tokens)
     if devices > MAX_DEVICES:  # its divisors and layouts would take hours to enumerate
         raise SpecError(f"devices={devices} must be at most {MAX_DEVICES:,}")
