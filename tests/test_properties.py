@@ -191,6 +191,8 @@ def serving_loads(draw: st.DrawFn) -> dict[str, Any]:
         "output_spread": draw(st.sampled_from([0.0, 0.5])),
         "engine": draw(st.sampled_from(["vllm", "sglang", "trtllm"])),
         "requests_per_client": draw(st.integers(1, 4)),
+        # every request counted (the benchmark client's warm-up would leave some out)
+        "warmup_requests": 0,
         "seed": draw(st.integers(0, 2**32)),
     }
 
