@@ -44,8 +44,7 @@ from genmodel._units import GB
 from genmodel._workload import Precision
 
 ARRIVALS = ("closed", "poisson", "gamma", "trace")
-#: the most requests one simulation runs (each costs ~15 us of scheduling: about 15 s at most);
-#: beyond it a run takes minutes, and the percentiles have long settled
+#: the most requests (or clients) one simulation runs: ~15 us each, a run of minutes beyond
 MAX_REQUESTS = 1_000_000
 
 
@@ -91,28 +90,20 @@ class Arrivals:
             require_ints(requests=self.requests)
         elif not self.trace:
             raise SpecError("trace must hold at least one request")
-        total = self.total_requests()
-        if self.clients > MAX_REQUESTS:
-            raise SpecError(
-                f"concurrency={self.clients:,} must be at most {MAX_REQUESTS:,} simulated clients"
-            )
-        if total > MAX_REQUESTS:
-            raise SpecError(
-                f"requests={total:,} ({self.kind} arrivals) must be at most {MAX_REQUESTS:,}: "
-                "the simulation runs every request; fewer clients or requests give the same percentiles"
-            )
+        total = (
+            len(self.trace)
+            if self.kind == "trace"
+            else self.requests or self.clients * self.requests_per_client
+        )
+        for name, n in (("concurrency", self.clients), ("requests", total)):
+            if n > MAX_REQUESTS:
+                raise SpecError(
+                    f"{name}={n:,} must be at most {MAX_REQUESTS:,} (the simulation runs every request)"
+                )
         for i, (t, n_in, n_out) in enumerate(self.trace):
             if not (math.isfinite(t) and t >= 0):
                 raise SpecError(f"trace row {i + 1}: arrival_s={t!r} must be >= 0")
             require_ints(where=f"trace row {i + 1}: ", input_tokens=n_in, output_tokens=n_out)
-
-    def total_requests(self) -> int:
-        """The requests the simulation runs, warm-up included."""
-        if self.kind == "trace":
-            return len(self.trace)
-        if self.requests is not None:
-            return self.requests
-        return self.clients * self.requests_per_client
 
     def per_client(self) -> list[int]:
         """Closed loop: the requests of each client."""
