@@ -27,15 +27,24 @@ import math
 
 from genmodel._errors import SpecError
 from genmodel._hardware import FabricTier, System
-from genmodel._units import Num, maximum, minimum
+from genmodel._units import Num, check_amount, maximum, minimum
 
 #: Algorithms an all-reduce, reduce-scatter or all-gather may use.
 ALGORITHMS = ("ring", "tree", "direct", "auto")
 
 
-def _check(algorithm: str) -> None:
+def _check(algorithm: str, message_bytes: Num, num_devices: int) -> None:
     if algorithm not in ALGORITHMS:
         raise SpecError(f"algorithm={algorithm!r} must be one of {', '.join(ALGORITHMS)}")
+    _check_group(message_bytes, num_devices)
+
+
+def _check_group(
+    message_bytes: Num, num_devices: int, name: str = "message_bytes", devices: str = "num_devices"
+) -> None:
+    check_amount(name, message_bytes)
+    if not num_devices >= 1:
+        raise SpecError(f"{devices}={num_devices!r} must be >= 1")
 
 
 def _choose(algorithm: str, *, ring: Num, tree: Num, direct: Num) -> Num:
@@ -114,8 +123,11 @@ def allreduce_time(message_bytes: Num, num_devices: int, system: System, *, algo
     One tier: c + ring 2(n-1) alpha + 2(n-1)/n S/B (or tree, direct, auto; module docstring).
     Spanning domains of D: c + RS(S, D) + AR(S/D, n/D on the next tier) + AG(S, D).
     Zero for one device. Source: Thakur et al. 2005, Sec. 4; NCCL's hierarchical (2D) all-reduce.
+
+    Raises:
+        SpecError: message_bytes not finite or negative, num_devices < 1, or an unknown algorithm.
     """
-    _check(algorithm)
+    _check(algorithm, message_bytes, num_devices)
     if num_devices <= 1:
         return _zero(message_bytes, system)
     return system.device.efficiency.collective_latency_s + _allreduce(
@@ -129,6 +141,9 @@ def reduce_scatter_time(
     """Time of one reduce-scatter of a ``message_bytes`` buffer (each device keeps 1/n of it).
 
     One tier, ring: c + (n-1) alpha + (n-1)/n S/B; hierarchical as :func:`allgather_time`.
+
+    Raises:
+        SpecError: as :func:`allgather_time`.
     """
     return allgather_time(message_bytes, num_devices, system, algorithm=algorithm)
 
@@ -138,8 +153,11 @@ def allgather_time(message_bytes: Num, num_devices: int, system: System, *, algo
 
     One tier, ring: c + (n-1) alpha + (n-1)/n S/B. Spanning domains of D: the inter-domain gather of
     S/D (one ring per device's NIC) then the intra-domain gather of S.
+
+    Raises:
+        SpecError: message_bytes not finite or negative, num_devices < 1, or an unknown algorithm.
     """
-    _check(algorithm)
+    _check(algorithm, message_bytes, num_devices)
     if num_devices <= 1:
         return _zero(message_bytes, system)
     return system.device.efficiency.collective_latency_s + _gather(
@@ -168,7 +186,13 @@ def alltoall_time(
     Returns:
         c + alpha + max(intra / B_up, inter / B_out), the two tiers working at once; one tier:
         c + alpha + S / B.
+
+    Raises:
+        SpecError: send_bytes or scale_out_bytes not finite or negative, or num_devices < 1.
     """
+    _check_group(send_bytes, num_devices, "send_bytes")
+    if scale_out_bytes is not None:
+        check_amount("scale_out_bytes", scale_out_bytes)
     n = num_devices
     if n <= 1:
         return _zero(send_bytes, system)
@@ -191,7 +215,11 @@ def p2p_time(message_bytes: Num, system: System, *, group_devices: int) -> Num:
     """Time to send ``message_bytes`` to one peer, over the tier a group of ``group_devices`` needs.
 
     c + alpha + S / B_pair, with B_pair one link of a mesh or the whole port of a switch.
+
+    Raises:
+        SpecError: message_bytes not finite or negative, or group_devices < 1.
     """
+    _check_group(message_bytes, group_devices, devices="group_devices")
     tier = system.tier_for(group_devices)
     b = tier.peer_bandwidth_bytes_per_s() * system.bus_frac(tier)
     return system.device.efficiency.collective_latency_s + tier.latency_s + message_bytes / b

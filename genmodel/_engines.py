@@ -19,6 +19,7 @@ Modelling assumptions:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,8 @@ from genmodel._errors import SpecError, UnknownEntryError, require_ints
 from genmodel._hardware import Device
 from genmodel._units import GiB
 
+#: the largest max_num_seqs and max_batched_tokens an engine takes (far beyond any engine's)
+MAX_KNOB = 1_000_000
 ADMISSIONS = ("reserve", "on-demand")
 PREEMPTIONS = ("recompute", "swap")
 SCHEDULES = ("fcfs",)
@@ -88,8 +91,14 @@ class Engine:
                 raise SpecError(f"{name}={value!r} must be one of {', '.join(allowed)}")
         if not 0 <= self.reserve_output_frac <= 1:
             raise SpecError(f"reserve_output_frac={self.reserve_output_frac!r} must be in [0, 1]")
-        if self.step_overhead_s is not None and not self.step_overhead_s >= 0:
-            raise SpecError(f"step_overhead_s={self.step_overhead_s!r} must be >= 0")
+        for knob, count in (
+            ("max_num_seqs", self.max_num_seqs),
+            ("max_batched_tokens", self.max_batched_tokens),
+        ):
+            if count > MAX_KNOB:  # the step-cost tables are sized by them
+                raise SpecError(f"{knob}={count} must be at most {MAX_KNOB:,}")
+        if self.step_overhead_s is not None and not 0 <= self.step_overhead_s < math.inf:
+            raise SpecError(f"step_overhead_s={self.step_overhead_s!r} must be >= 0 and finite")
 
     def replace(self, **changes: Any) -> Engine:
         """This engine with some knobs changed (None values are ignored)."""

@@ -18,6 +18,7 @@ Modelling assumptions:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -73,10 +74,15 @@ class FrozenMap(Mapping[_K, _V], Generic[_K, _V]):
         return f"FrozenMap({self._items!r})"
 
 
+def _infinite(value: float) -> bool:
+    # NaN fails every comparison already; a symbol (requirements' solve) is never a float
+    return isinstance(value, float) and math.isinf(value)
+
+
 def _positive(owner: str, **values: float) -> None:
     for name, value in values.items():
-        if not value > 0:
-            raise SpecError(f"{owner}.{name}={value!r} must be > 0")
+        if not value > 0 or _infinite(value):
+            raise SpecError(f"{owner}.{name}={value!r} must be > 0 and finite")
 
 
 def _fraction(owner: str, **values: float) -> None:
@@ -247,8 +253,8 @@ class Efficiency:
         if self.gemm_tile_tokens < 1:
             raise SpecError(f"efficiency.gemm_tile_tokens={self.gemm_tile_tokens!r} must be >= 1")
         for name in ("collective_latency_s", "step_overhead_s"):
-            if getattr(self, name) < 0:
-                raise SpecError(f"efficiency.{name}={getattr(self, name)!r} must be >= 0")
+            if not getattr(self, name) >= 0 or _infinite(getattr(self, name)):
+                raise SpecError(f"efficiency.{name}={getattr(self, name)!r} must be >= 0 and finite")
 
 
 IDEAL_EFFICIENCY = Efficiency(
@@ -304,6 +310,10 @@ class Device:
                 f"{owner}.os_reserve_bytes={self.os_reserve_bytes!r} must be >= 0 and below "
                 f"memory_capacity_bytes={self.memory_capacity_bytes!r}"
             )
+        if self.tdp_w is not None and (not self.tdp_w > 0 or _infinite(self.tdp_w)):
+            raise SpecError(f"{owner}.tdp_w={self.tdp_w!r} must be > 0 and finite (watts)")
+        if self.usd_per_hour is not None and (not self.usd_per_hour >= 0 or _infinite(self.usd_per_hour)):
+            raise SpecError(f"{owner}.usd_per_hour={self.usd_per_hour!r} must be >= 0 and finite")
         object.__setattr__(self, "peak_flops_per_s", FrozenMap(self.peak_flops_per_s))
 
     def compute_dtype(self, dtype: str) -> str:

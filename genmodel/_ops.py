@@ -32,10 +32,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from genmodel._attention import AttentionStep
+from genmodel._errors import SpecError
 from genmodel._hardware import Device
 from genmodel._model import LOGIT_BYTES, ModelSpec
 from genmodel._parallel import MoeLayout
-from genmodel._units import DTYPE_BYTES, Num, ceil, maximum, power, where
+from genmodel._units import DTYPE_BYTES, Num, ceil, check_amount, maximum, power, where
 from genmodel._workload import Precision
 
 
@@ -103,7 +104,16 @@ def expected_experts_touched(num_experts: Num, top_k: Num, tokens: Num) -> Num:
 
     Each token picks k of E experts; an expert is missed by one token with probability 1-k/E, so
     E*(1-(1-k/E)^tokens) are touched (GenZ, Bambhaniya et al. 2024, Sec. MoE).
+
+    Raises:
+        SpecError: tokens not finite or negative, num_experts not > 0, or top_k outside
+            (0, num_experts].
     """
+    check_amount("tokens", tokens)
+    check_amount("num_experts", num_experts, positive=True)
+    check_amount("top_k", top_k, positive=True)
+    if isinstance(top_k, int | float) and isinstance(num_experts, int | float) and top_k > num_experts:
+        raise SpecError(f"top_k={top_k!r} must be <= num_experts={num_experts!r}")
     return num_experts * (1 - power(1 - top_k / num_experts, tokens))
 
 

@@ -586,7 +586,8 @@ def compare(
     hardware, devices, the best plan's fields and metrics (goodput, TTFT, TPOT, $/Mtok, J/token),
     or ``error`` when no plan runs or meets the SLOs there.
     """
-    budgets = [devices] * len(hardware) if isinstance(devices, int) else list(devices)
+    # one number is one budget for all (plan() refuses one that is no integer >= 1)
+    budgets = [devices] * len(hardware) if isinstance(devices, int | float) else list(devices)
     if len(budgets) != len(hardware):
         raise SpecError(f"devices has {len(budgets)} entries for {len(hardware)} hardware ids")
     rows: list[dict[str, Any]] = []

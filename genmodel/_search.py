@@ -74,6 +74,8 @@ __all__ = [
 ]
 
 _DEFAULT_OPTIONS = RunOptions()
+#: the largest device budget a search takes: far beyond any deployment (the CLI's own bound)
+MAX_DEVICES = 1_000_000
 #: Slo() as a default argument (no targets; frozen, so sharing it is safe)
 _NO_SLO = Slo()
 #: running batch sizes evaluated per replica: every integer up to this, then a geometric tail
@@ -241,7 +243,7 @@ def search(
         SpecError: bad sizes. InfeasibleError: no layout can run at all (the reasons, counted).
     """
     chunks = _check_search(
-        devices, input_tokens, output_tokens, precisions, prefill_chunks, request_rate_per_s
+        devices, input_tokens, output_tokens, precisions, prefill_chunks, request_rate_per_s, slo
     )
     start = time.perf_counter()
     traffic = request_rate_per_s is not None
@@ -296,13 +298,20 @@ def _check_search(
     precisions: Sequence[Precision],
     prefill_chunks: Sequence[int | None],
     request_rate_per_s: float | None,
+    slo: Slo,
 ) -> list[int | None]:
     """The chunk sizes to search, without repeats, once the search's arguments are checked.
 
     Raises:
-        SpecError: a non-positive size, output_tokens < 2, no precision or chunk, or a rate <= 0.
+        SpecError: a non-positive size, devices above MAX_DEVICES, output_tokens < 2, no precision
+            or chunk, a rate that is not > 0 and finite, or an infinite latency target.
     """
+    for name in ("ttft_s", "tpot_s", "itl_max_s"):  # (Slo refuses one that is not > 0)
+        if getattr(slo, name) == math.inf:
+            raise SpecError(f"{name}=inf must be a finite number of seconds (None: no target)")
     require_ints(devices=devices, input_tokens=input_tokens, output_tokens=output_tokens)
+    if devices > MAX_DEVICES:  # its divisors and layouts would take hours to enumerate
+        raise SpecError(f"devices={devices} must be at most {MAX_DEVICES:,}")
     if output_tokens < 2:
         raise SpecError(f"output_tokens={output_tokens} must be >= 2 to plan a serving deployment")
     if not precisions:
@@ -313,8 +322,10 @@ def _check_search(
     for c in chunks:
         if c is not None:
             require_ints(prefill_chunk=c)
-    if request_rate_per_s is not None and not request_rate_per_s > 0:
-        raise SpecError(f"request_rate_per_s={request_rate_per_s!r} must be > 0 requests per second")
+    if request_rate_per_s is not None and not 0 < request_rate_per_s < math.inf:
+        raise SpecError(
+            f"request_rate_per_s={request_rate_per_s!r} must be > 0 and finite (requests per second)"
+        )
     return chunks
 
 

@@ -204,7 +204,8 @@ def estimate_serving(
 ) -> Estimate:
     """Estimate a continuously batching server with ``concurrency`` clients in a closed loop.
 
-    Each of the ``dp`` replicas serves concurrency/dp clients; its steady state is
+    Each of the ``dp`` replicas serves concurrency/dp clients (each of ``concurrency`` replicas one
+    client when there are fewer clients than replicas; the others are idle); its steady state is
     :func:`serving_point` at the decode batch B where the clients it keeps busy equal its share
     (module docstring). ``ttft_s`` is the mean time to first token, ``tpot_s`` the mean
     inter-token latency; ``prefill`` is one request's prefill and ``decode`` the bare decode step
@@ -241,7 +242,10 @@ def estimate_serving(
     prefill_s = float(prefill_terms.time_s)
     past = mean_decode_context(input_tokens, output_tokens)
 
-    clients = concurrency / plan.dp  # per replica
+    # the clients spread over the replicas; with fewer clients than replicas the others are idle,
+    # and a busy replica has at least one client (a fraction of one has no closed loop)
+    replicas = min(plan.dp, concurrency)
+    clients = concurrency / replicas  # per busy replica
 
     steps: dict[float, StepTerms] = {}  # the decode step at each batch tried (the last is reported)
 
@@ -297,8 +301,8 @@ def estimate_serving(
         ),
         serving=ServingState(
             concurrency=concurrency,
-            decode_batch=batch * plan.dp,
-            request_rate_per_s=rate * plan.dp,
+            decode_batch=batch * replicas,
+            request_rate_per_s=rate * replicas,
             prefill_busy_frac=float(state.prefill_busy_frac),
             queue_wait_s=ttft_s - prefill_s,
             kv_limited=kv_limited,

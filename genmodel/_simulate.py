@@ -49,6 +49,8 @@ from genmodel._units import GB
 from genmodel._workload import Precision
 
 ARRIVALS = ("closed", "poisson", "gamma", "trace")
+#: the most requests (or clients) one simulation runs: ~15 us each, a run of minutes beyond
+MAX_REQUESTS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +95,16 @@ class Arrivals:
             require_ints(requests=self.requests)
         elif not self.trace:
             raise SpecError("trace must hold at least one request")
+        total = (
+            len(self.trace)
+            if self.kind == "trace"
+            else self.requests or self.clients * self.requests_per_client
+        )
+        for name, n in (("concurrency", self.clients), ("requests", total)):
+            if n > MAX_REQUESTS:
+                raise SpecError(
+                    f"{name}={n:,} must be at most {MAX_REQUESTS:,} (the simulation runs every request)"
+                )
         for i, (t, n_in, n_out) in enumerate(self.trace):
             if not (math.isfinite(t) and t >= 0):
                 raise SpecError(f"trace row {i + 1}: arrival_s={t!r} must be >= 0")

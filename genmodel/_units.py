@@ -72,6 +72,27 @@ def _is_array(x: object) -> bool:
     return type(x) not in _PLAIN and type(x).__module__ == "numpy" and not isinstance(x, float)
 
 
+def check_amount(name: str, value: Num, *, positive: bool = False) -> None:
+    """Refuse an amount (bytes, tokens, seconds) that is not finite, or negative (or zero, with
+    ``positive``), at a public function's boundary. A plain number or a NumPy array is checked
+    (every element); a symbol, a pint quantity or any other type passes, as formulas take them.
+
+    Raises:
+        SpecError: ``name=value must be >= 0 and finite`` (``> 0``).
+    """
+    if isinstance(value, int | float):
+        bad: Any = None if math.isfinite(value) and (value > 0 if positive else value >= 0) else value
+    elif _is_array(value) and value.dtype.kind in "iuf":
+        import numpy as np
+
+        wrong = ~np.isfinite(value) | ((value <= 0) if positive else (value < 0))
+        bad = float(value[wrong].flat[0]) if wrong.any() else None
+    else:
+        return
+    if bad is not None:
+        raise SpecError(f"{name}={bad!r} must be {'> 0' if positive else '>= 0'} and finite")
+
+
 _NUMBERS, _ARRAYS, _SYMBOLS = 0, 1, 2
 
 
