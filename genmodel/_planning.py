@@ -224,8 +224,8 @@ MAX_RECHECK = 1_000
 MAX_TOP = 1_000
 
 
-def _check_plan_args(*, objective: str, serving: str, recheck: int, top: int) -> None:
-    """Refuse an unknown objective or serving model, or a recheck or top out of bounds.
+def _check_plan_args(*, objective: str, serving: str, recheck: int, top: int, pareto_points: int) -> None:
+    """Refuse an unknown objective or serving model, or a recheck, top or pareto_points out of bounds.
 
     Raises:
         SpecError: ``name=value must ...``.
@@ -237,6 +237,8 @@ def _check_plan_args(*, objective: str, serving: str, recheck: int, top: int) ->
         raise SpecError(f"recheck={recheck!r} must be an integer between 0 and {MAX_RECHECK}")
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
         raise SpecError(f"top={top!r} must be an integer between 1 and {MAX_TOP}")
+    if isinstance(pareto_points, bool) or not isinstance(pareto_points, int) or pareto_points < 0:
+        raise SpecError(f"pareto_points={pareto_points!r} must be an integer >= 0")
 
 
 def _engine(engine: str | Engine, system: System) -> Engine:
@@ -415,7 +417,9 @@ def plan(
     Raises:
         SpecError, UnknownEntryError: bad arguments. InfeasibleError: no layout can run at all.
     """
-    _check_plan_args(objective=objective, serving=serving, recheck=recheck, top=top)
+    _check_plan_args(
+        objective=objective, serving=serving, recheck=recheck, top=top, pareto_points=pareto_points
+    )
     m = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
     engine = _engine(engine, hw)

@@ -389,3 +389,12 @@ class Replica:
             gaps[0] = now - float(durations.sum()) + float(durations[0]) - self.last_decode_s
         self._decoded(req, now, len(durations), gaps, on_finish)
         self.peak_tokens = max(self.peak_tokens, self.held() if self.can_overflow else self.used())
+
+
+def group_tokens(tokens: list[int]) -> int | None:
+    """The mean tokens per rank of replicas in lockstep (rounded; at least 1), which set the routed
+    experts' time of each (their tokens are spread over the expert-parallel group); None for a
+    lone replica or a uniform load, whose own tokens are the mean."""
+    if len(tokens) == 1 or min(tokens) == max(tokens):
+        return None
+    return max(1, int(sum(tokens) / len(tokens) + 0.5))

@@ -41,7 +41,7 @@ from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prepare
-from genmodel._scheduler import Replica, Requests, SwapLink
+from genmodel._scheduler import Replica, Requests, SwapLink, group_tokens
 from genmodel._simresult import Percentiles, RequestRecords, SimulationResult, Timeline
 from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
@@ -518,7 +518,7 @@ def _run_group(
                 now, done = _decode_run(group, req, now, k, next_arrival, on_finish)
                 steps += done
                 continue
-        mean = _group_tokens([r.step_tokens() for r in group])
+        mean = group_tokens([r.step_tokens() for r in group])
         duration = max(r.step_s(mean) for r in group)
         if duration <= 0:
             raise InfeasibleError(
@@ -528,15 +528,6 @@ def _run_group(
         for r in group:
             r.commit(req, now, duration, on_finish)
         steps += 1
-
-
-def _group_tokens(tokens: list[int]) -> int | None:
-    """The mean tokens per rank of replicas in lockstep (rounded; at least 1), which set the routed
-    experts' time of each (their tokens are spread over the expert-parallel group); None for a
-    lone replica or a uniform load, whose own tokens are the mean."""
-    if len(tokens) == 1 or min(tokens) == max(tokens):
-        return None
-    return max(1, int(sum(tokens) / len(tokens) + 0.5))
 
 
 def _position(group: list[Replica], index: int) -> int:
@@ -549,7 +540,7 @@ def _decode_run(
     """Cost and apply up to ``k`` decode-only steps at once, stopping after the step in which the
     next request arrives."""
     k = min(k, 8192)
-    mean = _group_tokens([r.n_dec for r in group])
+    mean = group_tokens([r.n_dec for r in group])
     durations = group[0].run_s(k, mean)
     for r in group[1:]:
         durations = np.maximum(durations, r.run_s(k, mean))
