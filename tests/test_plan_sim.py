@@ -367,7 +367,7 @@ def test_the_closed_form_also_gives_the_best_per_weight_dtype() -> None:
 def test_pareto_points_must_be_a_count() -> None:
     # pareto_points=-1 raised NumPy's ValueError (found by the fuzz suite)
     for bad in (-1, 2.5, True):
-        with pytest.raises(genmodel.SpecError, match="pareto_points=.* must be an integer >= 0"):
+        with pytest.raises(genmodel.SpecError, match=r"pareto_points=.* must be an integer >= 0"):
             genmodel.plan(
                 "llama-3.1-8b", "h100-sxm", devices=2, input_tokens=100, output_tokens=10, pareto_points=bad
             )
