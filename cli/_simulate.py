@@ -128,6 +128,12 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Seed of random lengths and arrivals.")] = 0,
     records: Annotated[Path | None, typer.Option(help="Write per-request records to this CSV file.")] = None,
     profile: ProfileOpt = None,
+    allow_long_context: Annotated[
+        bool,
+        typer.Option(
+            help="Allow input + output beyond the model's maximum context (RoPE scaling is not modelled)."
+        ),
+    ] = False,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -164,6 +170,7 @@ def simulate(
         records=records is not None,
         **_disaggregated(locals()),
         **profile_option(profile),
+        **({"allow_long_context": True} if allow_long_context else {}),
     )
     data = result.to_dict()
     if records is not None and result.records is not None:

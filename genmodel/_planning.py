@@ -33,6 +33,7 @@ from genmodel._planrows import (
     rank_key,
     ranked_meeting,
     recheck_row,
+    report_repr,
     top_rows,
 )
 from genmodel._recheck import Deployment, Recheck, recheck
@@ -88,6 +89,11 @@ class PlanReport:
     top: tuple[dict[str, Any], ...] = ()
     #: what the answer is not: why the simulation was left out ("" if nothing)
     note: str = ""
+
+    def __repr__(self) -> str:
+        """A few lines: the search's counts and the best plan (:func:`report_repr`)."""
+        args = {"model_id": self.model_id, "system_id": self.system_id, "devices": self.devices}
+        return report_repr(**args, result=self.result, best=self.best, pareto=len(self.pareto))
 
     @property
     def instances(self) -> int | None:
@@ -573,7 +579,7 @@ DEFAULT_PREFILL_CHUNKS = (256, 512, 1024, 2048, 4096, 8192)
 
 def compare(
     model: str | ModelSpec,
-    hardware: Sequence[str],
+    hardware: Sequence[str | Device | System],
     *,
     devices: int | Sequence[int],
     input_tokens: int,
@@ -596,7 +602,7 @@ def compare(
         raise SpecError(f"devices has {len(budgets)} entries for {len(hardware)} hardware ids")
     rows: list[dict[str, Any]] = []
     for hw_id, n in zip(hardware, budgets, strict=True):
-        row: dict[str, Any] = {"hardware": hw_id, "devices": n}
+        row: dict[str, Any] = {"hardware": hw_id if isinstance(hw_id, str) else hw_id.id, "devices": n}
         try:
             report = plan(
                 model,

@@ -190,3 +190,13 @@ def pareto_rows(result: SearchResult, points: int) -> tuple[dict[str, Any], ...]
         }
         for i in frontier
     )
+
+
+def report_repr(
+    *, model_id: str, system_id: str, devices: int, result: SearchResult, best: Estimate | None, pareto: int
+) -> str:
+    """A few lines for a plan report: the search's counts and the best plan's estimate (the Pareto
+    rows and the candidates' arrays stay attributes)."""
+    head = f"PlanReport({model_id} on {devices:,} devices of {system_id}: {result!r}"
+    answer = "  best: none meets the SLOs" if best is None else "  best: " + repr(best).replace("\n", "\n  ")
+    return f"{head}\n{answer}\n  {pareto} Pareto points)"

@@ -371,3 +371,22 @@ def test_pareto_points_must_be_a_count() -> None:
             genmodel.plan(
                 "llama-3.1-8b", "h100-sxm", devices=2, input_tokens=100, output_tokens=10, pareto_points=bad
             )
+
+
+def test_plan_report_repr_is_short_and_compare_takes_devices() -> None:
+    report = genmodel.plan(
+        "llama-3.1-8b", "h100-sxm", devices=2, input_tokens=1000, output_tokens=200, serving="closed-form"
+    )
+    text = repr(report)
+    assert text.startswith("PlanReport(llama-3.1-8b on 2 devices of dgx-h100") and len(text) < 1_000
+    assert "Pareto points" in text and "pareto" not in text.split("Pareto")[0].lower()
+    device = genmodel.io.load_hardware("h100-sxm").device
+    rows = genmodel.compare(
+        "llama-3.1-8b",
+        [device, "h200-sxm"],
+        devices=1,
+        input_tokens=500,
+        output_tokens=100,
+        serving="closed-form",
+    )
+    assert [r["hardware"] for r in rows] == ["h100-sxm", "h200-sxm"]

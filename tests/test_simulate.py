@@ -619,3 +619,10 @@ def test_lockstep_ranks_share_the_routed_experts_work() -> None:
     assert dense.step_s(decode_seqs=64, decode_past_sum=0, chunks=[], group_tokens=8) == dense.step_s(
         decode_seqs=64, decode_past_sum=0, chunks=[]
     )
+
+
+def test_cli_allows_a_long_context_when_asked() -> None:
+    args = ["simulate", "--model", "llama-2-7b", "--hardware", "h100-sxm", "--concurrency", "2"]
+    args += ["--input-tokens", "5000", "--output-tokens", "100", "--format", "json"]
+    assert "max_position_embeddings=4,096" in cli_bad(args)
+    assert cli_ok([*args, "--allow-long-context"]).lstrip().startswith("{")
