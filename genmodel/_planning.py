@@ -92,8 +92,8 @@ class PlanReport:
 
     def __repr__(self) -> str:
         """A few lines: the search's counts and the best plan (:func:`report_repr`)."""
-        args = {"model_id": self.model_id, "system_id": self.system_id, "devices": self.devices}
-        return report_repr(**args, result=self.result, best=self.best, pareto=len(self.pareto))
+        head = (self.model_id, self.system_id, self.devices)
+        return report_repr(*head, result=self.result, best=self.best, pareto=len(self.pareto))
 
     @property
     def instances(self) -> int | None:

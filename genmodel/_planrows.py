@@ -193,7 +193,7 @@ def pareto_rows(result: SearchResult, points: int) -> tuple[dict[str, Any], ...]
 
 
 def report_repr(
-    *, model_id: str, system_id: str, devices: int, result: SearchResult, best: Estimate | None, pareto: int
+    model_id: str, system_id: str, devices: int, *, result: SearchResult, best: Estimate | None, pareto: int
 ) -> str:
     """A few lines for a plan report: the search's counts and the best plan's estimate (the Pareto
     rows and the candidates' arrays stay attributes)."""
