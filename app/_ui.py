@@ -315,8 +315,8 @@ def workload_inputs(p: Params) -> tuple[int, int, int, int]:
 
 
 _SERVING_HELP = (
-    "simulated: the engine's scheduler step by step, the clients started together (4 requests "
-    "each); closed-form: the steady state the plan search prunes with."
+    "simulated: the engine's scheduler step by step, the clients started together (12 requests "
+    "each, the first 2 a warm-up left out); closed-form: the steady state the plan search prunes with."
 )
 _ENGINE_HELP = "The simulated engine's scheduler and defaults: vLLM 0.10 (V1), SGLang 0.5, TensorRT-LLM 1.0."
 

@@ -42,7 +42,8 @@ from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prepare
 from genmodel._scheduler import Replica, Requests, SwapLink, group_tokens
-from genmodel._simresult import Percentiles, RequestRecords, SimulationResult, Timeline
+from genmodel._simfigures import measured_requests, record_arrays, request_figures
+from genmodel._simresult import RequestRecords, SimulationResult, Timeline
 from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._units import GB
@@ -554,25 +555,6 @@ def _decode_run(
     return end, k
 
 
-def itl_samples(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
-    """Every decode step's gap since the replica's last one, and its decode tokens (the weight)."""
-    one_v: list[float] = []
-    one_w: list[float] = []
-    runs_v: list[np.ndarray] = []
-    runs_w: list[np.ndarray] = []
-    for r in replicas:
-        for gaps, n in r.itl:
-            if isinstance(gaps, float):
-                one_v.append(gaps)
-                one_w.append(n)
-            else:
-                runs_v.append(gaps)
-                runs_w.append(np.full(len(gaps), float(n)))
-    values = np.concatenate([np.array(one_v), *runs_v])
-    weights = np.concatenate([np.array(one_w), *runs_w])
-    return values, weights
-
-
 def _result(
     req: Requests,
     arrivals: Arrivals,
@@ -591,50 +573,13 @@ def _result(
     timeline: Timeline | None = None,
 ) -> SimulationResult:
     """The figures of a finished simulation."""
-    arrival, scheduled, first, finish = (
-        req.array(n) for n in ("arrival_s", "scheduled_s", "first_token_s", "finish_s")
-    )
-    measured = np.ones(len(arrival), dtype=bool)
-    if arrivals.kind == "closed" and arrivals.warmup_requests:
-        measured = (np.arange(len(arrival)) - starts[client_of]) >= arrivals.warmup_requests
-    if not measured.any():
-        raise SpecError(f"warmup_requests={arrivals.warmup_requests} leaves no request to measure")
-    assert not np.isnan(finish).any(), "every request completes"
-    a, f, ft = arrival[measured], finish[measured], first[measured]
-    out = req.output_tokens[measured]
-    decode = f - ft
-    multi = out > 1
-    window = float(f.max() - a.min())
-    values, weights = itl_samples(replicas)
-    rate = float(measured.sum()) / window if window > 0 else math.inf
-    tokens_per_s = float(out.sum()) / window if window > 0 else math.inf
+    warmup = arrivals.warmup_requests if arrivals.kind == "closed" else 0
+    measured = measured_requests(warmup, starts, client_of, len(req.input_tokens))
+    figures, _ = request_figures(req, measured, replicas)
     batch = sum(r.batch_time / max(spans[0 if len(spans) == 1 else r.index][1], 1e-30) for r in replicas)
-    rec = None
-    if records:
-        rec = RequestRecords(
-            arrival_s=arrival,
-            scheduled_s=scheduled,
-            first_token_s=first,
-            finish_s=finish,
-            input_tokens=req.input_tokens.copy(),
-            output_tokens=req.output_tokens.copy(),
-            replica=req.array("replica"),
-            preemptions=req.array("preemptions"),
-            measured=measured,
-        )
     return SimulationResult(
-        ttft_s=Percentiles.of(ft - a),
-        tpot_s=Percentiles.of(decode[multi] / (out[multi] - 1)),
-        itl_s=Percentiles.of(values, weights),
-        e2e_s=Percentiles.of(f - a),
-        queue_s=float((scheduled[measured] - a).mean()),
-        prefill_s=float((ft - scheduled[measured]).mean()),
-        decode_s=float(decode.mean()),
-        requests=int(measured.sum()),
-        generated_tokens=len(arrival) + round(float(weights.sum())),
-        request_rate_per_s=rate,
-        output_tokens_per_s=tokens_per_s,
-        output_tokens_per_s_per_device=tokens_per_s / plan.num_devices,
+        **figures,
+        output_tokens_per_s_per_device=figures["output_tokens_per_s"] / plan.num_devices,
         mean_running_batch=batch,
         preemptions=sum(r.preemptions for r in replicas),
         kv_peak_bytes_per_device=max(r.peak_tokens for r in replicas) * token_bytes,
@@ -644,6 +589,6 @@ def _result(
         elapsed_s=time.perf_counter() - start,
         engine=engine,
         swap_s=sum(r.swap_s for r in replicas) if engine.preemption == "swap" else None,
-        records=rec,
+        records=RequestRecords(**record_arrays(req, measured)) if records else None,
         timeline=timeline,
     )

@@ -49,6 +49,7 @@ from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import kv_transfer_time
 from genmodel._scheduler import Replica, Requests, SwapLink
+from genmodel._simfigures import measured_requests, record_arrays, request_figures
 from genmodel._simresult import (
     DisaggregatedStats,
     Percentiles,
@@ -60,7 +61,6 @@ from genmodel._simulate import (
     Arrivals,
     Lengths,
     ReplicaSetup,
-    itl_samples,
     requests_of,
     setup_replicas,
     swap_link,
@@ -490,41 +490,18 @@ class _Simulation:
     # ---- the figures --------------------------------------------------------------------
     def result(self, arrivals: Arrivals, *, end: float, records: bool, start: float) -> SimulationResult:
         """The figures of the finished run (as an aggregated simulation's, plus the pools')."""
-        req = self.req
-        arrival, scheduled, first, finish = (
-            req.array(n) for n in ("arrival_s", "scheduled_s", "first_token_s", "finish_s")
-        )
         prefill_end = np.array(self.prefill_end)
         kv_arrival = np.where(np.array(self.decode_steps) > 0, np.array(self.kv_arrival), np.nan)
-        measured = np.ones(len(arrival), dtype=bool)
-        if self.closed and arrivals.warmup_requests:
-            measured = (np.arange(len(arrival)) - self.starts[self.client_of]) >= arrivals.warmup_requests
-        if not measured.any():
-            raise SpecError(f"warmup_requests={arrivals.warmup_requests} leaves no request to measure")
-        assert not np.isnan(finish).any(), "every request completes"
-        a, f, ft = arrival[measured], finish[measured], first[measured]
-        out = req.output_tokens[measured]
-        multi = out > 1
-        window = float(f.max() - a.min())
+        warmup = arrivals.warmup_requests if self.closed else 0
+        measured = measured_requests(warmup, self.starts, self.client_of, len(self.req.input_tokens))
         p_pool, d_pool = self.pools
-        values, weights = itl_samples(d_pool.replicas)
-        tokens_per_s = float(out.sum()) / window if window > 0 else math.inf
+        figures, _ = request_figures(self.req, measured, d_pool.replicas, prefill_end)
         devices = p_pool.spec.devices + d_pool.spec.devices
         moved = kv_arrival[measured] - prefill_end[measured]
         pools = (self._pool_stats(p_pool, end), self._pool_stats(d_pool, end))
         return SimulationResult(
-            ttft_s=Percentiles.of(ft - a),
-            tpot_s=Percentiles.of((f - ft)[multi] / (out[multi] - 1)),
-            itl_s=Percentiles.of(values, weights),
-            e2e_s=Percentiles.of(f - a),
-            queue_s=float((scheduled[measured] - a).mean()),
-            prefill_s=float((prefill_end[measured] - scheduled[measured]).mean()),
-            decode_s=float((f - ft).mean()),
-            requests=int(measured.sum()),
-            generated_tokens=len(arrival) + round(float(weights.sum())),
-            request_rate_per_s=float(measured.sum()) / window if window > 0 else math.inf,
-            output_tokens_per_s=tokens_per_s,
-            output_tokens_per_s_per_device=tokens_per_s / devices,
+            **figures,
+            output_tokens_per_s_per_device=figures["output_tokens_per_s"] / devices,
             mean_running_batch=pools[0].mean_running_batch + pools[1].mean_running_batch,
             preemptions=pools[0].preemptions + pools[1].preemptions,
             kv_peak_bytes_per_device=max(p.kv_peak_bytes_per_device for p in pools),
@@ -543,35 +520,14 @@ class _Simulation:
                 routing=self.routing,
                 first_token=self.first_token,
             ),
-            records=self._records(arrival, scheduled, first, finish, measured, prefill_end, kv_arrival)
+            records=RequestRecords(
+                **record_arrays(self.req, measured),
+                prefill_end_s=prefill_end,
+                kv_arrival_s=kv_arrival,
+                decode_replica=np.array(self.decode_replica),
+            )
             if records
             else None,
-        )
-
-    def _records(
-        self,
-        arrival: np.ndarray,
-        scheduled: np.ndarray,
-        first: np.ndarray,
-        finish: np.ndarray,
-        measured: np.ndarray,
-        prefill_end: np.ndarray,
-        kv_arrival: np.ndarray,
-    ) -> RequestRecords:
-        req = self.req
-        return RequestRecords(
-            arrival_s=arrival,
-            scheduled_s=scheduled,
-            first_token_s=first,
-            finish_s=finish,
-            input_tokens=req.input_tokens.copy(),
-            output_tokens=req.output_tokens.copy(),
-            replica=req.array("replica"),
-            preemptions=req.array("preemptions"),
-            measured=measured,
-            prefill_end_s=prefill_end,
-            kv_arrival_s=kv_arrival,
-            decode_replica=np.array(self.decode_replica),
         )
 
     def _pool_stats(self, pool: _Pool, end: float) -> PoolStats:
