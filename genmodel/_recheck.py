@@ -6,7 +6,7 @@ Modelling assumptions:
   through the engine's scheduler (:func:`~genmodel._simulate.simulate_serving`): N closed-loop
   clients started together, as the benchmark clients and ``estimate(..., concurrency=N)`` run
   them, except that each client's first request is a warm-up left out of the figures
-  (:data:`WARMUP_REQUESTS`), followed by at least two measured ones, more for few clients
+  (:data:`RECHECK_WARMUP_REQUESTS`), followed by at least two measured ones, more for few clients
   (:func:`requests_per_client`). For a request rate R served by n copies of the candidate, one
   copy takes Poisson arrivals at R / n requests/s (as many requests as the closed loop measures);
   its answer states that rate, and the requests in flight (Little's law) as its concurrency.
@@ -184,13 +184,16 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
     rate = math.nan
     per_client = requests_per_client(clients)
     arrivals = Arrivals(
-        kind="closed", clients=clients, requests_per_client=per_client, warmup_requests=WARMUP_REQUESTS
+        kind="closed",
+        clients=clients,
+        requests_per_client=per_client,
+        warmup_requests=RECHECK_WARMUP_REQUESTS,
     )
     words = f"{clients} closed-loop clients x {per_client} requests, the first of each a warm-up"
     if dep.request_rate_per_s is not None:
         instances = int(copies_needed(dep.request_rate_per_s, closed.serving.request_rate_per_s))
         rate = dep.request_rate_per_s / instances
-        requests = (per_client - WARMUP_REQUESTS) * clients
+        requests = (per_client - RECHECK_WARMUP_REQUESTS) * clients
         arrivals = Arrivals(kind="poisson", rate_per_s=rate, requests=requests)
         words = f"Poisson arrivals at {rate:.4g} requests/s per copy, {requests} requests"
     sim = simulate_serving(
@@ -226,10 +229,13 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
     )
 
 
-#: requests of each closed-loop client left out of the figures: the clients start together, as
-#: benchmark clients do, and the burst of their first prompts is not the steady state a deployment
-#: is planned for (it would set every percentile of TTFT)
-WARMUP_REQUESTS = 1
+#: requests of each closed-loop client left out of a re-check's figures: the clients start
+#: together, as benchmark clients do, and the burst of their first prompts is not the steady state
+#: a deployment is planned for (it would set every percentile of TTFT). One, where a simulated
+#: estimate's benchmark client leaves out :data:`genmodel._servingmodel.WARMUP_REQUESTS` (2): the
+#: re-check runs a few requests per client, for speed, and the second wave's bunching it keeps errs
+#: on the safe side of a TTFT target
+RECHECK_WARMUP_REQUESTS = 1
 
 #: the fewest requests a re-check measures: each client sends at least two after its warm-up, and
 #: more when there are few clients, so that a p99 rests on a few hundred requests
@@ -238,8 +244,8 @@ MEASURED_REQUESTS_MIN = 256
 
 def requests_per_client(clients: int) -> int:
     """Requests each of ``clients`` closed-loop clients sends in a re-check, its warm-up included:
-    :data:`WARMUP_REQUESTS` + max(2, ceil(:data:`MEASURED_REQUESTS_MIN` / clients))."""
-    return WARMUP_REQUESTS + max(2, -(-MEASURED_REQUESTS_MIN // clients))
+    :data:`RECHECK_WARMUP_REQUESTS` + max(2, ceil(:data:`MEASURED_REQUESTS_MIN` / clients))."""
+    return RECHECK_WARMUP_REQUESTS + max(2, -(-MEASURED_REQUESTS_MIN // clients))
 
 
 #: the re-check stops refining once the goodput of the best candidate that meets the SLOs in

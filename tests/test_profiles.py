@@ -20,6 +20,7 @@ from _cli import cli_bad, cli_ok
 
 import genmodel
 from genmodel import Efficiency, SpecError, UnknownEntryError
+from genmodel._validate import _COLUMNS
 from genmodel.io import MAX_YAML_BYTES, device_profile, list_ids, load_device, load_profile, profile_to_yaml
 from genmodel.io._profiles import read_profile_file, yaml_key
 
@@ -147,28 +148,7 @@ def test_cli_profile_flag_reaches_estimate_plan_and_validate(tmp_path: Path) -> 
 
 # --- calibrate ------------------------------------------------------------------------------------
 
-_FIELDS = [
-    "id",
-    "category",
-    "mode",
-    "model",
-    "hardware",
-    "devices",
-    "tp",
-    "pp",
-    "ep",
-    "dp",
-    "batch",
-    "input_tokens",
-    "output_tokens",
-    "weight_dtype",
-    "act_dtype",
-    "kv_dtype",
-    "metric",
-    "measured",
-    "source_id",
-    "engine",
-]
+_FIELDS = [*_COLUMNS, "source_id", "engine"]  # the validation CSV's columns
 
 # static measurements that exercise decode (memory), fp8 prefill (compute) and per-step overheads
 _SHAPES = [
