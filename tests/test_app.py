@@ -895,6 +895,12 @@ def test_calibrate_page_fits_an_uploaded_csv_and_rejects_a_bad_one(tmp_path: Pat
     path = tmp_path / "mine.csv"
     path.write_bytes(data)
     _check_calibration_shown(at, genmodel.calibrate(path))
+    # a file of two devices: a device selector, and the fit of the one chosen
+    two = data + b"\n".join(_bundled_csv("h100-sxm").splitlines()[1:]) + b"\n"
+    at.file_uploader(key="calibrate.upload").set_value(("two.csv", two, "text/csv"))
+    _rerun(at)
+    assert at.selectbox(key="calibrate.upload_device").options == [CALIBRATE_DEVICE, "h100-sxm"]
+    assert _metrics(at)["Rows fitted"] == f"{len(genmodel.calibrate(path).cases)}"
     # bad files: one error box naming the file and what is wrong, never a traceback
     for content, expected in (
         (b"id,model\nA,llama-3.1-8b\n", "bad.csv: missing columns"),
