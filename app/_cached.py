@@ -318,3 +318,65 @@ def serving_view(
     else:
         view["closed_form"] = estimate_dict(est)
     return view
+
+
+@st.cache_data(show_spinner=False)
+def bundled_devices() -> list[str]:
+    """The device ids of the bundled public cases."""
+    rows = genmodel.read_cases(genmodel.public_cases_path())
+    return sorted({genmodel.load_hardware(r["hardware"]).device.id for r in rows})
+
+
+def _uploaded(data: bytes, name: str, use: Any) -> Any:
+    """``use(path)`` on the uploaded CSV written to a private temporary folder under its own file
+    name (the same reader as ``genmodel calibrate FILE``); an error names the file, not the folder."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="genmodel-upload-") as folder:
+        path = Path(folder) / (Path(name).name or "upload.csv")
+        path.write_bytes(data)
+        try:
+            return use(path)
+        except genmodel.GenModelError as exc:
+            text = str(exc)
+            if folder in text:
+                raise genmodel.SpecError(text.replace(f"{folder}/", "")) from None
+            raise
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def upload_devices(data: bytes, name: str) -> list[str]:
+    """The hardware ids of the rows of an uploaded validation CSV, as written, in order of first use.
+
+    Raises:
+        genmodel.SpecError: not a CSV with the validation columns.
+    """
+    rows = _uploaded(data, name, genmodel.read_cases)
+    return list(dict.fromkeys(r["hardware"] for r in rows))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def calibrate_view(
+    upload: tuple[bytes, str] | None,
+    *,
+    device: str | None,
+    base: str | None,
+    modes: tuple[str, ...] = (),
+    cross_validate: bool = True,
+) -> dict[str, Any]:
+    """:func:`genmodel.calibrate` as ``genmodel calibrate`` runs it: on an uploaded CSV (its bytes
+    and file name) or, with ``upload=None``, on the bundled public cases, the rows of ``device``;
+    ``modes`` (bundled cases only) keeps the rows of these modes (static, concurrency).
+    Returns the calibration's JSON form and ``yaml``, the fitted profile as a YAML file.
+    """
+
+    def fit(cases: Any) -> genmodel.Calibration:
+        return genmodel.calibrate(cases, device=device, base=base, cross_validate=cross_validate)
+
+    if upload is not None:
+        result = _uploaded(upload[0], upload[1], fit)
+    else:
+        rows = genmodel.read_cases(genmodel.public_cases_path())
+        result = fit([r for r in rows if r["mode"] in modes])
+    return {**result.to_dict(), "yaml": genmodel.profile_to_yaml(result.profile)}

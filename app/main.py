@@ -1,7 +1,8 @@
 """Entry script of the dashboard: ``streamlit run main.py`` (``genmodel dashboard`` does it).
 
-Seven pages, each its own script in this folder, at the URL paths ``estimate`` (also the root
-``/``), ``plan``, ``serving``, ``compare``, ``long_context``, ``moe`` and ``validation``. The widgets
+Eight pages, each its own script in this folder, at the URL paths ``estimate`` (also the root
+``/``), ``plan``, ``serving``, ``compare``, ``long_context``, ``moe``, ``validation`` and
+``calibrate``. The widgets
 of every page read their starting values from the URL's query parameters and write them back, so a
 URL reproduces a view.
 """
@@ -26,5 +27,6 @@ pages = [
     st.Page("_long_context.py", title="Long context & memory tiers", url_path="long_context"),
     st.Page("_moe.py", title="MoE & expert parallelism", url_path="moe"),
     st.Page("_validation.py", title="Validation", url_path="validation"),
+    st.Page("_calibrate.py", title="Calibrate a profile", url_path="calibrate"),
 ]
 st.navigation(pages).run()

@@ -5,19 +5,25 @@ Modelling assumptions:
 - The error of a prediction is multiplicative: the log-ratio r = ln(measured / predicted) of a
   headline metric (``ttft_s``, ``tpot_s``, ``output_tokens_per_s``) is drawn from the distribution
   of the same log-ratios on the bundled validation cases of the same *group*: the serving model
-  ("static" batch, "simulated" or "closed-form" serving) and the headline metric. A group with
-  fewer than ``min_cases`` log-ratios falls back to all metrics of that serving model, then to
-  every case.
+  ("static" batch, "simulated" or "closed-form" serving), the headline metric and the device's
+  architecture family (:data:`FAMILIES`): platform families miss in different directions (the
+  serving TTFT of Blackwell is under-predicted more than Hopper's), so an interval pooled over
+  families is too wide for one and too narrow for another. A family group with fewer than
+  ``min_family_cases`` log-ratios (a family with few measurements, or none: a ``datasheet``
+  prediction) falls back to the metric's group over all families; a group with fewer than
+  ``min_cases`` falls back to all metrics of that serving model, then to every case.
 - The interval at coverage c runs between order statistics of the group's log-ratios: the k-th
   smallest and the k-th largest, k = floor((n + 1)(1 - c) / 2) (split-conformal prediction:
   Vovk, Gammerman and Shafer, *Algorithmic Learning in a Random World*, 2005; Lei et al., "Distribution-
   Free Predictive Inference for Regression", JASA 2018, Sec. 2.2). For exchangeable errors each
   tail then holds at most (1 - c)/2 of new cases. The interval need not contain the prediction
   itself: where the model is biased (serving TTFT on B200 is under-predicted), so is the interval.
-- The evidence behind a prediction widens the interval about the group's median log-ratio by a
-  factor w >= 1: "calibrated" (this device, and in serving this engine, has bundled
-  measurements), "transferred" (another device of the same architecture family has them, this
-  one has none), "datasheet" (no device of the family has any). The factors are fitted by
+- The evidence behind a prediction scales the interval about the group's median log-ratio by a
+  factor w, larger as the evidence thins (below 1 only for "calibrated", where the held-out
+  coverage of the small family groups' conformal bounds is above nominal): "calibrated" (this
+  device, and in serving this engine, has bundled measurements), "transferred" (another device
+  of the same architecture family has them, this one has none), "datasheet" (no device of the
+  family has any). The factors are fitted by
   :mod:`genmodel._intervalfit` from held-out coverage (leave one measurement, one device, one
   family out) and stored with the log-ratios in :mod:`genmodel._interval_table`, which
   ``python tools/fit_intervals.py`` regenerates.
@@ -40,6 +46,11 @@ from genmodel._phases import Estimate
 
 #: the default coverage of an interval (a fraction of new measurements it should hold)
 COVERAGE = 0.8
+
+#: the fewest log-ratios of one family (one serving model and metric) that make its own group: at
+#: 20, the 80 % bounds are the 2nd smallest and 2nd largest (k = 2), not the extremes, and each
+#: bundled serving family (24 to 27 log-ratios per metric and serving model) has its own
+MIN_FAMILY_CASES = 20
 
 #: the evidence levels, from the most to the least measured
 EVIDENCE = ("calibrated", "transferred", "datasheet")
@@ -92,21 +103,31 @@ def family(hardware_id: str) -> str | None:
     return FAMILIES[max(known, key=len)] if known else None
 
 
+def family_group(hardware_id: str) -> str:
+    """What a device's log-ratios are grouped by: its :func:`family`, else its own id."""
+    return family(hardware_id) or hardware_id
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IntervalTable:
     """The data behind the intervals (:mod:`genmodel._interval_table`, from tools/fit_intervals.py).
 
     ``residuals``: group -> the sorted log-ratios ln(measured / predicted); a group is
-    ``<serving model>/<headline metric>``, ``<serving model>/all`` or ``all``. ``widening``:
-    ``<static|serving>/<evidence>`` -> factor >= 1 (``serving`` for both serving models).
+    ``<serving model>/<headline metric>/<family>`` (:func:`family_group`), ``<serving
+    model>/<headline metric>`` (all families), ``<serving model>/all`` or ``all``. ``widening``:
+    ``<static|serving>/<evidence>`` -> factor (``serving`` for both serving models; non-decreasing
+    as the evidence thins).
     ``measured``: ``static`` -> device ids with static cases; ``serving`` -> ``device/engine``
-    pairs with serving cases. ``min_cases``: the fewest log-ratios a group needs.
+    pairs with serving cases. ``min_cases``: the fewest log-ratios a group needs;
+    ``min_family_cases``: the fewest a family's group needs (else the metric's group over all
+    families serves it).
     """
 
     residuals: Mapping[str, tuple[float, ...]]
     widening: Mapping[str, float]
     measured: Mapping[str, tuple[str, ...]]
     min_cases: int = 10
+    min_family_cases: int = MIN_FAMILY_CASES
     cases: int = 0
     source: str = ""
     #: held-out coverage per evidence level and per family, as fitted (for the docs and tests)
@@ -115,22 +136,25 @@ class IntervalTable:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> IntervalTable:
         """The table from its data form (:data:`genmodel._interval_table.TABLE`): the log-ratios of
-        each ``<serving model>/<metric>`` group as a string of numbers; the wider groups
-        (``<serving model>/all``, ``all``) are their unions."""
-        by_metric = {
+        each ``<serving model>/<metric>/<family>`` group as a string of numbers; the wider groups
+        (``<serving model>/<metric>``, ``<serving model>/all``, ``all``) are their unions."""
+        finest = {
             k: [float(x) for x in (v.split() if isinstance(v, str) else v)]
             for k, v in d["residuals"].items()
             if not k.endswith("all")
         }
-        pooled: dict[str, list[float]] = {"all": []}
-        for key, values in by_metric.items():
-            pooled.setdefault(key.split("/")[0] + "/all", []).extend(values)
-            pooled["all"].extend(values)
+        out: dict[str, list[float]] = {"all": []}
+        for key, values in finest.items():
+            model, metric, *fam = key.split("/")
+            wider = [f"{model}/{metric}"] if fam else []
+            for group in (key, *wider, f"{model}/all", "all") if fam else (key, f"{model}/all", "all"):
+                out.setdefault(group, []).extend(values)
         return cls(
-            residuals={k: tuple(sorted(v)) for k, v in {**by_metric, **pooled}.items()},
+            residuals={k: tuple(sorted(v)) for k, v in out.items()},
             widening={k: float(v) for k, v in d["widening"].items()},
             measured={k: tuple(v) for k, v in d["measured"].items()},
             min_cases=int(d["min_cases"]),
+            min_family_cases=int(d.get("min_family_cases", d["min_cases"])),
             cases=int(d.get("cases", 0)),
             source=str(d.get("source", "")),
             held_out=dict(d.get("held_out", {})),
@@ -185,7 +209,7 @@ def log_bounds(residuals: Sequence[float], coverage: float, widening: float = 1.
     Args:
         residuals: sorted log-ratios ln(measured / predicted).
         coverage: fraction (0..1) of new cases the interval should hold.
-        widening: factor >= 1 applied to both bounds' distance from the median.
+        widening: factor applied to both bounds' distance from the median.
 
     Returns:
         (lo, hi) in log space.
@@ -229,9 +253,17 @@ def evidence(
     return "datasheet"
 
 
-def residual_group(table: IntervalTable, serving_model: str, headline: str, coverage: float) -> str:
-    """The first group with enough log-ratios for ``coverage``: metric, then mode, then all."""
+def residual_group(
+    table: IntervalTable, serving_model: str, headline: str, coverage: float, hardware_id: str | None = None
+) -> str:
+    """The first group with enough log-ratios for ``coverage``: the metric on the family of
+    ``hardware_id`` (at least ``min_family_cases``), the metric on all families, the serving
+    model's metrics, all."""
     need = max(table.min_cases, fewest_cases(coverage))
+    if hardware_id is not None:
+        key = f"{serving_model}/{headline}/{family_group(hardware_id)}"
+        if len(table.residuals.get(key, ())) >= max(need, table.min_family_cases):
+            return key
     for key in (f"{serving_model}/{headline}", f"{serving_model}/all", "all"):
         if len(table.residuals.get(key, ())) >= need:
             return key
@@ -248,6 +280,7 @@ def interval(
     serving_model: str,
     evidence_level: str,
     coverage: float = COVERAGE,
+    hardware_id: str | None = None,
     table: IntervalTable = BUNDLED,
 ) -> Interval:
     """The interval of one predicted value.
@@ -258,6 +291,8 @@ def interval(
         serving_model: ``static``, ``simulated`` or ``closed-form``.
         evidence_level: one of :data:`EVIDENCE` (:func:`evidence`).
         coverage: fraction of measurements the interval should hold (default 0.8).
+        hardware_id: the device predicted on: its family's log-ratios when there are enough
+            (None: those of all families).
         table: the residual data (default: the bundled one).
 
     Returns:
@@ -275,7 +310,7 @@ def interval(
     if serving_model not in ("static", "simulated", "closed-form"):
         raise SpecError(f"serving_model={serving_model!r} must be static, simulated or closed-form")
     headline, sign = METRIC_KIND[metric]
-    key = residual_group(table, serving_model, headline, coverage)
+    key = residual_group(table, serving_model, headline, coverage, hardware_id)
     mode = "static" if serving_model == "static" else "serving"
     w = table.widening.get(f"{mode}/{evidence_level}", 1.0)
     lo, hi = log_bounds(table.residuals[key], coverage, w)
@@ -314,6 +349,7 @@ def estimate_intervals(
             serving_model=model,
             evidence_level=level,
             coverage=coverage,
+            hardware_id=est.hardware_id,
             table=table,
         )
         for m in HEADLINE
@@ -356,7 +392,15 @@ def pessimistic_factors(
     coverage = parse_risk(risk)
     level = evidence(hardware_id, serving_model, engine, table=table)
     ivs = {
-        m: interval(1.0, m, serving_model=serving_model, evidence_level=level, coverage=coverage, table=table)
+        m: interval(
+            1.0,
+            m,
+            serving_model=serving_model,
+            evidence_level=level,
+            coverage=coverage,
+            hardware_id=hardware_id,
+            table=table,
+        )
         for m in HEADLINE
     }
     return {

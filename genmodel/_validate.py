@@ -614,7 +614,14 @@ def _result(row: dict[str, str], est: Estimate, coverage: float = COVERAGE) -> C
     predicted = float(getattr(est, row["metric"]))
     model = serving_model_of(est)
     level = evidence(est.hardware_id, model, None if state is None else state.engine)
-    iv = interval(predicted, row["metric"], serving_model=model, evidence_level=level, coverage=coverage)
+    iv = interval(
+        predicted,
+        row["metric"],
+        serving_model=model,
+        evidence_level=level,
+        coverage=coverage,
+        hardware_id=est.hardware_id,
+    )
     return CaseResult(
         id=row["id"],
         category=row["category"],

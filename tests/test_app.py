@@ -817,3 +817,98 @@ def test_validation_page_matches_validate() -> None:
     assert points["y"] == pytest.approx([c.predicted for c in tpot_cases])
     assert len(at.dataframe[0].value) == len(tpot_cases)
     assert at.query_params["metric"] == "tpot_s"
+
+
+# ---- Calibrate -----------------------------------------------------------------------------------
+
+# the page's default: the bundled static and serving rows of this device (five static rows)
+CALIBRATE_DEVICE = "a100-sxm-80gb"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} %"
+
+
+def _bundled_csv(device: str) -> bytes:
+    """The bundled public cases of ``device`` as the bytes of a CSV in validate's columns."""
+    rows = [r for r in genmodel.read_cases(genmodel.public_cases_path()) if r["hardware"] == device]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def _check_calibration_shown(at: AppTest, fit: genmodel.Calibration) -> None:
+    """The metrics, the chart, the parameter table and the YAML download are ``fit``'s."""
+    shown = _metrics(at)
+    assert shown["Rows fitted"] == f"{len(fit.cases)}"
+    assert shown["Parameters fitted"] == f"{len(fit.fitted)}"
+    assert shown["MAPE, base profile"] == _pct(fit.mape_before)
+    assert shown["MAPE, fitted (in sample)"] == _pct(fit.mape_after)
+    assert shown["MAPE, held out"] == _pct(fit.mape_held_out)
+    scatter = _figure(at, "Predicted vs measured, before and after the fit")
+    base, after = _trace(scatter, "base profile"), _trace(scatter, "fitted (in sample)")
+    assert base["x"] == pytest.approx([c.measured for c in fit.cases])
+    assert base["y"] == pytest.approx([c.before for c in fit.cases])
+    assert after["y"] == pytest.approx([c.after for c in fit.cases])
+    held = [c.held_out for c in fit.cases if c.held_out is not None]
+    if held:
+        assert _trace(scatter, "fitted without the case")["y"] == pytest.approx(held)
+    else:  # not cross-validated: no such trace
+        assert "fitted without the case" not in [t.get("name") for t in scatter["data"]]
+    table = _table(at, "parameter")
+    status = dict(zip(table["parameter"], table["status"], strict=True))
+    assert {name for name, s in status.items() if s == "fitted"} == set(fit.fitted)
+    assert status == {p.name: p.status for p in fit.parameters}
+    assert any(fit.fitted[0] in m.value and "Pinned down" in m.value for m in at.markdown)
+    (button,) = at.get("download_button")
+    assert button.proto.label == f"Fitted profile {fit.profile.id} (YAML)"
+
+
+def test_calibrate_page_fits_the_bundled_cases_of_a_device() -> None:
+    at = _open("_calibrate.py")
+    assert at.title[0].value == "Calibrate a profile"
+    fit = genmodel.calibrate(genmodel.public_cases_path(), device=CALIBRATE_DEVICE)
+    assert fit.fitted and fit.mape_held_out is not None  # the page has a fit to show
+    _check_calibration_shown(at, fit)
+    assert at.query_params["device"] == CALIBRATE_DEVICE and at.query_params["base"] == "auto"
+    # another base profile, without the cross-validation, from the URL
+    at = _open("_calibrate.py", device=CALIBRATE_DEVICE, base="default", cross_validate="0")
+    fit = genmodel.calibrate(
+        genmodel.public_cases_path(), device=CALIBRATE_DEVICE, base="default", cross_validate=False
+    )
+    _check_calibration_shown(at, fit)
+    assert _metrics(at)["MAPE, held out"] == "-"
+    # a device whose bundled rows are all of the mode left out: one error box, no traceback
+    at.multiselect(key="calibrate.mode").set_value(["concurrency"])
+    _rerun(at)
+    assert len(at.error) == 1 and f"device='{CALIBRATE_DEVICE}' has no rows" in at.error[0].value
+
+
+def test_calibrate_page_fits_an_uploaded_csv_and_rejects_a_bad_one(tmp_path: Path) -> None:
+    at = _open("_calibrate.py", source="upload a CSV")
+    assert not at.get("plotly_chart") and at.info  # nothing to fit before a file comes
+    data = _bundled_csv(CALIBRATE_DEVICE)
+    at.file_uploader(key="calibrate.upload").set_value(("mine.csv", data, "text/csv"))
+    _rerun(at)
+    path = tmp_path / "mine.csv"
+    path.write_bytes(data)
+    _check_calibration_shown(at, genmodel.calibrate(path))
+    # a file of two devices: a device selector, and the fit of the one chosen
+    two = data + b"\n".join(_bundled_csv("h100-sxm").splitlines()[1:]) + b"\n"
+    at.file_uploader(key="calibrate.upload").set_value(("two.csv", two, "text/csv"))
+    _rerun(at)
+    assert at.selectbox(key="calibrate.upload_device").options == [CALIBRATE_DEVICE, "h100-sxm"]
+    assert _metrics(at)["Rows fitted"] == f"{len(genmodel.calibrate(path).cases)}"
+    # bad files: one error box naming the file and what is wrong, never a traceback
+    for content, expected in (
+        (b"id,model\nA,llama-3.1-8b\n", "bad.csv: missing columns"),
+        (b"\xff\xfe\x00garbage", "bad.csv: cannot be read as CSV"),
+        (b"", "bad.csv: no cases"),
+        (data.replace(b",fp16,output_tokens_per_s,", b",fp16,output_tokens_per_s,fast,", 1), "fast"),
+    ):
+        at.file_uploader(key="calibrate.upload").set_value(("bad.csv", content, "text/csv"))
+        _rerun(at)
+        assert len(at.error) == 1 and expected in at.error[0].value, (expected, [e.value for e in at.error])
+        assert "genmodel-upload-" not in at.error[0].value  # the temporary folder is not named

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-PAGES = ("estimate", "plan", "serving", "compare", "long_context", "moe", "validation")
+PAGES = ("estimate", "plan", "serving", "compare", "long_context", "moe", "validation", "calibrate")
 
 SERVER_START_TIMEOUT_S = 60.0
 PAGE_TIMEOUT_S = 45.0

@@ -26,8 +26,10 @@ from genmodel._intervalfit import (
 )
 from genmodel._intervals import (
     BUNDLED,
+    MIN_FAMILY_CASES,
     IntervalTable,
     evidence,
+    family_group,
     interval,
     log_bounds,
     parse_risk,
@@ -67,15 +69,88 @@ def test_held_out_coverage_is_near_nominal(fitted: tuple[list[Residual], dict[st
     # leave one measurement out (its TTFT and TPOT rows together): not in-sample
     res, data = fitted
     w = data["widening"]
-    for mode, low, high in (("serving", 0.72, 0.9), ("static", 0.65, 1.0)):
+    for mode, low, high in (("serving", 0.75, 0.85), ("static", 0.65, 1.0)):
         cases = [i for i, r in enumerate(res) if (r.serving_model == "static") == (mode == "static")]
         frac, n = held_out_coverage(res, lambda r: r.unit, cases=cases, widening=w[f"{mode}/calibrated"])
         assert n == len(cases) and n >= 19
         assert low <= frac <= high, (mode, frac, n)
-    # in the table as fitted, per family of the serving cases too
-    fam = data["held_out"]["by_family"]
-    assert 0.72 <= fam["serving/nvidia-hopper"] <= 0.9
-    assert 0.72 <= fam["serving/nvidia-blackwell"] <= 0.9
+
+
+#: the fewest held-out log-ratios of a family whose coverage is held to 75-85 %: with n of them the
+#: coverage moves in steps of 1/n and, for an interval that is right (80 %), scatters by
+#: sqrt(0.8 x 0.2 / n) (binomial): 5.7 % at 50, already more than the band's half-width; below 50 the
+#: band would fail intervals that are right. The bundled serving families have 72 to 160 (per serving
+#: model, and both together); no static family has more than 11, so the static ones are reported only.
+MIN_COVERAGE_CASES = 50
+
+
+def _family_coverage(
+    res: list[Residual], widening: dict[str, float], *, min_family_cases: int = MIN_FAMILY_CASES
+) -> dict[str, tuple[float, int]]:
+    """Held-out coverage (one measurement out, calibrated factor) per ``<serving model>/<family>``
+    and ``serving/<family>``, with the log-ratios judged."""
+    subsets: dict[str, list[int]] = {}
+    for i, r in enumerate(res):
+        if r.serving_model == "static":
+            continue
+        for key in (f"{r.serving_model}/{family_group(r.hardware)}", f"serving/{family_group(r.hardware)}"):
+            subsets.setdefault(key, []).append(i)
+    return {
+        key: held_out_coverage(
+            res,
+            lambda r: r.unit,
+            cases=cases,
+            widening=widening["serving/calibrated"],
+            min_family_cases=min_family_cases,
+        )
+        for key, cases in subsets.items()
+    }
+
+
+def test_held_out_coverage_of_each_platform_family(fitted: tuple[list[Residual], dict[str, Any]]) -> None:
+    """Issue 15: on the held-out predictions (static ones leave-one-source-out, every case's interval
+    built without its measurement), the 80 % interval holds 75-85 % of each family's measurements,
+    for every family with at least MIN_COVERAGE_CASES log-ratios."""
+    res, data = fitted
+    by_family = _family_coverage(res, data["widening"])
+    checked = {k: v for k, v in by_family.items() if v[1] >= MIN_COVERAGE_CASES}
+    # both bundled serving families, by serving model and together
+    assert {k.split("/", 1)[1] for k in checked} == {"nvidia-hopper", "nvidia-blackwell"}, by_family
+    assert len(checked) == 6, by_family
+    for key, (frac, n) in checked.items():
+        assert 0.75 <= frac <= 0.85, (key, frac, n)
+        # the table reports the same numbers (the README and docs/intervals.md quote them)
+        assert data["held_out"]["by_family"][key] == pytest.approx(frac, abs=1e-4)
+        assert data["held_out"]["by_family"][f"n/{key}"] == n
+    # the family groups are what brings them together: pooled over families, Hopper's interval is
+    # too narrow and Blackwell's too wide (each family's errors lie on its own side of the pool)
+    pooled = _family_coverage(res, data["widening"], min_family_cases=10**9)
+    spread = abs(by_family["serving/nvidia-hopper"][0] - by_family["serving/nvidia-blackwell"][0])
+    pooled_spread = abs(pooled["serving/nvidia-hopper"][0] - pooled["serving/nvidia-blackwell"][0])
+    assert spread < pooled_spread, (by_family, pooled)
+
+
+def test_a_family_with_few_cases_falls_back_to_the_pool() -> None:
+    """A family group serves only from MIN_FAMILY_CASES log-ratios on; a smaller one (static Hopper,
+    a family with no measurement) takes the metric's group over all families."""
+    table = BUNDLED
+    assert table.min_family_cases == MIN_FAMILY_CASES
+    hopper = interval(
+        1.0, "tpot_s", serving_model="simulated", evidence_level="calibrated", hardware_id="h100-sxm"
+    )
+    assert hopper.group == "simulated/tpot_s/nvidia-hopper" and hopper.num_cases >= MIN_FAMILY_CASES
+    amd = interval(1.0, "tpot_s", serving_model="simulated", evidence_level="datasheet", hardware_id="mi300x")
+    assert amd.group == "simulated/tpot_s"
+    static = interval(
+        1.0, "tpot_s", serving_model="static", evidence_level="calibrated", hardware_id="h100-sxm"
+    )
+    assert len(table.residuals.get("static/tpot_s/nvidia-hopper", ())) < MIN_FAMILY_CASES
+    assert static.group == "static/all"
+    # the pool is the union of the families
+    families = [k for k in table.residuals if k.startswith("simulated/tpot_s/")]
+    assert sorted(x for k in families for x in table.residuals[k]) == list(
+        table.residuals["simulated/tpot_s"]
+    )
 
 
 def test_validate_reports_interval_coverage_of_every_case() -> None:
@@ -153,6 +228,33 @@ def test_thinner_evidence_widens() -> None:
     assert (
         ratio["calibrated"] < ratio["transferred"] <= ratio["datasheet"] * (1 + 1e-12)
     )  # equal widening: rounding
+
+
+def test_thinner_evidence_widens_the_interval_of_each_family() -> None:
+    """On one device (its family's group), each thinner evidence level widens every headline
+    interval; and on real closed-form serving estimates, H800 (no serving measurement: transferred
+    from H100 and H200) gets a wider interval than H100 (calibrated)."""
+    for hardware in ("h100-sxm", "b200", "mi300x"):
+        for model in ("simulated", "closed-form"):
+            for metric in genmodel.HEADLINE_METRICS:
+                widths = [
+                    (iv.hi / iv.lo, iv.group)
+                    for iv in (
+                        interval(1.0, metric, serving_model=model, evidence_level=level, hardware_id=hardware)
+                        for level in genmodel.EVIDENCE_LEVELS
+                    )
+                ]
+                assert len({g for _, g in widths}) == 1  # one group: only the evidence changes
+                assert [w for w, _ in widths] == sorted(w for w, _ in widths), (hardware, model, metric)
+                assert widths[-1][0] > widths[0][0], (hardware, model, metric, widths)
+    work = {"concurrency": 16, "input_tokens": 1000, "output_tokens": 200, "serving": "closed-form"}
+    ratio = {}
+    for hw in ("h100-sxm", "h800-sxm"):
+        d = genmodel.report.estimate_dict(genmodel.estimate("llama-3.1-8b", hw, **work))
+        lo, hi = d["tpot_s_interval"]
+        ratio[d["interval_evidence"]] = hi / lo
+        assert d["interval_basis"]["tpot_s"]["group"] == "closed-form/tpot_s/nvidia-hopper"
+    assert ratio["calibrated"] < ratio["transferred"]
 
 
 def test_widening_is_fitted_from_held_out_devices() -> None:

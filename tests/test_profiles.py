@@ -302,6 +302,67 @@ def test_calibrate_bad_input_is_one_red_line(tmp_path: Path) -> None:
     assert "measured='fast'" in cli_bad(["calibrate", str(_csv(tmp_path, broken, "broken.csv"))])
 
 
+# more shapes for the split-half test: each half of the sixteen holds eight rows (three parameters)
+_MORE_SHAPES = [
+    ("llama-3.1-8b", 1, 8, 2000, 256, "output_tokens_per_s"),
+    ("llama-3.1-70b", 4, 1, 1, 256, "tpot_s"),
+    ("llama-3.1-70b", 4, 16, 3000, 1, "ttft_s"),
+    ("qwen2.5-7b", 1, 1, 1, 128, "tpot_s"),
+    ("qwen2.5-7b", 1, 2, 8000, 1, "ttft_s"),
+    ("llama-2-13b", 1, 32, 1000, 200, "output_tokens_per_s"),
+    ("llama-3.2-1b", 1, 1, 512, 128, "tpot_s"),
+]
+
+
+def _split_half_mape(truth: dict[str, float], noise: float, seed: int) -> list[tuple[float, float]]:
+    """Measurements of one device made from ``truth`` (efficiencies over the default profile) with
+    multiplicative log-normal noise of ``noise`` (sigma of the log), split into two halves by
+    alternate rows; each half fitted from the default profile and the other half predicted.
+    Returns per direction (MAPE of the held-out half with the default profile, with the fit)."""
+    import random
+    import statistics
+
+    from genmodel._validate import predict_case
+
+    rng = random.Random(seed)
+    rows = [
+        {**r, "measured": repr(float(r["measured"]) * math.exp(rng.gauss(0.0, noise)))}
+        for r in _rows(truth, [*_SHAPES, *_MORE_SHAPES])
+    ]
+    base = load_profile("default")
+    out = []
+    for fit_on, held in ((rows[0::2], rows[1::2]), (rows[1::2], rows[0::2])):
+        fit = genmodel.calibrate(fit_on, base="default", cross_validate=False)
+
+        def mape(profile: genmodel.Profile, cases: list[dict[str, str]] = held) -> float:
+            return statistics.fmean(
+                abs(predict_case(r, profile=profile) / float(r["measured"]) - 1) * 100 for r in cases
+            )
+
+        out.append((mape(base), mape(fit.profile)))
+    return out
+
+
+def test_calibrating_on_half_of_a_devices_rows_improves_the_other_half() -> None:
+    """Issue 15: fitting on half of one device's rows improves the error on the other half.
+
+    Synthetic, not the bundled cases: on those the default profile is already fitted to the static
+    rows, and on the serving rows the misses are the serving model's, not the efficiencies' (a fit
+    on half does not help the other half: tools/calibrate_halves.py, README "Efficiency profiles
+    and calibration"). Here the H100 measurements come from a known profile (memory, low-precision
+    GEMM and per-step overhead away from the default) with 3 % noise. It fails when the fit pins
+    the wrong parameters or moves them to absorb one half's quirks; the control without a
+    perturbation shows the gain is the perturbation's, not an artefact of fitting noise.
+    """
+    truth = {"memory_frac": 0.82, "gemm_low_precision_frac": 0.62, "step_overhead_s": 0.8e-3}
+    for before, after in _split_half_mape(truth, noise=0.03, seed=15):
+        assert before > 10.0  # the perturbation is material for the default profile
+        assert after < 0.3 * before, (before, after)
+    # the control: measurements of the default profile itself, with the same noise
+    for before, after in _split_half_mape({}, noise=0.03, seed=15):
+        assert before < 5.0 and after > 0.8 * before, (before, after)
+
+
 # --- the fit of the shipped profiles --------------------------------------------------------------
 
 
