@@ -77,31 +77,38 @@ class WarmupBarrier:
         clients = len(starts) - 1
         self.key_of = key_of if key_of is not None else [0] * clients
         keys = max(self.key_of, default=-1) + 1
-        self.need = [0] * keys
-        if warmup:
-            for c in range(clients):
-                if starts[c + 1] - starts[c] > warmup:  # a client with a measured request
-                    self.need[self.key_of[c]] += 1
+        self.total = [0] * keys  # warm-up requests behind each barrier
+        for c in range(clients):
+            self.total[self.key_of[c]] += min(int(starts[c + 1] - starts[c]), warmup)
+        self.done = [0] * keys
         self.held: list[list[int]] = [[] for _ in range(keys)]
         #: when each barrier opened (-1 until it does)
         self.opened_s = [-1.0] * keys
 
-    def gate(self, rid: int, now: float) -> list[int] | None:
-        """A client's next request ``rid``, due at ``now``: None = send it now; otherwise the
-        requests to send now ([] while the barrier holds them)."""
+    def finished(self, rid: int, now: float) -> list[int] | None:
+        """Request ``rid`` completed at ``now``: None = not a warm-up request (its client sends its
+        next one as usual); otherwise the requests to send now (a further warm-up request of the
+        client, or, once the last warm-up request has completed, every client's first measured
+        one)."""
         if not self.warmup:
             return None
         client = int(self.client_of[rid])
-        if rid - int(self.starts[client]) != self.warmup:
+        position = rid - int(self.starts[client])
+        if position >= self.warmup:
             return None
         key = self.key_of[client]
-        held = self.held[key]
-        held.append(rid)
-        if len(held) < self.need[key]:
-            return []
-        self.held[key] = []
-        self.opened_s[key] = now
-        return held
+        self.done[key] += 1
+        sent: list[int] = []
+        if rid + 1 < self.starts[client + 1]:
+            if position == self.warmup - 1:
+                self.held[key].append(rid + 1)
+            else:
+                sent.append(rid + 1)
+        if self.done[key] == self.total[key]:
+            sent += self.held[key]
+            self.held[key] = []
+            self.opened_s[key] = now
+        return sent
 
 
 def request_figures(

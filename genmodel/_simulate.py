@@ -454,10 +454,12 @@ def _run(
         nxt = rid + 1
         if nxt < starts[client_of[rid] + 1]:
             req.replica[nxt] = req.replica[rid]
-            sent = barrier.gate(nxt, now)
-            for r in (nxt,) if sent is None else sent:
-                req.arrival_s[r] = now
-                replicas[req.replica[r]].waiting.append(r)
+        sent = barrier.finished(rid, now)
+        if sent is None:
+            sent = [nxt] if nxt < starts[client_of[rid] + 1] else []
+        for r in sent:
+            req.arrival_s[r] = now
+            replicas[req.replica[r]].waiting.append(r)
 
     steps = 0
     spans = []

@@ -485,12 +485,12 @@ class _Simulation:
         """A request is complete: a closed-loop client sends its next one now."""
         if not self.closed:
             return
-        nxt = rid + 1
-        if nxt < self.starts[self.client_of[rid] + 1]:
-            sent = self.barrier.gate(nxt, now)  # (a drained warm-up holds it until all have drained)
-            for r in (nxt,) if sent is None else sent:
-                self.req.arrival_s[r] = now
-                self._push(now, _ARRIVE, r)
+        sent = self.barrier.finished(rid, now)  # (a warm-up drains before the measured requests)
+        if sent is None:
+            sent = [rid + 1] if rid + 1 < self.starts[self.client_of[rid] + 1] else []
+        for r in sent:
+            self.req.arrival_s[r] = now
+            self._push(now, _ARRIVE, r)
 
     # ---- the figures --------------------------------------------------------------------
     def result(self, arrivals: Arrivals, *, end: float, records: bool, start: float) -> SimulationResult:

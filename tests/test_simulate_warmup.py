@@ -89,3 +89,13 @@ def test_the_disaggregated_simulation_restarts_its_clients_too() -> None:
     starts = _first_measured(r, 4, 3, 1)
     assert np.all(starts == starts[0])
     assert starts[0] == float(np.nanmax(r.records.finish_s[~r.records.measured]))
+
+
+def test_the_restart_waits_for_clients_without_a_measured_request_too() -> None:
+    """perf_analyzer waits for every warm-up request, also those of a client with nothing after."""
+    r = _sim(concurrency=4, requests=7, warmup_requests=1, input_spread=0.6, seed=5, records=True)
+    assert r.records is not None
+    measured = r.records.measured
+    warm_end = float(np.nanmax(r.records.finish_s[~measured]))
+    assert int(measured.sum()) == 3
+    assert np.all(r.records.arrival_s[measured] == warm_end)
