@@ -209,3 +209,41 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             source=_TRTLLM_SOURCE,
         )
     raise UnknownEntryError("engine", name, ENGINES)
+
+
+#: engine configurations a benchmark harness generates for its runs (a validation row's
+#: ``engine_config`` column); none = the server's defaults (the presets)
+ENGINE_CONFIGS = ("aiconfigurator",)
+#: tokens AIConfigurator's generator adds to the prompt in its token budgets
+_AIC_SLACK_TOKENS = 1500
+
+
+def harness_engine(engine: Engine, config: str, *, concurrency: int, input_tokens: int) -> Engine:
+    """``engine`` as a benchmark harness configures it for ``concurrency`` clients sending prompts
+    of ``input_tokens`` tokens.
+
+    "aiconfigurator": the configuration AIConfigurator's generator writes for an aggregated
+    benchmark (aiconfigurator src/aiconfigurator/generator/rule_plugin/benchmark/{vllm,sglang,
+    trtllm}.rule): the benchmark's concurrency is the workers x ``max_batch_size``
+    (``BenchConfig.estimated_concurrency``), so one worker runs at most ``concurrency`` sequences;
+    vLLM's and TensorRT-LLM's token budget is ``max_batch_size`` + ISL + 1500 (``agg
+    max_num_tokens``), which TensorRT-LLM's scheduler counts generation tokens against (its C++
+    MicroBatchScheduler, see the preset's source); SGLang runs ``--enable-mixed-chunk`` with
+    ``--max-prefill-tokens`` ISL + 1500, which caps a step's prompt tokens below its chunk size
+    (python/sglang/srt/managers/schedule_policy.py PrefillAdder; mixed steps count their decode
+    tokens against both).
+
+    Raises:
+        SpecError: an unknown configuration.
+    """
+    if config not in ENGINE_CONFIGS:
+        raise SpecError(f"engine_config={config!r} must be one of {', '.join(ENGINE_CONFIGS)}")
+    require_ints(concurrency=concurrency, input_tokens=input_tokens)
+    budget = min(concurrency + input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
+    seqs = min(concurrency, MAX_KNOB)
+    if engine.name == "sglang":
+        prefill = min(engine.max_batched_tokens, input_tokens + _AIC_SLACK_TOKENS)
+        return engine.replace(max_num_seqs=seqs, max_batched_tokens=prefill, mixed=True)
+    if engine.name == "trtllm":
+        return engine.replace(max_num_seqs=seqs, max_batched_tokens=budget, budget_counts_decode=True)
+    return engine.replace(max_num_seqs=seqs, max_batched_tokens=budget)
