@@ -49,6 +49,9 @@ class Engine:
             (while requests wait to be admitted) or decodes (SGLang without mixed chunk).
         budget_counts_decode: a mixed step's decode tokens count against the token budget
             (vLLM); False = the budget limits the prompt tokens only.
+        max_prefill_tokens: SGLang's ``--max-prefill-tokens``: a step takes a further new prompt
+            only while its prompt tokens (and a mixed step's decode tokens) stay within this, and
+            never splits a prompt for it (the budget above still chunks); None = no such cap.
         admission: "reserve" KV blocks for the whole sequence when a request is admitted, or
             "on-demand": allocate blocks as tokens arrive and preempt when the pool is full.
         reserve_output_frac: under "reserve", the share of the output tokens reserved at
@@ -68,6 +71,7 @@ class Engine:
     chunked_prefill: bool = True
     mixed: bool = True
     budget_counts_decode: bool = True
+    max_prefill_tokens: int | None = None
     admission: str = "on-demand"
     reserve_output_frac: float = 1.0
     preemption: str = "recompute"
@@ -91,9 +95,12 @@ class Engine:
                 raise SpecError(f"{name}={value!r} must be one of {', '.join(allowed)}")
         if not 0 <= self.reserve_output_frac <= 1:
             raise SpecError(f"reserve_output_frac={self.reserve_output_frac!r} must be in [0, 1]")
+        if self.max_prefill_tokens is not None:
+            require_ints(max_prefill_tokens=self.max_prefill_tokens)
         for knob, count in (
             ("max_num_seqs", self.max_num_seqs),
             ("max_batched_tokens", self.max_batched_tokens),
+            ("max_prefill_tokens", self.max_prefill_tokens or 0),
         ):
             if count > MAX_KNOB:  # the step-cost tables are sized by them
                 raise SpecError(f"{knob}={count} must be at most {MAX_KNOB:,}")
@@ -229,9 +236,9 @@ def harness_engine(engine: Engine, config: str, *, concurrency: int, input_token
     vLLM's and TensorRT-LLM's token budget is ``max_batch_size`` + ISL + 1500 (``agg
     max_num_tokens``), which TensorRT-LLM's scheduler counts generation tokens against (its C++
     MicroBatchScheduler, see the preset's source); SGLang runs ``--enable-mixed-chunk`` with
-    ``--max-prefill-tokens`` ISL + 1500, which caps a step's prompt tokens below its chunk size
-    (python/sglang/srt/managers/schedule_policy.py PrefillAdder; mixed steps count their decode
-    tokens against both).
+    ``--max-prefill-tokens`` ISL + 1500 (``max_prefill_tokens``: python/sglang/srt/managers/
+    schedule_policy.py PrefillAdder admits a further new prompt only within it, and chunks at
+    ``chunked_prefill_size``; a mixed step counts its decode tokens against both).
 
     Raises:
         SpecError: an unknown configuration.
@@ -242,8 +249,8 @@ def harness_engine(engine: Engine, config: str, *, concurrency: int, input_token
     budget = min(concurrency + input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
     seqs = min(concurrency, MAX_KNOB)
     if engine.name == "sglang":
-        prefill = min(engine.max_batched_tokens, input_tokens + _AIC_SLACK_TOKENS)
-        return engine.replace(max_num_seqs=seqs, max_batched_tokens=prefill, mixed=True)
+        prefill = min(input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
+        return engine.replace(max_num_seqs=seqs, max_prefill_tokens=prefill, mixed=True)
     if engine.name == "trtllm":
         return engine.replace(max_num_seqs=seqs, max_batched_tokens=budget, budget_counts_decode=True)
     return engine.replace(max_num_seqs=seqs, max_batched_tokens=budget)

@@ -20,8 +20,9 @@ def test_aiconfigurator_configures_each_engine_by_its_rule(name: str, clients: i
     preset = engine_preset(name, load_hardware("h200-sxm").device)
     e = harness_engine(preset, "aiconfigurator", concurrency=clients, input_tokens=prompt)
     assert e.max_num_seqs == clients  # the benchmark's concurrency is the batch size
-    if name == "sglang":  # --enable-mixed-chunk, --max-prefill-tokens ISL + 1500 under the chunk
-        assert e.mixed and e.max_batched_tokens == min(preset.max_batched_tokens, prompt + 1500)
+    if name == "sglang":  # --enable-mixed-chunk, --max-prefill-tokens ISL + 1500, chunks as before
+        assert e.mixed and e.max_prefill_tokens == prompt + 1500
+        assert e.max_batched_tokens == preset.max_batched_tokens
     else:  # max_num_tokens = max_batch_size + ISL + 1500
         assert e.max_batched_tokens == clients + prompt + 1500
         assert e.budget_counts_decode
@@ -52,3 +53,21 @@ def test_validate_simulates_the_row_as_its_harness_configured_the_engine(tmp_pat
     assert configured.predicted < default.predicted
     with pytest.raises(genmodel.SpecError, match="engine_config='mine'"):
         genmodel.validate(_case(tmp_path, "mine"))
+
+
+def test_max_prefill_tokens_admits_further_prompts_whole_and_only_within_it() -> None:
+    """SGLang's PrefillAdder: the first new prompt always, a further one only if it fits whole."""
+    engine = engine_preset("sglang").replace(mixed=True, max_prefill_tokens=1024 + 1024 + 476)
+    kwargs: dict[str, object] = {"input_tokens": 1024, "output_tokens": 8, "concurrency": 4}
+    r = genmodel.simulate(
+        "llama-3.2-1b", "h100-sxm", engine=engine, requests_per_client=1, records=True, **kwargs
+    )
+    free = genmodel.simulate(
+        "llama-3.2-1b", "h100-sxm", engine="sglang", requests_per_client=1, records=True, **kwargs
+    )
+    assert r.records is not None and free.records is not None
+    first = sorted(r.records.first_token_s.tolist())
+    assert first[0] == first[1] < first[2] == first[3]  # two whole prompts a step, none split
+    assert len(set(free.records.first_token_s.tolist())) == 1  # the 8192-token chunk takes all four
+    with pytest.raises(genmodel.SpecError, match="max_prefill_tokens"):
+        engine_preset("sglang").replace(max_prefill_tokens=0)
