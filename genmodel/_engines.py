@@ -147,11 +147,11 @@ _TRTLLM_SOURCE = (
     "runs the C++ MicroBatchScheduler (cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp): "
     "it walks the active requests in order and counts each generation request's token (its beam "
     "width) and each whole context against max_num_tokens, stopping at the first that does not fit. "
-    "With max_num_tokens 8192 that would hold an 8192-token prompt back until no request decodes, "
-    "which the bundled TensorRT-LLM rows (8192-token prompts, 0.3-1 s TTFT) do not show: they ran "
-    "with a configuration of their own (AIConfigurator's generated one, not known here). So the "
-    "preset keeps the budget for context tokens only (budget_counts_decode False), a known "
-    "departure from the default server; budget_counts_decode=True gives the scheduler as written."
+    "With max_num_tokens 8192 that would hold an 8192-token prompt back until no request decodes; "
+    "the preset keeps the budget for context tokens only (budget_counts_decode False), a known "
+    "departure from the default server (budget_counts_decode=True gives the scheduler as written). "
+    "The bundled TensorRT-LLM rows ran with AIConfigurator's configuration instead, max_num_tokens "
+    "= batch + ISL + 1500 with generation tokens counted (harness_engine)."
 )
 
 

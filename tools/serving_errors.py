@@ -3,8 +3,8 @@
 Runs :func:`genmodel.simulate` (closed-loop clients started together, as the benchmark clients do,
 with the engine the row's ``engine`` column names) and :func:`genmodel.estimate` with
 ``concurrency=`` on every concurrency row of validation/validation_public.csv, and prints each
-case and the TTFT and TPOT MAPE per engine for both. No per-case constants: the engine presets'
-defaults, the shared efficiencies.
+case and the TTFT and TPOT MAPE per engine for both. No per-case constants: the engine presets,
+as the row's engine_config column configures them (the harness's rule), the shared efficiencies.
 
     .venv/bin/python tools/serving_errors.py [--requests-per-client K] [--cases FILE] [--json FILE]
 """
