@@ -90,6 +90,13 @@ def simulate(
             help="Each client's first requests, left out of the figures (default 2).", show_default=False
         ),
     ] = None,
+    warmup_restart: Annotated[
+        bool,
+        typer.Option(
+            help="The warm-up drains, then every client starts its measured requests together "
+            "(perf_analyzer, under genai-perf); --no-warmup-restart: each client goes straight on."
+        ),
+    ] = True,
     engine: Annotated[
         str, typer.Option(help="vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
     ] = "vllm",
@@ -160,6 +167,7 @@ def simulate(
         requests=requests,
         trace=None if trace is None else str(trace),
         warmup_requests=warmup,
+        warmup_restart=warmup_restart,
         engine=engine,
         max_num_seqs=max_num_seqs,
         max_batched_tokens=max_batched_tokens,

@@ -49,6 +49,9 @@ class Engine:
             (while requests wait to be admitted) or decodes (SGLang without mixed chunk).
         budget_counts_decode: a mixed step's decode tokens count against the token budget
             (vLLM); False = the budget limits the prompt tokens only.
+        max_prefill_tokens: SGLang's ``--max-prefill-tokens``: a step takes a further new prompt
+            only while its prompt tokens (and a mixed step's decode tokens) stay within this, and
+            never splits a prompt for it (the budget above still chunks); None = no such cap.
         admission: "reserve" KV blocks for the whole sequence when a request is admitted, or
             "on-demand": allocate blocks as tokens arrive and preempt when the pool is full.
         reserve_output_frac: under "reserve", the share of the output tokens reserved at
@@ -68,6 +71,7 @@ class Engine:
     chunked_prefill: bool = True
     mixed: bool = True
     budget_counts_decode: bool = True
+    max_prefill_tokens: int | None = None
     admission: str = "on-demand"
     reserve_output_frac: float = 1.0
     preemption: str = "recompute"
@@ -91,9 +95,12 @@ class Engine:
                 raise SpecError(f"{name}={value!r} must be one of {', '.join(allowed)}")
         if not 0 <= self.reserve_output_frac <= 1:
             raise SpecError(f"reserve_output_frac={self.reserve_output_frac!r} must be in [0, 1]")
+        if self.max_prefill_tokens is not None:
+            require_ints(max_prefill_tokens=self.max_prefill_tokens)
         for knob, count in (
             ("max_num_seqs", self.max_num_seqs),
             ("max_batched_tokens", self.max_batched_tokens),
+            ("max_prefill_tokens", self.max_prefill_tokens or 0),
         ):
             if count > MAX_KNOB:  # the step-cost tables are sized by them
                 raise SpecError(f"{knob}={count} must be at most {MAX_KNOB:,}")
@@ -136,8 +143,15 @@ _TRTLLM_SOURCE = (
     "whole request, never evicts; docs performance-tuning-guide/useful-runtime-flags); "
     "enable_chunked_prefill False; in-flight batching puts context and generation requests in one "
     "iteration (docs tuning-max-batch-size-and-max-num-tokens); KvCacheConfig tokens_per_block 32. "
-    "max_num_tokens is read as its help text says, 'the maximum number of batched input tokens': "
-    "it limits the context tokens, so a prompt of max_num_tokens still runs beside the decodes."
+    "The PyTorch backend's BindMicroBatchScheduler (tensorrt_llm/_torch/pyexecutor/scheduler.py) "
+    "runs the C++ MicroBatchScheduler (cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp): "
+    "it walks the active requests in order and counts each generation request's token (its beam "
+    "width) and each whole context against max_num_tokens, stopping at the first that does not fit. "
+    "With max_num_tokens 8192 that would hold an 8192-token prompt back until no request decodes; "
+    "the preset keeps the budget for context tokens only (budget_counts_decode False), a known "
+    "departure from the default server (budget_counts_decode=True gives the scheduler as written). "
+    "The bundled TensorRT-LLM rows ran with AIConfigurator's configuration instead, max_num_tokens "
+    "= batch + ISL + 1500 with generation tokens counted (harness_engine)."
 )
 
 
@@ -202,3 +216,41 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             source=_TRTLLM_SOURCE,
         )
     raise UnknownEntryError("engine", name, ENGINES)
+
+
+#: engine configurations a benchmark harness generates for its runs (a validation row's
+#: ``engine_config`` column); none = the server's defaults (the presets)
+ENGINE_CONFIGS = ("aiconfigurator",)
+#: tokens AIConfigurator's generator adds to the prompt in its token budgets
+_AIC_SLACK_TOKENS = 1500
+
+
+def harness_engine(engine: Engine, config: str, *, concurrency: int, input_tokens: int) -> Engine:
+    """``engine`` as a benchmark harness configures it for ``concurrency`` clients sending prompts
+    of ``input_tokens`` tokens.
+
+    "aiconfigurator": the configuration AIConfigurator's generator writes for an aggregated
+    benchmark (aiconfigurator src/aiconfigurator/generator/rule_plugin/benchmark/{vllm,sglang,
+    trtllm}.rule): the benchmark's concurrency is the workers x ``max_batch_size``
+    (``BenchConfig.estimated_concurrency``), so one worker runs at most ``concurrency`` sequences;
+    vLLM's and TensorRT-LLM's token budget is ``max_batch_size`` + ISL + 1500 (``agg
+    max_num_tokens``), which TensorRT-LLM's scheduler counts generation tokens against (its C++
+    MicroBatchScheduler, see the preset's source); SGLang runs ``--enable-mixed-chunk`` with
+    ``--max-prefill-tokens`` ISL + 1500 (``max_prefill_tokens``: python/sglang/srt/managers/
+    schedule_policy.py PrefillAdder admits a further new prompt only within it, and chunks at
+    ``chunked_prefill_size``; a mixed step counts its decode tokens against both).
+
+    Raises:
+        SpecError: an unknown configuration.
+    """
+    if config not in ENGINE_CONFIGS:
+        raise SpecError(f"engine_config={config!r} must be one of {', '.join(ENGINE_CONFIGS)}")
+    require_ints(concurrency=concurrency, input_tokens=input_tokens)
+    budget = min(concurrency + input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
+    seqs = min(concurrency, MAX_KNOB)
+    if engine.name == "sglang":
+        prefill = min(input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
+        return engine.replace(max_num_seqs=seqs, max_prefill_tokens=prefill, mixed=True)
+    if engine.name == "trtllm":
+        return engine.replace(max_num_seqs=seqs, max_batched_tokens=budget, budget_counts_decode=True)
+    return engine.replace(max_num_seqs=seqs, max_batched_tokens=budget)

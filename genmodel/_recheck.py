@@ -6,7 +6,9 @@ Modelling assumptions:
   through the engine's scheduler (:func:`~genmodel._simulate.simulate_serving`): N closed-loop
   clients started together, as the benchmark clients and ``estimate(..., concurrency=N)`` run
   them, except that each client's first request is a warm-up left out of the figures
-  (:data:`RECHECK_WARMUP_REQUESTS`), followed by at least two measured ones, more for few clients
+  (:data:`RECHECK_WARMUP_REQUESTS`) that flows straight into the measured requests (no
+  benchmark's drain and restart: the load planned for is steady, not a benchmark's start),
+  followed by at least two measured ones, more for few clients
   (:func:`requests_per_client`). For a request rate R served by n copies of the candidate, one
   copy takes Poisson arrivals at R / n requests/s (as many requests as the closed loop measures);
   its answer states that rate, and the requests in flight (Little's law) as its concurrency.
@@ -188,6 +190,7 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
         clients=clients,
         requests_per_client=per_client,
         warmup_requests=RECHECK_WARMUP_REQUESTS,
+        warmup_restart=False,  # the warm-up leaves the start's burst out; no benchmark's restart
     )
     words = f"{clients} closed-loop clients x {per_client} requests, the first of each a warm-up"
     if dep.request_rate_per_s is not None:

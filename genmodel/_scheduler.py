@@ -163,7 +163,7 @@ class Replica:
                     break
                 budget -= 1 if e.mixed and e.budget_counts_decode else 0
                 continue
-            take = self._take(req.todo[rid], budget)
+            take = self._take(req.todo[rid], budget, new=True)
             # (a partial reservation also waits for the tokens actually held: no thrashing)
             held = max(self.used(), self.held()) if self.can_overflow else self.used()
             if take == 0 or held + self._need(req, rid, take) > self.capacity:
@@ -209,12 +209,20 @@ class Replica:
         heapq.heappush(self.heap, (self.g + req.left[rid], rid, req.version[rid]))
         return True
 
-    def _take(self, todo: int, budget: int) -> int:
+    def _take(self, todo: int, budget: int, new: bool = False) -> int:
+        cap = self.engine.max_prefill_tokens
+        if new and cap is not None and self.chunks and todo > cap - self._step_inputs():
+            return 0  # a further new prompt only within max_prefill_tokens (SGLang), unsplit
         if self.engine.chunked_prefill:
             return min(todo, budget)
         if todo <= budget or (not self.chunks and todo > self.engine.max_batched_tokens):
             return todo  # whole prompts only; a prompt over the whole budget runs alone
         return 0
+
+    def _step_inputs(self) -> int:
+        """Tokens the planned step already takes against ``max_prefill_tokens``."""
+        e = self.engine
+        return sum(c[0] for c in self.chunks) + (self.n_dec if e.mixed and e.budget_counts_decode else 0)
 
     def _chunk(self, req: Requests, rid: int, budget: int) -> int:
         take = self._take(req.todo[rid] - req.done[rid], budget)

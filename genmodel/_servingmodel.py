@@ -45,8 +45,9 @@ SERVING_MODELS = ("simulated", "closed-form")
 #: AIConfigurator's evaluation harness, genai-perf with ``--request-count`` 10 x concurrency after
 #: ``--warmup-request-count`` 2 x concurrency (aiconfigurator
 #: src/aiconfigurator/eval/benchmarks/genai_perf_runner.py; genai-perf is its default
-#: ``--bench-runner``, eval/main.py), which measured the bundled serving cases. The warm-up leaves
-#: out the synchronised start (all clients' prompts at once), which a steady load does not see.
+#: ``--bench-runner``, eval/main.py), which measured the bundled serving cases. perf_analyzer (under
+#: genai-perf) drains the warm-up and then restarts every client at once, so the measured phase
+#: opens with a synchronised wave too (:class:`~genmodel._simfigures.WarmupBarrier`).
 REQUESTS_PER_CLIENT = 12
 WARMUP_REQUESTS = 2
 #: the most requests per client an estimate simulates (a bound at the edge, not a physical limit)

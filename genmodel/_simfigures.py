@@ -1,7 +1,7 @@
 """The figures every serving simulation reports from its requests: which requests are measured,
 their latency percentiles, time split and rates, the inter-token gaps of the decoding replicas, and
 the per-request records (:mod:`genmodel._simulate` aggregated, :mod:`genmodel._simulate_disagg`
-disaggregated).
+disaggregated); and the benchmark client's warm-up barrier both share.
 
 Modelling assumptions: TTFT = first token - arrival; TPOT per request = (last - first token) /
 (output - 1); ITL per decode step, weighted by its decode tokens; rates over the window from the
@@ -52,6 +52,63 @@ def measured_requests(warmup: int, starts: np.ndarray, client_of: np.ndarray, n:
     if not measured.any():
         raise SpecError(f"warmup_requests={warmup} leaves no request to measure")
     return measured
+
+
+class WarmupBarrier:
+    """A closed loop's warm-up run as a phase of its own, as perf_analyzer (under genai-perf) runs
+    it: each client's first measured request is held until every client's warm-up requests have
+    completed, then all of them are sent at once (the measured phase starts with the clients
+    synchronised again). perf_analyzer src/concurrency_manager.cc ``PerformWarmup`` sends the
+    warm-up requests and waits for them (load_manager.cc ``WaitForWarmupAndCleanup`` joins every
+    worker thread); inference_profiler.cc ``Profile`` then starts the measured phase with
+    ``ChangeConcurrencyLevel`` (fresh workers) and clears the warm-up's records.
+
+    ``key_of``: each client's barrier (clients of independent replicas, which run one after the
+    other, wait for their own replica's warm-up: once drained, a replica starts empty, so the
+    latencies are the same as with one barrier for all); None = one barrier.
+    """
+
+    def __init__(
+        self, warmup: int, starts: np.ndarray, client_of: np.ndarray, key_of: list[int] | None = None
+    ) -> None:
+        self.warmup = warmup
+        self.starts = starts
+        self.client_of = client_of
+        clients = len(starts) - 1
+        self.key_of = key_of if key_of is not None else [0] * clients
+        keys = max(self.key_of, default=-1) + 1
+        self.total = [0] * keys  # warm-up requests behind each barrier
+        for c in range(clients):
+            self.total[self.key_of[c]] += min(int(starts[c + 1] - starts[c]), warmup)
+        self.done = [0] * keys
+        self.held: list[list[int]] = [[] for _ in range(keys)]
+        #: when each barrier opened (-1 until it does)
+        self.opened_s = [-1.0] * keys
+
+    def finished(self, rid: int, now: float) -> list[int] | None:
+        """Request ``rid`` completed at ``now``: None = not a warm-up request (its client sends its
+        next one as usual); otherwise the requests to send now (a further warm-up request of the
+        client, or, once the last warm-up request has completed, every client's first measured
+        one)."""
+        if not self.warmup:
+            return None
+        client = int(self.client_of[rid])
+        position = rid - int(self.starts[client])
+        if position >= self.warmup:
+            return None
+        key = self.key_of[client]
+        self.done[key] += 1
+        sent: list[int] = []
+        if rid + 1 < self.starts[client + 1]:
+            if position == self.warmup - 1:
+                self.held[key].append(rid + 1)
+            else:
+                sent.append(rid + 1)
+        if self.done[key] == self.total[key]:
+            sent += self.held[key]
+            self.held[key] = []
+            self.opened_s[key] = now
+        return sent
 
 
 def request_figures(

@@ -42,7 +42,7 @@ from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prepare
 from genmodel._scheduler import Replica, Requests, SwapLink, group_tokens
-from genmodel._simfigures import measured_requests, record_arrays, request_figures
+from genmodel._simfigures import WarmupBarrier, measured_requests, record_arrays, request_figures
 from genmodel._simresult import RequestRecords, SimulationResult, Timeline
 from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
@@ -63,6 +63,11 @@ class Arrivals:
         clients: closed loop: clients.
         requests_per_client: closed loop: requests each client sends (``requests`` overrides).
         warmup_requests: closed loop: each client's first requests, excluded from the figures.
+        warmup_restart: closed loop with a warm-up: the warm-up is a phase of its own; every
+            client's measured requests wait until all warm-up requests have completed, then the
+            clients start together again, as perf_analyzer (genai-perf) runs it
+            (:class:`~genmodel._simfigures.WarmupBarrier`); False = each client goes on to its
+            measured requests at once.
         rate_per_s: poisson, gamma: mean requests per second.
         cv: gamma: coefficient of variation of the gaps (1 = Poisson; above 1 bursty).
         requests: total requests (poisson, gamma; closed loop: split over the clients).
@@ -73,6 +78,7 @@ class Arrivals:
     clients: int = 0
     requests_per_client: int = 1
     warmup_requests: int = 0
+    warmup_restart: bool = True
     rate_per_s: float = 0.0
     cv: float = 1.0
     requests: int | None = None
@@ -424,7 +430,10 @@ def _run(
     group_of = {r.index: gi for gi, g in enumerate(groups) for r in g}
     dp = len(replicas)
     pending: list[list[tuple[float, int]]] = [[] for _ in groups]
-    if arrivals.kind == "closed":
+    closed = arrivals.kind == "closed"
+    warmup = arrivals.warmup_requests if closed and arrivals.warmup_restart else 0
+    barrier = WarmupBarrier(warmup, starts, client_of, [group_of[c % dp] for c in range(arrivals.clients)])
+    if closed:
         for c in range(arrivals.clients):
             rid = int(starts[c])
             if rid == starts[c + 1]:
@@ -440,14 +449,17 @@ def _run(
             pending[group_of[rep]].append((req.arrival_s[rid], rid))
 
     def on_finish(rid: int, now: float) -> None:
-        if arrivals.kind != "closed":
+        if not closed:
             return
         nxt = rid + 1
         if nxt < starts[client_of[rid] + 1]:
-            rep = req.replica[rid]
-            req.replica[nxt] = rep
-            req.arrival_s[nxt] = now
-            replicas[rep].waiting.append(nxt)
+            req.replica[nxt] = req.replica[rid]
+        sent = barrier.finished(rid, now)
+        if sent is None:
+            sent = [nxt] if nxt < starts[client_of[rid] + 1] else []
+        for r in sent:
+            req.arrival_s[r] = now
+            replicas[req.replica[r]].waiting.append(r)
 
     steps = 0
     spans = []
@@ -456,7 +468,35 @@ def _run(
         steps += s
         first = pending[gi][0][0] if pending[gi] else 0.0
         spans.append((first, end))
+    if warmup and n_groups > 1:
+        measured = measured_requests(warmup, starts, client_of, len(req.input_tokens))
+        spans = _align_restarts(barrier.opened_s, spans, req, measured, group_of, samples)
     return steps, spans
+
+
+def _align_restarts(
+    opened: list[float],
+    spans: list[tuple[float, float]],
+    req: Requests,
+    measured: np.ndarray,
+    group_of: dict[int, int],
+    samples: list[list[_Sample]] | None,
+) -> list[tuple[float, float]]:
+    """Independent replicas ran one after the other, each restarting its clients when its own
+    warm-up had drained: move each one's measured phase to the latest restart, when every
+    replica's warm-up has drained (each starts it empty, so only its times move)."""
+    last = max(opened)
+    shift = [last - t if t >= 0 else 0.0 for t in opened]
+    for rid in np.flatnonzero(measured).tolist():
+        dt = shift[group_of[req.replica[rid]]]
+        for times in (req.arrival_s, req.scheduled_s, req.first_token_s, req.finish_s):
+            times[rid] += dt
+    if samples is not None:
+        for g, rows in enumerate(samples):
+            samples[g] = [
+                (t + shift[g], b, q, kv) if t >= opened[g] else (t, b, q, kv) for t, b, q, kv in rows
+            ]
+    return [(first, end + shift[g]) for g, (first, end) in enumerate(spans)]
 
 
 #: (time s, sequences in the step, queued requests, KV tokens held on the fullest replica) of a group

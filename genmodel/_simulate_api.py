@@ -36,6 +36,7 @@ def simulate(
     requests_per_client: int | None = None,
     requests: int | None = None,
     warmup_requests: int | None = None,
+    warmup_restart: bool = True,
     burstiness_cv: float | None = None,
     input_spread: float = 0.0,
     output_spread: float = 0.0,
@@ -82,6 +83,9 @@ def simulate(
         requests: total requests (closed loop: split over the clients; open loop: default 500).
         warmup_requests: closed loop: each client's first requests, left out of every figure
             (default 2, :data:`WARMUP_REQUESTS`, fewer when a client sends fewer than 3).
+        warmup_restart: closed loop with a warm-up: the measured requests wait until every
+            warm-up request has completed, then all clients start together again (perf_analyzer,
+            under genai-perf, runs its warm-up so); False = each client goes straight on.
         burstiness_cv: coefficient of variation of the gaps between arrivals (gamma process).
         input_spread, output_spread: lengths drawn uniformly within +-spread of the mean (0: fixed).
         engine: vllm (vLLM 0.10 V1, the default), sglang (SGLang 0.5), trtllm (TensorRT-LLM 1.0),
@@ -137,6 +141,7 @@ def simulate(
         requests_per_client=requests_per_client,
         requests=requests,
         warmup_requests=warmup_requests,
+        warmup_restart=warmup_restart,
         burstiness_cv=burstiness_cv,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
@@ -348,6 +353,7 @@ def _arrivals(
     requests_per_client: int | None,
     requests: int | None,
     warmup_requests: int | None,
+    warmup_restart: bool,
     burstiness_cv: float | None,
     input_tokens: int | None,
     output_tokens: int | None,
@@ -375,6 +381,7 @@ def _arrivals(
             clients=concurrency,
             requests_per_client=per_client,
             warmup_requests=warmup_requests,
+            warmup_restart=warmup_restart,
             requests=requests,
         )
     else:

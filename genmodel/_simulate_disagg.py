@@ -49,7 +49,7 @@ from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import kv_transfer_time
 from genmodel._scheduler import Replica, Requests, SwapLink
-from genmodel._simfigures import measured_requests, record_arrays, request_figures
+from genmodel._simfigures import WarmupBarrier, measured_requests, record_arrays, request_figures
 from genmodel._simresult import (
     DisaggregatedStats,
     Percentiles,
@@ -212,6 +212,7 @@ def simulate_disaggregated(
         client_of=client_of,
         starts=starts,
         closed=arrivals.kind == "closed",
+        warmup=arrivals.warmup_requests if arrivals.kind == "closed" and arrivals.warmup_restart else 0,
     )
     end = sim.run(arrivals)
     return sim.result(arrivals, end=end, records=records, start=start)
@@ -262,8 +263,10 @@ class _Simulation:
         client_of: np.ndarray,
         starts: np.ndarray,
         closed: bool,
+        warmup: int = 0,
     ) -> None:
         self.req = req
+        self.barrier = WarmupBarrier(warmup, starts, client_of)
         self.pools = (prefill, decode)
         self.routing = routing
         self.first_token = first_token
@@ -482,10 +485,12 @@ class _Simulation:
         """A request is complete: a closed-loop client sends its next one now."""
         if not self.closed:
             return
-        nxt = rid + 1
-        if nxt < self.starts[self.client_of[rid] + 1]:
-            self.req.arrival_s[nxt] = now
-            self._push(now, _ARRIVE, nxt)
+        sent = self.barrier.finished(rid, now)  # (a warm-up drains before the measured requests)
+        if sent is None:
+            sent = [rid + 1] if rid + 1 < self.starts[self.client_of[rid] + 1] else []
+        for r in sent:
+            self.req.arrival_s[r] = now
+            self._push(now, _ARRIVE, r)
 
     # ---- the figures --------------------------------------------------------------------
     def result(self, arrivals: Arrivals, *, end: float, records: bool, start: float) -> SimulationResult:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from genmodel._api import estimate
-from genmodel._engines import ENGINES
+from genmodel._engines import ENGINE_CONFIGS, ENGINES, Engine, engine_preset, harness_engine
 from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Device
 from genmodel._intervals import COVERAGE, evidence, interval, serving_model_of
@@ -289,6 +289,24 @@ def _int(row: dict[str, str], name: str, where: str = "") -> int:
 HARNESS_COLUMNS = ("requests_per_client", "warmup_requests")
 
 
+def _row_engine(row: dict[str, str], engine: str, hw: Device | None = None, where: str = "") -> str | Engine:
+    """The engine of a row: its ``engine`` column (else ``engine``), configured as its optional
+    ``engine_config`` column says the harness configured it (:data:`ENGINE_CONFIGS`; empty: the
+    server's defaults, the preset) for the row's clients and prompt length."""
+    name = (row.get("engine") or "").strip() or engine
+    config = (row.get("engine_config") or "").strip()
+    if config not in ("", *ENGINE_CONFIGS):
+        raise SpecError(
+            f"{where or 'case ' + row['id']}: engine_config={config!r} must be empty or one of "
+            f"{', '.join(ENGINE_CONFIGS)}"
+        )
+    if not config or row["mode"] != "concurrency" or where:
+        return name
+    device = load_hardware(row["hardware"]).device if hw is None else hw
+    batch, prompt = _int(row, "batch"), _int(row, "input_tokens")
+    return harness_engine(engine_preset(name, device), config, concurrency=batch, input_tokens=prompt)
+
+
 def _harness(row: dict[str, str], where: str = "") -> dict[str, int]:
     """The benchmark-harness keywords of :func:`estimate` a row sets (empty cells: the defaults)."""
     out: dict[str, int] = {}
@@ -334,6 +352,7 @@ def check_row(row: dict[str, str], where: str) -> float:
     except SpecError as exc:
         raise SpecError(f"{where}: {str(exc).partition(': ')[2]}") from None
     _harness(row, where)
+    _row_engine(row, "", where=where)  # (only checks the engine_config column)
     return measured
 
 
@@ -431,7 +450,7 @@ def _estimate_case(
         act_dtype=row["act_dtype"],
         kv_dtype=row["kv_dtype"],
         serving=serving,
-        engine=(row.get("engine") or "").strip() or engine,
+        engine=_row_engine(row, engine, hardware),
         step_tables=step_tables,
         **kwargs,
         **{**_options(row), "profile": row_profile(row) if profile is None else profile},

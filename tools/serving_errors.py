@@ -3,8 +3,8 @@
 Runs :func:`genmodel.simulate` (closed-loop clients started together, as the benchmark clients do,
 with the engine the row's ``engine`` column names) and :func:`genmodel.estimate` with
 ``concurrency=`` on every concurrency row of validation/validation_public.csv, and prints each
-case and the TTFT and TPOT MAPE per engine for both. No per-case constants: the engine presets'
-defaults, the shared efficiencies.
+case and the TTFT and TPOT MAPE per engine for both. No per-case constants: the engine presets,
+as the row's engine_config column configures them (the harness's rule), the shared efficiencies.
 
     .venv/bin/python tools/serving_errors.py [--requests-per-client K] [--cases FILE] [--json FILE]
 """
@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import genmodel
+from genmodel._engines import Engine, engine_preset, harness_engine
+from genmodel.io import load_hardware
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,18 +49,30 @@ def _harness(row: dict[str, str], requests_per_client: int | None) -> dict[str, 
     return {k: int(row[k]) for k in ("requests_per_client", "warmup_requests") if (row.get(k) or "").strip()}
 
 
+def _engine(row: dict[str, str], name: str) -> str | Engine:
+    """The row's engine, as its ``engine_config`` column (the harness's configuration) sets it."""
+    config = (row.get("engine_config") or "").strip()
+    if not config:
+        return name
+    preset = engine_preset(name, load_hardware(row["hardware"]).device)
+    return harness_engine(
+        preset, config, concurrency=int(row["batch"]), input_tokens=int(row["input_tokens"])
+    )
+
+
 def predict(row: dict[str, str], requests_per_client: int | None) -> dict[str, Any]:
     """The simulated and closed-form figure of one case."""
     n = int(row["batch"])
     kwargs = _plan(row)
     engine = row.get("engine") or "vllm"
+    knobs = _engine(row, engine)
     start = time.perf_counter()
     sim = genmodel.simulate(
         row["model"],
         row["hardware"],
         concurrency=n,
         **_harness(row, requests_per_client),
-        engine=engine,
+        engine=knobs,
         **kwargs,
     )
     wall = time.perf_counter() - start

@@ -1,0 +1,73 @@
+"""The engine configuration a benchmark harness generated (a validation row's ``engine_config``)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+import genmodel
+from genmodel._engines import engine_preset, harness_engine
+from genmodel.io import load_hardware
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["vllm", "sglang", "trtllm"])
+@pytest.mark.parametrize(("clients", "prompt"), [(8, 1024), (64, 8192), (512, 2000)])
+def test_aiconfigurator_configures_each_engine_by_its_rule(name: str, clients: int, prompt: int) -> None:
+    preset = engine_preset(name, load_hardware("h200-sxm").device)
+    e = harness_engine(preset, "aiconfigurator", concurrency=clients, input_tokens=prompt)
+    assert e.max_num_seqs == clients  # the benchmark's concurrency is the batch size
+    if name == "sglang":  # --enable-mixed-chunk, --max-prefill-tokens ISL + 1500, chunks as before
+        assert e.mixed and e.max_prefill_tokens == prompt + 1500
+        assert e.max_batched_tokens == preset.max_batched_tokens
+    else:  # max_num_tokens = max_batch_size + ISL + 1500
+        assert e.max_batched_tokens == clients + prompt + 1500
+        assert e.budget_counts_decode
+    assert (e.chunked_prefill, e.admission) == (preset.chunked_prefill, preset.admission)
+
+
+def test_an_unknown_configuration_is_refused() -> None:
+    with pytest.raises(genmodel.SpecError, match="engine_config"):
+        harness_engine(engine_preset("vllm"), "mine", concurrency=4, input_tokens=100)
+
+
+def _case(tmp_path: Path, config: str) -> Path:
+    rows = genmodel.read_cases(ROOT / "validation" / "validation_public.csv")
+    row = next(r for r in rows if r["id"] == "PS081")  # vLLM, 4 clients, 1024 x 1024
+    path = tmp_path / f"case_{config or 'none'}.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        w.writeheader()
+        w.writerow({**row, "engine_config": config})
+    return path
+
+
+def test_validate_simulates_the_row_as_its_harness_configured_the_engine(tmp_path: Path) -> None:
+    configured = genmodel.validate(_case(tmp_path, "aiconfigurator")).cases[0]
+    default = genmodel.validate(_case(tmp_path, "")).cases[0]
+    assert configured.engine == default.engine == "vllm"
+    # a budget of 4 + 1024 + 1500 tokens, not 8192: the four prompts no longer share one step
+    assert configured.predicted < default.predicted
+    with pytest.raises(genmodel.SpecError, match="engine_config='mine'"):
+        genmodel.validate(_case(tmp_path, "mine"))
+
+
+def test_max_prefill_tokens_admits_further_prompts_whole_and_only_within_it() -> None:
+    """SGLang's PrefillAdder: the first new prompt always, a further one only if it fits whole."""
+    engine = engine_preset("sglang").replace(mixed=True, max_prefill_tokens=1024 + 1024 + 476)
+    kwargs: dict[str, object] = {"input_tokens": 1024, "output_tokens": 8, "concurrency": 4}
+    r = genmodel.simulate(
+        "llama-3.2-1b", "h100-sxm", engine=engine, requests_per_client=1, records=True, **kwargs
+    )
+    free = genmodel.simulate(
+        "llama-3.2-1b", "h100-sxm", engine="sglang", requests_per_client=1, records=True, **kwargs
+    )
+    assert r.records is not None and free.records is not None
+    first = sorted(r.records.first_token_s.tolist())
+    assert first[0] == first[1] < first[2] == first[3]  # two whole prompts a step, none split
+    assert len(set(free.records.first_token_s.tolist())) == 1  # the 8192-token chunk takes all four
+    with pytest.raises(genmodel.SpecError, match="max_prefill_tokens"):
+        engine_preset("sglang").replace(max_prefill_tokens=0)
