@@ -43,6 +43,7 @@ from genmodel._serving import estimate_serving
 from genmodel._servingmodel import simulated_estimate
 from genmodel._simulate import Arrivals, Lengths, simulate_serving
 from genmodel._stepcost import check_simulable
+from genmodel._wave import BenchmarkClient, Wave
 
 if TYPE_CHECKING:
     import numpy as np
@@ -105,6 +106,12 @@ class Deployment:
     output_tokens: int
     engine: Engine
     request_rate_per_s: float | None = None
+
+    @property
+    def wave(self) -> Wave | None:
+        """The wave of the re-check's clients on the engine, the closed form's term for it (None for
+        a request rate: Poisson arrivals send no wave)."""
+        return None if self.request_rate_per_s is not None else Wave.of(self.engine, RECHECK_CLIENT)
 
 
 def _percentile(values: np.ndarray[Any, Any], quantile: float | None) -> float:
@@ -174,6 +181,7 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
         input_tokens=dep.input_tokens,
         output_tokens=dep.output_tokens,
         options=options,
+        wave=dep.wave,
     )
     assert closed.serving is not None
     slo = dep.slo
@@ -242,10 +250,19 @@ RECHECK_WARMUP_REQUESTS = 1
 MEASURED_REQUESTS_MIN = 256
 
 
+#: the re-check's benchmark client (:func:`requests_per_client`), whose wave the closed form adds
+RECHECK_CLIENT = BenchmarkClient(
+    requests_per_client=RECHECK_WARMUP_REQUESTS + 2,
+    warmup_requests=RECHECK_WARMUP_REQUESTS,
+    measured_requests_min=MEASURED_REQUESTS_MIN,
+)
+
+
 def requests_per_client(clients: int) -> int:
     """Requests each of ``clients`` closed-loop clients sends in a re-check, its warm-up included:
-    :data:`RECHECK_WARMUP_REQUESTS` + max(2, ceil(:data:`MEASURED_REQUESTS_MIN` / clients))."""
-    return RECHECK_WARMUP_REQUESTS + max(2, -(-MEASURED_REQUESTS_MIN // clients))
+    :data:`RECHECK_WARMUP_REQUESTS` + max(2, ceil(:data:`MEASURED_REQUESTS_MIN` / clients))
+    (:data:`RECHECK_CLIENT`)."""
+    return int(RECHECK_CLIENT.requests(clients))
 
 
 #: the re-check stops refining once the goodput of the best candidate that meets the SLOs in
