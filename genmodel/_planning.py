@@ -36,7 +36,7 @@ from genmodel._planrows import (
     report_repr,
     top_rows,
 )
-from genmodel._recheck import RECHECK_CLIENT, Deployment, Recheck, recheck
+from genmodel._recheck import Deployment, Recheck, closed_form_wave, recheck
 from genmodel._search import Disaggregated, SearchResult, Slo, check_objective, copies_needed, search
 from genmodel._serving import estimate_serving
 from genmodel._servingmodel import SERVING_MODELS
@@ -310,22 +310,18 @@ def _simulated(report: PlanReport, dep: Deployment, budget: int, precisions: lis
 def _closed_by_dtype(
     report: PlanReport,
     best: Estimate | None,
-    args: tuple[ModelSpec, System, RunOptions, int, int, Wave | None],
+    args: _Args,
     precisions: list[Precision],
 ) -> tuple[DtypeBest, ...]:
     """The closed form's best of each precision, when there are several (``best`` for its own)."""
     if len(precisions) < 2:
         return ()
-    model, system, run, input_tokens, output_tokens, wave = args
     rate = report.request_rate_per_s
     out = []
     for p in precisions:
         mine = best
         if best is None or best.precision != p:
-            mine = _best(
-                report.result, model, system, run, report.slo, input_tokens, output_tokens,
-                report.objective, rate, precision=p, wave=wave,
-            )  # fmt: skip
+            mine = _best(report.result, args, report.slo, report.objective, rate, precision=p)
         n = (
             None
             if rate is None or mine is None or mine.serving is None
@@ -455,8 +451,7 @@ def plan(
     if prefill_chunks is None:
         below = [c for c in DEFAULT_PREFILL_CHUNKS if c < input_tokens]
         prefill_chunks = [run.prefill_chunk] if itl_max_slo_s is None else [None, *below]
-    # the closed form adds the wave of the re-check's clients started together (none for a rate)
-    wave = None if request_rate_per_s is not None else Wave.of(engine, RECHECK_CLIENT)
+    wave = closed_form_wave(engine, request_rate_per_s)  # the re-check's clients started together
     result = search(
         m,
         hw,
@@ -488,10 +483,8 @@ def plan(
     fallback = _not_simulable(run) if serving == "simulated" and recheck > 0 else ""
     if serving == "closed-form" or recheck == 0 or fallback:
         report = replace(report, note=fallback)
-        best = _best(
-            result, m, hw, run, checked, input_tokens, output_tokens, objective, request_rate_per_s, wave=wave
-        )
         args = (m, hw, run, input_tokens, output_tokens, wave)
+        best = _best(result, args, checked, objective, request_rate_per_s)
         return replace(report, best=best, by_dtype=_closed_by_dtype(report, best, args, precisions))
     dep = Deployment(
         model=m,
@@ -521,23 +514,23 @@ def _pessimistic_slo(slo: Slo, factors: dict[str, Any]) -> Slo:
     )
 
 
+#: what the closed form's best plans are estimated with: model, system, run options, lengths, wave
+_Args = tuple[ModelSpec, System, RunOptions, int, int, Wave | None]
+
+
 def _best(
     result: SearchResult,
-    model: ModelSpec,
-    system: System,
-    options: RunOptions,
+    args: _Args,
     slo: Slo,
-    input_tokens: int,
-    output_tokens: int,
     objective: str,
     request_rate_per_s: float | None,
     *,
     precision: Precision | None = None,
-    wave: Wave | None = None,
 ) -> Estimate | None:
     """The best few candidates (of ``precision``, or all), re-estimated alone at their integer
     concurrency with the same run options: the best of the first that still meets the SLOs
     (rounding the clients can move it across a target), or None."""
+    model, system, options, input_tokens, output_tokens, wave = args
     c = result.candidates
     best: Estimate | None = None
 

@@ -109,9 +109,14 @@ class Deployment:
 
     @property
     def wave(self) -> Wave | None:
-        """The wave of the re-check's clients on the engine, the closed form's term for it (None for
-        a request rate: Poisson arrivals send no wave)."""
-        return None if self.request_rate_per_s is not None else Wave.of(self.engine, RECHECK_CLIENT)
+        """:func:`closed_form_wave` of this engine and load."""
+        return closed_form_wave(self.engine, self.request_rate_per_s)
+
+
+def closed_form_wave(engine: Engine, request_rate_per_s: float | None) -> Wave | None:
+    """The wave of the re-check's clients (:data:`RECHECK_CLIENT`) on ``engine``, the closed form's
+    term for it in the search and the re-check; None for a request rate (Poisson arrivals send none)."""
+    return None if request_rate_per_s is not None else Wave.of(engine, RECHECK_CLIENT)
 
 
 def _percentile(values: np.ndarray[Any, Any], quantile: float | None) -> float:

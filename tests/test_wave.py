@@ -131,3 +131,13 @@ def test_the_closed_form_matches_the_simulated_wave_with_unlimited_memory() -> N
     assert np.all(logs <= math.log(WORST_RATIO)), ratios
     # the test can fail: the steady state alone does not pass it
     assert np.median(np.abs(np.log(steady_ratios))) > MEDIAN_LOG_RATIO
+
+
+def test_the_wave_takes_a_symbolic_client_count() -> None:
+    sympy = pytest.importorskip("sympy")
+    n = sympy.Symbol("N", positive=True)
+    restart = dataclasses.replace(MIXED, client=dataclasses.replace(CLIENT, restart_after_warmup=True))
+    for wave in (MIXED, APART, restart):
+        form = wave_extra_s(wave, clients=n, steady_ttft_s=0.035, **STEP)
+        value = float(wave_extra_s(wave, clients=64.0, steady_ttft_s=0.035, **STEP))
+        assert float(form.subs(n, 64)) == pytest.approx(value, rel=1e-12)
