@@ -31,6 +31,11 @@ request at time 0, as the benchmark clients and the serving simulation start the
 - Not modelled: the budget that a mixed engine's decode tokens take (vLLM) and the slower decay of
   the groups it causes, the decode tokens' time in a group's step, spread lengths (which break the
   groups up), and KV-limited states (their TTFT is the queue for memory, Little's law).
+
+Source: derived from the scheduler the simulation runs (:mod:`genmodel._scheduler`: FCFS admission
+under the token budget, prefill steps without decode where the engine does not mix) for clients
+started together; checked against that simulation on a grid of deployments (tests/test_wave.py,
+tools/serving_agreement.py), not fitted to measurements.
 """
 
 from __future__ import annotations
