@@ -27,6 +27,7 @@ from genmodel._phases import Estimate, estimate_static
 from genmodel._serving import estimate_serving
 from genmodel._symbolic import RESOURCES, X_MAX
 from genmodel._units import GB, TFLOP
+from genmodel._wave import Wave
 from genmodel._workload import Precision
 
 #: RunOptions() as a default argument (frozen, so sharing it is safe)
@@ -46,6 +47,8 @@ class Deployment:
         batch: static batch over the whole deployment, or "max" (ignored with ``concurrency``).
         concurrency: clients of a continuously batching server (serving mode); None: static.
         ideal: every efficiency 1 and no overheads (the pure roofline bound).
+        wave: serving mode: the wave of the benchmark's clients started together that the closed
+            form adds (:mod:`genmodel._wave`; None: the steady state alone).
     """
 
     model: ModelSpec
@@ -58,6 +61,7 @@ class Deployment:
     concurrency: int | None = None
     ideal: bool = False
     options: RunOptions = _DEFAULT_OPTIONS
+    wave: Wave | None = None
 
     def estimate(self, **factors: float) -> Estimate:
         """The estimate on the platform scaled by ``factors`` (:meth:`System.scaled`'s names).
@@ -77,6 +81,7 @@ class Deployment:
                 **lengths,
                 ideal=self.ideal,
                 options=self.options,
+                wave=self.wave,
             )
         return estimate_static(
             self.model,

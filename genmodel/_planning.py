@@ -36,11 +36,12 @@ from genmodel._planrows import (
     report_repr,
     top_rows,
 )
-from genmodel._recheck import Deployment, Recheck, recheck
+from genmodel._recheck import Deployment, Recheck, closed_form_wave, recheck
 from genmodel._search import Disaggregated, SearchResult, Slo, check_objective, copies_needed, search
 from genmodel._serving import estimate_serving
 from genmodel._servingmodel import SERVING_MODELS
 from genmodel._stepcost import check_simulable
+from genmodel._wave import Wave
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_model
 from genmodel.report import estimate_dict
@@ -309,22 +310,18 @@ def _simulated(report: PlanReport, dep: Deployment, budget: int, precisions: lis
 def _closed_by_dtype(
     report: PlanReport,
     best: Estimate | None,
-    args: tuple[ModelSpec, System, RunOptions, int, int],
+    args: _Args,
     precisions: list[Precision],
 ) -> tuple[DtypeBest, ...]:
     """The closed form's best of each precision, when there are several (``best`` for its own)."""
     if len(precisions) < 2:
         return ()
-    model, system, run, input_tokens, output_tokens = args
     rate = report.request_rate_per_s
     out = []
     for p in precisions:
         mine = best
         if best is None or best.precision != p:
-            mine = _best(
-                report.result, model, system, run, report.slo, input_tokens, output_tokens,
-                report.objective, rate, precision=p,
-            )  # fmt: skip
+            mine = _best(report.result, args, report.slo, report.objective, rate, precision=p)
         n = (
             None
             if rate is None or mine is None or mine.serving is None
@@ -454,6 +451,7 @@ def plan(
     if prefill_chunks is None:
         below = [c for c in DEFAULT_PREFILL_CHUNKS if c < input_tokens]
         prefill_chunks = [run.prefill_chunk] if itl_max_slo_s is None else [None, *below]
+    wave = closed_form_wave(engine, request_rate_per_s)  # the re-check's clients started together
     result = search(
         m,
         hw,
@@ -466,6 +464,7 @@ def plan(
         request_rate_per_s=request_rate_per_s,
         prefill_chunks=prefill_chunks,
         options=run,
+        wave=wave,
     )
     report = PlanReport(
         model_id=m.id,
@@ -484,8 +483,8 @@ def plan(
     fallback = _not_simulable(run) if serving == "simulated" and recheck > 0 else ""
     if serving == "closed-form" or recheck == 0 or fallback:
         report = replace(report, note=fallback)
-        best = _best(result, m, hw, run, checked, input_tokens, output_tokens, objective, request_rate_per_s)
-        args = (m, hw, run, input_tokens, output_tokens)
+        args = (m, hw, run, input_tokens, output_tokens, wave)
+        best = _best(result, args, checked, objective, request_rate_per_s)
         return replace(report, best=best, by_dtype=_closed_by_dtype(report, best, args, precisions))
     dep = Deployment(
         model=m,
@@ -515,14 +514,14 @@ def _pessimistic_slo(slo: Slo, factors: dict[str, Any]) -> Slo:
     )
 
 
+#: what the closed form's best plans are estimated with: model, system, run options, lengths, wave
+_Args = tuple[ModelSpec, System, RunOptions, int, int, Wave | None]
+
+
 def _best(
     result: SearchResult,
-    model: ModelSpec,
-    system: System,
-    options: RunOptions,
+    args: _Args,
     slo: Slo,
-    input_tokens: int,
-    output_tokens: int,
     objective: str,
     request_rate_per_s: float | None,
     *,
@@ -531,6 +530,7 @@ def _best(
     """The best few candidates (of ``precision``, or all), re-estimated alone at their integer
     concurrency with the same run options: the best of the first that still meets the SLOs
     (rounding the clients can move it across a target), or None."""
+    model, system, options, input_tokens, output_tokens, wave = args
     c = result.candidates
     best: Estimate | None = None
 
@@ -555,6 +555,7 @@ def _best(
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 options=replace(options, prefill_chunk=layout.prefill_chunk),
+                wave=wave,
             )
             if _meets(est, slo) and (best is None or key(est) < key(best)):
                 best = est

@@ -102,7 +102,8 @@ def check_dict(check: Recheck, slo: Slo) -> dict[str, Any]:
 
 
 def recheck_row(k: Recheck) -> dict[str, Any]:
-    """One re-checked candidate in the JSON: its plan, clients, both serving models' figures, verdict."""
+    """One re-checked candidate in the JSON: its plan, clients, both serving models' figures and their
+    disagreement (``ttft_rel_diff``, ``tpot_rel_diff``: simulated / closed form - 1), verdict."""
     e = k.estimate
     return {
         "tp": e.plan.tp,
@@ -115,6 +116,7 @@ def recheck_row(k: Recheck) -> dict[str, Any]:
         "closed_form_tpot_s": k.closed_tpot_s,
         "simulated_ttft_s": k.simulated_ttft_s,
         "simulated_tpot_s": k.simulated_tpot_s,
+        **k.disagreement(),
         "output_tokens_per_s_per_device": e.output_tokens_per_s_per_device,
         "meets_slo": k.meets_slo,
     }

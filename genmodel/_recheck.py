@@ -45,6 +45,7 @@ from genmodel._serving import estimate_serving
 from genmodel._servingmodel import simulated_estimate
 from genmodel._simulate import Arrivals, Lengths, simulate_serving
 from genmodel._stepcost import check_simulable
+from genmodel._wave import BenchmarkClient, Wave
 
 if TYPE_CHECKING:
     import numpy as np
@@ -107,6 +108,17 @@ class Deployment:
     output_tokens: int
     engine: Engine
     request_rate_per_s: float | None = None
+
+    @property
+    def wave(self) -> Wave | None:
+        """:func:`closed_form_wave` of this engine and load."""
+        return closed_form_wave(self.engine, self.request_rate_per_s)
+
+
+def closed_form_wave(engine: Engine, request_rate_per_s: float | None) -> Wave | None:
+    """The wave of the re-check's clients (:data:`RECHECK_CLIENT`) on ``engine``, the closed form's
+    term for it in the search and the re-check; None for a request rate (Poisson arrivals send none)."""
+    return None if request_rate_per_s is not None else Wave.of(engine, RECHECK_CLIENT)
 
 
 def _percentile(values: np.ndarray[Any, Any], quantile: float | None) -> float:
@@ -176,6 +188,7 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
         input_tokens=dep.input_tokens,
         output_tokens=dep.output_tokens,
         options=options,
+        wave=dep.wave,
     )
     assert closed.serving is not None
     slo = dep.slo
@@ -245,10 +258,19 @@ RECHECK_WARMUP_REQUESTS = 1
 MEASURED_REQUESTS_MIN = 256
 
 
+#: the re-check's benchmark client (:func:`requests_per_client`), whose wave the closed form adds
+RECHECK_CLIENT = BenchmarkClient(
+    requests_per_client=RECHECK_WARMUP_REQUESTS + 2,
+    warmup_requests=RECHECK_WARMUP_REQUESTS,
+    measured_requests_min=MEASURED_REQUESTS_MIN,
+)
+
+
 def requests_per_client(clients: int) -> int:
     """Requests each of ``clients`` closed-loop clients sends in a re-check, its warm-up included:
-    :data:`RECHECK_WARMUP_REQUESTS` + max(2, ceil(:data:`MEASURED_REQUESTS_MIN` / clients))."""
-    return RECHECK_WARMUP_REQUESTS + max(2, -(-MEASURED_REQUESTS_MIN // clients))
+    :data:`RECHECK_WARMUP_REQUESTS` + max(2, ceil(:data:`MEASURED_REQUESTS_MIN` / clients))
+    (:data:`RECHECK_CLIENT`)."""
+    return int(RECHECK_CLIENT.requests(clients))
 
 
 #: the re-check stops refining once the goodput of the best candidate that meets the SLOs in

@@ -18,6 +18,7 @@ from genmodel._hardware import Device, System
 from genmodel._inverse import Requirements, check_request, solve_requirements
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
+from genmodel._servingmodel import ClosedForm, serving_model
 from genmodel._symbolic import RESOURCES, SYMBOL_NAMES, X_MAX, resource_symbols, symbolic_step_time
 from genmodel.io import load_hardware, load_model, load_system
 
@@ -119,6 +120,16 @@ def _deployment(
     # the profile estimate applied (named, or the device's own for the serving engine)
     system, _ = profiled(system, resolved.options, None)
     batch = kwargs.get("batch")
+    wave = None
+    if kwargs.get("concurrency") is not None:  # the closed form of estimate(serving="closed-form")
+        closed = serving_model(
+            "closed-form",
+            engine=kwargs.get("engine", "vllm"),
+            device=system.device,
+            requests_per_client=kwargs.get("requests_per_client"),
+            warmup_requests=kwargs.get("warmup_requests"),
+        )
+        wave = closed.wave if isinstance(closed, ClosedForm) else None
     return Deployment(
         model=spec,
         system=system,
@@ -129,4 +140,5 @@ def _deployment(
         batch=1 if batch is None else batch,
         concurrency=kwargs.get("concurrency"),
         ideal=bool(kwargs.get("ideal", False)),
+        wave=wave,
     )

@@ -11,7 +11,11 @@ Modelling assumptions:
   hundreds), never over candidates.
 - Feasibility: divisibility (heads, KV heads, experts, layers), tensor parallelism inside the
   scale-up domain, memory (B at most the sequences whose KV fits); each failure is a named reason.
-- SLOs: mean TTFT and TPOT, or a TTFT quantile (M/D/1 tail, :func:`~genmodel._serving.ttft_quantile_s`).
+- With a benchmark client's wave (``wave``, :mod:`genmodel._wave`), TTFT adds the wave of the
+  clients started together at each candidate's client count, as the re-check's simulation sees it
+  (a scalar full-budget prefill step per layout, then arithmetic on the arrays).
+- SLOs: mean TTFT and TPOT, or a TTFT quantile (M/D/1 tail, :func:`~genmodel._serving.ttft_quantile_s`,
+  plus the mean wave term).
   Goodput is output tokens/s per device of a candidate that meets them (0 otherwise).
 - Disaggregated (DistServe, Zhong et al. OSDI 2024): prefill and decode instances from the
   layouts of every device count dividing the budget; a prefill instance serves Poisson arrivals
@@ -51,7 +55,8 @@ from genmodel._phases import (
     prefill_pass,
     prepare,
 )
-from genmodel._serving import serving_at_batch, ttft_quantile_s
+from genmodel._serving import after_wave, full_step_s, serving_at_batch, ttft_quantile_s
+from genmodel._wave import Wave, wave_extra_s
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
@@ -228,6 +233,7 @@ def search(
     disaggregated: bool = False,
     request_rate_per_s: float | None = None,
     prefill_chunks: Sequence[int | None] = (None,),
+    wave: Wave | None = None,
 ) -> SearchResult:
     """Evaluate every layout x precision x running batch of ``devices`` devices (module docstring).
 
@@ -238,6 +244,8 @@ def search(
         prefill_chunks: chunked-prefill sizes to search (tokens per chunk; None: one pass). Only
             a longest-gap target (``slo.itl_max_s``) can favour chunking: it adds weight reads to
             the prefill, and bounds the gap a running request sees to a step plus one chunk.
+        wave: the engine's admission and the benchmark client whose wave TTFT adds
+            (:mod:`genmodel._wave`; None: the steady state alone).
 
     Raises:
         SpecError: bad sizes. InfeasibleError: no layout can run at all (the reasons, counted).
@@ -269,6 +277,7 @@ def search(
                     tally.violations,
                     grids=grids,
                     cache=cache,
+                    wave=wave,
                 )
                 tally.add(size, layout, arrays, candidate=traffic or size == devices)
     if not tally.found and not tally.pool:
@@ -405,11 +414,12 @@ def _evaluate(
     batches: np.ndarray[Any, Any] | None = None,
     grids: dict[int, np.ndarray[Any, Any]] | None = None,
     cache: StepCache | None = None,
+    wave: Wave | None = None,
 ) -> tuple[Layout | None, dict[str, np.ndarray[Any, Any]]]:
     """One layout and precision over its whole batch grid (arrays through the estimate's formulas),
     or over the given running ``batches`` per replica. One search's caches: ``grids`` keeps the
     grids made so far by their largest batch (shared, never written), ``cache`` the prefills'
-    steps (:class:`~genmodel._evaluate.StepCache`)."""
+    steps (:class:`~genmodel._evaluate.StepCache`). ``wave``: the wave term TTFT adds."""
     import numpy as np
 
     run_system, extras = prepare(
@@ -464,14 +474,28 @@ def _evaluate(
         prefill_s=prefill_s, step_s=step_s, decode_batch=batch, output_tokens=output_tokens
     )
     ttft = point.ttft_s if slo.ttft_quantile is None else ttft_quantile_s(point, prefill_s, slo.ttft_quantile)
+    rate, itl = point.rate_per_s, point.itl_s
+    if wave is not None:
+        with reusing_steps(cache):
+            full = full_step_s(model, run_system, plan, precision, wave, input_tokens, prefill_s, options)
+        extra = wave_extra_s(
+            wave,
+            clients=point.clients,
+            input_tokens=input_tokens,
+            prefill_s=prefill_s,
+            full_step_s=full,
+            steady_ttft_s=point.ttft_s,
+        )
+        ttft = ttft + extra
+        itl, rate = after_wave(point.clients, rate, point.ttft_s + extra, itl, step_s, output_tokens)
     meets = np.ones(len(batch), dtype=bool)
     if slo.ttft_s is not None:
         meets &= ttft <= slo.ttft_s
     if slo.tpot_s is not None:
-        meets &= point.itl_s <= slo.tpot_s
+        meets &= itl <= slo.tpot_s
     if slo.itl_max_s is not None:  # a step, then the longest prefill piece before the next one
         meets &= step_s + float(piece.time_s) <= slo.itl_max_s
-    per_device = point.rate_per_s * output_tokens * plan.dp / plan.num_devices
+    per_device = rate * output_tokens * plan.dp / plan.num_devices
     layout = Layout(
         plan=plan,
         precision=precision,
@@ -483,9 +507,9 @@ def _evaluate(
         "batch": batch,
         "concurrency": np.asarray(point.clients * plan.dp, dtype=float),
         "ttft_s": np.asarray(ttft, dtype=float),
-        "tpot_s": np.asarray(point.itl_s, dtype=float),
+        "tpot_s": np.asarray(itl, dtype=float),
         "tokens_per_s_per_device": np.asarray(per_device, dtype=float),
-        "rate": np.asarray(point.rate_per_s * plan.dp, dtype=float),
+        "rate": np.asarray(rate * plan.dp, dtype=float),
         "meets": meets,
         "step_s": np.asarray(step_s, dtype=float),
     }

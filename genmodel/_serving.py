@@ -9,8 +9,13 @@ Modelling assumptions:
   prefills, ITL = t(B) (1 - rho/N) / (1 - rho); a new request waits for the step under way and
   for the prefills queued before it (M/D/1, Pollaczek-Khinchine). B solves
   N = X (TTFT + (O-1) ITL) (Little's law). When N's sequences do not fit the KV memory, B is the
-  most that fit and the others wait for a slot: TTFT = N / X - (O-1) ITL. The initial burst of a
-  benchmark (all N requests at once) is not modelled: these are steady-state means.
+  most that fit and the others wait for a slot: TTFT = N / X - (O-1) ITL.
+- The wave of a benchmark's clients started together (all N prompts at once, and the groups or
+  bursts it leaves behind) is a term of its own, added to the steady TTFT when ``wave`` is given
+  (:mod:`genmodel._wave`). The prefills of the wave are those the steady state interleaves with the
+  decode steps, moved before the first token: the rate stays the steady state's and the ITL gives
+  back what TTFT takes, (N / X - TTFT) / (O-1) (Little's law), at least a bare decode step
+  (:func:`after_wave`).
 - Quantiles (p90, p99) of TTFT for Poisson arrivals: the M/D/1 wait with an exponential tail
   (Kingman's heavy-traffic approximation), see :func:`md1_wait_quantile_s`.
 """
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 
 from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device, System
-from genmodel._memory import max_batch, memory_use
+from genmodel._memory import MemoryUse, max_batch, memory_use
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
@@ -36,7 +41,8 @@ from genmodel._phases import (
     prefill_pass,
     prepare,
 )
-from genmodel._units import Num, log, maximum
+from genmodel._units import Num, log, maximum, minimum
+from genmodel._wave import Wave, wave_extra_s
 from genmodel._workload import Precision
 
 _DEFAULT_OPTIONS = RunOptions()
@@ -201,6 +207,7 @@ def estimate_serving(
     output_tokens: int,
     ideal: bool = False,
     options: RunOptions = _DEFAULT_OPTIONS,
+    wave: Wave | None = None,
 ) -> Estimate:
     """Estimate a continuously batching server with ``concurrency`` clients in a closed loop.
 
@@ -209,7 +216,10 @@ def estimate_serving(
     :func:`serving_point` at the decode batch B where the clients it keeps busy equal its share
     (module docstring). ``ttft_s`` is the mean time to first token, ``tpot_s`` the mean
     inter-token latency; ``prefill`` is one request's prefill and ``decode`` the bare decode step
-    of the running batch (without the prefills that interleave with it).
+    of the running batch (without the prefills that interleave with it). With ``wave`` (an
+    engine's admission and a benchmark client), TTFT adds the wave of the clients started together
+    (:func:`~genmodel._wave.wave_extra_s`), except when the KV memory caps the batch
+    (:func:`after_wave` for the ITL and rate).
 
     Raises:
         SpecError: concurrency < 1 or output_tokens < 2 (a closed loop needs a decode phase).
@@ -268,13 +278,26 @@ def estimate_serving(
     kv_limited = float(at_cap.clients) < clients  # only when the KV memory caps the batch
     batch = cap if kv_limited else _solve_batch(lambda b: float(point(b).clients), clients, cap)
     state = at_cap if batch == cap else point(batch)
-    rate = float(state.rate_per_s)
+    rate, itl_s = float(state.rate_per_s), float(state.itl_s)
     # clients not decoding are waiting for (or in) their prefill: Little's law
     ttft_s = (
         (clients - rate * (output_tokens - 1) * float(state.itl_s)) / rate
         if kv_limited
         else float(state.ttft_s)
     )
+    if wave is not None and not kv_limited:
+        full = full_step_s(model, system, plan, precision, wave, input_tokens, prefill_s, options, mem)
+        extra = wave_extra_s(
+            wave,
+            clients=clients,
+            input_tokens=input_tokens,
+            prefill_s=prefill_s,
+            full_step_s=full,
+            steady_ttft_s=ttft_s,
+        )
+        ttft_s += float(extra)
+        itl, rate_wave = after_wave(clients, rate, ttft_s, itl_s, float(steps[batch].time_s), output_tokens)
+        itl_s, rate = float(itl), float(rate_wave)
     decode = steps[batch].cost()
     return Estimate(
         model_id=model.id,
@@ -287,7 +310,7 @@ def estimate_serving(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         ttft_s=ttft_s,
-        tpot_s=float(state.itl_s),
+        tpot_s=itl_s,
         prefill=prefill_terms.cost(),
         decode=decode,
         memory=mem,
@@ -309,3 +332,44 @@ def estimate_serving(
             max_running=most,
         ),
     )
+
+
+def after_wave(
+    clients: Num, rate: Num, ttft_s: Num, itl_s: Num, step_s: Num, output_tokens: int
+) -> tuple[Num, Num]:
+    """(ITL, rate) once TTFT holds the wave: the steady state's cycle N / X less TTFT over the O-1
+    decode steps (the prefills the wave runs before the first tokens no longer stall the decode),
+    at least the bare step t(B); where that floor binds, the rate of the longer cycle. Plain
+    arithmetic (floats or arrays)."""
+    itl = maximum((clients / rate - ttft_s) / (output_tokens - 1), step_s)
+    itl = minimum(itl, itl_s)  # the wave never makes decoding slower than the steady state's
+    return itl, clients / (ttft_s + (output_tokens - 1) * itl)
+
+
+def full_step_s(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    wave: Wave,
+    input_tokens: int,
+    prefill_s: float,
+    options: RunOptions,
+    memory: MemoryUse | None = None,
+) -> float:
+    """S(m): the prefill of the m prompts a step of the wave's engine holds
+    (:meth:`~genmodel._wave.Wave.prompts_per_step`); ``prefill_s`` (one prompt's) when m = 1."""
+    m = wave.prompts_per_step(input_tokens)
+    if m == 1:
+        return prefill_s
+    terms, _ = prefill_pass(
+        model,
+        system,
+        plan,
+        precision,
+        num_seqs=float(m),
+        input_tokens=input_tokens,
+        options=options,
+        memory=memory,
+    )
+    return float(terms.time_s)

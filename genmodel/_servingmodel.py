@@ -6,7 +6,8 @@ A serving model takes a deployment (model, system, plan, precision, run options)
 Two implementations:
 
 - :class:`ClosedForm`: the steady state of :mod:`genmodel._serving` (plain arithmetic, vectorised
-  in the plan search, which keeps it).
+  in the plan search, which keeps it), plus the wave of the benchmark client's clients started
+  together on the engine (:mod:`genmodel._wave`), so that it answers what the simulation measures.
 - :class:`Simulated`: the engine's scheduler step by step (:mod:`genmodel._simulate`), N clients
   started together that each send :data:`REQUESTS_PER_CLIENT` requests, the first
   :data:`WARMUP_REQUESTS` of them left out of the means, as a benchmark client does. The default
@@ -35,6 +36,7 @@ from genmodel._serving import estimate_serving
 from genmodel._simresult import SimulationResult
 from genmodel._simulate import Arrivals, Lengths, simulate_serving
 from genmodel._stepcost import StepCostTable, check_simulable
+from genmodel._wave import BenchmarkClient, Wave
 from genmodel._workload import Precision
 
 #: the serving models by name; the default is the first
@@ -88,7 +90,14 @@ _DEFAULT_OPTIONS = RunOptions()
 
 @dataclass(frozen=True, slots=True)
 class ClosedForm:
-    """The steady state of a continuously batching server (:func:`~genmodel._serving.estimate_serving`)."""
+    """The steady state of a continuously batching server (:func:`~genmodel._serving.estimate_serving`).
+
+    Attributes:
+        wave: the engine's admission and the benchmark client whose wave (clients started
+            together) TTFT adds (:mod:`genmodel._wave`); None: the steady state alone.
+    """
+
+    wave: Wave | None = None
 
     @property
     def name(self) -> str:
@@ -119,6 +128,7 @@ class ClosedForm:
             output_tokens=output_tokens,
             ideal=ideal,
             options=options,
+            wave=self.wave,
         )
 
 
@@ -193,6 +203,16 @@ class Simulated:
         """ "simulated"."""
         return "simulated"
 
+    @property
+    def wave(self) -> Wave:
+        """The wave of this benchmark client on this engine (the closed form's term for it)."""
+        client = BenchmarkClient(
+            requests_per_client=self.requests_per_client,
+            warmup_requests=self.warmup_requests,
+            restart_after_warmup=True,  # as the simulation's Arrivals (warmup_restart) default
+        )
+        return Wave.of(self.engine, client)
+
     def estimate(
         self,
         model: ModelSpec,
@@ -228,6 +248,7 @@ class Simulated:
             output_tokens=output_tokens,
             ideal=ideal,
             options=options,
+            wave=self.wave,
         )
         assert closed.serving is not None
         try:
@@ -339,4 +360,4 @@ def serving_model(
     simulated = Simulated(  # built for the closed form too, so that its arguments are checked
         engine=engine, tables=tables, requests_per_client=requests, warmup_requests=warmup_requests
     )
-    return ClosedForm() if serving == "closed-form" else simulated
+    return ClosedForm(wave=simulated.wave) if serving == "closed-form" else simulated

@@ -23,9 +23,10 @@ from genmodel.io import load_hardware, load_model
 
 #: Llama-3.1-70B fp8 on one 8-GPU H100 node, chat lengths
 KW: dict[str, Any] = {"devices": 8, "input_tokens": 2000, "output_tokens": 500, "weight_dtype": "fp8"}
-#: a p99 TTFT target the closed form's best meets (M/D/1 tail: 0.57 s) and its simulation misses
-#: (the prefills of clients that arrive together queue behind each other: 0.84 s)
-TIGHT = {"ttft_slo_s": 0.6, "ttft_quantile": 0.99, "tpot_slo_s": 0.05}
+#: a p99 TTFT target the closed form's best meets (M/D/1 tail and the wave's groups: 0.78 s) and
+#: its simulation misses (0.84 s: the tail of the groups' steps, which the closed form adds as a mean)
+TTFT_P99 = 0.8
+TIGHT = {"ttft_slo_s": TTFT_P99, "ttft_quantile": 0.99, "tpot_slo_s": 0.03}
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +41,17 @@ def test_a_candidate_that_passes_the_closed_form_but_fails_simulation_is_not_the
     c = tight.result.candidates
     # the closed form's best meets the SLOs there, and misses the p99 TTFT target in simulation
     assert first.index == int(tight.result.ranking()[0]) and c.meets_slo[first.index]
-    assert first.closed_ttft_s <= 0.6 < first.simulated_ttft_s
+    assert first.closed_ttft_s <= TTFT_P99 < first.simulated_ttft_s
     assert not first.meets_slo
     b = tight.best
     assert b is not None and tight.check is not None and tight.check.meets_slo
     assert tight.check.index != first.index
-    assert tight.check.simulated_ttft_s <= 0.6 and tight.check.ttft_s["p99"] <= 0.6
-    assert b.tpot_s <= 0.05 and b.serving is not None and b.serving.serving_model == "simulated"
+    assert tight.check.simulated_ttft_s <= TTFT_P99 and tight.check.ttft_s["p99"] <= TTFT_P99
+    assert b.tpot_s <= 0.03 and b.serving is not None and b.serving.serving_model == "simulated"
     # nothing returned as meeting the SLOs missed them in simulation
     d = tight.to_dict()
-    assert all(r["simulated_ttft_s"] <= 0.6 for r in d["rechecked"] if r["meets_slo"])
-    assert d["best"]["simulated"]["ttft_s"]["p99"] <= 0.6
+    assert all(r["simulated_ttft_s"] <= TTFT_P99 for r in d["rechecked"] if r["meets_slo"])
+    assert d["best"]["simulated"]["ttft_s"]["p99"] <= TTFT_P99
 
 
 def test_with_one_recheck_none_passes_and_the_report_says_so() -> None:
@@ -331,7 +332,7 @@ def test_cli_engine_serving_and_run_options_reach_plan_compare_and_sweep() -> No
 def test_cli_says_when_no_rechecked_plan_meets_the_slos_in_simulation() -> None:
     args = ["plan", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "8"]
     args += ["--input-tokens", "2000", "--output-tokens", "500", "--weight-dtype", "fp8"]
-    args += ["--ttft-slo", "p99:600ms", "--tpot-slo", "50ms", "--recheck", "1"]
+    args += ["--ttft-slo", "p99:800ms", "--tpot-slo", "30ms", "--recheck", "1"]
     result = runner.invoke(app, args)
     assert result.exit_code == 3, result.output
     assert "none of the 1 candidates re-checked meets the SLOs in simulation" in result.stderr

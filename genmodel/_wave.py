@@ -1,0 +1,169 @@
+"""The wave of a benchmark's clients started together: the term the steady state leaves out.
+
+Modelling assumptions (fixed lengths; N closed-loop clients per replica, all sending their first
+request at time 0, as the benchmark clients and the serving simulation start them):
+- The engine admits prompts in FCFS order while its token budget T allows: m = max(1, floor(T / I))
+  whole prompts of I tokens a step (a prompt over the budget runs over several steps, one at a
+  time). A step of g <= m prompts takes S(g), interpolated linearly in g between one prompt's
+  prefill P = S(1) and a full step S(m) (one weight read, then compute that grows with the tokens).
+- The first wave (the burst): the k-th prompt's first token comes at the end of step ceil(k / m),
+  so its TTFT is ceil(k / m) full steps (the last step holds the r = N - m floor(N / m) prompts
+  left). Averaged over k = 1..N, with q = floor(N / m):
+  (S(m) m q (q + 1) / 2 + r (q S(m) + S(r))) / N; for N <= m, S(N): one step holds the wave.
+- What follows the burst depends on whether the engine mixes prefill and decode in a step:
+  - Not mixed (SGLang without mixed chunk: a step that prefills runs no decode): every waiting
+    prompt is prefilled before the next decode step, so the N clients decode in lockstep, finish
+    in the same step and send their next requests together: every round is a burst (the wave
+    persists).
+  - Mixed (vLLM, TensorRT-LLM): the first prompts decode while the others prefill, so the clients
+    finish in the groups their prompts were prefilled in, and come back in those groups: a request
+    waits for its group's step, S(min(N, m)), where the steady state counts a lone prefill P
+    (the wave decays to groups, one step's worth of prompts). Its wait for the queue ahead stays
+    the steady state's (:func:`~genmodel._serving.serving_point`).
+- The measured rounds are the client's requests after its warm-up, W + 1..R. A burst is measured
+  when the engine keeps it (not mixed), else only in the first measured round when that round
+  starts synchronised: W = 0, or a client that restarts its clients together after the warm-up
+  (:attr:`BenchmarkClient.restart_after_warmup`).
+- A burst round's TTFT is the larger of the burst and the steady state's (both describe the same
+  queue once the prefills saturate the replica); a group round's is the steady state's plus
+  S(min(N, m)) - P. The mean over the measured rounds is what the wave adds to the steady TTFT.
+  It vanishes for one client (S(1) = P, an empty queue) and grows with the clients.
+- Not modelled: the budget that a mixed engine's decode tokens take (vLLM) and the slower decay of
+  the groups it causes, the decode tokens' time in a group's step, spread lengths (which break the
+  groups up), and KV-limited states (their TTFT is the queue for memory, Little's law).
+
+Source: derived from the scheduler the simulation runs (:mod:`genmodel._scheduler`: FCFS admission
+under the token budget, prefill steps without decode where the engine does not mix) for clients
+started together; checked against that simulation on a grid of deployments (tests/test_wave.py,
+tools/serving_agreement.py), not fitted to measurements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genmodel._engines import Engine
+from genmodel._errors import SpecError, require_ints
+from genmodel._units import Num, ceil, floor, maximum, minimum
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchmarkClient:
+    """How the closed-loop clients of a benchmark send and measure their requests.
+
+    Attributes:
+        requests_per_client: requests each client sends, warm-up included (at least).
+        warmup_requests: each client's first requests, left out of the means.
+        measured_requests_min: the fewest requests measured over all clients: a client sends
+            max(requests_per_client, warmup_requests + ceil(measured_requests_min / N)) (the
+            re-check's rule; 0: always ``requests_per_client``).
+        restart_after_warmup: the clients wait for the warm-up to finish and start the measured
+            phase together, a second burst (False: each client goes straight on).
+    """
+
+    requests_per_client: int
+    warmup_requests: int
+    measured_requests_min: int = 0
+    restart_after_warmup: bool = False
+
+    def __post_init__(self) -> None:
+        require_ints(requests_per_client=self.requests_per_client)
+        require_ints(
+            minimum=0,
+            warmup_requests=self.warmup_requests,
+            measured_requests_min=self.measured_requests_min,
+        )
+        if self.warmup_requests >= self.requests_per_client:
+            raise SpecError(
+                f"warmup_requests={self.warmup_requests} must be below "
+                f"requests_per_client={self.requests_per_client} (no request would be measured)"
+            )
+
+    def requests(self, clients: Num) -> Num:
+        """Requests each of ``clients`` clients sends, warm-up included."""
+        if not self.measured_requests_min:
+            return self.requests_per_client + 0 * clients
+        most = self.warmup_requests + ceil(self.measured_requests_min / clients)
+        return maximum(most, float(self.requests_per_client))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Wave:
+    """The engine's admission (token budget, mixed steps) and the benchmark client that starts the wave.
+
+    Attributes:
+        budget_tokens: the engine's token budget for prompts per step, T (``max_batched_tokens``,
+            or ``max_prefill_tokens`` where that is smaller).
+        mixed: prefill and decode share a step (False: prefill steps run no decode, and the wave
+            persists).
+        client: how the clients send and measure their requests.
+    """
+
+    budget_tokens: int
+    mixed: bool
+    client: BenchmarkClient
+
+    @classmethod
+    def of(cls, engine: Engine, client: BenchmarkClient) -> Wave:
+        """The wave of ``client`` on ``engine``."""
+        budget = engine.max_batched_tokens
+        if engine.max_prefill_tokens is not None:  # SGLang: further prompts only within it
+            budget = min(budget, engine.max_prefill_tokens)
+        return cls(budget_tokens=budget, mixed=engine.mixed, client=client)
+
+    def prompts_per_step(self, input_tokens: int) -> int:
+        """m: whole prompts of ``input_tokens`` a step holds (at least one)."""
+        return max(1, self.budget_tokens // input_tokens)
+
+
+def group_step_s(group: Num, prefill_s: float, full_step_s: float, per_step: int) -> Num:
+    """S(g): a step of ``group`` prompts (at least one, at most ``per_step``), linear between one
+    prompt's prefill and a full step's."""
+    g = minimum(maximum(group, 1.0), float(per_step))
+    if per_step == 1:
+        return prefill_s + 0 * g
+    return prefill_s + (g - 1) * (full_step_s - prefill_s) / (per_step - 1)
+
+
+def burst_ttft_s(clients: Num, prefill_s: float, full_step_s: float, per_step: int) -> Num:
+    """Mean TTFT of N prompts sent together (module docstring): the k-th waits for ceil(k / m) steps."""
+    m = per_step
+    q = floor(clients / m)  # full steps
+    r = clients - q * m  # prompts in the last, partial step
+    last = group_step_s(r, prefill_s, full_step_s, m)
+    return (full_step_s * m * q * (q + 1) / 2 + r * (q * full_step_s + last)) / clients
+
+
+def wave_extra_s(
+    wave: Wave,
+    *,
+    clients: Num,
+    input_tokens: int,
+    prefill_s: float,
+    full_step_s: float,
+    steady_ttft_s: Num,
+) -> Num:
+    """What the wave adds to the steady state's mean TTFT over the client's measured requests
+    (module docstring); 0 for one client.
+
+    Args:
+        wave: the engine's admission and the benchmark client.
+        clients: N, clients per replica (a float or an array).
+        input_tokens: I, prompt tokens per request.
+        prefill_s: P, one prompt's prefill.
+        full_step_s: S(m), a step of m = :meth:`Wave.prompts_per_step` prompts (``prefill_s``
+            is taken for m = 1).
+        steady_ttft_s: the steady state's mean TTFT (:func:`~genmodel._serving.serving_point`).
+    """
+    m = wave.prompts_per_step(input_tokens)
+    if m == 1:  # a full step is one prompt's prefill
+        full_step_s = prefill_s
+    client = wave.client
+    burst = maximum(burst_ttft_s(clients, prefill_s, full_step_s, m), steady_ttft_s)
+    if not wave.mixed:
+        return burst - steady_ttft_s
+    group = group_step_s(minimum(clients, float(m)), prefill_s, full_step_s, m) - prefill_s
+    measured = client.requests(clients) - client.warmup_requests
+    if client.warmup_requests and not client.restart_after_warmup:
+        return group  # the burst was the warm-up's
+    return group + (burst - steady_ttft_s - group) / measured  # one measured round is the burst
