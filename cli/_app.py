@@ -153,6 +153,13 @@ WarmupRequestsOpt = Annotated[
         show_default=False,
     ),
 ]
+WarmupRestartOpt = Annotated[
+    bool,
+    typer.Option(
+        help="With --concurrency: the warm-up drains, then every client starts its measured requests "
+        "together (perf_analyzer, under genai-perf); --no-warmup-restart: each client goes straight on."
+    ),
+]
 
 
 @app.command(
@@ -198,6 +205,7 @@ def estimate(
     engine: EngineOpt = "vllm",
     requests_per_client: RequestsPerClientOpt = None,
     warmup_requests: WarmupRequestsOpt = None,
+    warmup_restart: WarmupRestartOpt = True,
     ops: Annotated[bool, typer.Option(help="Also show the per-operator breakdown (table).")] = False,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -238,6 +246,7 @@ def estimate(
         engine=engine,
         requests_per_client=requests_per_client,
         warmup_requests=warmup_requests,
+        warmup_restart=warmup_restart,
         **run_options,
     )
     if format is Format.json:

@@ -230,6 +230,7 @@ def estimate(
     step_tables: StepTables | None = None,
     requests_per_client: int | None = None,
     warmup_requests: int | None = None,
+    warmup_restart: bool = True,
     options: RunOptions | None = None,
     **option_values: Any,
 ) -> Estimate:
@@ -266,6 +267,9 @@ def estimate(
         warmup_requests: with the simulated serving model, each client's first requests, sent
             but left out of the means (a benchmark's warm-up phase; None: 2, fewer when a client
             sends fewer than 3).
+        warmup_restart: the warm-up drains, then every client starts its measured requests
+            together, as perf_analyzer (under genai-perf) does (the default); False: each client
+            goes straight on (a steady load: the plan re-check's client). Both serving models.
         options: how the serving stack runs the plan (:class:`RunOptions`: overlap, MoE load,
             speculation, paging, prefix cache, sparse attention, chunked prefill, offload tiers).
         option_values: the same options by keyword, replacing those of ``options``; the
@@ -292,6 +296,7 @@ def estimate(
         tables=step_tables,
         requests_per_client=requests_per_client,
         warmup_requests=warmup_requests,
+        warmup_restart=warmup_restart,
     )
     plan = _plan(devices, tp=tp, pp=pp, ep=ep, dp=dp, cp=cp)
     run = run_options(hw, options=options, **option_values)

@@ -177,12 +177,15 @@ class Simulated:
         warmup_requests: each client's first requests, sent but left out of the means (a
             benchmark's warm-up phase, e.g. genai-perf's ``--warmup-request-count``;
             :data:`WARMUP_REQUESTS`).
+        warmup_restart: the warm-up drains, then every client starts its measured requests
+            together (perf_analyzer, under genai-perf); False: each client goes straight on.
         tables: step-cost tables to reuse across calls (None: each call builds its own).
     """
 
     engine: Engine
     requests_per_client: int = REQUESTS_PER_CLIENT
     warmup_requests: int = WARMUP_REQUESTS
+    warmup_restart: bool = True
     tables: StepTables | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -209,7 +212,7 @@ class Simulated:
         client = BenchmarkClient(
             requests_per_client=self.requests_per_client,
             warmup_requests=self.warmup_requests,
-            restart_after_warmup=True,  # as the simulation's Arrivals (warmup_restart) default
+            restart_after_warmup=self.warmup_restart,
         )
         return Wave.of(self.engine, client)
 
@@ -283,6 +286,7 @@ class Simulated:
                 clients=concurrency,
                 requests_per_client=self.requests_per_client,
                 warmup_requests=self.warmup_requests,
+                warmup_restart=self.warmup_restart,
             ),
             input_tokens=Lengths(mean=input_tokens),
             output_tokens=Lengths(mean=output_tokens),
@@ -326,6 +330,7 @@ def serving_model(
     tables: StepTables | None = None,
     requests_per_client: int | None = None,
     warmup_requests: int | None = None,
+    warmup_restart: bool = True,
 ) -> ServingModel:
     """The serving model by name.
 
@@ -340,6 +345,8 @@ def serving_model(
         warmup_requests: each client's first requests, left out of the means (None:
             :data:`WARMUP_REQUESTS`, or fewer when a client sends fewer than 3 requests: one
             request is always measured).
+        warmup_restart: the warm-up drains, then every client restarts together (False: each
+            client goes straight on); the closed form's wave term follows it.
 
     Returns:
         A :class:`ServingModel`.
@@ -358,6 +365,10 @@ def serving_model(
     if warmup_requests is None:
         warmup_requests = min(WARMUP_REQUESTS, requests - 1) if isinstance(requests, int) else 0
     simulated = Simulated(  # built for the closed form too, so that its arguments are checked
-        engine=engine, tables=tables, requests_per_client=requests, warmup_requests=warmup_requests
+        engine=engine,
+        tables=tables,
+        requests_per_client=requests,
+        warmup_requests=warmup_requests,
+        warmup_restart=warmup_restart,
     )
     return ClosedForm(wave=simulated.wave) if serving == "closed-form" else simulated

@@ -55,26 +55,11 @@ METRICS = (
 )
 
 
-_COLUMNS = (
-    "id",
-    "category",
-    "mode",
-    "model",
-    "hardware",
-    "devices",
-    "tp",
-    "pp",
-    "ep",
-    "dp",
-    "batch",
-    "input_tokens",
-    "output_tokens",
-    "weight_dtype",
-    "act_dtype",
-    "kv_dtype",
-    "metric",
-    "measured",
+_COLUMN_NAMES = (  # the base columns, in file order
+    "id category mode model hardware devices tp pp ep "
+    "dp batch input_tokens output_tokens weight_dtype act_dtype kv_dtype metric measured"
 )
+_COLUMNS = tuple(_COLUMN_NAMES.split())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -352,6 +352,7 @@ def test_plan_passes_every_run_option_to_its_best_estimate() -> None:
         dp=b.plan.dp,
         concurrency=b.batch,
         serving="closed-form",  # the plan search's serving model
+        warmup_restart=False,  # and its steady load's client: no benchmark restart after the warm-up
         options=options,
         **workload,
     )
@@ -402,3 +403,13 @@ def test_validate_keeps_a_bounded_number_of_estimates(
     report = genmodel.validate(path)
     assert runs == ["a1", "b", "a3"]
     assert [c.id for c in report.cases] == ["a1", "a2", "b", "a3"]
+
+
+def test_estimate_warmup_restart_adds_the_measured_burst() -> None:
+    # the drained warm-up restarts every client together: the measured phase opens with a burst
+    # of prefills, so its mean TTFT is above the straight-on client's, in both serving models
+    kw = {"input_tokens": 2000, "output_tokens": 100, "concurrency": 64, "engine": "vllm"}
+    for serving in ("simulated", "closed-form"):
+        restart = genmodel.estimate("llama-3.1-8b", "h100-sxm", serving=serving, **kw)
+        straight = genmodel.estimate("llama-3.1-8b", "h100-sxm", serving=serving, warmup_restart=False, **kw)
+        assert restart.ttft_s > straight.ttft_s, serving

@@ -208,6 +208,7 @@ def test_best_is_exactly_estimate_on_that_plan_and_meets_the_slos() -> None:
         dp=b.plan.dp,
         concurrency=b.batch,
         serving="closed-form",
+        warmup_restart=False,  # the plan's steady load: no benchmark restart after the warm-up
         weight_dtype=b.precision.weight_dtype,
         **W,
     )
@@ -606,6 +607,7 @@ def test_a_longest_gap_target_picks_a_chunk_that_meets_it() -> None:
         dp=b.plan.dp,
         concurrency=b.batch,
         serving="closed-form",
+        warmup_restart=False,  # the plan's steady load
         weight_dtype="fp8",
         prefill_chunk=b.options.prefill_chunk,
         input_tokens=8000,
@@ -625,6 +627,7 @@ def test_vectorised_chunked_candidates_equal_the_scalar_estimate() -> None:
         dp=2,
         concurrency=clients,
         serving="closed-form",
+        warmup_restart=False,  # the search's steady load
         weight_dtype="fp8",
         prefill_chunk=chunk,
         input_tokens=8000,
