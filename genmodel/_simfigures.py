@@ -21,21 +21,28 @@ from genmodel._simresult import Percentiles
 
 
 def itl_samples(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
-    """Every decode step's gap since the replica's last one, and its decode tokens (the weight)."""
-    one_v: list[float] = []
-    one_w: list[float] = []
-    runs_v: list[np.ndarray] = []
-    runs_w: list[np.ndarray] = []
+    """Every decode step's gap since the replica's last one, and its decode tokens (the weight):
+    first the single steps' of every replica in turn, then the runs' (replicas that share one
+    list of gaps, as :mod:`genmodel._symmetry` makes them, have it split once)."""
+    split: dict[int, tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]] = {}
+    parts = []
     for r in replicas:
-        for gaps, n in r.itl:
-            if isinstance(gaps, float):
-                one_v.append(gaps)
-                one_w.append(n)
-            else:
-                runs_v.append(gaps)
-                runs_w.append(np.full(len(gaps), float(n)))
-    values = np.concatenate([np.array(one_v), *runs_v])
-    weights = np.concatenate([np.array(one_w), *runs_w])
+        if id(r.itl) not in split:
+            one_v: list[float] = []
+            one_w: list[float] = []
+            runs_v: list[np.ndarray] = []
+            runs_w: list[np.ndarray] = []
+            for gaps, n in r.itl:
+                if isinstance(gaps, float):
+                    one_v.append(gaps)
+                    one_w.append(n)
+                else:
+                    runs_v.append(gaps)
+                    runs_w.append(np.full(len(gaps), float(n)))
+            split[id(r.itl)] = (np.array(one_v, dtype=float), np.array(one_w, dtype=float), runs_v, runs_w)
+        parts.append(split[id(r.itl)])
+    values = np.concatenate([p[0] for p in parts] + [v for p in parts for v in p[2]])
+    weights = np.concatenate([p[1] for p in parts] + [w for p in parts for w in p[3]])
     return values, weights
 
 

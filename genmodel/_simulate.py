@@ -46,6 +46,7 @@ from genmodel._simfigures import measured_requests, record_arrays, request_figur
 from genmodel._simresult import RequestRecords, SimulationResult, Timeline
 from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
+from genmodel._symmetry import replica_classes
 from genmodel._units import GB
 from genmodel._workload import Precision
 
@@ -211,14 +212,23 @@ def simulate_serving(
     system, capacity, token_bytes, table = setup.system, setup.capacity, setup.token_bytes, setup.table
     swap = swap_link(system, plan, engine, swap_tier, token_bytes)
     lockstep = model.moe is not None and plan.dp > 1
-    groups = (
-        [[Replica(i, engine, table, capacity, swap) for i in range(plan.dp)]]
-        if lockstep
-        else [[Replica(i, engine, table, capacity, swap)] for i in range(plan.dp)]
-    )
-    replicas = [r for g in groups for r in g]
+    # replicas whose schedule another repeats are not stepped again (:mod:`genmodel._symmetry`)
+    lengths = (req.input_tokens, req.output_tokens)
+    classes = None
+    if arrivals.kind == "closed" and not timeline:
+        classes = replica_classes(arrivals.per_client(), plan.dp, *lengths)
+    stepped = range(plan.dp) if classes is None else classes.representatives
+    made = {i: Replica(i, engine, table, capacity, swap) for i in stepped}
+    groups = [list(made.values())] if lockstep else [[r] for r in made.values()]
+    weights = None if classes is None or not lockstep else list(classes.weights().values())
     samples: list[list[_Sample]] | None = [[] for _ in groups] if timeline else None
-    steps, spans = _run(groups, replicas, req, arrivals, client_of, starts, samples)
+    group_steps, spans = _run(groups, made, plan.dp, req, arrivals, client_of, starts, samples, weights)
+    if classes is None:
+        replicas, steps = list(made.values()), sum(group_steps)
+    else:
+        replicas, spans, steps = classes.expand(
+            req, made, spans, group_steps, starts, client_of, lockstep=lockstep
+        )
     return _result(
         req,
         arrivals,
@@ -411,25 +421,28 @@ def _kv_pool(
 
 def _run(
     groups: list[list[Replica]],
-    replicas: list[Replica],
+    replicas: dict[int, Replica],
+    dp: int,
     req: Requests,
     arrivals: Arrivals,
     client_of: np.ndarray,
     starts: np.ndarray,
     samples: list[list[_Sample]] | None = None,
-) -> tuple[int, list[tuple[float, float]]]:
-    """Run every group of replicas to the end; (steps, each group's (first arrival, end)); with
-    ``samples``, each group's load over time goes into its list."""
+    weights: list[int] | None = None,
+) -> tuple[list[int], list[tuple[float, float]]]:
+    """Run every group of replicas to the end; (each group's steps, each group's (first arrival,
+    end)); with ``samples``, each group's load over time goes into its list. ``replicas``: those
+    stepped, by index (of ``dp``; a closed loop's clients of the others are left alone);
+    ``weights``: how many replicas each of a lockstep group's stands for (None: one each)."""
     n_groups = len(groups)
     group_of = {r.index: gi for gi, g in enumerate(groups) for r in g}
-    dp = len(replicas)
     pending: list[list[tuple[float, int]]] = [[] for _ in groups]
     if arrivals.kind == "closed":
         for c in range(arrivals.clients):
             rid = int(starts[c])
-            if rid == starts[c + 1]:
-                continue  # a client with no request (fewer requests than clients)
             rep = c % dp
+            if rid == starts[c + 1] or rep not in replicas:
+                continue  # a client with no request (fewer requests than clients), or not stepped
             req.replica[rid] = rep
             req.arrival_s[rid] = 0.0
             replicas[rep].waiting.append(rid)
@@ -449,11 +462,13 @@ def _run(
             req.arrival_s[nxt] = now
             replicas[rep].waiting.append(nxt)
 
-    steps = 0
+    steps = []
     spans = []
     for gi in range(n_groups):
-        s, end = _run_group(groups[gi], req, pending[gi], on_finish, None if samples is None else samples[gi])
-        steps += s
+        s, end = _run_group(
+            groups[gi], req, pending[gi], on_finish, None if samples is None else samples[gi], weights
+        )
+        steps.append(s)
         first = pending[gi][0][0] if pending[gi] else 0.0
         spans.append((first, end))
     return steps, spans
@@ -490,6 +505,7 @@ def _run_group(
     pending: list[tuple[float, int]],
     on_finish: Any,
     samples: list[_Sample] | None = None,
+    weights: list[int] | None = None,
 ) -> tuple[int, float]:
     """Step one group of replicas (in lockstep) until every request has completed; with
     ``samples``, its load when it idles and at the start of each step (or run of decode steps):
@@ -516,10 +532,10 @@ def _run_group(
             # (on-demand) the pool overflows, so the decode steps until then are costed together
             k = min(r.steps_to_event() for r in group)
             if 2 <= k < 1 << 59:
-                now, done = _decode_run(group, req, now, k, next_arrival, on_finish)
+                now, done = _decode_run(group, req, now, k, next_arrival, on_finish, weights)
                 steps += done
                 continue
-        mean = group_tokens([r.step_tokens() for r in group])
+        mean = group_tokens([r.step_tokens() for r in group], weights)
         duration = max(r.step_s(mean) for r in group)
         if duration <= 0:
             raise InfeasibleError(
@@ -536,12 +552,18 @@ def _position(group: list[Replica], index: int) -> int:
 
 
 def _decode_run(
-    group: list[Replica], req: Requests, now: float, k: int, next_arrival: float, on_finish: Any
+    group: list[Replica],
+    req: Requests,
+    now: float,
+    k: int,
+    next_arrival: float,
+    on_finish: Any,
+    weights: list[int] | None = None,
 ) -> tuple[float, int]:
     """Cost and apply up to ``k`` decode-only steps at once, stopping after the step in which the
     next request arrives."""
     k = min(k, 8192)
-    mean = group_tokens([r.n_dec for r in group])
+    mean = group_tokens([r.n_dec for r in group], weights)
     durations = group[0].run_s(k, mean)
     for r in group[1:]:
         durations = np.maximum(durations, r.run_s(k, mean))
