@@ -29,12 +29,11 @@ Modelling assumptions:
 from __future__ import annotations
 
 import collections
-import itertools
 import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from genmodel._candidates import OBJECTIVES, Candidates, Layout, Slo, check_objective, copies_needed
 from genmodel._disaggregate import Disaggregated, Pool, disaggregate
@@ -252,25 +251,31 @@ def search(
     cache = StepCache()
     for size in _sizes(devices, system, traffic=traffic, disaggregated=disaggregated):
         for plan, why in layouts(model, system, size):
-            for precision, chunk in itertools.product(precisions, chunks):
+            for precision in precisions:
                 if why:
-                    tally.reject(why)
+                    for _ in chunks:
+                        tally.reject(why)
                     continue
-                run = options if chunk == options.prefill_chunk else replace(options, prefill_chunk=chunk)
-                layout, arrays = _evaluate(
-                    model,
-                    system,
-                    plan,
-                    precision,
-                    input_tokens,
-                    output_tokens,
-                    slo,
-                    run,
-                    tally.violations,
-                    grids=grids,
-                    cache=cache,
-                )
-                tally.add(size, layout, arrays, candidate=traffic or size == devices)
+                decode: _Decode | None = None  # the chunk size changes only the prefill
+                for chunk in chunks:
+                    run = options if chunk == options.prefill_chunk else replace(options, prefill_chunk=chunk)
+                    if decode is None:
+                        lengths = (input_tokens, output_tokens)
+                        decode = _decode(model, system, plan, precision, *lengths, run, grids)
+                    layout, arrays = _evaluate(
+                        model,
+                        system,
+                        plan,
+                        precision,
+                        input_tokens,
+                        output_tokens,
+                        slo,
+                        run,
+                        tally.violations,
+                        cache=cache,
+                        decode=decode,
+                    )
+                    tally.add(size, layout, arrays, candidate=traffic or size == devices)
     if not tally.found and not tally.pool:
         raise InfeasibleError([f"{n} x {reason}" for reason, n in tally.violations.most_common()])
     candidates = tally.candidates()
@@ -392,26 +397,31 @@ class _Tally:
         )
 
 
-def _evaluate(
+class _Decode(NamedTuple):
+    """What a layout and precision run the same whatever the prefill chunk: the system the run
+    takes, the most sequences that fit (None: not even one), the batch grid and its decode steps."""
+
+    system: System
+    most: int | None
+    batch: np.ndarray[Any, Any] | None = None
+    step_s: Any = None
+
+
+def _decode(
     model: ModelSpec,
     system: System,
     plan: Plan,
     precision: Precision,
     input_tokens: int,
     output_tokens: int,
-    slo: Slo,
     options: RunOptions,
-    violations: collections.Counter[str],
-    batches: np.ndarray[Any, Any] | None = None,
     grids: dict[int, np.ndarray[Any, Any]] | None = None,
-    cache: StepCache | None = None,
-) -> tuple[Layout | None, dict[str, np.ndarray[Any, Any]]]:
-    """One layout and precision over its whole batch grid (arrays through the estimate's formulas),
-    or over the given running ``batches`` per replica. One search's caches: ``grids`` keeps the
-    grids made so far by their largest batch (shared, never written), ``cache`` the prefills'
-    steps (:class:`~genmodel._evaluate.StepCache`)."""
-    import numpy as np
-
+    batches: np.ndarray[Any, Any] | None = None,
+) -> _Decode:
+    """The decode side of :func:`_evaluate`: the memory bound, the running batches (``batches``,
+    else the batch grid, shared through ``grids``: by their largest batch, never written) and one
+    decode step over all of them. Nothing here reads ``options.prefill_chunk``, so the chunk
+    sizes of a search share it."""
     run_system, extras = prepare(
         model,
         system,
@@ -433,19 +443,7 @@ def _evaluate(
             extras=extras,
         )
     except InfeasibleError:
-        violations["memory: one sequence per replica does not fit"] += 1
-        return None, {}
-    with reusing_steps(cache):  # layouts with the same tp share most of the prefill's operators
-        prefill, piece = prefill_pass(
-            model,
-            run_system,
-            plan,
-            precision,
-            num_seqs=1.0,
-            input_tokens=input_tokens,
-            options=options,
-        )
-    prefill_s = float(prefill.time_s)
+        return _Decode(run_system, None)
     if batches is not None:
         batch = batches
     elif grids is None:
@@ -460,6 +458,48 @@ def _evaluate(
     step_s = decode_pass(
         model, run_system, plan, precision, num_seqs=batch, past_tokens=past, options=options
     ).time_s
+    return _Decode(run_system, most, batch, step_s)
+
+
+def _evaluate(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    input_tokens: int,
+    output_tokens: int,
+    slo: Slo,
+    options: RunOptions,
+    violations: collections.Counter[str],
+    batches: np.ndarray[Any, Any] | None = None,
+    grids: dict[int, np.ndarray[Any, Any]] | None = None,
+    cache: StepCache | None = None,
+    decode: _Decode | None = None,
+) -> tuple[Layout | None, dict[str, np.ndarray[Any, Any]]]:
+    """One layout and precision over its whole batch grid (arrays through the estimate's formulas),
+    or over the given running ``batches`` per replica. One search's caches: ``grids`` keeps the
+    grids made so far by their largest batch (shared, never written), ``cache`` the prefills'
+    steps (:class:`~genmodel._evaluate.StepCache`); ``decode``: its decode side, already made
+    (:func:`_decode`) for another chunk size."""
+    import numpy as np
+
+    if decode is None:
+        decode = _decode(model, system, plan, precision, input_tokens, output_tokens, options, grids, batches)
+    run_system, most, batch, step_s = decode
+    if most is None or batch is None or step_s is None:
+        violations["memory: one sequence per replica does not fit"] += 1
+        return None, {}
+    with reusing_steps(cache):  # layouts with the same tp share most of the prefill's operators
+        prefill, piece = prefill_pass(
+            model,
+            run_system,
+            plan,
+            precision,
+            num_seqs=1.0,
+            input_tokens=input_tokens,
+            options=options,
+        )
+    prefill_s = float(prefill.time_s)
     point = serving_at_batch(
         prefill_s=prefill_s, step_s=step_s, decode_batch=batch, output_tokens=output_tokens
     )
