@@ -31,7 +31,7 @@ from __future__ import annotations
 import collections
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -49,6 +49,7 @@ from genmodel._phases import (
     mean_decode_context,
     prefill_pass,
     prepare,
+    step_terms,
 )
 from genmodel._serving import serving_at_batch, ttft_quantile_s
 from genmodel._workload import Precision
@@ -227,6 +228,7 @@ def search(
     disaggregated: bool = False,
     request_rate_per_s: float | None = None,
     prefill_chunks: Sequence[int | None] = (None,),
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> SearchResult:
     """Evaluate every layout x precision x running batch of ``devices`` devices (module docstring).
 
@@ -237,6 +239,7 @@ def search(
         prefill_chunks: chunked-prefill sizes to search (tokens per chunk; None: one pass). Only
             a longest-gap target (``slo.itl_max_s``) can favour chunking: it adds weight reads to
             the prefill, and bounds the gap a running request sees to a step plus one chunk.
+        on_progress: called with (layouts evaluated, layouts in all) before each layout.
 
     Raises:
         SpecError: bad sizes. InfeasibleError: no layout can run at all (the reasons, counted).
@@ -249,33 +252,41 @@ def search(
     tally = _Tally()
     grids: dict[int, np.ndarray[Any, Any]] = {}
     cache = StepCache()
-    for size in _sizes(devices, system, traffic=traffic, disaggregated=disaggregated):
-        for plan, why in layouts(model, system, size):
-            for precision in precisions:
-                if why:
-                    for _ in chunks:
-                        tally.reject(why)
-                    continue
-                decode: _Decode | None = None  # the chunk size changes only the prefill
-                for chunk in chunks:
-                    run = options if chunk == options.prefill_chunk else replace(options, prefill_chunk=chunk)
-                    if decode is None:
-                        lengths = (input_tokens, output_tokens)
-                        decode = _decode(model, system, plan, precision, *lengths, run, grids)
-                    layout, arrays = _evaluate(
-                        model,
-                        system,
-                        plan,
-                        precision,
-                        input_tokens,
-                        output_tokens,
-                        slo,
-                        run,
-                        tally.violations,
-                        cache=cache,
-                        decode=decode,
-                    )
-                    tally.add(size, layout, arrays, candidate=traffic or size == devices)
+    work = [
+        (size, plan, why)
+        for size in _sizes(devices, system, traffic=traffic, disaggregated=disaggregated)
+        for plan, why in layouts(model, system, size)
+    ]
+    for done, (size, plan, why) in enumerate(work):
+        if on_progress is not None:
+            on_progress(done, len(work))
+        for precision in precisions:
+            if why:
+                for _ in chunks:
+                    tally.reject(why)
+                continue
+            decode: _Decode | None = None  # the chunk size changes only the prefill
+            for chunk in chunks:
+                run = options if chunk == options.prefill_chunk else replace(options, prefill_chunk=chunk)
+                if decode is None:
+                    lengths = (input_tokens, output_tokens)
+                    decode = _decode(model, system, plan, precision, *lengths, run, grids)
+                layout, arrays = _evaluate(
+                    model,
+                    system,
+                    plan,
+                    precision,
+                    input_tokens,
+                    output_tokens,
+                    slo,
+                    run,
+                    tally.violations,
+                    cache=cache,
+                    decode=decode,
+                )
+                tally.add(size, layout, arrays, candidate=traffic or size == devices)
+    if on_progress is not None:
+        on_progress(len(work), len(work))
     if not tally.found and not tally.pool:
         raise InfeasibleError([f"{n} x {reason}" for reason, n in tally.violations.most_common()])
     candidates = tally.candidates()
@@ -489,17 +500,7 @@ def _evaluate(
     if most is None or batch is None or step_s is None:
         violations["memory: one sequence per replica does not fit"] += 1
         return None, {}
-    with reusing_steps(cache):  # layouts with the same tp share most of the prefill's operators
-        prefill, piece = prefill_pass(
-            model,
-            run_system,
-            plan,
-            precision,
-            num_seqs=1.0,
-            input_tokens=input_tokens,
-            options=options,
-        )
-    prefill_s = float(prefill.time_s)
+    prefill_s, piece_s = _prefill(model, run_system, plan, precision, input_tokens, options, cache)
     point = serving_at_batch(
         prefill_s=prefill_s, step_s=step_s, decode_batch=batch, output_tokens=output_tokens
     )
@@ -510,7 +511,7 @@ def _evaluate(
     if slo.tpot_s is not None:
         meets &= point.itl_s <= slo.tpot_s
     if slo.itl_max_s is not None:  # a step, then the longest prefill piece before the next one
-        meets &= step_s + float(piece.time_s) <= slo.itl_max_s
+        meets &= step_s + piece_s <= slo.itl_max_s
     per_device = point.rate_per_s * output_tokens * plan.dp / plan.num_devices
     layout = Layout(
         plan=plan,
@@ -529,3 +530,60 @@ def _evaluate(
         "meets": meets,
         "step_s": np.asarray(step_s, dtype=float),
     }
+
+
+#: the time fields of a pass, in the order :attr:`~genmodel._cost.StepTerms.time_s` adds them
+_PASS_TIME = ("compute_bound_s", "memory_bound_s", "comm_s", "offload_s", "overhead_s")
+
+
+def _prefill(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    input_tokens: int,
+    options: RunOptions,
+    cache: StepCache | None,
+) -> tuple[float, float]:
+    """(prefill time, its longest piece's time) of one request's prompt: the figures of
+    :func:`~genmodel._phases.prefill_pass`. A prompt in one pass runs through it (the steps of
+    layouts with the same tp reused from ``cache``); a chunked one has its pieces evaluated
+    together, one array of (new, past) tokens through the same step formulas, and each field
+    summed piece after piece as ``prefill_pass`` adds them (the same numbers, in a fraction of the
+    time a step per piece takes)."""
+    import numpy as np
+
+    cached = min(round(options.prefix_hit_rate * input_tokens), input_tokens - 1)
+    chunk = options.prefill_chunk or input_tokens - cached
+    starts = list(range(cached, input_tokens, chunk))
+    if len(starts) == 1:
+        with reusing_steps(cache):  # layouts with the same tp share most of the prefill's operators
+            prefill, piece = prefill_pass(
+                model, system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options
+            )
+        return float(prefill.time_s), float(piece.time_s)
+    new = np.array([float(min(chunk, input_tokens - s)) for s in starts])
+    terms = step_terms(
+        model,
+        system,
+        plan,
+        precision,
+        phase="prefill",
+        num_seqs=1.0,
+        new_tokens=new,
+        past_tokens=np.array(starts, dtype=float),
+        options=options,
+    )
+    fields = [np.broadcast_to(getattr(terms, name), new.shape).tolist() for name in _PASS_TIME]
+    totals = []
+    for values in fields:  # (as total.plus(piece) adds them: one piece after another)
+        total = values[0]
+        for v in values[1:]:
+            total += v
+        totals.append(total)
+    pieces = [a + b + c + d + e for a, b, c, d, e in zip(*fields, strict=True)]
+    longest = pieces[-1]  # the last piece, which attends to the most context
+    if new[-1] < chunk and pieces[-2] > longest:
+        longest = pieces[-2]  # a short remainder after a full chunk
+    a, b, c, d, e = totals
+    return a + b + c + d + e, longest

@@ -694,3 +694,60 @@ def test_a_search_result_repr_is_one_line_without_the_arrays() -> None:
         f"SearchResult({report.evaluated:,} candidates over {len(report.result.layouts)} layouts"
     )
     assert f"{report.result.feasible:,} can run" in text
+
+
+@pytest.mark.parametrize(
+    ("model", "hardware", "devices", "input_tokens", "hit"),
+    [("deepseek-v3", "ascend-910c", 16, 4096, 0.0), ("llama-3.1-70b", "h100-sxm", 8, 5000, 0.3)],
+)
+def test_chunked_prefills_evaluated_together_equal_prefill_pass(
+    model: str, hardware: str, devices: int, input_tokens: int, hit: float
+) -> None:
+    """The search times a chunked prompt's pieces in one array (_prefill): the same figures, to
+    the last bit, as prefill_pass's piece after piece (with remainders and a prefix hit)."""
+    from genmodel._phases import prepare
+    from genmodel._search import _prefill
+
+    m, system = load_model(model), load_hardware(hardware)
+    precision = default_precision("bf16", None, None)
+    checked = 0
+    for plan, why in layouts(m, system, devices):
+        if why:
+            continue
+        for chunk in (256, 1000, 2048, None):
+            options = genmodel.RunOptions(prefill_chunk=chunk, prefix_hit_rate=hit)
+            run, _ = prepare(
+                m,
+                system,
+                plan,
+                precision,
+                input_tokens=input_tokens,
+                output_tokens=100,
+                ideal=False,
+                options=options,
+            )
+            whole, piece = prefill_pass(
+                m, run, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options
+            )
+            assert _prefill(m, run, plan, precision, input_tokens, options, None) == (
+                float(whole.time_s),
+                float(piece.time_s),
+            )
+            checked += 1
+    assert checked >= 12
+
+
+def test_the_search_reports_its_progress() -> None:
+    seen: list[tuple[int, int]] = []
+    result = search(
+        load_model("llama-3.1-8b"),
+        load_hardware("h100-sxm"),
+        devices=8,
+        **W,
+        precisions=[default_precision("fp8", None, None)],
+        on_progress=lambda done, total: seen.append((done, total)),
+    )
+    total = seen[0][1]
+    assert [d for d, _ in seen] == list(range(total + 1)) and {t for _, t in seen} == {total}
+    assert total == sum(1 for _ in layouts(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), 8))
+    assert result.evaluated > total
