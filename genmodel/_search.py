@@ -265,12 +265,15 @@ def search(
                 for _ in chunks:
                     tally.reject(why)
                 continue
-            decode: _Decode | None = None  # the chunk size changes only the prefill
-            for chunk in chunks:
-                run = options if chunk == options.prefill_chunk else replace(options, prefill_chunk=chunk)
-                if decode is None:
-                    lengths = (input_tokens, output_tokens)
-                    decode = _decode(model, system, plan, precision, *lengths, run, grids)
+            runs = [
+                options if c == options.prefill_chunk else replace(options, prefill_chunk=c) for c in chunks
+            ]
+            # the chunk size changes only the prefill: one decode side, the prefills all together
+            decode = _decode(model, system, plan, precision, input_tokens, output_tokens, runs[0], grids)
+            prefills: list[tuple[float, float] | None] = [None] * len(runs)
+            if decode.most is not None:
+                prefills = [*_prefills(model, decode.system, plan, precision, input_tokens, runs, cache)]
+            for run, prefill in zip(runs, prefills, strict=True):
                 layout, arrays = _evaluate(
                     model,
                     system,
@@ -283,6 +286,7 @@ def search(
                     tally.violations,
                     cache=cache,
                     decode=decode,
+                    prefill=prefill,
                 )
                 tally.add(size, layout, arrays, candidate=traffic or size == devices)
     if on_progress is not None:
@@ -486,12 +490,14 @@ def _evaluate(
     grids: dict[int, np.ndarray[Any, Any]] | None = None,
     cache: StepCache | None = None,
     decode: _Decode | None = None,
+    prefill: tuple[float, float] | None = None,
 ) -> tuple[Layout | None, dict[str, np.ndarray[Any, Any]]]:
     """One layout and precision over its whole batch grid (arrays through the estimate's formulas),
     or over the given running ``batches`` per replica. One search's caches: ``grids`` keeps the
     grids made so far by their largest batch (shared, never written), ``cache`` the prefills'
     steps (:class:`~genmodel._evaluate.StepCache`); ``decode``: its decode side, already made
-    (:func:`_decode`) for another chunk size."""
+    (:func:`_decode`) for another chunk size; ``prefill``: its (prefill, longest piece) times,
+    already made (:func:`_prefills`)."""
     import numpy as np
 
     if decode is None:
@@ -500,7 +506,9 @@ def _evaluate(
     if most is None or batch is None or step_s is None:
         violations["memory: one sequence per replica does not fit"] += 1
         return None, {}
-    prefill_s, piece_s = _prefill(model, run_system, plan, precision, input_tokens, options, cache)
+    if prefill is None:
+        prefill = _prefills(model, run_system, plan, precision, input_tokens, [options], cache)[0]
+    prefill_s, piece_s = prefill
     point = serving_at_batch(
         prefill_s=prefill_s, step_s=step_s, decode_batch=batch, output_tokens=output_tokens
     )
@@ -536,54 +544,75 @@ def _evaluate(
 _PASS_TIME = ("compute_bound_s", "memory_bound_s", "comm_s", "offload_s", "overhead_s")
 
 
-def _prefill(
+def _prefills(
     model: ModelSpec,
     system: System,
     plan: Plan,
     precision: Precision,
     input_tokens: int,
-    options: RunOptions,
+    runs: Sequence[RunOptions],
     cache: StepCache | None,
-) -> tuple[float, float]:
-    """(prefill time, its longest piece's time) of one request's prompt: the figures of
+) -> list[tuple[float, float]]:
+    """Per run options of ``runs`` (which differ at most in ``prefill_chunk``): (prefill time, its
+    longest piece's time) of one request's prompt, the figures of
     :func:`~genmodel._phases.prefill_pass`. A prompt in one pass runs through it (the steps of
-    layouts with the same tp reused from ``cache``); a chunked one has its pieces evaluated
-    together, one array of (new, past) tokens through the same step formulas, and each field
-    summed piece after piece as ``prefill_pass`` adds them (the same numbers, in a fraction of the
-    time a step per piece takes)."""
+    layouts with the same tp reused from ``cache``); the pieces of every chunked prompt are
+    evaluated together, one array of (new, past) tokens through the same step formulas, and each
+    field summed piece after piece as ``prefill_pass`` adds them: the same numbers, in a fraction
+    of the time a step per piece takes."""
     import numpy as np
 
-    cached = min(round(options.prefix_hit_rate * input_tokens), input_tokens - 1)
-    chunk = options.prefill_chunk or input_tokens - cached
-    starts = list(range(cached, input_tokens, chunk))
-    if len(starts) == 1:
-        with reusing_steps(cache):  # layouts with the same tp share most of the prefill's operators
-            prefill, piece = prefill_pass(
-                model, system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options
-            )
-        return float(prefill.time_s), float(piece.time_s)
-    new = np.array([float(min(chunk, input_tokens - s)) for s in starts])
-    terms = step_terms(
-        model,
-        system,
-        plan,
-        precision,
-        phase="prefill",
-        num_seqs=1.0,
-        new_tokens=new,
-        past_tokens=np.array(starts, dtype=float),
-        options=options,
-    )
-    fields = [np.broadcast_to(getattr(terms, name), new.shape).tolist() for name in _PASS_TIME]
+    out: list[tuple[float, float] | None] = []
+    new: list[float] = []
+    past: list[float] = []
+    segments: list[tuple[int, int, int, int]] = []  # (place in out, first piece, pieces, chunk)
+    for options in runs:
+        cached = min(round(options.prefix_hit_rate * input_tokens), input_tokens - 1)
+        chunk = options.prefill_chunk or input_tokens - cached
+        starts = range(cached, input_tokens, chunk)
+        if len(starts) == 1:
+            with reusing_steps(cache):  # layouts with the same tp share most of the prefill's operators
+                prefill, piece = prefill_pass(
+                    model, system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options
+                )
+            out.append((float(prefill.time_s), float(piece.time_s)))
+            continue
+        segments.append((len(out), len(new), len(starts), chunk))
+        out.append(None)
+        new += [float(min(chunk, input_tokens - s)) for s in starts]
+        past += [float(s) for s in starts]
+    if segments:
+        terms = step_terms(
+            model,
+            system,
+            plan,
+            precision,
+            phase="prefill",
+            num_seqs=1.0,
+            new_tokens=np.array(new),
+            past_tokens=np.array(past),
+            options=runs[0],  # (the step does not read the chunk size)
+        )
+        fields = [np.broadcast_to(getattr(terms, name), (len(new),)).tolist() for name in _PASS_TIME]
+        for place, first, n, chunk in segments:
+            out[place] = _chunked(fields, first, n, new[first + n - 1] < chunk)
+    return [o for o in out if o is not None]
+
+
+def _chunked(fields: list[list[float]], first: int, n: int, remainder: bool) -> tuple[float, float]:
+    """(prefill time, longest piece's time) of the ``n`` pieces from ``first`` of ``fields`` (each
+    of :data:`_PASS_TIME` per piece); ``remainder``: the last piece is shorter than a chunk."""
     totals = []
     for values in fields:  # (as total.plus(piece) adds them: one piece after another)
-        total = values[0]
-        for v in values[1:]:
+        total = values[first]
+        for v in values[first + 1 : first + n]:
             total += v
         totals.append(total)
-    pieces = [a + b + c + d + e for a, b, c, d, e in zip(*fields, strict=True)]
+    pieces = [
+        a + b + c + d + e for a, b, c, d, e in zip(*(f[first : first + n] for f in fields), strict=True)
+    ]
     longest = pieces[-1]  # the last piece, which attends to the most context
-    if new[-1] < chunk and pieces[-2] > longest:
+    if remainder and pieces[-2] > longest:
         longest = pieces[-2]  # a short remainder after a full chunk
     a, b, c, d, e = totals
     return a + b + c + d + e, longest
