@@ -153,27 +153,33 @@ class SearchResult:
             + ")"
         )
 
-    def ranking(self, objective: str = "goodput") -> np.ndarray[Any, Any]:
-        """Candidate indices, best first, those that meet the SLOs before the rest.
+    def ranking(self, objective: str = "goodput", *, meeting_only: bool = False) -> np.ndarray[Any, Any]:
+        """Candidate indices, best first, those that meet the SLOs before the rest (with
+        ``meeting_only``, only those: the same order, sorting only them).
 
         ``goodput`` (and ``cost``, ``energy``: on one platform the price and power per device are
         constants, so they rank as goodput does): the most output tokens/s per device, ties to the
         lower TPOT; for a request rate, the fewest devices in all first. ``latency``: the lowest
         TPOT (the most tokens/s per user), ties to goodput, or to the fewest devices for a rate.
+        Ties left are in index order (a stable sort).
         """
         import numpy as np
 
         c = self.candidates
         check_objective(objective)
-        miss = ~c.meets_slo
+        some = np.flatnonzero(c.meets_slo) if meeting_only else slice(None)
+        # (where the SLOs hold, goodput is the tokens/s per device)
+        goodput = c.tokens_per_s_per_device[some] if meeting_only else c.goodput
+        tpot = c.tpot_s[some]
+        keys: tuple[Any, ...]
         if self.request_rate_per_s is None:
-            if objective == "latency":
-                return np.lexsort((-c.goodput, c.tpot_s, miss))
-            return np.lexsort((c.tpot_s, -c.goodput, miss))
-        total = c.instances_for(self.request_rate_per_s) * c.devices
-        if objective == "latency":
-            return np.lexsort((-c.goodput, total, c.tpot_s, miss))
-        return np.lexsort((c.tpot_s, -c.goodput, total, miss))
+            keys = (-goodput, tpot) if objective == "latency" else (tpot, -goodput)
+        else:
+            total = (c.instances_for(self.request_rate_per_s) * c.devices)[some]
+            keys = (-goodput, total, tpot) if objective == "latency" else (tpot, -goodput, total)
+        if meeting_only:  # (a stable sort of a subset keeps its members' relative order)
+            return some[np.lexsort(keys)]  # type: ignore[index]
+        return np.lexsort((*keys, ~c.meets_slo))
 
     def best_index(self) -> int | None:
         """The first candidate of :meth:`ranking`, or None if none meets the SLOs."""

@@ -750,3 +750,23 @@ def test_the_search_reports_its_progress() -> None:
     assert [d for d, _ in seen] == list(range(total + 1)) and {t for _, t in seen} == {total}
     assert total == sum(1 for _ in layouts(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), 8))
     assert result.evaluated > total
+
+
+@pytest.mark.parametrize("objective", ["goodput", "latency"])
+@pytest.mark.parametrize("rate", [None, 40.0])
+def test_ranking_only_the_candidates_that_meet_the_slos_keeps_their_order(
+    objective: str, rate: float | None
+) -> None:
+    result = search(
+        load_model("llama-3.1-8b"),
+        load_hardware("h100-sxm"),
+        devices=8,
+        **W,
+        slo=Slo(ttft_s=0.5, tpot_s=0.03),
+        precisions=[default_precision("fp8", None, None), default_precision("bf16", None, None)],
+        request_rate_per_s=rate,
+    )
+    meets = int(result.candidates.meets_slo.sum())
+    assert 0 < meets < len(result.candidates.batch)
+    full = result.ranking(objective)
+    assert result.ranking(objective, meeting_only=True).tolist() == full[:meets].tolist()
