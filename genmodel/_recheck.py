@@ -225,6 +225,7 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
         options=options,
         records=True,
         table=dep.table(layout.plan, layout.precision, options),
+        itl=False,  # (the re-check judges the requests' TTFT and TPOT)
     )
     ttft, tpot = _per_request(sim)
     sim_ttft, sim_tpot = _percentile(ttft, slo.ttft_quantile), _percentile(tpot, slo.tpot_quantile)

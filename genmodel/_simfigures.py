@@ -62,13 +62,20 @@ def measured_requests(warmup: int, starts: np.ndarray, client_of: np.ndarray, n:
 
 
 def request_figures(
-    req: Requests, measured: np.ndarray, decoders: list[Replica], prefill_end: np.ndarray | None = None
+    req: Requests,
+    measured: np.ndarray,
+    decoders: list[Replica],
+    prefill_end: np.ndarray | None = None,
+    *,
+    itl: bool = True,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The :class:`SimulationResult` fields of the measured requests that every simulation shares
     (latency percentiles, the time split, counts and rates), and the ITL samples' weights.
 
     ``decoders``: the replicas that ran the decode steps (their inter-token gaps); ``prefill_end``:
-    when each prompt's prefill ended, where that is not its first token (disaggregated serving).
+    when each prompt's prefill ended, where that is not its first token (disaggregated serving);
+    ``itl``: False leaves out the ITL percentiles (NaN; a sort of every decode step's gap) and
+    the weights (empty), for a caller that reads only the requests' figures.
     """
     arrival, scheduled, first, finish = (
         req.array(n) for n in ("arrival_s", "scheduled_s", "first_token_s", "finish_s")
@@ -78,18 +85,25 @@ def request_figures(
     out = req.output_tokens[measured]
     multi = out > 1
     window = float(f.max() - a.min())
-    values, weights = itl_samples(decoders)
+    if itl:
+        values, weights = itl_samples(decoders)
+        itl_s, decode_tokens = Percentiles.of(values, weights), round(float(weights.sum()))
+    else:  # (the decode tokens as the weights' sum counts them: integers, exact in either sum)
+        weights, itl_s = np.zeros(0), Percentiles.of(np.zeros(0))
+        decode_tokens = sum(
+            n * (1 if isinstance(gaps, float) else len(gaps)) for r in decoders for gaps, n in r.itl
+        )
     ends = first if prefill_end is None else prefill_end
     figures = {
         "ttft_s": Percentiles.of(ft - a),
         "tpot_s": Percentiles.of((f - ft)[multi] / (out[multi] - 1)),
-        "itl_s": Percentiles.of(values, weights),
+        "itl_s": itl_s,
         "e2e_s": Percentiles.of(f - a),
         "queue_s": float((scheduled[measured] - a).mean()),
         "prefill_s": float((ends[measured] - scheduled[measured]).mean()),
         "decode_s": float((f - ft).mean()),
         "requests": int(measured.sum()),
-        "generated_tokens": len(arrival) + round(float(weights.sum())),
+        "generated_tokens": len(arrival) + decode_tokens,
         "request_rate_per_s": float(measured.sum()) / window if window > 0 else math.inf,
         "output_tokens_per_s": float(out.sum()) / window if window > 0 else math.inf,
     }

@@ -161,6 +161,7 @@ def simulate_serving(
     table: StepCostTable | None = None,
     swap_tier: AttachedTier | None = None,
     timeline: bool = False,
+    itl: bool = True,
 ) -> SimulationResult:
     """Simulate a continuously batching engine serving ``arrivals`` on a deployment.
 
@@ -178,6 +179,8 @@ def simulate_serving(
             reuse across runs; None = build one (a few tens of milliseconds).
         swap_tier: the offload tier of ``engine.preemption == "swap"`` (e.g. the device's host
             memory); unused otherwise.
+        itl: False leaves ``itl_s`` NaN (its percentiles sort every decode step's gap), for a
+            caller that reads only the requests' figures (the plan's re-check).
 
     Returns:
         The :class:`SimulationResult`.
@@ -244,6 +247,7 @@ def simulate_serving(
         records=records,
         start=start,
         timeline=None if samples is None else Timeline.merge(samples, token_bytes=token_bytes),
+        itl=itl,
     )
 
 
@@ -438,10 +442,11 @@ def _run(
     group_of = {r.index: gi for gi, g in enumerate(groups) for r in g}
     pending: list[list[tuple[float, int]]] = [[] for _ in groups]
     if arrivals.kind == "closed":
+        begins: list[int] = starts.tolist()
         for c in range(arrivals.clients):
-            rid = int(starts[c])
+            rid = begins[c]
             rep = c % dp
-            if rid == starts[c + 1] or rep not in replicas:
+            if rid == begins[c + 1] or rep not in replicas:
                 continue  # a client with no request (fewer requests than clients), or not stepped
             req.replica[rid] = rep
             req.arrival_s[rid] = 0.0
@@ -593,11 +598,12 @@ def _result(
     records: bool,
     start: float,
     timeline: Timeline | None = None,
+    itl: bool = True,
 ) -> SimulationResult:
-    """The figures of a finished simulation."""
+    """The figures of a finished simulation (``itl``: with the ITL percentiles)."""
     warmup = arrivals.warmup_requests if arrivals.kind == "closed" else 0
     measured = measured_requests(warmup, starts, client_of, len(req.input_tokens))
-    figures, _ = request_figures(req, measured, replicas)
+    figures, _ = request_figures(req, measured, replicas, itl=itl)
     batch = sum(r.batch_time / max(spans[0 if len(spans) == 1 else r.index][1], 1e-30) for r in replicas)
     return SimulationResult(
         **figures,
