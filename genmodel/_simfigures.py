@@ -24,10 +24,11 @@ def itl_samples(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
     """Every decode step's gap since the replica's last one, and its decode tokens (the weight):
     first the single steps' of every replica in turn, then the runs' (replicas that share one
     list of gaps, as :mod:`genmodel._symmetry` makes them, have it split once)."""
-    split: dict[int, tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]] = {}
+    split: list[tuple[object, tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]]] = []
     parts = []
     for r in replicas:
-        if id(r.itl) not in split:
+        done = next((part for itl, part in reversed(split) if itl is r.itl), None)
+        if done is None:
             one_v: list[float] = []
             one_w: list[float] = []
             runs_v: list[np.ndarray] = []
@@ -39,8 +40,9 @@ def itl_samples(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
                 else:
                     runs_v.append(gaps)
                     runs_w.append(np.full(len(gaps), float(n)))
-            split[id(r.itl)] = (np.array(one_v, dtype=float), np.array(one_w, dtype=float), runs_v, runs_w)
-        parts.append(split[id(r.itl)])
+            done = (np.array(one_v, dtype=float), np.array(one_w, dtype=float), runs_v, runs_w)
+            split.append((r.itl, done))
+        parts.append(done)
     values = np.concatenate([p[0] for p in parts] + [v for p in parts for v in p[2]])
     weights = np.concatenate([p[1] for p in parts] + [w for p in parts for w in p[3]])
     return values, weights
