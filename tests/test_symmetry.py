@@ -55,6 +55,15 @@ def _both(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> tuple[Any, Any]:
         {**MOE, "concurrency": 9, "requests": 22, "max_num_seqs": 2},  # uneven clients, queueing
         {**DENSE, "concurrency": 13, "requests_per_client": 3, "warmup_requests": 1},  # independent
         {**DENSE, "concurrency": 6, "requests_per_client": 2, "engine": "trtllm"},  # 2 replicas idle
+        {  # the KV pool overflows: preemptions (on-demand admission) on both replicas
+            "model": "llama-3.1-8b",
+            "hardware": "rtx-4090",
+            "dp": 2,
+            "concurrency": 120,
+            "requests_per_client": 2,
+            "input_tokens": 3000,
+            "output_tokens": 1000,
+        },
     ],
 )
 def test_stepping_one_replica_per_class_changes_nothing(
@@ -63,6 +72,8 @@ def test_stepping_one_replica_per_class_changes_nothing(
     fast, slow = _both(monkeypatch, **kwargs)
     assert _same(fast, slow) == []
     assert fast.records is not None and len(set(fast.records.replica.tolist())) > 1
+    if kwargs["model"] == "llama-3.1-8b":
+        assert fast.preemptions > 0
 
 
 def test_replicas_are_classed_by_their_clients_requests() -> None:
