@@ -275,7 +275,8 @@ def search(
                 options if c == options.prefill_chunk else replace(options, prefill_chunk=c) for c in chunks
             ]
             # the chunk size changes only the prefill: one decode side, the prefills all together
-            decode = _decode(model, system, plan, precision, input_tokens, output_tokens, runs[0], grids)
+            lengths = (input_tokens, output_tokens)
+            decode = _decode(model, system, plan, precision, *lengths, runs[0], grids, cache=cache)
             prefills: list[tuple[float, float] | None] = [None] * len(runs)
             if decode.most is not None:
                 prefills = [*_prefills(model, decode.system, plan, precision, input_tokens, runs, cache)]
@@ -438,6 +439,7 @@ def _decode(
     options: RunOptions,
     grids: dict[int, np.ndarray[Any, Any]] | None = None,
     batches: np.ndarray[Any, Any] | None = None,
+    cache: StepCache | None = None,
 ) -> _Decode:
     """The decode side of :func:`_evaluate`: the memory bound, the running batches (``batches``,
     else the batch grid, shared through ``grids``: by their largest batch, never written) and one
@@ -476,9 +478,10 @@ def _decode(
             grids[top].flags.writeable = False  # shared by every layout with this grid
         batch = grids[top]
     past = mean_decode_context(input_tokens, output_tokens)
-    step_s = decode_pass(
-        model, run_system, plan, precision, num_seqs=batch, past_tokens=past, options=options
-    ).time_s
+    with reusing_steps(cache):  # layouts of one tp and grid share the step's operators but the experts
+        step_s = decode_pass(
+            model, run_system, plan, precision, num_seqs=batch, past_tokens=past, options=options
+        ).time_s
     return _Decode(run_system, most, batch, step_s)
 
 
@@ -507,7 +510,9 @@ def _evaluate(
     import numpy as np
 
     if decode is None:
-        decode = _decode(model, system, plan, precision, input_tokens, output_tokens, options, grids, batches)
+        decode = _decode(
+            model, system, plan, precision, input_tokens, output_tokens, options, grids, batches, cache
+        )
     run_system, most, batch, step_s = decode
     if most is None or batch is None or step_s is None:
         violations["memory: one sequence per replica does not fit"] += 1
