@@ -209,8 +209,9 @@ def _sum_rows(values: Any) -> Any:
     return total
 
 
-#: steps over arrays a :class:`StepCache` keeps at once (the oldest goes first): a plan search
-#: evaluates the layouts of one tp (and batch grid) one after another, each several kilobytes a field
+#: steps over arrays a :class:`StepCache` keeps at once (the least recently used goes first): a
+#: plan search evaluates the layouts of one tp (and batch grid) one after another, and each field
+#: of a step over a batch grid takes several kilobytes
 _ARRAY_STEPS = 8
 
 
@@ -227,7 +228,9 @@ class StepCache:
     def get(self, key: Hashable) -> tuple[list[Op], int | None, tuple[OpTime | None, ...]] | None:
         """The step evaluated with these inputs, if any."""
         hit = self._steps.get(key)
-        return self._array_steps.get(key) if hit is None else hit
+        if hit is None and key in self._array_steps:  # (the least recently used goes first)
+            hit = self._array_steps[key] = self._array_steps.pop(key)
+        return hit
 
     def put(self, key: Hashable, ops: list[Op], roof: StepRoofline, *, arrays: bool = False) -> None:
         """Keep a step evaluated with these inputs (the times of all its operators but the

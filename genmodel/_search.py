@@ -593,17 +593,18 @@ def _prefills(
         new += [float(min(chunk, input_tokens - s)) for s in starts]
         past += [float(s) for s in starts]
     if segments:
-        terms = step_terms(
-            model,
-            system,
-            plan,
-            precision,
-            phase="prefill",
-            num_seqs=1.0,
-            new_tokens=np.array(new),
-            past_tokens=np.array(past),
-            options=runs[0],  # (the step does not read the chunk size)
-        )
+        with reusing_steps(cache):  # the same pieces for every layout: their operators by tp
+            terms = step_terms(
+                model,
+                system,
+                plan,
+                precision,
+                phase="prefill",
+                num_seqs=1.0,
+                new_tokens=np.array(new),
+                past_tokens=np.array(past),
+                options=runs[0],  # (the step does not read the chunk size)
+            )
         fields = [np.broadcast_to(getattr(terms, name), (len(new),)).tolist() for name in _PASS_TIME]
         for place, first, n, chunk in segments:
             out[place] = _chunked(fields, first, n, new[first + n - 1] < chunk)

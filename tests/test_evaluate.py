@@ -290,6 +290,9 @@ def test_steps_over_arrays_are_reused_by_value_a_few_at_a_time() -> None:
     first = decode(grid)
     again = decode(grid.copy(), MoeLayout(tp=1, dp=2, ep=2))  # the same values: reused but the experts
     assert [a is b for a, b in zip(first, again, strict=True)].count(False) == 1
-    for n in range(_ARRAY_STEPS):  # other grids push the first one out
+    for n in range(_ARRAY_STEPS - 1):  # other grids, but the first used last: it stays
         decode(np.arange(1.0, 300.0 + n))
+    assert decode(grid)[0] is first[0]
+    for n in range(_ARRAY_STEPS):  # as many other grids push it out
+        decode(np.arange(1.0, 400.0 + n))
     assert all(a is not b for a, b in zip(first, decode(grid), strict=True))
