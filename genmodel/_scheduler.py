@@ -64,11 +64,11 @@ class Requests:
         self.finish_s: list[float] = [-1.0] * n
         self.replica: list[int] = [0] * n
         self.preemptions: list[int] = [0] * n
-        inputs: list[int] = self.input_tokens.tolist()  # (Python ints: no NumPy scalar per element)
-        self.todo: list[int] = [max(i - cached_tokens, 1) for i in inputs]
-        self.past0: list[int] = [i - t for i, t in zip(inputs, self.todo, strict=True)]
+        todo = np.maximum(self.input_tokens - cached_tokens, 1)  # (integers: exact)
+        self.todo: list[int] = todo.tolist()
+        self.past0: list[int] = (self.input_tokens - todo).tolist()
         self.done: list[int] = [0] * n
-        self.left: list[int] = [o - 1 for o in self.output_tokens.tolist()]  # decode steps to go
+        self.left: list[int] = (self.output_tokens - 1).tolist()  # decode steps to go
         self.reserved: list[int] = [0] * n
         self.g0: list[int] = [0] * n
         self.version: list[int] = [0] * n

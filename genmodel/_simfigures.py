@@ -91,10 +91,14 @@ def request_figures(
         values, weights = itl_samples(decoders)
         itl_s, decode_tokens = Percentiles.of(values, weights), round(float(weights.sum()))
     else:  # (the decode tokens as the weights' sum counts them: integers, exact in either sum)
-        weights, itl_s = np.zeros(0), Percentiles.of(np.zeros(0))
-        decode_tokens = sum(
-            n * (1 if isinstance(gaps, float) else len(gaps)) for r in decoders for gaps, n in r.itl
-        )
+        weights, itl_s, decode_tokens = np.zeros(0), Percentiles.of(np.zeros(0)), 0
+        counted: list[tuple[object, int]] = []  # (a list of gaps, its tokens): twins share one
+        for r in decoders:
+            tokens = next((t for itl, t in reversed(counted) if itl is r.itl), None)
+            if tokens is None:
+                tokens = sum(n * (1 if isinstance(gaps, float) else len(gaps)) for gaps, n in r.itl)
+                counted.append((r.itl, tokens))
+            decode_tokens += tokens
     ends = first if prefill_end is None else prefill_end
     figures = {
         "ttft_s": Percentiles.of(ft - a),
