@@ -9,7 +9,8 @@ Modelling assumptions:
   genmodel's step formulas say for exactly that batch (:mod:`genmodel._stepcost`).
 - Replicas of a dense model (``dp``) are independent: clients (or arrivals, round-robin) are split
   over them. The attention-DP replicas of an MoE model (dp > 1) share the MoE layers, so they
-  step in lockstep: each step takes as long as the slowest replica's.
+  step in lockstep: each step takes as long as the slowest replica's. Replicas whose schedule
+  another's repeats (closed loops of fixed lengths) are stepped once (:mod:`genmodel._symmetry`).
 - The KV pool of a replica is the device's usable memory less the weights and the activations of
   a full step (:func:`~genmodel._sizes.activation_bytes_per_device`), in tokens of KV per device.
 - Latencies: TTFT = first token - arrival; TPOT per request = (finish - first token) / (output - 1);
