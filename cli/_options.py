@@ -443,3 +443,28 @@ def progress_bar(label: str, *, enabled: bool = True) -> Progress:
         transient=True,
         disable=not (enabled and err.is_terminal),
     )
+
+
+@contextlib.contextmanager
+def plan_progress() -> Iterator[Callable[[int, int], None]]:
+    """A transient bar on stderr while a plan search runs (layouts evaluated of all, from the
+    search's ``on_progress``), then a note that the best plans are being simulated; only when
+    stderr is a terminal. Yields the ``on_progress`` callback."""
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    with bar:
+        task = bar.add_task("searching plans (layouts)", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+            if done == total:
+                bar.update(task, description="simulating the best plans")
+
+        yield update

@@ -36,6 +36,7 @@ from ._options import (
     lenient_int,
     parse_int,
     parse_ints,
+    plan_progress,
     with_run_options,
     working,
     write_plot,
@@ -269,7 +270,7 @@ def register(app: typer.Typer) -> None:
         """
         if plot is not None:
             figure_format(plot)  # a wrong suffix or a missing renderer fails before the search
-        with working("searching plans"):
+        with plan_progress() as on_progress:
             report = genmodel.plan(
                 model,
                 hardware,
@@ -290,6 +291,7 @@ def register(app: typer.Typer) -> None:
                 engine=engine,
                 recheck=recheck,
                 top=top or 5,
+                on_progress=on_progress,
                 **run_options,
             )
         d = report.to_dict()

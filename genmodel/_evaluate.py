@@ -15,7 +15,9 @@ candidates a second, and gives the same numbers:
 - Within :func:`reusing_steps`, a step whose inputs (by value) were already evaluated reuses its
   operators and their times; only the routed experts, the one operator that depends on the MoE
   layout (:func:`~genmodel._ops.experts_op`), is made again. A plan search evaluates the same
-  one-request prefill for every layout with the same tp.
+  one-request prefill for every layout with the same tp, and the same decode step over its batch
+  grid for every expert-parallel degree of a tp and dp (one-dimensional float64 arrays are keyed
+  by their bytes; a few such steps are kept at a time).
 
 Anything else (SymPy expressions, mixed shapes) runs through the plain formulas themselves.
 """
@@ -207,24 +209,56 @@ def _sum_rows(values: Any) -> Any:
     return total
 
 
+#: steps over arrays a :class:`StepCache` keeps at once (the least recently used goes first): a
+#: plan search evaluates the layouts of one tp (and batch grid) one after another, and each field
+#: of a step over a batch grid takes several kilobytes
+_ARRAY_STEPS = 8
+
+
 class StepCache:
-    """Steps already evaluated (:func:`step_operators` on plain numbers), by the value of their
-    inputs but the MoE layout: their operators, the routed experts' place among them, and the
-    operators' times."""
+    """Steps already evaluated (:func:`step_operators` on plain numbers, or with one-dimensional
+    float64 arrays: a search's batch grid), by the value of their inputs but the MoE layout: their
+    operators, the routed experts' place among them, and the operators' times. Steps over arrays
+    are kept :data:`_ARRAY_STEPS` at a time."""
 
     def __init__(self) -> None:
         self._steps: dict[Hashable, tuple[list[Op], int | None, tuple[OpTime | None, ...]]] = {}
+        self._array_steps: dict[Hashable, tuple[list[Op], int | None, tuple[OpTime | None, ...]]] = {}
 
     def get(self, key: Hashable) -> tuple[list[Op], int | None, tuple[OpTime | None, ...]] | None:
         """The step evaluated with these inputs, if any."""
-        return self._steps.get(key)
+        hit = self._steps.get(key)
+        if hit is None and key in self._array_steps:  # (the least recently used goes first)
+            hit = self._array_steps[key] = self._array_steps.pop(key)
+        return hit
 
-    def put(self, key: Hashable, ops: list[Op], roof: StepRoofline) -> None:
+    def put(self, key: Hashable, ops: list[Op], roof: StepRoofline, *, arrays: bool = False) -> None:
         """Keep a step evaluated with these inputs (the times of all its operators but the
-        routed experts)."""
+        routed experts); ``arrays``: some input is an array."""
         experts = next((i for i, op in enumerate(ops) if op.name == "experts"), None)
         known = tuple(None if i == experts else t for i, t in enumerate(roof.times))
-        self._steps[key] = (ops, experts, known)
+        if not arrays:
+            self._steps[key] = (ops, experts, known)
+            return
+        if len(self._array_steps) >= _ARRAY_STEPS:
+            del self._array_steps[next(iter(self._array_steps))]
+        self._array_steps[key] = (ops, experts, known)
+
+
+def _value_key(numbers: Sequence[object]) -> tuple[Hashable, ...] | None:
+    """The inputs by value (with their types: 1 and 1.0 are two keys), or None when one is neither a
+    plain number nor a one-dimensional float64 array."""
+    import numpy as np
+
+    key: list[Hashable] = []
+    for x in numbers:
+        if type(x) in (float, int):
+            key.append((type(x), x))
+        elif type(x) is np.ndarray and x.dtype.char == "d" and x.ndim == 1:
+            key.append((np.ndarray, x.shape, x.tobytes()))
+        else:
+            return None
+    return tuple(key)
 
 
 #: the steps reused by :func:`step_operators` (None: none), as :func:`reusing_steps` sets them
@@ -233,8 +267,9 @@ _REUSED: ContextVar[StepCache | None] = ContextVar("genmodel_reused_steps", defa
 
 @contextlib.contextmanager
 def reusing_steps(cache: StepCache | None) -> Iterator[None]:
-    """Within the block, :func:`step_operators` keeps the steps it evaluates on plain numbers in
-    ``cache`` and reuses them (None: no reuse). A plan search opens one for its whole run."""
+    """Within the block, :func:`step_operators` keeps the steps it evaluates on plain numbers (or
+    one-dimensional float64 arrays) in ``cache`` and reuses them (None: no reuse). A plan search
+    opens one for its whole run."""
     token = _REUSED.set(cache)
     try:
         yield
@@ -259,16 +294,17 @@ def step_operators(
 ) -> tuple[list[Op], StepRoofline]:
     """:func:`~genmodel._ops.forward_ops` (arguments as there) and their :func:`time_step`.
 
-    Within :func:`reusing_steps`, a step on plain numbers with the same inputs as one evaluated
-    before, but perhaps the MoE layout, reuses that step's operators and their times (the same
-    objects, so the same figures); the routed experts are made again for ``moe``.
+    Within :func:`reusing_steps`, a step on plain numbers (or one-dimensional float64 arrays) with
+    the same inputs as one evaluated before, but perhaps the MoE layout, reuses that step's
+    operators and their times (the same objects, so the same figures); the routed experts are
+    made again for ``moe``.
     """
     cache = _REUSED.get()
     numbers = (num_seqs, new_tokens, past_tokens, tp, cp, kv_read_frac)
     key = None
-    if cache is not None and all(type(x) in (float, int) for x in numbers):
-        kinds = tuple(type(x) for x in numbers)  # (1 and 1.0 are one key otherwise)
-        key = (model, precision, device, split_new_tokens, absorb_mla, numbers, kinds)
+    values = None if cache is None else _value_key(numbers)
+    if cache is not None and values is not None:
+        key = (model, precision, device, split_new_tokens, absorb_mla, values)
         hit = cache.get(key)
         if hit is not None:
             cached, experts, known = hit
@@ -300,5 +336,5 @@ def step_operators(
     )
     roof = time_step(ops, device, precision)
     if cache is not None and key is not None:
-        cache.put(key, ops, roof)
+        cache.put(key, ops, roof, arrays=not all(type(x) in (float, int) for x in numbers))
     return ops, roof

@@ -10,7 +10,7 @@ exactly what :func:`genmodel.estimate` says of that plan.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -367,6 +367,7 @@ def plan(
     top: int = 5,
     options: RunOptions | None = None,
     risk: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
     **option_values: Any,
 ) -> PlanReport:
     """Find the serving plan of ``devices`` devices with the highest goodput within the SLOs, or
@@ -414,6 +415,8 @@ def plan(
             interval of TTFT and TPOT (:mod:`genmodel._intervals`); on one platform that is the
             prediction against each target divided by a constant factor (``risk`` in the JSON),
             and ranking by the lower end of throughput is ranking by throughput.
+        on_progress: called during the search with (layouts evaluated, layouts in all), for a
+            progress bar (the re-check follows the last call).
         option_values: run options by keyword, replacing those of ``options``
             (:func:`genmodel.run_options`; ``disaggregated`` is plan's own argument).
 
@@ -465,6 +468,7 @@ def plan(
         prefill_chunks=prefill_chunks,
         options=run,
         wave=wave,
+        on_progress=on_progress,
     )
     report = PlanReport(
         model_id=m.id,

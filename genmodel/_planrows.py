@@ -50,7 +50,7 @@ def ranked_meeting(result: SearchResult, objective: str, precision: Precision | 
     import numpy as np
 
     c = result.candidates
-    ranked = result.ranking(objective)[: int(c.meets_slo.sum())]
+    ranked = result.ranking(objective, meeting_only=True)
     if precision is None:
         return ranked
     of_layout = np.array([lay.precision == precision for lay in result.layouts], dtype=bool)

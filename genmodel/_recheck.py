@@ -42,10 +42,11 @@ from genmodel._parallel import Plan
 from genmodel._phases import Estimate
 from genmodel._search import SearchResult, Slo
 from genmodel._serving import estimate_serving
-from genmodel._servingmodel import simulated_estimate
+from genmodel._servingmodel import StepTables, simulated_estimate
 from genmodel._simulate import Arrivals, Lengths, simulate_serving
-from genmodel._stepcost import check_simulable
+from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._wave import BenchmarkClient, Wave
+from genmodel._workload import Precision
 
 if TYPE_CHECKING:
     import numpy as np
@@ -108,6 +109,22 @@ class Deployment:
     output_tokens: int
     engine: Engine
     request_rate_per_s: float | None = None
+    #: step-cost tables of the layouts re-checked so far (candidates of one layout share one)
+    tables: StepTables = field(default_factory=StepTables)
+
+    def table(self, plan: Plan, precision: Precision, options: RunOptions) -> StepCostTable:
+        """The step-cost table of a layout, built once for any client count: it covers the
+        engine's token budget (or a lone prompt over it) and its whole running batch."""
+        e = self.engine
+        return self.tables.get(
+            self.model,
+            self.system,
+            plan,
+            precision,
+            options=options,
+            overhead_s=e.step_overhead_s,
+            tokens_max=max(e.max_batched_tokens, self.input_tokens) + e.max_num_seqs,
+        )
 
     @property
     def wave(self) -> Wave | None:
@@ -223,6 +240,8 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
         output_tokens=Lengths(mean=dep.output_tokens),
         options=options,
         records=True,
+        table=dep.table(layout.plan, layout.precision, options),
+        itl=False,  # (the re-check judges the requests' TTFT and TPOT)
     )
     ttft, tpot = _per_request(sim)
     sim_ttft, sim_tpot = _percentile(ttft, slo.ttft_quantile), _percentile(tpot, slo.tpot_quantile)

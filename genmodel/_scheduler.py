@@ -64,10 +64,11 @@ class Requests:
         self.finish_s: list[float] = [-1.0] * n
         self.replica: list[int] = [0] * n
         self.preemptions: list[int] = [0] * n
-        self.todo: list[int] = [max(int(i) - cached_tokens, 1) for i in self.input_tokens]
-        self.past0: list[int] = [int(i) - t for i, t in zip(self.input_tokens, self.todo, strict=True)]
+        todo = np.maximum(self.input_tokens - cached_tokens, 1)  # (integers: exact)
+        self.todo: list[int] = todo.tolist()
+        self.past0: list[int] = (self.input_tokens - todo).tolist()
         self.done: list[int] = [0] * n
-        self.left: list[int] = [int(o) - 1 for o in self.output_tokens]  # decode steps to go
+        self.left: list[int] = (self.output_tokens - 1).tolist()  # decode steps to go
         self.reserved: list[int] = [0] * n
         self.g0: list[int] = [0] * n
         self.version: list[int] = [0] * n
@@ -399,10 +400,14 @@ class Replica:
         self.peak_tokens = max(self.peak_tokens, self.held() if self.can_overflow else self.used())
 
 
-def group_tokens(tokens: list[int]) -> int | None:
+def group_tokens(tokens: list[int], weights: list[int] | None = None) -> int | None:
     """The mean tokens per rank of replicas in lockstep (rounded; at least 1), which set the routed
     experts' time of each (their tokens are spread over the expert-parallel group); None for a
-    lone replica or a uniform load, whose own tokens are the mean."""
+    lone replica or a uniform load, whose own tokens are the mean. ``weights``: how many ranks
+    each entry stands for (None: one each)."""
     if len(tokens) == 1 or min(tokens) == max(tokens):
         return None
-    return max(1, int(sum(tokens) / len(tokens) + 0.5))
+    if weights is None:
+        return max(1, int(sum(tokens) / len(tokens) + 0.5))
+    total = sum(w * t for w, t in zip(weights, tokens, strict=True))  # (exact: integers)
+    return max(1, int(total / sum(weights) + 0.5))

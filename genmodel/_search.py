@@ -33,12 +33,11 @@ Modelling assumptions:
 from __future__ import annotations
 
 import collections
-import itertools
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from genmodel._candidates import OBJECTIVES, Candidates, Layout, Slo, check_objective, copies_needed
 from genmodel._disaggregate import Disaggregated, Pool, disaggregate
@@ -54,6 +53,7 @@ from genmodel._phases import (
     mean_decode_context,
     prefill_pass,
     prepare,
+    step_terms,
 )
 from genmodel._serving import after_wave, full_step_s, serving_at_batch, ttft_quantile_s
 from genmodel._wave import Wave, wave_extra_s
@@ -158,27 +158,33 @@ class SearchResult:
             + ")"
         )
 
-    def ranking(self, objective: str = "goodput") -> np.ndarray[Any, Any]:
-        """Candidate indices, best first, those that meet the SLOs before the rest.
+    def ranking(self, objective: str = "goodput", *, meeting_only: bool = False) -> np.ndarray[Any, Any]:
+        """Candidate indices, best first, those that meet the SLOs before the rest (with
+        ``meeting_only``, only those: the same order, sorting only them).
 
         ``goodput`` (and ``cost``, ``energy``: on one platform the price and power per device are
         constants, so they rank as goodput does): the most output tokens/s per device, ties to the
         lower TPOT; for a request rate, the fewest devices in all first. ``latency``: the lowest
         TPOT (the most tokens/s per user), ties to goodput, or to the fewest devices for a rate.
+        Ties left are in index order (a stable sort).
         """
         import numpy as np
 
         c = self.candidates
         check_objective(objective)
-        miss = ~c.meets_slo
+        some = np.flatnonzero(c.meets_slo) if meeting_only else slice(None)
+        # (where the SLOs hold, goodput is the tokens/s per device)
+        goodput = c.tokens_per_s_per_device[some] if meeting_only else c.goodput
+        tpot = c.tpot_s[some]
+        keys: tuple[Any, ...]
         if self.request_rate_per_s is None:
-            if objective == "latency":
-                return np.lexsort((-c.goodput, c.tpot_s, miss))
-            return np.lexsort((c.tpot_s, -c.goodput, miss))
-        total = c.instances_for(self.request_rate_per_s) * c.devices
-        if objective == "latency":
-            return np.lexsort((-c.goodput, total, c.tpot_s, miss))
-        return np.lexsort((c.tpot_s, -c.goodput, total, miss))
+            keys = (-goodput, tpot) if objective == "latency" else (tpot, -goodput)
+        else:
+            total = (c.instances_for(self.request_rate_per_s) * c.devices)[some]
+            keys = (-goodput, total, tpot) if objective == "latency" else (tpot, -goodput, total)
+        if meeting_only:  # (a stable sort of a subset keeps its members' relative order)
+            return some[np.lexsort(keys)]  # type: ignore[index]
+        return np.lexsort((*keys, ~c.meets_slo))
 
     def best_index(self) -> int | None:
         """The first candidate of :meth:`ranking`, or None if none meets the SLOs."""
@@ -233,6 +239,7 @@ def search(
     disaggregated: bool = False,
     request_rate_per_s: float | None = None,
     prefill_chunks: Sequence[int | None] = (None,),
+    on_progress: Callable[[int, int], None] | None = None,
     wave: Wave | None = None,
 ) -> SearchResult:
     """Evaluate every layout x precision x running batch of ``devices`` devices (module docstring).
@@ -244,6 +251,7 @@ def search(
         prefill_chunks: chunked-prefill sizes to search (tokens per chunk; None: one pass). Only
             a longest-gap target (``slo.itl_max_s``) can favour chunking: it adds weight reads to
             the prefill, and bounds the gap a running request sees to a step plus one chunk.
+        on_progress: called with (layouts evaluated, layouts in all) before each layout.
         wave: the engine's admission and the benchmark client whose wave TTFT adds
             (:mod:`genmodel._wave`; None: the steady state alone).
 
@@ -258,13 +266,29 @@ def search(
     tally = _Tally()
     grids: dict[int, np.ndarray[Any, Any]] = {}
     cache = StepCache()
-    for size in _sizes(devices, system, traffic=traffic, disaggregated=disaggregated):
-        for plan, why in layouts(model, system, size):
-            for precision, chunk in itertools.product(precisions, chunks):
-                if why:
+    work = [
+        (size, plan, why)
+        for size in _sizes(devices, system, traffic=traffic, disaggregated=disaggregated)
+        for plan, why in layouts(model, system, size)
+    ]
+    for done, (size, plan, why) in enumerate(work):
+        if on_progress is not None:
+            on_progress(done, len(work))
+        for precision in precisions:
+            if why:
+                for _ in chunks:
                     tally.reject(why)
-                    continue
-                run = options if chunk == options.prefill_chunk else replace(options, prefill_chunk=chunk)
+                continue
+            runs = [
+                options if c == options.prefill_chunk else replace(options, prefill_chunk=c) for c in chunks
+            ]
+            # the chunk size changes only the prefill: one decode side, the prefills all together
+            lengths = (input_tokens, output_tokens)
+            decode = _decode(model, system, plan, precision, *lengths, runs[0], grids, cache=cache)
+            prefills: list[tuple[float, float] | None] = [None] * len(runs)
+            if decode.most is not None:
+                prefills = [*_prefills(model, decode.system, plan, precision, input_tokens, runs, cache)]
+            for run, prefill in zip(runs, prefills, strict=True):
                 layout, arrays = _evaluate(
                     model,
                     system,
@@ -275,11 +299,14 @@ def search(
                     slo,
                     run,
                     tally.violations,
-                    grids=grids,
                     cache=cache,
+                    decode=decode,
+                    prefill=prefill,
                     wave=wave,
                 )
                 tally.add(size, layout, arrays, candidate=traffic or size == devices)
+    if on_progress is not None:
+        on_progress(len(work), len(work))
     if not tally.found and not tally.pool:
         raise InfeasibleError([f"{n} x {reason}" for reason, n in tally.violations.most_common()])
     candidates = tally.candidates()
@@ -401,27 +428,32 @@ class _Tally:
         )
 
 
-def _evaluate(
+class _Decode(NamedTuple):
+    """What a layout and precision run the same whatever the prefill chunk: the system the run
+    takes, the most sequences that fit (None: not even one), the batch grid and its decode steps."""
+
+    system: System
+    most: int | None
+    batch: np.ndarray[Any, Any] | None = None
+    step_s: Any = None
+
+
+def _decode(
     model: ModelSpec,
     system: System,
     plan: Plan,
     precision: Precision,
     input_tokens: int,
     output_tokens: int,
-    slo: Slo,
     options: RunOptions,
-    violations: collections.Counter[str],
-    batches: np.ndarray[Any, Any] | None = None,
     grids: dict[int, np.ndarray[Any, Any]] | None = None,
+    batches: np.ndarray[Any, Any] | None = None,
     cache: StepCache | None = None,
-    wave: Wave | None = None,
-) -> tuple[Layout | None, dict[str, np.ndarray[Any, Any]]]:
-    """One layout and precision over its whole batch grid (arrays through the estimate's formulas),
-    or over the given running ``batches`` per replica. One search's caches: ``grids`` keeps the
-    grids made so far by their largest batch (shared, never written), ``cache`` the prefills'
-    steps (:class:`~genmodel._evaluate.StepCache`). ``wave``: the wave term TTFT adds."""
-    import numpy as np
-
+) -> _Decode:
+    """The decode side of :func:`_evaluate`: the memory bound, the running batches (``batches``,
+    else the batch grid, shared through ``grids``: by their largest batch, never written) and one
+    decode step over all of them. Nothing here reads ``options.prefill_chunk``, so the chunk
+    sizes of a search share it."""
     run_system, extras = prepare(
         model,
         system,
@@ -443,19 +475,7 @@ def _evaluate(
             extras=extras,
         )
     except InfeasibleError:
-        violations["memory: one sequence per replica does not fit"] += 1
-        return None, {}
-    with reusing_steps(cache):  # layouts with the same tp share most of the prefill's operators
-        prefill, piece = prefill_pass(
-            model,
-            run_system,
-            plan,
-            precision,
-            num_seqs=1.0,
-            input_tokens=input_tokens,
-            options=options,
-        )
-    prefill_s = float(prefill.time_s)
+        return _Decode(run_system, None)
     if batches is not None:
         batch = batches
     elif grids is None:
@@ -467,9 +487,49 @@ def _evaluate(
             grids[top].flags.writeable = False  # shared by every layout with this grid
         batch = grids[top]
     past = mean_decode_context(input_tokens, output_tokens)
-    step_s = decode_pass(
-        model, run_system, plan, precision, num_seqs=batch, past_tokens=past, options=options
-    ).time_s
+    with reusing_steps(cache):  # layouts of one tp and grid share the step's operators but the experts
+        step_s = decode_pass(
+            model, run_system, plan, precision, num_seqs=batch, past_tokens=past, options=options
+        ).time_s
+    return _Decode(run_system, most, batch, step_s)
+
+
+def _evaluate(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    input_tokens: int,
+    output_tokens: int,
+    slo: Slo,
+    options: RunOptions,
+    violations: collections.Counter[str],
+    batches: np.ndarray[Any, Any] | None = None,
+    grids: dict[int, np.ndarray[Any, Any]] | None = None,
+    cache: StepCache | None = None,
+    decode: _Decode | None = None,
+    prefill: tuple[float, float] | None = None,
+    wave: Wave | None = None,
+) -> tuple[Layout | None, dict[str, np.ndarray[Any, Any]]]:
+    """One layout and precision over its whole batch grid (arrays through the estimate's formulas),
+    or over the given running ``batches`` per replica. One search's caches: ``grids`` keeps the
+    grids made so far by their largest batch (shared, never written), ``cache`` the prefills'
+    steps (:class:`~genmodel._evaluate.StepCache`); ``decode``: its decode side, already made
+    (:func:`_decode`) for another chunk size; ``prefill``: its (prefill, longest piece) times,
+    already made (:func:`_prefills`); ``wave``: the wave term TTFT adds."""
+    import numpy as np
+
+    if decode is None:
+        decode = _decode(
+            model, system, plan, precision, input_tokens, output_tokens, options, grids, batches, cache
+        )
+    run_system, most, batch, step_s = decode
+    if most is None or batch is None or step_s is None:
+        violations["memory: one sequence per replica does not fit"] += 1
+        return None, {}
+    if prefill is None:
+        prefill = _prefills(model, run_system, plan, precision, input_tokens, [options], cache)[0]
+    prefill_s, piece_s = prefill
     point = serving_at_batch(
         prefill_s=prefill_s, step_s=step_s, decode_batch=batch, output_tokens=output_tokens
     )
@@ -494,7 +554,7 @@ def _evaluate(
     if slo.tpot_s is not None:
         meets &= itl <= slo.tpot_s
     if slo.itl_max_s is not None:  # a step, then the longest prefill piece before the next one
-        meets &= step_s + float(piece.time_s) <= slo.itl_max_s
+        meets &= step_s + piece_s <= slo.itl_max_s
     per_device = rate * output_tokens * plan.dp / plan.num_devices
     layout = Layout(
         plan=plan,
@@ -513,3 +573,82 @@ def _evaluate(
         "meets": meets,
         "step_s": np.asarray(step_s, dtype=float),
     }
+
+
+#: the time fields of a pass, in the order :attr:`~genmodel._cost.StepTerms.time_s` adds them
+_PASS_TIME = ("compute_bound_s", "memory_bound_s", "comm_s", "offload_s", "overhead_s")
+
+
+def _prefills(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    input_tokens: int,
+    runs: Sequence[RunOptions],
+    cache: StepCache | None,
+) -> list[tuple[float, float]]:
+    """Per run options of ``runs`` (which differ at most in ``prefill_chunk``): (prefill time, its
+    longest piece's time) of one request's prompt, the figures of
+    :func:`~genmodel._phases.prefill_pass`. A prompt in one pass runs through it (the steps of
+    layouts with the same tp reused from ``cache``); the pieces of every chunked prompt are
+    evaluated together, one array of (new, past) tokens through the same step formulas, and each
+    field summed piece after piece as ``prefill_pass`` adds them: the same numbers, in a fraction
+    of the time a step per piece takes."""
+    import numpy as np
+
+    out: list[tuple[float, float] | None] = []
+    new: list[float] = []
+    past: list[float] = []
+    segments: list[tuple[int, int, int, int]] = []  # (place in out, first piece, pieces, chunk)
+    for options in runs:
+        cached = min(round(options.prefix_hit_rate * input_tokens), input_tokens - 1)
+        chunk = options.prefill_chunk or input_tokens - cached
+        starts = range(cached, input_tokens, chunk)
+        if len(starts) == 1:
+            with reusing_steps(cache):  # layouts with the same tp share most of the prefill's operators
+                prefill, piece = prefill_pass(
+                    model, system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options
+                )
+            out.append((float(prefill.time_s), float(piece.time_s)))
+            continue
+        segments.append((len(out), len(new), len(starts), chunk))
+        out.append(None)
+        new += [float(min(chunk, input_tokens - s)) for s in starts]
+        past += [float(s) for s in starts]
+    if segments:
+        with reusing_steps(cache):  # the same pieces for every layout: their operators by tp
+            terms = step_terms(
+                model,
+                system,
+                plan,
+                precision,
+                phase="prefill",
+                num_seqs=1.0,
+                new_tokens=np.array(new),
+                past_tokens=np.array(past),
+                options=runs[0],  # (the step does not read the chunk size)
+            )
+        fields = [np.broadcast_to(getattr(terms, name), (len(new),)).tolist() for name in _PASS_TIME]
+        for place, first, n, chunk in segments:
+            out[place] = _chunked(fields, first, n, new[first + n - 1] < chunk)
+    return [o for o in out if o is not None]
+
+
+def _chunked(fields: list[list[float]], first: int, n: int, remainder: bool) -> tuple[float, float]:
+    """(prefill time, longest piece's time) of the ``n`` pieces from ``first`` of ``fields`` (each
+    of :data:`_PASS_TIME` per piece); ``remainder``: the last piece is shorter than a chunk."""
+    totals = []
+    for values in fields:  # (as total.plus(piece) adds them: one piece after another)
+        total = values[first]
+        for v in values[first + 1 : first + n]:
+            total += v
+        totals.append(total)
+    pieces = [
+        a + b + c + d + e for a, b, c, d, e in zip(*(f[first : first + n] for f in fields), strict=True)
+    ]
+    longest = pieces[-1]  # the last piece, which attends to the most context
+    if remainder and pieces[-2] > longest:
+        longest = pieces[-2]  # a short remainder after a full chunk
+    a, b, c, d, e = totals
+    return a + b + c + d + e, longest

@@ -21,21 +21,30 @@ from genmodel._simresult import Percentiles
 
 
 def itl_samples(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
-    """Every decode step's gap since the replica's last one, and its decode tokens (the weight)."""
-    one_v: list[float] = []
-    one_w: list[float] = []
-    runs_v: list[np.ndarray] = []
-    runs_w: list[np.ndarray] = []
+    """Every decode step's gap since the replica's last one, and its decode tokens (the weight):
+    first the single steps' of every replica in turn, then the runs' (replicas that share one
+    list of gaps, as :mod:`genmodel._symmetry` makes them, have it split once)."""
+    split: list[tuple[object, tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]]] = []
+    parts = []
     for r in replicas:
-        for gaps, n in r.itl:
-            if isinstance(gaps, float):
-                one_v.append(gaps)
-                one_w.append(n)
-            else:
-                runs_v.append(gaps)
-                runs_w.append(np.full(len(gaps), float(n)))
-    values = np.concatenate([np.array(one_v), *runs_v])
-    weights = np.concatenate([np.array(one_w), *runs_w])
+        done = next((part for itl, part in reversed(split) if itl is r.itl), None)
+        if done is None:
+            one_v: list[float] = []
+            one_w: list[float] = []
+            runs_v: list[np.ndarray] = []
+            runs_w: list[np.ndarray] = []
+            for gaps, n in r.itl:
+                if isinstance(gaps, float):
+                    one_v.append(gaps)
+                    one_w.append(n)
+                else:
+                    runs_v.append(gaps)
+                    runs_w.append(np.full(len(gaps), float(n)))
+            done = (np.array(one_v, dtype=float), np.array(one_w, dtype=float), runs_v, runs_w)
+            split.append((r.itl, done))
+        parts.append(done)
+    values = np.concatenate([p[0] for p in parts] + [v for p in parts for v in p[2]])
+    weights = np.concatenate([p[1] for p in parts] + [w for p in parts for w in p[3]])
     return values, weights
 
 
@@ -112,13 +121,20 @@ class WarmupBarrier:
 
 
 def request_figures(
-    req: Requests, measured: np.ndarray, decoders: list[Replica], prefill_end: np.ndarray | None = None
+    req: Requests,
+    measured: np.ndarray,
+    decoders: list[Replica],
+    prefill_end: np.ndarray | None = None,
+    *,
+    itl: bool = True,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The :class:`SimulationResult` fields of the measured requests that every simulation shares
     (latency percentiles, the time split, counts and rates), and the ITL samples' weights.
 
     ``decoders``: the replicas that ran the decode steps (their inter-token gaps); ``prefill_end``:
-    when each prompt's prefill ended, where that is not its first token (disaggregated serving).
+    when each prompt's prefill ended, where that is not its first token (disaggregated serving);
+    ``itl``: False leaves out the ITL percentiles (NaN; a sort of every decode step's gap) and
+    the weights (empty), for a caller that reads only the requests' figures.
     """
     arrival, scheduled, first, finish = (
         req.array(n) for n in ("arrival_s", "scheduled_s", "first_token_s", "finish_s")
@@ -128,18 +144,29 @@ def request_figures(
     out = req.output_tokens[measured]
     multi = out > 1
     window = float(f.max() - a.min())
-    values, weights = itl_samples(decoders)
+    if itl:
+        values, weights = itl_samples(decoders)
+        itl_s, decode_tokens = Percentiles.of(values, weights), round(float(weights.sum()))
+    else:  # (the decode tokens as the weights' sum counts them: integers, exact in either sum)
+        weights, itl_s, decode_tokens = np.zeros(0), Percentiles.of(np.zeros(0)), 0
+        counted: list[tuple[object, int]] = []  # (a list of gaps, its tokens): twins share one
+        for r in decoders:
+            tokens = next((t for itl, t in reversed(counted) if itl is r.itl), None)
+            if tokens is None:
+                tokens = sum(n * (1 if isinstance(gaps, float) else len(gaps)) for gaps, n in r.itl)
+                counted.append((r.itl, tokens))
+            decode_tokens += tokens
     ends = first if prefill_end is None else prefill_end
     figures = {
         "ttft_s": Percentiles.of(ft - a),
         "tpot_s": Percentiles.of((f - ft)[multi] / (out[multi] - 1)),
-        "itl_s": Percentiles.of(values, weights),
+        "itl_s": itl_s,
         "e2e_s": Percentiles.of(f - a),
         "queue_s": float((scheduled[measured] - a).mean()),
         "prefill_s": float((ends[measured] - scheduled[measured]).mean()),
         "decode_s": float((f - ft).mean()),
         "requests": int(measured.sum()),
-        "generated_tokens": len(arrival) + round(float(weights.sum())),
+        "generated_tokens": len(arrival) + decode_tokens,
         "request_rate_per_s": float(measured.sum()) / window if window > 0 else math.inf,
         "output_tokens_per_s": float(out.sum()) / window if window > 0 else math.inf,
     }

@@ -9,7 +9,8 @@ Modelling assumptions:
   genmodel's step formulas say for exactly that batch (:mod:`genmodel._stepcost`).
 - Replicas of a dense model (``dp``) are independent: clients (or arrivals, round-robin) are split
   over them. The attention-DP replicas of an MoE model (dp > 1) share the MoE layers, so they
-  step in lockstep: each step takes as long as the slowest replica's.
+  step in lockstep: each step takes as long as the slowest replica's. Replicas whose schedule
+  another's repeats (closed loops of fixed lengths) are stepped once (:mod:`genmodel._symmetry`).
 - The KV pool of a replica is the device's usable memory less the weights and the activations of
   a full step (:func:`~genmodel._sizes.activation_bytes_per_device`), in tokens of KV per device.
 - Latencies: TTFT = first token - arrival; TPOT per request = (finish - first token) / (output - 1);
@@ -46,6 +47,7 @@ from genmodel._simfigures import WarmupBarrier, measured_requests, record_arrays
 from genmodel._simresult import RequestRecords, SimulationResult, Timeline
 from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
+from genmodel._symmetry import replica_classes
 from genmodel._units import GB
 from genmodel._workload import Precision
 
@@ -166,6 +168,7 @@ def simulate_serving(
     table: StepCostTable | None = None,
     swap_tier: AttachedTier | None = None,
     timeline: bool = False,
+    itl: bool = True,
 ) -> SimulationResult:
     """Simulate a continuously batching engine serving ``arrivals`` on a deployment.
 
@@ -183,6 +186,8 @@ def simulate_serving(
             reuse across runs; None = build one (a few tens of milliseconds).
         swap_tier: the offload tier of ``engine.preemption == "swap"`` (e.g. the device's host
             memory); unused otherwise.
+        itl: False leaves ``itl_s`` NaN (its percentiles sort every decode step's gap), for a
+            caller that reads only the requests' figures (the plan's re-check).
 
     Returns:
         The :class:`SimulationResult`.
@@ -217,14 +222,23 @@ def simulate_serving(
     system, capacity, token_bytes, table = setup.system, setup.capacity, setup.token_bytes, setup.table
     swap = swap_link(system, plan, engine, swap_tier, token_bytes)
     lockstep = model.moe is not None and plan.dp > 1
-    groups = (
-        [[Replica(i, engine, table, capacity, swap) for i in range(plan.dp)]]
-        if lockstep
-        else [[Replica(i, engine, table, capacity, swap)] for i in range(plan.dp)]
-    )
-    replicas = [r for g in groups for r in g]
+    # replicas whose schedule another repeats are not stepped again (:mod:`genmodel._symmetry`)
+    lengths = (req.input_tokens, req.output_tokens)
+    classes = None
+    if arrivals.kind == "closed" and not timeline:
+        classes = replica_classes(arrivals.per_client(), plan.dp, *lengths)
+    stepped = range(plan.dp) if classes is None else classes.representatives
+    made = {i: Replica(i, engine, table, capacity, swap) for i in stepped}
+    groups = [list(made.values())] if lockstep else [[r] for r in made.values()]
+    weights = None if classes is None or not lockstep else list(classes.weights().values())
     samples: list[list[_Sample]] | None = [[] for _ in groups] if timeline else None
-    steps, spans = _run(groups, replicas, req, arrivals, client_of, starts, samples)
+    group_steps, spans = _run(groups, made, plan.dp, req, arrivals, client_of, starts, samples, weights)
+    if classes is None:
+        replicas, steps = list(made.values()), sum(group_steps)
+    else:
+        replicas, spans, steps = classes.expand(
+            req, made, spans, group_steps, starts, client_of, lockstep=lockstep
+        )
     return _result(
         req,
         arrivals,
@@ -240,6 +254,7 @@ def simulate_serving(
         records=records,
         start=start,
         timeline=None if samples is None else Timeline.merge(samples, token_bytes=token_bytes),
+        itl=itl,
     )
 
 
@@ -417,28 +432,35 @@ def _kv_pool(
 
 def _run(
     groups: list[list[Replica]],
-    replicas: list[Replica],
+    replicas: dict[int, Replica],
+    dp: int,
     req: Requests,
     arrivals: Arrivals,
     client_of: np.ndarray,
     starts: np.ndarray,
     samples: list[list[_Sample]] | None = None,
-) -> tuple[int, list[tuple[float, float]]]:
-    """Run every group of replicas to the end; (steps, each group's (first arrival, end)); with
-    ``samples``, each group's load over time goes into its list."""
+    weights: list[int] | None = None,
+) -> tuple[list[int], list[tuple[float, float]]]:
+    """Run every group of replicas to the end; (each group's steps, each group's (first arrival,
+    end)); with ``samples``, each group's load over time goes into its list. ``replicas``: those
+    stepped, by index (of ``dp``; a closed loop's clients of the others are left alone);
+    ``weights``: how many replicas each of a lockstep group's stands for (None: one each)."""
     n_groups = len(groups)
     group_of = {r.index: gi for gi, g in enumerate(groups) for r in g}
-    dp = len(replicas)
     pending: list[list[tuple[float, int]]] = [[] for _ in groups]
     closed = arrivals.kind == "closed"
     warmup = arrivals.warmup_requests if closed and arrivals.warmup_restart else 0
-    barrier = WarmupBarrier(warmup, starts, client_of, [group_of[c % dp] for c in range(arrivals.clients)])
+    # clients of replicas not stepped wait behind a barrier of their own that nothing opens
+    # (their replica's representative stands for them and opens its barrier at the same time)
+    keys = [group_of.get(c % dp, n_groups) for c in range(arrivals.clients)]
+    barrier = WarmupBarrier(warmup, starts, client_of, keys)
     if closed:
+        begins: list[int] = starts.tolist()
         for c in range(arrivals.clients):
-            rid = int(starts[c])
-            if rid == starts[c + 1]:
-                continue  # a client with no request (fewer requests than clients)
+            rid = begins[c]
             rep = c % dp
+            if rid == begins[c + 1] or rep not in replicas:
+                continue  # a client with no request (fewer requests than clients), or not stepped
             req.replica[rid] = rep
             req.arrival_s[rid] = 0.0
             replicas[rep].waiting.append(rid)
@@ -461,16 +483,19 @@ def _run(
             req.arrival_s[r] = now
             replicas[req.replica[r]].waiting.append(r)
 
-    steps = 0
+    steps = []
     spans = []
     for gi in range(n_groups):
-        s, end = _run_group(groups[gi], req, pending[gi], on_finish, None if samples is None else samples[gi])
-        steps += s
+        s, end = _run_group(
+            groups[gi], req, pending[gi], on_finish, None if samples is None else samples[gi], weights
+        )
+        steps.append(s)
         first = pending[gi][0][0] if pending[gi] else 0.0
         spans.append((first, end))
     if warmup and n_groups > 1:
         measured = measured_requests(warmup, starts, client_of, len(req.input_tokens))
-        spans = _align_restarts(barrier.opened_s, spans, req, measured, group_of, samples)
+        measured &= np.array([k < n_groups for k in keys])[client_of]  # the stepped replicas' only
+        spans = _align_restarts(barrier.opened_s[:n_groups], spans, req, measured, group_of, samples)
     return steps, spans
 
 
@@ -530,6 +555,7 @@ def _run_group(
     pending: list[tuple[float, int]],
     on_finish: Any,
     samples: list[_Sample] | None = None,
+    weights: list[int] | None = None,
 ) -> tuple[int, float]:
     """Step one group of replicas (in lockstep) until every request has completed; with
     ``samples``, its load when it idles and at the start of each step (or run of decode steps):
@@ -556,10 +582,10 @@ def _run_group(
             # (on-demand) the pool overflows, so the decode steps until then are costed together
             k = min(r.steps_to_event() for r in group)
             if 2 <= k < 1 << 59:
-                now, done = _decode_run(group, req, now, k, next_arrival, on_finish)
+                now, done = _decode_run(group, req, now, k, next_arrival, on_finish, weights)
                 steps += done
                 continue
-        mean = group_tokens([r.step_tokens() for r in group])
+        mean = group_tokens([r.step_tokens() for r in group], weights)
         duration = max(r.step_s(mean) for r in group)
         if duration <= 0:
             raise InfeasibleError(
@@ -576,12 +602,18 @@ def _position(group: list[Replica], index: int) -> int:
 
 
 def _decode_run(
-    group: list[Replica], req: Requests, now: float, k: int, next_arrival: float, on_finish: Any
+    group: list[Replica],
+    req: Requests,
+    now: float,
+    k: int,
+    next_arrival: float,
+    on_finish: Any,
+    weights: list[int] | None = None,
 ) -> tuple[float, int]:
     """Cost and apply up to ``k`` decode-only steps at once, stopping after the step in which the
     next request arrives."""
     k = min(k, 8192)
-    mean = group_tokens([r.n_dec for r in group])
+    mean = group_tokens([r.n_dec for r in group], weights)
     durations = group[0].run_s(k, mean)
     for r in group[1:]:
         durations = np.maximum(durations, r.run_s(k, mean))
@@ -611,11 +643,12 @@ def _result(
     records: bool,
     start: float,
     timeline: Timeline | None = None,
+    itl: bool = True,
 ) -> SimulationResult:
-    """The figures of a finished simulation."""
+    """The figures of a finished simulation (``itl``: with the ITL percentiles)."""
     warmup = arrivals.warmup_requests if arrivals.kind == "closed" else 0
     measured = measured_requests(warmup, starts, client_of, len(req.input_tokens))
-    figures, _ = request_figures(req, measured, replicas)
+    figures, _ = request_figures(req, measured, replicas, itl=itl)
     batch = sum(r.batch_time / max(spans[0 if len(spans) == 1 else r.index][1], 1e-30) for r in replicas)
     return SimulationResult(
         **figures,

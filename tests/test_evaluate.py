@@ -261,3 +261,38 @@ def test_the_stacked_sums_add_in_the_operators_order(shape: tuple[int, ...]) -> 
     ops = [Op(f"e{i}", "elementwise", 0, 0, v, 0) for i, v in enumerate([big, one, one, -big])]
     fast, plain = time_step(ops, d, Precision()), roofline_step(ops, d, Precision())
     assert _same(fast.memory_s, plain.memory_s)
+
+
+def test_steps_over_arrays_are_reused_by_value_a_few_at_a_time() -> None:
+    from genmodel._evaluate import _ARRAY_STEPS
+
+    model, device = genmodel.load_model("qwen3-30b-a3b"), genmodel.load_device("h100-sxm")
+    cache = StepCache()
+
+    def decode(batch: np.ndarray, moe: MoeLayout | None = None) -> list[Op]:
+        with reusing_steps(cache):
+            return step_operators(
+                model,
+                Precision(),
+                device,
+                num_seqs=batch,
+                new_tokens=1,
+                past_tokens=2000.0,
+                tp=1,
+                cp=1,
+                split_new_tokens=False,
+                moe=moe,
+                absorb_mla=True,
+                kv_read_frac=1.0,
+            )[0]
+
+    grid = np.arange(1.0, 257.0)
+    first = decode(grid)
+    again = decode(grid.copy(), MoeLayout(tp=1, dp=2, ep=2))  # the same values: reused but the experts
+    assert [a is b for a, b in zip(first, again, strict=True)].count(False) == 1
+    for n in range(_ARRAY_STEPS - 1):  # other grids, but the first used last: it stays
+        decode(np.arange(1.0, 300.0 + n))
+    assert decode(grid)[0] is first[0]
+    for n in range(_ARRAY_STEPS):  # as many other grids push it out
+        decode(np.arange(1.0, 400.0 + n))
+    assert all(a is not b for a, b in zip(first, decode(grid), strict=True))

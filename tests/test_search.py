@@ -707,3 +707,79 @@ def test_a_search_result_repr_is_one_line_without_the_arrays() -> None:
         f"SearchResult({report.evaluated:,} candidates over {len(report.result.layouts)} layouts"
     )
     assert f"{report.result.feasible:,} can run" in text
+
+
+@pytest.mark.parametrize(
+    ("model", "hardware", "devices", "input_tokens", "hit"),
+    [("deepseek-v3", "ascend-910c", 16, 4096, 0.0), ("llama-3.1-70b", "h100-sxm", 8, 5000, 0.3)],
+)
+def test_chunked_prefills_evaluated_together_equal_prefill_pass(
+    model: str, hardware: str, devices: int, input_tokens: int, hit: float
+) -> None:
+    """The search times every chunked prompt's pieces in one array (_prefills): the same figures,
+    to the last bit, as prefill_pass's piece after piece (with remainders and a prefix hit)."""
+    from genmodel._phases import prepare
+    from genmodel._search import _prefills
+
+    m, system = load_model(model), load_hardware(hardware)
+    precision = default_precision("bf16", None, None)
+    checked = 0
+    for plan, why in layouts(m, system, devices):
+        if why:
+            continue
+        runs = [genmodel.RunOptions(prefill_chunk=c, prefix_hit_rate=hit) for c in (256, None, 1000, 2048)]
+        run, _ = prepare(
+            m,
+            system,
+            plan,
+            precision,
+            input_tokens=input_tokens,
+            output_tokens=100,
+            ideal=False,
+            options=runs[0],
+        )
+        expected = []
+        for options in runs:
+            whole, piece = prefill_pass(
+                m, run, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options
+            )
+            expected.append((float(whole.time_s), float(piece.time_s)))
+        assert _prefills(m, run, plan, precision, input_tokens, runs, None) == expected
+        checked += 1
+    assert checked >= 3
+
+
+def test_the_search_reports_its_progress() -> None:
+    seen: list[tuple[int, int]] = []
+    result = search(
+        load_model("llama-3.1-8b"),
+        load_hardware("h100-sxm"),
+        devices=8,
+        **W,
+        precisions=[default_precision("fp8", None, None)],
+        on_progress=lambda done, total: seen.append((done, total)),
+    )
+    total = seen[0][1]
+    assert [d for d, _ in seen] == list(range(total + 1)) and {t for _, t in seen} == {total}
+    assert total == sum(1 for _ in layouts(load_model("llama-3.1-8b"), load_hardware("h100-sxm"), 8))
+    assert result.evaluated > total
+
+
+@pytest.mark.parametrize("objective", ["goodput", "latency"])
+@pytest.mark.parametrize("rate", [None, 40.0])
+def test_ranking_only_the_candidates_that_meet_the_slos_keeps_their_order(
+    objective: str, rate: float | None
+) -> None:
+    result = search(
+        load_model("llama-3.1-8b"),
+        load_hardware("h100-sxm"),
+        devices=8,
+        **W,
+        slo=Slo(ttft_s=0.5, tpot_s=0.03),
+        precisions=[default_precision("fp8", None, None), default_precision("bf16", None, None)],
+        request_rate_per_s=rate,
+    )
+    meets = int(result.candidates.meets_slo.sum())
+    assert 0 < meets < len(result.candidates.batch)
+    full = result.ranking(objective)
+    assert result.ranking(objective, meeting_only=True).tolist() == full[:meets].tolist()

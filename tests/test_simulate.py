@@ -637,3 +637,24 @@ def test_cli_allows_a_long_context_when_asked() -> None:
     args += ["--input-tokens", "5000", "--output-tokens", "100", "--format", "json"]
     assert "max_position_embeddings=4,096" in cli_bad(args)
     assert cli_ok([*args, "--allow-long-context"]).lstrip().startswith("{")
+
+
+def test_leaving_out_the_itl_percentiles_changes_nothing_else() -> None:
+    from genmodel._simulate import simulate_serving
+
+    model, system = load_model("llama-3.2-1b"), load_hardware("h100-sxm")
+    args: dict[str, object] = {
+        "engine": engine_preset("vllm", system.device),
+        "arrivals": Arrivals(kind="closed", clients=9, requests_per_client=3, warmup_requests=1),
+        "input_tokens": Lengths(mean=300, spread_frac=0.5),
+        "output_tokens": Lengths(mean=40, spread_frac=0.5),
+        "records": True,
+    }
+    plan, precision = genmodel.Plan(dp=2), genmodel.default_precision("bf16", None, None)
+    full = simulate_serving(model, system, plan, precision, **args)  # type: ignore[arg-type]
+    lean = simulate_serving(model, system, plan, precision, itl=False, **args)  # type: ignore[arg-type]
+    assert math.isnan(lean.itl_s.mean) and not math.isnan(full.itl_s.mean)
+    assert lean.generated_tokens == full.generated_tokens
+    assert lean.ttft_s == full.ttft_s and lean.tpot_s == full.tpot_s and lean.e2e_s == full.e2e_s
+    assert lean.records is not None and full.records is not None
+    assert np.array_equal(lean.records.finish_s, full.records.finish_s)

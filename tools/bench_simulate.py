@@ -6,6 +6,12 @@ Llama-3.1-8B in fp8 on one H200, 1,000 prompt tokens, vLLM's preset (about 4,400
 preemptions as the KV pool fills). Prints the step-cost table's build time (once per deployment),
 the simulation with that table (``genmodel._simulate.simulate_serving(..., table=...)``), and a whole
 ``genmodel.simulate`` call (which builds the table, resolves ids and checks the deployment).
+
+Then the plan re-check's largest simulation: DeepSeek-V3 in int8 on 384 Ascend 910C (tp1, ep192,
+dp384: attention-DP ranks in lockstep), 12,040 closed-loop clients x 3 requests of 4,096 in and
+1,024 out, the first of each a warm-up, without the ITL percentiles (as the re-check runs it):
+with the replicas that repeat another's schedule stepped once (:mod:`genmodel._symmetry`), and,
+for comparison, with every replica stepped.
 """
 
 from __future__ import annotations
@@ -61,6 +67,54 @@ def main() -> None:
     print(f"step-cost table build: {min(builds) * 1e3:.1f} ms (once per deployment)")
     print(f"simulation with the table: {min(sims) * 1e3:.1f} ms")
     print(f"genmodel.simulate(...) whole call: {min(calls) * 1e3:.1f} ms")
+    lockstep()
+
+
+def lockstep() -> None:
+    """The DeepSeek-V3 re-check simulation on CloudMatrix384, by classes and every replica stepped."""
+    from genmodel import _simulate
+
+    model, system = load_model("deepseek-v3"), load_hardware("ascend-910c")
+    plan, precision = genmodel.Plan(tp=1, ep=192, dp=384), genmodel.default_precision("int8")
+    engine = engine_preset("vllm", system.device)
+    arrivals = Arrivals(kind="closed", clients=12040, requests_per_client=3, warmup_requests=1)
+    lengths = {"input_tokens": Lengths(mean=4096), "output_tokens": Lengths(mean=1024)}
+    table = StepCostTable.build(
+        model,
+        system,
+        plan,
+        precision,
+        options=RunOptions(),
+        tokens_max=max(engine.max_batched_tokens, 4096) + 64,
+    )
+    times = {}
+    classes = _simulate.replica_classes
+    try:
+        for name, runs in (("by classes", RUNS), ("every replica", 2)):
+            best = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                result = simulate_serving(
+                    model,
+                    system,
+                    plan,
+                    precision,
+                    engine=engine,
+                    arrivals=arrivals,
+                    table=table,
+                    itl=False,
+                    **lengths,
+                )
+                best.append(time.perf_counter() - start)
+            times[name] = (min(best), result.steps)
+            _simulate.replica_classes = lambda *a: None  # type: ignore[assignment]
+    finally:
+        _simulate.replica_classes = classes
+    for name, (t, steps) in times.items():
+        print(
+            f"DeepSeek-V3, 384 x 910C in lockstep, 12,040 clients x 3 ({steps} steps), "
+            f"{name}: {t * 1e3:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

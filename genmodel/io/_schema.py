@@ -17,7 +17,8 @@ Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # (each schema is built when first used, not at import: a command loads a few of them)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class DenseTflopsY(_Strict):
@@ -228,7 +229,7 @@ class HFConfigY(_Strict):
 class HFConfigLooseY(HFConfigY):
     """A user's config.json: keys genmodel does not use are ignored."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class ModelY(_Strict):
