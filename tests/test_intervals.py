@@ -202,12 +202,15 @@ def test_conformal_bounds() -> None:
 def test_evidence_levels() -> None:
     assert evidence("h100-sxm", "static") == "calibrated"
     assert evidence("h800-sxm", "static") == "transferred"  # Hopper, measured on H100 and H200
-    assert evidence("mi300x", "static") == "datasheet"
+    assert evidence("mi300x", "static") == "calibrated"  # the held-out MI300X cases P22-P26
+    assert evidence("mi325x", "static") == "transferred"  # CDNA3, measured on MI300X
+    assert evidence("mi355x", "static") == "datasheet"  # no CDNA4 case
     assert evidence("jetson-agx-orin-64gb-30w", "static") == "transferred"  # a power mode
     assert evidence("b200", "simulated", "vllm") == "calibrated"
     assert evidence("h100-sxm", "simulated", "sglang") == "transferred"  # another engine
     assert evidence("h100-sxm", "closed-form") == "calibrated"
-    assert evidence("b300", "static") == "datasheet"  # no Blackwell static case
+    assert evidence("b300", "static") == "transferred"  # Blackwell, measured on GB200 (P30, P31)
+    assert evidence("l40s", "static") == "datasheet"  # no Ada case
 
 
 def test_thinner_evidence_widens() -> None:
@@ -218,10 +221,10 @@ def test_thinner_evidence_widens() -> None:
             widths.append(iv.hi / iv.lo)
         assert widths == sorted(widths), (model, widths)
         assert widths[-1] > widths[0], (model, widths)
-    # on real estimates: the same workload on H100 (calibrated), H800 (transferred), MI300X
+    # on real estimates: the same workload on H100 (calibrated), H800 (transferred), MI355X
     work = {"batch": 8, "input_tokens": 1000, "output_tokens": 200}
     ratio = {}
-    for hw in ("h100-sxm", "h800-sxm", "mi300x"):
+    for hw in ("h100-sxm", "h800-sxm", "mi355x"):
         d = genmodel.report.estimate_dict(genmodel.estimate("llama-3.1-8b", hw, **work))
         lo, hi = d["tpot_s_interval"]
         ratio[d["interval_evidence"]] = hi / lo
@@ -347,4 +350,4 @@ def test_table_round_trips() -> None:
     t = IntervalTable.from_dict(TABLE)
     assert t == BUNDLED
     assert all(list(v) == sorted(v) for v in t.residuals.values())
-    assert t.cases == 121
+    assert t.cases == 133

@@ -388,6 +388,35 @@ def test_fit_profiles_tool_runs_leave_one_source_out_on_a_tiny_subset(
     assert cells[8].endswith("%")  # a leave-one-source-out MAPE
 
 
+def test_fit_profiles_refuses_a_fit_pinned_at_the_end_of_its_range() -> None:
+    # a fitted value at its bound means the rows wanted more than the parameter can give
+    import importlib.util
+    import types
+
+    from genmodel._calibrate import ParameterFit
+
+    spec = importlib.util.spec_from_file_location("fit_profiles", ROOT / "tools" / "fit_profiles.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+
+    def fit(value: float, status: str = "fitted") -> types.SimpleNamespace:
+        p = ParameterFit(
+            name="collective_latency_s",
+            base=8e-6,
+            value=value,
+            status=status,
+            sensitivity=0.1,
+            bounds=(1e-6, 1e-4),
+        )
+        return types.SimpleNamespace(parameters=(p,))
+
+    assert tool.at_bound(fit(1e-6)) == "collective_latency_s = 1e-06"
+    assert tool.at_bound(fit(1e-4)).startswith("collective_latency_s")
+    assert tool.at_bound(fit(2e-5)) == ""
+    assert tool.at_bound(fit(1e-6, status="not pinned")) == ""
+
+
 def test_every_shipped_profile_loads_and_names_real_cases() -> None:
     ids = {r["id"] for r in genmodel.read_cases(genmodel.public_cases_path())}
     for name in genmodel.list_profiles():
