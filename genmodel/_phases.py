@@ -349,8 +349,7 @@ class ServingState:
     queue_wait_s: float
     kv_limited: bool
     max_running: int
-    #: time each request spends in the serving frontend, included once in ``ttft_s`` (and e2e)
-    #: but not in ``queue_wait_s`` (the efficiency ``request_overhead_s``; 0 unless a profile sets it)
+    #: a request's time in the serving frontend (``request_overhead_s``): in ttft_s, not queue_wait_s
     request_overhead_s: float = 0.0
     #: the serving model that gave these figures: "closed-form" (steady state) or "simulated"
     serving_model: str = "closed-form"
