@@ -118,6 +118,11 @@ def _serving_rows(d: Mapping[str, Any], serving: Mapping[str, Any]) -> list[tupl
         ("serving: request rate", f"{serving['request_rate_per_s']:,.2f} requests/s"),
         ("serving: prefill share of the time", f"{serving['prefill_busy_frac']:.1%}"),
         ("serving: mean queue wait before prefill", format_seconds(serving["queue_wait_s"])),
+        *(
+            [("serving: request overhead in TTFT (frontend)", format_seconds(serving["request_overhead_s"]))]
+            if serving.get("request_overhead_s")
+            else []
+        ),
         ("serving: limited by KV-cache memory", "yes" if serving["kv_limited"] else "no"),
         ("serving: max running (sequences the KV cache holds)", f"{serving['max_running']:,}"),
     ]

@@ -230,10 +230,11 @@ def _base_profile(base: str | Profile | None, device: str, rows: Rows) -> Profil
     return load_profile("default")
 
 
-def _candidates(parameters: Sequence[str] | None) -> list[str]:
-    """The parameters to consider: as given (each must have fit bounds), else every one that has."""
+def _candidates(parameters: Sequence[str] | None, exclude: Sequence[str] = ()) -> list[str]:
+    """The parameters to consider: as given (each must have fit bounds), else every one that has
+    but those in ``exclude``."""
     if parameters is None:
-        return [p for p in PARAMETERS if fit_bounds(p) is not None]
+        return [p for p in PARAMETERS if fit_bounds(p) is not None and p not in exclude]
     for name in parameters:
         if fit_bounds(check_parameter(name)) is None:
             raise SpecError(f"parameter={name!r} is not fitted (an integer or an engine setting)")
@@ -483,6 +484,7 @@ def fit_profile(
     engine: str = ENGINES[0],
     cross_validate: bool = True,
     group: Callable[[Mapping[str, str]], str] | None = None,
+    exclude: Sequence[str] = (),
 ) -> Calibration:
     """Fit ``base``'s parameters to checked validation rows (of any devices; see :func:`calibrate`).
 
@@ -493,11 +495,12 @@ def fit_profile(
             device id).
         hardware: the device id the profile is for (its ``hardware`` list), or a label.
         parameters, profile_id, serving, engine, cross_validate, group: as :func:`calibrate`.
+        exclude: parameters not to consider when ``parameters`` is None (they keep the base's).
 
     Raises:
         SpecError: as :func:`calibrate`.
     """
-    names = _candidates(parameters)
+    names = _candidates(parameters, exclude)
     try:
         efficiency = load_hardware(hardware).device.efficiency
     except GenModelError:

@@ -220,9 +220,16 @@ class Efficiency:
         gemm_tile_tokens: GEMM row tile; a GEMM over M tokens computes ceil(M/tile)*tile rows.
         attention_frac: fraction of peak FLOP/s a fused (flash) attention kernel reaches.
         memory_frac: fraction of peak memory bandwidth a streaming kernel reaches.
+        expert_memory_frac: fraction of ``memory_frac``'s bandwidth the routed experts of an MoE
+            layer reach (grouped or fused expert GEMMs over small per-expert weight slices and
+            few tokens each: occupancy, permutation and combine); 1 = as every other kernel.
         collective_bus_frac: fraction of link bandwidth a collective reaches (NCCL bus bandwidth).
         collective_latency_s: fixed cost of one collective call (launch and synchronisation).
         step_overhead_s: fixed cost of one forward step (scheduling, sampling, launches).
+        request_overhead_s: fixed time one served request spends outside the forward steps (the
+            serving frontend: HTTP, tokenisation, scheduling, detokenisation, streaming), added
+            once to its TTFT and end-to-end latency under load (``concurrency``, ``simulate``);
+            not to a static estimate, whose figures are the engine's own.
         usable_memory_frac: fraction of device memory the serving engine may use.
         offload_link_frac: fraction of a host link's (PCIe, C2C, CXL) bandwidth a bulk copy to or
             from an offload tier reaches.
@@ -233,9 +240,11 @@ class Efficiency:
     gemm_tile_tokens: int = 64
     attention_frac: float = 0.5
     memory_frac: float = 0.7
+    expert_memory_frac: float = 1.0
     collective_bus_frac: float = 0.8
     collective_latency_s: float = 8e-6
     step_overhead_s: float = 1.5e-3
+    request_overhead_s: float = 0.0
     usable_memory_frac: float = 0.9
     offload_link_frac: float = 0.8
 
@@ -247,12 +256,13 @@ class Efficiency:
             gemm_low_precision_frac=self.gemm_low_precision_frac,
             attention_frac=self.attention_frac,
             memory_frac=self.memory_frac,
+            expert_memory_frac=self.expert_memory_frac,
             collective_bus_frac=self.collective_bus_frac,
             usable_memory_frac=self.usable_memory_frac,
         )
         if self.gemm_tile_tokens < 1:
             raise SpecError(f"efficiency.gemm_tile_tokens={self.gemm_tile_tokens!r} must be >= 1")
-        for name in ("collective_latency_s", "step_overhead_s"):
+        for name in ("collective_latency_s", "step_overhead_s", "request_overhead_s"):
             if not getattr(self, name) >= 0 or _infinite(getattr(self, name)):
                 raise SpecError(f"efficiency.{name}={getattr(self, name)!r} must be >= 0 and finite")
 
@@ -263,9 +273,11 @@ IDEAL_EFFICIENCY = Efficiency(
     gemm_tile_tokens=1,
     attention_frac=1.0,
     memory_frac=1.0,
+    expert_memory_frac=1.0,
     collective_bus_frac=1.0,
     collective_latency_s=0.0,
     step_overhead_s=0.0,
+    request_overhead_s=0.0,
     usable_memory_frac=1.0,
     offload_link_frac=1.0,
 )

@@ -266,7 +266,8 @@ def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
 
     GEMMs run at ``efficiency.gemm_frac`` of the peak for the GEMM precision, with rows padded to
     the kernel's row tile; attention at ``attention_frac`` of the peak for the wider of the
-    activation and KV-cache precisions (at least 8-bit); memory traffic at ``memory_frac`` of peak bandwidth.
+    activation and KV-cache precisions (at least 8-bit); memory traffic at ``memory_frac`` of peak bandwidth,
+    the routed experts' at ``expert_memory_frac`` of that (grouped GEMMs over small expert slices).
     Source: Williams, Waterman, Patterson, "Roofline", CACM 2009.
     """
     rates = Rates.of(device, precision)
@@ -282,6 +283,7 @@ class Rates:
     gemm_flops_per_s: Num  # achieved FLOP/s of a GEMM in the precision's GEMM dtype
     attention_flops_per_s: Num  # achieved FLOP/s of fused attention
     gemm_tile_tokens: int
+    expert_memory_bytes_per_s: Num  # achieved memory bandwidth of the routed experts' GEMMs
 
     @classmethod
     def of(cls, device: Device, precision: Precision) -> Rates:
@@ -296,6 +298,9 @@ class Rates:
             gemm_flops_per_s=device.peak_flops_per_s[dtype] * frac,
             attention_flops_per_s=device.peak_for(attention_dtype) * eff.attention_frac,
             gemm_tile_tokens=eff.gemm_tile_tokens,
+            expert_memory_bytes_per_s=device.memory_bandwidth_bytes_per_s
+            * eff.memory_frac
+            * eff.expert_memory_frac,
         )
 
     def padding(self, rows: Num) -> Num:
@@ -305,7 +310,8 @@ class Rates:
 
     def time(self, op: Op, padded: Num) -> OpTime:
         """Roofline time of ``op`` (a GEMM's row padding given, as :meth:`padding` says)."""
-        memory_s = op.bytes / self.memory_bytes_per_s
+        rate = self.expert_memory_bytes_per_s if op.name == "experts" else self.memory_bytes_per_s
+        memory_s = op.bytes / rate
         if op.kind == "gemm":
             compute_s = op.flops * padded / self.gemm_flops_per_s
         elif op.kind == "attention":

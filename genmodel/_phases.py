@@ -349,6 +349,8 @@ class ServingState:
     queue_wait_s: float
     kv_limited: bool
     max_running: int
+    #: a request's time in the serving frontend (``request_overhead_s``): in ttft_s, not queue_wait_s
+    request_overhead_s: float = 0.0
     #: the serving model that gave these figures: "closed-form" (steady state) or "simulated"
     serving_model: str = "closed-form"
     #: the engine whose scheduler was simulated (None for the closed form)

@@ -47,12 +47,18 @@ _BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
         "attention_frac": (0.2, 0.9),
         # decode streaming kernels: 40-92 % of HBM/LPDDR peak (STREAM reaches ~90 %)
         "memory_frac": (0.4, 0.95),
+        # routed experts against other streaming kernels: grouped GEMMs over thin expert slices
+        # and a few tokens each lose occupancy and spend time permuting and combining (0.2-1)
+        "expert_memory_frac": (0.2, 1.0),
         # NCCL bus bandwidth: 60-95 % of the per-direction link figure
         "collective_bus_frac": (0.3, 0.98),
         # one collective call: 1 us (launch) to 100 us (an un-graphed, multi-node call)
         "collective_latency_s": (1e-6, 1e-4),
         # one forward step's host overhead: CUDA-graph C++ runtimes ~0.1 ms, Python engines 1-5 ms
         "step_overhead_s": (1e-5, 1e-2),
+        # one request's time in the serving frontend (HTTP, tokenisation, detokenisation,
+        # streaming): 0 (an in-process benchmark) to 0.5 s (a Python API server under load)
+        "request_overhead_s": (0.0, 0.5),
         # pinned-memory copies over PCIe/C2C/CXL: 60-90 % of the link
         "offload_link_frac": (0.3, 0.95),
     }

@@ -18,6 +18,10 @@ Modelling assumptions:
   (:func:`after_wave`).
 - Quantiles (p90, p99) of TTFT for Poisson arrivals: the M/D/1 wait with an exponential tail
   (Kingman's heavy-traffic approximation), see :func:`md1_wait_quantile_s`.
+- A request's time outside the forward steps (the serving frontend: HTTP, tokenisation,
+  detokenisation, streaming), the efficiency ``request_overhead_s``, is added once to its TTFT
+  (so to its end-to-end latency) after the steady state is solved: the clients it keeps out of
+  the engine are not taken from the load (at 0.1 s against requests of seconds, a few per cent).
 """
 
 from __future__ import annotations
@@ -280,11 +284,12 @@ def estimate_serving(
     state = at_cap if batch == cap else point(batch)
     rate, itl_s = float(state.rate_per_s), float(state.itl_s)
     # clients not decoding are waiting for (or in) their prefill: Little's law
-    ttft_s = (
+    queued_s = (
         (clients - rate * (output_tokens - 1) * float(state.itl_s)) / rate
         if kv_limited
         else float(state.ttft_s)
     )
+    ttft_s = queued_s
     if wave is not None and not kv_limited:
         full = full_step_s(model, system, plan, precision, wave, input_tokens, prefill_s, options, mem)
         extra = wave_extra_s(
@@ -298,6 +303,10 @@ def estimate_serving(
         ttft_s += float(extra)
         itl, rate_wave = after_wave(clients, rate, ttft_s, itl_s, float(steps[batch].time_s), output_tokens)
         itl_s, rate = float(itl), float(rate_wave)
+        queued_s = ttft_s  # the engine's wait, the wave's included
+    # the request's time in the serving frontend, once (the load the engine sees is not reduced)
+    overhead_s = device.efficiency.request_overhead_s
+    ttft_s = queued_s + overhead_s
     decode = steps[batch].cost()
     return Estimate(
         model_id=model.id,
@@ -327,9 +336,10 @@ def estimate_serving(
             decode_batch=batch * replicas,
             request_rate_per_s=rate * replicas,
             prefill_busy_frac=float(state.prefill_busy_frac),
-            queue_wait_s=ttft_s - prefill_s,
+            queue_wait_s=queued_s - prefill_s,
             kv_limited=kv_limited,
             max_running=most,
+            request_overhead_s=overhead_s,
         ),
     )
 

@@ -127,6 +127,7 @@ def request_figures(
     prefill_end: np.ndarray | None = None,
     *,
     itl: bool = True,
+    request_overhead_s: float = 0.0,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The :class:`SimulationResult` fields of the measured requests that every simulation shares
     (latency percentiles, the time split, counts and rates), and the ITL samples' weights.
@@ -135,6 +136,9 @@ def request_figures(
     when each prompt's prefill ended, where that is not its first token (disaggregated serving);
     ``itl``: False leaves out the ITL percentiles (NaN; a sort of every decode step's gap) and
     the weights (empty), for a caller that reads only the requests' figures.
+    ``request_overhead_s``: each request's time in the serving frontend, added once to its TTFT
+    and e2e (not to the engine's time split ``queue_s``/``prefill_s``/``decode_s``, nor to the
+    records).
     """
     arrival, scheduled, first, finish = (
         req.array(n) for n in ("arrival_s", "scheduled_s", "first_token_s", "finish_s")
@@ -158,10 +162,11 @@ def request_figures(
             decode_tokens += tokens
     ends = first if prefill_end is None else prefill_end
     figures = {
-        "ttft_s": Percentiles.of(ft - a),
+        "ttft_s": Percentiles.of(ft - a + request_overhead_s),
         "tpot_s": Percentiles.of((f - ft)[multi] / (out[multi] - 1)),
         "itl_s": itl_s,
-        "e2e_s": Percentiles.of(f - a),
+        "e2e_s": Percentiles.of(f - a + request_overhead_s),
+        "request_overhead_s": request_overhead_s,
         "queue_s": float((scheduled[measured] - a).mean()),
         "prefill_s": float((ends[measured] - scheduled[measured]).mean()),
         "decode_s": float((f - ft).mean()),

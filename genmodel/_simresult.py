@@ -228,6 +228,9 @@ class SimulationResult:
     simulated_s: float
     elapsed_s: float
     engine: Engine
+    #: each request's time in the serving frontend (the efficiency ``request_overhead_s``),
+    #: included once in ``ttft_s`` and ``e2e_s`` but not in ``queue_s``, ``prefill_s``, ``decode_s``
+    request_overhead_s: float = 0.0
     #: swap preemption: seconds of KV copies to and from the offload tier, summed over replicas
     #: (None without swap)
     swap_s: float | None = None
@@ -246,6 +249,7 @@ class SimulationResult:
             "itl_s": self.itl_s.to_dict(),
             "e2e_s": self.e2e_s.to_dict(),
             "queue_s": self.queue_s,
+            "request_overhead_s": self.request_overhead_s,
             "prefill_s": self.prefill_s,
             "decode_s": self.decode_s,
             "requests": self.requests,

@@ -15,7 +15,10 @@ Modelling assumptions:
   a full step (:func:`~genmodel._sizes.activation_bytes_per_device`), in tokens of KV per device.
 - Latencies: TTFT = first token - arrival; TPOT per request = (finish - first token) / (output - 1);
   ITL per token, weighted by the decode tokens of each step (the time since the replica's last
-  decode step); e2e = finish - arrival. Warm-up requests are excluded from every figure.
+  decode step); e2e = finish - arrival. Warm-up requests are excluded from every figure. The
+  time a request spends in the serving frontend (the efficiency ``request_overhead_s``) is added
+  once to its TTFT and e2e; it does not delay its arrival at the scheduler (a closed loop's
+  clients are not taken from the load while they are in it).
 - Swap preemption copies a preempted sequence's KV to the offload tier (by default the device's
   host memory) and back (:class:`~genmodel._scheduler.SwapLink`): the tier's bandwidth per device
   is what :meth:`~genmodel._hardware.AttachedTier.bandwidth_per_device` gives while the devices of
@@ -255,6 +258,7 @@ def simulate_serving(
         start=start,
         timeline=None if samples is None else Timeline.merge(samples, token_bytes=token_bytes),
         itl=itl,
+        request_overhead_s=system.device.efficiency.request_overhead_s,
     )
 
 
@@ -644,11 +648,12 @@ def _result(
     start: float,
     timeline: Timeline | None = None,
     itl: bool = True,
+    request_overhead_s: float = 0.0,
 ) -> SimulationResult:
     """The figures of a finished simulation (``itl``: with the ITL percentiles)."""
     warmup = arrivals.warmup_requests if arrivals.kind == "closed" else 0
     measured = measured_requests(warmup, starts, client_of, len(req.input_tokens))
-    figures, _ = request_figures(req, measured, replicas, itl=itl)
+    figures, _ = request_figures(req, measured, replicas, itl=itl, request_overhead_s=request_overhead_s)
     batch = sum(r.batch_time / max(spans[0 if len(spans) == 1 else r.index][1], 1e-30) for r in replicas)
     return SimulationResult(
         **figures,

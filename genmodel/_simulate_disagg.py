@@ -500,7 +500,10 @@ class _Simulation:
         warmup = arrivals.warmup_requests if self.closed else 0
         measured = measured_requests(warmup, self.starts, self.client_of, len(self.req.input_tokens))
         p_pool, d_pool = self.pools
-        figures, _ = request_figures(self.req, measured, d_pool.replicas, prefill_end)
+        overhead_s = p_pool.setup.system.device.efficiency.request_overhead_s  # the frontend, once
+        figures, _ = request_figures(
+            self.req, measured, d_pool.replicas, prefill_end, request_overhead_s=overhead_s
+        )
         devices = p_pool.spec.devices + d_pool.spec.devices
         moved = kv_arrival[measured] - prefill_end[measured]
         pools = (self._pool_stats(p_pool, end), self._pool_stats(d_pool, end))

@@ -198,9 +198,16 @@ def test_unlimited_budget_and_memory_approach_the_closed_form() -> None:
     # Stated tolerance: TPOT within 10 %, TTFT within 50 % (a steady state against a simulation
     # whose clients start together and drift apart: spread lengths break the waves up, so the
     # steady state alone, without the closed form's wave term for fixed lengths).
+    # (both with the default profile: SGLang's own adds its request overhead and expert bandwidth)
     n, kwargs = (
         16,
-        {"model": "llama-3.1-8b", "hardware": "h200-sxm", "input_tokens": 1000, "output_tokens": 200},
+        {
+            "model": "llama-3.1-8b",
+            "hardware": "h200-sxm",
+            "input_tokens": 1000,
+            "output_tokens": 200,
+            "profile": "default",
+        },
     )
     engine = engine_preset("sglang").replace(
         max_batched_tokens=1000, chunked_prefill=False, max_num_seqs=4096

@@ -17,8 +17,30 @@ profile itself is not rewritten (its numbers are the shared ones the golden file
 error is reported by refitting its four fitted parameters across every static case, one source
 left out at a time.
 
+Two parameters are properties of the engine's software, not of the device, and are fitted apart,
+after the device fits above, one value per engine on every serving case of that engine (all
+devices), each case predicted with its device's profile of this run:
+
+- ``expert_memory_frac`` (the routed experts' share of ``memory_frac``: grouped/fused MoE GEMMs
+  over thin expert slices and few tokens each) on the TPOT of MoE models, by bounded least
+  squares on log-error within ``genmodel.fit_bounds``;
+- then ``request_overhead_s`` (the time a request spends in the serving frontend: HTTP,
+  tokenisation, detokenisation, streaming) on TTFT: with it, TTFT is exactly the prediction
+  without it plus the overhead, and the overhead is the one minimising the MAPE within its bounds
+  (a weighted median, :func:`fit_constant`; least squares on log-error is dominated by the cases
+  whose TTFT is queue-bound, 10-80 times the prediction, which no per-request constant explains).
+
+Every bundled serving case comes from one source (AIConfigurator's silicon_sample.csv), so their
+held-out error is **leave-one-model-out** (``--hold-out model``, the default; ``hardware`` holds
+out one device at a time; the table shows both): each model's cases are predicted by the value
+fitted on the other models. A value is written into the profile of every device of that engine
+that has cases in its fit when it differs from the neutral one (1, or at least 1 ms), lies
+inside its bounds, and its held-out MAPE is at least ``MIN_LOSO_GAIN`` below the error without
+it on the same cases; otherwise the table says why and the engine keeps the default.
+
 Run: python tools/fit_profiles.py [--check] [--only ID ...] [--cases CSV] [--metrics M ...]
-Prints a markdown table (the README's) and, without --check, rewrites the profile files.
+Prints markdown tables (the README's and hardware_db/EFFICIENCY.md's) and, without --check,
+rewrites the profile files. One command, no randomness: the lead reruns it after a model change.
 """
 
 from __future__ import annotations
@@ -29,10 +51,15 @@ import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import genmodel
 from genmodel._calibrate import Calibration, fit_profile
-from genmodel.io import load_hardware, load_profile, profile_to_yaml
+from genmodel._profiles import Profile, fit_bounds
+from genmodel._servingmodel import StepTables
+from genmodel._validate import _estimate_case
+from genmodel.io import device_profile, load_hardware, load_profile, profile_to_yaml
+from genmodel.io._profiles import yaml_key
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "hardware_db" / "profiles"
 
@@ -60,6 +87,42 @@ MIN_LOSO_GAIN = 1.0
 BOUND_TOLERANCE = 0.01
 #: the parameters of the default profile that tools/fit_efficiency.py fitted
 DEFAULT_FITTED = ("gemm_frac", "gemm_low_precision_frac", "memory_frac", "step_overhead_s")
+#: the engine-wide parameters: the request overhead (fitted on TTFT under load) and the routed
+#: experts' share of memory_frac (on the TPOT of MoE models under load), fitted in this order
+OVERHEAD = "request_overhead_s"
+EXPERT = "expert_memory_frac"
+ENGINE_WIDE = (EXPERT, OVERHEAD)
+#: what one case is held out with in the overhead's cross-validation (a column of the cases)
+HOLD_OUT = ("model", "hardware")
+#: the least overhead worth writing (below it the fit says "none")
+MIN_OVERHEAD_S = 1e-3
+#: what is published about each engine's frontend, written beside its fitted value: none of these
+#: gives a per-request time, so the value is fitted, and these say why it is not zero
+FRONTEND_NOTES = {
+    "vllm": "vLLM v0.6.0 performance update (vLLM blog, 2024-09-05): on Llama-3-8B/1xH100 the HTTP API "
+    "server took 33 % and scheduling 29 % of v0.5.3's execution time; v0.6 moved the API server to its "
+    "own process, so tokenisation and detokenisation overlap the GPU and remain on each request's path",
+    "sglang": "SGLang runtime design (sglang srt/entrypoints/engine.py): the HTTP server and "
+    "TokenizerManager run in the main process, the scheduler and DetokenizerManager in subprocesses "
+    "linked by ZeroMQ, so each request crosses tokenisation, two IPC hops and detokenisation",
+    "trtllm": "trtllm-serve (TensorRT-LLM docs, commands/trtllm-serve): an OpenAI-compatible HTTP server "
+    "in front of the executor, with the tokenizer (--tokenizer) in its Python frontend",
+}
+
+
+#: what is published about routed-expert kernels at few tokens per expert (no engine publishes the
+#: bandwidth its MoE kernels reach at decode, so the value is fitted; these say why it is below 1)
+_MOE_KERNELS = (
+    "grouped expert GEMMs at few tokens stream thin weight slices with little parallel work per "
+    "expert and add permutation, activation quantisation and combine kernels; Morph-Decode "
+    "(morphllm.com/blog/morph-decode, 2026-04-09) profiled TensorRT-LLM's CUTLASS MoE path at batch 1 "
+    "and found 71 % of MoE-layer time outside the GEMMs"
+)
+EXPERT_NOTES = {
+    "vllm": "vLLM fused_moe (Triton) kernels, " + _MOE_KERNELS,
+    "sglang": "SGLang fused MoE kernels, " + _MOE_KERNELS,
+    "trtllm": "TensorRT-LLM MoE kernels, " + _MOE_KERNELS,
+}
 
 
 def _source(row: Mapping[str, str]) -> str:
@@ -143,7 +206,12 @@ def fit_one(
     reason = ""
     try:
         fit = fit_profile(
-            mine, base=load_profile("default"), hardware=device, profile_id=profile_id, group=_source
+            mine,
+            base=load_profile("default"),
+            hardware=device,
+            profile_id=profile_id,
+            group=_source,
+            exclude=ENGINE_WIDE,  # fitted per engine below
         )
     except genmodel.GenModelError as exc:
         reason = str(exc).split(";")[0]
@@ -194,6 +262,282 @@ def default_loso(rows: Sequence[dict[str, str]]) -> dict[str, float]:
     }
 
 
+class EngineFit(NamedTuple):
+    """One engine-wide parameter: its cases, the predictions without it, and the fits."""
+
+    parameter: str
+    engine: str
+    hold_out: str
+    rows: tuple[dict[str, str], ...]
+    measured: tuple[float, ...]
+    #: each case with its device's profile and the parameter at its neutral value
+    base: tuple[float, ...]
+    #: fitted on every case (SI units)
+    value: float
+    #: each case with the value fitted on every case
+    after: tuple[float, ...]
+    #: each case predicted with the value fitted on the other groups (None: no fit possible)
+    held: tuple[float | None, ...]
+    #: the value fitted without each group
+    fold_values: tuple[float, ...]
+
+    def mape(self, predicted: Sequence[float | None]) -> float:
+        """MAPE of ``predicted`` on the cases it predicts."""
+        return _mape([_ape(p, m) for p, m in zip(predicted, self.measured, strict=True) if p is not None])
+
+    def median(self, predicted: Sequence[float | None]) -> float:
+        """Median APE of ``predicted``."""
+        ape = [_ape(p, m) for p, m in zip(predicted, self.measured, strict=True) if p is not None]
+        return statistics.median(ape) if ape else float("nan")
+
+    @property
+    def base_held(self) -> tuple[float | None, ...]:
+        """The predictions without the parameter, on the cases the held-out fit predicts."""
+        return tuple(b if h is not None else None for b, h in zip(self.base, self.held, strict=True))
+
+    def devices(self) -> list[str]:
+        """The devices of its cases."""
+        return sorted({load_hardware(r["hardware"]).device.id for r in self.rows})
+
+
+def fit_constant(base: Sequence[float], measured: Sequence[float], bounds: tuple[float, float]) -> float:
+    """The constant c in ``bounds`` minimising the mean absolute % error of ``base + c``.
+
+    sum |base_i + c - m_i| / m_i is piecewise linear and convex in c; its minimum is the weighted
+    median of the gaps m_i - base_i with weights 1 / m_i (the lower one where two tie), clipped
+    to ``bounds``: exact and deterministic. (Least squares on log-error, as the device fits use,
+    is dominated here by the cases whose TTFT is queue-bound, 10-80 times the prediction, which
+    no per-request constant explains.)
+    """
+    pairs = sorted((m - b, 1.0 / m) for b, m in zip(base, measured, strict=True))
+    half = sum(w for _, w in pairs) / 2
+    total = 0.0
+    for gap, weight in pairs:
+        total += weight
+        if total >= half:
+            return min(max(gap, bounds[0]), bounds[1])
+    raise ValueError("no cases")
+
+
+def _groups(rows: Sequence[Mapping[str, str]], hold_out: str) -> list[tuple[list[int], list[int]]]:
+    """(inside, left out) case indices, one pair per value of the ``hold_out`` column."""
+    keys = [r[hold_out] for r in rows]
+    out = []
+    for key in dict.fromkeys(keys):
+        inside = [i for i, k in enumerate(keys) if k != key]
+        if inside:
+            out.append((inside, [i for i, k in enumerate(keys) if k == key]))
+    return out
+
+
+def fit_overhead(
+    engine: str,
+    rows: Sequence[dict[str, str]],
+    base: Sequence[float],
+    hold_out: str = HOLD_OUT[0],
+) -> EngineFit:
+    """Fit the request overhead of ``engine`` on its TTFT ``rows`` (predicted ``base`` without it;
+    with it, TTFT is exactly ``base + overhead``), and hold out each value of ``hold_out``."""
+    bounds = fit_bounds(OVERHEAD)
+    assert bounds is not None
+    measured = [float(r["measured"]) for r in rows]
+    held: list[float | None] = [None] * len(rows)
+    folds = []
+    for inside, left in _groups(rows, hold_out):
+        value = fit_constant([base[i] for i in inside], [measured[i] for i in inside], bounds)
+        folds.append(value)
+        for i in left:
+            held[i] = base[i] + value
+    value = fit_constant(base, measured, bounds)
+    return EngineFit(
+        parameter=OVERHEAD,
+        engine=engine,
+        hold_out=hold_out,
+        rows=tuple(rows),
+        measured=tuple(measured),
+        base=tuple(base),
+        value=value,
+        after=tuple(b + value for b in base),
+        held=tuple(held),
+        fold_values=tuple(folds),
+    )
+
+
+class _Predictor:
+    """Each case as validate predicts it, with its device's profile and ``parameter`` set (memoised)."""
+
+    def __init__(
+        self, parameter: str, rows: Sequence[dict[str, str]], profiles: Mapping[tuple[str, str], Profile]
+    ) -> None:
+        default = load_profile("default")
+        self.parameter, self.rows = parameter, rows
+        self.profiles = [
+            profiles.get((load_hardware(r["hardware"]).device.id, r["engine"].strip()), default) for r in rows
+        ]
+        self.tables = StepTables()
+        self.done: dict[tuple[int, float], float] = {}
+
+    def __call__(self, value: float, index: Sequence[int]) -> list[float]:
+        out = []
+        for i in index:
+            key = (i, value)
+            if key not in self.done:
+                row = self.rows[i]
+                profile = self.profiles[i].with_values({self.parameter: value}, how="fitted")
+                est = _estimate_case(
+                    dict(row), "simulated", row["engine"].strip(), self.tables, profile=profile
+                )
+                self.done[key] = float(getattr(est, row["metric"]))
+            out.append(self.done[key])
+        return out
+
+
+def _least_squares(predict: _Predictor, measured: Sequence[float], index: Sequence[int]) -> float:
+    """The value of the predictor's parameter within its bounds minimising the squared log-error of
+    the cases ``index`` (bounded least squares, trust-region reflective, from the neutral value)."""
+    import numpy as np
+    from scipy.optimize import least_squares
+
+    lo, hi = fit_bounds(predict.parameter) or (0.0, 1.0)
+    m = np.asarray([measured[i] for i in index])
+
+    def residuals(u: Any) -> Any:
+        value = round(lo + float(np.clip(u[0], 0.0, 1.0)) * (hi - lo), 6)
+        return np.log(np.asarray(predict(value, index)) / m)
+
+    result = least_squares(residuals, [1.0], bounds=(0.0, 1.0), diff_step=0.02, max_nfev=60)
+    return round(lo + float(result.x[0]) * (hi - lo), 6)
+
+
+def fit_expert(
+    engine: str,
+    rows: Sequence[dict[str, str]],
+    profiles: Mapping[tuple[str, str], Profile],
+    hold_out: str = HOLD_OUT[0],
+) -> EngineFit:
+    """Fit ``expert_memory_frac`` of ``engine`` on its MoE TPOT ``rows`` (bounded least squares on
+    log-error), and hold out each value of ``hold_out``."""
+    predict = _Predictor(EXPERT, rows, profiles)
+    measured = [float(r["measured"]) for r in rows]
+    every = range(len(rows))
+    held: list[float | None] = [None] * len(rows)
+    folds = []
+    for inside, left in _groups(rows, hold_out):
+        value = _least_squares(predict, measured, inside)
+        folds.append(value)
+        for i, p in zip(left, predict(value, left), strict=True):
+            held[i] = p
+    value = _least_squares(predict, measured, every)
+    return EngineFit(
+        parameter=EXPERT,
+        engine=engine,
+        hold_out=hold_out,
+        rows=tuple(rows),
+        measured=tuple(measured),
+        base=tuple(predict(1.0, every)),
+        value=value,
+        after=tuple(predict(value, every)),
+        held=tuple(held),
+        fold_values=tuple(folds),
+    )
+
+
+def engine_verdict(fit: EngineFit) -> tuple[bool, str]:
+    """Whether an engine-wide value is written, and why (or why not)."""
+    lo, hi = fit_bounds(fit.parameter) or (0.0, 1.0)
+    groups = len({r[fit.hold_out] for r in fit.rows})
+    if groups < 2:
+        return False, f"cases of {groups} {fit.hold_out}(s): no held-out check"
+    neutral = (fit.value < MIN_OVERHEAD_S) if fit.parameter == OVERHEAD else (fit.value >= 0.99)
+    if neutral:
+        return False, f"fits {_show(fit.parameter, fit.value)}: no change from the default"
+    if fit.value >= hi * 0.999 or (fit.parameter != OVERHEAD and fit.value <= lo * 1.001):
+        return False, f"fits the bound {_show(fit.parameter, fit.value)}: not pinned down"
+    before, after = fit.mape(fit.base_held), fit.mape(fit.held)
+    if after > before - MIN_LOSO_GAIN:
+        return False, f"held out {after:.1f} % is not {MIN_LOSO_GAIN:.0f} point better than {before:.1f} %"
+    return True, "written"
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1f} %" if x == x else "-"
+
+
+def _show(parameter: str, value: float) -> str:
+    return f"{value * 1e3:.0f} ms" if parameter.endswith("_s") else f"{value:.2f}"
+
+
+def engine_rows(rows: Sequence[dict[str, str]], engine: str, parameter: str) -> list[dict[str, str]]:
+    """The serving cases of ``engine`` on the devices of :data:`SPECS` that show ``parameter``:
+    TTFT for the request overhead, TPOT of MoE models for ``expert_memory_frac``."""
+    devices = {s[1] for s in SPECS if s[2] == engine}
+    metric = "ttft_s" if parameter == OVERHEAD else "tpot_s"
+    return [
+        r
+        for r in rows
+        if (r.get("engine") or "").strip() == engine
+        and r["mode"] == "concurrency"
+        and r["metric"] == metric
+        and load_hardware(r["hardware"]).device.id in devices
+        and (parameter == OVERHEAD or genmodel.load_model(r["model"]).moe is not None)
+    ]
+
+
+def ttft_rows(rows: Sequence[dict[str, str]], engine: str) -> list[dict[str, str]]:
+    """The TTFT serving cases of ``engine`` on the devices of :data:`SPECS`."""
+    return engine_rows(rows, engine, OVERHEAD)
+
+
+def base_ttft(rows: Sequence[dict[str, str]], profiles: Mapping[tuple[str, str], Profile]) -> list[float]:
+    """Each TTFT case as validate predicts it, with its device's profile of this run (``profiles``
+    by (device, engine); default where none) and no request overhead."""
+    return _Predictor(OVERHEAD, rows, profiles)(0.0, range(len(rows)))
+
+
+def _engine_entry(fit: EngineFit) -> dict[str, object]:
+    before, after = fit.mape(fit.base_held), fit.mape(fit.held)
+    method = (
+        "least absolute % error (bounded weighted median) of TTFT = prediction + overhead"
+        if fit.parameter == OVERHEAD
+        else "bounded least squares on log-error of TPOT"
+    )
+    notes = FRONTEND_NOTES if fit.parameter == OVERHEAD else EXPERT_NOTES
+    return {
+        "how": "fitted",
+        "cases": [r["id"] for r in fit.rows],
+        "source": (
+            f"tools/fit_profiles.py: one value for {fit.engine} on its {len(fit.rows)} "
+            f"{'TTFT' if fit.parameter == OVERHEAD else 'MoE TPOT'} serving cases (all devices), {method}; "
+            f"held out by {fit.hold_out}: MAPE {before:.1f} % -> {after:.1f} %. "
+            f"Published: {notes[fit.engine]}"
+        ),
+    }
+
+
+def _engine_table(fits: Sequence[EngineFit], hold_out: str = HOLD_OUT[0]) -> str:
+    lines = [
+        "| parameter | engine | cases | devices | fitted | MAPE without | fitted, in sample "
+        "| median without -> fitted | held out by | values across folds "
+        "| held-out MAPE without -> with | shipped |",
+        "|---|---|---:|---|---:|---:|---:|---|---|---|---|---|",
+    ]
+    for f in fits:
+        ok, why = engine_verdict(f)
+        folds = (
+            f"{_show(f.parameter, min(f.fold_values))} - {_show(f.parameter, max(f.fold_values))}"
+            if f.fold_values
+            else "-"
+        )
+        lines.append(
+            f"| {yaml_key(f.parameter)} | {f.engine} | {len(f.rows)} | {', '.join(f.devices())} | "
+            f"{_show(f.parameter, f.value)} | {f.mape(f.base):.1f} % | {f.mape(f.after):.1f} % | "
+            f"{f.median(f.base):.0f} % -> {f.median(f.after):.0f} % | {f.hold_out} | {folds} | "
+            f"{_pct(f.mape(f.base_held))} -> {_pct(f.mape(f.held))} | "
+            f"{'' if f.hold_out == hold_out else 'check only, would be: '}{'yes' if ok else 'no: ' + why} |"
+        )
+    return "\n".join(lines)
+
+
 def _entries(fit: Calibration) -> dict[str, dict[str, object]]:
     ids = [c.id for c in fit.cases]
     return {
@@ -233,6 +577,90 @@ def _table(results: Sequence[dict[str, object]], default: Mapping[str, float] | 
     return "\n".join(lines)
 
 
+def fit_engines(
+    rows: Sequence[dict[str, str]],
+    engines: Sequence[str],
+    profiles: Mapping[tuple[str, str], Profile],
+    hold_outs: Sequence[str],
+    parameters: Sequence[str] = ENGINE_WIDE,
+) -> list[EngineFit]:
+    """The engine-wide parameters of each engine with cases, held out by each of ``hold_outs``:
+    ``expert_memory_frac`` first, then the request overhead over the profiles with the expert
+    value the first hold-out ships (``profiles`` by (device, engine): each case's base)."""
+    fits: list[EngineFit] = []
+    for engine in engines:
+        mine = dict(profiles)
+        for parameter in (p for p in ENGINE_WIDE if p in parameters):
+            cases = engine_rows(rows, engine, parameter)
+            if not cases:
+                continue
+            if parameter == OVERHEAD:
+                base = base_ttft(cases, mine)
+                now = [fit_overhead(engine, cases, base, h) for h in hold_outs]
+            else:
+                now = [fit_expert(engine, cases, mine, h) for h in hold_outs]
+            fits += now
+            if engine_verdict(now[0])[0]:
+                mine = _with_engine_fit(mine, now[0])
+    return fits
+
+
+def _with_engine_fit(
+    profiles: Mapping[tuple[str, str], Profile], fit: EngineFit
+) -> dict[tuple[str, str], Profile]:
+    """``profiles`` with the fitted value in those of the engine's devices that have cases in it."""
+    default = load_profile("default")
+    out = dict(profiles)
+    for device in fit.devices():
+        key = (device, fit.engine)
+        out[key] = out.get(key, default).with_values({fit.parameter: fit.value}, how="fitted")
+    return out
+
+
+def _write(
+    spec: tuple[str, str, str, str],
+    row: Mapping[str, object],
+    fit: Calibration | None,
+    engine_fits: Sequence[EngineFit],
+    out: Path,
+) -> None:
+    """Write (or remove) one profile file: its device fit if it ships, and each engine-wide value
+    that ships and has cases on the device."""
+    profile_id, device, engine, title = spec
+    target = out / f"{profile_id}.yaml"
+    ships = [f for f in engine_fits if f.engine == engine and device in f.devices() and engine_verdict(f)[0]]
+    if row["written"] and fit is not None:
+        profile, entries = fit.profile, _entries(fit)
+    elif ships:  # the default's values, each recorded as kept from it
+        default = load_profile("default")
+        profile = Profile(
+            id=profile_id,
+            name=title,
+            values=dict(default.values),
+            provenance={
+                k: f"base: profile {default.id}, {v}" if k in default.values else v
+                for k, v in default.provenance.items()
+            },
+            hardware=(device,),
+            engines=(engine,),
+            source="tools/fit_profiles.py: base profile default",
+        )
+        entries = {}
+    else:
+        if target.exists():
+            target.unlink()
+        return
+    for f in ships:
+        profile = profile.with_values({f.parameter: f.value}, how="fitted")
+        entries[f.parameter] = _engine_entry(f)
+        profile = dataclasses.replace(
+            profile,
+            source=(profile.source + "; " if profile.source else "")
+            + f"tools/fit_profiles.py: {yaml_key(f.parameter)} fitted for {engine} on its serving cases",
+        )
+    target.write_text(profile_to_yaml(profile, entries=entries))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", default=str(genmodel.public_cases_path()))
@@ -240,6 +668,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--metrics", nargs="*", default=list(DEFAULT_METRICS))
     parser.add_argument("--check", action="store_true", help="print only; write no profile file")
     parser.add_argument("--no-default", action="store_true", help="skip the default profile's LOSO")
+    parser.add_argument("--no-engine-wide", action="store_true", help="skip the engine-wide fits")
+    parser.add_argument(
+        "--hold-out", choices=HOLD_OUT, default=HOLD_OUT[0], help="the engine-wide fits' held-out groups"
+    )
     parser.add_argument("--out", type=Path, default=PROFILES_DIR, help="folder the profiles are written to")
     args = parser.parse_args(argv)
     rows = genmodel.read_cases(args.cases)
@@ -247,20 +679,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = genmodel.read_case_options(genmodel.public_options_path())
         rows = [{**r, **options.get(r["id"], {})} for r in rows]
     specs = [s for s in SPECS if not args.only or s[0] in args.only]
-    results = []
+    results, fits = [], []
     for spec in specs:
         row, fit = fit_one(spec, rows, args.metrics)
         results.append(row)
-        target = args.out / f"{spec[0]}.yaml"
-        if args.check:
-            continue
-        if row["written"] and fit is not None:
-            target.write_text(profile_to_yaml(fit.profile, entries=_entries(fit)))
-        elif target.exists():
-            target.unlink()
+        fits.append(fit)
         print(_table([row], None).splitlines()[-1], file=sys.stderr, flush=True)  # progress
-    default = None if args.no_default else default_loso(rows)
-    print(_table(results, default))
+    # each case's base: its device's profile as this run leaves it (files for the specs not run)
+    default = load_profile("default")
+    profiles = {
+        (s[1], s[2]): f.profile if r["written"] and f is not None else default
+        for s, r, f in zip(specs, results, fits, strict=True)
+    }
+    for s in SPECS:
+        if (s[1], s[2]) not in profiles:
+            profiles[(s[1], s[2])] = device_profile(s[1], s[2]) or default
+    engines = list(dict.fromkeys(s[2] for s in specs))
+    hold_outs = [args.hold_out, *[h for h in HOLD_OUT if h != args.hold_out]]
+    wide = [] if args.no_engine_wide else fit_engines(rows, engines, profiles, hold_outs)
+    chosen = [f for f in wide if f.hold_out == args.hold_out]
+    if not args.check:
+        for spec, row, fit in zip(specs, results, fits, strict=True):
+            _write(spec, row, fit, chosen, args.out)
+    table = _table(results, None if args.no_default else default_loso(rows))
+    print(table if args.no_engine_wide else table + "\n\n" + _engine_table(wide, args.hold_out))
     return 0
 
 

@@ -87,9 +87,11 @@ class EfficiencyY(_Strict):
     gemm_tile_tokens: Count
     attention_frac: Fraction
     memory_frac: Fraction
+    expert_memory_frac: Fraction = 1.0
     collective_bus_frac: Fraction
     collective_latency_us: NonNegative
     step_overhead_us: NonNegative
+    request_overhead_us: NonNegative = 0.0
     usable_memory_frac: Fraction
     offload_link_frac: Fraction = 0.8
     source: Source
