@@ -501,11 +501,11 @@ def test_shared_step_tables_give_the_same_estimate() -> None:
 
 def test_closed_form_estimate_is_the_steady_state_with_the_engines_wave() -> None:
     kw = {"tp": 2, "concurrency": 24, **_DEPLOY}
-    est = genmodel.estimate("llama-3.1-70b", "h100-sxm", serving="closed-form", engine="trtllm", **kw)  # type: ignore[arg-type]
-    # the engine names the device's profile (h100-trtllm): the same efficiencies for the formula
-    assert est.options.profile is not None and est.options.profile.id == "h100-trtllm"
+    est = genmodel.estimate("llama-3.1-70b", "h200-sxm", serving="closed-form", engine="sglang", **kw)  # type: ignore[arg-type]
+    # the engine names the device's profile (h200-sglang): the same efficiencies for the formula
+    assert est.options.profile is not None and est.options.profile.id == "h200-sglang"
     model = load_model("llama-3.1-70b")
-    system = genmodel.apply_profile(load_hardware("h100-sxm"), est.options.profile)
+    system = genmodel.apply_profile(load_hardware("h200-sxm"), est.options.profile)
     direct = estimate_serving(
         model,
         system,
@@ -514,7 +514,7 @@ def test_closed_form_estimate_is_the_steady_state_with_the_engines_wave() -> Non
         concurrency=24,
         input_tokens=1000,
         output_tokens=200,
-        wave=Simulated(engine=engine_preset("trtllm", load_hardware("h100-sxm").device)).wave,
+        wave=Simulated(engine=engine_preset("sglang", load_hardware("h200-sxm").device)).wave,
     )
     assert estimate_dict(est) == estimate_dict(direct)
     assert (
