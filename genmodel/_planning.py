@@ -3,8 +3,7 @@
 Modelling assumptions: none of its own. The plan space is evaluated vectorised in the closed form
 by :mod:`genmodel._search`; the best candidates are then simulated with the engine's scheduler
 (:mod:`genmodel._recheck`: the closed form prunes, the simulation decides), or, in the closed form
-(``serving="closed-form"``), estimated again alone with the same run options, so that ``best`` is
-exactly what :func:`genmodel.estimate` says of that plan.
+(``serving="closed-form"``), estimated again alone: ``best`` is what :func:`genmodel.estimate` says.
 """
 
 from __future__ import annotations

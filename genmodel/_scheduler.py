@@ -31,6 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from genmodel._engines import Engine
+from genmodel._errors import SpecError
+from genmodel._hardware import AttachedTier, System
+from genmodel._parallel import Plan
 from genmodel._stepcost import StepCostTable
 
 
@@ -411,3 +414,29 @@ def group_tokens(tokens: list[int], weights: list[int] | None = None) -> int | N
         return max(1, int(sum(tokens) / len(tokens) + 0.5))
     total = sum(w * t for w, t in zip(weights, tokens, strict=True))  # (exact: integers)
     return max(1, int(total / sum(weights) + 0.5))
+
+
+def swap_link(
+    system: System, plan: Plan, engine: Engine, tier: AttachedTier | None, token_bytes: float
+) -> SwapLink | None:
+    """The swap path of ``engine.preemption == "swap"`` (None for recompute): the tier's share of
+    bandwidth and capacity per device while the devices of a node (at most the plan's) copy at once.
+
+    Raises:
+        SpecError: swap without a tier, or a tier the device cannot reach.
+    """
+    if engine.preemption != "swap":
+        return None
+    device = system.device
+    if tier is None:
+        raise SpecError(
+            f"preemption='swap' needs a KV offload tier: hardware={device.id} has none in hardware_db "
+            "(give one, or use preemption='recompute')"
+        )
+    sharing = min(plan.num_devices, system.num_node_devices)
+    return SwapLink(
+        bandwidth_bytes_per_s=tier.bandwidth_per_device(device, sharing),
+        latency_s=tier.latency_s(device),
+        token_bytes=token_bytes,
+        capacity_tokens=int(tier.capacity_per_device(sharing) // token_bytes),
+    )

@@ -11,11 +11,9 @@ Modelling assumptions:
   hundreds), never over candidates.
 - Feasibility: divisibility (heads, KV heads, experts, layers), tensor parallelism inside the
   scale-up domain, memory (B at most the sequences whose KV fits); each failure is a named reason.
-- With a benchmark client's wave (``wave``, :mod:`genmodel._wave`), TTFT adds the wave of the
-  clients started together at each candidate's client count, as the re-check's simulation sees it
-  (a scalar full-budget prefill step per layout, then arithmetic on the arrays).
-- SLOs: mean TTFT and TPOT, or a TTFT quantile (M/D/1 tail, :func:`~genmodel._serving.ttft_quantile_s`,
-  plus the mean wave term).
+- ``wave`` (:mod:`genmodel._wave`): TTFT adds the wave of clients started together, as the
+  re-check sees it (one full-budget prefill step per layout, then array arithmetic).
+- SLOs: mean TTFT and TPOT, or a TTFT quantile (M/D/1 tail plus the mean wave).
   Goodput is output tokens/s per device of a candidate that meets them (0 otherwise).
 - Disaggregated (DistServe, Zhong et al. OSDI 2024): prefill and decode instances from the
   layouts of every device count dividing the budget; a prefill instance serves Poisson arrivals
@@ -252,8 +250,7 @@ def search(
             a longest-gap target (``slo.itl_max_s``) can favour chunking: it adds weight reads to
             the prefill, and bounds the gap a running request sees to a step plus one chunk.
         on_progress: called with (layouts evaluated, layouts in all) before each layout.
-        wave: the engine's admission and the benchmark client whose wave TTFT adds
-            (:mod:`genmodel._wave`; None: the steady state alone).
+        wave: the benchmark client's wave TTFT adds (:mod:`genmodel._wave`; None: steady state).
 
     Raises:
         SpecError: bad sizes. InfeasibleError: no layout can run at all (the reasons, counted).
@@ -538,14 +535,7 @@ def _evaluate(
     if wave is not None:
         with reusing_steps(cache):
             full = full_step_s(model, run_system, plan, precision, wave, input_tokens, prefill_s, options)
-        extra = wave_extra_s(
-            wave,
-            clients=point.clients,
-            input_tokens=input_tokens,
-            prefill_s=prefill_s,
-            full_step_s=full,
-            steady_ttft_s=point.ttft_s,
-        )
+        extra = wave_extra_s(wave, point.clients, input_tokens, prefill_s, full, point.ttft_s)
         ttft = ttft + extra
         itl, rate = after_wave(point.clients, rate, point.ttft_s + extra, itl, step_s, output_tokens)
     ttft = ttft + run_system.device.efficiency.request_overhead_s  # the serving frontend, once

@@ -120,6 +120,31 @@ class WarmupBarrier:
         return sent
 
 
+def align_restarts(
+    opened: list[float],
+    spans: list[tuple[float, float]],
+    req: Requests,
+    measured: np.ndarray,
+    group_of: dict[int, int],
+    samples: list[list[tuple[float, int, int, int]]] | None,
+) -> list[tuple[float, float]]:
+    """Independent replicas ran one after the other, each restarting its clients when its own
+    warm-up had drained: move each one's measured phase to the latest restart, when every
+    replica's warm-up has drained (each starts it empty, so only its times move)."""
+    last = max(opened)
+    shift = [last - t if t >= 0 else 0.0 for t in opened]
+    for rid in np.flatnonzero(measured).tolist():
+        dt = shift[group_of[req.replica[rid]]]
+        for times in (req.arrival_s, req.scheduled_s, req.first_token_s, req.finish_s):
+            times[rid] += dt
+    if samples is not None:
+        for g, rows in enumerate(samples):
+            samples[g] = [
+                (t + shift[g], b, q, kv) if t >= opened[g] else (t, b, q, kv) for t, b, q, kv in rows
+            ]
+    return [(first, end + shift[g]) for g, (first, end) in enumerate(spans)]
+
+
 def request_figures(
     req: Requests,
     measured: np.ndarray,

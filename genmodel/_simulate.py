@@ -45,8 +45,14 @@ from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prepare
-from genmodel._scheduler import Replica, Requests, SwapLink, group_tokens
-from genmodel._simfigures import WarmupBarrier, measured_requests, record_arrays, request_figures
+from genmodel._scheduler import Replica, Requests, group_tokens, swap_link
+from genmodel._simfigures import (
+    WarmupBarrier,
+    align_restarts,
+    measured_requests,
+    record_arrays,
+    request_figures,
+)
 from genmodel._simresult import RequestRecords, SimulationResult, Timeline
 from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
@@ -339,32 +345,6 @@ def setup_replicas(
     return ReplicaSetup(system, capacity, token_bytes, table)
 
 
-def swap_link(
-    system: System, plan: Plan, engine: Engine, tier: AttachedTier | None, token_bytes: float
-) -> SwapLink | None:
-    """The swap path of ``engine.preemption == "swap"`` (None for recompute): the tier's share of
-    bandwidth and capacity per device while the devices of a node (at most the plan's) copy at once.
-
-    Raises:
-        SpecError: swap without a tier, or a tier the device cannot reach.
-    """
-    if engine.preemption != "swap":
-        return None
-    device = system.device
-    if tier is None:
-        raise SpecError(
-            f"preemption='swap' needs a KV offload tier: hardware={device.id} has none in hardware_db "
-            "(give one, or use preemption='recompute')"
-        )
-    sharing = min(plan.num_devices, system.num_node_devices)
-    return SwapLink(
-        bandwidth_bytes_per_s=tier.bandwidth_per_device(device, sharing),
-        latency_s=tier.latency_s(device),
-        token_bytes=token_bytes,
-        capacity_tokens=int(tier.capacity_per_device(sharing) // token_bytes),
-    )
-
-
 def _most_running(arrivals: Arrivals, engine: Engine, plan: Plan, capacity: int) -> int:
     """The most sequences one replica can run at once."""
     most = min(engine.max_num_seqs, capacity)
@@ -499,33 +479,8 @@ def _run(
     if warmup and n_groups > 1:
         measured = measured_requests(warmup, starts, client_of, len(req.input_tokens))
         measured &= np.array([k < n_groups for k in keys])[client_of]  # the stepped replicas' only
-        spans = _align_restarts(barrier.opened_s[:n_groups], spans, req, measured, group_of, samples)
+        spans = align_restarts(barrier.opened_s[:n_groups], spans, req, measured, group_of, samples)
     return steps, spans
-
-
-def _align_restarts(
-    opened: list[float],
-    spans: list[tuple[float, float]],
-    req: Requests,
-    measured: np.ndarray,
-    group_of: dict[int, int],
-    samples: list[list[_Sample]] | None,
-) -> list[tuple[float, float]]:
-    """Independent replicas ran one after the other, each restarting its clients when its own
-    warm-up had drained: move each one's measured phase to the latest restart, when every
-    replica's warm-up has drained (each starts it empty, so only its times move)."""
-    last = max(opened)
-    shift = [last - t if t >= 0 else 0.0 for t in opened]
-    for rid in np.flatnonzero(measured).tolist():
-        dt = shift[group_of[req.replica[rid]]]
-        for times in (req.arrival_s, req.scheduled_s, req.first_token_s, req.finish_s):
-            times[rid] += dt
-    if samples is not None:
-        for g, rows in enumerate(samples):
-            samples[g] = [
-                (t + shift[g], b, q, kv) if t >= opened[g] else (t, b, q, kv) for t, b, q, kv in rows
-            ]
-    return [(first, end + shift[g]) for g, (first, end) in enumerate(spans)]
 
 
 #: (time s, sequences in the step, queued requests, KV tokens held on the fullest replica) of a group

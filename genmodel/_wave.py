@@ -136,7 +136,6 @@ def burst_ttft_s(clients: Num, prefill_s: float, full_step_s: float, per_step: i
 
 def wave_extra_s(
     wave: Wave,
-    *,
     clients: Num,
     input_tokens: int,
     prefill_s: float,
