@@ -53,25 +53,9 @@ def _scatter(cases: list[dict[str, Any]]) -> go.Figure:
             )
         )
     values = [c[k] for c in cases for k in ("measured", "before", "after", "held_out") if c[k] is not None]
-    if values:
-        fig.add_trace(
-            go.Scatter(
-                x=[min(values), max(values)],
-                y=[min(values), max(values)],
-                mode="lines",
-                line={"dash": "dot", "color": "grey"},
-                name="predicted = measured",
-                hoverinfo="skip",
-            )
-        )
-    fig.update_layout(
-        title="Predicted vs measured, before and after the fit (each metric in its SI unit)",
-        xaxis={"title": "measured", "type": "log"},
-        yaxis={"title": "predicted by genmodel", "type": "log"},
-        template="plotly_white",
-        height=520,
+    return _ui.finish_parity_figure(
+        fig, values, title="Predicted vs measured, before and after the fit (each metric in its SI unit)"
     )
-    return fig
 
 
 def _inputs(p: _ui.Params) -> tuple[tuple[bytes, str] | None, str | None, tuple[str, ...]]:

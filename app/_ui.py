@@ -383,3 +383,29 @@ def tier_bytes_figure(
         height=height,
     )
     return fig
+
+
+def finish_parity_figure(fig: Any, values: Sequence[float], *, title: str) -> Any:
+    """A predicted-vs-measured figure's diagonal (predicted = measured over ``values``, every value
+    drawn) and its log-log layout."""
+    import plotly.graph_objects as go
+
+    if values:
+        fig.add_trace(
+            go.Scatter(
+                x=[min(values), max(values)],
+                y=[min(values), max(values)],
+                mode="lines",
+                line={"dash": "dot", "color": "grey"},
+                name="predicted = measured",
+                hoverinfo="skip",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        xaxis={"title": "measured", "type": "log"},
+        yaxis={"title": "predicted by genmodel", "type": "log"},
+        template="plotly_white",
+        height=520,
+    )
+    return fig

@@ -31,25 +31,9 @@ def _scatter(cases: list[dict[str, Any]]) -> go.Figure:
             )
         )
     values = [v for c in cases for v in (c["measured"], c["predicted"])]
-    if values:
-        fig.add_trace(
-            go.Scatter(
-                x=[min(values), max(values)],
-                y=[min(values), max(values)],
-                mode="lines",
-                line={"dash": "dot", "color": "grey"},
-                name="predicted = measured",
-                hoverinfo="skip",
-            )
-        )
-    fig.update_layout(
-        title="Predicted vs measured (each metric in its SI unit: seconds or tokens/s)",
-        xaxis={"title": "measured", "type": "log"},
-        yaxis={"title": "predicted by genmodel", "type": "log"},
-        template="plotly_white",
-        height=520,
+    return _ui.finish_parity_figure(
+        fig, values, title="Predicted vs measured (each metric in its SI unit: seconds or tokens/s)"
     )
-    return fig
 
 
 def _by_group(groups: dict[str, dict[str, float]], title: str) -> go.Figure:
