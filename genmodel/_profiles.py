@@ -106,7 +106,7 @@ class Profile:
     """Values of some fields of :class:`Efficiency`, named and sourced.
 
     Attributes:
-        id: the profile's name (``h100-trtllm``) or the file it was read from.
+        id: the profile's name (``h200-sglang``) or the file it was read from.
         name: a human-readable title.
         values: field of :class:`Efficiency` -> value in SI units; fields absent keep the device's.
         provenance: field -> how the value was obtained (``fitted on P05, P06``, ``sourced: ...``).

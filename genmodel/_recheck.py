@@ -219,14 +219,14 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
         kind="closed",
         clients=clients,
         requests_per_client=per_client,
-        warmup_requests=RECHECK_WARMUP_REQUESTS,
-        warmup_restart=False,  # the warm-up leaves the start's burst out; no benchmark's restart
+        warmup_requests=RECHECK_CLIENT.warmup_requests,
+        warmup_restart=RECHECK_CLIENT.restart_after_warmup,
     )
     words = f"{clients} closed-loop clients x {per_client} requests, the first of each a warm-up"
     if dep.request_rate_per_s is not None:
         instances = int(copies_needed(dep.request_rate_per_s, closed.serving.request_rate_per_s))
         rate = dep.request_rate_per_s / instances
-        requests = (per_client - RECHECK_WARMUP_REQUESTS) * clients
+        requests = (per_client - RECHECK_CLIENT.warmup_requests) * clients
         arrivals = Arrivals(kind="poisson", rate_per_s=rate, requests=requests)
         words = f"Poisson arrivals at {rate:.4g} requests/s per copy, {requests} requests"
     sim = simulate_serving(
@@ -282,6 +282,7 @@ RECHECK_CLIENT = BenchmarkClient(
     requests_per_client=RECHECK_WARMUP_REQUESTS + 2,
     warmup_requests=RECHECK_WARMUP_REQUESTS,
     measured_requests_min=MEASURED_REQUESTS_MIN,
+    restart_after_warmup=False,  # the warm-up leaves the start's burst out; no benchmark's restart
 )
 
 

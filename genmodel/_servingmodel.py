@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from genmodel._engines import ENGINES, Engine, engine_preset
-from genmodel._errors import SpecError, require_ints
+from genmodel._errors import SpecError
 from genmodel._hardware import Device, System
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -189,16 +189,10 @@ class Simulated:
     tables: StepTables | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        require_ints(minimum=1, requests_per_client=self.requests_per_client)
-        require_ints(minimum=0, warmup_requests=self.warmup_requests)
+        _ = self.client  # BenchmarkClient checks the counts and that one request is measured
         if self.requests_per_client > MAX_REQUESTS_PER_CLIENT:
             raise SpecError(
                 f"requests_per_client={self.requests_per_client} must be at most {MAX_REQUESTS_PER_CLIENT:,}"
-            )
-        if self.warmup_requests >= self.requests_per_client:
-            raise SpecError(
-                f"warmup_requests={self.warmup_requests} must be below "
-                f"requests_per_client={self.requests_per_client} (no request would be measured)"
             )
 
     @property
@@ -207,14 +201,18 @@ class Simulated:
         return "simulated"
 
     @property
-    def wave(self) -> Wave:
-        """The wave of this benchmark client on this engine (the closed form's term for it)."""
-        client = BenchmarkClient(
+    def client(self) -> BenchmarkClient:
+        """The benchmark client these knobs describe."""
+        return BenchmarkClient(
             requests_per_client=self.requests_per_client,
             warmup_requests=self.warmup_requests,
             restart_after_warmup=self.warmup_restart,
         )
-        return Wave.of(self.engine, client)
+
+    @property
+    def wave(self) -> Wave:
+        """The wave of this benchmark client on this engine (the closed form's term for it)."""
+        return Wave.of(self.engine, self.client)
 
     def estimate(
         self,

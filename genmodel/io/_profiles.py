@@ -4,14 +4,14 @@ A profile file names the devices and engines it is the default of and, under ``p
 or all fields of :class:`~genmodel._hardware.Efficiency`, each with its value and how it was
 obtained::
 
-    id: h100-trtllm
-    name: H100 SXM with TensorRT-LLM
-    hardware: [h100-sxm]
-    engines: [trtllm]
-    source: fitted by tools/fit_profiles.py on the static H100 TensorRT-LLM cases
+    id: h200-sglang
+    name: H200 SXM with SGLang
+    hardware: [h200-sxm]
+    engines: [sglang]
+    source: fitted by tools/fit_profiles.py on SGLang's serving cases
     parameters:
-      memory_frac: {value: 0.78, how: fitted, cases: [P06, P07, P08]}
-      step_overhead_us: {value: 400, how: fitted, cases: [P09, P10]}
+      expert_memory_frac: {value: 0.7611, how: fitted, cases: [PS062, PS064, ...]}
+      request_overhead_us: {value: 162100, how: fitted, cases: [PS061, PS063, ...]}
 
 Keys are the field names, except that a time in seconds (``*_s``) is written in microseconds
 (``*_us``), as in the device files. The reading keeps the limits of :mod:`genmodel.io._db` (1 MiB,
