@@ -203,7 +203,7 @@ def _stacked_sums(
         return None
     first, totals = 0, [None] * 4
     attention_s: Num = 0.0
-    if prefix is not None and prefix.count > 1:
+    if prefix is not None and 1 < prefix.count < len(compute):  # (the sums made here are new arrays)
         first = prefix.count
         if prefix.sums is None:
             prefix.sums = (
