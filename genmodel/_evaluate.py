@@ -25,6 +25,7 @@ Anything else (SymPy expressions, mixed shapes) runs through the plain formulas 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Hashable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -70,12 +71,13 @@ def time_step(
     Returns:
         The step's :class:`~genmodel._ops.StepRoofline`.
     """
-    rates = Rates.of(device, precision)
+    rates = _rates(device, precision)
     times = _block_times(ops, rates) if not known else None
     if times is None:
+        given = [*known[: len(ops)], *[None] * (len(ops) - len(known))]
         times = [
-            _known(known, i) or rates.time(op, rates.padding(op.rows) if op.kind == "gemm" else 1.0)
-            for i, op in enumerate(ops)
+            t or rates.time(op, rates.padding(op.rows) if op.kind == "gemm" else 1.0)
+            for t, op in zip(given, ops, strict=True)
         ]
     compute = [t.compute_s for t in times]
     memory = [t.memory_s for t in times]
@@ -83,8 +85,9 @@ def time_step(
     return sums or StepRoofline.of(times)
 
 
-def _known(known: Sequence[OpTime | None], i: int) -> OpTime | None:
-    return known[i] if i < len(known) else None
+#: :meth:`~genmodel._ops.Rates.of`, kept for the few devices and precisions a search runs
+#: (frozen values; a search times several steps per layout)
+_rates = functools.lru_cache(maxsize=16)(Rates.of)
 
 
 #: plain Python numbers (a field the formulas leave a number, as 0 for no KV bytes)
