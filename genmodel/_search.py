@@ -8,7 +8,8 @@ Modelling assumptions:
 - Evaluation is vectorised: for each layout and precision, one prefill (scalar) and one decode
   step over the whole array of batch sizes run through the same formulas as ``estimate``
   (:func:`~genmodel._phases.decode_pass` with NumPy arrays); the loop runs over layouts (tens to
-  hundreds), never over candidates.
+  hundreds), never over candidates, and the serving figures are made for groups of layouts at once
+  (:func:`~genmodel._candidates.serving_arrays`: elementwise, so the same numbers).
 - Feasibility: divisibility (heads, KV heads, experts, layers), tensor parallelism inside the
   scale-up domain, memory (B at most the sequences whose KV fits); each failure is a named reason.
 - ``wave`` (:mod:`genmodel._wave`): TTFT adds the wave of clients started together, as the
