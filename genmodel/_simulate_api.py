@@ -301,6 +301,7 @@ def _simulate_disaggregated(
             )
         )
     (check, pre), (_, dec) = specs
+    hw, run = profiled(hw, check.options, base.name)  # the profile in force, as an aggregated run's
     if devices is not None and devices != pre.devices + dec.devices:
         raise SpecError(
             f"devices={devices} must equal the pools' devices: prefill {pre.workers} x "
@@ -313,7 +314,7 @@ def _simulate_disaggregated(
         check.precision,
         prefill=pre,
         decode=dec,
-        options=check.options,
+        options=run,
         routing=routing or ROUTINGS[0],
         first_token=first_token or FIRST_TOKENS[0],
         swap_tier=_swap_tier(dec.engine, swap_tier, hw.device),

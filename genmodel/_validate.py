@@ -352,6 +352,13 @@ def _measured(row: dict[str, str], where: str) -> float:
     return measured
 
 
+def _disaggregated_options(row: dict[str, str], profile: Profile | None) -> dict[str, Any]:
+    """A disaggregated case's run options with the profile asked for or named in its ``profile``
+    column; with neither, the simulation takes its device's profile for the engine in force."""
+    named = profile or ((row.get("profile") or "").strip() and row_profile(row))
+    return {**_options(row), **({"profile": named} if named else {})}
+
+
 def _options(row: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, parse in OPTION_COLUMNS.items():
@@ -387,7 +394,7 @@ def predict_case(
     if is_disaggregated_serving(row, f"case {row['id']}"):
         _check_case(row)
         got = predict_disaggregated(
-            row, serving=serving, engine=engine, options=_options(row), done={}, key=()
+            row, serving=serving, engine=engine, options=_disaggregated_options(row, profile), done={}, key=()
         )
         if isinstance(got, str):
             raise SpecError(f"case {row['id']}: {got}")
@@ -521,7 +528,7 @@ def validate(
                 on_case(row["id"])
             continue
         if is_disaggregated_serving(row, row["id"]):
-            _disaggregated_case(row, serving, engine, disaggregated, results, skipped)
+            _disaggregated_case(row, serving, engine, disaggregated, results, skipped, chosen)
             if on_case is not None:
                 on_case(row["id"])
             continue
@@ -544,17 +551,17 @@ def _disaggregated_case(
     done: dict[tuple[tuple[str, str], ...], SimulationResult | str],
     results: list[CaseResult],
     skipped: list[tuple[str, str]],
+    profile: Profile | None = None,
 ) -> None:
     """Predict a disaggregated case (:mod:`genmodel._validate_disagg`) into ``results`` or ``skipped``."""
     try:
         _check_case(row)
+        options = _disaggregated_options(row, profile)
     except SpecError as exc:
         skipped.append((row["id"], str(exc)))
         return
     key = tuple(sorted((k, v) for k, v in row.items() if k not in _NOT_ESTIMATE))
-    got = predict_disaggregated(
-        row, serving=serving, engine=engine, options=_options(row), done=done, key=key
-    )
+    got = predict_disaggregated(row, serving=serving, engine=engine, options=options, done=done, key=key)
     if isinstance(got, str):
         skipped.append((row["id"], got))
         return
