@@ -61,6 +61,11 @@ class Engine:
         schedule: order of the waiting queue ("fcfs").
         kv_block_tokens: tokens per KV-cache block (paging granularity).
         step_overhead_s: per-step CPU overhead; None = the device's ``step_overhead_s``.
+        overlap_scheduler: the scheduler prepares step k+1 while step k runs on the GPU
+            (TensorRT-LLM's PyTorch-backend overlap scheduler): a request that arrives after
+            step k started is not in step k+1 but in k+2 at the earliest, one more step of TTFT;
+            an engine with nothing running admits an arrival at once. False = each step is
+            scheduled after the last one ended.
         source: where each default comes from.
     """
 
@@ -78,6 +83,7 @@ class Engine:
     schedule: str = "fcfs"
     kv_block_tokens: int = 16
     step_overhead_s: float | None = None
+    overlap_scheduler: bool = False
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -143,6 +149,11 @@ _TRTLLM_SOURCE = (
     "whole request, never evicts; docs performance-tuning-guide/useful-runtime-flags); "
     "enable_chunked_prefill False; in-flight batching puts context and generation requests in one "
     "iteration (docs tuning-max-batch-size-and-max-num-tokens); KvCacheConfig tokens_per_block 32. "
+    "Overlap scheduler on (TorchLlmArgs disable_overlap_scheduler False; docs torch/features/"
+    "overlap_scheduler.md, 1.0: at step n the executor launches step n+1 before it processes step "
+    "n's results, 'one extra decoding step'; py_executor.py _executor_loop_overlap fetches and "
+    "schedules the next batch before it waits on the one running), so a request arriving during "
+    "a step joins the step after the next (overlap_scheduler). "
     "The PyTorch backend's BindMicroBatchScheduler (tensorrt_llm/_torch/pyexecutor/scheduler.py) "
     "runs the C++ MicroBatchScheduler (cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp): "
     "it walks the active requests in order and counts each generation request's token (its beam "
@@ -213,6 +224,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             admission="reserve",
             preemption="recompute",
             kv_block_tokens=32,
+            overlap_scheduler=True,
             source=_TRTLLM_SOURCE,
         )
     raise UnknownEntryError("engine", name, ENGINES)
