@@ -41,6 +41,7 @@ from genmodel._collectives import (
     p2p_time,
     reduce_scatter_time,
 )
+from genmodel._compare import compare
 from genmodel._engines import ENGINES, Engine, engine_preset
 from genmodel._errors import GenModelError, InfeasibleError, SpecError, UnknownEntryError
 from genmodel._hardware import (
@@ -94,7 +95,7 @@ from genmodel._phases import (
     kv_transfer_time,
     step_cost,
 )
-from genmodel._planning import DEFAULT_PREFILL_CHUNKS, DEFAULT_RECHECK, PlanReport, compare, plan
+from genmodel._planning import DEFAULT_PREFILL_CHUNKS, DEFAULT_RECHECK, PlanReport, plan
 from genmodel._planrows import DtypeBest
 from genmodel._profiles import PARAMETERS as PROFILE_PARAMETERS
 from genmodel._profiles import Profile, apply_profile, fit_bounds
