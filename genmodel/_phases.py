@@ -13,8 +13,8 @@ Modelling assumptions:
   microbatch reads the weights again.
 - Context parallelism (ring attention): the ring's KV transfer overlaps the attention it feeds.
 - TPOT is the decode step at the mean context of the output, past = input + (output-2)/2 tokens
-  (:func:`mean_decode_context`); this is exact while attention stays on one side of its roofline
-  ridge (it is linear in context).
+  (:func:`~genmodel._workload.mean_decode_context`); this is exact while attention stays on one
+  side of its roofline ridge (it is linear in context).
 - Speculative decoding and MTP: a decode step per output token as :mod:`genmodel._speculation`
   says.
 - Pipeline parallelism: the replica's sequences split into m = min(seqs, pp) microbatches; prefill
@@ -65,6 +65,9 @@ from genmodel._parallel import (
 from genmodel._speculation import draft_model, speculative_step
 from genmodel._units import GB, HOUR, MS, Num, floor, maximum, minimum, where
 from genmodel._workload import Precision
+
+# (re-exported: the closed forms and the search import the mean decode context from here)
+from genmodel._workload import mean_decode_context as mean_decode_context
 
 
 def as_system(hardware: System | Device) -> System:
@@ -290,17 +293,6 @@ def prefill_pass(
         if type(full.time_s) is float and type(longest.time_s) is float and full.time_s > longest.time_s:
             longest = full  # (symbolic figures keep the last: the stall is a numeric report)
     return total, longest
-
-
-def mean_decode_context(input_tokens: Num, output_tokens: Num) -> Num:
-    """Tokens cached at the mean decode step of a request: input + (output - 2) / 2.
-
-    The decode steps of a request run at contexts input .. input + output - 2 (the first output
-    token comes from the prefill); their mean stands for all of them, exact while attention stays
-    on one side of its roofline ridge (it is linear in context). At least the input (one output
-    token: no decode step at all).
-    """
-    return input_tokens + maximum(output_tokens - 2, 0) / 2
 
 
 def decode_pass(
