@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from genmodel._api import default_precision, profiled, run_options
-from genmodel._candidates import statistic_name
+from genmodel._candidates import DEFAULT_RECHECK, MAX_RECHECK, statistic_name
 from genmodel._engines import ENGINES, Engine, engine_preset
 from genmodel._errors import SpecError
 from genmodel._hardware import Device, System
@@ -223,9 +223,6 @@ class PlanReport:
         }
 
 
-#: candidates the simulation re-checks per weight dtype by default, and the most it may
-DEFAULT_RECHECK = 8
-MAX_RECHECK = 1_000
 #: the most plans ``top`` may list
 MAX_TOP = 1_000
 
