@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from genmodel._engines import ENGINES, Engine, engine_preset
 from genmodel._errors import SpecError
@@ -33,11 +33,12 @@ from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, ServingState, as_system
 from genmodel._serving import estimate_serving
-from genmodel._simresult import SimulationResult
-from genmodel._simulate import Arrivals, Lengths, simulate_serving
-from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._wave import BenchmarkClient, Wave
 from genmodel._workload import Precision
+
+if TYPE_CHECKING:  # (the simulation is imported where it runs: a static estimate does not load it)
+    from genmodel._simresult import SimulationResult
+    from genmodel._stepcost import StepCostTable
 
 #: the serving models by name; the default is the first
 SERVING_MODELS = ("simulated", "closed-form")
@@ -152,6 +153,8 @@ class StepTables:
     ) -> StepCostTable:
         """The table of this deployment covering ``tokens_max`` tokens a step (built when missing
         or too small; its grid has every step size, so a larger one gives the same costs)."""
+        from genmodel._stepcost import StepCostTable
+
         key = (model, system, plan, precision, options, overhead_s)
         table = self.tables.get(key)
         if table is None or table.tokens_max < tokens_max:
@@ -279,6 +282,9 @@ class Simulated:
             SpecError: bad arguments (output_tokens < 2, concurrency < 1).
             InfeasibleError: the deployment cannot run, or one request does not fit.
         """
+        from genmodel._simulate import Arrivals, Lengths, simulate_serving
+        from genmodel._stepcost import check_simulable
+
         closed = estimate_serving(
             model,
             hardware,

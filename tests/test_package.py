@@ -52,3 +52,15 @@ def test_importing_the_package_loads_no_model_module() -> None:
     code = "import sys, genmodel.report; print(sorted(m for m in sys.modules if m.startswith('genmodel')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['genmodel', 'genmodel.report']"
+
+
+def test_a_static_estimate_loads_neither_the_simulator_nor_the_planner() -> None:
+    code = (
+        "import sys, genmodel\n"
+        "genmodel.estimate('llama-3.1-8b', 'h100-sxm', input_tokens=128, output_tokens=128)\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('genmodel._'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(out.split())
+    assert "genmodel._phases" in loaded  # (the listing sees the estimate's modules)
+    assert not loaded & {"genmodel._simulate", "genmodel._scheduler", "genmodel._search", "genmodel._recheck"}
