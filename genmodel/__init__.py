@@ -175,8 +175,8 @@ if TYPE_CHECKING:  # the names for type checkers and readers; at run time each i
     )
 
 #: the public names by the module that defines them, imported on first use (PEP 562), so that
-#: ``import genmodel`` (and the CLI's ``--help``) loads only what is used; test_api checks that this
-#: agrees with the imports above and with ``__all__``
+#: ``import genmodel`` (and the CLI's ``--help``) loads only what is used; tests/test_package.py checks
+#: that this agrees with the imports above and with ``__all__``
 _LAZY: dict[str, tuple[str, ...]] = {
     "genmodel._api": (
         "attached_tier",
