@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genmodel._errors import SpecError, require_ints
-from genmodel._units import DTYPE_BYTES, check_dtype
+from genmodel._units import DTYPE_BYTES, Num, check_dtype, maximum
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,3 +84,14 @@ class Scenario:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise SpecError(f"scenario {self.id}: {name}={value!r} must be > 0")
+
+
+def mean_decode_context(input_tokens: Num, output_tokens: Num) -> Num:
+    """Tokens cached at the mean decode step of a request: input + (output - 2) / 2.
+
+    The decode steps of a request run at contexts input .. input + output - 2 (the first output
+    token comes from the prefill); their mean stands for all of them, exact while attention stays
+    on one side of its roofline ridge (it is linear in context). At least the input (one output
+    token: no decode step at all).
+    """
+    return input_tokens + maximum(output_tokens - 2, 0) / 2
