@@ -126,7 +126,7 @@ from genmodel._sizes import (
 )
 from genmodel._speculation import mtp_model
 from genmodel._sweep import sweep
-from genmodel._units import DTYPE_BYTES
+from genmodel._units import DTYPE_BYTES, WEIGHT_DTYPE_BYTES, WEIGHT_FORMATS
 from genmodel._validate import (
     METRICS,
     OPTION_COLUMNS,
@@ -190,6 +190,8 @@ __all__ = [
     "SERVING_MODELS",
     "SLO_STATISTICS",
     "WARMUP_REQUESTS",
+    "WEIGHT_DTYPE_BYTES",
+    "WEIGHT_FORMATS",
     "AttachedTier",
     "Attention",
     "Calibration",
