@@ -73,6 +73,8 @@ def check_dtype(name: str, value: str) -> str:
 #: Llama-class models. Compute: the weights are dequantised to the activations' precision (or
 #: multiplied as int8 against quantised activations); genmodel asks the GEMM in the wider of the
 #: format's plain precision and the activations', and ignores the dequantisation's own work.
+#: MLC LLM's q4f16_1 (python/mlc_llm/quantization/quantization.py, mlc-ai/mlc-llm: GroupQuantize,
+#: int4 with one fp16 scale per group of 32, embedding and final layer quantised too) is 4.5 bits.
 WEIGHT_FORMATS: Mapping[str, tuple[float, str]] = MappingProxyType(
     {
         "q4_0": (4.5, "int4"),
@@ -85,6 +87,7 @@ WEIGHT_FORMATS: Mapping[str, tuple[float, str]] = MappingProxyType(
         "q4_k_s": (4.6672, "int4"),
         "q4_k_m": (4.8944, "int4"),
         "q5_k_m": (5.7036, "int8"),
+        "q4f16_1": (4.5, "int4"),
     }
 )
 

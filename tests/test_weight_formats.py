@@ -39,6 +39,7 @@ BLOCKS = {
     "q4_k": _bits(2 * FP16 + K_SCALE_SIZE + QK_K // 2, QK_K),  # d, dmin, scales, qs
     "q5_k": _bits(2 * FP16 + K_SCALE_SIZE + QK_K // 2 + QK_K // 8, QK_K),  # + qh
     "q6_k": _bits(FP16 + QK_K // 16 + 3 * QK_K // 4, QK_K),  # ql, qh, scales, d
+    "q4f16_1": _bits(FP16 + 32 // 2, 32),  # MLC: int4 with an fp16 scale per group of 32
 }
 
 
