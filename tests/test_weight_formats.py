@@ -12,6 +12,7 @@ import csv
 from pathlib import Path
 
 import pytest
+from _cli import cli_bad, cli_ok
 
 import genmodel
 from genmodel import SpecError
@@ -19,7 +20,6 @@ from genmodel._api import default_precision
 from genmodel._profiles import Profile
 from genmodel._units import WEIGHT_DTYPE_BYTES, WEIGHT_FORMATS, plain_dtype
 from genmodel._workload import Precision
-from tests._cli import cli_bad, cli_ok
 
 FP16 = 2  # bytes of ggml_half
 QK_K = 256  # weights per k-quant super-block
