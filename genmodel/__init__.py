@@ -133,7 +133,7 @@ if TYPE_CHECKING:  # the names for type checkers and readers; at run time each i
     )
     from genmodel._speculation import mtp_model
     from genmodel._sweep import sweep
-    from genmodel._units import DTYPE_BYTES
+    from genmodel._units import DTYPE_BYTES, WEIGHT_DTYPE_BYTES, WEIGHT_FORMATS
     from genmodel._validate import (
         METRICS,
         OPTION_COLUMNS,
@@ -269,6 +269,8 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "REQUESTS_PER_CLIENT",
         "SERVING_MODELS",
         "WARMUP_REQUESTS",
+    "WEIGHT_DTYPE_BYTES",
+    "WEIGHT_FORMATS",
         "ClosedForm",
         "ServingModel",
         "Simulated",
@@ -285,7 +287,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
     ),
     "genmodel._speculation": ("mtp_model",),
     "genmodel._sweep": ("sweep",),
-    "genmodel._units": ("DTYPE_BYTES",),
+    "genmodel._units": ("DTYPE_BYTES", "WEIGHT_DTYPE_BYTES", "WEIGHT_FORMATS"),
     "genmodel._validate": (
         "METRICS",
         "OPTION_COLUMNS",

@@ -124,6 +124,10 @@ class Engine:
 
 #: the engines with presets; the default is the first
 ENGINES = ("vllm", "sglang", "trtllm")
+#: the engines a static measurement may name (a validation row's ``engine`` column, which selects
+#: the device's profile for that engine): those with presets, llama.cpp (github.com/ggml-org/llama.cpp)
+#: and MLC LLM (github.com/mlc-ai/mlc-llm); the last two have no serving preset
+MEASURED_ENGINES = (*ENGINES, "llamacpp", "mlc")
 
 _VLLM_SOURCE = (
     "vLLM 0.10 (V1 engine), vllm/engine/arg_utils.py EngineArgs.get_batch_defaults: OpenAI API "

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from genmodel._api import estimate
-from genmodel._engines import ENGINE_CONFIGS, ENGINES, Engine, engine_preset, harness_engine
+from genmodel._engines import ENGINE_CONFIGS, ENGINES, MEASURED_ENGINES, Engine, engine_preset, harness_engine
 from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Device
 from genmodel._intervals import COVERAGE, evidence, interval, serving_model_of
@@ -338,6 +338,9 @@ def check_row(row: dict[str, str], where: str) -> float:
         raise SpecError(f"{where}: {str(exc).partition(': ')[2]}") from None
     _harness(row, where)
     _row_engine(row, "", where=where)  # (only checks the engine_config column)
+    name = (row.get("engine") or "").strip()  # a static row's: what ran it (a serving row's: a preset)
+    if row["mode"] == "static" and name and name not in MEASURED_ENGINES:
+        raise SpecError(f"{where}: engine={name!r} must be empty or one of {', '.join(MEASURED_ENGINES)}")
     return measured
 
 
@@ -442,7 +445,8 @@ def _estimate_case(
         act_dtype=row["act_dtype"],
         kv_dtype=row["kv_dtype"],
         serving=serving,
-        engine=_row_engine(row, engine, hardware),
+        # a static row's engine only selects its profile (below): llama.cpp has no serving preset
+        engine=_row_engine(row, engine, hardware) if row["mode"] == "concurrency" else engine,
         step_tables=step_tables,
         **kwargs,
         **{**_options(row), "profile": row_profile(row) if profile is None else profile},

@@ -76,6 +76,8 @@ SPECS: tuple[tuple[str, str, str, str], ...] = (
     ("b200-sglang", "b200", "sglang", "B200 with SGLang"),
     ("gb200-sglang", "gb200", "sglang", "GB200 with SGLang"),
     ("mi300x-vllm", "mi300x", "vllm", "MI300X with vLLM"),
+    ("orin-llamacpp", "jetson-agx-orin-64gb", "llamacpp", "Jetson AGX Orin with llama.cpp"),
+    ("orin-mlc", "jetson-agx-orin-64gb", "mlc", "Jetson AGX Orin with MLC LLM"),
 )
 #: metrics fitted by default: every static metric, and TPOT under load
 DEFAULT_METRICS = ("static", "tpot_s")
