@@ -396,9 +396,8 @@ def predict_case(
     """
     if is_disaggregated_serving(row, f"case {row['id']}"):
         _check_case(row)
-        got = predict_disaggregated(
-            row, serving=serving, engine=engine, options=_disaggregated_options(row, profile), done={}, key=()
-        )
+        options = _disaggregated_options(row, profile)
+        got = predict_disaggregated(row, serving=serving, engine=engine, options=options, done={}, key=())
         if isinstance(got, str):
             raise SpecError(f"case {row['id']}: {got}")
         return got
