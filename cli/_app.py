@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import genmodel
-from genmodel.report import estimate_dict, flatten, format_bytes, format_seconds, to_csv, to_json
+from genmodel.report import flatten, format_bytes, format_seconds, to_csv, to_json
 
 from ._options import (
     EXIT_BAD_INPUT,
@@ -250,9 +250,9 @@ def estimate(
         **run_options,
     )
     if format is Format.json:
-        emit(to_json(estimate_dict(est)), output)
+        emit(to_json(genmodel.report.estimate_dict(est)), output)
     elif format is Format.csv:
-        emit(to_csv([estimate_dict(est)]), output)
+        emit(to_csv([genmodel.report.estimate_dict(est)]), output)
     else:
         emit_tables([estimate_table(est), *([ops_table(est)] if ops else [])], output)
     _warn_unless_fits(est.batch, est.memory)

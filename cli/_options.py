@@ -211,6 +211,10 @@ def _complete_dtypes(incomplete: str) -> list[str]:
     return [d for d in genmodel.DTYPE_BYTES if d.startswith(incomplete)]
 
 
+def _complete_weight_dtypes(incomplete: str) -> list[str]:
+    return [d for d in genmodel.WEIGHT_DTYPE_BYTES if d.startswith(incomplete)]
+
+
 complete_hardware = _complete("hardware", "system", "power mode")
 complete_models = _complete("model")
 
@@ -240,7 +244,11 @@ DpOpt = Annotated[
 ]
 CpOpt = Annotated[int, typer.Option(help="Context-parallel degree (ring attention).", parser=lenient_int)]
 WeightDtypeOpt = Annotated[
-    str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4", autocompletion=_complete_dtypes)
+    str,
+    typer.Option(
+        help="fp32|bf16|fp16|fp8|int8|fp4|int4, or a quantised format with its scales (q4_0|q4_k_m|q8_0|...)",
+        autocompletion=_complete_weight_dtypes,
+    ),
 ]
 ActDtypeOpt = Annotated[
     str | None, typer.Option(help="Activation dtype (default: as weights).", autocompletion=_complete_dtypes)

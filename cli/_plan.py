@@ -41,7 +41,7 @@ from ._options import (
     working,
     write_plot,
 )
-from ._requirements import parse_seconds
+from ._requirements import parse_seconds, parse_slo
 
 DevicesOpt = Annotated[
     int, typer.Option("--devices", help="Device budget (every plan uses all of it).", parser=lenient_int)
@@ -154,34 +154,6 @@ def _chunks(value: str) -> list[int | None]:
                 "comma-separated"
             ) from None
     return out
-
-
-def parse_slo(name: str, value: str | None) -> tuple[float | None, float | None]:
-    """A latency target: ``2s`` or ``mean:2s`` (the mean), or ``p99:2s`` (a percentile).
-
-    Returns:
-        (seconds or None, the quantile or None for the mean).
-
-    Raises:
-        genmodel.SpecError: an unknown statistic, or a time :func:`parse_seconds` refuses; the
-            message names the option and the value given.
-    """
-    if value is None:
-        return None, None
-    stat, sep, time_text = value.partition(":")
-    if not sep:
-        return parse_seconds(name, value), None
-    key = stat.strip().lower()
-    if key not in genmodel.SLO_STATISTICS:
-        raise genmodel.SpecError(
-            f"{name}={value!r}: the statistic {stat.strip()!r} must be one of "
-            f"{', '.join(genmodel.SLO_STATISTICS)} (e.g. p99:2s)"
-        )
-    try:
-        seconds = parse_seconds(name, time_text.strip())
-    except genmodel.SpecError as exc:
-        raise genmodel.SpecError(f"{name}={value!r}: {exc}") from None
-    return seconds, genmodel.SLO_STATISTICS[key]
 
 
 def _slos(ttft_slo: str | None, tpot_slo: str | None, ttft_quantile: float | None) -> dict[str, Any]:

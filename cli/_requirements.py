@@ -31,8 +31,6 @@ from ._options import (
     PpOpt,
     ProfileOpt,
     TpOpt,
-    TpotSloOpt,
-    TtftSloOpt,
     WeightDtypeOpt,
     emit,
     emit_tables,
@@ -43,6 +41,22 @@ from ._options import (
     working,
 )
 
+ReqTtftSloOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ttft-slo",
+        help="TTFT target with its unit, a mean (2s) or a percentile (p99:2s; mean, p50, p90, p95, "
+        "p99); a percentile with --batch only (its requests share one TTFT), not --concurrency.",
+    ),
+]
+ReqTpotSloOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tpot-slo",
+        help="TPOT target with its unit, a mean (50ms) or a percentile (p90:50ms); a percentile with "
+        "--batch only, not --concurrency.",
+    ),
+]
 #: seconds per unit of a time option
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
 _TIME = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(e[+-]?\d+)?\s*(s|ms|us|µs)?\s*$", re.IGNORECASE | re.ASCII)
@@ -85,6 +99,50 @@ def parse_seconds(name: str, value: str | None) -> float | None:
     return seconds
 
 
+def parse_slo(name: str, value: str | None) -> tuple[float | None, float | None]:
+    """A latency target: ``2s`` or ``mean:2s`` (the mean), or ``p99:2s`` (a percentile).
+
+    Returns:
+        (seconds or None, the quantile or None for the mean).
+
+    Raises:
+        genmodel.SpecError: an unknown statistic, or a time :func:`parse_seconds` refuses; the
+            message names the option and the value given.
+    """
+    if value is None:
+        return None, None
+    stat, sep, time_text = value.partition(":")
+    if not sep:
+        return parse_seconds(name, value), None
+    key = stat.strip().lower()
+    if key not in genmodel.SLO_STATISTICS:
+        raise genmodel.SpecError(
+            f"{name}={value!r}: the statistic {stat.strip()!r} must be one of "
+            f"{', '.join(genmodel.SLO_STATISTICS)} (e.g. p99:2s)"
+        )
+    try:
+        seconds = parse_seconds(name, time_text.strip())
+    except genmodel.SpecError as exc:
+        raise genmodel.SpecError(f"{name}={value!r}: {exc}") from None
+    return seconds, genmodel.SLO_STATISTICS[key]
+
+
+def _check_percentiles(concurrency: int | None, **slos: tuple[str | None, float | None]) -> None:
+    """Refuse a percentile target under load, naming the flag (:func:`genmodel.requirements`:
+    the closed form it solves on predicts means only).
+
+    Raises:
+        genmodel.SpecError: a percentile target with ``--concurrency``.
+    """
+    for name, (value, quantile) in slos.items():
+        if quantile is not None and concurrency is not None:
+            raise genmodel.SpecError(
+                f"{name}={value!r} with concurrency={concurrency}: under load requirements solves on "
+                "the closed form, which predicts means only; give a mean (no pNN:) or a static --batch, "
+                "or check a percentile with genmodel simulate or plan"
+            )
+
+
 def _show(resource: str, value: float | None) -> str:
     if value is None:
         return "-"
@@ -111,8 +169,11 @@ def _assumption(d: dict[str, Any]) -> str | None:
 
 def _table(d: dict[str, Any]) -> Table:
     targets = ", ".join(
-        f"{name} <= {format_seconds(d[key])}"
-        for name, key in (("TTFT", "ttft_slo_s"), ("TPOT", "tpot_slo_s"))
+        f"{name}{'' if d[stat] == 'mean' else ' ' + d[stat]} <= {format_seconds(d[key])}"
+        for name, key, stat in (
+            ("TTFT", "ttft_slo_s", "ttft_statistic"),
+            ("TPOT", "tpot_slo_s", "tpot_statistic"),
+        )
         if d[key] is not None
     )
     if d["meets_targets_now"]:
@@ -178,8 +239,8 @@ def register(app: typer.Typer) -> None:
         weight_dtype: WeightDtypeOpt = "bf16",
         act_dtype: ActDtypeOpt = None,
         kv_dtype: KvDtypeOpt = None,
-        ttft_slo: TtftSloOpt = None,
-        tpot_slo: TpotSloOpt = None,
+        ttft_slo: ReqTtftSloOpt = None,
+        tpot_slo: ReqTpotSloOpt = None,
         resource: Annotated[
             list[str] | None,
             typer.Option(
@@ -198,6 +259,9 @@ def register(app: typer.Typer) -> None:
         and the other resources are solved with that much memory (a note line says so; give an
         explicit --batch or --concurrency for it, not --batch max).
         """
+        ttft_s, ttft_q = parse_slo("ttft_slo", ttft_slo)
+        tpot_s, tpot_q = parse_slo("tpot_slo", tpot_slo)
+        _check_percentiles(concurrency, ttft_slo=(ttft_slo, ttft_q), tpot_slo=(tpot_slo, tpot_q))
         extra: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
         if batch is not None:
             extra["batch"] = parse_batch(batch)
@@ -209,8 +273,10 @@ def register(app: typer.Typer) -> None:
                 hardware,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
-                ttft_slo_s=parse_seconds("ttft_slo", ttft_slo),
-                tpot_slo_s=parse_seconds("tpot_slo", tpot_slo),
+                ttft_slo_s=ttft_s,
+                tpot_slo_s=tpot_s,
+                ttft_quantile=ttft_q,
+                tpot_quantile=tpot_q,
                 tp=tp,
                 pp=pp,
                 ep=ep,

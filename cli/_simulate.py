@@ -103,6 +103,10 @@ def simulate(
     max_num_seqs: Annotated[int | None, typer.Option(help="Override: most running sequences.")] = None,
     max_batched_tokens: Annotated[int | None, typer.Option(help="Override: token budget per step.")] = None,
     admission: Annotated[str | None, typer.Option(help="Override: reserve | on-demand.")] = None,
+    overlap_scheduler: Annotated[
+        bool | None,
+        typer.Option(help="Override: a step's batch is chosen while the last runs (TensorRT-LLM's way)."),
+    ] = None,
     preemption: Annotated[
         str | None, typer.Option(help="Override: recompute | swap (KV to the offload tier and back).")
     ] = None,
@@ -172,6 +176,7 @@ def simulate(
         max_num_seqs=max_num_seqs,
         max_batched_tokens=max_batched_tokens,
         admission=admission,
+        overlap_scheduler=overlap_scheduler,
         preemption=preemption,
         swap_tier=swap_tier,
         seed=seed,

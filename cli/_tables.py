@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import genmodel
-from genmodel.report import estimate_dict, flatten, format_bytes, format_seconds
+from genmodel.report import flatten, format_bytes, format_seconds
 
 #: what the phase line's figures are (shown as the table's caption)
 _BOUND_NOTE = (
@@ -23,7 +23,7 @@ _BOUND_NOTE = (
 
 
 def estimate_table(est: genmodel.Estimate) -> Table:
-    d = estimate_dict(est)
+    d = genmodel.report.estimate_dict(est)
     plan = est.plan
     degrees = " ".join(
         f"{k}={v}"

@@ -20,7 +20,7 @@ from genmodel._parallel import Plan
 from genmodel._phases import Estimate, as_system, estimate_static
 from genmodel._profiles import apply_profile
 from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
-from genmodel._units import DTYPE_BYTES, check_dtype
+from genmodel._units import DTYPE_BYTES, check_weight_dtype
 from genmodel._workload import Precision
 from genmodel.io import device_profile, load_hardware, load_memory_tier, load_model, load_profile, load_system
 from genmodel.report import estimate_dict
@@ -29,10 +29,12 @@ from genmodel.report import estimate_dict
 def default_precision(
     weight_dtype: str = "bf16", act_dtype: str | None = None, kv_dtype: str | None = None
 ) -> Precision:
-    """Precisions with defaults: activations as the weights (bf16 under 4-bit weights), KV bf16."""
-    check_dtype("weight_dtype", weight_dtype)
+    """Precisions with defaults: activations as the weights (bf16 under 4-bit weights and under a
+    quantised format such as q8_0, whose weights are dequantised), KV bf16."""
+    check_weight_dtype("weight_dtype", weight_dtype)
     if act_dtype is None:
-        act_dtype = weight_dtype if DTYPE_BYTES[weight_dtype] >= 1 else "bf16"
+        plain = weight_dtype in DTYPE_BYTES and DTYPE_BYTES[weight_dtype] >= 1
+        act_dtype = weight_dtype if plain else "bf16"
     if kv_dtype is None:
         kv_dtype = "fp32" if act_dtype == "fp32" else "bf16"
     return Precision(weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype)
@@ -250,7 +252,9 @@ def estimate(
             context parallel degrees; ep divides tp * dp.
         system: a system id (or System) whose fabric connects the devices; its device must be
             ``hardware``'s.
-        weight_dtype, act_dtype, kv_dtype: precisions (fp32, bf16, fp16, fp8, int8, fp4, int4).
+        weight_dtype, act_dtype, kv_dtype: precisions (fp32, bf16, fp16, fp8, int8, fp4, int4);
+            weights also a quantised format with its scales (q4_0, q4_k_m, q8_0, ...:
+            ``genmodel.WEIGHT_FORMATS``).
         ideal: every efficiency 1 and no overheads (the pure roofline bound).
         serving: with ``concurrency``, the serving model: "simulated" (the default: the engine's
             scheduler step by step, the clients started together, 12 requests each of which

@@ -68,6 +68,11 @@ class Slo:
                 raise SpecError(f"{name}={q!r} must be in (0, 1), e.g. 0.9 or 0.99 (None: the mean)")
 
 
+#: candidates the simulation re-checks per weight dtype by default, and the most it may (``plan``;
+#: here, below the search, so that the CLI's help reads it without loading the planner)
+DEFAULT_RECHECK = 8
+MAX_RECHECK = 1_000
+
 #: what ``plan`` optimises (SearchResult.ranking)
 OBJECTIVES = ("goodput", "cost", "energy", "latency")
 

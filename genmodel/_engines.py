@@ -61,6 +61,11 @@ class Engine:
         schedule: order of the waiting queue ("fcfs").
         kv_block_tokens: tokens per KV-cache block (paging granularity).
         step_overhead_s: per-step CPU overhead; None = the device's ``step_overhead_s``.
+        overlap_scheduler: the scheduler prepares step k+1 while step k runs on the GPU
+            (TensorRT-LLM's PyTorch-backend overlap scheduler): a request that arrives after
+            step k started is not in step k+1 but in k+2 at the earliest, one more step of TTFT;
+            an engine with nothing running admits an arrival at once. False = each step is
+            scheduled after the last one ended.
         source: where each default comes from.
     """
 
@@ -78,6 +83,7 @@ class Engine:
     schedule: str = "fcfs"
     kv_block_tokens: int = 16
     step_overhead_s: float | None = None
+    overlap_scheduler: bool = False
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -118,6 +124,10 @@ class Engine:
 
 #: the engines with presets; the default is the first
 ENGINES = ("vllm", "sglang", "trtllm")
+#: the engines a static measurement may name (a validation row's ``engine`` column, which selects
+#: the device's profile for that engine): those with presets, llama.cpp (github.com/ggml-org/llama.cpp)
+#: and MLC LLM (github.com/mlc-ai/mlc-llm); the last two have no serving preset
+MEASURED_ENGINES = (*ENGINES, "llamacpp", "mlc")
 
 _VLLM_SOURCE = (
     "vLLM 0.10 (V1 engine), vllm/engine/arg_utils.py EngineArgs.get_batch_defaults: OpenAI API "
@@ -143,6 +153,11 @@ _TRTLLM_SOURCE = (
     "whole request, never evicts; docs performance-tuning-guide/useful-runtime-flags); "
     "enable_chunked_prefill False; in-flight batching puts context and generation requests in one "
     "iteration (docs tuning-max-batch-size-and-max-num-tokens); KvCacheConfig tokens_per_block 32. "
+    "Overlap scheduler on (TorchLlmArgs disable_overlap_scheduler False; docs torch/features/"
+    "overlap_scheduler.md, 1.0: at step n the executor launches step n+1 before it processes step "
+    "n's results, 'one extra decoding step'; py_executor.py _executor_loop_overlap fetches and "
+    "schedules the next batch before it waits on the one running), so a request arriving during "
+    "a step joins the step after the next (overlap_scheduler). "
     "The PyTorch backend's BindMicroBatchScheduler (tensorrt_llm/_torch/pyexecutor/scheduler.py) "
     "runs the C++ MicroBatchScheduler (cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp): "
     "it walks the active requests in order and counts each generation request's token (its beam "
@@ -213,6 +228,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             admission="reserve",
             preemption="recompute",
             kv_block_tokens=32,
+            overlap_scheduler=True,
             source=_TRTLLM_SOURCE,
         )
     raise UnknownEntryError("engine", name, ENGINES)

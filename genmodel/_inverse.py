@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from genmodel._candidates import statistic_name
 from genmodel._capacity import Deployment, Fitted, ResourceRequirement, capacity_requirement, fit_capacity
 from genmodel._errors import SpecError
 from genmodel._phases import Estimate, PhaseCost
@@ -74,6 +75,10 @@ class Requirements:
     ttft_slo_s: float | None
     tpot_slo_s: float | None
     meets_targets_now: bool
+    #: the targets' statistics: None for the mean, else the quantile (0.99: p99); only a static
+    #: batch takes a quantile, whose requests all share one TTFT and one TPOT (:func:`check_quantiles`)
+    ttft_quantile: float | None = None
+    tpot_quantile: float | None = None
     resources: tuple[ResourceRequirement, ...]
     binding: tuple[str, ...]
     ttft_expr: str | None = None
@@ -95,14 +100,16 @@ class Requirements:
         closed forms stay in ``ttft_expr``/``tpot_expr``; :meth:`to_dict` gives everything)."""
         e = self.estimate
 
-        def target(slo_s: float | None) -> str:
+        def target(slo_s: float | None, quantile: float | None) -> str:
             if slo_s is None:
                 return "-"
-            return f"{slo_s:.4g} s" if slo_s >= 1 else f"{slo_s / MS:.4g} ms"
+            stat = "" if quantile is None else f"{statistic_name(quantile)} "
+            return stat + (f"{slo_s:.4g} s" if slo_s >= 1 else f"{slo_s / MS:.4g} ms")
 
         head = (
             f"Requirements({e.model_id} on {e.num_devices}x {e.system_id or e.hardware_id}, "
-            f"TTFT <= {target(self.ttft_slo_s)}, TPOT <= {target(self.tpot_slo_s)}: "
+            f"TTFT <= {target(self.ttft_slo_s, self.ttft_quantile)}, "
+            f"TPOT <= {target(self.tpot_slo_s, self.tpot_quantile)}: "
             f"{'meets the targets' if self.meets_targets_now else 'misses the targets'} now"
         )
         lines = [head, *(f"  {r!r}" for r in self.resources)]
@@ -150,6 +157,10 @@ class Requirements:
             "batch": e.batch,
             "ttft_slo_s": self.ttft_slo_s,
             "tpot_slo_s": self.tpot_slo_s,
+            "ttft_quantile": self.ttft_quantile,
+            "tpot_quantile": self.tpot_quantile,
+            "ttft_statistic": statistic_name(self.ttft_quantile),
+            "tpot_statistic": statistic_name(self.tpot_quantile),
             "ttft_s": e.ttft_s,
             "tpot_s": e.tpot_s,
             "fits": e.memory.fits and self.memory_capacity_assumed_factor == 1.0,
@@ -191,12 +202,39 @@ def check_request(
     return targets, asked
 
 
+def check_quantiles(
+    ttft_quantile: float | None, tpot_quantile: float | None, concurrency: int | None
+) -> None:
+    """Whether the targets' statistics can be honoured: the mean always; a quantile in (0, 1) only
+    for a static batch, whose requests all prefill together and decode in lockstep, so that every
+    percentile of TTFT (TPOT) is the batch's one figure. Under load (``concurrency``) the solve runs
+    on the closed form, which predicts means only; a percentile there needs the serving simulation
+    (``genmodel simulate``, or ``plan``'s re-check), and is refused rather than read as the mean.
+
+    Raises:
+        SpecError: a quantile outside (0, 1), or a quantile with ``concurrency``.
+    """
+    for name, q in (("ttft_quantile", ttft_quantile), ("tpot_quantile", tpot_quantile)):
+        if q is None:
+            continue
+        if not (isinstance(q, int | float) and 0 < q < 1):
+            raise SpecError(f"{name}={q!r} must be in (0, 1), e.g. 0.9 or 0.99 (None: the mean)")
+        if concurrency is not None:
+            raise SpecError(
+                f"{name}={q!r} ({statistic_name(q)}) with concurrency={concurrency!r}: requirements under "
+                "load solves on the closed form, which predicts means only; give a mean target, or check "
+                "a percentile with genmodel simulate or plan"
+            )
+
+
 def solve_requirements(
     deployment: Deployment,
     *,
     ttft_slo_s: float | None = None,
     tpot_slo_s: float | None = None,
     resources: str | Sequence[str] = tuple(RESOURCES),
+    ttft_quantile: float | None = None,
+    tpot_quantile: float | None = None,
 ) -> Requirements:
     """The least FLOP/s, memory bandwidth, memory capacity or link bandwidth that meets the targets.
 
@@ -213,22 +251,26 @@ def solve_requirements(
         resources: which of flops, memory_bandwidth, memory_capacity, scale_up_bandwidth and
             scale_out_bandwidth to solve for (memory_capacity is added when the deployment does
             not fit the platform).
+        ttft_quantile, tpot_quantile: None (the mean), or the targets' quantile (0.99: p99); a
+            static batch only (:func:`check_quantiles`).
 
     Returns:
         :class:`Requirements`.
 
     Raises:
-        SpecError: no target for a latency resource, an unknown resource, or a bad target.
+        SpecError: no target for a latency resource, an unknown resource, a bad target, or a
+            quantile under load.
         InfeasibleError: the plan cannot run with any amount of memory, or not even one sequence
             fits and ``batch="max"`` gives no size to solve the capacity for.
     """
     targets, asked = check_request(ttft_slo_s, tpot_slo_s, resources)
+    check_quantiles(ttft_quantile, tpot_quantile, deployment.concurrency)
     fitted = fit_capacity(deployment)
     if fitted.capacity is not None and "memory_capacity" not in asked:
         asked = (*asked, "memory_capacity")
     closed = _closed_forms(fitted)
     solved = tuple(_solve_resource(resource, fitted, targets, closed) for resource in asked)
-    return _report(fitted, targets, solved, closed)
+    return _report(fitted, targets, solved, closed, quantiles=(ttft_quantile, tpot_quantile))
 
 
 # ---- step 2: the solve per resource --------------------------------------------------------------
@@ -353,9 +395,10 @@ def _report(
     targets: Mapping[str, float],
     solved: tuple[ResourceRequirement, ...],
     closed: _ClosedForms | None,
+    quantiles: tuple[float | None, float | None] = (None, None),
 ) -> Requirements:
     """The requirements with the binding resources: those the platform lacks, or, when every target
-    is met, the one with the least headroom."""
+    is met, the one with the least headroom (``quantiles``: the targets' statistics, TTFT and TPOT)."""
     base = fitted.base
     meets = (
         fitted.assumed == 1.0
@@ -370,6 +413,8 @@ def _report(
         estimate=base,
         ttft_slo_s=targets.get("ttft_s"),
         tpot_slo_s=targets.get("tpot_s"),
+        ttft_quantile=quantiles[0],
+        tpot_quantile=quantiles[1],
         meets_targets_now=meets,
         resources=solved,
         binding=binding,

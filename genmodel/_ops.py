@@ -45,6 +45,8 @@ class Op:
     """One operator of a step, summed over the layers it occurs in, for one device.
 
     ``rows`` is the number of token rows a GEMM multiplies (for row-tile padding); 0 elsewhere.
+    ``moe_calls`` is the number of fused-MoE kernel chains the operator runs (the routed experts:
+    one per MoE layer), each costing the device's ``moe_layer_latency_s``; 0 elsewhere.
     """
 
     name: str
@@ -54,6 +56,7 @@ class Op:
     act_bytes: Num
     kv_bytes: Num
     rows: Num = 0
+    moe_calls: Num = 0
 
     @property
     def bytes(self) -> Num:
@@ -258,6 +261,7 @@ def _experts_op(model: ModelSpec, p: Precision, tokens: Num, tp: Num, moe: MoeLa
         act_bytes=routed * (2 * d + 3 * spec.expert_intermediate_size / moe_tp) * p.act_bytes * n_moe,
         kv_bytes=0,
         rows=routed / touched,  # tokens per expert GEMM
+        moe_calls=n_moe,  # one fused-MoE kernel chain per MoE layer (Rates.time)
     )
 
 
@@ -267,8 +271,12 @@ def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
     GEMMs run at ``efficiency.gemm_frac`` of the peak for the GEMM precision, with rows padded to
     the kernel's row tile; attention at ``attention_frac`` of the peak for the wider of the
     activation and KV-cache precisions (at least 8-bit); memory traffic at ``memory_frac`` of peak bandwidth,
-    the routed experts' at ``expert_memory_frac`` of that (grouped GEMMs over small expert slices).
-    Source: Williams, Waterman, Patterson, "Roofline", CACM 2009.
+    the routed experts' at ``expert_memory_frac`` of that (grouped GEMMs over small expert slices),
+    plus ``moe_layer_latency_s`` per MoE layer on their memory side: the fixed time of a fused-MoE
+    kernel chain (routing, token alignment, two grouped GEMMs, activation, combine) that a decode
+    step at few tokens per expert pays and a compute-bound step hides.
+    Source: Williams, Waterman, Patterson, "Roofline", CACM 2009; the fixed MoE time from published
+    fused-MoE kernel timings (hardware_db/EFFICIENCY.md, ``moe_layer_latency_us``).
     """
     rates = Rates.of(device, precision)
     padded = rates.padding(op.rows) if op.kind == "gemm" else 1.0
@@ -284,6 +292,7 @@ class Rates:
     attention_flops_per_s: Num  # achieved FLOP/s of fused attention
     gemm_tile_tokens: int
     expert_memory_bytes_per_s: Num  # achieved memory bandwidth of the routed experts' GEMMs
+    moe_layer_latency_s: Num = 0.0  # fixed time of one fused-MoE kernel chain (one MoE layer)
 
     @classmethod
     def of(cls, device: Device, precision: Precision) -> Rates:
@@ -301,6 +310,7 @@ class Rates:
             expert_memory_bytes_per_s=device.memory_bandwidth_bytes_per_s
             * eff.memory_frac
             * eff.expert_memory_frac,
+            moe_layer_latency_s=eff.moe_layer_latency_s,
         )
 
     def padding(self, rows: Num) -> Num:
@@ -310,8 +320,10 @@ class Rates:
 
     def time(self, op: Op, padded: Num) -> OpTime:
         """Roofline time of ``op`` (a GEMM's row padding given, as :meth:`padding` says)."""
-        rate = self.expert_memory_bytes_per_s if op.name == "experts" else self.memory_bytes_per_s
-        memory_s = op.bytes / rate
+        if op.name == "experts":  # streamed at the experts' rate, after their kernels' fixed time
+            memory_s = op.bytes / self.expert_memory_bytes_per_s + op.moe_calls * self.moe_layer_latency_s
+        else:
+            memory_s = op.bytes / self.memory_bytes_per_s
         if op.kind == "gemm":
             compute_s = op.flops * padded / self.gemm_flops_per_s
         elif op.kind == "attention":

@@ -13,16 +13,14 @@ Modelling assumptions:
   microbatch reads the weights again.
 - Context parallelism (ring attention): the ring's KV transfer overlaps the attention it feeds.
 - TPOT is the decode step at the mean context of the output, past = input + (output-2)/2 tokens
-  (:func:`mean_decode_context`); this is exact while attention stays on one side of its roofline
-  ridge (it is linear in context).
+  (:func:`~genmodel._workload.mean_decode_context`); this is exact while attention stays on one
+  side of its roofline ridge (it is linear in context).
 - Speculative decoding and MTP: a decode step per output token as :mod:`genmodel._speculation`
   says.
 - Pipeline parallelism: the replica's sequences split into m = min(seqs, pp) microbatches; prefill
   takes (m + pp - 1) stage times (the pipeline fill, GPipe, Huang et al. 2019), and a decode round
   gives every microbatch one token in pp stage times.
-- Disaggregated prefill/decode (DistServe, Splitwise): the prompt's KV cache moves from the prefill
-  device to its decode peer layer by layer while the prefill runs, so only what has not overlapped
-  (at least the last layer's share) adds to TTFT.
+- Disaggregated prefill/decode: the exposed KV transfer of :mod:`genmodel._kvtransfer` adds to TTFT.
 - Chunked prefill (Sarathi, Agrawal et al. 2023): the prompt runs in passes of ``prefill_chunk``
   tokens, each attending to everything before it and reading the weights again; a prefix-cache hit
   skips the cached tokens. ``decode_stall_s`` is one new request's prefill (or its longest chunk):
@@ -38,14 +36,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genmodel._collectives import p2p_time
-
 # (re-exported: the layers above import a pass's cost from here)
 from genmodel._cost import PhaseCost as PhaseCost
 from genmodel._cost import StepTerms as StepTerms
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._evaluate import step_operators
 from genmodel._hardware import Device, System
+
+# (re-exported: the disaggregated estimates import the KV transfer from here)
+from genmodel._kvtransfer import exposed_transfer_s as exposed_transfer_s
+from genmodel._kvtransfer import kv_transfer_time as kv_transfer_time
 from genmodel._memory import MemoryExtras, MemoryUse, max_batch, memory_use, require_one_sequence
 from genmodel._model import ModelSpec, context_note
 from genmodel._options import RunOptions
@@ -56,10 +56,12 @@ from genmodel._parallel import (
     pp_send_time,
     step_collectives,
 )
-from genmodel._sizes import kv_bytes_per_sequence
 from genmodel._speculation import draft_model, speculative_step
 from genmodel._units import GB, HOUR, MS, Num, floor, maximum, minimum, where
 from genmodel._workload import Precision
+
+# (re-exported: the closed forms and the search import the mean decode context from here)
+from genmodel._workload import mean_decode_context as mean_decode_context
 
 
 def as_system(hardware: System | Device) -> System:
@@ -289,17 +291,6 @@ def prefill_pass(
     return total, longest
 
 
-def mean_decode_context(input_tokens: Num, output_tokens: Num) -> Num:
-    """Tokens cached at the mean decode step of a request: input + (output - 2) / 2.
-
-    The decode steps of a request run at contexts input .. input + output - 2 (the first output
-    token comes from the prefill); their mean stands for all of them, exact while attention stays
-    on one side of its roofline ridge (it is linear in context). At least the input (one output
-    token: no decode step at all).
-    """
-    return input_tokens + maximum(output_tokens - 2, 0) / 2
-
-
 def decode_pass(
     model: ModelSpec,
     hardware: System | Device,
@@ -471,37 +462,6 @@ def estimate_notes(
     notes = [device.compute_note(dtype, what) for dtype, what in kinds.items()]
     notes.append(context_note(model, context_tokens, allow=options.allow_long_context))
     return tuple(n for n in notes if n is not None)
-
-
-def kv_transfer_time(
-    model: ModelSpec,
-    system: System,
-    plan: Plan,
-    precision: Precision,
-    *,
-    seqs_per_replica: float,
-    input_tokens: int,
-    group_devices: int | None = None,
-) -> Num:
-    """Time to move the prompts' KV cache from each prefill device to its decode peer.
-
-    Each device sends its own shard (its heads, layers and tokens) to one peer, over the innermost
-    tier that holds both pools (2x the plan's devices; CloudMatrix384's UB holds both, separate DGX
-    nodes need the scale-out network). ``group_devices`` overrides that pair's size (a prefill and
-    a decode instance of different sizes). Source: DistServe (Zhong et al., OSDI 2024), Sec. 4.
-    """
-    per_device = seqs_per_replica * kv_bytes_per_sequence(
-        model, precision, input_tokens, tp=plan.tp, pp=plan.pp, cp=plan.cp
-    )
-    group = 2 * plan.num_devices if group_devices is None else group_devices
-    return p2p_time(per_device, system, group_devices=group)
-
-
-def exposed_transfer_s(transfer_s: Num, prefill_s: Num, num_layers: int) -> Num:
-    """The part of a KV transfer left on the TTFT: streamed layer by layer behind the prefill, so
-    only what the prefill of the other layers does not cover, and at least the last layer's share,
-    waits (DistServe, Zhong et al. OSDI 2024, Sec. 4)."""
-    return maximum(transfer_s / num_layers, transfer_s - prefill_s * (num_layers - 1) / num_layers)
 
 
 def prepare(

@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from genmodel._api import default_precision, profiled, run_options
-from genmodel._candidates import statistic_name
+from genmodel._candidates import DEFAULT_RECHECK, MAX_RECHECK, statistic_name
 from genmodel._engines import ENGINES, Engine, engine_preset
-from genmodel._errors import InfeasibleError, SpecError
+from genmodel._errors import SpecError
 from genmodel._hardware import Device, System
 from genmodel._intervals import pessimistic_factors
 from genmodel._model import ModelSpec
@@ -223,9 +223,6 @@ class PlanReport:
         }
 
 
-#: candidates the simulation re-checks per weight dtype by default, and the most it may
-DEFAULT_RECHECK = 8
-MAX_RECHECK = 1_000
 #: the most plans ``top`` may list
 MAX_TOP = 1_000
 
@@ -579,72 +576,3 @@ def _meets(est: Estimate, slo: Slo) -> bool:
 
 #: chunked-prefill sizes searched when a longest-gap target is given (and None: one pass)
 DEFAULT_PREFILL_CHUNKS = (256, 512, 1024, 2048, 4096, 8192)
-
-
-def compare(
-    model: str | ModelSpec,
-    hardware: Sequence[str | Device | System],
-    *,
-    devices: int | Sequence[int],
-    input_tokens: int,
-    output_tokens: int,
-    options: RunOptions | None = None,
-    **plan_args: Any,
-) -> list[dict[str, Any]]:
-    """The best plan of the same workload on each hardware id, side by side.
-
-    ``devices`` is one budget for all, or one per hardware id. ``options`` (the run options) and
-    ``plan_args`` (SLOs and their percentiles, dtypes, objective, serving, engine, recheck, run
-    options by keyword) are :func:`plan`'s: by default each platform's answer is the simulated
-    re-check of its closed-form best. Each row:
-    hardware, devices, the best plan's fields and metrics (goodput, TTFT, TPOT, $/Mtok, J/token),
-    or ``error`` when no plan runs or meets the SLOs there.
-    """
-    # one number is one budget for all (plan() refuses one that is no integer >= 1)
-    budgets = [devices] * len(hardware) if isinstance(devices, int | float) else list(devices)
-    if len(budgets) != len(hardware):
-        raise SpecError(f"devices has {len(budgets)} entries for {len(hardware)} hardware ids")
-    rows: list[dict[str, Any]] = []
-    for hw_id, n in zip(hardware, budgets, strict=True):
-        row: dict[str, Any] = {"hardware": hw_id if isinstance(hw_id, str) else hw_id.id, "devices": n}
-        try:
-            report = plan(
-                model,
-                hw_id,
-                devices=n,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                options=options,
-                **plan_args,
-            )
-        except InfeasibleError as exc:
-            rows.append({**row, "error": str(exc)})
-            continue
-        row["evaluated"] = report.evaluated
-        if report.best is None:
-            rows.append({**row, "error": report._serving_dict()["note"] or "no plan meets the SLOs"})
-            continue
-        b = report.best
-        rows.append(
-            {
-                **row,
-                "tp": b.plan.tp,
-                "pp": b.plan.pp,
-                "ep": b.plan.ep,
-                "dp": b.plan.dp,
-                "weight_dtype": b.precision.weight_dtype,
-                "concurrency": b.batch,
-                **(
-                    {}
-                    if report.request_rate_per_s is None
-                    else {"instances": report.instances, "devices_needed": report.devices_needed}
-                ),
-                "ttft_s": b.ttft_s,
-                "tpot_s": b.tpot_s,
-                "output_tokens_per_s_per_device": b.output_tokens_per_s_per_device,
-                "usd_per_million_output_tokens": b.usd_per_million_output_tokens,
-                "joules_per_output_token": b.joules_per_output_token,
-                "error": None,
-            }
-        )
-    return rows

@@ -50,6 +50,10 @@ _BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
         # routed experts against other streaming kernels: grouped GEMMs over thin expert slices
         # and a few tokens each lose occupancy and spend time permuting and combining (0.2-1)
         "expert_memory_frac": (0.2, 1.0),
+        # one MoE layer's fused routed-expert kernel chain beyond its weight streaming: 0 (one
+        # persistent kernel) to 100 us (an un-graphed chain of a dozen launches); published
+        # fused-MoE timings at one token give 23-33 us on Hopper
+        "moe_layer_latency_s": (0.0, 1e-4),
         # NCCL bus bandwidth: 60-95 % of the per-direction link figure
         "collective_bus_frac": (0.3, 0.98),
         # one collective call: 1 us (launch) to 100 us (an un-graphed, multi-node call)

@@ -15,7 +15,7 @@ from genmodel._api import estimate, profiled
 from genmodel._capacity import Deployment, ResourceRequirement
 from genmodel._errors import InfeasibleError
 from genmodel._hardware import Device, System
-from genmodel._inverse import Requirements, check_request, solve_requirements
+from genmodel._inverse import Requirements, check_quantiles, check_request, solve_requirements
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
 from genmodel._servingmodel import ClosedForm, serving_model
@@ -42,6 +42,8 @@ def requirements(
     ttft_slo_s: float | None = None,
     tpot_slo_s: float | None = None,
     resources: Sequence[str] = tuple(RESOURCES),
+    ttft_quantile: float | None = None,
+    tpot_quantile: float | None = None,
     **estimate_kwargs: Any,
 ) -> Requirements:
     """The least FLOP/s, memory bandwidth, memory capacity or link bandwidth that meets the targets.
@@ -61,6 +63,11 @@ def requirements(
         tpot_slo_s: TPOT target in seconds (mean decode step).
         resources: which of flops, memory_bandwidth, memory_capacity, scale_up_bandwidth and
             scale_out_bandwidth to solve for.
+        ttft_quantile, tpot_quantile: None (the mean), or the quantile a target bounds (0.99: the
+            p99), as in :func:`~genmodel.plan`. A static batch only: its requests prefill together
+            and decode in lockstep, so every percentile is the batch's one TTFT (TPOT). With
+            ``concurrency`` the solve runs on the closed form, which predicts means only, and a
+            quantile is refused (check one with :func:`~genmodel.simulate`).
         estimate_kwargs: :func:`~genmodel.estimate`'s plan, batch (or concurrency), dtype and run
             options. ``batch="max"`` is resolved on the platform and then held fixed.
 
@@ -75,14 +82,23 @@ def requirements(
         ratio, the binding resources, and the closed forms of TTFT and TPOT.
 
     Raises:
-        SpecError: no target for a latency resource, an unknown resource, a bad target, or
-            estimate's own argument errors. InfeasibleError: the plan cannot run with any amount
-            of memory (divisibility, too many devices), or not even one sequence fits and
-            ``batch="max"`` gives no size to solve the capacity for (give an explicit batch).
+        SpecError: no target for a latency resource, an unknown resource, a bad target, a
+            quantile with ``concurrency``, or estimate's own argument errors.
+        InfeasibleError: the plan cannot run with any amount of memory (divisibility, too many
+            devices), or not even one sequence fits and ``batch="max"`` gives no size to solve the
+            capacity for (give an explicit batch).
     """
     check_request(ttft_slo_s, tpot_slo_s, resources)  # before any id is resolved
+    check_quantiles(ttft_quantile, tpot_quantile, estimate_kwargs.get("concurrency"))
     deployment = _deployment(model, hardware, input_tokens, output_tokens, estimate_kwargs)
-    return solve_requirements(deployment, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s, resources=resources)
+    return solve_requirements(
+        deployment,
+        ttft_slo_s=ttft_slo_s,
+        tpot_slo_s=tpot_slo_s,
+        resources=resources,
+        ttft_quantile=ttft_quantile,
+        tpot_quantile=tpot_quantile,
+    )
 
 
 def _deployment(

@@ -15,6 +15,9 @@ Modelling assumptions (the engine's knobs are :class:`~genmodel._engines.Engine`
   of the queue to recompute its prompt and the tokens it has generated (vLLM V1). A reservation of
   less than the whole output (SGLang's ``new_token_ratio``) can overflow too: the same preemption
   (SGLang's retraction) follows.
+- Overlap scheduler (``Engine.overlap_scheduler``, TensorRT-LLM's PyTorch backend): the batch of a
+  step is chosen while the step before it runs, so a request that arrived after that step started
+  waits one step more; with nothing running the engine admits an arrival at once.
 - Bookkeeping is O(1) per step plus O(log n) per event: a global decode-step counter G, the sum of
   the decoding sequences' cached tokens, and a heap of the counter values at which sequences
   complete. Runs of decode-only steps between events are costed together (NumPy).
@@ -130,6 +133,10 @@ class Replica:
         self.chunks: list[tuple[int, int]] = []
         self.chunk_ids: list[int] = []
         self.step_dec = 0
+        # overlap scheduler: (start, end) of the last step run, and whether a request waits for
+        # the next step only because it arrived after this one's batch was chosen
+        self.last_step = (-math.inf, -math.inf)
+        self.held_back = False
 
     # ---- memory -------------------------------------------------------------------------
     def used(self) -> int:
@@ -156,12 +163,17 @@ class Replica:
         e = self.engine
         budget = e.max_batched_tokens - (self.n_dec if e.mixed and e.budget_counts_decode else 0)
         self.chunks, self.chunk_ids = [], []
+        self.held_back = False
+        cutoff = self._cutoff(now)
         for rid in self.prefilling:
             budget = self._chunk(req, rid, budget)
             if budget <= 0:
                 break
         while budget > 0 and self.waiting and self.running < e.max_num_seqs:
             rid = self.waiting[0]
+            if req.arrival_s[rid] > cutoff:  # (overlap) not there when this step was chosen
+                self.held_back = True
+                break
             if req.todo[rid] == 0:  # its KV is resident elsewhere: nothing to prefill
                 if not self._resume(req, rid, now):
                     break
@@ -182,6 +194,14 @@ class Replica:
                 req.scheduled_s[rid] = now
             budget = self._chunk(req, rid, budget)
         self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
+
+    def _cutoff(self, now: float) -> float:
+        """The latest arrival this step may admit: ``now``, or with the overlap scheduler, while
+        sequences run and the last step ended now, that step's start (when this one was chosen)."""
+        start, end = self.last_step
+        if not self.engine.overlap_scheduler or end != now or not (self.n_dec or self.prefilling):
+            return now
+        return start
 
     def _resume(self, req: Requests, rid: int, now: float) -> bool:
         """Admit a request whose ``past0`` tokens of KV come back (swap-in, or a transfer from a
@@ -258,6 +278,7 @@ class Replica:
     ) -> None:
         """Apply the planned step, which ended at ``now`` after ``duration`` seconds."""
         self.batch_time += duration * (self.step_dec + len(self.chunks))
+        self.last_step = (now - duration, now)
         if self.copy_s:
             self.swap_s += self.copy_s
             self.copy_s = 0.0
@@ -374,8 +395,8 @@ class Replica:
         """Decode steps until a sequence completes or (on-demand) the pool overflows."""
         if not self.n_dec:
             return 1 << 60
-        if self.copy_s or self.first_pending:
-            return 1  # the next step runs copies (or emits first tokens): a step of its own
+        if self.copy_s or self.first_pending or self.held_back:
+            return 1  # the next step runs copies (or emits first tokens, or admits): its own
         k = self.heap[0][0] - self.g if self.heap else 1 << 60
         if self.can_overflow:
             k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))
@@ -396,6 +417,7 @@ class Replica:
         if not self.n_dec:
             return
         self.batch_time += float(durations.sum()) * self.n_dec
+        self.last_step = (now - float(durations[-1]), now)
         gaps = durations.copy()
         if self.last_decode_s is not None:
             gaps[0] = now - float(durations.sum()) + float(durations[0]) - self.last_decode_s

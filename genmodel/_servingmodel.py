@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from genmodel._engines import ENGINES, Engine, engine_preset
 from genmodel._errors import SpecError
@@ -33,11 +33,12 @@ from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, ServingState, as_system
 from genmodel._serving import estimate_serving
-from genmodel._simresult import SimulationResult
-from genmodel._simulate import Arrivals, Lengths, simulate_serving
-from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._wave import BenchmarkClient, Wave
 from genmodel._workload import Precision
+
+if TYPE_CHECKING:  # (the simulation is imported where it runs: a static estimate does not load it)
+    from genmodel._simresult import SimulationResult
+    from genmodel._stepcost import StepCostTable
 
 #: the serving models by name; the default is the first
 SERVING_MODELS = ("simulated", "closed-form")
@@ -152,6 +153,8 @@ class StepTables:
     ) -> StepCostTable:
         """The table of this deployment covering ``tokens_max`` tokens a step (built when missing
         or too small; its grid has every step size, so a larger one gives the same costs)."""
+        from genmodel._stepcost import StepCostTable
+
         key = (model, system, plan, precision, options, overhead_s)
         table = self.tables.get(key)
         if table is None or table.tokens_max < tokens_max:
@@ -167,33 +170,65 @@ class StepTables:
         return table
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Simulated:
     """The engine's scheduler, simulated step by step, for N clients started together.
 
+    ``Simulated(engine=..., requests_per_client=12, warmup_requests=2, warmup_restart=True)``
+    describes the clients by their knobs, ``Simulated(engine=..., client=BenchmarkClient(...))`` by
+    the client itself (not both); either way the client is held once, and the knobs are read from it.
+
     Attributes:
         engine: the engine's knobs (:func:`~genmodel._engines.engine_preset`).
-        requests_per_client: requests each client sends, warm-up included (:data:`REQUESTS_PER_CLIENT`).
-        warmup_requests: each client's first requests, sent but left out of the means (a
-            benchmark's warm-up phase, e.g. genai-perf's ``--warmup-request-count``;
-            :data:`WARMUP_REQUESTS`).
-        warmup_restart: the warm-up drains, then every client starts its measured requests
-            together (perf_analyzer, under genai-perf); False: each client goes straight on.
+        client: how the closed-loop clients send and measure their requests
+            (:class:`~genmodel._wave.BenchmarkClient`): :data:`REQUESTS_PER_CLIENT` each, the first
+            :data:`WARMUP_REQUESTS` a warm-up that drains before every client restarts together.
         tables: step-cost tables to reuse across calls (None: each call builds its own).
     """
 
     engine: Engine
-    requests_per_client: int = REQUESTS_PER_CLIENT
-    warmup_requests: int = WARMUP_REQUESTS
-    warmup_restart: bool = True
+    client: BenchmarkClient
     tables: StepTables | None = field(default=None, compare=False)
 
-    def __post_init__(self) -> None:
-        _ = self.client  # BenchmarkClient checks the counts and that one request is measured
-        if self.requests_per_client > MAX_REQUESTS_PER_CLIENT:
-            raise SpecError(
-                f"requests_per_client={self.requests_per_client} must be at most {MAX_REQUESTS_PER_CLIENT:,}"
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        requests_per_client: int | None = None,
+        warmup_requests: int | None = None,
+        warmup_restart: bool | None = None,
+        client: BenchmarkClient | None = None,
+        tables: StepTables | None = None,
+    ) -> None:
+        """Hold ``client``, or the one the knobs describe (None: :data:`REQUESTS_PER_CLIENT`,
+        :data:`WARMUP_REQUESTS`, a restart after the warm-up).
+
+        Raises:
+            SpecError: a client and its knobs both, bad counts (:class:`BenchmarkClient`), or
+                more than :data:`MAX_REQUESTS_PER_CLIENT` requests per client.
+        """
+        knobs = {
+            "requests_per_client": requests_per_client,
+            "warmup_requests": warmup_requests,
+            "warmup_restart": warmup_restart,
+        }
+        given = {k: v for k, v in knobs.items() if v is not None}
+        if client is not None and given:
+            raise SpecError(f"give client={client!r} or its knobs ({', '.join(given)}), not both")
+        if client is None:  # BenchmarkClient checks the counts and that one request is measured
+            client = BenchmarkClient(
+                requests_per_client=REQUESTS_PER_CLIENT
+                if requests_per_client is None
+                else requests_per_client,
+                warmup_requests=WARMUP_REQUESTS if warmup_requests is None else warmup_requests,
+                restart_after_warmup=True if warmup_restart is None else warmup_restart,
             )
+        if client.requests_per_client > MAX_REQUESTS_PER_CLIENT:
+            most = MAX_REQUESTS_PER_CLIENT
+            raise SpecError(f"requests_per_client={client.requests_per_client} must be at most {most:,}")
+        object.__setattr__(self, "engine", engine)
+        object.__setattr__(self, "client", client)
+        object.__setattr__(self, "tables", tables)
 
     @property
     def name(self) -> str:
@@ -201,13 +236,21 @@ class Simulated:
         return "simulated"
 
     @property
-    def client(self) -> BenchmarkClient:
-        """The benchmark client these knobs describe."""
-        return BenchmarkClient(
-            requests_per_client=self.requests_per_client,
-            warmup_requests=self.warmup_requests,
-            restart_after_warmup=self.warmup_restart,
-        )
+    def requests_per_client(self) -> int:
+        """Requests each client sends, warm-up included (the client's)."""
+        return self.client.requests_per_client
+
+    @property
+    def warmup_requests(self) -> int:
+        """Each client's first requests, sent but left out of the means (a benchmark's warm-up
+        phase, e.g. genai-perf's ``--warmup-request-count``; the client's)."""
+        return self.client.warmup_requests
+
+    @property
+    def warmup_restart(self) -> bool:
+        """The warm-up drains, then every client starts its measured requests together
+        (perf_analyzer, under genai-perf); False: each client goes straight on (the client's)."""
+        return self.client.restart_after_warmup
 
     @property
     def wave(self) -> Wave:
@@ -239,6 +282,9 @@ class Simulated:
             SpecError: bad arguments (output_tokens < 2, concurrency < 1).
             InfeasibleError: the deployment cannot run, or one request does not fit.
         """
+        from genmodel._simulate import Arrivals, Lengths, simulate_serving
+        from genmodel._stepcost import check_simulable
+
         closed = estimate_serving(
             model,
             hardware,
@@ -282,9 +328,9 @@ class Simulated:
             arrivals=Arrivals(
                 kind="closed",
                 clients=concurrency,
-                requests_per_client=self.requests_per_client,
-                warmup_requests=self.warmup_requests,
-                warmup_restart=self.warmup_restart,
+                requests_per_client=int(self.client.requests(concurrency)),
+                warmup_requests=self.client.warmup_requests,
+                warmup_restart=self.client.restart_after_warmup,
             ),
             input_tokens=Lengths(mean=input_tokens),
             output_tokens=Lengths(mean=output_tokens),

@@ -49,6 +49,7 @@ def simulate(
     chunked_prefill: bool | None = None,
     mixed: bool | None = None,
     step_overhead_s: float | None = None,
+    overlap_scheduler: bool | None = None,
     seed: int = 0,
     records: bool = False,
     timeline: bool = False,
@@ -91,8 +92,9 @@ def simulate(
         engine: vllm (vLLM 0.10 V1, the default), sglang (SGLang 0.5), trtllm (TensorRT-LLM 1.0),
             or an :class:`Engine`.
         max_num_seqs, max_batched_tokens, admission, preemption, chunked_prefill, mixed,
-            step_overhead_s: override the engine's knobs (``preemption="swap"`` copies a
-            preempted sequence's KV to the offload tier and back instead of recomputing it).
+            step_overhead_s, overlap_scheduler: override the engine's knobs (``preemption="swap"``
+            copies a preempted sequence's KV to the offload tier and back instead of recomputing
+            it; ``overlap_scheduler`` chooses a step's batch while the step before it runs).
         swap_tier: the offload tier of swap preemption: a memory tier id, ``ID:N`` for N per node,
             or ``host`` (the default: the device's host memory in hardware_db).
         seed: seed of the random lengths and arrival times (the same seed, the same result).
@@ -154,6 +156,7 @@ def simulate(
         "chunked_prefill": chunked_prefill,
         "mixed": mixed,
         "step_overhead_s": step_overhead_s,
+        "overlap_scheduler": overlap_scheduler,
     }
     pools = {
         "prefill_tp": prefill_tp,
@@ -301,6 +304,7 @@ def _simulate_disaggregated(
             )
         )
     (check, pre), (_, dec) = specs
+    hw, run = profiled(hw, check.options, base.name)  # the profile in force, as an aggregated run's
     if devices is not None and devices != pre.devices + dec.devices:
         raise SpecError(
             f"devices={devices} must equal the pools' devices: prefill {pre.workers} x "
@@ -313,7 +317,7 @@ def _simulate_disaggregated(
         check.precision,
         prefill=pre,
         decode=dec,
-        options=check.options,
+        options=run,
         routing=routing or ROUTINGS[0],
         first_token=first_token or FIRST_TOKENS[0],
         swap_tier=_swap_tier(dec.engine, swap_tier, hw.device),

@@ -60,6 +60,56 @@ def check_dtype(name: str, value: str) -> str:
     return value
 
 
+#: Quantised weight formats that store their scales beside the weights: name -> (bits per weight,
+#: scales included; the plain precision the weights are dequantised from, which the GEMM is asked
+#: in). Block formats of ggml (llama.cpp's GGUF), from the block structs of ggml/src/ggml-common.h
+#: (ggml-org/llama.cpp): block_q4_0 is an fp16 scale + 16 bytes for 32 weights (18 B / 32 = 4.5
+#: bits), block_q4_1 adds an fp16 min (5.0), block_q5_0 22 B / 32 (5.5), block_q8_0 34 B / 32
+#: (8.5); the k-quants use 256-weight super-blocks: block_q4_K 144 B (4.5), block_q5_K 176 B
+#: (5.5), block_q6_K 210 B (6.5625). The _K_M / _K_S names are llama.cpp's mixes (some tensors,
+#: such as attn_v, ffn_down and output, one or two formats wider): their whole-model bits per weight
+#: are those of llama.cpp's quantize table for Llama-3.1-8B (tools/quantize/README.md: Q4_K_S
+#: 4.6672, Q4_K_M 4.8944, Q5_K_M 5.7036), a property of the mix on that model, close on other
+#: Llama-class models. Compute: the weights are dequantised to the activations' precision (or
+#: multiplied as int8 against quantised activations); genmodel asks the GEMM in the wider of the
+#: format's plain precision and the activations', and ignores the dequantisation's own work.
+#: MLC LLM's q4f16_1 (python/mlc_llm/quantization/quantization.py, mlc-ai/mlc-llm: GroupQuantize,
+#: int4 with one fp16 scale per group of 32, embedding and final layer quantised too) is 4.5 bits.
+WEIGHT_FORMATS: Mapping[str, tuple[float, str]] = MappingProxyType(
+    {
+        "q4_0": (4.5, "int4"),
+        "q4_1": (5.0, "int4"),
+        "q5_0": (5.5, "int8"),
+        "q8_0": (8.5, "int8"),
+        "q4_k": (4.5, "int4"),
+        "q5_k": (5.5, "int8"),
+        "q6_k": (6.5625, "int8"),
+        "q4_k_s": (4.6672, "int4"),
+        "q4_k_m": (4.8944, "int4"),
+        "q5_k_m": (5.7036, "int8"),
+        "q4f16_1": (4.5, "int4"),
+    }
+)
+
+#: Bytes per weight element of every weight precision: the plain ones and :data:`WEIGHT_FORMATS`.
+WEIGHT_DTYPE_BYTES: Mapping[str, float] = MappingProxyType(
+    {**DTYPE_BYTES, **{name: bits / 8 for name, (bits, _) in WEIGHT_FORMATS.items()}}
+)
+
+
+def check_weight_dtype(name: str, value: str) -> str:
+    """Return ``value`` if it is a plain precision or a :data:`WEIGHT_FORMATS` format, else raise
+    :class:`SpecError` naming ``name``."""
+    if value not in WEIGHT_DTYPE_BYTES:
+        raise SpecError(f"{name}={value!r} must be one of {', '.join(WEIGHT_DTYPE_BYTES)}")
+    return value
+
+
+def plain_dtype(value: str) -> str:
+    """The plain precision of a weight precision: itself, or a format's dequantised precision."""
+    return WEIGHT_FORMATS[value][1] if value in WEIGHT_FORMATS else value
+
+
 #: plain Python numbers: the common case, decided without looking at the type's module
 _PLAIN = (float, int, bool)
 

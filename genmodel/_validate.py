@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from genmodel._api import estimate
-from genmodel._engines import ENGINE_CONFIGS, ENGINES, Engine, engine_preset, harness_engine
+from genmodel._engines import ENGINE_CONFIGS, ENGINES, MEASURED_ENGINES, Engine, engine_preset, harness_engine
 from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Device
 from genmodel._intervals import COVERAGE, evidence, interval, serving_model_of
@@ -338,6 +338,9 @@ def check_row(row: dict[str, str], where: str) -> float:
         raise SpecError(f"{where}: {str(exc).partition(': ')[2]}") from None
     _harness(row, where)
     _row_engine(row, "", where=where)  # (only checks the engine_config column)
+    name = (row.get("engine") or "").strip()  # a static row's: what ran it (a serving row's: a preset)
+    if row["mode"] == "static" and name and name not in MEASURED_ENGINES:
+        raise SpecError(f"{where}: engine={name!r} must be empty or one of {', '.join(MEASURED_ENGINES)}")
     return measured
 
 
@@ -350,6 +353,13 @@ def _measured(row: dict[str, str], where: str) -> float:
     if not (math.isfinite(measured) and measured > 0):
         raise SpecError(f"{where}: measured={row['measured']!r} must be a finite number > 0")
     return measured
+
+
+def _disaggregated_options(row: dict[str, str], profile: Profile | None) -> dict[str, Any]:
+    """A disaggregated case's run options with the profile asked for or named in its ``profile``
+    column; with neither, the simulation takes its device's profile for the engine in force."""
+    named = profile or ((row.get("profile") or "").strip() and row_profile(row))
+    return {**_options(row), **({"profile": named} if named else {})}
 
 
 def _options(row: dict[str, str]) -> dict[str, Any]:
@@ -386,9 +396,8 @@ def predict_case(
     """
     if is_disaggregated_serving(row, f"case {row['id']}"):
         _check_case(row)
-        got = predict_disaggregated(
-            row, serving=serving, engine=engine, options=_options(row), done={}, key=()
-        )
+        options = _disaggregated_options(row, profile)
+        got = predict_disaggregated(row, serving=serving, engine=engine, options=options, done={}, key=())
         if isinstance(got, str):
             raise SpecError(f"case {row['id']}: {got}")
         return got
@@ -435,7 +444,8 @@ def _estimate_case(
         act_dtype=row["act_dtype"],
         kv_dtype=row["kv_dtype"],
         serving=serving,
-        engine=_row_engine(row, engine, hardware),
+        # a static row's engine only selects its profile (below): llama.cpp has no serving preset
+        engine=_row_engine(row, engine, hardware) if row["mode"] == "concurrency" else engine,
         step_tables=step_tables,
         **kwargs,
         **{**_options(row), "profile": row_profile(row) if profile is None else profile},
@@ -521,7 +531,7 @@ def validate(
                 on_case(row["id"])
             continue
         if is_disaggregated_serving(row, row["id"]):
-            _disaggregated_case(row, serving, engine, disaggregated, results, skipped)
+            _disaggregated_case(row, serving, engine, disaggregated, results, skipped, chosen)
             if on_case is not None:
                 on_case(row["id"])
             continue
@@ -544,17 +554,17 @@ def _disaggregated_case(
     done: dict[tuple[tuple[str, str], ...], SimulationResult | str],
     results: list[CaseResult],
     skipped: list[tuple[str, str]],
+    profile: Profile | None = None,
 ) -> None:
     """Predict a disaggregated case (:mod:`genmodel._validate_disagg`) into ``results`` or ``skipped``."""
     try:
         _check_case(row)
+        options = _disaggregated_options(row, profile)
     except SpecError as exc:
         skipped.append((row["id"], str(exc)))
         return
     key = tuple(sorted((k, v) for k, v in row.items() if k not in _NOT_ESTIMATE))
-    got = predict_disaggregated(
-        row, serving=serving, engine=engine, options=_options(row), done=done, key=key
-    )
+    got = predict_disaggregated(row, serving=serving, engine=engine, options=options, done=done, key=key)
     if isinstance(got, str):
         skipped.append((row["id"], got))
         return

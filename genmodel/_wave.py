@@ -28,6 +28,11 @@ request at time 0, as the benchmark clients and the serving simulation start the
   queue once the prefills saturate the replica); a group round's is the steady state's plus
   S(min(N, m)) - P. The mean over the measured rounds is what the wave adds to the steady TTFT.
   It vanishes for one client (S(1) = P, an empty queue) and grows with the clients.
+- Overlap scheduler (TensorRT-LLM, ``Engine.overlap_scheduler``): the batch of a step is chosen
+  while the step before it runs, so a request waits for the step under way when it arrives as
+  well. A group that comes back while other groups run (N > m) finds the next group's step under
+  way, S(min(N - m, m)); a lone group (N <= m), and the burst, find the engine empty and wait for
+  nothing (:func:`overlap_wait_s`).
 - Not modelled: the budget that a mixed engine's decode tokens take (vLLM) and the slower decay of
   the groups it causes, the decode tokens' time in a group's step, spread lengths (which break the
   groups up), and KV-limited states (their TTFT is the queue for memory, Little's law).
@@ -97,11 +102,14 @@ class Wave:
         mixed: prefill and decode share a step (False: prefill steps run no decode, and the wave
             persists).
         client: how the clients send and measure their requests.
+        overlap: the engine chooses a step's batch while the step before it runs
+            (``Engine.overlap_scheduler``): an arrival waits for the step under way as well.
     """
 
     budget_tokens: int
     mixed: bool
     client: BenchmarkClient
+    overlap: bool = False
 
     @classmethod
     def of(cls, engine: Engine, client: BenchmarkClient) -> Wave:
@@ -109,7 +117,7 @@ class Wave:
         budget = engine.max_batched_tokens
         if engine.max_prefill_tokens is not None:  # SGLang: further prompts only within it
             budget = min(budget, engine.max_prefill_tokens)
-        return cls(budget_tokens=budget, mixed=engine.mixed, client=client)
+        return cls(budget_tokens=budget, mixed=engine.mixed, client=client, overlap=engine.overlap_scheduler)
 
     def prompts_per_step(self, input_tokens: int) -> int:
         """m: whole prompts of ``input_tokens`` a step holds (at least one)."""
@@ -143,7 +151,8 @@ def wave_extra_s(
     steady_ttft_s: Num,
 ) -> Num:
     """What the wave adds to the steady state's mean TTFT over the client's measured requests
-    (module docstring); 0 for one client.
+    (module docstring), with the overlap scheduler's wait (:func:`overlap_wait_s`); 0 for one
+    client.
 
     Args:
         wave: the engine's admission and the benchmark client.
@@ -154,6 +163,7 @@ def wave_extra_s(
             is taken for m = 1).
         steady_ttft_s: the steady state's mean TTFT (:func:`~genmodel._serving.serving_point`).
     """
+    overlap = overlap_wait_s(wave, clients, input_tokens, prefill_s, full_step_s)
     m = wave.prompts_per_step(input_tokens)
     if m == 1:  # a full step is one prompt's prefill
         full_step_s = prefill_s
@@ -161,9 +171,39 @@ def wave_extra_s(
     if wave.mixed:
         group = group_step_s(minimum(clients, float(m)), prefill_s, full_step_s, m) - prefill_s
         if client.warmup_requests and not client.restart_after_warmup:
-            return group  # the burst was the warm-up's (so it is not evaluated)
+            return group + overlap  # the burst was the warm-up's (so it is not evaluated)
     burst = maximum(burst_ttft_s(clients, prefill_s, full_step_s, m), steady_ttft_s)
     if not wave.mixed:
-        return burst - steady_ttft_s
+        return burst - steady_ttft_s + overlap
     measured = client.requests(clients) - client.warmup_requests
-    return group + (burst - steady_ttft_s - group) / measured  # one measured round is the burst
+    return group + (burst - steady_ttft_s - group) / measured + overlap  # one measured round is the burst
+
+
+def overlap_wait_s(
+    wave: Wave | None,
+    clients: Num,
+    input_tokens: int,
+    prefill_s: float,
+    full_step_s: float,
+) -> Num:
+    """The step under way that an arrival waits for as well when the engine chooses a step's batch
+    while the step before it runs, averaged over the measured rounds (module docstring): a group
+    round's next group step; 0 in the burst round (the engine was empty), for N <= m, and without
+    the overlap scheduler.
+
+    Args:
+        wave: the engine's admission and the benchmark client (None: no overlap).
+        clients: N, clients per replica.
+        input_tokens: I, prompt tokens per request.
+        prefill_s, full_step_s: P and S(m), as :func:`wave_extra_s` takes them.
+    """
+    if wave is None or not wave.overlap or not wave.mixed:
+        return 0.0 * clients  # (not mixed: every round is a burst into an empty engine)
+    m = wave.prompts_per_step(input_tokens)
+    if m == 1:
+        full_step_s = prefill_s
+    next_group = group_step_s(minimum(clients - m, float(m)), prefill_s, full_step_s, m)
+    client = wave.client
+    measured = client.requests(clients) - client.warmup_requests
+    groups = 1.0 if client.warmup_requests and not client.restart_after_warmup else (measured - 1) / measured
+    return (clients > m) * next_group * groups

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genmodel._errors import SpecError, require_ints
-from genmodel._units import DTYPE_BYTES, check_dtype
+from genmodel._units import (
+    DTYPE_BYTES,
+    WEIGHT_DTYPE_BYTES,
+    Num,
+    check_dtype,
+    check_weight_dtype,
+    maximum,
+    plain_dtype,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -13,7 +21,10 @@ class Precision:
     """Storage precision of weights, activations and the KV cache.
 
     A GEMM runs in the wider of the weight and activation precisions (W4A16 runs in fp16, W8A8 in
-    fp8/int8), on the device's units for that precision or the next wider one it has.
+    fp8/int8), on the device's units for that precision or the next wider one it has. Weights may
+    also be a quantised format with its scales (:data:`genmodel._units.WEIGHT_FORMATS`, such as
+    llama.cpp's q4_0 or q4_k_m): they take the format's bytes per weight in memory and transfers,
+    and the GEMM counts them as the format's plain precision (int4, int8).
     """
 
     weight_dtype: str = "bf16"
@@ -21,14 +32,14 @@ class Precision:
     kv_dtype: str = "bf16"
 
     def __post_init__(self) -> None:
-        check_dtype("weight_dtype", self.weight_dtype)
+        check_weight_dtype("weight_dtype", self.weight_dtype)
         check_dtype("act_dtype", self.act_dtype)
         check_dtype("kv_dtype", self.kv_dtype)
 
     @property
     def weight_bytes(self) -> float:
-        """Bytes per weight element."""
-        return DTYPE_BYTES[self.weight_dtype]
+        """Bytes per weight element (a quantised format's scales included)."""
+        return WEIGHT_DTYPE_BYTES[self.weight_dtype]
 
     @property
     def act_bytes(self) -> float:
@@ -43,7 +54,7 @@ class Precision:
     @property
     def gemm_dtype(self) -> str:
         """Precision the GEMMs are requested in: the wider of weights and activations."""
-        w, a = self.weight_dtype, self.act_dtype
+        w, a = plain_dtype(self.weight_dtype), self.act_dtype
         return w if DTYPE_BYTES[w] > DTYPE_BYTES[a] else a
 
     @property
@@ -84,3 +95,14 @@ class Scenario:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise SpecError(f"scenario {self.id}: {name}={value!r} must be > 0")
+
+
+def mean_decode_context(input_tokens: Num, output_tokens: Num) -> Num:
+    """Tokens cached at the mean decode step of a request: input + (output - 2) / 2.
+
+    The decode steps of a request run at contexts input .. input + output - 2 (the first output
+    token comes from the prefill); their mean stands for all of them, exact while attention stays
+    on one side of its roofline ridge (it is linear in context). At least the input (one output
+    token: no decode step at all).
+    """
+    return input_tokens + maximum(output_tokens - 2, 0) / 2

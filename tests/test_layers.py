@@ -17,7 +17,7 @@ CLI_FILES = sorted((ROOT / "cli").glob("**/*.py"))
 #: files and call it
 TOP_FILES = (
     "_api.py", "_planning.py", "_validate.py", "_sweep.py", "_requirements.py", "_simulate_api.py",
-    "_calibrate.py", "__init__.py",
+    "_calibrate.py", "_compare.py", "__init__.py",
 )  # fmt: skip
 CORE_FILES = sorted(p for p in (ROOT / "genmodel").glob("_*.py") if p.name not in TOP_FILES)
 ALLOWED_GENMODEL = {"genmodel", "genmodel.report"}

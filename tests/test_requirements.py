@@ -441,6 +441,7 @@ def test_memory_bandwidth_requirement_always_round_trips(scale: float) -> None:
         ({"tpot_slo_s": 0.01, "resources": ("hbm",)}, "resources=['hbm']"),
         ({"tpot_slo_s": -1.0}, "tpot_slo_s=-1.0"),
         ({"ttft_slo_s": 0.0}, "ttft_slo_s=0.0"),
+        ({"tpot_slo_s": 0.01, "tpot_quantile": 1.0}, "tpot_quantile=1.0 must be in"),
     ],
 )
 def test_bad_arguments_are_spec_errors(kwargs: dict[str, Any], message: str) -> None:
@@ -476,6 +477,47 @@ def test_cli_json_parses_times_and_matches_the_api(slo: str, seconds: float) -> 
     )
     assert [r["resource"] for r in d["resources"]] == ["memory_bandwidth"]
     assert d["resources"][0]["factor"] == pytest.approx(api.resource("memory_bandwidth").factor)
+
+
+def test_a_static_batch_percentile_is_its_one_figure() -> None:
+    """Every request of a static batch has the batch's TTFT and TPOT: a p99 target needs what the
+    mean target needs, and the report names the statistic."""
+    mean = genmodel.requirements("llama-3.1-8b", "h100-sxm", tpot_slo_s=6e-3, ttft_slo_s=0.5, **DECODE)
+    p99 = genmodel.requirements(
+        "llama-3.1-8b",
+        "h100-sxm",
+        tpot_slo_s=6e-3,
+        ttft_slo_s=0.5,
+        tpot_quantile=0.99,
+        ttft_quantile=0.9,
+        **DECODE,
+    )
+    assert [r.factor for r in p99.resources] == [r.factor for r in mean.resources]
+    d = p99.to_dict()
+    assert (d["ttft_statistic"], d["tpot_statistic"], d["tpot_quantile"]) == ("p90", "p99", 0.99)
+    assert mean.to_dict()["tpot_statistic"] == "mean"
+    assert "TTFT <= p90 500 ms, TPOT <= p99 6 ms" in repr(p99)
+
+
+def test_a_percentile_under_load_is_refused_not_read_as_the_mean() -> None:
+    with pytest.raises(genmodel.SpecError, match=r"ttft_quantile=0.99 \(p99\) with concurrency=16"):
+        genmodel.requirements(
+            "llama-3.1-8b",
+            "h100-sxm",
+            input_tokens=1000,
+            output_tokens=200,
+            concurrency=16,
+            ttft_slo_s=1.0,
+            ttft_quantile=0.99,
+        )
+
+
+def test_cli_takes_percentile_targets_like_plan() -> None:
+    d = json.loads(cli_ok([*CLI, "--tpot-slo", "p99:6ms", "--ttft-slo", "mean:2s", "--format", "json"]))
+    assert (d["tpot_statistic"], d["tpot_quantile"], d["tpot_slo_s"]) == ("p99", 0.99, pytest.approx(6e-3))
+    assert d["ttft_statistic"] == "mean"
+    title = " ".join(cli_ok([*CLI, "--tpot-slo", "p90:6ms"], columns=400).split())
+    assert "TPOT p90 <= 6.00 ms" in title
 
 
 def test_cli_serving_mode() -> None:
@@ -528,6 +570,12 @@ def test_cli_notes_the_memory_it_assumes() -> None:
         (["--tpot-slo", "5ms", "--resource", "hbm"], "resources=['hbm']"),
         (["--tpot-slo", "5ms", "--tp", "3"], "tp=3"),
         ([], "needs a target"),
+        (["--tpot-slo", "p42:6ms"], "tpot_slo='p42:6ms': the statistic 'p42' must be one of"),
+        (["--tpot-slo", "p99:6"], "tpot_slo='p99:6'"),
+        (
+            ["--concurrency", "16", "--ttft-slo", "p99:2s"],
+            "ttft_slo='p99:2s' with concurrency=16: under load requirements solves on the closed form",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_line(extra: list[str], message: str) -> None:

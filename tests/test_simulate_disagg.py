@@ -438,6 +438,10 @@ def test_validate_predicts_disaggregated_rows_with_the_simulation(tmp_path: Path
     assert [s[0] for s in report.skipped] == ["d-pre"] and "not predicted" in report.skipped[0][1]
     closed = genmodel.validate(path, serving="closed-form")
     assert not closed.cases and "simulation only" in closed.skipped[0][1]
+    slower = genmodel.validate(path, profile="h200-sglang")  # its 162 ms frontend time per request
+    moved = {c.id: c.predicted for c in slower.cases}
+    overhead = genmodel.io.load_profile("h200-sglang").values["request_overhead_s"]
+    assert moved["d-ttft"] - got["d-ttft"].predicted == pytest.approx(overhead, rel=0.05)
 
 
 @pytest.mark.parametrize(
@@ -456,3 +460,25 @@ def test_validate_names_the_row_and_column_of_a_malformed_value(
     with pytest.raises(genmodel.SpecError, match="line 2 \\(case d1\\): " + message.replace("(", "\\(")):
         genmodel.validate(path)
     assert message.split("=")[0] in cli_bad(["validate", str(path)])
+
+
+def test_a_profile_applies_to_both_pools_as_to_an_aggregated_run() -> None:
+    """A profile's per-request overhead and step figures reach a disaggregated simulation: the
+    engine's default profile of the device (h200-sglang) unless another is named."""
+    args: dict[str, object] = {
+        "model": "llama-3.1-8b",
+        "hardware": "h200-sxm",
+        "weight_dtype": "fp8",
+        "engine": "sglang",
+        "concurrency": 4,
+        "requests_per_client": 2,
+    }
+    own = _disagg(**args)
+    plain = _disagg(**args, profile="default")
+    overhead = (
+        genmodel.io.load_profile("h200-sglang")
+        .efficiency(load_hardware("h200-sxm").device.efficiency)
+        .request_overhead_s
+    )
+    assert overhead > 0.05
+    assert own.ttft_s.mean - plain.ttft_s.mean == pytest.approx(overhead, rel=0.05)

@@ -141,3 +141,34 @@ def test_the_wave_takes_a_symbolic_client_count() -> None:
         form = wave_extra_s(wave, clients=n, steady_ttft_s=0.035, **STEP)
         value = float(wave_extra_s(wave, clients=64.0, steady_ttft_s=0.035, **STEP))
         assert float(form.subs(n, 64)) == pytest.approx(value, rel=1e-12)
+
+
+def test_the_simulated_serving_model_holds_one_benchmark_client() -> None:
+    """Simulated's knobs are its BenchmarkClient's, whether given as knobs or as the client, and a
+    client that asks for more measured requests makes each simulated client send more."""
+    engine = engine_preset("vllm", load_hardware("h100-sxm").device)
+    by_knobs = genmodel.Simulated(
+        engine=engine, requests_per_client=6, warmup_requests=1, warmup_restart=False
+    )
+    client = BenchmarkClient(requests_per_client=6, warmup_requests=1, restart_after_warmup=False)
+    assert by_knobs == genmodel.Simulated(engine=engine, client=client)
+    assert by_knobs.client == client
+    assert (by_knobs.requests_per_client, by_knobs.warmup_requests, by_knobs.warmup_restart) == (6, 1, False)
+    assert genmodel.Simulated(engine=engine).client == BenchmarkClient(
+        requests_per_client=REQUESTS_PER_CLIENT, warmup_requests=WARMUP_REQUESTS, restart_after_warmup=True
+    )
+    with pytest.raises(genmodel.SpecError, match="not both"):
+        genmodel.Simulated(engine=engine, client=client, warmup_requests=1)
+    with pytest.raises(genmodel.SpecError, match="warmup_requests=6 must be below"):
+        genmodel.Simulated(engine=engine, requests_per_client=6, warmup_requests=6)
+    spec, hw = load_model("llama-3.2-1b"), load_hardware("h100-sxm")
+    kw = {"concurrency": 2, "input_tokens": 256, "output_tokens": 16}
+    few = genmodel.Simulated(engine=engine, client=dataclasses.replace(client, requests_per_client=2))
+    more = genmodel.Simulated(
+        engine=engine, client=dataclasses.replace(client, requests_per_client=2, measured_requests_min=20)
+    )
+    rates = [
+        m.estimate(spec, hw, Plan(), Precision(), **kw).serving.request_rate_per_s  # type: ignore[union-attr]
+        for m in (few, more)
+    ]
+    assert rates[0] != rates[1]  # 1 measured request a client against 10: a different run

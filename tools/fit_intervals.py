@@ -14,9 +14,9 @@ writes the table as Python data, formatted by ruff. Rerun it whenever the model 
     python tools/fit_intervals.py --check      # exit 1 if the bundled table is out of date
 
 The serving predictions are not refitted: the shared efficiencies are fitted on the static cases
-and the engine presets come from the engines' defaults, but the engine-wide profile values of
-tools/fit_profiles.py (SGLang's ``expert_memory_frac`` and ``request_overhead_us``) are fitted on
-the serving cases, so their serving predictions here are in sample (their held-out errors are in
+and the engine presets come from the engines' defaults, but the engine-wide profile value of
+tools/fit_profiles.py (SGLang's ``request_overhead_us``) is fitted on
+the serving cases, so its serving predictions here are in sample (its held-out error is in
 hardware_db/EFFICIENCY.md).
 When the efficiencies become per-platform profiles, :func:`static_predictions` is the one place
 that must refit them per fold.

@@ -76,6 +76,8 @@ SPECS: tuple[tuple[str, str, str, str], ...] = (
     ("b200-sglang", "b200", "sglang", "B200 with SGLang"),
     ("gb200-sglang", "gb200", "sglang", "GB200 with SGLang"),
     ("mi300x-vllm", "mi300x", "vllm", "MI300X with vLLM"),
+    ("orin-llamacpp", "jetson-agx-orin-64gb", "llamacpp", "Jetson AGX Orin with llama.cpp"),
+    ("orin-mlc", "jetson-agx-orin-64gb", "mlc", "Jetson AGX Orin with MLC LLM"),
 )
 #: metrics fitted by default: every static metric, and TPOT under load
 DEFAULT_METRICS = ("static", "tpot_s")
@@ -115,8 +117,9 @@ FRONTEND_NOTES = {
 _MOE_KERNELS = (
     "grouped expert GEMMs at few tokens stream thin weight slices with little parallel work per "
     "expert and add permutation, activation quantisation and combine kernels; Morph-Decode "
-    "(morphllm.com/blog/morph-decode, 2026-04-09) profiled TensorRT-LLM's CUTLASS MoE path at batch 1 "
-    "and found 71 % of MoE-layer time outside the GEMMs"
+    "(morphllm.com/blog/morph-decode, 2026-04-09) profiled TensorRT-LLM's CUTLASS MoE path in batch-1 "
+    "decode of Qwen3-Next-80B-A3B (NVFP4) on an RTX PRO 6000 Blackwell and found 29 % of MoE-layer time "
+    "in the GEMMs, 71 % in the other kernels (another GPU and engine: it says why, not how much)"
 )
 EXPERT_NOTES = {
     "vllm": "vLLM fused_moe (Triton) kernels, " + _MOE_KERNELS,

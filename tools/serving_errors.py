@@ -76,7 +76,16 @@ def predict(row: dict[str, str], requests_per_client: int | None) -> dict[str, A
         **kwargs,
     )
     wall = time.perf_counter() - start
-    est = genmodel.estimate(row["model"], row["hardware"], concurrency=n, serving="closed-form", **kwargs)
+    # the closed form's wave is the same engine's and benchmark client's as the simulation's
+    est = genmodel.estimate(
+        row["model"],
+        row["hardware"],
+        concurrency=n,
+        serving="closed-form",
+        engine=knobs,
+        **_harness(row, requests_per_client),
+        **kwargs,
+    )
     metric = row["metric"]
     simulated = sim.ttft_s.mean if metric == "ttft_s" else sim.tpot_s.mean
     closed = est.ttft_s if metric == "ttft_s" else est.tpot_s

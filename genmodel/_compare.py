@@ -1,0 +1,85 @@
+"""``genmodel.compare``: the best plan of one workload on several platforms, side by side.
+
+Modelling assumptions: none of its own; each platform's row is :func:`genmodel.plan`'s answer
+(:mod:`genmodel._planning`) for its device budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from genmodel._errors import InfeasibleError, SpecError
+from genmodel._hardware import Device, System
+from genmodel._model import ModelSpec
+from genmodel._options import RunOptions
+from genmodel._planning import plan
+
+
+def compare(
+    model: str | ModelSpec,
+    hardware: Sequence[str | Device | System],
+    *,
+    devices: int | Sequence[int],
+    input_tokens: int,
+    output_tokens: int,
+    options: RunOptions | None = None,
+    **plan_args: Any,
+) -> list[dict[str, Any]]:
+    """The best plan of the same workload on each hardware id, side by side.
+
+    ``devices`` is one budget for all, or one per hardware id. ``options`` (the run options) and
+    ``plan_args`` (SLOs and their percentiles, dtypes, objective, serving, engine, recheck, run
+    options by keyword) are :func:`plan`'s: by default each platform's answer is the simulated
+    re-check of its closed-form best. Each row:
+    hardware, devices, the best plan's fields and metrics (goodput, TTFT, TPOT, $/Mtok, J/token),
+    or ``error`` when no plan runs or meets the SLOs there.
+    """
+    # one number is one budget for all (plan() refuses one that is no integer >= 1)
+    budgets = [devices] * len(hardware) if isinstance(devices, int | float) else list(devices)
+    if len(budgets) != len(hardware):
+        raise SpecError(f"devices has {len(budgets)} entries for {len(hardware)} hardware ids")
+    rows: list[dict[str, Any]] = []
+    for hw_id, n in zip(hardware, budgets, strict=True):
+        row: dict[str, Any] = {"hardware": hw_id if isinstance(hw_id, str) else hw_id.id, "devices": n}
+        try:
+            report = plan(
+                model,
+                hw_id,
+                devices=n,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                options=options,
+                **plan_args,
+            )
+        except InfeasibleError as exc:
+            rows.append({**row, "error": str(exc)})
+            continue
+        row["evaluated"] = report.evaluated
+        if report.best is None:
+            rows.append({**row, "error": report._serving_dict()["note"] or "no plan meets the SLOs"})
+            continue
+        b = report.best
+        rows.append(
+            {
+                **row,
+                "tp": b.plan.tp,
+                "pp": b.plan.pp,
+                "ep": b.plan.ep,
+                "dp": b.plan.dp,
+                "weight_dtype": b.precision.weight_dtype,
+                "concurrency": b.batch,
+                **(
+                    {}
+                    if report.request_rate_per_s is None
+                    else {"instances": report.instances, "devices_needed": report.devices_needed}
+                ),
+                "ttft_s": b.ttft_s,
+                "tpot_s": b.tpot_s,
+                "output_tokens_per_s_per_device": b.output_tokens_per_s_per_device,
+                "usd_per_million_output_tokens": b.usd_per_million_output_tokens,
+                "joules_per_output_token": b.joules_per_output_token,
+                "error": None,
+            }
+        )
+    return rows

@@ -1,0 +1,109 @@
+"""The overlap scheduler (TensorRT-LLM's PyTorch backend): a step's batch is chosen while the step
+before it runs, so an arrival waits for the step under way as well (Engine.overlap_scheduler).
+
+Laws checked, each with the mechanism alone (the same engine with and without it): a request
+that arrives while another decodes gets its first token one decode step later; a request into an
+empty engine is not delayed; the closed form's term is the next group's step when the clients
+come back in groups while others run, nothing for a lone group, and what the wave adds grows by
+exactly that term, which keeps the closed form with the simulation on a grid where it is off
+without it; the TensorRT-LLM preset has it, vLLM's and SGLang's do not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+import genmodel
+from genmodel import Plan
+from genmodel._engines import engine_preset
+from genmodel._servingmodel import serving_model
+from genmodel._wave import BenchmarkClient, Wave, group_step_s, overlap_wait_s, wave_extra_s
+from genmodel._workload import Precision
+from genmodel.io import load_hardware, load_model
+
+MODEL, HW = "llama-3.1-8b", "h100-sxm"
+ENGINE = engine_preset("trtllm")
+
+
+def _records(overlap: bool, trace: tuple[tuple[float, int, int], ...]) -> genmodel.SimulationResult:
+    return genmodel.simulate(MODEL, HW, trace=trace, engine=ENGINE, overlap_scheduler=overlap, records=True)
+
+
+def test_an_arrival_during_a_decode_waits_one_more_step() -> None:
+    """A decodes alone; B arrives mid-run: with overlap its prompt runs one step later, so its
+    TTFT grows by one of A's lone decode steps (and nothing else changes for it)."""
+    trace = ((0.0, 512, 400), (0.5, 512, 8))
+    plain, overlap = _records(False, trace), _records(True, trace)
+    assert plain.records is not None and overlap.records is not None
+    ttft = [r.first_token_s[1] - r.arrival_s[1] for r in (plain.records, overlap.records)]
+    # A's lone decode step: the gap between its tokens before B came (decode-only steps)
+    a = genmodel.simulate(MODEL, HW, trace=trace[:1], engine=ENGINE, overlap_scheduler=False)
+    step = a.tpot_s.mean
+    assert ttft[1] - ttft[0] == pytest.approx(step, rel=0.05)
+    assert plain.records.first_token_s[0] == overlap.records.first_token_s[0]  # A was alone
+
+
+def test_an_empty_engine_admits_at_once() -> None:
+    trace = ((0.0, 1024, 16), (5.0, 1024, 16))  # the second comes long after the first finished
+    plain, overlap = _records(False, trace), _records(True, trace)
+    assert overlap.ttft_s.mean == pytest.approx(plain.ttft_s.mean, rel=1e-12)
+    one = [
+        genmodel.simulate(
+            MODEL, HW, concurrency=1, input_tokens=1024, output_tokens=64, engine=ENGINE, overlap_scheduler=o
+        ).ttft_s.mean
+        for o in (False, True)
+    ]
+    assert one[1] == pytest.approx(one[0], rel=1e-12)
+
+
+def test_clients_coming_back_in_groups_wait_for_the_next_groups_step() -> None:
+    client = BenchmarkClient(requests_per_client=12, warmup_requests=2, restart_after_warmup=False)
+    wave = Wave(budget_tokens=2048, mixed=True, client=client, overlap=True)
+    step = {"input_tokens": 1024, "prefill_s": 0.03, "full_step_s": 0.05}  # m = 2 prompts a step
+    assert overlap_wait_s(wave, 2.0, **step) == 0  # a lone group comes back to an empty engine
+    assert overlap_wait_s(wave, 3.0, **step) == pytest.approx(group_step_s(1.0, 0.03, 0.05, 2))
+    assert overlap_wait_s(wave, 16.0, **step) == pytest.approx(0.05)
+    plain = dataclasses.replace(wave, overlap=False)
+    assert overlap_wait_s(plain, 16.0, **step) == 0
+    for clients in (1.0, 3.0, 16.0):
+        added = wave_extra_s(wave, clients, steady_ttft_s=0.03, **step) - wave_extra_s(
+            plain, clients, steady_ttft_s=0.03, **step
+        )
+        assert added == pytest.approx(overlap_wait_s(wave, clients, **step), abs=1e-15)
+
+
+def test_only_the_trtllm_preset_overlaps() -> None:
+    assert engine_preset("trtllm").overlap_scheduler
+    assert "overlap_scheduler" in engine_preset("trtllm").source
+    assert not engine_preset("vllm").overlap_scheduler
+    assert not engine_preset("sglang").overlap_scheduler
+    assert Wave.of(engine_preset("trtllm"), BenchmarkClient(requests_per_client=4, warmup_requests=0)).overlap
+
+
+def test_the_closed_form_follows_the_simulated_overlap() -> None:
+    """Llama-3.1-8B on an H100 with 100x its memory, TensorRT-LLM's preset (overlap on), the
+    benchmark client: the closed form with the overlap term follows the simulation; the closed
+    form without it (the same wave, overlap off) does not."""
+    model = load_model("llama-3.1-8b")
+    hw = load_hardware("h100-sxm")
+    hw = hw.with_device(
+        dataclasses.replace(hw.device, memory_capacity_bytes=hw.device.memory_capacity_bytes * 100)
+    )
+    engine = engine_preset("trtllm", hw.device)
+    sim = serving_model("simulated", engine=engine)
+    closed = serving_model("closed-form", engine=engine)
+    without = serving_model("closed-form", engine=engine.replace(overlap_scheduler=False))
+    ratios, without_ratios = [], []
+    for isl, clients in ((128, 16), (128, 256), (1024, 64), (2048, 4), (2048, 64), (8192, 16)):
+        kw = {"concurrency": clients, "input_tokens": isl, "output_tokens": 128}
+        s = sim.estimate(model, hw, Plan(), Precision(), **kw).ttft_s
+        ratios.append(closed.estimate(model, hw, Plan(), Precision(), **kw).ttft_s / s)
+        without_ratios.append(without.estimate(model, hw, Plan(), Precision(), **kw).ttft_s / s)
+    logs, without_logs = np.abs(np.log(ratios)), np.abs(np.log(without_ratios))
+    assert np.median(logs) <= 0.15, ratios
+    assert np.all(logs <= math.log(1.5)), ratios
+    assert np.median(without_logs) > 0.15, without_ratios  # the test can fail
