@@ -10,14 +10,16 @@ Modelling assumptions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from genmodel._errors import SpecError
 from genmodel._parallel import Plan
+from genmodel._serving import after_wave, serving_at_batch, ttft_quantile_s
 from genmodel._units import Num, ceil, maximum
+from genmodel._wave import Wave, wave_extra_s
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
@@ -128,3 +130,72 @@ class Layout:
     prefill_s: float
     max_batch: int  # whole deployment
     prefill_chunk: int | None = None  # chunked prefill: tokens per chunk (None: one pass)
+
+
+class Side(NamedTuple):
+    """What the serving figures of one layout's candidates need from its steps: the running batches
+    per replica and their decode steps, one request's prefill and its longest piece, the wave's
+    full step (None without a wave), the replicas and devices, and the frontend's time."""
+
+    batch: np.ndarray[Any, Any]
+    step_s: Any
+    prefill_s: float
+    piece_s: float
+    full_s: float | None
+    dp: int
+    devices: int
+    overhead_s: float
+
+
+def serving_arrays(
+    sides: Sequence[Side], slo: Slo, input_tokens: int, output_tokens: int, wave: Wave | None
+) -> dict[str, np.ndarray[Any, Any]]:
+    """The serving figures of the candidates of ``sides``, one layout's after another: the
+    steady state at each running batch (:func:`~genmodel._serving.serving_at_batch`), the wave
+    TTFT adds (``wave``), and the SLOs. Each formula runs once over all of them, a layout's
+    numbers repeated over its candidates: the operations are elementwise, so every candidate's
+    figures are the ones its layout alone gives (a plan search evaluates layouts a group at a time).
+    """
+    import numpy as np
+
+    counts = [len(s.batch) for s in sides]
+
+    def each(values: list[Any]) -> Any:  # (one side: its own numbers, as they are)
+        return values[0] if len(sides) == 1 else np.repeat(np.array(values, dtype=float), counts)
+
+    def joined(arrays: list[Any]) -> Any:
+        return arrays[0] if len(sides) == 1 else np.concatenate(arrays)
+
+    batch = joined([s.batch for s in sides])
+    step_s = joined([np.broadcast_to(s.step_s, s.batch.shape) for s in sides])
+    prefill_s, piece_s = each([s.prefill_s for s in sides]), each([s.piece_s for s in sides])
+    point = serving_at_batch(
+        prefill_s=prefill_s, step_s=step_s, decode_batch=batch, output_tokens=output_tokens
+    )
+    ttft = point.ttft_s if slo.ttft_quantile is None else ttft_quantile_s(point, prefill_s, slo.ttft_quantile)
+    rate, itl = point.rate_per_s, point.itl_s
+    if wave is not None:
+        full = each([s.full_s for s in sides])
+        extra = wave_extra_s(wave, point.clients, input_tokens, prefill_s, full, point.ttft_s)
+        ttft = ttft + extra
+        itl, rate = after_wave(point.clients, rate, point.ttft_s + extra, itl, step_s, output_tokens)
+    ttft = ttft + each([s.overhead_s for s in sides])  # the serving frontend, once
+    meets = np.ones(len(batch), dtype=bool)
+    if slo.ttft_s is not None:
+        meets &= ttft <= slo.ttft_s
+    if slo.tpot_s is not None:
+        meets &= itl <= slo.tpot_s
+    if slo.itl_max_s is not None:  # a step, then the longest prefill piece before the next one
+        meets &= step_s + piece_s <= slo.itl_max_s
+    dp = each([s.dp for s in sides])
+    per_device = rate * output_tokens * dp / each([s.devices for s in sides])
+    return {
+        "batch": batch,
+        "concurrency": np.asarray(point.clients * dp, dtype=float),
+        "ttft_s": np.asarray(ttft, dtype=float),
+        "tpot_s": np.asarray(itl, dtype=float),
+        "tokens_per_s_per_device": np.asarray(per_device, dtype=float),
+        "rate": np.asarray(rate * dp, dtype=float),
+        "meets": meets,
+        "step_s": np.asarray(step_s, dtype=float),
+    }

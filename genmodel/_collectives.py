@@ -24,6 +24,7 @@ Modelling assumptions:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from genmodel._errors import SpecError
 from genmodel._hardware import FabricTier, System
@@ -47,12 +48,15 @@ def _check_group(
         raise SpecError(f"{devices}={num_devices!r} must be >= 1")
 
 
-def _choose(algorithm: str, *, ring: Num, tree: Num, direct: Num) -> Num:
-    """The time of the named algorithm, or the fastest for "auto" (as NCCL's tuner picks)."""
+def _choose(
+    algorithm: str, *, ring: Callable[[], Num], tree: Callable[[], Num], direct: Callable[[], Num]
+) -> Num:
+    """The time of the named algorithm, or the fastest for "auto" (as NCCL's tuner picks); each
+    time is evaluated only if it is needed (a plan search times collectives over whole arrays)."""
     times = {"ring": ring, "tree": tree, "direct": direct}
     if algorithm in times:
-        return times[algorithm]
-    return minimum(ring, minimum(tree, direct))
+        return times[algorithm]()
+    return minimum(ring(), minimum(tree(), direct()))
 
 
 def _zero(message_bytes: Num, system: System) -> Num:
@@ -69,9 +73,9 @@ def _flat_allreduce(message_bytes: Num, n: int, system: System, tier: FabricTier
     a = tier.latency_s
     return _choose(
         algorithm,
-        ring=2 * (n - 1) * a + 2 * (n - 1) / n * message_bytes / b,
-        tree=2 * math.ceil(math.log2(n)) * a + 2 * message_bytes / b,
-        direct=2 * a + 2 * (n - 1) / n * message_bytes / b,
+        ring=lambda: 2 * (n - 1) * a + 2 * (n - 1) / n * message_bytes / b,
+        tree=lambda: 2 * math.ceil(math.log2(n)) * a + 2 * message_bytes / b,
+        direct=lambda: 2 * a + 2 * (n - 1) / n * message_bytes / b,
     )
 
 
@@ -82,9 +86,9 @@ def _flat_half(message_bytes: Num, n: int, system: System, tier: FabricTier, alg
     volume = (n - 1) / n * message_bytes / b
     return _choose(
         algorithm,
-        ring=(n - 1) * a + volume,
-        tree=math.ceil(math.log2(n)) * a + message_bytes / b,
-        direct=a + volume,
+        ring=lambda: (n - 1) * a + volume,
+        tree=lambda: math.ceil(math.log2(n)) * a + message_bytes / b,
+        direct=lambda: a + volume,
     )
 
 

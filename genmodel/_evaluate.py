@@ -25,6 +25,7 @@ Anything else (SymPy expressions, mixed shapes) runs through the plain formulas 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Hashable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -49,7 +50,12 @@ _GROUP_BYTES = 96 * 1024
 
 
 def time_step(
-    ops: Sequence[Op], device: Device, precision: Precision, *, known: Sequence[OpTime | None] = ()
+    ops: Sequence[Op],
+    device: Device,
+    precision: Precision,
+    *,
+    known: Sequence[OpTime | None] = (),
+    prefix: Prefix | None = None,
 ) -> StepRoofline:
     """:func:`~genmodel._ops.roofline_step` of ``ops``: the same numbers, evaluated faster.
 
@@ -59,25 +65,29 @@ def time_step(
         precision: the precisions they run in.
         known: times already made for the operators at the same places (None: not known), as
             :func:`~genmodel._ops.roofline` gives them on this device and precision.
+        prefix: the sums of the first ``prefix.count`` of ``known`` (all known), kept for the
+            next step with the same ones (:class:`Prefix`; over arrays only).
 
     Returns:
         The step's :class:`~genmodel._ops.StepRoofline`.
     """
-    rates = Rates.of(device, precision)
+    rates = _rates(device, precision)
     times = _block_times(ops, rates) if not known else None
     if times is None:
+        given = [*known[: len(ops)], *[None] * (len(ops) - len(known))]
         times = [
-            _known(known, i) or rates.time(op, rates.padding(op.rows) if op.kind == "gemm" else 1.0)
-            for i, op in enumerate(ops)
+            t or rates.time(op, rates.padding(op.rows) if op.kind == "gemm" else 1.0)
+            for t, op in zip(given, ops, strict=True)
         ]
     compute = [t.compute_s for t in times]
     memory = [t.memory_s for t in times]
-    sums = _float_sums(times, compute, memory) or _stacked_sums(times, compute, memory)
+    sums = _float_sums(times, compute, memory) or _stacked_sums(times, compute, memory, prefix)
     return sums or StepRoofline.of(times)
 
 
-def _known(known: Sequence[OpTime | None], i: int) -> OpTime | None:
-    return known[i] if i < len(known) else None
+#: :meth:`~genmodel._ops.Rates.of`, kept for the few devices and precisions a search runs
+#: (frozen values; a search times several steps per layout)
+_rates = functools.lru_cache(maxsize=16)(Rates.of)
 
 
 #: plain Python numbers (a field the formulas leave a number, as 0 for no KV bytes)
@@ -172,28 +182,67 @@ def _float_sums(
     return StepRoofline(tuple(times), compute_s, memory_s, compute_bound_s, memory_bound_s, attention_s)
 
 
-def _stacked_sums(times: Sequence[OpTime], compute: list[Num], memory: list[Num]) -> StepRoofline | None:
+class Prefix:
+    """The running sums of a step's first ``count`` operators (times that steps with the same
+    inputs share), made once (:func:`_stacked_sums`) and added to by every such step: the sums run
+    row after row, so starting from them gives the same figures as adding every row again."""
+
+    __slots__ = ("count", "sums")
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        #: (compute, memory, compute-bound, memory-bound totals; attention total), once made
+        self.sums: tuple[list[Any], Num] | None = None
+
+
+def _stacked_sums(
+    times: Sequence[OpTime], compute: list[Num], memory: list[Num], prefix: Prefix | None = None
+) -> StepRoofline | None:
     """The step's sums with the operators' times stacked into arrays, added row after row (the
-    operators' order), in groups of at most :data:`_GROUP_BYTES`; None unless every time is a
-    float64 NumPy array, all of one shape."""
+    operators' order), in groups of at most :data:`_GROUP_BYTES`, from ``prefix``'s sums where it
+    has them; None unless every time is a float64 NumPy array, all of one shape."""
     arrays: list[Any] = [*compute, *memory]
     if not _float_arrays(arrays):
         return None
+    first, totals = 0, [None] * 4
+    attention_s: Num = 0.0
+    if prefix is not None and 1 < prefix.count < len(compute):  # (the sums made here are new arrays)
+        first = prefix.count
+        if prefix.sums is None:
+            prefix.sums = (
+                _add_rows([None] * 4, compute[:first], memory[:first]),
+                _attention(times[:first], 0.0),
+            )
+        totals, attention_s = list(prefix.sums[0]), prefix.sums[1]
+    totals = _add_rows(totals, compute[first:], memory[first:])
+    attention_s = _attention(times[first:], attention_s)
+    return StepRoofline(tuple(times), totals[0], totals[1], totals[2], totals[3], attention_s)
+
+
+def _add_rows(totals: list[Any], compute: list[Any], memory: list[Any]) -> list[Any]:
+    """``totals`` (compute, memory, compute-bound, memory-bound; None: nothing yet) with the
+    operators' times added row after row, in groups of at most :data:`_GROUP_BYTES`."""
     import numpy as np
 
-    rows = max(1, _GROUP_BYTES // max(8 * arrays[0].size, 1))  # operators per group
-    totals: list[Any] = [None] * 4
+    totals = list(totals)
+    rows = max(1, _GROUP_BYTES // max(8 * compute[0].size, 1)) if compute else 1  # operators per group
     for start in range(0, len(compute), rows):
         c, m = np.array(compute[start : start + rows]), np.array(memory[start : start + rows])
         bound = c >= m
         for i, stack in enumerate((c, m, np.where(bound, c, 0.0), np.where(bound, 0.0, m))):
             so_far = totals[i]
             totals[i] = _sum_rows(stack if so_far is None else np.concatenate((so_far[None], stack)))
-    attention_s: Num = 0.0
+    return totals
+
+
+def _attention(times: Sequence[OpTime], so_far: Num) -> Num:
+    """``so_far`` plus the attention operators' times of ``times``, one after another."""
+    import numpy as np
+
     for t in times:
         if t.op.kind == "attention":
-            attention_s = attention_s + np.maximum(t.compute_s, t.memory_s)
-    return StepRoofline(tuple(times), totals[0], totals[1], totals[2], totals[3], attention_s)
+            so_far = so_far + np.maximum(t.compute_s, t.memory_s)
+    return so_far
 
 
 def _sum_rows(values: Any) -> Any:
@@ -210,6 +259,10 @@ def _sum_rows(values: Any) -> Any:
     return total
 
 
+#: a kept step: its operators, the routed experts' place among them, the times of the others, and
+#: the sums of the operators before the experts (:class:`Prefix`; steps over arrays with experts)
+_Step = tuple[list[Op], int | None, tuple[OpTime | None, ...], "Prefix | None"]
+
 #: steps over arrays a :class:`StepCache` keeps at once (the least recently used goes first): a
 #: plan search evaluates the layouts of one tp (and batch grid) one after another, and each field
 #: of a step over a batch grid takes several kilobytes
@@ -223,10 +276,10 @@ class StepCache:
     are kept :data:`_ARRAY_STEPS` at a time."""
 
     def __init__(self) -> None:
-        self._steps: dict[Hashable, tuple[list[Op], int | None, tuple[OpTime | None, ...]]] = {}
-        self._array_steps: dict[Hashable, tuple[list[Op], int | None, tuple[OpTime | None, ...]]] = {}
+        self._steps: dict[Hashable, _Step] = {}
+        self._array_steps: dict[Hashable, _Step] = {}
 
-    def get(self, key: Hashable) -> tuple[list[Op], int | None, tuple[OpTime | None, ...]] | None:
+    def get(self, key: Hashable) -> _Step | None:
         """The step evaluated with these inputs, if any."""
         hit = self._steps.get(key)
         if hit is None and key in self._array_steps:  # (the least recently used goes first)
@@ -239,11 +292,12 @@ class StepCache:
         experts = next((i for i, op in enumerate(ops) if op.name == "experts"), None)
         known = tuple(None if i == experts else t for i, t in enumerate(roof.times))
         if not arrays:
-            self._steps[key] = (ops, experts, known)
+            self._steps[key] = (ops, experts, known, None)
             return
         if len(self._array_steps) >= _ARRAY_STEPS:
             del self._array_steps[next(iter(self._array_steps))]
-        self._array_steps[key] = (ops, experts, known)
+        # the operators before the experts are the same in every such step: their sums, once
+        self._array_steps[key] = (ops, experts, known, None if experts is None else Prefix(experts))
 
 
 def _value_key(numbers: Sequence[object]) -> tuple[Hashable, ...] | None:
@@ -308,7 +362,7 @@ def step_operators(
         key = (model, precision, device, split_new_tokens, absorb_mla, values)
         hit = cache.get(key)
         if hit is not None:
-            cached, experts, known = hit
+            cached, experts, known, prefix = hit
             ops = list(cached)
             if experts is not None:
                 ops[experts] = experts_op(
@@ -321,7 +375,7 @@ def step_operators(
                     split_new_tokens=split_new_tokens,
                     moe=moe,
                 )
-            return ops, time_step(ops, device, precision, known=known)
+            return ops, time_step(ops, device, precision, known=known, prefix=prefix)
     ops = forward_ops(
         model,
         precision,

@@ -32,6 +32,7 @@ operator is written with the operator, the collectives between operators are wri
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -171,6 +172,7 @@ def check_plan(plan: Plan, model: ModelSpec, device: Device) -> None:
         raise InfeasibleError(violations)
 
 
+@functools.lru_cache(maxsize=256)  # (a search asks for each layout's several times; it is frozen)
 def moe_layout(plan: Plan, *, redundant_experts: int = 0, imbalance: float | None = None) -> MoeLayout:
     """The MoE layout of ``plan``: ep expert groups over its tp * dp devices per stage."""
     return MoeLayout(

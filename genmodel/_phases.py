@@ -46,13 +46,7 @@ from genmodel._hardware import Device, System
 # (re-exported: the disaggregated estimates import the KV transfer from here)
 from genmodel._kvtransfer import exposed_transfer_s as exposed_transfer_s
 from genmodel._kvtransfer import kv_transfer_time as kv_transfer_time
-from genmodel._memory import (
-    MemoryExtras,
-    MemoryUse,
-    max_batch,
-    memory_use,
-    require_one_sequence,
-)
+from genmodel._memory import MemoryExtras, MemoryUse, max_batch, memory_use, require_one_sequence
 from genmodel._model import ModelSpec, context_note
 from genmodel._options import RunOptions
 from genmodel._parallel import (
@@ -250,8 +244,10 @@ def prefill_pass(
     input_tokens: int,
     options: RunOptions = RunOptions(),
     memory: MemoryUse | None = None,
+    need_longest: bool = True,
 ) -> tuple[StepTerms, StepTerms]:
-    """The prefill of ``num_seqs`` prompts of ``input_tokens``, and its longest chunk alone.
+    """The prefill of ``num_seqs`` prompts of ``input_tokens``, and its longest chunk alone
+    (``need_longest=False``: the prefill twice, for a caller that needs only the prefill).
 
     A prefix-cache hit skips the cached part of the prompt; chunked prefill runs the rest in
     passes of at most ``options.prefill_chunk`` tokens, each attending to everything before it
@@ -285,8 +281,8 @@ def prefill_pass(
         total = piece if total is None else total.plus(piece)
     assert total is not None
     last = input_tokens - (input_tokens - cached - 1) % chunk - 1
-    if last == cached and isinstance(num_seqs, float) and num_seqs == 1:
-        return total, total  # one sequence in one pass: the last chunk is the whole prefill
+    if not need_longest or (last == cached and isinstance(num_seqs, float) and num_seqs == 1):
+        return total, total  # (one sequence in one pass: the last chunk is the whole prefill)
     longest = run(1.0, input_tokens - last, last)
     if input_tokens - last < chunk and last - chunk >= cached:  # a remainder after full chunks
         full = run(1.0, chunk, last - chunk)

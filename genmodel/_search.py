@@ -8,7 +8,8 @@ Modelling assumptions:
 - Evaluation is vectorised: for each layout and precision, one prefill (scalar) and one decode
   step over the whole array of batch sizes run through the same formulas as ``estimate``
   (:func:`~genmodel._phases.decode_pass` with NumPy arrays); the loop runs over layouts (tens to
-  hundreds), never over candidates.
+  hundreds), never over candidates, and the serving figures are made for groups of layouts at once
+  (:func:`~genmodel._candidates.serving_arrays`: elementwise, so the same numbers).
 - Feasibility: divisibility (heads, KV heads, experts, layers), tensor parallelism inside the
   scale-up domain, memory (B at most the sequences whose KV fits); each failure is a named reason.
 - ``wave`` (:mod:`genmodel._wave`): TTFT adds the wave of clients started together, as the
@@ -37,7 +38,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from genmodel._candidates import OBJECTIVES, Candidates, Layout, Slo, check_objective, copies_needed
+from genmodel._candidates import (
+    OBJECTIVES,
+    Candidates,
+    Layout,
+    Side,
+    Slo,
+    check_objective,
+    copies_needed,
+    serving_arrays,
+)
 from genmodel._disaggregate import Disaggregated, Pool, disaggregate
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._evaluate import StepCache, reusing_steps
@@ -53,8 +63,8 @@ from genmodel._phases import (
     prepare,
     step_terms,
 )
-from genmodel._serving import after_wave, full_step_s, serving_at_batch, ttft_quantile_s
-from genmodel._wave import Wave, wave_extra_s
+from genmodel._serving import full_step_s
+from genmodel._wave import Wave
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
@@ -84,6 +94,9 @@ _NO_SLO = Slo()
 #: running batch sizes evaluated per replica: every integer up to this, then a geometric tail
 DENSE_BATCHES = 1024
 _TAIL_POINTS = 32
+#: candidates whose serving figures are made at once (a group of layouts): their arrays stay below
+#: glibc's 128 KiB mmap threshold (:data:`genmodel._evaluate._GROUP_BYTES`)
+_GROUP_CANDIDATES = 12 * 1024
 
 
 def _divisors(n: int) -> list[int]:
@@ -285,28 +298,15 @@ def search(
             prefills: list[tuple[float, float] | None] = [None] * len(runs)
             if decode.most is not None:
                 prefills = [*_prefills(model, decode.system, plan, precision, input_tokens, runs, cache)]
+            head = (model, system, plan, precision, input_tokens)
             for run, prefill in zip(runs, prefills, strict=True):
-                layout, arrays = _evaluate(
-                    model,
-                    system,
-                    plan,
-                    precision,
-                    input_tokens,
-                    output_tokens,
-                    slo,
-                    run,
-                    tally.violations,
-                    cache=cache,
-                    decode=decode,
-                    prefill=prefill,
-                    wave=wave,
-                )
-                tally.add(size, layout, arrays, candidate=traffic or size == devices)
+                layout, side = _side(*head, run, tally.violations, decode, prefill, wave, cache)
+                tally.add(size, layout, side, candidate=traffic or size == devices)
     if on_progress is not None:
         on_progress(len(work), len(work))
     if not tally.found and not tally.pool:
         raise InfeasibleError([f"{n} x {reason}" for reason, n in tally.violations.most_common()])
-    candidates = tally.candidates()
+    candidates = tally.candidates(slo, input_tokens, output_tokens, wave)
     disagg = None
     if disaggregated:
         disagg = disaggregate(
@@ -378,7 +378,7 @@ class _Tally:
     violations: collections.Counter[str] = field(default_factory=collections.Counter)
     evaluated: int = 0
     found: list[Layout] = field(default_factory=list)
-    parts: list[dict[str, np.ndarray[Any, Any]]] = field(default_factory=list)
+    parts: list[Side] = field(default_factory=list)
     sizes_of: list[float] = field(default_factory=list)  # devices of each found layout
     pool: Pool = field(default_factory=dict)
 
@@ -388,29 +388,38 @@ class _Tally:
         for w in why:
             self.violations[_reason(w)] += 1
 
-    def add(
-        self, size: int, layout: Layout | None, arrays: dict[str, np.ndarray[Any, Any]], *, candidate: bool
-    ) -> None:
-        """Count an evaluated layout (None: it did not fit); keep its arrays as candidates when
-        ``candidate``, and in the pool of instances of its size."""
-        if layout is None:
+    def add(self, size: int, layout: Layout | None, side: Side | None, *, candidate: bool) -> None:
+        """Count an evaluated layout (None: it did not fit); keep it for its candidates' serving
+        figures when ``candidate``, and in the pool of instances of its size."""
+        import numpy as np
+
+        if layout is None or side is None:
             self.evaluated += 1
             return
-        self.evaluated += len(arrays["batch"])
+        self.evaluated += len(side.batch)
         if candidate:
             self.found.append(layout)
             self.sizes_of.append(float(size))
-            self.parts.append(arrays)
-        self.pool.setdefault(size, []).append((layout, arrays["batch"], arrays["step_s"]))
+            self.parts.append(side)
+        self.pool.setdefault(size, []).append((layout, side.batch, np.asarray(side.step_s, dtype=float)))
 
-    def candidates(self) -> Candidates:
-        """The kept layouts' arrays, concatenated into one entry per candidate."""
+    def candidates(self, slo: Slo, input_tokens: int, output_tokens: int, wave: Wave | None) -> Candidates:
+        """The kept layouts' candidates, one entry each: their serving figures
+        (:func:`~genmodel._candidates.serving_arrays`) over groups of layouts of at most
+        :data:`_GROUP_CANDIDATES` candidates (or one layout)."""
         import numpy as np
 
-        parts = self.parts
+        parts, groups, start, size = self.parts, [], 0, 0
+        for i, side in enumerate(parts):
+            if size and size + len(side.batch) > _GROUP_CANDIDATES:
+                groups.append(serving_arrays(parts[start:i], slo, input_tokens, output_tokens, wave))
+                start, size = i, 0
+            size += len(side.batch)
+        if parts:
+            groups.append(serving_arrays(parts[start:], slo, input_tokens, output_tokens, wave))
         keys = ("batch", "concurrency", "ttft_s", "tpot_s", "tokens_per_s_per_device", "rate", "meets")
-        cat = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in keys}
-        counts = np.array([len(p["batch"]) for p in parts], dtype=int)
+        cat = {k: np.concatenate([g[k] for g in groups]) if groups else np.zeros(0) for k in keys}
+        counts = np.array([len(p.batch) for p in parts], dtype=int)
         return Candidates(
             layout=np.repeat(np.arange(len(parts)), counts),
             batch=cat["batch"],
@@ -502,51 +511,50 @@ def _evaluate(
     options: RunOptions,
     violations: collections.Counter[str],
     batches: np.ndarray[Any, Any] | None = None,
-    grids: dict[int, np.ndarray[Any, Any]] | None = None,
-    cache: StepCache | None = None,
-    decode: _Decode | None = None,
-    prefill: tuple[float, float] | None = None,
     wave: Wave | None = None,
+    cache: StepCache | None = None,
 ) -> tuple[Layout | None, dict[str, np.ndarray[Any, Any]]]:
     """One layout and precision over its whole batch grid (arrays through the estimate's formulas),
-    or over the given running ``batches`` per replica. One search's caches: ``grids`` keeps the
-    grids made so far by their largest batch (shared, never written), ``cache`` the prefills'
-    steps (:class:`~genmodel._evaluate.StepCache`); ``decode``: its decode side, already made
-    (:func:`_decode`) for another chunk size; ``prefill``: its (prefill, longest piece) times,
-    already made (:func:`_prefills`); ``wave``: the wave term TTFT adds."""
-    import numpy as np
+    or over the given running ``batches`` per replica, alone: :func:`_side`, then its candidates'
+    serving figures (:func:`~genmodel._candidates.serving_arrays`, as the search has them made
+    for groups of layouts); ``wave``: the wave term TTFT adds; ``cache``: steps to reuse."""
+    args = (input_tokens, output_tokens, options)
+    decode = _decode(model, system, plan, precision, *args, None, batches, cache)
+    head = (model, system, plan, precision, input_tokens)
+    layout, side = _side(*head, options, violations, decode, None, wave, cache)
+    if layout is None or side is None:
+        return None, {}
+    return layout, serving_arrays([side], slo, input_tokens, output_tokens, wave)
 
-    if decode is None:
-        decode = _decode(
-            model, system, plan, precision, input_tokens, output_tokens, options, grids, batches, cache
-        )
+
+def _side(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    input_tokens: int,
+    options: RunOptions,
+    violations: collections.Counter[str],
+    decode: _Decode,
+    prefill: tuple[float, float] | None,
+    wave: Wave | None,
+    cache: StepCache | None = None,
+) -> tuple[Layout | None, Side | None]:
+    """One layout and precision's steps: its decode side (:func:`_decode`), its (prefill, longest
+    piece) times (``prefill``, already made by :func:`_prefills`; None: made here) and the wave's
+    full step; (None, None) when one sequence per replica does not fit (a violation counted).
+    ``cache``: the search's steps (:class:`~genmodel._evaluate.StepCache`)."""
     run_system, most, batch, step_s = decode
     if most is None or batch is None or step_s is None:
         violations["memory: one sequence per replica does not fit"] += 1
-        return None, {}
+        return None, None
     if prefill is None:
         prefill = _prefills(model, run_system, plan, precision, input_tokens, [options], cache)[0]
     prefill_s, piece_s = prefill
-    point = serving_at_batch(
-        prefill_s=prefill_s, step_s=step_s, decode_batch=batch, output_tokens=output_tokens
-    )
-    ttft = point.ttft_s if slo.ttft_quantile is None else ttft_quantile_s(point, prefill_s, slo.ttft_quantile)
-    rate, itl = point.rate_per_s, point.itl_s
+    full = None
     if wave is not None:
         with reusing_steps(cache):
             full = full_step_s(model, run_system, plan, precision, wave, input_tokens, prefill_s, options)
-        extra = wave_extra_s(wave, point.clients, input_tokens, prefill_s, full, point.ttft_s)
-        ttft = ttft + extra
-        itl, rate = after_wave(point.clients, rate, point.ttft_s + extra, itl, step_s, output_tokens)
-    ttft = ttft + run_system.device.efficiency.request_overhead_s  # the serving frontend, once
-    meets = np.ones(len(batch), dtype=bool)
-    if slo.ttft_s is not None:
-        meets &= ttft <= slo.ttft_s
-    if slo.tpot_s is not None:
-        meets &= itl <= slo.tpot_s
-    if slo.itl_max_s is not None:  # a step, then the longest prefill piece before the next one
-        meets &= step_s + piece_s <= slo.itl_max_s
-    per_device = rate * output_tokens * plan.dp / plan.num_devices
     layout = Layout(
         plan=plan,
         precision=precision,
@@ -554,16 +562,8 @@ def _evaluate(
         max_batch=most,
         prefill_chunk=options.prefill_chunk,
     )
-    return layout, {
-        "batch": batch,
-        "concurrency": np.asarray(point.clients * plan.dp, dtype=float),
-        "ttft_s": np.asarray(ttft, dtype=float),
-        "tpot_s": np.asarray(itl, dtype=float),
-        "tokens_per_s_per_device": np.asarray(per_device, dtype=float),
-        "rate": np.asarray(rate * plan.dp, dtype=float),
-        "meets": meets,
-        "step_s": np.asarray(step_s, dtype=float),
-    }
+    overhead_s = run_system.device.efficiency.request_overhead_s
+    return layout, Side(batch, step_s, prefill_s, piece_s, full, plan.dp, plan.num_devices, overhead_s)
 
 
 #: the time fields of a pass, in the order :attr:`~genmodel._cost.StepTerms.time_s` adds them

@@ -381,5 +381,6 @@ def full_step_s(
         input_tokens=input_tokens,
         options=options,
         memory=memory,
+        need_longest=False,  # (the longest piece is not needed: a step's time is the whole prefill)
     )
     return float(terms.time_s)

@@ -135,6 +135,11 @@ def check_amount(name: str, value: Num, *, positive: bool = False) -> None:
     elif _is_array(value) and value.dtype.kind in "iuf":
         import numpy as np
 
+        if not value.size:
+            return
+        low = value.min()
+        if (low > 0 if positive else low >= 0) and value.max() < math.inf:
+            return  # (two reductions decide the common case; a NaN fails both comparisons)
         wrong = ~np.isfinite(value) | ((value <= 0) if positive else (value < 0))
         bad = float(value[wrong].flat[0]) if wrong.any() else None
     else:

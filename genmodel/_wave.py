@@ -168,13 +168,14 @@ def wave_extra_s(
     if m == 1:  # a full step is one prompt's prefill
         full_step_s = prefill_s
     client = wave.client
+    if wave.mixed:
+        group = group_step_s(minimum(clients, float(m)), prefill_s, full_step_s, m) - prefill_s
+        if client.warmup_requests and not client.restart_after_warmup:
+            return group + overlap  # the burst was the warm-up's (so it is not evaluated)
     burst = maximum(burst_ttft_s(clients, prefill_s, full_step_s, m), steady_ttft_s)
     if not wave.mixed:
         return burst - steady_ttft_s + overlap
-    group = group_step_s(minimum(clients, float(m)), prefill_s, full_step_s, m) - prefill_s
     measured = client.requests(clients) - client.warmup_requests
-    if client.warmup_requests and not client.restart_after_warmup:
-        return group + overlap  # the burst was the warm-up's
     return group + (burst - steady_ttft_s - group) / measured + overlap  # one measured round is the burst
 
 

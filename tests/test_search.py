@@ -34,7 +34,7 @@ from genmodel._search import (
 )
 from genmodel._serving import serving_at_batch
 from genmodel._servingmodel import ClosedForm, serving_model
-from genmodel._wave import Wave
+from genmodel._wave import BenchmarkClient, Wave
 from genmodel.io import load_hardware, load_model
 from genmodel.report import estimate_dict
 
@@ -783,3 +783,43 @@ def test_ranking_only_the_candidates_that_meet_the_slos_keeps_their_order(
     assert 0 < meets < len(result.candidates.batch)
     full = result.ranking(objective)
     assert result.ranking(objective, meeting_only=True).tolist() == full[:meets].tolist()
+
+
+#: a wave that persists (prefill steps run no decode) and is measured: the burst's path
+_BURST = Wave(
+    budget_tokens=8192, mixed=False, client=BenchmarkClient(requests_per_client=3, warmup_requests=0)
+)
+
+
+@pytest.mark.parametrize(
+    ("model", "hardware", "devices", "wave", "slo"),
+    [
+        ("llama-3.1-70b", "h100-sxm", 8, "closed-form", Slo(ttft_s=2.0, tpot_s=0.05)),
+        ("qwen3-30b-a3b", "h100-sxm", 16, "closed-form", Slo(ttft_s=1.0, ttft_quantile=0.99, tpot_s=0.03)),
+        ("deepseek-v3", "h200-sxm", 16, "burst", Slo(ttft_s=3.0, tpot_s=0.06, itl_max_s=0.2)),
+        ("deepseek-v3", "h200-sxm", 16, None, Slo(tpot_s=0.06)),
+    ],
+)
+def test_the_search_groups_layouts_as_each_layout_alone_gives_them(
+    model: str, hardware: str, devices: int, wave: str | None, slo: Slo
+) -> None:
+    """The search makes its candidates' serving figures for groups of layouts at once (one array
+    operation per formula over a group): every candidate's figures are, to the last bit, those
+    of its layout evaluated alone."""
+    m, system = load_model(model), load_hardware(hardware)
+    precision = default_precision("fp8", None, None)
+    the_wave = {"closed-form": closed_form_wave(hardware), "burst": _BURST, None: None}[wave]
+    result = search(m, system, devices=devices, **W, slo=slo, precisions=[precision], wave=the_wave)
+    c = result.candidates
+    fields = {"batch": "batch", "concurrency": "concurrency", "ttft_s": "ttft_s", "tpot_s": "tpot_s"}
+    fields |= {"tokens_per_s_per_device": "tokens_per_s_per_device", "rate": "rate_per_s"}
+    fields["meets"] = "meets_slo"
+    assert len(result.layouts) > 2  # (a group holds several layouts)
+    for i, layout in enumerate(result.layouts):
+        args = (m, system, layout.plan, precision, W["input_tokens"], W["output_tokens"], slo)
+        alone_layout, alone = _evaluate(*args, genmodel.RunOptions(), collections.Counter(), wave=the_wave)
+        assert alone_layout == layout
+        rows = c.layout == i
+        for key, name in fields.items():
+            grouped = getattr(c, name)[rows]
+            assert alone[key].dtype == grouped.dtype and alone[key].tobytes() == grouped.tobytes(), key
