@@ -706,10 +706,17 @@ def _with_modules(modules: Iterable[str]) -> typer.Typer:
     return full
 
 
+def _full_app() -> typer.Typer:
+    """:data:`app`, made once."""
+    full = globals().get("app")
+    if full is None:
+        globals()["app"] = full = _with_modules(dict.fromkeys(COMMAND_MODULES.values()))
+    return full
+
+
 def __getattr__(name: str) -> Any:
     if name == "app":
-        globals()["app"] = full = _with_modules(dict.fromkeys(COMMAND_MODULES.values()))
-        return full
+        return _full_app()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -729,7 +736,7 @@ def command_app(argv: Sequence[str]) -> typer.Typer:
     one.registered_commands = [c for c in one.registered_commands if _command_name(c) == name]
     one.registered_groups = [g for g in one.registered_groups if g.name == name]
     if not one.registered_commands and not one.registered_groups:
-        return __getattr__("app")  # type: ignore[no-any-return]
+        return _full_app()
     return one
 
 
