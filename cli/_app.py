@@ -8,15 +8,19 @@ internal error. The shared options (``--format``, ``--output``, ``--plot``, ...)
 
 from __future__ import annotations
 
+import copy
+import importlib
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
+from typer.main import get_command_name
+from typer.models import CommandInfo
 
 import genmodel
 from genmodel.report import flatten, format_bytes, format_seconds, to_csv, to_json
@@ -92,7 +96,8 @@ _TOP_EPILOG = (
 )
 
 
-app = typer.Typer(
+#: the commands defined here (the others are in :data:`COMMAND_MODULES`); ``app`` has them all
+base_app = typer.Typer(
     help="Analytical model of LLM inference on hardware platforms: latency, throughput, memory, plans.",
     epilog=_TOP_EPILOG,
     rich_markup_mode="rich",
@@ -112,8 +117,8 @@ models_app = typer.Typer(
     rich_markup_mode="rich",
     no_args_is_help=True,
 )
-app.add_typer(hw_app, name="hw")
-app.add_typer(models_app, name="models")
+base_app.add_typer(hw_app, name="hw")
+base_app.add_typer(models_app, name="models")
 
 
 def _show_version(value: bool) -> None:
@@ -122,7 +127,7 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@base_app.callback()
 def _root(
     version: Annotated[
         bool,
@@ -162,7 +167,7 @@ WarmupRestartOpt = Annotated[
 ]
 
 
-@app.command(
+@base_app.command(
     epilog=examples(
         "# Llama-3.1-70B on two H100s in fp8: the largest batch that fits memory",
         "genmodel estimate --model llama-3.1-70b --hardware h100-sxm --tp 2 \\\n"
@@ -274,7 +279,7 @@ def _contexts(value: str | None) -> tuple[int, ...]:
     return tuple(parse_ints("contexts", value))
 
 
-@app.command(
+@base_app.command(
     epilog=examples(
         "# Llama-3.1-70B at 128K tokens, the KV beyond HBM in 4 CXL expanders per node",
         "genmodel memory --model llama-3.1-70b --hardware h100-sxm --tp 8 \\\n"
@@ -379,7 +384,7 @@ def memory(
     emit_tables(tables, output)
 
 
-@app.command(
+@base_app.command(
     epilog=examples(
         "# the bundled public cases: published measurements against predictions",
         "genmodel validate",
@@ -676,37 +681,69 @@ def _record_out(record: dict[str, Any], format: Format, output: Path | None) -> 
         emit_tables([t], output)
 
 
-from . import _sweep as _sweep_cmd  # noqa: E402
+#: the commands each defined in a module of its own (``register(app)``), by name: a module is
+#: imported only when its command runs or the whole :data:`app` is asked for (``--help``)
+COMMAND_MODULES: Mapping[str, str] = {
+    "sweep": "_sweep",
+    "requirements": "_requirements",
+    "plan": "_plan",
+    "compare": "_plan",
+    "simulate": "_simulate",
+    "calibrate": "_calibrate",
+    "dashboard": "_dashboard",
+}
+#: every command, those of :data:`COMMAND_MODULES` after :data:`base_app`'s (made on first use)
+app: typer.Typer
 
-_sweep_cmd.register(app)
+
+def _with_modules(modules: Iterable[str]) -> typer.Typer:
+    """:data:`base_app` (left as it is) with the commands of ``modules`` after its own."""
+    full = copy.copy(base_app)
+    full.registered_commands = list(base_app.registered_commands)
+    full.registered_groups = list(base_app.registered_groups)
+    for module in modules:
+        importlib.import_module(f"{__package__}.{module}").register(full)
+    return full
 
 
-from . import _requirements as _requirements_cmd  # noqa: E402
+def _full_app() -> typer.Typer:
+    """:data:`app`, made once."""
+    full = globals().get("app")
+    if full is None:
+        globals()["app"] = full = _with_modules(dict.fromkeys(COMMAND_MODULES.values()))
+    return full
 
-_requirements_cmd.register(app)
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return _full_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-from . import _plan as _plan_cmd  # noqa: E402
+def _command_name(command: CommandInfo) -> str:
+    """The name a command is run by, as typer gives it (``hw_list`` registered as ``list``: ``list``)."""
+    return command.name or get_command_name(getattr(command.callback, "__name__", ""))
 
-_plan_cmd.register(app)
 
-from . import _simulate as _simulate_cmd  # noqa: E402
-
-_simulate_cmd.register(app)
-
-from . import _calibrate as _calibrate_cmd  # noqa: E402
-
-_calibrate_cmd.register(app)
-
-from . import _dashboard as _dashboard_cmd  # noqa: E402
-
-_dashboard_cmd.register(app)
+def command_app(argv: Sequence[str]) -> typer.Typer:
+    """The app to run ``argv`` with: only the command it names, where it names one (typer reads
+    the signature of every command it holds before it runs one, and a command's own module is
+    imported only for it), else :data:`app` (``--help``, ``--version``, a misspelt command, shell
+    completion). The output is the same either way."""
+    name = argv[1] if len(argv) > 1 else ""
+    module = COMMAND_MODULES.get(name)
+    one = _with_modules([module] if module else [])
+    one.registered_commands = [c for c in one.registered_commands if _command_name(c) == name]
+    one.registered_groups = [g for g in one.registered_groups if g.name == name]
+    if not one.registered_commands and not one.registered_groups:
+        return _full_app()
+    return one
 
 
 def main() -> None:
     """Entry point of the ``genmodel`` command."""
     try:
-        app()
+        command_app(sys.argv)()
     except genmodel.GenModelError as exc:  # pragma: no cover - commands catch their own
         err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
         sys.exit(EXIT_BAD_INPUT)

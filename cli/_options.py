@@ -20,15 +20,17 @@ from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 import genmodel
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 #: exit codes (documented in ``genmodel --help``)
 EXIT_OK = 0
@@ -442,6 +444,8 @@ def working(message: str) -> Iterator[None]:
 
 def progress_bar(label: str, *, enabled: bool = True) -> Progress:
     """A transient progress bar on stderr (shown only when ``enabled`` and stderr is a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn(label),
         BarColumn(),
@@ -458,6 +462,8 @@ def plan_progress() -> Iterator[Callable[[int, int], None]]:
     """A transient bar on stderr while a plan search runs (layouts evaluated of all, from the
     search's ``on_progress``), then a note that the best plans are being simulated; only when
     stderr is a terminal. Yields the ``on_progress`` callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

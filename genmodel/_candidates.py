@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from genmodel._errors import SpecError
 from genmodel._parallel import Plan
-from genmodel._serving import after_wave, serving_at_batch, ttft_quantile_s
 from genmodel._units import Num, ceil, maximum
-from genmodel._wave import Wave, wave_extra_s
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from genmodel._wave import Wave
 
 
 #: the statistics a latency target may name at the edges (``--ttft-slo p99:2s``), as quantiles
@@ -157,6 +157,10 @@ def serving_arrays(
     figures are the ones its layout alone gives (a plan search evaluates layouts a group at a time).
     """
     import numpy as np
+
+    # here, not above: the CLI's help reads DEFAULT_RECHECK without loading the serving model
+    from genmodel._serving import after_wave, serving_at_batch, ttft_quantile_s
+    from genmodel._wave import wave_extra_s
 
     counts = [len(s.batch) for s in sides]
 

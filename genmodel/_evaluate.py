@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections.abc import Hashable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -96,9 +97,8 @@ _PLAIN = (float, int)
 
 def _float_arrays(values: Sequence[object], shape: tuple[int, ...] | None = None) -> bool:
     """Whether every value is a float64 NumPy array, all of one shape (``shape`` if given)."""
-    import numpy as np
-
-    if not values or {type(v) for v in values} != {np.ndarray}:
+    np = sys.modules.get("numpy")  # not loaded: no value is one of its arrays (and a step of plain
+    if np is None or not values or {type(v) for v in values} != {np.ndarray}:  # numbers never loads it)
         return False
     kinds = {(v.dtype.char, v.shape) for v in values}  # type: ignore[attr-defined]
     return len(kinds) == 1 and kinds.pop()[0] == "d" and (shape is None or values[0].shape == shape)  # type: ignore[attr-defined]
