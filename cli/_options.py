@@ -37,10 +37,10 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_NO_PLAN = 3
 
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
 #: columns of a table written to a file or a pipe (a terminal uses its own width)
 PLAIN_WIDTH = 120
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -412,12 +412,12 @@ def emit_tables(tables: list[Table], output: Path | None) -> None:
     if output is None:
         # piped or redirected (make, less, a file): as wide as a file would be, unless COLUMNS says
         plain = not out.is_terminal and "COLUMNS" not in os.environ
-        console = Console(highlight=False, soft_wrap=True, width=PLAIN_WIDTH) if plain else out
+        console = Console(highlight=False, soft_wrap=True, emoji=False, width=PLAIN_WIDTH) if plain else out
         for t in tables:
             console.print(t)
         return
     with open(os.devnull, "w") as sink:
-        console = Console(record=True, width=PLAIN_WIDTH, file=sink)
+        console = Console(record=True, emoji=False, width=PLAIN_WIDTH, file=sink)
         for t in tables:
             console.print(t)
         text = console.export_text()

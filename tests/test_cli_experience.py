@@ -385,3 +385,21 @@ def test_tables_in_a_pipe_are_as_wide_as_in_a_file() -> None:
     assert result.exit_code == 0, result.output
     assert "tok/s/device" in result.stdout and "clients" in result.stdout
     assert max(len(line) for line in result.stdout.splitlines()) <= _options.PLAIN_WIDTH
+
+
+def test_user_text_is_printed_as_given_not_as_emoji(tmp_path: Path) -> None:
+    """rich turns ``:smile:`` into an emoji unless told not to: ids and values a user typed come back
+    verbatim, in the red line and in JSON written to stdout."""
+    args = "estimate --model :smile: --hardware h100-sxm --input-tokens 8 --output-tokens 8"
+    message = cli_bad(args.split())
+    assert ":smile:" in message and "\N{SMILING FACE WITH OPEN MOUTH}" not in message
+    cases = tmp_path / "cases.csv"
+    with open(genmodel.public_cases_path(), encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    row = next(r for r in rows if r["id"] == "P05")
+    with open(cases, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow({**row, "id": "run:fire:1"})
+    out = cli_ok(["validate", str(cases), "--format", "json"])
+    assert json.loads(out)["cases"][0]["id"] == "run:fire:1"
