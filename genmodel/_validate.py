@@ -355,11 +355,10 @@ def _measured(row: dict[str, str], where: str) -> float:
     return measured
 
 
-def _disaggregated_options(row: dict[str, str], profile: Profile | None) -> dict[str, Any]:
-    """A disaggregated case's run options with the profile asked for or named in its ``profile``
-    column; with neither, the simulation takes its device's profile for the engine in force."""
-    named = profile or ((row.get("profile") or "").strip() and row_profile(row))
-    return {**_options(row), **({"profile": named} if named else {})}
+def _case_options(row: dict[str, str], profile: Profile | None) -> dict[str, Any]:
+    """A case's run options (its option columns) and its profile: ``profile`` if given, else
+    :func:`row_profile`'s (None: the device's profile for the engine the prediction runs)."""
+    return {**_options(row), "profile": row_profile(row) if profile is None else profile}
 
 
 def _options(row: dict[str, str]) -> dict[str, Any]:
@@ -396,7 +395,7 @@ def predict_case(
     """
     if is_disaggregated_serving(row, f"case {row['id']}"):
         _check_case(row)
-        options = _disaggregated_options(row, profile)
+        options = _case_options(row, profile)
         got = predict_disaggregated(row, serving=serving, engine=engine, options=options, done={}, key=())
         if isinstance(got, str):
             raise SpecError(f"case {row['id']}: {got}")
@@ -448,7 +447,7 @@ def _estimate_case(
         engine=_row_engine(row, engine, hardware) if row["mode"] == "concurrency" else engine,
         step_tables=step_tables,
         **kwargs,
-        **{**_options(row), "profile": row_profile(row) if profile is None else profile},
+        **_case_options(row, profile),
     )
 
 
@@ -559,7 +558,7 @@ def _disaggregated_case(
     """Predict a disaggregated case (:mod:`genmodel._validate_disagg`) into ``results`` or ``skipped``."""
     try:
         _check_case(row)
-        options = _disaggregated_options(row, profile)
+        options = _case_options(row, profile)
     except SpecError as exc:
         skipped.append((row["id"], str(exc)))
         return
