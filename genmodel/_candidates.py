@@ -6,6 +6,9 @@ Modelling assumptions:
   evaluated one as parallel arrays.
 - A deployment serving X requests/s covers a rate R with ceil(R / X) copies of it
   (:func:`copies_needed`), counted conservatively at each copy's full-load operating point.
+- A candidate's serving figures (:func:`serving_arrays`) are the closed form's at its running
+  batch, with the wave and the frontend time, made for groups of layouts at once: elementwise, so
+  each candidate's are what its layout alone gives.
 """
 
 from __future__ import annotations

@@ -180,7 +180,7 @@ def wave_extra_s(
 
 
 def overlap_wait_s(
-    wave: Wave | None,
+    wave: Wave,
     clients: Num,
     input_tokens: int,
     prefill_s: float,
@@ -192,12 +192,12 @@ def overlap_wait_s(
     the overlap scheduler.
 
     Args:
-        wave: the engine's admission and the benchmark client (None: no overlap).
+        wave: the engine's admission and the benchmark client.
         clients: N, clients per replica.
         input_tokens: I, prompt tokens per request.
         prefill_s, full_step_s: P and S(m), as :func:`wave_extra_s` takes them.
     """
-    if wave is None or not wave.overlap or not wave.mixed:
+    if not wave.overlap or not wave.mixed:
         return 0.0 * clients  # (not mixed: every round is a burst into an empty engine)
     m = wave.prompts_per_step(input_tokens)
     if m == 1:
