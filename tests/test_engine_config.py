@@ -29,6 +29,18 @@ def test_aiconfigurator_configures_each_engine_by_its_rule(name: str, clients: i
     assert (e.chunked_prefill, e.admission) == (preset.chunked_prefill, preset.admission)
 
 
+def test_atom_oot_is_the_vllm_server_with_a_16384_token_budget() -> None:
+    # ROCm/ATOM's out-of-tree benchmark launches vLLM with --max-num-batched-tokens 16384 and
+    # otherwise the server's defaults, whatever the clients and the prompts
+    preset = engine_preset("vllm", load_hardware("mi355x").device)
+    for clients, prompt in ((4, 922), (64, 7373)):
+        e = harness_engine(preset, "atom-oot", concurrency=clients, input_tokens=prompt)
+        assert e.max_batched_tokens == 16384 != preset.max_batched_tokens
+        assert e == preset.replace(max_batched_tokens=16384)
+    with pytest.raises(genmodel.SpecError, match="atom-oot"):
+        harness_engine(engine_preset("sglang"), "atom-oot", concurrency=4, input_tokens=100)
+
+
 def test_an_unknown_configuration_is_refused() -> None:
     with pytest.raises(genmodel.SpecError, match="engine_config"):
         harness_engine(engine_preset("vllm"), "mine", concurrency=4, input_tokens=100)
