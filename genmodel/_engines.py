@@ -236,9 +236,13 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
 
 #: engine configurations a benchmark harness generates for its runs (a validation row's
 #: ``engine_config`` column); none = the server's defaults (the presets)
-ENGINE_CONFIGS = ("aiconfigurator",)
+ENGINE_CONFIGS = ("aiconfigurator", "atom-oot")
 #: tokens AIConfigurator's generator adds to the prompt in its token budgets
 _AIC_SLACK_TOKENS = 1500
+#: the token budget of the vLLM servers ROCm/ATOM's out-of-tree (vLLM plugin) benchmark launches:
+#: ``--max-num-batched-tokens 16384`` in the ``extra_args`` of .github/benchmark/
+#: oot_benchmark_models.json (github.com/ROCm/ATOM, e.g. @676c3acefaba43b6bd1199b767460ca49cfb3bb4)
+_ATOM_OOT_BUDGET = 16384
 
 
 def harness_engine(engine: Engine, config: str, *, concurrency: int, input_tokens: int) -> Engine:
@@ -256,12 +260,21 @@ def harness_engine(engine: Engine, config: str, *, concurrency: int, input_token
     schedule_policy.py PrefillAdder admits a further new prompt only within it, and chunks at
     ``chunked_prefill_size``; a mixed step counts its decode tokens against both).
 
+    "atom-oot": the vLLM server of ROCm/ATOM's out-of-tree benchmark workflow
+    (.github/workflows/atom-vllm-oot-benchmark.yaml, models in .github/benchmark/
+    oot_benchmark_models.json): the server's defaults but a token budget of 16384
+    (``--max-num-batched-tokens``); vLLM only.
+
     Raises:
-        SpecError: an unknown configuration.
+        SpecError: an unknown configuration, or "atom-oot" for an engine other than vLLM.
     """
     if config not in ENGINE_CONFIGS:
         raise SpecError(f"engine_config={config!r} must be one of {', '.join(ENGINE_CONFIGS)}")
     require_ints(concurrency=concurrency, input_tokens=input_tokens)
+    if config == "atom-oot":
+        if engine.name != "vllm":
+            raise SpecError(f"engine_config='atom-oot' configures a vLLM server, not {engine.name}")
+        return engine.replace(max_batched_tokens=_ATOM_OOT_BUDGET)
     budget = min(concurrency + input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
     seqs = min(concurrency, MAX_KNOB)
     if engine.name == "sglang":

@@ -29,6 +29,37 @@ def test_aiconfigurator_configures_each_engine_by_its_rule(name: str, clients: i
     assert (e.chunked_prefill, e.admission) == (preset.chunked_prefill, preset.admission)
 
 
+def test_atom_oot_is_the_vllm_server_with_a_16384_token_budget() -> None:
+    # ROCm/ATOM's out-of-tree benchmark launches vLLM with --max-num-batched-tokens 16384 and
+    # otherwise the server's defaults, whatever the clients and the prompts
+    preset = engine_preset("vllm", load_hardware("mi355x").device)
+    for clients, prompt in ((4, 922), (64, 7373)):
+        e = harness_engine(preset, "atom-oot", concurrency=clients, input_tokens=prompt)
+        assert e.max_batched_tokens == 16384 != preset.max_batched_tokens
+        assert e == preset.replace(max_batched_tokens=16384)
+    with pytest.raises(genmodel.SpecError, match="atom-oot"):
+        harness_engine(engine_preset("sglang"), "atom-oot", concurrency=4, input_tokens=100)
+
+
+def test_the_atom_rows_run_with_their_servers_budget(tmp_path: Path) -> None:
+    rows = genmodel.read_cases(ROOT / "validation" / "validation_public.csv")
+    atom = [r for r in rows if r["engine_config"] == "atom-oot"]
+    assert atom and {(r["hardware"], r["engine"]) for r in atom} == {("mi355x", "vllm")}
+    row = next(r for r in atom if (r["metric"], r["batch"], r["input_tokens"]) == ("ttft_s", "64", "922"))
+
+    def predicted(config: str) -> float:
+        path = tmp_path / f"atom_{config or 'none'}.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            w.writeheader()
+            w.writerow({**row, "engine_config": config})
+        return genmodel.validate(path).cases[0].predicted
+
+    # 64 prompts of 922 tokens: the larger budget takes more of them into one step, so the first
+    # token comes later on average than with the preset's 8192
+    assert predicted("atom-oot") > predicted("")
+
+
 def test_an_unknown_configuration_is_refused() -> None:
     with pytest.raises(genmodel.SpecError, match="engine_config"):
         harness_engine(engine_preset("vllm"), "mine", concurrency=4, input_tokens=100)
