@@ -65,7 +65,7 @@ def render() -> None:
         copy_label="Largest copy of a plan per platform (devices)",
     )
     input_tokens, output_tokens, ttft_ms, tpot_ms = _ui.workload_inputs(p)
-    dtypes = p.multiselect("Weight precisions to search", _ui.DTYPES, "weight_dtype", ["fp8", "bf16"])
+    dtypes = p.multiselect("Weight precisions to search", _ui.WEIGHT_DTYPES, "weight_dtype", ["fp8", "bf16"])
     serving = _ui.serving_inputs(p, genmodel.plan)  # compare() passes them on to plan()
     if not hardware or not dtypes:
         st.info("Pick at least one platform and one weight precision.")

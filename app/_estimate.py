@@ -115,7 +115,7 @@ def render() -> None:
     ep = p.integer("EP (expert parallel; divides TP x DP)", "ep", 1, max_value=1024)
     dp = p.integer("DP (data / attention-DP)", "dp", 1, max_value=1024)
     st.sidebar.markdown("**Precision**")
-    weight_dtype = p.select("Weights", _ui.DTYPES, "weight_dtype", "bf16")
+    weight_dtype = p.select("Weights", _ui.WEIGHT_DTYPES, "weight_dtype", "bf16")
     act_dtype = p.select("Activations", ["auto", *_ui.DTYPES], "act_dtype", "auto")
     kv_dtype = p.select("KV cache", ["auto", *_ui.DTYPES], "kv_dtype", "auto")
     with p.into(st.sidebar.expander("What-if: hardware figures", expanded=False)):

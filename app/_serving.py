@@ -290,7 +290,7 @@ def render() -> None:
         )
     )
     st.sidebar.markdown("**Precision**")
-    weight_dtype = p.select("Weights", _ui.DTYPES, "weight_dtype", "bf16")
+    weight_dtype = p.select("Weights", _ui.WEIGHT_DTYPES, "weight_dtype", "bf16")
     act_dtype = p.select("Activations", ["auto", *_ui.DTYPES], "act_dtype", "auto")
     kv_dtype = p.select("KV cache", ["auto", *_ui.DTYPES], "kv_dtype", "auto")
     with p.errors():

@@ -23,12 +23,17 @@ T = TypeVar("T")
 
 #: Precisions a tensor class may be stored in (genmodel.DTYPE_BYTES is the authority).
 DTYPES: tuple[str, ...] = tuple(genmodel.DTYPE_BYTES)
+#: Precisions the weights may be stored in: the plain ones and the quantised formats with their scales
+#: (q4_k_m, q8_0, q4f16_1, ...; genmodel.WEIGHT_DTYPE_BYTES is the authority). Activations and the KV
+#: cache take only :data:`DTYPES`.
+WEIGHT_DTYPES: tuple[str, ...] = tuple(genmodel.WEIGHT_DTYPE_BYTES)
 #: Seconds per millisecond: latency targets are entered in ms, the API takes seconds.
 MS = 1e-3
 
 __all__ = [
     "DTYPES",
     "MS",
+    "WEIGHT_DTYPES",
     "Params",
     "format_bytes",
     "format_seconds",
