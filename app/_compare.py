@@ -54,7 +54,7 @@ def render() -> None:
     model = p.select("Model", _ui.model_ids(), "model", "llama-3.1-70b")
     hardware = p.multiselect(
         "Hardware",
-        [*_ui.hardware_ids(), *_ui.system_ids()],
+        _ui.platform_ids(),
         "hardware",
         ["h100-sxm", "h200-sxm", "b200", "mi300x"],
     )

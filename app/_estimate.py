@@ -88,13 +88,7 @@ def render() -> None:
     )
     p = _ui.Params("estimate")
     model = p.select("Model", _ui.model_ids(), "model", "llama-3.1-70b")
-    hardware = p.select(
-        "Hardware",
-        [*_ui.hardware_ids(), *_ui.system_ids()],
-        "hardware",
-        "h100-sxm",
-        help="A device (its usual system: h100-sxm means a DGX H100) or a system id.",
-    )
+    hardware = _ui.select_hardware(p)
     input_tokens = p.integer("Input tokens per request", "input_tokens", 1000, step=100)
     output_tokens = p.integer("Output tokens per request", "output_tokens", 500, step=100)
     mode = p.radio("Load", ["static batch", "serving (concurrency)"], "mode", "static batch")

@@ -60,7 +60,7 @@ def render() -> None:
     )
     p = _ui.Params("long_context")
     model = p.select("Model", _ui.model_ids(), "model", "llama-3.1-70b")
-    hardware = p.select("Hardware", [*_ui.hardware_ids(), *_ui.system_ids()], "hardware", "h100-sxm")
+    hardware = _ui.select_hardware(p)
     input_tokens = p.integer("Input tokens per request", "input_tokens", 127_000, step=1000)
     output_tokens = p.integer("Output tokens per request", "output_tokens", 1000, step=100)
     tp = p.integer("TP (tensor parallel)", "tp", 8, max_value=1024)

@@ -118,7 +118,7 @@ def render() -> None:
     )
     p = _ui.Params("plan")
     model = p.select("Model", _ui.model_ids(), "model", "llama-3.1-70b")
-    hardware = p.select("Hardware", [*_ui.hardware_ids(), *_ui.system_ids()], "hardware", "h100-sxm")
+    hardware = _ui.select_hardware(p)
     rate, devices = _ui.traffic_inputs(
         p,
         what="the plan",

@@ -268,13 +268,7 @@ def render() -> None:
     )
     p = _ui.Params("serving")
     model = p.select("Model", _ui.model_ids(), "model", "llama-3.1-8b")
-    hardware = p.select(
-        "Hardware",
-        [*_ui.hardware_ids(), *_ui.system_ids()],
-        "hardware",
-        "h100-sxm",
-        help="A device (its usual system: h100-sxm means a DGX H100) or a system id.",
-    )
+    hardware = _ui.select_hardware(p)
     input_tokens = p.integer("Input tokens per request", "input_tokens", 1000, step=100)
     output_tokens = p.integer("Output tokens per request", "output_tokens", 200, min_value=2, step=100)
     arrivals = _arrival_inputs(p)

@@ -40,6 +40,8 @@ __all__ = [
     "hardware_ids",
     "model_ids",
     "moe_model_ids",
+    "platform_ids",
+    "select_hardware",
     "serving_caption",
     "serving_inputs",
     "system_ids",
@@ -71,6 +73,22 @@ def hardware_ids() -> list[str]:
 def system_ids() -> list[str]:
     """Ids of the systems (devices joined by a fabric)."""
     return genmodel.list_ids("system")
+
+
+def platform_ids() -> list[str]:
+    """What ``hardware=`` takes: the devices, their power modes and the systems."""
+    return [*hardware_ids(), *system_ids()]
+
+
+def select_hardware(p: Params, default: str = "h100-sxm") -> str:
+    """The page's one device or system (query parameter ``hardware``)."""
+    return p.select(
+        "Hardware",
+        platform_ids(),
+        "hardware",
+        default,
+        help="A device (its usual system: h100-sxm means a DGX H100) or a system id.",
+    )
 
 
 @st.cache_data(show_spinner=False)
