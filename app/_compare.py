@@ -54,7 +54,7 @@ def render() -> None:
     model = p.select("Model", _ui.model_ids(), "model", "llama-3.1-70b")
     hardware = p.multiselect(
         "Hardware",
-        [*_ui.hardware_ids(), *_ui.system_ids()],
+        _ui.platform_ids(),
         "hardware",
         ["h100-sxm", "h200-sxm", "b200", "mi300x"],
     )
@@ -65,7 +65,7 @@ def render() -> None:
         copy_label="Largest copy of a plan per platform (devices)",
     )
     input_tokens, output_tokens, ttft_ms, tpot_ms = _ui.workload_inputs(p)
-    dtypes = p.multiselect("Weight precisions to search", _ui.DTYPES, "weight_dtype", ["fp8", "bf16"])
+    dtypes = p.multiselect("Weight precisions to search", _ui.WEIGHT_DTYPES, "weight_dtype", ["fp8", "bf16"])
     serving = _ui.serving_inputs(p, genmodel.plan)  # compare() passes them on to plan()
     if not hardware or not dtypes:
         st.info("Pick at least one platform and one weight precision.")

@@ -60,11 +60,11 @@ def render() -> None:
     )
     p = _ui.Params("long_context")
     model = p.select("Model", _ui.model_ids(), "model", "llama-3.1-70b")
-    hardware = p.select("Hardware", [*_ui.hardware_ids(), *_ui.system_ids()], "hardware", "h100-sxm")
+    hardware = _ui.select_hardware(p)
     input_tokens = p.integer("Input tokens per request", "input_tokens", 127_000, step=1000)
     output_tokens = p.integer("Output tokens per request", "output_tokens", 1000, step=100)
     tp = p.integer("TP (tensor parallel)", "tp", 8, max_value=1024)
-    weight_dtype = p.select("Weights", _ui.DTYPES, "weight_dtype", "bf16")
+    weight_dtype = p.select("Weights", _ui.WEIGHT_DTYPES, "weight_dtype", "bf16")
     kv_dtype = p.select("KV cache", _ui.DTYPES, "kv_dtype", "bf16")
     tier = p.select(
         "KV offload tier", [_NONE, "host", *_ui.tier_ids()], "kv_offload", "cxl-samsung-cmm-d-128gb"

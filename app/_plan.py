@@ -118,7 +118,7 @@ def render() -> None:
     )
     p = _ui.Params("plan")
     model = p.select("Model", _ui.model_ids(), "model", "llama-3.1-70b")
-    hardware = p.select("Hardware", [*_ui.hardware_ids(), *_ui.system_ids()], "hardware", "h100-sxm")
+    hardware = _ui.select_hardware(p)
     rate, devices = _ui.traffic_inputs(
         p,
         what="the plan",
@@ -127,7 +127,7 @@ def render() -> None:
     )
     input_tokens, output_tokens, ttft_ms, tpot_ms = _ui.workload_inputs(p)
     quantile = p.radio("TTFT target is the", list(_QUANTILES), "ttft_quantile", "mean")
-    dtypes = p.multiselect("Weight precisions to search", _ui.DTYPES, "weight_dtype", ["fp8", "bf16"])
+    dtypes = p.multiselect("Weight precisions to search", _ui.WEIGHT_DTYPES, "weight_dtype", ["fp8", "bf16"])
     disaggregated = p.checkbox("Also size disaggregated prefill/decode pools", "disaggregated", True)
     objective = p.select("Best plan by", genmodel.OBJECTIVES, "objective", "goodput", help=_OBJECTIVE_HELP)
     serving = _ui.serving_inputs(p, genmodel.plan)

@@ -268,13 +268,7 @@ def render() -> None:
     )
     p = _ui.Params("serving")
     model = p.select("Model", _ui.model_ids(), "model", "llama-3.1-8b")
-    hardware = p.select(
-        "Hardware",
-        [*_ui.hardware_ids(), *_ui.system_ids()],
-        "hardware",
-        "h100-sxm",
-        help="A device (its usual system: h100-sxm means a DGX H100) or a system id.",
-    )
+    hardware = _ui.select_hardware(p)
     input_tokens = p.integer("Input tokens per request", "input_tokens", 1000, step=100)
     output_tokens = p.integer("Output tokens per request", "output_tokens", 200, min_value=2, step=100)
     arrivals = _arrival_inputs(p)
@@ -290,7 +284,7 @@ def render() -> None:
         )
     )
     st.sidebar.markdown("**Precision**")
-    weight_dtype = p.select("Weights", _ui.DTYPES, "weight_dtype", "bf16")
+    weight_dtype = p.select("Weights", _ui.WEIGHT_DTYPES, "weight_dtype", "bf16")
     act_dtype = p.select("Activations", ["auto", *_ui.DTYPES], "act_dtype", "auto")
     kv_dtype = p.select("KV cache", ["auto", *_ui.DTYPES], "kv_dtype", "auto")
     with p.errors():

@@ -23,18 +23,25 @@ T = TypeVar("T")
 
 #: Precisions a tensor class may be stored in (genmodel.DTYPE_BYTES is the authority).
 DTYPES: tuple[str, ...] = tuple(genmodel.DTYPE_BYTES)
+#: Precisions the weights may be stored in: the plain ones and the quantised formats with their scales
+#: (q4_k_m, q8_0, q4f16_1, ...; genmodel.WEIGHT_DTYPE_BYTES is the authority). Activations and the KV
+#: cache take only :data:`DTYPES`.
+WEIGHT_DTYPES: tuple[str, ...] = tuple(genmodel.WEIGHT_DTYPE_BYTES)
 #: Seconds per millisecond: latency targets are entered in ms, the API takes seconds.
 MS = 1e-3
 
 __all__ = [
     "DTYPES",
     "MS",
+    "WEIGHT_DTYPES",
     "Params",
     "format_bytes",
     "format_seconds",
     "hardware_ids",
     "model_ids",
     "moe_model_ids",
+    "platform_ids",
+    "select_hardware",
     "serving_caption",
     "serving_inputs",
     "system_ids",
@@ -66,6 +73,22 @@ def hardware_ids() -> list[str]:
 def system_ids() -> list[str]:
     """Ids of the systems (devices joined by a fabric)."""
     return genmodel.list_ids("system")
+
+
+def platform_ids() -> list[str]:
+    """What ``hardware=`` takes: the devices, their power modes and the systems."""
+    return [*hardware_ids(), *system_ids()]
+
+
+def select_hardware(p: Params, default: str = "h100-sxm") -> str:
+    """The page's one device or system (query parameter ``hardware``)."""
+    return p.select(
+        "Hardware",
+        platform_ids(),
+        "hardware",
+        default,
+        help="A device (its usual system: h100-sxm means a DGX H100) or a system id.",
+    )
 
 
 @st.cache_data(show_spinner=False)

@@ -18,496 +18,165 @@ validation CSV columns name them (:data:`OPTION_SPECS`).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the names for type checkers and readers; at run time each is loaded on first use
-    from genmodel._api import (
-        attached_tier,
-        default_precision,
-        estimate,
-        max_concurrency,
-        memory_report,
-        run_options,
-    )
-    from genmodel._attention import (
-        Attention,
-        GroupedQueryAttention,
-        MultiHeadLatentAttention,
-        SlidingWindow,
-        attended_pairs,
-    )
-    from genmodel._calibrate import Calibration, CaseFit, ParameterFit, calibrate, fit_profile, max_parameters
-    from genmodel._candidates import DEFAULT_RECHECK, SLO_STATISTICS
-    from genmodel._collectives import (
-        ALGORITHMS,
-        allgather_time,
-        allreduce_time,
-        alltoall_time,
-        p2p_time,
-        reduce_scatter_time,
-    )
-    from genmodel._compare import compare
-    from genmodel._engines import ENGINES, Engine, engine_preset
-    from genmodel._errors import GenModelError, InfeasibleError, SpecError, UnknownEntryError
-    from genmodel._hardware import (
-        SCALE_FACTORS,
-        AttachedTier,
-        Device,
-        Efficiency,
-        FabricTier,
-        HostAttachment,
-        Link,
-        MemoryTier,
-        System,
-    )
-    from genmodel._intervals import COVERAGE as INTERVAL_COVERAGE
-    from genmodel._intervals import EVIDENCE as EVIDENCE_LEVELS
-    from genmodel._intervals import HEADLINE as HEADLINE_METRICS
-    from genmodel._intervals import Interval, estimate_intervals
-    from genmodel._intervals import evidence as interval_evidence
-    from genmodel._memory import (
-        MemoryExtras,
-        MemoryUse,
-        Spill,
-        TierUse,
-        max_batch,
-        memory_use,
-        paged_tokens,
-    )
-    from genmodel._model import ModelSpec, MoeSpec, count_params
-    from genmodel._ops import (
-        Op,
-        OpTime,
-        expected_experts_touched,
-        forward_ops,
-        roofline,
-    )
-    from genmodel._options import (
-        KV_BLOCK_TOKENS,
-        NO_OFFLOAD,
-        OPTION_SPECS,
-        Offload,
-        OptionSpec,
-        RunOptions,
-        Speculation,
-    )
-    from genmodel._parallel import MoeLayout, Plan, ep_dispatch_bytes, moe_layout, plan_violations
-    from genmodel._phases import (
-        Estimate,
-        PhaseCost,
-        as_system,
-        estimate_static,
-        kv_transfer_time,
-        step_cost,
-    )
-    from genmodel._planning import DEFAULT_PREFILL_CHUNKS, PlanReport, plan
-    from genmodel._planrows import DtypeBest
-    from genmodel._profiles import PARAMETERS as PROFILE_PARAMETERS
-    from genmodel._profiles import Profile, apply_profile, fit_bounds
-    from genmodel._requirements import (
-        Requirements,
-        ResourceRequirement,
-        requirements,
-        resource_symbols,
-        symbolic_step_time,
-    )
-    from genmodel._search import OBJECTIVES
-    from genmodel._servingmodel import (
-        REQUESTS_PER_CLIENT,
-        SERVING_MODELS,
-        WARMUP_REQUESTS,
-        ClosedForm,
-        ServingModel,
-        Simulated,
-        StepTables,
-        serving_model,
-    )
-    from genmodel._simresult import SimulationResult
-    from genmodel._simulate_api import simulate
-    from genmodel._sizes import (
-        expert_bytes_per_device,
-        kv_bytes_per_sequence,
-        kv_bytes_per_token,
-        weight_bytes_per_device,
-    )
-    from genmodel._speculation import mtp_model
-    from genmodel._sweep import sweep
-    from genmodel._units import DTYPE_BYTES, WEIGHT_DTYPE_BYTES, WEIGHT_FORMATS
-    from genmodel._validate import (
-        METRICS,
-        OPTION_COLUMNS,
-        CaseResult,
-        ValidationReport,
-        count_cases,
-        public_cases_path,
-        public_options_path,
-        read_case_options,
-        read_cases,
-        validate,
-    )
-    from genmodel._workload import Precision, Scenario
-    from genmodel.io import (
-        hf_config_to_yaml,
-        list_ids,
-        list_profiles,
-        load_device,
-        load_device_yaml,
-        load_hardware,
-        load_hf_config,
-        load_link,
-        load_link_yaml,
-        load_memory_tier,
-        load_model,
-        load_profile,
-        load_scenario,
-        load_system,
-        profile_to_yaml,
-        table_format,
-        write_table,
-    )
-    from genmodel.report import (
-        describe_device,
-        describe_link,
-        describe_memory_tier,
-        describe_model,
-        describe_system,
-    )
+from genmodel import _lazy
 
-#: the public names by the module that defines them, imported on first use (PEP 562), so that
-#: ``import genmodel`` (and the CLI's ``--help``) loads only what is used; tests/test_package.py checks
-#: that this agrees with the imports above and with ``__all__``
-_LAZY: dict[str, tuple[str, ...]] = {
-    "genmodel._api": (
-        "attached_tier",
-        "default_precision",
-        "estimate",
-        "max_concurrency",
-        "memory_report",
-        "run_options",
-    ),
-    "genmodel._attention": (
-        "Attention",
-        "GroupedQueryAttention",
-        "MultiHeadLatentAttention",
-        "SlidingWindow",
-        "attended_pairs",
-    ),
-    "genmodel._calibrate": (
-        "Calibration",
-        "CaseFit",
-        "ParameterFit",
-        "calibrate",
-        "fit_profile",
-        "max_parameters",
-    ),
-    "genmodel._candidates": ("DEFAULT_RECHECK", "SLO_STATISTICS"),
-    "genmodel._collectives": (
-        "ALGORITHMS",
-        "allgather_time",
-        "allreduce_time",
-        "alltoall_time",
-        "p2p_time",
-        "reduce_scatter_time",
-    ),
-    "genmodel._compare": ("compare",),
-    "genmodel._engines": ("ENGINES", "Engine", "engine_preset"),
-    "genmodel._errors": ("GenModelError", "InfeasibleError", "SpecError", "UnknownEntryError"),
-    "genmodel._hardware": (
-        "SCALE_FACTORS",
-        "AttachedTier",
-        "Device",
-        "Efficiency",
-        "FabricTier",
-        "HostAttachment",
-        "Link",
-        "MemoryTier",
-        "System",
-    ),
-    "genmodel._intervals": ("Interval", "estimate_intervals"),
-    "genmodel._memory": (
-        "MemoryExtras",
-        "MemoryUse",
-        "Spill",
-        "TierUse",
-        "max_batch",
-        "memory_use",
-        "paged_tokens",
-    ),
-    "genmodel._model": ("ModelSpec", "MoeSpec", "count_params"),
-    "genmodel._ops": ("Op", "OpTime", "expected_experts_touched", "forward_ops", "roofline"),
-    "genmodel._options": (
-        "KV_BLOCK_TOKENS",
-        "NO_OFFLOAD",
-        "OPTION_SPECS",
-        "Offload",
-        "OptionSpec",
-        "RunOptions",
-        "Speculation",
-    ),
-    "genmodel._parallel": ("MoeLayout", "Plan", "ep_dispatch_bytes", "moe_layout", "plan_violations"),
-    "genmodel._phases": (
-        "Estimate",
-        "PhaseCost",
-        "as_system",
-        "estimate_static",
-        "kv_transfer_time",
-        "step_cost",
-    ),
-    "genmodel._planning": ("DEFAULT_PREFILL_CHUNKS", "PlanReport", "plan"),
-    "genmodel._planrows": ("DtypeBest",),
-    "genmodel._profiles": ("Profile", "apply_profile", "fit_bounds"),
-    "genmodel._requirements": (
-        "Requirements",
-        "ResourceRequirement",
-        "requirements",
-        "resource_symbols",
-        "symbolic_step_time",
-    ),
-    "genmodel._search": ("OBJECTIVES",),
-    "genmodel._servingmodel": (
-        "REQUESTS_PER_CLIENT",
-        "SERVING_MODELS",
-        "WARMUP_REQUESTS",
-        "ClosedForm",
-        "ServingModel",
-        "Simulated",
-        "StepTables",
-        "serving_model",
-    ),
-    "genmodel._simresult": ("SimulationResult",),
-    "genmodel._simulate_api": ("simulate",),
-    "genmodel._sizes": (
-        "expert_bytes_per_device",
-        "kv_bytes_per_sequence",
-        "kv_bytes_per_token",
-        "weight_bytes_per_device",
-    ),
-    "genmodel._speculation": ("mtp_model",),
-    "genmodel._sweep": ("sweep",),
-    "genmodel._units": ("DTYPE_BYTES", "WEIGHT_DTYPE_BYTES", "WEIGHT_FORMATS"),
-    "genmodel._validate": (
-        "METRICS",
-        "OPTION_COLUMNS",
-        "CaseResult",
-        "ValidationReport",
-        "count_cases",
-        "public_cases_path",
-        "public_options_path",
-        "read_case_options",
-        "read_cases",
-        "validate",
-    ),
-    "genmodel._workload": ("Precision", "Scenario"),
-    "genmodel.io": (
-        "hf_config_to_yaml",
-        "list_ids",
-        "list_profiles",
-        "load_device",
-        "load_device_yaml",
-        "load_hardware",
-        "load_hf_config",
-        "load_link",
-        "load_link_yaml",
-        "load_memory_tier",
-        "load_model",
-        "load_profile",
-        "load_scenario",
-        "load_system",
-        "profile_to_yaml",
-        "table_format",
-        "write_table",
-    ),
-    "genmodel.report": (
-        "describe_device",
-        "describe_link",
-        "describe_memory_tier",
-        "describe_model",
-        "describe_system",
-    ),
-}
-#: public names that are another name in their module
-_ALIASES: dict[str, tuple[str, str]] = {
-    "INTERVAL_COVERAGE": ("genmodel._intervals", "COVERAGE"),
-    "EVIDENCE_LEVELS": ("genmodel._intervals", "EVIDENCE"),
-    "HEADLINE_METRICS": ("genmodel._intervals", "HEADLINE"),
-    "interval_evidence": ("genmodel._intervals", "evidence"),
-    "PROFILE_PARAMETERS": ("genmodel._profiles", "PARAMETERS"),
-}
-_WHERE: dict[str, tuple[str, str]] = {
-    **{name: (module, name) for module, names in _LAZY.items() for name in names},
-    **_ALIASES,
-}
+# The public names, each listed once (``name as name`` and ``NAME = module.attribute`` are the forms
+# type checkers take as re-exported). Nothing here runs: genmodel/_lazy.py reads this block and
+# imports each name from its module on first use, so ``import genmodel`` (and the CLI's ``--help``)
+# loads only what is used; it also gives ``__all__``.
+if TYPE_CHECKING:
+    from genmodel import _intervals, _profiles
+    from genmodel._api import attached_tier as attached_tier
+    from genmodel._api import default_precision as default_precision
+    from genmodel._api import estimate as estimate
+    from genmodel._api import max_concurrency as max_concurrency
+    from genmodel._api import memory_report as memory_report
+    from genmodel._api import run_options as run_options
+    from genmodel._attention import Attention as Attention
+    from genmodel._attention import GroupedQueryAttention as GroupedQueryAttention
+    from genmodel._attention import MultiHeadLatentAttention as MultiHeadLatentAttention
+    from genmodel._attention import SlidingWindow as SlidingWindow
+    from genmodel._attention import attended_pairs as attended_pairs
+    from genmodel._calibrate import Calibration as Calibration
+    from genmodel._calibrate import CaseFit as CaseFit
+    from genmodel._calibrate import ParameterFit as ParameterFit
+    from genmodel._calibrate import calibrate as calibrate
+    from genmodel._calibrate import fit_profile as fit_profile
+    from genmodel._calibrate import max_parameters as max_parameters
+    from genmodel._candidates import DEFAULT_RECHECK as DEFAULT_RECHECK
+    from genmodel._candidates import SLO_STATISTICS as SLO_STATISTICS
+    from genmodel._collectives import ALGORITHMS as ALGORITHMS
+    from genmodel._collectives import allgather_time as allgather_time
+    from genmodel._collectives import allreduce_time as allreduce_time
+    from genmodel._collectives import alltoall_time as alltoall_time
+    from genmodel._collectives import p2p_time as p2p_time
+    from genmodel._collectives import reduce_scatter_time as reduce_scatter_time
+    from genmodel._compare import compare as compare
+    from genmodel._engines import ENGINES as ENGINES
+    from genmodel._engines import Engine as Engine
+    from genmodel._engines import engine_preset as engine_preset
+    from genmodel._errors import GenModelError as GenModelError
+    from genmodel._errors import InfeasibleError as InfeasibleError
+    from genmodel._errors import SpecError as SpecError
+    from genmodel._errors import UnknownEntryError as UnknownEntryError
+    from genmodel._hardware import SCALE_FACTORS as SCALE_FACTORS
+    from genmodel._hardware import AttachedTier as AttachedTier
+    from genmodel._hardware import Device as Device
+    from genmodel._hardware import Efficiency as Efficiency
+    from genmodel._hardware import FabricTier as FabricTier
+    from genmodel._hardware import HostAttachment as HostAttachment
+    from genmodel._hardware import Link as Link
+    from genmodel._hardware import MemoryTier as MemoryTier
+    from genmodel._hardware import System as System
+    from genmodel._intervals import Interval as Interval
+    from genmodel._intervals import estimate_intervals as estimate_intervals
+    from genmodel._memory import MemoryExtras as MemoryExtras
+    from genmodel._memory import MemoryUse as MemoryUse
+    from genmodel._memory import Spill as Spill
+    from genmodel._memory import TierUse as TierUse
+    from genmodel._memory import max_batch as max_batch
+    from genmodel._memory import memory_use as memory_use
+    from genmodel._memory import paged_tokens as paged_tokens
+    from genmodel._model import ModelSpec as ModelSpec
+    from genmodel._model import MoeSpec as MoeSpec
+    from genmodel._model import count_params as count_params
+    from genmodel._ops import Op as Op
+    from genmodel._ops import OpTime as OpTime
+    from genmodel._ops import expected_experts_touched as expected_experts_touched
+    from genmodel._ops import forward_ops as forward_ops
+    from genmodel._ops import roofline as roofline
+    from genmodel._options import KV_BLOCK_TOKENS as KV_BLOCK_TOKENS
+    from genmodel._options import NO_OFFLOAD as NO_OFFLOAD
+    from genmodel._options import OPTION_SPECS as OPTION_SPECS
+    from genmodel._options import Offload as Offload
+    from genmodel._options import OptionSpec as OptionSpec
+    from genmodel._options import RunOptions as RunOptions
+    from genmodel._options import Speculation as Speculation
+    from genmodel._parallel import MoeLayout as MoeLayout
+    from genmodel._parallel import Plan as Plan
+    from genmodel._parallel import ep_dispatch_bytes as ep_dispatch_bytes
+    from genmodel._parallel import moe_layout as moe_layout
+    from genmodel._parallel import plan_violations as plan_violations
+    from genmodel._phases import Estimate as Estimate
+    from genmodel._phases import PhaseCost as PhaseCost
+    from genmodel._phases import as_system as as_system
+    from genmodel._phases import estimate_static as estimate_static
+    from genmodel._phases import kv_transfer_time as kv_transfer_time
+    from genmodel._phases import step_cost as step_cost
+    from genmodel._planning import DEFAULT_PREFILL_CHUNKS as DEFAULT_PREFILL_CHUNKS
+    from genmodel._planning import PlanReport as PlanReport
+    from genmodel._planning import plan as plan
+    from genmodel._planrows import DtypeBest as DtypeBest
+    from genmodel._profiles import Profile as Profile
+    from genmodel._profiles import apply_profile as apply_profile
+    from genmodel._profiles import fit_bounds as fit_bounds
+    from genmodel._requirements import Requirements as Requirements
+    from genmodel._requirements import ResourceRequirement as ResourceRequirement
+    from genmodel._requirements import requirements as requirements
+    from genmodel._requirements import resource_symbols as resource_symbols
+    from genmodel._requirements import symbolic_step_time as symbolic_step_time
+    from genmodel._search import OBJECTIVES as OBJECTIVES
+    from genmodel._servingmodel import REQUESTS_PER_CLIENT as REQUESTS_PER_CLIENT
+    from genmodel._servingmodel import SERVING_MODELS as SERVING_MODELS
+    from genmodel._servingmodel import WARMUP_REQUESTS as WARMUP_REQUESTS
+    from genmodel._servingmodel import ClosedForm as ClosedForm
+    from genmodel._servingmodel import ServingModel as ServingModel
+    from genmodel._servingmodel import Simulated as Simulated
+    from genmodel._servingmodel import StepTables as StepTables
+    from genmodel._servingmodel import serving_model as serving_model
+    from genmodel._simresult import SimulationResult as SimulationResult
+    from genmodel._simulate_api import simulate as simulate
+    from genmodel._sizes import expert_bytes_per_device as expert_bytes_per_device
+    from genmodel._sizes import kv_bytes_per_sequence as kv_bytes_per_sequence
+    from genmodel._sizes import kv_bytes_per_token as kv_bytes_per_token
+    from genmodel._sizes import weight_bytes_per_device as weight_bytes_per_device
+    from genmodel._speculation import mtp_model as mtp_model
+    from genmodel._sweep import sweep as sweep
+    from genmodel._units import DTYPE_BYTES as DTYPE_BYTES
+    from genmodel._units import WEIGHT_DTYPE_BYTES as WEIGHT_DTYPE_BYTES
+    from genmodel._units import WEIGHT_FORMATS as WEIGHT_FORMATS
+    from genmodel._validate import METRICS as METRICS
+    from genmodel._validate import OPTION_COLUMNS as OPTION_COLUMNS
+    from genmodel._validate import CaseResult as CaseResult
+    from genmodel._validate import ValidationReport as ValidationReport
+    from genmodel._validate import count_cases as count_cases
+    from genmodel._validate import public_cases_path as public_cases_path
+    from genmodel._validate import public_options_path as public_options_path
+    from genmodel._validate import read_case_options as read_case_options
+    from genmodel._validate import read_cases as read_cases
+    from genmodel._validate import validate as validate
+    from genmodel._workload import Precision as Precision
+    from genmodel._workload import Scenario as Scenario
+    from genmodel.io import hf_config_to_yaml as hf_config_to_yaml
+    from genmodel.io import list_ids as list_ids
+    from genmodel.io import list_profiles as list_profiles
+    from genmodel.io import load_device as load_device
+    from genmodel.io import load_device_yaml as load_device_yaml
+    from genmodel.io import load_hardware as load_hardware
+    from genmodel.io import load_hf_config as load_hf_config
+    from genmodel.io import load_link as load_link
+    from genmodel.io import load_link_yaml as load_link_yaml
+    from genmodel.io import load_memory_tier as load_memory_tier
+    from genmodel.io import load_model as load_model
+    from genmodel.io import load_profile as load_profile
+    from genmodel.io import load_scenario as load_scenario
+    from genmodel.io import load_system as load_system
+    from genmodel.io import profile_to_yaml as profile_to_yaml
+    from genmodel.io import table_format as table_format
+    from genmodel.io import write_table as write_table
+    from genmodel.report import describe_device as describe_device
+    from genmodel.report import describe_link as describe_link
+    from genmodel.report import describe_memory_tier as describe_memory_tier
+    from genmodel.report import describe_model as describe_model
+    from genmodel.report import describe_system as describe_system
 
-
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use and kept (and the subpackages
-    ``io`` and ``report``, which ``import genmodel`` used to load)."""
-    if name in ("io", "report"):
-        return importlib.import_module(f"genmodel.{name}")
-    try:
-        module, attr = _WHERE[name]
-    except KeyError:
-        raise AttributeError(f"module 'genmodel' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
-
+    EVIDENCE_LEVELS = _intervals.EVIDENCE
+    HEADLINE_METRICS = _intervals.HEADLINE
+    INTERVAL_COVERAGE = _intervals.COVERAGE
+    PROFILE_PARAMETERS = _profiles.PARAMETERS
+    interval_evidence = _intervals.evidence
 
 __version__ = "0.1.0"
-
-__all__ = [
-    "ALGORITHMS",
-    "DEFAULT_PREFILL_CHUNKS",
-    "DEFAULT_RECHECK",
-    "DTYPE_BYTES",
-    "ENGINES",
-    "EVIDENCE_LEVELS",
-    "HEADLINE_METRICS",
-    "INTERVAL_COVERAGE",
-    "KV_BLOCK_TOKENS",
-    "METRICS",
-    "NO_OFFLOAD",
-    "OBJECTIVES",
-    "OPTION_COLUMNS",
-    "OPTION_SPECS",
-    "PROFILE_PARAMETERS",
-    "REQUESTS_PER_CLIENT",
-    "SCALE_FACTORS",
-    "SERVING_MODELS",
-    "SLO_STATISTICS",
-    "WARMUP_REQUESTS",
-    "WEIGHT_DTYPE_BYTES",
-    "WEIGHT_FORMATS",
-    "AttachedTier",
-    "Attention",
-    "Calibration",
-    "CaseFit",
-    "CaseResult",
-    "ClosedForm",
-    "Device",
-    "DtypeBest",
-    "Efficiency",
-    "Engine",
-    "Estimate",
-    "FabricTier",
-    "GenModelError",
-    "GroupedQueryAttention",
-    "HostAttachment",
-    "InfeasibleError",
-    "Interval",
-    "Link",
-    "MemoryExtras",
-    "MemoryTier",
-    "MemoryUse",
-    "ModelSpec",
-    "MoeLayout",
-    "MoeSpec",
-    "MultiHeadLatentAttention",
-    "Offload",
-    "Op",
-    "OpTime",
-    "OptionSpec",
-    "ParameterFit",
-    "PhaseCost",
-    "Plan",
-    "PlanReport",
-    "Precision",
-    "Profile",
-    "Requirements",
-    "ResourceRequirement",
-    "RunOptions",
-    "Scenario",
-    "ServingModel",
-    "Simulated",
-    "SimulationResult",
-    "SlidingWindow",
-    "SpecError",
-    "Speculation",
-    "Spill",
-    "StepTables",
-    "System",
-    "TierUse",
-    "UnknownEntryError",
-    "ValidationReport",
-    "__version__",
-    "allgather_time",
-    "allreduce_time",
-    "alltoall_time",
-    "apply_profile",
-    "as_system",
-    "attached_tier",
-    "attended_pairs",
-    "calibrate",
-    "compare",
-    "count_cases",
-    "count_params",
-    "default_precision",
-    "describe_device",
-    "describe_link",
-    "describe_memory_tier",
-    "describe_model",
-    "describe_system",
-    "engine_preset",
-    "ep_dispatch_bytes",
-    "estimate",
-    "estimate_intervals",
-    "estimate_static",
-    "expected_experts_touched",
-    "expert_bytes_per_device",
-    "fit_bounds",
-    "fit_profile",
-    "forward_ops",
-    "hf_config_to_yaml",
-    "interval_evidence",
-    "kv_bytes_per_sequence",
-    "kv_bytes_per_token",
-    "kv_transfer_time",
-    "list_ids",
-    "list_profiles",
-    "load_device",
-    "load_device_yaml",
-    "load_hardware",
-    "load_hf_config",
-    "load_link",
-    "load_link_yaml",
-    "load_memory_tier",
-    "load_model",
-    "load_profile",
-    "load_scenario",
-    "load_system",
-    "max_batch",
-    "max_concurrency",
-    "max_parameters",
-    "memory_report",
-    "memory_use",
-    "moe_layout",
-    "mtp_model",
-    "p2p_time",
-    "paged_tokens",
-    "plan",
-    "plan_violations",
-    "profile_to_yaml",
-    "public_cases_path",
-    "public_options_path",
-    "read_case_options",
-    "read_cases",
-    "reduce_scatter_time",
-    "requirements",
-    "resource_symbols",
-    "roofline",
-    "run_options",
-    "serving_model",
-    "simulate",
-    "step_cost",
-    "sweep",
-    "symbolic_step_time",
-    "table_format",
-    "validate",
-    "weight_bytes_per_device",
-    "write_table",
-]
+__getattr__, __dir__ = _lazy.attach(__name__, submodules=("io", "report"), extra=("__version__",))

@@ -318,6 +318,36 @@ def test_estimate_page_reads_its_state_from_the_url() -> None:
     assert _metrics(at)["Batch"] == "4"
 
 
+def test_estimate_page_takes_a_quantised_weight_format_from_the_url() -> None:
+    at = _open(weight_dtype="q4_k_m")
+    assert at.selectbox(key="estimate.weight_dtype").value == "q4_k_m"
+    est = _estimate(weight_dtype="q4_k_m")
+    assert _metrics(at)["TPOT"] == format_seconds(est.tpot_s)
+    assert _metrics(at)["Memory per device"] == format_bytes(est.memory.device_bytes_per_device)
+
+
+@pytest.mark.parametrize(
+    ("page", "weights", "others"),
+    [
+        ("main.py", "estimate.weight_dtype", ["estimate.act_dtype", "estimate.kv_dtype"]),
+        ("_serving.py", "serving.weight_dtype", ["serving.act_dtype", "serving.kv_dtype"]),
+        ("_long_context.py", "long_context.weight_dtype", ["long_context.kv_dtype"]),
+        ("_plan.py", "plan.weight_dtype", []),
+        ("_compare.py", "compare.weight_dtype", []),
+    ],
+)
+def test_weight_selectors_offer_the_quantised_formats_and_the_others_plain_dtypes(
+    page: str, weights: str, others: list[str]
+) -> None:
+    at = _open(None if page == "main.py" else page)
+    widget = at.get("multiselect" if page in ("_plan.py", "_compare.py") else "selectbox")
+    options = {w.key: list(w.options) for w in widget}
+    assert options[weights] == list(genmodel.WEIGHT_DTYPE_BYTES)
+    assert {"q4_0", "q4_k_m", "q8_0", "q4f16_1"} <= set(options[weights])
+    for key in others:
+        assert [o for o in options[key] if o != "auto"] == list(genmodel.DTYPE_BYTES)
+
+
 def test_estimate_page_serving_mode_and_bad_input() -> None:
     at = _open(mode="serving (concurrency)", concurrency="32")
     est = _estimate(batch=None, concurrency=32)

@@ -27,6 +27,8 @@ KW: dict[str, Any] = {"devices": 8, "input_tokens": 2000, "output_tokens": 500, 
 #: its simulation misses (0.84 s: the tail of the groups' steps, which the closed form adds as a mean)
 TTFT_P99 = 0.8
 TIGHT = {"ttft_slo_s": TTFT_P99, "ttft_quantile": 0.99, "tpot_slo_s": 0.03}
+#: the same deployment searched over two weight precisions, with SLOs both can meet
+BOTH_DTYPES: dict[str, Any] = {**KW, "weight_dtype": ["fp8", "bf16"], "ttft_slo_s": 1.0, "tpot_slo_s": 0.05}
 
 
 @pytest.fixture(scope="module")
@@ -117,17 +119,7 @@ def test_a_tpot_percentile_is_judged_on_the_simulated_requests() -> None:
 
 
 def test_best_per_weight_dtype_side_by_side() -> None:
-    rep = genmodel.plan(
-        "llama-3.1-70b",
-        "h100-sxm",
-        devices=8,
-        input_tokens=2000,
-        output_tokens=500,
-        ttft_slo_s=1.0,
-        tpot_slo_s=0.05,
-        weight_dtype=["fp8", "bf16"],
-        top=3,
-    )
+    rep = genmodel.plan("llama-3.1-70b", "h100-sxm", top=3, **BOTH_DTYPES)
     rows = {r["weight_dtype"]: r for r in rep.to_dict()["by_weight_dtype"]}
     assert set(rows) == {"fp8", "bf16"}
     best = [r for r in rows.values() if r["is_best"]]
@@ -340,17 +332,7 @@ def test_cli_says_when_no_rechecked_plan_meets_the_slos_in_simulation() -> None:
 
 
 def test_the_closed_form_also_gives_the_best_per_weight_dtype() -> None:
-    rep = genmodel.plan(
-        "llama-3.1-70b",
-        "h100-sxm",
-        devices=8,
-        input_tokens=2000,
-        output_tokens=500,
-        ttft_slo_s=1.0,
-        tpot_slo_s=0.05,
-        weight_dtype=["fp8", "bf16"],
-        serving="closed-form",
-    )
+    rep = genmodel.plan("llama-3.1-70b", "h100-sxm", serving="closed-form", **BOTH_DTYPES)
     assert rep.serving == "closed-form" and not rep.rechecked and rep.best is not None
     by = {b.weight_dtype: b for b in rep.by_dtype}
     assert set(by) == {"fp8", "bf16"}
