@@ -301,11 +301,16 @@ class Rates:
         dtype = device.compute_dtype(precision.gemm_dtype)
         frac = eff.gemm_low_precision_frac if DTYPE_BYTES[dtype] <= 1 else eff.gemm_frac
         # scores and context run in the wider of the query (activation) and KV-cache precisions
-        attention_dtype = precision.attention_dtype
+        attention_dtype = device.compute_dtype(precision.attention_dtype)
+        # a device whose matrix units reach less of their peak than the fitted ones (clocks falling
+        # under dense load) reaches that much less in both (hardware_db/EFFICIENCY.md)
+        scale = device.matmul_scale
         return cls(
             memory_bytes_per_s=device.memory_bandwidth_bytes_per_s * eff.memory_frac,
-            gemm_flops_per_s=device.peak_flops_per_s[dtype] * frac,
-            attention_flops_per_s=device.peak_for(attention_dtype) * eff.attention_frac,
+            gemm_flops_per_s=device.peak_flops_per_s[dtype] * frac * scale.get(dtype, 1.0),
+            attention_flops_per_s=device.peak_flops_per_s[attention_dtype]
+            * eff.attention_frac
+            * scale.get(attention_dtype, 1.0),
             gemm_tile_tokens=eff.gemm_tile_tokens,
             expert_memory_bytes_per_s=device.memory_bandwidth_bytes_per_s
             * eff.memory_frac

@@ -22,7 +22,16 @@ from pydantic import BaseModel, ValidationError
 
 from genmodel._attention import FullAttention, GroupedQueryAttention, MultiHeadLatentAttention
 from genmodel._errors import SpecError, UnknownEntryError
-from genmodel._hardware import Device, Efficiency, FabricTier, HostAttachment, Link, MemoryTier, System
+from genmodel._hardware import (
+    Device,
+    Efficiency,
+    FabricTier,
+    HostAttachment,
+    Link,
+    MemoryTier,
+    System,
+    matmul_scale,
+)
 from genmodel._model import ModelSpec, MoeSpec
 from genmodel._units import GB, MS, NS, TB, TFLOP, US, GiB
 from genmodel._workload import Scenario
@@ -38,6 +47,7 @@ from genmodel.io._db import (
     short,
 )
 from genmodel.io._schema import (
+    DenseTflopsY,
     DeviceY,
     HFConfigLooseY,
     HFConfigY,
@@ -153,6 +163,8 @@ def _link(y: LinkY) -> Link:
 def device_from_yaml(y: DeviceY) -> Device:
     """Convert a validated device file to a :class:`Device` (human units -> SI)."""
     peaks = {k: v * TFLOP for k, v in y.compute.dense_tflops.model_dump().items() if v is not None}
+    achieved = (y.compute.achievable_tflops or DenseTflopsY()).model_dump(exclude_none=True)
+    scale = matmul_scale(peaks, {k: v * TFLOP for k, v in achieved.items()})
     mem = y.memory.local
     host = None
     if y.memory.host is not None:
@@ -181,6 +193,7 @@ def device_from_yaml(y: DeviceY) -> Device:
         scale_out=None if y.interconnect.scale_out is None else _link(y.interconnect.scale_out),
         tdp_w=y.power.tdp_w,
         usd_per_hour=y.price.usd_per_hour,
+        matmul_scale=scale,
         efficiency=Efficiency(
             gemm_frac=e.gemm_frac,
             gemm_low_precision_frac=e.gemm_low_precision_frac,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # no figure of a database file may be infinite or NaN (YAML spells them .inf and .nan)
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -34,6 +34,15 @@ class DenseTflopsY(_Strict):
 class ComputeY(_Strict):
     dense_tflops: DenseTflopsY
     source: Source
+    #: measured maximum achievable matmul TFLOPS per precision (hardware_db/EFFICIENCY.md), with its source
+    achievable_tflops: DenseTflopsY | None = None
+    achievable_source: Source | None = None
+
+    @model_validator(mode="after")
+    def _sourced(self) -> ComputeY:
+        if (self.achievable_tflops is None) != (self.achievable_source is None):
+            raise ValueError("achievable_tflops and achievable_source go together")
+        return self
 
 
 class LocalMemoryY(_Strict):
