@@ -117,3 +117,27 @@ def test_closed_form_ttft_pays_the_host_time_and_tpot_does_not() -> None:
     # the inter-token latency moves only through the wave's longer TTFT (Little's law)
     assert eager.tpot_s == pytest.approx(graphed.tpot_s, rel=0.01)
     assert eager.tpot_s <= graphed.tpot_s
+
+
+def test_simulate_takes_the_knob_and_a_lone_short_prompt_is_host_bound() -> None:
+    kw: dict[str, object] = {
+        "model": "deepseek-v3",
+        "hardware": "b200",
+        "tp": 8,
+        "weight_dtype": "fp8",
+        "act_dtype": "fp8",
+        "concurrency": 1,
+        "input_tokens": 256,
+        "output_tokens": 64,
+        "requests_per_client": 3,
+        "warmup_requests": 0,
+        "engine": "vllm",  # no host floor in its preset
+    }
+    graphed = genmodel.simulate(**kw)  # type: ignore[arg-type]
+    eager = genmodel.simulate(**kw, prefill_launch_s=LAUNCH_S)  # type: ignore[arg-type]
+    host = eager_host_s(load_model("deepseek-v3"), genmodel.Plan(tp=8), FP8, launch_s=LAUNCH_S)
+    overhead = load_hardware("b200").device.efficiency.step_overhead_s
+    assert graphed.ttft_s.mean < host  # 256 tokens on 8 B200s: the GPU part is short
+    # one client: its first token is its prompt's step, the host floor plus the step overhead
+    assert eager.ttft_s.mean == pytest.approx(host + overhead, rel=1e-6)
+    assert eager.tpot_s.mean == pytest.approx(graphed.tpot_s.mean, rel=1e-6)  # decode-only steps
