@@ -243,8 +243,9 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             prefill_launch_s=PREFILL_LAUNCH_S,
             source=_SGLANG_SOURCE
             + _PREFILL_GRAPHS
-            + "server_args.py enable_piecewise_cuda_graph False, so the CUDA graph runner "
-            "(model_executor/cuda_graph_runner.py) replays decode batches only.",
+            + "server_args.py enable_piecewise_cuda_graph False through 0.5.9, so the CUDA graph "
+            "runner (model_executor/cuda_graph_runner.py) replays decode batches only (0.5.10 turns "
+            "piecewise prefill graphs on by default, sglang PR 16331: set prefill_launch_s 0 there).",
         )
     if name == "trtllm":
         return Engine(

@@ -5,8 +5,9 @@ Modelling assumptions:
   prefill tokens eagerly: TensorRT-LLM's PyTorch backend takes a graph only for a batch that
   ``is_generation_only`` (tensorrt_llm/_torch/pyexecutor/model_engine.py
   ``_maybe_get_cuda_graph``; its piecewise graphs for context steps are off by default,
-  TorchCompileConfig ``enable_piecewise_cuda_graph`` False), and SGLang 0.5 captures decode
-  batches only (python/sglang/srt/server_args.py ``enable_piecewise_cuda_graph`` False). Such a
+  TorchCompileConfig ``enable_piecewise_cuda_graph`` False), and SGLang up to 0.5.9 captures
+  decode batches only (python/sglang/srt/server_args.py ``enable_piecewise_cuda_graph`` False;
+  0.5.10 captures prefill piecewise by default, sglang PR 16331). Such a
   step pays the host time of launching every kernel from Python: interpreter, PyTorch dispatch and
   the CUDA launch, for each of them.
 - That host time is the kernels one forward launches times a host time per launch. The kernels are
