@@ -14,6 +14,10 @@ Modelling assumptions:
   ``free_gpu_memory_fraction`` 0.9, SGLang ``mem_fraction_static``) are what genmodel's
   ``usable_memory_frac`` stands for, so no engine changes the pool.
 - The per-step CPU overhead is the device's ``step_overhead_s`` unless an engine sets one.
+- A step that carries prefill tokens runs outside the CUDA graphs that replay decode-only steps
+  (TensorRT-LLM, SGLang): it takes at least the host time of launching its kernels,
+  ``prefill_launch_s`` per kernel (:mod:`genmodel._hostcost`); vLLM V1 captures such steps in
+  piecewise graphs, and its preset leaves the term out.
 """
 
 from __future__ import annotations
@@ -61,6 +65,9 @@ class Engine:
         schedule: order of the waiting queue ("fcfs").
         kv_block_tokens: tokens per KV-cache block (paging granularity).
         step_overhead_s: per-step CPU overhead; None = the device's ``step_overhead_s``.
+        prefill_launch_s: host time per kernel launch of a step with prefill tokens, which the
+            engine runs eagerly (outside CUDA graphs): such a step takes at least its kernels
+            (:func:`~genmodel._hostcost.eager_launches`) times this; 0 = graphed or not modelled.
         overlap_scheduler: the scheduler prepares step k+1 while step k runs on the GPU
             (TensorRT-LLM's PyTorch-backend overlap scheduler): a request that arrives after
             step k started is not in step k+1 but in k+2 at the earliest, one more step of TTFT;
@@ -83,6 +90,7 @@ class Engine:
     schedule: str = "fcfs"
     kv_block_tokens: int = 16
     step_overhead_s: float | None = None
+    prefill_launch_s: float = 0.0
     overlap_scheduler: bool = False
     source: str = ""
 
@@ -112,6 +120,8 @@ class Engine:
                 raise SpecError(f"{knob}={count} must be at most {MAX_KNOB:,}")
         if self.step_overhead_s is not None and not 0 <= self.step_overhead_s < math.inf:
             raise SpecError(f"step_overhead_s={self.step_overhead_s!r} must be >= 0 and finite")
+        if not 0 <= self.prefill_launch_s < math.inf:
+            raise SpecError(f"prefill_launch_s={self.prefill_launch_s!r} must be >= 0 and finite")
 
     def replace(self, **changes: Any) -> Engine:
         """This engine with some knobs changed (None values are ignored)."""
@@ -121,6 +131,19 @@ class Engine:
         """The knob values (JSON key ``engine``)."""
         return dataclasses.asdict(self)
 
+
+#: host time per kernel launch of an eager forward (a step with prefill tokens), seconds. Derived
+#: from two published eager prefills that are host-bound (their time flat in the tokens), divided by
+#: their kernels as genmodel._hostcost.eager_launches counts them: SGLang PR 12160 (DeepSeek-V3
+#: fp8, TP8: "forward cost" 82.6 ms for a prefill of 1 new token, prefill latency "similar when
+#: new_tokens < 100"; 1,987 kernels) 41.6 us, and sfllm PR 46 (Qwen3-4B bf16, one GPU: eager
+#: prefill 16.6 ms at 129 tokens and 16.4 ms at 513, where CUDA graphs take 5.7 and 13.7 ms; 364
+#: kernels) 45.6 us; their mean. Of the order of PyTorch eager dispatch plus cudaLaunchKernel
+#: (several to tens of microseconds per operator).
+PREFILL_LAUNCH_S = 44e-6
+_PREFILL_GRAPHS = (
+    " Steps with prefill tokens run eagerly, outside CUDA graphs (prefill_launch_s, genmodel/_hostcost.py): "
+)
 
 #: the engines with presets; the default is the first
 ENGINES = ("vllm", "sglang", "trtllm")
@@ -198,7 +221,10 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             admission="on-demand",
             preemption="recompute",
             kv_block_tokens=16,
-            source=_VLLM_SOURCE,
+            source=_VLLM_SOURCE
+            + " Prefill host time not modelled (prefill_launch_s 0): V1 runs the torch.compile'd "
+            "forward and replays it as piecewise CUDA graphs (attention outside) for steps up to "
+            "its largest capture size, and no host-bound eager measurement of it is at hand.",
         )
     if name == "sglang":
         mib = memory / 2**20
@@ -214,7 +240,12 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             reserve_output_frac=0.7,
             preemption="recompute",
             kv_block_tokens=1,
-            source=_SGLANG_SOURCE,
+            prefill_launch_s=PREFILL_LAUNCH_S,
+            source=_SGLANG_SOURCE
+            + _PREFILL_GRAPHS
+            + "server_args.py enable_piecewise_cuda_graph False through 0.5.9, so the CUDA graph "
+            "runner (model_executor/cuda_graph_runner.py) replays decode batches only (0.5.10 turns "
+            "piecewise prefill graphs on by default, sglang PR 16331: set prefill_launch_s 0 there).",
         )
     if name == "trtllm":
         return Engine(
@@ -229,7 +260,12 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             preemption="recompute",
             kv_block_tokens=32,
             overlap_scheduler=True,
-            source=_TRTLLM_SOURCE,
+            prefill_launch_s=PREFILL_LAUNCH_S,
+            source=_TRTLLM_SOURCE
+            + _PREFILL_GRAPHS
+            + "_torch/pyexecutor/model_engine.py _maybe_get_cuda_graph returns a graph only for a "
+            "batch that is_generation_only; piecewise graphs for context steps need "
+            "TorchCompileConfig enable_piecewise_cuda_graph, False by default.",
         )
     raise UnknownEntryError("engine", name, ENGINES)
 

@@ -234,6 +234,13 @@ def step_cost(
     ).cost()
 
 
+def prefill_chunking(input_tokens: int, options: RunOptions) -> tuple[int, int]:
+    """(cached, chunk): the prompt tokens a prefix-cache hit skips, and the most tokens of one
+    prefill pass (:func:`prefill_pass`); the passes are ceil((input_tokens - cached) / chunk)."""
+    cached = min(round(options.prefix_hit_rate * input_tokens), input_tokens - 1)
+    return cached, options.prefill_chunk or input_tokens - cached
+
+
 def prefill_pass(
     model: ModelSpec,
     hardware: System | Device,
@@ -258,8 +265,7 @@ def prefill_pass(
         (the longest a running decode batch waits for one new request): the last, which attends to
         the most context, or the full chunk before it when the last is a short remainder.
     """
-    cached = min(round(options.prefix_hit_rate * input_tokens), input_tokens - 1)
-    chunk = options.prefill_chunk or input_tokens - cached
+    cached, chunk = prefill_chunking(input_tokens, options)
 
     def run(seqs: Num, new_tokens: int, past_tokens: int) -> StepTerms:
         return step_terms(

@@ -123,6 +123,7 @@ class Deployment:
             precision,
             options=options,
             overhead_s=e.step_overhead_s,
+            prefill_launch_s=e.prefill_launch_s,
             tokens_max=max(e.max_batched_tokens, self.input_tokens) + e.max_num_seqs,
         )
 

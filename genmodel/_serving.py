@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device, System
+from genmodel._hostcost import eager_host_s
 from genmodel._memory import MemoryUse, max_batch, memory_use
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -42,6 +43,7 @@ from genmodel._phases import (
     decode_pass,
     estimate_notes,
     mean_decode_context,
+    prefill_chunking,
     prefill_pass,
     prepare,
 )
@@ -254,6 +256,15 @@ def estimate_serving(
         model, system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options, memory=mem
     )
     prefill_s = float(prefill_terms.time_s)
+    # a request's own prefill passes are eager steps: at least their kernels' host time
+    # (genmodel._hostcost); the steady state's load keeps the GPU time, the host launches of a
+    # step being shared by the prompts it holds, and TTFT adds what the host time adds
+    host_s = 0.0 if wave is None else eager_host_s(model, plan, precision, launch_s=wave.prefill_launch_s)
+    eager_prefill_s = prefill_s
+    if host_s:
+        cached, chunk = prefill_chunking(input_tokens, options)
+        passes = -(-(input_tokens - cached) // chunk)
+        eager_prefill_s = max(prefill_s, passes * (host_s + float(prefill_terms.overhead_s)))
     past = mean_decode_context(input_tokens, output_tokens)
 
     # the clients spread over the replicas; with fewer clients than replicas the others are idle,
@@ -289,14 +300,16 @@ def estimate_serving(
         if kv_limited
         else float(state.ttft_s)
     )
+    queued_s += eager_prefill_s - prefill_s
     ttft_s = queued_s
     if wave is not None and not kv_limited:
         full = full_step_s(model, system, plan, precision, wave, input_tokens, prefill_s, options, mem)
+        full = max(full, host_s + float(prefill_terms.overhead_s))  # one eager step
         extra = wave_extra_s(
             wave,
             clients=clients,
             input_tokens=input_tokens,
-            prefill_s=prefill_s,
+            prefill_s=eager_prefill_s,
             full_step_s=full,
             steady_ttft_s=ttft_s,
         )
@@ -336,7 +349,7 @@ def estimate_serving(
             decode_batch=batch * replicas,
             request_rate_per_s=rate * replicas,
             prefill_busy_frac=float(state.prefill_busy_frac),
-            queue_wait_s=queued_s - prefill_s,
+            queue_wait_s=queued_s - eager_prefill_s,
             kv_limited=kv_limited,
             max_running=most,
             request_overhead_s=overhead_s,

@@ -150,12 +150,13 @@ class StepTables:
         options: RunOptions,
         overhead_s: float | None,
         tokens_max: int,
+        prefill_launch_s: float = 0.0,
     ) -> StepCostTable:
         """The table of this deployment covering ``tokens_max`` tokens a step (built when missing
         or too small; its grid has every step size, so a larger one gives the same costs)."""
         from genmodel._stepcost import StepCostTable
 
-        key = (model, system, plan, precision, options, overhead_s)
+        key = (model, system, plan, precision, options, overhead_s, prefill_launch_s)
         table = self.tables.get(key)
         if table is None or table.tokens_max < tokens_max:
             table = self.tables[key] = StepCostTable.build(
@@ -166,6 +167,7 @@ class StepTables:
                 options=options,
                 tokens_max=tokens_max,
                 overhead_s=overhead_s,
+                prefill_launch_s=prefill_launch_s,
             )
         return table
 
@@ -317,6 +319,7 @@ class Simulated:
                 precision,
                 options=options,
                 overhead_s=self.engine.step_overhead_s,
+                prefill_launch_s=self.engine.prefill_launch_s,
                 tokens_max=max(self.engine.max_batched_tokens, input_tokens) + most,
             )
         sim = simulate_serving(

@@ -341,6 +341,7 @@ def setup_replicas(
             options=options,
             tokens_max=tokens_max,
             overhead_s=engine.step_overhead_s,
+            prefill_launch_s=engine.prefill_launch_s,
         )
     return ReplicaSetup(system, capacity, token_bytes, table)
 

@@ -50,6 +50,7 @@ def simulate(
     mixed: bool | None = None,
     step_overhead_s: float | None = None,
     overlap_scheduler: bool | None = None,
+    prefill_launch_s: float | None = None,
     seed: int = 0,
     records: bool = False,
     timeline: bool = False,
@@ -94,7 +95,9 @@ def simulate(
         max_num_seqs, max_batched_tokens, admission, preemption, chunked_prefill, mixed,
             step_overhead_s, overlap_scheduler: override the engine's knobs (``preemption="swap"``
             copies a preempted sequence's KV to the offload tier and back instead of recomputing
-            it; ``overlap_scheduler`` chooses a step's batch while the step before it runs).
+            it; ``overlap_scheduler`` chooses a step's batch while the step before it runs;
+            ``prefill_launch_s`` is the host time per kernel launch of a step with prefill tokens,
+            run outside CUDA graphs: such a step takes at least its kernels times it).
         swap_tier: the offload tier of swap preemption: a memory tier id, ``ID:N`` for N per node,
             or ``host`` (the default: the device's host memory in hardware_db).
         seed: seed of the random lengths and arrival times (the same seed, the same result).
@@ -157,6 +160,7 @@ def simulate(
         "mixed": mixed,
         "step_overhead_s": step_overhead_s,
         "overlap_scheduler": overlap_scheduler,
+        "prefill_launch_s": prefill_launch_s,
     }
     pools = {
         "prefill_tp": prefill_tp,

@@ -19,6 +19,9 @@ Modelling assumptions:
   its sequences (one fused kernel) and takes the roofline of the sums. Decode attention of n
   sequences uses their summed context (exact for full attention; a sliding window is taken at the
   mean context).
+- A step with prefill chunks takes at least ``prefill_host_s``, the host time of launching an eager
+  forward's kernels (:mod:`genmodel._hostcost`; 0 where the engine graphs such steps): its time is
+  max(GPU time, host time) plus the per-step overhead; decode-only steps replay CUDA graphs.
 - The table is exact at its grid points: a uniform decode batch at one context and a single
   prefill of T tokens cost what ``step_terms`` says. Supported: pp = 1, cp = 1, one microbatch, no
   speculative decoding, nothing offloaded.
@@ -35,6 +38,7 @@ import numpy as np
 from genmodel._attention import attended_pairs
 from genmodel._errors import SpecError
 from genmodel._hardware import System
+from genmodel._hostcost import eager_host_s
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
@@ -109,6 +113,7 @@ class StepCostTable:
         prefill_attention: tuple[AttentionCoef, ...],
         overlap_frac: float,
         overhead_s: float,
+        prefill_host_s: float = 0.0,
     ) -> None:
         self.tokens_max = tokens_max
         self.grid = grid
@@ -131,6 +136,7 @@ class StepCostTable:
         self.prefill_attention = prefill_attention
         self.overlap_frac = overlap_frac
         self.overhead_s = overhead_s
+        self.prefill_host_s = prefill_host_s
 
     @classmethod
     def build(
@@ -143,12 +149,15 @@ class StepCostTable:
         options: RunOptions,
         tokens_max: int,
         overhead_s: float | None = None,
+        prefill_launch_s: float = 0.0,
     ) -> StepCostTable:
         """Evaluate ``step_terms`` over the grid of T and read off the attention coefficients.
 
         Args:
             tokens_max: the most tokens a step may hold.
             overhead_s: per-step overhead; None = the device's.
+            prefill_launch_s: host time per kernel launch of a step with prefill tokens (the
+                engine's ``prefill_launch_s``; 0: no host floor).
 
         Raises:
             SpecError: a deployment outside what the table covers (:func:`check_simulable`).
@@ -187,6 +196,7 @@ class StepCostTable:
             prefill_attention=_attention_coefs(terms, "prefill", model, 1.0),
             overlap_frac=options.overlap_frac(system),
             overhead_s=float(decode.overhead_s) if overhead_s is None else overhead_s,
+            prefill_host_s=eager_host_s(model, plan, precision, launch_s=prefill_launch_s),
         )
 
     def _check(self, tokens: int) -> None:
@@ -227,7 +237,10 @@ class StepCostTable:
                     memory += m
             busy += compute if compute >= memory else memory
         hidden = self.overlap_frac * (comm if comm < busy else busy)
-        return busy + comm - hidden + self.overhead_s
+        gpu = busy + comm - hidden
+        if chunks and gpu < self.prefill_host_s:
+            gpu = self.prefill_host_s  # an eager step: the host launches are the longer
+        return gpu + self.overhead_s
 
     def decode_run_s(
         self, *, decode_seqs: int, decode_past_sum: float, steps: int, group_tokens: int | None = None

@@ -104,12 +104,16 @@ class Wave:
         client: how the clients send and measure their requests.
         overlap: the engine chooses a step's batch while the step before it runs
             (``Engine.overlap_scheduler``): an arrival waits for the step under way as well.
+        prefill_launch_s: the engine's host time per kernel launch of a step with prefill tokens
+            (``Engine.prefill_launch_s``): the closed form's prefill takes at least the launches
+            of an eager forward (:mod:`genmodel._hostcost`).
     """
 
     budget_tokens: int
     mixed: bool
     client: BenchmarkClient
     overlap: bool = False
+    prefill_launch_s: float = 0.0
 
     @classmethod
     def of(cls, engine: Engine, client: BenchmarkClient) -> Wave:
@@ -117,7 +121,13 @@ class Wave:
         budget = engine.max_batched_tokens
         if engine.max_prefill_tokens is not None:  # SGLang: further prompts only within it
             budget = min(budget, engine.max_prefill_tokens)
-        return cls(budget_tokens=budget, mixed=engine.mixed, client=client, overlap=engine.overlap_scheduler)
+        return cls(
+            budget_tokens=budget,
+            mixed=engine.mixed,
+            client=client,
+            overlap=engine.overlap_scheduler,
+            prefill_launch_s=engine.prefill_launch_s,
+        )
 
     def prompts_per_step(self, input_tokens: int) -> int:
         """m: whole prompts of ``input_tokens`` a step holds (at least one)."""

@@ -1,0 +1,143 @@
+"""The host time of eager (prefill-carrying) steps: kernel counts, the step floor, the engines' values."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import genmodel
+from genmodel._engines import PREFILL_LAUNCH_S, engine_preset
+from genmodel._errors import SpecError
+from genmodel._hostcost import HEAD_KERNELS, eager_host_s, eager_launches
+from genmodel._options import RunOptions
+from genmodel._serving import estimate_serving
+from genmodel._stepcost import StepCostTable
+from genmodel._wave import BenchmarkClient, Wave
+from genmodel._workload import Precision
+from genmodel.io import load_hardware, load_model
+
+BF16 = Precision()
+FP8 = genmodel.default_precision("fp8")
+LAUNCH_S = 40e-6
+
+
+def test_launches_grow_with_the_layers() -> None:
+    model = load_model("llama-3.1-8b")
+    deeper = dataclasses.replace(model, num_layers=2 * model.num_layers)
+    one, two = (eager_launches(m, genmodel.Plan(), BF16) for m in (model, deeper))
+    # each block launches the same kernels: doubling the blocks doubles all but the head's
+    assert two == 2 * one - HEAD_KERNELS
+    assert two > one
+
+
+def test_a_moe_block_launches_more_than_a_dense_one() -> None:
+    dense = load_model("qwen3-32b")
+    moe = load_model("qwen3-235b-a22b")
+    per_block = {m.id: eager_launches(m, genmodel.Plan(tp=8), FP8) / m.num_layers for m in (dense, moe)}
+    assert per_block[moe.id] > per_block[dense.id]
+    # DeepSeek-V3: latent attention and shared experts on top of routed experts
+    ds = load_model("deepseek-v3")
+    assert eager_launches(ds, genmodel.Plan(tp=8), FP8) / ds.num_layers > per_block[moe.id]
+
+
+def test_parallelism_and_narrow_activations_add_kernels() -> None:
+    model = load_model("llama-3.1-70b")
+    alone = eager_launches(model, genmodel.Plan(), BF16)
+    assert eager_launches(model, genmodel.Plan(tp=8), BF16) > alone  # the all-reduces
+    assert eager_launches(model, genmodel.Plan(), FP8) > alone  # a quantisation per GEMM
+
+
+def test_host_time_is_launches_times_the_launch_cost() -> None:
+    model, plan = load_model("deepseek-v3"), genmodel.Plan(tp=8)
+    assert eager_host_s(model, plan, FP8, launch_s=0.0) == 0.0
+    host = eager_host_s(model, plan, FP8, launch_s=LAUNCH_S)
+    assert host == pytest.approx(eager_launches(model, plan, FP8) * LAUNCH_S)
+    assert 0.01 < host < 1.0  # tens of milliseconds for 61 DeepSeek blocks
+
+
+def _tables() -> tuple[StepCostTable, StepCostTable]:
+    model, system = load_model("deepseek-v3"), load_hardware("b200")
+    plan = genmodel.Plan(tp=8)
+    kw = {"options": RunOptions(), "tokens_max": 9000}
+    graphed = StepCostTable.build(model, system, plan, FP8, **kw)  # type: ignore[arg-type]
+    eager = StepCostTable.build(model, system, plan, FP8, prefill_launch_s=LAUNCH_S, **kw)  # type: ignore[arg-type]
+    return graphed, eager
+
+
+def test_decode_only_steps_pay_no_host_floor() -> None:
+    graphed, eager = _tables()
+    for seqs in (1, 8, 64):
+        a = graphed.step_s(decode_seqs=seqs, decode_past_sum=1000.0 * seqs, chunks=())
+        b = eager.step_s(decode_seqs=seqs, decode_past_sum=1000.0 * seqs, chunks=())
+        assert a == b
+    assert eager.prefill_host_s > 0 and graphed.prefill_host_s == 0
+
+
+def test_a_step_with_prefill_takes_at_least_the_host_time() -> None:
+    graphed, eager = _tables()
+    small = eager.step_s(decode_seqs=4, decode_past_sum=4000.0, chunks=((16, 0),))
+    assert small == pytest.approx(eager.prefill_host_s + eager.overhead_s)
+    assert small > graphed.step_s(decode_seqs=4, decode_past_sum=4000.0, chunks=((16, 0),))
+    # a prefill whose GPU time exceeds the host time hides the launches (max, not a sum)
+    long = graphed.step_s(decode_seqs=0, decode_past_sum=0.0, chunks=((8192, 0),))
+    assert long > eager.prefill_host_s + eager.overhead_s
+    assert eager.step_s(decode_seqs=0, decode_past_sum=0.0, chunks=((8192, 0),)) == long
+
+
+def test_engine_presets_and_validation() -> None:
+    assert engine_preset("trtllm").prefill_launch_s == PREFILL_LAUNCH_S
+    assert engine_preset("sglang").prefill_launch_s == PREFILL_LAUNCH_S
+    assert engine_preset("vllm").prefill_launch_s == 0.0
+    assert "prefill_launch_s" in engine_preset("trtllm").source
+    with pytest.raises(SpecError, match="prefill_launch_s"):
+        engine_preset("vllm").replace(prefill_launch_s=-1e-6)
+    client = BenchmarkClient(requests_per_client=4, warmup_requests=1)
+    assert Wave.of(engine_preset("trtllm"), client).prefill_launch_s == PREFILL_LAUNCH_S
+
+
+def test_closed_form_ttft_pays_the_host_time_and_tpot_does_not() -> None:
+    model, hw = load_model("deepseek-v3"), load_hardware("b200")
+    client = BenchmarkClient(requests_per_client=12, warmup_requests=2)
+    kw = {"concurrency": 4, "input_tokens": 1024, "output_tokens": 1024}
+    wave = Wave(budget_tokens=8192, mixed=True, client=client)
+    graphed = estimate_serving(model, hw, genmodel.Plan(tp=8), FP8, wave=wave, **kw)  # type: ignore[arg-type]
+    eager = estimate_serving(
+        model,
+        hw,
+        genmodel.Plan(tp=8),
+        FP8,
+        wave=dataclasses.replace(wave, prefill_launch_s=LAUNCH_S),
+        **kw,  # type: ignore[arg-type]
+    )
+    host = eager_host_s(model, genmodel.Plan(tp=8), FP8, launch_s=LAUNCH_S)
+    assert eager.ttft_s > graphed.ttft_s
+    assert eager.ttft_s - graphed.ttft_s <= host + 1e-9  # at most the host time (it hides GPU time)
+    # the steady state's load keeps the GPU time (a step's launches are shared by its prompts):
+    # the inter-token latency moves only through the wave's longer TTFT (Little's law)
+    assert eager.tpot_s == pytest.approx(graphed.tpot_s, rel=0.01)
+    assert eager.tpot_s <= graphed.tpot_s
+
+
+def test_simulate_takes_the_knob_and_a_lone_short_prompt_is_host_bound() -> None:
+    kw: dict[str, object] = {
+        "model": "deepseek-v3",
+        "hardware": "b200",
+        "tp": 8,
+        "weight_dtype": "fp8",
+        "act_dtype": "fp8",
+        "concurrency": 1,
+        "input_tokens": 256,
+        "output_tokens": 64,
+        "requests_per_client": 3,
+        "warmup_requests": 0,
+        "engine": "vllm",  # no host floor in its preset
+    }
+    graphed = genmodel.simulate(**kw)  # type: ignore[arg-type]
+    eager = genmodel.simulate(**kw, prefill_launch_s=LAUNCH_S)  # type: ignore[arg-type]
+    host = eager_host_s(load_model("deepseek-v3"), genmodel.Plan(tp=8), FP8, launch_s=LAUNCH_S)
+    overhead = load_hardware("b200").device.efficiency.step_overhead_s
+    assert graphed.ttft_s.mean < host  # 256 tokens on 8 B200s: the GPU part is short
+    # one client: its first token is its prompt's step, the host floor plus the step overhead
+    assert eager.ttft_s.mean == pytest.approx(host + overhead, rel=1e-6)
+    assert eager.tpot_s.mean == pytest.approx(graphed.tpot_s.mean, rel=1e-6)  # decode-only steps
