@@ -247,9 +247,9 @@ def register(app: typer.Typer) -> None:
             "    --input-tokens 1000 --output-tokens 200 --tpot-slo 6ms \\\n"
             "    --resource memory_bandwidth --format json",
             "# 16 clients on SGLang's simulated scheduler: the FLOP/s for a p99 TTFT",
-            "genmodel requirements --model llama-3.1-8b --hardware h100-sxm --concurrency 16 \\\n"
-            "    --input-tokens 1000 --output-tokens 200 --ttft-slo p99:300ms \\\n"
-            "    --engine sglang --resource flops",
+            "genmodel requirements --model llama-3.1-8b --hardware h100-sxm \\\n"
+            "    --concurrency 16 --input-tokens 1000 --output-tokens 200 \\\n"
+            "    --ttft-slo p99:300ms --engine sglang --resource flops",
         )
     )
     @friendly
