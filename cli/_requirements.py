@@ -294,9 +294,9 @@ def register(app: typer.Typer) -> None:
         explicit --batch or --concurrency for it, not --batch max).
 
         With --concurrency the targets are judged, as estimate --concurrency judges them by default,
-        on the engine's simulated scheduler (a bisection on each resource, to 1 %; a few seconds), a
-        mean or a percentile; --serving closed-form solves on the steady state (milliseconds, means
-        only).
+        on the engine's simulated scheduler (a bisection on each resource, to 1 %; about a second
+        for tens of clients), a mean or a percentile; --serving closed-form solves on the steady
+        state (milliseconds, means only).
         """
         ttft_s, ttft_q = parse_slo("ttft_slo", ttft_slo)
         tpot_s, tpot_q = parse_slo("tpot_slo", tpot_slo)

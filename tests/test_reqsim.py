@@ -157,3 +157,18 @@ def test_a_plan_the_simulation_does_not_cover_falls_back_for_a_mean_and_refuses_
 )
 def test_cli_refusals_are_one_red_line(extra: list[str], message: str) -> None:
     assert message in cli_bad([*CLI, *extra])
+
+
+def test_the_figure_at_a_statistic_is_the_simulations_own() -> None:
+    """The solve's figures are those ``simulate`` reports (mean, p50, p90, p99); p95 lies between."""
+    from genmodel._reqsim import statistic_figure
+
+    sim = genmodel.simulate(MODEL, HARDWARE, records=True, **SHAPE, **KNOBS)
+    for metric in ("ttft_s", "tpot_s"):
+        stats = getattr(sim, metric)
+        for name in ("mean", "p50", "p90", "p99"):
+            assert statistic_figure(sim, metric, QUANTILES[name]) == pytest.approx(
+                getattr(stats, name), rel=1e-12
+            )
+        assert stats.p90 <= statistic_figure(sim, metric, 0.95) <= stats.p99
+    assert sim.ttft_s.p99 > 2 * sim.ttft_s.mean  # (the spread the percentile tests rely on)
