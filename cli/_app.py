@@ -34,6 +34,7 @@ from ._options import (
     ConcurrencyOpt,
     CpOpt,
     DpOpt,
+    EngineOpt,
     EpOpt,
     Format,
     FormatOpt,
@@ -44,6 +45,7 @@ from ._options import (
     OutputOpt,
     OutputTokensOpt,
     PpOpt,
+    ServingOpt,
     TpOpt,
     WeightDtypeOpt,
     complete_hardware,
@@ -137,13 +139,6 @@ def _root(
     pass
 
 
-ServingOpt = Annotated[
-    str,
-    typer.Option(help="With --concurrency: simulated (the engine's scheduler, default) | closed-form."),
-]
-EngineOpt = Annotated[
-    str, typer.Option(help="Simulated engine: vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
-]
 RequestsPerClientOpt = Annotated[
     int | None,
     typer.Option(

@@ -269,6 +269,18 @@ ServingOpt = Annotated[
 EngineOpt = Annotated[
     str, typer.Option(help="Simulated engine: vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
 ]
+# overrides of the simulated engine's knobs (None: the preset's), as simulate and requirements take them
+MaxNumSeqsOpt = Annotated[
+    int | None, typer.Option(help="Override: most running sequences.", parser=lenient_int)
+]
+MaxBatchedTokensOpt = Annotated[
+    int | None, typer.Option(help="Override: token budget per step.", parser=lenient_int)
+]
+AdmissionOpt = Annotated[str | None, typer.Option(help="Override: reserve | on-demand.")]
+OverlapSchedulerOpt = Annotated[
+    bool | None,
+    typer.Option(help="Override: a step's batch is chosen while the last runs (TensorRT-LLM's way)."),
+]
 TtftSloOpt = Annotated[str | None, typer.Option(help="TTFT target with its unit: 2s, 500ms.")]
 PROFILE_HELP = next(s.help for s in genmodel.OPTION_SPECS if s.name == "profile")
 ProfileOpt = Annotated[str | None, typer.Option(help=PROFILE_HELP)]

@@ -16,20 +16,26 @@ from genmodel.report import format_bytes, format_seconds, to_csv, to_json
 
 from ._options import (
     ActDtypeOpt,
+    AdmissionOpt,
     BatchOpt,
     ConcurrencyOpt,
     DpOpt,
+    EngineOpt,
     EpOpt,
     Format,
     FormatOpt,
     HardwareOpt,
     InputOpt,
     KvDtypeOpt,
+    MaxBatchedTokensOpt,
+    MaxNumSeqsOpt,
     ModelOpt,
     OutputOpt,
     OutputTokensOpt,
+    OverlapSchedulerOpt,
     PpOpt,
     ProfileOpt,
+    ServingOpt,
     TpOpt,
     WeightDtypeOpt,
     emit,
@@ -46,15 +52,15 @@ ReqTtftSloOpt = Annotated[
     typer.Option(
         "--ttft-slo",
         help="TTFT target with its unit, a mean (2s) or a percentile (p99:2s; mean, p50, p90, p95, "
-        "p99); a percentile with --batch only (its requests share one TTFT), not --concurrency.",
+        "p99); with --concurrency a percentile needs --serving simulated (the default).",
     ),
 ]
 ReqTpotSloOpt = Annotated[
     str | None,
     typer.Option(
         "--tpot-slo",
-        help="TPOT target with its unit, a mean (50ms) or a percentile (p90:50ms); a percentile with "
-        "--batch only, not --concurrency.",
+        help="TPOT target with its unit, a mean (50ms) or a percentile (p90:50ms); with --concurrency "
+        "a percentile needs --serving simulated (the default).",
     ),
 ]
 #: seconds per unit of a time option
@@ -127,19 +133,21 @@ def parse_slo(name: str, value: str | None) -> tuple[float | None, float | None]
     return seconds, genmodel.SLO_STATISTICS[key]
 
 
-def _check_percentiles(concurrency: int | None, **slos: tuple[str | None, float | None]) -> None:
-    """Refuse a percentile target under load, naming the flag (:func:`genmodel.requirements`:
-    the closed form it solves on predicts means only).
+def _check_percentiles(
+    concurrency: int | None, serving: str, **slos: tuple[str | None, float | None]
+) -> None:
+    """Refuse a percentile target under load on the closed form, naming the flags
+    (:func:`genmodel.requirements`: the serving closed form predicts means only).
 
     Raises:
-        genmodel.SpecError: a percentile target with ``--concurrency``.
+        genmodel.SpecError: a percentile target with ``--concurrency`` and ``--serving closed-form``.
     """
     for name, (value, quantile) in slos.items():
-        if quantile is not None and concurrency is not None:
+        if quantile is not None and concurrency is not None and serving == "closed-form":
             raise genmodel.SpecError(
-                f"{name}={value!r} with concurrency={concurrency}: under load requirements solves on "
-                "the closed form, which predicts means only; give a mean (no pNN:) or a static --batch, "
-                "or check a percentile with genmodel simulate or plan"
+                f"{name}={value!r} with concurrency={concurrency} and serving='closed-form': the closed "
+                "form predicts means only; give a mean (no pNN:), or --serving simulated (the default) "
+                "to solve the percentile on the engine's scheduler"
             )
 
 
@@ -184,11 +192,27 @@ def _table(d: dict[str, Any]) -> Table:
         verdict = "misses the targets now, and no single resource meets them"
     assumed = d["memory_capacity_assumed_factor"] != 1.0
     at = f"with {format_bytes(d['memory_capacity_assumed_bytes'])} per device:" if assumed else "now"
+    serving = d["serving"]
+    load = f"batch {d['batch']}"
+    if serving is not None:
+        how = "closed form" if serving["serving_model"] == "closed-form" else f"simulated {serving['engine']}"
+        load = f"{serving['concurrency']} clients ({how})"
+    now = ", ".join(
+        f"{name}{'' if d[stat] == 'mean' else ' ' + d[stat]} {format_seconds(d[key])}"
+        for name, key, stat in (
+            ("TTFT", "ttft_at_statistic_s", "ttft_statistic"),
+            ("TPOT", "tpot_at_statistic_s", "tpot_statistic"),
+        )
+    )
     t = Table(
-        title=f"{d['model']} on {d['devices']}x {d['hardware']} ({d['system']}), batch {d['batch']}, "
+        title=f"{d['model']} on {d['devices']}x {d['hardware']} ({d['system']}), {load}, "
         f"{d['input_tokens']} in / {d['output_tokens']} out, {targets or 'memory fit'} "
-        f"({at} TTFT {format_seconds(d['ttft_s'])}, TPOT {format_seconds(d['tpot_s'])}): {verdict}",
-        caption="\n".join(line for line in (_assumption(d), *(r["reason"] for r in d["resources"])) if line)
+        f"({at} {now}): {verdict}",
+        caption="\n".join(
+            line
+            for line in (_assumption(d), serving and serving["notes"], *(r["reason"] for r in d["resources"]))
+            if line
+        )
         or None,
         caption_justify="left",
     )
@@ -222,6 +246,10 @@ def register(app: typer.Typer) -> None:
             "genmodel requirements --model llama-3.1-8b --hardware h100-sxm --batch 8 \\\n"
             "    --input-tokens 1000 --output-tokens 200 --tpot-slo 6ms \\\n"
             "    --resource memory_bandwidth --format json",
+            "# 16 clients on SGLang's simulated scheduler: the FLOP/s for a p99 TTFT",
+            "genmodel requirements --model llama-3.1-8b --hardware h100-sxm \\\n"
+            "    --concurrency 16 --input-tokens 1000 --output-tokens 200 \\\n"
+            "    --ttft-slo p99:300ms --engine sglang --resource flops",
         )
     )
     @friendly
@@ -241,6 +269,12 @@ def register(app: typer.Typer) -> None:
         kv_dtype: KvDtypeOpt = None,
         ttft_slo: ReqTtftSloOpt = None,
         tpot_slo: ReqTpotSloOpt = None,
+        serving: ServingOpt = "simulated",
+        engine: EngineOpt = "vllm",
+        max_num_seqs: MaxNumSeqsOpt = None,
+        max_batched_tokens: MaxBatchedTokensOpt = None,
+        admission: AdmissionOpt = None,
+        overlap_scheduler: OverlapSchedulerOpt = None,
         resource: Annotated[
             list[str] | None,
             typer.Option(
@@ -258,10 +292,15 @@ def register(app: typer.Typer) -> None:
         platform lacks. A deployment that does not fit the platform gets its memory capacity first,
         and the other resources are solved with that much memory (a note line says so; give an
         explicit --batch or --concurrency for it, not --batch max).
+
+        With --concurrency the targets are judged, as estimate --concurrency judges them by default,
+        on the engine's simulated scheduler (a bisection on each resource, to 1 %; about a second
+        for tens of clients), a mean or a percentile; --serving closed-form solves on the steady
+        state (milliseconds, means only).
         """
         ttft_s, ttft_q = parse_slo("ttft_slo", ttft_slo)
         tpot_s, tpot_q = parse_slo("tpot_slo", tpot_slo)
-        _check_percentiles(concurrency, ttft_slo=(ttft_slo, ttft_q), tpot_slo=(tpot_slo, tpot_q))
+        _check_percentiles(concurrency, serving, ttft_slo=(ttft_slo, ttft_q), tpot_slo=(tpot_slo, tpot_q))
         extra: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
         if batch is not None:
             extra["batch"] = parse_batch(batch)
@@ -284,6 +323,12 @@ def register(app: typer.Typer) -> None:
                 weight_dtype=weight_dtype,
                 act_dtype=act_dtype,
                 kv_dtype=kv_dtype,
+                serving=serving,
+                engine=engine,
+                max_num_seqs=max_num_seqs,
+                max_batched_tokens=max_batched_tokens,
+                admission=admission,
+                overlap_scheduler=overlap_scheduler,
                 **extra,
                 **profile_option(profile),
             )

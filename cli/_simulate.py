@@ -16,14 +16,18 @@ from genmodel.report import format_bytes, format_seconds, to_csv, to_json
 
 from ._options import (
     ActDtypeOpt,
+    AdmissionOpt,
     DpOpt,
     EpOpt,
     Format,
     FormatOpt,
     HardwareOpt,
     KvDtypeOpt,
+    MaxBatchedTokensOpt,
+    MaxNumSeqsOpt,
     ModelOpt,
     OutputOpt,
+    OverlapSchedulerOpt,
     PpOpt,
     ProfileOpt,
     TpOpt,
@@ -100,13 +104,10 @@ def simulate(
     engine: Annotated[
         str, typer.Option(help="vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
     ] = "vllm",
-    max_num_seqs: Annotated[int | None, typer.Option(help="Override: most running sequences.")] = None,
-    max_batched_tokens: Annotated[int | None, typer.Option(help="Override: token budget per step.")] = None,
-    admission: Annotated[str | None, typer.Option(help="Override: reserve | on-demand.")] = None,
-    overlap_scheduler: Annotated[
-        bool | None,
-        typer.Option(help="Override: a step's batch is chosen while the last runs (TensorRT-LLM's way)."),
-    ] = None,
+    max_num_seqs: MaxNumSeqsOpt = None,
+    max_batched_tokens: MaxBatchedTokensOpt = None,
+    admission: AdmissionOpt = None,
+    overlap_scheduler: OverlapSchedulerOpt = None,
     preemption: Annotated[
         str | None, typer.Option(help="Override: recompute | swap (KV to the offload tier and back).")
     ] = None,

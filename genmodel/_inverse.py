@@ -15,14 +15,20 @@ Modelling assumptions and method:
   non-increasing in every resource, so the minimum is the root of target - time.
 - A resource alone cannot meet a target when the time with an unlimited amount of it (the other
   terms: fixed overhead, the other resources' operators, collectives) is already above the target.
+- Under load (``concurrency``) with the simulated serving model (``simulated``), a latency
+  resource is solved on the engine's simulated scheduler instead, by bracketing and bisection
+  (:mod:`genmodel._reqsim`), its figure a mean or a percentile; the closed form's answer is the
+  bracket's first guess.
 - Memory capacity (:mod:`genmodel._capacity`): the smallest capacity at which the deployment fits;
   it changes no latency without offload tiers (in serving mode, none once every client's sequence
-  fits). A deployment that does not fit the platform gets its capacity first, and every other
-  resource is solved with that much memory (``Requirements.memory_capacity_assumed_factor``).
+  fits), under either serving model. A deployment that does not fit the platform gets its capacity
+  first, and every other resource is solved with that much memory
+  (``Requirements.memory_capacity_assumed_factor``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,8 +37,11 @@ from typing import Any
 
 from genmodel._candidates import statistic_name
 from genmodel._capacity import Deployment, Fitted, ResourceRequirement, capacity_requirement, fit_capacity
+from genmodel._engines import Engine
 from genmodel._errors import SpecError
 from genmodel._phases import Estimate, PhaseCost
+from genmodel._reqsim import SimulatedLoad, simulated_load, solve_simulated, statistic_figure, with_note
+from genmodel._servingmodel import Simulated
 from genmodel._symbolic import (
     LATENCY_RESOURCES,
     RESOURCES,
@@ -68,17 +77,24 @@ class Requirements:
     ``tpot_expr`` are the closed forms in the symbols ``symbols`` maps to the platform's figures
     (None in serving mode, which has no static closed form). ``estimate`` is the deployment on the
     platform with ``memory_capacity_assumed_factor`` times its memory (the platform itself when
-    the deployment fits it).
+    the deployment fits it); under load its ``serving`` says which serving model answered
+    (``serving_model``, ``engine``, and ``notes`` on a fall back to the closed form).
     """
 
     estimate: Estimate = field(repr=False)
     ttft_slo_s: float | None
     tpot_slo_s: float | None
     meets_targets_now: bool
-    #: the targets' statistics: None for the mean, else the quantile (0.99: p99); only a static
-    #: batch takes a quantile, whose requests all share one TTFT and one TPOT (:func:`check_quantiles`)
+    #: the targets' statistics: None for the mean, else the quantile (0.99: p99): a static batch,
+    #: whose requests all share one TTFT and one TPOT, or the serving simulation (:func:`check_quantiles`)
     ttft_quantile: float | None = None
     tpot_quantile: float | None = None
+    #: TTFT and TPOT of ``estimate`` at the targets' statistics (the mean, or the simulated
+    #: percentile); None: the estimate's own (the mean)
+    ttft_at_statistic_s: float | None = None
+    tpot_at_statistic_s: float | None = None
+    #: the engine whose scheduler was simulated, with its knobs (None: no simulation)
+    engine: Engine | None = None
     resources: tuple[ResourceRequirement, ...]
     binding: tuple[str, ...]
     ttft_expr: str | None = None
@@ -133,9 +149,12 @@ class Requirements:
     def to_dict(self) -> dict[str, Any]:
         """JSON form (SI units: seconds, flop/s, bytes/s, bytes).
 
-        ``fits`` is whether the deployment fits the platform as given; ``ttft_s``, ``tpot_s`` and
+        ``fits`` is whether the deployment fits the platform as given; ``ttft_s``, ``tpot_s`` (the
+        means), ``ttft_at_statistic_s``, ``tpot_at_statistic_s`` (at the targets' statistics) and
         ``memory_capacity_assumed_bytes`` (per device) are those of the estimate, on the platform
-        with ``memory_capacity_assumed_factor`` times its memory.
+        with ``memory_capacity_assumed_factor`` times its memory. ``serving`` is the estimate's
+        serving state, as ``estimate`` gives it (``serving_model``, ``engine``, ``notes``; None for
+        a static batch), ``engine`` the simulated engine's knobs (None without a simulation).
         """
         e = self.estimate
         return {
@@ -163,6 +182,10 @@ class Requirements:
             "tpot_statistic": statistic_name(self.tpot_quantile),
             "ttft_s": e.ttft_s,
             "tpot_s": e.tpot_s,
+            "ttft_at_statistic_s": e.ttft_s if self.ttft_at_statistic_s is None else self.ttft_at_statistic_s,
+            "tpot_at_statistic_s": e.tpot_s if self.tpot_at_statistic_s is None else self.tpot_at_statistic_s,
+            "serving": None if e.serving is None else dataclasses.asdict(e.serving),
+            "engine": None if self.engine is None else self.engine.to_dict(),
             "fits": e.memory.fits and self.memory_capacity_assumed_factor == 1.0,
             "memory_capacity_assumed_factor": self.memory_capacity_assumed_factor,
             "memory_capacity_assumed_bytes": e.memory.capacity_bytes_per_device,
@@ -203,27 +226,31 @@ def check_request(
 
 
 def check_quantiles(
-    ttft_quantile: float | None, tpot_quantile: float | None, concurrency: int | None
+    ttft_quantile: float | None,
+    tpot_quantile: float | None,
+    concurrency: int | None,
+    *,
+    simulated: bool = False,
 ) -> None:
-    """Whether the targets' statistics can be honoured: the mean always; a quantile in (0, 1) only
-    for a static batch, whose requests all prefill together and decode in lockstep, so that every
-    percentile of TTFT (TPOT) is the batch's one figure. Under load (``concurrency``) the solve runs
-    on the closed form, which predicts means only; a percentile there needs the serving simulation
-    (``genmodel simulate``, or ``plan``'s re-check), and is refused rather than read as the mean.
+    """Whether the targets' statistics can be honoured: the mean always; a quantile in (0, 1) for a
+    static batch, whose requests all prefill together and decode in lockstep, so that every
+    percentile of TTFT (TPOT) is the batch's one figure, and under load (``concurrency``) on the
+    serving simulation (``simulated``), which gives every request's figures. The serving closed
+    form predicts means only: a percentile there is refused rather than read as the mean.
 
     Raises:
-        SpecError: a quantile outside (0, 1), or a quantile with ``concurrency``.
+        SpecError: a quantile outside (0, 1), or a quantile with ``concurrency`` on the closed form.
     """
     for name, q in (("ttft_quantile", ttft_quantile), ("tpot_quantile", tpot_quantile)):
         if q is None:
             continue
         if not (isinstance(q, int | float) and 0 < q < 1):
             raise SpecError(f"{name}={q!r} must be in (0, 1), e.g. 0.9 or 0.99 (None: the mean)")
-        if concurrency is not None:
+        if concurrency is not None and not simulated:
             raise SpecError(
-                f"{name}={q!r} ({statistic_name(q)}) with concurrency={concurrency!r}: requirements under "
-                "load solves on the closed form, which predicts means only; give a mean target, or check "
-                "a percentile with genmodel simulate or plan"
+                f"{name}={q!r} ({statistic_name(q)}) with concurrency={concurrency!r} and "
+                "serving='closed-form': the closed form predicts means only; give a mean target, or "
+                "serving='simulated' (the default) to solve a percentile on the engine's scheduler"
             )
 
 
@@ -235,13 +262,15 @@ def solve_requirements(
     resources: str | Sequence[str] = tuple(RESOURCES),
     ttft_quantile: float | None = None,
     tpot_quantile: float | None = None,
+    simulated: Simulated | None = None,
 ) -> Requirements:
     """The least FLOP/s, memory bandwidth, memory capacity or link bandwidth that meets the targets.
 
     Each resource is varied alone (the others at the platform's figures) through
     :meth:`System.scaled`, in three steps (module docstring): the capacity pre-solve
-    (:func:`fit_capacity`), a solve per resource on the closed form verified on the estimate, and
-    the report (binding resources, closed forms).
+    (:func:`fit_capacity`), a solve per resource on the closed form verified on the estimate (or,
+    under load with ``simulated``, on the serving simulation: :mod:`genmodel._reqsim`), and the
+    report (binding resources, closed forms).
 
     Args:
         deployment: the specs, plan, load and options; ``batch="max"`` is resolved on the
@@ -252,25 +281,34 @@ def solve_requirements(
             scale_out_bandwidth to solve for (memory_capacity is added when the deployment does
             not fit the platform).
         ttft_quantile, tpot_quantile: None (the mean), or the targets' quantile (0.99: p99); a
-            static batch only (:func:`check_quantiles`).
+            static batch, or under load the serving simulation (:func:`check_quantiles`).
+        simulated: under load, the engine and benchmark client whose simulated scheduler judges
+            the targets (None: the serving closed form of ``deployment.wave``); ignored for a
+            static batch.
 
     Returns:
         :class:`Requirements`.
 
     Raises:
-        SpecError: no target for a latency resource, an unknown resource, a bad target, or a
-            quantile under load.
+        SpecError: no target for a latency resource, an unknown resource, a bad target, a
+            quantile under load on the closed form, or on a plan the simulation does not cover.
         InfeasibleError: the plan cannot run with any amount of memory, or not even one sequence
             fits and ``batch="max"`` gives no size to solve the capacity for.
     """
     targets, asked = check_request(ttft_slo_s, tpot_slo_s, resources)
-    check_quantiles(ttft_quantile, tpot_quantile, deployment.concurrency)
+    under_load = deployment.concurrency is not None
+    simulated = simulated if under_load else None
+    check_quantiles(ttft_quantile, tpot_quantile, deployment.concurrency, simulated=simulated is not None)
     fitted = fit_capacity(deployment)
     if fitted.capacity is not None and "memory_capacity" not in asked:
         asked = (*asked, "memory_capacity")
+    quantiles = {"ttft_s": ttft_quantile, "tpot_s": tpot_quantile}
+    load, note = (None, "") if simulated is None else simulated_load(fitted, simulated, quantiles)
     closed = _closed_forms(fitted)
-    solved = tuple(_solve_resource(resource, fitted, targets, closed) for resource in asked)
-    return _report(fitted, targets, solved, closed, quantiles=(ttft_quantile, tpot_quantile))
+    solved = tuple(_solve_resource(resource, fitted, targets, closed, load) for resource in asked)
+    return _report(
+        fitted, targets, solved, closed, quantiles=(ttft_quantile, tpot_quantile), load=load, note=note
+    )
 
 
 # ---- step 2: the solve per resource --------------------------------------------------------------
@@ -330,7 +368,11 @@ def _closed_forms(fitted: Fitted) -> _ClosedForms | None:
 
 
 def _solve_resource(
-    resource: str, fitted: Fitted, targets: Mapping[str, float], closed: _ClosedForms | None
+    resource: str,
+    fitted: Fitted,
+    targets: Mapping[str, float],
+    closed: _ClosedForms | None,
+    load: SimulatedLoad | None = None,
 ) -> ResourceRequirement:
     """The least amount of ``resource`` (the others at the platform's figures) that meets ``targets``."""
     d = fitted.deployment
@@ -348,6 +390,8 @@ def _solve_resource(
             reason=f"{resource}: system={d.system.id} has no {resource.removesuffix('_bandwidth')} tier",
         )
     factor, set_by, status, reason = _solve_targets(resource, fitted, targets, closed)
+    if load is not None:  # the closed form's answer is the simulated bracket's first guess
+        factor, set_by, status, reason = solve_simulated(load, resource, targets, factor)
     return ResourceRequirement(
         resource=resource,
         unit=RESOURCES[resource],
@@ -396,15 +440,19 @@ def _report(
     solved: tuple[ResourceRequirement, ...],
     closed: _ClosedForms | None,
     quantiles: tuple[float | None, float | None] = (None, None),
+    load: SimulatedLoad | None = None,
+    note: str = "",
 ) -> Requirements:
     """The requirements with the binding resources: those the platform lacks, or, when every target
-    is met, the one with the least headroom (``quantiles``: the targets' statistics, TTFT and TPOT)."""
-    base = fitted.base
-    meets = (
-        fitted.assumed == 1.0
-        and base.memory.fits
-        and all(getattr(base, k) <= slo for k, slo in targets.items())
-    )
+    is met, the one with the least headroom (``quantiles``: the targets' statistics, TTFT and TPOT;
+    ``load``: the simulation that judged them, whose figures on the platform are reported; ``note``:
+    why a simulated solve fell back to the closed form)."""
+    base = with_note(fitted.base, note) if load is None else load.base()
+    now = {k: float(getattr(base, k)) for k in _TARGETS}
+    if load is not None:
+        sim = load.run()
+        now = {k: statistic_figure(sim, k, q) for k, q in zip(_TARGETS, quantiles, strict=True)}
+    meets = fitted.assumed == 1.0 and base.memory.fits and all(now[k] <= slo for k, slo in targets.items())
     binding = tuple(r.resource for r in solved if r.status == "binding")
     if meets and not binding:  # (a serving memory that cannot hold every client can bind)
         met = [r for r in solved if r.status == "met" and r.factor > 0]
@@ -415,6 +463,9 @@ def _report(
         tpot_slo_s=targets.get("tpot_s"),
         ttft_quantile=quantiles[0],
         tpot_quantile=quantiles[1],
+        ttft_at_statistic_s=now["ttft_s"],
+        tpot_at_statistic_s=now["tpot_s"],
+        engine=None if load is None else load.served.engine,
         meets_targets_now=meets,
         resources=solved,
         binding=binding,

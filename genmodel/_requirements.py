@@ -1,9 +1,10 @@
 """``genmodel.requirements``: the inverse problem by id, on top of the solver in :mod:`genmodel._inverse`.
 
 Modelling assumptions: none of its own. It resolves its arguments to specs (model, system, plan,
-precisions, run options, load) exactly as :func:`genmodel.estimate` does, and hands them to
-:func:`~genmodel._inverse.solve_requirements`, which works on specs alone: the closed forms in
-:mod:`genmodel._symbolic`, the capacity pre-solve in :mod:`genmodel._capacity`.
+precisions, run options, load, serving model and engine) exactly as :func:`genmodel.estimate` does,
+and hands them to :func:`~genmodel._inverse.solve_requirements`, which works on specs alone: the
+closed forms in :mod:`genmodel._symbolic`, the capacity pre-solve in :mod:`genmodel._capacity`, the
+simulated solve under load in :mod:`genmodel._reqsim`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from typing import Any
 
 from genmodel._api import estimate, profiled
 from genmodel._capacity import Deployment, ResourceRequirement
-from genmodel._errors import InfeasibleError
+from genmodel._engines import ENGINES, Engine, engine_preset
+from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import Device, System
 from genmodel._inverse import Requirements, check_quantiles, check_request, solve_requirements
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
-from genmodel._servingmodel import ClosedForm, serving_model
+from genmodel._servingmodel import SERVING_MODELS, Simulated, serving_model
 from genmodel._symbolic import RESOURCES, SYMBOL_NAMES, X_MAX, resource_symbols, symbolic_step_time
 from genmodel.io import load_hardware, load_model, load_system
 
@@ -44,6 +46,12 @@ def requirements(
     resources: Sequence[str] = tuple(RESOURCES),
     ttft_quantile: float | None = None,
     tpot_quantile: float | None = None,
+    serving: str = SERVING_MODELS[0],
+    engine: str | Engine = ENGINES[0],
+    max_num_seqs: int | None = None,
+    max_batched_tokens: int | None = None,
+    admission: str | None = None,
+    overlap_scheduler: bool | None = None,
     **estimate_kwargs: Any,
 ) -> Requirements:
     """The least FLOP/s, memory bandwidth, memory capacity or link bandwidth that meets the targets.
@@ -52,7 +60,11 @@ def requirements(
     :meth:`System.scaled`; the requirement is solved on the closed form
     (:func:`~genmodel._symbolic.symbolic_latencies`) and verified on the estimate, so
     :func:`~genmodel.estimate` on the platform scaled by the returned factor meets every target (and
-    1e-9 less misses the binding one). Method: :mod:`genmodel._inverse`.
+    1e-9 less misses the binding one). Method: :mod:`genmodel._inverse`. Under load
+    (``concurrency``) with ``serving="simulated"`` (the default, as :func:`~genmodel.estimate`'s),
+    it is solved on the engine's simulated scheduler instead, by bracketing and bisection to 1 %
+    (:mod:`genmodel._reqsim`): :func:`~genmodel.simulate` on the scaled platform meets every target
+    at its statistic, and 1 % less misses one.
 
     Args:
         model: a model id, alias, config.json path, or ModelSpec.
@@ -64,12 +76,20 @@ def requirements(
         resources: which of flops, memory_bandwidth, memory_capacity, scale_up_bandwidth and
             scale_out_bandwidth to solve for.
         ttft_quantile, tpot_quantile: None (the mean), or the quantile a target bounds (0.99: the
-            p99), as in :func:`~genmodel.plan`. A static batch only: its requests prefill together
-            and decode in lockstep, so every percentile is the batch's one TTFT (TPOT). With
-            ``concurrency`` the solve runs on the closed form, which predicts means only, and a
-            quantile is refused (check one with :func:`~genmodel.simulate`).
+            p99), as in :func:`~genmodel.plan`. A static batch's requests prefill together and
+            decode in lockstep, so every percentile is the batch's one TTFT (TPOT). Under load
+            the simulation gives each request's figures; the closed form (``serving="closed-form"``)
+            predicts means only, and there a quantile is refused.
+        serving: with ``concurrency``, the serving model the targets are judged on: "simulated"
+            (the default, as :func:`~genmodel.estimate`'s) or "closed-form" (the steady state and
+            the wave of the clients started together).
+        engine: the engine whose scheduler is simulated (vllm, the default; sglang, trtllm; or an
+            :class:`Engine`); under load it also picks the device's efficiency profile.
+        max_num_seqs, max_batched_tokens, admission, overlap_scheduler: override the engine's
+            knobs, as :func:`~genmodel.simulate` takes them (None: the preset's).
         estimate_kwargs: :func:`~genmodel.estimate`'s plan, batch (or concurrency), dtype and run
-            options. ``batch="max"`` is resolved on the platform and then held fixed.
+            options, and the simulated clients' ``requests_per_client``, ``warmup_requests`` and
+            ``warmup_restart``. ``batch="max"`` is resolved on the platform and then held fixed.
 
     When the deployment does not fit the platform (not even one sequence, or not the explicit
     batch), the memory_capacity requirement is solved first (and always reported), and every other
@@ -83,14 +103,26 @@ def requirements(
 
     Raises:
         SpecError: no target for a latency resource, an unknown resource, a bad target, a
-            quantile with ``concurrency``, or estimate's own argument errors.
+            quantile with ``concurrency`` on the closed form (or on a plan the simulation does not
+            cover: pipeline or context parallelism, ...), or estimate's own argument errors.
         InfeasibleError: the plan cannot run with any amount of memory (divisibility, too many
             devices), or not even one sequence fits and ``batch="max"`` gives no size to solve the
             capacity for (give an explicit batch).
     """
     check_request(ttft_slo_s, tpot_slo_s, resources)  # before any id is resolved
-    check_quantiles(ttft_quantile, tpot_quantile, estimate_kwargs.get("concurrency"))
-    deployment = _deployment(model, hardware, input_tokens, output_tokens, estimate_kwargs)
+    if serving not in SERVING_MODELS:
+        raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
+    concurrency = estimate_kwargs.get("concurrency")
+    check_quantiles(ttft_quantile, tpot_quantile, concurrency, simulated=serving == "simulated")
+    knobs = {
+        "max_num_seqs": max_num_seqs,
+        "max_batched_tokens": max_batched_tokens,
+        "admission": admission,
+        "overlap_scheduler": overlap_scheduler,
+    }
+    deployment, served = _deployment(
+        model, hardware, input_tokens, output_tokens, {**estimate_kwargs, "engine": engine}, knobs
+    )
     return solve_requirements(
         deployment,
         ttft_slo_s=ttft_slo_s,
@@ -98,6 +130,7 @@ def requirements(
         resources=resources,
         ttft_quantile=ttft_quantile,
         tpot_quantile=tpot_quantile,
+        simulated=served if serving == "simulated" else None,
     )
 
 
@@ -107,14 +140,16 @@ def _deployment(
     input_tokens: int,
     output_tokens: int,
     estimate_kwargs: Mapping[str, Any],
-) -> Deployment:
+    knobs: Mapping[str, Any],
+) -> tuple[Deployment, Simulated]:
     """The specs ``estimate`` would run: ids through the database loaders, the plan, precisions and
-    run options as :func:`~genmodel.estimate` resolves them (one estimate, which also raises its
-    own argument errors).
+    run options as :func:`~genmodel.estimate` resolves them (one closed-form estimate, which also
+    raises its own argument errors), and the engine with ``knobs`` and benchmark client a
+    simulated estimate runs.
 
     Raises:
-        SpecError, UnknownEntryError: estimate's argument errors. InfeasibleError: estimate's own,
-            when the plan cannot run even with unlimited memory.
+        SpecError, UnknownEntryError: estimate's argument errors, an unknown engine or a bad knob.
+        InfeasibleError: estimate's own, when the plan cannot run even with unlimited memory.
     """
     spec = load_model(model) if isinstance(model, str) else model
     kwargs = dict(estimate_kwargs)
@@ -123,6 +158,13 @@ def _deployment(
     system = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
     if chosen is not None:
         system = (load_system(chosen) if isinstance(chosen, str) else chosen).with_device(system.device)
+    engine = kwargs["engine"]
+    if not isinstance(engine, Engine):
+        if not isinstance(engine, str):
+            raise SpecError(f"engine={engine!r} must be one of {', '.join(ENGINES)} or an Engine")
+        engine = engine_preset(engine, system.device)
+    kwargs["engine"] = engine.replace(**knobs)
+    kwargs["serving"] = "closed-form"  # (resolves the specs without a simulation)
     try:
         resolved = estimate(spec, hardware, system=chosen, **lengths, **kwargs)
     except InfeasibleError as failure:
@@ -136,17 +178,18 @@ def _deployment(
     # the profile estimate applied (named, or the device's own for the serving engine)
     system, _ = profiled(system, resolved.options, None)
     batch = kwargs.get("batch")
-    wave = None
-    if kwargs.get("concurrency") is not None:  # the closed form of estimate(serving="closed-form")
-        closed = serving_model(
-            "closed-form",
-            engine=kwargs.get("engine", "vllm"),
-            device=system.device,
-            requests_per_client=kwargs.get("requests_per_client"),
-            warmup_requests=kwargs.get("warmup_requests"),
-        )
-        wave = closed.wave if isinstance(closed, ClosedForm) else None
-    return Deployment(
+    served = serving_model(
+        "simulated",
+        engine=kwargs["engine"],
+        device=system.device,
+        requests_per_client=kwargs.get("requests_per_client"),
+        warmup_requests=kwargs.get("warmup_requests"),
+        warmup_restart=kwargs.get("warmup_restart", True),
+    )
+    assert isinstance(served, Simulated)
+    # under load, the wave of the clients started together: the closed form's term for it
+    wave = None if kwargs.get("concurrency") is None else served.wave
+    deployment = Deployment(
         model=spec,
         system=system,
         plan=resolved.plan,
@@ -158,3 +201,4 @@ def _deployment(
         ideal=bool(kwargs.get("ideal", False)),
         wave=wave,
     )
+    return deployment, served

@@ -284,7 +284,6 @@ class Simulated:
             SpecError: bad arguments (output_tokens < 2, concurrency < 1).
             InfeasibleError: the deployment cannot run, or one request does not fit.
         """
-        from genmodel._simulate import Arrivals, Lengths, simulate_serving
         from genmodel._stepcost import check_simulable
 
         closed = estimate_serving(
@@ -305,11 +304,55 @@ class Simulated:
         except SpecError as exc:
             note = f"serving='simulated' fell back to the closed-form steady state: {exc}"
             return dataclasses.replace(closed, serving=dataclasses.replace(closed.serving, notes=note))
-        system = as_system(hardware)
-        if ideal:
-            system = system.ideal()
+        sim = self.simulate(
+            model,
+            hardware,
+            plan,
+            precision,
+            concurrency=concurrency,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            ideal=ideal,
+            options=options,
+        )
+        return simulated_estimate(closed, sim)
+
+    def simulate(
+        self,
+        model: ModelSpec,
+        hardware: System | Device,
+        plan: Plan,
+        precision: Precision,
+        *,
+        concurrency: int,
+        input_tokens: int,
+        output_tokens: int,
+        ideal: bool = False,
+        options: RunOptions = _DEFAULT_OPTIONS,
+        records: bool = False,
+        itl: bool = True,
+    ) -> SimulationResult:
+        """The simulation behind :meth:`estimate`: ``concurrency`` clients of this benchmark client
+        through this engine's scheduler (:func:`~genmodel._simulate.simulate_serving`), fixed
+        lengths, so no random draw. The plan must be one the simulation covers
+        (:func:`~genmodel._stepcost.check_simulable`).
+
+        Args:
+            records: keep the per-request records (the figures behind the percentiles).
+            itl: False leaves the ITL percentiles out (NaN), for a caller that reads only the
+                requests' figures.
+
+        Raises:
+            SpecError: a plan the simulation does not cover, bad arguments.
+            InfeasibleError: the deployment cannot run, or one request does not fit.
+        """
+        from genmodel._simulate import Arrivals, Lengths, simulate_serving
+
         table = None
         if self.tables is not None:
+            system = as_system(hardware)
+            if ideal:
+                system = system.ideal()
             # the most tokens a step holds: the budget (or a lone prompt over it) and every client's decode
             most = min(self.engine.max_num_seqs, -(-concurrency // plan.dp))
             table = self.tables.get(
@@ -322,7 +365,7 @@ class Simulated:
                 prefill_launch_s=self.engine.prefill_launch_s,
                 tokens_max=max(self.engine.max_batched_tokens, input_tokens) + most,
             )
-        sim = simulate_serving(
+        return simulate_serving(
             model,
             hardware,
             plan,
@@ -340,8 +383,9 @@ class Simulated:
             ideal=ideal,
             options=options,
             table=table,
+            records=records,
+            itl=itl,
         )
-        return simulated_estimate(closed, sim)
 
 
 def simulated_estimate(closed: Estimate, sim: SimulationResult) -> Estimate:

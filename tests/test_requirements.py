@@ -178,10 +178,15 @@ def test_moe_requirements_round_trip_for_both_targets() -> None:
 
 def test_serving_mode_requirements_round_trip() -> None:
     shape: dict[str, Any] = {"input_tokens": 1000, "output_tokens": 200, "concurrency": 16}
-    # requirements solve on the closed form, as the plan search does
+    # on the closed form (serving="closed-form"), as the plan search prunes
     target = 0.8 * genmodel.estimate("llama-3.1-8b", "h100-sxm", serving="closed-form", **shape).tpot_s
     r = genmodel.requirements(
-        "llama-3.1-8b", "h100-sxm", tpot_slo_s=target, resources=("memory_bandwidth",), **shape
+        "llama-3.1-8b",
+        "h100-sxm",
+        tpot_slo_s=target,
+        resources=("memory_bandwidth",),
+        serving="closed-form",
+        **shape,
     )
     assert r.estimate.mode == "concurrency"
     assert r.tpot_expr is None  # no static closed form: solved on estimate alone
@@ -355,7 +360,12 @@ def test_serving_mode_capacity_holds_every_client() -> None:
     shape: dict[str, Any] = {"input_tokens": 1000, "output_tokens": 200, "concurrency": 8}
     target = 50e-3
     r = genmodel.requirements(
-        "llama-3.1-70b", "h100-sxm", tpot_slo_s=target, resources=("memory_bandwidth",), **shape
+        "llama-3.1-70b",
+        "h100-sxm",
+        tpot_slo_s=target,
+        resources=("memory_bandwidth",),
+        serving="closed-form",
+        **shape,
     )
     cap, bw = r.resource("memory_capacity"), r.resource("memory_bandwidth")
     assert r.estimate.serving is not None
@@ -499,8 +509,12 @@ def test_a_static_batch_percentile_is_its_one_figure() -> None:
     assert "TTFT <= p90 500 ms, TPOT <= p99 6 ms" in repr(p99)
 
 
-def test_a_percentile_under_load_is_refused_not_read_as_the_mean() -> None:
-    with pytest.raises(genmodel.SpecError, match=r"ttft_quantile=0.99 \(p99\) with concurrency=16"):
+def test_a_percentile_under_load_on_the_closed_form_is_refused_not_read_as_the_mean() -> None:
+    with pytest.raises(
+        genmodel.SpecError,
+        match=r"ttft_quantile=0.99 \(p99\) with concurrency=16 and serving='closed-form'.*"
+        r"serving='simulated'",
+    ):
         genmodel.requirements(
             "llama-3.1-8b",
             "h100-sxm",
@@ -509,6 +523,7 @@ def test_a_percentile_under_load_is_refused_not_read_as_the_mean() -> None:
             concurrency=16,
             ttft_slo_s=1.0,
             ttft_quantile=0.99,
+            serving="closed-form",
         )
 
 
@@ -573,8 +588,9 @@ def test_cli_notes_the_memory_it_assumes() -> None:
         (["--tpot-slo", "p42:6ms"], "tpot_slo='p42:6ms': the statistic 'p42' must be one of"),
         (["--tpot-slo", "p99:6"], "tpot_slo='p99:6'"),
         (
-            ["--concurrency", "16", "--ttft-slo", "p99:2s"],
-            "ttft_slo='p99:2s' with concurrency=16: under load requirements solves on the closed form",
+            ["--concurrency", "16", "--ttft-slo", "p99:2s", "--serving", "closed-form"],
+            "ttft_slo='p99:2s' with concurrency=16 and serving='closed-form': the closed form predicts "
+            "means only; give a mean (no pNN:), or --serving simulated (the default)",
         ),
     ],
 )
