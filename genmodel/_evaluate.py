@@ -201,12 +201,15 @@ def _stacked_sums(
     """The step's sums with the operators' times stacked into arrays, added row after row (the
     operators' order), in groups of at most :data:`_GROUP_BYTES`, from ``prefix``'s sums where it
     has them; None unless every time is a float64 NumPy array, all of one shape."""
-    arrays: list[Any] = [*compute, *memory]
-    if not _float_arrays(arrays):
+    reuse = prefix is not None and 1 < prefix.count < len(compute)  # (the sums made here are new arrays)
+    # the prefix's times were checked when its sums were made (the same arrays, never written):
+    # then only the others, and one of the prefix's for their common shape
+    start = prefix.count if reuse and prefix is not None and prefix.sums is not None else 0
+    if not _float_arrays([*compute[start:], *memory[start:], compute[0]]):
         return None
     first, totals = 0, [None] * 4
     attention_s: Num = 0.0
-    if prefix is not None and 1 < prefix.count < len(compute):  # (the sums made here are new arrays)
+    if reuse and prefix is not None:
         first = prefix.count
         if prefix.sums is None:
             prefix.sums = (
@@ -282,8 +285,10 @@ class StepCache:
     def get(self, key: Hashable) -> _Step | None:
         """The step evaluated with these inputs, if any."""
         hit = self._steps.get(key)
-        if hit is None and key in self._array_steps:  # (the least recently used goes first)
-            hit = self._array_steps[key] = self._array_steps.pop(key)
+        if hit is None:  # (the least recently used goes first: a hit moves to the end)
+            hit = self._array_steps.pop(key, None)
+            if hit is not None:
+                self._array_steps[key] = hit
         return hit
 
     def put(self, key: Hashable, ops: list[Op], roof: StepRoofline, *, arrays: bool = False) -> None:
@@ -298,6 +303,28 @@ class StepCache:
             del self._array_steps[next(iter(self._array_steps))]
         # the operators before the experts are the same in every such step: their sums, once
         self._array_steps[key] = (ops, experts, known, None if experts is None else Prefix(experts))
+
+
+class _Key:
+    """A step's inputs as a cache key, hashed once: the model, precision and device by identity
+    (a search passes the same objects throughout; an equal copy only misses, never hits wrongly,
+    and the key keeps them alive, so their ids stay theirs), the other inputs by value."""
+
+    __slots__ = ("_hash", "objects", "values")
+
+    def __init__(self, objects: tuple[object, ...], values: tuple[Hashable, ...]) -> None:
+        self.objects = objects
+        self.values = values
+        self._hash = hash((*map(id, objects), values))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Key) or self._hash != other._hash:
+            return False
+        same = all(a is b for a, b in zip(self.objects, other.objects, strict=True))
+        return same and self.values == other.values
 
 
 def _value_key(numbers: Sequence[object]) -> tuple[Hashable, ...] | None:
@@ -359,7 +386,7 @@ def step_operators(
     key = None
     values = None if cache is None else _value_key(numbers)
     if cache is not None and values is not None:
-        key = (model, precision, device, split_new_tokens, absorb_mla, values)
+        key = _Key((model, precision, device), (split_new_tokens, absorb_mla, *values))
         hit = cache.get(key)
         if hit is not None:
             cached, experts, known, prefix = hit

@@ -31,7 +31,6 @@ operator is written with the operator, the collectives between operators are wri
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -55,7 +54,7 @@ class Plan:
     cp: int = 1
 
     def __post_init__(self) -> None:
-        require_ints(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        require_ints(tp=self.tp, pp=self.pp, ep=self.ep, dp=self.dp, cp=self.cp)
 
     @property
     def num_devices(self) -> int:

@@ -137,9 +137,10 @@ def check_amount(name: str, value: Num, *, positive: bool = False) -> None:
 
         if not value.size:
             return
-        low = value.min()
-        if (low > 0 if positive else low >= 0) and value.max() < math.inf:
-            return  # (two reductions decide the common case; a NaN fails both comparisons)
+        # (two reductions decide the common case, the ufuncs' own: a NaN fails both comparisons)
+        low = np.minimum.reduce(value, axis=None)
+        if (low > 0 if positive else low >= 0) and np.maximum.reduce(value, axis=None) < math.inf:
+            return
         wrong = ~np.isfinite(value) | ((value <= 0) if positive else (value < 0))
         bad = float(value[wrong].flat[0]) if wrong.any() else None
     else:
