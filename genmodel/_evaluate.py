@@ -262,9 +262,10 @@ def _sum_rows(values: Any) -> Any:
     return total
 
 
-#: a kept step: its operators, the routed experts' place among them, the times of the others, and
-#: the sums of the operators before the experts (:class:`Prefix`; steps over arrays with experts)
-_Step = tuple[list[Op], int | None, tuple[OpTime | None, ...], "Prefix | None"]
+#: a kept step: its operators, the routed experts' place among them, the times of the others, the
+#: sums of the operators before the experts (:class:`Prefix`; steps over arrays with experts), and
+#: the chances that no token routes to an expert slot (``missed`` of :func:`~genmodel._ops.experts_op`)
+_Step = tuple[list[Op], int | None, tuple[OpTime | None, ...], "Prefix | None", dict[Any, Any]]
 
 #: steps over arrays a :class:`StepCache` keeps at once (the least recently used goes first): a
 #: plan search evaluates the layouts of one tp (and batch grid) one after another, and each field
@@ -297,12 +298,12 @@ class StepCache:
         experts = next((i for i, op in enumerate(ops) if op.name == "experts"), None)
         known = tuple(None if i == experts else t for i, t in enumerate(roof.times))
         if not arrays:
-            self._steps[key] = (ops, experts, known, None)
+            self._steps[key] = (ops, experts, known, None, {})
             return
         if len(self._array_steps) >= _ARRAY_STEPS:
             del self._array_steps[next(iter(self._array_steps))]
         # the operators before the experts are the same in every such step: their sums, once
-        self._array_steps[key] = (ops, experts, known, None if experts is None else Prefix(experts))
+        self._array_steps[key] = (ops, experts, known, None if experts is None else Prefix(experts), {})
 
 
 class _Key:
@@ -389,7 +390,7 @@ def step_operators(
         key = _Key((model, precision, device), (split_new_tokens, absorb_mla, *values))
         hit = cache.get(key)
         if hit is not None:
-            cached, experts, known, prefix = hit
+            cached, experts, known, prefix, missed = hit
             ops = list(cached)
             if experts is not None:
                 ops[experts] = experts_op(
@@ -401,6 +402,7 @@ def step_operators(
                     cp=cp,
                     split_new_tokens=split_new_tokens,
                     moe=moe,
+                    missed=missed,
                 )
             return ops, time_step(ops, device, precision, known=known, prefix=prefix)
     ops = forward_ops(

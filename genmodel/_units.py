@@ -13,6 +13,7 @@ symbolic derivation.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -133,8 +134,7 @@ def check_amount(name: str, value: Num, *, positive: bool = False) -> None:
     if isinstance(value, int | float):
         bad: Any = None if math.isfinite(value) and (value > 0 if positive else value >= 0) else value
     elif _is_array(value) and value.dtype.kind in "iuf":
-        import numpy as np
-
+        np = sys.modules["numpy"]  # (loaded: value is one of its arrays)
         if not value.size:
             return
         # (two reductions decide the common case, the ufuncs' own: a NaN fails both comparisons)
