@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -282,6 +282,18 @@ class StepCache:
     def __init__(self) -> None:
         self._steps: dict[Hashable, _Step] = {}
         self._array_steps: dict[Hashable, _Step] = {}
+        self._values: dict[Hashable, Any] = {}
+
+    def value(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """The value ``make()`` gave for ``key`` before, else ``make()``, kept (a few at a time:
+        the least recently used goes first)."""
+        hit = self._values.pop(key, _MISSING)
+        if hit is _MISSING:
+            hit = make()
+            if len(self._values) >= _VALUES:
+                del self._values[next(iter(self._values))]
+        self._values[key] = hit
+        return hit
 
     def get(self, key: Hashable) -> _Step | None:
         """The step evaluated with these inputs, if any."""
@@ -342,6 +354,24 @@ def _value_key(numbers: Sequence[object]) -> tuple[Hashable, ...] | None:
         else:
             return None
     return tuple(key)
+
+
+#: values a :class:`StepCache` keeps besides steps (:func:`reused`): a search's layouts of one tp
+#: and batch grid come one after another
+_VALUES = 16
+_MISSING = object()
+
+
+def reused(names: tuple[Hashable, ...], system: object, number: Num, make: Callable[[], Any]) -> Any:
+    """Within :func:`reusing_steps`: what ``make()`` gave before for these ``names``, ``system`` (by
+    identity) and ``number`` (by value: a plain number or a one-dimensional float64 array), else
+    ``make()``, kept; anything else (no cache, another type) is made. A search's layouts of one tp
+    that differ in their MoE layout time the same tensor-parallel collectives."""
+    cache = _REUSED.get()
+    values = None if cache is None else _value_key((number,))
+    if cache is None or values is None:
+        return make()
+    return cache.value(_Key((system,), (*names, *values)), make)
 
 
 #: the steps reused by :func:`step_operators` (None: none), as :func:`reusing_steps` sets them

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from genmodel._cost import PhaseCost as PhaseCost
 from genmodel._cost import StepTerms as StepTerms
 from genmodel._errors import InfeasibleError, SpecError, require_ints
-from genmodel._evaluate import step_operators
+from genmodel._evaluate import reused, step_operators
 from genmodel._hardware import Device, System
 
 # (re-exported: the disaggregated estimates import the KV transfer from here)
@@ -131,6 +131,7 @@ def step_terms(
         seqs=seqs,
         new_tokens=new_tokens,
         attention_s=attention_s,
+        reuse=reused,
     )
     breakdown = {k: _times(v, factor) for k, v in breakdown.items()}
     if pp > 1:
