@@ -67,7 +67,7 @@ def time_step(
         known: times already made for the operators at the same places (None: not known), as
             :func:`~genmodel._ops.roofline` gives them on this device and precision.
         prefix: the sums of the first ``prefix.count`` of ``known`` (all known), kept for the
-            next step with the same ones (:class:`Prefix`; over arrays only).
+            next step with the same ones (:class:`Prefix`).
 
     Returns:
         The step's :class:`~genmodel._ops.StepRoofline`.
@@ -82,7 +82,7 @@ def time_step(
         ]
     compute = [t.compute_s for t in times]
     memory = [t.memory_s for t in times]
-    sums = _float_sums(times, compute, memory) or _stacked_sums(times, compute, memory, prefix)
+    sums = _float_sums(times, compute, memory, prefix) or _stacked_sums(times, compute, memory, prefix)
     return sums or StepRoofline.of(times)
 
 
@@ -163,13 +163,36 @@ def _stack(ops: Sequence[Op], shape: tuple[int, ...]) -> tuple[Any, Any, Any, An
 
 
 def _float_sums(
-    times: Sequence[OpTime], compute: Sequence[Any], memory: Sequence[Any]
+    times: Sequence[OpTime], compute: Sequence[Any], memory: Sequence[Any], prefix: Prefix | None = None
 ) -> StepRoofline | None:
     """The step's sums over plain floats (:meth:`~genmodel._ops.StepRoofline.of`'s additions and
-    comparisons, in order); None unless every time is a float."""
-    if not all(type(v) is float for v in compute) or not all(type(v) is float for v in memory):
+    comparisons, in order), from ``prefix``'s sums where it has them (made here where it has none
+    yet); None unless every time is a float."""
+    reuse = prefix is not None and 1 < prefix.count < len(compute)
+    # (the prefix's times are the same floats as when its sums were made: only the others to check)
+    start = prefix.count if reuse and prefix is not None and prefix.sums is not None else 0
+    rest = [*compute[start:], *memory[start:]]
+    if not all(type(v) is float for v in rest):
         return None
-    compute_s = memory_s = compute_bound_s = memory_bound_s = attention_s = 0.0
+    sums: tuple[list[Any], Num] = ([0.0] * 4, 0.0)
+    first = 0
+    if reuse and prefix is not None:
+        first = prefix.count
+        if prefix.sums is None:
+            prefix.sums = _add_floats(sums, times[:first], compute[:first], memory[:first])
+        sums = prefix.sums
+    (compute_s, memory_s, compute_bound_s, memory_bound_s), attention_s = _add_floats(
+        sums, times[first:], compute[first:], memory[first:]
+    )
+    return StepRoofline(tuple(times), compute_s, memory_s, compute_bound_s, memory_bound_s, attention_s)
+
+
+def _add_floats(
+    sums: tuple[list[Any], Num], times: Sequence[OpTime], compute: Sequence[Any], memory: Sequence[Any]
+) -> tuple[list[Any], Num]:
+    """``sums`` ((compute, memory, compute-bound, memory-bound totals), attention total) with the
+    operators' float times added one after another."""
+    (compute_s, memory_s, compute_bound_s, memory_bound_s), attention_s = sums
     for t, c, m in zip(times, compute, memory, strict=True):
         compute_s += c
         memory_s += m
@@ -179,13 +202,14 @@ def _float_sums(
             memory_bound_s += m
         if t.op.kind == "attention":
             attention_s += c if c >= m else m
-    return StepRoofline(tuple(times), compute_s, memory_s, compute_bound_s, memory_bound_s, attention_s)
+    return [compute_s, memory_s, compute_bound_s, memory_bound_s], attention_s
 
 
 class Prefix:
     """The running sums of a step's first ``count`` operators (times that steps with the same
-    inputs share), made once (:func:`_stacked_sums`) and added to by every such step: the sums run
-    row after row, so starting from them gives the same figures as adding every row again."""
+    inputs share), made once (:func:`_stacked_sums` over arrays, :func:`_float_sums` over floats)
+    and added to by every such step: the sums run row after row, so starting from them gives the
+    same figures as adding every row again."""
 
     __slots__ = ("count", "sums")
 
@@ -309,13 +333,14 @@ class StepCache:
         routed experts); ``arrays``: some input is an array."""
         experts = next((i for i, op in enumerate(ops) if op.name == "experts"), None)
         known = tuple(None if i == experts else t for i, t in enumerate(roof.times))
+        # the operators before the experts are the same in every such step: their sums, once
+        step: _Step = (ops, experts, known, None if experts is None else Prefix(experts), {})
         if not arrays:
-            self._steps[key] = (ops, experts, known, None, {})
+            self._steps[key] = step
             return
         if len(self._array_steps) >= _ARRAY_STEPS:
             del self._array_steps[next(iter(self._array_steps))]
-        # the operators before the experts are the same in every such step: their sums, once
-        self._array_steps[key] = (ops, experts, known, None if experts is None else Prefix(experts), {})
+        self._array_steps[key] = step
 
 
 class _Key:

@@ -168,10 +168,22 @@ def _family(*values: object) -> int:
     return found
 
 
+def _arrays_and_numbers(a: object, b: object) -> bool:
+    """Whether each of ``a`` and ``b`` is a plain number or a NumPy ndarray (at least one an array,
+    as the caller has checked): :func:`_family` would say _ARRAYS."""
+    np = sys.modules.get("numpy")  # (not loaded: no value is one of its arrays)
+    if np is None:
+        return False
+    kind_a, kind_b = type(a), type(b)
+    return (kind_a is np.ndarray or kind_a in _PLAIN) and (kind_b is np.ndarray or kind_b in _PLAIN)
+
+
 def maximum(a: Num, b: Num) -> Num:
     """Elementwise maximum of two quantities (float, NumPy array or SymPy expression)."""
     if type(a) in _PLAIN and type(b) in _PLAIN:  # the scalar estimate's path, checked first
         return a if a >= b else b
+    if _arrays_and_numbers(a, b):  # (a plan search's path: what _family says of them, decided faster)
+        return sys.modules["numpy"].maximum(a, b)
     family = _family(a, b)
     if family == _SYMBOLS:
         import sympy
@@ -188,6 +200,8 @@ def minimum(a: Num, b: Num) -> Num:
     """Elementwise minimum of two quantities (float, NumPy array or SymPy expression)."""
     if type(a) in _PLAIN and type(b) in _PLAIN:
         return a if a <= b else b
+    if _arrays_and_numbers(a, b):  # (a plan search's path: what _family says of them, decided faster)
+        return sys.modules["numpy"].minimum(a, b)
     family = _family(a, b)
     if family == _SYMBOLS:
         import sympy
