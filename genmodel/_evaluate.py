@@ -307,6 +307,22 @@ class StepCache:
         self._steps: dict[Hashable, _Step] = {}
         self._array_steps: dict[Hashable, _Step] = {}
         self._values: dict[Hashable, Any] = {}
+        self._hashes: list[tuple[object, int]] = []  # the specs seen (a few), with their hashes
+
+    def key(self, objects: tuple[object, ...], values: tuple[Hashable, ...]) -> _Key:
+        """The key of these specs (each hashed once, the first time it is seen: a deep hash of a
+        model or device takes microseconds, and a search asks for the same few thousands of
+        times) and values."""
+        hashes = []
+        for spec in objects:
+            for seen, kept in self._hashes:  # noqa: B007 (the one found is used after the loop)
+                if seen is spec:
+                    break
+            else:
+                kept = hash(spec)
+                self._hashes.append((spec, kept))
+            hashes.append(kept)
+        return _Key(objects, values, hash((*hashes, values)))
 
     def value(self, key: Hashable, make: Callable[[], Any]) -> Any:
         """The value ``make()`` gave for ``key`` before, else ``make()``, kept (a few at a time:
@@ -344,16 +360,16 @@ class StepCache:
 
 
 class _Key:
-    """A step's inputs as a cache key, hashed once: the model, precision and device by identity
-    (a search passes the same objects throughout; an equal copy only misses, never hits wrongly,
-    and the key keeps them alive, so their ids stay theirs), the other inputs by value."""
+    """A step's inputs as a cache key, by value, hashed once (:meth:`StepCache.key`): the specs
+    (model, precision, device; frozen values) with the hashes the cache keeps for them, compared
+    first by identity (a search passes the same objects throughout), and the other inputs."""
 
     __slots__ = ("_hash", "objects", "values")
 
-    def __init__(self, objects: tuple[object, ...], values: tuple[Hashable, ...]) -> None:
+    def __init__(self, objects: tuple[object, ...], values: tuple[Hashable, ...], hashed: int) -> None:
         self.objects = objects
         self.values = values
-        self._hash = hash((*map(id, objects), values))
+        self._hash = hashed
 
     def __hash__(self) -> int:
         return self._hash
@@ -361,8 +377,10 @@ class _Key:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _Key) or self._hash != other._hash:
             return False
-        same = all(a is b for a, b in zip(self.objects, other.objects, strict=True))
-        return same and self.values == other.values
+        for a, b in zip(self.objects, other.objects, strict=True):
+            if a is not b and a != b:
+                return False
+        return self.values == other.values
 
 
 def _value_key(numbers: Sequence[object]) -> tuple[Hashable, ...] | None:
@@ -388,15 +406,15 @@ _MISSING = object()
 
 
 def reused(names: tuple[Hashable, ...], system: object, number: Num, make: Callable[[], Any]) -> Any:
-    """Within :func:`reusing_steps`: what ``make()`` gave before for these ``names``, ``system`` (by
-    identity) and ``number`` (by value: a plain number or a one-dimensional float64 array), else
+    """Within :func:`reusing_steps`: what ``make()`` gave before for these ``names``, ``system``
+    and ``number`` (a plain number or a one-dimensional float64 array), by value, else
     ``make()``, kept; anything else (no cache, another type) is made. A search's layouts of one tp
     that differ in their MoE layout time the same tensor-parallel collectives."""
     cache = _REUSED.get()
     values = None if cache is None else _value_key((number,))
     if cache is None or values is None:
         return make()
-    return cache.value(_Key((system,), (*names, *values)), make)
+    return cache.value(cache.key((system,), (*names, *values)), make)
 
 
 #: the steps reused by :func:`step_operators` (None: none), as :func:`reusing_steps` sets them
@@ -442,7 +460,7 @@ def step_operators(
     key = None
     values = None if cache is None else _value_key(numbers)
     if cache is not None and values is not None:
-        key = _Key((model, precision, device), (split_new_tokens, absorb_mla, *values))
+        key = cache.key((model, precision, device), (split_new_tokens, absorb_mla, *values))
         hit = cache.get(key)
         if hit is not None:
             cached, experts, known, prefix, missed = hit
