@@ -17,7 +17,10 @@ candidates a second, and gives the same numbers:
   layout (:func:`~genmodel._ops.experts_op`), is made again. A plan search evaluates the same
   one-request prefill for every layout with the same tp, and the same decode step over its batch
   grid for every expert-parallel degree of a tp and dp (one-dimensional float64 arrays are keyed
-  by their bytes; a few such steps are kept at a time).
+  by their bytes; a few such steps are kept at a time). Such a step also keeps the sums of the
+  operators before the experts and the chance that no token routes to an expert slot, and
+  :func:`reused` keeps the tensor-parallel collectives' times by their message: the same values,
+  made once.
 
 Anything else (SymPy expressions, mixed shapes) runs through the plain formulas themselves.
 """
