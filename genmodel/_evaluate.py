@@ -17,7 +17,10 @@ candidates a second, and gives the same numbers:
   layout (:func:`~genmodel._ops.experts_op`), is made again. A plan search evaluates the same
   one-request prefill for every layout with the same tp, and the same decode step over its batch
   grid for every expert-parallel degree of a tp and dp (one-dimensional float64 arrays are keyed
-  by their bytes; a few such steps are kept at a time).
+  by their bytes; a few such steps are kept at a time). Such a step also keeps the sums of the
+  operators before the experts and the chance that no token routes to an expert slot, and
+  :func:`reused` keeps the tensor-parallel collectives' times by their message: the same values,
+  made once.
 
 Anything else (SymPy expressions, mixed shapes) runs through the plain formulas themselves.
 """
@@ -27,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -67,7 +70,7 @@ def time_step(
         known: times already made for the operators at the same places (None: not known), as
             :func:`~genmodel._ops.roofline` gives them on this device and precision.
         prefix: the sums of the first ``prefix.count`` of ``known`` (all known), kept for the
-            next step with the same ones (:class:`Prefix`; over arrays only).
+            next step with the same ones (:class:`Prefix`).
 
     Returns:
         The step's :class:`~genmodel._ops.StepRoofline`.
@@ -82,7 +85,7 @@ def time_step(
         ]
     compute = [t.compute_s for t in times]
     memory = [t.memory_s for t in times]
-    sums = _float_sums(times, compute, memory) or _stacked_sums(times, compute, memory, prefix)
+    sums = _float_sums(times, compute, memory, prefix) or _stacked_sums(times, compute, memory, prefix)
     return sums or StepRoofline.of(times)
 
 
@@ -163,13 +166,36 @@ def _stack(ops: Sequence[Op], shape: tuple[int, ...]) -> tuple[Any, Any, Any, An
 
 
 def _float_sums(
-    times: Sequence[OpTime], compute: Sequence[Any], memory: Sequence[Any]
+    times: Sequence[OpTime], compute: Sequence[Any], memory: Sequence[Any], prefix: Prefix | None = None
 ) -> StepRoofline | None:
     """The step's sums over plain floats (:meth:`~genmodel._ops.StepRoofline.of`'s additions and
-    comparisons, in order); None unless every time is a float."""
-    if not all(type(v) is float for v in compute) or not all(type(v) is float for v in memory):
+    comparisons, in order), from ``prefix``'s sums where it has them (made here where it has none
+    yet); None unless every time is a float."""
+    reuse = prefix is not None and 1 < prefix.count < len(compute)
+    # (the prefix's times are the same floats as when its sums were made: only the others to check)
+    start = prefix.count if reuse and prefix is not None and prefix.sums is not None else 0
+    rest = [*compute[start:], *memory[start:]]
+    if not all(type(v) is float for v in rest):
         return None
-    compute_s = memory_s = compute_bound_s = memory_bound_s = attention_s = 0.0
+    sums: tuple[list[Any], Num] = ([0.0] * 4, 0.0)
+    first = 0
+    if reuse and prefix is not None:
+        first = prefix.count
+        if prefix.sums is None:
+            prefix.sums = _add_floats(sums, times[:first], compute[:first], memory[:first])
+        sums = prefix.sums
+    (compute_s, memory_s, compute_bound_s, memory_bound_s), attention_s = _add_floats(
+        sums, times[first:], compute[first:], memory[first:]
+    )
+    return StepRoofline(tuple(times), compute_s, memory_s, compute_bound_s, memory_bound_s, attention_s)
+
+
+def _add_floats(
+    sums: tuple[list[Any], Num], times: Sequence[OpTime], compute: Sequence[Any], memory: Sequence[Any]
+) -> tuple[list[Any], Num]:
+    """``sums`` ((compute, memory, compute-bound, memory-bound totals), attention total) with the
+    operators' float times added one after another."""
+    (compute_s, memory_s, compute_bound_s, memory_bound_s), attention_s = sums
     for t, c, m in zip(times, compute, memory, strict=True):
         compute_s += c
         memory_s += m
@@ -179,13 +205,14 @@ def _float_sums(
             memory_bound_s += m
         if t.op.kind == "attention":
             attention_s += c if c >= m else m
-    return StepRoofline(tuple(times), compute_s, memory_s, compute_bound_s, memory_bound_s, attention_s)
+    return [compute_s, memory_s, compute_bound_s, memory_bound_s], attention_s
 
 
 class Prefix:
     """The running sums of a step's first ``count`` operators (times that steps with the same
-    inputs share), made once (:func:`_stacked_sums`) and added to by every such step: the sums run
-    row after row, so starting from them gives the same figures as adding every row again."""
+    inputs share), made once (:func:`_stacked_sums` over arrays, :func:`_float_sums` over floats)
+    and added to by every such step: the sums run row after row, so starting from them gives the
+    same figures as adding every row again."""
 
     __slots__ = ("count", "sums")
 
@@ -201,12 +228,15 @@ def _stacked_sums(
     """The step's sums with the operators' times stacked into arrays, added row after row (the
     operators' order), in groups of at most :data:`_GROUP_BYTES`, from ``prefix``'s sums where it
     has them; None unless every time is a float64 NumPy array, all of one shape."""
-    arrays: list[Any] = [*compute, *memory]
-    if not _float_arrays(arrays):
+    reuse = prefix is not None and 1 < prefix.count < len(compute)  # (the sums made here are new arrays)
+    # the prefix's times were checked when its sums were made (the same arrays, never written):
+    # then only the others, and one of the prefix's for their common shape
+    start = prefix.count if reuse and prefix is not None and prefix.sums is not None else 0
+    if not _float_arrays([*compute[start:], *memory[start:], compute[0]]):
         return None
     first, totals = 0, [None] * 4
     attention_s: Num = 0.0
-    if prefix is not None and 1 < prefix.count < len(compute):  # (the sums made here are new arrays)
+    if reuse and prefix is not None:
         first = prefix.count
         if prefix.sums is None:
             prefix.sums = (
@@ -259,9 +289,10 @@ def _sum_rows(values: Any) -> Any:
     return total
 
 
-#: a kept step: its operators, the routed experts' place among them, the times of the others, and
-#: the sums of the operators before the experts (:class:`Prefix`; steps over arrays with experts)
-_Step = tuple[list[Op], int | None, tuple[OpTime | None, ...], "Prefix | None"]
+#: a kept step: its operators, the routed experts' place among them, the times of the others, the
+#: sums of the operators before the experts (:class:`Prefix`; steps over arrays with experts), and
+#: the chances that no token routes to an expert slot (``missed`` of :func:`~genmodel._ops.experts_op`)
+_Step = tuple[list[Op], int | None, tuple[OpTime | None, ...], "Prefix | None", dict[Any, Any]]
 
 #: steps over arrays a :class:`StepCache` keeps at once (the least recently used goes first): a
 #: plan search evaluates the layouts of one tp (and batch grid) one after another, and each field
@@ -278,12 +309,42 @@ class StepCache:
     def __init__(self) -> None:
         self._steps: dict[Hashable, _Step] = {}
         self._array_steps: dict[Hashable, _Step] = {}
+        self._values: dict[Hashable, Any] = {}
+        self._hashes: list[tuple[object, int]] = []  # the specs seen (a few), with their hashes
+
+    def key(self, objects: tuple[object, ...], values: tuple[Hashable, ...]) -> _Key:
+        """The key of these specs (each hashed once, the first time it is seen: a deep hash of a
+        model or device takes microseconds, and a search asks for the same few thousands of
+        times) and values."""
+        hashes = []
+        for spec in objects:
+            for seen, kept in self._hashes:  # noqa: B007 (the one found is used after the loop)
+                if seen is spec:
+                    break
+            else:
+                kept = hash(spec)
+                self._hashes.append((spec, kept))
+            hashes.append(kept)
+        return _Key(objects, values, hash((*hashes, values)))
+
+    def value(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """The value ``make()`` gave for ``key`` before, else ``make()``, kept (a few at a time:
+        the least recently used goes first)."""
+        hit = self._values.pop(key, _MISSING)
+        if hit is _MISSING:
+            hit = make()
+            if len(self._values) >= _VALUES:
+                del self._values[next(iter(self._values))]
+        self._values[key] = hit
+        return hit
 
     def get(self, key: Hashable) -> _Step | None:
         """The step evaluated with these inputs, if any."""
         hit = self._steps.get(key)
-        if hit is None and key in self._array_steps:  # (the least recently used goes first)
-            hit = self._array_steps[key] = self._array_steps.pop(key)
+        if hit is None:  # (the least recently used goes first: a hit moves to the end)
+            hit = self._array_steps.pop(key, None)
+            if hit is not None:
+                self._array_steps[key] = hit
         return hit
 
     def put(self, key: Hashable, ops: list[Op], roof: StepRoofline, *, arrays: bool = False) -> None:
@@ -291,13 +352,38 @@ class StepCache:
         routed experts); ``arrays``: some input is an array."""
         experts = next((i for i, op in enumerate(ops) if op.name == "experts"), None)
         known = tuple(None if i == experts else t for i, t in enumerate(roof.times))
+        # the operators before the experts are the same in every such step: their sums, once
+        step: _Step = (ops, experts, known, None if experts is None else Prefix(experts), {})
         if not arrays:
-            self._steps[key] = (ops, experts, known, None)
+            self._steps[key] = step
             return
         if len(self._array_steps) >= _ARRAY_STEPS:
             del self._array_steps[next(iter(self._array_steps))]
-        # the operators before the experts are the same in every such step: their sums, once
-        self._array_steps[key] = (ops, experts, known, None if experts is None else Prefix(experts))
+        self._array_steps[key] = step
+
+
+class _Key:
+    """A step's inputs as a cache key, by value, hashed once (:meth:`StepCache.key`): the specs
+    (model, precision, device; frozen values) with the hashes the cache keeps for them, compared
+    first by identity (a search passes the same objects throughout), and the other inputs."""
+
+    __slots__ = ("_hash", "objects", "values")
+
+    def __init__(self, objects: tuple[object, ...], values: tuple[Hashable, ...], hashed: int) -> None:
+        self.objects = objects
+        self.values = values
+        self._hash = hashed
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Key) or self._hash != other._hash:
+            return False
+        for a, b in zip(self.objects, other.objects, strict=True):
+            if a is not b and a != b:
+                return False
+        return self.values == other.values
 
 
 def _value_key(numbers: Sequence[object]) -> tuple[Hashable, ...] | None:
@@ -314,6 +400,24 @@ def _value_key(numbers: Sequence[object]) -> tuple[Hashable, ...] | None:
         else:
             return None
     return tuple(key)
+
+
+#: values a :class:`StepCache` keeps besides steps (:func:`reused`): a search's layouts of one tp
+#: and batch grid come one after another
+_VALUES = 16
+_MISSING = object()
+
+
+def reused(names: tuple[Hashable, ...], system: object, number: Num, make: Callable[[], Any]) -> Any:
+    """Within :func:`reusing_steps`: what ``make()`` gave before for these ``names``, ``system``
+    and ``number`` (a plain number or a one-dimensional float64 array), by value, else
+    ``make()``, kept; anything else (no cache, another type) is made. A search's layouts of one tp
+    that differ in their MoE layout time the same tensor-parallel collectives."""
+    cache = _REUSED.get()
+    values = None if cache is None else _value_key((number,))
+    if cache is None or values is None:
+        return make()
+    return cache.value(cache.key((system,), (*names, *values)), make)
 
 
 #: the steps reused by :func:`step_operators` (None: none), as :func:`reusing_steps` sets them
@@ -359,10 +463,10 @@ def step_operators(
     key = None
     values = None if cache is None else _value_key(numbers)
     if cache is not None and values is not None:
-        key = (model, precision, device, split_new_tokens, absorb_mla, values)
+        key = cache.key((model, precision, device), (split_new_tokens, absorb_mla, *values))
         hit = cache.get(key)
         if hit is not None:
-            cached, experts, known, prefix = hit
+            cached, experts, known, prefix, missed = hit
             ops = list(cached)
             if experts is not None:
                 ops[experts] = experts_op(
@@ -374,6 +478,7 @@ def step_operators(
                     cp=cp,
                     split_new_tokens=split_new_tokens,
                     moe=moe,
+                    missed=missed,
                 )
             return ops, time_step(ops, device, precision, known=known, prefix=prefix)
     ops = forward_ops(

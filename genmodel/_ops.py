@@ -234,8 +234,16 @@ def _row_tokens(num_seqs: Num, new_tokens: Num, cp: Num, split_new_tokens: bool)
     return num_seqs * new_tokens / cp if split_new_tokens else num_seqs * new_tokens
 
 
-def _experts_op(model: ModelSpec, p: Precision, tokens: Num, tp: Num, moe: MoeLayout | None) -> Op:
-    """The routed experts of a step over ``tokens`` token rows (:func:`forward_ops`)."""
+def _experts_op(
+    model: ModelSpec,
+    p: Precision,
+    tokens: Num,
+    tp: Num,
+    moe: MoeLayout | None,
+    missed: dict[tuple[float, int | None], Num] | None = None,
+) -> Op:
+    """The routed experts of a step over ``tokens`` token rows (:func:`forward_ops`; ``missed``
+    as :func:`experts_op` keeps them)."""
     spec = model.moe
     assert spec is not None
     d, n_moe, k = model.hidden_size, model.num_moe_layers, spec.num_experts_per_tok
@@ -251,7 +259,14 @@ def _experts_op(model: ModelSpec, p: Precision, tokens: Num, tp: Num, moe: MoeLa
         instance_tokens = tokens * moe.dp  # every replica's tokens go through one instance
         share = moe.device_pair_share(spec.num_experts, instance_tokens * k)
     # an expert slot is touched when one of the instance's tokens routes to it
-    touched = local_slots * (1 - power(1 - k / slots, instance_tokens))
+    base = 1 - k / slots
+    if missed is None:
+        touched = local_slots * (1 - power(base, instance_tokens))
+    else:
+        key = (base, None if moe is None else moe.dp)  # (the instance's tokens: these tokens x dp)
+        if key not in missed:
+            missed[key] = power(base, instance_tokens)
+        touched = local_slots * (1 - missed[key])
     routed = instance_tokens * k * share  # token-expert pairs on the busiest device's slots
     return Op(
         "experts",
@@ -402,11 +417,14 @@ def experts_op(
     cp: Num,
     split_new_tokens: bool,
     moe: MoeLayout | None,
+    missed: dict[tuple[float, int | None], Num] | None = None,
 ) -> Op:
     """The routed experts of a step, as :func:`forward_ops` makes them (arguments as there).
 
     The one operator of :func:`forward_ops` that depends on ``moe``: steps that differ only in the
-    MoE layout share every other operator (:mod:`genmodel._evaluate` reuses them).
+    MoE layout share every other operator (:mod:`genmodel._evaluate` reuses them). ``missed``:
+    the chances that no token routes to a slot, kept by (1 - k/slots, replicas) for steps with
+    these same tokens (most MoE layouts of a search share them: the same numbers, made once).
     """
     tokens = _row_tokens(num_seqs, new_tokens, cp, split_new_tokens)
-    return _experts_op(model, precision, tokens, tp, moe)
+    return _experts_op(model, precision, tokens, tp, moe, missed)

@@ -31,9 +31,9 @@ operator is written with the operator, the collectives between operators are wri
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from genmodel._collectives import allgather_time, allreduce_time, alltoall_time, p2p_time, reduce_scatter_time
@@ -55,7 +55,7 @@ class Plan:
     cp: int = 1
 
     def __post_init__(self) -> None:
-        require_ints(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        require_ints(tp=self.tp, pp=self.pp, ep=self.ep, dp=self.dp, cp=self.cp)
 
     @property
     def num_devices(self) -> int:
@@ -229,6 +229,7 @@ def step_collectives(
     seqs: Num,
     new_tokens: Num,
     attention_s: Num,
+    reuse: Callable[[tuple[str, int, str], System, Num, Callable[[], Num]], Num] | None = None,
 ) -> tuple[dict[str, Num], Num]:
     """Per-kind collective time of one microbatch through the whole model, and the CP ring's share.
 
@@ -237,6 +238,9 @@ def step_collectives(
     the context-parallel ring (prefill) or combine (decode), each with ``algorithm`` (ring, tree,
     direct or auto) where it has a choice. ``seqs`` sequences of ``new_tokens`` tokens each on the
     replica; ``attention_s`` is the step's attention time the CP ring overlaps.
+
+    ``reuse(names, system, message, make)``: the tensor-parallel collectives' times kept by their
+    message (:func:`~genmodel._evaluate.reused`; None: each made here).
 
     Returns (breakdown, cp_ring_s) where cp_ring_s is the ring-attention transfer left exposed
     after it overlapped the attention it feeds (already included in the breakdown).
@@ -251,8 +255,14 @@ def step_collectives(
     def add(name: str, seconds: Num) -> None:
         out[name] = out.get(name, 0.0) + seconds
 
+    def over_tp(collective: Callable[..., Num]) -> Num:  # one collective of the message over tp
+        def make() -> Num:
+            return collective(message, tp, system, algorithm=algo)
+
+        return make() if reuse is None else reuse((collective.__name__, tp, algo), system, message, make)
+
     if tp > 1:
-        ar = allreduce_time(message, tp, system, algorithm=algo)
+        ar = over_tp(allreduce_time)
         # after attention in every block, after each dense FFN, and after the vocab-parallel embedding
         add("tp_allreduce", (model.num_layers + model.num_dense_layers + 1) * ar)
         if model.moe is not None and plan.ep == 1 and dp == 1:
@@ -287,7 +297,7 @@ def step_collectives(
                 t = alltoall_time(send, n, system, scale_out_bytes=outside if spans and prefill else None)
                 add(name, n_moe * t)
             if tp > 1:  # each tp rank combined 1/tp of the tokens: gather them back
-                add("tp_allgather", n_moe * allgather_time(message, tp, system, algorithm=algo))
+                add("tp_allgather", n_moe * over_tp(allgather_time))
     cp_ring: Num = 0.0
     if cp > 1:
         kv_elements = model.attention.kv_elements_per_token(tp)

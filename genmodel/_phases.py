@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from genmodel._cost import PhaseCost as PhaseCost
 from genmodel._cost import StepTerms as StepTerms
 from genmodel._errors import InfeasibleError, SpecError, require_ints
-from genmodel._evaluate import step_operators
+from genmodel._evaluate import reused, step_operators
 from genmodel._hardware import Device, System
 
 # (re-exported: the disaggregated estimates import the KV transfer from here)
@@ -131,8 +131,9 @@ def step_terms(
         seqs=seqs,
         new_tokens=new_tokens,
         attention_s=attention_s,
+        reuse=reused,
     )
-    breakdown = {k: v * factor for k, v in breakdown.items()}
+    breakdown = {k: _times(v, factor) for k, v in breakdown.items()}
     if pp > 1:
         breakdown["pp_send"] = pp_send_time(model, system, plan, precision, seqs=seqs, new_tokens=new_tokens)
     busy_s = (compute_bound_s + memory_bound_s) * factor  # one microbatch's operators
@@ -175,18 +176,29 @@ def step_terms(
         # prefetched layer by layer, a transfer hides behind the step's own work
         offload_s = maximum(transfer_s - total_s, 0.0) if options.offload.overlap else transfer_s
     return StepTerms(
-        compute_s=m * compute_s * factor,
-        memory_s=m * memory_s * factor,
-        compute_bound_s=m * compute_bound_s * factor,
-        memory_bound_s=m * memory_bound_s * factor,
-        comm_s=total_s - m * busy_s,  # what the operators' time does not cover
+        compute_s=_times(_times(compute_s, m, first=True), factor),
+        memory_s=_times(_times(memory_s, m, first=True), factor),
+        compute_bound_s=_times(_times(compute_bound_s, m, first=True), factor),
+        memory_bound_s=_times(_times(memory_bound_s, m, first=True), factor),
+        comm_s=total_s - _times(busy_s, m, first=True),  # what the operators' time does not cover
         overhead_s=device.efficiency.step_overhead_s,
         comm_hidden_s=hidden_s,
         offload_s=offload_s,
         offload_hidden_s=transfer_s - offload_s,
-        comm_breakdown={k: m * v for k, v in breakdown.items()},
+        comm_breakdown={k: _times(v, m, first=True) for k, v in breakdown.items()},
         ops=roof.times,
     )
+
+
+def _times(value: Num, factor: Num, *, first: bool = False) -> Num:
+    """``value * factor`` (``factor * value`` with ``first``), or ``value`` itself when the factor
+    is the float 1.0 and the value a float or float64 array: the product's bits, without making
+    them again (a plan search's decode steps have one microbatch and no pipeline factor)."""
+    if type(factor) is float and factor == 1.0:
+        kind = type(value)
+        if kind is float or (kind.__module__ == "numpy" and value.dtype.char == "d"):  # type: ignore[union-attr]
+            return value
+    return factor * value if first else value * factor
 
 
 def step_cost(

@@ -13,6 +13,7 @@ symbolic derivation.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -133,13 +134,13 @@ def check_amount(name: str, value: Num, *, positive: bool = False) -> None:
     if isinstance(value, int | float):
         bad: Any = None if math.isfinite(value) and (value > 0 if positive else value >= 0) else value
     elif _is_array(value) and value.dtype.kind in "iuf":
-        import numpy as np
-
+        np = sys.modules["numpy"]  # (loaded: value is one of its arrays)
         if not value.size:
             return
-        low = value.min()
-        if (low > 0 if positive else low >= 0) and value.max() < math.inf:
-            return  # (two reductions decide the common case; a NaN fails both comparisons)
+        # (two reductions decide the common case, the ufuncs' own: a NaN fails both comparisons)
+        low = np.minimum.reduce(value, axis=None)
+        if (low > 0 if positive else low >= 0) and np.maximum.reduce(value, axis=None) < math.inf:
+            return
         wrong = ~np.isfinite(value) | ((value <= 0) if positive else (value < 0))
         bad = float(value[wrong].flat[0]) if wrong.any() else None
     else:
@@ -167,10 +168,22 @@ def _family(*values: object) -> int:
     return found
 
 
+def _arrays_and_numbers(a: object, b: object) -> bool:
+    """Whether each of ``a`` and ``b`` is a plain number or a NumPy ndarray (at least one an array,
+    as the caller has checked): :func:`_family` would say _ARRAYS."""
+    np = sys.modules.get("numpy")  # (not loaded: no value is one of its arrays)
+    if np is None:
+        return False
+    kind_a, kind_b = type(a), type(b)
+    return (kind_a is np.ndarray or kind_a in _PLAIN) and (kind_b is np.ndarray or kind_b in _PLAIN)
+
+
 def maximum(a: Num, b: Num) -> Num:
     """Elementwise maximum of two quantities (float, NumPy array or SymPy expression)."""
     if type(a) in _PLAIN and type(b) in _PLAIN:  # the scalar estimate's path, checked first
         return a if a >= b else b
+    if _arrays_and_numbers(a, b):  # (a plan search's path: what _family says of them, decided faster)
+        return sys.modules["numpy"].maximum(a, b)
     family = _family(a, b)
     if family == _SYMBOLS:
         import sympy
@@ -187,6 +200,8 @@ def minimum(a: Num, b: Num) -> Num:
     """Elementwise minimum of two quantities (float, NumPy array or SymPy expression)."""
     if type(a) in _PLAIN and type(b) in _PLAIN:
         return a if a <= b else b
+    if _arrays_and_numbers(a, b):  # (a plan search's path: what _family says of them, decided faster)
+        return sys.modules["numpy"].minimum(a, b)
     family = _family(a, b)
     if family == _SYMBOLS:
         import sympy
