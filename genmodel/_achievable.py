@@ -10,7 +10,7 @@ from genmodel._errors import SpecError
 #: Measured STREAM triad bandwidth over the peak memory bandwidth of the A100 SXM4 80GB, the lowest
 #: such share among the devices the shared ``memory_frac`` was fitted on (A100, H100, H200): 1.70 of
 #: 2.039 TB/s (83.4 %; H100 SXM 2.97 of 3.35, 88.7 %; H200 4.15 of 4.8, 86.5 %). One instrument for
-#: all of them: BabelStream (CUDA or HIP backend, default arrays, mean of 5 runs) as the Azure
+#: all of them: BabelStream (CUDA or HIP backend, default arrays, repeated runs) as the Azure
 #: AI-benchmarking-guide runs it on Azure ND VMs (github.com/Azure/AI-benchmarking-guide,
 #: Azure_Results/*.md, "HBM Bandwidth"). The fit saw that spread, so only a smaller share scales.
 REFERENCE_MEMORY_FRAC = 1.70 / 2.039
