@@ -340,6 +340,9 @@ class Device:
     #: achievable matmul throughput (:func:`matmul_scale`); a precision not listed (or without a
     #: peak): 1.
     matmul_scale: Mapping[str, float] = field(default_factory=dict)
+    #: The factor on the memory fractions from the device's measured achievable memory bandwidth
+    #: (:func:`genmodel._achievable.memory_scale`); 1 without a measurement.
+    memory_scale: float = 1.0
 
     def __post_init__(self) -> None:
         owner = f"device {self.id}"
@@ -365,6 +368,8 @@ class Device:
         for dtype, scale in self.matmul_scale.items():
             if not 0 < scale <= 1:
                 raise SpecError(f"{owner}.matmul_scale[{dtype}]={scale!r} must be in (0, 1]")
+        if not 0 < self.memory_scale <= 1:
+            raise SpecError(f"{owner}.memory_scale={self.memory_scale!r} must be in (0, 1]")
         object.__setattr__(self, "peak_flops_per_s", FrozenMap(self.peak_flops_per_s))
         object.__setattr__(self, "matmul_scale", FrozenMap(self.matmul_scale))
 
@@ -411,7 +416,7 @@ class Device:
 
     def ideal(self) -> Device:
         """The same device with every efficiency 1 and no fixed overheads (pure roofline)."""
-        return dataclasses.replace(self, efficiency=IDEAL_EFFICIENCY, matmul_scale={})
+        return dataclasses.replace(self, efficiency=IDEAL_EFFICIENCY, matmul_scale={}, memory_scale=1.0)
 
 
 _LEVELS = ("scale_up", "scale_out")

@@ -320,16 +320,16 @@ class Rates:
         # a device whose matrix units reach less of their peak than the fitted ones (clocks falling
         # under dense load) reaches that much less in both (hardware_db/EFFICIENCY.md)
         scale = device.matmul_scale
+        # likewise a device whose memory reaches less of its peak in a streaming benchmark
+        memory = device.memory_bandwidth_bytes_per_s * eff.memory_frac * device.memory_scale
         return cls(
-            memory_bytes_per_s=device.memory_bandwidth_bytes_per_s * eff.memory_frac,
+            memory_bytes_per_s=memory,
             gemm_flops_per_s=device.peak_flops_per_s[dtype] * frac * scale.get(dtype, 1.0),
             attention_flops_per_s=device.peak_flops_per_s[attention_dtype]
             * eff.attention_frac
             * scale.get(attention_dtype, 1.0),
             gemm_tile_tokens=eff.gemm_tile_tokens,
-            expert_memory_bytes_per_s=device.memory_bandwidth_bytes_per_s
-            * eff.memory_frac
-            * eff.expert_memory_frac,
+            expert_memory_bytes_per_s=memory * eff.expert_memory_frac,
             moe_layer_latency_s=eff.moe_layer_latency_s,
         )
 

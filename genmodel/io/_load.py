@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from genmodel._achievable import memory_scale
 from genmodel._attention import FullAttention, GroupedQueryAttention, MultiHeadLatentAttention
 from genmodel._errors import SpecError, UnknownEntryError
 from genmodel._hardware import (
@@ -166,6 +167,7 @@ def device_from_yaml(y: DeviceY) -> Device:
     achieved = (y.compute.achievable_tflops or DenseTflopsY()).model_dump(exclude_none=True)
     scale = matmul_scale(peaks, {k: v * TFLOP for k, v in achieved.items()})
     mem = y.memory.local
+    achieved_bw = None if mem.achievable_tb_per_s is None else mem.achievable_tb_per_s * TB
     host = None
     if y.memory.host is not None:
         h = y.memory.host
@@ -194,6 +196,7 @@ def device_from_yaml(y: DeviceY) -> Device:
         tdp_w=y.power.tdp_w,
         usd_per_hour=y.price.usd_per_hour,
         matmul_scale=scale,
+        memory_scale=memory_scale(mem.bandwidth_tb_per_s * TB, achieved_bw),
         efficiency=Efficiency(
             gemm_frac=e.gemm_frac,
             gemm_low_precision_frac=e.gemm_low_precision_frac,

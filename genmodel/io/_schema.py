@@ -52,6 +52,15 @@ class LocalMemoryY(_Strict):
     shared_with_host: bool = False
     os_reserve_gib: NonNegative = 0.0
     source: Source
+    #: measured achievable bandwidth of a streaming benchmark (hardware_db/EFFICIENCY.md), with its source
+    achievable_tb_per_s: Positive | None = None
+    achievable_source: Source | None = None
+
+    @model_validator(mode="after")
+    def _sourced(self) -> LocalMemoryY:
+        if (self.achievable_tb_per_s is None) != (self.achievable_source is None):
+            raise ValueError("achievable_tb_per_s and achievable_source go together")
+        return self
 
 
 class HostY(_Strict):
