@@ -12,16 +12,23 @@ from genmodel._decodes import DENSE_BATCHES, EpDecodes, decode_side
 from genmodel._evaluate import StepCache
 from genmodel._search import layouts
 
+#: speculative decoding (a verify step and draft steps) and two microbatches (their count per batch)
+_SPLIT = genmodel.RunOptions(speculation=genmodel.Speculation(draft_tokens=2), overlap_microbatches=2)
+
 
 @pytest.mark.parametrize(
-    ("model", "hardware", "devices", "dtype"),
-    [("deepseek-v3", "h200-sxm", 24, "fp8"), ("deepseek-v3", "ascend-910c", 48, "int8")],
+    ("model", "hardware", "devices", "dtype", "options"),
+    [
+        ("deepseek-v3", "h200-sxm", 24, "fp8", genmodel.RunOptions()),
+        ("deepseek-v3", "ascend-910c", 48, "int8", genmodel.RunOptions()),
+        ("deepseek-v3", "ascend-910c", 48, "int8", _SPLIT),
+    ],
 )
 def test_a_step_over_the_ep_union_grid_is_each_layouts_own_to_the_last_bit(
-    model: str, hardware: str, devices: int, dtype: str
+    model: str, hardware: str, devices: int, dtype: str, options: genmodel.RunOptions
 ) -> None:
     m, system = genmodel.load_model(model), genmodel.load_hardware(hardware)
-    precision, options = genmodel.default_precision(dtype, None, None), genmodel.RunOptions()
+    precision = genmodel.default_precision(dtype, None, None)
     work = [(devices, plan, why) for plan, why in layouts(m, system, devices)]
     decodes = EpDecodes(m, system, work, (4096, 1024), StepCache())
     tops: dict[tuple[int, ...], list[float]] = collections.defaultdict(list)
