@@ -175,6 +175,12 @@ class EpDecodes:
 
     def get(self, index: int, precision: Precision, options: RunOptions) -> Decode:
         """The decode side of ``work[index]`` (a layout that can run) in ``precision``."""
+        if self._model.moe is None:  # (one layout per tp, pp and dp: nothing to share)
+            plan = self._work[index][1]
+            lengths = self._lengths
+            return decode_side(
+                self._model, self._system, plan, precision, *lengths, options, self._grids, None, self._cache
+            )
         made = self._made.pop((index, precision), None)
         if made is not None:
             return made
