@@ -36,7 +36,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from genmodel._candidates import (
     OBJECTIVES,
@@ -48,19 +48,16 @@ from genmodel._candidates import (
     copies_needed,
     serving_arrays,
 )
+from genmodel._decodes import DENSE_BATCHES, Decode, EpDecodes, batch_grid, decode_side
 from genmodel._disaggregate import Disaggregated, Pool, disaggregate
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._evaluate import StepCache, reusing_steps
 from genmodel._hardware import System
-from genmodel._memory import max_batch
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan, plan_violations
 from genmodel._phases import (
-    decode_pass,
-    mean_decode_context,
     prefill_pass,
-    prepare,
     step_terms,
 )
 from genmodel._serving import full_step_s
@@ -91,9 +88,6 @@ _DEFAULT_OPTIONS = RunOptions()
 MAX_DEVICES = 1_000_000
 #: Slo() as a default argument (no targets; frozen, so sharing it is safe)
 _NO_SLO = Slo()
-#: running batch sizes evaluated per replica: every integer up to this, then a geometric tail
-DENSE_BATCHES = 1024
-_TAIL_POINTS = 32
 #: candidates whose serving figures are made at once (a group of layouts): their arrays stay below
 #: glibc's 128 KiB mmap threshold (:data:`genmodel._evaluate._GROUP_BYTES`)
 _GROUP_CANDIDATES = 12 * 1024
@@ -128,18 +122,6 @@ def instance_sizes(devices: int, system: System) -> list[int]:
     sizes = set(_divisors(devices)) | {2**i for i in range(devices.bit_length()) if 2**i <= devices}
     sizes |= set(range(domain, devices + 1, domain))
     return sorted(sizes)
-
-
-def batch_grid(most: float) -> np.ndarray[Any, Any]:
-    """Running batch sizes per replica: 1, 2, ... up to DENSE_BATCHES, then geometric up to ``most``."""
-    import numpy as np
-
-    top = math.floor(most)
-    dense = np.arange(1, min(top, DENSE_BATCHES) + 1, dtype=float)
-    if top <= DENSE_BATCHES:
-        return dense
-    tail = np.unique(np.round(np.geomspace(DENSE_BATCHES, top, _TAIL_POINTS + 1)[1:]))
-    return np.concatenate([dense, tail])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,13 +256,13 @@ def search(
     start = time.perf_counter()
     traffic = request_rate_per_s is not None
     tally = _Tally()
-    grids: dict[int, np.ndarray[Any, Any]] = {}
     cache = StepCache()
     work = [
         (size, plan, why)
         for size in _sizes(devices, system, traffic=traffic, disaggregated=disaggregated)
         for plan, why in layouts(model, system, size)
     ]
+    decodes = EpDecodes(model, system, work, (input_tokens, output_tokens), cache)
     for done, (size, plan, why) in enumerate(work):
         if on_progress is not None:
             on_progress(done, len(work))
@@ -293,8 +275,7 @@ def search(
                 options if c == options.prefill_chunk else replace(options, prefill_chunk=c) for c in chunks
             ]
             # the chunk size changes only the prefill: one decode side, the prefills all together
-            lengths = (input_tokens, output_tokens)
-            decode = _decode(model, system, plan, precision, *lengths, runs[0], grids, cache=cache)
+            decode = decodes.get(done, precision, runs[0])
             prefills: list[tuple[float, float] | None] = [None] * len(runs)
             if decode.most is not None:
                 prefills = [*_prefills(model, decode.system, plan, precision, input_tokens, runs, cache)]
@@ -434,72 +415,6 @@ class _Tally:
         )
 
 
-class _Decode(NamedTuple):
-    """What a layout and precision run the same whatever the prefill chunk: the system the run
-    takes, the most sequences that fit (None: not even one), the batch grid and its decode steps."""
-
-    system: System
-    most: int | None
-    batch: np.ndarray[Any, Any] | None = None
-    step_s: Any = None
-
-
-def _decode(
-    model: ModelSpec,
-    system: System,
-    plan: Plan,
-    precision: Precision,
-    input_tokens: int,
-    output_tokens: int,
-    options: RunOptions,
-    grids: dict[int, np.ndarray[Any, Any]] | None = None,
-    batches: np.ndarray[Any, Any] | None = None,
-    cache: StepCache | None = None,
-) -> _Decode:
-    """The decode side of :func:`_evaluate`: the memory bound, the running batches (``batches``,
-    else the batch grid, shared through ``grids``: by their largest batch, never written) and one
-    decode step over all of them. Nothing here reads ``options.prefill_chunk``, so the chunk
-    sizes of a search share it."""
-    run_system, extras = prepare(
-        model,
-        system,
-        plan,
-        precision,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        ideal=False,
-        options=options,
-    )
-    try:
-        most = max_batch(
-            model,
-            run_system.device,
-            plan,
-            precision,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            extras=extras,
-        )
-    except InfeasibleError:
-        return _Decode(run_system, None)
-    if batches is not None:
-        batch = batches
-    elif grids is None:
-        batch = batch_grid(most / plan.dp)
-    else:  # layouts with as many sequences per replica share one grid
-        top = math.floor(most / plan.dp)
-        if top not in grids:
-            grids[top] = batch_grid(most / plan.dp)
-            grids[top].flags.writeable = False  # shared by every layout with this grid
-        batch = grids[top]
-    past = mean_decode_context(input_tokens, output_tokens)
-    with reusing_steps(cache):  # layouts of one tp and grid share the step's operators but the experts
-        step_s = decode_pass(
-            model, run_system, plan, precision, num_seqs=batch, past_tokens=past, options=options
-        ).time_s
-    return _Decode(run_system, most, batch, step_s)
-
-
 def _evaluate(
     model: ModelSpec,
     system: System,
@@ -519,7 +434,7 @@ def _evaluate(
     serving figures (:func:`~genmodel._candidates.serving_arrays`, as the search has them made
     for groups of layouts); ``wave``: the wave term TTFT adds; ``cache``: steps to reuse."""
     args = (input_tokens, output_tokens, options)
-    decode = _decode(model, system, plan, precision, *args, None, batches, cache)
+    decode = decode_side(model, system, plan, precision, *args, None, batches, cache)
     head = (model, system, plan, precision, input_tokens)
     layout, side = _side(*head, options, violations, decode, None, wave, cache)
     if layout is None or side is None:
@@ -535,7 +450,7 @@ def _side(
     input_tokens: int,
     options: RunOptions,
     violations: collections.Counter[str],
-    decode: _Decode,
+    decode: Decode,
     prefill: tuple[float, float] | None,
     wave: Wave | None,
     cache: StepCache | None = None,

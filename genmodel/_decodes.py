@@ -1,0 +1,254 @@
+"""The plan search's decode side: the batch grid of a layout and one decode step over all of it.
+
+- Running batch sizes per replica (:func:`batch_grid`): every integer up to :data:`DENSE_BATCHES`,
+  then a geometric tail up to the most sequences that fit.
+- The layouts that differ only in their expert-parallel degree (the same tp, pp and dp) fit a few
+  sequences more or less each (the experts' share of the memory differs), so their grids differ
+  by a few points at the end (a shorter dense run, another tail). :class:`EpDecodes` evaluates the
+  decode step of each of them over the union of their grids and takes each layout's own points
+  from it: every operator but the routed experts is then the same step for all of them (reused
+  from the :class:`~genmodel._evaluate.StepCache`, not made again for each grid). The step's
+  formulas work element by element on the batch array (the same operations on each point whatever
+  the other points are), so a point's figure is the same bits on either grid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from genmodel._errors import InfeasibleError
+from genmodel._evaluate import StepCache, reusing_steps
+from genmodel._hardware import System
+from genmodel._memory import max_batch
+from genmodel._model import ModelSpec
+from genmodel._options import RunOptions
+from genmodel._parallel import Plan
+from genmodel._phases import decode_pass, mean_decode_context, prepare
+from genmodel._workload import Precision
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: running batch sizes evaluated per replica: every integer up to this, then a geometric tail
+DENSE_BATCHES = 1024
+_TAIL_POINTS = 32
+
+
+def batch_grid(most: float) -> np.ndarray[Any, Any]:
+    """Running batch sizes per replica: 1, 2, ... up to DENSE_BATCHES, then geometric up to ``most``."""
+    import numpy as np
+
+    top = math.floor(most)
+    dense = np.arange(1, min(top, DENSE_BATCHES) + 1, dtype=float)
+    if top <= DENSE_BATCHES:
+        return dense
+    tail = np.unique(np.round(np.geomspace(DENSE_BATCHES, top, _TAIL_POINTS + 1)[1:]))
+    return np.concatenate([dense, tail])
+
+
+class Decode(NamedTuple):
+    """What a layout and precision run the same whatever the prefill chunk: the system the run
+    takes, the most sequences that fit (None: not even one), the batch grid and its decode steps."""
+
+    system: System
+    most: int | None
+    batch: np.ndarray[Any, Any] | None = None
+    step_s: Any = None
+
+
+def _fit(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    lengths: tuple[int, int],
+    options: RunOptions,
+) -> tuple[System, int | None]:
+    """The system a layout runs (:func:`~genmodel._phases.prepare`) and the most sequences that
+    fit (None: not even one)."""
+    input_tokens, output_tokens = lengths
+    run_system, extras = prepare(
+        model,
+        system,
+        plan,
+        precision,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        ideal=False,
+        options=options,
+    )
+    try:
+        most = max_batch(
+            model,
+            run_system.device,
+            plan,
+            precision,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            extras=extras,
+        )
+    except InfeasibleError:
+        return run_system, None
+    return run_system, most
+
+
+def _grid(most: int, dp: int, grids: dict[int, np.ndarray[Any, Any]] | None) -> np.ndarray[Any, Any]:
+    """The batch grid of ``most`` sequences over ``dp`` replicas, shared through ``grids`` (by
+    its largest batch; never written)."""
+    if grids is None:
+        return batch_grid(most / dp)
+    top = math.floor(most / dp)  # layouts with as many sequences per replica share one grid
+    if top not in grids:
+        grids[top] = batch_grid(most / dp)
+        grids[top].flags.writeable = False  # shared by every layout with this grid
+    return grids[top]
+
+
+def _step(
+    model: ModelSpec,
+    plan: Plan,
+    precision: Precision,
+    run_system: System,
+    batch: np.ndarray[Any, Any],
+    lengths: tuple[int, int],
+    options: RunOptions,
+    cache: StepCache | None,
+) -> Any:
+    """The decode step's time over ``batch`` (the mean context of ``lengths``)."""
+    past = mean_decode_context(*lengths)
+    with reusing_steps(cache):  # layouts of one tp and grid share the step's operators but the experts
+        return decode_pass(
+            model, run_system, plan, precision, num_seqs=batch, past_tokens=past, options=options
+        ).time_s
+
+
+def decode_side(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    input_tokens: int,
+    output_tokens: int,
+    options: RunOptions,
+    grids: dict[int, np.ndarray[Any, Any]] | None = None,
+    batches: np.ndarray[Any, Any] | None = None,
+    cache: StepCache | None = None,
+) -> Decode:
+    """One layout's decode side: the memory bound, the running batches (``batches``, else the
+    batch grid, shared through ``grids``: by their largest batch, never written) and one decode
+    step over all of them. Nothing here reads ``options.prefill_chunk``, so the chunk sizes of a
+    search share it."""
+    lengths = (input_tokens, output_tokens)
+    run_system, most = _fit(model, system, plan, precision, lengths, options)
+    if most is None:
+        return Decode(run_system, None)
+    batch = batches if batches is not None else _grid(most, plan.dp, grids)
+    return Decode(
+        run_system, most, batch, _step(model, plan, precision, run_system, batch, lengths, options, cache)
+    )
+
+
+class EpDecodes:
+    """The decode sides of a search's layouts, made for each run of layouts that differ only in
+    their ep (consecutive in the search's work) over the union of their batch grids (module
+    docstring), when first asked for."""
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        system: System,
+        work: Sequence[tuple[int, Plan, list[str]]],
+        lengths: tuple[int, int],
+        cache: StepCache | None,
+    ) -> None:
+        self._model, self._system, self._work, self._lengths, self._cache = (
+            model,
+            system,
+            work,
+            lengths,
+            cache,
+        )
+        self._grids: dict[int, np.ndarray[Any, Any]] = {}
+        self._made: dict[tuple[int, Precision], Decode] = {}
+
+    def get(self, index: int, precision: Precision, options: RunOptions) -> Decode:
+        """The decode side of ``work[index]`` (a layout that can run) in ``precision``."""
+        if self._model.moe is None:  # (one layout per tp, pp and dp: nothing to share)
+            plan = self._work[index][1]
+            lengths = self._lengths
+            return decode_side(
+                self._model, self._system, plan, precision, *lengths, options, self._grids, None, self._cache
+            )
+        made = self._made.pop((index, precision), None)
+        if made is not None:
+            return made
+        group = self._group(index)
+        fits = [
+            _fit(self._model, self._system, self._work[i][1], precision, self._lengths, options)
+            for i in group
+        ]
+        grids = [
+            None if most is None else _grid(most, self._work[i][1].dp, self._grids)
+            for i, (_, most) in zip(group, fits, strict=True)
+        ]
+        union = _union([g for g in grids if g is not None])
+        for i, (run_system, most), grid in zip(group, fits, grids, strict=True):
+            self._made[(i, precision)] = self._side(i, precision, options, run_system, most, grid, union)
+        return self._made.pop((index, precision))
+
+    def _group(self, index: int) -> list[int]:
+        """The layouts that can run next to ``work[index]`` differing only in their ep."""
+        size, plan, _ = self._work[index]
+
+        def sibling(i: int) -> bool:
+            s, p, why = self._work[i]
+            return not why and s == size and (p.tp, p.pp, p.dp, p.cp) == (plan.tp, plan.pp, plan.dp, plan.cp)
+
+        first, last = index, index
+        while first > 0 and sibling(first - 1):
+            first -= 1
+        while last + 1 < len(self._work) and sibling(last + 1):
+            last += 1
+        return list(range(first, last + 1))
+
+    def _side(
+        self,
+        index: int,
+        precision: Precision,
+        options: RunOptions,
+        run_system: System,
+        most: int | None,
+        grid: np.ndarray[Any, Any] | None,
+        union: np.ndarray[Any, Any] | None,
+    ) -> Decode:
+        """One layout's decode side, its step evaluated over ``union`` and its own points taken."""
+        import numpy as np
+
+        if most is None or grid is None:
+            return Decode(run_system, None)
+        plan = self._work[index][1]
+        args = (self._model, plan, precision, run_system)
+        rest = (self._lengths, options, self._cache)
+        if union is None or union is grid:
+            return Decode(run_system, most, grid, _step(*args, grid, *rest))
+        step_s = _step(*args, union, *rest)
+        if type(step_s) is not np.ndarray or step_s.shape != union.shape:  # (not one figure per point)
+            return Decode(run_system, most, grid, _step(*args, grid, *rest))
+        return Decode(run_system, most, grid, step_s[np.searchsorted(union, grid)])
+
+
+def _union(grids: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any] | None:
+    """The sorted union of ``grids`` (the longest one itself when it holds all the others; None:
+    no grid)."""
+    import numpy as np
+
+    if not grids:
+        return None
+    longest = max(grids, key=len)
+    if all(g is longest or (len(g) <= len(longest) and np.array_equal(longest[: len(g)], g)) for g in grids):
+        return longest
+    union = np.unique(np.concatenate(grids))
+    union.flags.writeable = False
+    return union
