@@ -45,8 +45,11 @@ from ._options import (
     OutputOpt,
     OutputTokensOpt,
     PpOpt,
+    RequestsPerClientOpt,
     ServingOpt,
     TpOpt,
+    WarmupRequestsOpt,
+    WarmupRestartOpt,
     WeightDtypeOpt,
     complete_hardware,
     complete_models,
@@ -137,29 +140,6 @@ def _root(
     ] = False,
 ) -> None:
     pass
-
-
-RequestsPerClientOpt = Annotated[
-    int | None,
-    typer.Option(
-        help="Simulated --concurrency: requests each client sends, warm-up included (default 12).",
-        show_default=False,
-    ),
-]
-WarmupRequestsOpt = Annotated[
-    int | None,
-    typer.Option(
-        help="Simulated --concurrency: each client's first requests, left out of the means (default 2).",
-        show_default=False,
-    ),
-]
-WarmupRestartOpt = Annotated[
-    bool,
-    typer.Option(
-        help="With --concurrency: the warm-up drains, then every client starts its measured requests "
-        "together (perf_analyzer, under genai-perf); --no-warmup-restart: each client goes straight on."
-    ),
-]
 
 
 @base_app.command(

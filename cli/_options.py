@@ -494,3 +494,26 @@ def plan_progress() -> Iterator[Callable[[int, int], None]]:
                 bar.update(task, description="simulating the best plans")
 
         yield update
+
+
+RequestsPerClientOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Simulated --concurrency: requests each client sends, warm-up included (default 12).",
+        show_default=False,
+    ),
+]
+WarmupRequestsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Simulated --concurrency: each client's first requests, left out of the means (default 2).",
+        show_default=False,
+    ),
+]
+WarmupRestartOpt = Annotated[
+    bool,
+    typer.Option(
+        help="With --concurrency: the warm-up drains, then every client starts its measured requests "
+        "together (perf_analyzer, under genai-perf); --no-warmup-restart: each client goes straight on."
+    ),
+]

@@ -35,8 +35,11 @@ from ._options import (
     OverlapSchedulerOpt,
     PpOpt,
     ProfileOpt,
+    RequestsPerClientOpt,
     ServingOpt,
     TpOpt,
+    WarmupRequestsOpt,
+    WarmupRestartOpt,
     WeightDtypeOpt,
     emit,
     emit_tables,
@@ -275,6 +278,9 @@ def register(app: typer.Typer) -> None:
         max_batched_tokens: MaxBatchedTokensOpt = None,
         admission: AdmissionOpt = None,
         overlap_scheduler: OverlapSchedulerOpt = None,
+        requests_per_client: RequestsPerClientOpt = None,
+        warmup_requests: WarmupRequestsOpt = None,
+        warmup_restart: WarmupRestartOpt = True,
         resource: Annotated[
             list[str] | None,
             typer.Option(
@@ -304,6 +310,12 @@ def register(app: typer.Typer) -> None:
         extra: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
         if batch is not None:
             extra["batch"] = parse_batch(batch)
+        if requests_per_client is not None:
+            extra["requests_per_client"] = requests_per_client
+        if warmup_requests is not None:
+            extra["warmup_requests"] = warmup_requests
+        if not warmup_restart:
+            extra["warmup_restart"] = False
         if resource:
             extra["resources"] = tuple(r.replace("-", "_") for r in resource)
         with working("solving for each resource"):

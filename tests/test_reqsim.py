@@ -172,3 +172,30 @@ def test_the_figure_at_a_statistic_is_the_simulations_own() -> None:
             )
         assert stats.p90 <= statistic_figure(sim, metric, 0.95) <= stats.p99
     assert sim.ttft_s.p99 > 2 * sim.ttft_s.mean  # (the spread the percentile tests rely on)
+
+
+def test_the_benchmark_client_options_reach_the_simulation() -> None:
+    """--requests-per-client, --warmup-requests and --no-warmup-restart are the API's client
+    arguments: the CLI's figure equals the API's with them, and differs from the default client's."""
+    client: dict[str, Any] = {"requests_per_client": 3, "warmup_requests": 0, "warmup_restart": False}
+    flags = ["--requests-per-client", "3", "--warmup-requests", "0", "--no-warmup-restart"]
+    common = [
+        "--ttft-slo",
+        "p90:15ms",
+        "--resource",
+        "flops",
+        "--max-batched-tokens",
+        "1024",
+        "--format",
+        "json",
+    ]
+    cli = json.loads(cli_ok([*CLI, *common, *flags]))["resources"][0]["factor"]
+    default = json.loads(cli_ok([*CLI, *common]))["resources"][0]["factor"]
+    api = genmodel.requirements(
+        MODEL, HARDWARE, resources=("flops",), ttft_slo_s=0.015, ttft_quantile=0.9, **SHAPE, **KNOBS, **client
+    )
+    assert cli == pytest.approx(api.to_dict()["resources"][0]["factor"], rel=1e-12)
+    assert cli != pytest.approx(default, rel=1e-3)
+    assert "warmup_requests=3 must be below" in cli_bad(
+        [*CLI, "--ttft-slo", "1s", "--requests-per-client", "3", "--warmup-requests", "3"]
+    )
