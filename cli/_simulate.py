@@ -85,6 +85,26 @@ def simulate(
     requests: Annotated[
         int | None, typer.Option(help="Total requests (default 500 with --request-rate).")
     ] = None,
+    burstiness_cv: Annotated[
+        float | None,
+        typer.Option(
+            help="With --request-rate: gamma arrivals whose gaps have this coefficient of variation "
+            "(1 = Poisson, above 1 = bursty).",
+            show_default=False,
+        ),
+    ] = None,
+    input_spread: Annotated[
+        float,
+        typer.Option(
+            help="Prompt lengths drawn uniformly within +-this fraction of --input-tokens (0: fixed)."
+        ),
+    ] = 0.0,
+    output_spread: Annotated[
+        float,
+        typer.Option(
+            help="Output lengths drawn uniformly within +-this fraction of --output-tokens (0: fixed)."
+        ),
+    ] = 0.0,
     trace: Annotated[
         Path | None, typer.Option(help="CSV trace: arrival_s,input_tokens,output_tokens.")
     ] = None,
@@ -170,6 +190,9 @@ def simulate(
         requests_per_client=requests_per_client,
         request_rate=request_rate,
         requests=requests,
+        burstiness_cv=burstiness_cv,
+        input_spread=input_spread,
+        output_spread=output_spread,
         trace=None if trace is None else str(trace),
         warmup_requests=warmup,
         warmup_restart=warmup_restart,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,7 @@ def simulate(
         "decode_workers": decode_workers,
         "decode_max_batch": decode_max_batch,
     }
+    _check_spreads(input_spread=input_spread, output_spread=output_spread)
     common: dict[str, Any] = {
         "arrivals": arrivals,
         "input_tokens": Lengths(mean=lengths[0], spread_frac=input_spread),
@@ -367,6 +369,7 @@ def _arrivals(
     output_tokens: int | None,
 ) -> tuple[Arrivals, tuple[int, int]]:
     """The arrival process, and the (input, output) lengths to check the deployment with."""
+    _check_burstiness(burstiness_cv, request_rate)
     if trace is not None:
         if input_tokens is not None or output_tokens is not None:
             raise SpecError("a trace gives each request's lengths: drop input_tokens= and output_tokens=")
@@ -401,3 +404,22 @@ def _arrivals(
             requests=DEFAULT_REQUESTS if requests is None else requests,
         )
     return arrivals, (input_tokens, output_tokens)
+
+
+def _check_burstiness(burstiness_cv: float | None, request_rate: float | None) -> None:
+    """A gamma process's coefficient of variation shapes a request rate's gaps, and is positive."""
+    if burstiness_cv is None:
+        return
+    if request_rate is None:
+        raise SpecError(
+            f"burstiness_cv={burstiness_cv!r} shapes request_rate= arrivals only: give request_rate="
+        )
+    if not 0 < burstiness_cv < math.inf:
+        raise SpecError(f"burstiness_cv={burstiness_cv!r} must be > 0 and finite (1 = Poisson)")
+
+
+def _check_spreads(**spreads: float) -> None:
+    """Each length spread is a fraction of the mean in [0, 1)."""
+    for name, spread in spreads.items():
+        if not 0 <= spread < 1:
+            raise SpecError(f"{name}={spread!r} must be in [0, 1): lengths within +-{name} of the mean")

@@ -467,6 +467,27 @@ def test_cli_bad_input_is_one_red_line(tmp_path: Path) -> None:
     )
 
 
+def test_cli_bursty_arrivals_and_length_spread_are_the_apis() -> None:
+    """--burstiness-cv, --input-spread and --output-spread reach genmodel.simulate: the CLI's JSON
+    is the API's with them, bursts raise the tail of TTFT and spread lengths move the tokens made."""
+    flags = ["--request-rate", "40", "--requests", "200", "--seed", "3", "--format", "json"]
+    shape = {"input_tokens": 200, "output_tokens": 20, "request_rate": 40.0, "requests": 200, "seed": 3}
+    bursty = json.loads(cli_ok([*_CLI, *flags, "--burstiness-cv", "4", "--output-spread", "0.5"]))
+    api = genmodel.simulate("llama-3.2-1b", "h100-sxm", burstiness_cv=4.0, output_spread=0.5, **shape)
+    assert bursty["ttft_s"]["p99"] == pytest.approx(api.ttft_s.p99, rel=1e-12)
+    assert bursty["generated_tokens"] == api.generated_tokens
+    poisson = json.loads(cli_ok([*_CLI, *flags]))
+    assert bursty["ttft_s"]["p99"] > poisson["ttft_s"]["p99"]
+    assert poisson["generated_tokens"] == 200 * 20 != bursty["generated_tokens"]
+    assert "burstiness_cv=2.0 shapes request_rate= arrivals only" in cli_bad(
+        [*_CLI, "--concurrency", "2", "--burstiness-cv", "2"]
+    )
+    assert "burstiness_cv=0.0 must be > 0" in cli_bad([*_CLI, "--request-rate", "5", "--burstiness-cv", "0"])
+    assert "input_spread=1.5 must be in [0, 1)" in cli_bad(
+        [*_CLI, "--concurrency", "2", "--input-spread", "1.5"]
+    )
+
+
 # --- the serving-model interface: estimate(concurrency=) goes through it -------------------------
 
 _DEPLOY: dict[str, object] = {"input_tokens": 1000, "output_tokens": 200, "weight_dtype": "fp8"}
