@@ -136,24 +136,6 @@ def parse_slo(name: str, value: str | None) -> tuple[float | None, float | None]
     return seconds, genmodel.SLO_STATISTICS[key]
 
 
-def _check_percentiles(
-    concurrency: int | None, serving: str, **slos: tuple[str | None, float | None]
-) -> None:
-    """Refuse a percentile target under load on the closed form, naming the flags
-    (:func:`genmodel.requirements`: the serving closed form predicts means only).
-
-    Raises:
-        genmodel.SpecError: a percentile target with ``--concurrency`` and ``--serving closed-form``.
-    """
-    for name, (value, quantile) in slos.items():
-        if quantile is not None and concurrency is not None and serving == "closed-form":
-            raise genmodel.SpecError(
-                f"{name}={value!r} with concurrency={concurrency} and serving='closed-form': the closed "
-                "form predicts means only; give a mean (no pNN:), or --serving simulated (the default) "
-                "to solve the percentile on the engine's scheduler"
-            )
-
-
 def _show(resource: str, value: float | None) -> str:
     if value is None:
         return "-"
@@ -306,7 +288,6 @@ def register(app: typer.Typer) -> None:
         """
         ttft_s, ttft_q = parse_slo("ttft_slo", ttft_slo)
         tpot_s, tpot_q = parse_slo("tpot_slo", tpot_slo)
-        _check_percentiles(concurrency, serving, ttft_slo=(ttft_slo, ttft_q), tpot_slo=(tpot_slo, tpot_q))
         extra: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
         if batch is not None:
             extra["batch"] = parse_batch(batch)

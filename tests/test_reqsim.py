@@ -142,8 +142,8 @@ def test_a_plan_the_simulation_does_not_cover_falls_back_for_a_mean_and_refuses_
     [
         (
             ["--ttft-slo", "p90:20ms", "--serving", "closed-form"],
-            "ttft_slo='p90:20ms' with concurrency=8 and serving='closed-form': the closed form predicts "
-            "means only; give a mean (no pNN:), or --serving simulated (the default)",
+            "ttft_quantile=0.9 (p90) with concurrency=8 and serving='closed-form': the closed form predicts "
+            "means only",
         ),
         (["--ttft-slo", "p90:20ms", "--pp", "2"], "ttft_slo=p90 under load needs the serving simulation"),
         (

@@ -589,8 +589,8 @@ def test_cli_notes_the_memory_it_assumes() -> None:
         (["--tpot-slo", "p99:6"], "tpot_slo='p99:6'"),
         (
             ["--concurrency", "16", "--ttft-slo", "p99:2s", "--serving", "closed-form"],
-            "ttft_slo='p99:2s' with concurrency=16 and serving='closed-form': the closed form predicts "
-            "means only; give a mean (no pNN:), or --serving simulated (the default)",
+            "ttft_quantile=0.99 (p99) with concurrency=16 and serving='closed-form': the closed "
+            "form predicts means only",
         ),
     ],
 )
