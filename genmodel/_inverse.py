@@ -40,8 +40,8 @@ from genmodel._capacity import Deployment, Fitted, ResourceRequirement, capacity
 from genmodel._engines import Engine
 from genmodel._errors import SpecError
 from genmodel._phases import Estimate, PhaseCost
-from genmodel._reqsim import SimulatedLoad, simulated_load, solve_simulated, statistic_figure, with_note
-from genmodel._servingmodel import Simulated
+from genmodel._reqsim import SimulatedLoad, simulated_load, solve_simulated, statistic_figure
+from genmodel._servingmodel import Simulated, with_note
 from genmodel._symbolic import (
     LATENCY_RESOURCES,
     RESOURCES,

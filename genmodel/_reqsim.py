@@ -30,7 +30,6 @@ Modelling assumptions and method:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from genmodel._capacity import Fitted
 from genmodel._errors import SpecError
 from genmodel._phases import Estimate
 from genmodel._serving import estimate_serving
-from genmodel._servingmodel import Simulated, simulated_estimate
+from genmodel._servingmodel import Simulated, fallback_note, simulated_estimate
 from genmodel._symbolic import X_MAX, X_MIN
 from genmodel._units import MS
 
@@ -162,15 +161,8 @@ def simulated_load(
                 f"{', '.join(asked)} under load needs the serving simulation, which does not cover this "
                 f"plan: {exc}; give a mean target (solved on the closed form)"
             ) from None
-        return None, f"serving='simulated' fell back to the closed-form steady state: {exc}"
+        return None, fallback_note(exc)
     return SimulatedLoad(fitted=fitted, served=served, quantiles=dict(quantiles)), ""
-
-
-def with_note(est: Estimate, note: str) -> Estimate:
-    """``est`` with ``note`` in its serving state's notes (a fall back to the closed form)."""
-    if not note or est.serving is None:
-        return est
-    return dataclasses.replace(est, serving=dataclasses.replace(est.serving, notes=note))
 
 
 def solve_simulated(

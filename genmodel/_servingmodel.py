@@ -302,8 +302,7 @@ class Simulated:
         try:
             check_simulable(plan, options)
         except SpecError as exc:
-            note = f"serving='simulated' fell back to the closed-form steady state: {exc}"
-            return dataclasses.replace(closed, serving=dataclasses.replace(closed.serving, notes=note))
+            return with_note(closed, fallback_note(exc))
         sim = self.simulate(
             model,
             hardware,
@@ -464,3 +463,15 @@ def serving_model(
         warmup_restart=warmup_restart,
     )
     return ClosedForm(wave=simulated.wave) if serving == "closed-form" else simulated
+
+
+def fallback_note(exc: SpecError) -> str:
+    """The note of a simulated estimate that fell back to the closed form, and why."""
+    return f"serving='simulated' fell back to the closed-form steady state: {exc}"
+
+
+def with_note(est: Estimate, note: str) -> Estimate:
+    """``est`` with ``note`` in its serving state's notes (a fall back to the closed form)."""
+    if not note or est.serving is None:
+        return est
+    return dataclasses.replace(est, serving=dataclasses.replace(est.serving, notes=note))
