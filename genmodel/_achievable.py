@@ -1,11 +1,43 @@
-"""Measured achievable memory bandwidth: the factor on the memory fractions of a device whose
-memory reaches a smaller share of its peak in a streaming benchmark than the devices the shared
-``memory_frac`` was fitted on (the memory counterpart of ``genmodel._hardware.matmul_scale``;
-hardware_db/EFFICIENCY.md, "Achievable memory bandwidth")."""
+"""Measured achievable throughput against the datasheet peaks: the factors on the shared efficiency
+fractions of a device whose matrix units (:func:`matmul_scale`) or memory (:func:`memory_scale`)
+reach a smaller share of their peak in a microbenchmark than the devices those fractions were
+fitted on (hardware_db/EFFICIENCY.md, "Achievable matmul throughput" and "Achievable memory
+bandwidth")."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from genmodel._errors import SpecError
+from genmodel._units import DTYPE_BYTES
+
+#: Measured maximum achievable matmul FLOP/s over the dense peak of the H100 SXM, the device the
+#: shared GEMM fractions were fitted on (with the A100 and H200): 794.5 of 989.4 TFLOPS in bf16 and
+#: 1,402.6 of 1,978.9 in fp8 (S. Bekman, ml-engineering, compute/accelerator/README.md, "Maximum
+#: Achievable Matmul FLOPS comparison table", v2: torch matmul, best shape, mean of 100 runs). Keyed
+#: by whether the GEMM fraction is ``gemm_frac`` (wider than 8 bits) or ``gemm_low_precision_frac``.
+REFERENCE_MATMUL_FRAC: Mapping[bool, float] = MappingProxyType({False: 794.5 / 989.4, True: 1402.6 / 1978.9})
+
+
+def matmul_scale(peaks: Mapping[str, float], achievable: Mapping[str, float]) -> dict[str, float]:
+    """Per precision, the factor on the GEMM and attention fractions of a device whose measured
+    maximum achievable matmul throughput (``achievable``, FLOP/s) is a smaller share of its dense
+    peak than the reference device's (:data:`REFERENCE_MATMUL_FRAC`); at most 1, so a device that
+    reaches as much of its peak as the reference keeps the shared fractions.
+
+    Raises:
+        SpecError: an achievable figure for a precision without a peak, or above its peak.
+    """
+    out = {}
+    for dtype, value in achievable.items():
+        if dtype not in peaks or not 0 < value <= peaks[dtype]:
+            raise SpecError(f"achievable[{dtype}]={value!r} must be > 0 and at most the {dtype} dense peak")
+        share = value / peaks[dtype] / REFERENCE_MATMUL_FRAC[DTYPE_BYTES[dtype] <= 1]
+        if share < 1:
+            out[dtype] = share
+    return out
+
 
 #: Measured STREAM triad bandwidth over the peak memory bandwidth of the A100 SXM4 80GB, the lowest
 #: such share among the devices the shared ``memory_frac`` was fitted on (A100, H100, H200): 1.70 of

@@ -288,33 +288,6 @@ IDEAL_EFFICIENCY = Efficiency(
 )
 
 
-#: Measured maximum achievable matmul FLOP/s over the dense peak of the H100 SXM, the device the
-#: shared GEMM fractions were fitted on (with the A100 and H200): 794.5 of 989.4 TFLOPS in bf16 and
-#: 1,402.6 of 1,978.9 in fp8 (S. Bekman, ml-engineering, compute/accelerator/README.md, "Maximum
-#: Achievable Matmul FLOPS comparison table", v2: torch matmul, best shape, mean of 100 runs). Keyed
-#: by whether the GEMM fraction is ``gemm_frac`` (wider than 8 bits) or ``gemm_low_precision_frac``.
-REFERENCE_MATMUL_FRAC: Mapping[bool, float] = MappingProxyType({False: 794.5 / 989.4, True: 1402.6 / 1978.9})
-
-
-def matmul_scale(peaks: Mapping[str, float], achievable: Mapping[str, float]) -> dict[str, float]:
-    """Per precision, the factor on the GEMM and attention fractions of a device whose measured
-    maximum achievable matmul throughput (``achievable``, FLOP/s) is a smaller share of its dense
-    peak than the reference device's (:data:`REFERENCE_MATMUL_FRAC`); at most 1, so a device that
-    reaches as much of its peak as the reference keeps the shared fractions.
-
-    Raises:
-        SpecError: an achievable figure for a precision without a peak, or above its peak.
-    """
-    out = {}
-    for dtype, value in achievable.items():
-        if dtype not in peaks or not 0 < value <= peaks[dtype]:
-            raise SpecError(f"achievable[{dtype}]={value!r} must be > 0 and at most the {dtype} dense peak")
-        share = value / peaks[dtype] / REFERENCE_MATMUL_FRAC[DTYPE_BYTES[dtype] <= 1]
-        if share < 1:
-            out[dtype] = share
-    return out
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Device:
     """One accelerator (GPU, NPU, SoC) and how it connects to memory and to its peers."""
@@ -337,8 +310,8 @@ class Device:
     usd_per_hour: float | None = None
     efficiency: Efficiency = Efficiency()
     #: Per precision, the factor on the GEMM and attention fractions from the device's measured
-    #: achievable matmul throughput (:func:`matmul_scale`); a precision not listed (or without a
-    #: peak): 1.
+    #: achievable matmul throughput (:func:`genmodel._achievable.matmul_scale`); a precision not
+    #: listed (or without a peak): 1.
     matmul_scale: Mapping[str, float] = field(default_factory=dict)
     #: The factor on the memory fractions from the device's measured achievable memory bandwidth
     #: (:func:`genmodel._achievable.memory_scale`); 1 without a measurement.

@@ -1,6 +1,6 @@
 """Measured achievable matmul throughput: a device whose matrix units reach a smaller share of their
 dense peak than the H100 the shared GEMM fractions stand on reaches that much less in GEMMs and
-attention (genmodel._hardware.matmul_scale; hardware_db/EFFICIENCY.md, "Achievable matmul throughput")."""
+attention (genmodel._achievable.matmul_scale; hardware_db/EFFICIENCY.md, "Achievable matmul throughput")."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 import genmodel
 from genmodel import SpecError
-from genmodel._hardware import REFERENCE_MATMUL_FRAC, matmul_scale
+from genmodel._achievable import REFERENCE_MATMUL_FRAC, matmul_scale
 from genmodel._ops import Rates
 from genmodel._workload import Precision
 from genmodel.io._load import load_device_yaml

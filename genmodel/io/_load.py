@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from genmodel._achievable import memory_scale
+from genmodel._achievable import matmul_scale, memory_scale
 from genmodel._attention import FullAttention, GroupedQueryAttention, MultiHeadLatentAttention
 from genmodel._errors import SpecError, UnknownEntryError
 from genmodel._hardware import (
@@ -31,7 +31,6 @@ from genmodel._hardware import (
     Link,
     MemoryTier,
     System,
-    matmul_scale,
 )
 from genmodel._model import ModelSpec, MoeSpec
 from genmodel._units import GB, MS, NS, TB, TFLOP, US, GiB
