@@ -80,12 +80,14 @@ class AttentionStep:
 
 @dataclass(frozen=True, slots=True)
 class Gemm:
-    """A GEMM over the step's token rows: (tokens x k) @ (k x n), ``count`` times."""
+    """A GEMM over the step's token rows: (tokens x k) @ (k x n), ``count`` times, in ``calls``
+    kernels (None: ``count``; fewer where one batched kernel runs several, as per head)."""
 
     name: str
     k: Num
     n: Num
     count: Num
+    calls: Num | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,9 +346,11 @@ class MultiHeadLatentAttention(Attention):
         after = []
         if step.absorbed:
             # a batched GEMM per head: (tokens x nope) @ (nope x kv_lora)
-            before.append(Gemm("q_absorb", m.qk_nope_head_dim, m.kv_lora_rank, num_layers * heads))
+            before.append(
+                Gemm("q_absorb", m.qk_nope_head_dim, m.kv_lora_rank, num_layers * heads, num_layers)
+            )
             # a batched GEMM per head: (tokens x kv_lora) @ (kv_lora x v)
-            after.append(Gemm("v_absorb", m.kv_lora_rank, m.v_head_dim, num_layers * heads))
+            after.append(Gemm("v_absorb", m.kv_lora_rank, m.v_head_dim, num_layers * heads, num_layers))
         else:
             before.append(
                 Gemm("kv_b_proj", m.kv_lora_rank, heads * (m.qk_nope_head_dim + m.v_head_dim), num_layers)

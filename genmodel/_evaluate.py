@@ -121,7 +121,14 @@ def _block_times(ops: Sequence[Op], rates: Rates) -> list[OpTime] | None:
     if len(places) < 2:
         return None
     block = rates.time(
-        Op("gemm", "gemm", *_stack([ops[i] for i in places], rows.shape), rows=rows), rates.padding(rows)
+        Op(
+            "gemm",
+            "gemm",
+            *_stack([ops[i] for i in places], rows.shape),
+            rows=rows,
+            calls=_calls([ops[i] for i in places]),
+        ),
+        rates.padding(rows),
     )
     compute: Any = block.compute_s  # one row per GEMM
     memory: Any = block.memory_s
@@ -147,6 +154,13 @@ def _in_block(op: Op, rows: Any) -> bool:
     if not _float_arrays(arrays, rows.shape) or {type(v) for v in fields[1:]} <= {float, int}:
         return False
     return op.rows is rows or bool(np.array_equal(op.rows, rows))
+
+
+def _calls(ops: Sequence[Op]) -> Any:
+    """The kernels each of ``ops`` runs (plain numbers), one row per operator."""
+    import numpy as np
+
+    return np.array([float(op.calls) for op in ops])[:, None]
 
 
 def _stack(ops: Sequence[Op], shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:

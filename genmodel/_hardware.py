@@ -226,6 +226,10 @@ class Efficiency:
         moe_layer_latency_s: fixed time of one MoE layer's fused routed-expert kernel chain
             (routing, token alignment, two grouped GEMMs, activation, combine) beyond streaming its
             weights: what a decode step at a few tokens pays once per MoE layer.
+        gemm_latency_s: fixed time of one dense GEMM kernel beyond streaming its weights (ramp-up
+            and tail of a memory-bound GEMM, in a CUDA graph): what every projection of a decode
+            step pays once per layer, and what makes a small per-device slice (tensor parallel)
+            stream below the bandwidth a large one reaches.
         collective_bus_frac: fraction of link bandwidth a collective reaches (NCCL bus bandwidth).
         collective_latency_s: fixed cost of one collective call (launch and synchronisation).
         step_overhead_s: fixed cost of one forward step (scheduling, sampling, launches).
@@ -245,6 +249,7 @@ class Efficiency:
     memory_frac: float = 0.7
     expert_memory_frac: float = 1.0
     moe_layer_latency_s: float = 27e-6
+    gemm_latency_s: float = 0.0
     collective_bus_frac: float = 0.8
     collective_latency_s: float = 8e-6
     step_overhead_s: float = 1.5e-3
@@ -266,7 +271,13 @@ class Efficiency:
         )
         if self.gemm_tile_tokens < 1:
             raise SpecError(f"efficiency.gemm_tile_tokens={self.gemm_tile_tokens!r} must be >= 1")
-        for name in ("moe_layer_latency_s", "collective_latency_s", "step_overhead_s", "request_overhead_s"):
+        for name in (
+            "moe_layer_latency_s",
+            "gemm_latency_s",
+            "collective_latency_s",
+            "step_overhead_s",
+            "request_overhead_s",
+        ):
             if not getattr(self, name) >= 0 or _infinite(getattr(self, name)):
                 raise SpecError(f"efficiency.{name}={getattr(self, name)!r} must be >= 0 and finite")
 
@@ -279,6 +290,7 @@ IDEAL_EFFICIENCY = Efficiency(
     memory_frac=1.0,
     expert_memory_frac=1.0,
     moe_layer_latency_s=0.0,
+    gemm_latency_s=0.0,
     collective_bus_frac=1.0,
     collective_latency_s=0.0,
     step_overhead_s=0.0,

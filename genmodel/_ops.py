@@ -57,6 +57,7 @@ class Op:
     kv_bytes: Num
     rows: Num = 0
     moe_calls: Num = 0
+    calls: Num = 0
 
     @property
     def bytes(self) -> Num:
@@ -83,9 +84,12 @@ class OpTime:
         return self.op.flops / self.op.bytes
 
 
-def _gemm(name: str, tokens: Num, k: Num, n: Num, p: Precision, *, count: Num = 1) -> Op:
+def _gemm(
+    name: str, tokens: Num, k: Num, n: Num, p: Precision, *, count: Num = 1, calls: Num | None = None
+) -> Op:
     # 2 FLOPs per multiply-accumulate; weights k x n read once; activations in (k) and out (n).
     # (The sizes are multiplied first, then the token rows: one product over a batch grid.)
+    # ``calls`` kernels run them (``count`` unless batched, as the per-head MLA absorptions are)
     return Op(
         name,
         "gemm",
@@ -94,6 +98,7 @@ def _gemm(name: str, tokens: Num, k: Num, n: Num, p: Precision, *, count: Num = 
         act_bytes=(k + n) * p.act_bytes * count * tokens,
         kv_bytes=0,
         rows=tokens,
+        calls=count if calls is None else calls,
     )
 
 
@@ -165,9 +170,9 @@ def forward_ops(
         Op("embedding", "elementwise", 0, tokens * d * p.weight_bytes, tokens * d * p.act_bytes, 0)
     ]
 
-    def gemm(name: str, k: Num, n: Num, count: Num) -> None:
-        # a GEMM over the step's token rows (tokens x k times k x n, count times)
-        ops.append(_gemm(name, tokens, k, n, p, count=count))
+    def gemm(name: str, k: Num, n: Num, count: Num, calls: Num | None = None) -> None:
+        # a GEMM over the step's token rows (tokens x k times k x n, count times, in ``calls`` kernels)
+        ops.append(_gemm(name, tokens, k, n, p, count=count, calls=calls))
 
     step = AttentionStep(
         num_seqs=num_seqs,
@@ -183,13 +188,13 @@ def forward_ops(
     # the attention kind's projections around its fused attention, one per group of layers
     before, after = model.attention.projections(step, d, n_layers)
     for g in before:
-        gemm(g.name, g.k, g.n, g.count)
+        gemm(g.name, g.k, g.n, g.count, g.calls)
     for kind, count in model.attention_layers:
         if count:
             w = kind.attention_work(step, count)
             ops.append(Op(w.name, "attention", w.flops, 0, w.act_bytes, w.kv_bytes))
     for g in after:
-        gemm(g.name, g.k, g.n, g.count)
+        gemm(g.name, g.k, g.n, g.count, g.calls)
 
     # two RMSNorms and two residual adds per block: read x (and residual), write out
     ops.append(_elementwise("norm_residual", 3 * tokens * d, p, count=2 * n_layers))
@@ -224,6 +229,7 @@ def forward_ops(
             act_bytes=last * (d * p.act_bytes + vocab * LOGIT_BYTES),
             kv_bytes=0,
             rows=last,
+            calls=1,
         )
     )
     return ops
@@ -308,6 +314,7 @@ class Rates:
     gemm_tile_tokens: int
     expert_memory_bytes_per_s: Num  # achieved memory bandwidth of the routed experts' GEMMs
     moe_layer_latency_s: Num = 0.0  # fixed time of one fused-MoE kernel chain (one MoE layer)
+    gemm_latency_s: Num = 0.0  # fixed time of one dense GEMM kernel
 
     @classmethod
     def of(cls, device: Device, precision: Precision) -> Rates:
@@ -331,6 +338,7 @@ class Rates:
             gemm_tile_tokens=eff.gemm_tile_tokens,
             expert_memory_bytes_per_s=memory * eff.expert_memory_frac,
             moe_layer_latency_s=eff.moe_layer_latency_s,
+            gemm_latency_s=eff.gemm_latency_s,
         )
 
     def padding(self, rows: Num) -> Num:
@@ -342,8 +350,8 @@ class Rates:
         """Roofline time of ``op`` (a GEMM's row padding given, as :meth:`padding` says)."""
         if op.name == "experts":  # streamed at the experts' rate, after their kernels' fixed time
             memory_s = op.bytes / self.expert_memory_bytes_per_s + op.moe_calls * self.moe_layer_latency_s
-        else:
-            memory_s = op.bytes / self.memory_bytes_per_s
+        else:  # a GEMM's kernels each take a fixed time besides streaming (gemm_latency_s)
+            memory_s = op.bytes / self.memory_bytes_per_s + op.calls * self.gemm_latency_s
         if op.kind == "gemm":
             compute_s = op.flops * padded / self.gemm_flops_per_s
         elif op.kind == "attention":

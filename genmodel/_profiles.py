@@ -54,6 +54,10 @@ _BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
         # persistent kernel) to 100 us (an un-graphed chain of a dozen launches); published
         # fused-MoE timings at one token give 23-33 us on Hopper
         "moe_layer_latency_s": (0.0, 1e-4),
+        # one dense GEMM kernel beyond its weight streaming: 0 (hidden by programmatic dependent
+        # launch or fused kernels) to 30 us; cuBLAS in a CUDA graph on an H200 measured 5.7 us
+        # (validation/device_runs, hardware_db/EFFICIENCY.md)
+        "gemm_latency_s": (0.0, 3e-5),
         # NCCL bus bandwidth: 60-95 % of the per-direction link figure
         "collective_bus_frac": (0.3, 0.98),
         # one collective call: 1 us (launch) to 100 us (an un-graphed, multi-node call)

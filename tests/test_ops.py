@@ -157,6 +157,7 @@ def test_roofline_time_is_at_least_each_term(
             op.bytes
             / (device.memory_bandwidth_bytes_per_s * device.efficiency.memory_frac * device.memory_scale)
             + op.moe_calls * device.efficiency.moe_layer_latency_s
+            + (op.calls * device.efficiency.gemm_latency_s if op.name != "experts" else 0.0)
         )
 
 
@@ -355,3 +356,59 @@ def test_attended_pairs_is_dimensionless(ureg: pint.UnitRegistry) -> None:
     assert pairs.dimensionless
     assert pairs.magnitude == pytest.approx(sum(min(j, 12) for j in range(11, 16)))
     assert not math.isnan(pairs.magnitude)
+
+
+# ---- the fixed time of a GEMM kernel (gemm_latency_s) -----------------------------------------------
+
+
+def _with_gemm_latency(device_id: str, latency_s: float) -> genmodel.Device:
+    device = genmodel.load_device(device_id)
+    return dataclasses.replace(
+        device, efficiency=dataclasses.replace(device.efficiency, gemm_latency_s=latency_s)
+    )
+
+
+def test_each_gemm_kernel_adds_its_fixed_time_to_the_memory_side() -> None:
+    # Llama-3.1-8B decode: qkv, o, gate_up, down once per layer (32) and the lm_head once
+    ops = _ops("llama-3.1-8b", num_seqs=1, new_tokens=1, past_tokens=1000)
+    calls = {name: op.calls for name, op in ops.items() if op.kind == "gemm"}
+    assert calls == {"qkv_proj": 32, "o_proj": 32, "gate_up_proj": 32, "down_proj": 32, "lm_head": 1}
+    base, slow = genmodel.load_device("h200-sxm"), _with_gemm_latency("h200-sxm", 6e-6)
+    for op in ops.values():
+        extra = roofline(op, slow, BF16).memory_s - roofline(op, base, BF16).memory_s
+        assert extra == pytest.approx(op.calls * 6e-6 if op.kind == "gemm" else 0.0, abs=1e-15)
+
+
+def test_batched_per_head_gemms_are_one_kernel_per_layer() -> None:
+    # MLA's absorbed per-head products run as one batched kernel per layer, not one per head
+    m = genmodel.load_model("deepseek-v3")
+    ops = _ops("deepseek-v3", num_seqs=4, new_tokens=1, past_tokens=1000, absorb_mla=True)
+    assert ops["q_absorb"].calls == ops["v_absorb"].calls == m.num_layers
+    assert ops["kv_a_proj"].calls == m.num_layers
+    assert "experts" in ops and ops["experts"].calls == 0  # they pay moe_layer_latency_s instead
+
+
+def test_gemm_latency_matters_most_where_slices_are_small() -> None:
+    # the fixed time is a larger share of a tensor-parallel slice's decode step than of a whole one
+    from genmodel._ops import roofline_step
+
+    m = genmodel.load_model("llama-3.1-70b")
+    shares = []
+    for tp in (1, 8):
+        ops = forward_ops(m, BF16, num_seqs=1, new_tokens=1, past_tokens=1000, tp=tp)
+        base = roofline_step(ops, genmodel.load_device("h200-sxm"), BF16).memory_s
+        slow = roofline_step(ops, _with_gemm_latency("h200-sxm", 5.7e-6), BF16).memory_s
+        shares.append(slow / base - 1)
+    assert shares[1] > 5 * shares[0] > 0
+
+
+def test_the_evaluator_stacks_the_gemm_latency_exactly() -> None:
+    from genmodel._evaluate import time_step
+    from genmodel._ops import roofline_step
+
+    m, device = genmodel.load_model("llama-3.1-8b"), _with_gemm_latency("h100-sxm", 5.7e-6)
+    seqs = np.array([1.0, 7.0, 300.0])
+    ops = forward_ops(m, BF16, num_seqs=seqs, new_tokens=1, past_tokens=900.0, tp=2)
+    grid, plain = time_step(ops, device, BF16), roofline_step(ops, device, BF16)
+    np.testing.assert_array_equal(grid.memory_s, plain.memory_s)
+    np.testing.assert_array_equal(grid.memory_bound_s, plain.memory_bound_s)

@@ -204,6 +204,7 @@ def device_from_yaml(y: DeviceY) -> Device:
             memory_frac=e.memory_frac,
             expert_memory_frac=e.expert_memory_frac,
             moe_layer_latency_s=e.moe_layer_latency_us * US,
+            gemm_latency_s=e.gemm_latency_us * US,
             collective_bus_frac=e.collective_bus_frac,
             collective_latency_s=e.collective_latency_us * US,
             step_overhead_s=e.step_overhead_us * US,

@@ -107,6 +107,7 @@ class EfficiencyY(_Strict):
     memory_frac: Fraction
     expert_memory_frac: Fraction = 1.0
     moe_layer_latency_us: NonNegative = 27.0
+    gemm_latency_us: NonNegative = 0.0
     collective_bus_frac: Fraction
     collective_latency_us: NonNegative
     step_overhead_us: NonNegative
