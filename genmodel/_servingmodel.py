@@ -263,14 +263,18 @@ class StepTables:
         precision: Precision,
         *,
         options: RunOptions,
-        overhead_s: float | None,
-        tokens_max: int,
-        prefill_launch_s: float = 0.0,
+        engine: Engine,
+        input_tokens: int,
+        running: int,
     ) -> StepCostTable:
-        """The table of this deployment covering ``tokens_max`` tokens a step (built when missing
-        or too small; its grid has every step size, so a larger one gives the same costs)."""
+        """The table of this deployment on ``engine`` (its step overhead and prefill launches)
+        covering the most tokens a step holds: the token budget (or a lone prompt of
+        ``input_tokens`` over it) and the decode tokens of ``running`` sequences. Built when missing
+        or too small; its grid has every step size, so a larger one gives the same costs."""
         from genmodel._stepcost import StepCostTable
 
+        overhead_s, prefill_launch_s = engine.step_overhead_s, engine.prefill_launch_s
+        tokens_max = max(engine.max_batched_tokens, input_tokens) + running
         key = (model, system, plan, precision, options, overhead_s, prefill_launch_s)
         table = self.tables.get(key)
         if table is None or table.tokens_max < tokens_max:
@@ -467,17 +471,16 @@ class Simulated:
             system = as_system(hardware)
             if ideal:
                 system = system.ideal()
-            # the most tokens a step holds: the budget (or a lone prompt over it) and every client's decode
-            most = min(self.engine.max_num_seqs, -(-concurrency // plan.dp))
+            running = min(self.engine.max_num_seqs, -(-concurrency // plan.dp))  # every client's decode
             table = self.tables.get(
                 model,
                 system,
                 plan,
                 precision,
                 options=options,
-                overhead_s=self.engine.step_overhead_s,
-                prefill_launch_s=self.engine.prefill_launch_s,
-                tokens_max=max(self.engine.max_batched_tokens, input_tokens) + most,
+                engine=self.engine,
+                input_tokens=input_tokens,
+                running=running,
             )
         return simulate_serving(
             model,
@@ -485,13 +488,7 @@ class Simulated:
             plan,
             precision,
             engine=self.engine,
-            arrivals=Arrivals(
-                kind="closed",
-                clients=concurrency,
-                requests_per_client=int(self.client.requests(concurrency)),
-                warmup_requests=self.client.warmup_requests,
-                warmup_restart=self.client.restart_after_warmup,
-            ),
+            arrivals=Arrivals.closed(self.client, concurrency),
             input_tokens=Lengths(mean=input_tokens),
             output_tokens=Lengths(mean=output_tokens),
             ideal=ideal,
