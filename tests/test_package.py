@@ -1,11 +1,15 @@
 """The package's public names are loaded on first use (genmodel/_lazy.py for genmodel/__init__.py and
-genmodel/report/__init__.py): each is listed once, in the ``if TYPE_CHECKING:`` block, in a form type
-checkers take as re-exported; run eagerly, that block gives the very objects the lazy names give, and
-``__all__`` is its names; ``import genmodel`` itself loads no module of the model."""
+genmodel/report/__init__.py): each is listed once in the ``if TYPE_CHECKING:`` block, in a form type
+checkers take as re-exported, and once in the static ``_PUBLIC`` table the lazy names are read from,
+which must say the same; run eagerly, that block gives the very objects the lazy names give, and
+``__all__`` is its names; ``import genmodel`` itself loads no module of the model and no heavy library,
+and reads no source (a bytecode-only install works)."""
 
 from __future__ import annotations
 
 import ast
+import compileall
+import shutil
 import subprocess
 import sys
 import types
@@ -58,6 +62,34 @@ def test_each_public_name_is_listed_once_as_a_re_export_and_all_is_those_names(
     assert sorted(package.__all__) == sorted({*names, *OWN[package.__name__]})
 
 
+def _block_table(block: list[ast.stmt]) -> dict[str, str]:
+    """Each name the block re-exports -> its module, ``module:attribute`` where the name differs."""
+    modules: dict[str, str] = {}
+    table: dict[str, str] = {}
+    for node in block:
+        if isinstance(node, ast.ImportFrom):
+            assert node.module is not None
+            for alias in node.names:
+                if alias.asname == alias.name:
+                    table[alias.name] = node.module
+                else:
+                    modules[alias.name] = f"{node.module}.{alias.name}"
+        else:
+            assert isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute)
+            assert isinstance(node.value.value, ast.Name)
+            for target in node.targets:
+                table[ast.unparse(target)] = f"{modules[node.value.value.id]}:{node.value.attr}"
+    return table
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
+def test_the_lazy_table_names_the_modules_the_typing_block_imports_from(package: types.ModuleType) -> None:
+    """The table the names are loaded from and the block type checkers read cannot drift apart."""
+    table = package._PUBLIC
+    assert table == _block_table(_typing_block(package))
+    assert list(table) == _re_exported(_typing_block(package))  # in the same order, to read side by side
+
+
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
 def test_every_public_name_is_the_object_the_typing_block_imports(package: types.ModuleType) -> None:
     eager: dict[str, object] = {}
@@ -74,6 +106,45 @@ def test_importing_the_package_loads_no_model_module() -> None:
     code = "import sys, genmodel.report; print(sorted(m for m in sys.modules if m.startswith('genmodel')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['genmodel', 'genmodel._lazy', 'genmodel.report']"
+
+
+#: libraries ``import genmodel`` must not load (the numerics, the parsers, the CLI's, and ``ast``,
+#: which reading the names from source needed)
+HEAVY = {"numpy", "scipy", "sympy", "yaml", "pydantic", "typer", "rich", "plotly", "ast"}
+
+
+def test_import_genmodel_and_its_list_of_names_load_nothing_heavy() -> None:
+    code = (
+        "import sys\nbefore = set(sys.modules)\nimport genmodel\n"
+        "assert len(genmodel.__all__) > 100 and 'estimate' in dir(genmodel)\n"
+        "print(' '.join(sorted(set(sys.modules) - before)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(out.split())
+    assert "genmodel._lazy" in loaded  # (the listing sees what the import loaded)
+    assert {m for m in loaded if m.startswith("genmodel")} == {"genmodel", "genmodel._lazy"}
+    assert not {m.partition(".")[0] for m in loaded} & HEAVY
+
+
+def test_a_bytecode_only_install_gives_the_public_names(tmp_path: Path) -> None:
+    """No source is read for the names: a package installed as .pyc files alone imports them."""
+    copy = tmp_path / "genmodel"
+    shutil.copytree(Path(str(genmodel.__file__)).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert compileall.compile_dir(copy, quiet=1, legacy=True)  # module.pyc beside where module.py was
+    for source in copy.rglob("*.py"):
+        source.unlink()
+    code = (
+        "import genmodel, genmodel.report\n"
+        "print(genmodel.__file__, len(genmodel.__all__), genmodel.Plan().tp, genmodel.INTERVAL_COVERAGE > 0,"
+        " genmodel.report.format_bytes(2e9))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    where, count, tp, coverage, size = proc.stdout.split(maxsplit=4)
+    assert where == str(copy / "__init__.pyc")  # (the copy, not the installed source)
+    assert (int(count), tp, coverage) == (len(genmodel.__all__), "1", "True") and size.strip()
 
 
 def test_a_static_estimate_loads_neither_the_simulator_nor_the_planner() -> None:
