@@ -291,12 +291,6 @@ def register(app: typer.Typer) -> None:
         extra: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
         if batch is not None:
             extra["batch"] = parse_batch(batch)
-        if requests_per_client is not None:
-            extra["requests_per_client"] = requests_per_client
-        if warmup_requests is not None:
-            extra["warmup_requests"] = warmup_requests
-        if not warmup_restart:
-            extra["warmup_restart"] = False
         if resource:
             extra["resources"] = tuple(r.replace("-", "_") for r in resource)
         with working("solving for each resource"):
@@ -322,6 +316,9 @@ def register(app: typer.Typer) -> None:
                 max_batched_tokens=max_batched_tokens,
                 admission=admission,
                 overlap_scheduler=overlap_scheduler,
+                requests_per_client=requests_per_client,
+                warmup_requests=warmup_requests,
+                warmup_restart=warmup_restart,
                 **extra,
                 **profile_option(profile),
             )

@@ -18,6 +18,7 @@ from ._options import (
     ActDtypeOpt,
     AdmissionOpt,
     DpOpt,
+    EngineOpt,
     EpOpt,
     Format,
     FormatOpt,
@@ -31,6 +32,7 @@ from ._options import (
     PpOpt,
     ProfileOpt,
     TpOpt,
+    WarmupRestartOpt,
     WeightDtypeOpt,
     emit,
     emit_tables,
@@ -114,16 +116,8 @@ def simulate(
             help="Each client's first requests, left out of the figures (default 2).", show_default=False
         ),
     ] = None,
-    warmup_restart: Annotated[
-        bool,
-        typer.Option(
-            help="The warm-up drains, then every client starts its measured requests together "
-            "(perf_analyzer, under genai-perf); --no-warmup-restart: each client goes straight on."
-        ),
-    ] = True,
-    engine: Annotated[
-        str, typer.Option(help="vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
-    ] = "vllm",
+    warmup_restart: WarmupRestartOpt = True,
+    engine: EngineOpt = "vllm",
     max_num_seqs: MaxNumSeqsOpt = None,
     max_batched_tokens: MaxBatchedTokensOpt = None,
     admission: AdmissionOpt = None,

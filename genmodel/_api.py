@@ -19,7 +19,7 @@ from genmodel._options import OptionSpec, RunOptions, with_values
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, as_system, estimate_static
 from genmodel._profiles import apply_profile
-from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
+from genmodel._servingmodel import SERVING_MODELS, ServingSpec, StepTables
 from genmodel._units import DTYPE_BYTES, check_weight_dtype
 from genmodel._workload import Precision
 from genmodel.io import device_profile, load_hardware, load_memory_tier, load_model, load_profile, load_system
@@ -293,15 +293,13 @@ def estimate(
     """
     m = load_model(model) if isinstance(model, str) else model
     hw = _system(hardware, system)
-    served = serving_model(
-        serving,
+    spec = ServingSpec(
         engine=engine,
-        device=hw.device,
-        tables=step_tables,
         requests_per_client=requests_per_client,
         warmup_requests=warmup_requests,
         warmup_restart=warmup_restart,
     )
+    served = spec.serving_model(serving, device=hw.device, tables=step_tables)
     plan = _plan(devices, tp=tp, pp=pp, ep=ep, dp=dp, cp=cp)
     run = run_options(hw, options=options, **option_values)
     hw, run = profiled(hw, run, None if concurrency is None else engine)

@@ -270,6 +270,19 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
     raise UnknownEntryError("engine", name, ENGINES)
 
 
+def as_engine(engine: str | Engine, device: Device | None = None) -> Engine:
+    """``engine`` itself, or the preset of that name on ``device`` (:func:`engine_preset`).
+
+    Raises:
+        SpecError: neither a name nor an :class:`Engine`. UnknownEntryError: an engine without a preset.
+    """
+    if isinstance(engine, Engine):
+        return engine
+    if not isinstance(engine, str):
+        raise SpecError(f"engine={engine!r} must be one of {', '.join(ENGINES)} or an Engine")
+    return engine_preset(engine, device)
+
+
 #: engine configurations a benchmark harness generates for its runs (a validation row's
 #: ``engine_config`` column); none = the server's defaults (the presets)
 ENGINE_CONFIGS = ("aiconfigurator", "atom-oot")

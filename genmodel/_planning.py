@@ -15,7 +15,7 @@ from typing import Any
 
 from genmodel._api import default_precision, profiled, run_options
 from genmodel._candidates import DEFAULT_RECHECK, MAX_RECHECK, statistic_name
-from genmodel._engines import ENGINES, Engine, engine_preset
+from genmodel._engines import Engine, as_engine
 from genmodel._errors import SpecError
 from genmodel._hardware import Device, System
 from genmodel._intervals import pessimistic_factors
@@ -38,7 +38,7 @@ from genmodel._planrows import (
 from genmodel._recheck import Deployment, Recheck, closed_form_wave, recheck
 from genmodel._search import Disaggregated, SearchResult, Slo, check_objective, copies_needed, search
 from genmodel._serving import estimate_serving
-from genmodel._servingmodel import SERVING_MODELS
+from genmodel._servingmodel import check_serving
 from genmodel._stepcost import check_simulable
 from genmodel._wave import Wave
 from genmodel._workload import Precision
@@ -234,27 +234,13 @@ def _check_plan_args(*, objective: str, serving: str, recheck: int, top: int, pa
         SpecError: ``name=value must ...``.
     """
     check_objective(objective)
-    if serving not in SERVING_MODELS:
-        raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
+    check_serving(serving)
     if isinstance(recheck, bool) or not isinstance(recheck, int) or not 0 <= recheck <= MAX_RECHECK:
         raise SpecError(f"recheck={recheck!r} must be an integer between 0 and {MAX_RECHECK}")
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
         raise SpecError(f"top={top!r} must be an integer between 1 and {MAX_TOP}")
     if isinstance(pareto_points, bool) or not isinstance(pareto_points, int) or pareto_points < 0:
         raise SpecError(f"pareto_points={pareto_points!r} must be an integer >= 0")
-
-
-def _engine(engine: str | Engine, system: System) -> Engine:
-    """The engine to simulate: an :class:`Engine`, or a preset by name for the system's device.
-
-    Raises:
-        SpecError: neither. UnknownEntryError: an unknown preset.
-    """
-    if isinstance(engine, Engine):
-        return engine
-    if not isinstance(engine, str):
-        raise SpecError(f"engine={engine!r} must be one of {', '.join(ENGINES)} or an Engine")
-    return engine_preset(engine, system.device)
 
 
 def _not_simulable(options: RunOptions) -> str:
@@ -424,7 +410,7 @@ def plan(
     )
     m = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
-    engine = _engine(engine, hw)
+    engine = as_engine(engine, hw.device)
     slo = Slo(
         ttft_s=ttft_slo_s,
         tpot_s=tpot_slo_s,

@@ -115,16 +115,15 @@ class Deployment:
     def table(self, plan: Plan, precision: Precision, options: RunOptions) -> StepCostTable:
         """The step-cost table of a layout, built once for any client count: it covers the
         engine's token budget (or a lone prompt over it) and its whole running batch."""
-        e = self.engine
         return self.tables.get(
             self.model,
             self.system,
             plan,
             precision,
             options=options,
-            overhead_s=e.step_overhead_s,
-            prefill_launch_s=e.prefill_launch_s,
-            tokens_max=max(e.max_batched_tokens, self.input_tokens) + e.max_num_seqs,
+            engine=self.engine,
+            input_tokens=self.input_tokens,
+            running=self.engine.max_num_seqs,
         )
 
     @property
@@ -215,14 +214,8 @@ def recheck_one(result: SearchResult, index: int, dep: Deployment) -> Recheck:
     cf_tpot = closed.tpot_s
     instances: int | None = None
     rate = math.nan
-    per_client = requests_per_client(clients)
-    arrivals = Arrivals(
-        kind="closed",
-        clients=clients,
-        requests_per_client=per_client,
-        warmup_requests=RECHECK_CLIENT.warmup_requests,
-        warmup_restart=RECHECK_CLIENT.restart_after_warmup,
-    )
+    arrivals = Arrivals.closed(RECHECK_CLIENT, clients)
+    per_client = arrivals.requests_per_client
     words = f"{clients} closed-loop clients x {per_client} requests, the first of each a warm-up"
     if dep.request_rate_per_s is not None:
         instances = int(copies_needed(dep.request_rate_per_s, closed.serving.request_rate_per_s))

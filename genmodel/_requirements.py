@@ -14,13 +14,13 @@ from typing import Any
 
 from genmodel._api import estimate, profiled
 from genmodel._capacity import Deployment, ResourceRequirement
-from genmodel._engines import ENGINES, Engine, engine_preset
-from genmodel._errors import InfeasibleError, SpecError
+from genmodel._engines import ENGINES, Engine
+from genmodel._errors import InfeasibleError
 from genmodel._hardware import Device, System
 from genmodel._inverse import Requirements, check_quantiles, check_request, solve_requirements
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
-from genmodel._servingmodel import SERVING_MODELS, Simulated, serving_model
+from genmodel._servingmodel import SERVING_MODELS, ServingSpec, Simulated, check_serving
 from genmodel._symbolic import RESOURCES, SYMBOL_NAMES, X_MAX, resource_symbols, symbolic_step_time
 from genmodel.io import load_hardware, load_model, load_system
 
@@ -52,6 +52,9 @@ def requirements(
     max_batched_tokens: int | None = None,
     admission: str | None = None,
     overlap_scheduler: bool | None = None,
+    requests_per_client: int | None = None,
+    warmup_requests: int | None = None,
+    warmup_restart: bool = True,
     **estimate_kwargs: Any,
 ) -> Requirements:
     """The least FLOP/s, memory bandwidth, memory capacity or link bandwidth that meets the targets.
@@ -87,9 +90,10 @@ def requirements(
             :class:`Engine`); under load it also picks the device's efficiency profile.
         max_num_seqs, max_batched_tokens, admission, overlap_scheduler: override the engine's
             knobs, as :func:`~genmodel.simulate` takes them (None: the preset's).
+        requests_per_client, warmup_requests, warmup_restart: the simulated clients, as
+            :func:`~genmodel.estimate` takes them.
         estimate_kwargs: :func:`~genmodel.estimate`'s plan, batch (or concurrency), dtype and run
-            options, and the simulated clients' ``requests_per_client``, ``warmup_requests`` and
-            ``warmup_restart``. ``batch="max"`` is resolved on the platform and then held fixed.
+            options. ``batch="max"`` is resolved on the platform and then held fixed.
 
     When the deployment does not fit the platform (not even one sequence, or not the explicit
     batch), the memory_capacity requirement is solved first (and always reported), and every other
@@ -110,8 +114,7 @@ def requirements(
             capacity for (give an explicit batch).
     """
     check_request(ttft_slo_s, tpot_slo_s, resources)  # before any id is resolved
-    if serving not in SERVING_MODELS:
-        raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
+    check_serving(serving)
     concurrency = estimate_kwargs.get("concurrency")
     check_quantiles(ttft_quantile, tpot_quantile, concurrency, simulated=serving == "simulated")
     knobs = {
@@ -120,9 +123,14 @@ def requirements(
         "admission": admission,
         "overlap_scheduler": overlap_scheduler,
     }
-    deployment, served = _deployment(
-        model, hardware, input_tokens, output_tokens, {**estimate_kwargs, "engine": engine}, knobs
+    spec = ServingSpec(
+        engine=engine,
+        knobs=tuple(knobs.items()),
+        requests_per_client=requests_per_client,
+        warmup_requests=warmup_requests,
+        warmup_restart=warmup_restart,
     )
+    deployment, served = _deployment(model, hardware, input_tokens, output_tokens, estimate_kwargs, spec)
     return solve_requirements(
         deployment,
         ttft_slo_s=ttft_slo_s,
@@ -140,57 +148,45 @@ def _deployment(
     input_tokens: int,
     output_tokens: int,
     estimate_kwargs: Mapping[str, Any],
-    knobs: Mapping[str, Any],
+    spec: ServingSpec,
 ) -> tuple[Deployment, Simulated]:
     """The specs ``estimate`` would run: ids through the database loaders, the plan, precisions and
     run options as :func:`~genmodel.estimate` resolves them (one closed-form estimate, which also
-    raises its own argument errors), and the engine with ``knobs`` and benchmark client a
+    raises its own argument errors), and the engine and benchmark client of ``spec`` that a
     simulated estimate runs.
 
     Raises:
-        SpecError, UnknownEntryError: estimate's argument errors, an unknown engine or a bad knob.
+        SpecError, UnknownEntryError: estimate's argument errors, a client count it refuses.
         InfeasibleError: estimate's own, when the plan cannot run even with unlimited memory.
     """
-    spec = load_model(model) if isinstance(model, str) else model
+    m = load_model(model) if isinstance(model, str) else model
     kwargs = dict(estimate_kwargs)
     chosen = kwargs.pop("system", None)
     lengths: dict[str, Any] = {"input_tokens": input_tokens, "output_tokens": output_tokens}
     system = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
     if chosen is not None:
         system = (load_system(chosen) if isinstance(chosen, str) else chosen).with_device(system.device)
-    engine = kwargs["engine"]
-    if not isinstance(engine, Engine):
-        if not isinstance(engine, str):
-            raise SpecError(f"engine={engine!r} must be one of {', '.join(ENGINES)} or an Engine")
-        engine = engine_preset(engine, system.device)
-    kwargs["engine"] = engine.replace(**knobs)
-    kwargs["serving"] = "closed-form"  # (resolves the specs without a simulation)
+    engine = spec.engine_on(system.device)
+    # (resolves the specs without a simulation; under load the engine picks the profile)
+    kwargs.update(engine=engine, serving="closed-form")
     try:
-        resolved = estimate(spec, hardware, system=chosen, **lengths, **kwargs)
+        resolved = estimate(m, hardware, system=chosen, **lengths, **kwargs)
     except InfeasibleError as failure:
         # it does not fit the platform: the same specs with unlimited memory (one sequence for
         # batch="max"); the solver then finds the capacity it needs
         probe = {**kwargs, "batch": 1} if kwargs.get("batch") == "max" else kwargs
         try:
-            resolved = estimate(spec, system.scaled(memory_capacity=X_MAX), **lengths, **probe)
+            resolved = estimate(m, system.scaled(memory_capacity=X_MAX), **lengths, **probe)
         except InfeasibleError:
             raise failure from None
     # the profile estimate applied (named, or the device's own for the serving engine)
     system, _ = profiled(system, resolved.options, None)
     batch = kwargs.get("batch")
-    served = serving_model(
-        "simulated",
-        engine=kwargs["engine"],
-        device=system.device,
-        requests_per_client=kwargs.get("requests_per_client"),
-        warmup_requests=kwargs.get("warmup_requests"),
-        warmup_restart=kwargs.get("warmup_restart", True),
-    )
-    assert isinstance(served, Simulated)
+    served = Simulated(engine=engine, client=spec.client())
     # under load, the wave of the clients started together: the closed form's term for it
     wave = None if kwargs.get("concurrency") is None else served.wave
     deployment = Deployment(
-        model=spec,
+        model=m,
         system=system,
         plan=resolved.plan,
         precision=resolved.precision,

@@ -22,11 +22,12 @@ closed form and says so in ``serving.notes``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from genmodel._engines import ENGINES, Engine, engine_preset
-from genmodel._errors import SpecError
+from genmodel._engines import ENGINES, Engine, as_engine
+from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -55,6 +56,120 @@ REQUESTS_PER_CLIENT = 12
 WARMUP_REQUESTS = 2
 #: the most requests per client an estimate simulates (a bound at the edge, not a physical limit)
 MAX_REQUESTS_PER_CLIENT = 1_000
+
+
+def check_serving(serving: str) -> None:
+    """Raise :class:`SpecError` unless ``serving`` names a serving model (:data:`SERVING_MODELS`)."""
+    if serving not in SERVING_MODELS:
+        raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServingSpec:
+    """The serving engine and the benchmark client that loads it, as a caller gives them.
+
+    :func:`genmodel.estimate`, :func:`genmodel.simulate` and :func:`genmodel.requirements` take
+    these as keywords; each builds one ServingSpec, which checks them all (the engine's knobs on
+    its preset too), and passes it on. The engine is resolved on the device by :meth:`engine_on`,
+    a simulated estimate's closed-loop client by :meth:`client`.
+
+    Attributes:
+        engine: vllm (the default), sglang, trtllm, or an :class:`Engine`.
+        knobs: the engine's knobs to override, (name, value) pairs; a None value keeps the preset's.
+        requests_per_client: closed loop: requests each client sends, warm-up included (None:
+            :data:`REQUESTS_PER_CLIENT`).
+        warmup_requests: closed loop: each client's first requests, left out of the figures
+            (None: :data:`WARMUP_REQUESTS`, fewer when a client sends fewer than 3: one request
+            is always measured).
+        warmup_restart: closed loop with a warm-up: the warm-up drains, then every client starts
+            its measured requests together (perf_analyzer, under genai-perf); False: each client
+            goes straight on.
+        burstiness_cv: open loop: the coefficient of variation of the gaps between arrivals (a
+            gamma process; None: Poisson).
+        input_spread, output_spread: lengths drawn uniformly within +- this fraction of the
+            mean (0: fixed lengths).
+        seed: seed of the random lengths and arrival times (the same seed, the same result).
+    """
+
+    engine: str | Engine = ENGINES[0]
+    knobs: tuple[tuple[str, Any], ...] = ()
+    requests_per_client: int | None = None
+    warmup_requests: int | None = None
+    warmup_restart: bool = True
+    burstiness_cv: float | None = None
+    input_spread: float = 0.0
+    output_spread: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.engine_on(None)  # an unknown engine or a bad knob fails before any id is resolved
+        if self.requests_per_client is not None:
+            require_ints(requests_per_client=self.requests_per_client)
+        if self.warmup_requests is not None:
+            require_ints(minimum=0, warmup_requests=self.warmup_requests)
+        cv = self.burstiness_cv
+        if cv is not None and not 0 < cv < math.inf:
+            raise SpecError(f"burstiness_cv={cv!r} must be > 0 and finite (1 = Poisson)")
+        for name, spread in (("input_spread", self.input_spread), ("output_spread", self.output_spread)):
+            if not 0 <= spread < 1:
+                raise SpecError(f"{name}={spread!r} must be in [0, 1): lengths within +-{name} of the mean")
+
+    def engine_on(self, device: Device | None) -> Engine:
+        """The engine with its knobs overridden; a preset takes the defaults it picks on ``device``
+        (None: a GPU of 80 GB or more).
+
+        Raises:
+            SpecError: a bad knob value. UnknownEntryError: an engine without a preset.
+        """
+        return as_engine(self.engine, device).replace(**dict(self.knobs))
+
+    @property
+    def per_client(self) -> int:
+        """Requests each closed-loop client sends, warm-up included."""
+        return REQUESTS_PER_CLIENT if self.requests_per_client is None else self.requests_per_client
+
+    def warmup(self, fewest: int) -> int:
+        """Each closed-loop client's warm-up, where the client that sends the fewest requests sends
+        ``fewest``: the one given, else :data:`WARMUP_REQUESTS`, less where it must leave one
+        request measured."""
+        if self.warmup_requests is not None:
+            return self.warmup_requests
+        return max(0, min(WARMUP_REQUESTS, fewest - 1))
+
+    def client(self) -> BenchmarkClient:
+        """The closed-loop client of a simulated estimate: :attr:`per_client` requests each.
+
+        Raises:
+            SpecError: warmup_requests not below requests_per_client.
+        """
+        n = self.per_client
+        return BenchmarkClient(
+            requests_per_client=n, warmup_requests=self.warmup(n), restart_after_warmup=self.warmup_restart
+        )
+
+    def serving_model(
+        self,
+        serving: str = SERVING_MODELS[0],
+        *,
+        device: Device | None = None,
+        tables: StepTables | None = None,
+    ) -> ServingModel:
+        """The serving model by name, for this engine on ``device`` and this client.
+
+        Args:
+            serving: "simulated" (the default) or "closed-form" (whose wave is the simulated
+                client's: :attr:`Simulated.wave`).
+            device: the GPU whose memory sets the engine preset's defaults (None: 80 GB or more).
+            tables: step-cost tables to reuse across simulations.
+
+        Raises:
+            SpecError: an unknown serving model, warmup_requests not below requests_per_client,
+                more than :data:`MAX_REQUESTS_PER_CLIENT` requests per client.
+        """
+        check_serving(serving)
+        # built for the closed form too, so that its client is checked
+        simulated = Simulated(engine=self.engine_on(device), client=self.client(), tables=tables)
+        return ClosedForm(wave=simulated.wave) if serving == "closed-form" else simulated
 
 
 class ServingModel(Protocol):
@@ -148,14 +263,18 @@ class StepTables:
         precision: Precision,
         *,
         options: RunOptions,
-        overhead_s: float | None,
-        tokens_max: int,
-        prefill_launch_s: float = 0.0,
+        engine: Engine,
+        input_tokens: int,
+        running: int,
     ) -> StepCostTable:
-        """The table of this deployment covering ``tokens_max`` tokens a step (built when missing
-        or too small; its grid has every step size, so a larger one gives the same costs)."""
+        """The table of this deployment on ``engine`` (its step overhead and prefill launches)
+        covering the most tokens a step holds: the token budget (or a lone prompt of
+        ``input_tokens`` over it) and the decode tokens of ``running`` sequences. Built when missing
+        or too small; its grid has every step size, so a larger one gives the same costs."""
         from genmodel._stepcost import StepCostTable
 
+        overhead_s, prefill_launch_s = engine.step_overhead_s, engine.prefill_launch_s
+        tokens_max = max(engine.max_batched_tokens, input_tokens) + running
         key = (model, system, plan, precision, options, overhead_s, prefill_launch_s)
         table = self.tables.get(key)
         if table is None or table.tokens_max < tokens_max:
@@ -202,12 +321,13 @@ class Simulated:
         client: BenchmarkClient | None = None,
         tables: StepTables | None = None,
     ) -> None:
-        """Hold ``client``, or the one the knobs describe (None: :data:`REQUESTS_PER_CLIENT`,
-        :data:`WARMUP_REQUESTS`, a restart after the warm-up).
+        """Hold ``client``, or the one the knobs describe (:meth:`ServingSpec.client`; None: its
+        defaults).
 
         Raises:
-            SpecError: a client and its knobs both, bad counts (:class:`BenchmarkClient`), or
-                more than :data:`MAX_REQUESTS_PER_CLIENT` requests per client.
+            SpecError: a client and its knobs both, bad counts (:class:`ServingSpec`,
+                :class:`BenchmarkClient`), or more than :data:`MAX_REQUESTS_PER_CLIENT` requests
+                per client.
         """
         knobs = {
             "requests_per_client": requests_per_client,
@@ -217,14 +337,13 @@ class Simulated:
         given = {k: v for k, v in knobs.items() if v is not None}
         if client is not None and given:
             raise SpecError(f"give client={client!r} or its knobs ({', '.join(given)}), not both")
-        if client is None:  # BenchmarkClient checks the counts and that one request is measured
-            client = BenchmarkClient(
-                requests_per_client=REQUESTS_PER_CLIENT
-                if requests_per_client is None
-                else requests_per_client,
-                warmup_requests=WARMUP_REQUESTS if warmup_requests is None else warmup_requests,
-                restart_after_warmup=True if warmup_restart is None else warmup_restart,
-            )
+        if client is None:
+            client = ServingSpec(
+                engine=engine,
+                requests_per_client=requests_per_client,
+                warmup_requests=warmup_requests,
+                warmup_restart=True if warmup_restart is None else warmup_restart,
+            ).client()
         if client.requests_per_client > MAX_REQUESTS_PER_CLIENT:
             most = MAX_REQUESTS_PER_CLIENT
             raise SpecError(f"requests_per_client={client.requests_per_client} must be at most {most:,}")
@@ -352,17 +471,16 @@ class Simulated:
             system = as_system(hardware)
             if ideal:
                 system = system.ideal()
-            # the most tokens a step holds: the budget (or a lone prompt over it) and every client's decode
-            most = min(self.engine.max_num_seqs, -(-concurrency // plan.dp))
+            running = min(self.engine.max_num_seqs, -(-concurrency // plan.dp))  # every client's decode
             table = self.tables.get(
                 model,
                 system,
                 plan,
                 precision,
                 options=options,
-                overhead_s=self.engine.step_overhead_s,
-                prefill_launch_s=self.engine.prefill_launch_s,
-                tokens_max=max(self.engine.max_batched_tokens, input_tokens) + most,
+                engine=self.engine,
+                input_tokens=input_tokens,
+                running=running,
             )
         return simulate_serving(
             model,
@@ -370,13 +488,7 @@ class Simulated:
             plan,
             precision,
             engine=self.engine,
-            arrivals=Arrivals(
-                kind="closed",
-                clients=concurrency,
-                requests_per_client=int(self.client.requests(concurrency)),
-                warmup_requests=self.client.warmup_requests,
-                warmup_restart=self.client.restart_after_warmup,
-            ),
+            arrivals=Arrivals.closed(self.client, concurrency),
             input_tokens=Lengths(mean=input_tokens),
             output_tokens=Lengths(mean=output_tokens),
             ideal=ideal,
@@ -423,46 +535,30 @@ def serving_model(
     warmup_requests: int | None = None,
     warmup_restart: bool = True,
 ) -> ServingModel:
-    """The serving model by name.
+    """The serving model by name: :meth:`ServingSpec.serving_model` of the engine and client
+    these keywords give (:class:`ServingSpec`'s attributes).
 
     Args:
         serving: "simulated" (the default) or "closed-form".
-        engine: the simulated engine: vllm (the default), sglang, trtllm, or an :class:`Engine`
-            (ignored by the closed form, but still checked).
+        engine: the simulated engine (ignored by the closed form, but still checked).
         device: the GPU whose memory sets the engine preset's defaults (None: 80 GB or more).
         tables: step-cost tables to reuse across simulations.
-        requests_per_client: the simulation's requests per closed-loop client, warm-up
-            included (None: :data:`REQUESTS_PER_CLIENT`).
-        warmup_requests: each client's first requests, left out of the means (None:
-            :data:`WARMUP_REQUESTS`, or fewer when a client sends fewer than 3 requests: one
-            request is always measured).
-        warmup_restart: the warm-up drains, then every client restarts together (False: each
-            client goes straight on); the closed form's wave term follows it.
+        requests_per_client, warmup_requests, warmup_restart: the simulated clients; the closed
+            form's wave term follows them.
 
     Returns:
         A :class:`ServingModel`.
 
     Raises:
-        SpecError: an unknown serving model, requests_per_client < 1, warmup_requests < 0 or
-            not below requests_per_client. UnknownEntryError: an unknown engine.
+        SpecError: an unknown serving model, bad client counts. UnknownEntryError: an unknown engine.
     """
-    if serving not in SERVING_MODELS:
-        raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
-    if isinstance(engine, str):
-        engine = engine_preset(engine, device)
-    elif not isinstance(engine, Engine):
-        raise SpecError(f"engine={engine!r} must be one of {', '.join(ENGINES)} or an Engine")
-    requests = REQUESTS_PER_CLIENT if requests_per_client is None else requests_per_client
-    if warmup_requests is None:
-        warmup_requests = min(WARMUP_REQUESTS, requests - 1) if isinstance(requests, int) else 0
-    simulated = Simulated(  # built for the closed form too, so that its arguments are checked
+    spec = ServingSpec(
         engine=engine,
-        tables=tables,
-        requests_per_client=requests,
+        requests_per_client=requests_per_client,
         warmup_requests=warmup_requests,
         warmup_restart=warmup_restart,
     )
-    return ClosedForm(wave=simulated.wave) if serving == "closed-form" else simulated
+    return spec.serving_model(serving, device=device, tables=tables)
 
 
 def fallback_note(exc: SpecError) -> str:

@@ -58,6 +58,7 @@ from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._symmetry import replica_classes
 from genmodel._units import GB
+from genmodel._wave import BenchmarkClient
 from genmodel._workload import Precision
 
 ARRIVALS = ("closed", "poisson", "gamma", "trace")
@@ -127,6 +128,18 @@ class Arrivals:
             if not (math.isfinite(t) and t >= 0):
                 raise SpecError(f"trace row {i + 1}: arrival_s={t!r} must be >= 0")
             require_ints(where=f"trace row {i + 1}: ", input_tokens=n_in, output_tokens=n_out)
+
+    @classmethod
+    def closed(cls, client: BenchmarkClient, clients: int) -> Arrivals:
+        """``clients`` closed-loop clients of the benchmark ``client``, started together, each
+        sending ``client.requests(clients)`` requests."""
+        return cls(
+            kind="closed",
+            clients=clients,
+            requests_per_client=int(client.requests(clients)),
+            warmup_requests=client.warmup_requests,
+            warmup_restart=client.restart_after_warmup,
+        )
 
     def per_client(self) -> list[int]:
         """Closed loop: the requests of each client."""

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from genmodel._api import attached_tier, estimate, profiled
-from genmodel._engines import ENGINES, Engine, engine_preset
+from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import AttachedTier, Device, System
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
-from genmodel._servingmodel import REQUESTS_PER_CLIENT, WARMUP_REQUESTS
+from genmodel._servingmodel import ServingSpec
 from genmodel._simresult import SimulationResult
 from genmodel._simulate import Arrivals, Lengths, simulate_serving
 from genmodel._simulate_disagg import FIRST_TOKENS, ROUTINGS, WorkerPool, simulate_disaggregated
 from genmodel.io import load_hardware, load_model, load_system
 from genmodel.io._trace import read_trace
 
-#: requests each closed-loop client sends by default, warm-up included (the same as a simulated
-#: estimate's, with its warm-up), and requests of an open loop
-DEFAULT_REQUESTS_PER_CLIENT = REQUESTS_PER_CLIENT
+#: requests of an open loop by default (a closed loop's client sends a simulated estimate's:
+#: :attr:`~genmodel._servingmodel.ServingSpec.per_client`)
 DEFAULT_REQUESTS = 500
 
 
@@ -140,18 +138,6 @@ def simulate(
             "give exactly one of concurrency=, request_rate= or trace="
             + (f" (got {', '.join(kinds)})" if kinds else "")
         )
-    arrivals, lengths = _arrivals(
-        concurrency=concurrency,
-        request_rate=request_rate,
-        trace=trace,
-        requests_per_client=requests_per_client,
-        requests=requests,
-        warmup_requests=warmup_requests,
-        warmup_restart=warmup_restart,
-        burstiness_cv=burstiness_cv,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-    )
     knobs = {
         "max_num_seqs": max_num_seqs,
         "max_batched_tokens": max_batched_tokens,
@@ -163,6 +149,26 @@ def simulate(
         "overlap_scheduler": overlap_scheduler,
         "prefill_launch_s": prefill_launch_s,
     }
+    spec = ServingSpec(
+        requests_per_client=requests_per_client,
+        warmup_requests=warmup_requests,
+        warmup_restart=warmup_restart,
+        burstiness_cv=burstiness_cv,
+        input_spread=input_spread,
+        output_spread=output_spread,
+        engine=engine,
+        knobs=tuple(knobs.items()),
+        seed=seed,
+    )
+    arrivals, lengths = _arrivals(
+        spec,
+        concurrency=concurrency,
+        request_rate=request_rate,
+        trace=trace,
+        requests=requests,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+    )
     pools = {
         "prefill_tp": prefill_tp,
         "prefill_ep": prefill_ep,
@@ -175,12 +181,11 @@ def simulate(
         "decode_workers": decode_workers,
         "decode_max_batch": decode_max_batch,
     }
-    _check_spreads(input_spread=input_spread, output_spread=output_spread)
     common: dict[str, Any] = {
         "arrivals": arrivals,
-        "input_tokens": Lengths(mean=lengths[0], spread_frac=input_spread),
-        "output_tokens": Lengths(mean=lengths[1], spread_frac=output_spread),
-        "seed": seed,
+        "input_tokens": Lengths(mean=lengths[0], spread_frac=spec.input_spread),
+        "output_tokens": Lengths(mean=lengths[1], spread_frac=spec.output_spread),
+        "seed": spec.seed,
         "ideal": ideal,
         "records": records,
     }
@@ -194,8 +199,7 @@ def simulate(
             lengths,
             pools,
             options,
-            engine=engine,
-            knobs=knobs,
+            spec=spec,
             swap_tier=swap_tier,
             routing=routing,
             first_token=first_token,
@@ -217,7 +221,7 @@ def simulate(
         **options,
     )
     m, hw = _specs(model, hardware, system)
-    chosen = _engine(engine, hw.device, knobs)
+    chosen = spec.engine_on(hw.device)
     hw, run = profiled(hw, check.options, chosen.name)
     return simulate_serving(
         m,
@@ -243,12 +247,6 @@ def _specs(
     return m, hw
 
 
-def _engine(engine: str | Engine, device: Device, knobs: dict[str, Any]) -> Engine:
-    """The engine preset (or the Engine given) with the knobs overridden."""
-    chosen = engine if isinstance(engine, Engine) else _preset(engine, device)
-    return chosen.replace(**knobs)
-
-
 #: the plan keywords that are per pool in a disaggregated simulation
 _PLAN_KEYS = ("tp", "pp", "ep", "dp", "cp", "devices")
 
@@ -261,8 +259,7 @@ def _simulate_disaggregated(
     pools: dict[str, int | None],
     options: dict[str, Any],
     *,
-    engine: str | Engine,
-    knobs: dict[str, Any],
+    spec: ServingSpec,
     swap_tier: str | AttachedTier | None,
     routing: str | None,
     first_token: str | None,
@@ -280,7 +277,7 @@ def _simulate_disaggregated(
     for k in _PLAN_KEYS:
         options.pop(k, None)
     m, hw = _specs(model, hardware, system)
-    base = _engine(engine, hw.device, knobs)
+    base = spec.engine_on(hw.device)
     specs = []
     for side, output in (("prefill", 1), ("decode", lengths[1])):
         degrees: dict[str, Any] = {k: _or_one(pools[f"{side}_{k}"]) for k in ("tp", "ep", "dp")}
@@ -349,27 +346,22 @@ def _swap_tier(engine: Engine, spec: str | AttachedTier | None, device: Device) 
         raise SpecError(f"preemption='swap' needs a KV offload tier: {exc}") from None
 
 
-def _preset(name: str, device: Device) -> Engine:
-    if not isinstance(name, str):
-        raise SpecError(f"engine={name!r} must be one of {', '.join(ENGINES)} or an Engine")
-    return engine_preset(name, device)
-
-
 def _arrivals(
+    spec: ServingSpec,
     *,
     concurrency: int | None,
     request_rate: float | None,
     trace: str | Path | tuple[tuple[float, int, int], ...] | None,
-    requests_per_client: int | None,
     requests: int | None,
-    warmup_requests: int | None,
-    warmup_restart: bool,
-    burstiness_cv: float | None,
     input_tokens: int | None,
     output_tokens: int | None,
 ) -> tuple[Arrivals, tuple[int, int]]:
-    """The arrival process, and the (input, output) lengths to check the deployment with."""
-    _check_burstiness(burstiness_cv, request_rate)
+    """The arrival process of ``spec``'s client, and the (input, output) lengths to check the
+    deployment with."""
+    if spec.burstiness_cv is not None and request_rate is None:
+        raise SpecError(
+            f"burstiness_cv={spec.burstiness_cv!r} shapes request_rate= arrivals only: give request_rate="
+        )
     if trace is not None:
         if input_tokens is not None or output_tokens is not None:
             raise SpecError("a trace gives each request's lengths: drop input_tokens= and output_tokens=")
@@ -379,47 +371,23 @@ def _arrivals(
     if input_tokens is None or output_tokens is None:
         raise SpecError("input_tokens= and output_tokens= are needed without a trace")
     if concurrency is not None:
-        per_client = requests_per_client or DEFAULT_REQUESTS_PER_CLIENT
-        if warmup_requests is None:  # the default warm-up, leaving each client one measured request
-            fewest = (
-                requests // concurrency
-                if isinstance(requests, int) and isinstance(concurrency, int)
-                else per_client
-            )
-            warmup_requests = max(0, min(WARMUP_REQUESTS, fewest - 1)) if isinstance(fewest, int) else 0
+        fewest = spec.per_client  # the default warm-up leaves each client one measured request
+        if isinstance(requests, int) and isinstance(concurrency, int) and concurrency > 0:
+            fewest = requests // concurrency  # (the requests split over the clients)
         arrivals = Arrivals(
             kind="closed",
             clients=concurrency,
-            requests_per_client=per_client,
-            warmup_requests=warmup_requests,
-            warmup_restart=warmup_restart,
+            requests_per_client=spec.per_client,
+            warmup_requests=spec.warmup(fewest),
+            warmup_restart=spec.warmup_restart,
             requests=requests,
         )
     else:
         assert request_rate is not None
         arrivals = Arrivals(
-            kind="poisson" if burstiness_cv is None else "gamma",
+            kind="poisson" if spec.burstiness_cv is None else "gamma",
             rate_per_s=request_rate,
-            cv=1.0 if burstiness_cv is None else burstiness_cv,
+            cv=1.0 if spec.burstiness_cv is None else spec.burstiness_cv,
             requests=DEFAULT_REQUESTS if requests is None else requests,
         )
     return arrivals, (input_tokens, output_tokens)
-
-
-def _check_burstiness(burstiness_cv: float | None, request_rate: float | None) -> None:
-    """A gamma process's coefficient of variation shapes a request rate's gaps, and is positive."""
-    if burstiness_cv is None:
-        return
-    if request_rate is None:
-        raise SpecError(
-            f"burstiness_cv={burstiness_cv!r} shapes request_rate= arrivals only: give request_rate="
-        )
-    if not 0 < burstiness_cv < math.inf:
-        raise SpecError(f"burstiness_cv={burstiness_cv!r} must be > 0 and finite (1 = Poisson)")
-
-
-def _check_spreads(**spreads: float) -> None:
-    """Each length spread is a fraction of the mean in [0, 1)."""
-    for name, spread in spreads.items():
-        if not 0 <= spread < 1:
-            raise SpecError(f"{name}={spread!r} must be in [0, 1): lengths within +-{name} of the mean")

@@ -5,13 +5,18 @@ a validation CSV)."""
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _cli import cli_bad, cli_ok
 
 import genmodel
+from genmodel._servingmodel import ServingSpec
+from genmodel._wave import BenchmarkClient
 
 KW = {"tp": 2, "input_tokens": 4000, "output_tokens": 50, "weight_dtype": "fp8"}
 
@@ -129,3 +134,53 @@ def test_the_public_aiconfigurator_rows_carry_their_harness() -> None:
     rows = genmodel.read_cases(genmodel.public_cases_path())
     ps = [r for r in rows if r["id"].startswith("PS")]
     assert ps and all((r["requests_per_client"], r["warmup_requests"]) == ("12", "2") for r in ps)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"requests_per_client": 0}, "requests_per_client=0 must be an integer >= 1"),
+        ({"warmup_requests": -1}, "warmup_requests=-1 must be an integer >= 0"),
+        ({"engine": 3}, "engine=3 must be one of vllm, sglang, trtllm or an Engine"),
+        ({"knobs": (("max_num_seqs", 0),)}, "max_num_seqs=0 must be an integer >= 1"),
+        ({"knobs": (("admission", "lazy"),)}, "admission='lazy' must be one of reserve, on-demand"),
+        ({"burstiness_cv": 0.0}, "burstiness_cv=0.0 must be > 0 and finite"),
+        ({"output_spread": 1.0}, "output_spread=1.0 must be in [0, 1)"),
+    ],
+)
+def test_the_serving_spec_refuses_a_bad_option_by_its_name(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(genmodel.SpecError, match=re.escape(message)):
+        ServingSpec(**kwargs)
+
+
+def test_estimate_simulate_and_requirements_refuse_a_bad_client_alike() -> None:
+    """One check for the three: simulate used to send 12 requests a client for requests_per_client=0."""
+    load = {"concurrency": 4, "input_tokens": 256, "output_tokens": 16}
+    calls = [genmodel.estimate, genmodel.simulate, functools.partial(genmodel.requirements, tpot_slo_s=0.01)]
+    for call in calls:
+        for bad, message in (
+            ({"requests_per_client": 0}, "requests_per_client=0 must be an integer >= 1"),
+            ({"warmup_requests": -1}, "warmup_requests=-1 must be an integer >= 0"),
+        ):
+            with pytest.raises(genmodel.SpecError, match=re.escape(message)):
+                call("llama-3.2-1b", "h100-sxm", **load, **bad)
+        with pytest.raises(genmodel.UnknownEntryError, match="tgi"):
+            call("llama-3.2-1b", "h100-sxm", **load, engine="tgi")
+
+
+def test_the_serving_spec_resolves_the_engine_on_the_device_and_the_client() -> None:
+    device = genmodel.load_hardware("a100-sxm-40gb").device  # under 70 GiB: vLLM's smaller defaults
+    spec = ServingSpec(knobs=(("max_num_seqs", 64), ("admission", None)))
+    assert spec.engine_on(device) == genmodel.engine_preset("vllm", device).replace(max_num_seqs=64)
+    assert spec.engine_on(device) != spec.engine_on(None)
+    assert spec.client() == BenchmarkClient(
+        requests_per_client=genmodel.REQUESTS_PER_CLIENT,
+        warmup_requests=genmodel.WARMUP_REQUESTS,
+        restart_after_warmup=True,
+    )
+    # the default warm-up leaves each client one measured request, whoever builds the client
+    for n, warmup in ((1, 0), (2, 1), (3, 2)):
+        assert ServingSpec(requests_per_client=n).client().warmup_requests == warmup
+        assert (
+            genmodel.Simulated(engine=spec.engine_on(device), requests_per_client=n).warmup_requests == warmup
+        )

@@ -1,9 +1,10 @@
 """Rendering results for people and programs: summaries, the JSON form of an estimate, flat rows,
 human units, JSON and CSV.
 
-Each name, listed once in the ``if TYPE_CHECKING:`` block below, is imported from its module on first use
-(PEP 562, genmodel/_lazy.py), so that ``from genmodel.report import format_bytes`` does not load the
-estimate's JSON form and the model beneath it.
+Each name, listed for type checkers in the ``if TYPE_CHECKING:`` block below and with its module in
+``_PUBLIC``, is imported from that module on first use (PEP 562, genmodel/_lazy.py), so that
+``from genmodel.report import format_bytes`` does not load the estimate's JSON form and the model
+beneath it.
 """
 
 from __future__ import annotations
@@ -35,4 +36,30 @@ if TYPE_CHECKING:
     from genmodel.report._roofline import roofline_figure as roofline_figure
     from genmodel.report._roofline import roofline_points as roofline_points
 
-__getattr__, __dir__ = _lazy.attach(__name__)
+#: each public name -> its module (``module:attribute`` where it has another name there), as the
+#: block above imports it (tests/test_package.py checks they agree): what the lazy ``__getattr__`` reads
+_PUBLIC = {
+    "describe_device": "genmodel.report._describe",
+    "describe_link": "genmodel.report._describe",
+    "describe_memory_tier": "genmodel.report._describe",
+    "describe_model": "genmodel.report._describe",
+    "describe_system": "genmodel.report._describe",
+    "estimate_dict": "genmodel.report._estimate",
+    "interval_dict": "genmodel.report._estimate",
+    "phase_dict": "genmodel.report._estimate",
+    "compare_figure": "genmodel.report._figures",
+    "figure_format": "genmodel.report._figures",
+    "sweep_figure": "genmodel.report._figures",
+    "write_figure": "genmodel.report._figures",
+    "interval_figure": "genmodel.report._plots",
+    "pareto_figure": "genmodel.report._plots",
+    "flatten": "genmodel.report._render",
+    "format_bytes": "genmodel.report._render",
+    "format_seconds": "genmodel.report._render",
+    "to_csv": "genmodel.report._render",
+    "to_json": "genmodel.report._render",
+    "roofline_figure": "genmodel.report._roofline",
+    "roofline_points": "genmodel.report._roofline",
+}
+
+__getattr__, __dir__ = _lazy.attach(__name__, _PUBLIC)
