@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._hostcost import eager_host_s
-from genmodel._memory import MemoryUse, max_batch, memory_use
+from genmodel._memory import MemoryUse, max_batch, memory_use, require_one_sequence
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
@@ -249,6 +249,9 @@ def estimate_serving(
     )
     device = system.device
     lengths = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    if wave is not None:  # the KV pool holds what the engine's admission keeps of each sequence
+        require_one_sequence(model, device, plan, precision, **lengths, extras=extras)
+        lengths = {"input_tokens": input_tokens, "output_tokens": wave.held_output_tokens(output_tokens)}
     most = max_batch(model, device, plan, precision, **lengths, extras=extras)
     running = min(concurrency, most)
     mem = memory_use(model, device, plan, precision, batch=running, **lengths, extras=extras)
