@@ -274,12 +274,18 @@ def _experts_op(
             missed[key] = power(base, instance_tokens)
         touched = local_slots * (1 - missed[key])
     routed = instance_tokens * k * share  # token-expert pairs on the busiest device's slots
+    # per pair: the gate/up GEMM reads the token (d) and the intermediate is written, activated and
+    # read back (3 I_e / moe_tp), in the activation precision; the down GEMM writes the pair's
+    # partial output (d) and the combine reads it back, both in 16 bits (the Triton fused-MoE's
+    # bf16 intermediate_cache3 summed by moe_sum; TensorRT-LLM's CUTLASS MoE's bf16 GEMM2 rows
+    # summed by finalizeMoeRouting), whatever the GEMM inputs' precision
+    pair_bytes = (d + 3 * spec.expert_intermediate_size / moe_tp) * p.act_bytes + 2 * d * p.partial_sum_bytes
     return Op(
         "experts",
         "gemm",
         flops=2 * routed * expert_params / moe_tp * n_moe,
         weight_bytes=touched * expert_params / moe_tp * p.weight_bytes * n_moe,
-        act_bytes=routed * (2 * d + 3 * spec.expert_intermediate_size / moe_tp) * p.act_bytes * n_moe,
+        act_bytes=routed * pair_bytes * n_moe,
         kv_bytes=0,
         rows=routed / touched,  # tokens per expert GEMM
         moe_calls=n_moe,  # one fused-MoE kernel chain per MoE layer (Rates.time)

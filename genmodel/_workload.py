@@ -66,6 +66,13 @@ class Precision:
         return wider if DTYPE_BYTES[wider] >= 1 else "fp8"
 
     @property
+    def partial_sum_bytes(self) -> float:
+        """Bytes per element of a GEMM output that is summed afterwards (the routed experts' per-pair
+        outputs before their combine): 16 bits, as the GEMM epilogues write them (bf16) even when
+        the GEMM inputs are 8 or 4 bits; 32 bits under fp32 activations."""
+        return max(DTYPE_BYTES[self.act_dtype], 2.0)
+
+    @property
     def comm_bytes(self) -> float:
         """Bytes per element of activations exchanged by collectives.
 

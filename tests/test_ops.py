@@ -119,6 +119,36 @@ def test_moe_expert_flops_use_top_k_experts_per_token() -> None:
     assert ops["experts"].flops == pytest.approx(expected * m.num_moe_layers, rel=1e-12)
 
 
+@pytest.mark.parametrize(("act", "partial_bytes"), [("bf16", 2.0), ("fp8", 2.0), ("fp32", 4.0)])
+def test_each_expert_pair_writes_its_partial_output_in_16_bits_and_the_combine_reads_it(
+    act: str, partial_bytes: float
+) -> None:
+    # per token-expert pair: the token read by gate/up (d) and the intermediate written, activated
+    # and read (3 I_e / tp) at the activation width; the down GEMM's partial output (d) written and
+    # read back by the combine at 16 bits (bf16 epilogue, then moe_sum / finalizeMoeRouting)
+    m = genmodel.load_model("qwen3-235b-a22b")
+    assert m.moe is not None
+    p = Precision(weight_dtype="fp8", act_dtype=act, kv_dtype="bf16")
+    assert p.partial_sum_bytes == partial_bytes
+    tp, seqs, prompt = 4, 2, 512
+    ops = _ops("qwen3-235b-a22b", precision=p, num_seqs=seqs, new_tokens=prompt, past_tokens=0, tp=tp)
+    pairs = seqs * prompt * m.moe.num_experts_per_tok
+    d, inter = m.hidden_size, m.moe.expert_intermediate_size
+    per_pair = (d + 3 * inter / tp) * p.act_bytes + 2 * d * partial_bytes
+    assert ops["experts"].act_bytes == pytest.approx(pairs * per_pair * m.num_moe_layers, rel=1e-12)
+
+
+def test_tp_split_experts_move_every_pair_on_every_device_and_expert_parallel_ones_a_share() -> None:
+    # under MoE-TP every device computes a slice of every pair and writes its full-width partial
+    # output; under EP a device holds whole experts and only its share of the pairs
+    p = Precision(weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8")
+    kwargs: dict[str, object] = {"precision": p, "num_seqs": 1, "new_tokens": 8192, "past_tokens": 0, "tp": 8}
+    tp_split = _ops("deepseek-v3", **kwargs)["experts"]
+    ep = _ops("deepseek-v3", moe=genmodel.moe_layout(genmodel.Plan(tp=8, ep=8)), **kwargs)["experts"]
+    assert tp_split.flops == pytest.approx(ep.flops, rel=0.2)  # the same work, EP's busiest a bit more
+    assert tp_split.act_bytes > 4 * ep.act_bytes
+
+
 # ---- roofline ------------------------------------------------------------------------------------
 
 MODELS = ["llama-3.1-8b", "llama-2-7b", "qwen3-32b", "mixtral-8x7b", "deepseek-v3", "qwen3-30b-a3b"]
