@@ -42,3 +42,31 @@ def test_cli_reference_is_current() -> None:
     reference = _load("make_cli_reference").reference()
     current = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     assert reference == current, "docs/cli.md is out of date: rerun python tools/make_cli_reference.py"
+
+
+def test_serving_errors_splits_the_first_round_from_the_rest() -> None:
+    import genmodel
+
+    split = _load("serving_errors").round_split
+    clients = 8
+    # one 2,000-token prompt per step: clients sent together queue behind each other's prompts
+    sim = genmodel.simulate(
+        "llama-3.1-8b",
+        "h100-sxm",
+        concurrency=clients,
+        requests_per_client=4,
+        warmup_requests=1,
+        input_tokens=2000,
+        output_tokens=50,
+        max_batched_tokens=2048,
+        records=True,
+    )
+    first, later = split(sim.records, clients)
+    # the warm-up restart sends every client at once: the first round is the wave, the later ones
+    # arrive spread out and wait less
+    assert first > 2 * later > 0
+    # the two parts are the measured requests (one per client in the first), so they make the mean
+    measured = int(sim.records.measured.sum())
+    assert measured == 3 * clients
+    mean = (first * clients + later * (measured - clients)) / measured
+    assert abs(mean + sim.request_overhead_s - sim.ttft_s.mean) < 1e-9
