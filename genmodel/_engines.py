@@ -167,7 +167,11 @@ _SGLANG_SOURCE = (
     "The scheduler runs a prefill batch whenever new requests fit, decoding otherwise, unless "
     "--enable-mixed-chunk (scheduler.py get_next_batch_to_run); it admits a request reserving its "
     "prompt and new_token_ratio x its output tokens (SGLANG_INIT_NEW_TOKEN_RATIO 0.7, "
-    "schedule_policy.py PrefillAdder) and retracts decodes by recompute when memory runs out."
+    "schedule_policy.py PrefillAdder) and retracts decodes by recompute when memory runs out. "
+    "The overlap scheduler is on (server_args.py disable_overlap_schedule False, kept with "
+    "--enable-mixed-chunk: scheduler_output_processor_mixin.py process_batch_result_prefill): "
+    "scheduler.py event_loop_overlap receives requests, chooses and launches the next batch, and "
+    "only then processes the previous batch's results."
 )
 _TRTLLM_SOURCE = (
     "TensorRT-LLM 1.0, trtllm-serve (PyTorch backend), tensorrt_llm/commands/serve.py: "
@@ -240,6 +244,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             reserve_output_frac=0.7,
             preemption="recompute",
             kv_block_tokens=1,
+            overlap_scheduler=True,
             prefill_launch_s=PREFILL_LAUNCH_S,
             source=_SGLANG_SOURCE
             + _PREFILL_GRAPHS

@@ -76,11 +76,12 @@ def test_clients_coming_back_in_groups_wait_for_the_next_groups_step() -> None:
         assert added == pytest.approx(overlap_wait_s(wave, clients, **step), abs=1e-15)
 
 
-def test_only_the_trtllm_preset_overlaps() -> None:
+def test_the_trtllm_and_sglang_presets_overlap_and_vllms_does_not() -> None:
     assert engine_preset("trtllm").overlap_scheduler
     assert "overlap_scheduler" in engine_preset("trtllm").source
+    assert engine_preset("sglang").overlap_scheduler  # event_loop_overlap, on by default in 0.5
+    assert "disable_overlap_schedule" in engine_preset("sglang").source
     assert not engine_preset("vllm").overlap_scheduler
-    assert not engine_preset("sglang").overlap_scheduler
     assert Wave.of(engine_preset("trtllm"), BenchmarkClient(requests_per_client=4, warmup_requests=0)).overlap
 
 
