@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from genmodel._errors import InfeasibleError
 from genmodel._evaluate import StepCache, reusing_steps
 from genmodel._hardware import System
-from genmodel._memory import max_batch, require_one_sequence
+from genmodel._memory import engine_max_batch, max_batch
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import decode_pass, mean_decode_context, prepare
+from genmodel._wave import Wave
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
@@ -65,11 +66,11 @@ def _fit(
     precision: Precision,
     lengths: tuple[int, int],
     options: RunOptions,
-    held_output: int | None = None,
+    wave: Wave | None = None,
 ) -> tuple[System, int | None]:
     """The system a layout runs (:func:`~genmodel._phases.prepare`) and the most sequences that
-    fit (None: not even one whole sequence); ``held_output``: the output tokens a running sequence
-    holds in the KV pool under the engine's admission (``Wave.held_output_tokens``; None: all)."""
+    fit (None: not even one whole sequence); with ``wave``, in the engine's KV pool, each running
+    sequence holding what its admission keeps (:func:`~genmodel._memory.engine_max_batch`)."""
     input_tokens, output_tokens = lengths
     run_system, extras = prepare(
         model,
@@ -81,10 +82,9 @@ def _fit(
         ideal=False,
         options=options,
     )
-    held = output_tokens if held_output is None else min(held_output, output_tokens)
     try:
-        if held < output_tokens:  # one whole sequence must fit; the pool holds what the admission keeps
-            require_one_sequence(
+        if wave is None:
+            most = max_batch(
                 model,
                 run_system.device,
                 plan,
@@ -93,15 +93,18 @@ def _fit(
                 output_tokens=output_tokens,
                 extras=extras,
             )
-        most = max_batch(
-            model,
-            run_system.device,
-            plan,
-            precision,
-            input_tokens=input_tokens,
-            output_tokens=held,
-            extras=extras,
-        )
+        else:  # the engine's pool, holding what its admission keeps (Wave)
+            _, most = engine_max_batch(
+                model,
+                run_system.device,
+                plan,
+                precision,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                held_output_tokens=wave.held_output_tokens(output_tokens),
+                fraction_of=wave.kv_fraction_of,
+                extras=extras,
+            )
     except InfeasibleError:
         return run_system, None
     return run_system, most
@@ -148,14 +151,14 @@ def decode_side(
     grids: dict[int, np.ndarray[Any, Any]] | None = None,
     batches: np.ndarray[Any, Any] | None = None,
     cache: StepCache | None = None,
-    held_output: int | None = None,
+    wave: Wave | None = None,
 ) -> Decode:
     """One layout's decode side: the memory bound, the running batches (``batches``, else the
     batch grid, shared through ``grids``: by their largest batch, never written) and one decode
     step over all of them. Nothing here reads ``options.prefill_chunk``, so the chunk sizes of a
-    search share it. ``held_output``: as :func:`_fit` takes it."""
+    search share it. ``wave``: as :func:`_fit` takes it."""
     lengths = (input_tokens, output_tokens)
-    run_system, most = _fit(model, system, plan, precision, lengths, options, held_output)
+    run_system, most = _fit(model, system, plan, precision, lengths, options, wave)
     if most is None:
         return Decode(run_system, None)
     batch = batches if batches is not None else _grid(most, plan.dp, grids)
@@ -176,7 +179,7 @@ class EpDecodes:
         work: Sequence[tuple[int, Plan, list[str]]],
         lengths: tuple[int, int],
         cache: StepCache | None,
-        held_output: int | None = None,
+        wave: Wave | None = None,
     ) -> None:
         self._model, self._system, self._work, self._lengths, self._cache = (
             model,
@@ -185,7 +188,7 @@ class EpDecodes:
             lengths,
             cache,
         )
-        self._held = held_output  # output tokens a running sequence holds (_fit)
+        self._wave = wave  # the engine's admission and pool (_fit)
         self._grids: dict[int, np.ndarray[Any, Any]] = {}
         self._made: dict[tuple[int, Precision], Decode] = {}
 
@@ -204,14 +207,14 @@ class EpDecodes:
                 self._grids,
                 None,
                 self._cache,
-                self._held,
+                self._wave,
             )
         made = self._made.pop((index, precision), None)
         if made is not None:
             return made
         group = self._group(index)
         fits = [
-            _fit(self._model, self._system, self._work[i][1], precision, self._lengths, options, self._held)
+            _fit(self._model, self._system, self._work[i][1], precision, self._lengths, options, self._wave)
             for i in group
         ]
         grids = [

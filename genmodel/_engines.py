@@ -10,9 +10,11 @@ Modelling assumptions:
   benchmarks use); where a default depends on the GPU, :func:`engine_preset` resolves it from the
   device's memory, as the engine does. Each value names the file it comes from in ``source``.
 - The KV pool is genmodel's usable memory less weights and activations (the memory model): the
-  engines' own memory fractions (vLLM ``gpu_memory_utilization`` 0.9, TensorRT-LLM
-  ``free_gpu_memory_fraction`` 0.9, SGLang ``mem_fraction_static``) are what genmodel's
-  ``usable_memory_frac`` stands for, so no engine changes the pool.
+  engines' own memory fractions (vLLM ``gpu_memory_utilization`` 0.9, SGLang
+  ``mem_fraction_static``, TensorRT-LLM ``free_gpu_memory_fraction`` 0.9) are what genmodel's
+  ``usable_memory_frac`` stands for. vLLM's and SGLang's are fractions of the device's memory;
+  TensorRT-LLM's is a fraction of the memory left free after the weights are loaded
+  (``kv_fraction_of`` "free"), so its pool is larger by that fraction's complement of the weights.
 - The per-step CPU overhead is the device's ``step_overhead_s`` unless an engine sets one.
 - A step that carries prefill tokens runs outside the CUDA graphs that replay decode-only steps
   (TensorRT-LLM, SGLang): it takes at least the host time of launching its kernels,
@@ -34,6 +36,8 @@ from genmodel._units import GiB
 #: the largest max_num_seqs and max_batched_tokens an engine takes (far beyond any engine's)
 MAX_KNOB = 1_000_000
 ADMISSIONS = ("reserve", "on-demand")
+#: what the usable-memory fraction is a fraction of: the device's memory, or what the weights leave free
+KV_FRACTIONS_OF = ("device", "free")
 PREEMPTIONS = ("recompute", "swap")
 SCHEDULES = ("fcfs",)
 
@@ -60,6 +64,9 @@ class Engine:
             "on-demand": allocate blocks as tokens arrive and preempt when the pool is full.
         reserve_output_frac: under "reserve", the share of the output tokens reserved at
             admission (SGLang reserves its ``new_token_ratio`` of them); 1 = all.
+        kv_fraction_of: what the usable-memory fraction is a fraction of: the "device"'s memory
+            (vLLM, SGLang) or the memory "free" after the weights are loaded (TensorRT-LLM's
+            ``free_gpu_memory_fraction``), :func:`~genmodel._memory.pool_device`.
         preemption: what a preempted sequence does: "recompute" its KV later, or "swap" it to the
             KV offload tier and back.
         schedule: order of the waiting queue ("fcfs").
@@ -86,6 +93,7 @@ class Engine:
     max_prefill_tokens: int | None = None
     admission: str = "on-demand"
     reserve_output_frac: float = 1.0
+    kv_fraction_of: str = "device"
     preemption: str = "recompute"
     schedule: str = "fcfs"
     kv_block_tokens: int = 16
@@ -102,6 +110,7 @@ class Engine:
         )
         for name, value, allowed in (
             ("admission", self.admission, ADMISSIONS),
+            ("kv_fraction_of", self.kv_fraction_of, KV_FRACTIONS_OF),
             ("preemption", self.preemption, PREEMPTIONS),
             ("schedule", self.schedule, SCHEDULES),
         ):
@@ -193,7 +202,10 @@ _TRTLLM_SOURCE = (
     "the preset keeps the budget for context tokens only (budget_counts_decode False), a known "
     "departure from the default server (budget_counts_decode=True gives the scheduler as written). "
     "The bundled TensorRT-LLM rows ran with AIConfigurator's configuration instead, max_num_tokens "
-    "= batch + ISL + 1500 with generation tokens counted (harness_engine)."
+    "= batch + ISL + 1500 with generation tokens counted (harness_engine). "
+    "KV pool: KvCacheConfig free_gpu_memory_fraction 0.9 'means TensorRT LLM will try to allocate 90% "
+    "of free GPU memory for KV cache' (docs examples/kvcacheconfig, How to Change KV Cache Behavior), "
+    "the memory free once the model is loaded (kv_fraction_of free)."
 )
 
 
@@ -262,6 +274,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             mixed=True,
             budget_counts_decode=False,
             admission="reserve",
+            kv_fraction_of="free",
             preemption="recompute",
             kv_block_tokens=32,
             overlap_scheduler=True,

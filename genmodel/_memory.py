@@ -506,3 +506,58 @@ def max_batch(
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return lo * plan.dp
+
+
+def pool_device(device: Device, weights_bytes: float, fraction_of: str) -> Device:
+    """``device`` as an engine whose usable-memory fraction is a fraction of ``fraction_of`` sees it.
+
+    "device": unchanged (vLLM's ``gpu_memory_utilization``, SGLang's ``mem_fraction_static``: a
+    fraction f of the device's memory holds weights, activations and KV cache). "free": the
+    fraction is of the memory the weights leave free (TensorRT-LLM's ``free_gpu_memory_fraction``),
+    so the engine may use f (M - W) + W = the device's memory times f + (1 - f) W / M; the KV pool
+    (usable less weights and activations) grows by (1 - f) W.
+
+    Source: TensorRT-LLM docs, "How to Change KV Cache Behavior" (examples/kvcacheconfig): the
+    default free_gpu_memory_fraction 0.9 "means TensorRT LLM will try to allocate 90% of free GPU
+    memory for KV cache".
+    """
+    if fraction_of == "device":
+        return device
+    eff = device.efficiency
+    total = device.memory_capacity_bytes - device.os_reserve_bytes
+    share = min(max(weights_bytes / total, 0.0), 1.0) if total > 0 else 0.0
+    frac = eff.usable_memory_frac + (1 - eff.usable_memory_frac) * share
+    return dataclasses.replace(device, efficiency=dataclasses.replace(eff, usable_memory_frac=frac))
+
+
+def engine_max_batch(
+    model: ModelSpec,
+    device: Device,
+    plan: Plan,
+    precision: Precision,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    held_output_tokens: int,
+    fraction_of: str = "device",
+    extras: MemoryExtras = NO_EXTRAS,
+) -> tuple[Device, int]:
+    """(``device`` as the engine's KV pool sees it, the most sequences it runs at once): one whole
+    sequence per replica must fit, and each running sequence holds its prompt and
+    ``held_output_tokens`` of its output (what the engine's admission keeps,
+    ``Wave.held_output_tokens``); ``fraction_of`` as :func:`pool_device` takes it.
+
+    Raises:
+        InfeasibleError: not even one whole sequence per replica fits.
+    """
+    whole = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    if fraction_of != "device":
+        weights = _Footprint(model, device, plan, precision, **whole, extras=extras).use(plan.dp)
+        device = pool_device(device, weights.weights_bytes_per_device, fraction_of)
+    held = min(held_output_tokens, output_tokens)
+    if held == output_tokens:
+        return device, max_batch(model, device, plan, precision, **whole, extras=extras)
+    require_one_sequence(model, device, plan, precision, **whole, extras=extras)
+    return device, max_batch(
+        model, device, plan, precision, input_tokens=input_tokens, output_tokens=held, extras=extras
+    )

@@ -262,8 +262,7 @@ def search(
         for size in _sizes(devices, system, traffic=traffic, disaggregated=disaggregated)
         for plan, why in layouts(model, system, size)
     ]
-    held = None if wave is None else wave.held_output_tokens(output_tokens)  # the admission's KV hold
-    decodes = EpDecodes(model, system, work, (input_tokens, output_tokens), cache, held)
+    decodes = EpDecodes(model, system, work, (input_tokens, output_tokens), cache, wave)
     for done, (size, plan, why) in enumerate(work):
         if on_progress is not None:
             on_progress(done, len(work))
@@ -435,8 +434,7 @@ def _evaluate(
     serving figures (:func:`~genmodel._candidates.serving_arrays`, as the search has them made
     for groups of layouts); ``wave``: the wave term TTFT adds; ``cache``: steps to reuse."""
     args = (input_tokens, output_tokens, options)
-    held = None if wave is None else wave.held_output_tokens(output_tokens)
-    decode = decode_side(model, system, plan, precision, *args, None, batches, cache, held)
+    decode = decode_side(model, system, plan, precision, *args, None, batches, cache, wave)
     head = (model, system, plan, precision, input_tokens)
     layout, side = _side(*head, options, violations, decode, None, wave, cache)
     if layout is None or side is None:

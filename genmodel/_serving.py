@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._hostcost import eager_host_s
-from genmodel._memory import MemoryUse, max_batch, memory_use, require_one_sequence
+from genmodel._memory import MemoryUse, engine_max_batch, max_batch, memory_use
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
@@ -249,10 +249,21 @@ def estimate_serving(
     )
     device = system.device
     lengths = {"input_tokens": input_tokens, "output_tokens": output_tokens}
-    if wave is not None:  # the KV pool holds what the engine's admission keeps of each sequence
-        require_one_sequence(model, device, plan, precision, **lengths, extras=extras)
-        lengths = {"input_tokens": input_tokens, "output_tokens": wave.held_output_tokens(output_tokens)}
-    most = max_batch(model, device, plan, precision, **lengths, extras=extras)
+    if wave is not None:  # the engine's KV pool, holding what its admission keeps of each sequence
+        held = wave.held_output_tokens(output_tokens)
+        device, most = engine_max_batch(
+            model,
+            device,
+            plan,
+            precision,
+            **lengths,
+            held_output_tokens=held,
+            fraction_of=wave.kv_fraction_of,
+            extras=extras,
+        )
+        lengths = {"input_tokens": input_tokens, "output_tokens": held}
+    else:
+        most = max_batch(model, device, plan, precision, **lengths, extras=extras)
     running = min(concurrency, most)
     mem = memory_use(model, device, plan, precision, batch=running, **lengths, extras=extras)
     prefill_terms, stall_terms = prefill_pass(

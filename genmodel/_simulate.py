@@ -40,7 +40,7 @@ import numpy as np
 from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device, System
-from genmodel._memory import max_batch, memory_use
+from genmodel._memory import max_batch, memory_use, pool_device
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
@@ -423,7 +423,10 @@ def _kv_pool(
         seqs_per_replica=engine.max_num_seqs,
         prefill_tokens=max(engine.max_batched_tokens, extras_input),
     )
-    pool = one.usable_bytes_per_device - one.weights_bytes_per_device - float(act)
+    # an engine whose fraction is of the memory the weights leave free has that much more (pool_device)
+    extra = pool_device(device, one.weights_bytes_per_device, engine.kv_fraction_of).usable_memory_bytes
+    extra -= device.usable_memory_bytes
+    pool = one.usable_bytes_per_device + extra - one.weights_bytes_per_device - float(act)
     token_bytes = float(kv_bytes_per_sequence(model, precision, 1.0, tp=plan.tp, pp=plan.pp, cp=plan.cp))
     return max(int(pool // token_bytes), 0), token_bytes
 

@@ -111,6 +111,7 @@ class Wave:
         admission: ``Engine.admission``: what a running sequence holds of the KV pool
             (:meth:`held_output_tokens`).
         reserve_output_frac: ``Engine.reserve_output_frac``, the output share a reservation holds.
+        kv_fraction_of: ``Engine.kv_fraction_of``: what the usable-memory fraction is a fraction of.
     """
 
     budget_tokens: int
@@ -120,6 +121,7 @@ class Wave:
     prefill_launch_s: float = 0.0
     admission: str = "reserve"
     reserve_output_frac: float = 1.0
+    kv_fraction_of: str = "device"
 
     @classmethod
     def of(cls, engine: Engine, client: BenchmarkClient) -> Wave:
@@ -135,6 +137,7 @@ class Wave:
             prefill_launch_s=engine.prefill_launch_s,
             admission=engine.admission,
             reserve_output_frac=engine.reserve_output_frac,
+            kv_fraction_of=engine.kv_fraction_of,
         )
 
     def held_output_tokens(self, output_tokens: int) -> int:

@@ -1,0 +1,66 @@
+"""What each engine's memory fraction is a fraction of (genmodel._memory.pool_device): vLLM's and
+SGLang's of the device's memory, TensorRT-LLM's of the memory the weights leave free; the
+simulation and the closed form size the KV pool the same way."""
+
+from __future__ import annotations
+
+import pytest
+
+import genmodel
+from genmodel import Plan
+from genmodel._engines import engine_preset
+from genmodel._memory import engine_max_batch, max_batch, pool_device
+from genmodel._workload import Precision
+from genmodel.io import load_hardware, load_model
+
+FP8 = Precision(weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8")
+
+
+def test_only_tensorrt_llm_takes_its_fraction_of_the_free_memory() -> None:
+    assert engine_preset("trtllm").kv_fraction_of == "free"
+    assert "free_gpu_memory_fraction" in engine_preset("trtllm").source
+    assert engine_preset("vllm").kv_fraction_of == engine_preset("sglang").kv_fraction_of == "device"
+    with pytest.raises(genmodel.SpecError, match="kv_fraction_of"):
+        engine_preset("vllm").replace(kv_fraction_of="weights")
+
+
+@pytest.mark.parametrize("weights_gb", [0.0, 35.0, 70.0])
+def test_a_free_fraction_leaves_the_complement_of_the_weights_to_the_pool(weights_gb: float) -> None:
+    device = genmodel.load_device("h100-sxm")
+    f = device.efficiency.usable_memory_frac
+    assert pool_device(device, weights_gb * 1e9, "device") is device
+    free = pool_device(device, weights_gb * 1e9, "free")
+    # f of what the weights leave, plus the weights
+    total = device.memory_capacity_bytes - device.os_reserve_bytes
+    assert free.usable_memory_bytes == pytest.approx(f * (total - weights_gb * 1e9) + weights_gb * 1e9)
+    assert free.usable_memory_bytes - device.usable_memory_bytes == pytest.approx((1 - f) * weights_gb * 1e9)
+
+
+def test_a_model_that_nearly_fills_the_device_gets_a_much_larger_pool() -> None:
+    # DeepSeek-R1 fp8 on 4 B200: the weights take most of each GPU, so 90 % of the device leaves a
+    # sliver for the KV cache, and 90 % of what is free several times more
+    model, hw, plan = load_model("deepseek-r1"), load_hardware("b200"), Plan(tp=4)
+    lengths = {"input_tokens": 8192, "output_tokens": 1024}
+    device = hw.device
+    _, device_most = engine_max_batch(model, device, plan, FP8, **lengths, held_output_tokens=1024)
+    _, free_most = engine_max_batch(
+        model, device, plan, FP8, **lengths, held_output_tokens=1024, fraction_of="free"
+    )
+    assert device_most == max_batch(model, device, plan, FP8, **lengths)
+    assert free_most > 3 * device_most
+
+
+def test_the_simulation_and_the_closed_form_size_tensorrt_llms_pool_alike() -> None:
+    from genmodel._servingmodel import serving_model
+
+    model, hw, plan = load_model("deepseek-r1"), load_hardware("b200"), Plan(tp=4)
+    kw = {"concurrency": 16, "input_tokens": 8192, "output_tokens": 1024}
+    preset = engine_preset("trtllm", hw.device)
+    sim = serving_model("simulated", engine=preset).estimate(model, hw, plan, FP8, **kw)
+    closed = serving_model("closed-form", engine=preset).estimate(model, hw, plan, FP8, **kw)
+    assert sim.serving is not None and closed.serving is not None
+    # the pool of 90 % of the device held 15 of the 16 clients (the closed form waited 1.5 s for a
+    # slot, the simulation 2.9 s); 90 % of the free memory holds them all
+    assert closed.serving.max_running >= 16
+    assert not closed.serving.kv_limited
+    assert sim.ttft_s == pytest.approx(closed.ttft_s, rel=0.5)
