@@ -40,7 +40,7 @@ from genmodel._validate_disagg import (
     predict_disaggregated,
 )
 from genmodel._validate_rate import (
-    PERCENTILE_METRICS,
+    SIMULATION_METRICS,
     check_rate_row,
     is_rate,
     simulate_rate_case,
@@ -527,21 +527,21 @@ def _memo_estimate(
 
 def _check_case(row: dict[str, str], estimated: bool = False) -> None:
     """Raise SpecError for a metric or mode that validation does not know (``estimated``: or
-    that :func:`estimate` does not give: a rate case, a percentile)."""
+    that :func:`estimate` does not give: a rate case, :data:`SIMULATION_METRICS`)."""
     metric = row["metric"]
-    if metric not in METRICS + PERCENTILE_METRICS:
+    if metric not in METRICS + SIMULATION_METRICS:
         raise SpecError(
-            f"case {row['id']}: metric={metric!r} must be one of {', '.join(METRICS + PERCENTILE_METRICS)}"
+            f"case {row['id']}: metric={metric!r} must be one of {', '.join(METRICS + SIMULATION_METRICS)}"
         )
     mode = row["mode"]
     if mode not in MODES:
         raise SpecError(f"case {row['id']}: mode={mode!r} must be one of {', '.join(MODES)}")
     if estimated and mode == "rate":
         raise SpecError(f"case {row['id']}: a rate-driven case (mode=rate) is simulated, not estimated")
-    if estimated and metric in PERCENTILE_METRICS:
+    if estimated and metric in SIMULATION_METRICS:
         raise SpecError(
-            f"case {row['id']}: metric={metric!r} (a percentile) is predicted for rate-driven and "
-            "disaggregated serving cases only (the simulation's); an estimate gives means"
+            f"case {row['id']}: metric={metric!r} is predicted for rate-driven and disaggregated "
+            "serving cases only (a figure of the simulation's); an estimate gives the mean TTFT and TPOT"
         )
 
 

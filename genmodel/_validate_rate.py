@@ -3,15 +3,18 @@ at ``request_rate`` per second, as the serving papers and the engines' ``bench_s
 measure latency (``--request-rate R --num-prompts M``).
 
 A rate row leaves ``batch`` empty and gives, in optional columns, ``request_rate`` (requests per
-second, > 0), ``requests`` (how many the client sends; empty: :data:`DEFAULT_REQUESTS`) and
+second, > 0), ``requests`` (how many the client sends; empty: :data:`DEFAULT_REQUESTS`),
 ``burstiness_cv`` (empty: Poisson arrivals; else gamma arrivals whose gaps have this coefficient of
-variation, as ``bench_serving --burstiness``). Its metric may be a mean (``ttft_s``, ``tpot_s``,
-``e2e_s``), a percentile of the simulation (:data:`PERCENTILE_METRICS`: ``ttft_p50_s`` ...
-``e2e_p99_s``) or a rate (``output_tokens_per_s``, ``output_tokens_per_s_per_device``).
+variation, as ``bench_serving --burstiness``) and ``input_spread``, ``output_spread`` (empty: 0,
+every request the mean lengths; else each length uniform within +-spread of the mean, as a random
+dataset's ``--random-range-ratio`` draws them). Its metric may be a mean (``ttft_s``, ``tpot_s``,
+``e2e_s``), one of the figures only the simulation gives (:data:`SIMULATION_METRICS`: ``itl_s``,
+the mean gap between two tokens of a request over all tokens, and the percentiles ``ttft_p50_s``
+... ``itl_p99_s``) or a rate (``output_tokens_per_s``, ``output_tokens_per_s_per_device``).
 
 Modelling assumptions: none of its own; each case is one :func:`genmodel.simulate` with
 ``request_rate`` (and ``disaggregated=True`` for a disaggregated row, :mod:`genmodel._validate_disagg`),
-seed :data:`SEED`, the row's mean lengths sent fixed. The closed form has no open-loop path (it
+seed :data:`SEED`, the row's mean lengths (and spreads). The closed form has no open-loop path (it
 solves N closed-loop clients, :mod:`genmodel._serving`), so under ``serving="closed-form"`` a rate
 case is skipped with that reason.
 """
@@ -27,14 +30,16 @@ from genmodel._simresult import SimulationResult
 from genmodel._simulate_api import DEFAULT_REQUESTS, simulate
 
 #: the optional columns of a rate case
-RATE_COLUMNS = ("request_rate", "requests", "burstiness_cv")
+RATE_COLUMNS = ("request_rate", "requests", "burstiness_cv", "input_spread", "output_spread")
 #: the seed of every rate case's arrivals (the same row, the same prediction)
 SEED = 0
 #: the most requests per second and requests a row may ask for (a typo guard, not a model limit)
 MAX_RATE, MAX_REQUESTS = 1.0e6, 1_000_000
 
-#: percentiles a simulated case may name: ``{ttft,tpot,e2e}_{p50,p90,p99}_s``
-PERCENTILE_METRICS = tuple(f"{name}_{q}_s" for name in ("ttft", "tpot", "e2e") for q in ("p50", "p90", "p99"))
+_LATENCIES, _QUANTILES = ("ttft", "tpot", "itl", "e2e"), ("p50", "p90", "p99")
+#: the metrics only a simulated case (rate or disaggregated) may name: the mean inter-token
+#: latency ``itl_s`` and the percentiles ``{ttft,tpot,itl,e2e}_{p50,p90,p99}_s``
+SIMULATION_METRICS = ("itl_s", *(f"{n}_{q}_s" for n in _LATENCIES for q in _QUANTILES))
 
 
 def _latency(name: str, stat: str) -> Callable[[SimulationResult], float]:
@@ -46,7 +51,8 @@ SIMULATED_METRICS: dict[str, Callable[[SimulationResult], float]] = {
     "ttft_s": _latency("ttft", "mean"),
     "tpot_s": _latency("tpot", "mean"),
     "e2e_s": _latency("e2e", "mean"),
-    **{f"{n}_{q}_s": _latency(n, q) for n in ("ttft", "tpot", "e2e") for q in ("p50", "p90", "p99")},
+    "itl_s": _latency("itl", "mean"),
+    **{f"{n}_{q}_s": _latency(n, q) for n in _LATENCIES for q in _QUANTILES},
     "output_tokens_per_s": lambda r: r.output_tokens_per_s,
     "output_tokens_per_s_per_device": lambda r: r.output_tokens_per_s_per_device,
 }
@@ -75,6 +81,17 @@ def _positive(row: dict[str, str], name: str, where: str, top: float) -> float |
     return got
 
 
+def _spread(row: dict[str, str], name: str, where: str) -> float:
+    value = (row.get(name) or "").strip()
+    try:
+        got = float(value) if value else 0.0
+    except ValueError:
+        got = math.nan
+    if not (0 <= got < 1):
+        raise SpecError(f"{where}: {name}={row.get(name)!r} must be a number in [0, 1) (+-share of the mean)")
+    return got
+
+
 def check_rate_row(row: dict[str, str], where: str) -> bool:
     """Check a row's rate columns; whether it is a rate case.
 
@@ -100,6 +117,8 @@ def check_rate_row(row: dict[str, str], where: str) -> bool:
             f"{where}: requests={row.get('requests')!r} must be an integer between 1 and {MAX_REQUESTS:,}"
         )
     _positive(row, "burstiness_cv", where, 100.0)
+    _spread(row, "input_spread", where)
+    _spread(row, "output_spread", where)
     for name in ("batch", "requests_per_client", "warmup_requests", "engine_config"):
         if (row.get(name) or "").strip():
             raise SpecError(f"{where}: {name}={row[name]!r} must be empty for a rate case (mode=rate)")
@@ -118,6 +137,8 @@ def arrival_keywords(row: dict[str, str]) -> dict[str, Any]:
         "request_rate": _positive(row, "request_rate", where, MAX_RATE),
         "requests": int(requests) if requests else DEFAULT_REQUESTS,
         "burstiness_cv": _positive(row, "burstiness_cv", where, 100.0),
+        "input_spread": _spread(row, "input_spread", where),
+        "output_spread": _spread(row, "output_spread", where),
         "seed": SEED,
     }
 

@@ -7,6 +7,7 @@ Modelling assumptions: none; this module only holds and summarises results.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
@@ -121,7 +122,8 @@ class ValidationReport:
             # held-out coverage of those is in the table (tools/fit_intervals.py)
             "interval_coverage": {
                 "nominal": self.coverage,
-                "inside": self.interval_coverage,
+                # None when no case has an interval (simulated-only cases: rate, disaggregated)
+                "inside": None if math.isnan(self.interval_coverage) else self.interval_coverage,
                 "by_category": self._coverage_by(lambda c: c.category),
                 "by_metric": self._coverage_by(lambda c: c.metric),
             },

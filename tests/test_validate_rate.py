@@ -17,8 +17,8 @@ from genmodel._validate_rate import CLOSED_FORM_REASON, SEED
 _FIELDS = [
     *("id", "category", "mode", "model", "hardware", "devices", "tp", "pp", "ep", "dp", "batch"),
     *("input_tokens", "output_tokens", "weight_dtype", "act_dtype", "kv_dtype", "metric", "measured"),
-    *("engine", "request_rate", "requests", "burstiness_cv", "disaggregated", "prefill_tp"),
-    *("prefill_workers", "decode_tp", "decode_workers"),
+    *("engine", "request_rate", "requests", "burstiness_cv", "input_spread", "output_spread"),
+    *("disaggregated", "prefill_tp", "prefill_workers", "decode_tp", "decode_workers"),
 ]
 _BASE = {
     "category": "serving_rate",
@@ -77,6 +77,33 @@ def test_a_rate_case_is_the_simulation_at_that_rate(tmp_path: Path) -> None:
     assert not closed.cases and {r for _, r in closed.skipped} == {CLOSED_FORM_REASON}
 
 
+def test_spread_lengths_and_the_inter_token_latency_are_the_simulations(tmp_path: Path) -> None:
+    spread = {"input_spread": "0.9", "output_spread": "0.5"}
+    path = _cases(
+        tmp_path,
+        {"id": "itl", "metric": "itl_p50_s", **spread},
+        {"id": "e2e50", "metric": "e2e_p50_s", **spread},
+        {"id": "e2e99", "metric": "e2e_p99_s", **spread},
+        {"id": "fixed99", "metric": "e2e_p99_s"},
+    )
+    got = {c.id: c.predicted for c in genmodel.validate(path).cases}
+    sim = genmodel.simulate(
+        "llama-3.1-8b",
+        "h100-sxm",
+        request_rate=4.0,
+        requests=200,
+        seed=SEED,
+        kv_dtype="bf16",
+        input_spread=0.9,
+        output_spread=0.5,
+        **_SIM,
+    )
+    assert got["itl"] == pytest.approx(sim.itl_s.p50)
+    assert got["e2e50"] == pytest.approx(sim.e2e_s.p50)
+    # outputs of 100-300 tokens: the slowest requests are longer than any of fixed 200 tokens
+    assert got["e2e99"] > 1.2 * got["fixed99"]
+
+
 def test_bursty_arrivals_wait_longer_than_poisson_ones(tmp_path: Path) -> None:
     path = _cases(
         tmp_path,
@@ -124,6 +151,11 @@ def test_a_percentile_of_an_estimated_case_is_skipped_with_the_reason(tmp_path: 
         ({"request_rate": "inf"}, "request_rate='inf' must be a number > 0"),
         ({"requests": "2.5"}, "requests='2.5' must be an integer"),
         ({"burstiness_cv": "-1"}, "burstiness_cv='-1' must be a number > 0"),
+        ({"input_spread": "1"}, "input_spread='1' must be a number in \\[0, 1\\)"),
+        (
+            {"mode": "static", "batch": "1", "request_rate": "", "requests": "", "output_spread": "0.5"},
+            "output_spread='0.5' needs mode=rate",
+        ),
         ({"batch": "8"}, "batch='8' must be empty for a rate case"),
         ({"mode": "concurrency", "batch": "8"}, "request_rate='4' needs mode=rate"),
         ({"mode": "open"}, "mode='open' must be one of static, concurrency, rate"),
