@@ -170,7 +170,7 @@ def test_validation_json_says_which_serving_model_and_engine(
     by_id = {r["id"]: r for r in rows}
     for c in report.to_dict()["cases"]:
         row = by_id[c["id"]]
-        if row["mode"] == "concurrency":
+        if row["mode"] in ("concurrency", "rate"):  # a rate case is always simulated
             assert (c["serving_model"], c["engine"]) == ("simulated", row["engine"] or "vllm"), c["id"]
         else:
             assert (c["serving_model"], c["engine"]) == (None, None), c["id"]
