@@ -474,6 +474,7 @@ def _simulated_case(
             predicted=got,
             serving_model="simulated",
             engine=name,
+            profile=None if options.get("profile") is None else options["profile"].id,
         )
     )
 

@@ -71,6 +71,7 @@ def test_a_rate_case_is_the_simulation_at_that_rate(tmp_path: Path) -> None:
     assert got["r-tpot50"].predicted == pytest.approx(sim.tpot_s.p50)
     assert got["r-e2e99"].predicted == pytest.approx(sim.e2e_s.p99)
     assert (got["r-ttft"].serving_model, got["r-ttft"].engine) == ("simulated", "vllm")
+    assert got["r-ttft"].profile is None  # h100-sxm has no vLLM profile: the device file's values
     # ten times the rate queues the prompts: the rate reaches the prediction
     assert got["r-fast"].predicted > 2 * got["r-ttft"].predicted
     closed = genmodel.validate(path, serving="closed-form")
@@ -169,3 +170,15 @@ def test_a_malformed_rate_value_names_the_row_and_column(
         genmodel.validate(path)
     line = cli_bad(["validate", str(path)])  # one red line, exit code 2
     assert message.split("=")[0] in line and "\n" not in line.strip()
+
+
+def test_a_rate_case_runs_with_its_devices_engine_profile(tmp_path: Path) -> None:
+    """As a closed-loop case: the profile of its device for its engine (h200-sglang), named in the
+    result, and its frontend time in the TTFT."""
+    row = {"id": "h", "metric": "ttft_p50_s", "hardware": "h200-sxm", "engine": "sglang", "request_rate": "1"}
+    path = _cases(tmp_path, row)
+    case = genmodel.validate(path).cases[0]
+    plain = genmodel.validate(path, profile="default").cases[0]
+    overhead = genmodel.io.load_profile("h200-sglang").values["request_overhead_s"]
+    assert (case.profile, plain.profile) == ("h200-sglang", "default")
+    assert case.predicted - plain.predicted == pytest.approx(overhead, rel=0.05)
