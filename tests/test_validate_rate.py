@@ -9,7 +9,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from _cli import cli_bad
+from _cli import cli_bad, cli_ok
 
 import genmodel
 from genmodel._validate_rate import CLOSED_FORM_REASON, SEED
@@ -182,3 +182,13 @@ def test_a_rate_case_runs_with_its_devices_engine_profile(tmp_path: Path) -> Non
     overhead = genmodel.io.load_profile("h200-sglang").values["request_overhead_s"]
     assert (case.profile, plain.profile) == ("h200-sglang", "default")
     assert case.predicted - plain.predicted == pytest.approx(overhead, rel=0.05)
+
+
+def test_the_cli_reports_cases_that_have_no_interval(tmp_path: Path) -> None:
+    """A file of simulated cases only (no interval): the table's title says so, under either serving
+    model (the closed form skipping all of them)."""
+    path = _cases(tmp_path, {"id": "r", "metric": "ttft_s"})
+    assert "1 cases" in cli_ok(["validate", str(path), "--summary"], columns=200)
+    assert "no interval (1 skipped)" in cli_ok(
+        ["validate", str(path), "--serving", "closed-form"], columns=200
+    )
