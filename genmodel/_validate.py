@@ -33,7 +33,6 @@ from genmodel._options import MAX_TOKENS, OPTION_SPECS
 from genmodel._phases import Estimate
 from genmodel._profiles import Profile
 from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
-from genmodel._simresult import SimulationResult
 from genmodel._validate_disagg import (
     check_disaggregated_row,
     is_disaggregated_serving,
@@ -42,6 +41,7 @@ from genmodel._validate_disagg import (
 from genmodel._validate_rate import (
     SIMULATION_METRICS,
     check_rate_row,
+    closed_form_metric,
     is_rate,
     simulate_rate_case,
     simulated_metric,
@@ -404,7 +404,7 @@ def validate(
     )
     tables = StepTables()
     done: OrderedDict[frozenset[tuple[str, str]], Estimate | str] = OrderedDict()
-    simulations: dict[tuple[tuple[str, str], ...], SimulationResult | str] = {}
+    simulations: dict[tuple[tuple[str, str], ...], Any] = {}  # simulations and open-loop closed forms
     results: list[CaseResult] = []
     skipped: list[tuple[str, str]] = []
     for line, row in enumerate(rows, start=2):  # line 1 is the header
@@ -445,14 +445,14 @@ def _simulated_case(
     row: dict[str, str],
     serving: str,
     engine: str,
-    done: dict[tuple[tuple[str, str], ...], SimulationResult | str],
+    done: dict[tuple[tuple[str, str], ...], Any],
     results: list[CaseResult],
     skipped: list[tuple[str, str]],
     profile: Profile | None = None,
 ) -> None:
     """Predict a case that one simulation serves (a disaggregated case,
-    :mod:`genmodel._validate_disagg`, or a rate case, :mod:`genmodel._validate_rate`) into
-    ``results`` or ``skipped``."""
+    :mod:`genmodel._validate_disagg`, or a rate case, :mod:`genmodel._validate_rate`, which the
+    closed form's open loop also serves) into ``results`` or ``skipped``."""
     try:
         _check_case(row)
         options = _case_options(row, profile)
@@ -464,7 +464,7 @@ def _simulated_case(
     if isinstance(got, str):
         skipped.append((row["id"], got))
         return
-    name = (row.get("engine") or "").strip() or engine
+    simulated = serving == "simulated"  # (else a rate case's closed form)
     results.append(
         CaseResult(
             id=row["id"],
@@ -472,8 +472,8 @@ def _simulated_case(
             metric=row["metric"],
             measured=float(row["measured"]),
             predicted=got,
-            serving_model="simulated",
-            engine=name,
+            serving_model=serving,
+            engine=((row.get("engine") or "").strip() or engine) if simulated else None,
             profile=None if options.get("profile") is None else options["profile"].id,
         )
     )
@@ -484,12 +484,15 @@ def _predict_simulated(
     serving: str,
     engine: str,
     options: dict[str, Any],
-    done: dict[tuple[tuple[str, str], ...], SimulationResult | str],
+    done: dict[tuple[tuple[str, str], ...], Any],
     key: tuple[tuple[str, str], ...],
 ) -> float | str:
-    """The metric of a disaggregated or rate case (one simulation), or why it cannot be predicted."""
+    """The metric of a disaggregated or rate case (one simulation, or a rate case's closed form),
+    or why it cannot be predicted."""
     if is_disaggregated_serving(row, row["id"]):
         return predict_disaggregated(row, serving=serving, engine=engine, options=options, done=done, key=key)
+    if serving != "simulated":  # a rate case: the closed form's open loop
+        return closed_form_metric(row, engine=engine, options=options, done=done, key=key)
     return simulated_metric(
         row,
         serving=serving,

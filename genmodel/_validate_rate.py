@@ -14,9 +14,11 @@ the mean gap between two tokens of a request over all tokens, and the percentile
 
 Modelling assumptions: none of its own; each case is one :func:`genmodel.simulate` with
 ``request_rate`` (and ``disaggregated=True`` for a disaggregated row, :mod:`genmodel._validate_disagg`),
-seed :data:`SEED`, the row's mean lengths (and spreads). The closed form has no open-loop path (it
-solves N closed-loop clients, :mod:`genmodel._serving`), so under ``serving="closed-form"`` a rate
-case is skipped with that reason.
+seed :data:`SEED`, the row's mean lengths (and spreads). Under ``serving="closed-form"`` an
+aggregated rate case is :func:`genmodel._serving.estimate_open_loop` (the steady state of Poisson
+arrivals at the row's mean lengths: the means of TTFT, TPOT, ITL and end-to-end latency, and TTFT's
+percentiles; :data:`CLOSED_FORM_METRICS`); a disaggregated one, bursty arrivals, and a rate above
+the deployment's capacity are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from genmodel._api import estimate, profiled
 from genmodel._errors import GenModelError, SpecError
+from genmodel._serving import OpenLoopPoint, estimate_open_loop
 from genmodel._simresult import SimulationResult
-from genmodel._simulate_api import DEFAULT_REQUESTS, simulate
+from genmodel._simulate_api import DEFAULT_REQUESTS, _specs, simulate
 
 #: the optional columns of a rate case
 RATE_COLUMNS = ("request_rate", "requests", "burstiness_cv", "input_spread", "output_spread")
@@ -57,10 +61,24 @@ SIMULATED_METRICS: dict[str, Callable[[SimulationResult], float]] = {
     "output_tokens_per_s_per_device": lambda r: r.output_tokens_per_s_per_device,
 }
 
-CLOSED_FORM_REASON = (
-    "a rate-driven case (mode=rate) is predicted by the simulation only: the closed form solves "
-    "N closed-loop clients and has no open-loop (request-rate) path; use serving='simulated'"
-)
+
+def _ttft_quantile(q: str) -> Callable[[OpenLoopPoint, int], float]:
+    return lambda p, n: p.ttft_quantile_s[q]
+
+
+#: what each metric of a rate case reads off the closed form's open loop (the steady state gives
+#: every request one TPOT, its mean and median; the median gap between tokens; TTFT's percentiles
+#: from the M/D/1 tail; no tail of TPOT, ITL or end-to-end latency)
+CLOSED_FORM_METRICS: dict[str, Callable[[OpenLoopPoint, int], float]] = {
+    "ttft_s": lambda p, n: p.ttft_s,
+    **{f"ttft_{q}_s": _ttft_quantile(q) for q in _QUANTILES},
+    "tpot_s": lambda p, n: p.itl_s,
+    "tpot_p50_s": lambda p, n: p.itl_s,
+    "itl_s": lambda p, n: p.itl_s,
+    "itl_p50_s": lambda p, n: p.itl_p50_s,
+    "e2e_s": lambda p, n: p.e2e_s,
+    "output_tokens_per_s": lambda p, n: p.request_rate_per_s * n,
+}
 
 
 def is_rate(row: dict[str, str]) -> bool:
@@ -162,11 +180,7 @@ def simulated_metric(
     """
     metric = row["metric"]
     if serving != "simulated":
-        return (
-            CLOSED_FORM_REASON
-            if is_rate(row)
-            else f"{kind} is predicted by the simulation only (serving='simulated')"
-        )
+        return f"{kind} is predicted by the simulation only (serving='simulated')"
     if metric not in SIMULATED_METRICS:
         return f"metric={metric!r} is not predicted for {kind} (known: {', '.join(SIMULATED_METRICS)})"
     if key not in done:
@@ -202,4 +216,76 @@ def simulate_rate_case(row: dict[str, str], *, engine: str, options: dict[str, A
         engine=(row.get("engine") or "").strip() or engine,
         **arrival_keywords(row),
         **{k: v for k, v in options.items() if k != "disaggregated"},
+    )
+
+
+def closed_form_metric(
+    row: dict[str, str],
+    *,
+    engine: str,
+    options: dict[str, Any],
+    done: dict[tuple[tuple[str, str], ...], Any],
+    key: tuple[tuple[str, str], ...],
+) -> float | str:
+    """The metric of an aggregated rate case by the closed form's open loop
+    (:func:`genmodel._serving.estimate_open_loop`), or why it has none.
+
+    Args:
+        engine: the engine when the row's ``engine`` column is empty (its profile applies).
+        done: closed forms already solved, by ``key``.
+    """
+    metric = row["metric"]
+    if metric not in CLOSED_FORM_METRICS:
+        return (
+            f"metric={metric!r} of a rate case is the simulation's only: the closed form gives "
+            f"{', '.join(CLOSED_FORM_METRICS)}"
+        )
+    if (row.get("burstiness_cv") or "").strip():
+        return (
+            "burstiness_cv: the closed form's queue is M/D/1 (Poisson arrivals); "
+            "bursty ones are simulated only"
+        )
+    key = (*key, ("serving", "closed-form"))
+    if key not in done:
+        try:
+            done[key] = _open_loop(row, engine=engine, options=options)
+        except GenModelError as exc:
+            done[key] = str(exc)
+    got = done[key]
+    return got if isinstance(got, str) else float(CLOSED_FORM_METRICS[metric](got, int(row["output_tokens"])))
+
+
+def _open_loop(row: dict[str, str], *, engine: str, options: dict[str, Any]) -> OpenLoopPoint:
+    """The closed form of an aggregated rate case: the specs as :func:`genmodel.estimate` builds
+    them, the profile its engine's (as the simulation's), then the open loop at the row's rate."""
+    prompt, output = int(row["input_tokens"]), int(row["output_tokens"])
+    run = {k: v for k, v in options.items() if k != "disaggregated"}
+    check = estimate(
+        row["model"],
+        row["hardware"],
+        input_tokens=prompt,
+        output_tokens=output,
+        batch=1,
+        devices=int(row["devices"]),
+        tp=int(row["tp"]),
+        pp=int(row["pp"]),
+        ep=int(row["ep"]),
+        dp=int(row["dp"]),
+        weight_dtype=row["weight_dtype"],
+        act_dtype=row["act_dtype"] or None,
+        kv_dtype=row["kv_dtype"] or None,
+        **run,
+    )
+    model, hw = _specs(row["model"], row["hardware"], run.get("system"))
+    hw, options_in_force = profiled(hw, check.options, (row.get("engine") or "").strip() or engine)
+    rate = arrival_keywords(row)["request_rate"]
+    return estimate_open_loop(
+        model,
+        hw,
+        check.plan,
+        check.precision,
+        request_rate=rate,
+        input_tokens=prompt,
+        output_tokens=output,
+        options=options_in_force,
     )

@@ -1,7 +1,7 @@
 """Rate-driven validation cases (mode=rate): an open loop at a request rate, predicted by the
-serving simulation (Poisson arrivals, a fixed seed), aggregated or disaggregated; the closed form
-has no open-loop path and skips them with the reason; a malformed rate value is one line naming
-the row and the column (exit code 2 on the CLI)."""
+serving simulation (Poisson arrivals, a fixed seed), aggregated or disaggregated, and by the closed
+form's open loop where it has the figure; a malformed rate value is one line naming the row and the
+column (exit code 2 on the CLI)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from _cli import cli_bad, cli_ok
 
 import genmodel
-from genmodel._validate_rate import CLOSED_FORM_REASON, SEED
+from genmodel._validate_rate import SEED
 
 _FIELDS = [
     *("id", "category", "mode", "model", "hardware", "devices", "tp", "pp", "ep", "dp", "batch"),
@@ -74,8 +74,47 @@ def test_a_rate_case_is_the_simulation_at_that_rate(tmp_path: Path) -> None:
     assert got["r-ttft"].profile is None  # h100-sxm has no vLLM profile: the device file's values
     # ten times the rate queues the prompts: the rate reaches the prediction
     assert got["r-fast"].predicted > 2 * got["r-ttft"].predicted
+
+
+def test_the_closed_form_of_an_open_loop_agrees_with_the_simulation(tmp_path: Path) -> None:
+    """The closed form's open loop (genmodel._serving.estimate_open_loop) against the simulation of
+    the same rate: the same deployment, two models; they must agree on the means."""
+    rows = [{"id": f"r-{m}", "metric": m} for m in ("ttft_s", "tpot_s", "itl_p50_s", "e2e_s")]
+    path = _cases(tmp_path, *[{**r, "requests": "2000"} for r in rows])
+    sim = {c.id: c.predicted for c in genmodel.validate(path).cases}
     closed = genmodel.validate(path, serving="closed-form")
-    assert not closed.cases and {r for _, r in closed.skipped} == {CLOSED_FORM_REASON}
+    assert not closed.skipped and {(c.serving_model, c.engine) for c in closed.cases} == {
+        ("closed-form", None)
+    }
+    for c in closed.cases:
+        assert c.predicted == pytest.approx(sim[c.id], rel=0.1), c.id  # (within 4 % now)
+    # at a tenth of the rate the wait all but goes: TTFT falls towards one prefill, TPOT to a bare step
+    slow = genmodel.validate(
+        _cases(tmp_path, *[{**r, "request_rate": "0.4"} for r in rows]), serving="closed-form"
+    )
+    got = {c.metric: c.predicted for c in slow.cases}
+    fast = {c.metric: c.predicted for c in closed.cases}
+    assert got["ttft_s"] < fast["ttft_s"] and got["tpot_s"] < fast["tpot_s"]
+    assert got["itl_p50_s"] == pytest.approx(got["tpot_s"], rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ({"metric": "tpot_p99_s"}, "is the simulation's only"),
+        ({"burstiness_cv": "3"}, "M/D/1 (Poisson arrivals)"),
+        ({"request_rate": "500"}, "the queue would grow without bound"),
+        ({"disaggregated": "true", "tp": "", "pp": "", "ep": "", "dp": "", "devices": "3", "prefill_tp": "1",
+          "prefill_workers": "1", "decode_tp": "2", "decode_workers": "1"}, "simulation only"),
+    ],
+)  # fmt: skip
+def test_what_the_closed_form_cannot_say_of_a_rate_case_is_skipped_with_the_reason(
+    tmp_path: Path, row: dict[str, str], reason: str
+) -> None:
+    path = _cases(tmp_path, {"id": "r", "metric": "ttft_s", **row})
+    closed = genmodel.validate(path, serving="closed-form")
+    assert not closed.cases and reason in closed.skipped[0][1]
+    assert genmodel.validate(path).cases  # the simulation predicts it
 
 
 def test_spread_lengths_and_the_inter_token_latency_are_the_simulations(tmp_path: Path) -> None:
@@ -185,10 +224,13 @@ def test_a_rate_case_runs_with_its_devices_engine_profile(tmp_path: Path) -> Non
 
 
 def test_the_cli_reports_cases_that_have_no_interval(tmp_path: Path) -> None:
-    """A file of simulated cases only (no interval): the table's title says so, under either serving
-    model (the closed form skipping all of them)."""
+    """A file of rate cases only (no interval): the table's title says so, under either serving
+    model, and with every case skipped."""
     path = _cases(tmp_path, {"id": "r", "metric": "ttft_s"})
-    assert "1 cases" in cli_ok(["validate", str(path), "--summary"], columns=200)
+    for serving in ("simulated", "closed-form"):
+        text = cli_ok(["validate", str(path), "--serving", serving, "--summary"], columns=200)
+        assert "1 cases" in text and "no interval (0 skipped)" in text
+    skipped = _cases(tmp_path, {"id": "r", "metric": "tpot_p99_s"})
     assert "no interval (1 skipped)" in cli_ok(
-        ["validate", str(path), "--serving", "closed-form"], columns=200
+        ["validate", str(skipped), "--serving", "closed-form"], columns=200
     )
