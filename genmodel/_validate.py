@@ -6,7 +6,9 @@ batch or concurrency, the metric and the measured value) and, optionally, option
 or in a separate options file keyed by case id (validation/case_options.csv for the public cases).
 
 Concurrency rows with ``disaggregated`` true (columns in :mod:`genmodel._validate_disagg`) are
-disaggregated serving cases, each one :func:`genmodel.simulate` with ``disaggregated=True``.
+disaggregated serving cases, each one :func:`genmodel.simulate` with ``disaggregated=True``; rows
+with ``mode`` rate (columns in :mod:`genmodel._validate_rate`) are an open loop at a request rate,
+simulated, or the closed form's open loop.
 
 Modelling assumptions: none of its own; each case is one :func:`genmodel.estimate`. Concurrency
 cases use the serving model asked for (default: the simulation, with the engine of the row's
@@ -371,8 +373,9 @@ def validate(
         options_path: a CSV of run options per case id (see :data:`OPTION_COLUMNS`: overlap,
             speculative decoding, ...); default: validation/case_options.csv for the public
             cases, none for another file. Option columns in the cases CSV itself apply too.
-        serving: the serving model of concurrency cases: "simulated" (the default; the engine of
-            the row's ``engine`` column, else ``engine``) or "closed-form" (the steady state).
+        serving: the serving model of concurrency and rate cases: "simulated" (the default; the
+            engine of the row's ``engine`` column, else ``engine``) or "closed-form" (the steady
+            state; a rate case's open loop, :mod:`genmodel._validate_rate`).
         engine: the simulated engine of rows without an ``engine`` value: vllm (the default),
             sglang or trtllm.
         on_case: called with each case id after it is done (for progress bars).
