@@ -399,8 +399,8 @@ def validate(
     """Predict published measurements and report per-case errors and MAPE.
 
     Concurrency cases are simulated with the engine of their engine column (--serving closed-form:
-    the steady state); rate cases (mode rate, an open loop) only by the simulation. The CSV is read
-    as a stream, a row at a time.
+    the steady state); rate cases (mode rate) too (--serving closed-form: its open loop). The CSV is
+    read as a stream, a row at a time.
     """
     total = genmodel.count_cases(cases)
     with progress_bar("validating") as progress:
