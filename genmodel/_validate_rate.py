@@ -16,9 +16,10 @@ Modelling assumptions: none of its own; each case is one :func:`genmodel.simulat
 ``request_rate`` (and ``disaggregated=True`` for a disaggregated row, :mod:`genmodel._validate_disagg`),
 seed :data:`SEED`, the row's mean lengths (and spreads). Under ``serving="closed-form"`` an
 aggregated rate case is :func:`genmodel._serving.estimate_open_loop` (the steady state of Poisson
-arrivals at the row's mean lengths: the means of TTFT, TPOT, ITL and end-to-end latency, and TTFT's
-percentiles; :data:`CLOSED_FORM_METRICS`); a disaggregated one, bursty arrivals, and a rate above
-the deployment's capacity are skipped with the reason.
+arrivals at the row's mean lengths: the means of TTFT, TPOT, ITL and end-to-end latency, TTFT's
+percentiles, the median TPOT and ITL; :data:`CLOSED_FORM_METRICS`); other percentiles, a
+disaggregated case, bursty arrivals and a rate above the deployment's capacity are skipped with the
+reason.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ SEED = 0
 MAX_RATE, MAX_REQUESTS = 1.0e6, 1_000_000
 
 _LATENCIES, _QUANTILES = ("ttft", "tpot", "itl", "e2e"), ("p50", "p90", "p99")
-#: the metrics only a simulated case (rate or disaggregated) may name: the mean inter-token
-#: latency ``itl_s`` and the percentiles ``{ttft,tpot,itl,e2e}_{p50,p90,p99}_s``
+#: the metrics only a rate or disaggregated case may name (no estimate gives them): the mean
+#: inter-token latency ``itl_s`` and the percentiles ``{ttft,tpot,itl,e2e}_{p50,p90,p99}_s``
 SIMULATION_METRICS = ("itl_s", *(f"{n}_{q}_s" for n in _LATENCIES for q in _QUANTILES))
 
 
