@@ -56,7 +56,8 @@ def render() -> None:
     st.title("Validation")
     st.caption(
         "Every bundled public case predicted with genmodel.validate(): published measurements (sources "
-        "in validation/) and serving benchmarks, each run as `genmodel estimate` with its options."
+        "in validation/) and serving benchmarks, each run as `genmodel estimate` with its options "
+        "(`genmodel simulate` for a case at a request rate)."
     )
     p = _ui.Params("validation")
     with p.errors():

@@ -399,7 +399,8 @@ def validate(
     """Predict published measurements and report per-case errors and MAPE.
 
     Concurrency cases are simulated with the engine of their engine column (--serving closed-form:
-    the steady state). The CSV is read as a stream, a row at a time.
+    the steady state); rate cases (mode rate) too (--serving closed-form: its open loop). The CSV is
+    read as a stream, a row at a time.
     """
     total = genmodel.count_cases(cases)
     with progress_bar("validating") as progress:
@@ -420,11 +421,13 @@ def validate(
     if format is Format.csv:
         emit(to_csv(d["cases"]), output)
         return
+    inside, nominal = d["interval_coverage"]["inside"], d["interval_coverage"]["nominal"]
+    # inside is None when no case has an interval (rate-driven and disaggregated cases have none)
+    intervals = "no interval" if inside is None else f"{inside:.0%} inside their {nominal:.0%} interval"
     title = (
         f"validation: {d['covered']} cases, MAPE {d['mape']:.1f}%, median "
-        f"{d['median_ape']:.1f}%, {d['within_25pct']:.0%} within 25%, "
-        f"{d['interval_coverage']['inside']:.0%} inside their {d['interval_coverage']['nominal']:.0%} "
-        f"interval ({len(d['skipped'])} skipped)"
+        f"{d['median_ape']:.1f}%, {d['within_25pct']:.0%} within 25%, {intervals} "
+        f"({len(d['skipped'])} skipped)"
     )
     if summary:
         emit_tables([_validation_summary(d, title)], output)

@@ -139,14 +139,14 @@ if TYPE_CHECKING:
     from genmodel._units import WEIGHT_FORMATS as WEIGHT_FORMATS
     from genmodel._validate import METRICS as METRICS
     from genmodel._validate import OPTION_COLUMNS as OPTION_COLUMNS
-    from genmodel._validate import CaseResult as CaseResult
-    from genmodel._validate import ValidationReport as ValidationReport
     from genmodel._validate import count_cases as count_cases
     from genmodel._validate import public_cases_path as public_cases_path
     from genmodel._validate import public_options_path as public_options_path
     from genmodel._validate import read_case_options as read_case_options
     from genmodel._validate import read_cases as read_cases
     from genmodel._validate import validate as validate
+    from genmodel._validate_report import CaseResult as CaseResult
+    from genmodel._validate_report import ValidationReport as ValidationReport
     from genmodel._workload import Precision as Precision
     from genmodel._workload import Scenario as Scenario
     from genmodel.io import hf_config_to_yaml as hf_config_to_yaml

@@ -6,7 +6,9 @@ batch or concurrency, the metric and the measured value) and, optionally, option
 or in a separate options file keyed by case id (validation/case_options.csv for the public cases).
 
 Concurrency rows with ``disaggregated`` true (columns in :mod:`genmodel._validate_disagg`) are
-disaggregated serving cases, each one :func:`genmodel.simulate` with ``disaggregated=True``.
+disaggregated serving cases, each one :func:`genmodel.simulate` with ``disaggregated=True``; rows
+with ``mode`` rate (columns in :mod:`genmodel._validate_rate`) are an open loop at a request rate,
+simulated, or the closed form's open loop.
 
 Modelling assumptions: none of its own; each case is one :func:`genmodel.estimate`. Concurrency
 cases use the serving model asked for (default: the simulation, with the engine of the row's
@@ -18,10 +20,8 @@ from __future__ import annotations
 
 import csv
 import math
-import statistics
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,12 +35,20 @@ from genmodel._options import MAX_TOKENS, OPTION_SPECS
 from genmodel._phases import Estimate
 from genmodel._profiles import Profile
 from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
-from genmodel._simresult import SimulationResult
 from genmodel._validate_disagg import (
     check_disaggregated_row,
     is_disaggregated_serving,
     predict_disaggregated,
 )
+from genmodel._validate_rate import (
+    SIMULATION_METRICS,
+    check_rate_row,
+    closed_form_metric,
+    is_rate,
+    simulate_rate_case,
+    simulated_metric,
+)
+from genmodel._validate_report import CaseResult, ValidationReport
 from genmodel.io import device_profile, load_hardware, load_profile
 
 #: Metrics a validation case may name: the numeric keys of an estimate.
@@ -60,119 +68,8 @@ _COLUMN_NAMES = (  # the base columns, in file order
     "dp batch input_tokens output_tokens weight_dtype act_dtype kv_dtype metric measured"
 )
 _COLUMNS = tuple(_COLUMN_NAMES.split())
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CaseResult:
-    """One validation case: what was measured, what genmodel predicts, the absolute % error."""
-
-    id: str
-    category: str
-    metric: str
-    measured: float
-    predicted: float
-    #: concurrency cases: the serving model that predicted it ("simulated" or "closed-form"), and
-    #: the simulated engine (None for the closed form and for static cases)
-    serving_model: str | None = None
-    engine: str | None = None
-    #: the interval of the prediction ([lo, hi] at the report's coverage) and the evidence behind it
-    predicted_interval: tuple[float, float] | None = None
-    evidence: str | None = None
-    #: the efficiency profile the prediction used (None: the device file's values)
-    profile: str | None = None
-
-    @property
-    def inside(self) -> bool | None:
-        """Whether the measured value lies in the predicted interval (None without one)."""
-        iv = self.predicted_interval
-        return None if iv is None else iv[0] <= self.measured <= iv[1]
-
-    @property
-    def ape(self) -> float:
-        """Absolute percentage error, |predicted - measured| / measured * 100."""
-        return abs(self.predicted - self.measured) / abs(self.measured) * 100
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ValidationReport:
-    """Per-case errors and their summaries over the covered cases; skipped cases with reasons."""
-
-    cases: tuple[CaseResult, ...]
-    skipped: tuple[tuple[str, str], ...] = field(default=())
-    #: the coverage each case's ``predicted_interval`` is built for
-    coverage: float = COVERAGE
-
-    @property
-    def interval_coverage(self) -> float:
-        """Fraction of covered cases whose measured value lies in their predicted interval."""
-        inside = [c.inside for c in self.cases if c.inside is not None]
-        return sum(inside) / len(inside) if inside else float("nan")
-
-    def _coverage_by(self, key: Callable[[CaseResult], str]) -> dict[str, dict[str, float]]:
-        groups: dict[str, list[bool]] = defaultdict(list)
-        for c in self.cases:
-            if c.inside is not None:
-                groups[key(c)].append(c.inside)
-        return {k: {"n": len(v), "inside": sum(v) / len(v)} for k, v in sorted(groups.items())}
-
-    @property
-    def mape(self) -> float:
-        """Mean absolute percentage error over the covered cases."""
-        return statistics.fmean(c.ape for c in self.cases) if self.cases else float("nan")
-
-    @property
-    def median_ape(self) -> float:
-        """Median absolute percentage error."""
-        return statistics.median(c.ape for c in self.cases) if self.cases else float("nan")
-
-    @property
-    def within_25pct(self) -> float:
-        """Fraction of covered cases with an error of at most 25 %."""
-        return sum(c.ape <= 25 for c in self.cases) / len(self.cases) if self.cases else float("nan")
-
-    def _grouped(self, key: Callable[[CaseResult], str]) -> dict[str, dict[str, float]]:
-        groups: dict[str, list[float]] = defaultdict(list)
-        for c in self.cases:
-            groups[key(c)].append(c.ape)
-        return {k: {"n": len(v), "mape": statistics.fmean(v)} for k, v in sorted(groups.items())}
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (docs/cli.md): cases, mape, median_ape, within_25pct, by_*, skipped."""
-        return {
-            "cases": [
-                {
-                    "id": c.id,
-                    "category": c.category,
-                    "metric": c.metric,
-                    "measured": c.measured,
-                    "predicted": c.predicted,
-                    "ape": c.ape,
-                    "serving_model": c.serving_model,
-                    "engine": c.engine,
-                    "predicted_interval": None
-                    if c.predicted_interval is None
-                    else list(c.predicted_interval),
-                    "evidence": c.evidence,
-                    "profile": c.profile,
-                }
-                for c in self.cases
-            ],
-            "covered": len(self.cases),
-            "mape": self.mape,
-            "median_ape": self.median_ape,
-            "within_25pct": self.within_25pct,
-            "by_category": self._grouped(lambda c: c.category),
-            "by_metric": self._grouped(lambda c: c.metric),
-            # in-sample on the cases the interval table was fitted on (the bundled ones); the
-            # held-out coverage of those is in the table (tools/fit_intervals.py)
-            "interval_coverage": {
-                "nominal": self.coverage,
-                "inside": self.interval_coverage,
-                "by_category": self._coverage_by(lambda c: c.category),
-                "by_metric": self._coverage_by(lambda c: c.metric),
-            },
-            "skipped": [{"id": i, "reason": r} for i, r in self.skipped],
-        }
+#: a row's modes: a static batch, N closed-loop clients, an open loop at a request rate
+MODES = ("static", "concurrency", "rate")
 
 
 def _read_csv(path: str | Path) -> tuple[Path, list[dict[str, str]]]:
@@ -322,15 +219,16 @@ def check_row(row: dict[str, str], where: str) -> float:
     Raises:
         SpecError: ``where: column=value must be ...``, naming the first malformed column.
     """
+    if row["mode"] not in MODES:
+        raise SpecError(f"{where}: mode={row['mode']!r} must be one of {', '.join(MODES)}")
     disaggregated = check_disaggregated_row(row, where)
+    rate = check_rate_row(row, where)  # (a rate case has no batch)
     for name in ("devices", "tp", "pp", "ep", "dp", "input_tokens", "output_tokens"):
         if disaggregated and name in ("tp", "pp", "ep", "dp") and not (row.get(name) or "").strip():
             continue  # a disaggregated case's plan is per pool
         _int(row, name, where)
-    if row["batch"] != "max":
+    if row["batch"] != "max" and not rate:
         _int(row, "batch", where)
-    if row["mode"] not in ("static", "concurrency"):
-        raise SpecError(f"{where}: mode={row['mode']!r} must be 'static' or 'concurrency'")
     measured = _measured(row, where)
     try:
         _options(row)
@@ -393,10 +291,9 @@ def predict_case(
             tools/fit_intervals.py); it implies the system its id does.
         profile: the efficiency profile of every case (None: :func:`row_profile`'s).
     """
-    if is_disaggregated_serving(row, f"case {row['id']}"):
+    if is_disaggregated_serving(row, f"case {row['id']}") or is_rate(row):
         _check_case(row)
-        options = _case_options(row, profile)
-        got = predict_disaggregated(row, serving=serving, engine=engine, options=options, done={}, key=())
+        got = _predict_simulated(row, serving, engine, _case_options(row, profile), {}, ())
         if isinstance(got, str):
             raise SpecError(f"case {row['id']}: {got}")
         return got
@@ -426,7 +323,7 @@ def _estimate_case(
     hardware: Device | None = None,
     profile: Profile | None = None,
 ) -> Estimate:
-    _check_case(row)
+    _check_case(row, estimated=True)
     n: int | str = row["batch"] if row["batch"] == "max" else _int(row, "batch")
     kwargs: dict[str, Any] = {"batch": n} if row["mode"] == "static" else {"concurrency": n, **_harness(row)}
     return estimate(
@@ -476,8 +373,9 @@ def validate(
         options_path: a CSV of run options per case id (see :data:`OPTION_COLUMNS`: overlap,
             speculative decoding, ...); default: validation/case_options.csv for the public
             cases, none for another file. Option columns in the cases CSV itself apply too.
-        serving: the serving model of concurrency cases: "simulated" (the default; the engine of
-            the row's ``engine`` column, else ``engine``) or "closed-form" (the steady state).
+        serving: the serving model of concurrency and rate cases: "simulated" (the default; the
+            engine of the row's ``engine`` column, else ``engine``) or "closed-form" (the steady
+            state; a rate case's open loop, :mod:`genmodel._validate_rate`).
         engine: the simulated engine of rows without an ``engine`` value: vllm (the default),
             sglang or trtllm.
         on_case: called with each case id after it is done (for progress bars).
@@ -509,7 +407,7 @@ def validate(
     )
     tables = StepTables()
     done: OrderedDict[frozenset[tuple[str, str]], Estimate | str] = OrderedDict()
-    disaggregated: dict[tuple[tuple[str, str], ...], SimulationResult | str] = {}
+    simulations: dict[tuple[tuple[str, str], ...], Any] = {}  # simulations and open-loop closed forms
     results: list[CaseResult] = []
     skipped: list[tuple[str, str]] = []
     for line, row in enumerate(rows, start=2):  # line 1 is the header
@@ -529,8 +427,8 @@ def validate(
             if on_case is not None:
                 on_case(row["id"])
             continue
-        if is_disaggregated_serving(row, row["id"]):
-            _disaggregated_case(row, serving, engine, disaggregated, results, skipped, chosen)
+        if is_disaggregated_serving(row, row["id"]) or is_rate(row):
+            _simulated_case(row, serving, engine, simulations, results, skipped, chosen)
             if on_case is not None:
                 on_case(row["id"])
             continue
@@ -546,16 +444,18 @@ def validate(
     return ValidationReport(cases=tuple(results), skipped=tuple(skipped), coverage=coverage)
 
 
-def _disaggregated_case(
+def _simulated_case(
     row: dict[str, str],
     serving: str,
     engine: str,
-    done: dict[tuple[tuple[str, str], ...], SimulationResult | str],
+    done: dict[tuple[tuple[str, str], ...], Any],
     results: list[CaseResult],
     skipped: list[tuple[str, str]],
     profile: Profile | None = None,
 ) -> None:
-    """Predict a disaggregated case (:mod:`genmodel._validate_disagg`) into ``results`` or ``skipped``."""
+    """Predict a case that one simulation serves (a disaggregated case,
+    :mod:`genmodel._validate_disagg`, or a rate case, :mod:`genmodel._validate_rate`, which the
+    closed form's open loop also serves) into ``results`` or ``skipped``."""
     try:
         _check_case(row)
         options = _case_options(row, profile)
@@ -563,11 +463,11 @@ def _disaggregated_case(
         skipped.append((row["id"], str(exc)))
         return
     key = tuple(sorted((k, v) for k, v in row.items() if k not in _NOT_ESTIMATE))
-    got = predict_disaggregated(row, serving=serving, engine=engine, options=options, done=done, key=key)
+    got = _predict_simulated(row, serving, engine, options, done, key)
     if isinstance(got, str):
         skipped.append((row["id"], got))
         return
-    name = (row.get("engine") or "").strip() or engine
+    simulated = serving == "simulated"  # (else a rate case's closed form)
     results.append(
         CaseResult(
             id=row["id"],
@@ -575,9 +475,34 @@ def _disaggregated_case(
             metric=row["metric"],
             measured=float(row["measured"]),
             predicted=got,
-            serving_model="simulated",
-            engine=name,
+            serving_model=serving,
+            engine=((row.get("engine") or "").strip() or engine) if simulated else None,
+            profile=None if options.get("profile") is None else options["profile"].id,
         )
+    )
+
+
+def _predict_simulated(
+    row: dict[str, str],
+    serving: str,
+    engine: str,
+    options: dict[str, Any],
+    done: dict[tuple[tuple[str, str], ...], Any],
+    key: tuple[tuple[str, str], ...],
+) -> float | str:
+    """The metric of a disaggregated or rate case (one simulation, or a rate case's closed form),
+    or why it cannot be predicted."""
+    if is_disaggregated_serving(row, row["id"]):
+        return predict_disaggregated(row, serving=serving, engine=engine, options=options, done=done, key=key)
+    if serving != "simulated":  # a rate case: the closed form's open loop
+        return closed_form_metric(row, engine=engine, options=options, done=done, key=key)
+    return simulated_metric(
+        row,
+        serving=serving,
+        run=lambda: simulate_rate_case(row, engine=engine, options=options),
+        done=done,
+        key=key,
+        kind="a rate-driven case (mode=rate)",
     )
 
 
@@ -591,7 +516,7 @@ def _memo_estimate(
     the columns of :data:`_NOT_ESTIMATE`: the TTFT and TPOT rows of one measurement) share one,
     while it is among the last :data:`_MEMO_DEPLOYMENTS` used."""
     try:
-        _check_case(row)
+        _check_case(row, estimated=True)
     except SpecError as exc:
         return str(exc)
     if key in done:
@@ -607,14 +532,24 @@ def _memo_estimate(
     return est
 
 
-def _check_case(row: dict[str, str]) -> None:
-    """Raise SpecError for a metric or mode that validation does not know."""
+def _check_case(row: dict[str, str], estimated: bool = False) -> None:
+    """Raise SpecError for a metric or mode that validation does not know (``estimated``: or
+    that :func:`estimate` does not give: a rate case, :data:`SIMULATION_METRICS`)."""
     metric = row["metric"]
-    if metric not in METRICS:
-        raise SpecError(f"case {row['id']}: metric={metric!r} must be one of {', '.join(METRICS)}")
+    if metric not in METRICS + SIMULATION_METRICS:
+        raise SpecError(
+            f"case {row['id']}: metric={metric!r} must be one of {', '.join(METRICS + SIMULATION_METRICS)}"
+        )
     mode = row["mode"]
-    if mode not in ("static", "concurrency"):
-        raise SpecError(f"case {row['id']}: mode={mode!r} must be 'static' or 'concurrency'")
+    if mode not in MODES:
+        raise SpecError(f"case {row['id']}: mode={mode!r} must be one of {', '.join(MODES)}")
+    if estimated and mode == "rate":
+        raise SpecError(f"case {row['id']}: a rate-driven case (mode=rate) is simulated, not estimated")
+    if estimated and metric in SIMULATION_METRICS:
+        raise SpecError(
+            f"case {row['id']}: metric={metric!r} is predicted for rate-driven and disaggregated "
+            "serving cases only (a figure of the simulation's); an estimate gives the mean TTFT and TPOT"
+        )
 
 
 def _result(row: dict[str, str], est: Estimate, coverage: float = COVERAGE) -> CaseResult:

@@ -4,7 +4,8 @@ A row with ``disaggregated`` true describes a prefill pool and a decode pool (``
 ``prefill_ep``, ``prefill_dp``, ``prefill_workers``, ``prefill_max_batch`` and the same for
 ``decode_``; an empty cell is 1, or the engine's cap for ``*_max_batch``). ``devices`` is the
 total of both pools, and ``tp``, ``pp``, ``ep``, ``dp`` may be empty. The ``batch`` column is the
-number of closed-loop clients (``mode`` must be ``concurrency``).
+number of closed-loop clients (``mode`` ``concurrency``), or a ``rate`` row's columns give its
+open-loop arrivals (:mod:`genmodel._validate_rate`).
 
 Modelling assumptions: none of its own; each case is one :func:`genmodel.simulate` with
 ``disaggregated=True``, the engine of the row's ``engine`` column (else the one asked for).
@@ -12,28 +13,19 @@ Modelling assumptions: none of its own; each case is one :func:`genmodel.simulat
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from genmodel._errors import GenModelError, SpecError
+from genmodel._errors import SpecError
 from genmodel._options import MAX_DEVICES
 from genmodel._simresult import SimulationResult
 from genmodel._simulate_api import simulate
+from genmodel._validate_rate import arrival_keywords, simulated_metric
 
 #: the optional columns of a disaggregated case, after ``disaggregated``
 POOL_COLUMNS = tuple(
     f"{side}_{name}" for side in ("prefill", "decode") for name in ("tp", "ep", "dp", "workers", "max_batch")
 )
 DISAGGREGATED_COLUMNS = ("disaggregated", *POOL_COLUMNS)
-
-#: what each metric a disaggregated case may name reads off the simulation (means)
-_METRICS: dict[str, Callable[[SimulationResult], float]] = {
-    "ttft_s": lambda r: r.ttft_s.mean,
-    "tpot_s": lambda r: r.tpot_s.mean,
-    "e2e_s": lambda r: r.e2e_s.mean,
-    "output_tokens_per_s": lambda r: r.output_tokens_per_s,
-    "output_tokens_per_s_per_device": lambda r: r.output_tokens_per_s_per_device,
-}
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("", "false", "0", "no")
 
@@ -72,13 +64,13 @@ def pool_values(row: dict[str, str], where: str) -> dict[str, int | None]:
 
 def is_disaggregated_serving(row: dict[str, str], where: str) -> bool:
     """Whether the row is a disaggregated serving case: ``disaggregated`` true and ``mode``
-    concurrency (a static row with ``disaggregated`` true is :func:`genmodel.estimate`'s run
+    concurrency or rate (a static row with ``disaggregated`` true is :func:`genmodel.estimate`'s run
     option: one plan, with the KV transfer added to its TTFT).
 
     Raises:
         SpecError: ``where: disaggregated=... must be true or false``.
     """
-    return is_disaggregated(row, where) and row.get("mode") == "concurrency"
+    return is_disaggregated(row, where) and row.get("mode") in ("concurrency", "rate")
 
 
 def check_disaggregated_row(row: dict[str, str], where: str) -> bool:
@@ -96,7 +88,7 @@ def check_disaggregated_row(row: dict[str, str], where: str) -> bool:
         given = [k for k, v in pools.items() if v is not None]
         if given:
             raise SpecError(
-                f"{where}: {given[0]}={row[given[0]]!r} needs disaggregated=true and mode=concurrency"
+                f"{where}: {given[0]}={row[given[0]]!r} needs disaggregated=true and mode=concurrency or rate"
             )
         return False
     if (row.get("pp") or "1").strip() != "1":
@@ -128,7 +120,7 @@ def simulate_case(row: dict[str, str], *, engine: str, options: dict[str, Any]) 
         row["hardware"],
         input_tokens=int(row["input_tokens"]),
         output_tokens=int(row["output_tokens"]),
-        concurrency=int(row["batch"]),
+        **arrival_keywords(row),
         weight_dtype=row["weight_dtype"],
         act_dtype=row["act_dtype"] or None,
         kv_dtype=row["kv_dtype"] or None,
@@ -155,15 +147,11 @@ def predict_disaggregated(
         done: simulations already run, by ``key`` (the TTFT and TPOT rows of one measurement
             share one).
     """
-    metric = row["metric"]
-    if serving != "simulated":
-        return "disaggregated cases are predicted by the simulation only (serving='simulated')"
-    if metric not in _METRICS:
-        return f"metric={metric!r} is not predicted for a disaggregated case (known: {', '.join(_METRICS)})"
-    if key not in done:
-        try:
-            done[key] = simulate_case(row, engine=engine, options=options)
-        except GenModelError as exc:
-            done[key] = str(exc)
-    result = done[key]
-    return result if isinstance(result, str) else float(_METRICS[metric](result))
+    return simulated_metric(
+        row,
+        serving=serving,
+        run=lambda: simulate_case(row, engine=engine, options=options),
+        done=done,
+        key=key,
+        kind="a disaggregated case",
+    )

@@ -132,8 +132,11 @@ def test_validate_reads_the_harness_columns(tmp_path: Path) -> None:
 
 def test_the_public_aiconfigurator_rows_carry_their_harness() -> None:
     rows = genmodel.read_cases(genmodel.public_cases_path())
-    ps = [r for r in rows if r["id"].startswith("PS")]
+    ps = [r for r in rows if r["id"].startswith("PS") and r["mode"] == "concurrency"]
     assert ps and all((r["requests_per_client"], r["warmup_requests"]) == ("12", "2") for r in ps)
+    # the cases at a request rate (PS111-PS137) have an open loop instead: no closed-loop client
+    rate = [r for r in rows if r["mode"] == "rate"]
+    assert rate and all(not (r["requests_per_client"] or r["warmup_requests"]) for r in rate)
 
 
 @pytest.mark.parametrize(

@@ -102,11 +102,13 @@ def collect(path: Path | None, *, in_sample: bool = False) -> tuple[list[Residua
     static cases predicted leave-one-source-out (:func:`static_predictions`) unless ``in_sample``."""
     cases_path = genmodel.public_cases_path() if path is None else path
     with open(cases_path, newline="", encoding="utf-8-sig") as f:
-        rows = {r["id"]: r for r in csv.DictReader(f)}
+        # rate-driven rows (mode=rate) are held out, and a rate case has no interval: not fitted
+        rows = {r["id"]: r for r in csv.DictReader(f) if r["mode"] != "rate"}
     predicted: dict[str, tuple[float, str, str | None]] = {}
     simulated = genmodel.validate(path, skip_invalid=True)
     for c in simulated.cases:
-        predicted[c.id] = (c.predicted, c.serving_model or "static", c.engine)
+        if c.id in rows:
+            predicted[c.id] = (c.predicted, c.serving_model or "static", c.engine)
     if not in_sample:
         options = genmodel.read_case_options(genmodel.public_options_path()) if path is None else {}
         static = [{**rows[i], **options.get(i, {})} for i, p in predicted.items() if p[1] == "static"]
@@ -115,10 +117,12 @@ def collect(path: Path | None, *, in_sample: bool = False) -> tuple[list[Residua
     res = residuals(rows, predicted)
     closed = genmodel.validate(path, serving="closed-form", skip_invalid=True)
     serving_only = {
-        c.id: (c.predicted, "closed-form", None) for c in closed.cases if c.serving_model == "closed-form"
+        c.id: (c.predicted, "closed-form", None)
+        for c in closed.cases
+        if c.serving_model == "closed-form" and c.id in rows
     }
     res += residuals(rows, serving_only)
-    return res, len(simulated.cases)
+    return res, len([c for c in simulated.cases if c.id in rows])
 
 
 def source(path: Path | None = None, *, in_sample: bool = False) -> str:

@@ -143,11 +143,12 @@ def _ape(predicted: float, measured: float) -> float:
 def rows_for(
     rows: Sequence[dict[str, str]], device: str, engine: str, metrics: Sequence[str]
 ) -> list[dict[str, str]]:
-    """The rows of ``device`` measured with ``engine``, of the metrics asked for."""
+    """The rows of ``device`` measured with ``engine``, of the metrics asked for (never a
+    rate-driven row: those are held out)."""
     out = []
     for r in rows:
-        if (r.get("engine") or "").strip() != engine:
-            continue
+        if (r.get("engine") or "").strip() != engine or r["mode"] == "rate":
+            continue  # (rate-driven rows are held out: no fit uses them)
         wanted = r["metric"] in metrics or ("static" in metrics and r["mode"] == "static")
         if not wanted:
             continue
