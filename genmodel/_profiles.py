@@ -120,6 +120,10 @@ class Profile:
         provenance: field -> how the value was obtained (``fitted on P05, P06``, ``sourced: ...``).
         hardware: device ids this profile is the default of (with ``engines``).
         engines: engines (vllm, sglang, trtllm) the profile was measured with; empty: any.
+        engine_configs: the benchmark harnesses' engine configurations (a validation row's
+            ``engine_config``: ``aiconfigurator``, whose generated servers run behind NVIDIA
+            Dynamo's frontend) the profile was fitted under; it is the default only there. Empty:
+            any, a server run as its engine ships it included.
         source: where the profile as a whole comes from (the fit command, the publications).
     """
 
@@ -129,6 +133,7 @@ class Profile:
     provenance: Mapping[str, str] = field(default_factory=dict)
     hardware: tuple[str, ...] = ()
     engines: tuple[str, ...] = ()
+    engine_configs: tuple[str, ...] = ()
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -147,6 +152,7 @@ class Profile:
         object.__setattr__(self, "provenance", FrozenMap(dict(self.provenance)))
         object.__setattr__(self, "hardware", tuple(self.hardware))
         object.__setattr__(self, "engines", tuple(self.engines))
+        object.__setattr__(self, "engine_configs", tuple(self.engine_configs))
 
     def efficiency(self, base: Efficiency) -> Efficiency:
         """``base`` with this profile's values."""
@@ -160,9 +166,12 @@ class Profile:
             self, id=profile_id or self.id, values={**self.values, **values}, provenance=provenance
         )
 
-    def applies_to(self, device_id: str, engine: str | None) -> bool:
-        """Whether this is the profile of ``device_id`` run by ``engine`` (None: no engine named)."""
+    def applies_to(self, device_id: str, engine: str | None, engine_config: str | None = None) -> bool:
+        """Whether this is the profile of ``device_id`` run by ``engine`` (None: no engine named)
+        under ``engine_config`` (None: the server as the engine ships it)."""
         if device_id not in self.hardware:
+            return False
+        if self.engine_configs and engine_config not in self.engine_configs:
             return False
         return not self.engines or (engine is not None and engine in self.engines)
 

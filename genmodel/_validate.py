@@ -302,8 +302,8 @@ def predict_case(
 
 def row_profile(row: dict[str, str]) -> Profile | None:
     """The profile of a case: its ``profile`` column, else the database's profile of its device for
-    the ``engine`` column (static rows too: the engine that ran the measurement), else None (the
-    device file's values).
+    the ``engine`` column (static rows too: the engine that ran the measurement) under its
+    ``engine_config`` (the harness's configuration), else None (the device file's values).
 
     Raises:
         SpecError, UnknownEntryError: an unknown profile or hardware id, a malformed profile.
@@ -312,7 +312,8 @@ def row_profile(row: dict[str, str]) -> Profile | None:
     if named:
         return load_profile(named)
     engine = (row.get("engine") or "").strip()
-    return device_profile(load_hardware(row["hardware"]).device.id, engine) if engine else None
+    config = (row.get("engine_config") or "").strip() or None
+    return device_profile(load_hardware(row["hardware"]).device.id, engine, config) if engine else None
 
 
 def _estimate_case(

@@ -58,7 +58,7 @@ from genmodel._calibrate import Calibration, fit_profile
 from genmodel._profiles import Profile, fit_bounds
 from genmodel._servingmodel import StepTables
 from genmodel._validate import _estimate_case
-from genmodel.io import device_profile, load_hardware, load_profile, profile_to_yaml
+from genmodel.io import load_hardware, load_profile, profile_to_yaml
 from genmodel.io._profiles import yaml_key
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "hardware_db" / "profiles"
@@ -621,6 +621,14 @@ def _with_engine_fit(
     return out
 
 
+def _shipped(profile_id: str) -> Profile | None:
+    """The shipped profile ``profile_id``, or None."""
+    try:
+        return load_profile(profile_id)
+    except genmodel.UnknownEntryError:
+        return None
+
+
 def _write(
     spec: tuple[str, str, str, str],
     row: Mapping[str, object],
@@ -654,6 +662,11 @@ def _write(
         if target.exists():
             target.unlink()
         return
+    # an engine-wide value fitted on a harness's runs only (AIConfigurator's, behind Dynamo's
+    # frontend) is the default under that harness only
+    configs = {(r.get("engine_config") or "").strip() for f in ships for r in f.rows}
+    if ships and "" not in configs:
+        profile = dataclasses.replace(profile, engine_configs=tuple(sorted(configs)))
     for f in ships:
         profile = profile.with_values({f.parameter: f.value}, how="fitted")
         entries[f.parameter] = _engine_entry(f)
@@ -697,7 +710,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     for s in SPECS:
         if (s[1], s[2]) not in profiles:
-            profiles[(s[1], s[2])] = device_profile(s[1], s[2]) or default
+            profiles[(s[1], s[2])] = _shipped(s[0]) or default
     engines = list(dict.fromkeys(s[2] for s in specs))
     hold_outs = [args.hold_out, *[h for h in HOLD_OUT if h != args.hold_out]]
     wide = [] if args.no_engine_wide else fit_engines(rows, engines, profiles, hold_outs)

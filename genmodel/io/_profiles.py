@@ -1,13 +1,15 @@
 """Reading and writing efficiency profiles (hardware_db/profiles/*.yaml, or a user's file).
 
-A profile file names the devices and engines it is the default of and, under ``parameters``, some
-or all fields of :class:`~genmodel._hardware.Efficiency`, each with its value and how it was
-obtained::
+A profile file names the devices and engines it is the default of (and, optionally, the benchmark
+harnesses' engine configurations it was fitted under: it is the default only there) and, under
+``parameters``, some or all fields of :class:`~genmodel._hardware.Efficiency`, each with its value
+and how it was obtained::
 
     id: h200-sglang
     name: H200 SXM with SGLang
     hardware: [h200-sxm]
     engines: [sglang]
+    engine_configs: [aiconfigurator]
     source: fitted by tools/fit_profiles.py on SGLang's serving cases
     parameters:
       expert_memory_frac: {value: 0.7611, how: fitted, cases: [PS062, PS064, ...]}
@@ -56,6 +58,7 @@ class ProfileY(_Strict):
     name: str
     hardware: list[Id] = Field(default_factory=list)
     engines: list[Id] = Field(default_factory=list)
+    engine_configs: list[Id] = Field(default_factory=list)
     source: Source
     parameters: dict[str, ParameterY]
 
@@ -104,6 +107,7 @@ def profile_from_yaml(y: ProfileY, where: str) -> Profile:
             provenance=provenance,
             hardware=tuple(y.hardware),
             engines=tuple(y.engines),
+            engine_configs=tuple(y.engine_configs),
             source=y.source,
         )
     except SpecError as exc:
@@ -169,13 +173,20 @@ def _all_profiles(db: Path | None) -> tuple[Profile, ...]:
     return tuple(_load_profile_id(stem, db) for stem in listing("profile", db))
 
 
-def device_profile(device_id: str, engine: str | None, *, db: str | Path | None = None) -> Profile | None:
-    """The database's profile of ``device_id`` run by ``engine``, or None (the device file's values).
+def device_profile(
+    device_id: str, engine: str | None, engine_config: str | None = None, *, db: str | Path | None = None
+) -> Profile | None:
+    """The database's profile of ``device_id`` run by ``engine`` under ``engine_config`` (a
+    benchmark harness's configuration; None: the server as shipped), or None (the device file's values).
 
     Raises:
         SpecError: two profiles claim the same device and engine, or a profile file is malformed.
     """
-    found = [p for p in _all_profiles(None if db is None else Path(db)) if p.applies_to(device_id, engine)]
+    found = [
+        p
+        for p in _all_profiles(None if db is None else Path(db))
+        if p.applies_to(device_id, engine, engine_config)
+    ]
     if len(found) > 1:
         ids = " and ".join(p.id for p in found)
         raise SpecError(f"hardware={device_id} engine={engine}: profiles {ids} both claim it; keep one")
@@ -231,6 +242,7 @@ def profile_to_yaml(
         "name": profile.name or profile.id,
         "hardware": list(profile.hardware),
         "engines": list(profile.engines),
+        **({"engine_configs": list(profile.engine_configs)} if profile.engine_configs else {}),
         "source": profile.source,
         "parameters": params,
     }
