@@ -471,15 +471,22 @@ def _show(parameter: str, value: float) -> str:
     return f"{value * 1e3:.0f} ms" if parameter.endswith("_s") else f"{value:.2f}"
 
 
+#: the harness whose runs the engine-wide values are fitted on: one frontend and one client for
+#: every case (AIConfigurator's generated servers behind NVIDIA Dynamo's frontend, genai-perf);
+#: serving cases of other clients are held out, and a value fitted here names it (engine_configs)
+HARNESS = "aiconfigurator"
+
+
 def engine_rows(rows: Sequence[dict[str, str]], engine: str, parameter: str) -> list[dict[str, str]]:
-    """The serving cases of ``engine`` on the devices of :data:`SPECS` that show ``parameter``:
-    TTFT for the request overhead, TPOT of MoE models for ``expert_memory_frac``."""
+    """The serving cases of ``engine`` under :data:`HARNESS` on the devices of :data:`SPECS` that
+    show ``parameter``: TTFT for the request overhead, TPOT of MoE models for ``expert_memory_frac``."""
     devices = {s[1] for s in SPECS if s[2] == engine}
     metric = "ttft_s" if parameter == OVERHEAD else "tpot_s"
     return [
         r
         for r in rows
         if (r.get("engine") or "").strip() == engine
+        and (r.get("engine_config") or "").strip() == HARNESS
         and r["mode"] == "concurrency"
         and r["metric"] == metric
         and load_hardware(r["hardware"]).device.id in devices
