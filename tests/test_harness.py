@@ -132,11 +132,25 @@ def test_validate_reads_the_harness_columns(tmp_path: Path) -> None:
 
 def test_the_public_aiconfigurator_rows_carry_their_harness() -> None:
     rows = genmodel.read_cases(genmodel.public_cases_path())
-    ps = [r for r in rows if r["id"].startswith("PS") and r["mode"] == "concurrency"]
-    assert ps and all((r["requests_per_client"], r["warmup_requests"]) == ("12", "2") for r in ps)
+    aic = [r for r in rows if r["engine_config"] == "aiconfigurator"]
+    assert len(aic) == 100
+    assert all((r["requests_per_client"], r["warmup_requests"]) == ("12", "2") for r in aic)
     # the cases at a request rate (PS111-PS137) have an open loop instead: no closed-loop client
     rate = [r for r in rows if r["mode"] == "rate"]
     assert rate and all(not (r["requests_per_client"] or r["warmup_requests"]) for r in rate)
+
+
+def test_the_benchmark_serving_rows_carry_its_closed_loop() -> None:
+    """vLLM's benchmark_serving.py (PS151-): --num-prompts N behind a semaphore of --max-concurrency C,
+    started together, with no warm-up in the means (its single test prompt runs alone beforehand):
+    N / C requests per client and no warm-up requests, never the genai-perf defaults (12 and 2)."""
+    rows = genmodel.read_cases(genmodel.public_cases_path())
+    bench = [r for r in rows if "benchmark_serving" in r["source_id"]]
+    assert len(bench) >= 2
+    assert all(r["warmup_requests"] == "0" and r["requests_per_client"] not in ("", "12") for r in bench)
+    by_id = {r["id"]: r for r in rows}
+    # 100 prompts, 10 clients
+    assert (by_id["PS151"]["batch"], by_id["PS151"]["requests_per_client"]) == ("10", "10")
 
 
 @pytest.mark.parametrize(

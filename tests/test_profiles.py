@@ -388,6 +388,32 @@ def test_fit_profiles_tool_runs_leave_one_source_out_on_a_tiny_subset(
     assert cells[8].endswith("%")  # a leave-one-source-out MAPE
 
 
+def test_fit_profiles_never_fits_on_the_held_out_serving_cases() -> None:
+    """PS151-PS152 (vLLM on H100, added as a held-out check) sit on a device and engine the tool fits
+    (h100-vllm and the vLLM engine-wide fits): the tool drops them before any fit."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fit_profiles", ROOT / "tools" / "fit_profiles.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rows = genmodel.read_cases(genmodel.public_cases_path())
+    held = [r for r in rows if r["id"] in tool.HELD_OUT_CASES]
+    assert len(held) == len(tool.HELD_OUT_CASES)
+    assert all(r["hardware"] == "h100-sxm" and r["engine"] == "vllm" for r in held)
+    kept = tool.fit_cases(rows)
+    assert len(kept) == len(rows) - len(held)
+    assert not {r["id"] for r in tool.engine_rows(kept, "vllm", tool.OVERHEAD)} & tool.HELD_OUT_CASES
+    # the engine-wide fits take the AIConfigurator harness's cases only anyway; without the filter
+    # the H100 vLLM device fit would take the TPOT case
+    assert not {r["id"] for r in tool.engine_rows(rows, "vllm", tool.OVERHEAD)} & tool.HELD_OUT_CASES
+    assert {"PS152"} <= {r["id"] for r in tool.rows_for(rows, "h100-sxm", "vllm", tool.DEFAULT_METRICS)}
+    assert (
+        not {r["id"] for r in tool.rows_for(kept, "h100-sxm", "vllm", tool.DEFAULT_METRICS)}
+        & tool.HELD_OUT_CASES
+    )
+
+
 def test_fit_profiles_refuses_a_fit_pinned_at_the_end_of_its_range() -> None:
     # a fitted value at its bound means the rows wanted more than the parameter can give
     import importlib.util
