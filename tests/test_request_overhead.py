@@ -110,7 +110,8 @@ def _serving_rows(
     metric: str = "ttft_s",
     expert_memory_frac: float = 1.0,
 ) -> list[dict[str, str]]:
-    """A metric under load of SGLang on an H200, made by the model itself with known values."""
+    """A metric under load of SGLang on an H200, made by the model itself with known values, under
+    the harness whose cases the engine-wide fits take (fit_profiles.HARNESS)."""
     truth = _with(overhead_s).with_values({"expert_memory_frac": expert_memory_frac}, how="fitted")
     rows = []
     for i, (model, tp, clients) in enumerate(shapes):
@@ -134,6 +135,7 @@ def _serving_rows(
             "metric": metric,
             "source_id": "synthetic",
             "engine": "sglang",
+            "engine_config": "aiconfigurator",
         }
         est = _estimate_case(dict(row, measured="1"), "simulated", "sglang", None, profile=truth)
         rows.append({**row, "measured": repr(float(getattr(est, metric)))})
@@ -161,7 +163,7 @@ def test_the_fit_tool_recovers_a_known_overhead_and_writes_it(tmp_path: Path) ->
     # end to end: the tool writes it into the device's profile with its cases and method
     path = tmp_path / "m.csv"
     with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=[*_COLUMNS, "source_id", "engine"])
+        w = csv.DictWriter(f, fieldnames=[*_COLUMNS, "source_id", "engine", "engine_config"])
         w.writeheader()
         w.writerows(rows)
     out = tmp_path / "profiles"
@@ -170,7 +172,8 @@ def test_the_fit_tool_recovers_a_known_overhead_and_writes_it(tmp_path: Path) ->
     assert tool.main(args) == 0
     written = read_profile_file(out / "h200-sglang.yaml")
     assert written.values["request_overhead_s"] == pytest.approx(0.137, rel=1e-3)
-    assert written.applies_to("h200-sxm", "sglang")
+    assert written.applies_to("h200-sxm", "sglang", "aiconfigurator")
+    assert not written.applies_to("h200-sxm", "sglang")  # fitted under that harness only
     text = (out / "h200-sglang.yaml").read_text()
     assert "T00" in text and "held out by model" in text
 

@@ -522,8 +522,10 @@ def test_shared_step_tables_give_the_same_estimate() -> None:
 
 def test_closed_form_estimate_is_the_steady_state_with_the_engines_wave() -> None:
     kw = {"tp": 2, "concurrency": 24, **_DEPLOY}
-    est = genmodel.estimate("llama-3.1-70b", "h200-sxm", serving="closed-form", engine="sglang", **kw)  # type: ignore[arg-type]
-    # the engine names the device's profile (h200-sglang): the same efficiencies for the formula
+    est = genmodel.estimate(
+        "llama-3.1-70b", "h200-sxm", serving="closed-form", engine="sglang", profile="h200-sglang", **kw
+    )  # type: ignore[arg-type]
+    # a named profile (h200-sglang, the harness's): the same efficiencies for the formula
     assert est.options.profile is not None and est.options.profile.id == "h200-sglang"
     model = load_model("llama-3.1-70b")
     system = genmodel.apply_profile(load_hardware("h200-sxm"), est.options.profile)

@@ -463,8 +463,8 @@ def test_validate_names_the_row_and_column_of_a_malformed_value(
 
 
 def test_a_profile_applies_to_both_pools_as_to_an_aggregated_run() -> None:
-    """A profile's per-request overhead and step figures reach a disaggregated simulation: the
-    engine's default profile of the device (h200-sglang) unless another is named."""
+    """A profile's per-request overhead and step figures reach a disaggregated simulation, as a
+    named one (h200-sglang, the AIConfigurator harness's profile, no plain server's default)."""
     args: dict[str, object] = {
         "model": "llama-3.1-8b",
         "hardware": "h200-sxm",
@@ -473,8 +473,9 @@ def test_a_profile_applies_to_both_pools_as_to_an_aggregated_run() -> None:
         "concurrency": 4,
         "requests_per_client": 2,
     }
-    own = _disagg(**args)
+    own = _disagg(**args, profile="h200-sglang")
     plain = _disagg(**args, profile="default")
+    assert _disagg(**args).ttft_s.mean == pytest.approx(plain.ttft_s.mean, rel=1e-9)  # no harness named
     overhead = (
         genmodel.io.load_profile("h200-sglang")
         .efficiency(load_hardware("h200-sxm").device.efficiency)
