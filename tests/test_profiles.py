@@ -389,8 +389,8 @@ def test_fit_profiles_tool_runs_leave_one_source_out_on_a_tiny_subset(
 
 
 def test_fit_profiles_never_fits_on_the_held_out_serving_cases() -> None:
-    """PS151-PS152 (vLLM on H100, added as a held-out check) sit on a device and engine the tool fits
-    (h100-vllm and the vLLM engine-wide fits): the tool drops them before any fit."""
+    """PS151-PS170 (vLLM on H100 and A100, added as held-out checks) sit on a device and engine the
+    tool fits (h100-vllm and the vLLM engine-wide fits): the tool drops them before any fit."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("fit_profiles", ROOT / "tools" / "fit_profiles.py")
@@ -400,14 +400,18 @@ def test_fit_profiles_never_fits_on_the_held_out_serving_cases() -> None:
     rows = genmodel.read_cases(genmodel.public_cases_path())
     held = [r for r in rows if r["id"] in tool.HELD_OUT_CASES]
     assert len(held) == len(tool.HELD_OUT_CASES)
-    assert all(r["hardware"] == "h100-sxm" and r["engine"] == "vllm" for r in held)
+    assert {"PS151", "PS152", "PS153", "PS170"} <= tool.HELD_OUT_CASES
+    assert all(r["engine"] == "vllm" for r in held)
+    assert {r["hardware"] for r in held} == {"h100-sxm", "a100-sxm-80gb"}
     kept = tool.fit_cases(rows)
     assert len(kept) == len(rows) - len(held)
     assert not {r["id"] for r in tool.engine_rows(kept, "vllm", tool.OVERHEAD)} & tool.HELD_OUT_CASES
     # the engine-wide fits take the AIConfigurator harness's cases only anyway; without the filter
     # the H100 vLLM device fit would take the TPOT case
     assert not {r["id"] for r in tool.engine_rows(rows, "vllm", tool.OVERHEAD)} & tool.HELD_OUT_CASES
-    assert {"PS152"} <= {r["id"] for r in tool.rows_for(rows, "h100-sxm", "vllm", tool.DEFAULT_METRICS)}
+    assert {"PS152", "PS154", "PS170"} <= {
+        r["id"] for r in tool.rows_for(rows, "h100-sxm", "vllm", tool.DEFAULT_METRICS)
+    }
     assert (
         not {r["id"] for r in tool.rows_for(kept, "h100-sxm", "vllm", tool.DEFAULT_METRICS)}
         & tool.HELD_OUT_CASES
