@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from genmodel._errors import InfeasibleError
 from genmodel._evaluate import StepCache, reusing_steps
 from genmodel._hardware import System
-from genmodel._memory import engine_max_batch, max_batch
+from genmodel._memory import engine_max_batch
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
@@ -82,29 +82,20 @@ def _fit(
         ideal=False,
         options=options,
     )
+    # the engine's pool, holding what its admission keeps (Wave); without one, whole sequences
+    held = output_tokens if wave is None else wave.held_output_tokens(output_tokens)
     try:
-        if wave is None:
-            most = max_batch(
-                model,
-                run_system.device,
-                plan,
-                precision,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                extras=extras,
-            )
-        else:  # the engine's pool, holding what its admission keeps (Wave)
-            _, most = engine_max_batch(
-                model,
-                run_system.device,
-                plan,
-                precision,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                held_output_tokens=wave.held_output_tokens(output_tokens),
-                fraction_of=wave.kv_fraction_of,
-                extras=extras,
-            )
+        _, most = engine_max_batch(
+            model,
+            run_system.device,
+            plan,
+            precision,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            held_output_tokens=held,
+            fraction_of="device" if wave is None else wave.kv_fraction_of,
+            extras=extras,
+        )
     except InfeasibleError:
         return run_system, None
     return run_system, most

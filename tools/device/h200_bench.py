@@ -36,6 +36,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+from _timing import graph_time  # tools/device/_timing.py (the script's folder is on sys.path)
 
 CUDA = torch.cuda.is_available()
 DEV = "cuda" if CUDA else "cpu"
@@ -60,34 +61,6 @@ def emit(record: dict) -> None:
 def sync() -> None:
     if CUDA:
         torch.cuda.synchronize()
-
-
-def graph_time(fn, reps: int = 10) -> float:
-    """GPU seconds per call of fn, from CUDA-graph replays (wall clock on CPU)."""
-    if not CUDA:
-        fn()
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(2):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    graph.replay()
-    sync()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        graph.replay()
-    end.record()
-    sync()
-    del graph
-    return start.elapsed_time(end) / 1e3 / reps
 
 
 def eager_wall(fn, reps: int = 10) -> float:

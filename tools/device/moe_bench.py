@@ -28,6 +28,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+from _timing import graph_time  # tools/device/_timing.py (the script's folder is on sys.path)
 
 CUDA = torch.cuda.is_available()
 DEV = "cuda" if CUDA else "cpu"
@@ -54,32 +55,6 @@ def emit(record: dict) -> None:
     with open(os.path.join(OUT, "moe.jsonl"), "a") as fh:
         fh.write(json.dumps(record) + "\n")
     print(json.dumps(record), flush=True)
-
-
-def graph_time(fn, reps: int = 20) -> float:
-    if not CUDA:
-        fn()
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(2):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    graph.replay()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        graph.replay()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / 1e3 / reps
 
 
 def layer(x, offs, weights) -> None:
