@@ -853,7 +853,7 @@ def test_validation_page_matches_validate() -> None:
 
 # the page's default: the bundled static and serving rows of this device (five static rows, six
 # held-out serving rows)
-CALIBRATE_DEVICE = "a100-sxm-80gb"
+CALIBRATE_DEVICE = "jetson-agx-orin-64gb"
 
 
 def _pct(value: float | None) -> str:
@@ -911,12 +911,12 @@ def test_calibrate_page_fits_the_bundled_cases_of_a_device() -> None:
     )
     _check_calibration_shown(at, fit)
     assert _metrics(at)["MAPE, held out"] == "-"
-    # a device whose bundled rows are all of the mode left out (the MI300X's are all static): one
+    # a device whose bundled rows are all of the mode left out (the Orin's are all static): one
     # error box, no traceback
-    at = _open("_calibrate.py", device="mi300x", base="default", cross_validate="0")
+    at = _open("_calibrate.py", device=CALIBRATE_DEVICE, base="default", cross_validate="0")
     at.multiselect(key="calibrate.mode").set_value(["concurrency"])
     _rerun(at)
-    assert len(at.error) == 1 and "device='mi300x' has no rows" in at.error[0].value
+    assert len(at.error) == 1 and f"device='{CALIBRATE_DEVICE}' has no rows" in at.error[0].value
 
 
 def test_calibrate_page_fits_an_uploaded_csv_and_rejects_a_bad_one(tmp_path: Path) -> None:
@@ -939,7 +939,10 @@ def test_calibrate_page_fits_an_uploaded_csv_and_rejects_a_bad_one(tmp_path: Pat
         (b"id,model\nA,llama-3.1-8b\n", "bad.csv: missing columns"),
         (b"\xff\xfe\x00garbage", "bad.csv: cannot be read as CSV"),
         (b"", "bad.csv: no cases"),
-        (data.replace(b",fp16,output_tokens_per_s,", b",fp16,output_tokens_per_s,fast,", 1), "fast"),
+        (
+            data.replace(b",decode_tokens_per_s_per_device,", b",decode_tokens_per_s_per_device,fast,", 1),
+            "fast",
+        ),
     ):
         at.file_uploader(key="calibrate.upload").set_value(("bad.csv", content, "text/csv"))
         _rerun(at)
