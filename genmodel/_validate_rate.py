@@ -193,6 +193,17 @@ def simulated_metric(
     return result if isinstance(result, str) else float(SIMULATED_METRICS[metric](result))
 
 
+def _layout(row: dict[str, str]) -> dict[str, Any]:
+    """The deployment and precisions a rate case names, as the estimate's keywords."""
+    return {
+        "devices": int(row["devices"]),
+        **{k: int(row[k]) for k in ("tp", "pp", "ep", "dp")},
+        "weight_dtype": row["weight_dtype"],
+        "act_dtype": row["act_dtype"] or None,
+        "kv_dtype": row["kv_dtype"] or None,
+    }
+
+
 def simulate_rate_case(row: dict[str, str], *, engine: str, options: dict[str, Any]) -> SimulationResult:
     """Simulate an aggregated rate case (a row :func:`check_rate_row` accepted).
 
@@ -206,14 +217,7 @@ def simulate_rate_case(row: dict[str, str], *, engine: str, options: dict[str, A
         row["hardware"],
         input_tokens=int(row["input_tokens"]),
         output_tokens=int(row["output_tokens"]),
-        devices=int(row["devices"]),
-        tp=int(row["tp"]),
-        pp=int(row["pp"]),
-        ep=int(row["ep"]),
-        dp=int(row["dp"]),
-        weight_dtype=row["weight_dtype"],
-        act_dtype=row["act_dtype"] or None,
-        kv_dtype=row["kv_dtype"] or None,
+        **_layout(row),
         engine=(row.get("engine") or "").strip() or engine,
         **arrival_keywords(row),
         **{k: v for k, v in options.items() if k != "disaggregated"},
@@ -267,14 +271,7 @@ def _open_loop(row: dict[str, str], *, engine: str, options: dict[str, Any]) -> 
         input_tokens=prompt,
         output_tokens=output,
         batch=1,
-        devices=int(row["devices"]),
-        tp=int(row["tp"]),
-        pp=int(row["pp"]),
-        ep=int(row["ep"]),
-        dp=int(row["dp"]),
-        weight_dtype=row["weight_dtype"],
-        act_dtype=row["act_dtype"] or None,
-        kv_dtype=row["kv_dtype"] or None,
+        **_layout(row),
         **run,
     )
     model, hw = _specs(row["model"], row["hardware"], run.get("system"))
