@@ -33,10 +33,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from genmodel._candidates import statistic_name
-from genmodel._capacity import Fitted
+from genmodel._capacity import Deployment, Fitted
 from genmodel._errors import SpecError
 from genmodel._phases import Estimate
 from genmodel._serving import estimate_serving
@@ -103,11 +103,7 @@ class SimulatedLoad:
                 system,
                 d.plan,
                 d.precision,
-                concurrency=d.concurrency,
-                input_tokens=d.input_tokens,
-                output_tokens=d.output_tokens,
-                ideal=d.ideal,
-                options=d.options,
+                **_load(d),
                 records=True,
                 itl=False,  # (the targets are the requests' TTFT and TPOT)
             )
@@ -128,11 +124,7 @@ class SimulatedLoad:
             d.system.scaled(memory_capacity=self.fitted.assumed),
             d.plan,
             d.precision,
-            concurrency=d.concurrency,
-            input_tokens=d.input_tokens,
-            output_tokens=d.output_tokens,
-            ideal=d.ideal,
-            options=d.options,
+            **_load(d),
             wave=self.served.wave,
         )
         return simulated_estimate(closed, self.run())
@@ -235,3 +227,14 @@ def _unreachable(load: SimulatedLoad, resource: str, metric: str, target: float)
         f"{resource} the simulated {stat} {metric} is still {value / MS:.4g} ms (the engine's step "
         "overhead, the other resources' operators, the clients' queueing)"
     )
+
+
+def _load(d: Deployment) -> dict[str, Any]:
+    """The load and run of a deployment under a concurrency, as the serving models take them."""
+    return {
+        "concurrency": d.concurrency,
+        "input_tokens": d.input_tokens,
+        "output_tokens": d.output_tokens,
+        "ideal": d.ideal,
+        "options": d.options,
+    }
