@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError
 from genmodel._evaluate import StepCache, reusing_steps
 from genmodel._hardware import System
@@ -26,7 +27,6 @@ from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import decode_pass, mean_decode_context, prepare
-from genmodel._wave import Wave
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
@@ -66,10 +66,10 @@ def _fit(
     precision: Precision,
     lengths: tuple[int, int],
     options: RunOptions,
-    wave: Wave | None = None,
+    pool: KvPool | None = None,
 ) -> tuple[System, int | None]:
     """The system a layout runs (:func:`~genmodel._phases.prepare`) and the most sequences that
-    fit (None: not even one whole sequence); with ``wave``, in the engine's KV pool, each running
+    fit (None: not even one whole sequence); with ``pool``, in the engine's KV pool, each running
     sequence holding what its admission keeps (:func:`~genmodel._memory.engine_max_batch`)."""
     input_tokens, output_tokens = lengths
     run_system, extras = prepare(
@@ -82,20 +82,17 @@ def _fit(
         ideal=False,
         options=options,
     )
-    # the engine's pool, holding what its admission keeps (Wave); without one, whole sequences
-    held = output_tokens if wave is None else wave.held_output_tokens(output_tokens)
-    try:
-        _, most = engine_max_batch(
+    try:  # the engine's pool, each sequence holding what its admission keeps; without one, whole ones
+        most = engine_max_batch(
             model,
             run_system.device,
             plan,
             precision,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            held_output_tokens=held,
-            fraction_of="device" if wave is None else wave.kv_fraction_of,
+            pool=pool or WHOLE_SEQUENCES,
             extras=extras,
-        )
+        )[1]
     except InfeasibleError:
         return run_system, None
     return run_system, most
@@ -142,14 +139,14 @@ def decode_side(
     grids: dict[int, np.ndarray[Any, Any]] | None = None,
     batches: np.ndarray[Any, Any] | None = None,
     cache: StepCache | None = None,
-    wave: Wave | None = None,
+    pool: KvPool | None = None,
 ) -> Decode:
     """One layout's decode side: the memory bound, the running batches (``batches``, else the
     batch grid, shared through ``grids``: by their largest batch, never written) and one decode
     step over all of them. Nothing here reads ``options.prefill_chunk``, so the chunk sizes of a
-    search share it. ``wave``: as :func:`_fit` takes it."""
+    search share it. ``pool``: as :func:`_fit` takes it."""
     lengths = (input_tokens, output_tokens)
-    run_system, most = _fit(model, system, plan, precision, lengths, options, wave)
+    run_system, most = _fit(model, system, plan, precision, lengths, options, pool)
     if most is None:
         return Decode(run_system, None)
     batch = batches if batches is not None else _grid(most, plan.dp, grids)
@@ -170,7 +167,7 @@ class EpDecodes:
         work: Sequence[tuple[int, Plan, list[str]]],
         lengths: tuple[int, int],
         cache: StepCache | None,
-        wave: Wave | None = None,
+        pool: KvPool | None = None,
     ) -> None:
         self._model, self._system, self._work, self._lengths, self._cache = (
             model,
@@ -179,7 +176,7 @@ class EpDecodes:
             lengths,
             cache,
         )
-        self._wave = wave  # the engine's admission and pool (_fit)
+        self._pool = pool  # the engine's KV pool (_fit)
         self._grids: dict[int, np.ndarray[Any, Any]] = {}
         self._made: dict[tuple[int, Precision], Decode] = {}
 
@@ -198,14 +195,14 @@ class EpDecodes:
                 self._grids,
                 None,
                 self._cache,
-                self._wave,
+                self._pool,
             )
         made = self._made.pop((index, precision), None)
         if made is not None:
             return made
         group = self._group(index)
         fits = [
-            _fit(self._model, self._system, self._work[i][1], precision, self._lengths, options, self._wave)
+            _fit(self._model, self._system, self._work[i][1], precision, self._lengths, options, self._pool)
             for i in group
         ]
         grids = [

@@ -42,6 +42,36 @@ PREEMPTIONS = ("recompute", "swap")
 SCHEDULES = ("fcfs",)
 
 
+@dataclass(frozen=True, slots=True)
+class KvPool:
+    """How an engine sizes and fills its KV pool (:attr:`Engine.kv_pool`): what its usable-memory
+    fraction is a fraction of (``fraction_of``, as :func:`~genmodel._memory.pool_device` takes
+    it) and what a running sequence holds of the pool (:meth:`held_output_tokens`). The default
+    is whole sequences in a fraction of the device (:data:`WHOLE_SEQUENCES`)."""
+
+    admission: str = "reserve"
+    reserve_output_frac: float = 1.0
+    fraction_of: str = "device"
+
+    def held_output_tokens(self, output_tokens: int) -> int:
+        """The output tokens a running sequence holds in the KV pool, on average over its life.
+
+        "reserve": its reservation, ``reserve_output_frac`` of the output, from admission to
+        completion; "on-demand": the tokens it has generated, which grow by one per decode step,
+        so half the output averaged over its decode (the steady state's sequences are spread over
+        their progress). Source: the admission rules :mod:`genmodel._scheduler` runs (vLLM V1
+        allocates blocks as tokens arrive; SGLang reserves its ``new_token_ratio``; TensorRT-LLM's
+        GUARANTEED_NO_EVICT the whole sequence).
+        """
+        if self.admission == "on-demand":
+            return max(1, -(-output_tokens // 2))
+        return max(1, math.ceil(output_tokens * self.reserve_output_frac))
+
+
+#: the KV pool before an engine is named: whole sequences, in a fraction of the device's memory
+WHOLE_SEQUENCES = KvPool()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Engine:
     """The scheduler of a continuously batching serving engine.
@@ -131,6 +161,11 @@ class Engine:
             raise SpecError(f"step_overhead_s={self.step_overhead_s!r} must be >= 0 and finite")
         if not 0 <= self.prefill_launch_s < math.inf:
             raise SpecError(f"prefill_launch_s={self.prefill_launch_s!r} must be >= 0 and finite")
+
+    @property
+    def kv_pool(self) -> KvPool:
+        """How this engine sizes and fills its KV pool (the closed form's and the search's view)."""
+        return KvPool(self.admission, self.reserve_output_frac, self.kv_fraction_of)
 
     def replace(self, **changes: Any) -> Engine:
         """This engine with some knobs changed (None values are ignored)."""

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError, require_ints
 from genmodel._hardware import AttachedTier, Device
 from genmodel._model import ModelSpec
@@ -538,26 +539,26 @@ def engine_max_batch(
     *,
     input_tokens: int,
     output_tokens: int,
-    held_output_tokens: int,
-    fraction_of: str = "device",
+    pool: KvPool = WHOLE_SEQUENCES,
     extras: MemoryExtras = NO_EXTRAS,
-) -> tuple[Device, int]:
-    """(``device`` as the engine's KV pool sees it, the most sequences it runs at once): one whole
-    sequence per replica must fit, and each running sequence holds its prompt and
-    ``held_output_tokens`` of its output (what the engine's admission keeps,
-    ``Wave.held_output_tokens``); ``fraction_of`` as :func:`pool_device` takes it.
+) -> tuple[Device, int, int]:
+    """(``device`` as the engine's KV pool sees it, the most sequences it runs at once, the output
+    tokens each holds): one whole sequence per replica must fit, and each running sequence holds its
+    prompt and what the engine's admission keeps of its output (``pool``,
+    :meth:`~genmodel._engines.KvPool.held_output_tokens`), in the memory :func:`pool_device` gives
+    the pool's fraction. The default pool is whole sequences: :func:`max_batch`.
 
     Raises:
         InfeasibleError: not even one whole sequence per replica fits.
     """
     whole = {"input_tokens": input_tokens, "output_tokens": output_tokens}
-    if fraction_of != "device":
+    if pool.fraction_of != "device":
         weights = _Footprint(model, device, plan, precision, **whole, extras=extras).use(plan.dp)
-        device = pool_device(device, weights.weights_bytes_per_device, fraction_of)
-    held = min(held_output_tokens, output_tokens)
-    if held == output_tokens:
-        return device, max_batch(model, device, plan, precision, **whole, extras=extras)
-    require_one_sequence(model, device, plan, precision, **whole, extras=extras)
-    return device, max_batch(
+        device = pool_device(device, weights.weights_bytes_per_device, pool.fraction_of)
+    held = min(pool.held_output_tokens(output_tokens), output_tokens)
+    if held < output_tokens:
+        require_one_sequence(model, device, plan, precision, **whole, extras=extras)
+    most = max_batch(
         model, device, plan, precision, input_tokens=input_tokens, output_tokens=held, extras=extras
     )
+    return device, most, held

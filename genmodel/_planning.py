@@ -450,6 +450,7 @@ def plan(
         prefill_chunks=prefill_chunks,
         options=run,
         wave=wave,
+        pool=engine.kv_pool,
         on_progress=on_progress,
     )
     report = PlanReport(

@@ -50,6 +50,7 @@ from genmodel._candidates import (
 )
 from genmodel._decodes import DENSE_BATCHES, Decode, EpDecodes, batch_grid, decode_side
 from genmodel._disaggregate import Disaggregated, Pool, disaggregate
+from genmodel._engines import KvPool
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._evaluate import StepCache, reusing_steps
 from genmodel._hardware import System
@@ -234,6 +235,7 @@ def search(
     prefill_chunks: Sequence[int | None] = (None,),
     on_progress: Callable[[int, int], None] | None = None,
     wave: Wave | None = None,
+    pool: KvPool | None = None,
 ) -> SearchResult:
     """Evaluate every layout x precision x running batch of ``devices`` devices (module docstring).
 
@@ -246,6 +248,8 @@ def search(
             the prefill, and bounds the gap a running request sees to a step plus one chunk.
         on_progress: called with (layouts evaluated, layouts in all) before each layout.
         wave: the benchmark client's wave TTFT adds (:mod:`genmodel._wave`; None: steady state).
+        pool: the engine's KV pool (``Engine.kv_pool``: what a running sequence holds of it; the
+            wave's, when a wave is given; None and no wave: whole sequences).
 
     Raises:
         SpecError: bad sizes. InfeasibleError: no layout can run at all (the reasons, counted).
@@ -262,7 +266,9 @@ def search(
         for size in _sizes(devices, system, traffic=traffic, disaggregated=disaggregated)
         for plan, why in layouts(model, system, size)
     ]
-    decodes = EpDecodes(model, system, work, (input_tokens, output_tokens), cache, wave)
+    if wave is not None:
+        pool = wave.pool
+    decodes = EpDecodes(model, system, work, (input_tokens, output_tokens), cache, pool)
     for done, (size, plan, why) in enumerate(work):
         if on_progress is not None:
             on_progress(done, len(work))
@@ -434,7 +440,8 @@ def _evaluate(
     serving figures (:func:`~genmodel._candidates.serving_arrays`, as the search has them made
     for groups of layouts); ``wave``: the wave term TTFT adds; ``cache``: steps to reuse."""
     args = (input_tokens, output_tokens, options)
-    decode = decode_side(model, system, plan, precision, *args, None, batches, cache, wave)
+    pool = None if wave is None else wave.pool
+    decode = decode_side(model, system, plan, precision, *args, None, batches, cache, pool)
     head = (model, system, plan, precision, input_tokens)
     layout, side = _side(*head, options, violations, decode, None, wave, cache)
     if layout is None or side is None:

@@ -33,10 +33,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._hostcost import eager_host_s
-from genmodel._memory import MemoryUse, engine_max_batch, max_batch, memory_use
+from genmodel._memory import MemoryExtras, MemoryUse, engine_max_batch, memory_use
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
@@ -241,33 +242,10 @@ def estimate_serving(
             f"output_tokens={output_tokens} must be >= 2 in serving mode (concurrency); "
             "use batch= for a prefill-only estimate"
         )
-    system, extras = prepare(
-        model,
-        hardware,
-        plan,
-        precision,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        ideal=ideal,
-        options=options,
+    pool = WHOLE_SEQUENCES if wave is None else wave.pool  # the engine's KV pool
+    system, extras, device, most, lengths = _pool_fit(
+        model, hardware, plan, precision, input_tokens, output_tokens, ideal, options, pool
     )
-    device = system.device
-    lengths = {"input_tokens": input_tokens, "output_tokens": output_tokens}
-    if wave is not None:  # the engine's KV pool, holding what its admission keeps of each sequence
-        held = wave.held_output_tokens(output_tokens)
-        device, most = engine_max_batch(
-            model,
-            device,
-            plan,
-            precision,
-            **lengths,
-            held_output_tokens=held,
-            fraction_of=wave.kv_fraction_of,
-            extras=extras,
-        )
-        lengths = {"input_tokens": input_tokens, "output_tokens": held}
-    else:
-        most = max_batch(model, device, plan, precision, **lengths, extras=extras)
     running = min(concurrency, most)
     mem = memory_use(model, device, plan, precision, batch=running, **lengths, extras=extras)
     prefill_terms, stall_terms = prefill_pass(
@@ -447,37 +425,20 @@ class OpenLoopPoint:
     ttft_quantile_s: dict[str, float]
 
 
-def estimate_open_loop(
+def _pool_fit(
     model: ModelSpec,
     hardware: System | Device,
     plan: Plan,
     precision: Precision,
-    *,
-    request_rate: float,
     input_tokens: int,
     output_tokens: int,
-    ideal: bool = False,
-    options: RunOptions = _DEFAULT_OPTIONS,
-) -> OpenLoopPoint:
-    """The closed form of an open loop: requests arrive at ``request_rate`` per second (Poisson),
-    spread evenly over the ``dp`` replicas.
-
-    Each replica is :func:`serving_point` with every request someone else's (N -> infinity): at
-    decode batch B it completes X(B) = B / ((O-1) t(B) + B P) requests per second, so its running
-    batch is the B at which X(B) equals its arrival rate lambda (Little's law for the decode phase,
-    B = lambda (O-1) ITL); ITL = t(B) / (1 - rho) with rho = lambda P, and a new request waits for
-    the step under way and the prefills queued before it (M/D/1). Assumes a decode step is always
-    under way (at a rate so low that B < 1 the step-under-way term counts a step that may not run).
-
-    Raises:
-        SpecError: output_tokens < 2, a rate that is not > 0. InfeasibleError: the plan cannot run,
-            one sequence does not fit, or the rate is above what the replicas complete at the most
-            sequences their memory holds (the queue would grow without bound).
-    """
-    if output_tokens < 2:
-        raise SpecError(f"output_tokens={output_tokens} must be >= 2 for a request rate")
-    if not request_rate > 0:
-        raise SpecError(f"request_rate={request_rate!r} must be > 0")
+    ideal: bool,
+    options: RunOptions,
+    pool: KvPool,
+) -> tuple[System, MemoryExtras, Device, int, dict[str, int]]:
+    """The run's system and memory extras (:func:`~genmodel._phases.prepare`), the device as the
+    engine's KV pool sees it, the most sequences it runs, and the lengths a running one holds
+    (:func:`~genmodel._memory.engine_max_batch`)."""
     system, extras = prepare(
         model,
         hardware,
@@ -489,8 +450,49 @@ def estimate_open_loop(
         options=options,
     )
     lengths = {"input_tokens": input_tokens, "output_tokens": output_tokens}
-    most = max_batch(model, system.device, plan, precision, **lengths, extras=extras)
-    mem = memory_use(model, system.device, plan, precision, batch=most, **lengths, extras=extras)
+    device, most, held = engine_max_batch(
+        model, system.device, plan, precision, **lengths, pool=pool, extras=extras
+    )
+    return system, extras, device, most, {"input_tokens": input_tokens, "output_tokens": held}
+
+
+def estimate_open_loop(
+    model: ModelSpec,
+    hardware: System | Device,
+    plan: Plan,
+    precision: Precision,
+    *,
+    request_rate: float,
+    input_tokens: int,
+    output_tokens: int,
+    ideal: bool = False,
+    options: RunOptions = _DEFAULT_OPTIONS,
+    pool: KvPool = WHOLE_SEQUENCES,
+) -> OpenLoopPoint:
+    """The closed form of an open loop: requests arrive at ``request_rate`` per second (Poisson),
+    spread evenly over the ``dp`` replicas.
+
+    Each replica is :func:`serving_point` with every request someone else's (N -> infinity): at
+    decode batch B it completes X(B) = B / ((O-1) t(B) + B P) requests per second, so its running
+    batch is the B at which X(B) equals its arrival rate lambda (Little's law for the decode phase,
+    B = lambda (O-1) ITL); ITL = t(B) / (1 - rho) with rho = lambda P, and a new request waits for
+    the step under way and the prefills queued before it (M/D/1). Assumes a decode step is always
+    under way (at a rate so low that B < 1 the step-under-way term counts a step that may not run).
+    ``pool``: the engine's KV pool (``Engine.kv_pool``), as the closed loop's wave carries it.
+
+    Raises:
+        SpecError: output_tokens < 2, a rate that is not > 0. InfeasibleError: the plan cannot run,
+            one sequence does not fit, or the rate is above what the replicas complete at the most
+            sequences their memory holds (the queue would grow without bound).
+    """
+    if output_tokens < 2:
+        raise SpecError(f"output_tokens={output_tokens} must be >= 2 for a request rate")
+    if not request_rate > 0:
+        raise SpecError(f"request_rate={request_rate!r} must be > 0")
+    system, extras, device, most, lengths = _pool_fit(
+        model, hardware, plan, precision, input_tokens, output_tokens, ideal, options, pool
+    )
+    mem = memory_use(model, device, plan, precision, batch=most, **lengths, extras=extras)
     terms, _ = prefill_pass(
         model, system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options, memory=mem
     )

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from genmodel._api import estimate, profiled
+from genmodel._engines import engine_preset
 from genmodel._errors import GenModelError, SpecError
 from genmodel._serving import OpenLoopPoint, estimate_open_loop
 from genmodel._simresult import SimulationResult
@@ -275,7 +276,8 @@ def _open_loop(row: dict[str, str], *, engine: str, options: dict[str, Any]) -> 
         **run,
     )
     model, hw = _specs(row["model"], row["hardware"], run.get("system"))
-    hw, options_in_force = profiled(hw, check.options, (row.get("engine") or "").strip() or engine)
+    name = (row.get("engine") or "").strip() or engine
+    hw, options_in_force = profiled(hw, check.options, name)
     rate = arrival_keywords(row)["request_rate"]
     return estimate_open_loop(
         model,
@@ -286,4 +288,5 @@ def _open_loop(row: dict[str, str], *, engine: str, options: dict[str, Any]) -> 
         input_tokens=prompt,
         output_tokens=output,
         options=options_in_force,
+        pool=engine_preset(name, hw.device).kv_pool,  # what the simulation's engine admits
     )

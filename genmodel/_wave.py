@@ -45,10 +45,9 @@ tools/serving_agreement.py), not fitted to measurements.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from genmodel._engines import Engine
+from genmodel._engines import WHOLE_SEQUENCES, Engine, KvPool
 from genmodel._errors import SpecError, require_ints
 from genmodel._units import Num, ceil, floor, maximum, minimum
 
@@ -108,10 +107,8 @@ class Wave:
         prefill_launch_s: the engine's host time per kernel launch of a step with prefill tokens
             (``Engine.prefill_launch_s``): the closed form's prefill takes at least the launches
             of an eager forward (:mod:`genmodel._hostcost`).
-        admission: ``Engine.admission``: what a running sequence holds of the KV pool
-            (:meth:`held_output_tokens`).
-        reserve_output_frac: ``Engine.reserve_output_frac``, the output share a reservation holds.
-        kv_fraction_of: ``Engine.kv_fraction_of``: what the usable-memory fraction is a fraction of.
+        pool: the engine's KV pool (``Engine.kv_pool``): what a running sequence holds of it, and
+            what its memory fraction is a fraction of.
     """
 
     budget_tokens: int
@@ -119,9 +116,7 @@ class Wave:
     client: BenchmarkClient
     overlap: bool = False
     prefill_launch_s: float = 0.0
-    admission: str = "reserve"
-    reserve_output_frac: float = 1.0
-    kv_fraction_of: str = "device"
+    pool: KvPool = WHOLE_SEQUENCES
 
     @classmethod
     def of(cls, engine: Engine, client: BenchmarkClient) -> Wave:
@@ -135,24 +130,8 @@ class Wave:
             client=client,
             overlap=engine.overlap_scheduler,
             prefill_launch_s=engine.prefill_launch_s,
-            admission=engine.admission,
-            reserve_output_frac=engine.reserve_output_frac,
-            kv_fraction_of=engine.kv_fraction_of,
+            pool=engine.kv_pool,
         )
-
-    def held_output_tokens(self, output_tokens: int) -> int:
-        """The output tokens a running sequence holds in the KV pool, on average over its life.
-
-        "reserve": its reservation, ``reserve_output_frac`` of the output, from admission to
-        completion; "on-demand": the tokens it has generated, which grow by one per decode step,
-        so half the output averaged over its decode (the steady state's sequences are spread over
-        their progress). Source: the admission rules :mod:`genmodel._scheduler` runs (vLLM V1
-        allocates blocks as tokens arrive; SGLang reserves its ``new_token_ratio``; TensorRT-LLM's
-        GUARANTEED_NO_EVICT the whole sequence).
-        """
-        if self.admission == "on-demand":
-            return max(1, -(-output_tokens // 2))
-        return max(1, math.ceil(output_tokens * self.reserve_output_frac))
 
     def prompts_per_step(self, input_tokens: int) -> int:
         """m: whole prompts of ``input_tokens`` a step holds (at least one)."""

@@ -8,7 +8,7 @@ import pytest
 
 import genmodel
 from genmodel import Plan
-from genmodel._engines import engine_preset
+from genmodel._engines import KvPool, engine_preset
 from genmodel._memory import engine_max_batch, max_batch, pool_device
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_model
@@ -42,10 +42,11 @@ def test_a_model_that_nearly_fills_the_device_gets_a_much_larger_pool() -> None:
     model, hw, plan = load_model("deepseek-r1"), load_hardware("b200"), Plan(tp=4)
     lengths = {"input_tokens": 8192, "output_tokens": 1024}
     device = hw.device
-    _, device_most = engine_max_batch(model, device, plan, FP8, **lengths, held_output_tokens=1024)
-    _, free_most = engine_max_batch(
-        model, device, plan, FP8, **lengths, held_output_tokens=1024, fraction_of="free"
+    _, device_most, _ = engine_max_batch(model, device, plan, FP8, **lengths)
+    _, free_most, held = engine_max_batch(
+        model, device, plan, FP8, **lengths, pool=KvPool(fraction_of="free")
     )
+    assert held == 1024  # a reservation of the whole output
     assert device_most == max_batch(model, device, plan, FP8, **lengths)
     assert free_most > 3 * device_most
 
@@ -64,3 +65,17 @@ def test_the_simulation_and_the_closed_form_size_tensorrt_llms_pool_alike() -> N
     assert closed.serving.max_running >= 16
     assert not closed.serving.kv_limited
     assert sim.ttft_s == pytest.approx(closed.ttft_s, rel=0.5)
+
+
+def test_the_closed_form_open_loop_sizes_the_pool_as_its_engine_does() -> None:
+    """A request rate has no benchmark client's wave; the open loop takes the engine's pool itself:
+    at a rate the whole-sequence pool of the device's fraction cannot keep up with (15 sequences),
+    TensorRT-LLM's pool of the free memory (67) runs."""
+    from genmodel._serving import estimate_open_loop
+
+    model, hw, plan = load_model("deepseek-r1"), load_hardware("b200"), Plan(tp=4)
+    kw = {"request_rate": 1.0, "input_tokens": 8192, "output_tokens": 1024}
+    with pytest.raises(genmodel.InfeasibleError, match="without bound"):
+        estimate_open_loop(model, hw, plan, FP8, **kw)
+    trt = estimate_open_loop(model, hw, plan, FP8, **kw, pool=engine_preset("trtllm", hw.device).kv_pool)
+    assert trt.decode_batch > 15

@@ -17,7 +17,7 @@ import pytest
 
 import genmodel
 from genmodel import Plan
-from genmodel._engines import engine_preset
+from genmodel._engines import KvPool, engine_preset
 from genmodel._recheck import RECHECK_CLIENT, requests_per_client
 from genmodel._serving import estimate_serving
 from genmodel._servingmodel import REQUESTS_PER_CLIENT, WARMUP_REQUESTS, serving_model
@@ -175,14 +175,15 @@ def test_the_simulated_serving_model_holds_one_benchmark_client() -> None:
 
 
 def test_a_running_sequence_holds_what_its_engines_admission_keeps() -> None:
-    on_demand = dataclasses.replace(MIXED, admission="on-demand")
+    on_demand = KvPool(admission="on-demand")
     assert on_demand.held_output_tokens(8192) == 4096
     assert on_demand.held_output_tokens(3) == 2
-    assert MIXED.held_output_tokens(8192) == 8192  # the default: a whole reservation
+    assert MIXED.pool.held_output_tokens(8192) == 8192  # the default: a whole reservation
     sglang = Wave.of(engine_preset("sglang"), CLIENT)
-    assert sglang.held_output_tokens(1000) == 700  # its new_token_ratio of the output
-    assert Wave.of(engine_preset("trtllm"), CLIENT).held_output_tokens(1000) == 1000
-    assert Wave.of(engine_preset("vllm"), CLIENT).held_output_tokens(1000) == 500
+    assert sglang.pool.held_output_tokens(1000) == 700  # its new_token_ratio of the output
+    assert sglang.pool == engine_preset("sglang").kv_pool
+    assert Wave.of(engine_preset("trtllm"), CLIENT).pool.held_output_tokens(1000) == 1000
+    assert Wave.of(engine_preset("vllm"), CLIENT).pool.held_output_tokens(1000) == 500
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
