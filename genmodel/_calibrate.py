@@ -48,6 +48,8 @@ MIN_SENSITIVITY = 0.05
 MIN_INDEPENDENCE = 0.1
 #: the least drop of the RMS log-error (linearised) that justifies fitting one parameter more (1 %)
 MIN_GAIN = 0.01
+#: how far inside its [0, 1] scaled range a parameter starting on a bound starts the fit
+START_INSET = 0.02
 # central-difference step, in the [0, 1] scaled parameter
 _STEP = 0.05
 
@@ -370,7 +372,13 @@ def _least_squares(problem: _Problem, names: Sequence[str], rows: Sequence[int] 
 
     if not names:
         return {}
-    u0 = [min(max(problem.scaled(n, problem.start[problem.names.index(n)]), 0.0), 1.0) for n in names]
+    # A start on a bound (a parameter off by default, e.g. gemm_latency_s = 0) is moved just inside:
+    # from the bound itself the trust-region solver does not leave it (its scaling shrinks the step
+    # with the distance to the bound), so such a parameter could never be fitted.
+    u0 = [
+        min(max(problem.scaled(n, problem.start[problem.names.index(n)]), START_INSET), 1.0 - START_INSET)
+        for n in names
+    ]
     result = least_squares(
         lambda u: problem.residuals(problem.values(u, names), rows),
         u0,

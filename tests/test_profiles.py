@@ -230,6 +230,16 @@ def test_calibrate_recovers_known_parameters_from_synthetic_measurements() -> No
     assert fit.mape_after < 1.0 < fit.mape_before
 
 
+def test_calibrate_fits_a_parameter_that_is_off_in_the_base() -> None:
+    # gemm_latency_s is 0 in `default`, the lower end of its range: the fit must still leave it
+    truth = {"gemm_latency_s": 8e-6}
+    rows = _rows(truth, _SHAPES)
+    fit = genmodel.calibrate(rows, base="default", parameters=["gemm_latency_s"], cross_validate=False)
+    found = {p.name: p.value for p in fit.parameters}
+    assert found["gemm_latency_s"] == pytest.approx(8e-6, rel=0.05)
+    assert fit.mape_after < 1.0 < fit.mape_before
+
+
 def test_calibrate_keeps_what_the_data_cannot_pin_down() -> None:
     rows = _rows({"memory_frac": 0.82}, _SHAPES[:5])
     fit = genmodel.calibrate(rows, base="default", cross_validate=False)
