@@ -128,6 +128,10 @@ def simulate(
     swap_tier: Annotated[
         str | None, typer.Option(help="Offload tier of --preemption swap: tier id, ID:N or host (default).")
     ] = None,
+    prefix_caching: Annotated[
+        bool | None,
+        typer.Option(help="Override: a preempted sequence's KV blocks stay in the prefix cache until evicted (vLLM)."),
+    ] = None,
     disaggregated: Annotated[
         bool, typer.Option(help="A prefill pool and a decode pool, KV moved between them over the fabric.")
     ] = False,
@@ -197,6 +201,7 @@ def simulate(
         overlap_scheduler=overlap_scheduler,
         preemption=preemption,
         swap_tier=swap_tier,
+        prefix_caching=prefix_caching,
         seed=seed,
         records=records is not None,
         **_disaggregated(locals()),

@@ -99,6 +99,11 @@ class Engine:
             ``free_gpu_memory_fraction``), :func:`~genmodel._memory.pool_device`.
         preemption: what a preempted sequence does: "recompute" its KV later, or "swap" it to the
             KV offload tier and back.
+        prefix_caching: the engine's prefix cache is on, which a recompute preemption draws on:
+            the preempted sequence's full KV blocks stay in the pool as evictable cache, the other
+            sequences' new blocks evict them (least recently freed first) only when nothing else is
+            free, and on resumption the blocks still cached are not recomputed (vLLM V1). A run's
+            shared prompt prefix is a run option (``prefix_hit_rate``), not this knob.
         schedule: order of the waiting queue ("fcfs").
         kv_block_tokens: tokens per KV-cache block (paging granularity).
         step_overhead_s: per-step CPU overhead; None = the device's ``step_overhead_s``.
@@ -125,6 +130,7 @@ class Engine:
     reserve_output_frac: float = 1.0
     kv_fraction_of: str = "device"
     preemption: str = "recompute"
+    prefix_caching: bool = False
     schedule: str = "fcfs"
     kv_block_tokens: int = 16
     step_overhead_s: float | None = None
@@ -202,7 +208,13 @@ _VLLM_SOURCE = (
     "1024; other GPUs 2048 and 256. V1 always chunks prefills and schedules running requests' decode "
     "tokens and new prefill chunks in one step (vllm/v1/core/sched/scheduler.py), allocates KV "
     "blocks as tokens are computed and preempts the last running request by recompute "
-    "(KVCacheManager.allocate_slots); --scheduling-policy fcfs; CacheConfig block_size 16."
+    "(KVCacheManager.allocate_slots); --scheduling-policy fcfs; CacheConfig block_size 16. "
+    "Prefix caching on (arg_utils.py _set_default_args: 'V1 always uses chunked prefills and prefix "
+    "caching for non-pooling tasks'): a preempted request's blocks are freed with their hashes "
+    "(single_type_kv_cache_manager.py free: tail blocks first) to the end of BlockPool's "
+    "free_block_queue, which hands out (and so evicts) from its head; block_pool.py cache_full_blocks "
+    "hashes generated tokens' blocks too, 'in case it will be preempted in the future', and on "
+    "resumption scheduler.py asks get_computed_blocks for the cached prefix before it recomputes."
 )
 _SGLANG_SOURCE = (
     "SGLang 0.5, python/sglang/srt/server_args.py: chunked_prefill_size 2048 below 35 GB of GPU "
@@ -271,6 +283,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             mixed=True,
             admission="on-demand",
             preemption="recompute",
+            prefix_caching=True,
             kv_block_tokens=16,
             source=_VLLM_SOURCE
             + " Prefill host time not modelled (prefill_launch_s 0): V1 runs the torch.compile'd "

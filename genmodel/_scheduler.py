@@ -11,10 +11,18 @@ Modelling assumptions (the engine's knobs are :class:`~genmodel._engines.Engine`
 - KV pool in tokens per replica. "reserve": a request takes its prompt and its reserved share of
   the output when admitted and keeps them until it completes. "on-demand": a request holds the
   tokens it has computed (plus half a block of waste); when decode growth overflows the pool the
-  most recently admitted decoding sequence is preempted, loses its KV, and goes back to the head
-  of the queue to recompute its prompt and the tokens it has generated (vLLM V1). A reservation of
-  less than the whole output (SGLang's ``new_token_ratio``) can overflow too: the same preemption
-  (SGLang's retraction) follows.
+  most recently admitted running sequence (one still prefilling before any decoding one: vLLM V1's
+  ``running.pop()``) is preempted, loses its KV, and goes back to the head of the queue to
+  recompute its prompt and the tokens it has generated. With the engine's prefix cache on
+  (``Engine.prefix_caching``, vLLM V1's default) the preempted sequence's whole blocks stay in the
+  pool as evictable cache: other sequences' growth evicts them, least recently freed first, only
+  when no other block is free (the blocks of completed requests, whose random prompts nothing
+  shares, are taken first, a simplification of vLLM's one LRU queue), and on resumption the blocks
+  still cached are hits that need the pool's room but no compute. A reservation of less than the
+  whole output (SGLang's ``new_token_ratio``) can overflow too: the most recently admitted decoding
+  sequence is then retracted the same way, by recompute (SGLang's retraction).
+  On-demand, the blocks of a step's chunks are taken as the step is planned (vLLM allocates them
+  as it schedules), so a request admitted later in the same step must fit beside them.
 - Overlap scheduler (``Engine.overlap_scheduler``, TensorRT-LLM's PyTorch backend): the batch of a
   step is chosen while the step before it runs, so a request that arrived after that step started
   waits one step more; with nothing running the engine admits an arrival at once.
@@ -123,6 +131,11 @@ class Replica:
         self.itl: list[tuple[float | np.ndarray, int]] = []  # (gaps between decode steps, tokens)
         self.last_decode_s: float | None = None  # end of the last decode step, while decoding
         self.swap = swap if engine.preemption == "swap" else None
+        # on-demand with the prefix cache on: tokens of each preempted sequence's KV still cached,
+        # free and evictable, least recently freed first
+        self.keep_cache = engine.prefix_caching and engine.admission == "on-demand"
+        self.kept: dict[int, int] = {}
+        self.kept_sum = 0
         self.swapped_tokens = 0  # KV tokens this replica keeps on the offload tier
         self.copy_s = 0.0  # swap copies the next step runs before its forward pass
         self.swap_s = 0.0  # all swap copies so far
@@ -132,6 +145,7 @@ class Replica:
         # this step's plan
         self.chunks: list[tuple[int, int]] = []
         self.chunk_ids: list[int] = []
+        self.chunk_tokens = 0  # their tokens
         self.step_dec = 0
         # overlap scheduler: (start, end) of the last step run, and whether a request waits for
         # the next step only because it arrived after this one's batch was chosen
@@ -163,6 +177,7 @@ class Replica:
         e = self.engine
         budget = e.max_batched_tokens - (self.n_dec if e.mixed and e.budget_counts_decode else 0)
         self.chunks, self.chunk_ids = [], []
+        self.chunk_tokens = 0
         self.held_back = False
         cutoff = self._cutoff(now)
         for rid in self.prefilling:
@@ -179,21 +194,77 @@ class Replica:
                     break
                 budget -= 1 if e.mixed and e.budget_counts_decode else 0
                 continue
-            take = self._take(req.todo[rid], budget, new=True)
-            # (a partial reservation also waits for the tokens actually held: no thrashing)
-            held = max(self.used(), self.held()) if self.can_overflow else self.used()
-            if take == 0 or held + self._need(req, rid, take) > self.capacity:
+            if not self._admit(req, rid, now, budget):
                 break
-            self.waiting.popleft()
-            self.running += 1
-            self.prefilling.append(rid)
-            if e.admission == "reserve":
-                req.reserved[rid] = self._need(req, rid, take)
-                self.reserved += req.reserved[rid]
-            if req.scheduled_s[rid] < 0:
-                req.scheduled_s[rid] = now
             budget = self._chunk(req, rid, budget)
         self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
+        if self.kept:
+            self._evict(self.chunk_tokens + self.step_dec)
+
+    def _admit(self, req: Requests, rid: int, now: float, budget: int) -> bool:
+        """Admit the waiting ``rid`` (to prefill) if its first chunk, and any of its blocks still
+        cached, fit the pool beside what runs and what this step already takes; False if not."""
+        hits = self._hits(req, rid)
+        take = self._take(req.todo[rid] - hits, budget, new=True)
+        # (a partial reservation also waits for the tokens actually held: no thrashing)
+        held = max(self.used(), self.held()) if self.can_overflow else self.used()
+        if take == 0 or held + self._planned() + hits + self._need(req, rid, take) > self.capacity:
+            return False
+        self.waiting.popleft()
+        self.running += 1
+        self.prefilling.append(rid)
+        if rid in self.kept:
+            self._reuse(req, rid, hits)
+        if self.reserve:
+            req.reserved[rid] = self._need(req, rid, take)
+            self.reserved += req.reserved[rid]
+        if req.scheduled_s[rid] < 0:
+            req.scheduled_s[rid] = now
+        return True
+
+    def _planned(self) -> int:
+        """Tokens of the prompt chunks this step already takes: on-demand, their blocks are the
+        pool's from the moment they are planned (vLLM allocates them as it schedules)."""
+        return 0 if self.reserve else self.chunk_tokens
+
+    def _hits(self, req: Requests, rid: int) -> int:
+        """Prompt tokens of a preempted ``rid`` whose KV is still cached, in whole blocks; at least
+        the last token is computed again (vLLM's get_computed_blocks caps a hit at the request's
+        tokens less one)."""
+        kept = self.kept.get(rid, 0)
+        if not kept:
+            return 0
+        block = self.engine.kv_block_tokens
+        return min(kept, (req.todo[rid] - 1) // block * block)
+
+    def _reuse(self, req: Requests, rid: int, hits: int) -> None:
+        """Admitted ``rid`` takes back ``hits`` cached tokens: computed, held, not in the cache."""
+        self.kept_sum -= self.kept.pop(rid)
+        req.done[rid] = hits
+        self.prefill_done += hits
+
+    def _keep(self, rid: int, tokens: int) -> None:
+        """Preempted ``rid``'s whole blocks of ``tokens`` computed tokens stay cached (newest last)."""
+        kept = tokens // self.engine.kv_block_tokens * self.engine.kv_block_tokens
+        if self.keep_cache and kept:
+            self.kept[rid] = kept
+            self.kept_sum += kept
+
+    def _evict(self, pending: int = 0) -> None:
+        """Evict cached blocks of preempted sequences, least recently freed first, until the pool
+        holds them besides the running sequences' tokens and ``pending`` tokens this step adds."""
+        excess = self.held() + pending + self.kept_sum - self.capacity
+        block = self.engine.kv_block_tokens
+        while excess > 0 and self.kept:
+            rid = next(iter(self.kept))
+            kept = self.kept[rid]
+            drop = min(kept, -(-excess // block) * block)
+            if drop == kept:
+                del self.kept[rid]
+            else:
+                self.kept[rid] = kept - drop
+            self.kept_sum -= drop
+            excess -= drop
 
     def _cutoff(self, now: float) -> float:
         """The latest arrival this step may admit: ``now``, or with the overlap scheduler, while
@@ -250,9 +321,10 @@ class Replica:
 
     def _chunk(self, req: Requests, rid: int, budget: int) -> int:
         take = self._take(req.todo[rid] - req.done[rid], budget)
-        if take and not self.reserve and self.used() + take > self.capacity:
+        if take and not self.reserve and self.used() + self._planned() + take > self.capacity:
             take = 0  # on-demand: the chunk's blocks are not free (a decode must complete first)
         if take:
+            self.chunk_tokens += take
             self.chunks.append((take, req.past0[rid] + req.done[rid]))
             self.chunk_ids.append(rid)
         return budget - take
@@ -297,6 +369,8 @@ class Replica:
             self.prefilling = [rid for rid in self.prefilling if req.done[rid] < req.todo[rid]]
         if self.can_overflow:
             self._preempt_overflow(req)
+        if self.kept:
+            self._evict()
         self.peak_tokens = max(self.peak_tokens, self.held() if self.can_overflow else self.used())
 
     def _decoded(
@@ -363,7 +437,11 @@ class Replica:
         heapq.heappush(self.heap, (self.g + req.left[rid], rid, req.version[rid]))
 
     def _preempt_overflow(self, req: Requests) -> None:
-        """Preempt the latest admitted decoding sequences until the pool holds the rest."""
+        """Preempt the latest admitted sequences until the pool holds the rest: on-demand, those
+        still prefilling first (vLLM V1 preempts the last of its running list), then decoding ones."""
+        on_demand = self.engine.admission == "on-demand"
+        while self.held() > self.capacity and on_demand and self.prefilling and self.running > 1:
+            self._preempt_prefill(req, self.prefilling.pop())
         while self.held() > self.capacity and self.n_dec > 1:
             rid = self.decoding.pop()
             if req.finish_s[rid] >= 0:
@@ -383,12 +461,23 @@ class Replica:
                 self.swapped_tokens += tokens
                 self.copy_s += swap.copy_s(tokens)
             else:
-                req.todo[rid] = tokens  # recompute everything it holds
+                req.todo[rid] = tokens  # recompute everything it holds (less what stays cached)
                 req.past0[rid] = 0
+                self._keep(rid, tokens)
             req.done[rid] = 0
             req.preemptions[rid] += 1
             self.preemptions += 1
             self.waiting.appendleft(rid)
+
+    def _preempt_prefill(self, req: Requests, rid: int) -> None:
+        """Preempt ``rid`` while it prefills: its computed chunks are freed (and may stay cached)."""
+        self.prefill_done -= req.done[rid]
+        self._release(req, rid)
+        self._keep(rid, req.done[rid])
+        req.done[rid] = 0
+        req.preemptions[rid] += 1
+        self.preemptions += 1
+        self.waiting.appendleft(rid)
 
     # ---- runs of decode steps -----------------------------------------------------------
     def steps_to_event(self) -> int:
@@ -422,6 +511,8 @@ class Replica:
         if self.last_decode_s is not None:
             gaps[0] = now - float(durations.sum()) + float(durations[0]) - self.last_decode_s
         self._decoded(req, now, len(durations), gaps, on_finish)
+        if self.kept:
+            self._evict()
         self.peak_tokens = max(self.peak_tokens, self.held() if self.can_overflow else self.used())
 
 

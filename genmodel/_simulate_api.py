@@ -44,6 +44,7 @@ def simulate(
     max_batched_tokens: int | None = None,
     admission: str | None = None,
     preemption: str | None = None,
+    prefix_caching: bool | None = None,
     swap_tier: str | AttachedTier | None = None,
     chunked_prefill: bool | None = None,
     mixed: bool | None = None,
@@ -96,7 +97,9 @@ def simulate(
             copies a preempted sequence's KV to the offload tier and back instead of recomputing
             it; ``overlap_scheduler`` chooses a step's batch while the step before it runs;
             ``prefill_launch_s`` is the host time per kernel launch of a step with prefill tokens,
-            run outside CUDA graphs: such a step takes at least its kernels times it).
+            run outside CUDA graphs: such a step takes at least its kernels times it;
+            ``prefix_caching=False`` recomputes a preempted sequence's whole KV, where vLLM's
+            prefix cache, on by default, keeps the blocks no other sequence has needed since).
         swap_tier: the offload tier of swap preemption: a memory tier id, ``ID:N`` for N per node,
             or ``host`` (the default: the device's host memory in hardware_db).
         seed: seed of the random lengths and arrival times (the same seed, the same result).
@@ -143,6 +146,7 @@ def simulate(
         "max_batched_tokens": max_batched_tokens,
         "admission": admission,
         "preemption": preemption,
+        "prefix_caching": prefix_caching,
         "chunked_prefill": chunked_prefill,
         "mixed": mixed,
         "step_overhead_s": step_overhead_s,
