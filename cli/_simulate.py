@@ -32,6 +32,7 @@ from ._options import (
     PpOpt,
     ProfileOpt,
     TpOpt,
+    WarmupReplayOpt,
     WarmupRestartOpt,
     WeightDtypeOpt,
     emit,
@@ -117,6 +118,7 @@ def simulate(
         ),
     ] = None,
     warmup_restart: WarmupRestartOpt = True,
+    warmup_replay: WarmupReplayOpt = True,
     engine: EngineOpt = "vllm",
     max_num_seqs: MaxNumSeqsOpt = None,
     max_batched_tokens: MaxBatchedTokensOpt = None,
@@ -190,6 +192,7 @@ def simulate(
         trace=None if trace is None else str(trace),
         warmup_requests=warmup,
         warmup_restart=warmup_restart,
+        warmup_replay=warmup_replay,
         engine=engine,
         max_num_seqs=max_num_seqs,
         max_batched_tokens=max_batched_tokens,
@@ -201,7 +204,7 @@ def simulate(
         records=records is not None,
         **_disaggregated(locals()),
         **profile_option(profile),
-        **({"allow_long_context": True} if allow_long_context else {}),
+        **_long_context(allow_long_context),
     )
     data = result.to_dict()
     if records is not None and result.records is not None:
@@ -299,3 +302,8 @@ def _pool_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         )
     rows.append(("KV transfer (mean)", format_seconds(data["kv_transfer_s"]["mean"])))
     return rows
+
+
+def _long_context(allow: bool) -> dict[str, Any]:
+    """The keyword of ``--allow-long-context`` (none when it is off: the API's default)."""
+    return {"allow_long_context": True} if allow else {}

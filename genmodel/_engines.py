@@ -105,6 +105,11 @@ class Engine:
         prefill_launch_s: host time per kernel launch of a step with prefill tokens, which the
             engine runs eagerly (outside CUDA graphs): such a step takes at least its kernels
             (:func:`~genmodel._hostcost.eager_launches`) times this; 0 = graphed or not modelled.
+        prefix_caching: the engine keeps the KV of finished prompts and reuses it for a prompt that
+            repeats (vLLM V1's prefix caching, SGLang's radix cache): a repeated prompt computes only
+            what its cache hit leaves, its tokens after the last whole ``kv_block_tokens`` block
+            within all but its last token. The simulation repeats prompts only where the benchmark
+            client does (the warm-up replay of :func:`~genmodel._simfigures.replay_warmup_prompts`).
         overlap_scheduler: the scheduler prepares step k+1 while step k runs on the GPU
             (TensorRT-LLM's PyTorch-backend overlap scheduler): a request that arrives after
             step k started is not in step k+1 but in k+2 at the earliest, one more step of TTFT;
@@ -130,6 +135,7 @@ class Engine:
     step_overhead_s: float | None = None
     prefill_launch_s: float = 0.0
     overlap_scheduler: bool = False
+    prefix_caching: bool = False
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -202,7 +208,11 @@ _VLLM_SOURCE = (
     "1024; other GPUs 2048 and 256. V1 always chunks prefills and schedules running requests' decode "
     "tokens and new prefill chunks in one step (vllm/v1/core/sched/scheduler.py), allocates KV "
     "blocks as tokens are computed and preempts the last running request by recompute "
-    "(KVCacheManager.allocate_slots); --scheduling-policy fcfs; CacheConfig block_size 16."
+    "(KVCacheManager.allocate_slots); --scheduling-policy fcfs; CacheConfig block_size 16. "
+    "Prefix caching is on by default in V1 (vLLM's engine-argument test "
+    "test_prefix_caching_from_cli: 'V1 turns on prefix caching by default'); a hit is whole cached "
+    "blocks within all but the prompt's last token (vllm/v1/core/kv_cache_manager.py "
+    "get_computed_blocks: max_cache_hit_length = request.num_tokens - 1)."
 )
 _SGLANG_SOURCE = (
     "SGLang 0.5, python/sglang/srt/server_args.py: chunked_prefill_size 2048 below 35 GB of GPU "
@@ -212,6 +222,9 @@ _SGLANG_SOURCE = (
     "--enable-mixed-chunk (scheduler.py get_next_batch_to_run); it admits a request reserving its "
     "prompt and new_token_ratio x its output tokens (SGLANG_INIT_NEW_TOKEN_RATIO 0.7, "
     "schedule_policy.py PrefillAdder) and retracts decodes by recompute when memory runs out. "
+    "The radix cache is on (server_args.py disable_radix_cache False): a prompt matches its cached "
+    "prefix up to all but its last token (managers/schedule_batch.py Req.adjust_max_prefix_ids: "
+    "max_prefix_len = input_len - 1; _compute_max_prefix_len in later versions). "
     "The overlap scheduler is on (server_args.py disable_overlap_schedule False, kept with "
     "--enable-mixed-chunk: scheduler_output_processor_mixin.py process_batch_result_prefill): "
     "scheduler.py event_loop_overlap receives requests, chooses and launches the next batch, and "
@@ -272,6 +285,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             admission="on-demand",
             preemption="recompute",
             kv_block_tokens=16,
+            prefix_caching=True,
             source=_VLLM_SOURCE
             + " Prefill host time not modelled (prefill_launch_s 0): V1 runs the torch.compile'd "
             "forward and replays it as piecewise CUDA graphs (attention outside) for steps up to "
@@ -292,6 +306,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             preemption="recompute",
             kv_block_tokens=1,
             overlap_scheduler=True,
+            prefix_caching=True,
             prefill_launch_s=PREFILL_LAUNCH_S,
             source=_SGLANG_SOURCE
             + _PREFILL_GRAPHS
@@ -383,5 +398,8 @@ def harness_engine(engine: Engine, config: str, *, concurrency: int, input_token
         prefill = min(input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
         return engine.replace(max_num_seqs=seqs, max_prefill_tokens=prefill, mixed=True)
     if engine.name == "trtllm":
-        return engine.replace(max_num_seqs=seqs, max_batched_tokens=budget, budget_counts_decode=True)
+        # (extra_engine_args.*.yaml.j2: kv_cache_config.enable_block_reuse default(false))
+        return engine.replace(
+            max_num_seqs=seqs, max_batched_tokens=budget, budget_counts_decode=True, prefix_caching=False
+        )
     return engine.replace(max_num_seqs=seqs, max_batched_tokens=budget)
