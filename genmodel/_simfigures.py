@@ -11,7 +11,7 @@ first measured arrival to the last measured completion.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +19,6 @@ from genmodel._engines import Engine
 from genmodel._errors import SpecError
 from genmodel._scheduler import Replica, Requests
 from genmodel._simresult import Percentiles
-
-if TYPE_CHECKING:  # (the simulation imports this module)
-    from genmodel._simulate import Arrivals
 
 
 def itl_samples(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
@@ -68,19 +65,19 @@ def measured_requests(warmup: int, starts: np.ndarray, client_of: np.ndarray, n:
 
 
 def replay_warmup_prompts(
-    req: Requests, arrivals: Arrivals, starts: np.ndarray, engine: Engine, *, replicas: int, capacity: int
+    req: Requests, starts: np.ndarray, engine: Engine, *, warmup: int, replicas: int, capacity: int
 ) -> None:
-    """Give each closed-loop client's first measured requests (as many as its warm-up requests)
-    the prefix-cache hit of a prompt the engine has already seen, where the client restarts after
-    its warm-up and replays its prompts (``arrivals.warmup_replay``) and the engine caches prefixes
-    (``engine.prefix_caching``): the benchmark client sends them the prompts of its warm-up again
-    (a hit leaves the tokens after the last whole KV block, ``engine.kv_block_tokens``, within all
-    but the prompt's last token to compute), while the replica has not yet had
-    to evict them: the KV it has filled since it started (the warm-up's prompts and outputs, then
-    the measured rounds' outputs and unmatched tails; clients dealt round-robin over ``replicas``)
-    is within its pool of ``capacity`` tokens (blocks are evicted only once the pool has no block
-    left that was never used, vllm/v1/core/kv_cache_utils.py FreeKVCacheBlockQueue; SGLang's radix
-    cache evicts only when an allocation needs the memory).
+    """Give each closed-loop client's first ``warmup`` measured requests (``starts``: each
+    client's first request; ``warmup`` 0: a client that does not restart and replay its warm-up,
+    or an open loop) the prefix-cache hit of a prompt the engine has already seen, where the
+    engine caches prefixes (``engine.prefix_caching``): the benchmark client sends them the
+    prompts of its warm-up again (a hit leaves the tokens after the last whole KV block,
+    ``engine.kv_block_tokens``, within all but the prompt's last token to compute), while the
+    replica has not yet had to evict them: the KV it has filled since it started (the warm-up's
+    prompts and outputs, then the measured rounds' outputs and unmatched tails; clients dealt
+    round-robin over ``replicas``) is within its pool of ``capacity`` tokens (blocks are evicted
+    only once the pool has no block left that was never used, vllm/v1/core/kv_cache_utils.py
+    FreeKVCacheBlockQueue; SGLang's radix cache evicts only when an allocation needs the memory).
 
     Source: perf_analyzer (under genai-perf) runs its measured phase with fresh workers
     (load_manager.cc ``WaitForWarmupAndCleanup`` clears the threads, their configurations and
@@ -90,9 +87,8 @@ def replay_warmup_prompts(
     its k-th warm-up request (genai-perf's synthetic prompts are one input file of
     ``--num-dataset-entries`` entries, 12 x concurrency in AIConfigurator's harness).
     """
-    clients, warmup, block_tokens = len(starts) - 1, arrivals.warmup_requests, engine.kv_block_tokens
-    closed = arrivals.kind == "closed" and arrivals.warmup_restart and arrivals.warmup_replay
-    if not (closed and engine.prefix_caching and warmup) or clients <= 0:
+    clients, block_tokens = len(starts) - 1, engine.kv_block_tokens
+    if not (engine.prefix_caching and warmup) or clients <= 0:
         return
     filled = [0] * replicas
     for c in range(clients):

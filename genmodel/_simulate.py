@@ -81,8 +81,7 @@ class Arrivals:
             clients start together again, as perf_analyzer (genai-perf) runs it
             (:class:`~genmodel._simfigures.WarmupBarrier`); False = each client goes on to its
             measured requests at once.
-        warmup_replay: with the restart, the first measured requests send the warm-up's prompts
-            again (:func:`~genmodel._simfigures.replay_warmup_prompts`).
+        warmup_replay: with the restart, the warm-up's prompts again (:mod:`genmodel._simfigures`).
         rate_per_s: poisson, gamma: mean requests per second.
         cv: gamma: coefficient of variation of the gaps (1 = Poisson; above 1 bursty).
         requests: total requests (poisson, gamma; closed loop: split over the clients).
@@ -248,7 +247,8 @@ def simulate_serving(
     )
     system, capacity, token_bytes, table = setup.system, setup.capacity, setup.token_bytes, setup.table
     swap = swap_link(system, plan, engine, swap_tier, token_bytes)
-    replay_warmup_prompts(req, arrivals, starts, engine, replicas=plan.dp, capacity=capacity)
+    w = arrivals.warmup_requests if arrivals.warmup_restart and arrivals.warmup_replay else 0
+    replay_warmup_prompts(req, starts, engine, warmup=w, replicas=plan.dp, capacity=capacity)
     lockstep = model.moe is not None and plan.dp > 1
     # replicas whose schedule another repeats are not stepped again (:mod:`genmodel._symmetry`)
     lengths = (req.input_tokens, req.output_tokens)
