@@ -48,6 +48,7 @@ from ._options import (
     RequestsPerClientOpt,
     ServingOpt,
     TpOpt,
+    WarmupReplayOpt,
     WarmupRequestsOpt,
     WarmupRestartOpt,
     WeightDtypeOpt,
@@ -186,6 +187,7 @@ def estimate(
     requests_per_client: RequestsPerClientOpt = None,
     warmup_requests: WarmupRequestsOpt = None,
     warmup_restart: WarmupRestartOpt = True,
+    warmup_replay: WarmupReplayOpt = True,
     ops: Annotated[bool, typer.Option(help="Also show the per-operator breakdown (table).")] = False,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -227,6 +229,7 @@ def estimate(
         requests_per_client=requests_per_client,
         warmup_requests=warmup_requests,
         warmup_restart=warmup_restart,
+        warmup_replay=warmup_replay,
         **run_options,
     )
     if format is Format.json:

@@ -517,3 +517,11 @@ WarmupRestartOpt = Annotated[
         "together (perf_analyzer, under genai-perf); --no-warmup-restart: each client goes straight on."
     ),
 ]
+WarmupReplayOpt = Annotated[
+    bool,
+    typer.Option(
+        help="With the restart: the first measured requests send the warm-up's prompts again "
+        "(perf_analyzer), from the prefix cache of an engine that keeps one (vLLM, SGLang); "
+        "--no-warmup-replay: fresh prompts."
+    ),
+]

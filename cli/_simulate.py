@@ -32,6 +32,7 @@ from ._options import (
     PpOpt,
     ProfileOpt,
     TpOpt,
+    WarmupReplayOpt,
     WarmupRestartOpt,
     WeightDtypeOpt,
     emit,
@@ -117,6 +118,7 @@ def simulate(
         ),
     ] = None,
     warmup_restart: WarmupRestartOpt = True,
+    warmup_replay: WarmupReplayOpt = True,
     engine: EngineOpt = "vllm",
     max_num_seqs: MaxNumSeqsOpt = None,
     max_batched_tokens: MaxBatchedTokensOpt = None,
@@ -130,7 +132,10 @@ def simulate(
     ] = None,
     prefix_caching: Annotated[
         bool | None,
-        typer.Option(help="Override: a preempted sequence's KV blocks stay in the prefix cache until evicted (vLLM)."),
+        typer.Option(
+            help="Override: the prefix cache (repeated prompts reuse their KV; a preempted sequence's "
+            "blocks stay cached until evicted). On in the vLLM and SGLang presets."
+        ),
     ] = None,
     disaggregated: Annotated[
         bool, typer.Option(help="A prefill pool and a decode pool, KV moved between them over the fabric.")
@@ -194,6 +199,7 @@ def simulate(
         trace=None if trace is None else str(trace),
         warmup_requests=warmup,
         warmup_restart=warmup_restart,
+        warmup_replay=warmup_replay,
         engine=engine,
         max_num_seqs=max_num_seqs,
         max_batched_tokens=max_batched_tokens,
@@ -206,7 +212,7 @@ def simulate(
         records=records is not None,
         **_disaggregated(locals()),
         **profile_option(profile),
-        **({"allow_long_context": True} if allow_long_context else {}),
+        **_long_context(allow_long_context),
     )
     data = result.to_dict()
     if records is not None and result.records is not None:
@@ -304,3 +310,8 @@ def _pool_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         )
     rows.append(("KV transfer (mean)", format_seconds(data["kv_transfer_s"]["mean"])))
     return rows
+
+
+def _long_context(allow: bool) -> dict[str, Any]:
+    """The keyword of ``--allow-long-context`` (none when it is off: the API's default)."""
+    return {"allow_long_context": True} if allow else {}

@@ -233,6 +233,7 @@ def estimate(
     requests_per_client: int | None = None,
     warmup_requests: int | None = None,
     warmup_restart: bool = True,
+    warmup_replay: bool = True,
     options: RunOptions | None = None,
     **option_values: Any,
 ) -> Estimate:
@@ -274,6 +275,10 @@ def estimate(
         warmup_restart: the warm-up drains, then every client starts its measured requests
             together, as perf_analyzer (under genai-perf) does (the default); False: each client
             goes straight on (a steady load: the plan re-check's client). Both serving models.
+        warmup_replay: with the restart, each client's first measured requests send the prompts
+            of its warm-up again, as perf_analyzer's restarted workers do (the default); an engine
+            with ``prefix_caching`` (vLLM, SGLang) finds them cached. False: fresh prompts. The
+            simulated serving model only.
         options: how the serving stack runs the plan (:class:`RunOptions`: overlap, MoE load,
             speculation, paging, prefix cache, sparse attention, chunked prefill, offload tiers).
         option_values: the same options by keyword, replacing those of ``options``; the
@@ -298,6 +303,7 @@ def estimate(
         requests_per_client=requests_per_client,
         warmup_requests=warmup_requests,
         warmup_restart=warmup_restart,
+        warmup_replay=warmup_replay,
     )
     served = spec.serving_model(serving, device=hw.device, tables=step_tables)
     plan = _plan(devices, tp=tp, pp=pp, ep=ep, dp=dp, cp=cp)

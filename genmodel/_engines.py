@@ -99,11 +99,16 @@ class Engine:
             ``free_gpu_memory_fraction``), :func:`~genmodel._memory.pool_device`.
         preemption: what a preempted sequence does: "recompute" its KV later, or "swap" it to the
             KV offload tier and back.
-        prefix_caching: the engine's prefix cache is on, which a recompute preemption draws on:
-            the preempted sequence's full KV blocks stay in the pool as evictable cache, the other
-            sequences' new blocks evict them (least recently freed first) only when nothing else is
-            free, and on resumption the blocks still cached are not recomputed (vLLM V1). A run's
-            shared prompt prefix is a run option (``prefix_hit_rate``), not this knob.
+        prefix_caching: the engine's prefix cache is on (vLLM V1's prefix caching, SGLang's radix
+            cache). It keeps the KV of finished prompts and reuses it for a prompt that repeats: a
+            repeated prompt computes only what its cache hit leaves, its tokens after the last whole
+            ``kv_block_tokens`` block within all but its last token; the simulation repeats prompts
+            only where the benchmark client does (the warm-up replay of
+            :func:`~genmodel._simfigures.replay_warmup_prompts`). A recompute preemption draws on it
+            too: the preempted sequence's full KV blocks stay in the pool as evictable cache, the
+            other sequences' new blocks evict them (least recently freed first) only when nothing
+            else is free, and on resumption the blocks still cached are not recomputed (vLLM V1). A
+            run's shared prompt prefix is a run option (``prefix_hit_rate``), not this knob.
         schedule: order of the waiting queue ("fcfs").
         kv_block_tokens: tokens per KV-cache block (paging granularity).
         step_overhead_s: per-step CPU overhead; None = the device's ``step_overhead_s``.
@@ -215,6 +220,10 @@ _VLLM_SOURCE = (
     "free_block_queue, which hands out (and so evicts) from its head; block_pool.py cache_full_blocks "
     "hashes generated tokens' blocks too, 'in case it will be preempted in the future', and on "
     "resumption scheduler.py asks get_computed_blocks for the cached prefix before it recomputes."
+    " The same default in vLLM's engine-argument test "
+    "test_prefix_caching_from_cli ('V1 turns on prefix caching by default'); a hit is whole cached "
+    "blocks within all but the prompt's last token (vllm/v1/core/kv_cache_manager.py "
+    "get_computed_blocks: max_cache_hit_length = request.num_tokens - 1)."
 )
 _SGLANG_SOURCE = (
     "SGLang 0.5, python/sglang/srt/server_args.py: chunked_prefill_size 2048 below 35 GB of GPU "
@@ -224,6 +233,9 @@ _SGLANG_SOURCE = (
     "--enable-mixed-chunk (scheduler.py get_next_batch_to_run); it admits a request reserving its "
     "prompt and new_token_ratio x its output tokens (SGLANG_INIT_NEW_TOKEN_RATIO 0.7, "
     "schedule_policy.py PrefillAdder) and retracts decodes by recompute when memory runs out. "
+    "The radix cache is on (server_args.py disable_radix_cache False): a prompt matches its cached "
+    "prefix up to all but its last token (managers/schedule_batch.py Req.adjust_max_prefix_ids: "
+    "max_prefix_len = input_len - 1; _compute_max_prefix_len in later versions). "
     "The overlap scheduler is on (server_args.py disable_overlap_schedule False, kept with "
     "--enable-mixed-chunk: scheduler_output_processor_mixin.py process_batch_result_prefill): "
     "scheduler.py event_loop_overlap receives requests, chooses and launches the next batch, and "
@@ -305,6 +317,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             preemption="recompute",
             kv_block_tokens=1,
             overlap_scheduler=True,
+            prefix_caching=True,
             prefill_launch_s=PREFILL_LAUNCH_S,
             source=_SGLANG_SOURCE
             + _PREFILL_GRAPHS
@@ -396,5 +409,8 @@ def harness_engine(engine: Engine, config: str, *, concurrency: int, input_token
         prefill = min(input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
         return engine.replace(max_num_seqs=seqs, max_prefill_tokens=prefill, mixed=True)
     if engine.name == "trtllm":
-        return engine.replace(max_num_seqs=seqs, max_batched_tokens=budget, budget_counts_decode=True)
+        # (extra_engine_args.*.yaml.j2: kv_cache_config.enable_block_reuse default(false))
+        return engine.replace(
+            max_num_seqs=seqs, max_batched_tokens=budget, budget_counts_decode=True, prefix_caching=False
+        )
     return engine.replace(max_num_seqs=seqs, max_batched_tokens=budget)

@@ -84,6 +84,10 @@ class ServingSpec:
         warmup_restart: closed loop with a warm-up: the warm-up drains, then every client starts
             its measured requests together (perf_analyzer, under genai-perf); False: each client
             goes straight on.
+        warmup_replay: with the restart, each client's first measured requests send the prompts
+            of its warm-up again, as perf_analyzer's restarted workers do (an engine with
+            ``prefix_caching`` finds them cached); False: fresh prompts (vLLM's ``bench serve``,
+            whose warm-up sends its first prompt only).
         burstiness_cv: open loop: the coefficient of variation of the gaps between arrivals (a
             gamma process; None: Poisson).
         input_spread, output_spread: lengths drawn uniformly within +- this fraction of the
@@ -96,6 +100,7 @@ class ServingSpec:
     requests_per_client: int | None = None
     warmup_requests: int | None = None
     warmup_restart: bool = True
+    warmup_replay: bool = True
     burstiness_cv: float | None = None
     input_spread: float = 0.0
     output_spread: float = 0.0
@@ -144,7 +149,10 @@ class ServingSpec:
         """
         n = self.per_client
         return BenchmarkClient(
-            requests_per_client=n, warmup_requests=self.warmup(n), restart_after_warmup=self.warmup_restart
+            requests_per_client=n,
+            warmup_requests=self.warmup(n),
+            restart_after_warmup=self.warmup_restart,
+            replays_warmup_prompts=self.warmup_restart and self.warmup_replay,
         )
 
     def serving_model(
@@ -318,6 +326,7 @@ class Simulated:
         requests_per_client: int | None = None,
         warmup_requests: int | None = None,
         warmup_restart: bool | None = None,
+        warmup_replay: bool | None = None,
         client: BenchmarkClient | None = None,
         tables: StepTables | None = None,
     ) -> None:
@@ -333,6 +342,7 @@ class Simulated:
             "requests_per_client": requests_per_client,
             "warmup_requests": warmup_requests,
             "warmup_restart": warmup_restart,
+            "warmup_replay": warmup_replay,
         }
         given = {k: v for k, v in knobs.items() if v is not None}
         if client is not None and given:
@@ -343,6 +353,7 @@ class Simulated:
                 requests_per_client=requests_per_client,
                 warmup_requests=warmup_requests,
                 warmup_restart=True if warmup_restart is None else warmup_restart,
+                warmup_replay=True if warmup_replay is None else warmup_replay,
             ).client()
         if client.requests_per_client > MAX_REQUESTS_PER_CLIENT:
             most = MAX_REQUESTS_PER_CLIENT
@@ -534,6 +545,7 @@ def serving_model(
     requests_per_client: int | None = None,
     warmup_requests: int | None = None,
     warmup_restart: bool = True,
+    warmup_replay: bool = True,
 ) -> ServingModel:
     """The serving model by name: :meth:`ServingSpec.serving_model` of the engine and client
     these keywords give (:class:`ServingSpec`'s attributes).
@@ -543,8 +555,8 @@ def serving_model(
         engine: the simulated engine (ignored by the closed form, but still checked).
         device: the GPU whose memory sets the engine preset's defaults (None: 80 GB or more).
         tables: step-cost tables to reuse across simulations.
-        requests_per_client, warmup_requests, warmup_restart: the simulated clients; the closed
-            form's wave term follows them.
+        requests_per_client, warmup_requests, warmup_restart, warmup_replay: the simulated
+            clients; the closed form's wave term follows them (not the replay).
 
     Returns:
         A :class:`ServingModel`.
@@ -557,6 +569,7 @@ def serving_model(
         requests_per_client=requests_per_client,
         warmup_requests=warmup_requests,
         warmup_restart=warmup_restart,
+        warmup_replay=warmup_replay,
     )
     return spec.serving_model(serving, device=device, tables=tables)
 

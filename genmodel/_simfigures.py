@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from genmodel._engines import Engine
 from genmodel._errors import SpecError
 from genmodel._scheduler import Replica, Requests
 from genmodel._simresult import Percentiles
@@ -61,6 +62,51 @@ def measured_requests(warmup: int, starts: np.ndarray, client_of: np.ndarray, n:
     if not measured.any():
         raise SpecError(f"warmup_requests={warmup} leaves no request to measure")
     return measured
+
+
+def replay_warmup_prompts(
+    req: Requests, starts: np.ndarray, engine: Engine, *, warmup: int, replicas: int, capacity: int
+) -> None:
+    """Give each closed-loop client's first ``warmup`` measured requests (``starts``: each
+    client's first request; ``warmup`` 0: a client that does not restart and replay its warm-up,
+    or an open loop) the prefix-cache hit of a prompt the engine has already seen, where the
+    engine caches prefixes (``engine.prefix_caching``): the benchmark client sends them the
+    prompts of its warm-up again (a hit leaves the tokens after the last whole KV block,
+    ``engine.kv_block_tokens``, within all but the prompt's last token to compute), while the
+    replica has not yet had to evict them: the KV it has filled since it started (the warm-up's
+    prompts and outputs, then the measured rounds' outputs and unmatched tails; clients dealt
+    round-robin over ``replicas``) is within its pool of ``capacity`` tokens (blocks are evicted
+    only once the pool has no block left that was never used, vllm/v1/core/kv_cache_utils.py
+    FreeKVCacheBlockQueue; SGLang's radix cache evicts only when an allocation needs the memory).
+
+    Source: perf_analyzer (under genai-perf) runs its measured phase with fresh workers
+    (load_manager.cc ``WaitForWarmupAndCleanup`` clears the threads, their configurations and
+    workers), and each worker's context walks the input data from its thread's index, ``thread_id``
+    + k x the active threads (infer_context.h: ``data_step_id_(thread_id)``; infer_context.cc
+    ``UpdateJsonData``), as the warm-up's did: client c's k-th measured request sends the prompt of
+    its k-th warm-up request (genai-perf's synthetic prompts are one input file of
+    ``--num-dataset-entries`` entries, 12 x concurrency in AIConfigurator's harness).
+    """
+    clients, block_tokens = len(starts) - 1, engine.kv_block_tokens
+    if not (engine.prefix_caching and warmup) or clients <= 0:
+        return
+    filled = [0] * replicas
+    for c in range(clients):
+        for rid in range(int(starts[c]), min(int(starts[c]) + warmup, int(starts[c + 1]))):
+            filled[c % replicas] += int(req.input_tokens[rid] + req.output_tokens[rid])
+    for k in range(warmup):
+        tails = [0] * replicas
+        for c in range(clients):
+            rid = int(starts[c]) + warmup + k
+            if rid >= int(starts[c + 1]):
+                continue
+            r = c % replicas
+            n = int(req.input_tokens[rid])
+            hit = max((n - 1) // block_tokens * block_tokens, req.past0[rid])
+            if filled[r] <= capacity and hit > req.past0[rid]:
+                req.past0[rid], req.todo[rid] = hit, n - hit
+            tails[r] += req.todo[rid] + int(req.output_tokens[rid])
+        filled = [f + t for f, t in zip(filled, tails, strict=True)]
 
 
 class WarmupBarrier:

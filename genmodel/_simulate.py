@@ -51,6 +51,7 @@ from genmodel._simfigures import (
     align_restarts,
     measured_requests,
     record_arrays,
+    replay_warmup_prompts,
     request_figures,
 )
 from genmodel._simresult import RequestRecords, SimulationResult, Timeline
@@ -80,6 +81,7 @@ class Arrivals:
             clients start together again, as perf_analyzer (genai-perf) runs it
             (:class:`~genmodel._simfigures.WarmupBarrier`); False = each client goes on to its
             measured requests at once.
+        warmup_replay: with the restart, the warm-up's prompts again (:mod:`genmodel._simfigures`).
         rate_per_s: poisson, gamma: mean requests per second.
         cv: gamma: coefficient of variation of the gaps (1 = Poisson; above 1 bursty).
         requests: total requests (poisson, gamma; closed loop: split over the clients).
@@ -91,6 +93,7 @@ class Arrivals:
     requests_per_client: int = 1
     warmup_requests: int = 0
     warmup_restart: bool = True
+    warmup_replay: bool = False
     rate_per_s: float = 0.0
     cv: float = 1.0
     requests: int | None = None
@@ -139,6 +142,7 @@ class Arrivals:
             requests_per_client=int(client.requests(clients)),
             warmup_requests=client.warmup_requests,
             warmup_restart=client.restart_after_warmup,
+            warmup_replay=client.replays_warmup_prompts,
         )
 
     def per_client(self) -> list[int]:
@@ -243,6 +247,8 @@ def simulate_serving(
     )
     system, capacity, token_bytes, table = setup.system, setup.capacity, setup.token_bytes, setup.table
     swap = swap_link(system, plan, engine, swap_tier, token_bytes)
+    w = arrivals.warmup_requests if arrivals.warmup_restart and arrivals.warmup_replay else 0
+    replay_warmup_prompts(req, starts, engine, warmup=w, replicas=plan.dp, capacity=capacity)
     lockstep = model.moe is not None and plan.dp > 1
     # replicas whose schedule another repeats are not stepped again (:mod:`genmodel._symmetry`)
     lengths = (req.input_tokens, req.output_tokens)

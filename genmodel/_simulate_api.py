@@ -36,6 +36,7 @@ def simulate(
     requests: int | None = None,
     warmup_requests: int | None = None,
     warmup_restart: bool = True,
+    warmup_replay: bool = True,
     burstiness_cv: float | None = None,
     input_spread: float = 0.0,
     output_spread: float = 0.0,
@@ -88,6 +89,9 @@ def simulate(
         warmup_restart: closed loop with a warm-up: the measured requests wait until every
             warm-up request has completed, then all clients start together again (perf_analyzer,
             under genai-perf, runs its warm-up so); False = each client goes straight on.
+        warmup_replay: with the restart, each client's first measured requests send the prompts
+            of its warm-up again (perf_analyzer's restarted workers), which an engine with
+            ``prefix_caching`` finds cached; False = fresh prompts.
         burstiness_cv: coefficient of variation of the gaps between arrivals (gamma process).
         input_spread, output_spread: lengths drawn uniformly within +-spread of the mean (0: fixed).
         engine: vllm (vLLM 0.10 V1, the default), sglang (SGLang 0.5), trtllm (TensorRT-LLM 1.0),
@@ -157,6 +161,7 @@ def simulate(
         requests_per_client=requests_per_client,
         warmup_requests=warmup_requests,
         warmup_restart=warmup_restart,
+        warmup_replay=warmup_replay,
         burstiness_cv=burstiness_cv,
         input_spread=input_spread,
         output_spread=output_spread,
@@ -384,6 +389,7 @@ def _arrivals(
             requests_per_client=spec.per_client,
             warmup_requests=spec.warmup(fewest),
             warmup_restart=spec.warmup_restart,
+            warmup_replay=spec.warmup_replay,
             requests=requests,
         )
     else:

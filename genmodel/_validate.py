@@ -169,6 +169,11 @@ def _int(row: dict[str, str], name: str, where: str = "") -> int:
 #: optional columns of concurrency cases: the benchmark client's closed loop (requests per client,
 #: warm-up included, and warm-up requests per client), for the simulated serving model
 HARNESS_COLUMNS = ("requests_per_client", "warmup_requests")
+#: engine configurations whose benchmark client sends fresh prompts after its warm-up (the others'
+#: clients are genai-perf's, whose restarted perf_analyzer workers replay the warm-up's prompts):
+#: ROCm/ATOM's workflow runs vLLM's ``bench serve``, whose warm-up requests all send its first
+#: prompt (vllm/benchmarks/serve.py: ``test_input`` built from ``input_requests[0]``)
+_FRESH_AFTER_WARMUP = ("atom-oot",)
 
 
 def _row_engine(row: dict[str, str], engine: str, hw: Device | None = None, where: str = "") -> str | Engine:
@@ -326,7 +331,10 @@ def _estimate_case(
 ) -> Estimate:
     _check_case(row, estimated=True)
     n: int | str = row["batch"] if row["batch"] == "max" else _int(row, "batch")
-    kwargs: dict[str, Any] = {"batch": n} if row["mode"] == "static" else {"concurrency": n, **_harness(row)}
+    kwargs: dict[str, Any] = {"batch": n}
+    if row["mode"] != "static":
+        replay = (row.get("engine_config") or "").strip() not in _FRESH_AFTER_WARMUP
+        kwargs = {"concurrency": n, **_harness(row), "warmup_replay": replay}
     return estimate(
         row["model"],
         row["hardware"] if hardware is None else hardware,

@@ -64,12 +64,17 @@ class BenchmarkClient:
             re-check's rule; 0: always ``requests_per_client``).
         restart_after_warmup: the clients wait for the warm-up to finish and start the measured
             phase together, a second burst (False: each client goes straight on).
+        replays_warmup_prompts: with the restart, each client's first measured requests send
+            the prompts of its warm-up again (perf_analyzer's restarted workers walk its input
+            data from the start: :func:`~genmodel._simfigures.replay_warmup_prompts`); an engine
+            with ``prefix_caching`` finds them cached. The closed form leaves it out.
     """
 
     requests_per_client: int
     warmup_requests: int
     measured_requests_min: int = 0
     restart_after_warmup: bool = False
+    replays_warmup_prompts: bool = False
 
     def __post_init__(self) -> None:
         require_ints(requests_per_client=self.requests_per_client)

@@ -25,12 +25,19 @@ def test_the_warm_up_drains_and_every_client_restarts() -> None:
     # 32 clients of 4,000-token prompts start together: the first wave's prefills queue behind one
     # another. perf_analyzer drains the warm-up and restarts every client at once, so the measured
     # phase is a fresh synchronised start of the measured requests; the more requests follow the
-    # wave, the lower the mean TTFT
+    # wave, the lower the mean TTFT (fresh prompts: perf_analyzer would send the warm-up's again,
+    # which vLLM finds in its prefix cache, tests/test_simulate_warmup.py)
     cold = genmodel.estimate(
         "llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=3, warmup_requests=0, **KW
     )
     warm = genmodel.estimate(
-        "llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=3, warmup_requests=1, **KW
+        "llama-3.1-8b",
+        "h100-sxm",
+        concurrency=32,
+        requests_per_client=3,
+        warmup_requests=1,
+        warmup_replay=False,
+        **KW,
     )
     fresh = genmodel.estimate(
         "llama-3.1-8b", "h100-sxm", concurrency=32, requests_per_client=2, warmup_requests=0, **KW
@@ -90,7 +97,11 @@ def test_cli_flags_reach_the_simulation() -> None:
     ]
     args += ["--input-tokens", "4000", "--output-tokens", "50", "--weight-dtype", "fp8", "--format", "json"]
     cold = json.loads(cli_ok([*args, "--requests-per-client", "3", "--warmup-requests", "0"]))
-    warm = json.loads(cli_ok([*args, "--requests-per-client", "3", "--warmup-requests", "1"]))
+    warm = json.loads(
+        cli_ok([*args, "--requests-per-client", "3", "--warmup-requests", "1", "--no-warmup-replay"])
+    )
+    replayed = json.loads(cli_ok([*args, "--requests-per-client", "3", "--warmup-requests", "1"]))
+    assert replayed["ttft_s"] < warm["ttft_s"]  # the measured prompt is the warm-up's, cached
     fresh = json.loads(cli_ok([*args, "--requests-per-client", "2", "--warmup-requests", "0"]))
     assert warm["ttft_s"] == pytest.approx(fresh["ttft_s"], rel=1e-9) and warm["ttft_s"] != cold["ttft_s"]
     assert "warmup_requests=3 must be below" in cli_bad(
@@ -194,7 +205,10 @@ def test_the_serving_spec_resolves_the_engine_on_the_device_and_the_client() -> 
         requests_per_client=genmodel.REQUESTS_PER_CLIENT,
         warmup_requests=genmodel.WARMUP_REQUESTS,
         restart_after_warmup=True,
+        replays_warmup_prompts=True,
     )
+    # without the restart nothing is replayed (the clients go straight on to new prompts)
+    assert not ServingSpec(warmup_restart=False).client().replays_warmup_prompts
     # the default warm-up leaves each client one measured request, whoever builds the client
     for n, warmup in ((1, 0), (2, 1), (3, 2)):
         assert ServingSpec(requests_per_client=n).client().warmup_requests == warmup

@@ -60,6 +60,7 @@ def test_serving_errors_splits_the_first_round_from_the_rest() -> None:
         output_tokens=50,
         max_batched_tokens=2048,
         records=True,
+        warmup_replay=False,  # (fresh prompts: a replayed first round would come from the cache)
     )
     first, later = split(sim.records, clients)
     # the warm-up restart sends every client at once: the first round is the wave, the later ones

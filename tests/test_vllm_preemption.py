@@ -54,7 +54,7 @@ def test_the_prefilling_sequence_is_preempted_and_resumes_from_its_cached_blocks
             r.plan(req, now)
             if waiting and req.preemptions[1] and 1 in r.prefilling:
                 hits = req.done[1]  # resumed this step: its hits count as computed
-            r.commit(req, now + 1.0, 1.0, lambda rid, _t: finished.append(rid))
+            r.commit(req, now + 1.0, 1.0, lambda rid, _t, out=finished: out.append(rid))
             assert r.held() + r.kept_sum <= r.capacity  # cached blocks live in the pool's free part
             now += 1.0
             if req.preemptions[1] and kept < 0:

@@ -48,11 +48,15 @@ def _plan(row: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _harness(row: dict[str, str], requests_per_client: int | None) -> dict[str, int]:
-    """The closed loop of the row's benchmark client (its columns), unless overridden."""
+def _harness(row: dict[str, str], requests_per_client: int | None) -> dict[str, Any]:
+    """The closed loop of the row's benchmark client (its columns), unless overridden, and whether
+    it replays its warm-up's prompts (genai-perf's does; ATOM's ``vllm bench serve`` does not), as
+    ``genmodel validate`` simulates it."""
+    replay = {"warmup_replay": (row.get("engine_config") or "").strip() != "atom-oot"}
     if requests_per_client is not None:
-        return {"requests_per_client": requests_per_client}
-    return {k: int(row[k]) for k in ("requests_per_client", "warmup_requests") if (row.get(k) or "").strip()}
+        return {"requests_per_client": requests_per_client, **replay}
+    cols = ("requests_per_client", "warmup_requests")
+    return {**{k: int(row[k]) for k in cols if (row.get(k) or "").strip()}, **replay}
 
 
 def _engine(row: dict[str, str], name: str) -> str | Engine:
@@ -69,7 +73,9 @@ def _engine(row: dict[str, str], name: str) -> str | Engine:
 def round_split(records: Any, clients: int) -> tuple[float, float]:
     """Mean TTFT (first token less arrival, without the frontend time) of the first measured round,
     the ``clients`` earliest measured arrivals (one per client when the warm-up restarts them
-    together), and of the measured requests after it (NaN when there are none)."""
+    together; with the warm-up replay their prompts come from the prefix cache, and the wave of
+    fresh prompts is a later round's), and of the measured requests after it (NaN when there are
+    none)."""
     measured = records.measured
     arrival = records.arrival_s[measured]
     ttft = (records.first_token_s - records.arrival_s)[measured]
