@@ -20,7 +20,9 @@ Modelling assumptions:
 - Collectives of a step (:func:`step_collectives`), per block: the tensor-parallel all-reduce
   after attention and after a dense FFN (Megatron-LM); for MoE blocks the all-reduce (MoE-TP inside
   a replica), an all-gather and reduce-scatter (MoE-TP over attention-DP replicas), or the
-  expert-parallel dispatch and combine all-to-alls (plus an all-gather over tp). Context
+  expert-parallel dispatch and combine all-to-alls (plus an all-gather over tp), which last until
+  the busiest device has received its experts' share of the routed pairs: the mean device's bytes
+  times the busiest share over the mean (the slot count and the load imbalance above). Context
   parallelism (ring attention, Liu et al. 2023): in prefill each of the cp ranks passes its KV
   block around the ring, cp-1 hops per layer, overlapped with that layer's attention; in decode
   the ranks' partial attention outputs are combined by an all-reduce per layer.
@@ -278,6 +280,9 @@ def step_collectives(
         else:
             domain = system.fabric[0].num_domain_devices if len(system.fabric) > 1 else None
             k = model.moe.num_experts_per_tok
+            # every device sends its own tokens, but the busiest receives its experts' share of the
+            # routed pairs (and returns their outputs): the all-to-all lasts until it has
+            busiest = maximum(layout.device_pair_share(model.moe.num_experts, rows * dp * k) * plan.ep, 1.0)
             for name, element_bytes in (
                 ("ep_dispatch", precision.act_bytes),  # tokens leave in the activation dtype (fp8 in DeepEP)
                 ("ep_combine", precision.comm_bytes),  # weighted outputs return in 16 bits
@@ -294,6 +299,7 @@ def step_collectives(
                     dedup_domains=prefill,
                 )
                 spans = domain is not None and n > domain
+                send, outside = send * busiest, outside * busiest
                 t = alltoall_time(send, n, system, scale_out_bytes=outside if spans and prefill else None)
                 add(name, n_moe * t)
             if tp > 1:  # each tp rank combined 1/tp of the tokens: gather them back

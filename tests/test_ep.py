@@ -311,6 +311,35 @@ def test_ep_inside_one_node_communicates_less_than_across_two() -> None:
         assert one_node.comm_breakdown[name] < two_nodes.comm_breakdown[name]
 
 
+def test_all_to_all_waits_for_the_busiest_receiver() -> None:
+    # the busiest device receives (and returns) its experts' share of the routed pairs: with twice
+    # the mean load it moves twice the bytes; balanced (1.0), every device the mean
+    system = genmodel.load_system("dgx-h100")
+    model = genmodel.load_model("deepseek-v3")
+    plan = Plan(dp=16, ep=16)
+
+    def decode(imbalance: float) -> dict[str, float]:
+        options = genmodel.RunOptions(moe_imbalance=imbalance)
+        cost = genmodel.step_cost(
+            model,
+            system,
+            plan,
+            FP8,
+            phase="decode",
+            num_seqs=64,
+            new_tokens=1,
+            past_tokens=1050,
+            options=options,
+        )
+        return dict(cost.comm_breakdown)
+
+    balanced, skewed = decode(1.0), decode(2.0)
+    for name in ("ep_dispatch", "ep_combine"):
+        fixed = 2 * balanced[name] - skewed[name]  # the per-call latency, the same in both
+        assert 0 < fixed < balanced[name]
+        assert skewed[name] - fixed == pytest.approx(2 * (balanced[name] - fixed), rel=1e-9)
+
+
 def test_microbatch_overlap_hides_communication(ep16: genmodel.Estimate) -> None:
     assert ep16.decode.comm_hidden_s == pytest.approx(0.0)  # dgx-h100: comm_overlap_frac 0
     assert ep16.prefill.comm_hidden_s == pytest.approx(0.0)

@@ -158,9 +158,13 @@ md("""
 The published measurements. `genmodel.validate` predicts every case of
 `validation/validation_public.csv` with the run options of `validation/case_options.csv` (P16 with
 MTP, one draft token at 70 % acceptance, and two micro-batches, as CloudMatrix-Infer ran it; P14
-without overlap). DeepSeek's own H800 figures are not cases (their configuration is not fully
-published); the profile configuration (EP128, 128 requests per GPU, 4K prompts, two micro-batches)
-is estimated here next to the figure the CloudMatrix paper quotes for it.
+with two-batch overlap and 32 redundant experts, as SGLang ran it). DeepSeek's H800 decode profile
+is not a case (whether it ran MTP is not published); its configuration (EP128, 128 requests per
+GPU, 4K prompts, two micro-batches, routing simulated as balanced) is estimated here next to the
+figure the CloudMatrix paper quotes for it. P14 ran the real router over an in-distribution EPLB
+placement, which genmodel's uniform-routing default does not describe: it is 13 % high, and the
+other real-routing EP cases 19-23 % (P15, P73, P82), while the balanced-routing ones are within
+5 % (P80, P81, P83; docs/validation.md).
 """)
 
 code("""
@@ -183,8 +187,11 @@ rows.append({"case": "M052 baseline", "platform": "H800, EP128, 128 seq/GPU, 4K,
              "error": profile.decode_tokens_per_s_per_device / quoted - 1})
 published = pd.DataFrame(rows)
 print(f"H800 profile configuration: predicted TPOT {profile.tpot_s * 1e3:.1f} ms")
-# the model is within 15 % of each published decode throughput
-assert (published["error"].abs() < 0.15).all()
+# within 15 % of CloudMatrix's decode and of DeepSeek's H800 profile configuration; P14, with the
+# real router, is over-predicted (the imbalance the uniform routing leaves out)
+error = published.set_index("case")["error"]
+assert error[["P16", "M052 baseline"]].abs().max() < 0.15
+assert 0.0 < error["P14"] < 0.3
 published
 """)
 
