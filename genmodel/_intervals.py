@@ -273,6 +273,26 @@ def residual_group(
     )
 
 
+def _narrower(
+    table: IntervalTable, serving_model: str, headline: str, hardware_id: str | None, key: str
+) -> list[tuple[float, ...]]:
+    """The log-ratios of the groups :func:`residual_group` passed over for ``key`` that a lower
+    coverage would have used (enough cases for a group, too few for this coverage)."""
+    chain = [f"{serving_model}/{headline}", f"{serving_model}/all", "all"]
+    floors = [table.min_cases] * len(chain)
+    if hardware_id is not None:
+        chain.insert(0, f"{serving_model}/{headline}/{family_group(hardware_id)}")
+        floors.insert(0, max(table.min_cases, table.min_family_cases))
+    out = []
+    for group, floor in zip(chain, floors, strict=True):
+        if group == key:
+            break
+        r = table.residuals.get(group, ())
+        if len(r) >= floor:
+            out.append(r)
+    return out
+
+
 def interval(
     value: float,
     metric: str,
@@ -314,6 +334,11 @@ def interval(
     mode = "static" if serving_model == "static" else "serving"
     w = table.widening.get(f"{mode}/{evidence_level}", 1.0)
     lo, hi = log_bounds(table.residuals[key], coverage, w)
+    for r in _narrower(table, serving_model, headline, hardware_id, key):
+        # a coverage too high for a narrower group's order statistics still spans all of its
+        # log-ratios: so an interval never narrows as the coverage asked for grows
+        mid = 0.5 * (r[(len(r) - 1) // 2] + r[len(r) // 2])
+        lo, hi = min(lo, mid + w * (r[0] - mid)), max(hi, mid + w * (r[-1] - mid))
     if sign < 0:  # the reciprocal of an under-prediction is an over-prediction
         lo, hi = -hi, -lo
     return Interval(

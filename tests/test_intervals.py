@@ -206,7 +206,8 @@ def test_conformal_bounds() -> None:
 
 def test_evidence_levels() -> None:
     assert evidence("h100-sxm", "static") == "calibrated"
-    assert evidence("h800-sxm", "static") == "transferred"  # Hopper, measured on H100 and H200
+    assert evidence("h800-sxm", "static") == "calibrated"  # the held-out wide-EP prefill case P83
+    assert evidence("h800-sxm", "simulated", "sglang") == "transferred"  # no serving case on H800
     assert evidence("mi300x", "static") == "calibrated"  # the held-out MI300X cases P22-P26, P34, P35, P37
     assert evidence("mi325x", "static") == "calibrated"  # the held-out MLPerf MI325X cases P36, P38
     assert evidence("mi355x", "static") == "datasheet"  # no CDNA4 case
@@ -226,10 +227,10 @@ def test_thinner_evidence_widens() -> None:
             widths.append(iv.hi / iv.lo)
         assert widths == sorted(widths), (model, widths)
         assert widths[-1] > widths[0], (model, widths)
-    # on real estimates: the same workload on H100 (calibrated), H800 (transferred), MI355X
+    # on real estimates: the same workload on H100 (calibrated), B300 (transferred), MI355X
     work = {"batch": 8, "input_tokens": 1000, "output_tokens": 200}
     ratio = {}
-    for hw in ("h100-sxm", "h800-sxm", "mi355x"):
+    for hw in ("h100-sxm", "b300", "mi355x"):
         d = genmodel.report.estimate_dict(genmodel.estimate("llama-3.1-8b", hw, **work))
         lo, hi = d["tpot_s_interval"]
         ratio[d["interval_evidence"]] = hi / lo
