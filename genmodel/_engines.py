@@ -15,7 +15,11 @@ Modelling assumptions:
   ``usable_memory_frac`` stands for. vLLM's and SGLang's are fractions of the device's memory;
   TensorRT-LLM's is a fraction of the memory left free after the weights are loaded
   (``kv_fraction_of`` "free"), so its pool is larger by that fraction's complement of the weights.
-- The per-step CPU overhead is the device's ``step_overhead_s`` unless an engine sets one.
+- The per-step CPU overhead is the device's ``step_overhead_s`` unless an engine sets one. An
+  engine that schedules a step while the one before it runs (``overlap_scheduler``: TensorRT-LLM's
+  overlap scheduler, SGLang's overlap schedule, vLLM's async scheduling) keeps it: the overlap
+  changes which step an arrival can join, and no source splits the fitted overhead into the host
+  work the overlap hides and the rest.
 - A step that carries prefill tokens runs outside the CUDA graphs that replay decode-only steps
   (TensorRT-LLM, SGLang): it takes at least the host time of launching its kernels,
   ``prefill_launch_s`` per kernel (:mod:`genmodel._hostcost`); vLLM V1 captures such steps in
@@ -116,10 +120,10 @@ class Engine:
             engine runs eagerly (outside CUDA graphs): such a step takes at least its kernels
             (:func:`~genmodel._hostcost.eager_launches`) times this; 0 = graphed or not modelled.
         overlap_scheduler: the scheduler prepares step k+1 while step k runs on the GPU
-            (TensorRT-LLM's PyTorch-backend overlap scheduler): a request that arrives after
-            step k started is not in step k+1 but in k+2 at the earliest, one more step of TTFT;
-            an engine with nothing running admits an arrival at once. False = each step is
-            scheduled after the last one ended.
+            (TensorRT-LLM's PyTorch-backend overlap scheduler, SGLang's overlap schedule, vLLM's
+            async scheduling): a request that arrives after step k started is not in step k+1
+            but in k+2 at the earliest, one more step of TTFT; an engine with nothing running
+            admits an arrival at once. False = each step is scheduled after the last one ended.
         source: where each default comes from.
     """
 
@@ -224,6 +228,14 @@ _VLLM_SOURCE = (
     "test_prefix_caching_from_cli ('V1 turns on prefix caching by default'); a hit is whole cached "
     "blocks within all but the prompt's last token (vllm/v1/core/kv_cache_manager.py "
     "get_computed_blocks: max_cache_hit_length = request.num_tokens - 1)."
+    " Async scheduling off (overlap_scheduler False): vllm/config/scheduler.py SchedulerConfig "
+    "async_scheduling False by default through 0.13 (the v0.11.1 release notes: 'We expect "
+    "--async-scheduling to be enabled by default in the next release'); vLLM 0.14.0 turned it on "
+    "(release notes, Breaking Changes: 'Async scheduling is now enabled by default', PR 27614; "
+    "'Excludes ... pipeline parallel, CPU backend, non-MTP/Eagle spec decoding'; vllm/config/vllm.py "
+    "resolves async_scheduling None to True unless such an option, or an executor backend other "
+    "than mp, uni or external_launcher, rules it out), which harness_engine's 'atom-oot' (vLLM 0.19) "
+    "applies."
 )
 _SGLANG_SOURCE = (
     "SGLang 0.5, python/sglang/srt/server_args.py: chunked_prefill_size 2048 below 35 GB of GPU "
@@ -371,6 +383,19 @@ _AIC_SLACK_TOKENS = 1500
 #: ``--max-num-batched-tokens 16384`` in the ``extra_args`` of .github/benchmark/
 #: oot_benchmark_models.json (github.com/ROCm/ATOM, e.g. @676c3acefaba43b6bd1199b767460ca49cfb3bb4)
 _ATOM_OOT_BUDGET = 16384
+#: the vLLM server of ROCm/ATOM's out-of-tree benchmark schedules step k+1 while step k runs
+#: (overlap_scheduler). vLLM >= 0.14 turns async scheduling on by default (0.14.0 release notes,
+#: PR 27614) unless pipeline parallelism, a speculative method other than EAGLE/MTP or an executor
+#: without support (vllm/config/vllm.py: mp, uni and external_launcher have it) rules it out; the
+#: workflow's extra_args for DeepSeek-R1 FP8 TP8 pass neither --no-async-scheduling nor a
+#: --speculative-config, one node at TP8 runs the mp executor, and ATOM's platform
+#: (atom/plugin/vllm/platform.py check_and_update_config) leaves async_scheduling alone. With it
+#: vllm/v1/engine/core.py step_with_batch_queue (two batches in flight) schedules step k+1 as soon
+#: as step k is submitted and only then waits for step k's output, and
+#: vllm/v1/core/sched/async_scheduler.py AsyncScheduler gives a request that finished its prompt
+#: in step k an output placeholder so that it decodes in step k+1: a request arriving while step k
+#: runs joins step k+2, the overlap rule; decode steps are not delayed.
+_ATOM_OOT_ASYNC = True
 
 
 def harness_engine(engine: Engine, config: str, *, concurrency: int, input_tokens: int) -> Engine:
@@ -391,7 +416,14 @@ def harness_engine(engine: Engine, config: str, *, concurrency: int, input_token
     "atom-oot": the vLLM server of ROCm/ATOM's out-of-tree benchmark workflow
     (.github/workflows/atom-vllm-oot-benchmark.yaml, models in .github/benchmark/
     oot_benchmark_models.json): the server's defaults but a token budget of 16384
-    (``--max-num-batched-tokens``); vLLM only.
+    (``--max-num-batched-tokens``), and the defaults of the vLLM it ran (0.19, the bundled rows'
+    notes), where async scheduling is on (:data:`_ATOM_OOT_ASYNC`); vLLM only.
+
+    vLLM's async scheduling stays off under "aiconfigurator": the bundled vLLM rows ran 0.12.0 or
+    name no version, and those of the latter read in AIConfigurator's silicon_sample.csv (six of
+    eight) carry ``measured=2025-10-29``, both before vLLM 0.14.0 turned it on by default (see the preset's
+    source); AIConfigurator's vLLM templates (backend_templates/vllm/cli_args*.j2) pass no
+    ``--async-scheduling``.
 
     Raises:
         SpecError: an unknown configuration, or "atom-oot" for an engine other than vLLM.
@@ -402,7 +434,7 @@ def harness_engine(engine: Engine, config: str, *, concurrency: int, input_token
     if config == "atom-oot":
         if engine.name != "vllm":
             raise SpecError(f"engine_config='atom-oot' configures a vLLM server, not {engine.name}")
-        return engine.replace(max_batched_tokens=_ATOM_OOT_BUDGET)
+        return engine.replace(max_batched_tokens=_ATOM_OOT_BUDGET, overlap_scheduler=_ATOM_OOT_ASYNC)
     budget = min(concurrency + input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
     seqs = min(concurrency, MAX_KNOB)
     if engine.name == "sglang":

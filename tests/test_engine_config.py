@@ -36,7 +36,9 @@ def test_atom_oot_is_the_vllm_server_with_a_16384_token_budget() -> None:
     for clients, prompt in ((4, 922), (64, 7373)):
         e = harness_engine(preset, "atom-oot", concurrency=clients, input_tokens=prompt)
         assert e.max_batched_tokens == 16384 != preset.max_batched_tokens
-        assert e == preset.replace(max_batched_tokens=16384)
+        # ...and the defaults of the vLLM it ran (0.19), where async scheduling is on
+        assert e.overlap_scheduler and not preset.overlap_scheduler
+        assert e == preset.replace(max_batched_tokens=16384, overlap_scheduler=True)
     with pytest.raises(genmodel.SpecError, match="atom-oot"):
         harness_engine(engine_preset("sglang"), "atom-oot", concurrency=4, input_tokens=100)
 
@@ -58,6 +60,47 @@ def test_the_atom_rows_run_with_their_servers_budget(tmp_path: Path) -> None:
     # 64 prompts of 922 tokens: the larger budget takes more of them into one step, so the first
     # token comes later on average than with the preset's 8192
     assert predicted("atom-oot") > predicted("")
+
+
+def test_aiconfigurators_vllm_runs_without_async_scheduling() -> None:
+    # the bundled vLLM rows ran 0.12.0 or were measured on 2025-10-29, before vLLM 0.14.0 turned
+    # async scheduling on by default, and AIConfigurator's templates pass no --async-scheduling
+    preset = engine_preset("vllm", load_hardware("h200-sxm").device)
+    assert not preset.overlap_scheduler
+    assert "0.14.0" in preset.source and "async_scheduling" in preset.source
+    e = harness_engine(preset, "aiconfigurator", concurrency=48, input_tokens=4000)
+    assert not e.overlap_scheduler
+
+
+def test_async_scheduling_delays_the_atom_rows_first_token(tmp_path: Path) -> None:
+    # vLLM 0.19's async scheduling chooses a step while the one before it runs: an arrival waits
+    # for the step under way as well, so the same row's first token comes later with it than
+    # without, and its decode steps are not delayed (TPOT within a few percent). The lengths
+    # spread as the row's client drew them (--random-range-ratio 0.8: +-11 %), so that clients
+    # come back while others decode (equal lengths keep 4 clients in step: an empty engine)
+    rows = genmodel.read_cases(ROOT / "validation" / "validation_public.csv")
+    row = next(r for r in rows if r["engine_config"] == "atom-oot" and r["batch"] == "4")
+    preset = engine_preset("vllm", load_hardware("mi355x").device)
+    on = harness_engine(preset, "atom-oot", concurrency=4, input_tokens=int(row["input_tokens"]))
+    kwargs = {k: int(row[k]) for k in ("devices", "tp", "input_tokens", "output_tokens")} | {
+        k: row[k] for k in ("weight_dtype", "act_dtype", "kv_dtype")
+    }
+    runs = {
+        o: genmodel.simulate(
+            row["model"],
+            row["hardware"],
+            concurrency=4,
+            requests_per_client=3,
+            warmup_requests=0,
+            engine=on.replace(overlap_scheduler=o),
+            input_spread=0.11,
+            output_spread=0.11,
+            **kwargs,
+        )
+        for o in (False, True)
+    }
+    assert runs[True].ttft_s.mean > runs[False].ttft_s.mean
+    assert runs[True].tpot_s.mean == pytest.approx(runs[False].tpot_s.mean, rel=0.05)
 
 
 def test_an_unknown_configuration_is_refused() -> None:
