@@ -124,6 +124,18 @@ class Engine:
             async scheduling): a request that arrives after step k started is not in step k+1
             but in k+2 at the earliest, one more step of TTFT; an engine with nothing running
             admits an arrival at once. False = each step is scheduled after the last one ended.
+        release_after_launch: with ``overlap_scheduler``, a step's tokens leave the engine only once
+            the next step has been launched (TensorRT-LLM's ``_executor_loop_overlap`` and SGLang's
+            ``event_loop_overlap`` process a step's results after launching the next): when the
+            next step holds a prompt, which runs eagerly, that is its host launch time
+            (``prefill_launch_s`` x its kernels) after the step ended, and the first tokens, the
+            last tokens and the clients' replies to them come that much later; the next fetch
+            of waiting requests too. False = a step's tokens leave when it ends.
+        reply_latency_s: a closed-loop client's reply, from a response's last token leaving the
+            engine to the client's next request reaching the scheduler (the frontend's egress,
+            the client's turnaround and the frontend's ingress); the same legs lie between a
+            request and its first token, so it is added to every TTFT and e2e as well. 0 = the
+            client replies at the instant the token leaves the engine.
         source: where each default comes from.
     """
 
@@ -145,6 +157,8 @@ class Engine:
     step_overhead_s: float | None = None
     prefill_launch_s: float = 0.0
     overlap_scheduler: bool = False
+    release_after_launch: bool = False
+    reply_latency_s: float = 0.0
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -174,8 +188,12 @@ class Engine:
                 raise SpecError(f"{knob}={count} must be at most {MAX_KNOB:,}")
         if self.step_overhead_s is not None and not 0 <= self.step_overhead_s < math.inf:
             raise SpecError(f"step_overhead_s={self.step_overhead_s!r} must be >= 0 and finite")
-        if not 0 <= self.prefill_launch_s < math.inf:
-            raise SpecError(f"prefill_launch_s={self.prefill_launch_s!r} must be >= 0 and finite")
+        for knob, seconds in (
+            ("prefill_launch_s", self.prefill_launch_s),
+            ("reply_latency_s", self.reply_latency_s),
+        ):
+            if not 0 <= seconds < math.inf:
+                raise SpecError(f"{knob}={seconds!r} must be >= 0 and finite")
 
     @property
     def kv_pool(self) -> KvPool:
@@ -251,7 +269,9 @@ _SGLANG_SOURCE = (
     "The overlap scheduler is on (server_args.py disable_overlap_schedule False, kept with "
     "--enable-mixed-chunk: scheduler_output_processor_mixin.py process_batch_result_prefill): "
     "scheduler.py event_loop_overlap receives requests, chooses and launches the next batch, and "
-    "only then processes the previous batch's results."
+    "only then processes the previous batch's results, so a batch's tokens leave once the next "
+    "batch is launched (release_after_launch; environ.py SGLANG_DISABLE_CONSECUTIVE_PREFILL_OVERLAP "
+    "False by default: consecutive prefill batches overlap the same way)."
 )
 _TRTLLM_SOURCE = (
     "TensorRT-LLM 1.0, trtllm-serve (PyTorch backend), tensorrt_llm/commands/serve.py: "
@@ -264,7 +284,11 @@ _TRTLLM_SOURCE = (
     "overlap_scheduler.md, 1.0: at step n the executor launches step n+1 before it processes step "
     "n's results, 'one extra decoding step'; py_executor.py _executor_loop_overlap fetches and "
     "schedules the next batch before it waits on the one running), so a request arriving during "
-    "a step joins the step after the next (overlap_scheduler). "
+    "a step joins the step after the next (overlap_scheduler). The same loop sends a step's "
+    "tokens (_process_previous_batch -> _handle_responses) only after it has launched the next "
+    "step (_forward_step) and started its sampling, so they leave that step's host launch time "
+    "after their own step ended when the next one runs eagerly (release_after_launch), and the "
+    "next fetch of queued requests comes as late. "
     "The PyTorch backend's BindMicroBatchScheduler (tensorrt_llm/_torch/pyexecutor/scheduler.py) "
     "runs the C++ MicroBatchScheduler (cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp): "
     "it walks the active requests in order and counts each generation request's token (its beam "
@@ -329,6 +353,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             preemption="recompute",
             kv_block_tokens=1,
             overlap_scheduler=True,
+            release_after_launch=True,
             prefix_caching=True,
             prefill_launch_s=PREFILL_LAUNCH_S,
             source=_SGLANG_SOURCE
@@ -351,6 +376,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             preemption="recompute",
             kv_block_tokens=32,
             overlap_scheduler=True,
+            release_after_launch=True,
             prefill_launch_s=PREFILL_LAUNCH_S,
             source=_TRTLLM_SOURCE
             + _PREFILL_GRAPHS

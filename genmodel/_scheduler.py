@@ -25,7 +25,10 @@ Modelling assumptions (the engine's knobs are :class:`~genmodel._engines.Engine`
   as it schedules), so a request admitted later in the same step must fit beside them.
 - Overlap scheduler (``Engine.overlap_scheduler``, TensorRT-LLM's PyTorch backend): the batch of a
   step is chosen while the step before it runs, so a request that arrived after that step started
-  waits one step more; with nothing running the engine admits an arrival at once.
+  waits one step more; with nothing running the engine admits an arrival at once. With
+  ``Engine.release_after_launch`` a step's tokens (first tokens, completions and so the clients'
+  replies) leave only once the next step is launched, its host launch time later when it holds a
+  prompt (an eager step), and the engine fetches waiting requests that much later too.
 - Bookkeeping is O(1) per step plus O(log n) per event: a global decode-step counter G, the sum of
   the decoding sequences' cached tokens, and a heap of the counter values at which sequences
   complete. Runs of decode-only steps between events are costed together (NumPy).
@@ -42,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genmodel._engines import Engine
-from genmodel._errors import SpecError
+from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import AttachedTier, System
 from genmodel._parallel import Plan
 from genmodel._stepcost import StepCostTable
@@ -151,6 +154,12 @@ class Replica:
         # the next step only because it arrived after this one's batch was chosen
         self.last_step = (-math.inf, -math.inf)
         self.held_back = False
+        # release_after_launch: the last step's first tokens and completions, not out yet
+        self.defer = engine.release_after_launch and engine.overlap_scheduler and table.prefill_host_s > 0
+        self.unsent_first: list[int] = []
+        self.unsent_done: list[int] = []
+        self.on_sent: Callable[[int, float], None] | None = None
+        self.fetch_lag = 0.0  # how much later than its start the step before this one fetched
 
     # ---- memory -------------------------------------------------------------------------
     def used(self) -> int:
@@ -200,6 +209,29 @@ class Replica:
         self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
         if self.kept:
             self._evict(self.chunk_tokens + self.step_dec)
+        if self.defer:
+            self._send(req, now)
+
+    def _send(self, req: Requests, now: float) -> None:
+        """(release_after_launch) The last step's tokens leave once this step, just planned, is
+        launched: its host launch time after ``now`` when it holds a prompt, at once otherwise.
+        The next fetch of waiting requests comes as late."""
+        lag = self.table.prefill_host_s if self.chunks else 0.0
+        self.fetch_lag = lag
+        sent = now + lag
+        for rid in self.unsent_first:
+            req.first_token_s[rid] = sent
+        done, self.unsent_first, self.unsent_done = self.unsent_done, [], []
+        for rid in done:
+            req.finish_s[rid] = sent
+            if self.on_sent is not None:
+                self.on_sent(rid, sent)
+        if done and self.waiting:
+            self.held_back = True  # the replies came after this step's batch was chosen
+
+    def pending_tokens(self) -> bool:
+        """(release_after_launch) Tokens of the last step wait to leave the engine."""
+        return bool(self.unsent_first or self.unsent_done)
 
     def _admit(self, req: Requests, rid: int, now: float, budget: int) -> bool:
         """Admit the waiting ``rid`` (to prefill) if its first chunk, and any of its blocks still
@@ -272,7 +304,7 @@ class Replica:
         start, end = self.last_step
         if not self.engine.overlap_scheduler or end != now or not (self.n_dec or self.prefilling):
             return now
-        return start
+        return start + self.fetch_lag
 
     def _resume(self, req: Requests, rid: int, now: float) -> bool:
         """Admit a request whose ``past0`` tokens of KV come back (swap-in, or a transfer from a
@@ -349,6 +381,7 @@ class Replica:
         self, req: Requests, now: float, duration: float, on_finish: Callable[[int, float], None]
     ) -> None:
         """Apply the planned step, which ended at ``now`` after ``duration`` seconds."""
+        on_finish = self._deferred(on_finish)
         self.batch_time += duration * (self.step_dec + len(self.chunks))
         self.last_step = (now - duration, now)
         if self.copy_s:
@@ -372,6 +405,14 @@ class Replica:
         if self.kept:
             self._evict()
         self.peak_tokens = max(self.peak_tokens, self.held() if self.can_overflow else self.used())
+
+    def _deferred(self, on_finish: Callable[[int, float], None]) -> Callable[[int, float], None]:
+        """``on_finish``, or with release_after_launch, a callback that keeps the completion until
+        the next step is planned (:meth:`_send`)."""
+        if not self.defer:
+            return on_finish
+        self.on_sent = on_finish
+        return lambda rid, _now: self.unsent_done.append(rid)
 
     def _decoded(
         self,
@@ -423,6 +464,8 @@ class Replica:
         self.prefill_done -= req.done[rid]
         if req.first_token_s[rid] < 0:
             req.first_token_s[rid] = now
+            if self.defer:
+                self.unsent_first.append(rid)
         past = req.past0[rid] + req.todo[rid]
         if req.left[rid] <= 0:
             self._release(req, rid)
@@ -505,6 +548,7 @@ class Replica:
         """Apply a run of decode steps of these ``durations``, the last ending at ``now``."""
         if not self.n_dec:
             return
+        on_finish = self._deferred(on_finish)
         self.batch_time += float(durations.sum()) * self.n_dec
         self.last_step = (now - float(durations[-1]), now)
         gaps = durations.copy()
@@ -514,6 +558,29 @@ class Replica:
         if self.kept:
             self._evict()
         self.peak_tokens = max(self.peak_tokens, self.held() if self.can_overflow else self.used())
+
+
+def idle(group: list[Replica]) -> bool:
+    """Nothing runs, waits or has tokens still to send on any replica of the group."""
+    return not any(r.n_dec or r.prefilling or r.waiting or r.pending_tokens() for r in group)
+
+
+def replan_s(group: list[Replica], req: Requests, now: float, sent: bool) -> float:
+    """When the group may plan again after an empty step: at the first waiting request's arrival
+    (a closed-loop reply still on its way, ``reply_latency_s``), or at once when the plan just
+    sent tokens whose replies may now wait (``release_after_launch``).
+
+    Raises:
+        InfeasibleError: nothing will ever run (a waiting request never fits).
+    """
+    later = min((req.arrival_s[r.waiting[0]] for r in group if r.waiting), default=math.inf)
+    if later > now and later < math.inf:
+        return later
+    if sent:
+        return now
+    raise InfeasibleError(
+        ["a waiting request can never be admitted: the KV pool or max_num_seqs is too small"]
+    )
 
 
 def group_tokens(tokens: list[int], weights: list[int] | None = None) -> int | None:

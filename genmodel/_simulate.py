@@ -17,8 +17,8 @@ Modelling assumptions:
   ITL per token, weighted by the decode tokens of each step (the time since the replica's last
   decode step); e2e = finish - arrival. Warm-up requests are excluded from every figure. The
   time a request spends in the serving frontend (the efficiency ``request_overhead_s``) is added
-  once to its TTFT and e2e; it does not delay its arrival at the scheduler (a closed loop's
-  clients are not taken from the load while they are in it).
+  once to its TTFT and e2e; it does not delay its arrival at the scheduler. A closed-loop client's
+  reply, ``Engine.reply_latency_s`` (0 in the presets), delays its next request and is in TTFT.
 - Swap preemption copies a preempted sequence's KV to the offload tier (by default the device's
   host memory) and back (:class:`~genmodel._scheduler.SwapLink`): the tier's bandwidth per device
   is what :meth:`~genmodel._hardware.AttachedTier.bandwidth_per_device` gives while the devices of
@@ -45,7 +45,7 @@ from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prepare
-from genmodel._scheduler import Replica, Requests, group_tokens, swap_link
+from genmodel._scheduler import Replica, Requests, group_tokens, idle, replan_s, swap_link
 from genmodel._simfigures import (
     WarmupBarrier,
     align_restarts,
@@ -283,7 +283,7 @@ def simulate_serving(
         start=start,
         timeline=None if samples is None else Timeline.merge(samples, token_bytes=token_bytes),
         itl=itl,
-        request_overhead_s=system.device.efficiency.request_overhead_s,
+        request_overhead_s=system.device.efficiency.request_overhead_s + engine.reply_latency_s,
     )
 
 
@@ -487,7 +487,7 @@ def _run(
         if sent is None:
             sent = [nxt] if nxt < starts[client_of[rid] + 1] else []
         for r in sent:
-            req.arrival_s[r] = now
+            req.arrival_s[r] = now + replicas[req.replica[r]].engine.reply_latency_s
             replicas[req.replica[r]].waiting.append(r)
 
     steps = []
@@ -522,13 +522,15 @@ def _sample(group: list[Replica], now: float, kv_tokens: int) -> _Sample:
     return (now, batch, sum(len(r.waiting) for r in group), kv_tokens)
 
 
-def _plan(group: list[Replica], req: Requests, now: float, samples: list[_Sample] | None) -> None:
-    """Plan every replica's step at ``now``; with ``samples``, add the group's load."""
+def _plan(group: list[Replica], req: Requests, now: float, samples: list[_Sample] | None) -> bool:
+    """Plan every replica's step at ``now`` (``samples``: add the group's load); True if it sent tokens."""
     kv = _kv_tokens(group) if samples is not None else 0
+    sent = any(r.pending_tokens() for r in group)
     for r in group:
         r.plan(req, now)
     if samples is not None:
         samples.append(_sample(group, now, kv))
+    return sent
 
 
 def _run_group(
@@ -548,17 +550,17 @@ def _run_group(
     while True:
         while ptr < n_pending and pending[ptr][0] <= now:
             rid = pending[ptr][1]
-            group[_position(group, req.replica[rid])].waiting.append(rid)
+            group[0 if len(group) == 1 else req.replica[rid]].waiting.append(rid)
             ptr += 1
         next_arrival = pending[ptr][0] if ptr < n_pending else math.inf
-        if not any(r.n_dec or r.prefilling or r.waiting for r in group):
+        if idle(group):
             if samples is not None:
                 samples.append((now, 0, 0, _kv_tokens(group)))
             if ptr >= n_pending:
                 return steps, now
             now = next_arrival
             continue
-        _plan(group, req, now, samples)
+        sent = _plan(group, req, now, samples)
         if not any(r.chunks for r in group):
             # no prompt runs: nothing changes until a sequence completes, a request arrives or
             # (on-demand) the pool overflows, so the decode steps until then are costed together
@@ -570,17 +572,12 @@ def _run_group(
         mean = group_tokens([r.step_tokens() for r in group], weights)
         duration = max(r.step_s(mean) for r in group)
         if duration <= 0:
-            raise InfeasibleError(
-                ["a waiting request can never be admitted: the KV pool or max_num_seqs is too small"]
-            )
+            now = replan_s(group, req, now, sent)
+            continue
         now += duration
         for r in group:
             r.commit(req, now, duration, on_finish)
         steps += 1
-
-
-def _position(group: list[Replica], index: int) -> int:
-    return 0 if len(group) == 1 else index
 
 
 def _decode_run(

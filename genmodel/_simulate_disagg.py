@@ -310,6 +310,7 @@ class _Simulation:
             ]
             for r in reps:
                 r.emit_first = not is_prefill and self.first_token == "decode"
+                r.defer = False  # release_after_launch: not modelled between pools
             pool.replicas.extend(reps)
             # an MoE worker's attention-DP ranks share its MoE layers: they step in lockstep
             parts = [reps] if moe and dp > 1 else [[r] for r in reps]

@@ -7,6 +7,12 @@ empty engine is not delayed; the closed form's term is the next group's step whe
 come back in groups while others run, nothing for a lone group, and what the wave adds grows by
 exactly that term, which keeps the closed form with the simulation on a grid where it is off
 without it; the TensorRT-LLM preset has it, vLLM's and SGLang's do not.
+
+When a step's tokens leave (Engine.release_after_launch) and the client's reply
+(Engine.reply_latency_s): tokens of a step followed by an eager prompt step leave that step's host
+launch time late, and the fetch after the launch finds a request that arrived during it; a lone
+client is not delayed by the rule; a reply latency is in a lone client's TTFT once and in its
+cycle once per request after the first; a reply that misses the fetch waits a step more.
 """
 
 from __future__ import annotations
@@ -108,3 +114,83 @@ def test_the_closed_form_follows_the_simulated_overlap() -> None:
     assert np.median(logs) <= 0.15, ratios
     assert np.all(logs <= math.log(1.5)), ratios
     assert np.median(without_logs) > 0.15, without_ratios  # the test can fail
+
+
+# ---- when a step's tokens leave the engine (Engine.release_after_launch) and the client's reply ----
+
+REL = ENGINE.replace(release_after_launch=True)
+NO_REL = ENGINE.replace(release_after_launch=False)
+
+
+def _eager_host_s() -> float:
+    """The host launch time of one eager step, for the deployment ``genmodel.simulate`` builds."""
+    from genmodel._hostcost import eager_host_s
+
+    est = genmodel.estimate(MODEL, HW, input_tokens=512, output_tokens=8, batch=1)
+    return eager_host_s(load_model(MODEL), est.plan, est.precision, launch_s=ENGINE.prefill_launch_s)
+
+
+def test_tokens_before_an_eager_step_leave_after_its_launch() -> None:
+    """A and B start together in one prompt step; C arrives while the host still launches that
+    (eager) step, so the fetch for the next step, which follows the launch, finds it: C's prompt
+    runs in the second step, not the third as without the rule. That second step is eager too,
+    so A's and B's first tokens leave its host launch time after the first step ended."""
+    trace = ((0.0, 512, 64), (0.0, 512, 2), (1e-6, 512, 8))
+    on = genmodel.simulate(MODEL, HW, trace=trace, engine=REL, records=True).records
+    off = genmodel.simulate(MODEL, HW, trace=trace, engine=NO_REL, records=True).records
+    assert on is not None and off is not None
+    host = _eager_host_s()
+    assert host > 0
+    for rid in (0, 1):  # the first step costs the same; only when its tokens leave differs
+        assert on.first_token_s[rid] - off.first_token_s[rid] == pytest.approx(host, rel=1e-9)
+    assert on.first_token_s[2] < off.first_token_s[2]  # C made the fetch after the launch
+    # without eager prompt steps (no host floor) the rule has nothing to delay
+    graphed = [
+        genmodel.simulate(MODEL, HW, trace=trace, engine=e.replace(prefill_launch_s=0.0)).e2e_s.mean
+        for e in (REL, NO_REL)
+    ]
+    assert graphed[0] == graphed[1]
+
+
+def test_a_lone_client_is_not_delayed_by_the_release_rule() -> None:
+    """One closed-loop client: the step after its last token is its own next prompt, admitted
+    once the reply is in, so no token waits for a launch."""
+    kw = {"concurrency": 1, "input_tokens": 1024, "output_tokens": 32}
+    on, off = (genmodel.simulate(MODEL, HW, engine=e, **kw) for e in (REL, NO_REL))
+    assert on.ttft_s.mean == pytest.approx(off.ttft_s.mean, rel=1e-12)
+    assert on.e2e_s.mean == pytest.approx(off.e2e_s.mean, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["trtllm", "vllm"])
+def test_a_reply_latency_adds_to_a_lone_clients_ttft_and_cycle(name: str) -> None:
+    """One client: the reply latency is in its TTFT once and delays each next request by as
+    much, so the simulated time grows by it per request after the first; its decode is untouched."""
+    kw = {"concurrency": 1, "input_tokens": 1024, "output_tokens": 32, "requests_per_client": 6}
+    base = engine_preset(name)
+    zero, late = (
+        genmodel.simulate(MODEL, HW, engine=base.replace(reply_latency_s=r), **kw) for r in (0.0, 0.01)
+    )
+    assert late.ttft_s.mean - zero.ttft_s.mean == pytest.approx(0.01, rel=1e-6)
+    assert late.tpot_s.mean == pytest.approx(zero.tpot_s.mean, rel=1e-12)
+    assert late.simulated_s - zero.simulated_s == pytest.approx(0.01 * 5, rel=1e-6)
+
+
+def test_a_reply_arriving_after_the_fetch_waits_a_step_more() -> None:
+    """Two clients decoding together: with a reply latency the next request misses the fetch it
+    made with none, so its TTFT grows by more than the latency itself (a step at least)."""
+    kw = {"concurrency": 2, "input_tokens": 256, "output_tokens": 64}
+    zero, late = (
+        genmodel.simulate(MODEL, HW, engine=REL.replace(reply_latency_s=r), **kw) for r in (0.0, 0.002)
+    )
+    assert late.ttft_s.mean - zero.ttft_s.mean > 0.002
+
+
+def test_the_release_and_reply_knobs() -> None:
+    assert engine_preset("trtllm").release_after_launch and engine_preset("sglang").release_after_launch
+    assert not engine_preset("vllm").release_after_launch
+    assert all(engine_preset(n).reply_latency_s == 0 for n in ("vllm", "sglang", "trtllm"))
+    assert "_handle_responses" in engine_preset("trtllm").source
+    with pytest.raises(genmodel.SpecError):
+        ENGINE.replace(reply_latency_s=-0.001)
+    with pytest.raises(genmodel.SpecError):
+        ENGINE.replace(reply_latency_s=math.inf)
