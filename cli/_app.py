@@ -188,6 +188,20 @@ def estimate(
     warmup_requests: WarmupRequestsOpt = None,
     warmup_restart: WarmupRestartOpt = True,
     warmup_replay: WarmupReplayOpt = True,
+    input_spread: Annotated[
+        float,
+        typer.Option(
+            help="With --concurrency, prompt lengths drawn uniformly within +-this fraction of "
+            "--input-tokens (0: fixed; the simulated clients', the closed form takes the mean)."
+        ),
+    ] = 0.0,
+    output_spread: Annotated[
+        float,
+        typer.Option(
+            help="With --concurrency, output lengths drawn uniformly within +-this fraction of "
+            "--output-tokens (0: fixed; the simulated clients', the closed form takes the mean)."
+        ),
+    ] = 0.0,
     ops: Annotated[bool, typer.Option(help="Also show the per-operator breakdown (table).")] = False,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -230,6 +244,8 @@ def estimate(
         warmup_requests=warmup_requests,
         warmup_restart=warmup_restart,
         warmup_replay=warmup_replay,
+        input_spread=input_spread,
+        output_spread=output_spread,
         **run_options,
     )
     if format is Format.json:

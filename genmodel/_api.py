@@ -234,6 +234,8 @@ def estimate(
     warmup_requests: int | None = None,
     warmup_restart: bool = True,
     warmup_replay: bool = True,
+    input_spread: float = 0.0,
+    output_spread: float = 0.0,
     options: RunOptions | None = None,
     **option_values: Any,
 ) -> Estimate:
@@ -279,6 +281,11 @@ def estimate(
             of its warm-up again, as perf_analyzer's restarted workers do (the default); an engine
             with ``prefix_caching`` (vLLM, SGLang) finds them cached. False: fresh prompts. The
             simulated serving model only.
+        input_spread, output_spread: with ``concurrency``, each request's prompt and output
+            length drawn uniformly within +- this fraction of ``input_tokens`` and
+            ``output_tokens`` (in [0, 1); a random dataset's range ratio; seed 0); 0, the default:
+            every request the given lengths. The simulated serving model only: the closed form
+            (and a deployment the simulation does not cover) takes the means.
         options: how the serving stack runs the plan (:class:`RunOptions`: overlap, MoE load,
             speculation, paging, prefix cache, sparse attention, chunked prefill, offload tiers).
         option_values: the same options by keyword, replacing those of ``options``; the
@@ -304,6 +311,8 @@ def estimate(
         warmup_requests=warmup_requests,
         warmup_restart=warmup_restart,
         warmup_replay=warmup_replay,
+        input_spread=input_spread,
+        output_spread=output_spread,
     )
     served = spec.serving_model(serving, device=hw.device, tables=step_tables)
     plan = _plan(devices, tp=tp, pp=pp, ep=ep, dp=dp, cp=cp)
@@ -314,6 +323,10 @@ def estimate(
     precision = default_precision(weight_dtype, act_dtype, kv_dtype)
     tokens = {"input_tokens": input_tokens, "output_tokens": output_tokens}
     if concurrency is None:
+        if input_spread or output_spread:
+            raise SpecError(
+                "input_spread= and output_spread= need concurrency= (serving): a static batch has one length"
+            )
         n = 1 if batch is None else batch
         return estimate_static(m, hw, plan, precision, batch=n, ideal=ideal, options=run, **tokens)
     if batch is not None:

@@ -176,7 +176,12 @@ class ServingSpec:
         """
         check_serving(serving)
         # built for the closed form too, so that its client is checked
-        simulated = Simulated(engine=self.engine_on(device), client=self.client(), tables=tables)
+        simulated = Simulated(
+            engine=self.engine_on(device),
+            client=self.client(),
+            tables=tables,
+            spreads=(self.input_spread, self.output_spread),
+        )
         return ClosedForm(wave=simulated.wave) if serving == "closed-form" else simulated
 
 
@@ -313,11 +318,15 @@ class Simulated:
             (:class:`~genmodel._wave.BenchmarkClient`): :data:`REQUESTS_PER_CLIENT` each, the first
             :data:`WARMUP_REQUESTS` a warm-up that drains before every client restarts together.
         tables: step-cost tables to reuse across calls (None: each call builds its own).
+        spreads: the clients' prompt and output lengths, each drawn uniformly within +- this
+            fraction of the mean (a random dataset's range ratio); (0, 0): every request the
+            mean lengths. The closed form's terms (the phases, the memory) take the means.
     """
 
     engine: Engine
     client: BenchmarkClient
     tables: StepTables | None = field(default=None, compare=False)
+    spreads: tuple[float, float] = (0.0, 0.0)
 
     def __init__(
         self,
@@ -329,6 +338,7 @@ class Simulated:
         warmup_replay: bool | None = None,
         client: BenchmarkClient | None = None,
         tables: StepTables | None = None,
+        spreads: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         """Hold ``client``, or the one the knobs describe (:meth:`ServingSpec.client`; None: its
         defaults).
@@ -336,8 +346,11 @@ class Simulated:
         Raises:
             SpecError: a client and its knobs both, bad counts (:class:`ServingSpec`,
                 :class:`BenchmarkClient`), or more than :data:`MAX_REQUESTS_PER_CLIENT` requests
-                per client.
+                per client, a spread outside [0, 1).
         """
+        for name, spread in zip(("input_spread", "output_spread"), spreads, strict=True):
+            if not 0 <= spread < 1:
+                raise SpecError(f"{name}={spread!r} must be in [0, 1): lengths within +-{name} of the mean")
         knobs = {
             "requests_per_client": requests_per_client,
             "warmup_requests": warmup_requests,
@@ -361,6 +374,7 @@ class Simulated:
         object.__setattr__(self, "engine", engine)
         object.__setattr__(self, "client", client)
         object.__setattr__(self, "tables", tables)
+        object.__setattr__(self, "spreads", (float(spreads[0]), float(spreads[1])))
 
     @property
     def name(self) -> str:
@@ -462,8 +476,8 @@ class Simulated:
         itl: bool = True,
     ) -> SimulationResult:
         """The simulation behind :meth:`estimate`: ``concurrency`` clients of this benchmark client
-        through this engine's scheduler (:func:`~genmodel._simulate.simulate_serving`), fixed
-        lengths, so no random draw. The plan must be one the simulation covers
+        through this engine's scheduler (:func:`~genmodel._simulate.simulate_serving`): the mean
+        lengths, or lengths drawn (seed 0) within :attr:`spreads`. The plan must be one the simulation covers
         (:func:`~genmodel._stepcost.check_simulable`).
 
         Args:
@@ -490,7 +504,7 @@ class Simulated:
                 precision,
                 options=options,
                 engine=self.engine,
-                input_tokens=input_tokens,
+                input_tokens=math.ceil(input_tokens * (1 + self.spreads[0])),  # the longest prompt drawn
                 running=running,
             )
         return simulate_serving(
@@ -500,8 +514,8 @@ class Simulated:
             precision,
             engine=self.engine,
             arrivals=Arrivals.closed(self.client, concurrency),
-            input_tokens=Lengths(mean=input_tokens),
-            output_tokens=Lengths(mean=output_tokens),
+            input_tokens=Lengths(mean=input_tokens, spread_frac=self.spreads[0]),
+            output_tokens=Lengths(mean=output_tokens, spread_frac=self.spreads[1]),
             ideal=ideal,
             options=options,
             table=table,

@@ -47,6 +47,7 @@ from genmodel._validate_rate import (
     is_rate,
     simulate_rate_case,
     simulated_metric,
+    spread_keywords,
 )
 from genmodel._validate_report import CaseResult, ValidationReport
 from genmodel.io import device_profile, load_hardware, load_profile
@@ -334,7 +335,7 @@ def _estimate_case(
     kwargs: dict[str, Any] = {"batch": n}
     if row["mode"] != "static":
         replay = (row.get("engine_config") or "").strip() not in _FRESH_AFTER_WARMUP
-        kwargs = {"concurrency": n, **_harness(row), "warmup_replay": replay}
+        kwargs = {"concurrency": n, **_harness(row), "warmup_replay": replay, **spread_keywords(row)}
     return estimate(
         row["model"],
         row["hardware"] if hardware is None else hardware,

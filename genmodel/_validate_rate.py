@@ -7,7 +7,8 @@ second, > 0), ``requests`` (how many the client sends; empty: :data:`DEFAULT_REQ
 ``burstiness_cv`` (empty: Poisson arrivals; else gamma arrivals whose gaps have this coefficient of
 variation, as ``bench_serving --burstiness``) and ``input_spread``, ``output_spread`` (empty: 0,
 every request the mean lengths; else each length uniform within +-spread of the mean, as a random
-dataset's ``--random-range-ratio`` draws them). Its metric may be a mean (``ttft_s``, ``tpot_s``,
+dataset's ``--random-range-ratio`` draws them; a concurrency row may give the spreads too,
+:data:`SPREAD_COLUMNS`, for its closed-loop clients). Its metric may be a mean (``ttft_s``, ``tpot_s``,
 ``e2e_s``), one of the figures only the simulation gives (:data:`SIMULATION_METRICS`: ``itl_s``,
 the mean gap between two tokens of a request over all tokens, and the percentiles ``ttft_p50_s``
 ... ``itl_p99_s``) or a rate (``output_tokens_per_s``, ``output_tokens_per_s_per_device``).
@@ -37,6 +38,9 @@ from genmodel._simulate_api import DEFAULT_REQUESTS, _specs, simulate
 
 #: the optional columns of a rate case
 RATE_COLUMNS = ("request_rate", "requests", "burstiness_cv", "input_spread", "output_spread")
+#: the rate columns a concurrency row may give as well: the spread of its clients' lengths (the
+#: simulation draws them; the closed form sends the means)
+SPREAD_COLUMNS = ("input_spread", "output_spread")
 #: the seed of every rate case's arrivals (the same row, the same prediction)
 SEED = 0
 #: the most requests per second and requests a row may ask for (a typo guard, not a model limit)
@@ -116,16 +120,21 @@ def check_rate_row(row: dict[str, str], where: str) -> bool:
     """Check a row's rate columns; whether it is a rate case.
 
     A rate case has ``request_rate`` > 0, ``requests`` empty or an integer, ``burstiness_cv``
-    empty or > 0, and ``batch`` and the closed loop's columns (``requests_per_client``,
-    ``warmup_requests``, ``engine_config``) empty; any other row must leave the rate columns empty.
+    empty or > 0, spreads empty or in [0, 1), and ``batch`` and the closed loop's columns
+    (``requests_per_client``, ``warmup_requests``, ``engine_config``) empty; a concurrency row may
+    give the spreads (:data:`SPREAD_COLUMNS`) but no other rate column; a static row none.
 
     Raises:
         SpecError: ``where: column=value must be ...`` naming the malformed column.
     """
     if not is_rate(row):
+        closed_loop = (row.get("mode") or "").strip() == "concurrency"
         given = [c for c in RATE_COLUMNS if (row.get(c) or "").strip()]
-        if given:
-            raise SpecError(f"{where}: {given[0]}={row[given[0]]!r} needs mode=rate")
+        stray = [c for c in given if not (closed_loop and c in SPREAD_COLUMNS)]
+        if stray:
+            need = "mode=rate or concurrency" if stray[0] in SPREAD_COLUMNS else "mode=rate"
+            raise SpecError(f"{where}: {stray[0]}={row[stray[0]]!r} needs {need}")
+        spread_keywords(row, where)
         return False
     if _positive(row, "request_rate", where, MAX_RATE) is None:
         raise SpecError(
@@ -137,28 +146,37 @@ def check_rate_row(row: dict[str, str], where: str) -> bool:
             f"{where}: requests={row.get('requests')!r} must be an integer between 1 and {MAX_REQUESTS:,}"
         )
     _positive(row, "burstiness_cv", where, 100.0)
-    _spread(row, "input_spread", where)
-    _spread(row, "output_spread", where)
+    spread_keywords(row, where)
     for name in ("batch", "requests_per_client", "warmup_requests", "engine_config"):
         if (row.get(name) or "").strip():
             raise SpecError(f"{where}: {name}={row[name]!r} must be empty for a rate case (mode=rate)")
     return True
 
 
+def spread_keywords(row: dict[str, str], where: str = "") -> dict[str, float]:
+    """A row's ``input_spread`` and ``output_spread`` (empty: 0), the keywords of
+    :func:`genmodel.simulate` and :func:`genmodel.estimate`.
+
+    Raises:
+        SpecError: ``where: input_spread=... must be a number in [0, 1) ...``.
+    """
+    where = where or f"case {row['id']}"
+    return {name: _spread(row, name, where) for name in SPREAD_COLUMNS}
+
+
 def arrival_keywords(row: dict[str, str]) -> dict[str, Any]:
     """The :func:`genmodel.simulate` keywords of a row's arrivals: a checked rate row's
     ``request_rate``, ``requests``, ``burstiness_cv`` and :data:`SEED`; else its ``batch``
-    closed-loop clients."""
+    closed-loop clients; the spreads of either's lengths."""
     if not is_rate(row):
-        return {"concurrency": int(row["batch"])}
+        return {"concurrency": int(row["batch"]), **spread_keywords(row)}
     where = f"case {row['id']}"
     requests = (row.get("requests") or "").strip()
     return {
         "request_rate": _positive(row, "request_rate", where, MAX_RATE),
         "requests": int(requests) if requests else DEFAULT_REQUESTS,
         "burstiness_cv": _positive(row, "burstiness_cv", where, 100.0),
-        "input_spread": _spread(row, "input_spread", where),
-        "output_spread": _spread(row, "output_spread", where),
+        **spread_keywords(row, where),
         "seed": SEED,
     }
 

@@ -485,3 +485,23 @@ def test_estimate_warmup_restart_adds_the_measured_burst() -> None:
         restart = genmodel.estimate("llama-3.1-8b", "h100-sxm", serving=serving, **kw)
         straight = genmodel.estimate("llama-3.1-8b", "h100-sxm", serving=serving, warmup_restart=False, **kw)
         assert restart.ttft_s > straight.ttft_s, serving
+
+
+def test_estimate_draws_the_clients_lengths_within_their_spread() -> None:
+    # a closed loop whose lengths are spread is the simulation of those clients (seed 0); the
+    # closed form takes the means; a static batch has no spread, and a spread of 1 is refused
+    kw: dict[str, Any] = {"input_tokens": 1000, "output_tokens": 200, "concurrency": 16}
+    spread = {"input_spread": 0.3, "output_spread": 0.3}
+    fixed = genmodel.estimate("llama-3.1-8b", "h100-sxm", **kw)
+    drawn = genmodel.estimate("llama-3.1-8b", "h100-sxm", **kw, **spread)
+    sim = genmodel.simulate("llama-3.1-8b", "h100-sxm", **kw, **spread)
+    assert (drawn.ttft_s, drawn.tpot_s) == pytest.approx((sim.ttft_s.mean, sim.tpot_s.mean))
+    assert drawn.ttft_s != pytest.approx(fixed.ttft_s, rel=1e-3)
+    closed = [
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", serving="closed-form", **kw, **s) for s in ({}, spread)
+    ]
+    assert (closed[0].ttft_s, closed[0].tpot_s) == (closed[1].ttft_s, closed[1].tpot_s)
+    with pytest.raises(SpecError, match=r"input_spread=1\.0 must be in \[0, 1\)"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", **kw, input_spread=1.0)
+    with pytest.raises(SpecError, match="need concurrency="):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", input_tokens=1000, output_tokens=200, batch=4, **spread)

@@ -144,6 +144,34 @@ def test_spread_lengths_and_the_inter_token_latency_are_the_simulations(tmp_path
     assert got["e2e99"] > 1.2 * got["fixed99"]
 
 
+def test_a_concurrency_case_may_carry_its_clients_spread(tmp_path: Path) -> None:
+    """A closed-loop row with input_spread/output_spread is the estimate of clients whose lengths
+    are drawn within them (the simulation's; the closed form sends the means), not the row
+    without them: the spread is part of the estimate the rows of one measurement share."""
+    row = {"mode": "concurrency", "batch": "16", "request_rate": "", "requests": "", "metric": "ttft_s"}
+    spread = {"input_spread": "0.3", "output_spread": "0.3"}
+    path = _cases(
+        tmp_path,
+        {"id": "fixed", **row},
+        {"id": "spread", **row, **spread},
+        {"id": "spread-tpot", **row, **spread, "metric": "tpot_s", "measured": "0.01"},
+    )
+    got = {c.id: c.predicted for c in genmodel.validate(path).cases}
+    est = genmodel.estimate(
+        "llama-3.1-8b",
+        "h100-sxm",
+        concurrency=16,
+        input_spread=0.3,
+        output_spread=0.3,
+        kv_dtype="bf16",
+        **_SIM,
+    )
+    assert (got["spread"], got["spread-tpot"]) == pytest.approx((est.ttft_s, est.tpot_s))
+    assert got["spread"] != pytest.approx(got["fixed"], rel=1e-3)
+    closed = {c.id: c.predicted for c in genmodel.validate(path, serving="closed-form").cases}
+    assert closed["spread"] == closed["fixed"]
+
+
 def test_bursty_arrivals_wait_longer_than_poisson_ones(tmp_path: Path) -> None:
     path = _cases(
         tmp_path,
@@ -194,10 +222,16 @@ def test_a_percentile_of_an_estimated_case_is_skipped_with_the_reason(tmp_path: 
         ({"input_spread": "1"}, "input_spread='1' must be a number in \\[0, 1\\)"),
         (
             {"mode": "static", "batch": "1", "request_rate": "", "requests": "", "output_spread": "0.5"},
-            "output_spread='0.5' needs mode=rate",
+            "output_spread='0.5' needs mode=rate or concurrency",
         ),
         ({"batch": "8"}, "batch='8' must be empty for a rate case"),
         ({"mode": "concurrency", "batch": "8"}, "request_rate='4' needs mode=rate"),
+        # a concurrency row may give the spreads (below), no other rate column, and no spread of 1
+        ({"mode": "concurrency", "batch": "8", "input_spread": "0.1"}, "request_rate='4' needs mode=rate"),
+        (
+            {"mode": "concurrency", "batch": "8", "request_rate": "", "requests": "", "output_spread": "1"},
+            "output_spread='1' must be a number in \\[0, 1\\)",
+        ),
         ({"mode": "open"}, "mode='open' must be one of static, concurrency, rate"),
     ],
 )

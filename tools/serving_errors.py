@@ -50,9 +50,12 @@ def _plan(row: dict[str, str]) -> dict[str, Any]:
 
 def _harness(row: dict[str, str], requests_per_client: int | None) -> dict[str, Any]:
     """The closed loop of the row's benchmark client (its columns), unless overridden, and whether
-    it replays its warm-up's prompts (genai-perf's does; ATOM's ``vllm bench serve`` does not), as
-    ``genmodel validate`` simulates it."""
-    replay = {"warmup_replay": (row.get("engine_config") or "").strip() != "atom-oot"}
+    it replays its warm-up's prompts (genai-perf's does; ATOM's ``vllm bench serve`` does not), and
+    the spread of its lengths, as ``genmodel validate`` simulates it."""
+    replay = {
+        "warmup_replay": (row.get("engine_config") or "").strip() != "atom-oot",
+        **{k: float(row[k]) for k in ("input_spread", "output_spread") if (row.get(k) or "").strip()},
+    }
     if requests_per_client is not None:
         return {"requests_per_client": requests_per_client, **replay}
     cols = ("requests_per_client", "warmup_requests")
