@@ -77,3 +77,21 @@ def test_the_b200_value_reproduces_the_cutlass_mla_benchmark_it_stands_on() -> N
         t = roofline(op, d, BF16)
         assert t.compute_s > t.memory_s  # compute-bound at 128 heads
         assert t.compute_s / layers == pytest.approx(measured_s, rel=0.08), seq_len
+
+
+def test_the_profile_fits_leave_the_sourced_kernel_rate_alone() -> None:
+    """tools/fit_profiles.py fits a platform's profile on its end-to-end rows; the MLA decode rate is
+    the device file's kernel timing, and the GB200 rows would otherwise pull it to their residual."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "fit_profiles.py"
+    spec = importlib.util.spec_from_file_location("fit_profiles", path)
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert "mla_decode_frac" in tool.SOURCED
+    rows = tool.fit_cases(genmodel.read_cases(genmodel.public_cases_path()))
+    gb200 = next(s for s in tool.SPECS if s[0] == "gb200-sglang")
+    _, fit = tool.fit_one(gb200, rows, tool.DEFAULT_METRICS)
+    assert fit is None or "mla_decode_frac" not in fit.fitted
