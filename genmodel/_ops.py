@@ -300,7 +300,8 @@ def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
     GEMMs run at ``efficiency.gemm_frac`` of the peak for the GEMM precision, with rows padded to
     the kernel's row tile; attention at ``attention_frac`` of the peak for the wider of the
     activation and KV-cache precisions (at least 8-bit), MLA's absorbed decode attention at
-    ``mla_decode_frac`` (its own kernels: hardware_db/EFFICIENCY.md); memory traffic at ``memory_frac`` of peak bandwidth,
+    ``mla_decode_frac`` (its own kernels: hardware_db/EFFICIENCY.md); memory traffic at
+    ``memory_frac`` of peak bandwidth,
     the routed experts' at ``expert_memory_frac`` of that (grouped GEMMs over small expert slices),
     plus ``moe_layer_latency_s`` per MoE layer on their memory side: the fixed time of a fused-MoE
     kernel chain (routing, token alignment, two grouped GEMMs, activation, combine) that a decode
