@@ -92,12 +92,14 @@ class Gemm:
 
 @dataclass(frozen=True, slots=True)
 class AttentionWork:
-    """The fused attention of a step, summed over ``count`` layers, on one device."""
+    """The fused attention of a step, summed over ``count`` layers, on one device; ``latent``:
+    MLA's absorbed decode attention (its own kernels and efficiency, ``mla_decode_frac``)."""
 
     name: str
     flops: Num
     act_bytes: Num
     kv_bytes: Num
+    latent: bool = False
 
 
 #: the GEMMs before and after a block's fused attention
@@ -375,6 +377,7 @@ class MultiHeadLatentAttention(Attention):
             flops=2 * s.num_seqs * heads * attn_dims * pairs * count / s.cp,
             act_bytes=step_tokens * q_width * s.act_bytes * count / s.cp,
             kv_bytes=(s.num_seqs * cached + step_tokens) * self.latent_dim * s.kv_bytes * count / s.cp,
+            latent=s.absorbed,
         )
 
 

@@ -219,6 +219,10 @@ class Efficiency:
             feeds, epilogues and the power limit do not, so they reach a smaller fraction).
         gemm_tile_tokens: GEMM row tile; a GEMM over M tokens computes ceil(M/tile)*tile rows.
         attention_frac: fraction of peak FLOP/s a fused (flash) attention kernel reaches.
+        mla_decode_frac: the same for MLA's absorbed decode attention (every query head of a
+            sequence against one shared latent cache: a different kernel, FlashMLA, CUTLASS MLA or
+            TRT-LLM's, than a prefill's flash attention); the device file's published timing of it,
+            else its ``attention_frac`` (hardware_db/EFFICIENCY.md).
         memory_frac: fraction of peak memory bandwidth a streaming kernel reaches.
         expert_memory_frac: fraction of ``memory_frac``'s bandwidth the routed experts of an MoE
             layer reach (grouped or fused expert GEMMs over small per-expert weight slices and
@@ -246,6 +250,7 @@ class Efficiency:
     gemm_low_precision_frac: float = 0.5
     gemm_tile_tokens: int = 64
     attention_frac: float = 0.5
+    mla_decode_frac: float = 0.5
     memory_frac: float = 0.7
     expert_memory_frac: float = 1.0
     moe_layer_latency_s: float = 27e-6
@@ -264,6 +269,7 @@ class Efficiency:
             gemm_frac=self.gemm_frac,
             gemm_low_precision_frac=self.gemm_low_precision_frac,
             attention_frac=self.attention_frac,
+            mla_decode_frac=self.mla_decode_frac,
             memory_frac=self.memory_frac,
             expert_memory_frac=self.expert_memory_frac,
             collective_bus_frac=self.collective_bus_frac,
@@ -287,6 +293,7 @@ IDEAL_EFFICIENCY = Efficiency(
     gemm_low_precision_frac=1.0,
     gemm_tile_tokens=1,
     attention_frac=1.0,
+    mla_decode_frac=1.0,
     memory_frac=1.0,
     expert_memory_frac=1.0,
     moe_layer_latency_s=0.0,

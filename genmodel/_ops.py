@@ -47,6 +47,7 @@ class Op:
     ``rows`` is the number of token rows a GEMM multiplies (for row-tile padding); 0 elsewhere.
     ``moe_calls`` is the number of fused-MoE kernel chains the operator runs (the routed experts:
     one per MoE layer), each costing the device's ``moe_layer_latency_s``; 0 elsewhere.
+    ``latent`` marks MLA's absorbed decode attention, which runs at ``mla_decode_frac``.
     """
 
     name: str
@@ -58,6 +59,7 @@ class Op:
     rows: Num = 0
     moe_calls: Num = 0
     calls: Num = 0
+    latent: bool = False
 
     @property
     def bytes(self) -> Num:
@@ -192,7 +194,7 @@ def forward_ops(
     for kind, count in model.attention_layers:
         if count:
             w = kind.attention_work(step, count)
-            ops.append(Op(w.name, "attention", w.flops, 0, w.act_bytes, w.kv_bytes))
+            ops.append(Op(w.name, "attention", w.flops, 0, w.act_bytes, w.kv_bytes, latent=w.latent))
     for g in after:
         gemm(g.name, g.k, g.n, g.count, g.calls)
 
@@ -297,7 +299,9 @@ def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
 
     GEMMs run at ``efficiency.gemm_frac`` of the peak for the GEMM precision, with rows padded to
     the kernel's row tile; attention at ``attention_frac`` of the peak for the wider of the
-    activation and KV-cache precisions (at least 8-bit); memory traffic at ``memory_frac`` of peak bandwidth,
+    activation and KV-cache precisions (at least 8-bit), MLA's absorbed decode attention at
+    ``mla_decode_frac`` (its own kernels: hardware_db/EFFICIENCY.md); memory traffic at
+    ``memory_frac`` of peak bandwidth,
     the routed experts' at ``expert_memory_frac`` of that (grouped GEMMs over small expert slices),
     plus ``moe_layer_latency_s`` per MoE layer on their memory side: the fixed time of a fused-MoE
     kernel chain (routing, token alignment, two grouped GEMMs, activation, combine) that a decode
@@ -317,6 +321,7 @@ class Rates:
     memory_bytes_per_s: Num  # achieved memory bandwidth
     gemm_flops_per_s: Num  # achieved FLOP/s of a GEMM in the precision's GEMM dtype
     attention_flops_per_s: Num  # achieved FLOP/s of fused attention
+    mla_decode_flops_per_s: Num  # achieved FLOP/s of MLA's absorbed decode attention
     gemm_tile_tokens: int
     expert_memory_bytes_per_s: Num  # achieved memory bandwidth of the routed experts' GEMMs
     moe_layer_latency_s: Num = 0.0  # fixed time of one fused-MoE kernel chain (one MoE layer)
@@ -335,12 +340,12 @@ class Rates:
         scale = device.matmul_scale
         # likewise a device whose memory reaches less of its peak in a streaming benchmark
         memory = device.memory_bandwidth_bytes_per_s * eff.memory_frac * device.memory_scale
+        attention_peak = device.peak_flops_per_s[attention_dtype] * scale.get(attention_dtype, 1.0)
         return cls(
             memory_bytes_per_s=memory,
             gemm_flops_per_s=device.peak_flops_per_s[dtype] * frac * scale.get(dtype, 1.0),
-            attention_flops_per_s=device.peak_flops_per_s[attention_dtype]
-            * eff.attention_frac
-            * scale.get(attention_dtype, 1.0),
+            attention_flops_per_s=attention_peak * eff.attention_frac,
+            mla_decode_flops_per_s=attention_peak * eff.mla_decode_frac,
             gemm_tile_tokens=eff.gemm_tile_tokens,
             expert_memory_bytes_per_s=memory * eff.expert_memory_frac,
             moe_layer_latency_s=eff.moe_layer_latency_s,
@@ -361,7 +366,7 @@ class Rates:
         if op.kind == "gemm":
             compute_s = op.flops * padded / self.gemm_flops_per_s
         elif op.kind == "attention":
-            compute_s = op.flops / self.attention_flops_per_s
+            compute_s = op.flops / (self.mla_decode_flops_per_s if op.latent else self.attention_flops_per_s)
         else:
             compute_s = 0 * memory_s  # elementwise FLOPs are negligible next to their bytes
         return OpTime(op, compute_s, memory_s)

@@ -45,6 +45,9 @@ _BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
         "gemm_low_precision_frac": (0.2, 0.9),
         # FlashAttention-2/3: 35-75 % of peak forward
         "attention_frac": (0.2, 0.9),
+        # MLA decode kernels (128 heads over a shared latent): 35-70 % of peak (CUTLASS MLA on
+        # SM100 to FlashMLA on H800)
+        "mla_decode_frac": (0.2, 0.9),
         # decode streaming kernels: 40-92 % of HBM/LPDDR peak (STREAM reaches ~90 %)
         "memory_frac": (0.4, 0.95),
         # routed experts against other streaming kernels: grouped GEMMs over thin expert slices

@@ -201,6 +201,7 @@ def device_from_yaml(y: DeviceY) -> Device:
             gemm_low_precision_frac=e.gemm_low_precision_frac,
             gemm_tile_tokens=e.gemm_tile_tokens,
             attention_frac=e.attention_frac,
+            mla_decode_frac=e.attention_frac if e.mla_decode_frac is None else e.mla_decode_frac,
             memory_frac=e.memory_frac,
             expert_memory_frac=e.expert_memory_frac,
             moe_layer_latency_s=e.moe_layer_latency_us * US,

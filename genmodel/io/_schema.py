@@ -104,6 +104,8 @@ class EfficiencyY(_Strict):
     gemm_low_precision_frac: Fraction
     gemm_tile_tokens: Count
     attention_frac: Fraction
+    #: MLA's absorbed decode attention; absent: attention_frac (hardware_db/EFFICIENCY.md)
+    mla_decode_frac: Fraction | None = None
     memory_frac: Fraction
     expert_memory_frac: Fraction = 1.0
     moe_layer_latency_us: NonNegative = 27.0
