@@ -11,7 +11,15 @@ Modelling assumptions:
   (pipelined reduce then broadcast); direct ("two-shot") all-reduce 2 alpha + 2(n-1)/n S/B (a
   reduce-scatter and an all-gather in one step each, every peer at once, as on a switch or mesh);
   reduce-scatter and all-gather are half an all-reduce (ring (n-1) alpha + (n-1)/n S/B).
-  ``auto`` takes the fastest, as NCCL's tuner does.
+  ``nvls`` (the default) is NCCL's default on a switch that reduces in the fabric (NVLink SHARP,
+  NCCL >= 2.17, H100/H200/B200 NVSwitch): a flat all-reduce of at least :data:`NVLS_MIN_BYTES`
+  over a group of at least :data:`NVLS_MIN_GROUP` on a tier with ``nvls_bus_frac`` runs at that
+  bus bandwidth, 2(n-1) alpha + 2(n-1)/n S/(line x nvls_bus_frac); anything else (smaller
+  messages or groups, reduce-scatter, all-gather, the hierarchical steps, a tier without it) runs
+  as ring. The hop latency is charged as for ring
+  because NCCL itself uses ring (LL protocol) for messages up to ~1 MB and NVLS from ~2 MB on 8x
+  H100 (github.com/NVIDIA/nccl-tests/issues/309), so small messages keep ring's cost.
+  ``auto`` takes the fastest of all four, as NCCL's tuner does.
 - A group larger than the innermost domain is hierarchical (groups are packed: domain by domain):
   all-reduce = reduce-scatter inside the domain, all-reduce of S/D across domains (D parallel
   rings, one per device's NIC), all-gather inside; all-gather = inter-domain gather of S/D, then
@@ -31,7 +39,21 @@ from genmodel._hardware import FabricTier, System
 from genmodel._units import Num, check_amount, maximum, minimum
 
 #: Algorithms an all-reduce, reduce-scatter or all-gather may use.
-ALGORITHMS = ("ring", "tree", "direct", "auto")
+ALGORITHMS = ("nvls", "ring", "tree", "direct", "auto")
+
+#: Smallest group whose all-reduce gets a tier's NVLS bus bandwidth. On 8x H100 with NCCL_ALGO=NVLS
+#: the busbw equals ring's (365-370 GB/s) for 2-4 GPUs and rises to 420, 440, 460, 480 GB/s for 5-8
+#: (github.com/NVIDIA/nccl/issues/1455); the systems' nvls_bus_frac figures are 8-GPU figures, so a
+#: smaller group is costed as ring (for 5-7 GPUs an underestimate of the gain).
+NVLS_MIN_GROUP = 8
+
+#: Smallest message (bytes) costed with NVLS. The serving engines reduce TP messages up to their
+#: custom kernels' workspace over peer-to-peer NVLink themselves and hand only larger ones to NCCL:
+#: TensorRT-LLM's AUTO strategy falls back to NCCL above getMaxRequiredWorkspaceSize, 8 MB for TP > 2
+#: (cpp/tensorrt_llm/common/customAllReduceUtils.h; 64 MiB in later releases), vLLM's and SGLang's
+#: custom all-reduce take up to 8 MiB; NCCL itself picks ring below ~2 MB (nccl-tests/issues/309).
+#: A long prefill's messages (8192 tokens x 8192 x 2 bytes = 134 MB) are well above either.
+NVLS_MIN_BYTES = 8e6
 
 
 def _check(algorithm: str, message_bytes: Num, num_devices: int) -> None:
@@ -49,14 +71,21 @@ def _check_group(
 
 
 def _choose(
-    algorithm: str, *, ring: Callable[[], Num], tree: Callable[[], Num], direct: Callable[[], Num]
+    algorithm: str,
+    *,
+    ring: Callable[[], Num],
+    tree: Callable[[], Num],
+    direct: Callable[[], Num],
+    nvls: Callable[[], Num] | None = None,
 ) -> Num:
     """The time of the named algorithm, or the fastest for "auto" (as NCCL's tuner picks); each
-    time is evaluated only if it is needed (a plan search times collectives over whole arrays)."""
-    times = {"ring": ring, "tree": tree, "direct": direct}
+    time is evaluated only if it is needed (a plan search times collectives over whole arrays).
+    ``nvls`` None: no in-switch reduction here, so "nvls" is ring."""
+    times = {"ring": ring, "tree": tree, "direct": direct, "nvls": ring if nvls is None else nvls}
     if algorithm in times:
         return times[algorithm]()
-    return minimum(ring(), minimum(tree(), direct()))
+    best = minimum(ring(), minimum(tree(), direct()))
+    return best if nvls is None else minimum(best, nvls())
 
 
 def _zero(message_bytes: Num, system: System) -> Num:
@@ -68,14 +97,36 @@ def _bandwidth(system: System, tier: FabricTier, n: int) -> float:
     return tier.group_bandwidth_bytes_per_s(n) * system.bus_frac(tier)
 
 
+def _nvls_bandwidth(system: System, tier: FabricTier, n: int) -> float | None:
+    """Bus bandwidth of an in-switch (NVLS) all-reduce over n devices on ``tier``, or None."""
+    if tier.nvls_bus_frac is None or n < NVLS_MIN_GROUP:
+        return None
+    # never below the tier's ring bus bandwidth (NCCL's tuner would take ring then)
+    return tier.bandwidth_bytes_per_s * max(tier.nvls_bus_frac, system.bus_frac(tier))
+
+
 def _flat_allreduce(message_bytes: Num, n: int, system: System, tier: FabricTier, algorithm: str) -> Num:
     b = _bandwidth(system, tier, n)
     a = tier.latency_s
+    b_nvls = _nvls_bandwidth(system, tier, n)
+
+    def ring() -> Num:
+        return 2 * (n - 1) * a + 2 * (n - 1) / n * message_bytes / b
+
+    def nvls() -> Num:
+        # the engines' own P2P kernels (ring's cost) up to NVLS_MIN_BYTES, then NVLS, never below
+        # the cost of the largest message they keep (time grows with the message):
+        # min(ring(S), max(nvls(S), ring(T))) is ring(S) for S < T and the NVLS time above
+        assert b_nvls is not None
+        ring_at = 2 * (n - 1) * a + 2 * (n - 1) / n * NVLS_MIN_BYTES / b
+        return minimum(ring(), maximum(2 * (n - 1) * a + 2 * (n - 1) / n * message_bytes / b_nvls, ring_at))
+
     return _choose(
         algorithm,
-        ring=lambda: 2 * (n - 1) * a + 2 * (n - 1) / n * message_bytes / b,
+        ring=ring,
         tree=lambda: 2 * math.ceil(math.log2(n)) * a + 2 * message_bytes / b,
         direct=lambda: 2 * a + 2 * (n - 1) / n * message_bytes / b,
+        nvls=None if b_nvls is None else nvls,
     )
 
 
@@ -121,10 +172,11 @@ def _gather(message_bytes: Num, n: int, system: System, level: int, algorithm: s
     return inner + _gather(message_bytes / domain, domains, system, level + 1, algorithm)
 
 
-def allreduce_time(message_bytes: Num, num_devices: int, system: System, *, algorithm: str = "ring") -> Num:
+def allreduce_time(message_bytes: Num, num_devices: int, system: System, *, algorithm: str = "nvls") -> Num:
     """Time of one all-reduce of ``message_bytes`` (per device) over ``num_devices`` devices.
 
-    One tier: c + ring 2(n-1) alpha + 2(n-1)/n S/B (or tree, direct, auto; module docstring).
+    One tier: c + ring 2(n-1) alpha + 2(n-1)/n S/B (or nvls, tree, direct, auto; module
+    docstring; nvls is ring with the tier's NVLS bus bandwidth where it has one).
     Spanning domains of D: c + RS(S, D) + AR(S/D, n/D on the next tier) + AG(S, D).
     Zero for one device. Source: Thakur et al. 2005, Sec. 4; NCCL's hierarchical (2D) all-reduce.
 

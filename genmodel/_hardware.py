@@ -430,6 +430,11 @@ class FabricTier:
         num_links: links per device (needed for a mesh).
         bus_frac: fraction of the bandwidth a large collective reaches; None uses the device's
             ``efficiency.collective_bus_frac``.
+        nvls_bus_frac: the bus bandwidth (nccl-tests busbw, 2(n-1)/n S / t) of a large all-reduce
+            reduced inside the switch (NVLink SHARP, NCCL's NVLS algorithm) over a full 8-GPU
+            group, as a fraction of ``bandwidth_bytes_per_s``; may exceed 1, since the switch
+            reduces and a device moves (1 + 1/n) S instead of 2(n-1)/n S. None: the switch does
+            not reduce (or no figure is known).
     """
 
     name: str
@@ -440,6 +445,7 @@ class FabricTier:
     num_domain_devices: int | None = None
     num_links: int | None = None
     bus_frac: float | None = None
+    nvls_bus_frac: float | None = None
 
     def __post_init__(self) -> None:
         owner = f"fabric tier {self.name!r}"
@@ -458,6 +464,11 @@ class FabricTier:
             raise SpecError(f"{owner}: topology='mesh' needs num_links")
         if self.bus_frac is not None:
             _fraction(owner, bus_frac=self.bus_frac)
+        if self.nvls_bus_frac is not None:
+            if self.topology != "switch":
+                raise SpecError(f"{owner}: nvls_bus_frac needs topology='switch'")
+            if not 0 < self.nvls_bus_frac <= 2:
+                raise SpecError(f"{owner}.nvls_bus_frac={self.nvls_bus_frac!r} must be in (0, 2]")
 
     def group_bandwidth_bytes_per_s(self, group_devices: int) -> float:
         """Per-device bandwidth a collective over ``group_devices`` devices can use on this tier.

@@ -239,7 +239,8 @@ class RunOptions:
         moe_imbalance: busiest expert group's load over the mean; None = uniform-routing estimate.
         speculation: speculative decoding / MTP, or None.
         disaggregated: prefill and decode run on separate devices; the KV cache moves between them.
-        allreduce_algorithm: ring, tree, direct or auto (the fastest) for all-reduces.
+        allreduce_algorithm: nvls (NCCL's default: in-switch reduction where the fabric has it,
+            else ring), ring, tree, direct or auto (the fastest) for all-reduces.
         kv_block_tokens: tokens per paged KV-cache block (block waste); 1 = no paging.
         prefix_hit_rate: fraction of each prompt found in the prefix cache: its prefill is skipped
             and its KV is stored once per replica.
@@ -276,7 +277,10 @@ class RunOptions:
     speculation: Speculation | None = part(Speculation, None)
     disaggregated: bool = option(False, help="Prefill and decode on separate devices (adds the KV transfer).")
     allreduce_algorithm: str = option(
-        "ring", flag="--allreduce", help="All-reduce algorithm: ring|tree|direct|auto."
+        "nvls",
+        flag="--allreduce",
+        help="All-reduce algorithm: nvls (NCCL's default: NVLink SHARP where the switch has it, else ring)"
+        "|ring|tree|direct|auto.",
     )
     kv_block_tokens: int = option(
         KV_BLOCK_TOKENS,

@@ -23,11 +23,13 @@ from genmodel import (
     p2p_time,
     reduce_scatter_time,
 )
+from genmodel._collectives import NVLS_MIN_BYTES
 
 # hardware_db/systems/dgx-h100.yaml and devices/h100-sxm.yaml, in SI units
 C_S = 8e-6  # efficiency.collective_latency_us: 8
 NVLINK_B = 450e9 * 0.82  # NVLink 4: bandwidth_gb_per_s 450, bus_frac 0.82
 NVLINK_A = 1e-6  # latency_us 1.0
+NVLS_B = 450e9 * 1.07  # nvls_bus_frac 1.07 (~480 GB/s NVLS all-reduce busbw on 8 GPUs)
 IB_B = 50e9 * 0.94  # InfiniBand NDR: bandwidth_gb_per_s 50, bus_frac 0.94
 IB_A = 5e-6  # latency_us 5.0
 NODE = 8  # domain_devices of the NVLink tier
@@ -66,19 +68,47 @@ def test_allreduce_algorithms_inside_one_node(dgx: System, n: int) -> None:
     ring = C_S + 2 * (n - 1) * NVLINK_A + 2 * (n - 1) / n * SIZE / NVLINK_B
     tree = C_S + 2 * math.ceil(math.log2(n)) * NVLINK_A + 2 * SIZE / NVLINK_B
     direct = C_S + 2 * NVLINK_A + 2 * (n - 1) / n * SIZE / NVLINK_B
-    assert allreduce_time(SIZE, n, dgx) == pytest.approx(ring)  # ring is the default
+    nvls = C_S + 2 * (n - 1) * NVLINK_A + 2 * (n - 1) / n * SIZE / NVLS_B if n >= 8 else ring
+    assert allreduce_time(SIZE, n, dgx) == pytest.approx(nvls)  # nvls is the default
     assert allreduce_time(SIZE, n, dgx, algorithm="ring") == pytest.approx(ring)
     assert allreduce_time(SIZE, n, dgx, algorithm="tree") == pytest.approx(tree)
     assert allreduce_time(SIZE, n, dgx, algorithm="direct") == pytest.approx(direct)
-    assert allreduce_time(SIZE, n, dgx, algorithm="auto") == pytest.approx(min(ring, tree, direct))
+    assert allreduce_time(SIZE, n, dgx, algorithm="auto") == pytest.approx(min(ring, tree, direct, nvls))
 
 
 @pytest.mark.parametrize("size", [1e3, 1e6, 1e9])
 def test_auto_picks_the_fastest_algorithm_at_every_size(dgx: System, size: float) -> None:
-    times = {a: allreduce_time(size, 8, dgx, algorithm=a) for a in ("ring", "tree", "direct")}
+    times = {a: allreduce_time(size, 8, dgx, algorithm=a) for a in ("ring", "tree", "direct", "nvls")}
     assert allreduce_time(size, 8, dgx, algorithm="auto") == pytest.approx(min(times.values()))
     # on one switch the direct (two-shot) all-reduce pays fewer hops than the ring for the same bytes
     assert times["direct"] < times["ring"]
+
+
+def test_nvls_speeds_up_only_large_all_reduces_over_eight_gpus(dgx: System) -> None:
+    # NVLink SHARP (nccl-tests busbw ~480 vs ring ~370 GB/s on 8x H100): large messages over 8 GPUs
+    big = 134e6  # one 8192-token prefill activation of an 8192-wide model in 16 bits
+    ring, nvls = (allreduce_time(big, 8, dgx, algorithm=a) for a in ("ring", "nvls"))
+    assert nvls == pytest.approx(C_S + 14 * NVLINK_A + 1.75 * big / NVLS_B)
+    assert ring / nvls == pytest.approx(1.07 / 0.82, rel=0.02)
+    # smaller groups (busbw = ring's on 2-4 GPUs), small messages (engines' own kernels, NCCL's
+    # ring LL), reduce-scatter and all-gather (NVLS is slower there) and a tier without NVLS: ring
+    for n in (2, 4):
+        assert allreduce_time(big, n, dgx) == allreduce_time(big, n, dgx, algorithm="ring")
+    assert allreduce_time(1e6, 8, dgx) == allreduce_time(1e6, 8, dgx, algorithm="ring")
+    assert allgather_time(big, 8, dgx, algorithm="nvls") == allgather_time(big, 8, dgx, algorithm="ring")
+    a100 = genmodel.load_system("dgx-a100")
+    assert a100.fabric[0].nvls_bus_frac is None
+    assert allreduce_time(big, 8, a100) == allreduce_time(big, 8, a100, algorithm="ring")
+    # just above the threshold the time does not drop below the largest ring-costed message's
+    below = allreduce_time(NVLS_MIN_BYTES * (1 - 1e-9), 8, dgx)
+    assert allreduce_time(NVLS_MIN_BYTES, 8, dgx) >= below
+
+
+def test_nvls_bus_frac_needs_a_switch() -> None:
+    with pytest.raises(SpecError, match="nvls_bus_frac"):
+        FabricTier(name="m", topology="mesh", bandwidth_bytes_per_s=1e9, num_links=7, nvls_bus_frac=1.0)
+    with pytest.raises(SpecError, match="nvls_bus_frac"):
+        FabricTier(name="s", bandwidth_bytes_per_s=1e9, nvls_bus_frac=2.5)
 
 
 @pytest.mark.parametrize("n", [2, 4, 8])
@@ -93,7 +123,7 @@ def test_allgather_and_reduce_scatter_are_half_an_allreduce(dgx: System, n: int)
         C_S + NVLINK_A + (n - 1) / n * SIZE / NVLINK_B
     )
     # ring all-reduce = reduce-scatter + all-gather, paying the call cost once
-    assert allreduce_time(SIZE, n, dgx) == pytest.approx(
+    assert allreduce_time(SIZE, n, dgx, algorithm="ring") == pytest.approx(
         reduce_scatter_time(SIZE, n, dgx) + allgather_time(SIZE, n, dgx) - C_S
     )
 

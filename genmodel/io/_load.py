@@ -274,6 +274,7 @@ def load_system(name: str, *, db: str | Path | None = None) -> System:
                 num_domain_devices=t.domain_devices,
                 num_links=t.links,
                 bus_frac=t.bus_frac,
+                nvls_bus_frac=t.nvls_bus_frac,
             )
             for t in y.fabric
         )

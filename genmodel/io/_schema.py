@@ -155,6 +155,7 @@ class FabricTierY(_Strict):
     links: Count | None = None
     latency_us: NonNegative
     bus_frac: Fraction | None = None
+    nvls_bus_frac: Annotated[float, Field(gt=0, le=2, allow_inf_nan=False)] | None = None
     source: Source
 
 
