@@ -222,6 +222,73 @@ _PREFILL_GRAPHS = (
     " Steps with prefill tokens run eagerly, outside CUDA graphs (prefill_launch_s, genmodel/_hostcost.py): "
 )
 
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EagerBlockKernels:
+    """An engine's own count of the kernels one decoder block of one architecture launches in an
+    eager forward (a step with prefill tokens), read from the engine's model code; it replaces the
+    generic count of :func:`genmodel._hostcost.eager_launches` where it applies.
+
+    Attributes:
+        architecture: the HuggingFace ``architectures`` entry the engine's model class serves.
+        kernels: the block's kernels at 16-bit activations.
+        quantised_inputs: kernels added when activations are 8 bits or narrower (GEMM inputs the
+            engine quantises in a kernel of their own, not inside a fused op).
+        min_hidden_size: the count holds for a hidden size above this (the engine fuses only there).
+        needs_tp: the count holds only under tensor parallelism (the fused ops are all-reduces).
+        source: the engine file and function the count was read from.
+    """
+
+    architecture: str
+    kernels: int
+    quantised_inputs: int = 0
+    min_hidden_size: int = 0
+    needs_tp: bool = False
+    source: str = ""
+
+    def applies(self, architecture: str, hidden_size: int, tp: int) -> bool:
+        """This count describes a block of ``architecture`` and ``hidden_size`` at ``tp``."""
+        return (
+            architecture == self.architecture
+            and hidden_size > self.min_hidden_size
+            and (tp > 1 or not self.needs_tp)
+        )
+
+
+#: TensorRT-LLM's PyTorch backend, Llama (tensorrt_llm/_torch/models/modeling_llama.py
+#: LlamaDecoderLayer): with tensor parallelism and a hidden size above 4096 (``enable_fusion``,
+#: ``PRE_MLP_FUSION`` and ``POST_MLP_FUSION``; TRTLLM_LLAMA_EAGER_FUSION_DISABLED unset) each
+#: all-reduce carries the residual add, the RMSNorm and, for fp8/NVFP4 checkpoints, the next GEMM
+#: input's quantisation (AllReduceFusionOp RESIDUAL_RMS_NORM[_QUANT_FP8|_QUANT_NVFP4]): the
+#: post-MLP one is the next block's input norm. The block launches the QKV GEMM, the attention op
+#: (modules/attention.py Attention.forward: one thop attention call that applies RoPE, writes the KV
+#: cache and quantises the output projection's input), the output projection, the fused
+#: all-reduce, the gate-up GEMM, the SwiGLU activation, the down GEMM and the second fused
+#: all-reduce: 8 kernels; an 8-bit or narrower checkpoint adds the down GEMM's input quantisation.
+TRTLLM_LLAMA_FUSED = EagerBlockKernels(
+    architecture="LlamaForCausalLM",
+    kernels=8,
+    quantised_inputs=1,
+    min_hidden_size=4096,
+    needs_tp=True,
+    source="TensorRT-LLM tensorrt_llm/_torch/models/modeling_llama.py LlamaDecoderLayer.__init__ "
+    "(enable_fusion = hidden_size > 4096; PRE_MLP_FUSION/POST_MLP_FUSION = mapping.has_tp(); "
+    "pre/post_mlp_fusion_op RESIDUAL_RMS_NORM[_QUANT_FP8|_QUANT_NVFP4]) and forward; "
+    "modules/attention.py Attention.forward (one attention op: RoPE, KV write, output quantisation)",
+)
+
+#: each engine's own per-architecture block counts (:class:`EagerBlockKernels`); an architecture
+#: without one (and every engine not named) takes the generic count of genmodel._hostcost
+EAGER_BLOCK_KERNELS: dict[str, tuple[EagerBlockKernels, ...]] = {
+    "trtllm": (TRTLLM_LLAMA_FUSED,),
+}
+
+
+def eager_block_kernels(engine: Engine) -> tuple[EagerBlockKernels, ...]:
+    """The per-architecture block counts of ``engine`` (by name); () = the generic count."""
+    return EAGER_BLOCK_KERNELS.get(engine.name, ())
+
+
 #: the engines with presets; the default is the first
 ENGINES = ("vllm", "sglang", "trtllm")
 #: the engines a static measurement may name (a validation row's ``engine`` column, which selects

@@ -23,14 +23,19 @@ Modelling assumptions:
   DeepSeek-V3 prefill of one token or a few dozen takes the same ~80 ms; TensorRT-LLM's piecewise
   CUDA graph guide: context iterations are host-bound, "larger token counts reduce exposure to
   host-side overhead"). The step's fixed ``step_overhead_s`` (scheduling, sampling) stays on top.
+- An engine's own count replaces the generic one where the engine's model code for that
+  architecture was read (:data:`genmodel._engines.EAGER_BLOCK_KERNELS`: TensorRT-LLM's Llama under
+  tensor parallelism, which folds the residual add, RMSNorm and quantisation into its all-reduces);
+  every other architecture and engine keeps the generic count.
 - Not modelled: vLLM V1's piecewise CUDA graphs (attention launched between graph pieces), host
-  work that grows with the batch's sequences (attention metadata), kernels that differ between
-  engines' fusions of the same block.
+  work that grows with the batch's sequences (attention metadata), the fusions of engine and
+  architecture pairs without a count of their own.
 """
 
 from __future__ import annotations
 
 from genmodel._attention import MultiHeadLatentAttention
+from genmodel._engines import EagerBlockKernels
 from genmodel._model import ModelSpec
 from genmodel._parallel import Plan
 from genmodel._units import DTYPE_BYTES
@@ -58,20 +63,27 @@ ALLREDUCE_KERNELS = 2
 HEAD_KERNELS = 4
 
 
-def eager_launches(model: ModelSpec, plan: Plan, precision: Precision) -> int:
+def eager_launches(
+    model: ModelSpec, plan: Plan, precision: Precision, blocks: tuple[EagerBlockKernels, ...] = ()
+) -> int:
     """Kernels one eager forward of ``model`` launches on a device (module docstring's counts).
 
     Args:
         model: the architecture (its blocks' attention kind, dense and MoE feed-forwards).
         plan: the parallel plan (tp or ep above 1 adds the all-reduces of each block).
         precision: an activation precision of 8 bits or fewer adds one quantisation per GEMM.
+        blocks: the engine's own block counts (``genmodel._engines.eager_block_kernels``); the first
+            that applies to ``model`` and ``plan`` replaces the generic count of every block.
 
     Returns:
         The number of kernel launches, at least one per block.
     """
+    quant = 1 if DTYPE_BYTES[precision.act_dtype] <= 1 else 0
+    for own in blocks:
+        if own.applies(model.architecture, model.hidden_size, plan.tp):
+            return model.num_layers * (own.kernels + quant * own.quantised_inputs) + HEAD_KERNELS
     mla = isinstance(model.attention, MultiHeadLatentAttention)
     attn_kernels, attn_gemms = (MLA_KERNELS, MLA_GEMMS) if mla else (GQA_KERNELS, GQA_GEMMS)
-    quant = 1 if DTYPE_BYTES[precision.act_dtype] <= 1 else 0
     block = NORM_KERNELS + attn_kernels + quant * attn_gemms
     if plan.tp > 1 or plan.ep > 1:
         block += ALLREDUCE_KERNELS
@@ -84,9 +96,17 @@ def eager_launches(model: ModelSpec, plan: Plan, precision: Precision) -> int:
     )
 
 
-def eager_host_s(model: ModelSpec, plan: Plan, precision: Precision, *, launch_s: float) -> float:
-    """Host time of one eager forward: :func:`eager_launches` times ``launch_s`` (seconds per
-    kernel launch); 0 when ``launch_s`` is 0 (an engine whose prefill steps run in graphs)."""
+def eager_host_s(
+    model: ModelSpec,
+    plan: Plan,
+    precision: Precision,
+    *,
+    launch_s: float,
+    blocks: tuple[EagerBlockKernels, ...] = (),
+) -> float:
+    """Host time of one eager forward: :func:`eager_launches` (with the engine's own ``blocks``)
+    times ``launch_s`` (seconds per kernel launch); 0 when ``launch_s`` is 0 (an engine whose
+    prefill steps run in graphs)."""
     if not launch_s:
         return 0.0
-    return eager_launches(model, plan, precision) * launch_s
+    return eager_launches(model, plan, precision, blocks) * launch_s

@@ -58,6 +58,9 @@ class ModelSpec:
 
     id: str
     name: str = ""
+    #: the config.json's first ``architectures`` entry (e.g. "LlamaForCausalLM"): which of an
+    #: engine's model classes runs it; "" = not given
+    architecture: str = ""
     hidden_size: int
     num_layers: int
     #: the attention of every block (:mod:`genmodel._attention`); sliding-window blocks wrap it

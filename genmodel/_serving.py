@@ -255,7 +255,11 @@ def estimate_serving(
     # a request's own prefill passes are eager steps: at least their kernels' host time
     # (genmodel._hostcost); the steady state's load keeps the GPU time, the host launches of a
     # step being shared by the prompts it holds, and TTFT adds what the host time adds
-    host_s = 0.0 if wave is None else eager_host_s(model, plan, precision, launch_s=wave.prefill_launch_s)
+    host_s = 0.0
+    if wave is not None:
+        host_s = eager_host_s(
+            model, plan, precision, launch_s=wave.prefill_launch_s, blocks=wave.eager_blocks
+        )
     eager_prefill_s = prefill_s
     if host_s:
         cached, chunk = prefill_chunking(input_tokens, options)

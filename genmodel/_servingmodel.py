@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from genmodel._engines import ENGINES, Engine, as_engine
+from genmodel._engines import ENGINES, Engine, as_engine, eager_block_kernels
 from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._model import ModelSpec
@@ -288,7 +288,8 @@ class StepTables:
 
         overhead_s, prefill_launch_s = engine.step_overhead_s, engine.prefill_launch_s
         tokens_max = max(engine.max_batched_tokens, input_tokens) + running
-        key = (model, system, plan, precision, options, overhead_s, prefill_launch_s)
+        blocks = eager_block_kernels(engine)
+        key = (model, system, plan, precision, options, overhead_s, prefill_launch_s, blocks)
         table = self.tables.get(key)
         if table is None or table.tokens_max < tokens_max:
             table = self.tables[key] = StepCostTable.build(
@@ -300,6 +301,7 @@ class StepTables:
                 tokens_max=tokens_max,
                 overhead_s=overhead_s,
                 prefill_launch_s=prefill_launch_s,
+                eager_blocks=blocks,
             )
         return table
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from genmodel._engines import Engine
+from genmodel._engines import Engine, eager_block_kernels
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device, System
 from genmodel._memory import max_batch, memory_use, pool_device
@@ -361,6 +361,7 @@ def setup_replicas(
             tokens_max=tokens_max,
             overhead_s=engine.step_overhead_s,
             prefill_launch_s=engine.prefill_launch_s,
+            eager_blocks=eager_block_kernels(engine),
         )
     return ReplicaSetup(system, capacity, token_bytes, table)
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from genmodel._attention import attended_pairs
+from genmodel._engines import EagerBlockKernels
 from genmodel._errors import SpecError
 from genmodel._hardware import System
 from genmodel._hostcost import eager_host_s
@@ -150,6 +151,7 @@ class StepCostTable:
         tokens_max: int,
         overhead_s: float | None = None,
         prefill_launch_s: float = 0.0,
+        eager_blocks: tuple[EagerBlockKernels, ...] = (),
     ) -> StepCostTable:
         """Evaluate ``step_terms`` over the grid of T and read off the attention coefficients.
 
@@ -158,6 +160,8 @@ class StepCostTable:
             overhead_s: per-step overhead; None = the device's.
             prefill_launch_s: host time per kernel launch of a step with prefill tokens (the
                 engine's ``prefill_launch_s``; 0: no host floor).
+            eager_blocks: the engine's own kernel counts per architecture
+                (``genmodel._engines.eager_block_kernels``); () = the generic count.
 
         Raises:
             SpecError: a deployment outside what the table covers (:func:`check_simulable`).
@@ -196,7 +200,9 @@ class StepCostTable:
             prefill_attention=_attention_coefs(terms, "prefill", model, 1.0),
             overlap_frac=options.overlap_frac(system),
             overhead_s=float(decode.overhead_s) if overhead_s is None else overhead_s,
-            prefill_host_s=eager_host_s(model, plan, precision, launch_s=prefill_launch_s),
+            prefill_host_s=eager_host_s(
+                model, plan, precision, launch_s=prefill_launch_s, blocks=eager_blocks
+            ),
         )
 
     def _check(self, tokens: int) -> None:

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genmodel._engines import WHOLE_SEQUENCES, Engine, KvPool
+from genmodel._engines import WHOLE_SEQUENCES, EagerBlockKernels, Engine, KvPool, eager_block_kernels
 from genmodel._errors import SpecError, require_ints
 from genmodel._units import Num, ceil, floor, maximum, minimum
 
@@ -112,6 +112,8 @@ class Wave:
         prefill_launch_s: the engine's host time per kernel launch of a step with prefill tokens
             (``Engine.prefill_launch_s``): the closed form's prefill takes at least the launches
             of an eager forward (:mod:`genmodel._hostcost`).
+        eager_blocks: the engine's own kernel counts per architecture
+            (``genmodel._engines.eager_block_kernels``); () = the generic count.
         pool: the engine's KV pool (``Engine.kv_pool``): what a running sequence holds of it, and
             what its memory fraction is a fraction of.
     """
@@ -122,6 +124,7 @@ class Wave:
     overlap: bool = False
     prefill_launch_s: float = 0.0
     pool: KvPool = WHOLE_SEQUENCES
+    eager_blocks: tuple[EagerBlockKernels, ...] = ()
 
     @classmethod
     def of(cls, engine: Engine, client: BenchmarkClient) -> Wave:
@@ -136,6 +139,7 @@ class Wave:
             overlap=engine.overlap_scheduler,
             prefill_launch_s=engine.prefill_launch_s,
             pool=engine.kv_pool,
+            eager_blocks=eager_block_kernels(engine),
         )
 
     def prompts_per_step(self, input_tokens: int) -> int:

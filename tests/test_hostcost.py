@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 import genmodel
-from genmodel._engines import PREFILL_LAUNCH_S, engine_preset
+from genmodel._engines import PREFILL_LAUNCH_S, eager_block_kernels, engine_preset
 from genmodel._errors import SpecError
 from genmodel._hostcost import HEAD_KERNELS, eager_host_s, eager_launches
 from genmodel._options import RunOptions
@@ -141,3 +141,51 @@ def test_simulate_takes_the_knob_and_a_lone_short_prompt_is_host_bound() -> None
     # one client: its first token is its prompt's step, the host floor plus the step overhead
     assert eager.ttft_s.mean == pytest.approx(host + overhead, rel=1e-6)
     assert eager.tpot_s.mean == pytest.approx(graphed.tpot_s.mean, rel=1e-6)  # decode-only steps
+
+
+def test_trtllm_llama_takes_its_own_fused_count_and_others_the_generic() -> None:
+    blocks = eager_block_kernels(engine_preset("trtllm"))
+    llama, plan = load_model("llama-3.1-70b"), genmodel.Plan(tp=8)
+    # TensorRT-LLM's Llama block under TP: QKV, attention op, o_proj, two fused all-reduce+norm,
+    # gate-up, activation, down (8), plus the down GEMM's input quantisation at fp8
+    assert eager_launches(llama, plan, FP8, blocks) == 80 * 9 + HEAD_KERNELS
+    assert eager_launches(llama, plan, BF16, blocks) == 80 * 8 + HEAD_KERNELS
+    assert eager_launches(llama, plan, FP8, blocks) < eager_launches(llama, plan, FP8)
+    # where the engine does not fuse (one GPU; a hidden size of 4096) or no count was read
+    # (DeepSeek), the generic count stands; SGLang has no table of its own
+    small = load_model("llama-3.1-8b")
+    ds = load_model("deepseek-v3")
+    for model, p in ((llama, genmodel.Plan()), (small, plan), (ds, plan)):
+        assert eager_launches(model, p, FP8, blocks) == eager_launches(model, p, FP8)
+    assert eager_block_kernels(engine_preset("sglang")) == ()
+    assert all(b.source for b in blocks)
+
+
+def test_the_engine_count_reaches_the_step_table_and_the_wave() -> None:
+    model, system, plan = load_model("llama-3.1-70b"), load_hardware("b200"), genmodel.Plan(tp=8)
+    engine = engine_preset("trtllm")
+    blocks = eager_block_kernels(engine)
+    kw = {"options": RunOptions(), "tokens_max": 9000, "prefill_launch_s": LAUNCH_S}
+    generic = StepCostTable.build(model, system, plan, FP8, **kw)  # type: ignore[arg-type]
+    own = StepCostTable.build(model, system, plan, FP8, eager_blocks=blocks, **kw)  # type: ignore[arg-type]
+    assert own.prefill_host_s == pytest.approx(eager_launches(model, plan, FP8, blocks) * LAUNCH_S)
+    assert own.prefill_host_s < generic.prefill_host_s
+    client = BenchmarkClient(requests_per_client=3, warmup_requests=0)
+    assert Wave.of(engine, client).eager_blocks == blocks
+    # the simulation of a lone short prompt on TensorRT-LLM is held by the fused count's floor
+    fused = eager_host_s(model, plan, FP8, launch_s=engine.prefill_launch_s, blocks=blocks)
+    generic_s = eager_host_s(model, plan, FP8, launch_s=engine.prefill_launch_s)
+    run = genmodel.simulate(
+        model="llama-3.1-70b",
+        hardware="b200",
+        tp=8,
+        weight_dtype="fp8",
+        act_dtype="fp8",
+        concurrency=1,
+        input_tokens=256,
+        output_tokens=16,
+        requests_per_client=3,
+        warmup_requests=0,
+        engine="trtllm",
+    )
+    assert fused <= run.ttft_s.mean < generic_s

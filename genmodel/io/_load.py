@@ -456,6 +456,7 @@ def model_from_hf_config(c: HFConfigY, *, model_id: str, name: str = "", source:
     return ModelSpec(
         id=model_id,
         name=name or model_id,
+        architecture=c.architectures[0] if c.architectures else "",
         hidden_size=c.hidden_size,
         num_layers=c.num_hidden_layers,
         attention=attention,
