@@ -110,16 +110,18 @@ def _flat_allreduce(message_bytes: Num, n: int, system: System, tier: FabricTier
     a = tier.latency_s
     b_nvls = _nvls_bandwidth(system, tier, n)
 
+    def ring_s(size: Num, bandwidth: float) -> Num:
+        return 2 * (n - 1) * a + 2 * (n - 1) / n * size / bandwidth
+
     def ring() -> Num:
-        return 2 * (n - 1) * a + 2 * (n - 1) / n * message_bytes / b
+        return ring_s(message_bytes, b)
 
     def nvls() -> Num:
         # the engines' own P2P kernels (ring's cost) up to NVLS_MIN_BYTES, then NVLS, never below
         # the cost of the largest message they keep (time grows with the message):
         # min(ring(S), max(nvls(S), ring(T))) is ring(S) for S < T and the NVLS time above
         assert b_nvls is not None
-        ring_at = 2 * (n - 1) * a + 2 * (n - 1) / n * NVLS_MIN_BYTES / b
-        return minimum(ring(), maximum(2 * (n - 1) * a + 2 * (n - 1) / n * message_bytes / b_nvls, ring_at))
+        return minimum(ring(), maximum(ring_s(message_bytes, b_nvls), ring_s(NVLS_MIN_BYTES, b)))
 
     return _choose(
         algorithm,
