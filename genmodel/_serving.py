@@ -457,7 +457,7 @@ def _pool_fit(
     device, most, held = engine_max_batch(
         model, system.device, plan, precision, **lengths, pool=pool, extras=extras
     )
-    return system, extras, device, most, {"input_tokens": input_tokens, "output_tokens": held}
+    return system, extras, device, most, {**lengths, "output_tokens": held}
 
 
 def estimate_open_loop(

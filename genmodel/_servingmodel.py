@@ -64,6 +64,17 @@ def check_serving(serving: str) -> None:
         raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
 
 
+def check_spreads(spreads: tuple[float, float]) -> None:
+    """Check the (input, output) length spreads: each in [0, 1).
+
+    Raises:
+        SpecError: ``input_spread=... must be in [0, 1) ...`` naming the one outside.
+    """
+    for name, spread in zip(("input_spread", "output_spread"), spreads, strict=True):
+        if not 0 <= spread < 1:
+            raise SpecError(f"{name}={spread!r} must be in [0, 1): lengths within +-{name} of the mean")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServingSpec:
     """The serving engine and the benchmark client that loads it, as a caller gives them.
@@ -115,9 +126,7 @@ class ServingSpec:
         cv = self.burstiness_cv
         if cv is not None and not 0 < cv < math.inf:
             raise SpecError(f"burstiness_cv={cv!r} must be > 0 and finite (1 = Poisson)")
-        for name, spread in (("input_spread", self.input_spread), ("output_spread", self.output_spread)):
-            if not 0 <= spread < 1:
-                raise SpecError(f"{name}={spread!r} must be in [0, 1): lengths within +-{name} of the mean")
+        check_spreads((self.input_spread, self.output_spread))
 
     def engine_on(self, device: Device | None) -> Engine:
         """The engine with its knobs overridden; a preset takes the defaults it picks on ``device``
@@ -350,9 +359,7 @@ class Simulated:
                 :class:`BenchmarkClient`), or more than :data:`MAX_REQUESTS_PER_CLIENT` requests
                 per client, a spread outside [0, 1).
         """
-        for name, spread in zip(("input_spread", "output_spread"), spreads, strict=True):
-            if not 0 <= spread < 1:
-                raise SpecError(f"{name}={spread!r} must be in [0, 1): lengths within +-{name} of the mean")
+        check_spreads(spreads)
         knobs = {
             "requests_per_client": requests_per_client,
             "warmup_requests": warmup_requests,
