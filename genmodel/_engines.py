@@ -228,8 +228,9 @@ class EagerBlockKernels:
     """An engine's own count of the kernels one decoder block of one architecture launches in an
     eager forward (a step with prefill tokens), read from the engine's model code; it replaces the
     generic count of :func:`genmodel._hostcost.eager_launches` where it applies. A kernel is one
-    operator the model code dispatches (one custom op counts once, whatever it runs inside), the
-    convention of the generic count.
+    launch the Python model code dispatches, the convention of the generic count: an operator
+    implemented in C++ counts once whatever it launches inside (the attention op, ``fused_moe``,
+    a fused all-reduce), a Python op that launches two (a quantisation, then a GEMM) twice.
 
     Attributes:
         architecture: the HuggingFace ``architectures`` entry the engine's model class serves.
@@ -307,9 +308,10 @@ TRTLLM_LLAMA_FUSED = EagerBlockKernels(
 #: all-reduce fused with the residual and the next block's input norm: 18. The 3 dense blocks
 #: (PRE_MLP_FUSION only for NVFP4, so o_proj all-reduces on its own): MLA 9, o_proj's all-reduce,
 #: the add + post_attention_layernorm, gate-up, SwiGLU, down, the fused all-reduce: 15. With the
-#: FP8 block-scale recipe each Linear quantises its input in a kernel of its own
-#: (modules/linear.py: fp8_quantize_1x128, then fp8_block_scaling_gemm): MLA's 4 GEMMs and the
-#: (shared) MLP's 2, 6 a block. Not counted: the attention-DP layout (no fusion, MoE all-gather and
+#: FP8 block-scale recipe each Linear quantises its input in a kernel of its own (modules/linear.py
+#: on Hopper: fp8_quantize_1x128, then fp8_block_scaling_gemm; on SM100 the fp8_swap_ab_gemm op
+#: launches per_token_quant_and_transform, then DeepGEMM): MLA's 4 GEMMs and the (shared) MLP's 2,
+#: 6 a block. Not counted: the attention-DP layout (no fusion, MoE all-gather and
 #: reduce-scatter), the TRTLLM/DeepGEMM MoE backends, the NVFP4 checkpoint's own quantisations,
 #: the fused routing's separate sigmoid kernel of versions before ~Nov 2025 (one kernel a block).
 TRTLLM_DEEPSEEK_V3_FUSED = EagerBlockKernels(
