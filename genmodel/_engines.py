@@ -293,9 +293,10 @@ TRTLLM_LLAMA_FUSED = EagerBlockKernels(
 )
 
 #: TensorRT-LLM's PyTorch backend, DeepSeek-V3/R1 (tensorrt_llm/_torch/models/modeling_deepseekv3.py
-#: DeepseekV3DecoderLayer, read at commits a43cf9e363d5 and 000561df0bd7, both 1.x; modules/attention.py
-#: MLA at 00547a25ac61 with PR 6538, Aug 2025; fused_moe/fused_moe_cutlass.py at 000a01de66f0, the
-#: 1.0.0rc4 version.py commit). Under TP without attention DP (``enable_fusion``, default on, is
+#: DeepseekV3DecoderLayer, read at commits a43cf9e363d5 and 000561df0bd7, untagged, with the same
+#: fusion logic; modules/attention.py MLA at 00547a25ac61, the context path as since PR 6538, Aug
+#: 2025, before the rows' 1.1/1.2; fused_moe/fused_moe_cutlass.py at 000a01de66f0, the commit of
+#: version.py 1.0.0rc4). Under TP without attention DP (``enable_fusion``, default on, is
 #: ``not enable_attention_dp``) an MoE block (PRE_MOE_FUSION = POST_MOE_FUSION = has_tp) runs MLA
 #: (forward_impl, forward_context_default): the q_a/kv_a GEMM (kv_a_proj_with_mqa), the q_a and
 #: kv_a RMSNorms, q_b_proj, the latent-cache concat, kv_b_proj, the copy of k_nope into k (RoPE
