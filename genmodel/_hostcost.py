@@ -24,9 +24,10 @@ Modelling assumptions:
   CUDA graph guide: context iterations are host-bound, "larger token counts reduce exposure to
   host-side overhead"). The step's fixed ``step_overhead_s`` (scheduling, sampling) stays on top.
 - An engine's own count replaces the generic one where the engine's model code for that
-  architecture was read (:data:`genmodel._engines.EAGER_BLOCK_KERNELS`: TensorRT-LLM's Llama under
-  tensor parallelism, which folds the residual add, RMSNorm and quantisation into its all-reduces);
-  every other architecture and engine keeps the generic count.
+  architecture was read (:data:`genmodel._engines.EAGER_BLOCK_KERNELS`: TensorRT-LLM's Llama,
+  DeepSeek-V3 and Qwen3-MoE under tensor parallelism, which fold the residual add and RMSNorm, and
+  for Llama the quantisation, into their all-reduces, with per-block counts for DeepSeek's dense
+  and MoE blocks); every other architecture, layout and engine keeps the generic count.
 - Not modelled: vLLM V1's piecewise CUDA graphs (attention launched between graph pieces), host
   work that grows with the batch's sequences (attention metadata), the fusions of engine and
   architecture pairs without a count of their own.
@@ -73,7 +74,8 @@ def eager_launches(
         plan: the parallel plan (tp or ep above 1 adds the all-reduces of each block).
         precision: an activation precision of 8 bits or fewer adds one quantisation per GEMM.
         blocks: the engine's own block counts (``genmodel._engines.eager_block_kernels``); the first
-            that applies to ``model`` and ``plan`` replaces the generic count of every block.
+            that applies to ``model`` and ``plan`` replaces the generic count of every block (its
+            dense-block count for an MoE model's dense blocks).
 
     Returns:
         The number of kernel launches, at least one per block.
@@ -81,7 +83,9 @@ def eager_launches(
     quant = 1 if DTYPE_BYTES[precision.act_dtype] <= 1 else 0
     for own in blocks:
         if own.applies(model.architecture, model.hidden_size, plan.tp):
-            return model.num_layers * (own.kernels + quant * own.quantised_inputs) + HEAD_KERNELS
+            moe = model.num_moe_layers * own.per_block(dense=False, quantised=bool(quant))
+            dense = model.num_dense_layers * own.per_block(dense=True, quantised=bool(quant))
+            return moe + dense + HEAD_KERNELS
     mla = isinstance(model.attention, MultiHeadLatentAttention)
     attn_kernels, attn_gemms = (MLA_KERNELS, MLA_GEMMS) if mla else (GQA_KERNELS, GQA_GEMMS)
     block = NORM_KERNELS + attn_kernels + quant * attn_gemms

@@ -152,13 +152,53 @@ def test_trtllm_llama_takes_its_own_fused_count_and_others_the_generic() -> None
     assert eager_launches(llama, plan, BF16, blocks) == 80 * 8 + HEAD_KERNELS
     assert eager_launches(llama, plan, FP8, blocks) < eager_launches(llama, plan, FP8)
     # where the engine does not fuse (one GPU; a hidden size of 4096) or no count was read
-    # (DeepSeek), the generic count stands; SGLang has no table of its own
+    # (Qwen3's dense model), the generic count stands; SGLang and vLLM have no table of their own
     small = load_model("llama-3.1-8b")
-    ds = load_model("deepseek-v3")
-    for model, p in ((llama, genmodel.Plan()), (small, plan), (ds, plan)):
+    dense_qwen = load_model("qwen3-32b")
+    for model, p in ((llama, genmodel.Plan()), (small, plan), (dense_qwen, plan)):
         assert eager_launches(model, p, FP8, blocks) == eager_launches(model, p, FP8)
     assert eager_block_kernels(engine_preset("sglang")) == ()
+    assert eager_block_kernels(engine_preset("vllm")) == ()
     assert all(b.source for b in blocks)
+
+
+def test_trtllm_deepseek_counts_its_dense_and_moe_blocks_apart() -> None:
+    blocks = eager_block_kernels(engine_preset("trtllm"))
+    ds, tp8 = load_model("deepseek-v3"), genmodel.Plan(tp=8)
+    assert (ds.num_dense_layers, ds.num_moe_layers) == (3, 58)
+    # MoE block under TP: MLA 9 (q_a/kv_a GEMM, two norms, q_b, latent concat, kv_b, k copy,
+    # attention op, o_proj), two fused all-reduce+norm, router GEMM, routing op, fused_moe, shared
+    # gate-up, SwiGLU, down, add: 18; a dense block: MLA 9, o_proj's own all-reduce, add+norm,
+    # gate-up, SwiGLU, down, fused all-reduce: 15. FP8 block scales quantise 6 GEMM inputs a block.
+    assert eager_launches(ds, tp8, BF16, blocks) == 58 * 18 + 3 * 15 + HEAD_KERNELS
+    assert eager_launches(ds, tp8, FP8, blocks) == 58 * (18 + 6) + 3 * (15 + 6) + HEAD_KERNELS
+    assert eager_launches(ds, tp8, FP8, blocks) < eager_launches(ds, tp8, FP8)
+    # attention DP turns the engine's fusion off, and one GPU has no all-reduce to fuse: generic
+    for p in (genmodel.Plan(ep=8, dp=8), genmodel.Plan()):
+        assert eager_launches(ds, p, FP8, blocks) == eager_launches(ds, p, FP8)
+
+
+def test_trtllm_qwen3_moe_fuses_at_any_hidden_size() -> None:
+    blocks = eager_block_kernels(engine_preset("trtllm"))
+    qwen, plan = load_model("qwen3-235b-a22b"), genmodel.Plan(tp=8, ep=8)
+    # QKV GEMM, fused q/k norm + RoPE, attention op, o_proj, two fused all-reduce+norm, gate GEMM,
+    # routing op, fused_moe: 9 a block; the QKV and o_proj inputs quantised at fp8. The hidden
+    # size is 4096, where TensorRT-LLM's Llama does not fuse: the Qwen3-MoE code has no such test.
+    assert qwen.hidden_size == 4096
+    assert eager_launches(qwen, plan, BF16, blocks) == 94 * 9 + HEAD_KERNELS
+    assert eager_launches(qwen, plan, FP8, blocks) == 94 * 11 + HEAD_KERNELS
+    assert eager_launches(qwen, genmodel.Plan(ep=8, dp=8), FP8, blocks) == eager_launches(
+        qwen, genmodel.Plan(ep=8, dp=8), FP8
+    )
+
+
+def test_a_dense_block_count_falls_back_to_the_block_count() -> None:
+    blocks = eager_block_kernels(engine_preset("trtllm"))
+    llama = next(b for b in blocks if b.architecture == "LlamaForCausalLM")
+    ds = next(b for b in blocks if b.architecture == "DeepseekV3ForCausalLM")
+    assert llama.per_block(dense=True, quantised=True) == llama.per_block(dense=False, quantised=True)
+    assert ds.per_block(dense=True, quantised=False) != ds.per_block(dense=False, quantised=False)
+    assert ds.per_block(dense=False, quantised=True) - ds.per_block(dense=False, quantised=False) == 6
 
 
 def test_the_engine_count_reaches_the_step_table_and_the_wave() -> None:
