@@ -15,6 +15,7 @@ from genmodel._servingmodel import ServingSpec
 from genmodel._simresult import SimulationResult
 from genmodel._simulate import Arrivals, Lengths, simulate_serving
 from genmodel._simulate_disagg import FIRST_TOKENS, ROUTINGS, WorkerPool, simulate_disaggregated
+from genmodel._workload import LengthSpreads
 from genmodel.io import load_hardware, load_model, load_system
 from genmodel.io._trace import read_trace
 
@@ -163,8 +164,7 @@ def simulate(
         warmup_restart=warmup_restart,
         warmup_replay=warmup_replay,
         burstiness_cv=burstiness_cv,
-        input_spread=input_spread,
-        output_spread=output_spread,
+        spreads=LengthSpreads(input_spread=input_spread, output_spread=output_spread),
         engine=engine,
         knobs=tuple(knobs.items()),
         seed=seed,
@@ -190,10 +190,11 @@ def simulate(
         "decode_workers": decode_workers,
         "decode_max_batch": decode_max_batch,
     }
+    prompts, outputs = Lengths.pair(*lengths, spec.spreads)
     common: dict[str, Any] = {
         "arrivals": arrivals,
-        "input_tokens": Lengths(mean=lengths[0], spread_frac=spec.input_spread),
-        "output_tokens": Lengths(mean=lengths[1], spread_frac=spec.output_spread),
+        "input_tokens": prompts,
+        "output_tokens": outputs,
         "seed": spec.seed,
         "ideal": ideal,
         "records": records,
