@@ -53,6 +53,8 @@ def simulate(
     step_overhead_s: float | None = None,
     overlap_scheduler: bool | None = None,
     prefill_launch_s: float | None = None,
+    release_after_launch: bool | None = None,
+    reply_latency_s: float | None = None,
     seed: int = 0,
     records: bool = False,
     timeline: bool = False,
@@ -98,13 +100,19 @@ def simulate(
         engine: vllm (vLLM 0.10 V1, the default), sglang (SGLang 0.5), trtllm (TensorRT-LLM 1.0),
             or an :class:`Engine`.
         max_num_seqs, max_batched_tokens, admission, preemption, chunked_prefill, mixed,
-            step_overhead_s, overlap_scheduler: override the engine's knobs (``preemption="swap"``
-            copies a preempted sequence's KV to the offload tier and back instead of recomputing
-            it; ``overlap_scheduler`` chooses a step's batch while the step before it runs;
+            step_overhead_s, overlap_scheduler, prefill_launch_s, prefix_caching,
+            release_after_launch, reply_latency_s: override the engine's knobs (None: the
+            preset's; :class:`Engine`'s attributes). ``preemption="swap"`` copies a preempted
+            sequence's KV to the offload tier and back instead of recomputing it;
+            ``overlap_scheduler`` chooses a step's batch while the step before it runs;
             ``prefill_launch_s`` is the host time per kernel launch of a step with prefill tokens,
             run outside CUDA graphs: such a step takes at least its kernels times it;
             ``prefix_caching=False`` recomputes a preempted sequence's whole KV, where vLLM's
-            prefix cache, on by default, keeps the blocks no other sequence has needed since).
+            prefix cache, on by default, keeps the blocks no other sequence has needed since;
+            ``release_after_launch`` (with the overlap scheduler) sends a step's tokens only once
+            the next step is launched; ``reply_latency_s`` (seconds, >= 0) is a closed-loop
+            client's reply, from a response's last token to its next request reaching the
+            scheduler, also in every TTFT and e2e.
         swap_tier: the offload tier of swap preemption: a memory tier id, ``ID:N`` for N per node,
             or ``host`` (the default: the device's host memory in hardware_db).
         seed: seed of the random lengths and arrival times (the same seed, the same result).
@@ -157,6 +165,8 @@ def simulate(
         "step_overhead_s": step_overhead_s,
         "overlap_scheduler": overlap_scheduler,
         "prefill_launch_s": prefill_launch_s,
+        "release_after_launch": release_after_launch,
+        "reply_latency_s": reply_latency_s,
     }
     spec = ServingSpec(
         requests_per_client=requests_per_client,

@@ -12,16 +12,20 @@ When a step's tokens leave (Engine.release_after_launch) and the client's reply
 (Engine.reply_latency_s): tokens of a step followed by an eager prompt step leave that step's host
 launch time late, and the fetch after the launch finds a request that arrived during it; a lone
 client is not delayed by the rule; a reply latency is in a lone client's TTFT once and in its
-cycle once per request after the first; a reply that misses the fetch waits a step more.
+cycle once per request after the first; a reply that misses the fetch waits a step more; both
+knobs are keywords of genmodel.simulate and flags of ``genmodel simulate`` (a bad time is one red line).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import re
 
 import numpy as np
 import pytest
+from _cli import cli_bad, cli_ok
 
 import genmodel
 from genmodel import Plan
@@ -194,3 +198,45 @@ def test_the_release_and_reply_knobs() -> None:
         ENGINE.replace(reply_latency_s=-0.001)
     with pytest.raises(genmodel.SpecError):
         ENGINE.replace(reply_latency_s=math.inf)
+
+
+def test_the_release_and_reply_keywords_are_the_engines_knobs() -> None:
+    """simulate's release_after_launch= and reply_latency_s= override the preset's knobs, as
+    Engine.replace does (the same run), and the JSON's engine says what ran."""
+    kw = {"concurrency": 3, "input_tokens": 512, "output_tokens": 16, "requests_per_client": 3}
+    by_keyword = genmodel.simulate(
+        MODEL, HW, engine="trtllm", release_after_launch=False, reply_latency_s=0.004, **kw
+    )
+    by_engine = genmodel.simulate(MODEL, HW, engine=NO_REL.replace(reply_latency_s=0.004), **kw)
+    assert by_keyword.ttft_s == by_engine.ttft_s and by_keyword.e2e_s == by_engine.e2e_s
+    engine = by_keyword.to_dict()["engine"]
+    assert (engine["release_after_launch"], engine["reply_latency_s"]) == (False, 0.004)
+    preset = genmodel.simulate(MODEL, HW, engine="trtllm", **kw)
+    assert preset.ttft_s.mean < by_keyword.ttft_s.mean  # (the keywords changed the run)
+    with pytest.raises(genmodel.SpecError, match=re.escape("reply_latency_s=-0.001 must be >= 0 and finite")):
+        genmodel.simulate(MODEL, HW, reply_latency_s=-0.001, **kw)
+
+
+def test_the_release_and_reply_flags_reach_the_simulation() -> None:
+    args = ["simulate", "--model", MODEL, "--hardware", HW, "--engine", "trtllm", "--concurrency", "1"]
+    args += ["--input-tokens", "1024", "--output-tokens", "32", "--format", "json"]
+    zero, late = (json.loads(cli_ok([*args, "--reply-latency", t])) for t in ("0ms", "10ms"))
+    assert late["ttft_s"]["mean"] - zero["ttft_s"]["mean"] == pytest.approx(0.01, rel=1e-6)
+    assert (zero["engine"]["reply_latency_s"], late["engine"]["reply_latency_s"]) == (0.0, 0.01)
+    assert json.loads(cli_ok(args))["engine"]["release_after_launch"]  # the preset's
+    off = json.loads(cli_ok([*args, "--no-release-after-launch"]))
+    assert not off["engine"]["release_after_launch"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-5ms", "reply_latency='-5ms' must be a time between 0 s and 86400 s"),
+        ("5", "reply_latency='5' needs a unit: 5ms or 5s?"),
+        ("2d", "reply_latency='2d' must be a time such as 50ms or 2s"),
+    ],
+)
+def test_a_bad_reply_latency_is_one_red_line(value: str, message: str) -> None:
+    args = ["simulate", "--model", MODEL, "--hardware", HW, "--concurrency", "1"]
+    args += ["--input-tokens", "64", "--output-tokens", "8", "--reply-latency", value]
+    assert message in cli_bad(args)
