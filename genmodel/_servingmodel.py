@@ -39,6 +39,7 @@ from genmodel._workload import FIXED_LENGTHS, LengthSpreads, Precision
 
 if TYPE_CHECKING:  # (the simulation is imported where it runs: a static estimate does not load it)
     from genmodel._simresult import SimulationResult
+    from genmodel._simulate import Lengths
     from genmodel._stepcost import StepCostTable
 
 #: the serving models by name; the default is the first
@@ -488,9 +489,9 @@ class Simulated:
             SpecError: a plan the simulation does not cover, bad arguments.
             InfeasibleError: the deployment cannot run, or one request does not fit.
         """
-        from genmodel._simulate import Arrivals, Lengths, simulate_serving
+        from genmodel._simulate import Arrivals, simulate_serving
 
-        prompts, outputs = Lengths.pair(input_tokens, output_tokens, self.spreads)
+        prompts, outputs = length_draws(self.spreads, input_tokens, output_tokens)
 
         table = None
         if self.tables is not None:
@@ -587,6 +588,18 @@ def serving_model(
         warmup_replay=warmup_replay,
     )
     return spec.serving_model(serving, device=device, tables=tables)
+
+
+def length_draws(spreads: LengthSpreads, input_tokens: int, output_tokens: int) -> tuple[Lengths, Lengths]:
+    """The simulation's prompt and output lengths (:func:`~genmodel._simulate.simulate_serving`'s
+    ``input_tokens`` and ``output_tokens``): means ``input_tokens`` and ``output_tokens``, each
+    drawn within its spread of ``spreads``."""
+    from genmodel._simulate import Lengths
+
+    return (
+        Lengths(mean=input_tokens, spread_frac=spreads.input_spread),
+        Lengths(mean=output_tokens, spread_frac=spreads.output_spread),
+    )
 
 
 def fallback_note(exc: SpecError) -> str:

@@ -60,7 +60,7 @@ from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._symmetry import replica_classes
 from genmodel._units import GB
 from genmodel._wave import BenchmarkClient
-from genmodel._workload import LengthSpreads, Precision
+from genmodel._workload import Precision
 
 ARRIVALS = ("closed", "poisson", "gamma", "trace")
 #: the most requests (or clients) one simulation runs: ~15 us each, a run of minutes beyond
@@ -164,15 +164,6 @@ class Lengths:
         require_ints(mean=self.mean)
         if not 0 <= self.spread_frac < 1:
             raise SpecError(f"spread_frac={self.spread_frac!r} must be in [0, 1)")
-
-    @classmethod
-    def pair(cls, input_tokens: int, output_tokens: int, spreads: LengthSpreads) -> tuple[Lengths, Lengths]:
-        """The prompt and output lengths of means ``input_tokens`` and ``output_tokens`` within
-        ``spreads`` (:func:`simulate_serving`'s ``input_tokens`` and ``output_tokens``)."""
-        return (
-            cls(mean=input_tokens, spread_frac=spreads.input_spread),
-            cls(mean=output_tokens, spread_frac=spreads.output_spread),
-        )
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` lengths (at least 1 each)."""

@@ -11,9 +11,9 @@ from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import AttachedTier, Device, System
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
-from genmodel._servingmodel import ServingSpec
+from genmodel._servingmodel import ServingSpec, length_draws
 from genmodel._simresult import SimulationResult
-from genmodel._simulate import Arrivals, Lengths, simulate_serving
+from genmodel._simulate import Arrivals, simulate_serving
 from genmodel._simulate_disagg import FIRST_TOKENS, ROUTINGS, WorkerPool, simulate_disaggregated
 from genmodel._workload import LengthSpreads
 from genmodel.io import load_hardware, load_model, load_system
@@ -200,7 +200,7 @@ def simulate(
         "decode_workers": decode_workers,
         "decode_max_batch": decode_max_batch,
     }
-    prompts, outputs = Lengths.pair(*lengths, spec.spreads)
+    prompts, outputs = length_draws(spec.spreads, *lengths)
     common: dict[str, Any] = {
         "arrivals": arrivals,
         "input_tokens": prompts,
