@@ -336,10 +336,13 @@ def estimate_serving(
         itl, rate_wave = after_wave(clients, rate, ttft_s, itl_s, step_s, output_tokens, think_s)
         itl_s, rate = float(itl), float(rate_wave)
         queued_s = ttft_s  # the engine's wait, the wave's included
-    # a first token that waits for the launch of an eager step after its own (release after
-    # launch); its last token waits as long, inside its e2e: added after the steady state is
-    # solved, as the frontend's time, so the load the engine sees is not reduced
-    release_s = 0.0 if wave is None else float(release_wait_s(wave, clients, input_tokens, host_s))
+    # a burst's first tokens that wait for the launch of the eager step after their own (release
+    # after launch; a term of the wave, so not where the KV memory caps the batch); their last
+    # tokens wait as long, inside e2e: added after the steady state is solved, as the frontend's
+    # time, so the load the engine sees is not reduced
+    release_s = 0.0
+    if wave is not None and not kv_limited:
+        release_s = float(release_wait_s(wave, clients, input_tokens, host_s))
     # the request's time in the serving frontend, once (the load the engine sees is not reduced),
     # and the client's reply, whose legs lie before the first token too
     overhead_s = device.efficiency.request_overhead_s + think_s

@@ -41,7 +41,8 @@ request at time 0, as the benchmark clients and the serving simulation start the
   group's step is followed by decode steps, the next group being one step or more behind (the
   simulation agrees: a mixed engine's first tokens wait only in the burst round)
   (:func:`release_wait_s`). The wait is added to TTFT after the steady state is solved, as the
-  frontend's time is (the load is not reduced); the last tokens wait as long, inside e2e.
+  frontend's time is (the load is not reduced), and, as the wave, not to a KV-limited state; the
+  last tokens wait as long, inside e2e.
 - The client's reply (``Engine.reply_latency_s``, Z): a closed-loop client's next request reaches
   the scheduler Z after its last token left, a think time in the closed loop (the steady state
   solves N = X (Z + TTFT + (O-1) ITL), :func:`~genmodel._serving.serving_point`), and the same legs
