@@ -123,6 +123,48 @@ def check_number(name: str, value: Any, bounds: tuple[float, float]) -> None:
         raise genmodel.SpecError(f"{name}={value!r} must be {span}")
 
 
+#: seconds per unit of a time option
+_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
+_TIME = re.compile(
+    r"^\s*([+-])?(\d+(?:\.\d*)?|\.\d+)(e[+-]?\d+)?\s*(s|ms|us|µs)?\s*$", re.IGNORECASE | re.ASCII
+)
+#: the longest time target taken (a day: beyond it a target says nothing about serving)
+MAX_SECONDS = 86400.0
+
+
+def parse_seconds(name: str, value: str | None, *, zero: bool = False) -> float | None:
+    """A time option in seconds: a number with its unit, ``2s``, ``500ms`` or ``20us``.
+
+    A bare number is refused (``--tpot-slo 50`` could mean 50 ms or 50 s), with both as the hint.
+
+    Args:
+        zero: 0 is a time the option takes (a latency that may be nothing); else it must be positive.
+
+    Raises:
+        genmodel.SpecError: no unit, or not a finite time of at most a day, positive (at least 0
+            with ``zero``); the message names the option and the value given.
+    """
+    if value is None:
+        return None
+    match = _TIME.match(value)
+    if match is None:
+        raise genmodel.SpecError(f"{name}={value!r} must be a time such as 50ms or 2s")
+    sign, number, exponent, unit = match.groups()
+    if unit is None:
+        bare = value.strip()
+        raise genmodel.SpecError(f"{name}={value!r} needs a unit: {bare}ms or {bare}s?")
+    seconds = float((sign or "") + number + (exponent or "")) * _TIME_UNITS[unit.lower()]
+    in_range = (seconds >= 0 if zero else seconds > 0) and seconds <= MAX_SECONDS
+    if not in_range:
+        span = (
+            f"a time between 0 s and {MAX_SECONDS:g} s"
+            if zero
+            else f"a positive time of at most {MAX_SECONDS:g} s"
+        )
+        raise genmodel.SpecError(f"{name}={value!r} must be {span}, such as 50ms or 2s")
+    return seconds + 0.0  # (-0ms: 0.0)
+
+
 def parse_int(name: str, text: str) -> int:
     """An integer given as text (ASCII digits), within the bounds of ``name`` (:data:`BOUNDS`).
 

@@ -36,12 +36,13 @@ from ._options import (
     lenient_int,
     parse_int,
     parse_ints,
+    parse_seconds,
     plan_progress,
     with_run_options,
     working,
     write_plot,
 )
-from ._requirements import parse_seconds, parse_slo
+from ._requirements import parse_slo
 
 DevicesOpt = Annotated[
     int, typer.Option("--devices", help="Device budget (every plan uses all of it).", parser=lenient_int)

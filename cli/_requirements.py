@@ -5,7 +5,6 @@ Parse -> :func:`genmodel.requirements` -> render. No formulas here.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import typer
@@ -46,6 +45,7 @@ from ._options import (
     examples,
     friendly,
     parse_batch,
+    parse_seconds,
     profile_option,
     working,
 )
@@ -66,11 +66,6 @@ ReqTpotSloOpt = Annotated[
         "a percentile needs --serving simulated (the default).",
     ),
 ]
-#: seconds per unit of a time option
-_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
-_TIME = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(e[+-]?\d+)?\s*(s|ms|us|µs)?\s*$", re.IGNORECASE | re.ASCII)
-#: the longest time target taken (a day: beyond it a target says nothing about serving)
-MAX_SECONDS = 86400.0
 #: (divisor, unit) for showing each resource's figures
 _TERA, _GIGA = 1e12, 1e9
 _TARGET_NAMES = {"ttft_s": "TTFT", "tpot_s": "TPOT", "fits": "fit"}
@@ -80,32 +75,6 @@ _SHOW = {
     "scale_up_bandwidth": (_GIGA, "GB/s"),
     "scale_out_bandwidth": (_GIGA, "GB/s"),
 }
-
-
-def parse_seconds(name: str, value: str | None) -> float | None:
-    """A time option in seconds: a number with its unit, ``2s``, ``500ms`` or ``20us``.
-
-    A bare number is refused (``--tpot-slo 50`` could mean 50 ms or 50 s), with both as the hint.
-
-    Raises:
-        genmodel.SpecError: no unit, or not a positive finite time of at most a day; the message
-            names the option.
-    """
-    if value is None:
-        return None
-    match = _TIME.match(value)
-    if match is None:
-        raise genmodel.SpecError(f"{name}={value!r} must be a time such as 50ms or 2s")
-    number, exponent, unit = match.groups()
-    if unit is None:
-        bare = value.strip()
-        raise genmodel.SpecError(f"{name}={value!r} needs a unit: {bare}ms or {bare}s?")
-    seconds = float(number + (exponent or "")) * _TIME_UNITS[unit.lower()]
-    if not 0 < seconds <= MAX_SECONDS:
-        raise genmodel.SpecError(
-            f"{name}={value!r} must be a positive time of at most {MAX_SECONDS:g} s, such as 50ms or 2s"
-        )
-    return seconds
 
 
 def parse_slo(name: str, value: str | None) -> tuple[float | None, float | None]:

@@ -39,6 +39,7 @@ from ._options import (
     emit_tables,
     examples,
     friendly,
+    parse_seconds,
     profile_option,
     write_text,
 )
@@ -137,6 +138,24 @@ def simulate(
             "blocks stay cached until evicted). On in the vLLM and SGLang presets."
         ),
     ] = None,
+    release_after_launch: Annotated[
+        bool | None,
+        typer.Option(
+            help="Override: with the overlap scheduler, a step's tokens leave only once the next step "
+            "is launched (its host launch time later when it holds a prompt). On in the SGLang and "
+            "TensorRT-LLM presets."
+        ),
+    ] = None,
+    reply_latency: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME",
+            help="Override: a closed-loop client's reply, from a response's last token to its next "
+            "request reaching the scheduler, with its unit (5ms); it is in every TTFT and e2e too. "
+            "0s in every preset.",
+            show_default=False,
+        ),
+    ] = None,
     disaggregated: Annotated[
         bool, typer.Option(help="A prefill pool and a decode pool, KV moved between them over the fabric.")
     ] = False,
@@ -208,6 +227,8 @@ def simulate(
         preemption=preemption,
         swap_tier=swap_tier,
         prefix_caching=prefix_caching,
+        release_after_launch=release_after_launch,
+        reply_latency_s=parse_seconds("reply_latency", reply_latency, zero=True),
         seed=seed,
         records=records is not None,
         **_disaggregated(locals()),

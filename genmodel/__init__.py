@@ -147,6 +147,7 @@ if TYPE_CHECKING:
     from genmodel._validate import validate as validate
     from genmodel._validate_report import CaseResult as CaseResult
     from genmodel._validate_report import ValidationReport as ValidationReport
+    from genmodel._workload import LengthSpreads as LengthSpreads
     from genmodel._workload import Precision as Precision
     from genmodel._workload import Scenario as Scenario
     from genmodel.io import hf_config_to_yaml as hf_config_to_yaml
@@ -300,6 +301,7 @@ _PUBLIC = {
     "validate": "genmodel._validate",
     "CaseResult": "genmodel._validate_report",
     "ValidationReport": "genmodel._validate_report",
+    "LengthSpreads": "genmodel._workload",
     "Precision": "genmodel._workload",
     "Scenario": "genmodel._workload",
     "hf_config_to_yaml": "genmodel.io",

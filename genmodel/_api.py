@@ -21,7 +21,7 @@ from genmodel._phases import Estimate, as_system, estimate_static
 from genmodel._profiles import apply_profile
 from genmodel._servingmodel import SERVING_MODELS, ServingSpec, StepTables
 from genmodel._units import DTYPE_BYTES, check_weight_dtype
-from genmodel._workload import Precision
+from genmodel._workload import LengthSpreads, Precision
 from genmodel.io import device_profile, load_hardware, load_memory_tier, load_model, load_profile, load_system
 from genmodel.report import estimate_dict
 
@@ -311,8 +311,7 @@ def estimate(
         warmup_requests=warmup_requests,
         warmup_restart=warmup_restart,
         warmup_replay=warmup_replay,
-        input_spread=input_spread,
-        output_spread=output_spread,
+        spreads=LengthSpreads(input_spread=input_spread, output_spread=output_spread),
     )
     served = spec.serving_model(serving, device=hw.device, tables=step_tables)
     plan = _plan(devices, tp=tp, pp=pp, ep=ep, dp=dp, cp=cp)
@@ -323,7 +322,7 @@ def estimate(
     precision = default_precision(weight_dtype, act_dtype, kv_dtype)
     tokens = {"input_tokens": input_tokens, "output_tokens": output_tokens}
     if concurrency is None:
-        if input_spread or output_spread:
+        if not spec.spreads.fixed:
             raise SpecError(
                 "input_spread= and output_spread= need concurrency= (serving): a static batch has one length"
             )

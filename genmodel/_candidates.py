@@ -176,8 +176,9 @@ def serving_arrays(
     batch = joined([s.batch for s in sides])
     step_s = joined([np.broadcast_to(s.step_s, s.batch.shape) for s in sides])
     prefill_s, piece_s = each([s.prefill_s for s in sides]), each([s.piece_s for s in sides])
+    think_s = 0.0 if wave is None else wave.reply_latency_s  # the clients' replies: out of the engine
     point = serving_at_batch(
-        prefill_s=prefill_s, step_s=step_s, decode_batch=batch, output_tokens=output_tokens
+        prefill_s=prefill_s, step_s=step_s, decode_batch=batch, output_tokens=output_tokens, think_s=think_s
     )
     ttft = point.ttft_s if slo.ttft_quantile is None else ttft_quantile_s(point, prefill_s, slo.ttft_quantile)
     rate, itl = point.rate_per_s, point.itl_s
@@ -185,8 +186,9 @@ def serving_arrays(
         full = each([s.full_s for s in sides])
         extra = wave_extra_s(wave, point.clients, input_tokens, prefill_s, full, point.ttft_s)
         ttft = ttft + extra
-        itl, rate = after_wave(point.clients, rate, point.ttft_s + extra, itl, step_s, output_tokens)
-    ttft = ttft + each([s.overhead_s for s in sides])  # the serving frontend, once
+        itl, rate = after_wave(point.clients, rate, point.ttft_s + extra, itl, step_s, output_tokens, think_s)
+    # the serving frontend, once, and the client's reply, whose legs lie before the first token too
+    ttft = ttft + each([s.overhead_s for s in sides]) + think_s
     meets = np.ones(len(batch), dtype=bool)
     if slo.ttft_s is not None:
         meets &= ttft <= slo.ttft_s

@@ -544,6 +544,12 @@ def as_engine(engine: str | Engine, device: Device | None = None) -> Engine:
 #: engine configurations a benchmark harness generates for its runs (a validation row's
 #: ``engine_config`` column); none = the server's defaults (the presets)
 ENGINE_CONFIGS = ("aiconfigurator", "atom-oot")
+#: the engine configurations (of :data:`ENGINE_CONFIGS`) whose benchmark client sends fresh prompts
+#: after its warm-up (``warmup_replay=False`` of :func:`genmodel.estimate`); the others' clients are
+#: genai-perf's, whose restarted perf_analyzer workers replay the warm-up's prompts. ROCm/ATOM's
+#: workflow runs vLLM's ``bench serve``, whose warm-up requests all send its first prompt
+#: (vllm/benchmarks/serve.py: ``test_input`` built from ``input_requests[0]``)
+FRESH_AFTER_WARMUP = ("atom-oot",)
 #: tokens AIConfigurator's generator adds to the prompt in its token budgets
 _AIC_SLACK_TOKENS = 1500
 #: the token budget of the vLLM servers ROCm/ATOM's out-of-tree (vLLM plugin) benchmark launches:

@@ -9,7 +9,10 @@ Modelling assumptions:
   prefills, ITL = t(B) (1 - rho/N) / (1 - rho); a new request waits for the step under way and
   for the prefills queued before it (M/D/1, Pollaczek-Khinchine). B solves
   N = X (TTFT + (O-1) ITL) (Little's law). When N's sequences do not fit the KV memory, B is the
-  most that fit and the others wait for a slot: TTFT = N / X - (O-1) ITL.
+  most that fit and the others wait for a slot: TTFT = N / X - (O-1) ITL. A client that takes Z
+  to send its next request (the engine's ``reply_latency_s``, a closed loop's think time) is out
+  of the engine that long: N = X (Z + TTFT + (O-1) ITL), and Z is in its TTFT as well (the legs
+  between a request and its first token are those of the reply).
 - The wave of a benchmark's clients started together (all N prompts at once, and the groups or
   bursts it leaves behind) is a term of its own, added to the steady TTFT when ``wave`` is given
   (:mod:`genmodel._wave`). The prefills of the wave are those the steady state interleaves with the
@@ -53,7 +56,7 @@ from genmodel._phases import (
     prepare,
 )
 from genmodel._units import Num, log, maximum, minimum
-from genmodel._wave import Wave, wave_extra_s
+from genmodel._wave import Wave, release_wait_s, wave_extra_s
 from genmodel._workload import Precision
 
 _DEFAULT_OPTIONS = RunOptions()
@@ -70,7 +73,8 @@ class ServingPoint:
         itl_s: mean inter-token latency a running request sees.
         wait_s: mean time a new request waits before its prefill starts.
         ttft_s: mean time to first token, P + wait.
-        clients: clients the state keeps busy, X (TTFT + (O-1) ITL) (Little's law).
+        clients: clients of the closed loop the state holds, X (Z + TTFT + (O-1) ITL) (Little's
+            law; Z the think time between a client's last token and its next request).
     """
 
     decode_batch: Num
@@ -83,7 +87,7 @@ class ServingPoint:
 
 
 def serving_point(
-    *, prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int, clients: Num
+    *, prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int, clients: Num, think_s: Num = 0.0
 ) -> ServingPoint:
     """The steady state of a replica whose decode steps run ``decode_batch`` sequences.
 
@@ -100,13 +104,15 @@ def serving_point(
         decode_batch: B, sequences in each decode step.
         output_tokens: O, tokens per request (the first comes from the prefill).
         clients: N, the replica's clients (the others are N - 1).
+        think_s: Z, each client's time between its last token and its next request reaching the
+            scheduler (out of the engine: in :attr:`ServingPoint.clients`, not in the TTFT here).
 
     Source: interleaving as in Orca (Yu et al., OSDI 2022) and Sarathi-Serve (Agrawal et al., OSDI
     2024, Sec. 2); M/D/1 mean wait, Pollaczek-Khinchine formula (Kleinrock, Queueing Systems
     vol. 1, 1975, Sec. 5.6); Little's law for the closed loop.
     """
     rate, busy, wait_many = _loaded(prefill_s, step_s, decode_batch, output_tokens)
-    return _point(prefill_s, decode_batch, output_tokens, clients, rate, busy, wait_many)
+    return _point(prefill_s, decode_batch, output_tokens, clients, rate, busy, wait_many, think_s)
 
 
 def _loaded(prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int) -> tuple[Num, Num, Num]:
@@ -119,7 +125,14 @@ def _loaded(prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int) 
 
 
 def _point(
-    prefill_s: Num, decode_batch: Num, output_tokens: int, clients: Num, rate: Num, busy: Num, wait_many: Num
+    prefill_s: Num,
+    decode_batch: Num,
+    output_tokens: int,
+    clients: Num,
+    rate: Num,
+    busy: Num,
+    wait_many: Num,
+    think_s: Num = 0.0,
 ) -> ServingPoint:
     """:func:`serving_point` from what :func:`_loaded` gives."""
     b = decode_batch
@@ -134,23 +147,26 @@ def _point(
         itl_s=decoding / (rate * (output_tokens - 1)),
         wait_s=wait,
         ttft_s=ttft,
-        clients=rate * ttft + decoding,
+        clients=rate * (think_s + ttft) + decoding,
     )
 
 
-def serving_at_batch(*, prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int) -> ServingPoint:
+def serving_at_batch(
+    *, prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int, think_s: Num = 0.0
+) -> ServingPoint:
     """The steady state at decode batch B, with the clients N that keep the replica there.
 
-    In :func:`serving_point` N enters only through 1 - 1/N: N = a - c/N with a = X (P + W0) + B
-    and c = X W0 + B rho (W0 the wait of many clients), whose larger root is
-    N = (a + sqrt(a^2 - 4c)) / 2. Plain arithmetic, so the plan search evaluates whole arrays of B.
+    In :func:`serving_point` N enters only through 1 - 1/N: N = a - c/N with a = X (Z + P + W0) + B
+    and c = X W0 + B rho (W0 the wait of many clients, Z the clients' think time), whose larger
+    root is N = (a + sqrt(a^2 - 4c)) / 2. Plain arithmetic, so the plan search evaluates whole
+    arrays of B.
     """
     b = decode_batch
     rate, busy, wait_many = _loaded(prefill_s, step_s, b, output_tokens)
-    a = rate * (prefill_s + wait_many) + b
+    a = rate * (think_s + prefill_s + wait_many) + b
     c = rate * wait_many + b * busy
     clients = (a + (a * a - 4 * c) ** 0.5) / 2
-    return _point(prefill_s, b, output_tokens, clients, rate, busy, wait_many)
+    return _point(prefill_s, b, output_tokens, clients, rate, busy, wait_many, think_s)
 
 
 def md1_wait_s(load: Num, service_s: Num) -> Num:
@@ -271,7 +287,8 @@ def estimate_serving(
     # and a busy replica has at least one client (a fraction of one has no closed loop)
     replicas = min(plan.dp, concurrency)
     clients = concurrency / replicas  # per busy replica
-
+    # the clients' replies: out of the engine (a think time), and before each first token
+    think_s = 0.0 if wave is None else wave.reply_latency_s
     steps: dict[float, StepTerms] = {}  # the decode step at each batch tried (the last is reported)
 
     def point(batch: float) -> ServingPoint:
@@ -286,6 +303,7 @@ def estimate_serving(
             decode_batch=batch,
             output_tokens=output_tokens,
             clients=clients,
+            think_s=think_s,
         )
 
     cap = min(clients, most / plan.dp)
@@ -296,7 +314,7 @@ def estimate_serving(
     rate, itl_s = float(state.rate_per_s), float(state.itl_s)
     # clients not decoding are waiting for (or in) their prefill: Little's law
     queued_s = (
-        (clients - rate * (output_tokens - 1) * float(state.itl_s)) / rate
+        (clients - rate * (output_tokens - 1) * float(state.itl_s)) / rate - think_s
         if kv_limited
         else float(state.ttft_s)
     )
@@ -314,12 +332,21 @@ def estimate_serving(
             steady_ttft_s=ttft_s,
         )
         ttft_s += float(extra)
-        itl, rate_wave = after_wave(clients, rate, ttft_s, itl_s, float(steps[batch].time_s), output_tokens)
+        step_s = float(steps[batch].time_s)
+        itl, rate_wave = after_wave(clients, rate, ttft_s, itl_s, step_s, output_tokens, think_s)
         itl_s, rate = float(itl), float(rate_wave)
         queued_s = ttft_s  # the engine's wait, the wave's included
-    # the request's time in the serving frontend, once (the load the engine sees is not reduced)
-    overhead_s = device.efficiency.request_overhead_s
-    ttft_s = queued_s + overhead_s
+    # a burst's first tokens that wait for the launch of the eager step after their own (release
+    # after launch; a term of the wave, so not where the KV memory caps the batch); their last
+    # tokens wait as long, inside e2e: added after the steady state is solved, as the frontend's
+    # time, so the load the engine sees is not reduced
+    release_s = 0.0
+    if wave is not None and not kv_limited:
+        release_s = float(release_wait_s(wave, clients, input_tokens, host_s))
+    # the request's time in the serving frontend, once (the load the engine sees is not reduced),
+    # and the client's reply, whose legs lie before the first token too
+    overhead_s = device.efficiency.request_overhead_s + think_s
+    ttft_s = queued_s + release_s + overhead_s
     decode = steps[batch].cost()
     return Estimate(
         model_id=model.id,
@@ -358,15 +385,15 @@ def estimate_serving(
 
 
 def after_wave(
-    clients: Num, rate: Num, ttft_s: Num, itl_s: Num, step_s: Num, output_tokens: int
+    clients: Num, rate: Num, ttft_s: Num, itl_s: Num, step_s: Num, output_tokens: int, think_s: Num = 0.0
 ) -> tuple[Num, Num]:
-    """(ITL, rate) once TTFT holds the wave: the steady state's cycle N / X less TTFT over the O-1
-    decode steps (the prefills the wave runs before the first tokens no longer stall the decode),
-    at least the bare step t(B); where that floor binds, the rate of the longer cycle. Plain
-    arithmetic (floats or arrays)."""
-    itl = maximum((clients / rate - ttft_s) / (output_tokens - 1), step_s)
+    """(ITL, rate) once TTFT holds the wave: the steady state's cycle N / X less the think time Z
+    and TTFT over the O-1 decode steps (the prefills the wave runs before the first tokens no
+    longer stall the decode), at least the bare step t(B); where that floor binds, the rate of the
+    longer cycle. Plain arithmetic (floats or arrays)."""
+    itl = maximum((clients / rate - think_s - ttft_s) / (output_tokens - 1), step_s)
     itl = minimum(itl, itl_s)  # the wave never makes decoding slower than the steady state's
-    return itl, clients / (ttft_s + (output_tokens - 1) * itl)
+    return itl, clients / (think_s + ttft_s + (output_tokens - 1) * itl)
 
 
 def full_step_s(

@@ -35,10 +35,11 @@ from genmodel._parallel import Plan
 from genmodel._phases import Estimate, ServingState, as_system
 from genmodel._serving import estimate_serving
 from genmodel._wave import BenchmarkClient, Wave
-from genmodel._workload import Precision
+from genmodel._workload import FIXED_LENGTHS, LengthSpreads, Precision
 
 if TYPE_CHECKING:  # (the simulation is imported where it runs: a static estimate does not load it)
     from genmodel._simresult import SimulationResult
+    from genmodel._simulate import Lengths
     from genmodel._stepcost import StepCostTable
 
 #: the serving models by name; the default is the first
@@ -62,17 +63,6 @@ def check_serving(serving: str) -> None:
     """Raise :class:`SpecError` unless ``serving`` names a serving model (:data:`SERVING_MODELS`)."""
     if serving not in SERVING_MODELS:
         raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
-
-
-def check_spreads(spreads: tuple[float, float]) -> None:
-    """Check the (input, output) length spreads: each in [0, 1).
-
-    Raises:
-        SpecError: ``input_spread=... must be in [0, 1) ...`` naming the one outside.
-    """
-    for name, spread in zip(("input_spread", "output_spread"), spreads, strict=True):
-        if not 0 <= spread < 1:
-            raise SpecError(f"{name}={spread!r} must be in [0, 1): lengths within +-{name} of the mean")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,8 +91,9 @@ class ServingSpec:
             whose warm-up sends its first prompt only).
         burstiness_cv: open loop: the coefficient of variation of the gaps between arrivals (a
             gamma process; None: Poisson).
-        input_spread, output_spread: lengths drawn uniformly within +- this fraction of the
-            mean (0: fixed lengths).
+        spreads: the requests' prompt and output lengths, each drawn uniformly within +- a
+            fraction of its mean (:class:`~genmodel._workload.LengthSpreads`; the default: fixed
+            lengths).
         seed: seed of the random lengths and arrival times (the same seed, the same result).
     """
 
@@ -113,8 +104,7 @@ class ServingSpec:
     warmup_restart: bool = True
     warmup_replay: bool = True
     burstiness_cv: float | None = None
-    input_spread: float = 0.0
-    output_spread: float = 0.0
+    spreads: LengthSpreads = FIXED_LENGTHS
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -126,7 +116,6 @@ class ServingSpec:
         cv = self.burstiness_cv
         if cv is not None and not 0 < cv < math.inf:
             raise SpecError(f"burstiness_cv={cv!r} must be > 0 and finite (1 = Poisson)")
-        check_spreads((self.input_spread, self.output_spread))
 
     def engine_on(self, device: Device | None) -> Engine:
         """The engine with its knobs overridden; a preset takes the defaults it picks on ``device``
@@ -189,7 +178,7 @@ class ServingSpec:
             engine=self.engine_on(device),
             client=self.client(),
             tables=tables,
-            spreads=(self.input_spread, self.output_spread),
+            spreads=self.spreads,
         )
         return ClosedForm(wave=simulated.wave) if serving == "closed-form" else simulated
 
@@ -329,15 +318,16 @@ class Simulated:
             (:class:`~genmodel._wave.BenchmarkClient`): :data:`REQUESTS_PER_CLIENT` each, the first
             :data:`WARMUP_REQUESTS` a warm-up that drains before every client restarts together.
         tables: step-cost tables to reuse across calls (None: each call builds its own).
-        spreads: the clients' prompt and output lengths, each drawn uniformly within +- this
-            fraction of the mean (a random dataset's range ratio); (0, 0): every request the
-            mean lengths. The closed form's terms (the phases, the memory) take the means.
+        spreads: the clients' prompt and output lengths, each drawn uniformly within +- a
+            fraction of its mean (:class:`~genmodel._workload.LengthSpreads`, a random dataset's
+            range ratio; the default: every request the mean lengths). The closed form's terms
+            (the phases, the memory) take the means.
     """
 
     engine: Engine
     client: BenchmarkClient
     tables: StepTables | None = field(default=None, compare=False)
-    spreads: tuple[float, float] = (0.0, 0.0)
+    spreads: LengthSpreads = FIXED_LENGTHS
 
     def __init__(
         self,
@@ -349,7 +339,7 @@ class Simulated:
         warmup_replay: bool | None = None,
         client: BenchmarkClient | None = None,
         tables: StepTables | None = None,
-        spreads: tuple[float, float] = (0.0, 0.0),
+        spreads: LengthSpreads = FIXED_LENGTHS,
     ) -> None:
         """Hold ``client``, or the one the knobs describe (:meth:`ServingSpec.client`; None: its
         defaults).
@@ -357,9 +347,10 @@ class Simulated:
         Raises:
             SpecError: a client and its knobs both, bad counts (:class:`ServingSpec`,
                 :class:`BenchmarkClient`), or more than :data:`MAX_REQUESTS_PER_CLIENT` requests
-                per client, a spread outside [0, 1).
+                per client, ``spreads`` not a :class:`~genmodel._workload.LengthSpreads`.
         """
-        check_spreads(spreads)
+        if not isinstance(spreads, LengthSpreads):
+            raise SpecError(f"spreads={spreads!r} must be a LengthSpreads")
         knobs = {
             "requests_per_client": requests_per_client,
             "warmup_requests": warmup_requests,
@@ -383,7 +374,7 @@ class Simulated:
         object.__setattr__(self, "engine", engine)
         object.__setattr__(self, "client", client)
         object.__setattr__(self, "tables", tables)
-        object.__setattr__(self, "spreads", (float(spreads[0]), float(spreads[1])))
+        object.__setattr__(self, "spreads", spreads)
 
     @property
     def name(self) -> str:
@@ -498,7 +489,9 @@ class Simulated:
             SpecError: a plan the simulation does not cover, bad arguments.
             InfeasibleError: the deployment cannot run, or one request does not fit.
         """
-        from genmodel._simulate import Arrivals, Lengths, simulate_serving
+        from genmodel._simulate import Arrivals, simulate_serving
+
+        prompts, outputs = length_draws(self.spreads, input_tokens, output_tokens)
 
         table = None
         if self.tables is not None:
@@ -513,7 +506,7 @@ class Simulated:
                 precision,
                 options=options,
                 engine=self.engine,
-                input_tokens=math.ceil(input_tokens * (1 + self.spreads[0])),  # the longest prompt drawn
+                input_tokens=math.ceil(input_tokens * (1 + self.spreads.input_spread)),  # the longest drawn
                 running=running,
             )
         return simulate_serving(
@@ -523,8 +516,8 @@ class Simulated:
             precision,
             engine=self.engine,
             arrivals=Arrivals.closed(self.client, concurrency),
-            input_tokens=Lengths(mean=input_tokens, spread_frac=self.spreads[0]),
-            output_tokens=Lengths(mean=output_tokens, spread_frac=self.spreads[1]),
+            input_tokens=prompts,
+            output_tokens=outputs,
             ideal=ideal,
             options=options,
             table=table,
@@ -595,6 +588,18 @@ def serving_model(
         warmup_replay=warmup_replay,
     )
     return spec.serving_model(serving, device=device, tables=tables)
+
+
+def length_draws(spreads: LengthSpreads, input_tokens: int, output_tokens: int) -> tuple[Lengths, Lengths]:
+    """The simulation's prompt and output lengths (:func:`~genmodel._simulate.simulate_serving`'s
+    ``input_tokens`` and ``output_tokens``): means ``input_tokens`` and ``output_tokens``, each
+    drawn within its spread of ``spreads``."""
+    from genmodel._simulate import Lengths
+
+    return (
+        Lengths(mean=input_tokens, spread_frac=spreads.input_spread),
+        Lengths(mean=output_tokens, spread_frac=spreads.output_spread),
+    )
 
 
 def fallback_note(exc: SpecError) -> str:

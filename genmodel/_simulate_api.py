@@ -11,10 +11,11 @@ from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import AttachedTier, Device, System
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
-from genmodel._servingmodel import ServingSpec
+from genmodel._servingmodel import ServingSpec, length_draws
 from genmodel._simresult import SimulationResult
-from genmodel._simulate import Arrivals, Lengths, simulate_serving
+from genmodel._simulate import Arrivals, simulate_serving
 from genmodel._simulate_disagg import FIRST_TOKENS, ROUTINGS, WorkerPool, simulate_disaggregated
+from genmodel._workload import LengthSpreads
 from genmodel.io import load_hardware, load_model, load_system
 from genmodel.io._trace import read_trace
 
@@ -52,6 +53,8 @@ def simulate(
     step_overhead_s: float | None = None,
     overlap_scheduler: bool | None = None,
     prefill_launch_s: float | None = None,
+    release_after_launch: bool | None = None,
+    reply_latency_s: float | None = None,
     seed: int = 0,
     records: bool = False,
     timeline: bool = False,
@@ -97,13 +100,19 @@ def simulate(
         engine: vllm (vLLM 0.10 V1, the default), sglang (SGLang 0.5), trtllm (TensorRT-LLM 1.0),
             or an :class:`Engine`.
         max_num_seqs, max_batched_tokens, admission, preemption, chunked_prefill, mixed,
-            step_overhead_s, overlap_scheduler: override the engine's knobs (``preemption="swap"``
-            copies a preempted sequence's KV to the offload tier and back instead of recomputing
-            it; ``overlap_scheduler`` chooses a step's batch while the step before it runs;
+            step_overhead_s, overlap_scheduler, prefill_launch_s, prefix_caching,
+            release_after_launch, reply_latency_s: override the engine's knobs (None: the
+            preset's; :class:`Engine`'s attributes). ``preemption="swap"`` copies a preempted
+            sequence's KV to the offload tier and back instead of recomputing it;
+            ``overlap_scheduler`` chooses a step's batch while the step before it runs;
             ``prefill_launch_s`` is the host time per kernel launch of a step with prefill tokens,
             run outside CUDA graphs: such a step takes at least its kernels times it;
             ``prefix_caching=False`` recomputes a preempted sequence's whole KV, where vLLM's
-            prefix cache, on by default, keeps the blocks no other sequence has needed since).
+            prefix cache, on by default, keeps the blocks no other sequence has needed since;
+            ``release_after_launch`` (with the overlap scheduler) sends a step's tokens only once
+            the next step is launched; ``reply_latency_s`` (seconds, >= 0) is a closed-loop
+            client's reply, from a response's last token to its next request reaching the
+            scheduler, also in every TTFT and e2e.
         swap_tier: the offload tier of swap preemption: a memory tier id, ``ID:N`` for N per node,
             or ``host`` (the default: the device's host memory in hardware_db).
         seed: seed of the random lengths and arrival times (the same seed, the same result).
@@ -156,6 +165,8 @@ def simulate(
         "step_overhead_s": step_overhead_s,
         "overlap_scheduler": overlap_scheduler,
         "prefill_launch_s": prefill_launch_s,
+        "release_after_launch": release_after_launch,
+        "reply_latency_s": reply_latency_s,
     }
     spec = ServingSpec(
         requests_per_client=requests_per_client,
@@ -163,8 +174,7 @@ def simulate(
         warmup_restart=warmup_restart,
         warmup_replay=warmup_replay,
         burstiness_cv=burstiness_cv,
-        input_spread=input_spread,
-        output_spread=output_spread,
+        spreads=LengthSpreads(input_spread=input_spread, output_spread=output_spread),
         engine=engine,
         knobs=tuple(knobs.items()),
         seed=seed,
@@ -190,10 +200,11 @@ def simulate(
         "decode_workers": decode_workers,
         "decode_max_batch": decode_max_batch,
     }
+    prompts, outputs = length_draws(spec.spreads, *lengths)
     common: dict[str, Any] = {
         "arrivals": arrivals,
-        "input_tokens": Lengths(mean=lengths[0], spread_frac=spec.input_spread),
-        "output_tokens": Lengths(mean=lengths[1], spread_frac=spec.output_spread),
+        "input_tokens": prompts,
+        "output_tokens": outputs,
         "seed": spec.seed,
         "ideal": ideal,
         "records": records,

@@ -30,6 +30,9 @@ Modelling assumptions:
   "prefill": the prefill worker's token is the first token (DistServe's TTFT, Sec. 2; TensorRT-LLM's
   disaggregated server returns the context phase's token), so TTFT = queue + prefill and the
   transfer delays the second token.
+- A closed-loop client's reply, the engine's ``reply_latency_s``, delays its next request and is
+  in its TTFT and e2e, as in the aggregated simulation; the tokens of a step leave when it ends
+  (``release_after_launch`` is not modelled between pools).
 """
 
 from __future__ import annotations
@@ -488,9 +491,10 @@ class _Simulation:
         sent = self.barrier.finished(rid, now)  # (a warm-up drains before the measured requests)
         if sent is None:
             sent = [rid + 1] if rid + 1 < self.starts[self.client_of[rid] + 1] else []
+        at = now + self.pools[0].spec.engine.reply_latency_s  # the client's reply
         for r in sent:
-            self.req.arrival_s[r] = now
-            self._push(now, _ARRIVE, r)
+            self.req.arrival_s[r] = at
+            self._push(at, _ARRIVE, r)
 
     # ---- the figures --------------------------------------------------------------------
     def result(self, arrivals: Arrivals, *, end: float, records: bool, start: float) -> SimulationResult:
@@ -500,7 +504,10 @@ class _Simulation:
         warmup = arrivals.warmup_requests if self.closed else 0
         measured = measured_requests(warmup, self.starts, self.client_of, len(self.req.input_tokens))
         p_pool, d_pool = self.pools
-        overhead_s = p_pool.setup.system.device.efficiency.request_overhead_s  # the frontend, once
+        # the frontend, once, and the client's reply (the same legs lie before the first token)
+        overhead_s = (
+            p_pool.setup.system.device.efficiency.request_overhead_s + p_pool.spec.engine.reply_latency_s
+        )
         figures, _ = request_figures(
             self.req, measured, d_pool.replicas, prefill_end, request_overhead_s=overhead_s
         )

@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from genmodel._api import estimate
-from genmodel._engines import ENGINE_CONFIGS, ENGINES, MEASURED_ENGINES, Engine, engine_preset, harness_engine
+from genmodel._engines import (
+    ENGINE_CONFIGS,
+    ENGINES,
+    FRESH_AFTER_WARMUP,
+    MEASURED_ENGINES,
+    Engine,
+    engine_preset,
+    harness_engine,
+)
 from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Device
 from genmodel._intervals import COVERAGE, evidence, interval, serving_model_of
@@ -170,11 +178,6 @@ def _int(row: dict[str, str], name: str, where: str = "") -> int:
 #: optional columns of concurrency cases: the benchmark client's closed loop (requests per client,
 #: warm-up included, and warm-up requests per client), for the simulated serving model
 HARNESS_COLUMNS = ("requests_per_client", "warmup_requests")
-#: engine configurations whose benchmark client sends fresh prompts after its warm-up (the others'
-#: clients are genai-perf's, whose restarted perf_analyzer workers replay the warm-up's prompts):
-#: ROCm/ATOM's workflow runs vLLM's ``bench serve``, whose warm-up requests all send its first
-#: prompt (vllm/benchmarks/serve.py: ``test_input`` built from ``input_requests[0]``)
-_FRESH_AFTER_WARMUP = ("atom-oot",)
 
 
 def _row_engine(row: dict[str, str], engine: str, hw: Device | None = None, where: str = "") -> str | Engine:
@@ -334,7 +337,7 @@ def _estimate_case(
     n: int | str = row["batch"] if row["batch"] == "max" else _int(row, "batch")
     kwargs: dict[str, Any] = {"batch": n}
     if row["mode"] != "static":
-        replay = (row.get("engine_config") or "").strip() not in _FRESH_AFTER_WARMUP
+        replay = (row.get("engine_config") or "").strip() not in FRESH_AFTER_WARMUP
         kwargs = {"concurrency": n, **_harness(row), "warmup_replay": replay, **spread_keywords(row)}
     return estimate(
         row["model"],

@@ -33,6 +33,20 @@ request at time 0, as the benchmark clients and the serving simulation start the
   well. A group that comes back while other groups run (N > m) finds the next group's step under
   way, S(min(N - m, m)); a lone group (N <= m), and the burst, find the engine empty and wait for
   nothing (:func:`overlap_wait_s`).
+- Release after launch (TensorRT-LLM, SGLang, ``Engine.release_after_launch`` with the overlap
+  scheduler): a step's tokens leave the engine once the next step is launched, which for a step
+  holding a prompt (eager) is its host launch time H later. A first token waits H when the step
+  after its prefill holds another prompt: in a burst round, every prompt but those of the burst's
+  last step, (N - r') / N of them (r' the prompts of the last step); in a group round (mixed) a
+  group's step is followed by decode steps, the next group being one step or more behind (the
+  simulation agrees: a mixed engine's first tokens wait only in the burst round)
+  (:func:`release_wait_s`). The wait is added to TTFT after the steady state is solved, as the
+  frontend's time is (the load is not reduced), and, as the wave, not to a KV-limited state; the
+  last tokens wait as long, inside e2e.
+- The client's reply (``Engine.reply_latency_s``, Z): a closed-loop client's next request reaches
+  the scheduler Z after its last token left, a think time in the closed loop (the steady state
+  solves N = X (Z + TTFT + (O-1) ITL), :func:`~genmodel._serving.serving_point`), and the same legs
+  lie before its first token, so Z is in every TTFT too, as the simulation counts it.
 - Not modelled: the budget that a mixed engine's decode tokens take (vLLM) and the slower decay of
   the groups it causes, the decode tokens' time in a group's step, spread lengths (which break the
   groups up), and KV-limited states (their TTFT is the queue for memory, Little's law).
@@ -116,6 +130,11 @@ class Wave:
             (``genmodel._engines.eager_block_kernels``); () = the generic count.
         pool: the engine's KV pool (``Engine.kv_pool``): what a running sequence holds of it, and
             what its memory fraction is a fraction of.
+        release_after_launch: with ``overlap``, a step's tokens leave once the next step is
+            launched (``Engine.release_after_launch``): a first token followed by an eager prompt
+            step waits for its host launch (:func:`release_wait_s`).
+        reply_latency_s: a closed-loop client's reply (``Engine.reply_latency_s``): a think time
+            of the closed loop, and in every TTFT.
     """
 
     budget_tokens: int
@@ -125,6 +144,8 @@ class Wave:
     prefill_launch_s: float = 0.0
     pool: KvPool = WHOLE_SEQUENCES
     eager_blocks: tuple[EagerBlockKernels, ...] = ()
+    release_after_launch: bool = False
+    reply_latency_s: float = 0.0
 
     @classmethod
     def of(cls, engine: Engine, client: BenchmarkClient) -> Wave:
@@ -140,6 +161,8 @@ class Wave:
             prefill_launch_s=engine.prefill_launch_s,
             pool=engine.kv_pool,
             eager_blocks=eager_block_kernels(engine),
+            release_after_launch=engine.release_after_launch,
+            reply_latency_s=engine.reply_latency_s,
         )
 
     def prompts_per_step(self, input_tokens: int) -> int:
@@ -230,3 +253,34 @@ def overlap_wait_s(
     measured = client.requests(clients) - client.warmup_requests
     groups = 1.0 if client.warmup_requests and not client.restart_after_warmup else (measured - 1) / measured
     return (clients > m) * next_group * groups
+
+
+def release_wait_s(wave: Wave, clients: Num, input_tokens: int, host_s: float) -> Num:
+    """How long a first token waits, on average over the measured rounds, for the launch of the
+    step after its own when the engine sends a step's tokens only once the next step is launched
+    (:attr:`Wave.release_after_launch` with the overlap scheduler; module docstring): ``host_s``
+    for a prompt of a burst round but those of its last step, whose next step holds the burst's
+    next prompts (and runs eagerly); nothing in a group round. 0 for an engine without the rule or
+    without a host floor, and for one client.
+
+    Args:
+        wave: the engine's admission and the benchmark client.
+        clients: N, clients per replica.
+        input_tokens: I, prompt tokens per request.
+        host_s: H, the host launch time of an eager step (:func:`~genmodel._hostcost.eager_host_s`).
+
+    Source: the release rule the simulation runs (:meth:`~genmodel._scheduler.Replica.plan`: a
+    step's first tokens leave when the next step is launched, its host launch time later when it
+    holds a prompt) applied to the wave's bursts (module docstring).
+    """
+    if not (wave.release_after_launch and wave.overlap) or host_s <= 0:
+        return 0.0 * clients
+    m = wave.prompts_per_step(input_tokens)
+    last = clients - m * (ceil(clients / m) - 1)  # prompts in the burst's last step
+    burst = host_s * (clients - last) / clients  # the prompts whose step a prompt step follows
+    client = wave.client
+    if not wave.mixed:
+        return burst  # (every round is a burst)
+    if client.warmup_requests and not client.restart_after_warmup:
+        return 0.0 * clients  # (the burst was the warm-up's)
+    return burst / (client.requests(clients) - client.warmup_requests)  # one measured round is the burst

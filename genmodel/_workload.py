@@ -83,6 +83,41 @@ class Precision:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LengthSpreads:
+    """How far the requests' prompt and output lengths spread around their means: each drawn
+    uniformly within +- this fraction of its mean (a random dataset's range ratio, as the
+    benchmarks' ``--random-range-ratio`` draws them); 0: every request the mean length.
+
+    One value for the serving engine's client (:class:`~genmodel._servingmodel.ServingSpec`) and
+    the simulated serving model (:class:`~genmodel._servingmodel.Simulated`); the keywords
+    ``input_spread`` and ``output_spread`` of :func:`genmodel.estimate` and
+    :func:`genmodel.simulate` build it.
+
+    Raises:
+        SpecError: ``input_spread=... must be in [0, 1) ...`` naming the one outside.
+    """
+
+    input_spread: float = 0.0
+    output_spread: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("input_spread", "output_spread"):
+            spread = getattr(self, name)
+            if not 0 <= spread < 1:
+                raise SpecError(f"{name}={spread!r} must be in [0, 1): lengths within +-{name} of the mean")
+            object.__setattr__(self, name, float(spread))
+
+    @property
+    def fixed(self) -> bool:
+        """Every request has the mean lengths (both spreads 0)."""
+        return not (self.input_spread or self.output_spread)
+
+
+#: every request the mean lengths
+FIXED_LENGTHS = LengthSpreads()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Scenario:
     """A request shape with its latency targets."""
 

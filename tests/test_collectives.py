@@ -84,6 +84,22 @@ def test_auto_picks_the_fastest_algorithm_at_every_size(dgx: System, size: float
     assert times["direct"] < times["ring"]
 
 
+def test_nvls_runs_at_the_bandwidth_of_the_tier_the_group_spans(dgx: System) -> None:
+    """NVLS, like ring, takes the bandwidth of the tier the group's flat all-reduce runs on (a
+    switch, where the group's bandwidth is the tier's): twice the scale-up bandwidth halves its
+    bandwidth term, the scale-out tier and the device's memory leave it alone, and a group over
+    two nodes reduces in each node's domain by ring and across them over InfiniBand."""
+    big = 134e6
+    fixed = C_S + 14 * NVLINK_A
+    base = allreduce_time(big, 8, dgx) - fixed
+    assert allreduce_time(big, 8, dgx.scaled(scale_up_bandwidth=2)) - fixed == pytest.approx(base / 2)
+    assert allreduce_time(big, 8, dgx.scaled(scale_out_bandwidth=2, memory_bandwidth=2)) == pytest.approx(
+        base + fixed
+    )
+    assert dgx.fabric[0].group_bandwidth_bytes_per_s(8) == dgx.fabric[0].bandwidth_bytes_per_s
+    assert allreduce_time(big, 16, dgx) == allreduce_time(big, 16, dgx, algorithm="ring")
+
+
 def test_nvls_speeds_up_only_large_all_reduces_over_eight_gpus(dgx: System) -> None:
     # NVLink SHARP (nccl-tests busbw ~480 vs ring ~370 GB/s on 8x H100): large messages over 8 GPUs
     big = 134e6  # one 8192-token prefill activation of an 8192-wide model in 16 bits

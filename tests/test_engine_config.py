@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import genmodel
-from genmodel._engines import engine_preset, harness_engine
+from genmodel._engines import ENGINE_CONFIGS, FRESH_AFTER_WARMUP, engine_preset, harness_engine
 from genmodel.io import load_hardware
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +41,13 @@ def test_atom_oot_is_the_vllm_server_with_a_16384_token_budget() -> None:
         assert e == preset.replace(max_batched_tokens=16384, overlap_scheduler=True)
     with pytest.raises(genmodel.SpecError, match="atom-oot"):
         harness_engine(engine_preset("sglang"), "atom-oot", concurrency=4, input_tokens=100)
+
+
+def test_only_atoms_client_sends_fresh_prompts_after_its_warm_up() -> None:
+    # vLLM's bench serve (ATOM's workflow) warms up with its first prompt only; genai-perf's
+    # restarted perf_analyzer workers (AIConfigurator's harness) replay the warm-up's prompts
+    assert FRESH_AFTER_WARMUP == ("atom-oot",)
+    assert set(FRESH_AFTER_WARMUP) <= set(ENGINE_CONFIGS)
 
 
 def test_the_atom_rows_run_with_their_servers_budget(tmp_path: Path) -> None:

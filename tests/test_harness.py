@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -173,12 +174,44 @@ def test_the_benchmark_serving_rows_carry_its_closed_loop() -> None:
         ({"knobs": (("max_num_seqs", 0),)}, "max_num_seqs=0 must be an integer >= 1"),
         ({"knobs": (("admission", "lazy"),)}, "admission='lazy' must be one of reserve, on-demand"),
         ({"burstiness_cv": 0.0}, "burstiness_cv=0.0 must be > 0 and finite"),
-        ({"output_spread": 1.0}, "output_spread=1.0 must be in [0, 1)"),
     ],
 )
 def test_the_serving_spec_refuses_a_bad_option_by_its_name(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(genmodel.SpecError, match=re.escape(message)):
         ServingSpec(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"output_spread": 1.0}, "output_spread=1.0 must be in [0, 1)"),
+        ({"input_spread": -0.1}, "input_spread=-0.1 must be in [0, 1)"),
+        ({"input_spread": math.nan}, "input_spread=nan must be in [0, 1)"),
+    ],
+)
+def test_length_spreads_refuse_a_spread_outside_0_1_by_its_name(
+    kwargs: dict[str, float], message: str
+) -> None:
+    with pytest.raises(genmodel.SpecError, match=re.escape(message)):
+        genmodel.LengthSpreads(**kwargs)
+
+
+def test_the_spreads_are_one_value_from_the_keywords_to_the_simulation() -> None:
+    """estimate's and simulate's input_spread/output_spread keywords become one LengthSpreads,
+    which the serving spec hands to the simulated serving model unchanged."""
+    spreads = genmodel.LengthSpreads(input_spread=0.25, output_spread=0.5)
+    assert spreads.input_spread == 0.25 and spreads.output_spread == 0.5 and not spreads.fixed
+    assert (
+        genmodel.LengthSpreads().fixed and genmodel.LengthSpreads(input_spread=0) == genmodel.LengthSpreads()
+    )
+    simulated = ServingSpec(spreads=spreads).serving_model("simulated")
+    assert isinstance(simulated, genmodel.Simulated) and simulated.spreads is spreads
+    with pytest.raises(genmodel.SpecError, match=re.escape("spreads=(0.1, 0.1) must be a LengthSpreads")):
+        genmodel.Simulated(engine=genmodel.engine_preset("vllm"), spreads=(0.1, 0.1))  # type: ignore[arg-type]
+    with pytest.raises(genmodel.SpecError, match=re.escape("output_spread=1.5 must be in [0, 1)")):
+        genmodel.estimate(
+            "llama-3.2-1b", "h100-sxm", concurrency=2, input_tokens=64, output_tokens=8, output_spread=1.5
+        )
 
 
 def test_estimate_simulate_and_requirements_refuse_a_bad_client_alike() -> None:

@@ -12,16 +12,21 @@ When a step's tokens leave (Engine.release_after_launch) and the client's reply
 (Engine.reply_latency_s): tokens of a step followed by an eager prompt step leave that step's host
 launch time late, and the fetch after the launch finds a request that arrived during it; a lone
 client is not delayed by the rule; a reply latency is in a lone client's TTFT once and in its
-cycle once per request after the first; a reply that misses the fetch waits a step more.
+cycle once per request after the first; a reply that misses the fetch waits a step more; both
+knobs are keywords of genmodel.simulate and flags of ``genmodel simulate`` (a bad time is one red line);
+the closed form's terms for them move TTFT, TPOT and the rate as the simulation does.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import re
 
 import numpy as np
 import pytest
+from _cli import cli_bad, cli_ok
 
 import genmodel
 from genmodel import Plan
@@ -194,3 +199,98 @@ def test_the_release_and_reply_knobs() -> None:
         ENGINE.replace(reply_latency_s=-0.001)
     with pytest.raises(genmodel.SpecError):
         ENGINE.replace(reply_latency_s=math.inf)
+
+
+def test_the_release_and_reply_keywords_are_the_engines_knobs() -> None:
+    """simulate's release_after_launch= and reply_latency_s= override the preset's knobs, as
+    Engine.replace does (the same run), and the JSON's engine says what ran."""
+    kw = {"concurrency": 3, "input_tokens": 512, "output_tokens": 16, "requests_per_client": 3}
+    by_keyword = genmodel.simulate(
+        MODEL, HW, engine="trtllm", release_after_launch=False, reply_latency_s=0.004, **kw
+    )
+    by_engine = genmodel.simulate(MODEL, HW, engine=NO_REL.replace(reply_latency_s=0.004), **kw)
+    assert by_keyword.ttft_s == by_engine.ttft_s and by_keyword.e2e_s == by_engine.e2e_s
+    engine = by_keyword.to_dict()["engine"]
+    assert (engine["release_after_launch"], engine["reply_latency_s"]) == (False, 0.004)
+    preset = genmodel.simulate(MODEL, HW, engine="trtllm", **kw)
+    assert preset.ttft_s.mean < by_keyword.ttft_s.mean  # (the keywords changed the run)
+    with pytest.raises(genmodel.SpecError, match=re.escape("reply_latency_s=-0.001 must be >= 0 and finite")):
+        genmodel.simulate(MODEL, HW, reply_latency_s=-0.001, **kw)
+
+
+def test_the_release_and_reply_flags_reach_the_simulation() -> None:
+    args = ["simulate", "--model", MODEL, "--hardware", HW, "--engine", "trtllm", "--concurrency", "1"]
+    args += ["--input-tokens", "1024", "--output-tokens", "32", "--format", "json"]
+    zero, late = (json.loads(cli_ok([*args, "--reply-latency", t])) for t in ("0ms", "10ms"))
+    assert late["ttft_s"]["mean"] - zero["ttft_s"]["mean"] == pytest.approx(0.01, rel=1e-6)
+    assert (zero["engine"]["reply_latency_s"], late["engine"]["reply_latency_s"]) == (0.0, 0.01)
+    assert json.loads(cli_ok(args))["engine"]["release_after_launch"]  # the preset's
+    off = json.loads(cli_ok([*args, "--no-release-after-launch"]))
+    assert not off["engine"]["release_after_launch"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-5ms", "reply_latency='-5ms' must be a time between 0 s and 86400 s"),
+        ("5", "reply_latency='5' needs a unit: 5ms or 5s?"),
+        ("2d", "reply_latency='2d' must be a time such as 50ms or 2s"),
+    ],
+)
+def test_a_bad_reply_latency_is_one_red_line(value: str, message: str) -> None:
+    args = ["simulate", "--model", MODEL, "--hardware", HW, "--concurrency", "1"]
+    args += ["--input-tokens", "64", "--output-tokens", "8", "--reply-latency", value]
+    assert message in cli_bad(args)
+
+
+# ---- the closed form's terms for the two knobs, against the simulation ----
+
+
+@pytest.mark.parametrize("name", ["trtllm", "sglang"])
+@pytest.mark.parametrize(("clients", "prompt"), [(1, 1024), (8, 1024), (32, 1024), (64, 2048)])
+def test_the_closed_form_delays_a_bursts_first_tokens_as_the_simulation(
+    name: str, clients: int, prompt: int
+) -> None:
+    """Release after launch in both serving models: the first tokens of a burst's prompts but those
+    of its last step wait for the next (eager) prompt step's launch, in every round of an engine
+    that does not mix (SGLang) and in the one synchronised round of one that does (TensorRT-LLM).
+    The closed form's TTFT moves as the simulation's: not at all for one client or a burst of one
+    step (8 prompts of 1,024 tokens in a budget of 8,192), up by about as much otherwise."""
+    base = engine_preset(name, load_hardware(HW).device)
+    kw = {"concurrency": clients, "input_tokens": prompt, "output_tokens": 64}
+
+    def delta(serving: str) -> float:
+        on, off = (
+            genmodel.estimate(MODEL, HW, serving=serving, engine=base.replace(release_after_launch=r), **kw)
+            for r in (True, False)
+        )
+        assert on.tpot_s == pytest.approx(off.tpot_s, rel=1e-2)  # the decode is not delayed
+        return on.ttft_s - off.ttft_s
+
+    closed, simulated = delta("closed-form"), delta("simulated")
+    assert 0 <= closed <= _eager_host_s() * (1 + 1e-9)
+    if clients <= 8:
+        assert closed == 0 and simulated == pytest.approx(0, abs=1e-12)
+    else:
+        assert simulated > 0 and closed == pytest.approx(simulated, rel=0.3)
+
+
+@pytest.mark.parametrize("name", ["trtllm", "sglang", "vllm"])
+@pytest.mark.parametrize("clients", [1, 8])
+def test_the_closed_form_counts_the_reply_as_the_simulation_does(name: str, clients: int) -> None:
+    """The client's reply (reply_latency_s = Z) in both serving models: it is in each TTFT, and the
+    clients are out of the engine that long (a think time), so the request rate falls and decoding
+    is no slower; a lone client's TTFT grows by Z exactly in both."""
+    base = engine_preset(name, load_hardware(HW).device)
+    kw = {"concurrency": clients, "input_tokens": 1024, "output_tokens": 64}
+    for serving in ("closed-form", "simulated"):
+        zero, late = (
+            genmodel.estimate(MODEL, HW, serving=serving, engine=base.replace(reply_latency_s=z), **kw)
+            for z in (0.0, 0.005)
+        )
+        assert zero.serving is not None and late.serving is not None
+        assert late.ttft_s > zero.ttft_s and late.tpot_s <= zero.tpot_s * (1 + 1e-12)
+        assert late.serving.request_rate_per_s < zero.serving.request_rate_per_s
+        assert late.serving.request_overhead_s == pytest.approx(zero.serving.request_overhead_s + 0.005)
+        if clients == 1:
+            assert late.ttft_s - zero.ttft_s == pytest.approx(0.005, rel=1e-6)

@@ -88,6 +88,20 @@ def test_serving_point_limits_and_quantiles() -> None:
         ttft_quantile_s(heavy, 0.1, 1)
 
 
+def test_a_think_time_holds_more_clients_at_the_same_batch() -> None:
+    """Clients that take Z to send their next request are out of the engine that long: at the same
+    decode batch the state holds X Z more of them (Little's law), and the plan search's inverse
+    gives the clients that serving_point holds with the same Z."""
+    kw = {"prefill_s": 0.1, "step_s": 0.01, "decode_batch": 50.0, "output_tokens": 100}
+    busy, thinking = serving_at_batch(**kw), serving_at_batch(**kw, think_s=0.5)
+    assert float(thinking.rate_per_s) == pytest.approx(float(busy.rate_per_s), rel=1e-12)
+    assert float(thinking.clients) - float(busy.clients) == pytest.approx(
+        0.5 * float(busy.rate_per_s), rel=0.05
+    )
+    again = serving_point(**kw, clients=thinking.clients, think_s=0.5)
+    assert float(again.clients) == pytest.approx(float(thinking.clients), rel=1e-12)
+
+
 @pytest.mark.parametrize(
     ("model", "hardware", "plan"),
     [

@@ -217,6 +217,17 @@ def test_fewer_prefill_workers_queue_the_prompts() -> None:
     assert few.to_dict()["prefill_pool"]["busy_frac"] > many.to_dict()["prefill_pool"]["busy_frac"]
 
 
+def test_a_reply_latency_is_in_a_lone_clients_ttft_and_cycle_as_aggregated() -> None:
+    """The client's reply (Engine.reply_latency_s) is in each TTFT once and delays each next
+    request by as much, so four requests of one client take three replies longer; the decode is
+    untouched."""
+    kw = {"concurrency": 1, "requests_per_client": 4, "warmup_requests": 0}
+    zero, late = (_disagg(reply_latency_s=r, **kw) for r in (0.0, 0.01))
+    assert late.ttft_s.mean - zero.ttft_s.mean == pytest.approx(0.01, rel=1e-6)
+    assert late.simulated_s - zero.simulated_s == pytest.approx(0.03, rel=1e-6)
+    assert late.tpot_s.mean == pytest.approx(zero.tpot_s.mean, rel=1e-12)
+
+
 def test_the_transfer_is_kv_bytes_over_the_link_between_the_pools() -> None:
     model, precision = load_model("llama-3.1-8b"), genmodel.default_precision("fp8")
     system = load_hardware("h100-sxm")
