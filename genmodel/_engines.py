@@ -77,6 +77,61 @@ WHOLE_SEQUENCES = KvPool()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NewTokenRatio:
+    """SGLang's estimate of the output still to come (:attr:`Engine.new_token_ratio`): admission
+    reserves, for every running sequence, ``ratio`` x its tokens to go (at most ``clip_tokens``),
+    and a new request needs its prompt and all its output (at most ``clip_tokens``) free beside
+    that; the ratio starts at ``init``, falls by ``decay`` each decode step down to ``init`` x
+    ``min_factor``, returns to ``init`` when nothing runs, and is recomputed on a retraction.
+
+    Source (SGLang 0.5): python/sglang/srt/environ.py ``SGLANG_INIT_NEW_TOKEN_RATIO`` 0.7,
+    ``SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR`` 0.14, ``SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS`` 600,
+    ``SGLANG_RETRACT_DECODE_STEPS`` 20 (global_config.py before environ.py, the same values);
+    managers/scheduler.py ``Scheduler.__init__`` (init = min(0.7 x schedule_conservativeness 1.0,
+    1); min = init x 0.14; decay = (init - min) / 600), ``update_running_batch`` (each decode batch:
+    ratio = max(ratio - decay, min), or on a retraction the ratio ``retract_decode`` returns) and
+    ``self_check_during_idle`` (ratio = init when no batch runs); managers/schedule_policy.py
+    ``CLIP_MAX_NEW_TOKENS`` (``SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION`` 4096) and ``PrefillAdder``
+    (``rem_total_tokens`` = free + evictable tokens - the running requests' min(max_new_tokens -
+    len(output_ids), clip) x ratio - what this round admitted; ``add_one_req`` refuses a request
+    whose extend_input_len + min(max_new_tokens, clip) >= it, and reserves that much once admitted,
+    only the chunk while its prompt is chunked); managers/schedule_batch.py
+    ``ScheduleBatch.retract_decode`` (retracts the requests with the fewest output tokens first,
+    the longest prompt first among equals, at least one and until the next decode step fits;
+    new ratio = min(1, (sum of len(output_ids) + 20 x requests left) / (sum of max_new_tokens + 1))).
+    """
+
+    init: float = 0.7
+    min_factor: float = 0.14
+    decay_steps: int = 600
+    retract_decode_steps: int = 20
+    clip_tokens: int = 4096
+
+    def __post_init__(self) -> None:
+        require_ints(
+            decay_steps=self.decay_steps,
+            retract_decode_steps=self.retract_decode_steps,
+            clip_tokens=self.clip_tokens,
+        )
+        if not (0 < self.init <= 1 and 0 <= self.min_factor <= 1):
+            raise SpecError(f"new_token_ratio init={self.init!r} must be in (0, 1], min_factor in [0, 1]")
+
+    @property
+    def min_ratio(self) -> float:
+        """The floor the ratio decays to."""
+        return min(self.init * self.min_factor, 1.0)
+
+    @property
+    def decay(self) -> float:
+        """How much the ratio falls per decode step."""
+        return (self.init - self.min_ratio) / self.decay_steps
+
+
+#: SGLang 0.5's defaults (:class:`NewTokenRatio`)
+SGLANG_NEW_TOKEN_RATIO = NewTokenRatio()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Engine:
     """The scheduler of a continuously batching serving engine.
 
@@ -97,7 +152,11 @@ class Engine:
         admission: "reserve" KV blocks for the whole sequence when a request is admitted, or
             "on-demand": allocate blocks as tokens arrive and preempt when the pool is full.
         reserve_output_frac: under "reserve", the share of the output tokens reserved at
-            admission (SGLang reserves its ``new_token_ratio`` of them); 1 = all.
+            admission and held to completion; 1 = all. The closed form's view of SGLang (its
+            initial ``new_token_ratio``); the simulation uses ``new_token_ratio`` where it is set.
+        new_token_ratio: under "reserve", SGLang's decaying estimate of the output to come
+            (:class:`NewTokenRatio`) instead of a fixed reservation: the simulated scheduler admits,
+            retracts and re-queues as SGLang's does (:mod:`genmodel._newtokens`); None = fixed.
         kv_fraction_of: what the usable-memory fraction is a fraction of: the "device"'s memory
             (vLLM, SGLang) or the memory "free" after the weights are loaded (TensorRT-LLM's
             ``free_gpu_memory_fraction``), :func:`~genmodel._memory.pool_device`.
@@ -149,6 +208,7 @@ class Engine:
     max_prefill_tokens: int | None = None
     admission: str = "on-demand"
     reserve_output_frac: float = 1.0
+    new_token_ratio: NewTokenRatio | None = None
     kv_fraction_of: str = "device"
     preemption: str = "recompute"
     prefix_caching: bool = False
@@ -327,9 +387,12 @@ _SGLANG_SOURCE = (
     "memory, 8192 below 160 GB (H100, H200), 16384 above (B200); schedule_policy fcfs; page_size 1; "
     "max_running_requests from the memory pool (at most 4096, model_runner req_to_token_pool). "
     "The scheduler runs a prefill batch whenever new requests fit, decoding otherwise, unless "
-    "--enable-mixed-chunk (scheduler.py get_next_batch_to_run); it admits a request reserving its "
-    "prompt and new_token_ratio x its output tokens (SGLANG_INIT_NEW_TOKEN_RATIO 0.7, "
-    "schedule_policy.py PrefillAdder) and retracts decodes by recompute when memory runs out. "
+    "--enable-mixed-chunk (scheduler.py get_next_batch_to_run); it admits a request when its prompt "
+    "and its output (clipped at 4096) fit beside the running requests' tokens and new_token_ratio x "
+    "their clipped output to go, the ratio decaying from 0.7 to 0.098 over 600 decode steps, reset "
+    "when idle and recomputed on a retraction (NewTokenRatio, schedule_policy.py PrefillAdder); it "
+    "retracts the decodes with the fewest output tokens by recompute when the next step does not "
+    "fit, to the end of the queue (schedule_batch.py retract_decode, scheduler.py update_running_batch). "
     "The radix cache is on (server_args.py disable_radix_cache False): a prompt matches its cached "
     "prefix up to all but its last token (managers/schedule_batch.py Req.adjust_max_prefix_ids: "
     "max_prefix_len = input_len - 1; _compute_max_prefix_len in later versions). "
@@ -367,7 +430,11 @@ _TRTLLM_SOURCE = (
     "= batch + ISL + 1500 with generation tokens counted (harness_engine). "
     "KV pool: KvCacheConfig free_gpu_memory_fraction 0.9 'means TensorRT LLM will try to allocate 90% "
     "of free GPU memory for KV cache' (docs examples/kvcacheconfig, How to Change KV Cache Behavior), "
-    "the memory free once the model is loaded (kv_fraction_of free)."
+    "the memory free once the model is loaded (kv_fraction_of free): _torch/pyexecutor/_util.py "
+    "KvCacheCreator._get_free_gpu_memory_fraction (0.9 when unset) and _cal_max_tokens (available = "
+    "(total - peak of the profiling run, weights, activations and non-torch memory included, + its "
+    "temporary KV) x fraction). Capacity scheduler GUARANTEED_NO_EVICT: llmapi/llm_args.py "
+    "SchedulerConfig capacity_scheduler_policy default (admission reserve, whole requests)."
 )
 
 
@@ -416,7 +483,8 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             chunked_prefill=True,
             mixed=False,
             admission="reserve",
-            reserve_output_frac=0.7,
+            reserve_output_frac=SGLANG_NEW_TOKEN_RATIO.init,
+            new_token_ratio=SGLANG_NEW_TOKEN_RATIO,
             preemption="recompute",
             kv_block_tokens=1,
             overlap_scheduler=True,

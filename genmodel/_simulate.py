@@ -20,7 +20,7 @@ Modelling assumptions:
   once to its TTFT and e2e; it does not delay its arrival at the scheduler. A closed-loop client's
   reply, ``Engine.reply_latency_s`` (0 in the presets), delays its next request and is in TTFT.
 - Swap preemption copies a preempted sequence's KV to the offload tier (by default the device's
-  host memory) and back (:class:`~genmodel._scheduler.SwapLink`): the tier's bandwidth per device
+  host memory) and back (:class:`~genmodel._swaplink.SwapLink`): the tier's bandwidth per device
   is what :meth:`~genmodel._hardware.AttachedTier.bandwidth_per_device` gives while the devices of
   a node copy at once, capped by the device's host link; its capacity is shared the same way.
 - Randomness only from a ``numpy.random.Generator`` seeded by ``seed``: the same seed gives the
@@ -45,7 +45,7 @@ from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prepare
-from genmodel._scheduler import Replica, Requests, group_tokens, idle, replan_s, swap_link
+from genmodel._scheduler import Replica, Requests, group_tokens, idle, replan_s
 from genmodel._simfigures import (
     WarmupBarrier,
     align_restarts,
@@ -57,6 +57,7 @@ from genmodel._simfigures import (
 from genmodel._simresult import RequestRecords, SimulationResult, Timeline
 from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
+from genmodel._swaplink import swap_link
 from genmodel._symmetry import replica_classes
 from genmodel._units import GB
 from genmodel._wave import BenchmarkClient
