@@ -56,6 +56,7 @@ class KvPool:
     admission: str = "reserve"
     reserve_output_frac: float = 1.0
     fraction_of: str = "device"
+    memory_fraction: float | None = None
 
     def held_output_tokens(self, output_tokens: int) -> int:
         """The output tokens a running sequence holds in the KV pool, on average over its life.
@@ -160,6 +161,10 @@ class Engine:
         kv_fraction_of: what the usable-memory fraction is a fraction of: the "device"'s memory
             (vLLM, SGLang) or the memory "free" after the weights are loaded (TensorRT-LLM's
             ``free_gpu_memory_fraction``), :func:`~genmodel._memory.pool_device`.
+        memory_fraction: the engine's memory fraction (of what ``kv_fraction_of`` says) where a
+            harness sets one other than the engine's default; None = the device's
+            ``usable_memory_frac`` (0.9: vLLM's ``gpu_memory_utilization``, TensorRT-LLM's
+            ``free_gpu_memory_fraction``).
         preemption: what a preempted sequence does: "recompute" its KV later, or "swap" it to the
             KV offload tier and back.
         prefix_caching: the engine's prefix cache is on (vLLM V1's prefix caching, SGLang's radix
@@ -210,6 +215,7 @@ class Engine:
     reserve_output_frac: float = 1.0
     new_token_ratio: NewTokenRatio | None = None
     kv_fraction_of: str = "device"
+    memory_fraction: float | None = None
     preemption: str = "recompute"
     prefix_caching: bool = False
     schedule: str = "fcfs"
@@ -235,6 +241,8 @@ class Engine:
         ):
             if value not in allowed:
                 raise SpecError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+        if self.memory_fraction is not None and not 0 < self.memory_fraction <= 1:
+            raise SpecError(f"memory_fraction={self.memory_fraction!r} must be in (0, 1]")
         if not 0 <= self.reserve_output_frac <= 1:
             raise SpecError(f"reserve_output_frac={self.reserve_output_frac!r} must be in [0, 1]")
         if self.max_prefill_tokens is not None:
@@ -258,7 +266,7 @@ class Engine:
     @property
     def kv_pool(self) -> KvPool:
         """How this engine sizes and fills its KV pool (the closed form's and the search's view)."""
-        return KvPool(self.admission, self.reserve_output_frac, self.kv_fraction_of)
+        return KvPool(self.admission, self.reserve_output_frac, self.kv_fraction_of, self.memory_fraction)
 
     def replace(self, **changes: Any) -> Engine:
         """This engine with some knobs changed (None values are ignored)."""
@@ -540,6 +548,14 @@ def as_engine(engine: str | Engine, device: Device | None = None) -> Engine:
 ENGINE_CONFIGS = ("aiconfigurator", "atom-oot")
 #: tokens AIConfigurator's generator adds to the prompt in its token budgets
 _AIC_SLACK_TOKENS = 1500
+#: the KV cache's share of the free memory in the TensorRT-LLM configuration AIConfigurator writes:
+#: ``kv_cache_config: free_gpu_memory_fraction: {{ kv_cache_config.free_gpu_memory_fraction |
+#: default(0.80) }}`` (src/aiconfigurator/generator/config/backend_templates/trtllm/
+#: extra_engine_args.1.0.0.yaml.j2, the same in the 1.0-1.2 templates); neither rule_plugin/trtllm.rule
+#: nor rule_plugin/benchmark/trtllm.rule sets it (config/backend_config_mapping.yaml maps
+#: kv_cache_free_gpu_memory_fraction to it). Its vLLM and SGLang templates (cli_args*.j2) pass no
+#: --gpu-memory-utilization or --mem-fraction-static: their servers' defaults.
+_AIC_TRTLLM_FREE_FRACTION = 0.80
 #: the token budget of the vLLM servers ROCm/ATOM's out-of-tree (vLLM plugin) benchmark launches:
 #: ``--max-num-batched-tokens 16384`` in the ``extra_args`` of .github/benchmark/
 #: oot_benchmark_models.json (github.com/ROCm/ATOM, e.g. @676c3acefaba43b6bd1199b767460ca49cfb3bb4)
@@ -602,8 +618,13 @@ def harness_engine(engine: Engine, config: str, *, concurrency: int, input_token
         prefill = min(input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
         return engine.replace(max_num_seqs=seqs, max_prefill_tokens=prefill, mixed=True)
     if engine.name == "trtllm":
-        # (extra_engine_args.*.yaml.j2: kv_cache_config.enable_block_reuse default(false))
+        # (extra_engine_args.*.yaml.j2: kv_cache_config.enable_block_reuse default(false), and
+        # free_gpu_memory_fraction default(0.80), which no rule of the generator sets)
         return engine.replace(
-            max_num_seqs=seqs, max_batched_tokens=budget, budget_counts_decode=True, prefix_caching=False
+            max_num_seqs=seqs,
+            max_batched_tokens=budget,
+            budget_counts_decode=True,
+            prefix_caching=False,
+            memory_fraction=_AIC_TRTLLM_FREE_FRACTION,
         )
     return engine.replace(max_num_seqs=seqs, max_batched_tokens=budget)

@@ -431,9 +431,9 @@ def _kv_pool(
         seqs_per_replica=engine.max_num_seqs,
         prefill_tokens=max(engine.max_batched_tokens, extras_input),
     )
-    # an engine whose fraction is of the memory the weights leave free has that much more (pool_device)
-    extra = pool_device(device, one.weights_bytes_per_device, engine.kv_fraction_of).usable_memory_bytes
-    extra -= device.usable_memory_bytes
+    # an engine whose fraction is of the memory the weights leave free, or another fraction, has more or less
+    seen = pool_device(device, one.weights_bytes_per_device, engine.kv_fraction_of, engine.memory_fraction)
+    extra = seen.usable_memory_bytes - device.usable_memory_bytes
     pool = one.usable_bytes_per_device + extra - one.weights_bytes_per_device - float(act)
     token_bytes = float(kv_bytes_per_sequence(model, precision, 1.0, tp=plan.tp, pp=plan.pp, cp=plan.cp))
     return max(int(pool // token_bytes), 0), token_bytes
