@@ -13,14 +13,16 @@ Modelling assumptions (the engine's knobs are :class:`~genmodel._engines.Engine`
   tokens it has computed (plus half a block of waste); when decode growth overflows the pool the
   most recently admitted running sequence (one still prefilling before any decoding one: vLLM V1's
   ``running.pop()``) is preempted, loses its KV, and goes back to the head of the queue to
-  recompute its prompt and the tokens it has generated. With the engine's prefix cache on
+  recompute its prompt and the tokens it has generated; the step after a preemption admits no
+  waiting request (vLLM V1: "if not preempted_reqs"). With the engine's prefix cache on
   (``Engine.prefix_caching``, vLLM V1's default) the preempted sequence's whole blocks stay in the
   pool as evictable cache: other sequences' growth evicts them, least recently freed first, only
   when no other block is free (the blocks of completed requests, whose random prompts nothing
   shares, are taken first, a simplification of vLLM's one LRU queue), and on resumption the blocks
-  still cached are hits that need the pool's room but no compute. A reservation of less than the
-  whole output (SGLang's ``new_token_ratio``) can overflow too: the most recently admitted decoding
-  sequence is then retracted the same way, by recompute (SGLang's retraction).
+  still cached are hits that need the pool's room but no compute. A fixed reservation of less than
+  the whole output can overflow too: the most recently admitted decoding sequence is then
+  retracted the same way. SGLang (``Engine.new_token_ratio``) admits and retracts by its decaying
+  estimate instead (:mod:`genmodel._newtokens`): retracted sequences go to the end of the queue.
   On-demand, the blocks of a step's chunks are taken as the step is planned (vLLM allocates them
   as it schedules), so a request admitted later in the same step must fit beside them.
 - Overlap scheduler (``Engine.overlap_scheduler``, TensorRT-LLM's PyTorch backend): the batch of a
@@ -105,6 +107,7 @@ class Replica:
         # reserving less than the whole output can still overflow: it retracts then
         self.can_overflow = not self.reserve or engine.reserve_output_frac < 1
         self.round_out = 0  # (SGLang) output this step's finishing prompts reserve
+        self.preempted = False  # (on-demand) the last commit preempted: this plan admits no one
         self.half_block = engine.kv_block_tokens // 2
         self.waiting: deque[int] = deque()
         self.prefilling: list[int] = []
@@ -178,11 +181,26 @@ class Replica:
         self.held_back = False
         if self.sglang is not None and not self.running:
             self.sglang.reset()
-        cutoff = self._cutoff(now)
         for rid in self.prefilling:
             budget = self._chunk(req, rid, budget)
             if budget <= 0:
                 break
+        # vLLM V1 schedules no waiting request in a step whose scheduling preempted (scheduler.py
+        # schedule: "if not preempted_reqs:"); they wait for the next step
+        if self.preempted:
+            self.preempted, self.held_back = False, bool(self.waiting)
+        else:
+            self._admit_waiting(req, now, budget)
+        self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
+        if self.kept:
+            self._evict(self.chunk_tokens + self.step_dec)
+        if self.defer:
+            self._send(req, now)
+
+    def _admit_waiting(self, req: Requests, now: float, budget: int) -> None:
+        """Admit waiting requests in order while the budget, the running cap and the pool allow."""
+        e = self.engine
+        cutoff = self._cutoff(now)
         while budget > 0 and self.waiting and self.running < e.max_num_seqs:
             rid = self.waiting[0]
             if req.arrival_s[rid] > cutoff:  # (overlap) not there when this step was chosen
@@ -196,11 +214,6 @@ class Replica:
             if not self._admit(req, rid, now, budget):
                 break
             budget = self._chunk(req, rid, budget)
-        self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
-        if self.kept:
-            self._evict(self.chunk_tokens + self.step_dec)
-        if self.defer:
-            self._send(req, now)
 
     def _send(self, req: Requests, now: float) -> None:
         """(release_after_launch) The last step's tokens leave once this step, just planned, is
@@ -500,6 +513,7 @@ class Replica:
         """Preempt the latest admitted sequences until the pool holds the rest: on-demand, those
         still prefilling first (vLLM V1 preempts the last of its running list), then decoding ones."""
         on_demand = self.engine.admission == "on-demand"
+        before = self.preemptions
         while self.held() > self.capacity and on_demand and self.prefilling and self.running > 1:
             self._preempt_prefill(req, self.prefilling.pop())
         while self.held() > self.capacity and self.n_dec > 1:
@@ -528,6 +542,7 @@ class Replica:
             req.preemptions[rid] += 1
             self.preemptions += 1
             self.waiting.appendleft(rid)
+        self.preempted = on_demand and self.preemptions > before
 
     def _retract(self, req: Requests) -> None:
         """(SGLang) When the next decode step's tokens do not fit, retract the decoding sequences
@@ -632,16 +647,3 @@ def replan_s(group: list[Replica], req: Requests, now: float, sent: bool) -> flo
     raise InfeasibleError(
         ["a waiting request can never be admitted: the KV pool or max_num_seqs is too small"]
     )
-
-
-def group_tokens(tokens: list[int], weights: list[int] | None = None) -> int | None:
-    """The mean tokens per rank of replicas in lockstep (rounded; at least 1), which set the routed
-    experts' time of each (their tokens are spread over the expert-parallel group); None for a
-    lone replica or a uniform load, whose own tokens are the mean. ``weights``: how many ranks
-    each entry stands for (None: one each)."""
-    if len(tokens) == 1 or min(tokens) == max(tokens):
-        return None
-    if weights is None:
-        return max(1, int(sum(tokens) / len(tokens) + 0.5))
-    total = sum(w * t for w, t in zip(weights, tokens, strict=True))  # (exact: integers)
-    return max(1, int(total / sum(weights) + 0.5))

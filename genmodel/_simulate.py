@@ -45,7 +45,7 @@ from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prepare
-from genmodel._scheduler import Replica, Requests, group_tokens, idle, replan_s
+from genmodel._scheduler import Replica, Requests, idle, replan_s
 from genmodel._simfigures import (
     WarmupBarrier,
     align_restarts,
@@ -58,7 +58,7 @@ from genmodel._simresult import RequestRecords, SimulationResult, Timeline
 from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._swaplink import swap_link
-from genmodel._symmetry import replica_classes
+from genmodel._symmetry import group_tokens, replica_classes
 from genmodel._units import GB
 from genmodel._wave import BenchmarkClient
 from genmodel._workload import Precision
