@@ -46,37 +46,6 @@ PREEMPTIONS = ("recompute", "swap")
 SCHEDULES = ("fcfs",)
 
 
-@dataclass(frozen=True, slots=True)
-class KvPool:
-    """How an engine sizes and fills its KV pool (:attr:`Engine.kv_pool`): what its usable-memory
-    fraction is a fraction of (``fraction_of``, as :func:`~genmodel._memory.pool_device` takes
-    it) and what a running sequence holds of the pool (:meth:`held_output_tokens`). The default
-    is whole sequences in a fraction of the device (:data:`WHOLE_SEQUENCES`)."""
-
-    admission: str = "reserve"
-    reserve_output_frac: float = 1.0
-    fraction_of: str = "device"
-    memory_fraction: float | None = None
-
-    def held_output_tokens(self, output_tokens: int) -> int:
-        """The output tokens a running sequence holds in the KV pool, on average over its life.
-
-        "reserve": its reservation, ``reserve_output_frac`` of the output, from admission to
-        completion; "on-demand": the tokens it has generated, which grow by one per decode step,
-        so half the output averaged over its decode (the steady state's sequences are spread over
-        their progress). Source: the admission rules :mod:`genmodel._scheduler` runs (vLLM V1
-        allocates blocks as tokens arrive; SGLang reserves its ``new_token_ratio``; TensorRT-LLM's
-        GUARANTEED_NO_EVICT the whole sequence).
-        """
-        if self.admission == "on-demand":
-            return max(1, -(-output_tokens // 2))
-        return max(1, math.ceil(output_tokens * self.reserve_output_frac))
-
-
-#: the KV pool before an engine is named: whole sequences, in a fraction of the device's memory
-WHOLE_SEQUENCES = KvPool()
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewTokenRatio:
     """SGLang's estimate of the output still to come (:attr:`Engine.new_token_ratio`): admission
@@ -130,6 +99,41 @@ class NewTokenRatio:
 
 #: SGLang 0.5's defaults (:class:`NewTokenRatio`)
 SGLANG_NEW_TOKEN_RATIO = NewTokenRatio()
+
+
+@dataclass(frozen=True, slots=True)
+class KvPool:
+    """How an engine sizes and fills its KV pool (:attr:`Engine.kv_pool`): what its usable-memory
+    fraction is a fraction of (``fraction_of``, as :func:`~genmodel._memory.pool_device` takes
+    it) and what a running sequence holds of the pool (:meth:`held_output_tokens`). The default
+    is whole sequences in a fraction of the device (:data:`WHOLE_SEQUENCES`)."""
+
+    admission: str = "reserve"
+    reserve_output_frac: float = 1.0
+    fraction_of: str = "device"
+    memory_fraction: float | None = None
+    new_token_ratio: NewTokenRatio | None = None
+
+    def held_output_tokens(self, output_tokens: int) -> int:
+        """The output tokens a running sequence holds in the KV pool, on average over its life.
+
+        "reserve": its reservation, ``reserve_output_frac`` of the output, from admission to
+        completion; "on-demand": the tokens it has generated, which grow by one per decode step,
+        so half the output averaged over its decode (the steady state's sequences are spread over
+        their progress). Source: the admission rules :mod:`genmodel._scheduler` runs (vLLM V1
+        allocates blocks as tokens arrive; TensorRT-LLM's GUARANTEED_NO_EVICT the whole sequence).
+        "reserve" with a ``new_token_ratio`` (SGLang) holds as on-demand does: the ratio's
+        reservation is slack its admission keeps free, not tokens a sequence holds, and at the KV
+        limit the pool fills with computed tokens until SGLang retracts (:mod:`genmodel._newtokens`;
+        simulated, SGLang runs about as many sequences there as vLLM).
+        """
+        if self.admission == "on-demand" or self.new_token_ratio is not None:
+            return max(1, -(-output_tokens // 2))
+        return max(1, math.ceil(output_tokens * self.reserve_output_frac))
+
+
+#: the KV pool before an engine is named: whole sequences, in a fraction of the device's memory
+WHOLE_SEQUENCES = KvPool()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -266,7 +270,9 @@ class Engine:
     @property
     def kv_pool(self) -> KvPool:
         """How this engine sizes and fills its KV pool (the closed form's and the search's view)."""
-        return KvPool(self.admission, self.reserve_output_frac, self.kv_fraction_of, self.memory_fraction)
+        rule = self.new_token_ratio if self.admission == "reserve" else None
+        frac = self.reserve_output_frac
+        return KvPool(self.admission, frac, self.kv_fraction_of, self.memory_fraction, rule)
 
     def replace(self, **changes: Any) -> Engine:
         """This engine with some knobs changed (None values are ignored)."""
