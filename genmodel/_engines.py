@@ -46,6 +46,61 @@ PREEMPTIONS = ("recompute", "swap")
 SCHEDULES = ("fcfs",)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewTokenRatio:
+    """SGLang's estimate of the output still to come (:attr:`Engine.new_token_ratio`): admission
+    reserves, for every running sequence, ``ratio`` x its tokens to go (at most ``clip_tokens``),
+    and a new request needs its prompt and all its output (at most ``clip_tokens``) free beside
+    that; the ratio starts at ``init``, falls by ``decay`` each decode step down to ``init`` x
+    ``min_factor``, returns to ``init`` when nothing runs, and is recomputed on a retraction.
+
+    Source (SGLang 0.5): python/sglang/srt/environ.py ``SGLANG_INIT_NEW_TOKEN_RATIO`` 0.7,
+    ``SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR`` 0.14, ``SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS`` 600,
+    ``SGLANG_RETRACT_DECODE_STEPS`` 20 (global_config.py before environ.py, the same values);
+    managers/scheduler.py ``Scheduler.__init__`` (init = min(0.7 x schedule_conservativeness 1.0,
+    1); min = init x 0.14; decay = (init - min) / 600), ``update_running_batch`` (each decode batch:
+    ratio = max(ratio - decay, min), or on a retraction the ratio ``retract_decode`` returns) and
+    ``self_check_during_idle`` (ratio = init when no batch runs); managers/schedule_policy.py
+    ``CLIP_MAX_NEW_TOKENS`` (``SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION`` 4096) and ``PrefillAdder``
+    (``rem_total_tokens`` = free + evictable tokens - the running requests' min(max_new_tokens -
+    len(output_ids), clip) x ratio - what this round admitted; ``add_one_req`` refuses a request
+    whose extend_input_len + min(max_new_tokens, clip) >= it, and reserves that much once admitted,
+    only the chunk while its prompt is chunked); managers/schedule_batch.py
+    ``ScheduleBatch.retract_decode`` (retracts the requests with the fewest output tokens first,
+    the longest prompt first among equals, at least one and until the next decode step fits;
+    new ratio = min(1, (sum of len(output_ids) + 20 x requests left) / (sum of max_new_tokens + 1))).
+    """
+
+    init: float = 0.7
+    min_factor: float = 0.14
+    decay_steps: int = 600
+    retract_decode_steps: int = 20
+    clip_tokens: int = 4096
+
+    def __post_init__(self) -> None:
+        require_ints(
+            decay_steps=self.decay_steps,
+            retract_decode_steps=self.retract_decode_steps,
+            clip_tokens=self.clip_tokens,
+        )
+        if not (0 < self.init <= 1 and 0 <= self.min_factor <= 1):
+            raise SpecError(f"new_token_ratio init={self.init!r} must be in (0, 1], min_factor in [0, 1]")
+
+    @property
+    def min_ratio(self) -> float:
+        """The floor the ratio decays to."""
+        return min(self.init * self.min_factor, 1.0)
+
+    @property
+    def decay(self) -> float:
+        """How much the ratio falls per decode step."""
+        return (self.init - self.min_ratio) / self.decay_steps
+
+
+#: SGLang 0.5's defaults (:class:`NewTokenRatio`)
+SGLANG_NEW_TOKEN_RATIO = NewTokenRatio()
+
+
 @dataclass(frozen=True, slots=True)
 class KvPool:
     """How an engine sizes and fills its KV pool (:attr:`Engine.kv_pool`): what its usable-memory
@@ -56,6 +111,8 @@ class KvPool:
     admission: str = "reserve"
     reserve_output_frac: float = 1.0
     fraction_of: str = "device"
+    memory_fraction: float | None = None
+    new_token_ratio: NewTokenRatio | None = None
 
     def held_output_tokens(self, output_tokens: int) -> int:
         """The output tokens a running sequence holds in the KV pool, on average over its life.
@@ -64,10 +121,13 @@ class KvPool:
         completion; "on-demand": the tokens it has generated, which grow by one per decode step,
         so half the output averaged over its decode (the steady state's sequences are spread over
         their progress). Source: the admission rules :mod:`genmodel._scheduler` runs (vLLM V1
-        allocates blocks as tokens arrive; SGLang reserves its ``new_token_ratio``; TensorRT-LLM's
-        GUARANTEED_NO_EVICT the whole sequence).
+        allocates blocks as tokens arrive; TensorRT-LLM's GUARANTEED_NO_EVICT the whole sequence).
+        "reserve" with a ``new_token_ratio`` (SGLang) holds as on-demand does: the ratio's
+        reservation is slack its admission keeps free, not tokens a sequence holds, and at the KV
+        limit the pool fills with computed tokens until SGLang retracts (:mod:`genmodel._newtokens`;
+        simulated, SGLang runs about as many sequences there as vLLM).
         """
-        if self.admission == "on-demand":
+        if self.admission == "on-demand" or self.new_token_ratio is not None:
             return max(1, -(-output_tokens // 2))
         return max(1, math.ceil(output_tokens * self.reserve_output_frac))
 
@@ -97,10 +157,18 @@ class Engine:
         admission: "reserve" KV blocks for the whole sequence when a request is admitted, or
             "on-demand": allocate blocks as tokens arrive and preempt when the pool is full.
         reserve_output_frac: under "reserve", the share of the output tokens reserved at
-            admission (SGLang reserves its ``new_token_ratio`` of them); 1 = all.
+            admission and held to completion; 1 = all. The closed form's view of SGLang (its
+            initial ``new_token_ratio``); the simulation uses ``new_token_ratio`` where it is set.
+        new_token_ratio: under "reserve", SGLang's decaying estimate of the output to come
+            (:class:`NewTokenRatio`) instead of a fixed reservation: the simulated scheduler admits,
+            retracts and re-queues as SGLang's does (:mod:`genmodel._newtokens`); None = fixed.
         kv_fraction_of: what the usable-memory fraction is a fraction of: the "device"'s memory
             (vLLM, SGLang) or the memory "free" after the weights are loaded (TensorRT-LLM's
             ``free_gpu_memory_fraction``), :func:`~genmodel._memory.pool_device`.
+        memory_fraction: the engine's memory fraction (of what ``kv_fraction_of`` says) where a
+            harness sets one other than the engine's default; None = the device's
+            ``usable_memory_frac`` (0.9: vLLM's ``gpu_memory_utilization``, TensorRT-LLM's
+            ``free_gpu_memory_fraction``).
         preemption: what a preempted sequence does: "recompute" its KV later, or "swap" it to the
             KV offload tier and back.
         prefix_caching: the engine's prefix cache is on (vLLM V1's prefix caching, SGLang's radix
@@ -149,7 +217,9 @@ class Engine:
     max_prefill_tokens: int | None = None
     admission: str = "on-demand"
     reserve_output_frac: float = 1.0
+    new_token_ratio: NewTokenRatio | None = None
     kv_fraction_of: str = "device"
+    memory_fraction: float | None = None
     preemption: str = "recompute"
     prefix_caching: bool = False
     schedule: str = "fcfs"
@@ -175,6 +245,8 @@ class Engine:
         ):
             if value not in allowed:
                 raise SpecError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+        if self.memory_fraction is not None and not 0 < self.memory_fraction <= 1:
+            raise SpecError(f"memory_fraction={self.memory_fraction!r} must be in (0, 1]")
         if not 0 <= self.reserve_output_frac <= 1:
             raise SpecError(f"reserve_output_frac={self.reserve_output_frac!r} must be in [0, 1]")
         if self.max_prefill_tokens is not None:
@@ -198,7 +270,9 @@ class Engine:
     @property
     def kv_pool(self) -> KvPool:
         """How this engine sizes and fills its KV pool (the closed form's and the search's view)."""
-        return KvPool(self.admission, self.reserve_output_frac, self.kv_fraction_of)
+        rule = self.new_token_ratio if self.admission == "reserve" else None
+        frac = self.reserve_output_frac
+        return KvPool(self.admission, frac, self.kv_fraction_of, self.memory_fraction, rule)
 
     def replace(self, **changes: Any) -> Engine:
         """This engine with some knobs changed (None values are ignored)."""
@@ -401,9 +475,12 @@ _SGLANG_SOURCE = (
     "memory, 8192 below 160 GB (H100, H200), 16384 above (B200); schedule_policy fcfs; page_size 1; "
     "max_running_requests from the memory pool (at most 4096, model_runner req_to_token_pool). "
     "The scheduler runs a prefill batch whenever new requests fit, decoding otherwise, unless "
-    "--enable-mixed-chunk (scheduler.py get_next_batch_to_run); it admits a request reserving its "
-    "prompt and new_token_ratio x its output tokens (SGLANG_INIT_NEW_TOKEN_RATIO 0.7, "
-    "schedule_policy.py PrefillAdder) and retracts decodes by recompute when memory runs out. "
+    "--enable-mixed-chunk (scheduler.py get_next_batch_to_run); it admits a request when its prompt "
+    "and its output (clipped at 4096) fit beside the running requests' tokens and new_token_ratio x "
+    "their clipped output to go, the ratio decaying from 0.7 to 0.098 over 600 decode steps, reset "
+    "when idle and recomputed on a retraction (NewTokenRatio, schedule_policy.py PrefillAdder); it "
+    "retracts the decodes with the fewest output tokens by recompute when the next step does not "
+    "fit, to the end of the queue (schedule_batch.py retract_decode, scheduler.py update_running_batch). "
     "The radix cache is on (server_args.py disable_radix_cache False): a prompt matches its cached "
     "prefix up to all but its last token (managers/schedule_batch.py Req.adjust_max_prefix_ids: "
     "max_prefix_len = input_len - 1; _compute_max_prefix_len in later versions). "
@@ -441,7 +518,11 @@ _TRTLLM_SOURCE = (
     "= batch + ISL + 1500 with generation tokens counted (harness_engine). "
     "KV pool: KvCacheConfig free_gpu_memory_fraction 0.9 'means TensorRT LLM will try to allocate 90% "
     "of free GPU memory for KV cache' (docs examples/kvcacheconfig, How to Change KV Cache Behavior), "
-    "the memory free once the model is loaded (kv_fraction_of free)."
+    "the memory free once the model is loaded (kv_fraction_of free): _torch/pyexecutor/_util.py "
+    "KvCacheCreator._get_free_gpu_memory_fraction (0.9 when unset) and _cal_max_tokens (available = "
+    "(total - peak of the profiling run, weights, activations and non-torch memory included, + its "
+    "temporary KV) x fraction). Capacity scheduler GUARANTEED_NO_EVICT: llmapi/llm_args.py "
+    "SchedulerConfig capacity_scheduler_policy default (admission reserve, whole requests)."
 )
 
 
@@ -490,7 +571,8 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             chunked_prefill=True,
             mixed=False,
             admission="reserve",
-            reserve_output_frac=0.7,
+            reserve_output_frac=SGLANG_NEW_TOKEN_RATIO.init,
+            new_token_ratio=SGLANG_NEW_TOKEN_RATIO,
             preemption="recompute",
             kv_block_tokens=1,
             overlap_scheduler=True,
@@ -552,6 +634,14 @@ ENGINE_CONFIGS = ("aiconfigurator", "atom-oot")
 FRESH_AFTER_WARMUP = ("atom-oot",)
 #: tokens AIConfigurator's generator adds to the prompt in its token budgets
 _AIC_SLACK_TOKENS = 1500
+#: the KV cache's share of the free memory in the TensorRT-LLM configuration AIConfigurator writes:
+#: ``kv_cache_config: free_gpu_memory_fraction: {{ kv_cache_config.free_gpu_memory_fraction |
+#: default(0.80) }}`` (src/aiconfigurator/generator/config/backend_templates/trtllm/
+#: extra_engine_args.1.0.0.yaml.j2, the same in the 1.0-1.2 templates); neither rule_plugin/trtllm.rule
+#: nor rule_plugin/benchmark/trtllm.rule sets it (config/backend_config_mapping.yaml maps
+#: kv_cache_free_gpu_memory_fraction to it). Its vLLM and SGLang templates (cli_args*.j2) pass no
+#: --gpu-memory-utilization or --mem-fraction-static: their servers' defaults.
+_AIC_TRTLLM_FREE_FRACTION = 0.80
 #: the token budget of the vLLM servers ROCm/ATOM's out-of-tree (vLLM plugin) benchmark launches:
 #: ``--max-num-batched-tokens 16384`` in the ``extra_args`` of .github/benchmark/
 #: oot_benchmark_models.json (github.com/ROCm/ATOM, e.g. @676c3acefaba43b6bd1199b767460ca49cfb3bb4)
@@ -614,8 +704,13 @@ def harness_engine(engine: Engine, config: str, *, concurrency: int, input_token
         prefill = min(input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
         return engine.replace(max_num_seqs=seqs, max_prefill_tokens=prefill, mixed=True)
     if engine.name == "trtllm":
-        # (extra_engine_args.*.yaml.j2: kv_cache_config.enable_block_reuse default(false))
+        # (extra_engine_args.*.yaml.j2: kv_cache_config.enable_block_reuse default(false), and
+        # free_gpu_memory_fraction default(0.80), which no rule of the generator sets)
         return engine.replace(
-            max_num_seqs=seqs, max_batched_tokens=budget, budget_counts_decode=True, prefix_caching=False
+            max_num_seqs=seqs,
+            max_batched_tokens=budget,
+            budget_counts_decode=True,
+            prefix_caching=False,
+            memory_fraction=_AIC_TRTLLM_FREE_FRACTION,
         )
     return engine.replace(max_num_seqs=seqs, max_batched_tokens=budget)

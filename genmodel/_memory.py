@@ -509,7 +509,9 @@ def max_batch(
     return lo * plan.dp
 
 
-def pool_device(device: Device, weights_bytes: float, fraction_of: str) -> Device:
+def pool_device(
+    device: Device, weights_bytes: float, fraction_of: str, fraction: float | None = None
+) -> Device:
     """``device`` as an engine whose usable-memory fraction is a fraction of ``fraction_of`` sees it.
 
     "device": unchanged (vLLM's ``gpu_memory_utilization``, SGLang's ``mem_fraction_static``: a
@@ -520,8 +522,12 @@ def pool_device(device: Device, weights_bytes: float, fraction_of: str) -> Devic
 
     Source: TensorRT-LLM docs, "How to Change KV Cache Behavior" (examples/kvcacheconfig): the
     default free_gpu_memory_fraction 0.9 "means TensorRT LLM will try to allocate 90% of free GPU
-    memory for KV cache".
+    memory for KV cache". ``fraction``: the engine's fraction where it is not the device's
+    ``usable_memory_frac`` (:attr:`~genmodel._engines.Engine.memory_fraction`).
     """
+    if fraction is not None:
+        eff = dataclasses.replace(device.efficiency, usable_memory_frac=fraction)
+        device = dataclasses.replace(device, efficiency=eff)
     if fraction_of == "device":
         return device
     eff = device.efficiency
@@ -552,9 +558,9 @@ def engine_max_batch(
         InfeasibleError: not even one whole sequence per replica fits.
     """
     whole = {"input_tokens": input_tokens, "output_tokens": output_tokens}
-    if pool.fraction_of != "device":
+    if pool.fraction_of != "device" or pool.memory_fraction is not None:
         weights = _Footprint(model, device, plan, precision, **whole, extras=extras).use(plan.dp)
-        device = pool_device(device, weights.weights_bytes_per_device, pool.fraction_of)
+        device = pool_device(device, weights.weights_bytes_per_device, pool.fraction_of, pool.memory_fraction)
     held = min(pool.held_output_tokens(output_tokens), output_tokens)
     if held < output_tokens:
         require_one_sequence(model, device, plan, precision, **whole, extras=extras)

@@ -13,14 +13,16 @@ Modelling assumptions (the engine's knobs are :class:`~genmodel._engines.Engine`
   tokens it has computed (plus half a block of waste); when decode growth overflows the pool the
   most recently admitted running sequence (one still prefilling before any decoding one: vLLM V1's
   ``running.pop()``) is preempted, loses its KV, and goes back to the head of the queue to
-  recompute its prompt and the tokens it has generated. With the engine's prefix cache on
+  recompute its prompt and the tokens it has generated; the step after a preemption admits no
+  waiting request (vLLM V1: "if not preempted_reqs"). With the engine's prefix cache on
   (``Engine.prefix_caching``, vLLM V1's default) the preempted sequence's whole blocks stay in the
   pool as evictable cache: other sequences' growth evicts them, least recently freed first, only
   when no other block is free (the blocks of completed requests, whose random prompts nothing
   shares, are taken first, a simplification of vLLM's one LRU queue), and on resumption the blocks
-  still cached are hits that need the pool's room but no compute. A reservation of less than the
-  whole output (SGLang's ``new_token_ratio``) can overflow too: the most recently admitted decoding
-  sequence is then retracted the same way, by recompute (SGLang's retraction).
+  still cached are hits that need the pool's room but no compute. A fixed reservation of less than
+  the whole output can overflow too: the most recently admitted decoding sequence is then
+  retracted the same way. SGLang (``Engine.new_token_ratio``) admits and retracts by its decaying
+  estimate instead (:mod:`genmodel._newtokens`): retracted sequences go to the end of the queue.
   On-demand, the blocks of a step's chunks are taken as the step is planned (vLLM allocates them
   as it schedules), so a request admitted later in the same step must fit beside them.
 - Overlap scheduler (``Engine.overlap_scheduler``, TensorRT-LLM's PyTorch backend): the batch of a
@@ -40,30 +42,14 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from genmodel._engines import Engine
-from genmodel._errors import InfeasibleError, SpecError
-from genmodel._hardware import AttachedTier, System
-from genmodel._parallel import Plan
+from genmodel._errors import InfeasibleError
+from genmodel._newtokens import RatioState
 from genmodel._stepcost import StepCostTable
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SwapLink:
-    """The offload tier swap preemption copies KV to: one copy of n tokens takes
-    ``latency_s + n * token_bytes / bandwidth_bytes_per_s`` (per device, all devices in parallel)."""
-
-    bandwidth_bytes_per_s: float
-    latency_s: float
-    token_bytes: float  # KV bytes per token per device
-    capacity_tokens: int  # KV tokens one replica may keep on the tier
-
-    def copy_s(self, tokens: int) -> float:
-        """Seconds to copy ``tokens`` tokens of KV one way."""
-        return self.latency_s + tokens * self.token_bytes / self.bandwidth_bytes_per_s
+from genmodel._swaplink import SwapLink
 
 
 class Requests:
@@ -114,9 +100,14 @@ class Replica:
         self.engine = engine
         self.table = table
         self.capacity = capacity_tokens
-        self.reserve = engine.admission == "reserve"
-        # reserving less than the whole output (SGLang) can still overflow: it retracts then
+        # SGLang: admission by its decaying new_token_ratio (genmodel/_newtokens.py), not a fixed reservation
+        rule = engine.new_token_ratio if engine.admission == "reserve" else None
+        self.sglang = RatioState(rule) if rule is not None else None
+        self.reserve = engine.admission == "reserve" and self.sglang is None
+        # reserving less than the whole output can still overflow: it retracts then
         self.can_overflow = not self.reserve or engine.reserve_output_frac < 1
+        self.round_out = 0  # (SGLang) output this step's finishing prompts reserve
+        self.preempted = False  # (on-demand) the last commit preempted: this plan admits no one
         self.half_block = engine.kv_block_tokens // 2
         self.waiting: deque[int] = deque()
         self.prefilling: list[int] = []
@@ -175,7 +166,7 @@ class Replica:
     def _need(self, req: Requests, rid: int, take: int) -> int:
         """Tokens admitting ``rid`` with a first chunk of ``take`` tokens takes from the pool."""
         e = self.engine
-        if e.admission == "reserve":
+        if self.reserve:
             tokens = req.past0[rid] + req.todo[rid] + math.ceil(req.left[rid] * e.reserve_output_frac) + 1
             return -(-tokens // e.kv_block_tokens) * e.kv_block_tokens
         return take + e.kv_block_tokens // 2
@@ -186,13 +177,30 @@ class Replica:
         e = self.engine
         budget = e.max_batched_tokens - (self.n_dec if e.mixed and e.budget_counts_decode else 0)
         self.chunks, self.chunk_ids = [], []
-        self.chunk_tokens = 0
+        self.chunk_tokens = self.round_out = 0
         self.held_back = False
-        cutoff = self._cutoff(now)
+        if self.sglang is not None and not self.running:
+            self.sglang.reset()
         for rid in self.prefilling:
             budget = self._chunk(req, rid, budget)
             if budget <= 0:
                 break
+        # vLLM V1 schedules no waiting request in a step whose scheduling preempted (scheduler.py
+        # schedule: "if not preempted_reqs:"); they wait for the next step
+        if self.preempted:
+            self.preempted, self.held_back = False, bool(self.waiting)
+        else:
+            self._admit_waiting(req, now, budget)
+        self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
+        if self.kept:
+            self._evict(self.chunk_tokens + self.step_dec)
+        if self.defer:
+            self._send(req, now)
+
+    def _admit_waiting(self, req: Requests, now: float, budget: int) -> None:
+        """Admit waiting requests in order while the budget, the running cap and the pool allow."""
+        e = self.engine
+        cutoff = self._cutoff(now)
         while budget > 0 and self.waiting and self.running < e.max_num_seqs:
             rid = self.waiting[0]
             if req.arrival_s[rid] > cutoff:  # (overlap) not there when this step was chosen
@@ -206,11 +214,6 @@ class Replica:
             if not self._admit(req, rid, now, budget):
                 break
             budget = self._chunk(req, rid, budget)
-        self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
-        if self.kept:
-            self._evict(self.chunk_tokens + self.step_dec)
-        if self.defer:
-            self._send(req, now)
 
     def _send(self, req: Requests, now: float) -> None:
         """(release_after_launch) The last step's tokens leave once this step, just planned, is
@@ -240,7 +243,10 @@ class Replica:
         take = self._take(req.todo[rid] - hits, budget, new=True)
         # (a partial reservation also waits for the tokens actually held: no thrashing)
         held = max(self.used(), self.held()) if self.can_overflow else self.used()
-        if take == 0 or held + self._planned() + hits + self._need(req, rid, take) > self.capacity:
+        if self.sglang is not None:
+            if take == 0 or not self._sglang_fits(req, rid):
+                return False
+        elif take == 0 or held + self._planned() + hits + self._need(req, rid, take) > self.capacity:
             return False
         self.waiting.popleft()
         self.running += 1
@@ -253,6 +259,15 @@ class Replica:
         if req.scheduled_s[rid] < 0:
             req.scheduled_s[rid] = now
         return True
+
+    def _sglang_fits(self, req: Requests, rid: int) -> bool:
+        """(SGLang) ``rid``'s prompt and clipped output fit, strictly, beside the running sequences'
+        tokens, the ratio's share of their output to go and what this step already takes."""
+        state = self.sglang
+        assert state is not None
+        state.advance(req.version, self.g)
+        taken = self.held() + self.chunk_tokens + self.round_out + state.reserved(self.g)
+        return state.need(req.todo[rid], req.left[rid] + 1) < self.capacity - taken
 
     def _planned(self) -> int:
         """Tokens of the prompt chunks this step already takes: on-demand, their blocks are the
@@ -309,7 +324,6 @@ class Replica:
     def _resume(self, req: Requests, rid: int, now: float) -> bool:
         """Admit a request whose ``past0`` tokens of KV come back (swap-in, or a transfer from a
         prefill worker) straight into decoding; False when the pool cannot hold them yet."""
-        e = self.engine
         tokens = req.past0[rid]
         held = max(self.used(), self.held()) if self.can_overflow else self.used()
         need = self._need(req, rid, tokens)
@@ -317,7 +331,7 @@ class Replica:
             return False
         self.waiting.popleft()
         self.running += 1
-        if e.admission == "reserve":
+        if self.reserve:
             req.reserved[rid] = need
             self.reserved += need
         if req.scheduled_s[rid] < 0:
@@ -332,8 +346,7 @@ class Replica:
         req.g0[rid] = self.g
         self.n_dec += 1
         self.past_sum += tokens
-        self.decoding.append(rid)
-        heapq.heappush(self.heap, (self.g + req.left[rid], rid, req.version[rid]))
+        self._started(req, rid)
         return True
 
     def _take(self, todo: int, budget: int, new: bool = False) -> int:
@@ -356,6 +369,8 @@ class Replica:
         if take and not self.reserve and self.used() + self._planned() + take > self.capacity:
             take = 0  # on-demand: the chunk's blocks are not free (a decode must complete first)
         if take:
+            if self.sglang is not None and req.done[rid] + take >= req.todo[rid]:
+                self.round_out += min(req.left[rid] + 1, self.sglang.clip)  # its output, with the last chunk
             self.chunk_tokens += take
             self.chunks.append((take, req.past0[rid] + req.done[rid]))
             self.chunk_ids.append(rid)
@@ -388,6 +403,8 @@ class Replica:
             self.swap_s += self.copy_s
             self.copy_s = 0.0
         if self.step_dec:
+            if self.sglang is not None and not self.chunks:
+                self.sglang.decayed(1)
             self._decoded(req, now, 1, duration, on_finish)
             if self.first_pending:
                 self._first_tokens(req, now)
@@ -400,7 +417,9 @@ class Replica:
                 self._prompt_done(req, rid, now, on_finish)
         if finished:  # (one pass per step, not a list.remove per prompt)
             self.prefilling = [rid for rid in self.prefilling if req.done[rid] < req.todo[rid]]
-        if self.can_overflow:
+        if self.sglang is not None:
+            self._retract(req)
+        elif self.can_overflow:
             self._preempt_overflow(req)
         if self.kept:
             self._evict()
@@ -431,10 +450,14 @@ class Replica:
         self.g += steps
         self.past_sum += n * steps
         heap = self.heap
+        if self.sglang is not None:
+            self.sglang.advance(req.version, self.g)
         while heap and heap[0][0] <= self.g:
-            _, rid, version = heapq.heappop(heap)
+            done_at, rid, version = heapq.heappop(heap)
             if version != req.version[rid]:
                 continue
+            if self.sglang is not None:
+                self.sglang.stopped(done_at, self.g)
             self.n_dec -= 1
             self.past_sum -= req.past0[rid] + self.g - req.g0[rid]
             self._release(req, rid)
@@ -454,7 +477,7 @@ class Replica:
 
     def _release(self, req: Requests, rid: int) -> None:
         self.running -= 1
-        if self.engine.admission == "reserve":
+        if self.reserve:
             self.reserved -= req.reserved[rid]
             req.reserved[rid] = 0
 
@@ -476,13 +499,21 @@ class Replica:
         req.g0[rid] = self.g
         self.n_dec += 1
         self.past_sum += past
+        self._started(req, rid)
+
+    def _started(self, req: Requests, rid: int) -> None:
+        """``rid`` decodes from now on."""
         self.decoding.append(rid)
-        heapq.heappush(self.heap, (self.g + req.left[rid], rid, req.version[rid]))
+        done_at = self.g + req.left[rid]
+        heapq.heappush(self.heap, (done_at, rid, req.version[rid]))
+        if self.sglang is not None:
+            self.sglang.started(rid, req.version[rid], done_at, self.g)
 
     def _preempt_overflow(self, req: Requests) -> None:
         """Preempt the latest admitted sequences until the pool holds the rest: on-demand, those
         still prefilling first (vLLM V1 preempts the last of its running list), then decoding ones."""
         on_demand = self.engine.admission == "on-demand"
+        before = self.preemptions
         while self.held() > self.capacity and on_demand and self.prefilling and self.running > 1:
             self._preempt_prefill(req, self.prefilling.pop())
         while self.held() > self.capacity and self.n_dec > 1:
@@ -511,6 +542,37 @@ class Replica:
             req.preemptions[rid] += 1
             self.preemptions += 1
             self.waiting.appendleft(rid)
+        self.preempted = on_demand and self.preemptions > before
+
+    def _retract(self, req: Requests) -> None:
+        """(SGLang) When the next decode step's tokens do not fit, retract the decoding sequences
+        with the fewest output tokens (the longest prompt first among equals), at least one, until
+        it fits; they recompute and join the end of the queue. The ratio is then recomputed."""
+        state = self.sglang
+        assert state is not None
+        if self.held() + self.n_dec <= self.capacity or self.n_dec <= 1:
+            return
+        state.advance(req.version, self.g)
+        live = [rid for rid in self.decoding if req.g0[rid] + req.left[rid] > self.g]  # (not completed)
+        # output tokens so far: the whole output less the decode steps to go
+        so_far = {rid: int(req.output_tokens[rid]) - (req.g0[rid] + req.left[rid] - self.g) for rid in live}
+        order = sorted(live, key=lambda rid: (so_far[rid], -int(req.input_tokens[rid])), reverse=True)
+        while len(order) > 1 and (self.held() + self.n_dec > self.capacity or len(order) == len(live)):
+            rid = order.pop()
+            generated = self.g - req.g0[rid]
+            state.stopped(req.g0[rid] + req.left[rid], self.g)
+            self.n_dec -= 1
+            self.past_sum -= req.past0[rid] + generated
+            self._release(req, rid)
+            req.version[rid] += 1  # its completion in the heap no longer counts
+            req.left[rid] -= generated
+            req.todo[rid], req.past0[rid], req.done[rid] = req.past0[rid] + generated, 0, 0  # recompute all
+            req.preemptions[rid] += 1
+            self.preemptions += 1
+            self.waiting.append(rid)
+        kept = set(order)
+        self.decoding = [rid for rid in live if rid in kept]  # (admission order)
+        state.retracted([so_far[r] for r in order], [int(req.output_tokens[r]) for r in order])
 
     def _preempt_prefill(self, req: Requests, rid: int) -> None:
         """Preempt ``rid`` while it prefills: its computed chunks are freed (and may stay cached)."""
@@ -529,6 +591,8 @@ class Replica:
             return 1 << 60
         if self.copy_s or self.first_pending or self.held_back:
             return 1  # the next step runs copies (or emits first tokens, or admits): its own
+        if self.sglang is not None and self.waiting and self.sglang.decaying():
+            return 1  # (SGLang) the falling ratio may admit the queue's head at any step
         k = self.heap[0][0] - self.g if self.heap else 1 << 60
         if self.can_overflow:
             k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))
@@ -554,6 +618,8 @@ class Replica:
         gaps = durations.copy()
         if self.last_decode_s is not None:
             gaps[0] = now - float(durations.sum()) + float(durations[0]) - self.last_decode_s
+        if self.sglang is not None:
+            self.sglang.decayed(len(durations))
         self._decoded(req, now, len(durations), gaps, on_finish)
         if self.kept:
             self._evict()
@@ -580,43 +646,4 @@ def replan_s(group: list[Replica], req: Requests, now: float, sent: bool) -> flo
         return now
     raise InfeasibleError(
         ["a waiting request can never be admitted: the KV pool or max_num_seqs is too small"]
-    )
-
-
-def group_tokens(tokens: list[int], weights: list[int] | None = None) -> int | None:
-    """The mean tokens per rank of replicas in lockstep (rounded; at least 1), which set the routed
-    experts' time of each (their tokens are spread over the expert-parallel group); None for a
-    lone replica or a uniform load, whose own tokens are the mean. ``weights``: how many ranks
-    each entry stands for (None: one each)."""
-    if len(tokens) == 1 or min(tokens) == max(tokens):
-        return None
-    if weights is None:
-        return max(1, int(sum(tokens) / len(tokens) + 0.5))
-    total = sum(w * t for w, t in zip(weights, tokens, strict=True))  # (exact: integers)
-    return max(1, int(total / sum(weights) + 0.5))
-
-
-def swap_link(
-    system: System, plan: Plan, engine: Engine, tier: AttachedTier | None, token_bytes: float
-) -> SwapLink | None:
-    """The swap path of ``engine.preemption == "swap"`` (None for recompute): the tier's share of
-    bandwidth and capacity per device while the devices of a node (at most the plan's) copy at once.
-
-    Raises:
-        SpecError: swap without a tier, or a tier the device cannot reach.
-    """
-    if engine.preemption != "swap":
-        return None
-    device = system.device
-    if tier is None:
-        raise SpecError(
-            f"preemption='swap' needs a KV offload tier: hardware={device.id} has none in hardware_db "
-            "(give one, or use preemption='recompute')"
-        )
-    sharing = min(plan.num_devices, system.num_node_devices)
-    return SwapLink(
-        bandwidth_bytes_per_s=tier.bandwidth_per_device(device, sharing),
-        latency_s=tier.latency_s(device),
-        token_bytes=token_bytes,
-        capacity_tokens=int(tier.capacity_per_device(sharing) // token_bytes),
     )

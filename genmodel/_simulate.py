@@ -20,7 +20,7 @@ Modelling assumptions:
   once to its TTFT and e2e; it does not delay its arrival at the scheduler. A closed-loop client's
   reply, ``Engine.reply_latency_s`` (0 in the presets), delays its next request and is in TTFT.
 - Swap preemption copies a preempted sequence's KV to the offload tier (by default the device's
-  host memory) and back (:class:`~genmodel._scheduler.SwapLink`): the tier's bandwidth per device
+  host memory) and back (:class:`~genmodel._swaplink.SwapLink`): the tier's bandwidth per device
   is what :meth:`~genmodel._hardware.AttachedTier.bandwidth_per_device` gives while the devices of
   a node copy at once, capped by the device's host link; its capacity is shared the same way.
 - Randomness only from a ``numpy.random.Generator`` seeded by ``seed``: the same seed gives the
@@ -45,7 +45,7 @@ from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prepare
-from genmodel._scheduler import Replica, Requests, group_tokens, idle, replan_s, swap_link
+from genmodel._scheduler import Replica, Requests, idle, replan_s
 from genmodel._simfigures import (
     WarmupBarrier,
     align_restarts,
@@ -57,7 +57,8 @@ from genmodel._simfigures import (
 from genmodel._simresult import RequestRecords, SimulationResult, Timeline
 from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
-from genmodel._symmetry import replica_classes
+from genmodel._swaplink import swap_link
+from genmodel._symmetry import group_tokens, replica_classes
 from genmodel._units import GB
 from genmodel._wave import BenchmarkClient
 from genmodel._workload import Precision
@@ -430,9 +431,9 @@ def _kv_pool(
         seqs_per_replica=engine.max_num_seqs,
         prefill_tokens=max(engine.max_batched_tokens, extras_input),
     )
-    # an engine whose fraction is of the memory the weights leave free has that much more (pool_device)
-    extra = pool_device(device, one.weights_bytes_per_device, engine.kv_fraction_of).usable_memory_bytes
-    extra -= device.usable_memory_bytes
+    # an engine whose fraction is of the memory the weights leave free, or another fraction, has more or less
+    seen = pool_device(device, one.weights_bytes_per_device, engine.kv_fraction_of, engine.memory_fraction)
+    extra = seen.usable_memory_bytes - device.usable_memory_bytes
     pool = one.usable_bytes_per_device + extra - one.weights_bytes_per_device - float(act)
     token_bytes = float(kv_bytes_per_sequence(model, precision, 1.0, tp=plan.tp, pp=plan.pp, cp=plan.cp))
     return max(int(pool // token_bytes), 0), token_bytes

@@ -51,7 +51,7 @@ from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import kv_transfer_time
-from genmodel._scheduler import Replica, Requests, SwapLink, swap_link
+from genmodel._scheduler import Replica, Requests
 from genmodel._simfigures import WarmupBarrier, measured_requests, record_arrays, request_figures
 from genmodel._simresult import (
     DisaggregatedStats,
@@ -68,6 +68,7 @@ from genmodel._simulate import (
     setup_replicas,
 )
 from genmodel._stepcost import check_simulable
+from genmodel._swaplink import SwapLink, swap_link
 from genmodel._workload import Precision
 
 ROUTINGS = ("least-loaded", "round-robin")

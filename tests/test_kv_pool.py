@@ -79,3 +79,33 @@ def test_the_closed_form_open_loop_sizes_the_pool_as_its_engine_does() -> None:
         estimate_open_loop(model, hw, plan, FP8, **kw)
     trt = estimate_open_loop(model, hw, plan, FP8, **kw, pool=engine_preset("trtllm", hw.device).kv_pool)
     assert trt.decode_batch > 15
+
+
+def test_each_engines_pool_is_its_fraction_of_its_memory_less_weights_and_activations() -> None:
+    # Llama-3.1-70B fp8 on one B200: vLLM f x M - W - A (gpu_memory_utilization of the device);
+    # TensorRT-LLM f x (M - W) - A (free_gpu_memory_fraction of what the weights leave), and the
+    # configuration AIConfigurator writes for it 0.80 x (M - W) - A (extra_engine_args.*.yaml.j2)
+    from genmodel._engines import harness_engine
+    from genmodel._memory import memory_use
+    from genmodel._simulate import _kv_pool
+    from genmodel._sizes import activation_bytes_per_device
+
+    model, device, plan = load_model("llama-3.1-70b"), load_hardware("b200").device, Plan(tp=1)
+    prec = Precision(weight_dtype="fp8", act_dtype="fp8", kv_dtype="bf16")
+    one = memory_use(model, device, plan, prec, batch=1, input_tokens=1024, output_tokens=1)
+    total = device.memory_capacity_bytes - device.os_reserve_bytes
+    weights, f = one.weights_bytes_per_device, device.efficiency.usable_memory_frac
+    for name, aic, expected in (
+        ("vllm", False, f * total - weights),
+        ("trtllm", False, f * (total - weights)),
+        ("trtllm", True, 0.80 * (total - weights)),
+    ):
+        engine = engine_preset(name, device)
+        if aic:
+            engine = harness_engine(engine, "aiconfigurator", concurrency=64, input_tokens=1024)
+        act = activation_bytes_per_device(
+            model, prec, plan, seqs_per_replica=engine.max_num_seqs, prefill_tokens=engine.max_batched_tokens
+        )
+        tokens, token_bytes = _kv_pool(model, device, plan, prec, engine, extras_input=1024)
+        assert tokens == pytest.approx((expected - act) / token_bytes, abs=1)
+    assert engine_preset("trtllm").memory_fraction is None

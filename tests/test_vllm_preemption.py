@@ -80,3 +80,23 @@ def test_the_prefix_cache_makes_preemption_cheaper_in_a_burst() -> None:
     assert on.generated_tokens == off.generated_tokens == 120 * 200
     assert on.simulated_s < off.simulated_s and on.ttft_s.mean < off.ttft_s.mean
     assert on.kv_peak_bytes_per_device <= on.kv_capacity_bytes_per_device
+
+
+def test_a_step_that_preempts_admits_no_waiting_request() -> None:
+    # vLLM V1 schedules waiting requests only "if not preempted_reqs": r1 (the newest) is preempted
+    # when r0's growth overflows the pool; a first chunk of it would fit back at once (a budget of
+    # 100 tokens a step), but it waits for the next step, as every other waiting request would
+    r = _replica(capacity=1000, budget=100, prefix_caching=False)
+    req = _requests([600, 300], [500, 500])
+    r.waiting.extend([0, 1])
+    now = 0.0
+    while not r.preemptions and now < 500:
+        r.plan(req, now)
+        r.commit(req, now + 1.0, 1.0, lambda _rid, _t: None)
+        now += 1.0
+    assert req.preemptions == [0, 1] and list(r.waiting) == [1]
+    r.plan(req, now)
+    assert r.chunk_ids == [] and r.held_back and list(r.waiting) == [1]  # this step: decodes only
+    r.commit(req, now + 1.0, 1.0, lambda _rid, _t: None)
+    r.plan(req, now + 1.0)
+    assert r.chunk_ids == [1] and not r.waiting  # the next one takes it back

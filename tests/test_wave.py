@@ -184,7 +184,10 @@ def test_a_running_sequence_holds_what_its_engines_admission_keeps() -> None:
     assert on_demand.held_output_tokens(3) == 2
     assert MIXED.pool.held_output_tokens(8192) == 8192  # the default: a whole reservation
     sglang = Wave.of(engine_preset("sglang"), CLIENT)
-    assert sglang.pool.held_output_tokens(1000) == 700  # its new_token_ratio of the output
+    # SGLang: its computed tokens, as on-demand (its new_token_ratio is admission slack, not held)
+    assert sglang.pool.held_output_tokens(1000) == 500
+    fixed = dataclasses.replace(engine_preset("sglang"), new_token_ratio=None)
+    assert fixed.kv_pool.held_output_tokens(1000) == 700  # a fixed reservation of 0.7
     assert sglang.pool == engine_preset("sglang").kv_pool
     assert Wave.of(engine_preset("trtllm"), CLIENT).pool.held_output_tokens(1000) == 1000
     assert Wave.of(engine_preset("vllm"), CLIENT).pool.held_output_tokens(1000) == 500

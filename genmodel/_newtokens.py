@@ -1,0 +1,97 @@
+"""SGLang's admission by its decaying ``new_token_ratio``: the state one replica's scheduler keeps.
+
+Modelling assumptions (SGLang 0.5; every rule and default is :class:`~genmodel._engines.NewTokenRatio`'s,
+with its sources):
+- A new request is admitted when its prompt and all its output (at most ``clip_tokens``) fit, strictly,
+  in the pool's free tokens less ``ratio`` x the running sequences' tokens to go (each at most
+  ``clip_tokens``) and less what this step already admitted; a prompt admitted in chunks reserves its
+  output only with the chunk that finishes it. The sequences being prefilled hold what they computed.
+- The ratio falls by ``decay`` each decode-only step (a mixed step leaves it) to its floor, returns to
+  ``init`` when nothing runs, and after a retraction is (output so far + ``retract_decode_steps`` per
+  sequence left) / (their whole outputs + 1), at most 1.
+- A retraction, when the next decode step's tokens do not fit, takes the sequences with the fewest
+  output tokens first (the longest prompt first among equals), at least one, until the step fits;
+  they lose their KV (recompute) and join the end of the queue (``_add_request_to_queue`` appends).
+- Tokens to go, summed with the clip, are kept in O(log n) per event: ``clip`` x the sequences further
+  than ``clip`` from completion, plus the completion step counts less the step counter for the rest;
+  a heap of the steps at which a sequence comes within ``clip`` moves it from the first group to the second.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+
+from genmodel._engines import NewTokenRatio
+
+
+class RatioState:
+    """The ratio and the clipped tokens to go of one replica's decoding sequences."""
+
+    def __init__(self, rule: NewTokenRatio) -> None:
+        self.rule = rule
+        self.ratio = rule.init
+        self.clip = rule.clip_tokens
+        self.far = 0  # decoding sequences more than clip tokens from completion
+        self.near = 0  # the others
+        self.near_done_sum = 0  # the sum of the others' completion step counts
+        self.crossing: list[tuple[int, int, int]] = []  # (step count at which within clip, rid, version)
+
+    # ---- the ratio ------------------------------------------------------------------------
+    def decayed(self, steps: int) -> None:
+        """``steps`` decode-only steps ran."""
+        self.ratio = max(self.ratio - steps * self.rule.decay, self.rule.min_ratio)
+
+    def reset(self) -> None:
+        """Nothing runs: the ratio starts again."""
+        self.ratio = self.rule.init
+
+    def decaying(self) -> bool:
+        """The ratio still falls, so the reservation shrinks step by step."""
+        return self.ratio > self.rule.min_ratio
+
+    def retracted(self, outputs_so_far: Sequence[int], whole_outputs: Sequence[int]) -> None:
+        """The ratio after a retraction, from the output tokens so far and the whole outputs of the
+        sequences left decoding."""
+        steps = self.rule.retract_decode_steps * len(outputs_so_far)
+        self.ratio = min(1.0, (sum(outputs_so_far) + steps) / (sum(whole_outputs) + 1))
+
+    # ---- the clipped tokens to go ---------------------------------------------------------
+    def started(self, rid: int, version: int, done_at: int, g: int) -> None:
+        """Sequence ``rid`` decodes from step count ``g`` and completes at ``done_at``."""
+        if done_at - g > self.clip:
+            self.far += 1
+            heapq.heappush(self.crossing, (done_at - self.clip, rid, version))
+        else:
+            self.near += 1
+            self.near_done_sum += done_at
+
+    def advance(self, versions: Sequence[int], g: int) -> None:
+        """Move the sequences that came within ``clip`` of completion by step count ``g``."""
+        crossing = self.crossing
+        while crossing and crossing[0][0] <= g:
+            at, rid, version = heapq.heappop(crossing)
+            if version == versions[rid]:
+                self.far -= 1
+                self.near += 1
+                self.near_done_sum += at + self.clip
+
+    def stopped(self, done_at: int, g: int) -> None:
+        """A sequence completing at ``done_at`` stops decoding at step count ``g`` (after :meth:`advance`)."""
+        if done_at - self.clip <= g:
+            self.near -= 1
+            self.near_done_sum -= done_at
+        else:
+            self.far -= 1  # its crossing entry goes stale with its version
+
+    def to_go(self, g: int) -> int:
+        """The decoding sequences' tokens to go, each at most ``clip``, at step count ``g``."""
+        return self.clip * self.far + self.near_done_sum - g * self.near
+
+    def reserved(self, g: int) -> float:
+        """What admission keeps back for the running sequences' output."""
+        return self.ratio * self.to_go(g)
+
+    def need(self, prompt_tokens: int, output_tokens: int) -> int:
+        """What a new request must find free: its prompt and its output, clipped."""
+        return prompt_tokens + min(output_tokens, self.clip)
