@@ -24,7 +24,7 @@ Modelling assumptions:
   CUDA graph guide: context iterations are host-bound, "larger token counts reduce exposure to
   host-side overhead"). The step's fixed ``step_overhead_s`` (scheduling, sampling) stays on top.
 - An engine's own count replaces the generic one where the engine's model code for that
-  architecture was read (:data:`genmodel._engines.EAGER_BLOCK_KERNELS`: TensorRT-LLM's Llama,
+  architecture was read (:data:`genmodel._eagerkernels.EAGER_BLOCK_KERNELS`: TensorRT-LLM's Llama,
   DeepSeek-V3 and Qwen3-MoE under tensor parallelism, which fold the residual add and RMSNorm, and
   for Llama the quantisation, into their all-reduces, with per-block counts for DeepSeek's dense
   and MoE blocks); every other architecture, layout and engine keeps the generic count.
@@ -36,7 +36,7 @@ Modelling assumptions:
 from __future__ import annotations
 
 from genmodel._attention import MultiHeadLatentAttention
-from genmodel._engines import EagerBlockKernels
+from genmodel._eagerkernels import EagerBlockKernels
 from genmodel._model import ModelSpec
 from genmodel._parallel import Plan
 from genmodel._units import DTYPE_BYTES

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from genmodel._attention import attended_pairs
-from genmodel._engines import EagerBlockKernels
+from genmodel._eagerkernels import EagerBlockKernels
 from genmodel._errors import SpecError
 from genmodel._hardware import System
 from genmodel._hostcost import eager_host_s

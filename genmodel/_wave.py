@@ -61,7 +61,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genmodel._engines import WHOLE_SEQUENCES, EagerBlockKernels, Engine, KvPool, eager_block_kernels
+from genmodel._eagerkernels import EagerBlockKernels
+from genmodel._engines import WHOLE_SEQUENCES, Engine, KvPool, eager_block_kernels
 from genmodel._errors import SpecError, require_ints
 from genmodel._units import Num, ceil, floor, maximum, minimum
 
