@@ -459,9 +459,10 @@ def _run(
     closed = arrivals.kind == "closed"
     warmup = arrivals.warmup_requests if closed and arrivals.warmup_restart else 0
     # clients of replicas not stepped wait behind a barrier of their own that nothing opens
-    # (their replica's representative stands for them and opens its barrier at the same time)
+    # (their replica's representative stands for them and opens its barrier at the same time);
+    # a group without clients (fewer clients than replicas) has a barrier that never opens
     keys = [group_of.get(c % dp, n_groups) for c in range(arrivals.clients)]
-    barrier = WarmupBarrier(warmup, starts, client_of, keys)
+    barrier = WarmupBarrier(warmup, starts, client_of, keys, keys=n_groups + 1)
     if closed:
         begins: list[int] = starts.tolist()
         for c in range(arrivals.clients):

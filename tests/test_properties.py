@@ -112,6 +112,20 @@ def test_one_client_on_many_replicas_is_one_client_on_one() -> None:
     assert many.serving.request_rate_per_s == pytest.approx(one.serving.request_rate_per_s, rel=REL)
 
 
+@pytest.mark.parametrize(("dp", "clients"), [(2, 1), (4, 1), (4, 3)])
+def test_simulated_clients_on_more_replicas_are_as_many_clients_on_one_each(dp: int, clients: int) -> None:
+    """Found by tools/sweep_serving_sanity.py: with the benchmark client's warm-up (the default of a
+    simulated estimate) and a dense replica left without a client (1 client, dp=2), the restart
+    of the measured phase indexed that replica's warm-up barrier, which had none: IndexError. A
+    replica without clients serves nobody; each busy one serves a lone client."""
+    args: dict[str, Any] = {"input_tokens": 500, "output_tokens": 50, "requests_per_client": 4}
+    many = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=clients, dp=dp, **args)
+    one = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=1, dp=1, **args)
+    assert many.serving is not None and many.serving.serving_model == "simulated"
+    assert many.ttft_s == pytest.approx(one.ttft_s, rel=REL)
+    assert many.tpot_s == pytest.approx(one.tpot_s, rel=REL)
+
+
 @PROPERTIES
 @given(d=deployments(), batch=st.integers(1, 16), more=st.integers(1, 4000))
 def test_a_longer_prompt_never_lowers_ttft(d: dict[str, Any], batch: int, more: int) -> None:
