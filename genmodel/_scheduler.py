@@ -525,10 +525,12 @@ class Replica:
     # ---- runs of decode steps -----------------------------------------------------------
     def steps_to_event(self) -> int:
         """Decode steps until a sequence completes or (on-demand) the pool overflows."""
+        if self.copy_s or self.first_pending or self.held_back:
+            # the next step runs copies (or emits first tokens, or admits): its own; also on a
+            # replica with nothing to decode, whose lockstep partners' run would hold it back
+            return 1
         if not self.n_dec:
             return 1 << 60
-        if self.copy_s or self.first_pending or self.held_back:
-            return 1  # the next step runs copies (or emits first tokens, or admits): its own
         k = self.heap[0][0] - self.g if self.heap else 1 << 60
         if self.can_overflow:
             k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))

@@ -313,6 +313,35 @@ def test_attention_dp_ranks_step_in_lockstep() -> None:
     assert dense.requests == 16 and lock.requests == 16
 
 
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_an_idle_lockstep_rank_admits_its_clients_next_request_at_once(engine: str) -> None:
+    """Found by tools/sweep_serving_sanity.py: a closed-loop client whose request completed on an
+    attention-DP rank that then had nothing to decode waited, on SGLang and TensorRT-LLM (whose
+    completions leave after the next step's launch), for the other ranks' whole run of decode
+    steps, up to their next completion: 1.07 s of queue here (mean TTFT 0.36 s against vLLM's
+    0.015 s), and more clients then lowered the mean TTFT (DeepSeek-V3 at DP8: 1.09 s with 2
+    clients, 0.14 s with 16). The rank plans its next step with the others: one step's wait."""
+    r = genmodel.simulate(
+        "qwen3-30b-a3b",
+        "h200-sxm",
+        tp=1,
+        ep=2,
+        dp=2,
+        weight_dtype="fp8",
+        input_tokens=1000,
+        output_tokens=300,
+        output_spread=0.5,  # (the ranks' requests complete at different steps)
+        concurrency=2,
+        requests_per_client=6,
+        warmup_requests=0,
+        engine=engine,
+        records=True,
+    )
+    assert r.records is not None
+    queue = r.records.scheduled_s - r.records.arrival_s
+    assert float(queue.max()) <= 1.5 * r.itl_s.p90  # at most about one decode step
+
+
 def test_fewer_requests_than_clients() -> None:
     r = _sim(concurrency=8, requests=5, records=True)
     assert r.requests == 5 and r.records is not None
