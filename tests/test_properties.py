@@ -280,3 +280,42 @@ def test_the_same_seed_gives_the_same_result(load: dict[str, Any], clients: int)
     a, b = first.to_dict(), again.to_dict()
     a.pop("elapsed_s"), b.pop("elapsed_s")  # wall time
     assert a == b
+
+
+@st.composite
+def lone_clients(draw: st.DrawFn) -> dict[str, Any]:
+    """One client per replica or one fewer, on two dense replicas or two attention-DP ranks in
+    lockstep, outputs that vary (the replicas' requests complete at different steps), and a
+    warm-up that drains before the measured requests start together."""
+    return {
+        "model": draw(st.sampled_from(["qwen3-30b-a3b", "llama-3.1-8b"])),
+        "hardware": draw(st.sampled_from(["h100-sxm", "h200-sxm"])),
+        "tp": draw(st.sampled_from([1, 2])),
+        "dp": 2,
+        "concurrency": draw(st.sampled_from([1, 2])),
+        "input_tokens": draw(st.integers(16, 4000)),
+        "output_tokens": draw(st.integers(50, 400)),
+        "output_spread": 0.5,
+        "engine": draw(st.sampled_from(["vllm", "sglang", "trtllm"])),
+        "requests_per_client": draw(st.integers(2, 5)),
+        "warmup_requests": 1,
+        "seed": draw(st.integers(0, 2**32)),
+    }
+
+
+@SIMULATED
+@given(load=lone_clients())
+def test_a_client_alone_on_its_replica_waits_at_most_one_step(load: dict[str, Any]) -> None:
+    """With at most one client per replica no request queues behind another client's: it waits
+    at most for the step under way, one prefill or decode step of a lockstep partner. Found by
+    tools/sweep_serving_sanity.py: an attention-DP rank with nothing to decode held its client's
+    next request for the other ranks' whole run of decode steps (about 1 s here), and a dense
+    replica without a client crashed the warm-up restart."""
+    result = _simulate(load, records=True)
+    assume(result is not None)
+    assert result is not None and result.records is not None
+    r = result.records
+    queue = r.scheduled_s - r.arrival_s
+    prefill = r.first_token_s - r.scheduled_s
+    decode = (r.finish_s - r.first_token_s) / np.maximum(r.output_tokens - 1, 1)
+    assert float(queue.max()) <= float(prefill.max()) + 2 * float(decode.max()) + 1e-9
