@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from genmodel._engines import Engine, eager_block_kernels
+from genmodel._engines import Engine, eager_block_kernels, rank_engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device, System
 from genmodel._memory import max_batch, memory_use, pool_device
@@ -229,6 +229,7 @@ def simulate_serving(
     start = time.perf_counter()
     require_ints(minimum=0, seed=seed)
     check_simulable(plan, options)
+    engine = rank_engine(engine, moe=model.moe is not None, dp=plan.dp)  # (each rank's knobs)
     rng = np.random.default_rng(seed)
     req, client_of, starts = requests_of(arrivals, input_tokens, output_tokens, rng, options.prefix_hit_rate)
     n_in_max, n_out_max = int(req.input_tokens.max()), int(req.output_tokens.max())

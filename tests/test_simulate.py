@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -340,6 +341,39 @@ def test_an_idle_lockstep_rank_admits_its_clients_next_request_at_once(engine: s
     assert r.records is not None
     queue = r.records.scheduled_s - r.records.arrival_s
     assert float(queue.max()) <= 1.5 * r.itl_s.p90  # at most about one decode step
+
+
+def test_sglang_ranks_chunk_prompts_at_the_chunk_size_over_the_dp_size() -> None:
+    """SGLang with DP attention divides --chunked-prefill-size by --dp-size (server_args.py
+    _handle_data_parallelism): each of 2 ranks chunks at 4,096 of the H200 preset's 8,192 tokens,
+    so an 8,192-token prompt takes two steps there (one step when the size given is doubled)."""
+    kw: dict[str, Any] = {
+        "tp": 1,
+        "ep": 2,
+        "dp": 2,
+        "weight_dtype": "fp8",
+        "input_tokens": 8192,
+        "output_tokens": 20,
+        "concurrency": 1,
+        "requests_per_client": 2,
+        "warmup_requests": 0,
+    }
+    sglang = genmodel.simulate("qwen3-30b-a3b", "h200-sxm", engine="sglang", **kw)
+    assert sglang.engine.max_batched_tokens == 4096
+    whole = genmodel.simulate("qwen3-30b-a3b", "h200-sxm", engine="sglang", max_batched_tokens=16384, **kw)
+    assert whole.engine.max_batched_tokens == 8192
+    assert sglang.steps == whole.steps + 2  # (one more prefill step per request)
+    assert sglang.ttft_s.mean > whole.ttft_s.mean
+    # dense replicas and the other engines keep the size given
+    assert (
+        genmodel.simulate(
+            "llama-3.1-8b", "h200-sxm", engine="sglang", **{**kw, "tp": 1, "ep": 1}
+        ).engine.max_batched_tokens
+        == 8192
+    )
+    assert (
+        genmodel.simulate("qwen3-30b-a3b", "h200-sxm", engine="vllm", **kw).engine.max_batched_tokens == 8192
+    )
 
 
 def test_fewer_requests_than_clients() -> None:
