@@ -489,6 +489,22 @@ def as_engine(engine: str | Engine, device: Device | None = None) -> Engine:
     return engine_preset(engine, device)
 
 
+def rank_engine(engine: Engine, *, moe: bool, dp: int) -> Engine:
+    """``engine`` as each of ``dp`` attention-DP ranks of an MoE model runs it.
+
+    SGLang with DP attention (``--enable-dp-attention``, which genmodel's dp > 1 of an MoE model
+    is) divides its chunked-prefill size by the DP size, so each rank's scheduler chunks prompts
+    at ``chunked_prefill_size // dp_size`` tokens a step (python/sglang/srt/server_args.py
+    ``_handle_data_parallelism``: "DP attention is enabled. The chunked prefill size is adjusted
+    to ... to avoid MoE kernel issues"; the same division in the 0.4 releases' ``__post_init__``):
+    the preset's (or a harness's) ``max_batched_tokens`` is the size given, the rank's is that
+    over ``dp``. The other engines and dense replicas keep their knobs.
+    """
+    if engine.name != "sglang" or not moe or dp < 2:
+        return engine
+    return engine.replace(max_batched_tokens=max(engine.max_batched_tokens // dp, 1))
+
+
 #: engine configurations a benchmark harness generates for its runs (a validation row's
 #: ``engine_config`` column); none = the server's defaults (the presets)
 ENGINE_CONFIGS = ("aiconfigurator", "atom-oot")

@@ -587,10 +587,10 @@ class Replica:
     # ---- runs of decode steps -----------------------------------------------------------
     def steps_to_event(self) -> int:
         """Decode steps until a sequence completes or (on-demand) the pool overflows."""
+        if self.copy_s or self.first_pending or self.held_back:
+            return 1  # a step of its own (copies, first tokens, admits), even with nothing to decode
         if not self.n_dec:
             return 1 << 60
-        if self.copy_s or self.first_pending or self.held_back:
-            return 1  # the next step runs copies (or emits first tokens, or admits): its own
         if self.sglang is not None and self.waiting and self.sglang.decaying():
             return 1  # (SGLang) the falling ratio may admit the queue's head at any step
         k = self.heap[0][0] - self.g if self.heap else 1 << 60

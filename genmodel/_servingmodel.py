@@ -457,6 +457,7 @@ class Simulated:
             output_tokens=output_tokens,
             ideal=ideal,
             options=options,
+            itl=False,  # (the estimate reads the requests' means, not the ITL percentiles)
         )
         return simulated_estimate(closed, sim)
 

@@ -120,18 +120,25 @@ class WarmupBarrier:
 
     ``key_of``: each client's barrier (clients of independent replicas, which run one after the
     other, wait for their own replica's warm-up: once drained, a replica starts empty, so the
-    latencies are the same as with one barrier for all); None = one barrier.
+    latencies are the same as with one barrier for all); None = one barrier. ``keys``: how many
+    barriers (None: those ``key_of`` names; more when a replica has no client, whose barrier never
+    opens).
     """
 
     def __init__(
-        self, warmup: int, starts: np.ndarray, client_of: np.ndarray, key_of: list[int] | None = None
+        self,
+        warmup: int,
+        starts: np.ndarray,
+        client_of: np.ndarray,
+        key_of: list[int] | None = None,
+        keys: int | None = None,
     ) -> None:
         self.warmup = warmup
         self.starts = starts
         self.client_of = client_of
         clients = len(starts) - 1
         self.key_of = key_of if key_of is not None else [0] * clients
-        keys = max(self.key_of, default=-1) + 1
+        keys = max(max(self.key_of, default=-1) + 1, keys or 0)
         self.total = [0] * keys  # warm-up requests behind each barrier
         for c in range(clients):
             self.total[self.key_of[c]] += min(int(starts[c + 1] - starts[c]), warmup)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from genmodel._engines import Engine, eager_block_kernels
+from genmodel._engines import Engine, eager_block_kernels, rank_engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device, System
 from genmodel._memory import max_batch, memory_use, pool_device
@@ -230,6 +230,7 @@ def simulate_serving(
     start = time.perf_counter()
     require_ints(minimum=0, seed=seed)
     check_simulable(plan, options)
+    engine = rank_engine(engine, moe=model.moe is not None, dp=plan.dp)  # (each rank's knobs)
     rng = np.random.default_rng(seed)
     req, client_of, starts = requests_of(arrivals, input_tokens, output_tokens, rng, options.prefix_hit_rate)
     n_in_max, n_out_max = int(req.input_tokens.max()), int(req.output_tokens.max())
@@ -459,10 +460,10 @@ def _run(
     pending: list[list[tuple[float, int]]] = [[] for _ in groups]
     closed = arrivals.kind == "closed"
     warmup = arrivals.warmup_requests if closed and arrivals.warmup_restart else 0
-    # clients of replicas not stepped wait behind a barrier of their own that nothing opens
-    # (their replica's representative stands for them and opens its barrier at the same time)
+    # clients of replicas not stepped wait behind a barrier of their own that nothing opens (their
+    # representative opens its barrier for them); a group without clients has one that never opens
     keys = [group_of.get(c % dp, n_groups) for c in range(arrivals.clients)]
-    barrier = WarmupBarrier(warmup, starts, client_of, keys)
+    barrier = WarmupBarrier(warmup, starts, client_of, keys, keys=n_groups + 1)
     if closed:
         begins: list[int] = starts.tolist()
         for c in range(arrivals.clients):

@@ -112,6 +112,20 @@ def test_one_client_on_many_replicas_is_one_client_on_one() -> None:
     assert many.serving.request_rate_per_s == pytest.approx(one.serving.request_rate_per_s, rel=REL)
 
 
+@pytest.mark.parametrize(("dp", "clients"), [(2, 1), (4, 1), (4, 3)])
+def test_simulated_clients_on_more_replicas_are_as_many_clients_on_one_each(dp: int, clients: int) -> None:
+    """Found by tools/sweep_serving_sanity.py: with the benchmark client's warm-up (the default of a
+    simulated estimate) and a dense replica left without a client (1 client, dp=2), the restart
+    of the measured phase indexed that replica's warm-up barrier, which had none: IndexError. A
+    replica without clients serves nobody; each busy one serves a lone client."""
+    args: dict[str, Any] = {"input_tokens": 500, "output_tokens": 50, "requests_per_client": 4}
+    many = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=clients, dp=dp, **args)
+    one = genmodel.estimate("llama-3.1-8b", "h100-sxm", concurrency=1, dp=1, **args)
+    assert many.serving is not None and many.serving.serving_model == "simulated"
+    assert many.ttft_s == pytest.approx(one.ttft_s, rel=REL)
+    assert many.tpot_s == pytest.approx(one.tpot_s, rel=REL)
+
+
 @PROPERTIES
 @given(d=deployments(), batch=st.integers(1, 16), more=st.integers(1, 4000))
 def test_a_longer_prompt_never_lowers_ttft(d: dict[str, Any], batch: int, more: int) -> None:
@@ -266,3 +280,42 @@ def test_the_same_seed_gives_the_same_result(load: dict[str, Any], clients: int)
     a, b = first.to_dict(), again.to_dict()
     a.pop("elapsed_s"), b.pop("elapsed_s")  # wall time
     assert a == b
+
+
+@st.composite
+def lone_clients(draw: st.DrawFn) -> dict[str, Any]:
+    """One client per replica or one fewer, on two dense replicas or two attention-DP ranks in
+    lockstep, outputs that vary (the replicas' requests complete at different steps), and a
+    warm-up that drains before the measured requests start together."""
+    return {
+        "model": draw(st.sampled_from(["qwen3-30b-a3b", "llama-3.1-8b"])),
+        "hardware": draw(st.sampled_from(["h100-sxm", "h200-sxm"])),
+        "tp": draw(st.sampled_from([1, 2])),
+        "dp": 2,
+        "concurrency": draw(st.sampled_from([1, 2])),
+        "input_tokens": draw(st.integers(16, 4000)),
+        "output_tokens": draw(st.integers(50, 400)),
+        "output_spread": 0.5,
+        "engine": draw(st.sampled_from(["vllm", "sglang", "trtllm"])),
+        "requests_per_client": draw(st.integers(2, 5)),
+        "warmup_requests": 1,
+        "seed": draw(st.integers(0, 2**32)),
+    }
+
+
+@SIMULATED
+@given(load=lone_clients())
+def test_a_client_alone_on_its_replica_waits_at_most_one_step(load: dict[str, Any]) -> None:
+    """With at most one client per replica no request queues behind another client's: it waits
+    at most for the step under way, one prefill or decode step of a lockstep partner. Found by
+    tools/sweep_serving_sanity.py: an attention-DP rank with nothing to decode held its client's
+    next request for the other ranks' whole run of decode steps (about 1 s here), and a dense
+    replica without a client crashed the warm-up restart."""
+    result = _simulate(load, records=True)
+    assume(result is not None)
+    assert result is not None and result.records is not None
+    r = result.records
+    queue = r.scheduled_s - r.arrival_s
+    prefill = r.first_token_s - r.scheduled_s
+    decode = (r.finish_s - r.first_token_s) / np.maximum(r.output_tokens - 1, 1)
+    assert float(queue.max()) <= float(prefill.max()) + 2 * float(decode.max()) + 1e-9

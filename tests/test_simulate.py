@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -313,6 +314,68 @@ def test_attention_dp_ranks_step_in_lockstep() -> None:
     assert dense.requests == 16 and lock.requests == 16
 
 
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_an_idle_lockstep_rank_admits_its_clients_next_request_at_once(engine: str) -> None:
+    """Found by tools/sweep_serving_sanity.py: a closed-loop client whose request completed on an
+    attention-DP rank that then had nothing to decode waited, on SGLang and TensorRT-LLM (whose
+    completions leave after the next step's launch), for the other ranks' whole run of decode
+    steps, up to their next completion: 1.07 s of queue here (mean TTFT 0.36 s against vLLM's
+    0.015 s), and more clients then lowered the mean TTFT (DeepSeek-V3 at DP8: 1.09 s with 2
+    clients, 0.14 s with 16). The rank plans its next step with the others: one step's wait."""
+    r = genmodel.simulate(
+        "qwen3-30b-a3b",
+        "h200-sxm",
+        tp=1,
+        ep=2,
+        dp=2,
+        weight_dtype="fp8",
+        input_tokens=1000,
+        output_tokens=300,
+        output_spread=0.5,  # (the ranks' requests complete at different steps)
+        concurrency=2,
+        requests_per_client=6,
+        warmup_requests=0,
+        engine=engine,
+        records=True,
+    )
+    assert r.records is not None
+    queue = r.records.scheduled_s - r.records.arrival_s
+    assert float(queue.max()) <= 1.5 * r.itl_s.p90  # at most about one decode step
+
+
+def test_sglang_ranks_chunk_prompts_at_the_chunk_size_over_the_dp_size() -> None:
+    """SGLang with DP attention divides --chunked-prefill-size by --dp-size (server_args.py
+    _handle_data_parallelism): each of 2 ranks chunks at 4,096 of the H200 preset's 8,192 tokens,
+    so an 8,192-token prompt takes two steps there (one step when the size given is doubled)."""
+    kw: dict[str, Any] = {
+        "tp": 1,
+        "ep": 2,
+        "dp": 2,
+        "weight_dtype": "fp8",
+        "input_tokens": 8192,
+        "output_tokens": 20,
+        "concurrency": 1,
+        "requests_per_client": 2,
+        "warmup_requests": 0,
+    }
+    sglang = genmodel.simulate("qwen3-30b-a3b", "h200-sxm", engine="sglang", **kw)
+    assert sglang.engine.max_batched_tokens == 4096
+    whole = genmodel.simulate("qwen3-30b-a3b", "h200-sxm", engine="sglang", max_batched_tokens=16384, **kw)
+    assert whole.engine.max_batched_tokens == 8192
+    assert sglang.steps == whole.steps + 2  # (one more prefill step per request)
+    assert sglang.ttft_s.mean > whole.ttft_s.mean
+    # dense replicas and the other engines keep the size given
+    assert (
+        genmodel.simulate(
+            "llama-3.1-8b", "h200-sxm", engine="sglang", **{**kw, "tp": 1, "ep": 1}
+        ).engine.max_batched_tokens
+        == 8192
+    )
+    assert (
+        genmodel.simulate("qwen3-30b-a3b", "h200-sxm", engine="vllm", **kw).engine.max_batched_tokens == 8192
+    )
+
+
 def test_fewer_requests_than_clients() -> None:
     r = _sim(concurrency=8, requests=5, records=True)
     assert r.requests == 5 and r.records is not None
@@ -507,6 +570,27 @@ def test_simulated_estimate_is_the_simulation_means(engine: str) -> None:
     assert s.queue_wait_s == pytest.approx(sim.queue_s, rel=1e-12)
     assert 0 < s.prefill_busy_frac < 1
     assert estimate_dict(est)["serving"]["serving_model"] == "simulated"
+
+
+def test_simulated_estimate_skips_the_itl_percentiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The estimate reads the requests' means only: it asks the simulation to leave out the ITL
+    percentiles, a weighted sort of every decode step's gap (seconds for millions of steps: 128
+    clients x 12 requests x 16k outputs, one at a time, took 16 s of which 8 s were that sort)."""
+    import genmodel._simulate as simulate_module
+
+    asked: list[object] = []
+    real = simulate_module.simulate_serving
+
+    def spy(*args: object, **kwargs: object) -> genmodel.SimulationResult:
+        asked.append(kwargs.get("itl", True))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(simulate_module, "simulate_serving", spy)
+    est = genmodel.estimate("llama-3.2-1b", "h100-sxm", concurrency=4, **_DEPLOY)  # type: ignore[arg-type]
+    assert asked == [False]
+    sim = genmodel.simulate("llama-3.2-1b", "h100-sxm", concurrency=4, **_DEPLOY)  # type: ignore[arg-type]
+    assert math.isfinite(sim.itl_s.mean)  # (genmodel.simulate keeps them)
+    assert est.ttft_s == sim.ttft_s.mean and est.tpot_s == sim.tpot_s.mean
 
 
 def test_shared_step_tables_give_the_same_estimate() -> None:

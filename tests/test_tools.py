@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -71,3 +73,50 @@ def test_serving_errors_splits_the_first_round_from_the_rest() -> None:
     assert measured == 3 * clients
     mean = (first * clients + later * (measured - clients)) / measured
     assert abs(mean + sim.request_overhead_s - sim.ttft_s.mean) < 1e-9
+
+
+def test_serving_sweep_runs_clean_on_a_few_deployments(capsys: object) -> None:
+    # tools/sweep_serving_sanity.py: a crash or a NaN makes it exit 1
+    assert _load("sweep_serving_sanity").main(["--n", "3", "--seed", "0"]) == 0
+
+
+def test_serving_sweep_flags_what_it_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import genmodel
+
+    sweep_tool = _load("sweep_serving_sanity")
+    sweep = sweep_tool.Sweep(examples=3)
+    case = {
+        "model": "llama-3.1-8b",
+        "hardware": "h100-sxm",
+        "tp": 1,
+        "ep": 1,
+        "dp": 2,  # (1 client on 2 dense replicas crashed the warm-up restart once: IndexError)
+        "weight_dtype": "fp8",
+        "kv_dtype": "fp8",
+        "input_tokens": 512,
+        "output_tokens": 64,
+        "engine": "vllm",
+        "harness": "aiconfigurator",
+        "ladder": [1, 4],
+    }
+    sweep.deployment(case)
+    assert dict(sweep.counts) == {}, sweep.anomalies
+    assert len(sweep.times) == 2 + 2 * 2  # the ladder, then the other engines at 4 clients and at 1
+    # a TTFT that falls with more clients is flagged; a genmodel error is a refusal, any other a crash
+    sweep.ladder(case, {1: _estimate(ttft_s=0.2, tpot_s=0.01), 4: _estimate(ttft_s=0.1, tpot_s=0.01)})
+    assert sweep.counts["ttft-drop"] == 1
+    assert (
+        sweep.call({**case, "tp": 3}, concurrency=1) is None and sweep.refused and "crash" not in sweep.counts
+    )
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(genmodel, "estimate", broken)
+    assert sweep.call(case, concurrency=1) is None and sweep.counts["crash"] == 1
+
+
+def _estimate(**figures: float) -> object:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**figures)
