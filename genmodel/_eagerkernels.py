@@ -155,33 +155,35 @@ TRTLLM_QWEN3_MOE_FUSED = EagerBlockKernels(
 #: without expert parallelism or attention DP. The prompt takes the MHA path
 #: (deepseek_common/attention_backend_handler.py: fa3 with no prefix -> MHA_ONE_SHOT):
 #: forward_normal_prepare launches the q_a/kv_a GEMM (fetch_qkv_latent), q_a_layernorm, q_b_proj,
-#: kv_a_layernorm, RoPE (one sgl-kernel op), the copy of q_pe into q, the latent-cache write
-#: (set_mla_kv_buffer), kv_b_proj, the key assembly (concat_and_cast_mha_k); then the attention
-#: and o_proj (its all-reduce left to the communicator): 11. server_args.py enables FlashInfer's
+#: kv_a_layernorm, RoPE (one sgl-kernel op, in place on the q_pe view of q, so that assigning q_pe
+#: back into q is a copy of a tensor onto itself, which PyTorch's copy_ skips), the latent-cache
+#: write (set_mla_kv_buffer), kv_b_proj, the key assembly (concat_and_cast_mha_k); then the
+#: attention (FA3's varlen op takes the strided v as it is) and o_proj (its all-reduce left to the
+#: communicator): 10. server_args.py enables FlashInfer's
 #: all-reduce fusion for DeepseekV3ForCausalLM on SM90/SM100 (one node, no attention DP), so for a
 #: step of up to 2,048 tokens (communicator.py FUSE_ALLREDUCE_MAX_BATCH_SIZE) both all-reduces
 #: carry the residual add and RMSNorm (RMSNorm.forward_with_allreduce_fusion; the MoE's is the
-#: next block's input norm). An MoE block: that fused op, MLA 11, the post-attention fused op,
+#: next block's input norm). An MoE block: that fused op, MLA 10, the post-attention fused op,
 #: the router GEMM (F.linear), its cast to fp32 and moe_fused_gate (DeepseekV2MoE.forward_normal;
 #: the shared expert is one more expert of the fused MoE, num_fused_shared_experts, unless expert
 #: parallelism or --disable-shared-experts-fusion), then the Triton fused MoE (moe_runner/triton.py):
-#: moe_align_block_size, the two grouped GEMMs with silu_and_mul between, moe_sum_reduce: 21. A
-#: dense block (the first 3): fused op, MLA 11, fused op, gate-up, SiluAndMul, down: 16. With the
+#: moe_align_block_size, the two grouped GEMMs with silu_and_mul between, moe_sum_reduce: 20. A
+#: dense block (the first 3): fused op, MLA 10, fused op, gate-up, SiluAndMul, down: 15. With the
 #: FP8 block-scale checkpoint every Linear and each grouped GEMM quantises its input in a kernel
 #: of its own (fp8_utils.py deepgemm_w8a8_block_fp8_linear_with_fallback:
 #: sglang_per_token_group_quant_fp8, then the DeepGEMM GEMM; fused_moe_triton_kernels.py
 #: invoke_fused_moe_kernel likewise): MLA's 4 GEMMs and the 2 of the experts or the dense MLP, 6.
 #: On Blackwell SGLang 0.5.9 runs the routed experts in FlashInfer's TRT-LLM op instead
-#: (flashinfer_trtllm, with the shared expert apart): 22 + 6 a MoE block, one more than counted
+#: (flashinfer_trtllm, with the shared expert apart): 21 + 6 a MoE block, one more than counted
 #: here, which stands for both. Not counted: a step over 2,048 tokens (all-reduce and norm apart,
 #: 2 more a block; its GPU time hides the launches anyway), 0.5.6's forward_normal_prepare, which
 #: ran kv_b_proj twice, the absorbed MLA path of a prefix under
 #: SGL_CHUNKED_PREFIX_CACHE_THRESHOLD (8,192 tokens), the NVFP4 checkpoints' own quantisations.
 SGLANG_DEEPSEEK_V3 = EagerBlockKernels(
     architecture="DeepseekV3ForCausalLM",
-    kernels=21,
+    kernels=20,
     quantised_inputs=6,
-    dense_kernels=16,
+    dense_kernels=15,
     dense_quantised_inputs=6,
     needs_tp=True,
     needs_no_ep=True,
@@ -296,13 +298,16 @@ SGLANG_PR12160_PREFILL = HostBoundPrefill(
 #: 5.685 and 13.729 ms). sfllm's python/sfllm/models/qwen3.py Qwen3DecoderLayer launches the fused
 #: add-RMSNorm (FlashInfer's, layers/layernorm.py), the QKV GEMM, one op for the q/k norms, RoPE and
 #: the cache write (torch.ops.sfkernels.qk_norm_rope_and_cache; the forward metadata always holds
-#: the cache, engine/forward_params.py), the attention (save_kv_cache False), o_proj, the fused
-#: add-RMSNorm, gate-up, silu_and_mul (one sfkernels op) and down: 9 a block, 36 blocks.
+#: the cache, engine/forward_params.py), the copies of k and v, column slices of the QKV output,
+#: that the Triton backend makes contiguous (layers/triton_attention.py RaggedAttention.forward_extend),
+#: the attention (save_kv_cache False), o_proj, the fused add-RMSNorm, gate-up, silu_and_mul (one
+#: sfkernels op) and down: 11 a block, 36 blocks.
 SFLLM_PR46_PREFILL = HostBoundPrefill(
     time_s=16.613e-3,
-    launches=36 * 9 + 4,
+    launches=36 * 11 + 4,
     source="wejoncy/sfllm PR 46 (eager 16.613 ms at 129 tokens); python/sfllm/models/qwen3.py "
-    "Qwen3Attention.forward, Qwen3DecoderLayer.forward; layers/layernorm.py; layers/activations.py",
+    "Qwen3Attention.forward, Qwen3DecoderLayer.forward; layers/triton_attention.py; layers/layernorm.py; "
+    "layers/activations.py",
 )
 
 #: the host-bound measurements genmodel._engines.PREFILL_LAUNCH_S is the mean of

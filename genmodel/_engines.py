@@ -290,9 +290,9 @@ class Engine:
 #: (genmodel._eagerkernels.HOST_BOUND_PREFILLS, counted by the convention of the engines' block
 #: counts): SGLang PR 12160 (DeepSeek-V3 fp8 under TP: 82.64 ms for a prefill of 1 new token on a
 #: cached one, 1,578 kernels on SGLang's absorbed-MLA path) 52.4 us, and sfllm PR 46 (Qwen3-4B bf16,
-#: one GPU: 16.613 ms at 129 tokens, 16.371 ms at 513; 328 kernels, its q/k norm, RoPE and cache
-#: write one op) 50.6 us: 51.5 us. Of the order of PyTorch eager dispatch plus cudaLaunchKernel
-#: (several to tens of microseconds per operator).
+#: one GPU: 16.613 ms at 129 tokens, 16.371 ms at 513; 400 kernels: its q/k norm, RoPE and cache
+#: write one op, but k and v copied before the Triton attention) 41.5 us: 47.0 us. Of the order of
+#: PyTorch eager dispatch plus cudaLaunchKernel (several to tens of microseconds per operator).
 PREFILL_LAUNCH_S = sum(p.launch_s for p in HOST_BOUND_PREFILLS) / len(HOST_BOUND_PREFILLS)
 _PREFILL_GRAPHS = (
     " Steps with prefill tokens run eagerly, outside CUDA graphs (prefill_launch_s, genmodel/_hostcost.py): "
