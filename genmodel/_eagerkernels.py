@@ -203,7 +203,7 @@ SGLANG_DEEPSEEK_V3 = EagerBlockKernels(
 #: column slices of the QKV output, so reshape(-1, head_dim) copies each before its RMSNorm (4),
 #: RoPE with the K/V cache write fused into it (enable_fused_set_kv_buffer: bf16 cache on CUDA),
 #: the attention (save_kv_cache False), o_proj; prepare_mlp: the all-reduce, then the fused
-#: add-RMSNorm (0.5.6 enables FlashInfer's all-reduce fusion by itself only for DeepSeek on SM100);
+#: add-RMSNorm (0.5.6 enables FlashInfer's all-reduce fusion itself only on SM100, for DeepSeek/GPT-OSS);
 #: Qwen3MoeSparseMoeBlock.forward_normal: the gate GEMM (bf16), topk_softmax (renormalising inside),
 #: the Triton fused MoE (moe_align_block_size, two grouped GEMMs, silu_and_mul, moe_sum_reduce) and
 #: the all-reduce: 19. The FP8 block-scale checkpoint quantises the inputs of QKV, o_proj and the
@@ -227,8 +227,9 @@ SGLANG_QWEN3_MOE = EagerBlockKernels(
 #: contiguous (flashattention_backend.py forward_extend, q.contiguous()), the attention, o_proj and
 #: its all-reduce (RowParallelLinear), the fused add-RMSNorm, gate-up, SiluAndMul, down and its
 #: all-reduce: 14 under TP, 12 on one GPU; at fp8 the four GEMMs quantise their inputs (4). The
-#: older SGLang of the bundled rate rows (benchmark_vllm_060, DataCrunch's H200 runs) used the
-#: FlashInfer backend; their code was not read, and this count stands for them.
+#: older SGLang of the bundled rate rows ran FlashInfer attention; 0.3.0's (benchmark_vllm_060)
+#: layers/radix_attention.py extend_forward_flashinfer also writes K and V apart and copies q to
+#: contiguous (and k and v too on its ragged path), so this count is a floor for it.
 SGLANG_LLAMA_TP = EagerBlockKernels(
     architecture="LlamaForCausalLM",
     kernels=14,
