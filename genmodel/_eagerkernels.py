@@ -6,10 +6,14 @@ Modelling assumptions:
   :func:`genmodel._hostcost.eager_launches`' generic count); an engine's count replaces the generic
   one only for the architecture, hidden sizes and parallelism its source names.
 - An architecture without a count here, and every engine not named, takes the generic count.
+- The host time per launch (``genmodel._engines.PREFILL_LAUNCH_S``) is derived from two
+  host-bound eager prefills divided by the kernels their engines launched, counted by the same
+  convention (:data:`HOST_BOUND_PREFILLS`): a count and that constant change together.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -32,6 +36,8 @@ class EagerBlockKernels:
         dense_quantised_inputs: ``quantised_inputs`` of those dense blocks.
         min_hidden_size: the count holds for a hidden size above this (the engine fuses only there).
         needs_tp: the count holds only under tensor parallelism (the fused ops are all-reduces).
+        needs_no_ep: the count holds only without expert parallelism (the engine fuses the shared
+            expert into the routed experts only there).
         source: the engine file and function the count was read from.
     """
 
@@ -42,14 +48,16 @@ class EagerBlockKernels:
     dense_quantised_inputs: int = 0
     min_hidden_size: int = 0
     needs_tp: bool = False
+    needs_no_ep: bool = False
     source: str = ""
 
-    def applies(self, architecture: str, hidden_size: int, tp: int) -> bool:
-        """This count describes a block of ``architecture`` and ``hidden_size`` at ``tp``."""
+    def applies(self, architecture: str, hidden_size: int, tp: int, ep: int = 1) -> bool:
+        """This count describes a block of ``architecture`` and ``hidden_size`` at ``tp`` and ``ep``."""
         return (
             architecture == self.architecture
             and hidden_size > self.min_hidden_size
             and (tp > 1 or not self.needs_tp)
+            and (ep <= 1 or not self.needs_no_ep)
         )
 
     def per_block(self, *, dense: bool, quantised: bool) -> int:
@@ -141,8 +149,167 @@ TRTLLM_QWEN3_MOE_FUSED = EagerBlockKernels(
     "RenormalizeMoeRoutingMethod (renorm_moe_routing_op); fused_moe_cutlass.py forward_chunk",
 )
 
+#: SGLang, DeepSeek-V3/R1 (python/sglang/srt/models/deepseek_v2.py and
+#: models/deepseek_common/attention_forward_methods/forward_mha.py of the 0.5.9 wheel, the version of
+#: the bundled SGLang DeepSeek rows), a prompt step without a cached prefix on Hopper under TP8
+#: without expert parallelism or attention DP. The prompt takes the MHA path
+#: (deepseek_common/attention_backend_handler.py: fa3 with no prefix -> MHA_ONE_SHOT):
+#: forward_normal_prepare launches the q_a/kv_a GEMM (fetch_qkv_latent), q_a_layernorm, q_b_proj,
+#: kv_a_layernorm, RoPE (one sgl-kernel op, in place on the q_pe view of q, so that assigning q_pe
+#: back into q is a copy of a tensor onto itself, which PyTorch's copy_ skips), the latent-cache
+#: write (set_mla_kv_buffer), kv_b_proj, the key assembly (concat_and_cast_mha_k); then the
+#: attention (FA3's varlen op takes the strided v as it is) and o_proj (its all-reduce left to the
+#: communicator): 10. server_args.py enables FlashInfer's
+#: all-reduce fusion for DeepseekV3ForCausalLM on SM90/SM100 (one node, no attention DP), so for a
+#: step of up to 2,048 tokens (communicator.py FUSE_ALLREDUCE_MAX_BATCH_SIZE) both all-reduces
+#: carry the residual add and RMSNorm (RMSNorm.forward_with_allreduce_fusion; the MoE's is the
+#: next block's input norm). An MoE block: that fused op, MLA 10, the post-attention fused op,
+#: the router GEMM (F.linear), its cast to fp32 and moe_fused_gate (DeepseekV2MoE.forward_normal;
+#: the shared expert is one more expert of the fused MoE, num_fused_shared_experts, unless expert
+#: parallelism or --disable-shared-experts-fusion), then the Triton fused MoE (moe_runner/triton.py):
+#: moe_align_block_size, the two grouped GEMMs with silu_and_mul between, moe_sum_reduce: 20. A
+#: dense block (the first 3): fused op, MLA 10, fused op, gate-up, SiluAndMul, down: 15. With the
+#: FP8 block-scale checkpoint every Linear and each grouped GEMM quantises its input in a kernel
+#: of its own (fp8_utils.py deepgemm_w8a8_block_fp8_linear_with_fallback:
+#: sglang_per_token_group_quant_fp8, then the DeepGEMM GEMM; fused_moe_triton_kernels.py
+#: invoke_fused_moe_kernel likewise): MLA's 4 GEMMs and the 2 of the experts or the dense MLP, 6.
+#: On Blackwell SGLang 0.5.9 runs the routed experts in FlashInfer's TRT-LLM op instead
+#: (flashinfer_trtllm, with the shared expert apart): 21 + 6 a MoE block, one more than counted
+#: here, which stands for both. Not counted: a step over 2,048 tokens (all-reduce and norm apart,
+#: 2 more a block; its GPU time hides the launches anyway), 0.5.6's forward_normal_prepare, which
+#: ran kv_b_proj twice, the absorbed MLA path of a prefix under
+#: SGL_CHUNKED_PREFIX_CACHE_THRESHOLD (8,192 tokens), the NVFP4 checkpoints' own quantisations.
+SGLANG_DEEPSEEK_V3 = EagerBlockKernels(
+    architecture="DeepseekV3ForCausalLM",
+    kernels=20,
+    quantised_inputs=6,
+    dense_kernels=15,
+    dense_quantised_inputs=6,
+    needs_tp=True,
+    needs_no_ep=True,
+    source="SGLang 0.5.9 python/sglang/srt/models/deepseek_v2.py DeepseekV2DecoderLayer.forward, "
+    "DeepseekV2MoE.forward_normal, MoEGate.forward; models/deepseek_common/attention_forward_methods/"
+    "forward_mha.py forward_normal_prepare/forward_normal_core; attention_backend_handler.py "
+    "(fa3: MHA_ONE_SHOT without a prefix); layers/communicator.py apply_flashinfer_allreduce_fusion "
+    "(server_args.py enables it for DeepseekV3ForCausalLM on SM90/SM100); layers/moe/topk.py "
+    "biased_grouped_topk_gpu (moe_fused_gate); layers/moe/moe_runner/triton.py; "
+    "layers/quantization/fp8_utils.py (per-token-group quantisation, then the GEMM)",
+)
+
+#: SGLang, Qwen3-MoE (python/sglang/srt/models/qwen3_moe.py of the 0.5.6.post2 wheel, the version
+#: of the bundled SGLang Qwen3-235B rows) under TP on Hopper (fa3, is_fa3_default_architecture),
+#: bf16 KV cache. Qwen3MoeDecoderLayer.forward: the fused add-RMSNorm (prepare_attn); Qwen3MoeAttention:
+#: the QKV GEMM, then, with enable_fused_qk_norm_rope off by default, _apply_qk_norm: q and k are
+#: column slices of the QKV output, so reshape(-1, head_dim) copies each before its RMSNorm (4),
+#: RoPE with the K/V cache write fused into it (enable_fused_set_kv_buffer: bf16 cache on CUDA),
+#: the attention (save_kv_cache False), o_proj; prepare_mlp: the all-reduce, then the fused
+#: add-RMSNorm (0.5.6 enables FlashInfer's all-reduce fusion itself only on SM100, for DeepSeek/GPT-OSS);
+#: Qwen3MoeSparseMoeBlock.forward_normal: the gate GEMM (bf16), topk_softmax (renormalising inside),
+#: the Triton fused MoE (moe_align_block_size, two grouped GEMMs, silu_and_mul, moe_sum_reduce) and
+#: the all-reduce: 19. The FP8 block-scale checkpoint quantises the inputs of QKV, o_proj and the
+#: two grouped GEMMs: 4. (From 0.5.9 server_args.py fuses both all-reduces with their norms for
+#: Qwen3MoeForCausalLM on SM90/SM100 too, 2 fewer; not counted: the bundled rows ran 0.5.6.post2.)
+SGLANG_QWEN3_MOE = EagerBlockKernels(
+    architecture="Qwen3MoeForCausalLM",
+    kernels=19,
+    quantised_inputs=4,
+    needs_tp=True,
+    source="SGLang 0.5.6.post2 python/sglang/srt/models/qwen3_moe.py Qwen3MoeDecoderLayer.forward, "
+    "Qwen3MoeAttention.forward_prepare_native/apply_qk_norm_rope/_apply_qk_norm/forward_core, "
+    "Qwen3MoeSparseMoeBlock.forward_normal; layers/communicator.py; layers/moe/topk.py fused_topk "
+    "(topk_softmax); layers/moe/moe_runner/triton.py; models/utils.py enable_fused_set_kv_buffer",
+)
+
+#: SGLang, Llama (python/sglang/srt/models/llama.py of the 0.5.6.post2 wheel) on Hopper (fa3):
+#: LlamaDecoderLayer.forward launches the fused add-RMSNorm, the QKV GEMM, RoPE (in place on the
+#: slices of the QKV output), the K and V cache writes (mem_cache/memory_pool.py
+#: MHATokenToKVPool.set_kv_buffer: one index_put each), the copy of q that the FA3 backend makes
+#: contiguous (flashattention_backend.py forward_extend, q.contiguous()), the attention, o_proj and
+#: its all-reduce (RowParallelLinear), the fused add-RMSNorm, gate-up, SiluAndMul, down and its
+#: all-reduce: 14 under TP, 12 on one GPU; at fp8 the four GEMMs quantise their inputs (4). The
+#: older SGLang of the bundled rate rows ran FlashInfer attention; 0.3.0's (benchmark_vllm_060)
+#: layers/radix_attention.py extend_forward_flashinfer also writes K and V apart and copies q to
+#: contiguous (and k and v too on its ragged path), so this count is a floor for it.
+SGLANG_LLAMA_TP = EagerBlockKernels(
+    architecture="LlamaForCausalLM",
+    kernels=14,
+    quantised_inputs=4,
+    needs_tp=True,
+    source="SGLang 0.5.6.post2 python/sglang/srt/models/llama.py LlamaDecoderLayer/LlamaAttention/"
+    "LlamaMLP.forward; mem_cache/memory_pool.py MHATokenToKVPool.set_kv_buffer; "
+    "layers/attention/flashattention_backend.py forward_extend",
+)
+#: as :data:`SGLANG_LLAMA_TP` on one GPU: no all-reduces, 12
+SGLANG_LLAMA = dataclasses.replace(SGLANG_LLAMA_TP, kernels=12, needs_tp=False)
+
 #: each engine's own per-architecture block counts (:class:`EagerBlockKernels`); an architecture
-#: without one (and every engine not named) takes the generic count of genmodel._hostcost
+#: without one (and every engine not named) takes the generic count of genmodel._hostcost. The
+#: first entry that applies is taken (SGLang's Llama under TP before the one-GPU count).
 EAGER_BLOCK_KERNELS: dict[str, tuple[EagerBlockKernels, ...]] = {
     "trtllm": (TRTLLM_LLAMA_FUSED, TRTLLM_DEEPSEEK_V3_FUSED, TRTLLM_QWEN3_MOE_FUSED),
+    "sglang": (SGLANG_DEEPSEEK_V3, SGLANG_QWEN3_MOE, SGLANG_LLAMA_TP, SGLANG_LLAMA),
 }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostBoundPrefill:
+    """A published eager prefill whose time is flat in its tokens (host-bound), with the kernels
+    its forward launched, counted from its engine's model code by this module's convention.
+
+    Attributes:
+        time_s: the step's measured time, seconds.
+        launches: the kernels one forward launched (blocks plus the 4 of embedding, final norm,
+            LM head and sampling, as genmodel._hostcost counts them).
+        source: where the time was published and the code the count was read from.
+    """
+
+    time_s: float
+    launches: int
+    source: str
+
+    @property
+    def launch_s(self) -> float:
+        """Host time per kernel launch this measurement implies."""
+        return self.time_s / self.launches
+
+
+#: SGLang PR 12160 (Oct 2025, main of 2025-10-14, between the 0.5.3 and 0.5.4 wheels): DeepSeek-V3
+#: FP8 under TP ("TP0" in the log; 8 GPUs of a Hopper part taken, the hardware is not named), a
+#: prefill of 1 new token on 1 cached token, "forward cost" 82.64 ms, about the same below 100 new
+#: tokens. A cached prefix under SGL_CHUNKED_PREFIX_CACHE_THRESHOLD (8,192) sends fa3/FlashInfer to the
+#: absorbed MLA path (deepseek_v2.py 0.5.4 _handle_attention_backend -> MLA, forward_absorb_prepare
+#: and forward_absorb_core): the q_a/kv_a GEMM, the two latent norms, q_b_proj, the w_kc bmm (the
+#: block-FP8 kv_b weights are dequantised to bf16 at load, so torch.bmm), RoPE, the latent-cache
+#: write and the attention (the fa3 backend), the w_vc bmm and o_proj: 10, the quantised inputs of
+#: the 3 FP8 Linears: 3. Without FlashInfer's all-reduce fusion on Hopper in 0.5.4, an MoE block adds
+#: the input add-RMSNorm, the all-reduce and add-RMSNorm after attention, the router (one token:
+#: dsv3_router_gemm, fp32 out), moe_fused_gate, the Triton fused MoE (align, two grouped GEMMs,
+#: silu_and_mul, sum) and the all-reduce: 21 + 5 quantised; a dense block: norm, MLA 10, all-reduce,
+#: norm, gate-up, SiluAndMul, down, all-reduce: 17 + 5. 58 x 26 + 3 x 22 + 4 = 1,578 launches.
+SGLANG_PR12160_PREFILL = HostBoundPrefill(
+    time_s=82.64e-3,
+    launches=58 * (21 + 5) + 3 * (17 + 5) + 4,
+    source="sglang PR 12160 (forward cost 82.64 ms, 1 new token, 1 cached); sglang 0.5.4 "
+    "python/sglang/srt/models/deepseek_v2.py forward_absorb_prepare/forward_absorb_core, "
+    "DeepseekV2MoE.forward_normal, layers/communicator.py",
+)
+
+#: sfllm PR 46 (wejoncy/sfllm, "feat: add full prefill CUDA graphs"): Qwen3-4B bf16 on one GPU,
+#: Triton attention, an eager prefill of 16.613 ms at 129 tokens and 16.371 ms at 513 (CUDA graphs:
+#: 5.685 and 13.729 ms). sfllm's python/sfllm/models/qwen3.py Qwen3DecoderLayer launches the fused
+#: add-RMSNorm (FlashInfer's, layers/layernorm.py), the QKV GEMM, one op for the q/k norms, RoPE and
+#: the cache write (torch.ops.sfkernels.qk_norm_rope_and_cache; the forward metadata always holds
+#: the cache, engine/forward_params.py), the copies of k and v, column slices of the QKV output,
+#: that the Triton backend makes contiguous (layers/triton_attention.py RaggedAttention.forward_extend),
+#: the attention (save_kv_cache False), o_proj, the fused add-RMSNorm, gate-up, silu_and_mul (one
+#: sfkernels op) and down: 11 a block, 36 blocks.
+SFLLM_PR46_PREFILL = HostBoundPrefill(
+    time_s=16.613e-3,
+    launches=36 * 11 + 4,
+    source="wejoncy/sfllm PR 46 (eager 16.613 ms at 129 tokens); python/sfllm/models/qwen3.py "
+    "Qwen3Attention.forward, Qwen3DecoderLayer.forward; layers/triton_attention.py; layers/layernorm.py; "
+    "layers/activations.py",
+)
+
+#: the host-bound measurements genmodel._engines.PREFILL_LAUNCH_S is the mean of
+HOST_BOUND_PREFILLS = (SGLANG_PR12160_PREFILL, SFLLM_PR46_PREFILL)

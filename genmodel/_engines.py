@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from genmodel._eagerkernels import EAGER_BLOCK_KERNELS, EagerBlockKernels
+from genmodel._eagerkernels import EAGER_BLOCK_KERNELS, HOST_BOUND_PREFILLS, EagerBlockKernels
 from genmodel._errors import SpecError, UnknownEntryError, require_ints
 from genmodel._hardware import Device
 from genmodel._units import GiB
@@ -284,15 +284,16 @@ class Engine:
         return dataclasses.asdict(self)
 
 
-#: host time per kernel launch of an eager forward (a step with prefill tokens), seconds. Derived
-#: from two published eager prefills that are host-bound (their time flat in the tokens), divided by
-#: their kernels as genmodel._hostcost.eager_launches counts them: SGLang PR 12160 (DeepSeek-V3
-#: fp8, TP8: "forward cost" 82.6 ms for a prefill of 1 new token, prefill latency "similar when
-#: new_tokens < 100"; 1,987 kernels) 41.6 us, and sfllm PR 46 (Qwen3-4B bf16, one GPU: eager
-#: prefill 16.6 ms at 129 tokens and 16.4 ms at 513, where CUDA graphs take 5.7 and 13.7 ms; 364
-#: kernels) 45.6 us; their mean. Of the order of PyTorch eager dispatch plus cudaLaunchKernel
-#: (several to tens of microseconds per operator).
-PREFILL_LAUNCH_S = 44e-6
+#: host time per kernel launch of an eager forward (a step with prefill tokens), seconds: the mean,
+#: over two published eager prefills that are host-bound (their time flat in the tokens), of the
+#: step time divided by the kernels the engine's own model code launched
+#: (genmodel._eagerkernels.HOST_BOUND_PREFILLS, counted by the convention of the engines' block
+#: counts): SGLang PR 12160 (DeepSeek-V3 fp8 under TP: 82.64 ms for a prefill of 1 new token on a
+#: cached one, 1,578 kernels on SGLang's absorbed-MLA path) 52.4 us, and sfllm PR 46 (Qwen3-4B bf16,
+#: one GPU: 16.613 ms at 129 tokens, 16.371 ms at 513; 400 kernels: its q/k norm, RoPE and cache
+#: write one op, but k and v copied before the Triton attention) 41.5 us: 47.0 us. Of the order of
+#: PyTorch eager dispatch plus cudaLaunchKernel (several to tens of microseconds per operator).
+PREFILL_LAUNCH_S = sum(p.launch_s for p in HOST_BOUND_PREFILLS) / len(HOST_BOUND_PREFILLS)
 _PREFILL_GRAPHS = (
     " Steps with prefill tokens run eagerly, outside CUDA graphs (prefill_launch_s, genmodel/_hostcost.py): "
 )

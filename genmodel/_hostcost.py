@@ -27,7 +27,10 @@ Modelling assumptions:
   architecture was read (:data:`genmodel._eagerkernels.EAGER_BLOCK_KERNELS`: TensorRT-LLM's Llama,
   DeepSeek-V3 and Qwen3-MoE under tensor parallelism, which fold the residual add and RMSNorm, and
   for Llama the quantisation, into their all-reduces, with per-block counts for DeepSeek's dense
-  and MoE blocks); every other architecture, layout and engine keeps the generic count.
+  and MoE blocks; SGLang's DeepSeek-V3 (its MHA prefill path, the shared expert inside the fused
+  MoE, FlashInfer's all-reduce fusion), Qwen3-MoE and Llama); every other architecture, layout
+  and engine keeps the generic count. The host time per launch is derived with the engines' own
+  counts of its two measurements (:data:`genmodel._eagerkernels.HOST_BOUND_PREFILLS`).
 - Not modelled: vLLM V1's piecewise CUDA graphs (attention launched between graph pieces), host
   work that grows with the batch's sequences (attention metadata), the fusions of engine and
   architecture pairs without a count of their own.
@@ -82,7 +85,7 @@ def eager_launches(
     """
     quant = 1 if DTYPE_BYTES[precision.act_dtype] <= 1 else 0
     for own in blocks:
-        if own.applies(model.architecture, model.hidden_size, plan.tp):
+        if own.applies(model.architecture, model.hidden_size, plan.tp, plan.ep):
             moe = model.num_moe_layers * own.per_block(dense=False, quantised=bool(quant))
             dense = model.num_dense_layers * own.per_block(dense=True, quantised=bool(quant))
             return moe + dense + HEAD_KERNELS

@@ -7,9 +7,17 @@ import dataclasses
 import pytest
 
 import genmodel
+from genmodel._eagerkernels import HOST_BOUND_PREFILLS
 from genmodel._engines import PREFILL_LAUNCH_S, eager_block_kernels, engine_preset
 from genmodel._errors import SpecError
-from genmodel._hostcost import HEAD_KERNELS, eager_host_s, eager_launches
+from genmodel._hostcost import (
+    DENSE_MLP_KERNELS,
+    GQA_KERNELS,
+    HEAD_KERNELS,
+    NORM_KERNELS,
+    eager_host_s,
+    eager_launches,
+)
 from genmodel._options import RunOptions
 from genmodel._serving import estimate_serving
 from genmodel._stepcost import StepCostTable
@@ -152,12 +160,11 @@ def test_trtllm_llama_takes_its_own_fused_count_and_others_the_generic() -> None
     assert eager_launches(llama, plan, BF16, blocks) == 80 * 8 + HEAD_KERNELS
     assert eager_launches(llama, plan, FP8, blocks) < eager_launches(llama, plan, FP8)
     # where the engine does not fuse (one GPU; a hidden size of 4096) or no count was read
-    # (Qwen3's dense model), the generic count stands; SGLang and vLLM have no table of their own
+    # (Qwen3's dense model), the generic count stands; vLLM has no table of its own
     small = load_model("llama-3.1-8b")
     dense_qwen = load_model("qwen3-32b")
     for model, p in ((llama, genmodel.Plan()), (small, plan), (dense_qwen, plan)):
         assert eager_launches(model, p, FP8, blocks) == eager_launches(model, p, FP8)
-    assert eager_block_kernels(engine_preset("sglang")) == ()
     assert eager_block_kernels(engine_preset("vllm")) == ()
     assert all(b.source for b in blocks)
 
@@ -190,6 +197,51 @@ def test_trtllm_qwen3_moe_fuses_at_any_hidden_size() -> None:
     assert eager_launches(qwen, genmodel.Plan(ep=8, dp=8), FP8, blocks) == eager_launches(
         qwen, genmodel.Plan(ep=8, dp=8), FP8
     )
+
+
+def test_sglang_deepseek_counts_its_mha_prefill_path_without_expert_parallelism() -> None:
+    blocks = eager_block_kernels(engine_preset("sglang"))
+    ds, tp8 = load_model("deepseek-v3"), genmodel.Plan(tp=8)
+    # MoE block: all-reduce+add+norm (FlashInfer fusion), MLA on the MHA path 10 (q_a/kv_a GEMM,
+    # q_a norm, q_b, kv_a norm, RoPE, latent write, kv_b, key assembly, attention, o_proj),
+    # all-reduce+add+norm, router GEMM, fp32 cast, moe_fused_gate, align, two grouped GEMMs,
+    # silu_and_mul, sum (the shared expert inside the fused MoE): 20; dense: 15. FP8: 6 each.
+    assert eager_launches(ds, tp8, BF16, blocks) == 58 * 20 + 3 * 15 + HEAD_KERNELS
+    assert eager_launches(ds, tp8, FP8, blocks) == 58 * (20 + 6) + 3 * (15 + 6) + HEAD_KERNELS
+    trtllm = eager_block_kernels(engine_preset("trtllm"))
+    assert eager_launches(ds, tp8, FP8, trtllm) < eager_launches(ds, tp8, FP8, blocks)
+    assert eager_launches(ds, tp8, FP8, blocks) < eager_launches(ds, tp8, FP8)
+    # expert parallelism keeps the shared expert apart (no fusion), one GPU has no all-reduce:
+    # both take the generic count
+    for p in (genmodel.Plan(tp=4, ep=4), genmodel.Plan()):
+        assert eager_launches(ds, p, FP8, blocks) == eager_launches(ds, p, FP8)
+
+
+def test_sglang_qwen3_moe_and_llama_launch_more_than_the_generic_count() -> None:
+    blocks = eager_block_kernels(engine_preset("sglang"))
+    qwen, tp4 = load_model("qwen3-235b-a22b"), genmodel.Plan(tp=4)
+    # QKV, two copies + two norms for q/k, RoPE with the cache write, attention, o_proj, all-reduce,
+    # two fused add-norms, gate, topk_softmax, the Triton fused MoE (5), all-reduce: 19; FP8 adds 4
+    assert eager_launches(qwen, tp4, FP8, blocks) == 94 * (19 + 4) + HEAD_KERNELS
+    assert eager_launches(qwen, tp4, FP8, blocks) > eager_launches(qwen, tp4, FP8)
+    llama = load_model("llama-3.1-8b")
+    # the K and V cache writes are two kernels and FA3 copies q: 14 under TP, 12 on one GPU
+    assert eager_launches(llama, genmodel.Plan(tp=8), BF16, blocks) == 32 * 14 + HEAD_KERNELS
+    assert eager_launches(llama, genmodel.Plan(), BF16, blocks) == 32 * 12 + HEAD_KERNELS
+    assert eager_launches(llama, genmodel.Plan(), FP8, blocks) == 32 * 16 + HEAD_KERNELS
+    assert all(b.source for b in blocks)
+
+
+def test_the_launch_time_is_the_mean_of_two_measurements_over_their_engines_counts() -> None:
+    # SGLang PR 12160: DeepSeek-V3 FP8 TP8, one new token on a cached one (absorbed MLA path);
+    # sfllm PR 46: Qwen3-4B bf16 on one GPU, 36 blocks of 11
+    sglang, sfllm = HOST_BOUND_PREFILLS
+    assert (sglang.launches, sfllm.launches) == (1578, 36 * 11 + HEAD_KERNELS)
+    # sfllm's one q/k-norm + RoPE + cache-write op saves two, its copies of k and v add two back,
+    # and the norms it fuses into that op are not in the generic 36 x 10 + 4 = 364
+    assert sfllm.launches > 36 * (NORM_KERNELS + GQA_KERNELS + DENSE_MLP_KERNELS) + HEAD_KERNELS
+    assert pytest.approx((82.64e-3 / 1578 + 16.613e-3 / 400) / 2) == PREFILL_LAUNCH_S
+    assert 46e-6 < PREFILL_LAUNCH_S < 48e-6
 
 
 def test_a_dense_block_count_falls_back_to_the_block_count() -> None:
