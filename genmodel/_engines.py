@@ -491,7 +491,10 @@ def as_engine(engine: str | Engine, device: Device | None = None) -> Engine:
 
 #: engine configurations a benchmark harness generates for its runs (a validation row's
 #: ``engine_config`` column); none = the server's defaults (the presets)
-ENGINE_CONFIGS = ("aiconfigurator", "atom-oot")
+ENGINE_CONFIGS = ("aiconfigurator", "atom-oot", "sglang-0.3.0")
+#: the engine configurations (of :data:`ENGINE_CONFIGS`) an open-loop (rate) case may name: they
+#: depend on no client count or prompt length
+OPEN_LOOP_CONFIGS = ("sglang-0.3.0",)
 #: the engine configurations (of :data:`ENGINE_CONFIGS`) whose benchmark client sends fresh prompts
 #: after its warm-up (``warmup_replay=False`` of :func:`genmodel.estimate`); the others' clients are
 #: genai-perf's, whose restarted perf_analyzer workers replay the warm-up's prompts. ROCm/ATOM's
@@ -525,9 +528,18 @@ _ATOM_OOT_BUDGET = 16384
 #: in step k an output placeholder so that it decodes in step k+1: a request arriving while step k
 #: runs joins step k+2, the overlap rule; decode steps are not delayed.
 _ATOM_OOT_ASYNC = True
+#: SGLang 0.3.0 (Sep 2024) had no overlap scheduler: it came as the experimental
+#: ``--enable-overlap-schedule`` (docs/backend/backend.md, sglang PR 2047, 2024-11-15) and was turned on
+#: by default by sglang PR 2067 ("Enable overlap by default", 2024-11-18), which notes the later first
+#: token it brings ("we delayed the processing of the first batch in favor of launching the kernels
+#: for the next batch first"); so each step is scheduled after the last one ended and its tokens
+#: leave when it ends (overlap_scheduler and release_after_launch False)
+_SGLANG_030_OVERLAP = False
 
 
-def harness_engine(engine: Engine, config: str, *, concurrency: int, input_tokens: int) -> Engine:
+def harness_engine(
+    engine: Engine, config: str, *, concurrency: int | None = None, input_tokens: int | None = None
+) -> Engine:
     """``engine`` as a benchmark harness configures it for ``concurrency`` clients sending prompts
     of ``input_tokens`` tokens.
 
@@ -548,6 +560,17 @@ def harness_engine(engine: Engine, config: str, *, concurrency: int, input_token
     (``--max-num-batched-tokens``), and the defaults of the vLLM it ran (0.19, the bundled rows'
     notes), where async scheduling is on (:data:`_ATOM_OOT_ASYNC`); vLLM only.
 
+    "sglang-0.3.0": the SGLang 0.3.0 server of the SGLang team's benchmark_vllm_060 commands
+    (sgl-project/sglang benchmark/benchmark_vllm_060/README.md: ``pip install sglang[all]==0.3.0``,
+    ``launch_server ... --disable-radix-cache`` with ``--enable-torch-compile`` for 8B): no overlap
+    scheduler in that version (:data:`_SGLANG_030_OVERLAP`) and the radix cache off
+    (``prefix_caching`` False). Its other scheduler defaults are the 0.5 preset's: python/sglang/
+    global_config.py ``init_new_token_ratio`` 0.7, ``base_min_new_token_ratio`` 0.1,
+    ``new_token_ratio_decay`` 0.001 per decode step and ``retract_decode_steps`` 20 (0.5: 0.7, 0.098,
+    0.602 / 600 and 20), ``CLIP_MAX_NEW_TOKENS`` 4096 (managers/policy_scheduler.py), chunked prefill
+    8192, ``--enable-mixed-chunk`` off; its default ``schedule_policy`` "lpm" becomes "fcfs" with the
+    radix cache off (PolicyScheduler). It needs no client count (:data:`OPEN_LOOP_CONFIGS`); SGLang only.
+
     vLLM's async scheduling stays off under "aiconfigurator": the bundled vLLM rows ran 0.12.0 or
     name no version, and those of the latter read in AIConfigurator's silicon_sample.csv (six of
     eight) carry ``measured=2025-10-29``, both before vLLM 0.14.0 turned it on by default (see the preset's
@@ -555,15 +578,25 @@ def harness_engine(engine: Engine, config: str, *, concurrency: int, input_token
     ``--async-scheduling``.
 
     Raises:
-        SpecError: an unknown configuration, or "atom-oot" for an engine other than vLLM.
+        SpecError: an unknown configuration, "atom-oot" for an engine other than vLLM,
+            "sglang-0.3.0" for one other than SGLang, "aiconfigurator" without ``concurrency`` and
+            ``input_tokens``.
     """
     if config not in ENGINE_CONFIGS:
         raise SpecError(f"engine_config={config!r} must be one of {', '.join(ENGINE_CONFIGS)}")
-    require_ints(concurrency=concurrency, input_tokens=input_tokens)
+    if config == "sglang-0.3.0":
+        if engine.name != "sglang":
+            raise SpecError(f"engine_config='sglang-0.3.0' configures an SGLang server, not {engine.name}")
+        overlap = _SGLANG_030_OVERLAP
+        return engine.replace(
+            version="0.3.0", overlap_scheduler=overlap, release_after_launch=overlap, prefix_caching=False
+        )
     if config == "atom-oot":
         if engine.name != "vllm":
             raise SpecError(f"engine_config='atom-oot' configures a vLLM server, not {engine.name}")
         return engine.replace(max_batched_tokens=_ATOM_OOT_BUDGET, overlap_scheduler=_ATOM_OOT_ASYNC)
+    require_ints(concurrency=concurrency, input_tokens=input_tokens)
+    assert concurrency is not None and input_tokens is not None
     budget = min(concurrency + input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
     seqs = min(concurrency, MAX_KNOB)
     if engine.name == "sglang":

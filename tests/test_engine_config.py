@@ -152,3 +152,50 @@ def test_max_prefill_tokens_admits_further_prompts_whole_and_only_within_it() ->
     assert len(set(free.records.first_token_s.tolist())) == 1  # the 8192-token chunk takes all four
     with pytest.raises(genmodel.SpecError, match="max_prefill_tokens"):
         engine_preset("sglang").replace(max_prefill_tokens=0)
+
+
+def test_sglang_030_is_the_sglang_server_without_overlap_or_radix_cache() -> None:
+    # SGLang 0.3.0 had no overlap scheduler (on by default from sglang PR 2067, Nov 2024), and the
+    # SGLang team's benchmark ran it with --disable-radix-cache; its new_token_ratio defaults are
+    # those of the 0.5 preset within 2 % (0.7 from 0.7, floor 0.1 against 0.098, 0.001 per step)
+    preset = engine_preset("sglang", load_hardware("h100-sxm").device)
+    assert preset.overlap_scheduler and preset.release_after_launch and preset.prefix_caching
+    e = harness_engine(preset, "sglang-0.3.0")
+    assert (e.overlap_scheduler, e.release_after_launch, e.prefix_caching) == (False, False, False)
+    assert e == preset.replace(
+        version="0.3.0", overlap_scheduler=False, release_after_launch=False, prefix_caching=False
+    )
+    ratio = preset.new_token_ratio
+    assert ratio is not None and ratio.init == 0.7 and 0.098 <= ratio.min_ratio <= 0.1
+    assert ratio.decay == pytest.approx(0.001, rel=0.01) and ratio.retract_decode_steps == 20
+    with pytest.raises(genmodel.SpecError, match=r"sglang-0\.3\.0"):
+        harness_engine(engine_preset("vllm"), "sglang-0.3.0")
+    with pytest.raises(genmodel.SpecError, match="concurrency"):
+        harness_engine(engine_preset("vllm"), "aiconfigurator")  # it needs the clients
+
+
+def _rate_case(tmp_path: Path, row_id: str, config: str) -> Path:
+    rows = genmodel.read_cases(ROOT / "validation" / "validation_public.csv")
+    row = next(r for r in rows if r["id"] == row_id)
+    path = tmp_path / f"rate_{config or 'none'}.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        w.writeheader()
+        w.writerow({**row, "engine_config": config})
+    return path
+
+
+def test_the_sglang_030_rate_rows_run_without_the_overlap_scheduler(tmp_path: Path) -> None:
+    rows = genmodel.read_cases(ROOT / "validation" / "validation_public.csv")
+    marked = {r["id"] for r in rows if r["engine_config"] == "sglang-0.3.0"}
+    assert marked == {f"PS{i}" for i in range(111, 119)}  # the SGLang team's v0.3.0 runs
+    # 70B on 4x H100 at 4 requests/s: without the overlap scheduler an arrival joins the next step,
+    # not the one after it, and a first token leaves as its step ends: the median TTFT is lower
+    old = genmodel.validate(_rate_case(tmp_path, "PS115", "sglang-0.3.0")).cases[0]
+    new = genmodel.validate(_rate_case(tmp_path, "PS115", "")).cases[0]
+    assert old.metric == "ttft_p50_s" and old.predicted < 0.9 * new.predicted
+
+
+def test_a_rate_row_names_only_a_configuration_that_needs_no_clients(tmp_path: Path) -> None:
+    with pytest.raises(genmodel.SpecError, match="engine_config='aiconfigurator' must be empty or one of"):
+        genmodel.validate(_rate_case(tmp_path, "PS115", "aiconfigurator"))
