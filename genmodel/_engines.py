@@ -528,9 +528,10 @@ _ATOM_OOT_BUDGET = 16384
 #: in step k an output placeholder so that it decodes in step k+1: a request arriving while step k
 #: runs joins step k+2, the overlap rule; decode steps are not delayed.
 _ATOM_OOT_ASYNC = True
-#: SGLang 0.3.0 (Sep 2024) had no overlap scheduler: it came as the experimental
-#: ``--enable-overlap-schedule`` (docs/backend/backend.md, sglang PR 2047, 2024-11-15) and was turned on
-#: by default by sglang PR 2067 ("Enable overlap by default", 2024-11-18), which notes the later first
+#: SGLang 0.3.0 (Sep 2024) had no overlap scheduler: sglang PR 1687 (2024-10-16, "Launch a thread to
+#: overlap CPU and GPU" for "the overlapping version of the event loop") added it behind the experimental
+#: ``--enable-overlap-schedule`` (docs/backend/backend.md, sglang PR 2047, 2024-11-15), and sglang PR
+#: 2067 ("Enable overlap by default", 2024-11-18) turned it on by default, noting the later first
 #: token it brings ("we delayed the processing of the first batch in favor of launching the kernels
 #: for the next batch first"); so each step is scheduled after the last one ended and its tokens
 #: leave when it ends (overlap_scheduler and release_after_launch False)
