@@ -30,8 +30,9 @@ from collections.abc import Callable
 from typing import Any
 
 from genmodel._api import estimate, profiled
-from genmodel._engines import OPEN_LOOP_CONFIGS, Engine, engine_preset, harness_engine
+from genmodel._engines import OPEN_LOOP_CONFIGS, Engine, KvPool, engine_preset, harness_engine
 from genmodel._errors import GenModelError, SpecError
+from genmodel._hardware import Device
 from genmodel._serving import OpenLoopPoint, estimate_open_loop
 from genmodel._simresult import SimulationResult
 from genmodel._simulate_api import DEFAULT_REQUESTS, _specs, simulate
@@ -264,7 +265,14 @@ def _rate_engine(row: dict[str, str], engine: str, options: dict[str, Any]) -> s
     if not config:
         return name
     _, hw = _specs(row["model"], row["hardware"], options.get("system"))
-    return harness_engine(engine_preset(name, hw.device), config)
+    return harness_engine(engine_preset(name, hw.device), config, tp=int(row["tp"]))
+
+
+def _pool(row: dict[str, str], name: str, device: Device, options: dict[str, Any]) -> KvPool:
+    """The KV pool of a rate case's engine (as its ``engine_config`` sets it): the closed form's
+    only view of the engine, which has no step schedule for the overlap or the graph limit."""
+    configured = _rate_engine(row, name, options)
+    return (configured if isinstance(configured, Engine) else engine_preset(name, device)).kv_pool
 
 
 def closed_form_metric(
@@ -330,5 +338,5 @@ def _open_loop(row: dict[str, str], *, engine: str, options: dict[str, Any]) -> 
         input_tokens=prompt,
         output_tokens=output,
         options=options_in_force,
-        pool=engine_preset(name, hw.device).kv_pool,  # what the simulation's engine admits
+        pool=_pool(row, name, hw.device, options),  # what the simulation's engine admits
     )
