@@ -36,7 +36,7 @@ from typing import Any
 from genmodel._eagerkernels import EAGER_BLOCK_KERNELS, EagerBlockKernels
 from genmodel._errors import SpecError, UnknownEntryError, require_ints
 from genmodel._hardware import Device
-from genmodel._newtokens import SGLANG_NEW_TOKEN_RATIO, NewTokenRatio
+from genmodel._newtokenratio import SGLANG_NEW_TOKEN_RATIO, NewTokenRatio
 from genmodel._units import GiB
 
 #: the largest max_num_seqs and max_batched_tokens an engine takes (far beyond any engine's)
