@@ -36,6 +36,7 @@ from typing import Any
 from genmodel._eagerkernels import EAGER_BLOCK_KERNELS, HOST_BOUND_PREFILLS, EagerBlockKernels
 from genmodel._errors import SpecError, UnknownEntryError, require_ints
 from genmodel._hardware import Device
+from genmodel._newtokenratio import SGLANG_NEW_TOKEN_RATIO, NewTokenRatio
 from genmodel._units import GiB
 
 #: the largest max_num_seqs and max_batched_tokens an engine takes (far beyond any engine's)
@@ -45,61 +46,6 @@ ADMISSIONS = ("reserve", "on-demand")
 KV_FRACTIONS_OF = ("device", "free")
 PREEMPTIONS = ("recompute", "swap")
 SCHEDULES = ("fcfs",)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NewTokenRatio:
-    """SGLang's estimate of the output still to come (:attr:`Engine.new_token_ratio`): admission
-    reserves, for every running sequence, ``ratio`` x its tokens to go (at most ``clip_tokens``),
-    and a new request needs its prompt and all its output (at most ``clip_tokens``) free beside
-    that; the ratio starts at ``init``, falls by ``decay`` each decode step down to ``init`` x
-    ``min_factor``, returns to ``init`` when nothing runs, and is recomputed on a retraction.
-
-    Source (SGLang 0.5): python/sglang/srt/environ.py ``SGLANG_INIT_NEW_TOKEN_RATIO`` 0.7,
-    ``SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR`` 0.14, ``SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS`` 600,
-    ``SGLANG_RETRACT_DECODE_STEPS`` 20 (global_config.py before environ.py, the same values);
-    managers/scheduler.py ``Scheduler.__init__`` (init = min(0.7 x schedule_conservativeness 1.0,
-    1); min = init x 0.14; decay = (init - min) / 600), ``update_running_batch`` (each decode batch:
-    ratio = max(ratio - decay, min), or on a retraction the ratio ``retract_decode`` returns) and
-    ``self_check_during_idle`` (ratio = init when no batch runs); managers/schedule_policy.py
-    ``CLIP_MAX_NEW_TOKENS`` (``SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION`` 4096) and ``PrefillAdder``
-    (``rem_total_tokens`` = free + evictable tokens - the running requests' min(max_new_tokens -
-    len(output_ids), clip) x ratio - what this round admitted; ``add_one_req`` refuses a request
-    whose extend_input_len + min(max_new_tokens, clip) >= it, and reserves that much once admitted,
-    only the chunk while its prompt is chunked); managers/schedule_batch.py
-    ``ScheduleBatch.retract_decode`` (retracts the requests with the fewest output tokens first,
-    the longest prompt first among equals, at least one and until the next decode step fits;
-    new ratio = min(1, (sum of len(output_ids) + 20 x requests left) / (sum of max_new_tokens + 1))).
-    """
-
-    init: float = 0.7
-    min_factor: float = 0.14
-    decay_steps: int = 600
-    retract_decode_steps: int = 20
-    clip_tokens: int = 4096
-
-    def __post_init__(self) -> None:
-        require_ints(
-            decay_steps=self.decay_steps,
-            retract_decode_steps=self.retract_decode_steps,
-            clip_tokens=self.clip_tokens,
-        )
-        if not (0 < self.init <= 1 and 0 <= self.min_factor <= 1):
-            raise SpecError(f"new_token_ratio init={self.init!r} must be in (0, 1], min_factor in [0, 1]")
-
-    @property
-    def min_ratio(self) -> float:
-        """The floor the ratio decays to."""
-        return min(self.init * self.min_factor, 1.0)
-
-    @property
-    def decay(self) -> float:
-        """How much the ratio falls per decode step."""
-        return (self.init - self.min_ratio) / self.decay_steps
-
-
-#: SGLang 0.5's defaults (:class:`NewTokenRatio`)
-SGLANG_NEW_TOKEN_RATIO = NewTokenRatio()
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +134,9 @@ class Engine:
         prefill_launch_s: host time per kernel launch of a step with prefill tokens, which the
             engine runs eagerly (outside CUDA graphs): such a step takes at least its kernels
             (:func:`~genmodel._hostcost.eager_launches`) times this; 0 = graphed or not modelled.
+        graph_max_decode_batch: the largest decode batch the engine replays as a CUDA graph (SGLang's
+            ``cuda_graph_max_bs``): a decode-only step of more sequences runs eagerly and takes at
+            least the same host launch time as a prefill step; None = every decode batch is graphed.
         overlap_scheduler: the scheduler prepares step k+1 while step k runs on the GPU
             (TensorRT-LLM's PyTorch-backend overlap scheduler, SGLang's overlap schedule, vLLM's
             async scheduling): a request that arrives after step k started is not in step k+1
@@ -227,6 +176,7 @@ class Engine:
     kv_block_tokens: int = 16
     step_overhead_s: float | None = None
     prefill_launch_s: float = 0.0
+    graph_max_decode_batch: int | None = None
     overlap_scheduler: bool = False
     release_after_launch: bool = False
     reply_latency_s: float = 0.0
@@ -250,8 +200,9 @@ class Engine:
             raise SpecError(f"memory_fraction={self.memory_fraction!r} must be in (0, 1]")
         if not 0 <= self.reserve_output_frac <= 1:
             raise SpecError(f"reserve_output_frac={self.reserve_output_frac!r} must be in [0, 1]")
-        if self.max_prefill_tokens is not None:
-            require_ints(max_prefill_tokens=self.max_prefill_tokens)
+        for knob in ("max_prefill_tokens", "graph_max_decode_batch"):
+            if getattr(self, knob) is not None:
+                require_ints(**{knob: getattr(self, knob)})
         for knob, count in (
             ("max_num_seqs", self.max_num_seqs),
             ("max_batched_tokens", self.max_batched_tokens),
@@ -508,7 +459,10 @@ def rank_engine(engine: Engine, *, moe: bool, dp: int) -> Engine:
 
 #: engine configurations a benchmark harness generates for its runs (a validation row's
 #: ``engine_config`` column); none = the server's defaults (the presets)
-ENGINE_CONFIGS = ("aiconfigurator", "atom-oot")
+ENGINE_CONFIGS = ("aiconfigurator", "atom-oot", "sglang-0.3.0", "sglang-0.4")
+#: the engine configurations (of :data:`ENGINE_CONFIGS`) an open-loop (rate) case may name: they
+#: depend on no client count or prompt length
+OPEN_LOOP_CONFIGS = ("sglang-0.3.0", "sglang-0.4")
 #: the engine configurations (of :data:`ENGINE_CONFIGS`) whose benchmark client sends fresh prompts
 #: after its warm-up (``warmup_replay=False`` of :func:`genmodel.estimate`); the others' clients are
 #: genai-perf's, whose restarted perf_analyzer workers replay the warm-up's prompts. ROCm/ATOM's
@@ -542,9 +496,54 @@ _ATOM_OOT_BUDGET = 16384
 #: in step k an output placeholder so that it decodes in step k+1: a request arriving while step k
 #: runs joins step k+2, the overlap rule; decode steps are not delayed.
 _ATOM_OOT_ASYNC = True
+#: SGLang 0.3.0 (Sep 2024) had no overlap scheduler: sglang PR 1687 (2024-10-16, "Launch a thread to
+#: overlap CPU and GPU" for "the overlapping version of the event loop") added it behind the experimental
+#: ``--enable-overlap-schedule`` (docs/backend/backend.md, sglang PR 2047, 2024-11-15), and sglang PR
+#: 2067 ("Enable overlap by default", 2024-11-18) turned it on by default, noting the later first
+#: token it brings ("we delayed the processing of the first batch in favor of launching the kernels
+#: for the next batch first"); so each step is scheduled after the last one ended and its tokens
+#: leave when it ends (overlap_scheduler and release_after_launch False)
+_SGLANG_030_OVERLAP = False
+#: the largest decode batch SGLang 0.3-0.4 captures as a CUDA graph on a GPU of 25 GB or more: 0.3's
+#: cuda_graph_runner.py captures [1, 2, 4] + [8 i for i in 1..20] (largest 160); 0.4's server_args.py
+#: "Set cuda graph max batch size": ``cuda_graph_max_bs`` 8 below 25 GB of GPU memory, else 160. A
+#: larger decode batch runs the model eagerly (CudaGraphRunner.can_run: bs <= max_bs)
+_SGLANG_04_GRAPH_MAX_BS = 160
+#: SGLang 0.3-0.4's default ``mem_fraction_static`` by the least TP each applies from
+#: (python/sglang/srt/server_args.py ``__post_init__``: TP >= 16 0.79, >= 8 0.81 (0.3: 0.83), >= 4
+#: 0.85, >= 2 0.87, else 0.88): the fraction of the GPU for weights and KV pool
+_SGLANG_04_MEM_FRACTION = ((16, 0.79), (8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88))
+_SGLANG_03_MEM_FRACTION = ((16, 0.79), (8, 0.83), (4, 0.85), (2, 0.87), (1, 0.88))
 
 
-def harness_engine(engine: Engine, config: str, *, concurrency: int, input_tokens: int) -> Engine:
+def _old_sglang(engine: Engine, config: str, tp: int | None) -> Engine:
+    """``engine`` (SGLang's preset) as the SGLang 0.3.0 or 0.4 server of ``config`` runs it at ``tp``
+    (:func:`harness_engine`)."""
+    if engine.name != "sglang":
+        raise SpecError(f"engine_config={config!r} configures an SGLang server, not {engine.name}")
+    require_ints(tp=tp)
+    assert tp is not None
+    old = config == "sglang-0.3.0"
+    fractions = _SGLANG_03_MEM_FRACTION if old else _SGLANG_04_MEM_FRACTION
+    overlap = _SGLANG_030_OVERLAP if old else engine.overlap_scheduler
+    return engine.replace(
+        version="0.3.0" if old else "0.4",
+        overlap_scheduler=overlap,
+        release_after_launch=overlap and engine.release_after_launch,
+        prefix_caching=False,
+        memory_fraction=next(f for least, f in fractions if tp >= least),
+        graph_max_decode_batch=_SGLANG_04_GRAPH_MAX_BS,
+    )
+
+
+def harness_engine(
+    engine: Engine,
+    config: str,
+    *,
+    concurrency: int | None = None,
+    input_tokens: int | None = None,
+    tp: int | None = None,
+) -> Engine:
     """``engine`` as a benchmark harness configures it for ``concurrency`` clients sending prompts
     of ``input_tokens`` tokens.
 
@@ -565,6 +564,27 @@ def harness_engine(engine: Engine, config: str, *, concurrency: int, input_token
     (``--max-num-batched-tokens``), and the defaults of the vLLM it ran (0.19, the bundled rows'
     notes), where async scheduling is on (:data:`_ATOM_OOT_ASYNC`); vLLM only.
 
+    "sglang-0.3.0": the SGLang 0.3.0 server of the SGLang team's benchmark_vllm_060 commands
+    (sgl-project/sglang benchmark/benchmark_vllm_060/README.md: ``pip install sglang[all]==0.3.0``,
+    ``launch_server ... --disable-radix-cache`` with ``--enable-torch-compile`` for 8B): no overlap
+    scheduler in that version (:data:`_SGLANG_030_OVERLAP`), the radix cache off (``prefix_caching``
+    False), that version's ``mem_fraction_static`` for ``tp`` (:data:`_SGLANG_03_MEM_FRACTION`) and
+    decode batches above 160 eager (:data:`_SGLANG_04_GRAPH_MAX_BS`). Its other scheduler defaults
+    are the 0.5 preset's: python/sglang/
+    global_config.py ``init_new_token_ratio`` 0.7, ``base_min_new_token_ratio`` 0.1,
+    ``new_token_ratio_decay`` 0.001 per decode step and ``retract_decode_steps`` 20 (0.5: 0.7, 0.098,
+    0.602 / 600 and 20), ``CLIP_MAX_NEW_TOKENS`` 4096 (managers/policy_scheduler.py), chunked prefill
+    8192, ``--enable-mixed-chunk`` off; its default ``schedule_policy`` "lpm" becomes "fcfs" with the
+    radix cache off (PolicyScheduler). It needs no client count (:data:`OPEN_LOOP_CONFIGS`); SGLang only.
+
+    "sglang-0.4": the SGLang 0.4 server DataCrunch ran the same commands on (datacrunch-research/
+    h200-benchmarks sglang/experiments/docker_dev_commands.txt: Docker ``lmsysorg/sglang`` dev/latest
+    of early 2025, ``--disable-radix-cache --enable-torch-compile``): the overlap scheduler on, as in
+    the preset (on by default since sglang PR 2067), the radix cache off, 0.4's
+    ``mem_fraction_static`` for ``tp`` (:data:`_SGLANG_04_MEM_FRACTION`) and decode batches above 160
+    eager (:data:`_SGLANG_04_GRAPH_MAX_BS`); the ratio defaults are 0.3.0's (python/sglang/
+    global_config.py), the preset's within 2 %. SGLang only.
+
     vLLM's async scheduling stays off under "aiconfigurator": the bundled vLLM rows ran 0.12.0 or
     name no version, and those of the latter read in AIConfigurator's silicon_sample.csv (six of
     eight) carry ``measured=2025-10-29``, both before vLLM 0.14.0 turned it on by default (see the preset's
@@ -572,15 +592,20 @@ def harness_engine(engine: Engine, config: str, *, concurrency: int, input_token
     ``--async-scheduling``.
 
     Raises:
-        SpecError: an unknown configuration, or "atom-oot" for an engine other than vLLM.
+        SpecError: an unknown configuration, "atom-oot" for an engine other than vLLM,
+            "sglang-0.3.0" or "sglang-0.4" for one other than SGLang or without ``tp``,
+            "aiconfigurator" without ``concurrency`` and ``input_tokens``.
     """
     if config not in ENGINE_CONFIGS:
         raise SpecError(f"engine_config={config!r} must be one of {', '.join(ENGINE_CONFIGS)}")
-    require_ints(concurrency=concurrency, input_tokens=input_tokens)
+    if config.startswith("sglang-"):
+        return _old_sglang(engine, config, tp)
     if config == "atom-oot":
         if engine.name != "vllm":
             raise SpecError(f"engine_config='atom-oot' configures a vLLM server, not {engine.name}")
         return engine.replace(max_batched_tokens=_ATOM_OOT_BUDGET, overlap_scheduler=_ATOM_OOT_ASYNC)
+    require_ints(concurrency=concurrency, input_tokens=input_tokens)
+    assert concurrency is not None and input_tokens is not None
     budget = min(concurrency + input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
     seqs = min(concurrency, MAX_KNOB)
     if engine.name == "sglang":

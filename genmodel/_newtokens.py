@@ -1,7 +1,7 @@
 """SGLang's admission by its decaying ``new_token_ratio``: the state one replica's scheduler keeps.
 
-Modelling assumptions (SGLang 0.5; every rule and default is :class:`~genmodel._engines.NewTokenRatio`'s,
-with its sources):
+Modelling assumptions (SGLang 0.5; every rule and default is
+:class:`~genmodel._newtokenratio.NewTokenRatio`'s, with its sources):
 - A new request is admitted when its prompt and all its output (at most ``clip_tokens``) fit, strictly,
   in the pool's free tokens less ``ratio`` x the running sequences' tokens to go (each at most
   ``clip_tokens``) and less what this step already admitted; a prompt admitted in chunks reserves its
@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
-from genmodel._engines import NewTokenRatio
+from genmodel._newtokenratio import NewTokenRatio
 
 
 class RatioState:

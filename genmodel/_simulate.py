@@ -365,7 +365,7 @@ def setup_replicas(
             prefill_launch_s=engine.prefill_launch_s,
             eager_blocks=eager_block_kernels(engine),
         )
-    return ReplicaSetup(system, capacity, token_bytes, table)
+    return ReplicaSetup(system, capacity, token_bytes, table.graphed_up_to(engine.graph_max_decode_batch))
 
 
 def _most_running(arrivals: Arrivals, engine: Engine, plan: Plan, capacity: int) -> int:

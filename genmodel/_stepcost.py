@@ -21,7 +21,9 @@ Modelling assumptions:
   mean context).
 - A step with prefill chunks takes at least ``prefill_host_s``, the host time of launching an eager
   forward's kernels (:mod:`genmodel._hostcost`; 0 where the engine graphs such steps): its time is
-  max(GPU time, host time) plus the per-step overhead; decode-only steps replay CUDA graphs.
+  max(GPU time, host time) plus the per-step overhead; decode-only steps replay CUDA graphs, up to
+  the engine's ``graph_max_decode_batch`` sequences (:meth:`StepCostTable.graphed_up_to`): a larger
+  decode batch runs eagerly and takes the same floor.
 - The table is exact at its grid points: a uniform decode batch at one context and a single
   prefill of T tokens cost what ``step_terms`` says. Supported: pp = 1, cp = 1, one microbatch, no
   speculative decoding, nothing offloaded.
@@ -29,6 +31,7 @@ Modelling assumptions:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +49,8 @@ from genmodel._parallel import Plan
 from genmodel._phases import StepTerms, step_terms
 from genmodel._workload import Precision
 
+#: a decode batch no engine exceeds (the graph limit of an engine that graphs every decode batch)
+MAX_GRAPHED = 1 << 62
 #: operators over the sequences' last tokens (the rest, but attention, run over the step's tokens)
 _PER_SEQUENCE_OPS = ("final_norm", "lm_head")
 #: operators whose work is spread over the expert-parallel group: on attention-DP replicas in
@@ -138,6 +143,17 @@ class StepCostTable:
         self.overlap_frac = overlap_frac
         self.overhead_s = overhead_s
         self.prefill_host_s = prefill_host_s
+        self.graph_max_decode = MAX_GRAPHED  # decode batches up to this replay a CUDA graph
+
+    def graphed_up_to(self, batch: int | None) -> StepCostTable:
+        """This table for an engine that replays decode batches of at most ``batch`` sequences as
+        CUDA graphs and runs larger ones eagerly (None: all graphed); a copy when it differs."""
+        limit = MAX_GRAPHED if batch is None else batch
+        if limit == self.graph_max_decode:
+            return self
+        table = copy.copy(self)
+        table.graph_max_decode = limit
+        return table
 
     @classmethod
     def build(
@@ -244,7 +260,7 @@ class StepCostTable:
             busy += compute if compute >= memory else memory
         hidden = self.overlap_frac * (comm if comm < busy else busy)
         gpu = busy + comm - hidden
-        if chunks and gpu < self.prefill_host_s:
+        if (chunks or decode_seqs > self.graph_max_decode) and gpu < self.prefill_host_s:
             gpu = self.prefill_host_s  # an eager step: the host launches are the longer
         return gpu + self.overhead_s
 
@@ -264,7 +280,10 @@ class StepCostTable:
             compute, memory = _decode_attention(coef, n, past)
             busy = busy + np.maximum(compute, memory)
         comm = self.decode_comm[n]
-        return busy + comm - self.overlap_frac * np.minimum(comm, busy) + self.overhead_s  # type: ignore[no-any-return]
+        gpu = busy + comm - self.overlap_frac * np.minimum(comm, busy)
+        if n > self.graph_max_decode:  # an eager decode step: at least the host launches
+            gpu = np.maximum(gpu, self.prefill_host_s)
+        return gpu + self.overhead_s  # type: ignore[no-any-return]
 
 
 def _split(terms: StepTerms, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

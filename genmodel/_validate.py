@@ -195,7 +195,8 @@ def _row_engine(row: dict[str, str], engine: str, hw: Device | None = None, wher
         return name
     device = load_hardware(row["hardware"]).device if hw is None else hw
     batch, prompt = _int(row, "batch"), _int(row, "input_tokens")
-    return harness_engine(engine_preset(name, device), config, concurrency=batch, input_tokens=prompt)
+    tp = _int(row, "tp")
+    return harness_engine(engine_preset(name, device), config, concurrency=batch, input_tokens=prompt, tp=tp)
 
 
 def _harness(row: dict[str, str], where: str = "") -> dict[str, int]:

@@ -30,8 +30,9 @@ from collections.abc import Callable
 from typing import Any
 
 from genmodel._api import estimate, profiled
-from genmodel._engines import engine_preset
+from genmodel._engines import OPEN_LOOP_CONFIGS, Engine, KvPool, engine_preset, harness_engine
 from genmodel._errors import GenModelError, SpecError
+from genmodel._hardware import Device
 from genmodel._serving import OpenLoopPoint, estimate_open_loop
 from genmodel._simresult import SimulationResult
 from genmodel._simulate_api import DEFAULT_REQUESTS, _specs, simulate
@@ -121,7 +122,8 @@ def check_rate_row(row: dict[str, str], where: str) -> bool:
 
     A rate case has ``request_rate`` > 0, ``requests`` empty or an integer, ``burstiness_cv``
     empty or > 0, spreads empty or in [0, 1), and ``batch`` and the closed loop's columns
-    (``requests_per_client``, ``warmup_requests``, ``engine_config``) empty; a concurrency row may
+    (``requests_per_client``, ``warmup_requests``) empty, ``engine_config`` empty or one of
+    :data:`~genmodel._engines.OPEN_LOOP_CONFIGS`; a concurrency row may
     give the spreads (:data:`SPREAD_COLUMNS`) but no other rate column; a static row none.
 
     Raises:
@@ -147,10 +149,21 @@ def check_rate_row(row: dict[str, str], where: str) -> bool:
         )
     _positive(row, "burstiness_cv", where, 100.0)
     spread_keywords(row, where)
-    for name in ("batch", "requests_per_client", "warmup_requests", "engine_config"):
+    for name in ("batch", "requests_per_client", "warmup_requests"):
         if (row.get(name) or "").strip():
             raise SpecError(f"{where}: {name}={row[name]!r} must be empty for a rate case (mode=rate)")
+    _check_open_loop_config(row, where)
     return True
+
+
+def _check_open_loop_config(row: dict[str, str], where: str) -> None:
+    """A rate case's ``engine_config``: empty or one that needs no client count."""
+    config = (row.get("engine_config") or "").strip()
+    if config and config not in OPEN_LOOP_CONFIGS:
+        raise SpecError(
+            f"{where}: engine_config={config!r} must be empty or one of {', '.join(OPEN_LOOP_CONFIGS)} "
+            "for a rate case (mode=rate)"
+        )
 
 
 def spread_keywords(row: dict[str, str], where: str = "") -> dict[str, float]:
@@ -228,7 +241,8 @@ def simulate_rate_case(row: dict[str, str], *, engine: str, options: dict[str, A
 
     Args:
         row: the case.
-        engine: the engine when the row's ``engine`` column is empty.
+        engine: the engine when the row's ``engine`` column is empty; its preset is configured as the
+            row's ``engine_config`` says (:func:`~genmodel._engines.harness_engine`).
         options: the row's run options (``system``, ``cp``, :data:`~genmodel.OPTION_SPECS`, profile).
     """
     return simulate(
@@ -237,10 +251,28 @@ def simulate_rate_case(row: dict[str, str], *, engine: str, options: dict[str, A
         input_tokens=int(row["input_tokens"]),
         output_tokens=int(row["output_tokens"]),
         **_layout(row),
-        engine=(row.get("engine") or "").strip() or engine,
+        engine=_rate_engine(row, engine, options),
         **arrival_keywords(row),
         **{k: v for k, v in options.items() if k != "disaggregated"},
     )
+
+
+def _rate_engine(row: dict[str, str], engine: str, options: dict[str, Any]) -> str | Engine:
+    """A rate case's engine: its ``engine`` column (else ``engine``), as its ``engine_config`` sets it
+    (on the row's device: the presets' defaults depend on it)."""
+    name = (row.get("engine") or "").strip() or engine
+    config = (row.get("engine_config") or "").strip()
+    if not config:
+        return name
+    _, hw = _specs(row["model"], row["hardware"], options.get("system"))
+    return harness_engine(engine_preset(name, hw.device), config, tp=int(row["tp"]))
+
+
+def _pool(row: dict[str, str], name: str, device: Device, options: dict[str, Any]) -> KvPool:
+    """The KV pool of a rate case's engine (as its ``engine_config`` sets it): the closed form's
+    only view of the engine, which has no step schedule for the overlap or the graph limit."""
+    configured = _rate_engine(row, name, options)
+    return (configured if isinstance(configured, Engine) else engine_preset(name, device)).kv_pool
 
 
 def closed_form_metric(
@@ -306,5 +338,5 @@ def _open_loop(row: dict[str, str], *, engine: str, options: dict[str, Any]) -> 
         input_tokens=prompt,
         output_tokens=output,
         options=options_in_force,
-        pool=engine_preset(name, hw.device).kv_pool,  # what the simulation's engine admits
+        pool=_pool(row, name, hw.device, options),  # what the simulation's engine admits
     )

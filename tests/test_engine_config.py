@@ -152,3 +152,84 @@ def test_max_prefill_tokens_admits_further_prompts_whole_and_only_within_it() ->
     assert len(set(free.records.first_token_s.tolist())) == 1  # the 8192-token chunk takes all four
     with pytest.raises(genmodel.SpecError, match="max_prefill_tokens"):
         engine_preset("sglang").replace(max_prefill_tokens=0)
+
+
+def test_sglang_030_is_the_sglang_server_without_overlap_or_radix_cache() -> None:
+    # SGLang 0.3.0 had no overlap scheduler (on by default from sglang PR 2067, Nov 2024), and the
+    # SGLang team's benchmark ran it with --disable-radix-cache; its new_token_ratio defaults are
+    # those of the 0.5 preset within 2 % (0.7 from 0.7, floor 0.1 against 0.098, 0.001 per step)
+    preset = engine_preset("sglang", load_hardware("h100-sxm").device)
+    assert preset.overlap_scheduler and preset.release_after_launch and preset.prefix_caching
+    assert preset.memory_fraction is None and preset.graph_max_decode_batch is None
+    e = harness_engine(preset, "sglang-0.3.0", tp=4)
+    assert (e.overlap_scheduler, e.release_after_launch, e.prefix_caching) == (False, False, False)
+    # server_args.py's mem_fraction_static by TP, and decode graphs captured up to 160 sequences
+    assert e == preset.replace(
+        version="0.3.0",
+        overlap_scheduler=False,
+        release_after_launch=False,
+        prefix_caching=False,
+        memory_fraction=0.85,
+        graph_max_decode_batch=160,
+    )
+    assert harness_engine(preset, "sglang-0.3.0", tp=1).memory_fraction == 0.88
+    assert harness_engine(preset, "sglang-0.3.0", tp=8).memory_fraction == 0.83
+    ratio = preset.new_token_ratio
+    assert ratio is not None and ratio.init == 0.7 and 0.098 <= ratio.min_ratio <= 0.1
+    assert ratio.decay == pytest.approx(0.001, rel=0.01) and ratio.retract_decode_steps == 20
+    with pytest.raises(genmodel.SpecError, match=r"sglang-0\.3\.0"):
+        harness_engine(engine_preset("vllm"), "sglang-0.3.0", tp=4)
+    with pytest.raises(genmodel.SpecError, match="tp=None"):
+        harness_engine(preset, "sglang-0.3.0")  # its memory fraction depends on the TP
+    with pytest.raises(genmodel.SpecError, match="concurrency"):
+        harness_engine(engine_preset("vllm"), "aiconfigurator")  # it needs the clients
+
+
+def test_sglang_04_keeps_the_overlap_scheduler() -> None:
+    # the overlap scheduler was on by default in 0.4 (sglang PR 2067); the radix cache was off in
+    # DataCrunch's runs; 0.4's mem_fraction_static and cuda_graph_max_bs defaults
+    preset = engine_preset("sglang", load_hardware("h200-sxm").device)
+    e = harness_engine(preset, "sglang-0.4", tp=4)
+    assert e == preset.replace(
+        version="0.4", prefix_caching=False, memory_fraction=0.85, graph_max_decode_batch=160
+    )
+    assert harness_engine(preset, "sglang-0.4", tp=8).memory_fraction == 0.81
+
+
+def _rate_case(tmp_path: Path, row_id: str, config: str) -> Path:
+    rows = genmodel.read_cases(ROOT / "validation" / "validation_public.csv")
+    row = next(r for r in rows if r["id"] == row_id)
+    path = tmp_path / f"rate_{config or 'none'}.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        w.writeheader()
+        w.writerow({**row, "engine_config": config})
+    return path
+
+
+def test_the_sglang_030_rate_rows_run_without_the_overlap_scheduler(tmp_path: Path) -> None:
+    rows = genmodel.read_cases(ROOT / "validation" / "validation_public.csv")
+    marked = {r["id"] for r in rows if r["engine_config"] == "sglang-0.3.0"}
+    assert marked == {f"PS{i}" for i in range(111, 119)}  # the SGLang team's v0.3.0 runs
+    # 70B on 4x H100 at 4 requests/s: without the overlap scheduler an arrival joins the next step,
+    # not the one after it, and a first token leaves as its step ends: the median TTFT is lower
+    old = genmodel.validate(_rate_case(tmp_path, "PS115", "sglang-0.3.0")).cases[0]
+    new = genmodel.validate(_rate_case(tmp_path, "PS115", "")).cases[0]
+    assert old.metric == "ttft_p50_s" and old.predicted < 0.9 * new.predicted
+
+
+def test_a_rate_row_names_only_a_configuration_that_needs_no_clients(tmp_path: Path) -> None:
+    with pytest.raises(genmodel.SpecError, match="engine_config='aiconfigurator' must be empty or one of"):
+        genmodel.validate(_rate_case(tmp_path, "PS115", "aiconfigurator"))
+
+
+def test_datacrunchs_sglang_04_decodes_large_batches_eagerly(tmp_path: Path) -> None:
+    rows = genmodel.read_cases(ROOT / "validation" / "validation_public.csv")
+    marked = {r["id"] for r in rows if r["engine_config"] == "sglang-0.4"}
+    assert marked == {f"PS{i}" for i in range(119, 138)}  # DataCrunch's runs on SGLang 0.4
+    # 70B on 4x H200 at 8 requests/s: some 300 sequences run, above the 160 SGLang 0.4 graphs, so
+    # a decode step takes at least its host launches (~42 ms) and the median gap between tokens is
+    # longer than with every batch graphed
+    old = genmodel.validate(_rate_case(tmp_path, "PS130", "sglang-0.4")).cases[0]
+    new = genmodel.validate(_rate_case(tmp_path, "PS130", "")).cases[0]
+    assert old.metric == "itl_p50_s" and old.predicted > 1.5 * new.predicted

@@ -73,6 +73,28 @@ def _tables() -> tuple[StepCostTable, StepCostTable]:
     return graphed, eager
 
 
+def test_a_decode_batch_above_the_graph_limit_runs_eagerly() -> None:
+    # SGLang replays decode batches of at most cuda_graph_max_bs sequences as CUDA graphs and runs
+    # larger ones eagerly (Engine.graph_max_decode_batch): such a step takes at least the host time
+    # of launching its kernels, as a prefill step does; up to the limit the costs are unchanged
+    model, system = load_model("llama-3.1-70b"), load_hardware("h200-sxm")
+    kw = {"options": RunOptions(), "tokens_max": 512}
+    table = StepCostTable.build(model, system, genmodel.Plan(tp=4), BF16, prefill_launch_s=LAUNCH_S, **kw)  # type: ignore[arg-type]
+    eager = table.graphed_up_to(160)
+    assert table.graphed_up_to(None) is table and eager is not table
+    host = table.prefill_host_s
+    for n in (1, 160, 161, 400):
+        graphed = table.step_s(decode_seqs=n, decode_past_sum=500.0 * n, chunks=())
+        got = eager.step_s(decode_seqs=n, decode_past_sum=500.0 * n, chunks=())
+        run = eager.decode_run_s(decode_seqs=n, decode_past_sum=500.0 * n, steps=3)
+        if n <= 160:
+            assert got == graphed
+        else:
+            assert graphed - table.overhead_s < host  # a decode step shorter than its launches...
+            assert got == pytest.approx(host + table.overhead_s)  # ...takes the launches
+        assert run[0] == pytest.approx(got)
+
+
 def test_decode_only_steps_pay_no_host_floor() -> None:
     graphed, eager = _tables()
     for seqs in (1, 8, 64):
