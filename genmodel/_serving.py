@@ -55,6 +55,7 @@ from genmodel._phases import (
     prefill_pass,
     prepare,
 )
+from genmodel._replay import replayed_ttft_s
 from genmodel._units import Num, log, maximum, minimum
 from genmodel._wave import Wave, release_wait_s, wave_extra_s
 from genmodel._workload import Precision
@@ -343,6 +344,33 @@ def estimate_serving(
     release_s = 0.0
     if wave is not None and not kv_limited:
         release_s = float(release_wait_s(wave, clients, input_tokens, host_s))
+        step_s = float(steps[batch].time_s)
+
+        def steady_ttft_s(replay_prefill_s: float) -> float:  # at the same running batch
+            return float(
+                serving_point(
+                    prefill_s=replay_prefill_s,
+                    step_s=step_s,
+                    decode_batch=batch,
+                    output_tokens=output_tokens,
+                    clients=clients,
+                    think_s=think_s,
+                ).ttft_s
+            )
+
+        replay = replayed_ttft_s(
+            (model, system, plan, precision, options, mem),
+            wave,
+            clients=clients,
+            lengths=(input_tokens, output_tokens),
+            capacity_tokens=most / plan.dp * (input_tokens + lengths["output_tokens"]),
+            fresh=(eager_prefill_s, full, queued_s - float(extra)),
+            steady_ttft_s=steady_ttft_s,
+            host_s=(host_s, float(prefill_terms.overhead_s)),
+        )
+        if replay is not None:  # the client replays its warm-up's prompts, and the engine has them
+            queued_s, release_s = replay
+            rate = clients / (think_s + queued_s + (output_tokens - 1) * itl_s)  # (Little, as after_wave)
     # the request's time in the serving frontend, once (the load the engine sees is not reduced),
     # and the client's reply, whose legs lie before the first token too
     overhead_s = device.efficiency.request_overhead_s + think_s

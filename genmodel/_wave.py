@@ -136,6 +136,9 @@ class Wave:
             step waits for its host launch (:func:`release_wait_s`).
         reply_latency_s: a closed-loop client's reply (``Engine.reply_latency_s``): a think time
             of the closed loop, and in every TTFT.
+        prefix_caching: the engine's prefix cache is on (``Engine.prefix_caching``): a prompt the
+            client replays after its warm-up is a cache hit (:func:`replay_hit_tokens`).
+        block_tokens: tokens per KV-cache block (``Engine.kv_block_tokens``): a hit is whole blocks.
     """
 
     budget_tokens: int
@@ -147,6 +150,8 @@ class Wave:
     eager_blocks: tuple[EagerBlockKernels, ...] = ()
     release_after_launch: bool = False
     reply_latency_s: float = 0.0
+    prefix_caching: bool = False
+    block_tokens: int = 16
 
     @classmethod
     def of(cls, engine: Engine, client: BenchmarkClient) -> Wave:
@@ -164,6 +169,8 @@ class Wave:
             eager_blocks=eager_block_kernels(engine),
             release_after_launch=engine.release_after_launch,
             reply_latency_s=engine.reply_latency_s,
+            prefix_caching=engine.prefix_caching,
+            block_tokens=engine.kv_block_tokens,
         )
 
     def prompts_per_step(self, input_tokens: int) -> int:
@@ -285,3 +292,94 @@ def release_wait_s(wave: Wave, clients: Num, input_tokens: int, host_s: float) -
     if client.warmup_requests and not client.restart_after_warmup:
         return 0.0 * clients  # (the burst was the warm-up's)
     return burst / (client.requests(clients) - client.warmup_requests)  # one measured round is the burst
+
+
+def round_ttfts_s(
+    wave: Wave,
+    clients: Num,
+    input_tokens: int,
+    prefill_s: float,
+    full_step_s: float,
+    steady_ttft_s: Num,
+) -> tuple[Num, Num]:
+    """(a burst round's mean TTFT, a later round's): the rounds :func:`wave_extra_s` averages,
+    the steady TTFT included. A burst round's is the larger of the burst and the steady state's;
+    a later round of an engine that does not mix is a burst again, of a mixed one the steady
+    state's plus its group's step and, with the overlap scheduler, the next group's step under
+    way (:func:`overlap_wait_s` for a client without a synchronised round)."""
+    m = wave.prompts_per_step(input_tokens)
+    if m == 1:
+        full_step_s = prefill_s
+    burst = maximum(burst_ttft_s(clients, prefill_s, full_step_s, m), steady_ttft_s)
+    if not wave.mixed:
+        return burst, burst
+    group = group_step_s(minimum(clients, float(m)), prefill_s, full_step_s, m) - prefill_s
+    later = steady_ttft_s + group
+    if wave.overlap:
+        next_group = group_step_s(minimum(clients - m, float(m)), prefill_s, full_step_s, m)
+        later = later + (clients > m) * next_group
+    return burst, later
+
+
+def replay_hit_tokens(wave: Wave, input_tokens: int) -> int:
+    """Prompt tokens a replayed warm-up prompt finds in the engine's prefix cache: its whole KV
+    blocks within all but its last token (as :func:`~genmodel._simfigures.replay_warmup_prompts`
+    gives them); 0 where the client replays nothing or the engine caches no prefixes."""
+    client = wave.client
+    if not (wave.prefix_caching and client.replays_warmup_prompts and client.warmup_requests):
+        return 0
+    return (input_tokens - 1) // wave.block_tokens * wave.block_tokens
+
+
+def replay_rounds(
+    wave: Wave, clients: float, input_tokens: int, output_tokens: int, capacity_tokens: float
+) -> int:
+    """Measured rounds that replay the warm-up's prompts and find them cached: the first W (the
+    warm-up's requests) of the client's measured rounds, each while the KV a replica has filled
+    since it started (the warm-up's prompts and outputs, then each replayed round's uncached tail
+    and output) is within its pool of ``capacity_tokens`` (the engine evicts cached blocks only
+    when it has no other left: :func:`~genmodel._simfigures.replay_warmup_prompts`). 0 where
+    :func:`replay_hit_tokens` is 0. Scalars (an estimate; the plan search's client replays nothing)."""
+    hit = replay_hit_tokens(wave, input_tokens)
+    if not hit:
+        return 0
+    client = wave.client
+    measured = int(client.requests(clients)) - client.warmup_requests
+    filled = clients * client.warmup_requests * (input_tokens + output_tokens)
+    rounds = 0
+    while rounds < min(client.warmup_requests, measured) and filled <= capacity_tokens:
+        rounds += 1
+        filled += clients * (input_tokens - hit + output_tokens)
+    return rounds
+
+
+def replayed_mean_s(
+    wave: Wave, clients: float, rounds: int, together: bool, fresh: tuple[Num, Num], replayed: tuple[Num, Num]
+) -> Num:
+    """The mean over the measured rounds of a client that restarts after its warm-up and replays
+    it (:func:`replay_rounds`: the first ``rounds`` measured rounds), of a figure whose (burst
+    round, later round) values are ``fresh`` for fresh prompts and ``replayed`` for replayed ones
+    (:func:`round_ttfts_s`): the restart's burst is a replayed round; where one step holds every
+    replayed prompt (``together``) the clients stay synchronised, so the replayed rounds are
+    bursts and so is the first round of fresh prompts after them."""
+    client = wave.client
+    measured = int(client.requests(clients)) - client.warmup_requests
+    fresh_burst, fresh_later = fresh
+    replay_burst, replay_later = replayed
+    total = replay_burst + (rounds - 1) * (replay_burst if together else replay_later)
+    if measured > rounds:
+        total = total + (fresh_burst if together else fresh_later) + (measured - rounds - 1) * fresh_later
+    return total / measured
+
+
+def release_rounds_s(wave: Wave, clients: Num, input_tokens: int, host_s: float) -> tuple[Num, Num]:
+    """(a burst round's, a later round's) mean wait of a first token for the next step's launch
+    (:func:`release_wait_s`, round by round): in a burst round ``host_s`` for the prompts but
+    those of its last step; a later round of an engine that does not mix is a burst, of a mixed
+    one waits for nothing."""
+    if not (wave.release_after_launch and wave.overlap) or host_s <= 0:
+        return 0.0 * clients, 0.0 * clients
+    m = wave.prompts_per_step(input_tokens)
+    last = clients - m * (ceil(clients / m) - 1)
+    burst = host_s * (clients - last) / clients
+    return burst, (0.0 * clients if wave.mixed else burst)
