@@ -162,7 +162,7 @@ def serving_arrays(
     import numpy as np
 
     # here, not above: the CLI's help reads DEFAULT_RECHECK without loading the serving model
-    from genmodel._serving import after_wave, serving_at_batch, ttft_quantile_s
+    from genmodel._serving import after_wave, serving_at_batch, step_under_way_s, ttft_quantile_s
     from genmodel._wave import wave_extra_s
 
     counts = [len(s.batch) for s in sides]
@@ -184,7 +184,8 @@ def serving_arrays(
     rate, itl = point.rate_per_s, point.itl_s
     if wave is not None:
         full = each([s.full_s for s in sides])
-        extra = wave_extra_s(wave, point.clients, input_tokens, prefill_s, full, point.ttft_s)
+        under_way = step_under_way_s(point, point.clients, step_s)
+        extra = wave_extra_s(wave, point.clients, input_tokens, prefill_s, full, point.ttft_s, under_way)
         ttft = ttft + extra
         itl, rate = after_wave(point.clients, rate, point.ttft_s + extra, itl, step_s, output_tokens, think_s)
     # the serving frontend, once, and the client's reply, whose legs lie before the first token too

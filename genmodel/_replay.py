@@ -52,8 +52,8 @@ def replayed_ttft_s(
     clients: float,
     lengths: tuple[int, int],
     capacity_tokens: float,
-    fresh: tuple[float, float, float],
-    steady_ttft_s: Callable[[float], float],
+    fresh: tuple[float, float, float, float],
+    steady_ttft_s: Callable[[float], tuple[float, float]],
     host_s: tuple[float, float],
 ) -> tuple[float, float] | None:
     """(mean TTFT, mean release wait) over the measured rounds of a client that replays its
@@ -66,9 +66,10 @@ def replayed_ttft_s(
         clients: N, clients per replica.
         lengths: (prompt, output) tokens per request.
         capacity_tokens: the replica's KV pool, in tokens.
-        fresh: (prefill, full step, steady TTFT) of a fresh prompt, as the wave takes them.
-        steady_ttft_s: the steady state's mean TTFT, at the running batch of the estimate, for a
-            prefill of the given seconds.
+        fresh: (prefill, full step, steady TTFT, its wait for the step under way) of a fresh
+            prompt, as the wave takes them (:func:`~genmodel._wave.round_ttfts_s`).
+        steady_ttft_s: the steady state's mean TTFT and its wait for the step under way, at the
+            running batch of the estimate, for a prefill of the given seconds.
         host_s: (the host launch time of an eager step, the per-step overhead); (0, .) where the
             engine's prompt steps have no host floor.
     """
@@ -102,8 +103,9 @@ def replayed_ttft_s(
     replay_prefill_s = prefill(1)
     eager_s = max(replay_prefill_s, eager_step_s)
     full_s = max(prefill(per_step), eager_step_s) if per_step > 1 else eager_s
-    steady_s = steady_ttft_s(replay_prefill_s) + eager_s - replay_prefill_s
-    replayed = round_ttfts_s(wave, clients, tail, eager_s, full_s, steady_s)
+    steady_s, step_wait_s = steady_ttft_s(replay_prefill_s)
+    steady_s += eager_s - replay_prefill_s
+    replayed = round_ttfts_s(wave, clients, tail, eager_s, full_s, steady_s, step_wait_s)
     fresh_rounds = round_ttfts_s(wave, clients, input_tokens, *fresh)
     together = clients <= per_step
     ttft = replayed_mean_s(wave, clients, rounds, together, fresh_rounds, replayed)

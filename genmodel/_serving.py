@@ -170,6 +170,13 @@ def serving_at_batch(
     return _point(prefill_s, b, output_tokens, clients, rate, busy, wait_many, think_s)
 
 
+def step_under_way_s(point: ServingPoint, clients: Num, step_s: Num) -> Num:
+    """The part of the point's TTFT that waits for the decode step under way, (1 - rho) t / 2
+    scaled by the others' share 1 - 1/N (:func:`serving_point`): what a round of the wave that
+    starts into an empty engine does not wait (:func:`~genmodel._wave.round_ttfts_s`)."""
+    return maximum(1 - 1 / clients, 0.0) * (1 - point.prefill_busy_frac) * step_s / 2
+
+
 def md1_wait_s(load: Num, service_s: Num) -> Num:
     """Mean wait of an M/D/1 queue at utilisation ``load`` and service time ``service_s``:
     rho S / (2 (1 - rho)) (Pollaczek-Khinchine; Kleinrock, Queueing Systems vol. 1, Sec. 5.6)."""
@@ -331,6 +338,7 @@ def estimate_serving(
             prefill_s=eager_prefill_s,
             full_step_s=full,
             steady_ttft_s=ttft_s,
+            step_wait_s=step_under_way_s(state, clients, float(steps[batch].time_s)),
         )
         ttft_s += float(extra)
         step_s = float(steps[batch].time_s)
@@ -346,17 +354,16 @@ def estimate_serving(
         release_s = float(release_wait_s(wave, clients, input_tokens, host_s))
         step_s = float(steps[batch].time_s)
 
-        def steady_ttft_s(replay_prefill_s: float) -> float:  # at the same running batch
-            return float(
-                serving_point(
-                    prefill_s=replay_prefill_s,
-                    step_s=step_s,
-                    decode_batch=batch,
-                    output_tokens=output_tokens,
-                    clients=clients,
-                    think_s=think_s,
-                ).ttft_s
+        def steady_ttft_s(replay_prefill_s: float) -> tuple[float, float]:  # at the same running batch
+            replayed = serving_point(
+                prefill_s=replay_prefill_s,
+                step_s=step_s,
+                decode_batch=batch,
+                output_tokens=output_tokens,
+                clients=clients,
+                think_s=think_s,
             )
+            return float(replayed.ttft_s), float(step_under_way_s(replayed, clients, step_s))
 
         replay = replayed_ttft_s(
             (model, system, plan, precision, options, mem),
@@ -364,7 +371,12 @@ def estimate_serving(
             clients=clients,
             lengths=(input_tokens, output_tokens),
             capacity_tokens=most / plan.dp * (input_tokens + lengths["output_tokens"]),
-            fresh=(eager_prefill_s, full, queued_s - float(extra)),
+            fresh=(
+                eager_prefill_s,
+                full,
+                queued_s - float(extra),
+                float(step_under_way_s(state, clients, step_s)),
+            ),
             steady_ttft_s=steady_ttft_s,
             host_s=(host_s, float(prefill_terms.overhead_s)),
         )

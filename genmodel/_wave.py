@@ -19,14 +19,17 @@ request at time 0, as the benchmark clients and the serving simulation start the
     finish in the groups their prompts were prefilled in, and come back in those groups: a request
     waits for its group's step, S(min(N, m)), where the steady state counts a lone prefill P
     (the wave decays to groups, one step's worth of prompts). Its wait for the queue ahead stays
-    the steady state's (:func:`~genmodel._serving.serving_point`).
+    the steady state's (:func:`~genmodel._serving.serving_point`). Where one step holds all N
+    prompts (N <= m) the one group decodes, finishes and comes back together: every round is a
+    burst.
 - The measured rounds are the client's requests after its warm-up, W + 1..R. A burst is measured
   when the engine keeps it (not mixed), else only in the first measured round when that round
   starts synchronised: W = 0, or a client that restarts its clients together after the warm-up
   (:attr:`BenchmarkClient.restart_after_warmup`).
-- A burst round's TTFT is the larger of the burst and the steady state's (both describe the same
-  queue once the prefills saturate the replica); a group round's is the steady state's plus
-  S(min(N, m)) - P. The mean over the measured rounds is what the wave adds to the steady TTFT.
+- A burst round's TTFT is the larger of the burst and the steady state's less its wait for a
+  decode step under way (both describe the same queue once the prefills saturate the replica; a
+  burst starts into an empty engine, so no step is under way); a group round's is the steady
+  state's plus S(min(N, m)) - P. The mean over the measured rounds is what the wave adds to the steady TTFT.
   It vanishes for one client (S(1) = P, an empty queue) and grows with the clients.
 - Overlap scheduler (TensorRT-LLM, ``Engine.overlap_scheduler``): the batch of a step is chosen
   while the step before it runs, so a request waits for the step under way when it arrives as
@@ -64,7 +67,7 @@ from dataclasses import dataclass
 from genmodel._eagerkernels import EagerBlockKernels
 from genmodel._engines import WHOLE_SEQUENCES, Engine, KvPool, eager_block_kernels
 from genmodel._errors import SpecError, require_ints
-from genmodel._units import Num, ceil, floor, maximum, minimum
+from genmodel._units import Num, ceil, floor, maximum, minimum, where
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,10 +206,11 @@ def wave_extra_s(
     prefill_s: float,
     full_step_s: float,
     steady_ttft_s: Num,
+    step_wait_s: Num = 0.0,
 ) -> Num:
     """What the wave adds to the steady state's mean TTFT over the client's measured requests
-    (module docstring), with the overlap scheduler's wait (:func:`overlap_wait_s`); 0 for one
-    client.
+    (module docstring): the mean of its rounds (:func:`round_ttfts_s`) less the steady TTFT; 0 for
+    one client.
 
     Args:
         wave: the engine's admission and the benchmark client.
@@ -216,21 +220,17 @@ def wave_extra_s(
         full_step_s: S(m), a step of m = :meth:`Wave.prompts_per_step` prompts (``prefill_s``
             is taken for m = 1).
         steady_ttft_s: the steady state's mean TTFT (:func:`~genmodel._serving.serving_point`).
+        step_wait_s: the part of it that waits for the decode step under way, which a round
+            that starts into an empty engine does not (:func:`round_ttfts_s`).
     """
-    overlap = overlap_wait_s(wave, clients, input_tokens, prefill_s, full_step_s)
-    m = wave.prompts_per_step(input_tokens)
-    if m == 1:  # a full step is one prompt's prefill
-        full_step_s = prefill_s
+    burst, later = round_ttfts_s(
+        wave, clients, input_tokens, prefill_s, full_step_s, steady_ttft_s, step_wait_s
+    )
     client = wave.client
-    if wave.mixed:
-        group = group_step_s(minimum(clients, float(m)), prefill_s, full_step_s, m) - prefill_s
-        if client.warmup_requests and not client.restart_after_warmup:
-            return group + overlap  # the burst was the warm-up's (so it is not evaluated)
-    burst = maximum(burst_ttft_s(clients, prefill_s, full_step_s, m), steady_ttft_s)
-    if not wave.mixed:
-        return burst - steady_ttft_s + overlap
+    if not wave.mixed or (client.warmup_requests and not client.restart_after_warmup):
+        return later - steady_ttft_s  # (every round alike; or the burst was the warm-up's)
     measured = client.requests(clients) - client.warmup_requests
-    return group + (burst - steady_ttft_s - group) / measured + overlap  # one measured round is the burst
+    return (burst + (measured - 1) * later) / measured - steady_ttft_s  # one measured round is the burst
 
 
 def overlap_wait_s(
@@ -301,16 +301,21 @@ def round_ttfts_s(
     prefill_s: float,
     full_step_s: float,
     steady_ttft_s: Num,
+    step_wait_s: Num = 0.0,
 ) -> tuple[Num, Num]:
-    """(a burst round's mean TTFT, a later round's): the rounds :func:`wave_extra_s` averages,
-    the steady TTFT included. A burst round's is the larger of the burst and the steady state's;
-    a later round of an engine that does not mix is a burst again, of a mixed one the steady
-    state's plus its group's step and, with the overlap scheduler, the next group's step under
-    way (:func:`overlap_wait_s` for a client without a synchronised round)."""
+    """(a burst round's mean TTFT, a later round's), the steady TTFT included (module docstring).
+
+    A burst round's is the larger of the burst and the steady state's queue: its TTFT less
+    ``step_wait_s``, the wait for a decode step under way, since a burst starts into an empty
+    engine. A later round of an engine that does not mix is a burst again; of a mixed one it is
+    a burst too where one step holds all N prompts (N <= m: the clients decode, finish and come
+    back together, into an empty engine), else the steady state's TTFT plus its group's step and,
+    with the overlap scheduler, the next group's step under way (:func:`overlap_wait_s`).
+    """
     m = wave.prompts_per_step(input_tokens)
     if m == 1:
         full_step_s = prefill_s
-    burst = maximum(burst_ttft_s(clients, prefill_s, full_step_s, m), steady_ttft_s)
+    burst = maximum(burst_ttft_s(clients, prefill_s, full_step_s, m), steady_ttft_s - step_wait_s)
     if not wave.mixed:
         return burst, burst
     group = group_step_s(minimum(clients, float(m)), prefill_s, full_step_s, m) - prefill_s
@@ -318,7 +323,7 @@ def round_ttfts_s(
     if wave.overlap:
         next_group = group_step_s(minimum(clients - m, float(m)), prefill_s, full_step_s, m)
         later = later + (clients > m) * next_group
-    return burst, later
+    return burst, where(clients <= m, burst, later)
 
 
 def replay_hit_tokens(wave: Wave, input_tokens: int) -> int:

@@ -73,6 +73,7 @@ def test_vectorised_candidates_equal_the_scalar_estimate(
         concurrency=concurrency,
         serving="closed-form",
         weight_dtype="fp8",
+        warmup_replay=False,  # (the search's client replays no warm-up prompts)
         **W,
     )
     assert est.serving is not None
