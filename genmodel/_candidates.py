@@ -138,7 +138,9 @@ class Layout:
 class Side(NamedTuple):
     """What the serving figures of one layout's candidates need from its steps: the running batches
     per replica and their decode steps, one request's prefill and its longest piece, the wave's
-    full step (None without a wave), the replicas and devices, and the frontend's time."""
+    full step (None without a wave), the replicas and devices, the frontend's time, and with the
+    wave the request's prefill at least its eager passes and the host time H of one
+    (:func:`~genmodel._serving.eager_prefill`; the prefill and 0 without a host floor)."""
 
     batch: np.ndarray[Any, Any]
     step_s: Any
@@ -148,6 +150,8 @@ class Side(NamedTuple):
     dp: int
     devices: int
     overhead_s: float
+    eager_prefill_s: float | None = None
+    host_s: float = 0.0
 
 
 def serving_arrays(
@@ -163,7 +167,7 @@ def serving_arrays(
 
     # here, not above: the CLI's help reads DEFAULT_RECHECK without loading the serving model
     from genmodel._serving import after_wave, serving_at_batch, step_under_way_s, ttft_quantile_s
-    from genmodel._wave import wave_extra_s
+    from genmodel._wave import release_wait_s, wave_extra_s
 
     counts = [len(s.batch) for s in sides]
 
@@ -183,11 +187,16 @@ def serving_arrays(
     ttft = point.ttft_s if slo.ttft_quantile is None else ttft_quantile_s(point, prefill_s, slo.ttft_quantile)
     rate, itl = point.rate_per_s, point.itl_s
     if wave is not None:
+        # a request's own prefill takes at least its eager passes' host time; the load keeps the GPU's
+        eager = each([s.prefill_s if s.eager_prefill_s is None else s.eager_prefill_s for s in sides])
+        steady = point.ttft_s + eager - prefill_s
         full = each([s.full_s for s in sides])
         under_way = step_under_way_s(point, point.clients, step_s)
-        extra = wave_extra_s(wave, point.clients, input_tokens, prefill_s, full, point.ttft_s, under_way)
-        ttft = ttft + extra
-        itl, rate = after_wave(point.clients, rate, point.ttft_s + extra, itl, step_s, output_tokens, think_s)
+        extra = wave_extra_s(wave, point.clients, input_tokens, eager, full, steady, under_way)
+        # a burst's first tokens that wait for the next eager step's launch (release after launch)
+        release = release_wait_s(wave, point.clients, input_tokens, each([s.host_s for s in sides]))
+        ttft = ttft + eager - prefill_s + extra + release
+        itl, rate = after_wave(point.clients, rate, steady + extra, itl, step_s, output_tokens, think_s)
     # the serving frontend, once, and the client's reply, whose legs lie before the first token too
     ttft = ttft + each([s.overhead_s for s in sides]) + think_s
     meets = np.ones(len(batch), dtype=bool)

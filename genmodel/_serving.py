@@ -279,16 +279,9 @@ def estimate_serving(
     # a request's own prefill passes are eager steps: at least their kernels' host time
     # (genmodel._hostcost); the steady state's load keeps the GPU time, the host launches of a
     # step being shared by the prompts it holds, and TTFT adds what the host time adds
-    host_s = 0.0
-    if wave is not None:
-        host_s = eager_host_s(
-            model, plan, precision, launch_s=wave.prefill_launch_s, blocks=wave.eager_blocks
-        )
-    eager_prefill_s = prefill_s
-    if host_s:
-        cached, chunk = prefill_chunking(input_tokens, options)
-        passes = -(-(input_tokens - cached) // chunk)
-        eager_prefill_s = max(prefill_s, passes * (host_s + float(prefill_terms.overhead_s)))
+    host_s, eager_prefill_s = eager_prefill(
+        model, plan, precision, wave, input_tokens, options, prefill_s, float(prefill_terms.overhead_s)
+    )
     past = mean_decode_context(input_tokens, output_tokens)
 
     # the clients spread over the replicas; with fewer clients than replicas the others are idle,
@@ -422,6 +415,30 @@ def estimate_serving(
             request_overhead_s=overhead_s,
         ),
     )
+
+
+def eager_prefill(
+    model: ModelSpec,
+    plan: Plan,
+    precision: Precision,
+    wave: Wave | None,
+    input_tokens: int,
+    options: RunOptions,
+    prefill_s: float,
+    step_overhead_s: float,
+) -> tuple[float, float]:
+    """(H, the request's prefill at least its eager passes): H is the host time of launching an
+    eager forward's kernels on the wave's engine (:func:`~genmodel._hostcost.eager_host_s`; 0
+    without a wave or a host floor), and each of the prompt's passes takes at least H and the
+    per-step overhead. One formula for the estimate and the plan search."""
+    if wave is None:
+        return 0.0, prefill_s
+    host_s = eager_host_s(model, plan, precision, launch_s=wave.prefill_launch_s, blocks=wave.eager_blocks)
+    if not host_s:
+        return 0.0, prefill_s
+    cached, chunk = prefill_chunking(input_tokens, options)
+    passes = -(-(input_tokens - cached) // chunk)
+    return host_s, max(prefill_s, passes * (host_s + step_overhead_s))
 
 
 def after_wave(

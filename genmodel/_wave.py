@@ -263,7 +263,7 @@ def overlap_wait_s(
     return (clients > m) * next_group * groups
 
 
-def release_wait_s(wave: Wave, clients: Num, input_tokens: int, host_s: float) -> Num:
+def release_wait_s(wave: Wave, clients: Num, input_tokens: int, host_s: Num) -> Num:
     """How long a first token waits, on average over the measured rounds, for the launch of the
     step after its own when the engine sends a step's tokens only once the next step is launched
     (:attr:`Wave.release_after_launch` with the overlap scheduler; module docstring): ``host_s``
@@ -281,8 +281,8 @@ def release_wait_s(wave: Wave, clients: Num, input_tokens: int, host_s: float) -
     step's first tokens leave when the next step is launched, its host launch time later when it
     holds a prompt) applied to the wave's bursts (module docstring).
     """
-    if not (wave.release_after_launch and wave.overlap) or host_s <= 0:
-        return 0.0 * clients
+    if not (wave.release_after_launch and wave.overlap):
+        return 0.0 * clients  # (and H = 0, an engine without a host floor, waits for nothing)
     m = wave.prompts_per_step(input_tokens)
     last = clients - m * (ceil(clients / m) - 1)  # prompts in the burst's last step
     burst = host_s * (clients - last) / clients  # the prompts whose step a prompt step follows
