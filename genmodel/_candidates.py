@@ -188,14 +188,17 @@ def serving_arrays(
     rate, itl = point.rate_per_s, point.itl_s
     if wave is not None:
         # a request's own prefill takes at least its eager passes' host time; the load keeps the GPU's
-        eager = each([s.prefill_s if s.eager_prefill_s is None else s.eager_prefill_s for s in sides])
-        steady = point.ttft_s + eager - prefill_s
+        floored = any(s.host_s for s in sides)  # (an engine without a host floor: no array work)
+        eager = each([s.eager_prefill_s or s.prefill_s for s in sides]) if floored else prefill_s
+        steady = point.ttft_s + eager - prefill_s if floored else point.ttft_s
         full = each([s.full_s for s in sides])
         under_way = step_under_way_s(point, point.clients, step_s)
         extra = wave_extra_s(wave, point.clients, input_tokens, eager, full, steady, under_way)
-        # a burst's first tokens that wait for the next eager step's launch (release after launch)
-        release = release_wait_s(wave, point.clients, input_tokens, each([s.host_s for s in sides]))
-        ttft = ttft + eager - prefill_s + extra + release
+        ttft = ttft + extra
+        if floored:
+            # the floor, and a burst's first tokens that wait for the next eager step's launch
+            release = release_wait_s(wave, point.clients, input_tokens, each([s.host_s for s in sides]))
+            ttft = ttft + eager - prefill_s + release
         itl, rate = after_wave(point.clients, rate, steady + extra, itl, step_s, output_tokens, think_s)
     # the serving frontend, once, and the client's reply, whose legs lie before the first token too
     ttft = ttft + each([s.overhead_s for s in sides]) + think_s
