@@ -61,8 +61,8 @@ from genmodel._phases import (
     prefill_pass,
     step_terms,
 )
-from genmodel._serving import eager_prefill, full_step_s
-from genmodel._wave import Wave
+from genmodel._serving import full_step_s
+from genmodel._wave import Wave, eager_prefill
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device, System
-from genmodel._hostcost import eager_host_s
 from genmodel._memory import MemoryExtras, MemoryUse, engine_max_batch, memory_use
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -51,13 +50,12 @@ from genmodel._phases import (
     decode_pass,
     estimate_notes,
     mean_decode_context,
-    prefill_chunking,
     prefill_pass,
     prepare,
 )
 from genmodel._replay import replayed_ttft_s
 from genmodel._units import Num, log, maximum, minimum
-from genmodel._wave import Wave, release_wait_s, wave_extra_s
+from genmodel._wave import Wave, eager_prefill, one_shot_ttft_s, release_wait_s, wave_extra_s
 from genmodel._workload import Precision
 
 _DEFAULT_OPTIONS = RunOptions()
@@ -321,9 +319,17 @@ def estimate_serving(
     )
     queued_s += eager_prefill_s - prefill_s
     ttft_s = queued_s
-    if wave is not None and not kv_limited:
+    if wave is not None:
         full = full_step_s(model, system, plan, precision, wave, input_tokens, prefill_s, options, mem)
         full = max(full, host_s + float(prefill_terms.overhead_s))  # one eager step
+    if wave is not None and kv_limited and int(wave.client.requests(clients)) == 1:
+        # one request a client, all sent at once: no closed loop, the queue for memory drains once
+        queued_s = ttft_s = float(
+            one_shot_ttft_s(
+                wave, clients, cap, rate, itl_s, input_tokens, output_tokens, eager_prefill_s, full
+            )
+        )
+    if wave is not None and not kv_limited:
         extra = wave_extra_s(
             wave,
             clients=clients,
@@ -415,30 +421,6 @@ def estimate_serving(
             request_overhead_s=overhead_s,
         ),
     )
-
-
-def eager_prefill(
-    model: ModelSpec,
-    plan: Plan,
-    precision: Precision,
-    wave: Wave | None,
-    input_tokens: int,
-    options: RunOptions,
-    prefill_s: float,
-    step_overhead_s: float,
-) -> tuple[float, float]:
-    """(H, the request's prefill at least its eager passes): H is the host time of launching an
-    eager forward's kernels on the wave's engine (:func:`~genmodel._hostcost.eager_host_s`; 0
-    without a wave or a host floor), and each of the prompt's passes takes at least H and the
-    per-step overhead. One formula for the estimate and the plan search."""
-    if wave is None:
-        return 0.0, prefill_s
-    host_s = eager_host_s(model, plan, precision, launch_s=wave.prefill_launch_s, blocks=wave.eager_blocks)
-    if not host_s:
-        return 0.0, prefill_s
-    cached, chunk = prefill_chunking(input_tokens, options)
-    passes = -(-(input_tokens - cached) // chunk)
-    return host_s, max(prefill_s, passes * (host_s + step_overhead_s))
 
 
 def after_wave(

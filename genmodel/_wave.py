@@ -67,7 +67,13 @@ from dataclasses import dataclass
 from genmodel._eagerkernels import EagerBlockKernels
 from genmodel._engines import WHOLE_SEQUENCES, Engine, KvPool, eager_block_kernels
 from genmodel._errors import SpecError, require_ints
+from genmodel._hostcost import eager_host_s
+from genmodel._model import ModelSpec
+from genmodel._options import RunOptions
+from genmodel._parallel import Plan
+from genmodel._phases import prefill_chunking
 from genmodel._units import Num, ceil, floor, maximum, minimum, where
+from genmodel._workload import Precision
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -388,3 +394,62 @@ def release_rounds_s(wave: Wave, clients: Num, input_tokens: int, host_s: float)
     last = clients - m * (ceil(clients / m) - 1)
     burst = host_s * (clients - last) / clients
     return burst, (0.0 * clients if wave.mixed else burst)
+
+
+def eager_prefill(
+    model: ModelSpec,
+    plan: Plan,
+    precision: Precision,
+    wave: Wave | None,
+    input_tokens: int,
+    options: RunOptions,
+    prefill_s: float,
+    step_overhead_s: float,
+) -> tuple[float, float]:
+    """(H, the request's prefill at least its eager passes): H is the host time of launching an
+    eager forward's kernels on the wave's engine (:func:`~genmodel._hostcost.eager_host_s`; 0
+    without a wave or a host floor), and each of the prompt's passes takes at least H and the
+    per-step overhead. One formula for the estimate and the plan search."""
+    if wave is None:
+        return 0.0, prefill_s
+    host_s = eager_host_s(model, plan, precision, launch_s=wave.prefill_launch_s, blocks=wave.eager_blocks)
+    if not host_s:
+        return 0.0, prefill_s
+    cached, chunk = prefill_chunking(input_tokens, options)
+    passes = -(-(input_tokens - cached) // chunk)
+    return host_s, max(prefill_s, passes * (host_s + step_overhead_s))
+
+
+def one_shot_ttft_s(
+    wave: Wave,
+    clients: float,
+    running: float,
+    rate_per_s: float,
+    itl_s: float,
+    input_tokens: int,
+    output_tokens: int,
+    prefill_s: float,
+    full_step_s: float,
+) -> float:
+    """Mean TTFT of N requests sent at once, one a client (no closed loop: ``vllm bench serve``
+    with all its prompts at once), where the KV memory runs at most K = ``running`` of them.
+
+    The first K are a burst (:func:`burst_ttft_s`); the first of them to finish, the first step's,
+    does so T1 = S(min(K, m)) + (O-1) ITL after the start, and from then on the replica completes
+    X = ``rate_per_s`` requests a second at K running, each completion admitting the next waiting
+    request: the i-th of the N - K waiting ones (i = 0, 1, ...) starts at T1 + i / X and has its
+    first token a prefill P later. The mean over all N:
+    (K burst(K) + (N - K) (T1 + P) + (N - K) (N - K - 1) / (2 X)) / N. (A closed loop instead
+    queues every request behind all N - K waiting ones, Little's law: about twice this.)
+
+    Source: FCFS admission as memory frees (:mod:`genmodel._scheduler`), for one request a client.
+    """
+    m = wave.prompts_per_step(input_tokens)
+    if m == 1:
+        full_step_s = prefill_s
+    k = min(running, clients)
+    waiting = clients - k
+    first = float(group_step_s(min(k, float(m)), prefill_s, full_step_s, m)) + (output_tokens - 1) * itl_s
+    burst = float(burst_ttft_s(k, prefill_s, full_step_s, m))
+    queue = waiting * (first + prefill_s) + waiting * (waiting - 1) / (2 * rate_per_s)
+    return (k * burst + queue) / clients

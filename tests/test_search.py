@@ -21,6 +21,7 @@ from _cli import cli_bad, cli_ok
 import genmodel
 from genmodel import Plan, default_precision
 from genmodel._phases import decode_pass, mean_decode_context, prefill_pass
+from genmodel._recheck import RECHECK_CLIENT
 from genmodel._search import (
     OBJECTIVES,
     Candidates,
@@ -32,7 +33,6 @@ from genmodel._search import (
     layouts,
     search,
 )
-from genmodel._recheck import RECHECK_CLIENT
 from genmodel._serving import estimate_serving, serving_at_batch
 from genmodel._servingmodel import ClosedForm, serving_model
 from genmodel._wave import BenchmarkClient, Wave

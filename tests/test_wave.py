@@ -274,3 +274,22 @@ def test_a_round_into_an_empty_engine_waits_for_no_step_under_way(wave: Wave) ->
     assert float(wave_extra_s(wave, **kw, step_wait_s=0.03)) == pytest.approx(0.12 - 0.15)
     assert float(wave_extra_s(wave, **kw, step_wait_s=0.1)) == pytest.approx(step - 0.15)
     assert float(wave_extra_s(wave, **kw)) == pytest.approx(0.0)  # (the steady state's whole wait)
+
+
+def test_a_one_shot_burst_drains_the_queue_for_memory_once() -> None:
+    """500 requests sent at once, one a client (``vllm bench serve`` with every prompt at once:
+    the GPUStack rows), Qwen3-32B on one H100, 1996 in / 100 out: the KV memory runs 18 of them.
+    A closed loop's Little's law queues every request behind all the waiting ones (189 s, twice
+    the simulation's 95 s); one pass of the queue is its mean, (N - K) (N - K - 1) / (2 X) over N,
+    and agrees with the simulation within 10 %."""
+    kw = {"concurrency": 500, "input_tokens": 1996, "output_tokens": 100}
+    one_shot = {"requests_per_client": 1, "warmup_requests": 0}
+    sim, closed = (
+        genmodel.estimate("qwen3-32b", "h100-sxm", serving=s, **one_shot, **kw)
+        for s in ("simulated", "closed-form")
+    )
+    assert closed.serving is not None and closed.serving.kv_limited
+    assert abs(math.log(closed.ttft_s / sim.ttft_s)) <= math.log(1.1), (closed.ttft_s, sim.ttft_s)
+    # a closed loop of the same clients (each sends 12) still queues behind all of them
+    loop = genmodel.estimate("qwen3-32b", "h100-sxm", serving="closed-form", **kw)
+    assert loop.ttft_s > 1.8 * closed.ttft_s
