@@ -4,8 +4,11 @@ Modelling assumptions (fixed lengths; N closed-loop clients per replica, all sen
 request at time 0, as the benchmark clients and the serving simulation start them):
 - The engine admits prompts in FCFS order while its token budget T allows: m = max(1, floor(T / I))
   whole prompts of I tokens a step (a prompt over the budget runs over several steps, one at a
-  time). A step of g <= m prompts takes S(g), interpolated linearly in g between one prompt's
-  prefill P = S(1) and a full step S(m) (one weight read, then compute that grows with the tokens).
+  time). A step of g <= m prompts takes S(g) = max(P, S(m) g / m), from one prompt's prefill
+  P = S(1) and a full step S(m): the roofline of a step whose weight reads and launches, P's, are
+  paid once while its compute grows with the prompts it holds (S(m)'s share; exact where one
+  prompt is bound by memory or launches and m by compute, but for the per-step overhead, which
+  the share scales down; the line from P to S(m) is the convex bound above it).
 - The first wave (the burst): the k-th prompt's first token comes at the end of step ceil(k / m),
   so its TTFT is ceil(k / m) full steps (the last step holds the r = N - m floor(N / m) prompts
   left). Averaged over k = 1..N, with q = floor(N / m):
@@ -188,12 +191,13 @@ class Wave:
 
 
 def group_step_s(group: Num, prefill_s: float, full_step_s: float, per_step: int) -> Num:
-    """S(g): a step of ``group`` prompts (at least one, at most ``per_step``), linear between one
-    prompt's prefill and a full step's."""
+    """S(g): a step of ``group`` prompts (at least one, at most ``per_step``), max(P, S(m) g / m):
+    one prompt's prefill (its weight reads and launches, paid once a step), or the full step's
+    share of the compute (module docstring)."""
     g = minimum(maximum(group, 1.0), float(per_step))
     if per_step == 1:
         return prefill_s + 0 * g
-    return prefill_s + (g - 1) * (full_step_s - prefill_s) / (per_step - 1)
+    return maximum(prefill_s, full_step_s * g / per_step)
 
 
 def burst_ttft_s(clients: Num, prefill_s: float, full_step_s: float, per_step: int) -> Num:
