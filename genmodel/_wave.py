@@ -94,7 +94,7 @@ class BenchmarkClient:
         replays_warmup_prompts: with the restart, each client's first measured requests send
             the prompts of its warm-up again (perf_analyzer's restarted workers walk its input
             data from the start: :func:`~genmodel._simfigures.replay_warmup_prompts`); an engine
-            with ``prefix_caching`` finds them cached. The closed form leaves it out.
+            with ``prefix_caching`` finds them cached (the closed form: :mod:`genmodel._replay`).
     """
 
     requests_per_client: int
