@@ -36,9 +36,11 @@ request at time 0, as the benchmark clients and the serving simulation start the
   It vanishes for one client (S(1) = P, an empty queue) and grows with the clients.
 - Overlap scheduler (TensorRT-LLM, ``Engine.overlap_scheduler``): the batch of a step is chosen
   while the step before it runs, so a request waits for the step under way when it arrives as
-  well. A group that comes back while other groups run (N > m) finds the next group's step under
-  way, S(min(N - m, m)); a lone group (N <= m), and the burst, find the engine empty and wait for
-  nothing (:func:`overlap_wait_s`).
+  well. Of the G = ceil(N / m) groups of a round (N > m) all but the first come back while the
+  step of the group ahead of them runs and wait for it, S(min(N - m, m)), the first for a decode
+  step under way: that step is their queue, which the steady state's M/D/1 queue estimates too, so
+  the wait is the larger of the two; a lone group (N <= m), and the burst, find the engine empty
+  and wait for nothing (:func:`overlap_wait_s`).
 - Release after launch (TensorRT-LLM, SGLang, ``Engine.release_after_launch`` with the overlap
   scheduler): a step's tokens leave the engine once the next step is launched, which for a step
   holding a prompt (eager) is its host launch time H later. A first token waits H when the step
@@ -249,10 +251,16 @@ def overlap_wait_s(
     input_tokens: int,
     prefill_s: float,
     full_step_s: float,
+    wait_s: Num = 0.0,
+    step_wait_s: Num = 0.0,
 ) -> Num:
-    """The step under way that an arrival waits for as well when the engine chooses a step's batch
-    while the step before it runs, averaged over the measured rounds (module docstring): a group
-    round's next group step; 0 in the burst round (the engine was empty), for N <= m, and without
+    """What the overlap scheduler adds to the wait of a group that comes back in a group round of
+    a mixed engine (module docstring), beyond the steady state's ``wait_s`` (its queue and its
+    ``step_wait_s`` for a decode step under way): the batch of a step is chosen while the step
+    before it runs, so of the G = ceil(N / m) groups of a round all but the first come back while
+    the step of the group ahead of them runs and wait for it, S(min(N - m, m)), the first for a
+    decode step under way; that step is their queue, as the steady state's is, so the wait is the
+    larger of the two. 0 for a lone group (N <= m: it comes back to an empty engine) and without
     the overlap scheduler.
 
     Args:
@@ -260,17 +268,18 @@ def overlap_wait_s(
         clients: N, clients per replica.
         input_tokens: I, prompt tokens per request.
         prefill_s, full_step_s: P and S(m), as :func:`wave_extra_s` takes them.
+        wait_s: the steady state's wait before a request's prefill (TTFT less P).
+        step_wait_s: the part of it that waits for a decode step under way.
     """
     if not wave.overlap or not wave.mixed:
         return 0.0 * clients  # (not mixed: every round is a burst into an empty engine)
     m = wave.prompts_per_step(input_tokens)
     if m == 1:
         full_step_s = prefill_s
+    groups = ceil(clients / m)
     next_group = group_step_s(minimum(clients - m, float(m)), prefill_s, full_step_s, m)
-    client = wave.client
-    measured = client.requests(clients) - client.warmup_requests
-    groups = 1.0 if client.warmup_requests and not client.restart_after_warmup else (measured - 1) / measured
-    return (clients > m) * next_group * groups
+    ahead = (groups - 1) / groups * next_group + step_wait_s / groups
+    return (clients > m) * (maximum(wait_s, ahead) - wait_s)
 
 
 def release_wait_s(wave: Wave, clients: Num, input_tokens: int, host_s: Num) -> Num:
@@ -320,7 +329,7 @@ def round_ttfts_s(
     engine. A later round of an engine that does not mix is a burst again; of a mixed one it is
     a burst too where one step holds all N prompts (N <= m: the clients decode, finish and come
     back together, into an empty engine), else the steady state's TTFT plus its group's step and,
-    with the overlap scheduler, the next group's step under way (:func:`overlap_wait_s`).
+    with the overlap scheduler, the step of the group ahead (:func:`overlap_wait_s`).
     """
     m = wave.prompts_per_step(input_tokens)
     if m == 1:
@@ -331,8 +340,10 @@ def round_ttfts_s(
     group = group_step_s(minimum(clients, float(m)), prefill_s, full_step_s, m) - prefill_s
     later = steady_ttft_s + group
     if wave.overlap:
-        next_group = group_step_s(minimum(clients - m, float(m)), prefill_s, full_step_s, m)
-        later = later + (clients > m) * next_group
+        wait_s = steady_ttft_s - prefill_s  # the steady state's queue and step under way
+        later = later + overlap_wait_s(
+            wave, clients, input_tokens, prefill_s, full_step_s, wait_s, step_wait_s
+        )
     return burst, where(clients <= m, burst, later)
 
 
