@@ -13,7 +13,7 @@ Modelling assumptions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -26,6 +26,7 @@ from genmodel._workload import Precision
 if TYPE_CHECKING:
     import numpy as np
 
+    from genmodel._serving import ServingPoint
     from genmodel._wave import Wave
 
 
@@ -138,7 +139,9 @@ class Layout:
 class Side(NamedTuple):
     """What the serving figures of one layout's candidates need from its steps: the running batches
     per replica and their decode steps, one request's prefill and its longest piece, the wave's
-    full step (None without a wave), the replicas and devices, and the frontend's time."""
+    full step (None without a wave), the replicas and devices, the frontend's time, and with the
+    wave the request's prefill at least its eager passes and the host time H of one
+    (:func:`~genmodel._serving.eager_prefill`; the prefill and 0 without a host floor)."""
 
     batch: np.ndarray[Any, Any]
     step_s: Any
@@ -148,6 +151,8 @@ class Side(NamedTuple):
     dp: int
     devices: int
     overhead_s: float
+    eager_prefill_s: float | None = None
+    host_s: float = 0.0
 
 
 def serving_arrays(
@@ -162,8 +167,7 @@ def serving_arrays(
     import numpy as np
 
     # here, not above: the CLI's help reads DEFAULT_RECHECK without loading the serving model
-    from genmodel._serving import after_wave, serving_at_batch, ttft_quantile_s
-    from genmodel._wave import wave_extra_s
+    from genmodel._serving import serving_at_batch, ttft_quantile_s
 
     counts = [len(s.batch) for s in sides]
 
@@ -183,10 +187,9 @@ def serving_arrays(
     ttft = point.ttft_s if slo.ttft_quantile is None else ttft_quantile_s(point, prefill_s, slo.ttft_quantile)
     rate, itl = point.rate_per_s, point.itl_s
     if wave is not None:
-        full = each([s.full_s for s in sides])
-        extra = wave_extra_s(wave, point.clients, input_tokens, prefill_s, full, point.ttft_s)
-        ttft = ttft + extra
-        itl, rate = after_wave(point.clients, rate, point.ttft_s + extra, itl, step_s, output_tokens, think_s)
+        ttft, itl, rate = _with_wave(
+            wave, sides, each, point, (ttft, step_s, prefill_s), input_tokens, output_tokens
+        )
     # the serving frontend, once, and the client's reply, whose legs lie before the first token too
     ttft = ttft + each([s.overhead_s for s in sides]) + think_s
     meets = np.ones(len(batch), dtype=bool)
@@ -208,3 +211,44 @@ def serving_arrays(
         "meets": meets,
         "step_s": np.asarray(step_s, dtype=float),
     }
+
+
+def _with_wave(
+    wave: Wave,
+    sides: Sequence[Side],
+    each: Callable[[list[Any]], Any],
+    point: ServingPoint,
+    figures: tuple[Any, Any, Any],
+    input_tokens: int,
+    output_tokens: int,
+) -> tuple[Any, Any, Any]:
+    """(TTFT, ITL, rate) of :func:`serving_arrays`' candidates with the wave: ``figures`` are
+    their (TTFT, decode step, prefill) without it; ``each`` repeats a layout's number over its
+    candidates. As :func:`~genmodel._serving.estimate_serving` adds it: the request's prefill at
+    least its eager passes, the wave term, the release-after-launch wait, the ITL after the wave."""
+    from genmodel._serving import after_wave, step_under_way_s
+    from genmodel._wave import release_wait_s, wave_extra_s
+
+    ttft, step_s, prefill_s = figures
+    # a request's own prefill takes at least its eager passes' host time; the load keeps the GPU's
+    floored = any(s.host_s for s in sides)  # (an engine without a host floor: no array work)
+    eager = each([s.eager_prefill_s or s.prefill_s for s in sides]) if floored else prefill_s
+    steady = point.ttft_s + eager - prefill_s if floored else point.ttft_s
+    full = each([s.full_s for s in sides])
+    under_way = step_under_way_s(point, point.clients, step_s)
+    extra = wave_extra_s(wave, point.clients, input_tokens, eager, full, steady, under_way)
+    ttft = ttft + extra
+    if floored:
+        # the floor, and a burst's first tokens that wait for the next eager step's launch
+        release = release_wait_s(wave, point.clients, input_tokens, each([s.host_s for s in sides]))
+        ttft = ttft + eager - prefill_s + release
+    itl, rate = after_wave(
+        point.clients,
+        point.rate_per_s,
+        steady + extra,
+        point.itl_s,
+        step_s,
+        output_tokens,
+        wave.reply_latency_s,
+    )
+    return ttft, itl, rate

@@ -62,7 +62,7 @@ from genmodel._phases import (
     step_terms,
 )
 from genmodel._serving import full_step_s
-from genmodel._wave import Wave
+from genmodel._wave import Wave, eager_prefill
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
@@ -473,10 +473,15 @@ def _side(
     if prefill is None:
         prefill = _prefills(model, run_system, plan, precision, input_tokens, [options], cache)[0]
     prefill_s, piece_s = prefill
-    full = None
+    full = eager_s = None
+    host_s = 0.0
     if wave is not None:
         with reusing_steps(cache):
             full = full_step_s(model, run_system, plan, precision, wave, input_tokens, prefill_s, options)
+        step_overhead_s = run_system.device.efficiency.step_overhead_s
+        args = (model, plan, precision, wave, input_tokens, options, prefill_s, step_overhead_s)
+        host_s, eager_s = eager_prefill(*args)
+        full = max(full, host_s + step_overhead_s)  # one eager step
     layout = Layout(
         plan=plan,
         precision=precision,
@@ -485,7 +490,8 @@ def _side(
         prefill_chunk=options.prefill_chunk,
     )
     overhead_s = run_system.device.efficiency.request_overhead_s
-    return layout, Side(batch, step_s, prefill_s, piece_s, full, plan.dp, plan.num_devices, overhead_s)
+    sizes = (plan.dp, plan.num_devices, overhead_s)
+    return layout, Side(batch, step_s, prefill_s, piece_s, full, *sizes, eager_s, host_s)
 
 
 #: the time fields of a pass, in the order :attr:`~genmodel._cost.StepTerms.time_s` adds them

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device, System
-from genmodel._hostcost import eager_host_s
 from genmodel._memory import MemoryExtras, MemoryUse, engine_max_batch, memory_use
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -51,12 +50,12 @@ from genmodel._phases import (
     decode_pass,
     estimate_notes,
     mean_decode_context,
-    prefill_chunking,
     prefill_pass,
     prepare,
 )
+from genmodel._replay import replayed_ttft_s
 from genmodel._units import Num, log, maximum, minimum
-from genmodel._wave import Wave, release_wait_s, wave_extra_s
+from genmodel._wave import Wave, eager_prefill, one_shot_ttft_s, release_wait_s, wave_extra_s
 from genmodel._workload import Precision
 
 _DEFAULT_OPTIONS = RunOptions()
@@ -169,6 +168,13 @@ def serving_at_batch(
     return _point(prefill_s, b, output_tokens, clients, rate, busy, wait_many, think_s)
 
 
+def step_under_way_s(point: ServingPoint, clients: Num, step_s: Num) -> Num:
+    """The part of the point's TTFT that waits for the decode step under way, (1 - rho) t / 2
+    scaled by the others' share 1 - 1/N (:func:`serving_point`): what a round of the wave that
+    starts into an empty engine does not wait (:func:`~genmodel._wave.round_ttfts_s`)."""
+    return maximum(1 - 1 / clients, 0.0) * (1 - point.prefill_busy_frac) * step_s / 2
+
+
 def md1_wait_s(load: Num, service_s: Num) -> Num:
     """Mean wait of an M/D/1 queue at utilisation ``load`` and service time ``service_s``:
     rho S / (2 (1 - rho)) (Pollaczek-Khinchine; Kleinrock, Queueing Systems vol. 1, Sec. 5.6)."""
@@ -271,16 +277,9 @@ def estimate_serving(
     # a request's own prefill passes are eager steps: at least their kernels' host time
     # (genmodel._hostcost); the steady state's load keeps the GPU time, the host launches of a
     # step being shared by the prompts it holds, and TTFT adds what the host time adds
-    host_s = 0.0
-    if wave is not None:
-        host_s = eager_host_s(
-            model, plan, precision, launch_s=wave.prefill_launch_s, blocks=wave.eager_blocks
-        )
-    eager_prefill_s = prefill_s
-    if host_s:
-        cached, chunk = prefill_chunking(input_tokens, options)
-        passes = -(-(input_tokens - cached) // chunk)
-        eager_prefill_s = max(prefill_s, passes * (host_s + float(prefill_terms.overhead_s)))
+    host_s, eager_prefill_s = eager_prefill(
+        model, plan, precision, wave, input_tokens, options, prefill_s, float(prefill_terms.overhead_s)
+    )
     past = mean_decode_context(input_tokens, output_tokens)
 
     # the clients spread over the replicas; with fewer clients than replicas the others are idle,
@@ -320,9 +319,17 @@ def estimate_serving(
     )
     queued_s += eager_prefill_s - prefill_s
     ttft_s = queued_s
-    if wave is not None and not kv_limited:
+    if wave is not None:
         full = full_step_s(model, system, plan, precision, wave, input_tokens, prefill_s, options, mem)
         full = max(full, host_s + float(prefill_terms.overhead_s))  # one eager step
+    if wave is not None and kv_limited and int(wave.client.requests(clients)) == 1:
+        # one request a client, all sent at once: no closed loop, the queue for memory drains once
+        queued_s = ttft_s = float(
+            one_shot_ttft_s(
+                wave, clients, cap, rate, itl_s, input_tokens, output_tokens, eager_prefill_s, full
+            )
+        )
+    if wave is not None and not kv_limited:
         extra = wave_extra_s(
             wave,
             clients=clients,
@@ -330,6 +337,7 @@ def estimate_serving(
             prefill_s=eager_prefill_s,
             full_step_s=full,
             steady_ttft_s=ttft_s,
+            step_wait_s=step_under_way_s(state, clients, float(steps[batch].time_s)),
         )
         ttft_s += float(extra)
         step_s = float(steps[batch].time_s)
@@ -343,6 +351,37 @@ def estimate_serving(
     release_s = 0.0
     if wave is not None and not kv_limited:
         release_s = float(release_wait_s(wave, clients, input_tokens, host_s))
+        step_s = float(steps[batch].time_s)
+
+        def steady_ttft_s(replay_prefill_s: float) -> tuple[float, float]:  # at the same running batch
+            replayed = serving_point(
+                prefill_s=replay_prefill_s,
+                step_s=step_s,
+                decode_batch=batch,
+                output_tokens=output_tokens,
+                clients=clients,
+                think_s=think_s,
+            )
+            return float(replayed.ttft_s), float(step_under_way_s(replayed, clients, step_s))
+
+        replay = replayed_ttft_s(
+            (model, system, plan, precision, options, mem),
+            wave,
+            clients=clients,
+            lengths=(input_tokens, output_tokens),
+            capacity_tokens=most / plan.dp * (input_tokens + lengths["output_tokens"]),
+            fresh=(
+                eager_prefill_s,
+                full,
+                queued_s - float(extra),
+                float(step_under_way_s(state, clients, step_s)),
+            ),
+            steady_ttft_s=steady_ttft_s,
+            host_s=(host_s, float(prefill_terms.overhead_s)),
+        )
+        if replay is not None:  # the client replays its warm-up's prompts, and the engine has them
+            queued_s, release_s = replay
+            rate = clients / (think_s + queued_s + (output_tokens - 1) * itl_s)  # (Little, as after_wave)
     # the request's time in the serving frontend, once (the load the engine sees is not reduced),
     # and the client's reply, whose legs lie before the first token too
     overhead_s = device.efficiency.request_overhead_s + think_s

@@ -573,7 +573,7 @@ def serving_model(
         device: the GPU whose memory sets the engine preset's defaults (None: 80 GB or more).
         tables: step-cost tables to reuse across simulations.
         requests_per_client, warmup_requests, warmup_restart, warmup_replay: the simulated
-            clients; the closed form's wave term follows them (not the replay).
+            clients; the closed form's wave term follows them (the replay too: :mod:`genmodel._replay`).
 
     Returns:
         A :class:`ServingModel`.

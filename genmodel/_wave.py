@@ -4,8 +4,11 @@ Modelling assumptions (fixed lengths; N closed-loop clients per replica, all sen
 request at time 0, as the benchmark clients and the serving simulation start them):
 - The engine admits prompts in FCFS order while its token budget T allows: m = max(1, floor(T / I))
   whole prompts of I tokens a step (a prompt over the budget runs over several steps, one at a
-  time). A step of g <= m prompts takes S(g), interpolated linearly in g between one prompt's
-  prefill P = S(1) and a full step S(m) (one weight read, then compute that grows with the tokens).
+  time). A step of g <= m prompts takes S(g) = max(P, S(m) g / m), from one prompt's prefill
+  P = S(1) and a full step S(m): the roofline of a step whose weight reads and launches, P's, are
+  paid once while its compute grows with the prompts it holds (S(m)'s share; exact where one
+  prompt is bound by memory or launches and m by compute, but for the per-step overhead, which
+  the share scales down; the line from P to S(m) is the convex bound above it).
 - The first wave (the burst): the k-th prompt's first token comes at the end of step ceil(k / m),
   so its TTFT is ceil(k / m) full steps (the last step holds the r = N - m floor(N / m) prompts
   left). Averaged over k = 1..N, with q = floor(N / m):
@@ -19,20 +22,25 @@ request at time 0, as the benchmark clients and the serving simulation start the
     finish in the groups their prompts were prefilled in, and come back in those groups: a request
     waits for its group's step, S(min(N, m)), where the steady state counts a lone prefill P
     (the wave decays to groups, one step's worth of prompts). Its wait for the queue ahead stays
-    the steady state's (:func:`~genmodel._serving.serving_point`).
+    the steady state's (:func:`~genmodel._serving.serving_point`). Where one step holds all N
+    prompts (N <= m) the one group decodes, finishes and comes back together: every round is a
+    burst.
 - The measured rounds are the client's requests after its warm-up, W + 1..R. A burst is measured
   when the engine keeps it (not mixed), else only in the first measured round when that round
   starts synchronised: W = 0, or a client that restarts its clients together after the warm-up
   (:attr:`BenchmarkClient.restart_after_warmup`).
-- A burst round's TTFT is the larger of the burst and the steady state's (both describe the same
-  queue once the prefills saturate the replica); a group round's is the steady state's plus
-  S(min(N, m)) - P. The mean over the measured rounds is what the wave adds to the steady TTFT.
+- A burst round's TTFT is the larger of the burst and the steady state's less its wait for a
+  decode step under way (both describe the same queue once the prefills saturate the replica; a
+  burst starts into an empty engine, so no step is under way); a group round's is the steady
+  state's plus S(min(N, m)) - P. The mean over the measured rounds is what the wave adds to the steady TTFT.
   It vanishes for one client (S(1) = P, an empty queue) and grows with the clients.
 - Overlap scheduler (TensorRT-LLM, ``Engine.overlap_scheduler``): the batch of a step is chosen
   while the step before it runs, so a request waits for the step under way when it arrives as
-  well. A group that comes back while other groups run (N > m) finds the next group's step under
-  way, S(min(N - m, m)); a lone group (N <= m), and the burst, find the engine empty and wait for
-  nothing (:func:`overlap_wait_s`).
+  well. Of the G = ceil(N / m) groups of a round (N > m) all but the first come back while the
+  step of the group ahead of them runs and wait for it, S(min(N - m, m)), the first for a decode
+  step under way: that step is their queue, which the steady state's M/D/1 queue estimates too, so
+  the wait is the larger of the two; a lone group (N <= m), and the burst, find the engine empty
+  and wait for nothing (:func:`overlap_wait_s`).
 - Release after launch (TensorRT-LLM, SGLang, ``Engine.release_after_launch`` with the overlap
   scheduler): a step's tokens leave the engine once the next step is launched, which for a step
   holding a prompt (eager) is its host launch time H later. A first token waits H when the step
@@ -64,7 +72,13 @@ from dataclasses import dataclass
 from genmodel._eagerkernels import EagerBlockKernels
 from genmodel._engines import WHOLE_SEQUENCES, Engine, KvPool, eager_block_kernels
 from genmodel._errors import SpecError, require_ints
-from genmodel._units import Num, ceil, floor, maximum, minimum
+from genmodel._hostcost import eager_host_s
+from genmodel._model import ModelSpec
+from genmodel._options import RunOptions
+from genmodel._parallel import Plan
+from genmodel._phases import prefill_chunking
+from genmodel._units import Num, ceil, floor, maximum, minimum, where
+from genmodel._workload import Precision
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,7 +96,7 @@ class BenchmarkClient:
         replays_warmup_prompts: with the restart, each client's first measured requests send
             the prompts of its warm-up again (perf_analyzer's restarted workers walk its input
             data from the start: :func:`~genmodel._simfigures.replay_warmup_prompts`); an engine
-            with ``prefix_caching`` finds them cached. The closed form leaves it out.
+            with ``prefix_caching`` finds them cached (the closed form: :mod:`genmodel._replay`).
     """
 
     requests_per_client: int
@@ -136,6 +150,9 @@ class Wave:
             step waits for its host launch (:func:`release_wait_s`).
         reply_latency_s: a closed-loop client's reply (``Engine.reply_latency_s``): a think time
             of the closed loop, and in every TTFT.
+        prefix_caching: the engine's prefix cache is on (``Engine.prefix_caching``): a prompt the
+            client replays after its warm-up is a cache hit (:func:`replay_hit_tokens`).
+        block_tokens: tokens per KV-cache block (``Engine.kv_block_tokens``): a hit is whole blocks.
     """
 
     budget_tokens: int
@@ -147,6 +164,8 @@ class Wave:
     eager_blocks: tuple[EagerBlockKernels, ...] = ()
     release_after_launch: bool = False
     reply_latency_s: float = 0.0
+    prefix_caching: bool = False
+    block_tokens: int = 16
 
     @classmethod
     def of(cls, engine: Engine, client: BenchmarkClient) -> Wave:
@@ -164,6 +183,8 @@ class Wave:
             eager_blocks=eager_block_kernels(engine),
             release_after_launch=engine.release_after_launch,
             reply_latency_s=engine.reply_latency_s,
+            prefix_caching=engine.prefix_caching,
+            block_tokens=engine.kv_block_tokens,
         )
 
     def prompts_per_step(self, input_tokens: int) -> int:
@@ -172,12 +193,13 @@ class Wave:
 
 
 def group_step_s(group: Num, prefill_s: float, full_step_s: float, per_step: int) -> Num:
-    """S(g): a step of ``group`` prompts (at least one, at most ``per_step``), linear between one
-    prompt's prefill and a full step's."""
+    """S(g): a step of ``group`` prompts (at least one, at most ``per_step``), max(P, S(m) g / m):
+    one prompt's prefill (its weight reads and launches, paid once a step), or the full step's
+    share of the compute (module docstring)."""
     g = minimum(maximum(group, 1.0), float(per_step))
     if per_step == 1:
         return prefill_s + 0 * g
-    return prefill_s + (g - 1) * (full_step_s - prefill_s) / (per_step - 1)
+    return maximum(prefill_s, full_step_s * g / per_step)
 
 
 def burst_ttft_s(clients: Num, prefill_s: float, full_step_s: float, per_step: int) -> Num:
@@ -196,10 +218,11 @@ def wave_extra_s(
     prefill_s: float,
     full_step_s: float,
     steady_ttft_s: Num,
+    step_wait_s: Num = 0.0,
 ) -> Num:
     """What the wave adds to the steady state's mean TTFT over the client's measured requests
-    (module docstring), with the overlap scheduler's wait (:func:`overlap_wait_s`); 0 for one
-    client.
+    (module docstring): the mean of its rounds (:func:`round_ttfts_s`) less the steady TTFT; 0 for
+    one client.
 
     Args:
         wave: the engine's admission and the benchmark client.
@@ -209,21 +232,17 @@ def wave_extra_s(
         full_step_s: S(m), a step of m = :meth:`Wave.prompts_per_step` prompts (``prefill_s``
             is taken for m = 1).
         steady_ttft_s: the steady state's mean TTFT (:func:`~genmodel._serving.serving_point`).
+        step_wait_s: the part of it that waits for the decode step under way, which a round
+            that starts into an empty engine does not (:func:`round_ttfts_s`).
     """
-    overlap = overlap_wait_s(wave, clients, input_tokens, prefill_s, full_step_s)
-    m = wave.prompts_per_step(input_tokens)
-    if m == 1:  # a full step is one prompt's prefill
-        full_step_s = prefill_s
+    burst, later = round_ttfts_s(
+        wave, clients, input_tokens, prefill_s, full_step_s, steady_ttft_s, step_wait_s
+    )
     client = wave.client
-    if wave.mixed:
-        group = group_step_s(minimum(clients, float(m)), prefill_s, full_step_s, m) - prefill_s
-        if client.warmup_requests and not client.restart_after_warmup:
-            return group + overlap  # the burst was the warm-up's (so it is not evaluated)
-    burst = maximum(burst_ttft_s(clients, prefill_s, full_step_s, m), steady_ttft_s)
-    if not wave.mixed:
-        return burst - steady_ttft_s + overlap
+    if not wave.mixed or (client.warmup_requests and not client.restart_after_warmup):
+        return later - steady_ttft_s  # (every round alike; or the burst was the warm-up's)
     measured = client.requests(clients) - client.warmup_requests
-    return group + (burst - steady_ttft_s - group) / measured + overlap  # one measured round is the burst
+    return (burst + (measured - 1) * later) / measured - steady_ttft_s  # one measured round is the burst
 
 
 def overlap_wait_s(
@@ -232,10 +251,16 @@ def overlap_wait_s(
     input_tokens: int,
     prefill_s: float,
     full_step_s: float,
+    wait_s: Num = 0.0,
+    step_wait_s: Num = 0.0,
 ) -> Num:
-    """The step under way that an arrival waits for as well when the engine chooses a step's batch
-    while the step before it runs, averaged over the measured rounds (module docstring): a group
-    round's next group step; 0 in the burst round (the engine was empty), for N <= m, and without
+    """What the overlap scheduler adds to the wait of a group that comes back in a group round of
+    a mixed engine (module docstring), beyond the steady state's ``wait_s`` (its queue and its
+    ``step_wait_s`` for a decode step under way): the batch of a step is chosen while the step
+    before it runs, so of the G = ceil(N / m) groups of a round all but the first come back while
+    the step of the group ahead of them runs and wait for it, S(min(N - m, m)), the first for a
+    decode step under way; that step is their queue, as the steady state's is, so the wait is the
+    larger of the two. 0 for a lone group (N <= m: it comes back to an empty engine) and without
     the overlap scheduler.
 
     Args:
@@ -243,20 +268,21 @@ def overlap_wait_s(
         clients: N, clients per replica.
         input_tokens: I, prompt tokens per request.
         prefill_s, full_step_s: P and S(m), as :func:`wave_extra_s` takes them.
+        wait_s: the steady state's wait before a request's prefill (TTFT less P).
+        step_wait_s: the part of it that waits for a decode step under way.
     """
     if not wave.overlap or not wave.mixed:
         return 0.0 * clients  # (not mixed: every round is a burst into an empty engine)
     m = wave.prompts_per_step(input_tokens)
     if m == 1:
         full_step_s = prefill_s
+    groups = ceil(clients / m)
     next_group = group_step_s(minimum(clients - m, float(m)), prefill_s, full_step_s, m)
-    client = wave.client
-    measured = client.requests(clients) - client.warmup_requests
-    groups = 1.0 if client.warmup_requests and not client.restart_after_warmup else (measured - 1) / measured
-    return (clients > m) * next_group * groups
+    ahead = (groups - 1) / groups * next_group + step_wait_s / groups
+    return (clients > m) * (maximum(wait_s, ahead) - wait_s)
 
 
-def release_wait_s(wave: Wave, clients: Num, input_tokens: int, host_s: float) -> Num:
+def release_wait_s(wave: Wave, clients: Num, input_tokens: int, host_s: Num) -> Num:
     """How long a first token waits, on average over the measured rounds, for the launch of the
     step after its own when the engine sends a step's tokens only once the next step is launched
     (:attr:`Wave.release_after_launch` with the overlap scheduler; module docstring): ``host_s``
@@ -274,8 +300,8 @@ def release_wait_s(wave: Wave, clients: Num, input_tokens: int, host_s: float) -
     step's first tokens leave when the next step is launched, its host launch time later when it
     holds a prompt) applied to the wave's bursts (module docstring).
     """
-    if not (wave.release_after_launch and wave.overlap) or host_s <= 0:
-        return 0.0 * clients
+    if not (wave.release_after_launch and wave.overlap):
+        return 0.0 * clients  # (and H = 0, an engine without a host floor, waits for nothing)
     m = wave.prompts_per_step(input_tokens)
     last = clients - m * (ceil(clients / m) - 1)  # prompts in the burst's last step
     burst = host_s * (clients - last) / clients  # the prompts whose step a prompt step follows
@@ -285,3 +311,160 @@ def release_wait_s(wave: Wave, clients: Num, input_tokens: int, host_s: float) -
     if client.warmup_requests and not client.restart_after_warmup:
         return 0.0 * clients  # (the burst was the warm-up's)
     return burst / (client.requests(clients) - client.warmup_requests)  # one measured round is the burst
+
+
+def round_ttfts_s(
+    wave: Wave,
+    clients: Num,
+    input_tokens: int,
+    prefill_s: float,
+    full_step_s: float,
+    steady_ttft_s: Num,
+    step_wait_s: Num = 0.0,
+) -> tuple[Num, Num]:
+    """(a burst round's mean TTFT, a later round's), the steady TTFT included (module docstring).
+
+    A burst round's is the larger of the burst and the steady state's queue: its TTFT less
+    ``step_wait_s``, the wait for a decode step under way, since a burst starts into an empty
+    engine. A later round of an engine that does not mix is a burst again; of a mixed one it is
+    a burst too where one step holds all N prompts (N <= m: the clients decode, finish and come
+    back together, into an empty engine), else the steady state's TTFT plus its group's step and,
+    with the overlap scheduler, the step of the group ahead (:func:`overlap_wait_s`).
+    """
+    m = wave.prompts_per_step(input_tokens)
+    if m == 1:
+        full_step_s = prefill_s
+    burst = maximum(burst_ttft_s(clients, prefill_s, full_step_s, m), steady_ttft_s - step_wait_s)
+    if not wave.mixed:
+        return burst, burst
+    group = group_step_s(minimum(clients, float(m)), prefill_s, full_step_s, m) - prefill_s
+    later = steady_ttft_s + group
+    if wave.overlap:
+        wait_s = steady_ttft_s - prefill_s  # the steady state's queue and step under way
+        later = later + overlap_wait_s(
+            wave, clients, input_tokens, prefill_s, full_step_s, wait_s, step_wait_s
+        )
+    return burst, where(clients <= m, burst, later)
+
+
+def replay_hit_tokens(wave: Wave, input_tokens: int) -> int:
+    """Prompt tokens a replayed warm-up prompt finds in the engine's prefix cache: its whole KV
+    blocks within all but its last token (as :func:`~genmodel._simfigures.replay_warmup_prompts`
+    gives them); 0 where the client replays nothing or the engine caches no prefixes."""
+    client = wave.client
+    if not (wave.prefix_caching and client.replays_warmup_prompts and client.warmup_requests):
+        return 0
+    return (input_tokens - 1) // wave.block_tokens * wave.block_tokens
+
+
+def replay_rounds(
+    wave: Wave, clients: float, input_tokens: int, output_tokens: int, capacity_tokens: float
+) -> int:
+    """Measured rounds that replay the warm-up's prompts and find them cached: the first W (the
+    warm-up's requests) of the client's measured rounds, each while the KV a replica has filled
+    since it started (the warm-up's prompts and outputs, then each replayed round's uncached tail
+    and output) is within its pool of ``capacity_tokens`` (the engine evicts cached blocks only
+    when it has no other left: :func:`~genmodel._simfigures.replay_warmup_prompts`). 0 where
+    :func:`replay_hit_tokens` is 0. Scalars (an estimate; the plan search's client replays nothing)."""
+    hit = replay_hit_tokens(wave, input_tokens)
+    if not hit:
+        return 0
+    client = wave.client
+    measured = int(client.requests(clients)) - client.warmup_requests
+    filled = clients * client.warmup_requests * (input_tokens + output_tokens)
+    rounds = 0
+    while rounds < min(client.warmup_requests, measured) and filled <= capacity_tokens:
+        rounds += 1
+        filled += clients * (input_tokens - hit + output_tokens)
+    return rounds
+
+
+def replayed_mean_s(
+    wave: Wave, clients: float, rounds: int, together: bool, fresh: tuple[Num, Num], replayed: tuple[Num, Num]
+) -> Num:
+    """The mean over the measured rounds of a client that restarts after its warm-up and replays
+    it (:func:`replay_rounds`: the first ``rounds`` measured rounds), of a figure whose (burst
+    round, later round) values are ``fresh`` for fresh prompts and ``replayed`` for replayed ones
+    (:func:`round_ttfts_s`): the restart's burst is a replayed round; where one step holds every
+    replayed prompt (``together``) the clients stay synchronised, so the replayed rounds are
+    bursts and so is the first round of fresh prompts after them."""
+    client = wave.client
+    measured = int(client.requests(clients)) - client.warmup_requests
+    fresh_burst, fresh_later = fresh
+    replay_burst, replay_later = replayed
+    total = replay_burst + (rounds - 1) * (replay_burst if together else replay_later)
+    if measured > rounds:
+        total = total + (fresh_burst if together else fresh_later) + (measured - rounds - 1) * fresh_later
+    return total / measured
+
+
+def release_rounds_s(wave: Wave, clients: Num, input_tokens: int, host_s: float) -> tuple[Num, Num]:
+    """(a burst round's, a later round's) mean wait of a first token for the next step's launch
+    (:func:`release_wait_s`, round by round): in a burst round ``host_s`` for the prompts but
+    those of its last step; a later round of an engine that does not mix is a burst, of a mixed
+    one waits for nothing."""
+    if not (wave.release_after_launch and wave.overlap) or host_s <= 0:
+        return 0.0 * clients, 0.0 * clients
+    m = wave.prompts_per_step(input_tokens)
+    last = clients - m * (ceil(clients / m) - 1)
+    burst = host_s * (clients - last) / clients
+    return burst, (0.0 * clients if wave.mixed else burst)
+
+
+def eager_prefill(
+    model: ModelSpec,
+    plan: Plan,
+    precision: Precision,
+    wave: Wave | None,
+    input_tokens: int,
+    options: RunOptions,
+    prefill_s: float,
+    step_overhead_s: float,
+) -> tuple[float, float]:
+    """(H, the request's prefill at least its eager passes): H is the host time of launching an
+    eager forward's kernels on the wave's engine (:func:`~genmodel._hostcost.eager_host_s`; 0
+    without a wave or a host floor), and each of the prompt's passes takes at least H and the
+    per-step overhead. One formula for the estimate and the plan search."""
+    if wave is None:
+        return 0.0, prefill_s
+    host_s = eager_host_s(model, plan, precision, launch_s=wave.prefill_launch_s, blocks=wave.eager_blocks)
+    if not host_s:
+        return 0.0, prefill_s
+    cached, chunk = prefill_chunking(input_tokens, options)
+    passes = -(-(input_tokens - cached) // chunk)
+    return host_s, max(prefill_s, passes * (host_s + step_overhead_s))
+
+
+def one_shot_ttft_s(
+    wave: Wave,
+    clients: float,
+    running: float,
+    rate_per_s: float,
+    itl_s: float,
+    input_tokens: int,
+    output_tokens: int,
+    prefill_s: float,
+    full_step_s: float,
+) -> float:
+    """Mean TTFT of N requests sent at once, one a client (no closed loop: ``vllm bench serve``
+    with all its prompts at once), where the KV memory runs at most K = ``running`` of them.
+
+    The first K are a burst (:func:`burst_ttft_s`); the first of them to finish, the first step's,
+    does so T1 = S(min(K, m)) + (O-1) ITL after the start, and from then on the replica completes
+    X = ``rate_per_s`` requests a second at K running, each completion admitting the next waiting
+    request: the i-th of the N - K waiting ones (i = 0, 1, ...) starts at T1 + i / X and has its
+    first token a prefill P later. The mean over all N:
+    (K burst(K) + (N - K) (T1 + P) + (N - K) (N - K - 1) / (2 X)) / N. (A closed loop instead
+    queues every request behind all N - K waiting ones, Little's law: about twice this.)
+
+    Source: FCFS admission as memory frees (:mod:`genmodel._scheduler`), for one request a client.
+    """
+    m = wave.prompts_per_step(input_tokens)
+    if m == 1:
+        full_step_s = prefill_s
+    k = min(running, clients)
+    waiting = clients - k
+    first = float(group_step_s(min(k, float(m)), prefill_s, full_step_s, m)) + (output_tokens - 1) * itl_s
+    burst = float(burst_ttft_s(k, prefill_s, full_step_s, m))
+    queue = waiting * (first + prefill_s) + waiting * (waiting - 1) / (2 * rate_per_s)
+    return (k * burst + queue) / clients

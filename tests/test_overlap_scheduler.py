@@ -71,13 +71,20 @@ def test_an_empty_engine_admits_at_once() -> None:
     assert one[1] == pytest.approx(one[0], rel=1e-12)
 
 
-def test_clients_coming_back_in_groups_wait_for_the_next_groups_step() -> None:
+def test_clients_coming_back_in_groups_wait_for_the_step_of_the_group_ahead() -> None:
     client = BenchmarkClient(requests_per_client=12, warmup_requests=2, restart_after_warmup=False)
     wave = Wave(budget_tokens=2048, mixed=True, client=client, overlap=True)
     step = {"input_tokens": 1024, "prefill_s": 0.03, "full_step_s": 0.05}  # m = 2 prompts a step
     assert overlap_wait_s(wave, 2.0, **step) == 0  # a lone group comes back to an empty engine
-    assert overlap_wait_s(wave, 3.0, **step) == pytest.approx(group_step_s(1.0, 0.03, 0.05, 2))
-    assert overlap_wait_s(wave, 16.0, **step) == pytest.approx(0.05)
+    # 2 groups: the second waits for the first's step (1 prompt), the first for nothing
+    assert overlap_wait_s(wave, 3.0, **step) == pytest.approx(group_step_s(1.0, 0.03, 0.05, 2) / 2)
+    # 8 groups of 2: all but the first wait for a step of 2 prompts
+    assert overlap_wait_s(wave, 16.0, **step) == pytest.approx(0.05 * 7 / 8)
+    # that step is their queue: a steady state that already waits longer adds nothing to it
+    assert overlap_wait_s(wave, 16.0, **step, wait_s=0.06) == 0
+    assert overlap_wait_s(wave, 16.0, **step, wait_s=0.02, step_wait_s=0.008) == pytest.approx(
+        0.05 * 7 / 8 + 0.001 - 0.02
+    )
     plain = dataclasses.replace(wave, overlap=False)
     assert overlap_wait_s(plain, 16.0, **step) == 0
     for clients in (1.0, 3.0, 16.0):
