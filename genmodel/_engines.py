@@ -489,20 +489,51 @@ def as_engine(engine: str | Engine, device: Device | None = None) -> Engine:
     return engine_preset(engine, device)
 
 
+#: what SGLang multiplies its ``schedule_conservativeness`` by with DP attention, so its initial
+#: ``new_token_ratio`` (0.7 x the conservativeness) and the floor it decays to are 0.3 of the
+#: default's (:func:`rank_engine`)
+DP_ATTENTION_CONSERVATIVENESS = 0.3
+
+
 def rank_engine(engine: Engine, *, moe: bool, dp: int) -> Engine:
     """``engine`` as each of ``dp`` attention-DP ranks of an MoE model runs it.
 
     SGLang with DP attention (``--enable-dp-attention``, which genmodel's dp > 1 of an MoE model
-    is) divides its chunked-prefill size by the DP size, so each rank's scheduler chunks prompts
-    at ``chunked_prefill_size // dp_size`` tokens a step (python/sglang/srt/server_args.py
-    ``_handle_data_parallelism``: "DP attention is enabled. The chunked prefill size is adjusted
-    to ... to avoid MoE kernel issues"; the same division in the 0.4 releases' ``__post_init__``):
-    the preset's (or a harness's) ``max_batched_tokens`` is the size given, the rank's is that
-    over ``dp``. The other engines and dense replicas keep their knobs.
+    is) changes two of its scheduler's knobs per rank (python/sglang/srt/server_args.py
+    ``_handle_data_parallelism`` in 0.5 and later, the same two lines in the 0.4 releases'
+    ``__post_init__``, "Data parallelism attention"):
+
+    - ``chunked_prefill_size = chunked_prefill_size // dp_size`` ("DP attention is enabled. The
+      chunked prefill size is adjusted to ... to avoid MoE kernel issues"): the preset's (or a
+      harness's) ``max_batched_tokens`` is the size given, the rank's is that over ``dp``;
+    - ``schedule_conservativeness = schedule_conservativeness * 0.3``
+      (:data:`DP_ATTENTION_CONSERVATIVENESS`), which managers/scheduler.py ``Scheduler.__init__``
+      turns into ``init_new_token_ratio = min(SGLANG_INIT_NEW_TOKEN_RATIO x
+      schedule_conservativeness, 1)``, the floor being that x ``SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR``:
+      the rank's :class:`NewTokenRatio` starts at 0.3 of the preset's (0.21 rather than 0.7, the
+      floor 0.0294) and so reserves less for the running sequences' output; the closed form's
+      ``reserve_output_frac`` (the initial ratio) follows.
+
+    Knobs it leaves per server, and so unchanged here: ``max_prefill_tokens``; the preset's
+    ``max_num_seqs`` is already a rank's (the rank's request pool, ``req_to_token_pool``). A
+    ``--max-running-requests`` given to the server is divided by the DP size in each rank's model
+    runner (model_executor/model_runner.py, tp_worker.py in 0.4: ``max_running_requests //
+    dp_size`` with DP attention): an ``Engine``'s ``max_num_seqs`` is the rank's, so give that.
+    Early 0.4 releases (DP attention forcing dp = tp) also halved the chunk, capped the CUDA graph
+    batch at 96 and turned the overlap schedule off; the bundled rows ran later releases. The
+    other engines and dense replicas keep their knobs.
     """
     if engine.name != "sglang" or not moe or dp < 2:
         return engine
-    return engine.replace(max_batched_tokens=max(engine.max_batched_tokens // dp, 1))
+    rule = engine.new_token_ratio
+    if rule is not None:
+        rule = dataclasses.replace(rule, init=min(rule.init * DP_ATTENTION_CONSERVATIVENESS, 1.0))
+    return dataclasses.replace(
+        engine,
+        max_batched_tokens=max(engine.max_batched_tokens // dp, 1),
+        new_token_ratio=rule,
+        reserve_output_frac=engine.reserve_output_frac * DP_ATTENTION_CONSERVATIVENESS,
+    )
 
 
 #: engine configurations a benchmark harness generates for its runs (a validation row's

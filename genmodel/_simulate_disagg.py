@@ -30,6 +30,9 @@ Modelling assumptions:
   "prefill": the prefill worker's token is the first token (DistServe's TTFT, Sec. 2; TensorRT-LLM's
   disaggregated server returns the context phase's token), so TTFT = queue + prefill and the
   transfer delays the second token.
+- An MoE pool's attention-DP ranks run its engine's per-rank knobs
+  (:func:`~genmodel._engines.rank_engine`: SGLang's chunk over the DP size, its lower
+  ``new_token_ratio``), as in the aggregated simulation.
 - A closed-loop client's reply, the engine's ``reply_latency_s``, delays its next request and is
   in its TTFT and e2e, as in the aggregated simulation; the tokens of a step leave when it ends
   (``release_after_launch`` is not modelled between pools).
@@ -37,6 +40,7 @@ Modelling assumptions:
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import time
@@ -44,7 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from genmodel._engines import Engine
+from genmodel._engines import Engine, rank_engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device, System
 from genmodel._model import ModelSpec
@@ -167,6 +171,11 @@ def simulate_disaggregated(
             raise SpecError(f"{name}={value!r} must be one of {', '.join(allowed)}")
     for pool in (prefill, decode):
         check_simulable(pool.plan, options)
+    # each pool's attention-DP ranks run its engine's per-rank knobs (as simulate_serving's do)
+    moe = model.moe is not None
+    prefill, decode = (
+        dataclasses.replace(p, engine=rank_engine(p.engine, moe=moe, dp=p.plan.dp)) for p in (prefill, decode)
+    )
     rng = np.random.default_rng(seed)
     req, client_of, starts = requests_of(arrivals, input_tokens, output_tokens, rng, options.prefix_hit_rate)
     n_in, n_out = int(req.input_tokens.max()), int(req.output_tokens.max())
