@@ -36,6 +36,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from genmodel._cost import GROUP_OPS
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device, System
@@ -258,6 +259,8 @@ def estimate_serving(
             f"output_tokens={output_tokens} must be >= 2 in serving mode (concurrency); "
             "use batch= for a prefill-only estimate"
         )
+    if wave is not None:  # the knobs each attention-DP rank of an MoE model runs
+        wave = wave.on_ranks(moe=model.moe is not None, dp=plan.dp)
     pool = WHOLE_SEQUENCES if wave is None else wave.pool  # the engine's KV pool
     system, extras, device, most, lengths = _pool_fit(
         model, hardware, plan, precision, input_tokens, output_tokens, ideal, options, pool
@@ -268,6 +271,21 @@ def estimate_serving(
         model, system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options, memory=mem
     )
     prefill_s = float(prefill_terms.time_s)
+    # the clients spread over the replicas; with fewer clients than replicas the others are idle,
+    # and a busy replica has at least one client (a fraction of one has no closed loop)
+    replicas = min(plan.dp, concurrency)
+    clients = concurrency / replicas  # per busy replica
+    # an MoE model's attention-DP ranks share the routed experts: with idle ranks a prompt's
+    # experts serve the busy ranks' tokens only (the simulation's group mean per rank,
+    # genmodel._symmetry.group_tokens). A decode step keeps every rank's: the simulation's group
+    # mean is at least one token per rank (its step-cost grid), which a decode batch of one is
+    busy = replicas / plan.dp if model.moe is not None else 1.0
+    if busy < 1:
+        idle_terms, _ = prefill_pass(
+            model, system, plan, precision, num_seqs=busy, input_tokens=input_tokens, options=options,
+            memory=mem, need_longest=False,
+        )  # fmt: skip
+        prefill_s -= _group_s(prefill_terms) - _group_s(idle_terms)
     # a request's own prefill passes are eager steps: at least their kernels' host time
     # (genmodel._hostcost); the steady state's load keeps the GPU time, the host launches of a
     # step being shared by the prompts it holds, and TTFT adds what the host time adds
@@ -283,10 +301,6 @@ def estimate_serving(
         eager_prefill_s = max(prefill_s, passes * (host_s + float(prefill_terms.overhead_s)))
     past = mean_decode_context(input_tokens, output_tokens)
 
-    # the clients spread over the replicas; with fewer clients than replicas the others are idle,
-    # and a busy replica has at least one client (a fraction of one has no closed loop)
-    replicas = min(plan.dp, concurrency)
-    clients = concurrency / replicas  # per busy replica
     # the clients' replies: out of the engine (a think time), and before each first token
     think_s = 0.0 if wave is None else wave.reply_latency_s
     steps: dict[float, StepTerms] = {}  # the decode step at each batch tried (the last is reported)
@@ -382,6 +396,13 @@ def estimate_serving(
             request_overhead_s=overhead_s,
         ),
     )
+
+
+def _group_s(terms: StepTerms) -> float:
+    """The time of a step's operators whose work the expert-parallel group shares (the routed
+    experts, genmodel._stepcost's group operators): on attention-DP ranks in lockstep it follows
+    the group's mean tokens per rank."""
+    return sum(float(maximum(t.compute_s, t.memory_s)) for t in terms.ops if t.op.name in GROUP_OPS)
 
 
 def after_wave(

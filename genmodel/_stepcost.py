@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from genmodel._attention import attended_pairs
+from genmodel._cost import GROUP_OPS
 from genmodel._eagerkernels import EagerBlockKernels
 from genmodel._errors import SpecError
 from genmodel._hardware import System
@@ -48,10 +49,6 @@ from genmodel._workload import Precision
 
 #: operators over the sequences' last tokens (the rest, but attention, run over the step's tokens)
 _PER_SEQUENCE_OPS = ("final_norm", "lm_head")
-#: operators whose work is spread over the expert-parallel group: on attention-DP replicas in
-#: lockstep a rank's routed experts serve every rank's tokens, so their time follows the group's
-#: mean tokens per rank, not the rank's own
-_GROUP_OPS = ("experts",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +276,7 @@ def _split(terms: StepTerms, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
         time = np.broadcast_to(np.maximum(t.compute_s, t.memory_s), grid.shape)
         if t.op.name in _PER_SEQUENCE_OPS:
             seqs = seqs + time
-        elif t.op.name in _GROUP_OPS:
+        elif t.op.name in GROUP_OPS:
             group = group + time
         else:
             rows = rows + time

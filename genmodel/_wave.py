@@ -62,7 +62,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genmodel._eagerkernels import EagerBlockKernels
-from genmodel._engines import WHOLE_SEQUENCES, Engine, KvPool, eager_block_kernels
+from genmodel._engines import WHOLE_SEQUENCES, Engine, KvPool, eager_block_kernels, rank_engine
 from genmodel._errors import SpecError, require_ints
 from genmodel._units import Num, ceil, floor, maximum, minimum
 
@@ -136,6 +136,8 @@ class Wave:
             step waits for its host launch (:func:`release_wait_s`).
         reply_latency_s: a closed-loop client's reply (``Engine.reply_latency_s``): a think time
             of the closed loop, and in every TTFT.
+        engine: the engine the wave was made of (:meth:`of`), whose per-rank knobs
+            :meth:`on_ranks` takes; None: the wave is the same on every plan.
     """
 
     budget_tokens: int
@@ -147,6 +149,7 @@ class Wave:
     eager_blocks: tuple[EagerBlockKernels, ...] = ()
     release_after_launch: bool = False
     reply_latency_s: float = 0.0
+    engine: Engine | None = None
 
     @classmethod
     def of(cls, engine: Engine, client: BenchmarkClient) -> Wave:
@@ -164,7 +167,17 @@ class Wave:
             eager_blocks=eager_block_kernels(engine),
             release_after_launch=engine.release_after_launch,
             reply_latency_s=engine.reply_latency_s,
+            engine=engine,
         )
+
+    def on_ranks(self, *, moe: bool, dp: int) -> Wave:
+        """The wave on each of ``dp`` replicas: those of an MoE model's attention DP run the
+        engine's per-rank knobs (:func:`~genmodel._engines.rank_engine`: SGLang's chunk over the DP
+        size and its lower ``new_token_ratio``), as the simulation runs them; else this wave."""
+        if self.engine is None:
+            return self
+        ranked = rank_engine(self.engine, moe=moe, dp=dp)
+        return self if ranked is self.engine else Wave.of(ranked, self.client)
 
     def prompts_per_step(self, input_tokens: int) -> int:
         """m: whole prompts of ``input_tokens`` a step holds (at least one)."""
