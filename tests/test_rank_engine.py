@@ -17,7 +17,7 @@ _CLIENT = BenchmarkClient(requests_per_client=12, warmup_requests=2, restart_aft
 
 def _h200_sglang() -> genmodel.Engine:
     hw = load_hardware("h200-sxm")
-    return engine_preset("sglang", getattr(hw, "device", hw))
+    return engine_preset("sglang", hw.device)
 
 
 def test_sglang_ranks_divide_the_chunk_and_scale_the_conservativeness() -> None:
@@ -117,7 +117,9 @@ _DS: dict[str, Any] = {
 
 
 def _ttft(serving: str, concurrency: int, engine: str | genmodel.Engine = "sglang") -> float:
-    e = genmodel.estimate("deepseek-v3", "h200-sxm", concurrency=concurrency, serving=serving, engine=engine, **_DS)
+    e = genmodel.estimate(
+        "deepseek-v3", "h200-sxm", concurrency=concurrency, serving=serving, engine=engine, **_DS
+    )
     return e.ttft_s
 
 
