@@ -536,6 +536,20 @@ def rank_engine(engine: Engine, *, moe: bool, dp: int) -> Engine:
     )
 
 
+def idle_rank_tokens(engine: Engine | None) -> int:
+    """Tokens an attention-DP rank of an MoE model with nothing to run sends the routed experts
+    while the other ranks step (they step in lockstep). SGLang's idle rank runs an IDLE batch of no
+    tokens (managers/scheduler.py ``get_idle_batch`` under DP attention), and its gather before
+    the MoE pads to the sum of the ranks' tokens in a batch with a prefill, or where that sum is at
+    most half of the largest rank's x dp (layers/dp_attention.py ``DpPaddingMode.get_dp_padding_mode``:
+    SUM_LEN), so a rank without work adds none: 0. vLLM's idle DP rank runs a dummy batch of one
+    token (v1/worker/gpu_worker.py ``execute_dummy_batch``: ``_dummy_run(1)``) and TensorRT-LLM
+    pads it with a dummy generation request (_torch/pyexecutor/py_executor.py
+    ``_pad_attention_dp_dummy_request``): 1, as for any other engine (None: no engine named).
+    """
+    return 0 if engine is not None and engine.name == "sglang" else 1
+
+
 #: engine configurations a benchmark harness generates for its runs (a validation row's
 #: ``engine_config`` column); none = the server's defaults (the presets)
 ENGINE_CONFIGS = ("aiconfigurator", "atom-oot")

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from genmodel._cost import GROUP_OPS
-from genmodel._engines import WHOLE_SEQUENCES, KvPool
+from genmodel._engines import WHOLE_SEQUENCES, KvPool, idle_rank_tokens
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._hostcost import eager_host_s
@@ -275,15 +275,16 @@ def estimate_serving(
     # and a busy replica has at least one client (a fraction of one has no closed loop)
     replicas = min(plan.dp, concurrency)
     clients = concurrency / replicas  # per busy replica
-    # an MoE model's attention-DP ranks share the routed experts: with idle ranks a prompt's
-    # experts serve the busy ranks' tokens only (the simulation's group mean per rank,
-    # genmodel._symmetry.group_tokens). A decode step keeps every rank's: the simulation's group
-    # mean is at least one token per rank (its step-cost grid), which a decode batch of one is
+    # an MoE model's attention-DP ranks share the routed experts: with idle ranks the experts serve
+    # the busy ranks' tokens and the idle ranks' (the engine's idle_rank_tokens: SGLang none, a
+    # dummy token elsewhere), a prompt's and a decode step's (the simulation's group mean per rank,
+    # genmodel._symmetry.group_tokens)
+    idle = (plan.dp - replicas) * idle_rank_tokens(None if wave is None else wave.engine)
     busy = replicas / plan.dp if model.moe is not None else 1.0
     if busy < 1:
         idle_terms, _ = prefill_pass(
-            model, system, plan, precision, num_seqs=busy, input_tokens=input_tokens, options=options,
-            memory=mem, need_longest=False,
+            model, system, plan, precision, num_seqs=busy + idle / plan.dp / input_tokens,
+            input_tokens=input_tokens, options=options, memory=mem, need_longest=False,
         )  # fmt: skip
         prefill_s -= _group_s(prefill_terms) - _group_s(idle_terms)
     # a request's own prefill passes are eager steps: at least their kernels' host time
@@ -304,16 +305,22 @@ def estimate_serving(
     # the clients' replies: out of the engine (a think time), and before each first token
     think_s = 0.0 if wave is None else wave.reply_latency_s
     steps: dict[float, StepTerms] = {}  # the decode step at each batch tried (the last is reported)
+    step_times: dict[float, float] = {}  # its time, the idle ranks' experts left out
+
+    def decode_at(batch: float) -> StepTerms:
+        return decode_pass(
+            model, system, plan, precision, num_seqs=batch, past_tokens=past, options=options, memory=mem
+        )
 
     def point(batch: float) -> ServingPoint:
-        step = steps.get(batch)
-        if step is None:
-            step = steps[batch] = decode_pass(
-                model, system, plan, precision, num_seqs=batch, past_tokens=past, options=options, memory=mem
-            )
+        if batch not in steps:
+            step = steps[batch] = decode_at(batch)
+            step_times[batch] = float(step.time_s)
+            if busy < 1:
+                step_times[batch] -= _group_s(step) - _group_s(decode_at(batch * busy + idle / plan.dp))
         return serving_point(
             prefill_s=prefill_s,
-            step_s=float(step.time_s),
+            step_s=step_times[batch],
             decode_batch=batch,
             output_tokens=output_tokens,
             clients=clients,
@@ -346,7 +353,7 @@ def estimate_serving(
             steady_ttft_s=ttft_s,
         )
         ttft_s += float(extra)
-        step_s = float(steps[batch].time_s)
+        step_s = step_times[batch]
         itl, rate_wave = after_wave(clients, rate, ttft_s, itl_s, step_s, output_tokens, think_s)
         itl_s, rate = float(itl), float(rate_wave)
         queued_s = ttft_s  # the engine's wait, the wave's included

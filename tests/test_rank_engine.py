@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 import genmodel
-from genmodel._engines import DP_ATTENTION_CONSERVATIVENESS, engine_preset, rank_engine
+from genmodel._engines import DP_ATTENTION_CONSERVATIVENESS, engine_preset, idle_rank_tokens, rank_engine
+from genmodel._symmetry import group_tokens
 from genmodel._wave import BenchmarkClient, Wave
 from genmodel.io import load_hardware
 
@@ -134,12 +135,42 @@ def test_closed_form_follows_the_simulated_chunk_over_the_dp_size() -> None:
     assert closed / closed_whole == pytest.approx(sim / sim_whole, abs=0.1)
 
 
+def _both(serving: str, concurrency: int, engine: str = "sglang") -> tuple[float, float]:
+    e = genmodel.estimate(
+        "deepseek-v3", "h200-sxm", concurrency=concurrency, serving=serving, engine=engine, **_DS
+    )
+    return e.ttft_s, e.tpot_s
+
+
 @pytest.mark.parametrize("clients", [1, 2, 4])
 def test_closed_form_loads_only_the_busy_ranks_experts(clients: int) -> None:
-    """Fewer clients than attention-DP ranks: the idle ranks send the routed experts no tokens
-    (the simulation's group mean per rank), so a prompt's prefill is shorter than on a full DP8
-    load; the closed form's TTFT stays within a few per cent of the simulation's (29 % high
-    before, for one client)."""
-    sim, closed = _ttft("simulated", clients), _ttft("closed-form", clients)
-    assert closed == pytest.approx(sim, rel=0.05)
-    assert closed < _ttft("closed-form", 8)  # (eight clients load every rank)
+    """Fewer clients than attention-DP ranks on SGLang: the idle ranks send the routed experts no
+    tokens (idle_rank_tokens 0; the simulation's group mean per rank), so a prompt's prefill and a
+    decode step are shorter than on a full DP8 load; the closed form stays within a few per cent
+    of the simulation (its TTFT 29 % high before, for one client)."""
+    (sim_ttft, sim_tpot), (ttft, tpot) = _both("simulated", clients), _both("closed-form", clients)
+    assert ttft == pytest.approx(sim_ttft, rel=0.05) and tpot == pytest.approx(sim_tpot, rel=0.05)
+    full_ttft, full_tpot = _both("closed-form", 8)  # (eight clients load every rank)
+    assert ttft < full_ttft and tpot < full_tpot
+    assert sim_tpot < _both("simulated", 8)[1]
+
+
+def test_idle_ranks_of_vllm_and_trtllm_send_a_dummy_token() -> None:
+    """vLLM's idle DP rank runs a one-token dummy batch and TensorRT-LLM pads it with a dummy
+    generation request: one decoding client on DP8 costs a decode step as eight do; SGLang's idle
+    rank sends nothing, so its step is shorter."""
+    assert idle_rank_tokens(engine_preset("sglang")) == 0
+    assert idle_rank_tokens(engine_preset("vllm")) == idle_rank_tokens(engine_preset("trtllm")) == 1
+    assert idle_rank_tokens(None) == 1
+    for engine in ("vllm", "trtllm"):
+        one, eight = _both("simulated", 1, engine)[1], _both("simulated", 8, engine)[1]
+        assert one == pytest.approx(eight, rel=1e-6)
+        assert _both("closed-form", 1, engine)[1] == pytest.approx(one, rel=0.02)
+    assert _both("simulated", 1)[1] < 0.8 * _both("simulated", 8)[1]
+
+
+def test_group_tokens_count_the_idle_ranks_tokens() -> None:
+    assert group_tokens([1, 0, 0, 0]) == pytest.approx(0.25)  # (SGLang: below one token)
+    assert group_tokens([1, 0, 0, 0], idle=1) is None  # (a dummy token each: a uniform load)
+    assert group_tokens([9, 0, 0, 0], idle=1) == pytest.approx(3.0)
+    assert group_tokens([9, 0], [1, 3], idle=1) == pytest.approx(3.0)  # (weighted as repeated)
