@@ -30,7 +30,9 @@ Modelling assumptions:
   "prefill": the prefill worker's token is the first token (DistServe's TTFT, Sec. 2; TensorRT-LLM's
   disaggregated server returns the context phase's token), so TTFT = queue + prefill and the
   transfer delays the second token.
-- An MoE pool's attention-DP ranks run its engine's per-rank knobs
+- An MoE pool's attention-DP ranks step in lockstep, their routed experts at the group's mean
+  tokens per rank (:func:`~genmodel._symmetry.group_tokens`, an idle rank's tokens counted), and
+  run its engine's per-rank knobs
   (:func:`~genmodel._engines.rank_engine`: SGLang's chunk over the DP size, its lower
   ``new_token_ratio``), as in the aggregated simulation.
 - A closed-loop client's reply, the engine's ``reply_latency_s``, delays its next request and is
@@ -73,6 +75,7 @@ from genmodel._simulate import (
 )
 from genmodel._stepcost import check_simulable
 from genmodel._swaplink import SwapLink, swap_link
+from genmodel._symmetry import group_tokens
 from genmodel._workload import Precision
 
 ROUTINGS = ("least-loaded", "round-robin")
@@ -416,7 +419,8 @@ class _Simulation:
             if 2 <= k < 1 << 59:
                 self._start_run(g, gi, now, min(k, 8192))
                 return
-        duration = max(r.step_s() for r in reps)
+        mean = group_tokens([r.step_tokens() for r in reps], None, reps[0].idle_tokens)  # (the experts')
+        duration = max(r.step_s(mean) for r in reps)
         if duration <= 0:
             pool = "prefill" if g.prefill else "decode"
             raise InfeasibleError(
@@ -449,14 +453,15 @@ class _Simulation:
         """Start up to ``k`` decode-only steps, ending with the step in which the horizon (the
         earliest event that could bring this group work) falls."""
         horizon = self._horizon(now)
+        mean = group_tokens([r.n_dec for r in g.replicas], None, g.replicas[0].idle_tokens)
         if horizon < math.inf:
             # decode steps only grow longer within a run (their contexts grow): the horizon
             # falls within the first (horizon / first step) + 1 steps
-            first = max(r.step_s() for r in g.replicas)
+            first = max(r.step_s(mean) for r in g.replicas)
             k = min(k, max(int((horizon - now) / first) + 2, 1)) if first > 0 else k
-        durations = g.replicas[0].run_s(k)
+        durations = g.replicas[0].run_s(k, mean)
         for r in g.replicas[1:]:
-            durations = np.maximum(durations, r.run_s(k))
+            durations = np.maximum(durations, r.run_s(k, mean))
         cum = np.cumsum(durations)
         if horizon < math.inf:
             k = min(k, int(np.searchsorted(cum, horizon - now, side="left")) + 1)

@@ -174,3 +174,27 @@ def test_group_tokens_count_the_idle_ranks_tokens() -> None:
     assert group_tokens([1, 0, 0, 0], idle=1) is None  # (a dummy token each: a uniform load)
     assert group_tokens([9, 0, 0, 0], idle=1) == pytest.approx(3.0)
     assert group_tokens([9, 0], [1, 3], idle=1) == pytest.approx(3.0)  # (weighted as repeated)
+
+
+def test_disaggregated_decode_ranks_share_the_experts_as_aggregated_ones() -> None:
+    """A decode pool's attention-DP ranks step their routed experts at the group's mean tokens, an
+    idle rank's counted, as the aggregated simulation's: one SGLang client on DP4 decodes faster
+    than four (its idle ranks send nothing), at the aggregated step's pace; TensorRT-LLM's idle
+    ranks send a dummy token, so one client costs as four."""
+    kw: dict[str, Any] = {
+        "weight_dtype": "fp8",
+        "requests_per_client": 3,
+        "warmup_requests": 1,
+        "input_tokens": 1024,
+        "output_tokens": 64,
+    }
+
+    def tpot(engine: str, clients: int, **plan: Any) -> float:
+        r = genmodel.simulate("qwen3-30b-a3b", "h200-sxm", engine=engine, concurrency=clients, **kw, **plan)
+        return r.tpot_s.mean
+
+    split = {"disaggregated": True, "decode_ep": 4, "decode_dp": 4}
+    one = tpot("sglang", 1, **split)
+    assert one == pytest.approx(tpot("sglang", 1, ep=4, dp=4), rel=1e-3)
+    assert one < 0.97 * tpot("sglang", 4, **split)
+    assert tpot("trtllm", 1, **split) == pytest.approx(tpot("trtllm", 4, **split), rel=1e-3)
