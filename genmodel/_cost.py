@@ -73,6 +73,11 @@ class PhaseCost:
         return max(busy, key=busy.__getitem__) if busy else None
 
 
+#: operators whose work is spread over the expert-parallel group: on attention-DP replicas in
+#: lockstep a rank's routed experts serve every rank's tokens, so their time follows the group's
+#: mean tokens per rank, not the rank's own (the simulation's step costs, the closed form's idle ranks)
+GROUP_OPS = ("experts",)
+
 #: The time fields of a phase (scaled and summed together).
 _TIMES = (
     "compute_s",

@@ -45,7 +45,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from genmodel._engines import Engine
+from genmodel._engines import Engine, idle_rank_tokens
 from genmodel._errors import InfeasibleError
 from genmodel._newtokens import RatioState
 from genmodel._stepcost import StepCostTable
@@ -98,6 +98,7 @@ class Replica:
     ) -> None:
         self.index = index
         self.engine = engine
+        self.idle_tokens = idle_rank_tokens(engine)  # (an attention-DP rank without work, in lockstep)
         self.table = table
         self.capacity = capacity_tokens
         # SGLang: admission by its decaying new_token_ratio (genmodel/_newtokens.py), not a fixed reservation
@@ -380,7 +381,7 @@ class Replica:
         """Tokens of the planned step (its decodes and prefill chunks)."""
         return self.step_dec + sum(c[0] for c in self.chunks)
 
-    def step_s(self, group_tokens: int | None = None) -> float:
+    def step_s(self, group_tokens: float | None = None) -> float:
         """Time of the planned step (0 when it is empty); ``group_tokens``: the mean tokens per
         rank of the replicas in lockstep with this one (:meth:`StepCostTable.step_s`)."""
         if not self.chunks and not self.step_dec:
@@ -598,7 +599,7 @@ class Replica:
             k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))
         return k
 
-    def run_s(self, steps: int, group_tokens: int | None = None) -> np.ndarray:
+    def run_s(self, steps: int, group_tokens: float | None = None) -> np.ndarray:
         """Times of the next ``steps`` decode steps (``group_tokens`` as :meth:`step_s`)."""
         if not self.n_dec:
             return np.zeros(steps)

@@ -32,12 +32,12 @@ Modelling assumptions:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from genmodel._engines import WHOLE_SEQUENCES, KvPool
-from genmodel._errors import InfeasibleError, SpecError, require_ints
+from genmodel._cost import GROUP_OPS
+from genmodel._engines import WHOLE_SEQUENCES, KvPool, idle_rank_tokens
+from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._memory import MemoryExtras, MemoryUse, engine_max_batch, memory_use
 from genmodel._model import ModelSpec
@@ -201,7 +201,7 @@ def ttft_quantile_s(point: ServingPoint, prefill_s: Num, quantile: float) -> Num
     return prefill_s + 2 * step_part + others * md1_wait_quantile_s(rho, prefill_s, quantile)
 
 
-def _solve_batch(concurrency_at: Callable[[float], float], target: float, hi: float) -> float:
+def solve_batch(concurrency_at: Callable[[float], float], target: float, hi: float) -> float:
     """The decode batch B in (0, hi] at which ``concurrency_at(B)`` (increasing) equals ``target``.
 
     Regula falsi with the Illinois modification (Dowell and Jarratt 1971): superlinear, and it
@@ -264,8 +264,10 @@ def estimate_serving(
             f"output_tokens={output_tokens} must be >= 2 in serving mode (concurrency); "
             "use batch= for a prefill-only estimate"
         )
+    if wave is not None:  # the knobs each attention-DP rank of an MoE model runs
+        wave = wave.on_ranks(moe=model.moe is not None, dp=plan.dp)
     pool = WHOLE_SEQUENCES if wave is None else wave.pool  # the engine's KV pool
-    system, extras, device, most, lengths = _pool_fit(
+    system, extras, device, most, lengths = pool_fit(
         model, hardware, plan, precision, input_tokens, output_tokens, ideal, options, pool
     )
     running = min(concurrency, most)
@@ -274,6 +276,22 @@ def estimate_serving(
         model, system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options, memory=mem
     )
     prefill_s = float(prefill_terms.time_s)
+    # the clients spread over the replicas; with fewer clients than replicas the others are idle,
+    # and a busy replica has at least one client (a fraction of one has no closed loop)
+    replicas = min(plan.dp, concurrency)
+    clients = concurrency / replicas  # per busy replica
+    # an MoE model's attention-DP ranks share the routed experts: with idle ranks the experts serve
+    # the busy ranks' tokens and the idle ranks' (the engine's idle_rank_tokens: SGLang none, a
+    # dummy token elsewhere), a prompt's and a decode step's (the simulation's group mean per rank,
+    # genmodel._symmetry.group_tokens)
+    idle = (plan.dp - replicas) * idle_rank_tokens(None if wave is None else wave.engine)
+    busy = replicas / plan.dp if model.moe is not None else 1.0
+    if busy < 1:
+        idle_terms, _ = prefill_pass(
+            model, system, plan, precision, num_seqs=busy + idle / plan.dp / input_tokens,
+            input_tokens=input_tokens, options=options, memory=mem, need_longest=False,
+        )  # fmt: skip
+        prefill_s -= _group_s(prefill_terms) - _group_s(idle_terms)
     # a request's own prefill passes are eager steps: at least their kernels' host time
     # (genmodel._hostcost); the steady state's load keeps the GPU time, the host launches of a
     # step being shared by the prompts it holds, and TTFT adds what the host time adds
@@ -282,23 +300,25 @@ def estimate_serving(
     )
     past = mean_decode_context(input_tokens, output_tokens)
 
-    # the clients spread over the replicas; with fewer clients than replicas the others are idle,
-    # and a busy replica has at least one client (a fraction of one has no closed loop)
-    replicas = min(plan.dp, concurrency)
-    clients = concurrency / replicas  # per busy replica
     # the clients' replies: out of the engine (a think time), and before each first token
     think_s = 0.0 if wave is None else wave.reply_latency_s
     steps: dict[float, StepTerms] = {}  # the decode step at each batch tried (the last is reported)
+    step_times: dict[float, float] = {}  # its time, the idle ranks' experts left out
+
+    def decode_at(batch: float) -> StepTerms:
+        return decode_pass(
+            model, system, plan, precision, num_seqs=batch, past_tokens=past, options=options, memory=mem
+        )
 
     def point(batch: float) -> ServingPoint:
-        step = steps.get(batch)
-        if step is None:
-            step = steps[batch] = decode_pass(
-                model, system, plan, precision, num_seqs=batch, past_tokens=past, options=options, memory=mem
-            )
+        if batch not in steps:
+            step = steps[batch] = decode_at(batch)
+            step_times[batch] = float(step.time_s)
+            if busy < 1:
+                step_times[batch] -= _group_s(step) - _group_s(decode_at(batch * busy + idle / plan.dp))
         return serving_point(
             prefill_s=prefill_s,
-            step_s=float(step.time_s),
+            step_s=step_times[batch],
             decode_batch=batch,
             output_tokens=output_tokens,
             clients=clients,
@@ -308,7 +328,7 @@ def estimate_serving(
     cap = min(clients, most / plan.dp)
     at_cap = point(cap)
     kv_limited = float(at_cap.clients) < clients  # only when the KV memory caps the batch
-    batch = cap if kv_limited else _solve_batch(lambda b: float(point(b).clients), clients, cap)
+    batch = cap if kv_limited else solve_batch(lambda b: float(point(b).clients), clients, cap)
     state = at_cap if batch == cap else point(batch)
     rate, itl_s = float(state.rate_per_s), float(state.itl_s)
     # clients not decoding are waiting for (or in) their prefill: Little's law
@@ -340,7 +360,7 @@ def estimate_serving(
             step_wait_s=step_under_way_s(state, clients, float(steps[batch].time_s)),
         )
         ttft_s += float(extra)
-        step_s = float(steps[batch].time_s)
+        step_s = step_times[batch]
         itl, rate_wave = after_wave(clients, rate, ttft_s, itl_s, step_s, output_tokens, think_s)
         itl_s, rate = float(itl), float(rate_wave)
         queued_s = ttft_s  # the engine's wait, the wave's included
@@ -423,6 +443,13 @@ def estimate_serving(
     )
 
 
+def _group_s(terms: StepTerms) -> float:
+    """The time of a step's operators whose work the expert-parallel group shares (the routed
+    experts, genmodel._stepcost's group operators): on attention-DP ranks in lockstep it follows
+    the group's mean tokens per rank."""
+    return sum(float(maximum(t.compute_s, t.memory_s)) for t in terms.ops if t.op.name in GROUP_OPS)
+
+
 def after_wave(
     clients: Num, rate: Num, ttft_s: Num, itl_s: Num, step_s: Num, output_tokens: int, think_s: Num = 0.0
 ) -> tuple[Num, Num]:
@@ -465,37 +492,7 @@ def full_step_s(
     return float(terms.time_s)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OpenLoopPoint:
-    """The steady state of a deployment fed an open loop (Poisson arrivals at a rate).
-
-    Attributes:
-        request_rate_per_s: the arrival rate of the whole deployment.
-        decode_batch: sequences in each decode step, per replica.
-        prefill_busy_frac: share of a replica's time spent in prefill, rho = lambda P.
-        prefill_s: one request's prefill, P.
-        ttft_s: mean time to first token (the frontend's time included).
-        itl_s: mean inter-token latency, also every request's TPOT (each sees the same, so it is
-            the median TPOT too).
-        itl_p50_s: the median gap between two tokens: a gap holds the bare decode step t(B), plus
-            a prefill P in the share lambda ITL of gaps that one interleaves into, so t(B) while
-            that share is below one half, else t(B) + P.
-        e2e_s: ttft_s + (O-1) itl_s.
-        ttft_quantile_s: the p50, p90 and p99 of TTFT (:func:`md1_wait_quantile_s`).
-    """
-
-    request_rate_per_s: float
-    decode_batch: float
-    prefill_busy_frac: float
-    prefill_s: float
-    ttft_s: float
-    itl_s: float
-    itl_p50_s: float
-    e2e_s: float
-    ttft_quantile_s: dict[str, float]
-
-
-def _pool_fit(
+def pool_fit(
     model: ModelSpec,
     hardware: System | Device,
     plan: Plan,
@@ -524,103 +521,3 @@ def _pool_fit(
         model, system.device, plan, precision, **lengths, pool=pool, extras=extras
     )
     return system, extras, device, most, {**lengths, "output_tokens": held}
-
-
-def estimate_open_loop(
-    model: ModelSpec,
-    hardware: System | Device,
-    plan: Plan,
-    precision: Precision,
-    *,
-    request_rate: float,
-    input_tokens: int,
-    output_tokens: int,
-    ideal: bool = False,
-    options: RunOptions = _DEFAULT_OPTIONS,
-    pool: KvPool = WHOLE_SEQUENCES,
-) -> OpenLoopPoint:
-    """The closed form of an open loop: requests arrive at ``request_rate`` per second (Poisson),
-    spread evenly over the ``dp`` replicas.
-
-    Each replica is :func:`serving_point` with every request someone else's (N -> infinity): at
-    decode batch B it completes X(B) = B / ((O-1) t(B) + B P) requests per second, so its running
-    batch is the B at which X(B) equals its arrival rate lambda (Little's law for the decode phase,
-    B = lambda (O-1) ITL); ITL = t(B) / (1 - rho) with rho = lambda P, and a new request waits for
-    the step under way and the prefills queued before it (M/D/1). Assumes a decode step is always
-    under way (at a rate so low that B < 1 the step-under-way term counts a step that may not run).
-    ``pool``: the engine's KV pool (``Engine.kv_pool``), as the closed loop's wave carries it.
-
-    Raises:
-        SpecError: output_tokens < 2, a rate that is not > 0. InfeasibleError: the plan cannot run,
-            one sequence does not fit, or the rate is above what the replicas complete at the most
-            sequences their memory holds (the queue would grow without bound).
-    """
-    if output_tokens < 2:
-        raise SpecError(f"output_tokens={output_tokens} must be >= 2 for a request rate")
-    if not request_rate > 0:
-        raise SpecError(f"request_rate={request_rate!r} must be > 0")
-    system, extras, device, most, lengths = _pool_fit(
-        model, hardware, plan, precision, input_tokens, output_tokens, ideal, options, pool
-    )
-    mem = memory_use(model, device, plan, precision, batch=most, **lengths, extras=extras)
-    terms, _ = prefill_pass(
-        model, system, plan, precision, num_seqs=1.0, input_tokens=input_tokens, options=options, memory=mem
-    )
-    prefill_s = float(terms.time_s)
-    past = mean_decode_context(input_tokens, output_tokens)
-    steps: dict[float, float] = {}
-
-    def point(batch: float) -> ServingPoint:
-        if batch not in steps:
-            steps[batch] = float(
-                decode_pass(
-                    model,
-                    system,
-                    plan,
-                    precision,
-                    num_seqs=batch,
-                    past_tokens=past,
-                    options=options,
-                    memory=mem,
-                ).time_s
-            )
-        return serving_point(
-            prefill_s=prefill_s,
-            step_s=steps[batch],
-            decode_batch=batch,
-            output_tokens=output_tokens,
-            clients=math.inf,
-        )
-
-    per_replica = request_rate / plan.dp
-    cap = most / plan.dp
-    top = float(point(cap).rate_per_s)
-    if per_replica >= top:
-        raise InfeasibleError(
-            [
-                f"request_rate={request_rate:g}/s must be below the {top * plan.dp:.3g}/s the "
-                f"{plan.dp} replica(s) complete at {most} running sequences (the queue would grow "
-                "without bound)"
-            ]
-        )
-    batch = _solve_batch(lambda b: float(point(b).rate_per_s), per_replica, cap)
-    state = point(batch)
-    overhead_s = system.device.efficiency.request_overhead_s
-    itl_s = float(state.itl_s)
-    rho = float(state.prefill_busy_frac)
-    quantiles = {
-        name: float(ttft_quantile_s(state, prefill_s, q)) + overhead_s
-        for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
-    }
-    ttft_s = float(state.ttft_s) + overhead_s
-    return OpenLoopPoint(
-        request_rate_per_s=request_rate,
-        decode_batch=batch,
-        prefill_busy_frac=rho,
-        prefill_s=prefill_s,
-        ttft_s=ttft_s,
-        itl_s=itl_s,
-        itl_p50_s=steps[batch] + (prefill_s if per_replica * itl_s >= 0.5 else 0.0),
-        e2e_s=ttft_s + (output_tokens - 1) * itl_s,
-        ttft_quantile_s=quantiles,
-    )

@@ -572,7 +572,7 @@ def _run_group(
                 now, done = _decode_run(group, req, now, k, next_arrival, on_finish, weights)
                 steps += done
                 continue
-        mean = group_tokens([r.step_tokens() for r in group], weights)
+        mean = group_tokens([r.step_tokens() for r in group], weights, group[0].idle_tokens)
         duration = max(r.step_s(mean) for r in group)
         if duration <= 0:
             now = replan_s(group, req, now, sent)
@@ -595,7 +595,7 @@ def _decode_run(
     """Cost and apply up to ``k`` decode-only steps at once, stopping after the step in which the
     next request arrives."""
     k = min(k, 8192)
-    mean = group_tokens([r.n_dec for r in group], weights)
+    mean = group_tokens([r.n_dec for r in group], weights, group[0].idle_tokens)
     durations = group[0].run_s(k, mean)
     for r in group[1:]:
         durations = np.maximum(durations, r.run_s(k, mean))

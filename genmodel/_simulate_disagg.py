@@ -30,6 +30,11 @@ Modelling assumptions:
   "prefill": the prefill worker's token is the first token (DistServe's TTFT, Sec. 2; TensorRT-LLM's
   disaggregated server returns the context phase's token), so TTFT = queue + prefill and the
   transfer delays the second token.
+- An MoE pool's attention-DP ranks step in lockstep, their routed experts at the group's mean
+  tokens per rank (:func:`~genmodel._symmetry.group_tokens`, an idle rank's tokens counted), and
+  run its engine's per-rank knobs
+  (:func:`~genmodel._engines.rank_engine`: SGLang's chunk over the DP size, its lower
+  ``new_token_ratio``), as in the aggregated simulation.
 - A closed-loop client's reply, the engine's ``reply_latency_s``, delays its next request and is
   in its TTFT and e2e, as in the aggregated simulation; the tokens of a step leave when it ends
   (``release_after_launch`` is not modelled between pools).
@@ -37,6 +42,7 @@ Modelling assumptions:
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import time
@@ -44,7 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from genmodel._engines import Engine
+from genmodel._engines import Engine, rank_engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device, System
 from genmodel._model import ModelSpec
@@ -69,6 +75,7 @@ from genmodel._simulate import (
 )
 from genmodel._stepcost import check_simulable
 from genmodel._swaplink import SwapLink, swap_link
+from genmodel._symmetry import group_tokens
 from genmodel._workload import Precision
 
 ROUTINGS = ("least-loaded", "round-robin")
@@ -167,6 +174,11 @@ def simulate_disaggregated(
             raise SpecError(f"{name}={value!r} must be one of {', '.join(allowed)}")
     for pool in (prefill, decode):
         check_simulable(pool.plan, options)
+    # each pool's attention-DP ranks run its engine's per-rank knobs (as simulate_serving's do)
+    moe = model.moe is not None
+    prefill, decode = (
+        dataclasses.replace(p, engine=rank_engine(p.engine, moe=moe, dp=p.plan.dp)) for p in (prefill, decode)
+    )
     rng = np.random.default_rng(seed)
     req, client_of, starts = requests_of(arrivals, input_tokens, output_tokens, rng, options.prefix_hit_rate)
     n_in, n_out = int(req.input_tokens.max()), int(req.output_tokens.max())
@@ -407,7 +419,8 @@ class _Simulation:
             if 2 <= k < 1 << 59:
                 self._start_run(g, gi, now, min(k, 8192))
                 return
-        duration = max(r.step_s() for r in reps)
+        mean = group_tokens([r.step_tokens() for r in reps], None, reps[0].idle_tokens)  # (the experts')
+        duration = max(r.step_s(mean) for r in reps)
         if duration <= 0:
             pool = "prefill" if g.prefill else "decode"
             raise InfeasibleError(
@@ -440,14 +453,15 @@ class _Simulation:
         """Start up to ``k`` decode-only steps, ending with the step in which the horizon (the
         earliest event that could bring this group work) falls."""
         horizon = self._horizon(now)
+        mean = group_tokens([r.n_dec for r in g.replicas], None, g.replicas[0].idle_tokens)
         if horizon < math.inf:
             # decode steps only grow longer within a run (their contexts grow): the horizon
             # falls within the first (horizon / first step) + 1 steps
-            first = max(r.step_s() for r in g.replicas)
+            first = max(r.step_s(mean) for r in g.replicas)
             k = min(k, max(int((horizon - now) / first) + 2, 1)) if first > 0 else k
-        durations = g.replicas[0].run_s(k)
+        durations = g.replicas[0].run_s(k, mean)
         for r in g.replicas[1:]:
-            durations = np.maximum(durations, r.run_s(k))
+            durations = np.maximum(durations, r.run_s(k, mean))
         cum = np.cumsum(durations)
         if horizon < math.inf:
             k = min(k, int(np.searchsorted(cum, horizon - now, side="left")) + 1)

@@ -32,6 +32,7 @@ Modelling assumptions:
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from genmodel._attention import attended_pairs
+from genmodel._cost import GROUP_OPS
 from genmodel._eagerkernels import EagerBlockKernels
 from genmodel._errors import SpecError
 from genmodel._hardware import System
@@ -53,10 +55,6 @@ from genmodel._workload import Precision
 MAX_GRAPHED = 1 << 62
 #: operators over the sequences' last tokens (the rest, but attention, run over the step's tokens)
 _PER_SEQUENCE_OPS = ("final_norm", "lm_head")
-#: operators whose work is spread over the expert-parallel group: on attention-DP replicas in
-#: lockstep a rank's routed experts serve every rank's tokens, so their time follows the group's
-#: mean tokens per rank, not the rank's own
-_GROUP_OPS = ("experts",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +118,7 @@ class StepCostTable:
         overlap_frac: float,
         overhead_s: float,
         prefill_host_s: float = 0.0,
+        group_below_one: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0)),
     ) -> None:
         self.tokens_max = tokens_max
         self.grid = grid
@@ -135,6 +134,9 @@ class StepCostTable:
         self.prefill_rows = fill(prefill_rows_s)
         self.decode_group = fill(decode_group_s)
         self.prefill_group = fill(prefill_group_s)
+        # the group's operators at a mean of j / dp tokens per rank, j = 1..dp-1 (idle ranks)
+        self.decode_group_low = [float(v) for v in group_below_one[0]]
+        self.prefill_group_low = [float(v) for v in group_below_one[1]]
         self.seqs = fill(seqs_s)
         self.decode_comm = fill(decode_comm_s)
         self.prefill_comm = fill(prefill_comm_s)
@@ -202,6 +204,13 @@ class StepCostTable:
         prefill = terms("prefill", 1.0, grid, 0.0)
         d_rows, d_group, seqs_s, d_comm = _split(decode, grid)
         p_rows, p_group, _, p_comm = _split(prefill, grid)
+        # attention-DP ranks in lockstep with idle ones: a mean of j / dp tokens per rank, the
+        # instance's j tokens through the routed experts (their time is not linear down to 0 tokens)
+        low = np.arange(1.0, plan.dp) / plan.dp
+        below_one = (
+            _split(terms("decode", low, 1.0, 0.0), low)[1],
+            _split(terms("prefill", 1.0, low, 0.0), low)[1],
+        )
         return cls(
             tokens_max=tokens_max,
             grid=grid,
@@ -219,6 +228,7 @@ class StepCostTable:
             prefill_host_s=eager_host_s(
                 model, plan, precision, launch_s=prefill_launch_s, blocks=eager_blocks
             ),
+            group_below_one=below_one,
         )
 
     def _check(self, tokens: int) -> None:
@@ -231,23 +241,25 @@ class StepCostTable:
         decode_seqs: int,
         decode_past_sum: float,
         chunks: Sequence[tuple[int, int]],
-        group_tokens: int | None = None,
+        group_tokens: float | None = None,
     ) -> float:
         """Time of one step: ``decode_seqs`` sequences decoding one token each, with
         ``decode_past_sum`` cached tokens between them, and prefill ``chunks`` of (new, past).
         ``group_tokens``: the mean tokens per rank of the expert-parallel group stepping with this
         one (attention-DP replicas in lockstep), which sets the routed experts' time (None: this
-        step's tokens, as every rank of a uniform load has)."""
+        step's tokens, as every rank of a uniform load has; a fractional mean is interpolated
+        between the whole token counts around it, below one token taken at its j / dp point)."""
         tokens = decode_seqs + sum(c[0] for c in chunks)
         self._check(tokens)
-        group = tokens if group_tokens is None else group_tokens
-        self._check(group)
+        group: float = tokens if group_tokens is None else group_tokens
+        self._check(math.ceil(group))
         seqs = decode_seqs + len(chunks)
         if chunks:
-            rows = self.prefill_rows[tokens] + self.prefill_group[group]
+            rows = self.prefill_rows[tokens] + _at(self.prefill_group, self.prefill_group_low, group)
             comm = self.prefill_comm[tokens]
         else:
-            rows, comm = self.decode_rows[tokens] + self.decode_group[group], self.decode_comm[tokens]
+            rows = self.decode_rows[tokens] + _at(self.decode_group, self.decode_group_low, group)
+            comm = self.decode_comm[tokens]
         busy = rows + self.seqs[seqs]
         for i, coef in enumerate(self.decode_attention):
             compute, memory = _decode_attention(coef, decode_seqs, decode_past_sum)
@@ -265,17 +277,17 @@ class StepCostTable:
         return gpu + self.overhead_s
 
     def decode_run_s(
-        self, *, decode_seqs: int, decode_past_sum: float, steps: int, group_tokens: int | None = None
+        self, *, decode_seqs: int, decode_past_sum: float, steps: int, group_tokens: float | None = None
     ) -> np.ndarray:
         """Times of ``steps`` decode steps of the same ``decode_seqs`` sequences, their summed
         context growing by ``decode_seqs`` each step (as :meth:`step_s` one at a time, with its
         ``group_tokens``)."""
         n = decode_seqs
         self._check(n)
-        group = n if group_tokens is None else group_tokens
-        self._check(group)
+        group: float = n if group_tokens is None else group_tokens
+        self._check(math.ceil(group))
         past = decode_past_sum + n * np.arange(steps, dtype=float)
-        busy: Any = self.decode_rows[n] + self.decode_group[group] + self.seqs[n]
+        busy: Any = self.decode_rows[n] + _at(self.decode_group, self.decode_group_low, group) + self.seqs[n]
         for coef in self.decode_attention:
             compute, memory = _decode_attention(coef, n, past)
             busy = busy + np.maximum(compute, memory)
@@ -284,6 +296,18 @@ class StepCostTable:
         if n > self.graph_max_decode:  # an eager decode step: at least the host launches
             gpu = np.maximum(gpu, self.prefill_host_s)
         return gpu + self.overhead_s  # type: ignore[no-any-return]
+
+
+def _at(values: list[float], below_one: list[float], tokens: float) -> float:
+    """``values`` (indexed by whole tokens) at ``tokens``: linear between the counts around it, and
+    below one token the ``below_one`` point of a mean of j / dp tokens (j = 1..dp-1) nearest it."""
+    low = int(tokens)
+    if low == tokens:
+        return values[low]
+    if low == 0 and below_one:
+        j = min(max(round(tokens * (len(below_one) + 1)), 1), len(below_one))
+        return below_one[j - 1]
+    return values[low] + (tokens - low) * (values[low + 1] - values[low])
 
 
 def _split(terms: StepTerms, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -298,7 +322,7 @@ def _split(terms: StepTerms, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
         time = np.broadcast_to(np.maximum(t.compute_s, t.memory_s), grid.shape)
         if t.op.name in _PER_SEQUENCE_OPS:
             seqs = seqs + time
-        elif t.op.name in _GROUP_OPS:
+        elif t.op.name in GROUP_OPS:
             group = group + time
         else:
             rows = rows + time

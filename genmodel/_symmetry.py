@@ -111,14 +111,18 @@ def replica_classes(
     return ReplicaClasses(tuple(representative))
 
 
-def group_tokens(tokens: list[int], weights: list[int] | None = None) -> int | None:
-    """The mean tokens per rank of replicas in lockstep (rounded; at least 1), which set the routed
-    experts' time of each (their tokens are spread over the expert-parallel group); None for a
-    lone replica or a uniform load, whose own tokens are the mean. ``weights``: how many ranks
-    each entry stands for (None: one each)."""
+def group_tokens(tokens: list[int], weights: list[int] | None = None, idle: int = 0) -> float | None:
+    """The mean tokens per rank of replicas in lockstep, which set the routed experts' time of each
+    (their tokens are spread over the expert-parallel group); None for a lone replica or a uniform
+    load, whose own tokens are the mean. ``weights``: how many ranks each entry stands for (None:
+    one each); ``idle``: the tokens a rank without work sends (the engine's
+    :func:`~genmodel._engines.idle_rank_tokens`: SGLang's idle ranks send none, so the mean may be
+    below one token)."""
+    if idle:
+        tokens = [t or idle for t in tokens]
     if len(tokens) == 1 or min(tokens) == max(tokens):
         return None
     if weights is None:
-        return max(1, int(sum(tokens) / len(tokens) + 0.5))
+        return sum(tokens) / len(tokens)
     total = sum(w * t for w, t in zip(weights, tokens, strict=True))  # (exact: integers)
-    return max(1, int(total / sum(weights) + 0.5))
+    return total / sum(weights)

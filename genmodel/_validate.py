@@ -27,17 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from genmodel._api import estimate
-from genmodel._engines import (
-    ENGINE_CONFIGS,
-    ENGINES,
-    FRESH_AFTER_WARMUP,
-    MEASURED_ENGINES,
-    Engine,
-    engine_preset,
-    harness_engine,
-)
+from genmodel._engines import ENGINES, MEASURED_ENGINES, Engine, engine_preset
 from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Device
+from genmodel._harness import ENGINE_CONFIGS, FRESH_AFTER_WARMUP, harness_engine
 from genmodel._intervals import COVERAGE, evidence, interval, serving_model_of
 from genmodel._options import MAX_TOKENS, OPTION_SPECS
 from genmodel._phases import Estimate

@@ -16,7 +16,7 @@ the mean gap between two tokens of a request over all tokens, and the percentile
 Modelling assumptions: none of its own; each case is one :func:`genmodel.simulate` with
 ``request_rate`` (and ``disaggregated=True`` for a disaggregated row, :mod:`genmodel._validate_disagg`),
 seed :data:`SEED`, the row's mean lengths (and spreads). Under ``serving="closed-form"`` an
-aggregated rate case is :func:`genmodel._serving.estimate_open_loop` (the steady state of Poisson
+aggregated rate case is :func:`genmodel._openloop.estimate_open_loop` (the steady state of Poisson
 arrivals at the row's mean lengths: the means of TTFT, TPOT, ITL and end-to-end latency, TTFT's
 percentiles, the median TPOT and ITL; :data:`CLOSED_FORM_METRICS`); other percentiles, a
 disaggregated case, bursty arrivals and a rate above the deployment's capacity are skipped with the
@@ -30,10 +30,11 @@ from collections.abc import Callable
 from typing import Any
 
 from genmodel._api import estimate, profiled
-from genmodel._engines import OPEN_LOOP_CONFIGS, Engine, KvPool, engine_preset, harness_engine
+from genmodel._engines import Engine, KvPool, engine_preset
 from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Device
-from genmodel._serving import OpenLoopPoint, estimate_open_loop
+from genmodel._harness import OPEN_LOOP_CONFIGS, harness_engine
+from genmodel._openloop import OpenLoopPoint, estimate_open_loop
 from genmodel._simresult import SimulationResult
 from genmodel._simulate_api import DEFAULT_REQUESTS, _specs, simulate
 
@@ -123,7 +124,7 @@ def check_rate_row(row: dict[str, str], where: str) -> bool:
     A rate case has ``request_rate`` > 0, ``requests`` empty or an integer, ``burstiness_cv``
     empty or > 0, spreads empty or in [0, 1), and ``batch`` and the closed loop's columns
     (``requests_per_client``, ``warmup_requests``) empty, ``engine_config`` empty or one of
-    :data:`~genmodel._engines.OPEN_LOOP_CONFIGS`; a concurrency row may
+    :data:`~genmodel._harness.OPEN_LOOP_CONFIGS`; a concurrency row may
     give the spreads (:data:`SPREAD_COLUMNS`) but no other rate column; a static row none.
 
     Raises:
@@ -242,7 +243,7 @@ def simulate_rate_case(row: dict[str, str], *, engine: str, options: dict[str, A
     Args:
         row: the case.
         engine: the engine when the row's ``engine`` column is empty; its preset is configured as the
-            row's ``engine_config`` says (:func:`~genmodel._engines.harness_engine`).
+            row's ``engine_config`` says (:func:`~genmodel._harness.harness_engine`).
         options: the row's run options (``system``, ``cp``, :data:`~genmodel.OPTION_SPECS`, profile).
     """
     return simulate(
@@ -284,7 +285,7 @@ def closed_form_metric(
     key: tuple[tuple[str, str], ...],
 ) -> float | str:
     """The metric of an aggregated rate case by the closed form's open loop
-    (:func:`genmodel._serving.estimate_open_loop`), or why it has none.
+    (:func:`genmodel._openloop.estimate_open_loop`), or why it has none.
 
     Args:
         engine: the engine when the row's ``engine`` column is empty (its profile applies).

@@ -70,7 +70,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genmodel._eagerkernels import EagerBlockKernels
-from genmodel._engines import WHOLE_SEQUENCES, Engine, KvPool, eager_block_kernels
+from genmodel._engines import WHOLE_SEQUENCES, Engine, KvPool, eager_block_kernels, rank_engine
 from genmodel._errors import SpecError, require_ints
 from genmodel._hostcost import eager_host_s
 from genmodel._model import ModelSpec
@@ -153,6 +153,8 @@ class Wave:
         prefix_caching: the engine's prefix cache is on (``Engine.prefix_caching``): a prompt the
             client replays after its warm-up is a cache hit (:func:`replay_hit_tokens`).
         block_tokens: tokens per KV-cache block (``Engine.kv_block_tokens``): a hit is whole blocks.
+        engine: the engine the wave was made of (:meth:`of`), whose per-rank knobs
+            :meth:`on_ranks` takes; None: the wave is the same on every plan.
     """
 
     budget_tokens: int
@@ -166,6 +168,7 @@ class Wave:
     reply_latency_s: float = 0.0
     prefix_caching: bool = False
     block_tokens: int = 16
+    engine: Engine | None = None
 
     @classmethod
     def of(cls, engine: Engine, client: BenchmarkClient) -> Wave:
@@ -185,7 +188,17 @@ class Wave:
             reply_latency_s=engine.reply_latency_s,
             prefix_caching=engine.prefix_caching,
             block_tokens=engine.kv_block_tokens,
+            engine=engine,
         )
+
+    def on_ranks(self, *, moe: bool, dp: int) -> Wave:
+        """The wave on each of ``dp`` replicas: those of an MoE model's attention DP run the
+        engine's per-rank knobs (:func:`~genmodel._engines.rank_engine`: SGLang's chunk over the DP
+        size and its lower ``new_token_ratio``), as the simulation runs them; else this wave."""
+        if self.engine is None:
+            return self
+        ranked = rank_engine(self.engine, moe=moe, dp=dp)
+        return self if ranked is self.engine else Wave.of(ranked, self.client)
 
     def prompts_per_step(self, input_tokens: int) -> int:
         """m: whole prompts of ``input_tokens`` a step holds (at least one)."""

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import genmodel
-from genmodel._engines import ENGINE_CONFIGS, FRESH_AFTER_WARMUP, engine_preset, harness_engine
+from genmodel._engines import engine_preset
+from genmodel._harness import ENGINE_CONFIGS, FRESH_AFTER_WARMUP, harness_engine
 from genmodel.io import load_hardware
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -71,7 +71,7 @@ def test_the_closed_form_open_loop_sizes_the_pool_as_its_engine_does() -> None:
     """A request rate has no benchmark client's wave; the open loop takes the engine's pool itself:
     at a rate the whole-sequence pool of the device's fraction cannot keep up with (15 sequences),
     TensorRT-LLM's pool of the free memory (67) runs."""
-    from genmodel._serving import estimate_open_loop
+    from genmodel._openloop import estimate_open_loop
 
     model, hw, plan = load_model("deepseek-r1"), load_hardware("b200"), Plan(tp=4)
     kw = {"request_rate": 1.0, "input_tokens": 8192, "output_tokens": 1024}
@@ -85,7 +85,7 @@ def test_each_engines_pool_is_its_fraction_of_its_memory_less_weights_and_activa
     # Llama-3.1-70B fp8 on one B200: vLLM f x M - W - A (gpu_memory_utilization of the device);
     # TensorRT-LLM f x (M - W) - A (free_gpu_memory_fraction of what the weights leave), and the
     # configuration AIConfigurator writes for it 0.80 x (M - W) - A (extra_engine_args.*.yaml.j2)
-    from genmodel._engines import harness_engine
+    from genmodel._harness import harness_engine
     from genmodel._memory import memory_use
     from genmodel._simulate import _kv_pool
     from genmodel._sizes import activation_bytes_per_device

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import genmodel
-from genmodel._engines import harness_engine
+from genmodel._harness import harness_engine
 
 _ARGS: dict[str, object] = {
     "model": "llama-3.2-1b",

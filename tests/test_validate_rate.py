@@ -77,7 +77,7 @@ def test_a_rate_case_is_the_simulation_at_that_rate(tmp_path: Path) -> None:
 
 
 def test_the_closed_form_of_an_open_loop_agrees_with_the_simulation(tmp_path: Path) -> None:
-    """The closed form's open loop (genmodel._serving.estimate_open_loop) against the simulation of
+    """The closed form's open loop (genmodel._openloop.estimate_open_loop) against the simulation of
     the same rate: the same deployment, two models; they must agree on the means."""
     rows = [{"id": f"r-{m}", "metric": m} for m in ("ttft_s", "tpot_s", "itl_p50_s", "e2e_s")]
     path = _cases(tmp_path, *[{**r, "requests": "2000"} for r in rows])

@@ -55,7 +55,8 @@ from collections import defaultdict
 from typing import Any
 
 import genmodel
-from genmodel._engines import engine_preset, harness_engine
+from genmodel._engines import engine_preset
+from genmodel._harness import harness_engine
 from genmodel.io import load_hardware
 
 MODELS = {  # weight: the models the serving measurements cover come up more often
