@@ -33,7 +33,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from genmodel._eagerkernels import EAGER_BLOCK_KERNELS, HOST_BOUND_PREFILLS, EagerBlockKernels
+from genmodel._eagerkernels import (
+    EAGER_BLOCK_KERNELS,
+    HOST_BOUND_PREFILLS,
+    SGLANG_04_GRAPH_MAX_BS,
+    SGLANG_GRAPH_MAX_BS,
+    TRTLLM_GRAPH_SIZES,
+    VLLM_GRAPH_MAX,
+    EagerBlockKernels,
+)
 from genmodel._errors import SpecError, UnknownEntryError, require_ints
 from genmodel._hardware import Device
 from genmodel._newtokenratio import SGLANG_NEW_TOKEN_RATIO, NewTokenRatio
@@ -136,7 +144,12 @@ class Engine:
             (:func:`~genmodel._hostcost.eager_launches`) times this; 0 = graphed or not modelled.
         graph_max_decode_batch: the largest decode batch the engine replays as a CUDA graph (SGLang's
             ``cuda_graph_max_bs``): a decode-only step of more sequences runs eagerly and takes at
-            least the same host launch time as a prefill step; None = every decode batch is graphed.
+            least the same host launch time as a prefill step; None = ``graph_max_decode_by_tp``'s.
+        graph_max_decode_by_tp: where ``graph_max_decode_batch`` is None, that limit by the TP of the
+            server, as (least TP, limit) pairs, the first that applies (SGLang 0.5 sets it by TP);
+            () or none applying = every decode batch is graphed (:meth:`decode_graphs`).
+        graph_decode_sizes: the only decode batch sizes graphed, where the engine does not pad a
+            batch up to the next (TensorRT-LLM without ``enable_padding``); () = all up to the limit.
         overlap_scheduler: the scheduler prepares step k+1 while step k runs on the GPU
             (TensorRT-LLM's PyTorch-backend overlap scheduler, SGLang's overlap schedule, vLLM's
             async scheduling): a request that arrives after step k started is not in step k+1
@@ -177,6 +190,8 @@ class Engine:
     step_overhead_s: float | None = None
     prefill_launch_s: float = 0.0
     graph_max_decode_batch: int | None = None
+    graph_max_decode_by_tp: tuple[tuple[int, int], ...] = ()
+    graph_decode_sizes: tuple[int, ...] = ()
     overlap_scheduler: bool = False
     release_after_launch: bool = False
     reply_latency_s: float = 0.0
@@ -203,6 +218,8 @@ class Engine:
         for knob in ("max_prefill_tokens", "graph_max_decode_batch"):
             if getattr(self, knob) is not None:
                 require_ints(**{knob: getattr(self, knob)})
+        graphs: list[Any] = [n for pair in self.graph_max_decode_by_tp for n in pair]
+        require_ints(**{f"graph size {i}": n for i, n in enumerate([*graphs, *self.graph_decode_sizes])})
         for knob, count in (
             ("max_num_seqs", self.max_num_seqs),
             ("max_batched_tokens", self.max_batched_tokens),
@@ -218,6 +235,14 @@ class Engine:
         ):
             if not 0 <= seconds < math.inf:
                 raise SpecError(f"{knob}={seconds!r} must be >= 0 and finite")
+
+    def decode_graphs(self, tp: int) -> tuple[int | None, tuple[int, ...]]:
+        """(the largest decode batch replayed as a CUDA graph, None = no limit; the only sizes
+        graphed, () = every size up to it) for a server of ``tp`` GPUs."""
+        limit = self.graph_max_decode_batch
+        if limit is None:
+            limit = next((most for least, most in self.graph_max_decode_by_tp if tp >= least), None)
+        return limit, self.graph_decode_sizes
 
     @property
     def kv_pool(self) -> KvPool:
@@ -373,6 +398,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             preemption="recompute",
             prefix_caching=True,
             kv_block_tokens=16,
+            graph_max_decode_batch=min(2 * (1024 if big else 256), VLLM_GRAPH_MAX),
             source=_VLLM_SOURCE
             + " Prefill host time not modelled (prefill_launch_s 0): V1 runs the torch.compile'd "
             "forward and replays it as piecewise CUDA graphs (attention outside) for steps up to "
@@ -381,6 +407,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
     if name == "sglang":
         mib = memory / 2**20
         chunk = 2048 if mib < 35 * 1024 else 8192 if mib < 160 * 1024 else 16384
+        below, tp4 = next(((lo, hi) for most, lo, hi in SGLANG_GRAPH_MAX_BS if mib < most), (512, 512))
         return Engine(
             name="sglang",
             version="0.5",
@@ -397,6 +424,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             release_after_launch=True,
             prefix_caching=True,
             prefill_launch_s=PREFILL_LAUNCH_S,
+            graph_max_decode_by_tp=((4, tp4), (1, below)),
             source=_SGLANG_SOURCE
             + _PREFILL_GRAPHS
             + "server_args.py enable_piecewise_cuda_graph False through 0.5.9, so the CUDA graph "
@@ -419,6 +447,8 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             overlap_scheduler=True,
             release_after_launch=True,
             prefill_launch_s=PREFILL_LAUNCH_S,
+            graph_max_decode_batch=max(TRTLLM_GRAPH_SIZES),
+            graph_decode_sizes=TRTLLM_GRAPH_SIZES,
             source=_TRTLLM_SOURCE
             + _PREFILL_GRAPHS
             + "_torch/pyexecutor/model_engine.py _maybe_get_cuda_graph returns a graph only for a "
@@ -504,11 +534,6 @@ _ATOM_OOT_ASYNC = True
 #: for the next batch first"); so each step is scheduled after the last one ended and its tokens
 #: leave when it ends (overlap_scheduler and release_after_launch False)
 _SGLANG_030_OVERLAP = False
-#: the largest decode batch SGLang 0.3-0.4 captures as a CUDA graph on a GPU of 25 GB or more: 0.3's
-#: cuda_graph_runner.py captures [1, 2, 4] + [8 i for i in 1..20] (largest 160); 0.4's server_args.py
-#: "Set cuda graph max batch size": ``cuda_graph_max_bs`` 8 below 25 GB of GPU memory, else 160. A
-#: larger decode batch runs the model eagerly (CudaGraphRunner.can_run: bs <= max_bs)
-_SGLANG_04_GRAPH_MAX_BS = 160
 #: SGLang 0.3-0.4's default ``mem_fraction_static`` by the least TP each applies from
 #: (python/sglang/srt/server_args.py ``__post_init__``: TP >= 16 0.79, >= 8 0.81 (0.3: 0.83), >= 4
 #: 0.85, >= 2 0.87, else 0.88): the fraction of the GPU for weights and KV pool
@@ -532,7 +557,7 @@ def _old_sglang(engine: Engine, config: str, tp: int | None) -> Engine:
         release_after_launch=overlap and engine.release_after_launch,
         prefix_caching=False,
         memory_fraction=next(f for least, f in fractions if tp >= least),
-        graph_max_decode_batch=_SGLANG_04_GRAPH_MAX_BS,
+        graph_max_decode_batch=SGLANG_04_GRAPH_MAX_BS,
     )
 
 
@@ -547,16 +572,18 @@ def harness_engine(
     """``engine`` as a benchmark harness configures it for ``concurrency`` clients sending prompts
     of ``input_tokens`` tokens.
 
-    "aiconfigurator": the configuration AIConfigurator's generator writes for an aggregated
-    benchmark (aiconfigurator src/aiconfigurator/generator/rule_plugin/benchmark/{vllm,sglang,
-    trtllm}.rule): the benchmark's concurrency is the workers x ``max_batch_size``
-    (``BenchConfig.estimated_concurrency``), so one worker runs at most ``concurrency`` sequences;
-    vLLM's and TensorRT-LLM's token budget is ``max_batch_size`` + ISL + 1500 (``agg
-    max_num_tokens``), which TensorRT-LLM's scheduler counts generation tokens against (its C++
-    MicroBatchScheduler, see the preset's source); SGLang runs ``--enable-mixed-chunk`` with
-    ``--max-prefill-tokens`` ISL + 1500 (``max_prefill_tokens``: python/sglang/srt/managers/
-    schedule_policy.py PrefillAdder admits a further new prompt only within it, and chunks at
-    ``chunked_prefill_size``; a mixed step counts its decode tokens against both).
+    "aiconfigurator": the configuration AIConfigurator's generator writes for an aggregated benchmark
+    (aiconfigurator src/aiconfigurator/generator/rule_plugin/benchmark/{vllm,sglang, trtllm}.rule): the
+    benchmark's concurrency is the workers x ``max_batch_size`` (``BenchConfig.estimated_concurrency``), so
+    one worker runs at most ``concurrency`` sequences; vLLM's and TensorRT-LLM's token budget is
+    ``max_batch_size`` + ISL + 1500 (``agg max_num_tokens``), which TensorRT-LLM's scheduler counts generation
+    tokens against (its C++ MicroBatchScheduler, see the preset's source); SGLang runs
+    ``--enable-mixed-chunk`` with ``--max-prefill-tokens`` ISL + 1500 (``max_prefill_tokens``:
+    python/sglang/srt/managers/ schedule_policy.py PrefillAdder admits a further new prompt only within it,
+    and chunks at ``chunked_prefill_size``; a mixed step counts its decode tokens against both). Every engine
+    graphs each decode batch size from 1 to ``max_batch_size`` (the rules' ``cuda_graph_batch_sizes``,
+    config/backend_config_mapping.yaml: vLLM ``--cudagraph-capture-sizes``, SGLang ``--cuda-graph-bs``,
+    TensorRT-LLM ``cuda_graph_config.batch_sizes``), so no decode step of its clients runs eagerly.
 
     "atom-oot": the vLLM server of ROCm/ATOM's out-of-tree benchmark workflow
     (.github/workflows/atom-vllm-oot-benchmark.yaml, models in .github/benchmark/
@@ -566,30 +593,28 @@ def harness_engine(
 
     "sglang-0.3.0": the SGLang 0.3.0 server of the SGLang team's benchmark_vllm_060 commands
     (sgl-project/sglang benchmark/benchmark_vllm_060/README.md: ``pip install sglang[all]==0.3.0``,
-    ``launch_server ... --disable-radix-cache`` with ``--enable-torch-compile`` for 8B): no overlap
-    scheduler in that version (:data:`_SGLANG_030_OVERLAP`), the radix cache off (``prefix_caching``
-    False), that version's ``mem_fraction_static`` for ``tp`` (:data:`_SGLANG_03_MEM_FRACTION`) and
-    decode batches above 160 eager (:data:`_SGLANG_04_GRAPH_MAX_BS`). Its other scheduler defaults
-    are the 0.5 preset's: python/sglang/
-    global_config.py ``init_new_token_ratio`` 0.7, ``base_min_new_token_ratio`` 0.1,
-    ``new_token_ratio_decay`` 0.001 per decode step and ``retract_decode_steps`` 20 (0.5: 0.7, 0.098,
-    0.602 / 600 and 20), ``CLIP_MAX_NEW_TOKENS`` 4096 (managers/policy_scheduler.py), chunked prefill
-    8192, ``--enable-mixed-chunk`` off; its default ``schedule_policy`` "lpm" becomes "fcfs" with the
-    radix cache off (PolicyScheduler). It needs no client count (:data:`OPEN_LOOP_CONFIGS`); SGLang only.
+    ``launch_server ... --disable-radix-cache`` with ``--enable-torch-compile`` for 8B): no overlap scheduler
+    in that version (:data:`_SGLANG_030_OVERLAP`), the radix cache off (``prefix_caching`` False), that
+    version's ``mem_fraction_static`` for ``tp`` (:data:`_SGLANG_03_MEM_FRACTION`) and decode batches above
+    160 eager (:data:`~genmodel._eagerkernels.SGLANG_04_GRAPH_MAX_BS`). Its other scheduler defaults are the
+    0.5 preset's: python/sglang/global_config.py ``init_new_token_ratio`` 0.7, ``base_min_new_token_ratio``
+    0.1, ``new_token_ratio_decay`` 0.001 per decode step and ``retract_decode_steps`` 20 (0.5: 0.7, 0.098,
+    0.602 / 600 and 20), ``CLIP_MAX_NEW_TOKENS`` 4096 (managers/policy_scheduler.py), chunked prefill 8192,
+    ``--enable-mixed-chunk`` off; its default ``schedule_policy`` "lpm" becomes "fcfs" with the radix cache
+    off (PolicyScheduler). It needs no client count (:data:`OPEN_LOOP_CONFIGS`); SGLang only.
 
     "sglang-0.4": the SGLang 0.4 server DataCrunch ran the same commands on (datacrunch-research/
-    h200-benchmarks sglang/experiments/docker_dev_commands.txt: Docker ``lmsysorg/sglang`` dev/latest
-    of early 2025, ``--disable-radix-cache --enable-torch-compile``): the overlap scheduler on, as in
-    the preset (on by default since sglang PR 2067), the radix cache off, 0.4's
-    ``mem_fraction_static`` for ``tp`` (:data:`_SGLANG_04_MEM_FRACTION`) and decode batches above 160
-    eager (:data:`_SGLANG_04_GRAPH_MAX_BS`); the ratio defaults are 0.3.0's (python/sglang/
+    h200-benchmarks sglang/experiments/docker_dev_commands.txt: Docker ``lmsysorg/sglang`` dev/latest of early
+    2025, ``--disable-radix-cache --enable-torch-compile``): the overlap scheduler on, as in the preset (on by
+    default since sglang PR 2067), the radix cache off, 0.4's ``mem_fraction_static`` for ``tp``
+    (:data:`_SGLANG_04_MEM_FRACTION`) and decode batches above 160 eager
+    (:data:`~genmodel._eagerkernels.SGLANG_04_GRAPH_MAX_BS`); the ratio defaults are 0.3.0's (python/sglang/
     global_config.py), the preset's within 2 %. SGLang only.
 
-    vLLM's async scheduling stays off under "aiconfigurator": the bundled vLLM rows ran 0.12.0 or
-    name no version, and those of the latter read in AIConfigurator's silicon_sample.csv (six of
-    eight) carry ``measured=2025-10-29``, both before vLLM 0.14.0 turned it on by default (see the preset's
-    source); AIConfigurator's vLLM templates (backend_templates/vllm/cli_args*.j2) pass no
-    ``--async-scheduling``.
+    vLLM's async scheduling stays off under "aiconfigurator": the bundled vLLM rows ran 0.12.0 or name no
+    version, and those of the latter read in AIConfigurator's silicon_sample.csv (six of eight) carry
+    ``measured=2025-10-29``, both before vLLM 0.14.0 turned it on by default (see the preset's source);
+    AIConfigurator's vLLM templates (backend_templates/vllm/cli_args*.j2) pass no ``--async-scheduling``.
 
     Raises:
         SpecError: an unknown configuration, "atom-oot" for an engine other than vLLM,
@@ -608,6 +633,7 @@ def harness_engine(
     assert concurrency is not None and input_tokens is not None
     budget = min(concurrency + input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
     seqs = min(concurrency, MAX_KNOB)
+    engine = engine.replace(graph_max_decode_batch=seqs, graph_decode_sizes=())  # graphs 1..seqs
     if engine.name == "sglang":
         prefill = min(input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
         return engine.replace(max_num_seqs=seqs, max_prefill_tokens=prefill, mixed=True)

@@ -289,7 +289,9 @@ def estimate_serving(
     clients = concurrency / replicas  # per busy replica
     # the clients' replies: out of the engine (a think time), and before each first token
     think_s = 0.0 if wave is None else wave.reply_latency_s
+    server_tp = plan.tp * plan.dp if model.moe is not None else plan.tp  # (attention DP: one server)
     steps: dict[float, StepTerms] = {}  # the decode step at each batch tried (the last is reported)
+    step_times: dict[float, float] = {}  # its time, at least the host launches where it runs eagerly
 
     def point(batch: float) -> ServingPoint:
         step = steps.get(batch)
@@ -297,9 +299,12 @@ def estimate_serving(
             step = steps[batch] = decode_pass(
                 model, system, plan, precision, num_seqs=batch, past_tokens=past, options=options, memory=mem
             )
+        step_s = step_times[batch] = float(step.time_s)
+        if wave is not None and wave.eager_decode(batch, server_tp):  # no CUDA graph: the launches
+            step_s = step_times[batch] = max(step_s, host_s + float(step.overhead_s))
         return serving_point(
             prefill_s=prefill_s,
-            step_s=float(step.time_s),
+            step_s=step_s,
             decode_batch=batch,
             output_tokens=output_tokens,
             clients=clients,
@@ -332,7 +337,7 @@ def estimate_serving(
             steady_ttft_s=ttft_s,
         )
         ttft_s += float(extra)
-        step_s = float(steps[batch].time_s)
+        step_s = step_times[batch]
         itl, rate_wave = after_wave(clients, rate, ttft_s, itl_s, step_s, output_tokens, think_s)
         itl_s, rate = float(itl), float(rate_wave)
         queued_s = ttft_s  # the engine's wait, the wave's included

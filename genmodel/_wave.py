@@ -136,6 +136,10 @@ class Wave:
             step waits for its host launch (:func:`release_wait_s`).
         reply_latency_s: a closed-loop client's reply (``Engine.reply_latency_s``): a think time
             of the closed loop, and in every TTFT.
+        graph_max_decode_by_tp, graph_decode_sizes: the decode batches the engine replays as CUDA
+            graphs (``Engine.decode_graphs``: its limit as (least TP, limit) pairs, and the only
+            sizes graphed where it does not pad); another decode step runs eagerly
+            (:meth:`eager_decode`).
     """
 
     budget_tokens: int
@@ -147,11 +151,16 @@ class Wave:
     eager_blocks: tuple[EagerBlockKernels, ...] = ()
     release_after_launch: bool = False
     reply_latency_s: float = 0.0
+    graph_max_decode_by_tp: tuple[tuple[int, int], ...] = ()
+    graph_decode_sizes: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, engine: Engine, client: BenchmarkClient) -> Wave:
         """The wave of ``client`` on ``engine``."""
         budget = engine.max_batched_tokens
+        by_tp = engine.graph_max_decode_by_tp  # a limit set (by hand, by a harness) holds at any TP
+        if engine.graph_max_decode_batch is not None:
+            by_tp = ((1, engine.graph_max_decode_batch),)
         if engine.max_prefill_tokens is not None:  # SGLang: further prompts only within it
             budget = min(budget, engine.max_prefill_tokens)
         return cls(
@@ -164,7 +173,18 @@ class Wave:
             eager_blocks=eager_block_kernels(engine),
             release_after_launch=engine.release_after_launch,
             reply_latency_s=engine.reply_latency_s,
+            graph_max_decode_by_tp=by_tp,
+            graph_decode_sizes=engine.graph_decode_sizes,
         )
+
+    def eager_decode(self, batch: float, tp: int) -> bool:
+        """Whether the engine runs a decode step of ``batch`` sequences (rounded) without a CUDA
+        graph on a server of ``tp`` GPUs (as ``Engine.decode_graphs`` and
+        ``StepCostTable.eager_decode`` decide)."""
+        n = round(batch)
+        limit = next((most for least, most in self.graph_max_decode_by_tp if tp >= least), None)
+        sizes = self.graph_decode_sizes
+        return (limit is not None and n > limit) or (bool(sizes) and n not in sizes)
 
     def prompts_per_step(self, input_tokens: int) -> int:
         """m: whole prompts of ``input_tokens`` a step holds (at least one)."""
