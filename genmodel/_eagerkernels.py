@@ -324,7 +324,8 @@ HOST_BOUND_PREFILLS = (SGLANG_PR12160_PREFILL, SFLLM_PR46_PREFILL)
 #: larger decode batch runs the model eagerly (CudaGraphRunner.can_run: bs <= max_bs)
 SGLANG_04_GRAPH_MAX_BS = 160
 #: SGLang 0.5's default ``cuda_graph_max_bs`` below TP4 and from TP4 on, by the GPU memory (MiB) it
-#: is below (python/sglang/srt/server_args.py ``_handle_gpu_memory_settings``, 0.5.6.post2: T4 8; A10,
+#: is below (python/sglang/srt/server_args.py ``_handle_gpu_memory_settings``, 0.5.6.post2 and 0.5.9
+#: alike; the server's ``tp_size`` spans the attention-DP ranks: T4 8; A10,
 #: 4090 24 / 80; A100-40G, L40 32 / 160; H100, A100-80G, H20, H200 256 / 512; B200, MI300 512); the
 #: graphs cover sizes up to it (``_generate_cuda_graph_batch_sizes``), a batch is padded up to the next,
 #: and a larger one runs eagerly (model_executor/cuda_graph_runner.py ``can_run``: bs <= max_bs)
@@ -336,7 +337,9 @@ SGLANG_GRAPH_MAX_BS = ((20 * 1024, 8, 8), (35 * 1024, 24, 80), (60 * 1024, 32, 1
 #: (_torch/pyexecutor/cuda_graph_runner.py maybe_get_cuda_graph: a batch size not in
 #: supported_batch_sizes runs the model eagerly)
 TRTLLM_GRAPH_SIZES = (*range(1, 32), 32, 64, 128)
-#: vLLM V1's largest CUDA-graph capture size: min(2 x max_num_seqs, 512) (vllm/config/scheduler.py
-#: SchedulerConfig cuda_graph_sizes, 0.10; CompilationConfig max_cudagraph_capture_size from 0.11);
-#: above it a step runs the torch.compile'd model without graphs, whose host time is not modelled
+#: vLLM V1's largest CUDA-graph capture size: min(2 x max_num_seqs, 512), at most max_num_batched_tokens
+#: (0.10: vllm/config SchedulerConfig ``cuda_graph_sizes``; from 0.11 vllm/config/vllm.py
+#: ``_set_cudagraph_sizes``, CompilationConfig ``max_cudagraph_capture_size``); a step of more tokens runs
+#: the torch.compile'd model without graphs (cudagraph_dispatcher: CUDAGraphMode.NONE), whose host time
+#: is not modelled (the vLLM preset's prefill_launch_s is 0), so this limit changes no step's cost
 VLLM_GRAPH_MAX = 512
