@@ -9,6 +9,8 @@ Modelling assumptions:
 - The host time per launch (``genmodel._engines.PREFILL_LAUNCH_S``) is derived from two
   host-bound eager prefills divided by the kernels their engines launched, counted by the same
   convention (:data:`HOST_BOUND_PREFILLS`): a count and that constant change together.
+- A decode step runs eagerly too where the engine has no CUDA graph for its batch size: the
+  defaults of which sizes each engine graphs are at the end, with their sources.
 """
 
 from __future__ import annotations
@@ -313,3 +315,31 @@ SFLLM_PR46_PREFILL = HostBoundPrefill(
 
 #: the host-bound measurements genmodel._engines.PREFILL_LAUNCH_S is the mean of
 HOST_BOUND_PREFILLS = (SGLANG_PR12160_PREFILL, SFLLM_PR46_PREFILL)
+
+
+# Decode steps run eagerly too where the engine has no CUDA graph for their batch size:
+#: the largest decode batch SGLang 0.3-0.4 captures as a CUDA graph on a GPU of 25 GB or more: 0.3's
+#: cuda_graph_runner.py captures [1, 2, 4] + [8 i for i in 1..20] (largest 160); 0.4's server_args.py
+#: "Set cuda graph max batch size": ``cuda_graph_max_bs`` 8 below 25 GB of GPU memory, else 160. A
+#: larger decode batch runs the model eagerly (CudaGraphRunner.can_run: bs <= max_bs)
+SGLANG_04_GRAPH_MAX_BS = 160
+#: SGLang 0.5's default ``cuda_graph_max_bs`` below TP4 and from TP4 on, by the GPU memory (MiB) it
+#: is below (python/sglang/srt/server_args.py ``_handle_gpu_memory_settings``, 0.5.6.post2 and 0.5.9
+#: alike; the server's ``tp_size`` spans the attention-DP ranks: T4 8; A10,
+#: 4090 24 / 80; A100-40G, L40 32 / 160; H100, A100-80G, H20, H200 256 / 512; B200, MI300 512); the
+#: graphs cover sizes up to it (``_generate_cuda_graph_batch_sizes``), a batch is padded up to the next,
+#: and a larger one runs eagerly (model_executor/cuda_graph_runner.py ``can_run``: bs <= max_bs)
+SGLANG_GRAPH_MAX_BS = ((20 * 1024, 8, 8), (35 * 1024, 24, 80), (60 * 1024, 32, 160), (160 * 1024, 256, 512))
+#: TensorRT-LLM 1.0's decode graphs under trtllm-serve, which sets no ``cuda_graph_config``
+#: (tensorrt_llm/commands/serve.py get_llm_args): llmapi/llm_args.py TorchLlmArgs ``cuda_graph_config``
+#: default_factory CudaGraphConfig (max_batch_size 0 -> 128, enable_padding False), whose
+#: _generate_cuda_graph_batch_sizes gives 1-31, 32, 64, 128; without padding only those sizes replay
+#: (_torch/pyexecutor/cuda_graph_runner.py maybe_get_cuda_graph: a batch size not in
+#: supported_batch_sizes runs the model eagerly)
+TRTLLM_GRAPH_SIZES = (*range(1, 32), 32, 64, 128)
+#: vLLM V1's largest CUDA-graph capture size: min(2 x max_num_seqs, 512), at most max_num_batched_tokens
+#: (0.10: vllm/config SchedulerConfig ``cuda_graph_sizes``; from 0.11 vllm/config/vllm.py
+#: ``_set_cudagraph_sizes``, CompilationConfig ``max_cudagraph_capture_size``); a step of more tokens runs
+#: the torch.compile'd model without graphs (cudagraph_dispatcher: CUDAGraphMode.NONE), whose host time
+#: is not modelled (the vLLM preset's prefill_launch_s is 0), so this limit changes no step's cost
+VLLM_GRAPH_MAX = 512

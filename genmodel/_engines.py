@@ -33,7 +33,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from genmodel._eagerkernels import EAGER_BLOCK_KERNELS, HOST_BOUND_PREFILLS, EagerBlockKernels
+from genmodel._eagerkernels import (
+    EAGER_BLOCK_KERNELS,
+    HOST_BOUND_PREFILLS,
+    SGLANG_GRAPH_MAX_BS,
+    TRTLLM_GRAPH_SIZES,
+    VLLM_GRAPH_MAX,
+    EagerBlockKernels,
+)
 from genmodel._errors import SpecError, UnknownEntryError, require_ints
 from genmodel._hardware import Device
 from genmodel._newtokenratio import SGLANG_NEW_TOKEN_RATIO, NewTokenRatio
@@ -136,7 +143,12 @@ class Engine:
             (:func:`~genmodel._hostcost.eager_launches`) times this; 0 = graphed or not modelled.
         graph_max_decode_batch: the largest decode batch the engine replays as a CUDA graph (SGLang's
             ``cuda_graph_max_bs``): a decode-only step of more sequences runs eagerly and takes at
-            least the same host launch time as a prefill step; None = every decode batch is graphed.
+            least the same host launch time as a prefill step; None = ``graph_max_decode_by_tp``'s.
+        graph_max_decode_by_tp: where ``graph_max_decode_batch`` is None, that limit by the TP of the
+            server, as (least TP, limit) pairs, the first that applies (SGLang 0.5 sets it by TP);
+            () or none applying = every decode batch is graphed (:meth:`decode_graphs`).
+        graph_decode_sizes: the only decode batch sizes graphed, where the engine does not pad a
+            batch up to the next (TensorRT-LLM without ``enable_padding``); () = all up to the limit.
         overlap_scheduler: the scheduler prepares step k+1 while step k runs on the GPU
             (TensorRT-LLM's PyTorch-backend overlap scheduler, SGLang's overlap schedule, vLLM's
             async scheduling): a request that arrives after step k started is not in step k+1
@@ -177,6 +189,8 @@ class Engine:
     step_overhead_s: float | None = None
     prefill_launch_s: float = 0.0
     graph_max_decode_batch: int | None = None
+    graph_max_decode_by_tp: tuple[tuple[int, int], ...] = ()
+    graph_decode_sizes: tuple[int, ...] = ()
     overlap_scheduler: bool = False
     release_after_launch: bool = False
     reply_latency_s: float = 0.0
@@ -203,6 +217,8 @@ class Engine:
         for knob in ("max_prefill_tokens", "graph_max_decode_batch"):
             if getattr(self, knob) is not None:
                 require_ints(**{knob: getattr(self, knob)})
+        graphs: list[Any] = [n for pair in self.graph_max_decode_by_tp for n in pair]
+        require_ints(**{f"graph size {i}": n for i, n in enumerate([*graphs, *self.graph_decode_sizes])})
         for knob, count in (
             ("max_num_seqs", self.max_num_seqs),
             ("max_batched_tokens", self.max_batched_tokens),
@@ -218,6 +234,14 @@ class Engine:
         ):
             if not 0 <= seconds < math.inf:
                 raise SpecError(f"{knob}={seconds!r} must be >= 0 and finite")
+
+    def decode_graphs(self, tp: int) -> tuple[int | None, tuple[int, ...]]:
+        """(the largest decode batch replayed as a CUDA graph, None = no limit; the only sizes
+        graphed, () = every size up to it) for a server of ``tp`` GPUs."""
+        limit = self.graph_max_decode_batch
+        if limit is None:
+            limit = next((most for least, most in self.graph_max_decode_by_tp if tp >= least), None)
+        return limit, self.graph_decode_sizes
 
     @property
     def kv_pool(self) -> KvPool:
@@ -373,6 +397,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             preemption="recompute",
             prefix_caching=True,
             kv_block_tokens=16,
+            graph_max_decode_batch=min(2 * (1024 if big else 256), VLLM_GRAPH_MAX),
             source=_VLLM_SOURCE
             + " Prefill host time not modelled (prefill_launch_s 0): V1 runs the torch.compile'd "
             "forward and replays it as piecewise CUDA graphs (attention outside) for steps up to "
@@ -381,6 +406,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
     if name == "sglang":
         mib = memory / 2**20
         chunk = 2048 if mib < 35 * 1024 else 8192 if mib < 160 * 1024 else 16384
+        below, tp4 = next(((lo, hi) for most, lo, hi in SGLANG_GRAPH_MAX_BS if mib < most), (512, 512))
         return Engine(
             name="sglang",
             version="0.5",
@@ -397,6 +423,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             release_after_launch=True,
             prefix_caching=True,
             prefill_launch_s=PREFILL_LAUNCH_S,
+            graph_max_decode_by_tp=((4, tp4), (1, below)),
             source=_SGLANG_SOURCE
             + _PREFILL_GRAPHS
             + "server_args.py enable_piecewise_cuda_graph False through 0.5.9, so the CUDA graph "
@@ -419,6 +446,8 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             overlap_scheduler=True,
             release_after_launch=True,
             prefill_launch_s=PREFILL_LAUNCH_S,
+            graph_max_decode_batch=max(TRTLLM_GRAPH_SIZES),
+            graph_decode_sizes=TRTLLM_GRAPH_SIZES,
             source=_TRTLLM_SOURCE
             + _PREFILL_GRAPHS
             + "_torch/pyexecutor/model_engine.py _maybe_get_cuda_graph returns a graph only for a "

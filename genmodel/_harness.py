@@ -10,6 +10,7 @@ Modelling assumptions:
 
 from __future__ import annotations
 
+from genmodel._eagerkernels import SGLANG_04_GRAPH_MAX_BS
 from genmodel._engines import MAX_KNOB, Engine
 from genmodel._errors import SpecError, require_ints
 
@@ -60,11 +61,6 @@ _ATOM_OOT_ASYNC = True
 #: for the next batch first"); so each step is scheduled after the last one ended and its tokens
 #: leave when it ends (overlap_scheduler and release_after_launch False)
 _SGLANG_030_OVERLAP = False
-#: the largest decode batch SGLang 0.3-0.4 captures as a CUDA graph on a GPU of 25 GB or more: 0.3's
-#: cuda_graph_runner.py captures [1, 2, 4] + [8 i for i in 1..20] (largest 160); 0.4's server_args.py
-#: "Set cuda graph max batch size": ``cuda_graph_max_bs`` 8 below 25 GB of GPU memory, else 160. A
-#: larger decode batch runs the model eagerly (CudaGraphRunner.can_run: bs <= max_bs)
-_SGLANG_04_GRAPH_MAX_BS = 160
 #: SGLang 0.3-0.4's default ``mem_fraction_static`` by the least TP each applies from
 #: (python/sglang/srt/server_args.py ``__post_init__``: TP >= 16 0.79, >= 8 0.81 (0.3: 0.83), >= 4
 #: 0.85, >= 2 0.87, else 0.88): the fraction of the GPU for weights and KV pool
@@ -88,7 +84,7 @@ def _old_sglang(engine: Engine, config: str, tp: int | None) -> Engine:
         release_after_launch=overlap and engine.release_after_launch,
         prefix_caching=False,
         memory_fraction=next(f for least, f in fractions if tp >= least),
-        graph_max_decode_batch=_SGLANG_04_GRAPH_MAX_BS,
+        graph_max_decode_batch=SGLANG_04_GRAPH_MAX_BS,
     )
 
 
@@ -112,7 +108,10 @@ def harness_engine(
     MicroBatchScheduler, see the preset's source); SGLang runs ``--enable-mixed-chunk`` with
     ``--max-prefill-tokens`` ISL + 1500 (``max_prefill_tokens``: python/sglang/srt/managers/
     schedule_policy.py PrefillAdder admits a further new prompt only within it, and chunks at
-    ``chunked_prefill_size``; a mixed step counts its decode tokens against both).
+    ``chunked_prefill_size``; a mixed step counts its decode tokens against both). Every engine
+    graphs each decode batch size from 1 to ``max_batch_size`` (the rules' ``cuda_graph_batch_sizes``,
+    config/backend_config_mapping.yaml: vLLM ``--cudagraph-capture-sizes``, SGLang ``--cuda-graph-bs``,
+    TensorRT-LLM ``cuda_graph_config.batch_sizes``), so no decode step of its clients runs eagerly.
 
     "atom-oot": the vLLM server of ROCm/ATOM's out-of-tree benchmark workflow
     (.github/workflows/atom-vllm-oot-benchmark.yaml, models in .github/benchmark/
@@ -125,8 +124,8 @@ def harness_engine(
     ``launch_server ... --disable-radix-cache`` with ``--enable-torch-compile`` for 8B): no overlap
     scheduler in that version (:data:`_SGLANG_030_OVERLAP`), the radix cache off (``prefix_caching``
     False), that version's ``mem_fraction_static`` for ``tp`` (:data:`_SGLANG_03_MEM_FRACTION`) and
-    decode batches above 160 eager (:data:`_SGLANG_04_GRAPH_MAX_BS`). Its other scheduler defaults
-    are the 0.5 preset's: python/sglang/
+    decode batches above 160 eager (:data:`~genmodel._eagerkernels.SGLANG_04_GRAPH_MAX_BS`). Its other
+    scheduler defaults are the 0.5 preset's: python/sglang/
     global_config.py ``init_new_token_ratio`` 0.7, ``base_min_new_token_ratio`` 0.1,
     ``new_token_ratio_decay`` 0.001 per decode step and ``retract_decode_steps`` 20 (0.5: 0.7, 0.098,
     0.602 / 600 and 20), ``CLIP_MAX_NEW_TOKENS`` 4096 (managers/policy_scheduler.py), chunked prefill
@@ -138,8 +137,8 @@ def harness_engine(
     of early 2025, ``--disable-radix-cache --enable-torch-compile``): the overlap scheduler on, as in
     the preset (on by default since sglang PR 2067), the radix cache off, 0.4's
     ``mem_fraction_static`` for ``tp`` (:data:`_SGLANG_04_MEM_FRACTION`) and decode batches above 160
-    eager (:data:`_SGLANG_04_GRAPH_MAX_BS`); the ratio defaults are 0.3.0's (python/sglang/
-    global_config.py), the preset's within 2 %. SGLang only.
+    eager (:data:`~genmodel._eagerkernels.SGLANG_04_GRAPH_MAX_BS`); the ratio defaults are 0.3.0's
+    (python/sglang/global_config.py), the preset's within 2 %. SGLang only.
 
     vLLM's async scheduling stays off under "aiconfigurator": the bundled vLLM rows ran 0.12.0 or
     name no version, and those of the latter read in AIConfigurator's silicon_sample.csv (six of
@@ -164,6 +163,7 @@ def harness_engine(
     assert concurrency is not None and input_tokens is not None
     budget = min(concurrency + input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
     seqs = min(concurrency, MAX_KNOB)
+    engine = engine.replace(graph_max_decode_batch=seqs, graph_decode_sizes=())  # graphs 1..seqs
     if engine.name == "sglang":
         prefill = min(input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
         return engine.replace(max_num_seqs=seqs, max_prefill_tokens=prefill, mixed=True)

@@ -482,6 +482,7 @@ def _side(
         args = (model, plan, precision, wave, input_tokens, options, prefill_s, step_overhead_s)
         host_s, eager_s = eager_prefill(*args)
         full = max(full, host_s + step_overhead_s)  # one eager step
+        step_s = _eager_decode_steps(wave, model, plan, batch, step_s, host_s + step_overhead_s)
     layout = Layout(
         plan=plan,
         precision=precision,
@@ -492,6 +493,23 @@ def _side(
     overhead_s = run_system.device.efficiency.request_overhead_s
     sizes = (plan.dp, plan.num_devices, overhead_s)
     return layout, Side(batch, step_s, prefill_s, piece_s, full, *sizes, eager_s, host_s)
+
+
+def _eager_decode_steps(
+    wave: Wave, model: ModelSpec, plan: Plan, batch: Any, step_s: Any, eager_step_s: float
+) -> Any:
+    """``step_s`` (the decode steps at the running batches ``batch``) with those the engine runs
+    without a CUDA graph at least one eager step's host launches (:meth:`Wave.eager_decode`, as
+    the estimate takes them), vectorised over the batches."""
+    if (not wave.graph_max_decode_by_tp and not wave.graph_decode_sizes) or eager_step_s <= 0:
+        return step_s
+    import numpy as np
+
+    tp = plan.tp * plan.dp if model.moe is not None else plan.tp  # (attention DP: one server)
+    eager = np.array([wave.eager_decode(float(b), tp) for b in np.atleast_1d(batch)])
+    if not eager.any():
+        return step_s
+    return np.where(eager, np.maximum(step_s, eager_step_s), step_s)
 
 
 #: the time fields of a pass, in the order :attr:`~genmodel._cost.StepTerms.time_s` adds them

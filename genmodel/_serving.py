@@ -59,6 +59,7 @@ from genmodel._wave import Wave, eager_prefill, one_shot_ttft_s, release_wait_s,
 from genmodel._workload import Precision
 
 _DEFAULT_OPTIONS = RunOptions()
+_NO_FLOOR = float("-inf")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -302,8 +303,9 @@ def estimate_serving(
 
     # the clients' replies: out of the engine (a think time), and before each first token
     think_s = 0.0 if wave is None else wave.reply_latency_s
+    eager_floor_s = _eager_decode_floor(wave, model, plan, host_s)
     steps: dict[float, StepTerms] = {}  # the decode step at each batch tried (the last is reported)
-    step_times: dict[float, float] = {}  # its time, the idle ranks' experts left out
+    step_times: dict[float, float] = {}  # its time: idle ranks' experts out, eager ones at their launches
 
     def decode_at(batch: float) -> StepTerms:
         return decode_pass(
@@ -313,9 +315,10 @@ def estimate_serving(
     def point(batch: float) -> ServingPoint:
         if batch not in steps:
             step = steps[batch] = decode_at(batch)
-            step_times[batch] = float(step.time_s)
+            step_s = float(step.time_s)
             if busy < 1:
-                step_times[batch] -= _group_s(step) - _group_s(decode_at(batch * busy + idle / plan.dp))
+                step_s -= _group_s(step) - _group_s(decode_at(batch * busy + idle / plan.dp))
+            step_times[batch] = max(step_s, eager_floor_s(batch) + float(step.overhead_s))
         return serving_point(
             prefill_s=prefill_s,
             step_s=step_times[batch],
@@ -357,7 +360,7 @@ def estimate_serving(
             prefill_s=eager_prefill_s,
             full_step_s=full,
             steady_ttft_s=ttft_s,
-            step_wait_s=step_under_way_s(state, clients, float(steps[batch].time_s)),
+            step_wait_s=step_under_way_s(state, clients, step_times[batch]),
         )
         ttft_s += float(extra)
         step_s = step_times[batch]
@@ -371,7 +374,7 @@ def estimate_serving(
     release_s = 0.0
     if wave is not None and not kv_limited:
         release_s = float(release_wait_s(wave, clients, input_tokens, host_s))
-        step_s = float(steps[batch].time_s)
+        step_s = step_times[batch]
 
         def steady_ttft_s(replay_prefill_s: float) -> tuple[float, float]:  # at the same running batch
             replayed = serving_point(
@@ -441,6 +444,18 @@ def estimate_serving(
             request_overhead_s=overhead_s,
         ),
     )
+
+
+def _eager_decode_floor(
+    wave: Wave | None, model: ModelSpec, plan: Plan, host_s: float
+) -> Callable[[float], float]:
+    """The least time a decode step of a batch takes before its overhead: the host launches of
+    its kernels where the engine runs it without a CUDA graph (:meth:`Wave.eager_decode`, at the
+    server's TP: an MoE model's attention-DP ranks are one server), else no floor (minus infinity)."""
+    server_tp = plan.tp * plan.dp if model.moe is not None else plan.tp
+    if wave is None or not host_s:
+        return lambda batch: _NO_FLOOR
+    return lambda batch: host_s if wave.eager_decode(batch, server_tp) else _NO_FLOOR
 
 
 def _group_s(terms: StepTerms) -> float:

@@ -135,8 +135,7 @@ class Arrivals:
 
     @classmethod
     def closed(cls, client: BenchmarkClient, clients: int) -> Arrivals:
-        """``clients`` closed-loop clients of the benchmark ``client``, started together, each
-        sending ``client.requests(clients)`` requests."""
+        """``clients`` closed-loop clients of ``client``, started together, each sending its requests."""
         return cls(
             kind="closed",
             clients=clients,
@@ -319,8 +318,8 @@ def setup_replicas(
 
     Args:
         input_tokens_max, output_tokens_max: the longest request; it must fit the pool.
-        most_running: the most sequences a replica runs given its pool (default: the engine's
-            cap, at most the pool's tokens).
+        most_running: the most sequences a replica runs given its pool (default: the engine's cap,
+            at most the pool's tokens).
         prompt_tokens_max: the longest prompt a step may hold whole (default ``input_tokens_max``).
         table: a table to reuse when it covers the steps.
 
@@ -365,7 +364,8 @@ def setup_replicas(
             prefill_launch_s=engine.prefill_launch_s,
             eager_blocks=eager_block_kernels(engine),
         )
-    return ReplicaSetup(system, capacity, token_bytes, table.graphed_up_to(engine.graph_max_decode_batch))
+    server_tp = plan.tp * plan.dp if model.moe is not None else plan.tp  # (attention DP: one server)
+    return ReplicaSetup(system, capacity, token_bytes, table.graphed_up_to(*engine.decode_graphs(server_tp)))
 
 
 def _most_running(arrivals: Arrivals, engine: Engine, plan: Plan, capacity: int) -> int:

@@ -22,8 +22,9 @@ Modelling assumptions:
 - A step with prefill chunks takes at least ``prefill_host_s``, the host time of launching an eager
   forward's kernels (:mod:`genmodel._hostcost`; 0 where the engine graphs such steps): its time is
   max(GPU time, host time) plus the per-step overhead; decode-only steps replay CUDA graphs, up to
-  the engine's ``graph_max_decode_batch`` sequences (:meth:`StepCostTable.graphed_up_to`): a larger
-  decode batch runs eagerly and takes the same floor.
+  the engine's ``graph_max_decode_batch`` sequences, and of them only the engine's
+  ``graph_decode_sizes`` where it names them (:meth:`StepCostTable.graphed_up_to`): another decode
+  batch runs eagerly and takes the same floor.
 - The table is exact at its grid points: a uniform decode batch at one context and a single
   prefill of T tokens cost what ``step_terms`` says. Supported: pp = 1, cp = 1, one microbatch, no
   speculative decoding, nothing offloaded.
@@ -146,16 +147,24 @@ class StepCostTable:
         self.overhead_s = overhead_s
         self.prefill_host_s = prefill_host_s
         self.graph_max_decode = MAX_GRAPHED  # decode batches up to this replay a CUDA graph
+        self.graph_sizes: frozenset[int] | None = None  # only these, where the engine does not pad
 
-    def graphed_up_to(self, batch: int | None) -> StepCostTable:
+    def graphed_up_to(self, batch: int | None, sizes: Sequence[int] = ()) -> StepCostTable:
         """This table for an engine that replays decode batches of at most ``batch`` sequences as
-        CUDA graphs and runs larger ones eagerly (None: all graphed); a copy when it differs."""
+        CUDA graphs and runs larger ones eagerly (None: all graphed); of them, where ``sizes`` are
+        given, only those sizes (an engine that does not pad a batch up to a graphed size); a copy
+        when it differs."""
         limit = MAX_GRAPHED if batch is None else batch
-        if limit == self.graph_max_decode:
+        only = frozenset(sizes) if sizes else None
+        if limit == self.graph_max_decode and only == self.graph_sizes:
             return self
         table = copy.copy(self)
-        table.graph_max_decode = limit
+        table.graph_max_decode, table.graph_sizes = limit, only
         return table
+
+    def eager_decode(self, seqs: int) -> bool:
+        """Whether a decode-only step of ``seqs`` sequences runs without a CUDA graph."""
+        return seqs > self.graph_max_decode or (self.graph_sizes is not None and seqs not in self.graph_sizes)
 
     @classmethod
     def build(
@@ -272,7 +281,7 @@ class StepCostTable:
             busy += compute if compute >= memory else memory
         hidden = self.overlap_frac * (comm if comm < busy else busy)
         gpu = busy + comm - hidden
-        if (chunks or decode_seqs > self.graph_max_decode) and gpu < self.prefill_host_s:
+        if (chunks or self.eager_decode(decode_seqs)) and gpu < self.prefill_host_s:
             gpu = self.prefill_host_s  # an eager step: the host launches are the longer
         return gpu + self.overhead_s
 
@@ -293,7 +302,7 @@ class StepCostTable:
             busy = busy + np.maximum(compute, memory)
         comm = self.decode_comm[n]
         gpu = busy + comm - self.overlap_frac * np.minimum(comm, busy)
-        if n > self.graph_max_decode:  # an eager decode step: at least the host launches
+        if self.eager_decode(n):  # an eager decode step: at least the host launches
             gpu = np.maximum(gpu, self.prefill_host_s)
         return gpu + self.overhead_s  # type: ignore[no-any-return]
 

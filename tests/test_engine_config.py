@@ -161,7 +161,7 @@ def test_sglang_030_is_the_sglang_server_without_overlap_or_radix_cache() -> Non
     # those of the 0.5 preset within 2 % (0.7 from 0.7, floor 0.1 against 0.098, 0.001 per step)
     preset = engine_preset("sglang", load_hardware("h100-sxm").device)
     assert preset.overlap_scheduler and preset.release_after_launch and preset.prefix_caching
-    assert preset.memory_fraction is None and preset.graph_max_decode_batch is None
+    assert preset.memory_fraction is None and preset.graph_max_decode_batch is None  # (by TP)
     e = harness_engine(preset, "sglang-0.3.0", tp=4)
     assert (e.overlap_scheduler, e.release_after_launch, e.prefix_caching) == (False, False, False)
     # server_args.py's mem_fraction_static by TP, and decode graphs captured up to 160 sequences

@@ -1,0 +1,138 @@
+"""Which decode batches each engine replays as CUDA graphs (Engine.decode_graphs), at the versions and
+harness configurations of the bundled rows, and what a batch without a graph costs."""
+
+from __future__ import annotations
+
+import pytest
+
+import genmodel
+from genmodel._engines import engine_preset
+from genmodel._harness import harness_engine
+from genmodel._options import RunOptions
+from genmodel._stepcost import StepCostTable
+from genmodel._wave import BenchmarkClient, Wave
+from genmodel._workload import Precision
+from genmodel.io import load_hardware, load_model
+
+LAUNCH_S = 40e-6
+
+
+@pytest.mark.parametrize(
+    ("hardware", "below_tp4", "from_tp4"),
+    [
+        ("h100-sxm", 256, 512),
+        ("h200-sxm", 256, 512),
+        ("b200", 512, 512),
+        ("l40s", 32, 160),
+        ("rtx-4090", 24, 80),
+    ],
+)
+def test_sglang_05_graphs_by_gpu_memory_and_tp(hardware: str, below_tp4: int, from_tp4: int) -> None:
+    # server_args.py _handle_gpu_memory_settings (0.5.6.post2): cuda_graph_max_bs by the GPU's
+    # memory, and below TP4 a smaller one on GPUs under 160 GB; every size up to it is padded to
+    preset = engine_preset("sglang", load_hardware(hardware).device)
+    assert preset.graph_max_decode_batch is None
+    assert preset.decode_graphs(1) == preset.decode_graphs(2) == (below_tp4, ())
+    assert preset.decode_graphs(4) == preset.decode_graphs(8) == (from_tp4, ())
+    assert engine_preset("sglang").decode_graphs(1) == (512, ())  # no device: 80 GB or more, B200-like
+    # a knob set by hand (or a harness's 160) wins over the by-TP default
+    assert preset.replace(graph_max_decode_batch=100).decode_graphs(8) == (100, ())
+    assert harness_engine(preset, "sglang-0.4", tp=8).decode_graphs(8) == (160, ())
+
+
+def test_trtllm_10_graphs_only_its_default_sizes_without_padding() -> None:
+    # TorchLlmArgs' default CudaGraphConfig: max_batch_size 128, enable_padding False, sizes
+    # 1-31, 32, 64, 128; trtllm-serve sets none; a size not listed runs eagerly
+    limit, sizes = engine_preset("trtllm").decode_graphs(2)
+    assert limit == 128 and set(sizes) == {*range(1, 33), 64, 128}
+
+
+def test_vllm_captures_up_to_512() -> None:
+    # min(2 x max_num_seqs, 512): 1024 or 256 sequences by the GPU, 512 either way
+    for hw in ("h100-sxm", "a100-sxm-80gb"):
+        assert engine_preset("vllm", load_hardware(hw).device).decode_graphs(1) == (512, ())
+
+
+@pytest.mark.parametrize("name", ["vllm", "sglang", "trtllm"])
+def test_aiconfigurator_graphs_every_batch_up_to_its_clients(name: str) -> None:
+    # the benchmark rules' cuda_graph_batch_sizes = 1..max_batch_size, max_batch_size the clients
+    preset = engine_preset(name, load_hardware("b200").device)
+    for clients in (7, 256, 1000):
+        e = harness_engine(preset, "aiconfigurator", concurrency=clients, input_tokens=1024)
+        assert e.decode_graphs(8) == (clients, ()) == e.decode_graphs(1)
+
+
+def _table() -> StepCostTable:
+    model, system = load_model("llama-3.1-70b"), load_hardware("h100-sxm")
+    plan, options = genmodel.Plan(tp=2), RunOptions()
+    return StepCostTable.build(
+        model, system, plan, Precision(), options=options, tokens_max=256, prefill_launch_s=LAUNCH_S
+    )
+
+
+def test_a_decode_batch_of_a_size_not_graphed_runs_eagerly() -> None:
+    table = _table()
+    sizes = engine_preset("trtllm").graph_decode_sizes
+    gaps = table.graphed_up_to(128, sizes)
+    assert table.graphed_up_to(None, ()) is table and gaps.graphed_up_to(128, sizes) is gaps
+    host = table.prefill_host_s
+    for n, eager in ((1, False), (32, False), (33, True), (50, True), (64, False), (65, True), (128, False)):
+        assert gaps.eager_decode(n) is eager
+        all_graphed = table.step_s(decode_seqs=n, decode_past_sum=600.0 * n, chunks=())
+        got = gaps.step_s(decode_seqs=n, decode_past_sum=600.0 * n, chunks=())
+        run = gaps.decode_run_s(decode_seqs=n, decode_past_sum=600.0 * n, steps=2)
+        if eager:
+            assert got == pytest.approx(max(all_graphed - table.overhead_s, host) + table.overhead_s)
+            assert got > all_graphed  # 70B at TP2 decodes these batches faster than it launches them
+        else:
+            assert got == all_graphed
+        assert run[0] == pytest.approx(got)
+    assert gaps.eager_decode(129)
+
+
+@pytest.mark.parametrize("serving", ["simulated", "closed-form"])
+def test_trtllm_serves_50_clients_with_eager_decode_steps(serving: str) -> None:
+    # 50 clients decode in batches of 33-50 most of the time, none of which trtllm-serve's default
+    # graphs: each such step takes its host launches; with a graph for every size it is faster
+    # (the closed form's steady batch, about 50, is eager too)
+    preset = engine_preset("trtllm", load_hardware("h100-sxm").device)
+
+    def tpot(engine: genmodel.Engine) -> float:  # fp8: bf16 70B at TP2 holds too few sequences
+        model, hw = "llama-3.1-70b", "h100-sxm"
+        e = genmodel.estimate(
+            model,
+            hw,
+            input_tokens=1000,
+            output_tokens=200,
+            concurrency=50,
+            tp=2,
+            weight_dtype="fp8",
+            serving=serving,
+            engine=engine,
+        )
+        return e.tpot_s
+
+    assert tpot(preset) > 1.05 * tpot(preset.replace(graph_decode_sizes=()))
+
+
+def test_graph_sizes_must_be_positive_integers() -> None:
+    with pytest.raises(genmodel.SpecError, match="graph size"):
+        engine_preset("trtllm").replace(graph_decode_sizes=(0, 8))
+    with pytest.raises(genmodel.SpecError, match="graph size"):
+        engine_preset("sglang").replace(graph_max_decode_by_tp=((4, 1.5),))
+
+
+def test_the_closed_forms_wave_graphs_as_the_engine_does() -> None:
+    client = BenchmarkClient(requests_per_client=10, warmup_requests=1)
+    sglang = engine_preset("sglang", load_hardware("h200-sxm").device)
+    wave = Wave.of(sglang, client)
+    assert wave.eager_decode(300, 2) and not wave.eager_decode(300, 4)  # 256 below TP4, 512 from it
+    old = Wave.of(harness_engine(sglang, "sglang-0.4", tp=4), client)
+    assert old.eager_decode(161, 8) and not old.eager_decode(160, 1)  # 160 at any TP
+    trt = Wave.of(engine_preset("trtllm"), client)
+    assert [n for n in range(1, 140) if trt.eager_decode(n, 1)] == [
+        *range(33, 64),
+        *range(65, 128),
+        *range(129, 140),
+    ]
+    assert not Wave.of(engine_preset("vllm"), client).eager_decode(512, 1)
