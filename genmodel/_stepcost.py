@@ -27,8 +27,9 @@ Modelling assumptions:
   batch runs eagerly and takes the same floor. An engine that pads a decode batch up to the next
   size it captured (``graph_pad_sizes``: vLLM, SGLang) replays the graph at that size: the
   operators over token rows and over sequences (GEMMs, experts, norms, LM head) and the collectives
-  run the padded batch; attention runs the real sequences only (the padding sequences hold about
-  one token each, negligible).
+  run the padded batch, the routed experts too (the padding rows carry stale token ids, vLLM
+  zeroing only their positions and SGLang their sequence lengths and cache slots, so they route as
+  tokens do); attention runs the real sequences only (a padding sequence holds about one token).
 - The table is exact at its grid points: a uniform decode batch at one context and a single
   prefill of T tokens cost what ``step_terms`` says. Supported: pp = 1, cp = 1, one microbatch, no
   speculative decoding, nothing offloaded.
