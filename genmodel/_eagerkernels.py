@@ -323,6 +323,11 @@ HOST_BOUND_PREFILLS = (SGLANG_PR12160_PREFILL, SFLLM_PR46_PREFILL)
 #: "Set cuda graph max batch size": ``cuda_graph_max_bs`` 8 below 25 GB of GPU memory, else 160. A
 #: larger decode batch runs the model eagerly (CudaGraphRunner.can_run: bs <= max_bs)
 SGLANG_04_GRAPH_MAX_BS = 160
+#: the decode batch sizes SGLang 0.3-0.4 captures and pads a batch up to: [1, 2, 4] + [8 i for i in
+#: 1..20] (0.3's and 0.4's model_executor/cuda_graph_runner.py, ``disable_cuda_graph_padding``
+#: False by default; CudaGraphRunner.replay pads ``raw_bs`` to ``capture_bs[bisect_left(capture_bs,
+#: raw_bs)]``)
+SGLANG_04_GRAPH_SIZES = (1, 2, 4, *range(8, 161, 8))
 #: SGLang 0.5's default ``cuda_graph_max_bs`` below TP4 and from TP4 on, by the GPU memory (MiB) it
 #: is below (python/sglang/srt/server_args.py ``_handle_gpu_memory_settings``, 0.5.6.post2 and 0.5.9
 #: alike; the server's ``tp_size`` spans the attention-DP ranks: T4 8; A10,
@@ -330,6 +335,13 @@ SGLANG_04_GRAPH_MAX_BS = 160
 #: graphs cover sizes up to it (``_generate_cuda_graph_batch_sizes``), a batch is padded up to the next,
 #: and a larger one runs eagerly (model_executor/cuda_graph_runner.py ``can_run``: bs <= max_bs)
 SGLANG_GRAPH_MAX_BS = ((20 * 1024, 8, 8), (35 * 1024, 24, 80), (60 * 1024, 32, 160), (160 * 1024, 256, 512))
+#: the decode batch sizes SGLang 0.5 captures, up to its ``cuda_graph_max_bs`` (python/sglang/srt/
+#: server_args.py ``_generate_cuda_graph_batch_sizes``, no speculative decoding, padding on by
+#: default: [1, 2, 4, 8, 12] + range(16, 257, 8) + range(272, 512, 16) + range(512, max + 1, 32));
+#: a graphed batch replays the least of them at least its size
+#: (model_executor/cuda_graph_runner.py replay_prepare: ``bisect.bisect_left(self.capture_bs,
+#: raw_bs)``), the padding sequences' lengths set to the fill value (one token)
+SGLANG_GRAPH_SIZES = (1, 2, 4, 8, 12, *range(16, 257, 8), *range(272, 512, 16), 512)
 #: TensorRT-LLM 1.0's decode graphs under trtllm-serve, which sets no ``cuda_graph_config``
 #: (tensorrt_llm/commands/serve.py get_llm_args): llmapi/llm_args.py TorchLlmArgs ``cuda_graph_config``
 #: default_factory CudaGraphConfig (max_batch_size 0 -> 128, enable_padding False), whose
@@ -343,3 +355,10 @@ TRTLLM_GRAPH_SIZES = (*range(1, 32), 32, 64, 128)
 #: the torch.compile'd model without graphs (cudagraph_dispatcher: CUDAGraphMode.NONE), whose host time
 #: is not modelled (the vLLM preset's prefill_launch_s is 0), so this limit changes no step's cost
 VLLM_GRAPH_MAX = 512
+#: vLLM 0.10 V1's CUDA-graph capture sizes (vllm/config.py VllmConfig._set_cudagraph_sizes: [1, 2, 4]
+#: + range(8, cuda_graph_sizes[0] + 1, 8)), up to the limit above; a step of at most the largest
+#: runs at the least capture size at least its tokens (``VllmConfig.pad_for_cudagraph``:
+#: CompilationConfig.bs_to_padded_graph_size; v1/worker/gpu_model_runner.py pads
+#: ``num_input_tokens`` so). From 0.11 the list is [1, 2, 4] + range(8, 256, 8) + range(256,
+#: max + 1, 16) (vllm/config/vllm.py), the same sizes up to 256
+VLLM_GRAPH_SIZES = (1, 2, 4, *range(8, VLLM_GRAPH_MAX + 1, 8))

@@ -37,8 +37,10 @@ from genmodel._eagerkernels import (
     EAGER_BLOCK_KERNELS,
     HOST_BOUND_PREFILLS,
     SGLANG_GRAPH_MAX_BS,
+    SGLANG_GRAPH_SIZES,
     TRTLLM_GRAPH_SIZES,
     VLLM_GRAPH_MAX,
+    VLLM_GRAPH_SIZES,
     EagerBlockKernels,
 )
 from genmodel._errors import SpecError, UnknownEntryError, require_ints
@@ -149,6 +151,10 @@ class Engine:
             () or none applying = every decode batch is graphed (:meth:`decode_graphs`).
         graph_decode_sizes: the only decode batch sizes graphed, where the engine does not pad a
             batch up to the next (TensorRT-LLM without ``enable_padding``); () = all up to the limit.
+        graph_pad_sizes: the decode batch sizes the engine captures and pads a smaller batch up to
+            (vLLM, SGLang): a graphed decode step of n sequences runs the graph of the least of them
+            at least n (up to the limit), its GEMMs and LM head over the padded rows; () = no padding
+            (every size up to the limit captured, or only ``graph_decode_sizes``).
         overlap_scheduler: the scheduler prepares step k+1 while step k runs on the GPU
             (TensorRT-LLM's PyTorch-backend overlap scheduler, SGLang's overlap schedule, vLLM's
             async scheduling): a request that arrives after step k started is not in step k+1
@@ -191,6 +197,7 @@ class Engine:
     graph_max_decode_batch: int | None = None
     graph_max_decode_by_tp: tuple[tuple[int, int], ...] = ()
     graph_decode_sizes: tuple[int, ...] = ()
+    graph_pad_sizes: tuple[int, ...] = ()
     overlap_scheduler: bool = False
     release_after_launch: bool = False
     reply_latency_s: float = 0.0
@@ -218,7 +225,8 @@ class Engine:
             if getattr(self, knob) is not None:
                 require_ints(**{knob: getattr(self, knob)})
         graphs: list[Any] = [n for pair in self.graph_max_decode_by_tp for n in pair]
-        require_ints(**{f"graph size {i}": n for i, n in enumerate([*graphs, *self.graph_decode_sizes])})
+        graphs += [*self.graph_decode_sizes, *self.graph_pad_sizes]
+        require_ints(**{f"graph size {i}": n for i, n in enumerate(graphs)})
         for knob, count in (
             ("max_num_seqs", self.max_num_seqs),
             ("max_batched_tokens", self.max_batched_tokens),
@@ -242,6 +250,11 @@ class Engine:
         if limit is None:
             limit = next((most for least, most in self.graph_max_decode_by_tp if tp >= least), None)
         return limit, self.graph_decode_sizes
+
+    def cuda_graphs(self, tp: int) -> tuple[int | None, tuple[int, ...], tuple[int, ...]]:
+        """:meth:`decode_graphs` and the captured sizes a graphed decode batch is padded up to
+        (``graph_pad_sizes``; () = none)."""
+        return (*self.decode_graphs(tp), self.graph_pad_sizes)
 
     @property
     def kv_pool(self) -> KvPool:
@@ -398,6 +411,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             prefix_caching=True,
             kv_block_tokens=16,
             graph_max_decode_batch=min(2 * (1024 if big else 256), VLLM_GRAPH_MAX),
+            graph_pad_sizes=VLLM_GRAPH_SIZES,
             source=_VLLM_SOURCE
             + " Prefill host time not modelled (prefill_launch_s 0): V1 runs the torch.compile'd "
             "forward and replays it as piecewise CUDA graphs (attention outside) for steps up to "
@@ -424,6 +438,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             prefix_caching=True,
             prefill_launch_s=PREFILL_LAUNCH_S,
             graph_max_decode_by_tp=((4, tp4), (1, below)),
+            graph_pad_sizes=SGLANG_GRAPH_SIZES,
             source=_SGLANG_SOURCE
             + _PREFILL_GRAPHS
             + "server_args.py enable_piecewise_cuda_graph False through 0.5.9, so the CUDA graph "

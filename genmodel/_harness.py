@@ -10,7 +10,7 @@ Modelling assumptions:
 
 from __future__ import annotations
 
-from genmodel._eagerkernels import SGLANG_04_GRAPH_MAX_BS
+from genmodel._eagerkernels import SGLANG_04_GRAPH_MAX_BS, SGLANG_04_GRAPH_SIZES
 from genmodel._engines import MAX_KNOB, Engine
 from genmodel._errors import SpecError, require_ints
 
@@ -85,6 +85,7 @@ def _old_sglang(engine: Engine, config: str, tp: int | None) -> Engine:
         prefix_caching=False,
         memory_fraction=next(f for least, f in fractions if tp >= least),
         graph_max_decode_batch=SGLANG_04_GRAPH_MAX_BS,
+        graph_pad_sizes=SGLANG_04_GRAPH_SIZES,
     )
 
 
@@ -163,7 +164,7 @@ def harness_engine(
     assert concurrency is not None and input_tokens is not None
     budget = min(concurrency + input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
     seqs = min(concurrency, MAX_KNOB)
-    engine = engine.replace(graph_max_decode_batch=seqs, graph_decode_sizes=())  # graphs 1..seqs
+    engine = engine.replace(graph_max_decode_batch=seqs, graph_decode_sizes=(), graph_pad_sizes=())  # 1..seqs
     if engine.name == "sglang":
         prefill = min(input_tokens + _AIC_SLACK_TOKENS, MAX_KNOB)
         return engine.replace(max_num_seqs=seqs, max_prefill_tokens=prefill, mixed=True)

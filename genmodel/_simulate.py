@@ -365,7 +365,7 @@ def setup_replicas(
             eager_blocks=eager_block_kernels(engine),
         )
     server_tp = plan.tp * plan.dp if model.moe is not None else plan.tp  # (attention DP: one server)
-    return ReplicaSetup(system, capacity, token_bytes, table.graphed_up_to(*engine.decode_graphs(server_tp)))
+    return ReplicaSetup(system, capacity, token_bytes, table.graphed_up_to(*engine.cuda_graphs(server_tp)))
 
 
 def _most_running(arrivals: Arrivals, engine: Engine, plan: Plan, capacity: int) -> int:

@@ -24,7 +24,12 @@ Modelling assumptions:
   max(GPU time, host time) plus the per-step overhead; decode-only steps replay CUDA graphs, up to
   the engine's ``graph_max_decode_batch`` sequences, and of them only the engine's
   ``graph_decode_sizes`` where it names them (:meth:`StepCostTable.graphed_up_to`): another decode
-  batch runs eagerly and takes the same floor.
+  batch runs eagerly and takes the same floor. An engine that pads a decode batch up to the next
+  size it captured (``graph_pad_sizes``: vLLM, SGLang) replays the graph at that size: the
+  operators over token rows and over sequences (GEMMs, experts, norms, LM head) and the collectives
+  run the padded batch, the routed experts too (the padding rows carry stale token ids, vLLM
+  zeroing only their positions and SGLang their sequence lengths and cache slots, so they route as
+  tokens do); attention runs the real sequences only (a padding sequence holds about one token).
 - The table is exact at its grid points: a uniform decode batch at one context and a single
   prefill of T tokens cost what ``step_terms`` says. Supported: pp = 1, cp = 1, one microbatch, no
   speculative decoding, nothing offloaded.
@@ -148,19 +153,29 @@ class StepCostTable:
         self.prefill_host_s = prefill_host_s
         self.graph_max_decode = MAX_GRAPHED  # decode batches up to this replay a CUDA graph
         self.graph_sizes: frozenset[int] | None = None  # only these, where the engine does not pad
+        self.graph_pad: list[int] = []  # index n: the captured batch a graphed n is padded up to
 
-    def graphed_up_to(self, batch: int | None, sizes: Sequence[int] = ()) -> StepCostTable:
+    def graphed_up_to(
+        self, batch: int | None, sizes: Sequence[int] = (), pads: Sequence[int] = ()
+    ) -> StepCostTable:
         """This table for an engine that replays decode batches of at most ``batch`` sequences as
         CUDA graphs and runs larger ones eagerly (None: all graphed); of them, where ``sizes`` are
-        given, only those sizes (an engine that does not pad a batch up to a graphed size); a copy
-        when it differs."""
+        given, only those sizes (an engine that does not pad a batch up to a graphed size); where
+        ``pads`` are given, a graphed batch runs at the least of them (up to ``batch``) at least
+        its size (the engine pads it up to a captured size); a copy when it differs."""
         limit = MAX_GRAPHED if batch is None else batch
         only = frozenset(sizes) if sizes else None
-        if limit == self.graph_max_decode and only == self.graph_sizes:
+        pad = _pad_map(limit, pads, self.tokens_max)
+        if limit == self.graph_max_decode and only == self.graph_sizes and pad == self.graph_pad:
             return self
         table = copy.copy(self)
-        table.graph_max_decode, table.graph_sizes = limit, only
+        table.graph_max_decode, table.graph_sizes, table.graph_pad = limit, only, pad
         return table
+
+    def _padded(self, seqs: int) -> int:
+        """The batch a decode-only step of ``seqs`` sequences runs its graph at (``seqs`` itself
+        where the engine does not pad or runs it eagerly)."""
+        return self.graph_pad[seqs] if seqs < len(self.graph_pad) else seqs
 
     def eager_decode(self, seqs: int) -> bool:
         """Whether a decode-only step of ``seqs`` sequences runs without a CUDA graph."""
@@ -267,6 +282,8 @@ class StepCostTable:
             rows = self.prefill_rows[tokens] + _at(self.prefill_group, self.prefill_group_low, group)
             comm = self.prefill_comm[tokens]
         else:
+            tokens = seqs = self._padded(decode_seqs)  # a graph replayed at the padded batch
+            group = tokens if group_tokens is None else group
             rows = self.decode_rows[tokens] + _at(self.decode_group, self.decode_group_low, group)
             comm = self.decode_comm[tokens]
         busy = rows + self.seqs[seqs]
@@ -296,15 +313,32 @@ class StepCostTable:
         group: float = n if group_tokens is None else group_tokens
         self._check(math.ceil(group))
         past = decode_past_sum + n * np.arange(steps, dtype=float)
-        busy: Any = self.decode_rows[n] + _at(self.decode_group, self.decode_group_low, group) + self.seqs[n]
+        m = self._padded(n)  # a graph replayed at the padded batch (attention: the n sequences)
+        group = m if group_tokens is None else group
+        busy: Any = self.decode_rows[m] + _at(self.decode_group, self.decode_group_low, group) + self.seqs[m]
         for coef in self.decode_attention:
             compute, memory = _decode_attention(coef, n, past)
             busy = busy + np.maximum(compute, memory)
-        comm = self.decode_comm[n]
+        comm = self.decode_comm[m]
         gpu = busy + comm - self.overlap_frac * np.minimum(comm, busy)
         if self.eager_decode(n):  # an eager decode step: at least the host launches
             gpu = np.maximum(gpu, self.prefill_host_s)
         return gpu + self.overhead_s  # type: ignore[no-any-return]
+
+
+def _pad_map(limit: int, pads: Sequence[int], tokens_max: int) -> list[int]:
+    """Index n (0 .. the largest of ``pads`` up to ``limit``): the least of those ``pads`` at
+    least n, at most ``tokens_max`` (the table's size); [] without ``pads``."""
+    captured = sorted(p for p in set(pads) if p <= limit)
+    if not captured:
+        return []
+    out = [0] * (captured[-1] + 1)
+    n = 1
+    for p in captured:
+        while n <= p:
+            out[n] = min(p, tokens_max)
+            n += 1
+    return out
 
 
 def _at(values: list[float], below_one: list[float], tokens: float) -> float:

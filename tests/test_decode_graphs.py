@@ -136,3 +136,41 @@ def test_the_closed_forms_wave_graphs_as_the_engine_does() -> None:
         *range(129, 140),
     ]
     assert not Wave.of(engine_preset("vllm"), client).eager_decode(512, 1)
+
+
+def test_a_graphed_decode_batch_runs_at_the_captured_size_it_is_padded_up_to() -> None:
+    table = _table()
+    pads = engine_preset("sglang").graph_pad_sizes  # 1, 2, 4, 8, 12, 16, 24, ...
+    padded = table.graphed_up_to(128, (), pads)
+    assert padded.graphed_up_to(128, (), pads) is padded and padded.graph_pad[9] == 12
+    for n in (1, 2, 4, 8, 12, 16, 24, 128):  # captured: no padding
+        assert padded.step_s(decode_seqs=n, decode_past_sum=700.0 * n, chunks=()) == table.step_s(
+            decode_seqs=n, decode_past_sum=700.0 * n, chunks=()
+        )
+    for n, size in ((3, 4), (9, 12), (13, 16), (17, 24), (121, 128)):
+        past = 700.0 * n
+        got = padded.step_s(decode_seqs=n, decode_past_sum=past, chunks=())
+        # the GEMMs run the padded rows, attention only the real sequences' context
+        assert table.step_s(decode_seqs=n, decode_past_sum=past, chunks=()) < got
+        assert got <= table.step_s(decode_seqs=size, decode_past_sum=past, chunks=())
+        assert padded.decode_run_s(decode_seqs=n, decode_past_sum=past, steps=1)[0] == pytest.approx(got)
+    # above the limit the step runs eagerly at its own size; a step with a prompt is not padded
+    assert padded.step_s(decode_seqs=129, decode_past_sum=0.0, chunks=()) == max(
+        table.step_s(decode_seqs=129, decode_past_sum=0.0, chunks=()), table.prefill_host_s + table.overhead_s
+    )
+    mixed = {"decode_seqs": 9, "decode_past_sum": 6300.0, "chunks": ((100, 0),)}
+    assert padded.step_s(**mixed) == table.step_s(**mixed)
+
+
+def test_vllm_and_sglang_pad_their_decode_batches_trtllm_and_the_aiconfigurator_harness_do_not() -> None:
+    h200 = load_hardware("h200-sxm").device
+    vllm, sglang = engine_preset("vllm", h200), engine_preset("sglang", h200)
+    assert vllm.graph_pad_sizes[:5] == (1, 2, 4, 8, 16) and max(vllm.graph_pad_sizes) == 512
+    assert sglang.graph_pad_sizes[:7] == (1, 2, 4, 8, 12, 16, 24) and 272 in sglang.graph_pad_sizes
+    assert harness_engine(sglang, "sglang-0.4", tp=8).graph_pad_sizes[:5] == (1, 2, 4, 8, 16)
+    assert engine_preset("trtllm").graph_pad_sizes == ()
+    for preset in (vllm, sglang):
+        aic = harness_engine(preset, "aiconfigurator", concurrency=50, input_tokens=1024)
+        assert aic.graph_pad_sizes == ()
+    with pytest.raises(genmodel.SpecError, match="graph size"):
+        vllm.replace(graph_pad_sizes=(0, 8))

@@ -165,6 +165,7 @@ def test_sglang_030_is_the_sglang_server_without_overlap_or_radix_cache() -> Non
     e = harness_engine(preset, "sglang-0.3.0", tp=4)
     assert (e.overlap_scheduler, e.release_after_launch, e.prefix_caching) == (False, False, False)
     # server_args.py's mem_fraction_static by TP, and decode graphs captured up to 160 sequences
+    # (cuda_graph_runner.py: [1, 2, 4] + multiples of 8, a batch padded up to the next)
     assert e == preset.replace(
         version="0.3.0",
         overlap_scheduler=False,
@@ -172,6 +173,7 @@ def test_sglang_030_is_the_sglang_server_without_overlap_or_radix_cache() -> Non
         prefix_caching=False,
         memory_fraction=0.85,
         graph_max_decode_batch=160,
+        graph_pad_sizes=(1, 2, 4, *range(8, 161, 8)),
     )
     assert harness_engine(preset, "sglang-0.3.0", tp=1).memory_fraction == 0.88
     assert harness_engine(preset, "sglang-0.3.0", tp=8).memory_fraction == 0.83
@@ -192,7 +194,11 @@ def test_sglang_04_keeps_the_overlap_scheduler() -> None:
     preset = engine_preset("sglang", load_hardware("h200-sxm").device)
     e = harness_engine(preset, "sglang-0.4", tp=4)
     assert e == preset.replace(
-        version="0.4", prefix_caching=False, memory_fraction=0.85, graph_max_decode_batch=160
+        version="0.4",
+        prefix_caching=False,
+        memory_fraction=0.85,
+        graph_max_decode_batch=160,
+        graph_pad_sizes=(1, 2, 4, *range(8, 161, 8)),
     )
     assert harness_engine(preset, "sglang-0.4", tp=8).memory_fraction == 0.81
 
