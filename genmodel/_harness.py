@@ -10,6 +10,8 @@ Modelling assumptions:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from genmodel._eagerkernels import SGLANG_04_GRAPH_MAX_BS, SGLANG_04_GRAPH_SIZES
 from genmodel._engines import MAX_KNOB, Engine
 from genmodel._errors import SpecError, require_ints
@@ -86,6 +88,10 @@ def _old_sglang(engine: Engine, config: str, tp: int | None) -> Engine:
         memory_fraction=next(f for least, f in fractions if tp >= least),
         graph_max_decode_batch=SGLANG_04_GRAPH_MAX_BS,
         graph_pad_sizes=SGLANG_04_GRAPH_SIZES,
+        # (0.4 only: 0.3.0's policy_scheduler.py has no add_one_req_ignore_eos)
+        new_token_ratio=replace(engine.new_token_ratio, ignore_eos=not old)
+        if engine.new_token_ratio
+        else None,
     )
 
 
@@ -139,7 +145,10 @@ def harness_engine(
     the preset (on by default since sglang PR 2067), the radix cache off, 0.4's
     ``mem_fraction_static`` for ``tp`` (:data:`_SGLANG_04_MEM_FRACTION`) and decode batches above 160
     eager (:data:`~genmodel._eagerkernels.SGLANG_04_GRAPH_MAX_BS`); the ratio defaults are 0.3.0's
-    (python/sglang/global_config.py), the preset's within 2 %. SGLang only.
+    (python/sglang/global_config.py), the preset's within 2 %; and as sglang.bench_serving sends
+    ``ignore_eos`` (unless ``--disable-ignore-eos``), those requests are admitted by
+    ``PrefillAdder.add_one_req_ignore_eos`` (managers/schedule_policy.py of 0.4.1 and 0.4.3, chosen
+    when ``ignore_eos`` and ``tree_cache.disable``: ``NewTokenRatio.ignore_eos``). SGLang only.
 
     vLLM's async scheduling stays off under "aiconfigurator": the bundled vLLM rows ran 0.12.0 or
     name no version, and those of the latter read in AIConfigurator's silicon_sample.csv (six of

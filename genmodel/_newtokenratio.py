@@ -40,6 +40,9 @@ class NewTokenRatio:
     decay_steps: int = 600
     retract_decode_steps: int = 20
     clip_tokens: int = 4096
+    #: the requests ask to ignore EOS and the radix cache is off: SGLang 0.4 admits them by
+    #: ``PrefillAdder.add_one_req_ignore_eos`` (:func:`genmodel._newtokens.fits_to_completion`)
+    ignore_eos: bool = False
 
     def __post_init__(self) -> None:
         require_ints(

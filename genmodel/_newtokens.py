@@ -15,12 +15,18 @@ Modelling assumptions (SGLang 0.5; every rule and default is
 - Tokens to go, summed with the clip, are kept in O(log n) per event: ``clip`` x the sequences further
   than ``clip`` from completion, plus the completion step counts less the step counter for the rest;
   a heap of the steps at which a sequence comes within ``clip`` moves it from the first group to the second.
+- With ``ignore_eos`` (the requests ignore EOS, the radix cache is off) a request is admitted when the
+  pool holds every running sequence to completion (:func:`fits_to_completion`), and a step admits no
+  further request once the ratio's budget is spent.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 
 from genmodel._newtokenratio import NewTokenRatio
 
@@ -95,3 +101,42 @@ class RatioState:
     def need(self, prompt_tokens: int, output_tokens: int) -> int:
         """What a new request must find free: its prompt and its output, clipped."""
         return prompt_tokens + min(output_tokens, self.clip)
+
+
+def fits_to_completion(free: int, tokens_left: Sequence[int], tokens_held: Sequence[int]) -> bool:
+    """SGLang 0.4's fit for a request that ignores EOS with the radix cache off: ``free`` tokens
+    (the pool's, less this step's prompts and the new prompt) hold the requests of
+    ``tokens_left`` (output still to generate, all of it: ``ignore_eos`` sets the ratio to 1) and
+    ``tokens_held`` (prompt and output so far), the new one included, as they complete one after
+    another, the fewest tokens left first.
+
+    Source: sglang 0.4.1 python/sglang/srt/managers/schedule_policy.py
+    ``PrefillAdder.add_one_req_ignore_eos`` (chosen by ``add_one_req`` when
+    ``req.sampling_params.ignore_eos and self.tree_cache.disable``): sorted by tokens left, the
+    i-th of n refuses when ``cur_rem_tokens + tokens_freed - decode_steps * (n - i) <= 0``, with
+    ``decode_steps`` the next request's tokens left (its own for the last) and ``tokens_freed``
+    what the earlier ones held. (0.5 uses each request's own tokens left and keeps
+    ``IGNORE_EOS_RESERVE_TOKENS`` 1 per request; no bundled 0.5 run turns the radix cache off.)
+    """
+    left = np.asarray(tokens_left, dtype=np.int64)
+    keep = left > 0
+    order = np.argsort(left[keep], kind="stable")
+    left, held = left[keep][order], np.asarray(tokens_held, dtype=np.int64)[keep][order]
+    if not len(left):
+        return free > 0
+    steps = np.append(left[1:], left[-1])
+    freed = np.cumsum(held) - held
+    return bool(np.all(free + freed - steps * (len(left) - np.arange(len(left))) > 0))
+
+
+def ignore_eos_fits(req: Any, replica: Any, rid: int) -> bool:
+    """:func:`fits_to_completion` for the waiting ``rid`` of ``req`` (the simulator's requests) at
+    ``replica`` (its scheduler): its decoding sequences (completed ones skipped) and those it
+    prefills; free are the pool's tokens less those held, this step's prompts and ``rid``'s."""
+    g = replica.g
+    live = [d for d in replica.decoding if req.g0[d] + req.left[d] > g]
+    new = [*replica.prefilling, rid]
+    left = [req.g0[d] + req.left[d] - g for d in live] + [req.left[p] + 1 for p in new]
+    held = [req.past0[d] + g - req.g0[d] for d in live] + [int(req.input_tokens[p]) for p in new]
+    free = replica.capacity - replica.held() - replica.chunk_tokens - int(req.input_tokens[rid])
+    return fits_to_completion(free, left, held)

@@ -47,7 +47,7 @@ import numpy as np
 
 from genmodel._engines import Engine, idle_rank_tokens
 from genmodel._errors import InfeasibleError
-from genmodel._newtokens import RatioState
+from genmodel._newtokens import RatioState, ignore_eos_fits
 from genmodel._stepcost import StepCostTable
 from genmodel._swaplink import SwapLink
 
@@ -262,17 +262,17 @@ class Replica:
         return True
 
     def _sglang_fits(self, req: Requests, rid: int) -> bool:
-        """(SGLang) ``rid``'s prompt and clipped output fit, strictly, beside the running sequences'
-        tokens, the ratio's share of their output to go and what this step already takes."""
+        """(SGLang) ``rid`` fits by the ratio rule or, with ``ignore_eos``, to completion (_newtokens)."""
         state = self.sglang
         assert state is not None
         state.advance(req.version, self.g)
         taken = self.held() + self.chunk_tokens + self.round_out + state.reserved(self.g)
+        if state.rule.ignore_eos:  # (add_one_req_ignore_eos; an admission spending the budget ends the step)
+            return not (self.round_out and taken >= self.capacity) and ignore_eos_fits(req, self, rid)
         return state.need(req.todo[rid], req.left[rid] + 1) < self.capacity - taken
 
     def _planned(self) -> int:
-        """Tokens of the prompt chunks this step already takes: on-demand, their blocks are the
-        pool's from the moment they are planned (vLLM allocates them as it schedules)."""
+        """Tokens of this step's prompt chunks (on-demand: the pool's once planned, as vLLM allocates)."""
         return 0 if self.reserve else self.chunk_tokens
 
     def _hits(self, req: Requests, rid: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -190,16 +191,19 @@ def test_sglang_030_is_the_sglang_server_without_overlap_or_radix_cache() -> Non
 
 def test_sglang_04_keeps_the_overlap_scheduler() -> None:
     # the overlap scheduler was on by default in 0.4 (sglang PR 2067); the radix cache was off in
-    # DataCrunch's runs; 0.4's mem_fraction_static and cuda_graph_max_bs defaults
+    # DataCrunch's runs (so bench_serving's ignore_eos requests take add_one_req_ignore_eos); 0.4's
+    # mem_fraction_static and cuda_graph_max_bs defaults
     preset = engine_preset("sglang", load_hardware("h200-sxm").device)
     e = harness_engine(preset, "sglang-0.4", tp=4)
+    assert preset.new_token_ratio is not None
+    ratio = dataclasses.replace(preset.new_token_ratio, ignore_eos=True)
     assert e == preset.replace(
         version="0.4",
         prefix_caching=False,
         memory_fraction=0.85,
         graph_max_decode_batch=160,
         graph_pad_sizes=(1, 2, 4, *range(8, 161, 8)),
-    )
+    ).replace(new_token_ratio=ratio)
     assert harness_engine(preset, "sglang-0.4", tp=8).memory_fraction == 0.81
 
 
