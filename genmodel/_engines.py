@@ -251,6 +251,14 @@ class Engine:
             limit = next((most for least, most in self.graph_max_decode_by_tp if tp >= least), None)
         return limit, self.graph_decode_sizes
 
+    def eager_decode(self, batch: float, tp: int) -> bool:
+        """Whether a decode-only step of ``batch`` sequences (rounded) runs without a CUDA graph on a
+        server of ``tp`` GPUs (:meth:`decode_graphs`; the step table compiles the same rule,
+        ``StepCostTable.eager_decode``)."""
+        n = round(batch)
+        limit, sizes = self.decode_graphs(tp)
+        return (limit is not None and n > limit) or (bool(sizes) and n not in sizes)
+
     def cuda_graphs(self, tp: int) -> tuple[int | None, tuple[int, ...], tuple[int, ...]]:
         """:meth:`decode_graphs` and the captured sizes a graphed decode batch is padded up to
         (``graph_pad_sizes``; () = none)."""

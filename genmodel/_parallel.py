@@ -69,6 +69,11 @@ class Plan:
         """Devices of one pipeline stage: tp * cp * dp."""
         return self.tp * self.dp * self.cp
 
+    def server_gpus(self, *, moe: bool) -> int:
+        """GPUs of one serving engine (a server): its TP group, or for an MoE model all attention-DP
+        ranks, which one server runs in lockstep (the engines' ``tp_size`` under DP attention)."""
+        return self.tp * self.dp if moe else self.tp
+
     def seqs_per_replica(self, batch: int) -> int:
         """Sequences on the fullest of the dp replicas when ``batch`` spread over them: ceil(batch / dp)."""
         return math.ceil(batch / self.dp)

@@ -501,11 +501,11 @@ def _eager_decode_steps(
     """``step_s`` (the decode steps at the running batches ``batch``) with those the engine runs
     without a CUDA graph at least one eager step's host launches (:meth:`Wave.eager_decode`, as
     the estimate takes them), vectorised over the batches."""
-    if (not wave.graph_max_decode_by_tp and not wave.graph_decode_sizes) or eager_step_s <= 0:
-        return step_s
+    tp = plan.server_gpus(moe=model.moe is not None)
+    if wave.engine is None or wave.engine.decode_graphs(tp) == (None, ()) or eager_step_s <= 0:
+        return step_s  # (every decode batch graphed)
     import numpy as np
 
-    tp = plan.tp * plan.dp if model.moe is not None else plan.tp  # (attention DP: one server)
     eager = np.array([wave.eager_decode(float(b), tp) for b in np.atleast_1d(batch)])
     if not eager.any():
         return step_s

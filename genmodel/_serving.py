@@ -452,7 +452,7 @@ def _eager_decode_floor(
     """The least time a decode step of a batch takes before its overhead: the host launches of
     its kernels where the engine runs it without a CUDA graph (:meth:`Wave.eager_decode`, at the
     server's TP: an MoE model's attention-DP ranks are one server), else no floor (minus infinity)."""
-    server_tp = plan.tp * plan.dp if model.moe is not None else plan.tp
+    server_tp = plan.server_gpus(moe=model.moe is not None)
     if wave is None or not host_s:
         return lambda batch: _NO_FLOOR
     return lambda batch: host_s if wave.eager_decode(batch, server_tp) else _NO_FLOOR

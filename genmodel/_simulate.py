@@ -364,8 +364,8 @@ def setup_replicas(
             prefill_launch_s=engine.prefill_launch_s,
             eager_blocks=eager_block_kernels(engine),
         )
-    server_tp = plan.tp * plan.dp if model.moe is not None else plan.tp  # (attention DP: one server)
-    return ReplicaSetup(system, capacity, token_bytes, table.graphed_up_to(*engine.cuda_graphs(server_tp)))
+    graphs = engine.cuda_graphs(plan.server_gpus(moe=model.moe is not None))
+    return ReplicaSetup(system, capacity, token_bytes, table.graphed_up_to(*graphs))
 
 
 def _most_running(arrivals: Arrivals, engine: Engine, plan: Plan, capacity: int) -> int:

@@ -154,11 +154,8 @@ class Wave:
             client replays after its warm-up is a cache hit (:func:`replay_hit_tokens`).
         block_tokens: tokens per KV-cache block (``Engine.kv_block_tokens``): a hit is whole blocks.
         engine: the engine the wave was made of (:meth:`of`), whose per-rank knobs
-            :meth:`on_ranks` takes; None: the wave is the same on every plan.
-        graph_max_decode_by_tp, graph_decode_sizes: the decode batches the engine replays as CUDA
-            graphs (``Engine.decode_graphs``: its limit as (least TP, limit) pairs, and the only
-            sizes graphed where it does not pad); another decode step runs eagerly
-            (:meth:`eager_decode`).
+            :meth:`on_ranks` takes and whose CUDA graphs :meth:`eager_decode` reads; None: the
+            wave is the same on every plan, and every decode step is graphed.
     """
 
     budget_tokens: int
@@ -173,16 +170,11 @@ class Wave:
     prefix_caching: bool = False
     block_tokens: int = 16
     engine: Engine | None = None
-    graph_max_decode_by_tp: tuple[tuple[int, int], ...] = ()
-    graph_decode_sizes: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, engine: Engine, client: BenchmarkClient) -> Wave:
         """The wave of ``client`` on ``engine``."""
         budget = engine.max_batched_tokens
-        by_tp = engine.graph_max_decode_by_tp  # a limit set (by hand, by a harness) holds at any TP
-        if engine.graph_max_decode_batch is not None:
-            by_tp = ((1, engine.graph_max_decode_batch),)
         if engine.max_prefill_tokens is not None:  # SGLang: further prompts only within it
             budget = min(budget, engine.max_prefill_tokens)
         return cls(
@@ -198,8 +190,6 @@ class Wave:
             prefix_caching=engine.prefix_caching,
             block_tokens=engine.kv_block_tokens,
             engine=engine,
-            graph_max_decode_by_tp=by_tp,
-            graph_decode_sizes=engine.graph_decode_sizes,
         )
 
     def on_ranks(self, *, moe: bool, dp: int) -> Wave:
@@ -213,12 +203,8 @@ class Wave:
 
     def eager_decode(self, batch: float, tp: int) -> bool:
         """Whether the engine runs a decode step of ``batch`` sequences (rounded) without a CUDA
-        graph on a server of ``tp`` GPUs (as ``Engine.decode_graphs`` and
-        ``StepCostTable.eager_decode`` decide)."""
-        n = round(batch)
-        limit = next((most for least, most in self.graph_max_decode_by_tp if tp >= least), None)
-        sizes = self.graph_decode_sizes
-        return (limit is not None and n > limit) or (bool(sizes) and n not in sizes)
+        graph on a server of ``tp`` GPUs (``Engine.eager_decode``); never without an engine."""
+        return self.engine is not None and self.engine.eager_decode(batch, tp)
 
     def prompts_per_step(self, input_tokens: int) -> int:
         """m: whole prompts of ``input_tokens`` a step holds (at least one)."""
