@@ -61,7 +61,7 @@ from genmodel._phases import (
     prefill_pass,
     step_terms,
 )
-from genmodel._serving import full_step_s
+from genmodel._serving import eager_decode_steps, full_step_s
 from genmodel._wave import Wave, eager_prefill
 from genmodel._workload import Precision
 
@@ -482,7 +482,7 @@ def _side(
         args = (model, plan, precision, wave, input_tokens, options, prefill_s, step_overhead_s)
         host_s, eager_s = eager_prefill(*args)
         full = max(full, host_s + step_overhead_s)  # one eager step
-        step_s = _eager_decode_steps(wave, model, plan, batch, step_s, host_s + step_overhead_s)
+        step_s = eager_decode_steps(wave, model, plan, batch, step_s, host_s + step_overhead_s)
     layout = Layout(
         plan=plan,
         precision=precision,
@@ -493,23 +493,6 @@ def _side(
     overhead_s = run_system.device.efficiency.request_overhead_s
     sizes = (plan.dp, plan.num_devices, overhead_s)
     return layout, Side(batch, step_s, prefill_s, piece_s, full, *sizes, eager_s, host_s)
-
-
-def _eager_decode_steps(
-    wave: Wave, model: ModelSpec, plan: Plan, batch: Any, step_s: Any, eager_step_s: float
-) -> Any:
-    """``step_s`` (the decode steps at the running batches ``batch``) with those the engine runs
-    without a CUDA graph at least one eager step's host launches (:meth:`Wave.eager_decode`, as
-    the estimate takes them), vectorised over the batches."""
-    tp = plan.server_gpus(moe=model.moe is not None)
-    if wave.engine is None or wave.engine.decode_graphs(tp) == (None, ()) or eager_step_s <= 0:
-        return step_s  # (every decode batch graphed)
-    import numpy as np
-
-    eager = np.array([wave.eager_decode(float(b), tp) for b in np.atleast_1d(batch)])
-    if not eager.any():
-        return step_s
-    return np.where(eager, np.maximum(step_s, eager_step_s), step_s)
 
 
 #: the time fields of a pass, in the order :attr:`~genmodel._cost.StepTerms.time_s` adds them

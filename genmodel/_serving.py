@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from genmodel._cost import GROUP_OPS
 from genmodel._engines import WHOLE_SEQUENCES, KvPool, idle_rank_tokens
@@ -59,7 +60,6 @@ from genmodel._wave import Wave, eager_prefill, one_shot_ttft_s, release_wait_s,
 from genmodel._workload import Precision
 
 _DEFAULT_OPTIONS = RunOptions()
-_NO_FLOOR = float("-inf")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -303,7 +303,6 @@ def estimate_serving(
 
     # the clients' replies: out of the engine (a think time), and before each first token
     think_s = 0.0 if wave is None else wave.reply_latency_s
-    eager_floor_s = _eager_decode_floor(wave, model, plan, host_s)
     steps: dict[float, StepTerms] = {}  # the decode step at each batch tried (the last is reported)
     step_times: dict[float, float] = {}  # its time: idle ranks' experts out, eager ones at their launches
 
@@ -318,7 +317,9 @@ def estimate_serving(
             step_s = float(step.time_s)
             if busy < 1:
                 step_s -= _group_s(step) - _group_s(decode_at(batch * busy + idle / plan.dp))
-            step_times[batch] = max(step_s, eager_floor_s(batch) + float(step.overhead_s))
+            step_times[batch] = eager_decode_steps(
+                wave, model, plan, batch, step_s, host_s + float(step.overhead_s)
+            )
         return serving_point(
             prefill_s=prefill_s,
             step_s=step_times[batch],
@@ -446,16 +447,24 @@ def estimate_serving(
     )
 
 
-def _eager_decode_floor(
-    wave: Wave | None, model: ModelSpec, plan: Plan, host_s: float
-) -> Callable[[float], float]:
-    """The least time a decode step of a batch takes before its overhead: the host launches of
-    its kernels where the engine runs it without a CUDA graph (:meth:`Wave.eager_decode`, at the
-    server's TP: an MoE model's attention-DP ranks are one server), else no floor (minus infinity)."""
-    server_tp = plan.server_gpus(moe=model.moe is not None)
-    if wave is None or not host_s:
-        return lambda batch: _NO_FLOOR
-    return lambda batch: host_s if wave.eager_decode(batch, server_tp) else _NO_FLOOR
+def eager_decode_steps(
+    wave: Wave | None, model: ModelSpec, plan: Plan, batch: Any, step_s: Any, eager_step_s: float
+) -> Any:
+    """``step_s`` (the decode steps at the running batches ``batch``, a number or an array) with
+    those the engine runs without a CUDA graph (:meth:`Wave.eager_decode`, at the server's GPUs)
+    at least one eager step, ``eager_step_s`` (the host launches and the step overhead); the
+    estimate and the plan search both take it from here."""
+    tp = plan.server_gpus(moe=model.moe is not None)
+    if wave is None or wave.engine is None or wave.engine.decode_graphs(tp) == (None, ()):
+        return step_s  # (every decode batch graphed)
+    import numpy as np
+
+    batches = np.atleast_1d(batch)
+    eager = np.array([wave.eager_decode(float(b), tp) for b in batches])
+    if not eager.any():
+        return step_s
+    floored = np.where(eager, np.maximum(step_s, eager_step_s), step_s)
+    return floored if np.ndim(batch) else float(floored[0])
 
 
 def _group_s(terms: StepTerms) -> float:
