@@ -140,3 +140,45 @@ def ignore_eos_fits(req: Any, replica: Any, rid: int) -> bool:
     held = [req.past0[d] + g - req.g0[d] for d in live] + [int(req.input_tokens[p]) for p in new]
     free = replica.capacity - replica.held() - replica.chunk_tokens - int(req.input_tokens[rid])
     return fits_to_completion(free, left, held)
+
+
+def sglang_fits(r: Any, req: Any, rid: int) -> bool:
+    """(SGLang) ``rid`` fits by the ratio rule or, with ``ignore_eos``, to completion (_newtokens)."""
+    state: RatioState = r.sglang
+    state.advance(req.version, r.g)
+    capacity: int = r.capacity
+    taken: int = r.held() + r.chunk_tokens + r.round_out + state.reserved(r.g)
+    if state.rule.ignore_eos:  # (add_one_req_ignore_eos; an admission spending the budget ends the step)
+        return not (r.round_out and taken >= capacity) and ignore_eos_fits(req, r, rid)
+    return state.need(req.todo[rid], req.left[rid] + 1) < capacity - taken
+
+
+def retract(r: Any, req: Any) -> None:
+    """(SGLang) When the next decode step's tokens do not fit, retract the decoding sequences
+    with the fewest output tokens (the longest prompt first among equals), at least one, until
+    it fits; they recompute and join the end of the queue. The ratio is then recomputed."""
+    state = r.sglang
+    assert state is not None
+    if r.held() + r.n_dec <= r.capacity or r.n_dec <= 1:
+        return
+    state.advance(req.version, r.g)
+    live = [rid for rid in r.decoding if req.g0[rid] + req.left[rid] > r.g]  # (not completed)
+    # output tokens so far: the whole output less the decode steps to go
+    so_far = {rid: int(req.output_tokens[rid]) - (req.g0[rid] + req.left[rid] - r.g) for rid in live}
+    order = sorted(live, key=lambda rid: (so_far[rid], -int(req.input_tokens[rid])), reverse=True)
+    while len(order) > 1 and (r.held() + r.n_dec > r.capacity or len(order) == len(live)):
+        rid = order.pop()
+        generated = r.g - req.g0[rid]
+        state.stopped(req.g0[rid] + req.left[rid], r.g)
+        r.n_dec -= 1
+        r.past_sum -= req.past0[rid] + generated
+        r.release(req, rid)
+        req.version[rid] += 1  # its completion in the heap no longer counts
+        req.left[rid] -= generated
+        req.todo[rid], req.past0[rid], req.done[rid] = req.past0[rid] + generated, 0, 0  # recompute all
+        req.preemptions[rid] += 1
+        r.preemptions += 1
+        r.waiting.append(rid)
+    kept = set(order)
+    r.decoding = [rid for rid in live if rid in kept]  # (admission order)
+    state.retracted([so_far[i] for i in order], [int(req.output_tokens[i]) for i in order])

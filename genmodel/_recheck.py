@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from genmodel._arrivals import Arrivals, Lengths
 from genmodel._candidates import SLO_STATISTICS, copies_needed
 from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError
@@ -43,7 +44,7 @@ from genmodel._phases import Estimate
 from genmodel._search import SearchResult, Slo
 from genmodel._serving import estimate_serving
 from genmodel._servingmodel import StepTables, simulated_estimate
-from genmodel._simulate import Arrivals, Lengths, simulate_serving
+from genmodel._simulate import simulate_serving
 from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._wave import BenchmarkClient, Wave
 from genmodel._workload import Precision

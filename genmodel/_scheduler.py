@@ -11,17 +11,13 @@ Modelling assumptions (the engine's knobs are :class:`~genmodel._engines.Engine`
 - KV pool in tokens per replica. "reserve": a request takes its prompt and its reserved share of
   the output when admitted and keeps them until it completes. "on-demand": a request holds the
   tokens it has computed (plus half a block of waste); when decode growth overflows the pool the
-  most recently admitted running sequence (one still prefilling before any decoding one: vLLM V1's
-  ``running.pop()``) is preempted, loses its KV, and goes back to the head of the queue to
-  recompute its prompt and the tokens it has generated; the step after a preemption admits no
-  waiting request (vLLM V1: "if not preempted_reqs"). With the engine's prefix cache on
-  (``Engine.prefix_caching``, vLLM V1's default) the preempted sequence's whole blocks stay in the
-  pool as evictable cache: other sequences' growth evicts them, least recently freed first, only
-  when no other block is free (the blocks of completed requests, whose random prompts nothing
-  shares, are taken first, a simplification of vLLM's one LRU queue), and on resumption the blocks
-  still cached are hits that need the pool's room but no compute. A fixed reservation of less than
+  most recently admitted running sequence is preempted (:mod:`genmodel._preemption`: vLLM V1's
+  ``running.pop()``, recompute or swap, the preempted blocks left as evictable prefix cache with
+  ``Engine.prefix_caching``; the blocks of completed requests, whose random prompts nothing
+  shares, are taken first, a simplification of vLLM's one LRU queue); the step after a preemption
+  admits no waiting request (vLLM V1: "if not preempted_reqs"). A fixed reservation of less than
   the whole output can overflow too: the most recently admitted decoding sequence is then
-  retracted the same way. SGLang (``Engine.new_token_ratio``) admits and retracts by its decaying
+  preempted the same way. SGLang (``Engine.new_token_ratio``) admits and retracts by its decaying
   estimate instead (:mod:`genmodel._newtokens`): retracted sequences go to the end of the queue.
   On-demand, the blocks of a step's chunks are taken as the step is planned (vLLM allocates them
   as it schedules), so a request admitted later in the same step must fit beside them.
@@ -47,7 +43,8 @@ import numpy as np
 
 from genmodel._engines import Engine, idle_rank_tokens
 from genmodel._errors import InfeasibleError
-from genmodel._newtokens import RatioState, ignore_eos_fits
+from genmodel._newtokens import RatioState, retract, sglang_fits
+from genmodel._preemption import cache_hits, evict, preempt_overflow, reuse
 from genmodel._stepcost import StepCostTable
 from genmodel._swaplink import SwapLink
 
@@ -194,7 +191,7 @@ class Replica:
             self._admit_waiting(req, now, budget)
         self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
         if self.kept:
-            self._evict(self.chunk_tokens + self.step_dec)
+            evict(self, self.chunk_tokens + self.step_dec)
         if self.defer:
             self._send(req, now)
 
@@ -240,12 +237,12 @@ class Replica:
     def _admit(self, req: Requests, rid: int, now: float, budget: int) -> bool:
         """Admit the waiting ``rid`` (to prefill) if its first chunk, and any of its blocks still
         cached, fit the pool beside what runs and what this step already takes; False if not."""
-        hits = self._hits(req, rid)
+        hits = cache_hits(self, req, rid)
         take = self._take(req.todo[rid] - hits, budget, new=True)
         # (a partial reservation also waits for the tokens actually held: no thrashing)
         held = max(self.used(), self.held()) if self.can_overflow else self.used()
         if self.sglang is not None:
-            if take == 0 or not self._sglang_fits(req, rid):
+            if take == 0 or not sglang_fits(self, req, rid):
                 return False
         elif take == 0 or held + self._planned() + hits + self._need(req, rid, take) > self.capacity:
             return False
@@ -253,7 +250,7 @@ class Replica:
         self.running += 1
         self.prefilling.append(rid)
         if rid in self.kept:
-            self._reuse(req, rid, hits)
+            reuse(self, req, rid, hits)
         if self.reserve:
             req.reserved[rid] = self._need(req, rid, take)
             self.reserved += req.reserved[rid]
@@ -261,58 +258,9 @@ class Replica:
             req.scheduled_s[rid] = now
         return True
 
-    def _sglang_fits(self, req: Requests, rid: int) -> bool:
-        """(SGLang) ``rid`` fits by the ratio rule or, with ``ignore_eos``, to completion (_newtokens)."""
-        state = self.sglang
-        assert state is not None
-        state.advance(req.version, self.g)
-        taken = self.held() + self.chunk_tokens + self.round_out + state.reserved(self.g)
-        if state.rule.ignore_eos:  # (add_one_req_ignore_eos; an admission spending the budget ends the step)
-            return not (self.round_out and taken >= self.capacity) and ignore_eos_fits(req, self, rid)
-        return state.need(req.todo[rid], req.left[rid] + 1) < self.capacity - taken
-
     def _planned(self) -> int:
         """Tokens of this step's prompt chunks (on-demand: the pool's once planned, as vLLM allocates)."""
         return 0 if self.reserve else self.chunk_tokens
-
-    def _hits(self, req: Requests, rid: int) -> int:
-        """Prompt tokens of a preempted ``rid`` whose KV is still cached, in whole blocks; at least
-        the last token is computed again (vLLM's get_computed_blocks caps a hit at the request's
-        tokens less one)."""
-        kept = self.kept.get(rid, 0)
-        if not kept:
-            return 0
-        block = self.engine.kv_block_tokens
-        return min(kept, (req.todo[rid] - 1) // block * block)
-
-    def _reuse(self, req: Requests, rid: int, hits: int) -> None:
-        """Admitted ``rid`` takes back ``hits`` cached tokens: computed, held, not in the cache."""
-        self.kept_sum -= self.kept.pop(rid)
-        req.done[rid] = hits
-        self.prefill_done += hits
-
-    def _keep(self, rid: int, tokens: int) -> None:
-        """Preempted ``rid``'s whole blocks of ``tokens`` computed tokens stay cached (newest last)."""
-        kept = tokens // self.engine.kv_block_tokens * self.engine.kv_block_tokens
-        if self.keep_cache and kept:
-            self.kept[rid] = kept
-            self.kept_sum += kept
-
-    def _evict(self, pending: int = 0) -> None:
-        """Evict cached blocks of preempted sequences, least recently freed first, until the pool
-        holds them besides the running sequences' tokens and ``pending`` tokens this step adds."""
-        excess = self.held() + pending + self.kept_sum - self.capacity
-        block = self.engine.kv_block_tokens
-        while excess > 0 and self.kept:
-            rid = next(iter(self.kept))
-            kept = self.kept[rid]
-            drop = min(kept, -(-excess // block) * block)
-            if drop == kept:
-                del self.kept[rid]
-            else:
-                self.kept[rid] = kept - drop
-            self.kept_sum -= drop
-            excess -= drop
 
     def _cutoff(self, now: float) -> float:
         """The latest arrival this step may admit: ``now``, or with the overlap scheduler, while
@@ -419,11 +367,13 @@ class Replica:
         if finished:  # (one pass per step, not a list.remove per prompt)
             self.prefilling = [rid for rid in self.prefilling if req.done[rid] < req.todo[rid]]
         if self.sglang is not None:
-            self._retract(req)
+            retract(self, req)
         elif self.can_overflow:
-            self._preempt_overflow(req)
+            preempt_overflow(self, req)
         if self.kept:
-            self._evict()
+            evict(
+                self,
+            )
         self.peak_tokens = max(self.peak_tokens, self.held() if self.can_overflow else self.used())
 
     def _deferred(self, on_finish: Callable[[int, float], None]) -> Callable[[int, float], None]:
@@ -461,7 +411,7 @@ class Replica:
                 self.sglang.stopped(done_at, self.g)
             self.n_dec -= 1
             self.past_sum -= req.past0[rid] + self.g - req.g0[rid]
-            self._release(req, rid)
+            self.release(req, rid)
             req.finish_s[rid] = now
             on_finish(rid, now)
         if not self.n_dec:
@@ -476,7 +426,8 @@ class Replica:
             req.first_token_s[rid] = now
         self.first_pending = []
 
-    def _release(self, req: Requests, rid: int) -> None:
+    def release(self, req: Requests, rid: int) -> None:
+        """``rid`` stops running here (completed, preempted or retracted): its reservation is freed."""
         self.running -= 1
         if self.reserve:
             self.reserved -= req.reserved[rid]
@@ -492,7 +443,7 @@ class Replica:
                 self.unsent_first.append(rid)
         past = req.past0[rid] + req.todo[rid]
         if req.left[rid] <= 0:
-            self._release(req, rid)
+            self.release(req, rid)
             req.finish_s[rid] = now
             on_finish(rid, now)
             return
@@ -509,81 +460,6 @@ class Replica:
         heapq.heappush(self.heap, (done_at, rid, req.version[rid]))
         if self.sglang is not None:
             self.sglang.started(rid, req.version[rid], done_at, self.g)
-
-    def _preempt_overflow(self, req: Requests) -> None:
-        """Preempt the latest admitted sequences until the pool holds the rest: on-demand, those
-        still prefilling first (vLLM V1 preempts the last of its running list), then decoding ones."""
-        on_demand = self.engine.admission == "on-demand"
-        before = self.preemptions
-        while self.held() > self.capacity and on_demand and self.prefilling and self.running > 1:
-            self._preempt_prefill(req, self.prefilling.pop())
-        while self.held() > self.capacity and self.n_dec > 1:
-            rid = self.decoding.pop()
-            if req.finish_s[rid] >= 0:
-                continue  # completed (lazily removed)
-            generated = self.g - req.g0[rid]
-            self.n_dec -= 1
-            self.past_sum -= req.past0[rid] + generated
-            self._release(req, rid)
-            req.version[rid] += 1  # its completion in the heap no longer counts
-            req.left[rid] -= generated
-            tokens = req.past0[rid] + generated
-            swap = self.swap
-            if swap is not None and self.swapped_tokens + tokens <= swap.capacity_tokens:
-                req.past0[rid] = tokens  # copied out, and back on resumption
-                req.todo[rid] = 0
-                req.swapped[rid] = True
-                self.swapped_tokens += tokens
-                self.copy_s += swap.copy_s(tokens)
-            else:
-                req.todo[rid] = tokens  # recompute everything it holds (less what stays cached)
-                req.past0[rid] = 0
-                self._keep(rid, tokens)
-            req.done[rid] = 0
-            req.preemptions[rid] += 1
-            self.preemptions += 1
-            self.waiting.appendleft(rid)
-        self.preempted = on_demand and self.preemptions > before
-
-    def _retract(self, req: Requests) -> None:
-        """(SGLang) When the next decode step's tokens do not fit, retract the decoding sequences
-        with the fewest output tokens (the longest prompt first among equals), at least one, until
-        it fits; they recompute and join the end of the queue. The ratio is then recomputed."""
-        state = self.sglang
-        assert state is not None
-        if self.held() + self.n_dec <= self.capacity or self.n_dec <= 1:
-            return
-        state.advance(req.version, self.g)
-        live = [rid for rid in self.decoding if req.g0[rid] + req.left[rid] > self.g]  # (not completed)
-        # output tokens so far: the whole output less the decode steps to go
-        so_far = {rid: int(req.output_tokens[rid]) - (req.g0[rid] + req.left[rid] - self.g) for rid in live}
-        order = sorted(live, key=lambda rid: (so_far[rid], -int(req.input_tokens[rid])), reverse=True)
-        while len(order) > 1 and (self.held() + self.n_dec > self.capacity or len(order) == len(live)):
-            rid = order.pop()
-            generated = self.g - req.g0[rid]
-            state.stopped(req.g0[rid] + req.left[rid], self.g)
-            self.n_dec -= 1
-            self.past_sum -= req.past0[rid] + generated
-            self._release(req, rid)
-            req.version[rid] += 1  # its completion in the heap no longer counts
-            req.left[rid] -= generated
-            req.todo[rid], req.past0[rid], req.done[rid] = req.past0[rid] + generated, 0, 0  # recompute all
-            req.preemptions[rid] += 1
-            self.preemptions += 1
-            self.waiting.append(rid)
-        kept = set(order)
-        self.decoding = [rid for rid in live if rid in kept]  # (admission order)
-        state.retracted([so_far[r] for r in order], [int(req.output_tokens[r]) for r in order])
-
-    def _preempt_prefill(self, req: Requests, rid: int) -> None:
-        """Preempt ``rid`` while it prefills: its computed chunks are freed (and may stay cached)."""
-        self.prefill_done -= req.done[rid]
-        self._release(req, rid)
-        self._keep(rid, req.done[rid])
-        req.done[rid] = 0
-        req.preemptions[rid] += 1
-        self.preemptions += 1
-        self.waiting.appendleft(rid)
 
     # ---- runs of decode steps -----------------------------------------------------------
     def steps_to_event(self) -> int:
@@ -623,7 +499,9 @@ class Replica:
             self.sglang.decayed(len(durations))
         self._decoded(req, now, len(durations), gaps, on_finish)
         if self.kept:
-            self._evict()
+            evict(
+                self,
+            )
         self.peak_tokens = max(self.peak_tokens, self.held() if self.can_overflow else self.used())
 
 

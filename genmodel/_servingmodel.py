@@ -38,8 +38,8 @@ from genmodel._wave import BenchmarkClient, Wave
 from genmodel._workload import FIXED_LENGTHS, LengthSpreads, Precision
 
 if TYPE_CHECKING:  # (the simulation is imported where it runs: a static estimate does not load it)
+    from genmodel._arrivals import Lengths
     from genmodel._simresult import SimulationResult
-    from genmodel._simulate import Lengths
     from genmodel._stepcost import StepCostTable
 
 #: the serving models by name; the default is the first
@@ -490,7 +490,8 @@ class Simulated:
             SpecError: a plan the simulation does not cover, bad arguments.
             InfeasibleError: the deployment cannot run, or one request does not fit.
         """
-        from genmodel._simulate import Arrivals, simulate_serving
+        from genmodel._arrivals import Arrivals
+        from genmodel._simulate import simulate_serving
 
         prompts, outputs = length_draws(self.spreads, input_tokens, output_tokens)
 
@@ -595,7 +596,7 @@ def length_draws(spreads: LengthSpreads, input_tokens: int, output_tokens: int) 
     """The simulation's prompt and output lengths (:func:`~genmodel._simulate.simulate_serving`'s
     ``input_tokens`` and ``output_tokens``): means ``input_tokens`` and ``output_tokens``, each
     drawn within its spread of ``spreads``."""
-    from genmodel._simulate import Lengths
+    from genmodel._arrivals import Lengths
 
     return (
         Lengths(mean=input_tokens, spread_frac=spreads.input_spread),

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from genmodel._arrivals import Arrivals, Lengths, requests_of
 from genmodel._engines import Engine, rank_engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device, System
@@ -66,13 +67,7 @@ from genmodel._simresult import (
     RequestRecords,
     SimulationResult,
 )
-from genmodel._simulate import (
-    Arrivals,
-    Lengths,
-    ReplicaSetup,
-    requests_of,
-    setup_replicas,
-)
+from genmodel._simulate import ReplicaSetup, setup_replicas
 from genmodel._stepcost import check_simulable
 from genmodel._swaplink import SwapLink, swap_link
 from genmodel._symmetry import group_tokens

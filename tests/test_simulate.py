@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import genmodel
+from genmodel._arrivals import Arrivals, Lengths
 from genmodel._engines import engine_preset
 from genmodel._options import RunOptions
 from genmodel._phases import step_terms
 from genmodel._serving import estimate_serving
 from genmodel._servingmodel import Simulated
 from genmodel._simresult import Percentiles
-from genmodel._simulate import Arrivals, Lengths
 from genmodel._stepcost import StepCostTable
 from genmodel.io import load_hardware, load_model
 from genmodel.report import estimate_dict
@@ -263,10 +263,10 @@ def test_the_same_seed_gives_the_same_result() -> None:
 
 def test_poisson_and_gamma_arrivals_come_at_the_rate() -> None:
     rng = np.random.default_rng(0)
-    from genmodel._simulate import _arrival_times
+    from genmodel._arrivals import arrival_times
 
     for cv in (1.0, 3.0):
-        t = _arrival_times(Arrivals(kind="gamma", rate_per_s=50.0, cv=cv, requests=4000), rng, 4000)
+        t = arrival_times(Arrivals(kind="gamma", rate_per_s=50.0, cv=cv, requests=4000), rng, 4000)
         gaps = np.diff(t)
         assert t[0] == 0 and (gaps >= 0).all()
         assert gaps.mean() == pytest.approx(1 / 50, rel=0.1)

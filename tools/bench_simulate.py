@@ -19,9 +19,10 @@ from __future__ import annotations
 import time
 
 import genmodel
+from genmodel._arrivals import Arrivals, Lengths
 from genmodel._engines import engine_preset
 from genmodel._options import RunOptions
-from genmodel._simulate import Arrivals, Lengths, simulate_serving
+from genmodel._simulate import simulate_serving
 from genmodel._stepcost import StepCostTable
 from genmodel.io import load_hardware, load_model
 

@@ -1,0 +1,111 @@
+"""Preemption of a scheduler's sequences when its KV pool overflows, and the blocks a preempted
+sequence leaves cached (vLLM V1's on-demand allocation; a fixed reservation of less than the whole
+output overflows the same way).
+
+Modelling assumptions (the functions act on one replica's scheduler state,
+:class:`~genmodel._scheduler.Replica`, and its requests, :class:`~genmodel._scheduler.Requests`):
+- When decode growth overflows the pool, the most recently admitted running sequence is preempted:
+  one still prefilling before any decoding one (vLLM V1's ``running.pop()``). It loses its KV and
+  goes back to the head of the queue to recompute its prompt and the tokens it has generated, or,
+  with swap preemption and room on the offload tier, its KV is copied out and back on resumption.
+  At least one sequence keeps running.
+- With the engine's prefix cache on, a preempted sequence's whole blocks stay in the pool as
+  evictable cache: other sequences' growth evicts them, least recently freed first, only when no
+  other block is free; on resumption the blocks still cached are hits that need the pool's room
+  but no compute, and at least the prompt's last token is computed again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def preempt_overflow(r: Any, req: Any) -> None:
+    """Preempt the latest admitted sequences until the pool holds the rest: on-demand, those
+    still prefilling first (vLLM V1 preempts the last of its running list), then decoding ones."""
+    on_demand = r.engine.admission == "on-demand"
+    before = r.preemptions
+    while r.held() > r.capacity and on_demand and r.prefilling and r.running > 1:
+        _preempt_prefill(r, req, r.prefilling.pop())
+    while r.held() > r.capacity and r.n_dec > 1:
+        rid = r.decoding.pop()
+        if req.finish_s[rid] >= 0:
+            continue  # completed (lazily removed)
+        generated = r.g - req.g0[rid]
+        r.n_dec -= 1
+        r.past_sum -= req.past0[rid] + generated
+        r.release(req, rid)
+        req.version[rid] += 1  # its completion in the heap no longer counts
+        req.left[rid] -= generated
+        tokens = req.past0[rid] + generated
+        swap = r.swap
+        if swap is not None and r.swapped_tokens + tokens <= swap.capacity_tokens:
+            req.past0[rid] = tokens  # copied out, and back on resumption
+            req.todo[rid] = 0
+            req.swapped[rid] = True
+            r.swapped_tokens += tokens
+            r.copy_s += swap.copy_s(tokens)
+        else:
+            req.todo[rid] = tokens  # recompute everything it holds (less what stays cached)
+            req.past0[rid] = 0
+            keep(r, rid, tokens)
+        req.done[rid] = 0
+        req.preemptions[rid] += 1
+        r.preemptions += 1
+        r.waiting.appendleft(rid)
+    r.preempted = on_demand and r.preemptions > before
+
+
+def _preempt_prefill(r: Any, req: Any, rid: int) -> None:
+    """Preempt ``rid`` while it prefills: its computed chunks are freed (and may stay cached)."""
+    r.prefill_done -= req.done[rid]
+    r.release(req, rid)
+    keep(r, rid, req.done[rid])
+    req.done[rid] = 0
+    req.preemptions[rid] += 1
+    r.preemptions += 1
+    r.waiting.appendleft(rid)
+
+
+def cache_hits(r: Any, req: Any, rid: int) -> int:
+    """Prompt tokens of a preempted ``rid`` whose KV is still cached, in whole blocks; at least
+    the last token is computed again (vLLM's get_computed_blocks caps a hit at the request's
+    tokens less one)."""
+    kept: int = r.kept.get(rid, 0)
+    if not kept:
+        return 0
+    block: int = r.engine.kv_block_tokens
+    todo: int = req.todo[rid]
+    return min(kept, (todo - 1) // block * block)
+
+
+def reuse(r: Any, req: Any, rid: int, hits: int) -> None:
+    """Admitted ``rid`` takes back ``hits`` cached tokens: computed, held, not in the cache."""
+    r.kept_sum -= r.kept.pop(rid)
+    req.done[rid] = hits
+    r.prefill_done += hits
+
+
+def keep(r: Any, rid: int, tokens: int) -> None:
+    """Preempted ``rid``'s whole blocks of ``tokens`` computed tokens stay cached (newest last)."""
+    kept = tokens // r.engine.kv_block_tokens * r.engine.kv_block_tokens
+    if r.keep_cache and kept:
+        r.kept[rid] = kept
+        r.kept_sum += kept
+
+
+def evict(r: Any, pending: int = 0) -> None:
+    """Evict cached blocks of preempted sequences, least recently freed first, until the pool
+    holds them besides the running sequences' tokens and ``pending`` tokens this step adds."""
+    excess = r.held() + pending + r.kept_sum - r.capacity
+    block = r.engine.kv_block_tokens
+    while excess > 0 and r.kept:
+        rid = next(iter(r.kept))
+        kept = r.kept[rid]
+        drop = min(kept, -(-excess // block) * block)
+        if drop == kept:
+            del r.kept[rid]
+        else:
+            r.kept[rid] = kept - drop
+        r.kept_sum -= drop
+        excess -= drop
