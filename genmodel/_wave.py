@@ -257,11 +257,21 @@ def wave_extra_s(
     burst, later = round_ttfts_s(
         wave, clients, input_tokens, prefill_s, full_step_s, steady_ttft_s, step_wait_s
     )
+    return measured_rounds_mean(wave, clients, burst, later) - steady_ttft_s
+
+
+def measured_rounds_mean(wave: Wave, clients: Num, burst: Num, later: Num) -> Num:
+    """The mean over the client's measured rounds of a figure that is ``burst`` in a burst round
+    and ``later`` in the others: one measured round is the burst (the first, or the restart's after
+    the warm-up); none where the warm-up took it and the clients go on without a restart; every
+    round of an engine that does not mix (each round is a burst again, ``burst``)."""
     client = wave.client
-    if not wave.mixed or (client.warmup_requests and not client.restart_after_warmup):
-        return later - steady_ttft_s  # (every round alike; or the burst was the warm-up's)
+    if not wave.mixed:
+        return burst
+    if client.warmup_requests and not client.restart_after_warmup:
+        return later  # (the burst was the warm-up's)
     measured = client.requests(clients) - client.warmup_requests
-    return (burst + (measured - 1) * later) / measured - steady_ttft_s  # one measured round is the burst
+    return (burst + (measured - 1) * later) / measured
 
 
 def overlap_wait_s(
@@ -319,17 +329,7 @@ def release_wait_s(wave: Wave, clients: Num, input_tokens: int, host_s: Num) -> 
     step's first tokens leave when the next step is launched, its host launch time later when it
     holds a prompt) applied to the wave's bursts (module docstring).
     """
-    if not (wave.release_after_launch and wave.overlap):
-        return 0.0 * clients  # (and H = 0, an engine without a host floor, waits for nothing)
-    m = wave.prompts_per_step(input_tokens)
-    last = clients - m * (ceil(clients / m) - 1)  # prompts in the burst's last step
-    burst = host_s * (clients - last) / clients  # the prompts whose step a prompt step follows
-    client = wave.client
-    if not wave.mixed:
-        return burst  # (every round is a burst)
-    if client.warmup_requests and not client.restart_after_warmup:
-        return 0.0 * clients  # (the burst was the warm-up's)
-    return burst / (client.requests(clients) - client.warmup_requests)  # one measured round is the burst
+    return measured_rounds_mean(wave, clients, *release_rounds_s(wave, clients, input_tokens, host_s))
 
 
 def round_ttfts_s(
@@ -417,16 +417,17 @@ def replayed_mean_s(
     return total / measured
 
 
-def release_rounds_s(wave: Wave, clients: Num, input_tokens: int, host_s: float) -> tuple[Num, Num]:
+def release_rounds_s(wave: Wave, clients: Num, input_tokens: int, host_s: Num) -> tuple[Num, Num]:
     """(a burst round's, a later round's) mean wait of a first token for the next step's launch
     (:func:`release_wait_s`, round by round): in a burst round ``host_s`` for the prompts but
-    those of its last step; a later round of an engine that does not mix is a burst, of a mixed
-    one waits for nothing."""
-    if not (wave.release_after_launch and wave.overlap) or host_s <= 0:
+    those of its last step, whose next step holds the burst's next prompts; a later round of an
+    engine that does not mix is a burst, of a mixed one waits for nothing. 0 for an engine without
+    the rule (and for H = 0, an engine without a host floor)."""
+    if not (wave.release_after_launch and wave.overlap):
         return 0.0 * clients, 0.0 * clients
     m = wave.prompts_per_step(input_tokens)
-    last = clients - m * (ceil(clients / m) - 1)
-    burst = host_s * (clients - last) / clients
+    last = clients - m * (ceil(clients / m) - 1)  # prompts in the burst's last step
+    burst = host_s * (clients - last) / clients  # the prompts whose step a prompt step follows
     return burst, (0.0 * clients if wave.mixed else burst)
 
 
