@@ -4,8 +4,8 @@ Validation source: validation/validation_public.csv (shipped as genmodel.validat
 sources in validation/measurements_public.csv).
 Tolerance, static cases: MAPE < 20 % (the issue's target), and no single case off by 40 % or more,
 on the established static cases (P01-P19, those the shared efficiencies were fitted and assessed
-on). The static cases added later on platforms the fit never saw (P22-P38, P50, P51-P69, P70-P74, P80-P83:
-MI300X and MI325X with vLLM, llama.cpp and MLC on Jetson, DeepSeek on GB200 and GB300 and on Ascend
+on). The static cases added later on platforms the fit never saw (P22-P38, P50, P51-P69, P70-P74, P80-P83,
+P115-P120: MI300X and MI325X with vLLM, llama.cpp and MLC on Jetson, DeepSeek on GB200 and GB300 and on Ascend
 910C beyond P16) are held out: each must be
 covered and their errors are reported per family in the README; their bound is a regression guard,
 not a claim of accuracy.
