@@ -91,3 +91,22 @@ def test_the_rate_scales_with_the_flops_and_needs_a_source() -> None:
         ComputeY.model_validate(
             {"dense_tflops": {"fp8": 1.0}, "source": "a datasheet", "exp_tera_per_s": 0.0}
         )
+
+
+def test_the_flops_requirement_scales_the_exponentials_as_the_check_does() -> None:
+    """genmodel.requirements solves the closed form with the rate in proportion to the peaks and
+    System.scaled applies the answer the same way: the ideal GB200 needs more FLOP/s than the
+    ideal GB300 for the same TTFT (its exponentials bind), and the scaled platform meets the target."""
+    shape = dict(devices=4, pp=4, batch=1, input_tokens=32768, output_tokens=1)
+    dtypes = dict(weight_dtype="fp4", act_dtype="fp8", kv_dtype="fp8")
+    factors = {}
+    for device in ("gb200", "gb300"):
+        r = genmodel.requirements(
+            "deepseek-v3", device, ttft_slo_s=1.0, resources=("flops",), ideal=True, **shape, **dtypes
+        )
+        (need,) = r.resources
+        factors[device] = need.factor
+        scaled = genmodel.load_system(f"{device}-nvl72").scaled(flops=need.factor)
+        check = genmodel.estimate("deepseek-v3", scaled, ideal=True, **shape, **dtypes)
+        assert check.ttft_s == pytest.approx(1.0, rel=1e-3), device
+    assert factors["gb200"] > 1.2 * factors["gb300"]
