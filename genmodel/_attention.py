@@ -93,13 +93,16 @@ class Gemm:
 @dataclass(frozen=True, slots=True)
 class AttentionWork:
     """The fused attention of a step, summed over ``count`` layers, on one device; ``latent``:
-    MLA's absorbed decode attention (its own kernels and efficiency, ``mla_decode_frac``)."""
+    MLA's absorbed decode attention (its own kernels and efficiency, ``mla_decode_frac``);
+    ``exps``: the softmax's exponentials, one per (query, key) pair and query head, which run on
+    the special-function units, not the matrix units (``genmodel._ops.Rates.time``)."""
 
     name: str
     flops: Num
     act_bytes: Num
     kv_bytes: Num
     latent: bool = False
+    exps: Num = 0
 
 
 #: the GEMMs before and after a block's fused attention
@@ -260,6 +263,8 @@ class GroupedQueryAttention(Attention):
             act_bytes=step_tokens * (2 * heads * hd + kv_per_token) * s.act_bytes * count / cp,
             # read the cached past, write this step's K and V
             kv_bytes=(s.num_seqs * cached + step_tokens) * kv_per_token * s.kv_bytes * count / cp,
+            # one exponential per pair and query head (the softmax of the scores)
+            exps=s.num_seqs * heads * pairs * count / cp,
         )
 
 
@@ -378,6 +383,7 @@ class MultiHeadLatentAttention(Attention):
             act_bytes=step_tokens * q_width * s.act_bytes * count / s.cp,
             kv_bytes=(s.num_seqs * cached + step_tokens) * self.latent_dim * s.kv_bytes * count / s.cp,
             latent=s.absorbed,
+            exps=s.num_seqs * heads * pairs * count / s.cp,
         )
 
 

@@ -41,7 +41,6 @@ _COMPUTE_FALLBACK: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 
-
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -204,9 +203,8 @@ class AttachedTier:
         """One access: the path's latency, the tier link's and the tier's own."""
         path = self.path(device)
         link = self.tier.link
-        return (
-            (0.0 if path is None else path.latency_s) + (0.0 if link is None else link.latency_s)
-        ) + self.tier.latency_s
+        hops = (0.0 if path is None else path.latency_s) + (0.0 if link is None else link.latency_s)
+        return hops + self.tier.latency_s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -335,6 +333,7 @@ class Device:
     #: The factor on the memory fractions from the device's measured achievable memory bandwidth
     #: (:func:`genmodel._achievable.memory_scale`); 1 without a measurement.
     memory_scale: float = 1.0
+    exp_per_s: float = 0.0  # peak softmax exponentials/s of the special-function units (0: not given)
 
     def __post_init__(self) -> None:
         owner = f"device {self.id}"
@@ -609,7 +608,7 @@ class System:
         """The same system with its figures multiplied: what-if studies, sweeps and requirements.
 
         Args:
-            flops: factor on every precision's peak FLOP/s.
+            flops: factor on every precision's peak FLOP/s and on the exponential rate.
             memory_bandwidth: factor on the device memory bandwidth.
             memory_capacity: factor on the device memory capacity (the OS reserve is kept).
             scale_up_bandwidth: factor on the bandwidth of every scale-up tier.
@@ -630,6 +629,7 @@ class System:
         device = dataclasses.replace(
             d,
             peak_flops_per_s={k: v * flops for k, v in d.peak_flops_per_s.items()},
+            exp_per_s=d.exp_per_s * flops,
             memory_bandwidth_bytes_per_s=d.memory_bandwidth_bytes_per_s * memory_bandwidth,
             memory_capacity_bytes=d.os_reserve_bytes
             + (d.memory_capacity_bytes - d.os_reserve_bytes) * memory_capacity,

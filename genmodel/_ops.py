@@ -48,6 +48,7 @@ class Op:
     ``moe_calls`` is the number of fused-MoE kernel chains the operator runs (the routed experts:
     one per MoE layer), each costing the device's ``moe_layer_latency_s``; 0 elsewhere.
     ``latent`` marks MLA's absorbed decode attention, which runs at ``mla_decode_frac``.
+    ``exps`` counts an attention operator's softmax exponentials (special-function work).
     """
 
     name: str
@@ -60,6 +61,7 @@ class Op:
     moe_calls: Num = 0
     calls: Num = 0
     latent: bool = False
+    exps: Num = 0
 
     @property
     def bytes(self) -> Num:
@@ -194,7 +196,9 @@ def forward_ops(
     for kind, count in model.attention_layers:
         if count:
             w = kind.attention_work(step, count)
-            ops.append(Op(w.name, "attention", w.flops, 0, w.act_bytes, w.kv_bytes, latent=w.latent))
+            ops.append(
+                Op(w.name, "attention", w.flops, 0, w.act_bytes, w.kv_bytes, latent=w.latent, exps=w.exps)
+            )
     for g in after:
         gemm(g.name, g.k, g.n, g.count, g.calls)
 
@@ -300,7 +304,10 @@ def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
     GEMMs run at ``efficiency.gemm_frac`` of the peak for the GEMM precision, with rows padded to
     the kernel's row tile; attention at ``attention_frac`` of the peak for the wider of the
     activation and KV-cache precisions (at least 8-bit), MLA's absorbed decode attention at
-    ``mla_decode_frac`` (its own kernels: hardware_db/EFFICIENCY.md); memory traffic at
+    ``mla_decode_frac`` (its own kernels: hardware_db/EFFICIENCY.md), and no faster than the
+    device's special-function units compute the softmax's exponentials (``Device.exp_per_s``, where
+    the device file gives it: a flash-attention kernel overlaps the two, so the longer one counts);
+    memory traffic at
     ``memory_frac`` of peak bandwidth,
     the routed experts' at ``expert_memory_frac`` of that (grouped GEMMs over small expert slices),
     plus ``moe_layer_latency_s`` per MoE layer on their memory side: the fixed time of a fused-MoE
@@ -326,6 +333,7 @@ class Rates:
     expert_memory_bytes_per_s: Num  # achieved memory bandwidth of the routed experts' GEMMs
     moe_layer_latency_s: Num = 0.0  # fixed time of one fused-MoE kernel chain (one MoE layer)
     gemm_latency_s: Num = 0.0  # fixed time of one dense GEMM kernel
+    exp_per_s: Num = 0.0  # special-function exponentials per second (0: not bounded)
 
     @classmethod
     def of(cls, device: Device, precision: Precision) -> Rates:
@@ -350,6 +358,7 @@ class Rates:
             expert_memory_bytes_per_s=memory * eff.expert_memory_frac,
             moe_layer_latency_s=eff.moe_layer_latency_s,
             gemm_latency_s=eff.gemm_latency_s,
+            exp_per_s=device.exp_per_s,
         )
 
     def padding(self, rows: Num) -> Num:
@@ -367,6 +376,8 @@ class Rates:
             compute_s = op.flops * padded / self.gemm_flops_per_s
         elif op.kind == "attention":
             compute_s = op.flops / (self.mla_decode_flops_per_s if op.latent else self.attention_flops_per_s)
+            if self.exp_per_s:  # the softmax's exponentials, overlapped with the matrix work
+                compute_s = maximum(compute_s, op.exps / self.exp_per_s)
         else:
             compute_s = 0 * memory_s  # elementwise FLOPs are negligible next to their bytes
         return OpTime(op, compute_s, memory_s)

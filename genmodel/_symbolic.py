@@ -100,12 +100,14 @@ def resource_symbols(hardware: System | Device, precision: Precision) -> dict[sy
 
 
 def _symbolic_device(device: Device, precision: Precision) -> Device:
-    """The device with its peaks F * (peak / peak of the GEMM precision) and bandwidth B_mem."""
+    """The device with its peaks F * (peak / peak of the GEMM precision), its exponential rate in
+    the same proportion (as :meth:`System.scaled` scales it) and bandwidth B_mem."""
     f, b = symbol("flops"), symbol("memory_bandwidth")
     ref = device.peak_for(precision.gemm_dtype)
     return dataclasses.replace(
         device,
         peak_flops_per_s={k: f * (v / ref) for k, v in device.peak_flops_per_s.items()},
+        exp_per_s=f * (device.exp_per_s / ref),
         memory_bandwidth_bytes_per_s=b,
     )
 

@@ -196,6 +196,7 @@ def device_from_yaml(y: DeviceY) -> Device:
         usd_per_hour=y.price.usd_per_hour,
         matmul_scale=scale,
         memory_scale=memory_scale(mem.bandwidth_tb_per_s * TB, achieved_bw),
+        exp_per_s=(y.compute.exp_tera_per_s or 0.0) * TFLOP,  # tera per second
         efficiency=Efficiency(
             gemm_frac=e.gemm_frac,
             gemm_low_precision_frac=e.gemm_low_precision_frac,

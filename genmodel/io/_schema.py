@@ -37,11 +37,16 @@ class ComputeY(_Strict):
     #: measured maximum achievable matmul TFLOPS per precision (hardware_db/EFFICIENCY.md), with its source
     achievable_tflops: DenseTflopsY | None = None
     achievable_source: Source | None = None
+    #: peak softmax exponentials of the special-function units, tera per second, with its source
+    exp_tera_per_s: Positive | None = None
+    exp_source: Source | None = None
 
     @model_validator(mode="after")
     def _sourced(self) -> ComputeY:
         if (self.achievable_tflops is None) != (self.achievable_source is None):
             raise ValueError("achievable_tflops and achievable_source go together")
+        if (self.exp_tera_per_s is None) != (self.exp_source is None):
+            raise ValueError("exp_tera_per_s and exp_source go together")
         return self
 
 
