@@ -320,7 +320,10 @@ _VLLM_DP = (
     "pads a step's tokens to its CUDA-graph size (pad_for_cudagraph, up to the largest capture "
     "size) and then to the largest of the DP ranks' (get_dp_padding: DPMetadata.num_tokens_across_dp "
     "of vllm/forward_context.py, max_tokens_across_dp - num_tokens), prefill and mixed steps too; an "
-    "idle rank runs _dummy_run(1), padded the same way (dp_pad_tokens max)."
+    "idle rank runs _dummy_run(1), padded the same way (dp_pad_tokens max). Later releases "
+    "(v1/worker/dp_utils.py coordinate_batch_across_dp) pad only while the ranks' CUDA-graph mode, "
+    "their minimum, is not NONE (or they microbatch), so a step above the largest capture size is "
+    "not padded there; the 0.10 rule is kept."
 )
 _SGLANG_DP = (
     " DP attention: managers/scheduler.py prepare_mlp_sync_batch (scheduler_dp_attn_mixin.py "
