@@ -54,6 +54,10 @@ ADMISSIONS = ("reserve", "on-demand")
 #: what the usable-memory fraction is a fraction of: the device's memory, or what the weights leave free
 KV_FRACTIONS_OF = ("device", "free")
 PREEMPTIONS = ("recompute", "swap")
+#: when a decode step of attention-DP ranks in lockstep replays a CUDA graph (``Engine.dp_graph_sync``)
+DP_GRAPH_SYNCS = ("own", "all-decode", "all-decode-equal")
+#: how attention-DP ranks in lockstep pad their steps' tokens to each other (``Engine.dp_pad_tokens``)
+DP_PADS = ("none", "max", "max-len")
 SCHEDULES = ("fcfs",)
 
 
@@ -167,6 +171,18 @@ class Engine:
             (``prefill_launch_s`` x its kernels) after the step ended, and the first tokens, the
             last tokens and the clients' replies to them come that much later; the next fetch
             of waiting requests too. False = a step's tokens leave when it ends.
+        dp_graph_sync: when a decode step of attention-DP ranks of an MoE model (in lockstep,
+            :mod:`genmodel._lockstep`) replays a CUDA graph: "own" = each rank by its own batch (the
+            rules above); "all-decode" = only when every rank's step is decode-only (or idle), the
+            graph of the largest rank's batch (padded up) replayed on every rank, idle ones included
+            (SGLang); "all-decode-equal" = only when every rank's step is decode-only and, unless the
+            engine pads (``graph_pad_sizes``: every rank then padded up from the largest's batch),
+            every rank decodes as many sequences, an idle rank its dummy one (TensorRT-LLM).
+        dp_pad_tokens: how those ranks pad their steps' tokens to each other outside that rule:
+            "none"; "max" = every step, each rank to the largest rank's tokens (its own padded
+            to its graph first; vLLM); "max-len" = a decode-only group's eager step, when the
+            ranks' summed tokens exceed half of the largest's x dp (SGLang's MAX_LEN gather; else
+            SUM_LEN: each its own, an idle rank none).
         reply_latency_s: a closed-loop client's reply, from a response's last token leaving the
             engine to the client's next request reaching the scheduler (the frontend's egress,
             the client's turnaround and the frontend's ingress); the same legs lie between a
@@ -200,6 +216,8 @@ class Engine:
     graph_pad_sizes: tuple[int, ...] = ()
     overlap_scheduler: bool = False
     release_after_launch: bool = False
+    dp_graph_sync: str = "own"
+    dp_pad_tokens: str = "none"
     reply_latency_s: float = 0.0
     source: str = ""
 
@@ -214,6 +232,8 @@ class Engine:
             ("kv_fraction_of", self.kv_fraction_of, KV_FRACTIONS_OF),
             ("preemption", self.preemption, PREEMPTIONS),
             ("schedule", self.schedule, SCHEDULES),
+            ("dp_graph_sync", self.dp_graph_sync, DP_GRAPH_SYNCS),
+            ("dp_pad_tokens", self.dp_pad_tokens, DP_PADS),
         ):
             if value not in allowed:
                 raise SpecError(f"{name}={value!r} must be one of {', '.join(allowed)}")
@@ -292,6 +312,39 @@ class Engine:
 PREFILL_LAUNCH_S = sum(p.launch_s for p in HOST_BOUND_PREFILLS) / len(HOST_BOUND_PREFILLS)
 _PREFILL_GRAPHS = (
     " Steps with prefill tokens run eagerly, outside CUDA graphs (prefill_launch_s, genmodel/_hostcost.py): "
+)
+
+#: the attention-DP rules (``dp_graph_sync``, ``dp_pad_tokens``; :mod:`genmodel._lockstep`) of each preset
+_VLLM_DP = (
+    " Data parallel (an MoE model's dp > 1): vllm/v1/worker/gpu_model_runner.py execute_model (0.10) "
+    "pads a step's tokens to its CUDA-graph size (pad_for_cudagraph, up to the largest capture "
+    "size) and then to the largest of the DP ranks' (get_dp_padding: DPMetadata.num_tokens_across_dp "
+    "of vllm/forward_context.py, max_tokens_across_dp - num_tokens), prefill and mixed steps too; an "
+    "idle rank runs _dummy_run(1), padded the same way (dp_pad_tokens max). Later releases "
+    "(v1/worker/dp_utils.py coordinate_batch_across_dp) pad only while the ranks' CUDA-graph mode, "
+    "their minimum, is not NONE (or they microbatch), so a step above the largest capture size is "
+    "not padded there; the 0.10 rule is kept."
+)
+_SGLANG_DP = (
+    " DP attention: managers/scheduler.py prepare_mlp_sync_batch (scheduler_dp_attn_mixin.py "
+    "prepare_mlp_sync_batch_raw in later 0.5) all-gathers each rank's tokens and all-reduces (MIN) "
+    "whether its batch is decode or idle (can_run_dp_cuda_graph); model_executor/cuda_graph_runner.py "
+    "can_run and replay_prepare take the graph of the largest rank's tokens (bisect_left of "
+    "max(global_num_tokens) in capture_bs) on every rank, an IDLE batch included "
+    "(ForwardMode.is_cuda_graph), gathering in MAX_LEN mode (layers/dp_attention.py "
+    "DpPaddingMode.get_default_mode_in_cuda_graph) (dp_graph_sync all-decode); outside a graph "
+    "DpPaddingMode.get_dp_padding_mode picks SUM_LEN for a batch with a prefill and otherwise MAX_LEN "
+    "when sum(global_num_tokens) x 2 > max x dp_size (model_executor/forward_batch_info.py "
+    "prepare_mlp_sync_batch pads each rank's inputs to the max under MAX_LEN) (dp_pad_tokens max-len)."
+)
+_TRTLLM_DP = (
+    " Attention DP: _torch/pyexecutor/cuda_graph_runner.py (1.0-1.2) maybe_get_cuda_graph "
+    "tp_allgathers each rank's [can_run_cuda_graph, batch_size] and runs eagerly unless every rank's "
+    "batch is generation-only (ScheduledRequests.can_run_cuda_graph: no context requests) and all "
+    "batch sizes are equal; _get_padded_batch (pad_batch, before it) pads each rank up from the "
+    "largest rank's batch only with cuda_graph_config enable_padding, False by default; an idle rank "
+    "holds one dummy generation request (py_executor.py _pad_attention_dp_dummy_request) "
+    "(dp_graph_sync all-decode-equal)."
 )
 
 
@@ -420,7 +473,9 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             kv_block_tokens=16,
             graph_max_decode_batch=min(2 * (1024 if big else 256), VLLM_GRAPH_MAX),
             graph_pad_sizes=VLLM_GRAPH_SIZES,
+            dp_pad_tokens="max",
             source=_VLLM_SOURCE
+            + _VLLM_DP
             + " Prefill host time not modelled (prefill_launch_s 0): V1 runs the torch.compile'd "
             "forward and replays it as piecewise CUDA graphs (attention outside) for steps up to "
             "its largest capture size, and no host-bound eager measurement of it is at hand.",
@@ -447,7 +502,10 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             prefill_launch_s=PREFILL_LAUNCH_S,
             graph_max_decode_by_tp=((4, tp4), (1, below)),
             graph_pad_sizes=SGLANG_GRAPH_SIZES,
+            dp_graph_sync="all-decode",
+            dp_pad_tokens="max-len",
             source=_SGLANG_SOURCE
+            + _SGLANG_DP
             + _PREFILL_GRAPHS
             + "server_args.py enable_piecewise_cuda_graph False through 0.5.9, so the CUDA graph "
             "runner (model_executor/cuda_graph_runner.py) replays decode batches only (0.5.10 turns "
@@ -471,7 +529,9 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             prefill_launch_s=PREFILL_LAUNCH_S,
             graph_max_decode_batch=max(TRTLLM_GRAPH_SIZES),
             graph_decode_sizes=TRTLLM_GRAPH_SIZES,
+            dp_graph_sync="all-decode-equal",
             source=_TRTLLM_SOURCE
+            + _TRTLLM_DP
             + _PREFILL_GRAPHS
             + "_torch/pyexecutor/model_engine.py _maybe_get_cuda_graph returns a graph only for a "
             "batch that is_generation_only; piecewise graphs for context steps need "
@@ -550,5 +610,7 @@ def idle_rank_tokens(engine: Engine | None) -> int:
     token (v1/worker/gpu_worker.py ``execute_dummy_batch``: ``_dummy_run(1)``) and TensorRT-LLM
     pads it with a dummy generation request (_torch/pyexecutor/py_executor.py
     ``_pad_attention_dp_dummy_request``): 1, as for any other engine (None: no engine named).
+    Where the engine pads the ranks to each other (a graphed SGLang decode step, vLLM's every
+    step), the idle rank runs the padded tokens instead (:mod:`genmodel._lockstep`).
     """
     return 0 if engine is not None and engine.name == "sglang" else 1

@@ -41,8 +41,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from genmodel._engines import Engine, idle_rank_tokens
+from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError
+from genmodel._lockstep import ALONE, Lockstep
 from genmodel._newtokens import RatioState, retract, sglang_fits
 from genmodel._preemption import cache_hits, evict, preempt_overflow, reuse
 from genmodel._stepcost import StepCostTable
@@ -95,7 +96,6 @@ class Replica:
     ) -> None:
         self.index = index
         self.engine = engine
-        self.idle_tokens = idle_rank_tokens(engine)  # (an attention-DP rank without work, in lockstep)
         self.table = table
         self.capacity = capacity_tokens
         # SGLang: admission by its decaying new_token_ratio (genmodel/_newtokens.py), not a fixed reservation
@@ -329,14 +329,19 @@ class Replica:
         """Tokens of the planned step (its decodes and prefill chunks)."""
         return self.step_dec + sum(c[0] for c in self.chunks)
 
-    def step_s(self, group_tokens: float | None = None) -> float:
-        """Time of the planned step (0 when it is empty); ``group_tokens``: the mean tokens per
-        rank of the replicas in lockstep with this one (:meth:`StepCostTable.step_s`)."""
+    def step_s(self, group: Lockstep = ALONE) -> float:
+        """Time of the planned step (0 when it is empty); ``group``: what the replicas in lockstep
+        with this one make of it (:func:`~genmodel._lockstep.lockstep`)."""
         if not self.chunks and not self.step_dec:
             return self.copy_s
         past = self.past_sum if self.step_dec else 0
         step = self.table.step_s(
-            decode_seqs=self.step_dec, decode_past_sum=past, chunks=self.chunks, group_tokens=group_tokens
+            decode_seqs=self.step_dec,
+            decode_past_sum=past,
+            chunks=self.chunks,
+            group_tokens=group.group,
+            rows=group.rows,
+            eager=group.eager,
         )
         return step + self.copy_s if self.copy_s else step
 
@@ -475,12 +480,17 @@ class Replica:
             k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))
         return k
 
-    def run_s(self, steps: int, group_tokens: float | None = None) -> np.ndarray:
-        """Times of the next ``steps`` decode steps (``group_tokens`` as :meth:`step_s`)."""
+    def run_s(self, steps: int, group: Lockstep = ALONE) -> np.ndarray:
+        """Times of the next ``steps`` decode steps (``group`` as :meth:`step_s`)."""
         if not self.n_dec:
             return np.zeros(steps)
         return self.table.decode_run_s(
-            decode_seqs=self.n_dec, decode_past_sum=self.past_sum, steps=steps, group_tokens=group_tokens
+            decode_seqs=self.n_dec,
+            decode_past_sum=self.past_sum,
+            steps=steps,
+            group_tokens=group.group,
+            rows=group.rows,
+            eager=group.eager,
         )
 
     def commit_run(

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genmodel._cost import GROUP_OPS
-from genmodel._engines import WHOLE_SEQUENCES, KvPool, idle_rank_tokens
+from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._memory import MemoryExtras, MemoryUse, engine_max_batch, memory_use
@@ -282,14 +282,22 @@ def estimate_serving(
     replicas = min(plan.dp, concurrency)
     clients = concurrency / replicas  # per busy replica
     # an MoE model's attention-DP ranks share the routed experts: with idle ranks the experts serve
-    # the busy ranks' tokens and the idle ranks' (the engine's idle_rank_tokens: SGLang none, a
-    # dummy token elsewhere), a prompt's and a decode step's (the simulation's group mean per rank,
-    # genmodel._symmetry.group_tokens)
-    idle = (plan.dp - replicas) * idle_rank_tokens(None if wave is None else wave.engine)
+    # the busy ranks' tokens and the idle ranks' (SGLang none, a dummy token elsewhere, or the busy
+    # ranks' where the engine pads them to those: Wave.idle_ranks, the simulation's
+    # genmodel._lockstep), a prompt's and a decode step's
     busy = replicas / plan.dp if model.moe is not None else 1.0
+    tp = plan.server_gpus(moe=model.moe is not None)
+
+    def idle_ranks(tokens: float, prefill: bool) -> tuple[float, bool]:
+        """(the idle ranks' tokens per rank over the group, whether the decode step is eager)"""
+        each, eager = (
+            (1.0, False) if wave is None else wave.idle_ranks(tokens, prefill=prefill, busy=busy, tp=tp)
+        )
+        return (1 - busy) * each, eager
+
     if busy < 1:
         idle_terms, _ = prefill_pass(
-            model, system, plan, precision, num_seqs=busy + idle / plan.dp / input_tokens,
+            model, system, plan, precision, num_seqs=busy + idle_ranks(input_tokens, True)[0] / input_tokens,
             input_tokens=input_tokens, options=options, memory=mem, need_longest=False,
         )  # fmt: skip
         prefill_s -= _group_s(prefill_terms) - _group_s(idle_terms)
@@ -315,11 +323,14 @@ def estimate_serving(
         if batch not in steps:
             step = steps[batch] = decode_at(batch)
             step_s = float(step.time_s)
+            eager_s = host_s + float(step.overhead_s)
+            forced = False  # (a decode step the ranks' lockstep runs eagerly)
             if busy < 1:
-                step_s -= _group_s(step) - _group_s(decode_at(batch * busy + idle / plan.dp))
-            step_times[batch] = eager_decode_steps(
-                wave, model, plan, batch, step_s, host_s + float(step.overhead_s)
-            )
+                idle_tokens, forced = idle_ranks(batch, False)
+                step_s -= _group_s(step) - _group_s(decode_at(batch * busy + idle_tokens))
+            step_times[batch] = eager_decode_steps(wave, model, plan, batch, step_s, eager_s)
+            if forced:
+                step_times[batch] = max(step_times[batch], eager_s)
         return serving_point(
             prefill_s=prefill_s,
             step_s=step_times[batch],

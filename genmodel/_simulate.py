@@ -39,6 +39,7 @@ from genmodel._arrivals import Arrivals, Lengths, requests_of
 from genmodel._engines import Engine, eager_block_kernels, rank_engine
 from genmodel._errors import InfeasibleError, require_ints
 from genmodel._hardware import AttachedTier, Device, System
+from genmodel._lockstep import lockstep
 from genmodel._memory import max_batch, memory_use, pool_device
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -57,7 +58,7 @@ from genmodel._simresult import RequestRecords, SimulationResult, Timeline
 from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._swaplink import swap_link
-from genmodel._symmetry import group_tokens, replica_classes
+from genmodel._symmetry import replica_classes
 from genmodel._units import GB
 from genmodel._workload import Precision
 
@@ -418,8 +419,9 @@ def _run_group(
                 now, done = _decode_run(group, req, now, k, next_arrival, on_finish, weights)
                 steps += done
                 continue
-        mean = group_tokens([r.step_tokens() for r in group], weights, group[0].idle_tokens)
-        duration = max(r.step_s(mean) for r in group)
+        steps_of = [(r.step_tokens(), bool(r.chunks)) for r in group]
+        sync = lockstep(group[0].engine, group[0].table, steps_of, weights)
+        duration = max(r.step_s(sync) for r in group)
         if duration <= 0:
             now = replan_s(group, req, now, sent)
             continue
@@ -441,10 +443,10 @@ def _decode_run(
     """Cost and apply up to ``k`` decode-only steps at once, stopping after the step in which the
     next request arrives."""
     k = min(k, 8192)
-    mean = group_tokens([r.n_dec for r in group], weights, group[0].idle_tokens)
-    durations = group[0].run_s(k, mean)
+    sync = lockstep(group[0].engine, group[0].table, [(r.n_dec, False) for r in group], weights)
+    durations = group[0].run_s(k, sync)
     for r in group[1:]:
-        durations = np.maximum(durations, r.run_s(k, mean))
+        durations = np.maximum(durations, r.run_s(k, sync))
     cum = np.cumsum(durations)
     if next_arrival < math.inf:
         k = min(k, int(np.searchsorted(cum, next_arrival - now, side="left")) + 1)

@@ -31,8 +31,8 @@ Modelling assumptions:
   disaggregated server returns the context phase's token), so TTFT = queue + prefill and the
   transfer delays the second token.
 - An MoE pool's attention-DP ranks step in lockstep, their routed experts at the group's mean
-  tokens per rank (:func:`~genmodel._symmetry.group_tokens`, an idle rank's tokens counted), and
-  run its engine's per-rank knobs
+  tokens per rank, an idle rank's tokens counted, with the engine's padding and CUDA-graph rules
+  between ranks (:func:`~genmodel._lockstep.lockstep`), and run its engine's per-rank knobs
   (:func:`~genmodel._engines.rank_engine`: SGLang's chunk over the DP size, its lower
   ``new_token_ratio``), as in the aggregated simulation.
 - A closed-loop client's reply, the engine's ``reply_latency_s``, delays its next request and is
@@ -54,6 +54,7 @@ from genmodel._arrivals import Arrivals, Lengths, requests_of
 from genmodel._engines import Engine, rank_engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device, System
+from genmodel._lockstep import lockstep
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
@@ -70,7 +71,6 @@ from genmodel._simresult import (
 from genmodel._simulate import ReplicaSetup, setup_replicas
 from genmodel._stepcost import check_simulable
 from genmodel._swaplink import SwapLink, swap_link
-from genmodel._symmetry import group_tokens
 from genmodel._workload import Precision
 
 ROUTINGS = ("least-loaded", "round-robin")
@@ -414,8 +414,8 @@ class _Simulation:
             if 2 <= k < 1 << 59:
                 self._start_run(g, gi, now, min(k, 8192))
                 return
-        mean = group_tokens([r.step_tokens() for r in reps], None, reps[0].idle_tokens)  # (the experts')
-        duration = max(r.step_s(mean) for r in reps)
+        sync = lockstep(reps[0].engine, reps[0].table, [(r.step_tokens(), bool(r.chunks)) for r in reps])
+        duration = max(r.step_s(sync) for r in reps)
         if duration <= 0:
             pool = "prefill" if g.prefill else "decode"
             raise InfeasibleError(
@@ -448,15 +448,15 @@ class _Simulation:
         """Start up to ``k`` decode-only steps, ending with the step in which the horizon (the
         earliest event that could bring this group work) falls."""
         horizon = self._horizon(now)
-        mean = group_tokens([r.n_dec for r in g.replicas], None, g.replicas[0].idle_tokens)
+        sync = lockstep(g.replicas[0].engine, g.replicas[0].table, [(r.n_dec, False) for r in g.replicas])
         if horizon < math.inf:
             # decode steps only grow longer within a run (their contexts grow): the horizon
             # falls within the first (horizon / first step) + 1 steps
-            first = max(r.step_s(mean) for r in g.replicas)
+            first = max(r.step_s(sync) for r in g.replicas)
             k = min(k, max(int((horizon - now) / first) + 2, 1)) if first > 0 else k
-        durations = g.replicas[0].run_s(k, mean)
+        durations = g.replicas[0].run_s(k, sync)
         for r in g.replicas[1:]:
-            durations = np.maximum(durations, r.run_s(k, mean))
+            durations = np.maximum(durations, r.run_s(k, sync))
         cum = np.cumsum(durations)
         if horizon < math.inf:
             k = min(k, int(np.searchsorted(cum, horizon - now, side="left")) + 1)

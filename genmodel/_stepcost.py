@@ -172,9 +172,13 @@ class StepCostTable:
         table.graph_max_decode, table.graph_sizes, table.graph_pad = limit, only, pad
         return table
 
-    def _padded(self, seqs: int) -> int:
+    def padded_decode(self, seqs: int) -> int:
         """The batch a decode-only step of ``seqs`` sequences runs its graph at (``seqs`` itself
         where the engine does not pad or runs it eagerly)."""
+        return self._padded(seqs)
+
+    def _padded(self, seqs: int) -> int:
+        """:meth:`padded_decode`."""
         return self.graph_pad[seqs] if seqs < len(self.graph_pad) else seqs
 
     def eager_decode(self, seqs: int) -> bool:
@@ -266,27 +270,37 @@ class StepCostTable:
         decode_past_sum: float,
         chunks: Sequence[tuple[int, int]],
         group_tokens: float | None = None,
+        rows: int | None = None,
+        eager: bool | None = None,
     ) -> float:
         """Time of one step: ``decode_seqs`` sequences decoding one token each, with
         ``decode_past_sum`` cached tokens between them, and prefill ``chunks`` of (new, past).
         ``group_tokens``: the mean tokens per rank of the expert-parallel group stepping with this
         one (attention-DP replicas in lockstep), which sets the routed experts' time (None: this
         step's tokens, as every rank of a uniform load has; a fractional mean is interpolated
-        between the whole token counts around it, below one token taken at its j / dp point)."""
+        between the whole token counts around it, below one token taken at its j / dp point).
+        ``rows``: the token rows the step runs where its lockstep group pads it
+        (:mod:`genmodel._lockstep`; a decode-only step's sequences too, a graph at that batch), None =
+        its own (a graphed decode batch padded up by the engine's own rule); ``eager``: whether a
+        decode-only step runs without a CUDA graph, None = the engine's own rule
+        (:meth:`eager_decode`)."""
         tokens = decode_seqs + sum(c[0] for c in chunks)
         self._check(tokens)
         group: float = tokens if group_tokens is None else group_tokens
         self._check(math.ceil(group))
         seqs = decode_seqs + len(chunks)
         if chunks:
-            rows = self.prefill_rows[tokens] + _at(self.prefill_group, self.prefill_group_low, group)
+            tokens = tokens if rows is None else max(rows, tokens)  # (a rank padded to the group's)
+            group = tokens if group_tokens is None else group
+            rows_s = self.prefill_rows[tokens] + _at(self.prefill_group, self.prefill_group_low, group)
             comm = self.prefill_comm[tokens]
         else:
-            tokens = seqs = self._padded(decode_seqs)  # a graph replayed at the padded batch
+            # a graph replayed at the padded batch (the engine's, or the lockstep group's)
+            tokens = seqs = self._padded(decode_seqs) if rows is None else max(rows, decode_seqs)
             group = tokens if group_tokens is None else group
-            rows = self.decode_rows[tokens] + _at(self.decode_group, self.decode_group_low, group)
+            rows_s = self.decode_rows[tokens] + _at(self.decode_group, self.decode_group_low, group)
             comm = self.decode_comm[tokens]
-        busy = rows + self.seqs[seqs]
+        busy = rows_s + self.seqs[seqs]
         for i, coef in enumerate(self.decode_attention):
             compute, memory = _decode_attention(coef, decode_seqs, decode_past_sum)
             if chunks:
@@ -298,22 +312,31 @@ class StepCostTable:
             busy += compute if compute >= memory else memory
         hidden = self.overlap_frac * (comm if comm < busy else busy)
         gpu = busy + comm - hidden
-        if (chunks or self.eager_decode(decode_seqs)) and gpu < self.prefill_host_s:
+        eager = self.eager_decode(decode_seqs) if eager is None else eager
+        if (chunks or eager) and gpu < self.prefill_host_s:
             gpu = self.prefill_host_s  # an eager step: the host launches are the longer
         return gpu + self.overhead_s
 
     def decode_run_s(
-        self, *, decode_seqs: int, decode_past_sum: float, steps: int, group_tokens: float | None = None
+        self,
+        *,
+        decode_seqs: int,
+        decode_past_sum: float,
+        steps: int,
+        group_tokens: float | None = None,
+        rows: int | None = None,
+        eager: bool | None = None,
     ) -> np.ndarray:
         """Times of ``steps`` decode steps of the same ``decode_seqs`` sequences, their summed
         context growing by ``decode_seqs`` each step (as :meth:`step_s` one at a time, with its
-        ``group_tokens``)."""
+        ``group_tokens``, ``rows`` and ``eager``)."""
         n = decode_seqs
         self._check(n)
         group: float = n if group_tokens is None else group_tokens
         self._check(math.ceil(group))
         past = decode_past_sum + n * np.arange(steps, dtype=float)
-        m = self._padded(n)  # a graph replayed at the padded batch (attention: the n sequences)
+        # a graph replayed at the padded batch (attention: the n sequences)
+        m = self._padded(n) if rows is None else max(rows, n)
         group = m if group_tokens is None else group
         busy: Any = self.decode_rows[m] + _at(self.decode_group, self.decode_group_low, group) + self.seqs[m]
         for coef in self.decode_attention:
@@ -321,7 +344,7 @@ class StepCostTable:
             busy = busy + np.maximum(compute, memory)
         comm = self.decode_comm[m]
         gpu = busy + comm - self.overlap_frac * np.minimum(comm, busy)
-        if self.eager_decode(n):  # an eager decode step: at least the host launches
+        if self.eager_decode(n) if eager is None else eager:  # at least the host launches
             gpu = np.maximum(gpu, self.prefill_host_s)
         return gpu + self.overhead_s  # type: ignore[no-any-return]
 

@@ -4,7 +4,7 @@ Modelling assumptions: none of its own; this is bookkeeping that leaves every fi
 - Closed-loop clients are dealt round-robin to the replicas (client c to replica c mod dp), and a
   replica's scheduler sees only its own requests and, in lockstep (attention-DP replicas of an MoE
   model), the group's step time and the group's mean tokens per rank
-  (:func:`group_tokens`). Two replicas whose clients send the same numbers of
+  (:func:`~genmodel._lockstep.group_tokens`). Two replicas whose clients send the same numbers of
   requests, all of one input and one output length, therefore run the same schedule: every request
   of one is admitted, computed and completed at the same times as its counterpart in the other
   (the j-th request of its k-th client), and ties (requests completing in the same step) break the
@@ -109,20 +109,3 @@ def replica_classes(
     if len(first) == dp:
         return None
     return ReplicaClasses(tuple(representative))
-
-
-def group_tokens(tokens: list[int], weights: list[int] | None = None, idle: int = 0) -> float | None:
-    """The mean tokens per rank of replicas in lockstep, which set the routed experts' time of each
-    (their tokens are spread over the expert-parallel group); None for a lone replica or a uniform
-    load, whose own tokens are the mean. ``weights``: how many ranks each entry stands for (None:
-    one each); ``idle``: the tokens a rank without work sends (the engine's
-    :func:`~genmodel._engines.idle_rank_tokens`: SGLang's idle ranks send none, so the mean may be
-    below one token)."""
-    if idle:
-        tokens = [t or idle for t in tokens]
-    if len(tokens) == 1 or min(tokens) == max(tokens):
-        return None
-    if weights is None:
-        return sum(tokens) / len(tokens)
-    total = sum(w * t for w, t in zip(weights, tokens, strict=True))  # (exact: integers)
-    return total / sum(weights)

@@ -70,7 +70,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genmodel._eagerkernels import EagerBlockKernels
-from genmodel._engines import WHOLE_SEQUENCES, Engine, KvPool, eager_block_kernels, rank_engine
+from genmodel._engines import (
+    WHOLE_SEQUENCES,
+    Engine,
+    KvPool,
+    eager_block_kernels,
+    idle_rank_tokens,
+    rank_engine,
+)
 from genmodel._errors import SpecError, require_ints
 from genmodel._hostcost import eager_host_s
 from genmodel._model import ModelSpec
@@ -205,6 +212,35 @@ class Wave:
         """Whether the engine runs a decode step of ``batch`` sequences (rounded) without a CUDA
         graph on a server of ``tp`` GPUs (``Engine.eager_decode``); never without an engine."""
         return self.engine is not None and self.engine.eager_decode(batch, tp)
+
+    def idle_ranks(self, tokens: float, *, prefill: bool, busy: float, tp: int) -> tuple[float, bool]:
+        """Attention-DP ranks of an MoE model in lockstep, a share ``busy`` (< 1) of them running
+        ``tokens`` each (a prompt's, or a decode batch's) and the rest idle: (the tokens each idle
+        rank sends the routed experts, whether the busy ranks' decode step runs without a CUDA
+        graph), by the engine's rules between ranks (``dp_graph_sync``, ``dp_pad_tokens``), as
+        the simulation applies them (genmodel._lockstep): vLLM pads every rank to the largest's
+        tokens; SGLang replays a graphed decode step's graph on every rank, and pads an eager
+        decode step to the largest when the busy ranks are more than half (MAX_LEN), else the idle
+        ranks send none; TensorRT-LLM's idle rank decodes a dummy sequence, its decode step graphed
+        only when the busy ranks' batch equals that (or the engine pads), eager otherwise."""
+        engine = self.engine
+        idle = float(idle_rank_tokens(engine))
+        if engine is None:
+            return idle, False
+        sync = engine.dp_graph_sync
+        eager = not prefill and engine.eager_decode(tokens, tp)
+        if not prefill and sync != "own":
+            graphed = not engine.eager_decode(max(tokens, idle), tp) and (
+                bool(engine.graph_pad_sizes) or sync == "all-decode" or round(tokens) == idle
+            )
+            if graphed:  # every rank, the idle ones too, at the busy ranks' (padded) batch
+                return tokens, False
+            eager = True
+        if engine.dp_pad_tokens == "max" or (
+            engine.dp_pad_tokens == "max-len" and not prefill and 2 * busy > 1
+        ):
+            return tokens, eager
+        return idle, eager
 
     def prompts_per_step(self, input_tokens: int) -> int:
         """m: whole prompts of ``input_tokens`` a step holds (at least one)."""

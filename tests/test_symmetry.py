@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import genmodel
 from genmodel import _simulate
-from genmodel._symmetry import group_tokens, replica_classes
+from genmodel._lockstep import group_tokens
+from genmodel._symmetry import replica_classes
 
 MOE = {"model": "qwen3-30b-a3b", "hardware": "h200-sxm", "tp": 1, "dp": 4, "ep": 4}
 DENSE = {"model": "llama-3.2-1b", "hardware": "h100-sxm", "dp": 4}
