@@ -44,9 +44,11 @@ deployments (tools/serving_agreement.py), not fitted to measurements.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
+from genmodel._engines import Engine
 from genmodel._hardware import System
 from genmodel._memory import MemoryUse
 from genmodel._model import ModelSpec
@@ -200,7 +202,13 @@ def graph_pads(wave: Wave | None, model: ModelSpec, plan: Plan) -> tuple[int, ..
     it does not pad."""
     if wave is None or wave.engine is None:
         return ()
-    limit, _, pads = wave.engine.cuda_graphs(plan.server_gpus(moe=model.moe is not None))
+    return _captured(wave.engine, plan.server_gpus(moe=model.moe is not None))
+
+
+@functools.lru_cache(maxsize=64)
+def _captured(engine: Engine, tp: int) -> tuple[int, ...]:
+    """:func:`graph_pads` of ``engine`` on a server of ``tp`` GPUs (a search asks per layout)."""
+    limit, _, pads = engine.cuda_graphs(tp)
     return tuple(sorted(p for p in set(pads) if limit is None or p <= limit))
 
 
