@@ -130,10 +130,15 @@ def mixed_saving_s(decode: StepTerms, prompt: PromptOps, group: Any, at: Any = N
     ops = [(place[t.op.name], t) for t in decode.ops if t.op.kind != "elementwise" and t.op.name in place]
     shape = np.shape(decode.time_s)
     size = int(np.prod(shape))
-    c_d, m_d, w_d = (np.empty((len(ops), size)) for _ in range(3))
+    c_d, m_d, w_d, bytes_d = (np.empty((len(ops), size)) for _ in range(4))
     for i, (_, t) in enumerate(ops):
+        op = t.op
         c_d[i], m_d[i] = np.reshape(t.compute_s, -1), np.reshape(t.memory_s, -1)
-        w_d[i] = np.reshape(_weight_s(t), -1)
+        w_d[i], bytes_d[i] = np.reshape(op.weight_bytes, -1), np.reshape(op.act_bytes + op.kv_bytes, -1)
+    bytes_d += w_d
+    np.maximum(bytes_d, 1e-300, out=bytes_d)
+    w_d *= m_d
+    w_d /= bytes_d  # the decode operators' weight reads: their share of the memory time
     if at is not None:
         c_d, m_d, w_d = c_d[:, at], m_d[:, at], w_d[:, at]
     rows = [i for i, _ in ops]
@@ -141,8 +146,14 @@ def mixed_saving_s(decode: StepTerms, prompt: PromptOps, group: Any, at: Any = N
     g = np.reshape(np.asarray(group, dtype=float), -1)
     c_p = g * c_1
     m_p = w_p + g * (m_1 - w_p)
-    together = np.maximum(c_d + c_p, m_d + m_p - np.minimum(w_d, w_p))
-    saved = (np.maximum(c_d, m_d) + np.maximum(c_p, m_p) - together).sum(axis=0)
+    apart = np.maximum(c_d, m_d)
+    apart += np.maximum(c_p, m_p)
+    np.minimum(w_d, w_p, out=w_d)
+    m_d += m_p
+    m_d -= w_d
+    c_d += c_p
+    apart -= np.maximum(c_d, m_d, out=c_d)  # less the two together, each operator's roofline
+    saved = apart.sum(axis=0)
     overhead = np.broadcast_to(np.asarray(decode.overhead_s, dtype=float), shape).reshape(-1)
     return saved + (overhead if at is None else overhead[at])
 
