@@ -349,10 +349,18 @@ def estimate_serving(
             memory=mem,
         )
 
+    padded_steps: dict[tuple[float, float], StepTerms] = {}  # by (rows, context scale)
+
+    def padded_at(rows: Any, scale: Any) -> StepTerms:  # (the solver meets the same whole batches)
+        key = (_one(rows), _one(scale))
+        if key not in padded_steps:
+            padded_steps[key] = decode_at(*key)
+        return padded_steps[key]
+
     def point(batch: float) -> ServingPoint:
         if batch not in steps:
             step = steps[batch] = decode_at(batch)
-            step_s, padded = decode_steps(decode_at, batch, pads, step)  # (graphs padded)
+            step_s, padded = decode_steps(padded_at, batch, pads, step)  # (graphs padded)
             step_s = float(step_s)
             if busy < 1:
                 step_s -= _group_s(step) - _group_s(decode_at(batch * busy + idle / plan.dp))
@@ -486,6 +494,11 @@ def estimate_serving(
             request_overhead_s=overhead_s,
         ),
     )
+
+
+def _one(value: Any) -> float:
+    """A number, or the one element of an array, as a float."""
+    return float(value.item() if hasattr(value, "item") else value)
 
 
 def eager_decode_steps(
