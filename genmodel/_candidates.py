@@ -141,7 +141,9 @@ class Side(NamedTuple):
     per replica and their decode steps, one request's prefill and its longest piece, the wave's
     full step (None without a wave), the replicas and devices, the frontend's time, and with the
     wave the request's prefill at least its eager passes and the host time H of one
-    (:func:`~genmodel._serving.eager_prefill`; the prefill and 0 without a host floor)."""
+    (:func:`~genmodel._serving.eager_prefill`; the prefill and 0 without a host floor), and the
+    time D each request's prompt adds to the others' decode steps at each batch
+    (:func:`~genmodel._interleave.interleaved_prefill_s`; None: a lone prefill, without a wave)."""
 
     batch: np.ndarray[Any, Any]
     step_s: Any
@@ -153,6 +155,7 @@ class Side(NamedTuple):
     overhead_s: float
     eager_prefill_s: float | None = None
     host_s: float = 0.0
+    interleaved_s: Any = None
 
 
 def serving_arrays(
@@ -181,8 +184,16 @@ def serving_arrays(
     step_s = joined([np.broadcast_to(s.step_s, s.batch.shape) for s in sides])
     prefill_s, piece_s = each([s.prefill_s for s in sides]), each([s.piece_s for s in sides])
     think_s = 0.0 if wave is None else wave.reply_latency_s  # the clients' replies: out of the engine
+    shared = None  # D, each prompt's time in the others' decode steps (None: a lone prefill P)
+    if sides[0].interleaved_s is not None:
+        shared = joined([np.broadcast_to(s.interleaved_s, s.batch.shape) for s in sides])
     point = serving_at_batch(
-        prefill_s=prefill_s, step_s=step_s, decode_batch=batch, output_tokens=output_tokens, think_s=think_s
+        prefill_s=prefill_s,
+        step_s=step_s,
+        decode_batch=batch,
+        output_tokens=output_tokens,
+        think_s=think_s,
+        interleaved_s=shared,
     )
     ttft = point.ttft_s if slo.ttft_quantile is None else ttft_quantile_s(point, prefill_s, slo.ttft_quantile)
     rate, itl = point.rate_per_s, point.itl_s

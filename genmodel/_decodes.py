@@ -2,6 +2,9 @@
 
 - Running batch sizes per replica (:func:`batch_grid`): every integer up to :data:`DENSE_BATCHES`,
   then a geometric tail up to the most sequences that fit.
+- With an engine's wave, a graphed decode batch runs at the captured size it is padded to
+  (:func:`~genmodel._interleave.decode_steps`, evaluated in place of the plain step), and the
+  step's terms are kept for the mixed steps that share its operators.
 - The layouts that differ only in their expert-parallel degree (the same tp, pp and dp) fit a few
   sequences more or less each (the experts' share of the memory differs), so their grids differ
   by a few points at the end (a shorter dense run, another tail). :class:`EpDecodes` evaluates the
@@ -22,11 +25,13 @@ from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError
 from genmodel._evaluate import StepCache, reusing_steps
 from genmodel._hardware import System
+from genmodel._interleave import decode_steps, graph_pads
 from genmodel._memory import engine_max_batch
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import decode_pass, mean_decode_context, prepare
+from genmodel._wave import Wave
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
@@ -51,12 +56,17 @@ def batch_grid(most: float) -> np.ndarray[Any, Any]:
 
 class Decode(NamedTuple):
     """What a layout and precision run the same whatever the prefill chunk: the system the run
-    takes, the most sequences that fit (None: not even one), the batch grid and its decode steps."""
+    takes, the most sequences that fit (None: not even one), the batch grid and its decode steps
+    (padded to the engine's CUDA graphs: :func:`~genmodel._interleave.decode_steps`), with the
+    step's operators (``terms``, over ``terms_at``'s points of them, None: all) that a mixed step
+    shares."""
 
     system: System
     most: int | None
     batch: np.ndarray[Any, Any] | None = None
     step_s: Any = None
+    terms: Any = None
+    terms_at: Any = None
 
 
 def _fit(
@@ -119,13 +129,19 @@ def _step(
     lengths: tuple[int, int],
     options: RunOptions,
     cache: StepCache | None,
-) -> Any:
-    """The decode step's time over ``batch`` (the mean context of ``lengths``)."""
+    wave: Wave | None = None,
+) -> tuple[Any, Any]:
+    """The decode step's time over ``batch`` (the mean context of ``lengths``), padded to the
+    CUDA graphs of the engine of ``wave``, and its terms."""
     past = mean_decode_context(*lengths)
-    with reusing_steps(cache):  # layouts of one tp and grid share the step's operators but the experts
+
+    def step_at(seqs: Any, scale: Any) -> Any:
         return decode_pass(
-            model, run_system, plan, precision, num_seqs=batch, past_tokens=past, options=options
-        ).time_s
+            model, run_system, plan, precision, num_seqs=seqs, past_tokens=past * scale, options=options
+        )
+
+    with reusing_steps(cache):  # layouts of one tp and grid share the step's operators but the experts
+        return decode_steps(step_at, batch, graph_pads(wave, model, plan))
 
 
 def decode_side(
@@ -140,19 +156,20 @@ def decode_side(
     batches: np.ndarray[Any, Any] | None = None,
     cache: StepCache | None = None,
     pool: KvPool | None = None,
+    wave: Wave | None = None,
 ) -> Decode:
     """One layout's decode side: the memory bound, the running batches (``batches``, else the
     batch grid, shared through ``grids``: by their largest batch, never written) and one decode
     step over all of them. Nothing here reads ``options.prefill_chunk``, so the chunk sizes of a
-    search share it. ``pool``: as :func:`_fit` takes it."""
+    search share it. ``pool``: as :func:`_fit` takes it; ``wave``: the engine whose CUDA graphs
+    pad the step."""
     lengths = (input_tokens, output_tokens)
     run_system, most = _fit(model, system, plan, precision, lengths, options, pool)
     if most is None:
         return Decode(run_system, None)
     batch = batches if batches is not None else _grid(most, plan.dp, grids)
-    return Decode(
-        run_system, most, batch, _step(model, plan, precision, run_system, batch, lengths, options, cache)
-    )
+    step_s, terms = _step(model, plan, precision, run_system, batch, lengths, options, cache, wave)
+    return Decode(run_system, most, batch, step_s, terms)
 
 
 class EpDecodes:
@@ -168,6 +185,7 @@ class EpDecodes:
         lengths: tuple[int, int],
         cache: StepCache | None,
         pool: KvPool | None = None,
+        wave: Wave | None = None,
     ) -> None:
         self._model, self._system, self._work, self._lengths, self._cache = (
             model,
@@ -177,6 +195,7 @@ class EpDecodes:
             cache,
         )
         self._pool = pool  # the engine's KV pool (_fit)
+        self._wave = wave  # the engine whose CUDA graphs pad a decode step (_step)
         self._grids: dict[int, np.ndarray[Any, Any]] = {}
         self._made: dict[tuple[int, Precision], Decode] = {}
 
@@ -196,6 +215,7 @@ class EpDecodes:
                 None,
                 self._cache,
                 self._pool,
+                self._wave,
             )
         made = self._made.pop((index, precision), None)
         if made is not None:
@@ -246,13 +266,14 @@ class EpDecodes:
             return Decode(run_system, None)
         plan = self._work[index][1]
         args = (self._model, plan, precision, run_system)
-        rest = (self._lengths, options, self._cache)
+        rest = (self._lengths, options, self._cache, self._wave)
         if union is None or union is grid:
-            return Decode(run_system, most, grid, _step(*args, grid, *rest))
-        step_s = _step(*args, union, *rest)
+            return Decode(run_system, most, grid, *_step(*args, grid, *rest))
+        step_s, terms = _step(*args, union, *rest)
         if type(step_s) is not np.ndarray or step_s.shape != union.shape:  # (not one figure per point)
-            return Decode(run_system, most, grid, _step(*args, grid, *rest))
-        return Decode(run_system, most, grid, step_s[np.searchsorted(union, grid)])
+            return Decode(run_system, most, grid, *_step(*args, grid, *rest))
+        at = np.searchsorted(union, grid)
+        return Decode(run_system, most, grid, step_s[at], terms, at)
 
 
 def _union(grids: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any] | None:

@@ -54,6 +54,7 @@ from genmodel._engines import KvPool
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._evaluate import StepCache, reusing_steps
 from genmodel._hardware import System
+from genmodel._interleave import group_terms, interleaved_prefill_s, prompt_ops
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan, plan_violations
@@ -268,7 +269,7 @@ def search(
     ]
     if wave is not None:
         pool = wave.pool
-    decodes = EpDecodes(model, system, work, (input_tokens, output_tokens), cache, pool)
+    decodes = EpDecodes(model, system, work, (input_tokens, output_tokens), cache, pool, wave)
     for done, (size, plan, why) in enumerate(work):
         if on_progress is not None:
             on_progress(done, len(work))
@@ -441,7 +442,7 @@ def _evaluate(
     for groups of layouts); ``wave``: the wave term TTFT adds; ``cache``: steps to reuse."""
     args = (input_tokens, output_tokens, options)
     pool = None if wave is None else wave.pool
-    decode = decode_side(model, system, plan, precision, *args, None, batches, cache, pool)
+    decode = decode_side(model, system, plan, precision, *args, None, batches, cache, pool, wave)
     head = (model, system, plan, precision, input_tokens)
     layout, side = _side(*head, options, violations, decode, None, wave, cache)
     if layout is None or side is None:
@@ -464,20 +465,29 @@ def _side(
 ) -> tuple[Layout | None, Side | None]:
     """One layout and precision's steps: its decode side (:func:`_decode`), its (prefill, longest
     piece) times (``prefill``, already made by :func:`_prefills`; None: made here) and the wave's
-    full step; (None, None) when one sequence per replica does not fit (a violation counted).
-    ``cache``: the search's steps (:class:`~genmodel._evaluate.StepCache`)."""
-    run_system, most, batch, step_s = decode
+    full step, and with the wave the time D each prompt adds to the others' decode steps
+    (:func:`~genmodel._interleave.interleaved_prefill_s`; ``decode``'s steps are padded to the
+    engine's CUDA graphs); (None, None) when one sequence per replica does not fit (a violation
+    counted). ``cache``: the search's steps (:class:`~genmodel._evaluate.StepCache`)."""
+    run_system, most, batch, step_s = decode[:4]
     if most is None or batch is None or step_s is None:
         violations["memory: one sequence per replica does not fit"] += 1
         return None, None
     if prefill is None:
         prefill = _prefills(model, run_system, plan, precision, input_tokens, [options], cache)[0]
     prefill_s, piece_s = prefill
-    full = eager_s = None
+    full = eager_s = shared = None
     host_s = 0.0
     if wave is not None:
         with reusing_steps(cache):
-            full = full_step_s(model, run_system, plan, precision, wave, input_tokens, prefill_s, options)
+            mixed = None  # (an engine that mixes: the decode step's operators a prompt's step shares)
+            if wave.mixed:  # S(m), and its operators
+                m, group = group_terms(model, run_system, plan, precision, wave, input_tokens, options)
+                full = prefill_s if m == 1 else float(group.time_s)
+                mixed = (decode.terms, prompt_ops(group, m), decode.terms_at)
+            else:
+                full = full_step_s(model, run_system, plan, precision, wave, input_tokens, prefill_s, options)
+        shared = interleaved_prefill_s(wave, batch, input_tokens, prefill_s, full, mixed)
         step_overhead_s = run_system.device.efficiency.step_overhead_s
         args = (model, plan, precision, wave, input_tokens, options, prefill_s, step_overhead_s)
         host_s, eager_s = eager_prefill(*args)
@@ -492,7 +502,7 @@ def _side(
     )
     overhead_s = run_system.device.efficiency.request_overhead_s
     sizes = (plan.dp, plan.num_devices, overhead_s)
-    return layout, Side(batch, step_s, prefill_s, piece_s, full, *sizes, eager_s, host_s)
+    return layout, Side(batch, step_s, prefill_s, piece_s, full, *sizes, eager_s, host_s, shared)
 
 
 #: the time fields of a pass, in the order :attr:`~genmodel._cost.StepTerms.time_s` adds them

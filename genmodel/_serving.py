@@ -19,6 +19,10 @@ Modelling assumptions:
   decode steps, moved before the first token: the rate stays the steady state's and the ITL gives
   back what TTFT takes, (N / X - TTFT) / (O-1) (Little's law), at least a bare decode step
   (:func:`after_wave`).
+- With ``wave`` (an engine), the other requests' prompts cost the decode steps what the engine
+  runs, D, not a lone prefill P: the groups of prompts a step holds, and an engine's mixed steps
+  sharing the decode step's weight reads; and a graphed decode batch costs the captured size it is
+  padded to (:mod:`genmodel._interleave`).
 - Quantiles (p90, p99) of TTFT for Poisson arrivals: the M/D/1 wait with an exponential tail
   (Kingman's heavy-traffic approximation), see :func:`md1_wait_quantile_s`.
 - An open loop (requests at a rate, Poisson; :func:`estimate_open_loop`) is the same replica with
@@ -40,6 +44,7 @@ from genmodel._cost import GROUP_OPS
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device, System
+from genmodel._interleave import decode_steps, graph_pads, group_terms, interleaving
 from genmodel._memory import MemoryExtras, MemoryUse, engine_max_batch, memory_use
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -87,7 +92,14 @@ class ServingPoint:
 
 
 def serving_point(
-    *, prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int, clients: Num, think_s: Num = 0.0
+    *,
+    prefill_s: Num,
+    step_s: Num,
+    decode_batch: Num,
+    output_tokens: int,
+    clients: Num,
+    think_s: Num = 0.0,
+    interleaved_s: Num | None = None,
 ) -> ServingPoint:
     """The steady state of a replica whose decode steps run ``decode_batch`` sequences.
 
@@ -106,21 +118,28 @@ def serving_point(
         clients: N, the replica's clients (the others are N - 1).
         think_s: Z, each client's time between its last token and its next request reaching the
             scheduler (out of the engine: in :attr:`ServingPoint.clients`, not in the TTFT here).
+        interleaved_s: D, the time one request's prompt adds to the steps the others decode in,
+            where it is not a lone prefill P (the engine's groups of prompts and mixed steps:
+            :func:`~genmodel._interleave.interleaved_prefill_s`): the rate and rho take D for P,
+            a request's own prefill and its M/D/1 wait keep P. None: P.
 
     Source: interleaving as in Orca (Yu et al., OSDI 2022) and Sarathi-Serve (Agrawal et al., OSDI
     2024, Sec. 2); M/D/1 mean wait, Pollaczek-Khinchine formula (Kleinrock, Queueing Systems
     vol. 1, 1975, Sec. 5.6); Little's law for the closed loop.
     """
-    rate, busy, wait_many = _loaded(prefill_s, step_s, decode_batch, output_tokens)
+    rate, busy, wait_many = _loaded(prefill_s, step_s, decode_batch, output_tokens, interleaved_s)
     return _point(prefill_s, decode_batch, output_tokens, clients, rate, busy, wait_many, think_s)
 
 
-def _loaded(prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int) -> tuple[Num, Num, Num]:
+def _loaded(
+    prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int, interleaved_s: Num | None = None
+) -> tuple[Num, Num, Num]:
     """The rate X, the prefill share rho and the wait of many clients W0 at decode batch B
-    (:func:`serving_point`)."""
+    (:func:`serving_point`; ``interleaved_s``: D for P in X and rho)."""
     b = decode_batch
-    rate = b / ((output_tokens - 1) * step_s + b * prefill_s)
-    busy = rate * prefill_s
+    shared = prefill_s if interleaved_s is None else interleaved_s
+    rate = b / ((output_tokens - 1) * step_s + b * shared)
+    busy = rate * shared
     return rate, busy, md1_wait_s(busy, prefill_s) + (1 - busy) * step_s / 2
 
 
@@ -152,17 +171,23 @@ def _point(
 
 
 def serving_at_batch(
-    *, prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int, think_s: Num = 0.0
+    *,
+    prefill_s: Num,
+    step_s: Num,
+    decode_batch: Num,
+    output_tokens: int,
+    think_s: Num = 0.0,
+    interleaved_s: Num | None = None,
 ) -> ServingPoint:
     """The steady state at decode batch B, with the clients N that keep the replica there.
 
     In :func:`serving_point` N enters only through 1 - 1/N: N = a - c/N with a = X (Z + P + W0) + B
     and c = X W0 + B rho (W0 the wait of many clients, Z the clients' think time), whose larger
     root is N = (a + sqrt(a^2 - 4c)) / 2. Plain arithmetic, so the plan search evaluates whole
-    arrays of B.
+    arrays of B (``interleaved_s``: as :func:`serving_point` takes it).
     """
     b = decode_batch
-    rate, busy, wait_many = _loaded(prefill_s, step_s, b, output_tokens)
+    rate, busy, wait_many = _loaded(prefill_s, step_s, b, output_tokens, interleaved_s)
     a = rate * (think_s + prefill_s + wait_many) + b
     c = rate * wait_many + b * busy
     clients = (a + (a * a - 4 * c) ** 0.5) / 2
@@ -313,16 +338,38 @@ def estimate_serving(
     think_s = 0.0 if wave is None else wave.reply_latency_s
     steps: dict[float, StepTerms] = {}  # the decode step at each batch tried (the last is reported)
     step_times: dict[float, float] = {}  # its time: idle ranks' experts out, eager ones at their launches
+    shared: dict[float, float | None] = {}  # D, each prompt's time in the others' decode (None: P)
+    pads = graph_pads(wave, model, plan)  # the captured decode batches a graphed one is padded to
+    # S(m), the GPU's time (the load's), and D at a batch from its decode step
+    full_gpu_s, shared_at = interleaving(
+        (model, system, plan, precision, options, mem), wave, input_tokens, prefill_s
+    )
 
-    def decode_at(batch: float) -> StepTerms:
+    def decode_at(batch: Any, scale: Any = 1.0) -> StepTerms:
         return decode_pass(
-            model, system, plan, precision, num_seqs=batch, past_tokens=past, options=options, memory=mem
+            model,
+            system,
+            plan,
+            precision,
+            num_seqs=batch,
+            past_tokens=past * scale,
+            options=options,
+            memory=mem,
         )
+
+    padded_steps: dict[tuple[float, float], StepTerms] = {}  # by (rows, context scale)
+
+    def padded_at(rows: Any, scale: Any) -> StepTerms:  # (the solver meets the same whole batches)
+        key = (_one(rows), _one(scale))
+        if key not in padded_steps:
+            padded_steps[key] = decode_at(*key)
+        return padded_steps[key]
 
     def point(batch: float) -> ServingPoint:
         if batch not in steps:
             step = steps[batch] = decode_at(batch)
-            step_s = float(step.time_s)
+            step_s, padded = decode_steps(padded_at, batch, pads, step)  # (graphs padded)
+            step_s = float(step_s)
             eager_s = host_s + float(step.overhead_s)
             forced = False  # (a decode step the ranks' lockstep runs eagerly)
             if busy < 1:
@@ -331,6 +378,7 @@ def estimate_serving(
             step_times[batch] = eager_decode_steps(wave, model, plan, batch, step_s, eager_s)
             if forced:
                 step_times[batch] = max(step_times[batch], eager_s)
+            shared[batch] = shared_at(batch, padded)  # the prompts' groups, their mixed steps
         return serving_point(
             prefill_s=prefill_s,
             step_s=step_times[batch],
@@ -338,6 +386,7 @@ def estimate_serving(
             output_tokens=output_tokens,
             clients=clients,
             think_s=think_s,
+            interleaved_s=shared[batch],
         )
 
     cap = min(clients, most / plan.dp)
@@ -355,8 +404,7 @@ def estimate_serving(
     queued_s += eager_prefill_s - prefill_s
     ttft_s = queued_s
     if wave is not None:
-        full = full_step_s(model, system, plan, precision, wave, input_tokens, prefill_s, options, mem)
-        full = max(full, host_s + float(prefill_terms.overhead_s))  # one eager step
+        full = max(full_gpu_s, host_s + float(prefill_terms.overhead_s))  # one eager step
     if wave is not None and kv_limited and int(wave.client.requests(clients)) == 1:
         # one request a client, all sent at once: no closed loop, the queue for memory drains once
         queued_s = ttft_s = float(
@@ -396,6 +444,7 @@ def estimate_serving(
                 output_tokens=output_tokens,
                 clients=clients,
                 think_s=think_s,
+                interleaved_s=shared[batch],
             )
             return float(replayed.ttft_s), float(step_under_way_s(replayed, clients, step_s))
 
@@ -458,6 +507,11 @@ def estimate_serving(
     )
 
 
+def _one(value: Any) -> float:
+    """A number, or the one element of an array, as a float."""
+    return float(value.item() if hasattr(value, "item") else value)
+
+
 def eager_decode_steps(
     wave: Wave | None, model: ModelSpec, plan: Plan, batch: Any, step_s: Any, eager_step_s: float
 ) -> Any:
@@ -509,22 +563,10 @@ def full_step_s(
     memory: MemoryUse | None = None,
 ) -> float:
     """S(m): the prefill of the m prompts a step of the wave's engine holds
-    (:meth:`~genmodel._wave.Wave.prompts_per_step`); ``prefill_s`` (one prompt's) when m = 1."""
-    m = wave.prompts_per_step(input_tokens)
-    if m == 1:
+    (:func:`~genmodel._interleave.group_terms`); ``prefill_s`` (one prompt's) when m = 1."""
+    if wave.prompts_per_step(input_tokens) == 1:
         return prefill_s
-    terms, _ = prefill_pass(
-        model,
-        system,
-        plan,
-        precision,
-        num_seqs=float(m),
-        input_tokens=input_tokens,
-        options=options,
-        memory=memory,
-        need_longest=False,  # (the longest piece is not needed: a step's time is the whole prefill)
-    )
-    return float(terms.time_s)
+    return float(group_terms(model, system, plan, precision, wave, input_tokens, options, memory)[1].time_s)
 
 
 def pool_fit(

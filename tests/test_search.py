@@ -10,6 +10,7 @@ DeepSeek-V3 space on CloudMatrix384 is searched (its speed: tools/bench_plan.py)
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -670,6 +671,10 @@ def test_vectorised_chunked_candidates_equal_the_scalar_estimate() -> None:
     )
     assert est.serving is not None
     b = est.serving.decode_batch / plan.dp
+    wave = closed_form_wave("h100-sxm")
+    assert wave is not None
+    steady = dataclasses.replace(wave.client, restart_after_warmup=False, replays_warmup_prompts=False)
+    steady_wave = dataclasses.replace(wave, client=steady)
     layout, arrays = _evaluate(
         load_model("llama-3.1-70b"),
         load_hardware("h100-sxm"),
@@ -681,6 +686,7 @@ def test_vectorised_chunked_candidates_equal_the_scalar_estimate() -> None:
         genmodel.RunOptions(prefill_chunk=chunk),
         collections.Counter(),
         batches=np.array([b]),
+        wave=steady_wave,  # the estimate's engine, whose prompts share decode steps, and client
     )
     assert layout is not None and layout.prefill_chunk == chunk
     assert arrays["ttft_s"][0] == pytest.approx(est.ttft_s, rel=1e-9)

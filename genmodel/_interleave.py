@@ -1,0 +1,264 @@
+"""Serving closed form: the prompts a decode phase shares its steps with, and a padded decode batch.
+
+Modelling assumptions (a term of :func:`~genmodel._serving.serving_point`, with an engine's wave):
+- A request's TPOT is its decode phase over its O-1 tokens, (e2e - TTFT) / (O-1), as the serving
+  simulation measures it: the mean time of the steps it decodes in. Those steps are the bare
+  decode steps t(B) and the steps that carry the other clients' prompts, so the decode phase
+  holds, per other request, the time that request's prompt adds to the steps, D. The steady
+  state's engine spends (O-1) t(B) / B + D on each request (the rate X = B / ((O-1) t + B D),
+  the prefill share rho = X D, ITL = t (1 - rho/N) / (1 - rho)); a request's own prefill, in
+  its TTFT, is still the lone prompt's P and the queue's M/D/1 wait.
+- Prompts come in groups: the clients of a closed loop come back in the groups their prompts were
+  prefilled in (:mod:`genmodel._wave`), g = min(B, m) prompts a step (m the prompts the engine's
+  token budget holds, B the running batch, at least one). A step of g prompts takes
+  S(g) = max(P, S(m) g / m) (:func:`~genmodel._wave.group_step_s`): the weight reads and launches
+  of a lone prompt are paid once for the group, so D = S(g) / g, where the steady state without
+  the wave counts a lone prefill P per request.
+- An engine that mixes (vLLM, TensorRT-LLM) runs a group's prompts in a decode step, as one
+  forward: each operator's roofline is that of the two together, max(c_d + c_p, m_d + m_p - w),
+  the weight reads w paid once (:func:`mixed_saving_s`, the simulation's mixed step), and one step
+  overhead. The time this saves against a decode step and a prefill step run apart comes off
+  S(g): D = (S(g) - saved) / g. The saving counts where the group finds another request
+  decoding, min(1, B - g): a lone group (N <= m) decodes, finishes and comes back together, so
+  its step holds no other decode (one client: D = P). The decode step's operators are those of
+  the running batch (padded, as below, for a whole batch), one prompt's those of the full step
+  S(m) over its m prompts (compute and activations per prompt, weight reads once). An engine that
+  does not mix (SGLang without mixed chunk) runs the group's prefill step between decode steps:
+  nothing saved.
+- CUDA-graph padding (vLLM, SGLang: ``Engine.graph_pad_sizes``): a graphed decode step of n
+  sequences replays the graph of the least captured size at least n, its GEMMs, norms, LM head
+  and collectives over the padded rows and attention over the n sequences (the simulation's step,
+  :mod:`genmodel._stepcost`): the decode step of the padded size with the n sequences' context
+  (their summed context spread over the padded rows, exact for full attention). A mean running
+  batch between two whole batches takes the line between their padded steps (the batch is the
+  one or the other, as often as its fraction says).
+- Not modelled: the budget a mixed step's decode tokens take (vLLM), which splits prompts over
+  more steps; the host floor of an eager mixed step (the load keeps the GPU time, as the steady
+  state's P does); the padding of a mixed step's decode part (mixed steps run eagerly).
+
+Source: derived from the simulation's scheduler and step cost (:mod:`genmodel._stepcost`: a mixed
+step's per-operator roofline, graphs padded to a captured size; the capture lists from the
+engines' source, ``genmodel._eagerkernels``), checked against the simulation on its grid of
+deployments (tools/serving_agreement.py), not fitted to measurements.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from genmodel._engines import Engine
+from genmodel._hardware import System
+from genmodel._memory import MemoryUse
+from genmodel._model import ModelSpec
+from genmodel._options import RunOptions
+from genmodel._parallel import Plan
+from genmodel._phases import StepTerms, prefill_pass
+from genmodel._units import maximum
+from genmodel._wave import Wave, group_step_s
+from genmodel._workload import Precision
+
+#: one prompt's prefill, operator by operator: their names, and their compute, memory and weight-read
+#: times (seconds, columns; summed over the pieces of a chunked prompt)
+PromptOps = tuple[tuple[str, ...], Any, Any, Any]
+
+
+def group_terms(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    wave: Wave,
+    input_tokens: int,
+    options: RunOptions,
+    memory: MemoryUse | None = None,
+) -> tuple[int, StepTerms]:
+    """m, the prompts a step of the wave's engine holds (:meth:`~genmodel._wave.Wave.prompts_per_step`),
+    and the prefill of m prompts: the step :func:`~genmodel._serving.full_step_s` times."""
+    m = wave.prompts_per_step(input_tokens)
+    terms, _ = prefill_pass(
+        model,
+        system,
+        plan,
+        precision,
+        num_seqs=float(m),
+        input_tokens=input_tokens,
+        options=options,
+        memory=memory,
+        need_longest=False,  # (the longest piece is not needed: a step's time is the whole prefill)
+    )
+    return m, terms
+
+
+def prompt_ops(terms: StepTerms, prompts: int = 1) -> PromptOps:
+    """One prompt's prefill by operator name (:data:`PromptOps`), from the ``terms`` of a prefill
+    of ``prompts`` prompts (:func:`group_terms`): their compute and activation bytes over the
+    prompts, their weight reads once."""
+    import numpy as np
+
+    sums: dict[str, list[float]] = {}
+    for t in terms.ops:
+        kept = sums.setdefault(t.op.name, [0.0, 0.0, 0.0])
+        kept[0] += float(t.compute_s)
+        kept[1] += float(t.memory_s)
+        kept[2] += float(_weight_s(t))
+    values = np.array(list(sums.values()), dtype=float).reshape(-1, 3)
+    c, m, w = values[:, 0:1], values[:, 1:2], values[:, 2:3]
+    return tuple(sums), c / prompts, w + (m - w) / prompts, w
+
+
+def _weight_s(t: Any) -> Any:
+    """The part of an operator's memory time that reads its weights (its bytes' share)."""
+    op = t.op
+    return t.memory_s * op.weight_bytes / maximum(op.bytes, 1e-300)
+
+
+def mixed_saving_s(decode: StepTerms, prompt: PromptOps, group: Any, at: Any = None) -> Any:
+    """What one step of the decode batch of ``decode`` and ``group`` prompts (``prompt``: one
+    prompt's :func:`prompt_ops`) saves against a decode step and a step of those prompts run
+    apart: per operator, max(c_d, m_d) + max(c_p, m_p) - max(c_d + c_p, m_d + m_p - w), with the
+    prompts' compute and activation bytes g times one prompt's, their weight reads once, w the
+    reads both do; and one step overhead. An array over the batches of ``decode`` (``at``: those
+    of its points to take), or of one."""
+    import numpy as np
+
+    names, c_1, m_1, w_p = prompt
+    place = {name: i for i, name in enumerate(names)}
+    # an elementwise operator reads no weights and computes nothing: it saves nothing (the others:
+    # none shared)
+    ops = [(place[t.op.name], t) for t in decode.ops if t.op.kind != "elementwise" and t.op.name in place]
+    shape = np.shape(decode.time_s)
+    size = int(np.prod(shape))
+    c_d, m_d, w_d, bytes_d = (np.empty((len(ops), size)) for _ in range(4))
+    for i, (_, t) in enumerate(ops):
+        op = t.op
+        c_d[i], m_d[i] = np.reshape(t.compute_s, -1), np.reshape(t.memory_s, -1)
+        w_d[i], bytes_d[i] = np.reshape(op.weight_bytes, -1), np.reshape(op.act_bytes + op.kv_bytes, -1)
+    bytes_d += w_d
+    np.maximum(bytes_d, 1e-300, out=bytes_d)
+    w_d *= m_d
+    w_d /= bytes_d  # the decode operators' weight reads: their share of the memory time
+    if at is not None:
+        c_d, m_d, w_d = c_d[:, at], m_d[:, at], w_d[:, at]
+    rows = [i for i, _ in ops]
+    c_1, m_1, w_p = c_1[rows], m_1[rows], w_p[rows]
+    g = np.reshape(np.asarray(group, dtype=float), -1)
+    c_p = g * c_1
+    m_p = w_p + g * (m_1 - w_p)
+    apart = np.maximum(c_d, m_d)
+    apart += np.maximum(c_p, m_p)
+    np.minimum(w_d, w_p, out=w_d)
+    m_d += m_p
+    m_d -= w_d
+    c_d += c_p
+    apart -= np.maximum(c_d, m_d, out=c_d)  # less the two together, each operator's roofline
+    saved = apart.sum(axis=0)
+    overhead = np.broadcast_to(np.asarray(decode.overhead_s, dtype=float), shape).reshape(-1)
+    return saved + (overhead if at is None else overhead[at])
+
+
+def interleaved_prefill_s(
+    wave: Wave,
+    batch: Any,
+    input_tokens: int,
+    prefill_s: float,
+    full_step_s: float,
+    mixed: tuple[StepTerms, PromptOps, Any] | None = None,
+) -> Any:
+    """D at the running batches ``batch`` (module docstring): a step of a group's g = min(B, m)
+    prompts, S(g), less what the group saves sharing a decode step, over g. ``mixed``: the decode
+    step at ``batch``, one prompt's :func:`prompt_ops` and the points of the step to take (None:
+    the engine does not mix, nothing saved); the saving counts where the group finds another
+    request decoding, min(1, B - g) (a lone group, N <= m, decodes and comes back together: its
+    steps hold no other decode). An array as ``batch`` is, or a number."""
+    import numpy as np
+
+    m = wave.prompts_per_step(input_tokens)
+    b = np.atleast_1d(np.asarray(batch, dtype=float))
+    g = np.minimum(np.maximum(b, 1.0), float(m))
+    saved: Any = 0.0
+    if mixed is not None and wave.mixed:
+        saved = mixed_saving_s(mixed[0], mixed[1], g, mixed[2]) * np.clip(b - g, 0.0, 1.0)
+    out = np.maximum(group_step_s(g, prefill_s, full_step_s, m) - saved, 0.0) / g
+    return out if np.ndim(batch) else float(out[0])
+
+
+def interleaving(
+    run: tuple[ModelSpec, System, Plan, Precision, RunOptions, MemoryUse | None],
+    wave: Wave | None,
+    input_tokens: int,
+    prefill_s: float,
+) -> tuple[float, Callable[[float, StepTerms], float | None]]:
+    """The estimate's S(m) (the GPU's time; 0 without a wave) and D at a running batch given its
+    decode step (:func:`decode_steps`' operators; None without a wave: a lone prefill P), for
+    ``run`` (model, system, plan, precision, options, memory) and one prompt's ``prefill_s``."""
+    if wave is None:
+        return 0.0, lambda batch, decode: None
+    model, system, plan, precision, options, memory = run
+    m, group = group_terms(model, system, plan, precision, wave, input_tokens, options, memory)
+    full_s = prefill_s if m == 1 else float(group.time_s)
+    prompt = prompt_ops(group, m)
+
+    def shared_at(batch: float, decode: StepTerms) -> float | None:
+        mixed = (decode, prompt, None) if wave.mixed else None
+        return float(interleaved_prefill_s(wave, batch, input_tokens, prefill_s, full_s, mixed))
+
+    return full_s, shared_at
+
+
+def graph_pads(wave: Wave | None, model: ModelSpec, plan: Plan) -> tuple[int, ...]:
+    """The decode batch sizes the engine of ``wave`` captures and pads a graphed batch up to, on
+    the plan's server (``Engine.cuda_graphs``: those up to its graph limit), ascending; () where
+    it does not pad."""
+    if wave is None or wave.engine is None:
+        return ()
+    return _captured(wave.engine, plan.server_gpus(moe=model.moe is not None))
+
+
+@functools.lru_cache(maxsize=64)
+def _captured(engine: Engine, tp: int) -> tuple[int, ...]:
+    """:func:`graph_pads` of ``engine`` on a server of ``tp`` GPUs (a search asks per layout)."""
+    limit, _, pads = engine.cuda_graphs(tp)
+    return tuple(sorted(p for p in set(pads) if limit is None or p <= limit))
+
+
+def decode_steps(
+    step_at: Callable[[Any, Any], StepTerms],
+    batch: Any,
+    pads: tuple[int, ...],
+    plain: StepTerms | None = None,
+) -> tuple[Any, StepTerms]:
+    """The decode steps at the running batches ``batch`` (a number or an array), a batch up to the
+    largest of ``pads`` run at the captured size that pads it (module docstring), and the step
+    whose operators a mixed step shares: ``step_at(rows, context_scale)`` is the decode step of
+    ``rows`` sequences at the mean context times ``context_scale``; ``plain``: the step at
+    ``batch`` itself, if made. Whole batches take their padded step (and its operators); a mean
+    batch between two whole ones the line between their padded steps (and the plain step's
+    operators)."""
+    import numpy as np
+
+    def unpadded() -> StepTerms:
+        return step_at(batch, 1.0) if plain is None else plain
+
+    b = np.atleast_1d(np.asarray(batch, dtype=float))
+    inside = (b >= 1) & (np.ceil(b) <= (pads[-1] if pads else 0))  # (below one sequence: as it is)
+    if not inside.any():
+        terms = unpadded()
+        return terms.time_s, terms
+    captured = np.asarray(pads, dtype=float)
+
+    def rows_of(n: Any) -> Any:
+        return np.where(inside, captured[np.minimum(np.searchsorted(captured, n), len(captured) - 1)], n)
+
+    whole = np.floor(b) == b
+    if whole.all():
+        rows = rows_of(b)
+        terms = step_at(rows if np.ndim(batch) else rows[0], b / rows if np.ndim(batch) else b[0] / rows[0])
+        return terms.time_s, terms
+    terms = unpadded()
+    lo, hi = np.maximum(np.floor(b), 1.0), np.ceil(b)
+    at_lo = np.broadcast_to(step_at(rows_of(lo), lo / rows_of(lo)).time_s, b.shape)
+    at_hi = np.broadcast_to(step_at(rows_of(hi), hi / rows_of(hi)).time_s, b.shape)
+    out = np.where(inside, at_lo + (b - lo) * (at_hi - at_lo), np.broadcast_to(terms.time_s, b.shape))
+    return (out if np.ndim(batch) else float(out[0])), terms
