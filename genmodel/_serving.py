@@ -460,6 +460,8 @@ def eager_decode_steps(
     import numpy as np
 
     if np.ndim(batch):  # (a plan search's whole batch grid: the rule in array operations)
+        if np.min(step_s) >= eager_step_s:  # no step below the floor (False for a NaN): as it is
+            return step_s
         eager = wave.engine.eager_decodes(batch, tp)
     else:
         eager = np.array([wave.eager_decode(float(batch), tp)])
