@@ -303,7 +303,8 @@ def step_collectives(
                     domain_devices=domain,
                     dedup_domains=prefill,
                 )
-                spans = domain is not None and n > domain and prefill  # (only a prefill takes scale-out bytes)
+                # (only a prefill's all-to-all takes the bytes that leave the scale-up domain)
+                spans = domain is not None and n > domain and prefill
                 send, outside = send * busiest, outside * busiest if spans else None
                 t = alltoall_time(send, n, system, scale_out_bytes=outside)
                 add(name, n_moe * t)
