@@ -279,6 +279,17 @@ class Engine:
         limit, sizes = self.decode_graphs(tp)
         return (limit is not None and n > limit) or (bool(sizes) and n not in sizes)
 
+    def eager_decodes(self, batches: Any, tp: int) -> Any:
+        """:meth:`eager_decode` of each of an array of ``batches`` (a bool array), in array
+        operations: the plan search asks it of every candidate. The same rule, rounding as
+        ``round`` does (half to even; exact for whole floats below 2**53)."""
+        import numpy as np
+
+        n = np.rint(batches)
+        limit, sizes = self.decode_graphs(tp)
+        eager = n > limit if limit is not None else np.zeros(np.shape(n), dtype=bool)
+        return eager | ~np.isin(n, sizes) if sizes else eager
+
     def cuda_graphs(self, tp: int) -> tuple[int | None, tuple[int, ...], tuple[int, ...]]:
         """:meth:`decode_graphs` and the captured sizes a graphed decode batch is padded up to
         (``graph_pad_sizes``; () = none)."""

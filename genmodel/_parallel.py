@@ -303,9 +303,10 @@ def step_collectives(
                     domain_devices=domain,
                     dedup_domains=prefill,
                 )
-                spans = domain is not None and n > domain
-                send, outside = send * busiest, outside * busiest
-                t = alltoall_time(send, n, system, scale_out_bytes=outside if spans and prefill else None)
+                # (only a prefill's all-to-all takes the bytes that leave the scale-up domain)
+                spans = domain is not None and n > domain and prefill
+                send, outside = send * busiest, outside * busiest if spans else None
+                t = alltoall_time(send, n, system, scale_out_bytes=outside)
                 add(name, n_moe * t)
             if tp > 1:  # each tp rank combined 1/tp of the tokens: gather them back
                 add("tp_allgather", n_moe * over_tp(allgather_time))

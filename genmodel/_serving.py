@@ -524,8 +524,12 @@ def eager_decode_steps(
         return step_s  # (every decode batch graphed)
     import numpy as np
 
-    batches = np.atleast_1d(batch)
-    eager = np.array([wave.eager_decode(float(b), tp) for b in batches])
+    if np.ndim(batch):  # (a plan search's whole batch grid: the rule in array operations)
+        if np.min(step_s) >= eager_step_s:  # no step below the floor (False for a NaN): as it is
+            return step_s
+        eager = wave.engine.eager_decodes(batch, tp)
+    else:
+        eager = np.array([wave.eager_decode(float(batch), tp)])
     if not eager.any():
         return step_s
     floored = np.where(eager, np.maximum(step_s, eager_step_s), step_s)

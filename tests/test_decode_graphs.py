@@ -138,6 +138,24 @@ def test_the_closed_forms_wave_graphs_as_the_engine_does() -> None:
     assert not Wave.of(engine_preset("vllm"), client).eager_decode(512, 1)
 
 
+@pytest.mark.parametrize("tp", [1, 2, 4, 8])
+def test_the_array_rule_is_the_scalar_one_batch_by_batch(tp: int) -> None:
+    # the plan search asks Engine.eager_decodes of whole batch grids; each entry must be what
+    # eager_decode says of that batch, half-way batches rounded as round() does
+    import numpy as np
+
+    h200 = load_hardware("h200-sxm").device
+    engines = [engine_preset(name, h200) for name in ("vllm", "sglang", "trtllm")]
+    engines += [harness_engine(engines[1], "sglang-0.4", tp=tp), engines[0].replace(graph_max_decode_batch=7)]
+    batches = np.concatenate(
+        [np.arange(0.0, 600.0), np.arange(0.5, 140.0), [31.4999, 32.5, 63.5, 64.5, 512.5]]
+    )
+    for engine in engines:
+        scalar = [engine.eager_decode(float(b), tp) for b in batches]
+        assert engine.eager_decodes(batches, tp).tolist() == scalar
+    assert sum(engines[2].eager_decodes(batches, tp)) > 0  # (the sizes that are not graphed are asked)
+
+
 def test_a_graphed_decode_batch_runs_at_the_captured_size_it_is_padded_up_to() -> None:
     table = _table()
     pads = engine_preset("sglang").graph_pad_sizes  # 1, 2, 4, 8, 12, 16, 24, ...
