@@ -45,3 +45,18 @@ def test_every_static_case_names_an_existing_provenance_row() -> None:
 def test_every_provenance_row_has_a_source_a_locator_and_a_value() -> None:
     for row in _measurements():
         assert row["source"].strip() and row["source_locator"].strip() and row["value"].strip(), row["id"]
+
+
+def test_fp4_weight_rows_describe_fp4_activations() -> None:
+    """NVFP4 GEMMs run W4A4 in every engine the rows name (vLLM's and SGLang's ModelOpt NVFP4 linear
+    and MoE methods and TensorRT-LLM's NVFP4LinearMethod quantise their inputs to FP4 before an
+    FP4 x FP4 GEMM; docs/validation.md, "NVFP4 activations"), so an fp4-weight row says fp4
+    activations unless its notes name a W4A8 or W4A16 recipe."""
+    rows = [r for r in genmodel.read_cases(genmodel.public_cases_path()) if r["weight_dtype"] == "fp4"]
+    assert len(rows) >= 30
+    odd = {
+        r["id"]: r["act_dtype"]
+        for r in rows
+        if r["act_dtype"] != "fp4" and not re.search(r"W4A(8|16)", r["notes"])
+    }
+    assert not odd, odd
