@@ -324,7 +324,11 @@ def interleaved_prefill_s(
     g = np.minimum(np.maximum(b, 1.0), float(m))
     saved: Any = 0.0
     if mixed is not None and wave.mixed and b.max() > m:  # (else no group finds another decoding)
-        shares = mixed_saving_s(*mixed[:2], g, mixed[2]) if steps is None else steps.saving_s(*mixed[:2], m, mixed[2])
+        decode, prompt, at = mixed
+        if steps is None:
+            shares = mixed_saving_s(decode, prompt, g, at)
+        else:  # (a search's: g = m where it counts, B > m)
+            shares = steps.saving_s(decode, prompt, m, at)
         saved = shares * np.clip(b - g, 0.0, 1.0)
     out = np.maximum(group_step_s(g, prefill_s, full_step_s, m) - saved, 0.0) / g
     return out if np.ndim(batch) else float(out[0])

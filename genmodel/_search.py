@@ -485,7 +485,8 @@ def _side(
             if wave.mixed:  # S(m), and its operators
                 m, group = group_terms(model, run_system, plan, precision, wave, input_tokens, options)
                 full = prefill_s if m == 1 else float(group.time_s)
-                mixed = (decode.terms, prompt_ops(group, m, None if steps is None else steps.seen), decode.terms_at)
+                seen = None if steps is None else steps.seen
+                mixed = (decode.terms, prompt_ops(group, m, seen), decode.terms_at)
             else:
                 full = full_step_s(model, run_system, plan, precision, wave, input_tokens, prefill_s, options)
         shared = interleaved_prefill_s(wave, batch, input_tokens, prefill_s, full, mixed, steps)
