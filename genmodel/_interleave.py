@@ -36,6 +36,11 @@ Modelling assumptions (a term of :func:`~genmodel._serving.serving_point`, with 
   more steps; the host floor of an eager mixed step (the load keeps the GPU time, as the steady
   state's P does); the padding of a mixed step's decode part (mixed steps run eagerly).
 
+A plan search evaluates these terms for every layout over its batch grid: :class:`MixedSteps`
+keeps each decode operator's saving (the layouts of one tp share all their operators but the
+routed experts) and :func:`decode_steps` a grid's padded rows, so a layout makes only its own
+operators' (the same numbers, to the last bit).
+
 Source: derived from the simulation's scheduler and step cost (:mod:`genmodel._stepcost`: a mixed
 step's per-operator roofline, graphs padded to a captured size; the capture lists from the
 engines' source, ``genmodel._eagerkernels``), checked against the simulation on its grid of
