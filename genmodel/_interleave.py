@@ -183,9 +183,9 @@ def _decode_reads(ops: list[Any], size: int) -> tuple[Any, Any, Any]:
     return c_d, m_d, w_d
 
 
-def _op_saving(t: Any, size: int, figures: tuple[float, float, float], group: float) -> Any:
+def _op_saving(t: Any, size: int, figures: tuple[float, float, float, float]) -> Any:
     """One decode operator's saving (:func:`_decode_reads` and :func:`_op_savings`: the same
-    operations, on its row and one prompt's three figures as numbers)."""
+    operations, on its row and one prompt's three figures and the group, as numbers)."""
     import numpy as np
 
     op = t.op
@@ -195,7 +195,7 @@ def _op_saving(t: Any, size: int, figures: tuple[float, float, float], group: fl
     )
     read = np.asarray(op.weight_bytes, dtype=float)
     w_d = read * m_d / np.maximum(np.asarray(op.act_bytes + op.kv_bytes, dtype=float) + read, 1e-300)
-    c_1, m_1, w_p = figures
+    c_1, m_1, w_p, group = figures
     c_p = group * c_1
     m_p = w_p + group * (m_1 - w_p)
     apart = np.maximum(c_d, m_d)
@@ -245,8 +245,8 @@ class MixedSteps:
     routed experts (the same objects: :class:`~genmodel._evaluate.StepCache`), and those of the
     prefill of a group's prompts; an operator's saving over the grid is then the same array for
     each of them, and a prefill operator's figures the same numbers: the last made of each
-    operator name (and prompt's three figures; a prefill's, of each place), kept for the same
-    operator found again (the layouts of one tp come one after another).
+    operator name (with the prompt's three figures and the group; a prefill's, of each place),
+    kept for the same operator found again (the layouts of one tp come one after another).
 
     The saving counts only where the group finds another request decoding, B > m, where g = m
     (:func:`interleaved_prefill_s`), so the rows are made with g = m at every point: at the
@@ -255,7 +255,7 @@ class MixedSteps:
     rows stacked and indexed as :func:`mixed_saving_s` stacks and indexes them)."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, tuple[Any, tuple[float, float, float], Any]] = {}
+        self._rows: dict[str, tuple[Any, tuple[float, float, float, float], Any]] = {}
         self.seen: dict[int, Any] = {}  # the prefill operators' figures (prompt_ops), by place
 
     def saving_s(self, decode: StepTerms, prompt: PromptOps, per_step: int, at: Any = None) -> Any:
@@ -264,7 +264,8 @@ class MixedSteps:
 
         names, c_1, m_1, w_p = prompt
         places, ops = _shared_ops(decode, names)
-        figures = list(zip(c_1[:, 0].tolist(), m_1[:, 0].tolist(), w_p[:, 0].tolist(), strict=True))
+        group = [float(per_step)] * len(names)  # (one prompt's three figures and the group: the key)
+        figures = list(zip(c_1[:, 0].tolist(), m_1[:, 0].tolist(), w_p[:, 0].tolist(), group, strict=True))
         shape = np.shape(decode.time_s)
         size = int(np.prod(shape))
         kept = self._rows
@@ -279,7 +280,7 @@ class MixedSteps:
                 missing.append(j)
         if len(missing) == 1:  # (the routed experts of a layout of a tp seen before)
             j = missing[0]
-            made[j] = _op_saving(ops[j], size, figures[places[j]], float(per_step))
+            made[j] = _op_saving(ops[j], size, figures[places[j]])
         elif missing:
             c_d, m_d, w_d = _decode_reads([ops[j] for j in missing], size)
             rows = [places[j] for j in missing]
