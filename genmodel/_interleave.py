@@ -420,7 +420,7 @@ def decode_steps(
     whole = np.floor(b) == b
     if whole.all():
         rows = rows_of(b)
-        if type(batch) is np.ndarray and batch.ndim == 1 and not batch.flags.writeable:
+        if type(batch) is np.ndarray and batch.ndim == 1 and batch.base is None and not batch.flags.writeable:
             _LAST_GRID[0] = (batch, pads, rows, b / rows)  # (a search's grid: shared, never written)
         terms = step_at(rows if np.ndim(batch) else rows[0], b / rows if np.ndim(batch) else b[0] / rows[0])
         return terms.time_s, terms
