@@ -36,6 +36,11 @@ Modelling assumptions (a term of :func:`~genmodel._serving.serving_point`, with 
   more steps; the host floor of an eager mixed step (the load keeps the GPU time, as the steady
   state's P does); the padding of a mixed step's decode part (mixed steps run eagerly).
 
+A plan search evaluates these terms for every layout over its batch grid: :class:`MixedSteps`
+keeps each decode operator's saving (the layouts of one tp share all their operators but the
+routed experts) and :func:`decode_steps` a grid's padded rows, so a layout makes only its own
+operators' (the same numbers, to the last bit).
+
 Source: derived from the simulation's scheduler and step cost (:mod:`genmodel._stepcost`: a mixed
 step's per-operator roofline, graphs padded to a captured size; the capture lists from the
 engines' source, ``genmodel._eagerkernels``), checked against the simulation on its grid of
@@ -45,10 +50,12 @@ deployments (tools/serving_agreement.py), not fitted to measurements.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from genmodel._engines import Engine
+from genmodel._evaluate import StepCache
 from genmodel._hardware import System
 from genmodel._memory import MemoryUse
 from genmodel._model import ModelSpec
@@ -91,18 +98,24 @@ def group_terms(
     return m, terms
 
 
-def prompt_ops(terms: StepTerms, prompts: int = 1) -> PromptOps:
+def prompt_ops(terms: StepTerms, prompts: int = 1, seen: dict[int, Any] | None = None) -> PromptOps:
     """One prompt's prefill by operator name (:data:`PromptOps`), from the ``terms`` of a prefill
     of ``prompts`` prompts (:func:`group_terms`): their compute and activation bytes over the
-    prompts, their weight reads once."""
+    prompts, their weight reads once. ``seen``: the three figures of the operators in each place
+    made last (:class:`MixedSteps`), kept for the operator found there again."""
     import numpy as np
 
     sums: dict[str, list[float]] = {}
-    for t in terms.ops:
+    for i, t in enumerate(terms.ops):
+        made = None if seen is None else seen.get(i)
+        if made is None or made[0] is not t:
+            made = (t, float(t.compute_s), float(t.memory_s), float(_weight_s(t)))
+            if seen is not None:
+                seen[i] = made
         kept = sums.setdefault(t.op.name, [0.0, 0.0, 0.0])
-        kept[0] += float(t.compute_s)
-        kept[1] += float(t.memory_s)
-        kept[2] += float(_weight_s(t))
+        kept[0] += made[1]
+        kept[1] += made[2]
+        kept[2] += made[3]
     values = np.array(list(sums.values()), dtype=float).reshape(-1, 3)
     c, m, w = values[:, 0:1], values[:, 1:2], values[:, 2:3]
     return tuple(sums), c / prompts, w + (m - w) / prompts, w
@@ -123,15 +136,43 @@ def mixed_saving_s(decode: StepTerms, prompt: PromptOps, group: Any, at: Any = N
     of its points to take), or of one."""
     import numpy as np
 
-    names, c_1, m_1, w_p = prompt
-    place = {name: i for i, name in enumerate(names)}
-    # an elementwise operator reads no weights and computes nothing: it saves nothing (the others:
-    # none shared)
-    ops = [(place[t.op.name], t) for t in decode.ops if t.op.kind != "elementwise" and t.op.name in place]
+    rows, ops = _shared_ops(decode, prompt[0])
     shape = np.shape(decode.time_s)
-    size = int(np.prod(shape))
+    c_d, m_d, w_d = _decode_reads(ops, int(np.prod(shape)))
+    if at is not None:
+        c_d, m_d, w_d = c_d[:, at], m_d[:, at], w_d[:, at]
+    _, c_1, m_1, w_p = prompt
+    apart = _op_savings(c_d, m_d, w_d, (c_1[rows], m_1[rows], w_p[rows]), group)
+    return _summed(apart, decode.overhead_s, shape, at)
+
+
+def _shared_ops(decode: StepTerms, names: tuple[str, ...]) -> tuple[list[int], list[Any]]:
+    """The decode step's operators that a prompt's step shares (an elementwise operator reads no
+    weights and computes nothing: it saves nothing; the others: none shared), and their rows in
+    the prompt's operators ``names``."""
+    place = {name: i for i, name in enumerate(names)}
+    ops = [t for t in decode.ops if t.op.kind != "elementwise" and t.op.name in place]
+    return [place[t.op.name] for t in ops], ops
+
+
+def _decode_reads(ops: list[Any], size: int) -> tuple[Any, Any, Any]:
+    """The decode operators' compute, memory and weight-read times (their bytes' share of the
+    memory time), stacked: one row per operator, ``size`` points."""
+    import numpy as np
+
+    compute = [t.compute_s for t in ops]
+    memory = [t.memory_s for t in ops]
+    moved = [t.op.act_bytes + t.op.kv_bytes for t in ops]
+    reads = [t.op.weight_bytes for t in ops]
+    if all(type(x) in (int, float) for x in reads) and all(
+        type(x) is np.ndarray and x.shape == (size,) for x in (*compute, *memory, *moved)
+    ):
+        # (the search's steps: the same conversions and operations on each point, stacked at once)
+        c_d, m_d = np.array(compute, dtype=float), np.array(memory, dtype=float)
+        read = np.array(reads, dtype=float).reshape(-1, 1)
+        return c_d, m_d, read * m_d / np.maximum(np.array(moved, dtype=float) + read, 1e-300)
     c_d, m_d, w_d, bytes_d = (np.empty((len(ops), size)) for _ in range(4))
-    for i, (_, t) in enumerate(ops):
+    for i, t in enumerate(ops):
         op = t.op
         c_d[i], m_d[i] = np.reshape(t.compute_s, -1), np.reshape(t.memory_s, -1)
         w_d[i], bytes_d[i] = np.reshape(op.weight_bytes, -1), np.reshape(op.act_bytes + op.kv_bytes, -1)
@@ -139,23 +180,131 @@ def mixed_saving_s(decode: StepTerms, prompt: PromptOps, group: Any, at: Any = N
     np.maximum(bytes_d, 1e-300, out=bytes_d)
     w_d *= m_d
     w_d /= bytes_d  # the decode operators' weight reads: their share of the memory time
-    if at is not None:
-        c_d, m_d, w_d = c_d[:, at], m_d[:, at], w_d[:, at]
-    rows = [i for i, _ in ops]
-    c_1, m_1, w_p = c_1[rows], m_1[rows], w_p[rows]
+    return c_d, m_d, w_d
+
+
+def _op_saving(t: Any, size: int, figures: tuple[float, float, float, float]) -> Any:
+    """One decode operator's saving (:func:`_decode_reads` and :func:`_op_savings`: the same
+    operations, on its row and one prompt's three figures and the group, as numbers)."""
+    import numpy as np
+
+    op = t.op
+    c_d, m_d = (
+        x if type(x) is np.ndarray and x.shape == (size,) and x.dtype.char == "d" else _row(x, size)
+        for x in (t.compute_s, t.memory_s)
+    )
+    read = np.asarray(op.weight_bytes, dtype=float)
+    w_d = read * m_d / np.maximum(np.asarray(op.act_bytes + op.kv_bytes, dtype=float) + read, 1e-300)
+    c_1, m_1, w_p, group = figures
+    c_p = group * c_1
+    m_p = w_p + group * (m_1 - w_p)
+    apart = np.maximum(c_d, m_d)
+    apart += max(c_p, m_p)
+    apart -= np.maximum(c_d + c_p, m_d + m_p - np.minimum(w_d, w_p))
+    return apart
+
+
+def _row(x: Any, size: int) -> Any:
+    """``x`` as ``size`` float64 points."""
+    import numpy as np
+
+    return np.broadcast_to(np.asarray(x, dtype=float), (size,))
+
+
+def _op_savings(c_d: Any, m_d: Any, w_d: Any, prompt: tuple[Any, Any, Any], group: Any) -> Any:
+    """Each operator's saving (rows; :func:`mixed_saving_s`) from its decode times and one
+    prompt's (c_1, m_1, w_p: columns, or one operator's numbers) with ``group`` prompts."""
+    import numpy as np
+
+    c_1, m_1, w_p = prompt
     g = np.reshape(np.asarray(group, dtype=float), -1)
     c_p = g * c_1
     m_p = w_p + g * (m_1 - w_p)
     apart = np.maximum(c_d, m_d)
     apart += np.maximum(c_p, m_p)
-    np.minimum(w_d, w_p, out=w_d)
-    m_d += m_p
-    m_d -= w_d
-    c_d += c_p
-    apart -= np.maximum(c_d, m_d, out=c_d)  # less the two together, each operator's roofline
+    both = np.maximum(c_d + c_p, m_d + m_p - np.minimum(w_d, w_p))
+    apart -= both  # less the two together, each operator's roofline
+    return apart
+
+
+def _summed(apart: Any, overhead_s: Any, shape: tuple[int, ...], at: Any) -> Any:
+    """The operators' savings ``apart`` (rows, over the step's ``shape`` or its points ``at``)
+    summed, and one step overhead."""
+    import numpy as np
+
     saved = apart.sum(axis=0)
-    overhead = np.broadcast_to(np.asarray(decode.overhead_s, dtype=float), shape).reshape(-1)
+    if np.ndim(overhead_s) == 0:  # (one number: the same sums)
+        return saved + float(overhead_s)
+    overhead = np.broadcast_to(np.asarray(overhead_s, dtype=float), shape).reshape(-1)
     return saved + (overhead if at is None else overhead[at])
+
+
+class MixedSteps:
+    """A plan search's mixed-step savings (:func:`mixed_saving_s`) over its layouts' batch grids,
+    each operator's made once. The layouts of one tp share their decode step's operators but the
+    routed experts (the same objects: :class:`~genmodel._evaluate.StepCache`), and those of the
+    prefill of a group's prompts; an operator's saving over the grid is then the same array for
+    each of them, and a prefill operator's figures the same numbers: the last made of each
+    operator name (with the prompt's three figures and the group; a prefill's, of each place),
+    kept for the same operator found again (the layouts of one tp come one after another).
+
+    The saving counts only where the group finds another request decoding, B > m, where g = m
+    (:func:`interleaved_prefill_s`), so the rows are made with g = m at every point: at the
+    points where B <= m they differ from :func:`mixed_saving_s`'s but are multiplied by zero; at
+    the others they are the same operations on the same numbers, summed in the same order (the
+    rows stacked and indexed as :func:`mixed_saving_s` stacks and indexes them)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[Any, tuple[float, float, float, float], Any]] = {}
+        self.seen: dict[int, Any] = {}  # the prefill operators' figures (prompt_ops), by place
+
+    def saving_s(self, decode: StepTerms, prompt: PromptOps, per_step: int, at: Any = None) -> Any:
+        """:func:`mixed_saving_s` of ``per_step`` prompts at the points of ``decode`` (``at``)."""
+        import numpy as np
+
+        names, c_1, m_1, w_p = prompt
+        places, ops = _shared_ops(decode, names)
+        group = [float(per_step)] * len(names)  # (one prompt's three figures and the group: the key)
+        figures = list(zip(c_1[:, 0].tolist(), m_1[:, 0].tolist(), w_p[:, 0].tolist(), group, strict=True))
+        shape = np.shape(decode.time_s)
+        size = int(np.prod(shape))
+        kept = self._rows
+        made: list[Any] = []
+        missing: list[int] = []
+        for j, t in enumerate(ops):
+            hit = kept.get(t.op.name)
+            if hit is not None and hit[0] is t and hit[1] == figures[places[j]] and len(hit[2]) == size:
+                made.append(hit[2])
+            else:
+                made.append(None)
+                missing.append(j)
+        if len(missing) == 1:  # (the routed experts of a layout of a tp seen before)
+            j = missing[0]
+            made[j] = _op_saving(ops[j], size, figures[places[j]])
+        elif missing:
+            c_d, m_d, w_d = _decode_reads([ops[j] for j in missing], size)
+            rows = [places[j] for j in missing]
+            new = _op_savings(c_d, m_d, w_d, (c_1[rows], m_1[rows], w_p[rows]), float(per_step))
+            for row, j in zip(new, missing, strict=True):
+                made[j] = row
+        for j in missing:
+            kept[ops[j].op.name] = (ops[j], figures[places[j]], made[j])
+        stacked = np.array(made) if made else np.zeros((0, size))  # (rows: C order, as _decode_reads)
+        return _summed(stacked if at is None else stacked[:, at], decode.overhead_s, shape, at)
+
+
+#: each search's :class:`MixedSteps`, by the search's step cache (as long as it lives)
+_SEARCHES: weakref.WeakKeyDictionary[StepCache, MixedSteps] = weakref.WeakKeyDictionary()
+
+
+def mixed_steps(cache: StepCache | None) -> MixedSteps | None:
+    """The :class:`MixedSteps` of the search whose steps ``cache`` keeps (None: no search)."""
+    if cache is None:
+        return None
+    steps = _SEARCHES.get(cache)
+    if steps is None:
+        steps = _SEARCHES[cache] = MixedSteps()
+    return steps
 
 
 def interleaved_prefill_s(
@@ -165,21 +314,28 @@ def interleaved_prefill_s(
     prefill_s: float,
     full_step_s: float,
     mixed: tuple[StepTerms, PromptOps, Any] | None = None,
+    steps: MixedSteps | None = None,
 ) -> Any:
     """D at the running batches ``batch`` (module docstring): a step of a group's g = min(B, m)
     prompts, S(g), less what the group saves sharing a decode step, over g. ``mixed``: the decode
     step at ``batch``, one prompt's :func:`prompt_ops` and the points of the step to take (None:
     the engine does not mix, nothing saved); the saving counts where the group finds another
     request decoding, min(1, B - g) (a lone group, N <= m, decodes and comes back together: its
-    steps hold no other decode). An array as ``batch`` is, or a number."""
+    steps hold no other decode). ``steps``: a search's savings made so far (:class:`MixedSteps`).
+    An array as ``batch`` is, or a number."""
     import numpy as np
 
     m = wave.prompts_per_step(input_tokens)
     b = np.atleast_1d(np.asarray(batch, dtype=float))
     g = np.minimum(np.maximum(b, 1.0), float(m))
     saved: Any = 0.0
-    if mixed is not None and wave.mixed:
-        saved = mixed_saving_s(mixed[0], mixed[1], g, mixed[2]) * np.clip(b - g, 0.0, 1.0)
+    if mixed is not None and wave.mixed and b.max() > m:  # (else no group finds another decoding)
+        decode, prompt, at = mixed
+        if steps is None:
+            shares = mixed_saving_s(decode, prompt, g, at)
+        else:  # (a search's: g = m where it counts, B > m)
+            shares = steps.saving_s(decode, prompt, m, at)
+        saved = shares * np.clip(b - g, 0.0, 1.0)
     out = np.maximum(group_step_s(g, prefill_s, full_step_s, m) - saved, 0.0) / g
     return out if np.ndim(batch) else float(out[0])
 
@@ -223,6 +379,11 @@ def _captured(engine: Engine, tp: int) -> tuple[int, ...]:
     return tuple(sorted(p for p in set(pads) if limit is None or p <= limit))
 
 
+#: the last read-only batch grid :func:`decode_steps` padded (a search's layouts of one grid come
+#: one after another), its pads, and the rows and context scales it took
+_LAST_GRID: list[tuple[Any, tuple[int, ...], Any, Any] | None] = [None]
+
+
 def decode_steps(
     step_at: Callable[[Any, Any], StepTerms],
     batch: Any,
@@ -237,6 +398,11 @@ def decode_steps(
     batch between two whole ones the line between their padded steps (and the plain step's
     operators)."""
     import numpy as np
+
+    last = _LAST_GRID[0]
+    if last is not None and last[0] is batch and last[1] == pads:  # (a search's grid, padded before)
+        terms = step_at(last[2], last[3])
+        return terms.time_s, terms
 
     def unpadded() -> StepTerms:
         return step_at(batch, 1.0) if plain is None else plain
@@ -254,6 +420,8 @@ def decode_steps(
     whole = np.floor(b) == b
     if whole.all():
         rows = rows_of(b)
+        if type(batch) is np.ndarray and batch.ndim == 1 and batch.base is None and not batch.flags.writeable:
+            _LAST_GRID[0] = (batch, pads, rows, b / rows)  # (a search's grid: shared, never written)
         terms = step_at(rows if np.ndim(batch) else rows[0], b / rows if np.ndim(batch) else b[0] / rows[0])
         return terms.time_s, terms
     terms = unpadded()

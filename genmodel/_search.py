@@ -54,7 +54,7 @@ from genmodel._engines import KvPool
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._evaluate import StepCache, reusing_steps
 from genmodel._hardware import System
-from genmodel._interleave import group_terms, interleaved_prefill_s, prompt_ops
+from genmodel._interleave import group_terms, interleaved_prefill_s, mixed_steps, prompt_ops
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan, plan_violations
@@ -479,15 +479,17 @@ def _side(
     full = eager_s = shared = None
     host_s = 0.0
     if wave is not None:
+        steps = mixed_steps(cache)  # (the search's mixed-step savings so far)
         with reusing_steps(cache):
             mixed = None  # (an engine that mixes: the decode step's operators a prompt's step shares)
             if wave.mixed:  # S(m), and its operators
                 m, group = group_terms(model, run_system, plan, precision, wave, input_tokens, options)
                 full = prefill_s if m == 1 else float(group.time_s)
-                mixed = (decode.terms, prompt_ops(group, m), decode.terms_at)
+                seen = None if steps is None else steps.seen
+                mixed = (decode.terms, prompt_ops(group, m, seen), decode.terms_at)
             else:
                 full = full_step_s(model, run_system, plan, precision, wave, input_tokens, prefill_s, options)
-        shared = interleaved_prefill_s(wave, batch, input_tokens, prefill_s, full, mixed)
+        shared = interleaved_prefill_s(wave, batch, input_tokens, prefill_s, full, mixed, steps)
         step_overhead_s = run_system.device.efficiency.step_overhead_s
         args = (model, plan, precision, wave, input_tokens, options, prefill_s, step_overhead_s)
         host_s, eager_s = eager_prefill(*args)

@@ -5,7 +5,9 @@ the prompt length as the simulation's does, and stays near it where a lone prefi
 not (many short prompts, long prompts in mixed steps); a mixed step saves at most what its two
 parts cost apart, nothing where no other request decodes, and an engine that does not mix saves
 nothing; a graphed decode batch costs the captured size it is padded to (GEMMs over the padded rows,
-attention over the real sequences), never less than the batch itself.
+attention over the real sequences), never less than the batch itself. A plan search's savings, each
+operator's made once for the layouts that share it, and its padded grids are the same bits as
+each layout's own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import pytest
 
 from genmodel import Plan
 from genmodel._engines import engine_preset
+from genmodel._evaluate import StepCache, reusing_steps
 from genmodel._interleave import (
+    MixedSteps,
     decode_steps,
     group_terms,
     interleaved_prefill_s,
@@ -158,3 +162,44 @@ def test_the_closed_form_pads_a_graphed_decode_batch() -> None:
     waves = [Wave.of(e, CLIENT) for e in (engine, flat)]
     padded, plain = (estimate_serving(MODEL, H100, Plan(), Precision(), wave=w, **kw) for w in waves)
     assert padded.tpot_s > plain.tpot_s
+
+
+def test_a_search_s_mixed_steps_are_each_layout_s_own_bits() -> None:
+    """The layouts of one tp share their decode step's operators but the routed experts: the
+    search's MixedSteps makes each operator's saving once (the experts per layout) and gives D
+    equal to the bit to the plain computation of each layout (over the whole grid and over some
+    of its points, as the search takes them for layouts that differ in ep), and the padded steps
+    of a shared read-only grid are those of a fresh copy of it."""
+    model, hw = load_model("deepseek-v3"), load_hardware("h200-sxm")  # (11 operators shared: summed pairwise)
+    wave = Wave.of(engine_preset("vllm", hw.device), CLIENT)
+    isl, cache, steps = 4096, StepCache(), MixedSteps()
+    grid = np.arange(1.0, 1025.0)
+    grid.flags.writeable = False  # (a search's shared grid)
+    past = mean_decode_context(isl, 256)
+    pads = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+    at = np.flatnonzero(grid % 7 != 0)
+    for plan in (Plan(tp=8, ep=8), Plan(tp=8, ep=16, dp=2), Plan(tp=8, ep=32, dp=4)):
+
+        def step_at(seqs: object, scale: object, plan: Plan = plan) -> object:
+            return decode_pass(model, hw, plan, Precision(), num_seqs=seqs, past_tokens=past * scale)
+
+        with reusing_steps(cache):
+            step_s, decode = decode_steps(step_at, grid, pads)
+            m, group = group_terms(model, hw, plan, Precision(), wave, isl, RunOptions())
+            prompt = prompt_ops(group, m, steps.seen)
+        fresh_s, _ = decode_steps(step_at, grid.copy(), pads)
+        assert step_s.tobytes() == fresh_s.tobytes()
+        alone = prompt_ops(group, m)  # (the prefill operators' figures made again)
+        assert prompt[0] == alone[0]
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(prompt[1:], alone[1:], strict=True))
+        p, full = 0.5 * float(group.time_s) / m, float(group.time_s)
+        for points in (None, at):
+            batch = grid if points is None else grid[points]
+            plain = interleaved_prefill_s(wave, batch, isl, p, full, (decode, prompt, points))
+            shared = interleaved_prefill_s(wave, batch, isl, p, full, (decode, prompt, points), steps)
+            assert shared.tobytes() == plain.tobytes()
+            over = batch > m  # (where the saving counts: g = m)
+            g = np.minimum(np.maximum(batch, 1.0), m)
+            saved = steps.saving_s(decode, prompt, m, points)[over]
+            assert saved.tobytes() == mixed_saving_s(decode, prompt, g, points)[over].tobytes()
+            assert np.any(batch > m) and np.any(shared < interleaved_prefill_s(wave, batch, isl, p, full))
