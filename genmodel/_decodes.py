@@ -196,6 +196,7 @@ class EpDecodes:
         )
         self._pool = pool  # the engine's KV pool (_fit)
         self._wave = wave  # the engine whose CUDA graphs pad a decode step (_step)
+        self._ranked: dict[int, Wave] = {}  # the wave on each DP size's ranks (Wave.on_ranks)
         self._grids: dict[int, np.ndarray[Any, Any]] = {}
         self._made: dict[tuple[int, Precision], Decode] = {}
 
@@ -214,15 +215,15 @@ class EpDecodes:
                 self._grids,
                 None,
                 self._cache,
-                self._pool,
-                self._wave,
+                *self._on_ranks(plan),
             )
         made = self._made.pop((index, precision), None)
         if made is not None:
             return made
         group = self._group(index)
+        pool = self._on_ranks(self._work[index][1])[0]  # (the group's layouts share their dp)
         fits = [
-            _fit(self._model, self._system, self._work[i][1], precision, self._lengths, options, self._pool)
+            _fit(self._model, self._system, self._work[i][1], precision, self._lengths, options, pool)
             for i in group
         ]
         grids = [
@@ -233,6 +234,14 @@ class EpDecodes:
         for i, (run_system, most), grid in zip(group, fits, grids, strict=True):
             self._made[(i, precision)] = self._side(i, precision, options, run_system, most, grid, union)
         return self._made.pop((index, precision))
+
+    def _on_ranks(self, plan: Plan) -> tuple[KvPool | None, Wave | None]:
+        """The KV pool and the wave of ``plan``'s ranks: an MoE model's attention-DP ranks run the
+        engine's per-rank knobs (:meth:`~genmodel._wave.Wave.on_ranks`), as the estimate has them."""
+        if self._wave is None:
+            return self._pool, None
+        wave = self._wave.ranked(self._model.moe is not None, plan.dp, self._ranked)
+        return (self._pool if wave is self._wave else wave.pool), wave
 
     def _group(self, index: int) -> list[int]:
         """The layouts that can run next to ``work[index]`` differing only in their ep."""
@@ -266,7 +275,7 @@ class EpDecodes:
             return Decode(run_system, None)
         plan = self._work[index][1]
         args = (self._model, plan, precision, run_system)
-        rest = (self._lengths, options, self._cache, self._wave)
+        rest = (self._lengths, options, self._cache, self._on_ranks(plan)[1])
         if union is None or union is grid:
             return Decode(run_system, most, grid, *_step(*args, grid, *rest))
         step_s, terms = _step(*args, union, *rest)

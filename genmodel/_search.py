@@ -270,6 +270,7 @@ def search(
     if wave is not None:
         pool = wave.pool
     decodes = EpDecodes(model, system, work, (input_tokens, output_tokens), cache, pool, wave)
+    ranked: dict[int, Wave] = {}  # the wave on each DP size's ranks (as the estimate takes it)
     for done, (size, plan, why) in enumerate(work):
         if on_progress is not None:
             on_progress(done, len(work))
@@ -287,14 +288,15 @@ def search(
             if decode.most is not None:
                 prefills = [*_prefills(model, decode.system, plan, precision, input_tokens, runs, cache)]
             head = (model, system, plan, precision, input_tokens)
+            on_ranks = None if wave is None else wave.ranked(model.moe is not None, plan.dp, ranked)
             for run, prefill in zip(runs, prefills, strict=True):
-                layout, side = _side(*head, run, tally.violations, decode, prefill, wave, cache)
-                tally.add(size, layout, side, candidate=traffic or size == devices)
+                layout, side = _side(*head, run, tally.violations, decode, prefill, on_ranks, cache)
+                tally.add(size, layout, side, candidate=traffic or size == devices, wave=on_ranks)
     if on_progress is not None:
         on_progress(len(work), len(work))
     if not tally.found and not tally.pool:
         raise InfeasibleError([f"{n} x {reason}" for reason, n in tally.violations.most_common()])
-    candidates = tally.candidates(slo, input_tokens, output_tokens, wave)
+    candidates = tally.candidates(slo, input_tokens, output_tokens)
     disagg = None
     if disaggregated:
         disagg = disaggregate(
@@ -367,6 +369,7 @@ class _Tally:
     evaluated: int = 0
     found: list[Layout] = field(default_factory=list)
     parts: list[Side] = field(default_factory=list)
+    waves: list[Wave | None] = field(default_factory=list)  # the wave on each part's ranks
     sizes_of: list[float] = field(default_factory=list)  # devices of each found layout
     pool: Pool = field(default_factory=dict)
 
@@ -376,7 +379,15 @@ class _Tally:
         for w in why:
             self.violations[_reason(w)] += 1
 
-    def add(self, size: int, layout: Layout | None, side: Side | None, *, candidate: bool) -> None:
+    def add(
+        self,
+        size: int,
+        layout: Layout | None,
+        side: Side | None,
+        *,
+        candidate: bool,
+        wave: Wave | None = None,
+    ) -> None:
         """Count an evaluated layout (None: it did not fit); keep it for its candidates' serving
         figures when ``candidate``, and in the pool of instances of its size."""
         import numpy as np
@@ -389,22 +400,23 @@ class _Tally:
             self.found.append(layout)
             self.sizes_of.append(float(size))
             self.parts.append(side)
+            self.waves.append(wave)
         self.pool.setdefault(size, []).append((layout, side.batch, np.asarray(side.step_s, dtype=float)))
 
-    def candidates(self, slo: Slo, input_tokens: int, output_tokens: int, wave: Wave | None) -> Candidates:
+    def candidates(self, slo: Slo, input_tokens: int, output_tokens: int) -> Candidates:
         """The kept layouts' candidates, one entry each: their serving figures
         (:func:`~genmodel._candidates.serving_arrays`) over groups of layouts of at most
-        :data:`_GROUP_CANDIDATES` candidates (or one layout)."""
+        :data:`_GROUP_CANDIDATES` candidates (or one layout) that share the wave on their ranks."""
         import numpy as np
 
-        parts, groups, start, size = self.parts, [], 0, 0
+        parts, waves, groups, start, size = self.parts, self.waves, [], 0, 0
         for i, side in enumerate(parts):
-            if size and size + len(side.batch) > _GROUP_CANDIDATES:
-                groups.append(serving_arrays(parts[start:i], slo, input_tokens, output_tokens, wave))
+            if size and (size + len(side.batch) > _GROUP_CANDIDATES or waves[i] is not waves[start]):
+                groups.append(serving_arrays(parts[start:i], slo, input_tokens, output_tokens, waves[start]))
                 start, size = i, 0
             size += len(side.batch)
         if parts:
-            groups.append(serving_arrays(parts[start:], slo, input_tokens, output_tokens, wave))
+            groups.append(serving_arrays(parts[start:], slo, input_tokens, output_tokens, waves[start]))
         keys = ("batch", "concurrency", "ttft_s", "tpot_s", "tokens_per_s_per_device", "rate", "meets")
         cat = {k: np.concatenate([g[k] for g in groups]) if groups else np.zeros(0) for k in keys}
         counts = np.array([len(p.batch) for p in parts], dtype=int)
@@ -441,6 +453,8 @@ def _evaluate(
     serving figures (:func:`~genmodel._candidates.serving_arrays`, as the search has them made
     for groups of layouts); ``wave``: the wave term TTFT adds; ``cache``: steps to reuse."""
     args = (input_tokens, output_tokens, options)
+    if wave is not None:  # the knobs of the ranks (as the estimate and the search take them)
+        wave = wave.on_ranks(moe=model.moe is not None, dp=plan.dp)
     pool = None if wave is None else wave.pool
     decode = decode_side(model, system, plan, precision, *args, None, batches, cache, pool, wave)
     head = (model, system, plan, precision, input_tokens)

@@ -88,6 +88,11 @@ from genmodel._units import Num, ceil, floor, maximum, minimum, where
 from genmodel._workload import Precision
 
 
+#: a ratio of clients a rounding error from an integer counts as that integer in the wave's step
+#: counts (ceil, floor of N / m): the search's clients come out of arithmetic (Little's law at a
+#: running batch), 8 x (1 + 1e-16) for the estimate's 8, and a ceil there would count a step more
+_ROUNDING = 1e-12
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BenchmarkClient:
     """How the closed-loop clients of a benchmark send and measure their requests.
@@ -129,7 +134,7 @@ class BenchmarkClient:
         """Requests each of ``clients`` clients sends, warm-up included."""
         if not self.measured_requests_min:
             return self.requests_per_client + 0 * clients
-        most = self.warmup_requests + ceil(self.measured_requests_min / clients)
+        most = self.warmup_requests + ceil(self.measured_requests_min / clients * (1 - _ROUNDING))
         return maximum(most, float(self.requests_per_client))
 
 
@@ -208,6 +213,13 @@ class Wave:
         ranked = rank_engine(self.engine, moe=moe, dp=dp)
         return self if ranked is self.engine else Wave.of(ranked, self.client)
 
+    def ranked(self, moe: bool, dp: int, memo: dict[int, Wave]) -> Wave:
+        """:meth:`on_ranks`, each DP size's made once in ``memo`` (a search asks for every layout)."""
+        wave = memo.get(dp)
+        if wave is None:
+            wave = memo[dp] = self.on_ranks(moe=moe, dp=dp)
+        return wave
+
     def eager_decode(self, batch: float, tp: int) -> bool:
         """Whether the engine runs a decode step of ``batch`` sequences (rounded) without a CUDA
         graph on a server of ``tp`` GPUs (``Engine.eager_decode``); never without an engine."""
@@ -260,7 +272,7 @@ def group_step_s(group: Num, prefill_s: float, full_step_s: float, per_step: int
 def burst_ttft_s(clients: Num, prefill_s: float, full_step_s: float, per_step: int) -> Num:
     """Mean TTFT of N prompts sent together (module docstring): the k-th waits for ceil(k / m) steps."""
     m = per_step
-    q = floor(clients / m)  # full steps
+    q = floor(clients / m * (1 + _ROUNDING))  # full steps
     r = clients - q * m  # prompts in the last, partial step
     last = group_step_s(r, prefill_s, full_step_s, m)
     return (full_step_s * m * q * (q + 1) / 2 + r * (q * full_step_s + last)) / clients
@@ -341,7 +353,7 @@ def overlap_wait_s(
     m = wave.prompts_per_step(input_tokens)
     if m == 1:
         full_step_s = prefill_s
-    groups = ceil(clients / m)
+    groups = ceil(clients / m * (1 - _ROUNDING))
     next_group = group_step_s(minimum(clients - m, float(m)), prefill_s, full_step_s, m)
     ahead = (groups - 1) / groups * next_group + step_wait_s / groups
     return (clients > m) * (maximum(wait_s, ahead) - wait_s)
@@ -462,7 +474,7 @@ def release_rounds_s(wave: Wave, clients: Num, input_tokens: int, host_s: Num) -
     if not (wave.release_after_launch and wave.overlap):
         return 0.0 * clients, 0.0 * clients
     m = wave.prompts_per_step(input_tokens)
-    last = clients - m * (ceil(clients / m) - 1)  # prompts in the burst's last step
+    last = clients - m * (ceil(clients / m * (1 - _ROUNDING)) - 1)  # prompts in the burst's last step
     burst = host_s * (clients - last) / clients  # the prompts whose step a prompt step follows
     return burst, (0.0 * clients if wave.mixed else burst)
 
