@@ -87,11 +87,11 @@ from genmodel._phases import prefill_chunking
 from genmodel._units import Num, ceil, floor, maximum, minimum, where
 from genmodel._workload import Precision
 
-
 #: a ratio of clients a rounding error from an integer counts as that integer in the wave's step
 #: counts (ceil, floor of N / m): the search's clients come out of arithmetic (Little's law at a
 #: running batch), 8 x (1 + 1e-16) for the estimate's 8, and a ceil there would count a step more
 _ROUNDING = 1e-12
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BenchmarkClient:
