@@ -50,6 +50,7 @@ deployments (tools/serving_agreement.py), not fitted to measurements.
 from __future__ import annotations
 
 import functools
+import math
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -138,7 +139,7 @@ def mixed_saving_s(decode: StepTerms, prompt: PromptOps, group: Any, at: Any = N
 
     rows, ops = _shared_ops(decode, prompt[0])
     shape = np.shape(decode.time_s)
-    c_d, m_d, w_d = _decode_reads(ops, int(np.prod(shape)))
+    c_d, m_d, w_d = _decode_reads(ops, math.prod(shape))
     if at is not None:
         c_d, m_d, w_d = c_d[:, at], m_d[:, at], w_d[:, at]
     _, c_1, m_1, w_p = prompt
@@ -267,7 +268,7 @@ class MixedSteps:
         group = [float(per_step)] * len(names)  # (one prompt's three figures and the group: the key)
         figures = list(zip(c_1[:, 0].tolist(), m_1[:, 0].tolist(), w_p[:, 0].tolist(), group, strict=True))
         shape = np.shape(decode.time_s)
-        size = int(np.prod(shape))
+        size = math.prod(shape)  # (np.prod of a tuple: microseconds a layout)
         kept = self._rows
         made: list[Any] = []
         missing: list[int] = []
@@ -289,7 +290,10 @@ class MixedSteps:
                 made[j] = row
         for j in missing:
             kept[ops[j].op.name] = (ops[j], figures[places[j]], made[j])
-        stacked = np.array(made) if made else np.zeros((0, size))  # (rows: C order, as _decode_reads)
+        if len(missing) > 1 and len(missing) == len(ops):  # (all made here: those rows, in order)
+            stacked = new
+        else:
+            stacked = np.array(made) if made else np.zeros((0, size))  # (rows: C order, as _decode_reads)
         return _summed(stacked if at is None else stacked[:, at], decode.overhead_s, shape, at)
 
 
