@@ -15,7 +15,7 @@ from genmodel._errors import InfeasibleError, SpecError, UnknownEntryError
 from genmodel._hardware import AttachedTier, Device, System
 from genmodel._memory import paged_tokens
 from genmodel._model import ModelSpec
-from genmodel._options import OptionSpec, RunOptions, with_values
+from genmodel._options import DEFAULT_OPTIONS, OptionSpec, RunOptions, with_values
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, as_system, estimate_static
 from genmodel._profiles import apply_profile
@@ -92,7 +92,7 @@ def run_options(
         SpecError: an unknown keyword or a value the options reject. UnknownEntryError: an
             unknown tier or model id.
     """
-    base = _DEFAULT_OPTIONS if options is None else options
+    base = DEFAULT_OPTIONS if options is None else options
     if not values:
         return base
     device = None
@@ -110,7 +110,6 @@ def run_options(
 
 
 #: RunOptions() as a default (frozen, so sharing it is safe)
-_DEFAULT_OPTIONS = RunOptions()
 
 
 def _system(hardware: str | Device | System, system: str | System | None) -> System:

@@ -21,7 +21,7 @@ from typing import Any
 from genmodel._errors import InfeasibleError
 from genmodel._hardware import System
 from genmodel._model import ModelSpec
-from genmodel._options import RunOptions
+from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, estimate_static
 from genmodel._serving import estimate_serving
@@ -31,7 +31,6 @@ from genmodel._wave import Wave
 from genmodel._workload import Precision
 
 #: RunOptions() as a default argument (frozen, so sharing it is safe)
-_DEFAULT_OPTIONS = RunOptions()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +59,7 @@ class Deployment:
     batch: int | str = 1
     concurrency: int | None = None
     ideal: bool = False
-    options: RunOptions = _DEFAULT_OPTIONS
+    options: RunOptions = DEFAULT_OPTIONS
     wave: Wave | None = None
 
     def estimate(self, **factors: float) -> Estimate:

@@ -17,13 +17,11 @@ from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import Device, System
 from genmodel._memory import memory_use
 from genmodel._model import ModelSpec
-from genmodel._options import RunOptions
+from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import decode_pass, mean_decode_context, prefill_pass
 from genmodel._serving import ServingPoint, pool_fit, serving_point, solve_batch, ttft_quantile_s
 from genmodel._workload import Precision
-
-_DEFAULT_OPTIONS = RunOptions()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,7 +64,7 @@ def estimate_open_loop(
     input_tokens: int,
     output_tokens: int,
     ideal: bool = False,
-    options: RunOptions = _DEFAULT_OPTIONS,
+    options: RunOptions = DEFAULT_OPTIONS,
     pool: KvPool = WHOLE_SEQUENCES,
 ) -> OpenLoopPoint:
     """The closed form of an open loop: requests arrive at ``request_rate`` per second (Poisson),

@@ -422,3 +422,7 @@ def with_values(
         else:
             changes[part_name] = dataclasses.replace(current, **leaves)
     return dataclasses.replace(options, **changes) if changes else options
+
+
+#: the default run options (every knob at its default), the default argument of the functions that take them
+DEFAULT_OPTIONS = RunOptions()

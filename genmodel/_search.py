@@ -56,7 +56,7 @@ from genmodel._evaluate import StepCache, reusing_steps
 from genmodel._hardware import System
 from genmodel._interleave import group_terms, interleaved_prefill_s, mixed_steps, prompt_ops
 from genmodel._model import ModelSpec
-from genmodel._options import RunOptions
+from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan, plan_violations
 from genmodel._phases import (
     prefill_pass,
@@ -85,7 +85,6 @@ __all__ = [
     "search",
 ]
 
-_DEFAULT_OPTIONS = RunOptions()
 #: the largest device budget a search takes: far beyond any deployment (the CLI's own bound)
 MAX_DEVICES = 1_000_000
 #: Slo() as a default argument (no targets; frozen, so sharing it is safe)
@@ -230,7 +229,7 @@ def search(
     output_tokens: int,
     slo: Slo = _NO_SLO,
     precisions: Sequence[Precision],
-    options: RunOptions = _DEFAULT_OPTIONS,
+    options: RunOptions = DEFAULT_OPTIONS,
     disaggregated: bool = False,
     request_rate_per_s: float | None = None,
     prefill_chunks: Sequence[int | None] = (None,),

@@ -47,7 +47,7 @@ from genmodel._hardware import Device, System
 from genmodel._interleave import decode_steps, graph_pads, group_terms, interleaving
 from genmodel._memory import MemoryExtras, MemoryUse, engine_max_batch, memory_use
 from genmodel._model import ModelSpec
-from genmodel._options import RunOptions
+from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import (
     Estimate,
@@ -63,8 +63,6 @@ from genmodel._replay import replayed_ttft_s
 from genmodel._units import Num, log, maximum, minimum
 from genmodel._wave import Wave, eager_prefill, one_shot_ttft_s, release_wait_s, wave_extra_s
 from genmodel._workload import Precision
-
-_DEFAULT_OPTIONS = RunOptions()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,7 +263,7 @@ def estimate_serving(
     input_tokens: int,
     output_tokens: int,
     ideal: bool = False,
-    options: RunOptions = _DEFAULT_OPTIONS,
+    options: RunOptions = DEFAULT_OPTIONS,
     wave: Wave | None = None,
 ) -> Estimate:
     """Estimate a continuously batching server with ``concurrency`` clients in a closed loop.

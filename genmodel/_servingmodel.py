@@ -30,7 +30,7 @@ from genmodel._engines import ENGINES, Engine, as_engine, eager_block_kernels
 from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device, System
 from genmodel._model import ModelSpec
-from genmodel._options import RunOptions
+from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, ServingState, as_system
 from genmodel._serving import estimate_serving
@@ -212,9 +212,6 @@ class ServingModel(Protocol):
         ...
 
 
-_DEFAULT_OPTIONS = RunOptions()
-
-
 @dataclass(frozen=True, slots=True)
 class ClosedForm:
     """The steady state of a continuously batching server (:func:`~genmodel._serving.estimate_serving`).
@@ -242,7 +239,7 @@ class ClosedForm:
         input_tokens: int,
         output_tokens: int,
         ideal: bool = False,
-        options: RunOptions = _DEFAULT_OPTIONS,
+        options: RunOptions = DEFAULT_OPTIONS,
     ) -> Estimate:
         """:func:`~genmodel._serving.estimate_serving` (its Args and Raises)."""
         return estimate_serving(
@@ -414,7 +411,7 @@ class Simulated:
         input_tokens: int,
         output_tokens: int,
         ideal: bool = False,
-        options: RunOptions = _DEFAULT_OPTIONS,
+        options: RunOptions = DEFAULT_OPTIONS,
     ) -> Estimate:
         """The simulated means as an :class:`Estimate`.
 
@@ -472,7 +469,7 @@ class Simulated:
         input_tokens: int,
         output_tokens: int,
         ideal: bool = False,
-        options: RunOptions = _DEFAULT_OPTIONS,
+        options: RunOptions = DEFAULT_OPTIONS,
         records: bool = False,
         itl: bool = True,
     ) -> SimulationResult:

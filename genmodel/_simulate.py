@@ -42,7 +42,7 @@ from genmodel._hardware import AttachedTier, Device, System
 from genmodel._lockstep import lockstep
 from genmodel._memory import max_batch, memory_use, pool_device
 from genmodel._model import ModelSpec
-from genmodel._options import RunOptions
+from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prepare
 from genmodel._scheduler import Replica, Requests, idle, replan_s
@@ -62,8 +62,6 @@ from genmodel._symmetry import replica_classes
 from genmodel._units import GB
 from genmodel._workload import Precision
 
-_DEFAULT_OPTIONS = RunOptions()
-
 
 def simulate_serving(
     model: ModelSpec,
@@ -77,7 +75,7 @@ def simulate_serving(
     output_tokens: Lengths,
     seed: int = 0,
     ideal: bool = False,
-    options: RunOptions = _DEFAULT_OPTIONS,
+    options: RunOptions = DEFAULT_OPTIONS,
     records: bool = False,
     table: StepCostTable | None = None,
     swap_tier: AttachedTier | None = None,

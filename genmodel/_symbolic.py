@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from genmodel._hardware import SCALE_FACTORS, Device, System
 from genmodel._memory import MemoryUse
 from genmodel._model import ModelSpec
-from genmodel._options import RunOptions
+from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import (
     as_system,
@@ -52,7 +52,6 @@ LATENCY_RESOURCES = ("flops", "memory_bandwidth", "scale_up_bandwidth", "scale_o
 X_MIN = 1e-12
 X_MAX = 1e12
 #: RunOptions() as a default argument (frozen, so sharing it is safe)
-_DEFAULT_OPTIONS = RunOptions()
 
 
 def symbol(resource: str) -> sympy.Symbol:
@@ -138,7 +137,7 @@ def symbolic_step_time(
     num_seqs: float,
     new_tokens: float,
     past_tokens: float,
-    options: RunOptions = _DEFAULT_OPTIONS,
+    options: RunOptions = DEFAULT_OPTIONS,
     memory: MemoryUse | None = None,
 ) -> sympy.Expr:
     """The time of one forward pass (``step_cost(...).time_s``) as a SymPy expression in the
@@ -184,7 +183,7 @@ def symbolic_latencies(
     batch: int,
     input_tokens: int,
     output_tokens: int,
-    options: RunOptions = _DEFAULT_OPTIONS,
+    options: RunOptions = DEFAULT_OPTIONS,
     memory: MemoryUse | None = None,
 ) -> tuple[sympy.Expr, sympy.Expr]:
     """(TTFT, TPOT) of a static batch as SymPy expressions in the symbols of :func:`symbolic_step_time`.
