@@ -325,6 +325,9 @@ class StepCache:
         self._array_steps: dict[Hashable, _Step] = {}
         self._values: dict[Hashable, Any] = {}
         self._hashes: list[tuple[object, int]] = []  # the specs seen (a few), with their hashes
+        #: what the layers above keep for as long as this search's steps (the mixed steps'
+        #: operator rows of genmodel._interleave), by name: the search's state stays the search's
+        self.attached: dict[str, Any] = {}
 
     def key(self, objects: tuple[object, ...], values: tuple[Hashable, ...]) -> _Key:
         """The key of these specs (each hashed once, the first time it is seen: a deep hash of a

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import functools
 import math
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -297,17 +296,14 @@ class MixedSteps:
         return _summed(stacked if at is None else stacked[:, at], decode.overhead_s, shape, at)
 
 
-#: each search's :class:`MixedSteps`, by the search's step cache (as long as it lives)
-_SEARCHES: weakref.WeakKeyDictionary[StepCache, MixedSteps] = weakref.WeakKeyDictionary()
-
-
 def mixed_steps(cache: StepCache | None) -> MixedSteps | None:
-    """The :class:`MixedSteps` of the search whose steps ``cache`` keeps (None: no search)."""
+    """The :class:`MixedSteps` of the search whose steps ``cache`` keeps, attached to it (None: no
+    search)."""
     if cache is None:
         return None
-    steps = _SEARCHES.get(cache)
+    steps: MixedSteps | None = cache.attached.get("mixed_steps")
     if steps is None:
-        steps = _SEARCHES[cache] = MixedSteps()
+        steps = cache.attached["mixed_steps"] = MixedSteps()
     return steps
 
 
