@@ -61,15 +61,12 @@ if TYPE_CHECKING:
     from genmodel._errors import InfeasibleError as InfeasibleError
     from genmodel._errors import SpecError as SpecError
     from genmodel._errors import UnknownEntryError as UnknownEntryError
-    from genmodel._hardware import SCALE_FACTORS as SCALE_FACTORS
     from genmodel._hardware import AttachedTier as AttachedTier
     from genmodel._hardware import Device as Device
     from genmodel._hardware import Efficiency as Efficiency
-    from genmodel._hardware import FabricTier as FabricTier
     from genmodel._hardware import HostAttachment as HostAttachment
     from genmodel._hardware import Link as Link
     from genmodel._hardware import MemoryTier as MemoryTier
-    from genmodel._hardware import System as System
     from genmodel._intervals import Interval as Interval
     from genmodel._intervals import estimate_intervals as estimate_intervals
     from genmodel._memory import MemoryExtras as MemoryExtras
@@ -134,6 +131,9 @@ if TYPE_CHECKING:
     from genmodel._sizes import weight_bytes_per_device as weight_bytes_per_device
     from genmodel._speculation import mtp_model as mtp_model
     from genmodel._sweep import sweep as sweep
+    from genmodel._system import SCALE_FACTORS as SCALE_FACTORS
+    from genmodel._system import FabricTier as FabricTier
+    from genmodel._system import System as System
     from genmodel._units import DTYPE_BYTES as DTYPE_BYTES
     from genmodel._units import WEIGHT_DTYPE_BYTES as WEIGHT_DTYPE_BYTES
     from genmodel._units import WEIGHT_FORMATS as WEIGHT_FORMATS
@@ -215,15 +215,12 @@ _PUBLIC = {
     "InfeasibleError": "genmodel._errors",
     "SpecError": "genmodel._errors",
     "UnknownEntryError": "genmodel._errors",
-    "SCALE_FACTORS": "genmodel._hardware",
     "AttachedTier": "genmodel._hardware",
     "Device": "genmodel._hardware",
     "Efficiency": "genmodel._hardware",
-    "FabricTier": "genmodel._hardware",
     "HostAttachment": "genmodel._hardware",
     "Link": "genmodel._hardware",
     "MemoryTier": "genmodel._hardware",
-    "System": "genmodel._hardware",
     "Interval": "genmodel._intervals",
     "estimate_intervals": "genmodel._intervals",
     "MemoryExtras": "genmodel._memory",
@@ -288,6 +285,9 @@ _PUBLIC = {
     "weight_bytes_per_device": "genmodel._sizes",
     "mtp_model": "genmodel._speculation",
     "sweep": "genmodel._sweep",
+    "SCALE_FACTORS": "genmodel._system",
+    "FabricTier": "genmodel._system",
+    "System": "genmodel._system",
     "DTYPE_BYTES": "genmodel._units",
     "WEIGHT_DTYPE_BYTES": "genmodel._units",
     "WEIGHT_FORMATS": "genmodel._units",

@@ -12,7 +12,7 @@ from typing import Any
 
 from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError, UnknownEntryError
-from genmodel._hardware import AttachedTier, Device, System
+from genmodel._hardware import AttachedTier, Device
 from genmodel._memory import paged_tokens
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, OptionSpec, RunOptions, with_values
@@ -20,6 +20,7 @@ from genmodel._parallel import Plan
 from genmodel._phases import Estimate, as_system, estimate_static
 from genmodel._profiles import apply_profile
 from genmodel._servingmodel import SERVING_MODELS, ServingSpec, StepTables
+from genmodel._system import System
 from genmodel._units import DTYPE_BYTES, check_weight_dtype
 from genmodel._workload import LengthSpreads, Precision
 from genmodel.io import device_profile, load_hardware, load_memory_tier, load_model, load_profile, load_system

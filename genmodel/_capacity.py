@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from genmodel._errors import InfeasibleError
-from genmodel._hardware import System
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, estimate_static
 from genmodel._serving import estimate_serving
 from genmodel._symbolic import RESOURCES, X_MAX
+from genmodel._system import System
 from genmodel._units import GB, TFLOP
 from genmodel._wave import Wave
 from genmodel._workload import Precision

@@ -35,7 +35,7 @@ import math
 from collections.abc import Callable
 
 from genmodel._errors import SpecError
-from genmodel._hardware import FabricTier, System
+from genmodel._system import FabricTier, System
 from genmodel._units import Num, check_amount, maximum, minimum
 
 #: Algorithms an all-reduce, reduce-scatter or all-gather may use.

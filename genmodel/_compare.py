@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from genmodel._errors import InfeasibleError, SpecError
-from genmodel._hardware import Device, System
+from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._planning import plan
+from genmodel._system import System
 
 
 def compare(

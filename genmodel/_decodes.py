@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError
 from genmodel._evaluate import StepCache, reusing_steps
-from genmodel._hardware import System
 from genmodel._interleave import decode_steps, graph_pads
 from genmodel._memory import engine_max_batch
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import decode_pass, mean_decode_context, prepare
+from genmodel._system import System
 from genmodel._wave import Wave
 from genmodel._workload import Precision
 

@@ -56,12 +56,12 @@ from typing import Any
 
 from genmodel._engines import Engine
 from genmodel._evaluate import StepCache
-from genmodel._hardware import System
 from genmodel._memory import MemoryUse
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import StepTerms, prefill_pass
+from genmodel._system import System
 from genmodel._units import maximum
 from genmodel._wave import Wave, group_step_s
 from genmodel._workload import Precision

@@ -10,10 +10,10 @@ has not overlapped (at least the last layer's share) adds to TTFT.
 from __future__ import annotations
 
 from genmodel._collectives import p2p_time
-from genmodel._hardware import System
 from genmodel._model import ModelSpec
 from genmodel._parallel import Plan
 from genmodel._sizes import kv_bytes_per_sequence
+from genmodel._system import System
 from genmodel._units import Num, maximum
 from genmodel._workload import Precision
 

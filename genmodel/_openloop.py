@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError, SpecError
-from genmodel._hardware import Device, System
+from genmodel._hardware import Device
 from genmodel._memory import memory_use
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import decode_pass, mean_decode_context, prefill_pass
 from genmodel._serving import ServingPoint, pool_fit, serving_point, solve_batch, ttft_quantile_s
+from genmodel._system import System
 from genmodel._workload import Precision
 
 

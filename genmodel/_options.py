@@ -22,10 +22,11 @@ from typing import Any
 
 from genmodel._collectives import ALGORITHMS
 from genmodel._errors import SpecError, require_ints
-from genmodel._hardware import AttachedTier, System
+from genmodel._hardware import AttachedTier
 from genmodel._model import ModelSpec
 from genmodel._parallel import check_expert_options
 from genmodel._profiles import Profile
+from genmodel._system import System
 
 #: vLLM's default KV-cache block (``--block-size`` 16 tokens; vllm/config CacheConfig).
 KV_BLOCK_TOKENS = 16

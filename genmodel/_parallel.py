@@ -40,8 +40,9 @@ from dataclasses import dataclass
 
 from genmodel._collectives import allgather_time, allreduce_time, alltoall_time, p2p_time, reduce_scatter_time
 from genmodel._errors import InfeasibleError, SpecError, require_ints
-from genmodel._hardware import Device, System
+from genmodel._hardware import Device
 from genmodel._model import ModelSpec
+from genmodel._system import System
 from genmodel._units import Num, maximum, minimum
 from genmodel._workload import Precision
 

@@ -41,7 +41,7 @@ from genmodel._cost import PhaseCost as PhaseCost
 from genmodel._cost import StepTerms as StepTerms
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._evaluate import reused, step_operators
-from genmodel._hardware import Device, System
+from genmodel._hardware import Device
 
 # (re-exported: the disaggregated estimates import the KV transfer from here)
 from genmodel._kvtransfer import exposed_transfer_s as exposed_transfer_s
@@ -57,6 +57,7 @@ from genmodel._parallel import (
     step_collectives,
 )
 from genmodel._speculation import draft_model, speculative_step
+from genmodel._system import System
 from genmodel._units import GB, HOUR, MS, Num, floor, maximum, minimum, where
 from genmodel._workload import Precision
 

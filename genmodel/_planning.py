@@ -17,7 +17,7 @@ from genmodel._api import default_precision, profiled, run_options
 from genmodel._candidates import DEFAULT_RECHECK, MAX_RECHECK, statistic_name
 from genmodel._engines import Engine, as_engine
 from genmodel._errors import SpecError
-from genmodel._hardware import Device, System
+from genmodel._hardware import Device
 from genmodel._intervals import pessimistic_factors
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -40,6 +40,7 @@ from genmodel._search import Disaggregated, SearchResult, Slo, check_objective, 
 from genmodel._serving import estimate_serving
 from genmodel._servingmodel import check_serving
 from genmodel._stepcost import check_simulable
+from genmodel._system import System
 from genmodel._wave import Wave
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_model

@@ -25,7 +25,8 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from genmodel._errors import SpecError
-from genmodel._hardware import Device, Efficiency, FrozenMap, System
+from genmodel._hardware import Device, Efficiency, FrozenMap
+from genmodel._system import System
 
 #: Every field of :class:`Efficiency`, in order: the parameters a profile may set.
 PARAMETERS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Efficiency))

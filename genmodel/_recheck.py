@@ -36,7 +36,6 @@ from genmodel._arrivals import Arrivals, Lengths
 from genmodel._candidates import SLO_STATISTICS, copies_needed
 from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError
-from genmodel._hardware import System
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
@@ -46,6 +45,7 @@ from genmodel._serving import estimate_serving
 from genmodel._servingmodel import StepTables, simulated_estimate
 from genmodel._simulate import simulate_serving
 from genmodel._stepcost import StepCostTable, check_simulable
+from genmodel._system import System
 from genmodel._wave import BenchmarkClient, Wave
 from genmodel._workload import Precision
 

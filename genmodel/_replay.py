@@ -28,12 +28,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from genmodel._hardware import System
 from genmodel._memory import MemoryUse
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prefill_chunking, prefill_pass
+from genmodel._system import System
 from genmodel._wave import (
     Wave,
     release_rounds_s,

@@ -43,7 +43,7 @@ from typing import Any
 from genmodel._cost import GROUP_OPS
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import SpecError, require_ints
-from genmodel._hardware import Device, System
+from genmodel._hardware import Device
 from genmodel._interleave import decode_steps, graph_pads, group_terms, interleaving
 from genmodel._memory import MemoryExtras, MemoryUse, engine_max_batch, memory_use
 from genmodel._model import ModelSpec
@@ -60,6 +60,7 @@ from genmodel._phases import (
     prepare,
 )
 from genmodel._replay import replayed_ttft_s
+from genmodel._system import System
 from genmodel._units import Num, log, maximum, minimum
 from genmodel._wave import Wave, eager_prefill, one_shot_ttft_s, release_wait_s, wave_extra_s
 from genmodel._workload import Precision

@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from genmodel._engines import ENGINES, Engine, as_engine, eager_block_kernels
 from genmodel._errors import SpecError, require_ints
-from genmodel._hardware import Device, System
+from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, ServingState, as_system
 from genmodel._serving import estimate_serving
+from genmodel._system import System
 from genmodel._wave import BenchmarkClient, Wave
 from genmodel._workload import FIXED_LENGTHS, LengthSpreads, Precision
 

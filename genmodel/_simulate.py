@@ -38,7 +38,7 @@ import numpy as np
 from genmodel._arrivals import Arrivals, Lengths, requests_of
 from genmodel._engines import Engine, eager_block_kernels, rank_engine
 from genmodel._errors import InfeasibleError, require_ints
-from genmodel._hardware import AttachedTier, Device, System
+from genmodel._hardware import AttachedTier, Device
 from genmodel._lockstep import lockstep
 from genmodel._memory import max_batch, memory_use, pool_device
 from genmodel._model import ModelSpec
@@ -59,6 +59,7 @@ from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
 from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._swaplink import swap_link
 from genmodel._symmetry import replica_classes
+from genmodel._system import System
 from genmodel._units import GB
 from genmodel._workload import Precision
 

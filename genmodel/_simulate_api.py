@@ -9,13 +9,14 @@ from genmodel._api import attached_tier, estimate, profiled
 from genmodel._arrivals import Arrivals
 from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError
-from genmodel._hardware import AttachedTier, Device, System
+from genmodel._hardware import AttachedTier, Device
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
 from genmodel._servingmodel import ServingSpec, length_draws
 from genmodel._simresult import SimulationResult
 from genmodel._simulate import simulate_serving
 from genmodel._simulate_disagg import FIRST_TOKENS, ROUTINGS, WorkerPool, simulate_disaggregated
+from genmodel._system import System
 from genmodel._workload import LengthSpreads
 from genmodel.io import load_hardware, load_model, load_system
 from genmodel.io._trace import read_trace

@@ -53,7 +53,7 @@ import numpy as np
 from genmodel._arrivals import Arrivals, Lengths, requests_of
 from genmodel._engines import Engine, rank_engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
-from genmodel._hardware import AttachedTier, Device, System
+from genmodel._hardware import AttachedTier, Device
 from genmodel._lockstep import lockstep
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -71,6 +71,7 @@ from genmodel._simresult import (
 from genmodel._simulate import ReplicaSetup, setup_replicas
 from genmodel._stepcost import check_simulable
 from genmodel._swaplink import SwapLink, swap_link
+from genmodel._system import System
 from genmodel._workload import Precision
 
 ROUTINGS = ("least-loaded", "round-robin")

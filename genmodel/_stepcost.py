@@ -49,12 +49,12 @@ from genmodel._attention import attended_pairs
 from genmodel._cost import GROUP_OPS
 from genmodel._eagerkernels import EagerBlockKernels
 from genmodel._errors import SpecError
-from genmodel._hardware import System
 from genmodel._hostcost import eager_host_s
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import StepTerms, step_terms
+from genmodel._system import System
 from genmodel._workload import Precision
 
 #: a decode batch no engine exceeds (the graph limit of an engine that graphs every decode batch)

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from genmodel._engines import Engine
 from genmodel._errors import SpecError
-from genmodel._hardware import AttachedTier, System
+from genmodel._hardware import AttachedTier
 from genmodel._parallel import Plan
+from genmodel._system import System
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

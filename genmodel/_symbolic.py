@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from genmodel._hardware import SCALE_FACTORS, Device, System
+from genmodel._hardware import Device
 from genmodel._memory import MemoryUse
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
@@ -33,6 +33,7 @@ from genmodel._phases import (
     prefill_pass,
     step_terms,
 )
+from genmodel._system import SCALE_FACTORS, System
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:

@@ -23,16 +23,9 @@ from pydantic import BaseModel, ValidationError
 from genmodel._achievable import matmul_scale, memory_scale
 from genmodel._attention import FullAttention, GroupedQueryAttention, MultiHeadLatentAttention
 from genmodel._errors import SpecError, UnknownEntryError
-from genmodel._hardware import (
-    Device,
-    Efficiency,
-    FabricTier,
-    HostAttachment,
-    Link,
-    MemoryTier,
-    System,
-)
+from genmodel._hardware import Device, Efficiency, HostAttachment, Link, MemoryTier
 from genmodel._model import ModelSpec, MoeSpec
+from genmodel._system import FabricTier, System
 from genmodel._units import GB, MS, NS, TB, TFLOP, US, GiB
 from genmodel._workload import Scenario
 from genmodel.io._db import (

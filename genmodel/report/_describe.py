@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from genmodel._attention import MultiHeadLatentAttention
-from genmodel._hardware import Device, Link, MemoryTier, System
+from genmodel._hardware import Device, Link, MemoryTier
 from genmodel._model import ModelSpec, count_params
+from genmodel._system import System
 from genmodel._units import GB, TB, TFLOP, US, GiB
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from genmodel._errors import SpecError
-from genmodel._hardware import Device, System
+from genmodel._hardware import Device
 from genmodel._phases import Estimate, PhaseCost
+from genmodel._system import System
 from genmodel._units import MS, TB, TFLOP
 from genmodel._workload import Precision
 
