@@ -5,6 +5,7 @@ Parse -> :func:`genmodel.simulate` -> render. No formulas here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ import genmodel
 from genmodel.report import format_bytes, format_seconds, to_csv, to_json
 
 from ._options import (
+    NO_RUN_OPTIONS,
     ActDtypeOpt,
     AdmissionOpt,
     DpOpt,
@@ -41,6 +43,7 @@ from ._options import (
     friendly,
     parse_seconds,
     profile_option,
+    with_run_options,
     write_text,
 )
 
@@ -64,6 +67,7 @@ def register(app: typer.Typer) -> None:
 
 
 @friendly
+@with_run_options("keep_modules")
 def simulate(
     model: ModelOpt,
     hardware: HardwareOpt,
@@ -190,6 +194,7 @@ def simulate(
     ] = False,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
+    run_options: Mapping[str, Any] = NO_RUN_OPTIONS,
 ) -> None:
     """Simulate a serving engine's scheduler under load: TTFT, TPOT, ITL and e2e percentiles.
 
@@ -234,6 +239,7 @@ def simulate(
         **_disaggregated(locals()),
         **profile_option(profile),
         **_long_context(allow_long_context),
+        **run_options,
     )
     data = result.to_dict()
     if records is not None and result.records is not None:

@@ -22,23 +22,37 @@ from genmodel._profiles import apply_profile
 from genmodel._servingmodel import SERVING_MODELS, ServingSpec, StepTables
 from genmodel._system import System
 from genmodel._units import DTYPE_BYTES, check_weight_dtype
-from genmodel._workload import LengthSpreads, Precision
+from genmodel._workload import KEEP_CHECKPOINT, LengthSpreads, Precision, keep_rule
 from genmodel.io import device_profile, load_hardware, load_memory_tier, load_model, load_profile, load_system
 from genmodel.report import estimate_dict
 
 
 def default_precision(
-    weight_dtype: str = "bf16", act_dtype: str | None = None, kv_dtype: str | None = None
+    weight_dtype: str = "bf16",
+    act_dtype: str | None = None,
+    kv_dtype: str | None = None,
+    *,
+    model: ModelSpec | None = None,
+    keep_modules: str = KEEP_CHECKPOINT,
 ) -> Precision:
     """Precisions with defaults: activations as the weights (bf16 under 4-bit weights and under a
-    quantised format such as q8_0, whose weights are dequantised), KV bf16."""
+    quantised format such as q8_0, whose weights are dequantised), KV bf16; the modules kept in
+    another precision as ``keep_modules`` says (:func:`genmodel._workload.keep_rule`): by
+    default those the published ``weight_dtype`` checkpoint of ``model`` keeps
+    (:meth:`ModelSpec.kept_modules_for`; none without a model), ``none``, or ``module=dtype``
+    pairs over the checkpoint's.
+
+    Raises:
+        SpecError: an unknown dtype or a malformed ``keep_modules``.
+    """
     check_weight_dtype("weight_dtype", weight_dtype)
     if act_dtype is None:
         plain = weight_dtype in DTYPE_BYTES and DTYPE_BYTES[weight_dtype] >= 1
         act_dtype = weight_dtype if plain else "bf16"
     if kv_dtype is None:
         kv_dtype = "fp32" if act_dtype == "fp32" else "bf16"
-    return Precision(weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype)
+    keep = keep_rule(keep_modules, () if model is None else model.kept_modules_for(weight_dtype))
+    return Precision(weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype, keep_modules=keep)
 
 
 def attached_tier(
@@ -319,7 +333,7 @@ def estimate(
     hw, run = profiled(hw, run, None if concurrency is None else engine)
     if run.offload.experts is not None and m.moe is None:
         raise SpecError(f"expert_offload={run.offload.experts.label}: model={m.id} has no experts")
-    precision = default_precision(weight_dtype, act_dtype, kv_dtype)
+    precision = default_precision(weight_dtype, act_dtype, kv_dtype, model=m, keep_modules=run.keep_modules)
     tokens = {"input_tokens": input_tokens, "output_tokens": output_tokens}
     if concurrency is None:
         if not spec.spreads.fixed:

@@ -142,13 +142,13 @@ def _block_times(ops: Sequence[Op], rates: Rates) -> list[OpTime] | None:
 
 
 def _in_block(op: Op, rows: Any) -> bool:
-    """Whether ``op`` is a GEMM over ``rows`` (the same values) whose fields are numbers or
-    float64 arrays of the rows' shape, its bytes not all numbers (the plain formula's memory time
-    is then an array of that shape, as the block's row is)."""
+    """Whether ``op`` is a GEMM in the step's precision over ``rows`` (the same values) whose
+    fields are numbers or float64 arrays of the rows' shape, its bytes not all numbers (the plain
+    formula's memory time is then an array of that shape, as the block's row is)."""
     import numpy as np
 
-    if op.kind != "gemm" or not (op.rows is rows or _float_arrays([op.rows], rows.shape)):
-        return False
+    if op.kind != "gemm" or op.dtype or not (op.rows is rows or _float_arrays([op.rows], rows.shape)):
+        return False  # (a GEMM in a kept precision has its own rate: timed on its own)
     fields = (op.flops, op.weight_bytes, op.act_bytes, op.kv_bytes)
     arrays = [v for v in fields if type(v) not in _PLAIN]
     if not _float_arrays(arrays, rows.shape) or {type(v) for v in fields[1:]} <= {float, int}:

@@ -281,7 +281,8 @@ class _Footprint:
             experts += expert_bytes_per_device(draft, precision, draft_plan, redundant_experts=r)
             if extras.draft_shares_vocab:
                 vocab = draft.vocab_size * draft.hidden_size / plan.tp
-                weights -= vocab * (1 if draft.tie_word_embeddings else 2) * precision.weight_bytes
+                head = 0.0 if draft.tie_word_embeddings else precision.for_module("lm_head").weight_bytes
+                weights -= vocab * (precision.for_module("embedding").weight_bytes + head)
             self.kv_draft = kv_parts(draft)
             per_sequence += kv_of(draft, paged_tokens(context, block))
         self.weights, self.experts, self.per_sequence = weights, experts, per_sequence

@@ -76,6 +76,11 @@ class ModelSpec:
     #: Extra multi-token-prediction blocks (DeepSeek MTP); stored, not run by default.
     num_mtp_layers: int = 0
     source: str = ""
+    #: per quantised weight precision (fp4, ...), the modules the published checkpoint of that
+    #: precision keeps in another one: (weight dtype, ((module or class, dtype), ...)) pairs, as
+    #: :attr:`genmodel._workload.Precision.keep_modules` takes them (the model YAML's
+    #: ``checkpoints``, each with its source); () for a model without such a checkpoint
+    kept_modules: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     def __post_init__(self) -> None:
         owner = f"model {self.id}"
@@ -100,6 +105,11 @@ class ModelSpec:
                 f"{owner}: moe.num_dense_layers={self.moe.num_dense_layers} must be <= "
                 f"num_layers={self.num_layers}"
             )
+
+    def kept_modules_for(self, weight_dtype: str) -> tuple[tuple[str, str], ...]:
+        """The modules the published ``weight_dtype`` checkpoint keeps in another precision
+        (:attr:`kept_modules`); () when the model names none for that precision."""
+        return dict(self.kept_modules).get(weight_dtype, ())
 
     @property
     def attention_layers(self) -> tuple[tuple[Attention, int], ...]:

@@ -49,6 +49,8 @@ class Op:
     one per MoE layer), each costing the device's ``moe_layer_latency_s``; 0 elsewhere.
     ``latent`` marks MLA's absorbed decode attention, which runs at ``mla_decode_frac``.
     ``exps`` counts an attention operator's softmax exponentials (special-function work).
+    ``dtype`` is a GEMM's precision where it differs from the step's (an operator a quantised
+    checkpoint keeps wider: :meth:`Precision.for_module`); "" elsewhere.
     """
 
     name: str
@@ -62,6 +64,7 @@ class Op:
     calls: Num = 0
     latent: bool = False
     exps: Num = 0
+    dtype: str = ""
 
     @property
     def bytes(self) -> Num:
@@ -89,11 +92,13 @@ class OpTime:
 
 
 def _gemm(
-    name: str, tokens: Num, k: Num, n: Num, p: Precision, *, count: Num = 1, calls: Num | None = None
+    name: str, tokens: Num, k: Num, n: Num, step: Precision, *, count: Num = 1, calls: Num | None = None
 ) -> Op:
     # 2 FLOPs per multiply-accumulate; weights k x n read once; activations in (k) and out (n).
     # (The sizes are multiplied first, then the token rows: one product over a batch grid.)
-    # ``calls`` kernels run them (``count`` unless batched, as the per-head MLA absorptions are)
+    # ``calls`` kernels run them (``count`` unless batched, as the per-head MLA absorptions are);
+    # in the precisions the checkpoint keeps this operator in (the step's unless it keeps it wider)
+    p = step.for_module(name)
     return Op(
         name,
         "gemm",
@@ -103,6 +108,7 @@ def _gemm(
         kv_bytes=0,
         rows=tokens,
         calls=count if calls is None else calls,
+        dtype="" if p.gemm_dtype == step.gemm_dtype else p.gemm_dtype,
     )
 
 
@@ -170,9 +176,8 @@ def forward_ops(
     d = model.hidden_size
     tokens = _row_tokens(num_seqs, new_tokens, cp, split_new_tokens)
     n_layers = model.num_layers
-    ops: list[Op] = [
-        Op("embedding", "elementwise", 0, tokens * d * p.weight_bytes, tokens * d * p.act_bytes, 0)
-    ]
+    table = p.for_module("embedding").weight_bytes  # the embedding rows read, as the checkpoint stores them
+    ops: list[Op] = [Op("embedding", "elementwise", 0, tokens * d * table, tokens * d * p.act_bytes, 0)]
 
     def gemm(name: str, k: Num, n: Num, count: Num, calls: Num | None = None) -> None:
         # a GEMM over the step's token rows (tokens x k times k x n, count times, in ``calls`` kernels)
@@ -226,16 +231,18 @@ def forward_ops(
     last = num_seqs / cp if split_new_tokens else num_seqs
     ops.append(_elementwise("final_norm", last * d, p))
     vocab = model.vocab_size / tp
+    head = p.for_module("lm_head")
     ops.append(
         Op(
             "lm_head",
             "gemm",
             flops=2 * last * d * vocab,
-            weight_bytes=d * vocab * p.weight_bytes,
-            act_bytes=last * (d * p.act_bytes + vocab * LOGIT_BYTES),
+            weight_bytes=d * vocab * head.weight_bytes,
+            act_bytes=last * (d * head.act_bytes + vocab * LOGIT_BYTES),
             kv_bytes=0,
             rows=last,
             calls=1,
+            dtype="" if head.gemm_dtype == p.gemm_dtype else head.gemm_dtype,
         )
     )
     return ops
@@ -334,24 +341,22 @@ class Rates:
     moe_layer_latency_s: Num = 0.0  # fixed time of one fused-MoE kernel chain (one MoE layer)
     gemm_latency_s: Num = 0.0  # fixed time of one dense GEMM kernel
     exp_per_s: Num = 0.0  # special-function exponentials per second (0: not bounded)
+    # achieved FLOP/s of the GEMMs a checkpoint keeps in another precision, by that precision
+    kept_gemm_flops_per_s: tuple[tuple[str, Num], ...] = ()
 
     @classmethod
     def of(cls, device: Device, precision: Precision) -> Rates:
         """The achieved rates of ``device`` for ``precision`` (peaks times efficiencies)."""
         eff = device.efficiency
-        dtype = device.compute_dtype(precision.gemm_dtype)
-        frac = eff.gemm_low_precision_frac if DTYPE_BYTES[dtype] <= 1 else eff.gemm_frac
         # scores and context run in the wider of the query (activation) and KV-cache precisions
         attention_dtype = device.compute_dtype(precision.attention_dtype)
-        # a device whose matrix units reach less of their peak than the fitted ones (clocks falling
-        # under dense load) reaches that much less in both (hardware_db/EFFICIENCY.md)
         scale = device.matmul_scale
         # likewise a device whose memory reaches less of its peak in a streaming benchmark
         memory = device.memory_bandwidth_bytes_per_s * eff.memory_frac * device.memory_scale
         attention_peak = device.peak_flops_per_s[attention_dtype] * scale.get(attention_dtype, 1.0)
         return cls(
             memory_bytes_per_s=memory,
-            gemm_flops_per_s=device.peak_flops_per_s[dtype] * frac * scale.get(dtype, 1.0),
+            gemm_flops_per_s=_gemm_flops_per_s(device, precision.gemm_dtype),
             attention_flops_per_s=attention_peak * eff.attention_frac,
             mla_decode_flops_per_s=attention_peak * eff.mla_decode_frac,
             gemm_tile_tokens=eff.gemm_tile_tokens,
@@ -359,6 +364,9 @@ class Rates:
             moe_layer_latency_s=eff.moe_layer_latency_s,
             gemm_latency_s=eff.gemm_latency_s,
             exp_per_s=device.exp_per_s,
+            kept_gemm_flops_per_s=tuple(
+                (g, _gemm_flops_per_s(device, g)) for g in precision.kept_gemm_dtypes
+            ),
         )
 
     def padding(self, rows: Num) -> Num:
@@ -373,7 +381,8 @@ class Rates:
         else:  # a GEMM's kernels each take a fixed time besides streaming (gemm_latency_s)
             memory_s = op.bytes / self.memory_bytes_per_s + op.calls * self.gemm_latency_s
         if op.kind == "gemm":
-            compute_s = op.flops * padded / self.gemm_flops_per_s
+            rate = dict(self.kept_gemm_flops_per_s)[op.dtype] if op.dtype else self.gemm_flops_per_s
+            compute_s = op.flops * padded / rate
         elif op.kind == "attention":
             compute_s = op.flops / (self.mla_decode_flops_per_s if op.latent else self.attention_flops_per_s)
             if self.exp_per_s:  # the softmax's exponentials, overlapped with the matrix work
@@ -381,6 +390,17 @@ class Rates:
         else:
             compute_s = 0 * memory_s  # elementwise FLOPs are negligible next to their bytes
         return OpTime(op, compute_s, memory_s)
+
+
+def _gemm_flops_per_s(device: Device, gemm_dtype: str) -> Num:
+    """Achieved FLOP/s of a GEMM requested in ``gemm_dtype``: the peak of the units that run it
+    times the GEMM efficiency of that width, and the device's matmul scale."""
+    eff = device.efficiency
+    dtype = device.compute_dtype(gemm_dtype)
+    frac = eff.gemm_low_precision_frac if DTYPE_BYTES[dtype] <= 1 else eff.gemm_frac
+    # a device whose matrix units reach less of their peak than the fitted ones (clocks falling
+    # under dense load) reaches that much less (hardware_db/EFFICIENCY.md)
+    return device.peak_flops_per_s[dtype] * frac * device.matmul_scale.get(dtype, 1.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from genmodel._model import ModelSpec
 from genmodel._parallel import check_expert_options
 from genmodel._profiles import Profile
 from genmodel._system import System
+from genmodel._workload import KEEP_CHECKPOINT, parse_keep_modules
 
 #: vLLM's default KV-cache block (``--block-size`` 16 tokens; vllm/config CacheConfig).
 KV_BLOCK_TOKENS = 16
@@ -251,6 +252,11 @@ class RunOptions:
             (``max_position_embeddings``); the estimate then carries a note. Off: such a context
             is refused, since the model was not trained on it and its quality there depends on
             RoPE scaling, which genmodel does not model.
+        keep_modules: the modules whose weights stay in another precision than the weight dtype
+            (:func:`genmodel._workload.parse_keep_modules`): ``checkpoint`` (the default: those the
+            model's published checkpoint of the weight dtype keeps, ``ModelSpec.kept_modules``),
+            ``none`` (every GEMM in the weight precision), or ``module=dtype`` pairs laid over
+            the checkpoint's (:func:`genmodel._workload.keep_rule`).
         profile: the efficiency profile applied to the device (:mod:`genmodel._profiles`); None:
             the device's own profile for the serving engine where the database has one, else the
             device file's values (the ``default`` profile).
@@ -309,6 +315,13 @@ class RunOptions:
         help="Allow input + output tokens beyond the model's maximum context "
         "(max_position_embeddings; RoPE scaling is not modelled).",
     )
+    keep_modules: str = option(
+        KEEP_CHECKPOINT,
+        help="Modules whose weights stay in another precision, as a published quantised checkpoint keeps "
+        "them: 'checkpoint' (the model's checkpoint of the weight dtype, `genmodel models show`), 'none' "
+        "(every GEMM in the weight dtype), or module=dtype pairs over the checkpoint's (o_proj=fp4; "
+        "modules: attention, lm_head, embedding, router or a projection such as q_b_proj).",
+    )
     profile: Profile | None = option(
         None,
         load="profile",
@@ -328,6 +341,7 @@ class RunOptions:
         if f is not None and not 0 <= f <= 1:
             raise SpecError(f"comm_overlap_frac={f!r} must be in [0, 1]")
         check_expert_options(self.redundant_experts, self.moe_imbalance)
+        parse_keep_modules(self.keep_modules)
         if self.allreduce_algorithm not in ALGORITHMS:
             raise SpecError(
                 f"allreduce_algorithm={self.allreduce_algorithm!r} must be one of {', '.join(ALGORITHMS)}"

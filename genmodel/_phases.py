@@ -411,7 +411,8 @@ class Estimate:
             f"Estimate({self.model_id} on {self.num_devices}x {self.hardware_id} "
             f"({self.system_id or self.hardware_id}; {degrees or 'one device'}), {load}, "
             f"{self.input_tokens:,} in / {self.output_tokens:,} out, "
-            f"{pr.weight_dtype}/{pr.act_dtype}/{pr.kv_dtype} weights/activations/KV",
+            f"{pr.weight_dtype}/{pr.act_dtype}/{pr.kv_dtype} weights/activations/KV"
+            + "".join(f", {m} {d}" for m, d in pr.keep_modules if pr.for_module(m) is not pr),
             f"  TTFT {_time(self.ttft_s)}, TPOT {_time(self.tpot_s)}, e2e {_time(self.e2e_s)}, "
             f"{self.output_tokens_per_s_per_device:,.1f} output tokens/s per device",
             f"  memory {m.total_bytes_per_device / GB:,.1f} of {m.capacity_bytes_per_device / GB:,.1f} GB "
@@ -474,8 +475,10 @@ def estimate_notes(
     model: ModelSpec, device: Device, precision: Precision, *, context_tokens: int, options: RunOptions
 ) -> tuple[str, ...]:
     """What an estimate assumes beyond what was asked: each precision the device has no units
-    for (:meth:`Device.compute_note`), and a context beyond the model's maximum (allowed)."""
+    for (:meth:`Device.compute_note`; the GEMMs', the kept modules' and attention's), and a
+    context beyond the model's maximum (allowed)."""
     kinds = {precision.gemm_dtype: "GEMMs"}
+    kinds.update({dtype: "kept GEMMs" for dtype in precision.kept_gemm_dtypes})
     attention = precision.attention_dtype
     kinds[attention] = "GEMMs and attention" if attention in kinds else "attention"
     notes = [device.compute_note(dtype, what) for dtype, what in kinds.items()]

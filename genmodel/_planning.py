@@ -42,16 +42,20 @@ from genmodel._servingmodel import check_serving
 from genmodel._stepcost import check_simulable
 from genmodel._system import System
 from genmodel._wave import Wave
-from genmodel._workload import Precision
+from genmodel._workload import KEEP_CHECKPOINT, Precision
 from genmodel.io import load_hardware, load_model
 from genmodel.report import estimate_dict
 
 
 def _precisions(
-    weight_dtype: str | Sequence[str], act_dtype: str | None, kv_dtype: str | None
+    weight_dtype: str | Sequence[str],
+    act_dtype: str | None,
+    kv_dtype: str | None,
+    model: ModelSpec | None = None,
+    keep_modules: str = KEEP_CHECKPOINT,
 ) -> list[Precision]:
     names = [weight_dtype] if isinstance(weight_dtype, str) else list(weight_dtype)
-    return [default_precision(w, act_dtype, kv_dtype) for w in names]
+    return [default_precision(w, act_dtype, kv_dtype, model=model, keep_modules=keep_modules) for w in names]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -433,7 +437,7 @@ def plan(
             "options.disaggregated=True: plan() searches co-located serving plans; "
             "plan(..., disaggregated=True) sizes separate prefill and decode pools"
         )
-    precisions = list(dict.fromkeys(_precisions(weight_dtype, act_dtype, kv_dtype)))
+    precisions = list(dict.fromkeys(_precisions(weight_dtype, act_dtype, kv_dtype, m, run.keep_modules)))
     if prefill_chunks is None:
         below = [c for c in DEFAULT_PREFILL_CHUNKS if c < input_tokens]
         prefill_chunks = [run.prefill_chunk] if itl_max_slo_s is None else [None, *below]

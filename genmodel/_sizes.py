@@ -1,11 +1,13 @@
 """Bytes per device of each kind: weights, KV cache and activations.
 
 Modelling assumptions:
-- Weights are stored in the weight precision, sharded as the operators are (attention heads and FFN
-  columns over ``tp``, layers over ``pp``, routed expert slots (experts plus redundant replicas)
-  ceil((E+r)/ep) per device and each split over ``tp*dp/ep``; vocabulary-parallel embedding and
-  LM head over ``tp``); norms, MLA down-projections and the router are replicated. With PP the
-  first stage holds the embedding and the last the LM head; the larger of the two is counted.
+- Weights are stored in the weight precision (the modules a quantised checkpoint keeps wider in
+  theirs: :meth:`~genmodel._workload.Precision.for_module`), sharded as the operators are
+  (attention heads and FFN columns over ``tp``, layers over ``pp``, routed expert slots (experts
+  plus redundant replicas) ceil((E+r)/ep) per device and each split over ``tp*dp/ep``;
+  vocabulary-parallel embedding and LM head over ``tp``); norms, MLA down-projections and the
+  router are replicated. With PP the first stage holds the embedding and the last the LM head;
+  the larger of the two is counted.
 - The KV cache holds, per layer, the tokens its attention kind keeps (every token for full
   attention, the last ``sliding_window`` for sliding-window layers) times the elements that kind
   caches per token (:mod:`genmodel._attention`); KV heads fewer than ``tp`` are replicated, as is
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+from genmodel._attention import AttentionStep
 from genmodel._model import LOGIT_BYTES, ModelSpec, attention_params_per_device
 from genmodel._parallel import Plan
 from genmodel._units import Num, maximum, minimum
@@ -51,20 +54,43 @@ def expert_bytes_per_device(
 def weight_bytes_per_device(
     model: ModelSpec, precision: Precision, plan: Plan, *, redundant_experts: int = 0
 ) -> Num:
-    """Bytes of weights one device holds under ``plan`` (the fullest device, with ``redundant_experts``)."""
+    """Bytes of weights one device holds under ``plan`` (the fullest device, with ``redundant_experts``).
+
+    Each module in the precision the checkpoint stores it in (:meth:`Precision.for_module`: the
+    weight precision unless ``keep_modules`` keeps it in another).
+    """
     d, tp = model.hidden_size, plan.tp
-    layer = model.num_layers * attention_params_per_device(model, tp)
-    layer += model.num_dense_layers * (3 * d * model.intermediate_size / tp + d)
+    w = precision.weight_bytes
+    layer = model.num_layers * _attention_weight_bytes(model, precision, tp)
+    layer += model.num_dense_layers * (3 * d * model.intermediate_size / tp + d) * w
     if model.moe is not None:
         moe = model.moe
         experts = _expert_params_per_layer(model, plan, redundant_experts)
         shared = 3 * d * moe.shared_intermediate_size / tp
-        layer += model.num_moe_layers * (experts + shared + d * moe.num_experts + d)
+        router = d * moe.num_experts * precision.for_module("router").weight_bytes
+        layer += model.num_moe_layers * ((experts + shared + d) * w + router)
     per_stage = layer / plan.pp
-    embedding = model.vocab_size * d / tp
-    head = 0 if model.tie_word_embeddings else model.vocab_size * d / tp
-    ends = embedding + head + d if plan.pp == 1 else maximum(embedding, head + d)
-    return (per_stage + ends) * precision.weight_bytes
+    vocab = model.vocab_size * d / tp
+    embedding = vocab * precision.for_module("embedding").weight_bytes
+    head = 0 if model.tie_word_embeddings else vocab * precision.for_module("lm_head").weight_bytes
+    ends = embedding + head + d * w if plan.pp == 1 else maximum(embedding, head + d * w)
+    return per_stage + ends
+
+
+def _attention_weight_bytes(model: ModelSpec, precision: Precision, tp: Num) -> Num:
+    """Bytes of one block's attention weights on a device: each projection in the precision its
+    operator runs in (:meth:`Precision.for_module`), its norms and biases in the weight precision."""
+    params = attention_params_per_device(model, tp)
+    if not precision.keep_modules:
+        return params * precision.weight_bytes
+    # the projections as a prefill step runs them (MLA's kv_b_proj whole, not absorbed)
+    step = AttentionStep(num_seqs=1, new_tokens=1, past_tokens=0, tp=tp, act_bytes=0.0, kv_bytes=0.0)
+    before, after = model.attention.projections(step, model.hidden_size, 1)
+    total: Num = 0.0
+    for g in (*before, *after):
+        total = total + g.k * g.n * g.count * precision.for_module(g.name).weight_bytes
+        params = params - g.k * g.n * g.count
+    return total + params * precision.weight_bytes
 
 
 def kv_bytes_per_sequence(

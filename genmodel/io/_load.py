@@ -514,7 +514,8 @@ def load_model_yaml(name: str, *, db: str | Path | None = None) -> ModelY:
 def _load_model_id(name: str, db: str | Path | None) -> ModelSpec:
     y = load_model_yaml(name, db=db)
     try:
-        return model_from_hf_config(y.config, model_id=y.id, name=y.name, source=y.source)
+        model = model_from_hf_config(y.config, model_id=y.id, name=y.name, source=y.source)
+        return dataclasses.replace(model, kept_modules=y.kept_modules())
     except SpecError as exc:
         raise SpecError(f"{catalog('model', _db(db)).where[y.id]}: {exc}") from None
 

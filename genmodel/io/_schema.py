@@ -7,6 +7,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from genmodel._units import check_weight_dtype
+from genmodel._workload import check_keep_rule
+
 # no figure of a database file may be infinite or NaN (YAML spells them .inf and .nan)
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -262,12 +265,37 @@ class HFConfigLooseY(HFConfigY):
     model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
+class CheckpointY(_Strict):
+    """A published checkpoint of a quantised weight precision and the modules it keeps in another
+    precision (``exclude_modules`` of its ``hf_quant_config.json``): module or class -> dtype."""
+
+    checkpoint: str
+    keep: dict[str, str]
+    source: Source
+
+
 class ModelY(_Strict):
     id: Id
     name: str
     aliases: list[Id] = []
     source: Source
     config: HFConfigY
+    #: by weight precision (fp4, ...), the published checkpoint whose kept modules that precision runs with
+    checkpoints: dict[str, CheckpointY] = {}
+
+    def kept_modules(self) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+        """:attr:`~genmodel._model.ModelSpec.kept_modules` of this file.
+
+        Raises:
+            SpecError: ``checkpoints.fp4.keep: module=...`` for an unknown module or dtype.
+        """
+        return tuple(
+            (
+                check_weight_dtype("checkpoints", w),
+                check_keep_rule(f"checkpoints.{w}.keep", tuple(c.keep.items())),
+            )
+            for w, c in self.checkpoints.items()
+        )
 
 
 class ScenarioY(_Strict):

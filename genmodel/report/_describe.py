@@ -127,6 +127,8 @@ def describe_model(m: ModelSpec, *, full: bool = False) -> dict[str, Any]:
             },
             "kv_elements_per_token_per_layer": int(a.kv_elements_per_token()),
             "params": params,
+            # per quantised weight dtype, the modules its published checkpoint keeps in another precision
+            "kept_modules": {w: dict(rule) for w, rule in m.kept_modules},
             "source": m.source,
         }
     return row

@@ -70,6 +70,8 @@ def estimate_dict(est: Estimate, *, coverage: float = COVERAGE) -> dict[str, Any
         "weight_dtype": est.precision.weight_dtype,
         "act_dtype": est.precision.act_dtype,
         "kv_dtype": est.precision.kv_dtype,
+        # the modules kept in another precision than weight_dtype (a quantised checkpoint's)
+        "keep_modules": dict(est.precision.keep_modules),
         "input_tokens": est.input_tokens,
         "output_tokens": est.output_tokens,
         "batch": est.batch,
