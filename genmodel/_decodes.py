@@ -47,15 +47,37 @@ _PRIMED = 4
 
 
 def batch_grid(most: float) -> np.ndarray[Any, Any]:
-    """Running batch sizes per replica: 1, 2, ... up to DENSE_BATCHES, then geometric up to ``most``."""
+    """Running batch sizes per replica: 1, 2, ... up to DENSE_BATCHES, then geometric up to ``most``
+    (the tail's points rounded to whole batches, each once)."""
     import numpy as np
 
     top = math.floor(most)
     dense = np.arange(1, min(top, DENSE_BATCHES) + 1, dtype=float)
     if top <= DENSE_BATCHES:
         return dense
-    tail = np.unique(np.round(np.geomspace(DENSE_BATCHES, top, _TAIL_POINTS + 1)[1:]))
+    tail = np.round(_geometric(float(DENSE_BATCHES), float(top), _TAIL_POINTS + 1)[1:])
+    if bool((tail[1:] >= tail[:-1]).all()):  # (ascending: each value once, as np.unique keeps it)
+        tail = tail[np.concatenate(([True], tail[1:] != tail[:-1]))]
+    else:
+        tail = np.unique(tail)
     return np.concatenate([dense, tail])
+
+
+def _geometric(start: float, stop: float, num: int) -> np.ndarray[Any, Any]:
+    """``num`` points from ``start`` to ``stop`` (both > 0, num >= 2) evenly spaced in log10,
+    the endpoints exact: the operations of ``numpy.geomspace`` (and its ``linspace``) in their
+    order, without its general dtype, sign and shape handling (a search makes a grid per layout;
+    tests/test_decodes.py compares the two)."""
+    import numpy as np
+
+    low, high = np.log10(start), np.log10(stop)
+    exponents = np.arange(num, dtype=float)
+    exponents *= (high - low) / (num - 1)
+    exponents += low
+    exponents[-1] = high
+    out: np.ndarray[Any, Any] = np.power(10.0, exponents)
+    out[0], out[-1] = start, stop
+    return out
 
 
 #: the system a layout runs and the most sequences that fit (None: not even one): :func:`_fit`

@@ -11,7 +11,7 @@ import pytest
 
 import genmodel
 import genmodel._decodes
-from genmodel._decodes import DENSE_BATCHES, EpDecodes, decode_side
+from genmodel._decodes import DENSE_BATCHES, EpDecodes, batch_grid, decode_side
 from genmodel._engines import as_engine
 from genmodel._evaluate import StepCache
 from genmodel._recheck import closed_form_wave
@@ -114,3 +114,26 @@ def test_the_decode_steps_of_a_dense_models_layouts_made_together_are_each_layou
         assert sum(kept) > 2  # (steps were made together)
     else:
         assert not kept
+
+
+def _numpy_grid(most: float) -> np.ndarray:
+    """The batch grid as NumPy's geomspace and unique make it."""
+    top = int(most)
+    dense = np.arange(1, min(top, DENSE_BATCHES) + 1, dtype=float)
+    if top <= DENSE_BATCHES:
+        return dense
+    tail = np.unique(np.round(np.geomspace(DENSE_BATCHES, top, genmodel._decodes._TAIL_POINTS + 1)[1:]))
+    return np.concatenate([dense, tail])
+
+
+def test_the_batch_grid_is_numpys_geometric_tail_to_the_last_bit() -> None:
+    rng = np.random.default_rng(7)
+    tops = [1.0, 2.5, 1023.0, 1024.0, 1024.9, 1025.0, 1026.0, 1040.0, 1057.0, 2048.0, 5e5, 1e7]
+    tops += [float(t) for t in rng.integers(1025, 200_000, 400)]
+    tops += [float(t) for t in rng.integers(1025, 1100, 60)]  # (short tails: rounded points repeat)
+    for most in tops:
+        grid, expected = batch_grid(most), _numpy_grid(most)
+        assert grid.dtype == expected.dtype and grid.tobytes() == expected.tobytes(), most
+    for most in tops[4:]:  # (and its points before rounding)
+        points = genmodel._decodes._geometric(float(DENSE_BATCHES), float(int(most)), 33)
+        assert points.tobytes() == np.geomspace(DENSE_BATCHES, int(most), 33).tobytes(), most
