@@ -13,6 +13,10 @@
   from the :class:`~genmodel._evaluate.StepCache`, not made again for each grid). The step's
   formulas work element by element on the batch array (the same operations on each point whatever
   the other points are), so a point's figure is the same bits on either grid.
+- A dense model's layouts of one tp run the same operators over their own grids: the decode
+  steps of a few of them are evaluated as one over their inputs put end to end
+  (:func:`~genmodel._together.prime_steps`), each layout then finding its own step made, the
+  same bits (:meth:`EpDecodes._prime`).
 """
 
 from __future__ import annotations
@@ -209,8 +213,8 @@ def decode_side(
 
 class EpDecodes:
     """The decode sides of a search's layouts, made for each run of layouts that differ only in
-    their ep (consecutive in the search's work) over the union of their batch grids (module
-    docstring), when first asked for."""
+    their ep (consecutive in the search's work) over the union of their batch grids, or (a dense
+    model) with the steps of the next layouts of one tp (module docstring), when first asked for."""
 
     def __init__(
         self,
