@@ -13,6 +13,10 @@
   from the :class:`~genmodel._evaluate.StepCache`, not made again for each grid). The step's
   formulas work element by element on the batch array (the same operations on each point whatever
   the other points are), so a point's figure is the same bits on either grid.
+- A dense model's layouts of one tp run the same operators over their own grids: the decode
+  steps of a few of them are evaluated as one over their inputs put end to end
+  (:func:`~genmodel._together.prime_steps`), each layout then finding its own step made, the
+  same bits (:meth:`EpDecodes._prime`).
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError
 from genmodel._evaluate import StepCache, reusing_steps
-from genmodel._interleave import decode_steps, graph_pads
+from genmodel._interleave import decode_steps, graph_pads, padded_rows
 from genmodel._memory import engine_max_batch
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
-from genmodel._phases import decode_pass, mean_decode_context, prepare
+from genmodel._phases import decode_pass, mean_decode_context, microbatches, prepare
 from genmodel._system import System
+from genmodel._together import prime_steps
 from genmodel._wave import Wave
 from genmodel._workload import Precision
 
@@ -40,18 +45,47 @@ if TYPE_CHECKING:
 #: running batch sizes evaluated per replica: every integer up to this, then a geometric tail
 DENSE_BATCHES = 1024
 _TAIL_POINTS = 32
+#: the most layouts of one tp whose decode steps are evaluated as one (:meth:`EpDecodes._prime`):
+#: half the steps over arrays a :class:`~genmodel._evaluate.StepCache` keeps
+_PRIMED = 4
 
 
 def batch_grid(most: float) -> np.ndarray[Any, Any]:
-    """Running batch sizes per replica: 1, 2, ... up to DENSE_BATCHES, then geometric up to ``most``."""
+    """Running batch sizes per replica: 1, 2, ... up to DENSE_BATCHES, then geometric up to ``most``
+    (the tail's points rounded to whole batches, each once)."""
     import numpy as np
 
     top = math.floor(most)
     dense = np.arange(1, min(top, DENSE_BATCHES) + 1, dtype=float)
     if top <= DENSE_BATCHES:
         return dense
-    tail = np.unique(np.round(np.geomspace(DENSE_BATCHES, top, _TAIL_POINTS + 1)[1:]))
+    tail = np.round(_geometric(float(DENSE_BATCHES), float(top), _TAIL_POINTS + 1)[1:])
+    if bool((tail[1:] >= tail[:-1]).all()):  # (ascending: each value once, as np.unique keeps it)
+        tail = tail[np.concatenate(([True], tail[1:] != tail[:-1]))]
+    else:
+        tail = np.unique(tail)
     return np.concatenate([dense, tail])
+
+
+def _geometric(start: float, stop: float, num: int) -> np.ndarray[Any, Any]:
+    """``num`` points from ``start`` to ``stop`` (both > 0, num >= 2) evenly spaced in log10,
+    the endpoints exact: the operations of ``numpy.geomspace`` (and its ``linspace``) in their
+    order, without its general dtype, sign and shape handling (a search makes a grid per layout;
+    tests/test_decodes.py compares the two)."""
+    import numpy as np
+
+    low, high = np.log10(start), np.log10(stop)
+    exponents = np.arange(num, dtype=float)
+    exponents *= (high - low) / (num - 1)
+    exponents += low
+    exponents[-1] = high
+    out: np.ndarray[Any, Any] = np.power(10.0, exponents)
+    out[0], out[-1] = start, stop
+    return out
+
+
+#: the system a layout runs and the most sequences that fit (None: not even one): :func:`_fit`
+_Fit = tuple[System, int | None]
 
 
 class Decode(NamedTuple):
@@ -77,7 +111,7 @@ def _fit(
     lengths: tuple[int, int],
     options: RunOptions,
     pool: KvPool | None = None,
-) -> tuple[System, int | None]:
+) -> _Fit:
     """The system a layout runs (:func:`~genmodel._phases.prepare`) and the most sequences that
     fit (None: not even one whole sequence); with ``pool``, in the engine's KV pool, each running
     sequence holding what its admission keeps (:func:`~genmodel._memory.engine_max_batch`)."""
@@ -130,9 +164,11 @@ def _step(
     options: RunOptions,
     cache: StepCache | None,
     wave: Wave | None = None,
+    padded: tuple[Any, Any] | None = None,
 ) -> tuple[Any, Any]:
     """The decode step's time over ``batch`` (the mean context of ``lengths``), padded to the
-    CUDA graphs of the engine of ``wave``, and its terms."""
+    CUDA graphs of the engine of ``wave`` (``padded``: its rows and context scale, if made:
+    :func:`~genmodel._interleave.padded_rows`), and its terms."""
     past = mean_decode_context(*lengths)
 
     def step_at(seqs: Any, scale: Any) -> Any:
@@ -141,7 +177,7 @@ def _step(
         )
 
     with reusing_steps(cache):  # layouts of one tp and grid share the step's operators but the experts
-        return decode_steps(step_at, batch, graph_pads(wave, model, plan))
+        return decode_steps(step_at, batch, graph_pads(wave, model, plan), padded=padded)
 
 
 def decode_side(
@@ -157,25 +193,28 @@ def decode_side(
     cache: StepCache | None = None,
     pool: KvPool | None = None,
     wave: Wave | None = None,
+    fit: _Fit | None = None,
+    padded: tuple[Any, Any] | None = None,
 ) -> Decode:
     """One layout's decode side: the memory bound, the running batches (``batches``, else the
     batch grid, shared through ``grids``: by their largest batch, never written) and one decode
     step over all of them. Nothing here reads ``options.prefill_chunk``, so the chunk sizes of a
     search share it. ``pool``: as :func:`_fit` takes it; ``wave``: the engine whose CUDA graphs
-    pad the step."""
+    pad the step; ``fit``: what :func:`_fit` gave, if made, and ``padded`` the grid's padded rows
+    and context scales (:func:`~genmodel._interleave.padded_rows`; with ``fit`` only)."""
     lengths = (input_tokens, output_tokens)
-    run_system, most = _fit(model, system, plan, precision, lengths, options, pool)
+    run_system, most = fit or _fit(model, system, plan, precision, lengths, options, pool)
     if most is None:
         return Decode(run_system, None)
     batch = batches if batches is not None else _grid(most, plan.dp, grids)
-    step_s, terms = _step(model, plan, precision, run_system, batch, lengths, options, cache, wave)
+    step_s, terms = _step(model, plan, precision, run_system, batch, lengths, options, cache, wave, padded)
     return Decode(run_system, most, batch, step_s, terms)
 
 
 class EpDecodes:
     """The decode sides of a search's layouts, made for each run of layouts that differ only in
-    their ep (consecutive in the search's work) over the union of their batch grids (module
-    docstring), when first asked for."""
+    their ep (consecutive in the search's work) over the union of their batch grids, or (a dense
+    model) with the steps of the next layouts of one tp (module docstring), when first asked for."""
 
     def __init__(
         self,
@@ -199,23 +238,31 @@ class EpDecodes:
         self._ranked: dict[int, Wave] = {}  # the wave on each DP size's ranks (Wave.on_ranks)
         self._grids: dict[int, np.ndarray[Any, Any]] = {}
         self._made: dict[tuple[int, Precision], Decode] = {}
+        #: what _prime made for the layouts of one tp, by layout and precision: the options it
+        #: took, the fit (_fit) and the grid's padded rows and context scales (padded_rows)
+        self._primed: dict[tuple[int, Precision], tuple[RunOptions, _Fit, Any]] = {}
 
     def get(self, index: int, precision: Precision, options: RunOptions) -> Decode:
         """The decode side of ``work[index]`` (a layout that can run) in ``precision``."""
-        if self._model.moe is None:  # (one layout per tp, pp and dp: nothing to share)
+        if self._model.moe is None:  # (one layout per tp, pp and dp: their steps made together)
             plan = self._work[index][1]
-            lengths = self._lengths
+            primed = self._primed.pop((index, precision), None)
+            if primed is None or not (primed[0] is options or primed[0] == options):
+                self._prime(index, precision, options)
+                primed = self._primed.pop((index, precision))
             return decode_side(
                 self._model,
                 self._system,
                 plan,
                 precision,
-                *lengths,
+                *self._lengths,
                 options,
                 self._grids,
                 None,
                 self._cache,
                 *self._on_ranks(plan),
+                fit=primed[1],
+                padded=primed[2],
             )
         made = self._made.pop((index, precision), None)
         if made is not None:
@@ -234,6 +281,49 @@ class EpDecodes:
         for i, (run_system, most), grid in zip(group, fits, grids, strict=True):
             self._made[(i, precision)] = self._side(i, precision, options, run_system, most, grid, union)
         return self._made.pop((index, precision))
+
+    def _prime(self, index: int, precision: Precision, options: RunOptions) -> None:
+        """The fits and padded grids (:func:`~genmodel._interleave.padded_rows`) of ``work[index]``
+        (a dense model's layout) and of the next layouts that can run with the same size and tp
+        (up to :data:`_PRIMED` in all), kept for them, and their decode steps evaluated as one
+        (:func:`~genmodel._evaluate.prime_steps`; :func:`_step` then finds each of them made): the
+        figures each layout would make alone, with one step's Python work."""
+        size, plan, _ = self._work[index]
+        group = [index]
+        while len(group) < _PRIMED and group[-1] + 1 < len(self._work):
+            s, p, why = self._work[group[-1] + 1]
+            if why or s != size or (p.tp, p.cp) != (plan.tp, plan.cp):
+                break
+            group.append(group[-1] + 1)
+        past = mean_decode_context(*self._lengths)
+        inputs = []
+        for i in group:
+            p = self._work[i][1]
+            pool, wave = self._on_ranks(p)
+            fit = _fit(self._model, self._system, p, precision, self._lengths, options, pool)
+            padded = None
+            if fit[1] is not None:
+                padded = padded_rows(_grid(fit[1], p.dp, self._grids), graph_pads(wave, self._model, p))
+            self._primed[(i, precision)] = options, fit, padded
+            if padded is not None:  # (the decode step's inputs, as decode_pass gives step_terms them)
+                micro, m = microbatches(p, options, padded[0], 1)
+                inputs.append((fit[0].device, padded[0] / micro / m, past * padded[1]))
+        if options.speculation is not None or not inputs:  # (speculation: decode_pass's own steps)
+            return
+        device = inputs[0][0]
+        with reusing_steps(self._cache):
+            prime_steps(
+                self._model,
+                precision,
+                device,
+                [(seqs, at) for d, seqs, at in inputs if d is device or d == device],
+                new_tokens=1,
+                tp=plan.tp,
+                cp=plan.cp,
+                split_new_tokens=False,
+                absorb_mla=True,
+                kv_read_frac=options.sparse_attention_frac,
+            )
 
     def _on_ranks(self, plan: Plan) -> tuple[KvPool | None, Wave | None]:
         """The KV pool and the wave of ``plan``'s ranks: an MoE model's attention-DP ranks run the

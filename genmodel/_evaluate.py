@@ -18,9 +18,9 @@ candidates a second, and gives the same numbers:
   one-request prefill for every layout with the same tp, and the same decode step over its batch
   grid for every expert-parallel degree of a tp and dp (one-dimensional float64 arrays are keyed
   by their bytes; a few such steps are kept at a time). Such a step also keeps the sums of the
-  operators before the experts and the chance that no token routes to an expert slot, and
-  :func:`reused` keeps the tensor-parallel collectives' times by their message: the same values,
-  made once.
+  operators before the experts (without routed experts, the whole step's sums, read-only) and
+  the chance that no token routes to an expert slot, and :func:`reused` keeps the
+  tensor-parallel collectives' times by their message: the same values, made once.
 
 Anything else (SymPy expressions, mixed shapes) runs through the plain formulas themselves.
 """
@@ -304,9 +304,12 @@ def _sum_rows(values: Any) -> Any:
 
 
 #: a kept step: its operators, the routed experts' place among them, the times of the others, the
-#: sums of the operators before the experts (:class:`Prefix`; steps over arrays with experts), and
-#: the chances that no token routes to an expert slot (``missed`` of :func:`~genmodel._ops.experts_op`)
-_Step = tuple[list[Op], int | None, tuple[OpTime | None, ...], "Prefix | None", dict[Any, Any]]
+#: sums of the operators before the experts (:class:`Prefix`; steps over arrays with experts), the
+#: chances that no token routes to an expert slot (``missed`` of :func:`~genmodel._ops.experts_op`),
+#: and the step's roofline when no operator is made again (no routed experts; None with them)
+_Step = tuple[
+    list[Op], int | None, tuple[OpTime | None, ...], "Prefix | None", dict[Any, Any], "StepRoofline | None"
+]
 
 #: steps over arrays a :class:`StepCache` keeps at once (the least recently used goes first): a
 #: plan search evaluates the layouts of one tp (and batch grid) one after another, and each field
@@ -344,6 +347,16 @@ class StepCache:
             hashes.append(kept)
         return _Key(objects, values, hash((*hashes, values)))
 
+    def step_key(
+        self, specs: tuple[object, ...], flags: tuple[bool, bool], numbers: Sequence[object]
+    ) -> _Key | None:
+        """The key :func:`step_operators` keeps a step under: its ``specs`` (model, precision,
+        device), ``flags`` (split_new_tokens, absorb_mla) and ``numbers`` (num_seqs, new_tokens,
+        past_tokens, tp, cp, kv_read_frac) by value; None when a number is neither a plain number
+        nor a one-dimensional float64 array (such a step is not kept)."""
+        values = _value_key(numbers)
+        return None if values is None else self.key(specs, (*flags, *values))
+
     def value(self, key: Hashable, make: Callable[[], Any]) -> Any:
         """The value ``make()`` gave for ``key`` before, else ``make()``, kept (a few at a time:
         the least recently used goes first)."""
@@ -369,14 +382,28 @@ class StepCache:
         routed experts); ``arrays``: some input is an array."""
         experts = next((i for i, op in enumerate(ops) if op.name == "experts"), None)
         known = tuple(None if i == experts else t for i, t in enumerate(roof.times))
+        whole = None
+        if experts is None:  # every operator the same: the step's sums too (shared: never written)
+            whole = roof
+            _read_only(
+                roof.compute_s, roof.memory_s, roof.compute_bound_s, roof.memory_bound_s, roof.attention_s
+            )
         # the operators before the experts are the same in every such step: their sums, once
-        step: _Step = (ops, experts, known, None if experts is None else Prefix(experts), {})
+        step: _Step = (ops, experts, known, None if experts is None else Prefix(experts), {}, whole)
         if not arrays:
             self._steps[key] = step
             return
         if len(self._array_steps) >= _ARRAY_STEPS:
             del self._array_steps[next(iter(self._array_steps))]
         self._array_steps[key] = step
+
+
+def _read_only(*values: object) -> None:
+    """Mark the NumPy arrays among ``values`` read-only (a kept step's, shared by its reuses)."""
+    np = sys.modules.get("numpy")  # (not loaded: none of them is an array)
+    for v in values:
+        if np is not None and type(v) is np.ndarray:
+            v.flags.writeable = False  # type: ignore[attr-defined]
 
 
 class _Key:
@@ -441,6 +468,11 @@ def reused(names: tuple[Hashable, ...], system: object, number: Num, make: Calla
 _REUSED: ContextVar[StepCache | None] = ContextVar("genmodel_reused_steps", default=None)
 
 
+def active_cache() -> StepCache | None:
+    """The steps :func:`reusing_steps` reuses here (None: none)."""
+    return _REUSED.get()
+
+
 @contextlib.contextmanager
 def reusing_steps(cache: StepCache | None) -> Iterator[None]:
     """Within the block, :func:`step_operators` keeps the steps it evaluates on plain numbers (or
@@ -477,14 +509,18 @@ def step_operators(
     """
     cache = _REUSED.get()
     numbers = (num_seqs, new_tokens, past_tokens, tp, cp, kv_read_frac)
-    key = None
-    values = None if cache is None else _value_key(numbers)
-    if cache is not None and values is not None:
-        key = cache.key((model, precision, device), (split_new_tokens, absorb_mla, *values))
+    key = (
+        None
+        if cache is None
+        else cache.step_key((model, precision, device), (split_new_tokens, absorb_mla), numbers)
+    )
+    if cache is not None and key is not None:
         hit = cache.get(key)
         if hit is not None:
-            cached, experts, known, prefix, missed = hit
+            cached, experts, known, prefix, missed, whole = hit
             ops = list(cached)
+            if whole is not None:  # (no operator to make again: the same sums, made once)
+                return ops, whole
             if experts is not None:
                 ops[experts] = experts_op(
                     model,

@@ -389,6 +389,7 @@ def decode_steps(
     batch: Any,
     pads: tuple[int, ...],
     plain: StepTerms | None = None,
+    padded: tuple[Any, Any] | None = None,
 ) -> tuple[Any, StepTerms]:
     """The decode steps at the running batches ``batch`` (a number or an array), a batch up to the
     largest of ``pads`` run at the captured size that pads it (module docstring), and the step
@@ -396,9 +397,13 @@ def decode_steps(
     ``rows`` sequences at the mean context times ``context_scale``; ``plain``: the step at
     ``batch`` itself, if made. Whole batches take their padded step (and its operators); a mean
     batch between two whole ones the line between their padded steps (and the plain step's
-    operators)."""
+    operators). ``padded``: what :func:`padded_rows` gave for ``batch`` and ``pads``, if made
+    (a search's grid; ``plain`` is then not used)."""
     import numpy as np
 
+    if padded is not None:
+        terms = step_at(*padded)
+        return terms.time_s, terms
     last = _LAST_GRID[0]
     if last is not None and last[0] is batch and last[1] == pads:  # (a search's grid, padded before)
         terms = step_at(last[2], last[3])
@@ -408,14 +413,13 @@ def decode_steps(
         return step_at(batch, 1.0) if plain is None else plain
 
     b = np.atleast_1d(np.asarray(batch, dtype=float))
-    inside = (b >= 1) & (np.ceil(b) <= (pads[-1] if pads else 0))  # (below one sequence: as it is)
+    inside = _inside(b, pads)
     if not inside.any():
         terms = unpadded()
         return terms.time_s, terms
-    captured = np.asarray(pads, dtype=float)
 
     def rows_of(n: Any) -> Any:
-        return np.where(inside, captured[np.minimum(np.searchsorted(captured, n), len(captured) - 1)], n)
+        return _padded(n, inside, pads)
 
     whole = np.floor(b) == b
     if whole.all():
@@ -430,3 +434,39 @@ def decode_steps(
     at_hi = np.broadcast_to(step_at(rows_of(hi), hi / rows_of(hi)).time_s, b.shape)
     out = np.where(inside, at_lo + (b - lo) * (at_hi - at_lo), np.broadcast_to(terms.time_s, b.shape))
     return (out if np.ndim(batch) else float(out[0])), terms
+
+
+def _inside(b: Any, pads: tuple[int, ...]) -> Any:
+    """Where the running batches ``b`` (an array) run a captured graph: at least one sequence
+    (below one: as it is) and at most the largest of ``pads`` once rounded up."""
+    import numpy as np
+
+    return (b >= 1) & (np.ceil(b) <= (pads[-1] if pads else 0))
+
+
+def _padded(n: Any, inside: Any, pads: tuple[int, ...]) -> Any:
+    """The rows a graphed step of ``n`` sequences runs: the least of ``pads`` at least n where
+    ``inside``, else n."""
+    import numpy as np
+
+    captured = np.asarray(pads, dtype=float)
+    return np.where(inside, captured[np.minimum(np.searchsorted(captured, n), len(captured) - 1)], n)
+
+
+def padded_rows(batch: Any, pads: tuple[int, ...]) -> tuple[Any, Any] | None:
+    """The (rows, context scale) at which :func:`decode_steps` evaluates the decode step of the
+    whole running batches ``batch`` (a one-dimensional array) padded to ``pads``: its
+    ``step_at`` arguments, the same arrays; None where a batch is not whole (interpolated)."""
+    import numpy as np
+
+    last = _LAST_GRID[0]
+    if last is not None and last[0] is batch and last[1] == pads:
+        return last[2], last[3]
+    b = np.atleast_1d(np.asarray(batch, dtype=float))
+    inside = _inside(b, pads)
+    if not inside.any():
+        return batch, 1.0
+    if not (np.floor(b) == b).all():
+        return None
+    rows = _padded(b, inside, pads)
+    return rows, b / rows

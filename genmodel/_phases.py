@@ -91,12 +91,8 @@ def step_terms(
     system = as_system(hardware)
     device = system.device
     pp = plan.pp
-    # (both counts are exactly 1 with one stage and no split: no need to evaluate them per batch)
-    micro = 1.0 if pp == 1 else maximum(1.0, minimum(num_seqs, float(pp)))
-    # two-batch overlap / microbatch pipelining: the pass runs as m halves whose collectives
-    # overlap the other halves' compute
     splits = options.overlap_microbatches
-    m = 1.0 if splits == 1 else maximum(1.0, minimum(float(splits), floor(num_seqs / micro * new_tokens)))
+    micro, m = microbatches(plan, options, num_seqs, new_tokens)
     seqs = num_seqs / micro / m
     layout = None
     if model.moe is not None:
@@ -189,6 +185,18 @@ def step_terms(
         comm_breakdown={k: _times(v, m, first=True) for k, v in breakdown.items()},
         ops=roof.times,
     )
+
+
+def microbatches(plan: Plan, options: RunOptions, num_seqs: Num, new_tokens: Num) -> tuple[Num, Num]:
+    """(pipeline microbatches, overlap splits) of a pass of ``num_seqs`` sequences
+    (:func:`step_terms`): each of its operators' steps runs num_seqs / micro / m sequences."""
+    # (both counts are exactly 1 with one stage and no split: no need to evaluate them per batch)
+    micro = 1.0 if plan.pp == 1 else maximum(1.0, minimum(num_seqs, float(plan.pp)))
+    # two-batch overlap / microbatch pipelining: the pass runs as m halves whose collectives
+    # overlap the other halves' compute
+    splits = options.overlap_microbatches
+    m = 1.0 if splits == 1 else maximum(1.0, minimum(float(splits), floor(num_seqs / micro * new_tokens)))
+    return micro, m
 
 
 def _times(value: Num, factor: Num, *, first: bool = False) -> Num:
