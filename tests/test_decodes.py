@@ -61,12 +61,13 @@ def test_a_step_over_the_ep_union_grid_is_each_layouts_own_to_the_last_bit(
 
 
 @pytest.mark.parametrize(
-    ("model", "hardware", "devices", "engine", "options"),
+    ("model", "hardware", "devices", "engine", "options", "dtype"),
     [
-        ("llama-3.1-70b", "h200-sxm", 8, "vllm", genmodel.RunOptions()),  # graphs pad the steps
-        ("llama-3.1-70b", "h100-sxm", 16, "sglang", genmodel.RunOptions(overlap_microbatches=2)),
-        ("qwen3-32b", "h100-sxm", 8, None, genmodel.RunOptions()),  # no wave: the plain grid
-        ("llama-3.1-70b", "h100-sxm", 8, None, _DRAFTED),  # speculation: not made together
+        ("llama-3.1-70b", "h200-sxm", 8, "vllm", genmodel.RunOptions(), "fp8"),  # graphs pad the steps
+        ("llama-3.1-70b", "h100-sxm", 16, "sglang", genmodel.RunOptions(overlap_microbatches=2), "fp8"),
+        ("qwen3-32b", "h100-sxm", 8, None, genmodel.RunOptions(), "fp8"),  # no wave: the plain grid
+        ("llama-3.1-70b", "h100-sxm", 8, None, _DRAFTED, "fp8"),  # speculation: not made together
+        ("llama-3.1-405b", "b200", 8, "vllm", genmodel.RunOptions(), "fp4"),  # the LM head kept in bf16
     ],
 )
 def test_the_decode_steps_of_a_dense_models_layouts_made_together_are_each_layouts_own(
@@ -75,10 +76,12 @@ def test_the_decode_steps_of_a_dense_models_layouts_made_together_are_each_layou
     devices: int,
     engine: str | None,
     options: genmodel.RunOptions,
+    dtype: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     m, system = genmodel.load_model(model), genmodel.load_hardware(hardware)
-    precision = genmodel.default_precision("fp8", None, None)
+    precision = genmodel.default_precision(dtype, None, None, model=m)
+    assert (dtype == "fp4") == bool(precision.keep_modules)
     wave = None if engine is None else closed_form_wave(as_engine(engine, system.device), None)
     pool = None if wave is None else wave.pool
     work = [(devices, plan, why) for plan, why in layouts(m, system, devices)]
