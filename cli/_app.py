@@ -440,14 +440,7 @@ def validate(
     if format is Format.csv:
         emit(to_csv(d["cases"]), output)
         return
-    inside, nominal = d["interval_coverage"]["inside"], d["interval_coverage"]["nominal"]
-    # inside is None when no case has an interval (rate-driven and disaggregated cases have none)
-    intervals = "no interval" if inside is None else f"{inside:.0%} inside their {nominal:.0%} interval"
-    title = (
-        f"validation: {d['covered']} cases, MAPE {d['mape']:.1f}%, median "
-        f"{d['median_ape']:.1f}%, {d['within_25pct']:.0%} within 25%, {intervals} "
-        f"({len(d['skipped'])} skipped)"
-    )
+    title = _validation_title(d)
     if summary:
         emit_tables([_validation_summary(d, title)], output)
         return
@@ -463,7 +456,33 @@ def validate(
             f"{c['predicted']:.4g}",
             f"{c['ape']:.1f}",
         )
-    emit_tables([t], output)
+    emit_tables([t, *_skipped_table(d["skipped"])], output)
+
+
+def _validation_title(d: Mapping[str, Any]) -> str:
+    """The summary line of a validation report (no MAPE when every row was skipped)."""
+    skipped = f"({len(d['skipped'])} skipped)"
+    if not d["covered"]:
+        return f"validation: no case predicted {skipped}"
+    inside, nominal = d["interval_coverage"]["inside"], d["interval_coverage"]["nominal"]
+    # inside is None when no case has an interval (rate-driven and disaggregated cases have none)
+    intervals = "no interval" if inside is None else f"{inside:.0%} inside their {nominal:.0%} interval"
+    return (
+        f"validation: {d['covered']} cases, MAPE {d['mape']:.1f}%, median "
+        f"{d['median_ape']:.1f}%, {d['within_25pct']:.0%} within 25%, {intervals} {skipped}"
+    )
+
+
+def _skipped_table(skipped: list[dict[str, str]]) -> list[Table]:
+    """The skipped cases with their reasons (none when no case was skipped)."""
+    if not skipped:
+        return []
+    t = Table(title="skipped cases")
+    t.add_column("id")
+    t.add_column("reason", overflow="fold")
+    for s in skipped:
+        t.add_row(s["id"], s["reason"])
+    return [t]
 
 
 def _validation_summary(d: Mapping[str, Any], title: str) -> Table:

@@ -272,6 +272,17 @@ def test_validate_refuses_a_malformed_row_naming_line_and_column(
     assert f"{column}=" in rows["skipped"][0]["reason"]
 
 
+def test_validate_with_every_case_skipped_gives_null_figures_and_the_reasons(tmp_path: Path) -> None:
+    path = _cases(tmp_path, {"model": "llama-2-7bb"})
+    rows = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([rows[0], rows[2]]) + "\n", encoding="utf-8")  # the unknown model only
+    d = json.loads(cli_ok(["validate", str(path), "--format", "json"]))
+    assert d["covered"] == 0 and d["mape"] is None and d["median_ape"] is None and d["within_25pct"] is None
+    text = cli_ok(["validate", str(path)], columns=200)
+    assert "no case predicted (1 skipped)" in text and "nan" not in text
+    assert "skipped cases" in text and "model='llama-2-7bb' is not known" in text
+
+
 def test_validate_reads_a_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
     rows = json.loads(cli_ok(["validate", str(_cases(tmp_path, {}, bom=True)), "--format", "json"]))
     assert rows["covered"] == 2
