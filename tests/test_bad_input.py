@@ -168,6 +168,28 @@ def test_numbers_out_of_bounds_or_empty_are_one_line(args: list[str]) -> None:
     cli_bad(args)
 
 
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        ([*COMPARE, "--devices", "8", "--hardware", ""], "hardware"),
+        ([*COMPARE, "--devices", "8", "--hardware", "h100-sxm,,h200-sxm"], "hardware"),
+        ([*COMPARE, "--devices", "8", "--weight-dtype", "fp8,"], "weight_dtype"),
+        ([*PLAN, "--weight-dtype", "fp8,,bf16"], "weight_dtype"),
+    ],
+)
+def test_an_empty_item_of_a_comma_list_of_names_is_refused(args: list[str], name: str) -> None:
+    # as an empty integer is (--devices 8,): not skipped, and not 'no platform meets the targets'
+    assert f"{name}=" in cli_bad([*args, "--serving", "closed-form"])
+
+
+def test_compare_in_python_takes_a_comma_string_and_refuses_no_hardware() -> None:
+    kw = {"devices": 1, "input_tokens": 100, "output_tokens": 10, "serving": "closed-form"}
+    with pytest.raises(genmodel.SpecError, match="at least one platform"):
+        genmodel.compare("llama-3.1-8b", [], **kw)
+    rows = genmodel.compare("llama-3.1-8b", "h100-sxm,h200-sxm", **kw)
+    assert [r["hardware"] for r in rows] == ["h100-sxm", "h200-sxm"]
+
+
 def test_the_run_options_bounds_hold_in_the_api_too() -> None:
     with pytest.raises(genmodel.SpecError, match="draft_tokens"):
         genmodel.estimate("llama-3.1-8b", "h100-sxm", input_tokens=10, output_tokens=10, draft_tokens=10**20)
