@@ -115,7 +115,8 @@ def simulate(
             client's reply, from a response's last token to its next request reaching the
             scheduler, also in every TTFT and e2e.
         swap_tier: the offload tier of swap preemption: a memory tier id, ``ID:N`` for N per node,
-            or ``host`` (the default: the device's host memory in hardware_db).
+            or ``host`` (the default: the device's host memory in hardware_db); only with
+            preemption="swap" (else refused).
         seed: seed of the random lengths and arrival times (the same seed, the same result).
         records: keep the per-request records (``result.records``).
         timeline: keep the running batch, the queue and the KV use over time
@@ -357,9 +358,15 @@ def _swap_tier(engine: Engine, spec: str | AttachedTier | None, device: Device) 
     """The offload tier of swap preemption (None for recompute); ``host`` by default.
 
     Raises:
-        SpecError: the device has no such tier (e.g. no host memory tier in hardware_db).
+        SpecError: the device has no such tier (e.g. no host memory tier in hardware_db); a tier
+            given to an engine that preempts by recompute (it would go unused, unchecked).
     """
     if engine.preemption != "swap":
+        if spec is not None:
+            raise SpecError(
+                f"swap_tier={spec if isinstance(spec, str) else spec.tier.id!r} needs preemption='swap' "
+                f"(engine {engine.name} preempts by {engine.preemption})"
+            )
         return None
     try:
         return attached_tier("host" if spec is None else spec, "swap_tier", device)

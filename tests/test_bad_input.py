@@ -339,3 +339,16 @@ def test_serving_rows_show_the_serving_model_and_engine_where_given() -> None:
     bare = {k: v for k, v in d["serving"].items() if k not in ("serving_model", "engine")}
     rows = dict(_serving_rows({**d, "serving_model": "closed-form"}, bare))
     assert rows["serving: serving model"] == "closed-form"
+
+
+SIM = ["simulate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "100"]
+SIM += ["--output-tokens", "10", "--concurrency", "2", "--requests-per-client", "2", "--warmup", "1"]
+
+
+@pytest.mark.parametrize("tier", ["nosuch-tier", "host"])
+def test_a_swap_tier_without_swap_preemption_is_refused(tier: str) -> None:
+    # vLLM's preset preempts by recompute: the tier (even a misspelt one) went unused, unchecked
+    line = cli_bad([*SIM, "--swap-tier", tier])
+    assert f"swap_tier='{tier}' needs preemption='swap'" in line
+    cli_ok([*SIM, "--swap-tier", "host", "--preemption", "swap"])
+    assert "nosuch-tier" in cli_bad([*SIM, "--swap-tier", "nosuch-tier", "--preemption", "swap"])
