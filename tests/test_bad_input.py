@@ -352,3 +352,25 @@ def test_a_swap_tier_without_swap_preemption_is_refused(tier: str) -> None:
     assert f"swap_tier='{tier}' needs preemption='swap'" in line
     cli_ok([*SIM, "--swap-tier", "host", "--preemption", "swap"])
     assert "nosuch-tier" in cli_bad([*SIM, "--swap-tier", "nosuch-tier", "--preemption", "swap"])
+
+
+RATE = [*SIM[:9], "--requests", "3"]
+
+
+@pytest.mark.parametrize("rate", ["1e-300", "1e-9"])
+def test_a_rate_whose_requests_arrive_beyond_the_clock_is_refused(rate: str) -> None:
+    # 1e-300 requests/s put the arrivals near 1e300 s, where a step's milliseconds round away:
+    # the simulation gave a p50 TTFT of 0 s
+    line = cli_bad([*RATE, "--request-rate", rate])
+    assert f"request_rate={float(rate)!r}" in line and "beyond the simulation's 1e+09 s" in line
+    d = json.loads(cli_ok([*RATE, "--request-rate", "1e-6", "--format", "json"]))
+    assert d["ttft_s"]["p50"] > 0
+
+
+def test_a_trace_arrival_beyond_the_clock_is_refused(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0,100,10\n1e300,100,10\n", encoding="utf-8")
+    line = cli_bad([*SIM[:5], "--trace", str(trace)])
+    assert "line 3: arrival_s=1e+300 must be between 0 and 1e+09 s" in line
+    with pytest.raises(genmodel.SpecError, match=r"trace row 2: arrival_s=10000000000\.0 must be between"):
+        genmodel.simulate("llama-3.1-8b", "h100-sxm", trace=((0.0, 100, 10), (1e10, 100, 10)))
