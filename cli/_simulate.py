@@ -237,7 +237,7 @@ def simulate(
     )
     data = result.to_dict()
     if records is not None and result.records is not None:
-        write_text(to_csv(result.records.rows()), records)
+        write_text(to_csv(result.records.rows()), records, "records")
     if format is Format.json:
         emit(to_json(data), output)
     elif format is Format.csv:

@@ -8,7 +8,7 @@ from typing import Any
 from genmodel._api import attached_tier, estimate, profiled
 from genmodel._arrivals import Arrivals
 from genmodel._engines import Engine
-from genmodel._errors import InfeasibleError, SpecError
+from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device, System
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
@@ -298,6 +298,8 @@ def _simulate_disaggregated(
         )
     for k in _PLAN_KEYS:
         options.pop(k, None)
+    given: dict[str, Any] = {k: v for k, v in pools.items() if v is not None}
+    require_ints(**given)  # each named as given (a pool's check names its worker's field: tp=)
     m, hw = _specs(model, hardware, system)
     base = spec.engine_on(hw.device)
     specs = []

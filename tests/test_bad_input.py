@@ -374,3 +374,29 @@ def test_a_trace_arrival_beyond_the_clock_is_refused(tmp_path: Path) -> None:
     assert "line 3: arrival_s=1e+300 must be between 0 and 1e+09 s" in line
     with pytest.raises(genmodel.SpecError, match=r"trace row 2: arrival_s=10000000000\.0 must be between"):
         genmodel.simulate("llama-3.1-8b", "h100-sxm", trace=((0.0, 100, 10), (1e10, 100, 10)))
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--prefill-tp", "0"),
+        ("--decode-workers", "0"),
+        ("--prefill-max-batch", "0"),
+        ("--decode-dp", "-1"),
+    ],
+)
+def test_a_bad_pool_flag_is_named_as_given(flag: str, value: str) -> None:
+    # it was named as the pool's worker field (tp=0, workers=0, max_num_seqs=0)
+    line = cli_bad([*SIM, "--disaggregated", flag, value])
+    assert f"{flag[2:].replace('-', '_')}={value}" in line
+
+
+def test_records_are_named_and_never_the_same_file_as_the_output(tmp_path: Path) -> None:
+    same = tmp_path / "same.csv"
+    line = cli_bad([*SIM, "--records", str(same), "--output", str(tmp_path / "." / "same.csv")])
+    assert "records=" in line and "is also --output" in line
+    assert not same.exists()
+    assert "records=" in cli_bad([*SIM, "--records", str(tmp_path)])  # it said output=
+    cli_ok([*SIM, "--records", str(tmp_path / "r.csv"), "--output", str(tmp_path / "o.csv")])
+    assert (tmp_path / "r.csv").read_text().startswith("request,arrival_s,")
+    assert "Latency (simulated)" in (tmp_path / "o.csv").read_text()
