@@ -83,7 +83,8 @@ def simulate(
     kv_dtype: KvDtypeOpt = None,
     concurrency: Annotated[int | None, typer.Option(help="Closed-loop clients, started together.")] = None,
     requests_per_client: Annotated[
-        int | None, typer.Option(help="Requests per client, warm-up included (default 12).")
+        int | None,
+        typer.Option(help="With --concurrency: requests per client, warm-up included (default 12)."),
     ] = None,
     request_rate: Annotated[float | None, typer.Option(help="Poisson arrivals, requests per second.")] = None,
     requests: Annotated[
@@ -115,7 +116,8 @@ def simulate(
     warmup: Annotated[
         int | None,
         typer.Option(
-            help="Each client's first requests, left out of the figures (default 2).", show_default=False
+            help="With --concurrency: each client's first requests, left out of the figures (default 2).",
+            show_default=False,
         ),
     ] = None,
     warmup_restart: WarmupRestartOpt = True,

@@ -325,6 +325,7 @@ def estimate(
             raise SpecError(
                 "input_spread= and output_spread= need concurrency= (serving): a static batch has one length"
             )
+        spec.check_closed_loop("a static batch")
         n = 1 if batch is None else batch
         return estimate_static(m, hw, plan, precision, batch=n, ideal=ideal, options=run, **tokens)
     if batch is not None:

@@ -130,6 +130,8 @@ def requirements(
         warmup_requests=warmup_requests,
         warmup_restart=warmup_restart,
     )
+    if concurrency is None:
+        spec.check_closed_loop("a static batch", engine=False)
     deployment, served = _deployment(model, hardware, input_tokens, output_tokens, estimate_kwargs, spec)
     return solve_requirements(
         deployment,

@@ -392,6 +392,8 @@ def _arrivals(
         raise SpecError(
             f"burstiness_cv={spec.burstiness_cv!r} shapes request_rate= arrivals only: give request_rate="
         )
+    if concurrency is None:
+        spec.check_closed_loop("request_rate=" if trace is None else "trace=")
     if trace is not None:
         if input_tokens is not None or output_tokens is not None:
             raise SpecError("a trace gives each request's lengths: drop input_tokens= and output_tokens=")
@@ -401,18 +403,7 @@ def _arrivals(
     if input_tokens is None or output_tokens is None:
         raise SpecError("input_tokens= and output_tokens= are needed without a trace")
     if concurrency is not None:
-        fewest = spec.per_client  # the default warm-up leaves each client one measured request
-        if isinstance(requests, int) and isinstance(concurrency, int) and concurrency > 0:
-            fewest = requests // concurrency  # (the requests split over the clients)
-        arrivals = Arrivals(
-            kind="closed",
-            clients=concurrency,
-            requests_per_client=spec.per_client,
-            warmup_requests=spec.warmup(fewest),
-            warmup_restart=spec.warmup_restart,
-            warmup_replay=spec.warmup_replay,
-            requests=requests,
-        )
+        arrivals = _closed_loop(spec, concurrency, requests)
     else:
         assert request_rate is not None
         arrivals = Arrivals(
@@ -422,3 +413,19 @@ def _arrivals(
             requests=DEFAULT_REQUESTS if requests is None else requests,
         )
     return arrivals, (input_tokens, output_tokens)
+
+
+def _closed_loop(spec: ServingSpec, concurrency: int, requests: int | None) -> Arrivals:
+    """``concurrency`` closed-loop clients of ``spec``, sending ``requests`` in all if given."""
+    fewest = spec.per_client  # the default warm-up leaves each client one measured request
+    if isinstance(requests, int) and isinstance(concurrency, int) and concurrency > 0:
+        fewest = requests // concurrency  # (the requests split over the clients)
+    return Arrivals(
+        kind="closed",
+        clients=concurrency,
+        requests_per_client=spec.per_client,
+        warmup_requests=spec.warmup(fewest),
+        warmup_restart=spec.warmup_restart,
+        warmup_replay=spec.warmup_replay,
+        requests=requests,
+    )

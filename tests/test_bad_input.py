@@ -400,3 +400,27 @@ def test_records_are_named_and_never_the_same_file_as_the_output(tmp_path: Path)
     cli_ok([*SIM, "--records", str(tmp_path / "r.csv"), "--output", str(tmp_path / "o.csv")])
     assert (tmp_path / "r.csv").read_text().startswith("request,arrival_s,")
     assert "Latency (simulated)" in (tmp_path / "o.csv").read_text()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [*EST, "--requests-per-client", "5"],
+        [*EST, "--warmup-requests", "1"],
+        [*REQ, "--ttft-slo", "1s", "--requests-per-client", "3"],
+        [*REQ, "--ttft-slo", "1s", "--max-num-seqs", "4"],
+        [*SIM[:9], "--request-rate", "5", "--requests", "5", "--warmup", "2"],
+        [*SIM[:9], "--request-rate", "5", "--requests", "5", "--requests-per-client", "2"],
+    ],
+)
+def test_closed_loop_settings_without_closed_loop_clients_are_refused(args: list[str]) -> None:
+    # they went unused: a static batch and an open loop have no client to warm up
+    line = cli_bad(args)
+    assert "only with concurrency= (closed-loop clients)" in line
+
+
+def test_closed_loop_settings_are_refused_with_a_trace_too(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0,100,10\n", encoding="utf-8")
+    assert "not trace=" in cli_bad([*SIM[:5], "--trace", str(trace), "--warmup", "1"])
+    cli_ok([*SIM[:5], "--trace", str(trace)])
