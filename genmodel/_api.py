@@ -121,12 +121,12 @@ def _system(hardware: str | Device | System, system: str | System | None) -> Sys
     bandwidth, gets the system its own links make (:meth:`System.of_device`); a link bandwidth
     edit scales the fabric tiers of its level (:func:`_system_of_device`).
     """
-    if isinstance(hardware, str):
-        hw = load_hardware(hardware)
-    elif isinstance(hardware, Device):
+    if isinstance(hardware, Device):
         hw = _system_of_device(hardware)
-    else:
+    elif isinstance(hardware, System):
         hw = hardware
+    else:
+        hw = load_hardware(hardware)  # an id; it names any other type
     if system is None:
         return hw
     chosen = load_system(system) if isinstance(system, str) else system
@@ -302,7 +302,7 @@ def estimate(
         SpecError: malformed arguments, an unknown serving model. UnknownEntryError: unknown
             ids or engine. InfeasibleError: the plan cannot run (divisibility, memory).
     """
-    m = load_model(model) if isinstance(model, str) else model
+    m = model if isinstance(model, ModelSpec) else load_model(model)  # (load_model names a wrong type)
     hw = _system(hardware, system)
     spec = ServingSpec(
         engine=engine,

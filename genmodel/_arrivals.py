@@ -93,7 +93,12 @@ class Arrivals:
                     f"{name}={n:,} must be at most {MAX_REQUESTS:,} (the simulation runs every request)"
                 )
         self._check_span(total)
-        for i, (t, n_in, n_out) in enumerate(self.trace):
+        for i, row in enumerate(self.trace):
+            if len(row) != 3:
+                raise SpecError(
+                    f"trace row {i + 1}: {row!r} must be (arrival_s, input_tokens, output_tokens)"
+                )
+            t, n_in, n_out = row
             if not (math.isfinite(t) and 0 <= t <= MAX_ARRIVAL_S):
                 raise SpecError(
                     f"trace row {i + 1}: arrival_s={t!r} must be between 0 and {MAX_ARRIVAL_S:.0e} s"

@@ -262,7 +262,7 @@ def _specs(
     model: str | ModelSpec, hardware: str | Device | System, system: str | System | None
 ) -> tuple[ModelSpec, System]:
     """The model and the system, as :func:`genmodel.estimate` resolves them."""
-    m = load_model(model) if isinstance(model, str) else model
+    m = model if isinstance(model, ModelSpec) else load_model(model)  # (load_model names a wrong type)
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
     if system is not None:
         hw = (load_system(system) if isinstance(system, str) else system).with_device(hw.device)
