@@ -19,8 +19,14 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.table import Table
+from typer import Abort
 from typer.main import get_command_name
 from typer.models import CommandInfo
+
+try:  # typer's own copy of click (typer 0.22 on); before, click itself
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
 
 import genmodel
 from genmodel.report import flatten, format_bytes, format_seconds, to_csv, to_json
@@ -757,9 +763,27 @@ def command_app(argv: Sequence[str]) -> typer.Typer:
 
 
 def main() -> None:
-    """Entry point of the ``genmodel`` command."""
+    """Entry point of the ``genmodel`` command.
+
+    A usage error (an unknown option or command, a value click cannot parse, a missing option) is
+    one red line and exit code 2, as every other bad input is (click's own box took five lines).
+    """
     try:
+        code = command_app(sys.argv)(standalone_mode=False)
+    except NoArgsIsHelpError:  # bare `genmodel`: the help, as typer shows it (nothing ran)
         command_app(sys.argv)()
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "genmodel"
+        message = " ".join(exc.format_message().replace("Value error, ", "").split())  # (typer's prefix)
+        err.print(f"[red]error:[/red] {escape(message)} ({where} --help)", markup=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except ClickException as exc:  # pragma: no cover - click's file errors; none of ours
+        err.print(f"[red]error:[/red] {escape(exc.format_message())}", markup=True)
+        sys.exit(exc.exit_code)
+    except Abort:
+        err.print("Aborted!", markup=False)
+        sys.exit(1)
     except genmodel.GenModelError as exc:  # pragma: no cover - commands catch their own
         err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
         sys.exit(EXIT_BAD_INPUT)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -424,3 +424,46 @@ def test_closed_loop_settings_are_refused_with_a_trace_too(tmp_path: Path) -> No
     trace.write_text("arrival_s,input_tokens,output_tokens\n0,100,10\n", encoding="utf-8")
     assert "not trace=" in cli_bad([*SIM[:5], "--trace", str(trace), "--warmup", "1"])
     cli_ok([*SIM[:5], "--trace", str(trace)])
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        ([*EST, "--tpp", "2"], "No such option: --tpp (Possible options: --ep, --pp, --tp)"),
+        ([*EST, "--format", "xml"], "Invalid value for '--format': 'xml' is not one of"),
+        (EST[:3], "Missing option '--hardware'."),
+        (["estimat"], "No such command 'estimat'. Did you mean 'estimate'"),
+        (["hw", "show"], "Missing argument 'hardware'."),
+    ],
+)
+def test_a_usage_error_from_the_shell_is_one_red_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], said: str
+) -> None:
+    # click's box took five lines of stderr (the usage, a hint, and the message in a frame)
+    from genmodel.cli._app import main
+
+    monkeypatch.setattr("sys.argv", ["genmodel", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and said in line and line.endswith("--help)")
+
+
+def test_the_entry_point_keeps_the_exit_codes_of_success_and_no_plan(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from genmodel.cli._app import main
+
+    for args, code in (
+        ([*EST, "--format", "json"], 0),
+        ([*PLAN, "--tpot-slo", "1us"], 3),
+        (["--version"], 0),
+    ):
+        monkeypatch.setattr(
+            "sys.argv", ["genmodel", *args, *(["--serving", "closed-form"] if code == 3 else [])]
+        )
+        with pytest.raises(SystemExit) as exc:
+            main()
+        assert exc.value.code == code, args
+    assert "genmodel" in capsys.readouterr().out
