@@ -13,7 +13,9 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=1)]
 Source = Annotated[str, Field(min_length=3)]
-Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+#: the form of every id of the database (a profile's, a model's, a device's ...)
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
 class _Strict(BaseModel):
