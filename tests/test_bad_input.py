@@ -305,6 +305,23 @@ def test_validate_with_every_case_skipped_gives_null_figures_and_the_reasons(tmp
     assert "skipped cases" in text and "model='llama-2-7bb' is not known" in text
 
 
+@pytest.mark.parametrize("value", ["-3", "1000", "abc"])
+def test_validate_refuses_a_run_option_out_of_its_bounds_as_a_malformed_row(
+    tmp_path: Path, value: str
+) -> None:
+    # out of bounds, the case was skipped as one genmodel cannot model ('abc' was refused)
+    cases = _cases(tmp_path, {})
+    options = tmp_path / "options.csv"
+    second = genmodel.read_cases(cases)[1]["id"]
+    options.write_text(f"id,overlap_microbatches\n{second},{value}\n", encoding="utf-8")
+    line = cli_bad(["validate", str(cases), "--options", str(options)])
+    assert "line 3" in line and "overlap_microbatches=" in line
+    rows = json.loads(
+        cli_ok(["validate", str(cases), "--options", str(options), "--skip-invalid", "--format", "json"])
+    )
+    assert rows["covered"] == 1 and "overlap_microbatches=" in rows["skipped"][0]["reason"]
+
+
 def test_validate_reads_a_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
     rows = json.loads(cli_ok(["validate", str(_cases(tmp_path, {}, bom=True)), "--format", "json"]))
     assert rows["covered"] == 2
