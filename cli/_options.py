@@ -444,6 +444,7 @@ def write_text(text: str, output: Path, name: str = "output") -> None:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text if text.endswith("\n") else text + "\n")
+            os.chmod(tmp, genmodel.report.new_file_mode(output))  # (mkstemp's file is 0o600)
             os.replace(tmp, output)
         except BaseException:
             with contextlib.suppress(OSError):
