@@ -434,15 +434,35 @@ def memory_report(
         "concurrency": [
             {
                 "context_tokens": c,
-                "max_concurrency": max_concurrency(
-                    model,
-                    hardware,
-                    context_tokens=c,
-                    output_tokens=min(output_tokens, c - 1),
-                    options=options,
-                    **estimate_args,
-                ),
+                "max_concurrency": _users(model, hardware, c, output_tokens, options, estimate_args),
             }
             for c in contexts
         ],
     }
+
+
+def _users(
+    model: str | ModelSpec,
+    hardware: str | Device | System,
+    context: int,
+    output_tokens: int,
+    options: RunOptions | None,
+    estimate_args: dict[str, Any],
+) -> int:
+    """The sequences of ``context`` tokens that fit (:func:`max_concurrency`).
+
+    Raises:
+        SpecError: as max_concurrency's, named by the context (a context beyond the model's did
+            not say which it was, only input_tokens + output_tokens=... of the context).
+    """
+    try:
+        return max_concurrency(
+            model,
+            hardware,
+            context_tokens=context,
+            output_tokens=min(output_tokens, context - 1),
+            options=options,
+            **estimate_args,
+        )
+    except SpecError as exc:
+        raise SpecError(f"contexts: {context:,} tokens: {exc}") from None
