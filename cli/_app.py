@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import io
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -767,7 +768,12 @@ def main() -> None:
 
     A usage error (an unknown option or command, a value click cannot parse, a missing option) is
     one red line and exit code 2, as every other bad input is (click's own box took five lines).
+    A character the terminal's encoding lacks (an interval's en dash on an ASCII or cp437 console)
+    is printed as '?', not a UnicodeEncodeError.
     """
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
     try:
         code = command_app(sys.argv)(standalone_mode=False)
     except NoArgsIsHelpError:  # bare `genmodel`: the help, as typer shows it (nothing ran)

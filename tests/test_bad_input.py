@@ -484,3 +484,17 @@ def test_the_entry_point_keeps_the_exit_codes_of_success_and_no_plan(
             main()
         assert exc.value.code == code, args
     assert "genmodel" in capsys.readouterr().out
+
+
+def test_a_terminal_without_unicode_gets_question_marks_not_a_traceback() -> None:
+    # an interval's en dash (8.38 ms–12.77 ms) raised UnicodeEncodeError on an ASCII stdout
+    import subprocess
+    import sys
+
+    code = f"import sys\nfrom genmodel.cli._app import main\nsys.argv = ['genmodel', *{EST!r}]\nmain()\n"
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "COLUMNS": "120"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-600:]
+    assert b"Traceback" not in proc.stderr and b" ms?" in proc.stdout
