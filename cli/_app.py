@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import io
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,8 +20,14 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.table import Table
+from typer import Abort
 from typer.main import get_command_name
 from typer.models import CommandInfo
+
+try:  # typer's own copy of click (typer 0.22 on); before, click itself
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
 
 import genmodel
 from genmodel.report import flatten, format_bytes, format_seconds, to_csv, to_json
@@ -440,14 +447,7 @@ def validate(
     if format is Format.csv:
         emit(to_csv(d["cases"]), output)
         return
-    inside, nominal = d["interval_coverage"]["inside"], d["interval_coverage"]["nominal"]
-    # inside is None when no case has an interval (rate-driven and disaggregated cases have none)
-    intervals = "no interval" if inside is None else f"{inside:.0%} inside their {nominal:.0%} interval"
-    title = (
-        f"validation: {d['covered']} cases, MAPE {d['mape']:.1f}%, median "
-        f"{d['median_ape']:.1f}%, {d['within_25pct']:.0%} within 25%, {intervals} "
-        f"({len(d['skipped'])} skipped)"
-    )
+    title = _validation_title(d)
     if summary:
         emit_tables([_validation_summary(d, title)], output)
         return
@@ -463,7 +463,33 @@ def validate(
             f"{c['predicted']:.4g}",
             f"{c['ape']:.1f}",
         )
-    emit_tables([t], output)
+    emit_tables([t, *_skipped_table(d["skipped"])], output)
+
+
+def _validation_title(d: Mapping[str, Any]) -> str:
+    """The summary line of a validation report (no MAPE when every row was skipped)."""
+    skipped = f"({len(d['skipped'])} skipped)"
+    if not d["covered"]:
+        return f"validation: no case predicted {skipped}"
+    inside, nominal = d["interval_coverage"]["inside"], d["interval_coverage"]["nominal"]
+    # inside is None when no case has an interval (rate-driven and disaggregated cases have none)
+    intervals = "no interval" if inside is None else f"{inside:.0%} inside their {nominal:.0%} interval"
+    return (
+        f"validation: {d['covered']} cases, MAPE {d['mape']:.1f}%, median "
+        f"{d['median_ape']:.1f}%, {d['within_25pct']:.0%} within 25%, {intervals} {skipped}"
+    )
+
+
+def _skipped_table(skipped: list[dict[str, str]]) -> list[Table]:
+    """The skipped cases with their reasons (none when no case was skipped)."""
+    if not skipped:
+        return []
+    t = Table(title="skipped cases")
+    t.add_column("id")
+    t.add_column("reason", overflow="fold")
+    for s in skipped:
+        t.add_row(s["id"], s["reason"])
+    return [t]
 
 
 def _validation_summary(d: Mapping[str, Any], title: str) -> Table:
@@ -738,9 +764,32 @@ def command_app(argv: Sequence[str]) -> typer.Typer:
 
 
 def main() -> None:
-    """Entry point of the ``genmodel`` command."""
+    """Entry point of the ``genmodel`` command.
+
+    A usage error (an unknown option or command, a value click cannot parse, a missing option) is
+    one red line and exit code 2, as every other bad input is (click's own box took five lines).
+    A character the terminal's encoding lacks (an interval's en dash on an ASCII or cp437 console)
+    is printed as '?', not a UnicodeEncodeError.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
     try:
+        code = command_app(sys.argv)(standalone_mode=False)
+    except NoArgsIsHelpError:  # bare `genmodel`: the help, as typer shows it (nothing ran)
         command_app(sys.argv)()
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "genmodel"
+        message = " ".join(exc.format_message().replace("Value error, ", "").split())  # (typer's prefix)
+        err.print(f"[red]error:[/red] {escape(message)} ({where} --help)", markup=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except ClickException as exc:  # pragma: no cover - click's file errors; none of ours
+        err.print(f"[red]error:[/red] {escape(exc.format_message())}", markup=True)
+        sys.exit(exc.exit_code)
+    except Abort:
+        err.print("Aborted!", markup=False)
+        sys.exit(1)
     except genmodel.GenModelError as exc:  # pragma: no cover - commands catch their own
         err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
         sys.exit(EXIT_BAD_INPUT)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -226,12 +226,20 @@ def check_output_path(name: str, path: Path) -> None:
         raise genmodel.SpecError(f"{name}={text!r}: cannot write in {folder}")
 
 
+#: the arguments that name a file a command writes
+_WRITTEN = ("output", "plot", "records")
+
+
 def _check_arguments(kwargs: Mapping[str, Any]) -> None:
     """Check each numeric argument of a command against :data:`BOUNDS` or its run option's bounds,
-    and the ``output`` and ``plot`` paths (:func:`check_output_path`)."""
-    for name in ("output", "plot"):
-        if isinstance(kwargs.get(name), Path):
-            check_output_path(name, kwargs[name])
+    and the ``output``, ``plot`` and ``records`` paths (:func:`check_output_path`), each its own file."""
+    paths = {name: kwargs[name] for name in _WRITTEN if isinstance(kwargs.get(name), Path)}
+    seen: dict[Path, str] = {}
+    for name, path in paths.items():
+        check_output_path(name, path)
+        first = seen.setdefault(path.resolve(), name)
+        if first != name:  # the later write would replace the first
+            raise genmodel.SpecError(f"{name}={str(path)!r} is also --{first}: give each its own file")
     for name, value in kwargs.items():
         spec = _OPTION_NAMES.get(name)
         if name in BOUNDS:
@@ -423,19 +431,20 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def write_text(text: str, output: Path) -> None:
+def write_text(text: str, output: Path, name: str = "output") -> None:
     """Write ``text`` whole to ``output`` (via a temporary file beside it: never half-written).
 
     Raises:
-        genmodel.SpecError: the file cannot be written (the system's reason).
+        genmodel.SpecError: the file cannot be written (the system's reason), named ``name=``.
     """
-    check_output_path("output", output)
-    with cannot_write("output", output):
+    check_output_path(name, output)
+    with cannot_write(name, output):
         output.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text if text.endswith("\n") else text + "\n")
+            os.chmod(tmp, genmodel.report.new_file_mode(output))  # (mkstemp's file is 0o600)
             os.replace(tmp, output)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -137,8 +137,16 @@ DtypesOpt = Annotated[
 ]
 
 
-def _dtypes(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+def _names(name: str, value: str) -> list[str]:
+    """A comma-separated list of ids or dtypes; an empty item is refused (as :func:`parse_ints` does).
+
+    Raises:
+        genmodel.SpecError: an empty list or item.
+    """
+    items = [v.strip() for v in value.split(",")]
+    if not all(items):
+        raise genmodel.SpecError(f"{name}={value!r} has an empty value: give names, comma-separated")
+    return items
 
 
 def _chunks(value: str) -> list[int | None]:
@@ -251,7 +259,7 @@ def register(app: typer.Typer) -> None:
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 **_slos(ttft_slo, tpot_slo, ttft_quantile),
-                weight_dtype=_dtypes(weight_dtype),
+                weight_dtype=_names("weight_dtype", weight_dtype),
                 act_dtype=act_dtype,
                 kv_dtype=kv_dtype,
                 disaggregated=disaggregated,
@@ -321,7 +329,7 @@ def register(app: typer.Typer) -> None:
         """
         if plot is not None:
             figure_format(plot)
-        ids = _dtypes(hardware)
+        ids = _names("hardware", hardware)
         budgets = parse_ints("devices", devices)
         with working(f"planning on {len(ids)} platform{'s' if len(ids) > 1 else ''}"):
             rows = genmodel.compare(
@@ -331,7 +339,7 @@ def register(app: typer.Typer) -> None:
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 **_slos(ttft_slo, tpot_slo, None),
-                weight_dtype=_dtypes(weight_dtype),
+                weight_dtype=_names("weight_dtype", weight_dtype),
                 act_dtype=act_dtype,
                 kv_dtype=kv_dtype,
                 request_rate_per_s=request_rate,

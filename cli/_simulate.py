@@ -87,7 +87,8 @@ def simulate(
     kv_dtype: KvDtypeOpt = None,
     concurrency: Annotated[int | None, typer.Option(help="Closed-loop clients, started together.")] = None,
     requests_per_client: Annotated[
-        int | None, typer.Option(help="Requests per client, warm-up included (default 12).")
+        int | None,
+        typer.Option(help="With --concurrency: requests per client, warm-up included (default 12)."),
     ] = None,
     request_rate: Annotated[float | None, typer.Option(help="Poisson arrivals, requests per second.")] = None,
     requests: Annotated[
@@ -119,7 +120,8 @@ def simulate(
     warmup: Annotated[
         int | None,
         typer.Option(
-            help="Each client's first requests, left out of the figures (default 2).", show_default=False
+            help="With --concurrency: each client's first requests, left out of the figures (default 2).",
+            show_default=False,
         ),
     ] = None,
     warmup_restart: WarmupRestartOpt = True,
@@ -243,7 +245,7 @@ def simulate(
     )
     data = result.to_dict()
     if records is not None and result.records is not None:
-        write_text(to_csv(result.records.rows()), records)
+        write_text(to_csv(result.records.rows()), records, "records")
     if format is Format.json:
         emit(to_json(data), output)
     elif format is Format.csv:

@@ -136,12 +136,12 @@ def _system(hardware: str | Device | System, system: str | System | None) -> Sys
     bandwidth, gets the system its own links make (:meth:`System.of_device`); a link bandwidth
     edit scales the fabric tiers of its level (:func:`_system_of_device`).
     """
-    if isinstance(hardware, str):
-        hw = load_hardware(hardware)
-    elif isinstance(hardware, Device):
+    if isinstance(hardware, Device):
         hw = _system_of_device(hardware)
-    else:
+    elif isinstance(hardware, System):
         hw = hardware
+    else:
+        hw = load_hardware(hardware)  # an id; it names any other type
     if system is None:
         return hw
     chosen = load_system(system) if isinstance(system, str) else system
@@ -317,7 +317,7 @@ def estimate(
         SpecError: malformed arguments, an unknown serving model. UnknownEntryError: unknown
             ids or engine. InfeasibleError: the plan cannot run (divisibility, memory).
     """
-    m = load_model(model) if isinstance(model, str) else model
+    m = model if isinstance(model, ModelSpec) else load_model(model)  # (load_model names a wrong type)
     hw = _system(hardware, system)
     spec = ServingSpec(
         engine=engine,
@@ -340,6 +340,7 @@ def estimate(
             raise SpecError(
                 "input_spread= and output_spread= need concurrency= (serving): a static batch has one length"
             )
+        spec.check_closed_loop("a static batch")
         n = 1 if batch is None else batch
         return estimate_static(m, hw, plan, precision, batch=n, ideal=ideal, options=run, **tokens)
     if batch is not None:
@@ -448,15 +449,35 @@ def memory_report(
         "concurrency": [
             {
                 "context_tokens": c,
-                "max_concurrency": max_concurrency(
-                    model,
-                    hardware,
-                    context_tokens=c,
-                    output_tokens=min(output_tokens, c - 1),
-                    options=options,
-                    **estimate_args,
-                ),
+                "max_concurrency": _users(model, hardware, c, output_tokens, options, estimate_args),
             }
             for c in contexts
         ],
     }
+
+
+def _users(
+    model: str | ModelSpec,
+    hardware: str | Device | System,
+    context: int,
+    output_tokens: int,
+    options: RunOptions | None,
+    estimate_args: dict[str, Any],
+) -> int:
+    """The sequences of ``context`` tokens that fit (:func:`max_concurrency`).
+
+    Raises:
+        SpecError: as max_concurrency's, named by the context (a context beyond the model's did
+            not say which it was, only input_tokens + output_tokens=... of the context).
+    """
+    try:
+        return max_concurrency(
+            model,
+            hardware,
+            context_tokens=context,
+            output_tokens=min(output_tokens, context - 1),
+            options=options,
+            **estimate_args,
+        )
+    except SpecError as exc:
+        raise SpecError(f"contexts: {context:,} tokens: {exc}") from None

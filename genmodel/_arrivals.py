@@ -26,6 +26,10 @@ from genmodel._wave import BenchmarkClient
 ARRIVALS = ("closed", "poisson", "gamma", "trace")
 #: the most requests (or clients) one simulation runs: ~15 us each, a run of minutes beyond
 MAX_REQUESTS = 1_000_000
+#: the latest arrival a simulation takes, in seconds (about 32 years): its clock is float seconds,
+#: which keep 1e9 s to 0.12 us, finer than any step; far beyond, a step's milliseconds are lost to
+#: the clock's rounding (a rate of 1e-300 requests/s gave TTFTs of 0)
+MAX_ARRIVAL_S = 1e9
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,10 +92,26 @@ class Arrivals:
                 raise SpecError(
                     f"{name}={n:,} must be at most {MAX_REQUESTS:,} (the simulation runs every request)"
                 )
-        for i, (t, n_in, n_out) in enumerate(self.trace):
-            if not (math.isfinite(t) and t >= 0):
-                raise SpecError(f"trace row {i + 1}: arrival_s={t!r} must be >= 0")
+        self._check_span(total)
+        for i, row in enumerate(self.trace):
+            if len(row) != 3:
+                raise SpecError(
+                    f"trace row {i + 1}: {row!r} must be (arrival_s, input_tokens, output_tokens)"
+                )
+            t, n_in, n_out = row
+            if not (math.isfinite(t) and 0 <= t <= MAX_ARRIVAL_S):
+                raise SpecError(
+                    f"trace row {i + 1}: arrival_s={t!r} must be between 0 and {MAX_ARRIVAL_S:.0e} s"
+                )
             require_ints(where=f"trace row {i + 1}: ", input_tokens=n_in, output_tokens=n_out)
+
+    def _check_span(self, total: int) -> None:
+        """Refuse a rate whose requests would arrive (on average) beyond :data:`MAX_ARRIVAL_S`."""
+        if self.kind in ("poisson", "gamma") and total / self.rate_per_s > MAX_ARRIVAL_S:
+            raise SpecError(
+                f"request_rate={self.rate_per_s!r}: {total:,} requests would arrive over about "
+                f"{total / self.rate_per_s:.3g} s, beyond the simulation's {MAX_ARRIVAL_S:.0e} s"
+            )
 
     @classmethod
     def closed(cls, client: BenchmarkClient, clients: int) -> Arrivals:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from genmodel._phases import Estimate
 from genmodel._profiles import PARAMETERS, Profile, check_parameter, fit_bounds
 from genmodel._servingmodel import SERVING_MODELS, StepTables
 from genmodel._validate import _NOT_ESTIMATE, _estimate_case, check_row, read_cases
-from genmodel.io import device_profile, load_hardware, load_profile
+from genmodel.io import ID_PATTERN, device_profile, load_hardware, load_profile
 
 #: the least RMS change of log(prediction) over a parameter's whole range that pins it (5 %)
 MIN_SENSITIVITY = 0.05
@@ -450,7 +451,8 @@ def calibrate(
             ``default``.
         parameters: the parameters to fit; each must be pinned by the data, or the fit is refused
             (default: every fittable parameter the data pins down).
-        profile_id: the id of the fitted profile (default ``<device>-calibrated``).
+        profile_id: the id of the fitted profile (default ``<device>-calibrated``): lowercase
+            letters, digits, '.', '_' and '-', as every id.
         serving, engine: as :func:`genmodel.validate` (concurrency rows).
         cross_validate: also refit leaving out each row (or group) and predict it.
         group: the group of a row left out together (default: the row alone); e.g. its source.
@@ -459,10 +461,16 @@ def calibrate(
         A :class:`Calibration`.
 
     Raises:
-        SpecError: a malformed CSV or row, rows of several devices without ``device``, fewer than
-            two usable rows, a parameter that is unknown, not fittable or not pinned down, or
-            more parameters than the rows support. UnknownEntryError: an unknown device or profile.
+        SpecError: a profile id of another form, a malformed CSV or row, rows of several
+            devices without ``device``, fewer than two usable rows, a parameter that is unknown,
+            not fittable or not pinned down, or more parameters than the rows support.
+            UnknownEntryError: an unknown device or profile.
     """
+    if profile_id is not None and not re.match(ID_PATTERN, profile_id):  # else --profile FILE refuses it
+        raise SpecError(
+            f"profile_id={profile_id!r} must be an id: lowercase letters, digits, '.', '_' and '-', "
+            "from a letter or digit"
+        )
     where = str(cases) if isinstance(cases, str | Path) else "cases"
     raw = read_cases(cases) if isinstance(cases, str | Path) else [dict(r) for r in cases]
     for line, row in enumerate(raw, start=2):

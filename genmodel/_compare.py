@@ -29,13 +29,18 @@ def compare(
 ) -> list[dict[str, Any]]:
     """The best plan of the same workload on each hardware id, side by side.
 
-    ``devices`` is one budget for all, or one per hardware id. ``options`` (the run options) and
+    ``hardware`` is a list of ids (or a comma-separated string of them); ``devices`` is one budget
+    for all, or one per hardware id. ``options`` (the run options) and
     ``plan_args`` (SLOs and their percentiles, dtypes, objective, serving, engine, recheck, run
     options by keyword) are :func:`plan`'s: by default each platform's answer is the simulated
     re-check of its closed-form best. Each row:
     hardware, devices, the best plan's fields and metrics (goodput, TTFT, TPOT, $/Mtok, J/token),
     or ``error`` when no plan runs or meets the SLOs there.
     """
+    if isinstance(hardware, str):  # "h100-sxm,h200-sxm", as the CLI takes it (not one id per letter)
+        hardware = [h.strip() for h in hardware.split(",")]
+    if not hardware:
+        raise SpecError(f"hardware={list(hardware)!r} must name at least one platform")
     # one number is one budget for all (plan() refuses one that is no integer >= 1)
     budgets = [devices] * len(hardware) if isinstance(devices, int | float) else list(devices)
     if len(budgets) != len(hardware):

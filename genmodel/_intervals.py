@@ -387,7 +387,7 @@ def parse_risk(risk: str) -> float:
     Raises:
         SpecError: not ``p`` and a whole percentage from 50 to 95.
     """
-    digits = risk[1:] if risk[:1].lower() == "p" else ""
+    digits = risk[1:] if isinstance(risk, str) and risk[:1].lower() == "p" else ""
     if not (digits.isascii() and digits.isdigit() and 50 <= int(digits) <= 95):
         raise SpecError(f"risk={risk!r} must be p50 to p95 (p80: the ends of the 80 % interval)")
     return int(digits) / 100

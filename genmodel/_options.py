@@ -72,14 +72,18 @@ class OptionSpec:
     bounds: tuple[float, float] | None = None
 
     def check(self, value: Any) -> None:
-        """Refuse a numeric value that is not finite or outside :attr:`bounds` (others pass).
+        """Refuse a value of a bounded option that is not finite or outside :attr:`bounds`, or not a
+        number at all (None, where an option may be unset, passes; so does any value of an option
+        without bounds).
 
         Raises:
             SpecError: ``name=value must be ...`` with the bounds.
         """
-        if self.bounds is None or isinstance(value, bool) or not isinstance(value, int | float):
+        if self.bounds is None or value is None:
             return
         low, high = self.bounds
+        if isinstance(value, bool) or not isinstance(value, int | float):  # '0.5' compared as text
+            raise SpecError(f"{self.name}={value!r} must be a number between {_show(low)} and {_show(high)}")
         if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
             raise SpecError(f"{self.name}={value!r} must be between {_show(low)} and {_show(high)}")
 

@@ -66,8 +66,16 @@ from genmodel._workload import mean_decode_context as mean_decode_context
 
 
 def as_system(hardware: System | Device) -> System:
-    """A system as given, or the usual system a bare device implies."""
-    return hardware if isinstance(hardware, System) else System.of_device(hardware)
+    """A system as given, or the usual system a bare device implies.
+
+    Raises:
+        SpecError: ``hardware`` is neither (an id is resolved before: ``load_hardware``).
+    """
+    if isinstance(hardware, System):
+        return hardware
+    if isinstance(hardware, Device):
+        return System.of_device(hardware)
+    raise SpecError(f"hardware={hardware!r} must be an id (a string), a Device or a System")
 
 
 def step_terms(

@@ -413,7 +413,7 @@ def plan(
     _check_plan_args(
         objective=objective, serving=serving, recheck=recheck, top=top, pareto_points=pareto_points
     )
-    m = load_model(model) if isinstance(model, str) else model
+    m = model if isinstance(model, ModelSpec) else load_model(model)  # (load_model names a wrong type)
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
     engine = as_engine(engine, hw.device)
     slo = Slo(

@@ -131,6 +131,8 @@ def requirements(
         warmup_requests=warmup_requests,
         warmup_restart=warmup_restart,
     )
+    if concurrency is None:
+        spec.check_closed_loop("a static batch", engine=False)
     deployment, served = _deployment(model, hardware, input_tokens, output_tokens, estimate_kwargs, spec)
     return solve_requirements(
         deployment,
@@ -160,7 +162,7 @@ def _deployment(
         SpecError, UnknownEntryError: estimate's argument errors, a client count it refuses.
         InfeasibleError: estimate's own, when the plan cannot run even with unlimited memory.
     """
-    m = load_model(model) if isinstance(model, str) else model
+    m = model if isinstance(model, ModelSpec) else load_model(model)  # (load_model names a wrong type)
     kwargs = dict(estimate_kwargs)
     chosen = kwargs.pop("system", None)
     lengths: dict[str, Any] = {"input_tokens": input_tokens, "output_tokens": output_tokens}

@@ -118,6 +118,22 @@ class ServingSpec:
         if cv is not None and not 0 < cv < math.inf:
             raise SpecError(f"burstiness_cv={cv!r} must be > 0 and finite (1 = Poisson)")
 
+    def check_closed_loop(self, arrivals: str, *, engine: bool = True) -> None:
+        """Refuse the closed-loop client's settings (and without an ``engine``, its knobs) where
+        ``arrivals`` send the requests instead: they would go unused, unchecked.
+
+        Raises:
+            SpecError: requests_per_client, a warm-up (or a knob) given.
+        """
+        warmup = None if self.warmup_requests == 0 else self.warmup_requests  # 0: none, as there
+        values = [("requests_per_client", self.requests_per_client), ("warmup_requests", warmup)]
+        values += [*(() if engine else self.knobs)]
+        given = [f"{k}={v!r}" for k, v in values if v is not None]
+        if given:
+            raise SpecError(
+                f"{', '.join(given)}: only with concurrency= (closed-loop clients), not {arrivals}"
+            )
+
     def engine_on(self, device: Device | None) -> Engine:
         """The engine with its knobs overridden; a preset takes the defaults it picks on ``device``
         (None: a GPU of 80 GB or more).

@@ -8,7 +8,7 @@ from typing import Any
 from genmodel._api import attached_tier, estimate, profiled
 from genmodel._arrivals import Arrivals
 from genmodel._engines import Engine
-from genmodel._errors import InfeasibleError, SpecError
+from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device
 from genmodel._model import ModelSpec
 from genmodel._phases import as_system
@@ -116,7 +116,8 @@ def simulate(
             client's reply, from a response's last token to its next request reaching the
             scheduler, also in every TTFT and e2e.
         swap_tier: the offload tier of swap preemption: a memory tier id, ``ID:N`` for N per node,
-            or ``host`` (the default: the device's host memory in hardware_db).
+            or ``host`` (the default: the device's host memory in hardware_db); only with
+            preemption="swap" (else refused).
         seed: seed of the random lengths and arrival times (the same seed, the same result).
         records: keep the per-request records (``result.records``).
         timeline: keep the running batch, the queue and the KV use over time
@@ -262,7 +263,7 @@ def _specs(
     model: str | ModelSpec, hardware: str | Device | System, system: str | System | None
 ) -> tuple[ModelSpec, System]:
     """The model and the system, as :func:`genmodel.estimate` resolves them."""
-    m = load_model(model) if isinstance(model, str) else model
+    m = model if isinstance(model, ModelSpec) else load_model(model)  # (load_model names a wrong type)
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
     if system is not None:
         hw = (load_system(system) if isinstance(system, str) else system).with_device(hw.device)
@@ -298,6 +299,8 @@ def _simulate_disaggregated(
         )
     for k in _PLAN_KEYS:
         options.pop(k, None)
+    given: dict[str, Any] = {k: v for k, v in pools.items() if v is not None}
+    require_ints(**given)  # each named as given (a pool's check names its worker's field: tp=)
     m, hw = _specs(model, hardware, system)
     base = spec.engine_on(hw.device)
     specs = []
@@ -358,9 +361,15 @@ def _swap_tier(engine: Engine, spec: str | AttachedTier | None, device: Device) 
     """The offload tier of swap preemption (None for recompute); ``host`` by default.
 
     Raises:
-        SpecError: the device has no such tier (e.g. no host memory tier in hardware_db).
+        SpecError: the device has no such tier (e.g. no host memory tier in hardware_db); a tier
+            given to an engine that preempts by recompute (it would go unused, unchecked).
     """
     if engine.preemption != "swap":
+        if spec is not None:
+            raise SpecError(
+                f"swap_tier={spec if isinstance(spec, str) else spec.tier.id!r} needs preemption='swap' "
+                f"(engine {engine.name} preempts by {engine.preemption})"
+            )
         return None
     try:
         return attached_tier("host" if spec is None else spec, "swap_tier", device)
@@ -384,6 +393,8 @@ def _arrivals(
         raise SpecError(
             f"burstiness_cv={spec.burstiness_cv!r} shapes request_rate= arrivals only: give request_rate="
         )
+    if concurrency is None:
+        spec.check_closed_loop("request_rate=" if trace is None else "trace=")
     if trace is not None:
         if input_tokens is not None or output_tokens is not None:
             raise SpecError("a trace gives each request's lengths: drop input_tokens= and output_tokens=")
@@ -393,18 +404,7 @@ def _arrivals(
     if input_tokens is None or output_tokens is None:
         raise SpecError("input_tokens= and output_tokens= are needed without a trace")
     if concurrency is not None:
-        fewest = spec.per_client  # the default warm-up leaves each client one measured request
-        if isinstance(requests, int) and isinstance(concurrency, int) and concurrency > 0:
-            fewest = requests // concurrency  # (the requests split over the clients)
-        arrivals = Arrivals(
-            kind="closed",
-            clients=concurrency,
-            requests_per_client=spec.per_client,
-            warmup_requests=spec.warmup(fewest),
-            warmup_restart=spec.warmup_restart,
-            warmup_replay=spec.warmup_replay,
-            requests=requests,
-        )
+        arrivals = _closed_loop(spec, concurrency, requests)
     else:
         assert request_rate is not None
         arrivals = Arrivals(
@@ -414,3 +414,19 @@ def _arrivals(
             requests=DEFAULT_REQUESTS if requests is None else requests,
         )
     return arrivals, (input_tokens, output_tokens)
+
+
+def _closed_loop(spec: ServingSpec, concurrency: int, requests: int | None) -> Arrivals:
+    """``concurrency`` closed-loop clients of ``spec``, sending ``requests`` in all if given."""
+    fewest = spec.per_client  # the default warm-up leaves each client one measured request
+    if isinstance(requests, int) and isinstance(concurrency, int) and concurrency > 0:
+        fewest = requests // concurrency  # (the requests split over the clients)
+    return Arrivals(
+        kind="closed",
+        clients=concurrency,
+        requests_per_client=spec.per_client,
+        warmup_requests=spec.warmup(fewest),
+        warmup_restart=spec.warmup_restart,
+        warmup_replay=spec.warmup_replay,
+        requests=requests,
+    )

@@ -32,7 +32,7 @@ from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Device
 from genmodel._harness import ENGINE_CONFIGS, FRESH_AFTER_WARMUP, harness_engine
 from genmodel._intervals import COVERAGE, evidence, interval, serving_model_of
-from genmodel._options import MAX_TOKENS, OPTION_SPECS
+from genmodel._options import MAX_TOKENS, OPTION_NAMES, OPTION_SPECS
 from genmodel._phases import Estimate
 from genmodel._profiles import Profile
 from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
@@ -269,8 +269,11 @@ def _options(row: dict[str, str]) -> dict[str, Any]:
         if value.strip():
             try:
                 out[name] = parse(value.strip())
-            except ValueError:
-                raise SpecError(f"case {row['id']}: {name}={value!r} is not a valid value") from None
+                if name in OPTION_NAMES:  # its bounds, as a malformed value (else a skip)
+                    OPTION_NAMES[name].check(out[name])
+            except ValueError as exc:  # (a SpecError is a ValueError too)
+                shown = str(exc) if isinstance(exc, SpecError) else f"{name}={value!r} is not a valid value"
+                raise SpecError(f"case {row['id']}: {shown}") from None
     return out
 
 

@@ -113,9 +113,10 @@ class ValidationReport:
                 for c in self.cases
             ],
             "covered": len(self.cases),
-            "mape": self.mape,
-            "median_ape": self.median_ape,
-            "within_25pct": self.within_25pct,
+            # None when no case was predicted (every row skipped): JSON has no NaN
+            "mape": self.mape if self.cases else None,
+            "median_ape": self.median_ape if self.cases else None,
+            "within_25pct": self.within_25pct if self.cases else None,
             "by_category": self._grouped(lambda c: c.category),
             "by_metric": self._grouped(lambda c: c.metric),
             # in-sample on the cases the interval table was fitted on (the bundled ones); the

@@ -168,6 +168,28 @@ def test_numbers_out_of_bounds_or_empty_are_one_line(args: list[str]) -> None:
     cli_bad(args)
 
 
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        ([*COMPARE, "--devices", "8", "--hardware", ""], "hardware"),
+        ([*COMPARE, "--devices", "8", "--hardware", "h100-sxm,,h200-sxm"], "hardware"),
+        ([*COMPARE, "--devices", "8", "--weight-dtype", "fp8,"], "weight_dtype"),
+        ([*PLAN, "--weight-dtype", "fp8,,bf16"], "weight_dtype"),
+    ],
+)
+def test_an_empty_item_of_a_comma_list_of_names_is_refused(args: list[str], name: str) -> None:
+    # as an empty integer is (--devices 8,): not skipped, and not 'no platform meets the targets'
+    assert f"{name}=" in cli_bad([*args, "--serving", "closed-form"])
+
+
+def test_compare_in_python_takes_a_comma_string_and_refuses_no_hardware() -> None:
+    kw = {"devices": 1, "input_tokens": 100, "output_tokens": 10, "serving": "closed-form"}
+    with pytest.raises(genmodel.SpecError, match="at least one platform"):
+        genmodel.compare("llama-3.1-8b", [], **kw)
+    rows = genmodel.compare("llama-3.1-8b", "h100-sxm,h200-sxm", **kw)
+    assert [r["hardware"] for r in rows] == ["h100-sxm", "h200-sxm"]
+
+
 def test_the_run_options_bounds_hold_in_the_api_too() -> None:
     with pytest.raises(genmodel.SpecError, match="draft_tokens"):
         genmodel.estimate("llama-3.1-8b", "h100-sxm", input_tokens=10, output_tokens=10, draft_tokens=10**20)
@@ -272,6 +294,34 @@ def test_validate_refuses_a_malformed_row_naming_line_and_column(
     assert f"{column}=" in rows["skipped"][0]["reason"]
 
 
+def test_validate_with_every_case_skipped_gives_null_figures_and_the_reasons(tmp_path: Path) -> None:
+    path = _cases(tmp_path, {"model": "llama-2-7bb"})
+    rows = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([rows[0], rows[2]]) + "\n", encoding="utf-8")  # the unknown model only
+    d = json.loads(cli_ok(["validate", str(path), "--format", "json"]))
+    assert d["covered"] == 0 and d["mape"] is None and d["median_ape"] is None and d["within_25pct"] is None
+    text = cli_ok(["validate", str(path)], columns=200)
+    assert "no case predicted (1 skipped)" in text and "nan" not in text
+    assert "skipped cases" in text and "model='llama-2-7bb' is not known" in text
+
+
+@pytest.mark.parametrize("value", ["-3", "1000", "abc"])
+def test_validate_refuses_a_run_option_out_of_its_bounds_as_a_malformed_row(
+    tmp_path: Path, value: str
+) -> None:
+    # out of bounds, the case was skipped as one genmodel cannot model ('abc' was refused)
+    cases = _cases(tmp_path, {})
+    options = tmp_path / "options.csv"
+    second = genmodel.read_cases(cases)[1]["id"]
+    options.write_text(f"id,overlap_microbatches\n{second},{value}\n", encoding="utf-8")
+    line = cli_bad(["validate", str(cases), "--options", str(options)])
+    assert "line 3" in line and "overlap_microbatches=" in line
+    rows = json.loads(
+        cli_ok(["validate", str(cases), "--options", str(options), "--skip-invalid", "--format", "json"])
+    )
+    assert rows["covered"] == 1 and "overlap_microbatches=" in rows["skipped"][0]["reason"]
+
+
 def test_validate_reads_a_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
     rows = json.loads(cli_ok(["validate", str(_cases(tmp_path, {}, bom=True)), "--format", "json"]))
     assert rows["covered"] == 2
@@ -306,3 +356,145 @@ def test_serving_rows_show_the_serving_model_and_engine_where_given() -> None:
     bare = {k: v for k, v in d["serving"].items() if k not in ("serving_model", "engine")}
     rows = dict(_serving_rows({**d, "serving_model": "closed-form"}, bare))
     assert rows["serving: serving model"] == "closed-form"
+
+
+SIM = ["simulate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "100"]
+SIM += ["--output-tokens", "10", "--concurrency", "2", "--requests-per-client", "2", "--warmup", "1"]
+
+
+@pytest.mark.parametrize("tier", ["nosuch-tier", "host"])
+def test_a_swap_tier_without_swap_preemption_is_refused(tier: str) -> None:
+    # vLLM's preset preempts by recompute: the tier (even a misspelt one) went unused, unchecked
+    line = cli_bad([*SIM, "--swap-tier", tier])
+    assert f"swap_tier='{tier}' needs preemption='swap'" in line
+    cli_ok([*SIM, "--swap-tier", "host", "--preemption", "swap"])
+    assert "nosuch-tier" in cli_bad([*SIM, "--swap-tier", "nosuch-tier", "--preemption", "swap"])
+
+
+RATE = [*SIM[:9], "--requests", "3"]
+
+
+@pytest.mark.parametrize("rate", ["1e-300", "1e-9"])
+def test_a_rate_whose_requests_arrive_beyond_the_clock_is_refused(rate: str) -> None:
+    # 1e-300 requests/s put the arrivals near 1e300 s, where a step's milliseconds round away:
+    # the simulation gave a p50 TTFT of 0 s
+    line = cli_bad([*RATE, "--request-rate", rate])
+    assert f"request_rate={float(rate)!r}" in line and "beyond the simulation's 1e+09 s" in line
+    d = json.loads(cli_ok([*RATE, "--request-rate", "1e-6", "--format", "json"]))
+    assert d["ttft_s"]["p50"] > 0
+
+
+def test_a_trace_arrival_beyond_the_clock_is_refused(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0,100,10\n1e300,100,10\n", encoding="utf-8")
+    line = cli_bad([*SIM[:5], "--trace", str(trace)])
+    assert "line 3: arrival_s=1e+300 must be between 0 and 1e+09 s" in line
+    with pytest.raises(genmodel.SpecError, match=r"trace row 2: arrival_s=10000000000\.0 must be between"):
+        genmodel.simulate("llama-3.1-8b", "h100-sxm", trace=((0.0, 100, 10), (1e10, 100, 10)))
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--prefill-tp", "0"),
+        ("--decode-workers", "0"),
+        ("--prefill-max-batch", "0"),
+        ("--decode-dp", "-1"),
+    ],
+)
+def test_a_bad_pool_flag_is_named_as_given(flag: str, value: str) -> None:
+    # it was named as the pool's worker field (tp=0, workers=0, max_num_seqs=0)
+    line = cli_bad([*SIM, "--disaggregated", flag, value])
+    assert f"{flag[2:].replace('-', '_')}={value}" in line
+
+
+def test_records_are_named_and_never_the_same_file_as_the_output(tmp_path: Path) -> None:
+    same = tmp_path / "same.csv"
+    line = cli_bad([*SIM, "--records", str(same), "--output", str(tmp_path / "." / "same.csv")])
+    assert "records=" in line and "is also --output" in line
+    assert not same.exists()
+    assert "records=" in cli_bad([*SIM, "--records", str(tmp_path)])  # it said output=
+    cli_ok([*SIM, "--records", str(tmp_path / "r.csv"), "--output", str(tmp_path / "o.csv")])
+    assert (tmp_path / "r.csv").read_text().startswith("request,arrival_s,")
+    assert "Latency (simulated)" in (tmp_path / "o.csv").read_text()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [*EST, "--requests-per-client", "5"],
+        [*EST, "--warmup-requests", "1"],
+        [*REQ, "--ttft-slo", "1s", "--requests-per-client", "3"],
+        [*REQ, "--ttft-slo", "1s", "--max-num-seqs", "4"],
+        [*SIM[:9], "--request-rate", "5", "--requests", "5", "--warmup", "2"],
+        [*SIM[:9], "--request-rate", "5", "--requests", "5", "--requests-per-client", "2"],
+    ],
+)
+def test_closed_loop_settings_without_closed_loop_clients_are_refused(args: list[str]) -> None:
+    # they went unused: a static batch and an open loop have no client to warm up
+    line = cli_bad(args)
+    assert "only with concurrency= (closed-loop clients)" in line
+
+
+def test_closed_loop_settings_are_refused_with_a_trace_too(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0,100,10\n", encoding="utf-8")
+    assert "not trace=" in cli_bad([*SIM[:5], "--trace", str(trace), "--warmup", "1"])
+    cli_ok([*SIM[:5], "--trace", str(trace)])
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        ([*EST, "--tpp", "2"], "No such option: --tpp (Possible options: --ep, --pp, --tp)"),
+        ([*EST, "--format", "xml"], "Invalid value for '--format': 'xml' is not one of"),
+        (EST[:3], "Missing option '--hardware'."),
+        (["estimat"], "No such command 'estimat'. Did you mean 'estimate'"),
+        (["hw", "show"], "Missing argument 'hardware'."),
+    ],
+)
+def test_a_usage_error_from_the_shell_is_one_red_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], said: str
+) -> None:
+    # click's box took five lines of stderr (the usage, a hint, and the message in a frame)
+    from genmodel.cli._app import main
+
+    monkeypatch.setattr("sys.argv", ["genmodel", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and said in line and line.endswith("--help)")
+
+
+def test_the_entry_point_keeps_the_exit_codes_of_success_and_no_plan(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from genmodel.cli._app import main
+
+    for args, code in (
+        ([*EST, "--format", "json"], 0),
+        ([*PLAN, "--tpot-slo", "1us"], 3),
+        (["--version"], 0),
+    ):
+        monkeypatch.setattr(
+            "sys.argv", ["genmodel", *args, *(["--serving", "closed-form"] if code == 3 else [])]
+        )
+        with pytest.raises(SystemExit) as exc:
+            main()
+        assert exc.value.code == code, args
+    assert "genmodel" in capsys.readouterr().out
+
+
+def test_a_terminal_without_unicode_gets_question_marks_not_a_traceback() -> None:
+    # an interval's en dash (8.38 ms–12.77 ms) raised UnicodeEncodeError on an ASCII stdout
+    import subprocess
+    import sys
+
+    code = f"import sys\nfrom genmodel.cli._app import main\nsys.argv = ['genmodel', *{EST!r}]\nmain()\n"
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "COLUMNS": "120"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-600:]
+    assert b"Traceback" not in proc.stderr and b" ms?" in proc.stdout

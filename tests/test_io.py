@@ -290,6 +290,34 @@ def test_hf_config_to_yaml_round_trips(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("model_id", "folder", "expected"),
+    [
+        ("My Model", "x", "my-model"),
+        (None, "Llama 3 (8B)", "llama-3-8b"),
+        ("Qwen/Qwen2.5-7B", "x", "qwen-qwen2.5-7b"),
+    ],
+)
+def test_hf_config_to_yaml_gives_an_id_that_loads_back(
+    tmp_path: Path, model_id: str | None, folder: str, expected: str
+) -> None:
+    # 'Llama 3 (8B)' became the id 'llama-3-(8b)', which the model schema then refused to load
+    config = load_model_yaml("llama-3.2-1b").config.model_dump(exclude_none=True)
+    src = tmp_path / folder / "config.json"
+    src.parent.mkdir()
+    src.write_text(json.dumps(config), encoding="utf-8")
+    out = tmp_path / "m.yaml"
+    out.write_text(genmodel.hf_config_to_yaml(src, model_id=model_id), encoding="utf-8")
+    assert read_yaml_file(out, ModelY).id == expected
+
+
+def test_hf_config_to_yaml_refuses_an_id_without_a_letter_or_digit(tmp_path: Path) -> None:
+    src = tmp_path / "config.json"
+    src.write_text(json.dumps(load_model_yaml("llama-3.2-1b").config.model_dump(exclude_none=True)))
+    with pytest.raises(genmodel.SpecError, match="model_id='///' has no letter or digit"):
+        genmodel.hf_config_to_yaml(src, model_id="///")
+
+
 def test_sliding_window_configs() -> None:
     base = load_model_yaml("llama-3.1-8b").config
     mistral = base.model_copy(update={"sliding_window": 4096, "max_position_embeddings": 32768})

@@ -479,3 +479,36 @@ def test_a_file_of_many_problems_is_one_short_line(tmp_path: Path) -> None:
 def test_a_database_folder_that_does_not_exist_is_named(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"db='.*nowhere' must be a folder"):
         load_device("h100-sxm", db=tmp_path / "nowhere")
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_written_files_get_the_umask_mode_or_keep_their_own(tmp_path: Path, umask_022: None) -> None:
+    # every file was 0o600 (the temporary file's, from mkstemp), even one written over a 0o644 file
+    import os
+
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    mode = lambda p: os.stat(p).st_mode & 0o777  # noqa: E731
+    est = ["estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "100"]
+    est += ["--output-tokens", "10", "--format", "json", "--output"]
+    cli_ok([*est, str(tmp_path / "e.json")])
+    assert mode(tmp_path / "e.json") == 0o644
+    (tmp_path / "kept.json").write_text("{}")
+    os.chmod(tmp_path / "kept.json", 0o640)
+    cli_ok([*est, str(tmp_path / "kept.json")])
+    assert mode(tmp_path / "kept.json") == 0o640
+    genmodel.io.write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
+    assert mode(tmp_path / "t.csv") == 0o644
+    genmodel.report.write_figure(go.Figure(), tmp_path / "f.html")
+    assert mode(tmp_path / "f.html") == 0o644

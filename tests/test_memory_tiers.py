@@ -1016,3 +1016,5 @@ def test_cli_memory_bad_input_exits_2() -> None:
     assert "bad-id" in cli_bad([*MEMORY[:-4], "--kv-offload", "bad-id"])
     assert "contexts" in cli_bad([*MEMORY[:-1], "8192,abc"])
     assert "contexts" in cli_bad([*MEMORY[:-1], "1"])
+    # a context beyond the model's: it said input_tokens + output_tokens=10,000,000, which were not given
+    assert "contexts: 10,000,000 tokens: " in cli_bad([*MEMORY[:-1], "8192,10000000"])

@@ -312,6 +312,18 @@ def test_calibrate_bad_input_is_one_red_line(tmp_path: Path) -> None:
     assert "measured='fast'" in cli_bad(["calibrate", str(_csv(tmp_path, broken, "broken.csv"))])
 
 
+@pytest.mark.parametrize("profile_id", ["", "My Profile", "../up", "-x"])
+def test_calibrate_refuses_an_id_its_profile_file_could_not_load_with(
+    tmp_path: Path, profile_id: str
+) -> None:
+    # the profile was written, and --profile FILE then refused its id ('' fell back to the default)
+    rows = _rows({"memory_frac": 0.82}, _SHAPES[:4])
+    out = tmp_path / "p.yaml"
+    line = cli_bad(["calibrate", str(_csv(tmp_path, rows)), "--id", profile_id, "-o", str(out)])
+    assert f"profile_id={profile_id!r} must be an id" in line
+    assert not out.exists()
+
+
 # more shapes for the split-half test: each half of the sixteen holds eight rows (three parameters)
 _MORE_SHAPES = [
     ("llama-3.1-8b", 1, 8, 2000, 256, "output_tokens_per_s"),

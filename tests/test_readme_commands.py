@@ -437,3 +437,40 @@ def test_the_cli_reference_lists_every_command_and_option() -> None:
             continue
         missing += [f"{command}: {o}" for o in options if f"`{o}" not in sections[command]]
     assert not missing, "docs/cli.md is out of date: " + "; ".join(missing)
+
+
+def _cli_flags() -> dict[str, set[str]]:
+    """Every genmodel command (``hw list`` for a subcommand) with all its flags (``--no-x`` too)."""
+    import typer
+    from genmodel.cli._app import app
+
+    out: dict[str, set[str]] = {}
+
+    def walk(command: Any, prefix: str) -> None:
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, f"{prefix} {name}".strip())
+            return
+        out[prefix] = {o for p in command.params for o in (*p.opts, *getattr(p, "secondary_opts", ()))}
+
+    walk(typer.main.get_command(app), "")
+    return out
+
+
+def test_the_docs_name_only_flags_their_command_has() -> None:
+    """Every ``genmodel COMMAND ... --flag`` of README.md and docs/*.md, in a code span or a line of
+    its own, names a flag COMMAND has (docs/architecture.md named ``models show --full``)."""
+    flags = _cli_flags()
+    wrong = []
+    for path in DOC_FILES:
+        text = path.read_text(encoding="utf-8")
+        for command in re.findall(r"`(genmodel [^`]+)`", text) + re.findall(
+            r"^\s*(genmodel [^\n]+)", text, re.M
+        ):
+            words = command.split()
+            name = next((n for n in (" ".join(words[1:3]), words[1]) if n in flags), None)
+            if name is None:
+                continue  # prose ("genmodel gives ..."), a placeholder (genmodel COMMAND --help)
+            given = {w.split("=")[0] for w in words if re.match(r"--[a-z0-9-]+$", w.split("=")[0])}
+            wrong += [f"{path.name}: {command!r}: {f}" for f in sorted(given - flags[name] - {"--help"})]
+    assert not wrong, "; ".join(wrong)

@@ -29,9 +29,11 @@ from genmodel.io._profiles import (
     profile_to_yaml,
     read_profile_file,
 )
+from genmodel.io._schema import ID_PATTERN
 from genmodel.io._tables import table_format, write_table
 
 __all__ = [
+    "ID_PATTERN",
     "MAX_ID_CHARS",
     "MAX_JSON_BYTES",
     "MAX_YAML_ALIASES",

@@ -50,6 +50,7 @@ from genmodel.io._schema import (
     ModelY,
     ScenarioY,
     SystemY,
+    as_id,
     hf_config_violations,
 )
 
@@ -623,7 +624,7 @@ def hf_config_to_yaml(path: str | Path, *, model_id: str | None = None) -> str:
     """A workloads/models YAML document for a HuggingFace config.json (only the keys genmodel reads).
 
     ``path`` is the file or the folder holding it. The file is validated first, so the YAML it
-    returns loads back to the same model.
+    returns loads back to the same model (its id, ``model_id`` or the file's name, made one: as_id).
     """
     p = Path(path)
     if _is_dir(p):
@@ -633,7 +634,7 @@ def hf_config_to_yaml(path: str | Path, *, model_id: str | None = None) -> str:
     known = HFConfigY.model_fields
     config = {k: v for k, v in raw.items() if k in known and v is not None}
     doc = {
-        "id": spec.id.lower().replace(" ", "-"),
+        "id": as_id("model_id", spec.id),
         "name": spec.name,
         "aliases": [],
         "source": f"imported from {p} by genmodel models import",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from genmodel._errors import SpecError
 from genmodel._units import check_weight_dtype
 from genmodel._workload import check_keep_rule
 
@@ -16,7 +18,22 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=1)]
 Source = Annotated[str, Field(min_length=3)]
-Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+#: the form of every id of the database (a profile's, a model's, a device's ...)
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+def as_id(name: str, text: str) -> str:
+    """``text`` in the form of an id: lowercase, each run of characters other than letters, digits,
+    '.', '_' and '-' one '-', none at the ends (``My Model (v2)`` -> ``my-model-v2``).
+
+    Raises:
+        SpecError: ``name=text`` has no letter or digit.
+    """
+    slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+    if not re.match(ID_PATTERN, slug):
+        raise SpecError(f"{name}={text!r} has no letter or digit to make an id of")
+    return slug
 
 
 class _Strict(BaseModel):

@@ -22,6 +22,19 @@ if TYPE_CHECKING:
 _SUFFIXES = MappingProxyType({".csv": "csv", ".parquet": "parquet", ".pq": "parquet"})
 
 
+def _new_file_mode(target: Path) -> int:
+    """The mode of a file written over ``target``: the existing file's, else a new file's (0o666 less
+    the umask), not the 0o600 of the temporary file it is written to first (as
+    ``genmodel.report.new_file_mode``, which io may not import).
+    """
+    try:
+        return os.stat(target).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def table_format(path: str | Path) -> str:
     """The format a table file's suffix names: ``"csv"`` (``.csv``) or ``"parquet"`` (``.parquet``, ``.pq``).
 
@@ -60,6 +73,7 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
             table.to_csv(tmp, index=False)
         else:
             table.to_parquet(tmp, index=False, engine="pyarrow")
+        os.chmod(tmp, _new_file_mode(target))
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -6,6 +6,7 @@ import csv
 import math
 from pathlib import Path
 
+from genmodel._arrivals import MAX_ARRIVAL_S
 from genmodel._errors import SpecError
 
 TRACE_COLUMNS = ("arrival_s", "input_tokens", "output_tokens")
@@ -15,7 +16,7 @@ def read_trace(path: str | Path) -> tuple[tuple[float, int, int], ...]:
     """The requests of a trace file, in file order.
 
     Args:
-        path: a CSV file with a header naming ``arrival_s`` (seconds from the start, >= 0),
+        path: a CSV file with a header naming ``arrival_s`` (seconds from the start, 0 to 1e9),
             ``input_tokens`` and ``output_tokens`` (integers >= 1); other columns are ignored.
 
     Returns:
@@ -52,8 +53,10 @@ def _row(where: str, line: int, row: dict[str, str]) -> tuple[float, int, int]:
             raise SpecError(f"trace={where}: line {line}: {name}={text!r} must be a number") from None
 
     arrival = number("arrival_s")
-    if not (math.isfinite(arrival) and arrival >= 0):
-        raise SpecError(f"trace={where}: line {line}: arrival_s={arrival!r} must be >= 0")
+    if not (math.isfinite(arrival) and 0 <= arrival <= MAX_ARRIVAL_S):
+        raise SpecError(
+            f"trace={where}: line {line}: arrival_s={arrival!r} must be between 0 and {MAX_ARRIVAL_S:.0e} s"
+        )
     counts = []
     for name in ("input_tokens", "output_tokens"):
         value = number(name)

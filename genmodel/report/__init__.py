@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from genmodel.report._estimate import phase_dict as phase_dict
     from genmodel.report._figures import compare_figure as compare_figure
     from genmodel.report._figures import figure_format as figure_format
+    from genmodel.report._figures import new_file_mode as new_file_mode
     from genmodel.report._figures import sweep_figure as sweep_figure
     from genmodel.report._figures import write_figure as write_figure
     from genmodel.report._plots import interval_figure as interval_figure
@@ -49,6 +50,7 @@ _PUBLIC = {
     "phase_dict": "genmodel.report._estimate",
     "compare_figure": "genmodel.report._figures",
     "figure_format": "genmodel.report._figures",
+    "new_file_mode": "genmodel.report._figures",
     "sweep_figure": "genmodel.report._figures",
     "write_figure": "genmodel.report._figures",
     "interval_figure": "genmodel.report._plots",

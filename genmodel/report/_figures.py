@@ -78,12 +78,25 @@ def write_figure(figure: Any, path: str | Path) -> Path:
             except Exception as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise SpecError(f"plot={str(path)!r}: PNG export failed ({first}); {_KALEIDO_HINT}") from None
+        os.chmod(tmp, new_file_mode(target))
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     return target
+
+
+def new_file_mode(target: Path) -> int:
+    """The mode of a file written over ``target`` (via a temporary file, then renamed): the existing
+    file's, else a new file's (0o666 less the umask), not mkstemp's 0o600. (genmodel.io keeps a
+    copy for its tables: it may not import report.)"""
+    try:
+        return os.stat(target).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def compare_figure(rows: Sequence[Mapping[str, Any]], *, title: str = "best plan per platform") -> Any:

@@ -1,0 +1,54 @@
+"""The Python API refuses arguments of the wrong type with a SpecError naming the argument and the
+value (as the CLI does bad input), never an AttributeError or TypeError from deep inside."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+import genmodel
+
+SMALL = {"input_tokens": 100, "output_tokens": 10}
+
+
+@pytest.mark.parametrize("model", [None, 123])
+def test_a_model_that_is_no_id_or_spec_is_refused(model: Any) -> None:
+    for call in (
+        lambda: genmodel.estimate(model, "h100-sxm", **SMALL),
+        lambda: genmodel.simulate(model, "h100-sxm", concurrency=1, **SMALL),
+        lambda: genmodel.plan(model, "h100-sxm", devices=1, **SMALL),
+        lambda: genmodel.requirements(model, "h100-sxm", ttft_slo_s=1.0, **SMALL),
+    ):
+        with pytest.raises(genmodel.SpecError, match=f"model={model!r}"):
+            call()
+
+
+@pytest.mark.parametrize("hardware", [None, 123])
+def test_hardware_that_is_no_id_device_or_system_is_refused(hardware: Any) -> None:
+    for call in (
+        lambda: genmodel.estimate("llama-3.1-8b", hardware, **SMALL),
+        lambda: genmodel.simulate("llama-3.1-8b", hardware, concurrency=1, **SMALL),
+        lambda: genmodel.plan("llama-3.1-8b", hardware, devices=1, **SMALL),
+        lambda: genmodel.requirements("llama-3.1-8b", hardware, ttft_slo_s=1.0, **SMALL),
+    ):
+        with pytest.raises(genmodel.SpecError, match=f"hardware={hardware!r}"):
+            call()
+
+
+@pytest.mark.parametrize(("name", "value"), [("comm_overlap_frac", "0.5"), ("acceptance_rate", True)])
+def test_a_bounded_run_option_that_is_no_number_is_refused(name: str, value: Any) -> None:
+    with pytest.raises(genmodel.SpecError, match=f"{name}={value!r} must be a number"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, **{name: value})
+    # None stays 'unset' (the system's overlap)
+    genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, comm_overlap_frac=None)
+
+
+def test_a_risk_that_is_no_text_and_a_short_trace_row_are_refused() -> None:
+    with pytest.raises(genmodel.SpecError, match=r"risk=0\.8 must be p50 to p95"):
+        genmodel.plan("llama-3.1-8b", "h100-sxm", devices=1, risk=0.8, **SMALL)  # type: ignore[arg-type]
+    with pytest.raises(genmodel.SpecError, match=r"trace row 2: \(1\.0, 5\) must be \(arrival_s"):
+        genmodel.simulate("llama-3.1-8b", "h100-sxm", trace=((0.0, 5, 5), (1.0, 5)))  # type: ignore[arg-type]
+    with pytest.raises(genmodel.SpecError, match="arrival_s=nan"):
+        genmodel.simulate("llama-3.1-8b", "h100-sxm", trace=((math.nan, 5, 5),))
