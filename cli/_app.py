@@ -27,7 +27,7 @@ from typer.models import CommandInfo
 try:  # typer's own copy of click (typer 0.22 on); before, click itself
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[assignment,no-redef,unused-ignore]
 
 import genmodel
 from genmodel.report import flatten, format_bytes, format_seconds, to_csv, to_json
