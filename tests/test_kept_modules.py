@@ -258,4 +258,5 @@ def test_p115_runs_the_checkpoint_its_post_names() -> None:
         row = next(r for r in csv.DictReader(f) if r["id"] == "P115")
     assert row["keep_modules"] == "checkpoint"
     assert "nvidia/DeepSeek-R1-0528-NVFP4" in row["source"]
-    assert "nvidia/DeepSeek-R1-0528-NVFP4" in (_MODELS / "deepseek-v3.yaml").read_text()  # the rule's checkpoint
+    # the deepseek-v3 fp4 rule's checkpoint
+    assert "nvidia/DeepSeek-R1-0528-NVFP4" in (_MODELS / "deepseek-v3.yaml").read_text()
