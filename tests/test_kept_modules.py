@@ -13,7 +13,9 @@ the estimate), and the bad input the option refuses.
 from __future__ import annotations
 
 import collections
+import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +32,7 @@ from genmodel._workload import Precision, check_keep_rule, keep_rule, parse_keep
 from genmodel.io import load_hardware, load_model
 
 DS = load_model("deepseek-v3")
+_MODELS = Path(__file__).resolve().parents[1] / "workloads" / "models"
 FP4 = Precision(weight_dtype="fp4", act_dtype="fp4", kv_dtype="fp8")
 #: DeepSeek-V3's MLA projections (config.json): (k, n) of q_a, q_b, kv_a, kv_b, o
 MLA = {
@@ -219,3 +222,41 @@ def test_the_cli_takes_keep_modules_on_estimate_and_plan() -> None:
     slo = ["--ttft-slo", "10s", "--tpot-slo", "1s", "--recheck", "0"]
     out = cli_ok(["plan", *base, "--devices", "8", *slo, "--keep-modules", "none", "--format", "json"])
     assert '"best"' in out
+
+
+@pytest.mark.parametrize(
+    ("model", "dtype"),
+    [
+        # ModelOpt's NVFP4 recipe (NVFP4_DEFAULT_CFG: '*lm_head*' disabled) as NVIDIA's
+        # Llama-3.3-70B-Instruct-FP4 checkpoint was made with it; the embedding is no linear layer
+        ("llama-3.1-70b", "bf16"),
+        # NVIDIA's MLPerf llama2-70b harness quantises the float16 chat model with that recipe
+        ("llama-2-70b", "fp16"),
+    ],
+)
+def test_llama_fp4_checkpoints_keep_the_lm_head_and_embedding(model: str, dtype: str) -> None:
+    m = load_model(model)
+    kept = default_precision("fp4", "fp4", "fp8", model=m)
+    assert dict(kept.keep_modules) == {"lm_head": dtype, "embedding": dtype}
+    assert default_precision("fp8", model=m).keep_modules == ()  # the rule is the fp4 checkpoint's only
+    step = {"num_seqs": 8, "new_tokens": 1, "past_tokens": 1000}
+    ops = {op.name: op for op in forward_ops(m, kept, **step)}
+    plain = {op.name: op for op in forward_ops(m, FP4, **step)}
+    d, vocab = m.hidden_size, m.vocab_size
+    assert ops["lm_head"].weight_bytes == pytest.approx(d * vocab * 2)
+    assert plain["lm_head"].weight_bytes == pytest.approx(d * vocab * WEIGHT_DTYPE_BYTES["fp4"])
+    # the transformer blocks' linear layers stay fp4
+    assert all(ops[n].weight_bytes == plain[n].weight_bytes for n in ops if n not in ("lm_head", "embedding"))
+    plan = Plan(tp=1)
+    extra = weight_bytes_per_device(m, kept, plan) - weight_bytes_per_device(m, FP4, plan)
+    assert extra == pytest.approx(2 * vocab * d * (2 - WEIGHT_DTYPE_BYTES["fp4"]), rel=1e-12)
+
+
+def test_p115_runs_the_checkpoint_its_post_names() -> None:
+    # vLLM's GB300 post serves nvidia/DeepSeek-R1-0528-NVFP4: the deepseek-v3 fp4 rule, said so
+    with open(genmodel.public_options_path(), newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["id"] == "P115")
+    assert row["keep_modules"] == "checkpoint"
+    assert "nvidia/DeepSeek-R1-0528-NVFP4" in row["source"]
+    # the deepseek-v3 fp4 rule's checkpoint
+    assert "nvidia/DeepSeek-R1-0528-NVFP4" in (_MODELS / "deepseek-v3.yaml").read_text()
