@@ -16,13 +16,15 @@
 - A dense model's layouts of one tp run the same operators over their own grids: the decode
   steps of a few of them are evaluated as one over their inputs put end to end
   (:func:`~genmodel._together.prime_steps`), each layout then finding its own step made, the
-  same bits (:meth:`EpDecodes._prime`).
+  same bits (:meth:`EpDecodes._prime`), and letting it go once it has it: the joint step's
+  arrays (the parts are their slices) go with the last of its layouts, not at the search's end
+  (half the search's peak memory, and the heap's pages it would fault in again).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
@@ -239,8 +241,9 @@ class EpDecodes:
         self._grids: dict[int, np.ndarray[Any, Any]] = {}
         self._made: dict[tuple[int, Precision], Decode] = {}
         #: what _prime made for the layouts of one tp, by layout and precision: the options it
-        #: took, the fit (_fit) and the grid's padded rows and context scales (padded_rows)
-        self._primed: dict[tuple[int, Precision], tuple[RunOptions, _Fit, Any]] = {}
+        #: took, the fit (_fit), the grid's padded rows and context scales (padded_rows) and the
+        #: key of the decode step it made for the layout (None: none made)
+        self._primed: dict[tuple[int, Precision], tuple[RunOptions, _Fit, Any, Hashable | None]] = {}
 
     def get(self, index: int, precision: Precision, options: RunOptions) -> Decode:
         """The decode side of ``work[index]`` (a layout that can run) in ``precision``."""
@@ -250,7 +253,7 @@ class EpDecodes:
             if primed is None or not (primed[0] is options or primed[0] == options):
                 self._prime(index, precision, options)
                 primed = self._primed.pop((index, precision))
-            return decode_side(
+            side = decode_side(
                 self._model,
                 self._system,
                 plan,
@@ -264,6 +267,9 @@ class EpDecodes:
                 fit=primed[1],
                 padded=primed[2],
             )
+            if primed[3] is not None and self._cache is not None:  # (its step, made for it alone:
+                self._cache.forget(primed[3])  # the joint step's memory goes with its last layout)
+            return side
         made = self._made.pop((index, precision), None)
         if made is not None:
             return made
@@ -297,6 +303,7 @@ class EpDecodes:
             group.append(group[-1] + 1)
         past = mean_decode_context(*self._lengths)
         inputs = []
+        made: dict[tuple[int, Precision], tuple[RunOptions, _Fit, Any]] = {}
         for i in group:
             p = self._work[i][1]
             pool, wave = self._on_ranks(p)
@@ -304,26 +311,31 @@ class EpDecodes:
             padded = None
             if fit[1] is not None:
                 padded = padded_rows(_grid(fit[1], p.dp, self._grids), graph_pads(wave, self._model, p))
-            self._primed[(i, precision)] = options, fit, padded
+            made[(i, precision)] = options, fit, padded
             if padded is not None:  # (the decode step's inputs, as decode_pass gives step_terms them)
                 micro, m = microbatches(p, options, padded[0], 1)
-                inputs.append((fit[0].device, padded[0] / micro / m, past * padded[1]))
-        if options.speculation is not None or not inputs:  # (speculation: decode_pass's own steps)
-            return
-        device = inputs[0][0]
-        with reusing_steps(self._cache):
-            prime_steps(
-                self._model,
-                precision,
-                device,
-                [(seqs, at) for d, seqs, at in inputs if d is device or d == device],
-                new_tokens=1,
-                tp=plan.tp,
-                cp=plan.cp,
-                split_new_tokens=False,
-                absorb_mla=True,
-                kv_read_frac=options.sparse_attention_frac,
-            )
+                inputs.append((i, fit[0].device, padded[0] / micro / m, past * padded[1]))
+        keys: dict[int, Hashable] = {}
+        if options.speculation is None and inputs:  # (speculation: decode_pass's own steps)
+            device = inputs[0][1]
+            together = [(i, seqs, at) for i, d, seqs, at in inputs if d is device or d == device]
+            with reusing_steps(self._cache):
+                kept = prime_steps(
+                    self._model,
+                    precision,
+                    device,
+                    [(seqs, at) for _, seqs, at in together],
+                    new_tokens=1,
+                    tp=plan.tp,
+                    cp=plan.cp,
+                    split_new_tokens=False,
+                    absorb_mla=True,
+                    kv_read_frac=options.sparse_attention_frac,
+                )
+            if len(kept) == len(together):  # (each one's step made here)
+                keys = {i: key for (i, _, _), key in zip(together, kept, strict=True)}
+        for (i, prec), value in made.items():
+            self._primed[(i, prec)] = (*value, keys.get(i))
 
     def _on_ranks(self, plan: Plan) -> tuple[KvPool | None, Wave | None]:
         """The KV pool and the wave of ``plan``'s ranks: an MoE model's attention-DP ranks run the

@@ -377,6 +377,11 @@ class StepCache:
                 self._array_steps[key] = hit
         return hit
 
+    def forget(self, key: Hashable) -> None:
+        """Let the step kept under ``key`` go (if kept), its arrays with it."""
+        self._steps.pop(key, None)
+        self._array_steps.pop(key, None)
+
     def put(self, key: Hashable, ops: list[Op], roof: StepRoofline, *, arrays: bool = False) -> None:
         """Keep a step evaluated with these inputs (the times of all its operators but the
         routed experts); ``arrays``: some input is an array."""

@@ -45,7 +45,7 @@ def prime_steps(
     split_new_tokens: bool,
     absorb_mla: bool,
     kv_read_frac: Num,
-) -> int:
+) -> list[Hashable]:
     """Within :func:`~genmodel._evaluate.reusing_steps`, the steps of a model without routed
     experts at several ``inputs`` (num_seqs: one-dimensional float64 arrays; past_tokens: arrays
     of their shapes, or one number for all), the other arguments as
@@ -53,16 +53,17 @@ def prime_steps(
     put end to end, and each one's part kept as that function keeps a step (module docstring).
 
     Returns:
-        The steps kept: none for fewer than two not kept yet, or for inputs of another kind.
+        The keys of the steps kept, in the order of ``inputs``: none for fewer than two not kept
+        yet, or for inputs of another kind.
     """
     cache = active_cache()
     if cache is None or model.moe is not None:
-        return 0
+        return []
     numbers = (new_tokens, tp, cp, kv_read_frac)
     todo = _unkept(cache, (model, precision, device), (split_new_tokens, absorb_mla), inputs, numbers)
     joined = _end_to_end(todo)
     if joined is None:
-        return 0
+        return []
     ops = forward_ops(
         model,
         precision,
@@ -78,9 +79,11 @@ def prime_steps(
     )
     ends = list(itertools.accumulate(len(seqs) for _, seqs, _ in todo))
     parts = _parts(time_step(ops, device, precision), list(zip([0, *ends[:-1]], ends, strict=True)))
-    for (key, _, _), part in zip(todo, parts or (), strict=False):
+    if parts is None:
+        return []
+    for (key, _, _), part in zip(todo, parts, strict=True):
         cache.put(key, [t.op for t in part.times], part, arrays=True)
-    return 0 if parts is None else len(parts)
+    return [key for key, _, _ in todo]
 
 
 def _unkept(

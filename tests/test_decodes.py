@@ -5,6 +5,7 @@ the decode steps of a dense model's layouts of one tp, evaluated as one, are eac
 from __future__ import annotations
 
 import collections
+from collections.abc import Hashable
 
 import numpy as np
 import pytest
@@ -86,13 +87,17 @@ def test_the_decode_steps_of_a_dense_models_layouts_made_together_are_each_layou
     pool = None if wave is None else wave.pool
     work = [(devices, plan, why) for plan, why in layouts(m, system, devices)]
     kept: list[int] = []
+    primed: list[Hashable] = []
 
-    def counted(*args: object, **kwargs: object) -> int:
-        kept.append(prime_steps(*args, **kwargs))  # type: ignore[arg-type]
-        return kept[-1]
+    def counted(*args: object, **kwargs: object) -> list[Hashable]:
+        keys = prime_steps(*args, **kwargs)  # type: ignore[arg-type]
+        kept.append(len(keys))
+        primed.extend(keys)
+        return keys
 
     monkeypatch.setattr(genmodel._decodes, "prime_steps", counted)
-    decodes = EpDecodes(m, system, work, (2000, 300), StepCache(), pool, wave)
+    cache = StepCache()
+    decodes = EpDecodes(m, system, work, (2000, 300), cache, pool, wave)
     for i, (_, plan, why) in enumerate(work):
         if why:
             continue
@@ -115,6 +120,7 @@ def test_the_decode_steps_of_a_dense_models_layouts_made_together_are_each_layou
                 assert type(x) is type(y) and np.shape(x) == np.shape(y) and np.array_equal(x, y)
     if options.speculation is None:
         assert sum(kept) > 2  # (steps were made together)
+        assert all(cache.get(key) is None for key in primed)  # (each let go once its layout had it)
     else:
         assert not kept
 
