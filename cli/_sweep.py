@@ -24,6 +24,7 @@ from ._options import (
     FORMAT_HELP,
     NO_RUN_OPTIONS,
     OUTPUT_HELP,
+    STDOUT,
     EngineOpt,
     Format,
     PlotOpt,
@@ -34,6 +35,7 @@ from ._options import (
     friendly,
     lenient_int,
     out,
+    output_path,
     parse_int,
     progress_bar,
     with_run_options,
@@ -160,7 +162,10 @@ def sweep(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help=f"{OUTPUT_HELP} CSV (.csv) or Parquet (.parquet, .pq) by suffix."
+            "--output",
+            "-o",
+            help=f"{OUTPUT_HELP} CSV (.csv) or Parquet (.parquet, .pq) by suffix.",
+            parser=output_path,
         ),
     ] = None,
     plot: PlotOpt = None,
@@ -171,6 +176,8 @@ def sweep(
     cannot run are rows with their error. Large grids run on Dask. The plot is output tokens/s
     per device against tokens/s per user, one series per model and hardware.
     """
+    if output is STDOUT:  # --output -: as no --output (the --format chosen, or a table)
+        output = None
     if output is not None and format is not None:
         raise genmodel.SpecError(
             f"format={format.value}: --format is for stdout; the suffix of --output {output} "

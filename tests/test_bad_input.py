@@ -498,3 +498,49 @@ def test_a_terminal_without_unicode_gets_question_marks_not_a_traceback() -> Non
     )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-600:]
     assert b"Traceback" not in proc.stderr and b" ms?" in proc.stdout
+
+
+def test_output_dash_is_stdout_and_dot_slash_dash_is_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--output -` wrote a file named '-'; as Unix tools read it, '-' is stdout (on every command)
+    monkeypatch.chdir(tmp_path)
+    d = json.loads(cli_ok([*EST, "--format", "json", "--output", "-"]))
+    assert d["model"] == "llama-3.1-8b"
+    assert json.loads(cli_ok(["models", "show", "llama-3.1-8b", "-o", "-"]))["id"] == "llama-3.1-8b"
+    assert cli_ok([*SWEEP, "--format", "csv", "-o", "-"]).startswith("model,hardware,")
+    assert not (tmp_path / "-").exists()
+    cli_ok(["models", "show", "llama-3.1-8b", "-o", "./-"])  # a file named '-', asked for as one
+    assert json.loads((tmp_path / "-").read_text(encoding="utf-8"))["id"] == "llama-3.1-8b"
+
+
+def test_records_dash_is_stdout_beside_an_output_file(tmp_path: Path) -> None:
+    sim = ["simulate", *EST[1:], "--concurrency", "2", "--records", "-"]
+    assert "records='-' would mix with the result on stdout" in cli_bad(sim)
+    assert "records='-'" in cli_bad([*sim, "--output", "-"])
+    text = cli_ok([*sim, "--format", "json", "--output", str(tmp_path / "sim.json")])
+    assert text.startswith("request,arrival_s,")
+    assert json.loads((tmp_path / "sim.json").read_text(encoding="utf-8"))["requests"] > 0
+
+
+def test_calibrate_output_dash_puts_the_profile_on_stdout_and_the_report_on_stderr(tmp_path: Path) -> None:
+    from _cli import runner
+    from genmodel.cli._app import app
+
+    args = ["calibrate", "--device", "a100-sxm-80gb", "--parameter", "memory_frac", "--no-cross-validate"]
+    result = runner.invoke(app, [*args, "--format", "json", "-o", "-"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stderr)["hardware"] == "a100-sxm-80gb"
+    path = tmp_path / "mine.yaml"
+    path.write_text(result.stdout, encoding="utf-8")  # stdout is the profile file, nothing else
+    assert genmodel.load_profile(str(path)).hardware == ("a100-sxm-80gb",)
+
+
+def test_validate_csv_with_no_case_predicted_still_has_its_header(tmp_path: Path) -> None:
+    path = _cases(tmp_path, {"model": "llama-2-7bb"})
+    rows = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([rows[0], rows[2]]) + "\n", encoding="utf-8")  # the unknown model only
+    text = cli_ok(["validate", str(path), "--format", "csv"])
+    assert text.splitlines() == [",".join(genmodel.ValidationReport.CASE_KEYS)]
+    full = cli_ok(["validate", str(_cases(tmp_path, {})), "--format", "csv"])
+    assert full.splitlines()[0] == text.strip()  # the same header as with cases
