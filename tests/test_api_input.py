@@ -52,3 +52,21 @@ def test_a_risk_that_is_no_text_and_a_short_trace_row_are_refused() -> None:
         genmodel.simulate("llama-3.1-8b", "h100-sxm", trace=((0.0, 5, 5), (1.0, 5)))  # type: ignore[arg-type]
     with pytest.raises(genmodel.SpecError, match="arrival_s=nan"):
         genmodel.simulate("llama-3.1-8b", "h100-sxm", trace=((math.nan, 5, 5),))
+
+
+def test_compare_and_sweep_refuse_a_platform_or_model_given_twice() -> None:
+    with pytest.raises(genmodel.SpecError, match=r"hardware='h100-sxm' is given twice with devices=1"):
+        genmodel.compare("llama-3.1-8b", ["h100-sxm", "h100-sxm"], devices=1, **SMALL)
+    with pytest.raises(genmodel.SpecError, match=r"hardware='H100-SXM' is given twice"):
+        genmodel.compare("llama-3.1-8b", "h100-sxm,H100-SXM", devices=1, **SMALL)
+    with pytest.raises(genmodel.SpecError, match=r"model='llama-3.1-8b' is given twice"):
+        genmodel.sweep(model=["llama-3.1-8b", "llama-3.1-8b"], hardware="h100-sxm", **SMALL)
+    h100 = genmodel.load_hardware("h100-sxm")
+    with pytest.raises(genmodel.SpecError, match=r"hardware='dgx-h100' is given twice"):
+        genmodel.sweep(model="llama-3.1-8b", hardware=[h100, h100], **SMALL)
+    with pytest.raises(genmodel.SpecError, match=r"input_tokens=100 is given twice"):
+        genmodel.sweep(model="llama-3.1-8b", hardware="h100-sxm", input_tokens=[100, 100], output_tokens=10)
+    # a what-if copy that kept its id is another platform (labelled ID#2), not a repeat
+    faster = h100.scaled(memory_bandwidth=2.0)
+    rows = genmodel.sweep(model="llama-3.1-8b", hardware=[h100, faster], **SMALL)
+    assert list(rows["hardware"]) == ["dgx-h100", "dgx-h100#2"]

@@ -544,3 +544,43 @@ def test_validate_csv_with_no_case_predicted_still_has_its_header(tmp_path: Path
     assert text.splitlines() == [",".join(genmodel.ValidationReport.CASE_KEYS)]
     full = cli_ok(["validate", str(_cases(tmp_path, {})), "--format", "csv"])
     assert full.splitlines()[0] == text.strip()  # the same header as with cases
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            [*COMPARE, "--devices", "4", "--hardware", "h100-sxm,h100-sxm"],
+            "hardware='h100-sxm' is given twice",
+        ),
+        (
+            [*COMPARE, "--devices", "4", "--hardware", "h100-sxm,H100-SXM"],
+            "hardware='H100-SXM' is given twice",
+        ),
+        (["sweep", *SWEEP[1:], "--model", "llama-3.1-8b"], "model='llama-3.1-8b' is given twice"),
+        ([*SWEEP, "--hardware", "H100-sxm"], "hardware='H100-sxm' is given twice"),
+        ([*SWEEP, "--batch", "1,8,1"], "batch=1 is given twice"),
+        ([*SWEEP, "--tp", "1,2", "--tp", "2"], "tp=2 is given twice"),
+    ],
+)
+def test_a_value_given_twice_is_refused_not_run_twice(args: list[str], said: str) -> None:
+    assert said in cli_bad(args)
+
+
+def test_one_platform_at_two_budgets_is_a_comparison() -> None:
+    rows = json.loads(
+        cli_ok(
+            [
+                *COMPARE,
+                "--hardware",
+                "h100-sxm,h100-sxm",
+                "--devices",
+                "1,2",
+                "--serving",
+                "closed-form",
+                "--format",
+                "json",
+            ]
+        )
+    )
+    assert [r["devices"] for r in rows] == [1, 2]
