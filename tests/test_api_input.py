@@ -4,6 +4,8 @@ value (as the CLI does bad input), never an AttributeError or TypeError from dee
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,3 +72,41 @@ def test_compare_and_sweep_refuse_a_platform_or_model_given_twice() -> None:
     faster = h100.scaled(memory_bandwidth=2.0)
     rows = genmodel.sweep(model="llama-3.1-8b", hardware=[h100, faster], **SMALL)
     assert list(rows["hardware"]) == ["dgx-h100", "dgx-h100#2"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("profile", 123, "profile=123 must be a profile id or YAML file, or a Profile"),
+        ("kv_offload", 1.0, "kv_offload=1.0 must be a memory tier id"),
+        ("allow_long_context", "yes", "allow_long_context='yes' must be True or False"),
+    ],
+)
+def test_a_run_option_of_the_wrong_type_is_refused_by_name(name: str, value: Any, said: str) -> None:
+    # profile=123 was an AttributeError ('int' object has no attribute 'values')
+    with pytest.raises(genmodel.SpecError, match=re.escape(said)):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, **{name: value})
+
+
+def test_a_profile_may_be_an_object_or_a_path() -> None:
+    h100 = genmodel.load_profile("h100-vllm")
+    path = Path(genmodel.__file__).resolve().parent.parent / "hardware_db" / "profiles" / "h100-vllm.yaml"
+    by_path = genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, profile=path)
+    assert by_path.tpot_s == genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, profile=h100).tpot_s
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"request_rate": True}, "request_rate=True must be a number > 0"),
+        ({"request_rate": "5"}, "request_rate='5' must be a number > 0"),
+        ({"request_rate": 2.0, "burstiness_cv": True}, "burstiness_cv=True must be a number > 0"),
+        ({"concurrency": 2, "chunked_prefill": "yes"}, "chunked_prefill='yes' must be True or False"),
+        ({"concurrency": 2, "prefix_caching": 1}, "prefix_caching=1 must be True or False"),
+        ({"concurrency": 2, "step_overhead_s": True}, "step_overhead_s=True must be a number"),
+    ],
+)
+def test_simulate_refuses_a_bool_as_a_number_and_text_as_a_bool(changes: dict[str, Any], said: str) -> None:
+    # request_rate=True ran at 1 request/s; chunked_prefill='yes' was taken as true
+    with pytest.raises(genmodel.SpecError, match=re.escape(said)):
+        genmodel.simulate("llama-3.1-8b", "h100-sxm", requests=4, **SMALL, **changes)
