@@ -445,12 +445,48 @@ def friendly(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             _check_arguments(kwargs)
-            return fn(*args, **kwargs)
+            warning = profile_warning(kwargs.get("profile"), kwargs.get("hardware"))
+            try:
+                result = fn(*args, **kwargs)
+            except typer.Exit:  # a result (plan's exit code 3) was given: the warning stands
+                _warn(warning)
+                raise
         except genmodel.GenModelError as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        _warn(warning)
+        return result
 
     return wrapper  # type: ignore[return-value]
+
+
+def _warn(warning: str | None) -> None:
+    if warning is not None:
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True)
+
+
+def profile_warning(profile: Any, hardware: Any) -> str | None:
+    """What to say where ``--profile`` names the devices it was made for (its ``hardware``, as
+    ``calibrate`` writes it) and the run's device is not one of them: the profile still applies
+    (hardware_db/EFFICIENCY.md: applied to another device it is an extrapolation, which may be
+    meant), but not silently. None where it names none (``default``), or it or ``hardware`` (an
+    id, a comma list or a list of them) cannot be read: the command reports that itself.
+    """
+    if not isinstance(profile, str) or not hardware:
+        return None
+    ids = [h for item in ([hardware] if isinstance(hardware, str) else hardware) for h in item.split(",")]
+    try:
+        made_for = genmodel.load_profile(profile).hardware
+        devices = dict.fromkeys(genmodel.load_hardware(h.strip()).device.id for h in ids)
+    except genmodel.GenModelError:
+        return None
+    others = [d for d in devices if made_for and d not in made_for]
+    if not others:
+        return None
+    return (
+        f"profile {profile} was made for {', '.join(made_for)}, not {', '.join(others)}: its "
+        "efficiencies are carried over as they are (an extrapolation)"
+    )
 
 
 def write_text(text: str, output: Path, name: str = "output") -> None:

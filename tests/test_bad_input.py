@@ -584,3 +584,26 @@ def test_one_platform_at_two_budgets_is_a_comparison() -> None:
         )
     )
     assert [r["devices"] for r in rows] == [1, 2]
+
+
+def test_a_profile_made_for_another_device_is_applied_with_a_warning() -> None:
+    # a profile calibrated for one device was carried over to another silently
+    from _cli import runner
+    from genmodel.cli._app import app
+
+    result = runner.invoke(app, [*EST, "--profile", "h200-vllm", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["hardware"] == "h100-sxm"  # stdout is the JSON alone
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("warning: profile h200-vllm was made for h200-sxm, not h100-sxm")
+    for args in (
+        ["--profile", "h100-vllm"],  # its own device
+        ["--profile", "default"],  # made for every device
+        ["--hardware", "h200-sxm", "--profile", "h200-vllm"],
+    ):
+        quiet = runner.invoke(app, [*EST, *args, "--format", "json"])
+        assert quiet.exit_code == 0 and quiet.stderr == "", (args, quiet.output)
+    sweep = runner.invoke(
+        app, [*SWEEP, "--hardware", "h200-sxm", "--profile", "h200-vllm", "--format", "csv"]
+    )
+    assert "not h100-sxm:" in sweep.stderr and "h200-sxm," not in sweep.stderr.split("not")[1]
