@@ -45,6 +45,8 @@ _TIER_HELP = (
 )
 
 
+#: ``type`` (in :class:`OptionSpec`, its field ``type`` hides the builtin)
+_Type = type
 #: what text a loaded option takes, by :attr:`OptionSpec.load`
 _LOADED = {
     "tier": "a memory tier id, ID:N or 'host'",
@@ -81,7 +83,7 @@ class OptionSpec:
     bounds: tuple[float, float] | None = None
     #: the field's own type where ``load`` makes it from text (a :class:`Profile`, a
     #: :class:`ModelSpec`, an :class:`AttachedTier`), which is given as it is too
-    value_type: type | None = None
+    value_type: _Type | None = None
 
     def check(self, value: Any) -> None:
         """Refuse a value of a bounded option that is not finite or outside :attr:`bounds`, or not a
@@ -457,12 +459,32 @@ def with_values(
             values[switch.name] == switch.default if switch.name in values else current is None
         )
         if off:
+            _refuse_leaves_of_an_off_part(part_name, leaves, switch, values)
             changes[part_name] = None
         elif current is None:
             changes[part_name] = _PARTS[part_name](**leaves)
         else:
             changes[part_name] = dataclasses.replace(current, **leaves)
     return dataclasses.replace(options, **changes) if changes else options
+
+
+def _refuse_leaves_of_an_off_part(
+    part: str, leaves: Mapping[str, Any], switch: OptionSpec | None, values: Mapping[str, Any]
+) -> None:
+    """Refuse a value given (in ``values``, by keyword) for a part that its switch leaves off
+    (``acceptance_rate`` without ``draft_tokens``): it would go unused, unchecked.
+
+    Raises:
+        SpecError: ``acceptance_rate=0.5 needs draft_tokens of 1 or more ...``.
+    """
+    assert switch is not None
+    given = [s.name for s in OPTION_SPECS if s.path[0] == part and s is not switch and s.path[-1] in leaves]
+    given = [name for name in given if values[name] is not None]
+    if given:
+        raise SpecError(
+            f"{given[0]}={values[given[0]]!r} needs {switch.name} of 1 or more ({part} is off at "
+            f"{switch.name}={switch.default!r})"
+        )
 
 
 #: the default run options (every knob at its default), the default argument of the functions that take them

@@ -110,3 +110,11 @@ def test_simulate_refuses_a_bool_as_a_number_and_text_as_a_bool(changes: dict[st
     # request_rate=True ran at 1 request/s; chunked_prefill='yes' was taken as true
     with pytest.raises(genmodel.SpecError, match=re.escape(said)):
         genmodel.simulate("llama-3.1-8b", "h100-sxm", requests=4, **SMALL, **changes)
+
+
+def test_a_speculation_option_without_draft_tokens_is_refused() -> None:
+    for given in ({"acceptance_rate": 0.5}, {"draft_tokens": 0, "draft_model": "llama-3.2-1b"}):
+        name = next(k for k in given if k != "draft_tokens")
+        with pytest.raises(genmodel.SpecError, match=f"{name}=.* needs draft_tokens of 1 or more"):
+            genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, **given)
+    genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, draft_tokens=0)  # off, said so: fine

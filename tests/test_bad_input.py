@@ -607,3 +607,15 @@ def test_a_profile_made_for_another_device_is_applied_with_a_warning() -> None:
         app, [*SWEEP, "--hardware", "h200-sxm", "--profile", "h200-vllm", "--format", "csv"]
     )
     assert "not h100-sxm:" in sweep.stderr and "h200-sxm," not in sweep.stderr.split("not")[1]
+
+
+@pytest.mark.parametrize("extra", [[], ["--draft-tokens", "0"]])
+def test_acceptance_without_speculation_is_refused_not_ignored(extra: list[str]) -> None:
+    # every run option's default was passed on, --draft-tokens 0 with it, so --acceptance was dropped
+    line = cli_bad([*EST, "--acceptance", "0.5", *extra])
+    assert "acceptance_rate=0.5 needs draft_tokens of 1 or more" in line
+    plan = cli_bad([*PLAN, "--acceptance", "0.5", *extra, "--serving", "closed-form"])
+    assert "acceptance_rate=0.5 needs draft_tokens" in plan
+    spec = ["--acceptance", "0.5", "--draft-tokens", "2", "--draft-model", "llama-3.2-1b"]
+    on = json.loads(cli_ok([*EST, *spec, "--format", "json"]))
+    assert on["tpot_s"] != json.loads(cli_ok([*EST, "--format", "json"]))["tpot_s"]
