@@ -4,8 +4,8 @@
 stdout (whole or not at all; ``wrote FILE`` goes to stderr; ``-`` is stdout, as Unix tools read it),
 ``--plot FILE`` writes a figure (HTML, or PNG where a static renderer is installed). Progress bars
 and spinners go to stderr, and only when stderr is a terminal, so they never mix with the data on
-stdout. Bad input (:class:`GenModelError`)
-is one red line on stderr and exit code 2.
+stdout. Bad input (:class:`GenModelError`) is one red line on stderr and exit code 2; a warning
+(``--profile`` made for another device) is one yellow line on stderr.
 """
 
 from __future__ import annotations
@@ -396,19 +396,13 @@ def _run_option(spec: genmodel.OptionSpec) -> inspect.Parameter:
     )
 
 
-#: the parameter :func:`with_run_options` adds for typer's context (where each flag came from)
-_CONTEXT = "run_options_context"
-
-
 def with_run_options(*names: str) -> Callable[[F], F]:
     """Give a command the CLI flags of the run options (:data:`genmodel.OPTION_SPECS`), all or ``names``.
 
     The command declares ``run_options: Mapping[str, Any] = NO_RUN_OPTIONS`` where the flags go in
     its ``--help``, and receives there the values given, by the keyword of :func:`genmodel.estimate`
-    (pass them on as ``**run_options``): only the flags given on the command line, so that the API
-    sees what the user asked for (``--acceptance`` without ``--draft-tokens`` is refused there, not
-    dropped because the default of ``--draft-tokens`` came along). The flags, defaults and help come
-    from the options' fields, so a new run option needs no change here.
+    (pass them on as ``**run_options``). The flags, defaults and help come from the options' fields,
+    so a new run option needs no change here.
     """
     specs = [s for s in genmodel.OPTION_SPECS if not names or s.name in names]
     unknown = set(names) - {s.name for s in specs}
@@ -422,16 +416,9 @@ def with_run_options(*names: str) -> Callable[[F], F]:
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            ctx = kwargs.pop(_CONTEXT, None)
             values = {s.name: kwargs.pop(s.name) for s in specs if s.name in kwargs}
-            if ctx is not None:  # (called as a command: drop the flags left at their defaults)
-                values = {k: v for k, v in values.items() if ctx.get_parameter_source(k).name != "DEFAULT"}
             return fn(*args, run_options=values, **kwargs)
 
-        context = inspect.Parameter(
-            _CONTEXT, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context
-        )
-        params.insert(0, context)
         wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         return wrapper  # type: ignore[return-value]
@@ -481,7 +468,7 @@ def _warn(warning: str | None) -> None:
 def profile_warning(profile: Any, hardware: Any) -> str | None:
     """What to say where ``--profile`` names the devices it was made for (its ``hardware``, as
     ``calibrate`` writes it) and the run's device is not one of them: the profile still applies
-    (hardware_db/EFFICIENCY.md: applied to another device it is an extrapolation, which may be
+    (genmodel/_profiles.py: applied to any other device it is an extrapolation, which may be
     meant), but not silently. None where it names none (``default``), or it or ``hardware`` (an
     id, a comma list or a list of them) cannot be read: the command reports that itself.
     """

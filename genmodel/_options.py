@@ -472,14 +472,15 @@ def _refuse_leaves_of_an_off_part(
     part: str, leaves: Mapping[str, Any], switch: OptionSpec | None, values: Mapping[str, Any]
 ) -> None:
     """Refuse a value given (in ``values``, by keyword) for a part that its switch leaves off
-    (``acceptance_rate`` without ``draft_tokens``): it would go unused, unchecked.
+    (``acceptance_rate`` without ``draft_tokens``): it would go unused, unchecked. A value at its
+    edge default is no request (the CLI passes every flag's default on, and so may a caller).
 
     Raises:
         SpecError: ``acceptance_rate=0.5 needs draft_tokens of 1 or more ...``.
     """
     assert switch is not None
-    given = [s.name for s in OPTION_SPECS if s.path[0] == part and s is not switch and s.path[-1] in leaves]
-    given = [name for name in given if values[name] is not None]
+    specs = [s for s in OPTION_SPECS if s.path[0] == part and s is not switch and s.path[-1] in leaves]
+    given = [s.name for s in specs if values[s.name] is not None and values[s.name] != s.default]
     if given:
         raise SpecError(
             f"{given[0]}={values[given[0]]!r} needs {switch.name} of 1 or more ({part} is off at "
