@@ -96,8 +96,9 @@ _TOP_EPILOG = (
     )
     + "\n\n[bold]Output[/bold]\n\n"
     "--format table|json|csv on every command that gives results; --output FILE writes the "
-    "file whole instead of stdout (and says 'wrote FILE' on stderr); --plot FILE.html or "
-    "FILE.png on plan, compare and sweep. Progress goes to stderr, only at a terminal. "
+    "file whole instead of stdout (and says 'wrote FILE' on stderr; --output - is stdout); "
+    "--plot FILE.html or FILE.png on plan, compare and sweep. Progress goes to stderr, only at a "
+    "terminal. "
     "Shell completion: genmodel --install-completion.\n\n"
     "[bold]Exit codes[/bold]\n\n"
     "0  success\n"
@@ -445,7 +446,7 @@ def validate(
         emit(to_json(d), output)
         return
     if format is Format.csv:
-        emit(to_csv(d["cases"]), output)
+        emit(to_csv(d["cases"], columns=genmodel.ValidationReport.CASE_KEYS), output)
         return
     title = _validation_title(d)
     if summary:

@@ -15,12 +15,16 @@ import genmodel
 from genmodel.report import to_csv, to_json
 
 from ._options import (
+    STDOUT,
     Format,
     FormatOpt,
     emit,
     emit_tables,
+    err,
     examples,
     friendly,
+    out,
+    output_path,
     write_text,
 )
 
@@ -100,7 +104,13 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Also refit leaving each row out, to report the held-out error.")
         ] = True,
         output: Annotated[
-            Path | None, typer.Option("--output", "-o", help="Write the fitted profile (YAML) to FILE.")
+            Path | None,
+            typer.Option(
+                "--output",
+                "-o",
+                help="Write the fitted profile (YAML) to FILE (-: to stdout, and the report to stderr).",
+                parser=output_path,
+            ),
         ] = None,
         format: FormatOpt = Format.table,
     ) -> None:
@@ -120,10 +130,11 @@ def register(app: typer.Typer) -> None:
         )
         if output is not None:
             write_text(genmodel.profile_to_yaml(result.profile), output)
+        screen = err if output is STDOUT else out  # the profile on stdout: the report beside it
         d = result.to_dict()
         if format is Format.json:
-            emit(to_json(d), None)
+            emit(to_json(d), None, screen=screen)
         elif format is Format.csv:
-            emit(to_csv(d["parameters"]), None)
+            emit(to_csv(d["parameters"]), None, screen=screen)
         else:
-            emit_tables(_tables(d), None)
+            emit_tables(_tables(d), None, screen=screen)

@@ -1,10 +1,11 @@
 """The options every genmodel command shares, defined once, and the output they control.
 
 ``--format table|json|csv`` chooses the rendering, ``--output FILE`` writes it to a file instead of
-stdout (whole or not at all; ``wrote FILE`` goes to stderr), ``--plot FILE`` writes a figure (HTML,
-or PNG where a static renderer is installed). Progress bars and spinners go to stderr, and only when
-stderr is a terminal, so they never mix with the data on stdout. Bad input (:class:`GenModelError`)
-is one red line on stderr and exit code 2.
+stdout (whole or not at all; ``wrote FILE`` goes to stderr; ``-`` is stdout, as Unix tools read it),
+``--plot FILE`` writes a figure (HTML, or PNG where a static renderer is installed). Progress bars
+and spinners go to stderr, and only when stderr is a terminal, so they never mix with the data on
+stdout. Bad input (:class:`GenModelError`) is one red line on stderr and exit code 2; a warning
+(``--profile`` made for another device) is one yellow line on stderr.
 """
 
 from __future__ import annotations
@@ -228,12 +229,33 @@ def check_output_path(name: str, path: Path) -> None:
 
 #: the arguments that name a file a command writes
 _WRITTEN = ("output", "plot", "records")
+#: ``--output -`` (and ``--records -``): stdout, as Unix tools read a bare ``-`` (:func:`output_path`)
+STDOUT = Path("-")
+
+
+def output_path(text: Any) -> Any:
+    """A written file's option as click reads it, except that a bare ``-`` is :data:`STDOUT` (this
+    very object: ``./-`` stays a file named ``-``, although pathlib makes both ``Path('-')``)."""
+    if not isinstance(text, str):  # a default
+        return text
+    return STDOUT if text == "-" else Path(text)
+
+
+def _check_stdout(kwargs: Mapping[str, Any]) -> None:
+    """Refuse ``--records -`` where the result goes to stdout too (they would be mixed)."""
+    output = kwargs.get("output")
+    if kwargs.get("records") is STDOUT and (output is None or output is STDOUT):
+        raise genmodel.SpecError(
+            "records='-' would mix with the result on stdout: give --output FILE too, or --records FILE"
+        )
 
 
 def _check_arguments(kwargs: Mapping[str, Any]) -> None:
     """Check each numeric argument of a command against :data:`BOUNDS` or its run option's bounds,
     and the ``output``, ``plot`` and ``records`` paths (:func:`check_output_path`), each its own file."""
+    _check_stdout(kwargs)
     paths = {name: kwargs[name] for name in _WRITTEN if isinstance(kwargs.get(name), Path)}
+    paths = {name: path for name, path in paths.items() if path is not STDOUT}
     seen: dict[Path, str] = {}
     for name, path in paths.items():
         check_output_path(name, path)
@@ -271,10 +293,10 @@ complete_hardware = _complete("hardware", "system", "power mode")
 complete_models = _complete("model")
 
 FORMAT_HELP = "Output format: table (for people), json or csv (for programs)."
-OUTPUT_HELP = "Write the result to FILE instead of stdout (whole or not at all)."
+OUTPUT_HELP = "Write the result to FILE instead of stdout (whole or not at all); - is stdout."
 PLOT_HELP = "Also write a plot to FILE: interactive HTML (.html), or PNG (.png; needs kaleido and Chrome)."
 FormatOpt = Annotated[Format, typer.Option("--format", help=FORMAT_HELP)]
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help=OUTPUT_HELP, parser=output_path)]
 PlotOpt = Annotated[Path | None, typer.Option("--plot", help=PLOT_HELP)]
 ModelOpt = Annotated[
     str, typer.Option(help="Model id or alias, or a HF config.json path.", autocompletion=complete_models)
@@ -423,20 +445,60 @@ def friendly(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             _check_arguments(kwargs)
-            return fn(*args, **kwargs)
+            warning = profile_warning(kwargs.get("profile"), kwargs.get("hardware"))
+            try:
+                result = fn(*args, **kwargs)
+            except typer.Exit:  # a result (plan's exit code 3) was given: the warning stands
+                _warn(warning)
+                raise
         except genmodel.GenModelError as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        _warn(warning)
+        return result
 
     return wrapper  # type: ignore[return-value]
 
 
+def _warn(warning: str | None) -> None:
+    if warning is not None:
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True)
+
+
+def profile_warning(profile: Any, hardware: Any) -> str | None:
+    """What to say where ``--profile`` names the devices it was made for (its ``hardware``, as
+    ``calibrate`` writes it) and the run's device is not one of them: the profile still applies
+    (genmodel/_profiles.py: applied to any other device it is an extrapolation, which may be
+    meant), but not silently. None where it names none (``default``), or it or ``hardware`` (an
+    id, a comma list or a list of them) cannot be read: the command reports that itself.
+    """
+    if not isinstance(profile, str) or not hardware:
+        return None
+    ids = [h for item in ([hardware] if isinstance(hardware, str) else hardware) for h in item.split(",")]
+    try:
+        made_for = genmodel.load_profile(profile).hardware
+        devices = dict.fromkeys(genmodel.load_hardware(h.strip()).device.id for h in ids)
+    except genmodel.GenModelError:
+        return None
+    others = [d for d in devices if made_for and d not in made_for]
+    if not others:
+        return None
+    return (
+        f"profile {profile} was made for {', '.join(made_for)}, not {', '.join(others)}: its "
+        "efficiencies are carried over as they are (an extrapolation)"
+    )
+
+
 def write_text(text: str, output: Path, name: str = "output") -> None:
-    """Write ``text`` whole to ``output`` (via a temporary file beside it: never half-written).
+    """Write ``text`` whole to ``output`` (via a temporary file beside it: never half-written), or
+    print it on stdout where ``output`` is :data:`STDOUT`.
 
     Raises:
         genmodel.SpecError: the file cannot be written (the system's reason), named ``name=``.
     """
+    if output is STDOUT:
+        emit(text, None)
+        return
     check_output_path(name, output)
     with cannot_write(name, output):
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -462,20 +524,26 @@ def cannot_write(name: str, path: Path) -> Iterator[None]:
         raise genmodel.SpecError(f"{name}={str(path)!r}: cannot write: {exc.strerror or exc}") from None
 
 
-def emit(text: str, output: Path | None) -> None:
-    """Print ``text`` on stdout, or write it to ``output`` (and say so on stderr)."""
-    if output is None:
-        out.print(text, markup=False, end="" if text.endswith("\n") else "\n")
+def emit(text: str, output: Path | None, *, screen: Console = out) -> None:
+    """Print ``text`` on stdout (or ``screen``: :data:`err`), or write it to ``output`` (and say so
+    on stderr); ``output`` :data:`STDOUT` prints it."""
+    if output is None or output is STDOUT:
+        screen.print(text, markup=False, end="" if text.endswith("\n") else "\n")
     else:
         write_text(text, output)
 
 
-def emit_tables(tables: list[Table], output: Path | None) -> None:
-    """Print rich tables, or write them as plain text to ``output``."""
-    if output is None:
+def emit_tables(tables: list[Table], output: Path | None, *, screen: Console = out) -> None:
+    """Print rich tables on stdout (or ``screen``: :data:`err`), or write them as plain text to
+    ``output``; ``output`` :data:`STDOUT` prints them."""
+    if output is None or output is STDOUT:
         # piped or redirected (make, less, a file): as wide as a file would be, unless COLUMNS says
-        plain = not out.is_terminal and "COLUMNS" not in os.environ
-        console = Console(highlight=False, soft_wrap=True, emoji=False, width=PLAIN_WIDTH) if plain else out
+        plain = not screen.is_terminal and "COLUMNS" not in os.environ
+        console = (
+            Console(file=screen.file, highlight=False, soft_wrap=True, emoji=False, width=PLAIN_WIDTH)
+            if plain
+            else screen
+        )
         for t in tables:
             console.print(t)
         return

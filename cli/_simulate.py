@@ -41,6 +41,7 @@ from ._options import (
     emit_tables,
     examples,
     friendly,
+    output_path,
     parse_seconds,
     profile_option,
     with_run_options,
@@ -186,7 +187,13 @@ def simulate(
         str | None, typer.Option(help="Disaggregated: decode (default, as clients see it) | prefill.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of random lengths and arrivals.")] = 0,
-    records: Annotated[Path | None, typer.Option(help="Write per-request records to this CSV file.")] = None,
+    records: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write per-request records to this CSV file (-: stdout, with --output FILE).",
+            parser=output_path,
+        ),
+    ] = None,
     profile: ProfileOpt = None,
     allow_long_context: Annotated[
         bool,

@@ -24,6 +24,7 @@ from ._options import (
     FORMAT_HELP,
     NO_RUN_OPTIONS,
     OUTPUT_HELP,
+    STDOUT,
     EngineOpt,
     Format,
     PlotOpt,
@@ -34,6 +35,7 @@ from ._options import (
     friendly,
     lenient_int,
     out,
+    output_path,
     parse_int,
     progress_bar,
     with_run_options,
@@ -59,19 +61,31 @@ def _split(values: list[str] | None, name: str = "") -> list[str]:
     return items
 
 
+def _once(name: str, items: list[Any]) -> list[Any]:
+    """``items``, none of them given twice (its points would run twice).
+
+    Raises:
+        genmodel.SpecError: ``name=value is given twice``.
+    """
+    repeated = next((v for i, v in enumerate(items) if v in items[:i]), None)
+    if repeated is not None:
+        raise genmodel.SpecError(f"{name}={repeated!r} is given twice: give each value once")
+    return items
+
+
 def _ints(name: str, values: list[str] | None, default: list[int] | None = None) -> list[int]:
     """The integers of a list option within their bounds (:func:`parse_int`), or ``default``."""
     items = _split(values, name)
     if not items and default is not None:
         return default
-    return [parse_int(name, v) for v in items]
+    return _once(name, [parse_int(name, v) for v in items])
 
 
 def _batches(values: list[str] | None) -> list[int | str] | None:
     items = _split(values, "batch")
     if not items:
         return None
-    return ["max" if v == "max" else parse_int("batch", v) for v in items]
+    return _once("batch", ["max" if v == "max" else parse_int("batch", v) for v in items])
 
 
 def _scales(values: list[str] | None) -> dict[str, list[float]]:
@@ -160,7 +174,10 @@ def sweep(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help=f"{OUTPUT_HELP} CSV (.csv) or Parquet (.parquet, .pq) by suffix."
+            "--output",
+            "-o",
+            help=f"{OUTPUT_HELP} CSV (.csv) or Parquet (.parquet, .pq) by suffix.",
+            parser=output_path,
         ),
     ] = None,
     plot: PlotOpt = None,
@@ -171,6 +188,8 @@ def sweep(
     cannot run are rows with their error. Large grids run on Dask. The plot is output tokens/s
     per device against tokens/s per user, one series per model and hardware.
     """
+    if output is STDOUT:  # --output -: as no --output (the --format chosen, or a table)
+        output = None
     if output is not None and format is not None:
         raise genmodel.SpecError(
             f"format={format.value}: --format is for stdout; the suffix of --output {output} "
@@ -180,7 +199,10 @@ def sweep(
         genmodel.table_format(output)  # a wrong suffix fails now, not after the sweep
     if plot is not None:
         figure_format(plot)
-    models, hardware_ids = _split(model, "model"), _split(hardware, "hardware")
+    models, hardware_ids = (
+        _once("model", _split(model, "model")),
+        _once("hardware", _split(hardware, "hardware")),
+    )
     plans = [
         {"tp": t, "pp": p, "ep": e, "dp": d}
         for t, p, e, d in itertools.product(

@@ -73,6 +73,9 @@ class Arrivals:
             if self.requests is not None:
                 require_ints(requests=self.requests)
         elif self.kind in ("poisson", "gamma"):
+            for name, value in (("request_rate", self.rate_per_s), ("burstiness_cv", self.cv)):
+                if isinstance(value, bool) or not isinstance(value, int | float):  # (True is no rate)
+                    raise SpecError(f"{name}={value!r} must be a number > 0")
             if not (math.isfinite(self.rate_per_s) and self.rate_per_s > 0):
                 raise SpecError(
                     f"request_rate={self.rate_per_s!r} must be a number > 0 (requests per second)"

@@ -45,6 +45,7 @@ def compare(
     budgets = [devices] * len(hardware) if isinstance(devices, int | float) else list(devices)
     if len(budgets) != len(hardware):
         raise SpecError(f"devices has {len(budgets)} entries for {len(hardware)} hardware ids")
+    _refuse_repeats(hardware, budgets)
     rows: list[dict[str, Any]] = []
     for hw_id, n in zip(hardware, budgets, strict=True):
         row: dict[str, Any] = {"hardware": hw_id if isinstance(hw_id, str) else hw_id.id, "devices": n}
@@ -89,3 +90,21 @@ def compare(
             }
         )
     return rows
+
+
+def _refuse_repeats(hardware: Sequence[Any], budgets: Sequence[Any]) -> None:
+    """Refuse a platform given twice with one budget (its id in any case, or an equal object),
+    which would be planned twice for the same row; the same platform at two budgets is a
+    comparison, and two ids of one system (``h100-sxm``, ``dgx-h100``) are the rows asked for.
+
+    Raises:
+        SpecError: ``hardware='ID' is given twice``.
+    """
+    seen: list[tuple[str, Device | System | None, Any]] = []
+    for hw, n in zip(hardware, budgets, strict=True):
+        label = hw.casefold() if isinstance(hw, str) else getattr(hw, "id", "")
+        obj = hw if isinstance(hw, Device | System) else None
+        if (label, obj, n) in seen:
+            shown = hw if isinstance(hw, str) else label
+            raise SpecError(f"hardware={shown!r} is given twice with devices={n!r}: give each platform once")
+        seen.append((label, obj, n))

@@ -222,6 +222,7 @@ class Engine:
     source: str = ""
 
     def __post_init__(self) -> None:
+        _check_types(self)
         require_ints(
             max_num_seqs=self.max_num_seqs,
             max_batched_tokens=self.max_batched_tokens,
@@ -309,6 +310,18 @@ class Engine:
     def to_dict(self) -> dict[str, Any]:
         """The knob values (JSON key ``engine``)."""
         return dataclasses.asdict(self)
+
+
+def _check_types(engine: Engine) -> None:
+    """Refuse a switch that is no bool (``chunked_prefill='yes'``) and a figure that is no number
+    (a bool is none: ``step_overhead_s=True``), naming the knob and the value."""
+    for f in dataclasses.fields(engine):
+        value = getattr(engine, f.name)
+        if f.type == "bool" and not isinstance(value, bool):
+            raise SpecError(f"{f.name}={value!r} must be True or False")
+        number = f.type in ("float", "float | None") and value is not None
+        if number and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise SpecError(f"{f.name}={value!r} must be a number")
 
 
 #: host time per kernel launch of an eager forward (a step with prefill tokens), seconds: the mean,

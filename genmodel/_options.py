@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,16 @@ _TIER_HELP = (
 )
 
 
+#: ``type`` (in :class:`OptionSpec`, its field ``type`` hides the builtin)
+_Type = type
+#: what text a loaded option takes, by :attr:`OptionSpec.load`
+_LOADED = {
+    "tier": "a memory tier id, ID:N or 'host'",
+    "model": "a model id or config.json path",
+    "profile": "a profile id or YAML file",
+}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OptionSpec:
     """How one run option is spelled at the edges (keyword, CSV column, CLI flag) and read from text.
@@ -70,16 +81,28 @@ class OptionSpec:
     #: the switch of an optional part: its ``default`` (e.g. 0 draft tokens) means no part at all
     switch: bool = False
     bounds: tuple[float, float] | None = None
+    #: the field's own type where ``load`` makes it from text (a :class:`Profile`, a
+    #: :class:`ModelSpec`, an :class:`AttachedTier`), which is given as it is too
+    value_type: _Type | None = None
 
     def check(self, value: Any) -> None:
         """Refuse a value of a bounded option that is not finite or outside :attr:`bounds`, or not a
-        number at all (None, where an option may be unset, passes; so does any value of an option
-        without bounds).
+        number at all; a boolean option's value that is no bool (``'yes'``); a loaded option's that
+        is neither text (a path too) nor :attr:`value_type`. None, where an option may be unset,
+        passes.
 
         Raises:
-            SpecError: ``name=value must be ...`` with the bounds.
+            SpecError: ``name=value must be ...`` with the bounds or the types taken.
         """
-        if self.bounds is None or value is None:
+        if value is None:
+            return
+        if self.value_type is not None and not isinstance(value, str | os.PathLike | self.value_type):
+            what, kind = _LOADED.get(self.load or "", "an id"), self.value_type.__name__
+            article = "an" if kind[0] in "AEIOU" else "a"
+            raise SpecError(f"{self.name}={value!r} must be {what}, or {article} {kind}")
+        if self.type is bool and not isinstance(value, bool):
+            raise SpecError(f"{self.name}={value!r} must be True or False")
+        if self.bounds is None:
             return
         low, high = self.bounds
         if isinstance(value, bool) or not isinstance(value, int | float):  # '0.5' compared as text
@@ -384,6 +407,7 @@ def _specs(cls: type, path: tuple[str, ...] = ()) -> list[OptionSpec]:
                 load=meta["load"],
                 switch=meta["off"] is not dataclasses.MISSING,
                 bounds=meta["bounds"],
+                value_type=_edge_type(hints[f.name]) if meta["load"] else None,
             )
         )
     return specs
@@ -423,8 +447,8 @@ def with_values(
     for name, value in values.items():
         spec = OPTION_NAMES[name]
         spec.check(value)
-        if load is not None and spec.load is not None and isinstance(value, str):
-            value = load(spec, value)
+        if load is not None and spec.load is not None and isinstance(value, str | os.PathLike):
+            value = load(spec, os.fspath(value))
         by_part.setdefault(spec.path[0] if len(spec.path) > 1 else "", {})[spec.path[-1]] = value
     changes = by_part.pop("", {})
     for part_name, leaves in by_part.items():
@@ -435,12 +459,33 @@ def with_values(
             values[switch.name] == switch.default if switch.name in values else current is None
         )
         if off:
+            _refuse_leaves_of_an_off_part(part_name, leaves, switch, values)
             changes[part_name] = None
         elif current is None:
             changes[part_name] = _PARTS[part_name](**leaves)
         else:
             changes[part_name] = dataclasses.replace(current, **leaves)
     return dataclasses.replace(options, **changes) if changes else options
+
+
+def _refuse_leaves_of_an_off_part(
+    part: str, leaves: Mapping[str, Any], switch: OptionSpec | None, values: Mapping[str, Any]
+) -> None:
+    """Refuse a value given (in ``values``, by keyword) for a part that its switch leaves off
+    (``acceptance_rate`` without ``draft_tokens``): it would go unused, unchecked. A value at its
+    edge default is no request (the CLI passes every flag's default on, and so may a caller).
+
+    Raises:
+        SpecError: ``acceptance_rate=0.5 needs draft_tokens of 1 or more ...``.
+    """
+    assert switch is not None
+    specs = [s for s in OPTION_SPECS if s.path[0] == part and s is not switch and s.path[-1] in leaves]
+    given = [s.name for s in specs if values[s.name] is not None and values[s.name] != s.default]
+    if given:
+        raise SpecError(
+            f"{given[0]}={values[given[0]]!r} needs {switch.name} of 1 or more ({part} is off at "
+            f"{switch.name}={switch.default!r})"
+        )
 
 
 #: the default run options (every knob at its default), the default argument of the functions that take them

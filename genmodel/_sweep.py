@@ -225,6 +225,7 @@ def _plan_axis(
         return plans
     for name, values in given.items():
         _non_empty(name, values)
+        _refuse_repeats(name, values)
     names = list(given)
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*given.values())]
 
@@ -309,8 +310,10 @@ def _grid(
         require_ints(input_tokens=token)
     for token in output_tokens:
         require_ints(output_tokens=token)
-    model_labels, model_specs = _resolved(models, _load_model)
-    hardware_labels, systems = _resolved(hardware, _load_system)
+    model_labels, model_specs = _resolved("model", models, _load_model)
+    hardware_labels, systems = _resolved("hardware", hardware, _load_system)
+    for name, axis in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+        _refuse_repeats(name, axis)
 
     unknown = sorted(set(scale) - set(SCALE_FACTORS))
     if unknown:
@@ -327,6 +330,7 @@ def _grid(
                 raise SpecError(f"scale[{name!r}]={v!r} must be a finite number > 0")
             probe.scaled(**{name: v})  # the one check of a factor: System.scaled's own
         factors.append(tuple(float(v) for v in values))
+        _refuse_repeats(f"scale[{name!r}]", factors[-1])
 
     plan_rows = []
     for plan in plans:
@@ -338,7 +342,9 @@ def _grid(
         checked = Plan(**plan)  # integers >= 1; divisibility is per model, so per row
         plan_rows.append(tuple(getattr(checked, d) for d in PLAN_DEGREES))
 
+    _refuse_repeats("plans", [dict(zip(PLAN_DEGREES, row, strict=True)) for row in plan_rows])
     load_name, loads = _loads(batch, concurrency)
+    _refuse_repeats(load_name, loads)
     options = _checked_options(estimate_options)
 
     points = [
@@ -374,17 +380,24 @@ def _load_system(item: _HardwareArg) -> tuple[str, System]:
 
 
 def _resolved(
-    items: Sequence[Any], load: Callable[[Any], tuple[str, Any]]
+    name: str, items: Sequence[Any], load: Callable[[Any], tuple[str, Any]]
 ) -> tuple[list[str], dict[str, Any]]:
     """Each item's label (the id given, or the object's id) and the specs by label.
 
     Two different objects with one id (a what-if copy that kept its id) get distinct labels:
     the second is ``ID#2``, and so on.
+
+    Raises:
+        SpecError: an item given twice (its id in any case, or an equal object: every point of
+            it would run twice), named ``name``. Two ids of one system (``h100-sxm`` and
+            ``dgx-h100``) are two columns the caller asked for, as given.
     """
     labels: list[str] = []
     specs: dict[str, Any] = {}
     for item in items:
         label, spec = load(item)
+        if any(k.casefold() == label.casefold() and v == spec for k, v in specs.items()):
+            raise SpecError(f"{name}={label!r} is given twice: give each value once")
         base, n = label, 1
         while label in specs and specs[label] != spec:
             n += 1
@@ -407,6 +420,19 @@ def _checked_options(estimate_options: Mapping[str, Any]) -> dict[str, Any]:
         options.get("weight_dtype", "bf16"), options.get("act_dtype"), options.get("kv_dtype")
     )  # a bad dtype would fail every point
     return options
+
+
+def _refuse_repeats(name: str, axis: Sequence[Any]) -> None:
+    """Refuse a value given twice on an axis: every point of it would run twice.
+
+    Raises:
+        SpecError: ``name=value is given twice``.
+    """
+    seen: list[Any] = []
+    for value in axis:
+        if value in seen:
+            raise SpecError(f"{name}={value!r} is given twice: give each value once")
+        seen.append(value)
 
 
 def _non_empty(name: str, axis: Sequence[Any]) -> None:

@@ -12,7 +12,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from genmodel._intervals import COVERAGE
 
@@ -51,6 +51,12 @@ class CaseResult:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ValidationReport:
     """Per-case errors and their summaries over the covered cases; skipped cases with reasons."""
+
+    #: the keys of each case in :meth:`to_dict`, in order (a CSV's header even with no case)
+    CASE_KEYS: ClassVar[tuple[str, ...]] = (
+        "id", "category", "metric", "measured", "predicted", "ape", "serving_model", "engine",
+        "predicted_interval", "evidence", "profile",
+    )  # fmt: skip
 
     cases: tuple[CaseResult, ...]
     skipped: tuple[tuple[str, str], ...] = field(default=())
@@ -95,7 +101,7 @@ class ValidationReport:
         """The JSON form (docs/cli.md): cases, mape, median_ape, within_25pct, by_*, skipped."""
         return {
             "cases": [
-                {
+                {  # (the keys of CASE_KEYS)
                     "id": c.id,
                     "category": c.category,
                     "metric": c.metric,

@@ -4,6 +4,8 @@ value (as the CLI does bad input), never an AttributeError or TypeError from dee
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,3 +54,67 @@ def test_a_risk_that_is_no_text_and_a_short_trace_row_are_refused() -> None:
         genmodel.simulate("llama-3.1-8b", "h100-sxm", trace=((0.0, 5, 5), (1.0, 5)))  # type: ignore[arg-type]
     with pytest.raises(genmodel.SpecError, match="arrival_s=nan"):
         genmodel.simulate("llama-3.1-8b", "h100-sxm", trace=((math.nan, 5, 5),))
+
+
+def test_compare_and_sweep_refuse_a_platform_or_model_given_twice() -> None:
+    with pytest.raises(genmodel.SpecError, match=r"hardware='h100-sxm' is given twice with devices=1"):
+        genmodel.compare("llama-3.1-8b", ["h100-sxm", "h100-sxm"], devices=1, **SMALL)
+    with pytest.raises(genmodel.SpecError, match=r"hardware='H100-SXM' is given twice"):
+        genmodel.compare("llama-3.1-8b", "h100-sxm,H100-SXM", devices=1, **SMALL)
+    with pytest.raises(genmodel.SpecError, match=r"model='llama-3.1-8b' is given twice"):
+        genmodel.sweep(model=["llama-3.1-8b", "llama-3.1-8b"], hardware="h100-sxm", **SMALL)
+    h100 = genmodel.load_hardware("h100-sxm")
+    with pytest.raises(genmodel.SpecError, match=r"hardware='dgx-h100' is given twice"):
+        genmodel.sweep(model="llama-3.1-8b", hardware=[h100, h100], **SMALL)
+    with pytest.raises(genmodel.SpecError, match=r"input_tokens=100 is given twice"):
+        genmodel.sweep(model="llama-3.1-8b", hardware="h100-sxm", input_tokens=[100, 100], output_tokens=10)
+    # a what-if copy that kept its id is another platform (labelled ID#2), not a repeat
+    faster = h100.scaled(memory_bandwidth=2.0)
+    rows = genmodel.sweep(model="llama-3.1-8b", hardware=[h100, faster], **SMALL)
+    assert list(rows["hardware"]) == ["dgx-h100", "dgx-h100#2"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("profile", 123, "profile=123 must be a profile id or YAML file, or a Profile"),
+        ("kv_offload", 1.0, "kv_offload=1.0 must be a memory tier id"),
+        ("allow_long_context", "yes", "allow_long_context='yes' must be True or False"),
+    ],
+)
+def test_a_run_option_of_the_wrong_type_is_refused_by_name(name: str, value: Any, said: str) -> None:
+    # profile=123 was an AttributeError ('int' object has no attribute 'values')
+    with pytest.raises(genmodel.SpecError, match=re.escape(said)):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, **{name: value})
+
+
+def test_a_profile_may_be_an_object_or_a_path() -> None:
+    h100 = genmodel.load_profile("h100-vllm")
+    path = Path(genmodel.__file__).resolve().parent.parent / "hardware_db" / "profiles" / "h100-vllm.yaml"
+    by_path = genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, profile=path)
+    assert by_path.tpot_s == genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, profile=h100).tpot_s
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"request_rate": True}, "request_rate=True must be a number > 0"),
+        ({"request_rate": "5"}, "request_rate='5' must be a number > 0"),
+        ({"request_rate": 2.0, "burstiness_cv": True}, "burstiness_cv=True must be a number > 0"),
+        ({"concurrency": 2, "chunked_prefill": "yes"}, "chunked_prefill='yes' must be True or False"),
+        ({"concurrency": 2, "prefix_caching": 1}, "prefix_caching=1 must be True or False"),
+        ({"concurrency": 2, "step_overhead_s": True}, "step_overhead_s=True must be a number"),
+    ],
+)
+def test_simulate_refuses_a_bool_as_a_number_and_text_as_a_bool(changes: dict[str, Any], said: str) -> None:
+    # request_rate=True ran at 1 request/s; chunked_prefill='yes' was taken as true
+    with pytest.raises(genmodel.SpecError, match=re.escape(said)):
+        genmodel.simulate("llama-3.1-8b", "h100-sxm", requests=4, **SMALL, **changes)
+
+
+def test_a_speculation_option_without_draft_tokens_is_refused() -> None:
+    for given in ({"acceptance_rate": 0.5}, {"draft_tokens": 0, "draft_model": "llama-3.2-1b"}):
+        name = next(k for k in given if k != "draft_tokens")
+        with pytest.raises(genmodel.SpecError, match=f"{name}=.* needs draft_tokens of 1 or more"):
+            genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, **given)
+    genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, draft_tokens=0)  # off, said so: fine

@@ -498,3 +498,124 @@ def test_a_terminal_without_unicode_gets_question_marks_not_a_traceback() -> Non
     )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-600:]
     assert b"Traceback" not in proc.stderr and b" ms?" in proc.stdout
+
+
+def test_output_dash_is_stdout_and_dot_slash_dash_is_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--output -` wrote a file named '-'; as Unix tools read it, '-' is stdout (on every command)
+    monkeypatch.chdir(tmp_path)
+    d = json.loads(cli_ok([*EST, "--format", "json", "--output", "-"]))
+    assert d["model"] == "llama-3.1-8b"
+    assert json.loads(cli_ok(["models", "show", "llama-3.1-8b", "-o", "-"]))["id"] == "llama-3.1-8b"
+    assert cli_ok([*SWEEP, "--format", "csv", "-o", "-"]).startswith("model,hardware,")
+    assert not (tmp_path / "-").exists()
+    cli_ok(["models", "show", "llama-3.1-8b", "-o", "./-"])  # a file named '-', asked for as one
+    assert json.loads((tmp_path / "-").read_text(encoding="utf-8"))["id"] == "llama-3.1-8b"
+
+
+def test_records_dash_is_stdout_beside_an_output_file(tmp_path: Path) -> None:
+    sim = ["simulate", *EST[1:], "--concurrency", "2", "--records", "-"]
+    assert "records='-' would mix with the result on stdout" in cli_bad(sim)
+    assert "records='-'" in cli_bad([*sim, "--output", "-"])
+    text = cli_ok([*sim, "--format", "json", "--output", str(tmp_path / "sim.json")])
+    assert text.startswith("request,arrival_s,")
+    assert json.loads((tmp_path / "sim.json").read_text(encoding="utf-8"))["requests"] > 0
+
+
+def test_calibrate_output_dash_puts_the_profile_on_stdout_and_the_report_on_stderr(tmp_path: Path) -> None:
+    from _cli import runner
+    from genmodel.cli._app import app
+
+    args = ["calibrate", "--device", "a100-sxm-80gb", "--parameter", "memory_frac", "--no-cross-validate"]
+    result = runner.invoke(app, [*args, "--format", "json", "-o", "-"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stderr)["hardware"] == "a100-sxm-80gb"
+    path = tmp_path / "mine.yaml"
+    path.write_text(result.stdout, encoding="utf-8")  # stdout is the profile file, nothing else
+    assert genmodel.load_profile(str(path)).hardware == ("a100-sxm-80gb",)
+
+
+def test_validate_csv_with_no_case_predicted_still_has_its_header(tmp_path: Path) -> None:
+    path = _cases(tmp_path, {"model": "llama-2-7bb"})
+    rows = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([rows[0], rows[2]]) + "\n", encoding="utf-8")  # the unknown model only
+    text = cli_ok(["validate", str(path), "--format", "csv"])
+    assert text.splitlines() == [",".join(genmodel.ValidationReport.CASE_KEYS)]
+    full = cli_ok(["validate", str(_cases(tmp_path, {})), "--format", "csv"])
+    assert full.splitlines()[0] == text.strip()  # the same header as with cases
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            [*COMPARE, "--devices", "4", "--hardware", "h100-sxm,h100-sxm"],
+            "hardware='h100-sxm' is given twice",
+        ),
+        (
+            [*COMPARE, "--devices", "4", "--hardware", "h100-sxm,H100-SXM"],
+            "hardware='H100-SXM' is given twice",
+        ),
+        (["sweep", *SWEEP[1:], "--model", "llama-3.1-8b"], "model='llama-3.1-8b' is given twice"),
+        ([*SWEEP, "--hardware", "H100-sxm"], "hardware='H100-sxm' is given twice"),
+        ([*SWEEP, "--batch", "1,8,1"], "batch=1 is given twice"),
+        ([*SWEEP, "--tp", "1,2", "--tp", "2"], "tp=2 is given twice"),
+    ],
+)
+def test_a_value_given_twice_is_refused_not_run_twice(args: list[str], said: str) -> None:
+    assert said in cli_bad(args)
+
+
+def test_one_platform_at_two_budgets_is_a_comparison() -> None:
+    rows = json.loads(
+        cli_ok(
+            [
+                *COMPARE,
+                "--hardware",
+                "h100-sxm,h100-sxm",
+                "--devices",
+                "1,2",
+                "--serving",
+                "closed-form",
+                "--format",
+                "json",
+            ]
+        )
+    )
+    assert [r["devices"] for r in rows] == [1, 2]
+
+
+def test_a_profile_made_for_another_device_is_applied_with_a_warning() -> None:
+    # a profile calibrated for one device was carried over to another silently
+    from _cli import runner
+    from genmodel.cli._app import app
+
+    result = runner.invoke(app, [*EST, "--profile", "h200-vllm", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["hardware"] == "h100-sxm"  # stdout is the JSON alone
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("warning: profile h200-vllm was made for h200-sxm, not h100-sxm")
+    for args in (
+        ["--profile", "h100-vllm"],  # its own device
+        ["--profile", "default"],  # made for every device
+        ["--hardware", "h200-sxm", "--profile", "h200-vllm"],
+    ):
+        quiet = runner.invoke(app, [*EST, *args, "--format", "json"])
+        assert quiet.exit_code == 0 and quiet.stderr == "", (args, quiet.output)
+    sweep = runner.invoke(
+        app, [*SWEEP, "--hardware", "h200-sxm", "--profile", "h200-vllm", "--format", "csv"]
+    )
+    assert "not h100-sxm:" in sweep.stderr and "h200-sxm," not in sweep.stderr.split("not")[1]
+
+
+@pytest.mark.parametrize("extra", [[], ["--draft-tokens", "0"]])
+def test_acceptance_without_speculation_is_refused_not_ignored(extra: list[str]) -> None:
+    # every run option's default was passed on, --draft-tokens 0 with it, so --acceptance was dropped
+    line = cli_bad([*EST, "--acceptance", "0.5", *extra])
+    assert "acceptance_rate=0.5 needs draft_tokens of 1 or more" in line
+    plan = cli_bad([*PLAN, "--acceptance", "0.5", *extra, "--serving", "closed-form"])
+    assert "acceptance_rate=0.5 needs draft_tokens" in plan
+    spec = ["--acceptance", "0.5", "--draft-tokens", "2", "--draft-model", "llama-3.2-1b"]
+    on = json.loads(cli_ok([*EST, *spec, "--format", "json"]))
+    assert on["tpot_s"] != json.loads(cli_ok([*EST, "--format", "json"]))["tpot_s"]

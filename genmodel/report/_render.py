@@ -48,10 +48,11 @@ def to_json(obj: Any) -> str:
     return json.dumps(_finite(obj), indent=2, allow_nan=False)
 
 
-def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """CSV text with a header of the union of the rows' (flattened) keys, in first-seen order."""
+def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = ()) -> str:
+    """CSV text with a header of ``columns``, then the rest of the union of the rows' (flattened)
+    keys, in first-seen order (``columns`` give the header of no rows at all)."""
     flat = [flatten(r) for r in rows]
-    header: list[str] = []
+    header: list[str] = list(columns)
     for r in flat:
         header.extend(k for k in r if k not in header)
     buf = io.StringIO()
