@@ -34,6 +34,7 @@ from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prefill_chunking, prefill_pass
 from genmodel._system import System
+from genmodel._units import Num
 from genmodel._wave import (
     Wave,
     release_rounds_s,
@@ -106,15 +107,35 @@ def replayed_ttft_s(
     steady_s, step_wait_s = steady_ttft_s(replay_prefill_s)
     steady_s += eager_s - replay_prefill_s
     replayed = round_ttfts_s(wave, clients, tail, eager_s, full_s, steady_s, step_wait_s)
-    fresh_rounds = round_ttfts_s(wave, clients, input_tokens, *fresh)
     together = clients <= per_step
+    fresh_rounds = _after_groups(clients, per_step, lambda n: round_ttfts_s(wave, n, input_tokens, *fresh))
     ttft = replayed_mean_s(wave, clients, rounds, together, fresh_rounds, replayed)
     release = replayed_mean_s(
         wave,
         clients,
         rounds,
         together,
-        release_rounds_s(wave, clients, input_tokens, launch_s),
+        _after_groups(clients, per_step, lambda n: release_rounds_s(wave, n, input_tokens, launch_s)),
         release_rounds_s(wave, clients, tail, launch_s),
     )
     return float(ttft), float(release)
+
+
+def _after_groups(
+    clients: float, per_step: int, rounds_of: Callable[[float], tuple[Num, Num]]
+) -> tuple[Num, Num]:
+    """(the first fresh round's mean, a later fresh round's) of ``clients`` clients whose last
+    replayed prompts ran ``per_step`` a step: they finish and come back in those groups, so the
+    first round of fresh prompts is a burst of each group (``rounds_of(n)``: the (burst, later)
+    rounds of n clients), the clients' mean over the groups; one burst of all where one step held
+    every replayed prompt. (Counting it as a later round instead, as before, dropped the burst
+    once the clients outnumbered one step's replayed prompts: a mean TTFT that fell from 43 to
+    19 ms with 130 -> 140 clients where the simulation gave 46 -> 48 ms.)"""
+    later = rounds_of(clients)[1]
+    if clients <= per_step:
+        return rounds_of(clients)[0], later
+    full, rest = divmod(clients, per_step)
+    burst = full * per_step * rounds_of(float(per_step))[0]
+    if rest:
+        burst = burst + rest * rounds_of(rest)[0]
+    return burst / clients, later

@@ -454,14 +454,15 @@ def replayed_mean_s(
     round, later round) values are ``fresh`` for fresh prompts and ``replayed`` for replayed ones
     (:func:`round_ttfts_s`): the restart's burst is a replayed round; where one step holds every
     replayed prompt (``together``) the clients stay synchronised, so the replayed rounds are
-    bursts and so is the first round of fresh prompts after them."""
+    bursts; the first round of fresh prompts after them is a burst of the groups the replayed
+    prompts ran in (``fresh``'s burst round), all the clients where one step held them."""
     client = wave.client
     measured = int(client.requests(clients)) - client.warmup_requests
     fresh_burst, fresh_later = fresh
     replay_burst, replay_later = replayed
     total = replay_burst + (rounds - 1) * (replay_burst if together else replay_later)
-    if measured > rounds:
-        total = total + (fresh_burst if together else fresh_later) + (measured - rounds - 1) * fresh_later
+    if measured > rounds:  # (``fresh``'s burst: the replay's groups', :func:`genmodel._replay._after_groups`)
+        total = total + fresh_burst + (measured - rounds - 1) * fresh_later
     return total / measured
 
 

@@ -116,6 +116,32 @@ def test_serving_sweep_flags_what_it_checks(monkeypatch: pytest.MonkeyPatch) -> 
     assert sweep.call(case, concurrency=1) is None and sweep.counts["crash"] == 1
 
 
+def test_serving_sweep_counts_a_whole_sequence_for_a_pool_that_fits() -> None:
+    """The 60-s TTFT check holds a pool to every client's whole sequence: 512 clients of
+    Llama-3.1-405B TP8 on H200 with 8,192-token outputs fill a pool that holds 603 mean sequences
+    (prompt and half the output, the serving estimate's memory) but 311 whole ones, and vLLM
+    preempts (88 s TTFT): not a pool that fits, which the mean sequence made it."""
+    sweep = _load("sweep_serving_sanity").Sweep(examples=3)
+    case = {
+        "model": "llama-3.1-405b",
+        "hardware": "h200-sxm",
+        "tp": 8,
+        "ep": 1,
+        "dp": 1,
+        "weight_dtype": "fp8",
+        "kv_dtype": "fp8",
+        "input_tokens": 256,
+        "output_tokens": 8192,
+        "engine": "vllm",
+        "harness": "",
+        "ladder": [1, 512],
+    }
+    static, sim = sweep.call(case, batch=1), sweep.call(case, concurrency=512)
+    assert sim.ttft_s > 60  # (the case the check looks at)
+    sweep.absurd(case, 512, sim, static)
+    assert "ttft-over-60s-fits" not in sweep.counts, sweep.anomalies
+
+
 def _estimate(**figures: float) -> object:
     from types import SimpleNamespace
 

@@ -216,7 +216,10 @@ class Sweep:
         mem = sim.memory
         pool = mem.usable_bytes_per_device - mem.weights_bytes_per_device - mem.activation_bytes_per_device
         prompts_s = math.inf if static is None else clients * static.ttft_s / sim.plan.dp
-        if sim.ttft_s > max(60, 2 * prompts_s) and pool >= clients * mem.kv_bytes_per_sequence:
+        # a whole sequence's KV: the static request's (a serving estimate's memory holds the mean
+        # sequence, prompt and half the output, which the clients started together outgrow)
+        whole = math.inf if static is None else static.memory.kv_bytes_per_sequence
+        if sim.ttft_s > max(60, 2 * prompts_s) and pool >= clients * whole:
             self.flag("ttft-over-60s-fits", case, concurrency=clients, ttft_s=sim.ttft_s, prompts_s=prompts_s)
         device = load_hardware(case["hardware"]).device
         floor = (
