@@ -401,7 +401,10 @@ def validate(
     ] = None,
     options: Annotated[
         Path | None,
-        typer.Option(help="CSV of run options per case id (default: the bundled ones for the public cases)."),
+        typer.Option(
+            help="CSV of run options per case id (default: the bundled ones for the public cases); "
+            "an id that matches no case is refused."
+        ),
     ] = None,
     serving: ServingOpt = "simulated",
     engine: Annotated[
