@@ -321,7 +321,12 @@ def memory(
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """Show where every byte lives, per memory tier, and how many users fit per context."""
+    """Show where every byte lives, per memory tier, and how many users fit per context.
+
+    --format csv writes one row per tier (bytes per device by kind, capacity, bandwidth), then,
+    with --contexts, one row per context (context_tokens, max_concurrency) with the tier columns
+    empty; --format json gives the same as "tiers" and "concurrency".
+    """
     r = genmodel.memory_report(
         model,
         hardware,
@@ -342,8 +347,8 @@ def memory(
     if format is Format.json:
         emit(to_json(r), output)
         return
-    if format is Format.csv:
-        emit(to_csv(r["tiers"]), output)
+    if format is Format.csv:  # one CSV: the tier rows, then the curve's rows (the other columns empty)
+        emit(to_csv([*r["tiers"], *r["concurrency"]]), output)
         return
     t = Table(
         title=f"{r['model']} on {r['devices']}x {r['hardware']}: batch {r['batch']} of "
@@ -401,7 +406,10 @@ def validate(
     ] = None,
     options: Annotated[
         Path | None,
-        typer.Option(help="CSV of run options per case id (default: the bundled ones for the public cases)."),
+        typer.Option(
+            help="CSV of run options per case id (default: the bundled ones for the public cases); "
+            "an id that matches no case is refused."
+        ),
     ] = None,
     serving: ServingOpt = "simulated",
     engine: Annotated[

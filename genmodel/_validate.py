@@ -151,6 +151,28 @@ def _iter_cases(p: Path) -> Iterator[dict[str, str]]:
         raise SpecError(f"{p}: no cases")
 
 
+def _rows_with_options(cases: Path, options: str | Path | None) -> Iterator[dict[str, str]]:
+    """The rows of ``cases`` one at a time (a stream), each with its run options from ``options``
+    (none if None), read before the first row.
+
+    Raises:
+        SpecError: a case id given twice in ``cases`` (its options and results could not be told
+            apart), when its second row is reached; an id of ``options`` that matches no case (a
+            typo would silently drop its options), after the last row; each naming the file and id.
+    """
+    extra = read_case_options(options) if options is not None else {}
+    lines: dict[str, int] = {}
+    for line, row in enumerate(_iter_cases(cases), start=2):  # line 1 is the header
+        first = lines.setdefault(row["id"], line)
+        if first != line:
+            raise SpecError(f"{cases}: case id {row['id']!r} is given twice (lines {first} and {line})")
+        yield {**row, **extra.get(row["id"], {})}
+    unmatched = [case for case in extra if case not in lines]
+    if unmatched:
+        more = f" (and {len(unmatched) - 1} more)" if len(unmatched) > 1 else ""
+        raise SpecError(f"{options}: id {unmatched[0]!r}{more} matches no case of {cases}")
+
+
 def count_cases(path: str | Path | None = None) -> int:
     """The number of rows of a validation CSV (default: the public cases), read as a stream (for
     a progress bar's total before :func:`validate` runs; no row is checked)."""
@@ -402,19 +424,17 @@ def validate(
     Raises:
         SpecError: a malformed row (:func:`check_row`: an integer column that is none, an unknown
             mode, a measured value that is not a finite number > 0), naming its line
-            and column, unless ``skip_invalid``; an unknown serving model. UnknownEntryError: an
-            unknown ``engine``.
+            and column, unless ``skip_invalid``; a case id given twice, or an id of the options
+            file that matches no case (after the last case; even with ``skip_invalid``); an
+            unknown serving model.
+            UnknownEntryError: an unknown ``engine``.
     """
     serving_model(serving, engine=engine)  # check both before the first case
     chosen = load_profile(profile) if isinstance(profile, str) else profile
     if options_path is None and path is None:
         options_path = public_options_path()
-    extra = read_case_options(options_path) if options_path is not None else {}
     # streamed: a row is read, predicted and dropped; only its CaseResult (or skip reason) stays
-    rows = (
-        {**row, **extra.get(row["id"], {})}
-        for row in _iter_cases(public_cases_path() if path is None else Path(path))
-    )
+    rows = _rows_with_options(public_cases_path() if path is None else Path(path), options_path)
     tables = StepTables()
     done: OrderedDict[frozenset[tuple[str, str]], Estimate | str] = OrderedDict()
     simulations: dict[tuple[tuple[str, str], ...], Any] = {}  # simulations and open-loop closed forms

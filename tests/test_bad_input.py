@@ -322,6 +322,25 @@ def test_validate_refuses_a_run_option_out_of_its_bounds_as_a_malformed_row(
     assert rows["covered"] == 1 and "overlap_microbatches=" in rows["skipped"][0]["reason"]
 
 
+def test_validate_refuses_options_for_no_case_naming_the_file_and_the_id(tmp_path: Path) -> None:
+    # a typo in an options id would drop that case's options without a word
+    cases = _cases(tmp_path, {})
+    options = tmp_path / "options.csv"
+    first = genmodel.read_cases(cases)[0]["id"]
+    options.write_text(f"id,overlap_microbatches\n{first},2\nP9999,2\n", encoding="utf-8")
+    for extra in ([], ["--skip-invalid"]):
+        line = cli_bad(["validate", str(cases), "--options", str(options), *extra])
+        assert "options.csv" in line and "'P9999'" in line and "matches no case" in line
+
+
+def test_validate_refuses_a_case_id_given_twice(tmp_path: Path) -> None:
+    # two rows of one id: its options and its results could not be told apart
+    first = genmodel.read_cases(genmodel.public_cases_path())[0]["id"]
+    path = _cases(tmp_path, {"id": first})
+    line = cli_bad(["validate", str(path), "--skip-invalid"])
+    assert "cases.csv" in line and f"{first!r}" in line and "given twice (lines 2 and 3)" in line
+
+
 def test_validate_reads_a_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
     rows = json.loads(cli_ok(["validate", str(_cases(tmp_path, {}, bom=True)), "--format", "json"]))
     assert rows["covered"] == 2

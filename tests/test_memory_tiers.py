@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
+import io
 import json
 from typing import Any
 
@@ -929,6 +931,24 @@ def test_cli_memory_json_matches_the_api() -> None:
     assert d["swap_s_per_sequence"] == pytest.approx(0.1056256)  # 5,408,030,720 B / 51.2 GB/s
 
 
+def test_cli_memory_csv_carries_the_tiers_and_the_curve() -> None:
+    # the users-that-fit curve was JSON-only: the CSV had the tier rows alone
+    d = json.loads(_cli_wide([*MEMORY, "--format", "json"]))
+    rows = list(csv.DictReader(io.StringIO(_cli_wide([*MEMORY, "--format", "csv"]))))
+    tiers = [r for r in rows if r["id"]]
+    curve = [r for r in rows if r["context_tokens"]]
+    assert [t["id"] for t in tiers] == [t["id"] for t in d["tiers"]]
+    assert len(tiers) + len(curve) == len(rows)
+    assert all(not r["max_concurrency"] for r in tiers) and all(not r["bytes_per_device"] for r in curve)
+    got = [
+        {"context_tokens": int(r["context_tokens"]), "max_concurrency": int(r["max_concurrency"])}
+        for r in curve
+    ]
+    assert got == d["concurrency"]
+    without = _cli_wide([*MEMORY[:-2], "--format", "csv"])  # no --contexts: the tier rows alone, as before
+    assert "context_tokens" not in without and len(without.splitlines()) == 1 + len(tiers)
+
+
 def test_cli_memory_table_shows_tiers_and_the_curve() -> None:
     text = _cli_wide(MEMORY)
     for needle in ("h100-sxm", f"{CXL}:4", "cxl", "51.2 GB/s", "8,192", "32,768", "max concurrency"):
@@ -939,7 +959,7 @@ def test_cli_memory_table_shows_tiers_and_the_curve() -> None:
 
 
 def test_cli_memory_csv_has_one_row_per_tier() -> None:
-    text = _cli_wide([*MEMORY, "--format", "csv"])
+    text = _cli_wide([*MEMORY[:-2], "--format", "csv"])  # without --contexts (with: the test above)
     lines = [line for line in text.splitlines() if line]
     assert len(lines) == 3  # header, the device, the CXL tier
     assert lines[1].startswith("h100-sxm")
