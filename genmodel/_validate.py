@@ -117,13 +117,22 @@ def public_options_path() -> Path:
 
 
 def read_case_options(path: str | Path) -> dict[str, dict[str, str]]:
-    """Run options per case id from an options CSV (columns: id, any of OPTION_COLUMNS, source)."""
+    """Run options per case id from an options CSV (columns: id, any of OPTION_COLUMNS, source).
+
+    Raises:
+        SpecError: a missing id column, an unknown column, or an id given twice (naming both lines).
+    """
     p, rows = _read_csv(path)
     if rows and "id" not in rows[0]:
         raise SpecError(f"{p}: missing column id")
     unknown = [c for c in (rows[0] if rows else {}) if c not in OPTION_COLUMNS and c not in ("id", "source")]
     if unknown:
         raise SpecError(f"{p}: unknown columns {', '.join(unknown)}; known: {', '.join(OPTION_COLUMNS)}")
+    seen: dict[str, int] = {}
+    for line, r in enumerate(rows, start=2):
+        if r["id"] in seen:
+            raise SpecError(f"{p}: id {r['id']!r} is given twice (lines {seen[r['id']]} and {line})")
+        seen[r["id"]] = line
     return {r["id"]: {k: v for k, v in r.items() if k in OPTION_COLUMNS and v} for r in rows}
 
 

@@ -341,6 +341,16 @@ def test_validate_refuses_a_case_id_given_twice(tmp_path: Path) -> None:
     assert "cases.csv" in line and f"{first!r}" in line and "given twice (lines 2 and 3)" in line
 
 
+def test_validate_refuses_an_options_id_given_twice(tmp_path: Path) -> None:
+    # two option rows of one case: the last one silently won
+    cases = _cases(tmp_path, {})
+    options = tmp_path / "options.csv"
+    first = genmodel.read_cases(cases)[0]["id"]
+    options.write_text(f"id,overlap_microbatches\n{first},2\n{first},1\n", encoding="utf-8")
+    line = cli_bad(["validate", str(cases), "--options", str(options)])
+    assert "options.csv" in line and f"{first!r}" in line and "given twice (lines 2 and 3)" in line
+
+
 def test_validate_reads_a_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
     rows = json.loads(cli_ok(["validate", str(_cases(tmp_path, {}, bom=True)), "--format", "json"]))
     assert rows["covered"] == 2
