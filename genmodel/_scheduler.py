@@ -118,6 +118,7 @@ class Replica:
         self.reserved = 0  # tokens reserved (reserve admission)
         self.running = 0
         self.preemptions = 0
+        self.kv_refusals = 0  # admissions the KV pool refused (a prompt that fit the step waited)
         self.peak_tokens = 0
         self.batch_time = 0.0  # integral of the running batch over time
         self.itl: list[tuple[float | np.ndarray, int]] = []  # (gaps between decode steps, tokens)
@@ -241,10 +242,14 @@ class Replica:
         take = self._take(req.todo[rid] - hits, budget, new=True)
         # (a partial reservation also waits for the tokens actually held: no thrashing)
         held = max(self.used(), self.held()) if self.can_overflow else self.used()
+        if take == 0:
+            return False
         if self.sglang is not None:
-            if take == 0 or not sglang_fits(self, req, rid):
-                return False
-        elif take == 0 or held + self._planned() + hits + self._need(req, rid, take) > self.capacity:
+            fits = sglang_fits(self, req, rid)
+        else:
+            fits = held + self._planned() + hits + self._need(req, rid, take) <= self.capacity
+        if not fits:
+            self.kv_refusals += 1
             return False
         self.waiting.popleft()
         self.running += 1

@@ -560,6 +560,7 @@ def simulated_estimate(closed: Estimate, sim: SimulationResult) -> Estimate:
         queue_wait_s=sim.queue_s,
         request_overhead_s=sim.request_overhead_s,
         kv_limited=sim.preemptions > 0
+        or sim.kv_refusals > 0
         or sim.kv_peak_bytes_per_device >= 0.95 * sim.kv_capacity_bytes_per_device,
         max_running=closed.serving.max_running,
         serving_model="simulated",

@@ -234,6 +234,8 @@ class SimulationResult:
     #: swap preemption: seconds of KV copies to and from the offload tier, summed over replicas
     #: (None without swap)
     swap_s: float | None = None
+    #: times a waiting request's prompt fit the step's budget but not the KV pool (not in the JSON)
+    kv_refusals: int = 0
     #: disaggregated serving: the pools and the KV transfers (None when aggregated)
     disaggregated: DisaggregatedStats | None = None
     records: RequestRecords | None = field(default=None, repr=False)

@@ -485,6 +485,7 @@ def _result(
         output_tokens_per_s_per_device=figures["output_tokens_per_s"] / plan.num_devices,
         mean_running_batch=batch,
         preemptions=sum(r.preemptions for r in replicas),
+        kv_refusals=sum(r.kv_refusals for r in replicas),
         kv_peak_bytes_per_device=max(r.peak_tokens for r in replicas) * token_bytes,
         kv_capacity_bytes_per_device=capacity * token_bytes,
         steps=steps,

@@ -109,3 +109,17 @@ def test_each_engines_pool_is_its_fraction_of_its_memory_less_weights_and_activa
         tokens, token_bytes = _kv_pool(model, device, plan, prec, engine, extras_input=1024)
         assert tokens == pytest.approx((expected - act) / token_bytes, abs=1)
     assert engine_preset("trtllm").memory_fraction is None
+
+
+def test_a_reserve_pool_that_makes_a_request_wait_is_kv_limited() -> None:
+    """GUARANTEED_NO_EVICT never preempts, and a pool of whole 32k-token sequences can stop 12 %
+    short of full with the next one waiting: the simulated estimate is KV-limited all the same.
+    Mixtral-8x7B fp8 on one H100, TensorRT-LLM, 16,384/16,384 tokens: the simulation's pool (less
+    a full step's activations) reserves 7 of the 8 clients' sequences, the eighth waits ~1 min."""
+    kwargs = {"weight_dtype": "fp8", "kv_dtype": "bf16", "input_tokens": 16384, "output_tokens": 16384}
+    e = genmodel.estimate("mixtral-8x7b", "h100-sxm", engine="trtllm", concurrency=8, **kwargs)
+    assert e.serving is not None and e.serving.serving_model == "simulated"
+    assert e.serving.queue_wait_s > 10 and e.serving.decode_batch < 7.5
+    assert e.serving.kv_limited
+    roomy = genmodel.estimate("mixtral-8x7b", "h100-sxm", engine="trtllm", concurrency=4, **kwargs)
+    assert roomy.serving is not None and not roomy.serving.kv_limited
