@@ -124,9 +124,6 @@ def run_options(
     return with_values(base, values, load)
 
 
-#: RunOptions() as a default (frozen, so sharing it is safe)
-
-
 def _system(hardware: str | Device | System, system: str | System | None) -> System:
     """The system of ``hardware``, or ``system`` (which must be built from the same device).
 

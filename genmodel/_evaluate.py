@@ -390,9 +390,7 @@ class StepCache:
         whole = None
         if experts is None:  # every operator the same: the step's sums too (shared: never written)
             whole = roof
-            _read_only(
-                roof.compute_s, roof.memory_s, roof.compute_bound_s, roof.memory_bound_s, roof.attention_s
-            )
+            _read_only(*roof.sums())
         # the operators before the experts are the same in every such step: their sums, once
         step: _Step = (ops, experts, known, None if experts is None else Prefix(experts), {}, whole)
         if not arrays:

@@ -28,6 +28,7 @@ same numbers as these functions.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -108,8 +109,14 @@ def _gemm(
         kv_bytes=0,
         rows=tokens,
         calls=count if calls is None else calls,
-        dtype="" if p.gemm_dtype == step.gemm_dtype else p.gemm_dtype,
+        dtype=_own_dtype(p, step),
     )
+
+
+def _own_dtype(p: Precision, step: Precision) -> str:
+    """An operator's :attr:`Op.dtype`: the GEMM precision of ``p`` (what the checkpoint keeps it in)
+    where it differs from the step's, else ""."""
+    return "" if p.gemm_dtype == step.gemm_dtype else p.gemm_dtype
 
 
 def _elementwise(name: str, elements: Num, p: Precision, *, count: Num = 1) -> Op:
@@ -242,7 +249,7 @@ def forward_ops(
             kv_bytes=0,
             rows=last,
             calls=1,
-            dtype="" if head.gemm_dtype == p.gemm_dtype else head.gemm_dtype,
+            dtype=_own_dtype(head, p),
         )
     )
     return ops
@@ -437,6 +444,15 @@ class StepRoofline:
             if t.op.kind == "attention":
                 attention_s = attention_s + maximum(t.compute_s, t.memory_s)
         return cls(tuple(times), compute_s, memory_s, compute_bound_s, memory_bound_s, attention_s)
+
+    def sums(self) -> tuple[Num, ...]:
+        """The step's sums, every field but :attr:`times`, in their order (``StepRoofline(times,
+        *sums)`` makes the roofline again)."""
+        return tuple(getattr(self, name) for name in _ROOFLINE_SUMS)
+
+
+#: the fields of :class:`StepRoofline` that sum its operators' times (all but ``times``)
+_ROOFLINE_SUMS = tuple(f.name for f in dataclasses.fields(StepRoofline) if f.name != "times")
 
 
 def roofline_step(ops: Sequence[Op], device: Device, precision: Precision) -> StepRoofline:

@@ -52,7 +52,6 @@ LATENCY_RESOURCES = ("flops", "memory_bandwidth", "scale_up_bandwidth", "scale_o
 #: Factors searched: below X_MIN a resource counts as unused, above X_MAX as unlimited.
 X_MIN = 1e-12
 X_MAX = 1e12
-#: RunOptions() as a default argument (frozen, so sharing it is safe)
 
 
 def symbol(resource: str) -> sympy.Symbol:

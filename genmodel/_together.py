@@ -139,19 +139,12 @@ def _parts(roof: StepRoofline, bounds: Sequence[tuple[int, int]]) -> list[StepRo
     import numpy as np
 
     size = bounds[-1][1]
-    kept: list[
-        tuple[list[Any], list[int]]
-    ] = []  # per operator: its fields and times, and the places of the arrays among them
+    # per operator: its fields and times, and the places of the arrays among them
+    kept: list[tuple[list[Any], list[int]]] = []
     for t in roof.times:
         values = [*(getattr(t.op, name) for name in _OP_FIELDS), t.compute_s, t.memory_s]
         kept.append((values, [i for i, v in enumerate(values) if type(v) is np.ndarray]))
-    sums: list[Any] = [
-        roof.compute_s,
-        roof.memory_s,
-        roof.compute_bound_s,
-        roof.memory_bound_s,
-        roof.attention_s,
-    ]
+    sums: list[Any] = list(roof.sums())
     at = [i for i, v in enumerate(sums) if type(v) is np.ndarray]
     if any(values[i].shape != (size,) for values, places in kept for i in places) or any(
         sums[i].shape != (size,) for i in at
