@@ -401,34 +401,20 @@ def decode_steps(
     (a search's grid; ``plain`` is then not used)."""
     import numpy as np
 
+    if padded is None:
+        padded = padded_rows(batch, pads)
+        if padded is not None and padded[0] is batch and plain is not None:  # (none graphed)
+            return plain.time_s, plain
     if padded is not None:
         terms = step_at(*padded)
         return terms.time_s, terms
-    last = _LAST_GRID[0]
-    if last is not None and last[0] is batch and last[1] == pads:  # (a search's grid, padded before)
-        terms = step_at(last[2], last[3])
-        return terms.time_s, terms
-
-    def unpadded() -> StepTerms:
-        return step_at(batch, 1.0) if plain is None else plain
-
     b = np.atleast_1d(np.asarray(batch, dtype=float))
     inside = _inside(b, pads)
-    if not inside.any():
-        terms = unpadded()
-        return terms.time_s, terms
 
     def rows_of(n: Any) -> Any:
         return _padded(n, inside, pads)
 
-    whole = np.floor(b) == b
-    if whole.all():
-        rows = rows_of(b)
-        if type(batch) is np.ndarray and batch.ndim == 1 and batch.base is None and not batch.flags.writeable:
-            _LAST_GRID[0] = (batch, pads, rows, b / rows)  # (a search's grid: shared, never written)
-        terms = step_at(rows if np.ndim(batch) else rows[0], b / rows if np.ndim(batch) else b[0] / rows[0])
-        return terms.time_s, terms
-    terms = unpadded()
+    terms = step_at(batch, 1.0) if plain is None else plain
     lo, hi = np.maximum(np.floor(b), 1.0), np.ceil(b)
     at_lo = np.broadcast_to(step_at(rows_of(lo), lo / rows_of(lo)).time_s, b.shape)
     at_hi = np.broadcast_to(step_at(rows_of(hi), hi / rows_of(hi)).time_s, b.shape)
@@ -455,8 +441,10 @@ def _padded(n: Any, inside: Any, pads: tuple[int, ...]) -> Any:
 
 def padded_rows(batch: Any, pads: tuple[int, ...]) -> tuple[Any, Any] | None:
     """The (rows, context scale) at which :func:`decode_steps` evaluates the decode step of the
-    whole running batches ``batch`` (a one-dimensional array) padded to ``pads``: its
-    ``step_at`` arguments, the same arrays; None where a batch is not whole (interpolated)."""
+    running batches ``batch`` (a number or an array) padded to ``pads``: its ``step_at``
+    arguments, of the same shape; ``(batch, 1.0)`` itself where no batch runs a captured graph;
+    None where a batch is not whole (interpolated). A read-only one-dimensional grid (a search's,
+    shared, never written) is remembered, so its layouts that follow pad it once."""
     import numpy as np
 
     last = _LAST_GRID[0]
@@ -469,4 +457,8 @@ def padded_rows(batch: Any, pads: tuple[int, ...]) -> tuple[Any, Any] | None:
     if not (np.floor(b) == b).all():
         return None
     rows = _padded(b, inside, pads)
-    return rows, b / rows
+    if type(batch) is np.ndarray and batch.ndim == 1 and batch.base is None and not batch.flags.writeable:
+        _LAST_GRID[0] = (batch, pads, rows, b / rows)
+    if np.ndim(batch):
+        return rows, b / rows
+    return rows[0], b[0] / rows[0]
