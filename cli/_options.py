@@ -476,15 +476,14 @@ def profile_warning(profile: Any, hardware: Any) -> str | None:
         return None
     ids = [h for item in ([hardware] if isinstance(hardware, str) else hardware) for h in item.split(",")]
     try:
-        made_for = genmodel.load_profile(profile).hardware
-        devices = dict.fromkeys(genmodel.load_hardware(h.strip()).device.id for h in ids)
+        loaded = genmodel.load_profile(profile)
+        others = loaded.made_for_others(genmodel.load_hardware(h.strip()).device.id for h in ids)
     except genmodel.GenModelError:
         return None
-    others = [d for d in devices if made_for and d not in made_for]
     if not others:
         return None
     return (
-        f"profile {profile} was made for {', '.join(made_for)}, not {', '.join(others)}: its "
+        f"profile {profile} was made for {', '.join(loaded.hardware)}, not {', '.join(others)}: its "
         "efficiencies are carried over as they are (an extrapolation)"
     )
 

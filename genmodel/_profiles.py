@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -169,6 +169,14 @@ class Profile:
         return dataclasses.replace(
             self, id=profile_id or self.id, values={**self.values, **values}, provenance=provenance
         )
+
+    def made_for_others(self, device_ids: Iterable[str]) -> list[str]:
+        """The devices of ``device_ids`` this profile was not made for (in their order, once
+        each): applied to them it is an extrapolation. Empty where it names no device (a base
+        profile such as ``default``, made for any)."""
+        if not self.hardware:
+            return []
+        return [d for d in dict.fromkeys(device_ids) if d not in self.hardware]
 
     def applies_to(self, device_id: str, engine: str | None, engine_config: str | None = None) -> bool:
         """Whether this is the profile of ``device_id`` run by ``engine`` (None: no engine named)

@@ -499,3 +499,11 @@ def test_a_profile_fitted_under_a_harness_is_the_default_under_it_only(tmp_path:
     path = tmp_path / "mine.yaml"  # it round-trips through its file
     path.write_text(profile_to_yaml(shipped))
     assert load_profile(str(path)).engine_configs == ("aiconfigurator",)
+
+
+def test_made_for_others_names_the_devices_a_profile_was_not_made_for() -> None:
+    made = genmodel.load_profile("h200-sglang")
+    assert "h200-sxm" in made.hardware
+    assert made.made_for_others(["h200-sxm", "h100-sxm", "h100-sxm"]) == ["h100-sxm"]
+    assert made.made_for_others(["h200-sxm"]) == []
+    assert genmodel.load_profile("default").made_for_others(["h100-sxm"]) == []
