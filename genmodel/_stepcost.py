@@ -29,7 +29,10 @@ Modelling assumptions:
   operators over token rows and over sequences (GEMMs, experts, norms, LM head) and the collectives
   run the padded batch, the routed experts too (the padding rows carry stale token ids, vLLM
   zeroing only their positions and SGLang their sequence lengths and cache slots, so they route as
-  tokens do); attention runs the real sequences only (a padding sequence holds about one token).
+  tokens do; vLLM PR 46428, 2026-06, says so, "handled the same way as real tokens", and only from
+  it may the top-k skip them, ``VLLM_MOE_SKIP_PADDING``, after every bundled vLLM row; sglang PR
+  25852, open, the same of SGLang's Triton path); attention runs the real sequences only (a padding
+  sequence holds about one token).
 - The table is exact at its grid points: a uniform decode batch at one context and a single
   prefill of T tokens cost what ``step_terms`` says. Supported: pp = 1, cp = 1, one microbatch, no
   speculative decoding, nothing offloaded.
