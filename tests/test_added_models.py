@@ -22,13 +22,14 @@ import genmodel
 from genmodel import InfeasibleError, Plan, default_precision
 from genmodel._ops import forward_ops
 from genmodel._sizes import kv_bytes_per_sequence, weight_bytes_per_device
-from genmodel._units import GiB
+from genmodel._units import WEIGHT_FORMATS, GiB
+from genmodel._workload import Precision
 from genmodel.io import load_device, load_model
 
 ADDED = ["gpt-oss-120b", "gpt-oss-20b", "qwen3-8b", "qwen3-14b", "kimi-k2"]
 GPT_OSS = ["gpt-oss-120b", "gpt-oss-20b"]
 #: the gpt-oss model card (arXiv:2508.10925, Table 1): checkpoint size in GiB, MXFP4 experts at 4.25 bits
-#: per weight (4-bit values and one 8-bit scale per 32), the other weights BF16
+#: per weight (4-bit values and one 8-bit scale per 32), the other weights BF16 (its biases included)
 CHECKPOINT_GIB = {"gpt-oss-120b": 60.8, "gpt-oss-20b": 12.8}
 MXFP4_SCALE_BYTES = 8 / 32 / 8  # one 8-bit scale per 32 weights, which genmodel's fp4 leaves out
 
@@ -44,6 +45,7 @@ def test_gpt_oss_fp4_is_the_published_mix_mxfp4_experts_and_bf16_the_rest(model_
         "embedding": "bf16",
         "lm_head": "bf16",
     }
+    assert default_precision("mxfp4", model=m).keep_modules == p.keep_modules  # the same checkpoint
     assert default_precision("bf16", model=m).keep_modules == ()
     assert default_precision("fp4", model=m, keep_modules="none").keep_modules == ()
     ops = {o.name: o for o in forward_ops(m, p, num_seqs=1, new_tokens=1000, past_tokens=0)}
@@ -55,15 +57,26 @@ def test_gpt_oss_fp4_is_the_published_mix_mxfp4_experts_and_bf16_the_rest(model_
     assert ops["experts"].weight_bytes == pytest.approx(parts["experts"] * 0.5, rel=1e-3)
 
 
+def test_mxfp4_is_a_block_of_32_fp4_values_with_one_8_bit_scale() -> None:
+    # OCP Microscaling Formats (MX) v1.0: 32 E2M1 elements share one E8M0 scale
+    assert WEIGHT_FORMATS["mxfp4"] == ((32 * 4 + 8) / 32, "fp4")
+    p = default_precision("mxfp4")
+    assert (p.act_dtype, p.gemm_dtype) == ("bf16", "bf16")  # dequantised, as every 4-bit format
+    assert Precision(weight_dtype="mxfp4", act_dtype="fp8").gemm_dtype == "fp8"  # MXFP4 x MXFP8
+
+
 @pytest.mark.parametrize("model_id", GPT_OSS)
-def test_gpt_oss_weights_plus_the_ignored_scales_are_the_published_checkpoint(model_id: str) -> None:
+def test_gpt_oss_mxfp4_weights_are_the_published_checkpoint(model_id: str) -> None:
     m = load_model(model_id)
-    weights = weight_bytes_per_device(m, default_precision("fp4", model=m), Plan())
+    mxfp4 = weight_bytes_per_device(m, default_precision("mxfp4", model=m), Plan())
+    assert mxfp4 == pytest.approx(CHECKPOINT_GIB[model_id] * GiB, rel=0.01)
+    # fp4 ignores the scales: the experts' one byte per 32 weights less (and their norms' in fp4)
+    fp4 = weight_bytes_per_device(m, default_precision("fp4", model=m), Plan())
     experts = genmodel.count_params(m)["experts"]
-    assert weights + experts * MXFP4_SCALE_BYTES == pytest.approx(CHECKPOINT_GIB[model_id] * GiB, rel=0.01)
+    assert mxfp4 - fp4 == pytest.approx(experts * MXFP4_SCALE_BYTES, rel=1e-3)
     # all fp4 (no module kept) would be 1.5 bytes per weight lighter on the attention, head and embedding
     lighter = weight_bytes_per_device(m, default_precision("fp4", model=m, keep_modules="none"), Plan())
-    assert lighter < weights - 1.5 * 2 * m.vocab_size * m.hidden_size
+    assert lighter < fp4 - 1.5 * 2 * m.vocab_size * m.hidden_size
 
 
 def _estimate(model: str, hardware: str, weight_dtype: str, **kwargs: object) -> genmodel.Estimate:
@@ -74,9 +87,10 @@ def _estimate(model: str, hardware: str, weight_dtype: str, **kwargs: object) ->
 
 def test_gpt_oss_120b_fits_one_h100_at_fp4_not_at_bf16() -> None:
     # huggingface.co/openai/gpt-oss-120b: 'fits into a single 80GB GPU (like NVIDIA H100 or AMD MI300X)'
-    est = _estimate("gpt-oss-120b", "h100-sxm", "fp4")
-    assert est.memory.fits
-    assert 55 * GiB < est.memory.weights_bytes_per_device < 62 * GiB
+    for weights in ("fp4", "mxfp4"):
+        est = _estimate("gpt-oss-120b", "h100-sxm", weights)
+        assert est.memory.fits
+        assert 55 * GiB < est.memory.weights_bytes_per_device < 62 * GiB
     with pytest.raises(InfeasibleError, match=r"gpt-oss-120b needs 2\d\d\.\d GB per device"):
         _estimate("gpt-oss-120b", "h100-sxm", "bf16")
 
@@ -85,8 +99,8 @@ def test_gpt_oss_20b_fits_16_gb_at_fp4() -> None:
     # huggingface.co/openai/gpt-oss-20b: 'runs within 16GB of memory'; the database's smallest GPU
     # above that is the RTX 4090 (24 GB); the 8 GB Jetson Orin Nano is too small
     m = load_model("gpt-oss-20b")
-    assert weight_bytes_per_device(m, default_precision("fp4", model=m), Plan()) < 14e9
-    assert _estimate("gpt-oss-20b", "rtx-4090", "fp4").memory.fits
+    assert weight_bytes_per_device(m, default_precision("mxfp4", model=m), Plan()) < 14e9
+    assert _estimate("gpt-oss-20b", "rtx-4090", "mxfp4").memory.fits
     with pytest.raises(InfeasibleError, match="more than the usable"):
         _estimate("gpt-oss-20b", "jetson-orin-nano-8gb", "fp4")
 
@@ -144,7 +158,7 @@ def test_kimi_k2_is_deepseek_v3_with_moonshots_figures() -> None:
 @pytest.mark.parametrize(
     ("model_id", "args"),
     [
-        ("gpt-oss-120b", ["--hardware", "h100-sxm", "--weight-dtype", "fp4"]),
+        ("gpt-oss-120b", ["--hardware", "h100-sxm", "--weight-dtype", "mxfp4"]),
         ("gpt-oss-20b", ["--hardware", "rtx-4090", "--weight-dtype", "fp4"]),
         ("qwen3-8b", ["--hardware", "h100-sxm"]),
         ("qwen3-14b", ["--hardware", "h100-sxm", "--weight-dtype", "fp8"]),
