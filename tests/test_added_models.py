@@ -3,11 +3,11 @@
 kimi-k2.
 
 Checked here: the published checkpoint of gpt-oss (MXFP4 experts, BF16 the rest) under ``--weight-dtype
-fp4``, its size against the model card's, where it fits (one H100 80GB; the 20b within 16 GB), what a
-Hopper GPU, which has no fp4 units, runs its GEMMs in, the KV cache of its sliding-window blocks, that
-kimi-k2 is DeepSeek-V3's architecture with Moonshot's figures, and that estimate and simulate run on
-every added model. (Parameter counts against the model cards: tests/test_model.py; the config.json
-parser's layer_types: tests/test_io.py.)
+fp4`` and ``mxfp4``, its size against the model card's, where it fits (one H100 80GB; the 20b within 16
+GB), what a Hopper GPU, which has no fp4 units, runs its GEMMs in, the KV cache of its sliding-window
+blocks, that kimi-k2 is DeepSeek-V3's architecture with Moonshot's figures, and that estimate and
+simulate run on every added model. (Parameter counts against the model cards: tests/test_model.py; the
+config.json parser's layer_types: tests/test_io.py.)
 """
 
 from __future__ import annotations
