@@ -76,6 +76,9 @@ def check_dtype(name: str, value: str) -> str:
 #: format's plain precision and the activations', and ignores the dequantisation's own work.
 #: MLC LLM's q4f16_1 (python/mlc_llm/quantization/quantization.py, mlc-ai/mlc-llm: GroupQuantize,
 #: int4 with one fp16 scale per group of 32, embedding and final layer quantised too) is 4.5 bits.
+#: MXFP4 (OCP Microscaling Formats (MX) Specification v1.0: a block of 32 FP4 E2M1 elements sharing
+#: one 8-bit E8M0 scale, (32 x 4 + 8) / 32 = 4.25 bits) is how gpt-oss ships its experts (its model
+#: card, arXiv:2508.10925: 4.25 bits per parameter); its plain precision is fp4.
 WEIGHT_FORMATS: Mapping[str, tuple[float, str]] = MappingProxyType(
     {
         "q4_0": (4.5, "int4"),
@@ -89,6 +92,7 @@ WEIGHT_FORMATS: Mapping[str, tuple[float, str]] = MappingProxyType(
         "q4_k_m": (4.8944, "int4"),
         "q5_k_m": (5.7036, "int8"),
         "q4f16_1": (4.5, "int4"),
+        "mxfp4": (4.25, "fp4"),
     }
 )
 

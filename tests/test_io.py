@@ -241,7 +241,16 @@ def test_malformed_config_json(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "model_id", ["llama-3.1-8b", "deepseek-v3", "qwen3-235b-a22b", "mixtral-8x7b", "qwen3-32b"]
+    "model_id",
+    [
+        "llama-3.1-8b",
+        "deepseek-v3",
+        "qwen3-235b-a22b",
+        "mixtral-8x7b",
+        "qwen3-32b",
+        "gpt-oss-120b",
+        "kimi-k2",
+    ],
 )
 def test_config_json_reproduces_the_database_model(tmp_path: Path, model_id: str) -> None:
     config = load_model_yaml(model_id).config.model_dump()
@@ -337,9 +346,122 @@ def test_sliding_window_configs() -> None:
     assert model_from_hf_config(qwen2, model_id="q").num_sliding_window_layers == base.num_hidden_layers - 28
 
 
+# huggingface.co/openai/gpt-oss-20b/blob/main/config.json as published (transformers 4.55.0.dev0), every key
+GPT_OSS_20B = {
+    "architectures": ["GptOssForCausalLM"],
+    "attention_bias": True,
+    "attention_dropout": 0.0,
+    "eos_token_id": 200002,
+    "experts_per_token": 4,
+    "head_dim": 64,
+    "hidden_act": "silu",
+    "hidden_size": 2880,
+    "initial_context_length": 4096,
+    "initializer_range": 0.02,
+    "intermediate_size": 2880,
+    "layer_types": ["sliding_attention", "full_attention"] * 12,
+    "max_position_embeddings": 131072,
+    "model_type": "gpt_oss",
+    "num_attention_heads": 64,
+    "num_experts_per_tok": 4,
+    "num_hidden_layers": 24,
+    "num_key_value_heads": 8,
+    "num_local_experts": 32,
+    "output_router_logits": False,
+    "pad_token_id": 199999,
+    "quantization_config": {
+        "modules_to_not_convert": [
+            "model.layers.*.self_attn",
+            "model.layers.*.mlp.router",
+            "model.embed_tokens",
+            "lm_head",
+        ],
+        "quant_method": "mxfp4",
+    },
+    "rms_norm_eps": 1e-05,
+    "rope_scaling": {
+        "beta_fast": 32.0,
+        "beta_slow": 1.0,
+        "factor": 32.0,
+        "original_max_position_embeddings": 4096,
+        "rope_type": "yarn",
+        "truncate": False,
+    },
+    "rope_theta": 150000,
+    "router_aux_loss_coef": 0.9,
+    "sliding_window": 128,
+    "swiglu_limit": 7.0,
+    "tie_word_embeddings": False,
+    "transformers_version": "4.55.0.dev0",
+    "use_cache": True,
+    "vocab_size": 201088,
+}
+
+
+def test_published_gpt_oss_config_json_reads_layer_types_and_experts(tmp_path: Path) -> None:
+    path = tmp_path / "gpt-oss-20b" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(GPT_OSS_20B), encoding="utf-8")
+    m = genmodel.load_hf_config(path)
+    # alternating layer_types: half the 24 blocks attend to the last 128 tokens, not all 24
+    assert (m.sliding_window, m.num_sliding_window_layers, m.num_layers) == (128, 12, 24)
+    assert m.moe is not None
+    assert (m.moe.num_experts, m.moe.num_experts_per_tok, m.moe.expert_intermediate_size) == (32, 4, 2880)
+    assert m.num_dense_layers == 0 and m.moe.shared_intermediate_size == 0
+    a = m.attention
+    assert isinstance(a, genmodel.GroupedQueryAttention)
+    assert (a.num_attention_heads, a.num_kv_heads, a.head_dim, a.qkv_bias) == (64, 8, 64, True)
+    db = genmodel.load_model("gpt-oss-20b")
+    assert (
+        dataclasses.replace(m, id=db.id, name=db.name, source=db.source, kept_modules=db.kept_modules) == db
+    )
+
+
+def test_layer_types_decide_the_sliding_window_layers() -> None:
+    base = load_model_yaml("gpt-oss-120b").config
+    assert model_from_hf_config(base, model_id="g").num_sliding_window_layers == 18
+    # without layer_types a window applies to every block (Mistral's spelling): 36, not the published 18
+    assert (
+        model_from_hf_config(
+            base.model_copy(update={"layer_types": None}), model_id="g"
+        ).num_sliding_window_layers
+        == 36
+    )
+    every = base.model_copy(update={"layer_types": ["sliding_attention"] * 36})
+    assert model_from_hf_config(every, model_id="g").num_sliding_window_layers == 36
+    # transformers 5 writes layer_types for every Qwen config: all full attention, window or not
+    full = load_model_yaml("qwen3-32b").config.model_copy(
+        update={"layer_types": ["full_attention"] * 64, "sliding_window": 4096}
+    )
+    assert model_from_hf_config(full, model_id="q").num_sliding_window_layers == 0
+    # a window as long as the context changes nothing
+    long = base.model_copy(update={"sliding_window": 131072})
+    assert model_from_hf_config(long, model_id="g").num_sliding_window_layers == 0
+    # top-k in gpt-oss's other spelling alone
+    alone = base.model_copy(update={"num_experts_per_tok": None})
+    moe = model_from_hf_config(alone, model_id="g").moe
+    assert moe is not None and moe.num_experts_per_tok == 4
+
+
 @pytest.mark.parametrize(
     ("model", "update", "message"),
     [
+        (
+            "gpt-oss-20b",
+            {"layer_types": ["full_attention"] * 23},
+            "layer_types lists 23 entries, num_hidden_layers=24",
+        ),
+        (
+            "gpt-oss-20b",
+            {"layer_types": ["linear_attention", "full_attention"] * 12},
+            "layer_types='linear_attention' is not modelled",
+        ),
+        (
+            "gpt-oss-20b",
+            {"sliding_window": None},
+            "layer_types lists 'sliding_attention' but sliding_window is not set",
+        ),
+        ("gpt-oss-20b", {"experts_per_token": 2}, "experts_per_token=2 contradicts num_experts_per_tok=4"),
         ("mixtral-8x7b", {"num_experts_per_tok": None}, "num_experts_per_tok is required for an MoE config"),
         (
             "qwen3-30b-a3b",

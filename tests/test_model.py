@@ -21,10 +21,36 @@ from genmodel import GroupedQueryAttention, ModelSpec, MoeSpec, MultiHeadLatentA
         ("mixtral-8x7b", 46.7e9, 0.005),
         ("qwen3-235b-a22b", 235e9, 0.01),
         ("llama-2-7b", 6.74e9, 0.005),
+        # gpt-oss model card (arXiv:2508.10925, Table 1): 116.83B and 20.91B total; the experts' and
+        # o_proj's biases and the attention sinks (under 0.04 %) are not counted
+        ("gpt-oss-120b", 116.83e9, 0.001),
+        ("gpt-oss-20b", 20.91e9, 0.001),
+        # Qwen3 model cards (huggingface.co/Qwen/Qwen3-8B, Qwen3-14B): 8.2B and 14.8B, given to 0.1B
+        ("qwen3-8b", 8.2e9, 0.006),
+        ("qwen3-14b", 14.8e9, 0.004),
+        # Kimi-K2-Instruct: 1,026,470,731,056 elements in the checkpoint's tensors (FP8 block scales and
+        # router biases included); the model card rounds it to 1T
+        ("kimi-k2", 1.02647e12, 0.001),
     ],
 )
 def test_count_params_matches_published_sizes(model_id: str, params: float, rel: float) -> None:
     assert genmodel.count_params(genmodel.load_model(model_id))["total"] == pytest.approx(params, rel=rel)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "active", "rel"),
+    [
+        # published active parameters per token: gpt-oss model card (5.13B, 3.61B: the top-4 experts,
+        # attention and the unembedding; the embedding table is a lookup), Kimi-K2 model card (32B)
+        ("gpt-oss-120b", 5.13e9, 0.005),
+        ("gpt-oss-20b", 3.61e9, 0.005),
+        ("kimi-k2", 32e9, 0.02),
+    ],
+)
+def test_active_params_match_published_sizes(model_id: str, active: float, rel: float) -> None:
+    m = genmodel.load_model(model_id)
+    shown = genmodel.describe_model(m)["active_params_b"] * 1e9  # embedding table included
+    assert shown - genmodel.count_params(m)["embedding"] == pytest.approx(active, rel=rel)
 
 
 def test_count_params_parts_sum_to_total() -> None:

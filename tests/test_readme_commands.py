@@ -332,7 +332,7 @@ def test_the_architecture_page_walks_through_each_kind_of_change() -> None:
     for path in (
         "genmodel/_attention.py",
         "genmodel/io/_schema.py",
-        "genmodel/io/_load.py",
+        "genmodel/io/_hfconfig.py",
         "tests/test_attention.py",
     ):
         assert path in attention, f"docs/architecture.md: the attention walkthrough omits {path}"

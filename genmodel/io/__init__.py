@@ -2,6 +2,7 @@
 genmodel."""
 
 from genmodel.io._db import MAX_ID_CHARS, MAX_YAML_ALIASES, MAX_YAML_BYTES
+from genmodel.io._hfconfig import model_from_hf_config
 from genmodel.io._load import (
     MAX_JSON_BYTES,
     device_from_yaml,
@@ -19,7 +20,6 @@ from genmodel.io._load import (
     load_model_yaml,
     load_scenario,
     load_system,
-    model_from_hf_config,
     read_yaml_file,
 )
 from genmodel.io._profiles import (

@@ -232,7 +232,7 @@ class HFConfigY(_Strict):
     """The subset of a HuggingFace config.json genmodel reads (names as HF spells them).
 
     Each attention kind (:mod:`genmodel._attention`) has its keys here, and
-    ``io._load.attention_from_hf_config`` maps them to its class.
+    ``io._hfconfig.attention_from_hf_config`` maps them to its class.
     """
 
     model_type: str | None = None
@@ -250,15 +250,18 @@ class HFConfigY(_Strict):
     max_position_embeddings: Count | None = None
     attention_bias: bool = False
     torch_dtype: str | None = None
-    # sliding-window layers (Mistral: every layer; Qwen2: from max_window_layers on)
+    # sliding-window layers (Mistral: every layer; Qwen2: from max_window_layers on; transformers'
+    # ``layer_types``, one "sliding_attention" or "full_attention" per layer, as gpt-oss spells them)
     sliding_window: Count | None = None
     use_sliding_window: bool | None = None
     max_window_layers: Annotated[int, Field(ge=0)] | None = None
+    layer_types: list[str] | None = None
     # mixture of experts (Mixtral, Qwen-MoE, DeepSeek spell them differently)
     num_local_experts: Count | None = None
     num_experts: Count | None = None
     n_routed_experts: Count | None = None
     num_experts_per_tok: Count | None = None
+    experts_per_token: Count | None = None  # gpt-oss's second spelling of num_experts_per_tok
     moe_intermediate_size: Count | None = None
     shared_expert_intermediate_size: Annotated[int, Field(ge=0)] | None = None
     n_shared_experts: Annotated[int, Field(ge=0)] | None = None
@@ -344,6 +347,7 @@ HF_CONFIG_MAX = MappingProxyType(
         "num_experts": 1 << 14,
         "n_routed_experts": 1 << 14,
         "num_experts_per_tok": 1 << 14,
+        "experts_per_token": 1 << 14,
         "moe_intermediate_size": 1 << 20,
         "shared_expert_intermediate_size": 1 << 20,
         "n_shared_experts": 1 << 10,
@@ -371,4 +375,6 @@ def hf_config_violations(c: HFConfigY) -> list[str]:
             out.append(f"{name}={shown} must be <= {limit}")
     if len(c.mlp_only_layers) > HF_CONFIG_MAX["num_hidden_layers"]:
         out.append(f"mlp_only_layers (length {len(c.mlp_only_layers)}) must list at most one entry per layer")
+    if c.layer_types is not None and len(c.layer_types) > HF_CONFIG_MAX["num_hidden_layers"]:
+        out.append(f"layer_types (length {len(c.layer_types)}) must list at most one entry per layer")
     return out
