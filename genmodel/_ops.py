@@ -312,6 +312,32 @@ def _experts_op(
     )
 
 
+#: what the expert-parallel combine of a decode step can run beside (:func:`combine_overlap_s`)
+COMBINE_OVERLAPS = ("none", "shared", "down")
+
+
+def combine_overlap_s(mode: str, times: Sequence[OpTime]) -> Num:
+    """Operator time of a decode step that its MoE combine runs beside under SGLang's single-batch
+    overlap (``--enable-single-batch-overlap``): the combine goes out on a second stream while the
+    shared experts run (``shared``), and, with a MoE runner whose down GEMM signals its finished
+    tiles, while the routed experts' down GEMM runs too (``down``): a third of their time, the down
+    projection's share of a gated expert's weights and FLOPs; ``none``: 0.
+
+    Source: sglang ``python/sglang/srt/single_batch_overlap.py`` (``SboFlags``: the combine beside
+    the shared experts whenever the overlap is on; beside the down GEMM only with the FlashInfer
+    CuTe DSL runner, DeepGEMM's signalling GEMM being Hopper's only; the combine's sends on 32 SMs
+    on Blackwell, which this leaves out, so the hidden time is an upper bound), and the LMSYS GB200
+    post II ("we overlap the combine communication with both the down GEMM and the shared experts").
+    """
+    total: Num = 0.0
+    for t in times:
+        if t.op.name == "shared_experts" and mode != "none":
+            total = total + t.time_s
+        elif t.op.name == "experts" and mode == "down":
+            total = total + t.time_s / 3
+    return total
+
+
 def roofline(op: Op, device: Device, precision: Precision) -> OpTime:
     """Roofline time of one operator: max(FLOPs / achieved FLOP/s, bytes / achieved B/s).
 

@@ -25,6 +25,7 @@ from genmodel._collectives import ALGORITHMS
 from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import AttachedTier
 from genmodel._model import ModelSpec
+from genmodel._ops import COMBINE_OVERLAPS
 from genmodel._parallel import check_expert_options
 from genmodel._profiles import Profile
 from genmodel._system import System
@@ -264,6 +265,10 @@ class RunOptions:
         overlap_microbatches: split each pass into this many microbatches whose collectives
             overlap the others' compute (SGLang two-batch overlap, CloudMatrix-Infer: 2); each
             microbatch reads the weights again. 1 = no split (``comm_overlap_frac`` applies).
+        combine_overlap: SGLang's single-batch overlap: a decode step's expert-parallel combine runs
+            beside the shared experts (``shared``) or also the routed experts' down GEMM (``down``),
+            hiding up to their time (:func:`genmodel._ops.combine_overlap_s`); ``none``: it does not.
+            Excludes ``overlap_microbatches`` > 1 (two-batch overlap), as SGLang does.
         redundant_experts: extra expert replicas (EPLB) spread over the expert-parallel devices.
         moe_imbalance: busiest expert group's load over the mean; None = uniform-routing estimate.
         speculation: speculative decoding / MTP, or None.
@@ -301,6 +306,11 @@ class RunOptions:
         flag="--microbatches",
         help="Overlapping microbatches per pass (2 = two-batch overlap).",
         bounds=(1, MAX_MICROBATCHES),
+    )
+    combine_overlap: str = option(
+        "none",
+        help="Single-batch overlap (SGLang): the decode step's MoE combine runs beside the shared experts "
+        "(shared) or the down GEMM and the shared experts (down)|none.",
     )
     redundant_experts: int = option(0, help="Extra expert replicas (EPLB).", bounds=(0, MAX_DEVICES))
     moe_imbalance: float | None = option(
@@ -369,6 +379,13 @@ class RunOptions:
             raise SpecError(f"comm_overlap_frac={f!r} must be in [0, 1]")
         check_expert_options(self.redundant_experts, self.moe_imbalance)
         parse_keep_modules(self.keep_modules)
+        if self.combine_overlap not in COMBINE_OVERLAPS:
+            choices = ", ".join(COMBINE_OVERLAPS)
+            raise SpecError(f"combine_overlap={self.combine_overlap!r} must be one of {choices}")
+        if self.combine_overlap != "none" and self.overlap_microbatches != 1:
+            raise SpecError(
+                "combine_overlap (single-batch overlap) needs overlap_microbatches=1 (no two-batch)"
+            )
         if self.allreduce_algorithm not in ALGORITHMS:
             raise SpecError(
                 f"allreduce_algorithm={self.allreduce_algorithm!r} must be one of {', '.join(ALGORITHMS)}"

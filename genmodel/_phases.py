@@ -10,7 +10,8 @@ Modelling assumptions:
   comm - f * min(comm, compute). Or, explicitly, the pass splits into m microbatches (two-batch
   overlap in SGLang, microbatch pipelining in CloudMatrix-Infer) that alternate, so a pass takes
   m * max(B, K) + min(B, K) for one microbatch's operator time B and collective time K, and every
-  microbatch reads the weights again.
+  microbatch reads the weights again. SGLang's single-batch overlap hides a decode step's MoE
+  combine behind the operators it runs beside (:func:`~genmodel._ops.combine_overlap_s`).
 - Context parallelism (ring attention): the ring's KV transfer overlaps the attention it feeds.
 - TPOT is the decode step at the mean context of the output, past = input + (output-2)/2 tokens
   (:func:`~genmodel._workload.mean_decode_context`); this is exact while attention stays on one
@@ -48,6 +49,7 @@ from genmodel._kvtransfer import exposed_transfer_s as exposed_transfer_s
 from genmodel._kvtransfer import kv_transfer_time as kv_transfer_time
 from genmodel._memory import MemoryExtras, MemoryUse, max_batch, memory_use, require_one_sequence
 from genmodel._model import ModelSpec, context_note
+from genmodel._ops import combine_overlap_s
 from genmodel._options import RunOptions
 from genmodel._parallel import (
     Plan,
@@ -145,11 +147,15 @@ def step_terms(
     ring_s = breakdown.get("cp_ring", 0.0)
     ring_hidden_s = ring_s - cp_exposed * factor  # ring attention overlaps by construction
     comm_s: Num = sum(breakdown.values(), 0.0) - ring_hidden_s  # one microbatch's collectives
+    sbo_s: Num = 0.0  # single-batch overlap: the combine hides behind what it runs beside
+    if options.combine_overlap != "none" and phase == "decode":
+        beside_s = combine_overlap_s(options.combine_overlap, roof.times)
+        sbo_s = minimum(breakdown.get("ep_combine", 0.0), beside_s)
     # m microbatches alternate compute and communication; the first's compute (or the last's
     # communication) has nothing to hide behind. One microbatch: a fixed fraction overlaps.
     overlap = options.overlap_frac(system)
-    one_total_s = busy_s + comm_s - overlap * minimum(comm_s, busy_s)
-    one_hidden_s = overlap * minimum(comm_s, busy_s) + ring_hidden_s
+    one_total_s = busy_s + comm_s - sbo_s - overlap * minimum(comm_s - sbo_s, busy_s - sbo_s)
+    one_hidden_s = overlap * minimum(comm_s - sbo_s, busy_s - sbo_s) + ring_hidden_s + sbo_s
     if splits == 1:  # (no split: the split pass need not be evaluated)
         total_s, hidden_s = one_total_s, one_hidden_s
     else:

@@ -22,8 +22,9 @@ Modelling assumptions and method:
   ``X_MAX`` times it (unused, whether or not they are met); alone it cannot meet them when the
   simulation with ``X_MAX`` times it still misses one (unreachable); it is unused when they hold
   with ``X_MIN`` times it.
-- The simulation does not cover pipeline or context parallelism, overlapped microbatches,
-  speculative decoding or offload tiers (:func:`~genmodel._stepcost.check_simulable`): there a mean
+- The simulation does not cover pipeline or context parallelism, overlapped microbatches or a
+  single-batch overlap, speculative decoding or offload tiers
+  (:func:`~genmodel._stepcost.check_simulable`): there a mean
   target is solved on the closed form, as a simulated estimate falls back to it (with a note), and
   a percentile is refused.
 """

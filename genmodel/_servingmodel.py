@@ -14,8 +14,8 @@ Two implementations:
   of ``genmodel.estimate(..., concurrency=N)``.
 
 Modelling assumptions: those of the two implementations. The simulation does not cover pipeline
-or context parallelism, overlapped microbatches, speculative decoding or offload tiers
-(:func:`~genmodel._stepcost.check_simulable`); for those :class:`Simulated` falls back to the
+or context parallelism, overlapped microbatches or a single-batch overlap, speculative decoding or
+offload tiers (:func:`~genmodel._stepcost.check_simulable`); for those :class:`Simulated` falls back to the
 closed form and says so in ``serving.notes``.
 """
 

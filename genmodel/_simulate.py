@@ -92,7 +92,8 @@ def simulate_serving(
         input_tokens, output_tokens: lengths (a trace gives its own).
         seed: seed of the random lengths and arrival times.
         ideal: peak figures, no efficiencies or overheads.
-        options: run options (pp, cp, microbatches, speculation and offload are not simulated).
+        options: run options (pp, cp, microbatches, the combine overlap, speculation and offload
+            are not simulated).
         records: keep the per-request records.
         timeline: keep the running batch, the queue and the KV use over time (``result.timeline``).
         table: step costs built for this deployment and options (:meth:`StepCostTable.build`), to

@@ -87,6 +87,8 @@ def check_simulable(plan: Plan, options: RunOptions) -> None:
         problems.append(f"cp={plan.cp} must be 1")
     if options.overlap_microbatches != 1:
         problems.append(f"overlap_microbatches={options.overlap_microbatches} must be 1")
+    if options.combine_overlap != "none":
+        problems.append(f"combine_overlap={options.combine_overlap!r} must be 'none'")
     if options.speculation is not None:
         problems.append("speculative decoding must be off")
     if options.offload.any:

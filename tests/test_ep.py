@@ -370,3 +370,66 @@ def test_moe_tp_over_replicas_gathers_and_scatters() -> None:
     assert breakdown["moe_allgather"] > 0
     assert breakdown["moe_reduce_scatter"] == pytest.approx(breakdown["moe_allgather"])
     assert "ep_dispatch" not in breakdown
+
+
+# ---- single-batch overlap (SGLang): the decode step's combine beside other operators ------------
+
+
+@pytest.mark.parametrize("mode", ["shared", "down"])
+def test_single_batch_overlap_hides_the_combine_behind_what_it_runs_beside(
+    ep16: genmodel.Estimate, mode: str
+) -> None:
+    sbo = genmodel.estimate(
+        "deepseek-v3", "h100-sxm", dp=16, ep=16, batch=16 * 64, combine_overlap=mode, **DS_DECODE
+    )
+    times = {t.op.name: t.time_s for t in sbo.decode.ops}
+    beside = times["shared_experts"] + (times["experts"] / 3 if mode == "down" else 0.0)
+    combine = sbo.decode.comm_breakdown["ep_combine"]
+    hidden = min(combine, beside)
+    assert 0 < hidden <= combine
+    # the collectives before overlap are the same; the step is shorter by exactly the hidden time
+    assert sbo.decode.comm_breakdown == pytest.approx(ep16.decode.comm_breakdown, rel=1e-12)
+    assert sbo.decode.comm_hidden_s == pytest.approx(hidden, rel=1e-9)
+    assert ep16.tpot_s - sbo.tpot_s == pytest.approx(hidden, rel=1e-6)
+    # a decode-step overlap (DeepEP's low-latency combine): the prefill does not move
+    assert sbo.ttft_s == pytest.approx(ep16.ttft_s, rel=1e-12)
+
+
+def test_the_down_gemm_overlap_hides_at_least_the_shared_experts_overlap() -> None:
+    kwargs = {"dp": 16, "ep": 16, "batch": 16 * 64, **DS_DECODE}
+    shared = genmodel.estimate("deepseek-v3", "h100-sxm", combine_overlap="shared", **kwargs)
+    down = genmodel.estimate("deepseek-v3", "h100-sxm", combine_overlap="down", **kwargs)
+    assert down.decode.comm_hidden_s > shared.decode.comm_hidden_s
+    assert down.tpot_s < shared.tpot_s
+
+
+def test_without_shared_experts_only_the_down_gemm_hides_the_combine() -> None:
+    # Qwen3-30B-A3B has no shared experts: beside them the combine hides nothing
+    kwargs = {"dp": 8, "ep": 8, "batch": 8 * 64, "input_tokens": 1000, "output_tokens": 100}
+    none = genmodel.estimate("qwen3-30b-a3b", "h100-sxm", **kwargs)
+    shared = genmodel.estimate("qwen3-30b-a3b", "h100-sxm", combine_overlap="shared", **kwargs)
+    down = genmodel.estimate("qwen3-30b-a3b", "h100-sxm", combine_overlap="down", **kwargs)
+    assert shared.tpot_s == pytest.approx(none.tpot_s, rel=1e-12)
+    assert shared.decode.comm_hidden_s == pytest.approx(0.0)
+    assert down.decode.comm_hidden_s > 0
+    assert down.tpot_s < none.tpot_s
+
+
+def test_single_batch_overlap_is_refused_where_it_does_not_apply() -> None:
+    kwargs = {"dp": 16, "ep": 16, "batch": 16 * 64, **DS_DECODE}
+    with pytest.raises(SpecError, match="combine_overlap"):
+        genmodel.estimate("deepseek-v3", "h100-sxm", combine_overlap="both", **kwargs)
+    # SGLang runs either the single-batch or the two-batch overlap
+    with pytest.raises(SpecError, match="overlap_microbatches"):
+        genmodel.estimate(
+            "deepseek-v3", "h100-sxm", combine_overlap="shared", overlap_microbatches=2, **kwargs
+        )
+
+
+def test_the_serving_simulation_leaves_the_single_batch_overlap_to_the_closed_form() -> None:
+    est = genmodel.estimate(
+        "deepseek-v3", "h100-sxm", dp=16, ep=16, concurrency=256, combine_overlap="shared", **DS_DECODE
+    )
+    assert est.serving is not None
+    assert "fell back to the closed-form" in est.serving.notes
+    assert "combine_overlap='shared' must be 'none'" in est.serving.notes
