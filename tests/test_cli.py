@@ -217,8 +217,11 @@ def test_hw_list_and_show() -> None:
     devices = {r["id"] for r in rows if r["kind"] == "device"}
     systems = {r["id"] for r in rows if r["kind"] == "system"}
     assert devices == set(genmodel.list_ids("hardware")) | set(genmodel.list_ids("power mode"))
-    assert len(genmodel.list_ids("hardware")) == 19
+    assert len(genmodel.list_ids("hardware")) == 31
     assert {"b300", "gb200", "gb300", "mi325x", "mi355x"} <= devices
+    assert {"h100-pcie", "h100-nvl", "gh200", "h20", "l4", "rtx-5090", "rtx-pro-6000"} <= devices
+    assert {"jetson-agx-thor", "dgx-spark", "gaudi3", "tpu-v5e", "tpu-v6e"} <= devices
+    assert {"h100-nvl-server", "hls-gaudi3"} <= systems
     assert {"jetson-agx-orin-64gb-30w", "jetson-orin-nano-super-8gb-15w"} <= devices
     assert {r["id"] for r in rows if r["kind"] == "memory tier"} == set(genmodel.list_ids("memory tier"))
     assert {r["id"] for r in rows if r["kind"] == "link"} == set(genmodel.list_ids("link"))

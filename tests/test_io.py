@@ -54,6 +54,19 @@ DESIGN_HARDWARE = [
     "gb300",
     "mi325x",
     "mi355x",
+    # hardware breadth users asked for next: Hopper variants, Ada/Blackwell PCIe and edge parts, Gaudi, TPUs
+    "h100-pcie",
+    "h100-nvl",
+    "gh200",
+    "h20",
+    "l4",
+    "rtx-5090",
+    "rtx-pro-6000",
+    "jetson-agx-thor",
+    "dgx-spark",
+    "gaudi3",
+    "tpu-v5e",
+    "tpu-v6e",
 ]
 DATA = Path(genmodel.__file__).resolve().parent.parent
 

@@ -43,8 +43,10 @@ def test_every_system_loads_and_its_fabric_grows_outward(system_id: str) -> None
         assert t.bandwidth_bytes_per_s > 0
         assert t.latency_s >= 0
         assert t.group_bandwidth_bytes_per_s(2) <= t.bandwidth_bytes_per_s
-    # a node fits in the innermost domain; the deployment holds at least one node
-    assert domains[0] is None or s.num_node_devices <= domains[0]
+    # a node fits in the scale-up domain (the outermost scale-up tier: a PCIe server of NVLink-bridged
+    # pairs has a node of 8 around domains of 2); the deployment holds at least one node
+    up = [t.num_domain_devices for t in s.fabric if t.level == "scale_up"]
+    assert not up or up[-1] is None or s.num_node_devices <= up[-1]
     assert s.max_devices is None or s.max_devices >= s.num_node_devices
     assert 0 <= s.comm_overlap_frac <= 1
     # the innermost tier holds a group of its own size, the outermost any group
