@@ -46,7 +46,18 @@ class RatioState:
     # ---- the ratio ------------------------------------------------------------------------
     def decayed(self, steps: int) -> None:
         """``steps`` decode-only steps ran."""
-        self.ratio = max(self.ratio - steps * self.rule.decay, self.rule.min_ratio)
+        if steps == 1:
+            self.ratio = max(self.ratio - self.rule.decay, self.rule.min_ratio)
+        else:
+            self.ratio = float(self.ratios(steps)[-1])
+
+    def ratios(self, steps: int) -> np.ndarray:
+        """The ratio after each of the next ``steps`` decode-only steps, rounded as that many
+        :meth:`decayed` of one step give it (a sequential sum, then the floor)."""
+        falls = np.full(steps + 1, -self.rule.decay)
+        falls[0] = self.ratio
+        ratios: np.ndarray = np.maximum(np.cumsum(falls)[1:], self.rule.min_ratio)
+        return ratios
 
     def reset(self) -> None:
         """Nothing runs: the ratio starts again."""
@@ -151,6 +162,28 @@ def sglang_fits(r: Any, req: Any, rid: int) -> bool:
     if state.rule.ignore_eos:  # (add_one_req_ignore_eos; an admission spending the budget ends the step)
         return not (r.round_out and taken >= capacity) and ignore_eos_fits(req, r, rid)
     return state.need(req.todo[rid], req.left[rid] + 1) < capacity - taken
+
+
+def refused_for(r: Any, req: Any, steps: int) -> int:
+    """How many of the next ``steps`` decode-only steps' plans keep refusing the queue's head,
+    which the plan just made refused: the first j (1 .. steps - 1) after which the ratio rule
+    admits it, else ``steps``. Each plan's test as :func:`sglang_fits` makes it, with the same
+    rounding: the pool holds a token more per decoding sequence per step, the ratio falls as
+    :meth:`RatioState.ratios`, the tokens to go fall by the sequences within ``clip`` (up to the
+    next crossing, where the run stops). ``ignore_eos``'s fit to completion is not monotone in the
+    steps (a later start ends later, beside fewer of the running sequences): 1, step by step."""
+    state: RatioState = r.sglang
+    if state.rule.ignore_eos:
+        return 1
+    if state.crossing:  # (advanced to r.g by this plan's fit: the top is after it)
+        steps = min(steps, state.crossing[0][0] - r.g + 1)
+    j = np.arange(1, steps)
+    to_go = state.clip * state.far + state.near_done_sum - (r.g + j) * state.near
+    taken = (r.held() + r.n_dec * j) + state.ratios(steps - 1) * to_go
+    rid = r.waiting[0]
+    fits = state.need(req.todo[rid], req.left[rid] + 1) < r.capacity - taken
+    first = int(np.argmax(fits)) if len(fits) else 0
+    return first + 1 if len(fits) and fits[first] else steps
 
 
 def retract(r: Any, req: Any) -> None:

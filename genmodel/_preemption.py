@@ -79,6 +79,27 @@ def cache_hits(r: Any, req: Any, rid: int) -> int:
     return min(kept, (todo - 1) // block * block)
 
 
+def evictable(r: Any, req: Any, head: int, budget: int) -> int:
+    """Cached tokens the pool's growth may evict (least recently freed first, whole blocks) before
+    the admission test of the waiting ``head`` changes: what is cached before its blocks, and with
+    chunked prefill within ``budget`` tokens, its own blocks down to what keeps its hits and first
+    chunk the whole prompt (:func:`cache_hits`; the test counts hits + chunk); a head with nothing
+    cached, all."""
+    kept: int = r.kept.get(head, 0)
+    if not kept:
+        return int(r.kept_sum)
+    ahead = 0
+    for rid, tokens in r.kept.items():
+        if rid == head:
+            break
+        ahead += tokens
+    todo: int = req.todo[head]
+    if not r.engine.chunked_prefill or cache_hits(r, req, head) + budget < todo:
+        return ahead
+    block: int = r.engine.kv_block_tokens
+    return ahead + (kept - max(todo - budget, 0)) // block * block
+
+
 def reuse(r: Any, req: Any, rid: int, hits: int) -> None:
     """Admitted ``rid`` takes back ``hits`` cached tokens: computed, held, not in the cache."""
     r.kept_sum -= r.kept.pop(rid)
