@@ -151,6 +151,8 @@ class Replica:
         self.last_step = (-math.inf, -math.inf)
         self.held_back = False
         self.refused = False  # the KV pool refused the queue's head in this plan
+        #: (refused with blocks cached) how far the pool may grow before eviction changes its test
+        self.room: int | None = None
         # release_after_launch: the last step's first tokens and completions, not out yet
         self.defer = engine.release_after_launch and engine.overlap_scheduler and table.prefill_host_s > 0
         self.unsent_first: list[int] = []
@@ -200,7 +202,11 @@ class Replica:
             self._admit_waiting(req, now, budget)
         self.refused = self.kv_refusals > refusals
         self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
+        self.room = None
         if self.kept:
+            if self.refused:  # (the cache as the head's test saw it, before this plan evicts)
+                self.room = self.capacity + evictable(self, req, self.waiting[0], budget)
+                self.room -= self.held() + self.kept_sum
             evict(self, self.chunk_tokens + self.step_dec)
         if self.defer:
             self._send(req, now)
@@ -505,13 +511,11 @@ class Replica:
         (:func:`~genmodel._preemption.evictable`): the run stops before."""
         if self.sglang is not None:
             return refused_for(self, req, steps)
-        if not self.kept:
+        if self.room is None:
             return steps
-        e = self.engine
-        budget = e.max_batched_tokens - (self.n_dec if e.mixed and e.budget_counts_decode else 0)
-        # a plan j steps on has seen ceil(excess / block) blocks evicted, excess = held + kept - capacity
-        room = self.capacity + evictable(self, req, self.waiting[0], budget) - self.held() - self.kept_sum
-        return min(steps, max(room // self.n_dec + 1, 1))
+        # the plan j steps on has seen ceil(excess / block) blocks evicted since this one's test,
+        # excess = this one's held + j decode tokens a sequence + what was cached then - capacity
+        return min(steps, max(self.room // self.n_dec + 1, 1))
 
     def run_s(self, steps: int, group: Lockstep = ALONE) -> np.ndarray:
         """Times of the next ``steps`` decode steps (``group`` as :meth:`step_s`)."""
