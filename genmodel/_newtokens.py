@@ -42,21 +42,28 @@ class RatioState:
         self.near = 0  # the others
         self.near_done_sum = 0  # the sum of the others' completion step counts
         self.crossing: list[tuple[int, int, int]] = []  # (step count at which within clip, rid, version)
+        self._ratios: tuple[float, np.ndarray] = (np.nan, np.zeros(0))  # (from, the last ratios())
 
     # ---- the ratio ------------------------------------------------------------------------
     def decayed(self, steps: int) -> None:
         """``steps`` decode-only steps ran."""
         if steps == 1:
             self.ratio = max(self.ratio - self.rule.decay, self.rule.min_ratio)
+        elif self.ratio <= self.rule.min_ratio:
+            self.ratio = self.rule.min_ratio
         else:
-            self.ratio = float(self.ratios(steps)[-1])
+            start, ratios = self._ratios
+            if start != self.ratio or len(ratios) < steps:
+                ratios = self.ratios(steps)
+            self.ratio = float(ratios[steps - 1])
 
     def ratios(self, steps: int) -> np.ndarray:
         """The ratio after each of the next ``steps`` decode-only steps, rounded as that many
         :meth:`decayed` of one step give it (a sequential sum, then the floor)."""
-        falls = np.full(steps + 1, -self.rule.decay)
-        falls[0] = self.ratio
-        ratios: np.ndarray = np.maximum(np.cumsum(falls)[1:], self.rule.min_ratio)
+        falls = np.full(steps, -self.rule.decay)
+        falls[0] += self.ratio
+        ratios: np.ndarray = np.maximum(np.cumsum(falls, out=falls), self.rule.min_ratio)
+        self._ratios = (self.ratio, ratios)
         return ratios
 
     def reset(self) -> None:
@@ -169,17 +176,24 @@ def refused_for(r: Any, req: Any, steps: int) -> int:
     which the plan just made refused: the first j (1 .. steps - 1) after which the ratio rule
     admits it, else ``steps``. Each plan's test as :func:`sglang_fits` makes it, with the same
     rounding: the pool holds a token more per decoding sequence per step, the ratio falls as
-    :meth:`RatioState.ratios`, the tokens to go fall by the sequences within ``clip`` (up to the
-    next crossing, where the run stops). ``ignore_eos``'s fit to completion is not monotone in the
-    steps (a later start ends later, beside fewer of the running sequences): 1, step by step."""
+    :meth:`RatioState.ratios`, the tokens to go fall by the sequences within ``clip``, one more
+    from each step at which a sequence comes within it. ``ignore_eos``'s fit to completion is not
+    monotone in the steps (a later start ends later, beside fewer of the running sequences): 1,
+    step by step."""
     state: RatioState = r.sglang
     if state.rule.ignore_eos:
         return 1
-    if state.crossing:  # (advanced to r.g by this plan's fit: the top is after it)
-        steps = min(steps, state.crossing[0][0] - r.g + 1)
-    j = np.arange(1, steps)
-    to_go = state.clip * state.far + state.near_done_sum - (r.g + j) * state.near
-    taken = (r.held() + r.n_dec * j) + state.ratios(steps - 1) * to_go
+    g = r.g + np.arange(1, steps)
+    to_go = state.clip * state.far + state.near_done_sum - g * state.near
+    # each sequence still further than clip counts clip until it crosses, one fewer a step after
+    # (the heap was advanced to r.g by this plan's test: every crossing left is after it)
+    end = r.g + steps
+    crossings = sorted(at for at, rid, v in state.crossing if at < end and v == req.version[rid])
+    if crossings:
+        at = np.array(crossings)
+        crossed = np.searchsorted(at, g, side="left")  # those with at < g
+        to_go -= crossed * g - np.concatenate(([0], np.cumsum(at)))[crossed]
+    taken = (r.held() + r.n_dec * (g - r.g)) + state.ratios(steps)[:-1] * to_go  # (the run decays by all)
     rid = r.waiting[0]
     fits = state.need(req.todo[rid], req.left[rid] + 1) < r.capacity - taken
     first = int(np.argmax(fits)) if len(fits) else 0

@@ -29,7 +29,9 @@ Modelling assumptions (the engine's knobs are :class:`~genmodel._engines.Engine`
   prompt (an eager step), and the engine fetches waiting requests that much later too.
 - Bookkeeping is O(1) per step plus O(log n) per event: a global decode-step counter G, the sum of
   the decoding sequences' cached tokens, and a heap of the counter values at which sequences
-  complete. Runs of decode-only steps between events are costed together (NumPy).
+  complete. Runs of decode-only steps between events are costed and applied together (NumPy),
+  with the same results as one step at a time (``DECODE_RUNS``; docs/serving-simulation.md,
+  "Runs of decode steps").
 """
 
 from __future__ import annotations
@@ -548,10 +550,12 @@ class Replica:
         if not self.n_dec:
             return
         on_finish = self._deferred(on_finish)
-        self.batch_time = float(np.cumsum(np.append(self.batch_time, durations * self.n_dec))[-1])
-        gaps = np.diff(ends, prepend=self.last_decode_s if self.last_decode_s is not None else np.nan)
-        if self.last_decode_s is None:
-            gaps[0] = durations[0]
+        area = durations * self.n_dec
+        area[0] += self.batch_time  # (summed one step at a time, as commit adds them)
+        self.batch_time = float(np.cumsum(area)[-1])
+        gaps = np.empty(steps)
+        gaps[1:] = ends[1:] - ends[:-1]
+        gaps[0] = durations[0] if self.last_decode_s is None else ends[0] - self.last_decode_s
         if self.sglang is not None:
             self.sglang.decayed(steps)
         if self.can_overflow:  # what the step before the last left, before the last one's completions
@@ -573,8 +577,9 @@ class Replica:
 def step_ends(now: float, durations: np.ndarray) -> np.ndarray:
     """When each of a run's steps ends, starting at ``now``: summed one step at a time (a
     sequential sum), so the same floats as the step-by-step clock's ``now += duration``."""
-    ends: np.ndarray = np.cumsum(np.append(now, durations))[1:]
-    return ends
+    ends: np.ndarray = durations.copy()
+    ends[0] += now
+    return np.cumsum(ends, out=ends)
 
 
 def idle(group: list[Replica]) -> bool:

@@ -463,7 +463,7 @@ class _Simulation:
             k = min(k, int(np.searchsorted(ends, horizon, side="left")) + 1)
             durations, ends = durations[:k], ends[:k]
         g.busy, g.run = True, (ends, durations)
-        g.busy_s = float(np.cumsum(np.append(g.busy_s, durations))[-1])
+        g.busy_s = float(step_ends(g.busy_s, durations)[-1])  # (summed one step at a time)
         g.steps += k
         self._push(float(ends[-1]), _STEP, gi)
 

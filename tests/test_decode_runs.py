@@ -217,13 +217,16 @@ def test_a_kv_short_sglang_queue_runs_its_decode_steps_together(monkeypatch: pyt
     assert runs.kv_refusals > runs.steps / 2 and plans < runs.steps / 10 and runs.preemptions > 0
 
 
-def test_a_ratio_run_stops_where_a_plan_would_admit() -> None:
-    # the vectorised test (refused_for) against the scalar one (sglang_fits) plan by plan
+@pytest.mark.parametrize(("outputs", "capacity"), [(4000, 24_000), (4500, 24_000), (4500, 25_000)])
+def test_a_ratio_run_stops_where_a_plan_would_admit(outputs: int, capacity: int) -> None:
+    # the vectorised test (refused_for) against the scalar one (sglang_fits) plan by plan; with
+    # 4,500-token outputs, four sequences come within the clip (4,096) of completion in the run
     from genmodel._newtokens import refused_for, sglang_fits
 
     engine = engine_preset("sglang", _H100).replace(release_after_launch=False)  # (no table)
-    r = Replica(0, engine, table=None, capacity_tokens=24_000)  # type: ignore[arg-type]
-    req = _scheduler.Requests(np.array([1000] * 12), np.array([4000] * 12), cached_tokens=0)
+    r = Replica(0, engine, table=None, capacity_tokens=capacity)  # type: ignore[arg-type]
+    out = np.array([4000] * 4 + [outputs] * 4 + [4000] * 4)
+    req = _scheduler.Requests(np.array([1000] * 12), out, cached_tokens=0)
     for rid in range(8):  # eight sequences decoding, 1,000 tokens in, 200 out so far
         req.past0[rid], req.todo[rid] = 1000, 0
         req.g0[rid] = 0
@@ -238,8 +241,11 @@ def test_a_ratio_run_stops_where_a_plan_would_admit() -> None:
     r.sglang.ratio = 0.7
     r.sglang.advance(req.version, r.g)
     assert not sglang_fits(r, req, 8)
+    crossings = sorted(at for at, _, _ in r.sglang.crossing)
     k = refused_for(r, req, 3000)
     assert 1 < k < 3000  # the ratio's fall admits it within the run
+    if outputs > 4096 + 200:
+        assert crossings and crossings[0] < r.g + k  # (the tokens to go change slope within it)
     for j in range(1, k + 1):  # the plans of a step-by-step loop: refused until the k-th
         r.sglang.decayed(1)
         r.g += 1
@@ -281,3 +287,18 @@ def test_a_run_stops_before_eviction_changes_a_cached_heads_test() -> None:
         r.commit(req, float(step + 1), 1.0, lambda rid, now: None)
     assert first_admit == 3 and stops == [3, 3, 3]  # refused, runs of 3, 2 and 1 steps, admitted
     assert req.done[4] == 2976  # with a block fewer cached: evicted while it waited
+
+
+@pytest.mark.slow
+def test_validate_gives_the_step_by_step_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every bundled case, simulated serving rows included: the report is the same either way
+    runs = genmodel.validate().to_dict()
+    monkeypatch.setattr(_scheduler, "DECODE_RUNS", False)
+    steps = genmodel.validate().to_dict()
+    fa, fb = dict(_flat(runs)), dict(_flat(steps))
+    assert fa.keys() == fb.keys()
+    for key, x in fa.items():
+        if isinstance(x, float) and not (math.isnan(x) and math.isnan(fb[key])):
+            assert x == pytest.approx(fb[key], rel=REL, abs=0.0), key
+        elif not isinstance(x, float):
+            assert x == fb[key], key
