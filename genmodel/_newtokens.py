@@ -177,12 +177,11 @@ def refused_for(r: Any, req: Any, steps: int) -> int:
     admits it, else ``steps``. Each plan's test as :func:`sglang_fits` makes it, with the same
     rounding: the pool holds a token more per decoding sequence per step, the ratio falls as
     :meth:`RatioState.ratios`, the tokens to go fall by the sequences within ``clip``, one more
-    from each step at which a sequence comes within it. ``ignore_eos``'s fit to completion is not
-    monotone in the steps (a later start ends later, beside fewer of the running sequences): 1,
-    step by step."""
+    from each step at which a sequence comes within it; with ``ignore_eos``, the fit to completion
+    of every plan (:func:`_fits_to_completion_for`)."""
     state: RatioState = r.sglang
     if state.rule.ignore_eos:
-        return 1
+        return _fits_to_completion_for(r, req, steps)
     g = r.g + np.arange(1, steps)
     to_go = state.clip * state.far + state.near_done_sum - g * state.near
     # each sequence still further than clip counts clip until it crosses, one fewer a step after
@@ -198,6 +197,34 @@ def refused_for(r: Any, req: Any, steps: int) -> int:
     fits = state.need(req.todo[rid], req.left[rid] + 1) < r.capacity - taken
     first = int(np.argmax(fits)) if len(fits) else 0
     return first + 1 if len(fits) and fits[first] else steps
+
+
+def _fits_to_completion_for(r: Any, req: Any, steps: int) -> int:
+    """:func:`refused_for` with ``ignore_eos``: :func:`ignore_eos_fits` for each plan of the run
+    (the running sequences a token further and a token nearer completion a step, the pool a token
+    fuller per sequence), as integers, in windows of steps growing eightfold until one fits. (The
+    fit is not monotone in the steps: a later start ends later, beside fewer of the running ones.)"""
+    rid, g = r.waiting[0], r.g
+    live = [d for d in r.decoding if req.g0[d] + req.left[d] > g]
+    new = [*r.prefilling, rid]
+    left0 = np.array([req.g0[d] + req.left[d] - g for d in live] + [req.left[p] + 1 for p in new])
+    held0 = np.array([req.past0[d] + g - req.g0[d] for d in live] + [int(req.input_tokens[p]) for p in new])
+    grows = np.array([1] * len(live) + [0] * len(new))
+    free0 = r.capacity - r.held() - r.chunk_tokens - int(req.input_tokens[rid])
+    rank = len(left0) - np.arange(len(left0))  # (the requests still running at each completion)
+    first, size = 1, 32
+    while first < steps:
+        j = np.arange(first, min(first + size, steps))[:, None]
+        left, held = left0 - j * grows, held0 + j * grows  # (every one > 0: none completes in the run)
+        order = np.argsort(left, axis=1, kind="stable")
+        left, held = np.take_along_axis(left, order, 1), np.take_along_axis(held, order, 1)
+        nxt = np.concatenate((left[:, 1:], left[:, -1:]), axis=1)
+        freed = np.cumsum(held, axis=1) - held
+        fits = ((free0 - r.n_dec * j) + freed - nxt * rank > 0).all(axis=1)
+        if fits.any():
+            return first + int(np.argmax(fits))
+        first, size = first + size, size * 8
+    return steps
 
 
 def retract(r: Any, req: Any) -> None:

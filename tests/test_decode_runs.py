@@ -253,6 +253,39 @@ def test_a_ratio_run_stops_where_a_plan_would_admit(outputs: int, capacity: int)
         assert sglang_fits(r, req, 8) == (j == k), j
 
 
+@pytest.mark.parametrize(("capacity", "admitted"), [(31390, 4), (31360, 34), (31300, 94), (28700, 3394)])
+def test_an_ignore_eos_run_stops_where_a_plan_would_admit(capacity: int, admitted: int) -> None:
+    # SGLang 0.4's fit to completion, vectorised over a run in windows of 32, 256, 2,048, ...
+    # steps, against the scalar fit plan by plan: the running sequences' terms grow a token a step
+    # before the new request's place in the order, so a refused request comes to fit mid-run
+    from genmodel._newtokens import refused_for, sglang_fits
+
+    engine = harness_engine(engine_preset("sglang", _H100), "sglang-0.4", concurrency=8, tp=2)
+    engine = engine.replace(release_after_launch=False)  # (no table)
+    assert engine.new_token_ratio is not None and engine.new_token_ratio.ignore_eos
+    r = Replica(0, engine, table=None, capacity_tokens=capacity)  # type: ignore[arg-type]
+    outputs = [3500, 3600, 3700, 3800, 3900, 4000]
+    req = _scheduler.Requests(np.array([1000] * 8), np.array([*outputs, 3000, 3000]), cached_tokens=0)
+    for rid in range(6):  # six sequences decoding, 100 tokens out so far
+        req.past0[rid], req.todo[rid] = 1000, 0
+        r.running += 1
+        r.n_dec += 1
+        r.past_sum += 1100
+        r._started(req, rid)
+    r.g = 100
+    r.waiting.extend([6, 7])
+    assert r.sglang is not None
+    r.sglang.ratio = r.sglang.rule.min_ratio
+    assert not sglang_fits(r, req, 6)
+    k = refused_for(r, req, 3399)  # (the first completion after 3,399 steps)
+    assert k == admitted
+    for j in range(1, k + 1):
+        r.sglang.decayed(1)
+        r.g += 1
+        r.past_sum += r.n_dec
+        assert sglang_fits(r, req, 6) == (j == k), j
+
+
 def _kept_head(capacity: int) -> tuple[Replica, Any]:
     """vLLM with four sequences decoding and a preempted one waiting whose 2,992 prompt tokens
     are still cached, with a budget of 4 tokens beside the decodes: its hits set its test."""
