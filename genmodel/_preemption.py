@@ -17,7 +17,10 @@ Modelling assumptions (the functions act on one replica's scheduler state,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 
 def preempt_overflow(r: Any, req: Any) -> None:
@@ -79,25 +82,53 @@ def cache_hits(r: Any, req: Any, rid: int) -> int:
     return min(kept, (todo - 1) // block * block)
 
 
-def evictable(r: Any, req: Any, head: int, budget: int) -> int:
-    """Cached tokens the pool's growth may evict (least recently freed first, whole blocks) before
-    the admission test of the waiting ``head`` changes: what is cached before its blocks, and with
-    chunked prefill within ``budget`` tokens, its own blocks down to what keeps its hits and first
-    chunk the whole prompt (:func:`cache_hits`; the test counts hits + chunk); a head with nothing
-    cached, all."""
-    kept: int = r.kept.get(head, 0)
-    if not kept:
-        return int(r.kept_sum)
-    ahead = 0
-    for rid, tokens in r.kept.items():
-        if rid == head:
-            break
-        ahead += tokens
+@dataclass(frozen=True, slots=True)
+class CacheSeen:
+    """What a plan that refused the waiting head saw of the pool, before it evicted: the tokens
+    held and cached, those cached before the head's (least recently freed), the head's, and the
+    step's budget left for it."""
+
+    held: int
+    cached: int
+    ahead: int
+    head: int
+    budget: int
+
+    @classmethod
+    def of(cls, r: Any, head: int, budget: int) -> CacheSeen:
+        """``r``'s pool as the plan's test of ``head`` saw it."""
+        ahead = 0
+        for rid, tokens in r.kept.items():
+            if rid == head:
+                break
+            ahead += tokens
+        return cls(r.held(), r.kept_sum, ahead, r.kept.get(head, 0), budget)
+
+
+def refused_for(r: Any, req: Any, seen: CacheSeen, steps: int) -> int:
+    """How many of the next ``steps`` decode-only steps' plans keep refusing the waiting head that
+    a plan refused having seen ``seen``: the first j (1 .. steps - 1) whose test admits it, else
+    ``steps``. The pool's growth evicts cached blocks, least recently freed first, whole blocks: the
+    plan j steps on has seen ceil(excess / block) blocks evicted since, excess = the tokens held
+    then, j decode tokens a sequence and those cached then less the capacity; once eviction
+    reaches the head's blocks its hits fall (:func:`cache_hits`), and with chunked prefill its
+    first chunk grows by as much up to the budget, so the test can change. Unchunked, a head
+    whose hits change may not take a chunk at all: the run stops before eviction reaches it."""
+    head, n, block = r.waiting[0], r.n_dec, r.engine.kv_block_tokens
+    if not seen.head:
+        return steps  # (nothing of it cached: its test only sees the pool fill)
+    j = np.arange(1, steps)
+    evicted = np.clip(-(-(seen.held + n * j + seen.cached - r.capacity) // block) * block, 0, seen.cached)
+    if not r.engine.chunked_prefill:
+        reaches = np.flatnonzero(evicted > seen.ahead)
+        return int(reaches[0]) + 1 if len(reaches) else steps
     todo: int = req.todo[head]
-    if not r.engine.chunked_prefill or cache_hits(r, req, head) + budget < todo:
-        return ahead
-    block: int = r.engine.kv_block_tokens
-    return ahead + (kept - max(todo - budget, 0)) // block * block
+    hits = np.minimum(
+        np.maximum(seen.head - np.maximum(evicted - seen.ahead, 0), 0), (todo - 1) // block * block
+    )
+    need = hits + np.minimum(todo - hits, seen.budget) + block // 2  # (as _admit: hits, chunk, half a block)
+    fits = np.flatnonzero(seen.held + n * j + need <= r.capacity)
+    return int(fits[0]) + 1 if len(fits) else steps
 
 
 def reuse(r: Any, req: Any, rid: int, hits: int) -> None:

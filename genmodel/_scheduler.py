@@ -47,7 +47,8 @@ from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError
 from genmodel._lockstep import ALONE, Lockstep
 from genmodel._newtokens import RatioState, refused_for, retract, sglang_fits
-from genmodel._preemption import cache_hits, evict, evictable, preempt_overflow, reuse
+from genmodel._preemption import CacheSeen, cache_hits, evict, preempt_overflow, reuse
+from genmodel._preemption import refused_for as cached_refused_for
 from genmodel._stepcost import StepCostTable
 from genmodel._swaplink import SwapLink
 
@@ -153,8 +154,8 @@ class Replica:
         self.last_step = (-math.inf, -math.inf)
         self.held_back = False
         self.refused = False  # the KV pool refused the queue's head in this plan
-        #: (refused with blocks cached) how far the pool may grow before eviction changes its test
-        self.room: int | None = None
+        #: (refused with blocks cached) the pool as the head's test saw it
+        self.seen: CacheSeen | None = None
         # release_after_launch: the last step's first tokens and completions, not out yet
         self.defer = engine.release_after_launch and engine.overlap_scheduler and table.prefill_host_s > 0
         self.unsent_first: list[int] = []
@@ -204,11 +205,10 @@ class Replica:
             self._admit_waiting(req, now, budget)
         self.refused = self.kv_refusals > refusals
         self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
-        self.room = None
+        self.seen = None
         if self.kept:
             if self.refused:  # (the cache as the head's test saw it, before this plan evicts)
-                self.room = self.capacity + evictable(self, req, self.waiting[0], budget)
-                self.room -= self.held() + self.kept_sum
+                self.seen = CacheSeen.of(self, self.waiting[0], budget)
             evict(self, self.chunk_tokens + self.step_dec)
         if self.defer:
             self._send(req, now)
@@ -506,18 +506,15 @@ class Replica:
 
     def _refused_for(self, req: Requests, steps: int) -> int:
         """Of the next ``steps`` decode steps, how many the plans keep refusing the queue's head,
-        which this plan refused (a run stops at the first plan that might admit it). A pool that
-        only fills as the contexts grow keeps refusing it, except SGLang's, whose reservation
-        falls with the ratio (:func:`~genmodel._newtokens.refused_for`), and one whose growth
-        evicts the head's cached blocks until its hits change the test
-        (:func:`~genmodel._preemption.evictable`): the run stops before."""
+        which this plan refused (a run stops at the first plan that admits it). A pool that only
+        fills as the contexts grow keeps refusing it, except SGLang's, whose reservation falls with
+        the ratio (:func:`~genmodel._newtokens.refused_for`), and one whose growth evicts the
+        head's cached blocks (:func:`~genmodel._preemption.refused_for`)."""
         if self.sglang is not None:
             return refused_for(self, req, steps)
-        if self.room is None:
+        if self.seen is None:
             return steps
-        # the plan j steps on has seen ceil(excess / block) blocks evicted since this one's test,
-        # excess = this one's held + j decode tokens a sequence + what was cached then - capacity
-        return min(steps, max(self.room // self.n_dec + 1, 1))
+        return cached_refused_for(self, req, self.seen, steps)
 
     def run_s(self, steps: int, group: Lockstep = ALONE) -> np.ndarray:
         """Times of the next ``steps`` decode steps (``group`` as :meth:`step_s`)."""
