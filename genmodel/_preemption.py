@@ -112,11 +112,10 @@ def refused_for(r: Any, req: Any, seen: CacheSeen, steps: int) -> int:
     plan j steps on has seen ceil(excess / block) blocks evicted since, excess = the tokens held
     then, j decode tokens a sequence and those cached then less the capacity; once eviction
     reaches the head's blocks its hits fall (:func:`cache_hits`), and with chunked prefill its
-    first chunk grows by as much up to the budget, so the test can change. Unchunked, a head
-    whose hits change may not take a chunk at all: the run stops before eviction reaches it."""
+    first chunk grows by as much up to the budget, so the test can change. Unchunked, a head whose
+    hits change may take its prompt whole, or no chunk at all (not tested, refused or not): the
+    run stops before eviction reaches its blocks, whether this plan refused it or took no chunk."""
     head, n, block = r.waiting[0], r.n_dec, r.engine.kv_block_tokens
-    if not seen.head:
-        return steps  # (nothing of it cached: its test only sees the pool fill)
     j = np.arange(1, steps)
     evicted = np.clip(-(-(seen.held + n * j + seen.cached - r.capacity) // block) * block, 0, seen.cached)
     if not r.engine.chunked_prefill:

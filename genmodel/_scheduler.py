@@ -154,7 +154,7 @@ class Replica:
         self.last_step = (-math.inf, -math.inf)
         self.held_back = False
         self.refused = False  # the KV pool refused the queue's head in this plan
-        #: (refused with blocks cached) the pool as the head's test saw it
+        #: (a waiting head with blocks cached, refused or unchunked) the pool as its test saw it
         self.seen: CacheSeen | None = None
         # release_after_launch: the last step's first tokens and completions, not out yet
         self.defer = engine.release_after_launch and engine.overlap_scheduler and table.prefill_host_s > 0
@@ -207,8 +207,9 @@ class Replica:
         self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
         self.seen = None
         if self.kept:
-            if self.refused:  # (the cache as the head's test saw it, before this plan evicts)
-                self.seen = CacheSeen.of(self, self.waiting[0], budget)
+            head = self.waiting[0] if self.waiting else -1
+            if head in self.kept and (self.refused or not e.chunked_prefill):
+                self.seen = CacheSeen.of(self, head, budget)  # (as its test saw it: before evicting)
             evict(self, self.chunk_tokens + self.step_dec)
         if self.defer:
             self._send(req, now)
@@ -500,7 +501,7 @@ class Replica:
         k = self.heap[0][0] - self.g if self.heap else 1 << 60
         if self.can_overflow:
             k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))
-        if self.refused and k >= 2:
+        if (self.refused or self.seen is not None) and k >= 2:
             k = self._refused_for(req, min(k, RUN_STEPS))
         return k
 

@@ -286,10 +286,12 @@ def test_an_ignore_eos_run_stops_where_a_plan_would_admit(capacity: int, admitte
         assert sglang_fits(r, req, 6) == (j == k), j
 
 
-def _kept_head(capacity: int) -> tuple[Replica, Any]:
+def _kept_head(capacity: int, budget: int = 8, chunked: bool = True) -> tuple[Replica, Any]:
     """vLLM with four sequences decoding and a preempted one waiting whose 2,992 prompt tokens
-    are still cached, with a budget of 4 tokens beside the decodes: its hits set its test."""
-    engine = engine_preset("vllm", _H100).replace(max_batched_tokens=8, prefix_caching=True)
+    are still cached, with ``budget`` tokens a step (4 beside the decodes: its hits set its test)."""
+    engine = engine_preset("vllm", _H100).replace(
+        max_batched_tokens=budget, prefix_caching=True, chunked_prefill=chunked
+    )
     r = Replica(0, engine, table=None, capacity_tokens=capacity)  # type: ignore[arg-type]
     req = _scheduler.Requests(np.array([1000] * 4 + [3000]), np.array([5000] * 5), cached_tokens=0)
     for rid in range(4):
@@ -320,6 +322,26 @@ def test_a_run_stops_before_eviction_changes_a_cached_heads_test() -> None:
         r.commit(req, float(step + 1), 1.0, lambda rid, now: None)
     assert first_admit == 3 and stops == [3, 3, 3]  # refused, runs of 3, 2 and 1 steps, admitted
     assert req.done[4] == 2976  # with a block fewer cached: evicted while it waited
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+@pytest.mark.parametrize("capacity", [7000, 7032, 7100, 7300])
+@pytest.mark.parametrize("budget", [8, 40, 90])
+def test_no_run_skips_a_plan_that_would_differ(capacity: int, budget: int, chunked: bool) -> None:
+    # step by step, every plan's outcome (admitted, refused by the pool, or left waiting for a
+    # chunk); a run from any plan covers only plans with its outcome (unchunked, a head whose hits
+    # fall can go from waiting for room in the budget to taking its prompt whole)
+    r, req = _kept_head(capacity, budget, chunked)
+    outcomes, stops = [], []
+    for step in range(300):
+        r.plan(req, float(step))
+        outcomes.append("admitted" if r.chunks else "refused" if r.refused else "waits")
+        if r.chunks:
+            break
+        stops.append(step + r.steps_to_event(req))
+        r.commit(req, float(step + 1), 1.0, lambda rid, now: None)
+    for step, stop in enumerate(stops):
+        assert set(outcomes[step:stop]) == {outcomes[step]}, (step, stop, outcomes[step : stop + 1])
 
 
 @pytest.mark.slow
