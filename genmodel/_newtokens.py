@@ -42,11 +42,29 @@ class RatioState:
         self.near = 0  # the others
         self.near_done_sum = 0  # the sum of the others' completion step counts
         self.crossing: list[tuple[int, int, int]] = []  # (step count at which within clip, rid, version)
+        self._ratios: tuple[float, np.ndarray] = (np.nan, np.zeros(0))  # (from, the last ratios())
 
     # ---- the ratio ------------------------------------------------------------------------
     def decayed(self, steps: int) -> None:
         """``steps`` decode-only steps ran."""
-        self.ratio = max(self.ratio - steps * self.rule.decay, self.rule.min_ratio)
+        if steps == 1:
+            self.ratio = max(self.ratio - self.rule.decay, self.rule.min_ratio)
+        elif self.ratio <= self.rule.min_ratio:
+            self.ratio = self.rule.min_ratio
+        else:
+            start, ratios = self._ratios
+            if start != self.ratio or len(ratios) < steps:
+                ratios = self.ratios(steps)
+            self.ratio = float(ratios[steps - 1])
+
+    def ratios(self, steps: int) -> np.ndarray:
+        """The ratio after each of the next ``steps`` decode-only steps, rounded as that many
+        :meth:`decayed` of one step give it (a sequential sum, then the floor)."""
+        falls = np.full(steps, -self.rule.decay)
+        falls[0] += self.ratio
+        ratios: np.ndarray = np.maximum(np.cumsum(falls, out=falls), self.rule.min_ratio)
+        self._ratios = (self.ratio, ratios)
+        return ratios
 
     def reset(self) -> None:
         """Nothing runs: the ratio starts again."""
@@ -151,6 +169,62 @@ def sglang_fits(r: Any, req: Any, rid: int) -> bool:
     if state.rule.ignore_eos:  # (add_one_req_ignore_eos; an admission spending the budget ends the step)
         return not (r.round_out and taken >= capacity) and ignore_eos_fits(req, r, rid)
     return state.need(req.todo[rid], req.left[rid] + 1) < capacity - taken
+
+
+def refused_for(r: Any, req: Any, steps: int) -> int:
+    """How many of the next ``steps`` decode-only steps' plans keep refusing the queue's head,
+    which the plan just made refused: the first j (1 .. steps - 1) after which the ratio rule
+    admits it, else ``steps``. Each plan's test as :func:`sglang_fits` makes it, with the same
+    rounding: the pool holds a token more per decoding sequence per step, the ratio falls as
+    :meth:`RatioState.ratios`, the tokens to go fall by the sequences within ``clip``, one more
+    from each step at which a sequence comes within it; with ``ignore_eos``, the fit to completion
+    of every plan (:func:`_fits_to_completion_for`)."""
+    state: RatioState = r.sglang
+    if state.rule.ignore_eos:
+        return _fits_to_completion_for(r, req, steps)
+    g = r.g + np.arange(1, steps)
+    to_go = state.clip * state.far + state.near_done_sum - g * state.near
+    # each sequence still further than clip counts clip until it crosses, one fewer a step after
+    # (the heap was advanced to r.g by this plan's test: every crossing left is after it)
+    end = r.g + steps
+    crossings = sorted(at for at, rid, v in state.crossing if at < end and v == req.version[rid])
+    if crossings:
+        at = np.array(crossings)
+        crossed = np.searchsorted(at, g, side="left")  # those with at < g
+        to_go -= crossed * g - np.concatenate(([0], np.cumsum(at)))[crossed]
+    taken = (r.held() + r.n_dec * (g - r.g)) + state.ratios(steps)[:-1] * to_go  # (the run decays by all)
+    rid = r.waiting[0]
+    fits = state.need(req.todo[rid], req.left[rid] + 1) < r.capacity - taken
+    first = int(np.argmax(fits)) if len(fits) else 0
+    return first + 1 if len(fits) and fits[first] else steps
+
+
+def _fits_to_completion_for(r: Any, req: Any, steps: int) -> int:
+    """:func:`refused_for` with ``ignore_eos``: :func:`ignore_eos_fits` for each plan of the run
+    (the running sequences a token further and a token nearer completion a step, the pool a token
+    fuller per sequence), as integers, in windows of steps growing eightfold until one fits. (The
+    fit is not monotone in the steps: a later start ends later, beside fewer of the running ones.)"""
+    rid, g = r.waiting[0], r.g
+    live = [d for d in r.decoding if req.g0[d] + req.left[d] > g]
+    new = [*r.prefilling, rid]
+    left0 = np.array([req.g0[d] + req.left[d] - g for d in live] + [req.left[p] + 1 for p in new])
+    held0 = np.array([req.past0[d] + g - req.g0[d] for d in live] + [int(req.input_tokens[p]) for p in new])
+    grows = np.array([1] * len(live) + [0] * len(new))
+    free0 = r.capacity - r.held() - r.chunk_tokens - int(req.input_tokens[rid])
+    rank = len(left0) - np.arange(len(left0))  # (the requests still running at each completion)
+    first, size = 1, 32
+    while first < steps:
+        j = np.arange(first, min(first + size, steps))[:, None]
+        left, held = left0 - j * grows, held0 + j * grows  # (every one > 0: none completes in the run)
+        order = np.argsort(left, axis=1, kind="stable")
+        left, held = np.take_along_axis(left, order, 1), np.take_along_axis(held, order, 1)
+        nxt = np.concatenate((left[:, 1:], left[:, -1:]), axis=1)
+        freed = np.cumsum(held, axis=1) - held
+        fits = ((free0 - r.n_dec * j) + freed - nxt * rank > 0).all(axis=1)
+        if fits.any():
+            return first + int(np.argmax(fits))
+        first, size = first + size, size * 8
+    return steps
 
 
 def retract(r: Any, req: Any) -> None:

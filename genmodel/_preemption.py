@@ -17,7 +17,10 @@ Modelling assumptions (the functions act on one replica's scheduler state,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 
 def preempt_overflow(r: Any, req: Any) -> None:
@@ -77,6 +80,54 @@ def cache_hits(r: Any, req: Any, rid: int) -> int:
     block: int = r.engine.kv_block_tokens
     todo: int = req.todo[rid]
     return min(kept, (todo - 1) // block * block)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSeen:
+    """What a plan that refused the waiting head saw of the pool, before it evicted: the tokens
+    held and cached, those cached before the head's (least recently freed), the head's, and the
+    step's budget left for it."""
+
+    held: int
+    cached: int
+    ahead: int
+    head: int
+    budget: int
+
+    @classmethod
+    def of(cls, r: Any, head: int, budget: int) -> CacheSeen:
+        """``r``'s pool as the plan's test of ``head`` saw it."""
+        ahead = 0
+        for rid, tokens in r.kept.items():
+            if rid == head:
+                break
+            ahead += tokens
+        return cls(r.held(), r.kept_sum, ahead, r.kept.get(head, 0), budget)
+
+
+def refused_for(r: Any, req: Any, seen: CacheSeen, steps: int) -> int:
+    """How many of the next ``steps`` decode-only steps' plans keep refusing the waiting head that
+    a plan refused having seen ``seen``: the first j (1 .. steps - 1) whose test admits it, else
+    ``steps``. The pool's growth evicts cached blocks, least recently freed first, whole blocks: the
+    plan j steps on has seen ceil(excess / block) blocks evicted since, excess = the tokens held
+    then, j decode tokens a sequence and those cached then less the capacity; once eviction
+    reaches the head's blocks its hits fall (:func:`cache_hits`), and with chunked prefill its
+    first chunk grows by as much up to the budget, so the test can change. Unchunked, a head whose
+    hits change may take its prompt whole, or no chunk at all (not tested, refused or not): the
+    run stops before eviction reaches its blocks, whether this plan refused it or took no chunk."""
+    head, n, block = r.waiting[0], r.n_dec, r.engine.kv_block_tokens
+    j = np.arange(1, steps)
+    evicted = np.clip(-(-(seen.held + n * j + seen.cached - r.capacity) // block) * block, 0, seen.cached)
+    if not r.engine.chunked_prefill:
+        reaches = np.flatnonzero(evicted > seen.ahead)
+        return int(reaches[0]) + 1 if len(reaches) else steps
+    todo: int = req.todo[head]
+    hits = np.minimum(
+        np.maximum(seen.head - np.maximum(evicted - seen.ahead, 0), 0), (todo - 1) // block * block
+    )
+    need = hits + np.minimum(todo - hits, seen.budget) + block // 2  # (as _admit: hits, chunk, half a block)
+    fits = np.flatnonzero(seen.held + n * j + need <= r.capacity)
+    return int(fits[0]) + 1 if len(fits) else steps
 
 
 def reuse(r: Any, req: Any, rid: int, hits: int) -> None:

@@ -29,7 +29,9 @@ Modelling assumptions (the engine's knobs are :class:`~genmodel._engines.Engine`
   prompt (an eager step), and the engine fetches waiting requests that much later too.
 - Bookkeeping is O(1) per step plus O(log n) per event: a global decode-step counter G, the sum of
   the decoding sequences' cached tokens, and a heap of the counter values at which sequences
-  complete. Runs of decode-only steps between events are costed together (NumPy).
+  complete. Runs of decode-only steps between events are costed and applied together (NumPy),
+  with the same results as one step at a time (``DECODE_RUNS``; docs/serving-simulation.md,
+  "Runs of decode steps").
 """
 
 from __future__ import annotations
@@ -44,10 +46,17 @@ import numpy as np
 from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError
 from genmodel._lockstep import ALONE, Lockstep
-from genmodel._newtokens import RatioState, retract, sglang_fits
-from genmodel._preemption import cache_hits, evict, preempt_overflow, reuse
+from genmodel._newtokens import RatioState, refused_for, retract, sglang_fits
+from genmodel._preemption import CacheSeen, cache_hits, evict, preempt_overflow, reuse
+from genmodel._preemption import refused_for as cached_refused_for
 from genmodel._stepcost import StepCostTable
 from genmodel._swaplink import SwapLink
+
+#: skip through runs of decode-only steps, each costed and applied as the step-by-step loop would
+#: (False: every step is planned and committed on its own, the reference the runs must match)
+DECODE_RUNS = True
+#: the most decode steps costed at once
+RUN_STEPS = 8192
 
 
 class Requests:
@@ -144,6 +153,9 @@ class Replica:
         # the next step only because it arrived after this one's batch was chosen
         self.last_step = (-math.inf, -math.inf)
         self.held_back = False
+        self.refused = False  # the KV pool refused the queue's head in this plan
+        #: (a waiting head with blocks cached, refused or unchunked) the pool as its test saw it
+        self.seen: CacheSeen | None = None
         # release_after_launch: the last step's first tokens and completions, not out yet
         self.defer = engine.release_after_launch and engine.overlap_scheduler and table.prefill_host_s > 0
         self.unsent_first: list[int] = []
@@ -178,6 +190,7 @@ class Replica:
         self.chunks, self.chunk_ids = [], []
         self.chunk_tokens = self.round_out = 0
         self.held_back = False
+        refusals = self.kv_refusals
         if self.sglang is not None and not self.running:
             self.sglang.reset()
         for rid in self.prefilling:
@@ -190,8 +203,13 @@ class Replica:
             self.preempted, self.held_back = False, bool(self.waiting)
         else:
             self._admit_waiting(req, now, budget)
+        self.refused = self.kv_refusals > refusals
         self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
+        self.seen = None
         if self.kept:
+            head = self.waiting[0] if self.waiting else -1
+            if head in self.kept and (self.refused or not e.chunked_prefill):
+                self.seen = CacheSeen.of(self, head, budget)  # (as its test saw it: before evicting)
             evict(self, self.chunk_tokens + self.step_dec)
         if self.defer:
             self._send(req, now)
@@ -472,18 +490,32 @@ class Replica:
             self.sglang.started(rid, req.version[rid], done_at, self.g)
 
     # ---- runs of decode steps -----------------------------------------------------------
-    def steps_to_event(self) -> int:
-        """Decode steps until a sequence completes or (on-demand) the pool overflows."""
-        if self.copy_s or self.first_pending or self.held_back:
+    def steps_to_event(self, req: Requests) -> int:
+        """Decode steps the plan just made repeats with only the contexts grown (every plan
+        until then runs the same sequences and admits no one): until a sequence completes, the
+        pool (on-demand) overflows, or a plan could admit the queue's head that this one refused."""
+        if not DECODE_RUNS or self.copy_s or self.first_pending or self.held_back:
             return 1  # a step of its own (copies, first tokens, admits), even with nothing to decode
         if not self.n_dec:
             return 1 << 60
-        if self.sglang is not None and self.waiting and self.sglang.decaying():
-            return 1  # (SGLang) the falling ratio may admit the queue's head at any step
         k = self.heap[0][0] - self.g if self.heap else 1 << 60
         if self.can_overflow:
             k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))
+        if (self.refused or self.seen is not None) and k >= 2:
+            k = self._refused_for(req, min(k, RUN_STEPS))
         return k
+
+    def _refused_for(self, req: Requests, steps: int) -> int:
+        """Of the next ``steps`` decode steps, how many the plans keep refusing the queue's head,
+        which this plan refused (a run stops at the first plan that admits it). A pool that only
+        fills as the contexts grow keeps refusing it, except SGLang's, whose reservation falls with
+        the ratio (:func:`~genmodel._newtokens.refused_for`), and one whose growth evicts the
+        head's cached blocks (:func:`~genmodel._preemption.refused_for`)."""
+        if self.sglang is not None:
+            return refused_for(self, req, steps)
+        if self.seen is None:
+            return steps
+        return cached_refused_for(self, req, self.seen, steps)
 
     def run_s(self, steps: int, group: Lockstep = ALONE) -> np.ndarray:
         """Times of the next ``steps`` decode steps (``group`` as :meth:`step_s`)."""
@@ -499,25 +531,53 @@ class Replica:
         )
 
     def commit_run(
-        self, req: Requests, now: float, durations: np.ndarray, on_finish: Callable[[int, float], None]
+        self,
+        req: Requests,
+        ends: np.ndarray,
+        durations: np.ndarray,
+        on_finish: Callable[[int, float], None],
     ) -> None:
-        """Apply a run of decode steps of these ``durations``, the last ending at ``now``."""
+        """Apply a run of decode steps of these ``durations``, ending at ``ends`` (each step's end,
+        summed one step at a time as the step-by-step clock adds them), as that many
+        :meth:`commit` would: the same floating-point sums, ratio and ITL gaps, every plan's
+        refusal counted, an overflow after the last step retracted or preempted."""
+        steps, now = len(durations), float(ends[-1])
+        if self.refused:
+            self.kv_refusals += steps - 1  # the plans skipped refused it as this one did
+        self.last_step = (now - float(durations[-1]), now)
         if not self.n_dec:
             return
         on_finish = self._deferred(on_finish)
-        self.batch_time += float(durations.sum()) * self.n_dec
-        self.last_step = (now - float(durations[-1]), now)
-        gaps = durations.copy()
-        if self.last_decode_s is not None:
-            gaps[0] = now - float(durations.sum()) + float(durations[0]) - self.last_decode_s
+        area = durations * self.n_dec
+        area[0] += self.batch_time  # (summed one step at a time, as commit adds them)
+        self.batch_time = float(np.cumsum(area)[-1])
+        gaps = np.empty(steps)
+        gaps[1:] = ends[1:] - ends[:-1]
+        gaps[0] = durations[0] if self.last_decode_s is None else ends[0] - self.last_decode_s
         if self.sglang is not None:
-            self.sglang.decayed(len(durations))
-        self._decoded(req, now, len(durations), gaps, on_finish)
+            self.sglang.decayed(steps)
+        if self.can_overflow:  # what the step before the last left, before the last one's completions
+            self.peak_tokens = max(self.peak_tokens, self.held() + self.n_dec * (steps - 1))
+        if self.kept:  # as the last step's plan evicted for it, before its completions
+            evict(self, self.n_dec * steps)
+        self._decoded(req, now, steps, gaps, on_finish)
+        if self.sglang is not None:
+            retract(self, req)
+        elif self.can_overflow:
+            preempt_overflow(self, req)
         if self.kept:
             evict(
                 self,
             )
         self.peak_tokens = max(self.peak_tokens, self.held() if self.can_overflow else self.used())
+
+
+def step_ends(now: float, durations: np.ndarray) -> np.ndarray:
+    """When each of a run's steps ends, starting at ``now``: summed one step at a time (a
+    sequential sum), so the same floats as the step-by-step clock's ``now += duration``."""
+    ends: np.ndarray = durations.copy()
+    ends[0] += now
+    return np.cumsum(ends, out=ends)
 
 
 def idle(group: list[Replica]) -> bool:

@@ -45,7 +45,7 @@ from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prepare
-from genmodel._scheduler import Replica, Requests, idle, replan_s
+from genmodel._scheduler import RUN_STEPS, Replica, Requests, idle, replan_s, step_ends
 from genmodel._simfigures import (
     WarmupBarrier,
     align_restarts,
@@ -414,9 +414,9 @@ def _run_group(
         if not any(r.chunks for r in group):
             # no prompt runs: nothing changes until a sequence completes, a request arrives or
             # (on-demand) the pool overflows, so the decode steps until then are costed together
-            k = min(r.steps_to_event() for r in group)
+            k = min(r.steps_to_event(req) for r in group)
             if 2 <= k < 1 << 59:
-                now, done = _decode_run(group, req, now, k, next_arrival, on_finish, weights)
+                now, done = _decode_run(group, req, now, k, next_arrival, on_finish, weights, samples)
                 steps += done
                 continue
         steps_of = [(r.step_tokens(), bool(r.chunks)) for r in group]
@@ -439,22 +439,26 @@ def _decode_run(
     next_arrival: float,
     on_finish: Any,
     weights: list[int] | None = None,
+    samples: list[_Sample] | None = None,
 ) -> tuple[float, int]:
     """Cost and apply up to ``k`` decode-only steps at once, stopping after the step in which the
-    next request arrives."""
-    k = min(k, 8192)
+    next request arrives; ``samples``: the load at the start of the last step too (the KV the
+    step before left, the run's most, before the last step's completions)."""
+    k = min(k, RUN_STEPS)
     sync = lockstep(group[0].engine, group[0].table, [(r.n_dec, False) for r in group], weights)
     durations = group[0].run_s(k, sync)
     for r in group[1:]:
         durations = np.maximum(durations, r.run_s(k, sync))
-    cum = np.cumsum(durations)
+    ends = step_ends(now, durations)
     if next_arrival < math.inf:
-        k = min(k, int(np.searchsorted(cum, next_arrival - now, side="left")) + 1)
-        durations = durations[:k]
-    end = now + float(cum[k - 1])
+        k = min(k, int(np.searchsorted(ends, next_arrival, side="left")) + 1)
+        durations, ends = durations[:k], ends[:k]
+    if samples is not None and k > 1:
+        kv = max(r.held() + r.n_dec * (k - 1) if r.can_overflow else r.used() for r in group)
+        samples.append(_sample(group, float(ends[-2]), kv))
     for r in group:
-        r.commit_run(req, end, durations, on_finish)
-    return end, k
+        r.commit_run(req, ends, durations, on_finish)
+    return float(ends[-1]), k
 
 
 def _result(

@@ -59,7 +59,7 @@ from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import kv_transfer_time
-from genmodel._scheduler import Replica, Requests
+from genmodel._scheduler import RUN_STEPS, Replica, Requests, step_ends
 from genmodel._simfigures import WarmupBarrier, measured_requests, record_arrays, request_figures
 from genmodel._simresult import (
     DisaggregatedStats,
@@ -106,7 +106,7 @@ class _Group:
     prefill: bool
     busy: bool = False
     duration: float = 0.0
-    run: np.ndarray | None = None
+    run: tuple[np.ndarray, np.ndarray] | None = None  # (ends, durations) of a run of decode steps
     busy_s: float = 0.0
     steps: int = 0
 
@@ -411,9 +411,9 @@ class _Simulation:
         for r in reps:
             r.plan(req, now)
         if not any(r.chunks for r in reps):
-            k = min(r.steps_to_event() for r in reps)
+            k = min(r.steps_to_event(req) for r in reps)
             if 2 <= k < 1 << 59:
-                self._start_run(g, gi, now, min(k, 8192))
+                self._start_run(g, gi, now, min(k, RUN_STEPS))
                 return
         sync = lockstep(reps[0].engine, reps[0].table, [(r.step_tokens(), bool(r.chunks)) for r in reps])
         duration = max(r.step_s(sync) for r in reps)
@@ -458,15 +458,14 @@ class _Simulation:
         durations = g.replicas[0].run_s(k, sync)
         for r in g.replicas[1:]:
             durations = np.maximum(durations, r.run_s(k, sync))
-        cum = np.cumsum(durations)
+        ends = step_ends(now, durations)
         if horizon < math.inf:
-            k = min(k, int(np.searchsorted(cum, horizon - now, side="left")) + 1)
-            durations = durations[:k]
-        total = float(cum[k - 1])
-        g.busy, g.run = True, durations
-        g.busy_s += total
+            k = min(k, int(np.searchsorted(ends, horizon, side="left")) + 1)
+            durations, ends = durations[:k], ends[:k]
+        g.busy, g.run = True, (ends, durations)
+        g.busy_s = float(step_ends(g.busy_s, durations)[-1])  # (summed one step at a time)
         g.steps += k
-        self._push(now + total, _STEP, gi)
+        self._push(float(ends[-1]), _STEP, gi)
 
     def _end_step(self, gi: int, now: float) -> None:
         g = self.groups[gi]
@@ -476,7 +475,7 @@ class _Simulation:
             if g.run is None:
                 r.commit(self.req, now, g.duration, on_finish)
             else:
-                r.commit_run(self.req, now, g.run, on_finish)
+                r.commit_run(self.req, *g.run, on_finish)
 
     def _prefilled(self, rid: int, now: float) -> None:
         """A prompt is done on its prefill replica: send its KV to the decode pool."""

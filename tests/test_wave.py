@@ -31,7 +31,7 @@ from genmodel._wave import (
     replay_rounds,
     wave_extra_s,
 )
-from genmodel._workload import Precision
+from genmodel._workload import LengthSpreads, Precision
 from genmodel.io import load_hardware, load_model
 
 CLIENT = BenchmarkClient(requests_per_client=REQUESTS_PER_CLIENT, warmup_requests=WARMUP_REQUESTS)
@@ -200,9 +200,16 @@ def test_the_simulated_serving_model_holds_one_benchmark_client() -> None:
         genmodel.Simulated(engine=engine, requests_per_client=6, warmup_requests=6)
     spec, hw = load_model("llama-3.2-1b"), load_hardware("h100-sxm")
     kw = {"concurrency": 2, "input_tokens": 256, "output_tokens": 16}
-    few = genmodel.Simulated(engine=engine, client=dataclasses.replace(client, requests_per_client=2))
+    # (spread outputs: with every request alike each round of the closed loop repeats the first,
+    # and one measured request a client gives the same rate as ten)
+    spreads = LengthSpreads(output_spread=0.5)
+    few = genmodel.Simulated(
+        engine=engine, client=dataclasses.replace(client, requests_per_client=2), spreads=spreads
+    )
     more = genmodel.Simulated(
-        engine=engine, client=dataclasses.replace(client, requests_per_client=2, measured_requests_min=20)
+        engine=engine,
+        client=dataclasses.replace(client, requests_per_client=2, measured_requests_min=20),
+        spreads=spreads,
     )
     rates = [
         m.estimate(spec, hw, Plan(), Precision(), **kw).serving.request_rate_per_s  # type: ignore[union-attr]
