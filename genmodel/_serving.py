@@ -62,7 +62,14 @@ from genmodel._phases import (
 from genmodel._replay import replayed_ttft_s
 from genmodel._system import System
 from genmodel._units import Num, log, maximum, minimum
-from genmodel._wave import Wave, eager_prefill, one_shot_ttft_s, release_wait_s, wave_extra_s
+from genmodel._wave import (
+    Wave,
+    eager_prefill,
+    one_shot_ttft_s,
+    pool_wait,
+    release_wait_s,
+    wave_extra_s,
+)
 from genmodel._workload import Precision
 
 
@@ -465,6 +472,14 @@ def estimate_serving(
         if replay is not None:  # the client replays its warm-up's prompts, and the engine has them
             queued_s, release_s = replay
             rate = clients / (think_s + queued_s + (output_tokens - 1) * itl_s)  # (Little, as after_wave)
+    # clients in step outgrow an on-demand pool sized at their mean progress: the wait for it
+    # before the first token where that is longer (genmodel._wave.in_step_batch)
+    decoding = float(batch)
+    decode_s = think_s + (output_tokens - 1) * itl_s + prefill_s - eager_prefill_s  # (of a cycle)
+    args = (clients, most / plan.dp, (input_tokens, output_tokens), decode_s, queued_s + release_s)
+    lock = pool_wait(wave, *args, lambda b: float(point(b).rate_per_s))
+    if lock is not None:
+        (queued_s, rate, decoding), release_s, kv_limited = lock, 0.0, True
     # the request's time in the serving frontend, once (the load the engine sees is not reduced),
     # and the client's reply, whose legs lie before the first token too
     overhead_s = device.efficiency.request_overhead_s + think_s
@@ -495,7 +510,7 @@ def estimate_serving(
         ),
         serving=ServingState(
             concurrency=concurrency,
-            decode_batch=batch * replicas,
+            decode_batch=decoding * replicas,
             request_rate_per_s=rate * replicas,
             prefill_busy_frac=float(state.prefill_busy_frac),
             queue_wait_s=queued_s - eager_prefill_s,

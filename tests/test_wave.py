@@ -231,7 +231,12 @@ def test_when_the_kv_pool_limits_the_clients_the_closed_form_follows_the_simulat
     """Llama-3.1-70B fp8 on one B200, 64 clients of 1024 in / 8192 out with a bf16 KV cache: the
     pool holds about 33 whole sequences. The closed form once held every engine's clients back for
     whole sequences (TTFT 187 s for vLLM, which allocates as tokens arrive: the simulation gives
-    18 s); it now keeps what each admission keeps, and agrees with the simulation within 1.5x."""
+    18 s); it now keeps what each admission keeps. A request's whole time, TTFT + (O - 1) TPOT,
+    agrees within 5 % (-7 % for vLLM and SGLang while the closed form took the clients spread over
+    their progress, whose 61 sequences fit the pool: -2 % and -3 % now that the clients in step
+    outgrow it, genmodel._wave.in_step_batch); TTFT within 2x (1.5x before), since the simulated
+    on-demand engines preempt a part of the clients mid-decode, whose wait is then in their TPOT
+    (+7 %), where the closed form puts it all before the first token."""
     model = load_model("llama-3.1-70b")
     hw = load_hardware("b200")
     kw = {"concurrency": 64, "input_tokens": 1024, "output_tokens": 8192}
@@ -240,7 +245,9 @@ def test_when_the_kv_pool_limits_the_clients_the_closed_form_follows_the_simulat
     sim = serving_model("simulated", engine=preset).estimate(model, hw, Plan(), precision, **kw)
     closed = serving_model("closed-form", engine=preset).estimate(model, hw, Plan(), precision, **kw)
     assert closed.serving is not None and closed.serving.kv_limited
-    assert abs(math.log(closed.ttft_s / sim.ttft_s)) <= math.log(WORST_RATIO), (closed.ttft_s, sim.ttft_s)
+    assert abs(math.log(closed.ttft_s / sim.ttft_s)) <= math.log(2.0), (closed.ttft_s, sim.ttft_s)
+    whole = [e.ttft_s + (kw["output_tokens"] - 1) * e.tpot_s for e in (closed, sim)]
+    assert abs(math.log(whole[0] / whole[1])) <= math.log(1.05), whole
 
 
 def test_a_replayed_warm_up_prompt_is_a_cache_hit_while_the_pool_holds_it() -> None:
