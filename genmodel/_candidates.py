@@ -172,6 +172,7 @@ def serving_arrays(
     import numpy as np
 
     # here, not above: the CLI's help reads DEFAULT_RECHECK without loading the serving model
+    from genmodel._instep import admitted_batch
     from genmodel._serving import serving_at_batch, ttft_quantile_s
 
     counts = [len(s.batch) for s in sides]
@@ -215,6 +216,9 @@ def serving_arrays(
         meets &= itl <= slo.tpot_s
     if slo.itl_max_s is not None:  # a step, then the longest prefill piece before the next one
         meets &= step_s + piece_s <= slo.itl_max_s
+    admitted = None if wave is None else admitted_batch(wave, input_tokens, output_tokens)
+    if admitted is not None:  # a batch the budget's prompts a step cannot keep decoding
+        meets &= batch <= admitted
     dp = each([s.dp for s in sides])
     per_device = rate * output_tokens * dp / each([s.devices for s in sides])
     return {
@@ -281,13 +285,13 @@ def _in_step(
 ) -> tuple[Any, Any]:
     """(TTFT, rate) of :func:`serving_arrays`' candidates, ``figures`` their (TTFT, ITL, rate) with
     the wave: where their ``clients`` started together outgrow the engine's on-demand pool, the
-    wait for it and its rate, as :func:`~genmodel._wave.pool_wait` gives the estimate's (the
+    wait for it and its rate, as :func:`~genmodel._instep.pool_wait` gives the estimate's (the
     rate at the in-step batch, from the decode step and the time D each prompt adds there,
     ``prefills``' D or, None, the prefill, interpolated on each layout's batch grid). Only the
     candidates whose whole sequences overflow the pool are worked on."""
     import numpy as np
 
-    from genmodel._wave import in_step_batch, in_step_pool_tokens
+    from genmodel._instep import in_step_batch, in_step_pool_tokens
 
     counts = [len(s.batch) for s in sides]
     most = np.repeat([s.most for s in sides], counts)

@@ -44,6 +44,7 @@ from genmodel._cost import GROUP_OPS
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device
+from genmodel._instep import admitted_batch, pool_wait
 from genmodel._interleave import decode_steps, graph_pads, group_terms, interleaving
 from genmodel._memory import MemoryExtras, MemoryUse, engine_max_batch, memory_use
 from genmodel._model import ModelSpec
@@ -66,7 +67,6 @@ from genmodel._wave import (
     Wave,
     eager_prefill,
     one_shot_ttft_s,
-    pool_wait,
     release_wait_s,
     wave_extra_s,
 )
@@ -395,29 +395,27 @@ def estimate_serving(
             interleaved_s=shared[batch],
         )
 
-    cap = min(clients, most / plan.dp)
+    # the KV memory's most, or the budget's (a mixed engine's steps admit a few prompts each)
+    cap, by_memory = batch_cap(wave, clients, most / plan.dp, input_tokens, output_tokens)
     at_cap = point(cap)
-    kv_limited = float(at_cap.clients) < clients  # only when the KV memory caps the batch
-    batch = cap if kv_limited else solve_batch(lambda b: float(point(b).clients), clients, cap)
+    queue = float(at_cap.clients) < clients  # (the clients queue: for memory, or for the budget)
+    kv_limited = queue and by_memory  # (the budget's queue keeps the wave's rounds)
+    batch = cap if queue else solve_batch(lambda b: float(point(b).clients), clients, cap)
     state = at_cap if batch == cap else point(batch)
     rate, itl_s = float(state.rate_per_s), float(state.itl_s)
     # clients not decoding are waiting for (or in) their prefill: Little's law
     queued_s = (
         (clients - rate * (output_tokens - 1) * float(state.itl_s)) / rate - think_s
-        if kv_limited
+        if queue
         else float(state.ttft_s)
     )
     queued_s += eager_prefill_s - prefill_s
     ttft_s = queued_s
     if wave is not None:
         full = max(full_gpu_s, host_s + float(prefill_terms.overhead_s))  # one eager step
-    if wave is not None and kv_limited and int(wave.client.requests(clients)) == 1:
-        # one request a client, all sent at once: no closed loop, the queue for memory drains once
-        queued_s = ttft_s = float(
-            one_shot_ttft_s(
-                wave, clients, cap, rate, itl_s, input_tokens, output_tokens, eager_prefill_s, full
-            )
-        )
+    if kv_limited and wave is not None:  # (one request a client: the queue drains once)
+        once = (clients, cap, rate, itl_s, input_tokens, output_tokens, eager_prefill_s, full)
+        queued_s = ttft_s = one_shot_queue_s(wave, *once, queued_s)
     if wave is not None and not kv_limited:
         extra = wave_extra_s(
             wave,
@@ -473,7 +471,7 @@ def estimate_serving(
             queued_s, release_s = replay
             rate = clients / (think_s + queued_s + (output_tokens - 1) * itl_s)  # (Little, as after_wave)
     # clients in step outgrow an on-demand pool sized at their mean progress: the wait for it
-    # before the first token where that is longer (genmodel._wave.in_step_batch)
+    # before the first token where that is longer (genmodel._instep)
     decoding = float(batch)
     decode_s = think_s + (output_tokens - 1) * itl_s + prefill_s - eager_prefill_s  # (of a cycle)
     args = (clients, most / plan.dp, (input_tokens, output_tokens), decode_s, queued_s + release_s)
@@ -519,6 +517,39 @@ def estimate_serving(
             request_overhead_s=overhead_s,
         ),
     )
+
+
+def one_shot_queue_s(
+    wave: Wave,
+    clients: float,
+    running: float,
+    rate: float,
+    itl_s: float,
+    input_tokens: int,
+    output_tokens: int,
+    prefill_s: float,
+    full_step_s: float,
+    queued_s: float,
+) -> float:
+    """``queued_s``, the closed loop's queue, or where each client sends one request, all sent at
+    once (no closed loop), the queue that drains once (:func:`~genmodel._wave.one_shot_ttft_s`)."""
+    if wave.client.requests(clients) != 1:
+        return queued_s
+    args = (clients, running, rate, itl_s, input_tokens, output_tokens, prefill_s, full_step_s)
+    return float(one_shot_ttft_s(wave, *args))
+
+
+def batch_cap(
+    wave: Wave | None, clients: float, most: float, input_tokens: int, output_tokens: int
+) -> tuple[float, bool]:
+    """(the most sequences a replica decodes, whether the KV memory sets it): the clients, the
+    pool's ``most`` (per replica), or the fewer a mixed engine's budget keeps decoding
+    (:func:`~genmodel._instep.admitted_batch`)."""
+    memory = min(clients, most)
+    admitted = None if wave is None else admitted_batch(wave, input_tokens, output_tokens)
+    if admitted is None or admitted >= memory:
+        return memory, True
+    return admitted, False
 
 
 def _one(value: Any) -> float:

@@ -55,25 +55,6 @@ request at time 0, as the benchmark clients and the serving simulation start the
   the scheduler Z after its last token left, a think time in the closed loop (the steady state
   solves N = X (Z + TTFT + (O-1) ITL), :func:`~genmodel._serving.serving_point`), and the same legs
   lie before its first token, so Z is in every TTFT too, as the simulation counts it.
-- Clients in step against an on-demand KV pool (vLLM's blocks as tokens arrive, SGLang's pool
-  that fills with computed tokens; :meth:`~genmodel._engines.KvPool.held_output_tokens` below the
-  output): the steady state sizes the pool at each sequence's mean holding, its prompt and half
-  its output, as if the clients were spread over their progress. Clients started together with
-  fixed lengths grow together: at progress g (tokens generated) N of them hold N (I + g), so a
-  pool of C tokens holds them all only up to g1 = C / N - I, and from there the engine runs
-  those it has room for, C / (I + g), the others waiting (preempted, or queued for admission).
-  Over a round of O steps the mean running batch is
-  (g1 N + C ln((I + O) / (I + g1))) / O (:func:`in_step_batch`); where it is below the batch
-  the steady state runs, the replica completes requests at that batch's rate (the round's steps
-  at their own batches, which cost about what as many steps at their mean batch cost: the
-  steady state's B / ((O - 1) t(B) + B D) there), and a request's time
-  less its decode at the steady state's ITL is the wait for the pool, before its first token
-  (Little's law, as the KV-limited steady state puts it), where that is longer than the wave's
-  TTFT. Not for a reserving pool (TensorRT-LLM), which admits whole sequences. Lengths spread by
-  +-10 % keep the clients near enough in step over the benchmark's rounds that the simulation
-  meets the pool's limit too, so the term stays. The simulation puts part of the wait after the
-  first token (a request preempted mid-decode waits in its TPOT) where the closed form puts it
-  all before: a request's whole time agrees better than its split.
 - Not modelled: the budget that a mixed engine's decode tokens take (vLLM) and the slower decay of
   the groups it causes, the decode tokens' time in a group's step, spread lengths (which break the
   groups up), and the wave of a KV-limited state (its TTFT is the queue for memory, Little's law).
@@ -86,7 +67,6 @@ tools/serving_agreement.py), not fitted to measurements.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from genmodel._eagerkernels import EagerBlockKernels
@@ -104,7 +84,7 @@ from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prefill_chunking
-from genmodel._units import Num, ceil, floor, log, maximum, minimum, where
+from genmodel._units import Num, ceil, floor, maximum, minimum, where
 from genmodel._workload import Precision
 
 #: a ratio of clients a rounding error from an integer counts as that integer in the wave's step
@@ -277,57 +257,6 @@ class Wave:
     def prompts_per_step(self, input_tokens: int) -> int:
         """m: whole prompts of ``input_tokens`` a step holds (at least one)."""
         return max(1, self.budget_tokens // input_tokens)
-
-
-def in_step_pool_tokens(wave: Wave, most: Num, input_tokens: int, output_tokens: int) -> Num | None:
-    """C: the KV tokens a replica's on-demand pool holds, ``most`` running sequences (per replica)
-    at the prompt and the output its admission keeps (:meth:`KvPool.held_output_tokens`), where
-    that is less than whole sequences; None for a pool that holds whole ones (a reservation)."""
-    held = min(wave.pool.held_output_tokens(output_tokens), output_tokens)
-    if held >= output_tokens:
-        return None
-    return most * (input_tokens + held)
-
-
-def in_step_batch(clients: Num, pool_tokens: Num, input_tokens: int, output_tokens: int) -> Num:
-    """The mean running batch over a round of ``clients`` (N) in step against a pool of
-    ``pool_tokens`` (C) allocated as tokens arrive (module docstring): all N up to the progress
-    g1 = C / N - I (clamped to 0..O) at which N (I + g1) fill the pool, then C / (I + g), so
-    (g1 N + C ln((I + O) / (I + g1))) / O; N where the pool holds every whole sequence. Plain
-    arithmetic (floats or arrays). Increasing in N (its derivative is g1 / O)."""
-    full = minimum(maximum(pool_tokens / clients - input_tokens, 0.0), float(output_tokens))
-    held = full * clients + pool_tokens * log((input_tokens + output_tokens) / (input_tokens + full))
-    return held / output_tokens
-
-
-def pool_wait(
-    wave: Wave | None,
-    clients: float,
-    most: float,
-    lengths: tuple[int, int],
-    decode_s: float,
-    wait_s: float,
-    rate_at: Callable[[float], float],
-) -> tuple[float, float, float] | None:
-    """(the wait before the first token, the rate, the mean running batch) of ``clients`` (per
-    replica) started together against the engine's on-demand pool of ``most`` sequences (per
-    replica) at what a running one holds, where a round of them outgrows it
-    (:func:`in_step_batch` below ``most`` and the clients) and the wait is longer than
-    ``wait_s`` (the steady state's, the wave's included): the rate ``rate_at`` that batch, and the
-    cycle N / X less ``decode_s`` (the rest of a request's cycle: its decode at the steady
-    state's ITL, the think time). None otherwise, and without a wave."""
-    if wave is None:
-        return None
-    input_tokens, output_tokens = lengths
-    pool_tokens = in_step_pool_tokens(wave, most, input_tokens, output_tokens)
-    if pool_tokens is None:
-        return None
-    running = float(in_step_batch(clients, pool_tokens, input_tokens, output_tokens))
-    if running >= min(clients, most):
-        return None
-    rate = rate_at(running)
-    waited = clients / rate - decode_s
-    return (waited, rate, running) if waited > wait_s else None
 
 
 def group_step_s(group: Num, prefill_s: float, full_step_s: float, per_step: int) -> Num:

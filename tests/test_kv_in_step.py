@@ -1,4 +1,4 @@
-"""Clients started together against an on-demand KV pool (genmodel._wave.in_step_batch): the closed
+"""Clients started together against an on-demand KV pool (genmodel._instep): the closed
 form against the serving simulation, and the plan search that prunes with it.
 
 The cases are those where the two serving models were furthest apart (tools/serving_agreement.py
@@ -16,8 +16,8 @@ import pytest
 import genmodel
 from genmodel import Plan
 from genmodel._engines import engine_preset
+from genmodel._instep import in_step_batch
 from genmodel._servingmodel import serving_model
-from genmodel._wave import in_step_batch
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_model
 

@@ -234,7 +234,7 @@ def test_when_the_kv_pool_limits_the_clients_the_closed_form_follows_the_simulat
     18 s); it now keeps what each admission keeps. A request's whole time, TTFT + (O - 1) TPOT,
     agrees within 5 % (-7 % for vLLM and SGLang while the closed form took the clients spread over
     their progress, whose 61 sequences fit the pool: -2 % and -3 % now that the clients in step
-    outgrow it, genmodel._wave.in_step_batch); TTFT within 2x (1.5x before), since the simulated
+    outgrow it, genmodel._instep.in_step_batch); TTFT within 2x (1.5x before), since the simulated
     on-demand engines preempt a part of the clients mid-decode, whose wait is then in their TPOT
     (+7 %), where the closed form puts it all before the first token."""
     model = load_model("llama-3.1-70b")
