@@ -1,10 +1,12 @@
-"""Clients started together against an on-demand KV pool (genmodel._instep): the closed
-form against the serving simulation, and the plan search that prunes with it.
+"""Where a benchmark's clients outgrow what the steady state gives them (genmodel._instep): an
+on-demand KV pool they outgrow in step, a step budget of few prompts. The closed form against the
+serving simulation, and the plan search that prunes with it.
 
 The cases are those where the two serving models were furthest apart (tools/serving_agreement.py
 --random; docs/serving-simulation.md, *The closed form against the simulation*): outputs long
 against the pool, which holds every client at its mean progress (prompt and half the output) but
-not at its whole length."""
+not at its whole length; hundreds of clients under AIConfigurator's harness, whose budget holds
+one prompt a step."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ import pytest
 import genmodel
 from genmodel import Plan
 from genmodel._engines import engine_preset
-from genmodel._instep import in_step_batch
+from genmodel._harness import harness_engine
+from genmodel._instep import admitted_batch, in_step_batch
 from genmodel._servingmodel import serving_model
+from genmodel._wave import BenchmarkClient, Wave
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_model
 
@@ -96,3 +100,48 @@ def test_the_plan_search_no_longer_picks_clients_the_pool_makes_wait() -> None:
     assert first["concurrency"] == round(top["concurrency"])
     assert top["ttft_s"] == pytest.approx(first["closed_form_ttft_s"], rel=0.02)
     assert top["tpot_s"] == pytest.approx(first["closed_form_tpot_s"], rel=0.02)
+
+
+CLIENT = BenchmarkClient(requests_per_client=12, warmup_requests=2)
+
+
+def test_the_budget_keeps_as_many_decoding_as_its_prompts_a_step_times_the_output() -> None:
+    h200 = load_hardware("h200-sxm").device
+    # vLLM: its 8,192 tokens a step, the decode tokens counted, chunked prompts: T (O - 1) / (I + O - 1)
+    vllm = Wave.of(engine_preset("vllm", h200), CLIENT)
+    assert admitted_batch(vllm, 2048, 128) == pytest.approx(8192 * 127 / 2175)
+    # SGLang under the harness: max_prefill_tokens = I + 1,500 takes one whole prompt a step
+    harness = harness_engine(
+        engine_preset("sglang", h200), "aiconfigurator", concurrency=512, input_tokens=2048
+    )
+    assert admitted_batch(Wave.of(harness, CLIENT), 2048, 128) == pytest.approx(127)
+    # 512-token prompts: five whole ones within 3,548 less the 635 decode tokens, 5 x 127
+    assert admitted_batch(Wave.of(harness, CLIENT), 512, 128) == pytest.approx(5 * 127)
+    # SGLang's defaults prefill in steps of their own: no such cap
+    assert admitted_batch(Wave.of(engine_preset("sglang", h200), CLIENT), 2048, 128) is None
+
+
+@pytest.mark.parametrize(("model", "tp", "clients"), [("llama-3.1-8b", 1, 512), ("llama-3.1-70b", 4, 256)])
+def test_many_clients_queue_for_a_budget_of_one_prompt_a_step(model: str, tp: int, clients: int) -> None:
+    """fp8 on H200, SGLang under AIConfigurator's harness (one 2,048-token prompt a step), 128
+    output tokens. The steady state spread the prompts over every decode step: Llama-3.1-8B, 512
+    clients, TTFT 2.3 s and TPOT 160 ms against 16.7 s and 45 ms simulated; Llama-3.1-70B TP4, 256
+    clients, 1.7 s and 220 ms against 11.9 s and 96 ms. The engine runs one prompt a step beside the
+    127 decoding and queues the rest: 17.4 s and 45 ms, 12.2 s and 117 ms now."""
+    hw = load_hardware("h200-sxm")
+    engine = harness_engine(
+        engine_preset("sglang", hw.device), "aiconfigurator", concurrency=clients, input_tokens=2048
+    )
+    args = {"concurrency": clients, "input_tokens": 2048, "output_tokens": 128}
+    precision = Precision(weight_dtype="fp8", act_dtype="fp8")
+    est = {
+        name: serving_model(name, engine=engine).estimate(
+            load_model(model), hw, Plan(tp=tp), precision, **args
+        )
+        for name in ("simulated", "closed-form")
+    }
+    sim, closed = est["simulated"], est["closed-form"]
+    assert abs(math.log(closed.ttft_s / sim.ttft_s)) <= math.log(1.5), (closed.ttft_s, sim.ttft_s)
+    assert abs(math.log(closed.tpot_s / sim.tpot_s)) <= math.log(1.25), (closed.tpot_s, sim.tpot_s)
+    assert closed.serving is not None and not closed.serving.kv_limited  # the budget's queue, not memory's
+    assert closed.serving.decode_batch == pytest.approx(127)
