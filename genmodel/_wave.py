@@ -60,7 +60,7 @@ request at time 0, as the benchmark clients and the serving simulation start the
   steps, so the groups and the bursts of later rounds break up; a round that starts together (the
   first, or the restart's) is still a burst, the others are the steady state's (the simulation
   agrees: on 126 rungs of drawn deployments with +-10 % lengths, the mean |log(closed form /
-  simulation)| of TTFT 0.47 -> 0.14, more than 3x apart 21 -> 2, within 25 % 73 -> 104).
+  simulation)| of TTFT 0.50 -> 0.14, more than 3x apart 22 -> 2, within 25 % 73 -> 104).
 - Not modelled: the budget that a mixed engine's decode tokens take (vLLM) and the slower decay of
   the groups it causes, the decode tokens' time in a group's step, and the wave of a KV-limited
   state (its TTFT is the queue for memory, Little's law).
