@@ -63,13 +63,7 @@ from genmodel._phases import (
 from genmodel._replay import replayed_ttft_s
 from genmodel._system import System
 from genmodel._units import Num, log, maximum, minimum
-from genmodel._wave import (
-    Wave,
-    eager_prefill,
-    one_shot_ttft_s,
-    release_wait_s,
-    wave_extra_s,
-)
+from genmodel._wave import Wave, eager_prefill, one_shot_ttft_s, release_wait_s, wave_extra_s
 from genmodel._workload import Precision
 
 
