@@ -295,8 +295,9 @@ def estimate(
         input_spread, output_spread: with ``concurrency``, each request's prompt and output
             length drawn uniformly within +- this fraction of ``input_tokens`` and
             ``output_tokens`` (in [0, 1); a random dataset's range ratio; seed 0); 0, the default:
-            every request the given lengths. The simulated serving model only: the closed form
-            (and a deployment the simulation does not cover) takes the means.
+            every request the given lengths. The simulated serving model draws them; the closed
+            form (and a deployment the simulation does not cover) takes the means, and of the
+            spread only that the clients fall out of step after a round that starts together.
         options: how the serving stack runs the plan (:class:`RunOptions`: overlap, MoE load,
             speculation, paging, prefix cache, sparse attention, chunked prefill, offload tiers).
         option_values: the same options by keyword, replacing those of ``options``; the

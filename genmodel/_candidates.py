@@ -143,7 +143,8 @@ class Side(NamedTuple):
     wave the request's prefill at least its eager passes and the host time H of one
     (:func:`~genmodel._serving.eager_prefill`; the prefill and 0 without a host floor), and the
     time D each request's prompt adds to the others' decode steps at each batch
-    (:func:`~genmodel._interleave.interleaved_prefill_s`; None: a lone prefill, without a wave)."""
+    (:func:`~genmodel._interleave.interleaved_prefill_s`; None: a lone prefill, without a wave),
+    and the most sequences a replica's KV pool runs at what each holds (0: not given)."""
 
     batch: np.ndarray[Any, Any]
     step_s: Any
@@ -156,6 +157,7 @@ class Side(NamedTuple):
     eager_prefill_s: float | None = None
     host_s: float = 0.0
     interleaved_s: Any = None
+    most: float = 0.0
 
 
 def serving_arrays(
@@ -170,6 +172,7 @@ def serving_arrays(
     import numpy as np
 
     # here, not above: the CLI's help reads DEFAULT_RECHECK without loading the serving model
+    from genmodel._instep import admitted_batch
     from genmodel._serving import serving_at_batch, ttft_quantile_s
 
     counts = [len(s.batch) for s in sides]
@@ -201,6 +204,9 @@ def serving_arrays(
         ttft, itl, rate = _with_wave(
             wave, sides, each, point, (ttft, step_s, prefill_s), input_tokens, output_tokens
         )
+        ttft, rate = _in_step(
+            wave, sides, point.clients, (ttft, itl, rate), (shared, prefill_s), input_tokens, output_tokens
+        )
     # the serving frontend, once, and the client's reply, whose legs lie before the first token too
     ttft = ttft + each([s.overhead_s for s in sides]) + think_s
     meets = np.ones(len(batch), dtype=bool)
@@ -210,6 +216,9 @@ def serving_arrays(
         meets &= itl <= slo.tpot_s
     if slo.itl_max_s is not None:  # a step, then the longest prefill piece before the next one
         meets &= step_s + piece_s <= slo.itl_max_s
+    admitted = None if wave is None else admitted_batch(wave, input_tokens, output_tokens)
+    if admitted is not None:  # a batch the budget's prompts a step cannot keep decoding
+        meets &= batch <= admitted
     dp = each([s.dp for s in sides])
     per_device = rate * output_tokens * dp / each([s.devices for s in sides])
     return {
@@ -263,3 +272,71 @@ def _with_wave(
         wave.reply_latency_s,
     )
     return ttft, itl, rate
+
+
+def _in_step(
+    wave: Wave,
+    sides: Sequence[Side],
+    clients: Any,
+    figures: tuple[Any, Any, Any],
+    prefills: tuple[Any, Any],
+    input_tokens: int,
+    output_tokens: int,
+) -> tuple[Any, Any]:
+    """(TTFT, rate) of :func:`serving_arrays`' candidates, ``figures`` their (TTFT, ITL, rate) with
+    the wave: where their ``clients`` started together outgrow the engine's on-demand pool, the
+    wait for it and its rate, as :func:`~genmodel._instep.pool_wait` gives the estimate's (the
+    rate at the in-step batch, from the decode step and the time D each prompt adds there,
+    ``prefills``' D or, None, the prefill, interpolated on each layout's batch grid). Only the
+    candidates whose whole sequences overflow the pool are worked on."""
+    import numpy as np
+
+    from genmodel._instep import in_step_batch, in_step_pool_tokens
+
+    counts = [len(s.batch) for s in sides]
+    most = np.repeat([s.most for s in sides], counts)
+    held = in_step_pool_tokens(wave, most, input_tokens, output_tokens)
+    clients = np.asarray(clients, dtype=float)
+    if held is None or not most.all():
+        return figures[0], figures[2]
+    pool_tokens = np.asarray(held, dtype=float)
+    over = np.flatnonzero(clients * (input_tokens + output_tokens) > pool_tokens)
+    if not len(over):  # (every candidate's clients hold their whole sequences in the pool)
+        return figures[0], figures[2]
+    ttft, itl, rate = (np.array(np.broadcast_to(f, clients.shape), dtype=float) for f in figures)
+    shared, prefill_s = prefills
+    at = clients[over]
+    running = in_step_batch(at, pool_tokens[over], input_tokens, output_tokens)
+    step_s = np.concatenate([np.broadcast_to(s.step_s, s.batch.shape) for s in sides])
+    shared_s = np.broadcast_to(prefill_s if shared is None else shared, step_s.shape)
+    step_run, shared_run = _on_grids(sides, over, running, (step_s, shared_s))
+    lock_rate = running / ((output_tokens - 1) * step_run + running * shared_run)
+    eager = np.repeat([s.eager_prefill_s or s.prefill_s for s in sides], counts)[over]
+    prefill = np.broadcast_to(prefill_s, clients.shape)[over]
+    decode_s = wave.reply_latency_s + (output_tokens - 1) * itl[over] + prefill - eager
+    waited = at / lock_rate - decode_s
+    binds = (running < np.minimum(at, most[over])) & (waited > ttft[over])
+    ttft[over] = np.where(binds, waited, ttft[over])
+    rate[over] = np.where(binds, lock_rate, rate[over])
+    return ttft, rate
+
+
+def _on_grids(sides: Sequence[Side], which: Any, x: Any, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Each of ``values`` (one per candidate, over each layout's ascending batch grid) at the
+    batches ``x`` of the candidates ``which`` (indices; on their own layout's grid), linearly
+    between the grid points around it (extrapolated past the ends)."""
+    import numpy as np
+
+    counts = np.array([len(s.batch) for s in sides])
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    batch = np.concatenate([s.batch for s in sides]).astype(float)
+    side = np.repeat(np.arange(len(sides)), counts)
+    span = 2.0 * float(batch.max()) + 2.0  # (keys ascending over the layouts, each grid in its band)
+    own = side[which]
+    pos = np.searchsorted(side * span + batch, own * span + x)
+    lo = np.clip(pos - 1, starts[own], np.maximum(ends[own] - 2, starts[own]))
+    hi = np.minimum(lo + 1, ends[own] - 1)
+    gap = batch[hi] - batch[lo]
+    frac = np.divide(x - batch[lo], gap, out=np.zeros_like(gap), where=gap > 0)
+    return tuple(v[lo] + frac * (v[hi] - v[lo]) for v in values)

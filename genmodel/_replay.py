@@ -1,7 +1,7 @@
 """The warm-up's prompts a benchmark client replays: the closed form's term for the rounds they run.
 
-Modelling assumptions (fixed lengths, N closed-loop clients per replica started together, as
-:mod:`genmodel._wave` has them):
+Modelling assumptions (N closed-loop clients per replica started together, as
+:mod:`genmodel._wave` has them; fixed lengths, but for the last item):
 - A client that restarts after its warm-up and walks its input data from the start again
   (:attr:`~genmodel._wave.BenchmarkClient.replays_warmup_prompts`: perf_analyzer under genai-perf)
   sends in its first W measured rounds (W its warm-up requests) the prompts of its warm-up. An
@@ -16,6 +16,9 @@ Modelling assumptions (fixed lengths, N closed-loop clients per replica started 
   prompts after them is a burst too (:func:`~genmodel._wave.replayed_mean_s`).
 - The mean TTFT is the mean over the measured rounds; ITL stays what the wave of fresh prompts
   gives, and the rate follows the shorter cycle (Little's law, in :mod:`genmodel._serving`).
+- With spread lengths (:attr:`~genmodel._wave.Wave.in_step` False) the clients fall out of step
+  after the restart's burst: the replayed rounds after it, and the first fresh one, are later
+  rounds.
 - Not modelled: the replayed rounds' lighter prefill load on the steady state's decode batch.
 
 Source: the client's replay and the engine's cache as the simulation runs them
@@ -107,16 +110,16 @@ def replayed_ttft_s(
     steady_s, step_wait_s = steady_ttft_s(replay_prefill_s)
     steady_s += eager_s - replay_prefill_s
     replayed = round_ttfts_s(wave, clients, tail, eager_s, full_s, steady_s, step_wait_s)
-    together = clients <= per_step
+    together = clients <= per_step and wave.in_step  # (spread lengths: out of step after the burst)
     fresh_rounds = _after_groups(clients, per_step, lambda n: round_ttfts_s(wave, n, input_tokens, *fresh))
+    fresh_release = _after_groups(
+        clients, per_step, lambda n: release_rounds_s(wave, n, input_tokens, launch_s)
+    )
+    if not wave.in_step:  # the first fresh round is a later one too
+        fresh_rounds, fresh_release = (fresh_rounds[1],) * 2, (fresh_release[1],) * 2
     ttft = replayed_mean_s(wave, clients, rounds, together, fresh_rounds, replayed)
     release = replayed_mean_s(
-        wave,
-        clients,
-        rounds,
-        together,
-        _after_groups(clients, per_step, lambda n: release_rounds_s(wave, n, input_tokens, launch_s)),
-        release_rounds_s(wave, clients, tail, launch_s),
+        wave, clients, rounds, together, fresh_release, release_rounds_s(wave, clients, tail, launch_s)
     )
     return float(ttft), float(release)
 

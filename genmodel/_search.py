@@ -517,7 +517,9 @@ def _side(
     )
     overhead_s = run_system.device.efficiency.request_overhead_s
     sizes = (plan.dp, plan.num_devices, overhead_s)
-    return layout, Side(batch, step_s, prefill_s, piece_s, full, *sizes, eager_s, host_s, shared)
+    return layout, Side(
+        batch, step_s, prefill_s, piece_s, full, *sizes, eager_s, host_s, shared, most / plan.dp
+    )
 
 
 #: the time fields of a pass, in the order :attr:`~genmodel._cost.StepTerms.time_s` adds them

@@ -44,6 +44,7 @@ from genmodel._cost import GROUP_OPS
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import SpecError, require_ints
 from genmodel._hardware import Device
+from genmodel._instep import admitted_batch, pool_wait
 from genmodel._interleave import decode_steps, graph_pads, group_terms, interleaving
 from genmodel._memory import MemoryExtras, MemoryUse, engine_max_batch, memory_use
 from genmodel._model import ModelSpec
@@ -388,29 +389,27 @@ def estimate_serving(
             interleaved_s=shared[batch],
         )
 
-    cap = min(clients, most / plan.dp)
+    # the KV memory's most, or the budget's (a mixed engine's steps admit a few prompts each)
+    cap, by_memory = batch_cap(wave, clients, most / plan.dp, input_tokens, output_tokens)
     at_cap = point(cap)
-    kv_limited = float(at_cap.clients) < clients  # only when the KV memory caps the batch
-    batch = cap if kv_limited else solve_batch(lambda b: float(point(b).clients), clients, cap)
+    queue = float(at_cap.clients) < clients  # (the clients queue: for memory, or for the budget)
+    kv_limited = queue and by_memory  # (the budget's queue keeps the wave's rounds)
+    batch = cap if queue else solve_batch(lambda b: float(point(b).clients), clients, cap)
     state = at_cap if batch == cap else point(batch)
     rate, itl_s = float(state.rate_per_s), float(state.itl_s)
     # clients not decoding are waiting for (or in) their prefill: Little's law
     queued_s = (
         (clients - rate * (output_tokens - 1) * float(state.itl_s)) / rate - think_s
-        if kv_limited
+        if queue
         else float(state.ttft_s)
     )
     queued_s += eager_prefill_s - prefill_s
     ttft_s = queued_s
     if wave is not None:
         full = max(full_gpu_s, host_s + float(prefill_terms.overhead_s))  # one eager step
-    if wave is not None and kv_limited and int(wave.client.requests(clients)) == 1:
-        # one request a client, all sent at once: no closed loop, the queue for memory drains once
-        queued_s = ttft_s = float(
-            one_shot_ttft_s(
-                wave, clients, cap, rate, itl_s, input_tokens, output_tokens, eager_prefill_s, full
-            )
-        )
+    if kv_limited and wave is not None:  # (one request a client: the queue drains once)
+        once = (clients, cap, rate, itl_s, input_tokens, output_tokens, eager_prefill_s, full)
+        queued_s = ttft_s = one_shot_queue_s(wave, *once, queued_s)
     if wave is not None and not kv_limited:
         extra = wave_extra_s(
             wave,
@@ -465,6 +464,14 @@ def estimate_serving(
         if replay is not None:  # the client replays its warm-up's prompts, and the engine has them
             queued_s, release_s = replay
             rate = clients / (think_s + queued_s + (output_tokens - 1) * itl_s)  # (Little, as after_wave)
+    # clients in step outgrow an on-demand pool sized at their mean progress: the wait for it
+    # before the first token where that is longer (genmodel._instep)
+    decoding = float(batch)
+    decode_s = think_s + (output_tokens - 1) * itl_s + prefill_s - eager_prefill_s  # (of a cycle)
+    args = (clients, most / plan.dp, (input_tokens, output_tokens), decode_s, queued_s + release_s)
+    lock = pool_wait(wave, *args, lambda b: float(point(b).rate_per_s))
+    if lock is not None:
+        (queued_s, rate, decoding), release_s, kv_limited = lock, 0.0, True
     # the request's time in the serving frontend, once (the load the engine sees is not reduced),
     # and the client's reply, whose legs lie before the first token too
     overhead_s = device.efficiency.request_overhead_s + think_s
@@ -495,7 +502,7 @@ def estimate_serving(
         ),
         serving=ServingState(
             concurrency=concurrency,
-            decode_batch=batch * replicas,
+            decode_batch=decoding * replicas,
             request_rate_per_s=rate * replicas,
             prefill_busy_frac=float(state.prefill_busy_frac),
             queue_wait_s=queued_s - eager_prefill_s,
@@ -504,6 +511,39 @@ def estimate_serving(
             request_overhead_s=overhead_s,
         ),
     )
+
+
+def one_shot_queue_s(
+    wave: Wave,
+    clients: float,
+    running: float,
+    rate: float,
+    itl_s: float,
+    input_tokens: int,
+    output_tokens: int,
+    prefill_s: float,
+    full_step_s: float,
+    queued_s: float,
+) -> float:
+    """``queued_s``, the closed loop's queue, or where each client sends one request, all sent at
+    once (no closed loop), the queue that drains once (:func:`~genmodel._wave.one_shot_ttft_s`)."""
+    if wave.client.requests(clients) != 1:
+        return queued_s
+    args = (clients, running, rate, itl_s, input_tokens, output_tokens, prefill_s, full_step_s)
+    return float(one_shot_ttft_s(wave, *args))
+
+
+def batch_cap(
+    wave: Wave | None, clients: float, most: float, input_tokens: int, output_tokens: int
+) -> tuple[float, bool]:
+    """(the most sequences a replica decodes, whether the KV memory sets it): the clients, the
+    pool's ``most`` (per replica), or the fewer a mixed engine's budget keeps decoding
+    (:func:`~genmodel._instep.admitted_batch`)."""
+    memory = min(clients, most)
+    admitted = None if wave is None else admitted_batch(wave, input_tokens, output_tokens)
+    if admitted is None or admitted >= memory:
+        return memory, True
+    return admitted, False
 
 
 def _one(value: Any) -> float:

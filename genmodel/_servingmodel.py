@@ -415,7 +415,7 @@ class Simulated:
     @property
     def wave(self) -> Wave:
         """The wave of this benchmark client on this engine (the closed form's term for it)."""
-        return Wave.of(self.engine, self.client)
+        return Wave.of(self.engine, self.client, in_step=self.spreads.fixed)
 
     def estimate(
         self,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -494,7 +495,9 @@ def test_estimate_warmup_restart_adds_the_measured_burst() -> None:
 
 def test_estimate_draws_the_clients_lengths_within_their_spread() -> None:
     # a closed loop whose lengths are spread is the simulation of those clients (seed 0); the
-    # closed form takes the means; a static batch has no spread, and a spread of 1 is refused
+    # closed form takes the means, and of the spread only that the clients fall out of step after
+    # a round that starts together (genmodel._wave, Wave.in_step): nearer the simulation's TTFT than
+    # with the wave's bursts every round; a static batch has no spread, and a spread of 1 is refused
     kw: dict[str, Any] = {"input_tokens": 1000, "output_tokens": 200, "concurrency": 16}
     spread = {"input_spread": 0.3, "output_spread": 0.3}
     fixed = genmodel.estimate("llama-3.1-8b", "h100-sxm", **kw)
@@ -505,7 +508,8 @@ def test_estimate_draws_the_clients_lengths_within_their_spread() -> None:
     closed = [
         genmodel.estimate("llama-3.1-8b", "h100-sxm", serving="closed-form", **kw, **s) for s in ({}, spread)
     ]
-    assert (closed[0].ttft_s, closed[0].tpot_s) == (closed[1].ttft_s, closed[1].tpot_s)
+    assert closed[1].ttft_s < closed[0].ttft_s
+    assert abs(math.log(closed[1].ttft_s / drawn.ttft_s)) < abs(math.log(closed[0].ttft_s / drawn.ttft_s))
     with pytest.raises(SpecError, match=r"input_spread=1\.0 must be in \[0, 1\)"):
         genmodel.estimate("llama-3.1-8b", "h100-sxm", **kw, input_spread=1.0)
     with pytest.raises(SpecError, match="need concurrency="):

@@ -21,7 +21,7 @@ from genmodel._engines import KvPool, engine_preset
 from genmodel._harness import harness_engine
 from genmodel._recheck import RECHECK_CLIENT, requests_per_client
 from genmodel._serving import estimate_serving
-from genmodel._servingmodel import REQUESTS_PER_CLIENT, WARMUP_REQUESTS, serving_model
+from genmodel._servingmodel import REQUESTS_PER_CLIENT, WARMUP_REQUESTS, ServingSpec, serving_model
 from genmodel._wave import (
     BenchmarkClient,
     Wave,
@@ -238,7 +238,12 @@ def test_when_the_kv_pool_limits_the_clients_the_closed_form_follows_the_simulat
     """Llama-3.1-70B fp8 on one B200, 64 clients of 1024 in / 8192 out with a bf16 KV cache: the
     pool holds about 33 whole sequences. The closed form once held every engine's clients back for
     whole sequences (TTFT 187 s for vLLM, which allocates as tokens arrive: the simulation gives
-    18 s); it now keeps what each admission keeps, and agrees with the simulation within 1.5x."""
+    18 s); it now keeps what each admission keeps. A request's whole time, TTFT + (O - 1) TPOT,
+    agrees within 5 % (-7 % for vLLM and SGLang while the closed form took the clients spread over
+    their progress, whose 61 sequences fit the pool: -2 % and -3 % now that the clients in step
+    outgrow it, genmodel._instep.in_step_batch); TTFT within 2x (1.5x before), since the simulated
+    on-demand engines preempt a part of the clients mid-decode, whose wait is then in their TPOT
+    (+7 %), where the closed form puts it all before the first token."""
     model = load_model("llama-3.1-70b")
     hw = load_hardware("b200")
     kw = {"concurrency": 64, "input_tokens": 1024, "output_tokens": 8192}
@@ -247,7 +252,9 @@ def test_when_the_kv_pool_limits_the_clients_the_closed_form_follows_the_simulat
     sim = serving_model("simulated", engine=preset).estimate(model, hw, Plan(), precision, **kw)
     closed = serving_model("closed-form", engine=preset).estimate(model, hw, Plan(), precision, **kw)
     assert closed.serving is not None and closed.serving.kv_limited
-    assert abs(math.log(closed.ttft_s / sim.ttft_s)) <= math.log(WORST_RATIO), (closed.ttft_s, sim.ttft_s)
+    assert abs(math.log(closed.ttft_s / sim.ttft_s)) <= math.log(2.0), (closed.ttft_s, sim.ttft_s)
+    whole = [e.ttft_s + (kw["output_tokens"] - 1) * e.tpot_s for e in (closed, sim)]
+    assert abs(math.log(whole[0] / whole[1])) <= math.log(1.05), whole
 
 
 def test_a_replayed_warm_up_prompt_is_a_cache_hit_while_the_pool_holds_it() -> None:
@@ -334,3 +341,29 @@ def test_replayed_warmup_keeps_the_fresh_burst_past_one_step_of_replayed_prompts
             output_tokens=256, engine=engine, concurrency=clients, serving="closed-form",
         ).ttft_s  # fmt: skip
     assert ttft[140] > 0.98 * ttft[130]
+
+
+@pytest.mark.parametrize(
+    ("engine", "hardware", "tp", "lengths", "clients"),
+    [("vllm", "b200", 1, (256, 2048), 32), ("sglang", "h100-sxm", 8, (1024, 4096), 128)],
+)
+def test_spread_lengths_break_the_wave_up_after_its_first_round(
+    engine: str, hardware: str, tp: int, lengths: tuple[int, int], clients: int
+) -> None:
+    """Llama-3.1-70B fp8 (KV fp8), lengths drawn within +-10 % (tools/sweep_serving_sanity.py's
+    spread): the clients finish at different steps, so after the restart's burst the rounds are the
+    steady state's. The closed form kept the fixed lengths' wave, every round a burst (vLLM on a B200,
+    32 clients of 256 tokens, one step's worth; SGLang's prefill steps at TP8 on H100): 0.43 s and
+    1.81 s against 0.023 s and 0.086 s simulated (18x and 21x); now within 25 % (0.026, 0.076 s)."""
+    model = load_model("llama-3.1-70b")
+    hw = load_hardware(hardware)
+    spreads = LengthSpreads(input_spread=0.1, output_spread=0.1)
+    kw = {"concurrency": clients, "input_tokens": lengths[0], "output_tokens": lengths[1]}
+    precision = Precision(weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8")
+    spec = ServingSpec(engine=engine, spreads=spreads)
+    est = {
+        name: spec.serving_model(name, device=hw.device).estimate(model, hw, Plan(tp=tp), precision, **kw)
+        for name in ("simulated", "closed-form")
+    }
+    ratio = est["closed-form"].ttft_s / est["simulated"].ttft_s
+    assert abs(math.log(ratio)) <= math.log(1.25), ratio

@@ -2,6 +2,7 @@
 
     python tools/serving_agreement.py                          # the synthetic grid
     python tools/serving_agreement.py simulated.json closed.json   # and the bundled cases
+    python tools/serving_agreement.py --random 300 [--seed 101] [--json rows.jsonl]
 
 The grid: Llama-3.1-8B on one H100 with 100x its memory (no KV limit), bf16, 256 output tokens,
 prompts of 128, 512, 2048 and 8192 tokens, 1, 4, 16, 64, 256 and 512 clients, against vLLM, SGLang
@@ -13,6 +14,15 @@ simulation)| and the share within 25 %, for the steady state alone and with the 
 With the two JSON files of ``genmodel validate --format json`` (simulated) and ``genmodel validate
 --serving closed-form --format json``, also the median |log ratio| between the two serving models
 on the bundled serving cases. Takes a few minutes (the simulations).
+
+``--random N``: N deployments drawn as ``tools/sweep_serving_sanity.py`` draws them (the catalogue's
+models on H100, H200 and B200, TP/EP/DP, bf16/fp8/fp4, 128-16k tokens, the three engines at their
+defaults or under AIConfigurator's harness, a fifth with lengths spread by 10 %), each at one
+client and two more rungs of 2-512 clients; per rung the simulated and the closed-form estimate
+(``genmodel.estimate``; pp 2, which the simulation answers with the closed form, and deployments
+that do not fit are left out; a simulation over 30 s is skipped). Prints, for TTFT, TPOT and a
+request's whole time (TTFT + (O - 1) TPOT), the distribution of |log(closed form / simulation)|
+and the count of rungs more than 3x and 10x apart, then the furthest rungs.
 """
 
 from __future__ import annotations
@@ -103,7 +113,101 @@ def cases_table(simulated: dict[str, Any], closed: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _estimate(case: dict[str, Any], clients: int, serving: str) -> Any:
+    """One rung of a drawn deployment (the sweep's keyword arguments), or None if genmodel refused
+    it or the simulation ran over 30 s."""
+    import signal
+
+    import genmodel
+    from genmodel._engines import engine_preset
+    from genmodel._harness import harness_engine
+
+    args = {k: v for k, v in case.items() if k not in ("ladder", "harness")}
+    if case["harness"]:
+        device = load_hardware(args["hardware"]).device
+        preset = engine_preset(args["engine"], device)
+        args["engine"] = harness_engine(
+            preset, case["harness"], concurrency=clients, input_tokens=args["input_tokens"]
+        )
+
+    def too_slow(*_: Any) -> None:
+        raise TimeoutError
+
+    signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(30)
+    try:
+        return genmodel.estimate(
+            args.pop("model"), args.pop("hardware"), concurrency=clients, serving=serving, **args
+        )
+    except (genmodel.GenModelError, TimeoutError):
+        return None
+    finally:
+        signal.alarm(0)
+
+
+def random_rows(n: int, seed: int) -> list[dict[str, Any]]:
+    """Simulated and closed-form TTFT and TPOT of ``n`` drawn deployments, one row per rung."""
+    import random
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from sweep_serving_sanity import sample
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        case = sample(rng, 2, 0.2)
+        if case.get("pp", 1) > 1:
+            continue
+        for clients in case["ladder"]:
+            sim = _estimate(case, clients, "simulated")
+            closed = None if sim is None else _estimate(case, clients, "closed-form")
+            if closed is not None:
+                row = {"case": case, "clients": clients}
+                for name, est in (("sim", sim), ("closed", closed)):
+                    row[name] = {"ttft_s": est.ttft_s, "tpot_s": est.tpot_s}
+                    row[name]["e2e_s"] = est.ttft_s + (case["output_tokens"] - 1) * est.tpot_s
+                    row[name]["kv_limited"] = bool(est.serving and est.serving.kv_limited)
+                rows.append(row)
+    return rows
+
+
+def random_table(rows: list[dict[str, Any]], worst: int = 10) -> str:
+    """Markdown: the distribution of |log(closed form / simulation)| per metric, the furthest rungs."""
+    out = [
+        "| metric | rungs | median | mean | p90 | p99 | max | within 25 % | > 3x | > 10x |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for metric in ("ttft_s", "tpot_s", "e2e_s"):
+        logs = sorted(abs(math.log(r["closed"][metric] / r["sim"][metric])) for r in rows)
+        at = [logs[min(len(logs) - 1, int(q * len(logs)))] for q in (0.9, 0.99)]
+        out.append(
+            f"| {metric} | {len(logs)} | {statistics.median(logs):.3f} | {statistics.fmean(logs):.3f} "
+            f"| {at[0]:.3f} | {at[1]:.3f} | {logs[-1]:.2f} | {sum(v <= math.log(1.25) for v in logs)} "
+            f"| {sum(v > math.log(3) for v in logs)} | {sum(v > math.log(10) for v in logs)} |"
+        )
+    out.append("\nfurthest TTFT (closed form / simulation):")
+    keys = ("model", "hardware", "tp", "ep", "dp", "weight_dtype", "kv_dtype", "input_tokens")
+    for r in sorted(rows, key=lambda r: -abs(math.log(r["closed"]["ttft_s"] / r["sim"]["ttft_s"])))[:worst]:
+        c = r["case"]
+        what = " ".join(str(c[k]) for k in keys)
+        out.append(
+            f"- {r['closed']['ttft_s'] / r['sim']['ttft_s']:.2f}x: {what} {c['output_tokens']} "
+            f"{c['engine']} {c['harness'] or 'defaults'} {'spread ' if 'input_spread' in c else ''}"
+            f"N={r['clients']} (simulated {r['sim']['ttft_s']:.3g} s, closed form "
+            f"{r['closed']['ttft_s']:.3g} s)"
+        )
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "--random":
+        seed = int(argv[argv.index("--seed") + 1]) if "--seed" in argv else 101
+        rows = random_rows(int(argv[1]), seed)
+        if "--json" in argv:
+            with open(argv[argv.index("--json") + 1], "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+        print(random_table(rows))
+        return
     print(grid_table(grid()))
     if len(argv) == 2:
         with open(argv[0], encoding="utf-8") as f, open(argv[1], encoding="utf-8") as g:
