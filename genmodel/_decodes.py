@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError
 from genmodel._evaluate import StepCache, reusing_steps
-from genmodel._interleave import decode_steps, graph_pads, padded_rows
+from genmodel._interleave import decode_steps, graph_pads, grid_padded_rows
 from genmodel._memory import engine_max_batch
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -310,7 +310,7 @@ class EpDecodes:
             fit = _fit(self._model, self._system, p, precision, self._lengths, options, pool)
             padded = None
             if fit[1] is not None:
-                padded = padded_rows(_grid(fit[1], p.dp, self._grids), graph_pads(wave, self._model, p))
+                padded = grid_padded_rows(_grid(fit[1], p.dp, self._grids), graph_pads(wave, self._model, p))
             made[(i, precision)] = options, fit, padded
             if padded is not None:  # (the decode step's inputs, as decode_pass gives step_terms them)
                 micro, m = microbatches(p, options, padded[0], 1)

@@ -462,3 +462,23 @@ def padded_rows(batch: Any, pads: tuple[int, ...]) -> tuple[Any, Any] | None:
     if np.ndim(batch):
         return rows, b / rows
     return rows[0], b[0] / rows[0]
+
+
+def grid_padded_rows(grid: Any, pads: tuple[int, ...]) -> tuple[Any, Any]:
+    """:func:`padded_rows` of a search's batch grid (:func:`~genmodel._decodes.batch_grid`:
+    ascending whole batches from 1, read-only): the same rows and context scales, with the graphed
+    batches found as the grid's first points (those up to the largest pad), not point by point."""
+    import numpy as np
+
+    last = _LAST_GRID[0]
+    if last is not None and last[0] is grid and last[1] == pads:
+        return last[2], last[3]
+    inside = int(np.searchsorted(grid, pads[-1], side="right")) if pads else 0  # (whole: B <= the pad)
+    if not inside:
+        return grid, 1.0
+    captured = np.asarray(pads, dtype=float)
+    rows = grid.copy()
+    rows[:inside] = captured[np.searchsorted(captured, grid[:inside])]  # (the least pad at least B)
+    scale = grid / rows
+    _LAST_GRID[0] = (grid, pads, rows, scale)
+    return rows, scale
