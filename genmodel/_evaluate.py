@@ -27,10 +27,9 @@ Anything else (SymPy expressions, mixed shapes) runs through the plain formulas 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -476,16 +475,22 @@ def active_cache() -> StepCache | None:
     return _REUSED.get()
 
 
-@contextlib.contextmanager
-def reusing_steps(cache: StepCache | None) -> Iterator[None]:
+class reusing_steps:
     """Within the block, :func:`step_operators` keeps the steps it evaluates on plain numbers (or
     one-dimensional float64 arrays) in ``cache`` and reuses them (None: no reuse). A plan search
-    opens one for its whole run."""
-    token = _REUSED.set(cache)
-    try:
-        yield
-    finally:
-        _REUSED.reset(token)
+    opens one for its whole run (and one per layout's steps: a class, not a generator, so that
+    entering one costs a call, not a generator's set-up)."""
+
+    __slots__ = ("_cache", "_token")
+
+    def __init__(self, cache: StepCache | None) -> None:
+        self._cache = cache
+
+    def __enter__(self) -> None:
+        self._token = _REUSED.set(self._cache)
+
+    def __exit__(self, *exc: object) -> None:
+        _REUSED.reset(self._token)
 
 
 def step_operators(
