@@ -217,7 +217,8 @@ def _op_savings(c_d: Any, m_d: Any, w_d: Any, prompt: tuple[Any, Any, Any], grou
     import numpy as np
 
     c_1, m_1, w_p = prompt
-    g = np.reshape(np.asarray(group, dtype=float), -1)
+    # (a search's group is one float: the same products as with it as a one-point array)
+    g = group if type(group) is float else np.reshape(np.asarray(group, dtype=float), -1)
     c_p = g * c_1
     m_p = w_p + g * (m_1 - w_p)
     apart = np.maximum(c_d, m_d)
@@ -233,7 +234,7 @@ def _summed(apart: Any, overhead_s: Any, shape: tuple[int, ...], at: Any) -> Any
     import numpy as np
 
     saved = apart.sum(axis=0)
-    if np.ndim(overhead_s) == 0:  # (one number: the same sums)
+    if type(overhead_s) is float or np.ndim(overhead_s) == 0:  # (one number: the same sums)
         return saved + float(overhead_s)
     overhead = np.broadcast_to(np.asarray(overhead_s, dtype=float), shape).reshape(-1)
     return saved + (overhead if at is None else overhead[at])
