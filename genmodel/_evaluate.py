@@ -187,8 +187,7 @@ def _float_sums(
     reuse = prefix is not None and 1 < prefix.count < len(compute)
     # (the prefix's times are the same floats as when its sums were made: only the others to check)
     start = prefix.count if reuse and prefix is not None and prefix.sums is not None else 0
-    rest = [*compute[start:], *memory[start:]]
-    if not all(type(v) is float for v in rest):
+    if not {*map(type, compute[start:]), *map(type, memory[start:])} <= {float}:
         return None
     sums: tuple[list[Any], Num] = ([0.0] * 4, 0.0)
     first = 0
@@ -384,8 +383,13 @@ class StepCache:
     def put(self, key: Hashable, ops: list[Op], roof: StepRoofline, *, arrays: bool = False) -> None:
         """Keep a step evaluated with these inputs (the times of all its operators but the
         routed experts); ``arrays``: some input is an array."""
-        experts = next((i for i, op in enumerate(ops) if op.name == "experts"), None)
-        known = tuple(None if i == experts else t for i, t in enumerate(roof.times))
+        names = [op.name for op in ops]
+        experts = names.index("experts") if "experts" in names else None
+        known = (
+            tuple(roof.times)
+            if experts is None
+            else (*roof.times[:experts], None, *roof.times[experts + 1 :])
+        )
         whole = None
         if experts is None:  # every operator the same: the step's sums too (shared: never written)
             whole = roof

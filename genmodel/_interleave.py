@@ -164,8 +164,11 @@ def _decode_reads(ops: list[Any], size: int) -> tuple[Any, Any, Any]:
     memory = [t.memory_s for t in ops]
     moved = [t.op.act_bytes + t.op.kv_bytes for t in ops]
     reads = [t.op.weight_bytes for t in ops]
-    if all(type(x) in (int, float) for x in reads) and all(
-        type(x) is np.ndarray and x.shape == (size,) for x in (*compute, *memory, *moved)
+    arrays = (*compute, *memory, *moved)
+    if (
+        {*map(type, reads)} <= {int, float}
+        and {*map(type, arrays)} <= {np.ndarray}
+        and {x.shape for x in arrays} <= {(size,)}
     ):
         # (the search's steps: the same conversions and operations on each point, stacked at once)
         c_d, m_d = np.array(compute, dtype=float), np.array(memory, dtype=float)
