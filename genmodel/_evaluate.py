@@ -436,6 +436,20 @@ class _Key:
         return self.values == other.values
 
 
+class _Bytes(bytes):
+    """An array's bytes as a key: equal by all of them, hashed by their length and a few of them
+    at each end and in the middle (a search's keys hash kilobytes of a batch grid's steps per
+    layout; equal keys have equal hashes all the same, and unequal ones that collide are told apart
+    by their bytes)."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        n = len(self)
+        middle = n // 2
+        return hash((n, self[:32], self[middle : middle + 32], self[-32:]))
+
+
 def _value_key(numbers: Sequence[object]) -> tuple[Hashable, ...] | None:
     """The inputs by value (with their types: 1 and 1.0 are two keys), or None when one is neither a
     plain number nor a one-dimensional float64 array."""
@@ -446,7 +460,7 @@ def _value_key(numbers: Sequence[object]) -> tuple[Hashable, ...] | None:
         if type(x) in (float, int):
             key.append((type(x), x))
         elif type(x) is np.ndarray and x.dtype.char == "d" and x.ndim == 1:
-            key.append((np.ndarray, x.shape, x.tobytes()))
+            key.append((np.ndarray, x.shape, _Bytes(x.tobytes())))
         else:
             return None
     return tuple(key)
