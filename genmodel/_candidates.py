@@ -183,13 +183,18 @@ def serving_arrays(
     def joined(arrays: list[Any]) -> Any:
         return arrays[0] if len(sides) == 1 else np.concatenate(arrays)
 
+    def points(value: Any, side: Side) -> Any:  # (a side's figure at each of its batches)
+        if type(value) is np.ndarray and value.shape == side.batch.shape:
+            return value
+        return np.broadcast_to(value, side.batch.shape)
+
     batch = joined([s.batch for s in sides])
-    step_s = joined([np.broadcast_to(s.step_s, s.batch.shape) for s in sides])
+    step_s = joined([points(s.step_s, s) for s in sides])
     prefill_s, piece_s = each([s.prefill_s for s in sides]), each([s.piece_s for s in sides])
     think_s = 0.0 if wave is None else wave.reply_latency_s  # the clients' replies: out of the engine
     shared = None  # D, each prompt's time in the others' decode steps (None: a lone prefill P)
     if sides[0].interleaved_s is not None:
-        shared = joined([np.broadcast_to(s.interleaved_s, s.batch.shape) for s in sides])
+        shared = joined([points(s.interleaved_s, s) for s in sides])
     point = serving_at_batch(
         prefill_s=prefill_s,
         step_s=step_s,

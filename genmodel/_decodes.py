@@ -30,14 +30,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError
 from genmodel._evaluate import StepCache, reusing_steps
-from genmodel._interleave import decode_steps, graph_pads, padded_rows
-from genmodel._memory import engine_max_batch
+from genmodel._interleave import decode_steps, graph_pads, grid_padded_rows
+from genmodel._memory import MemoryExtras, engine_max_batch
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import decode_pass, mean_decode_context, microbatches, prepare
 from genmodel._system import System
 from genmodel._together import prime_steps
+from genmodel._units import divided
 from genmodel._wave import Wave
 from genmodel._workload import Precision
 
@@ -113,12 +114,14 @@ def _fit(
     lengths: tuple[int, int],
     options: RunOptions,
     pool: KvPool | None = None,
+    prepared: tuple[System, MemoryExtras] | None = None,
 ) -> _Fit:
-    """The system a layout runs (:func:`~genmodel._phases.prepare`) and the most sequences that
-    fit (None: not even one whole sequence); with ``pool``, in the engine's KV pool, each running
-    sequence holding what its admission keeps (:func:`~genmodel._memory.engine_max_batch`)."""
+    """The system a layout runs (:func:`~genmodel._phases.prepare`; ``prepared``: what it gave, if
+    made) and the most sequences that fit (None: not even one whole sequence); with ``pool``, in
+    the engine's KV pool, each running sequence holding what its admission keeps
+    (:func:`~genmodel._memory.engine_max_batch`)."""
     input_tokens, output_tokens = lengths
-    run_system, extras = prepare(
+    run_system, extras = prepared or prepare(
         model,
         system,
         plan,
@@ -238,6 +241,8 @@ class EpDecodes:
         self._pool = pool  # the engine's KV pool (_fit)
         self._wave = wave  # the engine whose CUDA graphs pad a decode step (_step)
         self._ranked: dict[int, Wave] = {}  # the wave on each DP size's ranks (Wave.on_ranks)
+        #: what prepare gave the layouts of each size, with the options it took (_prepared)
+        self._prepared: dict[int, tuple[RunOptions, tuple[System, MemoryExtras]]] = {}
         self._grids: dict[int, np.ndarray[Any, Any]] = {}
         self._made: dict[tuple[int, Precision], Decode] = {}
         #: what _prime made for the layouts of one tp, by layout and precision: the options it
@@ -275,10 +280,7 @@ class EpDecodes:
             return made
         group = self._group(index)
         pool = self._on_ranks(self._work[index][1])[0]  # (the group's layouts share their dp)
-        fits = [
-            _fit(self._model, self._system, self._work[i][1], precision, self._lengths, options, pool)
-            for i in group
-        ]
+        fits = [self._fit(self._work[i][1], precision, options, pool) for i in group]
         grids = [
             None if most is None else _grid(most, self._work[i][1].dp, self._grids)
             for i, (_, most) in zip(group, fits, strict=True)
@@ -307,14 +309,14 @@ class EpDecodes:
         for i in group:
             p = self._work[i][1]
             pool, wave = self._on_ranks(p)
-            fit = _fit(self._model, self._system, p, precision, self._lengths, options, pool)
+            fit = self._fit(p, precision, options, pool)
             padded = None
             if fit[1] is not None:
-                padded = padded_rows(_grid(fit[1], p.dp, self._grids), graph_pads(wave, self._model, p))
+                padded = grid_padded_rows(_grid(fit[1], p.dp, self._grids), graph_pads(wave, self._model, p))
             made[(i, precision)] = options, fit, padded
             if padded is not None:  # (the decode step's inputs, as decode_pass gives step_terms them)
                 micro, m = microbatches(p, options, padded[0], 1)
-                inputs.append((i, fit[0].device, padded[0] / micro / m, past * padded[1]))
+                inputs.append((i, fit[0].device, divided(padded[0], micro, m), past * padded[1]))
         keys: dict[int, Hashable] = {}
         if options.speculation is None and inputs:  # (speculation: decode_pass's own steps)
             device = inputs[0][1]
@@ -336,6 +338,28 @@ class EpDecodes:
                 keys = {i: key for (i, _, _), key in zip(together, kept, strict=True)}
         for (i, prec), value in made.items():
             self._primed[(i, prec)] = (*value, keys.get(i))
+
+    def _fit(self, plan: Plan, precision: Precision, options: RunOptions, pool: KvPool | None) -> _Fit:
+        """:func:`_fit` of a layout of the search's work, with what
+        :func:`~genmodel._phases.prepare` gives every layout of its size (its system and memory
+        extras depend on the options, the lengths and the size only), made once: the search has
+        already found that the layout can run (its violations, which prepare checks, are none)."""
+        size = plan.num_devices
+        kept = self._prepared.get(size)
+        if kept is None or not (kept[0] is options or kept[0] == options):
+            input_tokens, output_tokens = self._lengths
+            made = prepare(
+                self._model,
+                self._system,
+                plan,
+                precision,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                ideal=False,
+                options=options,
+            )
+            kept = self._prepared[size] = options, made
+        return _fit(self._model, self._system, plan, precision, self._lengths, options, pool, kept[1])
 
     def _on_ranks(self, plan: Plan) -> tuple[KvPool | None, Wave | None]:
         """The KV pool and the wave of ``plan``'s ranks: an MoE model's attention-DP ranks run the

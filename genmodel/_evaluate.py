@@ -27,10 +27,9 @@ Anything else (SymPy expressions, mixed shapes) runs through the plain formulas 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -188,8 +187,7 @@ def _float_sums(
     reuse = prefix is not None and 1 < prefix.count < len(compute)
     # (the prefix's times are the same floats as when its sums were made: only the others to check)
     start = prefix.count if reuse and prefix is not None and prefix.sums is not None else 0
-    rest = [*compute[start:], *memory[start:]]
-    if not all(type(v) is float for v in rest):
+    if not {*map(type, compute[start:]), *map(type, memory[start:])} <= {float}:
         return None
     sums: tuple[list[Any], Num] = ([0.0] * 4, 0.0)
     first = 0
@@ -385,8 +383,13 @@ class StepCache:
     def put(self, key: Hashable, ops: list[Op], roof: StepRoofline, *, arrays: bool = False) -> None:
         """Keep a step evaluated with these inputs (the times of all its operators but the
         routed experts); ``arrays``: some input is an array."""
-        experts = next((i for i, op in enumerate(ops) if op.name == "experts"), None)
-        known = tuple(None if i == experts else t for i, t in enumerate(roof.times))
+        names = [op.name for op in ops]
+        experts = names.index("experts") if "experts" in names else None
+        known = (
+            tuple(roof.times)
+            if experts is None
+            else (*roof.times[:experts], None, *roof.times[experts + 1 :])
+        )
         whole = None
         if experts is None:  # every operator the same: the step's sums too (shared: never written)
             whole = roof
@@ -433,6 +436,20 @@ class _Key:
         return self.values == other.values
 
 
+class _Bytes(bytes):
+    """An array's bytes as a key: equal by all of them, hashed by their length and a few of them
+    at each end and in the middle (a search's keys hash kilobytes of a batch grid's steps per
+    layout; equal keys have equal hashes all the same, and unequal ones that collide are told apart
+    by their bytes)."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        n = len(self)
+        middle = n // 2
+        return hash((n, self[:32], self[middle : middle + 32], self[-32:]))
+
+
 def _value_key(numbers: Sequence[object]) -> tuple[Hashable, ...] | None:
     """The inputs by value (with their types: 1 and 1.0 are two keys), or None when one is neither a
     plain number nor a one-dimensional float64 array."""
@@ -443,7 +460,7 @@ def _value_key(numbers: Sequence[object]) -> tuple[Hashable, ...] | None:
         if type(x) in (float, int):
             key.append((type(x), x))
         elif type(x) is np.ndarray and x.dtype.char == "d" and x.ndim == 1:
-            key.append((np.ndarray, x.shape, x.tobytes()))
+            key.append((np.ndarray, x.shape, _Bytes(x.tobytes())))
         else:
             return None
     return tuple(key)
@@ -476,16 +493,22 @@ def active_cache() -> StepCache | None:
     return _REUSED.get()
 
 
-@contextlib.contextmanager
-def reusing_steps(cache: StepCache | None) -> Iterator[None]:
+class reusing_steps:
     """Within the block, :func:`step_operators` keeps the steps it evaluates on plain numbers (or
     one-dimensional float64 arrays) in ``cache`` and reuses them (None: no reuse). A plan search
-    opens one for its whole run."""
-    token = _REUSED.set(cache)
-    try:
-        yield
-    finally:
-        _REUSED.reset(token)
+    opens one for its whole run (and one per layout's steps: a class, not a generator, so that
+    entering one costs a call, not a generator's set-up)."""
+
+    __slots__ = ("_cache", "_token")
+
+    def __init__(self, cache: StepCache | None) -> None:
+        self._cache = cache
+
+    def __enter__(self) -> None:
+        self._token = _REUSED.set(self._cache)
+
+    def __exit__(self, *exc: object) -> None:
+        _REUSED.reset(self._token)
 
 
 def step_operators(

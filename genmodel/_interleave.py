@@ -164,8 +164,11 @@ def _decode_reads(ops: list[Any], size: int) -> tuple[Any, Any, Any]:
     memory = [t.memory_s for t in ops]
     moved = [t.op.act_bytes + t.op.kv_bytes for t in ops]
     reads = [t.op.weight_bytes for t in ops]
-    if all(type(x) in (int, float) for x in reads) and all(
-        type(x) is np.ndarray and x.shape == (size,) for x in (*compute, *memory, *moved)
+    arrays = (*compute, *memory, *moved)
+    if (
+        {*map(type, reads)} <= {int, float}
+        and {*map(type, arrays)} <= {np.ndarray}
+        and {x.shape for x in arrays} <= {(size,)}
     ):
         # (the search's steps: the same conversions and operations on each point, stacked at once)
         c_d, m_d = np.array(compute, dtype=float), np.array(memory, dtype=float)
@@ -217,7 +220,8 @@ def _op_savings(c_d: Any, m_d: Any, w_d: Any, prompt: tuple[Any, Any, Any], grou
     import numpy as np
 
     c_1, m_1, w_p = prompt
-    g = np.reshape(np.asarray(group, dtype=float), -1)
+    # (a search's group is one float: the same products as with it as a one-point array)
+    g = group if type(group) is float else np.reshape(np.asarray(group, dtype=float), -1)
     c_p = g * c_1
     m_p = w_p + g * (m_1 - w_p)
     apart = np.maximum(c_d, m_d)
@@ -233,7 +237,7 @@ def _summed(apart: Any, overhead_s: Any, shape: tuple[int, ...], at: Any) -> Any
     import numpy as np
 
     saved = apart.sum(axis=0)
-    if np.ndim(overhead_s) == 0:  # (one number: the same sums)
+    if type(overhead_s) is float or np.ndim(overhead_s) == 0:  # (one number: the same sums)
         return saved + float(overhead_s)
     overhead = np.broadcast_to(np.asarray(overhead_s, dtype=float), shape).reshape(-1)
     return saved + (overhead if at is None else overhead[at])
@@ -462,3 +466,23 @@ def padded_rows(batch: Any, pads: tuple[int, ...]) -> tuple[Any, Any] | None:
     if np.ndim(batch):
         return rows, b / rows
     return rows[0], b[0] / rows[0]
+
+
+def grid_padded_rows(grid: Any, pads: tuple[int, ...]) -> tuple[Any, Any]:
+    """:func:`padded_rows` of a search's batch grid (:func:`~genmodel._decodes.batch_grid`:
+    ascending whole batches from 1, read-only): the same rows and context scales, with the graphed
+    batches found as the grid's first points (those up to the largest pad), not point by point."""
+    import numpy as np
+
+    last = _LAST_GRID[0]
+    if last is not None and last[0] is grid and last[1] == pads:
+        return last[2], last[3]
+    inside = int(np.searchsorted(grid, pads[-1], side="right")) if pads else 0  # (whole: B <= the pad)
+    if not inside:
+        return grid, 1.0
+    captured = np.asarray(pads, dtype=float)
+    rows = grid.copy()
+    rows[:inside] = captured[np.searchsorted(captured, grid[:inside])]  # (the least pad at least B)
+    scale = grid / rows
+    _LAST_GRID[0] = (grid, pads, rows, scale)
+    return rows, scale

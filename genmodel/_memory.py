@@ -234,6 +234,44 @@ def memory_use(
     return _Footprint(model, device, plan, precision, **lengths, extras=extras).use(batch)
 
 
+#: what a :class:`_Footprint` holds that does not depend on the lengths: weight and expert bytes
+#: per device, the usable bytes, the spill tiers (kind, tier, bandwidth and capacity per device),
+#: the host link's and the KV tier's bandwidth
+_Static = tuple[
+    Num, float, float, tuple[tuple[str, AttachedTier, float, float], ...], float | None, float | None
+]
+
+
+def _static(
+    model: ModelSpec, device: Device, plan: Plan, precision: Precision, extras: MemoryExtras
+) -> _Static:
+    """The length-free part of a footprint (:data:`_Static`)."""
+    r = extras.redundant_experts
+    weights = weight_bytes_per_device(model, precision, plan, redundant_experts=r)
+    experts = expert_bytes_per_device(model, precision, plan, redundant_experts=r)
+    draft = extras.draft
+    if draft is not None:
+        draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
+        weights += weight_bytes_per_device(draft, precision, draft_plan, redundant_experts=r)
+        experts += expert_bytes_per_device(draft, precision, draft_plan, redundant_experts=r)
+        if extras.draft_shares_vocab:
+            vocab = draft.vocab_size * draft.hidden_size / plan.tp
+            head = 0.0 if draft.tie_word_embeddings else precision.for_module("lm_head").weight_bytes
+            weights -= vocab * (precision.for_module("embedding").weight_bytes + head)
+    offload, sharing = extras.offload, extras.sharing
+    # the tier each kind of bytes spills to, in spill order, with what it gives one device
+    spill_tiers = tuple(
+        (kind, tier, tier.bandwidth_per_device(device, sharing), tier.capacity_per_device(sharing))
+        for kind in _SPILL_ORDER
+        if (tier := offload.tier_for(kind)) is not None
+    )
+    host = None
+    if offload.any and device.host is not None:
+        host = device.host.link.bandwidth_bytes_per_s * device.efficiency.offload_link_frac
+    kv_tier = None if offload.kv is None else offload.kv.bandwidth_per_device(device, sharing)
+    return weights, experts, device.usable_memory_bytes, spill_tiers, host, kv_tier
+
+
 class _Footprint:
     """What :func:`memory_use` needs that does not depend on the batch, computed once (for the
     several batches :func:`max_batch` tries); :meth:`use` does the rest, in the same order."""
@@ -244,6 +282,8 @@ class _Footprint:
         device: Device,
         plan: Plan,
         precision: Precision,
+        base: _Footprint | None = None,
+        /,
         *,
         input_tokens: int,
         output_tokens: int,
@@ -270,37 +310,17 @@ class _Footprint:
 
         self.kv_model = kv_parts(model, pp=plan.pp)
         per_sequence = kv_of(model, paged_tokens(context, block), pp=plan.pp)
-        r = extras.redundant_experts
-        weights = weight_bytes_per_device(model, precision, plan, redundant_experts=r)
-        experts = expert_bytes_per_device(model, precision, plan, redundant_experts=r)
         draft = extras.draft
         self.kv_draft: tuple[float, float, float | None] | None = None
         if draft is not None:
-            draft_plan = dataclasses.replace(plan, pp=1, ep=plan.ep if draft.moe is not None else 1)
-            weights += weight_bytes_per_device(draft, precision, draft_plan, redundant_experts=r)
-            experts += expert_bytes_per_device(draft, precision, draft_plan, redundant_experts=r)
-            if extras.draft_shares_vocab:
-                vocab = draft.vocab_size * draft.hidden_size / plan.tp
-                head = 0.0 if draft.tie_word_embeddings else precision.for_module("lm_head").weight_bytes
-                weights -= vocab * (precision.for_module("embedding").weight_bytes + head)
             self.kv_draft = kv_parts(draft)
             per_sequence += kv_of(draft, paged_tokens(context, block))
-        self.weights, self.experts, self.per_sequence = weights, experts, per_sequence
-        offload, sharing = extras.offload, extras.sharing
-        self.usable = device.usable_memory_bytes
-        # the tier each kind of bytes spills to, in spill order, with what it gives one device
-        self.spill_tiers: tuple[tuple[str, AttachedTier, float, float], ...] = tuple(
-            (kind, tier, tier.bandwidth_per_device(device, sharing), tier.capacity_per_device(sharing))
-            for kind in _SPILL_ORDER
-            if (tier := offload.tier_for(kind)) is not None
-        )
-        self.host: float | None = None
-        if offload.any and device.host is not None:
-            self.host = device.host.link.bandwidth_bytes_per_s * device.efficiency.offload_link_frac
-        self.kv_tier_bytes_per_s = (
-            None
-            if extras.offload.kv is None
-            else extras.offload.kv.bandwidth_per_device(device, extras.sharing)
+        self.per_sequence = per_sequence
+        # what does not depend on the lengths (a footprint of other lengths shares it)
+        static = _static(model, device, plan, precision, extras) if base is None else base.static
+        self.static: _Static = static
+        self.weights, self.experts, self.usable, self.spill_tiers, self.host, self.kv_tier_bytes_per_s = (
+            static
         )
 
     def use(self, batch: int) -> MemoryUse:
@@ -323,6 +343,15 @@ class _Footprint:
             host_link_bytes_per_s=self.host,
             kv_tier_bytes_per_s=self.kv_tier_bytes_per_s,
         )
+
+    def fits(self, batch: int) -> bool:
+        """``use(batch).fits``: without offload tiers (nothing is moved, the device's own memory
+        holds every byte), the same sum and comparison without placing the bytes in tiers."""
+        if self.spill_tiers or self.extras.offload.kv is not None:
+            return self.use(batch).fits
+        kv, _, act = self._batch_bytes(batch)
+        # (TierUse.fits of the one tier: its weights, KV and activation bytes against its capacity)
+        return float(self.weights) + kv + float(act) <= self.usable * (1 + 1e-9)
 
     def excess(self, batch: int) -> float:
         """``use(batch)``'s total bytes less the usable bytes (what max_batch's secant steps need,
@@ -427,8 +456,10 @@ def require_one_sequence(
     _require_one(_Footprint(model, device, plan, precision, **lengths, extras=extras))
 
 
-def _require_one(footprint: _Footprint) -> MemoryUse:
-    """:func:`require_one_sequence` of a footprint; the memory use of one sequence per replica."""
+def _require_one(footprint: _Footprint) -> None:
+    """:func:`require_one_sequence` of a footprint."""
+    if footprint.fits(footprint.plan.dp):
+        return
     one = footprint.use(footprint.plan.dp)
     if not one.fits:
         model, device, context = footprint.model, footprint.device, footprint.context
@@ -453,7 +484,6 @@ def _require_one(footprint: _Footprint) -> MemoryUse:
                 "(--weight-offload, --kv-offload)"
             ]
         )
-    return one
 
 
 def max_batch(
@@ -471,23 +501,23 @@ def max_batch(
     Raises:
         InfeasibleError: not even one sequence per replica fits.
     """
+    lengths = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    return _max_batch(_Footprint(model, device, plan, precision, **lengths, extras=extras))
 
-    footprint = _Footprint(
-        model, device, plan, precision, input_tokens=input_tokens, output_tokens=output_tokens, extras=extras
-    )
-    one = _require_one(footprint)
 
-    def use(seqs: int) -> MemoryUse:
-        return one if seqs == 1 else footprint.use(seqs * plan.dp)
+def _max_batch(footprint: _Footprint) -> int:
+    """:func:`max_batch` of a footprint."""
+    _require_one(footprint)
+    plan = footprint.plan
 
     def fits(seqs: int) -> bool:
-        return use(seqs).fits
+        return footprint.fits(seqs * plan.dp)
 
     # without offload the bytes grow (piecewise) linearly in the batch: a few secant steps find
     # the boundary, which is then checked on both sides
-    if not extras.offload.any:
+    if not footprint.extras.offload.any:
         a, b = 1, 2
-        fa = one.total_bytes_per_device - one.usable_bytes_per_device
+        fa = footprint.excess(plan.dp)  # (one sequence per replica: its total less the usable bytes)
         fb = footprint.excess(b * plan.dp)
         for _ in range(4):
             if fb <= fa:
@@ -563,9 +593,20 @@ def engine_max_batch(
         weights = _Footprint(model, device, plan, precision, **whole, extras=extras).use(plan.dp)
         device = pool_device(device, weights.weights_bytes_per_device, pool.fraction_of, pool.memory_fraction)
     held = min(pool.held_output_tokens(output_tokens), output_tokens)
-    if held < output_tokens:
-        require_one_sequence(model, device, plan, precision, **whole, extras=extras)
-    most = max_batch(
-        model, device, plan, precision, input_tokens=input_tokens, output_tokens=held, extras=extras
+    footprint = _Footprint(
+        model, device, plan, precision, input_tokens=input_tokens, output_tokens=output_tokens, extras=extras
     )
-    return device, most, held
+    if held < output_tokens:  # (one whole sequence must fit; the pool holds less of each)
+        _require_one(footprint)
+        lengths = (input_tokens, held)
+        footprint = _Footprint(
+            model,
+            device,
+            plan,
+            precision,
+            footprint,
+            input_tokens=lengths[0],
+            output_tokens=lengths[1],
+            extras=extras,
+        )
+    return device, _max_batch(footprint), held

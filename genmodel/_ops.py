@@ -116,7 +116,7 @@ def _gemm(
 def _own_dtype(p: Precision, step: Precision) -> str:
     """An operator's :attr:`Op.dtype`: the GEMM precision of ``p`` (what the checkpoint keeps it in)
     where it differs from the step's, else ""."""
-    return "" if p.gemm_dtype == step.gemm_dtype else p.gemm_dtype
+    return "" if p is step or p.gemm_dtype == step.gemm_dtype else p.gemm_dtype
 
 
 def _elementwise(name: str, elements: Num, p: Precision, *, count: Num = 1) -> Op:

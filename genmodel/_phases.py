@@ -60,7 +60,7 @@ from genmodel._parallel import (
 )
 from genmodel._speculation import draft_model, speculative_step
 from genmodel._system import System
-from genmodel._units import GB, HOUR, MS, Num, floor, maximum, minimum, where
+from genmodel._units import GB, HOUR, MS, Num, divided, floor, maximum, minimum, where
 from genmodel._workload import Precision
 
 # (re-exported: the closed forms and the search import the mean decode context from here)
@@ -103,7 +103,7 @@ def step_terms(
     pp = plan.pp
     splits = options.overlap_microbatches
     micro, m = microbatches(plan, options, num_seqs, new_tokens)
-    seqs = num_seqs / micro / m
+    seqs = divided(num_seqs, micro, m)  # (each operator's step runs these sequences)
     layout = None
     if model.moe is not None:
         layout = moe_layout(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import operator
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -128,8 +129,8 @@ def _end_to_end(todo: list[tuple[Hashable, Any, Num]]) -> tuple[Any, Num] | None
     return None
 
 
-#: the fields of an operator, in the order :class:`~genmodel._ops.Op` takes them
-_OP_FIELDS = tuple(f.name for f in dataclasses.fields(Op))
+#: the fields of an operator, in the order :class:`~genmodel._ops.Op` takes them (one call)
+_op_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(Op)))
 
 
 def _parts(roof: StepRoofline, bounds: Sequence[tuple[int, int]]) -> list[StepRoofline] | None:
@@ -141,14 +142,16 @@ def _parts(roof: StepRoofline, bounds: Sequence[tuple[int, int]]) -> list[StepRo
     size = bounds[-1][1]
     # per operator: its fields and times, and the places of the arrays among them
     kept: list[tuple[list[Any], list[int]]] = []
+    shapes: set[tuple[int, ...]] = set()
     for t in roof.times:
-        values = [*(getattr(t.op, name) for name in _OP_FIELDS), t.compute_s, t.memory_s]
-        kept.append((values, [i for i, v in enumerate(values) if type(v) is np.ndarray]))
+        values = [*_op_fields(t.op), t.compute_s, t.memory_s]
+        places = [i for i, v in enumerate(values) if type(v) is np.ndarray]
+        shapes.update([values[i].shape for i in places])
+        kept.append((values, places))
     sums: list[Any] = list(roof.sums())
     at = [i for i, v in enumerate(sums) if type(v) is np.ndarray]
-    if any(values[i].shape != (size,) for values, places in kept for i in places) or any(
-        sums[i].shape != (size,) for i in at
-    ):
+    shapes.update([sums[i].shape for i in at])
+    if not shapes <= {(size,)}:
         return None
     out = []
     for start, stop in bounds:

@@ -146,3 +146,24 @@ def test_the_batch_grid_is_numpys_geometric_tail_to_the_last_bit() -> None:
     for most in tops[4:]:  # (and its points before rounding)
         points = genmodel._decodes._geometric(float(DENSE_BATCHES), float(int(most)), 33)
         assert points.tobytes() == np.geomspace(DENSE_BATCHES, int(most), 33).tobytes(), most
+
+
+def test_a_grids_padded_rows_are_padded_rows_point_by_point() -> None:
+    from genmodel._interleave import _LAST_GRID, grid_padded_rows, padded_rows
+
+    pads_of = [(), (1,), (1, 2, 4, 8), (1, 2, 4, 8, 16, 24, 32, 512), tuple(range(8, 1025, 8)), (4096,)]
+    for most in (1.0, 3.0, 7.0, 8.0, 9.0, 600.0, 1024.0, 1500.0, 5e4):
+        grid = batch_grid(most)
+        grid.flags.writeable = False  # (a search's grids are read-only, and remembered as such)
+        for pads in pads_of:
+            _LAST_GRID[0] = None
+            rows, scale = padded_rows(grid, pads)  # type: ignore[misc]
+            _LAST_GRID[0] = None
+            fast = grid_padded_rows(grid, pads)
+            assert np.asarray(fast[0]).tobytes() == np.asarray(rows).tobytes(), (most, pads)
+            scales = [np.broadcast_to(x, grid.shape).tobytes() for x in (fast[1], scale)]
+            same = scales[0] == scales[1]
+            assert same, (most, pads)
+            assert type(fast[1]) is type(scale)
+            again = grid_padded_rows(grid, pads)  # (remembered: the same arrays)
+            assert again[0] is fast[0] and again[1] is fast[1]

@@ -296,3 +296,16 @@ def test_steps_over_arrays_are_reused_by_value_a_few_at_a_time() -> None:
     for n in range(_ARRAY_STEPS):  # as many other grids push it out
         decode(np.arange(1.0, 400.0 + n))
     assert all(a is not b for a, b in zip(first, decode(grid), strict=True))
+
+
+def test_array_keys_are_equal_exactly_when_the_arrays_are() -> None:
+    from genmodel._evaluate import _value_key
+
+    grid = np.arange(1.0, 2001.0)
+    other = grid.copy()
+    other[500] += 1.0  # (bytes other than those the hash reads: ends and middle)
+    other[1500] += 0.5
+    a, b, c = _value_key([grid, 1]), _value_key([grid.copy(), 1]), _value_key([other, 1])
+    assert a == b and hash(a) == hash(b)
+    assert a != c and hash(a) == hash(c)  # (the hash agrees, the key does not)
+    assert _value_key([grid[:-1], 1]) != a and _value_key([grid, 1.0]) != a

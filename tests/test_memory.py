@@ -152,3 +152,30 @@ def test_max_batch_is_monotone_in_device_capacity(model_id: str, extra: float, t
     assert large >= small
     assert small % dp == 0
     assert large % dp == 0
+
+
+@pytest.mark.parametrize(
+    ("model_id", "plan", "prefix"),
+    [
+        ("llama-3.1-70b", Plan(tp=2, pp=2, dp=2), 0),
+        ("deepseek-v3", Plan(tp=8, dp=8, ep=64), 0),
+        ("llama-3.1-70b", Plan(tp=1), 512),  # (and a shared prefix)
+    ],
+)
+def test_a_footprints_fit_is_its_memory_uses_and_the_pools_is_the_whole_ones_but_its_lengths(
+    model_id: str, plan: Plan, prefix: int
+) -> None:
+    from genmodel._memory import MemoryExtras, _Footprint
+
+    m, d = genmodel.load_model(model_id), genmodel.load_device("h200-sxm")
+    more = MemoryExtras(kv_block_tokens=16, shared_prefix_tokens=prefix)
+    whole = _Footprint(m, d, plan, FP8, input_tokens=1000, output_tokens=2000, extras=more)
+    held = _Footprint(m, d, plan, FP8, whole, input_tokens=1000, output_tokens=300, extras=more)
+    alone = _Footprint(m, d, plan, FP8, input_tokens=1000, output_tokens=300, extras=more)
+    most = max_batch(m, d, plan, FP8, input_tokens=1000, output_tokens=300, extras=more)
+    assert most >= plan.dp
+    for batch in sorted({plan.dp, most - plan.dp, most, most + plan.dp, 10 * most}):
+        assert whole.fits(batch) == whole.use(batch).fits
+        assert held.fits(batch) == held.use(batch).fits == alone.use(batch).fits
+        assert held.use(batch) == alone.use(batch)
+    assert held.fits(most) and not held.fits(most + plan.dp)
