@@ -59,8 +59,7 @@ DP_GRAPH_SYNCS = ("own", "all-decode", "all-decode-equal")
 #: how attention-DP ranks in lockstep pad their steps' tokens to each other (``Engine.dp_pad_tokens``)
 DP_PADS = ("none", "max", "max-len")
 SCHEDULES = ("fcfs",)
-#: what the KV pool keeps of a sliding-window layer (``Engine.swa_pool``)
-SWA_POOLS = ("full", "window")
+SWA_POOLS = ("full", "window")  # what the KV pool keeps of a sliding-window layer (Engine.swa_pool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +74,8 @@ class KvPool:
     fraction_of: str = "device"
     memory_fraction: float | None = None
     new_token_ratio: NewTokenRatio | None = None
-    #: tokens past the window a sliding-window layer keeps of a running sequence (vLLM: one block;
-    #: 0 before an engine is named, the static memory model's window); None = it keeps every token,
-    #: as a full-attention layer does (:func:`~genmodel._sizes.pool_kv_model`)
+    #: tokens past its window a sliding-window layer keeps of a sequence (vLLM: a block; 0 before an
+    #: engine is named: the static memory's window); None = all (:func:`~genmodel._sizes.pool_kv_model`)
     swa_slack: int | None = 0
 
     def held_output_tokens(self, output_tokens: int) -> int:
@@ -149,12 +147,8 @@ class Engine:
             run's shared prompt prefix is a run option (``prefix_hit_rate``), not this knob.
         schedule: order of the waiting queue ("fcfs").
         kv_block_tokens: tokens per KV-cache block (paging granularity).
-        swa_pool: what the KV pool keeps of a running sequence in a sliding-window layer: "full",
-            every token, as in a full-attention layer (one pool of whole-model tokens), or "window":
-            its last ``sliding_window`` tokens and one block more, the blocks before them freed as
-            the window slides (vLLM V1's hybrid KV-cache manager: v1/core/kv_cache_coordinator.py
-            HybridKVCacheCoordinator, single_type_kv_cache_manager.py SlidingWindowManager's
-            remove_skipped_blocks). A model without sliding-window layers is the same under both.
+        swa_pool: what the pool keeps of a sequence in a sliding-window layer: "full", every token,
+            or "window", its window and a block (vLLM V1: :func:`~genmodel._sizes.pool_kv_model`).
         step_overhead_s: per-step CPU overhead; None = the device's ``step_overhead_s``.
         prefill_launch_s: host time per kernel launch of a step with prefill tokens, which the
             engine runs eagerly (outside CUDA graphs): such a step takes at least its kernels

@@ -116,10 +116,17 @@ def kv_bytes_per_sequence(
 
 def pool_kv_model(model: ModelSpec, swa_slack: int | None) -> ModelSpec:
     """``model`` as an engine's KV pool holds a running sequence (``KvPool.swa_slack``): its
-    sliding-window layers keep the last ``sliding_window + swa_slack`` tokens (vLLM's hybrid
-    KV-cache manager: the window and the block it may start inside), or with ``swa_slack`` None
-    every token, as full-attention layers (one pool of whole-model tokens). A model without
-    sliding-window layers is returned as it is."""
+    sliding-window layers keep the last ``sliding_window + swa_slack`` tokens, or with
+    ``swa_slack`` None every token, as full-attention layers (one pool of whole-model tokens). A
+    model without sliding-window layers is returned as it is.
+
+    Source (``Engine.swa_pool`` "window", slack one block): vLLM V1's hybrid KV-cache manager
+    (v1/core/kv_cache_coordinator.py HybridKVCacheCoordinator; single_type_kv_cache_manager.py
+    SlidingWindowManager: get_num_skipped_tokens = max(0, computed - sliding_window + 1), and
+    remove_skipped_blocks frees the whole blocks before them), so a sequence keeps its window and
+    at most the block it starts inside (kv_cache_interface.py SlidingWindowSpec bounds its memory
+    by the window's blocks plus one).
+    """
     if not model.num_sliding_window_layers:
         return model
     assert model.sliding_window is not None
