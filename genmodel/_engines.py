@@ -59,6 +59,7 @@ DP_GRAPH_SYNCS = ("own", "all-decode", "all-decode-equal")
 #: how attention-DP ranks in lockstep pad their steps' tokens to each other (``Engine.dp_pad_tokens``)
 DP_PADS = ("none", "max", "max-len")
 SCHEDULES = ("fcfs",)
+SWA_POOLS = ("full", "window")  # what the KV pool keeps of a sliding-window layer (Engine.swa_pool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,9 @@ class KvPool:
     fraction_of: str = "device"
     memory_fraction: float | None = None
     new_token_ratio: NewTokenRatio | None = None
+    #: tokens past its window a sliding-window layer keeps of a sequence (vLLM: a block; 0 before an
+    #: engine is named: the static memory's window); None = all (:func:`~genmodel._sizes.pool_kv_model`)
+    swa_slack: int | None = 0
 
     def held_output_tokens(self, output_tokens: int) -> int:
         """The output tokens a running sequence holds in the KV pool, on average over its life.
@@ -143,6 +147,8 @@ class Engine:
             run's shared prompt prefix is a run option (``prefix_hit_rate``), not this knob.
         schedule: order of the waiting queue ("fcfs").
         kv_block_tokens: tokens per KV-cache block (paging granularity).
+        swa_pool: what the pool keeps of a sequence in a sliding-window layer: "full", every token,
+            or "window", its window and a block (vLLM V1: :func:`~genmodel._sizes.pool_kv_model`).
         step_overhead_s: per-step CPU overhead; None = the device's ``step_overhead_s``.
         prefill_launch_s: host time per kernel launch of a step with prefill tokens, which the
             engine runs eagerly (outside CUDA graphs): such a step takes at least its kernels
@@ -208,6 +214,7 @@ class Engine:
     prefix_caching: bool = False
     schedule: str = "fcfs"
     kv_block_tokens: int = 16
+    swa_pool: str = "full"
     step_overhead_s: float | None = None
     prefill_launch_s: float = 0.0
     graph_max_decode_batch: int | None = None
@@ -233,6 +240,7 @@ class Engine:
             ("kv_fraction_of", self.kv_fraction_of, KV_FRACTIONS_OF),
             ("preemption", self.preemption, PREEMPTIONS),
             ("schedule", self.schedule, SCHEDULES),
+            ("swa_pool", self.swa_pool, SWA_POOLS),
             ("dp_graph_sync", self.dp_graph_sync, DP_GRAPH_SYNCS),
             ("dp_pad_tokens", self.dp_pad_tokens, DP_PADS),
         ):
@@ -301,7 +309,8 @@ class Engine:
         """How this engine sizes and fills its KV pool (the closed form's and the search's view)."""
         rule = self.new_token_ratio if self.admission == "reserve" else None
         frac = self.reserve_output_frac
-        return KvPool(self.admission, frac, self.kv_fraction_of, self.memory_fraction, rule)
+        slack = self.kv_block_tokens if self.swa_pool == "window" else None
+        return KvPool(self.admission, frac, self.kv_fraction_of, self.memory_fraction, rule, slack)
 
     def replace(self, **changes: Any) -> Engine:
         """This engine with some knobs changed (None values are ignored)."""
@@ -495,6 +504,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             preemption="recompute",
             prefix_caching=True,
             kv_block_tokens=16,
+            swa_pool="window",
             graph_max_decode_batch=min(2 * (1024 if big else 256), VLLM_GRAPH_MAX),
             graph_pad_sizes=VLLM_GRAPH_SIZES,
             dp_pad_tokens="max",

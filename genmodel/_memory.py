@@ -34,6 +34,7 @@ from genmodel._sizes import (
     activation_bytes_per_device,
     expert_bytes_per_device,
     kv_bytes_per_sequence,
+    pool_kv_model,
     weight_bytes_per_device,
 )
 from genmodel._units import GB, Num, maximum
@@ -589,6 +590,8 @@ def engine_max_batch(
         InfeasibleError: not even one whole sequence per replica fits.
     """
     whole = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    # a sliding-window layer holds what the engine's pool keeps of it (its window and a block, or all)
+    model = pool_kv_model(model, pool.swa_slack)
     if pool.fraction_of != "device" or pool.memory_fraction is not None:
         weights = _Footprint(model, device, plan, precision, **whole, extras=extras).use(plan.dp)
         device = pool_device(device, weights.weights_bytes_per_device, pool.fraction_of, pool.memory_fraction)

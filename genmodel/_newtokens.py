@@ -244,8 +244,7 @@ def retract(r: Any, req: Any) -> None:
         rid = order.pop()
         generated = r.g - req.g0[rid]
         state.stopped(req.g0[rid] + req.left[rid], r.g)
-        r.n_dec -= 1
-        r.past_sum -= req.past0[rid] + generated
+        r.stop_decoding(req, rid)
         r.release(req, rid)
         req.version[rid] += 1  # its completion in the heap no longer counts
         req.left[rid] -= generated

@@ -35,8 +35,7 @@ def preempt_overflow(r: Any, req: Any) -> None:
         if req.finish_s[rid] >= 0:
             continue  # completed (lazily removed)
         generated = r.g - req.g0[rid]
-        r.n_dec -= 1
-        r.past_sum -= req.past0[rid] + generated
+        r.stop_decoding(req, rid)
         r.release(req, rid)
         req.version[rid] += 1  # its completion in the heap no longer counts
         req.left[rid] -= generated

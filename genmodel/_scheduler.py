@@ -51,6 +51,7 @@ from genmodel._preemption import CacheSeen, cache_hits, evict, preempt_overflow,
 from genmodel._preemption import refused_for as cached_refused_for
 from genmodel._stepcost import StepCostTable
 from genmodel._swaplink import SwapLink
+from genmodel._windowkv import WindowKv
 
 #: skip through runs of decode-only steps, each costed and applied as the step-by-step loop would
 #: (False: every step is planned and committed on its own, the reference the runs must match)
@@ -102,11 +103,13 @@ class Replica:
         table: StepCostTable,
         capacity_tokens: int,
         swap: SwapLink | None = None,
+        window: WindowKv | None = None,
     ) -> None:
         self.index = index
         self.engine = engine
         self.table = table
         self.capacity = capacity_tokens
+        self.window = window  # what sliding-window layers free of the decoding sequences (None: nothing)
         # SGLang: admission by its decaying new_token_ratio (genmodel/_newtokens.py), not a fixed reservation
         rule = engine.new_token_ratio if engine.admission == "reserve" else None
         self.sglang = RatioState(rule) if rule is not None else None
@@ -171,15 +174,18 @@ class Replica:
         return self.held()
 
     def held(self) -> int:
-        """KV tokens the running sequences have computed (plus half a block of waste each)."""
-        return self.past_sum + self.prefill_done + self.running * self.half_block
+        """KV tokens the running sequences have computed (plus half a block of waste each), less
+        what their sliding-window layers have freed (:mod:`genmodel._windowkv`)."""
+        held = self.past_sum + self.prefill_done + self.running * self.half_block
+        return held - self.window.saved(self.g) if self.window is not None else held
 
     def _need(self, req: Requests, rid: int, take: int) -> int:
         """Tokens admitting ``rid`` with a first chunk of ``take`` tokens takes from the pool."""
         e = self.engine
         if self.reserve:
             tokens = req.past0[rid] + req.todo[rid] + math.ceil(req.left[rid] * e.reserve_output_frac) + 1
-            return -(-tokens // e.kv_block_tokens) * e.kv_block_tokens
+            tokens = -(-tokens // e.kv_block_tokens) * e.kv_block_tokens
+            return tokens - self.window.saved_of(tokens) if self.window is not None else tokens
         return take + e.kv_block_tokens // 2
 
     # ---- planning a step ----------------------------------------------------------------
@@ -318,7 +324,7 @@ class Replica:
         req.g0[rid] = self.g
         self.n_dec += 1
         self.past_sum += tokens
-        self._started(req, rid)
+        self._started(req, rid, tokens)
         return True
 
     def _take(self, todo: int, budget: int, new: bool = False) -> int:
@@ -428,6 +434,8 @@ class Replica:
         self.last_decode_s = now
         self.g += steps
         self.past_sum += n * steps
+        if self.window is not None:
+            self.window.advance(self.g)
         heap = self.heap
         if self.sglang is not None:
             self.sglang.advance(req.version, self.g)
@@ -437,8 +445,7 @@ class Replica:
                 continue
             if self.sglang is not None:
                 self.sglang.stopped(done_at, self.g)
-            self.n_dec -= 1
-            self.past_sum -= req.past0[rid] + self.g - req.g0[rid]
+            self.stop_decoding(req, rid)
             self.release(req, rid)
             req.finish_s[rid] = now
             on_finish(rid, now)
@@ -453,6 +460,14 @@ class Replica:
         for rid in self.first_pending:
             req.first_token_s[rid] = now
         self.first_pending = []
+
+    def stop_decoding(self, req: Requests, rid: int) -> None:
+        """``rid`` decodes no more (completed, preempted or retracted): its cached tokens leave the sums."""
+        past = req.past0[rid] + self.g - req.g0[rid]
+        self.n_dec -= 1
+        self.past_sum -= past
+        if self.window is not None:
+            self.window.leave(rid, past, self.g)
 
     def release(self, req: Requests, rid: int) -> None:
         """``rid`` stops running here (completed, preempted or retracted): its reservation is freed."""
@@ -479,10 +494,12 @@ class Replica:
         req.g0[rid] = self.g
         self.n_dec += 1
         self.past_sum += past
-        self._started(req, rid)
+        self._started(req, rid, past)
 
-    def _started(self, req: Requests, rid: int) -> None:
-        """``rid`` decodes from now on."""
+    def _started(self, req: Requests, rid: int, past: int) -> None:
+        """``rid`` decodes from now on, with ``past`` tokens cached."""
+        if self.window is not None:
+            self.window.enter(rid, past, self.g)
         self.decoding.append(rid)
         done_at = self.g + req.left[rid]
         heapq.heappush(self.heap, (done_at, rid, req.version[rid]))

@@ -55,12 +55,13 @@ from genmodel._simfigures import (
     request_figures,
 )
 from genmodel._simresult import RequestRecords, SimulationResult, Timeline
-from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence
+from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence, sliding_kv_share
 from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._swaplink import swap_link
 from genmodel._symmetry import replica_classes
 from genmodel._system import System
 from genmodel._units import GB
+from genmodel._windowkv import WindowKv
 from genmodel._workload import Precision
 
 
@@ -145,7 +146,7 @@ def simulate_serving(
     if arrivals.kind == "closed" and not timeline:
         classes = replica_classes(arrivals.per_client(), plan.dp, *lengths)
     stepped = range(plan.dp) if classes is None else classes.representatives
-    made = {i: Replica(i, engine, table, capacity, swap) for i in stepped}
+    made = {i: Replica(i, engine, table, capacity, swap, setup.window_kv()) for i in stepped}
     groups = [list(made.values())] if lockstep else [[r] for r in made.values()]
     weights = None if classes is None or not lockstep else list(classes.weights().values())
     samples: list[list[_Sample]] | None = [[] for _ in groups] if timeline else None
@@ -179,12 +180,19 @@ def simulate_serving(
 @dataclass(frozen=True, slots=True)
 class ReplicaSetup:
     """What the replicas of one deployment share: its system (ideal when asked), KV tokens per
-    replica, KV bytes per token per device, and the step-cost table."""
+    replica, KV bytes per token per device, the step-cost table, and (where the engine's pool frees
+    the blocks a sliding window leaves behind) the sliding-window layers' share of a token's KV
+    bytes and the tokens they keep of a sequence."""
 
     system: System
     capacity: int
     token_bytes: float
     table: StepCostTable
+    swa: tuple[float, int] | None = None
+
+    def window_kv(self) -> WindowKv | None:
+        """A replica's own count of what its sliding-window layers free (None: they free nothing)."""
+        return None if self.swa is None else WindowKv(*self.swa)
 
 
 def setup_replicas(
@@ -228,6 +236,7 @@ def setup_replicas(
     n_in, n_out = input_tokens_max, output_tokens_max
     max_batch(model, device, plan, precision, input_tokens=n_in, output_tokens=n_out, extras=extras)
     capacity, token_bytes = _kv_pool(model, device, plan, precision, engine, extras_input=n_in)
+    swa = _window(model, engine, plan.tp)
     need = n_in + n_out + 2 * engine.kv_block_tokens
     if capacity < need:
         raise InfeasibleError(
@@ -253,7 +262,17 @@ def setup_replicas(
             eager_blocks=eager_block_kernels(engine),
         )
     graphs = engine.cuda_graphs(plan.server_gpus(moe=model.moe is not None))
-    return ReplicaSetup(system, capacity, token_bytes, table.graphed_up_to(*graphs))
+    return ReplicaSetup(system, capacity, token_bytes, table.graphed_up_to(*graphs), swa)
+
+
+def _window(model: ModelSpec, engine: Engine, tp: int) -> tuple[float, int] | None:
+    """(the sliding-window layers' share of a token's KV bytes, the tokens they keep of a running
+    sequence) where the engine's pool frees what the window leaves behind; None otherwise."""
+    slack = engine.kv_pool.swa_slack
+    if slack is None or not model.num_sliding_window_layers:
+        return None
+    assert model.sliding_window is not None
+    return sliding_kv_share(model, tp), model.sliding_window + slack
 
 
 def _most_running(arrivals: Arrivals, engine: Engine, plan: Plan, capacity: int) -> int:

@@ -317,6 +317,7 @@ class _Simulation:
                     setup.table,
                     setup.capacity,
                     None if is_prefill else swap,
+                    setup.window_kv(),
                 )
                 for i in range(dp)
             ]

@@ -20,9 +20,10 @@ Where these bytes go (device, offload tiers) and how many sequences fit is :mod:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
-from genmodel._attention import AttentionStep
+from genmodel._attention import AttentionStep, SlidingWindow
 from genmodel._model import LOGIT_BYTES, ModelSpec, attention_params_per_device
 from genmodel._parallel import Plan
 from genmodel._units import Num, maximum, minimum
@@ -111,6 +112,39 @@ def kv_bytes_per_sequence(
             elements = part if elements is None else elements + part
     assert elements is not None
     return elements * precision.kv_bytes / pp / cp
+
+
+def pool_kv_model(model: ModelSpec, swa_slack: int | None) -> ModelSpec:
+    """``model`` as an engine's KV pool holds a running sequence (``KvPool.swa_slack``): its
+    sliding-window layers keep the last ``sliding_window + swa_slack`` tokens, or with
+    ``swa_slack`` None every token, as full-attention layers (one pool of whole-model tokens). A
+    model without sliding-window layers is returned as it is.
+
+    Source (``Engine.swa_pool`` "window", slack one block): vLLM V1's hybrid KV-cache manager
+    (v1/core/kv_cache_coordinator.py HybridKVCacheCoordinator; single_type_kv_cache_manager.py
+    SlidingWindowManager: get_num_skipped_tokens = max(0, computed - sliding_window + 1), and
+    remove_skipped_blocks frees the whole blocks before them), so a sequence keeps its window and
+    at most the block it starts inside (kv_cache_interface.py SlidingWindowSpec bounds its memory
+    by the window's blocks plus one).
+    """
+    if not model.num_sliding_window_layers:
+        return model
+    assert model.sliding_window is not None
+    if swa_slack is None:
+        return dataclasses.replace(model, num_sliding_window_layers=0, sliding_window=None)
+    if not swa_slack:
+        return model
+    return dataclasses.replace(model, sliding_window=model.sliding_window + swa_slack)
+
+
+def sliding_kv_share(model: ModelSpec, tp: Num = 1) -> float:
+    """The share of one token's KV bytes (all layers) that sliding-window layers hold (0 without them)."""
+    total = swa = 0.0
+    for kind, count in model.attention_layers:
+        part = float(count * kind.kv_elements_per_token(tp))
+        total += part
+        swa += part if isinstance(kind, SlidingWindow) else 0.0
+    return swa / total if total else 0.0
 
 
 def kv_bytes_per_token(model: ModelSpec, precision: Precision) -> float:

@@ -1,0 +1,130 @@
+"""The serving KV pool of a model with sliding-window layers (``Engine.swa_pool``): vLLM keeps a
+sequence's window and a block in those layers, the simulation's accounting, the closed form's pool
+and ``estimate``'s max_running agree, and a model without such layers (or a context within the
+window) is unchanged."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+import genmodel
+from genmodel._api import default_precision
+from genmodel._engines import engine_preset
+from genmodel._memory import engine_max_batch
+from genmodel._parallel import Plan
+from genmodel._sizes import pool_kv_model, sliding_kv_share
+from genmodel._windowkv import WindowKv
+from genmodel.io import load_hardware, load_model
+
+H100 = load_hardware("h100-sxm").device
+OSS = load_model("gpt-oss-20b")  # 12 of its 24 blocks slide over 128 tokens
+VLLM = engine_preset("vllm", H100)
+FULL = VLLM.replace(swa_pool="full")
+FP4 = default_precision("fp4", model=OSS)
+#: a pool of about 8 GB: a few hundred gpt-oss-20b sequences of 1280 tokens, whole
+SMALL_POOL = 0.25
+
+
+def _sim(
+    engine: genmodel.Engine, model: genmodel.ModelSpec = OSS, **kwargs: object
+) -> genmodel.SimulationResult:
+    args: dict[str, object] = {
+        "input_tokens": 1024,
+        "output_tokens": 256,
+        "concurrency": 300,
+        "requests_per_client": 2,
+        "warmup_requests": 0,
+        "weight_dtype": "fp4",
+    }
+    args.update(kwargs)
+    return genmodel.simulate(model, "h100-sxm", engine=engine, **args)  # type: ignore[arg-type]
+
+
+def test_the_pool_model_keeps_the_window_and_a_block_or_every_token() -> None:
+    assert sliding_kv_share(OSS) == 0.5  # its sliding and full blocks cache alike
+    assert pool_kv_model(OSS, 16).sliding_window == 128 + 16
+    assert pool_kv_model(OSS, None).num_sliding_window_layers == 0
+    assert pool_kv_model(OSS, 0) is OSS  # the static memory model's window
+    llama = load_model("llama-3.1-8b")
+    assert pool_kv_model(llama, None) is llama and sliding_kv_share(llama) == 0.0
+
+
+def test_a_sliding_model_holds_more_sequences_than_without_its_window() -> None:
+    small = VLLM.replace(memory_fraction=SMALL_POOL)
+    window = _sim(small)
+    whole = _sim(dataclasses.replace(small, swa_pool="full"))
+    assert window.mean_running_batch > 1.3 * whole.mean_running_batch
+    assert window.ttft_s.mean < whole.ttft_s.mean
+    # the closed form's pool, as estimate's max_running sees it
+    plan = Plan()
+    lengths = {"input_tokens": 1024, "output_tokens": 256}
+    _, most_window, _ = engine_max_batch(OSS, H100, plan, FP4, **lengths, pool=small.kv_pool)
+    _, most_whole, _ = engine_max_batch(OSS, H100, plan, FP4, **lengths, pool=whole.engine.kv_pool)
+    assert most_window > 1.5 * most_whole
+
+
+def test_a_model_without_sliding_layers_is_unchanged() -> None:
+    llama = load_model("llama-3.2-1b")
+    small = VLLM.replace(memory_fraction=0.05)
+    kwargs = {"input_tokens": 1000, "output_tokens": 200, "weight_dtype": "bf16"}
+    a = _sim(small, llama, **kwargs)
+    b = _sim(dataclasses.replace(small, swa_pool="full"), llama, **kwargs)
+    assert a.preemptions > 0  # the pool is the limit
+    assert (a.ttft_s, a.tpot_s, a.kv_peak_bytes_per_device) == (
+        b.ttft_s,
+        b.tpot_s,
+        b.kv_peak_bytes_per_device,
+    )
+
+
+def test_contexts_within_the_window_change_nothing() -> None:
+    wide = dataclasses.replace(OSS, sliding_window=4096)
+    small = VLLM.replace(memory_fraction=SMALL_POOL)
+    kwargs = {"input_tokens": 2000, "output_tokens": 500, "concurrency": 400}
+    a = _sim(small, wide, **kwargs)
+    b = _sim(dataclasses.replace(small, swa_pool="full"), wide, **kwargs)
+    assert a.kv_refusals > 0  # the pool is the limit
+    assert (a.ttft_s, a.tpot_s, a.kv_peak_bytes_per_device) == (
+        b.ttft_s,
+        b.tpot_s,
+        b.kv_peak_bytes_per_device,
+    )
+
+
+def test_the_simulated_kv_peak_is_what_each_sequence_holds() -> None:
+    # 8 prompts prefilled in one step, then decoded together in one run of steps to their completion:
+    # the peak the simulation samples is as the prefill step leaves them, each holding its prompt
+    # and half a block of waste, less (window) what its sliding-window layers freed past the window
+    n, n_in = 8, 1000
+    kwargs = {"input_tokens": n_in, "output_tokens": 50, "concurrency": n, "requests_per_client": 1}
+    token_bytes = OSS.num_layers * OSS.attention.kv_elements_per_token() * 2  # bf16 K and V
+    whole = n * (n_in + VLLM.kv_block_tokens // 2)
+    assert _sim(FULL, **kwargs).kv_peak_bytes_per_device == whole * token_bytes
+    keep = OSS.sliding_window + VLLM.kv_block_tokens
+    freed = math.floor(sliding_kv_share(OSS) * n * (n_in - keep))
+    assert freed > 0
+    assert _sim(VLLM, **kwargs).kv_peak_bytes_per_device == (whole - freed) * token_bytes
+
+
+def test_the_freed_tokens_follow_each_sequence_across_its_window() -> None:
+    # sequences entering below and above the window, leaving at random: the running count is the
+    # sum over the decoding ones of share * max(0, cached - keep), rounded down
+    rng = np.random.default_rng(7)
+    kv, keep, share = WindowKv(0.25, 100), 100, 0.25
+    live: dict[int, tuple[int, int]] = {}  # rid -> (cached tokens at entry, step of entry)
+    g = 0
+    for rid in range(400):
+        past = int(rng.integers(1, 200))
+        kv.enter(rid, past, g)
+        live[rid] = (past, g)
+        if live and rng.random() < 0.4:
+            gone = int(rng.choice(list(live)))
+            p0, g0 = live.pop(gone)
+            kv.leave(gone, p0 + g - g0, g)
+        g += int(rng.integers(0, 5))
+        kv.advance(g)
+        expected = sum(max(p0 + g - g0 - keep, 0) for p0, g0 in live.values())
+        assert kv.saved(g) == math.floor(share * expected)
