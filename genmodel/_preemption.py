@@ -109,14 +109,16 @@ def refused_for(r: Any, req: Any, seen: CacheSeen, steps: int) -> int:
     a plan refused having seen ``seen``: the first j (1 .. steps - 1) whose test admits it, else
     ``steps``. The pool's growth evicts cached blocks, least recently freed first, whole blocks: the
     plan j steps on has seen ceil(excess / block) blocks evicted since, excess = the tokens held
-    then, j decode tokens a sequence and those cached then less the capacity; once eviction
+    then, j decode tokens a sequence (less what sliding windows free: ``Replica.grown``) and those
+    cached then less the capacity; once eviction
     reaches the head's blocks its hits fall (:func:`cache_hits`), and with chunked prefill its
     first chunk grows by as much up to the budget, so the test can change. Unchunked, a head whose
     hits change may take its prompt whole, or no chunk at all (not tested, refused or not): the
     run stops before eviction reaches its blocks, whether this plan refused it or took no chunk."""
-    head, n, block = r.waiting[0], r.n_dec, r.engine.kv_block_tokens
+    head, block = r.waiting[0], r.engine.kv_block_tokens
     j = np.arange(1, steps)
-    evicted = np.clip(-(-(seen.held + n * j + seen.cached - r.capacity) // block) * block, 0, seen.cached)
+    held = seen.held + r.grown(j)  # (the held tokens of the plan j steps on)
+    evicted = np.clip(-(-(held + seen.cached - r.capacity) // block) * block, 0, seen.cached)
     if not r.engine.chunked_prefill:
         reaches = np.flatnonzero(evicted > seen.ahead)
         return int(reaches[0]) + 1 if len(reaches) else steps
@@ -125,7 +127,7 @@ def refused_for(r: Any, req: Any, seen: CacheSeen, steps: int) -> int:
         np.maximum(seen.head - np.maximum(evicted - seen.ahead, 0), 0), (todo - 1) // block * block
     )
     need = hits + np.minimum(todo - hits, seen.budget) + block // 2  # (as _admit: hits, chunk, half a block)
-    fits = np.flatnonzero(seen.held + n * j + need <= r.capacity)
+    fits = np.flatnonzero(held + need <= r.capacity)
     return int(fits[0]) + 1 if len(fits) else steps
 
 

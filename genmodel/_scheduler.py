@@ -179,6 +179,18 @@ class Replica:
         held = self.past_sum + self.prefill_done + self.running * self.half_block
         return held - self.window.saved(self.g) if self.window is not None else held
 
+    def grown(self, steps: np.ndarray) -> np.ndarray:
+        """What :meth:`held` grows by in each of ``steps`` more decode steps of the same sequences
+        (a run's): a token each, less what their sliding windows will have freed by then."""
+        grown: np.ndarray = self.n_dec * steps
+        if self.window is not None:
+            grown = grown - (self.window.saved_ahead(self.g + steps) - self.window.saved(self.g))
+        return grown
+
+    def held_after(self, steps: int) -> int:
+        """:meth:`held` after ``steps`` more decode steps of the same sequences (a run's)."""
+        return self.held() + int(self.grown(np.array([steps]))[0])
+
     def _need(self, req: Requests, rid: int, take: int) -> int:
         """Tokens admitting ``rid`` with a first chunk of ``take`` tokens takes from the pool."""
         e = self.engine
@@ -574,9 +586,9 @@ class Replica:
         if self.sglang is not None:
             self.sglang.decayed(steps)
         if self.can_overflow:  # what the step before the last left, before the last one's completions
-            self.peak_tokens = max(self.peak_tokens, self.held() + self.n_dec * (steps - 1))
+            self.peak_tokens = max(self.peak_tokens, self.held_after(steps - 1))
         if self.kept:  # as the last step's plan evicted for it, before its completions
-            evict(self, self.n_dec * steps)
+            evict(self, self.held_after(steps - 1) - self.held() + self.n_dec)
         self._decoded(req, now, steps, gaps, on_finish)
         if self.sglang is not None:
             retract(self, req)

@@ -473,7 +473,7 @@ def _decode_run(
         k = min(k, int(np.searchsorted(ends, next_arrival, side="left")) + 1)
         durations, ends = durations[:k], ends[:k]
     if samples is not None and k > 1:
-        kv = max(r.held() + r.n_dec * (k - 1) if r.can_overflow else r.used() for r in group)
+        kv = max(r.held_after(k - 1) if r.can_overflow else r.used() for r in group)
         samples.append(_sample(group, float(ends[-2]), kv))
     for r in group:
         r.commit_run(req, ends, durations, on_finish)

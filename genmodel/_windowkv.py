@@ -20,6 +20,8 @@ from __future__ import annotations
 import heapq
 import math
 
+import numpy as np
+
 
 class WindowKv:
     """The tokens of the pool the decoding sequences' sliding-window layers have freed, as the
@@ -36,6 +38,23 @@ class WindowKv:
     def saved(self, g: int) -> int:
         """Tokens of the pool the decoding sequences do not hold at step ``g``."""
         return math.floor(self.share * (self.old_base + self.n_old * g)) if self.n_old else 0
+
+    def saved_ahead(self, gs: np.ndarray) -> np.ndarray:
+        """:meth:`saved` as it will read at each later step of ``gs`` once :meth:`advance`
+        reached it, no sequence entering or leaving before then (a run's steps ahead); nothing
+        changes here."""
+        young = sorted(
+            (cross, entry[1])
+            for cross, rid in self.heap
+            if (entry := self.young.get(rid)) is not None and entry[0] == cross
+        )
+        crosses = np.array([c for c, _ in young], dtype=np.int64)
+        offsets = np.zeros(len(young) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([e - self.keep for _, e in young], dtype=np.int64)
+        crossed = np.searchsorted(crosses, gs, side="right")  # the young ones old by then
+        n = self.n_old + crossed
+        past = self.old_base + offsets[crossed] + n * gs
+        return np.where(n > 0, np.floor(self.share * past), 0).astype(np.int64)
 
     def saved_of(self, tokens: int) -> int:
         """What one sequence of ``tokens`` cached tokens does not hold."""

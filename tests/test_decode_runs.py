@@ -60,6 +60,15 @@ CASES: dict[str, dict[str, Any]] = {
         "output_spread": 0.3,
     },
     "vllm-async-overlap": {**_SHORT, "engine": _harness("vllm", "atom-oot")},
+    # sliding-window layers that free their blocks (vLLM): gpt-oss-120b on one H100, KV-short
+    "vllm-preempt-sliding-window": {
+        **_SHORT,
+        "model": "gpt-oss-120b",
+        "tp": 1,
+        "weight_dtype": "mxfp4",
+        "concurrency": 256,
+        "engine": "vllm",
+    },
     "trtllm-reserve": {**_SHORT, "engine": "trtllm"},
     "trtllm-partial-reserve": {
         **_SHORT,
@@ -233,7 +242,7 @@ def test_a_ratio_run_stops_where_a_plan_would_admit(outputs: int, capacity: int)
         r.running += 1
         r.n_dec += 1
         r.past_sum += 1000
-        r._started(req, rid)
+        r._started(req, rid, int(req.past0[rid]))
     r.g = 200
     r.past_sum += 8 * 200
     r.waiting.extend([8, 9])
@@ -271,7 +280,7 @@ def test_an_ignore_eos_run_stops_where_a_plan_would_admit(capacity: int, admitte
         r.running += 1
         r.n_dec += 1
         r.past_sum += 1100
-        r._started(req, rid)
+        r._started(req, rid, int(req.past0[rid]))
     r.g = 100
     r.waiting.extend([6, 7])
     assert r.sglang is not None
@@ -299,7 +308,7 @@ def _kept_head(capacity: int, budget: int = 8, chunked: bool = True) -> tuple[Re
         r.running += 1
         r.n_dec += 1
         r.past_sum += 1000
-        r._started(req, rid)
+        r._started(req, rid, int(req.past0[rid]))
     req.arrival_s[4] = 0.0
     r.kept[4] = r.kept_sum = 2992
     r.waiting.append(4)

@@ -95,16 +95,18 @@ def test_contexts_within_the_window_change_nothing() -> None:
 
 
 def test_the_simulated_kv_peak_is_what_each_sequence_holds() -> None:
-    # 8 prompts prefilled in one step, then decoded together in one run of steps to their completion:
-    # the peak the simulation samples is as the prefill step leaves them, each holding its prompt
-    # and half a block of waste, less (window) what its sliding-window layers freed past the window
-    n, n_in = 8, 1000
-    kwargs = {"input_tokens": n_in, "output_tokens": 50, "concurrency": n, "requests_per_client": 1}
+    # 8 prompts prefilled in one step, then decoded together in one run of 49 steps to their
+    # completion: the peak is as the step before the last leaves them (the last one's completions
+    # free them), each holding its prompt, 48 decode tokens and half a block of waste, less
+    # (window) what its sliding-window layers freed past the window
+    n, n_in, out = 8, 1000, 50
+    kwargs = {"input_tokens": n_in, "output_tokens": out, "concurrency": n, "requests_per_client": 1}
     token_bytes = OSS.num_layers * OSS.attention.kv_elements_per_token() * 2  # bf16 K and V
-    whole = n * (n_in + VLLM.kv_block_tokens // 2)
+    cached = n_in + out - 2
+    whole = n * (cached + VLLM.kv_block_tokens // 2)
     assert _sim(FULL, **kwargs).kv_peak_bytes_per_device == whole * token_bytes
     keep = OSS.sliding_window + VLLM.kv_block_tokens
-    freed = math.floor(sliding_kv_share(OSS) * n * (n_in - keep))
+    freed = math.floor(sliding_kv_share(OSS) * n * (cached - keep))
     assert freed > 0
     assert _sim(VLLM, **kwargs).kv_peak_bytes_per_device == (whole - freed) * token_bytes
 
