@@ -397,8 +397,9 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
     if simulated:
         head.add_row(
             "serving",
-            f"closed form prunes; {serving['rechecked']} candidates re-checked (up to {serving['recheck']} "
-            f"per dtype) by simulating {serving['engine']} ({serving['load']})",
+            f"closed form prunes; {serving['rechecked']} "
+            f"{'candidate' if serving['rechecked'] == 1 else 'candidates'} re-checked "
+            f"(up to {serving['recheck']} per dtype) by simulating {serving['engine']} ({serving['load']})",
         )
     if best is not None and best.get("closed_form") is not None:
         head.add_row("closed form vs simulated", _disagreement(best["closed_form"]))

@@ -209,8 +209,13 @@ class PlanReport:
         note = self.note
         if simulated and self.best is None and self.rechecked:
             note = (
-                f"none of the {len(self.rechecked)} candidates re-checked meets the SLOs in simulation; "
-                "widen the search with a larger recheck (--recheck 32), relax the targets, or see "
+                (
+                    "the one candidate re-checked does not meet the SLOs in simulation; "
+                    if len(self.rechecked) == 1
+                    else f"none of the {len(self.rechecked)} candidates re-checked meets the SLOs in "
+                    "simulation; "
+                )
+                + "widen the search with a larger recheck (--recheck 32), relax the targets, or see "
                 "the closed form's answer with serving='closed-form'"
             )
         elif simulated and self.best is None and self.result.candidates.meets_slo.any():

@@ -60,7 +60,7 @@ def test_with_one_recheck_none_passes_and_the_report_says_so() -> None:
     rep = genmodel.plan("llama-3.1-70b", "h100-sxm", recheck=1, **KW, **TIGHT)
     assert rep.best is None and len(rep.rechecked) == 1 and not rep.rechecked[0].meets_slo
     note = rep.to_dict()["serving"]["note"]
-    assert "none of the 1 candidates" in note and "--recheck" in note
+    assert "the one candidate re-checked does not meet" in note and "--recheck" in note
     # the closed form alone returns the candidate the simulation refused
     closed = genmodel.plan("llama-3.1-70b", "h100-sxm", recheck=0, **KW, **TIGHT)
     assert closed.best is not None and closed.serving == "closed-form"
@@ -327,7 +327,7 @@ def test_cli_says_when_no_rechecked_plan_meets_the_slos_in_simulation() -> None:
     args += ["--ttft-slo", "p99:800ms", "--tpot-slo", "30ms", "--recheck", "1"]
     result = runner.invoke(app, args)
     assert result.exit_code == 3, result.output
-    assert "none of the 1 candidates re-checked meets the SLOs in simulation" in result.stderr
+    assert "the one candidate re-checked does not meet the SLOs in simulation" in result.stderr
     assert "--recheck" in result.stderr and "Traceback" not in result.output
 
 
