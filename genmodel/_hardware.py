@@ -217,6 +217,10 @@ class Efficiency:
         gemm_low_precision_frac: the same for 8- and 4-bit GEMMs (their peak doubles, but operand
             feeds, epilogues and the power limit do not, so they reach a smaller fraction).
         gemm_tile_tokens: GEMM row tile; a GEMM over M tokens computes ceil(M/tile)*tile rows.
+        gemm_small_tile_tokens: token tile of the small-M kernels that run a GEMM of at most that
+            many tokens with its operands swapped (the weights on the instruction's 64-row side,
+            the tokens on its narrow N side): such a GEMM computes this many token rows; 0: none,
+            every GEMM pads to ``gemm_tile_tokens``.
         attention_frac: fraction of peak FLOP/s a fused (flash) attention kernel reaches.
         mla_decode_frac: the same for MLA's absorbed decode attention (every query head of a
             sequence against one shared latent cache: a different kernel, FlashMLA, CUTLASS MLA or
@@ -248,6 +252,7 @@ class Efficiency:
     gemm_frac: float = 0.7
     gemm_low_precision_frac: float = 0.5
     gemm_tile_tokens: int = 64
+    gemm_small_tile_tokens: int = 0
     attention_frac: float = 0.5
     mla_decode_frac: float = 0.5
     memory_frac: float = 0.7
@@ -276,6 +281,12 @@ class Efficiency:
         )
         if self.gemm_tile_tokens < 1:
             raise SpecError(f"efficiency.gemm_tile_tokens={self.gemm_tile_tokens!r} must be >= 1")
+        small = self.gemm_small_tile_tokens
+        if small < 0 or 0 < self.gemm_tile_tokens <= small:
+            raise SpecError(
+                f"efficiency.gemm_small_tile_tokens={self.gemm_small_tile_tokens!r} must be 0 or"
+                f" between 1 and gemm_tile_tokens={self.gemm_tile_tokens!r} (exclusive)"
+            )
         for name in (
             "moe_layer_latency_s",
             "gemm_latency_s",
@@ -291,6 +302,7 @@ IDEAL_EFFICIENCY = Efficiency(
     gemm_frac=1.0,
     gemm_low_precision_frac=1.0,
     gemm_tile_tokens=1,
+    gemm_small_tile_tokens=0,
     attention_frac=1.0,
     mla_decode_frac=1.0,
     memory_frac=1.0,

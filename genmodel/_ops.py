@@ -370,6 +370,7 @@ class Rates:
     attention_flops_per_s: Num  # achieved FLOP/s of fused attention
     mla_decode_flops_per_s: Num  # achieved FLOP/s of MLA's absorbed decode attention
     gemm_tile_tokens: int
+    gemm_small_tile_tokens: int  # 0: no small-M kernel (every GEMM pads to gemm_tile_tokens)
     expert_memory_bytes_per_s: Num  # achieved memory bandwidth of the routed experts' GEMMs
     moe_layer_latency_s: Num = 0.0  # fixed time of one fused-MoE kernel chain (one MoE layer)
     gemm_latency_s: Num = 0.0  # fixed time of one dense GEMM kernel
@@ -393,6 +394,7 @@ class Rates:
             attention_flops_per_s=attention_peak * eff.attention_frac,
             mla_decode_flops_per_s=attention_peak * eff.mla_decode_frac,
             gemm_tile_tokens=eff.gemm_tile_tokens,
+            gemm_small_tile_tokens=eff.gemm_small_tile_tokens,
             expert_memory_bytes_per_s=memory * eff.expert_memory_frac,
             moe_layer_latency_s=eff.moe_layer_latency_s,
             gemm_latency_s=eff.gemm_latency_s,
@@ -403,9 +405,14 @@ class Rates:
         )
 
     def padding(self, rows: Num) -> Num:
-        """Work a GEMM of ``rows`` token rows does over its useful work: rows padded to the tile."""
+        """Work a GEMM of ``rows`` token rows does over its useful work: rows padded to the tile,
+        or to the small-M kernels' token tile where there are no more rows than it."""
         tile = self.gemm_tile_tokens
-        return ceil(rows / tile) * tile / maximum(rows, 1e-30)
+        padded = ceil(rows / tile) * tile
+        small = self.gemm_small_tile_tokens
+        if small:  # swap-AB kernels of small M (hardware_db/EFFICIENCY.md)
+            padded = where(rows <= small, ceil(rows / small) * small, padded)
+        return padded / maximum(rows, 1e-30)
 
     def time(self, op: Op, padded: Num) -> OpTime:
         """Roofline time of ``op`` (a GEMM's row padding given, as :meth:`padding` says)."""

@@ -34,7 +34,7 @@ PARAMETERS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Efficienc
 HOW = ("fitted", "sourced", "default", "device", "base", "estimate")
 #: Parameters a fit leaves alone whatever their sensitivity: integers (an instruction shape) and
 #: engine settings that are configured, not measured.
-NOT_FITTED = ("gemm_tile_tokens", "usable_memory_frac")
+NOT_FITTED = ("gemm_tile_tokens", "gemm_small_tile_tokens", "usable_memory_frac")
 
 # Physically sane ranges a fit may move a parameter in (SI units). Below the low end a kernel would
 # be slower than a naive one on the same hardware; above the high end faster than any published one.

@@ -62,10 +62,10 @@ def test_batch_one_decode_is_memory_bound_near_the_weight_read(device_id: str) -
     assert 0.85 < ratio < 1.3, ratio
 
 
-@pytest.mark.xfail(strict=True, reason="H20: the Hopper 64-row tile rule makes batch-1 decode compute-bound")
 def test_h20_batch_one_decode_is_memory_bound() -> None:
-    """Known open item (hardware_db/README.md): 148 dense TFLOPS cannot hide 64 padded token rows, so
-    genmodel predicts 2.7x weights / bandwidth; small-M kernels do not pad tokens to 64."""
+    """148 dense TFLOPS could not hide 64 padded token rows (2.7x weights / bandwidth under the plain
+    64-row tile rule); Hopper's small-M kernels swap A and B and pad one token to 16 rows
+    (hardware_db/EFFICIENCY.md), which the H20 hides behind the weight read."""
     e, ratio = _decode_sanity("h20")
     assert e.decode.bound == "memory"
     assert ratio < 1.3

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import genmodel
 from genmodel import Op, Precision, attended_pairs, expected_experts_touched, forward_ops, roofline
+from genmodel._ops import Rates
 
 BF16 = Precision()
 
@@ -200,14 +201,33 @@ def test_ideal_roofline_of_a_gemm_is_flops_over_peak() -> None:
     assert t.arithmetic_intensity == pytest.approx(1e6)
 
 
+def _gemm_compute_s(device: genmodel.Device, rows: int) -> float:
+    return float(roofline(Op("g", "gemm", 2e9 * rows, 1.0, 1.0, 0, rows=rows), device, BF16).compute_s)
+
+
 def test_gemm_rows_are_padded_to_the_tile() -> None:
-    device = genmodel.load_device("h100-sxm")
+    device = genmodel.load_device("a100-sxm-80gb")
     tile = device.efficiency.gemm_tile_tokens
-    assert tile > 1
-    one = roofline(Op("g", "gemm", 2e9, 1.0, 1.0, 0, rows=1), device, BF16)
-    full = roofline(Op("g", "gemm", 2e9 * tile, 1.0, 1.0, 0, rows=tile), device, BF16)
+    assert tile > 1 and device.efficiency.gemm_small_tile_tokens == 0
     # one row costs as much compute as a full tile
-    assert one.compute_s == pytest.approx(full.compute_s)
+    assert _gemm_compute_s(device, 1) == pytest.approx(_gemm_compute_s(device, tile))
+    assert _gemm_compute_s(device, tile + 1) == pytest.approx(2 * _gemm_compute_s(device, tile))
+
+
+@pytest.mark.parametrize("device_id", ["h100-sxm", "h20", "b200"])
+def test_small_gemms_pad_to_the_swap_ab_tile_and_larger_ones_to_the_instruction_tile(device_id: str) -> None:
+    """Hopper and Blackwell run a GEMM of few tokens with its operands swapped (hardware_db/EFFICIENCY.md):
+    up to the small tile, tokens pad to it; beyond, to the 64-row instruction tile."""
+    device = genmodel.load_device(device_id)
+    small, tile = device.efficiency.gemm_small_tile_tokens, device.efficiency.gemm_tile_tokens
+    assert 1 < small < tile == 64
+    assert _gemm_compute_s(device, 1) == pytest.approx(_gemm_compute_s(device, small))
+    assert _gemm_compute_s(device, 1) == pytest.approx(_gemm_compute_s(device, tile) * small / tile)
+    assert _gemm_compute_s(device, small + 1) == pytest.approx(_gemm_compute_s(device, tile))
+    rates = Rates.of(device, BF16)  # arrays of rows (a plan search) pad as scalars do
+    rows = np.array([0.0, 1.0, small, small + 1.0, tile, tile + 1.0])
+    padded = rates.padding(rows) * np.maximum(rows, 1e-30)
+    assert padded.tolist() == [0.0, small, small, tile, tile, 2 * tile]
 
 
 # ---- sharding: sum over tp ranks equals the unsharded operator -------------------------------------

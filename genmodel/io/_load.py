@@ -195,6 +195,7 @@ def device_from_yaml(y: DeviceY) -> Device:
             gemm_frac=e.gemm_frac,
             gemm_low_precision_frac=e.gemm_low_precision_frac,
             gemm_tile_tokens=e.gemm_tile_tokens,
+            gemm_small_tile_tokens=e.gemm_small_tile_tokens,
             attention_frac=e.attention_frac,
             mla_decode_frac=e.attention_frac if e.mla_decode_frac is None else e.mla_decode_frac,
             memory_frac=e.memory_frac,

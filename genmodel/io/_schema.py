@@ -128,6 +128,8 @@ class EfficiencyY(_Strict):
     gemm_frac: Fraction
     gemm_low_precision_frac: Fraction
     gemm_tile_tokens: Count
+    #: small-M (swap-AB) kernels' token tile; absent or 0: none (hardware_db/EFFICIENCY.md)
+    gemm_small_tile_tokens: Annotated[int, Field(ge=0)] = 0
     attention_frac: Fraction
     #: MLA's absorbed decode attention; absent: attention_frac (hardware_db/EFFICIENCY.md)
     mla_decode_frac: Fraction | None = None
