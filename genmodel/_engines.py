@@ -45,7 +45,7 @@ from genmodel._eagerkernels import (
 )
 from genmodel._errors import SpecError, UnknownEntryError, require_ints
 from genmodel._hardware import Device
-from genmodel._newtokenratio import SGLANG_NEW_TOKEN_RATIO, NewTokenRatio
+from genmodel._newtokenratio import SGLANG_NEW_TOKEN_RATIO, SGLANG_SWA_FULL_TOKENS_RATIO, NewTokenRatio
 from genmodel._units import GiB
 
 #: the largest max_num_seqs and max_batched_tokens an engine takes (far beyond any engine's)
@@ -59,15 +59,15 @@ DP_GRAPH_SYNCS = ("own", "all-decode", "all-decode-equal")
 #: how attention-DP ranks in lockstep pad their steps' tokens to each other (``Engine.dp_pad_tokens``)
 DP_PADS = ("none", "max", "max-len")
 SCHEDULES = ("fcfs",)
-SWA_POOLS = ("full", "window")  # what the KV pool keeps of a sliding-window layer (Engine.swa_pool)
+SWA_POOLS = ("full", "window", "split")  # what the KV pool keeps of a sliding-window layer (Engine.swa_pool)
 
 
 @dataclass(frozen=True, slots=True)
 class KvPool:
-    """How an engine sizes and fills its KV pool (:attr:`Engine.kv_pool`): what its usable-memory
-    fraction is a fraction of (``fraction_of``, as :func:`~genmodel._memory.pool_device` takes
-    it) and what a running sequence holds of the pool (:meth:`held_output_tokens`). The default
-    is whole sequences in a fraction of the device (:data:`WHOLE_SEQUENCES`)."""
+    """How an engine sizes and fills its KV pool (:attr:`Engine.kv_pool`): what its usable-memory fraction is
+    a fraction of (``fraction_of``, as :func:`~genmodel._memory.pool_device` takes it) and what a running
+    sequence holds of the pool (:meth:`held_output_tokens`). The default is whole sequences in a fraction of
+    the device (:data:`WHOLE_SEQUENCES`)."""
 
     admission: str = "reserve"
     reserve_output_frac: float = 1.0
@@ -77,6 +77,7 @@ class KvPool:
     #: tokens past its window a sliding-window layer keeps of a sequence (vLLM: a block; 0 before an
     #: engine is named: the static memory's window); None = all (:func:`~genmodel._sizes.pool_kv_model`)
     swa_slack: int | None = 0
+    swa_ratio: float | None = None  # SGLang's split pools: sliding tokens per full-pool token (None: one)
 
     def held_output_tokens(self, output_tokens: int) -> int:
         """The output tokens a running sequence holds in the KV pool, on average over its life.
@@ -147,8 +148,8 @@ class Engine:
             run's shared prompt prefix is a run option (``prefix_hit_rate``), not this knob.
         schedule: order of the waiting queue ("fcfs").
         kv_block_tokens: tokens per KV-cache block (paging granularity).
-        swa_pool: what the pool keeps of a sequence in a sliding-window layer: "full", every token,
-            or "window", its window and a block (vLLM V1: :func:`~genmodel._sizes.pool_kv_model`).
+        swa_pool: what the pool keeps of a sliding-window layer's sequence: "full", every token, "window", its
+            window and a block (vLLM V1), "split", SGLang's two pools (``genmodel._sizes.split_kv_scale``).
         step_overhead_s: per-step CPU overhead; None = the device's ``step_overhead_s``.
         prefill_launch_s: host time per kernel launch of a step with prefill tokens, which the
             engine runs eagerly (outside CUDA graphs): such a step takes at least its kernels
@@ -310,7 +311,8 @@ class Engine:
         rule = self.new_token_ratio if self.admission == "reserve" else None
         frac = self.reserve_output_frac
         slack = self.kv_block_tokens if self.swa_pool == "window" else None
-        return KvPool(self.admission, frac, self.kv_fraction_of, self.memory_fraction, rule, slack)
+        ratio = SGLANG_SWA_FULL_TOKENS_RATIO if self.swa_pool == "split" else None
+        return KvPool(self.admission, frac, self.kv_fraction_of, self.memory_fraction, rule, slack, ratio)
 
     def replace(self, **changes: Any) -> Engine:
         """This engine with some knobs changed (None values are ignored)."""
@@ -530,6 +532,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             new_token_ratio=SGLANG_NEW_TOKEN_RATIO,
             preemption="recompute",
             kv_block_tokens=1,
+            swa_pool="split",
             overlap_scheduler=True,
             release_after_launch=True,
             prefix_caching=True,
@@ -596,30 +599,27 @@ DP_ATTENTION_CONSERVATIVENESS = 0.3
 def rank_engine(engine: Engine, *, moe: bool, dp: int) -> Engine:
     """``engine`` as each of ``dp`` attention-DP ranks of an MoE model runs it.
 
-    SGLang with DP attention (``--enable-dp-attention``, which genmodel's dp > 1 of an MoE model
-    is) changes two of its scheduler's knobs per rank (python/sglang/srt/server_args.py
-    ``_handle_data_parallelism`` in 0.5 and later, the same two lines in the 0.4 releases'
-    ``__post_init__``, "Data parallelism attention"):
+    SGLang with DP attention (``--enable-dp-attention``, which genmodel's dp > 1 of an MoE model is) changes
+    two of its scheduler's knobs per rank (python/sglang/srt/server_args.py ``_handle_data_parallelism`` in
+    0.5 and later, the same two lines in the 0.4 releases' ``__post_init__``, "Data parallelism attention"):
 
-    - ``chunked_prefill_size = chunked_prefill_size // dp_size`` ("DP attention is enabled. The
-      chunked prefill size is adjusted to ... to avoid MoE kernel issues"): the preset's (or a
-      harness's) ``max_batched_tokens`` is the size given, the rank's is that over ``dp``;
-    - ``schedule_conservativeness = schedule_conservativeness * 0.3``
-      (:data:`DP_ATTENTION_CONSERVATIVENESS`), which managers/scheduler.py ``Scheduler.__init__``
-      turns into ``init_new_token_ratio = min(SGLANG_INIT_NEW_TOKEN_RATIO x
-      schedule_conservativeness, 1)``, the floor being that x ``SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR``:
-      the rank's :class:`NewTokenRatio` starts at 0.3 of the preset's (0.21 rather than 0.7, the
-      floor 0.0294) and so reserves less for the running sequences' output; the closed form's
-      ``reserve_output_frac`` (the initial ratio) follows.
+    - ``chunked_prefill_size = chunked_prefill_size // dp_size`` ("DP attention is enabled. The chunked
+      prefill size is adjusted to ... to avoid MoE kernel issues"): the preset's (or a harness's)
+      ``max_batched_tokens`` is the size given, the rank's is that over ``dp``;
+    - ``schedule_conservativeness = schedule_conservativeness * 0.3`` (:data:`DP_ATTENTION_CONSERVATIVENESS`),
+      which managers/scheduler.py ``Scheduler.__init__`` turns into ``init_new_token_ratio =
+      min(SGLANG_INIT_NEW_TOKEN_RATIO x schedule_conservativeness, 1)``, the floor being that x
+      ``SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR``: the rank's :class:`NewTokenRatio` starts at 0.3 of the preset's
+      (0.21 rather than 0.7, the floor 0.0294) and so reserves less for the running sequences' output; the
+      closed form's ``reserve_output_frac`` (the initial ratio) follows.
 
-    Knobs it leaves per server, and so unchanged here: ``max_prefill_tokens``; the preset's
-    ``max_num_seqs`` is already a rank's (the rank's request pool, ``req_to_token_pool``). A
-    ``--max-running-requests`` given to the server is divided by the DP size in each rank's model
-    runner (model_executor/model_runner.py, tp_worker.py in 0.4: ``max_running_requests //
-    dp_size`` with DP attention): an ``Engine``'s ``max_num_seqs`` is the rank's, so give that.
-    Early 0.4 releases (DP attention forcing dp = tp) also halved the chunk, capped the CUDA graph
-    batch at 96 and turned the overlap schedule off; the bundled rows ran later releases. The
-    other engines and dense replicas keep their knobs.
+    Knobs it leaves per server, and so unchanged here: ``max_prefill_tokens``; the preset's ``max_num_seqs``
+    is already a rank's (the rank's request pool, ``req_to_token_pool``). A ``--max-running-requests`` given
+    to the server is divided by the DP size in each rank's model runner (model_executor/model_runner.py,
+    tp_worker.py in 0.4: ``max_running_requests // dp_size`` with DP attention): an ``Engine``'s
+    ``max_num_seqs`` is the rank's, so give that. Early 0.4 releases (DP attention forcing dp = tp) also
+    halved the chunk, capped the CUDA graph batch at 96 and turned the overlap schedule off; the bundled rows
+    ran later releases. The other engines and dense replicas keep their knobs.
     """
     if engine.name != "sglang" or not moe or dp < 2:
         return engine

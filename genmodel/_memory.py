@@ -35,6 +35,7 @@ from genmodel._sizes import (
     expert_bytes_per_device,
     kv_bytes_per_sequence,
     pool_kv_model,
+    split_kv_scale,
     weight_bytes_per_device,
 )
 from genmodel._units import GB, Num, maximum
@@ -104,6 +105,8 @@ class MemoryExtras:
         shared_prefix_tokens: prompt tokens every sequence of a replica shares in the prefix cache.
         offload: the tiers that take what does not fit the device.
         sharing: devices of a node that share the offload tiers.
+        kv_scale: what a token of the model's KV costs in the pool, as a share of its bytes (SGLang's
+            split pools: :func:`~genmodel._sizes.split_kv_scale`; the draft's KV is not scaled).
     """
 
     redundant_experts: int = 0
@@ -113,6 +116,7 @@ class MemoryExtras:
     shared_prefix_tokens: int = 0
     offload: Offload = NO_OFFLOAD
     sharing: int = 1
+    kv_scale: float = 1.0
 
     def __post_init__(self) -> None:
         require_ints(kv_block_tokens=self.kv_block_tokens, sharing=self.sharing)
@@ -299,7 +303,8 @@ class _Footprint:
         own = paged_tokens(context - shared, block)  # tokens each sequence keeps for itself
 
         def kv_of(m: ModelSpec, tokens: int, **split: int) -> float:
-            return float(kv_bytes_per_sequence(m, precision, tokens, tp=plan.tp, cp=plan.cp, **split))
+            scale = extras.kv_scale if m is model else 1.0
+            return scale * float(kv_bytes_per_sequence(m, precision, tokens, tp=plan.tp, cp=plan.cp, **split))
 
         def kv_parts(m: ModelSpec, **split: int) -> tuple[float, float, float | None]:
             """(KV bytes of the shared prefix, of a sequence with it, of the recent window)."""
@@ -590,8 +595,12 @@ def engine_max_batch(
         InfeasibleError: not even one whole sequence per replica fits.
     """
     whole = {"input_tokens": input_tokens, "output_tokens": output_tokens}
-    # a sliding-window layer holds what the engine's pool keeps of it (its window and a block, or all)
+    # a sliding-window layer holds what the engine's pool keeps of it (its window and a block, or all);
+    # SGLang's split pools count the full-layer pool's tokens, each at its share of a token's bytes
+    scale = split_kv_scale(model, pool.swa_ratio, plan.tp)
     model = pool_kv_model(model, pool.swa_slack)
+    if scale != 1.0:
+        extras = dataclasses.replace(extras, kv_scale=scale)
     if pool.fraction_of != "device" or pool.memory_fraction is not None:
         weights = _Footprint(model, device, plan, precision, **whole, extras=extras).use(plan.dp)
         device = pool_device(device, weights.weights_bytes_per_device, pool.fraction_of, pool.memory_fraction)

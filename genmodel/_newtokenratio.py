@@ -66,3 +66,8 @@ class NewTokenRatio:
 
 #: SGLang 0.5's defaults (:class:`NewTokenRatio`)
 SGLANG_NEW_TOKEN_RATIO = NewTokenRatio()
+#: SGLang's ``--swa-full-tokens-ratio`` default (python/sglang/srt/server_args.py swa_full_tokens_ratio
+#: 0.8): with sliding-window layers it keeps two pools, the sliding one holding this many tokens per
+#: token of the full-layer one (model_executor/model_runner_kv_cache_mixin.py set_num_tokens_hybrid_swa;
+#: ``Engine.swa_pool`` "split")
+SGLANG_SWA_FULL_TOKENS_RATIO = 0.8

@@ -55,7 +55,12 @@ from genmodel._simfigures import (
     request_figures,
 )
 from genmodel._simresult import RequestRecords, SimulationResult, Timeline
-from genmodel._sizes import activation_bytes_per_device, kv_bytes_per_sequence, sliding_kv_share
+from genmodel._sizes import (
+    activation_bytes_per_device,
+    kv_bytes_per_sequence,
+    sliding_kv_share,
+    split_kv_scale,
+)
 from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._swaplink import swap_link
 from genmodel._symmetry import replica_classes
@@ -303,6 +308,8 @@ def _kv_pool(
     extra = seen.usable_memory_bytes - device.usable_memory_bytes
     pool = one.usable_bytes_per_device + extra - one.weights_bytes_per_device - float(act)
     token_bytes = float(kv_bytes_per_sequence(model, precision, 1.0, tp=plan.tp, pp=plan.pp, cp=plan.cp))
+    # SGLang's split pools: a token of its full-layer pool (the one counted) costs less than a whole one
+    token_bytes *= split_kv_scale(model, engine.kv_pool.swa_ratio, plan.tp)
     return max(int(pool // token_bytes), 0), token_bytes
 
 

@@ -137,6 +137,26 @@ def pool_kv_model(model: ModelSpec, swa_slack: int | None) -> ModelSpec:
     return dataclasses.replace(model, sliding_window=model.sliding_window + swa_slack)
 
 
+def split_kv_scale(model: ModelSpec, swa_ratio: float | None, tp: Num = 1) -> float:
+    """What a token of SGLang's full-layer pool costs, as a share of a token's KV bytes in every layer
+    (``KvPool.swa_ratio``; 1 without sliding-window layers or without split pools).
+
+    SGLang keeps a model with sliding-window layers in two pools sized in one memory (sglang
+    python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py ``set_num_tokens_hybrid_swa``,
+    commit 001ccef0): full tokens = memory / (F x n_full + ratio x S x n_swa) and sliding tokens =
+    ratio x full tokens, F and S the per-layer bytes of a token, ``max_total_num_tokens`` being the
+    full pool's. A running sequence of L tokens takes L of the full pool and at most its window (and
+    a page) of the sliding one. genmodel counts the pool in full-pool tokens, each costing
+    1 - (1 - ratio) x share of a whole-model token (share: :func:`sliding_kv_share`; 0.9 on gpt-oss),
+    and takes the full pool as the one that binds: the sliding pool holds ratio x the full pool's
+    tokens, so it binds only where the running sequences' window-clipped tokens exceed ratio x their
+    whole lengths (sequences shorter than about (window + page) / ratio tokens), which is not checked.
+    """
+    if swa_ratio is None or not model.num_sliding_window_layers:
+        return 1.0
+    return 1.0 - (1.0 - swa_ratio) * sliding_kv_share(model, tp)
+
+
 def sliding_kv_share(model: ModelSpec, tp: Num = 1) -> float:
     """The share of one token's KV bytes (all layers) that sliding-window layers hold (0 without them)."""
     total = swa = 0.0

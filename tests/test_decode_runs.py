@@ -69,6 +69,15 @@ CASES: dict[str, dict[str, Any]] = {
         "concurrency": 256,
         "engine": "vllm",
     },
+    # SGLang's split pools (the full-layer one larger than a whole-model pool), retracting: the same
+    "sglang-ratio-retract-sliding-split": {
+        **_SHORT,
+        "model": "gpt-oss-120b",
+        "tp": 1,
+        "weight_dtype": "mxfp4",
+        "concurrency": 256,
+        "engine": "sglang",
+    },
     "trtllm-reserve": {**_SHORT, "engine": "trtllm"},
     "trtllm-partial-reserve": {
         **_SHORT,

@@ -1,7 +1,7 @@
 """The serving KV pool of a model with sliding-window layers (``Engine.swa_pool``): vLLM keeps a
-sequence's window and a block in those layers, the simulation's accounting, the closed form's pool
-and ``estimate``'s max_running agree, and a model without such layers (or a context within the
-window) is unchanged."""
+sequence's window and a block in those layers, SGLang sizes a full-layer pool beside a sliding one
+("split"), the simulation's accounting, the closed form's pool and ``estimate``'s max_running agree,
+and a model without such layers (or a context within the window) is unchanged."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from genmodel._api import default_precision
 from genmodel._engines import engine_preset
 from genmodel._memory import engine_max_batch
 from genmodel._parallel import Plan
-from genmodel._sizes import pool_kv_model, sliding_kv_share
+from genmodel._sizes import pool_kv_model, sliding_kv_share, split_kv_scale
 from genmodel._windowkv import WindowKv
 from genmodel.io import load_hardware, load_model
 
@@ -130,3 +130,43 @@ def test_the_freed_tokens_follow_each_sequence_across_its_window() -> None:
         kv.advance(g)
         expected = sum(max(p0 + g - g0 - keep, 0) for p0, g0 in live.values())
         assert kv.saved(g) == math.floor(share * expected)
+
+
+SGLANG = engine_preset("sglang", H100)
+
+
+def test_sglang_splits_its_pool_and_the_full_one_holds_more_tokens() -> None:
+    assert SGLANG.swa_pool == "split" and SGLANG.kv_pool.swa_ratio == 0.8
+    # full tokens = memory / (F n_full + 0.8 S n_swa): half of gpt-oss's bytes slide, so 1 / 0.9 as many
+    assert math.isclose(split_kv_scale(OSS, 0.8), 0.9)
+    assert split_kv_scale(OSS, None) == 1.0 and split_kv_scale(load_model("llama-3.1-8b"), 0.8) == 1.0
+
+
+def test_sglang_split_holds_more_sequences_than_one_pool_of_whole_tokens() -> None:
+    small = SGLANG.replace(memory_fraction=SMALL_POOL)
+    split = _sim(small)
+    whole = _sim(dataclasses.replace(small, swa_pool="full"))
+    # the same memory, in 1 / 0.9 as many (full-pool) tokens
+    assert math.isclose(split.kv_capacity_bytes_per_device, whole.kv_capacity_bytes_per_device, rel_tol=1e-4)
+    assert split.mean_running_batch > 1.05 * whole.mean_running_batch
+    plan = Plan()
+    lengths = {"input_tokens": 1024, "output_tokens": 256}
+    _, most_split, _ = engine_max_batch(OSS, H100, plan, FP4, **lengths, pool=small.kv_pool)
+    _, most_whole, _ = engine_max_batch(OSS, H100, plan, FP4, **lengths, pool=whole.engine.kv_pool)
+    assert most_whole < most_split <= math.ceil(most_whole / 0.9) + 1
+    assert most_split >= math.floor(most_whole / 0.9) - 1
+
+
+def test_sglang_split_leaves_a_model_without_sliding_layers_unchanged() -> None:
+    llama = load_model("llama-3.2-1b")
+    small = SGLANG.replace(memory_fraction=0.1)
+    kwargs = {"input_tokens": 1000, "output_tokens": 200, "weight_dtype": "bf16"}
+    a = _sim(small, llama, **kwargs)
+    b = _sim(dataclasses.replace(small, swa_pool="full"), llama, **kwargs)
+    assert a.preemptions + a.kv_refusals > 0  # the pool is the limit
+    assert (a.ttft_s, a.tpot_s, a.kv_peak_bytes_per_device, a.kv_capacity_bytes_per_device) == (
+        b.ttft_s,
+        b.tpot_s,
+        b.kv_peak_bytes_per_device,
+        b.kv_capacity_bytes_per_device,
+    )
