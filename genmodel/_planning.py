@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from genmodel._api import default_precision, profiled, run_options
+from genmodel._api import check_moe_options, default_precision, profiled, run_options
 from genmodel._candidates import DEFAULT_RECHECK, MAX_RECHECK, statistic_name
 from genmodel._engines import Engine, as_engine
 from genmodel._errors import SpecError
@@ -437,6 +437,7 @@ def plan(
     checked = slo if factors is None else _pessimistic_slo(slo, factors)
     run = run_options(hw, options=options, **option_values)
     hw, run = profiled(hw, run, engine)  # the named profile, else the device's own for the engine
+    check_moe_options(m, run)
     if run.disaggregated:
         raise SpecError(
             "options.disaggregated=True: plan() searches co-located serving plans; "

@@ -1,0 +1,34 @@
+"""Bad input met on the models and options added together (gpt-oss, Qwen3 dense, Kimi-K2, mxfp4,
+--combine-overlap): one red line and exit code 2, never a silent no-op or a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from _cli import cli_bad
+
+import genmodel
+from genmodel import SpecError
+
+DENSE = ["--model", "qwen3-8b", "--hardware", "h100-sxm", "--input-tokens", "1000", "--output-tokens", "100"]
+MOE_ONLY = [
+    (["--combine-overlap", "shared"], "combine_overlap='shared' needs a mixture-of-experts model"),
+    (["--combine-overlap", "down"], "combine_overlap='down' needs a mixture-of-experts model"),
+    (["--redundant-experts", "2"], "redundant_experts=2 needs a mixture-of-experts model"),
+    (["--expert-offload", "host"], "has no experts"),
+]
+
+
+@pytest.mark.parametrize(("extra", "said"), MOE_ONLY)
+@pytest.mark.parametrize("command", ["estimate", "plan", "compare"])
+def test_an_expert_option_with_a_dense_model_is_refused_not_ignored(
+    command: str, extra: list[str], said: str
+) -> None:
+    budget = [] if command == "estimate" else ["--devices", "2"]
+    assert said in cli_bad([command, *DENSE, *budget, *extra])
+
+
+def test_the_api_refuses_combine_overlap_on_a_dense_model_and_keeps_it_on_a_moe_one() -> None:
+    with pytest.raises(SpecError, match="qwen3-8b is dense"):
+        genmodel.estimate("qwen3-8b", "h100-sxm", input_tokens=100, output_tokens=10, combine_overlap="down")
+    est = genmodel.estimate("gpt-oss-20b", "h100-sxm", input_tokens=100, output_tokens=10, combine_overlap="down")
+    assert est.decode.time_s > 0
