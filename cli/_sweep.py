@@ -148,7 +148,7 @@ def sweep(
         ),
     ] = None,
     weight_dtype: Annotated[
-        str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4|q4_0|q4_k_m|q8_0|...")
+        str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4|mxfp4|q4_0|q4_k_m|q8_0|...")
     ] = "bf16",
     act_dtype: Annotated[str | None, typer.Option(help="Activation dtype (default: as weights).")] = None,
     kv_dtype: Annotated[str | None, typer.Option(help="KV-cache dtype (default: bf16).")] = None,

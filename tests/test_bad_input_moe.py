@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from _cli import cli_bad
+from _cli import cli_bad, cli_ok
 
 import genmodel
 from genmodel import SpecError
@@ -30,5 +30,15 @@ def test_an_expert_option_with_a_dense_model_is_refused_not_ignored(
 def test_the_api_refuses_combine_overlap_on_a_dense_model_and_keeps_it_on_a_moe_one() -> None:
     with pytest.raises(SpecError, match="qwen3-8b is dense"):
         genmodel.estimate("qwen3-8b", "h100-sxm", input_tokens=100, output_tokens=10, combine_overlap="down")
-    est = genmodel.estimate("gpt-oss-20b", "h100-sxm", input_tokens=100, output_tokens=10, combine_overlap="down")
+    est = genmodel.estimate(
+        "gpt-oss-20b", "h100-sxm", input_tokens=100, output_tokens=10, combine_overlap="down"
+    )
     assert est.decode.time_s > 0
+
+
+@pytest.mark.parametrize(
+    "command", ["estimate", "memory", "plan", "compare", "simulate", "requirements", "sweep"]
+)
+def test_the_weight_dtype_help_names_mxfp4(command: str) -> None:
+    text = " ".join(cli_ok([command, "--help"], columns=400).split())
+    assert "--weight-dtype" in text and "mxfp4" in text
