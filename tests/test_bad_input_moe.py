@@ -1,5 +1,6 @@
-"""Bad input met on the models and options added together (gpt-oss, Qwen3 dense, Kimi-K2, mxfp4,
---combine-overlap): one red line and exit code 2, never a silent no-op or a traceback."""
+"""A new user's pass over the models and options added together (gpt-oss, Qwen3 dense, Kimi-K2, mxfp4,
+--combine-overlap): bad input gives one red line and exit code 2, never a silent no-op or a traceback;
+the help names mxfp4; CSV cells that hold lists parse back."""
 
 from __future__ import annotations
 
@@ -42,3 +43,16 @@ def test_the_api_refuses_combine_overlap_on_a_dense_model_and_keeps_it_on_a_moe_
 def test_the_weight_dtype_help_names_mxfp4(command: str) -> None:
     text = " ".join(cli_ok([command, "--help"], columns=400).split())
     assert "--weight-dtype" in text and "mxfp4" in text
+
+
+def test_a_list_in_a_csv_cell_is_json_a_reader_can_parse() -> None:
+    import csv
+    import io
+    import json
+
+    text = cli_ok(["hw", "list", "--format", "csv"])
+    row = next(r for r in csv.DictReader(io.StringIO(text)) if r["id"] == "hls-gaudi3")
+    cells = [v for v in row.values() if v.startswith("[")]
+    assert cells, row
+    for cell in cells:
+        assert isinstance(json.loads(cell), list)
