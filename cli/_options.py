@@ -340,7 +340,10 @@ ServingOpt = Annotated[
     typer.Option(help="With --concurrency: simulated (the engine's scheduler, default) | closed-form."),
 ]
 EngineOpt = Annotated[
-    str, typer.Option(help="Simulated engine: vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
+    str,
+    typer.Option(
+        help="Simulated engine: vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0, NVIDIA GPUs only)."
+    ),
 ]
 # overrides of the simulated engine's knobs (None: the preset's), as simulate and requirements take them
 MaxNumSeqsOpt = Annotated[

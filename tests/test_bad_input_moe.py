@@ -56,3 +56,18 @@ def test_a_list_in_a_csv_cell_is_json_a_reader_can_parse() -> None:
     assert cells, row
     for cell in cells:
         assert isinstance(json.loads(cell), list)
+
+
+@pytest.mark.parametrize("hardware", ["gaudi3", "tpu-v6e", "mi300x"])
+def test_tensorrt_llm_on_another_vendors_device_is_refused(hardware: str) -> None:
+    args = ["simulate", "--model", "gpt-oss-20b", "--hardware", hardware, "--weight-dtype", "mxfp4"]
+    args += ["--engine", "trtllm", "--concurrency", "4", "--input-tokens", "100", "--output-tokens", "10"]
+    assert "runs on NVIDIA GPUs only" in cli_bad(args)
+
+
+def test_compare_names_the_platform_tensorrt_llm_cannot_run_on_and_answers_the_others() -> None:
+    rows = genmodel.compare(
+        "qwen3-8b", ["h100-sxm", "mi300x"], devices=1, input_tokens=200, output_tokens=20, engine="trtllm"
+    )
+    assert rows[0]["tp"] == 1 and not rows[0].get("error")
+    assert "NVIDIA GPUs only" in rows[1]["error"]
