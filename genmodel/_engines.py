@@ -43,7 +43,7 @@ from genmodel._eagerkernels import (
     VLLM_GRAPH_SIZES,
     EagerBlockKernels,
 )
-from genmodel._errors import InfeasibleError, SpecError, UnknownEntryError, require_ints
+from genmodel._errors import SpecError, UnknownEntryError, require_ints
 from genmodel._hardware import Device
 from genmodel._newtokenratio import SGLANG_NEW_TOKEN_RATIO, NewTokenRatio
 from genmodel._units import GiB
@@ -488,8 +488,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
         The :class:`Engine`; change any knob with :meth:`Engine.replace`.
 
     Raises:
-        UnknownEntryError: an engine without a preset. InfeasibleError: trtllm on a device of
-            another vendor than NVIDIA.
+        UnknownEntryError: an engine without a preset.
     """
     memory = float("inf") if device is None else device.memory_capacity_bytes
     if name == "vllm":
@@ -547,15 +546,6 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             "piecewise prefill graphs on by default, sglang PR 16331: set prefill_launch_s 0 there).",
         )
     if name == "trtllm":
-        if device is not None and device.vendor not in ("", "NVIDIA"):
-            # TensorRT-LLM builds on CUDA and NVIDIA's kernels only (its installation docs list
-            # NVIDIA GPUs and CUDA as the requirements): no preset on another vendor's device
-            raise InfeasibleError(
-                [
-                    f"engine='trtllm' runs on NVIDIA GPUs only; {device.id} is {device.vendor}'s: "
-                    "use vllm or sglang"
-                ]
-            )
         return Engine(
             name="trtllm",
             version="1.0 (trtllm-serve, PyTorch backend)",
