@@ -71,3 +71,12 @@ def test_compare_names_the_platform_tensorrt_llm_cannot_run_on_and_answers_the_o
     )
     assert rows[0]["tp"] == 1 and not rows[0].get("error")
     assert "NVIDIA GPUs only" in rows[1]["error"]
+
+
+def test_a_model_too_big_at_bf16_names_its_published_narrower_checkpoints() -> None:
+    args = ["estimate", "--model", "gpt-oss-120b", "--hardware", "h100-sxm"]
+    args += ["--input-tokens", "100", "--output-tokens", "10"]
+    assert "(published checkpoints of gpt-oss-120b: mxfp4, fp4)" in cli_bad(args)
+    # asked in its published precision already: nothing to point at
+    assert "published" not in cli_bad(["estimate", *args[1:4], "l4", *args[5:], "--weight-dtype", "mxfp4"])
+    assert "published" not in cli_bad(["estimate", "--model", "qwen3-32b", "--hardware", "l4", *args[5:]])
