@@ -256,7 +256,8 @@ def sweep(
         out.print(to_json(records), markup=False)
     else:
         out.print(_table(records))
-    err.print(f"sweep: {len(rows)} points, {errors} errors, {elapsed:.1f} s{where}", markup=False)
+    counts = f"{len(rows)} point{'s' * (len(rows) != 1)}, {errors} error{'s' * (errors != 1)}"
+    err.print(f"sweep: {counts}, {elapsed:.1f} s{where}", markup=False)
 
 
 def _table(records: list[dict[str, Any]]) -> Table:

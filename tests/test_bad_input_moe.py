@@ -80,3 +80,13 @@ def test_a_model_too_big_at_bf16_names_its_published_narrower_checkpoints() -> N
     # asked in its published precision already: nothing to point at
     assert "published" not in cli_bad(["estimate", *args[1:4], "l4", *args[5:], "--weight-dtype", "mxfp4"])
     assert "published" not in cli_bad(["estimate", "--model", "qwen3-32b", "--hardware", "l4", *args[5:]])
+
+
+def test_the_sweep_summary_counts_one_point_and_one_error_in_the_singular() -> None:
+    from _cli import runner
+    from genmodel.cli._app import app
+
+    args = ["sweep", "--model", "qwen3-8b", "--hardware", "h100-sxm", "--input-tokens", "100"]
+    result = runner.invoke(app, [*args, "--output-tokens", "10", "--combine-overlap", "shared"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("sweep: 1 point, 1 error, ")
