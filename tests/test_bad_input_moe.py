@@ -90,3 +90,9 @@ def test_the_sweep_summary_counts_one_point_and_one_error_in_the_singular() -> N
     result = runner.invoke(app, [*args, "--output-tokens", "10", "--combine-overlap", "shared"])
     assert result.exit_code == 0, result.output
     assert result.stderr.strip().splitlines()[-1].startswith("sweep: 1 point, 1 error, ")
+
+
+def test_a_plan_with_no_layout_that_runs_says_of_what_in_words() -> None:
+    args = ["plan", "--model", "gpt-oss-120b", "--hardware", "h100-sxm", "--devices", "1"]
+    line = cli_bad([*args, "--input-tokens", "1000", "--output-tokens", "100"])
+    assert "no layout of 1 device runs gpt-oss-120b (bf16 weights): 1 layout: memory: " in line
