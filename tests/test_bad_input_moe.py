@@ -96,3 +96,10 @@ def test_a_plan_with_no_layout_that_runs_says_of_what_in_words() -> None:
     args = ["plan", "--model", "gpt-oss-120b", "--hardware", "h100-sxm", "--devices", "1"]
     line = cli_bad([*args, "--input-tokens", "1000", "--output-tokens", "100"])
     assert "no layout of 1 device runs gpt-oss-120b (bf16 weights): 1 layout: memory: " in line
+
+
+def test_hw_list_shows_the_fp4_rate_that_mxfp4_and_fp4_gemms_run_at_in_plain_digits() -> None:
+    text = cli_ok(["hw", "list"], columns=200)
+    assert "fp4" in text.splitlines()[2]  # the header's precision row
+    b300 = next(line for line in text.splitlines() if "│ b300 " in line)
+    assert "13,125" in b300 and "e+0" not in b300
