@@ -295,9 +295,9 @@ def search(
         on_progress(len(work), len(work))
     if not tally.found and not tally.pool:
         dtypes = "/".join(dict.fromkeys(p.weight_dtype for p in precisions))
-        head = f"no layout of {devices} device{'s' * (devices != 1)} runs {model.id} ({dtypes} weights): "
+        said = f"no layout of {devices} device{'s' * (devices != 1)} runs {model.id} ({dtypes} weights)"
         counted = [f"{n} layout{'s' * (n != 1)}: {reason}" for reason, n in tally.violations.most_common()]
-        raise InfeasibleError([head + counted[0], *counted[1:]])
+        raise InfeasibleError([": ".join([said, *counted[:1]]), *counted[1:]])
     candidates = tally.candidates(slo, input_tokens, output_tokens)
     disagg = None
     if disaggregated:
