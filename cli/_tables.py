@@ -247,7 +247,6 @@ DEVICE_COLUMNS = (
     ("memory\nTB/s", "bandwidth_tb_per_s"),
     ("bf16\nTFLOP/s", "dense_tflops.bf16"),
     ("fp8\nTFLOP/s", "dense_tflops.fp8"),
-    ("fp4\nTFLOP/s", "dense_tflops.fp4"),
     ("scale-up\nGB/s", "scale_up_gb_per_s"),
     ("TDP\nW", "tdp_w"),
     ("USD\nper h", "usd_per_hour"),
@@ -292,7 +291,7 @@ def cell(value: Any) -> str:
     """One value of a flattened record as table text."""
     if value is None:
         return "-"
-    if isinstance(value, float):  # 13,125, not 1.312e+04 (B300's fp4 TFLOP/s)
+    if isinstance(value, float):  # 13,125, not 1.312e+04 (B300's fp4 TFLOP/s in hw show)
         return f"{value:,.0f}" if 1e4 <= abs(value) < 1e9 else f"{value:.4g}"
     if isinstance(value, list | tuple):
         return json.dumps(value, default=str)

@@ -98,8 +98,9 @@ def test_a_plan_with_no_layout_that_runs_says_of_what_in_words() -> None:
     assert "no layout of 1 device runs gpt-oss-120b (bf16 weights): 1 layout: memory: " in line
 
 
-def test_hw_list_shows_the_fp4_rate_that_mxfp4_and_fp4_gemms_run_at_in_plain_digits() -> None:
-    text = cli_ok(["hw", "list"], columns=200)
-    assert "fp4" in text.splitlines()[2]  # the header's precision row
-    b300 = next(line for line in text.splitlines() if "│ b300 " in line)
-    assert "13,125" in b300 and "e+0" not in b300
+def test_a_table_shows_a_float_of_ten_thousand_or_more_in_plain_digits() -> None:
+    from genmodel.cli._tables import cell
+
+    assert cell(13125.0) == "13,125" and cell(989.4) == "989.4" and cell(3.35e12) == "3.35e+12"
+    text = cli_ok(["hw", "show", "b300", "--format", "table"], columns=200)
+    assert "13,125" in text and "1.312e+04" not in text
