@@ -320,7 +320,8 @@ CpOpt = Annotated[int, typer.Option(help="Context-parallel degree (ring attentio
 WeightDtypeOpt = Annotated[
     str,
     typer.Option(
-        help="fp32|bf16|fp16|fp8|int8|fp4|int4, or a quantised format with its scales (q4_0|q4_k_m|q8_0|...)",
+        help="fp32|bf16|fp16|fp8|int8|fp4|int4, or a quantised format with its scales "
+        "(mxfp4|q4_0|q4_k_m|q8_0|...)",
         autocompletion=_complete_weight_dtypes,
     ),
 ]
@@ -339,7 +340,10 @@ ServingOpt = Annotated[
     typer.Option(help="With --concurrency: simulated (the engine's scheduler, default) | closed-form."),
 ]
 EngineOpt = Annotated[
-    str, typer.Option(help="Simulated engine: vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0).")
+    str,
+    typer.Option(
+        help="Simulated engine: vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0, NVIDIA GPUs only)."
+    ),
 ]
 # overrides of the simulated engine's knobs (None: the preset's), as simulate and requirements take them
 MaxNumSeqsOpt = Annotated[

@@ -133,7 +133,12 @@ RiskOpt = Annotated[
     ),
 ]
 DtypesOpt = Annotated[
-    str, typer.Option("--weight-dtype", help="Weight precision; a comma list searches each (fp8,bf16).")
+    str,
+    typer.Option(
+        "--weight-dtype",
+        help="Weight precision (fp32|bf16|fp16|fp8|int8|fp4|int4|mxfp4|q4_0|q4_k_m|q8_0|...); "
+        "a comma list searches each (fp8,bf16).",
+    ),
 ]
 
 

@@ -148,7 +148,7 @@ def sweep(
         ),
     ] = None,
     weight_dtype: Annotated[
-        str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4|q4_0|q4_k_m|q8_0|...")
+        str, typer.Option(help="fp32|bf16|fp16|fp8|int8|fp4|int4|mxfp4|q4_0|q4_k_m|q8_0|...")
     ] = "bf16",
     act_dtype: Annotated[str | None, typer.Option(help="Activation dtype (default: as weights).")] = None,
     kv_dtype: Annotated[str | None, typer.Option(help="KV-cache dtype (default: bf16).")] = None,
@@ -256,7 +256,8 @@ def sweep(
         out.print(to_json(records), markup=False)
     else:
         out.print(_table(records))
-    err.print(f"sweep: {len(rows)} points, {errors} errors, {elapsed:.1f} s{where}", markup=False)
+    counts = f"{len(rows)} point{'s' * (len(rows) != 1)}, {errors} error{'s' * (errors != 1)}"
+    err.print(f"sweep: {counts}, {elapsed:.1f} s{where}", markup=False)
 
 
 def _table(records: list[dict[str, Any]]) -> Table:

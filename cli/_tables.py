@@ -291,8 +291,8 @@ def cell(value: Any) -> str:
     """One value of a flattened record as table text."""
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
+    if isinstance(value, float):  # 13,125, not 1.312e+04 (B300's fp4 TFLOP/s in hw show)
+        return f"{value:,.0f}" if 1e4 <= abs(value) < 1e9 else f"{value:.4g}"
     if isinstance(value, list | tuple):
         return json.dumps(value, default=str)
     return str(value)

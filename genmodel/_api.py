@@ -211,6 +211,28 @@ def profiled(hw: System, run: RunOptions, engine: str | Engine | None) -> tuple[
     return apply_profile(hw, profile), run
 
 
+def check_moe_options(model: ModelSpec, run: RunOptions) -> None:
+    """Refuse run options that only a mixture-of-experts model has a use for, given a dense one
+    (they would change nothing, silently).
+
+    Raises:
+        SpecError: ``expert_offload``, ``combine_overlap`` (other than ``none``) or
+            ``redundant_experts`` (> 0) with a model without experts.
+    """
+    if model.moe is not None:
+        return
+    if run.offload.experts is not None:
+        raise SpecError(f"expert_offload={run.offload.experts.label}: model={model.id} has no experts")
+    if run.combine_overlap != "none":
+        raise SpecError(
+            f"combine_overlap={run.combine_overlap!r} needs a mixture-of-experts model; {model.id} is dense"
+        )
+    if run.redundant_experts:
+        raise SpecError(
+            f"redundant_experts={run.redundant_experts} needs a mixture-of-experts model; {model.id} is dense"
+        )
+
+
 def _plan(devices: int | None, **degrees: int) -> Plan:
     plan = Plan(**degrees)
     if devices is not None and devices != plan.num_devices:
@@ -329,8 +351,7 @@ def estimate(
     plan = _plan(devices, tp=tp, pp=pp, ep=ep, dp=dp, cp=cp)
     run = run_options(hw, options=options, **option_values)
     hw, run = profiled(hw, run, None if concurrency is None else engine)
-    if run.offload.experts is not None and m.moe is None:
-        raise SpecError(f"expert_offload={run.offload.experts.label}: model={m.id} has no experts")
+    check_moe_options(m, run)
     precision = default_precision(weight_dtype, act_dtype, kv_dtype, model=m, keep_modules=run.keep_modules)
     tokens = {"input_tokens": input_tokens, "output_tokens": output_tokens}
     if concurrency is None:

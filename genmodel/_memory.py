@@ -38,7 +38,7 @@ from genmodel._sizes import (
     split_kv_scale,
     weight_bytes_per_device,
 )
-from genmodel._units import GB, Num, maximum
+from genmodel._units import GB, WEIGHT_DTYPE_BYTES, Num, maximum
 from genmodel._workload import Precision
 
 #: the kinds of bytes an offload moves, in the order they move
@@ -462,6 +462,19 @@ def require_one_sequence(
     _require_one(_Footprint(model, device, plan, precision, **lengths, extras=extras))
 
 
+def _published(footprint: _Footprint) -> str:
+    """' (published checkpoints of MODEL: D1, D2)', the precisions of the model's published
+    checkpoints narrower than the weights asked (gpt-oss-120b at bf16: mxfp4, fp4), widest first;
+    '' when the weights asked are one of them, or none is narrower."""
+    model, asked = footprint.model, footprint.precision.weight_dtype
+    published = [d for d, _ in model.kept_modules]
+    narrower = [d for d in published if WEIGHT_DTYPE_BYTES[d] < WEIGHT_DTYPE_BYTES[asked]]
+    if asked in published or not narrower:
+        return ""
+    narrower.sort(key=lambda d: -WEIGHT_DTYPE_BYTES[d])
+    return f" (published checkpoints of {model.id}: {', '.join(narrower)})"
+
+
 def _require_one(footprint: _Footprint) -> None:
     """:func:`require_one_sequence` of a footprint."""
     if footprint.fits(footprint.plan.dp):
@@ -486,8 +499,8 @@ def _require_one(footprint: _Footprint) -> None:
                 f"sequence of {context} tokens (weights "
                 f"{one.weights_bytes_per_device / GB:.1f} GB), more than the usable "
                 f"{one.usable_bytes_per_device / GB:.1f} GB of hardware={device.id}; "
-                "raise tp, pp or ep (with dp), use a narrower weight dtype, or offload "
-                "(--weight-offload, --kv-offload)"
+                f"raise tp, pp or ep (with dp), use a narrower weight dtype{_published(footprint)}, "
+                "or offload (--weight-offload, --kv-offload)"
             ]
         )
 

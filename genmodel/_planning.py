@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from genmodel._api import default_precision, profiled, run_options
+from genmodel._api import check_moe_options, default_precision, profiled, run_options
 from genmodel._candidates import DEFAULT_RECHECK, MAX_RECHECK, statistic_name
-from genmodel._engines import Engine, as_engine
+from genmodel._engines import Engine
 from genmodel._errors import SpecError
 from genmodel._hardware import Device
 from genmodel._intervals import pessimistic_factors
@@ -38,7 +38,7 @@ from genmodel._planrows import (
 from genmodel._recheck import Deployment, Recheck, closed_form_wave, recheck
 from genmodel._search import Disaggregated, SearchResult, Slo, check_objective, copies_needed, search
 from genmodel._serving import estimate_serving
-from genmodel._servingmodel import check_serving
+from genmodel._servingmodel import check_serving, engine_for
 from genmodel._stepcost import check_simulable
 from genmodel._system import System
 from genmodel._wave import Wave
@@ -420,7 +420,7 @@ def plan(
     )
     m = model if isinstance(model, ModelSpec) else load_model(model)  # (load_model names a wrong type)
     hw = load_hardware(hardware) if isinstance(hardware, str) else as_system(hardware)
-    engine = as_engine(engine, hw.device)
+    engine = engine_for(engine, hw.device)
     slo = Slo(
         ttft_s=ttft_slo_s,
         tpot_s=tpot_slo_s,
@@ -437,6 +437,7 @@ def plan(
     checked = slo if factors is None else _pessimistic_slo(slo, factors)
     run = run_options(hw, options=options, **option_values)
     hw, run = profiled(hw, run, engine)  # the named profile, else the device's own for the engine
+    check_moe_options(m, run)
     if run.disaggregated:
         raise SpecError(
             "options.disaggregated=True: plan() searches co-located serving plans; "

@@ -220,6 +220,16 @@ def _reason(text: str) -> str:
     return " ".join(words)
 
 
+def _no_layout(
+    model: ModelSpec, devices: int, precisions: Sequence[Precision], violations: collections.Counter[str]
+) -> InfeasibleError:
+    """The error of a search where no layout runs: what was searched, then each reason counted."""
+    dtypes = "/".join(dict.fromkeys(p.weight_dtype for p in precisions))
+    said = f"no layout of {devices} device{'s' * (devices != 1)} runs {model.id} ({dtypes} weights)"
+    counted = [f"{n} layout{'s' * (n != 1)}: {reason}" for reason, n in violations.most_common()]
+    return InfeasibleError([": ".join([said, *counted[:1]]), *counted[1:]])
+
+
 def search(
     model: ModelSpec,
     system: System,
@@ -294,7 +304,7 @@ def search(
     if on_progress is not None:
         on_progress(len(work), len(work))
     if not tally.found and not tally.pool:
-        raise InfeasibleError([f"{n} x {reason}" for reason, n in tally.violations.most_common()])
+        raise _no_layout(model, devices, precisions, tally.violations)
     candidates = tally.candidates(slo, input_tokens, output_tokens)
     disagg = None
     if disaggregated:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from genmodel._engines import ENGINES, Engine, as_engine, eager_block_kernels
-from genmodel._errors import SpecError, require_ints
+from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
@@ -64,6 +64,21 @@ def check_serving(serving: str) -> None:
     """Raise :class:`SpecError` unless ``serving`` names a serving model (:data:`SERVING_MODELS`)."""
     if serving not in SERVING_MODELS:
         raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
+
+
+def engine_for(engine: str | Engine, device: Device | None) -> Engine:
+    """:func:`~genmodel._engines.as_engine`, refusing the trtllm preset on a device of another
+    vendor than NVIDIA: TensorRT-LLM is built on CUDA (its installation docs require an NVIDIA GPU
+    and CUDA), so it runs on no AMD, Intel, Google or Huawei device.
+
+    Raises:
+        InfeasibleError: trtllm on such a device. UnknownEntryError: an engine without a preset.
+    """
+    if engine == "trtllm" and device is not None and device.vendor not in ("", "NVIDIA"):
+        raise InfeasibleError(
+            [f"engine='trtllm' runs on NVIDIA GPUs only; {device.id} is {device.vendor}'s: use vllm, sglang"]
+        )
+    return as_engine(engine, device)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,8 +155,9 @@ class ServingSpec:
 
         Raises:
             SpecError: a bad knob value. UnknownEntryError: an engine without a preset.
+            InfeasibleError: a preset the device cannot run (:func:`engine_for`).
         """
-        return as_engine(self.engine, device).replace(**dict(self.knobs))
+        return engine_for(self.engine, device).replace(**dict(self.knobs))
 
     @property
     def per_client(self) -> int:

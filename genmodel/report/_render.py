@@ -48,10 +48,17 @@ def to_json(obj: Any) -> str:
     return json.dumps(_finite(obj), indent=2, allow_nan=False)
 
 
+def _json_cell(v: Any) -> Any:
+    return json.dumps(_finite(v), allow_nan=False) if isinstance(v, list | tuple) else v
+
+
 def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = ()) -> str:
     """CSV text with a header of ``columns``, then the rest of the union of the rows' (flattened)
-    keys, in first-seen order (``columns`` give the header of no rows at all)."""
-    flat = [flatten(r) for r in rows]
+    keys, in first-seen order (``columns`` give the header of no rows at all); a list value is
+    written as JSON."""
+    # a list left after flattening (intervals, fabric tiers, memory tiers) is one cell of JSON,
+    # which a CSV reader can parse back (Python's repr, with its quotes and None, is no format)
+    flat = [{k: _json_cell(v) for k, v in flatten(r).items()} for r in rows]
     header: list[str] = list(columns)
     for r in flat:
         header.extend(k for k in r if k not in header)
