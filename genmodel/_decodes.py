@@ -106,6 +106,27 @@ class Decode(NamedTuple):
     terms_at: Any = None
 
 
+def _prepare(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    lengths: tuple[int, int],
+    options: RunOptions,
+) -> tuple[System, MemoryExtras]:
+    """:func:`~genmodel._phases.prepare` of a layout serving requests of ``lengths``."""
+    return prepare(
+        model,
+        system,
+        plan,
+        precision,
+        input_tokens=lengths[0],
+        output_tokens=lengths[1],
+        ideal=False,
+        options=options,
+    )
+
+
 def _fit(
     model: ModelSpec,
     system: System,
@@ -121,16 +142,7 @@ def _fit(
     the engine's KV pool, each running sequence holding what its admission keeps
     (:func:`~genmodel._memory.engine_max_batch`)."""
     input_tokens, output_tokens = lengths
-    run_system, extras = prepared or prepare(
-        model,
-        system,
-        plan,
-        precision,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        ideal=False,
-        options=options,
-    )
+    run_system, extras = prepared or _prepare(model, system, plan, precision, lengths, options)
     try:  # the engine's pool, each sequence holding what its admission keeps; without one, whole ones
         most = engine_max_batch(
             model,
@@ -347,17 +359,7 @@ class EpDecodes:
         size = plan.num_devices
         kept = self._prepared.get(size)
         if kept is None or not (kept[0] is options or kept[0] == options):
-            input_tokens, output_tokens = self._lengths
-            made = prepare(
-                self._model,
-                self._system,
-                plan,
-                precision,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                ideal=False,
-                options=options,
-            )
+            made = _prepare(self._model, self._system, plan, precision, self._lengths, options)
             kept = self._prepared[size] = options, made
         return _fit(self._model, self._system, plan, precision, self._lengths, options, pool, kept[1])
 
