@@ -10,9 +10,13 @@ Modelling assumptions:
 - Cases are held out by *unit*: one measurement (the TTFT and TPOT rows of one run go together),
   one device (all its cases), or one architecture family. The widening factor of an evidence level
   is the least w >= 0.5 (in steps of 0.05) whose intervals, built without the held-out unit, hold
-  at least the nominal coverage of the held-out cases. A factor below 1 is allowed: the family
-  groups hold 24 to 27 log-ratios per metric, where the conformal bounds (k = 2 of n = 25) cover
-  1 - 2k/(n + 1), about 85 %, not 80 %; the held-out fit scales them to the nominal share.
+  at least the nominal coverage of the held-out cases. A factor below 1 is allowed: the serving
+  groups (of a kind, or of a family) hold 20 to 40 log-ratios per metric, where the conformal
+  bounds (k = 2 to 4) cover 1 - 2k/(n + 1), up to 85 %, not 80 %; the held-out fit scales them to
+  the nominal share.
+- A log-ratio's groups (:func:`group_keys`) are those of its serving model, metric, family and
+  kind of model (dense or MoE, as :func:`genmodel._intervals.kind_of` tells an estimate's); the
+  table stores the narrowest, the wider ones are their unions.
   Held out: calibrated <- one measurement out, transferred
   <- one device out (devices with a measured sibling in their family), datasheet <- one family out.
   A level with no such held-out case takes the factor of the level above; each level's factor is
@@ -101,7 +105,7 @@ def residuals(
             kind=(kinds or {}).get(row.get("model", ""), ""),
         )
         if r.kind not in ("", *KINDS):
-            raise ValueError(f"kind {r.kind!r} of {row.get('model')} must be one of {', '.join(KINDS)}")
+            raise SpecError(f"kind {r.kind!r} of model {row.get('model')} must be one of {', '.join(KINDS)}")
         out.append(r)
         if model != "static" and row["metric"] in ("ttft_s", "tpot_s"):
             pairs[unit][row["metric"]] = (measured, value)
