@@ -10,9 +10,13 @@ Modelling assumptions:
 - Cases are held out by *unit*: one measurement (the TTFT and TPOT rows of one run go together),
   one device (all its cases), or one architecture family. The widening factor of an evidence level
   is the least w >= 0.5 (in steps of 0.05) whose intervals, built without the held-out unit, hold
-  at least the nominal coverage of the held-out cases. A factor below 1 is allowed: the family
-  groups hold 24 to 27 log-ratios per metric, where the conformal bounds (k = 2 of n = 25) cover
-  1 - 2k/(n + 1), about 85 %, not 80 %; the held-out fit scales them to the nominal share.
+  at least the nominal coverage of the held-out cases. A factor below 1 is allowed: the serving
+  groups (of a kind, or of a family) hold 20 to 40 log-ratios per metric, where the conformal
+  bounds (k = 2 to 4) cover 1 - 2k/(n + 1), up to 85 %, not 80 %; the held-out fit scales them to
+  the nominal share.
+- A log-ratio's groups (:func:`group_keys`) are those of its serving model, metric, family and
+  kind of model (dense or MoE, as :func:`genmodel._intervals.kind_of` tells an estimate's); the
+  table stores the narrowest, the wider ones are their unions.
   Held out: calibrated <- one measurement out, transferred
   <- one device out (devices with a measured sibling in their family), datasheet <- one family out.
   A level with no such held-out case takes the factor of the level above; each level's factor is
@@ -35,6 +39,7 @@ from genmodel._intervals import (
     COVERAGE,
     EVIDENCE,
     HEADLINE,
+    KINDS,
     METRIC_KIND,
     MIN_FAMILY_CASES,
     IntervalTable,
@@ -59,16 +64,22 @@ class Residual:
     engine: str | None
     #: the measurement it belongs to (cases of one run share it)
     unit: str
+    #: the kind of model measured (:data:`~genmodel._intervals.KINDS`; "" if not known)
+    kind: str = ""
 
 
 def residuals(
-    rows: Mapping[str, Mapping[str, str]], predicted: Mapping[str, tuple[float, str, str | None]]
+    rows: Mapping[str, Mapping[str, str]],
+    predicted: Mapping[str, tuple[float, str, str | None]],
+    kinds: Mapping[str, str] | None = None,
 ) -> list[Residual]:
     """The log-ratios of validation cases, in the orientation of their headline metric.
 
     Args:
         rows: validation CSV rows by case id (columns of validation/validation_public.csv).
         predicted: case id -> (predicted value, serving model, engine) for the cases predicted.
+        kinds: model (the rows' ``model`` column) -> its kind (:data:`~genmodel._intervals.KINDS`);
+            a model not in it has no kind ("").
 
     Returns:
         One :class:`Residual` per predicted case whose metric has a headline metric, and one
@@ -91,7 +102,10 @@ def residuals(
             hardware=row["hardware"],
             engine=engine,
             unit=unit,
+            kind=(kinds or {}).get(row.get("model", ""), ""),
         )
+        if r.kind not in ("", *KINDS):
+            raise SpecError(f"kind {r.kind!r} of model {row.get('model')} must be one of {', '.join(KINDS)}")
         out.append(r)
         if model != "static" and row["metric"] in ("ttft_s", "tpot_s"):
             pairs[unit][row["metric"]] = (measured, value)
@@ -114,6 +128,7 @@ def _throughput(pair: Mapping[str, tuple[float, float]], like: Residual, output_
         hardware=like.hardware,
         engine=like.engine,
         unit=like.unit,
+        kind=like.kind,
     )
 
 
@@ -126,18 +141,20 @@ def measurement_unit(row: Mapping[str, str]) -> str:
     return "|".join(f"{k}={v}" for k, v in sorted(row.items()) if k not in _NOT_RUN)
 
 
+def group_keys(r: Residual) -> tuple[str, ...]:
+    """The groups a log-ratio belongs to, the narrowest (the one the table stores) first:
+    ``<model>/<metric>/<family>/<kind>`` and ``<model>/<metric>/<kind>`` (if its kind is known),
+    ``<model>/<metric>/<family>``, ``<model>/<metric>``, ``<model>/all`` and ``all``."""
+    metric, fam = f"{r.serving_model}/{r.metric}", family_group(r.hardware)
+    kinded = (f"{metric}/{fam}/{r.kind}", f"{metric}/{r.kind}") if r.kind else ()
+    return (*kinded, f"{metric}/{fam}", metric, f"{r.serving_model}/all", "all")
+
+
 def groups(res: Iterable[Residual]) -> dict[str, tuple[float, ...]]:
-    """Sorted log-ratios per group: ``<model>/<metric>/<family>``, ``<model>/<metric>``,
-    ``<model>/all`` and ``all``."""
+    """Sorted log-ratios per group (:func:`group_keys`)."""
     g: dict[str, list[float]] = defaultdict(list)
     for r in res:
-        fam = family_group(r.hardware)
-        for key in (
-            f"{r.serving_model}/{r.metric}/{fam}",
-            f"{r.serving_model}/{r.metric}",
-            f"{r.serving_model}/all",
-            "all",
-        ):
+        for key in group_keys(r):
             g[key].append(r.log_ratio)
     return {k: tuple(sorted(v)) for k, v in sorted(g.items())}
 
@@ -171,7 +188,7 @@ def _held_out_bounds(
             min_family_cases=min_family_cases,
         )
         try:
-            key = residual_group(table, r.serving_model, r.metric, coverage, r.hardware)
+            key = residual_group(table, r.serving_model, r.metric, coverage, r.hardware, r.kind or None)
         except SpecError:
             out.append(None)
             continue
@@ -284,7 +301,8 @@ def coverage_report(
 ) -> dict[str, dict[str, float]]:
     """Held-out coverage with the fitted factors: per ``<mode>/<evidence>`` and, for the calibrated
     level (one measurement out), per ``<mode>/<family>`` and ``<serving model>/<family>`` (the
-    serving models apart); each with the cases judged (``n/...``)."""
+    serving models apart; ``by_family``) and per ``serving/<family>/<kind>`` and
+    ``serving/<family>/<kind>/<metric>`` (``by_kind``); each with the cases judged (``n/...``)."""
 
     def held_out(unit_of: Callable[[Residual], str], cases: Sequence[int], w: float) -> tuple[float, int]:
         return held_out_coverage(
@@ -309,16 +327,20 @@ def coverage_report(
             out[level][f"n/{mode}"] = n
             if level != "calibrated":
                 continue
-            subsets: dict[str, list[int]] = defaultdict(list)
+            subsets: dict[tuple[str, str], list[int]] = defaultdict(list)
             for i in cases:
-                fam = family_group(res[i].hardware)
-                subsets[f"{mode}/{fam}"].append(i)
+                r = res[i]
+                fam = family_group(r.hardware)
+                subsets["by_family", f"{mode}/{fam}"].append(i)
                 if mode == "serving":
-                    subsets[f"{res[i].serving_model}/{fam}"].append(i)
-            for key, sub in sorted(subsets.items()):
+                    subsets["by_family", f"{r.serving_model}/{fam}"].append(i)
+                if mode == "serving" and r.kind:
+                    subsets["by_kind", f"{mode}/{fam}/{r.kind}"].append(i)
+                    subsets["by_kind", f"{mode}/{fam}/{r.kind}/{r.metric}"].append(i)
+            for (part, key), sub in sorted(subsets.items()):
                 frac, n = held_out(unit_of, sub, w)
-                out.setdefault("by_family", {})[key] = round(frac, 4)
-                out["by_family"][f"n/{key}"] = n
+                out.setdefault(part, {})[key] = round(frac, 4)
+                out[part][f"n/{key}"] = n
     return out
 
 
@@ -359,8 +381,14 @@ def fit_table(
         "measured": {"static": static, "serving": serving},
         "widening": widening,
         "held_out": coverage_report(res, widening, coverage=coverage, **limits),
-        # the per-family groups only, each as a string of numbers (the wider groups are their unions)
-        "residuals": {
-            k: " ".join(f"{x:.4f}" for x in v) for k, v in groups(res).items() if k.count("/") == 2
-        },
+        # the narrowest groups only, each as a string of numbers (the wider groups are their unions)
+        "residuals": {k: " ".join(f"{x:.4f}" for x in sorted(v)) for k, v in sorted(_narrowest(res).items())},
     }
+
+
+def _narrowest(res: Iterable[Residual]) -> dict[str, list[float]]:
+    """The log-ratios of each narrowest group (the first of :func:`group_keys`)."""
+    out: dict[str, list[float]] = defaultdict(list)
+    for r in res:
+        out[group_keys(r)[0]].append(r.log_ratio)
+    return out

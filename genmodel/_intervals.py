@@ -8,10 +8,19 @@ Modelling assumptions:
   ("static" batch, "simulated" or "closed-form" serving), the headline metric and the device's
   architecture family (:data:`FAMILIES`): platform families miss in different directions (the
   serving TTFT of Blackwell is under-predicted more than Hopper's), so an interval pooled over
-  families is too wide for one and too narrow for another. A family group with fewer than
-  ``min_family_cases`` log-ratios (a family with few measurements, or none: a ``datasheet``
-  prediction) falls back to the metric's group over all families; a group with fewer than
-  ``min_cases`` falls back to all metrics of that serving model, then to every case.
+  families is too wide for one and too narrow for another. The groups are also split by the
+  model's *kind* (:data:`KINDS`: dense, or a mixture of experts), which a query shares with the
+  measurements as it shares their family: a prediction of a mixture of experts adds expert
+  parallelism, all-to-all dispatch and routing imbalance, which the model treats more coarsely
+  (the bundled serving TTFT of DeepSeek on B200 is measured up to 25 times its prediction, that of
+  dense Llama-3.1-70B on B200 within 0.8 to 2 times), so an interval over both kinds is too wide
+  for a dense model and too narrow for a mixture of experts. The groups are tried in order: the
+  family's log-ratios of the kind, the kind's over all families, the family's over both kinds
+  (each from ``min_family_cases`` log-ratios on: a family with few measurements, or none: a
+  ``datasheet`` prediction, falls through), the metric's over all families; a group with fewer
+  than ``min_cases`` falls back to all metrics of that serving model, then to every case. The
+  kind comes before the family because, in the bundled cases, the two kinds miss by more than
+  the two measured serving families do within a kind (docs/intervals.md).
 - The interval at coverage c runs between order statistics of the group's log-ratios: the k-th
   smallest and the k-th largest, k = floor((n + 1)(1 - c) / 2) (split-conformal prediction:
   Vovk, Gammerman and Shafer, *Algorithmic Learning in a Random World*, 2005; Lei et al., "Distribution-
@@ -51,6 +60,10 @@ COVERAGE = 0.8
 #: 20, the 80 % bounds are the 2nd smallest and 2nd largest (k = 2), not the extremes, and each
 #: bundled serving family (24 to 27 log-ratios per metric and serving model) has its own
 MIN_FAMILY_CASES = 20
+
+#: the kinds of model the log-ratios are grouped by: a dense feed-forward, or a mixture of experts
+#: (routed experts)
+KINDS = ("dense", "moe")
 
 #: the evidence levels, from the most to the least measured
 EVIDENCE = ("calibrated", "transferred", "datasheet")
@@ -122,13 +135,21 @@ def family_group(hardware_id: str) -> str:
     return family(hardware_id) or hardware_id
 
 
+def kind_of(est: Estimate) -> str:
+    """The kind of model (:data:`KINDS`) an estimate is of: ``moe`` if it holds routed-expert
+    weights, else ``dense``."""
+    return "moe" if est.memory.expert_bytes_per_device > 0 else "dense"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IntervalTable:
     """The data behind the intervals (:mod:`genmodel._interval_table`, from tools/fit_intervals.py).
 
     ``residuals``: group -> the sorted log-ratios ln(measured / predicted); a group is
-    ``<serving model>/<headline metric>/<family>`` (:func:`family_group`), ``<serving
-    model>/<headline metric>`` (all families), ``<serving model>/all`` or ``all``. ``widening``:
+    ``<serving model>/<headline metric>/<family>/<kind>`` (:func:`family_group`, :data:`KINDS`),
+    ``<serving model>/<headline metric>/<kind>`` (all families), ``<serving model>/<headline
+    metric>/<family>`` (both kinds), ``<serving model>/<headline metric>`` (all families),
+    ``<serving model>/all`` or ``all``. ``widening``:
     ``<static|serving>/<evidence>`` -> factor (``serving`` for both serving models; non-decreasing
     as the evidence thins).
     ``measured``: ``static`` -> device ids with static cases; ``serving`` -> ``device/engine``
@@ -150,8 +171,9 @@ class IntervalTable:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> IntervalTable:
         """The table from its data form (:data:`genmodel._interval_table.TABLE`): the log-ratios of
-        each ``<serving model>/<metric>/<family>`` group as a string of numbers; the wider groups
-        (``<serving model>/<metric>``, ``<serving model>/all``, ``all``) are their unions."""
+        each ``<serving model>/<metric>/<family>/<kind>`` group (``<serving
+        model>/<metric>/<family>`` for cases of no known kind) as a string of numbers; the wider
+        groups are their unions."""
         finest = {
             k: [float(x) for x in (v.split() if isinstance(v, str) else v)]
             for k, v in d["residuals"].items()
@@ -159,9 +181,10 @@ class IntervalTable:
         }
         out: dict[str, list[float]] = {"all": []}
         for key, values in finest.items():
-            model, metric, *fam = key.split("/")
-            wider = [f"{model}/{metric}"] if fam else []
-            for group in (key, *wider, f"{model}/all", "all") if fam else (key, f"{model}/all", "all"):
+            model, metric, *rest = key.split("/")
+            wider = [f"{model}/{metric}/{rest[0]}", f"{model}/{metric}/{rest[1]}"] if len(rest) == 2 else []
+            wider += [f"{model}/{metric}"] if rest else []
+            for group in (key, *wider, f"{model}/all", "all"):
                 out.setdefault(group, []).extend(values)
         return cls(
             residuals={k: tuple(sorted(v)) for k, v in out.items()},
@@ -267,19 +290,46 @@ def evidence(
     return "datasheet"
 
 
+def _chain(
+    table: IntervalTable, serving_model: str, headline: str, hardware_id: str | None, kind: str | None
+) -> list[tuple[str, int]]:
+    """The groups a prediction may take its log-ratios from, the narrowest first, each with the
+    fewest log-ratios it serves from: the family's of the kind, the kind's, the family's (each
+    from ``min_family_cases``), the metric's, the serving model's, all (from ``min_cases``)."""
+    sub = max(table.min_cases, table.min_family_cases)
+    fam = None if hardware_id is None else family_group(hardware_id)
+    chain = []
+    if kind and fam is not None:
+        chain.append((f"{serving_model}/{headline}/{fam}/{kind}", sub))
+    if kind:
+        chain.append((f"{serving_model}/{headline}/{kind}", sub))
+    if fam is not None and fam not in KINDS:
+        chain.append((f"{serving_model}/{headline}/{fam}", sub))
+    wide = (f"{serving_model}/{headline}", f"{serving_model}/all", "all")
+    return chain + [(key, table.min_cases) for key in wide]
+
+
+def _check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in KINDS:
+        raise SpecError(f"kind={kind!r} must be one of {', '.join(KINDS)} (or None: either)")
+
+
 def residual_group(
-    table: IntervalTable, serving_model: str, headline: str, coverage: float, hardware_id: str | None = None
+    table: IntervalTable,
+    serving_model: str,
+    headline: str,
+    coverage: float,
+    hardware_id: str | None = None,
+    kind: str | None = None,
 ) -> str:
     """The first group with enough log-ratios for ``coverage``: the metric on the family of
-    ``hardware_id`` (at least ``min_family_cases``), the metric on all families, the serving
-    model's metrics, all."""
+    ``hardware_id`` for models of ``kind``, on all families for that kind, on the family for both
+    kinds (each from ``min_family_cases``), the metric on all families, the serving model's
+    metrics, all."""
+    _check_kind(kind)
     need = max(table.min_cases, fewest_cases(coverage))
-    if hardware_id is not None:
-        key = f"{serving_model}/{headline}/{family_group(hardware_id)}"
-        if len(table.residuals.get(key, ())) >= max(need, table.min_family_cases):
-            return key
-    for key in (f"{serving_model}/{headline}", f"{serving_model}/all", "all"):
-        if len(table.residuals.get(key, ())) >= need:
+    for key, floor in _chain(table, serving_model, headline, hardware_id, kind):
+        if len(table.residuals.get(key, ())) >= max(need, floor):
             return key
     raise SpecError(
         f"coverage={coverage} needs at least {need} validation cases per group; the interval table has "
@@ -288,17 +338,17 @@ def residual_group(
 
 
 def _narrower(
-    table: IntervalTable, serving_model: str, headline: str, hardware_id: str | None, key: str
+    table: IntervalTable,
+    serving_model: str,
+    headline: str,
+    hardware_id: str | None,
+    key: str,
+    kind: str | None = None,
 ) -> list[tuple[float, ...]]:
     """The log-ratios of the groups :func:`residual_group` passed over for ``key`` that a lower
     coverage would have used (enough cases for a group, too few for this coverage)."""
-    chain = [f"{serving_model}/{headline}", f"{serving_model}/all", "all"]
-    floors = [table.min_cases] * len(chain)
-    if hardware_id is not None:
-        chain.insert(0, f"{serving_model}/{headline}/{family_group(hardware_id)}")
-        floors.insert(0, max(table.min_cases, table.min_family_cases))
     out = []
-    for group, floor in zip(chain, floors, strict=True):
+    for group, floor in _chain(table, serving_model, headline, hardware_id, kind):
         if group == key:
             break
         r = table.residuals.get(group, ())
@@ -315,6 +365,7 @@ def interval(
     evidence_level: str,
     coverage: float = COVERAGE,
     hardware_id: str | None = None,
+    kind: str | None = None,
     table: IntervalTable = BUNDLED,
 ) -> Interval:
     """The interval of one predicted value.
@@ -327,14 +378,16 @@ def interval(
         coverage: fraction of measurements the interval should hold (default 0.8).
         hardware_id: the device predicted on: its family's log-ratios when there are enough
             (None: those of all families).
+        kind: the kind of model predicted (:data:`KINDS`, :func:`kind_of`): its log-ratios when
+            there are enough (None: those of both kinds).
         table: the residual data (default: the bundled one).
 
     Returns:
         An :class:`Interval` with lo <= hi (value x exp of the widened log bounds).
 
     Raises:
-        SpecError: an unknown metric, serving model or evidence level; a coverage outside (0, 1)
-            or too high for the cases behind it.
+        SpecError: an unknown metric, serving model, kind or evidence level; a coverage outside
+            (0, 1) or too high for the cases behind it.
     """
     _check_coverage(coverage)
     if metric not in METRIC_KIND:
@@ -344,11 +397,11 @@ def interval(
     if serving_model not in ("static", "simulated", "closed-form"):
         raise SpecError(f"serving_model={serving_model!r} must be static, simulated or closed-form")
     headline, sign = METRIC_KIND[metric]
-    key = residual_group(table, serving_model, headline, coverage, hardware_id)
+    key = residual_group(table, serving_model, headline, coverage, hardware_id, kind)
     mode = "static" if serving_model == "static" else "serving"
     w = table.widening.get(f"{mode}/{evidence_level}", 1.0)
     lo, hi = log_bounds(table.residuals[key], coverage, w)
-    for r in _narrower(table, serving_model, headline, hardware_id, key):
+    for r in _narrower(table, serving_model, headline, hardware_id, key, kind):
         # a coverage too high for a narrower group's order statistics still spans all of its
         # log-ratios: so an interval never narrows as the coverage asked for grows
         mid = 0.5 * (r[(len(r) - 1) // 2] + r[len(r) // 2])
@@ -389,6 +442,7 @@ def estimate_intervals(
             evidence_level=level,
             coverage=coverage,
             hardware_id=est.hardware_id,
+            kind=kind_of(est),
             table=table,
         )
         for m in HEADLINE
@@ -413,12 +467,14 @@ def pessimistic_factors(
     *,
     serving_model: str = "closed-form",
     engine: str | None = None,
+    kind: str | None = None,
     table: IntervalTable = BUNDLED,
 ) -> dict[str, Any]:
     """What the pessimistic end of each headline interval is, as a multiple of the prediction.
 
     The upper end for TTFT and TPOT, the lower end for throughput, of the interval at the coverage
-    ``risk`` names (:func:`parse_risk`), for a prediction on ``hardware_id`` by ``serving_model``.
+    ``risk`` names (:func:`parse_risk`), for a prediction on ``hardware_id`` by ``serving_model``
+    of a model of ``kind`` (:data:`KINDS`; None: both kinds' log-ratios).
     On one platform these are constants, so checking a target on the pessimistic end is checking
     the prediction against the target divided by the factor.
 
@@ -438,6 +494,7 @@ def pessimistic_factors(
             evidence_level=level,
             coverage=coverage,
             hardware_id=hardware_id,
+            kind=kind,
             table=table,
         )
         for m in HEADLINE

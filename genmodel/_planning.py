@@ -432,7 +432,13 @@ def plan(
     factors = (
         None
         if risk is None
-        else pessimistic_factors(hw.device.id, risk, serving_model=answered_by, engine=engine.name)
+        else pessimistic_factors(
+            hw.device.id,
+            risk,
+            serving_model=answered_by,
+            engine=engine.name,
+            kind="dense" if m.moe is None else "moe",
+        )
     )
     checked = slo if factors is None else _pessimistic_slo(slo, factors)
     run = run_options(hw, options=options, **option_values)

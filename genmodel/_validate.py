@@ -31,7 +31,7 @@ from genmodel._engines import ENGINES, MEASURED_ENGINES, Engine, engine_preset
 from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Device
 from genmodel._harness import ENGINE_CONFIGS, FRESH_AFTER_WARMUP, harness_engine
-from genmodel._intervals import COVERAGE, evidence, interval, serving_model_of
+from genmodel._intervals import COVERAGE, evidence, interval, kind_of, serving_model_of
 from genmodel._options import MAX_TOKENS, OPTION_NAMES, OPTION_SPECS
 from genmodel._phases import Estimate
 from genmodel._profiles import Profile
@@ -608,6 +608,7 @@ def _result(row: dict[str, str], est: Estimate, coverage: float = COVERAGE) -> C
         evidence_level=level,
         coverage=coverage,
         hardware_id=est.hardware_id,
+        kind=kind_of(est),
     )
     return CaseResult(
         id=row["id"],

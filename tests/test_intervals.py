@@ -26,6 +26,7 @@ from genmodel._intervalfit import (
 )
 from genmodel._intervals import (
     BUNDLED,
+    KINDS,
     MIN_FAMILY_CASES,
     IntervalTable,
     evidence,
@@ -34,6 +35,7 @@ from genmodel._intervals import (
     log_bounds,
     parse_risk,
     pessimistic_factors,
+    residual_group,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,8 +124,9 @@ def test_held_out_coverage_of_each_platform_family(fitted: tuple[list[Residual],
         # the table reports the same numbers (the README and docs/intervals.md quote them)
         assert data["held_out"]["by_family"][key] == pytest.approx(frac, abs=1e-4)
         assert data["held_out"]["by_family"][f"n/{key}"] == n
-    # the family groups are what brings them together: pooled over families, Hopper's interval is
-    # too narrow and Blackwell's too wide (each family's errors lie on its own side of the pool)
+    # the family and kind groups are what brings them together: pooled over families and kinds,
+    # Hopper's interval is too narrow and Blackwell's too wide (each family's errors lie on its own
+    # side of the pool; min_family_cases also gates the kind groups)
     pooled = _family_coverage(res, data["widening"], min_family_cases=10**9)
     spread = abs(by_family["serving/nvidia-hopper"][0] - by_family["serving/nvidia-blackwell"][0])
     pooled_spread = abs(pooled["serving/nvidia-hopper"][0] - pooled["serving/nvidia-blackwell"][0])
@@ -147,11 +150,102 @@ def test_a_family_with_few_cases_falls_back_to_the_pool() -> None:
     assert len(table.residuals.get("static/tpot_s/nvidia-hopper", ())) < MIN_FAMILY_CASES
     # the metric's group over all families (static/all only where that too is small)
     assert static.group == ("static/tpot_s" if "static/tpot_s" in table.residuals else "static/all")
-    # the pool is the union of the families
-    families = [k for k in table.residuals if k.startswith("simulated/tpot_s/")]
-    assert sorted(x for k in families for x in table.residuals[k]) == list(
-        table.residuals["simulated/tpot_s"]
+    # the pool is the union of the families, and the union of the kinds; a family's group the
+    # union of its kinds
+    pool = list(table.residuals["simulated/tpot_s"])
+    groups = [k.split("/")[2:] for k in table.residuals if k.startswith("simulated/tpot_s/")]
+    families = {g[0] for g in groups if g[0] not in KINDS}
+    for parts in ([[f] for f in families], [[k] for k in KINDS]):
+        assert sorted(x for p in parts for x in table.residuals.get("simulated/tpot_s/" + p[0], ())) == pool
+    for f in families:
+        kinds = [table.residuals.get(f"simulated/tpot_s/{f}/{k}", ()) for k in KINDS]
+        assert sorted(x for r in kinds for x in r) == list(table.residuals[f"simulated/tpot_s/{f}"])
+
+
+def _table(counts: dict[str, int]) -> IntervalTable:
+    """A table whose narrowest groups hold ``counts`` log-ratios (0.01 apart, each group its own)."""
+    residuals = {
+        k: " ".join(f"{i / 100 + j:.2f}" for i in range(n)) for j, (k, n) in enumerate(counts.items())
+    }
+    return IntervalTable.from_dict(
+        {"residuals": residuals, "widening": {}, "measured": {}, "min_cases": 10, "min_family_cases": 20}
     )
+
+
+def test_kind_groups_and_their_fallback() -> None:
+    """A prediction takes the log-ratios of its family and kind from MIN_FAMILY_CASES on, else those
+    of its kind over all families, else those of its family over both kinds, else the metric's."""
+    hopper, blackwell = "simulated/ttft_s/nvidia-hopper", "simulated/ttft_s/nvidia-blackwell"
+    t = _table({f"{hopper}/moe": 20, f"{hopper}/dense": 12, f"{blackwell}/moe": 19, f"{blackwell}/dense": 4})
+    assert len(t.residuals["simulated/ttft_s/dense"]) == 16
+    assert len(t.residuals[blackwell]) == 23
+
+    def group(hw: str | None, kind: str | None) -> str:
+        return residual_group(t, "simulated", "ttft_s", 0.8, hw, kind)
+
+    assert group("h100-sxm", "moe") == f"{hopper}/moe"  # 20 of its family and kind
+    assert group("b200", "moe") == "simulated/ttft_s/moe"  # 19: the kind over families (39)
+    assert group("b200", "dense") == blackwell  # 4, and 16 dense over families: its family (23)
+    assert group("h100-sxm", "dense") == hopper  # 12 and 16: its family (32)
+    assert group("mi355x", "dense") == "simulated/ttft_s"  # no family, and a thin kind: the metric
+    assert group("b200", None) == blackwell  # no kind asked: the family's over both kinds
+    assert group(None, "moe") == "simulated/ttft_s/moe"
+    with pytest.raises(genmodel.SpecError, match="kind='sparse' must be one of dense, moe"):
+        group("b200", "sparse")
+    # a coverage too high for the family's and kind's group spans its log-ratios too
+    narrow = interval(
+        1.0,
+        "ttft_s",
+        serving_model="simulated",
+        evidence_level="calibrated",
+        hardware_id="h100-sxm",
+        kind="moe",
+        coverage=0.8,
+        table=t,
+    )
+    wide = interval(
+        1.0,
+        "ttft_s",
+        serving_model="simulated",
+        evidence_level="calibrated",
+        hardware_id="h100-sxm",
+        kind="moe",
+        coverage=0.92,
+        table=t,
+    )
+    assert narrow.group == f"{hopper}/moe" and wide.group != narrow.group
+    assert wide.lo <= narrow.lo and narrow.hi <= wide.hi
+
+
+def test_a_dense_model_on_b200_gets_a_narrower_ttft_interval_than_a_mixture_of_experts() -> None:
+    """The serving TTFT of the bundled DeepSeek (MoE) rows on B200 is measured up to 25 times its
+    prediction, that of dense Llama-3.1-70B within about 2 times: the kind of model is part of the
+    evidence, so a dense B200 query gets a narrower TTFT interval than an MoE one and than the
+    Blackwell group over both kinds; and the held-out coverage of each kind is reported."""
+    work = {"concurrency": 16, "input_tokens": 1000, "output_tokens": 1000}
+    ratio, groups = {}, {}
+    for model, tp in (("llama-3.1-70b", 4), ("deepseek-v3", 8)):
+        for serving in ("simulated", "closed-form"):
+            est = genmodel.estimate(model, "b200", tp=tp, serving=serving, **work)
+            d = genmodel.report.estimate_dict(est)
+            lo, hi = d["ttft_s_interval"]
+            ratio[model, serving] = hi / lo
+            groups[model, serving] = d["interval_basis"]["ttft_s"]["group"]
+            both = interval(
+                1.0,
+                "ttft_s",
+                serving_model=serving,
+                evidence_level=d["interval_evidence"],
+                hardware_id="b200",
+            )
+            if model == "llama-3.1-70b":
+                assert hi / lo < both.hi / both.lo, (serving, hi / lo, both)
+    for serving in ("simulated", "closed-form"):
+        assert ratio["llama-3.1-70b", serving] < ratio["deepseek-v3", serving], ratio
+        assert groups["llama-3.1-70b", serving].endswith("/dense")
+        assert groups["deepseek-v3", serving].endswith("/moe")
+    by_kind = TABLE["held_out"]["by_kind"]
+    assert {k.split("/")[2] for k in by_kind if k.startswith("serving/nvidia-blackwell/")} == set(KINDS)
 
 
 def test_validate_reports_interval_coverage_of_every_case() -> None:
@@ -257,12 +351,14 @@ def test_thinner_evidence_widens_the_interval_of_each_family() -> None:
                 assert [w for w, _ in widths] == sorted(w for w, _ in widths), (hardware, model, metric)
                 assert widths[-1][0] > widths[0][0], (hardware, model, metric, widths)
     work = {"concurrency": 16, "input_tokens": 1000, "output_tokens": 200, "serving": "closed-form"}
-    ratio = {}
+    ratio, groups = {}, set()
     for hw in ("h100-sxm", "h800-sxm"):
         d = genmodel.report.estimate_dict(genmodel.estimate("llama-3.1-8b", hw, **work))
         lo, hi = d["tpot_s_interval"]
         ratio[d["interval_evidence"]] = hi / lo
-        assert d["interval_basis"]["tpot_s"]["group"] == "closed-form/tpot_s/nvidia-hopper"
+        groups.add(d["interval_basis"]["tpot_s"]["group"])
+    # one group (dense models: of Hopper, or of all families while Hopper's alone are too few)
+    assert groups in ({"closed-form/tpot_s/nvidia-hopper/dense"}, {"closed-form/tpot_s/dense"}), groups
     assert ratio["calibrated"] < ratio["transferred"]
 
 
@@ -331,7 +427,9 @@ def test_risk_checks_the_targets_on_the_pessimistic_bound() -> None:
     plain = genmodel.plan("llama-3.1-8b", "h100-sxm", **work)
     risky = genmodel.plan("llama-3.1-8b", "h100-sxm", **work, risk="p80")
     assert plain.best is not None and risky.best is not None
-    factor = pessimistic_factors("h100-sxm", "p80", serving_model="simulated", engine="vllm")["tpot_s"]
+    factor = pessimistic_factors("h100-sxm", "p80", serving_model="simulated", engine="vllm", kind="dense")[
+        "tpot_s"
+    ]
     assert factor > 1
     # the plain best meets the target only on its prediction; the risky one on its upper bound
     assert plain.best.tpot_s * factor > 0.02
