@@ -1,7 +1,7 @@
-"""Where a request waits for an outgrown on-demand KV pool (genmodel._midwait): before its first
-token, or mid-decode after a preemption. The closed form against the serving simulation on
-deployments from ``tools/serving_agreement.py --random 300 --seed 101`` whose clients outgrow the
-pool, and the rules themselves."""
+"""Where a request waits for an outgrown KV pool (genmodel._midwait): before its first token, or
+mid-decode after SGLang retracts it to the end of its queue. The closed form against the serving
+simulation on deployments from ``tools/serving_agreement.py --random 300 --seed 101`` whose
+clients outgrow SGLang's pool, the plan search's arrays against the estimate, and the rules."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+import genmodel
 from genmodel import Estimate, Plan
 from genmodel._engines import Engine, engine_preset
 from genmodel._harness import harness_engine
@@ -113,3 +114,20 @@ def test_the_closed_form_splits_the_pools_wait_as_the_simulation_does(
     assert before.ttft_s / sim.ttft_s == pytest.approx(ttft_before, rel=0.05)
     assert before.tpot_s / sim.tpot_s == pytest.approx(tpot_before, rel=0.05)
     assert before.ttft_s + (osl - 1) * before.tpot_s == pytest.approx(whole)
+
+
+def test_the_plan_searchs_arrays_split_the_wait_as_the_estimate_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Llama-3.1-8B bf16 on one H100, 128 / 8,192, SGLang's defaults: the search's first candidate
+    (108 clients, more than the 54 whole sequences the pool keeps) has the closed-form estimate's
+    TTFT and TPOT, the split included; without it, a longer TTFT and a shorter TPOT."""
+    args = {"devices": 1, "input_tokens": 128, "output_tokens": 8192, "engine": "sglang"}
+    slo = {"ttft_slo_s": 20.0, "tpot_slo_s": 0.05}
+    report = genmodel.plan("llama-3.1-8b", "h100-sxm", **args, **slo).to_dict()
+    top, first = report["top"][0], report["rechecked"][0]
+    assert first["concurrency"] == round(top["concurrency"]) > 54
+    assert top["ttft_s"] == pytest.approx(first["closed_form_ttft_s"], rel=0.02)
+    assert top["tpot_s"] == pytest.approx(first["closed_form_tpot_s"], rel=0.02)
+    monkeypatch.setattr("genmodel._midwait.mid_decode_s", lambda *args: None)
+    whole = genmodel.plan("llama-3.1-8b", "h100-sxm", **args, **slo).to_dict()["top"][0]
+    assert whole["concurrency"] == pytest.approx(top["concurrency"])
+    assert whole["ttft_s"] > 1.5 * top["ttft_s"] and whole["tpot_s"] < top["tpot_s"]
