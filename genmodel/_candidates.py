@@ -209,7 +209,7 @@ def serving_arrays(
         ttft, itl, rate = _with_wave(
             wave, sides, each, point, (ttft, step_s, prefill_s), input_tokens, output_tokens
         )
-        ttft, rate = _in_step(
+        ttft, itl, rate = _in_step(
             wave, sides, point.clients, (ttft, itl, rate), (shared, prefill_s), input_tokens, output_tokens
         )
     # the serving frontend, once, and the client's reply, whose legs lie before the first token too
@@ -287,27 +287,29 @@ def _in_step(
     prefills: tuple[Any, Any],
     input_tokens: int,
     output_tokens: int,
-) -> tuple[Any, Any]:
-    """(TTFT, rate) of :func:`serving_arrays`' candidates, ``figures`` their (TTFT, ITL, rate) with
-    the wave: where their ``clients`` started together outgrow the engine's on-demand pool, the
-    wait for it and its rate, as :func:`~genmodel._instep.pool_wait` gives the estimate's (the
+) -> tuple[Any, Any, Any]:
+    """(TTFT, ITL, rate) of :func:`serving_arrays`' candidates, ``figures`` their (TTFT, ITL, rate)
+    with the wave: where their ``clients`` started together outgrow the engine's on-demand pool,
+    the wait for it and its rate, as :func:`~genmodel._instep.pool_wait` gives the estimate's (the
     rate at the in-step batch, from the decode step and the time D each prompt adds there,
-    ``prefills``' D or, None, the prefill, interpolated on each layout's batch grid). Only the
+    ``prefills``' D or, None, the prefill, interpolated on each layout's batch grid), the part of
+    the wait that retractions put mid-decode in the ITL (:mod:`genmodel._midwait`). Only the
     candidates whose whole sequences overflow the pool are worked on."""
     import numpy as np
 
     from genmodel._instep import in_step_batch, in_step_pool_tokens
+    from genmodel._midwait import mid_decode_s, split_wait
 
     counts = [len(s.batch) for s in sides]
     most = np.repeat([s.most for s in sides], counts)
     held = in_step_pool_tokens(wave, most, input_tokens, output_tokens)
     clients = np.asarray(clients, dtype=float)
     if held is None or not most.all():
-        return figures[0], figures[2]
+        return figures
     pool_tokens = np.asarray(held, dtype=float)
     over = np.flatnonzero(clients * (input_tokens + output_tokens) > pool_tokens)
     if not len(over):  # (every candidate's clients hold their whole sequences in the pool)
-        return figures[0], figures[2]
+        return figures
     ttft, itl, rate = (np.array(np.broadcast_to(f, clients.shape), dtype=float) for f in figures)
     shared, prefill_s = prefills
     at = clients[over]
@@ -321,9 +323,13 @@ def _in_step(
     decode_s = wave.reply_latency_s + (output_tokens - 1) * itl[over] + prefill - eager
     waited = at / lock_rate - decode_s
     binds = (running < np.minimum(at, most[over])) & (waited > ttft[over])
+    lengths = (input_tokens, output_tokens)
+    moved = mid_decode_s(wave, at, pool_tokens[over], lengths, np.maximum(waited - eager, 0.0))
+    waited, itl_split = split_wait(moved, waited, itl[over], output_tokens)
     ttft[over] = np.where(binds, waited, ttft[over])
+    itl[over] = np.where(binds, itl_split, itl[over])
     rate[over] = np.where(binds, lock_rate, rate[over])
-    return ttft, rate
+    return ttft, itl, rate
 
 
 def _on_grids(sides: Sequence[Side], which: Any, x: Any, values: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -22,8 +22,9 @@ replica, I prompt and O output tokens:
   TTFT. Not for a reserving pool (TensorRT-LLM), which admits whole sequences. Lengths spread by
   +-10 % keep the clients near enough in step over the benchmark's rounds that the simulation
   meets the pool's limit too, so the term stays. The simulation puts part of the wait after the
-  first token (a request preempted mid-decode waits in its TPOT) where the closed form puts it
-  all before: a request's whole time agrees better than its split.
+  first token (a request preempted mid-decode waits in its TPOT): for SGLang, which retracts to
+  the end of its queue, the closed form splits it too (:mod:`genmodel._midwait`); for vLLM it
+  keeps it all before, and a request's whole time agrees better than its split.
 - A budget of few prompts a step (a mixed engine: each step holds the running batch's decode
   tokens and at most m prompts, so at most m requests start, and at steady state finish, a step,
   and a request decodes O - 1 steps): at most m (O - 1) sequences decode; the other clients wait

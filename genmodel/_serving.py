@@ -47,6 +47,7 @@ from genmodel._hardware import Device
 from genmodel._instep import admitted_batch, pool_wait
 from genmodel._interleave import decode_steps, graph_pads, group_terms, interleaving
 from genmodel._memory import MemoryExtras, MemoryUse, engine_max_batch, memory_use
+from genmodel._midwait import mid_decode_wait
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
@@ -472,6 +473,10 @@ def estimate_serving(
     lock = pool_wait(wave, *args, lambda b: float(point(b).rate_per_s))
     if lock is not None:
         (queued_s, rate, decoding), release_s, kv_limited = lock, 0.0, True
+    # at the KV limit, a pool that retracts to the end of its queue puts a part of the wait
+    # mid-decode, in the ITL (genmodel._midwait)
+    split = (clients, most / plan.dp, (input_tokens, output_tokens), queued_s, itl_s, eager_prefill_s)
+    queued_s, itl_s = mid_decode_wait(wave, kv_limited, *split)
     # the request's time in the serving frontend, once (the load the engine sees is not reduced),
     # and the client's reply, whose legs lie before the first token too
     overhead_s = device.efficiency.request_overhead_s + think_s
