@@ -54,9 +54,9 @@ if TYPE_CHECKING:
     from genmodel._collectives import p2p_time as p2p_time
     from genmodel._collectives import reduce_scatter_time as reduce_scatter_time
     from genmodel._compare import compare as compare
-    from genmodel._engines import ENGINES as ENGINES
+    from genmodel._enginepresets import ENGINES as ENGINES
+    from genmodel._enginepresets import engine_preset as engine_preset
     from genmodel._engines import Engine as Engine
-    from genmodel._engines import engine_preset as engine_preset
     from genmodel._errors import GenModelError as GenModelError
     from genmodel._errors import InfeasibleError as InfeasibleError
     from genmodel._errors import SpecError as SpecError
@@ -208,9 +208,9 @@ _PUBLIC = {
     "p2p_time": "genmodel._collectives",
     "reduce_scatter_time": "genmodel._collectives",
     "compare": "genmodel._compare",
-    "ENGINES": "genmodel._engines",
+    "ENGINES": "genmodel._enginepresets",
+    "engine_preset": "genmodel._enginepresets",
     "Engine": "genmodel._engines",
-    "engine_preset": "genmodel._engines",
     "GenModelError": "genmodel._errors",
     "InfeasibleError": "genmodel._errors",
     "SpecError": "genmodel._errors",

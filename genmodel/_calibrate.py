@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genmodel._engines import ENGINES
+from genmodel._enginepresets import ENGINES
 from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Efficiency
 from genmodel._phases import Estimate

@@ -14,7 +14,8 @@ from typing import Any
 
 from genmodel._api import estimate, profiled
 from genmodel._capacity import Deployment, ResourceRequirement
-from genmodel._engines import ENGINES, Engine
+from genmodel._enginepresets import ENGINES
+from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError
 from genmodel._hardware import Device
 from genmodel._inverse import Requirements, check_quantiles, check_request, solve_requirements

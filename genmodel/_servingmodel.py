@@ -26,7 +26,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from genmodel._engines import ENGINES, Engine, as_engine, eager_block_kernels
+from genmodel._enginepresets import ENGINES, as_engine
+from genmodel._engines import Engine, eager_block_kernels
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
@@ -67,7 +68,7 @@ def check_serving(serving: str) -> None:
 
 
 def engine_for(engine: str | Engine, device: Device | None) -> Engine:
-    """:func:`~genmodel._engines.as_engine`, refusing the trtllm preset on a device of another
+    """:func:`~genmodel._enginepresets.as_engine`, refusing the trtllm preset on a device of another
     vendor than NVIDIA: TensorRT-LLM is built on CUDA (its installation docs require an NVIDIA GPU
     and CUDA), so it runs on no AMD, Intel, Google or Huawei device.
 
@@ -343,7 +344,7 @@ class Simulated:
     the client itself (not both); either way the client is held once, and the knobs are read from it.
 
     Attributes:
-        engine: the engine's knobs (:func:`~genmodel._engines.engine_preset`).
+        engine: the engine's knobs (:func:`~genmodel._enginepresets.engine_preset`).
         client: how the closed-loop clients send and measure their requests
             (:class:`~genmodel._wave.BenchmarkClient`): :data:`REQUESTS_PER_CLIENT` each, the first
             :data:`WARMUP_REQUESTS` a warm-up that drains before every client restarts together.

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from genmodel._api import estimate
-from genmodel._engines import ENGINES, MEASURED_ENGINES, Engine, engine_preset
+from genmodel._enginepresets import ENGINES, MEASURED_ENGINES, engine_preset
+from genmodel._engines import Engine
 from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Device
 from genmodel._harness import ENGINE_CONFIGS, FRESH_AFTER_WARMUP, harness_engine
