@@ -165,7 +165,11 @@ _TRTLLM_SOURCE = (
     "KvCacheCreator._get_free_gpu_memory_fraction (0.9 when unset) and _cal_max_tokens (available = "
     "(total - peak of the profiling run, weights, activations and non-torch memory included, + its "
     "temporary KV) x fraction). Capacity scheduler GUARANTEED_NO_EVICT: llmapi/llm_args.py "
-    "SchedulerConfig capacity_scheduler_policy default (admission reserve, whole requests)."
+    "SchedulerConfig capacity_scheduler_policy default (admission reserve, whole requests). "
+    "NVIDIA GPUs only (vendors): docs reference/support-matrix.md, 'TensorRT-LLM optimizes the "
+    "performance of a range of well-known models on NVIDIA GPUs', its hardware table listing NVIDIA "
+    "architectures only (Blackwell, Hopper, Ada Lovelace, Ampere); the library runs CUDA kernels and "
+    "TensorRT engines, which no other vendor's device runs."
 )
 
 
@@ -259,6 +263,7 @@ def engine_preset(name: str, device: Device | None = None) -> Engine:
             graph_max_decode_batch=max(TRTLLM_GRAPH_SIZES),
             graph_decode_sizes=TRTLLM_GRAPH_SIZES,
             dp_graph_sync="all-decode-equal",
+            vendors=("NVIDIA",),
             source=_TRTLLM_SOURCE
             + _TRTLLM_DP
             + _PREFILL_GRAPHS

@@ -182,6 +182,8 @@ class Engine:
             the client's turnaround and the frontend's ingress); the same legs lie between a
             request and its first token, so it is added to every TTFT and e2e as well. 0 = the
             client replies at the instant the token leaves the engine.
+        vendors: the device vendors (``Device.vendor``) the engine runs on; () = any. A device of
+            no named vendor is not refused (:meth:`runs_on`).
         source: where each default comes from.
     """
 
@@ -214,6 +216,7 @@ class Engine:
     dp_graph_sync: str = "own"
     dp_pad_tokens: str = "none"
     reply_latency_s: float = 0.0
+    vendors: tuple[str, ...] = ()
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -259,6 +262,11 @@ class Engine:
         ):
             if not 0 <= seconds < math.inf:
                 raise SpecError(f"{knob}={seconds!r} must be >= 0 and finite")
+
+    def runs_on(self, vendor: str) -> bool:
+        """Whether the engine runs on a device of ``vendor`` (``Device.vendor``): one of
+        :attr:`vendors`, any where they are (), and a device of no named vendor ("")."""
+        return not self.vendors or not vendor or vendor in self.vendors
 
     def decode_graphs(self, tp: int) -> tuple[int | None, tuple[int, ...]]:
         """(the largest decode batch replayed as a CUDA graph, None = no limit; the only sizes
@@ -311,8 +319,9 @@ class Engine:
 
 
 def _check_types(engine: Engine) -> None:
-    """Refuse a switch that is no bool (``chunked_prefill='yes'``) and a figure that is no number
-    (a bool is none: ``step_overhead_s=True``), naming the knob and the value."""
+    """Refuse a switch that is no bool (``chunked_prefill='yes'``), a figure that is no number
+    (a bool is none: ``step_overhead_s=True``) and vendors that are no tuple of names, naming the
+    knob and the value."""
     for f in dataclasses.fields(engine):
         value = getattr(engine, f.name)
         if f.type == "bool" and not isinstance(value, bool):
@@ -320,6 +329,9 @@ def _check_types(engine: Engine) -> None:
         number = f.type in ("float", "float | None") and value is not None
         if number and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise SpecError(f"{f.name}={value!r} must be a number")
+    vendors = engine.vendors
+    if not isinstance(vendors, tuple) or not all(isinstance(v, str) and v for v in vendors):
+        raise SpecError(f"vendors={vendors!r} must be a tuple of vendor names (() = any)")
 
 
 def eager_block_kernels(engine: Engine) -> tuple[EagerBlockKernels, ...]:

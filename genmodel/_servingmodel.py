@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from genmodel._enginepresets import ENGINES, as_engine
+from genmodel._enginepresets import ENGINES, as_engine, engine_preset
 from genmodel._engines import Engine, eager_block_kernels
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device
@@ -68,18 +68,20 @@ def check_serving(serving: str) -> None:
 
 
 def engine_for(engine: str | Engine, device: Device | None) -> Engine:
-    """:func:`~genmodel._enginepresets.as_engine`, refusing the trtllm preset on a device of another
-    vendor than NVIDIA: TensorRT-LLM is built on CUDA (its installation docs require an NVIDIA GPU
-    and CUDA), so it runs on no AMD, Intel, Google or Huawei device.
+    """:func:`~genmodel._enginepresets.as_engine`, refusing an engine on a device of a vendor it
+    does not run on (:attr:`Engine.vendors`, :meth:`Engine.runs_on`: the trtllm preset, NVIDIA's
+    only), naming the presets that do.
 
     Raises:
-        InfeasibleError: trtllm on such a device. UnknownEntryError: an engine without a preset.
+        InfeasibleError: an engine on such a device. UnknownEntryError: an engine without a preset.
     """
-    if engine == "trtllm" and device is not None and device.vendor not in ("", "NVIDIA"):
-        raise InfeasibleError(
-            [f"engine='trtllm' runs on NVIDIA GPUs only; {device.id} is {device.vendor}'s: use vllm, sglang"]
-        )
-    return as_engine(engine, device)
+    resolved = as_engine(engine, device)
+    if device is not None and not resolved.runs_on(device.vendor):
+        vendors = " or ".join(resolved.vendors)
+        others = ", ".join(n for n in ENGINES if engine_preset(n, device).runs_on(device.vendor))
+        refused = f"engine={resolved.name!r} runs on {vendors} GPUs only"
+        raise InfeasibleError([f"{refused}; {device.id} is {device.vendor}'s: use {others}"])
+    return resolved
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
