@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from genmodel._errors import InfeasibleError as InfeasibleError
     from genmodel._errors import SpecError as SpecError
     from genmodel._errors import UnknownEntryError as UnknownEntryError
+    from genmodel._forwardpass import step_cost as step_cost
     from genmodel._hardware import AttachedTier as AttachedTier
     from genmodel._hardware import Device as Device
     from genmodel._hardware import Efficiency as Efficiency
@@ -98,10 +99,8 @@ if TYPE_CHECKING:
     from genmodel._parallel import plan_violations as plan_violations
     from genmodel._phases import Estimate as Estimate
     from genmodel._phases import PhaseCost as PhaseCost
-    from genmodel._phases import as_system as as_system
     from genmodel._phases import estimate_static as estimate_static
     from genmodel._phases import kv_transfer_time as kv_transfer_time
-    from genmodel._phases import step_cost as step_cost
     from genmodel._planning import DEFAULT_PREFILL_CHUNKS as DEFAULT_PREFILL_CHUNKS
     from genmodel._planning import PlanReport as PlanReport
     from genmodel._planning import plan as plan
@@ -134,6 +133,7 @@ if TYPE_CHECKING:
     from genmodel._system import SCALE_FACTORS as SCALE_FACTORS
     from genmodel._system import FabricTier as FabricTier
     from genmodel._system import System as System
+    from genmodel._system import as_system as as_system
     from genmodel._units import DTYPE_BYTES as DTYPE_BYTES
     from genmodel._units import WEIGHT_DTYPE_BYTES as WEIGHT_DTYPE_BYTES
     from genmodel._units import WEIGHT_FORMATS as WEIGHT_FORMATS
@@ -215,6 +215,7 @@ _PUBLIC = {
     "InfeasibleError": "genmodel._errors",
     "SpecError": "genmodel._errors",
     "UnknownEntryError": "genmodel._errors",
+    "step_cost": "genmodel._forwardpass",
     "AttachedTier": "genmodel._hardware",
     "Device": "genmodel._hardware",
     "Efficiency": "genmodel._hardware",
@@ -252,10 +253,8 @@ _PUBLIC = {
     "plan_violations": "genmodel._parallel",
     "Estimate": "genmodel._phases",
     "PhaseCost": "genmodel._phases",
-    "as_system": "genmodel._phases",
     "estimate_static": "genmodel._phases",
     "kv_transfer_time": "genmodel._phases",
-    "step_cost": "genmodel._phases",
     "DEFAULT_PREFILL_CHUNKS": "genmodel._planning",
     "PlanReport": "genmodel._planning",
     "plan": "genmodel._planning",
@@ -288,6 +287,7 @@ _PUBLIC = {
     "SCALE_FACTORS": "genmodel._system",
     "FabricTier": "genmodel._system",
     "System": "genmodel._system",
+    "as_system": "genmodel._system",
     "DTYPE_BYTES": "genmodel._units",
     "WEIGHT_DTYPE_BYTES": "genmodel._units",
     "WEIGHT_FORMATS": "genmodel._units",

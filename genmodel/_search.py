@@ -53,14 +53,12 @@ from genmodel._disaggregate import Disaggregated, Pool, disaggregate
 from genmodel._engines import KvPool
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._evaluate import StepCache, reusing_steps
+from genmodel._forwardpass import step_terms
 from genmodel._interleave import group_terms, interleaved_prefill_s, mixed_steps, prompt_ops
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan, plan_violations
-from genmodel._phases import (
-    prefill_pass,
-    step_terms,
-)
+from genmodel._phases import prefill_pass
 from genmodel._serving import eager_decode_steps, full_step_s
 from genmodel._system import System
 from genmodel._wave import Wave, eager_prefill

@@ -33,9 +33,9 @@ from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
-from genmodel._phases import Estimate, ServingState, as_system
+from genmodel._phases import Estimate, ServingState
 from genmodel._serving import estimate_serving
-from genmodel._system import System
+from genmodel._system import System, as_system
 from genmodel._wave import BenchmarkClient, Wave
 from genmodel._workload import FIXED_LENGTHS, LengthSpreads, Precision
 
