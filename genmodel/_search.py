@@ -3,7 +3,7 @@
 Modelling assumptions:
 - A candidate is a parallel layout (tp x pp x dp with ep dividing tp*dp; cp = 1), a precision and
   a running decode batch B per replica (the server's ``max_num_seqs``), served in the steady state
-  of :func:`~genmodel._serving.serving_point`: the clients N that keep it there, the request rate,
+  of :func:`~genmodel._servingpoint.serving_point`: the clients N that keep it there, the request rate,
   mean TTFT and inter-token latency. Layouts use exactly the device budget (dp makes replicas).
 - Evaluation is vectorised: for each layout and precision, one prefill (scalar) and one decode
   step over the whole array of batch sizes run through the same formulas as ``estimate``
