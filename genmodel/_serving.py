@@ -90,15 +90,8 @@ def estimate_serving(
         SpecError: concurrency < 1 or output_tokens < 2 (a closed loop needs a decode phase).
         InfeasibleError: the plan cannot run, or one sequence does not fit.
     """
-    require_ints(concurrency=concurrency)
-    if output_tokens < 2:
-        raise SpecError(
-            f"output_tokens={output_tokens} must be >= 2 in serving mode (concurrency); "
-            "use batch= for a prefill-only estimate"
-        )
-    if wave is not None:  # the knobs each attention-DP rank of an MoE model runs
-        wave = wave.on_ranks(moe=model.moe is not None, dp=plan.dp)
-    pool = WHOLE_SEQUENCES if wave is None else wave.pool  # the engine's KV pool
+    _require_closed_loop(concurrency, output_tokens)
+    wave, pool, think_s = _on_ranks(wave, model, plan)
     system, extras, device, most, lengths = pool_fit(
         model, hardware, plan, precision, input_tokens, output_tokens, ideal, options, pool
     )
@@ -140,8 +133,6 @@ def estimate_serving(
     )
     past = mean_decode_context(input_tokens, output_tokens)
 
-    # the clients' replies: out of the engine (a think time), and before each first token
-    think_s = 0.0 if wave is None else wave.reply_latency_s
     steps: dict[float, StepTerms] = {}  # the decode step at each batch tried (the last is reported)
     step_times: dict[float, float] = {}  # its time: idle ranks' experts out, eager ones at their launches
     shared: dict[float, float | None] = {}  # D, each prompt's time in the others' decode (None: P)
@@ -211,12 +202,17 @@ def estimate_serving(
     )
     queued_s += eager_prefill_s - prefill_s
     ttft_s = queued_s
+    # a burst's first tokens that wait for the launch of the eager step after their own (release
+    # after launch; a term of the wave, so not where the KV memory caps the batch); their last
+    # tokens wait as long, inside e2e: added after the steady state is solved, as the frontend's
+    # time, so the load the engine sees is not reduced
+    release_s = 0.0
     if wave is not None:
         full = max(full_gpu_s, host_s + float(prefill_terms.overhead_s))  # one eager step
-    if kv_limited and wave is not None:  # (one request a client: the queue drains once)
+    if wave is not None and kv_limited:  # (one request a client: the queue drains once)
         once = (clients, cap, rate, itl_s, input_tokens, output_tokens, eager_prefill_s, full)
         queued_s = ttft_s = one_shot_queue_s(wave, *once, queued_s)
-    if wave is not None and not kv_limited:
+    elif wave is not None:
         extra = wave_extra_s(
             wave,
             clients=clients,
@@ -231,12 +227,6 @@ def estimate_serving(
         itl, rate_wave = after_wave(clients, rate, ttft_s, itl_s, step_s, output_tokens, think_s)
         itl_s, rate = float(itl), float(rate_wave)
         queued_s = ttft_s  # the engine's wait, the wave's included
-    # a burst's first tokens that wait for the launch of the eager step after their own (release
-    # after launch; a term of the wave, so not where the KV memory caps the batch); their last
-    # tokens wait as long, inside e2e: added after the steady state is solved, as the frontend's
-    # time, so the load the engine sees is not reduced
-    release_s = 0.0
-    if wave is not None and not kv_limited:
         release_s = float(release_wait_s(wave, clients, input_tokens, host_s))
         step_s = step_times[batch]
 
@@ -317,6 +307,27 @@ def estimate_serving(
             request_overhead_s=overhead_s,
         ),
     )
+
+
+def _require_closed_loop(concurrency: int, output_tokens: int) -> None:
+    """Refuse a load :func:`estimate_serving` cannot serve: no whole number of clients, or no decode
+    phase."""
+    require_ints(concurrency=concurrency)
+    if output_tokens < 2:
+        raise SpecError(
+            f"output_tokens={output_tokens} must be >= 2 in serving mode (concurrency); "
+            "use batch= for a prefill-only estimate"
+        )
+
+
+def _on_ranks(wave: Wave | None, model: ModelSpec, plan: Plan) -> tuple[Wave | None, KvPool, float]:
+    """(the wave with the knobs each attention-DP rank of an MoE model runs, the engine's KV pool, the
+    clients' reply latency: out of the engine, a think time, and before each first token); without
+    a wave, whole sequences and an instant reply."""
+    if wave is None:
+        return None, WHOLE_SEQUENCES, 0.0
+    wave = wave.on_ranks(moe=model.moe is not None, dp=plan.dp)
+    return wave, wave.pool, wave.reply_latency_s
 
 
 def one_shot_queue_s(
