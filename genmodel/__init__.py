@@ -120,8 +120,8 @@ if TYPE_CHECKING:
     from genmodel._servingmodel import ClosedForm as ClosedForm
     from genmodel._servingmodel import ServingModel as ServingModel
     from genmodel._servingmodel import Simulated as Simulated
-    from genmodel._servingmodel import StepTables as StepTables
     from genmodel._servingmodel import serving_model as serving_model
+    from genmodel._simestimate import StepTables as StepTables
     from genmodel._simresult import SimulationResult as SimulationResult
     from genmodel._simulate_api import simulate as simulate
     from genmodel._sizes import expert_bytes_per_device as expert_bytes_per_device
@@ -274,8 +274,8 @@ _PUBLIC = {
     "ClosedForm": "genmodel._servingmodel",
     "ServingModel": "genmodel._servingmodel",
     "Simulated": "genmodel._servingmodel",
-    "StepTables": "genmodel._servingmodel",
     "serving_model": "genmodel._servingmodel",
+    "StepTables": "genmodel._simestimate",
     "SimulationResult": "genmodel._simresult",
     "simulate": "genmodel._simulate_api",
     "expert_bytes_per_device": "genmodel._sizes",

@@ -19,7 +19,8 @@ from genmodel._options import DEFAULT_OPTIONS, OptionSpec, RunOptions, with_valu
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, estimate_static
 from genmodel._profiles import apply_profile
-from genmodel._servingmodel import SERVING_MODELS, ServingSpec, StepTables
+from genmodel._servingmodel import SERVING_MODELS, ServingSpec
+from genmodel._simestimate import StepTables
 from genmodel._system import System, as_system
 from genmodel._units import DTYPE_BYTES, check_weight_dtype
 from genmodel._workload import KEEP_CHECKPOINT, LengthSpreads, Precision, keep_rule

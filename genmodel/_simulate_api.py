@@ -11,7 +11,8 @@ from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device
 from genmodel._model import ModelSpec
-from genmodel._servingmodel import ServingSpec, length_draws
+from genmodel._servingmodel import ServingSpec
+from genmodel._simestimate import length_draws
 from genmodel._simresult import SimulationResult
 from genmodel._simulate import simulate_serving
 from genmodel._simulate_disagg import FIRST_TOKENS, ROUTINGS, WorkerPool, simulate_disaggregated

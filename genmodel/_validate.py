@@ -36,7 +36,8 @@ from genmodel._intervals import COVERAGE, evidence, interval, serving_model_of
 from genmodel._options import MAX_TOKENS, OPTION_NAMES, OPTION_SPECS
 from genmodel._phases import Estimate
 from genmodel._profiles import Profile
-from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
+from genmodel._servingmodel import SERVING_MODELS, serving_model
+from genmodel._simestimate import StepTables
 from genmodel._validate_disagg import (
     check_disaggregated_row,
     is_disaggregated_serving,
