@@ -54,13 +54,14 @@ if TYPE_CHECKING:
     from genmodel._collectives import p2p_time as p2p_time
     from genmodel._collectives import reduce_scatter_time as reduce_scatter_time
     from genmodel._compare import compare as compare
-    from genmodel._engines import ENGINES as ENGINES
+    from genmodel._enginepresets import ENGINES as ENGINES
+    from genmodel._enginepresets import engine_preset as engine_preset
     from genmodel._engines import Engine as Engine
-    from genmodel._engines import engine_preset as engine_preset
     from genmodel._errors import GenModelError as GenModelError
     from genmodel._errors import InfeasibleError as InfeasibleError
     from genmodel._errors import SpecError as SpecError
     from genmodel._errors import UnknownEntryError as UnknownEntryError
+    from genmodel._forwardpass import step_cost as step_cost
     from genmodel._hardware import AttachedTier as AttachedTier
     from genmodel._hardware import Device as Device
     from genmodel._hardware import Efficiency as Efficiency
@@ -98,10 +99,8 @@ if TYPE_CHECKING:
     from genmodel._parallel import plan_violations as plan_violations
     from genmodel._phases import Estimate as Estimate
     from genmodel._phases import PhaseCost as PhaseCost
-    from genmodel._phases import as_system as as_system
     from genmodel._phases import estimate_static as estimate_static
     from genmodel._phases import kv_transfer_time as kv_transfer_time
-    from genmodel._phases import step_cost as step_cost
     from genmodel._planning import DEFAULT_PREFILL_CHUNKS as DEFAULT_PREFILL_CHUNKS
     from genmodel._planning import PlanReport as PlanReport
     from genmodel._planning import plan as plan
@@ -121,8 +120,8 @@ if TYPE_CHECKING:
     from genmodel._servingmodel import ClosedForm as ClosedForm
     from genmodel._servingmodel import ServingModel as ServingModel
     from genmodel._servingmodel import Simulated as Simulated
-    from genmodel._servingmodel import StepTables as StepTables
     from genmodel._servingmodel import serving_model as serving_model
+    from genmodel._simestimate import StepTables as StepTables
     from genmodel._simresult import SimulationResult as SimulationResult
     from genmodel._simulate_api import simulate as simulate
     from genmodel._sizes import expert_bytes_per_device as expert_bytes_per_device
@@ -134,6 +133,7 @@ if TYPE_CHECKING:
     from genmodel._system import SCALE_FACTORS as SCALE_FACTORS
     from genmodel._system import FabricTier as FabricTier
     from genmodel._system import System as System
+    from genmodel._system import as_system as as_system
     from genmodel._units import DTYPE_BYTES as DTYPE_BYTES
     from genmodel._units import WEIGHT_DTYPE_BYTES as WEIGHT_DTYPE_BYTES
     from genmodel._units import WEIGHT_FORMATS as WEIGHT_FORMATS
@@ -208,13 +208,14 @@ _PUBLIC = {
     "p2p_time": "genmodel._collectives",
     "reduce_scatter_time": "genmodel._collectives",
     "compare": "genmodel._compare",
-    "ENGINES": "genmodel._engines",
+    "ENGINES": "genmodel._enginepresets",
+    "engine_preset": "genmodel._enginepresets",
     "Engine": "genmodel._engines",
-    "engine_preset": "genmodel._engines",
     "GenModelError": "genmodel._errors",
     "InfeasibleError": "genmodel._errors",
     "SpecError": "genmodel._errors",
     "UnknownEntryError": "genmodel._errors",
+    "step_cost": "genmodel._forwardpass",
     "AttachedTier": "genmodel._hardware",
     "Device": "genmodel._hardware",
     "Efficiency": "genmodel._hardware",
@@ -252,10 +253,8 @@ _PUBLIC = {
     "plan_violations": "genmodel._parallel",
     "Estimate": "genmodel._phases",
     "PhaseCost": "genmodel._phases",
-    "as_system": "genmodel._phases",
     "estimate_static": "genmodel._phases",
     "kv_transfer_time": "genmodel._phases",
-    "step_cost": "genmodel._phases",
     "DEFAULT_PREFILL_CHUNKS": "genmodel._planning",
     "PlanReport": "genmodel._planning",
     "plan": "genmodel._planning",
@@ -275,8 +274,8 @@ _PUBLIC = {
     "ClosedForm": "genmodel._servingmodel",
     "ServingModel": "genmodel._servingmodel",
     "Simulated": "genmodel._servingmodel",
-    "StepTables": "genmodel._servingmodel",
     "serving_model": "genmodel._servingmodel",
+    "StepTables": "genmodel._simestimate",
     "SimulationResult": "genmodel._simresult",
     "simulate": "genmodel._simulate_api",
     "expert_bytes_per_device": "genmodel._sizes",
@@ -288,6 +287,7 @@ _PUBLIC = {
     "SCALE_FACTORS": "genmodel._system",
     "FabricTier": "genmodel._system",
     "System": "genmodel._system",
+    "as_system": "genmodel._system",
     "DTYPE_BYTES": "genmodel._units",
     "WEIGHT_DTYPE_BYTES": "genmodel._units",
     "WEIGHT_FORMATS": "genmodel._units",

@@ -17,10 +17,11 @@ from genmodel._memory import paged_tokens
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, OptionSpec, RunOptions, with_values
 from genmodel._parallel import Plan
-from genmodel._phases import Estimate, as_system, estimate_static
+from genmodel._phases import Estimate, estimate_static
 from genmodel._profiles import apply_profile
-from genmodel._servingmodel import SERVING_MODELS, ServingSpec, StepTables
-from genmodel._system import System
+from genmodel._servingmodel import SERVING_MODELS, ServingSpec
+from genmodel._simestimate import StepTables
+from genmodel._system import System, as_system
 from genmodel._units import DTYPE_BYTES, check_weight_dtype
 from genmodel._workload import KEEP_CHECKPOINT, LengthSpreads, Precision, keep_rule
 from genmodel.io import device_profile, load_hardware, load_memory_tier, load_model, load_profile, load_system

@@ -33,12 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genmodel._engines import ENGINES
+from genmodel._enginepresets import ENGINES
 from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Efficiency
 from genmodel._phases import Estimate
 from genmodel._profiles import PARAMETERS, Profile, check_parameter, fit_bounds
-from genmodel._servingmodel import SERVING_MODELS, StepTables
+from genmodel._servingmodel import SERVING_MODELS
+from genmodel._simestimate import StepTables
 from genmodel._validate import _NOT_ESTIMATE, _estimate_case, check_row, read_cases
 from genmodel.io import ID_PATTERN, device_profile, load_hardware, load_profile
 

@@ -26,7 +26,7 @@ from genmodel._workload import Precision
 if TYPE_CHECKING:
     import numpy as np
 
-    from genmodel._serving import ServingPoint
+    from genmodel._servingpoint import ServingPoint
     from genmodel._wave import Wave
 
 
@@ -164,7 +164,7 @@ def serving_arrays(
     sides: Sequence[Side], slo: Slo, input_tokens: int, output_tokens: int, wave: Wave | None
 ) -> dict[str, np.ndarray[Any, Any]]:
     """The serving figures of the candidates of ``sides``, one layout's after another: the
-    steady state at each running batch (:func:`~genmodel._serving.serving_at_batch`), the wave
+    steady state at each running batch (:func:`~genmodel._servingpoint.serving_at_batch`), the wave
     TTFT adds (``wave``), and the SLOs. Each formula runs once over all of them, a layout's
     numbers repeated over its candidates: the operations are elementwise, so every candidate's
     figures are the ones its layout alone gives (a plan search evaluates layouts a group at a time).
@@ -173,7 +173,7 @@ def serving_arrays(
 
     # here, not above: the CLI's help reads DEFAULT_RECHECK without loading the serving model
     from genmodel._instep import admitted_batch
-    from genmodel._serving import serving_at_batch, ttft_quantile_s
+    from genmodel._servingpoint import serving_at_batch, ttft_quantile_s
 
     counts = [len(s.batch) for s in sides]
 
@@ -251,7 +251,7 @@ def _with_wave(
     their (TTFT, decode step, prefill) without it; ``each`` repeats a layout's number over its
     candidates. As :func:`~genmodel._serving.estimate_serving` adds it: the request's prefill at
     least its eager passes, the wave term, the release-after-launch wait, the ITL after the wave."""
-    from genmodel._serving import after_wave, step_under_way_s
+    from genmodel._servingpoint import after_wave, step_under_way_s
     from genmodel._wave import release_wait_s, wave_extra_s
 
     ttft, step_s, prefill_s = figures

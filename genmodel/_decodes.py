@@ -30,12 +30,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError
 from genmodel._evaluate import StepCache, reusing_steps
+from genmodel._forwardpass import microbatches
 from genmodel._interleave import decode_steps, graph_pads, grid_padded_rows
 from genmodel._memory import MemoryExtras, engine_max_batch
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
-from genmodel._phases import decode_pass, mean_decode_context, microbatches, prepare
+from genmodel._phases import decode_pass, mean_decode_context, prepare
 from genmodel._system import System
 from genmodel._together import prime_steps
 from genmodel._units import divided

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from genmodel._candidates import Layout, Slo, copies_needed
 from genmodel._model import ModelSpec
 from genmodel._phases import exposed_transfer_s, kv_transfer_time
-from genmodel._serving import md1_wait_quantile_s, md1_wait_s
+from genmodel._servingpoint import md1_wait_quantile_s, md1_wait_s
 from genmodel._system import System
 
 if TYPE_CHECKING:

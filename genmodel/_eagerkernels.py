@@ -6,7 +6,7 @@ Modelling assumptions:
   :func:`genmodel._hostcost.eager_launches`' generic count); an engine's count replaces the generic
   one only for the architecture, hidden sizes and parallelism its source names.
 - An architecture without a count here, and every engine not named, takes the generic count.
-- The host time per launch (``genmodel._engines.PREFILL_LAUNCH_S``) is derived from two
+- The host time per launch (``genmodel._enginepresets.PREFILL_LAUNCH_S``) is derived from two
   host-bound eager prefills divided by the kernels their engines launched, counted by the same
   convention (:data:`HOST_BOUND_PREFILLS`): a count and that constant change together.
 - A decode step runs eagerly too where the engine has no CUDA graph for its batch size: the
@@ -313,7 +313,7 @@ SFLLM_PR46_PREFILL = HostBoundPrefill(
     "layers/activations.py",
 )
 
-#: the host-bound measurements genmodel._engines.PREFILL_LAUNCH_S is the mean of
+#: the host-bound measurements genmodel._enginepresets.PREFILL_LAUNCH_S is the mean of
 HOST_BOUND_PREFILLS = (SGLANG_PR12160_PREFILL, SFLLM_PR46_PREFILL)
 
 

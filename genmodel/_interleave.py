@@ -1,6 +1,6 @@
 """Serving closed form: the prompts a decode phase shares its steps with, and a padded decode batch.
 
-Modelling assumptions (a term of :func:`~genmodel._serving.serving_point`, with an engine's wave):
+Modelling assumptions (a term of :func:`~genmodel._servingpoint.serving_point`, with an engine's wave):
 - A request's TPOT is its decode phase over its O-1 tokens, (e2e - TTFT) / (O-1), as the serving
   simulation measures it: the mean time of the steps it decodes in. Those steps are the bare
   decode steps t(B) and the steps that carry the other clients' prompts, so the decode phase

@@ -41,7 +41,8 @@ from genmodel._engines import Engine
 from genmodel._errors import SpecError
 from genmodel._phases import Estimate, PhaseCost
 from genmodel._reqsim import SimulatedLoad, simulated_load, solve_simulated, statistic_figure
-from genmodel._servingmodel import Simulated, with_note
+from genmodel._servingmodel import Simulated
+from genmodel._simestimate import with_note
 from genmodel._symbolic import (
     LATENCY_RESOURCES,
     RESOURCES,

@@ -20,7 +20,8 @@ from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import decode_pass, mean_decode_context, prefill_pass
-from genmodel._serving import ServingPoint, pool_fit, serving_point, solve_batch, ttft_quantile_s
+from genmodel._serving import pool_fit
+from genmodel._servingpoint import ServingPoint, serving_point, solve_batch, ttft_quantile_s
 from genmodel._system import System
 from genmodel._workload import Precision
 

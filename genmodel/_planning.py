@@ -22,7 +22,7 @@ from genmodel._intervals import pessimistic_factors
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
-from genmodel._phases import Estimate, as_system
+from genmodel._phases import Estimate
 from genmodel._planrows import (
     DtypeBest,
     check_dict,
@@ -40,7 +40,7 @@ from genmodel._search import Disaggregated, SearchResult, Slo, check_objective, 
 from genmodel._serving import estimate_serving
 from genmodel._servingmodel import check_serving, engine_for
 from genmodel._stepcost import check_simulable
-from genmodel._system import System
+from genmodel._system import System, as_system
 from genmodel._wave import Wave
 from genmodel._workload import KEEP_CHECKPOINT, Precision
 from genmodel.io import load_hardware, load_model

@@ -42,7 +42,7 @@ from genmodel._parallel import Plan
 from genmodel._phases import Estimate
 from genmodel._search import SearchResult, Slo
 from genmodel._serving import estimate_serving
-from genmodel._servingmodel import StepTables, simulated_estimate
+from genmodel._simestimate import StepTables, simulated_estimate
 from genmodel._simulate import simulate_serving
 from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._system import System

@@ -41,7 +41,8 @@ from genmodel._capacity import Deployment, Fitted
 from genmodel._errors import SpecError
 from genmodel._phases import Estimate
 from genmodel._serving import estimate_serving
-from genmodel._servingmodel import Simulated, fallback_note, simulated_estimate
+from genmodel._servingmodel import Simulated
+from genmodel._simestimate import fallback_note, simulated_estimate
 from genmodel._symbolic import X_MAX, X_MIN
 from genmodel._units import MS
 
@@ -117,7 +118,7 @@ class SimulatedLoad:
 
     def base(self) -> Estimate:
         """The simulated estimate on the platform (with the assumed memory): the simulated means,
-        the closed form's phases and memory (:func:`~genmodel._servingmodel.simulated_estimate`)."""
+        the closed form's phases and memory (:func:`~genmodel._simestimate.simulated_estimate`)."""
         d = self.fitted.deployment
         assert d.concurrency is not None
         closed = estimate_serving(

@@ -14,15 +14,15 @@ from typing import Any
 
 from genmodel._api import estimate, profiled
 from genmodel._capacity import Deployment, ResourceRequirement
-from genmodel._engines import ENGINES, Engine
+from genmodel._enginepresets import ENGINES
+from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError
 from genmodel._hardware import Device
 from genmodel._inverse import Requirements, check_quantiles, check_request, solve_requirements
 from genmodel._model import ModelSpec
-from genmodel._phases import as_system
 from genmodel._servingmodel import SERVING_MODELS, ServingSpec, Simulated, check_serving
 from genmodel._symbolic import RESOURCES, SYMBOL_NAMES, X_MAX, resource_symbols, symbolic_step_time
-from genmodel._system import System
+from genmodel._system import System, as_system
 from genmodel.io import load_hardware, load_model, load_system
 
 __all__ = [

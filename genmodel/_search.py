@@ -3,7 +3,7 @@
 Modelling assumptions:
 - A candidate is a parallel layout (tp x pp x dp with ep dividing tp*dp; cp = 1), a precision and
   a running decode batch B per replica (the server's ``max_num_seqs``), served in the steady state
-  of :func:`~genmodel._serving.serving_point`: the clients N that keep it there, the request rate,
+  of :func:`~genmodel._servingpoint.serving_point`: the clients N that keep it there, the request rate,
   mean TTFT and inter-token latency. Layouts use exactly the device budget (dp makes replicas).
 - Evaluation is vectorised: for each layout and precision, one prefill (scalar) and one decode
   step over the whole array of batch sizes run through the same formulas as ``estimate``
@@ -53,14 +53,12 @@ from genmodel._disaggregate import Disaggregated, Pool, disaggregate
 from genmodel._engines import KvPool
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._evaluate import StepCache, reusing_steps
+from genmodel._forwardpass import step_terms
 from genmodel._interleave import group_terms, interleaved_prefill_s, mixed_steps, prompt_ops
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan, plan_violations
-from genmodel._phases import (
-    prefill_pass,
-    step_terms,
-)
+from genmodel._phases import prefill_pass
 from genmodel._serving import eager_decode_steps, full_step_s
 from genmodel._system import System
 from genmodel._wave import Wave, eager_prefill

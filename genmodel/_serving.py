@@ -3,28 +3,23 @@
 Modelling assumptions:
 - Serving (``concurrency`` N): N clients in a closed loop, each sending its next request when the
   last completes, against a continuously batching server (Orca, Yu et al. OSDI 2022; vLLM) that
-  runs one request's prefill P between decode steps of its running batch B (per replica). At
-  steady state a replica completes X = B / ((O-1) t(B) + B P) requests per second and spends the
-  share rho = X P of its time in prefill; a running request's tokens wait for the other clients'
-  prefills, ITL = t(B) (1 - rho/N) / (1 - rho); a new request waits for the step under way and
-  for the prefills queued before it (M/D/1, Pollaczek-Khinchine). B solves
-  N = X (TTFT + (O-1) ITL) (Little's law). When N's sequences do not fit the KV memory, B is the
-  most that fit and the others wait for a slot: TTFT = N / X - (O-1) ITL. A client that takes Z
-  to send its next request (the engine's ``reply_latency_s``, a closed loop's think time) is out
-  of the engine that long: N = X (Z + TTFT + (O-1) ITL), and Z is in its TTFT as well (the legs
-  between a request and its first token are those of the reply).
+  runs one request's prefill P between decode steps of its running batch B (per replica). Each
+  replica's steady state at B is :func:`~genmodel._servingpoint.serving_point` (rate, prefill share,
+  ITL, M/D/1 wait; its module's assumptions), and B solves N = X (Z + TTFT + (O-1) ITL) (Little's
+  law). When N's sequences do not fit the KV memory, B is the most that fit and the others wait for
+  a slot: TTFT = N / X - (O-1) ITL. A client that takes Z to send its next request (the engine's
+  ``reply_latency_s``, a closed loop's think time) is out of the engine that long, and Z is in its
+  TTFT as well (the legs between a request and its first token are those of the reply).
 - The wave of a benchmark's clients started together (all N prompts at once, and the groups or
   bursts it leaves behind) is a term of its own, added to the steady TTFT when ``wave`` is given
   (:mod:`genmodel._wave`). The prefills of the wave are those the steady state interleaves with the
   decode steps, moved before the first token: the rate stays the steady state's and the ITL gives
   back what TTFT takes, (N / X - TTFT) / (O-1) (Little's law), at least a bare decode step
-  (:func:`after_wave`).
+  (:func:`~genmodel._servingpoint.after_wave`).
 - With ``wave`` (an engine), the other requests' prompts cost the decode steps what the engine
   runs, D, not a lone prefill P: the groups of prompts a step holds, and an engine's mixed steps
   sharing the decode step's weight reads; and a graphed decode batch costs the captured size it is
   padded to (:mod:`genmodel._interleave`).
-- Quantiles (p90, p99) of TTFT for Poisson arrivals: the M/D/1 wait with an exponential tail
-  (Kingman's heavy-traffic approximation), see :func:`md1_wait_quantile_s`.
 - An open loop (requests at a rate, Poisson; :func:`estimate_open_loop`) is the same replica with
   every request someone else's (N -> infinity): its decode batch B is the one at which the
   replica completes requests as fast as they arrive, X(B) = lambda.
@@ -36,8 +31,6 @@ Modelling assumptions:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from genmodel._cost import GROUP_OPS
@@ -62,198 +55,11 @@ from genmodel._phases import (
     prepare,
 )
 from genmodel._replay import replayed_ttft_s
+from genmodel._servingpoint import ServingPoint, after_wave, serving_point, solve_batch, step_under_way_s
 from genmodel._system import System
-from genmodel._units import Num, log, maximum, minimum
+from genmodel._units import maximum
 from genmodel._wave import Wave, eager_prefill, one_shot_ttft_s, release_wait_s, wave_extra_s
 from genmodel._workload import Precision
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ServingPoint:
-    """Steady state of one replica serving a closed loop (floats, or arrays in a plan search).
-
-    Attributes:
-        decode_batch: sequences in each decode step, B.
-        rate_per_s: requests completed per second, X.
-        prefill_busy_frac: share of the replica's time spent in prefill, rho = X P.
-        itl_s: mean inter-token latency a running request sees.
-        wait_s: mean time a new request waits before its prefill starts.
-        ttft_s: mean time to first token, P + wait.
-        clients: clients of the closed loop the state holds, X (Z + TTFT + (O-1) ITL) (Little's
-            law; Z the think time between a client's last token and its next request).
-    """
-
-    decode_batch: Num
-    rate_per_s: Num
-    prefill_busy_frac: Num
-    itl_s: Num
-    wait_s: Num
-    ttft_s: Num
-    clients: Num
-
-
-def serving_point(
-    *,
-    prefill_s: Num,
-    step_s: Num,
-    decode_batch: Num,
-    output_tokens: int,
-    clients: Num,
-    think_s: Num = 0.0,
-    interleaved_s: Num | None = None,
-) -> ServingPoint:
-    """The steady state of a replica whose decode steps run ``decode_batch`` sequences.
-
-    The replica is never idle: X (O-1) t / B + X P = 1 gives X = B / ((O-1) t + B P), and
-    rho = X P. While it prefills, the decoding clients are the others' share (1 - 1/N) of B, so on
-    average B (1 - rho/N) clients decode, and Little's law gives their inter-token latency:
-    ITL = t (1 - rho/N) / (1 - rho) (t for a lone client, t / (1 - rho) for many). A new request
-    waits for the step under way and the prefills queued before it, M/D/1: (rho P / (2 (1 - rho))
-    + (1 - rho) t / 2) (1 - 1/N) (a lone client finds the replica free).
-
-    Args:
-        prefill_s: one request's prefill, P.
-        step_s: one decode step of the running batch, t(B) (per output token).
-        decode_batch: B, sequences in each decode step.
-        output_tokens: O, tokens per request (the first comes from the prefill).
-        clients: N, the replica's clients (the others are N - 1).
-        think_s: Z, each client's time between its last token and its next request reaching the
-            scheduler (out of the engine: in :attr:`ServingPoint.clients`, not in the TTFT here).
-        interleaved_s: D, the time one request's prompt adds to the steps the others decode in,
-            where it is not a lone prefill P (the engine's groups of prompts and mixed steps:
-            :func:`~genmodel._interleave.interleaved_prefill_s`): the rate and rho take D for P,
-            a request's own prefill and its M/D/1 wait keep P. None: P.
-
-    Source: interleaving as in Orca (Yu et al., OSDI 2022) and Sarathi-Serve (Agrawal et al., OSDI
-    2024, Sec. 2); M/D/1 mean wait, Pollaczek-Khinchine formula (Kleinrock, Queueing Systems
-    vol. 1, 1975, Sec. 5.6); Little's law for the closed loop.
-    """
-    rate, busy, wait_many = _loaded(prefill_s, step_s, decode_batch, output_tokens, interleaved_s)
-    return _point(prefill_s, decode_batch, output_tokens, clients, rate, busy, wait_many, think_s)
-
-
-def _loaded(
-    prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int, interleaved_s: Num | None = None
-) -> tuple[Num, Num, Num]:
-    """The rate X, the prefill share rho and the wait of many clients W0 at decode batch B
-    (:func:`serving_point`; ``interleaved_s``: D for P in X and rho)."""
-    b = decode_batch
-    shared = prefill_s if interleaved_s is None else interleaved_s
-    rate = b / ((output_tokens - 1) * step_s + b * shared)
-    busy = rate * shared
-    return rate, busy, md1_wait_s(busy, prefill_s) + (1 - busy) * step_s / 2
-
-
-def _point(
-    prefill_s: Num,
-    decode_batch: Num,
-    output_tokens: int,
-    clients: Num,
-    rate: Num,
-    busy: Num,
-    wait_many: Num,
-    think_s: Num = 0.0,
-) -> ServingPoint:
-    """:func:`serving_point` from what :func:`_loaded` gives."""
-    b = decode_batch
-    others = maximum(1 - 1 / clients, 0.0)  # share of the prefills that are someone else's
-    wait = others * wait_many
-    decoding = b * (1 - busy / clients)  # clients decoding, on average
-    ttft = prefill_s + wait
-    return ServingPoint(
-        decode_batch=b,
-        rate_per_s=rate,
-        prefill_busy_frac=busy,
-        itl_s=decoding / (rate * (output_tokens - 1)),
-        wait_s=wait,
-        ttft_s=ttft,
-        clients=rate * (think_s + ttft) + decoding,
-    )
-
-
-def serving_at_batch(
-    *,
-    prefill_s: Num,
-    step_s: Num,
-    decode_batch: Num,
-    output_tokens: int,
-    think_s: Num = 0.0,
-    interleaved_s: Num | None = None,
-) -> ServingPoint:
-    """The steady state at decode batch B, with the clients N that keep the replica there.
-
-    In :func:`serving_point` N enters only through 1 - 1/N: N = a - c/N with a = X (Z + P + W0) + B
-    and c = X W0 + B rho (W0 the wait of many clients, Z the clients' think time), whose larger
-    root is N = (a + sqrt(a^2 - 4c)) / 2. Plain arithmetic, so the plan search evaluates whole
-    arrays of B (``interleaved_s``: as :func:`serving_point` takes it).
-    """
-    b = decode_batch
-    rate, busy, wait_many = _loaded(prefill_s, step_s, b, output_tokens, interleaved_s)
-    a = rate * (think_s + prefill_s + wait_many) + b
-    c = rate * wait_many + b * busy
-    clients = (a + (a * a - 4 * c) ** 0.5) / 2
-    return _point(prefill_s, b, output_tokens, clients, rate, busy, wait_many, think_s)
-
-
-def step_under_way_s(point: ServingPoint, clients: Num, step_s: Num) -> Num:
-    """The part of the point's TTFT that waits for the decode step under way, (1 - rho) t / 2
-    scaled by the others' share 1 - 1/N (:func:`serving_point`): what a round of the wave that
-    starts into an empty engine does not wait (:func:`~genmodel._wave.round_ttfts_s`)."""
-    return maximum(1 - 1 / clients, 0.0) * (1 - point.prefill_busy_frac) * step_s / 2
-
-
-def md1_wait_s(load: Num, service_s: Num) -> Num:
-    """Mean wait of an M/D/1 queue at utilisation ``load`` and service time ``service_s``:
-    rho S / (2 (1 - rho)) (Pollaczek-Khinchine; Kleinrock, Queueing Systems vol. 1, Sec. 5.6)."""
-    return load * service_s / (2 * (1 - load))
-
-
-def md1_wait_quantile_s(load: Num, service_s: Num, quantile: float) -> Num:
-    """The ``quantile`` of the M/D/1 wait, with an exponential tail: a request waits with
-    probability rho, then for an exponential time of mean W / rho (W = :func:`md1_wait_s`), so
-    P(wait > t) = rho exp(-t rho / W) (Kingman's heavy-traffic approximation, 1962)."""
-    if not 0 < quantile < 1:
-        raise SpecError(f"quantile={quantile!r} must be in (0, 1)")
-    return md1_wait_s(load, service_s) / load * log(maximum(load / (1 - quantile), 1.0))
-
-
-def ttft_quantile_s(point: ServingPoint, prefill_s: Num, quantile: float) -> Num:
-    """The ``quantile`` of TTFT for Poisson arrivals at the point's rate (p90: 0.9, p99: 0.99):
-    the prefill, the decode step under way counted whole, and :func:`md1_wait_quantile_s`, the
-    waits scaled as in :func:`serving_point` by the others' share 1 - 1/N."""
-    rho = point.prefill_busy_frac
-    others = maximum(1 - 1 / point.clients, 0.0)
-    queue_s = others * md1_wait_s(rho, prefill_s)
-    step_part = point.wait_s - queue_s  # the step under way: (1 - rho) t / 2, scaled
-    return prefill_s + 2 * step_part + others * md1_wait_quantile_s(rho, prefill_s, quantile)
-
-
-def solve_batch(concurrency_at: Callable[[float], float], target: float, hi: float) -> float:
-    """The decode batch B in (0, hi] at which ``concurrency_at(B)`` (increasing) equals ``target``.
-
-    Regula falsi with the Illinois modification (Dowell and Jarratt 1971): superlinear, and it
-    keeps the root bracketed.
-    """
-    lo, f_lo = 0.0, -target  # no running batch: no clients in the loop
-    f_hi = concurrency_at(hi) - target
-    side = 0
-    b = hi
-    for _ in range(200):
-        b = hi - f_hi * (hi - lo) / (f_hi - f_lo)
-        f = concurrency_at(b) - target
-        if abs(f) <= 1e-9 * target or hi - lo <= 1e-12 * hi:
-            break
-        if (f > 0) == (f_hi > 0):
-            hi, f_hi = b, f
-            if side == 1:
-                f_lo /= 2
-            side = 1
-        else:
-            lo, f_lo = b, f
-            if side == -1:
-                f_hi /= 2
-            side = -1
-    return b
 
 
 def estimate_serving(
@@ -285,15 +91,8 @@ def estimate_serving(
         SpecError: concurrency < 1 or output_tokens < 2 (a closed loop needs a decode phase).
         InfeasibleError: the plan cannot run, or one sequence does not fit.
     """
-    require_ints(concurrency=concurrency)
-    if output_tokens < 2:
-        raise SpecError(
-            f"output_tokens={output_tokens} must be >= 2 in serving mode (concurrency); "
-            "use batch= for a prefill-only estimate"
-        )
-    if wave is not None:  # the knobs each attention-DP rank of an MoE model runs
-        wave = wave.on_ranks(moe=model.moe is not None, dp=plan.dp)
-    pool = WHOLE_SEQUENCES if wave is None else wave.pool  # the engine's KV pool
+    _require_closed_loop(concurrency, output_tokens)
+    wave, pool, think_s = _on_ranks(wave, model, plan)
     system, extras, device, most, lengths = pool_fit(
         model, hardware, plan, precision, input_tokens, output_tokens, ideal, options, pool
     )
@@ -335,8 +134,6 @@ def estimate_serving(
     )
     past = mean_decode_context(input_tokens, output_tokens)
 
-    # the clients' replies: out of the engine (a think time), and before each first token
-    think_s = 0.0 if wave is None else wave.reply_latency_s
     steps: dict[float, StepTerms] = {}  # the decode step at each batch tried (the last is reported)
     step_times: dict[float, float] = {}  # its time: idle ranks' experts out, eager ones at their launches
     shared: dict[float, float | None] = {}  # D, each prompt's time in the others' decode (None: P)
@@ -406,12 +203,17 @@ def estimate_serving(
     )
     queued_s += eager_prefill_s - prefill_s
     ttft_s = queued_s
+    # a burst's first tokens that wait for the launch of the eager step after their own (release
+    # after launch; a term of the wave, so not where the KV memory caps the batch); their last
+    # tokens wait as long, inside e2e: added after the steady state is solved, as the frontend's
+    # time, so the load the engine sees is not reduced
+    release_s = 0.0
     if wave is not None:
         full = max(full_gpu_s, host_s + float(prefill_terms.overhead_s))  # one eager step
-    if kv_limited and wave is not None:  # (one request a client: the queue drains once)
+    if wave is not None and kv_limited:  # (one request a client: the queue drains once)
         once = (clients, cap, rate, itl_s, input_tokens, output_tokens, eager_prefill_s, full)
         queued_s = ttft_s = one_shot_queue_s(wave, *once, queued_s)
-    if wave is not None and not kv_limited:
+    elif wave is not None:
         extra = wave_extra_s(
             wave,
             clients=clients,
@@ -426,12 +228,6 @@ def estimate_serving(
         itl, rate_wave = after_wave(clients, rate, ttft_s, itl_s, step_s, output_tokens, think_s)
         itl_s, rate = float(itl), float(rate_wave)
         queued_s = ttft_s  # the engine's wait, the wave's included
-    # a burst's first tokens that wait for the launch of the eager step after their own (release
-    # after launch; a term of the wave, so not where the KV memory caps the batch); their last
-    # tokens wait as long, inside e2e: added after the steady state is solved, as the frontend's
-    # time, so the load the engine sees is not reduced
-    release_s = 0.0
-    if wave is not None and not kv_limited:
         release_s = float(release_wait_s(wave, clients, input_tokens, host_s))
         step_s = step_times[batch]
 
@@ -518,6 +314,27 @@ def estimate_serving(
     )
 
 
+def _require_closed_loop(concurrency: int, output_tokens: int) -> None:
+    """Refuse a load :func:`estimate_serving` cannot serve: no whole number of clients, or no decode
+    phase."""
+    require_ints(concurrency=concurrency)
+    if output_tokens < 2:
+        raise SpecError(
+            f"output_tokens={output_tokens} must be >= 2 in serving mode (concurrency); "
+            "use batch= for a prefill-only estimate"
+        )
+
+
+def _on_ranks(wave: Wave | None, model: ModelSpec, plan: Plan) -> tuple[Wave | None, KvPool, float]:
+    """(the wave with the knobs each attention-DP rank of an MoE model runs, the engine's KV pool, the
+    clients' reply latency: out of the engine, a think time, and before each first token); without
+    a wave, whole sequences and an instant reply."""
+    if wave is None:
+        return None, WHOLE_SEQUENCES, 0.0
+    wave = wave.on_ranks(moe=model.moe is not None, dp=plan.dp)
+    return wave, wave.pool, wave.reply_latency_s
+
+
 def one_shot_queue_s(
     wave: Wave,
     clients: float,
@@ -585,18 +402,6 @@ def _group_s(terms: StepTerms) -> float:
     experts, genmodel._stepcost's group operators): on attention-DP ranks in lockstep it follows
     the group's mean tokens per rank."""
     return sum(float(maximum(t.compute_s, t.memory_s)) for t in terms.ops if t.op.name in GROUP_OPS)
-
-
-def after_wave(
-    clients: Num, rate: Num, ttft_s: Num, itl_s: Num, step_s: Num, output_tokens: int, think_s: Num = 0.0
-) -> tuple[Num, Num]:
-    """(ITL, rate) once TTFT holds the wave: the steady state's cycle N / X less the think time Z
-    and TTFT over the O-1 decode steps (the prefills the wave runs before the first tokens no
-    longer stall the decode), at least the bare step t(B); where that floor binds, the rate of the
-    longer cycle. Plain arithmetic (floats or arrays)."""
-    itl = maximum((clients / rate - think_s - ttft_s) / (output_tokens - 1), step_s)
-    itl = minimum(itl, itl_s)  # the wave never makes decoding slower than the steady state's
-    return itl, clients / (think_s + ttft_s + (output_tokens - 1) * itl)
 
 
 def full_step_s(

@@ -21,27 +21,26 @@ closed form and says so in ``serving.notes``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from genmodel._engines import ENGINES, Engine, as_engine, eager_block_kernels
+from genmodel._enginepresets import ENGINES, as_engine, engine_preset
+from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
-from genmodel._phases import Estimate, ServingState, as_system
+from genmodel._phases import Estimate
 from genmodel._serving import estimate_serving
-from genmodel._system import System
+from genmodel._simestimate import StepTables, fallback_note, length_draws, simulated_estimate, with_note
+from genmodel._system import System, as_system
 from genmodel._wave import BenchmarkClient, Wave
 from genmodel._workload import FIXED_LENGTHS, LengthSpreads, Precision
 
 if TYPE_CHECKING:  # (the simulation is imported where it runs: a static estimate does not load it)
-    from genmodel._arrivals import Lengths
     from genmodel._simresult import SimulationResult
-    from genmodel._stepcost import StepCostTable
 
 #: the serving models by name; the default is the first
 SERVING_MODELS = ("simulated", "closed-form")
@@ -67,18 +66,20 @@ def check_serving(serving: str) -> None:
 
 
 def engine_for(engine: str | Engine, device: Device | None) -> Engine:
-    """:func:`~genmodel._engines.as_engine`, refusing the trtllm preset on a device of another
-    vendor than NVIDIA: TensorRT-LLM is built on CUDA (its installation docs require an NVIDIA GPU
-    and CUDA), so it runs on no AMD, Intel, Google or Huawei device.
+    """:func:`~genmodel._enginepresets.as_engine`, refusing an engine on a device of a vendor it
+    does not run on (:attr:`Engine.vendors`, :meth:`Engine.runs_on`: the trtllm preset, NVIDIA's
+    only), naming the presets that do.
 
     Raises:
-        InfeasibleError: trtllm on such a device. UnknownEntryError: an engine without a preset.
+        InfeasibleError: an engine on such a device. UnknownEntryError: an engine without a preset.
     """
-    if engine == "trtllm" and device is not None and device.vendor not in ("", "NVIDIA"):
-        raise InfeasibleError(
-            [f"engine='trtllm' runs on NVIDIA GPUs only; {device.id} is {device.vendor}'s: use vllm, sglang"]
-        )
-    return as_engine(engine, device)
+    resolved = as_engine(engine, device)
+    if device is not None and not resolved.runs_on(device.vendor):
+        vendors = " or ".join(resolved.vendors)
+        others = ", ".join(n for n in ENGINES if engine_preset(n, device).runs_on(device.vendor))
+        refused = f"engine={resolved.name!r} runs on {vendors} GPUs only"
+        raise InfeasibleError([f"{refused}; {device.id} is {device.vendor}'s: use {others}"])
+    return resolved
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -289,51 +290,6 @@ class ClosedForm:
         )
 
 
-@dataclass(slots=True)
-class StepTables:
-    """Step-cost tables by deployment, to reuse across simulations of the same deployment (one
-    validation run holds one). Keys are values (the specs are hashable), never ids."""
-
-    tables: dict[tuple[object, ...], StepCostTable] = field(default_factory=dict)
-
-    def get(
-        self,
-        model: ModelSpec,
-        system: System,
-        plan: Plan,
-        precision: Precision,
-        *,
-        options: RunOptions,
-        engine: Engine,
-        input_tokens: int,
-        running: int,
-    ) -> StepCostTable:
-        """The table of this deployment on ``engine`` (its step overhead and prefill launches)
-        covering the most tokens a step holds: the token budget (or a lone prompt of
-        ``input_tokens`` over it) and the decode tokens of ``running`` sequences. Built when missing
-        or too small; its grid has every step size, so a larger one gives the same costs."""
-        from genmodel._stepcost import StepCostTable
-
-        overhead_s, prefill_launch_s = engine.step_overhead_s, engine.prefill_launch_s
-        tokens_max = max(engine.max_batched_tokens, input_tokens) + running
-        blocks = eager_block_kernels(engine)
-        key = (model, system, plan, precision, options, overhead_s, prefill_launch_s, blocks)
-        table = self.tables.get(key)
-        if table is None or table.tokens_max < tokens_max:
-            table = self.tables[key] = StepCostTable.build(
-                model,
-                system,
-                plan,
-                precision,
-                options=options,
-                tokens_max=tokens_max,
-                overhead_s=overhead_s,
-                prefill_launch_s=prefill_launch_s,
-                eager_blocks=blocks,
-            )
-        return table
-
-
 @dataclass(frozen=True, slots=True, init=False)
 class Simulated:
     """The engine's scheduler, simulated step by step, for N clients started together.
@@ -343,7 +299,7 @@ class Simulated:
     the client itself (not both); either way the client is held once, and the knobs are read from it.
 
     Attributes:
-        engine: the engine's knobs (:func:`~genmodel._engines.engine_preset`).
+        engine: the engine's knobs (:func:`~genmodel._enginepresets.engine_preset`).
         client: how the closed-loop clients send and measure their requests
             (:class:`~genmodel._wave.BenchmarkClient`): :data:`REQUESTS_PER_CLIENT` each, the first
             :data:`WARMUP_REQUESTS` a warm-up that drains before every client restarts together.
@@ -558,33 +514,6 @@ class Simulated:
         )
 
 
-def simulated_estimate(closed: Estimate, sim: SimulationResult) -> Estimate:
-    """The closed-form serving estimate ``closed`` with the simulation's means and serving state.
-
-    ``ttft_s``, ``tpot_s`` and ``serving`` (decode_batch = the mean running batch,
-    request_rate_per_s, queue_wait_s = the mean time before a request's prefill is scheduled,
-    prefill_busy_frac = rate per replica x one prefill) come from ``sim``; the phases' breakdown
-    and ``memory`` stay the closed form's.
-    """
-    assert closed.serving is not None
-    rate_per_replica = sim.request_rate_per_s / closed.plan.dp
-    serving = ServingState(
-        concurrency=closed.serving.concurrency,
-        decode_batch=sim.mean_running_batch,
-        request_rate_per_s=sim.request_rate_per_s,
-        prefill_busy_frac=min(rate_per_replica * closed.prefill.time_s, 1.0),
-        queue_wait_s=sim.queue_s,
-        request_overhead_s=sim.request_overhead_s,
-        kv_limited=sim.preemptions > 0
-        or sim.kv_refusals > 0
-        or sim.kv_peak_bytes_per_device >= 0.95 * sim.kv_capacity_bytes_per_device,
-        max_running=closed.serving.max_running,
-        serving_model="simulated",
-        engine=sim.engine.name,
-    )
-    return dataclasses.replace(closed, ttft_s=sim.ttft_s.mean, tpot_s=sim.tpot_s.mean, serving=serving)
-
-
 def serving_model(
     serving: str = SERVING_MODELS[0],
     *,
@@ -621,27 +550,3 @@ def serving_model(
         warmup_replay=warmup_replay,
     )
     return spec.serving_model(serving, device=device, tables=tables)
-
-
-def length_draws(spreads: LengthSpreads, input_tokens: int, output_tokens: int) -> tuple[Lengths, Lengths]:
-    """The simulation's prompt and output lengths (:func:`~genmodel._simulate.simulate_serving`'s
-    ``input_tokens`` and ``output_tokens``): means ``input_tokens`` and ``output_tokens``, each
-    drawn within its spread of ``spreads``."""
-    from genmodel._arrivals import Lengths
-
-    return (
-        Lengths(mean=input_tokens, spread_frac=spreads.input_spread),
-        Lengths(mean=output_tokens, spread_frac=spreads.output_spread),
-    )
-
-
-def fallback_note(exc: SpecError) -> str:
-    """The note of a simulated estimate that fell back to the closed form, and why."""
-    return f"serving='simulated' fell back to the closed-form steady state: {exc}"
-
-
-def with_note(est: Estimate, note: str) -> Estimate:
-    """``est`` with ``note`` in its serving state's notes (a fall back to the closed form)."""
-    if not note or est.serving is None:
-        return est
-    return dataclasses.replace(est, serving=dataclasses.replace(est.serving, notes=note))

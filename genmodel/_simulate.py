@@ -93,7 +93,7 @@ def simulate_serving(
 
     Args:
         model, hardware, plan, precision: the deployment (as :func:`~genmodel._phases.estimate_static`).
-        engine: the scheduler's knobs (:func:`~genmodel._engines.engine_preset`).
+        engine: the scheduler's knobs (:func:`~genmodel._enginepresets.engine_preset`).
         arrivals: closed-loop clients, a Poisson or gamma process, or a trace.
         input_tokens, output_tokens: lengths (a trace gives its own).
         seed: seed of the random lengths and arrival times.

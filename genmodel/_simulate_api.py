@@ -11,12 +11,12 @@ from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device
 from genmodel._model import ModelSpec
-from genmodel._phases import as_system
-from genmodel._servingmodel import ServingSpec, length_draws
+from genmodel._servingmodel import ServingSpec
+from genmodel._simestimate import length_draws
 from genmodel._simresult import SimulationResult
 from genmodel._simulate import simulate_serving
 from genmodel._simulate_disagg import FIRST_TOKENS, ROUTINGS, WorkerPool, simulate_disaggregated
-from genmodel._system import System
+from genmodel._system import System, as_system
 from genmodel._workload import LengthSpreads
 from genmodel.io import load_hardware, load_model, load_system
 from genmodel.io._trace import read_trace

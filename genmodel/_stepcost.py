@@ -1,7 +1,7 @@
 """The cost of one mixed serving step (decode tokens and prefill chunks together), from a table.
 
 Modelling assumptions:
-- A step's time is genmodel's step time (:func:`~genmodel._phases.step_terms`) of exactly that
+- A step's time is genmodel's step time (:func:`~genmodel._forwardpass.step_terms`) of exactly that
   batch: the operators' roofline times, the plan's collectives (a fraction hidden behind the
   operators, as ``step_terms`` overlaps them) and the per-step overhead.
 - Operators split three ways. Those over the step's token rows (GEMMs, experts, norms, the
@@ -52,11 +52,12 @@ from genmodel._attention import attended_pairs
 from genmodel._cost import GROUP_OPS
 from genmodel._eagerkernels import EagerBlockKernels
 from genmodel._errors import SpecError
+from genmodel._forwardpass import step_terms
 from genmodel._hostcost import eager_host_s
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
-from genmodel._phases import StepTerms, step_terms
+from genmodel._phases import StepTerms
 from genmodel._system import System
 from genmodel._workload import Precision
 

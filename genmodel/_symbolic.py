@@ -19,21 +19,20 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from genmodel._forwardpass import step_terms
 from genmodel._hardware import Device
 from genmodel._memory import MemoryUse
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import (
-    as_system,
     decode_pass,
     exposed_transfer_s,
     kv_transfer_time,
     mean_decode_context,
     prefill_pass,
-    step_terms,
 )
-from genmodel._system import SCALE_FACTORS, System
+from genmodel._system import SCALE_FACTORS, System, as_system
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
@@ -145,14 +144,14 @@ def symbolic_step_time(
 
     Args:
         model, system, plan, precision, phase, num_seqs, new_tokens, past_tokens, options, memory:
-            as :func:`~genmodel._phases.step_cost`.
+            as :func:`~genmodel._forwardpass.step_cost`.
 
     Returns:
         An expression in ``F`` (flop/s: dense peak of the GEMM precision; every precision's peak
         scales with it), ``B_mem`` (memory bandwidth, B/s), ``B_up`` and ``B_out`` (scale-up and
         scale-out tier bandwidth per device, B/s), all ``sympy.Symbol(name, positive=True)``.
         ``expr.subs(resource_symbols(system, precision))`` equals ``step_cost(...).time_s``: it is
-        the same function (:func:`~genmodel._phases.step_terms`) run on a system whose figures are
+        the same function (:func:`~genmodel._forwardpass.step_terms`) run on a system whose figures are
         the symbols (the formulas take SymPy as they take floats and NumPy arrays).
 
     Source: Williams et al., "Roofline", CACM 2009; alpha-beta (Hockney 1994) as in

@@ -259,3 +259,16 @@ class System:
             device=self.device.ideal(),
             fabric=tuple(dataclasses.replace(t, bus_frac=1.0) for t in self.fabric),
         )
+
+
+def as_system(hardware: System | Device) -> System:
+    """A system as given, or the usual system a bare device implies.
+
+    Raises:
+        SpecError: ``hardware`` is neither (an id is resolved before: ``load_hardware``).
+    """
+    if isinstance(hardware, System):
+        return hardware
+    if isinstance(hardware, Device):
+        return System.of_device(hardware)
+    raise SpecError(f"hardware={hardware!r} must be an id (a string), a Device or a System")

@@ -301,7 +301,7 @@ def power(base: Num, exponent: Num) -> Num:
 def divided(value: Num, a: Num, b: Num) -> Num:
     """``value / a / b``, or ``value`` itself when ``a`` and ``b`` are the float 1.0 and it is a
     float or a float64 array: the quotient's bits, without making them again (a plan search's
-    decode steps have one microbatch and no split: :func:`~genmodel._phases.microbatches`)."""
+    decode steps have one microbatch and no split: :func:`~genmodel._forwardpass.microbatches`)."""
     if type(a) is float and a == 1.0 and type(b) is float and b == 1.0:
         kind = type(value)
         if kind is float or (kind.__module__ == "numpy" and value.dtype.char == "d"):  # type: ignore[union-attr]

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from genmodel._api import estimate
-from genmodel._engines import ENGINES, MEASURED_ENGINES, Engine, engine_preset
+from genmodel._enginepresets import ENGINES, MEASURED_ENGINES, engine_preset
+from genmodel._engines import Engine
 from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Device
 from genmodel._harness import ENGINE_CONFIGS, FRESH_AFTER_WARMUP, harness_engine
@@ -35,7 +36,8 @@ from genmodel._intervals import COVERAGE, evidence, interval, kind_of, serving_m
 from genmodel._options import MAX_TOKENS, OPTION_NAMES, OPTION_SPECS
 from genmodel._phases import Estimate
 from genmodel._profiles import Profile
-from genmodel._servingmodel import SERVING_MODELS, StepTables, serving_model
+from genmodel._servingmodel import SERVING_MODELS, serving_model
+from genmodel._simestimate import StepTables
 from genmodel._validate_disagg import (
     check_disaggregated_row,
     is_disaggregated_serving,

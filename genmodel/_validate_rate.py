@@ -30,7 +30,8 @@ from collections.abc import Callable
 from typing import Any
 
 from genmodel._api import estimate, profiled
-from genmodel._engines import Engine, KvPool, engine_preset
+from genmodel._enginepresets import engine_preset
+from genmodel._engines import Engine, KvPool
 from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Device
 from genmodel._harness import OPEN_LOOP_CONFIGS, harness_engine

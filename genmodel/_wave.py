@@ -22,7 +22,7 @@ request at time 0, as the benchmark clients and the serving simulation start the
     finish in the groups their prompts were prefilled in, and come back in those groups: a request
     waits for its group's step, S(min(N, m)), where the steady state counts a lone prefill P
     (the wave decays to groups, one step's worth of prompts). Its wait for the queue ahead stays
-    the steady state's (:func:`~genmodel._serving.serving_point`). Where one step holds all N
+    the steady state's (:func:`~genmodel._servingpoint.serving_point`). Where one step holds all N
     prompts (N <= m) the one group decodes, finishes and comes back together: every round is a
     burst.
 - The measured rounds are the client's requests after its warm-up, W + 1..R. A burst is measured
@@ -53,7 +53,7 @@ request at time 0, as the benchmark clients and the serving simulation start the
   last tokens wait as long, inside e2e.
 - The client's reply (``Engine.reply_latency_s``, Z): a closed-loop client's next request reaches
   the scheduler Z after its last token left, a think time in the closed loop (the steady state
-  solves N = X (Z + TTFT + (O-1) ITL), :func:`~genmodel._serving.serving_point`), and the same legs
+  solves N = X (Z + TTFT + (O-1) ITL), :func:`~genmodel._servingpoint.serving_point`), and the same legs
   lie before its first token, so Z is in every TTFT too, as the simulation counts it.
 - Spread lengths (:attr:`Wave.in_step` False: lengths drawn within +- a fraction, as the
   simulation's ``input_spread`` / ``output_spread`` draw them): the clients finish at different
@@ -309,7 +309,7 @@ def wave_extra_s(
         prefill_s: P, one prompt's prefill.
         full_step_s: S(m), a step of m = :meth:`Wave.prompts_per_step` prompts (``prefill_s``
             is taken for m = 1).
-        steady_ttft_s: the steady state's mean TTFT (:func:`~genmodel._serving.serving_point`).
+        steady_ttft_s: the steady state's mean TTFT (:func:`~genmodel._servingpoint.serving_point`).
         step_wait_s: the part of it that waits for the decode step under way, which a round
             that starts into an empty engine does not (:func:`round_ttfts_s`).
     """

@@ -4,11 +4,16 @@ the help names mxfp4; CSV cells that hold lists parse back."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from _cli import cli_bad, cli_ok
 
 import genmodel
-from genmodel import SpecError
+from genmodel import InfeasibleError, SpecError
+from genmodel._enginepresets import engine_preset
+from genmodel._servingmodel import engine_for
+from genmodel.io import load_hardware
 
 DENSE = ["--model", "qwen3-8b", "--hardware", "h100-sxm", "--input-tokens", "1000", "--output-tokens", "100"]
 MOE_ONLY = [
@@ -63,6 +68,24 @@ def test_tensorrt_llm_on_another_vendors_device_is_refused(hardware: str) -> Non
     args = ["simulate", "--model", "gpt-oss-20b", "--hardware", hardware, "--weight-dtype", "mxfp4"]
     args += ["--engine", "trtllm", "--concurrency", "4", "--input-tokens", "100", "--output-tokens", "10"]
     assert "runs on NVIDIA GPUs only" in cli_bad(args)
+
+
+def test_the_vendors_an_engine_runs_on_are_its_presets_field_and_the_refusal_reads_it() -> None:
+    nvidia, amd = (load_hardware(h).device for h in ("h100-sxm", "mi300x"))
+    assert engine_preset("trtllm").vendors == ("NVIDIA",)
+    assert engine_preset("vllm").vendors == engine_preset("sglang").vendors == ()
+    amd_only = dataclasses.replace(engine_preset("vllm"), name="amd-only", vendors=("AMD",))
+    assert engine_for(amd_only, amd) is amd_only
+    with pytest.raises(
+        InfeasibleError,
+        match="engine='amd-only' runs on AMD GPUs only; h100-sxm is NVIDIA's: use vllm, sglang, trtllm",
+    ):
+        engine_for(amd_only, nvidia)
+    anywhere = dataclasses.replace(engine_preset("trtllm"), vendors=())  # the field, not the name
+    assert engine_for(anywhere, amd) is anywhere
+    for bad in (["NVIDIA"], ("",), (1,)):
+        with pytest.raises(SpecError, match="vendors="):
+            dataclasses.replace(engine_preset("vllm"), vendors=bad)
 
 
 def test_compare_names_the_platform_tensorrt_llm_cannot_run_on_and_answers_the_others() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import genmodel
-from genmodel._engines import engine_preset
+from genmodel._enginepresets import engine_preset
 from genmodel._harness import harness_engine
 from genmodel._options import RunOptions
 from genmodel._stepcost import StepCostTable

@@ -16,7 +16,7 @@ import pytest
 
 import genmodel
 from genmodel import _scheduler
-from genmodel._engines import engine_preset
+from genmodel._enginepresets import engine_preset
 from genmodel._harness import harness_engine
 from genmodel._scheduler import Replica
 from genmodel.io import load_hardware

@@ -13,7 +13,7 @@ import pytest
 import genmodel
 import genmodel._decodes
 from genmodel._decodes import DENSE_BATCHES, EpDecodes, batch_grid, decode_side
-from genmodel._engines import as_engine
+from genmodel._enginepresets import as_engine
 from genmodel._evaluate import StepCache
 from genmodel._recheck import closed_form_wave
 from genmodel._search import layouts

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import genmodel
-from genmodel._engines import engine_preset
+from genmodel._enginepresets import engine_preset
 from genmodel._harness import ENGINE_CONFIGS, FRESH_AFTER_WARMUP, harness_engine
 from genmodel.io import load_hardware
 

@@ -8,7 +8,8 @@ import pytest
 
 import genmodel
 from genmodel._eagerkernels import HOST_BOUND_PREFILLS
-from genmodel._engines import PREFILL_LAUNCH_S, eager_block_kernels, engine_preset
+from genmodel._enginepresets import PREFILL_LAUNCH_S, engine_preset
+from genmodel._engines import eager_block_kernels
 from genmodel._errors import SpecError
 from genmodel._hostcost import (
     DENSE_MLP_KERNELS,

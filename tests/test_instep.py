@@ -17,7 +17,7 @@ import pytest
 
 import genmodel
 from genmodel import Plan
-from genmodel._engines import engine_preset
+from genmodel._enginepresets import engine_preset
 from genmodel._harness import harness_engine
 from genmodel._instep import admitted_batch, in_step_batch
 from genmodel._servingmodel import serving_model

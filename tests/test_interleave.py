@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from genmodel import Plan
-from genmodel._engines import engine_preset
+from genmodel._enginepresets import engine_preset
 from genmodel._evaluate import StepCache, reusing_steps
 from genmodel._interleave import (
     MixedSteps,

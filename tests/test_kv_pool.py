@@ -8,7 +8,8 @@ import pytest
 
 import genmodel
 from genmodel import Plan
-from genmodel._engines import KvPool, engine_preset
+from genmodel._enginepresets import engine_preset
+from genmodel._engines import KvPool
 from genmodel._memory import engine_max_batch, max_batch, pool_device
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_model

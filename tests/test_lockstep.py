@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 import genmodel
-from genmodel._engines import Engine, engine_preset
+from genmodel._enginepresets import engine_preset
+from genmodel._engines import Engine
 from genmodel._errors import SpecError
 from genmodel._lockstep import ALONE, Lockstep, lockstep
 from genmodel._options import RunOptions

@@ -30,7 +30,8 @@ from _cli import cli_bad, cli_ok
 
 import genmodel
 from genmodel import Plan
-from genmodel._engines import Engine, eager_block_kernels, engine_preset
+from genmodel._enginepresets import engine_preset
+from genmodel._engines import Engine, eager_block_kernels
 from genmodel._servingmodel import serving_model
 from genmodel._wave import BenchmarkClient, Wave, group_step_s, overlap_wait_s, wave_extra_s
 from genmodel._workload import Precision

@@ -329,7 +329,7 @@ def test_a_decode_step_over_a_batch_grid_is_each_scalar_step_to_the_last_bit(
     # batch sizes (the evaluator's stacked path) gives, element by element, the scalar step's times
     import numpy as np
 
-    from genmodel._phases import step_terms
+    from genmodel._forwardpass import step_terms
     from genmodel.io import load_hardware, load_model
 
     m, hw, p = load_model(model_id), load_hardware(hardware), genmodel.default_precision("fp8", None, None)

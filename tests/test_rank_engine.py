@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 import genmodel
-from genmodel._engines import DP_ATTENTION_CONSERVATIVENESS, engine_preset, idle_rank_tokens, rank_engine
+from genmodel._enginepresets import engine_preset
+from genmodel._engines import DP_ATTENTION_CONSERVATIVENESS, idle_rank_tokens, rank_engine
 from genmodel._lockstep import group_tokens
 from genmodel._wave import BenchmarkClient, Wave
 from genmodel.io import load_hardware

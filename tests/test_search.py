@@ -34,8 +34,9 @@ from genmodel._search import (
     layouts,
     search,
 )
-from genmodel._serving import estimate_serving, serving_at_batch
+from genmodel._serving import estimate_serving
 from genmodel._servingmodel import ClosedForm, serving_model
+from genmodel._servingpoint import serving_at_batch
 from genmodel._wave import BenchmarkClient, Wave
 from genmodel.io import load_hardware, load_model
 from genmodel.report import estimate_dict

@@ -15,8 +15,8 @@ import pytest
 
 import genmodel
 from genmodel import Plan, RunOptions, default_precision
-from genmodel._phases import step_cost, step_terms
-from genmodel._serving import serving_at_batch, serving_point, ttft_quantile_s
+from genmodel._forwardpass import step_cost, step_terms
+from genmodel._servingpoint import serving_at_batch, serving_point, ttft_quantile_s
 from genmodel.io import load_hardware, load_model
 from genmodel.report import estimate_dict
 

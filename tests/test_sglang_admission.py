@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 import genmodel
-from genmodel._engines import SGLANG_NEW_TOKEN_RATIO, Engine, NewTokenRatio, engine_preset
+from genmodel._enginepresets import engine_preset
+from genmodel._engines import Engine, NewTokenRatio
 from genmodel._errors import SpecError
+from genmodel._newtokenratio import SGLANG_NEW_TOKEN_RATIO
 from genmodel._scheduler import Replica, Requests
 from genmodel.io import load_hardware
 

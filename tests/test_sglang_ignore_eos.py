@@ -9,8 +9,9 @@ import dataclasses
 
 import numpy as np
 
-from genmodel._engines import SGLANG_NEW_TOKEN_RATIO, engine_preset
+from genmodel._enginepresets import engine_preset
 from genmodel._harness import harness_engine
+from genmodel._newtokenratio import SGLANG_NEW_TOKEN_RATIO
 from genmodel._newtokens import fits_to_completion
 from genmodel._scheduler import Replica, Requests
 

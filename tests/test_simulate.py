@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 import genmodel
 from genmodel._arrivals import Arrivals, Lengths
-from genmodel._engines import engine_preset
+from genmodel._enginepresets import engine_preset
+from genmodel._forwardpass import step_terms
 from genmodel._options import RunOptions
-from genmodel._phases import step_terms
 from genmodel._serving import estimate_serving
 from genmodel._servingmodel import Simulated
 from genmodel._simresult import Percentiles

@@ -12,7 +12,7 @@ import numpy as np
 
 import genmodel
 from genmodel._api import default_precision
-from genmodel._engines import engine_preset
+from genmodel._enginepresets import engine_preset
 from genmodel._memory import engine_max_batch
 from genmodel._parallel import Plan
 from genmodel._sizes import pool_kv_model, sliding_kv_share, split_kv_scale

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 import genmodel
-from genmodel._engines import engine_preset
+from genmodel._enginepresets import engine_preset
 from genmodel._scheduler import Replica, Requests
 from genmodel.io import load_hardware
 

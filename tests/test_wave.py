@@ -17,7 +17,8 @@ import pytest
 
 import genmodel
 from genmodel import Plan
-from genmodel._engines import KvPool, engine_preset
+from genmodel._enginepresets import engine_preset
+from genmodel._engines import KvPool
 from genmodel._harness import harness_engine
 from genmodel._recheck import RECHECK_CLIENT, requests_per_client
 from genmodel._serving import estimate_serving

@@ -27,7 +27,7 @@ import time
 
 import genmodel
 from genmodel._arrivals import Arrivals, Lengths
-from genmodel._engines import engine_preset
+from genmodel._enginepresets import engine_preset
 from genmodel._options import RunOptions
 from genmodel._simulate import simulate_serving
 from genmodel._stepcost import StepCostTable

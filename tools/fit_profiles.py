@@ -58,7 +58,7 @@ from typing import Any, NamedTuple
 import genmodel
 from genmodel._calibrate import Calibration, fit_profile
 from genmodel._profiles import Profile, fit_bounds
-from genmodel._servingmodel import StepTables
+from genmodel._simestimate import StepTables
 from genmodel._validate import _estimate_case
 from genmodel.io import load_hardware, load_profile, profile_to_yaml
 from genmodel.io._profiles import yaml_key

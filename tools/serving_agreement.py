@@ -119,7 +119,7 @@ def _estimate(case: dict[str, Any], clients: int, serving: str) -> Any:
     import signal
 
     import genmodel
-    from genmodel._engines import engine_preset
+    from genmodel._enginepresets import engine_preset
     from genmodel._harness import harness_engine
 
     args = {k: v for k, v in case.items() if k not in ("ladder", "harness")}

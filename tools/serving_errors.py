@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 import genmodel
-from genmodel._engines import Engine, engine_preset
+from genmodel._enginepresets import engine_preset
+from genmodel._engines import Engine
 from genmodel._harness import harness_engine
 from genmodel.io import load_hardware
 

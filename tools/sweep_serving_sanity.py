@@ -55,7 +55,7 @@ from collections import defaultdict
 from typing import Any
 
 import genmodel
-from genmodel._engines import engine_preset
+from genmodel._enginepresets import engine_preset
 from genmodel._harness import harness_engine
 from genmodel.io import load_hardware
 

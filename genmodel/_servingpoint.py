@@ -1,0 +1,224 @@
+"""A replica's steady state at a running batch: the closed loop's rate, prefill share, inter-token
+latency and queueing wait (:class:`ServingPoint`), the clients that hold it there, the TTFT
+quantiles, and the ITL and rate once TTFT holds a wave. Plain arithmetic on floats or arrays: the
+closed form (:mod:`genmodel._serving`) evaluates one point at a time, the plan search whole arrays
+of running batches.
+
+Modelling assumptions:
+- A replica runs one request's prefill P between decode steps of its running batch B and is never
+  idle: it completes X = B / ((O-1) t(B) + B P) requests per second and spends the share rho = X P
+  of its time in prefill; a running request's tokens wait for the other clients' prefills,
+  ITL = t(B) (1 - rho/N) / (1 - rho); a new request waits for the step under way and for the
+  prefills queued before it (M/D/1, Pollaczek-Khinchine). The clients that hold B are
+  N = X (Z + TTFT + (O-1) ITL) (Little's law; Z each client's think time).
+- Quantiles (p90, p99) of TTFT for Poisson arrivals: the M/D/1 wait with an exponential tail
+  (Kingman's heavy-traffic approximation), see :func:`md1_wait_quantile_s`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from genmodel._errors import SpecError
+from genmodel._units import Num, log, maximum, minimum
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServingPoint:
+    """Steady state of one replica serving a closed loop (floats, or arrays in a plan search).
+
+    Attributes:
+        decode_batch: sequences in each decode step, B.
+        rate_per_s: requests completed per second, X.
+        prefill_busy_frac: share of the replica's time spent in prefill, rho = X P.
+        itl_s: mean inter-token latency a running request sees.
+        wait_s: mean time a new request waits before its prefill starts.
+        ttft_s: mean time to first token, P + wait.
+        clients: clients of the closed loop the state holds, X (Z + TTFT + (O-1) ITL) (Little's
+            law; Z the think time between a client's last token and its next request).
+    """
+
+    decode_batch: Num
+    rate_per_s: Num
+    prefill_busy_frac: Num
+    itl_s: Num
+    wait_s: Num
+    ttft_s: Num
+    clients: Num
+
+
+def serving_point(
+    *,
+    prefill_s: Num,
+    step_s: Num,
+    decode_batch: Num,
+    output_tokens: int,
+    clients: Num,
+    think_s: Num = 0.0,
+    interleaved_s: Num | None = None,
+) -> ServingPoint:
+    """The steady state of a replica whose decode steps run ``decode_batch`` sequences.
+
+    The replica is never idle: X (O-1) t / B + X P = 1 gives X = B / ((O-1) t + B P), and
+    rho = X P. While it prefills, the decoding clients are the others' share (1 - 1/N) of B, so on
+    average B (1 - rho/N) clients decode, and Little's law gives their inter-token latency:
+    ITL = t (1 - rho/N) / (1 - rho) (t for a lone client, t / (1 - rho) for many). A new request
+    waits for the step under way and the prefills queued before it, M/D/1: (rho P / (2 (1 - rho))
+    + (1 - rho) t / 2) (1 - 1/N) (a lone client finds the replica free).
+
+    Args:
+        prefill_s: one request's prefill, P.
+        step_s: one decode step of the running batch, t(B) (per output token).
+        decode_batch: B, sequences in each decode step.
+        output_tokens: O, tokens per request (the first comes from the prefill).
+        clients: N, the replica's clients (the others are N - 1).
+        think_s: Z, each client's time between its last token and its next request reaching the
+            scheduler (out of the engine: in :attr:`ServingPoint.clients`, not in the TTFT here).
+        interleaved_s: D, the time one request's prompt adds to the steps the others decode in,
+            where it is not a lone prefill P (the engine's groups of prompts and mixed steps:
+            :func:`~genmodel._interleave.interleaved_prefill_s`): the rate and rho take D for P,
+            a request's own prefill and its M/D/1 wait keep P. None: P.
+
+    Source: interleaving as in Orca (Yu et al., OSDI 2022) and Sarathi-Serve (Agrawal et al., OSDI
+    2024, Sec. 2); M/D/1 mean wait, Pollaczek-Khinchine formula (Kleinrock, Queueing Systems
+    vol. 1, 1975, Sec. 5.6); Little's law for the closed loop.
+    """
+    rate, busy, wait_many = _loaded(prefill_s, step_s, decode_batch, output_tokens, interleaved_s)
+    return _point(prefill_s, decode_batch, output_tokens, clients, rate, busy, wait_many, think_s)
+
+
+def _loaded(
+    prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int, interleaved_s: Num | None = None
+) -> tuple[Num, Num, Num]:
+    """The rate X, the prefill share rho and the wait of many clients W0 at decode batch B
+    (:func:`serving_point`; ``interleaved_s``: D for P in X and rho)."""
+    b = decode_batch
+    shared = prefill_s if interleaved_s is None else interleaved_s
+    rate = b / ((output_tokens - 1) * step_s + b * shared)
+    busy = rate * shared
+    return rate, busy, md1_wait_s(busy, prefill_s) + (1 - busy) * step_s / 2
+
+
+def _point(
+    prefill_s: Num,
+    decode_batch: Num,
+    output_tokens: int,
+    clients: Num,
+    rate: Num,
+    busy: Num,
+    wait_many: Num,
+    think_s: Num = 0.0,
+) -> ServingPoint:
+    """:func:`serving_point` from what :func:`_loaded` gives."""
+    b = decode_batch
+    others = maximum(1 - 1 / clients, 0.0)  # share of the prefills that are someone else's
+    wait = others * wait_many
+    decoding = b * (1 - busy / clients)  # clients decoding, on average
+    ttft = prefill_s + wait
+    return ServingPoint(
+        decode_batch=b,
+        rate_per_s=rate,
+        prefill_busy_frac=busy,
+        itl_s=decoding / (rate * (output_tokens - 1)),
+        wait_s=wait,
+        ttft_s=ttft,
+        clients=rate * (think_s + ttft) + decoding,
+    )
+
+
+def serving_at_batch(
+    *,
+    prefill_s: Num,
+    step_s: Num,
+    decode_batch: Num,
+    output_tokens: int,
+    think_s: Num = 0.0,
+    interleaved_s: Num | None = None,
+) -> ServingPoint:
+    """The steady state at decode batch B, with the clients N that keep the replica there.
+
+    In :func:`serving_point` N enters only through 1 - 1/N: N = a - c/N with a = X (Z + P + W0) + B
+    and c = X W0 + B rho (W0 the wait of many clients, Z the clients' think time), whose larger
+    root is N = (a + sqrt(a^2 - 4c)) / 2. Plain arithmetic, so the plan search evaluates whole
+    arrays of B (``interleaved_s``: as :func:`serving_point` takes it).
+    """
+    b = decode_batch
+    rate, busy, wait_many = _loaded(prefill_s, step_s, b, output_tokens, interleaved_s)
+    a = rate * (think_s + prefill_s + wait_many) + b
+    c = rate * wait_many + b * busy
+    clients = (a + (a * a - 4 * c) ** 0.5) / 2
+    return _point(prefill_s, b, output_tokens, clients, rate, busy, wait_many, think_s)
+
+
+def step_under_way_s(point: ServingPoint, clients: Num, step_s: Num) -> Num:
+    """The part of the point's TTFT that waits for the decode step under way, (1 - rho) t / 2
+    scaled by the others' share 1 - 1/N (:func:`serving_point`): what a round of the wave that
+    starts into an empty engine does not wait (:func:`~genmodel._wave.round_ttfts_s`)."""
+    return maximum(1 - 1 / clients, 0.0) * (1 - point.prefill_busy_frac) * step_s / 2
+
+
+def md1_wait_s(load: Num, service_s: Num) -> Num:
+    """Mean wait of an M/D/1 queue at utilisation ``load`` and service time ``service_s``:
+    rho S / (2 (1 - rho)) (Pollaczek-Khinchine; Kleinrock, Queueing Systems vol. 1, Sec. 5.6)."""
+    return load * service_s / (2 * (1 - load))
+
+
+def md1_wait_quantile_s(load: Num, service_s: Num, quantile: float) -> Num:
+    """The ``quantile`` of the M/D/1 wait, with an exponential tail: a request waits with
+    probability rho, then for an exponential time of mean W / rho (W = :func:`md1_wait_s`), so
+    P(wait > t) = rho exp(-t rho / W) (Kingman's heavy-traffic approximation, 1962)."""
+    if not 0 < quantile < 1:
+        raise SpecError(f"quantile={quantile!r} must be in (0, 1)")
+    return md1_wait_s(load, service_s) / load * log(maximum(load / (1 - quantile), 1.0))
+
+
+def ttft_quantile_s(point: ServingPoint, prefill_s: Num, quantile: float) -> Num:
+    """The ``quantile`` of TTFT for Poisson arrivals at the point's rate (p90: 0.9, p99: 0.99):
+    the prefill, the decode step under way counted whole, and :func:`md1_wait_quantile_s`, the
+    waits scaled as in :func:`serving_point` by the others' share 1 - 1/N."""
+    rho = point.prefill_busy_frac
+    others = maximum(1 - 1 / point.clients, 0.0)
+    queue_s = others * md1_wait_s(rho, prefill_s)
+    step_part = point.wait_s - queue_s  # the step under way: (1 - rho) t / 2, scaled
+    return prefill_s + 2 * step_part + others * md1_wait_quantile_s(rho, prefill_s, quantile)
+
+
+def solve_batch(concurrency_at: Callable[[float], float], target: float, hi: float) -> float:
+    """The decode batch B in (0, hi] at which ``concurrency_at(B)`` (increasing) equals ``target``.
+
+    Regula falsi with the Illinois modification (Dowell and Jarratt 1971): superlinear, and it
+    keeps the root bracketed.
+    """
+    lo, f_lo = 0.0, -target  # no running batch: no clients in the loop
+    f_hi = concurrency_at(hi) - target
+    side = 0
+    b = hi
+    for _ in range(200):
+        b = hi - f_hi * (hi - lo) / (f_hi - f_lo)
+        f = concurrency_at(b) - target
+        if abs(f) <= 1e-9 * target or hi - lo <= 1e-12 * hi:
+            break
+        if (f > 0) == (f_hi > 0):
+            hi, f_hi = b, f
+            if side == 1:
+                f_lo /= 2
+            side = 1
+        else:
+            lo, f_lo = b, f
+            if side == -1:
+                f_hi /= 2
+            side = -1
+    return b
+
+
+def after_wave(
+    clients: Num, rate: Num, ttft_s: Num, itl_s: Num, step_s: Num, output_tokens: int, think_s: Num = 0.0
+) -> tuple[Num, Num]:
+    """(ITL, rate) once TTFT holds the wave: the steady state's cycle N / X less the think time Z
+    and TTFT over the O-1 decode steps (the prefills the wave runs before the first tokens no
+    longer stall the decode), at least the bare step t(B); where that floor binds, the rate of the
+    longer cycle. Plain arithmetic (floats or arrays)."""
+    itl = maximum((clients / rate - think_s - ttft_s) / (output_tokens - 1), step_s)
+    itl = minimum(itl, itl_s)  # the wave never makes decoding slower than the steady state's
+    return itl, clients / (think_s + ttft_s + (output_tokens - 1) * itl)
