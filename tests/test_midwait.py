@@ -12,7 +12,8 @@ import pytest
 
 import genmodel
 from genmodel import Estimate, Plan
-from genmodel._engines import Engine, engine_preset
+from genmodel._enginepresets import engine_preset
+from genmodel._engines import Engine
 from genmodel._harness import harness_engine
 from genmodel._midwait import mid_decode_s, retracted_to_queue_end, retractions, split_wait
 from genmodel._servingmodel import serving_model
