@@ -181,6 +181,7 @@ class PlanReport:
             "evaluated": r.evaluated,
             "feasible": r.feasible,
             "meeting_slo": int(r.candidates.meets_slo.sum()),
+            "above_step_budget": int((~r.candidates.within_budget).sum()),
             "elapsed_s": r.elapsed_s,
             "plans_per_s": self.plans_per_s,
             "best": best,
