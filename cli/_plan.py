@@ -395,6 +395,8 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
             f"{rate:g} requests/s: {best['instances']} x {best['devices']} devices = "
             f"{best['devices_needed']} devices",
         )
+    for note in [] if best is None else best.get("notes", []):
+        head.add_row("note", note)  # what the estimate assumes beyond what was asked
     serving = d["serving"]
     simulated = serving["model"] == "simulated"
     if simulated:

@@ -42,3 +42,20 @@ def test_the_plan_table_has_an_slo_column_only_with_targets() -> None:
     rows = json.loads(cli_ok([*PLAN_ARGS, "--format", "json"]))
     assert rows["pareto"] and all(p["meets_slo"] for p in rows["pareto"])
 
+
+def test_a_bare_device_across_nodes_says_what_fabric_it_assumes() -> None:
+    # no system file describes 64 H100 PCIe cards: nodes of its 8-card PCIe domain, joined by the
+    # device file's scale-out link, as many as asked; the estimate says so
+    kwargs = {"input_tokens": 1000, "output_tokens": 100, "tp": 8}
+    many = genmodel.estimate("llama-3.1-70b", "h100-pcie", dp=8, **kwargs)
+    (note,) = many.notes
+    assert note.startswith("h100-pcie has no system in hardware_db: its 64 devices are taken as 8 nodes of 8")
+    assert "25 GB/s per device, with no limit on their number" in note
+    # within one node, or on a system file's fabric, nothing is assumed beyond the database
+    assert genmodel.estimate("llama-3.1-70b", "h100-pcie", **kwargs).notes == ()
+    assert genmodel.estimate("llama-3.1-70b", "h100-sxm", dp=8, **kwargs).notes == ()
+    args = ["plan", "--model", "llama-3.1-70b", "--hardware", "h100-pcie", "--devices", "64"]
+    shown = cli_ok(
+        [*args, "--input-tokens", "1000", "--output-tokens", "100", "--serving", "closed-form"], columns=140
+    )
+    assert "h100-pcie has no system in hardware_db" in shown
