@@ -21,7 +21,7 @@ from genmodel._phases import Estimate, as_system, estimate_static
 from genmodel._profiles import apply_profile
 from genmodel._servingmodel import SERVING_MODELS, ServingSpec, StepTables
 from genmodel._system import System
-from genmodel._units import DTYPE_BYTES, check_weight_dtype
+from genmodel._units import DTYPE_BYTES, check_weight_dtype, dtype_id
 from genmodel._workload import KEEP_CHECKPOINT, LengthSpreads, Precision, keep_rule
 from genmodel.io import device_profile, load_hardware, load_memory_tier, load_model, load_profile, load_system
 from genmodel.report import estimate_dict
@@ -42,10 +42,14 @@ def default_precision(
     (:meth:`ModelSpec.kept_modules_for`; none without a model), ``none``, or ``module=dtype``
     pairs over the checkpoint's.
 
+    Dtypes are taken in any case (``FP8``, ``BF16``), as their lower-case ids.
+
     Raises:
         SpecError: an unknown dtype or a malformed ``keep_modules``.
     """
-    check_weight_dtype("weight_dtype", weight_dtype)
+    weight_dtype = check_weight_dtype("weight_dtype", dtype_id(weight_dtype))
+    act_dtype = None if act_dtype is None else dtype_id(act_dtype)
+    kv_dtype = None if kv_dtype is None else dtype_id(kv_dtype)
     if act_dtype is None:
         plain = weight_dtype in DTYPE_BYTES and DTYPE_BYTES[weight_dtype] >= 1
         act_dtype = weight_dtype if plain else "bf16"

@@ -4,10 +4,14 @@ SLOs it was not given, ..."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from _cli import cli_ok
+import pytest
+from _cli import cli_bad, cli_ok
 
 import genmodel
+
+TOKENS = {"input_tokens": 100, "output_tokens": 10}
 
 # a step budget (vLLM's 8,192 tokens) that keeps few 4,000-token prompts' requests decoding: the
 # engine's cap on the running batch is far below what the memory holds
@@ -59,3 +63,31 @@ def test_a_bare_device_across_nodes_says_what_fabric_it_assumes() -> None:
         [*args, "--input-tokens", "1000", "--output-tokens", "100", "--serving", "closed-form"], columns=140
     )
     assert "h100-pcie has no system in hardware_db" in shown
+
+
+@pytest.mark.parametrize("command", ["estimate", "plan", "memory"])
+def test_dtypes_are_taken_in_any_case_as_their_lower_case_ids(command: str) -> None:
+    args = [command, "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "100"]
+    args += ["--output-tokens", "10", "--weight-dtype", "FP8", "--act-dtype", "Fp8", "--kv-dtype", "BF16"]
+    args += ["--devices", "1", "--serving", "closed-form"] if command == "plan" else []
+    d = json.loads(cli_ok([*args, "--format", "json"]))
+    est = d["best"] if command == "plan" else d
+    assert (est["weight_dtype"], est["kv_dtype"]) == ("fp8", "bf16")
+    assert est.get("act_dtype", "fp8") == "fp8"  # (memory's JSON has no activation dtype)
+    # a quantised format too; a name no case makes known is refused as written
+    assert (
+        genmodel.estimate("gpt-oss-20b", "h100-sxm", weight_dtype="MXFP4", **TOKENS).precision.weight_dtype
+        == "mxfp4"
+    )
+    assert "weight_dtype='FX8' must be one of" in cli_bad([a if a != "FP8" else "FX8" for a in args])
+
+
+def test_a_validation_csv_takes_dtypes_in_any_case(tmp_path: Path) -> None:
+    lines = genmodel.public_cases_path().read_text(encoding="utf-8").splitlines()
+    shouted = tmp_path / "cases.csv"
+    rows = [lines[0], *(line.replace(",fp16,fp16,fp16,", ",FP16,Fp16,fp16,") for line in lines[1:4])]
+    assert all(",FP16,Fp16,fp16," in r for r in rows[1:])
+    shouted.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join(lines[:4]) + "\n", encoding="utf-8")
+    assert genmodel.validate(shouted).to_dict()["cases"] == genmodel.validate(plain).to_dict()["cases"]
