@@ -91,3 +91,11 @@ def test_a_validation_csv_takes_dtypes_in_any_case(tmp_path: Path) -> None:
     plain = tmp_path / "plain.csv"
     plain.write_text("\n".join(lines[:4]) + "\n", encoding="utf-8")
     assert genmodel.validate(shouted).to_dict()["cases"] == genmodel.validate(plain).to_dict()["cases"]
+
+
+@pytest.mark.parametrize("value", ["-5", "1.5", "many"])
+def test_a_count_that_is_no_integer_is_refused_as_such(value: str) -> None:
+    # '-5 must be a number' was what the user read: -5 is one
+    args = ["estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--output-tokens", "5"]
+    line = cli_bad([*args, "--input-tokens", value])
+    assert f"input_tokens='{value}' must be an integer, between 1 and 10,000,000" in line
