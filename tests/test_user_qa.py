@@ -1,10 +1,13 @@
 """What a new user meets on the CLI (qa5): a plan without latency targets says nothing about
-SLOs it was not given, ..."""
+SLOs it was not given; a bare device across nodes says what fabric it assumes; dtypes in any
+case; a count that is no integer says so; help paragraphs wrap at the terminal's width."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _cli import cli_bad, cli_ok
@@ -99,3 +102,25 @@ def test_a_count_that_is_no_integer_is_refused_as_such(value: str) -> None:
     args = ["estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--output-tokens", "5"]
     line = cli_bad([*args, "--input-tokens", value])
     assert f"input_tokens='{value}' must be an integer, between 1 and 10,000,000" in line
+
+
+def test_help_paragraphs_wrap_at_the_terminal_not_at_the_source_lines() -> None:
+    # typer keeps a docstring's line breaks: a paragraph wrapped at 100 columns in the source was
+    # cut again at 80 ("... 'binding' names / what the / platform lacks")
+    import typer.main
+    from genmodel.cli._app import app
+
+    def commands(c: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+        for name, sub in getattr(c, "commands", {}).items():
+            yield from commands(sub, f"{path} {name}")
+        if not hasattr(c, "commands"):
+            yield path, c
+
+    found = list(commands(typer.main.get_command(app)))
+    assert len(found) >= 12
+    for path, c in found:
+        assert c.help, path
+        for paragraph in c.help.split("\n\n"):
+            assert "\n" not in paragraph, (path, paragraph[:80])
+    text = cli_ok(["requirements", "--help"], columns=80)
+    assert "'binding' names what the platform lacks" in " ".join(text.replace("│", " ").split())
