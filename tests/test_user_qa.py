@@ -124,3 +124,9 @@ def test_help_paragraphs_wrap_at_the_terminal_not_at_the_source_lines() -> None:
             assert "\n" not in paragraph, (path, paragraph[:80])
     text = cli_ok(["requirements", "--help"], columns=80)
     assert "'binding' names what the platform lacks" in " ".join(text.replace("│", " ").split())
+
+
+def test_compare_budgets_that_do_not_match_the_platforms_say_what_to_give() -> None:
+    args = ["compare", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "2,4"]
+    line = cli_bad([*args, "--input-tokens", "10", "--output-tokens", "5"])
+    assert "devices=[2, 4] has 2 entries for 1 hardware id (h100-sxm): give one budget for all" in line
