@@ -77,6 +77,24 @@ def test_combine_overlap_without_expert_parallelism_is_refused(mode: str) -> Non
     assert ep.decode.comm_hidden_s > 0
 
 
+def test_plan_on_one_device_refuses_combine_overlap() -> None:
+    # every layout of one device has ep=1; on two, the ep=2 layouts have a combine to hide
+    args = ["plan", *NO_SHARED, "--combine-overlap", "down", "--serving", "closed-form"]
+    assert "needs expert parallelism (ep > 1)" in cli_bad([*args, "--devices", "1"])
+    assert (
+        genmodel.plan(
+            "qwen3-30b-a3b",
+            "h100-sxm",
+            devices=2,
+            input_tokens=1000,
+            output_tokens=100,
+            combine_overlap="down",
+            serving="closed-form",
+        ).best
+        is not None
+    )
+
+
 def test_the_api_refuses_combine_overlap_on_a_dense_model_and_keeps_it_on_a_moe_one() -> None:
     with pytest.raises(SpecError, match="qwen3-8b is dense"):
         genmodel.estimate("qwen3-8b", "h100-sxm", input_tokens=100, output_tokens=10, combine_overlap="down")
