@@ -5,7 +5,7 @@ here once, and forgetting fails tests/test_io.py."""
 
 from __future__ import annotations
 
-#: the hardware ids other code may rely on (DESIGN.md, docs/cli.md "Interfaces")
+#: the hardware ids other code may rely on (docs/cli.md, "Interfaces")
 DESIGN_DEVICES = (
     "a100-sxm-40gb",
     "a100-sxm-80gb",
