@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import io
 import json
 import sys
@@ -728,6 +729,21 @@ COMMAND_MODULES: Mapping[str, str] = {
 app: typer.Typer
 
 
+def _reflowed(doc: str) -> str:
+    """A command's docstring as its help: each paragraph one line (rich wraps it at the terminal's
+    width; typer keeps a docstring's line breaks, so a paragraph wrapped at 100 columns came out
+    ragged at 80), the paragraphs apart; one starting with ``\b`` kept as written."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
+
+
+def _reflow_help(commands: Iterable[CommandInfo]) -> None:
+    """Give each of ``commands`` without a help of its own its docstring, reflowed (:func:`_reflowed`)."""
+    for command in commands:
+        if command.help is None and command.callback is not None and command.callback.__doc__:
+            command.help = _reflowed(command.callback.__doc__)
+
+
 def _with_modules(modules: Iterable[str]) -> typer.Typer:
     """:data:`base_app` (left as it is) with the commands of ``modules`` after its own."""
     full = copy.copy(base_app)
@@ -735,6 +751,10 @@ def _with_modules(modules: Iterable[str]) -> typer.Typer:
     full.registered_groups = list(base_app.registered_groups)
     for module in modules:
         importlib.import_module(f"{__package__}.{module}").register(full)
+    _reflow_help(full.registered_commands)
+    for group in full.registered_groups:
+        if group.typer_instance is not None:
+            _reflow_help(group.typer_instance.registered_commands)
     return full
 
 

@@ -81,13 +81,21 @@ _ASCII_INT = re.compile(r"^\s*[+]?[0-9]+\s*$", re.ASCII)
 class _Unparsed(str):
     """A value click could not read as a number: kept as text, refused by :func:`friendly` in one line."""
 
+    kind = "a number"
+
+
+class _UnparsedInt(_Unparsed):
+    """A value click could not read as an integer (``-5``, ``1.5``, ``many``)."""
+
+    kind = "an integer"
+
 
 def lenient_int(text: Any) -> Any:
     """An ``--option`` integer as click reads it, except that a value that is no integer reaches the
     command as :class:`_Unparsed` text, so that the error is one red line, not click's usage box."""
     if not isinstance(text, str):  # a default
         return text
-    return int(text) if _ASCII_INT.match(text) else _Unparsed(text)
+    return int(text) if _ASCII_INT.match(text) else _UnparsedInt(text)
 
 
 def lenient_float(text: Any) -> Any:
@@ -115,7 +123,7 @@ def check_number(name: str, value: Any, bounds: tuple[float, float]) -> None:
     low, high = bounds
     span = f"at most {_show(high)}" if low == -math.inf else f"between {_show(low)} and {_show(high)}"
     if isinstance(value, _Unparsed):
-        raise genmodel.SpecError(f"{name}={str(value)!r} must be a number, {span}")
+        raise genmodel.SpecError(f"{name}={str(value)!r} must be {value.kind}, {span}")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
     if isinstance(value, float) and not math.isfinite(value):
@@ -269,7 +277,7 @@ def _check_arguments(kwargs: Mapping[str, Any]) -> None:
         elif spec is not None and spec.bounds is not None:
             check_number(name, value, spec.bounds)
         elif isinstance(value, _Unparsed):
-            raise genmodel.SpecError(f"{name}={str(value)!r} must be a number")
+            raise genmodel.SpecError(f"{name}={str(value)!r} must be {value.kind}")
 
 
 def _complete(*kinds: str) -> Callable[[str], list[str]]:

@@ -373,10 +373,8 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
     rate = d["request_rate_per_s"]
     scope = f"{d['devices']} devices" if rate is None else f"copies of up to {d['devices']} devices"
     head = Table(title=f"{d['model']} on {scope} of {d['system']}", show_header=False)
-    head.add_row("evaluated", f"{d['evaluated']:,} candidate plans in {d['elapsed_s']:.2f} s")
-    head.add_row("can run / meet SLOs", f"{d['feasible']:,} / {d['meeting_slo']:,}")
-    for reason, n in list(d["violations"].items())[:4]:
-        head.add_row("ruled out", f"{n:,} x {reason}")
+    targets = _has_targets(d["slo"])
+    _count_rows(head, d, targets)
     tables = [head]
     if d.get("risk"):
         k = d["risk"]
@@ -397,6 +395,8 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
             f"{rate:g} requests/s: {best['instances']} x {best['devices']} devices = "
             f"{best['devices_needed']} devices",
         )
+    for note in [] if best is None else best.get("notes", []):
+        head.add_row("note", note)  # what the estimate assumes beyond what was asked
     serving = d["serving"]
     simulated = serving["model"] == "simulated"
     if simulated:
@@ -464,10 +464,41 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
             "-" if gain is None else f"{gain:.2f}x",
         )
         tables.append(g)
-    f = Table(title=f"Pareto frontier ({len(d['pareto'])} points): tokens/s per device vs per user")
-    for col in ("tp", "pp", "ep", "dp", "dtype", "clients", "TTFT", "TPOT", "tok/s/dev", "tok/s/user", "SLO"):
+    tables.append(_pareto_table(d["pareto"], targets))
+    return tables
+
+
+def _count_rows(head: Table, d: dict[str, Any], targets: bool) -> None:
+    """The search's counts: evaluated, can run (and meet the SLOs, where any target was given),
+    the main reasons layouts could not run, and the batches above the engine's step budget."""
+    head.add_row("evaluated", f"{d['evaluated']:,} candidate plans in {d['elapsed_s']:.2f} s")
+    if targets:
+        head.add_row("can run / meet SLOs", f"{d['feasible']:,} / {d['meeting_slo']:,}")
+    else:
+        head.add_row("can run", f"{d['feasible']:,} (no latency targets given)")
+    for reason, n in list(d["violations"].items())[:4]:
+        head.add_row("ruled out", f"{n:,} x {reason}")
+    if d["above_step_budget"]:
+        engine = d["serving"]["engine"] or "the engine"
+        head.add_row(
+            "left out",
+            f"{d['above_step_budget']:,} x running batch above what {engine}'s step budget keeps decoding",
+        )
+
+
+def _has_targets(slo: dict[str, Any]) -> bool:
+    """Whether the plan was asked to meet any latency target (TTFT, TPOT or the longest gap)."""
+    return any(slo[k] is not None for k in ("ttft_s", "tpot_s", "itl_max_s"))
+
+
+def _pareto_table(points: list[dict[str, Any]], targets: bool) -> Table:
+    """Up to about a dozen points of the Pareto frontier; the SLO column only when there are targets
+    (without any, every point meets them: ``meets_slo`` is true throughout)."""
+    f = Table(title=f"Pareto frontier ({len(points)} points): tokens/s per device vs per user")
+    cols = ["tp", "pp", "ep", "dp", "dtype", "clients", "TTFT", "TPOT", "tok/s/dev", "tok/s/user"]
+    for col in cols if not targets else [*cols, "SLO"]:
         f.add_column(col, justify="right")
-    for p in d["pareto"][:: max(1, len(d["pareto"]) // 12)]:
+    for p in points[:: max(1, len(points) // 12)]:
         f.add_row(
             *(str(p[k]) for k in ("tp", "pp", "ep", "dp", "weight_dtype")),
             f"{p['concurrency']:.0f}",
@@ -475,10 +506,9 @@ def _plan_tables(d: dict[str, Any]) -> list[Table]:
             format_seconds(p["tpot_s"]),
             f"{p['output_tokens_per_s_per_device']:.1f}",
             f"{p['output_tokens_per_s_per_user']:.1f}",
-            "yes" if p["meets_slo"] else "no",
+            *([("yes" if p["meets_slo"] else "no")] if targets else []),
         )
-    tables.append(f)
-    return tables
+    return f
 
 
 def _with_interval(best: dict[str, Any], key: str) -> str:

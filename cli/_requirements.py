@@ -257,6 +257,8 @@ def register(app: typer.Typer) -> None:
         """
         ttft_s, ttft_q = parse_slo("ttft_slo", ttft_slo)
         tpot_s, tpot_q = parse_slo("tpot_slo", tpot_slo)
+        if ttft_s is None and tpot_s is None:  # (the API's message names its keywords, not the flags)
+            raise genmodel.SpecError("requirements needs a target: give --ttft-slo and/or --tpot-slo")
         extra: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
         if batch is not None:
             extra["batch"] = parse_batch(batch)

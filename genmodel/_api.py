@@ -22,7 +22,7 @@ from genmodel._profiles import apply_profile
 from genmodel._servingmodel import SERVING_MODELS, ServingSpec
 from genmodel._simestimate import StepTables
 from genmodel._system import System, as_system
-from genmodel._units import DTYPE_BYTES, check_weight_dtype
+from genmodel._units import DTYPE_BYTES, check_weight_dtype, dtype_id
 from genmodel._workload import KEEP_CHECKPOINT, LengthSpreads, Precision, keep_rule
 from genmodel.io import device_profile, load_hardware, load_memory_tier, load_model, load_profile, load_system
 from genmodel.report import estimate_dict
@@ -43,10 +43,14 @@ def default_precision(
     (:meth:`ModelSpec.kept_modules_for`; none without a model), ``none``, or ``module=dtype``
     pairs over the checkpoint's.
 
+    Dtypes are taken in any case (``FP8``, ``BF16``), as their lower-case ids.
+
     Raises:
         SpecError: an unknown dtype or a malformed ``keep_modules``.
     """
-    check_weight_dtype("weight_dtype", weight_dtype)
+    weight_dtype = check_weight_dtype("weight_dtype", dtype_id(weight_dtype))
+    act_dtype = None if act_dtype is None else dtype_id(act_dtype)
+    kv_dtype = None if kv_dtype is None else dtype_id(kv_dtype)
     if act_dtype is None:
         plain = weight_dtype in DTYPE_BYTES and DTYPE_BYTES[weight_dtype] >= 1
         act_dtype = weight_dtype if plain else "bf16"
@@ -212,15 +216,32 @@ def profiled(hw: System, run: RunOptions, engine: str | Engine | None) -> tuple[
     return apply_profile(hw, profile), run
 
 
-def check_moe_options(model: ModelSpec, run: RunOptions) -> None:
-    """Refuse run options that only a mixture-of-experts model has a use for, given a dense one
-    (they would change nothing, silently).
+def check_moe_options(model: ModelSpec, run: RunOptions, *, ep: int | None = None) -> None:
+    """Refuse run options that only a mixture-of-experts model has a use for, given a dense one,
+    and a single-batch overlap that has nothing to hide or nothing to hide it behind (they would
+    change nothing, silently).
+
+    Args:
+        ep: the expert-parallel degree of the one plan estimated; None for a search over plans
+            (whose ep > 1 layouts have a combine to hide).
 
     Raises:
         SpecError: ``expert_offload``, ``combine_overlap`` (other than ``none``) or
-            ``redundant_experts`` (> 0) with a model without experts.
+            ``redundant_experts`` (> 0) with a model without experts; ``combine_overlap='shared'``
+            with a model without shared experts; ``combine_overlap`` at ``ep=1`` (no combine
+            all-to-all: the experts' outputs stay on their device).
     """
     if model.moe is not None:
+        if run.combine_overlap == "shared" and not model.moe.shared_intermediate_size:
+            raise SpecError(
+                f"combine_overlap='shared' needs shared experts; {model.id} has none "
+                "('down' hides the combine behind the routed experts' down GEMM)"
+            )
+        if run.combine_overlap != "none" and ep == 1:
+            raise SpecError(
+                f"combine_overlap={run.combine_overlap!r} needs expert parallelism (ep > 1): at ep=1 "
+                "there is no combine all-to-all to hide"
+            )
         return
     if run.offload.experts is not None:
         raise SpecError(f"expert_offload={run.offload.experts.label}: model={model.id} has no experts")
@@ -352,7 +373,7 @@ def estimate(
     plan = _plan(devices, tp=tp, pp=pp, ep=ep, dp=dp, cp=cp)
     run = run_options(hw, options=options, **option_values)
     hw, run = profiled(hw, run, None if concurrency is None else engine)
-    check_moe_options(m, run)
+    check_moe_options(m, run, ep=ep)
     precision = default_precision(weight_dtype, act_dtype, kv_dtype, model=m, keep_modules=run.keep_modules)
     tokens = {"input_tokens": input_tokens, "output_tokens": output_tokens}
     if concurrency is None:

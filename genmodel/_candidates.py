@@ -106,7 +106,19 @@ class Candidates:
     tpot_s: np.ndarray[Any, Any]
     tokens_per_s_per_device: np.ndarray[Any, Any]
     tokens_per_s_per_user: np.ndarray[Any, Any]
+    #: the SLOs hold and the engine's step budget keeps the running batch decoding (``admitted``)
     meets_slo: np.ndarray[Any, Any]
+    #: the running batch is one the engine's step budget keeps decoding
+    #: (:func:`~genmodel._instep.admitted_batch`); above it the engine queues the other clients, so
+    #: the closed form's figures there are not a point it runs at. None: every candidate's is.
+    admitted: np.ndarray[Any, Any] | None = None
+
+    @property
+    def within_budget(self) -> np.ndarray[Any, Any]:
+        """``admitted``, with None read as every candidate."""
+        import numpy as np
+
+        return np.ones(len(self.batch), dtype=bool) if self.admitted is None else self.admitted
 
     @property
     def goodput(self) -> np.ndarray[Any, Any]:
@@ -221,9 +233,10 @@ def serving_arrays(
         meets &= itl <= slo.tpot_s
     if slo.itl_max_s is not None:  # a step, then the longest prefill piece before the next one
         meets &= step_s + piece_s <= slo.itl_max_s
-    admitted = None if wave is None else admitted_batch(wave, input_tokens, output_tokens)
-    if admitted is not None:  # a batch the budget's prompts a step cannot keep decoding
-        meets &= batch <= admitted
+    cap = None if wave is None else admitted_batch(wave, input_tokens, output_tokens)
+    # a batch the budget's prompts a step cannot keep decoding
+    admitted = np.ones(len(batch), dtype=bool) if cap is None else batch <= cap
+    meets &= admitted
     dp = each([s.dp for s in sides])
     per_device = rate * output_tokens * dp / each([s.devices for s in sides])
     return {
@@ -234,6 +247,7 @@ def serving_arrays(
         "tokens_per_s_per_device": np.asarray(per_device, dtype=float),
         "rate": np.asarray(rate * dp, dtype=float),
         "meets": meets,
+        "admitted": admitted,
         "step_s": np.asarray(step_s, dtype=float),
     }
 

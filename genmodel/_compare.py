@@ -44,7 +44,12 @@ def compare(
     # one number is one budget for all (plan() refuses one that is no integer >= 1)
     budgets = [devices] * len(hardware) if isinstance(devices, int | float) else list(devices)
     if len(budgets) != len(hardware):
-        raise SpecError(f"devices has {len(budgets)} entries for {len(hardware)} hardware ids")
+        names = ", ".join(str(getattr(h, "id", h)) for h in hardware)  # (a Device or System: its id)
+        ids = f"{len(hardware)} hardware id{'s' if len(hardware) > 1 else ''} ({names})"
+        raise SpecError(
+            f"devices={budgets!r} has {len(budgets)} entries for {ids}: "
+            "give one budget for all, or one per hardware id"
+        )
     _refuse_repeats(hardware, budgets)
     rows: list[dict[str, Any]] = []
     for hw_id, n in zip(hardware, budgets, strict=True):

@@ -271,18 +271,18 @@ def _time(seconds: float) -> str:
 
 
 def estimate_notes(
-    model: ModelSpec, device: Device, precision: Precision, *, context_tokens: int, options: RunOptions
+    model: ModelSpec, hw: System, plan: Plan, precision: Precision, context_tokens: int, options: RunOptions
 ) -> tuple[str, ...]:
-    """What an estimate assumes beyond what was asked: each precision the device has no units
-    for (:meth:`Device.compute_note`; the GEMMs', the kept modules' and attention's), and a
-    context beyond the model's maximum (allowed)."""
+    """What an estimate assumes beyond what was asked: each precision the device has no units for
+    (:meth:`Device.compute_note`: the GEMMs', kept modules', attention's), a context beyond the
+    model's maximum (allowed), a bare device's fabric between nodes (:meth:`System.fabric_note`)."""
     kinds = {precision.gemm_dtype: "GEMMs"}
     kinds.update({dtype: "kept GEMMs" for dtype in precision.kept_gemm_dtypes})
     attention = precision.attention_dtype
     kinds[attention] = "GEMMs and attention" if attention in kinds else "attention"
-    notes = [device.compute_note(dtype, what) for dtype, what in kinds.items()]
+    notes = [hw.device.compute_note(dtype, what) for dtype, what in kinds.items()]
     notes.append(context_note(model, context_tokens, allow=options.allow_long_context))
-    return tuple(n for n in notes if n is not None)
+    return tuple(n for n in (*notes, hw.fabric_note(plan.num_devices)) if n is not None)
 
 
 def prepare(
@@ -422,6 +422,6 @@ def estimate_static(
         kv_transfer_exposed_s=exposed_s,
         decode_stall_s=stall,
         notes=estimate_notes(
-            model, device, precision, context_tokens=input_tokens + output_tokens, options=options
+            model, system, plan, precision, context_tokens=input_tokens + output_tokens, options=options
         ),
     )

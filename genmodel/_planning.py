@@ -181,6 +181,7 @@ class PlanReport:
             "evaluated": r.evaluated,
             "feasible": r.feasible,
             "meeting_slo": int(r.candidates.meets_slo.sum()),
+            "above_step_budget": int((~r.candidates.within_budget).sum()),
             "elapsed_s": r.elapsed_s,
             "plans_per_s": self.plans_per_s,
             "best": best,
@@ -443,7 +444,7 @@ def plan(
     checked = slo if factors is None else _pessimistic_slo(slo, factors)
     run = run_options(hw, options=options, **option_values)
     hw, run = profiled(hw, run, engine)  # the named profile, else the device's own for the engine
-    check_moe_options(m, run)
+    check_moe_options(m, run, ep=1 if devices == 1 else None)  # (one device: every layout has ep=1)
     if run.disaggregated:
         raise SpecError(
             "options.disaggregated=True: plan() searches co-located serving plans; "

@@ -185,13 +185,17 @@ class SearchResult:
         return int(self.ranking()[0])
 
     def pareto_indices(self) -> list[int]:
-        """Candidates no other beats on both tokens/s per device and per user (by tokens/s per user)."""
+        """Candidates no other beats on both tokens/s per device and per user (by tokens/s per user),
+        of those whose running batch the engine's step budget keeps decoding (above it the engine
+        runs fewer and queues the other clients: not a point it reaches)."""
         import numpy as np
 
         c = self.candidates
         if not len(c.batch):
             return []
         per_device, per_user = c.tokens_per_s_per_device, c.tokens_per_s_per_user
+        if c.admitted is not None and not c.admitted.all():
+            per_device = np.where(c.admitted, per_device, np.nan)  # (NaN is never a new best)
         # By decreasing tokens/s per user (then per device, then index): keep each new best
         # per-device rate (NaN never is one). Of candidates with equal tokens/s per user only the
         # first in that order (the most per device, then the lowest index) can be kept, so an
@@ -424,7 +428,8 @@ class _Tally:
             size += len(side.batch)
         if parts:
             groups.append(serving_arrays(parts[start:], slo, input_tokens, output_tokens, waves[start]))
-        keys = ("batch", "concurrency", "ttft_s", "tpot_s", "tokens_per_s_per_device", "rate", "meets")
+        figures = ("batch", "concurrency", "ttft_s", "tpot_s", "tokens_per_s_per_device", "rate")
+        keys = (*figures, "meets", "admitted")
         cat = {k: np.concatenate([g[k] for g in groups]) if groups else np.zeros(0) for k in keys}
         counts = np.array([len(p.batch) for p in parts], dtype=int)
         return Candidates(
@@ -438,6 +443,7 @@ class _Tally:
             tokens_per_s_per_device=cat["tokens_per_s_per_device"],
             tokens_per_s_per_user=1 / cat["tpot_s"],
             meets_slo=cat["meets"].astype(bool, copy=False),
+            admitted=cat["admitted"].astype(bool, copy=False),
         )
 
 

@@ -299,7 +299,7 @@ def estimate_serving(
         comm_overlap_frac=options.overlap_frac(system),
         decode_stall_s=float(stall_terms.time_s),
         notes=estimate_notes(
-            model, device, precision, context_tokens=input_tokens + output_tokens, options=options
+            model, system, plan, precision, context_tokens=input_tokens + output_tokens, options=options
         ),
         serving=ServingState(
             concurrency=concurrency,

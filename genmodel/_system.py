@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from genmodel._errors import SpecError
 from genmodel._hardware import Device, Link, check_fraction, check_positive
+from genmodel._units import GB
 
 _LEVELS = ("scale_up", "scale_out")
 _TOPOLOGIES = ("switch", "mesh", "ring")
@@ -186,6 +187,26 @@ class System:
             fabric=tuple(tiers),
             num_node_devices=domain or 1,
             max_devices=limit,
+        )
+
+    def fabric_note(self, devices: int) -> str | None:
+        """What a deployment of ``devices`` takes the fabric between nodes to be, where no system
+        file describes it: a system made from a bare device's own links (:meth:`of_device`) whose
+        deployment spans more than one node; None otherwise.
+
+        Such a deployment is taken as nodes of the device's scale-up domain joined by the device
+        file's ``network.scale_out`` link, with no limit on their number (a system file sets
+        ``max_devices``); the note says so, since nothing in the database vouches for it.
+        """
+        if self.id != self.device.id or devices <= self.num_node_devices:
+            return None
+        outer = self.fabric[-1]
+        nodes = -(-devices // self.num_node_devices)
+        per_node = f"nodes of {self.num_node_devices}" if self.num_node_devices > 1 else "nodes of one"
+        return (
+            f"{self.device.id} has no system in hardware_db: its {devices} devices are taken as {nodes} "
+            f"{per_node} joined by its scale-out link, {outer.name}: "
+            f"{outer.bandwidth_bytes_per_s / GB:g} GB/s per device, with no limit on their number"
         )
 
     def tier_index(self, group_devices: int) -> int:

@@ -110,6 +110,14 @@ def check_weight_dtype(name: str, value: str) -> str:
     return value
 
 
+def dtype_id(value: str) -> str:
+    """A precision's id as the database spells it, given in any case (``FP8`` -> ``fp8``,
+    ``Q4_K_M`` -> ``q4_k_m``); a value that is no known precision in any case, as given (for the
+    check to name it as the user wrote it)."""
+    lower = str(value).strip().lower()  # (str: a Python caller's other type is refused as given)
+    return lower if lower in WEIGHT_DTYPE_BYTES else value
+
+
 def plain_dtype(value: str) -> str:
     """The plain precision of a weight precision: itself, or a format's dequantised precision."""
     return WEIGHT_FORMATS[value][1] if value in WEIGHT_FORMATS else value

@@ -33,13 +33,81 @@ def test_an_expert_option_with_a_dense_model_is_refused_not_ignored(
     assert said in cli_bad([command, *DENSE, *budget, *extra])
 
 
+#: Qwen3-30B-A3B: routed experts only; DeepSeek-V3: a shared expert too
+NO_SHARED = [
+    "--model",
+    "qwen3-30b-a3b",
+    "--hardware",
+    "h100-sxm",
+    "--input-tokens",
+    "1000",
+    "--output-tokens",
+    "100",
+]
+
+
+@pytest.mark.parametrize("command", ["estimate", "plan", "compare"])
+def test_combine_overlap_beside_shared_experts_a_model_lacks_is_refused(command: str) -> None:
+    budget = ["--tp", "2", "--ep", "2"] if command == "estimate" else ["--devices", "2"]
+    line = cli_bad([command, *NO_SHARED, *budget, "--combine-overlap", "shared"])
+    assert "combine_overlap='shared' needs shared experts; qwen3-30b-a3b has none" in line
+
+
+@pytest.mark.parametrize("mode", ["shared", "down"])
+def test_combine_overlap_without_expert_parallelism_is_refused(mode: str) -> None:
+    # at ep=1 no combine all-to-all runs: the overlap had nothing to hide
+    args = [
+        "estimate",
+        "--model",
+        "deepseek-v3",
+        "--hardware",
+        "h200-sxm",
+        "--tp",
+        "8",
+        "--weight-dtype",
+        "fp8",
+    ]
+    line = cli_bad([*args, "--input-tokens", "1000", "--output-tokens", "100", "--combine-overlap", mode])
+    assert f"combine_overlap='{mode}' needs expert parallelism (ep > 1): at ep=1" in line
+    ep = genmodel.estimate(
+        "deepseek-v3",
+        "h200-sxm",
+        tp=8,
+        ep=8,
+        weight_dtype="fp8",
+        input_tokens=1000,
+        output_tokens=100,
+        combine_overlap=mode,
+    )
+    assert ep.decode.comm_hidden_s > 0
+
+
+def test_plan_on_one_device_refuses_combine_overlap() -> None:
+    # every layout of one device has ep=1; on two, the ep=2 layouts have a combine to hide
+    args = ["plan", *NO_SHARED, "--combine-overlap", "down", "--serving", "closed-form"]
+    assert "needs expert parallelism (ep > 1)" in cli_bad([*args, "--devices", "1"])
+    assert (
+        genmodel.plan(
+            "qwen3-30b-a3b",
+            "h100-sxm",
+            devices=2,
+            input_tokens=1000,
+            output_tokens=100,
+            combine_overlap="down",
+            serving="closed-form",
+        ).best
+        is not None
+    )
+
+
 def test_the_api_refuses_combine_overlap_on_a_dense_model_and_keeps_it_on_a_moe_one() -> None:
     with pytest.raises(SpecError, match="qwen3-8b is dense"):
         genmodel.estimate("qwen3-8b", "h100-sxm", input_tokens=100, output_tokens=10, combine_overlap="down")
+    # (at ep > 1: at ep=1 there is no combine to hide, refused below)
     est = genmodel.estimate(
-        "gpt-oss-20b", "h100-sxm", input_tokens=100, output_tokens=10, combine_overlap="down"
+        "gpt-oss-20b", "h100-sxm", tp=2, ep=2, input_tokens=100, output_tokens=10, combine_overlap="down"
     )
-    assert est.decode.time_s > 0
+    assert est.decode.comm_hidden_s > 0
 
 
 @pytest.mark.parametrize(

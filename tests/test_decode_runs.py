@@ -7,8 +7,10 @@ lockstep, disaggregated pools, closed loops and Poisson and gamma arrivals."""
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,7 @@ from genmodel import _scheduler
 from genmodel._enginepresets import engine_preset
 from genmodel._harness import harness_engine
 from genmodel._scheduler import Replica
+from genmodel._validate import public_cases_path, public_options_path
 from genmodel.io import load_hardware
 
 REL = 1e-9
@@ -362,13 +365,75 @@ def test_no_run_skips_a_plan_that_would_differ(capacity: int, budget: int, chunk
         assert set(outcomes[step:stop]) == {outcomes[step]}, (step, stop, outcomes[step : stop + 1])
 
 
+#: columns that tell apart what a simulated case exercises: its mode (closed loop or Poisson/gamma
+#: arrivals), engine (vLLM on-demand, SGLang ratio admission, TensorRT-LLM reservation), the
+#: harness's configuration of it, and spread lengths
+_KINDS = ("mode", "engine", "engine_config")
+#: columns that do not change a case's simulation (cases that differ only in them share one)
+_NOT_SIMULATED = ("id", "category", "metric", "measured", "source_id", "notes")
+
+
+def _representative_cases(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """The bundled serving cases of each kind (:data:`_KINDS`, spread or not) at its first and
+    its most clients or highest rate (the likeliest to be KV-short), every metric of those deployments, as a
+    cases CSV and its run options' CSV in ``tmp_path``."""
+    with public_cases_path().open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+
+    def deployment(r: dict[str, str]) -> tuple[str, ...]:
+        return tuple(v for k, v in r.items() if k not in _NOT_SIMULATED)
+
+    kinds: dict[tuple[object, ...], list[dict[str, str]]] = {}
+    for r in rows:
+        if r["mode"] != "static":  # (a static batch has no scheduler)
+            kind = (*(r[k] for k in _KINDS), bool(r["input_spread"] or r["output_spread"]))
+            kinds.setdefault(kind, []).append(r)
+    chosen = set()
+    for group in kinds.values():
+        most = max(group, key=lambda r: float(r["batch"] or r["request_rate"]))  # clients or rate
+        chosen |= {deployment(group[0]), deployment(most)}
+    picked = [r for r in rows if r["mode"] != "static" and deployment(r) in chosen]
+    cases = tmp_path / "cases.csv"
+    with cases.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(picked)
+    ids = {r["id"] for r in picked}
+    with public_options_path().open(newline="", encoding="utf-8") as f:
+        options = list(csv.DictReader(f))
+    options_path = tmp_path / "options.csv"
+    with options_path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(options[0]))
+        writer.writeheader()
+        writer.writerows(o for o in options if o["id"] in ids)
+    return cases, options_path, sorted({"/".join(map(str, k)) for k in kinds})
+
+
 @pytest.mark.slow
-def test_validate_gives_the_step_by_step_report(monkeypatch: pytest.MonkeyPatch) -> None:
-    # every bundled case, simulated serving rows included: the report is the same either way
-    runs = genmodel.validate().to_dict()
-    monkeypatch.setattr(_scheduler, "DECODE_RUNS", False)
-    steps = genmodel.validate().to_dict()
-    fa, fb = dict(_flat(runs)), dict(_flat(steps))
+def test_validate_gives_the_step_by_step_report(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # the serving cases of every kind the bundled validation has (9: each engine and harness
+    # configuration, closed loop and request rate, with and without spread lengths), at their
+    # first and their most clients or highest rate: 34 rows of 16 deployments, about 11 s where
+    # the whole report (236 rows, 77 static) took 77 s on the same loaded machine; the report is
+    # the same either way (static rows have no scheduler to differ)
+    cases, options, kinds = _representative_cases(tmp_path)
+    assert len(kinds) >= 9 and any(k.startswith("rate/") for k in kinds), kinds
+    plan = Replica.plan
+    plans = {True: 0, False: 0}
+    reports = {}
+    for runs in (True, False):
+
+        def counted(self: Replica, req: Any, now: float, runs: bool = runs) -> None:
+            plans[runs] += 1
+            plan(self, req, now)
+
+        with monkeypatch.context() as m:
+            m.setattr(_scheduler, "DECODE_RUNS", runs)
+            m.setattr(Replica, "plan", counted)
+            reports[runs] = genmodel.validate(cases, options_path=options).to_dict()
+    assert not reports[True]["skipped"] and len(reports[True]["cases"]) >= 20
+    assert plans[True] < plans[False]  # the runs did skip plans: the comparison is not of one path
+    fa, fb = dict(_flat(reports[True])), dict(_flat(reports[False]))
     assert fa.keys() == fb.keys()
     for key, x in fa.items():
         if isinstance(x, float) and not (math.isnan(x) and math.isnan(fb[key])):

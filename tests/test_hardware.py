@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from _devices import NEXT_DEVICES
 
 import genmodel
 from genmodel import Device, Efficiency, Link, SpecError
@@ -109,10 +110,8 @@ def test_device_is_frozen() -> None:
 
 # ---- the platforms added after the first database: Blackwell (Ultra), GB200/GB300, MI325X/MI355X ---------
 
-NEW_DEVICES = ("gb200", "gb300", "b300", "mi325x", "mi355x")
 
-
-@pytest.mark.parametrize("device_id", NEW_DEVICES)
+@pytest.mark.parametrize("device_id", NEXT_DEVICES)
 def test_new_devices_have_dense_peaks_in_the_datasheet_ratios(device_id: str) -> None:
     d = genmodel.load_device(device_id)
     peak = d.peak_flops_per_s

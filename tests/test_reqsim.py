@@ -152,7 +152,7 @@ def test_a_plan_the_simulation_does_not_cover_falls_back_for_a_mean_and_refuses_
         ),
         (["--ttft-slo", "20ms", "--engine", "tgi"], "tgi"),
         (["--ttft-slo", "20ms", "--admission", "later"], "admission='later' must be one of"),
-        (["--ttft-slo", "20ms", "--max-num-seqs", "many"], "max_num_seqs='many' must be a number"),
+        (["--ttft-slo", "20ms", "--max-num-seqs", "many"], "max_num_seqs='many' must be an integer"),
     ],
 )
 def test_cli_refusals_are_one_red_line(extra: list[str], message: str) -> None:

@@ -584,7 +584,7 @@ def test_cli_notes_the_memory_it_assumes() -> None:
         (["--ttft-slo", "0ms"], "ttft_slo='0ms'"),
         (["--tpot-slo", "5ms", "--resource", "hbm"], "resources=['hbm']"),
         (["--tpot-slo", "5ms", "--tp", "3"], "tp=3"),
-        ([], "needs a target"),
+        ([], "needs a target: give --ttft-slo and/or --tpot-slo"),
         (["--tpot-slo", "p42:6ms"], "tpot_slo='p42:6ms': the statistic 'p42' must be one of"),
         (["--tpot-slo", "p99:6"], "tpot_slo='p99:6'"),
         (

@@ -43,6 +43,29 @@ def _sim(
     return genmodel.simulate(model, "h100-sxm", engine=engine, **args)  # type: ignore[arg-type]
 
 
+def _pooled_and_whole(
+    engine: genmodel.Engine, fraction: float, model: genmodel.ModelSpec = OSS, **kwargs: object
+) -> tuple[genmodel.SimulationResult, genmodel.SimulationResult]:
+    """The same run with ``engine``'s sliding-window pool and with a pool of whole sequences
+    (``swa_pool="full"``), each in ``fraction`` of the memory."""
+    small = engine.replace(memory_fraction=fraction)
+    whole = dataclasses.replace(small, swa_pool="full")
+    return _sim(small, model, **kwargs), _sim(whole, model, **kwargs)
+
+
+def _max_running(pool: genmodel.Engine) -> float:
+    """The sequences estimate's closed-form pool holds (``engine_max_batch``) under ``pool``'s KV
+    pool: gpt-oss-20b in fp4 on one H100, 1024 tokens in, 256 out."""
+    lengths = {"input_tokens": 1024, "output_tokens": 256}
+    _, most, _ = engine_max_batch(OSS, H100, Plan(), FP4, **lengths, pool=pool.kv_pool)
+    return most
+
+
+def _figures(r: genmodel.SimulationResult) -> tuple[object, ...]:
+    """What a pool that changes nothing leaves as it was."""
+    return (r.ttft_s, r.tpot_s, r.kv_peak_bytes_per_device, r.kv_capacity_bytes_per_device)
+
+
 def test_the_pool_model_keeps_the_window_and_a_block_or_every_token() -> None:
     assert sliding_kv_share(OSS) == 0.5  # its sliding and full blocks cache alike
     assert pool_kv_model(OSS, 16).sliding_window == 128 + 16
@@ -53,45 +76,27 @@ def test_the_pool_model_keeps_the_window_and_a_block_or_every_token() -> None:
 
 
 def test_a_sliding_model_holds_more_sequences_than_without_its_window() -> None:
-    small = VLLM.replace(memory_fraction=SMALL_POOL)
-    window = _sim(small)
-    whole = _sim(dataclasses.replace(small, swa_pool="full"))
+    window, whole = _pooled_and_whole(VLLM, SMALL_POOL)
     assert window.mean_running_batch > 1.3 * whole.mean_running_batch
     assert window.ttft_s.mean < whole.ttft_s.mean
     # the closed form's pool, as estimate's max_running sees it
-    plan = Plan()
-    lengths = {"input_tokens": 1024, "output_tokens": 256}
-    _, most_window, _ = engine_max_batch(OSS, H100, plan, FP4, **lengths, pool=small.kv_pool)
-    _, most_whole, _ = engine_max_batch(OSS, H100, plan, FP4, **lengths, pool=whole.engine.kv_pool)
-    assert most_window > 1.5 * most_whole
+    assert _max_running(window.engine) > 1.5 * _max_running(whole.engine)
 
 
 def test_a_model_without_sliding_layers_is_unchanged() -> None:
     llama = load_model("llama-3.2-1b")
-    small = VLLM.replace(memory_fraction=0.05)
     kwargs = {"input_tokens": 1000, "output_tokens": 200, "weight_dtype": "bf16"}
-    a = _sim(small, llama, **kwargs)
-    b = _sim(dataclasses.replace(small, swa_pool="full"), llama, **kwargs)
+    a, b = _pooled_and_whole(VLLM, 0.05, llama, **kwargs)
     assert a.preemptions > 0  # the pool is the limit
-    assert (a.ttft_s, a.tpot_s, a.kv_peak_bytes_per_device) == (
-        b.ttft_s,
-        b.tpot_s,
-        b.kv_peak_bytes_per_device,
-    )
+    assert _figures(a) == _figures(b)
 
 
 def test_contexts_within_the_window_change_nothing() -> None:
     wide = dataclasses.replace(OSS, sliding_window=4096)
-    small = VLLM.replace(memory_fraction=SMALL_POOL)
     kwargs = {"input_tokens": 2000, "output_tokens": 500, "concurrency": 400}
-    a = _sim(small, wide, **kwargs)
-    b = _sim(dataclasses.replace(small, swa_pool="full"), wide, **kwargs)
+    a, b = _pooled_and_whole(VLLM, SMALL_POOL, wide, **kwargs)
     assert a.kv_refusals > 0  # the pool is the limit
-    assert (a.ttft_s, a.tpot_s, a.kv_peak_bytes_per_device) == (
-        b.ttft_s,
-        b.tpot_s,
-        b.kv_peak_bytes_per_device,
-    )
+    assert _figures(a) == _figures(b)
 
 
 def test_the_simulated_kv_peak_is_what_each_sequence_holds() -> None:
@@ -143,30 +148,18 @@ def test_sglang_splits_its_pool_and_the_full_one_holds_more_tokens() -> None:
 
 
 def test_sglang_split_holds_more_sequences_than_one_pool_of_whole_tokens() -> None:
-    small = SGLANG.replace(memory_fraction=SMALL_POOL)
-    split = _sim(small)
-    whole = _sim(dataclasses.replace(small, swa_pool="full"))
+    split, whole = _pooled_and_whole(SGLANG, SMALL_POOL)
     # the same memory, in 1 / 0.9 as many (full-pool) tokens
     assert math.isclose(split.kv_capacity_bytes_per_device, whole.kv_capacity_bytes_per_device, rel_tol=1e-4)
     assert split.mean_running_batch > 1.05 * whole.mean_running_batch
-    plan = Plan()
-    lengths = {"input_tokens": 1024, "output_tokens": 256}
-    _, most_split, _ = engine_max_batch(OSS, H100, plan, FP4, **lengths, pool=small.kv_pool)
-    _, most_whole, _ = engine_max_batch(OSS, H100, plan, FP4, **lengths, pool=whole.engine.kv_pool)
+    most_split, most_whole = _max_running(split.engine), _max_running(whole.engine)
     assert most_whole < most_split <= math.ceil(most_whole / 0.9) + 1
     assert most_split >= math.floor(most_whole / 0.9) - 1
 
 
 def test_sglang_split_leaves_a_model_without_sliding_layers_unchanged() -> None:
     llama = load_model("llama-3.2-1b")
-    small = SGLANG.replace(memory_fraction=0.1)
     kwargs = {"input_tokens": 1000, "output_tokens": 200, "weight_dtype": "bf16"}
-    a = _sim(small, llama, **kwargs)
-    b = _sim(dataclasses.replace(small, swa_pool="full"), llama, **kwargs)
+    a, b = _pooled_and_whole(SGLANG, 0.1, llama, **kwargs)
     assert a.preemptions + a.kv_refusals > 0  # the pool is the limit
-    assert (a.ttft_s, a.tpot_s, a.kv_peak_bytes_per_device, a.kv_capacity_bytes_per_device) == (
-        b.ttft_s,
-        b.tpot_s,
-        b.kv_peak_bytes_per_device,
-        b.kv_capacity_bytes_per_device,
-    )
+    assert _figures(a) == _figures(b)

@@ -9,14 +9,21 @@ from typing import Any
 def pareto_figure(plan: Mapping[str, Any]) -> Any:
     """The Pareto frontier of a :func:`genmodel.plan` JSON: tokens/s per device vs per user.
 
-    Points meeting the SLOs are filled; the best co-located plan (and the disaggregated one, when
-    searched) are marked. Returns a ``plotly.graph_objects.Figure``.
+    Points meeting the SLOs are filled (without targets, every point is, in one trace); the best
+    co-located plan (and the disaggregated one, when searched) are marked. Returns a
+    ``plotly.graph_objects.Figure``.
     """
     import plotly.graph_objects as go
 
     pts = plan["pareto"]
     fig = go.Figure()
-    for meets, name in ((True, "meets the SLOs"), (False, "misses the SLOs")):
+    slo = plan.get("slo") or {}
+    targets = any(slo.get(k) is not None for k in ("ttft_s", "tpot_s", "itl_max_s"))
+    # (no targets: every point meets them, one trace named for what it is)
+    names: tuple[tuple[bool, str], ...] = ((True, "meets the SLOs"), (False, "misses the SLOs"))
+    if not targets:
+        names = ((True, "Pareto frontier"),)
+    for meets, name in names:
         sel = [p for p in pts if p["meets_slo"] == meets]
         fig.add_trace(
             go.Scatter(
@@ -58,7 +65,6 @@ def pareto_figure(plan: Mapping[str, Any]) -> Any:
         )
     rate = plan.get("request_rate_per_s")
     scope = f"{plan['devices']} x" if rate is None else f"copies of up to {plan['devices']}"
-    slo = plan.get("slo") or {}
     if slo.get("tpot_s"):
         fig.add_vline(x=1 / slo["tpot_s"], line_dash="dot", annotation_text="TPOT SLO")
     fig.update_layout(
