@@ -15,11 +15,10 @@ Modelling assumptions:
   ``usable_memory_frac`` stands for. vLLM's and SGLang's are fractions of the device's memory;
   TensorRT-LLM's is a fraction of the memory left free after the weights are loaded
   (``kv_fraction_of`` "free"), so its pool is larger by that fraction's complement of the weights.
-- The per-step CPU overhead is the device's ``step_overhead_s`` unless an engine sets one. An
-  engine that schedules a step while the one before it runs (``overlap_scheduler``: TensorRT-LLM's
-  overlap scheduler, SGLang's overlap schedule, vLLM's async scheduling) keeps it: the overlap
-  changes which step an arrival can join, and no source splits the fitted overhead into the host
-  work the overlap hides and the rest.
+- The per-step CPU overhead is the device's ``step_overhead_s`` unless an engine sets one. An engine that
+  schedules a step while the one before it runs (``overlap_scheduler``: TensorRT-LLM's overlap scheduler,
+  SGLang's overlap schedule, vLLM's async scheduling) keeps it: the overlap changes which step an arrival
+  can join, and no source splits the fitted overhead into the host work the overlap hides and the rest.
 - A step that carries prefill tokens runs outside the CUDA graphs that replay decode-only steps
   (TensorRT-LLM, SGLang): it takes at least the host time of launching its kernels,
   ``prefill_launch_s`` per kernel (:mod:`genmodel._hostcost`); vLLM V1 captures such steps in
@@ -109,8 +108,7 @@ class Engine:
         name: engine name (vllm, sglang, trtllm, or any label).
         version: the version whose defaults these are.
         max_num_seqs: most sequences running at once (prefilling or decoding) per replica.
-        max_batched_tokens: token budget of one step (prefill chunk tokens, plus decode tokens
-            when ``mixed``).
+        max_batched_tokens: token budget of one step (prefill chunk tokens, plus decode ones if ``mixed``).
         chunked_prefill: a prompt longer than the budget left may be split over steps.
         mixed: prefill chunks and decode tokens share a step; False = a step either prefills
             (while requests wait to be admitted) or decodes (SGLang without mixed chunk).
@@ -440,7 +438,10 @@ _SGLANG_SOURCE = (
     "scheduler.py event_loop_overlap receives requests, chooses and launches the next batch, and "
     "only then processes the previous batch's results, so a batch's tokens leave once the next "
     "batch is launched (release_after_launch; environ.py SGLANG_DISABLE_CONSECUTIVE_PREFILL_OVERLAP "
-    "False by default: consecutive prefill batches overlap the same way)."
+    "False by default: consecutive prefill batches overlap the same way). Split pools: admitted against the "
+    "fewer free tokens of the two (PrefillAdder.rem_total_tokens, sglang ad0119fd), retracted until both "
+    "hold a step (schedule_batch.py check_decode_mem); the sliding pool keeps a decoding request's prompt "
+    "(swa_radix_cache.py inc_lock_ref) and 1.5 windows of its output (maybe_evict_swa, PR 17220)."
 )
 _TRTLLM_SOURCE = (
     "TensorRT-LLM 1.0, trtllm-serve (PyTorch backend), tensorrt_llm/commands/serve.py: "
@@ -590,9 +591,8 @@ def as_engine(engine: str | Engine, device: Device | None = None) -> Engine:
     return engine_preset(engine, device)
 
 
-#: what SGLang multiplies its ``schedule_conservativeness`` by with DP attention, so its initial
-#: ``new_token_ratio`` (0.7 x the conservativeness) and the floor it decays to are 0.3 of the
-#: default's (:func:`rank_engine`)
+#: what SGLang multiplies its ``schedule_conservativeness`` by with DP attention: its initial
+#: ``new_token_ratio`` (0.7 x the conservativeness) and its floor are 0.3 of the default (:func:`rank_engine`)
 DP_ATTENTION_CONSERVATIVENESS = 0.3
 
 

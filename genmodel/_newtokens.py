@@ -12,6 +12,11 @@ Modelling assumptions (SGLang 0.5; every rule and default is
 - A retraction, when the next decode step's tokens do not fit, takes the sequences with the fewest
   output tokens first (the longest prompt first among equals), at least one, until the step fits;
   they lose their KV (recompute) and join the end of the queue (``_add_request_to_queue`` appends).
+- With split pools (a model with sliding-window layers, :class:`~genmodel._windowkv.SlidingPool`) the
+  free tokens are the fewer of the two pools' (schedule_policy.py ``PrefillAdder.rem_total_tokens``: the
+  min of full and sliding available + evictable, less the one offset of reservations and this step's
+  admissions; read at sglang commit ad0119fd), and a retraction runs until the next decode step fits
+  both (schedule_batch.py ``check_decode_mem``). With ``ignore_eos`` only the full pool is checked.
 - Tokens to go, summed with the clip, are kept in O(log n) per event: ``clip`` x the sequences further
   than ``clip`` from completion, plus the completion step counts less the step counter for the rest;
   a heap of the steps at which a sequence comes within ``clip`` moves it from the first group to the second.
@@ -168,6 +173,8 @@ def sglang_fits(r: Any, req: Any, rid: int) -> bool:
     taken: int = r.held() + r.chunk_tokens + r.round_out + state.reserved(r.g)
     if state.rule.ignore_eos:  # (add_one_req_ignore_eos; an admission spending the budget ends the step)
         return not (r.round_out and taken >= capacity) and ignore_eos_fits(req, r, rid)
+    if r.slide is not None:  # split pools: the emptier of the two, less the same reservation
+        capacity = min(capacity, r.held() + r.slide.free(r))
     return state.need(req.todo[rid], req.left[rid] + 1) < capacity - taken
 
 
@@ -192,9 +199,13 @@ def refused_for(r: Any, req: Any, steps: int) -> int:
         at = np.array(crossings)
         crossed = np.searchsorted(at, g, side="left")  # those with at < g
         to_go -= crossed * g - np.concatenate(([0], np.cumsum(at)))[crossed]
-    taken = (r.held() + r.n_dec * (g - r.g)) + state.ratios(steps)[:-1] * to_go  # (the run decays by all)
+    held = r.held() + r.n_dec * (g - r.g)
+    taken = held + state.ratios(steps)[:-1] * to_go  # (the run decays by all)
+    capacity = r.capacity
+    if r.slide is not None:  # split pools: the emptier of the two (sglang_fits)
+        capacity = np.minimum(capacity, held + r.slide.free_ahead(r, g - r.g))
     rid = r.waiting[0]
-    fits = state.need(req.todo[rid], req.left[rid] + 1) < r.capacity - taken
+    fits = state.need(req.todo[rid], req.left[rid] + 1) < capacity - taken
     first = int(np.argmax(fits)) if len(fits) else 0
     return first + 1 if len(fits) and fits[first] else steps
 
@@ -233,14 +244,14 @@ def retract(r: Any, req: Any) -> None:
     it fits; they recompute and join the end of the queue. The ratio is then recomputed."""
     state = r.sglang
     assert state is not None
-    if r.held() + r.n_dec <= r.capacity or r.n_dec <= 1:
+    if not _overflows(r) or r.n_dec <= 1:
         return
     state.advance(req.version, r.g)
     live = [rid for rid in r.decoding if req.g0[rid] + req.left[rid] > r.g]  # (not completed)
     # output tokens so far: the whole output less the decode steps to go
     so_far = {rid: int(req.output_tokens[rid]) - (req.g0[rid] + req.left[rid] - r.g) for rid in live}
     order = sorted(live, key=lambda rid: (so_far[rid], -int(req.input_tokens[rid])), reverse=True)
-    while len(order) > 1 and (r.held() + r.n_dec > r.capacity or len(order) == len(live)):
+    while len(order) > 1 and (_overflows(r) or len(order) == len(live)):
         rid = order.pop()
         generated = r.g - req.g0[rid]
         state.stopped(req.g0[rid] + req.left[rid], r.g)
@@ -255,3 +266,9 @@ def retract(r: Any, req: Any) -> None:
     kept = set(order)
     r.decoding = [rid for rid in live if rid in kept]  # (admission order)
     state.retracted([so_far[i] for i in order], [int(req.output_tokens[i]) for i in order])
+
+
+def _overflows(r: Any) -> bool:
+    """(SGLang) The next decode step's tokens do not fit the pool, or with split pools either of them
+    (schedule_batch.py ``check_decode_mem``: ``_is_available_size_sufficient`` asks both)."""
+    return r.held() + r.n_dec > r.capacity or (r.slide is not None and r.slide.free(r) < r.n_dec)

@@ -143,14 +143,16 @@ def test_sglang_splits_its_pool_and_the_full_one_holds_more_tokens() -> None:
 
 
 def test_sglang_split_holds_more_sequences_than_one_pool_of_whole_tokens() -> None:
+    # a long output: the full pool binds (a short one's prompt fills the sliding pool first:
+    # tests/test_sliding_pool_sglang.py)
     small = SGLANG.replace(memory_fraction=SMALL_POOL)
-    split = _sim(small)
-    whole = _sim(dataclasses.replace(small, swa_pool="full"))
+    split = _sim(small, output_tokens=2048)
+    whole = _sim(dataclasses.replace(small, swa_pool="full"), output_tokens=2048)
     # the same memory, in 1 / 0.9 as many (full-pool) tokens
     assert math.isclose(split.kv_capacity_bytes_per_device, whole.kv_capacity_bytes_per_device, rel_tol=1e-4)
     assert split.mean_running_batch > 1.05 * whole.mean_running_batch
     plan = Plan()
-    lengths = {"input_tokens": 1024, "output_tokens": 256}
+    lengths = {"input_tokens": 1024, "output_tokens": 2048}
     _, most_split, _ = engine_max_batch(OSS, H100, plan, FP4, **lengths, pool=small.kv_pool)
     _, most_whole, _ = engine_max_batch(OSS, H100, plan, FP4, **lengths, pool=whole.engine.kv_pool)
     assert most_whole < most_split <= math.ceil(most_whole / 0.9) + 1
