@@ -223,6 +223,8 @@ class Replica:
             self.preempted, self.held_back = False, bool(self.waiting)
         else:
             self._admit_waiting(req, now, budget)
+        if self.slide is not None and not self.chunks:  # (SGLang) a decode step: both pools must hold it
+            retract(self, req, sliding=True)
         self.refused = self.kv_refusals > refusals
         self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
         self.seen = None
@@ -283,7 +285,7 @@ class Replica:
         if take == 0:
             return False
         if self.sglang is not None:
-            fits = sglang_fits(self, req, rid)
+            fits = sglang_fits(self, req, rid, take)
         else:
             fits = held + self._planned() + hits + self._need(req, rid, take) <= self.capacity
         if not fits:

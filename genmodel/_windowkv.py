@@ -122,13 +122,22 @@ class SlidingPool(WindowKv):
       mean, ``window + page + interval / 2`` (rounded up), the phases of many sequences being spread.
     - The sliding pool's tokens a sequence holds are counted as :class:`WindowKv` counts vLLM's
       (share 1, each sequence its own keep: its prompt plus the generated tokens kept).
+    - Admission asks the pool for a request's first chunk, at least a window, and a page beside
+      this step's chunks (:meth:`admits`; ``PrefillAdder.rem_swa_tokens`` of SGLang 0.5 in 2026: the
+      sliding pool's own budget, without the ratio's reservation, which ``rem_total_tokens`` charges
+      the full pool alone); a decode step retracts until both pools hold its tokens
+      (:func:`genmodel._newtokens.retract`). Nothing reserves the sliding growth of the sequences
+      admitted, so where the sliding pool binds admission fills it and decode steps retract (SGLang
+      PR 30013 reports the pool saturating and requests retracted on such workloads).
+    - A prompt of several chunks is held whole (SGLang locks only the last nodes back to a window),
+      and a prefilling sequence's earlier chunks are not freed: both over-count long prompts.
     """
 
     def __init__(
         self, capacity: int, window: int, page: int, multiplier: float = SGLANG_SWA_EVICTION_INTERVAL
     ) -> None:
         super().__init__(1.0, sglang_sliding_keep(window, page, multiplier))
-        self.capacity = capacity
+        self.capacity, self.window, self.page = capacity, window, page
 
     def enter(self, rid: int, past: int, g: int, keep: int | None = None) -> None:
         """``rid`` decodes from step ``g`` on, with ``past`` tokens (its prompt) cached."""
@@ -139,6 +148,19 @@ class SlidingPool(WindowKv):
         :class:`~genmodel._scheduler.Replica`: those prefilling hold their computed tokens, those
         decoding what :class:`WindowKv` leaves)."""
         return self.capacity - (int(r.held()) - self.saved(int(r.g)))
+
+    def budget(self, take: int) -> int:
+        """What admitting a request whose first chunk is ``take`` tokens asks of the pool: the chunk,
+        at least a window (its decode's), and a page (schedule_policy.py
+        ``PrefillAdder._swa_budget_for_req``)."""
+        return max(take, self.window) + self.page
+
+    def admits(self, r: Any, take: int) -> bool:
+        """The pool holds a new request's :meth:`budget` beside the running sequences and the
+        budgets of this step's chunks (``PrefillAdder.rem_swa_tokens``, its offset charged by
+        ``_update_prefill_budget`` for every chunk admitted or continued)."""
+        step = sum(self.budget(t) for t, _ in r.chunks)
+        return self.budget(take) <= self.free(r) - step
 
     def free_ahead(self, r: Any, steps: np.ndarray) -> np.ndarray:
         """:meth:`free` after each of ``steps`` more decode steps of the same sequences."""

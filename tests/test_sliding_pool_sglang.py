@@ -84,33 +84,45 @@ def _replica(
 
 def test_admission_is_refused_when_the_sliding_pool_is_full_though_the_full_one_is_not() -> None:
     # ten sequences of 2000-token prompts, 500 generated: full pool 10 x 2500 tokens, sliding
-    # 10 x (2000 + 193); a new request of 1000 + 100 tokens
+    # 10 x (2000 + 193); a new request of 1000 + 100 tokens asks the sliding pool for its first
+    # chunk and a page (its chunk is more than a window)
     seqs = [(2000, 500)] * 10
     r, req = _replica(60_000, 40_000, seqs, (1000, 100))
     assert r.slide is not None and r.slide.free(r) == 40_000 - 10 * 2193
     state = r.sglang
     assert state is not None
-    state.ratio = 0.0  # no reservation: the pools alone decide
-    assert sglang_fits(r, req, 10)  # 60k - 25k and 40k - 21.9k both hold 1,100 tokens
-    r.slide.capacity = 21_930 + 1_100  # the sliding pool now has room for exactly its 1,100 tokens
-    assert not sglang_fits(r, req, 10)  # (strictly less, as PrefillAdder's total_tokens >= rem_total_tokens)
+    state.ratio = 0.0  # no reservation
+    assert sglang_fits(r, req, 10, 1000)
+    r.slide.capacity = 21_930 + 1000  # a page short
+    assert not sglang_fits(r, req, 10, 1000)
     r.slide.capacity += 1
-    assert sglang_fits(r, req, 10)
-    # the ratio's reservation comes off the emptier pool: 0.5 x 10 x 499 tokens to go
+    assert sglang_fits(r, req, 10, 1000)
+    assert r.slide.budget(50) == 128 + 1  # a short chunk still asks for a window
+    # the ratio's reservation (0.5 x 10 x 499 tokens to go) comes off the full pool only
     state.ratio = 0.5
-    assert not sglang_fits(r, req, 10)
-    r.slide.capacity += math.ceil(0.5 * 10 * 499)
-    assert sglang_fits(r, req, 10)
+    assert sglang_fits(r, req, 10, 1000)
+    r.capacity = 25_000 + 1100 + math.ceil(0.5 * 10 * 499)  # the full pool: exactly its 1,100 tokens
+    assert not sglang_fits(
+        r, req, 10, 1000
+    )  # (strictly less: PrefillAdder's total_tokens >= rem_total_tokens)
+    r.capacity += 1
+    assert sglang_fits(r, req, 10, 1000)
+    # this step's chunks take their budgets of the sliding pool first
+    r.chunks = [(64, 0)]
+    assert not sglang_fits(r, req, 10, 1000)
 
 
 def test_retraction_frees_the_sliding_pool_for_the_next_decode_step() -> None:
     seqs = [(2000, 500)] * 10
     r, req = _replica(60_000, 21_930 + 5, seqs, (1000, 100))
     assert r.held() + r.n_dec <= r.capacity  # the full pool holds the next step
-    retract(r, req)  # the sliding pool (5 free tokens) does not: one retracted, 2,193 freed
+    retract(r, req)  # a step committed: the full pool alone (SGLang may prefill next)
+    assert r.n_dec == 10 and r.preemptions == 0
+    retract(r, req, sliding=True)  # a decode step: the sliding pool (5 free) does not hold it
     assert r.n_dec == 9 and r.preemptions == 1 and r.slide is not None and r.slide.free(r) == 5 + 2193
+    assert list(r.waiting)[-1] in range(10)  # to the end of the queue, to recompute
     r2, req2 = _replica(60_000, 21_930 + 10, seqs, (1000, 100))
-    retract(r2, req2)  # 10 free tokens hold the 10 sequences' next tokens: no retraction
+    retract(r2, req2, sliding=True)  # 10 free tokens hold the 10 sequences' next tokens
     assert r2.n_dec == 10 and r2.preemptions == 0
 
 
