@@ -321,7 +321,7 @@ class Replica:
         tokens = req.past0[rid]
         held = max(self.used(), self.held()) if self.can_overflow else self.used()
         need = self._need(req, rid, tokens)
-        if held + need > self.capacity:
+        if held + need > self.capacity or (self.slide is not None and need > self.slide.free(self)):
             return False
         self.waiting.popleft()
         self.running += 1

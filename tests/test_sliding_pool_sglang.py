@@ -178,3 +178,14 @@ def test_a_short_output_runs_fewer_sequences_than_the_full_pool_alone_would_allo
     whole = genmodel.simulate(OSS, "h100-sxm", engine=small.replace(swa_pool="full"), **kwargs)
     assert split.mean_running_batch < whole.mean_running_batch / 0.9
     assert split.mean_running_batch < 1.02 * whole.mean_running_batch
+
+
+def test_a_transferred_request_resumes_only_where_the_sliding_pool_holds_its_prompt() -> None:
+    # a disaggregated decode worker: the request's 1000 tokens of KV arrive whole
+    seqs = [(2000, 500)] * 10
+    r, req = _replica(60_000, 21_930 + 999, seqs, (1000, 100))
+    req.past0[10], req.todo[10] = 1000, 0
+    assert not r._resume(req, 10, 0.0)  # the full pool has room, the sliding one a token short
+    assert r.slide is not None
+    r.slide.capacity += 1
+    assert r._resume(req, 10, 0.0) and r.n_dec == 11 and r.slide.free(r) == 0
