@@ -132,7 +132,10 @@ _SGLANG_SOURCE = (
     "scheduler.py event_loop_overlap receives requests, chooses and launches the next batch, and "
     "only then processes the previous batch's results, so a batch's tokens leave once the next "
     "batch is launched (release_after_launch; environ.py SGLANG_DISABLE_CONSECUTIVE_PREFILL_OVERLAP "
-    "False by default: consecutive prefill batches overlap the same way)."
+    "False by default: consecutive prefill batches overlap the same way). Split pools: the sliding one must "
+    "hold a new first chunk, >= a window (PrefillAdder.rem_swa_tokens, _swa_budget_for_req), a step retracts "
+    "until both hold it (check_decode_mem); it keeps a decoding request's prompt (swa_radix_cache.py "
+    "inc_lock_ref) and 1.5 windows of its output (maybe_evict_swa, sglang PRs 17220, 22645)."
 )
 _TRTLLM_SOURCE = (
     "TensorRT-LLM 1.0, trtllm-serve (PyTorch backend), tensorrt_llm/commands/serve.py: "

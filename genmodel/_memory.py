@@ -35,6 +35,7 @@ from genmodel._sizes import (
     expert_bytes_per_device,
     kv_bytes_per_sequence,
     pool_kv_model,
+    sliding_bind,
     split_kv_scale,
     weight_bytes_per_device,
 )
@@ -611,18 +612,20 @@ def engine_max_batch(
     # a sliding-window layer holds what the engine's pool keeps of it (its window and a block, or all);
     # SGLang's split pools count the full-layer pool's tokens, each at its share of a token's bytes
     scale = split_kv_scale(model, pool.swa_ratio, plan.tp)
+    held = min(pool.held_output_tokens(output_tokens), output_tokens)
+    bind = sliding_bind(model, pool.swa_ratio, input_tokens, output_tokens, held)  # (SGLang's sliding pool)
     model = pool_kv_model(model, pool.swa_slack)
     if scale != 1.0:
         extras = dataclasses.replace(extras, kv_scale=scale)
     if pool.fraction_of != "device" or pool.memory_fraction is not None:
         weights = _Footprint(model, device, plan, precision, **whole, extras=extras).use(plan.dp)
         device = pool_device(device, weights.weights_bytes_per_device, pool.fraction_of, pool.memory_fraction)
-    held = min(pool.held_output_tokens(output_tokens), output_tokens)
     footprint = _Footprint(
         model, device, plan, precision, input_tokens=input_tokens, output_tokens=output_tokens, extras=extras
     )
     if held < output_tokens:  # (one whole sequence must fit; the pool holds less of each)
         _require_one(footprint)
+        extras = dataclasses.replace(extras, kv_scale=extras.kv_scale * bind) if bind > 1 else extras
         lengths = (input_tokens, held)
         footprint = _Footprint(
             model,

@@ -71,3 +71,7 @@ SGLANG_NEW_TOKEN_RATIO = NewTokenRatio()
 #: token of the full-layer one (model_executor/model_runner_kv_cache_mixin.py set_num_tokens_hybrid_swa;
 #: ``Engine.swa_pool`` "split")
 SGLANG_SWA_FULL_TOKENS_RATIO = 0.8
+#: SGLang's decode steps between two evictions of a request's sliding-pool tokens, per token of the
+#: window (environ.py SGLANG_SWA_EVICTION_INTERVAL_MULTIPLIER, default 1.0, sglang PR 22645; the
+#: eviction itself: PR 17220, schedule_batch.py ScheduleBatch.maybe_evict_swa; genmodel._windowkv.SlidingPool)
+SGLANG_SWA_EVICTION_INTERVAL = 1.0

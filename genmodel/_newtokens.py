@@ -12,6 +12,11 @@ Modelling assumptions (SGLang 0.5; every rule and default is
 - A retraction, when the next decode step's tokens do not fit, takes the sequences with the fewest
   output tokens first (the longest prompt first among equals), at least one, until the step fits;
   they lose their KV (recompute) and join the end of the queue (``_add_request_to_queue`` appends).
+- With split pools (a model with sliding-window layers, :class:`~genmodel._windowkv.SlidingPool`) the
+  ratio rule above holds for the full pool, and the sliding pool must hold the request's first chunk
+  (at least a window) and a page beside what this step's chunks take of it the same way
+  (:meth:`~genmodel._windowkv.SlidingPool.admits`); a retraction runs until the next decode step fits
+  both pools (schedule_batch.py ``check_decode_mem``). With ``ignore_eos`` only the full pool is checked.
 - Tokens to go, summed with the clip, are kept in O(log n) per event: ``clip`` x the sequences further
   than ``clip`` from completion, plus the completion step counts less the step counter for the rest;
   a heap of the steps at which a sequence comes within ``clip`` moves it from the first group to the second.
@@ -160,7 +165,7 @@ def ignore_eos_fits(req: Any, replica: Any, rid: int) -> bool:
     return fits_to_completion(free, left, held)
 
 
-def sglang_fits(r: Any, req: Any, rid: int) -> bool:
+def sglang_fits(r: Any, req: Any, rid: int, take: int | None = None) -> bool:
     """(SGLang) ``rid`` fits by the ratio rule or, with ``ignore_eos``, to completion (_newtokens)."""
     state: RatioState = r.sglang
     state.advance(req.version, r.g)
@@ -168,7 +173,10 @@ def sglang_fits(r: Any, req: Any, rid: int) -> bool:
     taken: int = r.held() + r.chunk_tokens + r.round_out + state.reserved(r.g)
     if state.rule.ignore_eos:  # (add_one_req_ignore_eos; an admission spending the budget ends the step)
         return not (r.round_out and taken >= capacity) and ignore_eos_fits(req, r, rid)
-    return state.need(req.todo[rid], req.left[rid] + 1) < capacity - taken
+    fits: bool = state.need(req.todo[rid], req.left[rid] + 1) < capacity - taken
+    if fits and r.slide is not None:  # split pools: its first chunk (``take``) in the sliding one too
+        fits = r.slide.admits(r, min(req.todo[rid], r.engine.max_batched_tokens) if take is None else take)
+    return fits
 
 
 def refused_for(r: Any, req: Any, steps: int) -> int:
@@ -195,6 +203,9 @@ def refused_for(r: Any, req: Any, steps: int) -> int:
     taken = (r.held() + r.n_dec * (g - r.g)) + state.ratios(steps)[:-1] * to_go  # (the run decays by all)
     rid = r.waiting[0]
     fits = state.need(req.todo[rid], req.left[rid] + 1) < r.capacity - taken
+    if r.slide is not None:  # split pools: its first chunk in the sliding one too (sglang_fits)
+        need = r.slide.budget(min(req.todo[rid], r.engine.max_batched_tokens))
+        fits &= need <= r.slide.free_ahead(r, g - r.g)
     first = int(np.argmax(fits)) if len(fits) else 0
     return first + 1 if len(fits) and fits[first] else steps
 
@@ -227,20 +238,20 @@ def _fits_to_completion_for(r: Any, req: Any, steps: int) -> int:
     return steps
 
 
-def retract(r: Any, req: Any) -> None:
+def retract(r: Any, req: Any, sliding: bool = False) -> None:
     """(SGLang) When the next decode step's tokens do not fit, retract the decoding sequences
     with the fewest output tokens (the longest prompt first among equals), at least one, until
     it fits; they recompute and join the end of the queue. The ratio is then recomputed."""
     state = r.sglang
     assert state is not None
-    if r.held() + r.n_dec <= r.capacity or r.n_dec <= 1:
+    if not _overflows(r, sliding) or r.n_dec <= 1:
         return
     state.advance(req.version, r.g)
     live = [rid for rid in r.decoding if req.g0[rid] + req.left[rid] > r.g]  # (not completed)
     # output tokens so far: the whole output less the decode steps to go
     so_far = {rid: int(req.output_tokens[rid]) - (req.g0[rid] + req.left[rid] - r.g) for rid in live}
     order = sorted(live, key=lambda rid: (so_far[rid], -int(req.input_tokens[rid])), reverse=True)
-    while len(order) > 1 and (r.held() + r.n_dec > r.capacity or len(order) == len(live)):
+    while len(order) > 1 and (_overflows(r, sliding) or len(order) == len(live)):
         rid = order.pop()
         generated = r.g - req.g0[rid]
         state.stopped(req.g0[rid] + req.left[rid], r.g)
@@ -255,3 +266,13 @@ def retract(r: Any, req: Any) -> None:
     kept = set(order)
     r.decoding = [rid for rid in live if rid in kept]  # (admission order)
     state.retracted([so_far[i] for i in order], [int(req.output_tokens[i]) for i in order])
+
+
+def _overflows(r: Any, sliding: bool) -> bool:
+    """(SGLang) The next decode step's tokens do not fit the pool, or (``sliding``, split pools)
+    either of them (schedule_batch.py ``check_decode_mem``: ``_is_available_size_sufficient`` asks
+    both). SGLang checks them as it prepares a decode batch (scheduler.py ``update_running_batch``,
+    when ``get_new_batch_prefill`` found no prompt to run), so the sliding pool is checked as a
+    decode-only step is planned (:meth:`~genmodel._scheduler.Replica.plan`), the full one, as
+    before, once a step is committed."""
+    return r.held() + r.n_dec > r.capacity or (sliding and r.slide is not None and r.slide.free(r) < r.n_dec)

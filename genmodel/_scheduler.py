@@ -51,7 +51,7 @@ from genmodel._preemption import CacheSeen, cache_hits, evict, preempt_overflow,
 from genmodel._preemption import refused_for as cached_refused_for
 from genmodel._stepcost import StepCostTable
 from genmodel._swaplink import SwapLink
-from genmodel._windowkv import WindowKv
+from genmodel._windowkv import SlidingPool, WindowKv
 
 #: skip through runs of decode-only steps, each costed and applied as the step-by-step loop would
 #: (False: every step is planned and committed on its own, the reference the runs must match)
@@ -104,12 +104,14 @@ class Replica:
         capacity_tokens: int,
         swap: SwapLink | None = None,
         window: WindowKv | None = None,
+        slide: SlidingPool | None = None,
     ) -> None:
         self.index = index
         self.engine = engine
         self.table = table
         self.capacity = capacity_tokens
         self.window = window  # what sliding-window layers free of the decoding sequences (None: nothing)
+        self.slide = slide  # (SGLang) its sliding-window pool beside the full one counted by capacity
         # SGLang: admission by its decaying new_token_ratio (genmodel/_newtokens.py), not a fixed reservation
         rule = engine.new_token_ratio if engine.admission == "reserve" else None
         self.sglang = RatioState(rule) if rule is not None else None
@@ -221,6 +223,8 @@ class Replica:
             self.preempted, self.held_back = False, bool(self.waiting)
         else:
             self._admit_waiting(req, now, budget)
+        if self.slide is not None and not self.chunks:  # (SGLang) a decode step: both pools must hold it
+            retract(self, req, sliding=True)
         self.refused = self.kv_refusals > refusals
         self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
         self.seen = None
@@ -281,7 +285,7 @@ class Replica:
         if take == 0:
             return False
         if self.sglang is not None:
-            fits = sglang_fits(self, req, rid)
+            fits = sglang_fits(self, req, rid, take)
         else:
             fits = held + self._planned() + hits + self._need(req, rid, take) <= self.capacity
         if not fits:
@@ -317,7 +321,7 @@ class Replica:
         tokens = req.past0[rid]
         held = max(self.used(), self.held()) if self.can_overflow else self.used()
         need = self._need(req, rid, tokens)
-        if held + need > self.capacity:
+        if held + need > self.capacity or (self.slide is not None and need > self.slide.free(self)):
             return False
         self.waiting.popleft()
         self.running += 1
@@ -358,6 +362,8 @@ class Replica:
         take = self._take(req.todo[rid] - req.done[rid], budget)
         if take and not self.reserve and self.used() + self._planned() + take > self.capacity:
             take = 0  # on-demand: the chunk's blocks are not free (a decode must complete first)
+        elif take and self.slide is not None and self._planned() + take > self.slide.free(self):
+            take = 0  # (SGLang) nor in the sliding pool
         if take:
             if self.sglang is not None and req.done[rid] + take >= req.todo[rid]:
                 self.round_out += min(req.left[rid] + 1, self.sglang.clip)  # its output, with the last chunk
@@ -446,8 +452,9 @@ class Replica:
         self.last_decode_s = now
         self.g += steps
         self.past_sum += n * steps
-        if self.window is not None:
-            self.window.advance(self.g)
+        for kv in (self.window, self.slide):
+            if kv is not None:
+                kv.advance(self.g)
         heap = self.heap
         if self.sglang is not None:
             self.sglang.advance(req.version, self.g)
@@ -478,8 +485,9 @@ class Replica:
         past = req.past0[rid] + self.g - req.g0[rid]
         self.n_dec -= 1
         self.past_sum -= past
-        if self.window is not None:
-            self.window.leave(rid, past, self.g)
+        for kv in (self.window, self.slide):
+            if kv is not None:
+                kv.leave(rid, past, self.g)
 
     def release(self, req: Requests, rid: int) -> None:
         """``rid`` stops running here (completed, preempted or retracted): its reservation is freed."""
@@ -510,8 +518,9 @@ class Replica:
 
     def _started(self, req: Requests, rid: int, past: int) -> None:
         """``rid`` decodes from now on, with ``past`` tokens cached."""
-        if self.window is not None:
-            self.window.enter(rid, past, self.g)
+        for kv in (self.window, self.slide):
+            if kv is not None:
+                kv.enter(rid, past, self.g)
         self.decoding.append(rid)
         done_at = self.g + req.left[rid]
         heapq.heappush(self.heap, (done_at, rid, req.version[rid]))
@@ -530,6 +539,8 @@ class Replica:
         k = self.heap[0][0] - self.g if self.heap else 1 << 60
         if self.can_overflow:
             k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))
+        if self.slide is not None:
+            k = min(k, self.slide.safe_steps(self))
         if (self.refused or self.seen is not None) and k >= 2:
             k = self._refused_for(req, min(k, RUN_STEPS))
         return k

@@ -66,7 +66,7 @@ from genmodel._swaplink import swap_link
 from genmodel._symmetry import replica_classes
 from genmodel._system import System
 from genmodel._units import GB
-from genmodel._windowkv import WindowKv
+from genmodel._windowkv import SlidingPool, WindowKv, sliding_pool
 from genmodel._workload import Precision
 
 
@@ -151,7 +151,9 @@ def simulate_serving(
     if arrivals.kind == "closed" and not timeline:
         classes = replica_classes(arrivals.per_client(), plan.dp, *lengths)
     stepped = range(plan.dp) if classes is None else classes.representatives
-    made = {i: Replica(i, engine, table, capacity, swap, setup.window_kv()) for i in stepped}
+    made = {
+        i: Replica(i, engine, table, capacity, swap, setup.window_kv(), setup.sliding_pool()) for i in stepped
+    }
     groups = [list(made.values())] if lockstep else [[r] for r in made.values()]
     weights = None if classes is None or not lockstep else list(classes.weights().values())
     samples: list[list[_Sample]] | None = [[] for _ in groups] if timeline else None
@@ -187,17 +189,22 @@ class ReplicaSetup:
     """What the replicas of one deployment share: its system (ideal when asked), KV tokens per
     replica, KV bytes per token per device, the step-cost table, and (where the engine's pool frees
     the blocks a sliding window leaves behind) the sliding-window layers' share of a token's KV
-    bytes and the tokens they keep of a sequence."""
+    bytes and the tokens they keep of a sequence; (SGLang's split pools) its sliding pool's arguments."""
 
     system: System
     capacity: int
     token_bytes: float
     table: StepCostTable
     swa: tuple[float, int] | None = None
+    sliding: tuple[int, int, int] | None = None
 
     def window_kv(self) -> WindowKv | None:
         """A replica's own count of what its sliding-window layers free (None: they free nothing)."""
         return None if self.swa is None else WindowKv(*self.swa)
+
+    def sliding_pool(self) -> SlidingPool | None:
+        """A replica's own sliding pool beside its full one (None: one pool)."""
+        return None if self.sliding is None else SlidingPool(*self.sliding)
 
 
 def setup_replicas(
@@ -267,7 +274,8 @@ def setup_replicas(
             eager_blocks=eager_block_kernels(engine),
         )
     graphs = engine.cuda_graphs(plan.server_gpus(moe=model.moe is not None))
-    return ReplicaSetup(system, capacity, token_bytes, table.graphed_up_to(*graphs), swa)
+    sliding = sliding_pool(model, engine.kv_pool, capacity, engine.kv_block_tokens)
+    return ReplicaSetup(system, capacity, token_bytes, table.graphed_up_to(*graphs), swa, sliding)
 
 
 def _window(model: ModelSpec, engine: Engine, tp: int) -> tuple[float, int] | None:

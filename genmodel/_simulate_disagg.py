@@ -318,6 +318,7 @@ class _Simulation:
                     setup.capacity,
                     None if is_prefill else swap,
                     setup.window_kv(),
+                    setup.sliding_pool(),
                 )
                 for i in range(dp)
             ]

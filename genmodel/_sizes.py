@@ -25,6 +25,7 @@ import math
 
 from genmodel._attention import AttentionStep, SlidingWindow
 from genmodel._model import LOGIT_BYTES, ModelSpec, attention_params_per_device
+from genmodel._newtokenratio import SGLANG_SWA_EVICTION_INTERVAL
 from genmodel._parallel import Plan
 from genmodel._units import Num, maximum, minimum
 from genmodel._workload import Precision
@@ -155,6 +156,35 @@ def split_kv_scale(model: ModelSpec, swa_ratio: float | None, tp: Num = 1) -> fl
     if swa_ratio is None or not model.num_sliding_window_layers:
         return 1.0
     return 1.0 - (1.0 - swa_ratio) * sliding_kv_share(model, tp)
+
+
+def sglang_sliding_keep(window: int, page: int, multiplier: float) -> int:
+    """Generated tokens a decoding request keeps in SGLang's sliding pool, on average: its eviction
+    (schedule_batch.py ``_evict_swa``, called every ``interval`` = ``multiplier`` x ``window`` decode
+    steps, in whole pages) frees what lies before ``seqlen - 1 - window - page``, so the request keeps
+    from ``window + page + 1`` to ``window + page + interval`` of them; the mean, rounded up
+    (:class:`~genmodel._windowkv.SlidingPool`)."""
+    interval = max(page, int(window * multiplier) // page * page)
+    return window + page + -(-interval // 2)
+
+
+def sliding_bind(
+    model: ModelSpec, swa_ratio: float | None, input_tokens: int, output_tokens: int, held: int
+) -> float:
+    """How many times its full-pool tokens a running sequence costs under SGLang's split pools
+    (``KvPool.swa_ratio``), the sliding pool binding first (1 where the full pool binds, and without
+    split pools or sliding-window layers): the steady state's sequence holds ``input_tokens + held``
+    tokens of the full pool and, of the sliding one (``swa_ratio`` x as many tokens), its whole prompt
+    and the mean of min(generated, keep) over its decode, the generated tokens spread evenly over
+    0 .. ``output_tokens`` (keep: :func:`sglang_sliding_keep` at SGLang's page size 1 and default
+    interval). The closed form's counterpart of the simulation's check of both pools
+    (:class:`~genmodel._windowkv.SlidingPool`)."""
+    if swa_ratio is None or not model.num_sliding_window_layers:
+        return 1.0
+    assert model.sliding_window is not None
+    keep, out = sglang_sliding_keep(model.sliding_window, 1, SGLANG_SWA_EVICTION_INTERVAL), output_tokens
+    generated = out / 2 if out <= keep else keep - keep * keep / (2 * out)
+    return max(1.0, (input_tokens + generated) / (swa_ratio * (input_tokens + held)))
 
 
 def sliding_kv_share(model: ModelSpec, tp: Num = 1) -> float:

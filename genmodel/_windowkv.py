@@ -19,8 +19,14 @@ from __future__ import annotations
 
 import heapq
 import math
+from typing import Any
 
 import numpy as np
+
+from genmodel._engines import KvPool
+from genmodel._model import ModelSpec
+from genmodel._newtokenratio import SGLANG_SWA_EVICTION_INTERVAL
+from genmodel._sizes import sglang_sliding_keep
 
 
 class WindowKv:
@@ -29,10 +35,13 @@ class WindowKv:
 
     def __init__(self, share: float, keep: int) -> None:
         self.share, self.keep = share, keep
-        self.young: dict[int, tuple[int, int]] = {}  # rid -> (g at which it reaches keep, past0 - g0)
+        self.young: dict[
+            int, tuple[int, int]
+        ] = {}  # rid -> (g at which it reaches its keep, past0 - g0 - keep)
         self.heap: list[tuple[int, int]] = []
+        self.keeps: dict[int, int] = {}  # rid -> its own keep, where not ``keep``
         self.n_old = 0
-        # the old ones are past keep by old_base + n_old * g tokens in all (old_base: their past0 - g0 - keep)
+        # the old ones are past their keep by old_base + n_old * g tokens in all (old_base: past0 - g0 - keep)
         self.old_base = 0
 
     def saved(self, g: int) -> int:
@@ -50,7 +59,7 @@ class WindowKv:
         )
         crosses = np.array([c for c, _ in young], dtype=np.int64)
         offsets = np.zeros(len(young) + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum([e - self.keep for _, e in young], dtype=np.int64)
+        offsets[1:] = np.cumsum([e for _, e in young], dtype=np.int64)
         crossed = np.searchsorted(crosses, gs, side="right")  # the young ones old by then
         n = self.n_old + crossed
         past = self.old_base + offsets[crossed] + n * gs
@@ -60,21 +69,27 @@ class WindowKv:
         """What one sequence of ``tokens`` cached tokens does not hold."""
         return math.floor(self.share * max(tokens - self.keep, 0))
 
-    def enter(self, rid: int, past: int, g: int) -> None:
-        """``rid`` decodes from step ``g`` on, with ``past`` tokens cached."""
-        if past >= self.keep:
-            self.n_old += 1
-            self.old_base += past - g - self.keep
+    def enter(self, rid: int, past: int, g: int, keep: int | None = None) -> None:
+        """``rid`` decodes from step ``g`` on, with ``past`` tokens cached; ``keep``: the tokens
+        it keeps (None: :attr:`keep`)."""
+        if keep is None:
+            keep = self.keep
         else:
-            cross = g + self.keep - past
-            self.young[rid] = (cross, past - g)
+            self.keeps[rid] = keep
+        if past >= keep:
+            self.n_old += 1
+            self.old_base += past - g - keep
+        else:
+            cross = g + keep - past
+            self.young[rid] = (cross, past - g - keep)
             heapq.heappush(self.heap, (cross, rid))
 
     def leave(self, rid: int, past: int, g: int) -> None:
         """``rid`` stops decoding at step ``g`` (completed, preempted or retracted), ``past`` cached."""
+        keep = self.keeps.pop(rid, self.keep)
         if self.young.pop(rid, None) is None:
             self.n_old -= 1
-            self.old_base -= past - g - self.keep
+            self.old_base -= past - g - keep
 
     def advance(self, g: int) -> None:
         """The counter reached ``g``: the young sequences that reached ``keep`` are old."""
@@ -85,4 +100,85 @@ class WindowKv:
             if entry is not None and entry[0] == cross:
                 del self.young[rid]
                 self.n_old += 1
-                self.old_base += entry[1] - self.keep
+                self.old_base += entry[1]
+
+
+class SlidingPool(WindowKv):
+    """SGLang's sliding-window pool beside its full-layer one (``Engine.swa_pool`` "split"), in
+    tokens, and what the running sequences hold of it.
+
+    Modelling assumptions (SGLang 0.5 with its radix cache, page size 1):
+    - The pool holds ``ratio`` x the full pool's tokens (``set_num_tokens_hybrid_swa``).
+    - A sequence still prefilling holds its computed tokens there, as in the full pool.
+    - A decoding sequence holds its whole prompt (the radix tree owns it, and the request's lock on
+      its last node covers the sliding pool of every node back to one window: a prompt of one
+      chunk is one node; mem_cache/swa_radix_cache.py ``SWARadixCache.inc_lock_ref``, and
+      ``_evict_swa`` frees nothing below ``cache_protected_len``) and of its generated tokens those
+      SGLang has not evicted: ``ScheduleBatch.maybe_evict_swa`` calls ``_evict_swa(req, seqlen - 1)``
+      every ``interval`` decode steps of the request (``decode_batch_idx % interval == 1``), which
+      frees what lies before ``seqlen - 1 - window - page`` (sglang PR 17220, "Evict swa kv cache
+      during decoding", and PR 22645's interval knob). Between two evictions a sequence keeps from
+      window + page + 1 to window + page + interval of its generated tokens: the model keeps their
+      mean, ``window + page + interval / 2`` (rounded up), the phases of many sequences being spread.
+    - The sliding pool's tokens a sequence holds are counted as :class:`WindowKv` counts vLLM's
+      (share 1, each sequence its own keep: its prompt plus the generated tokens kept).
+    - Admission asks the pool for a request's first chunk, at least a window, and a page beside
+      this step's chunks (:meth:`admits`; ``PrefillAdder.rem_swa_tokens`` of SGLang 0.5 in 2026: the
+      sliding pool's own budget, without the ratio's reservation, which ``rem_total_tokens`` charges
+      the full pool alone); a decode step retracts until both pools hold its tokens
+      (:func:`genmodel._newtokens.retract`). Nothing reserves the sliding growth of the sequences
+      admitted, so where the sliding pool binds admission fills it and decode steps retract (SGLang
+      PR 30013 reports the pool saturating and requests retracted on such workloads).
+    - A prompt of several chunks is held whole (SGLang locks only the last nodes back to a window),
+      and a prefilling sequence's earlier chunks are not freed: both over-count long prompts.
+    """
+
+    def __init__(
+        self, capacity: int, window: int, page: int, multiplier: float = SGLANG_SWA_EVICTION_INTERVAL
+    ) -> None:
+        super().__init__(1.0, sglang_sliding_keep(window, page, multiplier))
+        self.capacity, self.window, self.page = capacity, window, page
+
+    def enter(self, rid: int, past: int, g: int, keep: int | None = None) -> None:
+        """``rid`` decodes from step ``g`` on, with ``past`` tokens (its prompt) cached."""
+        super().enter(rid, past, g, past + self.keep if keep is None else keep)
+
+    def free(self, r: Any) -> int:
+        """Tokens of the pool free beside replica ``r``'s running sequences (a
+        :class:`~genmodel._scheduler.Replica`: those prefilling hold their computed tokens, those
+        decoding what :class:`WindowKv` leaves)."""
+        return self.capacity - (int(r.held()) - self.saved(int(r.g)))
+
+    def budget(self, take: int) -> int:
+        """What admitting a request whose first chunk is ``take`` tokens asks of the pool: the chunk,
+        at least a window (its decode's), and a page (schedule_policy.py
+        ``PrefillAdder._swa_budget_for_req``)."""
+        return max(take, self.window) + self.page
+
+    def admits(self, r: Any, take: int) -> bool:
+        """The pool holds a new request's :meth:`budget` beside the running sequences and the
+        budgets of this step's chunks (``PrefillAdder.rem_swa_tokens``, its offset charged by
+        ``_update_prefill_budget`` for every chunk admitted or continued)."""
+        step = sum(self.budget(t) for t, _ in r.chunks)
+        return self.budget(take) <= self.free(r) - step
+
+    def free_ahead(self, r: Any, steps: np.ndarray) -> np.ndarray:
+        """:meth:`free` after each of ``steps`` more decode steps of the same sequences."""
+        free: np.ndarray = self.capacity - (r.held() + r.n_dec * steps - self.saved_ahead(r.g + steps))
+        return free
+
+    def safe_steps(self, r: Any) -> int:
+        """Decode steps of the same sequences (at least one) after none of which the next decode
+        step's tokens overflow the pool: only the sequences not yet past their keep grow it."""
+        if not self.young:
+            return 1 << 60
+        return max((self.free(r) - int(r.n_dec)) // len(self.young), 1)
+
+
+def sliding_pool(model: ModelSpec, pool: KvPool, capacity: int, page: int) -> tuple[int, int, int] | None:
+    """(sliding pool tokens, window, page) of SGLang's split pools beside a full pool of
+    ``capacity`` tokens (:class:`SlidingPool`'s arguments); None without split pools or sliding layers."""
+    if pool.swa_ratio is None or not model.num_sliding_window_layers:
+        return None
+    assert model.sliding_window is not None
+    return int(capacity * pool.swa_ratio), model.sliding_window, page
