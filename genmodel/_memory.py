@@ -383,8 +383,9 @@ class _Footprint:
             return total, max(total - seqs * recent, 0.0)
 
         kv, kv_forced = kv_replica(self.kv_model)
-        act = self.extras.step_activation_bytes
-        if act is None:
+        profiled = self.extras.step_activation_bytes  # (an engine's pool: its profile run's)
+        act: Num = profiled if profiled is not None else 0.0
+        if profiled is None:
             act = activation_bytes_per_device(
                 model,
                 self.precision,

@@ -6,6 +6,7 @@ MoE models, for each engine, with and without attention DP and AIConfigurator's 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -76,11 +77,10 @@ def test_the_tensorrt_llm_outlier_now_agrees() -> None:
     the closed form gave 0.645 s of TTFT against 17.9 s simulated (0.036x; 32 clients a rank, the
     32nd waiting a whole request). With the pool both take from genmodel._kvpool: 18.1 s against
     17.9 s; within 1.25x here, and the two report the same most running sequences."""
-    kw = {"tp": 1, "ep": 2, "dp": 2, "weight_dtype": "fp8", "kv_dtype": "fp8", "engine": "trtllm"}
-    lengths = {"input_tokens": 4096, "output_tokens": 16384, "concurrency": 64}
+    kw: dict[str, Any] = {"tp": 1, "ep": 2, "dp": 2, "weight_dtype": "fp8", "kv_dtype": "fp8"}
+    kw.update(engine="trtllm", input_tokens=4096, output_tokens=16384, concurrency=64)
     sim, closed = (
-        genmodel.estimate("qwen3-235b-a22b", "b200", serving=s, **kw, **lengths)
-        for s in ("simulated", "closed-form")
+        genmodel.estimate("qwen3-235b-a22b", "b200", serving=s, **kw) for s in ("simulated", "closed-form")
     )
     assert sim.serving is not None and closed.serving is not None
     assert closed.serving.max_running == sim.serving.max_running < 64
