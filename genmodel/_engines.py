@@ -7,17 +7,15 @@ Modelling assumptions:
   step with decode tokens (mixed) or run in steps of their own (prefill first), how KV memory is
   admitted ("reserve" the whole sequence, or "on-demand" as tokens arrive) and what happens when it
   runs out (preempt and "recompute", or "swap" to the offload tier), and the order of the queue.
-- The KV pool is genmodel's usable memory less weights and activations (the memory model): the
-  engines' own memory fractions (vLLM ``gpu_memory_utilization`` 0.9, SGLang
-  ``mem_fraction_static``, TensorRT-LLM ``free_gpu_memory_fraction`` 0.9) are what genmodel's
-  ``usable_memory_frac`` stands for. vLLM's and SGLang's are fractions of the device's memory;
-  TensorRT-LLM's is a fraction of the memory left free after the weights are loaded
-  (``kv_fraction_of`` "free"), so its pool is larger by that fraction's complement of the weights.
-- The per-step CPU overhead is the device's ``step_overhead_s`` unless an engine sets one. An
-  engine that schedules a step while the one before it runs (``overlap_scheduler``: TensorRT-LLM's
-  overlap scheduler, SGLang's overlap schedule, vLLM's async scheduling) keeps it: the overlap
-  changes which step an arrival can join, and no source splits the fitted overhead into the host
-  work the overlap hides and the rest.
+- The KV pool is the usable memory less the weights and the activations of the engine's profile run at its
+  token budget and ``max_num_seqs`` (:func:`~genmodel._kvpool.engine_pool`, one size for both serving models).
+  The engines' own memory fractions (vLLM ``gpu_memory_utilization`` 0.9, SGLang ``mem_fraction_static``,
+  TensorRT-LLM ``free_gpu_memory_fraction`` 0.9) are genmodel's ``usable_memory_frac``: of the device's
+  memory, TensorRT-LLM's of the memory the weights leave free (``kv_fraction_of`` "free").
+- The per-step CPU overhead is the device's ``step_overhead_s`` unless an engine sets one. An engine that
+  schedules a step while the one before it runs (``overlap_scheduler``: TensorRT-LLM's overlap scheduler,
+  SGLang's overlap schedule, vLLM's async scheduling) keeps it: the overlap changes which step an arrival can
+  join, and no source splits the fitted overhead into the host work the overlap hides and the rest.
 - A step that carries prefill tokens runs outside the CUDA graphs that replay decode-only steps
   (TensorRT-LLM, SGLang): it takes at least the host time of launching its kernels,
   ``prefill_launch_s`` per kernel (:mod:`genmodel._hostcost`); vLLM V1 captures such steps in
@@ -52,7 +50,7 @@ SWA_POOLS = ("full", "window", "split")  # what the KV pool keeps of a sliding-w
 @dataclass(frozen=True, slots=True)
 class KvPool:
     """How an engine sizes and fills its KV pool (:attr:`Engine.kv_pool`): what its usable-memory fraction is
-    a fraction of (``fraction_of``, as :func:`~genmodel._memory.pool_device` takes it) and what a running
+    a fraction of (``fraction_of``, as :func:`~genmodel._kvpool.pool_device` takes it) and what a running
     sequence holds of the pool (:meth:`held_output_tokens`). The default is whole sequences in a fraction of
     the device (:data:`WHOLE_SEQUENCES`)."""
 
@@ -65,6 +63,7 @@ class KvPool:
     #: engine is named: the static memory's window); None = all (:func:`~genmodel._sizes.pool_kv_model`)
     swa_slack: int | None = 0
     swa_ratio: float | None = None  # SGLang's split pools: sliding tokens per full-pool token (None: one)
+    profile_step: tuple[int, int] | None = None  # budget, most seqs of its profile run; None: no engine
 
     def held_output_tokens(self, output_tokens: int) -> int:
         """The output tokens a running sequence holds in the KV pool, on average over its life.
@@ -116,7 +115,7 @@ class Engine:
             retracts and re-queues as SGLang's does (:mod:`genmodel._newtokens`); None = fixed.
         kv_fraction_of: what the usable-memory fraction is a fraction of: the "device"'s memory
             (vLLM, SGLang) or the memory "free" after the weights are loaded (TensorRT-LLM's
-            ``free_gpu_memory_fraction``), :func:`~genmodel._memory.pool_device`.
+            ``free_gpu_memory_fraction``), :func:`~genmodel._kvpool.pool_device`.
         memory_fraction: the engine's memory fraction (of what ``kv_fraction_of`` says) where a
             harness sets one other than the engine's default; None = the device's
             ``usable_memory_frac`` (0.9: vLLM's ``gpu_memory_utilization``, TensorRT-LLM's
@@ -304,10 +303,11 @@ class Engine:
     def kv_pool(self) -> KvPool:
         """How this engine sizes and fills its KV pool (the closed form's and the search's view)."""
         rule = self.new_token_ratio if self.admission == "reserve" else None
-        frac = self.reserve_output_frac
         slack = self.kv_block_tokens if self.swa_pool == "window" else None
         ratio = SGLANG_SWA_FULL_TOKENS_RATIO if self.swa_pool == "split" else None
-        return KvPool(self.admission, frac, self.kv_fraction_of, self.memory_fraction, rule, slack, ratio)
+        step = (self.max_batched_tokens, self.max_num_seqs)  # what its profile run takes (genmodel._kvpool)
+        fraction = (self.kv_fraction_of, self.memory_fraction)
+        return KvPool(self.admission, self.reserve_output_frac, *fraction, rule, slack, ratio, step)
 
     def replace(self, **changes: Any) -> Engine:
         """This engine with some knobs changed (None values are ignored)."""

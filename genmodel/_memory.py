@@ -27,6 +27,7 @@ from typing import Any
 from genmodel._engines import WHOLE_SEQUENCES, KvPool
 from genmodel._errors import InfeasibleError, require_ints
 from genmodel._hardware import AttachedTier, Device
+from genmodel._kvpool import engine_pool
 from genmodel._model import ModelSpec
 from genmodel._options import KV_BLOCK_TOKENS, NO_OFFLOAD, Offload
 from genmodel._parallel import Plan
@@ -118,6 +119,9 @@ class MemoryExtras:
     offload: Offload = NO_OFFLOAD
     sharing: int = 1
     kv_scale: float = 1.0
+    #: the activations an engine's profile run takes off the memory before it sizes the KV pool
+    #: (:func:`~genmodel._kvpool.engine_pool`), in place of the batch's own; None: the batch's
+    step_activation_bytes: float | None = None
 
     def __post_init__(self) -> None:
         require_ints(kv_block_tokens=self.kv_block_tokens, sharing=self.sharing)
@@ -380,13 +384,16 @@ class _Footprint:
             return total, max(total - seqs * recent, 0.0)
 
         kv, kv_forced = kv_replica(self.kv_model)
-        act = activation_bytes_per_device(
-            model,
-            self.precision,
-            plan,
-            seqs_per_replica=seqs,
-            prefill_tokens=seqs * self.input_tokens / plan.cp,
-        )
+        profiled = self.extras.step_activation_bytes  # (an engine's pool: its profile run's)
+        act: Num = profiled if profiled is not None else 0.0
+        if profiled is None:
+            act = activation_bytes_per_device(
+                model,
+                self.precision,
+                plan,
+                seqs_per_replica=seqs,
+                prefill_tokens=seqs * self.input_tokens / plan.cp,
+            )
         if self.kv_draft is not None:
             draft_kv, draft_forced = kv_replica(self.kv_draft)
             kv += draft_kv
@@ -560,34 +567,6 @@ def _max_batch(footprint: _Footprint) -> int:
     return lo * plan.dp
 
 
-def pool_device(
-    device: Device, weights_bytes: float, fraction_of: str, fraction: float | None = None
-) -> Device:
-    """``device`` as an engine whose usable-memory fraction is a fraction of ``fraction_of`` sees it.
-
-    "device": unchanged (vLLM's ``gpu_memory_utilization``, SGLang's ``mem_fraction_static``: a
-    fraction f of the device's memory holds weights, activations and KV cache). "free": the
-    fraction is of the memory the weights leave free (TensorRT-LLM's ``free_gpu_memory_fraction``),
-    so the engine may use f (M - W) + W = the device's memory times f + (1 - f) W / M; the KV pool
-    (usable less weights and activations) grows by (1 - f) W.
-
-    Source: TensorRT-LLM docs, "How to Change KV Cache Behavior" (examples/kvcacheconfig): the
-    default free_gpu_memory_fraction 0.9 "means TensorRT LLM will try to allocate 90% of free GPU
-    memory for KV cache". ``fraction``: the engine's fraction where it is not the device's
-    ``usable_memory_frac`` (:attr:`~genmodel._engines.Engine.memory_fraction`).
-    """
-    if fraction is not None:
-        eff = dataclasses.replace(device.efficiency, usable_memory_frac=fraction)
-        device = dataclasses.replace(device, efficiency=eff)
-    if fraction_of == "device":
-        return device
-    eff = device.efficiency
-    total = device.memory_capacity_bytes - device.os_reserve_bytes
-    share = min(max(weights_bytes / total, 0.0), 1.0) if total > 0 else 0.0
-    frac = eff.usable_memory_frac + (1 - eff.usable_memory_frac) * share
-    return dataclasses.replace(device, efficiency=dataclasses.replace(eff, usable_memory_frac=frac))
-
-
 def engine_max_batch(
     model: ModelSpec,
     device: Device,
@@ -602,8 +581,10 @@ def engine_max_batch(
     """(``device`` as the engine's KV pool sees it, the most sequences it runs at once, the output
     tokens each holds): one whole sequence per replica must fit, and each running sequence holds its
     prompt and what the engine's admission keeps of its output (``pool``,
-    :meth:`~genmodel._engines.KvPool.held_output_tokens`), in the memory :func:`pool_device` gives
-    the pool's fraction. The default pool is whole sequences: :func:`max_batch`.
+    :meth:`~genmodel._engines.KvPool.held_output_tokens`), in the pool the engine sizes
+    (:func:`~genmodel._kvpool.engine_pool`: the memory its fraction gives less the weights and its
+    profile run's activations, as the simulation's). The default pool is whole sequences beside the
+    running batch's activations: :func:`max_batch`.
 
     Raises:
         InfeasibleError: not even one whole sequence per replica fits.
@@ -617,12 +598,18 @@ def engine_max_batch(
     model = pool_kv_model(model, pool.swa_slack)
     if scale != 1.0:
         extras = dataclasses.replace(extras, kv_scale=scale)
-    if pool.fraction_of != "device" or pool.memory_fraction is not None:
-        weights = _Footprint(model, device, plan, precision, **whole, extras=extras).use(plan.dp)
-        device = pool_device(device, weights.weights_bytes_per_device, pool.fraction_of, pool.memory_fraction)
-    footprint = _Footprint(
-        model, device, plan, precision, input_tokens=input_tokens, output_tokens=output_tokens, extras=extras
+    # the pool both serving models size (genmodel._kvpool): the memory of the engine's fraction less
+    # the weights and its profile run's activations
+    base = _Footprint(model, device, plan, precision, **whole, extras=extras)
+    weights = float(base.weights)
+    size = engine_pool(
+        model, device, plan, precision, pool, weights_bytes=weights, prompt_tokens=input_tokens
     )
+    if size.activation_bytes is not None:
+        extras = dataclasses.replace(extras, step_activation_bytes=size.activation_bytes)
+    same = size.device is device  # (then the length-free part is the base's)
+    device = size.device
+    footprint = _Footprint(model, device, plan, precision, base if same else None, **whole, extras=extras)
     if held < output_tokens:  # (one whole sequence must fit; the pool holds less of each)
         _require_one(footprint)
         extras = dataclasses.replace(extras, kv_scale=extras.kv_scale * bind) if bind > 1 else extras

@@ -10,7 +10,8 @@ Modelling assumptions:
   step in lockstep: each step takes as long as the slowest replica's. Replicas whose schedule
   another's repeats (closed loops of fixed lengths) are stepped once (:mod:`genmodel._symmetry`).
 - The KV pool of a replica is the device's usable memory less the weights and the activations of
-  a full step (:func:`~genmodel._sizes.activation_bytes_per_device`), in tokens of KV per device.
+  the engine's profile run, a full step (:func:`~genmodel._kvpool.engine_pool`, the closed form's
+  pool too), in tokens of KV per device.
 - Latencies: TTFT = first token - arrival; TPOT per request = (finish - first token) / (output - 1);
   ITL per token, weighted by the decode tokens of each step (the time since the replica's last
   decode step); e2e = finish - arrival. Warm-up requests are excluded from every figure. The
@@ -39,8 +40,9 @@ from genmodel._arrivals import Arrivals, Lengths, requests_of
 from genmodel._engines import Engine, eager_block_kernels, rank_engine
 from genmodel._errors import InfeasibleError, require_ints
 from genmodel._hardware import AttachedTier, Device
+from genmodel._kvpool import engine_pool
 from genmodel._lockstep import lockstep
-from genmodel._memory import max_batch, memory_use, pool_device
+from genmodel._memory import NO_EXTRAS, MemoryExtras, max_batch, memory_use
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
@@ -55,12 +57,7 @@ from genmodel._simfigures import (
     request_figures,
 )
 from genmodel._simresult import RequestRecords, SimulationResult, Timeline
-from genmodel._sizes import (
-    activation_bytes_per_device,
-    kv_bytes_per_sequence,
-    sliding_kv_share,
-    split_kv_scale,
-)
+from genmodel._sizes import kv_bytes_per_sequence, sliding_kv_share, split_kv_scale
 from genmodel._stepcost import StepCostTable, check_simulable
 from genmodel._swaplink import swap_link
 from genmodel._symmetry import replica_classes
@@ -247,7 +244,7 @@ def setup_replicas(
     device = system.device
     n_in, n_out = input_tokens_max, output_tokens_max
     max_batch(model, device, plan, precision, input_tokens=n_in, output_tokens=n_out, extras=extras)
-    capacity, token_bytes = _kv_pool(model, device, plan, precision, engine, extras_input=n_in)
+    capacity, token_bytes = _kv_pool(model, device, plan, precision, engine, extras_input=n_in, extras=extras)
     swa = _window(model, engine, plan.tp)
     need = n_in + n_out + 2 * engine.kv_block_tokens
     if capacity < need:
@@ -297,24 +294,24 @@ def _most_running(arrivals: Arrivals, engine: Engine, plan: Plan, capacity: int)
 
 
 def _kv_pool(
-    model: ModelSpec, device: Device, plan: Plan, precision: Precision, engine: Engine, *, extras_input: int
+    model: ModelSpec,
+    device: Device,
+    plan: Plan,
+    precision: Precision,
+    engine: Engine,
+    *,
+    extras_input: int,
+    extras: MemoryExtras = NO_EXTRAS,
 ) -> tuple[int, float]:
-    """(KV tokens one replica's pool holds, KV bytes per token per device): usable memory less the
-    weights and a full step's activations."""
-    one = memory_use(
-        model, device, plan, precision, batch=plan.dp, input_tokens=extras_input, output_tokens=1
-    )
-    act = activation_bytes_per_device(
-        model,
-        precision,
-        plan,
-        seqs_per_replica=engine.max_num_seqs,
-        prefill_tokens=max(engine.max_batched_tokens, extras_input),
-    )
-    # an engine whose fraction is of the memory the weights leave free, or another fraction, has more or less
-    seen = pool_device(device, one.weights_bytes_per_device, engine.kv_fraction_of, engine.memory_fraction)
-    extra = seen.usable_memory_bytes - device.usable_memory_bytes
-    pool = one.usable_bytes_per_device + extra - one.weights_bytes_per_device - float(act)
+    """(KV tokens one replica's pool holds, KV bytes per token per device): the pool the engine
+    sizes (:func:`~genmodel._kvpool.engine_pool`, the closed form's too), usable memory less the
+    weights and its profile run's activations, in tokens."""
+    lengths = {"input_tokens": extras_input, "output_tokens": 1}
+    one = memory_use(model, device, plan, precision, batch=plan.dp, **lengths, extras=extras)
+    weights = one.weights_bytes_per_device
+    pool = engine_pool(
+        model, device, plan, precision, engine.kv_pool, weights_bytes=weights, prompt_tokens=extras_input
+    ).kv_bytes
     token_bytes = float(kv_bytes_per_sequence(model, precision, 1.0, tp=plan.tp, pp=plan.pp, cp=plan.cp))
     # SGLang's split pools: a token of its full-layer pool (the one counted) costs less than a whole one
     token_bytes *= split_kv_scale(model, engine.kv_pool.swa_ratio, plan.tp)

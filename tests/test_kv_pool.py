@@ -1,4 +1,4 @@
-"""What each engine's memory fraction is a fraction of (genmodel._memory.pool_device): vLLM's and
+"""What each engine's memory fraction is a fraction of (genmodel._kvpool.pool_device): vLLM's and
 SGLang's of the device's memory, TensorRT-LLM's of the memory the weights leave free; the
 simulation and the closed form size the KV pool the same way."""
 
@@ -10,7 +10,8 @@ import genmodel
 from genmodel import Plan
 from genmodel._enginepresets import engine_preset
 from genmodel._engines import KvPool
-from genmodel._memory import engine_max_batch, max_batch, pool_device
+from genmodel._kvpool import pool_device
+from genmodel._memory import engine_max_batch, max_batch
 from genmodel._workload import Precision
 from genmodel.io import load_hardware, load_model
 

@@ -242,9 +242,12 @@ def test_when_the_kv_pool_limits_the_clients_the_closed_form_follows_the_simulat
     18 s); it now keeps what each admission keeps. A request's whole time, TTFT + (O - 1) TPOT,
     agrees within 5 % (-7 % for vLLM and SGLang while the closed form took the clients spread over
     their progress, whose 61 sequences fit the pool: -2 % and -3 % now that the clients in step
-    outgrow it, genmodel._instep.in_step_batch); TTFT within 2x (1.5x before), since the simulated
+    outgrow it, genmodel._instep.in_step_batch); TTFT within 2.1x (1.5x before), since the simulated
     on-demand engines preempt a part of the clients mid-decode, whose wait is then in their TPOT
-    (+7 %), where the closed form puts it all before the first token."""
+    (+7 %), where the closed form puts it all before the first token (vLLM's; SGLang's is split,
+    genmodel._midwait). vLLM's is 2.04x since both serving models size the pool alike
+    (genmodel._kvpool: 60 sequences at the mean rather than 61 beside the decode batch's
+    activations alone, 1.81x), its whole time -3 %."""
     model = load_model("llama-3.1-70b")
     hw = load_hardware("b200")
     kw = {"concurrency": 64, "input_tokens": 1024, "output_tokens": 8192}
@@ -253,7 +256,7 @@ def test_when_the_kv_pool_limits_the_clients_the_closed_form_follows_the_simulat
     sim = serving_model("simulated", engine=preset).estimate(model, hw, Plan(), precision, **kw)
     closed = serving_model("closed-form", engine=preset).estimate(model, hw, Plan(), precision, **kw)
     assert closed.serving is not None and closed.serving.kv_limited
-    assert abs(math.log(closed.ttft_s / sim.ttft_s)) <= math.log(2.0), (closed.ttft_s, sim.ttft_s)
+    assert abs(math.log(closed.ttft_s / sim.ttft_s)) <= math.log(2.1), (closed.ttft_s, sim.ttft_s)
     whole = [e.ttft_s + (kw["output_tokens"] - 1) * e.tpot_s for e in (closed, sim)]
     assert abs(math.log(whole[0] / whole[1])) <= math.log(1.05), whole
 
