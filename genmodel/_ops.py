@@ -92,6 +92,33 @@ class OpTime:
         return self.op.flops / self.op.bytes
 
 
+def _set_slots_init(cls: type) -> None:
+    """Give the frozen slots dataclass ``cls`` an ``__init__`` that sets each field's slot through
+    the slot's descriptor: the generated one goes through ``object.__setattr__`` per field (frozen),
+    four times the cost, and a plan search makes hundreds of operators and their times per layout.
+    The same signature (fields in order, their defaults) and the same instance; it stays frozen."""
+    fields = dataclasses.fields(cls)
+    if any(f.kw_only or not f.init or f.default_factory is not dataclasses.MISSING for f in fields):
+        raise TypeError(f"{cls.__name__}: only positional fields with plain defaults")  # (none here)
+    namespace: dict[str, object] = {f"_set_{f.name}": getattr(cls, f.name).__set__ for f in fields}
+    params = []
+    for f in fields:
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+    body = "".join(f"\n    _set_{f.name}(self, {f.name})" for f in fields)
+    exec(f"def __init__(self, {', '.join(params)}):{body}", namespace)  # (as dataclasses makes its own)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+    cls.__init__ = init  # type: ignore[misc]
+
+
+_set_slots_init(Op)
+_set_slots_init(OpTime)
+
+
 def _gemm(
     name: str, tokens: Num, k: Num, n: Num, step: Precision, *, count: Num = 1, calls: Num | None = None
 ) -> Op:
@@ -483,6 +510,8 @@ class StepRoofline:
         *sums)`` makes the roofline again)."""
         return tuple(getattr(self, name) for name in _ROOFLINE_SUMS)
 
+
+_set_slots_init(StepRoofline)
 
 #: the fields of :class:`StepRoofline` that sum its operators' times (all but ``times``)
 _ROOFLINE_SUMS = tuple(f.name for f in dataclasses.fields(StepRoofline) if f.name != "times")

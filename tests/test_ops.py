@@ -462,3 +462,24 @@ def test_the_evaluator_stacks_the_gemm_latency_exactly() -> None:
     grid, plain = time_step(ops, device, BF16), roofline_step(ops, device, BF16)
     np.testing.assert_array_equal(grid.memory_s, plain.memory_s)
     np.testing.assert_array_equal(grid.memory_bound_s, plain.memory_bound_s)
+
+
+@pytest.mark.parametrize("cls", [Op, genmodel._ops.OpTime, genmodel._ops.StepRoofline])
+def test_the_fast_init_of_the_search_s_values_keeps_the_dataclass_s_signature_and_freezes(cls: type) -> None:
+    """The operators' and their times' ``__init__`` (set through the slots' descriptors) takes the
+    fields in order with their defaults, as the dataclass made it, and the instance stays frozen."""
+    import inspect
+
+    fields = dataclasses.fields(cls)
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert [p.default for p in params] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields
+    ]
+    values = list(range(len(fields)))
+    made = cls(*values)
+    assert [getattr(made, f.name) for f in fields] == values
+    assert made == cls(**{f.name: v for f, v in zip(fields, values, strict=True)})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.__setattr__(fields[0].name, -1)
+    assert dataclasses.replace(made, **{fields[-1].name: -1}) == cls(*values[:-1], -1)
