@@ -162,18 +162,32 @@ def _decode_reads(ops: list[Any], size: int) -> tuple[Any, Any, Any]:
 
     compute = [t.compute_s for t in ops]
     memory = [t.memory_s for t in ops]
-    moved = [t.op.act_bytes + t.op.kv_bytes for t in ops]
+    acts = [t.op.act_bytes for t in ops]
+    kvs = [t.op.kv_bytes for t in ops]
     reads = [t.op.weight_bytes for t in ops]
-    arrays = (*compute, *memory, *moved)
+    arrays = (*compute, *memory, *acts)
     if (
         {*map(type, reads)} <= {int, float}
         and {*map(type, arrays)} <= {np.ndarray}
-        and {x.shape for x in arrays} <= {(size,)}
+        and {(x.shape, x.dtype.char) for x in arrays} <= {((size,), "d")}
+        and all(
+            (type(kv) is int and kv == 0) or (type(kv) is np.ndarray and kv.shape == (size,)) for kv in kvs
+        )
     ):
-        # (the search's steps: the same conversions and operations on each point, stacked at once)
+        # (the search's steps: the same conversions and operations on each point, stacked at once;
+        # the activation bytes plus the KV bytes of the operators that read the cache, a float64
+        # plus the int 0 elsewhere being the float itself)
         c_d, m_d = np.array(compute, dtype=float), np.array(memory, dtype=float)
+        moved = np.array(acts, dtype=float)
+        for i, kv in enumerate(kvs):
+            if type(kv) is np.ndarray:
+                moved[i] += kv
         read = np.array(reads, dtype=float).reshape(-1, 1)
-        return c_d, m_d, read * m_d / np.maximum(np.array(moved, dtype=float) + read, 1e-300)
+        moved += read
+        np.maximum(moved, 1e-300, out=moved)
+        w_d = read * m_d
+        w_d /= moved
+        return c_d, m_d, w_d
     c_d, m_d, w_d, bytes_d = (np.empty((len(ops), size)) for _ in range(4))
     for i, t in enumerate(ops):
         op = t.op
