@@ -92,17 +92,19 @@ class OpTime:
         return self.op.flops / self.op.bytes
 
 
-def _set_slots_init(cls: type) -> None:
+def set_slots_init(cls: type) -> None:
     """Give the frozen slots dataclass ``cls`` an ``__init__`` that sets each field's slot through
     the slot's descriptor: the generated one goes through ``object.__setattr__`` per field (frozen),
     four times the cost, and a plan search makes hundreds of operators and their times per layout.
     The same signature (fields in order, their defaults) and the same instance; it stays frozen."""
     fields = dataclasses.fields(cls)
-    if any(f.kw_only or not f.init or f.default_factory is not dataclasses.MISSING for f in fields):
-        raise TypeError(f"{cls.__name__}: only positional fields with plain defaults")  # (none here)
+    if any(not f.init or f.default_factory is not dataclasses.MISSING for f in fields):
+        raise TypeError(f"{cls.__name__}: only fields with plain defaults")  # (none here)
     namespace: dict[str, object] = {f"_set_{f.name}": getattr(cls, f.name).__set__ for f in fields}
     params = []
-    for f in fields:
+    for f in sorted(fields, key=lambda f: bool(f.kw_only)):  # (the keyword-only ones last, after *)
+        if f.kw_only and "*" not in params:
+            params.append("*")
         if f.default is dataclasses.MISSING:
             params.append(f.name)
         else:
@@ -115,8 +117,8 @@ def _set_slots_init(cls: type) -> None:
     cls.__init__ = init  # type: ignore[misc]
 
 
-_set_slots_init(Op)
-_set_slots_init(OpTime)
+set_slots_init(Op)
+set_slots_init(OpTime)
 
 
 def _gemm(
@@ -511,7 +513,7 @@ class StepRoofline:
         return tuple(getattr(self, name) for name in _ROOFLINE_SUMS)
 
 
-_set_slots_init(StepRoofline)
+set_slots_init(StepRoofline)
 
 #: the fields of :class:`StepRoofline` that sum its operators' times (all but ``times``)
 _ROOFLINE_SUMS = tuple(f.name for f in dataclasses.fields(StepRoofline) if f.name != "times")
