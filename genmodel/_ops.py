@@ -29,6 +29,7 @@ same numbers as these functions.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -439,6 +440,10 @@ class Rates:
         tile = self.gemm_tile_tokens
         padded = ceil(rows / tile) * tile
         small = self.gemm_small_tile_tokens
+        if type(rows) is float or type(rows) is int:  # (a scalar step: the helpers' plain branches)
+            if small and rows <= small:
+                padded = float(math.ceil(rows / small)) * small
+            return padded / (rows if rows >= 1e-30 else 1e-30)
         if small:  # swap-AB kernels of small M (hardware_db/EFFICIENCY.md)
             padded = where(rows <= small, ceil(rows / small) * small, padded)
         return padded / maximum(rows, 1e-30)
