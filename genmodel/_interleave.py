@@ -201,16 +201,18 @@ def _plain_reads(ops: list[Any], size: int) -> bool:
     arrays of ``size`` points, their KV bytes the int 0 or arrays of that shape."""
     import numpy as np
 
-    arrays = [x for t in ops for x in (t.compute_s, t.memory_s, t.op.act_bytes)]
-    return (
-        {type(t.op.weight_bytes) for t in ops} <= {int, float}
-        and {*map(type, arrays)} <= {np.ndarray}
-        and {(x.shape, x.dtype.char) for x in arrays} <= {((size,), "d")}
-        and all(
-            (type(kv) is int and kv == 0) or (type(kv) is np.ndarray and kv.shape == (size,))
-            for kv in (t.op.kv_bytes for t in ops)
-        )
-    )
+    shape = (size,)
+    for t in ops:
+        op = t.op
+        kv = op.kv_bytes
+        if type(op.weight_bytes) not in (int, float) or not (
+            (type(kv) is int and kv == 0) or (type(kv) is np.ndarray and kv.shape == shape)
+        ):
+            return False
+        for x in (t.compute_s, t.memory_s, op.act_bytes):
+            if type(x) is not np.ndarray or x.shape != shape or x.dtype.char != "d":
+                return False
+    return True
 
 
 def _op_saving(t: Any, size: int, figures: tuple[float, float, float, float]) -> Any:
@@ -418,7 +420,11 @@ def deferred_share(
             rows, ops = _shared_ops(decode, names)
             if len(ops) > 1 and all(t.op.name != "experts" for t in ops) and _plain_reads(ops, len(batch)):
                 reads = [t.op.weight_bytes for t in ops]
-                figures = np.array([reads, c_1[rows, 0], m_1[rows, 0], w_p[rows, 0]], dtype=float)
+                cols = [
+                    [col[r] for r in rows]
+                    for col in (c_1[:, 0].tolist(), m_1[:, 0].tolist(), w_p[:, 0].tolist())
+                ]
+                figures = np.array([reads, *cols], dtype=float)
                 return DeferredShare(batch, prefill_s, full_step_s, m, ops, figures, float(decode.overhead_s))
     return interleaved_prefill_s(wave, batch, input_tokens, prefill_s, full_step_s, mixed, steps)
 
