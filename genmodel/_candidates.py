@@ -173,7 +173,6 @@ def serving_arrays(
 
     # here, not above: the CLI's help reads DEFAULT_RECHECK without loading the serving model
     from genmodel._instep import admitted_batch
-    from genmodel._interleave import made_shares
     from genmodel._serving import serving_at_batch, ttft_quantile_s
 
     counts = [len(s.batch) for s in sides]
@@ -194,9 +193,8 @@ def serving_arrays(
     prefill_s, piece_s = each([s.prefill_s for s in sides]), each([s.piece_s for s in sides])
     think_s = 0.0 if wave is None else wave.reply_latency_s  # the clients' replies: out of the engine
     shared = None  # D, each prompt's time in the others' decode steps (None: a lone prefill P)
-    if sides[0].interleaved_s is not None:  # (a search's, some made here for several layouts at once)
-        made = made_shares([s.interleaved_s for s in sides])
-        shared = joined([points(d, s) for d, s in zip(made, sides, strict=True)])
+    if sides[0].interleaved_s is not None:
+        shared = joined([points(s.interleaved_s, s) for s in sides])
     point = serving_at_batch(
         prefill_s=prefill_s,
         step_s=step_s,

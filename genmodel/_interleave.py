@@ -39,8 +39,7 @@ Modelling assumptions (a term of :func:`~genmodel._serving.serving_point`, with 
 A plan search evaluates these terms for every layout over its batch grid: :class:`MixedSteps`
 keeps each decode operator's saving (the layouts of one tp share all their operators but the
 routed experts) and :func:`decode_steps` a grid's padded rows, so a layout makes only its own
-operators' (the same numbers, to the last bit); without routed experts each layout's rows are
-its own, and :func:`made_shares` makes the D of a few layouts at once, their grids end to end.
+operators' (the same numbers, to the last bit).
 
 Source: derived from the simulation's scheduler and step cost (:mod:`genmodel._stepcost`: a mixed
 step's per-operator roofline, graphs padded to a captured size; the capture lists from the
@@ -51,10 +50,9 @@ deployments (tools/serving_agreement.py), not fitted to measurements.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from genmodel._engines import Engine
 from genmodel._evaluate import StepCache
@@ -371,130 +369,6 @@ def interleaved_prefill_s(
         saved = shares * np.clip(b - g, 0.0, 1.0)
     out = np.maximum(group_step_s(g, prefill_s, full_step_s, m) - saved, 0.0) / g
     return out if np.ndim(batch) else float(out[0])
-
-
-#: the most bytes of a row-stacked array :func:`made_shares` makes for several layouts at once
-#: (below glibc's mmap threshold, as :data:`genmodel._evaluate._GROUP_BYTES`)
-_JOINT_BYTES = 96 * 1024
-
-
-class DeferredShare(NamedTuple):
-    """What :func:`interleaved_prefill_s` reads of a search's layout (:func:`deferred_share`):
-    the batch grid, P, S(m), m, the decode operators a prompt's step shares, their weight reads
-    and one prompt's three figures (rows: the reads, c_1, m_1, w_p; a column per operator) and
-    the decode step's overhead."""
-
-    batch: Any
-    prefill_s: float
-    full_step_s: float
-    per_step: int
-    ops: list[Any]
-    figures: Any
-    overhead_s: float
-
-
-def deferred_share(
-    wave: Wave,
-    batch: Any,
-    input_tokens: int,
-    prefill_s: float,
-    full_step_s: float,
-    mixed: tuple[StepTerms, PromptOps, Any] | None,
-    steps: MixedSteps | None,
-) -> Any:
-    """:func:`interleaved_prefill_s`, or for a search's layout whose mixed step saves on two or
-    more operators, none of them routed experts (a model without them: each layout's rows are
-    its own, :class:`MixedSteps` keeps none for another), what it reads (:class:`DeferredShare`)
-    for :func:`made_shares` to make with the next layouts' at once: the same numbers."""
-    import numpy as np
-
-    if steps is not None and mixed is not None and wave.mixed and mixed[2] is None:
-        decode, (names, c_1, m_1, w_p), _ = mixed
-        m = wave.prompts_per_step(input_tokens)
-        grid = type(batch) is np.ndarray and batch.ndim == 1 and batch.dtype.char == "d" and len(batch) > 1
-        if (
-            grid
-            and {type(prefill_s), type(full_step_s), type(decode.overhead_s)} == {float}
-            and batch.max() > m
-        ):
-            rows, ops = _shared_ops(decode, names)
-            if len(ops) > 1 and all(t.op.name != "experts" for t in ops) and _plain_reads(ops, len(batch)):
-                reads = [t.op.weight_bytes for t in ops]
-                cols = [
-                    [col[r] for r in rows]
-                    for col in (c_1[:, 0].tolist(), m_1[:, 0].tolist(), w_p[:, 0].tolist())
-                ]
-                figures = np.array([reads, *cols], dtype=float)
-                return DeferredShare(batch, prefill_s, full_step_s, m, ops, figures, float(decode.overhead_s))
-    return interleaved_prefill_s(wave, batch, input_tokens, prefill_s, full_step_s, mixed, steps)
-
-
-def made_shares(values: list[Any]) -> list[Any]:
-    """``values`` (D of a search's layouts, one after another) with each :class:`DeferredShare`
-    made: runs of them that share the same operators (by name) and m, made a few layouts at a
-    time (:func:`_joint`), below :data:`_JOINT_BYTES` a row-stacked array."""
-    out = list(values)
-    first = 0
-    while first < len(out):
-        item = out[first]
-        if type(item) is not DeferredShare:
-            first += 1
-            continue
-        names = [t.op.name for t in item.ops]
-        run, points = [item], len(item.batch)
-        while first + len(run) < len(out):
-            nxt = out[first + len(run)]
-            if (
-                type(nxt) is not DeferredShare
-                or nxt.per_step != item.per_step
-                or 8 * len(names) * (points + len(nxt.batch)) > _JOINT_BYTES
-                or [t.op.name for t in nxt.ops] != names
-            ):
-                break
-            run.append(nxt)
-            points += len(nxt.batch)
-        out[first : first + len(run)] = _joint(run)
-        first += len(run)
-    return out
-
-
-def _joint(items: list[DeferredShare]) -> list[Any]:
-    """:func:`interleaved_prefill_s` of each of ``items`` (their operators by the same names, in
-    order), as :meth:`MixedSteps.saving_s` makes them: the same operations on each point, over
-    their batch grids put end to end, each layout's numbers (weight reads, the prompt's, P, S(m),
-    the overhead) repeated over its points, the rows summed in order; each one's part of it."""
-    import numpy as np
-
-    counts = [len(it.batch) for it in items]
-    ends = [*itertools.accumulate(counts)]
-    ops = list(zip(*(it.ops for it in items), strict=True))  # (by operator, each layout's)
-    c_d, m_d, moved = (np.empty((len(ops), ends[-1])) for _ in range(3))
-    for i, op in enumerate(ops):  # (as _decode_reads: the KV bytes added where a step reads them)
-        np.concatenate([t.compute_s for t in op], out=c_d[i])
-        np.concatenate([t.memory_s for t in op], out=m_d[i])
-        np.concatenate([t.op.act_bytes for t in op], out=moved[i])
-        for t, stop, n in zip(op, ends, counts, strict=True):
-            if type(t.op.kv_bytes) is np.ndarray:
-                moved[i, stop - n : stop] += t.op.kv_bytes
-    figures = np.array([it.figures for it in items]).transpose(1, 2, 0)  # (figure, operator, layout)
-    read, c_1, m_1, w_p = (np.repeat(f, counts, axis=1) for f in figures)
-    moved += read
-    np.maximum(moved, 1e-300, out=moved)
-    w_d = read * m_d
-    w_d /= moved
-    m = items[0].per_step
-    apart = _op_savings(c_d, m_d, w_d, (c_1, m_1, w_p), float(m))
-    b: Any = items[0].batch  # (each layout's grid, P, S(m) and step overhead over its points)
-    prefill: Any = items[0].prefill_s
-    full: Any = items[0].full_step_s
-    overhead: Any = items[0].overhead_s
-    if len(items) > 1:
-        b = np.concatenate([it.batch for it in items])
-        prefill, full, overhead = (np.repeat([it[i] for it in items], counts) for i in (1, 2, 6))
-    g = np.minimum(np.maximum(b, 1.0), float(m))
-    saved = (apart.sum(axis=0) + overhead) * np.clip(b - g, 0.0, 1.0)
-    out = np.maximum(group_step_s(g, prefill, full, m) - saved, 0.0) / g
-    return [out[stop - n : stop] for stop, n in zip(ends, counts, strict=True)]
 
 
 def interleaving(

@@ -53,7 +53,7 @@ from genmodel._disaggregate import Disaggregated, Pool, disaggregate
 from genmodel._engines import KvPool
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._evaluate import StepCache, reusing_steps
-from genmodel._interleave import deferred_share, group_terms, mixed_steps, prompt_ops
+from genmodel._interleave import group_terms, interleaved_prefill_s, mixed_steps, prompt_ops
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan, plan_violations
@@ -512,7 +512,7 @@ def _side(
                 mixed = (decode.terms, prompt_ops(group, m, seen), decode.terms_at)
             else:
                 full = full_step_s(model, run_system, plan, precision, wave, input_tokens, prefill_s, options)
-        shared = deferred_share(wave, batch, input_tokens, prefill_s, full, mixed, steps)
+        shared = interleaved_prefill_s(wave, batch, input_tokens, prefill_s, full, mixed, steps)
         step_overhead_s = run_system.device.efficiency.step_overhead_s
         args = (model, plan, precision, wave, input_tokens, options, prefill_s, step_overhead_s)
         host_s, eager_s = eager_prefill(*args)

@@ -21,13 +21,10 @@ from genmodel import Plan
 from genmodel._engines import engine_preset
 from genmodel._evaluate import StepCache, reusing_steps
 from genmodel._interleave import (
-    DeferredShare,
     MixedSteps,
     decode_steps,
-    deferred_share,
     group_terms,
     interleaved_prefill_s,
-    made_shares,
     mixed_saving_s,
     prompt_ops,
 )
@@ -206,40 +203,3 @@ def test_a_search_s_mixed_steps_are_each_layout_s_own_bits() -> None:
             saved = steps.saving_s(decode, prompt, m, points)[over]
             assert saved.tobytes() == mixed_saving_s(decode, prompt, g, points)[over].tobytes()
             assert np.any(batch > m) and np.any(shared < interleaved_prefill_s(wave, batch, isl, p, full))
-
-
-def test_a_search_s_dense_layouts_made_together_are_each_layout_s_own_bits() -> None:
-    """A dense model's layouts (each its own rows) have their D made a few at a time, over their
-    grids put end to end: the same bits as each one's alone, runs broken where a layout's D was
-    made at once (a grid of one point, or none above m prompts)."""
-    model, hw = load_model("llama-3.1-70b"), load_hardware("h200-sxm")
-    wave = Wave.of(engine_preset("vllm", hw.device), CLIENT)
-    isl, past = 2000, mean_decode_context(2000, 500)
-    pads = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-    values, alone = [], []
-    cases = [
-        (Plan(tp=1, dp=8), 87),
-        (Plan(tp=1, pp=2, dp=4), 270),
-        (Plan(tp=2, pp=4), 1),
-        (Plan(tp=2, dp=4), 600),
-    ]
-    cases += [(Plan(tp=4, pp=2), 1056), (Plan(tp=8), 2), (Plan(tp=8), 1500)]
-    for plan, top in cases:
-        grid = np.arange(1.0, top + 1.0)
-
-        def step_at(seqs: object, scale: object, plan: Plan = plan) -> object:
-            return decode_pass(model, hw, plan, Precision(), num_seqs=seqs, past_tokens=past * scale)
-
-        _, decode = decode_steps(step_at, grid, pads)
-        m, group = group_terms(model, hw, plan, Precision(), wave, isl, RunOptions())
-        prompt = prompt_ops(group, m)
-        p, full = (
-            prefill_pass(model, hw, plan, Precision(), num_seqs=1.0, input_tokens=isl)[0],
-            float(group.time_s),
-        )
-        args = (wave, grid, isl, float(p.time_s), full, (decode, prompt, None))
-        alone.append(interleaved_prefill_s(*args, MixedSteps()))
-        values.append(deferred_share(*args, MixedSteps()))
-    assert [type(v) is DeferredShare for v in values] == [True, True, False, True, True, False, True]
-    made = made_shares(values)
-    assert all(a.tobytes() == b.tobytes() for a, b in zip(made, alone, strict=True))
