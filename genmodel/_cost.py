@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from genmodel._ops import OpTime
+from genmodel._ops import OpTime, set_slots_init
 from genmodel._units import Num
 
 
@@ -140,3 +140,6 @@ class StepTerms:
             comm_breakdown={k: float(v) for k, v in self.comm_breakdown.items() if float(v) > 0},
             ops=self.ops,
         )
+
+
+set_slots_init(StepTerms)  # (a search makes one per pass: set as the operators are, ops.set_slots_init)

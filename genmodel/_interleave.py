@@ -105,20 +105,25 @@ def prompt_ops(terms: StepTerms, prompts: int = 1, seen: dict[int, Any] | None =
     made last (:class:`MixedSteps`), kept for the operator found there again."""
     import numpy as np
 
-    sums: dict[str, list[float]] = {}
+    rows: dict[str, int] = {}  # each name's row (its first operator's place)
+    sums: tuple[list[float], list[float], list[float]] = ([], [], [])
+    compute, memory, weights = sums
     for i, t in enumerate(terms.ops):
         made = None if seen is None else seen.get(i)
         if made is None or made[0] is not t:
             made = (t, float(t.compute_s), float(t.memory_s), float(_weight_s(t)))
             if seen is not None:
                 seen[i] = made
-        kept = sums.setdefault(t.op.name, [0.0, 0.0, 0.0])
-        kept[0] += made[1]
-        kept[1] += made[2]
-        kept[2] += made[3]
-    values = np.array(list(sums.values()), dtype=float).reshape(-1, 3)
-    c, m, w = values[:, 0:1], values[:, 1:2], values[:, 2:3]
-    return tuple(sums), c / prompts, w + (m - w) / prompts, w
+        row = rows.setdefault(t.op.name, len(compute))
+        if row == len(compute):  # (each name's sums start from 0.0, as they always did)
+            compute.append(0.0)
+            memory.append(0.0)
+            weights.append(0.0)
+        compute[row] += made[1]
+        memory[row] += made[2]
+        weights[row] += made[3]
+    c, m, w = (np.array(values, dtype=float).reshape(-1, 1) for values in sums)
+    return tuple(rows), c / prompts, w + (m - w) / prompts, w
 
 
 def _weight_s(t: Any) -> Any:
@@ -160,20 +165,22 @@ def _decode_reads(ops: list[Any], size: int) -> tuple[Any, Any, Any]:
     memory time), stacked: one row per operator, ``size`` points."""
     import numpy as np
 
-    compute = [t.compute_s for t in ops]
-    memory = [t.memory_s for t in ops]
-    moved = [t.op.act_bytes + t.op.kv_bytes for t in ops]
-    reads = [t.op.weight_bytes for t in ops]
-    arrays = (*compute, *memory, *moved)
-    if (
-        {*map(type, reads)} <= {int, float}
-        and {*map(type, arrays)} <= {np.ndarray}
-        and {x.shape for x in arrays} <= {(size,)}
-    ):
-        # (the search's steps: the same conversions and operations on each point, stacked at once)
-        c_d, m_d = np.array(compute, dtype=float), np.array(memory, dtype=float)
-        read = np.array(reads, dtype=float).reshape(-1, 1)
-        return c_d, m_d, read * m_d / np.maximum(np.array(moved, dtype=float) + read, 1e-300)
+    if _plain_reads(ops, size):
+        # (the search's steps: the same conversions and operations on each point, stacked at once;
+        # the activation bytes plus the KV bytes of the operators that read the cache, a float64
+        # plus the int 0 elsewhere being the float itself)
+        c_d = np.array([t.compute_s for t in ops], dtype=float)
+        m_d = np.array([t.memory_s for t in ops], dtype=float)
+        moved = np.array([t.op.act_bytes for t in ops], dtype=float)
+        for i, t in enumerate(ops):
+            if type(t.op.kv_bytes) is np.ndarray:
+                moved[i] += t.op.kv_bytes
+        read = np.array([t.op.weight_bytes for t in ops], dtype=float).reshape(-1, 1)
+        moved += read
+        np.maximum(moved, 1e-300, out=moved)
+        w_d = read * m_d
+        w_d /= moved
+        return c_d, m_d, w_d
     c_d, m_d, w_d, bytes_d = (np.empty((len(ops), size)) for _ in range(4))
     for i, t in enumerate(ops):
         op = t.op
@@ -184,6 +191,26 @@ def _decode_reads(ops: list[Any], size: int) -> tuple[Any, Any, Any]:
     w_d *= m_d
     w_d /= bytes_d  # the decode operators' weight reads: their share of the memory time
     return c_d, m_d, w_d
+
+
+def _plain_reads(ops: list[Any], size: int) -> bool:
+    """Whether :func:`_decode_reads` stacks the operators' figures at once (a search's steps):
+    their weight reads plain numbers, their compute and memory times and activation bytes float64
+    arrays of ``size`` points, their KV bytes the int 0 or arrays of that shape."""
+    import numpy as np
+
+    shape = (size,)
+    for t in ops:
+        op = t.op
+        kv = op.kv_bytes
+        if type(op.weight_bytes) not in (int, float) or not (
+            (type(kv) is int and kv == 0) or (type(kv) is np.ndarray and kv.shape == shape)
+        ):
+            return False
+        for x in (t.compute_s, t.memory_s, op.act_bytes):
+            if type(x) is not np.ndarray or x.shape != shape or x.dtype.char != "d":
+                return False
+    return True
 
 
 def _op_saving(t: Any, size: int, figures: tuple[float, float, float, float]) -> Any:

@@ -29,6 +29,7 @@ same numbers as these functions.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -90,6 +91,35 @@ class OpTime:
     def arithmetic_intensity(self) -> Num:
         """FLOPs per byte moved."""
         return self.op.flops / self.op.bytes
+
+
+def set_slots_init(cls: type) -> None:
+    """Give the frozen slots dataclass ``cls`` an ``__init__`` that sets each field's slot through
+    the slot's descriptor: the generated one goes through ``object.__setattr__`` per field (frozen),
+    four times the cost, and a plan search makes hundreds of operators and their times per layout.
+    The same signature (fields in order, their defaults) and the same instance; it stays frozen."""
+    fields = dataclasses.fields(cls)
+    if any(not f.init or f.default_factory is not dataclasses.MISSING for f in fields):
+        raise TypeError(f"{cls.__name__}: only fields with plain defaults")  # (none here)
+    namespace: dict[str, object] = {f"_set_{f.name}": getattr(cls, f.name).__set__ for f in fields}
+    params = []
+    for f in sorted(fields, key=lambda f: bool(f.kw_only)):  # (the keyword-only ones last, after *)
+        if f.kw_only and "*" not in params:
+            params.append("*")
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+    body = "".join(f"\n    _set_{f.name}(self, {f.name})" for f in fields)
+    exec(f"def __init__(self, {', '.join(params)}):{body}", namespace)  # (as dataclasses makes its own)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+    cls.__init__ = init  # type: ignore[misc]
+
+
+set_slots_init(Op)
+set_slots_init(OpTime)
 
 
 def _gemm(
@@ -410,6 +440,10 @@ class Rates:
         tile = self.gemm_tile_tokens
         padded = ceil(rows / tile) * tile
         small = self.gemm_small_tile_tokens
+        if type(rows) is float or type(rows) is int:  # (a scalar step: the helpers' plain branches)
+            if small and rows <= small:
+                padded = float(math.ceil(rows / small)) * small
+            return padded / (rows if rows >= 1e-30 else 1e-30)
         if small:  # swap-AB kernels of small M (hardware_db/EFFICIENCY.md)
             padded = where(rows <= small, ceil(rows / small) * small, padded)
         return padded / maximum(rows, 1e-30)
@@ -483,6 +517,8 @@ class StepRoofline:
         *sums)`` makes the roofline again)."""
         return tuple(getattr(self, name) for name in _ROOFLINE_SUMS)
 
+
+set_slots_init(StepRoofline)
 
 #: the fields of :class:`StepRoofline` that sum its operators' times (all but ``times``)
 _ROOFLINE_SUMS = tuple(f.name for f in dataclasses.fields(StepRoofline) if f.name != "times")

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 import genmodel
 from genmodel import Op, Precision, attended_pairs, expected_experts_touched, forward_ops, roofline
-from genmodel._ops import Rates
+from genmodel._cost import StepTerms
+from genmodel._ops import OpTime, Rates, StepRoofline
 
 BF16 = Precision()
 
@@ -462,3 +463,25 @@ def test_the_evaluator_stacks_the_gemm_latency_exactly() -> None:
     grid, plain = time_step(ops, device, BF16), roofline_step(ops, device, BF16)
     np.testing.assert_array_equal(grid.memory_s, plain.memory_s)
     np.testing.assert_array_equal(grid.memory_bound_s, plain.memory_bound_s)
+
+
+@pytest.mark.parametrize("cls", [Op, OpTime, StepRoofline, StepTerms])
+def test_the_fast_init_of_the_search_s_values_keeps_the_dataclass_s_signature_and_freezes(cls: type) -> None:
+    """The operators', their times' and a pass's ``__init__`` (set through the slots'
+    descriptors) takes the fields in order with their defaults (keyword-only ones after ``*``),
+    as the dataclass made it, and the instance stays frozen."""
+    import inspect
+
+    fields = dataclasses.fields(cls)
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert [p.kind == p.KEYWORD_ONLY for p in params] == [bool(f.kw_only) for f in fields]
+    assert [p.default for p in params] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields
+    ]
+    values = {f.name: i for i, f in enumerate(fields)}
+    made = cls(**values)
+    assert {f.name: getattr(made, f.name) for f in fields} == values
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.__setattr__(fields[0].name, -1)
+    assert dataclasses.replace(made, **{fields[-1].name: -1}) == cls(**{**values, fields[-1].name: -1})
