@@ -303,7 +303,7 @@ complete_models = _complete("model")
 FORMAT_HELP = "Output format: table (for people), json or csv (for programs)."
 OUTPUT_HELP = "Write the result to FILE instead of stdout (whole or not at all); - is stdout."
 PLOT_HELP = "Also write a plot to FILE: interactive HTML (.html), or PNG (.png; needs kaleido and Chrome)."
-FormatOpt = Annotated[Format, typer.Option("--format", help=FORMAT_HELP)]
+FormatOpt = Annotated[Format, typer.Option("--format", help=FORMAT_HELP, case_sensitive=False)]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help=OUTPUT_HELP, parser=output_path)]
 PlotOpt = Annotated[Path | None, typer.Option("--plot", help=PLOT_HELP)]
 ModelOpt = Annotated[
@@ -343,14 +343,24 @@ BatchOpt = Annotated[str | None, typer.Option(help="Static batch (whole deployme
 ConcurrencyOpt = Annotated[
     int | None, typer.Option(help="Closed-loop clients (serving mode).", parser=lenient_int)
 ]
+
+
+def _lower(value: str | None) -> str | None:
+    """A choice's id as written in any case (the ids are lower-case, as dtypes are)."""
+    return value.lower() if isinstance(value, str) else value
+
+
 ServingOpt = Annotated[
     str,
-    typer.Option(help="With --concurrency: simulated (the engine's scheduler, default) | closed-form."),
+    typer.Option(
+        help="With --concurrency: simulated (the engine's scheduler, default) | closed-form.", callback=_lower
+    ),
 ]
 EngineOpt = Annotated[
     str,
     typer.Option(
-        help="Simulated engine: vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0, NVIDIA GPUs only)."
+        help="Simulated engine: vllm (0.10 V1, default) | sglang (0.5) | trtllm (1.0, NVIDIA GPUs only).",
+        callback=_lower,
     ),
 ]
 # overrides of the simulated engine's knobs (None: the preset's), as simulate and requirements take them

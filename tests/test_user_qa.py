@@ -130,3 +130,26 @@ def test_compare_budgets_that_do_not_match_the_platforms_say_what_to_give() -> N
     args = ["compare", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "2,4"]
     line = cli_bad([*args, "--input-tokens", "10", "--output-tokens", "5"])
     assert "devices=[2, 4] has 2 entries for 1 hardware id (h100-sxm): give one budget for all" in line
+
+
+@pytest.mark.parametrize(
+    ("flags", "same_as"),
+    [
+        (["--engine", "SGLang"], ["--engine", "sglang"]),
+        (
+            ["--engine", "TRTLLM", "--serving", "Closed-Form"],
+            ["--engine", "trtllm", "--serving", "closed-form"],
+        ),
+    ],
+)
+def test_choices_are_read_in_any_case(flags: list[str], same_as: list[str]) -> None:
+    """--engine, --serving and --format ids, like dtypes, are read in any case."""
+    args = ["estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "100"]
+    args += ["--output-tokens", "100", "--concurrency", "4"]
+    upper = json.loads(cli_ok([*args, *flags, "--format", "JSON"]))
+    lower = json.loads(cli_ok([*args, *same_as, "--format", "json"]))
+    for out in (upper, lower):
+        out.pop("elapsed_s", None)
+    assert upper == lower
+    default = json.loads(cli_ok([*args, "--format", "json"]))  # (vllm: the engine was read)
+    assert upper["ttft_s"] != default["ttft_s"]
