@@ -6,7 +6,6 @@ validation/validation_public.csv, static cases leave-one-source-out.
 Do not edit: rerun the tool.
 """
 
-from collections.abc import Iterable
 from typing import Any
 
 TABLE: dict[str, Any] = {
