@@ -171,6 +171,10 @@ def test_a_model_too_big_at_bf16_names_its_published_narrower_checkpoints() -> N
     # asked in its published precision already: nothing to point at
     assert "published" not in cli_bad(["estimate", *args[1:4], "l4", *args[5:], "--weight-dtype", "mxfp4"])
     assert "published" not in cli_bad(["estimate", "--model", "qwen3-32b", "--hardware", "l4", *args[5:]])
+    # DeepSeek-V3 / R1: the official FP8 weights and NVIDIA's NVFP4 ones, widest first
+    for model in ("deepseek-v3", "deepseek-r1"):
+        text = cli_bad(["estimate", "--model", model, *args[3:]])
+        assert "(published checkpoints of deepseek-v3: fp8, fp4)" in text
 
 
 def test_the_sweep_summary_counts_one_point_and_one_error_in_the_singular() -> None:

@@ -59,9 +59,33 @@ def test_deepseek_fp4_checkpoint_keeps_the_mla_head_embedding_and_router_in_bf16
         "router": "bf16",
     }
     # no rule for a weight dtype without a published checkpoint, nor without a model
-    assert default_precision("fp8", model=DS).keep_modules == ()
+    assert default_precision("int8", model=DS).keep_modules == ()
     assert default_precision("fp4", "fp4").keep_modules == ()
     assert default_precision("fp4", "fp4", model=DS, keep_modules="none").keep_modules == ()
+
+
+def test_deepseek_fp8_checkpoint_keeps_the_head_embedding_and_router_and_stores_the_mla_in_fp8() -> None:
+    # DeepSeek's own FP8 weights (README_WEIGHTS.md; inference/model.py: every Linear fp8, the output
+    # head, the embedding and the Gate bf16): the MLA projections are FP8, not kept
+    fp8 = default_precision("fp8", model=DS)
+    assert dict(fp8.keep_modules) == {"lm_head": "bf16", "embedding": "bf16", "router": "bf16"}
+    assert default_precision("fp8", model=load_model("deepseek-r1")).keep_modules == fp8.keep_modules
+    plain = Precision(weight_dtype="fp8", act_dtype="fp8")
+    step = {"num_seqs": 4, "new_tokens": 1, "past_tokens": 2000}
+    kept = {op.name: op for op in forward_ops(DS, default_precision("fp8", "fp8", model=DS), **step)}
+    ops = {op.name: op for op in forward_ops(DS, plain, **step)}
+    for name, (k, n) in MLA.items():
+        assert kept[name].weight_bytes == ops[name].weight_bytes == pytest.approx(k * n * DS.num_layers)
+        assert kept[name].dtype == ""
+    assert kept["lm_head"].weight_bytes == pytest.approx(7168 * 129280 * 2)
+    assert ops["lm_head"].weight_bytes == pytest.approx(7168 * 129280 * 1)
+    assert kept["lm_head"].dtype == kept["router"].dtype == "bf16"
+    assert kept["experts"].weight_bytes == ops["experts"].weight_bytes
+    assert DS.moe is not None
+    extra = weight_bytes_per_device(DS, fp8, Plan(tp=8)) - weight_bytes_per_device(DS, plain, Plan(tp=8))
+    # the head and the embedding split over tp=8, the routers replicated, 1 byte more a weight
+    routers = DS.num_moe_layers * 7168 * DS.moe.num_experts
+    assert extra == pytest.approx(2 * 129280 * 7168 / 8 + routers, rel=1e-12)
 
 
 def test_kept_projections_read_bf16_weights_and_run_at_the_bf16_peak() -> None:

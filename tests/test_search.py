@@ -85,7 +85,7 @@ def test_vectorised_candidates_equal_the_scalar_estimate(
         load_model(model),
         load_hardware(hardware),
         plan,
-        default_precision("fp8", None, None),
+        default_precision("fp8", None, None, model=load_model(model)),  # the checkpoint, as the estimate
         W["input_tokens"],
         W["output_tokens"],
         Slo(),
@@ -903,7 +903,8 @@ def test_sglang_attention_dp_candidates_equal_the_scalar_estimate(
     assert isinstance(served, ClosedForm)
     wave = served.wave
     assert wave is not None and wave.on_ranks(moe=True, dp=plan.dp) is not wave  # (the knobs differ)
-    m, system, precision = load_model(model), load_hardware("h200-sxm"), default_precision("fp8", None, None)
+    m, system = load_model(model), load_hardware("h200-sxm")
+    precision = default_precision("fp8", None, None, model=m)  # the model's checkpoint, as the estimate
     args = (m, system, plan, precision, W["input_tokens"], W["output_tokens"], Slo())
     b = est.serving.decode_batch / plan.dp
     counter: collections.Counter[str] = collections.Counter()
