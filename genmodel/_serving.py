@@ -55,7 +55,14 @@ from genmodel._phases import (
     prepare,
 )
 from genmodel._replay import replayed_ttft_s
-from genmodel._servingpoint import ServingPoint, after_wave, serving_point, solve_batch, step_under_way_s
+from genmodel._servingpoint import (
+    ServingPoint,
+    after_wave,
+    serving_point,
+    slot_held_itl_s,
+    solve_batch,
+    step_under_way_s,
+)
 from genmodel._system import System
 from genmodel._units import maximum
 from genmodel._wave import Wave, eager_prefill, one_shot_ttft_s, release_wait_s, wave_extra_s
@@ -195,6 +202,8 @@ def estimate_serving(
     batch = cap if queue else solve_batch(lambda b: float(point(b).clients), clients, cap)
     state = at_cap if batch == cap else point(batch)
     rate, itl_s = float(state.rate_per_s), float(state.itl_s)
+    if kv_limited:  # the prompt being prefilled holds one of the pool's slots (genmodel._servingpoint)
+        itl_s = float(slot_held_itl_s(state, prefill_s, step_times[batch], output_tokens))
     # clients not decoding are waiting for (or in) their prefill: Little's law
     queued_s = (
         (clients - rate * (output_tokens - 1) * float(state.itl_s)) / rate - think_s
