@@ -65,7 +65,14 @@ from genmodel._servingpoint import (
 )
 from genmodel._system import System
 from genmodel._units import maximum
-from genmodel._wave import Wave, eager_prefill, one_shot_ttft_s, release_wait_s, wave_extra_s
+from genmodel._wave import (
+    Wave,
+    eager_prefill,
+    one_shot_itl_s,
+    one_shot_ttft_s,
+    release_wait_s,
+    wave_extra_s,
+)
 from genmodel._workload import Precision
 
 
@@ -222,6 +229,7 @@ def estimate_serving(
     if wave is not None and kv_limited:  # (one request a client: the queue drains once)
         once = (clients, cap, rate, itl_s, input_tokens, output_tokens, eager_prefill_s, full)
         queued_s = ttft_s = one_shot_queue_s(wave, *once, queued_s)
+        itl_s = one_shot_itl_s(wave, clients, cap, itl_s, step_times[batch])
     elif wave is not None:
         extra = wave_extra_s(
             wave,
