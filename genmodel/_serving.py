@@ -7,7 +7,10 @@ Modelling assumptions:
   replica's steady state at B is :func:`~genmodel._servingpoint.serving_point` (rate, prefill share,
   ITL, M/D/1 wait; its module's assumptions), and B solves N = X (Z + TTFT + (O-1) ITL) (Little's
   law). When N's sequences do not fit the KV memory, B is the most that fit and the others wait for
-  a slot: TTFT = N / X - (O-1) ITL. A client that takes Z to send its next request (the engine's
+  a slot: TTFT = N / X - (O-1) ITL, where the request being prefilled holds one of the B slots
+  (B - X P decode: :func:`~genmodel._servingpoint.slot_held_itl_s`); with one request a client the
+  queue drains once and the last running requests decode without prefills
+  (:func:`~genmodel._wave.one_shot_ttft_s`, :func:`~genmodel._wave.one_shot_itl_s`). A client that takes Z to send its next request (the engine's
   ``reply_latency_s``, a closed loop's think time) is out of the engine that long, and Z is in its
   TTFT as well (the legs between a request and its first token are those of the reply).
 - The wave of a benchmark's clients started together (all N prompts at once, and the groups or
@@ -213,7 +216,7 @@ def estimate_serving(
         itl_s = float(slot_held_itl_s(state, prefill_s, step_times[batch], output_tokens))
     # clients not decoding are waiting for (or in) their prefill: Little's law
     queued_s = (
-        (clients - rate * (output_tokens - 1) * float(state.itl_s)) / rate - think_s
+        (clients - rate * (output_tokens - 1) * itl_s) / rate - think_s
         if queue
         else float(state.ttft_s)
     )
