@@ -7,7 +7,10 @@ Modelling assumptions:
   replica's steady state at B is :func:`~genmodel._servingpoint.serving_point` (rate, prefill share,
   ITL, M/D/1 wait; its module's assumptions), and B solves N = X (Z + TTFT + (O-1) ITL) (Little's
   law). When N's sequences do not fit the KV memory, B is the most that fit and the others wait for
-  a slot: TTFT = N / X - (O-1) ITL. A client that takes Z to send its next request (the engine's
+  a slot: TTFT = N / X - (O-1) ITL, where the request being prefilled holds one of the B slots
+  (B - X P decode: :func:`~genmodel._servingpoint.slot_held_itl_s`); with one request a client the
+  queue drains once and the last running requests decode without prefills
+  (:func:`~genmodel._wave.one_shot_ttft_s`, :func:`~genmodel._wave.one_shot_itl_s`). A client that takes Z to send its next request (the engine's
   ``reply_latency_s``, a closed loop's think time) is out of the engine that long, and Z is in its
   TTFT as well (the legs between a request and its first token are those of the reply).
 - The wave of a benchmark's clients started together (all N prompts at once, and the groups or
@@ -55,10 +58,24 @@ from genmodel._phases import (
     prepare,
 )
 from genmodel._replay import replayed_ttft_s
-from genmodel._servingpoint import ServingPoint, after_wave, serving_point, solve_batch, step_under_way_s
+from genmodel._servingpoint import (
+    ServingPoint,
+    after_wave,
+    serving_point,
+    slot_held_itl_s,
+    solve_batch,
+    step_under_way_s,
+)
 from genmodel._system import System
 from genmodel._units import maximum
-from genmodel._wave import Wave, eager_prefill, one_shot_ttft_s, release_wait_s, wave_extra_s
+from genmodel._wave import (
+    Wave,
+    eager_prefill,
+    one_shot_itl_s,
+    one_shot_ttft_s,
+    release_wait_s,
+    wave_extra_s,
+)
 from genmodel._workload import Precision
 
 
@@ -195,9 +212,11 @@ def estimate_serving(
     batch = cap if queue else solve_batch(lambda b: float(point(b).clients), clients, cap)
     state = at_cap if batch == cap else point(batch)
     rate, itl_s = float(state.rate_per_s), float(state.itl_s)
+    if kv_limited:  # the prompt being prefilled holds one of the pool's slots (genmodel._servingpoint)
+        itl_s = float(slot_held_itl_s(state, prefill_s, step_times[batch], output_tokens))
     # clients not decoding are waiting for (or in) their prefill: Little's law
     queued_s = (
-        (clients - rate * (output_tokens - 1) * float(state.itl_s)) / rate - think_s
+        (clients - rate * (output_tokens - 1) * itl_s) / rate - think_s
         if queue
         else float(state.ttft_s)
     )
@@ -213,6 +232,7 @@ def estimate_serving(
     if wave is not None and kv_limited:  # (one request a client: the queue drains once)
         once = (clients, cap, rate, itl_s, input_tokens, output_tokens, eager_prefill_s, full)
         queued_s = ttft_s = one_shot_queue_s(wave, *once, queued_s)
+        itl_s = one_shot_itl_s(wave, clients, cap, itl_s, step_times[batch])
     elif wave is not None:
         extra = wave_extra_s(
             wave,

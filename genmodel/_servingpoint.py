@@ -151,6 +151,24 @@ def serving_at_batch(
     return _point(prefill_s, b, output_tokens, clients, rate, busy, wait_many, think_s)
 
 
+def slot_held_itl_s(point: ServingPoint, prefill_s: Num, step_s: Num, output_tokens: int) -> Num:
+    """The ITL of a replica whose running batch B is the most its KV pool holds (the clients queue
+    for memory): a waiting request is admitted when a running one finishes and holds its slot
+    (its prompt's KV) from its prefill on, so while it prefills B - 1 others decode, and on average
+    B - X P of the B slots decode (X the rate, P the prefill): ITL = (B - X P) / (X (O-1)), at
+    least the bare step t(B) and at most the steady state's, which counts B (1 - rho/N) decoding
+    (the prefilling client outside B). With one slot (B = 1) the prefills run between the
+    requests, none in a running one's decode: ITL = t, where the steady state's
+    t + P / (O-1) puts the next prompt's prefill into it. Plain arithmetic (floats or arrays).
+
+    Source: admission as memory frees, the blocks of a prompt allocated when it is scheduled
+    (:mod:`genmodel._scheduler`, as vLLM's scheduler allocates them at admission).
+    """
+    rate = point.rate_per_s
+    decoding = point.decode_batch - rate * prefill_s
+    return minimum(maximum(decoding / (rate * (output_tokens - 1)), step_s), point.itl_s)
+
+
 def step_under_way_s(point: ServingPoint, clients: Num, step_s: Num) -> Num:
     """The part of the point's TTFT that waits for the decode step under way, (1 - rho) t / 2
     scaled by the others' share 1 - 1/N (:func:`serving_point`): what a round of the wave that

@@ -550,3 +550,21 @@ def one_shot_ttft_s(
     burst = float(burst_ttft_s(k, prefill_s, full_step_s, m))
     queue = waiting * (first + prefill_s) + waiting * (waiting - 1) / (2 * rate_per_s)
     return (k * burst + queue) / clients
+
+
+def one_shot_itl_s(wave: Wave, clients: float, running: float, itl_s: float, step_s: float) -> float:
+    """Mean ITL of N requests sent at once, one a client, where the KV memory runs K = ``running``
+    < N of them (:func:`one_shot_ttft_s`): ``itl_s`` (the steady state's at K, with the waiting
+    prompts' prefills in the decode) until the last waiting request is admitted; after it the K
+    running ones drain with no prompt left to prefill, at the bare step t(K) (an upper bound: the
+    batch shrinks as they finish). Admitted one per completion, they are spread over their
+    progress, so about K (O-1) / 2 of the N (O-1) tokens come in the drain, and the mean over the
+    requests is ITL - K / (2 N) (ITL - t). A closed loop (more than one request a client) keeps
+    ``itl_s``.
+
+    Source: FCFS admission as memory frees (:mod:`genmodel._scheduler`): no prefill after the last
+    admission.
+    """
+    if wave.client.requests(clients) != 1 or running >= clients:
+        return itl_s
+    return itl_s - running / (2 * clients) * max(itl_s - step_s, 0.0)
