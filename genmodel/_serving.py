@@ -10,9 +10,10 @@ Modelling assumptions:
   a slot: TTFT = N / X - (O-1) ITL, where the request being prefilled holds one of the B slots
   (B - X P decode: :func:`~genmodel._servingpoint.slot_held_itl_s`); with one request a client the
   queue drains once and the last running requests decode without prefills
-  (:func:`~genmodel._wave.one_shot_ttft_s`, :func:`~genmodel._wave.one_shot_itl_s`). A client that takes Z to send its next request (the engine's
-  ``reply_latency_s``, a closed loop's think time) is out of the engine that long, and Z is in its
-  TTFT as well (the legs between a request and its first token are those of the reply).
+  (:func:`~genmodel._wave.one_shot_ttft_s`, :func:`~genmodel._wave.one_shot_itl_s`). A client that
+  takes Z to send its next request (the engine's ``reply_latency_s``, a closed loop's think time) is
+  out of the engine that long, and Z is in its TTFT as well (the legs between a request and its
+  first token are those of the reply).
 - The wave of a benchmark's clients started together (all N prompts at once, and the groups or
   bursts it leaves behind) is a term of its own, added to the steady TTFT when ``wave`` is given
   (:mod:`genmodel._wave`). The prefills of the wave are those the steady state interleaves with the
