@@ -217,9 +217,7 @@ def estimate_serving(
         itl_s = float(slot_held_itl_s(state, prefill_s, step_times[batch], output_tokens))
     # clients not decoding are waiting for (or in) their prefill: Little's law
     queued_s = (
-        (clients - rate * (output_tokens - 1) * itl_s) / rate - think_s
-        if queue
-        else float(state.ttft_s)
+        (clients - rate * (output_tokens - 1) * itl_s) / rate - think_s if queue else float(state.ttft_s)
     )
     queued_s += eager_prefill_s - prefill_s
     ttft_s = queued_s
