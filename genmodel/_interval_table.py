@@ -16,7 +16,7 @@ TABLE: dict[str, Any] = {
     "held_out": {
         "by_family": {
             "closed-form/amd-cdna4": 0.9,
-            "closed-form/nvidia-ampere": 0.8333,
+            "closed-form/nvidia-ampere": 1.0,
             "closed-form/nvidia-blackwell": 0.8194,
             "closed-form/nvidia-hopper": 0.7766,
             "n/closed-form/amd-cdna4": 10,
@@ -38,13 +38,13 @@ TABLE: dict[str, Any] = {
             "n/static/nvidia-hopper": 14,
             "n/static/nvidia-orin": 8,
             "serving/amd-cdna4": 0.9,
-            "serving/nvidia-ampere": 0.9167,
+            "serving/nvidia-ampere": 1.0,
             "serving/nvidia-blackwell": 0.8194,
-            "serving/nvidia-hopper": 0.7872,
+            "serving/nvidia-hopper": 0.7926,
             "simulated/amd-cdna4": 0.9,
             "simulated/nvidia-ampere": 1.0,
             "simulated/nvidia-blackwell": 0.8194,
-            "simulated/nvidia-hopper": 0.7979,
+            "simulated/nvidia-hopper": 0.8085,
             "static/amd-cdna3": 0.8387,
             "static/huawei-ascend": 0.8571,
             "static/nvidia-ampere": 0.8,
@@ -78,8 +78,8 @@ TABLE: dict[str, Any] = {
             "serving/amd-cdna4/moe": 0.9,
             "serving/amd-cdna4/moe/tpot_s": 0.8,
             "serving/amd-cdna4/moe/ttft_s": 1.0,
-            "serving/nvidia-ampere/dense": 0.9167,
-            "serving/nvidia-ampere/dense/tpot_s": 0.8333,
+            "serving/nvidia-ampere/dense": 1.0,
+            "serving/nvidia-ampere/dense/tpot_s": 1.0,
             "serving/nvidia-ampere/dense/ttft_s": 1.0,
             "serving/nvidia-blackwell/dense": 0.9583,
             "serving/nvidia-blackwell/dense/output_tokens_per_s": 1.0,
@@ -93,13 +93,13 @@ TABLE: dict[str, Any] = {
             "serving/nvidia-hopper/dense/output_tokens_per_s": 0.7917,
             "serving/nvidia-hopper/dense/tpot_s": 0.7188,
             "serving/nvidia-hopper/dense/ttft_s": 0.75,
-            "serving/nvidia-hopper/moe": 0.82,
+            "serving/nvidia-hopper/moe": 0.83,
             "serving/nvidia-hopper/moe/output_tokens_per_s": 0.8571,
-            "serving/nvidia-hopper/moe/tpot_s": 0.7778,
+            "serving/nvidia-hopper/moe/tpot_s": 0.8056,
             "serving/nvidia-hopper/moe/ttft_s": 0.8333,
         },
-        "calibrated": {"n/serving": 364, "n/static": 77, "serving": 0.8104, "static": 0.8442},
-        "datasheet": {"n/serving": 364, "n/static": 77, "serving": 0.8929, "static": 0.8052},
+        "calibrated": {"n/serving": 364, "n/static": 77, "serving": 0.8159, "static": 0.8442},
+        "datasheet": {"n/serving": 364, "n/static": 77, "serving": 0.8736, "static": 0.8052},
         "transferred": {"n/serving": 188, "n/static": 65, "serving": 0.8351, "static": 0.8154},
     },
     "measured": {
@@ -137,88 +137,88 @@ TABLE: dict[str, Any] = {
             "-0.2243 -0.2163 -0.1893 -0.0880 -0.0699 -0.0394 -0.0252 0.0114 "
         ),
         "closed-form/output_tokens_per_s/nvidia-blackwell/moe": (
-            "-0.7361 -0.4968 -0.2395 -0.1560 -0.1306 -0.1300 -0.0629 -0.0267 -0.0156 0.0584 0.0628 0.0699 "
+            "-0.7361 -0.4937 -0.2368 -0.1500 -0.1300 -0.1265 -0.0629 -0.0233 -0.0117 0.0622 0.0628 0.0723 "
             "0.0875 0.1019 0.3245 0.5937 "
         ),
         "closed-form/output_tokens_per_s/nvidia-hopper/dense": (
             "-0.4496 -0.1791 -0.1105 -0.0395 -0.0163 -0.0111 0.0547 0.0587 0.0907 0.1804 0.6235 0.8512 "
         ),
         "closed-form/output_tokens_per_s/nvidia-hopper/moe": (
-            "-0.5224 -0.3873 -0.3627 -0.3308 -0.1105 -0.1070 -0.0604 0.0102 0.0258 0.0380 0.0483 0.0803 "
-            "0.1132 0.1456 "
+            "-0.5224 -0.3873 -0.3559 -0.3241 -0.1105 -0.1040 -0.0604 0.0155 0.0258 0.0427 0.0483 0.0838 "
+            "0.1183 0.1493 "
         ),
-        "closed-form/tpot_s/amd-cdna4/moe": ("-0.0728 -0.0341 0.0212 0.1370 0.3675 "),
-        "closed-form/tpot_s/nvidia-ampere/dense": ("-1.3667 -0.1968 -0.1808 "),
+        "closed-form/tpot_s/amd-cdna4/moe": ("-0.0751 -0.0364 0.0190 0.1338 0.3626 "),
+        "closed-form/tpot_s/nvidia-ampere/dense": ("-0.1353 -0.1312 0.2620 "),
         "closed-form/tpot_s/nvidia-blackwell/dense": (
             "-0.0032 0.0254 0.0395 0.0700 0.0830 0.1833 0.2178 0.2272 "
         ),
         "closed-form/tpot_s/nvidia-blackwell/moe": (
-            "-0.6229 -0.3451 -0.1026 -0.0885 -0.0843 -0.0716 -0.0631 0.0149 0.0162 0.0270 0.0736 0.1212 "
-            "0.1486 0.2288 0.4048 0.4375 "
+            "-0.6229 -0.3451 -0.1026 -0.0885 -0.0882 -0.0739 -0.0631 0.0115 0.0122 0.0270 0.0736 0.1171 "
+            "0.1424 0.2262 0.4048 0.4345 "
         ),
         "closed-form/tpot_s/nvidia-hopper/dense": (
-            "-0.9093 -0.8481 -0.7048 -0.2003 -0.1674 -0.0871 -0.0546 -0.0541 -0.0306 0.0137 0.0398 0.0784 "
-            "0.1268 0.2585 0.3067 0.3652 "
+            "-0.9093 -0.7048 -0.2003 -0.1674 -0.0871 -0.0546 -0.0541 -0.0306 0.0137 0.0398 0.0784 0.1268 "
+            "0.2935 0.2981 0.3535 0.3652 "
         ),
         "closed-form/tpot_s/nvidia-hopper/moe": (
-            "-0.4673 -0.2849 -0.2217 -0.2070 -0.1459 -0.1416 -0.1006 -0.0867 -0.0859 -0.0373 -0.0105 0.0468 "
-            "0.0902 0.0919 0.3300 0.3521 0.3860 0.5213 "
+            "-0.4673 -0.1690 -0.1686 -0.1496 -0.1468 -0.1006 -0.0894 -0.0867 -0.0793 -0.0421 -0.0159 0.0468 "
+            "0.0889 0.0902 0.3233 0.3453 0.3860 0.5213 "
         ),
-        "closed-form/ttft_s/amd-cdna4/moe": ("0.5173 0.5648 0.7847 0.9586 1.0801 "),
-        "closed-form/ttft_s/nvidia-ampere/dense": ("-0.1570 -0.0312 -0.0236 "),
+        "closed-form/ttft_s/amd-cdna4/moe": ("0.5129 0.5604 0.7806 0.9547 1.0765 "),
+        "closed-form/ttft_s/nvidia-ampere/dense": ("-0.1415 -0.0291 -0.0209 "),
         "closed-form/ttft_s/nvidia-blackwell/dense": (
             "-0.1982 -0.0748 -0.0734 -0.0515 0.0548 0.4992 0.5946 0.7102 "
         ),
         "closed-form/ttft_s/nvidia-blackwell/moe": (
-            "-0.2005 0.1262 0.1474 0.1875 0.3184 0.3860 0.4745 0.5045 0.5348 0.5494 0.6669 1.6093 "
+            "-0.2005 0.1262 0.1474 0.1875 0.3159 0.3860 0.4697 0.5008 0.5348 0.5466 0.6621 1.6044 "
             "2.2455 2.7389 2.9183 3.2001 "
         ),
         "closed-form/ttft_s/nvidia-hopper/dense": (
-            "-0.8038 -0.4526 -0.3651 -0.3366 -0.2436 -0.1804 -0.1782 -0.1311 -0.0675 0.2730 0.3528 0.3956 "
-            "0.4561 0.5119 0.7409 1.0020 "
+            "-0.8038 -0.4526 -0.3651 -0.3366 -0.2436 -0.1804 -0.1782 -0.1311 -0.0675 0.2730 0.3528 0.4088 "
+            "0.4575 0.5139 0.7409 1.0020 "
         ),
         "closed-form/ttft_s/nvidia-hopper/moe": (
-            "-0.0568 -0.0053 0.0040 0.0586 0.0961 0.1008 0.1242 0.2561 0.4553 0.7498 0.7712 0.7900 "
-            "0.7918 0.8677 0.8948 1.0288 1.1841 1.2217 "
+            "-0.0595 -0.0053 0.0040 0.0718 0.0980 0.0981 0.1242 0.2584 0.4553 0.7498 0.7712 0.7900 "
+            "0.7917 0.8677 0.8948 1.0287 1.1841 1.2216 "
         ),
         "simulated/output_tokens_per_s/nvidia-blackwell/dense": (
             "-0.2325 -0.2181 -0.2063 -0.0919 -0.0789 -0.0389 -0.0257 0.0092 "
         ),
         "simulated/output_tokens_per_s/nvidia-blackwell/moe": (
-            "-0.7427 -0.5087 -0.2431 -0.1563 -0.1319 -0.1262 -0.0530 -0.0268 -0.0145 0.0452 0.0646 0.0721 "
+            "-0.7427 -0.5056 -0.2405 -0.1503 -0.1279 -0.1262 -0.0530 -0.0234 -0.0105 0.0490 0.0646 0.0744 "
             "0.0880 0.1043 0.3254 0.5927 "
         ),
         "simulated/output_tokens_per_s/nvidia-hopper/dense": (
             "-0.2471 -0.2065 -0.1566 -0.0565 -0.0416 -0.0131 0.0293 0.0603 0.0889 0.1790 0.4728 0.7114 "
         ),
         "simulated/output_tokens_per_s/nvidia-hopper/moe": (
-            "-0.5253 -0.4161 -0.3633 -0.3309 -0.1077 -0.0940 0.0091 0.0165 0.0298 0.0390 0.0582 0.0669 "
-            "0.1139 0.1453 "
+            "-0.5253 -0.4161 -0.3565 -0.3241 -0.1047 -0.0940 0.0143 0.0165 0.0317 0.0390 0.0616 0.0669 "
+            "0.1189 0.1490 "
         ),
-        "simulated/tpot_s/amd-cdna4/moe": ("-0.0613 -0.0313 0.0226 0.1382 0.3658 "),
+        "simulated/tpot_s/amd-cdna4/moe": ("-0.0637 -0.0337 0.0203 0.1351 0.3609 "),
         "simulated/tpot_s/nvidia-ampere/dense": ("-0.1524 -0.1129 -0.0228 "),
         "simulated/tpot_s/nvidia-blackwell/dense": (
             "-0.0006 0.0261 0.0390 0.0799 0.0869 0.2015 0.2263 0.2295 "
         ),
         "simulated/tpot_s/nvidia-blackwell/moe": (
-            "-0.6217 -0.3460 -0.1050 -0.0890 -0.0738 -0.0707 -0.0649 0.0151 0.0151 0.0171 0.0698 0.1227 "
-            "0.1491 0.2327 0.4117 0.4505 "
+            "-0.6217 -0.3460 -0.1050 -0.0890 -0.0761 -0.0745 -0.0649 0.0111 0.0117 0.0171 0.0698 0.1186 "
+            "0.1396 0.2301 0.4117 0.4473 "
         ),
         "simulated/tpot_s/nvidia-hopper/dense": (
             "-0.7597 -0.5651 -0.1813 -0.1676 -0.0849 -0.0539 -0.0286 0.0157 0.0194 0.0422 0.1184 0.1471 "
             "0.1531 0.2935 0.3288 0.3554 "
         ),
         "simulated/tpot_s/nvidia-hopper/moe": (
-            "-0.4670 -0.1878 -0.1506 -0.1456 -0.1422 -0.1176 -0.0907 -0.0558 -0.0444 -0.0402 -0.0208 -0.0093 "
-            "0.0734 0.0927 0.3301 0.3529 0.4178 0.5246 "
+            "-0.4670 -0.1878 -0.1506 -0.1493 -0.1473 -0.1176 -0.0907 -0.0593 -0.0444 -0.0402 -0.0215 -0.0146 "
+            "0.0734 0.0896 0.3234 0.3461 0.4178 0.5246 "
         ),
-        "simulated/ttft_s/amd-cdna4/moe": ("0.4543 0.5200 0.6342 0.8135 0.9207 "),
+        "simulated/ttft_s/amd-cdna4/moe": ("0.4501 0.5158 0.6302 0.8097 0.9169 "),
         "simulated/ttft_s/nvidia-ampere/dense": ("-0.1386 -0.0282 -0.0227 "),
         "simulated/ttft_s/nvidia-blackwell/dense": (
             "-0.2043 -0.1562 -0.0810 -0.0628 0.0000 0.5074 0.5229 0.6943 "
         ),
         "simulated/ttft_s/nvidia-blackwell/moe": (
-            "-0.2042 0.1240 0.1428 0.1801 0.3141 0.3682 0.4699 0.4995 0.5333 0.5466 0.6599 1.5828 "
+            "-0.2042 0.1240 0.1428 0.1801 0.3682 0.3940 0.4652 0.4957 0.5333 0.5439 0.6551 1.5821 "
             "2.2432 2.7384 2.9144 3.1989 "
         ),
         "simulated/ttft_s/nvidia-hopper/dense": (
@@ -226,8 +226,8 @@ TABLE: dict[str, Any] = {
             "0.4763 0.5305 0.7843 0.9544 "
         ),
         "simulated/ttft_s/nvidia-hopper/moe": (
-            "-0.2612 -0.1247 -0.0085 -0.0001 0.0721 0.1201 0.1629 0.3216 0.3350 0.5709 0.7155 0.7300 "
-            "0.7694 0.7729 1.0100 1.0339 1.1790 1.2115 "
+            "-0.2896 -0.1276 -0.0085 -0.0001 0.0721 0.1201 0.1629 0.3216 0.3350 0.5709 0.7155 0.7300 "
+            "0.7694 0.7726 1.0097 1.0339 1.1767 1.2113 "
         ),
         "static/output_tokens_per_s/amd-cdna3/dense": (
             "-0.6290 -0.6005 -0.5311 -0.4947 -0.4841 -0.4509 -0.3034 -0.2911 -0.2686 -0.2612 -0.2409 -0.2303 "
@@ -237,24 +237,24 @@ TABLE: dict[str, Any] = {
         "static/output_tokens_per_s/amd-cdna3/moe": ("0.2336 0.3583 "),
         "static/output_tokens_per_s/nvidia-ampere/dense": ("0.0945 0.2500 "),
         "static/output_tokens_per_s/nvidia-blackwell/dense": ("-0.1238 -0.0711 -0.0649 -0.0045 "),
-        "static/output_tokens_per_s/nvidia-hopper/dense": ("-0.0878 0.1097 0.1124 0.1883 0.1913 0.2456 "),
+        "static/output_tokens_per_s/nvidia-hopper/dense": ("-0.0878 0.1097 0.1124 0.1667 0.1883 0.2456 "),
         "static/tpot_s/huawei-ascend/moe": ("-0.3543 -0.0149 0.3566 "),
-        "static/tpot_s/nvidia-blackwell/moe": ("0.2205 0.3760 0.4027 "),
+        "static/tpot_s/nvidia-blackwell/moe": ("0.2153 0.3709 0.4027 "),
         "static/tpot_s/nvidia-hopper/dense": ("-0.1286 "),
-        "static/tpot_s/nvidia-hopper/moe": ("0.0807 "),
+        "static/tpot_s/nvidia-hopper/moe": ("0.0743 "),
         "static/tpot_s/nvidia-orin/dense": ("-0.2366 -0.2291 -0.1485 -0.1457 0.1195 0.2704 0.3754 "),
         "static/ttft_s/huawei-ascend/moe": ("-0.0330 -0.0079 0.1071 0.1292 "),
         "static/ttft_s/nvidia-ampere/dense": ("-0.1394 -0.1235 0.0495 "),
         "static/ttft_s/nvidia-blackwell/moe": ("-0.2708 -0.1007 0.3330 0.3656 0.3656 "),
-        "static/ttft_s/nvidia-hopper/dense": ("-0.1508 -0.1122 "),
-        "static/ttft_s/nvidia-hopper/moe": ("-0.0906 -0.0430 0.1030 0.1222 "),
+        "static/ttft_s/nvidia-hopper/dense": ("-0.1508 -0.0210 "),
+        "static/ttft_s/nvidia-hopper/moe": ("-0.0924 -0.0448 0.1009 0.1203 "),
         "static/ttft_s/nvidia-orin/dense": ("-0.1161 "),
     },
     "source": "validation/validation_public.csv, static cases leave-one-source-out",
     "widening": {
         "serving/calibrated": 0.85,
-        "serving/datasheet": 1.3,
-        "serving/transferred": 1.3,
+        "serving/datasheet": 1.25,
+        "serving/transferred": 1.25,
         "static/calibrated": 0.95,
         "static/datasheet": 1.55,
         "static/transferred": 1.5,
