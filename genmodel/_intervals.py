@@ -51,6 +51,7 @@ from typing import Any
 
 from genmodel._errors import SpecError
 from genmodel._interval_table import TABLE
+from genmodel._model import ModelSpec
 from genmodel._phases import Estimate
 
 #: the default coverage of an interval (a fraction of new measurements it should hold)
@@ -135,9 +136,14 @@ def family_group(hardware_id: str) -> str:
     return family(hardware_id) or hardware_id
 
 
+def model_kind(model: ModelSpec) -> str:
+    """The kind of model (:data:`KINDS`): ``moe`` if it has routed experts, else ``dense`` (what the
+    fit groups a case's log-ratios by, and a query names)."""
+    return "dense" if model.moe is None else "moe"
+
+
 def kind_of(est: Estimate) -> str:
-    """The kind of model (:data:`KINDS`) an estimate is of: ``moe`` if it holds routed-expert
-    weights, else ``dense``."""
+    """:func:`model_kind` of the model an estimate is of (it holds routed-expert weights)."""
     return "moe" if est.memory.expert_bytes_per_device > 0 else "dense"
 
 

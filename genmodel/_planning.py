@@ -18,7 +18,7 @@ from genmodel._candidates import DEFAULT_RECHECK, MAX_RECHECK, statistic_name
 from genmodel._engines import Engine
 from genmodel._errors import SpecError
 from genmodel._hardware import Device
-from genmodel._intervals import pessimistic_factors
+from genmodel._intervals import model_kind, pessimistic_factors
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
@@ -438,7 +438,7 @@ def plan(
             risk,
             serving_model=answered_by,
             engine=engine.name,
-            kind="dense" if m.moe is None else "moe",
+            kind=model_kind(m),
         )
     )
     checked = slo if factors is None else _pessimistic_slo(slo, factors)

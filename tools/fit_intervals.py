@@ -40,6 +40,7 @@ from typing import Any
 import genmodel
 from genmodel._interval_table import TABLE
 from genmodel._intervalfit import Residual, fit_table, residuals
+from genmodel._intervals import model_kind
 from genmodel._validate import predict_case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +103,7 @@ def model_kinds(rows: Iterable[dict[str, str]]) -> dict[str, str]:
     """The kind (``dense``, ``moe``: genmodel._intervals.KINDS) of each model the rows name: a
     mixture of experts if its spec has routed experts."""
     names = sorted({r["model"] for r in rows})
-    return {m: "dense" if genmodel.load_model(m).moe is None else "moe" for m in names}
+    return {m: model_kind(genmodel.load_model(m)) for m in names}
 
 
 def collect(path: Path | None, *, in_sample: bool = False) -> tuple[list[Residual], int]:
