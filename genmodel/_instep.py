@@ -23,8 +23,10 @@ replica, I prompt and O output tokens:
   +-10 % keep the clients near enough in step over the benchmark's rounds that the simulation
   meets the pool's limit too, so the term stays. The simulation puts part of the wait after the
   first token (a request preempted mid-decode waits in its TPOT): for SGLang, which retracts to
-  the end of its queue, the closed form splits it too (:mod:`genmodel._midwait`); for vLLM it
-  keeps it all before, and a request's whole time agrees better than its split.
+  the end of its queue, the closed form splits it too (:mod:`genmodel._midwait`); for vLLM,
+  which preempts to the head of its queue, only where the clients also outnumber what the pool
+  holds at their mean progress (:mod:`genmodel._midwait`: here the wait this term gives is
+  shorter than the round's rest, though the simulation waits mid-decode as long).
 - A budget of few prompts a step (a mixed engine: each step holds the running batch's decode
   tokens and at most m prompts, so at most m requests start, and at steady state finish, a step,
   and a request decodes O - 1 steps): at most m (O - 1) sequences decode; the other clients wait

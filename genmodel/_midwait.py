@@ -1,4 +1,4 @@
-"""Where a request waits for an outgrown KV pool that retracts: before its first token or mid-decode.
+"""Where a request waits for an outgrown KV pool that evicts: before its first token or mid-decode.
 
 The closed form (:mod:`genmodel._serving`, :mod:`genmodel._instep`) gets a request's whole wait
 for the KV pool from the rate (Little's law): a client's cycle N / X less its decode. Which part
@@ -26,16 +26,35 @@ before each admission it waits one pass of the queue: the wait W splits 1 : k be
 first token and mid-decode, W k / (1 + k) of it in the decode (:func:`mid_decode_s`), whose
 steps it lengthens, so a request's whole time, and the rate, stay as the closed form has them.
 
-vLLM's on-demand pool preempts the same way (the last of its running list, ``running.pop()``),
-and its preemptions per request follow the same n_a / w - 1 with n_a = min(N, C / I) (it admits
-on the prompt's blocks), but it puts a preempted request back at the head of the queue
-(vllm/v1/core/sched/scheduler.py ``waiting.prepend_request``, "front of line"), so a preempted
-request waits for room, not for a pass of the queue. The split above is left out for it: on the
-21 vLLM rungs of the agreement check it moved, it brought TPOT nearer the simulation (mean
-|log ratio| 0.127 -> 0.060) but TTFT further (0.50 -> 0.67), since the closed form's wait there
-is already short of the simulation's (its round runs more sequences than the simulation's) and
-the plan search then ranked first clients the re-check rejected (docs/serving-simulation.md,
-"The closed form against the simulation").
+vLLM V1's on-demand pool preempts the last of its running list (``running.pop()``) and puts it back
+at the head of the queue (vllm/v1/core/sched/scheduler.py ``waiting.prepend_request``, "front of
+line"); a request it admits again is appended to the running list, and its WAITING loop stops at
+the first request that does not fit (FCFS). So the order of first admission never changes: the
+running list followed by the preempted ones is one list in that order, of which the pool runs the
+longest head that fits (the preempted ones at its tail, the last preempted first), and a new
+request is let in only when the whole list fits. A preempted request waits for room, not for a pass
+of the queue, and the room comes as the sequences ahead of it complete. In the round of
+:func:`~genmodel._instep.in_step_batch` (the pool lets in n_a = min(N, C / I) together, on their
+prompts' blocks, and keeps C / (I + g) of them at progress g), one preempted at progress g waits
+the O - g steps the kept ones take to complete, and the new requests of the clients they free wait
+behind it, before their first token. Over the round's requests that is U - u1 - u1 ln(U / u1) steps
+mid-decode, u1 = C / n_a, U = I + O (:func:`round_rest_steps`), and the rest of the wait W comes
+before the first token (:func:`head_split`). A token-level replay of the list's rule (unit steps,
+no prefill time; tests/test_midwait.py) gives about the same steps (0.80, 0.43, 0.27, 0.15 O at O /
+I = 8, 2, 1, 0.5 against 0.73, 0.45, 0.31, 0.19 O), about as many preemptions per request as the
+simulation (2.38 against 2.31 for Qwen3-32B 512 / 2,048 on one H100, 64 clients), and a mid-decode
+wait that does not grow with the clients, as the simulation's does not (about 45 s at 64 and at 128
+clients there): the wait of the clients past a round's is before the first token. It holds where
+the clients outnumber what the pool holds at their mean progress (the steady state's queue for
+memory). Where the clients fit it on average and only their rounds in step outgrow it
+(:func:`~genmodel._instep.pool_wait`) the simulation waits mid-decode as long (Llama-3.1-8B 128 /
+8,192 on one H100, 96 clients: 27 s, the preempted requests waiting over the rate, against the
+round's 29 s), but on a smaller running batch with faster steps (27.5 ms a token against the closed
+form's 31.0 ms at its batch), and the closed form's whole wait there, 8.6 s, is short of it: moving
+the round's rest leaves its TTFT at the prefill, or, with the decode at the round's batch, at
+0.2-0.6x the simulation's (TPOT within 5 %), so it is left there (an open item). A burst of one
+request a client keeps its own drain (:func:`~genmodel._wave.one_shot_itl_s`). Checked against the
+simulation on deployments past the pool (tests/test_midwait.py), not fitted.
 
 Checked against the simulation on the rungs of ``tools/serving_agreement.py --random 300 --seed
 101`` whose SGLang pool the clients outgrow (tests/test_midwait.py), not fitted: the retractions
@@ -48,7 +67,7 @@ harness: 0.94 against 1.03-1.08; Llama-3.1-8B 512 / 4,096: 0.80 against 0.63; Qw
 from __future__ import annotations
 
 from genmodel._instep import in_step_pool_tokens
-from genmodel._units import Num, maximum, minimum
+from genmodel._units import Num, log, maximum, minimum
 from genmodel._wave import Wave
 
 
@@ -93,6 +112,35 @@ def split_wait(moved_s: Num | None, ttft_s: Num, itl_s: Num, output_tokens: int)
     return ttft_s - moved_s, itl_s + moved_s / (output_tokens - 1)
 
 
+def preempted_to_queue_head(wave: Wave | None) -> bool:
+    """Whether ``wave``'s pool preempts the latest admitted sequence to the head of its queue
+    (vLLM V1's on-demand pool; module docstring)."""
+    return wave is not None and wave.pool.admission == "on-demand" and wave.pool.new_token_ratio is None
+
+
+def round_rest_steps(clients: Num, pool_tokens: Num, input_tokens: int, output_tokens: int) -> Num:
+    """The decode steps a request of a round of ``clients`` (N) against an on-demand pool of
+    ``pool_tokens`` (C) waits preempted, at the head of the queue, on average over the round: the
+    pool lets in n_a = min(N, C / I) on their prompts, keeps C / (I + g) at progress g, and one
+    preempted at g waits the O - g steps the kept ones take, so
+    (1 / n_a) int_g1^O (O - g) C / (I + g)^2 dg = U - u1 - u1 ln(U / u1), u1 = C / n_a = I + g1,
+    U = I + O; 0 where the pool keeps them all (u1 >= U). Floats or arrays (module docstring)."""
+    whole = float(input_tokens + output_tokens)
+    first = minimum(maximum(pool_tokens / clients, float(input_tokens)), whole)
+    return whole - first - first * log(whole / first)
+
+
+def head_split(
+    wave: Wave, clients: float, pool_tokens: float, lengths: tuple[int, int], wait_s: float, itl_s: float
+) -> float:
+    """The part of the wait ``wait_s`` (W) that a pool preempting to the head of its queue puts
+    mid-decode: :func:`round_rest_steps` at the round's steps, ``itl_s`` each, at most W; 0 for a
+    burst of one request a client (module docstring)."""
+    if wave.client.requests(clients) == 1:
+        return 0.0
+    return min(float(round_rest_steps(clients, pool_tokens, *lengths)) * itl_s, wait_s)
+
+
 def mid_decode_wait(
     wave: Wave | None,
     kv_limited: bool,
@@ -102,18 +150,27 @@ def mid_decode_wait(
     ttft_s: float,
     itl_s: float,
     own_s: float,
+    *,
+    past_mean: bool = False,
 ) -> tuple[float, float]:
     """(TTFT, ITL) of a replica whose ``clients`` outgrow (``kv_limited``) the engine's pool of
     ``most`` sequences at what a running one holds (per replica;
     :func:`~genmodel._instep.in_step_pool_tokens`), the wait in ``ttft_s`` beyond ``own_s`` (a
-    request's own prefill) divided as :func:`mid_decode_s` gives; as they are where the pool does
-    not limit them or nothing moves."""
-    if not kv_limited or retracted_to_queue_end(wave, lengths[1]) is None:
+    request's own prefill) divided as :func:`mid_decode_s` gives, or for a pool that preempts to
+    the head of its queue, where the clients outnumber what it holds at their mean progress
+    (``past_mean``), as :func:`head_split` gives; as they are where the pool does not limit them
+    or nothing moves."""
+    if not kv_limited or wave is None:
         return ttft_s, itl_s
-    assert wave is not None
     pool_tokens = in_step_pool_tokens(wave, most, *lengths)
     if pool_tokens is None:
         return ttft_s, itl_s
-    moved = mid_decode_s(wave, clients, pool_tokens, lengths, max(ttft_s - own_s, 0.0))
+    wait_s = max(ttft_s - own_s, 0.0)
+    if preempted_to_queue_head(wave):
+        if not past_mean:
+            return ttft_s, itl_s
+        moved: Num | None = head_split(wave, clients, float(pool_tokens), lengths, wait_s, itl_s)
+    else:
+        moved = mid_decode_s(wave, clients, pool_tokens, lengths, wait_s)
     ttft, itl = split_wait(moved, ttft_s, itl_s, lengths[1])
     return float(ttft), float(itl)

@@ -285,13 +285,14 @@ def estimate_serving(
     decoding = float(batch)
     decode_s = think_s + (output_tokens - 1) * itl_s + prefill_s - eager_prefill_s  # (of a cycle)
     args = (clients, most / plan.dp, (input_tokens, output_tokens), decode_s, queued_s + release_s)
+    past_mean = kv_limited  # (the clients outnumber what the pool holds at their mean progress)
     lock = pool_wait(wave, *args, lambda b: float(point(b).rate_per_s))
     if lock is not None:
-        (queued_s, rate, decoding), release_s, kv_limited = lock, 0.0, True
-    # at the KV limit, a pool that retracts to the end of its queue puts a part of the wait
-    # mid-decode, in the ITL (genmodel._midwait)
+        (queued_s, rate, decoding), release_s, kv_limited, past_mean = lock, 0.0, True, False
+    # at the KV limit, a pool that retracts to the end of its queue, or (past the mean) preempts
+    # to its head, puts a part of the wait mid-decode, in the ITL (genmodel._midwait)
     split = (clients, most / plan.dp, (input_tokens, output_tokens), queued_s, itl_s, eager_prefill_s)
-    queued_s, itl_s = mid_decode_wait(wave, kv_limited, *split)
+    queued_s, itl_s = mid_decode_wait(wave, kv_limited, *split, past_mean=past_mean)
     # the request's time in the serving frontend, once (the load the engine sees is not reduced),
     # and the client's reply, whose legs lie before the first token too
     overhead_s = device.efficiency.request_overhead_s + think_s
