@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -596,7 +597,9 @@ def _top_table(rows: list[dict[str, Any]], traffic: bool) -> Table:
 
 
 def _compare_table(rows: list[dict[str, Any]]) -> Table:
-    t = Table(title="best plan per platform")
+    # what a platform's best plan assumes beyond what was asked (as plan's note rows)
+    notes = [f"note ({r['hardware']}): {escape(n)}" for r in rows for n in r.get("notes", [])]
+    t = Table(title="best plan per platform", caption="\n".join(notes) or None, caption_justify="left")
     traffic = any("devices_needed" in r for r in rows)
     cols = ["hardware", "devices", "plan", "clients", "TTFT", "TPOT", "tok/s/device", "$/Mtok", "J/tok"]
     for col in cols if not traffic else [*cols[:2], "copies x size = needed", *cols[2:]]:

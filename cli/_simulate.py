@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 import genmodel
@@ -302,7 +303,9 @@ def _tables(data: dict[str, Any]) -> list[Table]:
         lat.add_column(col, justify="left" if col == "metric" else "right")
     for key in _LATENCIES:
         lat.add_row(key[:-2].upper(), *(format_seconds(data[key][q]) for q in ("mean", "p50", "p90", "p99")))
-    rates = Table(title="Load")
+    # what the run assumes beyond what was asked, as estimate's caption says it
+    notes = "\n".join(f"note: {escape(n)}" for n in data.get("notes", []))
+    rates = Table(title="Load", caption=notes or None, caption_justify="left")
     rates.add_column("figure")
     rates.add_column("value", justify="right")
     e = data["engine"]

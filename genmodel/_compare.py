@@ -13,6 +13,7 @@ from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
+from genmodel._phases import Estimate
 from genmodel._planning import plan
 from genmodel._system import System
 
@@ -35,7 +36,9 @@ def compare(
     options by keyword) are :func:`plan`'s: by default each platform's answer is the simulated
     re-check of its closed-form best. Each row:
     hardware, devices, the best plan's fields and metrics (goodput, TTFT, TPOT, $/Mtok, J/token),
-    or ``error`` when no plan runs or meets the SLOs there.
+    or ``error`` when no plan runs or meets the SLOs there; ``notes`` when the best plan's estimate
+    assumes something beyond what was asked (as :func:`estimate`'s notes, and a simulated
+    re-check's fall back to the closed form).
     """
     if isinstance(hardware, str):  # "h100-sxm,h200-sxm", as the CLI takes it (not one id per letter)
         hardware = [h.strip() for h in hardware.split(",")]
@@ -92,9 +95,16 @@ def compare(
                 "usd_per_million_output_tokens": b.usd_per_million_output_tokens,
                 "joules_per_output_token": b.joules_per_output_token,
                 "error": None,
+                **_notes(b),
             }
         )
     return rows
+
+
+def _notes(best: Estimate) -> dict[str, list[str]]:
+    """The ``notes`` key of a row: the best estimate's notes and its serving state's (none: no key)."""
+    notes = [*best.notes, *([best.serving.notes] if best.serving is not None and best.serving.notes else [])]
+    return {"notes": notes} if notes else {}
 
 
 def _refuse_repeats(hardware: Sequence[Any], budgets: Sequence[Any]) -> None:

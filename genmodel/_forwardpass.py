@@ -25,6 +25,8 @@ Modelling assumptions:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from genmodel._cost import PhaseCost, StepTerms
 from genmodel._errors import SpecError
 from genmodel._evaluate import reused, step_operators
@@ -158,6 +160,36 @@ def step_terms(
         comm_breakdown={k: _times(v, m, first=True) for k, v in breakdown.items()},
         ops=roof.times,
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepSpecs:
+    """What every step of one replica shares: the specs :func:`step_terms` takes besides the
+    step's batch (model, hardware, plan, precision, run options, and where the deployment's bytes
+    live). A value (hashable when ``memory`` is None): a step-cost table is kept by it."""
+
+    model: ModelSpec
+    hardware: System | Device
+    plan: Plan
+    precision: Precision
+    options: RunOptions = RunOptions()
+    memory: MemoryUse | None = None
+
+    def terms(self, phase: str, *, num_seqs: Num, new_tokens: Num, past_tokens: Num) -> StepTerms:
+        """:func:`step_terms` of a step of ``num_seqs`` sequences, each adding ``new_tokens`` to
+        ``past_tokens`` cached ones, in ``phase`` ("prefill" or "decode")."""
+        return step_terms(
+            self.model,
+            self.hardware,
+            self.plan,
+            self.precision,
+            phase=phase,
+            num_seqs=num_seqs,
+            new_tokens=new_tokens,
+            past_tokens=past_tokens,
+            options=self.options,
+            memory=self.memory,
+        )
 
 
 def microbatches(plan: Plan, options: RunOptions, num_seqs: Num, new_tokens: Num) -> tuple[Num, Num]:

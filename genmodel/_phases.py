@@ -21,13 +21,13 @@ Modelling assumptions:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # (re-exported: the layers above import a pass's cost from here)
 from genmodel._cost import PhaseCost as PhaseCost
 from genmodel._cost import StepTerms as StepTerms
 from genmodel._errors import InfeasibleError, SpecError, require_ints
-from genmodel._forwardpass import step_terms
+from genmodel._forwardpass import StepSpecs
 from genmodel._hardware import Device
 
 # (re-exported: the disaggregated estimates import the KV transfer from here)
@@ -78,20 +78,12 @@ def prefill_pass(
         the most context, or the full chunk before it when the last is a short remainder.
     """
     cached, chunk = prefill_chunking(input_tokens, options)
+    specs = StepSpecs(
+        model=model, hardware=hardware, plan=plan, precision=precision, options=options, memory=memory
+    )
 
     def run(seqs: Num, new_tokens: int, past_tokens: int) -> StepTerms:
-        return step_terms(
-            model,
-            hardware,
-            plan,
-            precision,
-            phase="prefill",
-            num_seqs=seqs,
-            new_tokens=new_tokens,
-            past_tokens=past_tokens,
-            options=options,
-            memory=memory,
-        )
+        return specs.terms("prefill", num_seqs=seqs, new_tokens=new_tokens, past_tokens=past_tokens)
 
     total = None
     for start in range(cached, input_tokens, chunk):
@@ -123,19 +115,14 @@ def decode_pass(
     """One decode step per output token: a plain step, or with speculation the verify step over
     k+1 tokens plus k draft steps, over the tokens a step yields (Leviathan et al. 2023)."""
 
+    specs = StepSpecs(
+        model=model, hardware=hardware, plan=plan, precision=precision, options=options, memory=memory
+    )
+
     def run(m: ModelSpec, p: Plan, new_tokens: int) -> StepTerms:
-        return step_terms(
-            m,
-            hardware,
-            p,
-            precision,
-            phase="decode",
-            num_seqs=num_seqs,
-            new_tokens=new_tokens,
-            past_tokens=past_tokens,
-            options=options,
-            memory=memory,
-        )
+        # (a speculative step's draft is another model, its verify step another plan's)
+        at = specs if m is model and p is plan else replace(specs, model=m, plan=p)
+        return at.terms("decode", num_seqs=num_seqs, new_tokens=new_tokens, past_tokens=past_tokens)
 
     spec = options.speculation
     if spec is None:

@@ -36,6 +36,7 @@ from genmodel._arrivals import Arrivals, Lengths
 from genmodel._candidates import SLO_STATISTICS, copies_needed
 from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError
+from genmodel._forwardpass import StepSpecs
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
@@ -117,11 +118,9 @@ class Deployment:
         """The step-cost table of a layout, built once for any client count: it covers the
         engine's token budget (or a lone prompt over it) and its whole running batch."""
         return self.tables.get(
-            self.model,
-            self.system,
-            plan,
-            precision,
-            options=options,
+            StepSpecs(
+                model=self.model, hardware=self.system, plan=plan, precision=precision, options=options
+            ),
             engine=self.engine,
             input_tokens=self.input_tokens,
             running=self.engine.max_num_seqs,

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from genmodel._enginepresets import ENGINES, as_engine, engine_preset
 from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
+from genmodel._forwardpass import StepSpecs
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
@@ -488,11 +489,7 @@ class Simulated:
                 system = system.ideal()
             running = min(self.engine.max_num_seqs, -(-concurrency // plan.dp))  # every client's decode
             table = self.tables.get(
-                model,
-                system,
-                plan,
-                precision,
-                options=options,
+                StepSpecs(model=model, hardware=system, plan=plan, precision=precision, options=options),
                 engine=self.engine,
                 input_tokens=math.ceil(input_tokens * (1 + self.spreads.input_spread)),  # the longest drawn
                 running=running,

@@ -15,12 +15,9 @@ from typing import TYPE_CHECKING
 
 from genmodel._engines import Engine, eager_block_kernels
 from genmodel._errors import SpecError
-from genmodel._model import ModelSpec
-from genmodel._options import RunOptions
-from genmodel._parallel import Plan
+from genmodel._forwardpass import StepSpecs
 from genmodel._phases import Estimate, ServingState
-from genmodel._system import System
-from genmodel._workload import LengthSpreads, Precision
+from genmodel._workload import LengthSpreads
 
 if TYPE_CHECKING:  # (the simulation is imported where it runs: a static estimate does not load it)
     from genmodel._arrivals import Lengths
@@ -37,12 +34,8 @@ class StepTables:
 
     def get(
         self,
-        model: ModelSpec,
-        system: System,
-        plan: Plan,
-        precision: Precision,
+        specs: StepSpecs,
         *,
-        options: RunOptions,
         engine: Engine,
         input_tokens: int,
         running: int,
@@ -56,15 +49,11 @@ class StepTables:
         overhead_s, prefill_launch_s = engine.step_overhead_s, engine.prefill_launch_s
         tokens_max = max(engine.max_batched_tokens, input_tokens) + running
         blocks = eager_block_kernels(engine)
-        key = (model, system, plan, precision, options, overhead_s, prefill_launch_s, blocks)
+        key = (specs, overhead_s, prefill_launch_s, blocks)
         table = self.tables.get(key)
         if table is None or table.tokens_max < tokens_max:
             table = self.tables[key] = StepCostTable.build(
-                model,
-                system,
-                plan,
-                precision,
-                options=options,
+                specs,
                 tokens_max=tokens_max,
                 overhead_s=overhead_s,
                 prefill_launch_s=prefill_launch_s,

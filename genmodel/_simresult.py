@@ -238,13 +238,17 @@ class SimulationResult:
     kv_refusals: int = 0
     #: disaggregated serving: the pools and the KV transfers (None when aggregated)
     disaggregated: DisaggregatedStats | None = None
+    #: what the run assumes beyond what was asked, as an estimate's notes say it (a precision the
+    #: device has no units for, a context beyond the model's maximum, a bare device's fabric
+    #: between nodes); in the JSON only when there are some
+    notes: tuple[str, ...] = ()
     records: RequestRecords | None = field(default=None, repr=False)
     timeline: Timeline | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: the latency figures, rates, batch, KV, steps, times and the engine's knobs
         (with swap preemption ``swap_s``; disaggregated, the keys of :class:`DisaggregatedStats`;
-        and ``timeline``'s columns when it was kept)."""
+        ``notes`` when there are some; and ``timeline``'s columns when it was kept)."""
         out = {
             "ttft_s": self.ttft_s.to_dict(),
             "tpot_s": self.tpot_s.to_dict(),
@@ -269,6 +273,7 @@ class SimulationResult:
             "engine": self.engine.to_dict(),
             **({} if self.swap_s is None else {"swap_s": self.swap_s}),
             **({} if self.disaggregated is None else self.disaggregated.to_dict()),
+            **({"notes": list(self.notes)} if self.notes else {}),
         }
         if self.timeline is not None:
             out["timeline"] = self.timeline.to_dict()

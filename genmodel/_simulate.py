@@ -39,6 +39,7 @@ import numpy as np
 from genmodel._arrivals import Arrivals, Lengths, requests_of
 from genmodel._engines import Engine, eager_block_kernels, rank_engine
 from genmodel._errors import InfeasibleError, require_ints
+from genmodel._forwardpass import StepSpecs
 from genmodel._hardware import AttachedTier, Device
 from genmodel._kvpool import engine_pool
 from genmodel._lockstep import lockstep
@@ -260,11 +261,7 @@ def setup_replicas(
     tokens_max = max(engine.max_batched_tokens, prompt) + running
     if table is None or table.tokens_max < tokens_max:
         table = StepCostTable.build(
-            model,
-            system,
-            plan,
-            precision,
-            options=options,
+            StepSpecs(model=model, hardware=system, plan=plan, precision=precision, options=options),
             tokens_max=tokens_max,
             overhead_s=engine.step_overhead_s,
             prefill_launch_s=engine.prefill_launch_s,

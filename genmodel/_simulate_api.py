@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from genmodel._engines import Engine
 from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device
 from genmodel._model import ModelSpec
+from genmodel._phases import Estimate
 from genmodel._servingmodel import ServingSpec
 from genmodel._simestimate import length_draws
 from genmodel._simresult import SimulationResult
@@ -246,7 +248,7 @@ def simulate(
     m, hw = _specs(model, hardware, system)
     chosen = spec.engine_on(hw.device)
     hw, run = profiled(hw, check.options, chosen.name)
-    return simulate_serving(
+    result = simulate_serving(
         m,
         hw,
         check.plan,
@@ -257,6 +259,7 @@ def simulate(
         timeline=timeline,
         **common,
     )
+    return dataclasses.replace(result, notes=check.notes)  # what estimate() would say of it
 
 
 def _specs(
@@ -269,6 +272,9 @@ def _specs(
         hw = (load_system(system) if isinstance(system, str) else system).with_device(hw.device)
     return m, hw
 
+
+#: the pools of a disaggregated simulation, in the order of their specs
+_POOLS = ("prefill", "decode")
 
 #: the plan keywords that are per pool in a disaggregated simulation
 _PLAN_KEYS = ("tp", "pp", "ep", "dp", "cp", "devices")
@@ -331,7 +337,7 @@ def _simulate_disaggregated(
                 ),
             )
         )
-    (check, pre), (_, dec) = specs
+    (check, pre), (decode_check, dec) = specs
     hw, run = profiled(hw, check.options, base.name)  # the profile in force, as an aggregated run's
     if devices is not None and devices != pre.devices + dec.devices:
         raise SpecError(
@@ -339,7 +345,7 @@ def _simulate_disaggregated(
             f"{pre.plan.num_devices} + decode {dec.workers} x {dec.plan.num_devices} = "
             f"{pre.devices + dec.devices}"
         )
-    return simulate_disaggregated(
+    result = simulate_disaggregated(
         m,
         hw,
         check.precision,
@@ -351,6 +357,20 @@ def _simulate_disaggregated(
         swap_tier=_swap_tier(dec.engine, swap_tier, hw.device),
         **common,
     )
+    notes = _pool_notes(hw, check, decode_check, devices=pre.devices + dec.devices)
+    return dataclasses.replace(result, notes=notes)
+
+
+def _pool_notes(hw: System, prefill: Estimate, decode: Estimate, *, devices: int) -> tuple[str, ...]:
+    """Both pools' notes, as :func:`estimate` gives each pool's: one that both give once, another
+    with its pool named; the fabric's note is the whole deployment's (``devices``), not a pool's,
+    since the KV moves between the pools over that fabric."""
+    own = [[n for n in est.notes if n != hw.fabric_note(est.plan.num_devices)] for est in (prefill, decode)]
+    both = [n for n in own[0] if n in own[1]]
+    named = [
+        f"{side} pool: {n}" for side, notes in zip(_POOLS, own, strict=True) for n in notes if n not in both
+    ]
+    return (*both, *named, *filter(None, [hw.fabric_note(devices)]))
 
 
 def _or_one(value: int | None) -> int:

@@ -52,14 +52,13 @@ from genmodel._attention import attended_pairs
 from genmodel._cost import GROUP_OPS
 from genmodel._eagerkernels import EagerBlockKernels
 from genmodel._errors import SpecError
-from genmodel._forwardpass import step_terms
+from genmodel._forwardpass import StepSpecs
 from genmodel._hostcost import eager_host_s
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import StepTerms
-from genmodel._system import System
-from genmodel._workload import Precision
+from genmodel._system import as_system
 
 #: a decode batch no engine exceeds (the graph limit of an engine that graphs every decode batch)
 MAX_GRAPHED = 1 << 62
@@ -194,12 +193,8 @@ class StepCostTable:
     @classmethod
     def build(
         cls,
-        model: ModelSpec,
-        system: System,
-        plan: Plan,
-        precision: Precision,
+        specs: StepSpecs,
         *,
-        options: RunOptions,
         tokens_max: int,
         overhead_s: float | None = None,
         prefill_launch_s: float = 0.0,
@@ -208,6 +203,7 @@ class StepCostTable:
         """Evaluate ``step_terms`` over the grid of T and read off the attention coefficients.
 
         Args:
+            specs: the deployment (nothing offloaded: :func:`check_simulable`).
             tokens_max: the most tokens a step may hold.
             overhead_s: per-step overhead; None = the device's.
             prefill_launch_s: host time per kernel launch of a step with prefill tokens (the
@@ -218,21 +214,12 @@ class StepCostTable:
         Raises:
             SpecError: a deployment outside what the table covers (:func:`check_simulable`).
         """
+        model, plan, precision, options = specs.model, specs.plan, specs.precision, specs.options
         check_simulable(plan, options)
         grid = token_grid(tokens_max)
 
         def terms(phase: str, seqs: Any, new: Any, past: Any) -> StepTerms:
-            return step_terms(
-                model,
-                system,
-                plan,
-                precision,
-                phase=phase,
-                num_seqs=seqs,
-                new_tokens=new,
-                past_tokens=past,
-                options=options,
-            )
+            return specs.terms(phase, num_seqs=seqs, new_tokens=new, past_tokens=past)
 
         decode = terms("decode", grid, 1.0, 0.0)
         prefill = terms("prefill", 1.0, grid, 0.0)
@@ -257,7 +244,7 @@ class StepCostTable:
             prefill_comm_s=p_comm,
             decode_attention=_attention_coefs(terms, "decode", model, options.sparse_attention_frac),
             prefill_attention=_attention_coefs(terms, "prefill", model, 1.0),
-            overlap_frac=options.overlap_frac(system),
+            overlap_frac=options.overlap_frac(as_system(specs.hardware)),
             overhead_s=float(decode.overhead_s) if overhead_s is None else overhead_s,
             prefill_host_s=eager_host_s(
                 model, plan, precision, launch_s=prefill_launch_s, blocks=eager_blocks

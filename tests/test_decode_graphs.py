@@ -7,8 +7,8 @@ import pytest
 
 import genmodel
 from genmodel._enginepresets import engine_preset
+from genmodel._forwardpass import StepSpecs
 from genmodel._harness import harness_engine
-from genmodel._options import RunOptions
 from genmodel._stepcost import StepCostTable
 from genmodel._wave import BenchmarkClient, Wave
 from genmodel._workload import Precision
@@ -64,10 +64,8 @@ def test_aiconfigurator_graphs_every_batch_up_to_its_clients(name: str) -> None:
 
 def _table() -> StepCostTable:
     model, system = load_model("llama-3.1-70b"), load_hardware("h100-sxm")
-    plan, options = genmodel.Plan(tp=2), RunOptions()
-    return StepCostTable.build(
-        model, system, plan, Precision(), options=options, tokens_max=256, prefill_launch_s=LAUNCH_S
-    )
+    specs = StepSpecs(model=model, hardware=system, plan=genmodel.Plan(tp=2), precision=Precision())
+    return StepCostTable.build(specs, tokens_max=256, prefill_launch_s=LAUNCH_S)
 
 
 def test_a_decode_batch_of_a_size_not_graphed_runs_eagerly() -> None:

@@ -11,6 +11,7 @@ from genmodel._eagerkernels import HOST_BOUND_PREFILLS
 from genmodel._enginepresets import PREFILL_LAUNCH_S, engine_preset
 from genmodel._engines import eager_block_kernels
 from genmodel._errors import SpecError
+from genmodel._forwardpass import StepSpecs
 from genmodel._hostcost import (
     DENSE_MLP_KERNELS,
     GQA_KERNELS,
@@ -19,7 +20,6 @@ from genmodel._hostcost import (
     eager_host_s,
     eager_launches,
 )
-from genmodel._options import RunOptions
 from genmodel._serving import estimate_serving
 from genmodel._stepcost import StepCostTable
 from genmodel._wave import BenchmarkClient, Wave
@@ -68,9 +68,9 @@ def test_host_time_is_launches_times_the_launch_cost() -> None:
 def _tables() -> tuple[StepCostTable, StepCostTable]:
     model, system = load_model("deepseek-v3"), load_hardware("b200")
     plan = genmodel.Plan(tp=8)
-    kw = {"options": RunOptions(), "tokens_max": 9000}
-    graphed = StepCostTable.build(model, system, plan, FP8, **kw)  # type: ignore[arg-type]
-    eager = StepCostTable.build(model, system, plan, FP8, prefill_launch_s=LAUNCH_S, **kw)  # type: ignore[arg-type]
+    specs = StepSpecs(model=model, hardware=system, plan=plan, precision=FP8)
+    graphed = StepCostTable.build(specs, tokens_max=9000)
+    eager = StepCostTable.build(specs, tokens_max=9000, prefill_launch_s=LAUNCH_S)
     return graphed, eager
 
 
@@ -79,8 +79,8 @@ def test_a_decode_batch_above_the_graph_limit_runs_eagerly() -> None:
     # larger ones eagerly (Engine.graph_max_decode_batch): such a step takes at least the host time
     # of launching its kernels, as a prefill step does; up to the limit the costs are unchanged
     model, system = load_model("llama-3.1-70b"), load_hardware("h200-sxm")
-    kw = {"options": RunOptions(), "tokens_max": 512}
-    table = StepCostTable.build(model, system, genmodel.Plan(tp=4), BF16, prefill_launch_s=LAUNCH_S, **kw)  # type: ignore[arg-type]
+    specs = StepSpecs(model=model, hardware=system, plan=genmodel.Plan(tp=4), precision=BF16)
+    table = StepCostTable.build(specs, tokens_max=512, prefill_launch_s=LAUNCH_S)
     eager = table.graphed_up_to(160)
     assert table.graphed_up_to(None) is table and eager is not table
     host = table.prefill_host_s
@@ -280,9 +280,9 @@ def test_the_engine_count_reaches_the_step_table_and_the_wave() -> None:
     model, system, plan = load_model("llama-3.1-70b"), load_hardware("b200"), genmodel.Plan(tp=8)
     engine = engine_preset("trtllm")
     blocks = eager_block_kernels(engine)
-    kw = {"options": RunOptions(), "tokens_max": 9000, "prefill_launch_s": LAUNCH_S}
-    generic = StepCostTable.build(model, system, plan, FP8, **kw)  # type: ignore[arg-type]
-    own = StepCostTable.build(model, system, plan, FP8, eager_blocks=blocks, **kw)  # type: ignore[arg-type]
+    specs = StepSpecs(model=model, hardware=system, plan=plan, precision=FP8)
+    generic = StepCostTable.build(specs, tokens_max=9000, prefill_launch_s=LAUNCH_S)
+    own = StepCostTable.build(specs, tokens_max=9000, prefill_launch_s=LAUNCH_S, eager_blocks=blocks)
     assert own.prefill_host_s == pytest.approx(eager_launches(model, plan, FP8, blocks) * LAUNCH_S)
     assert own.prefill_host_s < generic.prefill_host_s
     client = BenchmarkClient(requests_per_client=3, warmup_requests=0)

@@ -41,6 +41,33 @@ from genmodel._intervals import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _interval(
+    metric: str, serving_model: str, evidence_level: str = "calibrated", **kwargs: Any
+) -> genmodel.Interval:
+    """The interval of a prediction of 1 (its bounds are the ratios themselves) of ``metric``;
+    ``kwargs`` are :func:`interval`'s other keywords (hardware_id, kind, coverage, table)."""
+    return interval(1.0, metric, serving_model=serving_model, evidence_level=evidence_level, **kwargs)
+
+
+def _by_evidence(metric: str, serving_model: str, **kwargs: Any) -> list[genmodel.Interval]:
+    """:func:`_interval` at each evidence level, from the most measured to the least."""
+    return [_interval(metric, serving_model, level, **kwargs) for level in genmodel.EVIDENCE_LEVELS]
+
+
+def _width(d: dict[str, Any], metric: str) -> float:
+    """hi / lo of ``metric``'s interval in an estimate's JSON."""
+    lo, hi = d[f"{metric}_interval"]
+    return float(hi / lo)
+
+
+def _tpot_widths(hardware_ids: tuple[str, ...], **work: Any) -> tuple[dict[str, float], set[str]]:
+    """Llama-3.1-8B's estimates of ``work`` on each device: the width of its TPOT interval by
+    evidence level, and the residual groups those intervals came from."""
+    ds = [genmodel.report.estimate_dict(genmodel.estimate("llama-3.1-8b", hw, **work)) for hw in hardware_ids]
+    widths = {d["interval_evidence"]: _width(d, "tpot_s") for d in ds}
+    return widths, {d["interval_basis"]["tpot_s"]["group"] for d in ds}
+
+
 def _tool() -> ModuleType:
     spec = importlib.util.spec_from_file_location("fit_intervals", ROOT / "tools" / "fit_intervals.py")
     assert spec is not None and spec.loader is not None
@@ -138,15 +165,11 @@ def test_a_family_with_few_cases_falls_back_to_the_pool() -> None:
     a family with no measurement) takes the metric's group over all families."""
     table = BUNDLED
     assert table.min_family_cases == MIN_FAMILY_CASES
-    hopper = interval(
-        1.0, "tpot_s", serving_model="simulated", evidence_level="calibrated", hardware_id="h100-sxm"
-    )
+    hopper = _interval("tpot_s", "simulated", hardware_id="h100-sxm")
     assert hopper.group == "simulated/tpot_s/nvidia-hopper" and hopper.num_cases >= MIN_FAMILY_CASES
-    amd = interval(1.0, "tpot_s", serving_model="simulated", evidence_level="datasheet", hardware_id="mi300x")
+    amd = _interval("tpot_s", "simulated", "datasheet", hardware_id="mi300x")
     assert amd.group == "simulated/tpot_s"
-    static = interval(
-        1.0, "tpot_s", serving_model="static", evidence_level="calibrated", hardware_id="h100-sxm"
-    )
+    static = _interval("tpot_s", "static", hardware_id="h100-sxm")
     assert len(table.residuals.get("static/tpot_s/nvidia-hopper", ())) < MIN_FAMILY_CASES
     # the metric's group over all families (static/all only where that too is small)
     assert static.group == ("static/tpot_s" if "static/tpot_s" in table.residuals else "static/all")
@@ -193,25 +216,9 @@ def test_kind_groups_and_their_fallback() -> None:
     with pytest.raises(genmodel.SpecError, match="kind='sparse' must be one of dense, moe"):
         group("b200", "sparse")
     # a coverage too high for the family's and kind's group spans its log-ratios too
-    narrow = interval(
-        1.0,
-        "ttft_s",
-        serving_model="simulated",
-        evidence_level="calibrated",
-        hardware_id="h100-sxm",
-        kind="moe",
-        coverage=0.8,
-        table=t,
-    )
-    wide = interval(
-        1.0,
-        "ttft_s",
-        serving_model="simulated",
-        evidence_level="calibrated",
-        hardware_id="h100-sxm",
-        kind="moe",
-        coverage=0.92,
-        table=t,
+    narrow, wide = (
+        _interval("ttft_s", "simulated", hardware_id="h100-sxm", kind="moe", coverage=c, table=t)
+        for c in (0.8, 0.92)
     )
     assert narrow.group == f"{hopper}/moe" and wide.group != narrow.group
     assert wide.lo <= narrow.lo and narrow.hi <= wide.hi
@@ -228,18 +235,11 @@ def test_a_dense_model_on_b200_gets_a_narrower_ttft_interval_than_a_mixture_of_e
         for serving in ("simulated", "closed-form"):
             est = genmodel.estimate(model, "b200", tp=tp, serving=serving, **work)
             d = genmodel.report.estimate_dict(est)
-            lo, hi = d["ttft_s_interval"]
-            ratio[model, serving] = hi / lo
+            ratio[model, serving] = _width(d, "ttft_s")
             groups[model, serving] = d["interval_basis"]["ttft_s"]["group"]
-            both = interval(
-                1.0,
-                "ttft_s",
-                serving_model=serving,
-                evidence_level=d["interval_evidence"],
-                hardware_id="b200",
-            )
+            both = _interval("ttft_s", serving, d["interval_evidence"], hardware_id="b200")
             if model == "llama-3.1-70b":
-                assert hi / lo < both.hi / both.lo, (serving, hi / lo, both)
+                assert ratio[model, serving] < both.hi / both.lo, (serving, ratio, both)
     for serving in ("simulated", "closed-form"):
         assert ratio["llama-3.1-70b", serving] < ratio["deepseek-v3", serving], ratio
         assert groups["llama-3.1-70b", serving].endswith("/dense")
@@ -315,19 +315,11 @@ def test_evidence_levels() -> None:
 
 def test_thinner_evidence_widens() -> None:
     for model in ("static", "simulated", "closed-form"):
-        widths = []
-        for level in genmodel.EVIDENCE_LEVELS:
-            iv = interval(1.0, "tpot_s", serving_model=model, evidence_level=level)
-            widths.append(iv.hi / iv.lo)
+        widths = [iv.hi / iv.lo for iv in _by_evidence("tpot_s", model)]
         assert widths == sorted(widths), (model, widths)
         assert widths[-1] > widths[0], (model, widths)
     # on real estimates: the same workload on H100 (calibrated), B300 (transferred), MI355X
-    work = {"batch": 8, "input_tokens": 1000, "output_tokens": 200}
-    ratio = {}
-    for hw in ("h100-sxm", "b300", "mi355x"):
-        d = genmodel.report.estimate_dict(genmodel.estimate("llama-3.1-8b", hw, **work))
-        lo, hi = d["tpot_s_interval"]
-        ratio[d["interval_evidence"]] = hi / lo
+    ratio, _ = _tpot_widths(("h100-sxm", "b300", "mi355x"), batch=8, input_tokens=1000, output_tokens=200)
     assert (
         ratio["calibrated"] < ratio["transferred"] <= ratio["datasheet"] * (1 + 1e-12)
     )  # equal widening: rounding
@@ -340,23 +332,13 @@ def test_thinner_evidence_widens_the_interval_of_each_family() -> None:
     for hardware in ("h100-sxm", "b200", "mi300x"):
         for model in ("simulated", "closed-form"):
             for metric in genmodel.HEADLINE_METRICS:
-                widths = [
-                    (iv.hi / iv.lo, iv.group)
-                    for iv in (
-                        interval(1.0, metric, serving_model=model, evidence_level=level, hardware_id=hardware)
-                        for level in genmodel.EVIDENCE_LEVELS
-                    )
-                ]
-                assert len({g for _, g in widths}) == 1  # one group: only the evidence changes
-                assert [w for w, _ in widths] == sorted(w for w, _ in widths), (hardware, model, metric)
-                assert widths[-1][0] > widths[0][0], (hardware, model, metric, widths)
+                ivs = _by_evidence(metric, model, hardware_id=hardware)
+                widths = [iv.hi / iv.lo for iv in ivs]
+                assert len({iv.group for iv in ivs}) == 1  # one group: only the evidence changes
+                assert widths == sorted(widths), (hardware, model, metric)
+                assert widths[-1] > widths[0], (hardware, model, metric, widths)
     work = {"concurrency": 16, "input_tokens": 1000, "output_tokens": 200, "serving": "closed-form"}
-    ratio, groups = {}, set()
-    for hw in ("h100-sxm", "h800-sxm"):
-        d = genmodel.report.estimate_dict(genmodel.estimate("llama-3.1-8b", hw, **work))
-        lo, hi = d["tpot_s_interval"]
-        ratio[d["interval_evidence"]] = hi / lo
-        groups.add(d["interval_basis"]["tpot_s"]["group"])
+    ratio, groups = _tpot_widths(("h100-sxm", "h800-sxm"), **work)
     # one group (dense models: of Hopper, or of all families while Hopper's alone are too few)
     assert groups in ({"closed-form/tpot_s/nvidia-hopper/dense"}, {"closed-form/tpot_s/dense"}), groups
     assert ratio["calibrated"] < ratio["transferred"]

@@ -88,6 +88,21 @@ def test_deepseek_fp8_checkpoint_keeps_the_head_embedding_and_router_and_stores_
     assert extra == pytest.approx(2 * 129280 * 7168 / 8 + routers, rel=1e-12)
 
 
+def test_kimi_k2_fp8_checkpoint_keeps_what_deepseeks_keeps() -> None:
+    # Moonshot's FP8 weights (config.json quantization_config, the tensors' dtypes): the head, the
+    # embedding and the routers bf16, the MLA projections and the experts fp8, as DeepSeek's
+    k2 = load_model("kimi-k2")
+    fp8 = default_precision("fp8", model=k2)
+    assert fp8.keep_modules == default_precision("fp8", model=DS).keep_modules
+    assert default_precision("fp4", model=k2).keep_modules == ()  # no fp4 checkpoint of its own
+    plain = Precision(weight_dtype="fp8", act_dtype="fp8")
+    assert k2.moe is not None
+    extra = weight_bytes_per_device(k2, fp8, Plan(tp=8)) - weight_bytes_per_device(k2, plain, Plan(tp=8))
+    # the head and the embedding (163,840 x 7,168) split over tp=8, the 60 routers of 384 experts
+    # replicated, 1 byte more a weight
+    assert extra == pytest.approx(2 * 163840 * 7168 / 8 + 60 * 7168 * 384, rel=1e-12)
+
+
 def test_kept_projections_read_bf16_weights_and_run_at_the_bf16_peak() -> None:
     step = {"num_seqs": 4, "new_tokens": 512, "past_tokens": 0}
     kept = {op.name: op for op in forward_ops(DS, _kept(), **step)}

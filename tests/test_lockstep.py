@@ -12,8 +12,8 @@ import genmodel
 from genmodel._enginepresets import engine_preset
 from genmodel._engines import Engine
 from genmodel._errors import SpecError
+from genmodel._forwardpass import StepSpecs
 from genmodel._lockstep import ALONE, Lockstep, lockstep
-from genmodel._options import RunOptions
 from genmodel._stepcost import StepCostTable
 from genmodel._wave import BenchmarkClient, Wave
 from genmodel._workload import Precision
@@ -26,15 +26,8 @@ LAUNCH_S = 40e-6
 def _table() -> StepCostTable:
     """Qwen3-30B-A3B at EP4 DP4 on H200: the attention-DP ranks of an MoE model."""
     model, system = load_model("qwen3-30b-a3b"), load_hardware("h200-sxm")
-    return StepCostTable.build(
-        model,
-        system,
-        genmodel.Plan(ep=4, dp=4),
-        Precision(),
-        options=RunOptions(),
-        tokens_max=1024,
-        prefill_launch_s=LAUNCH_S,
-    )
+    specs = StepSpecs(model=model, hardware=system, plan=genmodel.Plan(ep=4, dp=4), precision=Precision())
+    return StepCostTable.build(specs, tokens_max=1024, prefill_launch_s=LAUNCH_S)
 
 
 def _engine(name: str) -> tuple[Engine, StepCostTable]:

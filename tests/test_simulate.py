@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 import genmodel
 from genmodel._arrivals import Arrivals, Lengths
 from genmodel._enginepresets import engine_preset
-from genmodel._forwardpass import step_terms
-from genmodel._options import RunOptions
+from genmodel._forwardpass import StepSpecs
 from genmodel._serving import estimate_serving
 from genmodel._servingmodel import Simulated
 from genmodel._simresult import Percentiles
@@ -92,22 +91,11 @@ def test_cost_table_equals_the_direct_estimate_at_grid_points(
 ) -> None:
     model, system = load_model(model_id), load_hardware(hardware)
     precision = genmodel.default_precision("fp8")
-    options = RunOptions()
-    table = StepCostTable.build(model, system, plan, precision, options=options, tokens_max=3000)
+    specs = StepSpecs(model=model, hardware=system, plan=plan, precision=precision)
+    table = StepCostTable.build(specs, tokens_max=3000)
 
     def direct(phase: str, seqs: float, new: float, past: float) -> float:
-        t = step_terms(
-            model,
-            system,
-            plan,
-            precision,
-            phase=phase,
-            num_seqs=seqs,
-            new_tokens=new,
-            past_tokens=past,
-            options=options,
-        )
-        return float(t.time_s)
+        return float(specs.terms(phase, num_seqs=seqs, new_tokens=new, past_tokens=past).time_s)
 
     for batch, context in ((1, 10), (7, 1000), (64, 3000), (300, 123), (2999, 50)):
         want = direct("decode", float(batch), 1.0, float(context))
@@ -132,13 +120,9 @@ def test_cost_table_equals_the_direct_estimate_at_grid_points(
 
 def test_a_mixed_step_costs_more_than_either_part_and_less_than_both() -> None:
     model, system = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
+    bf16 = genmodel.default_precision("bf16")
     table = StepCostTable.build(
-        model,
-        system,
-        genmodel.Plan(),
-        genmodel.default_precision("bf16"),
-        options=RunOptions(),
-        tokens_max=4096,
+        StepSpecs(model=model, hardware=system, plan=genmodel.Plan(), precision=bf16), tokens_max=4096
     )
     decode = table.step_s(decode_seqs=32, decode_past_sum=32 * 2000, chunks=[])
     prefill = table.step_s(decode_seqs=0, decode_past_sum=0, chunks=[(2000, 0)])
@@ -728,19 +712,15 @@ def test_lockstep_ranks_share_the_routed_experts_work() -> None:
     model, system = load_model("qwen3-30b-a3b"), load_hardware("h200-sxm")
     plan, precision = genmodel.Plan(tp=1, dp=4, ep=4), genmodel.default_precision("bf16")
     table = StepCostTable.build(
-        model, system, plan, precision, options=genmodel.RunOptions(), tokens_max=4096
+        StepSpecs(model=model, hardware=system, plan=plan, precision=precision), tokens_max=4096
     )
     alone = table.step_s(decode_seqs=0, decode_past_sum=0, chunks=[(4096, 0)])
     assert table.step_s(decode_seqs=0, decode_past_sum=0, chunks=[(4096, 0)], group_tokens=4096) == alone
     shared = table.step_s(decode_seqs=0, decode_past_sum=0, chunks=[(4096, 0)], group_tokens=1024)
     assert shared < alone
+    llama = load_model("llama-3.1-8b")
     dense = StepCostTable.build(
-        load_model("llama-3.1-8b"),
-        system,
-        genmodel.Plan(),
-        precision,
-        options=genmodel.RunOptions(),
-        tokens_max=64,
+        StepSpecs(model=llama, hardware=system, plan=genmodel.Plan(), precision=precision), tokens_max=64
     )
     assert dense.step_s(decode_seqs=64, decode_past_sum=0, chunks=[], group_tokens=8) == dense.step_s(
         decode_seqs=64, decode_past_sum=0, chunks=[]

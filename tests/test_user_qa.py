@@ -1,6 +1,7 @@
 """What a new user meets on the CLI (qa5): a plan without latency targets says nothing about
-SLOs it was not given; a bare device across nodes says what fabric it assumes; dtypes in any
-case; a count that is no integer says so; help paragraphs wrap at the terminal's width."""
+SLOs it was not given; a bare device across nodes says what fabric it assumes (estimate, plan,
+simulate, compare); dtypes in any case; a count that is no integer says so; help paragraphs wrap
+at the terminal's width."""
 
 from __future__ import annotations
 
@@ -66,6 +67,52 @@ def test_a_bare_device_across_nodes_says_what_fabric_it_assumes() -> None:
         [*args, "--input-tokens", "1000", "--output-tokens", "100", "--serving", "closed-form"], columns=140
     )
     assert "h100-pcie has no system in hardware_db" in shown
+
+
+_FABRIC = "h100-pcie has no system in hardware_db: its 16 devices are taken as 2 nodes of 8"
+_SIM: dict[str, Any] = {"input_tokens": 500, "output_tokens": 20, "concurrency": 16, "requests_per_client": 3}
+
+
+def _flags(kwargs: dict[str, Any]) -> list[str]:
+    return [x for k, v in kwargs.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+
+
+def test_a_simulation_says_what_its_deployment_assumes_as_the_estimate_does() -> None:
+    # 16 H100 PCIe cards span two nodes of no system file: the simulation's result, its JSON and
+    # its table say what fabric it takes, word for word the estimate's note
+    sim = genmodel.simulate("llama-3.1-8b", "h100-pcie", dp=16, **_SIM)
+    est = genmodel.estimate("llama-3.1-8b", "h100-pcie", dp=16, input_tokens=500, output_tokens=20)
+    assert sim.notes == est.notes and sim.notes[0].startswith(_FABRIC)
+    assert sim.to_dict()["notes"] == list(est.notes)
+    # a precision the device has no units for: the same note as the estimate's
+    (note,) = genmodel.simulate("llama-3.1-8b", "a100-sxm-80gb", weight_dtype="fp8", **_SIM).notes
+    assert note.startswith("fp8 is not native on a100-sxm-80gb")
+    # within one node nothing is assumed: no notes, and no key
+    assert "notes" not in genmodel.simulate("llama-3.1-8b", "h100-pcie", dp=8, **_SIM).to_dict()
+    args = ["simulate", *_flags({"model": "llama-3.1-8b", "hardware": "h100-pcie", "dp": 16, **_SIM})]
+    assert f"note: {_FABRIC}" in cli_ok(args, columns=400)
+    assert json.loads(cli_ok([*args, "--format", "json"]))["notes"] == list(est.notes)
+
+
+def test_a_disaggregated_simulation_notes_the_fabric_of_both_pools_together() -> None:
+    # each pool fits one node, but the two do not, and the KV moves between them over the
+    # scale-out link: one note for the 16 devices, none per pool
+    pools = {"prefill_dp": 8, "decode_dp": 8, "disaggregated": True}
+    (note,) = genmodel.simulate("llama-3.1-8b", "h100-pcie", **pools, **_SIM).notes
+    assert note.startswith(_FABRIC)
+    # a note both pools' checks give is said once, not per pool
+    fp8 = genmodel.simulate("llama-3.1-8b", "a100-sxm-80gb", weight_dtype="fp8", **pools, **_SIM)
+    once = genmodel.estimate("llama-3.1-8b", "a100-sxm-80gb", weight_dtype="fp8", **TOKENS)
+    assert fp8.notes == once.notes and len(once.notes) == 1
+
+
+def test_compare_says_what_each_platforms_best_plan_assumes() -> None:
+    kw = {"devices": 16, "input_tokens": 500, "output_tokens": 20, "serving": "closed-form"}
+    pcie, sxm = genmodel.compare("llama-3.1-8b", ["h100-pcie", "h100-sxm"], **kw)
+    assert len(pcie["notes"]) == 1 and pcie["notes"][0].startswith(_FABRIC)
+    assert "notes" not in sxm  # a system file's fabric: nothing assumed
+    args = ["compare", *_flags({"model": "llama-3.1-8b", "hardware": "h100-pcie,h100-sxm", **kw})]
+    assert f"note (h100-pcie): {_FABRIC}" in cli_ok(args, columns=400)
 
 
 @pytest.mark.parametrize("command", ["estimate", "plan", "memory"])

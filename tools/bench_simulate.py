@@ -28,7 +28,7 @@ import time
 import genmodel
 from genmodel._arrivals import Arrivals, Lengths
 from genmodel._enginepresets import engine_preset
-from genmodel._options import RunOptions
+from genmodel._forwardpass import StepSpecs
 from genmodel._simulate import simulate_serving
 from genmodel._stepcost import StepCostTable
 from genmodel.io import load_hardware, load_model
@@ -47,9 +47,8 @@ def main() -> None:
     for _ in range(RUNS):
         start = time.perf_counter()
         tokens_max = max(engine.max_batched_tokens, 1000) + 512
-        table = StepCostTable.build(
-            model, system, plan, precision, options=RunOptions(), tokens_max=tokens_max
-        )
+        specs = StepSpecs(model=model, hardware=system, plan=plan, precision=precision)
+        table = StepCostTable.build(specs, tokens_max=tokens_max)
         builds.append(time.perf_counter() - start)
         start = time.perf_counter()
         result = simulate_serving(
@@ -114,11 +113,7 @@ def lockstep() -> None:
     arrivals = Arrivals(kind="closed", clients=12040, requests_per_client=3, warmup_requests=1)
     lengths = {"input_tokens": Lengths(mean=4096), "output_tokens": Lengths(mean=1024)}
     table = StepCostTable.build(
-        model,
-        system,
-        plan,
-        precision,
-        options=RunOptions(),
+        StepSpecs(model=model, hardware=system, plan=plan, precision=precision),
         tokens_max=max(engine.max_batched_tokens, 4096) + 64,
     )
     times = {}
