@@ -267,7 +267,7 @@ def retract(r: Any, req: Any, sliding: bool = False) -> None:
     ends = np.add(pick(req.g0), pick(req.left), dtype=np.int64)  # the steps at which they complete
     running = ends > r.g  # (not completed)
     ids = np.array(r.decoding, dtype=np.int64)[running]
-    live: list[int] = ids.tolist()
+    live = len(ids)
     # output tokens so far: the whole output less the decode steps to go
     so_far_of = req.output_tokens[ids] - (ends[running] - r.g)
     # the most output first, the shortest prompt first among equals, admission order among equals
@@ -275,9 +275,11 @@ def retract(r: Any, req: Any, sliding: bool = False) -> None:
     by = np.lexsort((req.input_tokens[ids], -so_far_of))
     order: list[int] = ids[by].tolist()
     so_far: list[int] = so_far_of[by].tolist()
-    while len(order) > 1 and (_overflows(r, sliding) or len(order) == len(live)):
+    retracted: list[int] = []
+    while len(order) > 1 and (_overflows(r, sliding) or len(order) == live):
         rid = order.pop()
         so_far.pop()
+        retracted.append(rid)
         generated = r.g - req.g0[rid]
         state.stopped(req.g0[rid] + req.left[rid], r.g)
         r.stop_decoding(req, rid)
@@ -288,8 +290,7 @@ def retract(r: Any, req: Any, sliding: bool = False) -> None:
         req.preemptions[rid] += 1
         r.preemptions += 1
         r.waiting.append(rid)
-    kept = set(order)
-    r.decoding = [rid for rid in live if rid in kept]  # (admission order)
+    r.decoding = ids[~np.isin(ids, retracted)].tolist()  # the others, in admission order
     state.retracted(so_far, req.output_tokens[np.array(order, dtype=np.int64)].tolist())
 
 
