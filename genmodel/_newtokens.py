@@ -28,6 +28,7 @@ Modelling assumptions (SGLang 0.5; every rule and default is
 from __future__ import annotations
 
 import heapq
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -195,7 +196,7 @@ def refused_for(r: Any, req: Any, steps: int) -> int:
     # each sequence still further than clip counts clip until it crosses, one fewer a step after
     # (the heap was advanced to r.g by this plan's test: every crossing left is after it)
     end = r.g + steps
-    crossings = sorted(at for at, rid, v in state.crossing if at < end and v == req.version[rid])
+    crossings = sorted(at for at, rid, v in _heap_below(state.crossing, end) if v == req.version[rid])
     if crossings:
         at = np.array(crossings)
         crossed = np.searchsorted(at, g, side="left")  # those with at < g
@@ -208,6 +209,21 @@ def refused_for(r: Any, req: Any, steps: int) -> int:
         fits &= need <= r.slide.free_ahead(r, g - r.g)
     first = int(np.argmax(fits)) if len(fits) else 0
     return first + 1 if len(fits) and fits[first] else steps
+
+
+def _heap_below(heap: list[tuple[int, int, int]], end: int) -> list[tuple[int, int, int]]:
+    """The entries of ``heap`` (a heapq list) whose first item is below ``end``, in no order: a walk
+    from the root that stops at each entry at or above it (its children are too)."""
+    out: list[tuple[int, int, int]] = []
+    todo = [0] if heap and heap[0][0] < end else []
+    n = len(heap)
+    while todo:
+        i = todo.pop()
+        out.append(heap[i])
+        for child in (2 * i + 1, 2 * i + 2):
+            if child < n and heap[child][0] < end:
+                todo.append(child)
+    return out
 
 
 def _fits_to_completion_for(r: Any, req: Any, steps: int) -> int:
@@ -247,12 +263,23 @@ def retract(r: Any, req: Any, sliding: bool = False) -> None:
     if not _overflows(r, sliding) or r.n_dec <= 1:
         return
     state.advance(req.version, r.g)
-    live = [rid for rid in r.decoding if req.g0[rid] + req.left[rid] > r.g]  # (not completed)
+    pick = operator.itemgetter(*r.decoding)  # (two or more: n_dec > 1)
+    ends = np.add(pick(req.g0), pick(req.left), dtype=np.int64)  # the steps at which they complete
+    running = ends > r.g  # (not completed)
+    ids = np.array(r.decoding, dtype=np.int64)[running]
+    live = len(ids)
     # output tokens so far: the whole output less the decode steps to go
-    so_far = {rid: int(req.output_tokens[rid]) - (req.g0[rid] + req.left[rid] - r.g) for rid in live}
-    order = sorted(live, key=lambda rid: (so_far[rid], -int(req.input_tokens[rid])), reverse=True)
-    while len(order) > 1 and (_overflows(r, sliding) or len(order) == len(live)):
+    so_far_of = req.output_tokens[ids] - (ends[running] - r.g)
+    # the most output first, the shortest prompt first among equals, admission order among equals
+    # (a stable sort; the sequences retracted are popped from the end)
+    by = np.lexsort((req.input_tokens[ids], -so_far_of))
+    order: list[int] = ids[by].tolist()
+    so_far: list[int] = so_far_of[by].tolist()
+    retracted: list[int] = []
+    while len(order) > 1 and (_overflows(r, sliding) or len(order) == live):
         rid = order.pop()
+        so_far.pop()
+        retracted.append(rid)
         generated = r.g - req.g0[rid]
         state.stopped(req.g0[rid] + req.left[rid], r.g)
         r.stop_decoding(req, rid)
@@ -263,9 +290,8 @@ def retract(r: Any, req: Any, sliding: bool = False) -> None:
         req.preemptions[rid] += 1
         r.preemptions += 1
         r.waiting.append(rid)
-    kept = set(order)
-    r.decoding = [rid for rid in live if rid in kept]  # (admission order)
-    state.retracted([so_far[i] for i in order], [int(req.output_tokens[i]) for i in order])
+    r.decoding = ids[~np.isin(ids, retracted)].tolist()  # the others, in admission order
+    state.retracted(so_far, req.output_tokens[np.array(order, dtype=np.int64)].tolist())
 
 
 def _overflows(r: Any, sliding: bool) -> bool:

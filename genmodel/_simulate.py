@@ -43,7 +43,7 @@ from genmodel._forwardpass import StepSpecs
 from genmodel._hardware import AttachedTier, Device
 from genmodel._kvpool import engine_pool
 from genmodel._lockstep import lockstep
-from genmodel._memory import NO_EXTRAS, MemoryExtras, max_batch, memory_use
+from genmodel._memory import NO_EXTRAS, MemoryExtras, engine_max_batch, memory_use
 from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
@@ -244,7 +244,10 @@ def setup_replicas(
     )
     device = system.device
     n_in, n_out = input_tokens_max, output_tokens_max
-    max_batch(model, device, plan, precision, input_tokens=n_in, output_tokens=n_out, extras=extras)
+    # one whole request must fit the memory the engine's fraction gives (TensorRT-LLM's is of what
+    # the weights leave free, more than the device's usable share), as the closed form checks it
+    lengths = {"input_tokens": n_in, "output_tokens": n_out}
+    engine_max_batch(model, device, plan, precision, **lengths, pool=engine.kv_pool, extras=extras)
     capacity, token_bytes = _kv_pool(model, device, plan, precision, engine, extras_input=n_in, extras=extras)
     swa = _window(model, engine, plan.tp)
     need = n_in + n_out + 2 * engine.kv_block_tokens

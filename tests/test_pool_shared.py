@@ -87,3 +87,20 @@ def test_the_tensorrt_llm_outlier_now_agrees() -> None:
     assert closed.serving.max_running == sim.serving.max_running < 64
     assert abs(math.log(closed.ttft_s / sim.ttft_s)) <= math.log(1.25), (closed.ttft_s, sim.ttft_s)
     assert sim.ttft_s > 10  # the 32nd client of each rank waits for a whole request
+
+
+def test_the_simulation_accepts_what_the_engines_pool_holds() -> None:
+    """TensorRT-LLM's fraction is of the memory the weights leave (kv_fraction_of "free"), so its
+    engine uses more than the device's usable 90 %: DeepSeek-V3 fp8 at DP4 EP4 on B200 (182.6 GB of
+    weights a device, over the device's usable 173.9 GB) keeps 97 sequences a rank in the pool both
+    serving models size. The simulation checked one sequence against the device's 90 % before sizing
+    that pool, so it refused what the closed form (and its own pool) ran (the fuzz sweep's
+    sim-cf-refusal-differs class); both now run it, with the same most running sequences."""
+    kw: dict[str, Any] = {"tp": 1, "ep": 4, "dp": 4, "weight_dtype": "fp8", "kv_dtype": "bf16"}
+    kw.update(engine="trtllm", input_tokens=1024, output_tokens=128, concurrency=8)
+    sim, closed = (
+        genmodel.estimate("deepseek-v3", "b200", serving=s, **kw) for s in ("simulated", "closed-form")
+    )
+    assert sim.serving is not None and closed.serving is not None
+    assert closed.serving.max_running == sim.serving.max_running > 8
+    assert sim.memory.weights_bytes_per_device > 0.9 * load_hardware("b200").device.memory_capacity_bytes

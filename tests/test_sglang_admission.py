@@ -121,3 +121,31 @@ def test_sglang_at_its_kv_limit_runs_more_sequences_than_a_fixed_reservation() -
     assert dynamic.mean_running_batch > static.mean_running_batch
     assert dynamic.ttft_s.mean < static.ttft_s.mean
     assert dynamic.generated_tokens == static.generated_tokens == 64 * 2 * 8192
+
+
+def test_among_equal_outputs_and_prompts_the_last_admitted_is_retracted() -> None:
+    # three equal requests start together and grow until the pool of 1,800 has no room for the
+    # next step: with the same output so far and the same prompt, the order of admission decides
+    # (the sort is stable, the retracted are taken from its end): r2, the last admitted
+    r = _replica(1800, NewTokenRatio(clip_tokens=100))
+    req = _requests([500, 500, 500], [2000, 2000, 2000], [0.0, 0.0, 0.0])
+    _run(r, req, 1000, until=lambda r, req: r.preemptions > 0)
+    assert req.preemptions == [0, 0, 1] and list(r.waiting) == [2]
+    assert r.decoding == [0, 1]
+
+
+def test_the_crossing_heaps_walk_finds_every_entry_below_the_runs_end() -> None:
+    """The run test reads only the crossing heap's entries below the run's end
+    (genmodel._newtokens._heap_below): the same entries as a scan of the whole heap."""
+    import heapq
+    import random
+
+    from genmodel._newtokens import _heap_below
+
+    rng = random.Random(3)
+    for size in (0, 1, 2, 7, 100, 1000):
+        heap: list[tuple[int, int, int]] = []
+        for rid in range(size):
+            heapq.heappush(heap, (rng.randrange(5000), rid, rng.randrange(3)))
+        for end in (-1, 0, 1, 50, 2500, 4999, 5000, 10**9):
+            assert sorted(_heap_below(heap, end)) == sorted(e for e in heap if e[0] < end)
