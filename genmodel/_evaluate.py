@@ -174,7 +174,7 @@ def _stack(ops: Sequence[Op], shape: tuple[int, ...]) -> tuple[Any, Any, Any, An
         if {type(v) for v in values} <= {float, int}:
             out.append(np.array(values, dtype=float)[:, None])
         else:
-            out.append(np.stack([np.full(shape, float(v)) if type(v) in _PLAIN else v for v in values]))
+            out.append(stacked([np.full(shape, float(v)) if type(v) in _PLAIN else v for v in values]))
     return out[0], out[1], out[2], out[3]
 
 
@@ -269,7 +269,7 @@ def _add_rows(totals: list[Any], compute: list[Any], memory: list[Any]) -> list[
     totals = list(totals)
     rows = max(1, _GROUP_BYTES // max(8 * compute[0].size, 1)) if compute else 1  # operators per group
     for start in range(0, len(compute), rows):
-        c, m = np.array(compute[start : start + rows]), np.array(memory[start : start + rows])
+        c, m = stacked(compute[start : start + rows]), stacked(memory[start : start + rows])
         bound = c >= m
         for i, stack in enumerate((c, m, np.where(bound, c, 0.0), np.where(bound, 0.0, m))):
             so_far = totals[i]
@@ -287,6 +287,20 @@ def _attention(times: Sequence[OpTime], so_far: Num) -> Num:
     return so_far
 
 
+def stacked(arrays: Sequence[Any]) -> Any:
+    """``np.array(arrays)`` of NumPy arrays of one shape and dtype: one row per array, the same
+    values; one-dimensional arrays put end to end and reshaped (a copy either way, but without
+    ``np.array``'s walk of a nested sequence: a search stacks a few hundred lists per layout)."""
+    import numpy as np
+
+    if not arrays:
+        return np.array(arrays, dtype=float)
+    first = arrays[0]
+    if first.ndim == 1:
+        return np.concatenate(arrays).reshape(len(arrays), first.shape[0])
+    return np.array(arrays)
+
+
 def _sum_rows(values: Any) -> Any:
     """values[0] + values[1] + ... in that order (as adding the operators one by one)."""
     import numpy as np
@@ -294,7 +308,7 @@ def _sum_rows(values: Any) -> Any:
     if values.ndim == 2 and values.shape[1] > 1 and values.flags.c_contiguous:
         # a reduction across the slow axis adds row after row (NumPy sums pairwise only along
         # the fast axis), which is the operator-by-operator order
-        return np.add.reduce(values, axis=0)
+        return np.add.reduce(values, 0)  # (the axis by position: keywords cost a parse)
     total = values[0]
     for row in values[1:]:
         total = total + row

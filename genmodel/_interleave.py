@@ -55,7 +55,7 @@ from collections.abc import Callable
 from typing import Any
 
 from genmodel._engines import Engine
-from genmodel._evaluate import StepCache
+from genmodel._evaluate import StepCache, stacked
 from genmodel._memory import MemoryUse
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -169,9 +169,9 @@ def _decode_reads(ops: list[Any], size: int) -> tuple[Any, Any, Any]:
         # (the search's steps: the same conversions and operations on each point, stacked at once;
         # the activation bytes plus the KV bytes of the operators that read the cache, a float64
         # plus the int 0 elsewhere being the float itself)
-        c_d = np.array([t.compute_s for t in ops], dtype=float)
-        m_d = np.array([t.memory_s for t in ops], dtype=float)
-        moved = np.array([t.op.act_bytes for t in ops], dtype=float)
+        c_d = stacked([t.compute_s for t in ops])  # (float64 arrays of one shape: _plain_reads)
+        m_d = stacked([t.memory_s for t in ops])
+        moved = stacked([t.op.act_bytes for t in ops])
         for i, t in enumerate(ops):
             if type(t.op.kv_bytes) is np.ndarray:
                 moved[i] += t.op.kv_bytes
@@ -263,7 +263,7 @@ def _summed(apart: Any, overhead_s: Any, shape: tuple[int, ...], at: Any) -> Any
     summed, and one step overhead."""
     import numpy as np
 
-    saved = apart.sum(axis=0)
+    saved = np.add.reduce(apart, 0)  # (apart.sum(axis=0), without its wrapper)
     if type(overhead_s) is float or np.ndim(overhead_s) == 0:  # (one number: the same sums)
         return saved + float(overhead_s)
     overhead = np.broadcast_to(np.asarray(overhead_s, dtype=float), shape).reshape(-1)
@@ -297,7 +297,7 @@ class MixedSteps:
         places, ops = _shared_ops(decode, names)
         group = [float(per_step)] * len(names)  # (one prompt's three figures and the group: the key)
         figures = list(zip(c_1[:, 0].tolist(), m_1[:, 0].tolist(), w_p[:, 0].tolist(), group, strict=True))
-        shape = np.shape(decode.time_s)
+        shape = _time_shape(decode)
         size = math.prod(shape)  # (np.prod of a tuple: microseconds a layout)
         kept = self._rows
         made: list[Any] = []
@@ -325,6 +325,20 @@ class MixedSteps:
         else:
             stacked = np.array(made) if made else np.zeros((0, size))  # (rows: C order, as _decode_reads)
         return _summed(stacked if at is None else stacked[:, at], decode.overhead_s, shape, at)
+
+
+def _time_shape(terms: StepTerms) -> tuple[int, ...]:
+    """``np.shape(terms.time_s)``, read from its terms' shapes where they are float64 arrays of
+    one shape and plain numbers (a search's decode step: its time's sum not made again)."""
+    import numpy as np
+
+    shape: tuple[int, ...] = ()
+    for x in (terms.compute_bound_s, terms.memory_bound_s, terms.comm_s, terms.offload_s, terms.overhead_s):
+        if type(x) is np.ndarray and x.dtype.char == "d" and (not shape or x.shape == shape):
+            shape = x.shape
+        elif type(x) is not float and type(x) is not int:
+            return np.shape(terms.time_s)
+    return shape
 
 
 def mixed_steps(cache: StepCache | None) -> MixedSteps | None:

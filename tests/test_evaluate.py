@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import genmodel
 from genmodel import MoeLayout, Op, Plan, Precision, RunOptions, forward_ops
-from genmodel._evaluate import StepCache, reusing_steps, step_operators, time_step
+from genmodel._evaluate import StepCache, reusing_steps, stacked, step_operators, time_step
 from genmodel._ops import StepRoofline, roofline_step
 
 GRID = 6  # elements of the arrays of the random operator lists
@@ -309,3 +309,14 @@ def test_array_keys_are_equal_exactly_when_the_arrays_are() -> None:
     assert a == b and hash(a) == hash(b)
     assert a != c and hash(a) == hash(c)  # (the hash agrees, the key does not)
     assert _value_key([grid[:-1], 1]) != a and _value_key([grid, 1.0]) != a
+
+
+@pytest.mark.parametrize("shape", [(5,), (1,), (0,), (2, 3)])
+def test_stacked_rows_are_np_array_s(shape: tuple[int, ...]) -> None:
+    """Stacking a step's arrays end to end gives np.array's rows, the same bytes and shape (1-D:
+    put end to end; others, and none at all, np.array itself)."""
+    rng = np.random.default_rng(1)
+    rows = [rng.standard_normal(shape) for _ in range(4)]
+    assert stacked(rows).shape == np.array(rows).shape
+    assert stacked(rows).tobytes() == np.array(rows).tobytes()
+    assert stacked([]).shape == (0,) and stacked([]).dtype == np.float64

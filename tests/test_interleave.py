@@ -203,3 +203,16 @@ def test_a_search_s_mixed_steps_are_each_layout_s_own_bits() -> None:
             saved = steps.saving_s(decode, prompt, m, points)[over]
             assert saved.tobytes() == mixed_saving_s(decode, prompt, g, points)[over].tobytes()
             assert np.any(batch > m) and np.any(shared < interleaved_prefill_s(wave, batch, isl, p, full))
+
+
+def test_a_decode_step_s_shape_is_read_from_its_terms() -> None:
+    """The shape MixedSteps reads from a step's terms is that of the step's time (arrays of the
+    batch grid, plain numbers, and a mix of both with one array of another shape)."""
+    from genmodel._interleave import _time_shape
+
+    model, hw = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
+    for seqs in (np.arange(1.0, 9.0), 4.0, np.array([3.0])):
+        terms = decode_pass(model, hw, Plan(tp=2), Precision(), num_seqs=seqs, past_tokens=900.0)
+        assert _time_shape(terms) == np.shape(terms.time_s)
+    odd = dataclasses.replace(terms, comm_s=np.zeros((2, 1)))  # (broadcast with the others: time_s's shape)
+    assert _time_shape(odd) == np.shape(odd.time_s) == (2, 1)
