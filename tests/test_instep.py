@@ -151,3 +151,33 @@ def test_many_clients_queue_for_a_budget_of_one_prompt_a_step(model: str, tp: in
     assert abs(math.log(closed.tpot_s / sim.tpot_s)) <= math.log(1.25), (closed.tpot_s, sim.tpot_s)
     assert closed.serving is not None and not closed.serving.kv_limited  # the budget's queue, not memory's
     assert closed.serving.decode_batch == pytest.approx(127)
+
+
+def _llama_405b_long_prompts(serving: str, clients: int) -> genmodel.Estimate:
+    hw = load_hardware("b200")
+    precision = Precision(weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8")
+    preset = engine_preset("sglang", hw.device)
+    return serving_model(serving, engine=preset).estimate(
+        load_model("llama-3.1-405b"), hw, Plan(tp=8), precision,
+        concurrency=clients, input_tokens=8000, output_tokens=100,
+    )  # fmt: skip
+
+
+def test_clients_past_the_kv_slots_keep_the_slots_rounds() -> None:
+    """Llama-3.1-405B fp8 at TP8 on B200, 8,000 in / 100 out, SGLang's defaults (prompts in steps of
+    their own, prefill-bound): the pool holds 469 sequences. Past them the closed form took every
+    slot as decoding but the one prefilling (ITL 2.69 s) and the rest of the cycle as the queue:
+    TTFT 71.6 s at 256 clients and 24.8 s at 512, where the simulation goes 71.9 -> 144 s, 1.28 s a
+    token. The slots' requests are a round of their own whose later prompts run before the earlier
+    ones decode (genmodel._serving.kv_limited_rounds): 154 s and 1.38 s at 512, 298 s and 1.39 s at
+    768 (simulated 252 s, 1.32 s); TTFT grows with the clients."""
+    ttfts = []
+    for clients in (256, 512, 768):
+        closed = _llama_405b_long_prompts("closed-form", clients)
+        ttfts.append(closed.ttft_s)
+        if clients > 256:
+            sim = _llama_405b_long_prompts("simulated", clients)
+            assert closed.serving is not None and closed.serving.kv_limited
+            assert abs(math.log(closed.ttft_s / sim.ttft_s)) <= math.log(1.25), (closed.ttft_s, sim.ttft_s)
+            assert abs(math.log(closed.tpot_s / sim.tpot_s)) <= math.log(1.1), (closed.tpot_s, sim.tpot_s)
+    assert ttfts[0] < ttfts[1] < ttfts[2], ttfts
