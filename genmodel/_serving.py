@@ -158,7 +158,11 @@ def estimate_serving(
     pads = graph_pads(wave, model, plan)  # the captured decode batches a graphed one is padded to
     # S(m), the GPU's time (the load's), and D at a batch from its decode step
     full_gpu_s, shared_at = interleaving(
-        (model, system, plan, precision, options, mem), wave, input_tokens, prefill_s
+        (model, system, plan, precision, options, mem),
+        wave,
+        input_tokens,
+        prefill_s,
+        host_s + float(prefill_terms.overhead_s) if host_s else 0.0,
     )
 
     def decode_at(batch: Any, scale: Any = 1.0) -> StepTerms:
@@ -194,7 +198,8 @@ def estimate_serving(
             step_times[batch] = eager_decode_steps(wave, model, plan, batch, step_s, eager_s)
             if forced:
                 step_times[batch] = max(step_times[batch], eager_s)
-            shared[batch] = shared_at(batch, padded)  # the prompts' groups, their mixed steps
+            # the prompts' groups, their mixed steps, and a step with prompts at least an eager one
+            shared[batch] = shared_at(batch, padded, step_times[batch])
         return serving_point(
             prefill_s=prefill_s,
             step_s=step_times[batch],
