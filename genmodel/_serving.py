@@ -206,7 +206,7 @@ def estimate_serving(
             decode_batch=batch,
             output_tokens=output_tokens,
             clients=clients,
-            think_s=think_s,
+            think_s=think_s + eager_prefill_s - prefill_s,  # (out of the decode batch that long too)
             interleaved_s=shared[batch],
         )
 

@@ -132,7 +132,7 @@ def test_engine_presets_and_validation() -> None:
     assert Wave.of(engine_preset("trtllm"), client).prefill_launch_s == PREFILL_LAUNCH_S
 
 
-def test_closed_form_ttft_pays_the_host_time_and_tpot_does_not() -> None:
+def test_closed_form_ttft_pays_the_host_time_and_tpot_hardly_moves_for_few_clients() -> None:
     model, hw = load_model("deepseek-v3"), load_hardware("b200")
     client = BenchmarkClient(requests_per_client=12, warmup_requests=2)
     kw = {"concurrency": 4, "input_tokens": 1024, "output_tokens": 1024}
@@ -152,7 +152,6 @@ def test_closed_form_ttft_pays_the_host_time_and_tpot_does_not() -> None:
     # four clients' prompts are a small share of their 1,024 decode steps: the floor their eager
     # steps put into the load (genmodel._interleave) moves the inter-token latency by under 1 %
     assert eager.tpot_s == pytest.approx(graphed.tpot_s, rel=0.01)
-    assert eager.tpot_s <= graphed.tpot_s
 
 
 def test_simulate_takes_the_knob_and_a_lone_short_prompt_is_host_bound() -> None:
