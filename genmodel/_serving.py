@@ -5,9 +5,10 @@ Modelling assumptions:
   last completes, against a continuously batching server (Orca, Yu et al. OSDI 2022; vLLM) that
   runs one request's prefill P between decode steps of its running batch B (per replica). Each
   replica's steady state at B is :func:`~genmodel._servingpoint.serving_point` (rate, prefill share,
-  ITL, M/D/1 wait; its module's assumptions), and B solves N = X (Z + TTFT + (O-1) ITL) (Little's
-  law). When N's sequences do not fit the KV memory, B is the most that fit and the others wait for
-  a slot: TTFT = N / X - (O-1) ITL, where the request being prefilled holds one of the B slots
+  ITL, the closed loop's prefill wait; its module's assumptions), and B solves
+  N = X (Z + TTFT + (O-1) ITL) (Little's law). When N's sequences do not fit the KV memory, B is
+  the most that fit and the others wait for a slot: TTFT = N / X - (O-1) ITL, where the request
+  being prefilled holds one of the B slots
   (B - X P decode: :func:`~genmodel._servingpoint.slot_held_itl_s`); with one request a client the
   queue drains once and the last running requests decode without prefills
   (:func:`~genmodel._wave.one_shot_ttft_s`, :func:`~genmodel._wave.one_shot_itl_s`). A client that
