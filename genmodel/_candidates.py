@@ -207,12 +207,14 @@ def serving_arrays(
     shared = None  # D, each prompt's time in the others' decode steps (None: a lone prefill P)
     if sides[0].interleaved_s is not None:
         shared = joined([points(s.interleaved_s, s) for s in sides])
+    # a client is out of the decode batch for its prefill's eager floor too (its host launches)
+    out_s = think_s + each(_eager_floors(sides))
     point = serving_at_batch(
         prefill_s=prefill_s,
         step_s=step_s,
         decode_batch=batch,
         output_tokens=output_tokens,
-        think_s=think_s,
+        think_s=out_s,
         interleaved_s=shared,
     )
     ttft = point.ttft_s if slo.ttft_quantile is None else ttft_quantile_s(point, prefill_s, slo.ttft_quantile)
@@ -250,6 +252,11 @@ def serving_arrays(
         "admitted": admitted,
         "step_s": np.asarray(step_s, dtype=float),
     }
+
+
+def _eager_floors(sides: Sequence[Side]) -> list[float]:
+    """What each layout's eager passes add to a request's own prefill (0 without a host floor)."""
+    return [(s.eager_prefill_s or s.prefill_s) - s.prefill_s for s in sides]
 
 
 def _with_wave(

@@ -32,9 +32,16 @@ Modelling assumptions (a term of :func:`~genmodel._servingpoint.serving_point`, 
   (their summed context spread over the padded rows, exact for full attention). A mean running
   batch between two whole batches takes the line between their padded steps (the batch is the
   one or the other, as often as its fraction says).
+- A step that carries prompt tokens runs eagerly where the engine graphs only decode steps
+  (:mod:`genmodel._hostcost`): it takes at least the host time H of launching its kernels and the
+  step overhead, as the simulation's step does (:mod:`genmodel._stepcost`). A group's prompts run
+  in k such steps (a prompt's passes when a step holds one, else one step), so the time they add
+  to the others' decode is at least k (H + overhead), less the k decode steps t(B) they carry
+  where the engine mixes (with the saving's share min(1, B - g)): D = max(D's GPU time, that / g).
+  A decode batch whose prompts keep arriving then runs at the mixed step's host floor, not its
+  GPU time.
 - Not modelled: the budget a mixed step's decode tokens take (vLLM), which splits prompts over
-  more steps; the host floor of an eager mixed step (the load keeps the GPU time, as the steady
-  state's P does); the padding of a mixed step's decode part (mixed steps run eagerly).
+  more steps; the padding of a mixed step's decode part (mixed steps run eagerly).
 
 A plan search evaluates these terms for every layout over its batch grid: :class:`MixedSteps`
 keeps each decode operator's saving (the layouts of one tp share all their operators but the
@@ -63,7 +70,7 @@ from genmodel._parallel import Plan
 from genmodel._phases import StepTerms, prefill_pass
 from genmodel._system import System
 from genmodel._units import maximum
-from genmodel._wave import Wave, group_step_s
+from genmodel._wave import Wave, group_step_s, prefill_passes
 from genmodel._workload import Precision
 
 #: one prompt's prefill, operator by operator: their names, and their compute, memory and weight-read
@@ -360,6 +367,7 @@ def interleaved_prefill_s(
     full_step_s: float,
     mixed: tuple[StepTerms, PromptOps, Any] | None = None,
     steps: MixedSteps | None = None,
+    host: tuple[float, int, Any] | None = None,
 ) -> Any:
     """D at the running batches ``batch`` (module docstring): a step of a group's g = min(B, m)
     prompts, S(g), less what the group saves sharing a decode step, over g. ``mixed``: the decode
@@ -367,21 +375,32 @@ def interleaved_prefill_s(
     the engine does not mix, nothing saved); the saving counts where the group finds another
     request decoding, min(1, B - g) (a lone group, N <= m, decodes and comes back together: its
     steps hold no other decode). ``steps``: a search's savings made so far (:class:`MixedSteps`).
-    An array as ``batch`` is, or a number."""
+    ``host``: (an eager step's floor H + the step overhead, a prompt's passes, the decode step
+    t(B) at ``batch``) where the engine runs a step with prompt tokens eagerly (None: no floor):
+    the group's k steps (its prompt's passes when m = 1, else one) take at least k (H + overhead),
+    so D is at least that over g, less the k decode steps they carry where they mix (the same
+    share min(1, B - g)). An array as ``batch`` is, or a number."""
     import numpy as np
 
     m = wave.prompts_per_step(input_tokens)
     b = np.atleast_1d(np.asarray(batch, dtype=float))
     g = np.minimum(np.maximum(b, 1.0), float(m))
     saved: Any = 0.0
-    if mixed is not None and wave.mixed and b.max() > m:  # (else no group finds another decoding)
-        decode, prompt, at = mixed
+    mixes = mixed is not None and wave.mixed
+    if mixes and b.max() > m:  # (else no group finds another decoding)
+        decode, prompt, at = mixed  # type: ignore[misc]
         if steps is None:
             shares = mixed_saving_s(decode, prompt, g, at)
         else:  # (a search's: g = m where it counts, B > m)
             shares = steps.saving_s(decode, prompt, m, at)
         saved = shares * np.clip(b - g, 0.0, 1.0)
-    out = np.maximum(group_step_s(g, prefill_s, full_step_s, m) - saved, 0.0) / g
+    added = np.maximum(group_step_s(g, prefill_s, full_step_s, m) - saved, 0.0)
+    if host is not None and host[0] > 0:
+        eager_step_s, passes, step_s = host
+        k = float(passes if m == 1 else 1)
+        carried = np.clip(b - g, 0.0, 1.0) * np.reshape(np.asarray(step_s, dtype=float), -1) if mixes else 0.0
+        added = np.maximum(added, k * (eager_step_s - carried))
+    out = added / g
     return out if np.ndim(batch) else float(out[0])
 
 
@@ -390,20 +409,24 @@ def interleaving(
     wave: Wave | None,
     input_tokens: int,
     prefill_s: float,
-) -> tuple[float, Callable[[float, StepTerms], float | None]]:
+    eager_step_s: float = 0.0,
+) -> tuple[float, Callable[[float, StepTerms, float], float | None]]:
     """The estimate's S(m) (the GPU's time; 0 without a wave) and D at a running batch given its
-    decode step (:func:`decode_steps`' operators; None without a wave: a lone prefill P), for
-    ``run`` (model, system, plan, precision, options, memory) and one prompt's ``prefill_s``."""
+    decode step (:func:`decode_steps`' operators) and that step's time t(B) (None without a wave:
+    a lone prefill P), for ``run`` (model, system, plan, precision, options, memory), one prompt's
+    ``prefill_s`` and an eager step's floor, H + the step overhead (0: none)."""
     if wave is None:
-        return 0.0, lambda batch, decode: None
+        return 0.0, lambda batch, decode, step_s: None
     model, system, plan, precision, options, memory = run
     m, group = group_terms(model, system, plan, precision, wave, input_tokens, options, memory)
     full_s = prefill_s if m == 1 else float(group.time_s)
     prompt = prompt_ops(group, m)
+    passes = prefill_passes(input_tokens, options)
 
-    def shared_at(batch: float, decode: StepTerms) -> float | None:
+    def shared_at(batch: float, decode: StepTerms, step_s: float) -> float | None:
         mixed = (decode, prompt, None) if wave.mixed else None
-        return float(interleaved_prefill_s(wave, batch, input_tokens, prefill_s, full_s, mixed))
+        host = (eager_step_s, passes, step_s)
+        return float(interleaved_prefill_s(wave, batch, input_tokens, prefill_s, full_s, mixed, host=host))
 
     return full_s, shared_at
 

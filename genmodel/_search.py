@@ -61,7 +61,7 @@ from genmodel._parallel import Plan, plan_violations
 from genmodel._phases import prefill_pass
 from genmodel._serving import eager_decode_steps, full_step_s
 from genmodel._system import System
-from genmodel._wave import Wave, eager_prefill
+from genmodel._wave import Wave, eager_prefill, prefill_passes
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
@@ -516,12 +516,14 @@ def _side(
                 mixed = (decode.terms, prompt_ops(group, m, seen), decode.terms_at)
             else:
                 full = full_step_s(model, run_system, plan, precision, wave, input_tokens, prefill_s, options)
-        shared = interleaved_prefill_s(wave, batch, input_tokens, prefill_s, full, mixed, steps)
         step_overhead_s = run_system.device.efficiency.step_overhead_s
         args = (model, plan, precision, wave, input_tokens, options, prefill_s, step_overhead_s)
         host_s, eager_s = eager_prefill(*args)
-        full = max(full, host_s + step_overhead_s)  # one eager step
         step_s = eager_decode_steps(wave, model, plan, batch, step_s, host_s + step_overhead_s)
+        # a step with prompt tokens at least an eager one (genmodel._interleave)
+        host = (host_s + step_overhead_s if host_s else 0.0, prefill_passes(input_tokens, options), step_s)
+        shared = interleaved_prefill_s(wave, batch, input_tokens, prefill_s, full, mixed, steps, host)
+        full = max(full, host_s + step_overhead_s)  # one eager step
     layout = Layout(
         plan=plan,
         precision=precision,

@@ -5,9 +5,10 @@ Modelling assumptions:
   last completes, against a continuously batching server (Orca, Yu et al. OSDI 2022; vLLM) that
   runs one request's prefill P between decode steps of its running batch B (per replica). Each
   replica's steady state at B is :func:`~genmodel._servingpoint.serving_point` (rate, prefill share,
-  ITL, M/D/1 wait; its module's assumptions), and B solves N = X (Z + TTFT + (O-1) ITL) (Little's
-  law). When N's sequences do not fit the KV memory, B is the most that fit and the others wait for
-  a slot: TTFT = N / X - (O-1) ITL, where the request being prefilled holds one of the B slots
+  ITL, the closed loop's prefill wait; its module's assumptions), and B solves
+  N = X (Z + TTFT + (O-1) ITL) (Little's law). When N's sequences do not fit the KV memory, B is
+  the most that fit and the others wait for a slot: TTFT = N / X - (O-1) ITL, where the request
+  being prefilled holds one of the B slots
   (B - X P decode: :func:`~genmodel._servingpoint.slot_held_itl_s`), less what the slots' own
   rounds of the wave put before their first token (:func:`kv_limited_rounds`); with one request a
   client the queue drains once and the last running requests decode without prefills
@@ -159,7 +160,11 @@ def estimate_serving(
     pads = graph_pads(wave, model, plan)  # the captured decode batches a graphed one is padded to
     # S(m), the GPU's time (the load's), and D at a batch from its decode step
     full_gpu_s, shared_at = interleaving(
-        (model, system, plan, precision, options, mem), wave, input_tokens, prefill_s
+        (model, system, plan, precision, options, mem),
+        wave,
+        input_tokens,
+        prefill_s,
+        host_s + float(prefill_terms.overhead_s) if host_s else 0.0,
     )
 
     def decode_at(batch: Any, scale: Any = 1.0) -> StepTerms:
@@ -195,14 +200,15 @@ def estimate_serving(
             step_times[batch] = eager_decode_steps(wave, model, plan, batch, step_s, eager_s)
             if forced:
                 step_times[batch] = max(step_times[batch], eager_s)
-            shared[batch] = shared_at(batch, padded)  # the prompts' groups, their mixed steps
+            # the prompts' groups, their mixed steps, and a step with prompts at least an eager one
+            shared[batch] = shared_at(batch, padded, step_times[batch])
         return serving_point(
             prefill_s=prefill_s,
             step_s=step_times[batch],
             decode_batch=batch,
             output_tokens=output_tokens,
             clients=clients,
-            think_s=think_s,
+            think_s=think_s + eager_prefill_s - prefill_s,  # (out of the decode batch that long too)
             interleaved_s=shared[batch],
         )
 

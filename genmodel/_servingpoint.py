@@ -9,8 +9,16 @@ Modelling assumptions:
   idle: it completes X = B / ((O-1) t(B) + B P) requests per second and spends the share rho = X P
   of its time in prefill; a running request's tokens wait for the other clients' prefills,
   ITL = t(B) (1 - rho/N) / (1 - rho); a new request waits for the step under way and for the
-  prefills queued before it (M/D/1, Pollaczek-Khinchine). The clients that hold B are
-  N = X (Z + TTFT + (O-1) ITL) (Little's law; Z each client's think time).
+  prefills queued before it. The clients that hold B are N = X (Z + TTFT + (O-1) ITL) (Little's
+  law; Z each client's think time).
+- The prefills queued before a new request are those of a closed loop of N clients, not of an
+  open stream: by the arrival theorem (Lavenberg and Reiser 1980) a request finds the queue the
+  other N - 1 clients make, which Schweitzer's approximate mean-value analysis (Schweitzer 1979;
+  Bard 1979) takes as (1 - 1/N) of the N clients' queue; with deterministic service the prefill
+  under way has P/2 left (Reiser's residual for a constant service time). Solving
+  W = (1 - 1/N) (Q - rho/2) P with Q = X (W + P) gives the M/D/1 wait at the load (1 - 1/N) rho,
+  W = a rho P / (2 (1 - a rho)), a = 1 - 1/N (:func:`closed_wait_s`): bounded for a few clients
+  at any load (a lone client never waits), and the M/D/1 (Pollaczek-Khinchine) wait as N grows.
 - Quantiles (p90, p99) of TTFT for Poisson arrivals: the M/D/1 wait with an exponential tail
   (Kingman's heavy-traffic approximation), see :func:`md1_wait_quantile_s`.
 """
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from genmodel._errors import SpecError
 from genmodel._units import Num, log, maximum, minimum
@@ -64,8 +73,8 @@ def serving_point(
     rho = X P. While it prefills, the decoding clients are the others' share (1 - 1/N) of B, so on
     average B (1 - rho/N) clients decode, and Little's law gives their inter-token latency:
     ITL = t (1 - rho/N) / (1 - rho) (t for a lone client, t / (1 - rho) for many). A new request
-    waits for the step under way and the prefills queued before it, M/D/1: (rho P / (2 (1 - rho))
-    + (1 - rho) t / 2) (1 - 1/N) (a lone client finds the replica free).
+    waits for the step under way and the prefills queued before it, the other clients':
+    (1 - rho) t / 2 (1 - 1/N) and :func:`closed_wait_s` (a lone client finds the replica free).
 
     Args:
         prefill_s: one request's prefill, P.
@@ -81,23 +90,23 @@ def serving_point(
             a request's own prefill and its M/D/1 wait keep P. None: P.
 
     Source: interleaving as in Orca (Yu et al., OSDI 2022) and Sarathi-Serve (Agrawal et al., OSDI
-    2024, Sec. 2); M/D/1 mean wait, Pollaczek-Khinchine formula (Kleinrock, Queueing Systems
-    vol. 1, 1975, Sec. 5.6); Little's law for the closed loop.
+    2024, Sec. 2); the closed loop's queue, :func:`closed_wait_s`; Little's law for the closed loop.
     """
-    rate, busy, wait_many = _loaded(prefill_s, step_s, decode_batch, output_tokens, interleaved_s)
-    return _point(prefill_s, decode_batch, output_tokens, clients, rate, busy, wait_many, think_s)
+    rate, busy, step_part = _loaded(prefill_s, step_s, decode_batch, output_tokens, interleaved_s)
+    return _point(prefill_s, decode_batch, output_tokens, clients, rate, busy, step_part, think_s)
 
 
 def _loaded(
     prefill_s: Num, step_s: Num, decode_batch: Num, output_tokens: int, interleaved_s: Num | None = None
 ) -> tuple[Num, Num, Num]:
-    """The rate X, the prefill share rho and the wait of many clients W0 at decode batch B
-    (:func:`serving_point`; ``interleaved_s``: D for P in X and rho)."""
+    """The rate X, the prefill share rho and the wait of many clients for the decode step under
+    way, (1 - rho) t / 2, at decode batch B (:func:`serving_point`; ``interleaved_s``: D for P in
+    X and rho)."""
     b = decode_batch
     shared = prefill_s if interleaved_s is None else interleaved_s
     rate = b / ((output_tokens - 1) * step_s + b * shared)
     busy = rate * shared
-    return rate, busy, md1_wait_s(busy, prefill_s) + (1 - busy) * step_s / 2
+    return rate, busy, (1 - busy) * step_s / 2
 
 
 def _point(
@@ -107,13 +116,13 @@ def _point(
     clients: Num,
     rate: Num,
     busy: Num,
-    wait_many: Num,
+    step_part: Num,
     think_s: Num = 0.0,
 ) -> ServingPoint:
     """:func:`serving_point` from what :func:`_loaded` gives."""
     b = decode_batch
     others = maximum(1 - 1 / clients, 0.0)  # share of the prefills that are someone else's
-    wait = others * wait_many
+    wait = others * step_part + closed_wait_s(busy, prefill_s, clients)
     decoding = b * (1 - busy / clients)  # clients decoding, on average
     ttft = prefill_s + wait
     return ServingPoint(
@@ -138,17 +147,41 @@ def serving_at_batch(
 ) -> ServingPoint:
     """The steady state at decode batch B, with the clients N that keep the replica there.
 
-    In :func:`serving_point` N enters only through 1 - 1/N: N = a - c/N with a = X (Z + P + W0) + B
-    and c = X W0 + B rho (W0 the wait of many clients, Z the clients' think time), whose larger
-    root is N = (a + sqrt(a^2 - 4c)) / 2. Plain arithmetic, so the plan search evaluates whole
-    arrays of B (``interleaved_s``: as :func:`serving_point` takes it).
+    In :func:`serving_point` N enters through 1 - 1/N: with the open queue's wait W0 (the M/D/1
+    wait and the step under way) N = a - c/N, a = X (Z + P + W0) + B and c = X W0 + B rho
+    (Z the clients' think time), whose larger root N0 = (a + sqrt(a^2 - 4c)) / 2 holds at least
+    the clients the closed loop's shorter queue (:func:`closed_wait_s`) does; from N0 the clients
+    the point holds at N, an increasing function of N, fall to the largest N it holds
+    (:func:`_clients_at`). Plain arithmetic, so the plan search evaluates whole arrays of B
+    (``interleaved_s``: as :func:`serving_point` takes it).
     """
     b = decode_batch
-    rate, busy, wait_many = _loaded(prefill_s, step_s, b, output_tokens, interleaved_s)
+    rate, busy, step_part = _loaded(prefill_s, step_s, b, output_tokens, interleaved_s)
+    wait_many = md1_wait_s(busy, prefill_s) + step_part
     a = rate * (think_s + prefill_s + wait_many) + b
     c = rate * wait_many + b * busy
-    clients = (a + (a * a - 4 * c) ** 0.5) / 2
-    return _point(prefill_s, b, output_tokens, clients, rate, busy, wait_many, think_s)
+    clients = _clients_at((a + (a * a - 4 * c) ** 0.5) / 2, prefill_s, b, rate, busy, step_part, think_s)
+    return _point(prefill_s, b, output_tokens, clients, rate, busy, step_part, think_s)
+
+
+def _clients_at(
+    start: Num, prefill_s: Num, b: Num, rate: Num, busy: Num, step_part: Num, think_s: Num
+) -> Num:
+    """The clients N that hold the point (:func:`_point`'s N = X (Z + P + W(N)) + B (1 - rho/N)),
+    iterated down from ``start`` (one that holds at least as many: the open queue's): the map is
+    increasing in N, so the iterates fall to its largest fixed point below ``start``."""
+    import numpy as np
+
+    n = start
+    done: Any = False  # (each point stops where it has converged: its own numbers, in any array)
+    for _ in range(500):
+        others = maximum(1 - 1 / n, 0.0)
+        wait = others * step_part + closed_wait_s(busy, prefill_s, n)
+        nxt = rate * (think_s + prefill_s + wait) + b * (1 - busy / n)
+        n, done = np.where(done, n, nxt), done | (np.abs(nxt - n) <= 1e-14 * np.abs(n))
+        if np.all(done):
+            break
+    return n if np.ndim(n) else float(n)
 
 
 def slot_held_itl_s(point: ServingPoint, prefill_s: Num, step_s: Num, output_tokens: int) -> Num:
@@ -176,6 +209,14 @@ def step_under_way_s(point: ServingPoint, clients: Num, step_s: Num) -> Num:
     return maximum(1 - 1 / clients, 0.0) * (1 - point.prefill_busy_frac) * step_s / 2
 
 
+def closed_wait_s(load: Num, service_s: Num, clients: Num) -> Num:
+    """Mean wait of a request of a closed loop of ``clients`` N for the prefills queued before it,
+    at the prefill share ``load`` rho and service time ``service_s`` P (module docstring): the
+    M/D/1 wait at the load (1 - 1/N) rho, a rho P / (2 (1 - a rho)) (Schweitzer's approximate
+    mean-value analysis, deterministic service); 0 for one client, M/D/1 as N grows."""
+    return md1_wait_s(maximum(1 - 1 / clients, 0.0) * load, service_s)
+
+
 def md1_wait_s(load: Num, service_s: Num) -> Num:
     """Mean wait of an M/D/1 queue at utilisation ``load`` and service time ``service_s``:
     rho S / (2 (1 - rho)) (Pollaczek-Khinchine; Kleinrock, Queueing Systems vol. 1, Sec. 5.6)."""
@@ -193,13 +234,13 @@ def md1_wait_quantile_s(load: Num, service_s: Num, quantile: float) -> Num:
 
 def ttft_quantile_s(point: ServingPoint, prefill_s: Num, quantile: float) -> Num:
     """The ``quantile`` of TTFT for Poisson arrivals at the point's rate (p90: 0.9, p99: 0.99):
-    the prefill, the decode step under way counted whole, and :func:`md1_wait_quantile_s`, the
-    waits scaled as in :func:`serving_point` by the others' share 1 - 1/N."""
-    rho = point.prefill_busy_frac
+    the prefill, the decode step under way counted whole, and :func:`md1_wait_quantile_s` at the
+    closed loop's load (1 - 1/N) rho (:func:`closed_wait_s`)."""
     others = maximum(1 - 1 / point.clients, 0.0)
-    queue_s = others * md1_wait_s(rho, prefill_s)
+    rho = maximum(others * point.prefill_busy_frac, 1e-300)  # (one client: no queue, 0)
+    queue_s = md1_wait_s(rho, prefill_s)
     step_part = point.wait_s - queue_s  # the step under way: (1 - rho) t / 2, scaled
-    return prefill_s + 2 * step_part + others * md1_wait_quantile_s(rho, prefill_s, quantile)
+    return prefill_s + 2 * step_part + md1_wait_quantile_s(rho, prefill_s, quantile)
 
 
 def solve_batch(concurrency_at: Callable[[float], float], target: float, hi: float) -> float:

@@ -512,9 +512,15 @@ def eager_prefill(
     host_s = eager_host_s(model, plan, precision, launch_s=wave.prefill_launch_s, blocks=wave.eager_blocks)
     if not host_s:
         return 0.0, prefill_s
-    cached, chunk = prefill_chunking(input_tokens, options)
-    passes = -(-(input_tokens - cached) // chunk)
+    passes = prefill_passes(input_tokens, options)
     return host_s, max(prefill_s, passes * (host_s + step_overhead_s))
+
+
+def prefill_passes(input_tokens: int, options: RunOptions) -> int:
+    """The passes of one prompt's prefill, ceil((input_tokens - cached) / chunk)
+    (:func:`~genmodel._phases.prefill_chunking`)."""
+    cached, chunk = prefill_chunking(input_tokens, options)
+    return -(-(input_tokens - cached) // chunk)
 
 
 def one_shot_ttft_s(

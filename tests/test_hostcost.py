@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
+import numpy as np
 import pytest
 
 import genmodel
+from genmodel._candidates import Slo
 from genmodel._eagerkernels import HOST_BOUND_PREFILLS
 from genmodel._enginepresets import PREFILL_LAUNCH_S, engine_preset
 from genmodel._engines import eager_block_kernels
 from genmodel._errors import SpecError
 from genmodel._forwardpass import StepSpecs
+from genmodel._harness import harness_engine
 from genmodel._hostcost import (
     DENSE_MLP_KERNELS,
     GQA_KERNELS,
@@ -20,6 +24,7 @@ from genmodel._hostcost import (
     eager_host_s,
     eager_launches,
 )
+from genmodel._search import _evaluate
 from genmodel._serving import estimate_serving
 from genmodel._stepcost import StepCostTable
 from genmodel._wave import BenchmarkClient, Wave
@@ -127,7 +132,7 @@ def test_engine_presets_and_validation() -> None:
     assert Wave.of(engine_preset("trtllm"), client).prefill_launch_s == PREFILL_LAUNCH_S
 
 
-def test_closed_form_ttft_pays_the_host_time_and_tpot_does_not() -> None:
+def test_closed_form_ttft_pays_the_host_time_and_tpot_hardly_moves_for_few_clients() -> None:
     model, hw = load_model("deepseek-v3"), load_hardware("b200")
     client = BenchmarkClient(requests_per_client=12, warmup_requests=2)
     kw = {"concurrency": 4, "input_tokens": 1024, "output_tokens": 1024}
@@ -144,10 +149,9 @@ def test_closed_form_ttft_pays_the_host_time_and_tpot_does_not() -> None:
     host = eager_host_s(model, genmodel.Plan(tp=8), FP8, launch_s=LAUNCH_S)
     assert eager.ttft_s > graphed.ttft_s
     assert eager.ttft_s - graphed.ttft_s <= host + 1e-9  # at most the host time (it hides GPU time)
-    # the steady state's load keeps the GPU time (a step's launches are shared by its prompts):
-    # the inter-token latency moves only through the wave's longer TTFT (Little's law)
+    # four clients' prompts are a small share of their 1,024 decode steps: the floor their eager
+    # steps put into the load (genmodel._interleave) moves the inter-token latency by under 1 %
     assert eager.tpot_s == pytest.approx(graphed.tpot_s, rel=0.01)
-    assert eager.tpot_s <= graphed.tpot_s
 
 
 def test_simulate_takes_the_knob_and_a_lone_short_prompt_is_host_bound() -> None:
@@ -304,3 +308,65 @@ def test_the_engine_count_reaches_the_step_table_and_the_wave() -> None:
         engine="trtllm",
     )
     assert fused <= run.ttft_s.mean < generic_s
+
+
+def _moe_harness(clients: int) -> dict[str, object]:
+    """Qwen3-30B-A3B (many kernels, little GPU time a step) on one H100 under SGLang with mixed
+    chunks (AIConfigurator's harness), 1,000/100 tokens: a step carrying prompts is host-bound."""
+    preset = engine_preset("sglang", load_hardware("h100-sxm").device)
+    engine = harness_engine(preset, "aiconfigurator", concurrency=clients, input_tokens=1000)
+    return {
+        "model": "qwen3-30b-a3b",
+        "hardware": "h100-sxm",
+        "concurrency": clients,
+        "input_tokens": 1000,
+        "output_tokens": 100,
+        "weight_dtype": "fp8",
+        "act_dtype": "fp8",
+        "engine": engine,
+    }
+
+
+def test_the_closed_forms_load_pays_the_host_floor_of_a_mixed_step() -> None:
+    """The simulation runs each step that carries a prompt eagerly, at least its host launches
+    (genmodel._stepcost), and at 128 clients nearly every step carries one: its TPOT is that
+    floor's. The closed form's load counted the GPU time of those steps only, 17 % under the
+    simulation's TPOT (25.9 against 31.3 ms); with the floor in D it is within 10 %."""
+    kw = _moe_harness(128)
+    sim = genmodel.estimate(serving="simulated", requests_per_client=12, warmup_requests=2, **kw)  # type: ignore[arg-type]
+    closed = genmodel.estimate(serving="closed-form", **kw)  # type: ignore[arg-type]
+    assert closed.tpot_s == pytest.approx(sim.tpot_s, rel=0.10)
+    assert closed.ttft_s == pytest.approx(sim.ttft_s, rel=0.10)
+
+
+@pytest.mark.parametrize("clients", [32, 128])
+def test_the_search_takes_the_mixed_steps_host_floor_as_the_estimate(clients: int) -> None:
+    """The floor of a mixed step enters D in the estimate and the plan search alike: the search's
+    figures at the estimate's running batch are the estimate's, and the floor binds there (its
+    TPOT is above the same engine's without a host floor)."""
+    model, hw = load_model("qwen3-30b-a3b"), load_hardware("h100-sxm")
+    client = BenchmarkClient(requests_per_client=12, warmup_requests=2)
+    wave = Wave.of(_moe_harness(clients)["engine"], client)  # type: ignore[arg-type]
+    assert wave.mixed and wave.prefill_launch_s > 0
+    kw = {"concurrency": clients, "input_tokens": 1000, "output_tokens": 100}
+    est = estimate_serving(model, hw, genmodel.Plan(), FP8, wave=wave, **kw)
+    graphed = dataclasses.replace(wave, prefill_launch_s=0.0)
+    gpu = estimate_serving(model, hw, genmodel.Plan(), FP8, wave=graphed, **kw)
+    assert est.serving is not None
+    assert est.tpot_s > 1.05 * gpu.tpot_s
+    _, arrays = _evaluate(
+        model,
+        hw,
+        genmodel.Plan(),
+        FP8,
+        1000,
+        100,
+        Slo(),
+        genmodel.RunOptions(),
+        collections.Counter(),
+        batches=np.array([est.serving.decode_batch]),
+        wave=wave,
+    )
+    assert arrays["concurrency"][0] == pytest.approx(clients, rel=1e-9)
+    assert arrays["ttft_s"][0] == pytest.approx(est.ttft_s, rel=1e-9)
+    assert arrays["tpot_s"][0] == pytest.approx(est.tpot_s, rel=1e-9)
