@@ -64,7 +64,15 @@ def _tables(d: dict[str, Any]) -> list[Table]:
             f"{c['after']:.4g}",
             "-" if held is None else f"{held:.4g}",
         )
-    return [summary, cases]
+    tables = [summary, cases]
+    if d["skipped"]:  # rows the model cannot predict (a rate case, a deployment that does not fit)
+        skipped = Table(title=f"{len(d['skipped'])} rows left out of the fit (the model cannot predict them)")
+        skipped.add_column("id")
+        skipped.add_column("reason")
+        for s in d["skipped"]:
+            skipped.add_row(s["id"], s["reason"])
+        tables.append(skipped)
+    return tables
 
 
 def register(app: typer.Typer) -> None:
