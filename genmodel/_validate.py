@@ -144,7 +144,8 @@ def public_cases_path() -> Path:
 
 
 def read_cases(path: str | Path) -> list[dict[str, str]]:
-    """Rows of a validation CSV, checked for the required columns."""
+    """Rows of a validation CSV, checked for the required columns, each row's number of fields and
+    ids given once (see :func:`_iter_cases`)."""
     return list(_iter_cases(Path(path)))
 
 
@@ -152,13 +153,24 @@ def _iter_cases(p: Path) -> Iterator[dict[str, str]]:
     """The rows of a validation CSV one at a time, the required columns checked before the first.
 
     Raises:
-        SpecError: missing columns, no rows at all, or an unreadable file.
+        SpecError: missing columns, no rows at all, a row of more fields than the header (an
+            unquoted comma: 1,000) or missing a required one, a case id given twice (its options
+            and results could not be told apart; naming both lines), or an unreadable file.
     """
-    empty = True
-    for row in _stream_csv(p, required=_COLUMNS):
-        empty = False
+    lines: dict[str, int] = {}
+    for line, row in enumerate(_stream_csv(p, required=_COLUMNS), start=2):  # line 1 is the header
+        if None in row or any(row[c] is None for c in _COLUMNS):  # every column after it shifts
+            fields = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or ())
+            why = "an unquoted comma, as in 1,000" if None in row else "cut short"
+            raise SpecError(
+                f"{p}: line {line} (case {row.get('id')}) has {fields} fields where the header has "
+                f"{len(row) - (None in row)} columns ({why}?)"
+            )
+        first = lines.setdefault(row["id"], line)
+        if first != line:
+            raise SpecError(f"{p}: case id {row['id']!r} is given twice (lines {first} and {line})")
         yield row
-    if empty:
+    if not lines:
         raise SpecError(f"{p}: no cases")
 
 
@@ -167,18 +179,16 @@ def _rows_with_options(cases: Path, options: str | Path | None) -> Iterator[dict
     (none if None), read before the first row.
 
     Raises:
-        SpecError: a case id given twice in ``cases`` (its options and results could not be told
-            apart), when its second row is reached; an id of ``options`` that matches no case (a
-            typo would silently drop its options), after the last row; each naming the file and id.
+        SpecError: as :func:`read_cases` (a case id given twice, when its second row is reached);
+            an id of ``options`` that matches no case (a typo would silently drop its options),
+            after the last row; each naming the file and id.
     """
     extra = read_case_options(options) if options is not None else {}
-    lines: dict[str, int] = {}
-    for line, row in enumerate(_iter_cases(cases), start=2):  # line 1 is the header
-        first = lines.setdefault(row["id"], line)
-        if first != line:
-            raise SpecError(f"{cases}: case id {row['id']!r} is given twice (lines {first} and {line})")
+    ids: set[str] = set()
+    for row in _iter_cases(cases):
+        ids.add(row["id"])
         yield {**row, **extra.get(row["id"], {})}
-    unmatched = [case for case in extra if case not in lines]
+    unmatched = [case for case in extra if case not in ids]
     if unmatched:
         more = f" (and {len(unmatched) - 1} more)" if len(unmatched) > 1 else ""
         raise SpecError(f"{options}: id {unmatched[0]!r}{more} matches no case of {cases}")

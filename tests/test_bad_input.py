@@ -9,6 +9,7 @@ import json
 import math
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -339,6 +340,34 @@ def test_validate_refuses_a_case_id_given_twice(tmp_path: Path) -> None:
     path = _cases(tmp_path, {"id": first})
     line = cli_bad(["validate", str(path), "--skip-invalid"])
     assert "cases.csv" in line and f"{first!r}" in line and "given twice (lines 2 and 3)" in line
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (lambda line: line.replace(",", ",1,", 1), "fields where the header has"),  # 1,000 unquoted
+        (lambda line: ",".join(line.split(",")[:7]), "fields where the header has"),  # a line cut short
+    ],
+    ids=["unquoted comma", "cut short"],
+)
+@pytest.mark.parametrize("command", ["validate", "calibrate"])
+def test_a_row_whose_fields_do_not_match_the_header_is_refused_naming_its_line(
+    tmp_path: Path, command: str, edit: Callable[[str], str], said: str
+) -> None:
+    # an extra field was a traceback in validate (TypeError: unhashable type: 'list'); a missing one
+    # read as pp=None
+    path = _cases(tmp_path, {})
+    head, first, second = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([head, first, edit(second)]) + "\n", encoding="utf-8")
+    line = cli_bad([command, str(path)])
+    assert "line 3 (case " in line and said in line
+
+
+def test_calibrate_refuses_a_case_id_given_twice(tmp_path: Path) -> None:
+    # as validate does (it fitted both rows, and its table showed the id twice)
+    first = genmodel.read_cases(genmodel.public_cases_path())[0]["id"]
+    line = cli_bad(["calibrate", str(_cases(tmp_path, {"id": first}))])
+    assert f"{first!r}" in line and "given twice (lines 2 and 3)" in line
 
 
 def test_validate_refuses_an_options_id_given_twice(tmp_path: Path) -> None:
