@@ -258,6 +258,32 @@ def _check_stdout(kwargs: Mapping[str, Any]) -> None:
         )
 
 
+#: the suffixes of ``--output`` that name a format (with the default table, box drawing was written
+#: into result.json); sweep and calibrate choose their files' formats themselves
+_FORMAT_SUFFIXES = {".json": Format.json, ".csv": Format.csv}
+
+
+def _format_by_suffix(command: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """``--output FILE.json`` (``.csv``) writes that format where ``--format`` is the command's
+    default; another format given with it is refused (the file would not hold what its name says)."""
+    output, given = kwargs.get("output"), kwargs.get("format")
+    named = _FORMAT_SUFFIXES.get(output.suffix.lower()) if isinstance(output, Path) else None
+    if (
+        command.__name__ in ("sweep", "calibrate")
+        or output is STDOUT
+        or named is None
+        or given in (None, named)
+    ):
+        return
+    if given is inspect.signature(command).parameters["format"].default:
+        kwargs["format"] = named
+        return
+    raise genmodel.SpecError(
+        f"format={given.value}: --output {output} names {named.value} by its suffix: give "
+        f"--format {named.value}, or a file of another suffix"
+    )
+
+
 def _check_arguments(kwargs: Mapping[str, Any]) -> None:
     """Check each numeric argument of a command against :data:`BOUNDS` or its run option's bounds,
     and the ``output``, ``plot`` and ``records`` paths (:func:`check_output_path`), each its own file."""
@@ -302,9 +328,13 @@ complete_models = _complete("model")
 
 FORMAT_HELP = "Output format: table (for people), json or csv (for programs)."
 OUTPUT_HELP = "Write the result to FILE instead of stdout (whole or not at all); - is stdout."
+#: (most commands': a FILE.json or FILE.csv is written in that format; sweep's and calibrate's own)
+RESULT_OUTPUT_HELP = f"{OUTPUT_HELP} A FILE.json or FILE.csv: that format."
 PLOT_HELP = "Also write a plot to FILE: interactive HTML (.html), or PNG (.png; needs kaleido and Chrome)."
 FormatOpt = Annotated[Format, typer.Option("--format", help=FORMAT_HELP, case_sensitive=False)]
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help=OUTPUT_HELP, parser=output_path)]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help=RESULT_OUTPUT_HELP, parser=output_path)
+]
 PlotOpt = Annotated[Path | None, typer.Option("--plot", help=PLOT_HELP)]
 ModelOpt = Annotated[
     str, typer.Option(help="Model id or alias, or a HF config.json path.", autocompletion=complete_models)
@@ -467,6 +497,7 @@ def friendly(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             _check_arguments(kwargs)
+            _format_by_suffix(fn, kwargs)
             warning = profile_warning(kwargs.get("profile"), kwargs.get("hardware"))
             try:
                 result = fn(*args, **kwargs)
