@@ -353,6 +353,17 @@ def test_calibrate_lists_the_rows_it_leaves_out(tmp_path: Path) -> None:
     assert "1 rows left out of the fit" in shown and "BIG" in shown
 
 
+def test_calibrate_says_when_a_fitted_parameter_ends_on_its_range(tmp_path: Path) -> None:
+    # decode steps twice as fast as the roofline allows: the fit ends the per-step overhead on its
+    # floor (1e-05 s), and said nothing of it
+    rows = [
+        {**r, "measured": repr(float(r["measured"]) / 2)} if r["metric"] == "tpot_s" else r
+        for r in _rows({"memory_frac": 0.9}, _SHAPES)
+    ]
+    shown = cli_ok(["calibrate", str(_csv(tmp_path, rows)), "--no-cross-validate"], columns=250)
+    assert "at the lower end of its range [1e-05, 0.01]" in shown
+
+
 @pytest.mark.parametrize("profile_id", ["", "My Profile", "../up", "-x"])
 def test_calibrate_refuses_an_id_its_profile_file_could_not_load_with(
     tmp_path: Path, profile_id: str
