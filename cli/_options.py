@@ -157,7 +157,7 @@ def parse_seconds(name: str, value: str | None, *, zero: bool = False) -> float 
         return None
     match = _TIME.match(value)
     if match is None:
-        raise genmodel.SpecError(f"{name}={value!r} must be a time such as 50ms or 2s")
+        raise genmodel.SpecError(f"{name}={value!r} must be a time such as 50ms or 2s (units: s, ms, us)")
     sign, number, exponent, unit = match.groups()
     if unit is None:
         bare = value.strip()
