@@ -419,13 +419,13 @@ TpotSloOpt = Annotated[str | None, typer.Option(help="TPOT target with its unit:
 
 
 def parse_batch(value: str | None) -> int | str | None:
-    """A ``--batch`` value: an integer, ``'max'`` or None.
+    """A ``--batch`` value: an integer, ``'max'`` (in any case, as the choices are read) or None.
 
     Raises:
         genmodel.SpecError: anything else.
     """
-    if value is None or value == "max":
-        return value
+    if value is None or value.strip().lower() == "max":
+        return None if value is None else "max"
     if not _ASCII_INT.match(value):
         raise genmodel.SpecError(f"batch={value!r} must be an integer >= 1 or 'max'")
     return parse_int("batch", value)
