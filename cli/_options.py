@@ -266,6 +266,9 @@ _FORMAT_SUFFIXES = {".json": Format.json, ".csv": Format.csv}
 def _format_by_suffix(command: Callable[..., Any], kwargs: dict[str, Any]) -> None:
     """``--output FILE.json`` (``.csv``) writes that format where ``--format`` is the command's
     default; another format given with it is refused (the file would not hold what its name says)."""
+    records = kwargs.get("records")  # (simulate's per-request records: CSV only)
+    if isinstance(records, Path) and records.suffix.lower() in (".json", ".parquet", ".pq"):
+        raise genmodel.SpecError(f"records={str(records)!r}: the records are CSV: give a FILE.csv")
     output, given = kwargs.get("output"), kwargs.get("format")
     named = _FORMAT_SUFFIXES.get(output.suffix.lower()) if isinstance(output, Path) else None
     if (

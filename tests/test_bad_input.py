@@ -466,6 +466,13 @@ def test_a_bad_pool_flag_is_named_as_given(flag: str, value: str) -> None:
     assert f"{flag[2:].replace('-', '_')}={value}" in line
 
 
+def test_records_to_a_json_file_are_refused(tmp_path: Path) -> None:
+    # the per-request records are CSV: --records r.json wrote CSV into r.json
+    line = cli_bad([*SIM, "--records", str(tmp_path / "r.json")])
+    assert "records=" in line and "give a FILE.csv" in line
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_records_are_named_and_never_the_same_file_as_the_output(tmp_path: Path) -> None:
     same = tmp_path / "same.csv"
     line = cli_bad([*SIM, "--records", str(same), "--output", str(tmp_path / "." / "same.csv")])
