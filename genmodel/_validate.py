@@ -149,23 +149,27 @@ def read_cases(path: str | Path) -> list[dict[str, str]]:
     return list(_iter_cases(Path(path)))
 
 
+#: the key of a row's fields' shape where they do not match the header's (:func:`_iter_cases`)
+_SHAPE = "\0fields"
+
+
 def _iter_cases(p: Path) -> Iterator[dict[str, str]]:
     """The rows of a validation CSV one at a time, the required columns checked before the first.
 
+    A row of more fields than the header (an unquoted comma: 1,000) or fewer comes with its
+    fields' shape under :data:`_SHAPE`, for :func:`check_row` to refuse (``--skip-invalid``: skip).
+
     Raises:
-        SpecError: missing columns, no rows at all, a row of more fields than the header (an
-            unquoted comma: 1,000) or missing a required one, a case id given twice (its options
-            and results could not be told apart; naming both lines), or an unreadable file.
+        SpecError: missing columns, no rows at all, a case id given twice (its options and results
+            could not be told apart; naming both lines), or an unreadable file.
     """
     lines: dict[str, int] = {}
     for line, row in enumerate(_stream_csv(p, required=_COLUMNS), start=2):  # line 1 is the header
         if None in row or any(row[c] is None for c in _COLUMNS):  # every column after it shifts
             fields = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or ())
             why = "an unquoted comma, as in 1,000" if None in row else "cut short"
-            raise SpecError(
-                f"{p}: line {line} (case {row.get('id')}) has {fields} fields where the header has "
-                f"{len(row) - (None in row)} columns ({why}?)"
-            )
+            shape = f"has {fields} fields where the header has {len(row) - (None in row)} columns ({why}?)"
+            row = {**{k: v or "" for k, v in row.items() if k is not None}, _SHAPE: shape}
         first = lines.setdefault(row["id"], line)
         if first != line:
             raise SpecError(f"{p}: case id {row['id']!r} is given twice (lines {first} and {line})")
@@ -265,6 +269,8 @@ def check_row(row: dict[str, str], where: str) -> float:
     Raises:
         SpecError: ``where: column=value must be ...``, naming the first malformed column.
     """
+    if row.get(_SHAPE):
+        raise SpecError(f"{where} {row[_SHAPE]}")
     if row["mode"] not in MODES:
         raise SpecError(f"{where}: mode={row['mode']!r} must be one of {', '.join(MODES)}")
     disaggregated = check_disaggregated_row(row, where)

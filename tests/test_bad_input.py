@@ -361,6 +361,9 @@ def test_a_row_whose_fields_do_not_match_the_header_is_refused_naming_its_line(
     path.write_text("\n".join([head, first, edit(second)]) + "\n", encoding="utf-8")
     line = cli_bad([command, str(path)])
     assert "line 3 (case " in line and said in line
+    if command == "validate":  # a malformed row: --skip-invalid skips it
+        rows = json.loads(cli_ok(["validate", str(path), "--skip-invalid", "--format", "json"]))
+        assert rows["covered"] == 1 and said in rows["skipped"][0]["reason"]
 
 
 def test_calibrate_refuses_a_case_id_given_twice(tmp_path: Path) -> None:
