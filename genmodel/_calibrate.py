@@ -50,9 +50,7 @@ MIN_SENSITIVITY = 0.05
 MIN_INDEPENDENCE = 0.1
 #: the least drop of the RMS log-error (linearised) that justifies fitting one parameter more (1 %)
 MIN_GAIN = 0.01
-#: a row this many times over (under) its base prediction is in other units (ms as s: 1000x), not a
-#: miss an efficiency could fit (the bundled cases are all within 5x of theirs)
-UNIT_SLIP = 100.0
+UNIT_SLIP = 100.0  #: times off its prediction a row is in other units (ms as s: 1000x; bundled: < 5x)
 #: how far inside its [0, 1] scaled range a parameter starting on a bound starts the fit
 START_INSET = 0.02
 # central-difference step, in the [0, 1] scaled parameter
@@ -449,9 +447,11 @@ def _usable(
         try:
             probe(row)
         except GenModelError as exc:
-            skipped.append((row["id"], str(exc)))
+            skipped.append((row["id"], re.sub(r"^case [^:]*: ", "", str(exc))))  # (the id is beside it)
             continue
         good.append(row)
+    if skipped and max_parameters(len(good)) < 1:  # why: not only "0 usable rows"
+        raise SpecError(f"{len(skipped)} rows cannot be predicted ({skipped[0][0]}: {skipped[0][1]})")
     return good, skipped
 
 

@@ -364,6 +364,14 @@ def test_calibrate_says_when_a_fitted_parameter_ends_on_its_range(tmp_path: Path
     assert "at the lower end of its range [1e-05, 0.01]" in shown
 
 
+def test_calibrate_says_why_too_few_rows_are_left(tmp_path: Path) -> None:
+    # five rows that do not fit the device said only "1 usable rows support no fit"
+    rows = _rows({"memory_frac": 0.82}, _SHAPES[:5])
+    rows = [rows[0], *({**r, "model": "llama-3.1-405b", "weight_dtype": "bf16"} for r in rows[1:])]
+    line = cli_bad(["calibrate", str(_csv(tmp_path, rows)), "--no-cross-validate"])
+    assert "4 rows cannot be predicted (S01: model=llama-3.1-405b needs" in line
+
+
 @pytest.mark.parametrize("profile_id", ["", "My Profile", "../up", "-x"])
 def test_calibrate_refuses_an_id_its_profile_file_could_not_load_with(
     tmp_path: Path, profile_id: str
