@@ -166,7 +166,8 @@ def _iter_cases(p: Path) -> Iterator[dict[str, str]]:
     lines: dict[str, int] = {}
     for line, row in enumerate(_stream_csv(p, required=_COLUMNS), start=2):  # line 1 is the header
         if None in row or any(row[c] is None for c in _COLUMNS):  # every column after it shifts
-            fields = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or ())
+            loose: dict[Any, Any] = row  # (csv puts the fields beyond the header's under None)
+            fields = sum(isinstance(v, str) for v in row.values()) + len(loose.get(None) or ())
             why = "an unquoted comma, as in 1,000" if None in row else "cut short"
             shape = f"has {fields} fields where the header has {len(row) - (None in row)} columns ({why}?)"
             row = {**{k: v or "" for k, v in row.items() if k is not None}, _SHAPE: shape}

@@ -345,8 +345,8 @@ def test_validate_refuses_a_case_id_given_twice(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "said"),
     [
-        (lambda line: line.replace(",", ",1,", 1), "fields where the header has"),  # 1,000 unquoted
-        (lambda line: ",".join(line.split(",")[:7]), "fields where the header has"),  # a line cut short
+        (lambda line: line.replace(",", ",1,", 1), "1 field more than the header"),  # 1,000 unquoted
+        (lambda line: ",".join(line.split(",")[:7]), "has 7 fields where"),  # a line cut short
     ],
     ids=["unquoted comma", "cut short"],
 )
@@ -359,6 +359,10 @@ def test_a_row_whose_fields_do_not_match_the_header_is_refused_naming_its_line(
     path = _cases(tmp_path, {})
     head, first, second = path.read_text(encoding="utf-8").splitlines()
     path.write_text("\n".join([head, first, edit(second)]) + "\n", encoding="utf-8")
+    header = len(head.split(","))
+    said = said.replace(
+        "1 field more than the header", f"has {header + 1} fields where the header has {header}"
+    )
     line = cli_bad([command, str(path)])
     assert "line 3 (case " in line and said in line
     if command == "validate":  # a malformed row: --skip-invalid skips it
