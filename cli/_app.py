@@ -97,7 +97,8 @@ _TOP_EPILOG = (
     )
     + "\n\n[bold]Output[/bold]\n\n"
     "--format table|json|csv on every command that gives results; --output FILE writes the "
-    "file whole instead of stdout (and says 'wrote FILE' on stderr; --output - is stdout); "
+    "file whole instead of stdout (and says 'wrote FILE' on stderr; --output - is stdout; a "
+    "FILE.json or FILE.csv is written in that format); "
     "--plot FILE.html or FILE.png on plan, compare and sweep. Progress goes to stderr, only at a "
     "terminal. "
     "Shell completion: genmodel --install-completion.\n\n"

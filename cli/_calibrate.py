@@ -33,6 +33,18 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} %"
 
 
+def _at_bound(p: dict[str, Any]) -> str:
+    """What to say of a fitted parameter that ended on an end of its range: the rows ask for more
+    than a physically sane value (a miss the profile cannot explain, or rows in other units)."""
+    if p["status"] != "fitted" or p["bounds"] is None:
+        return ""
+    lo, hi = p["bounds"]
+    for end, value in (("lower", lo), ("upper", hi)):
+        if abs(p["value"] - value) <= 1e-6 * (hi - lo):
+            return f"at the {end} end of its range [{lo:.4g}, {hi:.4g}]: the rows push it past that"
+    return ""
+
+
 def _tables(d: dict[str, Any]) -> list[Table]:
     summary = Table(
         title=f"calibrate {d['hardware']}: {d['rows']} rows, base {d['base']}; MAPE "
@@ -49,7 +61,7 @@ def _tables(d: dict[str, Any]) -> list[Table]:
             f"{p['base']:.4g}",
             f"{p['value']:.4g}",
             "-" if sens is None else f"{sens:.1%}",
-            p["note"],
+            p["note"] or _at_bound(p),
         )
     cases = Table(title="cases: measured and predicted (base, fitted, held out)")
     for col in ("id", "metric", "measured", "base", "fitted", "held out"):
@@ -64,7 +76,15 @@ def _tables(d: dict[str, Any]) -> list[Table]:
             f"{c['after']:.4g}",
             "-" if held is None else f"{held:.4g}",
         )
-    return [summary, cases]
+    tables = [summary, cases]
+    if d["skipped"]:  # rows the model cannot predict (a rate case, a deployment that does not fit)
+        skipped = Table(title=f"{len(d['skipped'])} rows left out of the fit (the model cannot predict them)")
+        skipped.add_column("id")
+        skipped.add_column("reason")
+        for s in d["skipped"]:
+            skipped.add_row(s["id"], s["reason"])
+        tables.append(skipped)
+    return tables
 
 
 def register(app: typer.Typer) -> None:

@@ -157,7 +157,7 @@ def parse_seconds(name: str, value: str | None, *, zero: bool = False) -> float 
         return None
     match = _TIME.match(value)
     if match is None:
-        raise genmodel.SpecError(f"{name}={value!r} must be a time such as 50ms or 2s")
+        raise genmodel.SpecError(f"{name}={value!r} must be a time such as 50ms or 2s (units: s, ms, us)")
     sign, number, exponent, unit = match.groups()
     if unit is None:
         bare = value.strip()
@@ -258,6 +258,35 @@ def _check_stdout(kwargs: Mapping[str, Any]) -> None:
         )
 
 
+#: the suffixes of ``--output`` that name a format (with the default table, box drawing was written
+#: into result.json); sweep and calibrate choose their files' formats themselves
+_FORMAT_SUFFIXES = {".json": Format.json, ".csv": Format.csv}
+
+
+def _format_by_suffix(command: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """``--output FILE.json`` (``.csv``) writes that format where ``--format`` is the command's
+    default; another format given with it is refused (the file would not hold what its name says)."""
+    records = kwargs.get("records")  # (simulate's per-request records: CSV only)
+    if isinstance(records, Path) and records.suffix.lower() in (".json", ".parquet", ".pq"):
+        raise genmodel.SpecError(f"records={str(records)!r}: the records are CSV: give a FILE.csv")
+    output, given = kwargs.get("output"), kwargs.get("format")
+    named = _FORMAT_SUFFIXES.get(output.suffix.lower()) if isinstance(output, Path) else None
+    if (
+        command.__name__ in ("sweep", "calibrate")
+        or output is STDOUT
+        or named is None
+        or given in (None, named)
+    ):
+        return
+    if given is inspect.signature(command).parameters["format"].default:
+        kwargs["format"] = named
+        return
+    raise genmodel.SpecError(
+        f"format={given.value}: --output {output} names {named.value} by its suffix: give "
+        f"--format {named.value}, or a file of another suffix"
+    )
+
+
 def _check_arguments(kwargs: Mapping[str, Any]) -> None:
     """Check each numeric argument of a command against :data:`BOUNDS` or its run option's bounds,
     and the ``output``, ``plot`` and ``records`` paths (:func:`check_output_path`), each its own file."""
@@ -302,9 +331,13 @@ complete_models = _complete("model")
 
 FORMAT_HELP = "Output format: table (for people), json or csv (for programs)."
 OUTPUT_HELP = "Write the result to FILE instead of stdout (whole or not at all); - is stdout."
+#: (most commands': a FILE.json or FILE.csv is written in that format; sweep's and calibrate's own)
+RESULT_OUTPUT_HELP = f"{OUTPUT_HELP} A FILE.json or FILE.csv: that format."
 PLOT_HELP = "Also write a plot to FILE: interactive HTML (.html), or PNG (.png; needs kaleido and Chrome)."
 FormatOpt = Annotated[Format, typer.Option("--format", help=FORMAT_HELP, case_sensitive=False)]
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help=OUTPUT_HELP, parser=output_path)]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help=RESULT_OUTPUT_HELP, parser=output_path)
+]
 PlotOpt = Annotated[Path | None, typer.Option("--plot", help=PLOT_HELP)]
 ModelOpt = Annotated[
     str, typer.Option(help="Model id or alias, or a HF config.json path.", autocompletion=complete_models)
@@ -389,13 +422,13 @@ TpotSloOpt = Annotated[str | None, typer.Option(help="TPOT target with its unit:
 
 
 def parse_batch(value: str | None) -> int | str | None:
-    """A ``--batch`` value: an integer, ``'max'`` or None.
+    """A ``--batch`` value: an integer, ``'max'`` (in any case, as the choices are read) or None.
 
     Raises:
         genmodel.SpecError: anything else.
     """
-    if value is None or value == "max":
-        return value
+    if value is None or value.strip().lower() == "max":
+        return None if value is None else "max"
     if not _ASCII_INT.match(value):
         raise genmodel.SpecError(f"batch={value!r} must be an integer >= 1 or 'max'")
     return parse_int("batch", value)
@@ -467,6 +500,7 @@ def friendly(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             _check_arguments(kwargs)
+            _format_by_suffix(fn, kwargs)
             warning = profile_warning(kwargs.get("profile"), kwargs.get("hardware"))
             try:
                 result = fn(*args, **kwargs)

@@ -85,7 +85,7 @@ def _batches(values: list[str] | None) -> list[int | str] | None:
     items = _split(values, "batch")
     if not items:
         return None
-    return _once("batch", ["max" if v == "max" else parse_int("batch", v) for v in items])
+    return _once("batch", ["max" if v.strip().lower() == "max" else parse_int("batch", v) for v in items])
 
 
 def _scales(values: list[str] | None) -> dict[str, list[float]]:

@@ -8,6 +8,7 @@ validation in :mod:`genmodel._validate`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from genmodel._engines import Engine
@@ -142,8 +143,10 @@ def _system(hardware: str | Device | System, system: str | System | None) -> Sys
         hw = _system_of_device(hardware)
     elif isinstance(hardware, System):
         hw = hardware
-    else:
-        hw = load_hardware(hardware)  # an id; it names any other type
+    elif isinstance(hardware, str):
+        hw = load_hardware(hardware)
+    else:  # (the cached loader met a list with a TypeError: unhashable)
+        raise SpecError(f"hardware={hardware!r} must be an id (a string), a Device or a System")
     if system is None:
         return hw
     chosen = load_system(system) if isinstance(system, str) else system
@@ -432,7 +435,7 @@ def memory_report(
     input_tokens: int,
     output_tokens: int,
     batch: int | str | None = "max",
-    contexts: tuple[int, ...] = (),
+    contexts: int | Sequence[int] = (),
     options: RunOptions | None = None,
     **estimate_args: Any,
 ) -> dict[str, Any]:
@@ -440,7 +443,8 @@ def memory_report(
 
     Args:
         batch: sequences to place (default "max": the most that fit).
-        contexts: context lengths (tokens per sequence) for the capacity -> concurrency curve.
+        contexts: context lengths (tokens per sequence) for the capacity -> concurrency curve
+            (one length, or several).
         options: the run options (:class:`RunOptions`), as :func:`estimate` takes them.
         estimate_args: :func:`estimate`'s plan, dtypes and run options by keyword.
 
@@ -462,6 +466,7 @@ def memory_report(
     m = est.memory
     context = input_tokens + output_tokens
     d = estimate_dict(est)
+    contexts = (contexts,) if isinstance(contexts, int) else contexts  # (an int was a TypeError)
     return {
         "model": est.model_id,
         "hardware": est.hardware_id,

@@ -40,8 +40,8 @@ from genmodel._phases import Estimate
 from genmodel._profiles import PARAMETERS, Profile, check_parameter, fit_bounds
 from genmodel._servingmodel import SERVING_MODELS
 from genmodel._simestimate import StepTables
-from genmodel._validate import _NOT_ESTIMATE, _estimate_case, check_row, read_cases
-from genmodel.io import ID_PATTERN, device_profile, load_hardware, load_profile
+from genmodel._validate import _NOT_ESTIMATE, _check_case, _estimate_case, check_row, read_cases
+from genmodel.io import ID_PATTERN, device_profile, load_hardware, load_model, load_profile
 
 #: the least RMS change of log(prediction) over a parameter's whole range that pins it (5 %)
 MIN_SENSITIVITY = 0.05
@@ -50,6 +50,7 @@ MIN_SENSITIVITY = 0.05
 MIN_INDEPENDENCE = 0.1
 #: the least drop of the RMS log-error (linearised) that justifies fitting one parameter more (1 %)
 MIN_GAIN = 0.01
+UNIT_SLIP = 100.0  #: times off its prediction a row is in other units (ms as s: 1000x; bundled: < 5x)
 #: how far inside its [0, 1] scaled range a parameter starting on a bound starts the fit
 START_INSET = 0.02
 # central-difference step, in the [0, 1] scaled parameter
@@ -415,6 +416,28 @@ def _problem(
     )
 
 
+def _check_entries(row: Mapping[str, str], where: str) -> None:
+    """Refuse (naming ``where``) an unknown metric, model or device: a typo, not a row to leave out."""
+    try:
+        _check_case(dict(row))
+        load_model(row["model"])
+        load_hardware(row["hardware"])
+    except GenModelError as exc:
+        exc.args = (f"{where}: {re.sub(r'^case [^:]*: ', '', str(exc))}",)  # ``where`` names the case
+        raise
+
+
+def _check_units(problem: _Problem, residuals: Sequence[float]) -> None:
+    """Refuse a row :data:`UNIT_SLIP` times off its base prediction: its units are not the metric's."""
+    for row, residual in zip(problem.rows, residuals, strict=True):
+        if abs(residual) > math.log(UNIT_SLIP):
+            value, ratio = math.exp(residual) * float(row["measured"]), math.exp(-residual)
+            raise SpecError(
+                f"case {row['id']}: measured={row['measured']!r} is {ratio:.3g}x its {row['metric']} "
+                f"prediction, {value:.4g}: in other units? (a metric's unit is in its name: _s seconds)"
+            )
+
+
 def _usable(
     rows: list[Mapping[str, str]], probe: Callable[[Mapping[str, str]], object]
 ) -> tuple[list[Mapping[str, str]], list[tuple[str, str]]]:
@@ -424,9 +447,11 @@ def _usable(
         try:
             probe(row)
         except GenModelError as exc:
-            skipped.append((row["id"], str(exc)))
+            skipped.append((row["id"], re.sub(r"^case [^:]*: ", "", str(exc))))  # (the id is beside it)
             continue
         good.append(row)
+    if skipped and max_parameters(len(good)) < 1:  # why: not only "0 usable rows"
+        raise SpecError(f"{len(skipped)} rows cannot be predicted ({skipped[0][0]}: {skipped[0][1]})")
     return good, skipped
 
 
@@ -462,10 +487,10 @@ def calibrate(
         A :class:`Calibration`.
 
     Raises:
-        SpecError: a profile id of another form, a malformed CSV or row, rows of several
-            devices without ``device``, fewer than two usable rows, a parameter that is unknown,
-            not fittable or not pinned down, or more parameters than the rows support.
-            UnknownEntryError: an unknown device or profile.
+        SpecError: a profile id of another form, a malformed CSV or row (an unknown metric), rows
+            of several devices without ``device``, fewer than three usable rows, a row :data:`UNIT_SLIP`
+            times off its prediction, a parameter unknown, not fittable or not pinned down, or more
+            parameters than the rows support. UnknownEntryError: an unknown device, model or profile.
     """
     if profile_id is not None and not re.match(ID_PATTERN, profile_id):  # else --profile FILE refuses it
         raise SpecError(
@@ -475,7 +500,8 @@ def calibrate(
     where = str(cases) if isinstance(cases, str | Path) else "cases"
     raw = read_cases(cases) if isinstance(cases, str | Path) else [dict(r) for r in cases]
     for line, row in enumerate(raw, start=2):
-        check_row(row, f"{where}: line {line} (case {row.get('id')})")
+        check_row(row, here := f"{where}: line {line} (case {row.get('id')})")
+        _check_entries(row, here)
     device_id, rows = _device_rows(raw, device, where)
     return fit_profile(
         rows,
@@ -527,7 +553,8 @@ def fit_profile(
     )
     problem = _problem(usable, base, efficiency, names, serving, engine)
     forced = None if parameters is None else names
-    why, singular, sensitivity = _identify(_jacobian(problem), problem.residuals({}), names, forced)
+    _check_units(problem, residuals := problem.residuals({}))
+    why, singular, sensitivity = _identify(_jacobian(problem), residuals, names, forced)
     chosen = [n for n in names if n not in why]
     if not chosen:
         raise SpecError(

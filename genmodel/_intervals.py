@@ -174,6 +174,11 @@ class IntervalTable:
     #: held-out coverage per evidence level and per family, as fitted (for the docs and tests)
     held_out: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """Short: the table is the default of several functions, and ``help()`` or a notebook's
+        signature tooltip showed all of its ~20,000 characters of log-ratios."""
+        return f"IntervalTable(cases={self.cases}, groups={len(self.residuals)}, source={self.source!r})"
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> IntervalTable:
         """The table from its data form (:data:`genmodel._interval_table.TABLE`): the log-ratios of

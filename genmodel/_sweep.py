@@ -144,7 +144,8 @@ def sweep(
         hardware, scale factors, plans, loads, input and output tokens). Columns: the inputs
         (``model``, ``hardware``, ``scale.<factor>`` for every factor, ``tp``, ``pp``, ``ep``,
         ``dp``, ``cp``, ``batch`` or ``concurrency``, ``input_tokens``, ``output_tokens``), ``error``
-        (None, or the message of the InfeasibleError or SpecError the point raised), then the
+        (missing where the point ran, None or NaN: test it with ``isna()``; else the message of
+        the InfeasibleError or SpecError the point raised), then the
         estimate's JSON keys flattened with dots (``ttft_s``, ``tpot_s``, ``e2e_s``,
         ``output_tokens_per_s_per_device``, ``memory.fits``, ``prefill.bound``, ``decode.bound``,
         ``joules_per_output_token``, ``usd_per_million_output_tokens``, ...; SI units), with the
@@ -299,7 +300,7 @@ def _grid(
 ) -> tuple[_Context, list[_Point]]:
     """Validate every axis (nothing is evaluated yet) and list the grid's points in order."""
     for name, axis in (
-        ("models", models),
+        ("model", models),  # (the keyword's name: ``models=`` is the older spelling)
         ("hardware", hardware),
         ("input_tokens", input_tokens),
         ("output_tokens", output_tokens),

@@ -144,21 +144,38 @@ def public_cases_path() -> Path:
 
 
 def read_cases(path: str | Path) -> list[dict[str, str]]:
-    """Rows of a validation CSV, checked for the required columns."""
+    """Rows of a validation CSV, checked for the required columns, each row's number of fields and
+    ids given once (see :func:`_iter_cases`)."""
     return list(_iter_cases(Path(path)))
+
+
+#: the key of a row's fields' shape where they do not match the header's (:func:`_iter_cases`)
+_SHAPE = "\0fields"
 
 
 def _iter_cases(p: Path) -> Iterator[dict[str, str]]:
     """The rows of a validation CSV one at a time, the required columns checked before the first.
 
+    A row of more fields than the header (an unquoted comma: 1,000) or fewer comes with its
+    fields' shape under :data:`_SHAPE`, for :func:`check_row` to refuse (``--skip-invalid``: skip).
+
     Raises:
-        SpecError: missing columns, no rows at all, or an unreadable file.
+        SpecError: missing columns, no rows at all, a case id given twice (its options and results
+            could not be told apart; naming both lines), or an unreadable file.
     """
-    empty = True
-    for row in _stream_csv(p, required=_COLUMNS):
-        empty = False
+    lines: dict[str, int] = {}
+    for line, row in enumerate(_stream_csv(p, required=_COLUMNS), start=2):  # line 1 is the header
+        if None in row or any(row[c] is None for c in _COLUMNS):  # every column after it shifts
+            loose: dict[Any, Any] = row  # (csv puts the fields beyond the header's under None)
+            fields = sum(isinstance(v, str) for v in row.values()) + len(loose.get(None) or ())
+            why = "an unquoted comma, as in 1,000" if None in row else "cut short"
+            shape = f"has {fields} fields where the header has {len(row) - (None in row)} columns ({why}?)"
+            row = {**{k: v or "" for k, v in row.items() if k is not None}, _SHAPE: shape}
+        first = lines.setdefault(row["id"], line)
+        if first != line:
+            raise SpecError(f"{p}: case id {row['id']!r} is given twice (lines {first} and {line})")
         yield row
-    if empty:
+    if not lines:
         raise SpecError(f"{p}: no cases")
 
 
@@ -167,18 +184,16 @@ def _rows_with_options(cases: Path, options: str | Path | None) -> Iterator[dict
     (none if None), read before the first row.
 
     Raises:
-        SpecError: a case id given twice in ``cases`` (its options and results could not be told
-            apart), when its second row is reached; an id of ``options`` that matches no case (a
-            typo would silently drop its options), after the last row; each naming the file and id.
+        SpecError: as :func:`read_cases` (a case id given twice, when its second row is reached);
+            an id of ``options`` that matches no case (a typo would silently drop its options),
+            after the last row; each naming the file and id.
     """
     extra = read_case_options(options) if options is not None else {}
-    lines: dict[str, int] = {}
-    for line, row in enumerate(_iter_cases(cases), start=2):  # line 1 is the header
-        first = lines.setdefault(row["id"], line)
-        if first != line:
-            raise SpecError(f"{cases}: case id {row['id']!r} is given twice (lines {first} and {line})")
+    ids: set[str] = set()
+    for row in _iter_cases(cases):
+        ids.add(row["id"])
         yield {**row, **extra.get(row["id"], {})}
-    unmatched = [case for case in extra if case not in lines]
+    unmatched = [case for case in extra if case not in ids]
     if unmatched:
         more = f" (and {len(unmatched) - 1} more)" if len(unmatched) > 1 else ""
         raise SpecError(f"{options}: id {unmatched[0]!r}{more} matches no case of {cases}")
@@ -255,6 +270,8 @@ def check_row(row: dict[str, str], where: str) -> float:
     Raises:
         SpecError: ``where: column=value must be ...``, naming the first malformed column.
     """
+    if row.get(_SHAPE):
+        raise SpecError(f"{where} {row[_SHAPE]}")
     if row["mode"] not in MODES:
         raise SpecError(f"{where}: mode={row['mode']!r} must be one of {', '.join(MODES)}")
     disaggregated = check_disaggregated_row(row, where)

@@ -63,6 +63,16 @@ class ValidationReport:
     #: the coverage each case's ``predicted_interval`` is built for
     coverage: float = COVERAGE
 
+    def __repr__(self) -> str:
+        """One line of summaries (a notebook showed every case: ~100,000 characters for the bundled
+        ones); the cases stay in ``cases``, and :meth:`to_dict` gives everything."""
+        return (
+            f"ValidationReport({len(self.cases)} cases, MAPE {self.mape:.1f} %, median "
+            f"{self.median_ape:.1f} %, {self.within_25pct:.0%} within 25 %, "
+            f"{self.interval_coverage:.0%} inside their {self.coverage:.0%} interval; "
+            f"{len(self.skipped)} skipped)"
+        )
+
     @property
     def interval_coverage(self) -> float:
         """Fraction of covered cases whose measured value lies in their predicted interval."""

@@ -118,3 +118,20 @@ def test_a_speculation_option_without_draft_tokens_is_refused() -> None:
         with pytest.raises(genmodel.SpecError, match=f"{name}=.* needs draft_tokens of 1 or more"):
             genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, **given)
     genmodel.estimate("llama-3.1-8b", "h100-sxm", **SMALL, draft_tokens=0)  # off, said so: fine
+
+
+def test_hardware_given_as_a_list_is_refused_as_such() -> None:
+    # a list (a notebook user's ["h100-sxm"], as compare and sweep take) was a TypeError: unhashable
+    for call in (
+        lambda: genmodel.estimate("llama-3.1-8b", ["h100-sxm"], **SMALL),
+        lambda: genmodel.simulate("llama-3.1-8b", ["h100-sxm"], concurrency=1, **SMALL),
+        lambda: genmodel.memory_report("llama-3.1-8b", ["h100-sxm"], **SMALL),
+    ):
+        with pytest.raises(genmodel.SpecError, match=re.escape("hardware=['h100-sxm'] must be an id")):
+            call()
+
+
+def test_memory_report_takes_one_context_length_as_well_as_several() -> None:
+    # contexts=8192 was a TypeError ('int' object is not iterable)
+    one = genmodel.memory_report("llama-3.1-8b", "h100-sxm", contexts=8192, **SMALL)["concurrency"]
+    assert one == genmodel.memory_report("llama-3.1-8b", "h100-sxm", contexts=[8192], **SMALL)["concurrency"]

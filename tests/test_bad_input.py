@@ -9,6 +9,7 @@ import json
 import math
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -341,6 +342,41 @@ def test_validate_refuses_a_case_id_given_twice(tmp_path: Path) -> None:
     assert "cases.csv" in line and f"{first!r}" in line and "given twice (lines 2 and 3)" in line
 
 
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (lambda line: line.replace(",", ",1,", 1), "1 field more than the header"),  # 1,000 unquoted
+        (lambda line: ",".join(line.split(",")[:7]), "has 7 fields where"),  # a line cut short
+    ],
+    ids=["unquoted comma", "cut short"],
+)
+@pytest.mark.parametrize("command", ["validate", "calibrate"])
+def test_a_row_whose_fields_do_not_match_the_header_is_refused_naming_its_line(
+    tmp_path: Path, command: str, edit: Callable[[str], str], said: str
+) -> None:
+    # an extra field was a traceback in validate (TypeError: unhashable type: 'list'); a missing one
+    # read as pp=None
+    path = _cases(tmp_path, {})
+    head, first, second = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([head, first, edit(second)]) + "\n", encoding="utf-8")
+    header = len(head.split(","))
+    said = said.replace(
+        "1 field more than the header", f"has {header + 1} fields where the header has {header}"
+    )
+    line = cli_bad([command, str(path)])
+    assert "line 3 (case " in line and said in line
+    if command == "validate":  # a malformed row: --skip-invalid skips it
+        rows = json.loads(cli_ok(["validate", str(path), "--skip-invalid", "--format", "json"]))
+        assert rows["covered"] == 1 and said in rows["skipped"][0]["reason"]
+
+
+def test_calibrate_refuses_a_case_id_given_twice(tmp_path: Path) -> None:
+    # as validate does (it fitted both rows, and its table showed the id twice)
+    first = genmodel.read_cases(genmodel.public_cases_path())[0]["id"]
+    line = cli_bad(["calibrate", str(_cases(tmp_path, {"id": first}))])
+    assert f"{first!r}" in line and "given twice (lines 2 and 3)" in line
+
+
 def test_validate_refuses_an_options_id_given_twice(tmp_path: Path) -> None:
     # two option rows of one case: the last one silently won
     cases = _cases(tmp_path, {})
@@ -437,15 +473,22 @@ def test_a_bad_pool_flag_is_named_as_given(flag: str, value: str) -> None:
     assert f"{flag[2:].replace('-', '_')}={value}" in line
 
 
+def test_records_to_a_json_file_are_refused(tmp_path: Path) -> None:
+    # the per-request records are CSV: --records r.json wrote CSV into r.json
+    line = cli_bad([*SIM, "--records", str(tmp_path / "r.json")])
+    assert "records=" in line and "give a FILE.csv" in line
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_records_are_named_and_never_the_same_file_as_the_output(tmp_path: Path) -> None:
     same = tmp_path / "same.csv"
     line = cli_bad([*SIM, "--records", str(same), "--output", str(tmp_path / "." / "same.csv")])
     assert "records=" in line and "is also --output" in line
     assert not same.exists()
     assert "records=" in cli_bad([*SIM, "--records", str(tmp_path)])  # it said output=
-    cli_ok([*SIM, "--records", str(tmp_path / "r.csv"), "--output", str(tmp_path / "o.csv")])
+    cli_ok([*SIM, "--records", str(tmp_path / "r.csv"), "--output", str(tmp_path / "o.txt")])
     assert (tmp_path / "r.csv").read_text().startswith("request,arrival_s,")
-    assert "Latency (simulated)" in (tmp_path / "o.csv").read_text()
+    assert "Latency (simulated)" in (tmp_path / "o.txt").read_text()  # (an o.csv is CSV)
 
 
 @pytest.mark.parametrize(

@@ -219,6 +219,20 @@ def test_json_and_csv_parse_and_output_writes_only_the_file(name: str, tmp_path:
         assert table.read_text(encoding="utf-8").strip()
 
 
+@pytest.mark.parametrize("name", [n for n in CHEAP if n not in ("sweep", "validate")])  # (sweep: by suffix)
+def test_an_output_file_named_json_or_csv_is_written_in_that_format(name: str, tmp_path: Path) -> None:
+    # without --format, `-o result.json` wrote the table's box drawing into result.json
+    args = CHEAP[name]
+    cli_ok([*args, "-o", str(tmp_path / "result.json")])
+    assert json.loads((tmp_path / "result.json").read_text(encoding="utf-8"))
+    cli_ok([*args, "-o", str(tmp_path / "result.CSV")])
+    assert len(next(csv.reader(io.StringIO((tmp_path / "result.CSV").read_text(encoding="utf-8"))))) > 1
+    other = "table" if name.endswith(" show") else "json"  # (the show commands default to JSON)
+    line = cli_bad([*args, "--format", other, "-o", str(tmp_path / "result.csv")])
+    assert f"format={other}" in line and "give --format csv" in line
+    assert not (tmp_path / "result.csv").exists()
+
+
 PLAN = ["plan", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "1", *W]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import inspect
 import json
 import math
 import sys
@@ -439,3 +440,10 @@ def test_table_round_trips() -> None:
     # every bundled case but the rate-driven ones (held out, and a rate case has no interval)
     fitted = [r for r in genmodel.read_cases(genmodel.public_cases_path()) if r["mode"] != "rate"]
     assert t.cases == len(fitted)
+
+
+def test_the_interval_table_default_keeps_signatures_readable() -> None:
+    # help(genmodel.estimate_intervals) and a notebook's signature tooltip showed the whole table
+    # (about 30,000 characters of log-ratios) as the default of ``table=``
+    assert len(str(inspect.signature(genmodel.estimate_intervals))) < 300
+    assert "cases=" in repr(BUNDLED) and "source=" in repr(BUNDLED)

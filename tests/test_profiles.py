@@ -312,6 +312,66 @@ def test_calibrate_bad_input_is_one_red_line(tmp_path: Path) -> None:
     assert "measured='fast'" in cli_bad(["calibrate", str(_csv(tmp_path, broken, "broken.csv"))])
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "said"),
+    [
+        (
+            "model",
+            "llama-3.1-8x",
+            "line 5 (case S03): model='llama-3.1-8x' is not known; did you mean llama-3.1-8b",
+        ),
+        (
+            "hardware",
+            "h100-sxn",
+            "line 5 (case S03): hardware='h100-sxn' is not known; did you mean h100-sxm",
+        ),
+        ("metric", "tpot_ms", "line 5 (case S03): metric='tpot_ms' must be one of"),
+    ],
+)
+def test_calibrate_refuses_a_row_with_an_unknown_id_or_metric(
+    tmp_path: Path, column: str, value: str, said: str
+) -> None:
+    # such a row was left out of the fit without a word (exit 0, the fit on the other rows): a typo
+    rows = _rows({"memory_frac": 0.82}, _SHAPES[:5])
+    rows[3] = {**rows[3], column: value}
+    assert said in cli_bad(["calibrate", str(_csv(tmp_path, rows)), "--no-cross-validate"])
+
+
+def test_calibrate_refuses_measurements_in_other_units(tmp_path: Path) -> None:
+    # milliseconds in a _s column were fitted (MAPE 85 %) as if the device were 1000x slower
+    rows = _rows({"memory_frac": 0.82}, _SHAPES[:5])
+    rows[1] = {**rows[1], "measured": repr(float(rows[1]["measured"]) * 1000)}
+    line = cli_bad(["calibrate", str(_csv(tmp_path, rows)), "--no-cross-validate"])
+    assert f"case S01: measured={rows[1]['measured']!r} is " in line and "in other units?" in line
+
+
+def test_calibrate_lists_the_rows_it_leaves_out(tmp_path: Path) -> None:
+    # a row the model cannot predict (it does not fit one device) is left out, and the table says so
+    rows = _rows({"memory_frac": 0.82}, _SHAPES[:5])
+    big = {**rows[0], "id": "BIG", "model": "llama-3.1-405b", "weight_dtype": "bf16"}
+    shown = cli_ok(["calibrate", str(_csv(tmp_path, [*rows, big])), "--no-cross-validate"], columns=200)
+    assert "1 rows left out of the fit" in shown and "BIG" in shown
+
+
+def test_calibrate_says_when_a_fitted_parameter_ends_on_its_range(tmp_path: Path) -> None:
+    # decode steps twice as fast as the roofline allows: the fit ends the per-step overhead on its
+    # floor (1e-05 s), and said nothing of it
+    rows = [
+        {**r, "measured": repr(float(r["measured"]) / 2)} if r["metric"] == "tpot_s" else r
+        for r in _rows({"memory_frac": 0.9}, _SHAPES)
+    ]
+    shown = cli_ok(["calibrate", str(_csv(tmp_path, rows)), "--no-cross-validate"], columns=250)
+    assert "at the lower end of its range [1e-05, 0.01]" in shown
+
+
+def test_calibrate_says_why_too_few_rows_are_left(tmp_path: Path) -> None:
+    # five rows that do not fit the device said only "1 usable rows support no fit"
+    rows = _rows({"memory_frac": 0.82}, _SHAPES[:5])
+    rows = [rows[0], *({**r, "model": "llama-3.1-405b", "weight_dtype": "bf16"} for r in rows[1:])]
+    line = cli_bad(["calibrate", str(_csv(tmp_path, rows)), "--no-cross-validate"])
+    assert "4 rows cannot be predicted (S01: model=llama-3.1-405b needs" in line
+
+
 @pytest.mark.parametrize("profile_id", ["", "My Profile", "../up", "-x"])
 def test_calibrate_refuses_an_id_its_profile_file_could_not_load_with(
     tmp_path: Path, profile_id: str

@@ -581,6 +581,7 @@ def test_cli_notes_the_memory_it_assumes() -> None:
     [
         (["--batch", "max", "--model", "llama-3.1-70b", "--tpot-slo", "40ms"], "batch='max'"),
         (["--tpot-slo", "fast"], "tpot_slo='fast' must be a time such as 50ms or 2s"),
+        (["--ttft-slo", "2min"], "ttft_slo='2min' must be a time such as 50ms or 2s (units: s, ms, us)"),
         (["--ttft-slo", "0ms"], "ttft_slo='0ms'"),
         (["--tpot-slo", "5ms", "--resource", "hbm"], "resources=['hbm']"),
         (["--tpot-slo", "5ms", "--tp", "3"], "tp=3"),

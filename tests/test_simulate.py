@@ -753,3 +753,24 @@ def test_leaving_out_the_itl_percentiles_changes_nothing_else() -> None:
     assert lean.ttft_s == full.ttft_s and lean.tpot_s == full.tpot_s and lean.e2e_s == full.e2e_s
     assert lean.records is not None and full.records is not None
     assert np.array_equal(lean.records.finish_s, full.records.finish_s)
+
+
+def test_a_simulation_result_shows_itself_in_a_few_lines() -> None:
+    # a notebook showed the dataclass's ~5,000 characters (every knob of the engine)
+    result = genmodel.simulate("llama-3.2-1b", "h100-sxm", concurrency=4, input_tokens=100, output_tokens=20)
+    shown = repr(result)
+    assert len(shown.splitlines()) <= 8 and len(shown) < 1000
+    assert f"p99 {result.ttft_s.p99 * 1e3:.4g} ms" in shown and "output tokens/s" in shown
+
+
+def test_a_validation_report_shows_its_summaries_not_every_case(tmp_path: Path) -> None:
+    # a notebook showed every CaseResult of the report: about 100,000 characters for the bundled cases
+    rows = genmodel.read_cases(genmodel.public_cases_path())[:3]
+    path = tmp_path / "cases.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    report = genmodel.validate(path)
+    assert repr(report).startswith(f"ValidationReport({len(report.cases)} cases, MAPE {report.mape:.1f} %")
+    assert "CaseResult" not in repr(report)

@@ -425,3 +425,8 @@ def test_objects_are_grid_values_and_a_what_if_copy_gets_its_own_label() -> None
 def test_both_spellings_or_a_wrong_object_are_refused(change: dict[str, Any], match: str) -> None:
     with pytest.raises(genmodel.SpecError, match=match):
         genmodel.sweep(**{**SMALL, **change})
+
+
+def test_an_empty_axis_is_named_as_the_keyword_was_given() -> None:
+    with pytest.raises(genmodel.SpecError, match=r"^model=\[\] must list"):  # it said models=[]
+        genmodel.sweep(model=[], hardware="h100-sxm", input_tokens=100, output_tokens=10)

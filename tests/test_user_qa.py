@@ -200,3 +200,15 @@ def test_choices_are_read_in_any_case(flags: list[str], same_as: list[str]) -> N
     assert upper == lower
     default = json.loads(cli_ok([*args, "--format", "json"]))  # (vllm: the engine was read)
     assert upper["ttft_s"] != default["ttft_s"]
+
+
+@pytest.mark.parametrize("command", ["estimate", "sweep"])
+def test_batch_max_is_read_in_any_case(command: str) -> None:
+    # the choices, dtypes and ids were read in any case, but --batch MAX was refused
+    args = [command, "--model", "llama-3.2-1b", "--hardware", "h100-sxm", "--input-tokens", "100"]
+    args += ["--output-tokens", "10", "--format", "json"]
+    upper = json.loads(cli_ok([*args, "--batch", "MAX"]))
+    lower = json.loads(cli_ok([*args, "--batch", "max"]))
+    if command == "sweep":
+        upper, lower = upper[0], lower[0]
+    assert upper["batch"] == lower["batch"] and upper["tpot_s"] == lower["tpot_s"]
