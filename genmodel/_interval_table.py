@@ -16,7 +16,7 @@ TABLE: dict[str, Any] = {
     "held_out": {
         "by_family": {
             "closed-form/amd-cdna4": 0.9,
-            "closed-form/nvidia-ampere": 1.0,
+            "closed-form/nvidia-ampere": 0.8333,
             "closed-form/nvidia-blackwell": 0.8194,
             "closed-form/nvidia-hopper": 0.7766,
             "n/closed-form/amd-cdna4": 10,
@@ -38,7 +38,7 @@ TABLE: dict[str, Any] = {
             "n/static/nvidia-hopper": 14,
             "n/static/nvidia-orin": 8,
             "serving/amd-cdna4": 0.9,
-            "serving/nvidia-ampere": 1.0,
+            "serving/nvidia-ampere": 0.9167,
             "serving/nvidia-blackwell": 0.8194,
             "serving/nvidia-hopper": 0.7926,
             "simulated/amd-cdna4": 0.9,
@@ -78,8 +78,8 @@ TABLE: dict[str, Any] = {
             "serving/amd-cdna4/moe": 0.9,
             "serving/amd-cdna4/moe/tpot_s": 0.8,
             "serving/amd-cdna4/moe/ttft_s": 1.0,
-            "serving/nvidia-ampere/dense": 1.0,
-            "serving/nvidia-ampere/dense/tpot_s": 1.0,
+            "serving/nvidia-ampere/dense": 0.9167,
+            "serving/nvidia-ampere/dense/tpot_s": 0.8333,
             "serving/nvidia-ampere/dense/ttft_s": 1.0,
             "serving/nvidia-blackwell/dense": 0.9583,
             "serving/nvidia-blackwell/dense/output_tokens_per_s": 1.0,
@@ -90,17 +90,17 @@ TABLE: dict[str, Any] = {
             "serving/nvidia-blackwell/moe/tpot_s": 0.75,
             "serving/nvidia-blackwell/moe/ttft_s": 0.75,
             "serving/nvidia-hopper/dense": 0.75,
-            "serving/nvidia-hopper/dense/output_tokens_per_s": 0.7917,
-            "serving/nvidia-hopper/dense/tpot_s": 0.7188,
+            "serving/nvidia-hopper/dense/output_tokens_per_s": 0.8333,
+            "serving/nvidia-hopper/dense/tpot_s": 0.6875,
             "serving/nvidia-hopper/dense/ttft_s": 0.75,
             "serving/nvidia-hopper/moe": 0.83,
             "serving/nvidia-hopper/moe/output_tokens_per_s": 0.8571,
             "serving/nvidia-hopper/moe/tpot_s": 0.8056,
             "serving/nvidia-hopper/moe/ttft_s": 0.8333,
         },
-        "calibrated": {"n/serving": 364, "n/static": 77, "serving": 0.8159, "static": 0.8442},
-        "datasheet": {"n/serving": 364, "n/static": 77, "serving": 0.8736, "static": 0.8052},
-        "transferred": {"n/serving": 188, "n/static": 65, "serving": 0.8351, "static": 0.8154},
+        "calibrated": {"n/serving": 364, "n/static": 77, "serving": 0.8132, "static": 0.8442},
+        "datasheet": {"n/serving": 364, "n/static": 77, "serving": 0.8709, "static": 0.8052},
+        "transferred": {"n/serving": 188, "n/static": 65, "serving": 0.8404, "static": 0.8154},
     },
     "measured": {
         "serving": [
@@ -134,52 +134,52 @@ TABLE: dict[str, Any] = {
     "min_family_cases": 20,
     "residuals": {
         "closed-form/output_tokens_per_s/nvidia-blackwell/dense": (
-            "-0.2243 -0.2163 -0.1893 -0.0880 -0.0699 -0.0394 -0.0252 0.0114 "
+            "-0.2243 -0.2163 -0.1893 -0.0880 -0.0699 -0.0386 -0.0252 0.0114 "
         ),
         "closed-form/output_tokens_per_s/nvidia-blackwell/moe": (
-            "-0.7361 -0.4937 -0.2368 -0.1500 -0.1300 -0.1265 -0.0629 -0.0233 -0.0117 0.0622 0.0628 0.0723 "
-            "0.0875 0.1019 0.3245 0.5937 "
+            "-0.7361 -0.4937 -0.2368 -0.1500 -0.1265 -0.1247 -0.0534 -0.0233 -0.0100 0.0622 0.0647 0.0755 "
+            "0.0884 0.1053 0.3255 0.5937 "
         ),
         "closed-form/output_tokens_per_s/nvidia-hopper/dense": (
-            "-0.4496 -0.1791 -0.1105 -0.0395 -0.0163 -0.0111 0.0547 0.0587 0.0907 0.1804 0.6235 0.8512 "
+            "-0.1792 -0.1359 -0.0395 -0.0388 -0.0159 -0.0111 0.0546 0.0587 0.0907 0.1804 0.6236 0.8512 "
         ),
         "closed-form/output_tokens_per_s/nvidia-hopper/moe": (
-            "-0.5224 -0.3873 -0.3559 -0.3241 -0.1105 -0.1040 -0.0604 0.0155 0.0258 0.0427 0.0483 0.0838 "
-            "0.1183 0.1493 "
+            "-0.5224 -0.3873 -0.3545 -0.3239 -0.1035 -0.0869 0.0172 0.0337 0.0427 0.0463 0.0619 0.0838 "
+            "0.1196 0.1495 "
         ),
         "closed-form/tpot_s/amd-cdna4/moe": ("-0.0751 -0.0364 0.0190 0.1338 0.3626 "),
         "closed-form/tpot_s/nvidia-ampere/dense": ("-0.1353 -0.1312 0.2620 "),
         "closed-form/tpot_s/nvidia-blackwell/dense": (
-            "-0.0032 0.0254 0.0395 0.0700 0.0830 0.1833 0.2178 0.2272 "
+            "-0.0032 0.0254 0.0387 0.0700 0.0830 0.1833 0.2178 0.2273 "
         ),
         "closed-form/tpot_s/nvidia-blackwell/moe": (
-            "-0.6229 -0.3451 -0.1026 -0.0885 -0.0882 -0.0739 -0.0631 0.0115 0.0122 0.0270 0.0736 0.1171 "
+            "-0.6229 -0.3461 -0.1060 -0.0894 -0.0882 -0.0772 -0.0650 0.0105 0.0115 0.0175 0.0683 0.1171 "
             "0.1424 0.2262 0.4048 0.4345 "
         ),
         "closed-form/tpot_s/nvidia-hopper/dense": (
-            "-0.9093 -0.7048 -0.2003 -0.1674 -0.0871 -0.0546 -0.0541 -0.0306 0.0137 0.0398 0.0784 0.1268 "
-            "0.2935 0.2981 0.3535 0.3652 "
+            "-0.9100 -0.7088 -0.2002 -0.1674 -0.0871 -0.0546 -0.0541 -0.0364 -0.0012 0.0137 0.0279 0.0398 "
+            "0.1265 0.2935 0.2981 0.3535 "
         ),
         "closed-form/tpot_s/nvidia-hopper/moe": (
-            "-0.4673 -0.1690 -0.1686 -0.1496 -0.1468 -0.1006 -0.0894 -0.0867 -0.0793 -0.0421 -0.0159 0.0468 "
-            "0.0889 0.0902 0.3233 0.3453 0.3860 0.5213 "
+            "-0.4673 -0.1690 -0.1686 -0.1497 -0.1480 -0.1148 -0.0950 -0.0894 -0.0806 -0.0793 -0.0421 -0.0176 "
+            "0.0660 0.0884 0.3231 0.3438 0.3860 0.5213 "
         ),
-        "closed-form/ttft_s/amd-cdna4/moe": ("0.5129 0.5604 0.7806 0.9547 1.0765 "),
+        "closed-form/ttft_s/amd-cdna4/moe": ("0.5133 0.5606 0.7806 0.9547 1.0765 "),
         "closed-form/ttft_s/nvidia-ampere/dense": ("-0.1415 -0.0291 -0.0209 "),
         "closed-form/ttft_s/nvidia-blackwell/dense": (
             "-0.1982 -0.0748 -0.0734 -0.0515 0.0548 0.4992 0.5946 0.7102 "
         ),
         "closed-form/ttft_s/nvidia-blackwell/moe": (
-            "-0.2005 0.1262 0.1474 0.1875 0.3159 0.3860 0.4697 0.5008 0.5348 0.5466 0.6621 1.6044 "
+            "-0.2005 0.1262 0.1475 0.1875 0.3159 0.3860 0.4697 0.5008 0.5348 0.5466 0.6621 1.6044 "
             "2.2455 2.7389 2.9183 3.2001 "
         ),
         "closed-form/ttft_s/nvidia-hopper/dense": (
-            "-0.8038 -0.4526 -0.3651 -0.3366 -0.2436 -0.1804 -0.1782 -0.1311 -0.0675 0.2730 0.3528 0.4088 "
-            "0.4575 0.5139 0.7409 1.0020 "
+            "-0.8038 -0.4526 -0.3563 -0.3366 -0.2436 -0.1794 -0.1782 -0.0991 -0.0654 0.3081 0.3530 0.4088 "
+            "0.4575 0.5139 0.7471 0.9327 "
         ),
         "closed-form/ttft_s/nvidia-hopper/moe": (
-            "-0.0595 -0.0053 0.0040 0.0718 0.0980 0.0981 0.1242 0.2584 0.4553 0.7498 0.7712 0.7900 "
-            "0.7917 0.8677 0.8948 1.0287 1.1841 1.2216 "
+            "-0.0595 -0.0053 0.0040 0.0718 0.0980 0.0981 0.1242 0.2584 0.4555 0.7500 0.7712 0.7901 "
+            "0.7917 0.8677 0.8948 1.0287 1.1841 1.2217 "
         ),
         "simulated/output_tokens_per_s/nvidia-blackwell/dense": (
             "-0.2325 -0.2181 -0.2063 -0.0919 -0.0789 -0.0389 -0.0257 0.0092 "
