@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from genmodel._engines import Engine
-from genmodel._errors import InfeasibleError, SpecError, UnknownEntryError
+from genmodel._errors import InfeasibleError, SpecError, UnknownEntryError, plain_scalars
 from genmodel._hardware import AttachedTier, Device
 from genmodel._memory import paged_tokens
 from genmodel._model import ModelSpec
@@ -266,6 +266,7 @@ def _plan(devices: int | None, **degrees: int) -> Plan:
     return plan
 
 
+@plain_scalars
 def estimate(
     model: str | ModelSpec,
     hardware: str | Device | System,
@@ -399,6 +400,7 @@ def estimate(
     )
 
 
+@plain_scalars
 def max_concurrency(
     model: str | ModelSpec,
     hardware: str | Device | System,
@@ -428,6 +430,7 @@ def max_concurrency(
     return est.batch
 
 
+@plain_scalars
 def memory_report(
     model: str | ModelSpec,
     hardware: str | Device | System,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from genmodel._errors import InfeasibleError, SpecError
+from genmodel._errors import InfeasibleError, SpecError, plain_scalars
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
@@ -18,6 +18,7 @@ from genmodel._planning import plan
 from genmodel._system import System
 
 
+@plain_scalars
 def compare(
     model: str | ModelSpec,
     hardware: Sequence[str | Device | System],

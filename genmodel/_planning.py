@@ -16,7 +16,7 @@ from typing import Any
 from genmodel._api import check_moe_options, default_precision, profiled, run_options
 from genmodel._candidates import DEFAULT_RECHECK, MAX_RECHECK, statistic_name
 from genmodel._engines import Engine
-from genmodel._errors import SpecError
+from genmodel._errors import SpecError, plain_scalars
 from genmodel._hardware import Device
 from genmodel._intervals import model_kind, pessimistic_factors
 from genmodel._model import ModelSpec
@@ -334,6 +334,7 @@ def _plan_row(est: Estimate) -> dict[str, Any]:
     return {**estimate_dict(est), "concurrency": est.batch}
 
 
+@plain_scalars
 def plan(
     model: str | ModelSpec,
     hardware: str | Device | System,

@@ -16,7 +16,7 @@ from genmodel._api import estimate, profiled
 from genmodel._capacity import Deployment, ResourceRequirement
 from genmodel._enginepresets import ENGINES
 from genmodel._engines import Engine
-from genmodel._errors import InfeasibleError
+from genmodel._errors import InfeasibleError, plain_scalars
 from genmodel._hardware import Device
 from genmodel._inverse import Requirements, check_quantiles, check_request, solve_requirements
 from genmodel._model import ModelSpec
@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 
+@plain_scalars
 def requirements(
     model: str | ModelSpec,
     hardware: str | Device | System,

@@ -9,7 +9,7 @@ from typing import Any
 from genmodel._api import attached_tier, estimate, profiled
 from genmodel._arrivals import Arrivals
 from genmodel._engines import Engine
-from genmodel._errors import InfeasibleError, SpecError, require_ints
+from genmodel._errors import InfeasibleError, SpecError, plain_scalars, require_ints
 from genmodel._hardware import AttachedTier, Device
 from genmodel._model import ModelSpec
 from genmodel._phases import Estimate
@@ -28,6 +28,7 @@ from genmodel.io._trace import read_trace
 DEFAULT_REQUESTS = 500
 
 
+@plain_scalars
 def simulate(
     model: str | ModelSpec,
     hardware: str | Device | System,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from genmodel._api import default_precision, estimate, system_of
-from genmodel._errors import GenModelError, SpecError, require_ints
+from genmodel._errors import GenModelError, SpecError, plain_scalars, require_ints
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._options import OPTION_NAMES, RunOptions
@@ -79,6 +79,7 @@ class _Context:
     options: Mapping[str, Any]
 
 
+@plain_scalars
 def sweep(
     *,
     model: _ModelArg | Sequence[_ModelArg] | None = None,

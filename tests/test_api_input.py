@@ -135,3 +135,23 @@ def test_memory_report_takes_one_context_length_as_well_as_several() -> None:
     # contexts=8192 was a TypeError ('int' object is not iterable)
     one = genmodel.memory_report("llama-3.1-8b", "h100-sxm", contexts=8192, **SMALL)["concurrency"]
     assert one == genmodel.memory_report("llama-3.1-8b", "h100-sxm", contexts=[8192], **SMALL)["concurrency"]
+
+
+def test_numpy_scalars_are_taken_as_the_numbers_they_hold() -> None:
+    """A notebook loops over ``np.arange`` or a DataFrame's cells: NumPy integers and floats give
+    the same answer, and JSON, as Python's (they were refused as 'must be an integer')."""
+    import json
+
+    import numpy as np
+
+    from genmodel import report
+
+    as_np = {"input_tokens": np.int64(100), "output_tokens": np.int32(10)}
+    est = genmodel.estimate("llama-3.1-8b", "h100-sxm", tp=np.int64(2), batch=np.int64(4), **as_np)
+    ref = genmodel.estimate("llama-3.1-8b", "h100-sxm", tp=2, batch=4, **SMALL)
+    assert json.dumps(report.estimate_dict(est)) == json.dumps(report.estimate_dict(ref))
+    sim = genmodel.simulate("llama-3.1-8b", "h100-sxm", concurrency=np.int64(2), seed=np.int64(1), **as_np)
+    assert sim.ttft_s == genmodel.simulate("llama-3.1-8b", "h100-sxm", concurrency=2, seed=1, **SMALL).ttft_s
+    rep = genmodel.plan("llama-3.1-8b", "h100-sxm", devices=np.int64(1), ttft_slo_s=np.float64(1.0), **as_np)
+    assert rep.best is not None and rep.best.plan.tp == 1
+    assert genmodel.estimate.__name__ == "estimate" and "Estimate" in (genmodel.estimate.__doc__ or "")
