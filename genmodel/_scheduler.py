@@ -191,6 +191,8 @@ class Replica:
 
     def held_after(self, steps: int) -> int:
         """:meth:`held` after ``steps`` more decode steps of the same sequences (a run's)."""
+        if self.window is None:  # (as grown: a token a step each)
+            return self.held() + self.n_dec * steps
         return self.held() + int(self.grown(np.array([steps]))[0])
 
     def _need(self, req: Requests, rid: int, take: int) -> int:
@@ -528,17 +530,21 @@ class Replica:
             self.sglang.started(rid, req.version[rid], done_at, self.g)
 
     # ---- runs of decode steps -----------------------------------------------------------
-    def steps_to_event(self, req: Requests) -> int:
+    def steps_to_event(self, req: Requests, overflow: bool = True) -> int:
         """Decode steps the plan just made repeats with only the contexts grown (every plan
         until then runs the same sequences and admits no one): until a sequence completes, the
-        pool (on-demand) overflows, or a plan could admit the queue's head that this one refused."""
+        pool (on-demand) overflows, or a plan could admit the queue's head that this one refused.
+        With ``overflow`` (not SGLang's) the step whose growth overflows the pool ends the run:
+        its plan saw the pool not yet full, as the run's others, and :meth:`commit_run` preempts
+        after it as :meth:`commit` would (False: the run stops before it, the step then its own)."""
         if not DECODE_RUNS or self.copy_s or self.first_pending or self.held_back:
             return 1  # a step of its own (copies, first tokens, admits), even with nothing to decode
         if not self.n_dec:
             return 1 << 60
         k = self.heap[0][0] - self.g if self.heap else 1 << 60
         if self.can_overflow:
-            k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))
+            last = 1 if overflow and self.sglang is None else 0  # (the overflowing step)
+            k = min(k, max((self.capacity - self.held()) // self.n_dec, 0) + last)
         if self.slide is not None:
             k = min(k, self.slide.safe_steps(self))
         if (self.refused or self.seen is not None) and k >= 2:
@@ -590,7 +596,7 @@ class Replica:
         on_finish = self._deferred(on_finish)
         area = durations * self.n_dec
         area[0] += self.batch_time  # (summed one step at a time, as commit adds them)
-        self.batch_time = float(np.cumsum(area)[-1])
+        self.batch_time = float(area.cumsum()[-1])
         gaps = np.empty(steps)
         gaps[1:] = ends[1:] - ends[:-1]
         gaps[0] = durations[0] if self.last_decode_s is None else ends[0] - self.last_decode_s
@@ -617,7 +623,7 @@ def step_ends(now: float, durations: np.ndarray) -> np.ndarray:
     sequential sum), so the same floats as the step-by-step clock's ``now += duration``."""
     ends: np.ndarray = durations.copy()
     ends[0] += now
-    return np.cumsum(ends, out=ends)
+    return ends.cumsum(out=ends)
 
 
 def idle(group: list[Replica]) -> bool:
