@@ -58,6 +58,23 @@ def preempt_overflow(r: Any, req: Any) -> None:
     r.preempted = on_demand and r.preemptions > before
 
 
+def refused_after(r: Any, req: Any, now: float, budget: int) -> bool:
+    """Whether the queue's head would be refused by the pool, were it tested in this plan, which
+    admits no one after a preemption: on-demand (vLLM) only, a decode-only step, ``budget`` left
+    for the head (False where anything else would decide it: the overlap scheduler, the running
+    cap, a resumption, a reply still on its way, no chunk). The plans after it test the head as
+    a refusing plan's successors do, so a run of decode steps may start at this one."""
+    e = r.engine
+    if r.reserve or r.sglang is not None or r.defer or e.overlap_scheduler or r.chunks:
+        return False
+    rid = r.waiting[0]
+    if budget <= 0 or r.running >= e.max_num_seqs or req.arrival_s[rid] > now or req.todo[rid] == 0:
+        return False
+    hits = cache_hits(r, req, rid)
+    take = r._take(req.todo[rid] - hits, budget, new=True)
+    return bool(take) and r.held() + hits + r._need(req, rid, take) > r.capacity
+
+
 def _preempt_prefill(r: Any, req: Any, rid: int) -> None:
     """Preempt ``rid`` while it prefills: its computed chunks are freed (and may stay cached)."""
     r.prefill_done -= req.done[rid]
