@@ -132,6 +132,9 @@ def refused_for(r: Any, req: Any, seen: CacheSeen, steps: int) -> int:
     first chunk grows by as much up to the budget, so the test can change. Unchunked, a head whose
     hits change may take its prompt whole, or no chunk at all (not tested, refused or not): the
     run stops before eviction reaches its blocks, whether this plan refused it or took no chunk."""
+    settled = _settled(r, req, seen, steps)
+    if settled is not None:
+        return settled
     head, block = r.waiting[0], r.engine.kv_block_tokens
     j = np.arange(1, steps)
     held = seen.held + r.grown(j)  # (the held tokens of the plan j steps on)
@@ -145,6 +148,32 @@ def refused_for(r: Any, req: Any, seen: CacheSeen, steps: int) -> int:
     )
     need = hits + np.minimum(todo - hits, seen.budget) + block // 2  # (as _admit: hits, chunk, half a block)
     return _first(held + need <= r.capacity, steps)
+
+
+def _settled(r: Any, req: Any, seen: CacheSeen, steps: int) -> int | None:
+    """:func:`refused_for` where the plans 1 and ``steps`` - 1 on decide it, else None. Without
+    sliding windows the held tokens grow ``n_dec`` a step, so the evicted tokens never fall, nor
+    grow the head's test's hits (a chunk grows at most as they fall: the need is
+    min(todo, hits + budget) + half a block): a test that admits the head at plan 1 is the first,
+    and one that refuses it at plan 1 with the last plan's need (the least) refuses it at every plan."""
+    if r.window is not None or steps < 2:
+        return None
+    block: int = r.engine.kv_block_tokens
+    cached, ahead, n_dec = seen.cached, seen.ahead, int(r.n_dec)
+    held_1, held_last = seen.held + n_dec, seen.held + n_dec * (steps - 1)
+    evicted_1 = min(max(-(-(held_1 + cached - r.capacity) // block) * block, 0), cached)
+    evicted_last = min(max(-(-(held_last + cached - r.capacity) // block) * block, 0), cached)
+    if not r.engine.chunked_prefill:
+        return 1 if evicted_1 > ahead else steps if evicted_last <= ahead else None
+    todo: int = req.todo[r.waiting[0]]
+
+    def need(evicted: int) -> int:
+        hits = min(max(seen.head - max(evicted - ahead, 0), 0), (todo - 1) // block * block)
+        return hits + min(todo - hits, seen.budget) + block // 2
+
+    if held_1 + need(evicted_1) <= r.capacity:
+        return 1
+    return steps if held_1 + need(evicted_last) > r.capacity else None
 
 
 def _first(hits: np.ndarray, steps: int) -> int:

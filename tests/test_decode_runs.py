@@ -471,3 +471,29 @@ def test_a_held_back_plan_tests_the_head_as_the_plan_that_tests_it(
     free.plan(req_free, 0.0)
     assert not held.chunks
     assert held.tested == free.refused and held.held_back == (not free.refused)
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_a_cached_heads_run_settled_at_its_ends_as_by_every_plan(
+    chunked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # refused_for answers from plans 1 and steps - 1 where they decide it (_settled), else plan by
+    # plan: the same answer as plan by plan, over pools where eviction reaches the head's blocks
+    from genmodel import _preemption
+    from genmodel._preemption import CacheSeen, refused_for
+
+    answers, settled, tried = set(), 0, 0
+    for capacity in range(6900, 7400, 7):
+        for budget in (8, 40, 90, 3000):
+            r, req = _kept_head(capacity, budget, chunked)
+            seen = CacheSeen.of(r, 4, budget)
+            for steps in (2, 3, 10, 40, 200):
+                got = refused_for(r, req, seen, steps)
+                settled += _preemption._settled(r, req, seen, steps) is not None
+                tried += 1
+                with monkeypatch.context() as m:
+                    m.setattr(_preemption, "_settled", lambda *_: None)
+                    assert got == refused_for(r, req, seen, steps), (capacity, budget, steps)
+                answers.add("first" if got == 1 else "none" if got == steps else "between")
+    assert {"first", "none"} <= answers and 0 < settled < tried  # (both ways answered)
+    assert chunked or "between" in answers
