@@ -537,21 +537,26 @@ class Replica:
             self.sglang.started(rid, req.version[rid], done_at, self.g)
 
     # ---- runs of decode steps -----------------------------------------------------------
-    def steps_to_event(self, req: Requests, overflow: bool = True) -> int:
+    def steps_to_event(self, req: Requests, sampled: bool = False) -> int:
         """Decode steps the plan just made repeats with only the contexts grown (every plan
         until then runs the same sequences and admits no one): until a sequence completes, the
         pool (on-demand) overflows, or a plan could admit the queue's head that this one refused.
-        ``overflow`` (not SGLang): the step whose growth overflows ends the run (its plan saw the
-        pool not full; :meth:`commit_run` preempts after it as :meth:`commit`), and a plan held back
-        after a preemption may start one; False: each a step of its own (the timeline's samples)."""
-        alone = self.held_back or (self.tested and not overflow)
+        Save for SGLang and where ``sampled`` (the caller samples the timeline at each run, which
+        keeps these runs' ends): the step whose growth overflows ends the run (its plan saw the pool not
+        full; :meth:`commit_run` preempts after it as :meth:`commit`), a plan held back after a
+        preemption may start one, and a preempted sequence's stale completion ends none."""
+        longer = not sampled and self.sglang is None
+        alone = self.held_back or (self.tested and not longer)  # (admits, or may)
         if not DECODE_RUNS or self.copy_s or self.first_pending or alone:
             return 1  # a step of its own (copies, first tokens, admits), even with nothing to decode
         if not self.n_dec:
             return 1 << 60
-        k = self.heap[0][0] - self.g if self.heap else 1 << 60
+        heap = self.heap
+        while longer and heap and heap[0][2] != req.version[heap[0][1]]:
+            heapq.heappop(heap)  # (as _decoded would: versions only grow)
+        k = heap[0][0] - self.g if heap else 1 << 60
         if self.can_overflow:
-            last = 1 if overflow and self.sglang is None else 0  # (the overflowing step)
+            last = 1 if longer else 0  # (the overflowing step)
             k = min(k, max((self.capacity - self.held()) // self.n_dec, 0) + last)
         if self.slide is not None:
             k = min(k, self.slide.safe_steps(self))

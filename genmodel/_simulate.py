@@ -445,7 +445,7 @@ def _run_group(
         if not any(r.chunks for r in group):
             # no prompt runs: nothing changes until a sequence completes, a request arrives or
             # (on-demand) the pool overflows, so the decode steps until then are costed together
-            k = min(r.steps_to_event(req, overflow=samples is None) for r in group)
+            k = min(r.steps_to_event(req, sampled=samples is not None) for r in group)
             if 2 <= k < 1 << 59:
                 now, done = _decode_run(group, req, now, k, next_arrival, on_finish, weights, samples)
                 steps += done
