@@ -58,6 +58,23 @@ def preempt_overflow(r: Any, req: Any) -> None:
     r.preempted = on_demand and r.preemptions > before
 
 
+def refused_after(r: Any, req: Any, now: float, budget: int) -> bool:
+    """Whether the queue's head would be refused by the pool, were it tested in this plan, which
+    admits no one after a preemption: on-demand (vLLM) only, a decode-only step, ``budget`` left
+    for the head (False where anything else would decide it: the overlap scheduler, the running
+    cap, a resumption, a reply still on its way, no chunk). The plans after it test the head as
+    a refusing plan's successors do, so a run of decode steps may start at this one."""
+    e = r.engine
+    if r.reserve or r.sglang is not None or r.defer or e.overlap_scheduler or r.chunks:
+        return False
+    rid = r.waiting[0]
+    if budget <= 0 or r.running >= e.max_num_seqs or req.arrival_s[rid] > now or req.todo[rid] == 0:
+        return False
+    hits = cache_hits(r, req, rid)
+    take = r._take(req.todo[rid] - hits, budget, new=True)
+    return bool(take) and r.held() + hits + r._need(req, rid, take) > r.capacity
+
+
 def _preempt_prefill(r: Any, req: Any, rid: int) -> None:
     """Preempt ``rid`` while it prefills: its computed chunks are freed (and may stay cached)."""
     r.prefill_done -= req.done[rid]
@@ -115,20 +132,54 @@ def refused_for(r: Any, req: Any, seen: CacheSeen, steps: int) -> int:
     first chunk grows by as much up to the budget, so the test can change. Unchunked, a head whose
     hits change may take its prompt whole, or no chunk at all (not tested, refused or not): the
     run stops before eviction reaches its blocks, whether this plan refused it or took no chunk."""
+    settled = _settled(r, req, seen, steps)
+    if settled is not None:
+        return settled
     head, block = r.waiting[0], r.engine.kv_block_tokens
     j = np.arange(1, steps)
     held = seen.held + r.grown(j)  # (the held tokens of the plan j steps on)
-    evicted = np.clip(-(-(held + seen.cached - r.capacity) // block) * block, 0, seen.cached)
+    # (np.minimum and np.maximum: the same as np.clip, without its overhead on short arrays)
+    evicted = np.minimum(np.maximum(-(-(held + seen.cached - r.capacity) // block) * block, 0), seen.cached)
     if not r.engine.chunked_prefill:
-        reaches = np.flatnonzero(evicted > seen.ahead)
-        return int(reaches[0]) + 1 if len(reaches) else steps
+        return _first(evicted > seen.ahead, steps)
     todo: int = req.todo[head]
     hits = np.minimum(
         np.maximum(seen.head - np.maximum(evicted - seen.ahead, 0), 0), (todo - 1) // block * block
     )
     need = hits + np.minimum(todo - hits, seen.budget) + block // 2  # (as _admit: hits, chunk, half a block)
-    fits = np.flatnonzero(held + need <= r.capacity)
-    return int(fits[0]) + 1 if len(fits) else steps
+    return _first(held + need <= r.capacity, steps)
+
+
+def _settled(r: Any, req: Any, seen: CacheSeen, steps: int) -> int | None:
+    """:func:`refused_for` where the plans 1 and ``steps`` - 1 on decide it, else None. Without
+    sliding windows the held tokens grow ``n_dec`` a step, so the evicted tokens never fall, nor
+    grow the head's test's hits (a chunk grows at most as they fall: the need is
+    min(todo, hits + budget) + half a block): a test that admits the head at plan 1 is the first,
+    and one that refuses it at plan 1 with the last plan's need (the least) refuses it at every plan."""
+    if r.window is not None or steps < 2:
+        return None
+    block: int = r.engine.kv_block_tokens
+    cached, ahead, n_dec = seen.cached, seen.ahead, int(r.n_dec)
+    held_1, held_last = seen.held + n_dec, seen.held + n_dec * (steps - 1)
+    evicted_1 = min(max(-(-(held_1 + cached - r.capacity) // block) * block, 0), cached)
+    evicted_last = min(max(-(-(held_last + cached - r.capacity) // block) * block, 0), cached)
+    if not r.engine.chunked_prefill:
+        return 1 if evicted_1 > ahead else steps if evicted_last <= ahead else None
+    todo: int = req.todo[r.waiting[0]]
+
+    def need(evicted: int) -> int:
+        hits = min(max(seen.head - max(evicted - ahead, 0), 0), (todo - 1) // block * block)
+        return hits + min(todo - hits, seen.budget) + block // 2
+
+    if held_1 + need(evicted_1) <= r.capacity:
+        return 1
+    return steps if held_1 + need(evicted_last) > r.capacity else None
+
+
+def _first(hits: np.ndarray, steps: int) -> int:
+    """1 + the index of the first True of ``hits``, else ``steps``."""
+    i = int(hits.argmax()) if len(hits) else 0
+    return i + 1 if len(hits) and hits[i] else steps
 
 
 def reuse(r: Any, req: Any, rid: int, hits: int) -> None:

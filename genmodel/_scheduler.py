@@ -44,10 +44,9 @@ from collections.abc import Callable
 import numpy as np
 
 from genmodel._engines import Engine
-from genmodel._errors import InfeasibleError
 from genmodel._lockstep import ALONE, Lockstep
 from genmodel._newtokens import RatioState, refused_for, retract, sglang_fits
-from genmodel._preemption import CacheSeen, cache_hits, evict, preempt_overflow, reuse
+from genmodel._preemption import CacheSeen, cache_hits, evict, preempt_overflow, refused_after, reuse
 from genmodel._preemption import refused_for as cached_refused_for
 from genmodel._stepcost import StepCostTable
 from genmodel._swaplink import SwapLink
@@ -120,6 +119,7 @@ class Replica:
         self.can_overflow = not self.reserve or engine.reserve_output_frac < 1
         self.round_out = 0  # (SGLang) output this step's finishing prompts reserve
         self.preempted = False  # (on-demand) the last commit preempted: this plan admits no one
+        self.tested = False  # this plan, held back, would have refused the head (refused_after)
         self.half_block = engine.kv_block_tokens // 2
         self.waiting: deque[int] = deque()
         self.prefilling: list[int] = []
@@ -191,6 +191,8 @@ class Replica:
 
     def held_after(self, steps: int) -> int:
         """:meth:`held` after ``steps`` more decode steps of the same sequences (a run's)."""
+        if self.window is None:  # (as grown: a token a step each)
+            return self.held() + self.n_dec * steps
         return self.held() + int(self.grown(np.array([steps]))[0])
 
     def _need(self, req: Requests, rid: int, take: int) -> int:
@@ -209,7 +211,7 @@ class Replica:
         budget = e.max_batched_tokens - (self.n_dec if e.mixed and e.budget_counts_decode else 0)
         self.chunks, self.chunk_ids = [], []
         self.chunk_tokens = self.round_out = 0
-        self.held_back = False
+        self.held_back = self.tested = False
         refusals = self.kv_refusals
         if self.sglang is not None and not self.running:
             self.sglang.reset()
@@ -217,15 +219,13 @@ class Replica:
             budget = self._chunk(req, rid, budget)
             if budget <= 0:
                 break
-        # vLLM V1 schedules no waiting request in a step whose scheduling preempted (scheduler.py
-        # schedule: "if not preempted_reqs:"); they wait for the next step
         if self.preempted:
-            self.preempted, self.held_back = False, bool(self.waiting)
+            self._hold_back(req, now, budget)
         else:
             self._admit_waiting(req, now, budget)
         if self.slide is not None and not self.chunks:  # (SGLang) a decode step: both pools must hold it
             retract(self, req, sliding=True)
-        self.refused = self.kv_refusals > refusals
+        self.refused = self.kv_refusals > refusals or self.tested
         self.step_dec = 0 if (self.chunks and not e.mixed) else self.n_dec
         self.seen = None
         if self.kept:
@@ -235,6 +235,15 @@ class Replica:
             evict(self, self.chunk_tokens + self.step_dec)
         if self.defer:
             self._send(req, now)
+
+    def _hold_back(self, req: Requests, now: float, budget: int) -> None:
+        """vLLM V1 schedules no waiting request in a step whose scheduling preempted (scheduler.py
+        schedule: "if not preempted_reqs:"); they wait for the next step. The plans after this one
+        test the queue's head: where this one's test would have refused it (:func:`refused_after`),
+        a run of decode steps may start here, as at a plan that refused it."""
+        self.preempted = False
+        self.tested = bool(self.waiting) and refused_after(self, req, now, budget)
+        self.held_back = bool(self.waiting) and not self.tested
 
     def _admit_waiting(self, req: Requests, now: float, budget: int) -> None:
         """Admit waiting requests in order while the budget, the running cap and the pool allow."""
@@ -528,17 +537,27 @@ class Replica:
             self.sglang.started(rid, req.version[rid], done_at, self.g)
 
     # ---- runs of decode steps -----------------------------------------------------------
-    def steps_to_event(self, req: Requests) -> int:
+    def steps_to_event(self, req: Requests, sampled: bool = False) -> int:
         """Decode steps the plan just made repeats with only the contexts grown (every plan
         until then runs the same sequences and admits no one): until a sequence completes, the
-        pool (on-demand) overflows, or a plan could admit the queue's head that this one refused."""
-        if not DECODE_RUNS or self.copy_s or self.first_pending or self.held_back:
+        pool (on-demand) overflows, or a plan could admit the queue's head that this one refused.
+        Save for SGLang and where ``sampled`` (the caller samples the timeline at each run, which
+        keeps these runs' ends): the step whose growth overflows ends the run (its plan saw the pool not
+        full; :meth:`commit_run` preempts after it as :meth:`commit`), a plan held back after a
+        preemption may start one, and a preempted sequence's stale completion ends none."""
+        longer = not sampled and self.sglang is None
+        alone = self.held_back or (self.tested and not longer)  # (admits, or may)
+        if not DECODE_RUNS or self.copy_s or self.first_pending or alone:
             return 1  # a step of its own (copies, first tokens, admits), even with nothing to decode
         if not self.n_dec:
             return 1 << 60
-        k = self.heap[0][0] - self.g if self.heap else 1 << 60
+        heap = self.heap
+        while longer and heap and heap[0][2] != req.version[heap[0][1]]:
+            heapq.heappop(heap)  # (as _decoded would: versions only grow)
+        k = heap[0][0] - self.g if heap else 1 << 60
         if self.can_overflow:
-            k = min(k, max((self.capacity - self.held()) // self.n_dec, 0))
+            last = 1 if longer else 0  # (the overflowing step)
+            k = min(k, max((self.capacity - self.held()) // self.n_dec, 0) + last)
         if self.slide is not None:
             k = min(k, self.slide.safe_steps(self))
         if (self.refused or self.seen is not None) and k >= 2:
@@ -590,7 +609,7 @@ class Replica:
         on_finish = self._deferred(on_finish)
         area = durations * self.n_dec
         area[0] += self.batch_time  # (summed one step at a time, as commit adds them)
-        self.batch_time = float(np.cumsum(area)[-1])
+        self.batch_time = float(area.cumsum()[-1])
         gaps = np.empty(steps)
         gaps[1:] = ends[1:] - ends[:-1]
         gaps[0] = durations[0] if self.last_decode_s is None else ends[0] - self.last_decode_s
@@ -617,27 +636,4 @@ def step_ends(now: float, durations: np.ndarray) -> np.ndarray:
     sequential sum), so the same floats as the step-by-step clock's ``now += duration``."""
     ends: np.ndarray = durations.copy()
     ends[0] += now
-    return np.cumsum(ends, out=ends)
-
-
-def idle(group: list[Replica]) -> bool:
-    """Nothing runs, waits or has tokens still to send on any replica of the group."""
-    return not any(r.n_dec or r.prefilling or r.waiting or r.pending_tokens() for r in group)
-
-
-def replan_s(group: list[Replica], req: Requests, now: float, sent: bool) -> float:
-    """When the group may plan again after an empty step: at the first waiting request's arrival
-    (a closed-loop reply still on its way, ``reply_latency_s``), or at once when the plan just
-    sent tokens whose replies may now wait (``release_after_launch``).
-
-    Raises:
-        InfeasibleError: nothing will ever run (a waiting request never fits).
-    """
-    later = min((req.arrival_s[r.waiting[0]] for r in group if r.waiting), default=math.inf)
-    if later > now and later < math.inf:
-        return later
-    if sent:
-        return now
-    raise InfeasibleError(
-        ["a waiting request can never be admitted: the KV pool or max_num_seqs is too small"]
-    )
+    return ends.cumsum(out=ends)

@@ -48,7 +48,7 @@ from genmodel._model import ModelSpec
 from genmodel._options import DEFAULT_OPTIONS, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import prepare
-from genmodel._scheduler import RUN_STEPS, Replica, Requests, idle, replan_s, step_ends
+from genmodel._scheduler import RUN_STEPS, Replica, Requests, step_ends
 from genmodel._simfigures import (
     WarmupBarrier,
     align_restarts,
@@ -445,7 +445,7 @@ def _run_group(
         if not any(r.chunks for r in group):
             # no prompt runs: nothing changes until a sequence completes, a request arrives or
             # (on-demand) the pool overflows, so the decode steps until then are costed together
-            k = min(r.steps_to_event(req) for r in group)
+            k = min(r.steps_to_event(req, sampled=samples is not None) for r in group)
             if 2 <= k < 1 << 59:
                 now, done = _decode_run(group, req, now, k, next_arrival, on_finish, weights, samples)
                 steps += done
@@ -490,6 +490,29 @@ def _decode_run(
     for r in group:
         r.commit_run(req, ends, durations, on_finish)
     return float(ends[-1]), k
+
+
+def idle(group: list[Replica]) -> bool:
+    """Nothing runs, waits or has tokens still to send on any replica of the group."""
+    return not any(r.n_dec or r.prefilling or r.waiting or r.pending_tokens() for r in group)
+
+
+def replan_s(group: list[Replica], req: Requests, now: float, sent: bool) -> float:
+    """When the group may plan again after an empty step: at the first waiting request's arrival
+    (a closed-loop reply still on its way, ``reply_latency_s``), or at once when the plan just
+    sent tokens whose replies may now wait (``release_after_launch``).
+
+    Raises:
+        InfeasibleError: nothing will ever run (a waiting request never fits).
+    """
+    later = min((req.arrival_s[r.waiting[0]] for r in group if r.waiting), default=math.inf)
+    if later > now and later < math.inf:
+        return later
+    if sent:
+        return now
+    raise InfeasibleError(
+        ["a waiting request can never be admitted: the KV pool or max_num_seqs is too small"]
+    )
 
 
 def _result(

@@ -43,6 +43,9 @@ class WindowKv:
         self.n_old = 0
         # the old ones are past their keep by old_base + n_old * g tokens in all (old_base: past0 - g0 - keep)
         self.old_base = 0
+        #: (the young ones' crossings in order, the cumulative sums of their offsets) for
+        #: saved_ahead, until a young one enters, leaves or grows old (None: to be sorted again)
+        self.ahead: tuple[np.ndarray, np.ndarray] | None = None
 
     def saved(self, g: int) -> int:
         """Tokens of the pool the decoding sequences do not hold at step ``g``."""
@@ -52,14 +55,16 @@ class WindowKv:
         """:meth:`saved` as it will read at each later step of ``gs`` once :meth:`advance`
         reached it, no sequence entering or leaving before then (a run's steps ahead); nothing
         changes here."""
-        young = sorted(
-            (cross, entry[1])
-            for cross, rid in self.heap
-            if (entry := self.young.get(rid)) is not None and entry[0] == cross
-        )
-        crosses = np.array([c for c, _ in young], dtype=np.int64)
-        offsets = np.zeros(len(young) + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum([e for _, e in young], dtype=np.int64)
+        if self.ahead is None:
+            young = sorted(
+                (cross, entry[1])
+                for cross, rid in self.heap
+                if (entry := self.young.get(rid)) is not None and entry[0] == cross
+            )
+            offsets = np.zeros(len(young) + 1, dtype=np.int64)
+            offsets[1:] = np.cumsum([e for _, e in young], dtype=np.int64)
+            self.ahead = (np.array([c for c, _ in young], dtype=np.int64), offsets)
+        crosses, offsets = self.ahead
         crossed = np.searchsorted(crosses, gs, side="right")  # the young ones old by then
         n = self.n_old + crossed
         past = self.old_base + offsets[crossed] + n * gs
@@ -83,6 +88,7 @@ class WindowKv:
             cross = g + keep - past
             self.young[rid] = (cross, past - g - keep)
             heapq.heappush(self.heap, (cross, rid))
+            self.ahead = None
 
     def leave(self, rid: int, past: int, g: int) -> None:
         """``rid`` stops decoding at step ``g`` (completed, preempted or retracted), ``past`` cached."""
@@ -90,6 +96,8 @@ class WindowKv:
         if self.young.pop(rid, None) is None:
             self.n_old -= 1
             self.old_base -= past - g - keep
+        else:
+            self.ahead = None
 
     def advance(self, g: int) -> None:
         """The counter reached ``g``: the young sequences that reached ``keep`` are old."""
@@ -99,6 +107,7 @@ class WindowKv:
             entry = self.young.get(rid)
             if entry is not None and entry[0] == cross:
                 del self.young[rid]
+                self.ahead = None
                 self.n_old += 1
                 self.old_base += entry[1]
 

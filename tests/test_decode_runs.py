@@ -238,6 +238,20 @@ def test_a_kv_short_sglang_queue_runs_its_decode_steps_together(monkeypatch: pyt
     assert runs.kv_refusals > runs.steps / 2 and plans < runs.steps / 10 and runs.preemptions > 0
 
 
+def test_a_plan_held_back_after_a_preemption_starts_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # vLLM admits no one in the step after a preemption; where its test would have refused the
+    # queue's head anyway, that step begins a run of decode steps (refused_after) rather than
+    # taking a plan of its own: fewer plans, the same simulation, to the last bit
+    runs, plans = _simulate(CASES["vllm-preempt-prefix-cache"], True, monkeypatch)
+    with monkeypatch.context() as m:
+        m.setattr(_scheduler, "refused_after", lambda *_: False)
+        alone, alone_plans = _simulate(CASES["vllm-preempt-prefix-cache"], True, monkeypatch)
+    assert runs.preemptions > 100 and plans < alone_plans - runs.preemptions / 2
+    _assert_same(runs, alone)
+    for name in ("first_token_s", "finish_s"):
+        assert np.array_equal(getattr(runs.records, name), getattr(alone.records, name), equal_nan=True)
+
+
 @pytest.mark.parametrize(("outputs", "capacity"), [(4000, 24_000), (4500, 24_000), (4500, 25_000)])
 def test_a_ratio_run_stops_where_a_plan_would_admit(outputs: int, capacity: int) -> None:
     # the vectorised test (refused_for) against the scalar one (sglang_fits) plan by plan; with
@@ -440,3 +454,46 @@ def test_validate_gives_the_step_by_step_report(monkeypatch: pytest.MonkeyPatch,
             assert x == pytest.approx(fb[key], rel=REL, abs=0.0), key
         elif not isinstance(x, float):
             assert x == fb[key], key
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+@pytest.mark.parametrize("capacity", [7000, 7032, 7100, 7300, 9000])
+@pytest.mark.parametrize("budget", [8, 40, 90, 4000])
+def test_a_held_back_plan_tests_the_head_as_the_plan_that_tests_it(
+    capacity: int, budget: int, chunked: bool
+) -> None:
+    # the plan after a preemption admits no one; refused_after says whether it would have refused
+    # the head: the same pool, the same head, as the plan of an identical replica that tests it
+    held, req = _kept_head(capacity, budget, chunked)
+    held.preempted = True
+    held.plan(req, 0.0)
+    free, req_free = _kept_head(capacity, budget, chunked)
+    free.plan(req_free, 0.0)
+    assert not held.chunks
+    assert held.tested == free.refused and held.held_back == (not free.refused)
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_a_cached_heads_run_settled_at_its_ends_as_by_every_plan(
+    chunked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # refused_for answers from plans 1 and steps - 1 where they decide it (_settled), else plan by
+    # plan: the same answer as plan by plan, over pools where eviction reaches the head's blocks
+    from genmodel import _preemption
+    from genmodel._preemption import CacheSeen, refused_for
+
+    answers, settled, tried = set(), 0, 0
+    for capacity in range(6900, 7400, 7):
+        for budget in (8, 40, 90, 3000):
+            r, req = _kept_head(capacity, budget, chunked)
+            seen = CacheSeen.of(r, 4, budget)
+            for steps in (2, 3, 10, 40, 200):
+                got = refused_for(r, req, seen, steps)
+                settled += _preemption._settled(r, req, seen, steps) is not None
+                tried += 1
+                with monkeypatch.context() as m:
+                    m.setattr(_preemption, "_settled", lambda *_: None)
+                    assert got == refused_for(r, req, seen, steps), (capacity, budget, steps)
+                answers.add("first" if got == 1 else "none" if got == steps else "between")
+    assert {"first", "none"} <= answers and 0 < settled < tried  # (both ways answered)
+    assert chunked or "between" in answers

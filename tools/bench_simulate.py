@@ -13,12 +13,16 @@ dp384: attention-DP ranks in lockstep), 12,040 closed-loop clients x 3 requests 
 with the replicas that repeat another's schedule stepped once (:mod:`genmodel._symmetry`), and,
 for comparison, with every replica stepped.
 
-Last, a KV-short SGLang run, where the clients wait behind a full pool while SGLang's admission
+Then a KV-short SGLang run, where the clients wait behind a full pool while SGLang's admission
 ratio decays: Llama-3.1-70B in fp8 on two H100s (a pool of about 246k tokens), 256 closed-loop
 clients x 12 requests (2 of them warm-up, as ``estimate`` sends them) of 1,024 in and 16,384 out,
 about 2 M engine steps, nearly all in runs of decode steps (docs/serving-simulation.md, "Runs of
 decode steps"; stepping each alone, ``genmodel._scheduler.DECODE_RUNS = False``, takes 10-20x
 longer).
+
+Last, vLLM at its KV limit (preemption and recomputation all along, about 90k plans for 1.3 M
+steps): Qwen3-32B fp8 on one H200, 1,024 clients x 12 requests of 1,024 in and 8,192 out with
+AIConfigurator's harness configuration, one run.
 """
 
 from __future__ import annotations
@@ -76,6 +80,36 @@ def main() -> None:
     print(f"genmodel.simulate(...) whole call: {min(calls) * 1e3:.1f} ms")
     lockstep()
     kv_short()
+    kv_limit_vllm()
+
+
+def kv_limit_vllm() -> None:
+    """vLLM at its KV limit, preempting and recomputing all along (the slowest points of a sweep of
+    validation-like rows): Qwen3-32B fp8 on one H200, 1,024 closed-loop clients x 12 requests (2
+    of them warm-up) of 1,024 in and 8,192 out, AIConfigurator's harness configuration; one run."""
+    from genmodel._harness import harness_engine
+
+    device = load_hardware("h200-sxm").device
+    engine = harness_engine(
+        engine_preset("vllm", device), "aiconfigurator", concurrency=1024, input_tokens=1024, tp=1
+    )
+    start = time.perf_counter()
+    result = genmodel.simulate(
+        "qwen3-32b",
+        "h200-sxm",
+        weight_dtype="fp8",
+        engine=engine,
+        concurrency=1024,
+        requests_per_client=12,
+        warmup_requests=2,
+        input_tokens=1024,
+        output_tokens=8192,
+    )
+    print(
+        f"vLLM at the KV limit, Qwen3-32B on 1 x H200, 1,024 clients x 12 x 8,192 out "
+        f"({result.steps} steps, {result.preemptions} preemptions): "
+        f"{(time.perf_counter() - start) * 1e3:.0f} ms"
+    )
 
 
 def kv_short() -> None:
