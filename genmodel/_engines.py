@@ -276,20 +276,25 @@ class Engine:
         return limit, self.graph_decode_sizes
 
     def eager_decode(self, batch: float, tp: int) -> bool:
-        """Whether a decode-only step of ``batch`` sequences (rounded) runs without a CUDA graph on a
-        server of ``tp`` GPUs (:meth:`decode_graphs`; the step table compiles the same rule,
-        ``StepCostTable.eager_decode``)."""
-        n = round(batch)
+        """Whether a decode-only step of ``batch`` sequences runs without a CUDA graph on a server
+        of ``tp`` GPUs (:meth:`decode_graphs`; the step table compiles the same rule,
+        ``StepCostTable.eager_decode``). A fractional ``batch`` is the closed form's mean running
+        batch: its decode-only steps run every running sequence, the mean's upper neighbour (the
+        steps that pull the mean below it are the ones holding a prompt, costed apart), so it
+        rounds up; rounding to the nearest sent a mean of 127.5 of 128 clients to 127, a batch
+        TensorRT-LLM 1.0 does not capture, and every decode step to the eager floor (6x the
+        simulation's TPOT)."""
+        n = math.ceil(batch - 1e-9)
         limit, sizes = self.decode_graphs(tp)
         return (limit is not None and n > limit) or (bool(sizes) and n not in sizes)
 
     def eager_decodes(self, batches: Any, tp: int) -> Any:
         """:meth:`eager_decode` of each of an array of ``batches`` (a bool array), in array
-        operations: the plan search asks it of every candidate. The same rule, rounding as
-        ``round`` does (half to even; exact for whole floats below 2**53)."""
+        operations: the plan search asks it of every candidate. The same rule, rounding up (a
+        whole batch within 1e-9 of below stays itself)."""
         import numpy as np
 
-        n = np.rint(batches)
+        n = np.ceil(np.asarray(batches, dtype=float) - 1e-9)
         limit, sizes = self.decode_graphs(tp)
         eager = n > limit if limit is not None else np.zeros(np.shape(n), dtype=bool)
         return eager | ~np.isin(n, sizes) if sizes else eager

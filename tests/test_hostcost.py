@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -370,3 +371,29 @@ def test_the_search_takes_the_mixed_steps_host_floor_as_the_estimate(clients: in
     assert arrays["concurrency"][0] == pytest.approx(clients, rel=1e-9)
     assert arrays["ttft_s"][0] == pytest.approx(est.ttft_s, rel=1e-9)
     assert arrays["tpot_s"][0] == pytest.approx(est.tpot_s, rel=1e-9)
+
+
+def test_a_mean_batch_between_two_whole_batches_decodes_at_the_upper_one() -> None:
+    """TensorRT-LLM 1.0 captures decode batches 1-32, 64 and 128 only. With 128 clients the closed
+    form's mean running batch is a little under 128 (each client is out of it for its prompt); its
+    decode-only steps run all 128 and replay the graph, as the simulation's do. Rounded to the
+    nearest, a mean of 127.5 became 127, an eager batch, and every decode step took the host floor:
+    TPOT 26 ms against the simulation's 4.4 ms."""
+    kw: dict[str, Any] = {
+        "model": "llama-3.1-8b",
+        "hardware": "h100-sxm",
+        "tp": 4,
+        "concurrency": 128,
+        "input_tokens": 256,
+        "output_tokens": 512,
+        "weight_dtype": "fp8",
+        "act_dtype": "fp8",
+        "kv_dtype": "fp8",
+        "engine": "trtllm",
+    }
+    sim = genmodel.estimate(serving="simulated", **kw)
+    closed = genmodel.estimate(serving="closed-form", **kw)
+    assert closed.tpot_s == pytest.approx(sim.tpot_s, rel=0.10)
+    engine = genmodel.engine_preset("trtllm")
+    assert engine.eager_decode(127.5, 4) is False and engine.eager_decode(127.0, 4) is True
+    assert list(engine.eager_decodes([127.0, 127.5, 128.0, 64.2], 4)) == [True, False, False, True]
