@@ -169,7 +169,9 @@ def _clients_at(
 ) -> Num:
     """The clients N that hold the point (:func:`_point`'s N = X (Z + P + W(N)) + B (1 - rho/N)),
     iterated down from ``start`` (one that holds at least as many: the open queue's): the map is
-    increasing in N, so the iterates fall to its largest fixed point below ``start``."""
+    increasing in N, so the iterates fall to its largest fixed point below ``start``, to 1e-10 of
+    N (a tenth of a thousand-millionth of a client; at 1e-14 the plan search spent a third more
+    iterations, 10 % of its time, for digits no figure shows)."""
     import numpy as np
 
     n = start
@@ -178,7 +180,7 @@ def _clients_at(
         others = maximum(1 - 1 / n, 0.0)
         wait = others * step_part + closed_wait_s(busy, prefill_s, n)
         nxt = rate * (think_s + prefill_s + wait) + b * (1 - busy / n)
-        n, done = np.where(done, n, nxt), done | (np.abs(nxt - n) <= 1e-14 * np.abs(n))
+        n, done = np.where(done, n, nxt), done | (np.abs(nxt - n) <= 1e-10 * np.abs(n))
         if np.all(done):
             break
     return n if np.ndim(n) else float(n)
