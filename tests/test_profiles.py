@@ -240,6 +240,19 @@ def test_calibrate_fits_a_parameter_that_is_off_in_the_base() -> None:
     assert fit.mape_after < 1.0 < fit.mape_before
 
 
+def test_a_calibration_repr_is_a_few_readable_lines() -> None:
+    rows = _rows({"memory_frac": 0.82, "step_overhead_s": 0.8e-3}, _SHAPES[:7])
+    fit = genmodel.calibrate(rows, base="default")
+    text = repr(fit)
+    lines = text.splitlines()
+    assert 3 <= len(lines) <= 6 and len(text) < 800, text  # the dataclass's dump: ~7,000 characters
+    assert lines[0].startswith(f"Calibration(h100-sxm: profile {fit.profile.id} from default, 7 rows")
+    assert all(f"{name} " in lines[1] for name in fit.fitted) and "->" in lines[1]
+    assert f"MAPE {fit.mape_before:.1f} % -> {fit.mape_after:.1f} % in sample" in text
+    assert f"{fit.mape_held_out:.1f} % cross-validated" in text
+    assert "CaseFit(" not in text and "ParameterFit(" not in text  # the rows stay in the attributes
+
+
 def test_calibrate_keeps_what_the_data_cannot_pin_down() -> None:
     rows = _rows({"memory_frac": 0.82}, _SHAPES[:5])
     fit = genmodel.calibrate(rows, base="default", cross_validate=False)
@@ -505,7 +518,7 @@ def test_fit_profiles_refuses_a_fit_pinned_at_the_end_of_its_range() -> None:
     import importlib.util
     import types
 
-    from genmodel._calibrate import ParameterFit
+    from genmodel._calibration import ParameterFit
 
     spec = importlib.util.spec_from_file_location("fit_profiles", ROOT / "tools" / "fit_profiles.py")
     assert spec is not None and spec.loader is not None
