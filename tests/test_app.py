@@ -916,6 +916,14 @@ def _check_calibration_shown(at: AppTest, fit: genmodel.Calibration) -> None:
     assert shown["MAPE, base profile"] == _pct(fit.mape_before)
     assert shown["MAPE, fitted (in sample)"] == _pct(fit.mape_after)
     assert shown["MAPE, held out"] == _pct(fit.mape_held_out)
+    (rms,) = [c.value for c in at.main.caption if c.value.startswith("RMS log error")]
+    assert f"{fit.rms_log_before:.3f} base, {fit.rms_log_after:.3f} fitted" in rms
+    outliers = [c.value for c in at.main.caption if c.value.startswith("Possible outliers")]
+    assert outliers == (
+        [f"Possible outliers (the fit off by more than e = 2.7x): {', '.join(fit.outliers)}"]
+        if fit.outliers
+        else []
+    )
     scatter = _figure(at, "Predicted vs measured, before and after the fit")
     base, after = _trace(scatter, "base profile"), _trace(scatter, "fitted (in sample)")
     assert base["x"] == pytest.approx([c.measured for c in fit.cases])
