@@ -33,6 +33,10 @@ _SERIES = (
 )
 
 
+def _log(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} %"
 
@@ -161,6 +165,13 @@ def render() -> None:
     cols[2].metric("MAPE, base profile", _pct(d["mape_before"]))
     cols[3].metric("MAPE, fitted (in sample)", _pct(d["mape_after"]))
     cols[4].metric("MAPE, held out", _pct(d["mape_held_out"]))
+    st.caption(
+        f"RMS log error (what the fit minimises): {_log(d['rms_log_before'])} base, "
+        f"{_log(d['rms_log_after'])} fitted (in sample), {_log(d['rms_log_held_out'])} held out; one "
+        "case far off can raise the MAPE of a fit that lowers it."
+    )
+    if d["outliers"]:
+        st.caption(f"Possible outliers (the fit off by more than e = 2.7x): {', '.join(d['outliers'])}")
     st.plotly_chart(_scatter(d["cases"]), key="calibrate.scatter_chart")
     st.download_button(
         f"Fitted profile {d['profile']} (YAML)",

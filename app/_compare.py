@@ -117,6 +117,8 @@ def render() -> None:
         hide_index=True,
         key="compare.table",
     )
+    for r in rows:
+        _ui.show_notes(r.get("notes", []), about=r["hardware"])
 
     p.finish()
 

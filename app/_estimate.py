@@ -141,6 +141,7 @@ def render() -> None:
         )
     st.markdown(_hardware_caption(figures, scale))
     d = view["estimate"]
+    _ui.show_notes(d.get("notes", []))
     mem = d["memory"]
     usd, joules = d["usd_per_million_output_tokens"], d["joules_per_output_token"]
     served = d["serving"]

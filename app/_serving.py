@@ -312,6 +312,7 @@ def render() -> None:
         f"{'chunked' if e['chunked_prefill'] else 'whole'} prefill"
         f"{', mixed with decode' if e['mixed'] else ', in steps of its own'}."
     )
+    _ui.show_notes(r.get("notes", []))
     _metrics(r)
     st.subheader("Latency percentiles")
     st.dataframe(_percentile_rows(r), hide_index=True, key="serving.percentiles_table")

@@ -44,6 +44,7 @@ __all__ = [
     "select_hardware",
     "serving_caption",
     "serving_inputs",
+    "show_notes",
     "system_ids",
     "tier_ids",
 ]
@@ -369,6 +370,15 @@ def serving_caption(serving: dict[str, Any]) -> str:
         f"mean wait {format_seconds(serving['queue_wait_s'])}."
     )
     return text + (f" {serving['notes']}" if serving.get("notes") else "")
+
+
+def show_notes(notes: Sequence[str], *, about: str = "") -> None:
+    """An API result's ``notes`` (what its figures assume beyond what was asked: a precision the
+    device lacks, a context beyond the model's maximum, a bare device's fabric between nodes, a
+    fall-back to the closed form), one caption each, as the CLI prints a note line under its table;
+    ``about`` names whose notes they are (a platform of a comparison)."""
+    for note in notes:
+        st.caption(f"Note{f' ({about})' if about else ''}: {note}")
 
 
 #: plotly axis of bytes in SI prefixes (80GB, 1.2TB)

@@ -9,6 +9,7 @@ internal error. The shared options (``--format``, ``--output``, ``--plot``, ...)
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import inspect
 import io
@@ -26,9 +27,13 @@ from typer.main import get_command_name
 from typer.models import CommandInfo
 
 try:  # typer's own copy of click (typer 0.22 on); before, click itself
+    from typer._click.core import ParameterSource
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    from typer._click.globals import get_current_context
 except ImportError:  # pragma: no cover
+    from click.core import ParameterSource  # type: ignore[assignment,no-redef,unused-ignore]
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[assignment,no-redef,unused-ignore]
+    from click.globals import get_current_context  # type: ignore[assignment,no-redef,unused-ignore]
 
 import genmodel
 from genmodel.report import flatten, format_bytes, format_seconds, to_csv, to_json
@@ -258,6 +263,8 @@ def estimate(
         output_spread=output_spread,
         **run_options,
     )
+    if est.serving is None and _given("engine", "serving"):
+        est = dataclasses.replace(est, notes=(*est.notes, STATIC_IGNORES_SERVING))
     if format is Format.json:
         emit(to_json(genmodel.report.estimate_dict(est)), output)
     elif format is Format.csv:
@@ -265,6 +272,19 @@ def estimate(
     else:
         emit_tables([estimate_table(est), *([ops_table(est)] if ops else [])], output)
     _warn_unless_fits(est.batch, est.memory)
+
+
+#: estimate's note where --engine or --serving is given for a static batch (refusing them would
+#: refuse validate's static rows, which pass both to every row)
+STATIC_IGNORES_SERVING = "--engine/--serving apply under load (--concurrency); a static batch ignores them"
+
+
+def _given(*names: str) -> bool:
+    """Whether any of these options of the running command was given (on the command line or by an
+    environment variable), not left at its default."""
+    ctx = get_current_context(silent=True)
+    sources = [None if ctx is None else ctx.get_parameter_source(n) for n in names]
+    return any(s not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP) for s in sources)
 
 
 def _warn_unless_fits(batch: int, memory: genmodel.MemoryUse) -> None:

@@ -33,6 +33,10 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} %"
 
 
+def _log(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _at_bound(p: dict[str, Any]) -> str:
     """What to say of a fitted parameter that ended on an end of its range: the rows ask for more
     than a physically sane value (a miss the profile cannot explain, or rows in other units)."""
@@ -49,7 +53,9 @@ def _tables(d: dict[str, Any]) -> list[Table]:
     summary = Table(
         title=f"calibrate {d['hardware']}: {d['rows']} rows, base {d['base']}; MAPE "
         f"{_pct(d['mape_before'])} -> {_pct(d['mape_after'])} in sample, "
-        f"{_pct(d['mape_held_out'])} held out (leave one out)"
+        f"{_pct(d['mape_held_out'])} held out (leave one out); RMS log error (what the fit "
+        f"minimises) {_log(d['rms_log_before'])} -> {_log(d['rms_log_after'])} in sample, "
+        f"{_log(d['rms_log_held_out'])} held out"
     )
     for col in ("parameter", "status", "base", "fitted", "sensitivity", "why"):
         summary.add_column(col, justify="right" if col in ("base", "fitted", "sensitivity") else "left")
@@ -63,7 +69,15 @@ def _tables(d: dict[str, Any]) -> list[Table]:
             "-" if sens is None else f"{sens:.1%}",
             p["note"] or _at_bound(p),
         )
-    cases = Table(title="cases: measured and predicted (base, fitted, held out)")
+    outliers = d["outliers"]
+    cases = Table(
+        title="cases: measured and predicted (base, fitted, held out)",
+        caption=f"possible outliers (the fit off by more than e = 2.7x, |log error| > 1; a row far off "
+        f"can raise the MAPE of a fit that lowers the RMS log error): {', '.join(outliers)}"
+        if outliers
+        else None,
+        caption_justify="left",
+    )
     for col in ("id", "metric", "measured", "base", "fitted", "held out"):
         cases.add_column(col, justify="left" if col in ("id", "metric") else "right")
     for c in d["cases"]:

@@ -39,12 +39,12 @@ if TYPE_CHECKING:
     from genmodel._attention import MultiHeadLatentAttention as MultiHeadLatentAttention
     from genmodel._attention import SlidingWindow as SlidingWindow
     from genmodel._attention import attended_pairs as attended_pairs
-    from genmodel._calibrate import Calibration as Calibration
-    from genmodel._calibrate import CaseFit as CaseFit
-    from genmodel._calibrate import ParameterFit as ParameterFit
     from genmodel._calibrate import calibrate as calibrate
     from genmodel._calibrate import fit_profile as fit_profile
     from genmodel._calibrate import max_parameters as max_parameters
+    from genmodel._calibration import Calibration as Calibration
+    from genmodel._calibration import CaseFit as CaseFit
+    from genmodel._calibration import ParameterFit as ParameterFit
     from genmodel._candidates import DEFAULT_RECHECK as DEFAULT_RECHECK
     from genmodel._candidates import SLO_STATISTICS as SLO_STATISTICS
     from genmodel._collectives import ALGORITHMS as ALGORITHMS
@@ -193,12 +193,12 @@ _PUBLIC = {
     "MultiHeadLatentAttention": "genmodel._attention",
     "SlidingWindow": "genmodel._attention",
     "attended_pairs": "genmodel._attention",
-    "Calibration": "genmodel._calibrate",
-    "CaseFit": "genmodel._calibrate",
-    "ParameterFit": "genmodel._calibrate",
     "calibrate": "genmodel._calibrate",
     "fit_profile": "genmodel._calibrate",
     "max_parameters": "genmodel._calibrate",
+    "Calibration": "genmodel._calibration",
+    "CaseFit": "genmodel._calibration",
+    "ParameterFit": "genmodel._calibration",
     "DEFAULT_RECHECK": "genmodel._candidates",
     "SLO_STATISTICS": "genmodel._candidates",
     "ALGORITHMS": "genmodel._collectives",

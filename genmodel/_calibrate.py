@@ -24,15 +24,14 @@ Modelling assumptions: none of its own; each prediction is :func:`genmodel.estim
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genmodel._calibration import Calibration, CaseFit, ParameterFit
 from genmodel._enginepresets import ENGINES
 from genmodel._errors import GenModelError, SpecError
 from genmodel._hardware import Efficiency
@@ -57,96 +56,6 @@ START_INSET = 0.02
 _STEP = 0.05
 
 Rows = Sequence[Mapping[str, str]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ParameterFit:
-    """One parameter of a calibration: its base and fitted values (SI units) and why.
-
-    ``status`` is ``fitted``, ``not pinned`` (the data cannot fix it; it keeps the base value) or
-    ``not fitted`` (no fit bounds: an integer or an engine setting).
-    """
-
-    name: str
-    base: float
-    value: float
-    status: str
-    #: RMS change of log(prediction) over the parameter's whole range, at the base (None: not fitted)
-    sensitivity: float | None
-    bounds: tuple[float, float] | None
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CaseFit:
-    """One measurement: the prediction of the base profile, of the fit, and left out of the fit."""
-
-    id: str
-    metric: str
-    measured: float
-    before: float
-    after: float
-    #: predicted by the fit on the other rows (None: not cross-validated)
-    held_out: float | None = None
-
-
-def _ape(predicted: float, measured: float) -> float:
-    return abs(predicted - measured) / measured * 100
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Calibration:
-    """A fitted profile, what the data pinned down, and the error before, after and held out."""
-
-    profile: Profile
-    hardware: str
-    base: str
-    parameters: tuple[ParameterFit, ...]
-    cases: tuple[CaseFit, ...]
-    #: singular values of the unit-column Jacobian of the candidate parameters (largest first)
-    singular_values: tuple[float, ...]
-    skipped: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def fitted(self) -> tuple[str, ...]:
-        """The parameters the data pinned down (fitted)."""
-        return tuple(p.name for p in self.parameters if p.status == "fitted")
-
-    @property
-    def mape_before(self) -> float:
-        """Mean absolute % error of the base profile."""
-        return statistics.fmean(_ape(c.before, c.measured) for c in self.cases)
-
-    @property
-    def mape_after(self) -> float:
-        """Mean absolute % error of the fitted profile, on the rows it was fitted on."""
-        return statistics.fmean(_ape(c.after, c.measured) for c in self.cases)
-
-    @property
-    def mape_held_out(self) -> float | None:
-        """Mean absolute % error of the rows predicted by fits that left them out (None: not run)."""
-        held = [_ape(c.held_out, c.measured) for c in self.cases if c.held_out is not None]
-        return statistics.fmean(held) if held else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form: hardware, base, profile id, parameters, errors and the cases."""
-        return {
-            "hardware": self.hardware,
-            "base": self.base,
-            "profile": self.profile.id,
-            "rows": len(self.cases),
-            "fitted": list(self.fitted),
-            "parameters": [
-                {**dataclasses.asdict(p), "bounds": None if p.bounds is None else list(p.bounds)}
-                for p in self.parameters
-            ],
-            "singular_values": list(self.singular_values),
-            "mape_before": self.mape_before,
-            "mape_after": self.mape_after,
-            "mape_held_out": self.mape_held_out,
-            "cases": [dataclasses.asdict(c) for c in self.cases],
-            "skipped": [{"id": i, "reason": r} for i, r in self.skipped],
-        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

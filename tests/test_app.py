@@ -388,6 +388,19 @@ def test_estimate_page_serving_model_and_engine_selectors() -> None:
     assert not [r for r in at.radio if r.key == "estimate.serving"]
 
 
+def _notes(at: AppTest) -> list[str]:
+    """The note captions of the page's main area (an API result's notes, as _ui.show_notes draws them)."""
+    return [c.value for c in at.main.caption if c.value.startswith("Note")]
+
+
+def test_estimate_page_shows_the_estimates_notes() -> None:
+    assert not _notes(_open())  # none on h100-sxm in bf16
+    at = _open(hardware="a100-sxm-80gb", weight_dtype="fp8")
+    est = _estimate("a100-sxm-80gb", weight_dtype="fp8")
+    assert est.notes and _notes(at) == [f"Note: {n}" for n in est.notes]
+    assert "fp8 is not native on a100-sxm-80gb" in _notes(at)[0]
+
+
 # ---- Plan search -------------------------------------------------------------------------------
 
 
@@ -657,6 +670,14 @@ def test_serving_page_exports_the_records_and_the_result(monkeypatch: pytest.Mon
     assert result["closed_form"]["serving"]["serving_model"] == "closed-form"
 
 
+def test_serving_page_shows_the_simulations_notes() -> None:
+    assert not _notes(_open("_serving.py"))
+    at = _open("_serving.py", hardware="a100-sxm-80gb", weight_dtype="fp8")
+    r = _simulate(hardware="a100-sxm-80gb", weight_dtype="fp8")
+    assert r.notes and _notes(at) == [f"Note: {n}" for n in r.notes]
+    assert "fp8 is not native on a100-sxm-80gb" in _notes(at)[0]
+
+
 # ---- Compare platforms -------------------------------------------------------------------------
 
 
@@ -733,6 +754,23 @@ def test_compare_page_with_a_request_rate_shows_the_devices_needed() -> None:
 
 
 # ---- Long context & memory tiers ---------------------------------------------------------------
+
+
+def test_compare_page_shows_each_platforms_notes() -> None:
+    at = _open("_compare.py", hardware="a100-sxm-80gb,h100-sxm")
+    rows = genmodel.compare(
+        "llama-3.1-70b",
+        ["a100-sxm-80gb", "h100-sxm"],
+        devices=8,
+        input_tokens=2000,
+        output_tokens=500,
+        ttft_slo_s=PLAN["ttft_slo_s"],
+        tpot_slo_s=PLAN["tpot_slo_s"],
+        weight_dtype=["fp8", "bf16"],
+    )
+    expected = [f"Note ({r['hardware']}): {n}" for r in rows for n in r.get("notes", [])]
+    assert expected and _notes(at) == expected
+    assert all(n.startswith("Note (a100-sxm-80gb): fp8 is not native") for n in _notes(at))
 
 
 def test_long_context_page_users_and_tiers_match_memory_report() -> None:
@@ -878,6 +916,14 @@ def _check_calibration_shown(at: AppTest, fit: genmodel.Calibration) -> None:
     assert shown["MAPE, base profile"] == _pct(fit.mape_before)
     assert shown["MAPE, fitted (in sample)"] == _pct(fit.mape_after)
     assert shown["MAPE, held out"] == _pct(fit.mape_held_out)
+    (rms,) = [c.value for c in at.main.caption if c.value.startswith("RMS log error")]
+    assert f"{fit.rms_log_before:.3f} base, {fit.rms_log_after:.3f} fitted" in rms
+    outliers = [c.value for c in at.main.caption if c.value.startswith("Possible outliers")]
+    assert outliers == (
+        [f"Possible outliers (the fit off by more than e = 2.7x): {', '.join(fit.outliers)}"]
+        if fit.outliers
+        else []
+    )
     scatter = _figure(at, "Predicted vs measured, before and after the fit")
     base, after = _trace(scatter, "base profile"), _trace(scatter, "fitted (in sample)")
     assert base["x"] == pytest.approx([c.measured for c in fit.cases])

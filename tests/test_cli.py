@@ -14,7 +14,7 @@ import pytest
 import typer
 import yaml
 from _cli import cli_bad, cli_ok
-from genmodel.cli._app import app
+from genmodel.cli._app import STATIC_IGNORES_SERVING, app
 from typer.testing import CliRunner
 
 import genmodel
@@ -78,6 +78,27 @@ def test_estimate_table_shows_ttft_and_ops() -> None:
     assert "TTFT" in text
     assert "TPOT" in text
     assert "qkv_proj" in cli_ok([*ESTIMATE, "--ops"])
+
+
+@pytest.mark.parametrize(
+    "given", [["--engine", "sglang"], ["--serving", "closed-form"], ["--engine", "vllm"]]
+)
+def test_estimate_notes_that_a_static_batch_ignores_engine_and_serving(given: list[str]) -> None:
+    # accepted (validate passes both for its static rows), but said: they change nothing here; an
+    # option given at its default value is given all the same
+    d = json.loads(cli_ok([*ESTIMATE, *given, "--format", "json"]))
+    assert d["notes"][-1] == STATIC_IGNORES_SERVING
+    assert d["tpot_s"] == json.loads(cli_ok([*ESTIMATE, "--format", "json"]))["tpot_s"]
+    assert f"note: {STATIC_IGNORES_SERVING}" in " ".join(cli_ok([*ESTIMATE, *given], columns=300).split())
+
+
+def test_estimate_says_nothing_of_engine_and_serving_left_at_their_defaults_or_under_load() -> None:
+    assert "notes" not in json.loads(cli_ok([*ESTIMATE, "--format", "json"]))
+    load = [*ESTIMATE[:7], "--concurrency", "4", *ESTIMATE[9:], "--requests-per-client", "3"]
+    for given in ([], ["--engine", "sglang"], ["--serving", "closed-form"]):
+        assert STATIC_IGNORES_SERVING not in json.loads(cli_ok([*load, *given, "--format", "json"])).get(
+            "notes", []
+        )
 
 
 def test_ops_table_of_mla_lists_each_phase_own_operators() -> None:

@@ -240,6 +240,54 @@ def test_calibrate_fits_a_parameter_that_is_off_in_the_base() -> None:
     assert fit.mape_after < 1.0 < fit.mape_before
 
 
+def test_a_calibration_repr_is_a_few_readable_lines() -> None:
+    rows = _rows({"memory_frac": 0.82, "step_overhead_s": 0.8e-3}, _SHAPES[:7])
+    fit = genmodel.calibrate(rows, base="default")
+    text = repr(fit)
+    lines = text.splitlines()
+    assert 3 <= len(lines) <= 6 and len(text) < 800, text  # the dataclass's dump: ~7,000 characters
+    assert lines[0].startswith(f"Calibration(h100-sxm: profile {fit.profile.id} from default, 7 rows")
+    assert all(f"{name} " in lines[1] for name in fit.fitted) and "->" in lines[1]
+    assert f"MAPE {fit.mape_before:.1f} % -> {fit.mape_after:.1f} % in sample" in text
+    assert f"{fit.mape_held_out:.1f} % cross-validated" in text
+    assert "CaseFit(" not in text and "ParameterFit(" not in text  # the rows stay in the attributes
+
+
+def test_calibrate_shows_the_rms_log_error_it_minimises_and_names_a_row_far_off(tmp_path: Path) -> None:
+    # one row 10x off: the fit lowers the RMS log error it minimises but raises the in-sample MAPE
+    # (28 % -> 51 %), which alone read as a fit that made things worse; the row is named
+    rows = _rows({"memory_frac": 0.82, "step_overhead_s": 0.8e-3}, _SHAPES)
+    rows[1] = {**rows[1], "measured": repr(float(rows[1]["measured"]) * 10)}
+    fit = genmodel.calibrate(rows, base="default", cross_validate=False)
+    assert fit.mape_after > fit.mape_before and fit.rms_log_after < fit.rms_log_before
+    logs = [math.log(c.after / c.measured) for c in fit.cases]
+    assert fit.rms_log_after == pytest.approx(math.sqrt(sum(x * x for x in logs) / len(logs)))
+    assert fit.outliers == ("S01",) and fit.rms_log_held_out is None
+    assert "possible outliers (> 2.7x off after the fit): S01" in repr(fit)
+    path = _csv(tmp_path, rows)
+    d = json.loads(
+        cli_ok(["calibrate", str(path), "--base", "default", "--no-cross-validate", "--format", "json"])
+    )
+    assert d["rms_log_before"] == pytest.approx(fit.rms_log_before)
+    assert d["rms_log_after"] == pytest.approx(fit.rms_log_after) and d["rms_log_held_out"] is None
+    assert d["outliers"] == ["S01"]
+    shown = " ".join(
+        cli_ok(["calibrate", str(path), "--base", "default", "--no-cross-validate"], columns=400).split()
+    )
+    assert (
+        f"RMS log error (what the fit minimises) {fit.rms_log_before:.3f} -> {fit.rms_log_after:.3f}" in shown
+    )
+    assert (
+        "possible outliers" in shown and shown.split("possible outliers")[1].split(":")[-1].strip() == "S01"
+    )
+    # exact measurements: no row is named
+    clean = genmodel.calibrate(
+        _rows({"memory_frac": 0.82}, _SHAPES[:5]), base="default", cross_validate=False
+    )
+    assert clean.outliers == () and "outliers" not in repr(clean)
+    assert clean.to_dict()["outliers"] == []
+
+
 def test_calibrate_keeps_what_the_data_cannot_pin_down() -> None:
     rows = _rows({"memory_frac": 0.82}, _SHAPES[:5])
     fit = genmodel.calibrate(rows, base="default", cross_validate=False)
@@ -505,7 +553,7 @@ def test_fit_profiles_refuses_a_fit_pinned_at_the_end_of_its_range() -> None:
     import importlib.util
     import types
 
-    from genmodel._calibrate import ParameterFit
+    from genmodel._calibration import ParameterFit
 
     spec = importlib.util.spec_from_file_location("fit_profiles", ROOT / "tools" / "fit_profiles.py")
     assert spec is not None and spec.loader is not None

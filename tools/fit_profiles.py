@@ -56,7 +56,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import genmodel
-from genmodel._calibrate import Calibration, fit_profile
+from genmodel._calibrate import fit_profile
+from genmodel._calibration import Calibration
 from genmodel._profiles import Profile, fit_bounds
 from genmodel._simestimate import StepTables
 from genmodel._validate import _estimate_case
