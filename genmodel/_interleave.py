@@ -377,11 +377,11 @@ def interleaved_prefill_s(
     steps hold no other decode); a lone prompt of k passes (m = 1, ``host``'s passes) mixes each
     of its k chunks into a decode step of its own, weights read once for both: k savings of a mean
     chunk, as the simulation's mixed steps run it. ``steps``: a search's savings made so far
-    (:class:`MixedSteps`). ``host``: (an eager step's floor H + the step overhead, a prompt's passes, the decode step
-    t(B) at ``batch``) where the engine runs a step with prompt tokens eagerly (None: no floor):
-    the group's k steps (its prompt's passes when m = 1, else one) take at least k (H + overhead),
-    so D is at least that over g, less the k decode steps they carry where they mix (the same
-    share min(1, B - g)). An array as ``batch`` is, or a number."""
+    (:class:`MixedSteps`). ``host``: (an eager step's floor H + the step overhead, a prompt's
+    passes, the decode step t(B) at ``batch``) where the engine runs a step with prompt tokens
+    eagerly (None: no floor): the group's k steps (its prompt's passes when m = 1, else one) take
+    at least k (H + overhead), so D is at least that over g, less the k decode steps they carry
+    where they mix (the same share min(1, B - g)). An array as ``batch`` is, or a number."""
     import numpy as np
 
     m = wave.prompts_per_step(input_tokens)
