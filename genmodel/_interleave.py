@@ -374,12 +374,14 @@ def interleaved_prefill_s(
     step at ``batch``, one prompt's :func:`prompt_ops` and the points of the step to take (None:
     the engine does not mix, nothing saved); the saving counts where the group finds another
     request decoding, min(1, B - g) (a lone group, N <= m, decodes and comes back together: its
-    steps hold no other decode). ``steps``: a search's savings made so far (:class:`MixedSteps`).
-    ``host``: (an eager step's floor H + the step overhead, a prompt's passes, the decode step
-    t(B) at ``batch``) where the engine runs a step with prompt tokens eagerly (None: no floor):
-    the group's k steps (its prompt's passes when m = 1, else one) take at least k (H + overhead),
-    so D is at least that over g, less the k decode steps they carry where they mix (the same
-    share min(1, B - g)). An array as ``batch`` is, or a number."""
+    steps hold no other decode); a lone prompt of k passes (m = 1, ``host``'s passes) mixes each
+    of its k chunks into a decode step of its own, weights read once for both: k savings of a mean
+    chunk, as the simulation's mixed steps run it. ``steps``: a search's savings made so far
+    (:class:`MixedSteps`). ``host``: (an eager step's floor H + the step overhead, a prompt's
+    passes, the decode step t(B) at ``batch``) where the engine runs a step with prompt tokens
+    eagerly (None: no floor): the group's k steps (its prompt's passes when m = 1, else one) take
+    at least k (H + overhead), so D is at least that over g, less the k decode steps they carry
+    where they mix (the same share min(1, B - g)). An array as ``batch`` is, or a number."""
     import numpy as np
 
     m = wave.prompts_per_step(input_tokens)
@@ -389,11 +391,15 @@ def interleaved_prefill_s(
     mixes = mixed is not None and wave.mixed
     if mixes and b.max() > m:  # (else no group finds another decoding)
         decode, prompt, at = mixed  # type: ignore[misc]
+        # a prompt of k passes (m = 1) mixes k steps, each its chunk and a decode step: k savings
+        chunks = host[1] if host is not None and m == 1 else 1
+        if chunks > 1:
+            prompt = (prompt[0], *(a / chunks for a in prompt[1:]))  # (a mean chunk's operators)
         if steps is None:
             shares = mixed_saving_s(decode, prompt, g, at)
         else:  # (a search's: g = m where it counts, B > m)
             shares = steps.saving_s(decode, prompt, m, at)
-        saved = shares * np.clip(b - g, 0.0, 1.0)
+        saved = chunks * shares * np.clip(b - g, 0.0, 1.0)
     added = np.maximum(group_step_s(g, prefill_s, full_step_s, m) - saved, 0.0)
     if host is not None and host[0] > 0:
         eager_step_s, passes, step_s = host

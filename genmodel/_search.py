@@ -61,7 +61,7 @@ from genmodel._parallel import Plan, plan_violations
 from genmodel._phases import prefill_pass
 from genmodel._serving import eager_decode_steps, full_step_s
 from genmodel._system import System
-from genmodel._wave import Wave, eager_prefill, prefill_passes
+from genmodel._wave import Wave, eager_prefill, engine_chunked, prefill_passes
 from genmodel._workload import Precision
 
 if TYPE_CHECKING:
@@ -290,6 +290,7 @@ def search(
                 for _ in chunks:
                     tally.reject(why)
                 continue
+            on_ranks = None if wave is None else wave.ranked(model.moe is not None, plan.dp, ranked)
             runs = [
                 options if c == options.prefill_chunk else replace(options, prefill_chunk=c) for c in chunks
             ]
@@ -297,9 +298,10 @@ def search(
             decode = decodes.get(done, precision, runs[0])
             prefills: list[tuple[float, float] | None] = [None] * len(runs)
             if decode.most is not None:
-                prefills = [*_prefills(model, decode.system, plan, precision, input_tokens, runs, cache)]
+                # (a prompt over the engine's budget in its chunks, as _side and the estimate take it)
+                chunked = [engine_chunked(on_ranks, input_tokens, run) for run in runs]
+                prefills = [*_prefills(model, decode.system, plan, precision, input_tokens, chunked, cache)]
             head = (model, system, plan, precision, input_tokens)
-            on_ranks = None if wave is None else wave.ranked(model.moe is not None, plan.dp, ranked)
             for run, prefill in zip(runs, prefills, strict=True):
                 layout, side = _side(*head, run, tally.violations, decode, prefill, on_ranks, cache)
                 tally.add(size, layout, side, candidate=traffic or size == devices, wave=on_ranks)
@@ -497,6 +499,8 @@ def _side(
     engine's CUDA graphs); (None, None) when one sequence per replica does not fit (a violation
     counted). ``cache``: the search's steps (:class:`~genmodel._evaluate.StepCache`)."""
     run_system, most, batch, step_s = decode[:4]
+    asked = options.prefill_chunk  # (the layout's: the chunk searched)
+    options = engine_chunked(wave, input_tokens, options)  # a prompt over the engine's budget: its chunks
     if most is None or batch is None or step_s is None:
         violations["memory: one sequence per replica does not fit"] += 1
         return None, None
@@ -529,7 +533,7 @@ def _side(
         precision=precision,
         prefill_s=prefill_s,
         max_batch=most,
-        prefill_chunk=options.prefill_chunk,
+        prefill_chunk=asked,
     )
     overhead_s = run_system.device.efficiency.request_overhead_s
     sizes = (plan.dp, plan.num_devices, overhead_s)

@@ -74,6 +74,7 @@ from genmodel._units import maximum
 from genmodel._wave import (
     Wave,
     eager_prefill,
+    engine_chunked,
     one_shot_itl_s,
     one_shot_ttft_s,
     release_wait_s,
@@ -113,6 +114,7 @@ def estimate_serving(
     """
     _require_closed_loop(concurrency, output_tokens)
     wave, pool, think_s = _on_ranks(wave, model, plan)
+    options = engine_chunked(wave, input_tokens, options)  # (a prompt over the engine's budget: its chunks)
     system, extras, device, most, lengths = pool_fit(
         model, hardware, plan, precision, input_tokens, output_tokens, ideal, options, pool
     )
@@ -149,8 +151,10 @@ def estimate_serving(
     # a request's own prefill passes are eager steps: at least their kernels' host time
     # (genmodel._hostcost); the steady state's load keeps the GPU time, the host launches of a
     # step being shared by the prompts it holds, and TTFT adds what the host time adds
+    # (a step's overhead, each pass's: the prefill's own sums its passes')
+    step_overhead_s = system.device.efficiency.step_overhead_s
     host_s, eager_prefill_s = eager_prefill(
-        model, plan, precision, wave, input_tokens, options, prefill_s, float(prefill_terms.overhead_s)
+        model, plan, precision, wave, input_tokens, options, prefill_s, step_overhead_s
     )
     past = mean_decode_context(input_tokens, output_tokens)
 
@@ -164,7 +168,7 @@ def estimate_serving(
         wave,
         input_tokens,
         prefill_s,
-        host_s + float(prefill_terms.overhead_s) if host_s else 0.0,
+        host_s + step_overhead_s if host_s else 0.0,
     )
 
     def decode_at(batch: Any, scale: Any = 1.0) -> StepTerms:
@@ -234,7 +238,7 @@ def estimate_serving(
     # time, so the load the engine sees is not reduced
     release_s = 0.0
     if wave is not None:
-        full = max(full_gpu_s, host_s + float(prefill_terms.overhead_s))  # one eager step
+        full = max(full_gpu_s, host_s + step_overhead_s)  # one eager step
     if wave is not None and kv_limited:  # (one request a client: the queue drains once)
         once = (clients, cap, rate, itl_s, input_tokens, output_tokens, eager_prefill_s, full)
         queued_s = ttft_s = one_shot_queue_s(wave, *once, queued_s)
@@ -289,7 +293,7 @@ def estimate_serving(
                 float(step_under_way_s(state, clients, step_s)),
             ),
             steady_ttft_s=steady_ttft_s,
-            host_s=(host_s, float(prefill_terms.overhead_s)),
+            host_s=(host_s, step_overhead_s),
         )
         if replay is not None:  # the client replays its warm-up's prompts, and the engine has them
             queued_s, release_s = replay

@@ -73,7 +73,7 @@ tools/serving_agreement.py), not fitted to measurements.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from genmodel._eagerkernels import EagerBlockKernels
 from genmodel._engines import (
@@ -514,6 +514,24 @@ def eager_prefill(
         return 0.0, prefill_s
     passes = prefill_passes(input_tokens, options)
     return host_s, max(prefill_s, passes * (host_s + step_overhead_s))
+
+
+def engine_chunked(wave: Wave | None, input_tokens: int, options: RunOptions) -> RunOptions:
+    """``options`` with the prefill chunk the wave's engine runs one prompt in: an engine that
+    chunks prompts (``Engine.chunked_prefill``) takes at most its token budget of a prompt a step
+    (``max_batched_tokens``, each attention-DP rank's where :meth:`Wave.on_ranks` divided it, as
+    SGLang's ``chunked_prefill_size // dp_size``), so a prompt over it runs over several passes,
+    each an eager step with its weight reads and host launches, as the simulation's scheduler
+    takes chunks (``genmodel._scheduler``: ``min(todo, budget)``); a smaller chunk given in the
+    options stays. Unchanged without an engine, for one that does not chunk, or a prompt within
+    the budget."""
+    if wave is None or wave.engine is None or not wave.engine.chunked_prefill:
+        return options
+    cached, chunk = prefill_chunking(input_tokens, options)
+    budget = wave.engine.max_batched_tokens
+    if input_tokens - cached <= budget or chunk <= budget:
+        return options
+    return replace(options, prefill_chunk=budget)
 
 
 def prefill_passes(input_tokens: int, options: RunOptions) -> int:
