@@ -100,7 +100,7 @@ TABLE: dict[str, Any] = {
         },
         "calibrated": {"n/serving": 364, "n/static": 77, "serving": 0.8132, "static": 0.8442},
         "datasheet": {"n/serving": 364, "n/static": 77, "serving": 0.8709, "static": 0.8052},
-        "transferred": {"n/serving": 188, "n/static": 65, "serving": 0.8404, "static": 0.8154},
+        "transferred": {"n/serving": 188, "n/static": 65, "serving": 0.8457, "static": 0.8154},
     },
     "measured": {
         "serving": [
@@ -148,7 +148,7 @@ TABLE: dict[str, Any] = {
             "0.1196 0.1495 "
         ),
         "closed-form/tpot_s/amd-cdna4/moe": ("-0.0751 -0.0364 0.0190 0.1338 0.3626 "),
-        "closed-form/tpot_s/nvidia-ampere/dense": ("-0.1353 -0.1312 0.2620 "),
+        "closed-form/tpot_s/nvidia-ampere/dense": ("-0.1312 -0.1141 0.2620 "),
         "closed-form/tpot_s/nvidia-blackwell/dense": (
             "-0.0032 0.0254 0.0387 0.0700 0.0830 0.1833 0.2178 0.2273 "
         ),
@@ -161,11 +161,11 @@ TABLE: dict[str, Any] = {
             "0.1265 0.2935 0.2981 0.3535 "
         ),
         "closed-form/tpot_s/nvidia-hopper/moe": (
-            "-0.4673 -0.1690 -0.1686 -0.1497 -0.1480 -0.1148 -0.0950 -0.0894 -0.0806 -0.0793 -0.0421 -0.0176 "
+            "-0.4673 -0.1739 -0.1690 -0.1497 -0.1480 -0.1148 -0.0950 -0.0894 -0.0806 -0.0793 -0.0421 -0.0176 "
             "0.0660 0.0884 0.3231 0.3438 0.3860 0.5213 "
         ),
         "closed-form/ttft_s/amd-cdna4/moe": ("0.5133 0.5606 0.7806 0.9547 1.0765 "),
-        "closed-form/ttft_s/nvidia-ampere/dense": ("-0.1415 -0.0291 -0.0209 "),
+        "closed-form/ttft_s/nvidia-ampere/dense": ("-0.1434 -0.0209 -0.0091 "),
         "closed-form/ttft_s/nvidia-blackwell/dense": (
             "-0.1982 -0.0748 -0.0734 -0.0515 0.0548 0.4992 0.5946 0.7102 "
         ),
@@ -174,11 +174,11 @@ TABLE: dict[str, Any] = {
             "2.2455 2.7389 2.9183 3.2001 "
         ),
         "closed-form/ttft_s/nvidia-hopper/dense": (
-            "-0.8038 -0.4526 -0.3563 -0.3366 -0.2436 -0.1794 -0.1782 -0.0991 -0.0654 0.3081 0.3530 0.4088 "
+            "-0.8038 -0.4526 -0.3563 -0.3366 -0.2436 -0.1794 -0.1782 -0.0991 -0.0654 0.3081 0.3530 0.4080 "
             "0.4575 0.5139 0.7471 0.9327 "
         ),
         "closed-form/ttft_s/nvidia-hopper/moe": (
-            "-0.0595 -0.0053 0.0040 0.0718 0.0980 0.0981 0.1242 0.2584 0.4555 0.7500 0.7712 0.7901 "
+            "-0.0595 -0.0053 0.0040 0.0581 0.0980 0.0981 0.1242 0.2584 0.4555 0.7500 0.7712 0.7901 "
             "0.7917 0.8677 0.8948 1.0287 1.1841 1.2217 "
         ),
         "simulated/output_tokens_per_s/nvidia-blackwell/dense": (
