@@ -121,8 +121,7 @@ def _point(
 ) -> ServingPoint:
     """:func:`serving_point` from what :func:`_loaded` gives."""
     b = decode_batch
-    others = maximum(1 - 1 / clients, 0.0)  # share of the prefills that are someone else's
-    wait = others * step_part + closed_wait_s(busy, prefill_s, clients)
+    wait = _wait_s(clients, busy, prefill_s, step_part)
     decoding = b * (1 - busy / clients)  # clients decoding, on average
     ttft = prefill_s + wait
     return ServingPoint(
@@ -164,22 +163,26 @@ def serving_at_batch(
     return _point(prefill_s, b, output_tokens, clients, rate, busy, step_part, think_s)
 
 
+def _wait_s(clients: Num, busy: Num, prefill_s: Num, step_part: Num) -> Num:
+    """A request's wait before its prefill among ``clients`` N: the step under way, for the
+    others' share (1 - 1/N) of the prefills, and the closed loop's queue (:func:`closed_wait_s`)."""
+    others = maximum(1 - 1 / clients, 0.0)  # share of the prefills that are someone else's
+    return others * step_part + closed_wait_s(busy, prefill_s, clients)
+
+
 def _clients_at(
     start: Num, prefill_s: Num, b: Num, rate: Num, busy: Num, step_part: Num, think_s: Num
 ) -> Num:
     """The clients N that hold the point (:func:`_point`'s N = X (Z + P + W(N)) + B (1 - rho/N)),
     iterated down from ``start`` (one that holds at least as many: the open queue's): the map is
     increasing in N, so the iterates fall to its largest fixed point below ``start``, to 1e-10 of
-    N (a tenth of a thousand-millionth of a client; at 1e-14 the plan search spent a third more
-    iterations, 10 % of its time, for digits no figure shows)."""
+    N (at 1e-14 the plan search spent a third more iterations for digits no figure shows)."""
     import numpy as np
 
     n = start
     done: Any = False  # (each point stops where it has converged: its own numbers, in any array)
     for _ in range(500):
-        others = maximum(1 - 1 / n, 0.0)
-        wait = others * step_part + closed_wait_s(busy, prefill_s, n)
-        nxt = rate * (think_s + prefill_s + wait) + b * (1 - busy / n)
+        nxt = rate * (think_s + prefill_s + _wait_s(n, busy, prefill_s, step_part)) + b * (1 - busy / n)
         n, done = np.where(done, n, nxt), done | (np.abs(nxt - n) <= 1e-10 * np.abs(n))
         if np.all(done):
             break
