@@ -146,3 +146,55 @@ def _estimate(**figures: float) -> object:
     from types import SimpleNamespace
 
     return SimpleNamespace(**figures)
+
+
+def test_plausibility_sweep_files_a_jump_by_its_mechanism(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tools/sweep_serving_plausibility.py: a TTFT 10x that of half the clients is an anomaly
+    unless a mechanism explains it (a full KV pool, the engine's cap, a prefill-bound loop, the
+    benchmark's restart burst); a TTFT below one client's is one whatever the tags."""
+    from types import SimpleNamespace
+
+    tool = _load("sweep_serving_plausibility")
+    case = {"model": "llama-3.1-8b", "hardware": "h100-sxm", "engine": "vllm", "harness": ""}
+
+    def est(ttft_s: float, tpot_s: float = 0.01) -> object:
+        return SimpleNamespace(ttft_s=ttft_s, tpot_s=tpot_s, plan=SimpleNamespace(dp=1))
+
+    single = est(0.05)
+    sims = {1: est(0.05), 2: est(0.06), 4: est(0.8)}
+    sweep = tool.Sweep(examples=3, call_limit=5.0)
+    monkeypatch.setattr(sweep, "call", lambda *a, **k: None)  # (no restart to compare with)
+    sweep.ladder(case, sims, {1: set(), 2: set(), 4: set()}, single)
+    assert sweep.counts["ttft-jump"] == 1 and sweep.anomalies["ttft-jump"][0]["clients"] == (2, 4)
+    assert sweep.counts["ttft-grows-pool-free"] == 1  # (0.8 s > 3 x (4 prompts of 0.05 s + 2 steps))
+    sweep = tool.Sweep(examples=3, call_limit=5.0)
+    monkeypatch.setattr(sweep, "call", lambda *a, **k: None)
+    sweep.ladder(case, sims, {1: set(), 2: set(), 4: {"kv"}}, single)
+    assert not sweep.counts
+    # the jump gone without the warm-up's restart: the restart's burst, explained
+    sweep = tool.Sweep(examples=3, call_limit=5.0)
+    monkeypatch.setattr(sweep, "call", lambda *a, **k: est(0.07))
+    sweep.ladder(case, {1: est(0.05), 2: est(0.06), 4: est(0.35)}, {1: set(), 2: set(), 4: set()}, single)
+    assert "ttft-jump" not in sweep.counts and sweep.explained["ttft-jump: restart burst"] == 1
+    sweep.ladder(case, {1: est(0.05), 2: est(0.04)}, {1: set(), 2: {"kv"}}, single)
+    assert sweep.counts["ttft-below-single"] == 1
+
+
+def test_plausibility_sweep_knows_which_decode_batches_run_eagerly() -> None:
+    from genmodel._enginepresets import engine_preset
+    from genmodel._harness import harness_engine
+    from genmodel.io import load_hardware
+
+    tool = _load("sweep_serving_plausibility")
+    trtllm = engine_preset("trtllm", load_hardware("h200-sxm").device)
+    # TensorRT-LLM's server defaults capture 1-32, 64 and 128 and do not pad
+    assert [tool._eager_decode(trtllm, 2, b) for b in (32, 33, 64, 65, 128, 129)] == [
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+    ]
+    harnessed = harness_engine(trtllm, "aiconfigurator", concurrency=256, input_tokens=128)
+    assert not any(tool._eager_decode(harnessed, 2, b) for b in (33, 65, 129, 256))
