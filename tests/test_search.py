@@ -171,20 +171,30 @@ def _brute_force_best(model: str, hardware: str, devices: int, slo: Slo) -> floa
     return max((rate * W["output_tokens"] / plan.num_devices for plan, rate in points), default=0.0)
 
 
-def test_search_agrees_with_brute_force_on_a_small_space() -> None:
-    slo = Slo(ttft_s=0.5, tpot_s=0.03)
-    r = search(
+#: the SLOs of the small space the brute-force checks walk
+_SMALL_SLO = Slo(ttft_s=0.5, tpot_s=0.03)
+
+
+def _small_space(request_rate_per_s: float | None = None) -> SearchResult:
+    """The search of the small space the brute-force checks walk: Llama-3.1-8B on up to four H100s
+    in FP8 under :data:`_SMALL_SLO`."""
+    return search(
         load_model("llama-3.1-8b"),
         load_hardware("h100-sxm"),
         devices=4,
         **W,
-        slo=slo,
+        slo=_SMALL_SLO,
         precisions=[default_precision("fp8", None, None)],
+        request_rate_per_s=request_rate_per_s,
     )
+
+
+def test_search_agrees_with_brute_force_on_a_small_space() -> None:
+    r = _small_space()
     i = r.best_index()
     assert i is not None
     assert r.candidates.goodput[i] == pytest.approx(
-        _brute_force_best("llama-3.1-8b", "h100-sxm", 4, slo), rel=1e-12
+        _brute_force_best("llama-3.1-8b", "h100-sxm", 4, _SMALL_SLO), rel=1e-12
     )
 
 
@@ -430,22 +440,13 @@ def _brute_force_devices(model: str, hardware: str, largest: int, rate: float, s
 
 
 def test_traffic_search_agrees_with_brute_force() -> None:
-    slo = Slo(ttft_s=0.5, tpot_s=0.03)
-    r = search(
-        load_model("llama-3.1-8b"),
-        load_hardware("h100-sxm"),
-        devices=4,
-        **W,
-        slo=slo,
-        precisions=[default_precision("fp8", None, None)],
-        request_rate_per_s=37.0,
-    )
+    r = _small_space(request_rate_per_s=37.0)
     i = r.best_index()
     assert i is not None
     c = r.candidates
     assert set(np.unique(c.devices)) == {1.0, 2.0, 4.0}  # every instance size competes
     needed = c.instances_for(37.0)[i] * c.devices[i]
-    assert needed == _brute_force_devices("llama-3.1-8b", "h100-sxm", 4, 37.0, slo)
+    assert needed == _brute_force_devices("llama-3.1-8b", "h100-sxm", 4, 37.0, _SMALL_SLO)
 
 
 @pytest.mark.parametrize("rate", [0.5, 12.0, 150.0])
