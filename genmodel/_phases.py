@@ -273,40 +273,36 @@ def estimate_notes(
     return tuple(n for n in (*notes, hw.fabric_note(plan.num_devices)) if n is not None)
 
 
-def deployment_estimate(
+def deployment_fields(
     model: ModelSpec,
     system: System,
     plan: Plan,
     precision: Precision,
     options: RunOptions,
-    *,
     input_tokens: int,
     output_tokens: int,
-    **figures: Any,
-) -> Estimate:
-    """An :class:`Estimate` whose fields that the deployment fixes (what ran where, the device's
-    power and price, the overlap, :func:`estimate_notes`) are filled from its specs, for the static
-    batch (:func:`estimate_static`) and the serving mode
-    (:func:`~genmodel._serving.estimate_serving`) alike; ``figures`` are the rest of its fields
-    (mode, batch, latencies, the phases, memory, ...)."""
+) -> dict[str, Any]:
+    """The fields of an :class:`Estimate` that the deployment fixes (what ran where, the lengths,
+    the device's power and price, the overlap, :func:`estimate_notes`), filled from its specs once
+    for the static batch (:func:`estimate_static`) and the serving mode
+    (:func:`~genmodel._serving.estimate_serving`) alike; the caller gives the rest."""
     device = system.device
-    return Estimate(
-        model_id=model.id,
-        hardware_id=device.id,
-        system_id=system.id,
-        plan=plan,
-        precision=precision,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        tdp_w=device.tdp_w,
-        usd_per_hour=device.usd_per_hour,
-        options=options,
-        comm_overlap_frac=options.overlap_frac(system),
-        notes=estimate_notes(
+    return {
+        "model_id": model.id,
+        "hardware_id": device.id,
+        "system_id": system.id,
+        "plan": plan,
+        "precision": precision,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "tdp_w": device.tdp_w,
+        "usd_per_hour": device.usd_per_hour,
+        "options": options,
+        "comm_overlap_frac": options.overlap_frac(system),
+        "notes": estimate_notes(
             model, system, plan, precision, context_tokens=input_tokens + output_tokens, options=options
         ),
-        **figures,
-    )
+    }
 
 
 def prepare(
@@ -423,14 +419,8 @@ def estimate_static(
         )
         exposed_s = float(exposed_transfer_s(transfer_s, prefill.time_s, model.num_layers))
         ttft_s += exposed_s
-    return deployment_estimate(
-        model,
-        system,
-        plan,
-        precision,
-        options,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
+    return Estimate(
+        **deployment_fields(model, system, plan, precision, options, input_tokens, output_tokens),
         mode="static",
         batch=resolved,
         ttft_s=ttft_s,

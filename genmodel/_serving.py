@@ -55,7 +55,7 @@ from genmodel._phases import (
     ServingState,
     StepTerms,
     decode_pass,
-    deployment_estimate,
+    deployment_fields,
     mean_decode_context,
     prefill_pass,
     prepare,
@@ -316,14 +316,8 @@ def estimate_serving(
     overhead_s = device.efficiency.request_overhead_s + think_s
     ttft_s = queued_s + release_s + overhead_s
     decode = steps[batch].cost()
-    return deployment_estimate(
-        model,
-        system,
-        plan,
-        precision,
-        options,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
+    return Estimate(
+        **deployment_fields(model, system, plan, precision, options, input_tokens, output_tokens),
         mode="concurrency",
         batch=concurrency,
         ttft_s=ttft_s,
