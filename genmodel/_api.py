@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from genmodel._engines import Engine
-from genmodel._errors import InfeasibleError, SpecError, UnknownEntryError, plain_scalars
+from genmodel._errors import InfeasibleError, SpecError, UnknownEntryError
 from genmodel._hardware import AttachedTier, Device
 from genmodel._memory import paged_tokens
 from genmodel._model import ModelSpec
@@ -20,6 +20,7 @@ from genmodel._options import DEFAULT_OPTIONS, OptionSpec, RunOptions, with_valu
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate, estimate_static
 from genmodel._profiles import apply_profile
+from genmodel._scalars import plain_scalars
 from genmodel._servingmodel import SERVING_MODELS, ServingSpec
 from genmodel._simestimate import StepTables
 from genmodel._system import System, as_system

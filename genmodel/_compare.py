@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from genmodel._errors import InfeasibleError, SpecError, plain_scalars
+from genmodel._errors import InfeasibleError, SpecError
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._options import RunOptions
 from genmodel._phases import Estimate
 from genmodel._planning import plan
+from genmodel._scalars import plain_scalars
 from genmodel._system import System
 
 

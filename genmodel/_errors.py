@@ -3,36 +3,7 @@
 from __future__ import annotations
 
 import difflib
-import functools
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ParamSpec, TypeVar
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def plain_scalars(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Let a public function take NumPy scalars where it takes Python numbers (an ``np.int64`` from
-    ``np.arange`` or a DataFrame's cell, also inside a list or tuple): each becomes the int, float,
-    bool or str it holds before ``fn`` sees it, so the checks (:func:`require_ints`) and the JSON
-    see plain Python values."""
-
-    @functools.wraps(fn)
-    def with_plain_scalars(*args: Any, **kwargs: Any) -> _R:
-        return fn(*[_plain(a) for a in args], **{k: _plain(v) for k, v in kwargs.items()})
-
-    return with_plain_scalars
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as a Python scalar if it is a NumPy one (a list's or tuple's items too)."""
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value) if any(map(_numpy_scalar, value)) else value
-    return value.item() if _numpy_scalar(value) else value
-
-
-def _numpy_scalar(value: Any) -> bool:
-    return type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0
+from collections.abc import Iterable, Sequence
 
 
 def require_ints(*, minimum: int = 1, where: str = "", **values: object) -> None:

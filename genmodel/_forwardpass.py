@@ -246,15 +246,7 @@ def step_cost(
     microbatch leaves the pipe after (m + pp - 1) stage times; a decode round, which gives every
     sequence one token, takes pp stage times (the stages work on different microbatches at once).
     """
-    return step_terms(
-        model,
-        hardware,
-        plan,
-        precision,
-        phase=phase,
-        num_seqs=num_seqs,
-        new_tokens=new_tokens,
-        past_tokens=past_tokens,
-        options=options,
-        memory=memory,
-    ).cost()
+    specs = StepSpecs(
+        model=model, hardware=hardware, plan=plan, precision=precision, options=options, memory=memory
+    )
+    return specs.terms(phase, num_seqs=num_seqs, new_tokens=new_tokens, past_tokens=past_tokens).cost()

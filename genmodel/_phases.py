@@ -22,6 +22,7 @@ Modelling assumptions:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 # (re-exported: the layers above import a pass's cost from here)
 from genmodel._cost import PhaseCost as PhaseCost
@@ -272,6 +273,38 @@ def estimate_notes(
     return tuple(n for n in (*notes, hw.fabric_note(plan.num_devices)) if n is not None)
 
 
+def deployment_fields(
+    model: ModelSpec,
+    system: System,
+    plan: Plan,
+    precision: Precision,
+    options: RunOptions,
+    input_tokens: int,
+    output_tokens: int,
+) -> dict[str, Any]:
+    """The fields of an :class:`Estimate` that the deployment fixes (what ran where, the lengths,
+    the device's power and price, the overlap, :func:`estimate_notes`), filled from its specs once
+    for the static batch (:func:`estimate_static`) and the serving mode
+    (:func:`~genmodel._serving.estimate_serving`) alike; the caller gives the rest."""
+    device = system.device
+    return {
+        "model_id": model.id,
+        "hardware_id": device.id,
+        "system_id": system.id,
+        "plan": plan,
+        "precision": precision,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "tdp_w": device.tdp_w,
+        "usd_per_hour": device.usd_per_hour,
+        "options": options,
+        "comm_overlap_frac": options.overlap_frac(system),
+        "notes": estimate_notes(
+            model, system, plan, precision, context_tokens=input_tokens + output_tokens, options=options
+        ),
+    }
+
+
 def prepare(
     model: ModelSpec,
     hardware: System | Device,
@@ -387,28 +420,15 @@ def estimate_static(
         exposed_s = float(exposed_transfer_s(transfer_s, prefill.time_s, model.num_layers))
         ttft_s += exposed_s
     return Estimate(
-        model_id=model.id,
-        hardware_id=device.id,
-        system_id=system.id,
-        plan=plan,
-        precision=precision,
+        **deployment_fields(model, system, plan, precision, options, input_tokens, output_tokens),
         mode="static",
         batch=resolved,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
         ttft_s=ttft_s,
         tpot_s=decode.time_s,
         prefill=prefill,
         decode=decode,
         memory=mem,
-        tdp_w=device.tdp_w,
-        usd_per_hour=device.usd_per_hour,
-        options=options,
-        comm_overlap_frac=options.overlap_frac(system),
         kv_transfer_s=transfer_s,
         kv_transfer_exposed_s=exposed_s,
         decode_stall_s=stall,
-        notes=estimate_notes(
-            model, system, plan, precision, context_tokens=input_tokens + output_tokens, options=options
-        ),
     )

@@ -16,7 +16,7 @@ from typing import Any
 from genmodel._api import check_moe_options, default_precision, profiled, run_options
 from genmodel._candidates import DEFAULT_RECHECK, MAX_RECHECK, statistic_name
 from genmodel._engines import Engine
-from genmodel._errors import SpecError, plain_scalars
+from genmodel._errors import SpecError
 from genmodel._hardware import Device
 from genmodel._intervals import model_kind, pessimistic_factors
 from genmodel._model import ModelSpec
@@ -36,6 +36,7 @@ from genmodel._planrows import (
     top_rows,
 )
 from genmodel._recheck import Deployment, Recheck, closed_form_wave, recheck
+from genmodel._scalars import plain_scalars
 from genmodel._search import Disaggregated, SearchResult, Slo, check_objective, copies_needed, search
 from genmodel._serving import estimate_serving
 from genmodel._servingmodel import check_serving, engine_for

@@ -16,10 +16,11 @@ from genmodel._api import estimate, profiled
 from genmodel._capacity import Deployment, ResourceRequirement
 from genmodel._enginepresets import ENGINES
 from genmodel._engines import Engine
-from genmodel._errors import InfeasibleError, plain_scalars
+from genmodel._errors import InfeasibleError
 from genmodel._hardware import Device
 from genmodel._inverse import Requirements, check_quantiles, check_request, solve_requirements
 from genmodel._model import ModelSpec
+from genmodel._scalars import plain_scalars
 from genmodel._servingmodel import SERVING_MODELS, ServingSpec, Simulated, check_serving
 from genmodel._symbolic import RESOURCES, SYMBOL_NAMES, X_MAX, resource_symbols, symbolic_step_time
 from genmodel._system import System, as_system

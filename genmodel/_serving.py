@@ -55,7 +55,7 @@ from genmodel._phases import (
     ServingState,
     StepTerms,
     decode_pass,
-    estimate_notes,
+    deployment_fields,
     mean_decode_context,
     prefill_pass,
     prepare,
@@ -317,28 +317,15 @@ def estimate_serving(
     ttft_s = queued_s + release_s + overhead_s
     decode = steps[batch].cost()
     return Estimate(
-        model_id=model.id,
-        hardware_id=device.id,
-        system_id=system.id,
-        plan=plan,
-        precision=precision,
+        **deployment_fields(model, system, plan, precision, options, input_tokens, output_tokens),
         mode="concurrency",
         batch=concurrency,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
         ttft_s=ttft_s,
         tpot_s=itl_s,
         prefill=prefill_terms.cost(),
         decode=decode,
         memory=mem,
-        tdp_w=device.tdp_w,
-        usd_per_hour=device.usd_per_hour,
-        options=options,
-        comm_overlap_frac=options.overlap_frac(system),
         decode_stall_s=float(stall_terms.time_s),
-        notes=estimate_notes(
-            model, system, plan, precision, context_tokens=input_tokens + output_tokens, options=options
-        ),
         serving=ServingState(
             concurrency=concurrency,
             decode_batch=decoding * replicas,

@@ -417,7 +417,7 @@ class Simulated:
         """
         from genmodel._stepcost import check_simulable
 
-        closed = estimate_serving(
+        closed = ClosedForm(wave=self.wave).estimate(  # (its phases, memory and fallback)
             model,
             hardware,
             plan,
@@ -427,7 +427,6 @@ class Simulated:
             output_tokens=output_tokens,
             ideal=ideal,
             options=options,
-            wave=self.wave,
         )
         assert closed.serving is not None
         try:

@@ -9,10 +9,11 @@ from typing import Any
 from genmodel._api import attached_tier, estimate, profiled
 from genmodel._arrivals import Arrivals
 from genmodel._engines import Engine
-from genmodel._errors import InfeasibleError, SpecError, plain_scalars, require_ints
+from genmodel._errors import InfeasibleError, SpecError, require_ints
 from genmodel._hardware import AttachedTier, Device
 from genmodel._model import ModelSpec
 from genmodel._phases import Estimate
+from genmodel._scalars import plain_scalars
 from genmodel._servingmodel import ServingSpec
 from genmodel._simestimate import length_draws
 from genmodel._simresult import SimulationResult

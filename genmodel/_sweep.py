@@ -23,12 +23,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from genmodel._api import default_precision, estimate, system_of
-from genmodel._errors import GenModelError, SpecError, plain_scalars, require_ints
+from genmodel._errors import GenModelError, SpecError, require_ints
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._options import OPTION_NAMES, RunOptions
 from genmodel._parallel import Plan
 from genmodel._phases import Estimate
+from genmodel._scalars import plain_scalars
 from genmodel._system import SCALE_FACTORS, System
 from genmodel.io import load_hardware, load_model
 from genmodel.report import estimate_dict, flatten

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from genmodel._forwardpass import step_terms
+from genmodel._forwardpass import StepSpecs
 from genmodel._hardware import Device
 from genmodel._memory import MemoryUse
 from genmodel._model import ModelSpec
@@ -157,19 +157,13 @@ def symbolic_step_time(
     Source: Williams et al., "Roofline", CACM 2009; alpha-beta (Hockney 1994) as in
     :mod:`genmodel._collectives`.
     """
-    terms = step_terms(
-        model,
-        _symbolic_system(as_system(system), precision),
-        plan,
-        precision,
-        phase=phase,
-        num_seqs=num_seqs,
-        new_tokens=new_tokens,
-        past_tokens=past_tokens,
-        options=options,
-        memory=memory,
+    sym = _symbolic_system(as_system(system), precision)
+    specs = StepSpecs(
+        model=model, hardware=sym, plan=plan, precision=precision, options=options, memory=memory
     )
-    expr: sympy.Expr = terms.time_s
+    expr: sympy.Expr = specs.terms(
+        phase, num_seqs=num_seqs, new_tokens=new_tokens, past_tokens=past_tokens
+    ).time_s
     return expr
 
 

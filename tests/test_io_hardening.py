@@ -48,6 +48,22 @@ ALIAS_BOMB = "lol1: &l1 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".jo
 ESTIMATE = ["estimate", "--model", "llama-3.1-8b", "--input-tokens", "100", "--output-tokens", "10"]
 
 
+def _estimate_of(model: str) -> list[str]:
+    """The smallest estimate of ``model`` (an id or a config file) on an H100: a command that fails
+    where the model is read."""
+    return [
+        "estimate",
+        "--model",
+        model,
+        "--hardware",
+        "h100-sxm",
+        "--input-tokens",
+        "1",
+        "--output-tokens",
+        "2",
+    ]
+
+
 def _copy_db(root: Path) -> Path:
     """A copy of the shipped database under ``root`` (``hardware_db/``, ``workloads/``)."""
     for top in ("hardware_db", "workloads"):
@@ -420,18 +436,7 @@ def test_cli_system_naming_an_unknown_device(shipped: Path) -> None:
 def test_cli_long_ids_are_one_line() -> None:
     long_id = "z" * 300
     assert "must be an id of at most 255 characters" in cli_bad([*ESTIMATE, "--hardware", long_id])
-    args = [
-        "estimate",
-        "--model",
-        long_id,
-        "--hardware",
-        "h100-sxm",
-        "--input-tokens",
-        "1",
-        "--output-tokens",
-        "2",
-    ]
-    assert "must be an id of at most 255 characters" in cli_bad(args)
+    assert "must be an id of at most 255 characters" in cli_bad(_estimate_of(long_id))
     assert "must be an id of at most 255 characters" in cli_bad(["hw", "show", long_id])
     assert "must be an id of at most 255 characters" in cli_bad(["models", "show", long_id])
 
@@ -444,18 +449,7 @@ def test_cli_hostile_config_json(tmp_path: Path) -> None:
     huge.parent.mkdir()
     huge.write_text(json.dumps({**_llama_config(), "hidden_size": 10**12}), encoding="utf-8")
     assert "hidden_size=1000000000000 must be <= 262144" in cli_bad(["models", "import", str(huge)])
-    args = [
-        "estimate",
-        "--model",
-        str(huge),
-        "--hardware",
-        "h100-sxm",
-        "--input-tokens",
-        "1",
-        "--output-tokens",
-        "2",
-    ]
-    assert "hidden_size=1000000000000 must be <= 262144" in cli_bad(args)
+    assert "hidden_size=1000000000000 must be <= 262144" in cli_bad(_estimate_of(str(huge)))
 
 
 def test_cli_models_import_of_a_path_too_long_is_one_line(tmp_path: Path) -> None:

@@ -171,20 +171,30 @@ def _brute_force_best(model: str, hardware: str, devices: int, slo: Slo) -> floa
     return max((rate * W["output_tokens"] / plan.num_devices for plan, rate in points), default=0.0)
 
 
-def test_search_agrees_with_brute_force_on_a_small_space() -> None:
-    slo = Slo(ttft_s=0.5, tpot_s=0.03)
-    r = search(
+#: the SLOs of the small space the brute-force checks walk
+_SMALL_SLO = Slo(ttft_s=0.5, tpot_s=0.03)
+
+
+def _small_space(request_rate_per_s: float | None = None) -> SearchResult:
+    """The search of the small space the brute-force checks walk: Llama-3.1-8B on up to four H100s
+    in FP8 under :data:`_SMALL_SLO`."""
+    return search(
         load_model("llama-3.1-8b"),
         load_hardware("h100-sxm"),
         devices=4,
         **W,
-        slo=slo,
+        slo=_SMALL_SLO,
         precisions=[default_precision("fp8", None, None)],
+        request_rate_per_s=request_rate_per_s,
     )
+
+
+def test_search_agrees_with_brute_force_on_a_small_space() -> None:
+    r = _small_space()
     i = r.best_index()
     assert i is not None
     assert r.candidates.goodput[i] == pytest.approx(
-        _brute_force_best("llama-3.1-8b", "h100-sxm", 4, slo), rel=1e-12
+        _brute_force_best("llama-3.1-8b", "h100-sxm", 4, _SMALL_SLO), rel=1e-12
     )
 
 
@@ -279,10 +289,23 @@ def test_full_deepseek_v3_space_on_cloudmatrix384() -> None:
     assert b.plan.num_devices == 384
 
 
+def _distserve(**kwargs: object) -> genmodel.PlanReport:
+    """The disaggregated plan of DistServe's (OSDI 2024) chatbot setting: a 13B model on eight
+    A100s, 512 prompt and 128 output tokens; ``kwargs``: the SLOs and the rest."""
+    return genmodel.plan(  # type: ignore[arg-type]
+        "llama-2-13b",
+        "a100-sxm-80gb",
+        devices=8,
+        input_tokens=512,
+        output_tokens=128,
+        disaggregated=True,
+        **kwargs,
+    )
+
+
 def test_disaggregation_distserve_style_case() -> None:
-    # DistServe (OSDI 2024) chatbot setting: a 13B model on A100s, tight TTFT and TPOT targets
-    kw = {"devices": 8, "input_tokens": 512, "output_tokens": 128, "ttft_slo_s": 0.25, "tpot_slo_s": 0.1}
-    rep = genmodel.plan("llama-2-13b", "a100-sxm-80gb", disaggregated=True, **kw)
+    # tight TTFT and TPOT targets
+    rep = _distserve(ttft_slo_s=0.25, tpot_slo_s=0.1)
     d = rep.disaggregated
     assert d is not None and rep.best is not None
     assert d.devices <= 8 and d.prefill_instances >= 1 and d.decode_instances >= 1
@@ -400,17 +423,8 @@ def test_search_rejects_bad_input() -> None:
     ("ttft", "tpot", "gain"), [(0.25, 0.1, "0.86x"), (0.2, 0.04, "0.96x"), (1.0, 0.05, "1.06x")]
 )
 def test_readme_disaggregation_rows_are_current(ttft: float, tpot: float, gain: str) -> None:
-    rep = genmodel.plan(
-        "llama-2-13b",
-        "a100-sxm-80gb",
-        devices=8,
-        input_tokens=512,
-        output_tokens=128,
-        ttft_slo_s=ttft,
-        tpot_slo_s=tpot,
-        disaggregated=True,
-        serving="closed-form",  # both sides in the closed form, as the README's table says
-    )
+    # both sides in the closed form, as the README's table says
+    rep = _distserve(ttft_slo_s=ttft, tpot_slo_s=tpot, serving="closed-form")
     d = rep.to_dict()["disaggregated"]
     assert f"{d['goodput_gain_vs_colocated']:.2f}x" == gain
     readme = (Path(genmodel.__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
@@ -430,22 +444,13 @@ def _brute_force_devices(model: str, hardware: str, largest: int, rate: float, s
 
 
 def test_traffic_search_agrees_with_brute_force() -> None:
-    slo = Slo(ttft_s=0.5, tpot_s=0.03)
-    r = search(
-        load_model("llama-3.1-8b"),
-        load_hardware("h100-sxm"),
-        devices=4,
-        **W,
-        slo=slo,
-        precisions=[default_precision("fp8", None, None)],
-        request_rate_per_s=37.0,
-    )
+    r = _small_space(request_rate_per_s=37.0)
     i = r.best_index()
     assert i is not None
     c = r.candidates
     assert set(np.unique(c.devices)) == {1.0, 2.0, 4.0}  # every instance size competes
     needed = c.instances_for(37.0)[i] * c.devices[i]
-    assert needed == _brute_force_devices("llama-3.1-8b", "h100-sxm", 4, 37.0, slo)
+    assert needed == _brute_force_devices("llama-3.1-8b", "h100-sxm", 4, 37.0, _SMALL_SLO)
 
 
 @pytest.mark.parametrize("rate", [0.5, 12.0, 150.0])
@@ -484,17 +489,7 @@ def test_more_traffic_never_needs_fewer_devices() -> None:
 
 
 def test_disaggregated_pools_for_a_rate_serve_it() -> None:
-    rep = genmodel.plan(
-        "llama-2-13b",
-        "a100-sxm-80gb",
-        devices=8,
-        input_tokens=512,
-        output_tokens=128,
-        ttft_slo_s=0.4,
-        tpot_slo_s=0.05,
-        disaggregated=True,
-        request_rate_per_s=40.0,
-    )
+    rep = _distserve(ttft_slo_s=0.4, tpot_slo_s=0.05, request_rate_per_s=40.0)
     d = rep.to_dict()["disaggregated"]
     assert d is not None
     assert d["request_rate_per_s"] == 40.0

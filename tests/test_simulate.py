@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from _cli import cli_bad, cli_ok
+from _simlaws import assert_every_request_counted, assert_littles_law, two_requests_each
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -151,21 +152,7 @@ def test_every_request_completes_and_every_token_is_counted() -> None:
 def test_littles_law_holds_on_the_records() -> None:
     n = 12
     r = _sim(concurrency=n, requests_per_client=30, output_spread=0.5, input_spread=0.5, seed=1, records=True)
-    rec = r.records
-    assert rec is not None
-    # L = X W: the time-average number of requests in the system, swept over the arrival and
-    # finish events, equals the throughput times the mean time in the system
-    events = sorted([(t, 1) for t in rec.arrival_s] + [(t, -1) for t in rec.finish_s])
-    start, end = events[0][0], events[-1][0]
-    area, in_system, last = 0.0, 0, start
-    for t, step in events:
-        area += in_system * (t - last)
-        in_system, last = in_system + step, t
-    assert area / (end - start) == pytest.approx(r.request_rate_per_s * r.e2e_s.mean, rel=1e-9)
-    # a closed loop keeps exactly N requests in the system until the first client is done
-    first_done = min(rec.finish_s[rec.measured].reshape(n, 30)[:, -1])
-    for t in np.linspace(0, first_done, 50, endpoint=False):
-        assert int(((rec.arrival_s <= t) & (rec.finish_s > t)).sum()) == n
+    assert_littles_law(r, n, 30)
 
 
 def test_one_client_reproduces_the_single_request_estimate() -> None:
@@ -421,26 +408,11 @@ def test_laws_over_random_deployments(
     output_tokens: int,
     seed: int,
 ) -> None:
-    model, hardware, plan = deployment
-    r = genmodel.simulate(
-        model,
-        hardware,
-        concurrency=clients,
-        requests_per_client=2,
-        warmup_requests=0,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        input_spread=0.3,
-        engine=engine,
-        seed=seed,
-        records=True,
-        **plan,  # type: ignore[arg-type]
+    r = two_requests_each(
+        deployment, clients, input_tokens=input_tokens, output_tokens=output_tokens, engine=engine, seed=seed
     )
-    rec = r.records
-    assert rec is not None and r.requests == 2 * clients
-    assert r.generated_tokens == int(rec.output_tokens.sum())
+    assert_every_request_counted(r, clients)
     assert r.ttft_s.mean > 0 and r.e2e_s.mean >= r.ttft_s.mean
-    assert (rec.finish_s - rec.arrival_s).max() <= r.simulated_s + 1e-12
     assert 0 < r.mean_running_batch <= clients + 1e-9
     if output_tokens > 1:
         assert r.tpot_s.mean > 0

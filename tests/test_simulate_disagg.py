@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _cli import cli_bad, cli_ok
+from _simlaws import assert_every_request_counted, assert_littles_law, two_requests_each
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -91,19 +92,7 @@ def test_littles_law_holds_on_the_records() -> None:
     r = _disagg(
         concurrency=n, requests_per_client=20, output_spread=0.5, input_spread=0.5, seed=2, records=True
     )
-    rec = r.records
-    assert rec is not None
-    events = sorted([(t, 1) for t in rec.arrival_s] + [(t, -1) for t in rec.finish_s])
-    start, end = events[0][0], events[-1][0]
-    area, in_system, last = 0.0, 0, start
-    for t, step in events:
-        area += in_system * (t - last)
-        in_system, last = in_system + step, t
-    assert area / (end - start) == pytest.approx(r.request_rate_per_s * r.e2e_s.mean, rel=1e-9)
-    # a closed loop keeps exactly N requests in the system until the first client is done
-    first_done = min(rec.finish_s.reshape(n, 20)[:, -1])
-    for t in np.linspace(0, first_done, 40, endpoint=False):
-        assert int(((rec.arrival_s <= t) & (rec.finish_s > t)).sum()) == n
+    assert_littles_law(r, n, 20)
 
 
 def test_the_same_seed_gives_the_same_result() -> None:
@@ -151,16 +140,12 @@ def test_laws_over_random_disaggregated_deployments(
     input_tokens: int,
     output_tokens: int,
 ) -> None:
-    model, hardware, plan = deployment
-    r = genmodel.simulate(
-        model,
-        hardware,
-        concurrency=clients,
-        requests_per_client=2,
-        warmup_requests=0,
+    plan = deployment[2]
+    r = two_requests_each(
+        deployment,
+        clients,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        input_spread=0.3,
         engine=engine,
         disaggregated=True,
         prefill_workers=workers[0],
@@ -168,14 +153,11 @@ def test_laws_over_random_disaggregated_deployments(
         decode_max_batch=cap,
         first_token=first_token,
         routing=routing,
-        records=True,
-        **plan,  # type: ignore[arg-type]
     )
+    assert_every_request_counted(r, clients)
     rec = r.records
-    assert rec is not None and rec.prefill_end_s is not None and r.requests == 2 * clients
-    assert r.generated_tokens == int(rec.output_tokens.sum())
+    assert rec is not None and rec.prefill_end_s is not None
     assert (rec.scheduled_s < rec.prefill_end_s).all() and (rec.first_token_s <= rec.finish_s).all()
-    assert (rec.finish_s - rec.arrival_s).max() <= r.simulated_s + 1e-12
     d = r.to_dict()
     assert d["decode_pool"]["mean_running_batch"] <= workers[1] * plan.get("decode_dp", 1) * cap + 1e-9  # type: ignore[operator]
     for pool in ("prefill_pool", "decode_pool"):
