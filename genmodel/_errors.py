@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -17,9 +18,16 @@ def plain_scalars(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     bool or str it holds before ``fn`` sees it, so the checks (:func:`require_ints`) and the JSON
     see plain Python values."""
 
+    own = tuple(p.name for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD)
+
     @functools.wraps(fn)
     def with_plain_scalars(*args: Any, **kwargs: Any) -> _R:
-        return fn(*[_plain(a) for a in args], **{k: _plain(v) for k, v in kwargs.items()})
+        try:
+            return fn(*[_plain(a) for a in args], **{k: _plain(v) for k, v in kwargs.items()})
+        except UnknownKeywordError as exc:
+            if exc.keyword in kwargs:  # a caller's typo: its own keywords are candidates too
+                exc.add_candidates(fn.__name__, own)
+            raise
 
     return with_plain_scalars
 
@@ -74,3 +82,38 @@ class UnknownEntryError(GenModelError, LookupError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class UnknownKeywordError(SpecError, TypeError):
+    """A keyword argument that is neither a parameter nor a run option; the message suggests the
+    closest of both (``tpot_slo`` -> ``tpot_slo_s``, the CLI's ``prefix_hit`` -> ``prefix_hit_rate``).
+
+    Args:
+        keyword, value: what was given.
+        known: the run options' keywords.
+        aliases: other spellings (the CLI flags' names) by the keyword they stand for.
+    """
+
+    def __init__(self, keyword: str, value: Any, known: Iterable[str], aliases: dict[str, str]) -> None:
+        self.keyword = keyword
+        self.value = value
+        self.known = tuple(known)
+        self._spellings = {**{k: k for k in self.known}, **aliases}
+        self._owners: dict[str, str] = {}
+        super().__init__(keyword)
+
+    def add_candidates(self, function: str, names: Iterable[str]) -> None:
+        """Also suggest ``function``'s own keyword parameters ``names`` (the outermost function,
+        the one the caller called, is added last and named)."""
+        for name in names:
+            self._spellings.setdefault(name, name)
+            self._owners[name] = function
+
+    def __str__(self) -> str:
+        spelled = difflib.get_close_matches(self.keyword, list(self._spellings), n=3, cutoff=0.6)
+        closest = list(dict.fromkeys(self._spellings[s] for s in spelled))
+        shown = [f"{c} (a keyword of {self._owners[c]})" if c in self._owners else c for c in closest]
+        hint = f"; did you mean {', '.join(shown)}?" if shown else ""
+        return (
+            f"{self.keyword}={self.value!r} is not a run option{hint} (run options: {', '.join(self.known)})"
+        )

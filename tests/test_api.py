@@ -381,6 +381,30 @@ def test_options_object_and_keywords_give_the_same_estimate() -> None:
         genmodel.run_options(kv_offload="host")
 
 
+def test_a_misspelt_keyword_names_the_closest_keyword_of_the_function_or_run_option() -> None:
+    """A notebook user writes the CLI's spellings (``tpot_slo="20ms"``, ``prefix_hit``,
+    ``request_rate``) or a near miss (``batch_size``): the error names the keyword they meant, a
+    parameter of the function called as well as a run option, not only the list of run options."""
+    kw = {"input_tokens": 100, "output_tokens": 10}
+    cases = [
+        (genmodel.estimate, {"prefix_hit": 0.5}, r"did you mean prefix_hit_rate\b"),
+        (genmodel.estimate, {"batch_size": 4}, r"did you mean batch \(a keyword of estimate\)"),
+        (genmodel.plan, {"devices": 1, "tpot_slo": "20ms"}, r"did you mean tpot_slo_s \(a keyword of plan\)"),
+        (genmodel.plan, {"devices": 1, "request_rate": 3.0}, r"request_rate_per_s \(a keyword of plan\)"),
+        (
+            genmodel.requirements,
+            {"ttft_slo_s": 1.0, "tpot_slo": "6ms"},
+            r"tpot_slo_s \(a keyword of requirements\)",
+        ),
+        (genmodel.simulate, {"concurrency": 2, "engine_name": "vllm"}, r"engine \(a keyword of simulate\)"),
+    ]
+    for fn, extra, message in cases:
+        with pytest.raises(SpecError, match=message):
+            fn("llama-3.1-8b", "h100-sxm", **kw, **extra)  # type: ignore[operator]
+    with pytest.raises(SpecError, match=r"^foo=1 is not a run option \(run options: comm_overlap_frac"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", foo=1, **kw)  # type: ignore[arg-type]
+
+
 def test_every_run_option_field_has_its_spec() -> None:
     leaves = {
         (f.name,) for f in dataclasses.fields(genmodel.RunOptions) if f.name not in ("speculation", "offload")
