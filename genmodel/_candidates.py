@@ -62,10 +62,18 @@ class Slo:
     itl_max_s: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("ttft_s", "tpot_s", "itl_max_s"):
+        for name, keyword in (
+            ("ttft_s", "ttft_slo_s"),
+            ("tpot_s", "tpot_slo_s"),
+            ("itl_max_s", "itl_max_slo_s"),
+        ):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise SpecError(f"{name}={value!r} must be > 0 seconds")
+            # named by plan's keyword; a string ('50ms', the CLI's spelling) is refused here, not
+            # compared with a number deep in the search
+            if value is not None and not (
+                isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+            ):
+                raise SpecError(f"{keyword}={value!r} must be a positive number of seconds (50 ms: 0.05)")
         for name in ("ttft_quantile", "tpot_quantile"):
             q = getattr(self, name)
             if q is not None and not 0 < q < 1:
