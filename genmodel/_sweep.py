@@ -81,9 +81,9 @@ class _Context:
 
 @plain_scalars
 def sweep(
-    *,
     model: _ModelArg | Sequence[_ModelArg] | None = None,
-    hardware: _HardwareArg | Sequence[_HardwareArg],
+    hardware: _HardwareArg | Sequence[_HardwareArg] | None = None,
+    *,
     input_tokens: int | Sequence[int],
     output_tokens: int | Sequence[int],
     tp: int | Sequence[int] | None = None,
@@ -109,7 +109,8 @@ def sweep(
     """Estimate every point of models x hardware x scale factors x plans x loads x token counts.
 
     The keywords are the ``genmodel sweep`` flags (``model``, ``hardware``, ``tp``, ``batch``,
-    ``weight_dtype``, ...); each axis takes one value or a list. ``models=``, ``plans=`` and
+    ``weight_dtype``, ...); each axis takes one value or a list; ``model`` and ``hardware`` may
+    also come first without their names, as in :func:`genmodel.estimate`. ``models=``, ``plans=`` and
     ``estimate_options=`` are the older spellings and still work (``models`` must be a list).
 
     Args:
@@ -158,6 +159,8 @@ def sweep(
             given in both spellings, or a scheduler that cannot be reached.
         UnknownEntryError: an unknown model or hardware id.
     """
+    if hardware is None:
+        raise SpecError("hardware= must name at least one device or system (an id, a Device or a System)")
     fixed = {
         **({} if estimate_options is None else estimate_options),
         **{k: v for k, v in _dtypes(weight_dtype, act_dtype, kv_dtype).items()},

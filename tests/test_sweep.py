@@ -389,6 +389,18 @@ def test_cli_mirroring_keywords_give_the_old_spelling_s_rows() -> None:
     assert list(dtypes["weight_dtype"]) == ["fp8"]
 
 
+def test_model_and_hardware_may_come_first_as_in_estimate() -> None:
+    # sweep("llama-3.1-8b", "h100-sxm", ...), as estimate, plan and simulate are called, was a
+    # TypeError (0 positional arguments); hardware left out is named
+    kw = {"input_tokens": 512, "output_tokens": 64, "batch": [1, 8]}
+    by_position = genmodel.sweep("llama-3.1-8b", ["h100-sxm", "h200-sxm"], **kw)
+    pd.testing.assert_frame_equal(
+        by_position, genmodel.sweep(model="llama-3.1-8b", hardware=["h100-sxm", "h200-sxm"], **kw)
+    )
+    with pytest.raises(genmodel.SpecError, match=r"^hardware= must name at least one device"):
+        genmodel.sweep("llama-3.1-8b", **kw)
+
+
 def test_objects_are_grid_values_and_a_what_if_copy_gets_its_own_label() -> None:
     import dataclasses
 
