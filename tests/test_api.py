@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
+import inspect
 import math
 import statistics
 from pathlib import Path
@@ -538,3 +539,26 @@ def test_estimate_draws_the_clients_lengths_within_their_spread() -> None:
         genmodel.estimate("llama-3.1-8b", "h100-sxm", **kw, input_spread=1.0)
     with pytest.raises(SpecError, match="need concurrency="):
         genmodel.estimate("llama-3.1-8b", "h100-sxm", input_tokens=1000, output_tokens=200, batch=4, **spread)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "estimate",
+        "simulate",
+        "plan",
+        "compare",
+        "requirements",
+        "memory_report",
+        "sweep",
+        "validate",
+        "calibrate",
+    ],
+)
+def test_each_entry_point_says_what_it_returns(name: str) -> None:
+    # help(genmodel.plan) in a notebook said what plan searches but not what it gives back
+    doc = inspect.getdoc(getattr(genmodel, name)) or ""
+    returns = doc.partition("\nReturns:\n")[2]
+    assert returns.strip(), f"{name}: no Returns section"
+    if name == "plan":  # the report's fields a notebook reads
+        assert all(f"``{key}``" in returns for key in ("best", "pareto", "to_dict()"))
