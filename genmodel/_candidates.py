@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from genmodel._errors import SpecError
+from genmodel._errors import SpecError, did_you_mean
 from genmodel._parallel import Plan
 from genmodel._units import Num, ceil, maximum
 from genmodel._workload import Precision
@@ -92,7 +92,10 @@ OBJECTIVES = ("goodput", "cost", "energy", "latency")
 def check_objective(objective: str) -> None:
     """Raise SpecError unless ``objective`` is one of :data:`OBJECTIVES`."""
     if objective not in OBJECTIVES:
-        raise SpecError(f"objective={objective!r} must be one of {', '.join(OBJECTIVES)}")
+        raise SpecError(
+            f"objective={objective!r} must be one of {', '.join(OBJECTIVES)}"
+            + did_you_mean(objective, OBJECTIVES)
+        )
 
 
 def copies_needed(request_rate_per_s: Num, capacity_per_s: Num) -> Num:

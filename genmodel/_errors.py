@@ -32,6 +32,15 @@ def plain_scalars(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return with_plain_scalars
 
 
+def did_you_mean(value: object, choices: Iterable[str]) -> str:
+    """``"; did you mean X?"`` with the choice closest to a misspelt ``value`` (``closed`` ->
+    ``closed-form``), or ``""`` when none is close: the tail of a ``must be one of`` message."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value.lower(), list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 def _plain(value: Any) -> Any:
     """``value`` as a Python scalar if it is a NumPy one (a list's or tuple's items too)."""
     if isinstance(value, (list, tuple)):

@@ -713,3 +713,35 @@ def test_a_spreadsheets_trace_is_read_and_a_header_it_cannot_use_is_shown(tmp_pa
     semi = tmp_path / "semi.csv"
     semi.write_text("arrival_s;input_tokens;output_tokens\n0;100;10\n", encoding="utf-8")
     assert "the header is 'arrival_s;input_tokens;output_tokens'" in cli_bad([*SIM[:5], "--trace", str(semi)])
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--weight-dtype", "fp9"], "weight_dtype='fp9' must be one of fp32,"),
+        (["--weight-dtype", "q4km"], "; did you mean q4_k_m?"),
+        (["--kv-dtype", "bf61"], "; did you mean bf16?"),
+        (
+            ["--concurrency", "2", "--serving", "closed"],
+            "serving='closed' must be one of simulated, closed-form; did you mean closed-form?",
+        ),
+    ],
+)
+def test_a_misspelt_choice_suggests_the_closest(args: list[str], line: str) -> None:
+    # an unknown id suggested the closest ids, but a misspelt dtype, serving model, objective or
+    # engine knob only listed the choices
+    assert line in cli_bad([*EST, *args])
+    assert "did you mean" not in cli_bad([*EST, "--weight-dtype", "xyz"])
+    with pytest.raises(genmodel.SpecError, match=r"objective='goodputs' .*; did you mean goodput\?$"):
+        genmodel.plan(
+            "llama-3.1-8b", "h100-sxm", devices=1, input_tokens=100, output_tokens=10, objective="goodputs"
+        )
+    with pytest.raises(genmodel.SpecError, match=r"; did you mean on-demand\?$"):
+        genmodel.simulate(
+            "llama-3.1-8b",
+            "h100-sxm",
+            concurrency=1,
+            input_tokens=100,
+            output_tokens=10,
+            admission="on_demand",
+        )
