@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from genmodel._api import default_precision, estimate, system_of
-from genmodel._errors import GenModelError, SpecError, plain_scalars, require_ints
+from genmodel._errors import GenModelError, SpecError, did_you_mean, plain_scalars, require_ints
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._options import OPTION_NAMES, RunOptions
@@ -419,8 +419,11 @@ def _checked_options(estimate_options: Mapping[str, Any]) -> dict[str, Any]:
     known = {*keywords, *OPTION_NAMES} - _GRID_ARGS
     for key in options:
         if key not in known:
-            where = "is set by the grid" if key in _GRID_ARGS else "is not an option of estimate"
-            raise SpecError(f"estimate_options: {key!r} {where}; expected one of {', '.join(sorted(known))}")
+            where = "is set by the grid" if key in _GRID_ARGS else "is not a keyword of sweep or estimate"
+            hint = "" if key in _GRID_ARGS else did_you_mean(key, sorted(known | _GRID_ARGS))
+            raise SpecError(
+                f"{key}={options[key]!r} {where}{hint} (estimate's keywords: {', '.join(sorted(known))})"
+            )
     default_precision(
         options.get("weight_dtype", "bf16"), options.get("act_dtype"), options.get("kv_dtype")
     )  # a bad dtype would fail every point
