@@ -80,6 +80,19 @@ def test_estimate_table_shows_ttft_and_ops() -> None:
     assert "qkv_proj" in cli_ok([*ESTIMATE, "--ops"])
 
 
+def test_a_time_of_nothing_reads_0_s() -> None:
+    # one device has no collectives: its comm column said "0.0 us", as if a rounded small time
+    from genmodel.report import format_seconds
+
+    assert (
+        format_seconds(0.0) == "0 s"
+        and format_seconds(4e-8) == "0.0 us"
+        and format_seconds(2e-3) == "2.00 ms"
+    )
+    text = " ".join(cli_ok(ESTIMATE, columns=200).split())
+    assert "0.0 us" not in text
+
+
 def test_estimate_ops_in_json_and_csv_are_the_phases_operators() -> None:
     # --ops with --format json or csv was dropped without a word: the same output as without it
     d = json.loads(cli_ok([*ESTIMATE, "--ops", "--format", "json"]))
