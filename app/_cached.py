@@ -172,6 +172,7 @@ def memory_view(
     kv_offload: str | None,
     sparse_attention_frac: float,
     contexts: tuple[int, ...],
+    allow_long_context: bool = False,
 ) -> dict[str, Any]:
     """:func:`genmodel.memory_report`: bytes per tier at the largest batch, users per context."""
     return genmodel.memory_report(
@@ -186,6 +187,7 @@ def memory_view(
         kv_dtype=kv_dtype,
         kv_offload=kv_offload,
         sparse_attention_frac=sparse_attention_frac,
+        allow_long_context=allow_long_context,
     )
 
 

@@ -81,6 +81,13 @@ def render() -> None:
         step=0.01,
     )
     contexts = p.int_multiselect("Contexts for the curve", _CONTEXTS, "contexts", _CONTEXTS[1:7])
+    allow_long = p.checkbox(
+        "Allow contexts beyond the model's maximum",
+        "allow_long_context",
+        False,
+        help="A prompt plus output beyond max_position_embeddings of the model's config.json (4,096 for "
+        "Llama 2) is estimated, not refused; quality there depends on RoPE scaling, which is not modelled.",
+    )
     offload = None if tier == _NONE else (tier if tier == "host" else f"{tier}:{count}")
     common = {
         "tp": tp,
@@ -90,6 +97,7 @@ def render() -> None:
         "kv_dtype": kv_dtype,
         "sparse_attention_frac": sparse,
         "contexts": tuple(contexts),
+        "allow_long_context": allow_long,
     }
     reports: dict[str, dict[str, Any]] = {}
     with p.errors():

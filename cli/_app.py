@@ -86,6 +86,7 @@ from ._tables import (
     cell,
     estimate_table,
     key_table,
+    ops_records,
     ops_table,
 )
 
@@ -217,7 +218,13 @@ def estimate(
             "--output-tokens (0: fixed; the simulated clients', the closed form takes the mean)."
         ),
     ] = 0.0,
-    ops: Annotated[bool, typer.Option(help="Also show the per-operator breakdown (table).")] = False,
+    ops: Annotated[
+        bool,
+        typer.Option(
+            help="Also show the per-operator breakdown "
+            "(JSON: an 'ops' list; CSV: a row per phase and operator)."
+        ),
+    ] = False,
     format: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -265,10 +272,13 @@ def estimate(
     )
     if est.serving is None and _given("engine", "serving"):
         est = dataclasses.replace(est, notes=(*est.notes, STATIC_IGNORES_SERVING))
-    if format is Format.json:
-        emit(to_json(genmodel.report.estimate_dict(est)), output)
+    if format is Format.json:  # --ops: the per-operator records too (they were dropped)
+        emit(
+            to_json({**genmodel.report.estimate_dict(est), **({"ops": ops_records(est)} if ops else {})}),
+            output,
+        )
     elif format is Format.csv:
-        emit(to_csv([genmodel.report.estimate_dict(est)]), output)
+        emit(to_csv(ops_records(est) if ops else [genmodel.report.estimate_dict(est)]), output)
     else:
         emit_tables([estimate_table(est), *([ops_table(est)] if ops else [])], output)
     _warn_unless_fits(est.batch, est.memory)

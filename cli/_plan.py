@@ -252,7 +252,8 @@ def register(app: typer.Typer) -> None:
         is the simulated one. A plan that misses the SLOs in simulation is never shown as meeting
         them. --serving closed-form plans on the closed form alone.
 
-        The plot is the Pareto frontier (tokens/s per device vs per user). Exit code 3 when no plan
+        The plot is the Pareto frontier (tokens/s per device vs per user), and so is --format csv
+        (a row per point; the best plan is in the table and the JSON). Exit code 3 when no plan
         meets the targets (the result is still printed).
         """
         if plot is not None:

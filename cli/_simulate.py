@@ -311,7 +311,7 @@ def _tables(data: dict[str, Any]) -> list[Table]:
     e = data["engine"]
     rows = [
         ("engine", f"{e['name']} {e['version']}"),
-        ("requests", str(data["requests"])),
+        ("requests measured (warm-up left out)", str(data["requests"])),
         ("requests/s", f"{data['request_rate_per_s']:.3g}"),
         ("output tokens/s", f"{data['output_tokens_per_s']:.4g}"),
         ("output tokens/s/device", f"{data['output_tokens_per_s_per_device']:.4g}"),

@@ -216,6 +216,27 @@ def _op_cells(op: Any) -> tuple[str, str]:
     return format_seconds(float(op.time_s)), "compute" if op.compute_s >= op.memory_s else "memory"
 
 
+def ops_records(est: genmodel.Estimate) -> list[dict[str, Any]]:
+    """The per-operator breakdown of ``estimate --ops`` for JSON and CSV: one record per phase and
+    operator, per device, SI units (what :func:`ops_table` shows)."""
+    return [
+        {
+            "phase": phase,
+            "operator": o.op.name,
+            "kind": o.op.kind,
+            "flops": float(o.op.flops),
+            "bytes": float(o.op.bytes),
+            "compute_s": float(o.compute_s),
+            "memory_s": float(o.memory_s),
+            "time_s": float(o.time_s),
+            "bound": "compute" if o.compute_s >= o.memory_s else "memory",
+            "flops_per_byte": float(o.arithmetic_intensity) if o.op.bytes else None,
+        }
+        for phase, cost in (("prefill", est.prefill), ("decode", est.decode))
+        for o in cost.ops
+    ]
+
+
 def ops_table(est: genmodel.Estimate) -> Table:
     t = Table(title="per-operator time per device (decode step | prefill)")
     for col in (

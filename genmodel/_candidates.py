@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from genmodel._errors import SpecError
+from genmodel._errors import SpecError, did_you_mean
 from genmodel._parallel import Plan
 from genmodel._units import Num, ceil, maximum
 from genmodel._workload import Precision
@@ -62,10 +62,18 @@ class Slo:
     itl_max_s: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("ttft_s", "tpot_s", "itl_max_s"):
+        for name, keyword in (
+            ("ttft_s", "ttft_slo_s"),
+            ("tpot_s", "tpot_slo_s"),
+            ("itl_max_s", "itl_max_slo_s"),
+        ):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise SpecError(f"{name}={value!r} must be > 0 seconds")
+            # named by plan's keyword; a string ('50ms', the CLI's spelling) is refused here, not
+            # compared with a number deep in the search
+            if value is not None and not (
+                isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+            ):
+                raise SpecError(f"{keyword}={value!r} must be a positive number of seconds (50 ms: 0.05)")
         for name in ("ttft_quantile", "tpot_quantile"):
             q = getattr(self, name)
             if q is not None and not 0 < q < 1:
@@ -84,7 +92,10 @@ OBJECTIVES = ("goodput", "cost", "energy", "latency")
 def check_objective(objective: str) -> None:
     """Raise SpecError unless ``objective`` is one of :data:`OBJECTIVES`."""
     if objective not in OBJECTIVES:
-        raise SpecError(f"objective={objective!r} must be one of {', '.join(OBJECTIVES)}")
+        raise SpecError(
+            f"objective={objective!r} must be one of {', '.join(OBJECTIVES)}"
+            + did_you_mean(objective, OBJECTIVES)
+        )
 
 
 def copies_needed(request_rate_per_s: Num, capacity_per_s: Num) -> Num:

@@ -41,6 +41,10 @@ def compare(
     or ``error`` when no plan runs or meets the SLOs there; ``notes`` when the best plan's estimate
     assumes something beyond what was asked (as :func:`estimate`'s notes, and a simulated
     re-check's fall back to the closed form).
+
+    Returns:
+        One row (a JSON-ready dict, SI units) per hardware id, in the order given: the rows of
+        ``genmodel compare --format json``.
     """
     if isinstance(hardware, str):  # "h100-sxm,h200-sxm", as the CLI takes it (not one id per letter)
         hardware = [h.strip() for h in hardware.split(",")]

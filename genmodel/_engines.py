@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genmodel._eagerkernels import EAGER_BLOCK_KERNELS, EagerBlockKernels
-from genmodel._errors import SpecError, require_ints
+from genmodel._errors import SpecError, did_you_mean, require_ints
 from genmodel._newtokenratio import SGLANG_SWA_FULL_TOKENS_RATIO, NewTokenRatio
 
 #: the largest max_num_seqs and max_batched_tokens an engine takes (far beyond any engine's)
@@ -235,7 +235,9 @@ class Engine:
             ("dp_pad_tokens", self.dp_pad_tokens, DP_PADS),
         ):
             if value not in allowed:
-                raise SpecError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+                raise SpecError(
+                    f"{name}={value!r} must be one of {', '.join(allowed)}{did_you_mean(value, allowed)}"
+                )
         if self.memory_fraction is not None and not 0 < self.memory_fraction <= 1:
             raise SpecError(f"memory_fraction={self.memory_fraction!r} must be in (0, 1]")
         if not 0 <= self.reserve_output_frac <= 1:

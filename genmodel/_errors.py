@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def did_you_mean(value: object, choices: Iterable[str]) -> str:
+    """``"; did you mean X?"`` with the choice closest to a misspelt ``value`` (``closed`` ->
+    ``closed-form``), or ``""`` when none is close: the tail of a ``must be one of`` message."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value.lower(), list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def require_ints(*, minimum: int = 1, where: str = "", **values: object) -> None:
@@ -45,3 +55,38 @@ class UnknownEntryError(GenModelError, LookupError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class UnknownKeywordError(SpecError, TypeError):
+    """A keyword argument that is neither a parameter nor a run option; the message suggests the
+    closest of both (``tpot_slo`` -> ``tpot_slo_s``, the CLI's ``prefix_hit`` -> ``prefix_hit_rate``).
+
+    Args:
+        keyword, value: what was given.
+        known: the run options' keywords.
+        aliases: other spellings (the CLI flags' names) by the keyword they stand for.
+    """
+
+    def __init__(self, keyword: str, value: Any, known: Iterable[str], aliases: dict[str, str]) -> None:
+        self.keyword = keyword
+        self.value = value
+        self.known = tuple(known)
+        self._spellings = {**{k: k for k in self.known}, **aliases}
+        self._owners: dict[str, str] = {}
+        super().__init__(keyword)
+
+    def add_candidates(self, function: str, names: Iterable[str]) -> None:
+        """Also suggest ``function``'s own keyword parameters ``names`` (the outermost function,
+        the one the caller called, is added last and named)."""
+        for name in names:
+            self._spellings.setdefault(name, name)
+            self._owners[name] = function
+
+    def __str__(self) -> str:
+        spelled = difflib.get_close_matches(self.keyword, list(self._spellings), n=3, cutoff=0.6)
+        closest = list(dict.fromkeys(self._spellings[s] for s in spelled))
+        shown = [f"{c} (a keyword of {self._owners[c]})" if c in self._owners else c for c in closest]
+        hint = f"; did you mean {', '.join(shown)}?" if shown else ""
+        return (
+            f"{self.keyword}={self.value!r} is not a run option{hint} (run options: {', '.join(self.known)})"
+        )

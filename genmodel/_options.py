@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from genmodel._collectives import ALGORITHMS
-from genmodel._errors import SpecError, require_ints
+from genmodel._errors import SpecError, UnknownKeywordError, require_ints
 from genmodel._hardware import AttachedTier
 from genmodel._model import ModelSpec
 from genmodel._ops import COMBINE_OVERLAPS
@@ -457,9 +457,8 @@ def with_values(
     """
     unknown = sorted(set(values) - set(OPTION_NAMES))
     if unknown:
-        raise SpecError(
-            f"{unknown[0]}={values[unknown[0]]!r} is not a run option; known: {', '.join(OPTION_NAMES)}"
-        )
+        flags = {s.flag[2:].replace("-", "_"): s.name for s in OPTION_SPECS}
+        raise UnknownKeywordError(unknown[0], values[unknown[0]], OPTION_NAMES, flags)
     by_part: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
         spec = OPTION_NAMES[name]

@@ -415,6 +415,14 @@ def plan(
         option_values: run options by keyword, replacing those of ``options``
             (:func:`genmodel.run_options`; ``disaggregated`` is plan's own argument).
 
+    Returns:
+        A :class:`PlanReport`: ``best`` (an :class:`Estimate`; None when no plan meets the SLOs),
+        ``pareto`` (the frontier's rows: the plan's degrees and dtypes, ``concurrency``,
+        ``ttft_s``, ``tpot_s``, ``output_tokens_per_s_per_device``,
+        ``output_tokens_per_s_per_user``, ``meets_slo``), ``top``, ``by_dtype``,
+        ``disaggregated``, and with a request rate ``instances`` and ``devices_needed``;
+        ``to_dict()`` gives the JSON keys of ``genmodel plan --format json`` (SI units).
+
     Raises:
         SpecError, UnknownEntryError: bad arguments. InfeasibleError: no layout can run at all.
     """

@@ -10,8 +10,11 @@ above it), so it sits right below them.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
+
+from genmodel._errors import UnknownKeywordError
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -20,11 +23,20 @@ _R = TypeVar("_R")
 def plain_scalars(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """Let a public function take NumPy scalars where it takes Python numbers (an ``np.int64`` from
     ``np.arange`` or a DataFrame's cell, also inside a list or tuple): each becomes the int, float,
-    bool or str it holds before ``fn`` sees it."""
+    bool or str it holds before ``fn`` sees it. A misspelt keyword's error
+    (:class:`~genmodel._errors.UnknownKeywordError`) also offers ``fn``'s own keywords as the
+    closest match."""
+
+    own = tuple(p.name for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD)
 
     @functools.wraps(fn)
     def with_plain_scalars(*args: Any, **kwargs: Any) -> _R:
-        return fn(*[_plain(a) for a in args], **{k: _plain(v) for k, v in kwargs.items()})
+        try:
+            return fn(*[_plain(a) for a in args], **{k: _plain(v) for k, v in kwargs.items()})
+        except UnknownKeywordError as exc:
+            if exc.keyword in kwargs:  # a caller's typo: its own keywords are candidates too
+                exc.add_candidates(fn.__name__, own)
+            raise
 
     return with_plain_scalars
 

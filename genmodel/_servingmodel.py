@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from genmodel._enginepresets import ENGINES, as_engine, engine_preset
 from genmodel._engines import Engine
-from genmodel._errors import InfeasibleError, SpecError, require_ints
+from genmodel._errors import InfeasibleError, SpecError, did_you_mean, require_ints
 from genmodel._forwardpass import StepSpecs
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
@@ -63,7 +63,10 @@ MAX_REQUESTS_PER_CLIENT = 1_000
 def check_serving(serving: str) -> None:
     """Raise :class:`SpecError` unless ``serving`` names a serving model (:data:`SERVING_MODELS`)."""
     if serving not in SERVING_MODELS:
-        raise SpecError(f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}")
+        raise SpecError(
+            f"serving={serving!r} must be one of {', '.join(SERVING_MODELS)}"
+            + did_you_mean(serving, SERVING_MODELS)
+        )
 
 
 def engine_for(engine: str | Engine, device: Device | None) -> Engine:

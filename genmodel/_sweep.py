@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from genmodel._api import default_precision, estimate, system_of
-from genmodel._errors import GenModelError, SpecError, require_ints
+from genmodel._errors import GenModelError, SpecError, did_you_mean, require_ints
 from genmodel._hardware import Device
 from genmodel._model import ModelSpec
 from genmodel._options import OPTION_NAMES, RunOptions
@@ -82,9 +82,9 @@ class _Context:
 
 @plain_scalars
 def sweep(
-    *,
     model: _ModelArg | Sequence[_ModelArg] | None = None,
-    hardware: _HardwareArg | Sequence[_HardwareArg],
+    hardware: _HardwareArg | Sequence[_HardwareArg] | None = None,
+    *,
     input_tokens: int | Sequence[int],
     output_tokens: int | Sequence[int],
     tp: int | Sequence[int] | None = None,
@@ -110,7 +110,8 @@ def sweep(
     """Estimate every point of models x hardware x scale factors x plans x loads x token counts.
 
     The keywords are the ``genmodel sweep`` flags (``model``, ``hardware``, ``tp``, ``batch``,
-    ``weight_dtype``, ...); each axis takes one value or a list. ``models=``, ``plans=`` and
+    ``weight_dtype``, ...); each axis takes one value or a list; ``model`` and ``hardware`` may
+    also come first without their names, as in :func:`genmodel.estimate`. ``models=``, ``plans=`` and
     ``estimate_options=`` are the older spellings and still work (``models`` must be a list).
 
     Args:
@@ -159,6 +160,8 @@ def sweep(
             given in both spellings, or a scheduler that cannot be reached.
         UnknownEntryError: an unknown model or hardware id.
     """
+    if hardware is None:
+        raise SpecError("hardware= must name at least one device or system (an id, a Device or a System)")
     fixed = {
         **({} if estimate_options is None else estimate_options),
         **{k: v for k, v in _dtypes(weight_dtype, act_dtype, kv_dtype).items()},
@@ -417,8 +420,11 @@ def _checked_options(estimate_options: Mapping[str, Any]) -> dict[str, Any]:
     known = {*keywords, *OPTION_NAMES} - _GRID_ARGS
     for key in options:
         if key not in known:
-            where = "is set by the grid" if key in _GRID_ARGS else "is not an option of estimate"
-            raise SpecError(f"estimate_options: {key!r} {where}; expected one of {', '.join(sorted(known))}")
+            where = "is set by the grid" if key in _GRID_ARGS else "is not a keyword of sweep or estimate"
+            hint = "" if key in _GRID_ARGS else did_you_mean(key, sorted(known | _GRID_ARGS))
+            raise SpecError(
+                f"{key}={options[key]!r} {where}{hint} (estimate's keywords: {', '.join(sorted(known))})"
+            )
     default_precision(
         options.get("weight_dtype", "bf16"), options.get("act_dtype"), options.get("kv_dtype")
     )  # a bad dtype would fail every point

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from genmodel._errors import SpecError
+from genmodel._errors import SpecError, did_you_mean
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,7 +57,9 @@ DTYPE_BYTES: Mapping[str, float] = MappingProxyType(
 def check_dtype(name: str, value: str) -> str:
     """Return ``value`` if it is a known precision, else raise :class:`SpecError` naming ``name``."""
     if value not in DTYPE_BYTES:
-        raise SpecError(f"{name}={value!r} must be one of {', '.join(DTYPE_BYTES)}")
+        raise SpecError(
+            f"{name}={value!r} must be one of {', '.join(DTYPE_BYTES)}{did_you_mean(value, DTYPE_BYTES)}"
+        )
     return value
 
 
@@ -106,7 +108,10 @@ def check_weight_dtype(name: str, value: str) -> str:
     """Return ``value`` if it is a plain precision or a :data:`WEIGHT_FORMATS` format, else raise
     :class:`SpecError` naming ``name``."""
     if value not in WEIGHT_DTYPE_BYTES:
-        raise SpecError(f"{name}={value!r} must be one of {', '.join(WEIGHT_DTYPE_BYTES)}")
+        raise SpecError(
+            f"{name}={value!r} must be one of {', '.join(WEIGHT_DTYPE_BYTES)}"
+            + did_you_mean(value, WEIGHT_DTYPE_BYTES)
+        )
     return value
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
+import inspect
 import math
 import statistics
 from pathlib import Path
@@ -381,6 +382,30 @@ def test_options_object_and_keywords_give_the_same_estimate() -> None:
         genmodel.run_options(kv_offload="host")
 
 
+def test_a_misspelt_keyword_names_the_closest_keyword_of_the_function_or_run_option() -> None:
+    """A notebook user writes the CLI's spellings (``tpot_slo="20ms"``, ``prefix_hit``,
+    ``request_rate``) or a near miss (``batch_size``): the error names the keyword they meant, a
+    parameter of the function called as well as a run option, not only the list of run options."""
+    kw = {"input_tokens": 100, "output_tokens": 10}
+    cases = [
+        (genmodel.estimate, {"prefix_hit": 0.5}, r"did you mean prefix_hit_rate\b"),
+        (genmodel.estimate, {"batch_size": 4}, r"did you mean batch \(a keyword of estimate\)"),
+        (genmodel.plan, {"devices": 1, "tpot_slo": "20ms"}, r"did you mean tpot_slo_s \(a keyword of plan\)"),
+        (genmodel.plan, {"devices": 1, "request_rate": 3.0}, r"request_rate_per_s \(a keyword of plan\)"),
+        (
+            genmodel.requirements,
+            {"ttft_slo_s": 1.0, "tpot_slo": "6ms"},
+            r"tpot_slo_s \(a keyword of requirements\)",
+        ),
+        (genmodel.simulate, {"concurrency": 2, "engine_name": "vllm"}, r"engine \(a keyword of simulate\)"),
+    ]
+    for fn, extra, message in cases:
+        with pytest.raises(SpecError, match=message):
+            fn("llama-3.1-8b", "h100-sxm", **kw, **extra)  # type: ignore[operator]
+    with pytest.raises(SpecError, match=r"^foo=1 is not a run option \(run options: comm_overlap_frac"):
+        genmodel.estimate("llama-3.1-8b", "h100-sxm", foo=1, **kw)  # type: ignore[arg-type]
+
+
 def test_every_run_option_field_has_its_spec() -> None:
     leaves = {
         (f.name,) for f in dataclasses.fields(genmodel.RunOptions) if f.name not in ("speculation", "offload")
@@ -514,3 +539,26 @@ def test_estimate_draws_the_clients_lengths_within_their_spread() -> None:
         genmodel.estimate("llama-3.1-8b", "h100-sxm", **kw, input_spread=1.0)
     with pytest.raises(SpecError, match="need concurrency="):
         genmodel.estimate("llama-3.1-8b", "h100-sxm", input_tokens=1000, output_tokens=200, batch=4, **spread)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "estimate",
+        "simulate",
+        "plan",
+        "compare",
+        "requirements",
+        "memory_report",
+        "sweep",
+        "validate",
+        "calibrate",
+    ],
+)
+def test_each_entry_point_says_what_it_returns(name: str) -> None:
+    # help(genmodel.plan) in a notebook said what plan searches but not what it gives back
+    doc = inspect.getdoc(getattr(genmodel, name)) or ""
+    returns = doc.partition("\nReturns:\n")[2]
+    assert returns.strip(), f"{name}: no Returns section"
+    if name == "plan":  # the report's fields a notebook reads
+        assert all(f"``{key}``" in returns for key in ("best", "pareto", "to_dict()"))

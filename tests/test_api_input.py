@@ -155,3 +155,18 @@ def test_numpy_scalars_are_taken_as_the_numbers_they_hold() -> None:
     rep = genmodel.plan("llama-3.1-8b", "h100-sxm", devices=np.int64(1), ttft_slo_s=np.float64(1.0), **as_np)
     assert rep.best is not None and rep.best.plan.tp == 1
     assert genmodel.estimate.__name__ == "estimate" and "Estimate" in (genmodel.estimate.__doc__ or "")
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"), [("tpot_slo_s", "20ms"), ("ttft_slo_s", -1.0), ("itl_max_slo_s", True)]
+)
+def test_plan_and_compare_refuse_a_target_that_is_no_positive_number_by_its_keyword(
+    keyword: str, value: Any
+) -> None:
+    # tpot_slo_s="20ms" (the CLI's spelling) was a TypeError from inside the search; -1 was
+    # reported as 'tpot_s=-1', a name the caller never wrote
+    expect = f"{keyword}={value!r} must be a positive number of seconds"
+    with pytest.raises(genmodel.SpecError, match=re.escape(expect)):
+        genmodel.plan("llama-3.1-8b", "h100-sxm", devices=1, **SMALL, **{keyword: value})
+    with pytest.raises(genmodel.SpecError, match=re.escape(expect)):
+        genmodel.compare("llama-3.1-8b", ["h100-sxm"], devices=1, **SMALL, **{keyword: value})

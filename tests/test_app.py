@@ -769,6 +769,19 @@ def test_compare_page_with_a_request_rate_shows_the_devices_needed() -> None:
 # ---- Long context & memory tiers ---------------------------------------------------------------
 
 
+def test_long_context_page_allows_a_context_beyond_the_models_maximum() -> None:
+    # Llama 2 (4,096 tokens) at the page's 128K context was an error box that pointed to the CLI's
+    # --allow-long-context, which the page did not offer
+    refused = _open("_long_context.py", model="llama-2-7b")
+    assert "maximum context" in refused.error[0].value and not refused.metric
+    at = _open("_long_context.py", model="llama-2-7b", allow_long_context="1")
+    assert not at.error
+    expect = genmodel.memory_report(
+        "llama-2-7b", "h100-sxm", batch="max", kv_offload=None, allow_long_context=True, **LONG_CONTEXT
+    )
+    assert next(m.value for m in at.metric if m.label == "Users that fit") == f"{expect['batch']:,}"
+
+
 def test_long_context_page_users_and_tiers_match_memory_report() -> None:
     at = _open("_long_context.py")
     assert at.title[0].value == "Long context & memory tiers"

@@ -16,6 +16,7 @@ import pytest
 from _cli import cli_bad, cli_ok
 
 import genmodel
+from genmodel.io._trace import read_trace
 
 SERVING = [
     "estimate",
@@ -691,3 +692,56 @@ def test_acceptance_without_speculation_is_refused_not_ignored(extra: list[str])
     spec = ["--acceptance", "0.5", "--draft-tokens", "2", "--draft-model", "llama-3.2-1b"]
     on = json.loads(cli_ok([*EST, *spec, "--format", "json"]))
     assert on["tpot_s"] != json.loads(cli_ok([*EST, "--format", "json"]))["tpot_s"]
+
+
+def test_a_spreadsheets_trace_is_read_and_a_header_it_cannot_use_is_shown(tmp_path: Path) -> None:
+    # Excel's "CSV UTF-8" starts with a byte-order mark, and "a, b" headers have spaces: both read as
+    # 'column arrival_s missing'; an empty file said the same, and a ';' header was not shown
+    rows = "0,100,10\n0.5,200,20\n"
+    plain = tmp_path / "plain.csv"
+    plain.write_text("arrival_s,input_tokens,output_tokens\n" + rows, encoding="utf-8")
+    for name, text in (
+        ("bom.csv", "\ufeffarrival_s,input_tokens,output_tokens\n"),
+        ("spaced.csv", "arrival_s, input_tokens, output_tokens\n"),
+    ):
+        path = tmp_path / name
+        path.write_text(text + rows, encoding="utf-8")
+        assert read_trace(path) == read_trace(plain) == ((0.0, 100, 10), (0.5, 200, 20))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    assert "the file is empty" in cli_bad([*SIM[:5], "--trace", str(empty)])
+    semi = tmp_path / "semi.csv"
+    semi.write_text("arrival_s;input_tokens;output_tokens\n0;100;10\n", encoding="utf-8")
+    assert "the header is 'arrival_s;input_tokens;output_tokens'" in cli_bad([*SIM[:5], "--trace", str(semi)])
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--weight-dtype", "fp9"], "weight_dtype='fp9' must be one of fp32,"),
+        (["--weight-dtype", "q4km"], "; did you mean q4_k_m?"),
+        (["--kv-dtype", "bf61"], "; did you mean bf16?"),
+        (
+            ["--concurrency", "2", "--serving", "closed"],
+            "serving='closed' must be one of simulated, closed-form; did you mean closed-form?",
+        ),
+    ],
+)
+def test_a_misspelt_choice_suggests_the_closest(args: list[str], line: str) -> None:
+    # an unknown id suggested the closest ids, but a misspelt dtype, serving model, objective or
+    # engine knob only listed the choices
+    assert line in cli_bad([*EST, *args])
+    assert "did you mean" not in cli_bad([*EST, "--weight-dtype", "xyz"])
+    with pytest.raises(genmodel.SpecError, match=r"objective='goodputs' .*; did you mean goodput\?$"):
+        genmodel.plan(
+            "llama-3.1-8b", "h100-sxm", devices=1, input_tokens=100, output_tokens=10, objective="goodputs"
+        )
+    with pytest.raises(genmodel.SpecError, match=r"; did you mean on-demand\?$"):
+        genmodel.simulate(
+            "llama-3.1-8b",
+            "h100-sxm",
+            concurrency=1,
+            input_tokens=100,
+            output_tokens=10,
+            admission="on_demand",
+        )

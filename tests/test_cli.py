@@ -80,6 +80,35 @@ def test_estimate_table_shows_ttft_and_ops() -> None:
     assert "qkv_proj" in cli_ok([*ESTIMATE, "--ops"])
 
 
+def test_a_time_of_nothing_reads_0_s() -> None:
+    # one device has no collectives: its comm column said "0.0 us", as if a rounded small time
+    from genmodel.report import format_seconds
+
+    assert (
+        format_seconds(0.0) == "0 s"
+        and format_seconds(4e-8) == "0.0 us"
+        and format_seconds(2e-3) == "2.00 ms"
+    )
+    text = " ".join(cli_ok(ESTIMATE, columns=200).split())
+    assert "0.0 us" not in text
+
+
+def test_estimate_ops_in_json_and_csv_are_the_phases_operators() -> None:
+    # --ops with --format json or csv was dropped without a word: the same output as without it
+    d = json.loads(cli_ok([*ESTIMATE, "--ops", "--format", "json"]))
+    assert d["ttft_s"] == json.loads(cli_ok([*ESTIMATE, "--format", "json"]))["ttft_s"]
+    decode = [o for o in d["ops"] if o["phase"] == "decode"]
+    assert {o["phase"] for o in d["ops"]} == {"prefill", "decode"} and "qkv_proj" in {
+        o["operator"] for o in decode
+    }
+    for o in d["ops"]:
+        assert o["time_s"] == max(o["compute_s"], o["memory_s"])
+        assert o["bound"] == ("compute" if o["compute_s"] >= o["memory_s"] else "memory")
+    rows = list(csv.DictReader(io.StringIO(cli_ok([*ESTIMATE, "--ops", "--format", "csv"]))))
+    assert [(r["phase"], r["operator"]) for r in rows] == [(o["phase"], o["operator"]) for o in d["ops"]]
+    assert {"flops", "bytes", "compute_s", "memory_s", "time_s", "flops_per_byte"} <= set(rows[0])
+
+
 @pytest.mark.parametrize(
     "given", [["--engine", "sglang"], ["--serving", "closed-form"], ["--engine", "vllm"]]
 )

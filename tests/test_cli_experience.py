@@ -417,3 +417,14 @@ def test_user_text_is_printed_as_given_not_as_emoji(tmp_path: Path) -> None:
         writer.writerow({**row, "id": "run:fire:1"})
     out = cli_ok(["validate", str(cases), "--format", "json"])
     assert json.loads(out)["cases"][0]["id"] == "run:fire:1"
+
+
+def test_plan_csv_is_the_pareto_frontier_and_the_help_says_so() -> None:
+    # plan --format csv writes the frontier, not the best plan: the help said only that the plot is
+    args = [*CHEAP["plan"], "--serving", "closed-form"]
+    frontier = json.loads(cli_ok([*args, "--format", "json"]))["pareto"]
+    rows = list(csv.DictReader(io.StringIO(cli_ok([*args, "--format", "csv"]))))
+    assert [(int(r["tp"]), float(r["concurrency"])) for r in rows] == [
+        (p["tp"], float(p["concurrency"])) for p in frontier
+    ]
+    assert "so is --format csv" in " ".join(cli_ok(["plan", "--help"], columns=200).split())

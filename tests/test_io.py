@@ -220,6 +220,20 @@ def test_malformed_config_json(tmp_path: Path) -> None:
         genmodel.load_hf_config(array)
 
 
+def test_a_model_directory_without_a_config_json_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a HuggingFace snapshot folder given before its config.json was downloaded was 'not known',
+    # with the list of bundled ids, as if the path were a misspelt id
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    with pytest.raises(SpecError, match=r"model='.*my-model' is a directory with no config\.json in it"):
+        genmodel.load_model(str(folder))
+    monkeypatch.chdir(tmp_path)  # a folder named as a bundled id is still the id
+    (tmp_path / "llama-3.1-8b").mkdir()
+    assert genmodel.load_model("llama-3.1-8b").id == "llama-3.1-8b"
+
+
 @pytest.mark.parametrize(
     "model_id",
     [

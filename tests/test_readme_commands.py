@@ -474,3 +474,16 @@ def test_the_docs_name_only_flags_their_command_has() -> None:
             given = {w.split("=")[0] for w in words if re.match(r"--[a-z0-9-]+$", w.split("=")[0])}
             wrong += [f"{path.name}: {command!r}: {f}" for f in sorted(given - flags[name] - {"--help"})]
     assert not wrong, "; ".join(wrong)
+
+
+def test_the_readme_names_every_dashboard_page() -> None:
+    """The README's dashboard paragraph counts and names the pages app/main.py registers (it said
+    seven and left out calibrate after that page was added)."""
+    main = (ROOT / "app" / "main.py").read_text(encoding="utf-8")
+    paths = re.findall(r'url_path="(\w+)"(?!, visibility="hidden")', main)
+    pages = ["estimate" if p == "home" else p for p in paths]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Dashboard", 1)[1].split("\n## ", 1)[0]
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven"]
+    assert f" {words[len(pages)]} pages" in section, f"the README should say {words[len(pages)]} pages"
+    assert [p for p in pages if f"**{p}**" not in section] == []

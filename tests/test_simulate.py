@@ -462,6 +462,14 @@ def test_cli_json_keys(tmp_path: Path) -> None:
     assert "ttft_s.p99" in cli_ok([*_CLI, "--concurrency", "2", "--format", "csv"])
 
 
+def test_cli_table_says_the_request_count_is_the_measured_one() -> None:
+    # --requests 24 over 4 clients printed "requests 16": the warm-up requests are left out
+    data = json.loads(cli_ok([*_CLI, "--concurrency", "4", "--requests", "24", "--format", "json"]))
+    assert data["requests"] < 24
+    table = " ".join(cli_ok([*_CLI, "--concurrency", "4", "--requests", "24"], columns=200).split())
+    assert f"requests measured (warm-up left out) │ {data['requests']} │" in table
+
+
 def test_cli_bad_input_is_one_red_line(tmp_path: Path) -> None:
     assert "engine='tgi'" in cli_bad([*_CLI, "--concurrency", "2", "--engine", "tgi"])
     assert "request_rate=-2" in cli_bad([*_CLI, "--request-rate", "-2"])

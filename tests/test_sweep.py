@@ -204,7 +204,7 @@ def test_concurrency_points_are_rows() -> None:
         ({"models": "llama-3.1-8b"}, genmodel.SpecError, "not one string"),
         ({"estimate_options": {"weight_dtype": "fp7"}}, genmodel.SpecError, "fp7"),
         ({"estimate_options": {"tp": 2}}, genmodel.SpecError, "set by the grid"),
-        ({"estimate_options": {"idael": True}}, genmodel.SpecError, "not an option of estimate"),
+        ({"estimate_options": {"idael": True}}, genmodel.SpecError, r"idael=True .*; did you mean ideal\?"),
         ({"scheduler": "dask"}, genmodel.SpecError, "scheduler='dask'"),
         ({"scheduler": "in-process", "workers": 2}, genmodel.SpecError, "workers=2"),
         ({"scheduler": "tcp://127.0.0.1:1", "workers": 2}, genmodel.SpecError, "its own workers"),
@@ -389,6 +389,18 @@ def test_cli_mirroring_keywords_give_the_old_spelling_s_rows() -> None:
     assert list(dtypes["weight_dtype"]) == ["fp8"]
 
 
+def test_model_and_hardware_may_come_first_as_in_estimate() -> None:
+    # sweep("llama-3.1-8b", "h100-sxm", ...), as estimate, plan and simulate are called, was a
+    # TypeError (0 positional arguments); hardware left out is named
+    kw = {"input_tokens": 512, "output_tokens": 64, "batch": [1, 8]}
+    by_position = genmodel.sweep("llama-3.1-8b", ["h100-sxm", "h200-sxm"], **kw)
+    pd.testing.assert_frame_equal(
+        by_position, genmodel.sweep(model="llama-3.1-8b", hardware=["h100-sxm", "h200-sxm"], **kw)
+    )
+    with pytest.raises(genmodel.SpecError, match=r"^hardware= must name at least one device"):
+        genmodel.sweep("llama-3.1-8b", **kw)
+
+
 def test_objects_are_grid_values_and_a_what_if_copy_gets_its_own_label() -> None:
     import dataclasses
 
@@ -430,3 +442,14 @@ def test_both_spellings_or_a_wrong_object_are_refused(change: dict[str, Any], ma
 def test_an_empty_axis_is_named_as_the_keyword_was_given() -> None:
     with pytest.raises(genmodel.SpecError, match=r"^model=\[\] must list"):  # it said models=[]
         genmodel.sweep(model=[], hardware="h100-sxm", input_tokens=100, output_tokens=10)
+
+
+def test_a_misspelt_keyword_is_named_with_the_closest() -> None:
+    # it said "estimate_options: 'prefix_hit' is not an option of estimate" and listed 40 names
+    kw = {"input_tokens": 100, "output_tokens": 10}
+    with pytest.raises(
+        genmodel.SpecError, match=r"^prefix_hit=0\.5 is not a keyword .*; did you mean prefix_hit_rate\?"
+    ):
+        genmodel.sweep("llama-3.1-8b", "h100-sxm", prefix_hit=0.5, **kw)
+    with pytest.raises(genmodel.SpecError, match=r"^batch_size=4 .*; did you mean batch\?"):
+        genmodel.sweep("llama-3.1-8b", "h100-sxm", batch_size=4, **kw)

@@ -472,8 +472,13 @@ def load_model(name: str, *, db: str | Path | None = None) -> ModelSpec:
         p = Path(name)
         if name.endswith(".json") or _is_file(p):
             return load_hf_config(p)
-        if _is_dir(p) and _is_file(p / "config.json"):
-            return load_hf_config(p / "config.json", model_id=p.name)
+        if _is_dir(p):
+            if _is_file(p / "config.json"):
+                return load_hf_config(p / "config.json", model_id=p.name)
+            try:  # a folder that happens to bear a model's id is still that id
+                return _load_model_id(check_id("model", name), db)
+            except UnknownEntryError:
+                raise SpecError(f"model={name!r} is a directory with no config.json in it") from None
     return _load_model_id(check_id("model", name), db)
 
 

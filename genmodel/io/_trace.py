@@ -27,12 +27,17 @@ def read_trace(path: str | Path) -> tuple[tuple[float, int, int], ...]:
     """
     where = str(path)
     try:
-        with Path(path).open(newline="", encoding="utf-8") as f:
+        # utf-8-sig: a spreadsheet's byte-order mark; names stripped: "arrival_s, input_tokens"
+        with Path(path).open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in TRACE_COLUMNS if c not in (reader.fieldnames or ())]
+            if reader.fieldnames is None:
+                raise SpecError(f"trace={where}: the file is empty (need a header {','.join(TRACE_COLUMNS)})")
+            reader.fieldnames = [name.strip() for name in reader.fieldnames]
+            missing = [c for c in TRACE_COLUMNS if c not in reader.fieldnames]
             if missing:
                 raise SpecError(
-                    f"trace={where}: column {missing[0]} missing (need {','.join(TRACE_COLUMNS)})"
+                    f"trace={where}: column {missing[0]} missing (need {','.join(TRACE_COLUMNS)}; "
+                    f"the header is {','.join(reader.fieldnames)[:200]!r})"
                 )
             rows = [_row(where, i, r) for i, r in enumerate(reader, start=2)]
     except OSError as exc:

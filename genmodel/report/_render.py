@@ -70,7 +70,9 @@ def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = ()) -> st
 
 
 def format_seconds(s: float) -> str:
-    """Seconds in the most readable unit: 12.3 us, 45.6 ms, 7.89 s."""
+    """Seconds in the most readable unit: 12.3 us, 45.6 ms, 7.89 s; nothing at all is 0 s."""
+    if s == 0:  # no queue wait, no exposed comm: "0.0 us" read as a rounded small time
+        return "0 s"
     if s < MS:
         return f"{s / US:.1f} us"
     if s < 1:
