@@ -29,10 +29,12 @@ def test_the_reference_is_the_h100s_own_measurement() -> None:
     # no measurement (A100, GB300) or one at or above the H100's share (H200 fp8 73.4 %): unchanged
     for device_id in ("h100-sxm", "h200-sxm", "a100-sxm-80gb", "gb300"):
         assert dict(genmodel.load_device(device_id).matmul_scale) == {}, device_id
-    # Blackwell: fp8 at or above the H100's share, bf16 below it (GB200 72.9 %, B200 77.6 %)
+    # Blackwell: fp8 at or above the H100's share, bf16 below it (GB200 72.9 %, B200 77.6 %), and
+    # fp4 below the H100's fp8 share (B200 58.2 %, GB200 55.2 %: the tests below)
     for device_id, share in (("gb200", 0.729), ("b200", 0.776)):
         scale = dict(genmodel.load_device(device_id).matmul_scale)
-        assert scale == pytest.approx({"bf16": share / 0.803}, rel=2e-3), device_id
+        assert scale.keys() == {"bf16", "fp4"}, device_id
+        assert scale["bf16"] == pytest.approx(share / 0.803, rel=2e-3), device_id
 
 
 def test_mi300x_fp8_gemms_and_attention_run_at_its_measured_share() -> None:
@@ -50,6 +52,47 @@ def test_mi300x_fp8_gemms_and_attention_run_at_its_measured_share() -> None:
     # --ideal is the pure roofline: no measured shortfall either
     ideal = Rates.of(d.ideal(), FP8)
     assert ideal.gemm_flops_per_s == pytest.approx(2614.9 * TFLOP)
+
+
+FP4 = Precision(weight_dtype="fp4", act_dtype="fp4", kv_dtype="fp8")
+
+
+def test_b200_fp4_gemms_run_at_cublaslts_mxfp4_share() -> None:
+    """The B200's fp4 figure is cuBLASLt's MXFP4 GEMM at 8,192^3 (DeepGEMM pull request 348):
+    5,239 of 9,000 TFLOPS (58.2 %), against the H100's fp8 share (70.9 %), the reference of the
+    8- and 4-bit GEMM fraction. An NVFP4 GEMM runs at that much less than the datasheet rate times
+    the shared fraction; fp8 (76.3 %) keeps the shared one."""
+    d = genmodel.load_device("b200")
+    scale = (5239 / 9000) / (1402.6 / 1978.9)
+    assert d.matmul_scale["fp4"] == pytest.approx(scale)
+    assert "fp8" not in d.matmul_scale
+    rates = Rates.of(d, FP4)
+    assert rates.gemm_flops_per_s == pytest.approx(
+        9000 * TFLOP * d.efficiency.gemm_low_precision_frac * scale
+    )
+    # ahead of fp8 still, by less than the datasheet's 2x
+    assert 1.5 < rates.gemm_flops_per_s / Rates.of(d, FP8).gemm_flops_per_s < 1.7
+
+
+def test_blackwell_fp4_without_a_measurement_follows_the_b200s_fp4_over_fp8_share() -> None:
+    """GB200 and B300 carry no fp4 measurement; their fp4 figure is derived by one rule: their own
+    measured fp8 share times the B200's fp4 share over its fp8 share (hardware_db/EFFICIENCY.md).
+    GB300 has no fp8 measurement to apply it to, and keeps the shared fractions."""
+    b200 = load_device_yaml("b200").compute
+    assert b200.achievable_tflops is not None and b200.achievable_tflops.fp4 is not None
+    assert b200.achievable_tflops.fp8 is not None and b200.dense_tflops.fp4 is not None
+    ratio = (b200.achievable_tflops.fp4 / b200.dense_tflops.fp4) / (
+        b200.achievable_tflops.fp8 / b200.dense_tflops.fp8
+    )
+    for device_id in ("gb200", "b300"):
+        y = load_device_yaml(device_id).compute
+        assert y.achievable_tflops is not None and y.achievable_tflops.fp4 is not None, device_id
+        assert y.achievable_tflops.fp8 is not None and y.dense_tflops.fp4 is not None
+        share = y.achievable_tflops.fp4 / y.dense_tflops.fp4
+        assert share == pytest.approx(y.achievable_tflops.fp8 / y.dense_tflops.fp8 * ratio, rel=1e-4), (
+            device_id
+        )
+    assert load_device_yaml("gb300").compute.achievable_tflops is None
 
 
 def test_mi325x_sustains_more_of_the_same_peak_than_mi300x() -> None:
