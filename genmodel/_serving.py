@@ -191,7 +191,9 @@ def estimate_serving(
             padded_steps[key] = decode_at(*key)
         return padded_steps[key]
 
-    def point(batch: float) -> ServingPoint:
+    def point(batch: float, whole: float | None = None) -> ServingPoint:
+        """The steady state at ``batch``, its decode-only steps holding ``whole`` where the clients
+        stay in step (:meth:`Wave.decode_only_batch`; None: the cap, every client it admits)."""
         if batch not in steps:
             step = steps[batch] = decode_at(batch)
             step_s, padded = decode_steps(padded_at, batch, pads, step)  # (graphs padded)
@@ -201,7 +203,9 @@ def estimate_serving(
             if busy < 1:
                 idle_tokens, forced = idle_ranks(batch, False)
                 step_s -= _group_s(step) - _group_s(decode_at(batch * busy + idle_tokens))
-            step_times[batch] = eager_decode_steps(wave, model, plan, batch, step_s, eager_s)
+            whole = cap if whole is None else whole
+            graphed = batch if wave is None else wave.decode_only_batch(batch, whole)  # (in step: all)
+            step_times[batch] = eager_decode_steps(wave, model, plan, graphed, step_s, eager_s)
             if forced:
                 step_times[batch] = max(step_times[batch], eager_s)
             # the prompts' groups, their mixed steps, and a step with prompts at least an eager one
@@ -304,7 +308,8 @@ def estimate_serving(
     decode_s = think_s + (output_tokens - 1) * itl_s + prefill_s - eager_prefill_s  # (of a cycle)
     args = (clients, most / plan.dp, (input_tokens, output_tokens), decode_s, queued_s + release_s)
     past_mean = kv_limited  # (the clients outnumber what the pool holds at their mean progress)
-    lock = pool_wait(wave, *args, lambda b: float(point(b).rate_per_s))
+    # (a round that outgrows the pool shrinks its batch as it goes: its mean, rounded up, graphed)
+    lock = pool_wait(wave, *args, lambda b: float(point(b, b).rate_per_s))
     if lock is not None:
         (queued_s, rate, decoding), release_s, kv_limited, past_mean = lock, 0.0, True, False
     # at the KV limit, a pool that retracts to the end of its queue, or (past the mean) preempts

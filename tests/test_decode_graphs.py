@@ -3,6 +3,8 @@ harness configurations of the bundled rows, and what a batch without a graph cos
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import genmodel
@@ -134,6 +136,36 @@ def test_the_closed_forms_wave_graphs_as_the_engine_does() -> None:
         *range(129, 140),
     ]
     assert not Wave.of(engine_preset("vllm"), client).eager_decode(512, 1)
+
+
+@pytest.mark.parametrize("clients", [64, 128])
+def test_clients_in_step_at_a_captured_batch_decode_at_its_graph(clients: int) -> None:
+    """TensorRT-LLM's server defaults capture decode batches 1-32, 64 and 128. Clients of fixed
+    lengths stay in step: a decode-only step holds every group of them (64 or 128) and replays the
+    graph, the steps holding prompts run eagerly apart. The closed form's mean running batch falls
+    below the clients by those steps and the replies (63 of 64), and deciding the graph at the mean
+    sent every decode step to the eager floor: TPOT 26 ms against the simulation's 3.7 ms (64) and
+    4.4 ms (128)."""
+    kw: dict[str, Any] = {
+        "tp": 2,
+        "concurrency": clients,
+        "input_tokens": 128,
+        "output_tokens": 128,
+        "weight_dtype": "fp8",
+        "act_dtype": "fp8",
+        "engine": "trtllm",
+    }
+    sim = genmodel.estimate("llama-3.1-8b", "h200-sxm", serving="simulated", **kw)
+    closed = genmodel.estimate("llama-3.1-8b", "h200-sxm", serving="closed-form", **kw)
+    assert sim.tpot_s < 6e-3  # (the simulation replays the graph: far below the eager floor)
+    assert closed.tpot_s / sim.tpot_s == pytest.approx(1.0, abs=0.5)
+
+
+def test_a_decode_only_step_holds_every_client_in_step_and_the_mean_out_of_step() -> None:
+    client = BenchmarkClient(requests_per_client=10, warmup_requests=1)
+    trt = engine_preset("trtllm")
+    assert Wave.of(trt, client).decode_only_batch(63.0, 64.0) == 64.0
+    assert Wave.of(trt, client, in_step=False).decode_only_batch(63.0, 64.0) == 63.0
 
 
 @pytest.mark.parametrize("tp", [1, 2, 4, 8])
