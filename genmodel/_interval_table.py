@@ -48,9 +48,9 @@ TABLE: dict[str, Any] = {
             "static/amd-cdna3": 0.8387,
             "static/huawei-ascend": 0.8571,
             "static/nvidia-ampere": 0.8,
-            "static/nvidia-blackwell": 0.6667,
-            "static/nvidia-hopper": 0.9286,
-            "static/nvidia-orin": 1.0,
+            "static/nvidia-blackwell": 0.8333,
+            "static/nvidia-hopper": 0.8571,
+            "static/nvidia-orin": 0.875,
         },
         "by_kind": {
             "n/serving/amd-cdna4/moe": 20,
@@ -99,8 +99,8 @@ TABLE: dict[str, Any] = {
             "serving/nvidia-hopper/moe/ttft_s": 0.8333,
         },
         "calibrated": {"n/serving": 364, "n/static": 77, "serving": 0.8132, "static": 0.8442},
-        "datasheet": {"n/serving": 364, "n/static": 77, "serving": 0.8709, "static": 0.8052},
-        "transferred": {"n/serving": 188, "n/static": 65, "serving": 0.8457, "static": 0.8154},
+        "datasheet": {"n/serving": 364, "n/static": 77, "serving": 0.8819, "static": 0.8052},
+        "transferred": {"n/serving": 188, "n/static": 65, "serving": 0.8511, "static": 0.8154},
     },
     "measured": {
         "serving": [
@@ -134,11 +134,11 @@ TABLE: dict[str, Any] = {
     "min_family_cases": 20,
     "residuals": {
         "closed-form/output_tokens_per_s/nvidia-blackwell/dense": (
-            "-0.2243 -0.2163 -0.1893 -0.0880 -0.0699 -0.0386 -0.0252 0.0114 "
+            "-0.2222 -0.1893 -0.1790 -0.0869 -0.0699 -0.0386 -0.0252 0.0114 "
         ),
         "closed-form/output_tokens_per_s/nvidia-blackwell/moe": (
-            "-0.7361 -0.4937 -0.2368 -0.1500 -0.1265 -0.1247 -0.0534 -0.0233 -0.0100 0.0622 0.0647 0.0755 "
-            "0.0884 0.1053 0.3255 0.5937 "
+            "-0.7360 -0.4937 -0.2368 -0.1500 -0.1265 -0.1247 -0.0534 -0.0233 -0.0100 0.0622 0.0647 0.0755 "
+            "0.0884 0.1053 0.3255 0.5939 "
         ),
         "closed-form/output_tokens_per_s/nvidia-hopper/dense": (
             "-0.1792 -0.1359 -0.0395 -0.0388 -0.0159 -0.0111 0.0546 0.0587 0.0907 0.1804 0.6236 0.8512 "
@@ -150,11 +150,11 @@ TABLE: dict[str, Any] = {
         "closed-form/tpot_s/amd-cdna4/moe": ("-0.0751 -0.0364 0.0190 0.1338 0.3626 "),
         "closed-form/tpot_s/nvidia-ampere/dense": ("-0.1312 -0.1141 0.2620 "),
         "closed-form/tpot_s/nvidia-blackwell/dense": (
-            "-0.0032 0.0254 0.0387 0.0700 0.0830 0.1833 0.2178 0.2273 "
+            "-0.0032 0.0254 0.0387 0.0700 0.0822 0.1833 0.1945 0.2160 "
         ),
         "closed-form/tpot_s/nvidia-blackwell/moe": (
-            "-0.6229 -0.3461 -0.1060 -0.0894 -0.0882 -0.0772 -0.0650 0.0105 0.0115 0.0175 0.0683 0.1171 "
-            "0.1424 0.2262 0.4048 0.4345 "
+            "-0.6230 -0.3461 -0.1060 -0.0894 -0.0882 -0.0772 -0.0650 0.0105 0.0115 0.0175 0.0683 0.1171 "
+            "0.1424 0.2262 0.4047 0.4345 "
         ),
         "closed-form/tpot_s/nvidia-hopper/dense": (
             "-0.9100 -0.7088 -0.2002 -0.1674 -0.0871 -0.0546 -0.0541 -0.0364 -0.0012 0.0137 0.0279 0.0398 "
@@ -167,11 +167,11 @@ TABLE: dict[str, Any] = {
         "closed-form/ttft_s/amd-cdna4/moe": ("0.5133 0.5606 0.7806 0.9547 1.0765 "),
         "closed-form/ttft_s/nvidia-ampere/dense": ("-0.1434 -0.0209 -0.0091 "),
         "closed-form/ttft_s/nvidia-blackwell/dense": (
-            "-0.1982 -0.0748 -0.0734 -0.0515 0.0548 0.4992 0.5946 0.7102 "
+            "-0.2102 -0.1982 -0.0734 -0.0515 0.0548 0.4730 0.5946 0.6811 "
         ),
         "closed-form/ttft_s/nvidia-blackwell/moe": (
-            "-0.2005 0.1262 0.1475 0.1875 0.3159 0.3860 0.4697 0.5008 0.5348 0.5466 0.6621 1.6044 "
-            "2.2455 2.7389 2.9183 3.2001 "
+            "-0.2005 0.1262 0.1475 0.1841 0.3159 0.3860 0.4697 0.5008 0.5348 0.5466 0.6621 1.6044 "
+            "2.2455 2.7389 2.9165 3.2001 "
         ),
         "closed-form/ttft_s/nvidia-hopper/dense": (
             "-0.8038 -0.4526 -0.3563 -0.3366 -0.2436 -0.1794 -0.1782 -0.0991 -0.0654 0.3081 0.3530 0.4080 "
@@ -182,11 +182,11 @@ TABLE: dict[str, Any] = {
             "0.7917 0.8677 0.8948 1.0287 1.1841 1.2217 "
         ),
         "simulated/output_tokens_per_s/nvidia-blackwell/dense": (
-            "-0.2325 -0.2181 -0.2063 -0.0919 -0.0789 -0.0389 -0.0257 0.0092 "
+            "-0.2307 -0.2063 -0.1810 -0.0910 -0.0789 -0.0389 -0.0257 0.0092 "
         ),
         "simulated/output_tokens_per_s/nvidia-blackwell/moe": (
-            "-0.7427 -0.5056 -0.2405 -0.1503 -0.1279 -0.1262 -0.0530 -0.0234 -0.0105 0.0490 0.0646 0.0744 "
-            "0.0880 0.1043 0.3254 0.5927 "
+            "-0.7426 -0.5056 -0.2405 -0.1503 -0.1279 -0.1262 -0.0530 -0.0234 -0.0105 0.0490 0.0646 0.0744 "
+            "0.0880 0.1043 0.3254 0.5929 "
         ),
         "simulated/output_tokens_per_s/nvidia-hopper/dense": (
             "-0.2471 -0.2065 -0.1566 -0.0565 -0.0416 -0.0131 0.0293 0.0603 0.0889 0.1790 0.4728 0.7114 "
@@ -198,10 +198,10 @@ TABLE: dict[str, Any] = {
         "simulated/tpot_s/amd-cdna4/moe": ("-0.0637 -0.0337 0.0203 0.1351 0.3609 "),
         "simulated/tpot_s/nvidia-ampere/dense": ("-0.1524 -0.1129 -0.0228 "),
         "simulated/tpot_s/nvidia-blackwell/dense": (
-            "-0.0006 0.0261 0.0390 0.0799 0.0869 0.2015 0.2263 0.2295 "
+            "-0.0006 0.0261 0.0390 0.0799 0.0862 0.1969 0.2015 0.2249 "
         ),
         "simulated/tpot_s/nvidia-blackwell/moe": (
-            "-0.6217 -0.3460 -0.1050 -0.0890 -0.0761 -0.0745 -0.0649 0.0111 0.0117 0.0171 0.0698 0.1186 "
+            "-0.6218 -0.3460 -0.1050 -0.0890 -0.0761 -0.0745 -0.0649 0.0111 0.0117 0.0171 0.0698 0.1186 "
             "0.1396 0.2301 0.4117 0.4473 "
         ),
         "simulated/tpot_s/nvidia-hopper/dense": (
@@ -215,11 +215,11 @@ TABLE: dict[str, Any] = {
         "simulated/ttft_s/amd-cdna4/moe": ("0.4501 0.5158 0.6302 0.8097 0.9169 "),
         "simulated/ttft_s/nvidia-ampere/dense": ("-0.1386 -0.0282 -0.0227 "),
         "simulated/ttft_s/nvidia-blackwell/dense": (
-            "-0.2043 -0.1562 -0.0810 -0.0628 0.0000 0.5074 0.5229 0.6943 "
+            "-0.2166 -0.2043 -0.1562 -0.0628 0.0000 0.4792 0.5229 0.6618 "
         ),
         "simulated/ttft_s/nvidia-blackwell/moe": (
-            "-0.2042 0.1240 0.1428 0.1801 0.3682 0.3940 0.4652 0.4957 0.5333 0.5439 0.6551 1.5821 "
-            "2.2432 2.7384 2.9144 3.1989 "
+            "-0.2042 0.1240 0.1428 0.1767 0.3682 0.3940 0.4652 0.4957 0.5333 0.5439 0.6551 1.5821 "
+            "2.2432 2.7384 2.9126 3.1989 "
         ),
         "simulated/ttft_s/nvidia-hopper/dense": (
             "-0.8054 -0.4202 -0.3575 -0.3282 -0.3154 -0.2426 -0.2392 -0.0454 0.1132 0.3438 0.3598 0.4075 "
@@ -230,24 +230,24 @@ TABLE: dict[str, Any] = {
             "0.7694 0.7726 1.0097 1.0339 1.1767 1.2113 "
         ),
         "static/output_tokens_per_s/amd-cdna3/dense": (
-            "-0.6290 -0.6005 -0.5311 -0.4947 -0.4841 -0.4509 -0.3034 -0.2911 -0.2686 -0.2612 -0.2409 -0.2303 "
-            "-0.2047 -0.1837 -0.1201 -0.1153 -0.0757 -0.0755 -0.0574 -0.0520 -0.0270 -0.0148 -0.0095 0.0663 "
-            "0.0879 0.1291 0.1651 0.2555 0.2887 "
+            "-0.6290 -0.6216 -0.5477 -0.5263 -0.4841 -0.4783 -0.3090 -0.3034 -0.2944 -0.2911 -0.2409 -0.2303 "
+            "-0.2295 -0.1837 -0.1444 -0.1153 -0.0996 -0.0813 -0.0758 -0.0755 -0.0590 -0.0510 -0.0386 -0.0198 "
+            "0.0213 0.0425 0.1477 0.1581 0.1807 "
         ),
-        "static/output_tokens_per_s/amd-cdna3/moe": ("0.2336 0.3583 "),
+        "static/output_tokens_per_s/amd-cdna3/moe": ("0.1513 0.2794 "),
         "static/output_tokens_per_s/nvidia-ampere/dense": ("0.0945 0.2500 "),
-        "static/output_tokens_per_s/nvidia-blackwell/dense": ("-0.1238 -0.0711 -0.0649 -0.0045 "),
-        "static/output_tokens_per_s/nvidia-hopper/dense": ("-0.0878 0.1097 0.1124 0.1667 0.1883 0.2456 "),
-        "static/tpot_s/huawei-ascend/moe": ("-0.3543 -0.0149 0.3566 "),
-        "static/tpot_s/nvidia-blackwell/moe": ("0.2153 0.3709 0.4027 "),
+        "static/output_tokens_per_s/nvidia-blackwell/dense": ("0.0361 0.1291 0.1353 0.1553 "),
+        "static/output_tokens_per_s/nvidia-hopper/dense": ("-0.0878 0.1097 0.1124 0.1300 0.1883 0.2456 "),
+        "static/tpot_s/huawei-ascend/moe": ("-0.3018 0.0037 0.3632 "),
+        "static/tpot_s/nvidia-blackwell/moe": ("0.2185 0.3544 0.3741 "),
         "static/tpot_s/nvidia-hopper/dense": ("-0.1286 "),
-        "static/tpot_s/nvidia-hopper/moe": ("0.0743 "),
+        "static/tpot_s/nvidia-hopper/moe": ("0.0976 "),
         "static/tpot_s/nvidia-orin/dense": ("-0.2366 -0.2291 -0.1485 -0.1457 0.1195 0.2704 0.3754 "),
-        "static/ttft_s/huawei-ascend/moe": ("-0.0330 -0.0079 0.1071 0.1292 "),
-        "static/ttft_s/nvidia-ampere/dense": ("-0.1394 -0.1235 0.0495 "),
-        "static/ttft_s/nvidia-blackwell/moe": ("-0.2708 -0.1007 0.3330 0.3656 0.3656 "),
-        "static/ttft_s/nvidia-hopper/dense": ("-0.1508 -0.0210 "),
-        "static/ttft_s/nvidia-hopper/moe": ("-0.0924 -0.0448 0.1009 0.1203 "),
+        "static/ttft_s/huawei-ascend/moe": ("-0.0316 -0.0064 0.1084 0.1306 "),
+        "static/ttft_s/nvidia-ampere/dense": ("-0.1394 -0.1235 0.0511 "),
+        "static/ttft_s/nvidia-blackwell/moe": ("-0.2704 -0.1196 0.1979 0.2268 0.3675 "),
+        "static/ttft_s/nvidia-hopper/dense": ("-0.1508 -0.0152 "),
+        "static/ttft_s/nvidia-hopper/moe": ("-0.0906 -0.0430 0.1029 0.1221 "),
         "static/ttft_s/nvidia-orin/dense": ("-0.1161 "),
     },
     "source": "validation/validation_public.csv, static cases leave-one-source-out",
@@ -255,8 +255,8 @@ TABLE: dict[str, Any] = {
         "serving/calibrated": 0.85,
         "serving/datasheet": 1.25,
         "serving/transferred": 1.25,
-        "static/calibrated": 0.95,
-        "static/datasheet": 1.55,
-        "static/transferred": 1.5,
+        "static/calibrated": 1.0,
+        "static/datasheet": 1.65,
+        "static/transferred": 1.65,
     },
 }
