@@ -192,23 +192,25 @@ def _clients_at(
     array's other points). tests/test_closedqueue.py compares the two."""
     import numpy as np
 
-    n = start
+    n = np.asarray(start, dtype=float)  # (a number as a NumPy one: its comparisons NumPy's bools)
     a = rate * (think_s + prefill_s + step_part) + b
     c = rate * step_part + b * busy
     k = rate * prefill_s * busy / 2
     free = 1 - busy
     done: Any = False  # (each point stops where it has converged: its own numbers, in any array)
-    failed: Any = False
+    # (the iterates of a point that holds never rise, nor fall below one client: below one at the
+    # start, it is one for the plain iterates)
+    failed: Any = ~(n >= 1)
     for _ in range(500):
         q = 1 / n
         d = free + busy * q
         phi = (a - c * q + k * (1 - q) / d) * q - 1
         slope = a - 2 * c * q + k * (free - 2 * free * q - busy * q * q) / (d * d)
         nxt = 1 / (q - phi / slope)
-        inside = (slope > 0) & (nxt >= 1) & (n >= 1)
-        near = inside & (np.abs(nxt - n) <= 1e-10 * np.abs(n))
-        failed = failed | ~(near | (inside & (nxt <= n)) | done)
-        n, done = np.where(done | failed, n, nxt), done | near | failed
+        # (a step that holds falls, or stays within 1e-10 of N where rounding has it rise)
+        failed = failed | ~((slope > 0) & (nxt >= 1) | done)
+        frozen = done | failed
+        n, done = np.where(frozen, n, nxt), frozen | (n - nxt <= 1e-10 * n)
         if np.all(done):
             break
     if np.any(failed):  # (the plain iterates, for the points Newton's step does not hold)
