@@ -307,12 +307,12 @@ class _Footprint:
         shared = min(extras.shared_prefix_tokens, input_tokens) // block * block  # whole blocks only
         own = paged_tokens(context - shared, block)  # tokens each sequence keeps for itself
 
-        made: dict[tuple[int, int, int], float] = {}  # (a sequence without a shared prefix: twice)
+        made: dict[tuple[bool, int, int], float] = {}  # (a sequence without a shared prefix: twice)
 
         def kv_of(m: ModelSpec, tokens: int, pp: int = 1) -> float:
             if not tokens:  # (no shared prefix: no bytes, as the sum over no tokens gives)
                 return 0.0
-            key = (id(m), tokens, pp)
+            key = (m is model, tokens, pp)  # (the model's or the draft's)
             if key not in made:
                 scale = extras.kv_scale if m is model else 1.0
                 made[key] = scale * float(
