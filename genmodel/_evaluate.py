@@ -273,7 +273,9 @@ def _add_rows(totals: list[Any], compute: list[Any], memory: list[Any]) -> list[
         bound = c >= m
         for i, stack in enumerate((c, m, np.where(bound, c, 0.0), np.where(bound, 0.0, m))):
             so_far = totals[i]
-            totals[i] = _sum_rows(stack if so_far is None else np.concatenate((so_far[None], stack)))
+            if so_far is not None:  # (its first row plus the sums so far: the sum of the two as
+                stack[0] += so_far  # the rows after them add to it, without stacking them anew)
+            totals[i] = _sum_rows(stack)
     return totals
 
 

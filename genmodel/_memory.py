@@ -307,20 +307,29 @@ class _Footprint:
         shared = min(extras.shared_prefix_tokens, input_tokens) // block * block  # whole blocks only
         own = paged_tokens(context - shared, block)  # tokens each sequence keeps for itself
 
-        def kv_of(m: ModelSpec, tokens: int, **split: int) -> float:
-            scale = extras.kv_scale if m is model else 1.0
-            return scale * float(kv_bytes_per_sequence(m, precision, tokens, tp=plan.tp, cp=plan.cp, **split))
+        made: dict[tuple[bool, int, int], float] = {}  # (a sequence without a shared prefix: twice)
 
-        def kv_parts(m: ModelSpec, **split: int) -> tuple[float, float, float | None]:
+        def kv_of(m: ModelSpec, tokens: int, pp: int = 1) -> float:
+            if not tokens:  # (no shared prefix: no bytes, as the sum over no tokens gives)
+                return 0.0
+            key = (m is model, tokens, pp)  # (the model's or the draft's)
+            if key not in made:
+                scale = extras.kv_scale if m is model else 1.0
+                made[key] = scale * float(
+                    kv_bytes_per_sequence(m, precision, tokens, tp=plan.tp, cp=plan.cp, pp=pp)
+                )
+            return made[key]
+
+        def kv_parts(m: ModelSpec, pp: int = 1) -> tuple[float, float, float | None]:
             """(KV bytes of the shared prefix, of a sequence with it, of the recent window)."""
             window = extras.offload.kv_window
             recent = None
             if window is not None and window < context:
-                recent = kv_of(m, paged_tokens(window, block), **split)
-            return kv_of(m, shared, **split), kv_of(m, shared + own, **split), recent
+                recent = kv_of(m, paged_tokens(window, block), pp)
+            return kv_of(m, shared, pp), kv_of(m, shared + own, pp), recent
 
-        self.kv_model = kv_parts(model, pp=plan.pp)
-        per_sequence = kv_of(model, paged_tokens(context, block), pp=plan.pp)
+        self.kv_model = kv_parts(model, plan.pp)
+        per_sequence = kv_of(model, paged_tokens(context, block), plan.pp)
         draft = extras.draft
         self.kv_draft: tuple[float, float, float | None] | None = None
         if draft is not None:

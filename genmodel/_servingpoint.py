@@ -174,13 +174,62 @@ def _clients_at(
     start: Num, prefill_s: Num, b: Num, rate: Num, busy: Num, step_part: Num, think_s: Num
 ) -> Num:
     """The clients N that hold the point (:func:`_point`'s N = X (Z + P + W(N)) + B (1 - rho/N)),
-    iterated down from ``start`` (one that holds at least as many: the open queue's): the map is
-    increasing in N, so the iterates fall to its largest fixed point below ``start``, to 1e-10 of
-    N (at 1e-14 the plan search spent a third more iterations for digits no figure shows)."""
+    from ``start`` (one that holds at least as many: the open queue's) down to the largest N the
+    point holds below it, to 1e-10 of N (at 1e-14 the plan search spent a third more iterations
+    for digits no figure shows).
+
+    The map g(N) on the right is increasing in N, so its plain iterates (:func:`_clients_plain`)
+    fall to that fixed point; Newton's steps get there in a third of the iterations. In q = 1/N
+    (N >= 1), with a = X (Z + P + s) + B, c = X s + B rho (s the step under way's part,
+    ``step_part``) and k = X P rho / 2, N = g(N) reads
+    phi(q) = a q - c q^2 + k q (1 - q) / (1 - rho + rho q) - 1 = 0, and phi is concave for rho < 1
+    (the last term's second derivative is -2 (1 - rho) k / (1 - rho + rho q)^3): Newton's step
+    from a q where phi <= 0 (an N above the fixed point) lands at most at the smallest root above
+    q (the tangent lies above phi), so it never passes the fixed point the plain iterates fall to.
+    A point below one client, or whose step would leave 1 <= N' <= N (no root at q <= 1: the
+    plain iterates fall below one client), or whose slope is not positive, is iterated the plain
+    way from ``start`` instead, as before (each point's own choice: its figures whatever the
+    array's other points). tests/test_closedqueue.py compares the two."""
+    import numpy as np
+
+    n = np.asarray(start, dtype=float)  # (a number as a NumPy one: its comparisons NumPy's bools)
+    a = rate * (think_s + prefill_s + step_part) + b
+    c = rate * step_part + b * busy
+    k = rate * prefill_s * busy / 2
+    free = 1 - busy
+    done: Any = False  # (each point stops where it has converged: its own numbers, in any array)
+    # (the iterates of a point that holds never rise, nor fall below one client: below one at the
+    # start, it is one for the plain iterates)
+    failed: Any = ~(n >= 1)
+    for _ in range(500):
+        q = 1 / n
+        d = free + busy * q
+        phi = (a - c * q + k * (1 - q) / d) * q - 1
+        slope = a - 2 * c * q + k * (free - 2 * free * q - busy * q * q) / (d * d)
+        nxt = 1 / (q - phi / slope)
+        # (a step that holds falls, or stays within 1e-10 of N where rounding has it rise)
+        failed = failed | ~((slope > 0) & (nxt >= 1) | done)
+        frozen = done | failed
+        n, done = np.where(frozen, n, nxt), frozen | (n - nxt <= 1e-10 * n)
+        if np.all(done):
+            break
+    if np.any(failed):  # (the plain iterates, for the points Newton's step does not hold)
+        if not np.ndim(n):
+            return _clients_plain(start, prefill_s, b, rate, busy, step_part, think_s)
+        at = np.flatnonzero(failed)
+        values = (start, prefill_s, b, rate, busy, step_part, think_s)
+        n[at] = _clients_plain(*(v[at] if np.ndim(v) else v for v in values))  # type: ignore[index]
+    return n if np.ndim(n) else float(n)
+
+
+def _clients_plain(
+    start: Num, prefill_s: Num, b: Num, rate: Num, busy: Num, step_part: Num, think_s: Num
+) -> Num:
+    """:func:`_clients_at` by the plain iterates of its map, from ``start`` down."""
     import numpy as np
 
     n = start
-    done: Any = False  # (each point stops where it has converged: its own numbers, in any array)
+    done: Any = False
     for _ in range(500):
         nxt = rate * (think_s + prefill_s + _wait_s(n, busy, prefill_s, step_part)) + b * (1 - busy / n)
         n, done = np.where(done, n, nxt), done | (np.abs(nxt - n) <= 1e-10 * np.abs(n))

@@ -58,3 +58,44 @@ def test_a_few_clients_with_long_prompts_queue_as_a_closed_loop() -> None:
     closed = genmodel.estimate("llama-3.1-70b", "b200", serving="closed-form", **kw)  # type: ignore[arg-type]
     assert abs(math.log(closed.ttft_s / sim.ttft_s)) < math.log(3)
     assert closed.tpot_s == pytest.approx(sim.tpot_s, rel=0.25)
+
+
+def test_newtons_steps_find_the_plain_iterations_clients() -> None:
+    """_clients_at (Newton's steps in 1/N) lands on the fixed point the plain iterates of the
+    clients' map fall to, on random points: prefill-bound and decode-bound, one client to
+    thousands, points with no fixed point above one client (the plain iterates' own figures,
+    taken as they are), and a scalar as an array's point."""
+    from genmodel._servingpoint import _clients_at, _clients_plain, _loaded
+
+    rng = np.random.default_rng(7)
+    size = 4000
+    prefill = 10 ** rng.uniform(-3, 1, size)
+    step = 10 ** rng.uniform(-3, -0.5, size)
+    batch = np.floor(10 ** rng.uniform(0, 3.5, size))
+    shared = prefill * rng.uniform(0.2, 1.5, size)
+    think = rng.choice([0.0, 0.01, 0.5], size) * rng.uniform(0, 2, size)
+    rate, busy, step_part = _loaded(prefill, step, batch, 200, shared)
+    many = md1_wait_s(busy, prefill) + step_part
+    a = rate * (think + prefill + many) + batch
+    c = rate * many + batch * busy
+    start = (a + np.sqrt(np.maximum(a * a - 4 * c, 0.0))) / 2
+    args = (start, prefill, batch, rate, busy, step_part, think)
+    newton, plain = _clients_at(*args), _clients_plain(*args)
+    assert np.allclose(newton, plain, rtol=1e-9, atol=0.0)
+    # each point either holds its Newton figure, N = g(N), to the last digits (the plain one to
+    # 1e-10), or (no fixed point above one client) takes the plain iterates' figure as it was
+    held = serving_point(
+        prefill_s=prefill,
+        step_s=step,
+        decode_batch=batch,
+        output_tokens=200,
+        clients=newton,
+        think_s=think,
+        interleaved_s=shared,
+    ).clients
+    settled = np.abs(held / newton - 1) <= 1e-12
+    assert 0.9 < settled.mean() < 1  # (both kinds of point are here)
+    assert (newton[~settled] == plain[~settled]).all()
+    for i in range(0, size, 397):  # one point alone: the array's figure
+        alone = _clients_at(*(float(v[i]) for v in args))
+        assert alone == newton[i]
