@@ -72,11 +72,11 @@ class _Problem:
     serving: str
     engine: str
     tables: StepTables
-    #: (the values over the base, a row's estimate inputs) -> its estimate: every fit starts at the
-    #: same point with the same finite-difference steps, so the leave-one-out refits repeat the
-    #: full fit's first evaluations (and the report repeats the base's and the fit's), each a
-    #: simulation of every serving row
-    done: dict[tuple[object, ...], Estimate] = field(default_factory=dict)
+    #: (the values over the base, a row's estimate inputs, its metric) -> the prediction:
+    #: every fit starts at the same point with the same finite-difference steps, so the
+    #: leave-one-out refits repeat the full fit's first evaluations (and the report repeats the
+    #: base's and the fit's), each a simulation of every serving row
+    done: dict[tuple[object, ...], float] = field(default_factory=dict)
 
     def values(self, u: Sequence[float], names: Sequence[str]) -> dict[str, float]:
         """SI values of the parameters ``names`` at scaled point ``u``."""
@@ -95,15 +95,21 @@ class _Problem:
         """Predictions of the rows (all, or the indices ``rows``) with ``values`` over the base."""
         point = tuple(sorted(values.items()))
         profile = None
+        estimates: dict[tuple[tuple[str, str], ...], Estimate] = {}  # rows of one run: one estimate
         out = []
         for i in range(len(self.rows)) if rows is None else rows:
             row = dict(self.rows[i])
-            key = (point, tuple(sorted((k, v) for k, v in row.items() if k not in _NOT_ESTIMATE)))
+            case = tuple(sorted((k, v) for k, v in row.items() if k not in _NOT_ESTIMATE))
+            key = (point, case, row["metric"])
             if key not in self.done:
-                if profile is None:
-                    profile = self.base.with_values(values, how="fitted") if values else self.base
-                self.done[key] = _estimate_case(row, self.serving, self.engine, self.tables, profile=profile)
-            out.append(float(getattr(self.done[key], row["metric"])))
+                if case not in estimates:
+                    if profile is None:
+                        profile = self.base.with_values(values, how="fitted") if values else self.base
+                    estimates[case] = _estimate_case(
+                        row, self.serving, self.engine, self.tables, profile=profile
+                    )
+                self.done[key] = float(getattr(estimates[case], row["metric"]))
+            out.append(self.done[key])
         return out
 
     def residuals(self, values: Mapping[str, float], rows: Sequence[int] | None = None) -> list[float]:
