@@ -71,7 +71,6 @@ class _Problem:
     start: tuple[float, ...]
     serving: str
     engine: str
-    tables: StepTables
     #: (the values over the base, a row's estimate inputs, its metric) -> the prediction:
     #: every fit starts at the same point with the same finite-difference steps, so the
     #: leave-one-out refits repeat the full fit's first evaluations (and the report repeats the
@@ -95,6 +94,9 @@ class _Problem:
         """Predictions of the rows (all, or the indices ``rows``) with ``values`` over the base."""
         point = tuple(sorted(values.items()))
         profile = None
+        # step-cost tables are per deployment and profile: none outlives the point (kept, each
+        # evaluation's held on to gigabytes)
+        tables = StepTables()
         estimates: dict[tuple[tuple[str, str], ...], Estimate] = {}  # rows of one run: one estimate
         out = []
         for i in range(len(self.rows)) if rows is None else rows:
@@ -105,9 +107,7 @@ class _Problem:
                 if case not in estimates:
                     if profile is None:
                         profile = self.base.with_values(values, how="fitted") if values else self.base
-                    estimates[case] = _estimate_case(
-                        row, self.serving, self.engine, self.tables, profile=profile
-                    )
+                    estimates[case] = _estimate_case(row, self.serving, self.engine, tables, profile=profile)
                 self.done[key] = float(getattr(estimates[case], row["metric"]))
             out.append(self.done[key])
         return out
@@ -334,7 +334,6 @@ def _problem(
         start=tuple(start),
         serving=serving,
         engine=engine,
-        tables=StepTables(),
     )
 
 
