@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,11 @@ class _Problem:
     start: tuple[float, ...]
     serving: str
     engine: str
-    tables: StepTables
+    #: (the values over the base, a row's estimate inputs, its metric) -> the prediction:
+    #: every fit starts at the same point with the same finite-difference steps, so the
+    #: leave-one-out refits repeat the full fit's first evaluations (and the report repeats the
+    #: base's and the fit's), each a simulation of every serving row
+    done: dict[tuple[object, ...], float] = field(default_factory=dict)
 
     def values(self, u: Sequence[float], names: Sequence[str]) -> dict[str, float]:
         """SI values of the parameters ``names`` at scaled point ``u``."""
@@ -88,15 +92,24 @@ class _Problem:
 
     def predict(self, values: Mapping[str, float], rows: Sequence[int] | None = None) -> list[float]:
         """Predictions of the rows (all, or the indices ``rows``) with ``values`` over the base."""
-        profile = self.base.with_values(values, how="fitted") if values else self.base
-        done: dict[tuple[tuple[str, str], ...], Estimate] = {}
+        point = tuple(sorted(values.items()))
+        profile = None
+        # step-cost tables are per deployment and profile: none outlives the point (kept, each
+        # evaluation's held on to gigabytes)
+        tables = StepTables()
+        estimates: dict[tuple[tuple[str, str], ...], Estimate] = {}  # rows of one run: one estimate
         out = []
         for i in range(len(self.rows)) if rows is None else rows:
             row = dict(self.rows[i])
-            key = tuple(sorted((k, v) for k, v in row.items() if k not in _NOT_ESTIMATE))
-            if key not in done:
-                done[key] = _estimate_case(row, self.serving, self.engine, self.tables, profile=profile)
-            out.append(float(getattr(done[key], row["metric"])))
+            case = tuple(sorted((k, v) for k, v in row.items() if k not in _NOT_ESTIMATE))
+            key = (point, case, row["metric"])
+            if key not in self.done:
+                if case not in estimates:
+                    if profile is None:
+                        profile = self.base.with_values(values, how="fitted") if values else self.base
+                    estimates[case] = _estimate_case(row, self.serving, self.engine, tables, profile=profile)
+                self.done[key] = float(getattr(estimates[case], row["metric"]))
+            out.append(self.done[key])
         return out
 
     def residuals(self, values: Mapping[str, float], rows: Sequence[int] | None = None) -> list[float]:
@@ -321,7 +334,6 @@ def _problem(
         start=tuple(start),
         serving=serving,
         engine=engine,
-        tables=StepTables(),
     )
 
 
