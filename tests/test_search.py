@@ -407,7 +407,7 @@ def test_compare_cli() -> None:
 
 
 def test_search_rejects_bad_input() -> None:
-    with pytest.raises(genmodel.SpecError, match="tpot_s=0"):
+    with pytest.raises(genmodel.SpecError, match="tpot_slo_s=0"):  # (named by plan's keyword)
         Slo(tpot_s=0)
     with pytest.raises(genmodel.SpecError, match=r"ttft_quantile=1\.5"):
         Slo(ttft_quantile=1.5)
@@ -713,7 +713,7 @@ def test_vectorised_chunked_candidates_equal_the_scalar_estimate() -> None:
 
 
 def test_chunk_arguments_are_checked() -> None:
-    with pytest.raises(genmodel.SpecError, match="itl_max_s=0"):
+    with pytest.raises(genmodel.SpecError, match="itl_max_slo_s=0"):  # (plan's keyword)
         Slo(itl_max_s=0)
     with pytest.raises(genmodel.SpecError, match="prefill_chunks is empty"):
         genmodel.plan("llama-3.1-8b", "h100-sxm", devices=1, prefill_chunks=[], **W)
