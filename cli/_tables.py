@@ -218,22 +218,12 @@ def _op_cells(op: Any) -> tuple[str, str]:
 
 def ops_records(est: genmodel.Estimate) -> list[dict[str, Any]]:
     """The per-operator breakdown of ``estimate --ops`` for JSON and CSV: one record per phase and
-    operator, per device, SI units (what :func:`ops_table` shows)."""
+    operator, per device, SI units: the rows of :func:`genmodel.report.roofline_points` (what the
+    dashboard's roofline shows), each with its ``phase``."""
     return [
-        {
-            "phase": phase,
-            "operator": o.op.name,
-            "kind": o.op.kind,
-            "flops": float(o.op.flops),
-            "bytes": float(o.op.bytes),
-            "compute_s": float(o.compute_s),
-            "memory_s": float(o.memory_s),
-            "time_s": float(o.time_s),
-            "bound": "compute" if o.compute_s >= o.memory_s else "memory",
-            "flops_per_byte": float(o.arithmetic_intensity) if o.op.bytes else None,
-        }
-        for phase, cost in (("prefill", est.prefill), ("decode", est.decode))
-        for o in cost.ops
+        {"phase": phase, **row}
+        for phase in ("prefill", "decode")
+        for row in genmodel.report.roofline_points(est, phase=phase)
     ]
 
 

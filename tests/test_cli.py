@@ -106,7 +106,7 @@ def test_estimate_ops_in_json_and_csv_are_the_phases_operators() -> None:
         assert o["bound"] == ("compute" if o["compute_s"] >= o["memory_s"] else "memory")
     rows = list(csv.DictReader(io.StringIO(cli_ok([*ESTIMATE, "--ops", "--format", "csv"]))))
     assert [(r["phase"], r["operator"]) for r in rows] == [(o["phase"], o["operator"]) for o in d["ops"]]
-    assert {"flops", "bytes", "compute_s", "memory_s", "time_s", "flops_per_byte"} <= set(rows[0])
+    assert {"flops", "bytes", "compute_s", "memory_s", "time_s", "arithmetic_intensity"} <= set(rows[0])
 
 
 @pytest.mark.parametrize(
